@@ -1,0 +1,234 @@
+//! The byte form of an event: one format byte, then the protobuf `Envelope`.
+//!
+//! The format byte changes only if the envelope itself is replaced by something protobuf cannot
+//! evolve into; new fields and new event types keep it at 1. Unknown fields are skipped and
+//! unknown payloads decode as [`Payload::Unknown`], so an older girok reads a newer log.
+
+use crate::event::{Event, Payload};
+use crate::ids::{EventId, RoomId, UserId};
+use crate::proto::{self, envelope::Payload as Wire};
+use prost::Message;
+
+/// The format byte written in front of every encoded event.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Why bytes read from the log are not an event this girok understands.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty log entry")]
+    Empty,
+    #[error("log entry has format version {0}; this girok reads version {FORMAT_VERSION}")]
+    UnsupportedFormat(u8),
+    #[error("malformed protobuf envelope: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("field `{0}` is not a 16-byte UUID")]
+    InvalidId(&'static str),
+}
+
+/// Encodes an event for the log.
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    let envelope = proto::Envelope {
+        seq: event.seq,
+        commit_time_ms: event.commit_time_ms,
+        event_id: event.id.as_bytes().to_vec(),
+        actor: event
+            .actor
+            .map(|a| a.as_bytes().to_vec())
+            .unwrap_or_default(),
+        r#type: event.type_name().to_owned(),
+        payload: wire_payload(&event.payload),
+    };
+    let mut out = Vec::with_capacity(1 + envelope.encoded_len());
+    out.push(FORMAT_VERSION);
+    // Encoding into a Vec cannot fail: it grows as needed.
+    envelope.encode_raw(&mut out);
+    out
+}
+
+fn wire_payload(payload: &Payload) -> Option<Wire> {
+    Some(match payload {
+        Payload::RoomCreated { room, title } => Wire::RoomCreated(proto::RoomCreated {
+            room_id: room.as_bytes().to_vec(),
+            title: title.clone(),
+        }),
+        Payload::MemberJoined { room, user } => Wire::MemberJoined(proto::MemberJoined {
+            room_id: room.as_bytes().to_vec(),
+            user_id: user.as_bytes().to_vec(),
+        }),
+        Payload::MemberLeft { room, user } => Wire::MemberLeft(proto::MemberLeft {
+            room_id: room.as_bytes().to_vec(),
+            user_id: user.as_bytes().to_vec(),
+        }),
+        Payload::MessageSent {
+            room,
+            body,
+            client_id,
+        } => Wire::MessageSent(proto::MessageSent {
+            room_id: room.as_bytes().to_vec(),
+            body: body.clone(),
+            client_id: client_id.clone().unwrap_or_default(),
+        }),
+        Payload::Unknown { .. } => return None,
+    })
+}
+
+fn envelope(bytes: &[u8]) -> Result<proto::Envelope, DecodeError> {
+    match bytes.split_first() {
+        None => Err(DecodeError::Empty),
+        Some((&FORMAT_VERSION, rest)) => Ok(proto::Envelope::decode(rest)?),
+        Some((&other, _)) => Err(DecodeError::UnsupportedFormat(other)),
+    }
+}
+
+/// Reads only the envelope's type name (for filtering without building the payload).
+pub fn peek_type(bytes: &[u8]) -> Result<String, DecodeError> {
+    Ok(envelope(bytes)?.r#type)
+}
+
+/// Decodes a log entry.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let env = envelope(bytes)?;
+    let id = EventId::from_slice(&env.event_id).ok_or(DecodeError::InvalidId("event_id"))?;
+    let actor = match env.actor.as_slice() {
+        [] => None,
+        raw => Some(UserId::from_slice(raw).ok_or(DecodeError::InvalidId("actor"))?),
+    };
+    let room = |raw: &[u8]| RoomId::from_slice(raw).ok_or(DecodeError::InvalidId("room_id"));
+    let user = |raw: &[u8]| UserId::from_slice(raw).ok_or(DecodeError::InvalidId("user_id"));
+    let payload = match env.payload {
+        Some(Wire::RoomCreated(p)) => Payload::RoomCreated {
+            room: room(&p.room_id)?,
+            title: p.title,
+        },
+        Some(Wire::MemberJoined(p)) => Payload::MemberJoined {
+            room: room(&p.room_id)?,
+            user: user(&p.user_id)?,
+        },
+        Some(Wire::MemberLeft(p)) => Payload::MemberLeft {
+            room: room(&p.room_id)?,
+            user: user(&p.user_id)?,
+        },
+        Some(Wire::MessageSent(p)) => Payload::MessageSent {
+            room: room(&p.room_id)?,
+            body: p.body,
+            client_id: Some(p.client_id).filter(|c| !c.is_empty()),
+        },
+        None => Payload::Unknown {
+            type_name: env.r#type,
+        },
+    };
+    Ok(Event {
+        seq: env.seq,
+        commit_time_ms: env.commit_time_ms,
+        id,
+        actor,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(payload: Payload) -> Event {
+        Event {
+            seq: 42,
+            commit_time_ms: 1_700_000_000_123,
+            id: EventId::new_v7(),
+            actor: Some(UserId::new_v7()),
+            payload,
+        }
+    }
+
+    #[test]
+    fn every_payload_round_trips() {
+        let room = RoomId::new_v7();
+        let payloads = [
+            Payload::RoomCreated {
+                room,
+                title: "general".into(),
+            },
+            Payload::MemberJoined {
+                room,
+                user: UserId::new_v7(),
+            },
+            Payload::MemberLeft {
+                room,
+                user: UserId::new_v7(),
+            },
+            Payload::MessageSent {
+                room,
+                body: "héllo".into(),
+                client_id: Some("c-1".into()),
+            },
+            Payload::MessageSent {
+                room,
+                body: "no key".into(),
+                client_id: None,
+            },
+        ];
+        for payload in payloads {
+            let event = sample(payload);
+            assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn system_actor_is_empty() {
+        let mut event = sample(Payload::RoomCreated {
+            room: RoomId::new_v7(),
+            title: "t".into(),
+        });
+        event.actor = None;
+        assert_eq!(decode_event(&encode_event(&event)).unwrap().actor, None);
+    }
+
+    #[test]
+    fn unknown_fields_and_payloads_are_tolerated() {
+        // A newer writer: an unknown payload (field 99, length-delimited) and an unknown
+        // varint field (50) beside the known envelope fields.
+        let known = proto::Envelope {
+            seq: 7,
+            commit_time_ms: 5,
+            event_id: EventId::new_v7().as_bytes().to_vec(),
+            actor: vec![],
+            r#type: "feed.post.created".into(),
+            payload: None,
+        };
+        let mut bytes = vec![FORMAT_VERSION];
+        known.encode_raw(&mut bytes);
+        bytes.extend_from_slice(&[(99 << 3 | 2) as u8 & 0x7f | 0x80, 0x06, 3, b'a', b'b', b'c']);
+        bytes.extend_from_slice(&[(50 << 3) as u8 & 0x7f | 0x80, 0x03, 1]);
+        let event = decode_event(&bytes).unwrap();
+        assert_eq!(event.seq, 7);
+        assert_eq!(
+            event.payload,
+            Payload::Unknown {
+                type_name: "feed.post.created".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_not_panics() {
+        assert!(matches!(decode_event(&[]), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode_event(&[9, 1, 2]),
+            Err(DecodeError::UnsupportedFormat(9))
+        ));
+        assert!(matches!(
+            decode_event(&[FORMAT_VERSION, 0xff, 0xff]),
+            Err(DecodeError::Protobuf(_))
+        ));
+        let mut short_id = vec![FORMAT_VERSION];
+        proto::Envelope {
+            event_id: vec![1, 2, 3],
+            ..Default::default()
+        }
+        .encode_raw(&mut short_id);
+        assert!(matches!(
+            decode_event(&short_id),
+            Err(DecodeError::InvalidId("event_id"))
+        ));
+    }
+}
