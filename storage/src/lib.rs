@@ -1,1 +1,28 @@
-//! placeholder
+//! girok-storage: everything girok keeps on disk, in one fjall database per data directory.
+//!
+//! The heart is the log: an append-only keyspace of `seq (u64 big-endian) -> encoded event`.
+//! All appends go through one writer thread ([`writer`]) that batches concurrent submitters
+//! (group commit): a batch's log entries and write-model updates are committed atomically and
+//! made durable with one fsync before any submitter in it is acknowledged. What a command *means*
+//! is decided by the caller's [`Stager`] (the engine's sequencer); this crate only guarantees
+//! atomicity, ordering, gap-free seqs and durability. Readers follow the durable head through
+//! [`HeadSignal`] and read ranges of the log.
+
+mod error;
+mod head;
+mod metrics;
+mod store;
+mod tables;
+mod txn;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use head::HeadSignal;
+pub use metrics::StorageMetrics;
+pub use store::{Durability, LogStats, Store, StoreConfig};
+pub use tables::Table;
+pub use txn::Txn;
+pub use writer::{Appender, Stager, WriterConfig, WriterHandle};
+
+/// A position in the log (re-exported for callers that do not depend on girok-schemas).
+pub type Seq = u64;

@@ -1,0 +1,50 @@
+//! The durable head of the log, observable from threads (blocking, with a timeout) and from
+//! async tasks. The writer moves it only after a batch is durable, so a reader that stays at or
+//! below the head never sees an entry that a crash could take back.
+
+use crate::Seq;
+use parking_lot::{Condvar, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The highest durable seq (0 while the log is empty).
+pub struct HeadSignal {
+    head: Mutex<Seq>,
+    changed: Condvar,
+    watch: watch::Sender<Seq>,
+}
+
+impl HeadSignal {
+    pub(crate) fn new(head: Seq) -> Self {
+        Self {
+            head: Mutex::new(head),
+            changed: Condvar::new(),
+            watch: watch::Sender::new(head),
+        }
+    }
+
+    pub(crate) fn advance(&self, head: Seq) {
+        *self.head.lock() = head;
+        self.changed.notify_all();
+        self.watch.send_replace(head);
+    }
+
+    /// The current durable head.
+    pub fn get(&self) -> Seq {
+        *self.head.lock()
+    }
+
+    /// Blocks until the head exceeds `seen` or `timeout` passes; returns the head.
+    pub fn wait_past(&self, seen: Seq, timeout: Duration) -> Seq {
+        let mut head = self.head.lock();
+        if *head <= seen {
+            self.changed.wait_for(&mut head, timeout);
+        }
+        *head
+    }
+
+    /// An async receiver of head changes.
+    pub fn subscribe(&self) -> watch::Receiver<Seq> {
+        self.watch.subscribe()
+    }
+}

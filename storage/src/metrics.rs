@@ -1,0 +1,65 @@
+//! Storage metrics in Prometheus form: appends, batch sizes and fsync latency.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Counters and histograms the log writer updates once per batch.
+pub struct StorageMetrics {
+    pub appends: Counter,
+    pub batches: Counter,
+    pub rejected: Counter,
+    pub batch_commands: Histogram,
+    pub fsync_seconds: Histogram,
+    pub head: Gauge,
+}
+
+impl Default for StorageMetrics {
+    fn default() -> Self {
+        Self {
+            appends: Counter::default(),
+            batches: Counter::default(),
+            rejected: Counter::default(),
+            batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            head: Gauge::default(),
+        }
+    }
+}
+
+impl StorageMetrics {
+    /// Registers every metric under `girok_log_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "girok_log_appends",
+            "Events appended to the log",
+            self.appends.clone(),
+        );
+        registry.register(
+            "girok_log_batches",
+            "Group-commit batches written",
+            self.batches.clone(),
+        );
+        registry.register(
+            "girok_log_rejected_commands",
+            "Commands the sequencer refused (nothing appended)",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "girok_log_batch_commands",
+            "Commands per group-commit batch",
+            self.batch_commands.clone(),
+        );
+        registry.register(
+            "girok_log_fsync_seconds",
+            "Time to make one batch durable (fdatasync in sync mode, flush to the OS in buffered mode)",
+            self.fsync_seconds.clone(),
+        );
+        registry.register(
+            "girok_log_head_seq",
+            "Highest durable sequence number",
+            self.head.clone(),
+        );
+    }
+}

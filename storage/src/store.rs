@@ -1,0 +1,196 @@
+//! The fjall database of one data directory: opening it, the keyspace handles, reading the log
+//! and the write model. Writing goes through [`crate::writer`] only.
+
+use crate::head::HeadSignal;
+use crate::metrics::StorageMetrics;
+use crate::tables::Table;
+use crate::{Error, Result, Seq};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How hard an acknowledged write is guaranteed to have hit the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fdatasync once per batch before acknowledging: an acked write survives a process crash,
+    /// an OS crash and a power loss.
+    #[default]
+    Sync,
+    /// Written to the OS once per batch before acknowledging, never fsynced by girok: an acked
+    /// write survives a crash of girok itself (`kill -9`), but an OS crash or power loss can
+    /// lose the last writes the kernel had not flushed yet (typically up to ~30 s).
+    Buffered,
+}
+
+impl Durability {
+    pub(crate) fn persist_mode(self) -> PersistMode {
+        match self {
+            Durability::Sync => PersistMode::SyncData,
+            Durability::Buffered => PersistMode::Buffer,
+        }
+    }
+}
+
+/// Where and how to open the database.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl StoreConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            durability: Durability::Sync,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What `girok log stats` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogStats {
+    pub first_seq: Option<Seq>,
+    pub last_seq: Option<Seq>,
+    pub disk_bytes: u64,
+}
+
+/// An open data directory. Shared (`Arc`) between the writer thread and all readers.
+pub struct Store {
+    db: Database,
+    tables: Vec<Keyspace>,
+    head: HeadSignal,
+    metrics: StorageMetrics,
+    config: StoreConfig,
+}
+
+impl Store {
+    /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
+    pub fn open(config: StoreConfig) -> Result<Arc<Store>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = Database::builder(&config.data_dir)
+            .cache_size(config.cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
+                other => Error::Fjall(other),
+            })?;
+        let tables = Table::ALL
+            .iter()
+            .map(|t| db.keyspace(t.name(), KeyspaceCreateOptions::default))
+            .collect::<fjall::Result<Vec<_>>>()?;
+        let mut store = Store {
+            db,
+            tables,
+            head: HeadSignal::new(0),
+            metrics: StorageMetrics::default(),
+            config,
+        };
+        let head = store.last_seq()?.unwrap_or(0);
+        store.head = HeadSignal::new(head);
+        store.metrics.head.set(head as i64);
+        tracing::info!(dir = %store.config.data_dir.display(), head, "store opened");
+        Ok(Arc::new(store))
+    }
+
+    pub(crate) fn keyspace(&self, table: Table) -> &Keyspace {
+        &self.tables[table.index()]
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The durable head and its change notifications.
+    pub fn head(&self) -> &HeadSignal {
+        &self.head
+    }
+
+    /// Metrics updated by the writer.
+    pub fn metrics(&self) -> &StorageMetrics {
+        &self.metrics
+    }
+
+    /// Reads one write-model (or log) value.
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.keyspace(table).get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Reads one log entry.
+    pub fn event(&self, seq: Seq) -> Result<Option<Vec<u8>>> {
+        self.get(Table::SeqEvent, &seq.to_be_bytes())
+    }
+
+    /// Reads up to `limit` log entries with `from <= seq <= to`, in seq order.
+    pub fn read_range(&self, from: Seq, to: Seq, limit: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
+        if from > to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(limit.min((to - from + 1) as usize));
+        for guard in self
+            .keyspace(Table::SeqEvent)
+            .range(from.to_be_bytes()..=to.to_be_bytes())
+            .take(limit)
+        {
+            let (key, value) = guard.into_inner()?;
+            out.push((decode_seq(&key)?, value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Every key of `table` starting with `prefix`, with its value.
+    pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.keyspace(table)
+            .prefix(prefix)
+            .map(|g| {
+                let (k, v) = g.into_inner()?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn first_seq(&self) -> Result<Option<Seq>> {
+        match self.keyspace(Table::SeqEvent).first_key_value() {
+            Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn last_seq(&self) -> Result<Option<Seq>> {
+        match self.keyspace(Table::SeqEvent).last_key_value() {
+            Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Seq range and size on disk.
+    pub fn stats(&self) -> Result<LogStats> {
+        Ok(LogStats {
+            first_seq: self.first_seq()?,
+            last_seq: self.last_seq()?,
+            disk_bytes: self.db.disk_space()?,
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.config.data_dir
+    }
+}
+
+fn decode_seq(key: &[u8]) -> Result<Seq> {
+    key.try_into()
+        .map(Seq::from_be_bytes)
+        .map_err(|_| Error::BadKey)
+}

@@ -1,0 +1,133 @@
+//! What a [`crate::Stager`] sees while it stages one command: reads that include the writes of
+//! earlier commands in the same (not yet committed) batch, buffered writes, and log appends with
+//! the seq they will get. If the stager rejects the command, everything it buffered is dropped.
+
+use crate::store::Store;
+use crate::tables::Table;
+use crate::{Result, Seq};
+use std::collections::HashMap;
+
+pub(crate) enum Op {
+    Put(Table, Vec<u8>, Vec<u8>),
+    Delete(Table, Vec<u8>),
+}
+
+/// The state of the batch being built: accepted commands' writes, in order.
+pub(crate) struct BatchState {
+    pub ops: Vec<Op>,
+    /// Latest value per key written by this batch (`None` = deleted); the log is not mirrored.
+    overlay: HashMap<(Table, Vec<u8>), Option<Vec<u8>>>,
+    /// The seq the next append will get.
+    pub next_seq: Seq,
+    pub commit_time_ms: i64,
+}
+
+impl BatchState {
+    pub fn new(next_seq: Seq, commit_time_ms: i64) -> Self {
+        Self {
+            ops: Vec::new(),
+            overlay: HashMap::new(),
+            next_seq,
+            commit_time_ms,
+        }
+    }
+
+    pub fn appended(&self, first_seq: Seq) -> u64 {
+        self.next_seq - first_seq
+    }
+}
+
+/// One command's view of the batch.
+pub struct Txn<'a> {
+    store: &'a Store,
+    batch: &'a mut BatchState,
+    local: Vec<Op>,
+    appended: u64,
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(store: &'a Store, batch: &'a mut BatchState) -> Self {
+        Self {
+            store,
+            batch,
+            local: Vec::new(),
+            appended: 0,
+        }
+    }
+
+    /// The commit time every event of this batch carries (ms since the epoch, never decreasing
+    /// along the log).
+    pub fn commit_time_ms(&self) -> i64 {
+        self.batch.commit_time_ms
+    }
+
+    /// The seq the next `append` will return.
+    pub fn next_seq(&self) -> Seq {
+        self.batch.next_seq + self.appended
+    }
+
+    /// Reads a value as it will be once this batch commits.
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        for op in self.local.iter().rev() {
+            match op {
+                Op::Put(t, k, v) if *t == table && k == key => return Ok(Some(v.clone())),
+                Op::Delete(t, k) if *t == table && k == key => return Ok(None),
+                _ => {}
+            }
+        }
+        if let Some(value) = self.batch.overlay.get(&(table, key.to_vec())) {
+            return Ok(value.clone());
+        }
+        self.store.get(table, key)
+    }
+
+    /// Whether a key exists once this batch commits.
+    pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool> {
+        Ok(self.get(table, key)?.is_some())
+    }
+
+    /// Buffers a write-model write.
+    pub fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        self.local.push(Op::Put(table, key, value));
+    }
+
+    /// Buffers a write-model delete.
+    pub fn delete(&mut self, table: Table, key: Vec<u8>) {
+        self.local.push(Op::Delete(table, key));
+    }
+
+    /// Appends an event; `encode` gets the event's seq and returns its bytes.
+    pub fn append(&mut self, encode: impl FnOnce(Seq) -> Vec<u8>) -> Seq {
+        let seq = self.next_seq();
+        self.appended += 1;
+        self.local.push(Op::Put(
+            Table::SeqEvent,
+            seq.to_be_bytes().to_vec(),
+            encode(seq),
+        ));
+        seq
+    }
+
+    /// Makes this command's writes part of the batch.
+    pub(crate) fn accept(self) {
+        let Txn {
+            batch,
+            local,
+            appended,
+            ..
+        } = self;
+        for op in local {
+            match &op {
+                Op::Put(Table::SeqEvent, ..) => {}
+                Op::Put(t, k, v) => {
+                    batch.overlay.insert((*t, k.clone()), Some(v.clone()));
+                }
+                Op::Delete(t, k) => {
+                    batch.overlay.insert((*t, k.clone()), None);
+                }
+            }
+            batch.ops.push(op);
+        }
+        batch.next_seq += appended;
+    }
+}

@@ -1,0 +1,192 @@
+//! The log on a real fjall database in a temp dir: group commit under concurrency, atomic
+//! write-model updates, rejection, recovery after reopen, the directory lock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use girok_storage::{Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Appends `payload` if `key` was never seen (a uniqueness check against the write model).
+struct UniqueAppend;
+
+#[derive(Debug)]
+enum Rejected {
+    Duplicate,
+    Storage(#[allow(dead_code)] Error),
+}
+
+impl From<Error> for Rejected {
+    fn from(e: Error) -> Self {
+        Rejected::Storage(e)
+    }
+}
+
+impl Stager for UniqueAppend {
+    type Command = (Vec<u8>, Vec<u8>);
+    type Accepted = u64;
+    type Rejected = Rejected;
+
+    fn stage(&mut self, (key, payload): Self::Command, txn: &mut Txn<'_>) -> Result<u64, Rejected> {
+        if txn.contains(Table::RoomidRoom, &key)? {
+            // Write something first: a rejection must drop it.
+            txn.put(Table::ActorClientidAck, key, b"leaked".to_vec());
+            return Err(Rejected::Duplicate);
+        }
+        txn.put(Table::RoomidRoom, key, b"1".to_vec());
+        Ok(txn.append(|_| payload))
+    }
+}
+
+fn open(dir: &std::path::Path) -> (Arc<Store>, WriterHandle<UniqueAppend>) {
+    let store = Store::open(StoreConfig::new(dir)).unwrap();
+    let writer = WriterHandle::spawn(store.clone(), UniqueAppend, WriterConfig::default()).unwrap();
+    (store, writer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_get_gap_free_seqs_holding_their_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open(dir.path());
+    let tasks = 64;
+    let per_task = 50;
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let appender = writer.appender();
+        handles.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for i in 0..per_task {
+                let payload = format!("task {t} item {i}").into_bytes();
+                let key = payload.clone();
+                let seq = appender.submit((key, payload.clone())).await.unwrap();
+                acks.push((seq, payload));
+            }
+            acks
+        }));
+    }
+    let mut acks = Vec::new();
+    for h in handles {
+        acks.extend(h.await.unwrap());
+    }
+    let total = (tasks * per_task) as u64;
+    let seqs: HashSet<u64> = acks.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs.len() as u64, total, "no seq handed out twice");
+    assert_eq!(seqs, (1..=total).collect(), "seqs are exactly 1..=N");
+    assert_eq!(store.head().get(), total);
+    for (seq, payload) in &acks {
+        assert_eq!(store.event(*seq).unwrap().as_ref(), Some(payload));
+    }
+    // Batching actually happened: fewer batches than commands.
+    let range = store.read_range(1, total, usize::MAX).unwrap();
+    assert_eq!(range.len() as u64, total);
+    assert!(range.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_command_leaves_nothing_and_the_batch_sees_earlier_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open(dir.path());
+    // 200 concurrent submissions of the same key: they land in few batches, so the uniqueness
+    // check must see writes of earlier commands in the same uncommitted batch.
+    let mut handles = Vec::new();
+    for i in 0..200 {
+        let appender = writer.appender();
+        handles.push(tokio::spawn(async move {
+            appender
+                .submit((b"same".to_vec(), format!("{i}").into_bytes()))
+                .await
+        }));
+    }
+    let mut accepted = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(seq) => {
+                assert_eq!(seq, 1);
+                accepted += 1;
+            }
+            Err(Rejected::Duplicate) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(store.head().get(), 1);
+    assert_eq!(store.get(Table::ActorClientidAck, b"same").unwrap(), None);
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
+}
+
+#[test]
+fn reopen_continues_after_the_durable_head_and_the_directory_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, writer) = open(dir.path());
+        let appender = writer.appender();
+        for i in 0..10u8 {
+            assert_eq!(
+                appender.submit_blocking((vec![i], vec![i])).unwrap(),
+                i as u64 + 1
+            );
+        }
+        assert!(matches!(
+            Store::open(StoreConfig::new(dir.path())),
+            Err(Error::Locked(_))
+        ));
+        writer.shutdown();
+        drop(store);
+    }
+    let (store, writer) = open(dir.path());
+    assert_eq!(store.head().get(), 10);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.first_seq, stats.last_seq), (Some(1), Some(10)));
+    assert_eq!(
+        writer
+            .appender()
+            .submit_blocking((vec![99], vec![1]))
+            .unwrap(),
+        11
+    );
+    // The write model survived too: key 3 is still taken.
+    assert!(matches!(
+        writer.appender().submit_blocking((vec![3], vec![3])),
+        Err(Rejected::Duplicate)
+    ));
+    writer.shutdown();
+}
+
+#[test]
+fn submits_after_shutdown_are_refused_not_hung() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, writer) = open(dir.path());
+    let appender = writer.appender();
+    writer.shutdown();
+    assert!(matches!(
+        appender.submit_blocking((vec![1], vec![1])),
+        Err(Rejected::Storage(Error::Closed))
+    ));
+}
+
+#[test]
+fn read_range_is_bounded_and_ordered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open(dir.path());
+    let appender = writer.appender();
+    for i in 0..20u8 {
+        appender.submit_blocking((vec![i], vec![i])).unwrap();
+    }
+    let page = store.read_range(5, 100, 3).unwrap();
+    assert_eq!(
+        page.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+    assert!(store.read_range(9, 8, 10).unwrap().is_empty());
+    assert_eq!(
+        store
+            .head()
+            .wait_past(19, std::time::Duration::from_millis(1)),
+        20
+    );
+    writer.shutdown();
+}
