@@ -1,1 +1,26 @@
-//! placeholder
+//! girok-engine: where commands become events and events become views.
+//!
+//! A command is validated ([`command`]), checked against the write model and appended by the
+//! [`sequencer`] on the log writer thread (group commit, see girok-storage), and acknowledged
+//! with its seq once durable. Timely/differential workers ([`dataflow`]) tail the log and
+//! maintain the [`views`]; the [`hub`] pushes committed events to live subscribers; [`replay`]
+//! rebuilds every view from the log. [`Engine`] ties these together for the frontends, which
+//! never touch storage directly.
+
+pub mod command;
+pub mod dataflow;
+mod engine;
+pub mod error;
+pub mod hub;
+pub mod limits;
+pub mod replay;
+pub mod sequencer;
+pub mod views;
+
+pub use command::{Ack, Command};
+pub use engine::{
+    Engine, EngineConfig, EngineStatus, HistoryQuery, LogStatus, Message, MessagePage, RoomInfo,
+    ViewStatus,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use hub::{Hub, Topic};

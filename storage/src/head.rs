@@ -4,6 +4,7 @@
 
 use crate::Seq;
 use parking_lot::{Condvar, Mutex};
+use std::thread::Thread;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -12,6 +13,8 @@ pub struct HeadSignal {
     head: Mutex<Seq>,
     changed: Condvar,
     watch: watch::Sender<Seq>,
+    /// Threads that park (timely workers) and must be unparked when the head moves.
+    parked: Mutex<Vec<Thread>>,
 }
 
 impl HeadSignal {
@@ -20,6 +23,7 @@ impl HeadSignal {
             head: Mutex::new(head),
             changed: Condvar::new(),
             watch: watch::Sender::new(head),
+            parked: Mutex::new(Vec::new()),
         }
     }
 
@@ -27,6 +31,24 @@ impl HeadSignal {
         *self.head.lock() = head;
         self.changed.notify_all();
         self.watch.send_replace(head);
+        self.unpark_all();
+    }
+
+    /// Registers a thread that parks while idle; it is unparked whenever the head moves.
+    pub fn unpark_on_advance(&self, thread: Thread) {
+        self.parked.lock().push(thread);
+    }
+
+    /// Forgets a registered thread.
+    pub fn forget_thread(&self, id: std::thread::ThreadId) {
+        self.parked.lock().retain(|t| t.id() != id);
+    }
+
+    /// Unparks every registered thread (used to make them notice a stop request).
+    pub fn unpark_all(&self) {
+        for thread in self.parked.lock().iter() {
+            thread.unpark();
+        }
     }
 
     /// The current durable head.

@@ -109,6 +109,11 @@ impl<S: Stager> WriterHandle<S> {
         })
     }
 
+    /// Whether the writer thread is still accepting commands.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// A handle for submitting commands.
     pub fn appender(&self) -> Appender<S> {
         self.appender.clone()

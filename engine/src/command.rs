@@ -1,0 +1,153 @@
+//! Commands: what a client asks the engine to change, validated before it reaches the
+//! sequencer so that the writer thread only does write-model checks.
+
+use crate::error::{Error, Result};
+use crate::limits::{MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_TITLE_CHARS};
+use girok_schemas::{EventId, RoomId, Seq, UserId};
+
+/// A request to change state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    CreateRoom {
+        title: String,
+    },
+    JoinRoom {
+        room: RoomId,
+    },
+    LeaveRoom {
+        room: RoomId,
+    },
+    SendMessage {
+        room: RoomId,
+        body: String,
+        client_id: Option<String>,
+    },
+}
+
+/// The acknowledgement of a durable command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The seq of the last event the command appended; reading with `after: seq` sees it.
+    pub seq: Seq,
+    /// The id of what the command created (room, message), or of its event.
+    pub id: EventId,
+    pub commit_time_ms: i64,
+    /// True when this is the stored ack of an earlier send with the same client id.
+    pub duplicate: bool,
+}
+
+/// A command with the principal who issued it, as the sequencer receives it.
+pub struct Submission {
+    pub actor: UserId,
+    pub command: Command,
+    /// Pre-generated so the writer thread does not spend time on it.
+    pub new_id: EventId,
+}
+
+impl Command {
+    /// Checks and normalizes client input (trims the title; keeps message bodies verbatim).
+    pub fn validated(self) -> Result<Command> {
+        match self {
+            Command::CreateRoom { title } => {
+                let title = title.trim().to_owned();
+                if title.is_empty() {
+                    return Err(Error::invalid("title", "must not be empty"));
+                }
+                if title.chars().count() > MAX_ROOM_TITLE_CHARS {
+                    return Err(Error::invalid(
+                        "title",
+                        format!("at most {MAX_ROOM_TITLE_CHARS} characters"),
+                    ));
+                }
+                if title.chars().any(char::is_control) {
+                    return Err(Error::invalid(
+                        "title",
+                        "must not contain control characters",
+                    ));
+                }
+                Ok(Command::CreateRoom { title })
+            }
+            Command::SendMessage {
+                room,
+                body,
+                client_id,
+            } => {
+                if body.trim().is_empty() {
+                    return Err(Error::invalid("body", "must not be empty"));
+                }
+                if body.len() > MAX_MESSAGE_BYTES {
+                    return Err(Error::invalid(
+                        "body",
+                        format!(
+                            "at most {MAX_MESSAGE_BYTES} bytes of UTF-8 (got {})",
+                            body.len()
+                        ),
+                    ));
+                }
+                if let Some(id) = &client_id {
+                    let printable = id.bytes().all(|b| b.is_ascii_graphic());
+                    if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || !printable {
+                        return Err(Error::invalid(
+                            "clientId",
+                            format!("1 to {MAX_CLIENT_ID_BYTES} printable ASCII characters"),
+                        ));
+                    }
+                }
+                Ok(Command::SendMessage {
+                    room,
+                    body,
+                    client_id,
+                })
+            }
+            other @ (Command::JoinRoom { .. } | Command::LeaveRoom { .. }) => Ok(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(body: &str, client_id: Option<&str>) -> Result<Command> {
+        Command::SendMessage {
+            room: RoomId::new_v7(),
+            body: body.into(),
+            client_id: client_id.map(Into::into),
+        }
+        .validated()
+    }
+
+    #[test]
+    fn message_limits() {
+        assert!(send("hi", None).is_ok());
+        assert!(send(&"a".repeat(MAX_MESSAGE_BYTES), None).is_ok());
+        assert_eq!(
+            send(&"a".repeat(MAX_MESSAGE_BYTES + 1), None)
+                .unwrap_err()
+                .code(),
+            "INVALID_ARGUMENT"
+        );
+        // 4 KiB counts bytes, not characters: 1366 three-byte characters are 4098 bytes.
+        assert!(send(&"가".repeat(1366), None).is_err());
+        assert!(send("   ", None).is_err());
+        assert!(send("ok", Some("")).is_err());
+        assert!(send("ok", Some("has space")).is_err());
+        assert!(send("ok", Some(&"k".repeat(MAX_CLIENT_ID_BYTES + 1))).is_err());
+        assert!(send("ok", Some("retry-1")).is_ok());
+    }
+
+    #[test]
+    fn title_limits() {
+        let create = |t: &str| Command::CreateRoom { title: t.into() }.validated();
+        assert_eq!(
+            create("  lobby ").unwrap(),
+            Command::CreateRoom {
+                title: "lobby".into()
+            }
+        );
+        assert!(create(&"é".repeat(MAX_ROOM_TITLE_CHARS)).is_ok());
+        assert!(create(&"é".repeat(MAX_ROOM_TITLE_CHARS + 1)).is_err());
+        assert!(create(" ").is_err());
+        assert!(create("a\u{0}b").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! The dataflow runtime: timely workers that tail the log and maintain every view.
+//!
+//! Each worker reads the durable log itself and feeds the events whose `seq % workers` is its
+//! index, at timestamp `seq`; differential exchanges them by key. Using the seq as the time
+//! makes a view's frontier mean exactly "every event below this seq is reflected", which is
+//! the view's watermark. Idle workers park and are unparked when the log head moves.
+
+use crate::views::Views;
+use crate::views::room_history::{MessageRef, RoomHistory, room_history};
+use differential_dataflow::input::InputSession;
+use girok_schemas::{Payload, RoomId, Seq, UserId, decode_event};
+use girok_storage::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use timely::communication::WorkerGuards;
+use timely::dataflow::ProbeHandle;
+
+/// Log entries read per step.
+const CHUNK: usize = 4096;
+/// Longest a worker parks before looking at the log again without being woken.
+const PARK: Duration = Duration::from_millis(250);
+
+/// The differential collections, one per kind of fact in the log.
+struct Inputs {
+    /// `(room, (seq, time))` per message.
+    messages: InputSession<Seq, (RoomId, MessageRef), isize>,
+    /// `room` per created room.
+    rooms: InputSession<Seq, RoomId, isize>,
+    /// `(room, user)` per current membership.
+    members: InputSession<Seq, (RoomId, UserId), isize>,
+}
+
+impl Inputs {
+    fn feed(&mut self, seq: Seq, bytes: &[u8], views: &Views) {
+        let event = match decode_event(bytes) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(seq, %error, "log entry skipped by the views");
+                views.note_undecodable();
+                return;
+            }
+        };
+        match event.payload {
+            Payload::MessageSent { room, .. } => {
+                self.messages
+                    .update_at((room, (seq, event.commit_time_ms)), seq, 1)
+            }
+            Payload::RoomCreated { room, .. } => self.rooms.update_at(room, seq, 1),
+            Payload::MemberJoined { room, user } => self.members.update_at((room, user), seq, 1),
+            Payload::MemberLeft { room, user } => self.members.update_at((room, user), seq, -1),
+            Payload::Unknown { .. } => {}
+        }
+    }
+
+    fn advance_to(&mut self, next: Seq) {
+        self.messages.advance_to(next);
+        self.rooms.advance_to(next);
+        self.members.advance_to(next);
+        self.messages.flush();
+        self.rooms.flush();
+        self.members.flush();
+    }
+}
+
+/// Running workers.
+pub struct Dataflow {
+    stop: Arc<AtomicBool>,
+    store: Arc<Store>,
+    guards: Option<WorkerGuards<()>>,
+}
+
+/// Starts `workers` timely workers over `store`, maintaining `views`. With `until`, the
+/// workers stop by themselves once every view reflects the log up to that seq (replay).
+pub fn start(
+    store: Arc<Store>,
+    views: Arc<Views>,
+    workers: usize,
+    until: Option<Seq>,
+) -> crate::Result<Dataflow> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let config = timely::Config::process(workers.max(1));
+    let guards = {
+        let (store, stop) = (store.clone(), stop.clone());
+        timely::execute(config, move |worker| {
+            run_worker(worker, &store, &views, &stop, until)
+        })
+        .map_err(|e| crate::Error::Internal(format!("cannot start dataflow workers: {e}")))?
+    };
+    Ok(Dataflow {
+        stop,
+        store,
+        guards: Some(guards),
+    })
+}
+
+impl Dataflow {
+    /// Stops the workers and waits for them.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.store.head().unpark_all();
+        self.join();
+    }
+
+    /// Waits for workers that stop by themselves (`until`).
+    pub fn join(&mut self) {
+        if let Some(guards) = self.guards.take() {
+            for result in guards.join() {
+                if let Err(error) = result {
+                    tracing::error!(%error, "dataflow worker failed");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Dataflow {
+    fn drop(&mut self) {
+        if self.guards.is_some() {
+            self.stop.store(true, Ordering::Release);
+            self.store.head().unpark_all();
+            self.join();
+        }
+    }
+}
+
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    store: &Store,
+    views: &Arc<Views>,
+    stop: &AtomicBool,
+    until: Option<Seq>,
+) {
+    let index = worker.index();
+    let peers = worker.peers();
+    store.head().unpark_on_advance(std::thread::current());
+
+    let mut inputs = Inputs {
+        messages: InputSession::new(),
+        rooms: InputSession::new(),
+        members: InputSession::new(),
+    };
+    let room_history_probe = ProbeHandle::new();
+    {
+        let views = views.clone();
+        let probe = room_history_probe.clone();
+        worker.dataflow::<Seq, _, _>(|scope| {
+            let messages = inputs.messages.to_collection(scope);
+            let _rooms = inputs.rooms.to_collection(scope);
+            let _members = inputs.members.to_collection(scope);
+
+            let RoomHistory { history, last } = room_history(messages);
+            let sink = views.clone();
+            history
+                .inspect_batch(move |_, updates| sink.room_history.apply_history(updates))
+                .probe_with(&probe);
+            let sink = views;
+            last.inspect_batch(move |_, updates| sink.room_history.apply_last(updates))
+                .probe_with(&probe);
+        });
+    }
+
+    let mut next: Seq = 1;
+    while !stop.load(Ordering::Acquire) {
+        let head = store.head().get();
+        let limit = until.map_or(head, |u| u.min(head));
+        let mut more_pending = false;
+        if next <= limit {
+            match store.read_range(next, limit, CHUNK) {
+                Ok(entries) => {
+                    for (seq, bytes) in &entries {
+                        if *seq as usize % peers == index {
+                            inputs.feed(*seq, bytes, views);
+                        }
+                        next = seq + 1;
+                    }
+                    inputs.advance_to(next);
+                    more_pending = next <= limit;
+                }
+                Err(error) => {
+                    tracing::error!(%error, next, "views cannot read the log; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        if more_pending {
+            worker.step();
+        } else {
+            worker.step_or_park(Some(PARK));
+        }
+        if index == 0 {
+            publish(&room_history_probe, &views.room_history.watermark);
+        }
+        if let Some(target) = until
+            && views.min_watermark() >= target.min(store.head().get())
+            && next > target.min(store.head().get())
+        {
+            break;
+        }
+    }
+    store.head().forget_thread(std::thread::current().id());
+}
+
+/// Moves a view's watermark to just below its probe's frontier.
+fn publish(probe: &ProbeHandle<Seq>, watermark: &crate::views::Watermark) {
+    if let Some(frontier) = probe.with_frontier(|f| f.first().copied())
+        && frontier > 0
+    {
+        watermark.advance(frontier - 1);
+    }
+}

@@ -1,0 +1,415 @@
+//! The engine as frontends see it: execute commands (durable, acknowledged with their seq),
+//! read views with read-your-writes (`after: seq`), subscribe to live events, report status.
+
+use crate::command::{Ack, Command, Submission};
+use crate::dataflow::{self, Dataflow};
+use crate::error::{Error, Result};
+use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
+use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::sequencer::{Sequencer, member_key};
+use crate::views::{Digest, Views};
+use girok_schemas::proto::RoomRecord;
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
+use girok_storage::{Appender, Store, StoreConfig, Table, WriterConfig, WriterHandle};
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use prost::Message as _;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Everything the engine needs to start.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub store: StoreConfig,
+    /// Timely workers; default: the number of cores.
+    pub workers: usize,
+    pub writer: WriterConfig,
+    /// Longest a read waits for a view to reach its `after` seq.
+    pub read_wait: Duration,
+    pub topic_capacity: usize,
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            store: StoreConfig::new(data_dir),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            writer: WriterConfig::default(),
+            read_wait: Duration::from_secs(5),
+            topic_capacity: DEFAULT_TOPIC_CAPACITY,
+        }
+    }
+}
+
+/// A room as readers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub id: RoomId,
+    pub title: String,
+    pub creator: Option<UserId>,
+    pub created_seq: Seq,
+    /// `(seq, commit time ms)` of the newest message.
+    pub last_message: Option<(Seq, i64)>,
+    pub message_count: usize,
+}
+
+/// A message as readers see it (body read from the log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub seq: Seq,
+    pub id: EventId,
+    pub room: RoomId,
+    pub sender: Option<UserId>,
+    pub body: String,
+    pub client_id: Option<String>,
+    pub commit_time_ms: i64,
+}
+
+/// Arguments of a history read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistoryQuery {
+    /// Only messages with a smaller seq (the cursor of the previous page).
+    pub before: Option<Seq>,
+    /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
+    pub limit: Option<usize>,
+    /// Read-your-writes: answer only once the view reflects this seq.
+    pub after: Option<Seq>,
+}
+
+/// A page of history, newest first.
+#[derive(Clone, Debug)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+}
+
+/// Per-view readiness.
+#[derive(Clone, Debug, Serialize)]
+pub struct ViewStatus {
+    pub name: &'static str,
+    pub watermark: Seq,
+    /// Events of the log the view does not reflect yet.
+    pub lag: u64,
+    /// True once the view has rebuilt everything the log held at start.
+    pub ready: bool,
+    pub digest: Digest,
+}
+
+/// What `/readyz` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineStatus {
+    pub ready: bool,
+    pub log: LogStatus,
+    pub views: Vec<ViewStatus>,
+}
+
+/// The log's part of the status.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogStatus {
+    pub head: Seq,
+    pub writer_running: bool,
+    pub durability: girok_storage::Durability,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViewLabel {
+    view: &'static str,
+}
+
+#[derive(Default)]
+struct EngineMetrics {
+    watermark: Family<ViewLabel, Gauge>,
+    lag: Family<ViewLabel, Gauge>,
+    topics: Gauge,
+}
+
+/// The running engine.
+pub struct Engine {
+    store: Arc<Store>,
+    writer: Mutex<Option<WriterHandle<Sequencer>>>,
+    appender: Appender<Sequencer>,
+    views: Arc<Views>,
+    dataflow: Mutex<Option<Dataflow>>,
+    hub: Arc<Hub>,
+    hub_task: Mutex<Option<JoinHandle<()>>>,
+    read_wait: Duration,
+    head_at_start: Seq,
+    metrics: EngineMetrics,
+}
+
+impl Engine {
+    /// Opens the data directory, starts the writer, the dataflow (which rebuilds every view
+    /// from the log) and the hub. Must be called inside a tokio runtime.
+    pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        let store = Store::open(config.store.clone())?;
+        let writer = WriterHandle::spawn(store.clone(), Sequencer, config.writer)?;
+        let views = Arc::new(Views::default());
+        let flow = dataflow::start(store.clone(), views.clone(), config.workers, None)?;
+        let head_at_start = store.head().get();
+        let hub = Arc::new(Hub::new(config.topic_capacity));
+        let hub_task = tokio::spawn(hub::run(hub.clone(), store.clone(), head_at_start));
+        tracing::info!(
+            head = head_at_start,
+            workers = config.workers,
+            durability = ?config.store.durability,
+            "engine started; views rebuilding from the log"
+        );
+        Ok(Arc::new(Engine {
+            appender: writer.appender(),
+            writer: Mutex::new(Some(writer)),
+            store,
+            views,
+            dataflow: Mutex::new(Some(flow)),
+            hub,
+            hub_task: Mutex::new(Some(hub_task)),
+            read_wait: config.read_wait,
+            head_at_start,
+            metrics: EngineMetrics::default(),
+        }))
+    }
+
+    /// Validates and executes a command; returns once it is durable.
+    pub async fn execute(&self, actor: UserId, command: Command) -> Result<Ack> {
+        let command = command.validated()?;
+        let submission = Submission {
+            actor,
+            command,
+            new_id: EventId::new_v7(),
+        };
+        self.appender.submit(submission).await
+    }
+
+    /// The durable head of the log.
+    pub fn head(&self) -> Seq {
+        self.store.head().get()
+    }
+
+    /// The live hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Every view's store (for status and tests).
+    pub fn views(&self) -> &Arc<Views> {
+        &self.views
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| Error::Internal(format!("blocking read failed: {e}")))?
+    }
+
+    async fn wait_for_room_history(&self, after: Option<Seq>) -> Result<()> {
+        let Some(after) = after else { return Ok(()) };
+        let started = std::time::Instant::now();
+        self.views
+            .room_history
+            .watermark
+            .wait_for(after, self.read_wait)
+            .await
+            .map(drop)
+            .map_err(|watermark| Error::ViewTimeout {
+                view: "room_history",
+                after,
+                watermark,
+                waited_ms: started.elapsed().as_millis() as u64,
+            })
+    }
+
+    /// A room the actor is a member of.
+    pub async fn room(&self, actor: UserId, room: RoomId, after: Option<Seq>) -> Result<RoomInfo> {
+        self.wait_for_room_history(after).await?;
+        let record = self
+            .blocking(move |store| member_room(store, actor, room))
+            .await?;
+        Ok(RoomInfo {
+            id: room,
+            title: record.title,
+            creator: UserId::from_slice(&record.creator),
+            created_seq: record.created_seq,
+            last_message: self.views.room_history.last(room),
+            message_count: self.views.room_history.message_count(room),
+        })
+    }
+
+    /// A page of a room's history, newest first. Only members may read it.
+    pub async fn messages(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        query: HistoryQuery,
+    ) -> Result<MessagePage> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(Error::invalid(
+                "first",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        self.wait_for_room_history(query.after).await?;
+        let page = self.views.room_history.page(room, query.before, limit);
+        let has_more = page.has_more;
+        let messages = self
+            .blocking(move |store| {
+                member_room(store, actor, room)?;
+                page.seqs
+                    .into_iter()
+                    .map(|seq| read_message(store, seq))
+                    .collect()
+            })
+            .await?;
+        Ok(MessagePage { messages, has_more })
+    }
+
+    /// Up to `limit` events with `seq >= from` (for `girok log tail` through the server).
+    pub async fn events(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
+        self.blocking(move |store| {
+            store
+                .read_range(from, store.head().get(), limit)?
+                .into_iter()
+                .map(|(seq, bytes)| {
+                    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Readiness of the log and of each view.
+    pub fn status(&self) -> EngineStatus {
+        let head = self.head();
+        let writer_running = self.writer.lock().as_ref().is_some_and(|w| w.is_running());
+        let views: Vec<ViewStatus> = self
+            .views
+            .summaries()
+            .into_iter()
+            .map(|s| ViewStatus {
+                name: s.name,
+                watermark: s.watermark,
+                lag: head.saturating_sub(s.watermark),
+                ready: s.watermark >= self.head_at_start,
+                digest: s.digest,
+            })
+            .collect();
+        EngineStatus {
+            ready: writer_running && views.iter().all(|v| v.ready),
+            log: LogStatus {
+                head,
+                writer_running,
+                durability: self.store.config().durability,
+            },
+            views,
+        }
+    }
+
+    /// Registers storage and engine metrics.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.store.metrics().register(registry);
+        registry.register(
+            "girok_view_watermark_seq",
+            "Highest log seq a view reflects",
+            self.metrics.watermark.clone(),
+        );
+        registry.register(
+            "girok_view_lag_events",
+            "Log events a view does not reflect yet",
+            self.metrics.lag.clone(),
+        );
+        registry.register(
+            "girok_hub_topics",
+            "Live topics with subscribers",
+            self.metrics.topics.clone(),
+        );
+    }
+
+    /// Brings gauges up to date (call before encoding metrics).
+    pub fn refresh_metrics(&self) {
+        let head = self.head();
+        for summary in self.views.summaries() {
+            let label = ViewLabel { view: summary.name };
+            self.metrics
+                .watermark
+                .get_or_create(&label)
+                .set(summary.watermark as i64);
+            self.metrics
+                .lag
+                .get_or_create(&label)
+                .set(head.saturating_sub(summary.watermark) as i64);
+        }
+        self.metrics.topics.set(self.hub.topic_count() as i64);
+    }
+
+    /// Drains and stops: every command queued before the call is made durable and answered,
+    /// later ones get `Unavailable`; then the views and the hub stop.
+    pub async fn shutdown(&self) {
+        let writer = self.writer.lock().take();
+        let flow = self.dataflow.lock().take();
+        let stopped = tokio::task::spawn_blocking(move || {
+            if let Some(writer) = writer {
+                writer.shutdown();
+            }
+            if let Some(flow) = flow {
+                flow.stop();
+            }
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::error!("engine shutdown task failed");
+        }
+        if let Some(task) = self.hub_task.lock().take() {
+            task.abort();
+        }
+        tracing::info!(head = self.head(), "engine stopped");
+    }
+}
+
+fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord> {
+    let Some(bytes) = store.get(Table::RoomidRoom, room.as_bytes())? else {
+        return Err(Error::RoomNotFound(room));
+    };
+    if store
+        .get(Table::RoomidUseridMember, &member_key(room, actor))?
+        .is_none()
+    {
+        return Err(Error::NotAMember(room));
+    }
+    RoomRecord::decode(bytes.as_slice())
+        .map_err(|e| Error::Internal(format!("corrupt room record: {e}")))
+}
+
+fn read_message(store: &Store, seq: Seq) -> Result<Message> {
+    let bytes = store.event(seq)?.ok_or_else(|| {
+        Error::Internal(format!("history names seq {seq}, which is not in the log"))
+    })?;
+    let event = decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?;
+    match event.payload {
+        Payload::MessageSent {
+            room,
+            body,
+            client_id,
+        } => Ok(Message {
+            seq,
+            id: event.id,
+            room,
+            sender: event.actor,
+            body,
+            client_id,
+            commit_time_ms: event.commit_time_ms,
+        }),
+        other => Err(Error::Internal(format!(
+            "history names seq {seq}, a {} event",
+            other.type_name()
+        ))),
+    }
+}

@@ -1,0 +1,97 @@
+//! The engine's one error type. Each variant has a stable `code` that every frontend passes to
+//! clients unchanged, and a `kind` that frontends map to their status vocabulary.
+
+use girok_schemas::{DecodeError, RoomId, Seq};
+
+/// What kind of failure, for mapping to HTTP status / GraphQL / WS error frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    Forbidden,
+    Conflict,
+    Timeout,
+    Unavailable,
+    Internal,
+}
+
+/// Anything a command or a read can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid `{field}`: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("room {0} does not exist")]
+    RoomNotFound(RoomId),
+    #[error("you are not a member of room {0}")]
+    NotAMember(RoomId),
+    #[error("you are already a member of room {0}")]
+    AlreadyMember(RoomId),
+    #[error("client id {0:?} was already used for a different message")]
+    IdempotencyKeyReused(String),
+    #[error(
+        "view `{view}` reflects the log up to seq {watermark}, not yet seq {after}; gave up after {waited_ms} ms"
+    )]
+    ViewTimeout {
+        view: &'static str,
+        after: Seq,
+        watermark: Seq,
+        waited_ms: u64,
+    },
+    #[error("girok is shutting down and accepts no more writes")]
+    Unavailable,
+    #[error("storage failure: {0}")]
+    Storage(girok_storage::Error),
+    #[error("log entry {seq} cannot be decoded: {source}")]
+    Decode { seq: Seq, source: DecodeError },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<girok_storage::Error> for Error {
+    fn from(e: girok_storage::Error) -> Self {
+        match e {
+            girok_storage::Error::Closed => Error::Unavailable,
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl Error {
+    /// A shorthand for input validation failures.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The stable, documented code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::RoomNotFound(_) => "ROOM_NOT_FOUND",
+            Error::NotAMember(_) => "NOT_A_MEMBER",
+            Error::AlreadyMember(_) => "ALREADY_MEMBER",
+            Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
+            Error::ViewTimeout { .. } => "VIEW_TIMEOUT",
+            Error::Unavailable => "UNAVAILABLE",
+            Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The class of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::RoomNotFound(_) => ErrorKind::NotFound,
+            Error::NotAMember(_) => ErrorKind::Forbidden,
+            Error::AlreadyMember(_) | Error::IdempotencyKeyReused(_) => ErrorKind::Conflict,
+            Error::ViewTimeout { .. } => ErrorKind::Timeout,
+            Error::Unavailable => ErrorKind::Unavailable,
+            Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result with the engine error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

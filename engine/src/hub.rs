@@ -1,0 +1,108 @@
+//! The live hub: publishes every committed event to the subscribers of its topics. It tails
+//! the durable head, so a subscriber never sees an event that a crash could take back. Frontends
+//! (WebSocket, GraphQL subscriptions, QUIC) subscribe through this in-process API.
+
+use girok_schemas::{Event, RoomId, Seq, decode_event};
+use girok_storage::Store;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Events per topic a slow subscriber may fall behind before it sees `Lagged` (and should
+/// resume from the log by seq).
+pub const DEFAULT_TOPIC_CAPACITY: usize = 1024;
+/// Log entries read per step while catching up.
+const CHUNK: usize = 1024;
+
+/// What a subscriber listens to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Every event of one room.
+    Room(RoomId),
+    /// Every event in the log.
+    Log,
+}
+
+/// Topic subscriptions.
+pub struct Hub {
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+    capacity: usize,
+}
+
+impl Hub {
+    /// A hub whose topics buffer `capacity` events per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            topics: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Subscribes to a topic; events the hub publishes from now on arrive in seq order. The
+    /// hub runs just behind the durable head, so an event committed right before the call may
+    /// be missed: a client that needs no gap resumes from the log by seq.
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<Event>> {
+        self.topics
+            .lock()
+            .entry(topic)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+
+    /// Topics with at least one subscriber.
+    pub fn topic_count(&self) -> usize {
+        self.topics.lock().len()
+    }
+
+    fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        let mut topics = self.topics.lock();
+        let mut send = |topic: Topic| {
+            if let Some(sender) = topics.get(&topic)
+                && sender.send(event.clone()).is_err()
+            {
+                // Nobody listens any more: drop the topic.
+                topics.remove(&topic);
+            }
+        };
+        send(Topic::Log);
+        if let Some(room) = event.payload.room() {
+            send(Topic::Room(room));
+        }
+    }
+}
+
+/// Publishes every event after `after` as it becomes durable, until the task is aborted.
+pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
+    let mut head_rx = store.head().subscribe();
+    let mut next = after + 1;
+    loop {
+        let head = *head_rx.borrow_and_update();
+        while next <= head {
+            let reader = store.clone();
+            let from = next;
+            let chunk =
+                tokio::task::spawn_blocking(move || reader.read_range(from, head, CHUNK)).await;
+            let entries = match chunk {
+                Ok(Ok(entries)) => entries,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, next, "hub cannot read the log; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(_) => return, // runtime shutting down
+            };
+            for (seq, bytes) in entries {
+                next = seq + 1;
+                match decode_event(&bytes) {
+                    Ok(event) => hub.publish(event),
+                    Err(error) => tracing::error!(seq, %error, "hub skipped an undecodable event"),
+                }
+            }
+        }
+        if head_rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

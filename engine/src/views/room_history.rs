@@ -1,0 +1,293 @@
+//! Room histories: for every room, the ordered seqs of its messages, and its last message with
+//! that message's commit time. Bodies stay in the log; this view holds keys only.
+
+use super::{Digest, ViewSummary, Watermark};
+use differential_dataflow::VecCollection;
+use girok_schemas::{RoomId, Seq};
+use parking_lot::{Mutex, RwLock};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+/// A message as the view knows it: `(seq, commit time in ms)`.
+pub type MessageRef = (Seq, i64);
+
+/// Messages are grouped into buckets of `2^BUCKET_BITS` consecutive seqs before the maximum is
+/// taken, so a change to a room with a long history re-reads one bucket and the bucket maxima,
+/// never the whole history.
+const BUCKET_BITS: u32 = 10;
+
+/// The view's two outputs: `(room, seq)` per message, and `(room, last message)` per
+/// non-empty room.
+pub struct RoomHistory<'s> {
+    pub history: VecCollection<'s, Seq, (RoomId, Seq)>,
+    pub last: VecCollection<'s, Seq, (RoomId, MessageRef)>,
+}
+
+/// The view over `messages`, `(room, message)` for every message that exists.
+pub fn room_history<'s>(messages: VecCollection<'s, Seq, (RoomId, MessageRef)>) -> RoomHistory<'s> {
+    let history = messages.clone().map(|(room, (seq, _))| (room, seq));
+    let last = messages
+        .map(|(room, message)| ((room, message.0 >> BUCKET_BITS), message))
+        .reduce(|_bucket, input, output| {
+            // Values arrive sorted; the last one has the highest seq.
+            if let Some((message, _)) = input.last() {
+                output.push((**message, 1));
+            }
+        })
+        .map(|((room, _bucket), message)| (room, message))
+        .reduce(|_room, input, output| {
+            if let Some((message, _)) = input.last() {
+                output.push((**message, 1));
+            }
+        });
+    RoomHistory { history, last }
+}
+
+#[derive(Default)]
+struct RoomState {
+    /// Seq -> multiplicity; kept as counts so that diffs apply in any order.
+    seqs: BTreeMap<Seq, isize>,
+    last: BTreeMap<MessageRef, isize>,
+}
+
+impl RoomState {
+    fn is_empty(&self) -> bool {
+        self.seqs.is_empty() && self.last.is_empty()
+    }
+}
+
+fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) {
+    match map.entry(key) {
+        Entry::Occupied(mut entry) => {
+            *entry.get_mut() += diff;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+        Entry::Vacant(entry) => {
+            if diff != 0 {
+                entry.insert(diff);
+            }
+        }
+    }
+}
+
+/// The materialized view.
+#[derive(Default)]
+pub struct RoomHistoryStore {
+    rooms: RwLock<HashMap<RoomId, RoomState>>,
+    digest: Mutex<Digest>,
+    pub watermark: Watermark,
+}
+
+/// A page of history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Newest first.
+    pub seqs: Vec<Seq>,
+    /// Whether older messages exist beyond this page.
+    pub has_more: bool,
+}
+
+impl RoomHistoryStore {
+    pub(crate) fn apply_history(&self, updates: &[((RoomId, Seq), Seq, isize)]) {
+        let mut rooms = self.rooms.write();
+        let mut digest = self.digest.lock();
+        for ((room, seq), _time, diff) in updates {
+            let state = rooms.entry(*room).or_default();
+            add(&mut state.seqs, *seq, *diff);
+            if state.is_empty() {
+                rooms.remove(room);
+            }
+            digest.apply(&(0u8, room, seq), *diff);
+        }
+    }
+
+    pub(crate) fn apply_last(&self, updates: &[((RoomId, MessageRef), Seq, isize)]) {
+        let mut rooms = self.rooms.write();
+        let mut digest = self.digest.lock();
+        for ((room, message), _time, diff) in updates {
+            let state = rooms.entry(*room).or_default();
+            add(&mut state.last, *message, *diff);
+            if state.is_empty() {
+                rooms.remove(room);
+            }
+            digest.apply(&(1u8, room, message), *diff);
+        }
+    }
+
+    /// Up to `limit` message seqs of `room`, newest first, strictly older than `before`.
+    pub fn page(&self, room: RoomId, before: Option<Seq>, limit: usize) -> HistoryPage {
+        let rooms = self.rooms.read();
+        let Some(state) = rooms.get(&room) else {
+            return HistoryPage {
+                seqs: Vec::new(),
+                has_more: false,
+            };
+        };
+        let upper = before.unwrap_or(Seq::MAX);
+        let mut older = state.seqs.range(..upper).rev().map(|(seq, _)| *seq);
+        let seqs: Vec<Seq> = older.by_ref().take(limit).collect();
+        let has_more = older.next().is_some();
+        HistoryPage { seqs, has_more }
+    }
+
+    /// The room's last message, if it has any.
+    pub fn last(&self, room: RoomId) -> Option<MessageRef> {
+        let rooms = self.rooms.read();
+        rooms
+            .get(&room)
+            .and_then(|s| s.last.keys().next_back().copied())
+    }
+
+    /// How many messages the room has.
+    pub fn message_count(&self, room: RoomId) -> usize {
+        self.rooms.read().get(&room).map_or(0, |s| s.seqs.len())
+    }
+
+    /// The whole view, for tests and replay comparisons.
+    pub fn snapshot(&self) -> BTreeMap<RoomId, (Vec<Seq>, Option<MessageRef>)> {
+        self.rooms
+            .read()
+            .iter()
+            .map(|(room, s)| {
+                (
+                    *room,
+                    (
+                        s.seqs.keys().copied().collect(),
+                        s.last.keys().next_back().copied(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Name, watermark and digest.
+    pub fn summary(&self) -> ViewSummary {
+        ViewSummary {
+            name: "room_history",
+            watermark: self.watermark.get(),
+            digest: *self.digest.lock(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::capture::Extract;
+    use timely::dataflow::operators::{Capture, ToStream};
+    use uuid::Uuid;
+
+    fn room(n: u128) -> RoomId {
+        RoomId(Uuid::from_u128(n))
+    }
+
+    type Captured = (
+        Vec<((RoomId, Seq), Seq, isize)>,
+        Vec<((RoomId, MessageRef), Seq, isize)>,
+    );
+
+    fn flatten<D: Ord>(batches: Vec<(Seq, Vec<D>)>) -> Vec<D> {
+        let mut all: Vec<D> = batches.into_iter().flat_map(|(_, d)| d).collect();
+        all.sort();
+        all
+    }
+
+    /// Runs the view over `updates` (data, time, diff) and returns every output update.
+    fn run(updates: Vec<((RoomId, MessageRef), Seq, isize)>) -> Captured {
+        let (history, last) = timely::example(move |scope| {
+            let messages = updates.into_iter().to_stream(scope).as_collection();
+            let view = room_history(messages);
+            (view.history.inner.capture(), view.last.inner.capture())
+        });
+        (flatten(history.extract()), flatten(last.extract()))
+    }
+
+    #[test]
+    fn history_and_last_message_per_room() {
+        let (a, b) = (room(1), room(2));
+        let (history, last) = run(vec![
+            ((a, (1, 100)), 1, 1),
+            ((b, (2, 110)), 2, 1),
+            ((a, (3, 120)), 3, 1),
+        ]);
+        assert_eq!(
+            history,
+            vec![((a, 1), 1, 1), ((a, 3), 3, 1), ((b, 2), 2, 1)]
+        );
+        // Room a's last message moves from seq 1 to seq 3 at time 3.
+        assert_eq!(
+            last,
+            vec![
+                ((a, (1, 100)), 1, 1),
+                ((a, (1, 100)), 3, -1),
+                ((a, (3, 120)), 3, 1),
+                ((b, (2, 110)), 2, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn retracting_the_last_message_falls_back_across_buckets() {
+        let a = room(7);
+        let old = 5; // bucket 0
+        let new = 5 + (1 << BUCKET_BITS); // bucket 1
+        let (history, last) = run(vec![
+            ((a, (old, 10)), old, 1),
+            ((a, (new, 20)), new, 1),
+            ((a, (new, 20)), new + 1, -1),
+        ]);
+        assert_eq!(
+            history,
+            vec![
+                ((a, old), old, 1),
+                ((a, new), new, 1),
+                ((a, new), new + 1, -1)
+            ]
+        );
+        assert_eq!(
+            last,
+            vec![
+                ((a, (old, 10)), old, 1),
+                ((a, (old, 10)), new, -1),
+                ((a, (old, 10)), new + 1, 1),
+                ((a, (new, 20)), new, 1),
+                ((a, (new, 20)), new + 1, -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn store_pages_newest_first_and_digest_ignores_order() {
+        let a = room(1);
+        let forward = RoomHistoryStore::default();
+        let history: Vec<_> = (1..=5).map(|s| ((a, s), s, 1)).collect();
+        forward.apply_history(&history);
+        forward.apply_last(&[((a, (5, 50)), 5, 1)]);
+        let page = forward.page(a, None, 2);
+        assert_eq!(page.seqs, vec![5, 4]);
+        assert!(page.has_more);
+        let page = forward.page(a, Some(2), 10);
+        assert_eq!(page.seqs, vec![1]);
+        assert!(!page.has_more);
+        assert_eq!(forward.last(a), Some((5, 50)));
+        assert_eq!(forward.message_count(a), 5);
+
+        let backward = RoomHistoryStore::default();
+        backward.apply_last(&[((a, (5, 50)), 5, 1)]);
+        let mut reversed = history.clone();
+        reversed.reverse();
+        backward.apply_history(&reversed);
+        assert_eq!(forward.summary().digest, backward.summary().digest);
+        assert_eq!(forward.snapshot(), backward.snapshot());
+
+        // A retraction before its insertion (as can happen within a batch) nets out.
+        let store = RoomHistoryStore::default();
+        store.apply_history(&[((a, 9), 9, -1)]);
+        store.apply_history(&[((a, 9), 9, 1)]);
+        assert!(store.snapshot().is_empty());
+        assert_eq!(store.summary().digest, Digest::default());
+    }
+}
