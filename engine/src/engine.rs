@@ -190,6 +190,11 @@ impl Engine {
         self.store.head().get()
     }
 
+    /// Changes of the durable head, for long polls.
+    pub fn head_watch(&self) -> tokio::sync::watch::Receiver<Seq> {
+        self.store.head().subscribe()
+    }
+
     /// The live hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
@@ -284,6 +289,11 @@ impl Engine {
                 .collect()
         })
         .await
+    }
+
+    /// Counts per event type and the log's extent (scans the log).
+    pub async fn log_report(&self) -> Result<crate::LogReport> {
+        self.blocking(crate::log_report::log_report).await
     }
 
     /// Readiness of the log and of each view.

@@ -13,6 +13,7 @@ mod engine;
 pub mod error;
 pub mod hub;
 pub mod limits;
+pub mod log_report;
 pub mod replay;
 pub mod sequencer;
 pub mod views;
@@ -24,3 +25,4 @@ pub use engine::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Topic};
+pub use log_report::{LogReport, log_report};

@@ -25,7 +25,7 @@ pub struct ReplayReport {
 }
 
 /// Rebuilds the views from `store` up to `to_seq` (default: the head). `progress(done, total)`
-/// is called about ten times a second.
+/// is called every 10 ms.
 pub fn replay(
     store: Arc<Store>,
     to_seq: Option<Seq>,
@@ -41,7 +41,7 @@ pub fn replay(
     let joiner = std::thread::spawn(move || flow.join());
     while !joiner.is_finished() {
         progress(views.min_watermark().min(target), target);
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
     if joiner.join().is_err() {
         return Err(crate::Error::Internal("replay worker panicked".into()));

@@ -1,1 +1,10 @@
-//! placeholder
+//! girok-frontends: how the world reaches girok. HTTP (axum) with GraphQL (async-graphql) now;
+//! REST, WebSocket and QUIC as their issues land. Frontends validate input, identify the
+//! principal, turn requests into engine commands and reads, and map engine errors to stable
+//! codes. They never touch storage directly. Also home of the `girok` binary: configuration
+//! and the command line.
+
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod http;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `girok` binary.
+
+fn main() -> std::process::ExitCode {
+    girok_frontends::cli::main()
+}

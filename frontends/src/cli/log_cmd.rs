@@ -1,0 +1,166 @@
+//! `girok log stats` and `girok log tail`. Both open the data directory when it is free; when
+//! `girok serve` holds it (fjall locks it), they read through the server's loopback-only
+//! `/v1/log/*` endpoints instead, so `log tail --follow` beside a running server just works.
+
+use super::{StatsArgs, TailArgs};
+use crate::config::Config;
+use anyhow::{Context, bail};
+use girok_engine::{LogReport, log_report};
+use girok_schemas::decode_event;
+use girok_storage::{Error as StorageError, Store, StoreConfig};
+use serde_json::Value;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Entries read per step in local mode.
+const CHUNK: usize = 1000;
+
+enum Source {
+    Local(Arc<Store>),
+    Server(String),
+}
+
+fn open(config: &Config, server: Option<String>) -> anyhow::Result<Source> {
+    if let Some(url) = server {
+        return Ok(Source::Server(url.trim_end_matches('/').to_owned()));
+    }
+    match Store::open(StoreConfig::new(&config.storage.data_dir)) {
+        Ok(store) => Ok(Source::Local(store)),
+        Err(StorageError::Locked(_)) => {
+            let url = format!("http://{}", config.server.http_addr);
+            eprintln!(
+                "girok: the data directory is in use by a running server; reading through {url}"
+            );
+            Ok(Source::Server(url))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot open {}", config.storage.data_dir.display()))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .context("the server's answer is not JSON")?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {}", body["error"]["message"]);
+    }
+    Ok(body)
+}
+
+pub fn stats(config: Config, args: StatsArgs) -> anyhow::Result<()> {
+    let report: LogReport = match open(&config, args.server)? {
+        Source::Local(store) => log_report(&store)?,
+        Source::Server(url) => {
+            let client = reqwest::Client::new();
+            let body = runtime()?.block_on(get_json(&client, &format!("{url}/v1/log/stats")))?;
+            serde_json::from_value(body).context("unexpected stats answer")?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let range = match (report.first_seq, report.last_seq) {
+        (Some(first), Some(last)) => format!("{first}..={last}"),
+        _ => "empty".into(),
+    };
+    println!("events:       {}", report.event_count);
+    println!("seq range:    {range}");
+    println!("size on disk: {} bytes", report.disk_bytes);
+    for (type_name, count) in &report.per_type {
+        println!("  {type_name:<28} {count}");
+    }
+    Ok(())
+}
+
+/// Writes a line; `false` once stdout is closed (e.g. piped into `head`).
+fn emit(out: &mut impl Write, event: &Value, prefix: Option<&str>) -> bool {
+    let type_name = event["type"].as_str().unwrap_or_default();
+    if prefix.is_some_and(|p| !type_name.starts_with(p)) {
+        return true;
+    }
+    writeln!(out, "{event}").and_then(|_| out.flush()).is_ok()
+}
+
+pub fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
+    let prefix = args.type_prefix.as_deref();
+    let mut next = args.from.max(1);
+    let mut out = std::io::stdout().lock();
+    match open(&config, args.server.clone())? {
+        Source::Local(store) => {
+            let head = store.head().get();
+            while next <= head {
+                for (seq, bytes) in store.read_range(next, head, CHUNK)? {
+                    next = seq + 1;
+                    let event = decode_event(&bytes)
+                        .with_context(|| format!("log entry {seq} does not decode"))?;
+                    if !emit(&mut out, &event.to_json(), prefix) {
+                        return Ok(());
+                    }
+                }
+            }
+            if !args.follow {
+                return Ok(());
+            }
+            // Nothing can append while we hold the directory: let go of it, and follow through
+            // the server as soon as one has taken it.
+            drop(store);
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                match Store::open(StoreConfig::new(&config.storage.data_dir)) {
+                    Ok(_) => continue,
+                    Err(StorageError::Locked(_)) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let url = format!("http://{}", config.server.http_addr);
+            eprintln!("girok: a server took the data directory; following through {url}");
+            follow_server(&url, next, true, prefix, &mut out)
+        }
+        Source::Server(url) => follow_server(&url, next, args.follow, prefix, &mut out),
+    }
+}
+
+fn follow_server(
+    url: &str,
+    mut next: u64,
+    follow: bool,
+    prefix: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let runtime = runtime()?;
+    let wait_ms = if follow { 25_000 } else { 0 };
+    loop {
+        let page = format!("{url}/v1/log/events?from={next}&limit=1000&waitMs={wait_ms}");
+        let body = runtime.block_on(get_json(&client, &page))?;
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        for event in &events {
+            if !emit(out, event, prefix) {
+                return Ok(());
+            }
+        }
+        next = body["next"].as_u64().unwrap_or(next);
+        let head = body["head"].as_u64().unwrap_or(0);
+        if !follow && (events.is_empty() || next > head) {
+            return Ok(());
+        }
+    }
+}

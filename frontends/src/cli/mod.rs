@@ -1,0 +1,164 @@
+//! The `girok` command line: `serve`, `replay`, `log stats`, `log tail`. Flags override the
+//! layered configuration (see [`crate::config`]).
+
+mod log_cmd;
+mod replay_cmd;
+mod serve_cmd;
+
+use crate::config::{Config, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use girok_storage::Durability;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// girok: a social app backend built as one streaming system over a durable event log.
+#[derive(Debug, Parser)]
+#[command(name = "girok", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML configuration file (sections: server, storage, engine, limits, dev, log).
+    #[arg(long, global = true, env = "GIROK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory (overrides storage.data_dir; default ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: GraphQL at /graphql, /healthz, /readyz, /metrics.
+    Serve(ServeArgs),
+    /// Rebuild every view from the log and report each view's digest and the replay speed.
+    /// Needs the data directory to itself (stop `girok serve` first).
+    Replay(ReplayArgs),
+    /// Inspect the log.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides server.http_addr; default 127.0.0.1:8080; port 0 picks
+    /// a free port, printed on stdout).
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// `sync`: fsync each group-commit batch before acknowledging (default). `buffered`: hand
+    /// each batch to the OS only; survives a crash of girok, not of the machine.
+    #[arg(long, value_parser = parse_durability)]
+    pub durability: Option<Durability>,
+    /// Dataflow workers (overrides engine.workers; default one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Rebuild up to and including this seq (default: the whole log).
+    #[arg(long, value_name = "N")]
+    pub to_seq: Option<u64>,
+    /// Dataflow workers (default one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Event count, seq range, size on disk, and counts per event type.
+    Stats(StatsArgs),
+    /// Print events as JSON lines, one per event.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Ask a running server instead of opening the data directory (used automatically when
+    /// the directory is in use), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// First seq to print (default 1).
+    #[arg(long, value_name = "SEQ", default_value_t = 1)]
+    pub from: u64,
+    /// Only events whose type starts with this, e.g. `chat.` or `chat.message.sent`.
+    #[arg(long = "type", value_name = "PREFIX")]
+    pub type_prefix: Option<String>,
+    /// Keep printing new events as they are committed.
+    #[arg(long)]
+    pub follow: bool,
+    /// Read through a running server instead of the data directory (used automatically when
+    /// the directory is in use by `girok serve`), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    match s {
+        "sync" => Ok(Durability::Sync),
+        "buffered" => Ok(Durability::Buffered),
+        other => Err(format!("{other:?} is not `sync` or `buffered`")),
+    }
+}
+
+/// `RUST_LOG` wins; otherwise `log.filter` for the server and warnings only for the one-shot
+/// commands, whose output is their answer. fjall's own recovery chatter is kept at warn.
+fn init_tracing(config: &Config, serving: bool) {
+    let base = if serving {
+        config.log.filter.as_str()
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!("fjall=warn,lsm_tree=warn,{base}"))
+        })
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("girok: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = cli.data_dir {
+        config.storage.data_dir = dir;
+    }
+    init_tracing(&config, matches!(cli.command, Command::Serve(_)));
+    let result = match cli.command {
+        Command::Serve(args) => serve_cmd::run(config, args),
+        Command::Replay(args) => replay_cmd::run(config, args),
+        Command::Log(LogCommand::Stats(args)) => log_cmd::stats(config, args),
+        Command::Log(LogCommand::Tail(args)) => log_cmd::tail(config, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("girok: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

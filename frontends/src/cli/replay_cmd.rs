@@ -1,0 +1,56 @@
+//! `girok replay`: rebuilds every view from the log with a progress bar and reports events/s
+//! and each view's digest (compare them with `/readyz` of a server on the same log).
+
+use super::ReplayArgs;
+use crate::config::Config;
+use anyhow::Context;
+use girok_storage::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
+    let engine_config = config.engine_config();
+    let workers = args.workers.unwrap_or(engine_config.workers);
+    let store = Store::open(engine_config.store).with_context(|| {
+        format!(
+            "cannot open {} (replay needs the data directory to itself: stop `girok serve` first)",
+            config.storage.data_dir.display()
+        )
+    })?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} replaying [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (report, _views) =
+        girok_engine::replay::replay(store, args.to_seq, workers, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "replayed {} events up to seq {} in {:.3} s: {:.0} events/s",
+            report.events,
+            report.to_seq,
+            report.elapsed_ms as f64 / 1000.0,
+            report.events_per_sec
+        );
+        for view in &report.views {
+            println!(
+                "view {}: watermark {}, {} entries, digest {:016x}",
+                view.name, view.watermark, view.digest.entries, view.digest.hash
+            );
+        }
+        if report.undecodable > 0 {
+            println!(
+                "warning: {} log entries could not be decoded",
+                report.undecodable
+            );
+        }
+    }
+    Ok(())
+}

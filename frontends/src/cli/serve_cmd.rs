@@ -1,0 +1,73 @@
+//! `girok serve`: opens the engine, serves HTTP, and on SIGTERM or Ctrl-C stops accepting,
+//! finishes in-flight requests, drains and flushes the log, and exits 0.
+
+use super::ServeArgs;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use anyhow::Context;
+use girok_engine::Engine;
+
+pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.http_addr {
+        config.server.http_addr = addr;
+    }
+    if let Some(durability) = args.durability {
+        config.storage.durability = durability;
+    }
+    if let Some(workers) = args.workers {
+        config.engine.workers = workers;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("girok-rt")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let engine = Engine::open(config.engine_config()).with_context(|| {
+        format!(
+            "cannot open the data directory {}",
+            config.storage.data_dir.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.server.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "girok listening");
+    // Tests and scripts read the bound address from this line (port 0 picks a free port).
+    println!("girok listening on http://{addr}");
+    let state = AppState::new(engine.clone(), config);
+    let served = http::run(listener, state, shutdown_signal()).await;
+    engine.shutdown().await;
+    served.context("HTTP server failed")?;
+    tracing::info!("girok stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: draining");
+}

@@ -1,0 +1,231 @@
+//! girok's configuration, layered: built-in defaults, then an optional TOML file
+//! (`--config FILE` or `GIROK_CONFIG`), then `GIROK__SECTION__KEY` environment variables, then
+//! command-line flags. Unknown keys in the file are an error, so a typo is never silently ignored.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use girok_storage::Durability;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub engine: EngineSection,
+    pub limits: LimitsConfig,
+    pub dev: DevConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTP server (GraphQL, health, metrics).
+    pub http_addr: SocketAddr,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Serve `/v1/log/events` (operators' log reads; loopback clients only).
+    pub log_api: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            log_api: true,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where the fjall database lives.
+    pub data_dir: PathBuf,
+    /// `sync` (fsync each batch before acking) or `buffered` (flush to the OS only).
+    pub durability: Durability,
+    /// Most commands in one group-commit batch.
+    pub max_batch: usize,
+    /// Commands that may queue for the writer before submitters are pushed back.
+    pub queue: usize,
+    /// Block cache, MiB.
+    pub cache_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            durability: Durability::Sync,
+            max_batch: 4096,
+            queue: 65_536,
+            cache_mib: 64,
+        }
+    }
+}
+
+/// `[engine]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Timely workers; 0 means one per core.
+    pub workers: usize,
+    /// Longest a read with `after: seq` waits for its view, in milliseconds.
+    pub read_wait_ms: u64,
+    /// Events a live subscriber may fall behind before it is told it lagged.
+    pub topic_capacity: usize,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            read_wait_ms: 5_000,
+            topic_capacity: 1024,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest HTTP request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Deepest GraphQL query.
+    pub graphql_max_depth: usize,
+    /// Most complex GraphQL query (async-graphql's field count measure).
+    pub graphql_max_complexity: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 64 * 1024,
+            graphql_max_depth: 16,
+            graphql_max_complexity: 1000,
+        }
+    }
+}
+
+/// `[dev]`: until accounts exist, every request acts as this user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevConfig {
+    pub actor: Uuid,
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        Self {
+            actor: Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `girok_engine=debug,info`; `RUST_LOG` wins if set.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (which must exist if given), then `GIROK__*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    file.display()
+                ))));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("GIROK__").split("__"))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The engine's configuration.
+    pub fn engine_config(&self) -> girok_engine::EngineConfig {
+        let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
+        config.store.durability = self.storage.durability;
+        config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
+        config.writer.max_batch = self.storage.max_batch.max(1);
+        config.writer.queue = self.storage.queue.max(1);
+        if self.engine.workers > 0 {
+            config.workers = self.engine.workers;
+        }
+        config.read_wait = std::time::Duration::from_millis(self.engine.read_wait_ms);
+        config.topic_capacity = self.engine.topic_capacity.max(1);
+        config
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "girok.toml",
+                "[server]\nhttp_addr = \"127.0.0.1:9000\"\n[storage]\ndurability = \"buffered\"\n",
+            )?;
+            jail.set_env("GIROK__SERVER__HTTP_ADDR", "127.0.0.1:9100");
+            let config = Config::load(Some(Path::new("girok.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.http_addr.port(), 9100, "env beats file");
+            assert_eq!(
+                config.storage.durability,
+                Durability::Buffered,
+                "file beats default"
+            );
+            assert_eq!(config.limits.max_request_bytes, 64 * 1024, "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nhttp_adr = \"127.0.0.1:1\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,114 @@
+//! GraphQL at `/graphql` (async-graphql; GraphiQL on GET). The handler reads the body itself so
+//! that every failure — an oversized body, JSON that is not a GraphQL request, a query that
+//! does not parse or validate — gets a GraphQL-shaped answer with a stable
+//! `extensions.code` and a 4xx status, and resolver errors carry the engine's codes.
+
+mod chat;
+mod errors;
+mod scalars;
+
+use crate::config::Config;
+use crate::http::AppState;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{EmptySubscription, Schema, ServerError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use girok_engine::Engine;
+use girok_schemas::UserId;
+use serde_json::json;
+use std::sync::Arc;
+
+pub use chat::{MutationRoot, QueryRoot};
+
+/// The schema type.
+pub type GirokSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Who is asking. Until accounts exist this is the configured development actor.
+#[derive(Clone, Copy, Debug)]
+pub struct Principal(pub UserId);
+
+/// Builds the schema with its limits.
+pub fn build_schema(engine: Arc<Engine>, config: &Config) -> GirokSchema {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .data(engine)
+        .limit_depth(config.limits.graphql_max_depth)
+        .limit_complexity(config.limits.graphql_max_complexity)
+        .finish()
+}
+
+/// `GET /graphql`: the GraphiQL IDE.
+pub async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "data": null, "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+/// `POST /graphql`.
+pub async fn graphql_post(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let error = crate::http::error::ApiError::from_body_rejection(rejection);
+            return error_response(error.status, error.code, error.message);
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body is not a GraphQL request (JSON with a `query` string): {e}"),
+            );
+        }
+    };
+    if let Err(e) = async_graphql::parser::parse_query(&request.query) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "GRAPHQL_PARSE_FAILED",
+            e.to_string(),
+        );
+    }
+    let principal = Principal(UserId(state.config.dev.actor));
+    let mut response = state.schema.execute(request.data(principal)).await;
+    let mut status = StatusCode::OK;
+    for error in &mut response.errors {
+        if classify(error) == "GRAPHQL_VALIDATION_FAILED" {
+            status = StatusCode::BAD_REQUEST;
+        }
+    }
+    (status, Json(response)).into_response()
+}
+
+/// Gives every error a code: resolver errors already carry the engine's; errors raised by
+/// async-graphql before execution (no path) are validation failures.
+fn classify(error: &mut ServerError) -> String {
+    let existing = error
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .map(|v| v.to_string().trim_matches('"').to_owned());
+    if let Some(code) = existing {
+        return code;
+    }
+    let code = if error.path.is_empty() {
+        "GRAPHQL_VALIDATION_FAILED"
+    } else {
+        "INTERNAL"
+    };
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    code.to_owned()
+}

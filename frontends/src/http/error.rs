@@ -1,0 +1,71 @@
+//! One mapping from failures to HTTP: status, a stable `code`, a message. REST routes answer
+//! `{"error": {"code", "message"}}`; the GraphQL route answers the same codes in
+//! `errors[].extensions.code`.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use girok_engine::ErrorKind;
+use serde_json::json;
+
+/// An error on its way to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A body that could not be read: too large, or broken.
+    pub fn from_body_rejection(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "request body exceeds the configured limit (limits.max_request_bytes)",
+            )
+        } else {
+            Self::new(rejection.status(), "BAD_REQUEST", rejection.body_text())
+        }
+    }
+}
+
+/// The HTTP status for an engine error kind.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidArgument => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<girok_engine::Error> for ApiError {
+    fn from(error: girok_engine::Error) -> Self {
+        let status = status_of(error.kind());
+        if status.is_server_error() {
+            tracing::error!(%error, code = error.code(), "request failed");
+        }
+        Self::new(status, error.code(), error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}

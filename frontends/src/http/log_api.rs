@@ -1,0 +1,88 @@
+//! `GET /v1/log/events`: operators read the log through a running server (what
+//! `girok log tail --follow` uses while `serve` holds the data directory). It exposes every
+//! event, so it answers loopback clients only, and only when `server.log_api` is on.
+
+use super::AppState;
+use super::error::ApiError;
+use axum::Json;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most events one call returns.
+pub const MAX_EVENTS_PER_CALL: usize = 1000;
+/// Longest a call waits for new events.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsQuery {
+    /// First seq to return (default 1).
+    from: Option<u64>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<usize>,
+    /// If no event at or after `from` exists yet, wait up to this long for one (long poll).
+    wait_ms: Option<u64>,
+}
+
+fn guard(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
+    if !state.config.server.log_api {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "the log API is disabled",
+        ));
+    }
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "the log API answers loopback clients only",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /v1/log/stats`: what `girok log stats` prints.
+pub async fn stats(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Json<girok_engine::LogReport>, ApiError> {
+    guard(&state, peer)?;
+    Ok(Json(state.engine.log_report().await?))
+}
+
+/// `{ "events": [...], "head": N, "next": SEQ }`; `next` is the `from` of the following call.
+pub async fn events(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    guard(&state, peer)?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.body_text()))?;
+    let from = query.from.unwrap_or(1).max(1);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_EVENTS_PER_CALL).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_ARGUMENT",
+            format!("limit must be between 1 and {MAX_EVENTS_PER_CALL}"),
+        ));
+    }
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    if state.engine.head() < from && !wait.is_zero() {
+        let mut head = state.engine.head_watch();
+        let _ = tokio::time::timeout(wait, head.wait_for(|h| *h >= from)).await;
+    }
+    let events = state.engine.events(from, limit).await?;
+    let next = events.last().map_or(from, |e| e.seq + 1);
+    Ok(Json(json!({
+        "events": events.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+        "head": state.engine.head(),
+        "next": next,
+    })))
+}

@@ -1,0 +1,87 @@
+//! The HTTP server: one axum router with GraphQL, operators' endpoints and the log API, over
+//! one shared [`AppState`]. `run` takes an already bound listener and a shutdown future, so
+//! tests bind `127.0.0.1:0` and the binary binds the configured address.
+
+pub mod error;
+mod log_api;
+mod ops;
+
+use crate::config::Config;
+use crate::graphql::{self, GirokSchema};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use girok_engine::Engine;
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use log_api::{MAX_EVENTS_PER_CALL, MAX_WAIT_MS};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub schema: GirokSchema,
+    pub registry: Arc<Registry>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Builds the state (and the metrics registry) around a running engine.
+    pub fn new(engine: Arc<Engine>, config: Config) -> Self {
+        let mut registry = Registry::default();
+        engine.register_metrics(&mut registry);
+        let schema = graphql::build_schema(engine.clone(), &config);
+        Self {
+            engine,
+            schema,
+            registry: Arc::new(registry),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    let limits = &state.config.limits;
+    let timeout = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/log/events", get(log_api::events))
+        .route("/v1/log/stats", get(log_api::stats))
+        .route(
+            "/graphql",
+            get(graphql::graphiql).post(graphql::graphql_post),
+        )
+        .fallback(|| async {
+            error::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+        })
+        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
