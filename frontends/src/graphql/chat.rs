@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 fn engine<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Engine>> {
     ctx.data::<Arc<Engine>>()
+        .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
 }
 
 fn principal(ctx: &Context<'_>) -> Result<Principal> {
-    ctx.data::<Principal>().copied()
+    ctx.data::<Principal>()
+        .copied()
+        .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
 }
 
 fn room_id(field: &'static str, id: &ID) -> Result<RoomId> {

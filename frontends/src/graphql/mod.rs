@@ -90,8 +90,9 @@ pub async fn graphql_post(
     (status, Json(response)).into_response()
 }
 
-/// Gives every error a code: resolver errors already carry the engine's; errors raised by
-/// async-graphql before execution (no path) are validation failures.
+/// Gives every error a code. Resolver errors already carry the engine's (or INTERNAL); errors
+/// async-graphql raises before execution (no path) are validation failures; those it raises
+/// while coercing a field's arguments (with a path) are invalid arguments.
 fn classify(error: &mut ServerError) -> String {
     let existing = error
         .extensions
@@ -104,7 +105,7 @@ fn classify(error: &mut ServerError) -> String {
     let code = if error.path.is_empty() {
         "GRAPHQL_VALIDATION_FAILED"
     } else {
-        "INTERNAL"
+        "INVALID_ARGUMENT"
     };
     error
         .extensions

@@ -1,0 +1,177 @@
+//! Test harness: runs the real `girok` binary on an ephemeral port and talks to it with a real
+//! HTTP client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const GIROK: &str = env!("CARGO_BIN_EXE_girok");
+
+/// A running `girok serve`.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `girok serve` on `data_dir` with a free port and waits until it listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let mut child = Command::new(GIROK)
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("girok starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("girok listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("girok printed its address");
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a GraphQL request; returns (status, body).
+    pub async fn gql_status(&self, query: &str, variables: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// POSTs a GraphQL request that must succeed; returns `data`.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql_status(query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn create_room(&self, title: &str) -> String {
+        let data = self
+            .gql(
+                "mutation($t: String!) { createRoom(title: $t) { id } }",
+                json!({ "t": title }),
+            )
+            .await;
+        data["createRoom"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Every message of a room, newest first, read page by page with `after`.
+    pub async fn history(&self, room: &str, after: u64) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut before = Value::Null;
+        loop {
+            let data = self
+                .gql(
+                    "query($r: ID!, $b: Seq, $a: Seq) { messages(roomId: $r, first: 100, before: $b, after: $a) { nodes { id seq body clientId } pageInfo { hasNextPage endCursor } } }",
+                    json!({ "r": room, "b": before, "a": after }),
+                )
+                .await;
+            let page = &data["messages"];
+            all.extend(page["nodes"].as_array().unwrap().iter().cloned());
+            if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                return all;
+            }
+            before = page["pageInfo"]["endCursor"].clone();
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        wait_with_timeout(&mut self.child, Duration::from_secs(30))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process did not exit in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a one-shot `girok` command; returns (exit code, stdout, stderr).
+pub fn girok(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(GIROK)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+pub const SEND: &str = "mutation($r: ID!, $b: String!, $c: String) { sendMessage(roomId: $r, body: $b, clientId: $c) { seq id duplicate } }";
+
+/// The first error's `extensions.code`.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}
