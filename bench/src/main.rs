@@ -1,1 +1,39 @@
-fn main() {}
+//! girok-bench: throughput and latency suites. Each suite prints its figures (and, where a
+//! baseline exists, the ratio measured in the same run) and writes them as JSON.
+//!
+//! Build it in release mode: `cargo run --release -p girok-bench -- ingest`.
+
+mod cpu;
+mod ingest;
+mod report;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// girok's benchmark suites.
+#[derive(Debug, Parser)]
+#[command(name = "girok-bench", version, about)]
+struct Cli {
+    /// Where to write the JSON figures (default: target/girok-bench/<suite>.json).
+    #[arg(long, global = true, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(subcommand)]
+    suite: Suite,
+}
+
+#[derive(Debug, Subcommand)]
+enum Suite {
+    /// Durable ingest through the engine (in-process), against the raw unsynced fjall insert
+    /// rate measured in the same run.
+    Ingest(ingest::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.suite {
+        Suite::Ingest(args) => {
+            let figures = ingest::run(&args)?;
+            report::write(cli.out, "ingest", &figures)
+        }
+    }
+}

@@ -1,9 +1,12 @@
 //! The dataflow runtime: timely workers that tail the log and maintain every view.
 //!
-//! Each worker reads the durable log itself and feeds the events whose `seq % workers` is its
-//! index, at timestamp `seq`; differential exchanges them by key. Using the seq as the time
-//! makes a view's frontier mean exactly "every event below this seq is reflected", which is
-//! the view's watermark. Idle workers park and are unparked when the log head moves.
+//! Worker 0 reads the durable log in chunks, decodes each event once, and feeds a whole chunk
+//! at one timestamp: the seq of the chunk's last event. The other workers close their inputs
+//! and receive their share of the data through differential's exchange by key. One timestamp
+//! per chunk (not per event) lets every reduce run once per chunk and key, which is what keeps
+//! the views cheap under load; and a frontier past `t` still means exactly "every event up to
+//! seq `t` is reflected", which is the view's watermark. Idle workers park and are unparked
+//! when the log head moves (or when data reaches them).
 
 use crate::views::Views;
 use crate::views::room_history::{MessageRef, RoomHistory, room_history};
@@ -32,7 +35,8 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn feed(&mut self, seq: Seq, bytes: &[u8], views: &Views) {
+    /// Feeds one event at timestamp `time` (its chunk's last seq).
+    fn feed(&mut self, seq: Seq, time: Seq, bytes: &[u8], views: &Views) {
         let event = match decode_event(bytes) {
             Ok(event) => event,
             Err(error) => {
@@ -44,11 +48,11 @@ impl Inputs {
         match event.payload {
             Payload::MessageSent { room, .. } => {
                 self.messages
-                    .update_at((room, (seq, event.commit_time_ms)), seq, 1)
+                    .update_at((room, (seq, event.commit_time_ms)), time, 1)
             }
-            Payload::RoomCreated { room, .. } => self.rooms.update_at(room, seq, 1),
-            Payload::MemberJoined { room, user } => self.members.update_at((room, user), seq, 1),
-            Payload::MemberLeft { room, user } => self.members.update_at((room, user), seq, -1),
+            Payload::RoomCreated { room, .. } => self.rooms.update_at(room, time, 1),
+            Payload::MemberJoined { room, user } => self.members.update_at((room, user), time, 1),
+            Payload::MemberLeft { room, user } => self.members.update_at((room, user), time, -1),
             Payload::Unknown { .. } => {}
         }
     }
@@ -132,7 +136,6 @@ fn run_worker(
     until: Option<Seq>,
 ) {
     let index = worker.index();
-    let peers = worker.peers();
     store.head().unpark_on_advance(std::thread::current());
 
     let mut inputs = Inputs {
@@ -160,21 +163,35 @@ fn run_worker(
         });
     }
 
+    // Only worker 0 reads the log; the others close their inputs (dropping a session closes
+    // it), so the frontier follows worker 0 alone.
+    let mut inputs = (index == 0).then_some(inputs);
     let mut next: Seq = 1;
+    if let Some(inputs) = inputs.as_mut() {
+        // Nothing precedes seq 1: the frontier can move to 1 at once.
+        inputs.advance_to(next);
+    }
     while !stop.load(Ordering::Acquire) {
         let head = store.head().get();
         let limit = until.map_or(head, |u| u.min(head));
         let mut more_pending = false;
-        if next <= limit {
+        // Adaptive batching: a new chunk enters only once the previous one is fully through
+        // every view. Under load, the log grows meanwhile, so chunks get larger and rounds
+        // fewer (each round has a fixed cost); when idle, a single event is a round of its own.
+        let previous_done = !room_history_probe.less_than(&next);
+        if let Some(inputs) = inputs.as_mut()
+            && next <= limit
+            && previous_done
+        {
             match store.read_range(next, limit, CHUNK) {
                 Ok(entries) => {
-                    for (seq, bytes) in &entries {
-                        if *seq as usize % peers == index {
-                            inputs.feed(*seq, bytes, views);
+                    if let Some(&(last, _)) = entries.last() {
+                        for (seq, bytes) in &entries {
+                            inputs.feed(*seq, last, bytes, views);
                         }
-                        next = seq + 1;
+                        next = last + 1;
+                        inputs.advance_to(next);
                     }
-                    inputs.advance_to(next);
                     more_pending = next <= limit;
                 }
                 Err(error) => {
@@ -183,7 +200,7 @@ fn run_worker(
                 }
             }
         }
-        if more_pending {
+        if more_pending && previous_done {
             worker.step();
         } else {
             worker.step_or_park(Some(PARK));
@@ -193,7 +210,6 @@ fn run_worker(
         }
         if let Some(target) = until
             && views.min_watermark() >= target.min(store.head().get())
-            && next > target.min(store.head().get())
         {
             break;
         }

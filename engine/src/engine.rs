@@ -148,7 +148,7 @@ impl Engine {
     /// from the log) and the hub. Must be called inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
         let store = Store::open(config.store.clone())?;
-        let writer = WriterHandle::spawn(store.clone(), Sequencer, config.writer)?;
+        let writer = WriterHandle::spawn(store.clone(), Sequencer::default(), config.writer)?;
         let views = Arc::new(Views::default());
         let flow = dataflow::start(store.clone(), views.clone(), config.workers, None)?;
         let head_at_start = store.head().get();
@@ -294,6 +294,13 @@ impl Engine {
     /// Counts per event type and the log's extent (scans the log).
     pub async fn log_report(&self) -> Result<crate::LogReport> {
         self.blocking(crate::log_report::log_report).await
+    }
+
+    /// `(events appended, batches committed)` since start: their ratio is the group-commit
+    /// batch size.
+    pub fn writer_counters(&self) -> (u64, u64) {
+        let metrics = self.store.metrics();
+        (metrics.appends.get(), metrics.batches.get())
     }
 
     /// Readiness of the log and of each view.

@@ -9,10 +9,19 @@ use girok_schemas::proto::{IdempotentAck, RoomRecord};
 use girok_schemas::{Event, EventId, Payload, RoomId, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn};
 use prost::Message;
+use std::collections::HashSet;
 
-/// The engine's [`Stager`].
+/// Most entries the membership cache holds before it starts over (bounds its memory).
+const MEMBER_CACHE_CAP: usize = 1 << 20;
+
+/// The engine's [`Stager`]. It is the only writer of the write model, so it can keep positive
+/// answers in memory: rooms that exist (rooms are never deleted) and current memberships
+/// (dropped on leave). A miss reads fjall through the transaction.
 #[derive(Default)]
-pub struct Sequencer;
+pub struct Sequencer {
+    rooms: HashSet<RoomId>,
+    members: HashSet<(RoomId, UserId)>,
+}
 
 impl Stager for Sequencer {
     type Command = Submission;
@@ -26,10 +35,16 @@ impl Stager for Sequencer {
             new_id,
         } = submission;
         match command {
-            Command::CreateRoom { title } => create_room(txn, actor, new_id, title),
+            Command::CreateRoom { title } => {
+                let ack = create_room(txn, actor, new_id, title)?;
+                let room = RoomId(ack.id.0);
+                self.rooms.insert(room);
+                self.remember_member(room, actor);
+                Ok(ack)
+            }
             Command::JoinRoom { room } => {
-                require_room(txn, room)?;
-                if is_member(txn, room, actor)? {
+                self.require_room(txn, room)?;
+                if self.is_member(txn, room, actor)? {
                     return Err(Error::AlreadyMember(room));
                 }
                 txn.put(
@@ -37,6 +52,7 @@ impl Stager for Sequencer {
                     member_key(room, actor),
                     Vec::new(),
                 );
+                self.remember_member(room, actor);
                 Ok(append(
                     txn,
                     actor,
@@ -45,11 +61,12 @@ impl Stager for Sequencer {
                 ))
             }
             Command::LeaveRoom { room } => {
-                require_room(txn, room)?;
-                if !is_member(txn, room, actor)? {
+                self.require_room(txn, room)?;
+                if !self.is_member(txn, room, actor)? {
                     return Err(Error::NotAMember(room));
                 }
                 txn.delete(Table::RoomidUseridMember, member_key(room, actor));
+                self.members.remove(&(room, actor));
                 Ok(append(
                     txn,
                     actor,
@@ -61,8 +78,86 @@ impl Stager for Sequencer {
                 room,
                 body,
                 client_id,
-            } => send_message(txn, actor, new_id, room, body, client_id),
+            } => self.send_message(txn, actor, new_id, room, body, client_id),
         }
+    }
+}
+
+impl Sequencer {
+    fn require_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<()> {
+        if self.rooms.contains(&room) {
+            return Ok(());
+        }
+        if txn.contains(Table::RoomidRoom, room.as_bytes())? {
+            self.rooms.insert(room);
+            Ok(())
+        } else {
+            Err(Error::RoomNotFound(room))
+        }
+    }
+
+    fn is_member(&mut self, txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<bool> {
+        if self.members.contains(&(room, user)) {
+            return Ok(true);
+        }
+        let member = txn.contains(Table::RoomidUseridMember, &member_key(room, user))?;
+        if member {
+            self.remember_member(room, user);
+        }
+        Ok(member)
+    }
+
+    fn remember_member(&mut self, room: RoomId, user: UserId) {
+        if self.members.len() >= MEMBER_CACHE_CAP {
+            self.members.clear();
+        }
+        self.members.insert((room, user));
+    }
+
+    fn send_message(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: UserId,
+        new_id: EventId,
+        room: RoomId,
+        body: String,
+        client_id: Option<String>,
+    ) -> Result<Ack> {
+        let idempotency = match &client_id {
+            Some(id) => {
+                let key = idempotency_key(actor, id);
+                let request_hash = request_hash(room, &body);
+                if let Some(stored) = txn.get(Table::ActorClientidAck, &key)? {
+                    return stored_ack(&stored, request_hash, id);
+                }
+                Some((key, request_hash))
+            }
+            None => None,
+        };
+        self.require_room(txn, room)?;
+        if !self.is_member(txn, room, actor)? {
+            return Err(Error::NotAMember(room));
+        }
+        let ack = append(
+            txn,
+            actor,
+            new_id,
+            Payload::MessageSent {
+                room,
+                body,
+                client_id,
+            },
+        );
+        if let Some((key, request_hash)) = idempotency {
+            let stored = IdempotentAck {
+                seq: ack.seq,
+                event_id: ack.id.as_bytes().to_vec(),
+                commit_time_ms: ack.commit_time_ms,
+                request_hash,
+            };
+            txn.put(Table::ActorClientidAck, key, stored.encode_to_vec());
+        }
+        Ok(ack)
     }
 }
 
@@ -95,51 +190,6 @@ fn create_room(txn: &mut Txn<'_>, actor: UserId, new_id: EventId, title: String)
         seq: joined.seq,
         ..created
     })
-}
-
-fn send_message(
-    txn: &mut Txn<'_>,
-    actor: UserId,
-    new_id: EventId,
-    room: RoomId,
-    body: String,
-    client_id: Option<String>,
-) -> Result<Ack> {
-    let idempotency = match &client_id {
-        Some(id) => {
-            let key = idempotency_key(actor, id);
-            let request_hash = request_hash(room, &body);
-            if let Some(stored) = txn.get(Table::ActorClientidAck, &key)? {
-                return stored_ack(&stored, request_hash, id);
-            }
-            Some((key, request_hash))
-        }
-        None => None,
-    };
-    require_room(txn, room)?;
-    if !is_member(txn, room, actor)? {
-        return Err(Error::NotAMember(room));
-    }
-    let ack = append(
-        txn,
-        actor,
-        new_id,
-        Payload::MessageSent {
-            room,
-            body,
-            client_id,
-        },
-    );
-    if let Some((key, request_hash)) = idempotency {
-        let stored = IdempotentAck {
-            seq: ack.seq,
-            event_id: ack.id.as_bytes().to_vec(),
-            commit_time_ms: ack.commit_time_ms,
-            request_hash,
-        };
-        txn.put(Table::ActorClientidAck, key, stored.encode_to_vec());
-    }
-    Ok(ack)
 }
 
 fn stored_ack(bytes: &[u8], request_hash: u64, client_id: &str) -> Result<Ack> {
@@ -175,18 +225,6 @@ fn append(txn: &mut Txn<'_>, actor: UserId, id: EventId, payload: Payload) -> Ac
         commit_time_ms,
         duplicate: false,
     }
-}
-
-fn require_room(txn: &Txn<'_>, room: RoomId) -> Result<()> {
-    if txn.contains(Table::RoomidRoom, room.as_bytes())? {
-        Ok(())
-    } else {
-        Err(Error::RoomNotFound(room))
-    }
-}
-
-fn is_member(txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<bool> {
-    Ok(txn.contains(Table::RoomidUseridMember, &member_key(room, user))?)
 }
 
 /// `room (16) ++ user (16)`.

@@ -68,6 +68,8 @@ pub struct Store {
     head: HeadSignal,
     metrics: StorageMetrics,
     config: StoreConfig,
+    /// Set when a commit or fsync failed: fjall refuses further writes, so must we.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -91,6 +93,7 @@ impl Store {
             head: HeadSignal::new(0),
             metrics: StorageMetrics::default(),
             config,
+            failed: std::sync::atomic::AtomicBool::new(false),
         };
         let head = store.last_seq()?.unwrap_or(0);
         store.head = HeadSignal::new(head);
@@ -105,6 +108,16 @@ impl Store {
 
     pub(crate) fn db(&self) -> &Database {
         &self.db
+    }
+
+    pub(crate) fn mark_failed(&self) {
+        self.failed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a write failed at the disk; the writer then stops and `/readyz` says so.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The configuration it was opened with.

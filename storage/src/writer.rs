@@ -2,11 +2,13 @@
 //!
 //! Submitters send commands over a bounded channel (a full channel pushes back on them). The
 //! writer thread takes everything queued, up to `max_batch` commands, stages each with the
-//! [`Stager`] (which checks it against the write model and appends its events), commits the
-//! accepted writes as one atomic fjall batch, makes it durable with one fsync (or one flush to
-//! the OS in `buffered` mode), advances the durable head, and only then answers every
-//! submitter of the batch. One fsync is thus shared by every command that arrived while the
-//! previous one ran, which is what makes durable ingest fast under concurrency.
+//! [`Stager`] (which checks it against the write model and appends its events), and commits
+//! the accepted writes as one atomic fjall batch. A second thread makes committed batches
+//! durable with one fsync (or one flush to the OS in `buffered` mode) covering every batch
+//! committed since the previous one, advances the durable head, and only then answers their
+//! submitters. So one fsync is shared by every command that arrived while the previous one
+//! ran, and staging never waits for the disk: that is what makes durable ingest fast under
+//! concurrency. Readers follow the durable head, so they never see a batch before its fsync.
 
 use crate::store::Store;
 use crate::txn::{BatchState, Txn};
@@ -31,7 +33,8 @@ pub trait Stager: Send + 'static {
     ) -> Result<Self::Accepted, Self::Rejected>;
 }
 
-type Reply<S> = oneshot::Sender<Result<<S as Stager>::Accepted, <S as Stager>::Rejected>>;
+type Outcome<S> = Result<<S as Stager>::Accepted, <S as Stager>::Rejected>;
+type Reply<S> = oneshot::Sender<Outcome<S>>;
 
 enum Message<S: Stager> {
     Command(S::Command, Reply<S>),
@@ -138,16 +141,45 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Batches committed to the journal but not yet durable, waiting for the sync thread.
+/// Bounded, so a slow disk pushes back on the writer instead of growing memory.
+const PENDING_BATCHES: usize = 64;
+
+/// A batch handed from the writer to the sync thread.
+struct Committed<S: Stager> {
+    /// Highest seq appended by this batch, if it appended anything.
+    last_seq: Option<u64>,
+    appended: u64,
+    replies: Vec<(Reply<S>, Outcome<S>)>,
+}
+
+/// The writer thread: stages and commits batches to the journal; the sync thread it starts
+/// makes them durable and answers. While one fsync runs, the writer already stages and
+/// commits the next batches, and one fsync then covers all of them.
 fn run<S: Stager>(
     store: Arc<Store>,
     mut stager: S,
     mut rx: mpsc::Receiver<Message<S>>,
     max_batch: usize,
 ) {
+    let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<Committed<S>>(PENDING_BATCHES);
+    let sync_store = store.clone();
+    let syncer = match std::thread::Builder::new()
+        .name("girok-log-sync".into())
+        .spawn(move || sync_loop(&sync_store, from_writer))
+    {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the log sync thread; the writer stops");
+            return;
+        }
+    };
+
+    let mut next_seq = store.head().get() + 1;
     let mut last_time_ms = 0i64;
     let mut stopping = false;
     let mut queued = Vec::with_capacity(max_batch);
-    while !stopping {
+    while !stopping && !store.is_failed() {
         let Some(first) = rx.blocking_recv() else {
             break; // every appender is gone
         };
@@ -159,9 +191,8 @@ fn run<S: Stager>(
             }
         }
 
-        let first_seq = store.head().get() + 1;
         last_time_ms = last_time_ms.max(now_ms());
-        let mut batch = BatchState::new(first_seq, last_time_ms);
+        let mut batch = BatchState::new(next_seq, last_time_ms);
         let mut replies = Vec::with_capacity(queued.len());
         for message in queued.drain(..) {
             let (command, reply) = match message {
@@ -182,24 +213,39 @@ fn run<S: Stager>(
             replies.push((reply, outcome));
         }
 
-        let appended = batch.appended(first_seq);
+        let appended = batch.appended(next_seq);
+        let commands = replies.len();
         if !batch.ops.is_empty()
-            && let Err(error) = commit(&store, batch, first_seq, replies.len())
+            && let Err(error) = commit(&store, batch)
         {
             // fjall poisons itself after a failed journal write: nothing more can be accepted.
             tracing::error!(%error, "log commit failed; the writer stops");
+            store.mark_failed();
             for (reply, _) in replies {
                 let _ = reply.send(Err(Error::Closed.into()));
             }
-            return;
+            break;
         }
+        let metrics = store.metrics();
+        metrics.batch_commands.observe(commands as f64);
         if appended > 0 {
-            tracing::trace!(first_seq, appended, "batch durable");
+            metrics.batches.inc();
         }
-        for (reply, outcome) in replies {
-            // A submitter that gave up waiting is not an error: its write is durable anyway.
-            let _ = reply.send(outcome);
+        let committed = Committed {
+            last_seq: (appended > 0).then(|| next_seq + appended - 1),
+            appended,
+            replies,
+        };
+        next_seq += appended;
+        // Answers to every command, rejections included, go out only after the fsync that
+        // covers everything before them: a rejection may rest on a write not yet durable.
+        if to_sync.send(committed).is_err() {
+            break; // the sync thread failed
         }
+    }
+    drop(to_sync);
+    if syncer.join().is_err() {
+        tracing::error!("log sync thread panicked");
     }
     if let Err(error) = store.db().persist(fjall::PersistMode::SyncAll) {
         tracing::error!(%error, "final flush of the log failed");
@@ -207,8 +253,8 @@ fn run<S: Stager>(
     tracing::info!(head = store.head().get(), "log writer stopped");
 }
 
-fn commit(store: &Store, batch: BatchState, first_seq: u64, commands: usize) -> Result<()> {
-    let appended = batch.appended(first_seq);
+/// Writes a staged batch into fjall (journal + memtables), atomically, without syncing.
+fn commit(store: &Store, batch: BatchState) -> Result<()> {
     let mut writes = store.db().batch();
     for op in batch.ops {
         match op {
@@ -219,21 +265,43 @@ fn commit(store: &Store, batch: BatchState, first_seq: u64, commands: usize) -> 
         }
     }
     writes.commit()?;
-    let started = Instant::now();
-    store
-        .db()
-        .persist(store.config().durability.persist_mode())?;
-    let metrics = store.metrics();
-    metrics
-        .fsync_seconds
-        .observe(started.elapsed().as_secs_f64());
-    metrics.batches.inc();
-    metrics.batch_commands.observe(commands as f64);
-    metrics.appends.inc_by(appended);
-    if appended > 0 {
-        let head = first_seq + appended - 1;
-        metrics.head.set(head as i64);
-        store.head().advance(head);
-    }
     Ok(())
+}
+
+/// The sync thread: takes every batch committed so far, makes them durable with one
+/// fsync, advances the durable head, then answers their submitters.
+fn sync_loop<S: Stager>(store: &Store, from_writer: std::sync::mpsc::Receiver<Committed<S>>) {
+    let mode = store.config().durability.persist_mode();
+    while let Ok(first) = from_writer.recv() {
+        let mut group = vec![first];
+        group.extend(from_writer.try_iter());
+        let started = Instant::now();
+        let synced = store.db().persist(mode);
+        let metrics = store.metrics();
+        if let Err(error) = synced {
+            tracing::error!(%error, "log fsync failed; acknowledged nothing of this group; the writer stops");
+            store.mark_failed();
+            for committed in group {
+                for (reply, _) in committed.replies {
+                    let _ = reply.send(Err(Error::Closed.into()));
+                }
+            }
+            return;
+        }
+        metrics
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let appended: u64 = group.iter().map(|c| c.appended).sum();
+        metrics.appends.inc_by(appended);
+        if let Some(head) = group.iter().filter_map(|c| c.last_seq).max() {
+            metrics.head.set(head as i64);
+            store.head().advance(head);
+        }
+        for committed in group {
+            for (reply, outcome) in committed.replies {
+                // A submitter that gave up waiting is not an error: its write is durable anyway.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
 }

@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 /// A message as the view knows it: `(seq, commit time in ms)`.
 pub type MessageRef = (Seq, i64);
 
-/// Messages are grouped into buckets of `2^BUCKET_BITS` consecutive seqs before the maximum is
-/// taken, so a change to a room with a long history re-reads one bucket and the bucket maxima,
-/// never the whole history.
-const BUCKET_BITS: u32 = 10;
+/// The last message is found as a hierarchy of maxima: per room and block of 2^6 seqs, then
+/// of 2^12, then of 2^18, then per room. A reduce re-reads every value of the key it updates,
+/// so this keeps each of those reads at 64 values or fewer (the top level holds one value per
+/// 2^18 seqs), however long a room's history grows.
+const LEVEL_SHIFTS: [u32; 3] = [6, 12, 18];
 
 /// The view's two outputs: `(room, seq)` per message, and `(room, last message)` per
 /// non-empty room.
@@ -26,21 +27,25 @@ pub struct RoomHistory<'s> {
 /// The view over `messages`, `(room, message)` for every message that exists.
 pub fn room_history<'s>(messages: VecCollection<'s, Seq, (RoomId, MessageRef)>) -> RoomHistory<'s> {
     let history = messages.clone().map(|(room, (seq, _))| (room, seq));
-    let last = messages
-        .map(|(room, message)| ((room, message.0 >> BUCKET_BITS), message))
-        .reduce(|_bucket, input, output| {
-            // Values arrive sorted; the last one has the highest seq.
-            if let Some((message, _)) = input.last() {
-                output.push((**message, 1));
-            }
-        })
-        .map(|((room, _bucket), message)| (room, message))
-        .reduce(|_room, input, output| {
-            if let Some((message, _)) = input.last() {
-                output.push((**message, 1));
-            }
-        });
+    let mut maxima =
+        messages.map(|(room, message)| ((room, message.0 >> LEVEL_SHIFTS[0]), message));
+    for shift in LEVEL_SHIFTS.into_iter().skip(1) {
+        maxima = maxima
+            .reduce(keep_max)
+            .map(move |((room, _block), message)| ((room, message.0 >> shift), message));
+    }
+    let last = maxima
+        .reduce(keep_max)
+        .map(|((room, _block), message)| (room, message))
+        .reduce(keep_max);
     RoomHistory { history, last }
+}
+
+/// Reduce logic: the greatest value. Values arrive sorted, so it is the last one.
+fn keep_max<K>(_key: &K, input: &[(&MessageRef, isize)], output: &mut Vec<(MessageRef, isize)>) {
+    if let Some((message, _)) = input.last() {
+        output.push((**message, 1));
+    }
 }
 
 #[derive(Default)]
@@ -230,10 +235,10 @@ mod tests {
     }
 
     #[test]
-    fn retracting_the_last_message_falls_back_across_buckets() {
+    fn retracting_the_last_message_falls_back_across_every_level() {
         let a = room(7);
-        let old = 5; // bucket 0
-        let new = 5 + (1 << BUCKET_BITS); // bucket 1
+        let old = 5; // the first block at every level
+        let new = 5 + (1 << 20); // another block at every level
         let (history, last) = run(vec![
             ((a, (old, 10)), old, 1),
             ((a, (new, 20)), new, 1),
