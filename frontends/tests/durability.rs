@@ -166,3 +166,44 @@ async fn buffered_durability_survives_a_process_crash() {
     let server = Server::start(&data, &[]);
     assert_all_acked_present(&server, &rooms, &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_journal_tail_is_cut_off_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let rooms = vec![server.create_room("torn").await];
+    let (acked, tasks) = start_writers(&server, &rooms, 4, 50);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    server.kill9();
+
+    // Simulate a write torn by the crash: half a batch of garbage at the end of the newest
+    // journal file.
+    let journal = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jnl"))
+        .max()
+        .expect("a journal file");
+    let mut torn = std::fs::read(&journal).unwrap();
+    let garbage: Vec<u8> = (0..700u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    torn.extend_from_slice(&garbage);
+    std::fs::write(&journal, torn).unwrap();
+
+    let server = Server::start(&data, &[]);
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 200);
+    assert_all_acked_present(&server, &rooms, &acked).await;
+    // And the log goes on where it stopped.
+    let head = server.gql("{ logHead { seq } }", json!({})).await["logHead"]["seq"]
+        .as_u64()
+        .unwrap();
+    let next = server
+        .gql(SEND, json!({ "r": rooms[0], "b": "after the tear" }))
+        .await;
+    assert_eq!(next["sendMessage"]["seq"], head + 1);
+}

@@ -42,7 +42,7 @@ async fn chat_round_trip_with_read_your_writes_and_pagination() {
     // Read your write: with `after`, the newest message is the one just sent.
     let page = server
         .gql(
-            "query($r: ID!, $a: Seq) { messages(roomId: $r, first: 10, after: $a) { nodes { seq body } pageInfo { hasNextPage endCursor } } room(id: $r) { messageCount lastMessageSeq title } }",
+            "query($r: ID!, $a: Seq) { messages(roomId: $r, first: 10, after: $a) { nodes { seq body } pageInfo { hasNextPage endCursor } } room(id: $r, after: $a) { messageCount lastMessageSeq title } }",
             json!({ "r": room, "a": last }),
         )
         .await;
@@ -418,4 +418,46 @@ fn help_and_configuration_errors() {
     let (status, _, stderr) = girok(&["serve", "--durability", "sometimes"]);
     assert_ne!(status, 0);
     assert!(stderr.contains("sometimes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_revokes_access_and_joining_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let room = server.create_room("door").await;
+    let history = "query($r: ID!) { messages(roomId: $r) { nodes { seq } } }";
+    let (_, body) = server
+        .gql_status(
+            "mutation($r: ID!) { joinRoom(roomId: $r) }",
+            json!({ "r": room }),
+        )
+        .await;
+    assert_eq!(code(&body), "ALREADY_MEMBER", "the creator is a member");
+    let left = server
+        .gql(
+            "mutation($r: ID!) { leaveRoom(roomId: $r) }",
+            json!({ "r": room }),
+        )
+        .await;
+    assert!(left["leaveRoom"].as_u64().unwrap() > 0);
+    let (_, body) = server
+        .gql_status(SEND, json!({ "r": room, "b": "x" }))
+        .await;
+    assert_eq!(code(&body), "NOT_A_MEMBER");
+    let (_, body) = server.gql_status(history, json!({ "r": room })).await;
+    assert_eq!(code(&body), "NOT_A_MEMBER");
+    let (_, body) = server
+        .gql_status(
+            "mutation($r: ID!) { leaveRoom(roomId: $r) }",
+            json!({ "r": room }),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_A_MEMBER");
+    server
+        .gql(
+            "mutation($r: ID!) { joinRoom(roomId: $r) }",
+            json!({ "r": room }),
+        )
+        .await;
+    server.gql(SEND, json!({ "r": room, "b": "back" })).await;
 }

@@ -96,28 +96,30 @@ pub struct HistoryPage {
 
 impl RoomHistoryStore {
     pub(crate) fn apply_history(&self, updates: &[((RoomId, Seq), Seq, isize)]) {
-        let mut rooms = self.rooms.write();
-        let mut digest = self.digest.lock();
-        for ((room, seq), _time, diff) in updates {
-            let state = rooms.entry(*room).or_default();
-            add(&mut state.seqs, *seq, *diff);
-            if state.is_empty() {
-                rooms.remove(room);
-            }
-            digest.apply(&(0u8, room, seq), *diff);
-        }
+        self.apply(updates, 0, |state| &mut state.seqs);
     }
 
     pub(crate) fn apply_last(&self, updates: &[((RoomId, MessageRef), Seq, isize)]) {
+        self.apply(updates, 1, |state| &mut state.last);
+    }
+
+    /// Applies one output's diffs to the per-room map `field` picks; `tag` keeps the two
+    /// outputs apart in the digest.
+    fn apply<V: Ord + Copy + std::hash::Hash>(
+        &self,
+        updates: &[((RoomId, V), Seq, isize)],
+        tag: u8,
+        field: impl Fn(&mut RoomState) -> &mut BTreeMap<V, isize>,
+    ) {
         let mut rooms = self.rooms.write();
         let mut digest = self.digest.lock();
-        for ((room, message), _time, diff) in updates {
+        for ((room, value), _time, diff) in updates {
             let state = rooms.entry(*room).or_default();
-            add(&mut state.last, *message, *diff);
+            add(field(state), *value, *diff);
             if state.is_empty() {
                 rooms.remove(room);
             }
-            digest.apply(&(1u8, room, message), *diff);
+            digest.apply(&(tag, room, value), *diff);
         }
     }
 

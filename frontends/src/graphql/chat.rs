@@ -156,24 +156,21 @@ impl MutationRoot {
     /// Joins a room. (Until the chat issue adds owners and invitations, any room is open.)
     async fn join_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
         let room = room_id_arg(&room_id)?;
-        let actor = principal(ctx)?.0;
-        let ack = engine(ctx)?
-            .execute(actor, Command::JoinRoom { room })
-            .await
-            .map_err(gql)?;
-        Ok(Seq(ack.seq))
+        membership(ctx, Command::JoinRoom { room }).await
     }
 
     /// Leaves a room.
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
         let room = room_id_arg(&room_id)?;
-        let actor = principal(ctx)?.0;
-        let ack = engine(ctx)?
-            .execute(actor, Command::LeaveRoom { room })
-            .await
-            .map_err(gql)?;
-        Ok(Seq(ack.seq))
+        membership(ctx, Command::LeaveRoom { room }).await
     }
+}
+
+/// Executes a membership change as the principal; answers the seq to read it with.
+async fn membership(ctx: &Context<'_>, command: Command) -> Result<Seq> {
+    let actor = principal(ctx)?.0;
+    let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
+    Ok(Seq(ack.seq))
 }
 
 /// The log's head.
