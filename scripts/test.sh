@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== doc tests"
+cargo test --workspace --doc --quiet
+
+# Last, so that its summary is the closing line of the run.
 echo "== tests"
 cargo nextest run --workspace --no-fail-fast
-cargo test --workspace --doc --quiet

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Serve `/v1/log/events` (operators' log reads; loopback clients only).
     pub log_api: bool,
+    /// Most HTTP connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +42,7 @@ impl Default for ServerConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_secs: 30,
             log_api: true,
+            max_connections: 4096,
         }
     }
 }

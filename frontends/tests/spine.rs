@@ -461,3 +461,46 @@ async fn leaving_revokes_access_and_joining_restores_it() {
         .await;
     server.gql(SEND, json!({ "r": room, "b": "back" })).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("girok.toml");
+    std::fs::write(&config, "[server]\nmax_connections = 2\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let ask = |mut stream: tokio::net::TcpStream| {
+        let request = request.clone();
+        async move {
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = vec![0u8; 512];
+            let n = stream.read(&mut answer).await.unwrap();
+            (stream, String::from_utf8_lossy(&answer[..n]).into_owned())
+        }
+    };
+    // Two keep-alive connections take both places.
+    let (first, answer) = ask(tokio::net::TcpStream::connect(&addr).await.unwrap()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (second, answer) = ask(tokio::net::TcpStream::connect(&addr).await.unwrap()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A third is not served while they stay open...
+    let third = tokio::spawn(ask(tokio::net::TcpStream::connect(&addr).await.unwrap()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served over the limit"
+    );
+    // ...and is served as soon as one closes.
+    drop(first);
+    let (_, answer) = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served once a place is free")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(second);
+}

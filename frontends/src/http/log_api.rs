@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::listener::PeerAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
@@ -49,7 +50,7 @@ fn guard(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
 /// `GET /v1/log/stats`: what `girok log stats` prints.
 pub async fn stats(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
 ) -> Result<Json<girok_engine::LogReport>, ApiError> {
     guard(&state, peer)?;
     Ok(Json(state.engine.log_report().await?))
@@ -58,7 +59,7 @@ pub async fn stats(
 /// `{ "events": [...], "head": N, "next": SEQ }`; `next` is the `from` of the following call.
 pub async fn events(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     guard(&state, peer)?;

@@ -3,6 +3,7 @@
 //! tests bind `127.0.0.1:0` and the binary binds the configured address.
 
 pub mod error;
+mod listener;
 mod log_api;
 mod ops;
 
@@ -13,15 +14,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
 use girok_engine::Engine;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use listener::PeerAddr;
 pub use log_api::{MAX_EVENTS_PER_CALL, MAX_WAIT_MS};
 
 /// What every handler can reach.
@@ -31,6 +33,8 @@ pub struct AppState {
     pub schema: GirokSchema,
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
+    /// Open HTTP connections (`girok_http_connections`).
+    pub connections: Gauge,
 }
 
 impl AppState {
@@ -38,12 +42,19 @@ impl AppState {
     pub fn new(engine: Arc<Engine>, config: Config) -> Self {
         let mut registry = Registry::default();
         engine.register_metrics(&mut registry);
+        let connections = Gauge::default();
+        registry.register(
+            "girok_http_connections",
+            "Open HTTP connections",
+            connections.clone(),
+        );
         let schema = graphql::build_schema(engine.clone(), &config);
         Self {
             engine,
             schema,
             registry: Arc::new(registry),
             config: Arc::new(config),
+            connections,
         }
     }
 }
@@ -80,7 +91,12 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = listener::LimitedListener::new(
+        listener,
+        state.config.server.max_connections,
+        state.connections.clone(),
+    );
+    let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
