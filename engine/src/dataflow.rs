@@ -130,7 +130,7 @@ impl Drop for Dataflow {
 
 fn run_worker(
     worker: &mut timely::worker::Worker,
-    store: &Store,
+    store: &Arc<Store>,
     views: &Arc<Views>,
     stop: &AtomicBool,
     until: Option<Seq>,
@@ -166,12 +166,13 @@ fn run_worker(
     // Only worker 0 reads the log; the others close their inputs (dropping a session closes
     // it), so the frontier follows worker 0 alone.
     let mut inputs = (index == 0).then_some(inputs);
-    let mut next: Seq = 1;
+    let mut tail = store.tail(1);
     if let Some(inputs) = inputs.as_mut() {
         // Nothing precedes seq 1: the frontier can move to 1 at once.
-        inputs.advance_to(next);
+        inputs.advance_to(tail.position());
     }
     while !stop.load(Ordering::Acquire) {
+        let next = tail.position();
         let head = store.head().get();
         let limit = until.map_or(head, |u| u.min(head));
         let mut more_pending = false;
@@ -183,16 +184,15 @@ fn run_worker(
             && next <= limit
             && previous_done
         {
-            match store.read_range(next, limit, CHUNK) {
+            match tail.next_chunk(CHUNK, Some(limit)) {
                 Ok(entries) => {
                     if let Some(&(last, _)) = entries.last() {
                         for (seq, bytes) in &entries {
                             inputs.feed(*seq, last, bytes, views);
                         }
-                        next = last + 1;
-                        inputs.advance_to(next);
+                        inputs.advance_to(tail.position());
                     }
-                    more_pending = next <= limit;
+                    more_pending = tail.position() <= limit;
                 }
                 Err(error) => {
                     tracing::error!(%error, next, "views cannot read the log; retrying");

@@ -207,7 +207,7 @@ impl Engine {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&Arc<Store>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || work(&store))

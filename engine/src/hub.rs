@@ -75,34 +75,41 @@ impl Hub {
 
 /// Publishes every event after `after` as it becomes durable, until the task is aborted.
 pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
-    let mut head_rx = store.head().subscribe();
-    let mut next = after + 1;
+    let mut tail = Some(store.tail(after + 1));
     loop {
-        let head = *head_rx.borrow_and_update();
-        while next <= head {
-            let reader = store.clone();
-            let from = next;
-            let chunk =
-                tokio::task::spawn_blocking(move || reader.read_range(from, head, CHUNK)).await;
-            let entries = match chunk {
-                Ok(Ok(entries)) => entries,
-                Ok(Err(error)) => {
-                    tracing::error!(%error, next, "hub cannot read the log; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-                Err(_) => return, // runtime shutting down
-            };
-            for (seq, bytes) in entries {
-                next = seq + 1;
-                match decode_event(&bytes) {
-                    Ok(event) => hub.publish(event),
-                    Err(error) => tracing::error!(seq, %error, "hub skipped an undecodable event"),
+        let Some(mut reader) = tail.take() else {
+            return;
+        };
+        // fjall is synchronous: read chunks off the async runtime.
+        let read = tokio::task::spawn_blocking(move || {
+            let chunk = reader.next_chunk(CHUNK, None);
+            (reader, chunk)
+        })
+        .await;
+        let Ok((reader, chunk)) = read else {
+            return; // runtime shutting down
+        };
+        match chunk {
+            Ok(entries) if entries.is_empty() => {
+                if !reader.wait_async().await {
+                    return;
                 }
             }
+            Ok(entries) => {
+                for (seq, bytes) in entries {
+                    match decode_event(&bytes) {
+                        Ok(event) => hub.publish(event),
+                        Err(error) => {
+                            tracing::error!(seq, %error, "hub skipped an undecodable event")
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, at = reader.position(), "hub cannot read the log; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
-        if head_rx.changed().await.is_err() {
-            return;
-        }
+        tail = Some(reader);
     }
 }

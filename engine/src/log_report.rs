@@ -5,6 +5,7 @@ use girok_schemas::{Seq, peek_type};
 use girok_storage::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Entries scanned per read.
 const CHUNK: usize = 8192;
@@ -21,18 +22,17 @@ pub struct LogReport {
 }
 
 /// Scans the whole log (cost: one sequential read of it).
-pub fn log_report(store: &Store) -> Result<LogReport> {
+pub fn log_report(store: &Arc<Store>) -> Result<LogReport> {
     let stats = store.stats()?;
     let mut per_type = BTreeMap::new();
     let mut event_count = 0;
     if let (Some(first), Some(last)) = (stats.first_seq, stats.last_seq) {
-        let mut next = first;
-        while next <= last {
-            let chunk = store.read_range(next, last, CHUNK)?;
-            let Some((final_seq, _)) = chunk.last() else {
+        let mut tail = store.tail(first);
+        loop {
+            let chunk = tail.next_chunk(CHUNK, Some(last))?;
+            if chunk.is_empty() {
                 break;
-            };
-            next = final_seq + 1;
+            }
             for (seq, bytes) in chunk {
                 let type_name =
                     peek_type(&bytes).map_err(|source| Error::Decode { seq, source })?;

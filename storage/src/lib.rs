@@ -13,6 +13,7 @@ mod head;
 mod metrics;
 mod store;
 mod tables;
+mod tail;
 mod txn;
 pub mod writer;
 
@@ -21,6 +22,7 @@ pub use head::HeadSignal;
 pub use metrics::StorageMetrics;
 pub use store::{Durability, LogStats, Store, StoreConfig};
 pub use tables::Table;
+pub use tail::LogTail;
 pub use txn::Txn;
 pub use writer::{Appender, Stager, WriterConfig, WriterHandle};
 

@@ -190,3 +190,44 @@ fn read_range_is_bounded_and_ordered() {
     );
     writer.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_follows_the_durable_log_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open(dir.path());
+    let appender = writer.appender();
+    for i in 0..10u8 {
+        appender.submit((vec![i], vec![i])).await.unwrap();
+    }
+    let mut tail = store.tail(4);
+    let chunk = tail.next_chunk(3, None).unwrap();
+    assert_eq!(chunk.iter().map(|c| c.0).collect::<Vec<_>>(), vec![4, 5, 6]);
+    assert_eq!(chunk[0].1, vec![3u8], "seq 4 holds the fourth payload");
+    assert_eq!(tail.position(), 7);
+    let chunk = tail.next_chunk(100, Some(8)).unwrap();
+    assert_eq!(chunk.iter().map(|c| c.0).collect::<Vec<_>>(), vec![7, 8]);
+    assert_eq!(
+        tail.next_chunk(100, Some(8)).unwrap().len(),
+        0,
+        "stops at `until`"
+    );
+    assert_eq!(tail.next_chunk(100, None).unwrap().len(), 2);
+    assert!(tail.next_chunk(100, None).unwrap().is_empty(), "caught up");
+
+    // Waiting: wakes when a new entry becomes durable.
+    let waiter = tokio::spawn(async move {
+        assert!(tail.wait_async().await);
+        tail.next_chunk(100, None).unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished());
+    appender.submit((vec![42], vec![42])).await.unwrap();
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(chunk, vec![(11, vec![42u8])]);
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
+}

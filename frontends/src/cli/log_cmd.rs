@@ -105,10 +105,13 @@ pub fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match open(&config, args.server.clone())? {
         Source::Local(store) => {
-            let head = store.head().get();
-            while next <= head {
-                for (seq, bytes) in store.read_range(next, head, CHUNK)? {
-                    next = seq + 1;
+            let mut tail = store.tail(next);
+            loop {
+                let chunk = tail.next_chunk(CHUNK, None)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                for (seq, bytes) in chunk {
                     let event = decode_event(&bytes)
                         .with_context(|| format!("log entry {seq} does not decode"))?;
                     if !emit(&mut out, &event.to_json(), prefix) {
@@ -116,6 +119,8 @@ pub fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
                     }
                 }
             }
+            next = tail.position();
+            drop(tail);
             if !args.follow {
                 return Ok(());
             }
