@@ -1,9 +1,10 @@
 //! Commands: what a client asks the engine to change, validated before it reaches the
 //! sequencer so that the writer thread only does write-model checks.
 
+use crate::accounts::AccountCommand;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_TITLE_CHARS};
-use girok_schemas::{EventId, RoomId, Seq, UserId};
+use girok_schemas::{EventId, RoomId, Seq, SessionId, UserId};
 
 /// A request to change state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum Command {
         body: String,
         client_id: Option<String>,
     },
+    /// Accounts and sessions (validated by the accounts module before submission).
+    Account(AccountCommand),
 }
 
 /// The acknowledgement of a durable command.
@@ -34,6 +37,10 @@ pub struct Ack {
     pub commit_time_ms: i64,
     /// True when this is the stored ack of an earlier send with the same client id.
     pub duplicate: bool,
+    /// For logins and refreshes: the session's user and id.
+    pub session: Option<(UserId, SessionId)>,
+    /// For a refresh: the token had already been rotated; the session is now revoked.
+    pub reuse_detected: bool,
 }
 
 /// A command with the principal who issued it, as the sequencer receives it.
@@ -99,7 +106,10 @@ impl Command {
                     client_id,
                 })
             }
-            other @ (Command::JoinRoom { .. } | Command::LeaveRoom { .. }) => Ok(other),
+            other
+            @ (Command::JoinRoom { .. } | Command::LeaveRoom { .. } | Command::Account(_)) => {
+                Ok(other)
+            }
         }
     }
 }

@@ -6,8 +6,9 @@ use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
 use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
 use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::sequencer::{Sequencer, member_key};
+use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
+use crate::write_model::member_key;
 use girok_schemas::proto::RoomRecord;
 use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::{Appender, Store, StoreConfig, Table, WriterConfig, WriterHandle};
@@ -131,6 +132,7 @@ struct EngineMetrics {
 
 /// The running engine.
 pub struct Engine {
+    pub(crate) passwords: Arc<crate::accounts::PasswordPool>,
     store: Arc<Store>,
     writer: Mutex<Option<WriterHandle<Sequencer>>>,
     appender: Appender<Sequencer>,
@@ -161,6 +163,7 @@ impl Engine {
             "engine started; views rebuilding from the log"
         );
         Ok(Arc::new(Engine {
+            passwords: Arc::new(crate::accounts::PasswordPool::new(config.workers)),
             appender: writer.appender(),
             writer: Mutex::new(Some(writer)),
             store,
@@ -174,9 +177,18 @@ impl Engine {
         }))
     }
 
-    /// Validates and executes a command; returns once it is durable.
+    /// Validates and executes a chat command; returns once it is durable. Account commands
+    /// go through the account methods (they hash passwords and mint tokens first).
     pub async fn execute(&self, actor: UserId, command: Command) -> Result<Ack> {
-        let command = command.validated()?;
+        if matches!(command, Command::Account(_)) {
+            return Err(Error::Internal(
+                "account commands go through the account methods".into(),
+            ));
+        }
+        self.submit(actor, command.validated()?).await
+    }
+
+    pub(crate) async fn submit(&self, actor: UserId, command: Command) -> Result<Ack> {
         let submission = Submission {
             actor,
             command,
@@ -205,7 +217,7 @@ impl Engine {
         &self.views
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Arc<Store>) -> Result<T> + Send + 'static,
     ) -> Result<T> {

@@ -7,6 +7,7 @@ use girok_schemas::{DecodeError, RoomId, Seq};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidArgument,
+    Unauthenticated,
     NotFound,
     Forbidden,
     Conflict,
@@ -37,6 +38,20 @@ pub enum Error {
         watermark: Seq,
         waited_ms: u64,
     },
+    #[error("username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error("email {0:?} is already registered")]
+    EmailTaken(String),
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("the refresh token is unknown, expired or revoked")]
+    InvalidRefreshToken,
+    #[error("a refresh token was used twice; its whole session is revoked")]
+    RefreshTokenReused,
+    #[error("no such active session")]
+    SessionNotFound,
+    #[error("no such user")]
+    UserNotFound,
     #[error("girok is shutting down and accepts no more writes")]
     Unavailable,
     #[error("storage failure: {0}")]
@@ -74,6 +89,13 @@ impl Error {
             Error::AlreadyMember(_) => "ALREADY_MEMBER",
             Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             Error::ViewTimeout { .. } => "VIEW_TIMEOUT",
+            Error::UsernameTaken(_) => "USERNAME_TAKEN",
+            Error::EmailTaken(_) => "EMAIL_TAKEN",
+            Error::InvalidCredentials => "INVALID_CREDENTIALS",
+            Error::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
+            Error::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            Error::SessionNotFound => "SESSION_NOT_FOUND",
+            Error::UserNotFound => "USER_NOT_FOUND",
             Error::Unavailable => "UNAVAILABLE",
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
         }
@@ -87,6 +109,11 @@ impl Error {
             Error::NotAMember(_) => ErrorKind::Forbidden,
             Error::AlreadyMember(_) | Error::IdempotencyKeyReused(_) => ErrorKind::Conflict,
             Error::ViewTimeout { .. } => ErrorKind::Timeout,
+            Error::UsernameTaken(_) | Error::EmailTaken(_) => ErrorKind::Conflict,
+            Error::InvalidCredentials | Error::InvalidRefreshToken | Error::RefreshTokenReused => {
+                ErrorKind::Unauthenticated
+            }
+            Error::SessionNotFound | Error::UserNotFound => ErrorKind::NotFound,
             Error::Unavailable => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
         }

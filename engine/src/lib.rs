@@ -7,6 +7,7 @@
 //! rebuilds every view from the log. [`Engine`] ties these together for the frontends, which
 //! never touch storage directly.
 
+pub mod accounts;
 pub mod command;
 pub mod dataflow;
 mod engine;
@@ -17,6 +18,7 @@ pub mod log_report;
 pub mod replay;
 pub mod sequencer;
 pub mod views;
+pub mod write_model;
 
 pub use command::{Ack, Command};
 pub use engine::{

@@ -1,11 +1,13 @@
 //! The sequencer: runs on the log writer thread and decides, against the write model, whether
-//! a command may happen; if so it appends the command's events and updates the write model in
-//! the same atomic batch. Invariants checked here: a room exists before anything happens in it,
-//! only members send, membership changes make sense, and a client id names one message only.
+//! a command may happen; if so it appends the command's events, and each event's effect on the
+//! write model ([`crate::write_model::apply`]) joins the same atomic batch. Invariants checked
+//! here: a room exists before anything happens in it, only members send, membership changes
+//! make sense, a client id names one message only; account rules live in `accounts::stage`.
 
 use crate::command::{Ack, Command, Submission};
 use crate::error::{Error, Result};
-use girok_schemas::proto::{IdempotentAck, RoomRecord};
+use crate::write_model::{idempotency_key, member_key, request_hash};
+use girok_schemas::proto::IdempotentAck;
 use girok_schemas::{Event, EventId, Payload, RoomId, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn};
 use prost::Message;
@@ -36,49 +38,56 @@ impl Stager for Sequencer {
         } = submission;
         match command {
             Command::CreateRoom { title } => {
-                let ack = create_room(txn, actor, new_id, title)?;
-                let room = RoomId(ack.id.0);
+                let room = RoomId(new_id.0);
+                let created = append(txn, actor, new_id, Payload::RoomCreated { room, title })?;
+                // The creator is the room's first member; both events commit together.
+                let joined = append(
+                    txn,
+                    actor,
+                    EventId::new_v7(),
+                    Payload::MemberJoined { room, user: actor },
+                )?;
                 self.rooms.insert(room);
                 self.remember_member(room, actor);
-                Ok(ack)
+                Ok(Ack {
+                    seq: joined.seq,
+                    ..created
+                })
             }
             Command::JoinRoom { room } => {
                 self.require_room(txn, room)?;
                 if self.is_member(txn, room, actor)? {
                     return Err(Error::AlreadyMember(room));
                 }
-                txn.put(
-                    Table::RoomidUseridMember,
-                    member_key(room, actor),
-                    Vec::new(),
-                );
-                self.remember_member(room, actor);
-                Ok(append(
+                let ack = append(
                     txn,
                     actor,
                     new_id,
                     Payload::MemberJoined { room, user: actor },
-                ))
+                )?;
+                self.remember_member(room, actor);
+                Ok(ack)
             }
             Command::LeaveRoom { room } => {
                 self.require_room(txn, room)?;
                 if !self.is_member(txn, room, actor)? {
                     return Err(Error::NotAMember(room));
                 }
-                txn.delete(Table::RoomidUseridMember, member_key(room, actor));
-                self.members.remove(&(room, actor));
-                Ok(append(
+                let ack = append(
                     txn,
                     actor,
                     new_id,
                     Payload::MemberLeft { room, user: actor },
-                ))
+                )?;
+                self.members.remove(&(room, actor));
+                Ok(ack)
             }
             Command::SendMessage {
                 room,
                 body,
                 client_id,
             } => self.send_message(txn, actor, new_id, room, body, client_id),
+            Command::Account(command) => crate::accounts::stage(txn, new_id, command),
         }
     }
 }
@@ -123,22 +132,16 @@ impl Sequencer {
         body: String,
         client_id: Option<String>,
     ) -> Result<Ack> {
-        let idempotency = match &client_id {
-            Some(id) => {
-                let key = idempotency_key(actor, id);
-                let request_hash = request_hash(room, &body);
-                if let Some(stored) = txn.get(Table::ActorClientidAck, &key)? {
-                    return stored_ack(&stored, request_hash, id);
-                }
-                Some((key, request_hash))
-            }
-            None => None,
-        };
+        if let Some(id) = &client_id
+            && let Some(stored) = txn.get(Table::ActorClientidAck, &idempotency_key(actor, id))?
+        {
+            return stored_ack(&stored, request_hash(room, &body), id);
+        }
         self.require_room(txn, room)?;
         if !self.is_member(txn, room, actor)? {
             return Err(Error::NotAMember(room));
         }
-        let ack = append(
+        append(
             txn,
             actor,
             new_id,
@@ -147,49 +150,8 @@ impl Sequencer {
                 body,
                 client_id,
             },
-        );
-        if let Some((key, request_hash)) = idempotency {
-            let stored = IdempotentAck {
-                seq: ack.seq,
-                event_id: ack.id.as_bytes().to_vec(),
-                commit_time_ms: ack.commit_time_ms,
-                request_hash,
-            };
-            txn.put(Table::ActorClientidAck, key, stored.encode_to_vec());
-        }
-        Ok(ack)
+        )
     }
-}
-
-fn create_room(txn: &mut Txn<'_>, actor: UserId, new_id: EventId, title: String) -> Result<Ack> {
-    let room = RoomId(new_id.0);
-    let record = RoomRecord {
-        title: title.clone(),
-        creator: actor.as_bytes().to_vec(),
-        created_seq: txn.next_seq(),
-    };
-    txn.put(
-        Table::RoomidRoom,
-        room.as_bytes().to_vec(),
-        record.encode_to_vec(),
-    );
-    txn.put(
-        Table::RoomidUseridMember,
-        member_key(room, actor),
-        Vec::new(),
-    );
-    let created = append(txn, actor, new_id, Payload::RoomCreated { room, title });
-    // The creator is the room's first member; both events commit together.
-    let joined = append(
-        txn,
-        actor,
-        EventId::new_v7(),
-        Payload::MemberJoined { room, user: actor },
-    );
-    Ok(Ack {
-        seq: joined.seq,
-        ..created
-    })
 }
 
 fn stored_ack(bytes: &[u8], request_hash: u64, client_id: &str) -> Result<Ack> {
@@ -205,48 +167,43 @@ fn stored_ack(bytes: &[u8], request_hash: u64, client_id: &str) -> Result<Ack> {
         id,
         commit_time_ms: stored.commit_time_ms,
         duplicate: true,
+        session: None,
+        reuse_detected: false,
     })
 }
 
-fn append(txn: &mut Txn<'_>, actor: UserId, id: EventId, payload: Payload) -> Ack {
-    let commit_time_ms = txn.commit_time_ms();
-    let seq = txn.append(|seq| {
-        encode_event(&Event {
-            seq,
-            commit_time_ms,
-            id,
-            actor: Some(actor),
-            payload,
-        })
-    });
-    Ack {
-        seq,
+/// Appends an event by `actor` and applies it to the write model.
+pub(crate) fn append(
+    txn: &mut Txn<'_>,
+    actor: UserId,
+    id: EventId,
+    payload: Payload,
+) -> Result<Ack> {
+    append_as(txn, Some(actor), id, payload)
+}
+
+/// The same; `actor` is `None` for events girok itself causes (a failed login).
+pub(crate) fn append_as(
+    txn: &mut Txn<'_>,
+    actor: Option<UserId>,
+    id: EventId,
+    payload: Payload,
+) -> Result<Ack> {
+    let mut event = Event {
+        seq: txn.next_seq(),
+        commit_time_ms: txn.commit_time_ms(),
         id,
-        commit_time_ms,
+        actor,
+        payload,
+    };
+    event.seq = txn.append(|_| encode_event(&event));
+    crate::write_model::apply(txn, &event)?;
+    Ok(Ack {
+        seq: event.seq,
+        id,
+        commit_time_ms: event.commit_time_ms,
         duplicate: false,
-    }
-}
-
-/// `room (16) ++ user (16)`.
-pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(32);
-    key.extend_from_slice(room.as_bytes());
-    key.extend_from_slice(user.as_bytes());
-    key
-}
-
-fn idempotency_key(actor: UserId, client_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16 + client_id.len());
-    key.extend_from_slice(actor.as_bytes());
-    key.extend_from_slice(client_id.as_bytes());
-    key
-}
-
-/// Identifies a send's content, so a reused client id with other content is refused. Stored
-/// on disk, so it must be a hash with a fixed definition (xxh3), not std's `DefaultHasher`.
-fn request_hash(room: RoomId, body: &str) -> u64 {
-    let mut bytes = Vec::with_capacity(16 + body.len());
-    bytes.extend_from_slice(room.as_bytes());
-    bytes.extend_from_slice(body.as_bytes());
-    xxhash_rust::xxh3::xxh3_64(&bytes)
+        session: None,
+        reuse_detected: false,
+    })
 }

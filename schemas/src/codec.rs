@@ -5,7 +5,7 @@
 //! unknown payloads decode as [`Payload::Unknown`], so an older girok reads a newer log.
 
 use crate::event::{Event, Payload};
-use crate::ids::{EventId, RoomId, UserId};
+use crate::ids::{EventId, RoomId, SessionId, UserId};
 use crate::proto::{self, envelope::Payload as Wire};
 use prost::Message;
 
@@ -68,6 +68,78 @@ fn wire_payload(payload: &Payload) -> Option<Wire> {
             body: body.clone(),
             client_id: client_id.clone().unwrap_or_default(),
         }),
+        Payload::UserRegistered {
+            user,
+            username,
+            email,
+            display_name,
+            password_hash,
+        } => Wire::UserRegistered(proto::UserRegistered {
+            user_id: user.as_bytes().to_vec(),
+            username: username.clone(),
+            email: email.clone(),
+            display_name: display_name.clone(),
+            password_hash: password_hash.clone(),
+        }),
+        Payload::LoggedIn {
+            user,
+            session,
+            refresh_hash,
+            ip,
+            user_agent,
+            expires_ms,
+        } => Wire::LoggedIn(proto::LoggedIn {
+            user_id: user.as_bytes().to_vec(),
+            session_id: session.as_bytes().to_vec(),
+            refresh_hash: refresh_hash.clone(),
+            ip: ip.clone(),
+            user_agent: user_agent.clone(),
+            expires_ms: *expires_ms,
+        }),
+        Payload::LoginFailed {
+            username,
+            ip,
+            reason,
+        } => Wire::LoginFailed(proto::LoginFailed {
+            username: username.clone(),
+            ip: ip.clone(),
+            reason: reason.clone(),
+        }),
+        Payload::TokenRefreshed {
+            session,
+            refresh_hash,
+            ip,
+            expires_ms,
+        } => Wire::TokenRefreshed(proto::TokenRefreshed {
+            session_id: session.as_bytes().to_vec(),
+            refresh_hash: refresh_hash.clone(),
+            ip: ip.clone(),
+            expires_ms: *expires_ms,
+        }),
+        Payload::SessionRevoked { session, reason } => {
+            Wire::SessionRevoked(proto::SessionRevoked {
+                session_id: session.as_bytes().to_vec(),
+                reason: reason.clone(),
+            })
+        }
+        Payload::PasswordChanged {
+            user,
+            password_hash,
+        } => Wire::PasswordChanged(proto::PasswordChanged {
+            user_id: user.as_bytes().to_vec(),
+            password_hash: password_hash.clone(),
+        }),
+        Payload::ProfileUpdated {
+            user,
+            display_name,
+            bio,
+            avatar_media_id,
+        } => Wire::ProfileUpdated(proto::ProfileUpdated {
+            user_id: user.as_bytes().to_vec(),
+            display_name: display_name.clone(),
+            bio: bio.clone(),
+            avatar_media_id: avatar_media_id.clone(),
+        }),
         Payload::Unknown { .. } => return None,
     })
 }
@@ -95,6 +167,8 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
     };
     let room = |raw: &[u8]| RoomId::from_slice(raw).ok_or(DecodeError::InvalidId("room_id"));
     let user = |raw: &[u8]| UserId::from_slice(raw).ok_or(DecodeError::InvalidId("user_id"));
+    let session =
+        |raw: &[u8]| SessionId::from_slice(raw).ok_or(DecodeError::InvalidId("session_id"));
     let payload = match env.payload {
         Some(Wire::RoomCreated(p)) => Payload::RoomCreated {
             room: room(&p.room_id)?,
@@ -112,6 +186,46 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             room: room(&p.room_id)?,
             body: p.body,
             client_id: Some(p.client_id).filter(|c| !c.is_empty()),
+        },
+        Some(Wire::UserRegistered(p)) => Payload::UserRegistered {
+            user: user(&p.user_id)?,
+            username: p.username,
+            email: p.email,
+            display_name: p.display_name,
+            password_hash: p.password_hash,
+        },
+        Some(Wire::LoggedIn(p)) => Payload::LoggedIn {
+            user: user(&p.user_id)?,
+            session: session(&p.session_id)?,
+            refresh_hash: p.refresh_hash,
+            ip: p.ip,
+            user_agent: p.user_agent,
+            expires_ms: p.expires_ms,
+        },
+        Some(Wire::LoginFailed(p)) => Payload::LoginFailed {
+            username: p.username,
+            ip: p.ip,
+            reason: p.reason,
+        },
+        Some(Wire::TokenRefreshed(p)) => Payload::TokenRefreshed {
+            session: session(&p.session_id)?,
+            refresh_hash: p.refresh_hash,
+            ip: p.ip,
+            expires_ms: p.expires_ms,
+        },
+        Some(Wire::SessionRevoked(p)) => Payload::SessionRevoked {
+            session: session(&p.session_id)?,
+            reason: p.reason,
+        },
+        Some(Wire::PasswordChanged(p)) => Payload::PasswordChanged {
+            user: user(&p.user_id)?,
+            password_hash: p.password_hash,
+        },
+        Some(Wire::ProfileUpdated(p)) => Payload::ProfileUpdated {
+            user: user(&p.user_id)?,
+            display_name: p.display_name,
+            bio: p.bio,
+            avatar_media_id: p.avatar_media_id,
         },
         None => Payload::Unknown {
             type_name: env.r#type,
@@ -165,6 +279,46 @@ mod tests {
                 room,
                 body: "no key".into(),
                 client_id: None,
+            },
+            Payload::UserRegistered {
+                user: UserId::new_v7(),
+                username: "alice".into(),
+                email: "a@example.org".into(),
+                display_name: "Alice".into(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            },
+            Payload::LoggedIn {
+                user: UserId::new_v7(),
+                session: SessionId::new_v7(),
+                refresh_hash: vec![7; 32],
+                ip: "127.0.0.1".into(),
+                user_agent: "curl/8".into(),
+                expires_ms: 99,
+            },
+            Payload::LoginFailed {
+                username: "alice".into(),
+                ip: "::1".into(),
+                reason: "wrong_password".into(),
+            },
+            Payload::TokenRefreshed {
+                session: SessionId::new_v7(),
+                refresh_hash: vec![9; 32],
+                ip: "127.0.0.1".into(),
+                expires_ms: 5,
+            },
+            Payload::SessionRevoked {
+                session: SessionId::new_v7(),
+                reason: "logout".into(),
+            },
+            Payload::PasswordChanged {
+                user: UserId::new_v7(),
+                password_hash: "$argon2id$x".into(),
+            },
+            Payload::ProfileUpdated {
+                user: UserId::new_v7(),
+                display_name: Some("A".into()),
+                bio: None,
+                avatar_media_id: Some(String::new()),
             },
         ];
         for payload in payloads {

@@ -1,6 +1,6 @@
 //! The decoded form of a log entry: the envelope fields and a typed payload.
 
-use crate::ids::{EventId, RoomId, Seq, UserId};
+use crate::ids::{EventId, RoomId, Seq, SessionId, UserId};
 
 /// One committed event, as read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +34,48 @@ pub enum Payload {
         body: String,
         client_id: Option<String>,
     },
+    UserRegistered {
+        user: UserId,
+        username: String,
+        email: String,
+        display_name: String,
+        /// argon2id PHC string.
+        password_hash: String,
+    },
+    LoggedIn {
+        user: UserId,
+        session: SessionId,
+        /// SHA-256 of the refresh token.
+        refresh_hash: Vec<u8>,
+        ip: String,
+        user_agent: String,
+        expires_ms: i64,
+    },
+    LoginFailed {
+        username: String,
+        ip: String,
+        reason: String,
+    },
+    TokenRefreshed {
+        session: SessionId,
+        refresh_hash: Vec<u8>,
+        ip: String,
+        expires_ms: i64,
+    },
+    SessionRevoked {
+        session: SessionId,
+        reason: String,
+    },
+    PasswordChanged {
+        user: UserId,
+        password_hash: String,
+    },
+    ProfileUpdated {
+        user: UserId,
+        display_name: Option<String>,
+        bio: Option<String>,
+        avatar_media_id: Option<String>,
+    },
     Unknown {
         type_name: String,
     },
@@ -47,6 +89,13 @@ impl Payload {
             Payload::MemberJoined { .. } => "chat.member.joined",
             Payload::MemberLeft { .. } => "chat.member.left",
             Payload::MessageSent { .. } => "chat.message.sent",
+            Payload::UserRegistered { .. } => "auth.user.registered",
+            Payload::LoggedIn { .. } => "auth.user.logged_in",
+            Payload::LoginFailed { .. } => "auth.login.failed",
+            Payload::TokenRefreshed { .. } => "auth.token.refreshed",
+            Payload::SessionRevoked { .. } => "auth.session.revoked",
+            Payload::PasswordChanged { .. } => "auth.password.changed",
+            Payload::ProfileUpdated { .. } => "user.profile.updated",
             Payload::Unknown { type_name } => type_name,
         }
     }
@@ -58,7 +107,7 @@ impl Payload {
             | Payload::MemberJoined { room, .. }
             | Payload::MemberLeft { room, .. }
             | Payload::MessageSent { room, .. } => Some(*room),
-            Payload::Unknown { .. } => None,
+            _ => None,
         }
     }
 }

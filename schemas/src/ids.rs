@@ -60,3 +60,7 @@ uuid_id!(
     /// An event; also the id of the entity an event creates when it has no other (a message).
     EventId
 );
+uuid_id!(
+    /// A login session: one refresh-token family.
+    SessionId
+);

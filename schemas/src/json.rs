@@ -18,6 +18,48 @@ impl Event {
                 body,
                 client_id,
             } => json!({ "roomId": room, "body": body, "clientId": client_id }),
+            // Hashes of secrets are needed in the log for replay, but never printed.
+            Payload::UserRegistered {
+                user,
+                username,
+                email,
+                display_name,
+                ..
+            } => json!({ "userId": user, "username": username, "email": email,
+                         "displayName": display_name, "passwordHash": "<redacted>" }),
+            Payload::LoggedIn {
+                user,
+                session,
+                ip,
+                user_agent,
+                expires_ms,
+                ..
+            } => json!({ "userId": user, "sessionId": session, "ip": ip,
+                         "userAgent": user_agent, "expires": rfc3339_millis(*expires_ms) }),
+            Payload::LoginFailed {
+                username,
+                ip,
+                reason,
+            } => json!({ "username": username, "ip": ip, "reason": reason }),
+            Payload::TokenRefreshed {
+                session,
+                ip,
+                expires_ms,
+                ..
+            } => json!({ "sessionId": session, "ip": ip, "expires": rfc3339_millis(*expires_ms) }),
+            Payload::SessionRevoked { session, reason } => {
+                json!({ "sessionId": session, "reason": reason })
+            }
+            Payload::PasswordChanged { user, .. } => {
+                json!({ "userId": user, "passwordHash": "<redacted>" })
+            }
+            Payload::ProfileUpdated {
+                user,
+                display_name,
+                bio,
+                avatar_media_id,
+            } => json!({ "userId": user, "displayName": display_name, "bio": bio,
+                         "avatarMediaId": avatar_media_id }),
             Payload::Unknown { .. } => Value::Null,
         };
         json!({

@@ -20,4 +20,4 @@ pub mod proto {
 
 pub use codec::{DecodeError, FORMAT_VERSION, decode_event, encode_event, peek_type};
 pub use event::{Event, Payload};
-pub use ids::{EventId, RoomId, Seq, UserId};
+pub use ids::{EventId, RoomId, Seq, SessionId, UserId};

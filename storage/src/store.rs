@@ -150,7 +150,11 @@ impl Store {
         if from > to || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(limit.min((to - from + 1) as usize));
+        // Preallocate for what is likely, not for what was asked (`to` may be u64::MAX).
+        let span = usize::try_from(to - from)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let mut out = Vec::with_capacity(limit.min(span).min(4096));
         for guard in self
             .keyspace(Table::SeqEvent)
             .range(from.to_be_bytes()..=to.to_be_bytes())
@@ -185,6 +189,44 @@ impl Store {
             Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),
             None => Ok(None),
         }
+    }
+
+    /// Empties a table. Only for tools that own the data directory (replay).
+    pub fn clear(&self, table: Table) -> Result<()> {
+        Ok(self.keyspace(table).clear()?)
+    }
+
+    /// Runs `f` on a fresh batch and commits its writes durably, outside the log writer. Only
+    /// for tools that own the data directory (replay rebuilding the write model); `f` may not
+    /// append to the log.
+    pub fn rewrite<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut crate::Txn<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let head = self.head.get();
+        let mut batch = crate::txn::BatchState::new(head + 1, 0);
+        let mut txn = crate::Txn::new(self, &mut batch);
+        let out = f(&mut txn)?;
+        txn.accept();
+        if batch.appended(head + 1) > 0 {
+            return Err(
+                Error::Io(std::io::Error::other("a rewrite may not append to the log")).into(),
+            );
+        }
+        let mut writes = self.db.batch();
+        for op in batch.ops {
+            match op {
+                crate::txn::Op::Put(table, key, value) => {
+                    writes.insert(self.keyspace(table), key, value)
+                }
+                crate::txn::Op::Delete(table, key) => writes.remove(self.keyspace(table), key),
+            }
+        }
+        writes.commit().map_err(Error::from)?;
+        self.db
+            .persist(fjall::PersistMode::SyncData)
+            .map_err(Error::from)?;
+        Ok(out)
     }
 
     /// Seq range and size on disk.

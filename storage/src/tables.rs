@@ -12,15 +12,34 @@ pub enum Table {
     RoomidUseridMember,
     /// Write model: `actor (16) ++ client id -> IdempotentAck` for idempotent sends.
     ActorClientidAck,
+    /// Write model: `lowercased username -> user id (16)`.
+    UsernameUserid,
+    /// Write model: `lowercased email -> user id (16)`.
+    EmailUserid,
+    /// Write model: `user id (16) -> UserRecord`.
+    UseridUser,
+    /// Write model: `session id (16) -> SessionRecord`.
+    SessionidSession,
+    /// Write model: `SHA-256 of a refresh token (32) -> session id (16)`, for every token a
+    /// session ever had, so that reuse of a rotated token is recognised.
+    RefreshhashSessionid,
+    /// Write model: `user id (16) ++ session id (16) -> ()`, a user's sessions.
+    UseridSessionid,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 10] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
         Table::ActorClientidAck,
+        Table::UsernameUserid,
+        Table::EmailUserid,
+        Table::UseridUser,
+        Table::SessionidSession,
+        Table::RefreshhashSessionid,
+        Table::UseridSessionid,
     ];
 
     /// The keyspace name on disk.
@@ -30,6 +49,12 @@ impl Table {
             Table::RoomidRoom => "roomid_room",
             Table::RoomidUseridMember => "roomid_userid_member",
             Table::ActorClientidAck => "actor_clientid_ack",
+            Table::UsernameUserid => "username_userid",
+            Table::EmailUserid => "email_userid",
+            Table::UseridUser => "userid_user",
+            Table::SessionidSession => "sessionid_session",
+            Table::RefreshhashSessionid => "refreshhash_sessionid",
+            Table::UseridSessionid => "userid_sessionid",
         }
     }
 

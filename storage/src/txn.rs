@@ -81,6 +81,37 @@ impl<'a> Txn<'a> {
         self.store.get(table, key)
     }
 
+    /// Every `(key, value)` of `table` whose key starts with `prefix`, as it will be once this
+    /// batch commits (committed data, then this batch's and this command's writes on top).
+    pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .store
+            .scan_prefix(table, prefix)?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        for ((t, key), value) in &self.batch.overlay {
+            if *t == table && key.starts_with(prefix) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        for op in &self.local {
+            match op {
+                Op::Put(t, k, v) if *t == table && k.starts_with(prefix) => {
+                    merged.insert(k.clone(), Some(v.clone()));
+                }
+                Op::Delete(t, k) if *t == table && k.starts_with(prefix) => {
+                    merged.insert(k.clone(), None);
+                }
+                _ => {}
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+
     /// Whether a key exists once this batch commits.
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool> {
         Ok(self.get(table, key)?.is_some())

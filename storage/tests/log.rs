@@ -182,6 +182,7 @@ fn read_range_is_bounded_and_ordered() {
         vec![5, 6, 7]
     );
     assert!(store.read_range(9, 8, 10).unwrap().is_empty());
+    assert_eq!(store.read_range(1, u64::MAX, usize::MAX).unwrap().len(), 20);
     assert_eq!(
         store
             .head()

@@ -32,8 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: GraphQL at /graphql, /healthz, /readyz, /metrics.
     Serve(ServeArgs),
-    /// Rebuild every view from the log and report each view's digest and the replay speed.
-    /// Needs the data directory to itself (stop `girok serve` first).
+    /// Rebuild the write model and every view from the log and report each view's digest and
+    /// the replay speed. With --to-seq only the views are rebuilt (up to that seq). Needs the
+    /// data directory to itself (stop `girok serve` first).
     Replay(ReplayArgs),
     /// Inspect the log.
     #[command(subcommand)]

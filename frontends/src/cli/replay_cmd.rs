@@ -1,5 +1,6 @@
-//! `girok replay`: rebuilds every view from the log with a progress bar and reports events/s
-//! and each view's digest (compare them with `/readyz` of a server on the same log).
+//! `girok replay`: rebuilds the write model (users, sessions, rooms, memberships, idempotency
+//! keys) and every view from the log with a progress bar, and reports events/s and each
+//! view's digest (compare them with `/readyz` of a server on the same log).
 
 use super::ReplayArgs;
 use crate::config::Config;
@@ -19,10 +20,23 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} replaying [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+            "{spinner} replaying {msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // The write model is rebuilt only by a full replay: cut at a past seq, it would disagree
+    // with the log the next server starts on.
+    let write_model_events = if args.to_seq.is_none() {
+        let total = store.head().get();
+        bar.set_length(total);
+        bar.set_message("write model");
+        Some(girok_engine::write_model::rebuild(&store, |done| {
+            bar.set_position(done);
+        })?)
+    } else {
+        None
+    };
+    bar.set_message("views");
     let (report, _views) =
         girok_engine::replay::replay(store, args.to_seq, workers, |done, total| {
             bar.set_length(total);
@@ -30,7 +44,9 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         })?;
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        json["write_model_events"] = serde_json::json!(write_model_events);
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!(
             "replayed {} events up to seq {} in {:.3} s: {:.0} events/s",
@@ -39,6 +55,9 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
             report.elapsed_ms as f64 / 1000.0,
             report.events_per_sec
         );
+        if let Some(events) = write_model_events {
+            println!("write model rebuilt from {events} events");
+        }
         for view in &report.views {
             println!(
                 "view {}: watermark {}, {} entries, digest {:016x}",

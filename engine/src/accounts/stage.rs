@@ -1,0 +1,270 @@
+//! Account commands and how the sequencer stages them: uniqueness of usernames and emails,
+//! sessions as refresh-token families with single-use rotation, revocation of a whole family
+//! when a rotated token comes back, and revocation of every session on a password change.
+
+use crate::command::Ack;
+use crate::error::{Error, Result};
+use crate::sequencer::{append, append_as};
+use girok_schemas::proto::{SessionRecord, UserRecord};
+use girok_schemas::{EventId, Payload, SessionId, UserId};
+use girok_storage::{Table, Txn};
+use prost::Message;
+
+/// Why a session ended (stored in the log and the session record).
+pub const REVOKED_LOGOUT: &str = "logout";
+pub const REVOKED_PASSWORD_CHANGED: &str = "password_changed";
+pub const REVOKED_REUSE: &str = "refresh_token_reused";
+pub const REVOKED_BY_USER: &str = "revoked_by_user";
+
+/// A change to accounts or sessions. Built by [`crate::Engine`]'s account methods after input
+/// validation and password hashing, never by frontends directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountCommand {
+    Register {
+        user: UserId,
+        username: String,
+        email: String,
+        display_name: String,
+        password_hash: String,
+    },
+    /// A successful password check; `verified_hash` is the hash it was checked against, so a
+    /// password changed meanwhile fails the login.
+    RecordLogin {
+        user: UserId,
+        verified_hash: String,
+        session: SessionId,
+        refresh_hash: Vec<u8>,
+        ip: String,
+        user_agent: String,
+        expires_ms: i64,
+    },
+    RecordLoginFailure {
+        username: String,
+        ip: String,
+        reason: &'static str,
+    },
+    Refresh {
+        presented_hash: Vec<u8>,
+        new_hash: Vec<u8>,
+        ip: String,
+        expires_ms: i64,
+    },
+    RevokeSession {
+        user: UserId,
+        session: SessionId,
+        reason: &'static str,
+    },
+    ChangePassword {
+        user: UserId,
+        verified_hash: String,
+        new_hash: String,
+    },
+    UpdateProfile {
+        user: UserId,
+        display_name: Option<String>,
+        bio: Option<String>,
+        avatar_media_id: Option<String>,
+    },
+}
+
+fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M> {
+    M::decode(bytes).map_err(|e| Error::Internal(format!("corrupt {what} record: {e}")))
+}
+
+fn load_user(txn: &Txn<'_>, user: UserId) -> Result<UserRecord> {
+    let bytes = txn
+        .get(Table::UseridUser, user.as_bytes())?
+        .ok_or(Error::UserNotFound)?;
+    decode(&bytes, "user")
+}
+
+fn load_session(txn: &Txn<'_>, session: SessionId) -> Result<SessionRecord> {
+    let bytes = txn
+        .get(Table::SessionidSession, session.as_bytes())?
+        .ok_or(Error::SessionNotFound)?;
+    decode(&bytes, "session")
+}
+
+fn with_session(mut ack: Ack, user: UserId, session: SessionId) -> Ack {
+    ack.session = Some((user, session));
+    ack
+}
+
+fn revoke(txn: &mut Txn<'_>, user: UserId, session: SessionId, reason: &str) -> Result<Ack> {
+    append(
+        txn,
+        user,
+        EventId::new_v7(),
+        Payload::SessionRevoked {
+            session,
+            reason: reason.to_owned(),
+        },
+    )
+}
+
+/// Stages one account command: checks it, then appends its events (the write model follows
+/// from them).
+pub(crate) fn stage(txn: &mut Txn<'_>, new_id: EventId, command: AccountCommand) -> Result<Ack> {
+    match command {
+        AccountCommand::Register {
+            user,
+            username,
+            email,
+            display_name,
+            password_hash,
+        } => {
+            if txn.contains(Table::UsernameUserid, username.to_lowercase().as_bytes())? {
+                return Err(Error::UsernameTaken(username));
+            }
+            if txn.contains(Table::EmailUserid, email.to_lowercase().as_bytes())? {
+                return Err(Error::EmailTaken(email));
+            }
+            append(
+                txn,
+                user,
+                new_id,
+                Payload::UserRegistered {
+                    user,
+                    username,
+                    email,
+                    display_name,
+                    password_hash,
+                },
+            )
+        }
+        AccountCommand::RecordLogin {
+            user,
+            verified_hash,
+            session,
+            refresh_hash,
+            ip,
+            user_agent,
+            expires_ms,
+        } => {
+            if load_user(txn, user)?.password_hash != verified_hash {
+                return Err(Error::InvalidCredentials);
+            }
+            let ack = append(
+                txn,
+                user,
+                new_id,
+                Payload::LoggedIn {
+                    user,
+                    session,
+                    refresh_hash,
+                    ip,
+                    user_agent,
+                    expires_ms,
+                },
+            )?;
+            Ok(with_session(ack, user, session))
+        }
+        AccountCommand::RecordLoginFailure {
+            username,
+            ip,
+            reason,
+        } => append_as(
+            txn,
+            None,
+            new_id,
+            Payload::LoginFailed {
+                username,
+                ip,
+                reason: reason.to_owned(),
+            },
+        ),
+        AccountCommand::Refresh {
+            presented_hash,
+            new_hash,
+            ip,
+            expires_ms,
+        } => {
+            let Some(session_bytes) = txn.get(Table::RefreshhashSessionid, &presented_hash)? else {
+                return Err(Error::InvalidRefreshToken);
+            };
+            let session = SessionId::from_slice(&session_bytes)
+                .ok_or_else(|| Error::Internal("corrupt refresh token index".into()))?;
+            let record = load_session(txn, session)?;
+            let user = UserId::from_slice(&record.user_id)
+                .ok_or_else(|| Error::Internal("corrupt session record".into()))?;
+            if !record.revoked_reason.is_empty() || record.expires_ms <= txn.commit_time_ms() {
+                return Err(Error::InvalidRefreshToken);
+            }
+            if record.refresh_hash != presented_hash {
+                // A token that was already rotated came back: someone else holds the family.
+                let mut ack = revoke(txn, user, session, REVOKED_REUSE)?;
+                ack.reuse_detected = true;
+                return Ok(ack);
+            }
+            let ack = append(
+                txn,
+                user,
+                new_id,
+                Payload::TokenRefreshed {
+                    session,
+                    refresh_hash: new_hash,
+                    ip,
+                    expires_ms,
+                },
+            )?;
+            Ok(with_session(ack, user, session))
+        }
+        AccountCommand::RevokeSession {
+            user,
+            session,
+            reason,
+        } => {
+            let record = load_session(txn, session)?;
+            if record.user_id != user.as_bytes() || !record.revoked_reason.is_empty() {
+                return Err(Error::SessionNotFound);
+            }
+            revoke(txn, user, session, reason)
+        }
+        AccountCommand::ChangePassword {
+            user,
+            verified_hash,
+            new_hash,
+        } => {
+            if load_user(txn, user)?.password_hash != verified_hash {
+                return Err(Error::InvalidCredentials);
+            }
+            let mut ack = append(
+                txn,
+                user,
+                new_id,
+                Payload::PasswordChanged {
+                    user,
+                    password_hash: new_hash,
+                },
+            )?;
+            for (key, _) in txn.scan_prefix(Table::UseridSessionid, user.as_bytes())? {
+                let Some(session) = key.get(16..).and_then(SessionId::from_slice) else {
+                    continue;
+                };
+                if load_session(txn, session)?.revoked_reason.is_empty() {
+                    ack = revoke(txn, user, session, REVOKED_PASSWORD_CHANGED)?;
+                }
+            }
+            Ok(ack)
+        }
+        AccountCommand::UpdateProfile {
+            user,
+            display_name,
+            bio,
+            avatar_media_id,
+        } => {
+            load_user(txn, user)?;
+            append(
+                txn,
+                user,
+                new_id,
+                Payload::ProfileUpdated {
+                    user,
+                    display_name,
+                    bio,
+                    avatar_media_id,
+                },
+            )
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The write model as a function of the log: how each event changes the keyspaces the
+//! sequencer checks commands against. The sequencer applies it to every event it appends (in
+//! the same atomic batch), and `girok replay` applies it to the whole log to rebuild the write
+//! model from scratch, so both always agree.
+
+use crate::error::{Error, Result};
+use girok_schemas::proto::{IdempotentAck, RoomRecord, SessionRecord, UserRecord};
+use girok_schemas::{Event, Payload, RoomId, SessionId, UserId};
+use girok_storage::{Store, Table, Txn};
+use prost::Message;
+use std::sync::Arc;
+
+/// Every write-model table (all but the log).
+pub const TABLES: [Table; 9] = [
+    Table::RoomidRoom,
+    Table::RoomidUseridMember,
+    Table::ActorClientidAck,
+    Table::UsernameUserid,
+    Table::EmailUserid,
+    Table::UseridUser,
+    Table::SessionidSession,
+    Table::RefreshhashSessionid,
+    Table::UseridSessionid,
+];
+
+/// `room (16) ++ user (16)`.
+pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
+    [room.as_bytes().as_slice(), user.as_bytes().as_slice()].concat()
+}
+
+/// `actor (16) ++ client id`.
+pub(crate) fn idempotency_key(actor: UserId, client_id: &str) -> Vec<u8> {
+    [actor.as_bytes().as_slice(), client_id.as_bytes()].concat()
+}
+
+/// Identifies a send's content, so a reused client id with other content is refused. Stored
+/// on disk, so it must be a hash with a fixed definition (xxh3), not std's `DefaultHasher`.
+pub(crate) fn request_hash(room: RoomId, body: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&[room.as_bytes().as_slice(), body.as_bytes()].concat())
+}
+
+fn decode<M: Message + Default>(bytes: Option<Vec<u8>>, what: &str) -> Result<M> {
+    let bytes = bytes.ok_or_else(|| Error::Internal(format!("event names a missing {what}")))?;
+    M::decode(bytes.as_slice()).map_err(|e| Error::Internal(format!("corrupt {what} record: {e}")))
+}
+
+fn put_session(txn: &mut Txn<'_>, session: SessionId, record: &SessionRecord) {
+    txn.put(
+        Table::SessionidSession,
+        session.as_bytes().to_vec(),
+        record.encode_to_vec(),
+    );
+}
+
+fn update_user(
+    txn: &mut Txn<'_>,
+    user: UserId,
+    change: impl FnOnce(&mut UserRecord),
+) -> Result<()> {
+    let mut record: UserRecord = decode(txn.get(Table::UseridUser, user.as_bytes())?, "user")?;
+    change(&mut record);
+    txn.put(
+        Table::UseridUser,
+        user.as_bytes().to_vec(),
+        record.encode_to_vec(),
+    );
+    Ok(())
+}
+
+fn update_session(
+    txn: &mut Txn<'_>,
+    session: SessionId,
+    change: impl FnOnce(&mut SessionRecord),
+) -> Result<()> {
+    let mut record: SessionRecord = decode(
+        txn.get(Table::SessionidSession, session.as_bytes())?,
+        "session",
+    )?;
+    change(&mut record);
+    put_session(txn, session, &record);
+    Ok(())
+}
+
+/// Applies one event's effect on the write model.
+pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+    let actor = event.actor;
+    match &event.payload {
+        Payload::RoomCreated { room, title } => {
+            let record = RoomRecord {
+                title: title.clone(),
+                creator: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
+                created_seq: event.seq,
+            };
+            txn.put(
+                Table::RoomidRoom,
+                room.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+        }
+        Payload::MemberJoined { room, user } => {
+            txn.put(
+                Table::RoomidUseridMember,
+                member_key(*room, *user),
+                Vec::new(),
+            );
+        }
+        Payload::MemberLeft { room, user } => {
+            txn.delete(Table::RoomidUseridMember, member_key(*room, *user));
+        }
+        Payload::MessageSent {
+            room,
+            body,
+            client_id: Some(client_id),
+        } => {
+            if let Some(actor) = actor {
+                let ack = IdempotentAck {
+                    seq: event.seq,
+                    event_id: event.id.as_bytes().to_vec(),
+                    commit_time_ms: event.commit_time_ms,
+                    request_hash: request_hash(*room, body),
+                };
+                txn.put(
+                    Table::ActorClientidAck,
+                    idempotency_key(actor, client_id),
+                    ack.encode_to_vec(),
+                );
+            }
+        }
+        Payload::MessageSent {
+            client_id: None, ..
+        } => {}
+        Payload::UserRegistered {
+            user,
+            username,
+            email,
+            display_name,
+            password_hash,
+        } => {
+            let record = UserRecord {
+                username: username.clone(),
+                email: email.clone(),
+                display_name: display_name.clone(),
+                bio: String::new(),
+                avatar_media_id: String::new(),
+                password_hash: password_hash.clone(),
+                created_ms: event.commit_time_ms,
+            };
+            let id = user.as_bytes().to_vec();
+            txn.put(
+                Table::UsernameUserid,
+                username.to_lowercase().into_bytes(),
+                id.clone(),
+            );
+            txn.put(
+                Table::EmailUserid,
+                email.to_lowercase().into_bytes(),
+                id.clone(),
+            );
+            txn.put(Table::UseridUser, id, record.encode_to_vec());
+        }
+        Payload::LoggedIn {
+            user,
+            session,
+            refresh_hash,
+            ip,
+            user_agent,
+            expires_ms,
+        } => {
+            let record = SessionRecord {
+                user_id: user.as_bytes().to_vec(),
+                refresh_hash: refresh_hash.clone(),
+                created_ms: event.commit_time_ms,
+                last_seen_ms: event.commit_time_ms,
+                ip: ip.clone(),
+                user_agent: user_agent.clone(),
+                expires_ms: *expires_ms,
+                revoked_reason: String::new(),
+            };
+            put_session(txn, *session, &record);
+            txn.put(
+                Table::RefreshhashSessionid,
+                refresh_hash.clone(),
+                session.as_bytes().to_vec(),
+            );
+            txn.put(
+                Table::UseridSessionid,
+                [user.as_bytes().as_slice(), session.as_bytes().as_slice()].concat(),
+                Vec::new(),
+            );
+        }
+        Payload::LoginFailed { .. } => {}
+        Payload::TokenRefreshed {
+            session,
+            refresh_hash,
+            ip,
+            expires_ms,
+        } => {
+            update_session(txn, *session, |record| {
+                record.refresh_hash = refresh_hash.clone();
+                record.last_seen_ms = event.commit_time_ms;
+                record.expires_ms = *expires_ms;
+                record.ip = ip.clone();
+            })?;
+            txn.put(
+                Table::RefreshhashSessionid,
+                refresh_hash.clone(),
+                session.as_bytes().to_vec(),
+            );
+        }
+        Payload::SessionRevoked { session, reason } => {
+            update_session(txn, *session, |record| {
+                record.revoked_reason = reason.clone();
+            })?;
+        }
+        Payload::PasswordChanged {
+            user,
+            password_hash,
+        } => update_user(txn, *user, |record| {
+            record.password_hash = password_hash.clone();
+        })?,
+        Payload::ProfileUpdated {
+            user,
+            display_name,
+            bio,
+            avatar_media_id,
+        } => update_user(txn, *user, |record| {
+            if let Some(name) = display_name {
+                record.display_name = name.clone();
+            }
+            if let Some(bio) = bio {
+                record.bio = bio.clone();
+            }
+            if let Some(avatar) = avatar_media_id {
+                record.avatar_media_id = avatar.clone();
+            }
+        })?,
+        Payload::Unknown { .. } => {}
+    }
+    Ok(())
+}
+
+/// Rebuilds the whole write model from the log: clears every write-model table and applies
+/// every event, in chunks. Returns the number of events applied. Only for a data directory no
+/// server is using (`girok replay`).
+pub fn rebuild(store: &Arc<Store>, mut progress: impl FnMut(u64)) -> Result<u64> {
+    for table in TABLES {
+        store.clear(table)?;
+    }
+    let mut tail = store.tail(1);
+    let mut applied = 0;
+    loop {
+        let chunk = tail.next_chunk(4096, None)?;
+        if chunk.is_empty() {
+            return Ok(applied);
+        }
+        let events = chunk
+            .iter()
+            .map(|(seq, bytes)| {
+                girok_schemas::decode_event(bytes)
+                    .map_err(|source| Error::Decode { seq: *seq, source })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        store.rewrite(|txn| events.iter().try_for_each(|event| apply(txn, event)))?;
+        applied += events.len() as u64;
+        progress(applied);
+    }
+}
+
+/// One write-model entry: table, key, value.
+pub type Entry = (Table, Vec<u8>, Vec<u8>);
+
+/// Every entry of every write-model table, for comparing a rebuilt write model with a live one.
+pub fn snapshot(store: &Store) -> Result<Vec<Entry>> {
+    let mut all = Vec::new();
+    for table in TABLES {
+        for (key, value) in store.scan_prefix(table, &[])? {
+            all.push((table, key, value));
+        }
+    }
+    Ok(all)
+}
