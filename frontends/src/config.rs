@@ -8,7 +8,6 @@ use girok_storage::Durability;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use uuid::Uuid;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -18,7 +17,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub engine: EngineSection,
     pub limits: LimitsConfig,
-    pub dev: DevConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -119,17 +118,31 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `[dev]`: until accounts exist, every request acts as this user.
+/// `[auth]`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DevConfig {
-    pub actor: Uuid,
+pub struct AuthConfig {
+    /// Lifetime of an access token (JWT), seconds.
+    pub access_token_ttl_secs: u64,
+    /// `iss` and `aud` of access tokens (checked on every request).
+    pub issuer: String,
+    pub audience: String,
+    /// Login attempts allowed per minute per username, and per client IP.
+    pub login_per_minute_per_username: u32,
+    pub login_per_minute_per_ip: u32,
+    /// Mark the session cookies `Secure` (turn off only for plain-HTTP development).
+    pub secure_cookies: bool,
 }
 
-impl Default for DevConfig {
+impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            actor: Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001),
+            access_token_ttl_secs: 900,
+            issuer: "girok".into(),
+            audience: "girok".into(),
+            login_per_minute_per_username: 10,
+            login_per_minute_per_ip: 60,
+            secure_cookies: true,
         }
     }
 }

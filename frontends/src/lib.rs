@@ -4,6 +4,7 @@
 //! codes. They never touch storage directly. Also home of the `girok` binary: configuration
 //! and the command line.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod graphql;

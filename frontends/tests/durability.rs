@@ -24,13 +24,15 @@ fn start_writers(
     let mut tasks = Vec::new();
     for w in 0..writers {
         let (client, url) = (server.client.clone(), server.url("/graphql"));
+        let token = server.token.read().unwrap().clone().expect("signed in");
         let room = rooms[w % rooms.len()].clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..cap {
                 let client_id = format!("w{w}-{i}");
                 let body = json!({ "query": SEND, "variables": { "r": room, "b": format!("msg {client_id}"), "c": client_id } });
-                let Ok(response) = client.post(&url).json(&body).send().await else {
+                let Ok(response) = client.post(&url).bearer_auth(&token).json(&body).send().await
+                else {
                     return; // the server is gone
                 };
                 let Ok(answer) = response.json::<serde_json::Value>().await else {
@@ -85,6 +87,7 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     let mut rooms = Vec::new();
     for i in 0..4 {
         rooms.push(server.create_room(&format!("room {i}")).await);
@@ -101,6 +104,7 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
     eprintln!("{} sends acknowledged before kill -9", acked.len());
 
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     assert_all_acked_present(&server, &rooms, &acked).await;
 
     // The history view agrees with the log: its watermark reaches the head and /readyz is 200.
@@ -124,6 +128,7 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
 
     // And once more, with a kill right after start-up: nothing changes.
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     assert_all_acked_present(&server, &rooms, &acked).await;
 }
 
@@ -132,6 +137,7 @@ async fn sigterm_drains_in_flight_writes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     let rooms = vec![server.create_room("drain").await];
     let (acked, tasks) = start_writers(&server, &rooms, 8, usize::MAX);
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -145,6 +151,7 @@ async fn sigterm_drains_in_flight_writes_and_exits_zero() {
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty());
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     assert_all_acked_present(&server, &rooms, &acked).await;
 }
 
@@ -153,6 +160,7 @@ async fn buffered_durability_survives_a_process_crash() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--durability", "buffered"]);
+    server.sign_in("tester").await;
     let (_, ready) = server.get_json("/readyz").await;
     assert_eq!(ready["log"]["durability"], "buffered");
     let rooms = vec![server.create_room("fast").await];
@@ -164,6 +172,7 @@ async fn buffered_durability_survives_a_process_crash() {
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), 800);
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     assert_all_acked_present(&server, &rooms, &acked).await;
 }
 
@@ -172,6 +181,7 @@ async fn a_torn_journal_tail_is_cut_off_and_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     let rooms = vec![server.create_room("torn").await];
     let (acked, tasks) = start_writers(&server, &rooms, 4, 50);
     for task in tasks {
@@ -195,6 +205,7 @@ async fn a_torn_journal_tail_is_cut_off_and_nothing_acknowledged_is_lost() {
     std::fs::write(&journal, torn).unwrap();
 
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), 200);
     assert_all_acked_present(&server, &rooms, &acked).await;

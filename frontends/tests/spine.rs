@@ -14,10 +14,12 @@ use std::time::Duration;
 async fn chat_round_trip_with_read_your_writes_and_pagination() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
+    server.sign_in("tester").await;
     let head = server
         .gql("{ logHead { seq durability } }", json!({}))
         .await;
-    assert_eq!(head["logHead"], json!({ "seq": 0, "durability": "sync" }));
+    // Registering and logging in were the first two events.
+    assert_eq!(head["logHead"], json!({ "seq": 2, "durability": "sync" }));
 
     let created = server
         .gql(
@@ -70,6 +72,7 @@ async fn chat_round_trip_with_read_your_writes_and_pagination() {
 async fn bad_input_gets_typed_errors_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
+    server.sign_in("tester").await;
     let room = server.create_room("r").await;
     let ack = server
         .gql(SEND, json!({ "r": room, "b": "keep me", "c": "k" }))
@@ -218,6 +221,7 @@ async fn a_read_after_an_unreached_seq_times_out_with_view_timeout() {
         &dir.path().join("data"),
         &["--config", config.to_str().unwrap()],
     );
+    server.sign_in("tester").await;
     let room = server.create_room("r").await;
     let (status, body) = server
         .gql_status(
@@ -226,13 +230,14 @@ async fn a_read_after_an_unreached_seq_times_out_with_view_timeout() {
         )
         .await;
     assert_eq!((status, code(&body)), (200, "VIEW_TIMEOUT"), "{body}");
-    assert_eq!(body["errors"][0]["extensions"]["watermark"], "2");
+    assert_eq!(body["errors"][0]["extensions"]["watermark"], "4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_graphiql() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
+    server.sign_in("tester").await;
     let room = server.create_room("m").await;
     server.gql(SEND, json!({ "r": room, "b": "x" })).await;
 
@@ -260,7 +265,7 @@ async fn health_readiness_metrics_and_graphiql() {
         .await
         .unwrap();
     for name in [
-        "girok_log_appends_total 3",
+        "girok_log_appends_total 5", // registered, logged in, room, join, message
         "girok_log_batch_commands_bucket",
         "girok_log_fsync_seconds_bucket",
         "girok_view_lag_events{view=\"room_history\"}",
@@ -283,6 +288,7 @@ async fn replay_equals_live_and_log_commands_report_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     let rooms = [server.create_room("a").await, server.create_room("b").await];
     let mut last = 0;
     for i in 0..40 {
@@ -388,6 +394,7 @@ async fn replay_equals_live_and_log_commands_report_the_log() {
 
     // Replay refuses to share the directory with a running server, clearly.
     let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
     let (status, _, stderr) = girok(&["replay", "--data-dir", data_arg]);
     assert_ne!(status, 0);
     assert!(stderr.contains("in use"), "{stderr}");
@@ -424,6 +431,7 @@ fn help_and_configuration_errors() {
 async fn leaving_revokes_access_and_joining_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
+    server.sign_in("tester").await;
     let room = server.create_room("door").await;
     let history = "query($r: ID!) { messages(roomId: $r) { nodes { seq } } }";
     let (_, body) = server

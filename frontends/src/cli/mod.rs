@@ -39,6 +39,20 @@ pub enum Command {
     /// Inspect the log.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Manage the access-token signing keys (in <data-dir>/keys).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key; new tokens are signed with it once the server restarts. Older
+    /// keys keep verifying (and stay in JWKS) until retired.
+    Rotate {
+        /// Also drop every key but the new one and the previous one.
+        #[arg(long)]
+        retire: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +168,14 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay_cmd::run(config, args),
         Command::Log(LogCommand::Stats(args)) => log_cmd::stats(config, args),
         Command::Log(LogCommand::Tail(args)) => log_cmd::tail(config, args),
+        Command::Keys(KeysCommand::Rotate { retire }) => {
+            crate::auth::keys::rotate(&config.storage.data_dir, retire).map(|key| {
+                println!(
+                    "new signing key {} (restart girok to sign with it)",
+                    key.kid
+                );
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,7 +39,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "girok listening");
     // Tests and scripts read the bound address from this line (port 0 picks a free port).
     println!("girok listening on http://{addr}");
-    let state = AppState::new(engine.clone(), config);
+    let state = match AppState::new(engine.clone(), config) {
+        Ok(state) => state,
+        Err(error) => {
+            engine.shutdown().await;
+            return Err(error.context("cannot load the token signing keys"));
+        }
+    };
     let served = http::run(listener, state, shutdown_signal()).await;
     engine.shutdown().await;
     served.context("HTTP server failed")?;

@@ -1,7 +1,6 @@
 //! The chat operations of the spine: rooms, messages and the log head.
 
-use super::Principal;
-use super::errors::{gql, invalid};
+use super::errors::{changing_principal, gql, invalid, principal};
 use super::scalars::Seq;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use girok_engine::{Command, Engine, HistoryQuery, Message, RoomInfo};
@@ -10,12 +9,6 @@ use std::sync::Arc;
 
 fn engine<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Engine>> {
     ctx.data::<Arc<Engine>>()
-        .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
-}
-
-fn principal(ctx: &Context<'_>) -> Result<Principal> {
-    ctx.data::<Principal>()
-        .copied()
         .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
 }
 
@@ -28,11 +21,12 @@ fn room_id(field: &'static str, id: &ID) -> Result<RoomId> {
     })
 }
 
-/// The query root.
-pub struct QueryRoot;
+/// Chat queries.
+#[derive(Default)]
+pub struct ChatQuery;
 
 #[Object]
-impl QueryRoot {
+impl ChatQuery {
     /// The newest durable event.
     async fn log_head(&self, ctx: &Context<'_>) -> Result<LogHead> {
         let engine = engine(ctx)?;
@@ -46,7 +40,7 @@ impl QueryRoot {
     /// A room you are a member of. `after`: answer once the views reflect this seq.
     async fn room(&self, ctx: &Context<'_>, id: ID, after: Option<Seq>) -> Result<Room> {
         let room = room_id("id", &id)?;
-        let actor = principal(ctx)?.0;
+        let actor = principal(ctx)?.user;
         let info = engine(ctx)?
             .room(actor, room, after.map(|s| s.0))
             .await
@@ -71,7 +65,7 @@ impl QueryRoot {
             Some(n) => Some(n as usize),
             None => None,
         };
-        let actor = principal(ctx)?.0;
+        let actor = principal(ctx)?.user;
         let page = engine(ctx)?
             .messages(
                 actor,
@@ -99,14 +93,15 @@ fn room_id_arg(id: &ID) -> Result<RoomId> {
     room_id("roomId", id)
 }
 
-/// The mutation root.
-pub struct MutationRoot;
+/// Chat mutations.
+#[derive(Default)]
+pub struct ChatMutation;
 
 #[Object]
-impl MutationRoot {
+impl ChatMutation {
     /// Creates a room (title: 1 to 100 characters); you become its first member.
     async fn create_room(&self, ctx: &Context<'_>, title: String) -> Result<CreatedRoom> {
-        let actor = principal(ctx)?.0;
+        let actor = changing_principal(ctx)?.user;
         let engine = engine(ctx)?;
         let ack = engine
             .execute(actor, Command::CreateRoom { title })
@@ -133,7 +128,7 @@ impl MutationRoot {
         client_id: Option<String>,
     ) -> Result<MessageAck> {
         let room = room_id_arg(&room_id)?;
-        let actor = principal(ctx)?.0;
+        let actor = changing_principal(ctx)?.user;
         let ack = engine(ctx)?
             .execute(
                 actor,
@@ -168,7 +163,7 @@ impl MutationRoot {
 
 /// Executes a membership change as the principal; answers the seq to read it with.
 async fn membership(ctx: &Context<'_>, command: Command) -> Result<Seq> {
-    let actor = principal(ctx)?.0;
+    let actor = changing_principal(ctx)?.user;
     let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
     Ok(Seq(ack.seq))
 }

@@ -27,3 +27,37 @@ pub fn gql(error: Error) -> async_graphql::Error {
 pub fn invalid(field: &'static str, reason: impl Into<String>) -> async_graphql::Error {
     gql(Error::invalid(field, reason))
 }
+
+/// An HTTP-layer error (authentication, CSRF, rate limit) as a GraphQL error.
+pub fn api(error: crate::http::error::ApiError) -> async_graphql::Error {
+    let code = error.code;
+    let retry_after = error.retry_after;
+    async_graphql::Error::new(error.message).extend_with(move |_, ext| {
+        ext.set("code", code);
+        if let Some(seconds) = retry_after {
+            ext.set("retryAfter", seconds);
+        }
+    })
+}
+
+/// The caller, for reads.
+pub fn principal(
+    ctx: &async_graphql::Context<'_>,
+) -> async_graphql::Result<crate::auth::Principal> {
+    request_auth(ctx)?.require().map_err(api)
+}
+
+/// The caller, for changes (cookie callers must pass the CSRF check).
+pub fn changing_principal(
+    ctx: &async_graphql::Context<'_>,
+) -> async_graphql::Result<crate::auth::Principal> {
+    request_auth(ctx)?.require_for_change().map_err(api)
+}
+
+/// The request's authentication, put there by the handler.
+pub fn request_auth<'a>(
+    ctx: &async_graphql::Context<'a>,
+) -> async_graphql::Result<&'a crate::auth::RequestAuth> {
+    ctx.data::<crate::auth::RequestAuth>()
+        .map_err(|e| gql(Error::Internal(e.message)))
+}

@@ -3,41 +3,51 @@
 //! does not parse or validate — gets a GraphQL-shaped answer with a stable
 //! `extensions.code` and a 4xx status, and resolver errors carry the engine's codes.
 
+mod accounts;
 mod chat;
 mod errors;
 mod scalars;
 
 use crate::config::Config;
 use crate::http::AppState;
+use crate::http::PeerAddr;
+use async_graphql::MergedObject;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{EmptySubscription, Schema, ServerError};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use girok_engine::Engine;
-use girok_schemas::UserId;
 use serde_json::json;
 use std::sync::Arc;
 
-pub use chat::{MutationRoot, QueryRoot};
+/// Queries: chat and accounts.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(chat::ChatQuery, accounts::AccountQuery);
+
+/// Mutations: chat and accounts.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(chat::ChatMutation, accounts::AccountMutation);
 
 /// The schema type.
 pub type GirokSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Who is asking. Until accounts exist this is the configured development actor.
-#[derive(Clone, Copy, Debug)]
-pub struct Principal(pub UserId);
-
 /// Builds the schema with its limits.
 pub fn build_schema(engine: Arc<Engine>, config: &Config) -> GirokSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .data(engine)
-        .limit_depth(config.limits.graphql_max_depth)
-        .limit_complexity(config.limits.graphql_max_complexity)
-        .finish()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(engine)
+    .limit_depth(config.limits.graphql_max_depth)
+    .limit_complexity(config.limits.graphql_max_complexity)
+    .finish()
 }
 
 /// `GET /graphql`: the GraphiQL IDE.
@@ -53,6 +63,8 @@ fn error_response(status: StatusCode, code: &str, message: impl Into<String>) ->
 /// `POST /graphql`.
 pub async fn graphql_post(
     State(state): State<AppState>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -79,15 +91,27 @@ pub async fn graphql_post(
             e.to_string(),
         );
     }
-    let principal = Principal(UserId(state.config.dev.actor));
-    let mut response = state.schema.execute(request.data(principal)).await;
+    let auth = match crate::auth::authenticate(&state, &headers, peer).await {
+        Ok(auth) => auth,
+        Err(error) => return error_response(error.status, error.code, error.message),
+    };
+    let mut response = state
+        .schema
+        .execute(request.data(auth).data(state.clone()))
+        .await;
     let mut status = StatusCode::OK;
     for error in &mut response.errors {
         if classify(error) == "GRAPHQL_VALIDATION_FAILED" {
             status = StatusCode::BAD_REQUEST;
         }
     }
-    (status, Json(response)).into_response()
+    // Resolvers may set cookies (the browser login); pass their headers on.
+    let extra = std::mem::take(&mut response.http_headers);
+    let mut http = (status, Json(response)).into_response();
+    for (name, value) in &extra {
+        http.headers_mut().append(name, value.clone());
+    }
+    http
 }
 
 /// Gives every error a code. Resolver errors already carry the engine's (or INTERNAL); errors

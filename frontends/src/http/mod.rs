@@ -2,11 +2,15 @@
 //! one shared [`AppState`]. `run` takes an already bound listener and a shutdown future, so
 //! tests bind `127.0.0.1:0` and the binary binds the configured address.
 
+mod accounts;
 pub mod error;
+mod json;
 mod listener;
 mod log_api;
 mod ops;
 
+use crate::auth::LoginLimiter;
+use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::graphql::{self, GirokSchema};
 use axum::Router;
@@ -35,11 +39,25 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Open HTTP connections (`girok_http_connections`).
     pub connections: Gauge,
+    pub tokens: Arc<Tokens>,
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 impl AppState {
-    /// Builds the state (and the metrics registry) around a running engine.
-    pub fn new(engine: Arc<Engine>, config: Config) -> Self {
+    /// Builds the state (and the metrics registry) around a running engine; loads (or, on
+    /// first start, creates) the token signing keys in the data directory.
+    pub fn new(engine: Arc<Engine>, config: Config) -> anyhow::Result<Self> {
+        let keys = crate::auth::keys::load_or_create(&config.storage.data_dir)?;
+        let tokens = Tokens::new(
+            &keys,
+            &config.auth.issuer,
+            &config.auth.audience,
+            config.auth.access_token_ttl_secs.clamp(1, 86_400) as i64,
+        )?;
+        let login_limiter = LoginLimiter::new(
+            config.auth.login_per_minute_per_username,
+            config.auth.login_per_minute_per_ip,
+        );
         let mut registry = Registry::default();
         engine.register_metrics(&mut registry);
         let connections = Gauge::default();
@@ -49,13 +67,15 @@ impl AppState {
             connections.clone(),
         );
         let schema = graphql::build_schema(engine.clone(), &config);
-        Self {
+        Ok(Self {
             engine,
             schema,
             registry: Arc::new(registry),
             config: Arc::new(config),
             connections,
-        }
+            tokens: Arc::new(tokens),
+            login_limiter: Arc::new(login_limiter),
+        })
     }
 }
 
@@ -69,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
+        .merge(accounts::routes())
         .route(
             "/graphql",
             get(graphql::graphiql).post(graphql::graphql_post),

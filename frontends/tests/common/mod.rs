@@ -16,6 +16,8 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    /// The access token `gql` and `get_json` send, once signed in.
+    pub token: std::sync::RwLock<Option<String>>,
 }
 
 impl Server {
@@ -52,6 +54,45 @@ impl Server {
             base,
             data_dir: data_dir.to_owned(),
             client: reqwest::Client::new(),
+            token: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Registers `username` (if new) and logs in; later requests carry the access token.
+    pub async fn sign_in(&self, username: &str) -> String {
+        let _ = self
+            .client
+            .post(self.url("/v1/auth/register"))
+            .json(
+                &json!({ "username": username, "email": format!("{username}@example.org"),
+                           "password": "password123", "displayName": username }),
+            )
+            .send()
+            .await
+            .unwrap();
+        let login: Value = self
+            .client
+            .post(self.url("/v1/auth/login"))
+            .json(&json!({ "username": username, "password": "password123" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["accessToken"].as_str().expect("logged in").to_owned();
+        self.set_token(&token);
+        token
+    }
+
+    pub fn set_token(&self, token: &str) {
+        *self.token.write().unwrap() = Some(token.to_owned());
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token.read().unwrap().as_deref() {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
@@ -62,8 +103,7 @@ impl Server {
     /// POSTs a GraphQL request; returns (status, body).
     pub async fn gql_status(&self, query: &str, variables: Value) -> (u16, Value) {
         let response = self
-            .client
-            .post(self.url("/graphql"))
+            .authorized(self.client.post(self.url("/graphql")))
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -81,7 +121,11 @@ impl Server {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let response = self
+            .authorized(self.client.get(self.url(path)))
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 

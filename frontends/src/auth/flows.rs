@@ -1,0 +1,57 @@
+//! The account operations shared by REST and GraphQL: what they check (rate limits, CSRF) and
+//! what they hand out (access tokens, refresh tokens, cookies).
+
+use super::{RequestAuth, cookies};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use girok_engine::accounts::LoginGrant;
+use serde::Serialize;
+
+/// What a login or refresh answers (token mode).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub token_type: &'static str,
+}
+
+/// Checks the rate limits, then the password; opens a session.
+pub async fn login(
+    state: &AppState,
+    auth: &RequestAuth,
+    username: &str,
+    password: &str,
+) -> Result<LoginGrant, ApiError> {
+    state
+        .login_limiter
+        .check(username, &auth.client.ip)
+        .map_err(ApiError::rate_limited)?;
+    Ok(state.engine.login(username, password, &auth.client).await?)
+}
+
+/// An access token for a granted session, with its refresh token.
+pub fn token_pair(state: &AppState, grant: &LoginGrant) -> Result<TokenPair, ApiError> {
+    Ok(TokenPair {
+        access_token: state.tokens.issue(grant.user, grant.session)?,
+        refresh_token: grant.refresh_token.clone(),
+        expires_in: state.tokens.ttl_secs,
+        token_type: "Bearer",
+    })
+}
+
+/// The `Set-Cookie` values and CSRF token of a browser session for a grant.
+pub fn cookie_session(
+    state: &AppState,
+    grant: &LoginGrant,
+) -> Result<(String, [String; 2]), ApiError> {
+    let csrf = cookies::new_csrf_token()?;
+    let set = cookies::login_cookies(
+        &grant.refresh_token,
+        &csrf,
+        state.config.auth.secure_cookies,
+    );
+    Ok((csrf, set))
+}

@@ -1,0 +1,15 @@
+//! Authentication for every frontend: signing keys, access tokens, the principal of a
+//! request, login rate limits, and the session cookie of the Full-BFF browser flow.
+
+pub mod cookies;
+pub mod flows;
+pub mod keys;
+mod principal;
+mod rate_limit;
+pub mod tokens;
+
+pub use principal::{
+    AuthVia, CSRF_COOKIE, CSRF_HEADER, Principal, RequestAuth, SESSION_COOKIE, authenticate,
+    unauthenticated,
+};
+pub use rate_limit::LoginLimiter;

@@ -1,0 +1,129 @@
+//! The one place that decides who a request is: a Bearer access token (verified strictly, and
+//! its session checked against the log's write model on every request, so revocation is
+//! immediate), or the browser session cookie (Full BFF: the cookie holds the session's refresh
+//! token, HttpOnly, so tokens never reach browser JavaScript). Cookie-authenticated requests
+//! that change state must also send `X-CSRF-Token` equal to the `girok_csrf` cookie.
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum_extra::extract::CookieJar;
+use girok_engine::accounts::ClientInfo;
+use girok_schemas::{SessionId, UserId};
+use std::net::SocketAddr;
+
+pub const SESSION_COOKIE: &str = "girok_session";
+pub const CSRF_COOKIE: &str = "girok_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How a principal proved itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthVia {
+    Bearer,
+    Cookie,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Copy, Debug)]
+pub struct Principal {
+    pub user: UserId,
+    pub session: SessionId,
+    pub via: AuthVia,
+}
+
+/// What the request's headers say about its caller.
+#[derive(Clone, Debug)]
+pub struct RequestAuth {
+    pub principal: Option<Principal>,
+    /// The CSRF header matches the CSRF cookie.
+    pub csrf_ok: bool,
+    pub client: ClientInfo,
+}
+
+pub fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+}
+
+impl RequestAuth {
+    /// The caller, for reads.
+    pub fn require(&self) -> Result<Principal, ApiError> {
+        self.principal.ok_or_else(|| {
+            unauthenticated("sign in first: send a Bearer token or the session cookie")
+        })
+    }
+
+    /// The caller, for requests that change state: cookie callers must pass the CSRF check.
+    pub fn require_for_change(&self) -> Result<Principal, ApiError> {
+        let principal = self.require()?;
+        if principal.via == AuthVia::Cookie && !self.csrf_ok {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "CSRF_FAILED",
+                "cookie-authenticated changes need the X-CSRF-Token header (the girok_csrf cookie's value)",
+            ));
+        }
+        Ok(principal)
+    }
+}
+
+/// Authenticates a request. A presented but invalid Bearer token is an error (never silently
+/// anonymous); a stale cookie is simply no principal.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<RequestAuth, ApiError> {
+    let jar = CookieJar::from_headers(headers);
+    let client = ClientInfo {
+        ip: peer.ip().to_string(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(256)
+            .collect(),
+    };
+    let csrf_ok = match (jar.get(CSRF_COOKIE), headers.get(CSRF_HEADER)) {
+        (Some(cookie), Some(header)) => {
+            !cookie.value().is_empty() && header.as_bytes() == cookie.value().as_bytes()
+        }
+        _ => false,
+    };
+    let principal = if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+        let (user, session) = state
+            .tokens
+            .verify(token.trim())
+            .ok_or_else(|| unauthenticated("the access token is invalid or expired"))?;
+        match state.engine.active_session(session).await? {
+            Some(owner) if owner == user => Some(Principal {
+                user,
+                session,
+                via: AuthVia::Bearer,
+            }),
+            _ => return Err(unauthenticated("the session of this token has ended")),
+        }
+    } else if let Some(cookie) = jar.get(SESSION_COOKIE) {
+        state
+            .engine
+            .session_for_refresh_token(cookie.value())
+            .await?
+            .map(|(user, session)| Principal {
+                user,
+                session,
+                via: AuthVia::Cookie,
+            })
+    } else {
+        None
+    };
+    Ok(RequestAuth {
+        principal,
+        csrf_ok,
+        client,
+    })
+}

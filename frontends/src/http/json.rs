@@ -1,0 +1,33 @@
+//! JSON request bodies with typed errors: broken JSON is 400 `BAD_REQUEST`, JSON of the wrong
+//! shape (missing field, wrong type, unknown field) is 422 `INVALID_ARGUMENT`, too large is
+//! 413 `PAYLOAD_TOO_LARGE`.
+
+use super::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// A JSON body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_ARGUMENT",
+                e.body_text(),
+            )),
+            Err(JsonRejection::BytesRejection(e)) => Err(ApiError::from_body_rejection(e)),
+            Err(other) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                other.body_text(),
+            )),
+        }
+    }
+}
