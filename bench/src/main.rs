@@ -3,6 +3,7 @@
 //!
 //! Build it in release mode: `cargo run --release -p girok-bench -- ingest`.
 
+mod auth;
 mod cpu;
 mod ingest;
 mod report;
@@ -26,6 +27,8 @@ enum Suite {
     /// Durable ingest through the engine (in-process), against the raw unsynced fjall insert
     /// rate measured in the same run.
     Ingest(ingest::Args),
+    /// Token verifications/s, logins/s, and chat-send latency during a login burst.
+    Auth(auth::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +37,10 @@ fn main() -> anyhow::Result<()> {
         Suite::Ingest(args) => {
             let figures = ingest::run(&args)?;
             report::write(cli.out, "ingest", &figures)
+        }
+        Suite::Auth(args) => {
+            let figures = auth::run(&args)?;
+            report::write(cli.out, "auth", &figures)
         }
     }
 }

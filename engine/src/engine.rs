@@ -33,6 +33,9 @@ pub struct EngineConfig {
     /// Longest a read waits for a view to reach its `after` seq.
     pub read_wait: Duration,
     pub topic_capacity: usize,
+    /// Threads that may hash passwords at once; default one less than the cores (at least
+    /// one), so a login burst always leaves a core to everything else.
+    pub password_threads: usize,
 }
 
 impl EngineConfig {
@@ -44,6 +47,8 @@ impl EngineConfig {
             writer: WriterConfig::default(),
             read_wait: Duration::from_secs(5),
             topic_capacity: DEFAULT_TOPIC_CAPACITY,
+            password_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
 }
@@ -163,7 +168,7 @@ impl Engine {
             "engine started; views rebuilding from the log"
         );
         Ok(Arc::new(Engine {
-            passwords: Arc::new(crate::accounts::PasswordPool::new(config.workers)),
+            passwords: Arc::new(crate::accounts::PasswordPool::new(config.password_threads)),
             appender: writer.appender(),
             writer: Mutex::new(Some(writer)),
             store,

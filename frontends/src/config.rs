@@ -132,6 +132,8 @@ pub struct AuthConfig {
     pub login_per_minute_per_ip: u32,
     /// Mark the session cookies `Secure` (turn off only for plain-HTTP development).
     pub secure_cookies: bool,
+    /// Password hashes (argon2id, ~40 ms each) running at once; 0 = cores - 1 (at least 1).
+    pub password_threads: usize,
 }
 
 impl Default for AuthConfig {
@@ -143,6 +145,7 @@ impl Default for AuthConfig {
             login_per_minute_per_username: 10,
             login_per_minute_per_ip: 60,
             secure_cookies: true,
+            password_threads: 0,
         }
     }
 }
@@ -206,6 +209,9 @@ impl Config {
         }
         config.read_wait = std::time::Duration::from_millis(self.engine.read_wait_ms);
         config.topic_capacity = self.engine.topic_capacity.max(1);
+        if self.auth.password_threads > 0 {
+            config.password_threads = self.auth.password_threads;
+        }
         config
     }
 }
