@@ -583,3 +583,78 @@ async fn chat_needs_a_principal_and_the_creator_is_the_first_member() {
         "nobody reads a room they are not in"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_account_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let registered = server
+        .gql(
+            "mutation { register(username: \"Jun\", email: \"jun@example.org\", password: \"password123\", displayName: \"Jun\") { id username email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(registered["register"]["email"], "jun@example.org");
+    let (_, body) = server
+        .gql_status(
+            "mutation { register(username: \"JUN\", email: \"x@example.org\", password: \"password123\", displayName: \"J\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "USERNAME_TAKEN");
+    let login = server
+        .gql("mutation { login(username: \"jun\", password: \"password123\") { accessToken refreshToken expiresIn } }", json!({}))
+        .await;
+    let other = login["login"]["refreshToken"].as_str().unwrap().to_owned();
+    server.set_token(login["login"]["accessToken"].as_str().unwrap());
+    let second = server
+        .gql(
+            "mutation { login(username: \"jun\", password: \"password123\") { accessToken } }",
+            json!({}),
+        )
+        .await;
+    server.set_token(second["login"]["accessToken"].as_str().unwrap());
+
+    let data = server
+        .gql("{ me { username } sessions { id current } user(username: \"jun\") { email displayName } }", json!({}))
+        .await;
+    assert_eq!(data["me"]["username"], "Jun");
+    assert_eq!(
+        data["user"]["email"],
+        Value::Null,
+        "public profiles hide the email"
+    );
+    let sessions = data["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let not_current = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].clone();
+    server
+        .gql(
+            "mutation($id: ID!) { revokeSession(id: $id) }",
+            json!({ "id": not_current }),
+        )
+        .await;
+    let (_, body) = server
+        .gql_status(
+            "mutation($t: String!) { refresh(refreshToken: $t) { accessToken } }",
+            json!({ "t": other }),
+        )
+        .await;
+    assert_eq!(
+        code(&body),
+        "INVALID_REFRESH_TOKEN",
+        "the revoked session cannot refresh"
+    );
+    let updated = server
+        .gql("mutation { updateMe(bio: \"hello\") { bio } }", json!({}))
+        .await;
+    assert_eq!(updated["updateMe"]["bio"], "hello");
+    let (_, body) = server
+        .gql_status("mutation { changePassword(currentPassword: \"nope nope\", newPassword: \"password456\") }", json!({}))
+        .await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS");
+    server
+        .gql("mutation { changePassword(currentPassword: \"password123\", newPassword: \"password456\") }", json!({}))
+        .await;
+    let (_, body) = server.gql_status("{ me { username } }", json!({})).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+}
