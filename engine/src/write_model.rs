@@ -10,18 +10,10 @@ use girok_storage::{Store, Table, Txn};
 use prost::Message;
 use std::sync::Arc;
 
-/// Every write-model table (all but the log).
-pub const TABLES: [Table; 9] = [
-    Table::RoomidRoom,
-    Table::RoomidUseridMember,
-    Table::ActorClientidAck,
-    Table::UsernameUserid,
-    Table::EmailUserid,
-    Table::UseridUser,
-    Table::SessionidSession,
-    Table::RefreshhashSessionid,
-    Table::UseridSessionid,
-];
+/// Every write-model table: all but the log.
+pub fn tables() -> impl Iterator<Item = Table> {
+    Table::ALL.into_iter().filter(|t| *t != Table::SeqEvent)
+}
 
 /// `room (16) ++ user (16)`.
 pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
@@ -243,7 +235,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
 /// every event, in chunks. Returns the number of events applied. Only for a data directory no
 /// server is using (`girok replay`).
 pub fn rebuild(store: &Arc<Store>, mut progress: impl FnMut(u64)) -> Result<u64> {
-    for table in TABLES {
+    for table in tables() {
         store.clear(table)?;
     }
     let mut tail = store.tail(1);
@@ -272,7 +264,7 @@ pub type Entry = (Table, Vec<u8>, Vec<u8>);
 /// Every entry of every write-model table, for comparing a rebuilt write model with a live one.
 pub fn snapshot(store: &Store) -> Result<Vec<Entry>> {
     let mut all = Vec::new();
-    for table in TABLES {
+    for table in tables() {
         for (key, value) in store.scan_prefix(table, &[])? {
             all.push((table, key, value));
         }

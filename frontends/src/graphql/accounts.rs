@@ -85,6 +85,22 @@ fn session(view: SessionView, current: SessionId) -> Session {
     }
 }
 
+/// A login or refresh answered with tokens.
+fn tokens_payload(
+    state: &AppState,
+    grant: &girok_engine::accounts::LoginGrant,
+    user: User,
+) -> Result<AuthPayload> {
+    let pair = flows::token_pair(state, grant).map_err(api)?;
+    Ok(AuthPayload {
+        access_token: Some(pair.access_token),
+        refresh_token: Some(pair.refresh_token),
+        expires_in: Some(pair.expires_in),
+        csrf_token: None,
+        user,
+    })
+}
+
 /// Account queries.
 #[derive(Default)]
 pub struct AccountQuery;
@@ -176,14 +192,7 @@ impl AccountMutation {
                 user,
             });
         }
-        let pair = flows::token_pair(state, &grant).map_err(api)?;
-        Ok(AuthPayload {
-            access_token: Some(pair.access_token),
-            refresh_token: Some(pair.refresh_token),
-            expires_in: Some(pair.expires_in),
-            csrf_token: None,
-            user,
-        })
+        tokens_payload(state, &grant, user)
     }
 
     /// Exchanges a refresh token for a new pair; the old one stops working. Presenting an
@@ -196,15 +205,8 @@ impl AccountMutation {
             .refresh(&refresh_token, &auth.client)
             .await
             .map_err(gql)?;
-        let pair = flows::token_pair(state, &grant).map_err(api)?;
         let user = User::own(state.engine.user(grant.user).await.map_err(gql)?);
-        Ok(AuthPayload {
-            access_token: Some(pair.access_token),
-            refresh_token: Some(pair.refresh_token),
-            expires_in: Some(pair.expires_in),
-            csrf_token: None,
-            user,
-        })
+        tokens_payload(state, &grant, user)
     }
 
     /// Ends this session (and clears the cookies in cookie mode).
