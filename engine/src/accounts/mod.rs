@@ -149,6 +149,8 @@ fn user_by_login(store: &Store, login: &str) -> Result<Option<UserId>> {
 
 impl Engine {
     async fn account(&self, command: crate::accounts::AccountCommand) -> Result<crate::Ack> {
+        // Account commands name their user themselves (the submitter of a registration or a
+        // login is nobody yet), so the submission's actor is unused: the nil id.
         self.submit(UserId(uuid::Uuid::nil()), Command::Account(command))
             .await
     }

@@ -91,10 +91,13 @@ pub async fn authenticate(
         _ => false,
     };
     let principal = if let Some(value) = headers.get(header::AUTHORIZATION) {
+        // The scheme name is case-insensitive (RFC 7235).
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
         let (user, session) = state
             .tokens
