@@ -8,6 +8,7 @@ mod json;
 mod listener;
 mod log_api;
 mod ops;
+mod request_metrics;
 
 use crate::auth::LoginLimiter;
 use crate::auth::tokens::Tokens;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub connections: Gauge,
     pub tokens: Arc<Tokens>,
     pub login_limiter: Arc<LoginLimiter>,
+    pub request_metrics: request_metrics::RequestMetrics,
 }
 
 impl AppState {
@@ -60,6 +62,8 @@ impl AppState {
         );
         let mut registry = Registry::default();
         engine.register_metrics(&mut registry);
+        let request_metrics = request_metrics::RequestMetrics::default();
+        request_metrics.register(&mut registry);
         let connections = Gauge::default();
         registry.register(
             "girok_http_connections",
@@ -75,6 +79,7 @@ impl AppState {
             connections,
             tokens: Arc::new(tokens),
             login_limiter: Arc::new(login_limiter),
+            request_metrics,
         })
     }
 }
@@ -97,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             error::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
