@@ -53,7 +53,7 @@ uuid_id!(
     RoomId
 );
 uuid_id!(
-    /// A user (an account, or the development actor before accounts exist).
+    /// A user account.
     UserId
 );
 uuid_id!(
