@@ -2,7 +2,7 @@
 //! the durable head, so a subscriber never sees an event that a crash could take back. Frontends
 //! (WebSocket, GraphQL subscriptions, QUIC) subscribe through this in-process API.
 
-use girok_schemas::{Event, RoomId, Seq, decode_event};
+use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -20,6 +20,8 @@ const CHUNK: usize = 1024;
 pub enum Topic {
     /// Every event of one room.
     Room(RoomId),
+    /// Events addressed to one user (today: being added to or removed from a room).
+    User(UserId),
     /// Every event in the log.
     Log,
 }
@@ -69,6 +71,11 @@ impl Hub {
         send(Topic::Log);
         if let Some(room) = event.payload.room() {
             send(Topic::Room(room));
+        }
+        if let Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } =
+            &event.payload
+        {
+            send(Topic::User(*user));
         }
     }
 }

@@ -18,6 +18,7 @@ pub struct Config {
     pub engine: EngineSection,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub ws: WsConfig,
     pub log: LogConfig,
 }
 
@@ -146,6 +147,43 @@ impl Default for AuthConfig {
             login_per_minute_per_ip: 60,
             secure_cookies: true,
             password_threads: 0,
+        }
+    }
+}
+
+/// `[ws]`: per-connection WebSocket limits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsConfig {
+    /// Largest frame (and message) a client may send; larger ones end the connection.
+    pub max_frame_bytes: usize,
+    pub max_subscriptions: usize,
+    /// `send` frames per second (token bucket with `send_burst`); beyond: an error frame.
+    pub sends_per_second: u32,
+    pub send_burst: u32,
+    /// Server pings this often; a client silent for `idle_timeout_ms` is closed (4002).
+    pub heartbeat_ms: u64,
+    pub idle_timeout_ms: u64,
+    /// Without cookie or Bearer header on the upgrade, the `auth` frame must come within this.
+    pub auth_timeout_ms: u64,
+    /// Frames waiting for a slow client before it is closed (4003 slow consumer).
+    pub outbound_queue: usize,
+    /// Most events a resume (`fromSeq`) may be behind the head.
+    pub max_resume_events: u64,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_subscriptions: 100,
+            sends_per_second: 50,
+            send_burst: 100,
+            heartbeat_ms: 20_000,
+            idle_timeout_ms: 60_000,
+            auth_timeout_ms: 10_000,
+            outbound_queue: 1024,
+            max_resume_events: 100_000,
         }
     }
 }

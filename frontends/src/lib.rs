@@ -9,3 +9,4 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod ws;

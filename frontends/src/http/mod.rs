@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
+        .route("/ws", get(crate::ws::upgrade))
         .merge(accounts::routes())
         .route(
             "/graphql",

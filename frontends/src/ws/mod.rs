@@ -1,0 +1,35 @@
+//! WebSocket at `/ws`: authenticated by the session cookie (or a Bearer header) on the upgrade,
+//! or by an `auth` frame first; topics `chat:<roomId>` and `notifications`; sends with acks;
+//! resume from a seq with no gap and no duplicate (the missed events come from the log);
+//! heartbeats, idle timeout, and per-connection limits. The protocol is documented in
+//! docs/websocket.md.
+
+mod connection;
+mod protocol;
+
+use crate::auth::authenticate;
+use crate::http::{AppState, PeerAddr};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+pub use connection::WsLimits;
+
+/// `GET /ws`: the upgrade.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // A bad Bearer header fails the upgrade; no credentials at all leaves the `auth` frame.
+    let auth = match authenticate(&state, &headers, peer).await {
+        Ok(auth) => auth,
+        Err(error) => return error.into_response(),
+    };
+    let limits = WsLimits::from(&state.config.ws);
+    ws.max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| connection::serve(socket, state, auth.principal, limits))
+}

@@ -1,0 +1,89 @@
+//! The WebSocket protocol's frames (JSON text frames; documented in docs/websocket.md).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// First frame when the upgrade carried no cookie or Bearer header.
+    Auth {
+        token: String,
+    },
+    /// `topic`: `chat:<roomId>` or `notifications`. `fromSeq`: resume after this seq (the last
+    /// one seen): every event of the topic after it is delivered, then live ones, no gap, no
+    /// duplicate.
+    #[serde(rename_all = "camelCase")]
+    Subscribe {
+        topic: String,
+        from_seq: Option<u64>,
+    },
+    Unsubscribe {
+        topic: String,
+    },
+    /// Sends a chat message; answered by an `ack` (or an `error`) carrying the same `ref`.
+    #[serde(rename_all = "camelCase")]
+    Send {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        room_id: String,
+        body: String,
+        client_id: Option<String>,
+    },
+    Ping,
+}
+
+/// What the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerFrame {
+    #[serde(rename_all = "camelCase")]
+    Welcome {
+        user_id: String,
+        head_seq: u64,
+    },
+    /// The subscription is active; events after `fromSeq` (or from now) follow.
+    #[serde(rename_all = "camelCase")]
+    Subscribed {
+        topic: String,
+        head_seq: u64,
+    },
+    Unsubscribed {
+        topic: String,
+    },
+    /// One committed event (the same JSON as `girok log tail` prints).
+    Event {
+        topic: String,
+        seq: u64,
+        event: Value,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ack {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        seq: u64,
+        message_id: String,
+        duplicate: bool,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            reference: None,
+            topic: None,
+        }
+    }
+}

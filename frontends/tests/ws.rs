@@ -1,0 +1,395 @@
+//! The WebSocket at /ws with a real WebSocket client against the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Server;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &Server, token: Option<&str>) -> Socket {
+    let url = server.base.replace("http://", "ws://") + "/ws";
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// The next JSON frame (skipping pings), within 10 s.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("connection open")
+            .unwrap();
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+/// Alice creates a room and adds nobody; Bob joins it. Returns (room, alice's, bob's token).
+async fn two_users_one_room(server: &Server) -> (String, String, String) {
+    let bob = server.sign_in("bob").await;
+    let alice = server.sign_in("alice").await;
+    let room = server.create_room("ws").await;
+    server.set_token(&bob);
+    server
+        .gql(
+            "mutation($r: ID!) { joinRoom(roomId: $r) }",
+            json!({ "r": room }),
+        )
+        .await;
+    (room, alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_chat_over_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (room, alice_token, bob_token) = two_users_one_room(&server).await;
+
+    // Alice signs in with an auth frame, Bob with the header on the upgrade.
+    let mut alice = connect(&server, None).await;
+    send(
+        &mut alice,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    assert_eq!(next(&mut alice).await["code"], "UNAUTHENTICATED");
+    send(&mut alice, json!({ "type": "auth", "token": alice_token })).await;
+    assert_eq!(next(&mut alice).await["type"], "welcome");
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    assert_eq!(next(&mut bob).await["type"], "welcome");
+    for socket in [&mut alice, &mut bob] {
+        send(
+            socket,
+            json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+        )
+        .await;
+        assert_eq!(
+            next_of(socket, "subscribed").await["topic"],
+            format!("chat:{room}")
+        );
+    }
+
+    send(
+        &mut alice,
+        json!({ "type": "send", "ref": "r1", "roomId": room, "body": "hi bob", "clientId": "a1" }),
+    )
+    .await;
+    let ack = next_of(&mut alice, "ack").await;
+    assert_eq!(ack["ref"], "r1");
+    let seq = ack["seq"].as_u64().unwrap();
+    let event = next_of(&mut bob, "event").await;
+    assert_eq!(event["seq"], seq);
+    assert_eq!(event["event"]["payload"]["body"], "hi bob");
+    assert_eq!(event["event"]["type"], "chat.message.sent");
+
+    // A retried send (same clientId) acks the same seq, and Bob gets no duplicate.
+    send(
+        &mut alice,
+        json!({ "type": "send", "ref": "r2", "roomId": room, "body": "hi bob", "clientId": "a1" }),
+    )
+    .await;
+    let retry = next_of(&mut alice, "ack").await;
+    assert_eq!(
+        (retry["seq"].as_u64(), retry["duplicate"].as_bool()),
+        (Some(seq), Some(true))
+    );
+    send(
+        &mut bob,
+        json!({ "type": "send", "ref": "b1", "roomId": room, "body": "hello alice" }),
+    )
+    .await;
+    let bob_ack = next_of(&mut bob, "ack").await;
+    let to_alice = next_of(&mut alice, "event").await;
+    assert_eq!(
+        to_alice["seq"], bob_ack["seq"],
+        "the next event Alice sees is Bob's, not a duplicate"
+    );
+
+    send(&mut bob, json!({ "type": "ping" })).await;
+    assert_eq!(next_of(&mut bob, "pong").await["type"], "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_delivers_exactly_the_missed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (room, alice_token, bob_token) = two_users_one_room(&server).await;
+    let topic = format!("chat:{room}");
+
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    send(&mut bob, json!({ "type": "subscribe", "topic": topic })).await;
+    next_of(&mut bob, "subscribed").await;
+    let mut alice = connect(&server, Some(&alice_token)).await;
+    send(
+        &mut alice,
+        json!({ "type": "send", "roomId": room, "body": "seen" }),
+    )
+    .await;
+    let seen = next_of(&mut alice, "ack").await["seq"].as_u64().unwrap();
+    let last_seen = next_of(&mut bob, "event").await["seq"].as_u64().unwrap();
+    assert_eq!(last_seen, seen);
+    drop(bob);
+
+    let mut missed = Vec::new();
+    for i in 0..5 {
+        send(
+            &mut alice,
+            json!({ "type": "send", "roomId": room, "body": format!("missed {i}") }),
+        )
+        .await;
+        missed.push(next_of(&mut alice, "ack").await["seq"].as_u64().unwrap());
+    }
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    send(
+        &mut bob,
+        json!({ "type": "subscribe", "topic": topic, "fromSeq": last_seen }),
+    )
+    .await;
+    next_of(&mut bob, "subscribed").await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(next_of(&mut bob, "event").await["seq"].as_u64().unwrap());
+    }
+    assert_eq!(got, missed, "exactly the missed events, in order");
+    send(
+        &mut alice,
+        json!({ "type": "send", "roomId": room, "body": "live again" }),
+    )
+    .await;
+    let live = next_of(&mut alice, "ack").await["seq"].as_u64().unwrap();
+    assert_eq!(
+        next_of(&mut bob, "event").await["seq"],
+        live,
+        "then live, no duplicate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_limits_and_bad_frames_get_error_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("girok.toml");
+    std::fs::write(
+        &config,
+        "[ws]\nmax_subscriptions = 2\nsends_per_second = 1\nsend_burst = 3\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let (room, _alice, _bob) = two_users_one_room(&server).await;
+    let mallory = server.sign_in("mallory").await;
+    let mut socket = connect(&server, Some(&mallory)).await;
+    next_of(&mut socket, "welcome").await;
+
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await["code"],
+        "NOT_A_MEMBER",
+        "nobody reads a room they are not in"
+    );
+    send(
+        &mut socket,
+        json!({ "type": "send", "roomId": room, "body": "let me in" }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["code"], "NOT_A_MEMBER");
+    send(&mut socket, json!({ "type": "subscribe", "topic": "feed" })).await;
+    assert_eq!(next(&mut socket).await["code"], "UNKNOWN_TOPIC");
+    socket.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(next(&mut socket).await["code"], "BAD_FRAME");
+    send(&mut socket, json!({ "type": "teleport" })).await;
+    assert_eq!(next(&mut socket).await["code"], "BAD_FRAME");
+
+    // Subscriptions: two allowed, the third refused.
+    let own = server.create_room("mine").await;
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "topic": format!("chat:{own}") }),
+    )
+    .await;
+    next_of(&mut socket, "subscribed").await;
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "topic": "notifications" }),
+    )
+    .await;
+    next_of(&mut socket, "subscribed").await;
+    let other = server.create_room("third").await;
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "topic": format!("chat:{other}") }),
+    )
+    .await;
+    // (Joining "third" is itself a notification to Mallory; skip to the error.)
+    assert_eq!(
+        next_of(&mut socket, "error").await["code"],
+        "TOO_MANY_SUBSCRIPTIONS"
+    );
+
+    // Sends: the burst (3 tokens, one spent on the refused send above unless it refilled
+    // meanwhile), then error frames, and the connection stays usable.
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        send(
+            &mut socket,
+            json!({ "type": "send", "ref": format!("s{i}"), "roomId": own, "body": "x" }),
+        )
+        .await;
+        loop {
+            let frame = next(&mut socket).await;
+            if frame["type"] == "ack" || frame["type"] == "error" {
+                codes.push(frame["code"].as_str().unwrap_or("ack").to_owned());
+                break;
+            }
+        }
+    }
+    let acks = codes.iter().take_while(|c| *c == "ack").count();
+    assert!((2..=3).contains(&acks), "{codes:?}");
+    assert!(
+        codes[acks..].iter().all(|c| c == "RATE_LIMITED"),
+        "{codes:?}"
+    );
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next_of(&mut socket, "pong").await["type"], "pong");
+
+    // An invalid Bearer header fails the upgrade itself.
+    let url = server.base.replace("http://", "ws://") + "/ws";
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer forged".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_ends_the_subscription_and_notifications_tell_the_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (room, alice_token, bob_token) = two_users_one_room(&server).await;
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    send(
+        &mut bob,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    next_of(&mut bob, "subscribed").await;
+    send(
+        &mut bob,
+        json!({ "type": "subscribe", "topic": "notifications" }),
+    )
+    .await;
+    next_of(&mut bob, "subscribed").await;
+    server.set_token(&bob_token);
+    server
+        .gql(
+            "mutation($r: ID!) { leaveRoom(roomId: $r) }",
+            json!({ "r": room }),
+        )
+        .await;
+    let mut topics = Vec::new();
+    for _ in 0..2 {
+        let event = next_of(&mut bob, "event").await;
+        assert_eq!(event["event"]["type"], "chat.member.left");
+        topics.push(event["topic"].as_str().unwrap().to_owned());
+    }
+    topics.sort();
+    assert_eq!(
+        topics,
+        vec![format!("chat:{room}"), "notifications".to_owned()]
+    );
+    // Alice keeps talking; Bob, gone, hears nothing more.
+    let mut alice = connect(&server, Some(&alice_token)).await;
+    send(
+        &mut alice,
+        json!({ "type": "send", "roomId": room, "body": "bob left" }),
+    )
+    .await;
+    next_of(&mut alice, "ack").await;
+    send(&mut bob, json!({ "type": "ping" })).await;
+    assert_eq!(
+        next(&mut bob).await["type"],
+        "pong",
+        "no event for a room Bob left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_and_unauthenticated_ones_are_closed_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("girok.toml");
+    std::fs::write(
+        &config,
+        "[ws]\nheartbeat_ms = 200\nidle_timeout_ms = 600\nauth_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let token = server.sign_in("quiet").await;
+
+    // Never authenticates: closed with 4001.
+    let mut anonymous = connect(&server, None).await;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), anonymous.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4001);
+
+    // Authenticated, but stops reading (so it answers no pings): closed with 4002 idle.
+    let mut quiet = connect(&server, Some(&token)).await;
+    next_of(&mut quiet, "welcome").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), quiet.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4002);
+    assert_eq!(close.reason.as_str(), "idle timeout");
+}
