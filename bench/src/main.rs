@@ -4,6 +4,7 @@
 //! Build it in release mode: `cargo run --release -p girok-bench -- ingest`.
 
 mod auth;
+mod chat;
 mod cpu;
 mod ingest;
 mod report;
@@ -29,6 +30,9 @@ enum Suite {
     Ingest(ingest::Args),
     /// Token verifications/s, logins/s, and chat-send latency during a login burst.
     Auth(auth::Args),
+    /// WebSocket clients in rooms sending at a target rate: acked throughput and delivery
+    /// latency at the other members.
+    Chat(chat::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +41,10 @@ fn main() -> anyhow::Result<()> {
         Suite::Ingest(args) => {
             let figures = ingest::run(&args)?;
             report::write(cli.out, "ingest", &figures)
+        }
+        Suite::Chat(args) => {
+            let figures = chat::run(&args)?;
+            report::write(cli.out, "chat", &figures)
         }
         Suite::Auth(args) => {
             let figures = auth::run(&args)?;
