@@ -201,6 +201,7 @@ async fn chat_latency(
                             room,
                             body: "ping".into(),
                             client_id: None,
+                            reply_to: None,
                         },
                     )
                     .await?;

@@ -116,6 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
                                 room,
                                 body: body.clone(),
                                 client_id: None,
+                                reply_to: None,
                             },
                         )
                         .await?;
@@ -215,6 +216,7 @@ fn sample_event_bytes(body: &str) -> usize {
             room: RoomId::new_v7(),
             body: body.to_owned(),
             client_id: None,
+            reply_to: None,
         },
     })
     .len()

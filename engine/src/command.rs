@@ -22,6 +22,17 @@ pub enum Command {
         room: RoomId,
         body: String,
         client_id: Option<String>,
+        /// The id of a message of the same room this one answers.
+        reply_to: Option<EventId>,
+    },
+    /// Replaces the text of one of your messages.
+    EditMessage {
+        message: EventId,
+        body: String,
+    },
+    /// Removes one of your messages from every view.
+    DeleteMessage {
+        message: EventId,
     },
     /// Accounts and sessions (validated by the accounts module before submission).
     Account(AccountCommand),
@@ -74,23 +85,17 @@ impl Command {
                 }
                 Ok(Command::CreateRoom { title })
             }
+            Command::EditMessage { message, body } => {
+                check_body(&body)?;
+                Ok(Command::EditMessage { message, body })
+            }
             Command::SendMessage {
                 room,
                 body,
                 client_id,
+                reply_to,
             } => {
-                if body.trim().is_empty() {
-                    return Err(Error::invalid("body", "must not be empty"));
-                }
-                if body.len() > MAX_MESSAGE_BYTES {
-                    return Err(Error::invalid(
-                        "body",
-                        format!(
-                            "at most {MAX_MESSAGE_BYTES} bytes of UTF-8 (got {})",
-                            body.len()
-                        ),
-                    ));
-                }
+                check_body(&body)?;
                 if let Some(id) = &client_id {
                     let printable = id.bytes().all(|b| b.is_ascii_graphic());
                     if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || !printable {
@@ -104,14 +109,32 @@ impl Command {
                     room,
                     body,
                     client_id,
+                    reply_to,
                 })
             }
-            other
-            @ (Command::JoinRoom { .. } | Command::LeaveRoom { .. } | Command::Account(_)) => {
-                Ok(other)
-            }
+            other @ (Command::JoinRoom { .. }
+            | Command::LeaveRoom { .. }
+            | Command::DeleteMessage { .. }
+            | Command::Account(_)) => Ok(other),
         }
     }
+}
+
+/// 1 byte to 4 KiB of UTF-8, not only whitespace.
+fn check_body(body: &str) -> Result<()> {
+    if body.trim().is_empty() {
+        return Err(Error::invalid("body", "must not be empty"));
+    }
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(Error::invalid(
+            "body",
+            format!(
+                "at most {MAX_MESSAGE_BYTES} bytes of UTF-8 (got {})",
+                body.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -123,6 +146,7 @@ mod tests {
             room: RoomId::new_v7(),
             body: body.into(),
             client_id: client_id.map(Into::into),
+            reply_to: None,
         }
         .validated()
     }

@@ -26,8 +26,10 @@ const PARK: Duration = Duration::from_millis(250);
 
 /// The differential collections, one per kind of fact in the log.
 struct Inputs {
-    /// `(room, (seq, time))` per message.
+    /// `(room, (seq, time))` per live message.
     messages: InputSession<Seq, (RoomId, MessageRef), isize>,
+    /// `(message seq, edit seq)` per edit.
+    edits: InputSession<Seq, (Seq, Seq), isize>,
     /// `room` per created room.
     rooms: InputSession<Seq, RoomId, isize>,
     /// `(room, user)` per current membership.
@@ -50,6 +52,17 @@ impl Inputs {
                 self.messages
                     .update_at((room, (seq, event.commit_time_ms)), time, 1)
             }
+            Payload::MessageDeleted {
+                room,
+                message_seq,
+                message_time_ms,
+                ..
+            } => self
+                .messages
+                .update_at((room, (message_seq, message_time_ms)), time, -1),
+            Payload::MessageEdited { message_seq, .. } => {
+                self.edits.update_at((message_seq, seq), time, 1)
+            }
             Payload::RoomCreated { room, .. } => self.rooms.update_at(room, time, 1),
             Payload::MemberJoined { room, user } => self.members.update_at((room, user), time, 1),
             Payload::MemberLeft { room, user } => self.members.update_at((room, user), time, -1),
@@ -60,9 +73,11 @@ impl Inputs {
 
     fn advance_to(&mut self, next: Seq) {
         self.messages.advance_to(next);
+        self.edits.advance_to(next);
         self.rooms.advance_to(next);
         self.members.advance_to(next);
         self.messages.flush();
+        self.edits.flush();
         self.rooms.flush();
         self.members.flush();
     }
@@ -141,6 +156,7 @@ fn run_worker(
 
     let mut inputs = Inputs {
         messages: InputSession::new(),
+        edits: InputSession::new(),
         rooms: InputSession::new(),
         members: InputSession::new(),
     };
@@ -150,10 +166,19 @@ fn run_worker(
         let probe = room_history_probe.clone();
         worker.dataflow::<Seq, _, _>(|scope| {
             let messages = inputs.messages.to_collection(scope);
+            let edits = inputs.edits.to_collection(scope);
             let _rooms = inputs.rooms.to_collection(scope);
             let _members = inputs.members.to_collection(scope);
 
-            let RoomHistory { history, last } = room_history(messages);
+            let RoomHistory {
+                history,
+                last,
+                edits,
+            } = room_history(messages, edits);
+            let sink = views.clone();
+            edits
+                .inspect_batch(move |_, updates| sink.room_history.apply_edits(updates))
+                .probe_with(&probe);
             let sink = views.clone();
             history
                 .inspect_batch(move |_, updates| sink.room_history.apply_history(updates))

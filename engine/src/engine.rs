@@ -72,9 +72,13 @@ pub struct Message {
     pub id: EventId,
     pub room: RoomId,
     pub sender: Option<UserId>,
+    /// The current text (the latest edit's, if edited).
     pub body: String,
     pub client_id: Option<String>,
     pub commit_time_ms: i64,
+    pub reply_to: Option<EventId>,
+    /// When the text was last edited.
+    pub edited_ms: Option<i64>,
 }
 
 /// Arguments of a history read.
@@ -282,12 +286,17 @@ impl Engine {
         self.wait_for_room_history(query.after).await?;
         let page = self.views.room_history.page(room, query.before, limit);
         let has_more = page.has_more;
+        let versions: Vec<(Seq, Option<Seq>)> = page
+            .seqs
+            .into_iter()
+            .map(|seq| (seq, self.views.room_history.latest_edit(seq)))
+            .collect();
         let messages = self
             .blocking(move |store| {
                 member_room(store, actor, room)?;
-                page.seqs
+                versions
                     .into_iter()
-                    .map(|seq| read_message(store, seq))
+                    .map(|(seq, edit)| read_message(store, seq, edit))
                     .collect()
             })
             .await?;
@@ -422,24 +431,48 @@ fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord>
         .map_err(|e| Error::Internal(format!("corrupt room record: {e}")))
 }
 
-fn read_message(store: &Store, seq: Seq) -> Result<Message> {
+fn read_event(store: &Store, seq: Seq) -> Result<Event> {
     let bytes = store.event(seq)?.ok_or_else(|| {
-        Error::Internal(format!("history names seq {seq}, which is not in the log"))
+        Error::Internal(format!("a view names seq {seq}, which is not in the log"))
     })?;
-    let event = decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?;
+    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
+}
+
+/// A message as of its latest edit (`edit`: the seq of that edit, from the view).
+fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
+    let event = read_event(store, seq)?;
+    let edited = match edit {
+        Some(edit_seq) => match read_event(store, edit_seq)? {
+            Event {
+                commit_time_ms,
+                payload: Payload::MessageEdited { body, .. },
+                ..
+            } => Some((body, commit_time_ms)),
+            other => {
+                return Err(Error::Internal(format!(
+                    "seq {edit_seq} is a {} event, not an edit",
+                    other.type_name()
+                )));
+            }
+        },
+        None => None,
+    };
     match event.payload {
         Payload::MessageSent {
             room,
             body,
             client_id,
+            reply_to,
         } => Ok(Message {
             seq,
             id: event.id,
             room,
             sender: event.actor,
-            body,
+            edited_ms: edited.as_ref().map(|(_, at)| *at),
+            body: edited.map_or(body, |(body, _)| body),
             client_id,
             commit_time_ms: event.commit_time_ms,
+            reply_to,
         }),
         other => Err(Error::Internal(format!(
             "history names seq {seq}, a {} event",

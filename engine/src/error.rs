@@ -52,6 +52,10 @@ pub enum Error {
     SessionNotFound,
     #[error("no such user")]
     UserNotFound,
+    #[error("message {0} does not exist in this room")]
+    MessageNotFound(girok_schemas::EventId),
+    #[error("only its author can change message {0}")]
+    NotMessageAuthor(girok_schemas::EventId),
     #[error("girok is shutting down and accepts no more writes")]
     Unavailable,
     #[error("storage failure: {0}")]
@@ -96,6 +100,8 @@ impl Error {
             Error::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             Error::SessionNotFound => "SESSION_NOT_FOUND",
             Error::UserNotFound => "USER_NOT_FOUND",
+            Error::MessageNotFound(_) => "MESSAGE_NOT_FOUND",
+            Error::NotMessageAuthor(_) => "NOT_MESSAGE_AUTHOR",
             Error::Unavailable => "UNAVAILABLE",
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
         }
@@ -113,7 +119,10 @@ impl Error {
             Error::InvalidCredentials | Error::InvalidRefreshToken | Error::RefreshTokenReused => {
                 ErrorKind::Unauthenticated
             }
-            Error::SessionNotFound | Error::UserNotFound => ErrorKind::NotFound,
+            Error::SessionNotFound | Error::UserNotFound | Error::MessageNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            Error::NotMessageAuthor(_) => ErrorKind::Forbidden,
             Error::Unavailable => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
         }

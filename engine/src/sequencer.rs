@@ -7,7 +7,7 @@
 use crate::command::{Ack, Command, Submission};
 use crate::error::{Error, Result};
 use crate::write_model::{idempotency_key, member_key, request_hash};
-use girok_schemas::proto::IdempotentAck;
+use girok_schemas::proto::{IdempotentAck, MessageRecord};
 use girok_schemas::{Event, EventId, Payload, RoomId, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn};
 use prost::Message;
@@ -86,7 +86,36 @@ impl Stager for Sequencer {
                 room,
                 body,
                 client_id,
-            } => self.send_message(txn, actor, new_id, room, body, client_id),
+                reply_to,
+            } => self.send_message(txn, actor, new_id, room, body, client_id, reply_to),
+            Command::EditMessage { message, body } => {
+                let (room, record) = self.own_message(txn, actor, message)?;
+                append(
+                    txn,
+                    actor,
+                    new_id,
+                    Payload::MessageEdited {
+                        room,
+                        message,
+                        message_seq: record.seq,
+                        body,
+                    },
+                )
+            }
+            Command::DeleteMessage { message } => {
+                let (room, record) = self.own_message(txn, actor, message)?;
+                append(
+                    txn,
+                    actor,
+                    new_id,
+                    Payload::MessageDeleted {
+                        room,
+                        message,
+                        message_seq: record.seq,
+                        message_time_ms: record.commit_time_ms,
+                    },
+                )
+            }
             Command::Account(command) => crate::accounts::stage(txn, new_id, command),
         }
     }
@@ -123,6 +152,45 @@ impl Sequencer {
         self.members.insert((room, user));
     }
 
+    /// A live message and its room; the caller must be a member of that room (to anyone
+    /// else it does not exist).
+    fn live_message(
+        &mut self,
+        txn: &Txn<'_>,
+        actor: UserId,
+        message: EventId,
+    ) -> Result<(RoomId, MessageRecord)> {
+        let record = txn
+            .get(Table::MessageidMessage, message.as_bytes())?
+            .map(|bytes| MessageRecord::decode(bytes.as_slice()))
+            .transpose()
+            .map_err(|e| Error::Internal(format!("corrupt message record: {e}")))?;
+        let Some(record) = record.filter(|r| !r.deleted) else {
+            return Err(Error::MessageNotFound(message));
+        };
+        let room = RoomId::from_slice(&record.room_id)
+            .ok_or_else(|| Error::Internal("corrupt message record room".into()))?;
+        if !self.is_member(txn, room, actor)? {
+            return Err(Error::MessageNotFound(message));
+        }
+        Ok((room, record))
+    }
+
+    /// A live message written by `actor`, and its room.
+    fn own_message(
+        &mut self,
+        txn: &Txn<'_>,
+        actor: UserId,
+        message: EventId,
+    ) -> Result<(RoomId, MessageRecord)> {
+        let (room, record) = self.live_message(txn, actor, message)?;
+        if record.sender != actor.as_bytes() {
+            return Err(Error::NotMessageAuthor(message));
+        }
+        Ok((room, record))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn send_message(
         &mut self,
         txn: &mut Txn<'_>,
@@ -131,6 +199,7 @@ impl Sequencer {
         room: RoomId,
         body: String,
         client_id: Option<String>,
+        reply_to: Option<EventId>,
     ) -> Result<Ack> {
         if let Some(id) = &client_id
             && let Some(stored) = txn.get(Table::ActorClientidAck, &idempotency_key(actor, id))?
@@ -141,6 +210,11 @@ impl Sequencer {
         if !self.is_member(txn, room, actor)? {
             return Err(Error::NotAMember(room));
         }
+        if let Some(answered) = reply_to
+            && self.live_message(txn, actor, answered)?.0 != room
+        {
+            return Err(Error::MessageNotFound(answered));
+        }
         append(
             txn,
             actor,
@@ -149,6 +223,7 @@ impl Sequencer {
                 room,
                 body,
                 client_id,
+                reply_to,
             },
         )
     }

@@ -4,7 +4,7 @@
 //! model from scratch, so both always agree.
 
 use crate::error::{Error, Result};
-use girok_schemas::proto::{IdempotentAck, RoomRecord, SessionRecord, UserRecord};
+use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord, SessionRecord, UserRecord};
 use girok_schemas::{Event, Payload, RoomId, SessionId, UserId};
 use girok_storage::{Store, Table, Txn};
 use prost::Message;
@@ -102,9 +102,22 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
         Payload::MessageSent {
             room,
             body,
-            client_id: Some(client_id),
+            client_id,
+            ..
         } => {
-            if let Some(actor) = actor {
+            let record = MessageRecord {
+                room_id: room.as_bytes().to_vec(),
+                sender: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
+                seq: event.seq,
+                commit_time_ms: event.commit_time_ms,
+                deleted: false,
+            };
+            txn.put(
+                Table::MessageidMessage,
+                event.id.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+            if let (Some(actor), Some(client_id)) = (actor, client_id) {
                 let ack = IdempotentAck {
                     seq: event.seq,
                     event_id: event.id.as_bytes().to_vec(),
@@ -118,9 +131,19 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 );
             }
         }
-        Payload::MessageSent {
-            client_id: None, ..
-        } => {}
+        Payload::MessageEdited { .. } => {}
+        Payload::MessageDeleted { message, .. } => {
+            let mut record: MessageRecord = decode(
+                txn.get(Table::MessageidMessage, message.as_bytes())?,
+                "message",
+            )?;
+            record.deleted = true;
+            txn.put(
+                Table::MessageidMessage,
+                message.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+        }
         Payload::UserRegistered {
             user,
             username,

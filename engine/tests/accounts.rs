@@ -296,6 +296,7 @@ async fn the_write_model_rebuilt_from_the_log_equals_the_live_one() {
                 room: girok_schemas::RoomId(room.id.0),
                 body: "hi".into(),
                 client_id: Some("k".into()),
+                reply_to: None,
             },
         )
         .await

@@ -35,6 +35,7 @@ fn send(room: RoomId, body: &str, client_id: Option<&str>) -> Command {
         room,
         body: body.into(),
         client_id: client_id.map(Into::into),
+        reply_to: None,
     }
 }
 

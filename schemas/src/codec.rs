@@ -63,10 +63,34 @@ fn wire_payload(payload: &Payload) -> Option<Wire> {
             room,
             body,
             client_id,
+            reply_to,
         } => Wire::MessageSent(proto::MessageSent {
             room_id: room.as_bytes().to_vec(),
             body: body.clone(),
             client_id: client_id.clone().unwrap_or_default(),
+            reply_to: reply_to.map(|r| r.as_bytes().to_vec()).unwrap_or_default(),
+        }),
+        Payload::MessageEdited {
+            room,
+            message,
+            message_seq,
+            body,
+        } => Wire::MessageEdited(proto::MessageEdited {
+            room_id: room.as_bytes().to_vec(),
+            message_id: message.as_bytes().to_vec(),
+            message_seq: *message_seq,
+            body: body.clone(),
+        }),
+        Payload::MessageDeleted {
+            room,
+            message,
+            message_seq,
+            message_time_ms,
+        } => Wire::MessageDeleted(proto::MessageDeleted {
+            room_id: room.as_bytes().to_vec(),
+            message_id: message.as_bytes().to_vec(),
+            message_seq: *message_seq,
+            message_time_ms: *message_time_ms,
         }),
         Payload::UserRegistered {
             user,
@@ -186,6 +210,24 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             room: room(&p.room_id)?,
             body: p.body,
             client_id: Some(p.client_id).filter(|c| !c.is_empty()),
+            reply_to: match p.reply_to.as_slice() {
+                [] => None,
+                raw => Some(EventId::from_slice(raw).ok_or(DecodeError::InvalidId("reply_to"))?),
+            },
+        },
+        Some(Wire::MessageEdited(p)) => Payload::MessageEdited {
+            room: room(&p.room_id)?,
+            message: EventId::from_slice(&p.message_id)
+                .ok_or(DecodeError::InvalidId("message_id"))?,
+            message_seq: p.message_seq,
+            body: p.body,
+        },
+        Some(Wire::MessageDeleted(p)) => Payload::MessageDeleted {
+            room: room(&p.room_id)?,
+            message: EventId::from_slice(&p.message_id)
+                .ok_or(DecodeError::InvalidId("message_id"))?,
+            message_seq: p.message_seq,
+            message_time_ms: p.message_time_ms,
         },
         Some(Wire::UserRegistered(p)) => Payload::UserRegistered {
             user: user(&p.user_id)?,
@@ -274,11 +316,25 @@ mod tests {
                 room,
                 body: "héllo".into(),
                 client_id: Some("c-1".into()),
+                reply_to: Some(EventId::new_v7()),
             },
             Payload::MessageSent {
                 room,
                 body: "no key".into(),
                 client_id: None,
+                reply_to: None,
+            },
+            Payload::MessageEdited {
+                room,
+                message: EventId::new_v7(),
+                message_seq: 3,
+                body: "fixed".into(),
+            },
+            Payload::MessageDeleted {
+                room,
+                message: EventId::new_v7(),
+                message_seq: 3,
+                message_time_ms: 7,
             },
             Payload::UserRegistered {
                 user: UserId::new_v7(),

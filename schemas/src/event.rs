@@ -33,6 +33,20 @@ pub enum Payload {
         room: RoomId,
         body: String,
         client_id: Option<String>,
+        /// The id of the message this one answers.
+        reply_to: Option<EventId>,
+    },
+    MessageEdited {
+        room: RoomId,
+        message: EventId,
+        message_seq: Seq,
+        body: String,
+    },
+    MessageDeleted {
+        room: RoomId,
+        message: EventId,
+        message_seq: Seq,
+        message_time_ms: i64,
     },
     UserRegistered {
         user: UserId,
@@ -89,6 +103,8 @@ impl Payload {
             Payload::MemberJoined { .. } => "chat.member.joined",
             Payload::MemberLeft { .. } => "chat.member.left",
             Payload::MessageSent { .. } => "chat.message.sent",
+            Payload::MessageEdited { .. } => "chat.message.edited",
+            Payload::MessageDeleted { .. } => "chat.message.deleted",
             Payload::UserRegistered { .. } => "auth.user.registered",
             Payload::LoggedIn { .. } => "auth.user.logged_in",
             Payload::LoginFailed { .. } => "auth.login.failed",
@@ -106,7 +122,9 @@ impl Payload {
             Payload::RoomCreated { room, .. }
             | Payload::MemberJoined { room, .. }
             | Payload::MemberLeft { room, .. }
-            | Payload::MessageSent { room, .. } => Some(*room),
+            | Payload::MessageSent { room, .. }
+            | Payload::MessageEdited { room, .. }
+            | Payload::MessageDeleted { room, .. } => Some(*room),
             _ => None,
         }
     }

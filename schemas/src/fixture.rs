@@ -33,6 +33,7 @@ pub fn fixture_events() -> Vec<Event> {
                 room,
                 body: "hello, 세계".into(),
                 client_id: Some("a-1".into()),
+                reply_to: None,
             },
         ),
         (
@@ -41,6 +42,7 @@ pub fn fixture_events() -> Vec<Event> {
                 room,
                 body: "hi alice".into(),
                 client_id: None,
+                reply_to: None,
             },
         ),
         (bob, Payload::MemberLeft { room, user: bob }),

@@ -17,7 +17,24 @@ impl Event {
                 room,
                 body,
                 client_id,
-            } => json!({ "roomId": room, "body": body, "clientId": client_id }),
+                reply_to,
+            } => {
+                json!({ "roomId": room, "body": body, "clientId": client_id, "replyTo": reply_to })
+            }
+            Payload::MessageEdited {
+                room,
+                message,
+                message_seq,
+                body,
+            } => {
+                json!({ "roomId": room, "messageId": message, "messageSeq": message_seq, "body": body })
+            }
+            Payload::MessageDeleted {
+                room,
+                message,
+                message_seq,
+                ..
+            } => json!({ "roomId": room, "messageId": message, "messageSeq": message_seq }),
             // Hashes of secrets are needed in the log for replay, but never printed.
             Payload::UserRegistered {
                 user,
@@ -96,6 +113,7 @@ mod tests {
                 room: RoomId::new_v7(),
                 body: "hi".into(),
                 client_id: None,
+                reply_to: None,
             },
         };
         let v = event.to_json();

@@ -25,11 +25,13 @@ pub enum Table {
     RefreshhashSessionid,
     /// Write model: `user id (16) ++ session id (16) -> ()`, a user's sessions.
     UseridSessionid,
+    /// Write model: `message id (16) -> MessageRecord` (room, sender, seq, deleted).
+    MessageidMessage,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -40,6 +42,7 @@ impl Table {
         Table::SessionidSession,
         Table::RefreshhashSessionid,
         Table::UseridSessionid,
+        Table::MessageidMessage,
     ];
 
     /// The keyspace name on disk.
@@ -55,6 +58,7 @@ impl Table {
             Table::SessionidSession => "sessionid_session",
             Table::RefreshhashSessionid => "refreshhash_sessionid",
             Table::UseridSessionid => "userid_sessionid",
+            Table::MessageidMessage => "messageid_message",
         }
     }
 

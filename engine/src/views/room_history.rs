@@ -1,5 +1,6 @@
-//! Room histories: for every room, the ordered seqs of its messages, and its last message with
-//! that message's commit time. Bodies stay in the log; this view holds keys only.
+//! Room histories: for every room, the ordered seqs of its live messages (deleted ones are
+//! retracted), its last message with that message's commit time, and for every edited live
+//! message the seq of its latest edit. Bodies stay in the log; this view holds keys only.
 
 use super::{Digest, ViewSummary, Watermark};
 use differential_dataflow::VecCollection;
@@ -17,15 +18,28 @@ pub type MessageRef = (Seq, i64);
 /// 2^18 seqs), however long a room's history grows.
 const LEVEL_SHIFTS: [u32; 3] = [6, 12, 18];
 
-/// The view's two outputs: `(room, seq)` per message, and `(room, last message)` per
-/// non-empty room.
+/// The view's outputs: `(room, seq)` per live message, `(room, last message)` per non-empty
+/// room, and `(message seq, latest edit seq)` per edited live message.
 pub struct RoomHistory<'s> {
     pub history: VecCollection<'s, Seq, (RoomId, Seq)>,
     pub last: VecCollection<'s, Seq, (RoomId, MessageRef)>,
+    pub edits: VecCollection<'s, Seq, (Seq, Seq)>,
 }
 
-/// The view over `messages`, `(room, message)` for every message that exists.
-pub fn room_history<'s>(messages: VecCollection<'s, Seq, (RoomId, MessageRef)>) -> RoomHistory<'s> {
+/// The view over `messages`, `(room, message)` for every live message, and `edits`,
+/// `(message seq, edit seq)` for every edit ever made.
+pub fn room_history<'s>(
+    messages: VecCollection<'s, Seq, (RoomId, MessageRef)>,
+    edits: VecCollection<'s, Seq, (Seq, Seq)>,
+) -> RoomHistory<'s> {
+    let live_seqs = messages.clone().map(|(_, (seq, _))| seq);
+    let edits = edits
+        .reduce(|_message, input, output| {
+            if let Some((edit, _)) = input.last() {
+                output.push((**edit, 1));
+            }
+        })
+        .semijoin(live_seqs);
     let history = messages.clone().map(|(room, (seq, _))| (room, seq));
     let mut maxima =
         messages.map(|(room, message)| ((room, message.0 >> LEVEL_SHIFTS[0]), message));
@@ -38,7 +52,11 @@ pub fn room_history<'s>(messages: VecCollection<'s, Seq, (RoomId, MessageRef)>) 
         .reduce(keep_max)
         .map(|((room, _block), message)| (room, message))
         .reduce(keep_max);
-    RoomHistory { history, last }
+    RoomHistory {
+        history,
+        last,
+        edits,
+    }
 }
 
 /// Reduce logic: the greatest value. Values arrive sorted, so it is the last one.
@@ -81,6 +99,8 @@ fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) {
 #[derive(Default)]
 pub struct RoomHistoryStore {
     rooms: RwLock<HashMap<RoomId, RoomState>>,
+    /// Message seq -> latest edit seq (as counts, like the rest).
+    edits: RwLock<HashMap<Seq, BTreeMap<Seq, isize>>>,
     digest: Mutex<Digest>,
     pub watermark: Watermark,
 }
@@ -103,7 +123,28 @@ impl RoomHistoryStore {
         self.apply(updates, 1, |state| &mut state.last);
     }
 
-    /// Applies one output's diffs to the per-room map `field` picks; `tag` keeps the two
+    pub(crate) fn apply_edits(&self, updates: &[((Seq, Seq), Seq, isize)]) {
+        let mut edits = self.edits.write();
+        let mut digest = self.digest.lock();
+        for ((message, edit), _time, diff) in updates {
+            let versions = edits.entry(*message).or_default();
+            add(versions, *edit, *diff);
+            if versions.is_empty() {
+                edits.remove(message);
+            }
+            digest.apply(&(2u8, message, edit), *diff);
+        }
+    }
+
+    /// The seq of the latest edit of a live message, if it was edited.
+    pub fn latest_edit(&self, message: Seq) -> Option<Seq> {
+        self.edits
+            .read()
+            .get(&message)
+            .and_then(|v| v.keys().next_back().copied())
+    }
+
+    /// Applies one output's diffs to the per-room map `field` picks; `tag` keeps the
     /// outputs apart in the digest.
     fn apply<V: Ord + Copy + std::hash::Hash>(
         &self,
@@ -206,7 +247,11 @@ mod tests {
     fn run(updates: Vec<((RoomId, MessageRef), Seq, isize)>) -> Captured {
         let (history, last) = timely::example(move |scope| {
             let messages = updates.into_iter().to_stream(scope).as_collection();
-            let view = room_history(messages);
+            let edits = Vec::<((Seq, Seq), Seq, isize)>::new()
+                .into_iter()
+                .to_stream(scope)
+                .as_collection();
+            let view = room_history(messages, edits);
             (view.history.inner.capture(), view.last.inner.capture())
         });
         (flatten(history.extract()), flatten(last.extract()))
@@ -296,5 +341,48 @@ mod tests {
         store.apply_history(&[((a, 9), 9, 1)]);
         assert!(store.snapshot().is_empty());
         assert_eq!(store.summary().digest, Digest::default());
+    }
+}
+
+#[cfg(test)]
+mod edit_tests {
+    use super::*;
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::capture::Extract;
+    use timely::dataflow::operators::{Capture, ToStream};
+    use uuid::Uuid;
+
+    #[test]
+    fn the_latest_edit_of_a_live_message_and_none_once_deleted() {
+        let room = RoomId(Uuid::from_u128(1));
+        let captured = timely::example(move |scope| {
+            let messages = vec![
+                ((room, (3, 30)), 3, 1),
+                ((room, (3, 30)), 9, -1), // deleted at seq 9
+            ]
+            .into_iter()
+            .to_stream(scope)
+            .as_collection();
+            let edits = vec![((3, 5), 5, 1), ((3, 7), 7, 1)]
+                .into_iter()
+                .to_stream(scope)
+                .as_collection();
+            room_history(messages, edits).edits.inner.capture()
+        });
+        let mut updates: Vec<_> = captured
+            .extract()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .collect();
+        updates.sort();
+        assert_eq!(
+            updates,
+            vec![
+                ((3, 5), 5, 1),
+                ((3, 5), 7, -1),
+                ((3, 7), 7, 1),
+                ((3, 7), 9, -1)
+            ]
+        );
     }
 }

@@ -93,6 +93,15 @@ fn room_id_arg(id: &ID) -> Result<RoomId> {
     room_id("roomId", id)
 }
 
+fn message_id_arg(field: &'static str, id: &ID) -> Result<girok_schemas::EventId> {
+    id.parse().map_err(|_| {
+        invalid(
+            field,
+            format!("{:?} is not a message id (a UUID)", id.as_str()),
+        )
+    })
+}
+
 /// Chat mutations.
 #[derive(Default)]
 pub struct ChatMutation;
@@ -120,14 +129,19 @@ impl ChatMutation {
 
     /// Sends a message (1 byte to 4 KiB of UTF-8). `clientId` (1 to 64 printable ASCII
     /// characters) makes the send idempotent: a retry with the same id returns the first ack.
+    /// `replyTo`: the id of a message of the same room this one answers.
     async fn send_message(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
         body: String,
         client_id: Option<String>,
+        reply_to: Option<ID>,
     ) -> Result<MessageAck> {
         let room = room_id_arg(&room_id)?;
+        let reply_to = reply_to
+            .map(|id| message_id_arg("replyTo", &id))
+            .transpose()?;
         let actor = changing_principal(ctx)?.user;
         let ack = engine(ctx)?
             .execute(
@@ -136,6 +150,7 @@ impl ChatMutation {
                     room,
                     body,
                     client_id,
+                    reply_to,
                 },
             )
             .await
@@ -146,6 +161,28 @@ impl ChatMutation {
             created_at: rfc3339_millis(ack.commit_time_ms),
             duplicate: ack.duplicate,
         })
+    }
+
+    /// Replaces the text of one of your messages (1 byte to 4 KiB); history shows it edited.
+    async fn edit_message(&self, ctx: &Context<'_>, message_id: ID, body: String) -> Result<Seq> {
+        let message = message_id_arg("messageId", &message_id)?;
+        let actor = changing_principal(ctx)?.user;
+        let ack = engine(ctx)?
+            .execute(actor, Command::EditMessage { message, body })
+            .await
+            .map_err(gql)?;
+        Ok(Seq(ack.seq))
+    }
+
+    /// Deletes one of your messages: it leaves the history and every view.
+    async fn delete_message(&self, ctx: &Context<'_>, message_id: ID) -> Result<Seq> {
+        let message = message_id_arg("messageId", &message_id)?;
+        let actor = changing_principal(ctx)?.user;
+        let ack = engine(ctx)?
+            .execute(actor, Command::DeleteMessage { message })
+            .await
+            .map_err(gql)?;
+        Ok(Seq(ack.seq))
     }
 
     /// Joins a room. (Until the chat issue adds owners and invitations, any room is open.)
@@ -265,6 +302,17 @@ impl MessageNode {
     }
     async fn client_id(&self) -> Option<&str> {
         self.0.client_id.as_deref()
+    }
+    /// The message this one answers.
+    async fn reply_to_id(&self) -> Option<ID> {
+        self.0.reply_to.map(|r| ID(r.to_string()))
+    }
+    /// Whether the text was edited, and when last.
+    async fn edited(&self) -> bool {
+        self.0.edited_ms.is_some()
+    }
+    async fn edited_at(&self) -> Option<String> {
+        self.0.edited_ms.map(rfc3339_millis)
     }
     async fn created_at(&self) -> String {
         rfc3339_millis(self.0.commit_time_ms)

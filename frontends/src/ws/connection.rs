@@ -275,8 +275,10 @@ impl Connection {
                 room_id,
                 body,
                 client_id,
+                reply_to,
             } => {
-                self.send(principal.user, reference, room_id, body, client_id)
+                let target = (room_id, reply_to);
+                self.send(principal.user, reference, target, body, client_id)
                     .await
             }
             ClientFrame::Ping | ClientFrame::Auth { .. } => {}
@@ -287,7 +289,7 @@ impl Connection {
         &mut self,
         user: UserId,
         reference: Option<String>,
-        room_id: String,
+        (room_id, reply_to): (String, Option<String>),
         body: String,
         client_id: Option<String>,
     ) {
@@ -311,10 +313,19 @@ impl Connection {
             let frame = ServerFrame::error("INVALID_ARGUMENT", "roomId is not a room id");
             return self.reply(with_ref(frame)).await;
         };
+        let reply_to = match reply_to.map(|r| r.parse::<girok_schemas::EventId>()) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => {
+                let frame = ServerFrame::error("INVALID_ARGUMENT", "replyTo is not a message id");
+                return self.reply(with_ref(frame)).await;
+            }
+        };
         let command = Command::SendMessage {
             room,
             body,
             client_id,
+            reply_to,
         };
         let frame = match self.state.engine.execute(user, command).await {
             Ok(ack) => ServerFrame::Ack {

@@ -30,6 +30,8 @@ pub enum ClientFrame {
         room_id: String,
         body: String,
         client_id: Option<String>,
+        /// The id of the message this one answers.
+        reply_to: Option<String>,
     },
     Ping,
 }
