@@ -436,3 +436,146 @@ async fn views_rebuild_on_restart_and_seqs_continue() {
     assert!(engine.status().ready || engine.status().views[0].watermark < engine.head());
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let (alice, bob) = (UserId::new_v7(), UserId::new_v7());
+    let room = create_room(&engine, alice, "edits").await;
+    engine
+        .execute(bob, Command::JoinRoom { room })
+        .await
+        .unwrap();
+    let first = engine
+        .execute(alice, send(room, "frist", None))
+        .await
+        .unwrap();
+    let reply = engine
+        .execute(
+            bob,
+            Command::SendMessage {
+                room,
+                body: "typo!".into(),
+                client_id: None,
+                reply_to: Some(first.id),
+            },
+        )
+        .await
+        .unwrap();
+
+    // Only the author edits or deletes; a message of another room cannot be answered.
+    let edit = |who, message, body: &str| {
+        engine.execute(
+            who,
+            Command::EditMessage {
+                message,
+                body: body.into(),
+            },
+        )
+    };
+    assert_eq!(
+        edit(bob, first.id, "hijack").await.unwrap_err().code(),
+        "NOT_MESSAGE_AUTHOR"
+    );
+    let edited = edit(alice, first.id, "first").await.unwrap();
+    let other_room = create_room(&engine, bob, "elsewhere").await;
+    let misplaced = Command::SendMessage {
+        room: other_room,
+        body: "x".into(),
+        client_id: None,
+        reply_to: Some(first.id),
+    };
+    assert_eq!(
+        engine.execute(bob, misplaced).await.unwrap_err().code(),
+        "MESSAGE_NOT_FOUND"
+    );
+    let outsider = UserId::new_v7();
+    assert_eq!(
+        edit(outsider, first.id, "x").await.unwrap_err().code(),
+        "MESSAGE_NOT_FOUND",
+        "to a non-member the message does not exist"
+    );
+
+    let page = engine
+        .messages(
+            alice,
+            room,
+            HistoryQuery {
+                after: Some(edited.seq),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let bodies: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.body.as_str(), m.edited_ms.is_some()))
+        .collect();
+    assert_eq!(bodies, vec![("typo!", false), ("first", true)]);
+    assert_eq!(page.messages[0].reply_to, Some(first.id));
+
+    // Deleting retracts the message from the history and moves the room's last message back.
+    let deleted = engine
+        .execute(bob, Command::DeleteMessage { message: reply.id })
+        .await
+        .unwrap();
+    let page = engine
+        .messages(
+            alice,
+            room,
+            HistoryQuery {
+                after: Some(deleted.seq),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![first.seq]
+    );
+    let info = engine.room(alice, room, Some(deleted.seq)).await.unwrap();
+    assert_eq!(
+        (info.message_count, info.last_message.map(|m| m.0)),
+        (1, Some(first.seq))
+    );
+    assert_eq!(
+        engine
+            .execute(bob, Command::DeleteMessage { message: reply.id })
+            .await
+            .unwrap_err()
+            .code(),
+        "MESSAGE_NOT_FOUND",
+        "deleted once"
+    );
+    engine
+        .execute(alice, Command::DeleteMessage { message: first.id })
+        .await
+        .unwrap();
+    let head = engine.head();
+    engine
+        .views()
+        .room_history
+        .watermark
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.views().room_history.latest_edit(first.seq),
+        None,
+        "edits of deleted messages leave the view"
+    );
+    let live = engine.views().summaries();
+    engine.shutdown().await;
+    drop(engine);
+
+    // Replay reaches the same view, edits and deletions included.
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let (report, _) =
+        tokio::task::spawn_blocking(move || replay(store, None, 2, |_, _| {}).unwrap())
+            .await
+            .unwrap();
+    assert_eq!(report.views, live);
+}

@@ -393,3 +393,71 @@ async fn silent_clients_and_unauthenticated_ones_are_closed_with_a_reason() {
     assert_eq!(u16::from(close.code), 4002);
     assert_eq!(close.reason.as_str(), "idle timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletes_reach_subscribers_and_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (room, alice_token, bob_token) = two_users_one_room(&server).await;
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    send(
+        &mut bob,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    next_of(&mut bob, "subscribed").await;
+
+    server.set_token(&alice_token);
+    let sent = server
+        .gql(common::SEND, json!({ "r": room, "b": "helo" }))
+        .await;
+    let message = sent["sendMessage"]["id"].as_str().unwrap().to_owned();
+    let edited = server
+        .gql(
+            "mutation($m: ID!) { editMessage(messageId: $m, body: \"hello\") }",
+            json!({ "m": message }),
+        )
+        .await;
+    let history = server
+        .history(&room, edited["editMessage"].as_u64().unwrap())
+        .await;
+    assert_eq!(history[0]["body"], "hello");
+
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let event = next_of(&mut bob, "event").await;
+        seen.push(event["event"]["type"].as_str().unwrap().to_owned());
+        if event["event"]["type"] == "chat.message.edited" {
+            assert_eq!(event["event"]["payload"]["body"], "hello");
+            assert_eq!(event["event"]["payload"]["messageId"], message.as_str());
+        }
+    }
+    assert_eq!(seen, vec!["chat.message.sent", "chat.message.edited"]);
+
+    // Bob may not edit Alice's message.
+    server.set_token(&bob_token);
+    let (_, body) = server
+        .gql_status(
+            "mutation($m: ID!) { editMessage(messageId: $m, body: \"mine now\") }",
+            json!({ "m": message }),
+        )
+        .await;
+    assert_eq!(common::code(&body), "NOT_MESSAGE_AUTHOR");
+
+    server.set_token(&alice_token);
+    let deleted = server
+        .gql(
+            "mutation($m: ID!) { deleteMessage(messageId: $m) }",
+            json!({ "m": message }),
+        )
+        .await;
+    let event = next_of(&mut bob, "event").await;
+    assert_eq!(event["event"]["type"], "chat.message.deleted");
+    assert!(
+        server
+            .history(&room, deleted["deleteMessage"].as_u64().unwrap())
+            .await
+            .is_empty(),
+        "deleted text is gone from the history"
+    );
+}
