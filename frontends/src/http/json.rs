@@ -1,6 +1,6 @@
-//! JSON request bodies with typed errors: broken JSON is 400 `BAD_REQUEST`, JSON of the wrong
-//! shape (missing field, wrong type, unknown field) is 422 `INVALID_ARGUMENT`, too large is
-//! 413 `PAYLOAD_TOO_LARGE`.
+//! Request bodies and query strings with typed errors: broken JSON is 400 `BAD_REQUEST`, JSON
+//! of the wrong shape (missing field, wrong type, unknown field) is 422 `INVALID_ARGUMENT`, too
+//! large is 413 `PAYLOAD_TOO_LARGE`, a malformed query string is 400 `INVALID_ARGUMENT`.
 
 use super::error::ApiError;
 use axum::extract::rejection::JsonRejection;
@@ -29,5 +29,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 other.body_text(),
             )),
         }
+    }
+}
+
+/// Query-string parameters of type `T`; a malformed query is 400 `INVALID_ARGUMENT`.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.body_text()))
     }
 }

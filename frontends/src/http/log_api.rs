@@ -4,9 +4,10 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::json::QueryParams;
 use super::listener::PeerAddr;
 use axum::Json;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -60,11 +61,9 @@ pub async fn stats(
 pub async fn events(
     State(state): State<AppState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     guard(&state, peer)?;
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.body_text()))?;
     let from = query.from.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_EVENTS_PER_CALL).contains(&limit) {

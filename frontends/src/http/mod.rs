@@ -9,6 +9,7 @@ mod listener;
 mod log_api;
 mod ops;
 mod request_metrics;
+mod rooms;
 
 use crate::auth::LoginLimiter;
 use crate::auth::tokens::Tokens;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/stats", get(log_api::stats))
         .route("/ws", get(crate::ws::upgrade))
         .merge(accounts::routes())
+        .merge(rooms::routes())
         .route(
             "/graphql",
             get(graphql::graphiql).post(graphql::graphql_post),

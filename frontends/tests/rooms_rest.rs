@@ -1,0 +1,205 @@
+//! REST for chat under /v1/rooms, through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+
+async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = server.url(path);
+    let mut request = match method {
+        "GET" => server.client.get(url),
+        "POST" => server.client.post(url),
+        "PATCH" => server.client.patch(url),
+        "DELETE" => server.client.delete(url),
+        other => panic!("{other}"),
+    }
+    .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_and_messages_over_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let bob = server.sign_in("bob").await;
+    let alice = server.sign_in("alice").await;
+
+    let (status, room) = call(
+        &server,
+        "POST",
+        "/v1/rooms",
+        &alice,
+        Some(json!({ "title": "rest" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &server,
+        "GET",
+        &format!("/v1/rooms/{id}/messages"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("NOT_A_MEMBER"))
+    );
+    let (status, _) = call(&server, "POST", &format!("/v1/rooms/{id}/join"), &bob, None).await;
+    assert_eq!(status, 200);
+
+    let (status, first) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{id}/messages"),
+        &alice,
+        Some(json!({ "body": "hi", "clientId": "k1" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{id}/messages"),
+        &alice,
+        Some(json!({ "body": "hi", "clientId": "k1" })),
+    )
+    .await;
+    assert_eq!(
+        (status, again["seq"].clone(), again["duplicate"].clone()),
+        (200, first["seq"].clone(), json!(true))
+    );
+    let message = first["id"].as_str().unwrap();
+    let (status, reply) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{id}/messages"),
+        &bob,
+        Some(json!({ "body": "hey", "replyTo": message })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, edit) = call(
+        &server,
+        "PATCH",
+        &format!("/v1/rooms/{id}/messages/{message}"),
+        &alice,
+        Some(json!({ "body": "hi all" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let after = edit["seq"].as_u64().unwrap();
+    let (status, page) = call(
+        &server,
+        "GET",
+        &format!("/v1/rooms/{id}/messages?first=1&after={after}"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["messages"][0]["body"], "hey");
+    assert_eq!(page["messages"][0]["replyToId"], message);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let cursor = page["pageInfo"]["endCursor"].as_u64().unwrap();
+    let (_, older) = call(
+        &server,
+        "GET",
+        &format!("/v1/rooms/{id}/messages?before={cursor}"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(older["messages"][0]["body"], "hi all");
+    assert_eq!(older["messages"][0]["edited"], true);
+
+    let reply_id = reply["id"].as_str().unwrap();
+    let (status, body) = call(
+        &server,
+        "DELETE",
+        &format!("/v1/rooms/{id}/messages/{reply_id}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("NOT_MESSAGE_AUTHOR"))
+    );
+    let (status, gone) = call(
+        &server,
+        "DELETE",
+        &format!("/v1/rooms/{id}/messages/{reply_id}"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, info) = call(
+        &server,
+        "GET",
+        &format!("/v1/rooms/{id}?after={}", gone["seq"]),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(info["messageCount"], 1);
+
+    // Typed errors for bad input.
+    let (status, body) = call(
+        &server,
+        "GET",
+        &format!("/v1/rooms/{id}/messages?first=abc"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    let (status, body) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{id}/messages"),
+        &bob,
+        Some(json!({ "body": "" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("INVALID_ARGUMENT"))
+    );
+    let (status, body) = call(&server, "GET", "/v1/rooms/not-a-room", &bob, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("INVALID_ARGUMENT"))
+    );
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/v1/rooms",
+        "",
+        Some(json!({ "title": "x" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+}
