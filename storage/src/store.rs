@@ -191,6 +191,21 @@ impl Store {
         }
     }
 
+    /// Writes staged operations into fjall (journal + memtables) as one atomic batch, without
+    /// syncing: the writer thread and `rewrite` both commit this way.
+    pub(crate) fn commit_ops(&self, ops: Vec<crate::txn::Op>) -> Result<()> {
+        let mut writes = self.db.batch();
+        for op in ops {
+            match op {
+                crate::txn::Op::Put(table, key, value) => {
+                    writes.insert(self.keyspace(table), key, value)
+                }
+                crate::txn::Op::Delete(table, key) => writes.remove(self.keyspace(table), key),
+            }
+        }
+        Ok(writes.commit()?)
+    }
+
     /// Empties a table. Only for tools that own the data directory (replay).
     pub fn clear(&self, table: Table) -> Result<()> {
         Ok(self.keyspace(table).clear()?)
@@ -213,16 +228,7 @@ impl Store {
                 Error::Io(std::io::Error::other("a rewrite may not append to the log")).into(),
             );
         }
-        let mut writes = self.db.batch();
-        for op in batch.ops {
-            match op {
-                crate::txn::Op::Put(table, key, value) => {
-                    writes.insert(self.keyspace(table), key, value)
-                }
-                crate::txn::Op::Delete(table, key) => writes.remove(self.keyspace(table), key),
-            }
-        }
-        writes.commit().map_err(Error::from)?;
+        self.commit_ops(batch.ops)?;
         self.db
             .persist(fjall::PersistMode::SyncData)
             .map_err(Error::from)?;

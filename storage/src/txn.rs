@@ -15,8 +15,9 @@ pub(crate) enum Op {
 /// The state of the batch being built: accepted commands' writes, in order.
 pub(crate) struct BatchState {
     pub ops: Vec<Op>,
-    /// Latest value per key written by this batch (`None` = deleted); the log is not mirrored.
-    overlay: HashMap<(Table, Vec<u8>), Option<Vec<u8>>>,
+    /// Per table and key, the index in `ops` of this batch's latest write to it (the log is not
+    /// indexed). Keyed per table so that lookups borrow the key instead of allocating one.
+    overlay: HashMap<Table, HashMap<Vec<u8>, usize>>,
     /// The seq the next append will get.
     pub next_seq: Seq,
     pub commit_time_ms: i64,
@@ -75,8 +76,16 @@ impl<'a> Txn<'a> {
                 _ => {}
             }
         }
-        if let Some(value) = self.batch.overlay.get(&(table, key.to_vec())) {
-            return Ok(value.clone());
+        if let Some(&index) = self
+            .batch
+            .overlay
+            .get(&table)
+            .and_then(|keys| keys.get(key))
+        {
+            return Ok(match &self.batch.ops[index] {
+                Op::Put(_, _, value) => Some(value.clone()),
+                Op::Delete(..) => None,
+            });
         }
         self.store.get(table, key)
     }
@@ -90,9 +99,13 @@ impl<'a> Txn<'a> {
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();
-        for ((t, key), value) in &self.batch.overlay {
-            if *t == table && key.starts_with(prefix) {
-                merged.insert(key.clone(), value.clone());
+        for (key, &index) in self.batch.overlay.get(&table).into_iter().flatten() {
+            if key.starts_with(prefix) {
+                let value = match &self.batch.ops[index] {
+                    Op::Put(_, _, value) => Some(value.clone()),
+                    Op::Delete(..) => None,
+                };
+                merged.insert(key.clone(), value);
             }
         }
         for op in &self.local {
@@ -150,11 +163,13 @@ impl<'a> Txn<'a> {
         for op in local {
             match &op {
                 Op::Put(Table::SeqEvent, ..) => {}
-                Op::Put(t, k, v) => {
-                    batch.overlay.insert((*t, k.clone()), Some(v.clone()));
-                }
-                Op::Delete(t, k) => {
-                    batch.overlay.insert((*t, k.clone()), None);
+                Op::Put(table, key, _) | Op::Delete(table, key) => {
+                    let index = batch.ops.len();
+                    batch
+                        .overlay
+                        .entry(*table)
+                        .or_default()
+                        .insert(key.clone(), index);
                 }
             }
             batch.ops.push(op);

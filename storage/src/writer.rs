@@ -216,7 +216,7 @@ fn run<S: Stager>(
         let appended = batch.appended(next_seq);
         let commands = replies.len();
         if !batch.ops.is_empty()
-            && let Err(error) = commit(&store, batch)
+            && let Err(error) = store.commit_ops(batch.ops)
         {
             // fjall poisons itself after a failed journal write: nothing more can be accepted.
             tracing::error!(%error, "log commit failed; the writer stops");
@@ -251,21 +251,6 @@ fn run<S: Stager>(
         tracing::error!(%error, "final flush of the log failed");
     }
     tracing::info!(head = store.head().get(), "log writer stopped");
-}
-
-/// Writes a staged batch into fjall (journal + memtables), atomically, without syncing.
-fn commit(store: &Store, batch: BatchState) -> Result<()> {
-    let mut writes = store.db().batch();
-    for op in batch.ops {
-        match op {
-            crate::txn::Op::Put(table, key, value) => {
-                writes.insert(store.keyspace(table), key, value)
-            }
-            crate::txn::Op::Delete(table, key) => writes.remove(store.keyspace(table), key),
-        }
-    }
-    writes.commit()?;
-    Ok(())
 }
 
 /// The sync thread: takes every batch committed so far, makes them durable with one
