@@ -17,7 +17,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use prost::Message as _;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,12 +252,13 @@ impl Engine {
             })
     }
 
-    /// A room the actor is a member of.
+    /// A room the actor is a member of. Authorized before anything else: a non-member learns
+    /// nothing, not even by waiting.
     pub async fn room(&self, actor: UserId, room: RoomId, after: Option<Seq>) -> Result<RoomInfo> {
-        self.wait_for_room_history(after).await?;
         let record = self
             .blocking(move |store| member_room(store, actor, room))
             .await?;
+        self.wait_for_room_history(after).await?;
         Ok(RoomInfo {
             id: room,
             title: record.title,
@@ -283,6 +283,8 @@ impl Engine {
                 format!("must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
+        self.blocking(move |store| member_room(store, actor, room).map(drop))
+            .await?;
         self.wait_for_room_history(query.after).await?;
         let page = self.views.room_history.page(room, query.before, limit);
         let has_more = page.has_more;
@@ -293,7 +295,6 @@ impl Engine {
             .collect();
         let messages = self
             .blocking(move |store| {
-                member_room(store, actor, room)?;
                 versions
                     .into_iter()
                     .map(|(seq, edit)| read_message(store, seq, edit))
@@ -418,17 +419,16 @@ impl Engine {
 }
 
 fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord> {
-    let Some(bytes) = store.get(Table::RoomidRoom, room.as_bytes())? else {
-        return Err(Error::RoomNotFound(room));
-    };
+    let record =
+        crate::write_model::record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?
+            .ok_or(Error::RoomNotFound(room))?;
     if store
         .get(Table::RoomidUseridMember, &member_key(room, actor))?
         .is_none()
     {
         return Err(Error::NotAMember(room));
     }
-    RoomRecord::decode(bytes.as_slice())
-        .map_err(|e| Error::Internal(format!("corrupt room record: {e}")))
+    Ok(record)
 }
 
 fn read_event(store: &Store, seq: Seq) -> Result<Event> {

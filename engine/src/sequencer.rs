@@ -6,11 +6,10 @@
 
 use crate::command::{Ack, Command, Submission};
 use crate::error::{Error, Result};
-use crate::write_model::{idempotency_key, member_key, request_hash};
+use crate::write_model::{idempotency_key, member_key, record, request_hash};
 use girok_schemas::proto::{IdempotentAck, MessageRecord};
 use girok_schemas::{Event, EventId, Payload, RoomId, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn};
-use prost::Message;
 use std::collections::HashSet;
 
 /// Most entries the membership cache holds before it starts over (bounds its memory).
@@ -160,11 +159,10 @@ impl Sequencer {
         actor: UserId,
         message: EventId,
     ) -> Result<(RoomId, MessageRecord)> {
-        let record = txn
-            .get(Table::MessageidMessage, message.as_bytes())?
-            .map(|bytes| MessageRecord::decode(bytes.as_slice()))
-            .transpose()
-            .map_err(|e| Error::Internal(format!("corrupt message record: {e}")))?;
+        let record: Option<MessageRecord> = record(
+            txn.get(Table::MessageidMessage, message.as_bytes())?,
+            "message",
+        )?;
         let Some(record) = record.filter(|r| !r.deleted) else {
             return Err(Error::MessageNotFound(message));
         };
@@ -202,9 +200,12 @@ impl Sequencer {
         reply_to: Option<EventId>,
     ) -> Result<Ack> {
         if let Some(id) = &client_id
-            && let Some(stored) = txn.get(Table::ActorClientidAck, &idempotency_key(actor, id))?
+            && let Some(stored) = record::<IdempotentAck>(
+                txn.get(Table::ActorClientidAck, &idempotency_key(actor, id))?,
+                "idempotency",
+            )?
         {
-            return stored_ack(&stored, request_hash(room, &body), id);
+            return stored_ack(stored, request_hash(room, &body), id);
         }
         self.require_room(txn, room)?;
         if !self.is_member(txn, room, actor)? {
@@ -229,9 +230,7 @@ impl Sequencer {
     }
 }
 
-fn stored_ack(bytes: &[u8], request_hash: u64, client_id: &str) -> Result<Ack> {
-    let stored = IdempotentAck::decode(bytes)
-        .map_err(|e| Error::Internal(format!("corrupt idempotency record: {e}")))?;
+fn stored_ack(stored: IdempotentAck, request_hash: u64, client_id: &str) -> Result<Ack> {
     if stored.request_hash != request_hash {
         return Err(Error::IdempotencyKeyReused(client_id.to_owned()));
     }

@@ -31,9 +31,21 @@ pub(crate) fn request_hash(room: RoomId, body: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&[room.as_bytes().as_slice(), body.as_bytes()].concat())
 }
 
+/// Decodes a write-model record read from storage or a transaction (`None` stays `None`).
+/// Every reader of the write model goes through this one function.
+pub(crate) fn record<M: Message + Default>(
+    bytes: Option<Vec<u8>>,
+    what: &str,
+) -> Result<Option<M>> {
+    bytes
+        .map(|b| M::decode(b.as_slice()))
+        .transpose()
+        .map_err(|e| Error::Internal(format!("corrupt {what} record: {e}")))
+}
+
+/// A record an event refers to, which must exist.
 fn decode<M: Message + Default>(bytes: Option<Vec<u8>>, what: &str) -> Result<M> {
-    let bytes = bytes.ok_or_else(|| Error::Internal(format!("event names a missing {what}")))?;
-    M::decode(bytes.as_slice()).map_err(|e| Error::Internal(format!("corrupt {what} record: {e}")))
+    record(bytes, what)?.ok_or_else(|| Error::Internal(format!("event names a missing {what}")))
 }
 
 fn put_session(txn: &mut Txn<'_>, session: SessionId, record: &SessionRecord) {

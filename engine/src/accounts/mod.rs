@@ -18,11 +18,11 @@ pub use validate::limits;
 use crate::command::Command;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::write_model::record;
 use base64::Engine as _;
 use girok_schemas::proto::{SessionRecord, UserRecord};
 use girok_schemas::{SessionId, UserId};
 use girok_storage::{Store, Table};
-use prost::Message;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -117,23 +117,19 @@ fn user_view(id: UserId, record: UserRecord) -> UserView {
     }
 }
 
+fn stored_user(store: &Store, id: UserId) -> Result<UserRecord> {
+    record(store.get(Table::UseridUser, id.as_bytes())?, "user")?.ok_or(Error::UserNotFound)
+}
+
 fn read_user(store: &Store, id: UserId) -> Result<UserView> {
-    let bytes = store
-        .get(Table::UseridUser, id.as_bytes())?
-        .ok_or(Error::UserNotFound)?;
-    let record = UserRecord::decode(bytes.as_slice())
-        .map_err(|e| Error::Internal(format!("corrupt user record: {e}")))?;
-    Ok(user_view(id, record))
+    Ok(user_view(id, stored_user(store, id)?))
 }
 
 fn read_session(store: &Store, id: SessionId) -> Result<Option<SessionRecord>> {
-    store
-        .get(Table::SessionidSession, id.as_bytes())?
-        .map(|bytes| {
-            SessionRecord::decode(bytes.as_slice())
-                .map_err(|e| Error::Internal(format!("corrupt session record: {e}")))
-        })
-        .transpose()
+    record(
+        store.get(Table::SessionidSession, id.as_bytes())?,
+        "session",
+    )
 }
 
 fn user_by_login(store: &Store, login: &str) -> Result<Option<UserId>> {
@@ -184,14 +180,7 @@ impl Engine {
         let lookup = login.to_owned();
         let found = self
             .blocking(move |store| match user_by_login(store, &lookup)? {
-                Some(id) => {
-                    let bytes = store.get(Table::UseridUser, id.as_bytes())?;
-                    let record = bytes
-                        .map(|b| UserRecord::decode(b.as_slice()))
-                        .transpose()
-                        .map_err(|e| Error::Internal(format!("corrupt user record: {e}")))?;
-                    Ok(record.map(|r| (id, r.password_hash)))
-                }
+                Some(id) => Ok(Some((id, stored_user(store, id)?.password_hash))),
                 None => Ok(None),
             })
             .await?;
@@ -309,15 +298,8 @@ impl Engine {
     }
 
     async fn user_password_hash(&self, user: UserId) -> Result<String> {
-        self.blocking(move |store| {
-            let bytes = store
-                .get(Table::UseridUser, user.as_bytes())?
-                .ok_or(Error::UserNotFound)?;
-            UserRecord::decode(bytes.as_slice())
-                .map(|r| r.password_hash)
-                .map_err(|e| Error::Internal(format!("corrupt user record: {e}")))
-        })
-        .await
+        self.blocking(move |store| Ok(stored_user(store, user)?.password_hash))
+            .await
     }
 
     /// Updates display name, bio or avatar.

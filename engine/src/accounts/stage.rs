@@ -5,10 +5,10 @@
 use crate::command::Ack;
 use crate::error::{Error, Result};
 use crate::sequencer::{append, append_as};
+use crate::write_model::record;
 use girok_schemas::proto::{SessionRecord, UserRecord};
 use girok_schemas::{EventId, Payload, SessionId, UserId};
 use girok_storage::{Table, Txn};
-use prost::Message;
 
 /// Why a session ended (stored in the log and the session record).
 pub const REVOKED_LOGOUT: &str = "logout";
@@ -67,22 +67,16 @@ pub enum AccountCommand {
     },
 }
 
-fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M> {
-    M::decode(bytes).map_err(|e| Error::Internal(format!("corrupt {what} record: {e}")))
-}
-
 fn load_user(txn: &Txn<'_>, user: UserId) -> Result<UserRecord> {
-    let bytes = txn
-        .get(Table::UseridUser, user.as_bytes())?
-        .ok_or(Error::UserNotFound)?;
-    decode(&bytes, "user")
+    record(txn.get(Table::UseridUser, user.as_bytes())?, "user")?.ok_or(Error::UserNotFound)
 }
 
 fn load_session(txn: &Txn<'_>, session: SessionId) -> Result<SessionRecord> {
-    let bytes = txn
-        .get(Table::SessionidSession, session.as_bytes())?
-        .ok_or(Error::SessionNotFound)?;
-    decode(&bytes, "session")
+    record(
+        txn.get(Table::SessionidSession, session.as_bytes())?,
+        "session",
+    )?
+    .ok_or(Error::SessionNotFound)
 }
 
 fn with_session(mut ack: Ack, user: UserId, session: SessionId) -> Ack {

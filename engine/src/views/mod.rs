@@ -9,9 +9,9 @@
 pub mod room_history;
 
 use girok_schemas::Seq;
-use parking_lot::Mutex;
 use serde::Serialize;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -98,7 +98,7 @@ pub struct ViewSummary {
 #[derive(Default)]
 pub struct Views {
     pub room_history: room_history::RoomHistoryStore,
-    undecodable: Mutex<u64>,
+    undecodable: AtomicU64,
 }
 
 impl Views {
@@ -114,10 +114,10 @@ impl Views {
 
     /// Log entries the dataflow had to skip because they did not decode.
     pub fn undecodable(&self) -> u64 {
-        *self.undecodable.lock()
+        self.undecodable.load(Ordering::Relaxed)
     }
 
     pub(crate) fn note_undecodable(&self) {
-        *self.undecodable.lock() += 1;
+        self.undecodable.fetch_add(1, Ordering::Relaxed);
     }
 }
