@@ -25,14 +25,17 @@ pub enum Command {
         /// The id of a message of the same room this one answers.
         reply_to: Option<EventId>,
     },
-    /// Replaces the text of one of your messages.
+    /// Replaces the text of one of your messages. `in_room`: the room the caller addressed
+    /// (a REST path); a message of another room is then not found.
     EditMessage {
         message: EventId,
         body: String,
+        in_room: Option<RoomId>,
     },
-    /// Removes one of your messages from every view.
+    /// Removes one of your messages from every view (`in_room` as for edits).
     DeleteMessage {
         message: EventId,
+        in_room: Option<RoomId>,
     },
     /// Accounts and sessions (validated by the accounts module before submission).
     Account(AccountCommand),
@@ -85,9 +88,17 @@ impl Command {
                 }
                 Ok(Command::CreateRoom { title })
             }
-            Command::EditMessage { message, body } => {
+            Command::EditMessage {
+                message,
+                body,
+                in_room,
+            } => {
                 check_body(&body)?;
-                Ok(Command::EditMessage { message, body })
+                Ok(Command::EditMessage {
+                    message,
+                    body,
+                    in_room,
+                })
             }
             Command::SendMessage {
                 room,

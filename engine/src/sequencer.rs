@@ -87,8 +87,12 @@ impl Stager for Sequencer {
                 client_id,
                 reply_to,
             } => self.send_message(txn, actor, new_id, room, body, client_id, reply_to),
-            Command::EditMessage { message, body } => {
-                let (room, record) = self.own_message(txn, actor, message)?;
+            Command::EditMessage {
+                message,
+                body,
+                in_room,
+            } => {
+                let (room, record) = self.own_message(txn, actor, message, in_room)?;
                 append(
                     txn,
                     actor,
@@ -101,8 +105,8 @@ impl Stager for Sequencer {
                     },
                 )
             }
-            Command::DeleteMessage { message } => {
-                let (room, record) = self.own_message(txn, actor, message)?;
+            Command::DeleteMessage { message, in_room } => {
+                let (room, record) = self.own_message(txn, actor, message, in_room)?;
                 append(
                     txn,
                     actor,
@@ -174,14 +178,18 @@ impl Sequencer {
         Ok((room, record))
     }
 
-    /// A live message written by `actor`, and its room.
+    /// A live message written by `actor`, and its room (which must be `in_room` if given).
     fn own_message(
         &mut self,
         txn: &Txn<'_>,
         actor: UserId,
         message: EventId,
+        in_room: Option<RoomId>,
     ) -> Result<(RoomId, MessageRecord)> {
         let (room, record) = self.live_message(txn, actor, message)?;
+        if in_room.is_some_and(|expected| expected != room) {
+            return Err(Error::MessageNotFound(message));
+        }
         if record.sender != actor.as_bytes() {
             return Err(Error::NotMessageAuthor(message));
         }

@@ -471,6 +471,7 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
             Command::EditMessage {
                 message,
                 body: body.into(),
+                in_room: None,
             },
         )
     };
@@ -518,7 +519,13 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
 
     // Deleting retracts the message from the history and moves the room's last message back.
     let deleted = engine
-        .execute(bob, Command::DeleteMessage { message: reply.id })
+        .execute(
+            bob,
+            Command::DeleteMessage {
+                message: reply.id,
+                in_room: None,
+            },
+        )
         .await
         .unwrap();
     let page = engine
@@ -543,7 +550,13 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     );
     assert_eq!(
         engine
-            .execute(bob, Command::DeleteMessage { message: reply.id })
+            .execute(
+                bob,
+                Command::DeleteMessage {
+                    message: reply.id,
+                    in_room: None
+                }
+            )
             .await
             .unwrap_err()
             .code(),
@@ -551,7 +564,13 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
         "deleted once"
     );
     engine
-        .execute(alice, Command::DeleteMessage { message: first.id })
+        .execute(
+            alice,
+            Command::DeleteMessage {
+                message: first.id,
+                in_room: None,
+            },
+        )
         .await
         .unwrap();
     let head = engine.head();

@@ -103,6 +103,37 @@ async fn rooms_and_messages_over_rest() {
     .await;
     assert_eq!(status, 200);
 
+    // A message is only reachable under its own room's path.
+    let (_, elsewhere) = call(
+        &server,
+        "POST",
+        "/v1/rooms",
+        &alice,
+        Some(json!({ "title": "other" })),
+    )
+    .await;
+    let other = elsewhere["id"].as_str().unwrap();
+    let (status, body) = call(
+        &server,
+        "PATCH",
+        &format!("/v1/rooms/{other}/messages/{message}"),
+        &alice,
+        Some(json!({ "body": "wrong room" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("MESSAGE_NOT_FOUND"))
+    );
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        &format!("/v1/rooms/{other}/messages/{message}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
     let after = edit["seq"].as_u64().unwrap();
     let (status, page) = call(
         &server,

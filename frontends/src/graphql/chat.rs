@@ -168,7 +168,14 @@ impl ChatMutation {
         let message = message_id_arg("messageId", &message_id)?;
         let actor = changing_principal(ctx)?.user;
         let ack = engine(ctx)?
-            .execute(actor, Command::EditMessage { message, body })
+            .execute(
+                actor,
+                Command::EditMessage {
+                    message,
+                    body,
+                    in_room: None,
+                },
+            )
             .await
             .map_err(gql)?;
         Ok(Seq(ack.seq))
@@ -179,7 +186,13 @@ impl ChatMutation {
         let message = message_id_arg("messageId", &message_id)?;
         let actor = changing_principal(ctx)?.user;
         let ack = engine(ctx)?
-            .execute(actor, Command::DeleteMessage { message })
+            .execute(
+                actor,
+                Command::DeleteMessage {
+                    message,
+                    in_room: None,
+                },
+            )
             .await
             .map_err(gql)?;
         Ok(Seq(ack.seq))

@@ -229,10 +229,11 @@ struct EditBody {
 async fn edit(
     State(state): State<AppState>,
     Auth(auth): Auth,
-    Path((_room, message)): Path<(String, String)>,
+    Path((room, message)): Path<(String, String)>,
     JsonBody(body): JsonBody<EditBody>,
 ) -> Result<Json<Value>, ApiError> {
     let me = auth.require_for_change()?;
+    let in_room = Some(room_id(&room)?);
     let message = message_id("message", &message)?;
     let ack = state
         .engine
@@ -241,6 +242,7 @@ async fn edit(
             Command::EditMessage {
                 message,
                 body: body.body,
+                in_room,
             },
         )
         .await?;
@@ -250,13 +252,14 @@ async fn edit(
 async fn delete_message(
     State(state): State<AppState>,
     Auth(auth): Auth,
-    Path((_room, message)): Path<(String, String)>,
+    Path((room, message)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let me = auth.require_for_change()?;
+    let in_room = Some(room_id(&room)?);
     let message = message_id("message", &message)?;
     let ack = state
         .engine
-        .execute(me.user, Command::DeleteMessage { message })
+        .execute(me.user, Command::DeleteMessage { message, in_room })
         .await?;
     Ok(Json(json!({ "seq": ack.seq })))
 }
