@@ -74,7 +74,7 @@ pub async fn graphql_post(
             return error_response(error.status, error.code, error.message);
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return error_response(
@@ -84,12 +84,10 @@ pub async fn graphql_post(
             );
         }
     };
-    if let Err(e) = async_graphql::parser::parse_query(&request.query) {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "GRAPHQL_PARSE_FAILED",
-            e.to_string(),
-        );
+    // Parsed once here (to answer a parse failure as such); the request keeps the document,
+    // so execution does not parse it again.
+    if let Err(e) = request.parsed_query() {
+        return error_response(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", e.message);
     }
     let auth = match crate::auth::authenticate(&state, &headers, peer).await {
         Ok(auth) => auth,
