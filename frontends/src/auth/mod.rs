@@ -10,6 +10,6 @@ pub mod tokens;
 
 pub use principal::{
     AuthVia, CSRF_COOKIE, CSRF_HEADER, Principal, RequestAuth, SESSION_COOKIE, authenticate,
-    unauthenticated,
+    bearer_principal, unauthenticated,
 };
 pub use rate_limit::LoginLimiter;

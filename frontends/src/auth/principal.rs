@@ -66,6 +66,24 @@ impl RequestAuth {
     }
 }
 
+/// The principal of an access token: valid signature and claims, and a session that is still
+/// active (so revocation is immediate). Used for the Authorization header and the WebSocket
+/// `auth` frame alike.
+pub async fn bearer_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let (user, session) = state
+        .tokens
+        .verify(token)
+        .ok_or_else(|| unauthenticated("the access token is invalid or expired"))?;
+    match state.engine.active_session(session).await? {
+        Some(owner) if owner == user => Ok(Principal {
+            user,
+            session,
+            via: AuthVia::Bearer,
+        }),
+        _ => Err(unauthenticated("the session of this token has ended")),
+    }
+}
+
 /// Authenticates a request. A presented but invalid Bearer token is an error (never silently
 /// anonymous); a stale cookie is simply no principal.
 pub async fn authenticate(
@@ -99,18 +117,7 @@ pub async fn authenticate(
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token)
             .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
-        let (user, session) = state
-            .tokens
-            .verify(token.trim())
-            .ok_or_else(|| unauthenticated("the access token is invalid or expired"))?;
-        match state.engine.active_session(session).await? {
-            Some(owner) if owner == user => Some(Principal {
-                user,
-                session,
-                via: AuthVia::Bearer,
-            }),
-            _ => return Err(unauthenticated("the session of this token has ended")),
-        }
+        Some(bearer_principal(state, token.trim()).await?)
     } else if let Some(cookie) = jar.get(SESSION_COOKIE) {
         state
             .engine

@@ -4,7 +4,7 @@
 //! reason instead of letting memory grow.
 
 use super::protocol::{ClientFrame, ServerFrame};
-use crate::auth::{AuthVia, Principal};
+use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -227,25 +227,11 @@ impl Connection {
                 ))
                 .await;
         }
-        let verified = match self.state.tokens.verify(token) {
-            Some((user, session)) => match self.state.engine.active_session(session).await {
-                Ok(Some(owner)) if owner == user => Some(Principal {
-                    user,
-                    session,
-                    via: AuthVia::Bearer,
-                }),
-                _ => None,
-            },
-            None => None,
-        };
-        match verified {
-            Some(principal) => self.welcome(principal).await,
-            None => {
-                self.reply(ServerFrame::error(
-                    "UNAUTHENTICATED",
-                    "the access token is invalid, expired or its session has ended",
-                ))
-                .await
+        match bearer_principal(&self.state, token).await {
+            Ok(principal) => self.welcome(principal).await,
+            Err(error) => {
+                self.reply(ServerFrame::error(error.code, error.message))
+                    .await
             }
         }
     }
