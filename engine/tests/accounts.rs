@@ -247,6 +247,11 @@ async fn logout_password_change_profile_and_session_revocation() {
     assert_eq!(updated.display_name, "Dave D.");
     assert_eq!(updated.avatar_media_id.as_deref(), Some("media-1"));
     assert_eq!(engine.user_by_username("DAVE").await.unwrap().bio, "hello");
+    let huge = "d".repeat(100_000);
+    assert_eq!(
+        engine.user_by_username(&huge).await.unwrap_err().code(),
+        "USER_NOT_FOUND"
+    );
     engine.shutdown().await;
 }
 

@@ -322,6 +322,10 @@ impl Engine {
 
     /// An account by username (any case).
     pub async fn user_by_username(&self, username: &str) -> Result<UserView> {
+        // No username is longer than the limit: anything longer never reaches storage.
+        if username.len() > *validate::limits::USERNAME_CHARS.end() {
+            return Err(Error::UserNotFound);
+        }
         let key = username.to_lowercase();
         self.blocking(move |store| {
             let id = store
