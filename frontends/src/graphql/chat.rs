@@ -166,53 +166,39 @@ impl ChatMutation {
     /// Replaces the text of one of your messages (1 byte to 4 KiB); history shows it edited.
     async fn edit_message(&self, ctx: &Context<'_>, message_id: ID, body: String) -> Result<Seq> {
         let message = message_id_arg("messageId", &message_id)?;
-        let actor = changing_principal(ctx)?.user;
-        let ack = engine(ctx)?
-            .execute(
-                actor,
-                Command::EditMessage {
-                    message,
-                    body,
-                    in_room: None,
-                },
-            )
-            .await
-            .map_err(gql)?;
-        Ok(Seq(ack.seq))
+        let command = Command::EditMessage {
+            message,
+            body,
+            in_room: None,
+        };
+        execute_for_seq(ctx, command).await
     }
 
     /// Deletes one of your messages: it leaves the history and every view.
     async fn delete_message(&self, ctx: &Context<'_>, message_id: ID) -> Result<Seq> {
         let message = message_id_arg("messageId", &message_id)?;
-        let actor = changing_principal(ctx)?.user;
-        let ack = engine(ctx)?
-            .execute(
-                actor,
-                Command::DeleteMessage {
-                    message,
-                    in_room: None,
-                },
-            )
-            .await
-            .map_err(gql)?;
-        Ok(Seq(ack.seq))
+        let command = Command::DeleteMessage {
+            message,
+            in_room: None,
+        };
+        execute_for_seq(ctx, command).await
     }
 
     /// Joins a room. (Until the chat issue adds owners and invitations, any room is open.)
     async fn join_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
         let room = room_id_arg(&room_id)?;
-        membership(ctx, Command::JoinRoom { room }).await
+        execute_for_seq(ctx, Command::JoinRoom { room }).await
     }
 
     /// Leaves a room.
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
         let room = room_id_arg(&room_id)?;
-        membership(ctx, Command::LeaveRoom { room }).await
+        execute_for_seq(ctx, Command::LeaveRoom { room }).await
     }
 }
 
-/// Executes a membership change as the principal; answers the seq to read it with.
-async fn membership(ctx: &Context<'_>, command: Command) -> Result<Seq> {
+/// Executes a change as the principal; answers the seq to read it with.
+async fn execute_for_seq(ctx: &Context<'_>, command: Command) -> Result<Seq> {
     let actor = changing_principal(ctx)?.user;
     let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
     Ok(Seq(ack.seq))

@@ -121,7 +121,8 @@ async fn room(
     Ok(Json(room_json(&room)))
 }
 
-async fn membership(
+/// Executes a change as the caller; answers `{ "seq": N }` (pass it as `after` to read it).
+async fn execute_for_seq(
     state: &AppState,
     auth: &crate::auth::RequestAuth,
     command: Command,
@@ -137,7 +138,7 @@ async fn join(
     Path(room): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = room_id(&room)?;
-    membership(&state, &auth, Command::JoinRoom { room }).await
+    execute_for_seq(&state, &auth, Command::JoinRoom { room }).await
 }
 
 async fn leave(
@@ -146,7 +147,7 @@ async fn leave(
     Path(room): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = room_id(&room)?;
-    membership(&state, &auth, Command::LeaveRoom { room }).await
+    execute_for_seq(&state, &auth, Command::LeaveRoom { room }).await
 }
 
 #[derive(Deserialize)]
@@ -232,21 +233,12 @@ async fn edit(
     Path((room, message)): Path<(String, String)>,
     JsonBody(body): JsonBody<EditBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let me = auth.require_for_change()?;
-    let in_room = Some(room_id(&room)?);
-    let message = message_id("message", &message)?;
-    let ack = state
-        .engine
-        .execute(
-            me.user,
-            Command::EditMessage {
-                message,
-                body: body.body,
-                in_room,
-            },
-        )
-        .await?;
-    Ok(Json(json!({ "seq": ack.seq })))
+    let command = Command::EditMessage {
+        message: message_id("message", &message)?,
+        body: body.body,
+        in_room: Some(room_id(&room)?),
+    };
+    execute_for_seq(&state, &auth, command).await
 }
 
 async fn delete_message(
@@ -254,12 +246,9 @@ async fn delete_message(
     Auth(auth): Auth,
     Path((room, message)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let me = auth.require_for_change()?;
-    let in_room = Some(room_id(&room)?);
-    let message = message_id("message", &message)?;
-    let ack = state
-        .engine
-        .execute(me.user, Command::DeleteMessage { message, in_room })
-        .await?;
-    Ok(Json(json!({ "seq": ack.seq })))
+    let command = Command::DeleteMessage {
+        message: message_id("message", &message)?,
+        in_room: Some(room_id(&room)?),
+    };
+    execute_for_seq(&state, &auth, command).await
 }
