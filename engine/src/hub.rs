@@ -28,15 +28,27 @@ pub enum Topic {
 
 /// Topic subscriptions.
 pub struct Hub {
-    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+    topics: Mutex<Topics>,
     capacity: usize,
 }
+
+/// The topic map, swept of abandoned topics whenever it reaches `sweep_at` entries.
+struct Topics {
+    map: HashMap<Topic, broadcast::Sender<Arc<Event>>>,
+    sweep_at: usize,
+}
+
+/// The smallest map that gets swept.
+const MIN_SWEEP: usize = 64;
 
 impl Hub {
     /// A hub whose topics buffer `capacity` events per subscriber.
     pub fn new(capacity: usize) -> Self {
         Self {
-            topics: Mutex::new(HashMap::new()),
+            topics: Mutex::new(Topics {
+                map: HashMap::new(),
+                sweep_at: MIN_SWEEP,
+            }),
             capacity: capacity.max(1),
         }
     }
@@ -45,21 +57,28 @@ impl Hub {
     /// hub runs just behind the durable head, so an event committed right before the call may
     /// be missed: a client that needs no gap resumes from the log by seq.
     pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<Event>> {
-        self.topics
-            .lock()
+        let mut topics = self.topics.lock();
+        // A topic nobody listens to any more is dropped when an event reaches it; a quiet one
+        // never would be, so sweep them out whenever the map has doubled (amortised O(1)).
+        if topics.map.len() >= topics.sweep_at {
+            topics.map.retain(|_, sender| sender.receiver_count() > 0);
+            topics.sweep_at = MIN_SWEEP.max(2 * topics.map.len());
+        }
+        topics
+            .map
             .entry(topic)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
     }
 
-    /// Topics with at least one subscriber.
+    /// Topics with at least one subscriber (and, until swept, a few without).
     pub fn topic_count(&self) -> usize {
-        self.topics.lock().len()
+        self.topics.lock().map.len()
     }
 
     fn publish(&self, event: Event) {
         let event = Arc::new(event);
-        let mut topics = self.topics.lock();
+        let topics = &mut self.topics.lock().map;
         let mut send = |topic: Topic| {
             if let Some(sender) = topics.get(&topic)
                 && sender.send(event.clone()).is_err()
@@ -118,5 +137,25 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
             }
         }
         tail = Some(reader);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandoned_quiet_topics_are_swept() {
+        let hub = Hub::new(4);
+        for _ in 0..MIN_SWEEP {
+            drop(hub.subscribe(Topic::Room(RoomId::new_v7())));
+        }
+        let kept = hub.subscribe(Topic::Room(RoomId::new_v7()));
+        assert_eq!(
+            hub.topic_count(),
+            1,
+            "the abandoned topics went, the live one stayed"
+        );
+        drop(kept);
     }
 }
