@@ -93,7 +93,7 @@ pub async fn serve(
         ),
     };
     if let Some(principal) = principal {
-        connection.welcome(principal).await;
+        connection.welcome(principal);
     }
     let auth_deadline = Instant::now() + limits.auth_timeout;
     let mut last_seen = Instant::now();
@@ -107,7 +107,7 @@ pub async fn serve(
                 last_seen = Instant::now();
                 match message {
                     Message::Text(text) => connection.handle(text.as_str()).await,
-                    Message::Binary(_) => connection.reply(ServerFrame::error("BAD_FRAME", "frames are JSON text")).await,
+                    Message::Binary(_) => connection.reply(ServerFrame::error("BAD_FRAME", "frames are JSON text")),
                     Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
@@ -173,7 +173,7 @@ fn engine_error(error: EngineError) -> ServerFrame {
 
 impl Connection {
     /// Queues a reply; a full queue means the client is not reading: close it.
-    async fn reply(&self, frame: ServerFrame) {
+    fn reply(&self, frame: ServerFrame) {
         if self.out.try_send(frame).is_err() {
             let _ = self
                 .closer
@@ -181,38 +181,32 @@ impl Connection {
         }
     }
 
-    async fn welcome(&mut self, principal: Principal) {
+    fn welcome(&mut self, principal: Principal) {
         self.principal = Some(principal);
         self.reply(ServerFrame::Welcome {
             user_id: principal.user.to_string(),
             head_seq: self.state.engine.head(),
-        })
-        .await;
+        });
     }
 
     async fn handle(&mut self, raw: &str) {
         let frame = match serde_json::from_str::<ClientFrame>(raw) {
             Ok(frame) => frame,
             Err(e) => {
-                return self
-                    .reply(ServerFrame::error(
-                        "BAD_FRAME",
-                        format!("not a client frame: {e}"),
-                    ))
-                    .await;
+                return self.reply(ServerFrame::error(
+                    "BAD_FRAME",
+                    format!("not a client frame: {e}"),
+                ));
             }
         };
         match frame {
-            ClientFrame::Ping => self.reply(ServerFrame::Pong).await,
+            ClientFrame::Ping => self.reply(ServerFrame::Pong),
             ClientFrame::Auth { token } => self.authenticate(&token).await,
             other => match self.principal {
-                None => {
-                    self.reply(ServerFrame::error(
-                        "UNAUTHENTICATED",
-                        "send an auth frame first (or connect with the session cookie)",
-                    ))
-                    .await
-                }
+                None => self.reply(ServerFrame::error(
+                    "UNAUTHENTICATED",
+                    "send an auth frame first (or connect with the session cookie)",
+                )),
                 Some(principal) => self.handle_authenticated(principal, other).await,
             },
         }
@@ -220,19 +214,14 @@ impl Connection {
 
     async fn authenticate(&mut self, token: &str) {
         if self.principal.is_some() {
-            return self
-                .reply(ServerFrame::error(
-                    "ALREADY_AUTHENTICATED",
-                    "this connection is signed in",
-                ))
-                .await;
+            return self.reply(ServerFrame::error(
+                "ALREADY_AUTHENTICATED",
+                "this connection is signed in",
+            ));
         }
         match bearer_principal(&self.state, token).await {
-            Ok(principal) => self.welcome(principal).await,
-            Err(error) => {
-                self.reply(ServerFrame::error(error.code, error.message))
-                    .await
-            }
+            Ok(principal) => self.welcome(principal),
+            Err(error) => self.reply(ServerFrame::error(error.code, error.message)),
         }
     }
 
@@ -244,17 +233,14 @@ impl Connection {
             ClientFrame::Unsubscribe { topic } => match self.subscriptions.remove(&topic) {
                 Some(task) => {
                     task.abort();
-                    self.reply(ServerFrame::Unsubscribed { topic }).await
+                    self.reply(ServerFrame::Unsubscribed { topic })
                 }
-                None => {
-                    self.reply(ServerFrame::Error {
-                        code: "NOT_SUBSCRIBED",
-                        message: "no such subscription".into(),
-                        reference: None,
-                        topic: Some(topic),
-                    })
-                    .await
-                }
+                None => self.reply(ServerFrame::Error {
+                    code: "NOT_SUBSCRIBED",
+                    message: "no such subscription".into(),
+                    reference: None,
+                    topic: Some(topic),
+                }),
             },
             ClientFrame::Send {
                 reference,
@@ -293,18 +279,18 @@ impl Connection {
                 "RATE_LIMITED",
                 format!("at most {} sends per second", self.limits.sends_per_second),
             );
-            return self.reply(with_ref(frame)).await;
+            return self.reply(with_ref(frame));
         }
         let Ok(room) = room_id.parse::<RoomId>() else {
             let frame = ServerFrame::error("INVALID_ARGUMENT", "roomId is not a room id");
-            return self.reply(with_ref(frame)).await;
+            return self.reply(with_ref(frame));
         };
         let reply_to = match reply_to.map(|r| r.parse::<girok_schemas::EventId>()) {
             None => None,
             Some(Ok(id)) => Some(id),
             Some(Err(_)) => {
                 let frame = ServerFrame::error("INVALID_ARGUMENT", "replyTo is not a message id");
-                return self.reply(with_ref(frame)).await;
+                return self.reply(with_ref(frame));
             }
         };
         let command = Command::SendMessage {
@@ -322,7 +308,7 @@ impl Connection {
             },
             Err(error) => with_ref(engine_error(error)),
         };
-        self.reply(frame).await
+        self.reply(frame)
     }
 
     async fn subscribe(&mut self, user: UserId, topic: String, from_seq: Option<Seq>) {
@@ -337,38 +323,30 @@ impl Connection {
             .get(&topic)
             .is_some_and(|task| !task.is_finished())
         {
-            return self
-                .reply(topic_error(
-                    "ALREADY_SUBSCRIBED",
-                    "already subscribed".into(),
-                ))
-                .await;
+            return self.reply(topic_error(
+                "ALREADY_SUBSCRIBED",
+                "already subscribed".into(),
+            ));
         }
         self.subscriptions.retain(|_, task| !task.is_finished());
         if self.subscriptions.len() >= self.limits.max_subscriptions {
             let message = format!("at most {} subscriptions", self.limits.max_subscriptions);
-            return self
-                .reply(topic_error("TOO_MANY_SUBSCRIPTIONS", message))
-                .await;
+            return self.reply(topic_error("TOO_MANY_SUBSCRIPTIONS", message));
         }
         let scope = if topic == "notifications" {
             Scope::User(user)
         } else if let Some(id) = topic.strip_prefix("chat:") {
             let Ok(room) = id.parse::<RoomId>() else {
-                return self
-                    .reply(topic_error("INVALID_ARGUMENT", "not a room id".into()))
-                    .await;
+                return self.reply(topic_error("INVALID_ARGUMENT", "not a room id".into()));
             };
             // Only members may subscribe to a room.
             if let Err(error) = self.state.engine.room(user, room, None).await {
-                return self
-                    .reply(topic_error(error.code(), error.to_string()))
-                    .await;
+                return self.reply(topic_error(error.code(), error.to_string()));
             }
             Scope::Room(room, user)
         } else {
             let message = "topics are `chat:<roomId>` and `notifications`".to_owned();
-            return self.reply(topic_error("UNKNOWN_TOPIC", message)).await;
+            return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
         let task = tokio::spawn(run_subscription(
             self.state.engine.clone(),
