@@ -135,7 +135,6 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         let head = engine.head();
         let caught_up = engine
             .views()
-            .room_history
             .watermark
             .wait_for(head, Duration::from_secs(600))
             .await

@@ -3,21 +3,32 @@
 
 use crate::accounts::AccountCommand;
 use crate::error::{Error, Result};
-use crate::limits::{MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_TITLE_CHARS};
+use crate::limits::{
+    MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS, MAX_ROOM_TITLE_CHARS,
+};
 use girok_schemas::{EventId, RoomId, Seq, SessionId, UserId};
 
 /// A request to change state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// A group room owned by the actor, who becomes its first member with `members`.
     CreateRoom {
         title: String,
+        /// Other users to add at once (duplicates and the actor are ignored).
+        members: Vec<UserId>,
     },
-    JoinRoom {
-        room: RoomId,
-    },
-    LeaveRoom {
-        room: RoomId,
-    },
+    /// The one direct room of the actor and `peer`: created with both as members on first
+    /// use, returned as it is afterwards.
+    OpenDirectRoom { peer: UserId },
+    /// The owner of a group room adds a member.
+    AddMember { room: RoomId, user: UserId },
+    /// The owner of a group room removes a member.
+    RemoveMember { room: RoomId, user: UserId },
+    /// A member leaves a group room (the owner only once alone).
+    LeaveRoom { room: RoomId },
+    /// A read receipt: the actor has read `room` up to `up_to` (default: everything so far).
+    /// A receipt that would move the marker backwards changes nothing.
+    MarkRead { room: RoomId, up_to: Option<Seq> },
     SendMessage {
         room: RoomId,
         body: String,
@@ -55,6 +66,23 @@ pub struct Ack {
     pub session: Option<(UserId, SessionId)>,
     /// For a refresh: the token had already been rotated; the session is now revoked.
     pub reuse_detected: bool,
+    /// For a read receipt: how far the room now counts as read.
+    pub read_up_to: Option<Seq>,
+}
+
+impl Ack {
+    /// The ack of an event (or of what already existed) with no extras.
+    pub fn new(seq: Seq, id: EventId, commit_time_ms: i64) -> Self {
+        Self {
+            seq,
+            id,
+            commit_time_ms,
+            duplicate: false,
+            session: None,
+            reuse_detected: false,
+            read_up_to: None,
+        }
+    }
 }
 
 /// A command with the principal who issued it, as the sequencer receives it.
@@ -69,7 +97,7 @@ impl Command {
     /// Checks and normalizes client input (trims the title; keeps message bodies verbatim).
     pub fn validated(self) -> Result<Command> {
         match self {
-            Command::CreateRoom { title } => {
+            Command::CreateRoom { title, members } => {
                 let title = title.trim().to_owned();
                 if title.is_empty() {
                     return Err(Error::invalid("title", "must not be empty"));
@@ -86,7 +114,18 @@ impl Command {
                         "must not contain control characters",
                     ));
                 }
-                Ok(Command::CreateRoom { title })
+                let mut members = members;
+                members.sort();
+                members.dedup();
+                if members.len() >= MAX_ROOM_MEMBERS {
+                    return Err(Error::invalid(
+                        "members",
+                        format!(
+                            "a room has at most {MAX_ROOM_MEMBERS} members, its owner included"
+                        ),
+                    ));
+                }
+                Ok(Command::CreateRoom { title, members })
             }
             Command::EditMessage {
                 message,
@@ -123,8 +162,11 @@ impl Command {
                     reply_to,
                 })
             }
-            other @ (Command::JoinRoom { .. }
+            other @ (Command::OpenDirectRoom { .. }
+            | Command::AddMember { .. }
+            | Command::RemoveMember { .. }
             | Command::LeaveRoom { .. }
+            | Command::MarkRead { .. }
             | Command::DeleteMessage { .. }
             | Command::Account(_)) => Ok(other),
         }
@@ -183,16 +225,42 @@ mod tests {
 
     #[test]
     fn title_limits() {
-        let create = |t: &str| Command::CreateRoom { title: t.into() }.validated();
+        let create = |t: &str| {
+            Command::CreateRoom {
+                title: t.into(),
+                members: Vec::new(),
+            }
+            .validated()
+        };
         assert_eq!(
             create("  lobby ").unwrap(),
             Command::CreateRoom {
-                title: "lobby".into()
+                title: "lobby".into(),
+                members: Vec::new(),
             }
         );
         assert!(create(&"é".repeat(MAX_ROOM_TITLE_CHARS)).is_ok());
         assert!(create(&"é".repeat(MAX_ROOM_TITLE_CHARS + 1)).is_err());
         assert!(create(" ").is_err());
         assert!(create("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn initial_members_are_deduplicated_and_capped() {
+        let users: Vec<UserId> = (0..MAX_ROOM_MEMBERS).map(|_| UserId::new_v7()).collect();
+        let create = |members: Vec<UserId>| {
+            Command::CreateRoom {
+                title: "t".into(),
+                members,
+            }
+            .validated()
+        };
+        let twice = vec![users[0], users[1], users[0]];
+        let Command::CreateRoom { members, .. } = create(twice).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(members.len(), 2);
+        assert!(create(users[..MAX_ROOM_MEMBERS - 1].to_vec()).is_ok());
+        assert_eq!(create(users).unwrap_err().code(), "INVALID_ARGUMENT");
     }
 }

@@ -10,9 +10,11 @@
 
 use crate::views::Views;
 use crate::views::room_history::{MessageRef, RoomHistory, room_history};
+use crate::views::rooms::{RoomViews, rooms};
 use differential_dataflow::input::InputSession;
 use girok_schemas::{Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,10 +32,15 @@ struct Inputs {
     messages: InputSession<Seq, (RoomId, MessageRef), isize>,
     /// `(message seq, edit seq)` per edit.
     edits: InputSession<Seq, (Seq, Seq), isize>,
-    /// `room` per created room.
-    rooms: InputSession<Seq, RoomId, isize>,
-    /// `(room, user)` per current membership.
-    members: InputSession<Seq, (RoomId, UserId), isize>,
+    /// `(room, user, (joined seq, time))` per current membership.
+    members: InputSession<Seq, (RoomId, UserId, MessageRef), isize>,
+    /// `(room, user, read up to)` per reader's current marker.
+    reads: InputSession<Seq, (RoomId, UserId, Seq), isize>,
+    /// The current value behind each of the last two collections, so that a change can retract
+    /// it: the log says "joined", "left", "read up to", not what they replace. Only worker 0
+    /// feeds, in log order, so this is exact (and replay rebuilds it the same way).
+    joined: HashMap<(RoomId, UserId), MessageRef>,
+    read: HashMap<(RoomId, UserId), Seq>,
 }
 
 impl Inputs {
@@ -50,7 +57,16 @@ impl Inputs {
         match event.payload {
             Payload::MessageSent { room, .. } => {
                 self.messages
-                    .update_at((room, (seq, event.commit_time_ms)), time, 1)
+                    .update_at((room, (seq, event.commit_time_ms)), time, 1);
+                // Sending marks the room read up to your own message.
+                if let Some(sender) = event.actor {
+                    self.move_marker(room, sender, seq, time);
+                }
+            }
+            Payload::MessagesRead { room, up_to } => {
+                if let Some(reader) = event.actor {
+                    self.move_marker(room, reader, up_to, time);
+                }
             }
             Payload::MessageDeleted {
                 room,
@@ -63,23 +79,45 @@ impl Inputs {
             Payload::MessageEdited { message_seq, .. } => {
                 self.edits.update_at((message_seq, seq), time, 1)
             }
-            Payload::RoomCreated { room, .. } => self.rooms.update_at(room, time, 1),
-            Payload::MemberJoined { room, user } => self.members.update_at((room, user), time, 1),
-            Payload::MemberLeft { room, user } => self.members.update_at((room, user), time, -1),
+            Payload::MemberJoined { room, user } => {
+                let joined = (seq, event.commit_time_ms);
+                if let Some(previous) = self.joined.insert((room, user), joined) {
+                    self.members.update_at((room, user, previous), time, -1);
+                }
+                self.members.update_at((room, user, joined), time, 1);
+            }
+            Payload::MemberLeft { room, user } => {
+                if let Some(joined) = self.joined.remove(&(room, user)) {
+                    self.members.update_at((room, user, joined), time, -1);
+                }
+            }
             // Accounts and sessions feed no view yet (the sequencer's write model has them).
             _ => {}
         }
     }
 
+    /// Moves a reader's marker forward to `up_to` (never back).
+    fn move_marker(&mut self, room: RoomId, user: UserId, up_to: Seq, time: Seq) {
+        let previous = self.read.get(&(room, user)).copied();
+        if previous.is_some_and(|p| p >= up_to) {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.reads.update_at((room, user, previous), time, -1);
+        }
+        self.reads.update_at((room, user, up_to), time, 1);
+        self.read.insert((room, user), up_to);
+    }
+
     fn advance_to(&mut self, next: Seq) {
         self.messages.advance_to(next);
         self.edits.advance_to(next);
-        self.rooms.advance_to(next);
         self.members.advance_to(next);
+        self.reads.advance_to(next);
         self.messages.flush();
         self.edits.flush();
-        self.rooms.flush();
         self.members.flush();
+        self.reads.flush();
     }
 }
 
@@ -157,18 +195,33 @@ fn run_worker(
     let mut inputs = Inputs {
         messages: InputSession::new(),
         edits: InputSession::new(),
-        rooms: InputSession::new(),
         members: InputSession::new(),
+        reads: InputSession::new(),
+        joined: HashMap::new(),
+        read: HashMap::new(),
     };
-    let room_history_probe = ProbeHandle::new();
+    let probe = ProbeHandle::new();
     {
         let views = views.clone();
-        let probe = room_history_probe.clone();
+        let probe = probe.clone();
         worker.dataflow::<Seq, _, _>(|scope| {
             let messages = inputs.messages.to_collection(scope);
             let edits = inputs.edits.to_collection(scope);
-            let _rooms = inputs.rooms.to_collection(scope);
-            let _members = inputs.members.to_collection(scope);
+            let members = inputs.members.to_collection(scope);
+            let reads = inputs.reads.to_collection(scope);
+
+            let RoomViews {
+                memberships,
+                receipts,
+            } = rooms(members, reads);
+            let sink = views.clone();
+            memberships
+                .inspect_batch(move |_, updates| sink.memberships.apply(updates))
+                .probe_with(&probe);
+            let sink = views.clone();
+            receipts
+                .inspect_batch(move |_, updates| sink.receipts.apply(updates))
+                .probe_with(&probe);
 
             let RoomHistory {
                 history,
@@ -205,7 +258,7 @@ fn run_worker(
         // Adaptive batching: a new chunk enters only once the previous one is fully through
         // every view. Under load, the log grows meanwhile, so chunks get larger and rounds
         // fewer (each round has a fixed cost); when idle, a single event is a round of its own.
-        let previous_done = !room_history_probe.less_than(&next);
+        let previous_done = !probe.less_than(&next);
         if let Some(inputs) = inputs.as_mut()
             && next <= limit
             && previous_done
@@ -232,7 +285,7 @@ fn run_worker(
             worker.step_or_park(Some(PARK));
         }
         if index == 0 {
-            publish(&room_history_probe, &views.room_history.watermark);
+            publish(&probe, views);
         }
         if let Some(target) = until
             && views.min_watermark() >= target.min(store.head().get())
@@ -243,11 +296,12 @@ fn run_worker(
     store.head().forget_thread(std::thread::current().id());
 }
 
-/// Moves a view's watermark to just below its probe's frontier.
-fn publish(probe: &ProbeHandle<Seq>, watermark: &crate::views::Watermark) {
+/// Moves every view's watermark to just below the probe's frontier (every output of the one
+/// dataflow is probed by it, so all views are complete up to there).
+fn publish(probe: &ProbeHandle<Seq>, views: &Views) {
     if let Some(frontier) = probe.with_frontier(|f| f.first().copied())
         && frontier > 0
     {
-        watermark.advance(frontier - 1);
+        views.watermark.advance(frontier - 1);
     }
 }

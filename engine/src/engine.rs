@@ -1,17 +1,15 @@
 //! The engine as frontends see it: execute commands (durable, acknowledged with their seq),
-//! read views with read-your-writes (`after: seq`), subscribe to live events, report status.
+//! read views with read-your-writes (`after: seq`; the chat reads are in `chat.rs`), subscribe
+//! to live events, report status.
 
 use crate::command::{Ack, Command, Submission};
 use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
 use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
-use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
-use crate::write_model::member_key;
-use girok_schemas::proto::RoomRecord;
-use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
-use girok_storage::{Appender, Store, StoreConfig, Table, WriterConfig, WriterHandle};
+use girok_schemas::{Event, EventId, Seq, UserId, decode_event};
+use girok_storage::{Appender, Store, StoreConfig, WriterConfig, WriterHandle};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -50,52 +48,6 @@ impl EngineConfig {
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
-}
-
-/// A room as readers see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomInfo {
-    pub id: RoomId,
-    pub title: String,
-    pub creator: Option<UserId>,
-    pub created_seq: Seq,
-    /// `(seq, commit time ms)` of the newest message.
-    pub last_message: Option<(Seq, i64)>,
-    pub message_count: usize,
-}
-
-/// A message as readers see it (body read from the log).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    pub seq: Seq,
-    pub id: EventId,
-    pub room: RoomId,
-    pub sender: Option<UserId>,
-    /// The current text (the latest edit's, if edited).
-    pub body: String,
-    pub client_id: Option<String>,
-    pub commit_time_ms: i64,
-    pub reply_to: Option<EventId>,
-    /// When the text was last edited.
-    pub edited_ms: Option<i64>,
-}
-
-/// Arguments of a history read.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HistoryQuery {
-    /// Only messages with a smaller seq (the cursor of the previous page).
-    pub before: Option<Seq>,
-    /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
-    pub limit: Option<usize>,
-    /// Read-your-writes: answer only once the view reflects this seq.
-    pub after: Option<Seq>,
-}
-
-/// A page of history, newest first.
-#[derive(Clone, Debug)]
-pub struct MessagePage {
-    pub messages: Vec<Message>,
-    pub has_more: bool,
 }
 
 /// Per-view readiness.
@@ -144,7 +96,7 @@ pub struct Engine {
     store: Arc<Store>,
     writer: Mutex<Option<WriterHandle<Sequencer>>>,
     appender: Appender<Sequencer>,
-    views: Arc<Views>,
+    pub(crate) views: Arc<Views>,
     dataflow: Mutex<Option<Dataflow>>,
     hub: Arc<Hub>,
     hub_task: Mutex<Option<JoinHandle<()>>>,
@@ -235,73 +187,20 @@ impl Engine {
             .map_err(|e| Error::Internal(format!("blocking read failed: {e}")))?
     }
 
-    async fn wait_for_room_history(&self, after: Option<Seq>) -> Result<()> {
+    /// Waits until every view reflects `after` (read your writes); `None` does not wait.
+    pub async fn wait_for_views(&self, after: Option<Seq>) -> Result<()> {
         let Some(after) = after else { return Ok(()) };
         let started = std::time::Instant::now();
         self.views
-            .room_history
             .watermark
             .wait_for(after, self.read_wait)
             .await
             .map(drop)
             .map_err(|watermark| Error::ViewTimeout {
-                view: "room_history",
                 after,
                 watermark,
                 waited_ms: started.elapsed().as_millis() as u64,
             })
-    }
-
-    /// A room the actor is a member of. Authorized before anything else: a non-member learns
-    /// nothing, not even by waiting.
-    pub async fn room(&self, actor: UserId, room: RoomId, after: Option<Seq>) -> Result<RoomInfo> {
-        let record = self
-            .blocking(move |store| member_room(store, actor, room))
-            .await?;
-        self.wait_for_room_history(after).await?;
-        Ok(RoomInfo {
-            id: room,
-            title: record.title,
-            creator: UserId::from_slice(&record.creator),
-            created_seq: record.created_seq,
-            last_message: self.views.room_history.last(room),
-            message_count: self.views.room_history.message_count(room),
-        })
-    }
-
-    /// A page of a room's history, newest first. Only members may read it.
-    pub async fn messages(
-        &self,
-        actor: UserId,
-        room: RoomId,
-        query: HistoryQuery,
-    ) -> Result<MessagePage> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(Error::invalid(
-                "first",
-                format!("must be between 1 and {MAX_PAGE_SIZE}"),
-            ));
-        }
-        self.blocking(move |store| member_room(store, actor, room).map(drop))
-            .await?;
-        self.wait_for_room_history(query.after).await?;
-        let page = self.views.room_history.page(room, query.before, limit);
-        let has_more = page.has_more;
-        let versions: Vec<(Seq, Option<Seq>)> = page
-            .seqs
-            .into_iter()
-            .map(|seq| (seq, self.views.room_history.latest_edit(seq)))
-            .collect();
-        let messages = self
-            .blocking(move |store| {
-                versions
-                    .into_iter()
-                    .map(|(seq, edit)| read_message(store, seq, edit))
-                    .collect()
-            })
-            .await?;
-        Ok(MessagePage { messages, has_more })
     }
 
     /// Up to `limit` events with `seq >= from` (for `girok log tail` through the server).
@@ -415,68 +314,5 @@ impl Engine {
             task.abort();
         }
         tracing::info!(head = self.head(), "engine stopped");
-    }
-}
-
-fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord> {
-    let record =
-        crate::write_model::record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?
-            .ok_or(Error::RoomNotFound(room))?;
-    if store
-        .get(Table::RoomidUseridMember, &member_key(room, actor))?
-        .is_none()
-    {
-        return Err(Error::NotAMember(room));
-    }
-    Ok(record)
-}
-
-fn read_event(store: &Store, seq: Seq) -> Result<Event> {
-    let bytes = store.event(seq)?.ok_or_else(|| {
-        Error::Internal(format!("a view names seq {seq}, which is not in the log"))
-    })?;
-    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
-}
-
-/// A message as of its latest edit (`edit`: the seq of that edit, from the view).
-fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
-    let event = read_event(store, seq)?;
-    let edited = match edit {
-        Some(edit_seq) => match read_event(store, edit_seq)? {
-            Event {
-                commit_time_ms,
-                payload: Payload::MessageEdited { body, .. },
-                ..
-            } => Some((body, commit_time_ms)),
-            other => {
-                return Err(Error::Internal(format!(
-                    "seq {edit_seq} is a {} event, not an edit",
-                    other.type_name()
-                )));
-            }
-        },
-        None => None,
-    };
-    match event.payload {
-        Payload::MessageSent {
-            room,
-            body,
-            client_id,
-            reply_to,
-        } => Ok(Message {
-            seq,
-            id: event.id,
-            room,
-            sender: event.actor,
-            edited_ms: edited.as_ref().map(|(_, at)| *at),
-            body: edited.map_or(body, |(body, _)| body),
-            client_id,
-            commit_time_ms: event.commit_time_ms,
-            reply_to,
-        }),
-        other => Err(Error::Internal(format!(
-            "history names seq {seq}, a {} event",
-            other.type_name()
-        ))),
     }
 }

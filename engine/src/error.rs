@@ -27,13 +27,20 @@ pub enum Error {
     NotAMember(RoomId),
     #[error("you are already a member of room {0}")]
     AlreadyMember(RoomId),
+    #[error("only the owner of room {0} can add or remove members")]
+    NotRoomOwner(RoomId),
+    #[error("room {0} has the most members a room may have ({1})")]
+    RoomFull(RoomId, usize),
+    #[error("the owner cannot leave room {0} while other members remain")]
+    OwnerCannotLeave(RoomId),
+    #[error("room {0} is a direct room: its two members cannot change")]
+    DirectRoom(RoomId),
     #[error("client id {0:?} was already used for a different message")]
     IdempotencyKeyReused(String),
     #[error(
-        "view `{view}` reflects the log up to seq {watermark}, not yet seq {after}; gave up after {waited_ms} ms"
+        "the views reflect the log up to seq {watermark}, not yet seq {after}; gave up after {waited_ms} ms"
     )]
     ViewTimeout {
-        view: &'static str,
         after: Seq,
         watermark: Seq,
         waited_ms: u64,
@@ -91,6 +98,10 @@ impl Error {
             Error::RoomNotFound(_) => "ROOM_NOT_FOUND",
             Error::NotAMember(_) => "NOT_A_MEMBER",
             Error::AlreadyMember(_) => "ALREADY_MEMBER",
+            Error::NotRoomOwner(_) => "NOT_ROOM_OWNER",
+            Error::RoomFull(..) => "ROOM_FULL",
+            Error::OwnerCannotLeave(_) => "OWNER_CANNOT_LEAVE",
+            Error::DirectRoom(_) => "DIRECT_ROOM",
             Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             Error::ViewTimeout { .. } => "VIEW_TIMEOUT",
             Error::UsernameTaken(_) => "USERNAME_TAKEN",
@@ -112,7 +123,10 @@ impl Error {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             Error::RoomNotFound(_) => ErrorKind::NotFound,
-            Error::NotAMember(_) => ErrorKind::Forbidden,
+            Error::NotAMember(_) | Error::NotRoomOwner(_) => ErrorKind::Forbidden,
+            Error::RoomFull(..) | Error::OwnerCannotLeave(_) | Error::DirectRoom(_) => {
+                ErrorKind::Conflict
+            }
             Error::AlreadyMember(_) | Error::IdempotencyKeyReused(_) => ErrorKind::Conflict,
             Error::ViewTimeout { .. } => ErrorKind::Timeout,
             Error::UsernameTaken(_) | Error::EmailTaken(_) => ErrorKind::Conflict,

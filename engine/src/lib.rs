@@ -8,6 +8,7 @@
 //! never touch storage directly.
 
 pub mod accounts;
+mod chat;
 pub mod command;
 pub mod dataflow;
 mod engine;
@@ -20,11 +21,11 @@ pub mod sequencer;
 pub mod views;
 pub mod write_model;
 
-pub use command::{Ack, Command};
-pub use engine::{
-    Engine, EngineConfig, EngineStatus, HistoryQuery, LogStatus, Message, MessagePage, RoomInfo,
-    ViewStatus,
+pub use chat::{
+    HistoryQuery, Member, Message, MessagePage, RoomCursor, RoomInfo, RoomsPage, RoomsQuery,
 };
+pub use command::{Ack, Command};
+pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Topic};
 pub use log_report::{LogReport, log_report};

@@ -10,3 +10,9 @@ pub const MAX_CLIENT_ID_BYTES: usize = 64;
 pub const MAX_PAGE_SIZE: usize = 100;
 /// Page size when the client gives none.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// Most members of a group room (the owner included).
+pub const MAX_ROOM_MEMBERS: usize = 1000;
+/// Largest page of a room list.
+pub const MAX_ROOMS_PAGE_SIZE: usize = 100;
+/// Unread counts stop counting here (a client shows "10000+").
+pub const MAX_UNREAD_COUNT: usize = 10_000;

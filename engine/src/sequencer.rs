@@ -1,14 +1,17 @@
 //! The sequencer: runs on the log writer thread and decides, against the write model, whether
 //! a command may happen; if so it appends the command's events, and each event's effect on the
 //! write model ([`crate::write_model::apply`]) joins the same atomic batch. Invariants checked
-//! here: a room exists before anything happens in it, only members send, membership changes
-//! make sense, a client id names one message only; account rules live in `accounts::stage`.
+//! here: a room exists before anything happens in it, only members send and read, only the
+//! owner of a group room changes its members (up to 1,000), direct rooms never change, a pair
+//! of users has one direct room, read receipts only move forward, a client id names one
+//! message only; account rules live in `accounts::stage`.
 
 use crate::command::{Ack, Command, Submission};
 use crate::error::{Error, Result};
-use crate::write_model::{idempotency_key, member_key, record, request_hash};
-use girok_schemas::proto::{IdempotentAck, MessageRecord};
-use girok_schemas::{Event, EventId, Payload, RoomId, UserId, encode_event};
+use crate::limits::MAX_ROOM_MEMBERS;
+use crate::write_model::{idempotency_key, member_key, pair_key, record, request_hash};
+use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn};
 use std::collections::HashSet;
 
@@ -36,41 +39,48 @@ impl Stager for Sequencer {
             new_id,
         } = submission;
         match command {
-            Command::CreateRoom { title } => {
-                let room = RoomId(new_id.0);
-                let created = append(txn, actor, new_id, Payload::RoomCreated { room, title })?;
-                // The creator is the room's first member; both events commit together.
-                let joined = append(
-                    txn,
-                    actor,
-                    EventId::new_v7(),
-                    Payload::MemberJoined { room, user: actor },
-                )?;
-                self.rooms.insert(room);
-                self.remember_member(room, actor);
-                Ok(Ack {
-                    seq: joined.seq,
-                    ..created
-                })
+            Command::CreateRoom { title, members } => {
+                self.create_room(txn, actor, new_id, title, members)
             }
-            Command::JoinRoom { room } => {
-                self.require_room(txn, room)?;
-                if self.is_member(txn, room, actor)? {
-                    return Err(Error::AlreadyMember(room));
+            Command::OpenDirectRoom { peer } => self.open_direct_room(txn, actor, new_id, peer),
+            Command::AddMember { room, user } => {
+                let record = self.owned_group_room(txn, actor, room)?;
+                if self.is_member(txn, room, user)? {
+                    return Err(Error::invalid("userId", "is already a member of this room"));
                 }
-                let ack = append(
-                    txn,
-                    actor,
-                    new_id,
-                    Payload::MemberJoined { room, user: actor },
-                )?;
-                self.remember_member(room, actor);
+                if record.member_count as usize >= MAX_ROOM_MEMBERS {
+                    return Err(Error::RoomFull(room, MAX_ROOM_MEMBERS));
+                }
+                require_user(txn, user)?;
+                let ack = append(txn, actor, new_id, Payload::MemberJoined { room, user })?;
+                self.remember_member(room, user);
+                Ok(ack)
+            }
+            Command::RemoveMember { room, user } => {
+                self.owned_group_room(txn, actor, room)?;
+                if user == actor {
+                    return Err(Error::invalid(
+                        "userId",
+                        "the owner cannot remove themselves (leave the room instead)",
+                    ));
+                }
+                if !self.is_member(txn, room, user)? {
+                    return Err(Error::invalid("userId", "is not a member of this room"));
+                }
+                let ack = append(txn, actor, new_id, Payload::MemberLeft { room, user })?;
+                self.members.remove(&(room, user));
                 Ok(ack)
             }
             Command::LeaveRoom { room } => {
-                self.require_room(txn, room)?;
+                let record = room_record(txn, room)?;
                 if !self.is_member(txn, room, actor)? {
                     return Err(Error::NotAMember(room));
+                }
+                if !record.direct_with.is_empty() {
+                    return Err(Error::DirectRoom(room));
+                }
+                if record.creator == actor.as_bytes() && record.member_count > 1 {
+                    return Err(Error::OwnerCannotLeave(room));
                 }
                 let ack = append(
                     txn,
@@ -80,6 +90,36 @@ impl Stager for Sequencer {
                 )?;
                 self.members.remove(&(room, actor));
                 Ok(ack)
+            }
+            Command::MarkRead { room, up_to } => {
+                self.require_room(txn, room)?;
+                if !self.is_member(txn, room, actor)? {
+                    return Err(Error::NotAMember(room));
+                }
+                // By default, everything before the receipt itself.
+                let own_seq = txn.next_seq();
+                let up_to = up_to.unwrap_or(own_seq);
+                if up_to > own_seq {
+                    return Err(Error::invalid(
+                        "upToSeq",
+                        format!("is beyond the log head ({})", own_seq - 1),
+                    ));
+                }
+                let current = read_marker(txn, room, actor)?;
+                if up_to <= current {
+                    // Receipts only move forward; this one changes nothing.
+                    return Ok(Ack {
+                        seq: own_seq - 1,
+                        duplicate: true,
+                        read_up_to: Some(current),
+                        ..Ack::new(own_seq - 1, new_id, txn.commit_time_ms())
+                    });
+                }
+                let ack = append(txn, actor, new_id, Payload::MessagesRead { room, up_to })?;
+                Ok(Ack {
+                    read_up_to: Some(up_to),
+                    ..ack
+                })
             }
             Command::SendMessage {
                 room,
@@ -125,6 +165,122 @@ impl Stager for Sequencer {
 }
 
 impl Sequencer {
+    fn create_room(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: UserId,
+        new_id: EventId,
+        title: String,
+        members: Vec<UserId>,
+    ) -> Result<Ack> {
+        let others: Vec<UserId> = members.into_iter().filter(|m| *m != actor).collect();
+        // Every check before the first append: the caches below must only learn what commits.
+        for user in &others {
+            require_user(txn, *user)?;
+        }
+        let room = RoomId(new_id.0);
+        let created = append(
+            txn,
+            actor,
+            new_id,
+            Payload::RoomCreated {
+                room,
+                title,
+                direct_with: None,
+            },
+        )?;
+        // The owner is the room's first member; every event commits together.
+        let mut last = append(
+            txn,
+            actor,
+            EventId::new_v7(),
+            Payload::MemberJoined { room, user: actor },
+        )?;
+        for user in others {
+            last = append(
+                txn,
+                actor,
+                EventId::new_v7(),
+                Payload::MemberJoined { room, user },
+            )?;
+            self.remember_member(room, user);
+        }
+        self.rooms.insert(room);
+        self.remember_member(room, actor);
+        Ok(Ack {
+            seq: last.seq,
+            ..created
+        })
+    }
+
+    fn open_direct_room(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: UserId,
+        new_id: EventId,
+        peer: UserId,
+    ) -> Result<Ack> {
+        if peer == actor {
+            return Err(Error::invalid("userId", "a direct room needs another user"));
+        }
+        require_user(txn, peer)?;
+        if let Some(existing) = txn.get(Table::UserpairRoomid, &pair_key(actor, peer))? {
+            let room = RoomId::from_slice(&existing)
+                .ok_or_else(|| Error::Internal("corrupt direct room id".into()))?;
+            let head = txn.next_seq() - 1;
+            return Ok(Ack {
+                duplicate: true,
+                ..Ack::new(head, EventId(room.0), txn.commit_time_ms())
+            });
+        }
+        let room = RoomId(new_id.0);
+        let created = append(
+            txn,
+            actor,
+            new_id,
+            Payload::RoomCreated {
+                room,
+                title: String::new(),
+                direct_with: Some(peer),
+            },
+        )?;
+        let mut last = created;
+        for user in [actor, peer] {
+            last = append(
+                txn,
+                actor,
+                EventId::new_v7(),
+                Payload::MemberJoined { room, user },
+            )?;
+            self.remember_member(room, user);
+        }
+        self.rooms.insert(room);
+        Ok(Ack {
+            seq: last.seq,
+            ..created
+        })
+    }
+
+    /// A group room whose owner is `actor`.
+    fn owned_group_room(
+        &mut self,
+        txn: &Txn<'_>,
+        actor: UserId,
+        room: RoomId,
+    ) -> Result<RoomRecord> {
+        let record = room_record(txn, room)?;
+        if !self.is_member(txn, room, actor)? {
+            return Err(Error::NotAMember(room));
+        }
+        if !record.direct_with.is_empty() {
+            return Err(Error::DirectRoom(room));
+        }
+        if record.creator != actor.as_bytes() {
+            return Err(Error::NotRoomOwner(room));
+        }
+        Ok(record)
+    }
+
     fn require_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<()> {
         if self.rooms.contains(&room) {
             return Ok(());
@@ -238,6 +394,26 @@ impl Sequencer {
     }
 }
 
+fn room_record(txn: &Txn<'_>, room: RoomId) -> Result<RoomRecord> {
+    record(txn.get(Table::RoomidRoom, room.as_bytes())?, "room")?.ok_or(Error::RoomNotFound(room))
+}
+
+fn require_user(txn: &Txn<'_>, user: UserId) -> Result<()> {
+    if txn.contains(Table::UseridUser, user.as_bytes())? {
+        Ok(())
+    } else {
+        Err(Error::UserNotFound)
+    }
+}
+
+/// How far `user` has read `room` (0: nothing yet).
+fn read_marker(txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<Seq> {
+    Ok(txn
+        .get(Table::RoomidUseridRead, &member_key(room, user))?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
 fn stored_ack(stored: IdempotentAck, request_hash: u64, client_id: &str) -> Result<Ack> {
     if stored.request_hash != request_hash {
         return Err(Error::IdempotencyKeyReused(client_id.to_owned()));
@@ -245,12 +421,8 @@ fn stored_ack(stored: IdempotentAck, request_hash: u64, client_id: &str) -> Resu
     let id = EventId::from_slice(&stored.event_id)
         .ok_or_else(|| Error::Internal("corrupt idempotency record id".into()))?;
     Ok(Ack {
-        seq: stored.seq,
-        id,
-        commit_time_ms: stored.commit_time_ms,
         duplicate: true,
-        session: None,
-        reuse_detected: false,
+        ..Ack::new(stored.seq, id, stored.commit_time_ms)
     })
 }
 
@@ -280,12 +452,5 @@ pub(crate) fn append_as(
     };
     event.seq = txn.append(|_| encode_event(&event));
     crate::write_model::apply(txn, &event)?;
-    Ok(Ack {
-        seq: event.seq,
-        id,
-        commit_time_ms: event.commit_time_ms,
-        duplicate: false,
-        session: None,
-        reuse_detected: false,
-    })
+    Ok(Ack::new(event.seq, id, event.commit_time_ms))
 }

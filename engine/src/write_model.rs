@@ -20,6 +20,12 @@ pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
     [room.as_bytes().as_slice(), user.as_bytes().as_slice()].concat()
 }
 
+/// `smaller user id (16) ++ larger user id (16)`: the same for both orders.
+pub(crate) fn pair_key(a: UserId, b: UserId) -> Vec<u8> {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    [low.as_bytes().as_slice(), high.as_bytes().as_slice()].concat()
+}
+
 /// `actor (16) ++ client id`.
 pub(crate) fn idempotency_key(actor: UserId, client_id: &str) -> Vec<u8> {
     [actor.as_bytes().as_slice(), client_id.as_bytes()].concat()
@@ -71,6 +77,21 @@ fn update_user(
     Ok(())
 }
 
+fn update_room(
+    txn: &mut Txn<'_>,
+    room: RoomId,
+    change: impl FnOnce(&mut RoomRecord),
+) -> Result<()> {
+    let mut record: RoomRecord = decode(txn.get(Table::RoomidRoom, room.as_bytes())?, "room")?;
+    change(&mut record);
+    txn.put(
+        Table::RoomidRoom,
+        room.as_bytes().to_vec(),
+        record.encode_to_vec(),
+    );
+    Ok(())
+}
+
 fn update_session(
     txn: &mut Txn<'_>,
     session: SessionId,
@@ -89,17 +110,32 @@ fn update_session(
 pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     let actor = event.actor;
     match &event.payload {
-        Payload::RoomCreated { room, title } => {
+        Payload::RoomCreated {
+            room,
+            title,
+            direct_with,
+        } => {
             let record = RoomRecord {
                 title: title.clone(),
                 creator: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
                 created_seq: event.seq,
+                direct_with: direct_with
+                    .map(|u| u.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                member_count: 0,
             };
             txn.put(
                 Table::RoomidRoom,
                 room.as_bytes().to_vec(),
                 record.encode_to_vec(),
             );
+            if let (Some(opener), Some(peer)) = (actor, direct_with) {
+                txn.put(
+                    Table::UserpairRoomid,
+                    pair_key(opener, *peer),
+                    room.as_bytes().to_vec(),
+                );
+            }
         }
         Payload::MemberJoined { room, user } => {
             txn.put(
@@ -107,9 +143,22 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 member_key(*room, *user),
                 Vec::new(),
             );
+            update_room(txn, *room, |r| r.member_count += 1)?;
         }
         Payload::MemberLeft { room, user } => {
             txn.delete(Table::RoomidUseridMember, member_key(*room, *user));
+            update_room(txn, *room, |r| {
+                r.member_count = r.member_count.saturating_sub(1)
+            })?;
+        }
+        Payload::MessagesRead { room, up_to } => {
+            if let Some(reader) = actor {
+                txn.put(
+                    Table::RoomidUseridRead,
+                    member_key(*room, reader),
+                    up_to.to_be_bytes().to_vec(),
+                );
+            }
         }
         Payload::MessageSent {
             room,

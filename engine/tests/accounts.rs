@@ -290,7 +290,10 @@ async fn the_write_model_rebuilt_from_the_log_equals_the_live_one() {
     let room = engine
         .execute(
             user.id,
-            girok_engine::Command::CreateRoom { title: "r".into() },
+            girok_engine::Command::CreateRoom {
+                title: "r".into(),
+                members: Vec::new(),
+            },
         )
         .await
         .unwrap();

@@ -23,11 +23,35 @@ async fn create_room(engine: &Engine, actor: UserId, title: &str) -> RoomId {
             actor,
             Command::CreateRoom {
                 title: title.into(),
+                members: Vec::new(),
             },
         )
         .await
         .unwrap();
     RoomId(ack.id.0)
+}
+
+/// A registered user (rooms only take members who exist).
+async fn user(engine: &Engine, name: &str) -> UserId {
+    engine
+        .register(girok_engine::accounts::Registration {
+            username: name.into(),
+            email: format!("{name}@example.org"),
+            password: "correct horse battery".into(),
+            display_name: name.into(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// The owner adds a member.
+async fn add(engine: &Engine, owner: UserId, room: RoomId, user: UserId) -> u64 {
+    engine
+        .execute(owner, Command::AddMember { room, user })
+        .await
+        .unwrap()
+        .seq
 }
 
 fn send(room: RoomId, body: &str, client_id: Option<&str>) -> Command {
@@ -84,13 +108,14 @@ async fn concurrent_sends_are_acked_in_order_and_read_back_with_after() {
                         before,
                         limit: Some(30),
                         after: Some(max_seq),
+                        ..Default::default()
                     },
                 )
                 .await
                 .unwrap();
             before = page.messages.last().map(|m| m.seq);
             got.extend(page.messages);
-            if !page.has_more {
+            if !page.has_older {
                 break;
             }
         }
@@ -101,8 +126,11 @@ async fn concurrent_sends_are_acked_in_order_and_read_back_with_after() {
         }
         let info = engine.room(alice, room, Some(max_seq)).await.unwrap();
         assert_eq!(info.message_count, 200);
-        assert_eq!(info.last_message.map(|m| m.0), Some(got[0].seq));
-        assert_eq!(info.last_message.map(|m| m.1), Some(got[0].commit_time_ms));
+        let last = info.last_message.unwrap();
+        assert_eq!(
+            (last.seq, last.commit_time_ms),
+            (got[0].seq, got[0].commit_time_ms)
+        );
     }
     engine.shutdown().await;
 }
@@ -127,11 +155,8 @@ async fn idempotent_retry_returns_the_original_ack() {
     let reused = engine.execute(alice, send(room, "other", Some("k1"))).await;
     assert_eq!(reused.unwrap_err().code(), "IDEMPOTENCY_KEY_REUSED");
     // Another user's identical key is a different key.
-    let bob = UserId::new_v7();
-    engine
-        .execute(bob, Command::JoinRoom { room })
-        .await
-        .unwrap();
+    let bob = user(&engine, "bob").await;
+    add(&engine, alice, room, bob).await;
     let bobs = engine
         .execute(bob, send(room, "once", Some("k1")))
         .await
@@ -156,7 +181,7 @@ async fn idempotent_retry_returns_the_original_ack() {
 async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(dir.path())).unwrap();
-    let (alice, mallory) = (UserId::new_v7(), UserId::new_v7());
+    let (alice, mallory) = (UserId::new_v7(), user(&engine, "mallory").await);
     let room = create_room(&engine, alice, "private").await;
     let nowhere = RoomId::new_v7();
     let head = engine.head();
@@ -198,6 +223,7 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
             alice,
             Command::CreateRoom {
                 title: "t".repeat(101),
+                members: Vec::new(),
             },
         )
         .await
@@ -217,16 +243,41 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
     assert_eq!(err.code(), "INVALID_ARGUMENT");
     assert_eq!(engine.head(), head, "no rejected command appended anything");
 
-    // Membership changes: join, double join, leave, send after leaving.
-    engine
-        .execute(mallory, Command::JoinRoom { room })
-        .await
-        .unwrap();
+    // Membership changes: nobody adds themselves; the owner adds, not twice; leave; send
+    // after leaving.
     let err = engine
-        .execute(mallory, Command::JoinRoom { room })
+        .execute(
+            mallory,
+            Command::AddMember {
+                room,
+                user: mallory,
+            },
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "ALREADY_MEMBER");
+    assert_eq!(err.code(), "NOT_A_MEMBER");
+    add(&engine, alice, room, mallory).await;
+    let err = engine
+        .execute(
+            alice,
+            Command::AddMember {
+                room,
+                user: mallory,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    let err = engine
+        .execute(mallory, Command::RemoveMember { room, user: alice })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "NOT_ROOM_OWNER");
+    let err = engine
+        .execute(alice, Command::LeaveRoom { room })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "OWNER_CANNOT_LEAVE");
     engine
         .execute(mallory, Command::LeaveRoom { room })
         .await
@@ -351,7 +402,6 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
     let head = engine.head();
     engine
         .views()
-        .room_history
         .watermark
         .wait_for(head, Duration::from_secs(10))
         .await
@@ -441,12 +491,9 @@ async fn views_rebuild_on_restart_and_seqs_continue() {
 async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(dir.path())).unwrap();
-    let (alice, bob) = (UserId::new_v7(), UserId::new_v7());
+    let (alice, bob) = (UserId::new_v7(), user(&engine, "bob").await);
     let room = create_room(&engine, alice, "edits").await;
-    engine
-        .execute(bob, Command::JoinRoom { room })
-        .await
-        .unwrap();
+    add(&engine, alice, room, bob).await;
     let first = engine
         .execute(alice, send(room, "frist", None))
         .await
@@ -545,7 +592,7 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     );
     let info = engine.room(alice, room, Some(deleted.seq)).await.unwrap();
     assert_eq!(
-        (info.message_count, info.last_message.map(|m| m.0)),
+        (info.message_count, info.last_message.map(|m| m.seq)),
         (1, Some(first.seq))
     );
     assert_eq!(
@@ -576,7 +623,6 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     let head = engine.head();
     engine
         .views()
-        .room_history
         .watermark
         .wait_for(head, Duration::from_secs(10))
         .await

@@ -47,9 +47,20 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 
 fn wire_payload(payload: &Payload) -> Option<Wire> {
     Some(match payload {
-        Payload::RoomCreated { room, title } => Wire::RoomCreated(proto::RoomCreated {
+        Payload::RoomCreated {
+            room,
+            title,
+            direct_with,
+        } => Wire::RoomCreated(proto::RoomCreated {
             room_id: room.as_bytes().to_vec(),
             title: title.clone(),
+            direct_with: direct_with
+                .map(|u| u.as_bytes().to_vec())
+                .unwrap_or_default(),
+        }),
+        Payload::MessagesRead { room, up_to } => Wire::MessagesRead(proto::MessagesRead {
+            room_id: room.as_bytes().to_vec(),
+            up_to_seq: *up_to,
         }),
         Payload::MemberJoined { room, user } => Wire::MemberJoined(proto::MemberJoined {
             room_id: room.as_bytes().to_vec(),
@@ -197,6 +208,14 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         Some(Wire::RoomCreated(p)) => Payload::RoomCreated {
             room: room(&p.room_id)?,
             title: p.title,
+            direct_with: match p.direct_with.as_slice() {
+                [] => None,
+                bytes => Some(user(bytes)?),
+            },
+        },
+        Some(Wire::MessagesRead(p)) => Payload::MessagesRead {
+            room: room(&p.room_id)?,
+            up_to: p.up_to_seq,
         },
         Some(Wire::MemberJoined(p)) => Payload::MemberJoined {
             room: room(&p.room_id)?,
@@ -303,7 +322,14 @@ mod tests {
             Payload::RoomCreated {
                 room,
                 title: "general".into(),
+                direct_with: None,
             },
+            Payload::RoomCreated {
+                room,
+                title: String::new(),
+                direct_with: Some(UserId::new_v7()),
+            },
+            Payload::MessagesRead { room, up_to: 42 },
             Payload::MemberJoined {
                 room,
                 user: UserId::new_v7(),
@@ -388,6 +414,7 @@ mod tests {
         let mut event = sample(Payload::RoomCreated {
             room: RoomId::new_v7(),
             title: "t".into(),
+            direct_with: None,
         });
         event.actor = None;
         assert_eq!(decode_event(&encode_event(&event)).unwrap().actor, None);

@@ -19,7 +19,15 @@ pub struct Event {
 pub enum Payload {
     RoomCreated {
         room: RoomId,
+        /// Empty for a direct room.
         title: String,
+        /// For a direct room: the other user (the actor is the first).
+        direct_with: Option<UserId>,
+    },
+    /// A read receipt: the actor has read `room` up to `up_to` (a seq).
+    MessagesRead {
+        room: RoomId,
+        up_to: Seq,
     },
     MemberJoined {
         room: RoomId,
@@ -100,6 +108,7 @@ impl Payload {
     pub fn type_name(&self) -> &str {
         match self {
             Payload::RoomCreated { .. } => "chat.room.created",
+            Payload::MessagesRead { .. } => "chat.room.read",
             Payload::MemberJoined { .. } => "chat.member.joined",
             Payload::MemberLeft { .. } => "chat.member.left",
             Payload::MessageSent { .. } => "chat.message.sent",
@@ -120,6 +129,7 @@ impl Payload {
     pub fn room(&self) -> Option<RoomId> {
         match self {
             Payload::RoomCreated { room, .. }
+            | Payload::MessagesRead { room, .. }
             | Payload::MemberJoined { room, .. }
             | Payload::MemberLeft { room, .. }
             | Payload::MessageSent { room, .. }

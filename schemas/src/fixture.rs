@@ -23,6 +23,7 @@ pub fn fixture_events() -> Vec<Event> {
             Payload::RoomCreated {
                 room,
                 title: "general".into(),
+                direct_with: None,
             },
         ),
         (alice, Payload::MemberJoined { room, user: alice }),

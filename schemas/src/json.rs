@@ -9,7 +9,14 @@ impl Event {
     /// The event as a JSON object.
     pub fn to_json(&self) -> Value {
         let payload = match &self.payload {
-            Payload::RoomCreated { room, title } => json!({ "roomId": room, "title": title }),
+            Payload::RoomCreated {
+                room,
+                title,
+                direct_with,
+            } => json!({ "roomId": room, "title": title, "directWith": direct_with }),
+            Payload::MessagesRead { room, up_to } => {
+                json!({ "roomId": room, "upToSeq": up_to })
+            }
             Payload::MemberJoined { room, user } | Payload::MemberLeft { room, user } => {
                 json!({ "roomId": room, "userId": user })
             }

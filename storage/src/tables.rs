@@ -27,11 +27,17 @@ pub enum Table {
     UseridSessionid,
     /// Write model: `message id (16) -> MessageRecord` (room, sender, seq, deleted).
     MessageidMessage,
+    /// Write model: `smaller user id (16) ++ larger user id (16) -> room id (16)`, the one
+    /// direct room of each pair of users.
+    UserpairRoomid,
+    /// Write model: `room id (16) ++ user id (16) -> seq (u64 BE)`, how far each user has
+    /// read each room (kept after leaving, so a rejoin continues from there).
+    RoomidUseridRead,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 13] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -43,6 +49,8 @@ impl Table {
         Table::RefreshhashSessionid,
         Table::UseridSessionid,
         Table::MessageidMessage,
+        Table::UserpairRoomid,
+        Table::RoomidUseridRead,
     ];
 
     /// The keyspace name on disk.
@@ -59,6 +67,8 @@ impl Table {
             Table::RefreshhashSessionid => "refreshhash_sessionid",
             Table::UseridSessionid => "userid_sessionid",
             Table::MessageidMessage => "messageid_message",
+            Table::UserpairRoomid => "userpair_roomid",
+            Table::RoomidUseridRead => "roomid_userid_read",
         }
     }
 

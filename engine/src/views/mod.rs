@@ -7,10 +7,15 @@
 //! diff), so that a view rebuilt by replay can be compared with the live one cheaply.
 
 pub mod room_history;
+pub mod rooms;
 
 use girok_schemas::Seq;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -94,22 +99,115 @@ pub struct ViewSummary {
     pub digest: Digest,
 }
 
+/// One output update of a keyed view: `((key, value), time, diff)`.
+pub type Update<K, V> = ((K, V), Seq, isize);
+
+/// Adds `diff` to the count of `key`, dropping it at zero. Counts (not sets) let diffs apply
+/// in any order: a retraction may arrive before its insertion within a batch.
+pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) {
+    match map.entry(key) {
+        Entry::Occupied(mut entry) => {
+            *entry.get_mut() += diff;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+        Entry::Vacant(entry) => {
+            if diff != 0 {
+                entry.insert(diff);
+            }
+        }
+    }
+}
+
+/// A materialised `(key, value)` collection: per key, its values in order, with a digest.
+pub(crate) struct CountedIndex<K, V> {
+    map: RwLock<HashMap<K, BTreeMap<V, isize>>>,
+    digest: Mutex<Digest>,
+}
+
+impl<K, V> Default for CountedIndex<K, V> {
+    fn default() -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            digest: Mutex::new(Digest::default()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
+    pub fn apply(&self, updates: &[Update<K, V>]) {
+        let mut map = self.map.write();
+        let mut digest = self.digest.lock();
+        for ((key, value), _time, diff) in updates {
+            let values = map.entry(*key).or_default();
+            add(values, *value, *diff);
+            if values.is_empty() {
+                map.remove(key);
+            }
+            digest.apply(&(key, value), *diff);
+        }
+    }
+
+    /// The values of `key` present (positive count), in order.
+    pub fn values(&self, key: &K) -> Vec<V> {
+        self.map.read().get(key).map_or_else(Vec::new, |values| {
+            values
+                .iter()
+                .filter(|(_, count)| **count > 0)
+                .map(|(value, _)| *value)
+                .collect()
+        })
+    }
+
+    /// The greatest present value of `key` within `range`.
+    pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
+        self.map.read().get(key).and_then(|values| {
+            values
+                .range(range)
+                .rev()
+                .find(|(_, count)| **count > 0)
+                .map(|(value, _)| *value)
+        })
+    }
+
+    pub fn digest(&self) -> Digest {
+        *self.digest.lock()
+    }
+}
+
 /// Every view's store, shared by the dataflow workers (writers) and readers.
 #[derive(Default)]
 pub struct Views {
+    /// The highest seq every view reflects: one dataflow, one frontier, one watermark.
+    pub watermark: Watermark,
     pub room_history: room_history::RoomHistoryStore,
+    pub memberships: rooms::MembershipStore,
+    pub receipts: rooms::ReceiptStore,
     undecodable: AtomicU64,
 }
 
 impl Views {
     /// One summary per view.
     pub fn summaries(&self) -> Vec<ViewSummary> {
-        vec![self.room_history.summary()]
+        let watermark = self.watermark.get();
+        [
+            ("room_history", self.room_history.digest()),
+            ("memberships", self.memberships.digest()),
+            ("read_receipts", self.receipts.digest()),
+        ]
+        .into_iter()
+        .map(|(name, digest)| ViewSummary {
+            name,
+            watermark,
+            digest,
+        })
+        .collect()
     }
 
-    /// The lowest watermark of all views.
+    /// The watermark of all views.
     pub fn min_watermark(&self) -> Seq {
-        self.room_history.watermark.get()
+        self.watermark.get()
     }
 
     /// Log entries the dataflow had to skip because they did not decode.

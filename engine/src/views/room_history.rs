@@ -2,11 +2,10 @@
 //! retracted), its last message with that message's commit time, and for every edited live
 //! message the seq of its latest edit. Bodies stay in the log; this view holds keys only.
 
-use super::{Digest, ViewSummary, Watermark};
+use super::{Digest, add};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq};
 use parking_lot::{Mutex, RwLock};
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 /// A message as the view knows it: `(seq, commit time in ms)`.
@@ -79,22 +78,6 @@ impl RoomState {
     }
 }
 
-fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) {
-    match map.entry(key) {
-        Entry::Occupied(mut entry) => {
-            *entry.get_mut() += diff;
-            if *entry.get() == 0 {
-                entry.remove();
-            }
-        }
-        Entry::Vacant(entry) => {
-            if diff != 0 {
-                entry.insert(diff);
-            }
-        }
-    }
-}
-
 /// The materialized view.
 #[derive(Default)]
 pub struct RoomHistoryStore {
@@ -102,7 +85,14 @@ pub struct RoomHistoryStore {
     /// Message seq -> latest edit seq (as counts, like the rest).
     edits: RwLock<HashMap<Seq, BTreeMap<Seq, isize>>>,
     digest: Mutex<Digest>,
-    pub watermark: Watermark,
+}
+
+/// Which page of a history: the newest messages strictly older than a seq (or the newest of
+/// all), or the oldest messages strictly newer than a seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    Before(Option<Seq>),
+    Since(Seq),
 }
 
 /// A page of history.
@@ -110,8 +100,10 @@ pub struct RoomHistoryStore {
 pub struct HistoryPage {
     /// Newest first.
     pub seqs: Vec<Seq>,
-    /// Whether older messages exist beyond this page.
-    pub has_more: bool,
+    /// Whether messages older than this page exist.
+    pub has_older: bool,
+    /// Whether messages newer than this page exist.
+    pub has_newer: bool,
 }
 
 impl RoomHistoryStore {
@@ -164,20 +156,47 @@ impl RoomHistoryStore {
         }
     }
 
-    /// Up to `limit` message seqs of `room`, newest first, strictly older than `before`.
-    pub fn page(&self, room: RoomId, before: Option<Seq>, limit: usize) -> HistoryPage {
+    /// Up to `limit` message seqs of `room` at `cursor`, newest first.
+    pub fn page(&self, room: RoomId, cursor: Cursor, limit: usize) -> HistoryPage {
         let rooms = self.rooms.read();
         let Some(state) = rooms.get(&room) else {
             return HistoryPage {
                 seqs: Vec::new(),
-                has_more: false,
+                has_older: false,
+                has_newer: false,
             };
         };
-        let upper = before.unwrap_or(Seq::MAX);
-        let mut older = state.seqs.range(..upper).rev().map(|(seq, _)| *seq);
-        let seqs: Vec<Seq> = older.by_ref().take(limit).collect();
-        let has_more = older.next().is_some();
-        HistoryPage { seqs, has_more }
+        match cursor {
+            Cursor::Before(before) => {
+                let upper = before.unwrap_or(Seq::MAX);
+                let mut older = state.seqs.range(..upper).rev().map(|(seq, _)| *seq);
+                let seqs: Vec<Seq> = older.by_ref().take(limit).collect();
+                HistoryPage {
+                    has_older: older.next().is_some(),
+                    has_newer: state.seqs.range(upper..).next().is_some(),
+                    seqs,
+                }
+            }
+            Cursor::Since(since) => {
+                let lower = since.saturating_add(1);
+                let mut newer = state.seqs.range(lower..).map(|(seq, _)| *seq);
+                let mut seqs: Vec<Seq> = newer.by_ref().take(limit).collect();
+                let has_newer = newer.next().is_some();
+                seqs.reverse();
+                HistoryPage {
+                    has_older: state.seqs.range(..lower).next().is_some(),
+                    has_newer,
+                    seqs,
+                }
+            }
+        }
+    }
+
+    /// How many live messages of `room` have a seq above `seq`, counting up to `cap`.
+    pub fn count_after(&self, room: RoomId, seq: Seq, cap: usize) -> usize {
+        self.rooms.read().get(&room).map_or(0, |state| {
+            state.seqs.range(seq.saturating_add(1)..).take(cap).count()
+        })
     }
 
     /// The room's last message, if it has any.
@@ -210,13 +229,9 @@ impl RoomHistoryStore {
             .collect()
     }
 
-    /// Name, watermark and digest.
-    pub fn summary(&self) -> ViewSummary {
-        ViewSummary {
-            name: "room_history",
-            watermark: self.watermark.get(),
-            digest: *self.digest.lock(),
-        }
+    /// The order-independent digest of the whole view.
+    pub fn digest(&self) -> Digest {
+        *self.digest.lock()
     }
 }
 
@@ -318,12 +333,25 @@ mod tests {
         let history: Vec<_> = (1..=5).map(|s| ((a, s), s, 1)).collect();
         forward.apply_history(&history);
         forward.apply_last(&[((a, (5, 50)), 5, 1)]);
-        let page = forward.page(a, None, 2);
+        let page = forward.page(a, Cursor::Before(None), 2);
         assert_eq!(page.seqs, vec![5, 4]);
-        assert!(page.has_more);
-        let page = forward.page(a, Some(2), 10);
+        assert!(page.has_older && !page.has_newer);
+        let page = forward.page(a, Cursor::Before(Some(2)), 10);
         assert_eq!(page.seqs, vec![1]);
-        assert!(!page.has_more);
+        assert!(!page.has_older && page.has_newer);
+        let page = forward.page(a, Cursor::Since(1), 2);
+        assert_eq!(
+            page.seqs,
+            vec![3, 2],
+            "the oldest after the cursor, newest first"
+        );
+        assert!(page.has_older && page.has_newer);
+        let page = forward.page(a, Cursor::Since(3), 5);
+        assert_eq!(page.seqs, vec![5, 4]);
+        assert!(!page.has_newer);
+        assert_eq!(forward.count_after(a, 2, 100), 3);
+        assert_eq!(forward.count_after(a, 2, 2), 2, "capped");
+        assert_eq!(forward.count_after(a, 5, 100), 0);
         assert_eq!(forward.last(a), Some((5, 50)));
         assert_eq!(forward.message_count(a), 5);
 
@@ -332,7 +360,7 @@ mod tests {
         let mut reversed = history.clone();
         reversed.reverse();
         backward.apply_history(&reversed);
-        assert_eq!(forward.summary().digest, backward.summary().digest);
+        assert_eq!(forward.digest(), backward.digest());
         assert_eq!(forward.snapshot(), backward.snapshot());
 
         // A retraction before its insertion (as can happen within a batch) nets out.
@@ -340,7 +368,7 @@ mod tests {
         store.apply_history(&[((a, 9), 9, -1)]);
         store.apply_history(&[((a, 9), 9, 1)]);
         assert!(store.snapshot().is_empty());
-        assert_eq!(store.summary().digest, Digest::default());
+        assert_eq!(store.digest(), Digest::default());
     }
 }
 

@@ -1,0 +1,411 @@
+//! Chat reads: one room or a user's room list (last message, last activity, unread count),
+//! a room's history in either direction, its members with their read receipts. Every read is
+//! authorized against the write model first, so a non-member learns nothing, not even by
+//! waiting; then it waits for the views to reach the caller's `after` seq (read your writes).
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_ROOMS_PAGE_SIZE, MAX_UNREAD_COUNT};
+use crate::views::Views;
+use crate::views::room_history::{Cursor, MessageRef};
+use crate::write_model::{member_key, record};
+use girok_schemas::proto::RoomRecord;
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
+use girok_storage::{Store, Table};
+use std::fmt;
+use std::str::FromStr;
+
+/// A room as one of its members sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub id: RoomId,
+    /// Empty for a direct room.
+    pub title: String,
+    /// Who created it: a group room's owner.
+    pub creator: Option<UserId>,
+    pub created_seq: Seq,
+    /// For a direct room: the other member (seen from the reader).
+    pub direct_with: Option<UserId>,
+    pub member_count: u32,
+    pub message_count: usize,
+    pub last_message: Option<Message>,
+    /// The later of the last message and the reader joining: `(seq, time ms)`. Room lists
+    /// are ordered by it, newest first.
+    pub last_activity: MessageRef,
+    /// How far the reader has read (0: nothing yet).
+    pub read_up_to: Seq,
+    /// Live messages after `read_up_to`, counted up to [`MAX_UNREAD_COUNT`].
+    pub unread_count: usize,
+}
+
+impl RoomInfo {
+    pub fn is_direct(&self) -> bool {
+        self.direct_with.is_some()
+    }
+}
+
+/// A message as readers see it (body read from the log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub seq: Seq,
+    pub id: EventId,
+    pub room: RoomId,
+    pub sender: Option<UserId>,
+    /// The current text (the latest edit's, if edited).
+    pub body: String,
+    pub client_id: Option<String>,
+    pub commit_time_ms: i64,
+    pub reply_to: Option<EventId>,
+    /// When the text was last edited.
+    pub edited_ms: Option<i64>,
+}
+
+/// Arguments of a history read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistoryQuery {
+    /// Only messages older than this seq: the newest of them (the cursor of an older page).
+    pub before: Option<Seq>,
+    /// Only messages newer than this seq: the oldest of them (the cursor of a newer page).
+    pub since: Option<Seq>,
+    /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
+    pub limit: Option<usize>,
+    /// Read-your-writes: answer only once the views reflect this seq.
+    pub after: Option<Seq>,
+}
+
+/// A page of history, newest first.
+#[derive(Clone, Debug)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub has_older: bool,
+    pub has_newer: bool,
+}
+
+/// Where a room list page starts: after the room with this activity seq and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoomCursor {
+    pub activity_seq: Seq,
+    pub room: RoomId,
+}
+
+impl fmt::Display for RoomCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.activity_seq, self.room)
+    }
+}
+
+impl FromStr for RoomCursor {
+    type Err = Error;
+
+    fn from_str(raw: &str) -> Result<Self> {
+        let bad = || Error::invalid("cursor", "not a cursor this server gave");
+        let (seq, room) = raw.split_once('.').ok_or_else(bad)?;
+        Ok(RoomCursor {
+            activity_seq: seq.parse().map_err(|_| bad())?,
+            room: room.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Arguments of a room list read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RoomsQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<RoomCursor>,
+    /// Page size, 1 to [`MAX_ROOMS_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
+    pub limit: Option<usize>,
+    /// Read-your-writes, as for history.
+    pub after: Option<Seq>,
+}
+
+/// A page of a user's rooms, most recent activity first.
+#[derive(Clone, Debug)]
+pub struct RoomsPage {
+    pub rooms: Vec<RoomInfo>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<RoomCursor>,
+}
+
+/// A member and their read receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub user: UserId,
+    /// 0 if they never read the room.
+    pub read_up_to: Seq,
+}
+
+fn page_size(limit: Option<usize>, max: usize) -> Result<usize> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::invalid(
+            "first",
+            format!("must be between 1 and {max}"),
+        ))
+    }
+}
+
+impl Engine {
+    /// A room the actor is a member of.
+    pub async fn room(&self, actor: UserId, room: RoomId, after: Option<Seq>) -> Result<RoomInfo> {
+        let record = self
+            .blocking(move |store| member_room(store, actor, room))
+            .await?;
+        self.wait_for_views(after).await?;
+        let views = self.views.clone();
+        self.blocking(move |store| {
+            let joined = views.memberships.joined(actor, room);
+            room_info(store, &views, actor, room, record, joined)
+        })
+        .await
+    }
+
+    /// The actor's rooms, most recent activity first.
+    pub async fn rooms(&self, actor: UserId, query: RoomsQuery) -> Result<RoomsPage> {
+        let limit = page_size(query.limit, MAX_ROOMS_PAGE_SIZE)?;
+        self.wait_for_views(query.after).await?;
+        let views = self.views.clone();
+        let mut listed: Vec<(RoomCursor, MessageRef)> = views
+            .memberships
+            .rooms_of(actor)
+            .into_iter()
+            .map(|(room, joined)| {
+                let activity = activity(&views, room, Some(joined));
+                let cursor = RoomCursor {
+                    activity_seq: activity.0,
+                    room,
+                };
+                (cursor, joined)
+            })
+            .filter(|(cursor, _)| query.cursor.is_none_or(|after| *cursor < after))
+            .collect();
+        listed.sort_unstable_by_key(|(cursor, _)| std::cmp::Reverse(*cursor));
+        let next_cursor = (listed.len() > limit).then(|| listed[limit - 1].0);
+        listed.truncate(limit);
+        let rooms = self
+            .blocking(move |store| {
+                listed
+                    .into_iter()
+                    .map(|(cursor, joined)| {
+                        let record = room_record(store, cursor.room)?;
+                        room_info(store, &views, actor, cursor.room, record, Some(joined))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(RoomsPage { rooms, next_cursor })
+    }
+
+    /// A page of a room's history, newest first. Only members may read it.
+    pub async fn messages(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        query: HistoryQuery,
+    ) -> Result<MessagePage> {
+        let limit = page_size(query.limit, MAX_PAGE_SIZE)?;
+        let cursor = match (query.before, query.since) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "since",
+                    "give `before` or `since`, not both",
+                ));
+            }
+            (before, None) => Cursor::Before(before),
+            (None, Some(since)) => Cursor::Since(since),
+        };
+        self.blocking(move |store| member_room(store, actor, room).map(drop))
+            .await?;
+        self.wait_for_views(query.after).await?;
+        let page = self.views.room_history.page(room, cursor, limit);
+        let versions: Vec<(Seq, Option<Seq>)> = page
+            .seqs
+            .into_iter()
+            .map(|seq| (seq, self.views.room_history.latest_edit(seq)))
+            .collect();
+        let messages = self
+            .blocking(move |store| {
+                versions
+                    .into_iter()
+                    .map(|(seq, edit)| read_message(store, seq, edit))
+                    .collect()
+            })
+            .await?;
+        Ok(MessagePage {
+            messages,
+            has_older: page.has_older,
+            has_newer: page.has_newer,
+        })
+    }
+
+    /// A room's members (at most 1,000) with their read receipts, in user id order.
+    pub async fn members(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        after: Option<Seq>,
+    ) -> Result<Vec<Member>> {
+        self.blocking(move |store| member_room(store, actor, room).map(drop))
+            .await?;
+        self.wait_for_views(after).await?;
+        let users = self
+            .blocking(move |store| {
+                store
+                    .scan_prefix(Table::RoomidUseridMember, room.as_bytes())?
+                    .into_iter()
+                    .map(|(key, _)| {
+                        UserId::from_slice(&key[16..])
+                            .ok_or_else(|| Error::Internal("corrupt membership key".into()))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(users
+            .into_iter()
+            .map(|user| Member {
+                user,
+                read_up_to: self.views.receipts.read_up_to(room, user),
+            })
+            .collect())
+    }
+
+    /// Whether `user` is a member of `room` now (per the write model).
+    pub async fn is_member(&self, user: UserId, room: RoomId) -> Result<bool> {
+        self.blocking(move |store| {
+            Ok(store
+                .get(Table::RoomidUseridMember, &member_key(room, user))?
+                .is_some())
+        })
+        .await
+    }
+}
+
+/// The later of the room's last message and the reader joining.
+fn activity(views: &Views, room: RoomId, joined: Option<MessageRef>) -> MessageRef {
+    let last = views.room_history.last(room);
+    last.max(joined).unwrap_or_default()
+}
+
+fn room_info(
+    store: &Store,
+    views: &Views,
+    reader: UserId,
+    room: RoomId,
+    record: RoomRecord,
+    joined: Option<MessageRef>,
+) -> Result<RoomInfo> {
+    let creator = UserId::from_slice(&record.creator);
+    let direct_with = match UserId::from_slice(&record.direct_with) {
+        // The record names the opener's peer; the peer sees the opener.
+        Some(peer) if peer == reader => creator,
+        other => other,
+    };
+    let last_message = views
+        .room_history
+        .last(room)
+        .map(|(seq, _)| read_message(store, seq, views.room_history.latest_edit(seq)))
+        .transpose()?;
+    let read_up_to = views.receipts.read_up_to(room, reader);
+    Ok(RoomInfo {
+        id: room,
+        title: record.title,
+        creator,
+        created_seq: record.created_seq,
+        direct_with,
+        member_count: record.member_count,
+        message_count: views.room_history.message_count(room),
+        last_message,
+        last_activity: activity(views, room, joined),
+        read_up_to,
+        unread_count: views
+            .room_history
+            .count_after(room, read_up_to, MAX_UNREAD_COUNT),
+    })
+}
+
+fn room_record(store: &Store, room: RoomId) -> Result<RoomRecord> {
+    record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?.ok_or(Error::RoomNotFound(room))
+}
+
+/// The room, if `actor` is a member (authorization for every room read).
+fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord> {
+    let record = room_record(store, room)?;
+    if store
+        .get(Table::RoomidUseridMember, &member_key(room, actor))?
+        .is_none()
+    {
+        return Err(Error::NotAMember(room));
+    }
+    Ok(record)
+}
+
+fn read_event(store: &Store, seq: Seq) -> Result<Event> {
+    let bytes = store.event(seq)?.ok_or_else(|| {
+        Error::Internal(format!("a view names seq {seq}, which is not in the log"))
+    })?;
+    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
+}
+
+/// A message as of its latest edit (`edit`: the seq of that edit, from the view).
+fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
+    let event = read_event(store, seq)?;
+    let edited = match edit {
+        Some(edit_seq) => match read_event(store, edit_seq)? {
+            Event {
+                commit_time_ms,
+                payload: Payload::MessageEdited { body, .. },
+                ..
+            } => Some((body, commit_time_ms)),
+            other => {
+                return Err(Error::Internal(format!(
+                    "seq {edit_seq} is a {} event, not an edit",
+                    other.type_name()
+                )));
+            }
+        },
+        None => None,
+    };
+    match event.payload {
+        Payload::MessageSent {
+            room,
+            body,
+            client_id,
+            reply_to,
+        } => Ok(Message {
+            seq,
+            id: event.id,
+            room,
+            sender: event.actor,
+            edited_ms: edited.as_ref().map(|(_, at)| *at),
+            body: edited.map_or(body, |(body, _)| body),
+            client_id,
+            commit_time_ms: event.commit_time_ms,
+            reply_to,
+        }),
+        other => Err(Error::Internal(format!(
+            "history names seq {seq}, a {} event",
+            other.type_name()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let cursor = RoomCursor {
+            activity_seq: 42,
+            room: RoomId::new_v7(),
+        };
+        assert_eq!(cursor.to_string().parse::<RoomCursor>().unwrap(), cursor);
+        for bad in ["", "42", "x.y", "42.not-a-uuid", ".0190"] {
+            assert_eq!(
+                bad.parse::<RoomCursor>().unwrap_err().code(),
+                "INVALID_ARGUMENT"
+            );
+        }
+    }
+}
