@@ -91,6 +91,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
                     sender,
                     Command::CreateRoom {
                         title: "bench".into(),
+                        members: Vec::new(),
                     },
                 )
                 .await?

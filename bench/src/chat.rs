@@ -105,14 +105,11 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
                 user_ids[0],
                 Command::CreateRoom {
                     title: format!("room {r}"),
+                    members: user_ids[1..].to_vec(),
                 },
             )
             .await?;
-        let room = RoomId(ack.id.0);
-        for user in user_ids.iter().skip(1) {
-            engine.execute(*user, Command::JoinRoom { room }).await?;
-        }
-        rooms.push(room);
+        rooms.push(RoomId(ack.id.0));
     }
     println!(
         "chat: {} clients ({} users) in {} rooms, target {} msg/s for {} s",

@@ -92,6 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
                     actor,
                     Command::CreateRoom {
                         title: format!("bench {i}"),
+                        members: Vec::new(),
                     },
                 )
                 .await?;

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     /// Threads that may hash passwords at once; default one less than the cores (at least
     /// one), so a login burst always leaves a core to everything else.
     pub password_threads: usize,
+    /// Most members of a group room (at most [`crate::limits::MAX_ROOM_MEMBERS`]).
+    pub max_room_members: usize,
 }
 
 impl EngineConfig {
@@ -46,6 +48,7 @@ impl EngineConfig {
             topic_capacity: DEFAULT_TOPIC_CAPACITY,
             password_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            max_room_members: crate::limits::MAX_ROOM_MEMBERS,
         }
     }
 }
@@ -110,7 +113,11 @@ impl Engine {
     /// from the log) and the hub. Must be called inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
         let store = Store::open(config.store.clone())?;
-        let writer = WriterHandle::spawn(store.clone(), Sequencer::default(), config.writer)?;
+        let writer = WriterHandle::spawn(
+            store.clone(),
+            Sequencer::new(config.max_room_members),
+            config.writer,
+        )?;
         let views = Arc::new(Views::default());
         let flow = dataflow::start(store.clone(), views.clone(), config.workers, None)?;
         let head_at_start = store.head().get();

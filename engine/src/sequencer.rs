@@ -21,10 +21,16 @@ const MEMBER_CACHE_CAP: usize = 1 << 20;
 /// The engine's [`Stager`]. It is the only writer of the write model, so it can keep positive
 /// answers in memory: rooms that exist (rooms are never deleted) and current memberships
 /// (dropped on leave). A miss reads fjall through the transaction.
-#[derive(Default)]
 pub struct Sequencer {
     rooms: HashSet<RoomId>,
     members: HashSet<(RoomId, UserId)>,
+    max_room_members: usize,
+}
+
+impl Default for Sequencer {
+    fn default() -> Self {
+        Self::new(MAX_ROOM_MEMBERS)
+    }
 }
 
 impl Stager for Sequencer {
@@ -48,8 +54,8 @@ impl Stager for Sequencer {
                 if self.is_member(txn, room, user)? {
                     return Err(Error::invalid("userId", "is already a member of this room"));
                 }
-                if record.member_count as usize >= MAX_ROOM_MEMBERS {
-                    return Err(Error::RoomFull(room, MAX_ROOM_MEMBERS));
+                if record.member_count as usize >= self.max_room_members {
+                    return Err(Error::RoomFull(room, self.max_room_members));
                 }
                 require_user(txn, user)?;
                 let ack = append(txn, actor, new_id, Payload::MemberJoined { room, user })?;
@@ -165,6 +171,16 @@ impl Stager for Sequencer {
 }
 
 impl Sequencer {
+    /// A sequencer whose group rooms hold at most `max_room_members` (capped at
+    /// [`MAX_ROOM_MEMBERS`]).
+    pub fn new(max_room_members: usize) -> Self {
+        Self {
+            rooms: HashSet::new(),
+            members: HashSet::new(),
+            max_room_members: max_room_members.clamp(1, MAX_ROOM_MEMBERS),
+        }
+    }
+
     fn create_room(
         &mut self,
         txn: &mut Txn<'_>,
@@ -174,6 +190,9 @@ impl Sequencer {
         members: Vec<UserId>,
     ) -> Result<Ack> {
         let others: Vec<UserId> = members.into_iter().filter(|m| *m != actor).collect();
+        if others.len() >= self.max_room_members {
+            return Err(Error::RoomFull(RoomId(new_id.0), self.max_room_members));
+        }
         // Every check before the first append: the caches below must only learn what commits.
         for user in &others {
             require_user(txn, *user)?;

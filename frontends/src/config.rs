@@ -107,6 +107,8 @@ pub struct LimitsConfig {
     pub graphql_max_depth: usize,
     /// Most complex GraphQL query (async-graphql's field count measure).
     pub graphql_max_complexity: usize,
+    /// Most members of a group room, its owner included (at most 1,000).
+    pub max_room_members: usize,
 }
 
 impl Default for LimitsConfig {
@@ -115,6 +117,7 @@ impl Default for LimitsConfig {
             max_request_bytes: 64 * 1024,
             graphql_max_depth: 16,
             graphql_max_complexity: 1000,
+            max_room_members: girok_engine::limits::MAX_ROOM_MEMBERS,
         }
     }
 }
@@ -247,6 +250,10 @@ impl Config {
         }
         config.read_wait = std::time::Duration::from_millis(self.engine.read_wait_ms);
         config.topic_capacity = self.engine.topic_capacity.max(1);
+        config.max_room_members = self
+            .limits
+            .max_room_members
+            .clamp(1, girok_engine::limits::MAX_ROOM_MEMBERS);
         if self.auth.password_threads > 0 {
             config.password_threads = self.auth.password_threads;
         }

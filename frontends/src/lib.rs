@@ -9,4 +9,5 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod presence;
 pub mod ws;

@@ -35,6 +35,7 @@ async fn rooms_and_messages_over_rest() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let bob = server.sign_in("bob").await;
+    let bob_id = server.my_id().await;
     let alice = server.sign_in("alice").await;
 
     let (status, room) = call(
@@ -59,7 +60,14 @@ async fn rooms_and_messages_over_rest() {
         (status, body["error"]["code"].as_str()),
         (403, Some("NOT_A_MEMBER"))
     );
-    let (status, _) = call(&server, "POST", &format!("/v1/rooms/{id}/join"), &bob, None).await;
+    let (status, _) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{id}/members"),
+        &alice,
+        Some(json!({ "userId": bob_id })),
+    )
+    .await;
     assert_eq!(status, 200);
 
     let (status, first) = call(

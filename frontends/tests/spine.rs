@@ -431,49 +431,6 @@ fn help_and_configuration_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leaving_revokes_access_and_joining_restores_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
-    server.sign_in("tester").await;
-    let room = server.create_room("door").await;
-    let history = "query($r: ID!) { messages(roomId: $r) { nodes { seq } } }";
-    let (_, body) = server
-        .gql_status(
-            "mutation($r: ID!) { joinRoom(roomId: $r) }",
-            json!({ "r": room }),
-        )
-        .await;
-    assert_eq!(code(&body), "ALREADY_MEMBER", "the creator is a member");
-    let left = server
-        .gql(
-            "mutation($r: ID!) { leaveRoom(roomId: $r) }",
-            json!({ "r": room }),
-        )
-        .await;
-    assert!(left["leaveRoom"].as_u64().unwrap() > 0);
-    let (_, body) = server
-        .gql_status(SEND, json!({ "r": room, "b": "x" }))
-        .await;
-    assert_eq!(code(&body), "NOT_A_MEMBER");
-    let (_, body) = server.gql_status(history, json!({ "r": room })).await;
-    assert_eq!(code(&body), "NOT_A_MEMBER");
-    let (_, body) = server
-        .gql_status(
-            "mutation($r: ID!) { leaveRoom(roomId: $r) }",
-            json!({ "r": room }),
-        )
-        .await;
-    assert_eq!(code(&body), "NOT_A_MEMBER");
-    server
-        .gql(
-            "mutation($r: ID!) { joinRoom(roomId: $r) }",
-            json!({ "r": room }),
-        )
-        .await;
-    server.gql(SEND, json!({ "r": room, "b": "back" })).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_wait_until_one_closes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();

@@ -4,67 +4,21 @@
 mod common;
 
 use common::Server;
+use common::sockets::{connect, next, next_of, send};
 use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(server: &Server, token: Option<&str>) -> Socket {
-    let url = server.base.replace("http://", "ws://") + "/ws";
-    let mut request = url.into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, frame: Value) {
-    socket.send(Message::text(frame.to_string())).await.unwrap();
-}
-
-/// The next JSON frame (skipping pings), within 10 s.
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("connection open")
-            .unwrap();
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
-    loop {
-        let frame = next(socket).await;
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
-}
-
 /// Alice creates a room and adds nobody; Bob joins it. Returns (room, alice's, bob's token).
 async fn two_users_one_room(server: &Server) -> (String, String, String) {
     let bob = server.sign_in("bob").await;
+    let bob_id = server.my_id().await;
     let alice = server.sign_in("alice").await;
     let room = server.create_room("ws").await;
+    server.add_member(&room, &bob_id).await;
     server.set_token(&bob);
-    server
-        .gql(
-            "mutation($r: ID!) { joinRoom(roomId: $r) }",
-            json!({ "r": room }),
-        )
-        .await;
     (room, alice, bob)
 }
 

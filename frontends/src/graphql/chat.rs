@@ -1,24 +1,52 @@
-//! The chat operations of the spine: rooms, messages and the log head.
+//! Chat queries and mutations: rooms (group and direct), members, messages, read receipts and
+//! typing. The objects they answer with are in `chat_types.rs`; subscriptions in
+//! `subscriptions.rs`.
 
+use super::chat_types::{
+    CreatedRoom, LogHead, MessageAck, MessageConnection, MessageNode, PageInfo, ReadReceipt, Room,
+    RoomConnection, RoomPageInfo,
+};
 use super::errors::{changing_principal, gql, invalid, principal};
 use super::scalars::Seq;
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
-use girok_engine::{Command, Engine, HistoryQuery, Message, RoomInfo};
-use girok_schemas::{RoomId, rfc3339_millis};
+use crate::presence::Presence;
+use async_graphql::{Context, ID, Object, Result};
+use girok_engine::{Command, Engine, HistoryQuery, RoomCursor, RoomsQuery};
+use girok_schemas::{EventId, RoomId, UserId, rfc3339_millis};
 use std::sync::Arc;
 
-fn engine<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Engine>> {
+pub(super) fn engine<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Engine>> {
     ctx.data::<Arc<Engine>>()
         .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
 }
 
-fn room_id(field: &'static str, id: &ID) -> Result<RoomId> {
-    id.parse().map_err(|_| {
-        invalid(
-            field,
-            format!("{:?} is not a room id (a UUID)", id.as_str()),
-        )
-    })
+pub(super) fn presence<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Presence>> {
+    ctx.data::<Arc<Presence>>()
+        .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
+}
+
+fn parse_id<T: std::str::FromStr>(field: &'static str, what: &str, id: &ID) -> Result<T> {
+    id.parse()
+        .map_err(|_| invalid(field, format!("{:?} is not {what} (a UUID)", id.as_str())))
+}
+
+pub(super) fn room_id_arg(field: &'static str, id: &ID) -> Result<RoomId> {
+    parse_id(field, "a room id", id)
+}
+
+fn user_id_arg(field: &'static str, id: &ID) -> Result<UserId> {
+    parse_id(field, "a user id", id)
+}
+
+fn message_id_arg(field: &'static str, id: &ID) -> Result<EventId> {
+    parse_id(field, "a message id", id)
+}
+
+fn page_size(first: Option<i32>, max: usize) -> Result<Option<usize>> {
+    match first {
+        Some(n) if n < 1 => Err(invalid("first", format!("must be between 1 and {max}"))),
+        Some(n) => Ok(Some(n as usize)),
+        None => Ok(None),
+    }
 }
 
 /// Chat queries.
@@ -29,8 +57,7 @@ pub struct ChatQuery;
 impl ChatQuery {
     /// The newest durable event.
     async fn log_head(&self, ctx: &Context<'_>) -> Result<LogHead> {
-        let engine = engine(ctx)?;
-        let status = engine.status();
+        let status = engine(ctx)?.status();
         Ok(LogHead {
             seq: Seq(status.log.head),
             durability: format!("{:?}", status.log.durability).to_lowercase(),
@@ -39,7 +66,7 @@ impl ChatQuery {
 
     /// A room you are a member of. `after`: answer once the views reflect this seq.
     async fn room(&self, ctx: &Context<'_>, id: ID, after: Option<Seq>) -> Result<Room> {
-        let room = room_id("id", &id)?;
+        let room = room_id_arg("id", &id)?;
         let actor = principal(ctx)?.user;
         let info = engine(ctx)?
             .room(actor, room, after.map(|s| s.0))
@@ -48,58 +75,70 @@ impl ChatQuery {
         Ok(Room(info))
     }
 
+    /// Your rooms, most recent activity first, with their last message and your unread
+    /// count. `first`: page size (1 to 100, default 20); `cursor`: the `endCursor` of the
+    /// previous page; `after`: answer once the views reflect this seq.
+    async fn rooms(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        cursor: Option<String>,
+        after: Option<Seq>,
+    ) -> Result<RoomConnection> {
+        let query = RoomsQuery {
+            cursor: cursor
+                .map(|c| c.parse::<RoomCursor>())
+                .transpose()
+                .map_err(gql)?,
+            limit: page_size(first, girok_engine::limits::MAX_ROOMS_PAGE_SIZE)?,
+            after: after.map(|s| s.0),
+        };
+        let actor = principal(ctx)?.user;
+        let page = engine(ctx)?.rooms(actor, query).await.map_err(gql)?;
+        Ok(RoomConnection {
+            page_info: RoomPageInfo {
+                has_next_page: page.next_cursor.is_some(),
+                end_cursor: page.next_cursor.map(|c| c.to_string()),
+            },
+            nodes: page.rooms.into_iter().map(Room).collect(),
+        })
+    }
+
     /// A room's messages, newest first. `first`: page size (1 to 100, default 20); `before`:
-    /// the `endCursor` of the previous page; `after`: answer once the history reflects this
-    /// seq (read your writes: pass the seq `sendMessage` returned).
+    /// the `endCursor` of the previous page (older messages); `since`: the `startCursor` of a
+    /// page (newer messages: the oldest ones after it); `after`: answer once the history
+    /// reflects this seq (read your writes: pass the seq `sendMessage` returned).
     async fn messages(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
         first: Option<i32>,
         before: Option<Seq>,
+        since: Option<Seq>,
         after: Option<Seq>,
     ) -> Result<MessageConnection> {
-        let room = room_id_arg(&room_id)?;
-        let limit = match first {
-            Some(n) if n < 1 => return Err(invalid("first", "must be between 1 and 100")),
-            Some(n) => Some(n as usize),
-            None => None,
+        let room = room_id_arg("roomId", &room_id)?;
+        let query = HistoryQuery {
+            before: before.map(|s| s.0),
+            since: since.map(|s| s.0),
+            limit: page_size(first, girok_engine::limits::MAX_PAGE_SIZE)?,
+            after: after.map(|s| s.0),
         };
         let actor = principal(ctx)?.user;
         let page = engine(ctx)?
-            .messages(
-                actor,
-                room,
-                HistoryQuery {
-                    before: before.map(|s| s.0),
-                    limit,
-                    after: after.map(|s| s.0),
-                },
-            )
+            .messages(actor, room, query)
             .await
             .map_err(gql)?;
-        let end_cursor = page.messages.last().map(|m| Seq(m.seq));
         Ok(MessageConnection {
-            nodes: page.messages.into_iter().map(MessageNode).collect(),
             page_info: PageInfo {
-                has_next_page: page.has_more,
-                end_cursor,
+                has_next_page: page.has_older,
+                end_cursor: page.messages.last().map(|m| Seq(m.seq)),
+                has_previous_page: page.has_newer,
+                start_cursor: page.messages.first().map(|m| Seq(m.seq)),
             },
+            nodes: page.messages.into_iter().map(MessageNode).collect(),
         })
     }
-}
-
-fn room_id_arg(id: &ID) -> Result<RoomId> {
-    room_id("roomId", id)
-}
-
-fn message_id_arg(field: &'static str, id: &ID) -> Result<girok_schemas::EventId> {
-    id.parse().map_err(|_| {
-        invalid(
-            field,
-            format!("{:?} is not a message id (a UUID)", id.as_str()),
-        )
-    })
 }
 
 /// Chat mutations.
@@ -108,15 +147,25 @@ pub struct ChatMutation;
 
 #[Object]
 impl ChatMutation {
-    /// Creates a room (title: 1 to 100 characters); you become its first member.
-    async fn create_room(&self, ctx: &Context<'_>, title: String) -> Result<CreatedRoom> {
+    /// Creates a group room (title: 1 to 100 characters) that you own, with you and
+    /// `memberIds` (existing users; at most 999) as its members.
+    async fn create_room(
+        &self,
+        ctx: &Context<'_>,
+        title: String,
+        member_ids: Option<Vec<ID>>,
+    ) -> Result<CreatedRoom> {
+        let members = member_ids
+            .unwrap_or_default()
+            .iter()
+            .map(|m| user_id_arg("memberIds", m))
+            .collect::<Result<Vec<_>>>()?;
         let actor = changing_principal(ctx)?.user;
-        let engine = engine(ctx)?;
-        let ack = engine
-            .execute(actor, Command::CreateRoom { title })
+        let ack = engine(ctx)?
+            .execute(actor, Command::CreateRoom { title, members })
             .await
             .map_err(gql)?;
-        let info = engine
+        let info = engine(ctx)?
             .room(actor, RoomId(ack.id.0), None)
             .await
             .map_err(gql)?;
@@ -124,7 +173,44 @@ impl ChatMutation {
             id: ID(info.id.to_string()),
             title: info.title,
             seq: Seq(ack.seq),
+            created: true,
         })
+    }
+
+    /// The direct room of you and `userId`: created on first use, the same room afterwards.
+    async fn open_direct_room(&self, ctx: &Context<'_>, user_id: ID) -> Result<CreatedRoom> {
+        let peer = user_id_arg("userId", &user_id)?;
+        let actor = changing_principal(ctx)?.user;
+        let ack = engine(ctx)?
+            .execute(actor, Command::OpenDirectRoom { peer })
+            .await
+            .map_err(gql)?;
+        Ok(CreatedRoom {
+            id: ID(ack.id.to_string()),
+            title: String::new(),
+            seq: Seq(ack.seq),
+            created: !ack.duplicate,
+        })
+    }
+
+    /// Adds a member to a group room you own (at most 1,000 members).
+    async fn add_member(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<Seq> {
+        let room = room_id_arg("roomId", &room_id)?;
+        let user = user_id_arg("userId", &user_id)?;
+        execute_for_seq(ctx, Command::AddMember { room, user }).await
+    }
+
+    /// Removes a member from a group room you own.
+    async fn remove_member(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<Seq> {
+        let room = room_id_arg("roomId", &room_id)?;
+        let user = user_id_arg("userId", &user_id)?;
+        execute_for_seq(ctx, Command::RemoveMember { room, user }).await
+    }
+
+    /// Leaves a group room (its owner only once alone; direct rooms cannot be left).
+    async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
+        let room = room_id_arg("roomId", &room_id)?;
+        execute_for_seq(ctx, Command::LeaveRoom { room }).await
     }
 
     /// Sends a message (1 byte to 4 KiB of UTF-8). `clientId` (1 to 64 printable ASCII
@@ -138,23 +224,18 @@ impl ChatMutation {
         client_id: Option<String>,
         reply_to: Option<ID>,
     ) -> Result<MessageAck> {
-        let room = room_id_arg(&room_id)?;
+        let room = room_id_arg("roomId", &room_id)?;
         let reply_to = reply_to
             .map(|id| message_id_arg("replyTo", &id))
             .transpose()?;
         let actor = changing_principal(ctx)?.user;
-        let ack = engine(ctx)?
-            .execute(
-                actor,
-                Command::SendMessage {
-                    room,
-                    body,
-                    client_id,
-                    reply_to,
-                },
-            )
-            .await
-            .map_err(gql)?;
+        let command = Command::SendMessage {
+            room,
+            body,
+            client_id,
+            reply_to,
+        };
+        let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
         Ok(MessageAck {
             seq: Seq(ack.seq),
             id: ID(ack.id.to_string()),
@@ -184,16 +265,38 @@ impl ChatMutation {
         execute_for_seq(ctx, command).await
     }
 
-    /// Joins a room. (Until the chat issue adds owners and invitations, any room is open.)
-    async fn join_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
-        let room = room_id_arg(&room_id)?;
-        execute_for_seq(ctx, Command::JoinRoom { room }).await
+    /// A read receipt: you have read the room up to `upToSeq` (default: everything so far).
+    /// Receipts only move forward; an older one changes nothing.
+    async fn mark_read(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        up_to_seq: Option<Seq>,
+    ) -> Result<ReadReceipt> {
+        let room = room_id_arg("roomId", &room_id)?;
+        let actor = changing_principal(ctx)?.user;
+        let command = Command::MarkRead {
+            room,
+            up_to: up_to_seq.map(|s| s.0),
+        };
+        let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
+        Ok(ReadReceipt {
+            room_id,
+            read_up_to_seq: Seq(ack.read_up_to.unwrap_or_default()),
+            seq: Seq(ack.seq),
+        })
     }
 
-    /// Leaves a room.
-    async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
-        let room = room_id_arg(&room_id)?;
-        execute_for_seq(ctx, Command::LeaveRoom { room }).await
+    /// Tells the room's members you are typing (ephemeral: shown for 5 seconds, never logged).
+    async fn typing(&self, ctx: &Context<'_>, room_id: ID) -> Result<bool> {
+        let room = room_id_arg("roomId", &room_id)?;
+        let actor = changing_principal(ctx)?.user;
+        let engine = engine(ctx)?;
+        if !engine.is_member(actor, room).await.map_err(gql)? {
+            return Err(gql(girok_engine::Error::NotAMember(room)));
+        }
+        presence(ctx)?.typing(room, actor);
+        Ok(true)
     }
 }
 
@@ -202,118 +305,4 @@ async fn execute_for_seq(ctx: &Context<'_>, command: Command) -> Result<Seq> {
     let actor = changing_principal(ctx)?.user;
     let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
     Ok(Seq(ack.seq))
-}
-
-/// The log's head.
-#[derive(SimpleObject)]
-pub struct LogHead {
-    /// Seq of the newest durable event (0 for an empty log).
-    seq: Seq,
-    /// `sync` or `buffered`.
-    durability: String,
-}
-
-/// The answer to `createRoom`.
-#[derive(SimpleObject)]
-pub struct CreatedRoom {
-    id: ID,
-    title: String,
-    /// Pass as `after` to read views that include the new room.
-    seq: Seq,
-}
-
-/// The ack of a durable send.
-#[derive(SimpleObject)]
-pub struct MessageAck {
-    /// The message's seq; pass as `after` to read your write.
-    seq: Seq,
-    /// The message's id.
-    id: ID,
-    created_at: String,
-    /// True when this answers a retry of an earlier send with the same `clientId`.
-    duplicate: bool,
-}
-
-/// Cursor pagination state.
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    has_next_page: bool,
-    /// Pass as `before` to get the next (older) page.
-    end_cursor: Option<Seq>,
-}
-
-/// A page of messages.
-#[derive(SimpleObject)]
-pub struct MessageConnection {
-    nodes: Vec<MessageNode>,
-    page_info: PageInfo,
-}
-
-/// A room.
-pub struct Room(RoomInfo);
-
-#[Object]
-impl Room {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-    async fn creator_id(&self) -> Option<ID> {
-        self.0.creator.map(|c| ID(c.to_string()))
-    }
-    async fn created_seq(&self) -> Seq {
-        Seq(self.0.created_seq)
-    }
-    async fn message_count(&self) -> u64 {
-        self.0.message_count as u64
-    }
-    /// Seq of the newest message.
-    async fn last_message_seq(&self) -> Option<Seq> {
-        self.0.last_message.map(|(seq, _)| Seq(seq))
-    }
-    /// Time of the newest message (RFC 3339).
-    async fn last_message_at(&self) -> Option<String> {
-        self.0.last_message.map(|(_, ms)| rfc3339_millis(ms))
-    }
-}
-
-/// A message.
-pub struct MessageNode(Message);
-
-#[Object(name = "Message")]
-impl MessageNode {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn seq(&self) -> Seq {
-        Seq(self.0.seq)
-    }
-    async fn room_id(&self) -> ID {
-        ID(self.0.room.to_string())
-    }
-    async fn sender_id(&self) -> Option<ID> {
-        self.0.sender.map(|s| ID(s.to_string()))
-    }
-    async fn body(&self) -> &str {
-        &self.0.body
-    }
-    async fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
-    }
-    /// The message this one answers.
-    async fn reply_to_id(&self) -> Option<ID> {
-        self.0.reply_to.map(|r| ID(r.to_string()))
-    }
-    /// Whether the text was edited, and when last.
-    async fn edited(&self) -> bool {
-        self.0.edited_ms.is_some()
-    }
-    async fn edited_at(&self) -> Option<String> {
-        self.0.edited_ms.map(rfc3339_millis)
-    }
-    async fn created_at(&self) -> String {
-        rfc3339_millis(self.0.commit_time_ms)
-    }
 }

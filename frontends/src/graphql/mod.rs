@@ -5,15 +5,19 @@
 
 mod accounts;
 mod chat;
+mod chat_types;
 mod errors;
 mod scalars;
+mod subscriptions;
+
+pub use subscriptions::upgrade as subscriptions_upgrade;
 
 use crate::config::Config;
 use crate::http::AppState;
 use crate::http::PeerAddr;
 use async_graphql::MergedObject;
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{EmptySubscription, Schema, ServerError};
+use async_graphql::{Schema, ServerError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
@@ -35,16 +39,21 @@ pub struct QueryRoot(chat::ChatQuery, accounts::AccountQuery);
 pub struct MutationRoot(chat::ChatMutation, accounts::AccountMutation);
 
 /// The schema type.
-pub type GirokSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type GirokSchema = Schema<QueryRoot, MutationRoot, subscriptions::ChatSubscription>;
 
 /// Builds the schema with its limits.
-pub fn build_schema(engine: Arc<Engine>, config: &Config) -> GirokSchema {
+pub fn build_schema(
+    engine: Arc<Engine>,
+    presence: Arc<crate::presence::Presence>,
+    config: &Config,
+) -> GirokSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        subscriptions::ChatSubscription,
     )
     .data(engine)
+    .data(presence)
     .limit_depth(config.limits.graphql_max_depth)
     .limit_complexity(config.limits.graphql_max_complexity)
     .finish()
@@ -52,7 +61,12 @@ pub fn build_schema(engine: Arc<Engine>, config: &Config) -> GirokSchema {
 
 /// `GET /graphql`: the GraphiQL IDE.
 pub async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

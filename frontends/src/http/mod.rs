@@ -44,6 +44,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub login_limiter: Arc<LoginLimiter>,
     pub request_metrics: request_metrics::RequestMetrics,
+    /// Who is online and typing (in memory only).
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 impl AppState {
@@ -71,7 +73,8 @@ impl AppState {
             "Open HTTP connections",
             connections.clone(),
         );
-        let schema = graphql::build_schema(engine.clone(), &config);
+        let presence = Arc::new(crate::presence::Presence::default());
+        let schema = graphql::build_schema(engine.clone(), presence.clone(), &config);
         Ok(Self {
             engine,
             schema,
@@ -81,6 +84,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             login_limiter: Arc::new(login_limiter),
             request_metrics,
+            presence,
         })
     }
 }
@@ -96,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
         .route("/ws", get(crate::ws::upgrade))
+        .route("/graphql/ws", get(graphql::subscriptions_upgrade))
         .merge(accounts::routes())
         .merge(rooms::routes())
         .route(

@@ -1,5 +1,6 @@
 //! REST for chat under `/v1/rooms`, for simple clients: the same operations as GraphQL.
-//! `after` (query) is the read-your-writes seq; `before` the cursor of the previous page.
+//! `after` (query) is the read-your-writes seq; `before`/`since` the history cursors and
+//! `cursor` the room list's.
 
 use super::AppState;
 use super::accounts::Auth;
@@ -7,19 +8,23 @@ use super::error::ApiError;
 use super::json::{JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use girok_engine::{Ack, Command, HistoryQuery, Message, RoomInfo};
-use girok_schemas::{EventId, RoomId, rfc3339_millis};
+use girok_engine::{Ack, Command, HistoryQuery, Message, RoomCursor, RoomInfo, RoomsQuery};
+use girok_schemas::{EventId, RoomId, UserId, rfc3339_millis};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/rooms", post(create_room))
+        .route("/v1/rooms", get(list_rooms).post(create_room))
+        .route("/v1/rooms/direct", post(open_direct_room))
         .route("/v1/rooms/{room}", get(room))
-        .route("/v1/rooms/{room}/join", post(join))
+        .route("/v1/rooms/{room}/members", get(members).post(add_member))
+        .route("/v1/rooms/{room}/members/{user}", delete(remove_member))
         .route("/v1/rooms/{room}/leave", post(leave))
+        .route("/v1/rooms/{room}/read", post(mark_read))
+        .route("/v1/rooms/{room}/typing", post(typing))
         .route("/v1/rooms/{room}/messages", get(messages).post(send))
         .route(
             "/v1/rooms/{room}/messages/{message}",
@@ -43,15 +48,27 @@ fn message_id(field: &str, raw: &str) -> Result<EventId, ApiError> {
     raw.parse().map_err(|_| invalid(field, "a message id"))
 }
 
+fn user_id(field: &str, raw: &str) -> Result<UserId, ApiError> {
+    raw.parse().map_err(|_| invalid(field, "a user id"))
+}
+
 fn room_json(room: &RoomInfo) -> Value {
     json!({
         "id": room.id,
+        "kind": if room.is_direct() { "direct" } else { "group" },
         "title": room.title,
         "creatorId": room.creator,
+        "directWithId": room.direct_with,
         "createdSeq": room.created_seq,
+        "memberCount": room.member_count,
         "messageCount": room.message_count,
-        "lastMessageSeq": room.last_message.map(|m| m.0),
-        "lastMessageAt": room.last_message.map(|m| rfc3339_millis(m.1)),
+        "lastMessage": room.last_message.as_ref().map(message_json),
+        "lastMessageSeq": room.last_message.as_ref().map(|m| m.seq),
+        "lastMessageAt": room.last_message.as_ref().map(|m| rfc3339_millis(m.commit_time_ms)),
+        "lastActivitySeq": room.last_activity.0,
+        "lastActivityAt": rfc3339_millis(room.last_activity.1),
+        "readUpToSeq": room.read_up_to,
+        "unreadCount": room.unread_count,
     })
 }
 
@@ -83,6 +100,161 @@ fn ack_json(ack: &Ack) -> Value {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateRoomBody {
     title: String,
+    #[serde(default)]
+    member_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomListParams {
+    first: Option<usize>,
+    cursor: Option<String>,
+    after: Option<u64>,
+}
+
+async fn list_rooms(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    QueryParams(params): QueryParams<RoomListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require()?;
+    let cursor = params.cursor.map(|c| c.parse::<RoomCursor>()).transpose()?;
+    let query = RoomsQuery {
+        cursor,
+        limit: params.first,
+        after: params.after,
+    };
+    let page = state.engine.rooms(me.user, query).await?;
+    Ok(Json(json!({
+        "rooms": page.rooms.iter().map(room_json).collect::<Vec<_>>(),
+        "pageInfo": {
+            "hasNextPage": page.next_cursor.is_some(),
+            "endCursor": page.next_cursor.map(|c| c.to_string()),
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UserBody {
+    user_id: String,
+}
+
+async fn open_direct_room(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    JsonBody(body): JsonBody<UserBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let me = auth.require_for_change()?;
+    let peer = user_id("userId", &body.user_id)?;
+    let ack = state
+        .engine
+        .execute(me.user, Command::OpenDirectRoom { peer })
+        .await?;
+    let room = state
+        .engine
+        .room(me.user, RoomId(ack.id.0), Some(ack.seq))
+        .await?;
+    let mut json = room_json(&room);
+    json["seq"] = json!(ack.seq);
+    let status = if ack.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(json)))
+}
+
+async fn members(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(room): Path<String>,
+    QueryParams(query): QueryParams<AfterQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require()?;
+    let members = state
+        .engine
+        .members(me.user, room_id(&room)?, query.after)
+        .await?;
+    let members: Vec<Value> = members
+        .into_iter()
+        .map(|m| {
+            let status = state.presence.status(m.user);
+            json!({
+                "userId": m.user,
+                "readUpToSeq": m.read_up_to,
+                "online": status.online,
+                "lastSeenAt": status.last_seen_ms.map(rfc3339_millis),
+            })
+        })
+        .collect();
+    let room = room_id(&room)?;
+    Ok(Json(json!({
+        "members": members,
+        "typing": state.presence.typing_in(room),
+    })))
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(room): Path<String>,
+    JsonBody(body): JsonBody<UserBody>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::AddMember {
+        room: room_id(&room)?,
+        user: user_id("userId", &body.user_id)?,
+    };
+    execute_for_seq(&state, &auth, command).await
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::RemoveMember {
+        room: room_id(&room)?,
+        user: user_id("user", &user)?,
+    };
+    execute_for_seq(&state, &auth, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadBody {
+    up_to_seq: Option<u64>,
+}
+
+async fn mark_read(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(room): Path<String>,
+    JsonBody(body): JsonBody<ReadBody>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require_for_change()?;
+    let command = Command::MarkRead {
+        room: room_id(&room)?,
+        up_to: body.up_to_seq,
+    };
+    let ack = state.engine.execute(me.user, command).await?;
+    Ok(Json(
+        json!({ "seq": ack.seq, "readUpToSeq": ack.read_up_to }),
+    ))
+}
+
+async fn typing(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let me = auth.require_for_change()?;
+    let room = room_id(&room)?;
+    if !state.engine.is_member(me.user, room).await? {
+        return Err(girok_engine::Error::NotAMember(room).into());
+    }
+    state.presence.typing(room, me.user);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn create_room(
@@ -91,10 +263,16 @@ async fn create_room(
     JsonBody(body): JsonBody<CreateRoomBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let me = auth.require_for_change()?;
-    let ack = state
-        .engine
-        .execute(me.user, Command::CreateRoom { title: body.title })
-        .await?;
+    let members = body
+        .member_ids
+        .iter()
+        .map(|m| user_id("memberIds", m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let command = Command::CreateRoom {
+        title: body.title,
+        members,
+    };
+    let ack = state.engine.execute(me.user, command).await?;
     let room = state.engine.room(me.user, RoomId(ack.id.0), None).await?;
     let mut json = room_json(&room);
     json["seq"] = json!(ack.seq);
@@ -132,15 +310,6 @@ async fn execute_for_seq(
     Ok(Json(json!({ "seq": ack.seq })))
 }
 
-async fn join(
-    State(state): State<AppState>,
-    Auth(auth): Auth,
-    Path(room): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let room = room_id(&room)?;
-    execute_for_seq(&state, &auth, Command::JoinRoom { room }).await
-}
-
 async fn leave(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -155,6 +324,7 @@ async fn leave(
 struct HistoryParams {
     first: Option<usize>,
     before: Option<u64>,
+    since: Option<u64>,
     after: Option<u64>,
 }
 
@@ -172,6 +342,7 @@ async fn messages(
             room_id(&room)?,
             HistoryQuery {
                 before: params.before,
+                since: params.since,
                 limit: params.first,
                 after: params.after,
             },
@@ -180,8 +351,10 @@ async fn messages(
     Ok(Json(json!({
         "messages": page.messages.iter().map(message_json).collect::<Vec<_>>(),
         "pageInfo": {
-            "hasNextPage": page.has_more,
+            "hasNextPage": page.has_older,
             "endCursor": page.messages.last().map(|m| m.seq),
+            "hasPreviousPage": page.has_newer,
+            "startCursor": page.messages.first().map(|m| m.seq),
         },
     })))
 }

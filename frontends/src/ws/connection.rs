@@ -7,6 +7,7 @@ use super::protocol::{ClientFrame, ServerFrame};
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
+use crate::presence::Signal;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use girok_engine::{Command, Error as EngineError, Topic};
@@ -105,6 +106,9 @@ pub async fn serve(
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { break };
                 last_seen = Instant::now();
+                if let Some(principal) = connection.principal {
+                    connection.state.presence.heartbeat(principal.user);
+                }
                 match message {
                     Message::Text(text) => connection.handle(text.as_str()).await,
                     Message::Binary(_) => connection.reply(ServerFrame::error("BAD_FRAME", "frames are JSON text")),
@@ -155,6 +159,20 @@ pub async fn serve(
     for (_, task) in connection.subscriptions.drain() {
         task.abort();
     }
+    if let Some(principal) = connection.principal
+        && connection.state.presence.disconnected(principal.user)
+    {
+        announce_presence(&connection.state, principal.user, false);
+    }
+}
+
+/// Tells the live subscribers of every room of `user` that they came online or went offline.
+fn announce_presence(state: &AppState, user: UserId, online: bool) {
+    for (room, _) in state.engine.views().memberships.rooms_of(user) {
+        state
+            .presence
+            .signal(room, Signal::Presence { user, online });
+    }
 }
 
 struct Connection {
@@ -183,6 +201,9 @@ impl Connection {
 
     fn welcome(&mut self, principal: Principal) {
         self.principal = Some(principal);
+        if self.state.presence.connected(principal.user) {
+            announce_presence(&self.state, principal.user, true);
+        }
         self.reply(ServerFrame::Welcome {
             user_id: principal.user.to_string(),
             head_seq: self.state.engine.head(),
@@ -253,7 +274,22 @@ impl Connection {
                 self.send(principal.user, reference, target, body, client_id)
                     .await
             }
+            ClientFrame::Typing { room_id } => self.typing(principal.user, &room_id).await,
             ClientFrame::Ping | ClientFrame::Auth { .. } => {}
+        }
+    }
+
+    async fn typing(&mut self, user: UserId, room_id: &str) {
+        let Ok(room) = room_id.parse::<RoomId>() else {
+            return self.reply(ServerFrame::error(
+                "INVALID_ARGUMENT",
+                "roomId is not a room id",
+            ));
+        };
+        match self.state.engine.is_member(user, room).await {
+            Ok(true) => self.state.presence.typing(room, user),
+            Ok(false) => self.reply(engine_error(EngineError::NotAMember(room))),
+            Err(error) => self.reply(engine_error(error)),
         }
     }
 
@@ -348,8 +384,13 @@ impl Connection {
             let message = "topics are `chat:<roomId>` and `notifications`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
+        let signals = match scope {
+            Scope::Room(room, _) => Some(self.state.presence.subscribe(room)),
+            Scope::User(_) => None,
+        };
         let task = tokio::spawn(run_subscription(
             self.state.engine.clone(),
+            signals,
             topic.clone(),
             scope,
             from_seq,
@@ -414,8 +455,41 @@ fn deliver(
     }
 }
 
+/// The next ephemeral signal, or never when the subscription has none (a user topic).
+async fn next_signal(signals: &mut Option<broadcast::Receiver<Signal>>) -> Signal {
+    loop {
+        let Some(rx) = signals.as_mut() else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(signal) => return signal,
+            // Lost typing indicators do no harm: skip them.
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => *signals = None,
+        }
+    }
+}
+
+/// The frame of a signal for subscriber `me`; `None` for their own typing.
+fn signal_frame(topic: &str, signal: Signal, me: Option<UserId>) -> Option<ServerFrame> {
+    match signal {
+        Signal::Typing { user, .. } if Some(user) == me => None,
+        Signal::Typing { user, .. } => Some(ServerFrame::Typing {
+            topic: topic.to_owned(),
+            user_id: user.to_string(),
+        }),
+        Signal::Presence { user, online } => Some(ServerFrame::Presence {
+            topic: topic.to_owned(),
+            user_id: user.to_string(),
+            online,
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_subscription(
     engine: std::sync::Arc<girok_engine::Engine>,
+    mut signals: Option<broadcast::Receiver<Signal>>,
     topic: String,
     scope: Scope,
     from_seq: Option<Seq>,
@@ -475,8 +549,23 @@ async fn run_subscription(
             }
         }
     }
+    let me = match scope {
+        Scope::Room(_, me) | Scope::User(me) => Some(me),
+    };
     loop {
-        match live.recv().await {
+        let received = tokio::select! {
+            received = live.recv() => received,
+            signal = next_signal(&mut signals) => {
+                if let Some(frame) = signal_frame(&topic, signal, me)
+                    && out.try_send(frame).is_err()
+                {
+                    let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+                    return;
+                }
+                continue;
+            }
+        };
+        match received {
             Ok(event) if event.seq > head && scope.matches(&event) => {
                 if !deliver(&topic, &event, &out, &closer) || scope.ends_with(&event) {
                     return;

@@ -33,6 +33,11 @@ pub enum ClientFrame {
         /// The id of the message this one answers.
         reply_to: Option<String>,
     },
+    /// You are typing in a room you are a member of (shown to its subscribers for 5 s).
+    #[serde(rename_all = "camelCase")]
+    Typing {
+        room_id: String,
+    },
     Ping,
 }
 
@@ -75,6 +80,19 @@ pub enum ServerFrame {
         reference: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
+    },
+    /// A member of the subscribed room is typing (ephemeral, never logged).
+    #[serde(rename_all = "camelCase")]
+    Typing {
+        topic: String,
+        user_id: String,
+    },
+    /// A member of the subscribed room came online or went offline.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        topic: String,
+        user_id: String,
+        online: bool,
     },
     Pong,
 }

@@ -2,6 +2,8 @@
 //! HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod sockets;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,11 @@ pub struct Server {
 impl Server {
     /// Starts `girok serve` on `data_dir` with a free port and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// The same with extra environment variables (configuration: `GIROK__SECTION__KEY`).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -33,6 +40,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -140,6 +148,23 @@ impl Server {
     }
 
     /// Every message of a room, newest first, read page by page with `after`.
+    /// The signed-in user's id.
+    pub async fn my_id(&self) -> String {
+        let data = self.gql("{ me { id } }", json!({})).await;
+        data["me"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The signed-in owner adds `user` to `room`; returns the seq.
+    pub async fn add_member(&self, room: &str, user: &str) -> u64 {
+        let data = self
+            .gql(
+                "mutation($r: ID!, $u: ID!) { addMember(roomId: $r, userId: $u) }",
+                json!({ "r": room, "u": user }),
+            )
+            .await;
+        data["addMember"].as_u64().unwrap()
+    }
+
     pub async fn history(&self, room: &str, after: u64) -> Vec<Value> {
         let mut all = Vec::new();
         let mut before = Value::Null;

@@ -1,0 +1,346 @@
+//! GraphQL subscriptions over graphql-transport-ws (and the older graphql-ws) at
+//! `/graphql/ws`: `messageAdded(roomId)`, `messageUpdated(roomId)` (edits and deletes) and
+//! `roomUpdated` (anything that changes one of your rooms). Authenticated by the session cookie
+//! on the upgrade or by `{"authorization": "Bearer <token>"}` in `connection_init`. Events come
+//! from the live hub, which only publishes durable events; a subscription to a room checks
+//! membership first and ends when you leave the room. A subscriber more than
+//! `engine.topic_capacity` events behind gets a `SLOW_CONSUMER` error and the stream ends:
+//! re-read the history and subscribe again.
+
+use super::chat::{engine, room_id_arg};
+use super::chat_types::{MessageNode, Room};
+use super::errors::{api, gql, principal};
+use super::scalars::Seq;
+use crate::auth::{RequestAuth, authenticate, bearer_principal};
+use crate::http::{AppState, PeerAddr};
+use async_graphql::{Context, Data, ErrorExtensions, ID, Result, SimpleObject, Subscription};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
+use girok_engine::{Engine, Message, Topic};
+use girok_schemas::{Event, Payload, RoomId, UserId, rfc3339_millis};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+type Events = BoxStream<'static, Result<Arc<Event>>>;
+
+fn slow_consumer(missed: u64) -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "this subscription fell {missed} events behind and ended; re-read and subscribe again"
+    ))
+    .extend_with(|_, ext| ext.set("code", "SLOW_CONSUMER"))
+}
+
+/// Live events of `room` for member `me`, ending after `me` leaves it.
+fn room_events(rx: broadcast::Receiver<Arc<Event>>, me: UserId, room: RoomId) -> Events {
+    stream::unfold(Some(rx), move |state| async move {
+        let mut rx = state?;
+        loop {
+            match rx.recv().await {
+                Ok(event) if event.payload.room() == Some(room) => {
+                    let left = matches!(&event.payload,
+                        Payload::MemberLeft { user, .. } if *user == me);
+                    return Some((Ok(event), (!left).then_some(rx)));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    return Some((Err(slow_consumer(missed)), None));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Authorizes `me` on `room`, then streams its events.
+async fn member_room_events(ctx: &Context<'_>, room_id: &ID) -> Result<(Arc<Engine>, Events)> {
+    let room = room_id_arg("roomId", room_id)?;
+    let me = principal(ctx)?.user;
+    let engine = engine(ctx)?.clone();
+    // Subscribe first, then check: a member added meanwhile misses nothing.
+    let rx = engine.hub().subscribe(Topic::Room(room));
+    engine.room(me, room, None).await.map_err(gql)?;
+    Ok((engine, room_events(rx, me, room)))
+}
+
+/// An edit or a deletion.
+#[derive(SimpleObject)]
+pub struct MessageUpdate {
+    pub room_id: ID,
+    pub message_id: ID,
+    pub message_seq: Seq,
+    /// The seq of the edit or deletion.
+    pub seq: Seq,
+    pub deleted: bool,
+    /// The new text of an edit (null for a deletion: the text is gone).
+    pub body: Option<String>,
+    pub at: String,
+}
+
+/// Something changed in one of your rooms.
+pub struct RoomUpdate {
+    event: Arc<Event>,
+    me: UserId,
+    engine: Arc<Engine>,
+}
+
+#[async_graphql::Object]
+impl RoomUpdate {
+    async fn room_id(&self) -> Option<ID> {
+        self.event.payload.room().map(|r| ID(r.to_string()))
+    }
+    /// The event's seq.
+    async fn seq(&self) -> Seq {
+        Seq(self.event.seq)
+    }
+    /// What happened: the event type, e.g. `chat.message.sent`, `chat.member.joined`,
+    /// `chat.room.read`.
+    async fn r#type(&self) -> &str {
+        self.event.type_name()
+    }
+    async fn actor_id(&self) -> Option<ID> {
+        self.event.actor.map(|a| ID(a.to_string()))
+    }
+    /// The room as of this event (last message, unread count, ...); null once you are no
+    /// longer a member.
+    async fn room(&self) -> Result<Option<Room>> {
+        let Some(room) = self.event.payload.room() else {
+            return Ok(None);
+        };
+        match self.engine.room(self.me, room, Some(self.event.seq)).await {
+            Ok(info) => Ok(Some(Room(info))),
+            Err(girok_engine::Error::NotAMember(_)) => Ok(None),
+            Err(error) => Err(gql(error)),
+        }
+    }
+}
+
+/// Chat subscriptions.
+#[derive(Default)]
+pub struct ChatSubscription;
+
+#[Subscription]
+impl ChatSubscription {
+    /// New messages of a room you are a member of.
+    async fn message_added(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+    ) -> Result<impl Stream<Item = Result<MessageNode>> + use<>> {
+        let (_, events) = member_room_events(ctx, &room_id).await?;
+        Ok(events.filter_map(|item| async move {
+            match item {
+                Err(error) => Some(Err(error)),
+                Ok(event) => match &event.payload {
+                    Payload::MessageSent {
+                        room,
+                        body,
+                        client_id,
+                        reply_to,
+                    } => Some(Ok(MessageNode(Message {
+                        seq: event.seq,
+                        id: event.id,
+                        room: *room,
+                        sender: event.actor,
+                        body: body.clone(),
+                        client_id: client_id.clone(),
+                        commit_time_ms: event.commit_time_ms,
+                        reply_to: *reply_to,
+                        edited_ms: None,
+                    }))),
+                    _ => None,
+                },
+            }
+        }))
+    }
+
+    /// Edits and deletions of a room's messages.
+    async fn message_updated(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+    ) -> Result<impl Stream<Item = Result<MessageUpdate>> + use<>> {
+        let (_, events) = member_room_events(ctx, &room_id).await?;
+        Ok(events.filter_map(|item| async move {
+            let event = match item {
+                Err(error) => return Some(Err(error)),
+                Ok(event) => event,
+            };
+            let (room, message, message_seq, body) = match &event.payload {
+                Payload::MessageEdited {
+                    room,
+                    message,
+                    message_seq,
+                    body,
+                } => (room, message, message_seq, Some(body.clone())),
+                Payload::MessageDeleted {
+                    room,
+                    message,
+                    message_seq,
+                    ..
+                } => (room, message, message_seq, None),
+                _ => return None,
+            };
+            Some(Ok(MessageUpdate {
+                room_id: ID(room.to_string()),
+                message_id: ID(message.to_string()),
+                message_seq: Seq(*message_seq),
+                seq: Seq(event.seq),
+                deleted: body.is_none(),
+                body,
+                at: rfc3339_millis(event.commit_time_ms),
+            }))
+        }))
+    }
+
+    /// Every change to any of your rooms: messages, edits, members, read receipts, and being
+    /// added to or removed from a room.
+    async fn room_updated(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<RoomUpdate>> + use<>> {
+        let me = principal(ctx)?.user;
+        let engine = engine(ctx)?.clone();
+        let mine = engine.hub().subscribe(Topic::User(me));
+        let mut rooms = SelectAll::new();
+        let mut member_of = HashSet::new();
+        for (room, _) in engine.views().memberships.rooms_of(me) {
+            rooms.push(room_events(
+                engine.hub().subscribe(Topic::Room(room)),
+                me,
+                room,
+            ));
+            member_of.insert(room);
+        }
+        let state = RoomWatch {
+            me,
+            engine,
+            mine,
+            rooms,
+            member_of,
+        };
+        Ok(stream::unfold(Some(state), |state| async move {
+            let mut state = state?;
+            let next = state.next().await;
+            match next {
+                Ok(event) => {
+                    let update = RoomUpdate {
+                        event,
+                        me: state.me,
+                        engine: state.engine.clone(),
+                    };
+                    Some((Ok(update), Some(state)))
+                }
+                Err(error) => Some((Err(error), None)),
+            }
+        }))
+    }
+}
+
+/// The state of a `roomUpdated` subscription: your own membership events, and one live
+/// stream per room you are in (added as you join).
+struct RoomWatch {
+    me: UserId,
+    engine: Arc<Engine>,
+    mine: broadcast::Receiver<Arc<Event>>,
+    rooms: SelectAll<Events>,
+    member_of: HashSet<RoomId>,
+}
+
+impl RoomWatch {
+    async fn next(&mut self) -> Result<Arc<Event>> {
+        loop {
+            tokio::select! {
+                own = self.mine.recv() => match own {
+                    Ok(event) => {
+                        if let Payload::MemberJoined { room, .. } = &event.payload
+                            && self.member_of.insert(*room)
+                        {
+                            let rx = self.engine.hub().subscribe(Topic::Room(*room));
+                            self.rooms.push(room_events(rx, self.me, *room));
+                        }
+                        if let Payload::MemberLeft { room, .. } = &event.payload {
+                            self.member_of.remove(room);
+                        }
+                        return Ok(event);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        return Err(slow_consumer(missed));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(gql(girok_engine::Error::Unavailable));
+                    }
+                },
+                Some(item) = self.rooms.next() => {
+                    let event = item?;
+                    // Your own joins and leaves arrive on your own topic.
+                    let about_me = matches!(&event.payload,
+                        Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. }
+                            if *user == self.me);
+                    let current = event.payload.room().is_some_and(|r| self.member_of.contains(&r));
+                    if !about_me && current {
+                        return Ok(event);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /graphql/ws`: the subscription socket.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let auth = match authenticate(&state, &headers, peer).await {
+        Ok(auth) => auth,
+        Err(error) => return error.into_response(),
+    };
+    let max_frame = state.config.ws.max_frame_bytes.max(1024);
+    let schema = state.schema.clone();
+    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| connection_init(state, auth, payload))
+                .serve()
+        })
+}
+
+/// Authenticates the socket: the cookie of the upgrade, or the `authorization` of the
+/// `connection_init` payload. A refusal closes the socket (code 1002, the reason in the
+/// close frame).
+async fn connection_init(
+    state: AppState,
+    mut auth: RequestAuth,
+    payload: serde_json::Value,
+) -> Result<Data> {
+    if auth.principal.is_none() {
+        let header = payload
+            .get("authorization")
+            .or_else(|| payload.get("Authorization"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let Some(token) = header.strip_prefix("Bearer ") else {
+            return Err(api(crate::auth::unauthenticated(
+                "send {\"authorization\": \"Bearer <token>\"} in connection_init",
+            )));
+        };
+        auth.principal = Some(bearer_principal(&state, token).await.map_err(api)?);
+    }
+    // A socket is not a form post: cookie callers get no CSRF pass for mutations here.
+    auth.csrf_ok = false;
+    let mut data = Data::default();
+    data.insert(auth);
+    data.insert(state);
+    Ok(data)
+}

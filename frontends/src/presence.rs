@@ -1,0 +1,182 @@
+//! Presence and typing: who is online (a live WebSocket whose heartbeats arrived within the
+//! last 60 s) and who is typing in which room (for 5 s after their last `typing` frame). Kept
+//! in memory only, never logged: it is lost on restart, which is what presence should do.
+//! Changes are pushed to the room's live subscribers as [`Signal`]s.
+
+use girok_schemas::{RoomId, UserId};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// A user counts as online this long after their last heartbeat.
+pub const ONLINE_TTL: Duration = Duration::from_secs(60);
+/// A typing indicator lasts this long after the last `typing` frame.
+pub const TYPING_TTL: Duration = Duration::from_secs(5);
+/// Ephemeral signals buffered per room for a slow subscriber (older ones are dropped: a lost
+/// typing indicator does no harm).
+const SIGNAL_CAPACITY: usize = 256;
+
+/// An ephemeral change in a room, pushed to its live subscribers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Typing { room: RoomId, user: UserId },
+    Presence { user: UserId, online: bool },
+}
+
+#[derive(Clone, Copy)]
+struct Seen {
+    connections: u32,
+    at: Instant,
+    wall_ms: i64,
+}
+
+/// What one user's presence looks like to others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub online: bool,
+    /// When a heartbeat last arrived (ms since the epoch); `None` since the server started.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// The presence registry.
+#[derive(Default)]
+pub struct Presence {
+    seen: Mutex<HashMap<UserId, Seen>>,
+    typing: Mutex<HashMap<RoomId, HashMap<UserId, Instant>>>,
+    signals: Mutex<HashMap<RoomId, broadcast::Sender<Signal>>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Presence {
+    /// A connection of `user` opened; `true` when the user just came online.
+    pub fn connected(&self, user: UserId) -> bool {
+        let mut seen = self.seen.lock();
+        let entry = seen.entry(user).or_insert(Seen {
+            connections: 0,
+            at: Instant::now(),
+            wall_ms: now_ms(),
+        });
+        let was_online = entry.connections > 0 && entry.at.elapsed() < ONLINE_TTL;
+        entry.connections += 1;
+        entry.at = Instant::now();
+        entry.wall_ms = now_ms();
+        !was_online
+    }
+
+    /// A heartbeat (any frame or pong) from one of the user's connections.
+    pub fn heartbeat(&self, user: UserId) {
+        if let Some(entry) = self.seen.lock().get_mut(&user) {
+            entry.at = Instant::now();
+            entry.wall_ms = now_ms();
+        }
+    }
+
+    /// A connection closed; `true` when the user just went offline.
+    pub fn disconnected(&self, user: UserId) -> bool {
+        let mut seen = self.seen.lock();
+        match seen.get_mut(&user) {
+            Some(entry) => {
+                entry.connections = entry.connections.saturating_sub(1);
+                entry.connections == 0
+            }
+            None => false,
+        }
+    }
+
+    pub fn status(&self, user: UserId) -> Status {
+        match self.seen.lock().get(&user) {
+            Some(seen) => Status {
+                online: seen.connections > 0 && seen.at.elapsed() < ONLINE_TTL,
+                last_seen_ms: Some(seen.wall_ms),
+            },
+            None => Status {
+                online: false,
+                last_seen_ms: None,
+            },
+        }
+    }
+
+    /// `user` is typing in `room` (the caller checked membership).
+    pub fn typing(&self, room: RoomId, user: UserId) {
+        self.typing
+            .lock()
+            .entry(room)
+            .or_default()
+            .insert(user, Instant::now());
+        self.signal(room, Signal::Typing { room, user });
+    }
+
+    /// Who typed in `room` within the last [`TYPING_TTL`].
+    pub fn typing_in(&self, room: RoomId) -> Vec<UserId> {
+        let mut typing = self.typing.lock();
+        let Some(users) = typing.get_mut(&room) else {
+            return Vec::new();
+        };
+        users.retain(|_, at| at.elapsed() < TYPING_TTL);
+        let mut current: Vec<UserId> = users.keys().copied().collect();
+        if current.is_empty() {
+            typing.remove(&room);
+        }
+        current.sort();
+        current
+    }
+
+    /// Pushes a signal to the room's live subscribers, if any.
+    pub fn signal(&self, room: RoomId, signal: Signal) {
+        let mut signals = self.signals.lock();
+        if let Some(sender) = signals.get(&room)
+            && sender.send(signal).is_err()
+        {
+            signals.remove(&room);
+        }
+    }
+
+    /// The room's ephemeral signals from now on.
+    pub fn subscribe(&self, room: RoomId) -> broadcast::Receiver<Signal> {
+        let mut signals = self.signals.lock();
+        // Drop the channels of rooms nobody listens to any more before adding one.
+        if signals.len() >= 1024 && signals.len().is_power_of_two() {
+            signals.retain(|_, sender| sender.receiver_count() > 0);
+        }
+        signals
+            .entry(room)
+            .or_insert_with(|| broadcast::channel(SIGNAL_CAPACITY).0)
+            .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_while_connected_offline_after_the_last_connection() {
+        let presence = Presence::default();
+        let user = UserId::new_v7();
+        assert!(!presence.status(user).online);
+        assert!(presence.connected(user), "came online");
+        assert!(!presence.connected(user), "a second tab is no change");
+        assert!(presence.status(user).online);
+        assert!(!presence.disconnected(user));
+        assert!(presence.disconnected(user), "went offline");
+        let status = presence.status(user);
+        assert!(!status.online && status.last_seen_ms.is_some());
+    }
+
+    #[test]
+    fn typing_reaches_subscribers_and_is_listed() {
+        let presence = Presence::default();
+        let (room, user) = (RoomId::new_v7(), UserId::new_v7());
+        let mut signals = presence.subscribe(room);
+        presence.typing(room, user);
+        assert_eq!(signals.try_recv().unwrap(), Signal::Typing { room, user });
+        assert_eq!(presence.typing_in(room), vec![user]);
+        assert!(presence.typing_in(RoomId::new_v7()).is_empty());
+    }
+}
