@@ -25,7 +25,7 @@ pub enum Error {
     RoomNotFound(RoomId),
     #[error("you are not a member of room {0}")]
     NotAMember(RoomId),
-    #[error("you are already a member of room {0}")]
+    #[error("that user is already a member of room {0}")]
     AlreadyMember(RoomId),
     #[error("only the owner of room {0} can add or remove members")]
     NotRoomOwner(RoomId),

@@ -52,7 +52,7 @@ impl Stager for Sequencer {
             Command::AddMember { room, user } => {
                 let record = self.owned_group_room(txn, actor, room)?;
                 if self.is_member(txn, room, user)? {
-                    return Err(Error::invalid("userId", "is already a member of this room"));
+                    return Err(Error::AlreadyMember(room));
                 }
                 if record.member_count as usize >= self.max_room_members {
                     return Err(Error::RoomFull(room, self.max_room_members));

@@ -112,6 +112,20 @@ impl Presence {
         self.signal(room, Signal::Typing { room, user });
     }
 
+    /// `user` types in `room`, if they are a member (every frontend's `typing` goes here).
+    pub async fn member_typing(
+        &self,
+        engine: &girok_engine::Engine,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<(), girok_engine::Error> {
+        if !engine.is_member(user, room).await? {
+            return Err(girok_engine::Error::NotAMember(room));
+        }
+        self.typing(room, user);
+        Ok(())
+    }
+
     /// Who typed in `room` within the last [`TYPING_TTL`].
     pub fn typing_in(&self, room: RoomId) -> Vec<UserId> {
         let mut typing = self.typing.lock();

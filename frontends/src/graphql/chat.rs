@@ -291,11 +291,10 @@ impl ChatMutation {
     async fn typing(&self, ctx: &Context<'_>, room_id: ID) -> Result<bool> {
         let room = room_id_arg("roomId", &room_id)?;
         let actor = changing_principal(ctx)?.user;
-        let engine = engine(ctx)?;
-        if !engine.is_member(actor, room).await.map_err(gql)? {
-            return Err(gql(girok_engine::Error::NotAMember(room)));
-        }
-        presence(ctx)?.typing(room, actor);
+        presence(ctx)?
+            .member_typing(engine(ctx)?, room, actor)
+            .await
+            .map_err(gql)?;
         Ok(true)
     }
 }

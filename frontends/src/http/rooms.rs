@@ -250,10 +250,10 @@ async fn typing(
 ) -> Result<StatusCode, ApiError> {
     let me = auth.require_for_change()?;
     let room = room_id(&room)?;
-    if !state.engine.is_member(me.user, room).await? {
-        return Err(girok_engine::Error::NotAMember(room).into());
-    }
-    state.presence.typing(room, me.user);
+    state
+        .presence
+        .member_typing(&state.engine, room, me.user)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

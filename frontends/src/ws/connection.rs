@@ -286,10 +286,13 @@ impl Connection {
                 "roomId is not a room id",
             ));
         };
-        match self.state.engine.is_member(user, room).await {
-            Ok(true) => self.state.presence.typing(room, user),
-            Ok(false) => self.reply(engine_error(EngineError::NotAMember(room))),
-            Err(error) => self.reply(engine_error(error)),
+        let typed = self
+            .state
+            .presence
+            .member_typing(&self.state.engine, room, user)
+            .await;
+        if let Err(error) = typed {
+            self.reply(engine_error(error));
         }
     }
 
@@ -471,9 +474,9 @@ async fn next_signal(signals: &mut Option<broadcast::Receiver<Signal>>) -> Signa
 }
 
 /// The frame of a signal for subscriber `me`; `None` for their own typing.
-fn signal_frame(topic: &str, signal: Signal, me: Option<UserId>) -> Option<ServerFrame> {
+fn signal_frame(topic: &str, signal: Signal, me: UserId) -> Option<ServerFrame> {
     match signal {
-        Signal::Typing { user, .. } if Some(user) == me => None,
+        Signal::Typing { user, .. } if user == me => None,
         Signal::Typing { user, .. } => Some(ServerFrame::Typing {
             topic: topic.to_owned(),
             user_id: user.to_string(),
@@ -550,7 +553,7 @@ async fn run_subscription(
         }
     }
     let me = match scope {
-        Scope::Room(_, me) | Scope::User(me) => Some(me),
+        Scope::Room(_, me) | Scope::User(me) => me,
     };
     loop {
         let received = tokio::select! {
