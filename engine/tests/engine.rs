@@ -267,7 +267,7 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert_eq!(err.code(), "ALREADY_MEMBER");
     let err = engine
         .execute(mallory, Command::RemoveMember { room, user: alice })
         .await

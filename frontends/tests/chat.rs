@@ -252,7 +252,11 @@ const ROOM_UPDATED: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_subscriptions_deliver_messages_edits_deletes_and_room_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[("GIROK__WS__MAX_SUBSCRIPTIONS", "3")],
+    );
     let (alice, _) = user(&server, "alice").await;
     let (bob, bob_id) = user(&server, "bob").await;
     let (carol, _) = user(&server, "carol").await;
@@ -363,6 +367,16 @@ async fn graphql_subscriptions_deliver_messages_edits_deletes_and_room_updates()
     let deleted = &deleted["payload"]["data"]["messageUpdated"];
     assert_eq!(deleted["deleted"], true);
     assert_eq!(deleted["body"], Value::Null);
+
+    // Three subscriptions are this socket's limit here (100 by default).
+    socket
+        .subscribe("fourth", ADDED, json!({ "r": room }))
+        .await;
+    let refused = socket.next_for("fourth").await;
+    assert!(
+        refused.to_string().contains("TOO_MANY_SUBSCRIPTIONS"),
+        "{refused}"
+    );
 
     // A non-member cannot subscribe.
     let (mut outsider, ack) = graphql_ws(

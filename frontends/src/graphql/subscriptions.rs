@@ -5,7 +5,8 @@
 //! from the live hub, which only publishes durable events; a subscription to a room checks
 //! membership first and ends when you leave the room. A subscriber more than
 //! `engine.topic_capacity` events behind gets a `SLOW_CONSUMER` error and the stream ends:
-//! re-read the history and subscribe again.
+//! re-read the history and subscribe again. A socket holds at most `ws.max_subscriptions`
+//! subscriptions at once (`TOO_MANY_SUBSCRIPTIONS` beyond).
 
 use super::chat::{engine, room_id_arg};
 use super::chat_types::{MessageNode, Room};
@@ -24,9 +25,50 @@ use girok_engine::{Engine, Message, Topic};
 use girok_schemas::{Event, Payload, RoomId, UserId, rfc3339_millis};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
 type Events = BoxStream<'static, Result<Arc<Event>>>;
+
+/// The subscriptions one socket may hold at once (`ws.max_subscriptions`).
+struct SubscriptionBudget {
+    active: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One held subscription; dropping it (the stream ends or is stopped) gives it back.
+struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes a subscription from the socket's budget, or refuses with `TOO_MANY_SUBSCRIPTIONS`.
+fn permit(ctx: &Context<'_>) -> Result<Permit> {
+    let budget = ctx
+        .data::<SubscriptionBudget>()
+        .map_err(|e| gql(girok_engine::Error::Internal(e.message)))?;
+    let taken = budget.active.fetch_add(1, Ordering::AcqRel);
+    let permit = Permit(budget.active.clone());
+    if taken >= budget.max {
+        let max = budget.max;
+        return Err(
+            async_graphql::Error::new(format!("at most {max} subscriptions per socket"))
+                .extend_with(|_, ext| ext.set("code", "TOO_MANY_SUBSCRIPTIONS")),
+        );
+    }
+    Ok(permit)
+}
+
+/// Keeps `permit` for as long as `stream` lives.
+fn holding<S: Stream + Send + 'static>(permit: Permit, stream: S) -> impl Stream<Item = S::Item> {
+    stream.map(move |item| {
+        let _held = &permit;
+        item
+    })
+}
 
 fn slow_consumer(missed: u64) -> async_graphql::Error {
     async_graphql::Error::new(format!(
@@ -132,8 +174,9 @@ impl ChatSubscription {
         ctx: &Context<'_>,
         room_id: ID,
     ) -> Result<impl Stream<Item = Result<MessageNode>> + use<>> {
+        let permit = permit(ctx)?;
         let (_, events) = member_room_events(ctx, &room_id).await?;
-        Ok(events.filter_map(|item| async move {
+        let messages = events.filter_map(|item| async move {
             match item {
                 Err(error) => Some(Err(error)),
                 Ok(event) => match &event.payload {
@@ -156,7 +199,8 @@ impl ChatSubscription {
                     _ => None,
                 },
             }
-        }))
+        });
+        Ok(holding(permit, messages))
     }
 
     /// Edits and deletions of a room's messages.
@@ -165,8 +209,9 @@ impl ChatSubscription {
         ctx: &Context<'_>,
         room_id: ID,
     ) -> Result<impl Stream<Item = Result<MessageUpdate>> + use<>> {
+        let permit = permit(ctx)?;
         let (_, events) = member_room_events(ctx, &room_id).await?;
-        Ok(events.filter_map(|item| async move {
+        let updates = events.filter_map(|item| async move {
             let event = match item {
                 Err(error) => return Some(Err(error)),
                 Ok(event) => event,
@@ -195,7 +240,8 @@ impl ChatSubscription {
                 body,
                 at: rfc3339_millis(event.commit_time_ms),
             }))
-        }))
+        });
+        Ok(holding(permit, updates))
     }
 
     /// Every change to any of your rooms: messages, edits, members, read receipts, and being
@@ -204,6 +250,7 @@ impl ChatSubscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<RoomUpdate>> + use<>> {
+        let permit = permit(ctx)?;
         let me = principal(ctx)?.user;
         let engine = engine(ctx)?.clone();
         let mine = engine.hub().subscribe(Topic::User(me));
@@ -224,7 +271,7 @@ impl ChatSubscription {
             rooms,
             member_of,
         };
-        Ok(stream::unfold(Some(state), |state| async move {
+        let updates = stream::unfold(Some(state), |state| async move {
             let mut state = state?;
             let next = state.next().await;
             match next {
@@ -238,7 +285,8 @@ impl ChatSubscription {
                 }
                 Err(error) => Some((Err(error), None)),
             }
-        }))
+        });
+        Ok(holding(permit, updates))
     }
 }
 
@@ -305,12 +353,19 @@ pub async fn upgrade(
         Err(error) => return error.into_response(),
     };
     let max_frame = state.config.ws.max_frame_bytes.max(1024);
+    let max_subscriptions = state.config.ws.max_subscriptions.max(1);
     let schema = state.schema.clone();
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {
+            let mut data = Data::default();
+            data.insert(SubscriptionBudget {
+                active: Arc::new(AtomicUsize::new(0)),
+                max: max_subscriptions,
+            });
             GraphQLWebSocket::new(socket, schema, protocol)
+                .with_data(data)
                 .on_connection_init(move |payload| connection_init(state, auth, payload))
                 .serve()
         })
