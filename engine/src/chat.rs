@@ -171,7 +171,7 @@ impl Engine {
             .rooms_of(actor)
             .into_iter()
             .map(|(room, joined)| {
-                let activity = activity(&views, room, Some(joined));
+                let activity = activity(views.room_history.last(room), Some(joined));
                 let cursor = RoomCursor {
                     activity_seq: activity.0,
                     room,
@@ -215,8 +215,7 @@ impl Engine {
             (before, None) => Cursor::Before(before),
             (None, Some(since)) => Cursor::Since(since),
         };
-        self.blocking(move |store| member_room(store, actor, room).map(drop))
-            .await?;
+        self.require_member(actor, room).await?;
         self.wait_for_views(query.after).await?;
         let page = self.views.room_history.page(room, cursor, limit);
         let versions: Vec<(Seq, Option<Seq>)> = page
@@ -246,8 +245,7 @@ impl Engine {
         room: RoomId,
         after: Option<Seq>,
     ) -> Result<Vec<Member>> {
-        self.blocking(move |store| member_room(store, actor, room).map(drop))
-            .await?;
+        self.require_member(actor, room).await?;
         self.wait_for_views(after).await?;
         let users = self
             .blocking(move |store| {
@@ -270,20 +268,17 @@ impl Engine {
             .collect())
     }
 
-    /// Whether `user` is a member of `room` now (per the write model).
-    pub async fn is_member(&self, user: UserId, room: RoomId) -> Result<bool> {
-        self.blocking(move |store| {
-            Ok(store
-                .get(Table::RoomidUseridMember, &member_key(room, user))?
-                .is_some())
-        })
-        .await
+    /// Succeeds when `actor` is a member of `room` now (per the write model): the one
+    /// authorization of room reads, subscriptions and typing. `ROOM_NOT_FOUND` or
+    /// `NOT_A_MEMBER` otherwise.
+    pub async fn require_member(&self, actor: UserId, room: RoomId) -> Result<()> {
+        self.blocking(move |store| member_room(store, actor, room).map(drop))
+            .await
     }
 }
 
 /// The later of the room's last message and the reader joining.
-fn activity(views: &Views, room: RoomId, joined: Option<MessageRef>) -> MessageRef {
-    let last = views.room_history.last(room);
+fn activity(last: Option<MessageRef>, joined: Option<MessageRef>) -> MessageRef {
     last.max(joined).unwrap_or_default()
 }
 
@@ -301,9 +296,8 @@ fn room_info(
         Some(peer) if peer == reader => creator,
         other => other,
     };
-    let last_message = views
-        .room_history
-        .last(room)
+    let last = views.room_history.last(room);
+    let last_message = last
         .map(|(seq, _)| read_message(store, seq, views.room_history.latest_edit(seq)))
         .transpose()?;
     let read_up_to = views.receipts.read_up_to(room, reader);
@@ -316,7 +310,7 @@ fn room_info(
         member_count: record.member_count,
         message_count: views.room_history.message_count(room),
         last_message,
-        last_activity: activity(views, room, joined),
+        last_activity: activity(last, joined),
         read_up_to,
         unread_count: views
             .room_history

@@ -11,6 +11,7 @@
 use crate::views::Views;
 use crate::views::room_history::{MessageRef, RoomHistory, room_history};
 use crate::views::rooms::{RoomViews, rooms};
+use differential_dataflow::VecCollection;
 use differential_dataflow::input::InputSession;
 use girok_schemas::{Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
@@ -214,31 +215,19 @@ fn run_worker(
                 memberships,
                 receipts,
             } = rooms(members, reads);
-            let sink = views.clone();
-            memberships
-                .inspect_batch(move |_, updates| sink.memberships.apply(updates))
-                .probe_with(&probe);
-            let sink = views.clone();
-            receipts
-                .inspect_batch(move |_, updates| sink.receipts.apply(updates))
-                .probe_with(&probe);
+            materialize(memberships, &probe, &views, |v, u| v.memberships.apply(u));
+            materialize(receipts, &probe, &views, |v, u| v.receipts.apply(u));
 
             let RoomHistory {
                 history,
                 last,
                 edits,
             } = room_history(messages, edits);
-            let sink = views.clone();
-            edits
-                .inspect_batch(move |_, updates| sink.room_history.apply_edits(updates))
-                .probe_with(&probe);
-            let sink = views.clone();
-            history
-                .inspect_batch(move |_, updates| sink.room_history.apply_history(updates))
-                .probe_with(&probe);
-            let sink = views;
-            last.inspect_batch(move |_, updates| sink.room_history.apply_last(updates))
-                .probe_with(&probe);
+            materialize(edits, &probe, &views, |v, u| v.room_history.apply_edits(u));
+            materialize(history, &probe, &views, |v, u| {
+                v.room_history.apply_history(u)
+            });
+            materialize(last, &probe, &views, |v, u| v.room_history.apply_last(u));
         });
     }
 
@@ -288,12 +277,26 @@ fn run_worker(
             publish(&probe, views);
         }
         if let Some(target) = until
-            && views.min_watermark() >= target.min(store.head().get())
+            && views.watermark.get() >= target.min(store.head().get())
         {
             break;
         }
     }
     store.head().forget_thread(std::thread::current().id());
+}
+
+/// Applies every output batch of a view's collection to its store, and makes the shared probe
+/// (whose frontier is every view's watermark) wait for it.
+fn materialize<D: differential_dataflow::Data>(
+    collection: VecCollection<'_, Seq, D>,
+    probe: &ProbeHandle<Seq>,
+    views: &Arc<Views>,
+    apply: fn(&Views, &[(D, Seq, isize)]),
+) {
+    let views = views.clone();
+    collection
+        .inspect_batch(move |_, updates| apply(&views, updates))
+        .probe_with(probe);
 }
 
 /// Moves every view's watermark to just below the probe's frontier (every output of the one

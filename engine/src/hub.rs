@@ -2,10 +2,9 @@
 //! the durable head, so a subscriber never sees an event that a crash could take back. Frontends
 //! (WebSocket, GraphQL subscriptions, QUIC) subscribe through this in-process API.
 
+use crate::channels::Channels;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -28,28 +27,14 @@ pub enum Topic {
 
 /// Topic subscriptions.
 pub struct Hub {
-    topics: Mutex<Topics>,
-    capacity: usize,
+    topics: Channels<Topic, Arc<Event>>,
 }
-
-/// The topic map, swept of abandoned topics whenever it reaches `sweep_at` entries.
-struct Topics {
-    map: HashMap<Topic, broadcast::Sender<Arc<Event>>>,
-    sweep_at: usize,
-}
-
-/// The smallest map that gets swept.
-const MIN_SWEEP: usize = 64;
 
 impl Hub {
     /// A hub whose topics buffer `capacity` events per subscriber.
     pub fn new(capacity: usize) -> Self {
         Self {
-            topics: Mutex::new(Topics {
-                map: HashMap::new(),
-                sweep_at: MIN_SWEEP,
-            }),
-            capacity: capacity.max(1),
+            topics: Channels::new(capacity),
         }
     }
 
@@ -57,45 +42,24 @@ impl Hub {
     /// hub runs just behind the durable head, so an event committed right before the call may
     /// be missed: a client that needs no gap resumes from the log by seq.
     pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<Event>> {
-        let mut topics = self.topics.lock();
-        // A topic nobody listens to any more is dropped when an event reaches it; a quiet one
-        // never would be, so sweep them out whenever the map has doubled (amortised O(1)).
-        if topics.map.len() >= topics.sweep_at {
-            topics.map.retain(|_, sender| sender.receiver_count() > 0);
-            topics.sweep_at = MIN_SWEEP.max(2 * topics.map.len());
-        }
-        topics
-            .map
-            .entry(topic)
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe()
+        self.topics.subscribe(topic)
     }
 
     /// Topics with at least one subscriber (and, until swept, a few without).
     pub fn topic_count(&self) -> usize {
-        self.topics.lock().map.len()
+        self.topics.len()
     }
 
     fn publish(&self, event: Event) {
-        let event = Arc::new(event);
-        let topics = &mut self.topics.lock().map;
-        let mut send = |topic: Topic| {
-            if let Some(sender) = topics.get(&topic)
-                && sender.send(event.clone()).is_err()
-            {
-                // Nobody listens any more: drop the topic.
-                topics.remove(&topic);
+        let room = event.payload.room().map(Topic::Room);
+        let user = match &event.payload {
+            Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
+                Some(Topic::User(*user))
             }
+            _ => None,
         };
-        send(Topic::Log);
-        if let Some(room) = event.payload.room() {
-            send(Topic::Room(room));
-        }
-        if let Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } =
-            &event.payload
-        {
-            send(Topic::User(*user));
-        }
+        let topics = std::iter::once(Topic::Log).chain(room).chain(user);
+        self.topics.send(topics, &Arc::new(event));
     }
 }
 
@@ -137,25 +101,5 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
             }
         }
         tail = Some(reader);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn abandoned_quiet_topics_are_swept() {
-        let hub = Hub::new(4);
-        for _ in 0..MIN_SWEEP {
-            drop(hub.subscribe(Topic::Room(RoomId::new_v7())));
-        }
-        let kept = hub.subscribe(Topic::Room(RoomId::new_v7()));
-        assert_eq!(
-            hub.topic_count(),
-            1,
-            "the abandoned topics went, the live one stayed"
-        );
-        drop(kept);
     }
 }

@@ -40,17 +40,17 @@ pub fn replay(
     let mut flow = dataflow::start(store, views.clone(), workers, Some(target))?;
     let joiner = std::thread::spawn(move || flow.join());
     while !joiner.is_finished() {
-        progress(views.min_watermark().min(target), target);
+        progress(views.watermark.get().min(target), target);
         std::thread::sleep(Duration::from_millis(10));
     }
     if joiner.join().is_err() {
         return Err(crate::Error::Internal("replay worker panicked".into()));
     }
-    progress(views.min_watermark().min(target), target);
-    if views.min_watermark() < target {
+    let reached = views.watermark.get();
+    progress(reached.min(target), target);
+    if reached < target {
         return Err(crate::Error::Internal(format!(
-            "replay stopped at seq {} before reaching {target}",
-            views.min_watermark()
+            "replay stopped at seq {reached} before reaching {target}"
         )));
     }
     let elapsed = started.elapsed();

@@ -98,10 +98,7 @@ impl Stager for Sequencer {
                 Ok(ack)
             }
             Command::MarkRead { room, up_to } => {
-                self.require_room(txn, room)?;
-                if !self.is_member(txn, room, actor)? {
-                    return Err(Error::NotAMember(room));
-                }
+                self.require_member(txn, room, actor)?;
                 // By default, everything before the receipt itself.
                 let own_seq = txn.next_seq();
                 let up_to = up_to.unwrap_or(own_seq);
@@ -115,7 +112,6 @@ impl Stager for Sequencer {
                 if up_to <= current {
                     // Receipts only move forward; this one changes nothing.
                     return Ok(Ack {
-                        seq: own_seq - 1,
                         duplicate: true,
                         read_up_to: Some(current),
                         ..Ack::new(own_seq - 1, new_id, txn.commit_time_ms())
@@ -193,43 +189,12 @@ impl Sequencer {
         if others.len() >= self.max_room_members {
             return Err(Error::RoomFull(RoomId(new_id.0), self.max_room_members));
         }
-        // Every check before the first append: the caches below must only learn what commits.
+        // Every check before the first append: the caches must only learn what commits.
         for user in &others {
             require_user(txn, *user)?;
         }
-        let room = RoomId(new_id.0);
-        let created = append(
-            txn,
-            actor,
-            new_id,
-            Payload::RoomCreated {
-                room,
-                title,
-                direct_with: None,
-            },
-        )?;
-        // The owner is the room's first member; every event commits together.
-        let mut last = append(
-            txn,
-            actor,
-            EventId::new_v7(),
-            Payload::MemberJoined { room, user: actor },
-        )?;
-        for user in others {
-            last = append(
-                txn,
-                actor,
-                EventId::new_v7(),
-                Payload::MemberJoined { room, user },
-            )?;
-            self.remember_member(room, user);
-        }
-        self.rooms.insert(room);
-        self.remember_member(room, actor);
-        Ok(Ack {
-            seq: last.seq,
-            ..created
-        })
+        let members = std::iter::once(actor).chain(others);
+        self.open_room(txn, actor, new_id, title, None, members)
     }
 
     fn open_direct_room(
@@ -252,6 +217,20 @@ impl Sequencer {
                 ..Ack::new(head, EventId(room.0), txn.commit_time_ms())
             });
         }
+        self.open_room(txn, actor, new_id, String::new(), Some(peer), [actor, peer])
+    }
+
+    /// Appends a room's creation and its first members' joins (one batch, so they commit
+    /// together); the ack names the room and carries the last join's seq.
+    fn open_room(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: UserId,
+        new_id: EventId,
+        title: String,
+        direct_with: Option<UserId>,
+        members: impl IntoIterator<Item = UserId>,
+    ) -> Result<Ack> {
         let room = RoomId(new_id.0);
         let created = append(
             txn,
@@ -259,23 +238,19 @@ impl Sequencer {
             new_id,
             Payload::RoomCreated {
                 room,
-                title: String::new(),
-                direct_with: Some(peer),
+                title,
+                direct_with,
             },
         )?;
-        let mut last = created;
-        for user in [actor, peer] {
-            last = append(
-                txn,
-                actor,
-                EventId::new_v7(),
-                Payload::MemberJoined { room, user },
-            )?;
+        let mut last = created.seq;
+        for user in members {
+            let joined = Payload::MemberJoined { room, user };
+            last = append(txn, actor, EventId::new_v7(), joined)?.seq;
             self.remember_member(room, user);
         }
         self.rooms.insert(room);
         Ok(Ack {
-            seq: last.seq,
+            seq: last,
             ..created
         })
     }
@@ -298,6 +273,16 @@ impl Sequencer {
             return Err(Error::NotRoomOwner(room));
         }
         Ok(record)
+    }
+
+    /// The room exists and `user` is in it.
+    fn require_member(&mut self, txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<()> {
+        self.require_room(txn, room)?;
+        if self.is_member(txn, room, user)? {
+            Ok(())
+        } else {
+            Err(Error::NotAMember(room))
+        }
     }
 
     fn require_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<()> {
@@ -390,10 +375,7 @@ impl Sequencer {
         {
             return stored_ack(stored, request_hash(room, &body), id);
         }
-        self.require_room(txn, room)?;
-        if !self.is_member(txn, room, actor)? {
-            return Err(Error::NotAMember(room));
-        }
+        self.require_member(txn, room, actor)?;
         if let Some(answered) = reply_to
             && self.live_message(txn, actor, answered)?.0 != room
         {

@@ -3,6 +3,7 @@
 //! in memory only, never logged: it is lost on restart, which is what presence should do.
 //! Changes are pushed to the room's live subscribers as [`Signal`]s.
 
+use girok_engine::channels::Channels;
 use girok_schemas::{RoomId, UserId};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -11,8 +12,16 @@ use tokio::sync::broadcast;
 
 /// A user counts as online this long after their last heartbeat.
 pub const ONLINE_TTL: Duration = Duration::from_secs(60);
-/// A typing indicator lasts this long after the last `typing` frame.
+/// Heartbeats closer together than this tell nothing new (a connection reports at most this
+/// often, keeping the registry's lock off the path of every frame).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A typing indicator lasts this long after it was last pushed.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
+/// A user's typing in a room is pushed to its subscribers at most this often, however many
+/// `typing` frames arrive (the fan-out of one frame is every subscriber of the room).
+pub const TYPING_RESEND: Duration = Duration::from_secs(1);
+/// The smallest typing map that gets swept of rooms nobody typed in lately.
+const MIN_TYPING_SWEEP: usize = 64;
 /// Ephemeral signals buffered per room for a slow subscriber (older ones are dropped: a lost
 /// typing indicator does no harm).
 const SIGNAL_CAPACITY: usize = 256;
@@ -39,12 +48,31 @@ pub struct Status {
     pub last_seen_ms: Option<i64>,
 }
 
+/// Who typed where: per room, per user, when their typing was last pushed.
+struct Typing {
+    rooms: HashMap<RoomId, HashMap<UserId, Instant>>,
+    /// Rooms whose indicators all expired are dropped when the map reaches this size.
+    sweep_at: usize,
+}
+
 /// The presence registry.
-#[derive(Default)]
 pub struct Presence {
     seen: Mutex<HashMap<UserId, Seen>>,
-    typing: Mutex<HashMap<RoomId, HashMap<UserId, Instant>>>,
-    signals: Mutex<HashMap<RoomId, broadcast::Sender<Signal>>>,
+    typing: Mutex<Typing>,
+    signals: Channels<RoomId, Signal>,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            typing: Mutex::new(Typing {
+                rooms: HashMap::new(),
+                sweep_at: MIN_TYPING_SWEEP,
+            }),
+            signals: Channels::new(SIGNAL_CAPACITY),
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -102,13 +130,28 @@ impl Presence {
         }
     }
 
-    /// `user` is typing in `room` (the caller checked membership).
+    /// `user` is typing in `room` (the caller checked membership). Pushed to the room's
+    /// subscribers unless it was pushed less than [`TYPING_RESEND`] ago.
     pub fn typing(&self, room: RoomId, user: UserId) {
-        self.typing
-            .lock()
-            .entry(room)
-            .or_default()
-            .insert(user, Instant::now());
+        let now = Instant::now();
+        {
+            let mut typing = self.typing.lock();
+            if typing.rooms.len() >= typing.sweep_at {
+                typing.rooms.retain(|_, users| {
+                    users.retain(|_, at| at.elapsed() < TYPING_TTL);
+                    !users.is_empty()
+                });
+                typing.sweep_at = MIN_TYPING_SWEEP.max(2 * typing.rooms.len());
+            }
+            let users = typing.rooms.entry(room).or_default();
+            if users
+                .get(&user)
+                .is_some_and(|at| now.duration_since(*at) < TYPING_RESEND)
+            {
+                return;
+            }
+            users.insert(user, now);
+        }
         self.signal(room, Signal::Typing { room, user });
     }
 
@@ -119,9 +162,7 @@ impl Presence {
         room: RoomId,
         user: UserId,
     ) -> Result<(), girok_engine::Error> {
-        if !engine.is_member(user, room).await? {
-            return Err(girok_engine::Error::NotAMember(room));
-        }
+        engine.require_member(user, room).await?;
         self.typing(room, user);
         Ok(())
     }
@@ -129,13 +170,13 @@ impl Presence {
     /// Who typed in `room` within the last [`TYPING_TTL`].
     pub fn typing_in(&self, room: RoomId) -> Vec<UserId> {
         let mut typing = self.typing.lock();
-        let Some(users) = typing.get_mut(&room) else {
+        let Some(users) = typing.rooms.get_mut(&room) else {
             return Vec::new();
         };
         users.retain(|_, at| at.elapsed() < TYPING_TTL);
         let mut current: Vec<UserId> = users.keys().copied().collect();
         if current.is_empty() {
-            typing.remove(&room);
+            typing.rooms.remove(&room);
         }
         current.sort();
         current
@@ -143,25 +184,12 @@ impl Presence {
 
     /// Pushes a signal to the room's live subscribers, if any.
     pub fn signal(&self, room: RoomId, signal: Signal) {
-        let mut signals = self.signals.lock();
-        if let Some(sender) = signals.get(&room)
-            && sender.send(signal).is_err()
-        {
-            signals.remove(&room);
-        }
+        self.signals.send([room], &signal);
     }
 
     /// The room's ephemeral signals from now on.
     pub fn subscribe(&self, room: RoomId) -> broadcast::Receiver<Signal> {
-        let mut signals = self.signals.lock();
-        // Drop the channels of rooms nobody listens to any more before adding one.
-        if signals.len() >= 1024 && signals.len().is_power_of_two() {
-            signals.retain(|_, sender| sender.receiver_count() > 0);
-        }
-        signals
-            .entry(room)
-            .or_insert_with(|| broadcast::channel(SIGNAL_CAPACITY).0)
-            .subscribe()
+        self.signals.subscribe(room)
     }
 }
 
@@ -190,6 +218,11 @@ mod tests {
         let mut signals = presence.subscribe(room);
         presence.typing(room, user);
         assert_eq!(signals.try_recv().unwrap(), Signal::Typing { room, user });
+        presence.typing(room, user);
+        assert!(
+            signals.try_recv().is_err(),
+            "not pushed again within a second"
+        );
         assert_eq!(presence.typing_in(room), vec![user]);
         assert!(presence.typing_in(RoomId::new_v7()).is_empty());
     }

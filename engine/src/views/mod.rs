@@ -205,11 +205,6 @@ impl Views {
         .collect()
     }
 
-    /// The watermark of all views.
-    pub fn min_watermark(&self) -> Seq {
-        self.watermark.get()
-    }
-
     /// Log entries the dataflow had to skip because they did not decode.
     pub fn undecodable(&self) -> u64 {
         self.undecodable.load(Ordering::Relaxed)

@@ -172,11 +172,14 @@ impl Room {
         let presence = presence(ctx)?;
         Ok(members
             .into_iter()
-            .map(|m| MemberNode {
-                user_id: id(m.user),
-                read_up_to_seq: Seq(m.read_up_to),
-                online: presence.status(m.user).online,
-                last_seen_at: presence.status(m.user).last_seen_ms.map(rfc3339_millis),
+            .map(|m| {
+                let status = presence.status(m.user);
+                MemberNode {
+                    user_id: id(m.user),
+                    read_up_to_seq: Seq(m.read_up_to),
+                    online: status.online,
+                    last_seen_at: status.last_seen_ms.map(rfc3339_millis),
+                }
             })
             .collect())
     }

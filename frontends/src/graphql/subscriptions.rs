@@ -106,7 +106,7 @@ async fn member_room_events(ctx: &Context<'_>, room_id: &ID) -> Result<(Arc<Engi
     let engine = engine(ctx)?.clone();
     // Subscribe first, then check: a member added meanwhile misses nothing.
     let rx = engine.hub().subscribe(Topic::Room(room));
-    engine.room(me, room, None).await.map_err(gql)?;
+    engine.require_member(me, room).await.map_err(gql)?;
     Ok((engine, room_events(rx, me, room)))
 }
 

@@ -172,10 +172,8 @@ async fn members(
     QueryParams(query): QueryParams<AfterQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let me = auth.require()?;
-    let members = state
-        .engine
-        .members(me.user, room_id(&room)?, query.after)
-        .await?;
+    let room = room_id(&room)?;
+    let members = state.engine.members(me.user, room, query.after).await?;
     let members: Vec<Value> = members
         .into_iter()
         .map(|m| {
@@ -188,7 +186,6 @@ async fn members(
             })
         })
         .collect();
-    let room = room_id(&room)?;
     Ok(Json(json!({
         "members": members,
         "typing": state.presence.typing_in(room),

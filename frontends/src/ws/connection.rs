@@ -7,7 +7,7 @@ use super::protocol::{ClientFrame, ServerFrame};
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
-use crate::presence::Signal;
+use crate::presence::{HEARTBEAT_EVERY, Signal};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use girok_engine::{Command, Error as EngineError, Topic};
@@ -98,6 +98,8 @@ pub async fn serve(
     }
     let auth_deadline = Instant::now() + limits.auth_timeout;
     let mut last_seen = Instant::now();
+    // `welcome` told the registry the user is here; later frames report at most this often.
+    let mut last_beat = Instant::now();
     let mut heartbeat = tokio::time::interval(limits.heartbeat);
     heartbeat.tick().await;
     let mut closing: Option<CloseRequest> = None;
@@ -106,8 +108,11 @@ pub async fn serve(
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { break };
                 last_seen = Instant::now();
-                if let Some(principal) = connection.principal {
+                if let Some(principal) = connection.principal
+                    && last_beat.elapsed() >= HEARTBEAT_EVERY
+                {
                     connection.state.presence.heartbeat(principal.user);
+                    last_beat = last_seen;
                 }
                 match message {
                     Message::Text(text) => connection.handle(text.as_str()).await,
@@ -379,7 +384,7 @@ impl Connection {
                 return self.reply(topic_error("INVALID_ARGUMENT", "not a room id".into()));
             };
             // Only members may subscribe to a room.
-            if let Err(error) = self.state.engine.room(user, room, None).await {
+            if let Err(error) = self.state.engine.require_member(user, room).await {
                 return self.reply(topic_error(error.code(), error.to_string()));
             }
             Scope::Room(room, user)
