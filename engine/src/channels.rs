@@ -60,6 +60,17 @@ impl<K: Hash + Eq + Copy, T: Clone> Channels<K, T> {
         }
     }
 
+    /// The keys that have subscribers now.
+    pub fn keys(&self) -> Vec<K> {
+        self.map
+            .lock()
+            .senders
+            .iter()
+            .filter(|(_, sender)| sender.receiver_count() > 0)
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
     /// Channels kept (those with subscribers and, until swept, a few without).
     pub fn len(&self) -> usize {
         self.map.lock().senders.len()

@@ -134,7 +134,7 @@ pub struct Member {
     pub read_up_to: Seq,
 }
 
-fn page_size(limit: Option<usize>, max: usize) -> Result<usize> {
+pub(crate) fn page_size(limit: Option<usize>, max: usize) -> Result<usize> {
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if (1..=max).contains(&limit) {
         Ok(limit)
@@ -334,7 +334,7 @@ fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord>
     Ok(record)
 }
 
-fn read_event(store: &Store, seq: Seq) -> Result<Event> {
+pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
     let bytes = store.event(seq)?.ok_or_else(|| {
         Error::Internal(format!("a view names seq {seq}, which is not in the log"))
     })?;
@@ -342,7 +342,7 @@ fn read_event(store: &Store, seq: Seq) -> Result<Event> {
 }
 
 /// A message as of its latest edit (`edit`: the seq of that edit, from the view).
-fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
+pub(crate) fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
     let event = read_event(store, seq)?;
     let edited = match edit {
         Some(edit_seq) => match read_event(store, edit_seq)? {

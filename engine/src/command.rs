@@ -3,6 +3,7 @@
 
 use crate::accounts::AccountCommand;
 use crate::error::{Error, Result};
+use crate::feed::FeedCommand;
 use crate::limits::{
     MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS, MAX_ROOM_TITLE_CHARS,
 };
@@ -50,6 +51,8 @@ pub enum Command {
     },
     /// Accounts and sessions (validated by the accounts module before submission).
     Account(AccountCommand),
+    /// Posts, likes, comments, follows and notification receipts.
+    Feed(FeedCommand),
 }
 
 /// The acknowledgement of a durable command.
@@ -162,6 +165,7 @@ impl Command {
                     reply_to,
                 })
             }
+            Command::Feed(command) => Ok(Command::Feed(command.validated()?)),
             other @ (Command::OpenDirectRoom { .. }
             | Command::AddMember { .. }
             | Command::RemoveMember { .. }

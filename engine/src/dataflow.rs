@@ -9,6 +9,7 @@
 //! when the log head moves (or when data reaches them).
 
 use crate::views::Views;
+use crate::views::feed::{FeedInputs, FeedViews, NamedIn, feed};
 use crate::views::room_history::{MessageRef, RoomHistory, room_history};
 use crate::views::rooms::{RoomViews, rooms};
 use differential_dataflow::VecCollection;
@@ -37,7 +38,20 @@ struct Inputs {
     members: InputSession<Seq, (RoomId, UserId, MessageRef), isize>,
     /// `(room, user, read up to)` per reader's current marker.
     reads: InputSession<Seq, (RoomId, UserId, Seq), isize>,
-    /// The current value behind each of the last two collections, so that a change can retract
+    /// `(author, post seq)` per live post.
+    posts: InputSession<Seq, (UserId, Seq), isize>,
+    /// `(post seq, edit seq)` per post edit.
+    post_edits: InputSession<Seq, (Seq, Seq), isize>,
+    /// `(post seq, (liker, like seq, post author))` per current like.
+    likes: InputSession<Seq, (Seq, (UserId, Seq, UserId)), isize>,
+    /// `(post seq, (comment seq, commenter, post author))` per live comment.
+    comments: InputSession<Seq, (Seq, (Seq, UserId, UserId)), isize>,
+    /// `(follower, followee, follow seq)` per current follow.
+    follows: InputSession<Seq, (UserId, UserId, Seq), isize>,
+    /// `(post or comment seq, (version seq, named users))` per version that names someone,
+    /// and per post edit.
+    mentions: InputSession<Seq, (Seq, NamedIn), isize>,
+    /// The current value behind members and reads, so that a change can retract
     /// it: the log says "joined", "left", "read up to", not what they replace. Only worker 0
     /// feeds, in log order, so this is exact (and replay rebuilds it the same way).
     joined: HashMap<(RoomId, UserId), MessageRef>,
@@ -92,7 +106,74 @@ impl Inputs {
                     self.members.update_at((room, user, joined), time, -1);
                 }
             }
-            // Accounts and sessions feed no view yet (the sequencer's write model has them).
+            _ => {
+                if let Some(actor) = event.actor {
+                    self.feed_social(actor, seq, time, event.payload);
+                }
+            }
+        }
+    }
+
+    /// Feeds a post, like, comment or follow by `actor`. (Accounts and sessions feed no view:
+    /// the sequencer's write model has them.)
+    fn feed_social(&mut self, actor: UserId, seq: Seq, time: Seq, payload: Payload) {
+        match payload {
+            Payload::PostCreated { mentions, .. } => {
+                if !mentions.is_empty() {
+                    self.mentions.update_at((seq, (seq, mentions)), time, 1);
+                }
+                self.posts.update_at((actor, seq), time, 1);
+            }
+            Payload::PostEdited {
+                post_seq, mentions, ..
+            } => {
+                self.mentions
+                    .update_at((post_seq, (seq, mentions)), time, 1);
+                self.post_edits.update_at((post_seq, seq), time, 1);
+            }
+            Payload::PostDeleted { post_seq, .. } => {
+                self.posts.update_at((actor, post_seq), time, -1);
+            }
+            Payload::CommentAdded {
+                post_seq,
+                post_author,
+                mentions,
+                ..
+            } => {
+                if !mentions.is_empty() {
+                    self.mentions.update_at((seq, (seq, mentions)), time, 1);
+                }
+                let comment = (post_seq, (seq, actor, post_author));
+                self.comments.update_at(comment, time, 1);
+            }
+            Payload::CommentDeleted {
+                comment_seq,
+                post_seq,
+                post_author,
+                ..
+            } => {
+                let comment = (post_seq, (comment_seq, actor, post_author));
+                self.comments.update_at(comment, time, -1);
+            }
+            Payload::PostLiked {
+                post_seq,
+                post_author,
+                ..
+            } => self
+                .likes
+                .update_at((post_seq, (actor, seq, post_author)), time, 1),
+            Payload::PostUnliked {
+                post_seq,
+                post_author,
+                like_seq,
+                ..
+            } => self
+                .likes
+                .update_at((post_seq, (actor, like_seq, post_author)), time, -1),
+            Payload::UserFollowed { user } => self.follows.update_at((actor, user, seq), time, 1),
+            Payload::UserUnfollowed { user, follow_seq } => {
+                self.follows.update_at((actor, user, follow_seq), time, -1)
+            }
             _ => {}
         }
     }
@@ -111,14 +192,15 @@ impl Inputs {
     }
 
     fn advance_to(&mut self, next: Seq) {
-        self.messages.advance_to(next);
-        self.edits.advance_to(next);
-        self.members.advance_to(next);
-        self.reads.advance_to(next);
-        self.messages.flush();
-        self.edits.flush();
-        self.members.flush();
-        self.reads.flush();
+        macro_rules! each {
+            ($($input:ident),*) => {$(
+                self.$input.advance_to(next);
+                self.$input.flush();
+            )*};
+        }
+        each!(
+            messages, edits, members, reads, posts, post_edits, likes, comments, follows, mentions
+        );
     }
 }
 
@@ -129,20 +211,41 @@ pub struct Dataflow {
     guards: Option<WorkerGuards<()>>,
 }
 
-/// Starts `workers` timely workers over `store`, maintaining `views`. With `until`, the
-/// workers stop by themselves once every view reflects the log up to that seq (replay).
+/// How the dataflow runs.
+#[derive(Clone, Copy, Debug)]
+pub struct DataflowConfig {
+    /// Timely worker threads.
+    pub workers: usize,
+    /// Authors with this many followers or more are merged into timelines at read time.
+    pub fanout_max_followers: usize,
+}
+
+impl DataflowConfig {
+    /// `workers` threads and the default fan-out threshold.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
+        }
+    }
+}
+
+/// Starts timely workers over `store`, maintaining `views`. With `until`, the workers stop by
+/// themselves once every view reflects the log up to that seq (replay).
 pub fn start(
     store: Arc<Store>,
     views: Arc<Views>,
-    workers: usize,
+    config: DataflowConfig,
     until: Option<Seq>,
 ) -> crate::Result<Dataflow> {
+    let workers = config.workers;
+    let fanout_max = config.fanout_max_followers;
     let stop = Arc::new(AtomicBool::new(false));
     let config = timely::Config::process(workers.max(1));
     let guards = {
         let (store, stop) = (store.clone(), stop.clone());
         timely::execute(config, move |worker| {
-            run_worker(worker, &store, &views, &stop, until)
+            run_worker(worker, &store, &views, &stop, until, fanout_max)
         })
         .map_err(|e| crate::Error::Internal(format!("cannot start dataflow workers: {e}")))?
     };
@@ -189,6 +292,7 @@ fn run_worker(
     views: &Arc<Views>,
     stop: &AtomicBool,
     until: Option<Seq>,
+    fanout_max: usize,
 ) {
     let index = worker.index();
     store.head().unpark_on_advance(std::thread::current());
@@ -198,6 +302,12 @@ fn run_worker(
         edits: InputSession::new(),
         members: InputSession::new(),
         reads: InputSession::new(),
+        posts: InputSession::new(),
+        post_edits: InputSession::new(),
+        likes: InputSession::new(),
+        comments: InputSession::new(),
+        follows: InputSession::new(),
+        mentions: InputSession::new(),
         joined: HashMap::new(),
         read: HashMap::new(),
     };
@@ -228,6 +338,45 @@ fn run_worker(
                 v.room_history.apply_history(u)
             });
             materialize(last, &probe, &views, |v, u| v.room_history.apply_last(u));
+
+            let FeedViews {
+                profile,
+                home,
+                heavy,
+                post_edits,
+                like_counts,
+                comments,
+                followers,
+                following,
+                notifications,
+            } = feed(
+                FeedInputs {
+                    posts: inputs.posts.to_collection(scope),
+                    post_edits: inputs.post_edits.to_collection(scope),
+                    likes: inputs.likes.to_collection(scope),
+                    comments: inputs.comments.to_collection(scope),
+                    follows: inputs.follows.to_collection(scope),
+                    mentions: inputs.mentions.to_collection(scope),
+                },
+                fanout_max,
+            );
+            materialize(profile, &probe, &views, |v, u| {
+                v.feed.apply_profile(u, v.watermark.get())
+            });
+            materialize(home, &probe, &views, |v, u| v.feed.home.apply(u));
+            materialize(heavy, &probe, &views, |v, u| v.feed.heavy.apply(u));
+            materialize(post_edits, &probe, &views, |v, u| {
+                v.feed.post_edits.apply(u)
+            });
+            materialize(like_counts, &probe, &views, |v, u| {
+                v.feed.like_counts.apply(u)
+            });
+            materialize(comments, &probe, &views, |v, u| v.feed.comments.apply(u));
+            materialize(followers, &probe, &views, |v, u| v.feed.followers.apply(u));
+            materialize(following, &probe, &views, |v, u| v.feed.following.apply(u));
+            materialize(notifications, &probe, &views, |v, u| {
+                v.feed.apply_notifications(u, v.watermark.get())
+            });
         });
     }
 

@@ -6,6 +6,7 @@ use crate::command::{Ack, Command, Submission};
 use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
 use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
+use crate::search::{Indexer, SearchIndex};
 use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
 use girok_schemas::{Event, EventId, Seq, UserId, decode_event};
@@ -35,6 +36,9 @@ pub struct EngineConfig {
     pub password_threads: usize,
     /// Most members of a group room (at most [`crate::limits::MAX_ROOM_MEMBERS`]).
     pub max_room_members: usize,
+    /// Authors with this many followers or more are merged into timelines at read time
+    /// instead of being fanned out on write.
+    pub fanout_max_followers: usize,
 }
 
 impl EngineConfig {
@@ -49,6 +53,7 @@ impl EngineConfig {
             password_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_room_members: crate::limits::MAX_ROOM_MEMBERS,
+            fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
         }
     }
 }
@@ -103,7 +108,9 @@ pub struct Engine {
     dataflow: Mutex<Option<Dataflow>>,
     hub: Arc<Hub>,
     hub_task: Mutex<Option<JoinHandle<()>>>,
-    read_wait: Duration,
+    search: Arc<SearchIndex>,
+    indexer: Mutex<Option<Indexer>>,
+    pub(crate) read_wait: Duration,
     head_at_start: Seq,
     metrics: EngineMetrics,
 }
@@ -119,8 +126,19 @@ impl Engine {
             config.writer,
         )?;
         let views = Arc::new(Views::default());
-        let flow = dataflow::start(store.clone(), views.clone(), config.workers, None)?;
+        let flow = dataflow::start(
+            store.clone(),
+            views.clone(),
+            dataflow::DataflowConfig {
+                workers: config.workers,
+                fanout_max_followers: config.fanout_max_followers,
+            },
+            None,
+        )?;
         let head_at_start = store.head().get();
+        views.feed.go_live(head_at_start);
+        let search = Arc::new(SearchIndex::new()?);
+        let indexer = Indexer::start(store.clone(), search.clone(), None)?;
         let hub = Arc::new(Hub::new(config.topic_capacity));
         let hub_task = tokio::spawn(hub::run(hub.clone(), store.clone(), head_at_start));
         tracing::info!(
@@ -138,6 +156,8 @@ impl Engine {
             dataflow: Mutex::new(Some(flow)),
             hub,
             hub_task: Mutex::new(Some(hub_task)),
+            search,
+            indexer: Mutex::new(Some(indexer)),
             read_wait: config.read_wait,
             head_at_start,
             metrics: EngineMetrics::default(),
@@ -177,6 +197,11 @@ impl Engine {
     /// The live hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The full-text search index.
+    pub fn search_index(&self) -> &Arc<SearchIndex> {
+        &self.search
     }
 
     /// Every view's store (for status and tests).
@@ -241,7 +266,6 @@ impl Engine {
         let head = self.head();
         let writer_running = self.writer.lock().as_ref().is_some_and(|w| w.is_running());
         let views: Vec<ViewStatus> = self
-            .views
             .summaries()
             .into_iter()
             .map(|s| ViewStatus {
@@ -261,6 +285,17 @@ impl Engine {
             },
             views,
         }
+    }
+
+    /// Every view's summary, the search index's last (it has a watermark of its own).
+    pub fn summaries(&self) -> Vec<crate::views::ViewSummary> {
+        let mut all = self.views.summaries();
+        all.push(crate::views::ViewSummary {
+            name: "search",
+            watermark: self.search.watermark.get(),
+            digest: self.search.digest(),
+        });
+        all
     }
 
     /// Registers storage and engine metrics.
@@ -286,7 +321,7 @@ impl Engine {
     /// Brings gauges up to date (call before encoding metrics).
     pub fn refresh_metrics(&self) {
         let head = self.head();
-        for summary in self.views.summaries() {
+        for summary in self.summaries() {
             let label = ViewLabel { view: summary.name };
             self.metrics
                 .watermark
@@ -305,12 +340,16 @@ impl Engine {
     pub async fn shutdown(&self) {
         let writer = self.writer.lock().take();
         let flow = self.dataflow.lock().take();
+        let indexer = self.indexer.lock().take();
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(writer) = writer {
                 writer.shutdown();
             }
             if let Some(flow) = flow {
                 flow.stop();
+            }
+            if let Some(indexer) = indexer {
+                indexer.stop();
             }
         })
         .await;

@@ -63,6 +63,22 @@ pub enum Error {
     MessageNotFound(girok_schemas::EventId),
     #[error("only its author can change message {0}")]
     NotMessageAuthor(girok_schemas::EventId),
+    #[error("post {0} does not exist")]
+    PostNotFound(girok_schemas::EventId),
+    #[error("comment {0} does not exist")]
+    CommentNotFound(girok_schemas::EventId),
+    #[error("only its author can change post {0}")]
+    NotPostAuthor(girok_schemas::EventId),
+    #[error("only its author can delete comment {0}")]
+    NotCommentAuthor(girok_schemas::EventId),
+    #[error("you already like post {0}")]
+    AlreadyLiked(girok_schemas::EventId),
+    #[error("you do not like post {0}")]
+    NotLiked(girok_schemas::EventId),
+    #[error("you already follow that user")]
+    AlreadyFollowing,
+    #[error("you do not follow that user")]
+    NotFollowing,
     #[error("girok is shutting down and accepts no more writes")]
     Unavailable,
     #[error("storage failure: {0}")]
@@ -113,6 +129,14 @@ impl Error {
             Error::UserNotFound => "USER_NOT_FOUND",
             Error::MessageNotFound(_) => "MESSAGE_NOT_FOUND",
             Error::NotMessageAuthor(_) => "NOT_MESSAGE_AUTHOR",
+            Error::PostNotFound(_) => "POST_NOT_FOUND",
+            Error::CommentNotFound(_) => "COMMENT_NOT_FOUND",
+            Error::NotPostAuthor(_) => "NOT_POST_AUTHOR",
+            Error::NotCommentAuthor(_) => "NOT_COMMENT_AUTHOR",
+            Error::AlreadyLiked(_) => "ALREADY_LIKED",
+            Error::NotLiked(_) => "NOT_LIKED",
+            Error::AlreadyFollowing => "ALREADY_FOLLOWING",
+            Error::NotFollowing => "NOT_FOLLOWING",
             Error::Unavailable => "UNAVAILABLE",
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
         }
@@ -136,7 +160,14 @@ impl Error {
             Error::SessionNotFound | Error::UserNotFound | Error::MessageNotFound(_) => {
                 ErrorKind::NotFound
             }
-            Error::NotMessageAuthor(_) => ErrorKind::Forbidden,
+            Error::NotMessageAuthor(_) | Error::NotPostAuthor(_) | Error::NotCommentAuthor(_) => {
+                ErrorKind::Forbidden
+            }
+            Error::PostNotFound(_) | Error::CommentNotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyLiked(_)
+            | Error::NotLiked(_)
+            | Error::AlreadyFollowing
+            | Error::NotFollowing => ErrorKind::Conflict,
             Error::Unavailable => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
         }

@@ -16,3 +16,25 @@ pub const MAX_ROOM_MEMBERS: usize = 1000;
 pub const MAX_ROOMS_PAGE_SIZE: usize = 100;
 /// Unread counts stop counting here (a client shows "10000+").
 pub const MAX_UNREAD_COUNT: usize = 10_000;
+/// Longest post, in characters.
+pub const MAX_POST_CHARS: usize = 5000;
+/// Most media ids on one post.
+pub const MAX_POST_MEDIA: usize = 4;
+/// Longest media id, in bytes (printable ASCII).
+pub const MAX_MEDIA_ID_BYTES: usize = 64;
+/// Longest comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+/// Most distinct `@username` mentions that notify, per post or comment (later ones are text).
+pub const MAX_MENTIONS: usize = 20;
+/// Largest page of a timeline, a follower list, notifications or search results.
+pub const MAX_FEED_PAGE_SIZE: usize = 100;
+/// Most comments shown inline with a post (`comments(limit:)`).
+pub const MAX_INLINE_COMMENTS: usize = 20;
+/// Authors with at least this many followers are not fanned out to their followers'
+/// timelines; their posts are merged in when a timeline is read (the default of
+/// `feed.fanout_max_followers`).
+pub const FANOUT_MAX_FOLLOWERS: usize = 1000;
+/// Longest search query, in characters.
+pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
+/// How deep search results may be paged (offset plus page size).
+pub const MAX_SEARCH_DEPTH: usize = 1000;

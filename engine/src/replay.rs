@@ -1,8 +1,10 @@
 //! Replay: rebuilds every view from the log (all of it, or up to a seq) with the same dataflow
 //! the live engine runs, and reports each view's digest so that the result can be compared
-//! with a live engine's.
+//! with a live engine's. The search index is rebuilt beside them and reported as the view
+//! `search`.
 
 use crate::dataflow;
+use crate::search::{Indexer, SearchIndex};
 use crate::views::{ViewSummary, Views};
 use girok_schemas::Seq;
 use girok_storage::Store;
@@ -29,7 +31,7 @@ pub struct ReplayReport {
 pub fn replay(
     store: Arc<Store>,
     to_seq: Option<Seq>,
-    workers: usize,
+    config: dataflow::DataflowConfig,
     mut progress: impl FnMut(Seq, Seq),
 ) -> crate::Result<(ReplayReport, Arc<Views>)> {
     let head = store.head().get();
@@ -37,7 +39,9 @@ pub fn replay(
     let first = store.stats()?.first_seq.unwrap_or(1);
     let views = Arc::new(Views::default());
     let started = Instant::now();
-    let mut flow = dataflow::start(store, views.clone(), workers, Some(target))?;
+    let search = Arc::new(SearchIndex::new()?);
+    let indexer = Indexer::start(store.clone(), search.clone(), Some(target))?;
+    let mut flow = dataflow::start(store, views.clone(), config, Some(target))?;
     let joiner = std::thread::spawn(move || flow.join());
     while !joiner.is_finished() {
         progress(views.watermark.get().min(target), target);
@@ -46,6 +50,7 @@ pub fn replay(
     if joiner.join().is_err() {
         return Err(crate::Error::Internal("replay worker panicked".into()));
     }
+    indexer.join();
     let reached = views.watermark.get();
     progress(reached.min(target), target);
     if reached < target {
@@ -64,7 +69,15 @@ pub fn replay(
         events,
         elapsed_ms: elapsed.as_millis() as u64,
         events_per_sec: events as f64 / elapsed.as_secs_f64().max(1e-9),
-        views: views.summaries(),
+        views: {
+            let mut summaries = views.summaries();
+            summaries.push(ViewSummary {
+                name: "search",
+                watermark: search.watermark.get(),
+                digest: search.digest(),
+            });
+            summaries
+        },
         undecodable: views.undecodable(),
     };
     Ok((report, views))

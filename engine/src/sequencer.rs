@@ -9,7 +9,7 @@
 use crate::command::{Ack, Command, Submission};
 use crate::error::{Error, Result};
 use crate::limits::MAX_ROOM_MEMBERS;
-use crate::write_model::{idempotency_key, member_key, pair_key, record, request_hash};
+use crate::write_model::{idempotency_key, member_key, pair_key, record, request_hash, seq_value};
 use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord};
 use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn};
@@ -162,6 +162,7 @@ impl Stager for Sequencer {
                 )
             }
             Command::Account(command) => crate::accounts::stage(txn, new_id, command),
+            Command::Feed(command) => crate::feed::stage(txn, actor, new_id, command),
         }
     }
 }
@@ -409,10 +410,9 @@ fn require_user(txn: &Txn<'_>, user: UserId) -> Result<()> {
 
 /// How far `user` has read `room` (0: nothing yet).
 fn read_marker(txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<Seq> {
-    Ok(txn
-        .get(Table::RoomidUseridRead, &member_key(room, user))?
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
+    Ok(seq_value(
+        txn.get(Table::RoomidUseridRead, &member_key(room, user))?,
+    ))
 }
 
 fn stored_ack(stored: IdempotentAck, request_hash: u64, client_id: &str) -> Result<Ack> {

@@ -4,8 +4,10 @@
 //! model from scratch, so both always agree.
 
 use crate::error::{Error, Result};
-use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord, SessionRecord, UserRecord};
-use girok_schemas::{Event, Payload, RoomId, SessionId, UserId};
+use girok_schemas::proto::{
+    CommentRecord, IdempotentAck, MessageRecord, PostRecord, RoomRecord, SessionRecord, UserRecord,
+};
+use girok_schemas::{Event, Payload, RoomId, Seq, SessionId, UserId};
 use girok_storage::{Store, Table, Txn};
 use prost::Message;
 use std::sync::Arc;
@@ -17,13 +19,25 @@ pub fn tables() -> impl Iterator<Item = Table> {
 
 /// `room (16) ++ user (16)`.
 pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
-    [room.as_bytes().as_slice(), user.as_bytes().as_slice()].concat()
+    pair_of(room.0, user.0)
 }
 
 /// `smaller user id (16) ++ larger user id (16)`: the same for both orders.
 pub(crate) fn pair_key(a: UserId, b: UserId) -> Vec<u8> {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     [low.as_bytes().as_slice(), high.as_bytes().as_slice()].concat()
+}
+
+/// `a (16) ++ b (16)`, in that order: a like (post, user) or a follow (follower, followee).
+pub(crate) fn pair_of(a: uuid::Uuid, b: uuid::Uuid) -> Vec<u8> {
+    [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()
+}
+
+/// A stored big-endian seq (0 when absent).
+pub(crate) fn seq_value(bytes: Option<Vec<u8>>) -> Seq {
+    bytes
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// `actor (16) ++ client id`.
@@ -310,6 +324,93 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 record.avatar_media_id = avatar.clone();
             }
         })?,
+        Payload::PostCreated { .. } => {
+            let record = PostRecord {
+                author: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
+                seq: event.seq,
+                commit_time_ms: event.commit_time_ms,
+                deleted: false,
+            };
+            txn.put(
+                Table::PostidPost,
+                event.id.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+        }
+        Payload::PostEdited { .. } => {}
+        Payload::PostDeleted { post, .. } => {
+            let mut record: PostRecord =
+                decode(txn.get(Table::PostidPost, post.as_bytes())?, "post")?;
+            record.deleted = true;
+            txn.put(
+                Table::PostidPost,
+                post.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+        }
+        Payload::PostLiked { post, .. } => {
+            if let Some(liker) = actor {
+                txn.put(
+                    Table::PostidUseridLike,
+                    pair_of(post.0, liker.0),
+                    event.seq.to_be_bytes().to_vec(),
+                );
+            }
+        }
+        Payload::PostUnliked { post, .. } => {
+            if let Some(liker) = actor {
+                txn.delete(Table::PostidUseridLike, pair_of(post.0, liker.0));
+            }
+        }
+        Payload::CommentAdded { post, post_seq, .. } => {
+            let record = CommentRecord {
+                post_id: post.as_bytes().to_vec(),
+                author: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
+                seq: event.seq,
+                post_seq: *post_seq,
+                deleted: false,
+            };
+            txn.put(
+                Table::CommentidComment,
+                event.id.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+        }
+        Payload::CommentDeleted { comment, .. } => {
+            let mut record: CommentRecord = decode(
+                txn.get(Table::CommentidComment, comment.as_bytes())?,
+                "comment",
+            )?;
+            record.deleted = true;
+            txn.put(
+                Table::CommentidComment,
+                comment.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+        }
+        Payload::UserFollowed { user } => {
+            if let Some(follower) = actor {
+                txn.put(
+                    Table::FollowerFollowee,
+                    pair_of(follower.0, user.0),
+                    event.seq.to_be_bytes().to_vec(),
+                );
+            }
+        }
+        Payload::UserUnfollowed { user, .. } => {
+            if let Some(follower) = actor {
+                txn.delete(Table::FollowerFollowee, pair_of(follower.0, user.0));
+            }
+        }
+        Payload::NotificationsRead { up_to } => {
+            if let Some(reader) = actor {
+                txn.put(
+                    Table::UseridNotificationsread,
+                    reader.as_bytes().to_vec(),
+                    up_to.to_be_bytes().to_vec(),
+                );
+            }
+        }
         Payload::Unknown { .. } => {}
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! maintained by real timely workers, read-your-writes, the hub, and replay equal to live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use girok_engine::dataflow::DataflowConfig;
 use girok_engine::replay::replay;
 use girok_engine::{Command, Engine, EngineConfig, Error, HistoryQuery, Topic};
 use girok_schemas::{Payload, RoomId, UserId};
@@ -407,7 +408,13 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
         .await
         .unwrap();
     let live_snapshot = engine.views().room_history.snapshot();
-    let live_summaries = engine.views().summaries();
+    engine
+        .search_index()
+        .watermark
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let live_summaries = engine.summaries();
     assert_eq!(live_snapshot.len(), 4);
     engine.shutdown().await;
     drop(engine);
@@ -415,7 +422,7 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     let (report, views) = tokio::task::spawn_blocking({
         let store = store.clone();
-        move || replay(store, None, 2, |_, _| {}).unwrap()
+        move || replay(store, None, DataflowConfig::new(2), |_, _| {}).unwrap()
     })
     .await
     .unwrap();
@@ -425,10 +432,11 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
 
     // Up to a seq: equal to the live history cut at that seq.
     let cut = head / 2;
-    let (partial, views) =
-        tokio::task::spawn_blocking(move || replay(store, Some(cut), 1, |_, _| {}).unwrap())
-            .await
-            .unwrap();
+    let (partial, views) = tokio::task::spawn_blocking(move || {
+        replay(store, Some(cut), DataflowConfig::new(1), |_, _| {}).unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(partial.to_seq, cut);
     let mut expected = HashMap::new();
     for (room, (seqs, _)) in &live_snapshot {
@@ -632,15 +640,22 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
         None,
         "edits of deleted messages leave the view"
     );
-    let live = engine.views().summaries();
+    engine
+        .search_index()
+        .watermark
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let live = engine.summaries();
     engine.shutdown().await;
     drop(engine);
 
     // Replay reaches the same view, edits and deletions included.
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    let (report, _) =
-        tokio::task::spawn_blocking(move || replay(store, None, 2, |_, _| {}).unwrap())
-            .await
-            .unwrap();
+    let (report, _) = tokio::task::spawn_blocking(move || {
+        replay(store, None, DataflowConfig::new(2), |_, _| {}).unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(report.views, live);
 }

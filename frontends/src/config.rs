@@ -85,6 +85,9 @@ pub struct EngineSection {
     pub read_wait_ms: u64,
     /// Events a live subscriber may fall behind before it is told it lagged.
     pub topic_capacity: usize,
+    /// Authors with at least this many followers are not fanned out to their followers'
+    /// timelines on write; their posts are merged in when a timeline is read.
+    pub fanout_max_followers: usize,
 }
 
 impl Default for EngineSection {
@@ -93,6 +96,7 @@ impl Default for EngineSection {
             workers: 0,
             read_wait_ms: 5_000,
             topic_capacity: 1024,
+            fanout_max_followers: girok_engine::limits::FANOUT_MAX_FOLLOWERS,
         }
     }
 }
@@ -257,6 +261,7 @@ impl Config {
         if self.auth.password_threads > 0 {
             config.password_threads = self.auth.password_threads;
         }
+        config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
         config
     }
 }

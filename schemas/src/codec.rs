@@ -175,8 +175,96 @@ fn wire_payload(payload: &Payload) -> Option<Wire> {
             bio: bio.clone(),
             avatar_media_id: avatar_media_id.clone(),
         }),
+        Payload::PostCreated {
+            content,
+            media_ids,
+            mentions,
+        } => Wire::PostCreated(proto::PostCreated {
+            content: content.clone(),
+            media_ids: media_ids.clone(),
+            mentions: user_bytes(mentions),
+        }),
+        Payload::PostEdited {
+            post,
+            post_seq,
+            content,
+            media_ids,
+            mentions,
+        } => Wire::PostEdited(proto::PostEdited {
+            post_id: post.as_bytes().to_vec(),
+            post_seq: *post_seq,
+            content: content.clone(),
+            media_ids: media_ids.clone(),
+            mentions: user_bytes(mentions),
+        }),
+        Payload::PostDeleted { post, post_seq } => Wire::PostDeleted(proto::PostDeleted {
+            post_id: post.as_bytes().to_vec(),
+            post_seq: *post_seq,
+        }),
+        Payload::PostLiked {
+            post,
+            post_seq,
+            post_author,
+        } => Wire::PostLiked(proto::PostLiked {
+            post_id: post.as_bytes().to_vec(),
+            post_seq: *post_seq,
+            post_author: post_author.as_bytes().to_vec(),
+        }),
+        Payload::PostUnliked {
+            post,
+            post_seq,
+            post_author,
+            like_seq,
+        } => Wire::PostUnliked(proto::PostUnliked {
+            post_id: post.as_bytes().to_vec(),
+            post_seq: *post_seq,
+            post_author: post_author.as_bytes().to_vec(),
+            like_seq: *like_seq,
+        }),
+        Payload::CommentAdded {
+            post,
+            post_seq,
+            post_author,
+            content,
+            mentions,
+        } => Wire::CommentAdded(proto::CommentAdded {
+            post_id: post.as_bytes().to_vec(),
+            post_seq: *post_seq,
+            post_author: post_author.as_bytes().to_vec(),
+            content: content.clone(),
+            mentions: user_bytes(mentions),
+        }),
+        Payload::CommentDeleted {
+            comment,
+            comment_seq,
+            post,
+            post_seq,
+            post_author,
+        } => Wire::CommentDeleted(proto::CommentDeleted {
+            comment_id: comment.as_bytes().to_vec(),
+            comment_seq: *comment_seq,
+            post_id: post.as_bytes().to_vec(),
+            post_seq: *post_seq,
+            post_author: post_author.as_bytes().to_vec(),
+        }),
+        Payload::UserFollowed { user } => Wire::UserFollowed(proto::UserFollowed {
+            user_id: user.as_bytes().to_vec(),
+        }),
+        Payload::UserUnfollowed { user, follow_seq } => {
+            Wire::UserUnfollowed(proto::UserUnfollowed {
+                user_id: user.as_bytes().to_vec(),
+                follow_seq: *follow_seq,
+            })
+        }
+        Payload::NotificationsRead { up_to } => {
+            Wire::NotificationsRead(proto::NotificationsRead { up_to_seq: *up_to })
+        }
         Payload::Unknown { .. } => return None,
     })
+}
+
+fn user_bytes(users: &[UserId]) -> Vec<Vec<u8>> {
+    users.iter().map(|u| u.as_bytes().to_vec()).collect()
 }
 
 fn envelope(bytes: &[u8]) -> Result<proto::Envelope, DecodeError> {
@@ -204,6 +292,13 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
     let user = |raw: &[u8]| UserId::from_slice(raw).ok_or(DecodeError::InvalidId("user_id"));
     let session =
         |raw: &[u8]| SessionId::from_slice(raw).ok_or(DecodeError::InvalidId("session_id"));
+    let post = |raw: &[u8]| EventId::from_slice(raw).ok_or(DecodeError::InvalidId("post_id"));
+    let author = |raw: &[u8]| UserId::from_slice(raw).ok_or(DecodeError::InvalidId("post_author"));
+    let mentions = |raw: Vec<Vec<u8>>| {
+        raw.iter()
+            .map(|m| UserId::from_slice(m).ok_or(DecodeError::InvalidId("mentions")))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let payload = match env.payload {
         Some(Wire::RoomCreated(p)) => Payload::RoomCreated {
             room: room(&p.room_id)?,
@@ -288,6 +383,56 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             bio: p.bio,
             avatar_media_id: p.avatar_media_id,
         },
+        Some(Wire::PostCreated(p)) => Payload::PostCreated {
+            content: p.content,
+            media_ids: p.media_ids,
+            mentions: mentions(p.mentions)?,
+        },
+        Some(Wire::PostEdited(p)) => Payload::PostEdited {
+            post: post(&p.post_id)?,
+            post_seq: p.post_seq,
+            content: p.content,
+            media_ids: p.media_ids,
+            mentions: mentions(p.mentions)?,
+        },
+        Some(Wire::PostDeleted(p)) => Payload::PostDeleted {
+            post: post(&p.post_id)?,
+            post_seq: p.post_seq,
+        },
+        Some(Wire::PostLiked(p)) => Payload::PostLiked {
+            post: post(&p.post_id)?,
+            post_seq: p.post_seq,
+            post_author: author(&p.post_author)?,
+        },
+        Some(Wire::PostUnliked(p)) => Payload::PostUnliked {
+            post: post(&p.post_id)?,
+            post_seq: p.post_seq,
+            post_author: author(&p.post_author)?,
+            like_seq: p.like_seq,
+        },
+        Some(Wire::CommentAdded(p)) => Payload::CommentAdded {
+            post: post(&p.post_id)?,
+            post_seq: p.post_seq,
+            post_author: author(&p.post_author)?,
+            content: p.content,
+            mentions: mentions(p.mentions)?,
+        },
+        Some(Wire::CommentDeleted(p)) => Payload::CommentDeleted {
+            comment: EventId::from_slice(&p.comment_id)
+                .ok_or(DecodeError::InvalidId("comment_id"))?,
+            comment_seq: p.comment_seq,
+            post: post(&p.post_id)?,
+            post_seq: p.post_seq,
+            post_author: author(&p.post_author)?,
+        },
+        Some(Wire::UserFollowed(p)) => Payload::UserFollowed {
+            user: user(&p.user_id)?,
+        },
+        Some(Wire::UserUnfollowed(p)) => Payload::UserUnfollowed {
+            user: user(&p.user_id)?,
+            follow_seq: p.follow_seq,
+        },
+        Some(Wire::NotificationsRead(p)) => Payload::NotificationsRead { up_to: p.up_to_seq },
         None => Payload::Unknown {
             type_name: env.r#type,
         },
@@ -402,6 +547,55 @@ mod tests {
                 bio: None,
                 avatar_media_id: Some(String::new()),
             },
+            Payload::PostCreated {
+                content: "hi @bob".into(),
+                media_ids: vec!["m1".into(), "m2".into()],
+                mentions: vec![UserId::new_v7()],
+            },
+            Payload::PostEdited {
+                post: EventId::new_v7(),
+                post_seq: 4,
+                content: "fixed".into(),
+                media_ids: vec![],
+                mentions: vec![],
+            },
+            Payload::PostDeleted {
+                post: EventId::new_v7(),
+                post_seq: 4,
+            },
+            Payload::PostLiked {
+                post: EventId::new_v7(),
+                post_seq: 4,
+                post_author: UserId::new_v7(),
+            },
+            Payload::PostUnliked {
+                post: EventId::new_v7(),
+                post_seq: 4,
+                post_author: UserId::new_v7(),
+                like_seq: 5,
+            },
+            Payload::CommentAdded {
+                post: EventId::new_v7(),
+                post_seq: 4,
+                post_author: UserId::new_v7(),
+                content: "nice".into(),
+                mentions: vec![UserId::new_v7(), UserId::new_v7()],
+            },
+            Payload::CommentDeleted {
+                comment: EventId::new_v7(),
+                comment_seq: 9,
+                post: EventId::new_v7(),
+                post_seq: 4,
+                post_author: UserId::new_v7(),
+            },
+            Payload::UserFollowed {
+                user: UserId::new_v7(),
+            },
+            Payload::UserUnfollowed {
+                user: UserId::new_v7(),
+                follow_seq: 3,
+            },
+            Payload::NotificationsRead { up_to: 12 },
         ];
         for payload in payloads {
             let event = sample(payload);

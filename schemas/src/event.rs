@@ -98,6 +98,64 @@ pub enum Payload {
         bio: Option<String>,
         avatar_media_id: Option<String>,
     },
+    /// A post by the actor; its id is the event id.
+    PostCreated {
+        content: String,
+        media_ids: Vec<String>,
+        /// Users named as `@username` in the content.
+        mentions: Vec<UserId>,
+    },
+    PostEdited {
+        post: EventId,
+        post_seq: Seq,
+        content: String,
+        media_ids: Vec<String>,
+        mentions: Vec<UserId>,
+    },
+    PostDeleted {
+        post: EventId,
+        post_seq: Seq,
+    },
+    PostLiked {
+        post: EventId,
+        post_seq: Seq,
+        post_author: UserId,
+    },
+    PostUnliked {
+        post: EventId,
+        post_seq: Seq,
+        post_author: UserId,
+        /// The seq of the like taken back.
+        like_seq: Seq,
+    },
+    /// A comment by the actor; its id is the event id.
+    CommentAdded {
+        post: EventId,
+        post_seq: Seq,
+        post_author: UserId,
+        content: String,
+        mentions: Vec<UserId>,
+    },
+    CommentDeleted {
+        comment: EventId,
+        comment_seq: Seq,
+        post: EventId,
+        post_seq: Seq,
+        post_author: UserId,
+    },
+    /// The actor follows `user`.
+    UserFollowed {
+        user: UserId,
+    },
+    UserUnfollowed {
+        user: UserId,
+        /// The seq of the follow this ends.
+        follow_seq: Seq,
+    },
+    /// The actor has seen their notifications up to `up_to` (a seq).
+    NotificationsRead {
+        up_to: Seq,
+    },
     Unknown {
         type_name: String,
     },
@@ -121,6 +179,16 @@ impl Payload {
             Payload::SessionRevoked { .. } => "auth.session.revoked",
             Payload::PasswordChanged { .. } => "auth.password.changed",
             Payload::ProfileUpdated { .. } => "user.profile.updated",
+            Payload::PostCreated { .. } => "feed.post.created",
+            Payload::PostEdited { .. } => "feed.post.edited",
+            Payload::PostDeleted { .. } => "feed.post.deleted",
+            Payload::PostLiked { .. } => "feed.post.liked",
+            Payload::PostUnliked { .. } => "feed.post.unliked",
+            Payload::CommentAdded { .. } => "feed.comment.added",
+            Payload::CommentDeleted { .. } => "feed.comment.deleted",
+            Payload::UserFollowed { .. } => "social.user.followed",
+            Payload::UserUnfollowed { .. } => "social.user.unfollowed",
+            Payload::NotificationsRead { .. } => "notification.read",
             Payload::Unknown { type_name } => type_name,
         }
     }

@@ -84,6 +84,55 @@ impl Event {
                 avatar_media_id,
             } => json!({ "userId": user, "displayName": display_name, "bio": bio,
                          "avatarMediaId": avatar_media_id }),
+            Payload::PostCreated {
+                content,
+                media_ids,
+                mentions,
+            } => json!({ "content": content, "mediaIds": media_ids, "mentions": mentions }),
+            Payload::PostEdited {
+                post,
+                post_seq,
+                content,
+                media_ids,
+                mentions,
+            } => json!({ "postId": post, "postSeq": post_seq, "content": content,
+                         "mediaIds": media_ids, "mentions": mentions }),
+            Payload::PostDeleted { post, post_seq } => {
+                json!({ "postId": post, "postSeq": post_seq })
+            }
+            Payload::PostLiked {
+                post,
+                post_seq,
+                post_author,
+            } => json!({ "postId": post, "postSeq": post_seq, "postAuthor": post_author }),
+            Payload::PostUnliked {
+                post,
+                post_seq,
+                post_author,
+                like_seq,
+            } => json!({ "postId": post, "postSeq": post_seq, "postAuthor": post_author,
+                         "likeSeq": like_seq }),
+            Payload::CommentAdded {
+                post,
+                post_seq,
+                post_author,
+                content,
+                mentions,
+            } => json!({ "postId": post, "postSeq": post_seq, "postAuthor": post_author,
+                         "content": content, "mentions": mentions }),
+            Payload::CommentDeleted {
+                comment,
+                comment_seq,
+                post,
+                post_seq,
+                post_author,
+            } => json!({ "commentId": comment, "commentSeq": comment_seq, "postId": post,
+                         "postSeq": post_seq, "postAuthor": post_author }),
+            Payload::UserFollowed { user } => json!({ "userId": user }),
+            Payload::UserUnfollowed { user, follow_seq } => {
+                json!({ "userId": user, "followSeq": follow_seq })
+            }
+            Payload::NotificationsRead { up_to } => json!({ "upToSeq": up_to }),
             Payload::Unknown { .. } => Value::Null,
         };
         json!({

@@ -33,11 +33,23 @@ pub enum Table {
     /// Write model: `room id (16) ++ user id (16) -> seq (u64 BE)`, how far each user has
     /// read each room (kept after leaving, so a rejoin continues from there).
     RoomidUseridRead,
+    /// Write model: `post id (16) -> PostRecord` (author, seq, deleted).
+    PostidPost,
+    /// Write model: `post id (16) ++ user id (16) -> like seq (u64 BE)`, one per current like.
+    PostidUseridLike,
+    /// Write model: `comment id (16) -> CommentRecord`.
+    CommentidComment,
+    /// Write model: `follower id (16) ++ followee id (16) -> follow seq (u64 BE)`, one per
+    /// current follow.
+    FollowerFollowee,
+    /// Write model: `user id (16) -> seq (u64 BE)`, how far the user has read their
+    /// notifications.
+    UseridNotificationsread,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 18] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -51,6 +63,11 @@ impl Table {
         Table::MessageidMessage,
         Table::UserpairRoomid,
         Table::RoomidUseridRead,
+        Table::PostidPost,
+        Table::PostidUseridLike,
+        Table::CommentidComment,
+        Table::FollowerFollowee,
+        Table::UseridNotificationsread,
     ];
 
     /// The keyspace name on disk.
@@ -69,6 +86,11 @@ impl Table {
             Table::MessageidMessage => "messageid_message",
             Table::UserpairRoomid => "userpair_roomid",
             Table::RoomidUseridRead => "roomid_userid_read",
+            Table::PostidPost => "postid_post",
+            Table::PostidUseridLike => "postid_userid_like",
+            Table::CommentidComment => "commentid_comment",
+            Table::FollowerFollowee => "follower_followee",
+            Table::UseridNotificationsread => "userid_notificationsread",
         }
     }
 

@@ -6,8 +6,11 @@
 //! reflects) and a [`Digest`] (an order-independent hash of its whole content, updated with each
 //! diff), so that a view rebuilt by replay can be compared with the live one cheaply.
 
+pub mod feed;
 pub mod room_history;
 pub mod rooms;
+
+pub use feed::{FeedStore, NotificationKind, NotificationRef, PostRef};
 
 use girok_schemas::Seq;
 use parking_lot::{Mutex, RwLock};
@@ -82,6 +85,14 @@ pub struct Digest {
 }
 
 impl Digest {
+    /// The digest of two views taken together.
+    pub fn combine(self, other: Digest) -> Digest {
+        Digest {
+            entries: self.entries + other.entries,
+            hash: self.hash.wrapping_add(other.hash),
+        }
+    }
+
     pub(crate) fn apply<D: Hash>(&mut self, data: &D, diff: isize) {
         let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
         data.hash(&mut hasher);
@@ -101,6 +112,21 @@ pub struct ViewSummary {
 
 /// One output update of a keyed view: `((key, value), time, diff)`.
 pub type Update<K, V> = ((K, V), Seq, isize);
+
+/// `(entity seq, latest edit seq)` for every edited entity still in `live` (messages, posts):
+/// edits arrive as `(entity seq, edit seq)`, one per edit ever made.
+pub fn latest_versions<'s>(
+    edits: differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)>,
+    live: differential_dataflow::VecCollection<'s, Seq, Seq>,
+) -> differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)> {
+    edits
+        .reduce(|_entity, input, output| {
+            if let Some((edit, _)) = input.last() {
+                output.push((**edit, 1));
+            }
+        })
+        .semijoin(live)
+}
 
 /// Adds `diff` to the count of `key`, dropping it at zero. Counts (not sets) let diffs apply
 /// in any order: a retraction may arrive before its insertion within a batch.
@@ -160,6 +186,48 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         })
     }
 
+    /// How many values `key` has.
+    pub fn count(&self, key: &K) -> usize {
+        self.map.read().get(key).map_or(0, |values| {
+            values.values().filter(|count| **count > 0).count()
+        })
+    }
+
+    /// How many values of `key` fall within `range`, counting up to `cap`.
+    pub fn count_in_range(&self, key: &K, range: impl RangeBounds<V>, cap: usize) -> usize {
+        self.map.read().get(key).map_or(0, |values| {
+            values
+                .range(range)
+                .filter(|(_, count)| **count > 0)
+                .take(cap)
+                .count()
+        })
+    }
+
+    /// Up to `limit` values of `key` within `range`, greatest first (`descending`) or least
+    /// first, and whether more remain in that direction.
+    pub fn page(
+        &self,
+        key: &K,
+        range: impl RangeBounds<V>,
+        descending: bool,
+        limit: usize,
+    ) -> (Vec<V>, bool) {
+        let map = self.map.read();
+        let Some(values) = map.get(key) else {
+            return (Vec::new(), false);
+        };
+        let present = |(value, count): (&V, &isize)| (*count > 0).then_some(*value);
+        let mut iter: Box<dyn Iterator<Item = V>> = if descending {
+            Box::new(values.range(range).rev().filter_map(present))
+        } else {
+            Box::new(values.range(range).filter_map(present))
+        };
+        let page: Vec<V> = iter.by_ref().take(limit).collect();
+        let more = iter.next().is_some();
+        (page, more)
+    }
+
     /// The greatest present value of `key` within `range`.
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
@@ -184,6 +252,7 @@ pub struct Views {
     pub room_history: room_history::RoomHistoryStore,
     pub memberships: rooms::MembershipStore,
     pub receipts: rooms::ReceiptStore,
+    pub feed: FeedStore,
     undecodable: AtomicU64,
 }
 
@@ -197,6 +266,7 @@ impl Views {
             ("read_receipts", self.receipts.digest()),
         ]
         .into_iter()
+        .chain(self.feed.digests())
         .map(|(name, digest)| ViewSummary {
             name,
             watermark,

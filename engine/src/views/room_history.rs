@@ -32,13 +32,7 @@ pub fn room_history<'s>(
     edits: VecCollection<'s, Seq, (Seq, Seq)>,
 ) -> RoomHistory<'s> {
     let live_seqs = messages.clone().map(|(_, (seq, _))| seq);
-    let edits = edits
-        .reduce(|_message, input, output| {
-            if let Some((edit, _)) = input.last() {
-                output.push((**edit, 1));
-            }
-        })
-        .semijoin(live_seqs);
+    let edits = super::latest_versions(edits, live_seqs);
     let history = messages.clone().map(|(room, (seq, _))| (room, seq));
     let mut maxima =
         messages.map(|(room, message)| ((room, message.0 >> LEVEL_SHIFTS[0]), message));

@@ -37,8 +37,12 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         None
     };
     bar.set_message("views");
+    let dataflow = girok_engine::dataflow::DataflowConfig {
+        workers,
+        fanout_max_followers: engine_config.fanout_max_followers,
+    };
     let (report, _views) =
-        girok_engine::replay::replay(store, args.to_seq, workers, |done, total| {
+        girok_engine::replay::replay(store, args.to_seq, dataflow, |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })?;

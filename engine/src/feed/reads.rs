@@ -1,0 +1,483 @@
+//! Feed reads: posts (one, or a batch by seq), home and profile timelines, comments, follower
+//! lists and notifications. Views give the keys (post, comment and notification seqs) and
+//! counts; bodies come from the log; "liked by me" is a point read of the write model. Every
+//! batch read is one blocking call, so a page of posts costs one trip off the async runtime.
+
+use crate::chat::{page_size, read_event};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_INLINE_COMMENTS, MAX_UNREAD_COUNT};
+use crate::views::Views;
+use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
+use crate::write_model::{pair_of, record, seq_value};
+use girok_schemas::proto::PostRecord;
+use girok_schemas::{EventId, Payload, Seq, UserId};
+use girok_storage::{Store, Table};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// A post as readers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Post {
+    pub id: EventId,
+    pub seq: Seq,
+    pub author: UserId,
+    /// The current content (the latest edit's, if edited).
+    pub content: String,
+    pub media_ids: Vec<String>,
+    pub created_ms: i64,
+    pub edited_ms: Option<i64>,
+    pub like_count: usize,
+    pub comment_count: usize,
+    /// Whether the reader likes it.
+    pub liked_by_me: bool,
+}
+
+/// A comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub id: EventId,
+    pub seq: Seq,
+    pub post: EventId,
+    pub author: UserId,
+    pub content: String,
+    pub created_ms: i64,
+}
+
+/// Where a page of posts starts: strictly older than this post seq.
+pub type PostCursor = Seq;
+
+/// A page of posts, newest first.
+#[derive(Clone, Debug)]
+pub struct PostPage {
+    pub posts: Vec<Post>,
+    /// Pass as `cursor` for the next (older) page; `None` on the last page.
+    pub next_cursor: Option<PostCursor>,
+}
+
+/// One entry of a follower or following list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowEdge {
+    pub user: UserId,
+    /// The seq of the follow (the list's order and cursor).
+    pub since_seq: Seq,
+}
+
+/// A page of a follower or following list, most recent follow first.
+#[derive(Clone, Debug)]
+pub struct FollowPage {
+    pub edges: Vec<FollowEdge>,
+    /// The whole list's length.
+    pub total: usize,
+    pub next_cursor: Option<Seq>,
+}
+
+/// A notification, resolved from the event that caused it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub seq: Seq,
+    pub kind: NotificationKind,
+    /// Who liked, commented, followed or mentioned.
+    pub actor: Option<UserId>,
+    pub post: Option<EventId>,
+    pub comment: Option<EventId>,
+    pub created_ms: i64,
+    /// At or below the reader's notifications marker.
+    pub read: bool,
+}
+
+/// A page of notifications, newest first.
+#[derive(Clone, Debug)]
+pub struct NotificationPage {
+    pub notifications: Vec<Notification>,
+    /// Notifications above the read marker, counted up to [`MAX_UNREAD_COUNT`].
+    pub unread_count: usize,
+    pub read_up_to: Seq,
+    pub next_cursor: Option<Seq>,
+}
+
+impl Engine {
+    /// A live post.
+    pub async fn post(&self, reader: UserId, post: EventId, after: Option<Seq>) -> Result<Post> {
+        self.wait_for_views(after).await?;
+        let views = self.views.clone();
+        self.blocking(move |store| {
+            let record: Option<PostRecord> =
+                record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
+            let record = record
+                .filter(|p| !p.deleted)
+                .ok_or(Error::PostNotFound(post))?;
+            read_post(store, &views, reader, record.seq)
+        })
+        .await
+    }
+
+    /// Live posts by seq, in the order given (deleted ones are left out): the batch read
+    /// behind timelines and GraphQL's post loader.
+    pub async fn posts_by_seq(&self, reader: UserId, seqs: Vec<Seq>) -> Result<Vec<Post>> {
+        let views = self.views.clone();
+        self.blocking(move |store| read_posts(store, &views, reader, &seqs))
+            .await
+    }
+
+    /// The reader's home timeline: their posts and those of everyone they follow, newest
+    /// first. Heavy authors' posts are merged in here from their profile timelines.
+    pub async fn timeline(
+        &self,
+        reader: UserId,
+        cursor: Option<PostCursor>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+    ) -> Result<PostPage> {
+        let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
+        self.wait_for_views(after).await?;
+        let feed = &self.views.feed;
+        let before = cursor.unwrap_or(Seq::MAX);
+        let (mut seqs, mut more) = feed.home.page(&reader, ..before, true, limit);
+        let heavy = feed.heavy.values(&());
+        if !heavy.is_empty() {
+            let followed: HashSet<UserId> = feed
+                .following
+                .values(&reader)
+                .into_iter()
+                .map(|(_, user)| user)
+                .collect();
+            for author in heavy.into_iter().filter(|a| followed.contains(a)) {
+                let (theirs, their_more) = feed.profile.page(&author, ..before, true, limit);
+                seqs.extend(theirs);
+                more |= their_more;
+            }
+            seqs.sort_unstable_by(|a, b| b.cmp(a));
+            seqs.dedup();
+            more |= seqs.len() > limit;
+            seqs.truncate(limit);
+        }
+        self.post_page(reader, seqs, more).await
+    }
+
+    /// `author`'s own posts, newest first.
+    pub async fn user_timeline(
+        &self,
+        reader: UserId,
+        author: UserId,
+        cursor: Option<PostCursor>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+    ) -> Result<PostPage> {
+        let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
+        self.require_user(author).await?;
+        self.wait_for_views(after).await?;
+        let before = cursor.unwrap_or(Seq::MAX);
+        let (seqs, more) = self.views.feed.profile.page(&author, ..before, true, limit);
+        self.post_page(reader, seqs, more).await
+    }
+
+    async fn post_page(&self, reader: UserId, seqs: Vec<Seq>, more: bool) -> Result<PostPage> {
+        let next_cursor = more.then(|| seqs.last().copied()).flatten();
+        let posts = self.posts_by_seq(reader, seqs).await?;
+        Ok(PostPage { posts, next_cursor })
+    }
+
+    /// The first `limit` comments (oldest first) of each post, by post seq: one batch for a
+    /// whole page of posts.
+    pub async fn first_comments(
+        &self,
+        posts: Vec<Seq>,
+        limit: usize,
+    ) -> Result<HashMap<Seq, Vec<Comment>>> {
+        let limit = limit.min(MAX_INLINE_COMMENTS);
+        let views = self.views.clone();
+        self.blocking(move |store| {
+            let mut out = HashMap::new();
+            for post in posts {
+                let (seqs, _) = views.feed.comments.page(&post, .., false, limit);
+                let comments = seqs
+                    .into_iter()
+                    .map(|seq| read_comment(store, seq))
+                    .collect::<Result<Vec<_>>>()?;
+                out.insert(post, comments);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A page of a post's comments, oldest first, after the comment seq `cursor`.
+    pub async fn comments(
+        &self,
+        post: EventId,
+        cursor: Option<Seq>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+    ) -> Result<(Vec<Comment>, Option<Seq>)> {
+        let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
+        self.wait_for_views(after).await?;
+        let views = self.views.clone();
+        self.blocking(move |store| {
+            let record: Option<PostRecord> =
+                record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
+            let record = record
+                .filter(|p| !p.deleted)
+                .ok_or(Error::PostNotFound(post))?;
+            let from = cursor.map_or(0, |c| c.saturating_add(1));
+            let (seqs, more) = views.feed.comments.page(&record.seq, from.., false, limit);
+            let next = more.then(|| seqs.last().copied()).flatten();
+            let comments = seqs
+                .into_iter()
+                .map(|seq| read_comment(store, seq))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((comments, next))
+        })
+        .await
+    }
+
+    /// Who follows `user`, most recent first.
+    pub async fn followers(
+        &self,
+        user: UserId,
+        cursor: Option<Seq>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+    ) -> Result<FollowPage> {
+        self.follow_page(user, cursor, limit, after, true).await
+    }
+
+    /// Whom `user` follows, most recent first.
+    pub async fn following(
+        &self,
+        user: UserId,
+        cursor: Option<Seq>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+    ) -> Result<FollowPage> {
+        self.follow_page(user, cursor, limit, after, false).await
+    }
+
+    async fn follow_page(
+        &self,
+        user: UserId,
+        cursor: Option<Seq>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+        followers: bool,
+    ) -> Result<FollowPage> {
+        let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
+        self.require_user(user).await?;
+        self.wait_for_views(after).await?;
+        let index = if followers {
+            &self.views.feed.followers
+        } else {
+            &self.views.feed.following
+        };
+        let before = (cursor.unwrap_or(Seq::MAX), UserId(uuid::Uuid::nil()));
+        let (page, more) = index.page(&user, ..before, true, limit);
+        let edges: Vec<FollowEdge> = page
+            .into_iter()
+            .map(|(since_seq, user)| FollowEdge { user, since_seq })
+            .collect();
+        Ok(FollowPage {
+            next_cursor: more.then(|| edges.last().map(|e| e.since_seq)).flatten(),
+            total: index.count(&user),
+            edges,
+        })
+    }
+
+    /// `(followers, following)` of a user.
+    pub fn follow_counts(&self, user: UserId) -> (usize, usize) {
+        let feed = &self.views.feed;
+        (feed.followers.count(&user), feed.following.count(&user))
+    }
+
+    /// Whether `follower` follows `followee` (per the views).
+    pub fn is_following(&self, follower: UserId, followee: UserId) -> bool {
+        self.views.feed.follows(follower, followee)
+    }
+
+    /// The reader's notifications, newest first, older than the seq `cursor`.
+    pub async fn notifications(
+        &self,
+        reader: UserId,
+        cursor: Option<Seq>,
+        limit: Option<usize>,
+        after: Option<Seq>,
+    ) -> Result<NotificationPage> {
+        let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
+        self.wait_for_views(after).await?;
+        let views = self.views.clone();
+        self.blocking(move |store| {
+            let index = &views.feed.notifications;
+            let read_up_to =
+                seq_value(store.get(Table::UseridNotificationsread, reader.as_bytes())?);
+            let before = (cursor.unwrap_or(Seq::MAX), NotificationKind::Like);
+            let (page, more) = index.page(&reader, ..before, true, limit);
+            let unread_count = index.count_in_range(
+                &reader,
+                (read_up_to.saturating_add(1), NotificationKind::Like)..,
+                MAX_UNREAD_COUNT,
+            );
+            let next_cursor = more.then(|| page.last().map(|(seq, _)| *seq)).flatten();
+            let notifications = page
+                .into_iter()
+                .map(|(seq, kind)| read_notification(store, seq, kind, read_up_to))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(NotificationPage {
+                notifications,
+                unread_count,
+                read_up_to,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    /// A notification pushed live, resolved for delivery.
+    pub async fn resolve_notification(&self, note: NotificationRef) -> Result<Notification> {
+        self.blocking(move |store| {
+            let read_up_to =
+                seq_value(store.get(Table::UseridNotificationsread, note.recipient.as_bytes())?);
+            read_notification(store, note.seq, note.kind, read_up_to)
+        })
+        .await
+    }
+
+    /// The reader's notifications as they appear (not those already there).
+    pub fn subscribe_notifications(&self, reader: UserId) -> broadcast::Receiver<NotificationRef> {
+        self.views.feed.notification_push.subscribe(reader)
+    }
+
+    /// New posts of the reader and of everyone they follow, as they are posted.
+    pub fn subscribe_feed(&self, reader: UserId) -> broadcast::Receiver<PostRef> {
+        self.views.feed.feed_push.subscribe(reader)
+    }
+
+    async fn require_user(&self, user: UserId) -> Result<()> {
+        self.blocking(move |store| {
+            if store.get(Table::UseridUser, user.as_bytes())?.is_some() {
+                Ok(())
+            } else {
+                Err(Error::UserNotFound)
+            }
+        })
+        .await
+    }
+}
+
+fn read_posts(
+    store: &Store,
+    views: &Arc<Views>,
+    reader: UserId,
+    seqs: &[Seq],
+) -> Result<Vec<Post>> {
+    let mut posts = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        match read_post(store, views, reader, seq) {
+            Ok(post) => posts.push(post),
+            // Deleted since the page was cut: left out.
+            Err(Error::PostNotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(posts)
+}
+
+/// The post at `seq` as of its latest edit, with its counts and the reader's like.
+fn read_post(store: &Store, views: &Views, reader: UserId, seq: Seq) -> Result<Post> {
+    let event = read_event(store, seq)?;
+    let Payload::PostCreated {
+        content, media_ids, ..
+    } = event.payload
+    else {
+        return Err(Error::Internal(format!(
+            "seq {seq} is a {} event, not a post",
+            event.type_name()
+        )));
+    };
+    let author = event
+        .actor
+        .ok_or_else(|| Error::Internal(format!("post at seq {seq} has no author")))?;
+    let live: Option<PostRecord> =
+        record(store.get(Table::PostidPost, event.id.as_bytes())?, "post")?;
+    if live.is_none_or(|p| p.deleted) {
+        return Err(Error::PostNotFound(event.id));
+    }
+    let feed = &views.feed;
+    let (content, media_ids, edited_ms) = match feed.post_edits.last_in_range(&seq, ..) {
+        Some(edit_seq) => match read_event(store, edit_seq)? {
+            girok_schemas::Event {
+                commit_time_ms,
+                payload:
+                    Payload::PostEdited {
+                        content, media_ids, ..
+                    },
+                ..
+            } => (content, media_ids, Some(commit_time_ms)),
+            other => {
+                return Err(Error::Internal(format!(
+                    "seq {edit_seq} is a {} event, not a post edit",
+                    other.type_name()
+                )));
+            }
+        },
+        None => (content, media_ids, None),
+    };
+    let liked_by_me = store
+        .get(Table::PostidUseridLike, &pair_of(event.id.0, reader.0))?
+        .is_some();
+    Ok(Post {
+        id: event.id,
+        seq,
+        author,
+        content,
+        media_ids,
+        created_ms: event.commit_time_ms,
+        edited_ms,
+        like_count: feed.like_count(seq),
+        comment_count: feed.comments.count(&seq),
+        liked_by_me,
+    })
+}
+
+fn read_comment(store: &Store, seq: Seq) -> Result<Comment> {
+    let event = read_event(store, seq)?;
+    match event.payload {
+        Payload::CommentAdded { post, content, .. } => Ok(Comment {
+            id: event.id,
+            seq,
+            post,
+            author: event
+                .actor
+                .ok_or_else(|| Error::Internal(format!("comment at seq {seq} has no author")))?,
+            content,
+            created_ms: event.commit_time_ms,
+        }),
+        other => Err(Error::Internal(format!(
+            "seq {seq} is a {} event, not a comment",
+            other.type_name()
+        ))),
+    }
+}
+
+fn read_notification(
+    store: &Store,
+    seq: Seq,
+    kind: NotificationKind,
+    read_up_to: Seq,
+) -> Result<Notification> {
+    let event = read_event(store, seq)?;
+    let (post, comment) = match &event.payload {
+        Payload::PostLiked { post, .. } | Payload::PostEdited { post, .. } => (Some(*post), None),
+        Payload::CommentAdded { post, .. } => (Some(*post), Some(event.id)),
+        Payload::PostCreated { .. } => (Some(event.id), None),
+        _ => (None, None),
+    };
+    Ok(Notification {
+        seq,
+        kind,
+        actor: event.actor,
+        post,
+        comment,
+        created_ms: event.commit_time_ms,
+        read: seq <= read_up_to,
+    })
+}

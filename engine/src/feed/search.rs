@@ -1,0 +1,159 @@
+//! Search reads: runs a query on the search index with the searcher's rooms as the message
+//! filter, then resolves each hit to what it names (a live post, a user, a message as of its
+//! latest edit), dropping hits deleted since they were indexed.
+
+use super::reads::Post;
+use crate::accounts::UserView;
+use crate::chat::{Message, read_message};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_SEARCH_DEPTH, MAX_SEARCH_QUERY_CHARS};
+use crate::search::{SearchHit, SearchKind};
+use crate::write_model::record;
+use girok_schemas::proto::MessageRecord;
+use girok_schemas::{EventId, Seq, UserId};
+use girok_storage::Table;
+use std::time::Duration;
+
+/// A search request.
+#[derive(Clone, Debug, Default)]
+pub struct SearchQuery {
+    pub text: String,
+    /// What to search (default: posts, users and messages).
+    pub kind: Option<SearchKind>,
+    /// Page size, 1 to [`MAX_FEED_PAGE_SIZE`]; default 20.
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Read-your-writes: wait until the index reflects this seq.
+    pub after: Option<Seq>,
+}
+
+/// One result.
+#[derive(Clone, Debug)]
+pub enum SearchResult {
+    Post(Post),
+    User(UserView),
+    Message(Message),
+}
+
+/// A page of results, best first.
+#[derive(Clone, Debug)]
+pub struct SearchPage {
+    pub results: Vec<SearchResult>,
+    pub next_cursor: Option<String>,
+}
+
+impl Engine {
+    /// Full-text search over posts, users and the messages of the searcher's rooms.
+    pub async fn search(&self, searcher: UserId, query: SearchQuery) -> Result<SearchPage> {
+        let text = query.text.trim().to_owned();
+        if text.is_empty() {
+            return Err(Error::invalid("query", "must not be empty"));
+        }
+        if text.chars().count() > MAX_SEARCH_QUERY_CHARS {
+            return Err(Error::invalid(
+                "query",
+                format!("at most {MAX_SEARCH_QUERY_CHARS} characters"),
+            ));
+        }
+        let limit = crate::chat::page_size(query.limit, MAX_FEED_PAGE_SIZE)?;
+        let offset = match &query.cursor {
+            None => 0,
+            Some(raw) => raw
+                .parse::<usize>()
+                .map_err(|_| Error::invalid("after", "not a cursor this server gave"))?,
+        };
+        if offset + limit > MAX_SEARCH_DEPTH {
+            return Err(Error::invalid(
+                "after",
+                format!("results are paged up to {MAX_SEARCH_DEPTH} deep; refine the query"),
+            ));
+        }
+        if let Some(after) = query.after {
+            let started = std::time::Instant::now();
+            self.search_index()
+                .watermark
+                .wait_for(after, self.read_wait())
+                .await
+                .map_err(|watermark| Error::ViewTimeout {
+                    after,
+                    watermark,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                })?;
+        }
+        let rooms: Vec<_> = self
+            .views
+            .memberships
+            .rooms_of(searcher)
+            .into_iter()
+            .map(|(room, _)| room)
+            .collect();
+        let kinds: Vec<SearchKind> = query.kind.into_iter().collect();
+        let index = self.search_index().clone();
+        let (hits, more) = self
+            .blocking(move |_| index.search(&text, &kinds, &rooms, offset, limit))
+            .await?;
+        let results = self.resolve_hits(searcher, hits).await?;
+        Ok(SearchPage {
+            results,
+            next_cursor: more.then(|| (offset + limit).to_string()),
+        })
+    }
+
+    async fn resolve_hits(
+        &self,
+        reader: UserId,
+        hits: Vec<SearchHit>,
+    ) -> Result<Vec<SearchResult>> {
+        let mut results = Vec::with_capacity(hits.len());
+        let post_seqs: Vec<Seq> = hits
+            .iter()
+            .filter(|h| h.kind == SearchKind::Post)
+            .map(|h| h.seq)
+            .collect();
+        let mut posts: std::collections::HashMap<Seq, Post> = self
+            .posts_by_seq(reader, post_seqs)
+            .await?
+            .into_iter()
+            .map(|p| (p.seq, p))
+            .collect();
+        for hit in hits {
+            match hit.kind {
+                SearchKind::Post => {
+                    if let Some(post) = posts.remove(&hit.seq) {
+                        results.push(SearchResult::Post(post));
+                    }
+                }
+                SearchKind::User => match self.user(UserId(hit.id)).await {
+                    Ok(user) => results.push(SearchResult::User(user)),
+                    Err(Error::UserNotFound) => {}
+                    Err(other) => return Err(other),
+                },
+                SearchKind::Message => {
+                    let edit = self.views.room_history.latest_edit(hit.seq);
+                    let (id, seq) = (EventId(hit.id), hit.seq);
+                    let message = self
+                        .blocking(move |store| {
+                            let record: Option<MessageRecord> = record(
+                                store.get(Table::MessageidMessage, id.as_bytes())?,
+                                "message",
+                            )?;
+                            // Deleted since it was indexed: left out.
+                            if record.is_none_or(|m| m.deleted) {
+                                return Ok(None);
+                            }
+                            read_message(store, seq, edit).map(Some)
+                        })
+                        .await?;
+                    results.extend(message.map(SearchResult::Message));
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    fn read_wait(&self) -> Duration {
+        self.read_wait
+    }
+}

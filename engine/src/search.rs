@@ -1,0 +1,467 @@
+//! Full-text search (tantivy) over posts, users and chat messages, maintained from the log.
+//!
+//! One indexer thread tails the durable log like the dataflow does and keeps an in-memory
+//! tantivy index: a post, message or user is a document keyed by `kind:id`; edits replace it,
+//! deletes remove it, profile changes re-read the user's record. Being in memory, the index is
+//! rebuilt from the log at every start (and by `girok replay`), so it never disagrees with the
+//! log after a crash. The index has a watermark like every view; a search with `after: seq`
+//! waits for it. Commits (which make documents searchable) happen when the indexer catches up
+//! with the log, and at least every [`COMMIT_EVERY`] under load.
+//!
+//! Authorization happens in the query: messages match only in rooms the searcher is a member
+//! of now (from the memberships view); posts and users are public.
+
+use crate::error::{Error, Result};
+use crate::views::{Digest, Watermark};
+use crate::write_model::record;
+use girok_schemas::proto::UserRecord;
+use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
+use girok_storage::{Store, Table};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
+
+/// Longest the indexer goes without a commit while events keep coming.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// Log entries read per step.
+const CHUNK: usize = 4096;
+/// Longest the indexer parks when idle before looking at the log again.
+const PARK: Duration = Duration::from_millis(250);
+/// Memory the tantivy writer may buffer before it flushes a segment.
+const WRITER_BYTES: usize = 32 * 1024 * 1024;
+
+/// What a search looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SearchKind {
+    Post,
+    User,
+    Message,
+}
+
+impl SearchKind {
+    fn name(self) -> &'static str {
+        match self {
+            SearchKind::Post => "post",
+            SearchKind::User => "user",
+            SearchKind::Message => "message",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "post" => Some(SearchKind::Post),
+            "user" => Some(SearchKind::User),
+            "message" => Some(SearchKind::Message),
+            _ => None,
+        }
+    }
+}
+
+/// One match: what it is, its id (post, user or message id) and the seq that created it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchHit {
+    pub kind: SearchKind,
+    pub id: uuid::Uuid,
+    pub seq: Seq,
+    pub score: f32,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    key: Field,
+    kind: Field,
+    id: Field,
+    seq: Field,
+    room: Field,
+    text: Field,
+}
+
+/// The index, its reader and its watermark.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// The highest seq whose effect is searchable.
+    pub watermark: Watermark,
+    /// Per document key, a hash of its text: the digest replay compares.
+    docs: Mutex<HashMap<String, u64>>,
+    digest: Mutex<Digest>,
+}
+
+impl SearchIndex {
+    /// An empty in-memory index.
+    pub fn new() -> Result<Self> {
+        let mut schema = Schema::builder();
+        let fields = Fields {
+            key: schema.add_text_field("key", STRING),
+            kind: schema.add_text_field("kind", STRING | STORED),
+            id: schema.add_text_field("id", STORED),
+            seq: schema.add_u64_field("seq", INDEXED | STORED),
+            room: schema.add_text_field("room", STRING),
+            text: schema.add_text_field("text", TEXT),
+        };
+        let index = Index::create_in_ram(schema.build());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(search_error)?;
+        Ok(Self {
+            index,
+            reader,
+            fields,
+            watermark: Watermark::default(),
+            docs: Mutex::new(HashMap::new()),
+            digest: Mutex::new(Digest::default()),
+        })
+    }
+
+    /// Documents indexed and the digest of their keys and texts.
+    pub fn digest(&self) -> Digest {
+        *self.digest.lock()
+    }
+
+    /// Up to `limit` hits for `query`, best first, skipping `offset`; `kinds` limits what is
+    /// searched (empty: everything); messages match only in `rooms`. The query uses tantivy's
+    /// syntax (words, "phrases", +must, -not); what does not parse is read as plain words.
+    pub fn search(
+        &self,
+        query: &str,
+        kinds: &[SearchKind],
+        rooms: &[RoomId],
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<SearchHit>, bool)> {
+        let f = self.fields;
+        let parser = QueryParser::for_index(&self.index, vec![f.text]);
+        let (text, _errors) = parser.parse_query_lenient(query);
+        let term = |field: Field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let wanted = |kind: SearchKind| kinds.is_empty() || kinds.contains(&kind);
+        let mut visible: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for kind in [SearchKind::Post, SearchKind::User] {
+            if wanted(kind) {
+                visible.push((Occur::Should, term(f.kind, kind.name())));
+            }
+        }
+        if wanted(SearchKind::Message) && !rooms.is_empty() {
+            let in_rooms: Vec<(Occur, Box<dyn Query>)> = rooms
+                .iter()
+                .map(|room| (Occur::Should, term(f.room, &room.to_string())))
+                .collect();
+            visible.push((
+                Occur::Should,
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, term(f.kind, SearchKind::Message.name())),
+                    (Occur::Must, Box::new(BooleanQuery::new(in_rooms))),
+                ])),
+            ));
+        }
+        if visible.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, text),
+            (Occur::Must, Box::new(BooleanQuery::new(visible))),
+        ]);
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(limit + 1).and_offset(offset))
+            .map_err(search_error)?;
+        let more = top.len() > limit;
+        let mut hits = Vec::with_capacity(limit);
+        for (score, address) in top.into_iter().take(limit) {
+            let doc: TantivyDocument = searcher.doc(address).map_err(search_error)?;
+            let kind = doc
+                .get_first(f.kind)
+                .and_then(|v| v.as_str())
+                .and_then(SearchKind::parse);
+            let id = doc
+                .get_first(f.id)
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok());
+            let seq = doc.get_first(f.seq).and_then(|v| v.as_u64());
+            match (kind, id, seq) {
+                (Some(kind), Some(id), Some(seq)) => hits.push(SearchHit {
+                    kind,
+                    id,
+                    seq,
+                    score,
+                }),
+                _ => return Err(Error::Internal("malformed search document".into())),
+            }
+        }
+        Ok((hits, more))
+    }
+
+    fn add(
+        &self,
+        writer: &IndexWriter,
+        kind: SearchKind,
+        id: uuid::Uuid,
+        seq: Seq,
+        room: Option<RoomId>,
+        text: String,
+    ) -> Result<()> {
+        let f = self.fields;
+        let key = format!("{}:{id}", kind.name());
+        self.remove(writer, &key);
+        let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+        let mut document = doc!(
+            f.key => key.clone(),
+            f.kind => kind.name(),
+            f.id => id.to_string(),
+            f.seq => seq,
+            f.text => text,
+        );
+        if let Some(room) = room {
+            document.add_text(f.room, room.to_string());
+        }
+        writer.add_document(document).map_err(search_error)?;
+        self.digest.lock().apply(&(&key, hash), 1);
+        self.docs.lock().insert(key, hash);
+        Ok(())
+    }
+
+    fn remove(&self, writer: &IndexWriter, key: &str) {
+        if let Some(hash) = self.docs.lock().remove(key) {
+            writer.delete_term(Term::from_field_text(self.fields.key, key));
+            self.digest.lock().apply(&(key, hash), -1);
+        }
+    }
+
+    /// Applies one event to the index.
+    fn index_event(&self, writer: &IndexWriter, store: &Store, event: Event) -> Result<()> {
+        let key = |kind: SearchKind, id: uuid::Uuid| format!("{}:{id}", kind.name());
+        match event.payload {
+            Payload::PostCreated { content, .. } => self.add(
+                writer,
+                SearchKind::Post,
+                event.id.0,
+                event.seq,
+                None,
+                content,
+            ),
+            Payload::PostEdited {
+                post,
+                post_seq,
+                content,
+                ..
+            } => self.add(writer, SearchKind::Post, post.0, post_seq, None, content),
+            Payload::PostDeleted { post, .. } => {
+                self.remove(writer, &key(SearchKind::Post, post.0));
+                Ok(())
+            }
+            Payload::MessageSent { room, body, .. } => self.add(
+                writer,
+                SearchKind::Message,
+                event.id.0,
+                event.seq,
+                Some(room),
+                body,
+            ),
+            Payload::MessageEdited {
+                room,
+                message,
+                message_seq,
+                body,
+            } => self.add(
+                writer,
+                SearchKind::Message,
+                message.0,
+                message_seq,
+                Some(room),
+                body,
+            ),
+            Payload::MessageDeleted { message, .. } => {
+                self.remove(writer, &key(SearchKind::Message, message.0));
+                Ok(())
+            }
+            Payload::UserRegistered {
+                user,
+                username,
+                display_name,
+                ..
+            } => self.add(
+                writer,
+                SearchKind::User,
+                user.0,
+                event.seq,
+                None,
+                user_text(&username, &display_name, ""),
+            ),
+            Payload::ProfileUpdated { user, .. } => {
+                // The record has every field as of now (at or after this event).
+                let record: Option<UserRecord> =
+                    record(store.get(Table::UseridUser, user.as_bytes())?, "user")?;
+                if let Some(r) = record {
+                    let registered = self.user_seq(user);
+                    let text = user_text(&r.username, &r.display_name, &r.bio);
+                    self.add(writer, SearchKind::User, user.0, registered, None, text)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The seq a user's document carries (their registration), found in the index.
+    fn user_seq(&self, user: UserId) -> Seq {
+        let f = self.fields;
+        let query = TermQuery::new(
+            Term::from_field_text(f.key, &format!("user:{}", user.0)),
+            IndexRecordOption::Basic,
+        );
+        let searcher = self.reader.searcher();
+        searcher
+            .search(&query, &TopDocs::with_limit(1))
+            .ok()
+            .and_then(|top| top.first().map(|(_, address)| *address))
+            .and_then(|address| searcher.doc::<TantivyDocument>(address).ok())
+            .and_then(|doc| doc.get_first(f.seq).and_then(|v| v.as_u64()))
+            .unwrap_or(0)
+    }
+}
+
+fn user_text(username: &str, display_name: &str, bio: &str) -> String {
+    format!("{username} {display_name} {bio}")
+}
+
+fn search_error(e: tantivy::TantivyError) -> Error {
+    Error::Internal(format!("search index: {e}"))
+}
+
+/// The running indexer thread.
+pub struct Indexer {
+    stop: Arc<AtomicBool>,
+    store: Arc<Store>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Indexer {
+    /// Starts indexing `store`'s log into `index` from seq 1; with `until`, stops once the
+    /// index reflects that seq (replay).
+    pub fn start(store: Arc<Store>, index: Arc<SearchIndex>, until: Option<Seq>) -> Result<Self> {
+        let writer: IndexWriter = index
+            .index
+            .writer_with_num_threads(1, WRITER_BYTES)
+            .map_err(search_error)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("girok-search".into())
+                .spawn(move || run(&store, &index, writer, &stop, until))
+                .map_err(|e| Error::Internal(format!("cannot start the search indexer: {e}")))?
+        };
+        Ok(Self {
+            stop,
+            store,
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits for an indexer started with `until` to finish.
+    pub fn join(mut self) {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("search indexer panicked");
+        }
+    }
+
+    /// Stops the indexer and waits for it.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.store.head().unpark_all();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("search indexer panicked");
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.halt();
+        }
+    }
+}
+
+fn run(
+    store: &Arc<Store>,
+    index: &SearchIndex,
+    mut writer: IndexWriter,
+    stop: &AtomicBool,
+    until: Option<Seq>,
+) {
+    store.head().unpark_on_advance(std::thread::current());
+    let mut tail = store.tail(1);
+    let mut indexed: Seq = 0;
+    let mut committed: Seq = 0;
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        let head = store.head().get();
+        let limit = until.map_or(head, |u| u.min(head));
+        if tail.position() <= limit {
+            match tail.next_chunk(CHUNK, Some(limit)) {
+                Ok(entries) => {
+                    for (seq, bytes) in entries {
+                        match decode_event(&bytes) {
+                            Ok(event) => {
+                                if let Err(error) = index.index_event(&writer, store, event) {
+                                    tracing::error!(seq, %error, "search indexing failed");
+                                }
+                            }
+                            Err(error) => tracing::error!(seq, %error, "undecodable entry"),
+                        }
+                        indexed = seq;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "search indexer cannot read the log; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        }
+        let caught_up = tail.position() > limit;
+        if indexed > committed && (caught_up || last_commit.elapsed() >= COMMIT_EVERY) {
+            match writer.commit().and_then(|_| index.reader.reload()) {
+                Ok(()) => {
+                    committed = indexed;
+                    index.watermark.advance(committed);
+                }
+                Err(error) => tracing::error!(%error, "search commit failed"),
+            }
+            last_commit = Instant::now();
+        }
+        if let Some(target) = until
+            && index.watermark.get() >= target.min(store.head().get())
+        {
+            break;
+        }
+        if caught_up {
+            std::thread::park_timeout(PARK);
+        }
+    }
+    store.head().forget_thread(std::thread::current().id());
+}

@@ -1,0 +1,323 @@
+//! The feed views: profile and home timelines, the follow graph, per-post like counts,
+//! comments and latest edits, and notifications — all as differential collections of keys
+//! (bodies stay in the log).
+//!
+//! Timelines are fanned out on write, except for heavy authors: an author with at least
+//! `fanout_max` followers is left out of the join of follows with posts, so one of their posts
+//! costs one record (in their profile timeline) instead of one per follower; readers merge the
+//! profile timelines of the heavy authors they follow into their home page
+//! ([`super::FeedStore::home_page`]). When an author crosses the threshold the dataflow
+//! retracts (or restores) their fanned-out entries once; every other change is incremental: a
+//! post reaches its author's followers, a follow backfills the followee's posts, an unfollow
+//! or a deleted post retracts them.
+//!
+//! Notifications are derived, not stored: a like, a comment or a follow notifies while it
+//! exists (an unlike, a deleted comment or post, an unfollow retracts it), and a mention
+//! notifies while the current version of a live post or comment names the user (dated by the
+//! first of the unbroken run of versions that do: an edit that drops a name and a later one
+//! that restores it notifies anew).
+
+use super::{CountedIndex, Digest, Update};
+use crate::channels::Channels;
+use differential_dataflow::VecCollection;
+use girok_schemas::{Seq, UserId};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A version of a post or comment and the users it names: `(version seq, users)`.
+pub type NamedIn = (Seq, Vec<UserId>);
+
+/// Why a user is notified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NotificationKind {
+    /// Someone liked my post (the notification's seq is the like's).
+    Like,
+    /// Someone commented on my post (the comment's seq).
+    Comment,
+    /// Someone followed me (the follow's seq).
+    Follow,
+    /// A post or comment names me as `@username` (the seq of its first version that did).
+    Mention,
+}
+
+/// The feed's inputs, each already current (the feeder retracts what changes).
+pub struct FeedInputs<'s> {
+    /// `(author, post seq)` per live post.
+    pub posts: VecCollection<'s, Seq, (UserId, Seq)>,
+    /// `(post seq, edit seq)` per edit ever made.
+    pub post_edits: VecCollection<'s, Seq, (Seq, Seq)>,
+    /// `(post seq, (liker, like seq, post author))` per current like.
+    pub likes: VecCollection<'s, Seq, (Seq, (UserId, Seq, UserId))>,
+    /// `(post seq, (comment seq, commenter, post author))` per live comment.
+    pub comments: VecCollection<'s, Seq, (Seq, (Seq, UserId, UserId))>,
+    /// `(follower, followee, follow seq)` per current follow.
+    pub follows: VecCollection<'s, Seq, (UserId, UserId, Seq)>,
+    /// `(post or comment seq, (version seq, users it names))` per version that names someone
+    /// and per post edit (an edit that names nobody ends the mentions before it).
+    pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
+}
+
+/// The outputs, each materialised into [`FeedStore`].
+pub struct FeedViews<'s> {
+    /// `(author, post seq)`.
+    pub profile: VecCollection<'s, Seq, (UserId, Seq)>,
+    /// `(reader, post seq)`: own posts and fanned-out posts of followed authors.
+    pub home: VecCollection<'s, Seq, (UserId, Seq)>,
+    /// `((), author)` per heavy author.
+    pub heavy: VecCollection<'s, Seq, ((), UserId)>,
+    /// `(post seq, latest edit seq)` per edited live post.
+    pub post_edits: VecCollection<'s, Seq, (Seq, Seq)>,
+    /// `(post seq, likes)` per liked live post.
+    pub like_counts: VecCollection<'s, Seq, (Seq, isize)>,
+    /// `(post seq, comment seq)` per live comment of a live post.
+    pub comments: VecCollection<'s, Seq, (Seq, Seq)>,
+    /// `(followee, (follow seq, follower))`.
+    pub followers: VecCollection<'s, Seq, (UserId, (Seq, UserId))>,
+    /// `(follower, (follow seq, followee))`.
+    pub following: VecCollection<'s, Seq, (UserId, (Seq, UserId))>,
+    /// `(recipient, (seq, kind))`.
+    pub notifications: VecCollection<'s, Seq, (UserId, (Seq, NotificationKind))>,
+}
+
+/// The views over `inputs`; authors with `fanout_max` followers or more are heavy.
+pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
+    let FeedInputs {
+        posts,
+        post_edits,
+        likes,
+        comments,
+        follows,
+        mentions,
+    } = inputs;
+    let fanout_max = fanout_max.max(1) as isize;
+    let live_posts = posts.clone().map(|(_, post)| post);
+
+    let heavy = follows
+        .clone()
+        .map(|(_, followee, _)| followee)
+        .count()
+        .filter(move |(_, followers)| *followers >= fanout_max)
+        .map(|(author, _)| author);
+    let fanned_out = follows
+        .clone()
+        .map(|(follower, followee, _)| (followee, follower))
+        .antijoin(heavy.clone())
+        .join(posts.clone())
+        .map(|(_author, (follower, post))| (follower, post));
+    let home = posts.clone().concat(fanned_out);
+
+    let post_edits = super::latest_versions(post_edits, live_posts.clone());
+    let live_likes = likes.semijoin(live_posts.clone());
+    let like_counts = live_likes.clone().map(|(post, _)| post).count();
+    let live_comments = comments.semijoin(live_posts.clone());
+
+    let liked = live_likes
+        .filter(|(_, (liker, _, author))| liker != author)
+        .map(|(_, (_, like, author))| (author, (like, NotificationKind::Like)));
+    let commented = live_comments
+        .clone()
+        .filter(|(_, (_, commenter, author))| commenter != author)
+        .map(|(_, (comment, _, author))| (author, (comment, NotificationKind::Comment)));
+    let followed = follows
+        .clone()
+        .map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
+    let live_sources = live_posts.concat(live_comments.clone().map(|(_, (comment, ..))| comment));
+    let mentioned = mentions
+        .reduce(|_source, versions, output| {
+            // Versions arrive in seq order; a user's notification dates from the start of the
+            // unbroken run of versions that name them, up to the current one.
+            let mut runs: std::collections::BTreeMap<UserId, Seq> = Default::default();
+            for ((version, users), _) in versions {
+                runs.retain(|user, _| users.contains(user));
+                for user in users {
+                    runs.entry(*user).or_insert(*version);
+                }
+            }
+            output.extend(runs.into_iter().map(|run| (run, 1)));
+        })
+        .semijoin(live_sources)
+        .map(|(_, (user, since))| (user, (since, NotificationKind::Mention)));
+    let notifications = liked.concat(commented).concat(followed).concat(mentioned);
+
+    FeedViews {
+        profile: posts,
+        home,
+        heavy: heavy.map(|author| ((), author)),
+        post_edits,
+        like_counts,
+        comments: live_comments.map(|(post, (comment, ..))| (post, comment)),
+        followers: follows
+            .clone()
+            .map(|(follower, followee, seq)| (followee, (seq, follower))),
+        following: follows.map(|(follower, followee, seq)| (follower, (seq, followee))),
+        notifications,
+    }
+}
+
+/// A notification as the view pushes it live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotificationRef {
+    pub recipient: UserId,
+    pub seq: Seq,
+    pub kind: NotificationKind,
+}
+
+/// A new post as pushed live to a reader's feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostRef {
+    pub author: UserId,
+    pub seq: Seq,
+}
+
+/// Live updates buffered per subscriber before it lags.
+const PUSH_CAPACITY: usize = 256;
+
+/// The materialised feed views, and the live channels fed from their new entries.
+pub struct FeedStore {
+    pub(crate) profile: CountedIndex<UserId, Seq>,
+    pub(crate) home: CountedIndex<UserId, Seq>,
+    pub(crate) heavy: CountedIndex<(), UserId>,
+    pub(crate) post_edits: CountedIndex<Seq, Seq>,
+    pub(crate) like_counts: CountedIndex<Seq, isize>,
+    pub(crate) comments: CountedIndex<Seq, Seq>,
+    pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
+    pub(crate) following: CountedIndex<UserId, (Seq, UserId)>,
+    pub(crate) notifications: CountedIndex<UserId, (Seq, NotificationKind)>,
+    pub(crate) notification_push: Channels<UserId, NotificationRef>,
+    pub(crate) feed_push: Channels<UserId, PostRef>,
+    /// Entries with a seq at or below this are history being rebuilt, never pushed.
+    live_from: AtomicU64,
+}
+
+impl Default for FeedStore {
+    fn default() -> Self {
+        Self {
+            profile: CountedIndex::default(),
+            home: CountedIndex::default(),
+            heavy: CountedIndex::default(),
+            post_edits: CountedIndex::default(),
+            like_counts: CountedIndex::default(),
+            comments: CountedIndex::default(),
+            followers: CountedIndex::default(),
+            following: CountedIndex::default(),
+            notifications: CountedIndex::default(),
+            notification_push: Channels::new(PUSH_CAPACITY),
+            feed_push: Channels::new(PUSH_CAPACITY),
+            live_from: AtomicU64::new(Seq::MAX),
+        }
+    }
+}
+
+impl FeedStore {
+    /// From now on, entries newer than `head` (and than the views' watermark) are pushed.
+    pub(crate) fn go_live(&self, head: Seq) {
+        self.live_from.store(head, Ordering::Release);
+    }
+
+    /// Whether an entry with this seq is new: after start, and not yet reflected (a backfill
+    /// of older posts into a timeline is not news).
+    fn is_new(&self, seq: Seq, watermark: Seq) -> bool {
+        seq > self.live_from.load(Ordering::Acquire) && seq > watermark
+    }
+
+    pub(crate) fn apply_profile(&self, updates: &[Update<UserId, Seq>], watermark: Seq) {
+        self.profile.apply(updates);
+        for ((author, post), _, diff) in updates {
+            if *diff > 0 && self.is_new(*post, watermark) {
+                self.push_post(PostRef {
+                    author: *author,
+                    seq: *post,
+                });
+            }
+        }
+    }
+
+    /// Sends a new post to the live feeds of its author and followers: the follower list of
+    /// an ordinary author, or, for a heavy one, only the readers subscribed right now.
+    fn push_post(&self, post: PostRef) {
+        let heavy = self
+            .heavy
+            .last_in_range(&(), post.author..=post.author)
+            .is_some();
+        let readers: Vec<UserId> = if heavy {
+            self.feed_push
+                .keys()
+                .into_iter()
+                .filter(|reader| self.follows(*reader, post.author))
+                .collect()
+        } else {
+            self.followers
+                .values(&post.author)
+                .into_iter()
+                .map(|(_, follower)| follower)
+                .collect()
+        };
+        self.feed_push
+            .send(std::iter::once(post.author).chain(readers), &post);
+    }
+
+    pub(crate) fn apply_notifications(
+        &self,
+        updates: &[Update<UserId, (Seq, NotificationKind)>],
+        watermark: Seq,
+    ) {
+        self.notifications.apply(updates);
+        for ((recipient, (seq, kind)), _, diff) in updates {
+            if *diff > 0 && self.is_new(*seq, watermark) {
+                let note = NotificationRef {
+                    recipient: *recipient,
+                    seq: *seq,
+                    kind: *kind,
+                };
+                self.notification_push.send([*recipient], &note);
+            }
+        }
+    }
+
+    /// Whether `follower` follows `followee` now.
+    pub fn follows(&self, follower: UserId, followee: UserId) -> bool {
+        self.following
+            .values(&follower)
+            .iter()
+            .any(|(_, user)| *user == followee)
+    }
+
+    /// Entries fanned out to (or own in) a user's home timeline: heavy authors' posts are
+    /// not among them.
+    pub fn home_len(&self, user: UserId) -> usize {
+        self.home.count(&user)
+    }
+
+    /// Likes of a live post.
+    pub fn like_count(&self, post: Seq) -> usize {
+        self.like_counts
+            .last_in_range(&post, ..)
+            .map_or(0, |count| count.max(0) as usize)
+    }
+
+    /// The order-independent digests of the feed's views: timelines, post stats, follows,
+    /// notifications.
+    pub fn digests(&self) -> [(&'static str, Digest); 4] {
+        [
+            (
+                "timelines",
+                self.profile
+                    .digest()
+                    .combine(self.home.digest())
+                    .combine(self.heavy.digest()),
+            ),
+            (
+                "post_stats",
+                self.post_edits
+                    .digest()
+                    .combine(self.like_counts.digest())
+                    .combine(self.comments.digest()),
+            ),
+            (
+                "follows",
+                self.followers.digest().combine(self.following.digest()),
+            ),
+            ("notifications", self.notifications.digest()),
+        ]
+    }
+}

@@ -1,0 +1,416 @@
+//! The feed in-process: write rules, timelines as an incremental view (fan-out, backfill,
+//! retraction, heavy authors merged at read time), counts, notifications as a view (retracted
+//! by unlikes, deletes and unfollows), live pushes, search, and replay equal to live.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use girok_engine::dataflow::DataflowConfig;
+use girok_engine::feed::{FeedCommand, SearchQuery, SearchResult};
+use girok_engine::replay::replay;
+use girok_engine::search::SearchKind;
+use girok_engine::views::NotificationKind;
+use girok_engine::{Command, Engine, EngineConfig};
+use girok_schemas::{EventId, Seq, UserId};
+use girok_storage::{Store, StoreConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(dir: &std::path::Path) -> EngineConfig {
+    let mut config = EngineConfig::new(dir);
+    config.workers = 2;
+    config.read_wait = Duration::from_secs(10);
+    // Small, so that one test sees an author become heavy.
+    config.fanout_max_followers = 3;
+    config
+}
+
+async fn user(engine: &Engine, name: &str) -> UserId {
+    engine
+        .register(girok_engine::accounts::Registration {
+            username: name.into(),
+            email: format!("{name}@example.org"),
+            password: "correct horse battery".into(),
+            display_name: format!("{name} display"),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn run(engine: &Engine, actor: UserId, command: FeedCommand) -> girok_engine::Ack {
+    engine.execute(actor, Command::Feed(command)).await.unwrap()
+}
+
+async fn post(engine: &Engine, author: UserId, content: &str) -> (EventId, Seq) {
+    let ack = run(
+        engine,
+        author,
+        FeedCommand::CreatePost {
+            content: content.into(),
+            media_ids: vec![],
+        },
+    )
+    .await;
+    (ack.id, ack.seq)
+}
+
+async fn home(engine: &Engine, reader: UserId, after: Seq) -> Vec<String> {
+    let page = engine
+        .timeline(reader, None, Some(100), Some(after))
+        .await
+        .unwrap();
+    page.posts.into_iter().map(|p| p.content).collect()
+}
+
+async fn kinds(engine: &Engine, reader: UserId, after: Seq) -> Vec<NotificationKind> {
+    engine
+        .notifications(reader, None, Some(100), Some(after))
+        .await
+        .unwrap()
+        .notifications
+        .into_iter()
+        .map(|n| n.kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timelines_follow_the_graph_incrementally_and_heavy_authors_merge_at_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let ann = user(&engine, "ann").await;
+    let bob = user(&engine, "bob").await;
+    let (_, s) = post(&engine, bob, "bob one").await;
+    assert_eq!(home(&engine, ann, s).await, Vec::<String>::new());
+
+    // Following backfills; new posts arrive; own posts are there.
+    let ack = run(&engine, ann, FeedCommand::Follow { user: bob }).await;
+    assert_eq!(home(&engine, ann, ack.seq).await, ["bob one"]);
+    let (bob_two, _) = post(&engine, bob, "bob two").await;
+    let (_, s) = post(&engine, ann, "ann one").await;
+    assert_eq!(
+        home(&engine, ann, s).await,
+        ["ann one", "bob two", "bob one"]
+    );
+
+    // Deleting retracts; unfollowing retracts the rest.
+    let ack = run(&engine, bob, FeedCommand::DeletePost { post: bob_two }).await;
+    assert_eq!(home(&engine, ann, ack.seq).await, ["ann one", "bob one"]);
+    let ack = run(&engine, ann, FeedCommand::Unfollow { user: bob }).await;
+    assert_eq!(home(&engine, ann, ack.seq).await, ["ann one"]);
+
+    // Bob becomes heavy (3 followers with the test's threshold): his posts are no longer
+    // fanned out, but every follower's timeline still has them, merged at read time.
+    let mut followers = vec![ann];
+    for name in ["cat", "dan"] {
+        followers.push(user(&engine, name).await);
+    }
+    let mut last = 0;
+    for f in &followers {
+        last = run(&engine, *f, FeedCommand::Follow { user: bob })
+            .await
+            .seq;
+    }
+    engine.wait_for_views(Some(last)).await.unwrap();
+    let (_, s) = post(&engine, bob, "bob heavy").await;
+    assert_eq!(
+        home(&engine, ann, s).await,
+        ["bob heavy", "ann one", "bob one"]
+    );
+    assert_eq!(
+        home(&engine, followers[2], s).await,
+        ["bob heavy", "bob one"]
+    );
+    let fanned_out = engine.views().feed.home_len(followers[2]);
+    assert_eq!(fanned_out, 0, "a heavy author's posts are not fanned out");
+
+    // Pages: newest first, the cursor continues, across the merge.
+    let first = engine.timeline(ann, None, Some(2), None).await.unwrap();
+    let contents: Vec<_> = first.posts.iter().map(|p| p.content.as_str()).collect();
+    assert_eq!(contents, ["bob heavy", "ann one"]);
+    let rest = engine
+        .timeline(ann, first.next_cursor, Some(2), None)
+        .await
+        .unwrap();
+    assert_eq!(rest.posts.len(), 1);
+    assert_eq!(rest.posts[0].content, "bob one");
+    assert_eq!(rest.next_cursor, None);
+
+    // Profile timeline, follower lists and counts.
+    let profile = engine
+        .user_timeline(ann, bob, None, Some(10), None)
+        .await
+        .unwrap();
+    assert_eq!(profile.posts.len(), 2);
+    assert_eq!(engine.follow_counts(bob), (3, 0));
+    let page = engine.followers(bob, None, Some(2), None).await.unwrap();
+    assert_eq!(page.total, 3);
+    assert_eq!(page.edges.len(), 2);
+    assert_eq!(page.edges[0].user, followers[2], "most recent first");
+    let next = engine
+        .followers(bob, page.next_cursor, Some(2), None)
+        .await
+        .unwrap();
+    assert_eq!(next.edges.len(), 1);
+    assert_eq!(next.edges[0].user, followers[0]);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn likes_comments_and_notifications_are_views_that_retract() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let ann = user(&engine, "ann").await;
+    let bob = user(&engine, "bob").await;
+    let mut live = engine.subscribe_notifications(ann);
+    let (p, _) = post(&engine, ann, "hello").await;
+
+    // Like: once per user; counted; notifies the author; unlike retracts both.
+    let liked = run(&engine, bob, FeedCommand::LikePost { post: p }).await;
+    let again = engine
+        .execute(bob, Command::Feed(FeedCommand::LikePost { post: p }))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "ALREADY_LIKED");
+    let seen = engine.post(bob, p, Some(liked.seq)).await.unwrap();
+    assert_eq!((seen.like_count, seen.liked_by_me), (1, true));
+    assert_eq!(
+        kinds(&engine, ann, liked.seq).await,
+        [NotificationKind::Like]
+    );
+    let pushed = tokio::time::timeout(Duration::from_secs(5), live.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (pushed.seq, pushed.kind),
+        (liked.seq, NotificationKind::Like)
+    );
+    let unliked = run(&engine, bob, FeedCommand::UnlikePost { post: p }).await;
+    assert_eq!(kinds(&engine, ann, unliked.seq).await, []);
+    let seen = engine.post(bob, p, Some(unliked.seq)).await.unwrap();
+    assert_eq!((seen.like_count, seen.liked_by_me), (0, false));
+
+    // Comment with a mention of a third user; follow; the author's own like is no news.
+    let cat = user(&engine, "cat").await;
+    let comment = run(
+        &engine,
+        bob,
+        FeedCommand::AddComment {
+            post: p,
+            content: "hi @Cat and @nobody".into(),
+        },
+    )
+    .await;
+    run(&engine, ann, FeedCommand::LikePost { post: p }).await;
+    let follow = run(&engine, bob, FeedCommand::Follow { user: ann }).await;
+    assert_eq!(
+        kinds(&engine, ann, follow.seq).await,
+        [NotificationKind::Follow, NotificationKind::Comment]
+    );
+    assert_eq!(
+        kinds(&engine, cat, follow.seq).await,
+        [NotificationKind::Mention]
+    );
+    let page = engine
+        .notifications(ann, None, None, Some(follow.seq))
+        .await
+        .unwrap();
+    assert_eq!(page.unread_count, 2);
+    assert_eq!(page.notifications[0].actor, Some(bob));
+    assert_eq!(page.notifications[1].comment, Some(comment.id));
+
+    // Mark read: forward only.
+    let read = run(
+        &engine,
+        ann,
+        FeedCommand::MarkNotificationsRead { up_to: None },
+    )
+    .await;
+    let page = engine
+        .notifications(ann, None, None, Some(read.seq))
+        .await
+        .unwrap();
+    assert_eq!(page.unread_count, 0);
+    assert!(page.notifications.iter().all(|n| n.read));
+    let back = run(
+        &engine,
+        ann,
+        FeedCommand::MarkNotificationsRead { up_to: Some(1) },
+    )
+    .await;
+    assert!(back.duplicate);
+
+    // Comments are listed with the post and counted; deleting the comment retracts its
+    // notification and the mention; unfollow retracts the follow.
+    let comments = engine.first_comments(vec![seen.seq], 3).await.unwrap();
+    assert_eq!(comments[&seen.seq][0].content, "hi @Cat and @nobody");
+    let err = engine
+        .execute(
+            ann,
+            Command::Feed(FeedCommand::DeleteComment {
+                comment: comment.id,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "NOT_COMMENT_AUTHOR");
+    run(
+        &engine,
+        bob,
+        FeedCommand::DeleteComment {
+            comment: comment.id,
+        },
+    )
+    .await;
+    let gone = run(&engine, bob, FeedCommand::Unfollow { user: ann }).await;
+    assert_eq!(kinds(&engine, ann, gone.seq).await, []);
+    assert_eq!(kinds(&engine, cat, gone.seq).await, []);
+
+    // Mentions follow edits: a post that names cat notifies; the edit that drops the name
+    // retracts it; naming her again notifies at the edit.
+    let (p2, s) = post(&engine, bob, "hey @cat").await;
+    assert_eq!(kinds(&engine, cat, s).await, [NotificationKind::Mention]);
+    let edit = |content: &str| FeedCommand::EditPost {
+        post: p2,
+        content: content.into(),
+        media_ids: vec![],
+    };
+    let dropped = run(&engine, bob, edit("hey all")).await;
+    assert_eq!(kinds(&engine, cat, dropped.seq).await, []);
+    let named = run(&engine, bob, edit("hey again @cat")).await;
+    let page = engine
+        .notifications(cat, None, None, Some(named.seq))
+        .await
+        .unwrap();
+    assert_eq!(page.notifications.len(), 1);
+    assert_eq!(page.notifications[0].seq, named.seq);
+    assert_eq!(page.notifications[0].post, Some(p2));
+    let post = engine.post(cat, p2, None).await.unwrap();
+    assert_eq!(post.content, "hey again @cat");
+    assert!(post.edited_ms.is_some());
+
+    // Deleting the post retracts its like count, comments and the mention.
+    run(&engine, bob, FeedCommand::LikePost { post: p }).await;
+    let deleted = run(&engine, ann, FeedCommand::DeletePost { post: p }).await;
+    assert_eq!(kinds(&engine, ann, deleted.seq).await, []);
+    let err = engine.post(ann, p, None).await.unwrap_err();
+    assert_eq!(err.code(), "POST_NOT_FOUND");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let ann = user(&engine, "ann").await;
+    let bob = user(&engine, "bob").await;
+    let (p, _) = post(&engine, ann, "the quick brown fox").await;
+    let room = engine
+        .execute(
+            ann,
+            Command::CreateRoom {
+                title: "foxes".into(),
+                members: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let room = girok_schemas::RoomId(room.id.0);
+    let sent = engine
+        .execute(
+            ann,
+            Command::SendMessage {
+                room,
+                body: "a secret fox den".into(),
+                client_id: None,
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    let search = |who: UserId, text: &str, kind: Option<SearchKind>| {
+        let engine = engine.clone();
+        let text = text.to_owned();
+        async move {
+            engine
+                .search(
+                    who,
+                    SearchQuery {
+                        text,
+                        kind,
+                        after: Some(sent.seq),
+                        ..SearchQuery::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .results
+        }
+    };
+    let mine = search(ann, "fox", None).await;
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    let theirs = search(bob, "fox", None).await;
+    assert_eq!(theirs.len(), 1, "bob is not in the room: {theirs:?}");
+    assert!(matches!(&theirs[0], SearchResult::Post(post) if post.id == p));
+    let users = search(bob, "ann", Some(SearchKind::User)).await;
+    assert!(matches!(&users[..], [SearchResult::User(u)] if u.id == ann));
+
+    // Edits and deletes reach the index.
+    let edit = run(
+        &engine,
+        ann,
+        FeedCommand::EditPost {
+            post: p,
+            content: "a lazy dog".into(),
+            media_ids: vec![],
+        },
+    )
+    .await;
+    let found = engine
+        .search(
+            bob,
+            SearchQuery {
+                text: "dog".into(),
+                after: Some(edit.seq),
+                ..SearchQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.results.len(), 1);
+    let bad = engine
+        .search(
+            bob,
+            SearchQuery {
+                text: "   ".into(),
+                ..SearchQuery::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), "INVALID_ARGUMENT");
+
+    // Replay gives the same views and index.
+    let head = engine.head();
+    engine.wait_for_views(Some(head)).await.unwrap();
+    engine
+        .search_index()
+        .watermark
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let live = engine.summaries();
+    engine.shutdown().await;
+    drop(engine);
+    let store: Arc<Store> = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let mut dataflow = DataflowConfig::new(2);
+    dataflow.fanout_max_followers = 3;
+    let (report, _) =
+        tokio::task::spawn_blocking(move || replay(store, None, dataflow, |_, _| {}).unwrap())
+            .await
+            .unwrap();
+    assert_eq!(report.views, live);
+    assert!(
+        live.iter()
+            .any(|v| v.name == "search" && v.digest.entries == 4)
+    );
+}
