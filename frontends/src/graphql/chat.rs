@@ -24,7 +24,11 @@ pub(super) fn presence<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Presence>> {
         .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
 }
 
-fn parse_id<T: std::str::FromStr>(field: &'static str, what: &str, id: &ID) -> Result<T> {
+pub(super) fn parse_id<T: std::str::FromStr>(
+    field: &'static str,
+    what: &str,
+    id: &ID,
+) -> Result<T> {
     id.parse()
         .map_err(|_| invalid(field, format!("{:?} is not {what} (a UUID)", id.as_str())))
 }
@@ -33,7 +37,7 @@ pub(super) fn room_id_arg(field: &'static str, id: &ID) -> Result<RoomId> {
     parse_id(field, "a room id", id)
 }
 
-fn user_id_arg(field: &'static str, id: &ID) -> Result<UserId> {
+pub(super) fn user_id_arg(field: &'static str, id: &ID) -> Result<UserId> {
     parse_id(field, "a user id", id)
 }
 
@@ -41,7 +45,7 @@ fn message_id_arg(field: &'static str, id: &ID) -> Result<EventId> {
     parse_id(field, "a message id", id)
 }
 
-fn page_size(first: Option<i32>, max: usize) -> Result<Option<usize>> {
+pub(super) fn page_size(first: Option<i32>, max: usize) -> Result<Option<usize>> {
     match first {
         Some(n) if n < 1 => Err(invalid("first", format!("must be between 1 and {max}"))),
         Some(n) => Ok(Some(n as usize)),

@@ -7,6 +7,9 @@ mod accounts;
 mod chat;
 mod chat_types;
 mod errors;
+mod feed;
+mod feed_types;
+pub mod loaders;
 mod scalars;
 mod subscriptions;
 
@@ -15,8 +18,8 @@ pub use subscriptions::upgrade as subscriptions_upgrade;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::http::PeerAddr;
-use async_graphql::MergedObject;
 use async_graphql::http::GraphiQLSource;
+use async_graphql::{MergedObject, MergedSubscription};
 use async_graphql::{Schema, ServerError};
 use axum::Json;
 use axum::body::Bytes;
@@ -30,30 +33,43 @@ use girok_engine::Engine;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Queries: chat and accounts.
+/// Queries: chat, feed and accounts.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(chat::ChatQuery, accounts::AccountQuery);
+pub struct QueryRoot(chat::ChatQuery, feed::FeedQuery, accounts::AccountQuery);
 
-/// Mutations: chat and accounts.
+/// Mutations: chat, feed and accounts.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(chat::ChatMutation, accounts::AccountMutation);
+pub struct MutationRoot(
+    chat::ChatMutation,
+    feed::FeedMutation,
+    accounts::AccountMutation,
+);
+
+/// Subscriptions: chat and feed.
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(
+    subscriptions::ChatSubscription,
+    subscriptions::FeedSubscription,
+);
 
 /// The schema type.
-pub type GirokSchema = Schema<QueryRoot, MutationRoot, subscriptions::ChatSubscription>;
+pub type GirokSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema with its limits.
 pub fn build_schema(
     engine: Arc<Engine>,
     presence: Arc<crate::presence::Presence>,
+    loader_metrics: loaders::LoaderMetrics,
     config: &Config,
 ) -> GirokSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        subscriptions::ChatSubscription,
+        SubscriptionRoot::default(),
     )
     .data(engine)
     .data(presence)
+    .data(loader_metrics)
     .limit_depth(config.limits.graphql_max_depth)
     .limit_complexity(config.limits.graphql_max_complexity)
     .finish()
@@ -107,9 +123,10 @@ pub async fn graphql_post(
         Ok(auth) => auth,
         Err(error) => return error_response(error.status, error.code, error.message),
     };
+    let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());
     let mut response = state
         .schema
-        .execute(request.data(auth).data(state.clone()))
+        .execute(request.data(auth).data(state.clone()).data(loaders))
         .await;
     let mut status = StatusCode::OK;
     for error in &mut response.errors {

@@ -11,6 +11,7 @@
 use super::chat::{engine, room_id_arg};
 use super::chat_types::{MessageNode, Room};
 use super::errors::{api, gql, principal};
+use super::feed_types::{Notification, Post};
 use super::scalars::Seq;
 use crate::auth::{RequestAuth, authenticate, bearer_principal};
 use crate::http::{AppState, PeerAddr};
@@ -398,4 +399,72 @@ async fn connection_init(
     data.insert(auth);
     data.insert(state);
     Ok(data)
+}
+
+/// Feed subscriptions.
+#[derive(Default)]
+pub struct FeedSubscription;
+
+#[Subscription]
+impl FeedSubscription {
+    /// New posts by you and by everyone you follow, as they are posted.
+    async fn feed_post_added(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<Post>> + use<>> {
+        let permit = permit(ctx)?;
+        let me = principal(ctx)?.user;
+        let engine = engine(ctx)?.clone();
+        let rx = engine.subscribe_feed(me);
+        let posts = live(rx).then(move |item| {
+            let engine = engine.clone();
+            async move {
+                let post = item?;
+                let mut found = engine.posts_by_seq(me, vec![post.seq]).await.map_err(gql)?;
+                // Deleted at once: nothing to show.
+                Ok(found.pop())
+            }
+        });
+        let posts = posts.filter_map(
+            |item: Result<Option<girok_engine::feed::Post>>| async move {
+                item.map(|found| found.map(Post)).transpose()
+            },
+        );
+        Ok(holding(permit, posts))
+    }
+
+    /// Your new notifications (likes and comments on your posts, new followers, mentions).
+    async fn notification_added(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<Notification>> + use<>> {
+        let permit = permit(ctx)?;
+        let me = principal(ctx)?.user;
+        let engine = engine(ctx)?.clone();
+        let rx = engine.subscribe_notifications(me);
+        let notes = live(rx).then(move |item| {
+            let engine = engine.clone();
+            async move {
+                let note = item?;
+                let resolved = engine.resolve_notification(note).await.map_err(gql)?;
+                Ok(Notification(resolved))
+            }
+        });
+        Ok(holding(permit, notes))
+    }
+}
+
+/// A live receiver as a stream that ends with `SLOW_CONSUMER` when it lags.
+fn live<T: Clone + Send + 'static>(rx: broadcast::Receiver<T>) -> BoxStream<'static, Result<T>> {
+    stream::unfold(Some(rx), |state| async move {
+        let mut rx = state?;
+        match rx.recv().await {
+            Ok(value) => Some((Ok(value), Some(rx))),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                Some((Err(slow_consumer(missed)), None))
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    })
+    .boxed()
 }

@@ -10,6 +10,7 @@ mod log_api;
 mod ops;
 mod request_metrics;
 mod rooms;
+mod search;
 
 use crate::auth::LoginLimiter;
 use crate::auth::tokens::Tokens;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub request_metrics: request_metrics::RequestMetrics,
     /// Who is online and typing (in memory only).
     pub presence: Arc<crate::presence::Presence>,
+    /// Counters of GraphQL's batch loaders.
+    pub loader_metrics: graphql::loaders::LoaderMetrics,
 }
 
 impl AppState {
@@ -73,8 +76,15 @@ impl AppState {
             "Open HTTP connections",
             connections.clone(),
         );
+        let loader_metrics = graphql::loaders::LoaderMetrics::default();
+        loader_metrics.register(&mut registry);
         let presence = Arc::new(crate::presence::Presence::default());
-        let schema = graphql::build_schema(engine.clone(), presence.clone(), &config);
+        let schema = graphql::build_schema(
+            engine.clone(),
+            presence.clone(),
+            loader_metrics.clone(),
+            &config,
+        );
         Ok(Self {
             engine,
             schema,
@@ -85,6 +95,7 @@ impl AppState {
             login_limiter: Arc::new(login_limiter),
             request_metrics,
             presence,
+            loader_metrics,
         })
     }
 }
@@ -103,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(graphql::subscriptions_upgrade))
         .merge(accounts::routes())
         .merge(rooms::routes())
+        .merge(search::routes())
         .route(
             "/graphql",
             get(graphql::graphiql).post(graphql::graphql_post),

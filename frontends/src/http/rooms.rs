@@ -72,7 +72,7 @@ fn room_json(room: &RoomInfo) -> Value {
     })
 }
 
-fn message_json(message: &Message) -> Value {
+pub(super) fn message_json(message: &Message) -> Value {
     json!({
         "id": message.id,
         "seq": message.seq,

@@ -377,6 +377,16 @@ impl Connection {
             let message = format!("at most {} subscriptions", self.limits.max_subscriptions);
             return self.reply(topic_error("TOO_MANY_SUBSCRIPTIONS", message));
         }
+        if topic == "feed" {
+            let task = tokio::spawn(run_feed(
+                self.state.engine.clone(),
+                user,
+                self.out.clone(),
+                self.closer.clone(),
+            ));
+            self.subscriptions.insert(topic, task);
+            return;
+        }
         let scope = if topic == "notifications" {
             Scope::User(user)
         } else if let Some(id) = topic.strip_prefix("chat:") {
@@ -389,14 +399,14 @@ impl Connection {
             }
             Scope::Room(room, user)
         } else {
-            let message = "topics are `chat:<roomId>` and `notifications`".to_owned();
+            let message = "topics are `chat:<roomId>`, `notifications` and `feed`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
         let signals = match scope {
             Scope::Room(room, _) => Some(self.state.presence.subscribe(room)),
             Scope::User(_) => None,
         };
-        let task = tokio::spawn(run_subscription(
+        let events = run_subscription(
             self.state.engine.clone(),
             signals,
             topic.clone(),
@@ -405,7 +415,25 @@ impl Connection {
             self.limits.max_resume_events,
             self.out.clone(),
             self.closer.clone(),
-        ));
+        );
+        let task = match scope {
+            // Room membership changes and feed notifications: whichever ends first ends both.
+            Scope::User(user) => {
+                let notes = run_notifications(
+                    self.state.engine.clone(),
+                    user,
+                    self.out.clone(),
+                    self.closer.clone(),
+                );
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = events => {}
+                        () = notes => {}
+                    }
+                })
+            }
+            Scope::Room(..) => tokio::spawn(events),
+        };
         self.subscriptions.insert(topic, task);
     }
 }
@@ -585,6 +613,118 @@ async fn run_subscription(
                 return;
             }
             Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Queues a frame; a full queue closes the connection as a slow consumer.
+fn push(
+    out: &mpsc::Sender<ServerFrame>,
+    closer: &mpsc::Sender<CloseRequest>,
+    frame: ServerFrame,
+) -> bool {
+    if out.try_send(frame).is_ok() {
+        return true;
+    }
+    let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+    false
+}
+
+/// The `feed` topic: new posts by the user and everyone they follow, as `post` frames.
+async fn run_feed(
+    engine: std::sync::Arc<girok_engine::Engine>,
+    user: UserId,
+    out: mpsc::Sender<ServerFrame>,
+    closer: mpsc::Sender<CloseRequest>,
+) {
+    let mut live = engine.subscribe_feed(user);
+    let subscribed = ServerFrame::Subscribed {
+        topic: "feed".into(),
+        head_seq: engine.head(),
+    };
+    if !push(&out, &closer, subscribed) {
+        return;
+    }
+    loop {
+        let post = match live.recv().await {
+            Ok(post) => post,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let found = match engine.posts_by_seq(user, vec![post.seq]).await {
+            Ok(mut found) => found.pop(),
+            Err(error) => {
+                tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
+                None
+            }
+        };
+        let Some(post) = found else { continue };
+        let frame = ServerFrame::Post {
+            topic: "feed".into(),
+            seq: post.seq,
+            post: serde_json::json!({
+                "id": post.id,
+                "seq": post.seq,
+                "authorId": post.author,
+                "content": post.content,
+                "mediaIds": post.media_ids,
+                "createdAt": girok_schemas::rfc3339_millis(post.created_ms),
+            }),
+        };
+        if !push(&out, &closer, frame) {
+            return;
+        }
+    }
+}
+
+/// Feed notifications for `user`, as `notification` frames of the `notifications` topic.
+async fn run_notifications(
+    engine: std::sync::Arc<girok_engine::Engine>,
+    user: UserId,
+    out: mpsc::Sender<ServerFrame>,
+    closer: mpsc::Sender<CloseRequest>,
+) {
+    let mut live = engine.subscribe_notifications(user);
+    loop {
+        let note = match live.recv().await {
+            Ok(note) => note,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let resolved = match engine.resolve_notification(note).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
+                continue;
+            }
+        };
+        let kind = match resolved.kind {
+            girok_engine::views::NotificationKind::Like => "like",
+            girok_engine::views::NotificationKind::Comment => "comment",
+            girok_engine::views::NotificationKind::Follow => "follow",
+            girok_engine::views::NotificationKind::Mention => "mention",
+        };
+        let frame = ServerFrame::Notification {
+            topic: "notifications".into(),
+            seq: resolved.seq,
+            notification: serde_json::json!({
+                "seq": resolved.seq,
+                "kind": kind,
+                "actorId": resolved.actor,
+                "postId": resolved.post,
+                "commentId": resolved.comment,
+                "createdAt": girok_schemas::rfc3339_millis(resolved.created_ms),
+                "read": resolved.read,
+            }),
+        };
+        if !push(&out, &closer, frame) {
+            return;
         }
     }
 }

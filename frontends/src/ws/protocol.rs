@@ -11,9 +11,10 @@ pub enum ClientFrame {
     Auth {
         token: String,
     },
-    /// `topic`: `chat:<roomId>` or `notifications`. `fromSeq`: resume after this seq (the last
-    /// one seen): every event of the topic after it is delivered, then live ones, no gap, no
-    /// duplicate.
+    /// `topic`: `chat:<roomId>`, `notifications` or `feed`. `fromSeq`: resume after this seq
+    /// (the last one seen): every event of the topic after it is delivered, then live ones, no
+    /// gap, no duplicate (room events and room membership changes; feed posts and feed
+    /// notifications are live only: read the timeline or notification list to catch up).
     #[serde(rename_all = "camelCase")]
     Subscribe {
         topic: String,
@@ -64,6 +65,19 @@ pub enum ServerFrame {
         topic: String,
         seq: u64,
         event: Value,
+    },
+    /// A new post by you or someone you follow (`feed` topic).
+    Post {
+        topic: String,
+        seq: u64,
+        post: Value,
+    },
+    /// A new notification (`notifications` topic): a like or comment on your post, a new
+    /// follower, a mention.
+    Notification {
+        topic: String,
+        seq: u64,
+        notification: Value,
     },
     #[serde(rename_all = "camelCase")]
     Ack {
