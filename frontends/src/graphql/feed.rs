@@ -266,25 +266,27 @@ impl FeedMutation {
         &self,
         ctx: &Context<'_>,
         content: String,
-        #[graphql(default)] media_ids: Vec<String>,
+        media_ids: Option<Vec<String>>,
     ) -> Result<Post> {
+        let media_ids = media_ids.unwrap_or_default();
         let (me, ack) = run(ctx, FeedCommand::CreatePost { content, media_ids }).await?;
         post_after(ctx, me, ack.id, &ack).await
     }
 
-    /// Replaces the content (and media) of one of your posts.
+    /// Replaces the content and the media (none when `mediaIds` is omitted) of one of your
+    /// posts.
     async fn edit_post(
         &self,
         ctx: &Context<'_>,
         id: ID,
         content: String,
-        #[graphql(default)] media_ids: Vec<String>,
+        media_ids: Option<Vec<String>>,
     ) -> Result<Post> {
         let post = post_id_arg("id", &id)?;
         let command = FeedCommand::EditPost {
             post,
             content,
-            media_ids,
+            media_ids: media_ids.unwrap_or_default(),
         };
         let (me, ack) = run(ctx, command).await?;
         post_after(ctx, me, post, &ack).await

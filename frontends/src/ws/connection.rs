@@ -419,9 +419,10 @@ impl Connection {
         let task = match scope {
             // Room membership changes and feed notifications: whichever ends first ends both.
             Scope::User(user) => {
+                // Subscribed before `subscribed` is sent, so nothing after it is missed.
                 let notes = run_notifications(
                     self.state.engine.clone(),
-                    user,
+                    self.state.engine.subscribe_notifications(user),
                     self.out.clone(),
                     self.closer.clone(),
                 );
@@ -680,14 +681,13 @@ async fn run_feed(
     }
 }
 
-/// Feed notifications for `user`, as `notification` frames of the `notifications` topic.
+/// Feed notifications from `live`, as `notification` frames of the `notifications` topic.
 async fn run_notifications(
     engine: std::sync::Arc<girok_engine::Engine>,
-    user: UserId,
+    mut live: broadcast::Receiver<girok_engine::views::NotificationRef>,
     out: mpsc::Sender<ServerFrame>,
     closer: mpsc::Sender<CloseRequest>,
 ) {
-    let mut live = engine.subscribe_notifications(user);
     loop {
         let note = match live.recv().await {
             Ok(note) => note,

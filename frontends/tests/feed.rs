@@ -1,0 +1,531 @@
+//! The feed end to end against the real binary: seed 001's timeline query in one round trip
+//! with batched authors and comments, the feed's rules and typed errors, heavy authors merged
+//! at read time, notifications and new posts pushed over the WebSocket and GraphQL
+//! subscriptions, search over GraphQL and REST (messages only of your rooms), and everything
+//! rebuilt from the log after kill -9.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::sockets::{connect, graphql_ws, next_of, send};
+use common::{Server, code};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn user(server: &Server, name: &str) -> (String, String) {
+    let token = server.sign_in(name).await;
+    (token, server.my_id().await)
+}
+
+async fn as_user(server: &Server, token: &str, query: &str, variables: Value) -> Value {
+    server.set_token(token);
+    server.gql_status(query, variables).await.1
+}
+
+/// Runs a query that must succeed as `token`; returns `data`.
+async fn ok(server: &Server, token: &str, query: &str, variables: Value) -> Value {
+    server.set_token(token);
+    server.gql(query, variables).await
+}
+
+const POST: &str = "mutation($c: String!, $m: [String!]) { createPost(content: $c, mediaIds: $m) { id seq content mediaIds author { id name } likes likedByMe commentCount } }";
+const LIKE: &str = "mutation($p: ID!) { likePost(id: $p) { likes likedByMe } }";
+const UNLIKE: &str = "mutation($p: ID!) { unlikePost(id: $p) { likes likedByMe } }";
+const COMMENT: &str =
+    "mutation($p: ID!, $c: String!) { addComment(postId: $p, content: $c) { id seq content } }";
+const FOLLOW: &str =
+    "mutation($u: ID!) { follow(userId: $u) { seq following user { id followersCount } } }";
+const UNFOLLOW: &str = "mutation($u: ID!) { unfollow(userId: $u) { seq following } }";
+const DELETE_POST: &str = "mutation($p: ID!) { deletePost(id: $p) { seq } }";
+/// Seed 001's timeline query, with read-your-writes.
+const TIMELINE: &str = "query($l: Int, $c: String, $a: Seq) {
+  timeline(limit: $l, cursor: $c, after: $a) {
+    posts { id content author { id name avatar } likes likedByMe
+            comments(limit: 3) { content author { name } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+const NOTIFICATIONS: &str = "query($a: Seq) { notifications(after: $a) { unreadCount readUpToSeq notifications { seq kind read actor { name } postId commentId } } }";
+
+fn seq(value: &Value) -> u64 {
+    value.as_u64().unwrap()
+}
+
+fn contents(timeline: &Value) -> Vec<String> {
+    timeline["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The value of a counter line of `/metrics` (0 if absent).
+async fn metric(server: &Server, line_prefix: &str) -> u64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[("GIROK__ENGINE__FANOUT_MAX_FOLLOWERS", "2")],
+    );
+    let (ann, ann_id) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let (cat, cat_id) = user(&server, "cat").await;
+    let (dan, _) = user(&server, "dan").await;
+
+    // Posts and their limits.
+    let first = ok(
+        &server,
+        &bob,
+        POST,
+        json!({ "c": "  bob one ", "m": ["m1", "m2"] }),
+    )
+    .await;
+    let first = &first["createPost"];
+    assert_eq!(first["content"], "bob one");
+    assert_eq!(first["mediaIds"], json!(["m1", "m2"]));
+    assert_eq!(first["author"]["id"], bob_id.as_str());
+    let bob_one = first["id"].as_str().unwrap().to_owned();
+    for (content, media, field) in [
+        ("x".repeat(5001), json!([]), "content"),
+        ("  ".into(), json!([]), "content"),
+        ("ok".into(), json!(["a", "b", "c", "d", "e"]), "mediaIds"),
+    ] {
+        let body = as_user(&server, &bob, POST, json!({ "c": content, "m": media })).await;
+        assert_eq!(code(&body), "INVALID_ARGUMENT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field);
+    }
+    let long = ok(&server, &cat, POST, json!({ "c": "é".repeat(5000) })).await;
+    let cat_long = long["createPost"]["id"].as_str().unwrap().to_owned();
+    ok(&server, &cat, DELETE_POST, json!({ "p": cat_long })).await;
+    let cat_one = ok(&server, &cat, POST, json!({ "c": "cat one" })).await["createPost"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&server, &bob, POST, json!({ "c": "bob two" })).await;
+
+    // Ann follows both: their earlier posts backfill her timeline.
+    ok(&server, &ann, FOLLOW, json!({ "u": bob_id })).await;
+    let followed = ok(&server, &ann, FOLLOW, json!({ "u": cat_id })).await;
+    assert_eq!(followed["follow"]["user"]["followersCount"], 1);
+    // Likes (once each) and comments by several authors.
+    let liked = ok(&server, &ann, LIKE, json!({ "p": bob_one })).await;
+    assert_eq!(liked["likePost"], json!({ "likes": 1, "likedByMe": true }));
+    assert_eq!(
+        code(&as_user(&server, &ann, LIKE, json!({ "p": bob_one })).await),
+        "ALREADY_LIKED"
+    );
+    ok(&server, &cat, LIKE, json!({ "p": bob_one })).await;
+    for (token, text) in [
+        (&cat, "first!"),
+        (&dan, "second"),
+        (&bob, "thanks"),
+        (&cat, "4th"),
+    ] {
+        ok(&server, token, COMMENT, json!({ "p": bob_one, "c": text })).await;
+    }
+    let last = ok(&server, &dan, COMMENT, json!({ "p": cat_one, "c": "meow" })).await;
+    let after = seq(&last["addComment"]["seq"]);
+
+    // One request answers the seed's query; authors and comments are read in batches.
+    let users_before = metric(&server, "girok_graphql_batch_loads_total{loader=\"users\"}").await;
+    let comments_before = metric(
+        &server,
+        "girok_graphql_batch_loads_total{loader=\"comments\"}",
+    )
+    .await;
+    let page = ok(&server, &ann, TIMELINE, json!({ "l": 20, "a": after })).await;
+    let timeline = &page["timeline"];
+    assert_eq!(contents(timeline), ["bob two", "cat one", "bob one"]);
+    let bob_one_post = &timeline["posts"][2];
+    assert_eq!(bob_one_post["author"]["name"], "bob");
+    assert_eq!(bob_one_post["author"]["avatar"], Value::Null);
+    assert_eq!(bob_one_post["likes"], 2);
+    assert_eq!(bob_one_post["likedByMe"], true);
+    let comments: Vec<(&str, &str)> = bob_one_post["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["content"].as_str().unwrap(),
+                c["author"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        comments,
+        [("first!", "cat"), ("second", "dan"), ("thanks", "bob")]
+    );
+    assert_eq!(timeline["posts"][1]["comments"][0]["author"]["name"], "dan");
+    assert_eq!(timeline["pageInfo"]["hasNextPage"], false);
+    let users_after = metric(&server, "girok_graphql_batch_loads_total{loader=\"users\"}").await;
+    let comments_after = metric(
+        &server,
+        "girok_graphql_batch_loads_total{loader=\"comments\"}",
+    )
+    .await;
+    assert!(
+        users_after - users_before <= 2,
+        "post authors in one batch, comment authors in another: {}",
+        users_after - users_before
+    );
+    assert_eq!(comments_after - comments_before, 1, "one batch of comments");
+
+    // Pages continue with the cursor.
+    let page = ok(&server, &ann, TIMELINE, json!({ "l": 2 })).await;
+    assert_eq!(contents(&page["timeline"]), ["bob two", "cat one"]);
+    assert_eq!(page["timeline"]["pageInfo"]["hasNextPage"], true);
+    let cursor = page["timeline"]["pageInfo"]["endCursor"].clone();
+    let page = ok(&server, &ann, TIMELINE, json!({ "l": 2, "c": cursor })).await;
+    assert_eq!(contents(&page["timeline"]), ["bob one"]);
+    for (limit, cursor) in [
+        (json!(0), json!(null)),
+        (json!(101), json!(null)),
+        (json!(2), json!("x")),
+    ] {
+        let body = as_user(&server, &ann, TIMELINE, json!({ "l": limit, "c": cursor })).await;
+        assert_eq!(code(&body), "INVALID_ARGUMENT", "{body}");
+    }
+
+    // Bob becomes heavy (2 followers with this server's threshold): not fanned out any more,
+    // yet his new post is in both followers' timelines.
+    ok(&server, &dan, FOLLOW, json!({ "u": bob_id })).await;
+    let heavy = ok(&server, &bob, POST, json!({ "c": "bob heavy" })).await;
+    let at = seq(&heavy["createPost"]["seq"]);
+    let page = ok(&server, &dan, TIMELINE, json!({ "a": at })).await;
+    assert_eq!(
+        contents(&page["timeline"]),
+        ["bob heavy", "bob two", "bob one"]
+    );
+    let page = ok(&server, &ann, TIMELINE, json!({ "l": 1, "a": at })).await;
+    assert_eq!(contents(&page["timeline"]), ["bob heavy"]);
+
+    // Profile timelines, follower lists, and the rules' typed errors.
+    let profile = ok(
+        &server,
+        &ann,
+        "query($u: ID!) { userTimeline(userId: $u) { posts { content } } followers(userId: $u, first: 1) { totalCount edges { user { username } } pageInfo { hasNextPage } } }",
+        json!({ "u": bob_id }),
+    )
+    .await;
+    assert_eq!(
+        contents(&profile["userTimeline"]),
+        ["bob heavy", "bob two", "bob one"]
+    );
+    assert_eq!(profile["followers"]["totalCount"], 2);
+    assert_eq!(profile["followers"]["edges"][0]["user"]["username"], "dan");
+    assert_eq!(profile["followers"]["pageInfo"]["hasNextPage"], true);
+    let cases = [
+        (&ann, FOLLOW, json!({ "u": ann_id }), "INVALID_ARGUMENT"),
+        (&ann, FOLLOW, json!({ "u": bob_id }), "ALREADY_FOLLOWING"),
+        (&dan, UNFOLLOW, json!({ "u": cat_id }), "NOT_FOLLOWING"),
+        (
+            &ann,
+            DELETE_POST,
+            json!({ "p": bob_one }),
+            "NOT_POST_AUTHOR",
+        ),
+        (
+            &ann,
+            DELETE_POST,
+            json!({ "p": "not-an-id" }),
+            "INVALID_ARGUMENT",
+        ),
+        (&dan, UNLIKE, json!({ "p": bob_one }), "NOT_LIKED"),
+        (&ann, LIKE, json!({ "p": cat_long }), "POST_NOT_FOUND"),
+        (
+            &ann,
+            COMMENT,
+            json!({ "p": bob_one, "c": "x".repeat(1001) }),
+            "INVALID_ARGUMENT",
+        ),
+    ];
+    for (token, query, variables, expected) in cases {
+        let body = as_user(&server, token, query, variables.clone()).await;
+        assert_eq!(code(&body), expected, "{query} {variables}: {body}");
+    }
+
+    // Unfollowing and deleting retract from the timeline.
+    ok(&server, &ann, UNFOLLOW, json!({ "u": cat_id })).await;
+    let gone = ok(&server, &bob, DELETE_POST, json!({ "p": bob_one })).await;
+    let page = ok(
+        &server,
+        &ann,
+        TIMELINE,
+        json!({ "a": gone["deletePost"]["seq"] }),
+    )
+    .await;
+    assert_eq!(contents(&page["timeline"]), ["bob heavy", "bob two"]);
+
+    // A bad token: UNAUTHENTICATED.
+    server.set_token("not-a-token");
+    let (status, body) = server.gql_status(TIMELINE, json!({})).await;
+    assert_eq!(status, 401);
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_and_new_posts_are_pushed_over_websocket_and_graphql() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ann, ann_id) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let mine = ok(&server, &ann, POST, json!({ "c": "ann's post" })).await;
+    let ann_post = mine["createPost"]["id"].as_str().unwrap().to_owned();
+
+    // The WebSocket: `notifications` and `feed` topics.
+    let mut ws = connect(&server, Some(&ann)).await;
+    next_of(&mut ws, "welcome").await;
+    send(
+        &mut ws,
+        json!({ "type": "subscribe", "topic": "notifications" }),
+    )
+    .await;
+    next_of(&mut ws, "subscribed").await;
+    send(&mut ws, json!({ "type": "subscribe", "topic": "feed" })).await;
+    next_of(&mut ws, "subscribed").await;
+
+    // GraphQL subscriptions; they start asynchronously, so warm up until one is seen.
+    let (mut gql_ws, ack) =
+        graphql_ws(&server, json!({ "authorization": format!("Bearer {ann}") })).await;
+    assert_eq!(ack["type"], "connection_ack");
+    gql_ws
+        .subscribe(
+            "notes",
+            "subscription { notificationAdded { seq kind actor { name } postId } }",
+            json!({}),
+        )
+        .await;
+    gql_ws
+        .subscribe(
+            "feed",
+            "subscription { feedPostAdded { content author { name } } }",
+            json!({}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Bob follows ann: a follow notification, on both.
+    let followed = ok(&server, &bob, FOLLOW, json!({ "u": ann_id })).await;
+    let frame = next_of(&mut ws, "notification").await;
+    assert_eq!(frame["topic"], "notifications");
+    assert_eq!(frame["notification"]["kind"], "follow");
+    assert_eq!(frame["notification"]["actorId"], bob_id.as_str());
+    assert_eq!(frame["seq"], followed["follow"]["seq"]);
+    let note = gql_ws.next_for("notes").await;
+    assert_eq!(
+        note["payload"]["data"]["notificationAdded"]["kind"], "FOLLOW",
+        "{note}"
+    );
+    assert_eq!(
+        note["payload"]["data"]["notificationAdded"]["actor"]["name"],
+        "bob"
+    );
+
+    // A like, a comment and a mention.
+    ok(&server, &bob, LIKE, json!({ "p": ann_post })).await;
+    ok(
+        &server,
+        &bob,
+        COMMENT,
+        json!({ "p": ann_post, "c": "nice" }),
+    )
+    .await;
+    let mention = ok(&server, &bob, POST, json!({ "c": "hello @ann" })).await;
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let frame = next_of(&mut ws, "notification").await;
+        kinds.push(frame["notification"]["kind"].as_str().unwrap().to_owned());
+        let note = gql_ws.next_for("notes").await;
+        let kind = note["payload"]["data"]["notificationAdded"]["kind"].clone();
+        assert_eq!(
+            kind.as_str().unwrap().to_lowercase(),
+            kinds[kinds.len() - 1]
+        );
+    }
+    assert_eq!(kinds, ["like", "comment", "mention"]);
+
+    // The list, unread count and mark-read.
+    let at = seq(&mention["createPost"]["seq"]);
+    let list = ok(&server, &ann, NOTIFICATIONS, json!({ "a": at })).await;
+    let list = &list["notifications"];
+    assert_eq!(list["unreadCount"], 4);
+    let listed: Vec<&str> = list["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["MENTION", "COMMENT", "LIKE", "FOLLOW"]);
+    assert_eq!(list["notifications"][2]["postId"], ann_post.as_str());
+    let read = ok(
+        &server,
+        &ann,
+        "mutation { markNotificationsRead { seq readUpToSeq } }",
+        json!({}),
+    )
+    .await;
+    let list = ok(
+        &server,
+        &ann,
+        NOTIFICATIONS,
+        json!({ "a": read["markNotificationsRead"]["seq"] }),
+    )
+    .await;
+    assert_eq!(list["notifications"]["unreadCount"], 0);
+    assert_eq!(list["notifications"]["notifications"][0]["read"], true);
+
+    // New posts of people ann follows reach her feed; others' do not.
+    ok(&server, &ann, FOLLOW, json!({ "u": bob_id })).await;
+    let (carl, _) = user(&server, "carl").await;
+    ok(&server, &carl, POST, json!({ "c": "nobody follows carl" })).await;
+    ok(&server, &bob, POST, json!({ "c": "bob posts" })).await;
+    let frame = next_of(&mut ws, "post").await;
+    assert_eq!(frame["topic"], "feed");
+    assert_eq!(frame["post"]["content"], "bob posts");
+    assert_eq!(frame["post"]["authorId"], bob_id.as_str());
+    // bob's earlier "hello @ann" came before ann followed him: not in her feed.
+    let post = gql_ws.next_for("feed").await;
+    assert_eq!(
+        post["payload"]["data"]["feedPostAdded"]["content"], "bob posts",
+        "{post}"
+    );
+    assert_eq!(
+        post["payload"]["data"]["feedPostAdded"]["author"]["name"],
+        "bob"
+    );
+
+    // Unknown topics are refused with a typed error frame.
+    send(&mut ws, json!({ "type": "subscribe", "topic": "gossip" })).await;
+    let error = next_of(&mut ws, "error").await;
+    assert_eq!(error["code"], "UNKNOWN_TOPIC");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_respects_rooms_over_graphql_and_rest_and_the_feed_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let post = ok(
+        &server,
+        &ann,
+        POST,
+        json!({ "c": "rust streaming systems" }),
+    )
+    .await;
+    let post_id = post["createPost"]["id"].as_str().unwrap().to_owned();
+    server.set_token(&ann);
+    let room = server.create_room("rustaceans").await;
+    let sent = ok(
+        &server,
+        &ann,
+        "mutation($r: ID!) { sendMessage(roomId: $r, body: \"a secret rust plan\") { seq } }",
+        json!({ "r": room }),
+    )
+    .await;
+    let at = seq(&sent["sendMessage"]["seq"]);
+    const SEARCH: &str = "query($q: String!, $k: SearchKindArg, $a: Seq, $f: Int, $c: String) {
+      search(query: $q, kind: $k, afterSeq: $a, first: $f, after: $c) {
+        results { __typename ... on Post { id content } ... on Author { username }
+                  ... on Message { body } }
+        pageInfo { hasNextPage endCursor } } }";
+    let found = ok(&server, &ann, SEARCH, json!({ "q": "rust", "a": at })).await;
+    let kinds: Vec<&str> = found["search"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["__typename"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{found}");
+    assert!(kinds.contains(&"Post") && kinds.contains(&"Message"));
+    let theirs = ok(&server, &bob, SEARCH, json!({ "q": "rust", "a": at })).await;
+    assert_eq!(
+        theirs["search"]["results"].as_array().unwrap().len(),
+        1,
+        "{theirs}"
+    );
+    assert_eq!(theirs["search"]["results"][0]["id"], post_id.as_str());
+    let users = ok(
+        &server,
+        &bob,
+        SEARCH,
+        json!({ "q": "ann", "k": "USER", "a": at }),
+    )
+    .await;
+    assert_eq!(users["search"]["results"][0]["username"], "ann");
+    let paged = ok(
+        &server,
+        &ann,
+        SEARCH,
+        json!({ "q": "rust", "f": 1, "a": at }),
+    )
+    .await;
+    assert_eq!(paged["search"]["pageInfo"]["hasNextPage"], true);
+    let cursor = paged["search"]["pageInfo"]["endCursor"].clone();
+    let rest = ok(
+        &server,
+        &ann,
+        SEARCH,
+        json!({ "q": "rust", "f": 1, "c": cursor }),
+    )
+    .await;
+    assert_eq!(rest["search"]["results"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["search"]["pageInfo"]["hasNextPage"], false);
+    let body = as_user(&server, &ann, SEARCH, json!({ "q": " " })).await;
+    assert_eq!(code(&body), "INVALID_ARGUMENT");
+
+    // REST: the same search.
+    server.set_token(&bob);
+    let (status, body) = server
+        .get_json(&format!("/v1/search?q=rust&afterSeq={at}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    assert_eq!(body["results"][0]["kind"], "post");
+    server.set_token(&ann);
+    let (_, body) = server.get_json("/v1/search?q=secret&kind=message").await;
+    assert_eq!(body["results"][0]["message"]["body"], "a secret rust plan");
+    let (status, body) = server.get_json("/v1/search?q=rust&kind=spam").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("INVALID_ARGUMENT"))
+    );
+    let (status, body) = server.get_json("/v1/search").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+
+    // Acknowledged feed writes survive kill -9; the views and the index are rebuilt.
+    ok(&server, &ann, FOLLOW, json!({ "u": bob_id })).await;
+    ok(&server, &bob, LIKE, json!({ "p": post_id })).await;
+    let last = ok(&server, &bob, POST, json!({ "c": "after the crash" })).await;
+    let last = seq(&last["createPost"]["seq"]);
+    server.kill9();
+    let server = Server::start(&data, &[]);
+    let page = ok(&server, &ann, TIMELINE, json!({ "a": last })).await;
+    assert_eq!(
+        contents(&page["timeline"]),
+        ["after the crash", "rust streaming systems"]
+    );
+    assert_eq!(page["timeline"]["posts"][1]["likes"], 1);
+    let found = ok(&server, &bob, SEARCH, json!({ "q": "crash", "a": last })).await;
+    assert_eq!(found["search"]["results"].as_array().unwrap().len(), 1);
+}
