@@ -3,32 +3,8 @@
 
 mod common;
 
-use common::Server;
-use serde_json::{Value, json};
-
-async fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = server.url(path);
-    let mut request = match method {
-        "GET" => server.client.get(url),
-        "POST" => server.client.post(url),
-        "PATCH" => server.client.patch(url),
-        "DELETE" => server.client.delete(url),
-        other => panic!("{other}"),
-    }
-    .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use common::{Server, call};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_and_messages_over_rest() {

@@ -181,7 +181,11 @@ async fn access_limits_and_bad_frames_get_error_frames() {
     )
     .await;
     assert_eq!(next(&mut socket).await["code"], "NOT_A_MEMBER");
-    send(&mut socket, json!({ "type": "subscribe", "topic": "gossip" })).await;
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "topic": "gossip" }),
+    )
+    .await;
     assert_eq!(next(&mut socket).await["code"], "UNKNOWN_TOPIC");
     socket.send(Message::text("{not json")).await.unwrap();
     assert_eq!(next(&mut socket).await["code"], "BAD_FRAME");

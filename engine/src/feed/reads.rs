@@ -45,6 +45,20 @@ pub struct Comment {
     pub created_ms: i64,
 }
 
+impl Comment {
+    /// The comment an `AddComment` ack stands for (its content as stored: trimmed).
+    pub fn acked(ack: &crate::Ack, post: EventId, author: UserId, content: &str) -> Self {
+        Self {
+            id: ack.id,
+            seq: ack.seq,
+            post,
+            author,
+            content: content.trim().to_owned(),
+            created_ms: ack.commit_time_ms,
+        }
+    }
+}
+
 /// Where a page of posts starts: strictly older than this post seq.
 pub type PostCursor = Seq;
 

@@ -324,17 +324,14 @@ impl FeedMutation {
         content: String,
     ) -> Result<Comment> {
         let post = post_id_arg("postId", &post_id)?;
-        // Stored as validated: trimmed at the ends.
-        let stored = content.trim().to_owned();
-        let (me, ack) = run(ctx, FeedCommand::AddComment { post, content }).await?;
-        Ok(Comment(girok_engine::feed::Comment {
-            id: ack.id,
-            seq: ack.seq,
+        let command = FeedCommand::AddComment {
             post,
-            author: me,
-            content: stored,
-            created_ms: ack.commit_time_ms,
-        }))
+            content: content.clone(),
+        };
+        let (me, ack) = run(ctx, command).await?;
+        Ok(Comment(girok_engine::feed::Comment::acked(
+            &ack, post, me, &content,
+        )))
     }
 
     /// Deletes one of your comments.

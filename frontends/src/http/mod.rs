@@ -4,6 +4,7 @@
 
 mod accounts;
 pub mod error;
+pub mod feed;
 mod json;
 mod listener;
 mod log_api;
@@ -115,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(rooms::routes())
         .merge(search::routes())
+        .merge(feed::routes())
         .route(
             "/graphql",
             get(graphql::graphiql).post(graphql::graphql_post),

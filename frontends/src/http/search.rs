@@ -6,6 +6,7 @@
 use super::AppState;
 use super::accounts::Auth;
 use super::error::ApiError;
+use super::feed::post_json;
 use super::json::QueryParams;
 use super::rooms::message_json;
 use axum::extract::State;
@@ -14,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use girok_engine::feed::{SearchQuery, SearchResult};
 use girok_engine::search::SearchKind;
-use girok_schemas::{Seq, rfc3339_millis};
+use girok_schemas::Seq;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -68,19 +69,7 @@ async fn search(
         .results
         .iter()
         .map(|result| match result {
-            SearchResult::Post(post) => json!({
-                "kind": "post",
-                "post": {
-                    "id": post.id,
-                    "seq": post.seq,
-                    "authorId": post.author,
-                    "content": post.content,
-                    "mediaIds": post.media_ids,
-                    "likes": post.like_count,
-                    "commentCount": post.comment_count,
-                    "createdAt": rfc3339_millis(post.created_ms),
-                },
-            }),
+            SearchResult::Post(post) => json!({ "kind": "post", "post": post_json(post) }),
             SearchResult::User(user) => json!({
                 "kind": "user",
                 "user": {

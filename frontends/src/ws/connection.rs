@@ -666,14 +666,7 @@ async fn run_feed(
         let frame = ServerFrame::Post {
             topic: "feed".into(),
             seq: post.seq,
-            post: serde_json::json!({
-                "id": post.id,
-                "seq": post.seq,
-                "authorId": post.author,
-                "content": post.content,
-                "mediaIds": post.media_ids,
-                "createdAt": girok_schemas::rfc3339_millis(post.created_ms),
-            }),
+            post: crate::http::feed::post_json(&post),
         };
         if !push(&out, &closer, frame) {
             return;
@@ -704,24 +697,10 @@ async fn run_notifications(
                 continue;
             }
         };
-        let kind = match resolved.kind {
-            girok_engine::views::NotificationKind::Like => "like",
-            girok_engine::views::NotificationKind::Comment => "comment",
-            girok_engine::views::NotificationKind::Follow => "follow",
-            girok_engine::views::NotificationKind::Mention => "mention",
-        };
         let frame = ServerFrame::Notification {
             topic: "notifications".into(),
             seq: resolved.seq,
-            notification: serde_json::json!({
-                "seq": resolved.seq,
-                "kind": kind,
-                "actorId": resolved.actor,
-                "postId": resolved.post,
-                "commentId": resolved.comment,
-                "createdAt": girok_schemas::rfc3339_millis(resolved.created_ms),
-                "read": resolved.read,
-            }),
+            notification: crate::http::feed::notification_json(&resolved),
         };
         if !push(&out, &closer, frame) {
             return;

@@ -244,3 +244,28 @@ pub fn code(body: &Value) -> &str {
         .as_str()
         .unwrap_or("<none>")
 }
+
+/// One REST call with `token` as Bearer; returns (status, JSON body or null).
+pub async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = server.url(path);
+    let mut request = match method {
+        "GET" => server.client.get(url),
+        "POST" => server.client.post(url),
+        "PATCH" => server.client.patch(url),
+        "DELETE" => server.client.delete(url),
+        other => panic!("{other}"),
+    }
+    .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}

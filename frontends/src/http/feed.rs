@@ -1,0 +1,454 @@
+//! REST for the feed, for simple clients: the same operations as GraphQL's. `after` (query)
+//! is the read-your-writes seq and `cursor` the previous page's `endCursor`. Post and comment
+//! authors are ids here (GraphQL resolves them to users in one batch).
+
+use super::AppState;
+use super::accounts::Auth;
+use super::error::ApiError;
+use super::json::{JsonBody, QueryParams};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use girok_engine::feed::{Comment, FeedCommand, FollowPage, Notification, Post, PostPage};
+use girok_engine::views::NotificationKind;
+use girok_engine::{Ack, Command};
+use girok_schemas::{EventId, Seq, UserId, rfc3339_millis};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/posts", post(create_post))
+        .route(
+            "/v1/posts/{post}",
+            get(read_post).patch(edit_post).delete(delete_post),
+        )
+        .route("/v1/posts/{post}/like", post(like).delete(unlike))
+        .route("/v1/posts/{post}/comments", get(comments).post(add_comment))
+        .route("/v1/comments/{comment}", delete(delete_comment))
+        .route("/v1/timeline", get(timeline))
+        .route("/v1/users/{user}/posts", get(user_timeline))
+        .route("/v1/users/{user}/follow", post(follow).delete(unfollow))
+        .route("/v1/users/{user}/followers", get(followers))
+        .route("/v1/users/{user}/following", get(following))
+        .route("/v1/notifications", get(notifications))
+        .route("/v1/notifications/read", post(mark_read))
+}
+
+fn id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_ARGUMENT",
+            format!("`{field}` is not an id (a UUID)"),
+        )
+    })
+}
+
+/// A post as REST and the WebSocket show it.
+pub fn post_json(post: &Post) -> Value {
+    json!({
+        "id": post.id,
+        "seq": post.seq,
+        "authorId": post.author,
+        "content": post.content,
+        "mediaIds": post.media_ids,
+        "createdAt": rfc3339_millis(post.created_ms),
+        "editedAt": post.edited_ms.map(rfc3339_millis),
+        "likes": post.like_count,
+        "likedByMe": post.liked_by_me,
+        "commentCount": post.comment_count,
+    })
+}
+
+fn comment_json(comment: &Comment) -> Value {
+    json!({
+        "id": comment.id,
+        "seq": comment.seq,
+        "postId": comment.post,
+        "authorId": comment.author,
+        "content": comment.content,
+        "createdAt": rfc3339_millis(comment.created_ms),
+    })
+}
+
+fn kind_name(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::Like => "like",
+        NotificationKind::Comment => "comment",
+        NotificationKind::Follow => "follow",
+        NotificationKind::Mention => "mention",
+    }
+}
+
+/// A notification as REST and the WebSocket show it.
+pub fn notification_json(note: &Notification) -> Value {
+    json!({
+        "seq": note.seq,
+        "kind": kind_name(note.kind),
+        "actorId": note.actor,
+        "postId": note.post,
+        "commentId": note.comment,
+        "createdAt": rfc3339_millis(note.created_ms),
+        "read": note.read,
+    })
+}
+
+fn page_info(next: Option<Seq>) -> Value {
+    json!({ "hasNextPage": next.is_some(), "endCursor": next.map(|n| n.to_string()) })
+}
+
+fn post_page_json(page: &PostPage) -> Value {
+    json!({
+        "posts": page.posts.iter().map(post_json).collect::<Vec<_>>(),
+        "pageInfo": page_info(page.next_cursor),
+    })
+}
+
+fn follow_page_json(page: &FollowPage) -> Value {
+    json!({
+        "totalCount": page.total,
+        "users": page.edges.iter()
+            .map(|e| json!({ "userId": e.user, "sinceSeq": e.since_seq }))
+            .collect::<Vec<_>>(),
+        "pageInfo": page_info(page.next_cursor),
+    })
+}
+
+fn ack_json(ack: &Ack) -> Value {
+    json!({ "seq": ack.seq, "id": ack.id })
+}
+
+async fn run(
+    state: &AppState,
+    auth: &Auth,
+    command: FeedCommand,
+) -> Result<(UserId, Ack), ApiError> {
+    let me = auth.0.require_for_change()?;
+    let ack = state
+        .engine
+        .execute(me.user, Command::Feed(command))
+        .await?;
+    Ok((me.user, ack))
+}
+
+/// The post as of `ack`.
+async fn post_after(
+    state: &AppState,
+    me: UserId,
+    post: EventId,
+    ack: &Ack,
+) -> Result<Json<Value>, ApiError> {
+    let post = state.engine.post(me, post, Some(ack.seq)).await?;
+    Ok(Json(post_json(&post)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PostBody {
+    content: String,
+    #[serde(default)]
+    media_ids: Vec<String>,
+}
+
+async fn create_post(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody<PostBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let command = FeedCommand::CreatePost {
+        content: body.content,
+        media_ids: body.media_ids,
+    };
+    let (me, ack) = run(&state, &auth, command).await?;
+    Ok((
+        StatusCode::CREATED,
+        post_after(&state, me, ack.id, &ack).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadParams {
+    after: Option<Seq>,
+}
+
+async fn read_post(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(post): Path<String>,
+    QueryParams(params): QueryParams<ReadParams>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require()?;
+    let post = state
+        .engine
+        .post(me.user, id("post", &post)?, params.after)
+        .await?;
+    Ok(Json(post_json(&post)))
+}
+
+async fn edit_post(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(post): Path<String>,
+    JsonBody(body): JsonBody<PostBody>,
+) -> Result<Json<Value>, ApiError> {
+    let post = id("post", &post)?;
+    let command = FeedCommand::EditPost {
+        post,
+        content: body.content,
+        media_ids: body.media_ids,
+    };
+    let (me, ack) = run(&state, &auth, command).await?;
+    post_after(&state, me, post, &ack).await
+}
+
+async fn delete_post(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(post): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let command = FeedCommand::DeletePost {
+        post: id("post", &post)?,
+    };
+    Ok(Json(ack_json(&run(&state, &auth, command).await?.1)))
+}
+
+async fn like(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(post): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let post = id("post", &post)?;
+    let (me, ack) = run(&state, &auth, FeedCommand::LikePost { post }).await?;
+    post_after(&state, me, post, &ack).await
+}
+
+async fn unlike(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(post): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let post = id("post", &post)?;
+    let (me, ack) = run(&state, &auth, FeedCommand::UnlikePost { post }).await?;
+    post_after(&state, me, post, &ack).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PageParams {
+    first: Option<usize>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    after: Option<Seq>,
+}
+
+impl PageParams {
+    fn cursor(&self) -> Result<Option<Seq>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                c.parse().map_err(|_| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "INVALID_ARGUMENT",
+                        "`cursor` is not a cursor this server gave",
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `first` or its alias `limit` (seed 001's name for timelines).
+    fn size(&self) -> Option<usize> {
+        self.first.or(self.limit)
+    }
+}
+
+async fn comments(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(post): Path<String>,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require()?;
+    let (comments, next) = state
+        .engine
+        .comments(
+            id("post", &post)?,
+            params.cursor()?,
+            params.size(),
+            params.after,
+        )
+        .await?;
+    Ok(Json(json!({
+        "comments": comments.iter().map(comment_json).collect::<Vec<_>>(),
+        "pageInfo": page_info(next),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    content: String,
+}
+
+async fn add_comment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(post): Path<String>,
+    JsonBody(body): JsonBody<CommentBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let post = id("post", &post)?;
+    let command = FeedCommand::AddComment {
+        post,
+        content: body.content.clone(),
+    };
+    let (me, ack) = run(&state, &auth, command).await?;
+    let comment = Comment::acked(&ack, post, me, &body.content);
+    Ok((StatusCode::CREATED, Json(comment_json(&comment))))
+}
+
+async fn delete_comment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(comment): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let command = FeedCommand::DeleteComment {
+        comment: id("comment", &comment)?,
+    };
+    Ok(Json(ack_json(&run(&state, &auth, command).await?.1)))
+}
+
+async fn timeline(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require()?;
+    let page = state
+        .engine
+        .timeline(me.user, params.cursor()?, params.size(), params.after)
+        .await?;
+    Ok(Json(post_page_json(&page)))
+}
+
+async fn user_timeline(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(user): Path<String>,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require()?;
+    let page = state
+        .engine
+        .user_timeline(
+            me.user,
+            id("user", &user)?,
+            params.cursor()?,
+            params.size(),
+            params.after,
+        )
+        .await?;
+    Ok(Json(post_page_json(&page)))
+}
+
+async fn follow(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = id("user", &user)?;
+    let (_, ack) = run(&state, &auth, FeedCommand::Follow { user }).await?;
+    Ok(Json(json!({ "seq": ack.seq, "following": true })))
+}
+
+async fn unfollow(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = id("user", &user)?;
+    let (_, ack) = run(&state, &auth, FeedCommand::Unfollow { user }).await?;
+    Ok(Json(json!({ "seq": ack.seq, "following": false })))
+}
+
+async fn followers(
+    state: State<AppState>,
+    auth: Auth,
+    user: Path<String>,
+    params: QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    follow_list(state, auth, user, params, true).await
+}
+
+async fn following(
+    state: State<AppState>,
+    auth: Auth,
+    user: Path<String>,
+    params: QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    follow_list(state, auth, user, params, false).await
+}
+
+async fn follow_list(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(user): Path<String>,
+    QueryParams(params): QueryParams<PageParams>,
+    followers: bool,
+) -> Result<Json<Value>, ApiError> {
+    auth.require()?;
+    let (user, cursor, size) = (id("user", &user)?, params.cursor()?, params.size());
+    let page = if followers {
+        state
+            .engine
+            .followers(user, cursor, size, params.after)
+            .await?
+    } else {
+        state
+            .engine
+            .following(user, cursor, size, params.after)
+            .await?
+    };
+    Ok(Json(follow_page_json(&page)))
+}
+
+async fn notifications(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let me = auth.require()?;
+    let page = state
+        .engine
+        .notifications(me.user, params.cursor()?, params.size(), params.after)
+        .await?;
+    Ok(Json(json!({
+        "notifications": page.notifications.iter().map(notification_json).collect::<Vec<_>>(),
+        "unreadCount": page.unread_count,
+        "readUpToSeq": page.read_up_to,
+        "pageInfo": page_info(page.next_cursor),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadBody {
+    up_to_seq: Option<Seq>,
+}
+
+async fn mark_read(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody<ReadBody>,
+) -> Result<Json<Value>, ApiError> {
+    let command = FeedCommand::MarkNotificationsRead {
+        up_to: body.up_to_seq,
+    };
+    let (_, ack) = run(&state, &auth, command).await?;
+    Ok(Json(
+        json!({ "seq": ack.seq, "readUpToSeq": ack.read_up_to.unwrap_or_default() }),
+    ))
+}
