@@ -348,6 +348,11 @@ impl FeedMutation {
     async fn follow(&self, ctx: &Context<'_>, user_id: ID) -> Result<FollowResult> {
         let user = user_id_arg("userId", &user_id)?;
         let (_, ack) = run(ctx, FeedCommand::Follow { user }).await?;
+        // The counts of `user` read the views: as of this change.
+        engine(ctx)?
+            .wait_for_views(Some(ack.seq))
+            .await
+            .map_err(gql)?;
         Ok(FollowResult {
             seq: Seq(ack.seq),
             following: true,
@@ -359,6 +364,11 @@ impl FeedMutation {
     async fn unfollow(&self, ctx: &Context<'_>, user_id: ID) -> Result<FollowResult> {
         let user = user_id_arg("userId", &user_id)?;
         let (_, ack) = run(ctx, FeedCommand::Unfollow { user }).await?;
+        // The counts of `user` read the views: as of this change.
+        engine(ctx)?
+            .wait_for_views(Some(ack.seq))
+            .await
+            .map_err(gql)?;
         Ok(FollowResult {
             seq: Seq(ack.seq),
             following: false,
