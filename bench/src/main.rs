@@ -6,6 +6,7 @@
 mod auth;
 mod chat;
 mod cpu;
+mod feed;
 mod ingest;
 mod report;
 
@@ -33,6 +34,9 @@ enum Suite {
     /// WebSocket clients in rooms sending at a target rate: acked throughput and delivery
     /// latency at the other members.
     Chat(chat::Args),
+    /// Posts fanned out to followers' timelines: posts/s, fan-out records/s, time until a
+    /// post is in the timelines, and home-page reads with and without a heavy author's merge.
+    Feed(feed::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +49,10 @@ fn main() -> anyhow::Result<()> {
         Suite::Chat(args) => {
             let figures = chat::run(&args)?;
             report::write(cli.out, "chat", &figures)
+        }
+        Suite::Feed(args) => {
+            let figures = feed::run(&args)?;
+            report::write(cli.out, "feed", &figures)
         }
         Suite::Auth(args) => {
             let figures = auth::run(&args)?;

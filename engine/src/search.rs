@@ -1,12 +1,14 @@
 //! Full-text search (tantivy) over posts, users and chat messages, maintained from the log.
 //!
 //! One indexer thread tails the durable log like the dataflow does and keeps an in-memory
-//! tantivy index: a post, message or user is a document keyed by `kind:id`; edits replace it,
-//! deletes remove it, profile changes re-read the user's record. Being in memory, the index is
+//! tantivy index: a post, message or user is a document keyed by the seq of the event that
+//! created it (which also names its kind and id, so the index stores nothing but terms and
+//! that seq); edits replace it, deletes remove it, profile changes re-read the user's record. Being in memory, the index is
 //! rebuilt from the log at every start (and by `girok replay`), so it never disagrees with the
 //! log after a crash. The index has a watermark like every view; a search with `after: seq`
-//! waits for it. Commits (which make documents searchable) happen when the indexer catches up
-//! with the log, and at least every [`COMMIT_EVERY`] under load.
+//! waits for it. The indexer polls the log every [`POLL`] once caught up; commits (which make
+//! documents searchable) happen when it catches up, and at least every [`COMMIT_EVERY`] under
+//! load.
 //!
 //! Authorization happens in the query: messages match only in rooms the searcher is a member
 //! of now (from the memberships view); posts and users are public.
@@ -24,17 +26,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
-use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
-};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
 
 /// Longest the indexer goes without a commit while events keep coming.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// Log entries read per step.
 const CHUNK: usize = 4096;
-/// Longest the indexer parks when idle before looking at the log again.
-const PARK: Duration = Duration::from_millis(250);
+/// How long the indexer sleeps once caught up before looking at the log again. It polls
+/// rather than waking at every group commit: under load that is hundreds of wake-ups a second
+/// on cores the writer needs, for an index whose freshness only search waits on.
+const POLL: Duration = Duration::from_millis(50);
 /// Memory the tantivy writer may buffer before it flushes a segment.
 const WRITER_BYTES: usize = 32 * 1024 * 1024;
 
@@ -54,34 +56,34 @@ impl SearchKind {
             SearchKind::Message => "message",
         }
     }
-
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "post" => Some(SearchKind::Post),
-            "user" => Some(SearchKind::User),
-            "message" => Some(SearchKind::Message),
-            _ => None,
-        }
-    }
 }
 
-/// One match: what it is, its id (post, user or message id) and the seq that created it.
+/// One match: the seq of the event that created what matched (a post, a message, a user's
+/// registration), which names its kind and id.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchHit {
-    pub kind: SearchKind,
-    pub id: uuid::Uuid,
     pub seq: Seq,
     pub score: f32,
 }
 
 #[derive(Clone, Copy)]
 struct Fields {
-    key: Field,
-    kind: Field,
-    id: Field,
+    /// The creating event's seq: the document's key (indexed, for deletes) and a fast field
+    /// (for reading hits); nothing is stored, the log has the rest.
     seq: Field,
+    kind: Field,
     room: Field,
     text: Field,
+}
+
+/// Per document (by seq), a hash of its text: the digest replay compares, and what a delete
+/// retracts from it.
+#[derive(Default)]
+struct Documents {
+    texts: HashMap<Seq, u64>,
+    /// Registration seq of every user (a profile change re-indexes that document).
+    users: HashMap<UserId, Seq>,
+    digest: Digest,
 }
 
 /// The index, its reader and its watermark.
@@ -91,9 +93,7 @@ pub struct SearchIndex {
     fields: Fields,
     /// The highest seq whose effect is searchable.
     pub watermark: Watermark,
-    /// Per document key, a hash of its text: the digest replay compares.
-    docs: Mutex<HashMap<String, u64>>,
-    digest: Mutex<Digest>,
+    docs: Mutex<Documents>,
 }
 
 impl SearchIndex {
@@ -101,10 +101,8 @@ impl SearchIndex {
     pub fn new() -> Result<Self> {
         let mut schema = Schema::builder();
         let fields = Fields {
-            key: schema.add_text_field("key", STRING),
-            kind: schema.add_text_field("kind", STRING | STORED),
-            id: schema.add_text_field("id", STORED),
-            seq: schema.add_u64_field("seq", INDEXED | STORED),
+            seq: schema.add_u64_field("seq", INDEXED | FAST),
+            kind: schema.add_text_field("kind", STRING),
             room: schema.add_text_field("room", STRING),
             text: schema.add_text_field("text", TEXT),
         };
@@ -119,14 +117,13 @@ impl SearchIndex {
             reader,
             fields,
             watermark: Watermark::default(),
-            docs: Mutex::new(HashMap::new()),
-            digest: Mutex::new(Digest::default()),
+            docs: Mutex::new(Documents::default()),
         })
     }
 
-    /// Documents indexed and the digest of their keys and texts.
+    /// Documents indexed and the digest of their seqs and texts.
     pub fn digest(&self) -> Digest {
-        *self.digest.lock()
+        self.docs.lock().digest
     }
 
     /// Up to `limit` hits for `query`, best first, skipping `offset`; `kinds` limits what is
@@ -183,25 +180,14 @@ impl SearchIndex {
         let more = top.len() > limit;
         let mut hits = Vec::with_capacity(limit);
         for (score, address) in top.into_iter().take(limit) {
-            let doc: TantivyDocument = searcher.doc(address).map_err(search_error)?;
-            let kind = doc
-                .get_first(f.kind)
-                .and_then(|v| v.as_str())
-                .and_then(SearchKind::parse);
-            let id = doc
-                .get_first(f.id)
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse().ok());
-            let seq = doc.get_first(f.seq).and_then(|v| v.as_u64());
-            match (kind, id, seq) {
-                (Some(kind), Some(id), Some(seq)) => hits.push(SearchHit {
-                    kind,
-                    id,
-                    seq,
-                    score,
-                }),
-                _ => return Err(Error::Internal("malformed search document".into())),
-            }
+            let seq = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64("seq")
+                .map_err(search_error)?
+                .first(address.doc_id)
+                .ok_or_else(|| Error::Internal("search document without a seq".into()))?;
+            hits.push(SearchHit { seq, score });
         }
         Ok((hits, more))
     }
@@ -210,83 +196,56 @@ impl SearchIndex {
         &self,
         writer: &IndexWriter,
         kind: SearchKind,
-        id: uuid::Uuid,
         seq: Seq,
         room: Option<RoomId>,
-        text: String,
+        text: &str,
     ) -> Result<()> {
         let f = self.fields;
-        let key = format!("{}:{id}", kind.name());
-        self.remove(writer, &key);
-        let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
-        let mut document = doc!(
-            f.key => key.clone(),
-            f.kind => kind.name(),
-            f.id => id.to_string(),
-            f.seq => seq,
-            f.text => text,
-        );
+        self.remove(writer, seq);
+        let mut document = doc!(f.seq => seq, f.kind => kind.name(), f.text => text);
         if let Some(room) = room {
             document.add_text(f.room, room.to_string());
         }
         writer.add_document(document).map_err(search_error)?;
-        self.digest.lock().apply(&(&key, hash), 1);
-        self.docs.lock().insert(key, hash);
+        let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+        let mut docs = self.docs.lock();
+        docs.digest.apply(&(seq, hash), 1);
+        docs.texts.insert(seq, hash);
         Ok(())
     }
 
-    fn remove(&self, writer: &IndexWriter, key: &str) {
-        if let Some(hash) = self.docs.lock().remove(key) {
-            writer.delete_term(Term::from_field_text(self.fields.key, key));
-            self.digest.lock().apply(&(key, hash), -1);
+    fn remove(&self, writer: &IndexWriter, seq: Seq) {
+        let mut docs = self.docs.lock();
+        if let Some(hash) = docs.texts.remove(&seq) {
+            writer.delete_term(Term::from_field_u64(self.fields.seq, seq));
+            docs.digest.apply(&(seq, hash), -1);
         }
     }
 
     /// Applies one event to the index.
     fn index_event(&self, writer: &IndexWriter, store: &Store, event: Event) -> Result<()> {
-        let key = |kind: SearchKind, id: uuid::Uuid| format!("{}:{id}", kind.name());
         match event.payload {
-            Payload::PostCreated { content, .. } => self.add(
-                writer,
-                SearchKind::Post,
-                event.id.0,
-                event.seq,
-                None,
-                content,
-            ),
+            Payload::PostCreated { content, .. } => {
+                self.add(writer, SearchKind::Post, event.seq, None, &content)
+            }
             Payload::PostEdited {
-                post,
-                post_seq,
-                content,
-                ..
-            } => self.add(writer, SearchKind::Post, post.0, post_seq, None, content),
-            Payload::PostDeleted { post, .. } => {
-                self.remove(writer, &key(SearchKind::Post, post.0));
+                post_seq, content, ..
+            } => self.add(writer, SearchKind::Post, post_seq, None, &content),
+            Payload::PostDeleted { post_seq, .. } => {
+                self.remove(writer, post_seq);
                 Ok(())
             }
-            Payload::MessageSent { room, body, .. } => self.add(
-                writer,
-                SearchKind::Message,
-                event.id.0,
-                event.seq,
-                Some(room),
-                body,
-            ),
+            Payload::MessageSent { room, body, .. } => {
+                self.add(writer, SearchKind::Message, event.seq, Some(room), &body)
+            }
             Payload::MessageEdited {
                 room,
-                message,
                 message_seq,
                 body,
-            } => self.add(
-                writer,
-                SearchKind::Message,
-                message.0,
-                message_seq,
-                Some(room),
-                body,
-            ),
-            Payload::MessageDeleted { message, .. } => {
-                self.remove(writer, &key(SearchKind::Message, message.0));
+                ..
+            } => self.add(writer, SearchKind::Message, message_seq, Some(room), &body),
+            Payload::MessageDeleted { message_seq, .. } => {
+                self.remove(writer, message_seq);
                 Ok(())
             }
             Payload::UserRegistered {
@@ -294,44 +253,24 @@ impl SearchIndex {
                 username,
                 display_name,
                 ..
-            } => self.add(
-                writer,
-                SearchKind::User,
-                user.0,
-                event.seq,
-                None,
-                user_text(&username, &display_name, ""),
-            ),
+            } => {
+                self.docs.lock().users.insert(user, event.seq);
+                let text = user_text(&username, &display_name, "");
+                self.add(writer, SearchKind::User, event.seq, None, &text)
+            }
             Payload::ProfileUpdated { user, .. } => {
+                let registered = self.docs.lock().users.get(&user).copied();
                 // The record has every field as of now (at or after this event).
                 let record: Option<UserRecord> =
                     record(store.get(Table::UseridUser, user.as_bytes())?, "user")?;
-                if let Some(r) = record {
-                    let registered = self.user_seq(user);
+                if let (Some(seq), Some(r)) = (registered, record) {
                     let text = user_text(&r.username, &r.display_name, &r.bio);
-                    self.add(writer, SearchKind::User, user.0, registered, None, text)?;
+                    self.add(writer, SearchKind::User, seq, None, &text)?;
                 }
                 Ok(())
             }
             _ => Ok(()),
         }
-    }
-
-    /// The seq a user's document carries (their registration), found in the index.
-    fn user_seq(&self, user: UserId) -> Seq {
-        let f = self.fields;
-        let query = TermQuery::new(
-            Term::from_field_text(f.key, &format!("user:{}", user.0)),
-            IndexRecordOption::Basic,
-        );
-        let searcher = self.reader.searcher();
-        searcher
-            .search(&query, &TopDocs::with_limit(1))
-            .ok()
-            .and_then(|top| top.first().map(|(_, address)| *address))
-            .and_then(|address| searcher.doc::<TantivyDocument>(address).ok())
-            .and_then(|doc| doc.get_first(f.seq).and_then(|v| v.as_u64()))
-            .unwrap_or(0)
     }
 }
 
@@ -346,7 +285,6 @@ fn search_error(e: tantivy::TantivyError) -> Error {
 /// The running indexer thread.
 pub struct Indexer {
     stop: Arc<AtomicBool>,
-    store: Arc<Store>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -360,7 +298,7 @@ impl Indexer {
             .map_err(search_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (store, stop) = (store.clone(), stop.clone());
+            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("girok-search".into())
                 .spawn(move || run(&store, &index, writer, &stop, until))
@@ -368,7 +306,6 @@ impl Indexer {
         };
         Ok(Self {
             stop,
-            store,
             thread: Some(thread),
         })
     }
@@ -389,9 +326,11 @@ impl Indexer {
 
     fn halt(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.store.head().unpark_all();
         if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
+            && {
+                thread.thread().unpark();
+                thread.join().is_err()
+            }
         {
             tracing::error!("search indexer panicked");
         }
@@ -413,7 +352,6 @@ fn run(
     stop: &AtomicBool,
     until: Option<Seq>,
 ) {
-    store.head().unpark_on_advance(std::thread::current());
     let mut tail = store.tail(1);
     let mut indexed: Seq = 0;
     let mut committed: Seq = 0;
@@ -460,8 +398,7 @@ fn run(
             break;
         }
         if caught_up {
-            std::thread::park_timeout(PARK);
+            std::thread::park_timeout(POLL);
         }
     }
-    store.head().forget_thread(std::thread::current().id());
 }

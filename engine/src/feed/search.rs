@@ -4,16 +4,24 @@
 
 use super::reads::Post;
 use crate::accounts::UserView;
-use crate::chat::{Message, read_message};
+use crate::chat::{Message, read_event, read_message};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_SEARCH_DEPTH, MAX_SEARCH_QUERY_CHARS};
 use crate::search::{SearchHit, SearchKind};
 use crate::write_model::record;
 use girok_schemas::proto::MessageRecord;
-use girok_schemas::{EventId, Seq, UserId};
+use girok_schemas::{Payload, Seq, UserId};
 use girok_storage::Table;
+use std::collections::HashMap;
 use std::time::Duration;
+
+/// What a hit turned out to be.
+enum Hit {
+    Post(Seq),
+    User(UserId),
+    Message(Box<Message>),
+}
 
 /// A search request.
 #[derive(Clone, Debug, Default)]
@@ -101,56 +109,71 @@ impl Engine {
         })
     }
 
+    /// Each hit is the seq of the event that created the match: a post, a message or a
+    /// registration. Posts go through the batch post read; the rest is read here, in one
+    /// blocking call, dropping what was deleted since it was indexed.
     async fn resolve_hits(
         &self,
         reader: UserId,
         hits: Vec<SearchHit>,
     ) -> Result<Vec<SearchResult>> {
-        let mut results = Vec::with_capacity(hits.len());
-        let post_seqs: Vec<Seq> = hits
+        let views = self.views.clone();
+        let seqs: Vec<Seq> = hits.iter().map(|h| h.seq).collect();
+        let found = self
+            .blocking(move |store| {
+                let mut found = Vec::with_capacity(seqs.len());
+                for seq in seqs {
+                    let event = read_event(store, seq)?;
+                    let hit = match event.payload {
+                        Payload::PostCreated { .. } => Hit::Post(seq),
+                        Payload::UserRegistered { user, .. } => Hit::User(user),
+                        Payload::MessageSent { .. } => {
+                            let record: Option<MessageRecord> = record(
+                                store.get(Table::MessageidMessage, event.id.as_bytes())?,
+                                "message",
+                            )?;
+                            if record.is_none_or(|m| m.deleted) {
+                                continue;
+                            }
+                            let edit = views.room_history.latest_edit(seq);
+                            Hit::Message(Box::new(read_message(store, seq, edit)?))
+                        }
+                        _ => continue,
+                    };
+                    found.push(hit);
+                }
+                Ok(found)
+            })
+            .await?;
+        let post_seqs: Vec<Seq> = found
             .iter()
-            .filter(|h| h.kind == SearchKind::Post)
-            .map(|h| h.seq)
+            .filter_map(|h| match h {
+                Hit::Post(seq) => Some(*seq),
+                _ => None,
+            })
             .collect();
-        let mut posts: std::collections::HashMap<Seq, Post> = self
+        let mut posts: HashMap<Seq, Post> = self
             .posts_by_seq(reader, post_seqs)
             .await?
             .into_iter()
             .map(|p| (p.seq, p))
             .collect();
-        for hit in hits {
-            match hit.kind {
-                SearchKind::Post => {
-                    if let Some(post) = posts.remove(&hit.seq) {
-                        results.push(SearchResult::Post(post));
-                    }
-                }
-                SearchKind::User => match self.user(UserId(hit.id)).await {
-                    Ok(user) => results.push(SearchResult::User(user)),
-                    Err(Error::UserNotFound) => {}
-                    Err(other) => return Err(other),
-                },
-                SearchKind::Message => {
-                    let edit = self.views.room_history.latest_edit(hit.seq);
-                    let (id, seq) = (EventId(hit.id), hit.seq);
-                    let message = self
-                        .blocking(move |store| {
-                            let record: Option<MessageRecord> = record(
-                                store.get(Table::MessageidMessage, id.as_bytes())?,
-                                "message",
-                            )?;
-                            // Deleted since it was indexed: left out.
-                            if record.is_none_or(|m| m.deleted) {
-                                return Ok(None);
-                            }
-                            read_message(store, seq, edit).map(Some)
-                        })
-                        .await?;
-                    results.extend(message.map(SearchResult::Message));
-                }
-            }
-        }
-        Ok(results)
+        let user_ids: Vec<UserId> = found
+            .iter()
+            .filter_map(|h| match h {
+                Hit::User(user) => Some(*user),
+                _ => None,
+            })
+            .collect();
+        let mut users = self.users(user_ids).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|hit| match hit {
+                Hit::Post(seq) => posts.remove(&seq).map(SearchResult::Post),
+                Hit::User(user) => users.remove(&user).map(SearchResult::User),
+                Hit::Message(message) => Some(SearchResult::Message(*message)),
+            })
+            .collect())
     }
 
     fn read_wait(&self) -> Duration {
