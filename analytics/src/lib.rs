@@ -1,4 +1,35 @@
-//! girok-analytics: the ClickHouse sink (not built yet; its own issue). Its role: read
-//! committed events from the log by seq and write audit rows and dataflow rollups into
-//! ClickHouse in batches, off the acknowledgement path, resuming exactly once from what
-//! ClickHouse already holds, behind a circuit breaker. Until then girok runs with analytics off.
+//! girok-analytics: the ClickHouse sink. It reads committed events from the log by seq and
+//! writes one `audit_events` row per event and the signed diffs of the rollup dataflow
+//! (`girok_engine::views::rollups`) into ClickHouse, in batches, off the acknowledgement path.
+//! It resumes exactly once from what ClickHouse already holds (the highest seq per table), and
+//! guards ClickHouse with seed 002's circuit breaker and exponential retry with jitter. With no
+//! ClickHouse configured, girok runs with analytics off.
+
+mod breaker;
+mod config;
+mod pipeline;
+mod retry;
+mod rows;
+mod sink;
+mod warehouse;
+
+pub use breaker::{BreakerState, CircuitBreaker};
+pub use config::AnalyticsConfig;
+pub use pipeline::{Batch, EventSource, StoreSource};
+pub use rows::{AuditRow, RollupRow};
+pub use sink::{RebuildReport, Sink, SinkStatus, rebuild};
+pub use warehouse::{Offsets, Warehouse};
+
+/// What can go wrong talking to ClickHouse.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error("analytics configuration: {0}")]
+    Config(String),
+    #[error("reading the log: {0}")]
+    Log(#[from] girok_engine::Error),
+}
+
+/// Result with the analytics error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -58,6 +58,15 @@ impl EngineConfig {
     }
 }
 
+/// Up to `limit` durable events of `store` with `seq >= from`, decoded.
+pub fn read_events(store: &Store, from: Seq, limit: usize) -> Result<Vec<Event>> {
+    store
+        .read_range(from, store.head().get(), limit)?
+        .into_iter()
+        .map(|(seq, bytes)| decode_event(&bytes).map_err(|source| Error::Decode { seq, source }))
+        .collect()
+}
+
 /// Per-view readiness.
 #[derive(Clone, Debug, Serialize)]
 pub struct ViewStatus {
@@ -237,16 +246,14 @@ impl Engine {
 
     /// Up to `limit` events with `seq >= from` (for `girok log tail` through the server).
     pub async fn events(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
-        self.blocking(move |store| {
-            store
-                .read_range(from, store.head().get(), limit)?
-                .into_iter()
-                .map(|(seq, bytes)| {
-                    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
-                })
-                .collect()
-        })
-        .await
+        self.blocking(move |store| read_events(store, from, limit))
+            .await
+    }
+
+    /// The same, read on the calling thread: for sinks that tail the log on threads of their
+    /// own (never from async code).
+    pub fn events_blocking(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
+        read_events(&self.store, from, limit)
     }
 
     /// Counts per event type and the log's extent (scans the log).

@@ -28,7 +28,7 @@ pub use chat::{
     HistoryQuery, Member, Message, MessagePage, RoomCursor, RoomInfo, RoomsPage, RoomsQuery,
 };
 pub use command::{Ack, Command};
-pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus};
+pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus, read_events};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Topic};
 pub use log_report::{LogReport, log_report};

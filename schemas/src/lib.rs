@@ -1,9 +1,10 @@
 //! girok-schemas: the vocabulary every other crate speaks. It defines the event envelope and
 //! event types that make up the log, the ids (UUIDv7) that name rooms, users and events, the
 //! byte encoding of an event (one format byte + protobuf, from the `.proto` files under
-//! `schemas/proto`, which are the source of truth), and the write-model records. It performs no
+//! `schemas/proto`, which are the source of truth), and the write-model records, and the ClickHouse DDL of the analytics sink. It performs no
 //! I/O: storage writes the bytes, the engine decides what they mean.
 
+pub mod clickhouse;
 mod codec;
 mod event;
 pub mod fixture;

@@ -7,6 +7,7 @@
 //! diff), so that a view rebuilt by replay can be compared with the live one cheaply.
 
 pub mod feed;
+pub mod rollups;
 pub mod room_history;
 pub mod rooms;
 

@@ -1,0 +1,175 @@
+//! The pipeline thread: tails the log from seq 1, turns every event into its audit row and
+//! feeds it to the rollup dataflow (one timely worker, each event at its own seq), and hands
+//! the shipper one [`Batch`] per chunk: every row caused by seqs `first..=last`. A bounded
+//! channel carries the batches, so while ClickHouse is away the pipeline waits instead of
+//! growing memory; the log keeps everything.
+
+use crate::rows::{AuditRow, RollupRow};
+use girok_engine::views::rollups::{RollupInputs, RollupKey};
+use girok_schemas::{Event, Seq};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use timely::dataflow::ProbeHandle;
+use tokio::sync::mpsc;
+
+/// Events read per step.
+const CHUNK: usize = 4096;
+/// How often a caught-up pipeline looks at the log head.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Where the pipeline reads the log: the running engine, or the store itself (rebuild).
+pub trait EventSource: Send + Sync + 'static {
+    /// The durable head.
+    fn head(&self) -> Seq;
+    /// Up to `limit` durable events from `from` (blocking).
+    fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>>;
+}
+
+impl EventSource for girok_engine::Engine {
+    fn head(&self) -> Seq {
+        girok_engine::Engine::head(self)
+    }
+
+    fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>> {
+        self.events_blocking(from, limit)
+    }
+}
+
+/// The log itself, for a data directory no server is using.
+pub struct StoreSource(pub Arc<girok_storage::Store>);
+
+impl EventSource for StoreSource {
+    fn head(&self) -> Seq {
+        self.0.head().get()
+    }
+
+    fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>> {
+        girok_engine::read_events(&self.0, from, limit)
+    }
+}
+
+/// Every row caused by the events `first..=last`.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub first: Seq,
+    pub last: Seq,
+    /// Commit time of `last`.
+    pub last_time_ms: i64,
+    pub audit: Vec<AuditRow>,
+    /// Diffs per rollup (in `Rollup::ALL` order), each in seq order.
+    pub rollups: [Vec<RollupRow>; 5],
+}
+
+impl Batch {
+    pub fn rows(&self) -> usize {
+        self.audit.len() + self.rollups.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Appends the next batch (`other.first == self.last + 1`).
+    pub fn append(&mut self, other: Batch) {
+        self.last = other.last;
+        self.last_time_ms = other.last_time_ms;
+        self.audit.extend(other.audit);
+        for (mine, theirs) in self.rollups.iter_mut().zip(other.rollups) {
+            mine.extend(theirs);
+        }
+    }
+}
+
+/// Runs the pipeline on its own thread until `stop`, the channel closes, or (with `until`)
+/// the batch reaching that seq has been handed over.
+pub fn spawn(
+    source: Arc<dyn EventSource>,
+    batches: mpsc::Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    until: Option<Seq>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("girok-analytics".into())
+        .spawn(move || {
+            timely::execute_directly(move |worker| run(worker, &*source, &batches, &stop, until))
+        })
+}
+
+fn run(
+    worker: &mut timely::worker::Worker,
+    source: &dyn EventSource,
+    batches: &mpsc::Sender<Batch>,
+    stop: &AtomicBool,
+    until: Option<Seq>,
+) {
+    let mut inputs = RollupInputs::default();
+    let captured: Rc<RefCell<Vec<(RollupKey, Seq, isize)>>> = Rc::default();
+    let probe = ProbeHandle::new();
+    {
+        let captured = captured.clone();
+        let probe = probe.clone();
+        worker.dataflow::<Seq, _, _>(|scope| {
+            inputs
+                .build(scope)
+                .inspect_batch(move |_, updates| captured.borrow_mut().extend_from_slice(updates))
+                .probe_with(&probe);
+        });
+    }
+    let mut next: Seq = 1;
+    inputs.advance_to(next);
+    while !stop.load(Ordering::Acquire) {
+        let head = source.head();
+        let limit = until.map_or(head, |u| u.min(head));
+        if next > limit {
+            if until.is_some() {
+                return;
+            }
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let events = match source.read(next, CHUNK) {
+            Ok(events) if !events.is_empty() => events,
+            Ok(_) => {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(%error, next, "analytics cannot read the log; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
+        let events: Vec<Event> = events.into_iter().take_while(|e| e.seq <= limit).collect();
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            continue;
+        };
+        let mut batch = Batch {
+            first: first.seq,
+            last: last.seq,
+            last_time_ms: last.commit_time_ms,
+            ..Batch::default()
+        };
+        for event in &events {
+            batch.audit.push(AuditRow::of(event));
+            inputs.feed(event);
+        }
+        next = batch.last + 1;
+        inputs.advance_to(next);
+        while probe.less_than(&next) {
+            worker.step();
+        }
+        for ((rollup, bucket, key), seq, diff) in captured.borrow_mut().drain(..) {
+            batch.rollups[rollup as usize].push(RollupRow {
+                bucket,
+                key,
+                n: diff as i64,
+                seq,
+            });
+        }
+        for rows in &mut batch.rollups {
+            rows.sort_by_key(|row| row.seq);
+        }
+        if batches.blocking_send(batch).is_err() {
+            return;
+        }
+    }
+}
