@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # girok's whole test suite, from a fresh Debian machine with a Rust toolchain: installs what the
-# tests need, checks formatting and lints, then runs every test (unit, storage on temp dirs,
-# dataflow views, and end-to-end tests that start the real `girok` binary).
+# tests need (cargo-nextest; ClickHouse from Debian's packages, started on a free loopback
+# port for the analytics tests), checks formatting and lints, then runs every test (unit,
+# storage on temp dirs, dataflow views, end-to-end tests that start the real `girok` binary,
+# and the analytics tests against the real ClickHouse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== doc tests"
 cargo test --workspace --doc --quiet
+
+echo "== clickhouse"
+scripts/clickhouse.sh install
+clickhouse_dir=$(mktemp -d /tmp/girok-test-clickhouse.XXXXXX)
+trap 'scripts/clickhouse.sh stop "$clickhouse_dir"; rm -rf "$clickhouse_dir"' EXIT
+GIROK_TEST_CLICKHOUSE_URL=$(scripts/clickhouse.sh start "$clickhouse_dir")
+export GIROK_TEST_CLICKHOUSE_URL
+echo "ClickHouse $(curl -s "$GIROK_TEST_CLICKHOUSE_URL/?query=SELECT%20version()") at $GIROK_TEST_CLICKHOUSE_URL"
 
 # Last, so that its summary is the closing line of the run.
 echo "== tests"

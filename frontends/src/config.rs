@@ -20,6 +20,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ws: WsConfig,
     pub log: LogConfig,
+    /// `[analytics]`: the ClickHouse sink (off unless `clickhouse_url` is set).
+    pub analytics: girok_analytics::AnalyticsConfig,
 }
 
 /// `[server]`
@@ -217,7 +219,7 @@ pub enum LogFormat {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            filter: "info".into(),
+            filter: "info,tantivy=warn".into(),
             format: LogFormat::Text,
         }
     }

@@ -1,6 +1,7 @@
 //! The `girok` command line: `serve`, `replay`, `log stats`, `log tail`. Flags override the
 //! layered configuration (see [`crate::config`]).
 
+mod analytics_cmd;
 mod log_cmd;
 mod replay_cmd;
 mod serve_cmd;
@@ -42,6 +43,23 @@ pub enum Command {
     /// Manage the access-token signing keys (in <data-dir>/keys).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The ClickHouse analytics sink.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Drop girok's ClickHouse tables and refill them from the log, with a progress bar.
+    /// Needs the data directory to itself (stop `girok serve` first).
+    Rebuild(AnalyticsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay_cmd::run(config, args),
         Command::Log(LogCommand::Stats(args)) => log_cmd::stats(config, args),
         Command::Log(LogCommand::Tail(args)) => log_cmd::tail(config, args),
+        Command::Analytics(AnalyticsCommand::Rebuild(args)) => analytics_cmd::rebuild(config, args),
         Command::Keys(KeysCommand::Rotate { retire }) => {
             crate::auth::keys::rotate(&config.storage.data_dir, retire).map(|key| {
                 println!(

@@ -43,10 +43,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(state) => state,
         Err(error) => {
             engine.shutdown().await;
-            return Err(error.context("cannot load the token signing keys"));
+            return Err(error.context("cannot start (signing keys or analytics)"));
         }
     };
+    let analytics = state.analytics.clone();
     let served = http::run(listener, state, shutdown_signal()).await;
+    if let Some(sink) = analytics {
+        sink.shutdown();
+    }
     engine.shutdown().await;
     served.context("HTTP server failed")?;
     tracing::info!("girok stopped cleanly");

@@ -50,6 +50,8 @@ pub struct AppState {
     pub presence: Arc<crate::presence::Presence>,
     /// Counters of GraphQL's batch loaders.
     pub loader_metrics: graphql::loaders::LoaderMetrics,
+    /// The ClickHouse sink, when `[analytics]` configures one.
+    pub analytics: Option<Arc<girok_analytics::Sink>>,
 }
 
 impl AppState {
@@ -77,6 +79,10 @@ impl AppState {
             "Open HTTP connections",
             connections.clone(),
         );
+        let analytics = start_analytics(&engine, &config)?;
+        if let Some(sink) = &analytics {
+            sink.register_metrics(&mut registry);
+        }
         let loader_metrics = graphql::loaders::LoaderMetrics::default();
         loader_metrics.register(&mut registry);
         let presence = Arc::new(crate::presence::Presence::default());
@@ -97,8 +103,32 @@ impl AppState {
             request_metrics,
             presence,
             loader_metrics,
+            analytics,
         })
     }
+}
+
+/// Starts the ClickHouse sink if one is configured, and says which it is (must be called
+/// inside the tokio runtime).
+fn start_analytics(
+    engine: &Arc<Engine>,
+    config: &Config,
+) -> anyhow::Result<Option<Arc<girok_analytics::Sink>>> {
+    let analytics = &config.analytics;
+    if !analytics.enabled() {
+        tracing::warn!("analytics off: no analytics.clickhouse_url configured");
+        println!("analytics off (set analytics.clickhouse_url to ship audit events to ClickHouse)");
+        return Ok(None);
+    }
+    let source: Arc<dyn girok_analytics::EventSource> = engine.clone();
+    let sink = girok_analytics::Sink::start(source, analytics.clone())?;
+    let url = analytics.clickhouse_url.as_deref().unwrap_or_default();
+    tracing::info!(url, database = %analytics.database, "analytics on");
+    println!(
+        "analytics on: ClickHouse at {url}, database {}",
+        analytics.database
+    );
+    Ok(Some(sink))
 }
 
 /// The routes.

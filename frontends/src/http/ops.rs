@@ -12,7 +12,9 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: 200 when the log writer runs and every view has rebuilt what the log held at
-/// start; 503 otherwise. The body gives each component's state and each view's lag.
+/// start; 503 otherwise. The body gives each component's state, each view's lag, and the
+/// analytics sink's state and lag (which never makes girok unready: an outage of ClickHouse
+/// only delays analytics).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let status = state.engine.status();
     let code = if status.ready {
@@ -20,12 +22,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(status)).into_response()
+    let analytics = match state.analytics.clone() {
+        // The lag reads the log: off the async runtime.
+        Some(sink) => tokio::task::spawn_blocking(move || sink.status())
+            .await
+            .unwrap_or_else(|_| girok_analytics::SinkStatus::off()),
+        None => girok_analytics::SinkStatus::off(),
+    };
+    let mut body = serde_json::to_value(&status).unwrap_or_default();
+    body["analytics"] = serde_json::to_value(&analytics).unwrap_or_default();
+    (code, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.engine.refresh_metrics();
+    if let Some(sink) = state.analytics.clone() {
+        let _ = tokio::task::spawn_blocking(move || sink.refresh_metrics()).await;
+    }
     let mut text = String::new();
     if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(%error, "metrics encoding failed");

@@ -2,6 +2,7 @@
 //! HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod clickhouse;
 pub mod sockets;
 
 use serde_json::{Value, json};
