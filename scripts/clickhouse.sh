@@ -25,6 +25,10 @@ free_port() {
 
 case "${1:-}" in
 install)
+  if ! command -v curl >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2
+  fi
   if [ ! -x "$server" ]; then
     echo "== installing clickhouse-server (Debian's package)" >&2
     apt-get update -qq

@@ -3,6 +3,7 @@
 //!
 //! Build it in release mode: `cargo run --release -p girok-bench -- ingest`.
 
+mod analytics;
 mod auth;
 mod chat;
 mod cpu;
@@ -34,6 +35,9 @@ enum Suite {
     /// WebSocket clients in rooms sending at a target rate: acked throughput and delivery
     /// latency at the other members.
     Chat(chat::Args),
+    /// The ClickHouse sink: backlog throughput (rows/s, against direct inserts) and the
+    /// freshness lag from commit to queryable under a paced ingest.
+    Analytics(analytics::Args),
     /// Posts fanned out to followers' timelines: posts/s, fan-out records/s, time until a
     /// post is in the timelines, and home-page reads with and without a heavy author's merge.
     Feed(feed::Args),
@@ -49,6 +53,10 @@ fn main() -> anyhow::Result<()> {
         Suite::Chat(args) => {
             let figures = chat::run(&args)?;
             report::write(cli.out, "chat", &figures)
+        }
+        Suite::Analytics(args) => {
+            let figures = analytics::run(&args)?;
+            report::write(cli.out, "analytics", &figures)
         }
         Suite::Feed(args) => {
             let figures = feed::run(&args)?;
