@@ -798,7 +798,8 @@ async fn killing_girok_mid_stream_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_clickhouse_analytics_is_off_and_girok_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
     let token = server.sign_in("ann").await;
     let room = gql(
         &server,
@@ -811,6 +812,12 @@ async fn without_clickhouse_analytics_is_off_and_girok_runs() {
     let status = readyz(&server).await;
     assert_eq!(status["ready"], true);
     assert_eq!(status["analytics"]["state"], "off");
+    // It says so at start (in the server's log, which the harness keeps beside the data).
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(
+        log.contains("analytics off: no analytics.clickhouse_url configured"),
+        "{log}"
+    );
 
     // A configured but unreachable ClickHouse: girok still acknowledges writes.
     let dir = tempfile::tempdir().unwrap();
