@@ -119,7 +119,7 @@ pub struct Engine {
     hub_task: Mutex<Option<JoinHandle<()>>>,
     search: Arc<SearchIndex>,
     indexer: Mutex<Option<Indexer>>,
-    pub(crate) read_wait: Duration,
+    read_wait: Duration,
     head_at_start: Seq,
     metrics: EngineMetrics,
 }
@@ -230,10 +230,24 @@ impl Engine {
 
     /// Waits until every view reflects `after` (read your writes); `None` does not wait.
     pub async fn wait_for_views(&self, after: Option<Seq>) -> Result<()> {
-        let Some(after) = after else { return Ok(()) };
+        match after {
+            Some(after) => self.wait_for(&self.views.watermark, after).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the search index reflects `after`.
+    pub async fn wait_for_search(&self, after: Option<Seq>) -> Result<()> {
+        match after {
+            Some(after) => self.wait_for(&self.search.watermark, after).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for `watermark` to reach `after`, at most `read_wait` (then `VIEW_TIMEOUT`).
+    async fn wait_for(&self, watermark: &crate::views::Watermark, after: Seq) -> Result<()> {
         let started = std::time::Instant::now();
-        self.views
-            .watermark
+        watermark
             .wait_for(after, self.read_wait)
             .await
             .map(drop)
@@ -242,6 +256,14 @@ impl Engine {
                 watermark,
                 waited_ms: started.elapsed().as_millis() as u64,
             })
+    }
+
+    /// Every view's summary and the search index's, once all of them reflect `seq` (for
+    /// comparing a live engine with a replay).
+    pub async fn summaries_at(&self, seq: Seq) -> Result<Vec<crate::views::ViewSummary>> {
+        self.wait_for_views(Some(seq)).await?;
+        self.wait_for_search(Some(seq)).await?;
+        Ok(self.summaries())
     }
 
     /// Up to `limit` events with `seq >= from` (for `girok log tail` through the server).

@@ -99,28 +99,9 @@ impl Stager for Sequencer {
             }
             Command::MarkRead { room, up_to } => {
                 self.require_member(txn, room, actor)?;
-                // By default, everything before the receipt itself.
-                let own_seq = txn.next_seq();
-                let up_to = up_to.unwrap_or(own_seq);
-                if up_to > own_seq {
-                    return Err(Error::invalid(
-                        "upToSeq",
-                        format!("is beyond the log head ({})", own_seq - 1),
-                    ));
-                }
                 let current = read_marker(txn, room, actor)?;
-                if up_to <= current {
-                    // Receipts only move forward; this one changes nothing.
-                    return Ok(Ack {
-                        duplicate: true,
-                        read_up_to: Some(current),
-                        ..Ack::new(own_seq - 1, new_id, txn.commit_time_ms())
-                    });
-                }
-                let ack = append(txn, actor, new_id, Payload::MessagesRead { room, up_to })?;
-                Ok(Ack {
-                    read_up_to: Some(up_to),
-                    ..ack
+                receipt(txn, actor, new_id, current, up_to, |up_to| {
+                    Payload::MessagesRead { room, up_to }
                 })
             }
             Command::SendMessage {
@@ -406,6 +387,39 @@ fn require_user(txn: &Txn<'_>, user: UserId) -> Result<()> {
     } else {
         Err(Error::UserNotFound)
     }
+}
+
+/// A read receipt (of a room, of notifications) moving a marker from `current` to `up_to`
+/// (default: everything before the receipt itself). A receipt beyond the log head is refused;
+/// one that would not move the marker forward appends nothing and answers the marker as it is.
+pub(crate) fn receipt(
+    txn: &mut Txn<'_>,
+    actor: UserId,
+    new_id: EventId,
+    current: Seq,
+    up_to: Option<Seq>,
+    event: impl FnOnce(Seq) -> Payload,
+) -> Result<Ack> {
+    let own_seq = txn.next_seq();
+    let up_to = up_to.unwrap_or(own_seq);
+    if up_to > own_seq {
+        return Err(Error::invalid(
+            "upToSeq",
+            format!("is beyond the log head ({})", own_seq - 1),
+        ));
+    }
+    if up_to <= current {
+        return Ok(Ack {
+            duplicate: true,
+            read_up_to: Some(current),
+            ..Ack::new(own_seq - 1, new_id, txn.commit_time_ms())
+        });
+    }
+    let ack = append(txn, actor, new_id, event(up_to))?;
+    Ok(Ack {
+        read_up_to: Some(up_to),
+        ..ack
+    })
 }
 
 /// How far `user` has read `room` (0: nothing yet).

@@ -401,20 +401,9 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
         task.await.unwrap();
     }
     let head = engine.head();
-    engine
-        .views()
-        .watermark
-        .wait_for(head, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let live_summaries = engine.summaries_at(head).await.unwrap();
     let live_snapshot = engine.views().room_history.snapshot();
-    engine
-        .search_index()
-        .watermark
-        .wait_for(head, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let live_summaries = engine.summaries();
+
     assert_eq!(live_snapshot.len(), 4);
     engine.shutdown().await;
     drop(engine);
@@ -629,24 +618,12 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
         .await
         .unwrap();
     let head = engine.head();
-    engine
-        .views()
-        .watermark
-        .wait_for(head, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let live = engine.summaries_at(head).await.unwrap();
     assert_eq!(
         engine.views().room_history.latest_edit(first.seq),
         None,
         "edits of deleted messages leave the view"
     );
-    engine
-        .search_index()
-        .watermark
-        .wait_for(head, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let live = engine.summaries();
     engine.shutdown().await;
     drop(engine);
 

@@ -391,14 +391,7 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
 
     // Replay gives the same views and index.
     let head = engine.head();
-    engine.wait_for_views(Some(head)).await.unwrap();
-    engine
-        .search_index()
-        .watermark
-        .wait_for(head, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let live = engine.summaries();
+    let live = engine.summaries_at(head).await.unwrap();
     engine.shutdown().await;
     drop(engine);
     let store: Arc<Store> = Store::open(StoreConfig::new(dir.path())).unwrap();

@@ -116,15 +116,8 @@ impl Engine {
     pub async fn post(&self, reader: UserId, post: EventId, after: Option<Seq>) -> Result<Post> {
         self.wait_for_views(after).await?;
         let views = self.views.clone();
-        self.blocking(move |store| {
-            let record: Option<PostRecord> =
-                record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
-            let record = record
-                .filter(|p| !p.deleted)
-                .ok_or(Error::PostNotFound(post))?;
-            read_post(store, &views, reader, record.seq)
-        })
-        .await
+        self.blocking(move |store| read_post(store, &views, reader, live_post_seq(store, post)?))
+            .await
     }
 
     /// Live posts by seq, in the order given (deleted ones are left out): the batch read
@@ -229,13 +222,9 @@ impl Engine {
         self.wait_for_views(after).await?;
         let views = self.views.clone();
         self.blocking(move |store| {
-            let record: Option<PostRecord> =
-                record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
-            let record = record
-                .filter(|p| !p.deleted)
-                .ok_or(Error::PostNotFound(post))?;
+            let post_seq = live_post_seq(store, post)?;
             let from = cursor.map_or(0, |c| c.saturating_add(1));
-            let (seqs, more) = views.feed.comments.page(&record.seq, from.., false, limit);
+            let (seqs, more) = views.feed.comments.page(&post_seq, from.., false, limit);
             let next = more.then(|| seqs.last().copied()).flatten();
             let comments = seqs
                 .into_iter()
@@ -377,6 +366,16 @@ impl Engine {
     }
 }
 
+/// The seq of a live post (`POST_NOT_FOUND` if it does not exist or was deleted).
+fn live_post_seq(store: &Store, post: EventId) -> Result<Seq> {
+    let record: Option<PostRecord> =
+        record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
+    record
+        .filter(|p| !p.deleted)
+        .map(|p| p.seq)
+        .ok_or(Error::PostNotFound(post))
+}
+
 fn read_posts(
     store: &Store,
     views: &Arc<Views>,
@@ -410,11 +409,7 @@ fn read_post(store: &Store, views: &Views, reader: UserId, seq: Seq) -> Result<P
     let author = event
         .actor
         .ok_or_else(|| Error::Internal(format!("post at seq {seq} has no author")))?;
-    let live: Option<PostRecord> =
-        record(store.get(Table::PostidPost, event.id.as_bytes())?, "post")?;
-    if live.is_none_or(|p| p.deleted) {
-        return Err(Error::PostNotFound(event.id));
-    }
+    live_post_seq(store, event.id)?;
     let feed = &views.feed;
     let (content, media_ids, edited_ms) = match feed.post_edits.last_in_range(&seq, ..) {
         Some(edit_seq) => match read_event(store, edit_seq)? {

@@ -14,7 +14,6 @@ use girok_schemas::proto::MessageRecord;
 use girok_schemas::{Payload, Seq, UserId};
 use girok_storage::Table;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// What a hit turned out to be.
 enum Hit {
@@ -78,18 +77,7 @@ impl Engine {
                 format!("results are paged up to {MAX_SEARCH_DEPTH} deep; refine the query"),
             ));
         }
-        if let Some(after) = query.after {
-            let started = std::time::Instant::now();
-            self.search_index()
-                .watermark
-                .wait_for(after, self.read_wait())
-                .await
-                .map_err(|watermark| Error::ViewTimeout {
-                    after,
-                    watermark,
-                    waited_ms: started.elapsed().as_millis() as u64,
-                })?;
-        }
+        self.wait_for_search(query.after).await?;
         let rooms: Vec<_> = self
             .views
             .memberships
@@ -174,9 +162,5 @@ impl Engine {
                 Hit::Message(message) => Some(SearchResult::Message(*message)),
             })
             .collect())
-    }
-
-    fn read_wait(&self) -> Duration {
-        self.read_wait
     }
 }

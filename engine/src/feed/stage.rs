@@ -6,7 +6,7 @@
 use super::command::{FeedCommand, mentioned_usernames};
 use crate::command::Ack;
 use crate::error::{Error, Result};
-use crate::sequencer::append;
+use crate::sequencer::{append, receipt};
 use crate::write_model::{pair_of, record, seq_value};
 use girok_schemas::proto::{CommentRecord, PostRecord};
 use girok_schemas::{EventId, Payload, UserId};
@@ -168,26 +168,9 @@ pub(crate) fn stage(
             )
         }
         FeedCommand::MarkNotificationsRead { up_to } => {
-            let own_seq = txn.next_seq();
-            let up_to = up_to.unwrap_or(own_seq);
-            if up_to > own_seq {
-                return Err(Error::invalid(
-                    "upToSeq",
-                    format!("is beyond the log head ({})", own_seq - 1),
-                ));
-            }
             let current = seq_value(txn.get(Table::UseridNotificationsread, actor.as_bytes())?);
-            if up_to <= current {
-                return Ok(Ack {
-                    duplicate: true,
-                    read_up_to: Some(current),
-                    ..Ack::new(own_seq - 1, new_id, txn.commit_time_ms())
-                });
-            }
-            let ack = append(txn, actor, new_id, Payload::NotificationsRead { up_to })?;
-            Ok(Ack {
-                read_up_to: Some(up_to),
-                ..ack
+            receipt(txn, actor, new_id, current, up_to, |up_to| {
+                Payload::NotificationsRead { up_to }
             })
         }
     }

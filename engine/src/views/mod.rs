@@ -6,6 +6,16 @@
 //! reflects) and a [`Digest`] (an order-independent hash of its whole content, updated with each
 //! diff), so that a view rebuilt by replay can be compared with the live one cheaply.
 
+/// Advances each named input session of `$inputs` to `$next` and flushes it (the feeders of
+/// the engine's dataflow and of the rollups).
+macro_rules! advance_inputs {
+    ($inputs:expr, $next:expr; $($input:ident),* $(,)?) => {$(
+        $inputs.$input.advance_to($next);
+        $inputs.$input.flush();
+    )*};
+}
+pub(crate) use advance_inputs;
+
 pub mod feed;
 pub mod rollups;
 pub mod room_history;

@@ -176,22 +176,9 @@ impl RollupInputs {
 
     /// Everything before `next` has been fed.
     pub fn advance_to(&mut self, next: Seq) {
-        macro_rules! each {
-            ($($input:ident),*) => {$(
-                self.$input.advance_to(next);
-                self.$input.flush();
-            )*};
-        }
-        each!(
-            counted,
-            actions,
-            post_days,
-            like_days,
-            comment_days,
-            live_posts,
-            live_likes,
-            live_comments
-        );
+        super::advance_inputs!(self, next;
+            counted, actions, post_days, like_days, comment_days, live_posts, live_likes,
+            live_comments);
     }
 }
 

@@ -483,13 +483,7 @@ fn deliver(
         seq: event.seq,
         event: event.to_json(),
     };
-    match out.try_send(frame) {
-        Ok(()) => true,
-        Err(_) => {
-            let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
-            false
-        }
-    }
+    push(out, closer, frame)
 }
 
 /// The next ephemeral signal, or never when the subscription has none (a user topic).
@@ -552,14 +546,11 @@ async fn run_subscription(
         let _ = out.try_send(topic_error("RESUME_TOO_OLD", message));
         return;
     }
-    if out
-        .try_send(ServerFrame::Subscribed {
-            topic: topic.clone(),
-            head_seq: head,
-        })
-        .is_err()
-    {
-        let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+    let subscribed = ServerFrame::Subscribed {
+        topic: topic.clone(),
+        head_seq: head,
+    };
+    if !push(&out, &closer, subscribed) {
         return;
     }
     if let Some(from) = from_seq {
@@ -594,9 +585,8 @@ async fn run_subscription(
             received = live.recv() => received,
             signal = next_signal(&mut signals) => {
                 if let Some(frame) = signal_frame(&topic, signal, me)
-                    && out.try_send(frame).is_err()
+                    && !push(&out, &closer, frame)
                 {
-                    let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
                     return;
                 }
                 continue;
@@ -631,6 +621,22 @@ fn push(
     false
 }
 
+/// The next live value; `None` when the channel closed, or lagged (then the connection is
+/// closed as a slow consumer: the client re-reads and subscribes again).
+async fn next_live<T: Clone>(
+    live: &mut broadcast::Receiver<T>,
+    closer: &mpsc::Sender<CloseRequest>,
+) -> Option<T> {
+    match live.recv().await {
+        Ok(value) => Some(value),
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+            None
+        }
+        Err(broadcast::error::RecvError::Closed) => None,
+    }
+}
+
 /// The `feed` topic: new posts by the user and everyone they follow, as `post` frames.
 async fn run_feed(
     engine: std::sync::Arc<girok_engine::Engine>,
@@ -647,13 +653,8 @@ async fn run_feed(
         return;
     }
     loop {
-        let post = match live.recv().await {
-            Ok(post) => post,
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
-                return;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+        let Some(post) = next_live(&mut live, &closer).await else {
+            return;
         };
         let found = match engine.posts_by_seq(user, vec![post.seq]).await {
             Ok(mut found) => found.pop(),
@@ -682,13 +683,8 @@ async fn run_notifications(
     closer: mpsc::Sender<CloseRequest>,
 ) {
     loop {
-        let note = match live.recv().await {
-            Ok(note) => note,
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
-                return;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+        let Some(note) = next_live(&mut live, &closer).await else {
+            return;
         };
         let resolved = match engine.resolve_notification(note).await {
             Ok(resolved) => resolved,
