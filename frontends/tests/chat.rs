@@ -6,19 +6,8 @@
 mod common;
 
 use common::sockets::{connect, graphql_ws, next_of, send};
-use common::{Server, code};
+use common::{Server, as_user, code, user};
 use serde_json::{Value, json};
-
-/// Signs `name` in and returns (token, user id).
-async fn user(server: &Server, name: &str) -> (String, String) {
-    let token = server.sign_in(name).await;
-    (token, server.my_id().await)
-}
-
-async fn as_user(server: &Server, token: &str, query: &str, variables: Value) -> Value {
-    server.set_token(token);
-    server.gql_status(query, variables).await.1
-}
 
 const CREATE: &str =
     "mutation($t: String!, $m: [ID!]) { createRoom(title: $t, memberIds: $m) { id seq } }";

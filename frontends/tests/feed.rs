@@ -8,19 +8,9 @@
 mod common;
 
 use common::sockets::{connect, graphql_ws, next_of, send};
-use common::{Server, code};
+use common::{Server, as_user, code, user};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn user(server: &Server, name: &str) -> (String, String) {
-    let token = server.sign_in(name).await;
-    (token, server.my_id().await)
-}
-
-async fn as_user(server: &Server, token: &str, query: &str, variables: Value) -> Value {
-    server.set_token(token);
-    server.gql_status(query, variables).await.1
-}
 
 /// Runs a query that must succeed as `token`; returns `data`.
 async fn ok(server: &Server, token: &str, query: &str, variables: Value) -> Value {

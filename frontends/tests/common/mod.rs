@@ -270,3 +270,15 @@ pub async fn call(
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+/// Signs `name` in and returns (token, user id).
+pub async fn user(server: &Server, name: &str) -> (String, String) {
+    let token = server.sign_in(name).await;
+    (token, server.my_id().await)
+}
+
+/// Runs a GraphQL request as `token`; returns the whole body (data and errors).
+pub async fn as_user(server: &Server, token: &str, query: &str, variables: Value) -> Value {
+    server.set_token(token);
+    server.gql_status(query, variables).await.1
+}
