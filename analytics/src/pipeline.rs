@@ -90,6 +90,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("girok-analytics".into())
         .spawn(move || {
+            girok_engine::background::lower_priority("analytics pipeline");
             timely::execute_directly(move |worker| run(worker, &*source, &batches, &stop, until))
         })
 }

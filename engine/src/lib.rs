@@ -8,6 +8,7 @@
 //! never touch storage directly.
 
 pub mod accounts;
+pub mod background;
 pub mod channels;
 mod chat;
 pub mod command;

@@ -10,6 +10,9 @@
 //! documents searchable) happen when it catches up, and at least every [`COMMIT_EVERY`] under
 //! load.
 //!
+//! The indexer and tantivy's threads run at the lowest scheduling priority: on a busy machine
+//! they yield to the log writer and the live deliveries, and search freshness takes the delay.
+//!
 //! Authorization happens in the query: messages match only in rooms the searcher is a member
 //! of now (from the memberships view); posts and users are public.
 
@@ -292,16 +295,20 @@ impl Indexer {
     /// Starts indexing `store`'s log into `index` from seq 1; with `until`, stops once the
     /// index reflects that seq (replay).
     pub fn start(store: Arc<Store>, index: Arc<SearchIndex>, until: Option<Seq>) -> Result<Self> {
-        let writer: IndexWriter = index
-            .index
-            .writer_with_num_threads(1, WRITER_BYTES)
-            .map_err(search_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("girok-search".into())
-                .spawn(move || run(&store, &index, writer, &stop, until))
+                .spawn(move || {
+                    crate::background::lower_priority("search indexer");
+                    // Created here, so that tantivy's indexing and merge threads inherit
+                    // the lowered priority.
+                    match index.index.writer_with_num_threads(1, WRITER_BYTES) {
+                        Ok(writer) => run(&store, &index, writer, &stop, until),
+                        Err(error) => tracing::error!(%error, "search index writer failed"),
+                    }
+                })
                 .map_err(|e| Error::Internal(format!("cannot start the search indexer: {e}")))?
         };
         Ok(Self {
