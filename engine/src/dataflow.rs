@@ -373,7 +373,7 @@ fn run_worker(
             });
             materialize(comments, &probe, &views, |v, u| v.feed.comments.apply(u));
             materialize(followers, &probe, &views, |v, u| v.feed.followers.apply(u));
-            materialize(following, &probe, &views, |v, u| v.feed.following.apply(u));
+            materialize(following, &probe, &views, |v, u| v.feed.apply_following(u));
             materialize(notifications, &probe, &views, |v, u| {
                 v.feed.apply_notifications(u, v.watermark.get())
             });

@@ -13,7 +13,7 @@ use crate::write_model::{pair_of, record, seq_value};
 use girok_schemas::proto::PostRecord;
 use girok_schemas::{EventId, Payload, Seq, UserId};
 use girok_storage::{Store, Table};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -144,13 +144,7 @@ impl Engine {
         let (mut seqs, mut more) = feed.home.page(&reader, ..before, true, limit);
         let heavy = feed.heavy.values(&());
         if !heavy.is_empty() {
-            let followed: HashSet<UserId> = feed
-                .following
-                .values(&reader)
-                .into_iter()
-                .map(|(_, user)| user)
-                .collect();
-            for author in heavy.into_iter().filter(|a| followed.contains(a)) {
+            for author in heavy.into_iter().filter(|a| feed.follows(reader, *a)) {
                 let (theirs, their_more) = feed.profile.page(&author, ..before, true, limit);
                 seqs.extend(theirs);
                 more |= their_more;

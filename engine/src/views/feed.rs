@@ -21,7 +21,9 @@ use super::{CountedIndex, Digest, Update};
 use crate::channels::Channels;
 use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A version of a post or comment and the users it names: `(version seq, users)`.
@@ -182,6 +184,9 @@ pub struct FeedStore {
     pub(crate) comments: CountedIndex<Seq, Seq>,
     pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
     pub(crate) following: CountedIndex<UserId, (Seq, UserId)>,
+    /// The same edges as a set, for "does A follow B" in O(1) (counts, so that diffs apply
+    /// in any order).
+    edges: RwLock<HashMap<(UserId, UserId), isize>>,
     pub(crate) notifications: CountedIndex<UserId, (Seq, NotificationKind)>,
     pub(crate) notification_push: Channels<UserId, NotificationRef>,
     pub(crate) feed_push: Channels<UserId, PostRef>,
@@ -200,6 +205,7 @@ impl Default for FeedStore {
             comments: CountedIndex::default(),
             followers: CountedIndex::default(),
             following: CountedIndex::default(),
+            edges: RwLock::new(HashMap::new()),
             notifications: CountedIndex::default(),
             notification_push: Channels::new(PUSH_CAPACITY),
             feed_push: Channels::new(PUSH_CAPACITY),
@@ -274,12 +280,24 @@ impl FeedStore {
         }
     }
 
+    pub(crate) fn apply_following(&self, updates: &[Update<UserId, (Seq, UserId)>]) {
+        self.following.apply(updates);
+        let mut edges = self.edges.write();
+        for ((follower, (_, followee)), _, diff) in updates {
+            let count = edges.entry((*follower, *followee)).or_default();
+            *count += diff;
+            if *count == 0 {
+                edges.remove(&(*follower, *followee));
+            }
+        }
+    }
+
     /// Whether `follower` follows `followee` now.
     pub fn follows(&self, follower: UserId, followee: UserId) -> bool {
-        self.following
-            .values(&follower)
-            .iter()
-            .any(|(_, user)| *user == followee)
+        self.edges
+            .read()
+            .get(&(follower, followee))
+            .is_some_and(|count| *count > 0)
     }
 
     /// Entries fanned out to (or own in) a user's home timeline: heavy authors' posts are
