@@ -106,6 +106,21 @@ fn update_room(
     Ok(())
 }
 
+fn update_post(
+    txn: &mut Txn<'_>,
+    post: girok_schemas::EventId,
+    change: impl FnOnce(&mut PostRecord),
+) -> Result<()> {
+    let mut record: PostRecord = decode(txn.get(Table::PostidPost, post.as_bytes())?, "post")?;
+    change(&mut record);
+    txn.put(
+        Table::PostidPost,
+        post.as_bytes().to_vec(),
+        record.encode_to_vec(),
+    );
+    Ok(())
+}
+
 fn update_session(
     txn: &mut Txn<'_>,
     session: SessionId,
@@ -324,12 +339,13 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 record.avatar_media_id = avatar.clone();
             }
         })?,
-        Payload::PostCreated { .. } => {
+        Payload::PostCreated { media_ids, .. } => {
             let record = PostRecord {
                 author: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
                 seq: event.seq,
                 commit_time_ms: event.commit_time_ms,
                 deleted: false,
+                media_ids: media_ids.clone(),
             };
             txn.put(
                 Table::PostidPost,
@@ -337,16 +353,11 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 record.encode_to_vec(),
             );
         }
-        Payload::PostEdited { .. } => {}
+        Payload::PostEdited {
+            post, media_ids, ..
+        } => update_post(txn, *post, |record| record.media_ids = media_ids.clone())?,
         Payload::PostDeleted { post, .. } => {
-            let mut record: PostRecord =
-                decode(txn.get(Table::PostidPost, post.as_bytes())?, "post")?;
-            record.deleted = true;
-            txn.put(
-                Table::PostidPost,
-                post.as_bytes().to_vec(),
-                record.encode_to_vec(),
-            );
+            update_post(txn, *post, |record| record.deleted = true)?
         }
         Payload::PostLiked { post, .. } => {
             if let Some(liker) = actor {

@@ -272,7 +272,7 @@ async fn likes_comments_and_notifications_are_views_that_retract() {
     let edit = |content: &str| FeedCommand::EditPost {
         post: p2,
         content: content.into(),
-        media_ids: vec![],
+        media_ids: None,
     };
     let dropped = run(&engine, bob, edit("hey all")).await;
     assert_eq!(kinds(&engine, cat, dropped.seq).await, []);
@@ -361,7 +361,7 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
         FeedCommand::EditPost {
             post: p,
             content: "a lazy dog".into(),
-            media_ids: vec![],
+            media_ids: Some(vec![]),
         },
     )
     .await;

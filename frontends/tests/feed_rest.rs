@@ -179,6 +179,16 @@ async fn posts_likes_comments_follows_timelines_and_notifications_over_rest() {
     )
     .await;
     assert_eq!((status, edited["content"].as_str()), (200, Some("edited")));
+    assert_eq!(edited["mediaIds"], json!(["m1"]), "omitted media are kept");
+    let (_, cleared) = call(
+        &server,
+        "PATCH",
+        &format!("/v1/posts/{id}"),
+        &bob,
+        Some(json!({ "content": "edited", "mediaIds": [] })),
+    )
+    .await;
+    assert_eq!(cleared["mediaIds"], json!([]));
     assert!(edited["editedAt"].is_string());
     let (status, forbidden) = call(
         &server,

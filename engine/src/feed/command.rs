@@ -14,11 +14,11 @@ pub enum FeedCommand {
         content: String,
         media_ids: Vec<String>,
     },
-    /// Replaces the content (and media) of one of your posts.
+    /// Replaces the content of one of your posts, and its media if given (kept if `None`).
     EditPost {
         post: EventId,
         content: String,
-        media_ids: Vec<String>,
+        media_ids: Option<Vec<String>>,
     },
     DeletePost {
         post: EventId,
@@ -64,7 +64,7 @@ impl FeedCommand {
             } => FeedCommand::EditPost {
                 post,
                 content: text("content", content, MAX_POST_CHARS)?,
-                media_ids: media(media_ids)?,
+                media_ids: media_ids.map(media).transpose()?,
             },
             FeedCommand::AddComment { post, content } => FeedCommand::AddComment {
                 post,

@@ -47,7 +47,7 @@ pub(crate) fn stage(
                     post,
                     post_seq: record.seq,
                     content,
-                    media_ids,
+                    media_ids: media_ids.unwrap_or(record.media_ids),
                     mentions,
                 },
             )

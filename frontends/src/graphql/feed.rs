@@ -273,8 +273,8 @@ impl FeedMutation {
         post_after(ctx, me, ack.id, &ack).await
     }
 
-    /// Replaces the content and the media (none when `mediaIds` is omitted) of one of your
-    /// posts.
+    /// Replaces the content of one of your posts, and its media when `mediaIds` is given
+    /// (omitted: kept; `[]`: removed).
     async fn edit_post(
         &self,
         ctx: &Context<'_>,
@@ -286,7 +286,7 @@ impl FeedMutation {
         let command = FeedCommand::EditPost {
             post,
             content,
-            media_ids: media_ids.unwrap_or_default(),
+            media_ids,
         };
         let (me, ack) = run(ctx, command).await?;
         post_after(ctx, me, post, &ack).await

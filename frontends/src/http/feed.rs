@@ -148,8 +148,8 @@ async fn post_after(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PostBody {
     content: String,
-    #[serde(default)]
-    media_ids: Vec<String>,
+    /// Creating: none if omitted. Editing: kept if omitted, replaced if given.
+    media_ids: Option<Vec<String>>,
 }
 
 async fn create_post(
@@ -159,7 +159,7 @@ async fn create_post(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let command = FeedCommand::CreatePost {
         content: body.content,
-        media_ids: body.media_ids,
+        media_ids: body.media_ids.unwrap_or_default(),
     };
     let (me, ack) = run(&state, &auth, command).await?;
     Ok((
