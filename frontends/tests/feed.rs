@@ -431,7 +431,7 @@ async fn search_respects_rooms_over_graphql_and_rest_and_the_feed_survives_kill_
     )
     .await;
     let at = seq(&sent["sendMessage"]["seq"]);
-    const SEARCH: &str = "query($q: String!, $k: SearchKindArg, $a: Seq, $f: Int, $c: String) {
+    const SEARCH: &str = "query($q: String!, $k: SearchKind, $a: Seq, $f: Int, $c: String) {
       search(query: $q, kind: $k, afterSeq: $a, first: $f, after: $c) {
         results { __typename ... on Post { id content } ... on Author { username }
                   ... on Message { body } }

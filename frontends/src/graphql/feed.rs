@@ -51,6 +51,7 @@ async fn post_after(ctx: &Context<'_>, me: UserId, post: EventId, ack: &Ack) -> 
 
 /// What `search` looks at.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "SearchKind")]
 pub enum SearchKindArg {
     Post,
     User,
