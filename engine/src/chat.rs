@@ -342,8 +342,14 @@ pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
 }
 
 /// A message as of its latest edit (`edit`: the seq of that edit, from the view).
-pub(crate) fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
-    let event = read_event(store, seq)?;
+fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
+    message_of(store, read_event(store, seq)?, edit)
+}
+
+/// The message `event` sent (already read from the log), as of its latest edit (`edit`: the
+/// seq of that edit, from the view).
+pub(crate) fn message_of(store: &Store, event: Event, edit: Option<Seq>) -> Result<Message> {
+    let seq = event.seq;
     let edited = match edit {
         Some(edit_seq) => match read_event(store, edit_seq)? {
             Event {

@@ -121,7 +121,7 @@ fn stored_user(store: &Store, id: UserId) -> Result<UserRecord> {
     record(store.get(Table::UseridUser, id.as_bytes())?, "user")?.ok_or(Error::UserNotFound)
 }
 
-fn read_user(store: &Store, id: UserId) -> Result<UserView> {
+pub(crate) fn read_user(store: &Store, id: UserId) -> Result<UserView> {
     Ok(user_view(id, stored_user(store, id)?))
 }
 

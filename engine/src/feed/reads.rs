@@ -11,7 +11,7 @@ use crate::views::Views;
 use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
 use crate::write_model::{pair_of, record, seq_value};
 use girok_schemas::proto::PostRecord;
-use girok_schemas::{EventId, Payload, Seq, UserId};
+use girok_schemas::{Event, EventId, Payload, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -390,7 +390,12 @@ fn read_posts(
 
 /// The post at `seq` as of its latest edit, with its counts and the reader's like.
 fn read_post(store: &Store, views: &Views, reader: UserId, seq: Seq) -> Result<Post> {
-    let event = read_event(store, seq)?;
+    post_of(store, views, reader, read_event(store, seq)?)
+}
+
+/// The post `event` created (already read from the log), as `read_post` answers it.
+pub(super) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event) -> Result<Post> {
+    let seq = event.seq;
     let Payload::PostCreated {
         content, media_ids, ..
     } = event.payload
@@ -407,7 +412,7 @@ fn read_post(store: &Store, views: &Views, reader: UserId, seq: Seq) -> Result<P
     let feed = &views.feed;
     let (content, media_ids, edited_ms) = match feed.post_edits.last_in_range(&seq, ..) {
         Some(edit_seq) => match read_event(store, edit_seq)? {
-            girok_schemas::Event {
+            Event {
                 commit_time_ms,
                 payload:
                     Payload::PostEdited {

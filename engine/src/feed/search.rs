@@ -1,10 +1,12 @@
 //! Search reads: runs a query on the search index with the searcher's rooms as the message
 //! filter, then resolves each hit to what it names (a live post, a user, a message as of its
-//! latest edit), dropping hits deleted since they were indexed.
+//! latest edit) in one pass over the log, dropping hits deleted since they were indexed.
 
 use super::reads::Post;
+use super::reads::post_of;
 use crate::accounts::UserView;
-use crate::chat::{Message, read_event, read_message};
+use crate::accounts::read_user;
+use crate::chat::{Message, message_of, read_event};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_SEARCH_DEPTH, MAX_SEARCH_QUERY_CHARS};
@@ -13,14 +15,6 @@ use crate::write_model::record;
 use girok_schemas::proto::MessageRecord;
 use girok_schemas::{Payload, Seq, UserId};
 use girok_storage::Table;
-use std::collections::HashMap;
-
-/// What a hit turned out to be.
-enum Hit {
-    Post(Seq),
-    User(UserId),
-    Message(Box<Message>),
-}
 
 /// A search request.
 #[derive(Clone, Debug, Default)]
@@ -71,7 +65,8 @@ impl Engine {
                 .parse::<usize>()
                 .map_err(|_| Error::invalid("after", "not a cursor this server gave"))?,
         };
-        if offset + limit > MAX_SEARCH_DEPTH {
+        // A forged cursor can be any number: no overflow.
+        if offset.saturating_add(limit) > MAX_SEARCH_DEPTH {
             return Err(Error::invalid(
                 "after",
                 format!("results are paged up to {MAX_SEARCH_DEPTH} deep; refine the query"),
@@ -98,69 +93,46 @@ impl Engine {
     }
 
     /// Each hit is the seq of the event that created the match: a post, a message or a
-    /// registration. Posts go through the batch post read; the rest is read here, in one
-    /// blocking call, dropping what was deleted since it was indexed.
+    /// registration. One blocking pass reads each event once and builds what it names,
+    /// dropping what was deleted since it was indexed.
     async fn resolve_hits(
         &self,
         reader: UserId,
         hits: Vec<SearchHit>,
     ) -> Result<Vec<SearchResult>> {
         let views = self.views.clone();
-        let seqs: Vec<Seq> = hits.iter().map(|h| h.seq).collect();
-        let found = self
-            .blocking(move |store| {
-                let mut found = Vec::with_capacity(seqs.len());
-                for seq in seqs {
-                    let event = read_event(store, seq)?;
-                    let hit = match event.payload {
-                        Payload::PostCreated { .. } => Hit::Post(seq),
-                        Payload::UserRegistered { user, .. } => Hit::User(user),
-                        Payload::MessageSent { .. } => {
-                            let record: Option<MessageRecord> = record(
-                                store.get(Table::MessageidMessage, event.id.as_bytes())?,
-                                "message",
-                            )?;
-                            if record.is_none_or(|m| m.deleted) {
-                                continue;
-                            }
-                            let edit = views.room_history.latest_edit(seq);
-                            Hit::Message(Box::new(read_message(store, seq, edit)?))
+        self.blocking(move |store| {
+            let mut results = Vec::with_capacity(hits.len());
+            for hit in hits {
+                let event = read_event(store, hit.seq)?;
+                let result = match &event.payload {
+                    Payload::PostCreated { .. } => match post_of(store, &views, reader, event) {
+                        Ok(post) => SearchResult::Post(post),
+                        Err(Error::PostNotFound(_)) => continue,
+                        Err(other) => return Err(other),
+                    },
+                    Payload::UserRegistered { user, .. } => match read_user(store, *user) {
+                        Ok(user) => SearchResult::User(user),
+                        Err(Error::UserNotFound) => continue,
+                        Err(other) => return Err(other),
+                    },
+                    Payload::MessageSent { .. } => {
+                        let record: Option<MessageRecord> = record(
+                            store.get(Table::MessageidMessage, event.id.as_bytes())?,
+                            "message",
+                        )?;
+                        if record.is_none_or(|m| m.deleted) {
+                            continue;
                         }
-                        _ => continue,
-                    };
-                    found.push(hit);
-                }
-                Ok(found)
-            })
-            .await?;
-        let post_seqs: Vec<Seq> = found
-            .iter()
-            .filter_map(|h| match h {
-                Hit::Post(seq) => Some(*seq),
-                _ => None,
-            })
-            .collect();
-        let mut posts: HashMap<Seq, Post> = self
-            .posts_by_seq(reader, post_seqs)
-            .await?
-            .into_iter()
-            .map(|p| (p.seq, p))
-            .collect();
-        let user_ids: Vec<UserId> = found
-            .iter()
-            .filter_map(|h| match h {
-                Hit::User(user) => Some(*user),
-                _ => None,
-            })
-            .collect();
-        let mut users = self.users(user_ids).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|hit| match hit {
-                Hit::Post(seq) => posts.remove(&seq).map(SearchResult::Post),
-                Hit::User(user) => users.remove(&user).map(SearchResult::User),
-                Hit::Message(message) => Some(SearchResult::Message(*message)),
-            })
-            .collect())
+                        let edit = views.room_history.latest_edit(hit.seq);
+                        SearchResult::Message(message_of(store, event, edit)?)
+                    }
+                    _ => continue,
+                };
+                results.push(result);
+            }
+            Ok(results)
+        })
+        .await
     }
 }

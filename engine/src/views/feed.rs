@@ -241,6 +241,10 @@ impl FeedStore {
     /// Sends a new post to the live feeds of its author and followers: the follower list of
     /// an ordinary author, or, for a heavy one, only the readers subscribed right now.
     fn push_post(&self, post: PostRef) {
+        // Most of the time nobody is connected: then no follower list is read at all.
+        if self.feed_push.is_empty() {
+            return;
+        }
         let heavy = self
             .heavy
             .last_in_range(&(), post.author..=post.author)
