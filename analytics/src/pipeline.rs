@@ -10,7 +10,7 @@ use girok_schemas::{Event, Seq};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use timely::dataflow::ProbeHandle;
 use tokio::sync::mpsc;
@@ -80,19 +80,26 @@ impl Batch {
 }
 
 /// Runs the pipeline on its own thread until `stop`, the channel closes, or (with `until`)
-/// the batch reaching that seq has been handed over.
+/// the batch reaching that seq has been handed over. `audit_held`: the highest seq
+/// `audit_events` is known to hold (the shipper raises it once it has read ClickHouse); no
+/// audit row is built for what lies at or below it, so a restart over a long log does not
+/// serialize every event again only for the shipper to drop it.
 pub fn spawn(
     source: Arc<dyn EventSource>,
     batches: mpsc::Sender<Batch>,
     stop: Arc<AtomicBool>,
     until: Option<Seq>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+    audit_held: Arc<AtomicU64>,
+) -> crate::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("girok-analytics".into())
         .spawn(move || {
             girok_engine::background::lower_priority("analytics pipeline");
-            timely::execute_directly(move |worker| run(worker, &*source, &batches, &stop, until))
+            timely::execute_directly(move |worker| {
+                run(worker, &*source, &batches, &stop, until, &audit_held)
+            })
         })
+        .map_err(|e| crate::Error::Config(format!("cannot start the analytics pipeline: {e}")))
 }
 
 fn run(
@@ -101,6 +108,7 @@ fn run(
     batches: &mpsc::Sender<Batch>,
     stop: &AtomicBool,
     until: Option<Seq>,
+    audit_held: &AtomicU64,
 ) {
     let mut inputs = RollupInputs::default();
     let captured: Rc<RefCell<Vec<(RollupKey, Seq, isize)>>> = Rc::default();
@@ -149,8 +157,11 @@ fn run(
             last_time_ms: last.commit_time_ms,
             ..Batch::default()
         };
+        let held = audit_held.load(Ordering::Acquire);
         for event in &events {
-            batch.audit.push(AuditRow::of(event));
+            if event.seq > held {
+                batch.audit.push(AuditRow::of(event));
+            }
             inputs.feed(event);
         }
         next = batch.last + 1;

@@ -23,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -87,6 +87,18 @@ struct Shared {
     last_error: Option<String>,
 }
 
+impl Shared {
+    fn new() -> Arc<Mutex<Shared>> {
+        Arc::new(Mutex::new(Shared {
+            state: "connecting",
+            shipped_seq: 0,
+            next_time_ms: None,
+            rows_written: 0,
+            last_error: None,
+        }))
+    }
+}
+
 /// A running sink.
 pub struct Sink {
     source: Arc<dyn EventSource>,
@@ -104,17 +116,11 @@ impl Sink {
         let database = config.database_name()?.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(CHANNEL);
-        pipeline::spawn(source.clone(), tx, stop.clone(), None)
-            .map_err(|e| Error::Config(format!("cannot start the analytics pipeline: {e}")))?;
-        let shared = Arc::new(Mutex::new(Shared {
-            state: "connecting",
-            shipped_seq: 0,
-            next_time_ms: None,
-            rows_written: 0,
-            last_error: None,
-        }));
+        let audit_held = Arc::new(AtomicU64::new(0));
+        pipeline::spawn(source.clone(), tx, stop.clone(), None, audit_held.clone())?;
+        let shared = Shared::new();
         let metrics = Arc::new(Metrics::default());
-        let shipper = Shipper::new(config, shared.clone(), metrics.clone());
+        let shipper = Shipper::new(config, shared.clone(), metrics.clone(), audit_held);
         let task = tokio::spawn(shipper.run(rx, None, |_| {}));
         Ok(Arc::new(Sink {
             source,
@@ -219,10 +225,17 @@ pub(crate) struct Shipper {
     warehouse: Option<Warehouse>,
     /// What ClickHouse holds; `None` until read (again, after a failure).
     offsets: Option<Offsets>,
+    /// Tells the pipeline how far `audit_events` goes (it then skips building those rows).
+    audit_held: Arc<AtomicU64>,
 }
 
 impl Shipper {
-    fn new(config: AnalyticsConfig, shared: Arc<Mutex<Shared>>, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        config: AnalyticsConfig,
+        shared: Arc<Mutex<Shared>>,
+        metrics: Arc<Metrics>,
+        audit_held: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             breaker: CircuitBreaker::new(
                 config.breaker_failures,
@@ -238,6 +251,7 @@ impl Shipper {
             metrics,
             warehouse: None,
             offsets: None,
+            audit_held,
         }
     }
 
@@ -336,7 +350,11 @@ impl Shipper {
         };
         let mut offsets = match self.offsets {
             Some(offsets) => offsets,
-            None => warehouse.offsets().await?,
+            None => {
+                let held = warehouse.offsets().await?;
+                self.audit_held.fetch_max(held.audit, Ordering::AcqRel);
+                held
+            }
         };
         self.offsets = Some(offsets);
         let max_rows = self.config.max_batch_rows.max(1);
@@ -399,20 +417,19 @@ pub async fn rebuild(
     drop(warehouse);
     let head = source.head();
     let started = Instant::now();
-    let shared = Arc::new(Mutex::new(Shared {
-        state: "connecting",
-        shipped_seq: 0,
-        next_time_ms: None,
-        rows_written: 0,
-        last_error: None,
-    }));
-    let mut shipper = Shipper::new(config, shared.clone(), Arc::new(Metrics::default()));
+    let shared = Shared::new();
+    let audit_held = Arc::new(AtomicU64::new(0));
+    let mut shipper = Shipper::new(
+        config,
+        shared.clone(),
+        Arc::new(Metrics::default()),
+        audit_held.clone(),
+    );
     // Recreates the tables.
     shipper.warehouse = Some(Warehouse::connect(&shipper.config).await?);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let thread = pipeline::spawn(source, tx, stop.clone(), Some(head))
-        .map_err(|e| Error::Config(format!("cannot start the analytics pipeline: {e}")))?;
+    let thread = pipeline::spawn(source, tx, stop.clone(), Some(head), audit_held)?;
     if head > 0 {
         shipper
             .run(rx, Some(head), |shipped| progress(shipped, head))
