@@ -5,7 +5,8 @@
 use super::AppState;
 use super::accounts::Auth;
 use super::error::ApiError;
-use super::json::{JsonBody, QueryParams};
+use super::execute_as_caller;
+use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
@@ -37,13 +38,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_ARGUMENT",
-            format!("`{field}` is not an id (a UUID)"),
-        )
-    })
+    path_id(field, "an id (a UUID)", raw)
 }
 
 /// A post as REST and the WebSocket show it.
@@ -125,12 +120,7 @@ async fn run(
     auth: &Auth,
     command: FeedCommand,
 ) -> Result<(UserId, Ack), ApiError> {
-    let me = auth.0.require_for_change()?;
-    let ack = state
-        .engine
-        .execute(me.user, Command::Feed(command))
-        .await?;
-    Ok((me.user, ack))
+    execute_as_caller(state, &auth.0, Command::Feed(command)).await
 }
 
 /// The post as of `ack`.
@@ -168,17 +158,11 @@ async fn create_post(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReadParams {
-    after: Option<Seq>,
-}
-
 async fn read_post(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Path(post): Path<String>,
-    QueryParams(params): QueryParams<ReadParams>,
+    QueryParams(params): QueryParams<AfterQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let me = auth.require()?;
     let post = state

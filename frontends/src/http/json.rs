@@ -48,3 +48,21 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.body_text()))
     }
 }
+
+/// An id in a path or body: 422 `INVALID_ARGUMENT` naming the field when it does not parse.
+pub fn path_id<T: std::str::FromStr>(field: &str, what: &str, raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_ARGUMENT",
+            format!("`{field}` is not {what}"),
+        )
+    })
+}
+
+/// `?after=SEQ`, the read-your-writes query of single-object reads.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterQuery {
+    pub after: Option<girok_schemas::Seq>,
+}

@@ -108,6 +108,18 @@ impl AppState {
     }
 }
 
+/// Executes a change as the request's principal (cookie callers must pass the CSRF check);
+/// the acknowledgement and who made it.
+pub(crate) async fn execute_as_caller(
+    state: &AppState,
+    auth: &crate::auth::RequestAuth,
+    command: girok_engine::Command,
+) -> Result<(girok_schemas::UserId, girok_engine::Ack), error::ApiError> {
+    let me = auth.require_for_change()?;
+    let ack = state.engine.execute(me.user, command).await?;
+    Ok((me.user, ack))
+}
+
 /// Starts the ClickHouse sink if one is configured, and says which it is (must be called
 /// inside the tokio runtime).
 fn start_analytics(

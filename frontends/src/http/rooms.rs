@@ -5,7 +5,8 @@
 use super::AppState;
 use super::accounts::Auth;
 use super::error::ApiError;
-use super::json::{JsonBody, QueryParams};
+use super::execute_as_caller;
+use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
@@ -32,24 +33,16 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn invalid(field: &str, what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "INVALID_ARGUMENT",
-        format!("`{field}` is not {what}"),
-    )
-}
-
 fn room_id(raw: &str) -> Result<RoomId, ApiError> {
-    raw.parse().map_err(|_| invalid("room", "a room id"))
+    path_id("room", "a room id", raw)
 }
 
 fn message_id(field: &str, raw: &str) -> Result<EventId, ApiError> {
-    raw.parse().map_err(|_| invalid(field, "a message id"))
+    path_id(field, "a message id", raw)
 }
 
 fn user_id(field: &str, raw: &str) -> Result<UserId, ApiError> {
-    raw.parse().map_err(|_| invalid(field, "a user id"))
+    path_id(field, "a user id", raw)
 }
 
 fn room_json(room: &RoomInfo) -> Value {
@@ -276,12 +269,6 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(json)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AfterQuery {
-    after: Option<u64>,
-}
-
 async fn room(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -302,8 +289,7 @@ async fn execute_for_seq(
     auth: &crate::auth::RequestAuth,
     command: Command,
 ) -> Result<Json<Value>, ApiError> {
-    let me = auth.require_for_change()?;
-    let ack = state.engine.execute(me.user, command).await?;
+    let (_, ack) = execute_as_caller(state, auth, command).await?;
     Ok(Json(json!({ "seq": ack.seq })))
 }
 
