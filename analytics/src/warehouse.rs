@@ -26,11 +26,6 @@ impl Offsets {
     pub fn rollup(&self, rollup: Rollup) -> Seq {
         self.rollups[rollup as usize]
     }
-
-    /// The seq every table has reached (the least of them).
-    pub fn all(&self) -> Seq {
-        self.rollups.iter().copied().fold(self.audit, Seq::min)
-    }
 }
 
 /// A connected, migrated ClickHouse database.
@@ -73,10 +68,6 @@ impl Warehouse {
         };
         warehouse.migrate().await?;
         Ok(warehouse)
-    }
-
-    pub fn database(&self) -> &str {
-        &self.database
     }
 
     /// The client, on the sink's database (for tests and the bench).

@@ -286,11 +286,6 @@ impl Engine {
         (feed.followers.count(&user), feed.following.count(&user))
     }
 
-    /// Whether `follower` follows `followee` (per the views).
-    pub fn is_following(&self, follower: UserId, followee: UserId) -> bool {
-        self.views.feed.follows(follower, followee)
-    }
-
     /// The reader's notifications, newest first, older than the seq `cursor`.
     pub async fn notifications(
         &self,

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The highest seq whose effects a view fully reflects.
@@ -69,20 +69,6 @@ impl Watermark {
         match reached {
             Ok(Ok(w)) => Ok(*w),
             _ => Err(self.get()),
-        }
-    }
-
-    /// The same for plain threads (replay): polls with a short sleep.
-    pub fn wait_for_blocking(&self, seq: Seq, deadline: Instant) -> Result<Seq, Seq> {
-        loop {
-            let w = self.get();
-            if w >= seq {
-                return Ok(w);
-            }
-            if Instant::now() >= deadline {
-                return Err(w);
-            }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
