@@ -45,20 +45,6 @@ pub struct Comment {
     pub created_ms: i64,
 }
 
-impl Comment {
-    /// The comment an `AddComment` ack stands for (its content as stored: trimmed).
-    pub fn acked(ack: &crate::Ack, post: EventId, author: UserId, content: &str) -> Self {
-        Self {
-            id: ack.id,
-            seq: ack.seq,
-            post,
-            author,
-            content: content.trim().to_owned(),
-            created_ms: ack.commit_time_ms,
-        }
-    }
-}
-
 /// Where a page of posts starts: strictly older than this post seq.
 pub type PostCursor = Seq;
 
@@ -202,6 +188,12 @@ impl Engine {
             Ok(out)
         })
         .await
+    }
+
+    /// The comment the event at `seq` added, as stored (e.g. the answer to `addComment`,
+    /// read back from the log by its ack's seq).
+    pub async fn comment_at(&self, seq: Seq) -> Result<Comment> {
+        self.blocking(move |store| read_comment(store, seq)).await
     }
 
     /// A page of a post's comments, oldest first, after the comment seq `cursor`.

@@ -325,14 +325,9 @@ impl FeedMutation {
         content: String,
     ) -> Result<Comment> {
         let post = post_id_arg("postId", &post_id)?;
-        let command = FeedCommand::AddComment {
-            post,
-            content: content.clone(),
-        };
-        let (me, ack) = run(ctx, command).await?;
-        Ok(Comment(girok_engine::feed::Comment::acked(
-            &ack, post, me, &content,
-        )))
+        let (_, ack) = run(ctx, FeedCommand::AddComment { post, content }).await?;
+        let comment = engine(ctx)?.comment_at(ack.seq).await.map_err(gql)?;
+        Ok(Comment(comment))
     }
 
     /// Deletes one of your comments.

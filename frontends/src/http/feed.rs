@@ -284,13 +284,12 @@ async fn add_comment(
     Path(post): Path<String>,
     JsonBody(body): JsonBody<CommentBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let post = id("post", &post)?;
     let command = FeedCommand::AddComment {
-        post,
-        content: body.content.clone(),
+        post: id("post", &post)?,
+        content: body.content,
     };
-    let (me, ack) = run(&state, &auth, command).await?;
-    let comment = Comment::acked(&ack, post, me, &body.content);
+    let (_, ack) = run(&state, &auth, command).await?;
+    let comment = state.engine.comment_at(ack.seq).await?;
     Ok((StatusCode::CREATED, Json(comment_json(&comment))))
 }
 
