@@ -238,18 +238,16 @@ impl FeedStore {
         }
     }
 
-    /// Sends a new post to the live feeds of its author and followers: the follower list of
-    /// an ordinary author, or, for a heavy one, only the readers subscribed right now.
+    /// Sends a new post to the live feeds of its author and of its followers who listen: by
+    /// walking the smaller of the author's followers and the connected readers, so a push
+    /// costs at most the number of connections, however many followers an author has.
     fn push_post(&self, post: PostRef) {
+        let listening = self.feed_push.len();
         // Most of the time nobody is connected: then no follower list is read at all.
-        if self.feed_push.is_empty() {
+        if listening == 0 {
             return;
         }
-        let heavy = self
-            .heavy
-            .last_in_range(&(), post.author..=post.author)
-            .is_some();
-        let readers: Vec<UserId> = if heavy {
+        let readers: Vec<UserId> = if listening < self.followers.count(&post.author) {
             self.feed_push
                 .keys()
                 .into_iter()
