@@ -197,11 +197,7 @@ fn engine_error(error: EngineError) -> ServerFrame {
 impl Connection {
     /// Queues a reply; a full queue means the client is not reading: close it.
     fn reply(&self, frame: ServerFrame) {
-        if self.out.try_send(frame).is_err() {
-            let _ = self
-                .closer
-                .try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
-        }
+        push(&self.out, &self.closer, frame);
     }
 
     fn welcome(&mut self, principal: Principal) {
@@ -582,7 +578,7 @@ async fn run_subscription(
     };
     loop {
         let received = tokio::select! {
-            received = live.recv() => received,
+            received = next_live(&mut live, &closer) => received,
             signal = next_signal(&mut signals) => {
                 if let Some(frame) = signal_frame(&topic, signal, me)
                     && !push(&out, &closer, frame)
@@ -592,18 +588,12 @@ async fn run_subscription(
                 continue;
             }
         };
-        match received {
-            Ok(event) if event.seq > head && scope.matches(&event) => {
-                if !deliver(&topic, &event, &out, &closer) || scope.ends_with(&event) {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
-                return;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+        let Some(event) = received else { return };
+        if event.seq > head
+            && scope.matches(&event)
+            && (!deliver(&topic, &event, &out, &closer) || scope.ends_with(&event))
+        {
+            return;
         }
     }
 }
@@ -617,8 +607,13 @@ fn push(
     if out.try_send(frame).is_ok() {
         return true;
     }
-    let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+    close_slow(closer);
     false
+}
+
+/// Asks the connection to close as a slow consumer.
+fn close_slow(closer: &mpsc::Sender<CloseRequest>) {
+    let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
 }
 
 /// The next live value; `None` when the channel closed, or lagged (then the connection is
@@ -630,7 +625,7 @@ async fn next_live<T: Clone>(
     match live.recv().await {
         Ok(value) => Some(value),
         Err(broadcast::error::RecvError::Lagged(_)) => {
-            let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+            close_slow(closer);
             None
         }
         Err(broadcast::error::RecvError::Closed) => None,
