@@ -135,27 +135,35 @@ impl Sink {
     /// State and lag.
     pub fn status(&self) -> SinkStatus {
         let head = self.source.head();
+        // Copied out, so that the log read below never holds up the shipper.
         let shared = self.shared.lock();
-        let lag_events = head.saturating_sub(shared.shipped_seq);
-        let lag_seconds = match (lag_events, shared.next_time_ms) {
-            (0, _) => 0.0,
-            (_, Some(time_ms)) => (now_ms() - time_ms).max(0) as f64 / 1000.0,
+        let (state, shipped_seq, next_time_ms, rows_written, last_error) = (
+            shared.state,
+            shared.shipped_seq,
+            shared.next_time_ms,
+            shared.rows_written,
+            shared.last_error.clone(),
+        );
+        drop(shared);
+        let lag_events = head.saturating_sub(shipped_seq);
+        let oldest_unshipped_ms = match (lag_events, next_time_ms) {
+            (0, _) => None,
+            (_, Some(time_ms)) => Some(time_ms),
             // The pipeline has not read past what is shipped yet: read the next event's time.
             (_, None) => self
                 .source
-                .read(shared.shipped_seq + 1, 1)
+                .read(shipped_seq + 1, 1)
                 .ok()
-                .and_then(|events| events.first().map(|e| e.commit_time_ms))
-                .map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0),
+                .and_then(|events| events.first().map(|e| e.commit_time_ms)),
         };
         SinkStatus {
-            state: shared.state,
+            state,
             database: Some(self.database.clone()),
-            shipped_seq: shared.shipped_seq,
+            shipped_seq,
             lag_events,
-            lag_seconds,
-            rows_written: shared.rows_written,
-            last_error: shared.last_error.clone(),
+            lag_seconds: oldest_unshipped_ms.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0),
+            rows_written,
+            last_error,
         }
     }
 
