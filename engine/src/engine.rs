@@ -58,6 +58,14 @@ impl EngineConfig {
     }
 }
 
+fn submission(actor: UserId, command: Command) -> Submission {
+    Submission {
+        actor,
+        command,
+        new_id: EventId::new_v7(),
+    }
+}
+
 /// Up to `limit` durable events of `store` with `seq >= from`, decoded.
 pub fn read_events(store: &Store, from: Seq, limit: usize) -> Result<Vec<Event>> {
     store
@@ -176,21 +184,31 @@ impl Engine {
     /// Validates and executes a chat command; returns once it is durable. Account commands
     /// go through the account methods (they hash passwords and mint tokens first).
     pub async fn execute(&self, actor: UserId, command: Command) -> Result<Ack> {
+        self.enqueue(actor, command).await?.await
+    }
+
+    /// [`Engine::execute`] in two steps, for pipelining: queues the command now (commands one
+    /// caller queues one after another enter the log in that order) and returns the wait for
+    /// its acknowledgement.
+    pub async fn enqueue(
+        &self,
+        actor: UserId,
+        command: Command,
+    ) -> Result<impl std::future::Future<Output = Result<Ack>> + Send + 'static> {
         if matches!(command, Command::Account(_)) {
             return Err(Error::Internal(
                 "account commands go through the account methods".into(),
             ));
         }
-        self.submit(actor, command.validated()?).await
+        let answer = self
+            .appender
+            .enqueue(submission(actor, command.validated()?))
+            .await?;
+        Ok(answer.get())
     }
 
     pub(crate) async fn submit(&self, actor: UserId, command: Command) -> Result<Ack> {
-        let submission = Submission {
-            actor,
-            command,
-            new_id: EventId::new_v7(),
-        };
-        self.appender.submit(submission).await
+        self.appender.submit(submission(actor, command)).await
     }
 
     /// The durable head of the log.

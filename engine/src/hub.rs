@@ -1,15 +1,20 @@
-//! The live hub: publishes every committed event to the subscribers of its topics. It tails
-//! the durable head, so a subscriber never sees an event that a crash could take back. Frontends
-//! (WebSocket, GraphQL subscriptions, QUIC) subscribe through this in-process API.
+//! The live hub: publishes every committed event to the subscribers of its topics, once it is
+//! durable (a subscriber never sees an event that a crash could take back). Events come
+//! straight from the log writer's durable feed, decoded once; only a hub that fell behind
+//! reads from the log. Each event is shared by every subscriber as a [`LiveEvent`], which
+//! renders it once per wire format, so delivery does no work per subscriber beyond a queue
+//! push. Frontends (WebSocket, GraphQL subscriptions, QUIC) subscribe through this API.
 
 use crate::channels::Channels;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
+use parking_lot::Mutex;
+use std::any::Any;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Events per topic a slow subscriber may fall behind before it sees `Lagged` (and should
-/// resume from the log by seq).
+/// catch up from the log by seq).
 pub const DEFAULT_TOPIC_CAPACITY: usize = 1024;
 /// Log entries read per step while catching up.
 const CHUNK: usize = 1024;
@@ -25,9 +30,61 @@ pub enum Topic {
     Log,
 }
 
+/// A committed event as live subscribers share it, with its renderings: a frontend turns the
+/// event into its wire frame once ([`LiveEvent::rendered`]) and every subscriber of that
+/// frontend sends the same bytes.
+pub struct LiveEvent {
+    event: Event,
+    renderings: Mutex<Vec<(&'static str, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl LiveEvent {
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            renderings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The event rendered as `format` (a name the frontend picks, one per wire format): made
+    /// by `render` for the first subscriber that asks, shared with every later one.
+    pub fn rendered<T: Clone + Send + Sync + 'static>(
+        &self,
+        format: &'static str,
+        render: impl FnOnce(&Event) -> T,
+    ) -> T {
+        let mut renderings = self.renderings.lock();
+        if let Some(found) = renderings
+            .iter()
+            .find(|(name, _)| *name == format)
+            .and_then(|(_, value)| value.downcast_ref::<T>())
+        {
+            return found.clone();
+        }
+        let value = render(&self.event);
+        renderings.retain(|(name, _)| *name != format);
+        renderings.push((format, Arc::new(value.clone())));
+        value
+    }
+}
+
+impl std::ops::Deref for LiveEvent {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
+impl std::fmt::Debug for LiveEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.event.fmt(f)
+    }
+}
+
 /// Topic subscriptions.
 pub struct Hub {
-    topics: Channels<Topic, Arc<Event>>,
+    topics: Channels<Topic, Arc<LiveEvent>>,
 }
 
 impl Hub {
@@ -41,7 +98,7 @@ impl Hub {
     /// Subscribes to a topic; events the hub publishes from now on arrive in seq order. The
     /// hub runs just behind the durable head, so an event committed right before the call may
     /// be missed: a client that needs no gap resumes from the log by seq.
-    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.topics.subscribe(topic)
     }
 
@@ -50,7 +107,14 @@ impl Hub {
         self.topics.len()
     }
 
-    fn publish(&self, event: Event) {
+    fn publish(&self, seq: Seq, bytes: &[u8]) {
+        let event = match decode_event(bytes) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(seq, %error, "hub skipped an undecodable event");
+                return;
+            }
+        };
         let room = event.payload.room().map(Topic::Room);
         let user = match &event.payload {
             Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
@@ -59,47 +123,65 @@ impl Hub {
             _ => None,
         };
         let topics = std::iter::once(Topic::Log).chain(room).chain(user);
-        self.topics.send(topics, &Arc::new(event));
+        self.topics.send(topics, &Arc::new(LiveEvent::new(event)));
     }
 }
 
-/// Publishes every event after `after` as it becomes durable, until the task is aborted.
+/// Publishes every event after `after` as it becomes durable, until the task is aborted:
+/// from the writer's durable feed, or from the log for whatever the feed no longer holds.
 pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
-    let mut tail = Some(store.tail(after + 1));
+    // Listen before looking at the head, so every batch past it arrives on the feed.
+    let mut feed = store.durable_batches();
+    let mut next = after + 1;
     loop {
-        let Some(mut reader) = tail.take() else {
-            return;
-        };
-        // fjall is synchronous: read chunks off the async runtime.
-        let read = tokio::task::spawn_blocking(move || {
-            let chunk = reader.next_chunk(CHUNK, None);
-            (reader, chunk)
-        })
-        .await;
-        let Ok((reader, chunk)) = read else {
-            return; // runtime shutting down
-        };
-        match chunk {
-            Ok(entries) if entries.is_empty() => {
-                if !reader.wait_async().await {
-                    return;
-                }
+        if next <= store.head().get() {
+            match catch_up(&hub, &store, next).await {
+                Some(reached) => next = reached,
+                None => return,
             }
-            Ok(entries) => {
-                for (seq, bytes) in entries {
-                    match decode_event(&bytes) {
-                        Ok(event) => hub.publish(event),
-                        Err(error) => {
-                            tracing::error!(seq, %error, "hub skipped an undecodable event")
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, at = reader.position(), "hub cannot read the log; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+            continue;
         }
-        tail = Some(reader);
+        match feed.recv().await {
+            Ok(batch) => {
+                let from = next;
+                for (seq, bytes) in batch.iter().skip_while(|(seq, _)| *seq < from) {
+                    if seq > next {
+                        break; // a gap: the log has it, read at the top of the loop
+                    }
+                    hub.publish(seq, bytes);
+                    next = seq + 1;
+                }
+            }
+            // Fell behind the feed: the log has what was dropped.
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Publishes one chunk of durable log entries from `next`; the seq after them, or `None` when
+/// the runtime is shutting down.
+async fn catch_up(hub: &Hub, store: &Arc<Store>, next: Seq) -> Option<Seq> {
+    let reader = store.clone();
+    // fjall is synchronous: read off the async runtime.
+    let read =
+        tokio::task::spawn_blocking(move || reader.read_range(next, reader.head().get(), CHUNK))
+            .await
+            .ok()?;
+    match read {
+        Ok(entries) if entries.is_empty() => {
+            // The head moved but the entries are not readable yet: never spin.
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            Some(next)
+        }
+        Ok(entries) => Some(entries.iter().fold(next, |_, (seq, bytes)| {
+            hub.publish(*seq, bytes);
+            seq + 1
+        })),
+        Err(error) => {
+            tracing::error!(%error, at = next, "hub cannot read the log; retrying");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Some(next)
+        }
     }
 }

@@ -31,5 +31,5 @@ pub use chat::{
 pub use command::{Ack, Command};
 pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus, read_events};
 pub use error::{Error, ErrorKind, Result};
-pub use hub::{Hub, Topic};
+pub use hub::{Hub, LiveEvent, Topic};
 pub use log_report::{LogReport, log_report};

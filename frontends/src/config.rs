@@ -170,13 +170,19 @@ pub struct WsConfig {
     /// `send` frames per second (token bucket with `send_burst`); beyond: an error frame.
     pub sends_per_second: u32,
     pub send_burst: u32,
+    /// Sends of one connection waiting for their acks; beyond it girok stops reading that
+    /// connection until acks go out (the client is pushed back by TCP).
+    pub max_sends_in_flight: usize,
     /// Server pings this often; a client silent for `idle_timeout_ms` is closed (4002).
     pub heartbeat_ms: u64,
     pub idle_timeout_ms: u64,
     /// Without cookie or Bearer header on the upgrade, the `auth` frame must come within this.
     pub auth_timeout_ms: u64,
-    /// Frames waiting for a slow client before it is closed (4003 slow consumer).
+    /// Frames queued for a client; a full queue makes its subscriptions wait (they catch up
+    /// from the log later), it does not close the connection.
     pub outbound_queue: usize,
+    /// A client whose socket accepts no data for this long is closed (4003 slow consumer).
+    pub write_timeout_ms: u64,
     /// Most events a resume (`fromSeq`) may be behind the head.
     pub max_resume_events: u64,
 }
@@ -188,10 +194,12 @@ impl Default for WsConfig {
             max_subscriptions: 100,
             sends_per_second: 50,
             send_burst: 100,
+            max_sends_in_flight: 64,
             heartbeat_ms: 20_000,
             idle_timeout_ms: 60_000,
             auth_timeout_ms: 10_000,
             outbound_queue: 1024,
+            write_timeout_ms: 10_000,
             max_resume_events: 100_000,
         }
     }

@@ -419,3 +419,189 @@ async fn edits_and_deletes_reach_subscribers_and_the_history() {
         "deleted text is gone from the history"
     );
 }
+
+/// The value of a counter in `/metrics` (0 when absent).
+async fn counter(server: &Server, name: &str) -> u64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Sends `count` messages without waiting for acks; returns the acks' seqs in `ref` order.
+async fn send_pipelined(
+    socket: &mut common::sockets::Socket,
+    room: &str,
+    count: usize,
+    body: &str,
+) -> Vec<u64> {
+    for i in 0..count {
+        send(
+            socket,
+            json!({ "type": "send", "ref": i.to_string(), "roomId": room, "body": format!("{i} {body}") }),
+        )
+        .await;
+    }
+    let mut seqs = vec![0u64; count];
+    for _ in 0..count {
+        let ack = next_of(socket, "ack").await;
+        let index: usize = ack["ref"].as_str().unwrap().parse().unwrap();
+        assert_eq!(seqs[index], 0, "one ack per send");
+        seqs[index] = ack["seq"].as_u64().unwrap();
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_are_acked_and_a_lagging_subscriber_catches_up_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("girok.toml");
+    // One event of buffer per topic: any batch of two events puts a subscriber behind.
+    std::fs::write(
+        &config,
+        "[engine]\ntopic_capacity = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\noutbound_queue = 16\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let (room, alice_token, bob_token) = two_users_one_room(&server).await;
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    send(
+        &mut bob,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    next_of(&mut bob, "subscribed").await;
+    let mut alice = connect(&server, Some(&alice_token)).await;
+
+    let seqs = send_pipelined(&mut alice, &room, 300, "pipelined").await;
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "one connection's sends enter the log in the order sent"
+    );
+    let mut delivered = Vec::new();
+    while delivered.len() < seqs.len() {
+        let frame = next(&mut bob).await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "event" {
+            delivered.push(frame["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(delivered, seqs, "every message once, in order, no gap");
+    assert!(
+        counter(&server, "girok_ws_catch_ups_total").await > 0,
+        "the subscriber fell behind the hub and read the gap from the log"
+    );
+    assert_eq!(
+        counter(&server, "girok_ws_slow_consumer_closes_total").await,
+        0
+    );
+    send(&mut bob, json!({ "type": "ping" })).await;
+    next_of(&mut bob, "pong").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("girok.toml");
+    std::fs::write(
+        &config,
+        "[ws]\nsends_per_second = 100000\nsend_burst = 100000\noutbound_queue = 16\nwrite_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let (room, alice_token, bob_token) = two_users_one_room(&server).await;
+    let carol_token = server.sign_in("carol").await;
+    let carol_id = server.my_id().await;
+    server.set_token(&alice_token);
+    server.add_member(&room, &carol_id).await;
+
+    // Carol subscribes, then reads nothing, through a small receive buffer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(addr).await.unwrap());
+    let mut request = (server.base.replace("http://", "ws://") + "/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {carol_token}").parse().unwrap(),
+    );
+    let (mut carol, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    next_of(&mut carol, "welcome").await;
+    send(
+        &mut carol,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    next_of(&mut carol, "subscribed").await;
+    let mut bob = connect(&server, Some(&bob_token)).await;
+    send(
+        &mut bob,
+        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
+    )
+    .await;
+    next_of(&mut bob, "subscribed").await;
+
+    // 2,000 messages of 4 KB: far more than the socket buffers hold.
+    let mut alice = connect(&server, Some(&alice_token)).await;
+    let body = "x".repeat(4000);
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < 2000 {
+            let frame = next(&mut bob).await;
+            if frame["type"] == "event" {
+                seqs.push(frame["seq"].as_u64().unwrap());
+            }
+        }
+        seqs
+    });
+    let sent = send_pipelined(&mut alice, &room, 2000, &body).await;
+    let delivered = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered, sent, "the client that reads gets everything");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while counter(&server, "girok_ws_slow_consumer_closes_total").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the client that reads nothing is closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counter(&server, "girok_ws_slow_consumer_closes_total").await,
+        1
+    );
+    // Carol finds her connection over once she reads what was buffered.
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match carol.next().await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => break None,
+            }
+        }
+    })
+    .await
+    .expect("the connection ends");
+    assert!(matches!(ended, None | Some(4003)), "{ended:?}");
+}

@@ -8,6 +8,7 @@
 //! atomicity, ordering, gap-free seqs and durability. Readers follow the durable head through
 //! [`HeadSignal`] and read ranges of the log.
 
+mod durable;
 mod error;
 mod head;
 mod metrics;
@@ -17,6 +18,7 @@ mod tail;
 mod txn;
 pub mod writer;
 
+pub use durable::DurableBatch;
 pub use error::{Error, Result};
 pub use head::HeadSignal;
 pub use metrics::StorageMetrics;
@@ -24,7 +26,7 @@ pub use store::{Durability, LogStats, Store, StoreConfig};
 pub use tables::Table;
 pub use tail::LogTail;
 pub use txn::Txn;
-pub use writer::{Appender, Stager, WriterConfig, WriterHandle};
+pub use writer::{Answer, Appender, Stager, WriterConfig, WriterHandle};
 
 /// A position in the log (re-exported for callers that do not depend on girok-schemas).
 pub type Seq = u64;

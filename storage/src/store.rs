@@ -70,6 +70,7 @@ pub struct Store {
     config: StoreConfig,
     /// Set when a commit or fsync failed: fjall refuses further writes, so must we.
     failed: std::sync::atomic::AtomicBool,
+    durable: crate::durable::DurableFeed,
 }
 
 impl Store {
@@ -94,6 +95,7 @@ impl Store {
             metrics: StorageMetrics::default(),
             config,
             failed: std::sync::atomic::AtomicBool::new(false),
+            durable: Default::default(),
         };
         let head = store.last_seq()?.unwrap_or(0);
         store.head = HeadSignal::new(head);
@@ -123,6 +125,16 @@ impl Store {
     /// The configuration it was opened with.
     pub fn config(&self) -> &StoreConfig {
         &self.config
+    }
+
+    /// Every batch of log entries from now on, as it becomes durable (after the head has
+    /// moved past it). A receiver that lags reads the missed entries with [`Store::read_range`].
+    pub fn durable_batches(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::DurableBatch>> {
+        self.durable.subscribe()
+    }
+
+    pub(crate) fn durable_feed(&self) -> &crate::durable::DurableFeed {
+        &self.durable
     }
 
     /// The durable head and its change notifications.

@@ -57,12 +57,19 @@ impl<S: Stager> Clone for Appender<S> {
 impl<S: Stager> Appender<S> {
     /// Submits a command and waits until it is durable (or rejected).
     pub async fn submit(&self, command: S::Command) -> Result<S::Accepted, S::Rejected> {
+        self.enqueue(command).await?.get().await
+    }
+
+    /// Queues a command now, waiting only while the writer's queue is full, and returns the
+    /// wait for its answer: commands one caller queues one after another are staged in that
+    /// order, however their answers are awaited (pipelining).
+    pub async fn enqueue(&self, command: S::Command) -> Result<Answer<S>, S::Rejected> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Message::Command(command, reply))
             .await
             .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+        Ok(Answer(answer))
     }
 
     /// The same, for callers on a plain thread (never call it inside an async task).
@@ -72,6 +79,15 @@ impl<S: Stager> Appender<S> {
             .blocking_send(Message::Command(command, reply))
             .map_err(|_| Error::Closed)?;
         answer.blocking_recv().map_err(|_| Error::Closed)?
+    }
+}
+
+/// The answer to a queued command, once it is durable (or rejected).
+pub struct Answer<S: Stager>(oneshot::Receiver<Outcome<S>>);
+
+impl<S: Stager> Answer<S> {
+    pub async fn get(self) -> Result<S::Accepted, S::Rejected> {
+        self.0.await.map_err(|_| Error::Closed)?
     }
 }
 
@@ -150,6 +166,8 @@ struct Committed<S: Stager> {
     /// Highest seq appended by this batch, if it appended anything.
     last_seq: Option<u64>,
     appended: u64,
+    /// The batch's log entries, for the durable feed (only when someone listens).
+    entries: Option<Arc<crate::DurableBatch>>,
     replies: Vec<(Reply<S>, Outcome<S>)>,
 }
 
@@ -215,6 +233,12 @@ fn run<S: Stager>(
 
         let appended = batch.appended(next_seq);
         let commands = replies.len();
+        let entries = (appended > 0 && store.durable_feed().wanted()).then(|| {
+            Arc::new(crate::DurableBatch {
+                first_seq: next_seq,
+                entries: log_entries(&batch.ops),
+            })
+        });
         if !batch.ops.is_empty()
             && let Err(error) = store.commit_ops(batch.ops)
         {
@@ -234,6 +258,7 @@ fn run<S: Stager>(
         let committed = Committed {
             last_seq: (appended > 0).then(|| next_seq + appended - 1),
             appended,
+            entries,
             replies,
         };
         next_seq += appended;
@@ -251,6 +276,16 @@ fn run<S: Stager>(
         tracing::error!(%error, "final flush of the log failed");
     }
     tracing::info!(head = store.head().get(), "log writer stopped");
+}
+
+/// Copies of the log entries among a batch's writes, in seq order.
+fn log_entries(ops: &[crate::txn::Op]) -> Vec<Vec<u8>> {
+    ops.iter()
+        .filter_map(|op| match op {
+            crate::txn::Op::Put(crate::Table::SeqEvent, _, bytes) => Some(bytes.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The sync thread: takes every batch committed so far, makes them durable with one
@@ -281,6 +316,13 @@ fn sync_loop<S: Stager>(store: &Store, from_writer: std::sync::mpsc::Receiver<Co
         if let Some(head) = group.iter().filter_map(|c| c.last_seq).max() {
             metrics.head.set(head as i64);
             store.head().advance(head);
+        }
+        // The feed gets the entries before the submitters get their answers (a cheap send):
+        // delivery to live subscribers then never waits for a read of the log.
+        for committed in &mut group {
+            if let Some(entries) = committed.entries.take() {
+                store.durable_feed().send(entries);
+            }
         }
         for committed in group {
             for (reply, outcome) in committed.replies {

@@ -22,14 +22,14 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
-use girok_engine::{Engine, Message, Topic};
-use girok_schemas::{Event, Payload, RoomId, UserId, rfc3339_millis};
+use girok_engine::{Engine, LiveEvent, Message, Topic};
+use girok_schemas::{Payload, RoomId, UserId, rfc3339_millis};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
-type Events = BoxStream<'static, Result<Arc<Event>>>;
+type Events = BoxStream<'static, Result<Arc<LiveEvent>>>;
 
 /// The subscriptions one socket may hold at once (`ws.max_subscriptions`).
 struct SubscriptionBudget {
@@ -79,7 +79,7 @@ fn slow_consumer(missed: u64) -> async_graphql::Error {
 }
 
 /// Live events of `room` for member `me`, ending after `me` leaves it.
-fn room_events(rx: broadcast::Receiver<Arc<Event>>, me: UserId, room: RoomId) -> Events {
+fn room_events(rx: broadcast::Receiver<Arc<LiveEvent>>, me: UserId, room: RoomId) -> Events {
     stream::unfold(Some(rx), move |state| async move {
         let mut rx = state?;
         loop {
@@ -127,7 +127,7 @@ pub struct MessageUpdate {
 
 /// Something changed in one of your rooms.
 pub struct RoomUpdate {
-    event: Arc<Event>,
+    event: Arc<LiveEvent>,
     me: UserId,
     engine: Arc<Engine>,
 }
@@ -296,13 +296,13 @@ impl ChatSubscription {
 struct RoomWatch {
     me: UserId,
     engine: Arc<Engine>,
-    mine: broadcast::Receiver<Arc<Event>>,
+    mine: broadcast::Receiver<Arc<LiveEvent>>,
     rooms: SelectAll<Events>,
     member_of: HashSet<RoomId>,
 }
 
 impl RoomWatch {
-    async fn next(&mut self) -> Result<Arc<Event>> {
+    async fn next(&mut self) -> Result<Arc<LiveEvent>> {
         loop {
             tokio::select! {
                 own = self.mine.recv() => match own {
@@ -357,6 +357,7 @@ pub async fn upgrade(
     let max_subscriptions = state.config.ws.max_subscriptions.max(1);
     let schema = state.schema.clone();
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {

@@ -50,6 +50,8 @@ pub struct AppState {
     pub presence: Arc<crate::presence::Presence>,
     /// Counters of GraphQL's batch loaders.
     pub loader_metrics: graphql::loaders::LoaderMetrics,
+    /// WebSocket delivery counters.
+    pub ws_metrics: crate::ws::WsMetrics,
     /// The ClickHouse sink, when `[analytics]` configures one.
     pub analytics: Option<Arc<girok_analytics::Sink>>,
 }
@@ -85,6 +87,8 @@ impl AppState {
         }
         let loader_metrics = graphql::loaders::LoaderMetrics::default();
         loader_metrics.register(&mut registry);
+        let ws_metrics = crate::ws::WsMetrics::default();
+        ws_metrics.register(&mut registry);
         let presence = Arc::new(crate::presence::Presence::default());
         let schema = graphql::build_schema(
             engine.clone(),
@@ -103,6 +107,7 @@ impl AppState {
             request_metrics,
             presence,
             loader_metrics,
+            ws_metrics,
             analytics,
         })
     }

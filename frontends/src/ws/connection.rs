@@ -1,31 +1,39 @@
-//! One WebSocket connection: reads client frames, runs one task per subscription (log backlog,
-//! then live events from the hub), and writes everything through one bounded outbound queue.
-//! A client that cannot keep up with that queue (or with the hub) is disconnected with a
-//! reason instead of letting memory grow.
+//! One WebSocket connection: one loop reads the client's frames and writes everything the
+//! client gets, in batches (many frames, one flush). Its own answers (acks, errors, pongs) are
+//! written before the frames its subscription tasks queued, so an ack never waits behind
+//! deliveries. Sends are pipelined: each runs as its own future while the loop goes on reading
+//! and writing, so deliveries never wait for the sender's fsync; past
+//! `ws.max_sends_in_flight` unacknowledged sends the loop stops reading the client (TCP
+//! pushes back on it). A client whose socket accepts nothing for `ws.write_timeout_ms` is
+//! closed as a slow consumer; nothing else cuts a client that reads its frames.
 
+use super::outbox::{
+    CLOSE_AUTH_TIMEOUT, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CloseRequest, Outbox, render,
+};
 use super::protocol::{ClientFrame, ServerFrame};
+use super::subscription::{Scope, Subscription, run_feed, run_notifications};
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
 use crate::presence::{HEARTBEAT_EVERY, Signal};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::{SinkExt, StreamExt};
-use girok_engine::{Command, Error as EngineError, Topic};
-use girok_schemas::{Event, Payload, RoomId, Seq, UserId};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, SplitSink};
+use futures::{FutureExt, SinkExt, StreamExt};
+use girok_engine::{Command, Error as EngineError};
+use girok_schemas::{RoomId, Seq, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Close codes (4000-4999 are the application's).
-pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
-pub const CLOSE_IDLE: u16 = 4002;
-pub const CLOSE_SLOW_CONSUMER: u16 = 4003;
 /// How long a server-initiated close waits for the client's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Most frames written before one flush.
+const WRITE_BATCH: usize = 256;
 
 /// The per-connection limits (`[ws]` in the configuration).
 #[derive(Clone, Copy, Debug)]
@@ -34,10 +42,12 @@ pub struct WsLimits {
     pub max_subscriptions: usize,
     pub sends_per_second: u32,
     pub send_burst: u32,
+    pub max_sends_in_flight: usize,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
     pub auth_timeout: Duration,
     pub outbound_queue: usize,
+    pub write_timeout: Duration,
     pub max_resume_events: u64,
 }
 
@@ -48,20 +58,15 @@ impl From<&WsConfig> for WsLimits {
             max_subscriptions: c.max_subscriptions.max(1),
             sends_per_second: c.sends_per_second.max(1),
             send_burst: c.send_burst.max(1),
+            max_sends_in_flight: c.max_sends_in_flight.max(1),
             heartbeat: Duration::from_millis(c.heartbeat_ms.max(100)),
             idle_timeout: Duration::from_millis(c.idle_timeout_ms.max(200)),
             auth_timeout: Duration::from_millis(c.auth_timeout_ms.max(100)),
             outbound_queue: c.outbound_queue.max(16),
+            write_timeout: Duration::from_millis(c.write_timeout_ms.max(100)),
             max_resume_events: c.max_resume_events,
         }
     }
-}
-
-/// Why a subscription task wants the connection closed.
-type CloseRequest = (u16, String);
-
-fn text(frame: &ServerFrame) -> Message {
-    Message::Text(serde_json::to_string(frame).unwrap_or_default().into())
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -69,6 +74,37 @@ fn close(code: u16, reason: &str) -> Message {
         code,
         reason: reason.to_owned().into(),
     }))
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// Writes the connection's own frames, then what its subscriptions queued (up to a batch),
+/// with one flush. `Err` ends the connection: `Some` with a close to send, `None` when the
+/// client is gone.
+async fn write_pending(
+    sink: &mut Sink,
+    pending: &mut VecDeque<Message>,
+    queued: &mut mpsc::Receiver<Utf8Bytes>,
+    timeout: Duration,
+) -> Result<(), Option<CloseRequest>> {
+    while pending.len() < WRITE_BATCH {
+        match queued.try_recv() {
+            Ok(frame) => pending.push_back(Message::Text(frame)),
+            Err(_) => break,
+        }
+    }
+    let write = async {
+        while let Some(message) = pending.pop_front() {
+            sink.feed(message).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        // The socket took nothing for that long: the client is not reading.
+        Err(_) => Err(Some((CLOSE_SLOW_CONSUMER, "slow consumer".into()))),
+    }
 }
 
 /// Runs a connection until either side closes it.
@@ -79,14 +115,15 @@ pub async fn serve(
     limits: WsLimits,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let (out, mut outbound) = mpsc::channel::<ServerFrame>(limits.outbound_queue);
+    let (queue, mut queued) = mpsc::channel::<Utf8Bytes>(limits.outbound_queue);
     let (closer, mut close_requests) = mpsc::channel::<CloseRequest>(4);
     let mut connection = Connection {
-        state,
+        state: state.clone(),
         principal: None,
         limits,
-        out,
-        closer,
+        out: Outbox::new(queue, closer, state.ws_metrics.clone()),
+        pending: VecDeque::new(),
+        sending: FuturesUnordered::new(),
         subscriptions: HashMap::new(),
         sends: RateLimiter::direct(
             Quota::per_second(NonZeroU32::new(limits.sends_per_second).unwrap_or(NonZeroU32::MIN))
@@ -104,8 +141,30 @@ pub async fn serve(
     heartbeat.tick().await;
     let mut closing: Option<CloseRequest> = None;
     loop {
+        if !connection.pending.is_empty()
+            && let Err(end) = write_pending(
+                &mut sink,
+                &mut connection.pending,
+                &mut queued,
+                limits.write_timeout,
+            )
+            .await
+        {
+            closing = end;
+            break;
+        }
+        // Read the client only while its earlier frames are answered or in flight within
+        // bounds: a client that sends faster than girok acknowledges is pushed back.
+        let reading = connection.sending.len() < limits.max_sends_in_flight;
         tokio::select! {
-            incoming = stream.next() => {
+            Some(answer) = connection.sending.next() => {
+                connection.pending.push_back(Message::Text(answer));
+            }
+            frame = queued.recv() => {
+                let Some(frame) = frame else { break };
+                connection.pending.push_back(Message::Text(frame));
+            }
+            incoming = stream.next(), if reading => {
                 let Some(Ok(message)) = incoming else { break };
                 last_seen = Instant::now();
                 if let Some(principal) = connection.principal
@@ -121,16 +180,8 @@ pub async fn serve(
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
-            frame = outbound.recv() => {
-                let Some(frame) = frame else { break };
-                if sink.send(text(&frame)).await.is_err() {
-                    break;
-                }
-            }
             request = close_requests.recv() => {
-                if let Some((code, reason)) = request {
-                    closing = Some((code, reason));
-                }
+                closing = request;
                 break;
             }
             _ = heartbeat.tick() => {
@@ -138,9 +189,7 @@ pub async fn serve(
                     closing = Some((CLOSE_IDLE, "idle timeout".into()));
                     break;
                 }
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    break;
-                }
+                connection.pending.push_back(Message::Ping(Vec::new().into()));
             }
             _ = tokio::time::sleep_until(auth_deadline), if connection.principal.is_none() => {
                 closing = Some((CLOSE_AUTH_TIMEOUT, "no auth frame in time".into()));
@@ -148,21 +197,25 @@ pub async fn serve(
             }
         }
     }
-    if let Some((code, reason)) = closing
-        && sink.send(close(code, &reason)).await.is_ok()
-    {
-        // The closing handshake: give the client a moment to read the reason and answer.
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Some(Ok(message)) = stream.next().await {
-                if matches!(message, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
     for (_, task) in connection.subscriptions.drain() {
         task.abort();
+    }
+    if let Some((code, reason)) = closing {
+        if code == CLOSE_SLOW_CONSUMER {
+            connection.state.ws_metrics.slow_consumer_closes.inc();
+        }
+        let said = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, &reason))).await;
+        if matches!(said, Ok(Ok(()))) {
+            // The closing handshake: give the client a moment to read the reason and answer.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
     if let Some(principal) = connection.principal
         && connection.state.presence.disconnected(principal.user)
@@ -184,8 +237,12 @@ struct Connection {
     state: AppState,
     principal: Option<Principal>,
     limits: WsLimits,
-    out: mpsc::Sender<ServerFrame>,
-    closer: mpsc::Sender<CloseRequest>,
+    out: Outbox,
+    /// The connection's own frames not written yet (answers, pings): bounded, because the
+    /// loop writes them before it reads the next client frame.
+    pending: VecDeque<Message>,
+    /// Sends waiting to be durable; each yields its answer.
+    sending: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
     subscriptions: HashMap<String, JoinHandle<()>>,
     sends: DefaultDirectRateLimiter,
 }
@@ -195,9 +252,9 @@ fn engine_error(error: EngineError) -> ServerFrame {
 }
 
 impl Connection {
-    /// Queues a reply; a full queue means the client is not reading: close it.
-    fn reply(&self, frame: ServerFrame) {
-        push(&self.out, &self.closer, frame);
+    /// Queues an answer, written before anything the subscriptions queued.
+    fn reply(&mut self, frame: ServerFrame) {
+        self.pending.push_back(Message::Text(render(&frame)));
     }
 
     fn welcome(&mut self, principal: Principal) {
@@ -297,6 +354,7 @@ impl Connection {
         }
     }
 
+    /// Queues a send; its ack (or error) is written when it is durable (or refused).
     async fn send(
         &mut self,
         user: UserId,
@@ -305,32 +363,28 @@ impl Connection {
         body: String,
         client_id: Option<String>,
     ) {
-        let with_ref = |frame: ServerFrame| match frame {
-            ServerFrame::Error { code, message, .. } => ServerFrame::Error {
-                code,
-                message,
-                reference: reference.clone(),
-                topic: None,
-            },
-            other => other,
+        let refused = |code: &'static str, message: String| ServerFrame::Error {
+            code,
+            message,
+            reference: reference.clone(),
+            topic: None,
         };
         if self.sends.check().is_err() {
-            let frame = ServerFrame::error(
-                "RATE_LIMITED",
-                format!("at most {} sends per second", self.limits.sends_per_second),
-            );
-            return self.reply(with_ref(frame));
+            let message = format!("at most {} sends per second", self.limits.sends_per_second);
+            return self.reply(refused("RATE_LIMITED", message));
         }
         let Ok(room) = room_id.parse::<RoomId>() else {
-            let frame = ServerFrame::error("INVALID_ARGUMENT", "roomId is not a room id");
-            return self.reply(with_ref(frame));
+            return self.reply(refused(
+                "INVALID_ARGUMENT",
+                "roomId is not a room id".into(),
+            ));
         };
         let reply_to = match reply_to.map(|r| r.parse::<girok_schemas::EventId>()) {
             None => None,
             Some(Ok(id)) => Some(id),
             Some(Err(_)) => {
-                let frame = ServerFrame::error("INVALID_ARGUMENT", "replyTo is not a message id");
-                return self.reply(with_ref(frame));
+                let message = "replyTo is not a message id".into();
+                return self.reply(refused("INVALID_ARGUMENT", message));
             }
         };
         let command = Command::SendMessage {
@@ -339,16 +393,31 @@ impl Connection {
             client_id,
             reply_to,
         };
-        let frame = match self.state.engine.execute(user, command).await {
-            Ok(ack) => ServerFrame::Ack {
-                reference: reference.clone(),
-                seq: ack.seq,
-                message_id: ack.id.to_string(),
-                duplicate: ack.duplicate,
-            },
-            Err(error) => with_ref(engine_error(error)),
+        // Queued now, in the order the client sent: only the wait for the ack is pipelined.
+        let acked = match self.state.engine.enqueue(user, command).await {
+            Ok(acked) => acked,
+            Err(error) => {
+                return self.reply(refused(error.code(), error.to_string()));
+            }
         };
-        self.reply(frame)
+        let answer = async move {
+            let frame = match acked.await {
+                Ok(ack) => ServerFrame::Ack {
+                    reference,
+                    seq: ack.seq,
+                    message_id: ack.id.to_string(),
+                    duplicate: ack.duplicate,
+                },
+                Err(error) => ServerFrame::Error {
+                    code: error.code(),
+                    message: error.to_string(),
+                    reference,
+                    topic: None,
+                },
+            };
+            render(&frame)
+        };
+        self.sending.push(answer.boxed());
     }
 
     async fn subscribe(&mut self, user: UserId, topic: String, from_seq: Option<Seq>) {
@@ -363,23 +432,17 @@ impl Connection {
             .get(&topic)
             .is_some_and(|task| !task.is_finished())
         {
-            return self.reply(topic_error(
-                "ALREADY_SUBSCRIBED",
-                "already subscribed".into(),
-            ));
+            let frame = topic_error("ALREADY_SUBSCRIBED", "already subscribed".into());
+            return self.reply(frame);
         }
         self.subscriptions.retain(|_, task| !task.is_finished());
         if self.subscriptions.len() >= self.limits.max_subscriptions {
             let message = format!("at most {} subscriptions", self.limits.max_subscriptions);
             return self.reply(topic_error("TOO_MANY_SUBSCRIPTIONS", message));
         }
+        let engine = self.state.engine.clone();
         if topic == "feed" {
-            let task = tokio::spawn(run_feed(
-                self.state.engine.clone(),
-                user,
-                self.out.clone(),
-                self.closer.clone(),
-            ));
+            let task = tokio::spawn(run_feed(engine, user, self.out.clone()));
             self.subscriptions.insert(topic, task);
             return;
         }
@@ -390,7 +453,7 @@ impl Connection {
                 return self.reply(topic_error("INVALID_ARGUMENT", "not a room id".into()));
             };
             // Only members may subscribe to a room.
-            if let Err(error) = self.state.engine.require_member(user, room).await {
+            if let Err(error) = engine.require_member(user, room).await {
                 return self.reply(topic_error(error.code(), error.to_string()));
             }
             Scope::Room(room, user)
@@ -398,303 +461,36 @@ impl Connection {
             let message = "topics are `chat:<roomId>`, `notifications` and `feed`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
-        let signals = match scope {
-            Scope::Room(room, _) => Some(self.state.presence.subscribe(room)),
-            Scope::User(_) => None,
-        };
-        let events = run_subscription(
-            self.state.engine.clone(),
-            signals,
-            topic.clone(),
+        let subscription = Subscription {
+            engine: engine.clone(),
+            signals: match scope {
+                Scope::Room(room, _) => Some(self.state.presence.subscribe(room)),
+                Scope::User(_) => None,
+            },
+            topic: topic.clone(),
             scope,
             from_seq,
-            self.limits.max_resume_events,
-            self.out.clone(),
-            self.closer.clone(),
-        );
+            max_resume: self.limits.max_resume_events,
+            out: self.out.clone(),
+        };
         let task = match scope {
             // Room membership changes and feed notifications: whichever ends first ends both.
             Scope::User(user) => {
                 // Subscribed before `subscribed` is sent, so nothing after it is missed.
                 let notes = run_notifications(
-                    self.state.engine.clone(),
-                    self.state.engine.subscribe_notifications(user),
+                    engine.clone(),
+                    engine.subscribe_notifications(user),
                     self.out.clone(),
-                    self.closer.clone(),
                 );
                 tokio::spawn(async move {
                     tokio::select! {
-                        () = events => {}
+                        () = subscription.run() => {}
                         () = notes => {}
                     }
                 })
             }
-            Scope::Room(..) => tokio::spawn(events),
+            Scope::Room(..) => tokio::spawn(subscription.run()),
         };
         self.subscriptions.insert(topic, task);
-    }
-}
-
-/// What a subscription delivers.
-#[derive(Clone, Copy)]
-enum Scope {
-    /// A room's events, for a member (the subscription ends when that member leaves).
-    Room(RoomId, UserId),
-    User(UserId),
-}
-
-impl Scope {
-    fn topic(self) -> Topic {
-        match self {
-            Scope::Room(room, _) => Topic::Room(room),
-            Scope::User(user) => Topic::User(user),
-        }
-    }
-
-    fn matches(self, event: &Event) -> bool {
-        match (self, &event.payload) {
-            (Scope::Room(room, _), payload) => payload.room() == Some(room),
-            (Scope::User(user), Payload::MemberJoined { user: u, .. })
-            | (Scope::User(user), Payload::MemberLeft { user: u, .. }) => *u == user,
-            (Scope::User(_), _) => false,
-        }
-    }
-
-    /// The member left the room: stop delivering after this event.
-    fn ends_with(self, event: &Event) -> bool {
-        matches!((self, &event.payload),
-            (Scope::Room(room, me), Payload::MemberLeft { room: r, user }) if *r == room && *user == me)
-    }
-}
-
-/// Delivers `event`; `false` when the subscription must end.
-fn deliver(
-    topic: &str,
-    event: &Event,
-    out: &mpsc::Sender<ServerFrame>,
-    closer: &mpsc::Sender<CloseRequest>,
-) -> bool {
-    let frame = ServerFrame::Event {
-        topic: topic.to_owned(),
-        seq: event.seq,
-        event: event.to_json(),
-    };
-    push(out, closer, frame)
-}
-
-/// The next ephemeral signal, or never when the subscription has none (a user topic).
-async fn next_signal(signals: &mut Option<broadcast::Receiver<Signal>>) -> Signal {
-    loop {
-        let Some(rx) = signals.as_mut() else {
-            return std::future::pending().await;
-        };
-        match rx.recv().await {
-            Ok(signal) => return signal,
-            // Lost typing indicators do no harm: skip them.
-            Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => *signals = None,
-        }
-    }
-}
-
-/// The frame of a signal for subscriber `me`; `None` for their own typing.
-fn signal_frame(topic: &str, signal: Signal, me: UserId) -> Option<ServerFrame> {
-    match signal {
-        Signal::Typing { user, .. } if user == me => None,
-        Signal::Typing { user, .. } => Some(ServerFrame::Typing {
-            topic: topic.to_owned(),
-            user_id: user.to_string(),
-        }),
-        Signal::Presence { user, online } => Some(ServerFrame::Presence {
-            topic: topic.to_owned(),
-            user_id: user.to_string(),
-            online,
-        }),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_subscription(
-    engine: std::sync::Arc<girok_engine::Engine>,
-    mut signals: Option<broadcast::Receiver<Signal>>,
-    topic: String,
-    scope: Scope,
-    from_seq: Option<Seq>,
-    max_resume: u64,
-    out: mpsc::Sender<ServerFrame>,
-    closer: mpsc::Sender<CloseRequest>,
-) {
-    // Subscribe to live events first, then read the head: every event after the head
-    // reaches the live receiver, and the backlog covers the rest up to the head.
-    let mut live = engine.hub().subscribe(scope.topic());
-    let head = engine.head();
-    let topic_error = |code: &'static str, message: String| ServerFrame::Error {
-        code,
-        message,
-        reference: None,
-        topic: Some(topic.clone()),
-    };
-    if let Some(from) = from_seq
-        && head.saturating_sub(from) > max_resume
-    {
-        let message =
-            format!("more than {max_resume} events since seq {from}: reload the history instead");
-        let _ = out.try_send(topic_error("RESUME_TOO_OLD", message));
-        return;
-    }
-    let subscribed = ServerFrame::Subscribed {
-        topic: topic.clone(),
-        head_seq: head,
-    };
-    if !push(&out, &closer, subscribed) {
-        return;
-    }
-    if let Some(from) = from_seq {
-        let mut next = from + 1;
-        while next <= head {
-            let events = match engine.events(next, 1000).await {
-                Ok(events) if !events.is_empty() => events,
-                Ok(_) => break,
-                Err(error) => {
-                    let _ = out.try_send(topic_error(error.code(), error.to_string()));
-                    return;
-                }
-            };
-            for event in events.iter().take_while(|e| e.seq <= head) {
-                next = event.seq + 1;
-                if scope.matches(event)
-                    && (!deliver(&topic, event, &out, &closer) || scope.ends_with(event))
-                {
-                    return;
-                }
-            }
-            if events.last().is_some_and(|e| e.seq >= head) {
-                break;
-            }
-        }
-    }
-    let me = match scope {
-        Scope::Room(_, me) | Scope::User(me) => me,
-    };
-    loop {
-        let received = tokio::select! {
-            received = next_live(&mut live, &closer) => received,
-            signal = next_signal(&mut signals) => {
-                if let Some(frame) = signal_frame(&topic, signal, me)
-                    && !push(&out, &closer, frame)
-                {
-                    return;
-                }
-                continue;
-            }
-        };
-        let Some(event) = received else { return };
-        if event.seq > head
-            && scope.matches(&event)
-            && (!deliver(&topic, &event, &out, &closer) || scope.ends_with(&event))
-        {
-            return;
-        }
-    }
-}
-
-/// Queues a frame; a full queue closes the connection as a slow consumer.
-fn push(
-    out: &mpsc::Sender<ServerFrame>,
-    closer: &mpsc::Sender<CloseRequest>,
-    frame: ServerFrame,
-) -> bool {
-    if out.try_send(frame).is_ok() {
-        return true;
-    }
-    close_slow(closer);
-    false
-}
-
-/// Asks the connection to close as a slow consumer.
-fn close_slow(closer: &mpsc::Sender<CloseRequest>) {
-    let _ = closer.try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
-}
-
-/// The next live value; `None` when the channel closed, or lagged (then the connection is
-/// closed as a slow consumer: the client re-reads and subscribes again).
-async fn next_live<T: Clone>(
-    live: &mut broadcast::Receiver<T>,
-    closer: &mpsc::Sender<CloseRequest>,
-) -> Option<T> {
-    match live.recv().await {
-        Ok(value) => Some(value),
-        Err(broadcast::error::RecvError::Lagged(_)) => {
-            close_slow(closer);
-            None
-        }
-        Err(broadcast::error::RecvError::Closed) => None,
-    }
-}
-
-/// The `feed` topic: new posts by the user and everyone they follow, as `post` frames.
-async fn run_feed(
-    engine: std::sync::Arc<girok_engine::Engine>,
-    user: UserId,
-    out: mpsc::Sender<ServerFrame>,
-    closer: mpsc::Sender<CloseRequest>,
-) {
-    let mut live = engine.subscribe_feed(user);
-    let subscribed = ServerFrame::Subscribed {
-        topic: "feed".into(),
-        head_seq: engine.head(),
-    };
-    if !push(&out, &closer, subscribed) {
-        return;
-    }
-    loop {
-        let Some(post) = next_live(&mut live, &closer).await else {
-            return;
-        };
-        let found = match engine.posts_by_seq(user, vec![post.seq]).await {
-            Ok(mut found) => found.pop(),
-            Err(error) => {
-                tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
-                None
-            }
-        };
-        let Some(post) = found else { continue };
-        let frame = ServerFrame::Post {
-            topic: "feed".into(),
-            seq: post.seq,
-            post: crate::http::feed::post_json(&post),
-        };
-        if !push(&out, &closer, frame) {
-            return;
-        }
-    }
-}
-
-/// Feed notifications from `live`, as `notification` frames of the `notifications` topic.
-async fn run_notifications(
-    engine: std::sync::Arc<girok_engine::Engine>,
-    mut live: broadcast::Receiver<girok_engine::views::NotificationRef>,
-    out: mpsc::Sender<ServerFrame>,
-    closer: mpsc::Sender<CloseRequest>,
-) {
-    loop {
-        let Some(note) = next_live(&mut live, &closer).await else {
-            return;
-        };
-        let resolved = match engine.resolve_notification(note).await {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
-                continue;
-            }
-        };
-        let frame = ServerFrame::Notification {
-            topic: "notifications".into(),
-            seq: resolved.seq,
-            notification: crate::http::feed::notification_json(&resolved),
-        };
-        if !push(&out, &closer, frame) {
-            return;
-        }
     }
 }

@@ -5,7 +5,10 @@
 //! docs/websocket.md.
 
 mod connection;
+mod metrics;
+mod outbox;
 mod protocol;
+mod subscription;
 
 use crate::auth::authenticate;
 use crate::http::{AppState, PeerAddr};
@@ -15,6 +18,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 pub use connection::WsLimits;
+pub use metrics::WsMetrics;
+
+/// The WebSocket read buffer of a connection (`/ws` and `/graphql/ws`): tungstenite zeroes
+/// the whole buffer before every read (128 KiB by default), so keep it small; it grows for a
+/// larger frame.
+pub(crate) const READ_BUFFER_BYTES: usize = 4096;
 
 /// `GET /ws`: the upgrade.
 pub async fn upgrade(
@@ -29,7 +38,8 @@ pub async fn upgrade(
         Err(error) => return error.into_response(),
     };
     let limits = WsLimits::from(&state.config.ws);
-    ws.max_message_size(limits.max_frame_bytes)
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| connection::serve(socket, state, auth.principal, limits))
 }

@@ -1,0 +1,318 @@
+//! The tasks behind a connection's subscriptions. A room (or user) subscription reads the
+//! events it owes from the log, then follows the hub's live events; when it falls behind the
+//! hub (the server was busy, or the client is slow to read) it reads the gap from the log
+//! again instead of closing, so a client that reads its frames is never cut because the
+//! server lagged. Live events go out as frames rendered once per event and shared by every
+//! subscriber ([`LiveEvent::rendered`]). Each task waits for room in the connection's bounded
+//! outbound queue: memory stays bounded, and a client that stops reading is closed by the
+//! connection's writer (see `connection.rs`), not here.
+
+use super::outbox::Outbox;
+use super::protocol::ServerFrame;
+use crate::presence::Signal;
+use axum::extract::ws::Utf8Bytes;
+use girok_engine::{Engine, LiveEvent, Topic};
+use girok_schemas::{Event, Payload, RoomId, Seq, UserId};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Log events read per step while catching up.
+const CATCH_UP_CHUNK: usize = 1000;
+
+/// What a subscription delivers.
+#[derive(Clone, Copy)]
+pub(super) enum Scope {
+    /// A room's events, for a member (the subscription ends when that member leaves).
+    Room(RoomId, UserId),
+    User(UserId),
+}
+
+impl Scope {
+    fn topic(self) -> Topic {
+        match self {
+            Scope::Room(room, _) => Topic::Room(room),
+            Scope::User(user) => Topic::User(user),
+        }
+    }
+
+    fn matches(self, event: &Event) -> bool {
+        match (self, &event.payload) {
+            (Scope::Room(room, _), payload) => payload.room() == Some(room),
+            (Scope::User(user), Payload::MemberJoined { user: u, .. })
+            | (Scope::User(user), Payload::MemberLeft { user: u, .. }) => *u == user,
+            (Scope::User(_), _) => false,
+        }
+    }
+
+    /// The member left the room: stop delivering after this event.
+    fn ends_with(self, event: &Event) -> bool {
+        matches!((self, &event.payload),
+            (Scope::Room(room, me), Payload::MemberLeft { room: r, user }) if *r == room && *user == me)
+    }
+
+    fn me(self) -> UserId {
+        match self {
+            Scope::Room(_, me) | Scope::User(me) => me,
+        }
+    }
+
+    /// The topic name every subscriber of this scope shares, and the name of its rendering.
+    fn shared_topic(self) -> (String, &'static str) {
+        match self {
+            Scope::Room(room, _) => (format!("chat:{room}"), "ws:chat"),
+            Scope::User(_) => ("notifications".into(), "ws:notifications"),
+        }
+    }
+}
+
+/// One room or user subscription.
+pub(super) struct Subscription {
+    pub engine: Arc<Engine>,
+    pub signals: Option<broadcast::Receiver<Signal>>,
+    /// The topic as the client named it (echoed in every frame).
+    pub topic: String,
+    pub scope: Scope,
+    pub from_seq: Option<Seq>,
+    pub max_resume: u64,
+    pub out: Outbox,
+}
+
+/// Whether a subscription goes on after a step.
+enum Flow {
+    Go,
+    End,
+}
+
+impl Subscription {
+    pub async fn run(mut self) {
+        // Subscribe to live events first, then read the head: every event after the head
+        // reaches the live receiver, and the log covers the rest up to the head.
+        let mut live = self.engine.hub().subscribe(self.scope.topic());
+        let head = self.engine.head();
+        if let Some(from) = self.from_seq
+            && head.saturating_sub(from) > self.max_resume
+        {
+            let message = format!(
+                "more than {} events since seq {from}: reload the history instead",
+                self.max_resume
+            );
+            return self.error("RESUME_TOO_OLD", message).await;
+        }
+        let subscribed = ServerFrame::Subscribed {
+            topic: self.topic.clone(),
+            head_seq: head,
+        };
+        if !self.out.send_frame(&subscribed).await {
+            return;
+        }
+        // The next seq this subscription owes the client.
+        let mut next = self.from_seq.map_or(head + 1, |from| from + 1);
+        if let Flow::End = self.catch_up(&mut next, head).await {
+            return;
+        }
+        let shared = self.scope.shared_topic();
+        // A topic named otherwise (say, an upper-case room id) cannot share the frame.
+        let shared = (shared.0 == self.topic).then_some(shared.1);
+        loop {
+            let received = tokio::select! {
+                received = live.recv() => received,
+                signal = next_signal(&mut self.signals) => {
+                    if let Some(frame) = signal_frame(&self.topic, signal, self.scope.me())
+                        && !self.out.send_frame(&frame).await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let flow = match received {
+                Ok(event) if event.seq < next => Flow::Go,
+                Ok(event) => {
+                    next = event.seq + 1;
+                    self.deliver_live(&event, shared).await
+                }
+                // Behind the hub: whatever it dropped is in the log.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let head = self.engine.head();
+                    if head.saturating_sub(next) > self.max_resume {
+                        self.out.close_slow();
+                        return;
+                    }
+                    self.out.metrics().catch_ups.inc();
+                    self.catch_up(&mut next, head).await
+                }
+                Err(broadcast::error::RecvError::Closed) => Flow::End,
+            };
+            if let Flow::End = flow {
+                return;
+            }
+        }
+    }
+
+    /// Delivers every event of the scope from `next` up to `head` from the log.
+    async fn catch_up(&self, next: &mut Seq, head: Seq) -> Flow {
+        while *next <= head {
+            let events = match self.engine.events(*next, CATCH_UP_CHUNK).await {
+                Ok(events) if !events.is_empty() => events,
+                Ok(_) => break,
+                Err(error) => {
+                    self.error(error.code(), error.to_string()).await;
+                    return Flow::End;
+                }
+            };
+            for event in events.iter().take_while(|e| e.seq <= head) {
+                *next = event.seq + 1;
+                if !self.scope.matches(event) {
+                    continue;
+                }
+                let frame = event_frame(&self.topic, event);
+                if !self.out.send(frame).await || self.scope.ends_with(event) {
+                    return Flow::End;
+                }
+            }
+            if events.last().is_some_and(|e| e.seq >= head) {
+                break;
+            }
+        }
+        Flow::Go
+    }
+
+    async fn deliver_live(&self, event: &LiveEvent, shared: Option<&'static str>) -> Flow {
+        if !self.scope.matches(event) {
+            return Flow::Go;
+        }
+        let frame = match shared {
+            Some(format) => event.rendered(format, |e| event_frame(&self.topic, e)),
+            None => event_frame(&self.topic, event),
+        };
+        if !self.out.send(frame).await || self.scope.ends_with(event) {
+            Flow::End
+        } else {
+            Flow::Go
+        }
+    }
+
+    async fn error(&self, code: &'static str, message: String) {
+        let frame = ServerFrame::Error {
+            code,
+            message,
+            reference: None,
+            topic: Some(self.topic.clone()),
+        };
+        self.out.send_frame(&frame).await;
+    }
+}
+
+/// An `event` frame.
+fn event_frame(topic: &str, event: &Event) -> Utf8Bytes {
+    super::outbox::render(&ServerFrame::Event {
+        topic: topic.to_owned(),
+        seq: event.seq,
+        event: event.to_json(),
+    })
+}
+
+/// The next ephemeral signal, or never when the subscription has none (a user topic).
+async fn next_signal(signals: &mut Option<broadcast::Receiver<Signal>>) -> Signal {
+    loop {
+        let Some(rx) = signals.as_mut() else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(signal) => return signal,
+            // Lost typing indicators do no harm: skip them.
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => *signals = None,
+        }
+    }
+}
+
+/// The frame of a signal for subscriber `me`; `None` for their own typing.
+fn signal_frame(topic: &str, signal: Signal, me: UserId) -> Option<ServerFrame> {
+    match signal {
+        Signal::Typing { user, .. } if user == me => None,
+        Signal::Typing { user, .. } => Some(ServerFrame::Typing {
+            topic: topic.to_owned(),
+            user_id: user.to_string(),
+        }),
+        Signal::Presence { user, online } => Some(ServerFrame::Presence {
+            topic: topic.to_owned(),
+            user_id: user.to_string(),
+            online,
+        }),
+    }
+}
+
+/// The next live value of a live-only topic; `None` when the channel closed, or lagged (then
+/// the connection is closed as a slow consumer: the client re-reads and subscribes again).
+async fn next_live<T: Clone>(live: &mut broadcast::Receiver<T>, out: &Outbox) -> Option<T> {
+    match live.recv().await {
+        Ok(value) => Some(value),
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            out.close_slow();
+            None
+        }
+        Err(broadcast::error::RecvError::Closed) => None,
+    }
+}
+
+/// The `feed` topic: new posts by the user and everyone they follow, as `post` frames.
+pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
+    let mut live = engine.subscribe_feed(user);
+    let subscribed = ServerFrame::Subscribed {
+        topic: "feed".into(),
+        head_seq: engine.head(),
+    };
+    if !out.send_frame(&subscribed).await {
+        return;
+    }
+    loop {
+        let Some(post) = next_live(&mut live, &out).await else {
+            return;
+        };
+        let found = match engine.posts_by_seq(user, vec![post.seq]).await {
+            Ok(mut found) => found.pop(),
+            Err(error) => {
+                tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
+                None
+            }
+        };
+        let Some(post) = found else { continue };
+        let frame = ServerFrame::Post {
+            topic: "feed".into(),
+            seq: post.seq,
+            post: crate::http::feed::post_json(&post),
+        };
+        if !out.send_frame(&frame).await {
+            return;
+        }
+    }
+}
+
+/// Feed notifications from `live`, as `notification` frames of the `notifications` topic.
+pub(super) async fn run_notifications(
+    engine: Arc<Engine>,
+    mut live: broadcast::Receiver<girok_engine::views::NotificationRef>,
+    out: Outbox,
+) {
+    loop {
+        let Some(note) = next_live(&mut live, &out).await else {
+            return;
+        };
+        let resolved = match engine.resolve_notification(note).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
+                continue;
+            }
+        };
+        let frame = ServerFrame::Notification {
+            topic: "notifications".into(),
+            seq: resolved.seq,
+            notification: crate::http::feed::notification_json(&resolved),
+        };
+        if !out.send_frame(&frame).await {
+            return;
+        }
+    }
+}
