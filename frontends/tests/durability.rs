@@ -107,8 +107,16 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
     server.sign_in("tester").await;
     assert_all_acked_present(&server, &rooms, &acked).await;
 
-    // The history view agrees with the log: its watermark reaches the head and /readyz is 200.
-    let (status, ready) = server.get_json("/readyz").await;
+    // The history view agrees with the log: its watermark reaches the head and /readyz is 200
+    // (once the search index, rebuilt at the lowest priority, has caught up too).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (status, ready) = loop {
+        let (status, ready) = server.get_json("/readyz").await;
+        if status == 200 || tokio::time::Instant::now() > deadline {
+            break (status, ready);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(status, 200, "{ready}");
     let head = ready["log"]["head"].as_u64().unwrap();
     assert!(head >= acked.iter().map(|a| a.2).max().unwrap());
