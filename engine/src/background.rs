@@ -1,14 +1,32 @@
-//! Background threads (search indexing, the analytics pipeline) run at the lowest scheduling
-//! priority, so that on a saturated machine they take what the log writer, the views and live
-//! deliveries leave, instead of adding latency to them. Their work is behind a watermark or a
-//! lag anyway: it is delayed, never lost.
+//! Scheduling priorities of girok's threads. Background threads (search indexing, the
+//! analytics pipeline) run at the lowest priority, so that on a saturated machine they take
+//! what the log writer, the views and live deliveries leave, instead of adding latency to them.
+//! The dataflow workers run a little below normal: on a saturated machine the writer and live
+//! delivery come first, and the views batch more events per round (which costs less per
+//! event) instead of taking the core from them. Work behind a watermark or a lag is delayed,
+//! never lost.
 
-use thread_priority::{ThreadPriority, set_current_thread_priority};
+use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+
+/// The niceness-5 step of `thread_priority`'s 0–99 scale (99 is niceness -20, 0 is +19).
+const SOMEWHAT_LOWER: u8 = 37;
 
 /// Lowers the calling thread's priority (on Linux: niceness 19; threads it starts inherit it).
 /// A failure is logged and otherwise ignored: the thread works the same, only less politely.
 pub fn lower_priority(what: &str) {
-    if let Err(error) = set_current_thread_priority(ThreadPriority::Min) {
+    set(what, ThreadPriority::Min);
+}
+
+/// Lowers the calling thread's priority a little (on Linux: niceness 5).
+pub fn lower_priority_somewhat(what: &str) {
+    match ThreadPriorityValue::try_from(SOMEWHAT_LOWER) {
+        Ok(value) => set(what, ThreadPriority::Crossplatform(value)),
+        Err(error) => tracing::warn!(what, ?error, "no such thread priority"),
+    }
+}
+
+fn set(what: &str, priority: ThreadPriority) {
+    if let Err(error) = set_current_thread_priority(priority) {
         tracing::warn!(what, ?error, "cannot lower the thread's priority");
     }
 }

@@ -296,6 +296,10 @@ fn run_worker(
 ) {
     let index = worker.index();
     store.head().unpark_on_advance(std::thread::current());
+    if until.is_none() {
+        // Serving: writes and live deliveries come first (replay has the machine to itself).
+        crate::background::lower_priority_somewhat("dataflow worker");
+    }
 
     let mut inputs = Inputs {
         messages: InputSession::new(),

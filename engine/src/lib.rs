@@ -19,6 +19,7 @@ pub mod feed;
 pub mod hub;
 pub mod limits;
 pub mod log_report;
+mod message_record;
 pub mod replay;
 pub mod search;
 pub mod sequencer;

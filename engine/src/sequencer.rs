@@ -109,7 +109,7 @@ impl Stager for Sequencer {
                 body,
                 client_id,
                 reply_to,
-            } => self.send_message(txn, actor, new_id, room, body, client_id, reply_to),
+            } => self.send_message(txn, actor, room, body, client_id, reply_to),
             Command::EditMessage {
                 message,
                 body,
@@ -305,10 +305,7 @@ impl Sequencer {
         actor: UserId,
         message: EventId,
     ) -> Result<(RoomId, MessageRecord)> {
-        let record: Option<MessageRecord> = record(
-            txn.get(Table::MessageidMessage, message.as_bytes())?,
-            "message",
-        )?;
+        let record = crate::message_record::message_record(txn, message)?;
         let Some(record) = record.filter(|r| !r.deleted) else {
             return Err(Error::MessageNotFound(message));
         };
@@ -343,7 +340,6 @@ impl Sequencer {
         &mut self,
         txn: &mut Txn<'_>,
         actor: UserId,
-        new_id: EventId,
         room: RoomId,
         body: String,
         client_id: Option<String>,
@@ -363,10 +359,12 @@ impl Sequencer {
         {
             return Err(Error::MessageNotFound(answered));
         }
+        // A message's id names its seq: the log is its index (no row of its own).
+        let id = EventId::for_seq(txn.commit_time_ms(), txn.next_seq());
         append(
             txn,
             actor,
-            new_id,
+            id,
             Payload::MessageSent {
                 room,
                 body,

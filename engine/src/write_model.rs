@@ -195,18 +195,21 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             client_id,
             ..
         } => {
-            let record = MessageRecord {
-                room_id: room.as_bytes().to_vec(),
-                sender: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
-                seq: event.seq,
-                commit_time_ms: event.commit_time_ms,
-                deleted: false,
-            };
-            txn.put(
-                Table::MessageidMessage,
-                event.id.as_bytes().to_vec(),
-                record.encode_to_vec(),
-            );
+            // Messages with seq-derived ids need no row: the log is their index.
+            if !crate::message_record::has_derived_id(event) {
+                let record = MessageRecord {
+                    room_id: room.as_bytes().to_vec(),
+                    sender: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
+                    seq: event.seq,
+                    commit_time_ms: event.commit_time_ms,
+                    deleted: false,
+                };
+                txn.put(
+                    Table::MessageidMessage,
+                    event.id.as_bytes().to_vec(),
+                    record.encode_to_vec(),
+                );
+            }
             if let (Some(actor), Some(client_id)) = (actor, client_id) {
                 let ack = IdempotentAck {
                     seq: event.seq,
@@ -222,17 +225,29 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             }
         }
         Payload::MessageEdited { .. } => {}
-        Payload::MessageDeleted { message, .. } => {
-            let mut record: MessageRecord = decode(
-                txn.get(Table::MessageidMessage, message.as_bytes())?,
-                "message",
-            )?;
-            record.deleted = true;
-            txn.put(
-                Table::MessageidMessage,
-                message.as_bytes().to_vec(),
-                record.encode_to_vec(),
-            );
+        Payload::MessageDeleted {
+            message,
+            message_seq,
+            ..
+        } => {
+            if message.derived_seq() == Some(*message_seq) {
+                txn.put(
+                    Table::MessageseqDeleted,
+                    message_seq.to_be_bytes().to_vec(),
+                    Vec::new(),
+                );
+            } else {
+                let mut record: MessageRecord = decode(
+                    txn.get(Table::MessageidMessage, message.as_bytes())?,
+                    "message",
+                )?;
+                record.deleted = true;
+                txn.put(
+                    Table::MessageidMessage,
+                    message.as_bytes().to_vec(),
+                    record.encode_to_vec(),
+                );
+            }
         }
         Payload::UserRegistered {
             user,

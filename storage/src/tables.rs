@@ -25,7 +25,10 @@ pub enum Table {
     RefreshhashSessionid,
     /// Write model: `user id (16) ++ session id (16) -> ()`, a user's sessions.
     UseridSessionid,
-    /// Write model: `message id (16) -> MessageRecord` (room, sender, seq, deleted).
+    /// Write model: `message id (16) -> MessageRecord` (room, sender, seq, deleted), for
+    /// messages whose id is not derived from their seq (written before ids were; see
+    /// `EventId::for_seq`). A message with a seq-derived id has no row of its own: the log
+    /// holds its room, sender and time.
     MessageidMessage,
     /// Write model: `smaller user id (16) ++ larger user id (16) -> room id (16)`, the one
     /// direct room of each pair of users.
@@ -45,11 +48,14 @@ pub enum Table {
     /// Write model: `user id (16) -> seq (u64 BE)`, how far the user has read their
     /// notifications.
     UseridNotificationsread,
+    /// Write model: `message seq (u64 BE) -> ()`, the deleted messages among those with
+    /// seq-derived ids.
+    MessageseqDeleted,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -68,6 +74,7 @@ impl Table {
         Table::CommentidComment,
         Table::FollowerFollowee,
         Table::UseridNotificationsread,
+        Table::MessageseqDeleted,
     ];
 
     /// The keyspace name on disk.
@@ -91,6 +98,7 @@ impl Table {
             Table::CommentidComment => "commentid_comment",
             Table::FollowerFollowee => "follower_followee",
             Table::UseridNotificationsread => "userid_notificationsread",
+            Table::MessageseqDeleted => "messageseq_deleted",
         }
     }
 

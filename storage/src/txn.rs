@@ -18,6 +18,9 @@ pub(crate) struct BatchState {
     /// Per table and key, the index in `ops` of this batch's latest write to it (the log is not
     /// indexed). Keyed per table so that lookups borrow the key instead of allocating one.
     overlay: HashMap<Table, HashMap<Vec<u8>, usize>>,
+    /// The index in `ops` of each log entry of this batch, in seq order from `first_seq`.
+    log: Vec<usize>,
+    first_seq: Seq,
     /// The seq the next append will get.
     pub next_seq: Seq,
     pub commit_time_ms: i64,
@@ -28,6 +31,8 @@ impl BatchState {
         Self {
             ops: Vec::new(),
             overlay: HashMap::new(),
+            log: Vec::new(),
+            first_seq: next_seq,
             next_seq,
             commit_time_ms,
         }
@@ -35,6 +40,20 @@ impl BatchState {
 
     pub fn appended(&self, first_seq: Seq) -> u64 {
         self.next_seq - first_seq
+    }
+
+    /// The value of a key of this batch's writes: a log entry by its seq, anything else by
+    /// the overlay. `None` when the batch did not write the key.
+    fn written(&self, table: Table, key: &[u8]) -> Option<&Op> {
+        let index = if table == Table::SeqEvent {
+            let seq = Seq::from_be_bytes(key.try_into().ok()?);
+            *self
+                .log
+                .get(usize::try_from(seq.checked_sub(self.first_seq)?).ok()?)?
+        } else {
+            *self.overlay.get(&table)?.get(key)?
+        };
+        self.ops.get(index)
     }
 }
 
@@ -67,7 +86,7 @@ impl<'a> Txn<'a> {
         self.batch.next_seq + self.appended
     }
 
-    /// Reads a value as it will be once this batch commits.
+    /// Reads a value as it will be once this batch commits (log entries included, by seq).
     pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         for op in self.local.iter().rev() {
             match op {
@@ -76,18 +95,11 @@ impl<'a> Txn<'a> {
                 _ => {}
             }
         }
-        if let Some(&index) = self
-            .batch
-            .overlay
-            .get(&table)
-            .and_then(|keys| keys.get(key))
-        {
-            return Ok(match &self.batch.ops[index] {
-                Op::Put(_, _, value) => Some(value.clone()),
-                Op::Delete(..) => None,
-            });
+        match self.batch.written(table, key) {
+            Some(Op::Put(_, _, value)) => Ok(Some(value.clone())),
+            Some(Op::Delete(..)) => Ok(None),
+            None => self.store.get(table, key),
         }
-        self.store.get(table, key)
     }
 
     /// Every `(key, value)` of `table` whose key starts with `prefix`, as it will be once this
@@ -161,10 +173,10 @@ impl<'a> Txn<'a> {
             ..
         } = self;
         for op in local {
+            let index = batch.ops.len();
             match &op {
-                Op::Put(Table::SeqEvent, ..) => {}
+                Op::Put(Table::SeqEvent, ..) => batch.log.push(index),
                 Op::Put(table, key, _) | Op::Delete(table, key) => {
-                    let index = batch.ops.len();
                     batch
                         .overlay
                         .entry(*table)

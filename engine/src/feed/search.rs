@@ -11,10 +11,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_SEARCH_DEPTH, MAX_SEARCH_QUERY_CHARS};
 use crate::search::{SearchHit, SearchKind};
-use crate::write_model::record;
-use girok_schemas::proto::MessageRecord;
 use girok_schemas::{Payload, Seq, UserId};
-use girok_storage::Table;
 
 /// A search request.
 #[derive(Clone, Debug, Default)]
@@ -117,11 +114,7 @@ impl Engine {
                         Err(other) => return Err(other),
                     },
                     Payload::MessageSent { .. } => {
-                        let record: Option<MessageRecord> = record(
-                            store.get(Table::MessageidMessage, event.id.as_bytes())?,
-                            "message",
-                        )?;
-                        if record.is_none_or(|m| m.deleted) {
+                        if crate::message_record::message_deleted(store.as_ref(), &event)? {
                             continue;
                         }
                         let edit = views.room_history.latest_edit(hit.seq);

@@ -1,0 +1,77 @@
+//! A chat message's write-model facts (room, sender, seq, time, deleted), wherever they live.
+//! Messages get seq-derived ids ([`EventId::for_seq`]), so the log itself is their index:
+//! sending one writes no row besides the log entry, and only a deletion adds one
+//! (`messageseq_deleted`). Messages sent before ids were derived keep their
+//! `messageid_message` record, which the same lookups fall back to.
+
+use crate::error::{Error, Result};
+use crate::write_model::record;
+use girok_schemas::proto::MessageRecord;
+use girok_schemas::{Event, EventId, Payload, Seq, decode_event};
+use girok_storage::Table;
+
+/// A point read of the write model or the log: a transaction's view (the sequencer) or the
+/// store's (readers).
+pub(crate) trait Get {
+    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>>;
+}
+
+impl Get for girok_storage::Txn<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>> {
+        girok_storage::Txn::get(self, table, key)
+    }
+}
+
+impl Get for girok_storage::Store {
+    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>> {
+        girok_storage::Store::get(self, table, key)
+    }
+}
+
+/// Whether `event` (a message) has a seq-derived id, so its facts live in the log.
+pub(crate) fn has_derived_id(event: &Event) -> bool {
+    event.id.derived_seq() == Some(event.seq)
+}
+
+/// The facts of message `id`, deleted or not; `None` if there is no such message.
+pub(crate) fn message_record(db: &impl Get, id: EventId) -> Result<Option<MessageRecord>> {
+    if let Some(seq) = id.derived_seq()
+        && let Some(bytes) = db.get(Table::SeqEvent, &seq.to_be_bytes())?
+    {
+        let event = decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?;
+        // A random id carries the mark by chance: then this is some other event.
+        if event.id == id
+            && let Payload::MessageSent { room, .. } = &event.payload
+        {
+            return Ok(Some(MessageRecord {
+                room_id: room.as_bytes().to_vec(),
+                sender: event
+                    .actor
+                    .map(|a| a.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                seq,
+                commit_time_ms: event.commit_time_ms,
+                deleted: is_deleted(db, seq)?,
+            }));
+        }
+    }
+    record(db.get(Table::MessageidMessage, id.as_bytes())?, "message")
+}
+
+/// Whether the message `event` (a `chat.message.sent`) has been deleted.
+pub(crate) fn message_deleted(db: &impl Get, event: &Event) -> Result<bool> {
+    if has_derived_id(event) {
+        return is_deleted(db, event.seq);
+    }
+    let record: Option<MessageRecord> = record(
+        db.get(Table::MessageidMessage, event.id.as_bytes())?,
+        "message",
+    )?;
+    Ok(record.is_none_or(|m| m.deleted))
+}
+
+fn is_deleted(db: &impl Get, seq: Seq) -> Result<bool> {
+    Ok(db
+        .get(Table::MessageseqDeleted, &seq.to_be_bytes())?
+        .is_some())
+}
