@@ -6,6 +6,7 @@
 mod analytics;
 mod auth;
 mod chat;
+mod chat_load;
 mod cpu;
 mod feed;
 mod ingest;
@@ -35,6 +36,10 @@ enum Suite {
     /// WebSocket clients in rooms sending at a target rate: acked throughput and delivery
     /// latency at the other members.
     Chat(chat::Args),
+    /// External, open-loop WebSocket chat load against a running server (see
+    /// scripts/chat-load.sh): acked throughput, ack and delivery latency from the scheduled
+    /// send time, missing deliveries, closes, and the server's CPU and RSS.
+    ChatLoad(chat_load::Args),
     /// The ClickHouse sink: backlog throughput (rows/s, against direct inserts) and the
     /// freshness lag from commit to queryable under a paced ingest.
     Analytics(analytics::Args),
@@ -53,6 +58,10 @@ fn main() -> anyhow::Result<()> {
         Suite::Chat(args) => {
             let figures = chat::run(&args)?;
             report::write(cli.out, "chat", &figures)
+        }
+        Suite::ChatLoad(args) => {
+            let figures = chat_load::run(&args)?;
+            report::write(cli.out, "chat-load", &figures)
         }
         Suite::Analytics(args) => {
             let figures = analytics::run(&args)?;

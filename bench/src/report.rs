@@ -8,6 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Serialize)]
 pub struct Latency {
     pub p50_us: u64,
+    pub p90_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
@@ -17,6 +18,7 @@ impl Latency {
     pub fn of(histogram: &Histogram<u64>) -> Self {
         Self {
             p50_us: histogram.value_at_quantile(0.50),
+            p90_us: histogram.value_at_quantile(0.90),
             p99_us: histogram.value_at_quantile(0.99),
             p999_us: histogram.value_at_quantile(0.999),
             max_us: histogram.max(),
@@ -29,8 +31,9 @@ impl std::fmt::Display for Latency {
         let ms = |us: u64| us as f64 / 1000.0;
         write!(
             f,
-            "p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
+            "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
             ms(self.p50_us),
+            ms(self.p90_us),
             ms(self.p99_us),
             ms(self.p999_us),
             ms(self.max_us)

@@ -1,0 +1,1289 @@
+//! `chat-load`: an external, open-loop WebSocket chat load generator against a running girok
+//! server (`scripts/chat-load.sh` starts a release server pinned to one core and runs this on
+//! another). Setup (accounts, logins, rooms) goes through the real REST API and is not
+//! measured. Then every client sends on its own fixed schedule whatever the server answers
+//! (open loop), and latencies are taken from the *scheduled* send instant, so a server that
+//! falls behind shows its queueing instead of quietly slowing the offered load down (no
+//! coordinated omission). The generator runs on one thread so that it fits one core; it reports
+//! its own CPU and send lag so that a saturated generator is never mistaken for a slow server.
+
+use crate::report::Latency;
+use anyhow::{Context, bail};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const PASSWORD: &str = "chat-load password";
+/// Setup requests in flight: registration and login each cost the server an argon2 hash, and
+/// more in flight only queue behind its hashing threads.
+const SETUP_CONCURRENCY: usize = 8;
+/// WebSocket handshakes (and subscriptions) in flight while connecting.
+const CONNECT_CONCURRENCY: usize = 64;
+/// Bytes read from a socket at once (see [`connect`]).
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// `/proc` clock ticks per second (USER_HZ): 100 on every Linux this runs on.
+const TICKS: f64 = 100.0;
+/// Above this the generator may be what limits the figures.
+const GENERATOR_CPU_LIMIT: f64 = 0.9;
+const SEND_LAG_LIMIT_US: u64 = 10_000;
+/// Above this, other processes shared the cores during the run.
+const OTHER_CPU_LIMIT: f64 = 0.1;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Base URL of the running server, e.g. http://127.0.0.1:8080 (WebSocket at <URL>/ws).
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// WebSocket clients (one connection each).
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Rooms; client c is in room c % rooms.
+    #[arg(long, default_value_t = 100)]
+    rooms: usize,
+    /// User accounts. A room's members are distinct users, so this must be at least the
+    /// clients per room; users are reused across rooms (client c, member k = c / rooms of room
+    /// r = c % rooms, signs in as user (r + k) % users).
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Offered messages per second, all clients together: each client sends every
+    /// clients / rate seconds, whatever the server answers.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Seconds of sending before the measured window (sent, not measured).
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Seconds of the measured window: messages scheduled in it are the ones measured.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Seconds to wait after the window for late acks and deliveries.
+    #[arg(long, default_value_t = 5)]
+    drain: u64,
+    /// Message body size in ASCII bytes (never less than the ~20-byte header that carries the
+    /// sender, the message number and its scheduled time).
+    #[arg(long, default_value_t = 100)]
+    body_bytes: usize,
+    /// The server's process id: sample its CPU and RSS from /proc.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+}
+
+/// The suite's figures (latencies in microseconds).
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    clients: usize,
+    rooms: usize,
+    users: usize,
+    members_per_room: usize,
+    target_per_sec: u64,
+    body_bytes: usize,
+    warmup_secs: u64,
+    measured_secs: u64,
+    drain_secs: u64,
+    setup_secs: f64,
+    connect_secs: f64,
+    /// Messages scheduled in the measured window and handed to the socket.
+    sent: u64,
+    sent_per_sec: f64,
+    acked: u64,
+    acked_per_sec: f64,
+    unacked: u64,
+    /// Acked measured messages × their room's other members still connected at the end.
+    expected_deliveries: u64,
+    delivered: u64,
+    delivered_per_sec: f64,
+    missing_deliveries: u64,
+    duplicate_deliveries: u64,
+    duplicate_acks: u64,
+    ack_latency: Latency,
+    delivery_latency: Latency,
+    send_lag: Latency,
+    /// Sends the socket refused (after a close or a connection error).
+    send_failures: u64,
+    errors_by_code: BTreeMap<String, u64>,
+    closes_by_code: BTreeMap<String, u64>,
+    connection_errors: BTreeMap<String, u64>,
+    connected_at_end: usize,
+    /// Every frame the generator received during the measured window, per second.
+    frames_received_per_sec: f64,
+    generator_cpu_cores: Option<f64>,
+    /// The machine's busy cores beyond the server and the generator (other work disturbing
+    /// the run; only meaningful with --server-pid).
+    other_cpu_cores: Option<f64>,
+    server: Option<ServerFigures>,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServerFigures {
+    pid: u32,
+    /// CPU seconds per wall second during the measured window.
+    cpu_cores: Option<f64>,
+    rss_before_setup_mib: Option<f64>,
+    /// Users registered and logged in, rooms created; no WebSocket yet.
+    rss_after_setup_mib: Option<f64>,
+    /// Once every client is connected and subscribed, as the load starts.
+    rss_start_mib: Option<f64>,
+    rss_peak_mib: Option<f64>,
+    rss_end_mib: Option<f64>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Figures> {
+    let layout = Layout::new(args)?;
+    // One thread: the generator is meant to use one core, and needs no locks that way.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, run_async(args, layout))
+}
+
+/// Who is where: client c is member k = c / rooms of room r = c % rooms, signed in as user
+/// (r + k) % users, so a room's members are distinct users while users are shared by rooms.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    clients: usize,
+    rooms: usize,
+    users: usize,
+}
+
+impl Layout {
+    fn new(args: &Args) -> anyhow::Result<Self> {
+        if args.clients == 0 || args.rooms == 0 || args.rate == 0 || args.seconds == 0 {
+            bail!("--clients, --rooms, --rate and --seconds must be at least 1");
+        }
+        if args.rooms > args.clients {
+            bail!(
+                "--rooms {} is more than --clients {}: some rooms would be empty",
+                args.rooms,
+                args.clients
+            );
+        }
+        let layout = Self {
+            clients: args.clients,
+            rooms: args.rooms,
+            users: args.users,
+        };
+        let members = layout.max_members();
+        if args.users < members {
+            bail!(
+                "--users {} is fewer than the {members} clients per room (--clients {} / --rooms {}): \
+                 a room's members must be distinct users; pass --users {members} or more",
+                args.users,
+                args.clients,
+                args.rooms
+            );
+        }
+        if members > 1000 {
+            bail!("{members} clients per room: a room has at most 1,000 members");
+        }
+        Ok(layout)
+    }
+
+    fn room(&self, client: usize) -> usize {
+        client % self.rooms
+    }
+
+    fn member(&self, client: usize) -> usize {
+        client / self.rooms
+    }
+
+    fn user(&self, client: usize) -> usize {
+        (self.room(client) + self.member(client)) % self.users
+    }
+
+    fn client(&self, room: usize, member: usize) -> usize {
+        room + member * self.rooms
+    }
+
+    fn members(&self, room: usize) -> usize {
+        (self.clients - room).div_ceil(self.rooms)
+    }
+
+    fn max_members(&self) -> usize {
+        self.clients.div_ceil(self.rooms)
+    }
+}
+
+/// One client's sending schedule: message n is due at `phase + n * period` after the epoch.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    phase_ns: u64,
+    period_ns: u64,
+    /// Messages due before the end of the measured window (when sending stops).
+    messages: u64,
+    /// The first message due inside the measured window.
+    first_measured: u64,
+}
+
+impl Plan {
+    fn new(phase_ns: u64, period_ns: u64, window: &Window) -> Self {
+        let count_before = |t: u64| {
+            if t <= phase_ns {
+                0
+            } else {
+                (t - phase_ns).div_ceil(period_ns)
+            }
+        };
+        Self {
+            phase_ns,
+            period_ns,
+            messages: count_before(window.end_ns),
+            first_measured: count_before(window.start_ns),
+        }
+    }
+
+    fn due_ns(&self, n: u64) -> u64 {
+        self.phase_ns + n * self.period_ns
+    }
+
+    fn measured(&self, n: u64) -> bool {
+        (self.first_measured..self.messages).contains(&n)
+    }
+}
+
+/// The measured window, in nanoseconds after the epoch.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    start_ns: u64,
+    end_ns: u64,
+}
+
+/// A fixed-size set of message numbers.
+#[derive(Clone, Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn with_len(len: u64) -> Self {
+        Self(vec![0; len.div_ceil(64) as usize])
+    }
+
+    /// Adds `n`: `Some(true)` if it is new, `Some(false)` if it was there, `None` if out of range.
+    fn insert(&mut self, n: u64) -> Option<bool> {
+        let word = self.0.get_mut((n / 64) as usize)?;
+        let bit = 1u64 << (n % 64);
+        let new = *word & bit == 0;
+        *word |= bit;
+        Some(new)
+    }
+
+    fn contains(&self, n: u64) -> bool {
+        self.0
+            .get((n / 64) as usize)
+            .is_some_and(|word| word & (1u64 << (n % 64)) != 0)
+    }
+}
+
+/// What one client saw.
+struct Track {
+    connected: bool,
+    acked: Bits,
+    /// Per member index of the room: the sender's message numbers delivered to this client.
+    received: Vec<Bits>,
+}
+
+/// Everything the clients record, shared by the tasks of the one thread.
+struct Tally {
+    clients: Vec<Track>,
+    ack: Histogram<u64>,
+    delivery: Histogram<u64>,
+    lag: Histogram<u64>,
+    sent: u64,
+    send_failures: u64,
+    frames_in_window: u64,
+    duplicate_acks: u64,
+    duplicate_deliveries: u64,
+    /// Acks and message events the generator cannot place (not its refs or bodies).
+    strays: u64,
+    errors: BTreeMap<String, u64>,
+    closes: BTreeMap<String, u64>,
+    connection_errors: BTreeMap<String, u64>,
+}
+
+fn count(map: &mut BTreeMap<String, u64>, key: &str) {
+    // Looked up first so that the common case allocates nothing.
+    if let Some(n) = map.get_mut(key) {
+        *n += 1;
+    } else {
+        map.insert(key.to_owned(), 1);
+    }
+}
+
+/// Microseconds up to an hour: fixed bounds, because `saturating_record` clamps rather than
+/// growing an auto-resizing histogram.
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 3_600_000_000, 3)?)
+}
+
+/// The run's fixed facts and its tally.
+struct Run {
+    layout: Layout,
+    plans: Vec<Plan>,
+    window: Window,
+    epoch: Instant,
+    rooms: Vec<String>,
+    body_bytes: usize,
+    tally: RefCell<Tally>,
+}
+
+impl Run {
+    fn now_us(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as u64
+    }
+
+    fn in_window_us(&self, us: u64) -> bool {
+        (self.window.start_ns / 1000..self.window.end_ns / 1000).contains(&us)
+    }
+}
+
+async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
+    let base = args.url.trim_end_matches('/').to_owned();
+    println!(
+        "chat-load: {} clients as {} users in {} rooms (up to {} members each), {} msg/s offered, \
+         {}-byte bodies; warmup {} s, measured {} s, drain {} s; server {base}",
+        args.clients,
+        args.users,
+        args.rooms,
+        layout.max_members(),
+        args.rate,
+        args.body_bytes,
+        args.warmup,
+        args.seconds,
+        args.drain
+    );
+
+    let server_pid = args.server_pid.map(|pid| pid.to_string());
+    let rss_idle = server_pid.as_deref().and_then(rss_kib);
+    // Setup over real HTTP (not measured).
+    let setup_started = Instant::now();
+    let http = reqwest::Client::new();
+    let accounts = accounts(&http, &base, &layout).await?;
+    let rooms = rooms(&http, &base, &layout, &accounts).await?;
+    let setup_secs = setup_started.elapsed().as_secs_f64();
+    println!("setup:                      {setup_secs:.1} s");
+    let rss_setup = server_pid.as_deref().and_then(rss_kib);
+
+    let connect_started = Instant::now();
+    let sockets = connect_all(&base, &layout, &accounts, &rooms).await?;
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    println!(
+        "connect:                    {connect_secs:.1} s ({} clients subscribed)",
+        sockets.len()
+    );
+
+    let window = Window {
+        start_ns: args.warmup * 1_000_000_000,
+        end_ns: (args.warmup + args.seconds) * 1_000_000_000,
+    };
+    let period_ns = (args.clients as u64 * 1_000_000_000 / args.rate).max(1);
+    let mut rng = rand::rng();
+    let plans: Vec<Plan> = (0..args.clients)
+        .map(|_| Plan::new(rng.random_range(0..period_ns), period_ns, &window))
+        .collect();
+    let most = plans.iter().map(|p| p.messages).max().unwrap_or(0);
+    let tracks = (0..args.clients)
+        .map(|c| Track {
+            connected: true,
+            acked: Bits::with_len(most),
+            received: (0..layout.members(layout.room(c)))
+                .map(|_| Bits::with_len(most))
+                .collect(),
+        })
+        .collect();
+    let tally = Tally {
+        clients: tracks,
+        ack: histogram()?,
+        delivery: histogram()?,
+        lag: histogram()?,
+        sent: 0,
+        send_failures: 0,
+        frames_in_window: 0,
+        duplicate_acks: 0,
+        duplicate_deliveries: 0,
+        strays: 0,
+        errors: BTreeMap::new(),
+        closes: BTreeMap::new(),
+        connection_errors: BTreeMap::new(),
+    };
+    // A common start a little ahead, so that every task is spawned before the first send.
+    let epoch = Instant::now() + Duration::from_millis(200);
+    let run = Rc::new(Run {
+        layout,
+        plans,
+        window,
+        epoch,
+        rooms,
+        body_bytes: args.body_bytes,
+        tally: RefCell::new(tally),
+    });
+    let drain_end = epoch + Duration::from_nanos(window.end_ns) + Duration::from_secs(args.drain);
+
+    let rss = Rc::new(RefCell::new(RssSamples::default()));
+    if let Some(pid) = server_pid.clone() {
+        tokio::task::spawn_local(sample_rss(pid, rss.clone(), drain_end));
+    }
+
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for (c, socket) in sockets.into_iter().enumerate() {
+        let (sink, stream) = socket.split();
+        writers.push(tokio::task::spawn_local(write(sink, run.clone(), c)));
+        readers.push(tokio::task::spawn_local(read(
+            stream,
+            run.clone(),
+            c,
+            drain_end,
+        )));
+    }
+
+    // CPU over the measured window only, for the server and the generator itself.
+    tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
+    let before = CpuReading::take(server_pid.as_deref());
+    tokio::time::sleep_until(epoch + Duration::from_nanos(window.end_ns)).await;
+    let after = CpuReading::take(server_pid.as_deref());
+    let wall = after.at.duration_since(before.at).as_secs_f64();
+    let cores = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
+    let generator_cpu_cores = cores(before.generator, after.generator);
+    let server_cpu_cores = cores(before.server, after.server);
+    // Whatever else ran on the machine competed with the server or the generator.
+    let other_cpu_cores = cores(before.machine, after.machine).map(|machine| {
+        (machine - generator_cpu_cores.unwrap_or(0.0) - server_cpu_cores.unwrap_or(0.0)).max(0.0)
+    });
+
+    for reader in readers {
+        reader.await?;
+    }
+    let rss_end = server_pid.as_deref().and_then(rss_kib);
+    let mut sinks = Vec::new();
+    for writer in writers {
+        // A writer still blocked on a full socket at the end of the drain is given up.
+        if writer.is_finished() {
+            if let Some(sink) = writer.await? {
+                sinks.push(sink);
+            }
+        } else {
+            writer.abort();
+        }
+    }
+    // Say goodbye properly, so the server's close path is exercised rather than resets.
+    let closing = futures::future::join_all(sinks.iter_mut().map(|sink| sink.close()));
+    let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+
+    let server = args.server_pid.map(|pid| {
+        let rss = rss.borrow();
+        ServerFigures {
+            pid,
+            cpu_cores: server_cpu_cores,
+            rss_before_setup_mib: rss_idle.map(mib),
+            rss_after_setup_mib: rss_setup.map(mib),
+            rss_start_mib: rss.start_kib.map(mib),
+            rss_peak_mib: rss.peak_kib.map(mib),
+            rss_end_mib: rss_end.map(mib),
+        }
+    });
+    let figures = figures(
+        args,
+        &run,
+        setup_secs,
+        connect_secs,
+        Cpu {
+            generator: generator_cpu_cores,
+            other: other_cpu_cores,
+        },
+        server,
+    );
+    print(&figures);
+    Ok(figures)
+}
+
+#[derive(Clone, Debug)]
+struct Account {
+    id: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct IdBody {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenBody {
+    access_token: String,
+}
+
+/// Registers (or finds, on a rerun against the same data) and logs in every user a client
+/// signs in as; indexed by user number.
+async fn accounts(
+    http: &reqwest::Client,
+    base: &str,
+    layout: &Layout,
+) -> anyhow::Result<BTreeMap<usize, Account>> {
+    let users: BTreeSet<usize> = (0..layout.clients).map(|c| layout.user(c)).collect();
+    let total = users.len();
+    println!(
+        "setup: registering and logging in {total} users ({SETUP_CONCURRENCY} at a time; an argon2 hash each)"
+    );
+    let mut progress = Progress::new("users", total);
+    let mut results = futures::stream::iter(
+        users
+            .into_iter()
+            .map(|u| async move { account(http, base, u).await.map(|account| (u, account)) }),
+    )
+    .buffer_unordered(SETUP_CONCURRENCY);
+    let mut accounts = BTreeMap::new();
+    while let Some(result) = results.next().await {
+        let (u, account) = result?;
+        accounts.insert(u, account);
+        progress.tick();
+    }
+    Ok(accounts)
+}
+
+async fn account(http: &reqwest::Client, base: &str, user: usize) -> anyhow::Result<Account> {
+    let name = format!("load{user}");
+    let response = http
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({
+            "username": name,
+            "email": format!("{name}@example.org"),
+            "password": PASSWORD,
+            "displayName": name,
+        }))
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/v1/auth/register"))?;
+    let registered = match response.status() {
+        StatusCode::CREATED | StatusCode::OK => Some(response.json::<IdBody>().await?.id),
+        // Registered by an earlier run against the same data: fine.
+        StatusCode::CONFLICT => None,
+        status => bail!(
+            "registering {name}: {status}: {}",
+            response.text().await.unwrap_or_default()
+        ),
+    };
+    let response = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "username": name, "password": PASSWORD }))
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/v1/auth/login"))?;
+    let token = match response.status() {
+        StatusCode::OK => response.json::<TokenBody>().await?.access_token,
+        StatusCode::TOO_MANY_REQUESTS => bail!(
+            "logging in {name}: 429 rate limited; raise the server's login limits \
+             (GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP, GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME), \
+             as scripts/chat-load.sh does"
+        ),
+        status => bail!(
+            "logging in {name}: {status}: {}",
+            response.text().await.unwrap_or_default()
+        ),
+    };
+    let id = match registered {
+        Some(id) => id,
+        None => {
+            http.get(format!("{base}/v1/users/me"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()
+                .with_context(|| format!("GET /v1/users/me as {name}"))?
+                .json::<IdBody>()
+                .await?
+                .id
+        }
+    };
+    Ok(Account { id, token })
+}
+
+/// Creates the rooms, each by its member 0 with the others as members; returns their ids.
+async fn rooms(
+    http: &reqwest::Client,
+    base: &str,
+    layout: &Layout,
+    accounts: &BTreeMap<usize, Account>,
+) -> anyhow::Result<Vec<String>> {
+    println!("setup: creating {} rooms", layout.rooms);
+    let account = |c: usize| {
+        accounts
+            .get(&layout.user(c))
+            .context("a client's user has no account")
+    };
+    let mut requests = Vec::new();
+    for r in 0..layout.rooms {
+        let creator = account(layout.client(r, 0))?.token.clone();
+        let members = (1..layout.members(r))
+            .map(|k| account(layout.client(r, k)).map(|a| a.id.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        requests.push(async move {
+            let response = http
+                .post(format!("{base}/v1/rooms"))
+                .bearer_auth(&creator)
+                .json(&json!({ "title": format!("load room {r}"), "memberIds": members }))
+                .send()
+                .await
+                .with_context(|| format!("POST {base}/v1/rooms"))?;
+            if response.status() != StatusCode::CREATED {
+                bail!(
+                    "creating room {r}: {}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                );
+            }
+            Ok(response.json::<IdBody>().await?.id)
+        });
+    }
+    let mut progress = Progress::new("rooms", layout.rooms);
+    let mut results = futures::stream::iter(requests).buffered(SETUP_CONCURRENCY);
+    let mut rooms = Vec::new();
+    while let Some(room) = results.next().await {
+        rooms.push(room?);
+        progress.tick();
+    }
+    Ok(rooms)
+}
+
+/// Connects and subscribes every client, in client order.
+async fn connect_all(
+    base: &str,
+    layout: &Layout,
+    accounts: &BTreeMap<usize, Account>,
+    rooms: &[String],
+) -> anyhow::Result<Vec<Socket>> {
+    let ws_url = match base.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}/ws"),
+        None => format!("ws://{}/ws", base.trim_start_matches("http://")),
+    };
+    println!(
+        "connect: {} WebSocket clients ({CONNECT_CONCURRENCY} at a time)",
+        layout.clients
+    );
+    let mut connections = Vec::new();
+    for c in 0..layout.clients {
+        let token = &accounts
+            .get(&layout.user(c))
+            .context("a client's user has no account")?
+            .token;
+        let room = &rooms[layout.room(c)];
+        let ws_url = &ws_url;
+        connections.push(async move {
+            connect(ws_url, token, room)
+                .await
+                .with_context(|| format!("client {c}"))
+        });
+    }
+    let mut progress = Progress::new("clients", layout.clients);
+    let mut results = futures::stream::iter(connections).buffered(CONNECT_CONCURRENCY);
+    let mut sockets = Vec::new();
+    while let Some(socket) = results.next().await {
+        sockets.push(socket?);
+        progress.tick();
+    }
+    Ok(sockets)
+}
+
+async fn connect(ws_url: &str, token: &str, room: &str) -> anyhow::Result<Socket> {
+    let mut request = ws_url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    // tungstenite zero-fills `read_buffer_size` bytes before every read (128 KiB by default):
+    // at thousands of reads per second that memset was a quarter of the generator's CPU.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    // No Nagle: a small frame must leave at once, or the client would add the latency.
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .with_context(|| format!("connecting to {ws_url}"))?;
+    let subscribe = format!(r#"{{"type":"subscribe","topic":"chat:{room}"}}"#);
+    socket.send(Message::text(subscribe)).await?;
+    let subscribed = async {
+        while let Some(message) = socket.next().await {
+            if let Message::Text(text) = message? {
+                match classify(&text) {
+                    Frame::Subscribed => return Ok(()),
+                    Frame::Error(_) => bail!("subscribing to room {room}: {}", text.as_str()),
+                    _ => {}
+                }
+            }
+        }
+        bail!("the server closed the connection before `subscribed`")
+    };
+    tokio::time::timeout(Duration::from_secs(30), subscribed)
+        .await
+        .context("no `subscribed` within 30 s")??;
+    Ok(socket)
+}
+
+/// Prints setup progress at each quarter.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        Self {
+            what,
+            total,
+            done: 0,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        let quarter = |n: usize| n * 4 / self.total.max(1);
+        if quarter(self.done) != quarter(self.done - 1) {
+            println!("  {} {}/{}", self.what, self.done, self.total);
+        }
+    }
+}
+
+/// One client's sends: each message at its scheduled instant, never waiting for acks. A client
+/// that is late (its previous send blocked, or the thread was busy) sends what it owes at once,
+/// so the offered load stays the target. Gives the sink back for a clean close.
+async fn write(
+    mut sink: SplitSink<Socket, Message>,
+    run: Rc<Run>,
+    c: usize,
+) -> Option<SplitSink<Socket, Message>> {
+    let plan = run.plans[c];
+    let room = &run.rooms[run.layout.room(c)];
+    for n in 0..plan.messages {
+        let due = run.epoch + Duration::from_nanos(plan.due_ns(n));
+        if Instant::now() < due {
+            tokio::time::sleep_until(due).await;
+        }
+        let lag_us = Instant::now().saturating_duration_since(due).as_micros() as u64;
+        let body = body(c, n, plan.due_ns(n) / 1000, run.body_bytes);
+        let frame = format!(r#"{{"type":"send","ref":"{n}","roomId":"{room}","body":"{body}"}}"#);
+        if sink.send(Message::text(frame)).await.is_err() {
+            // The reader records why the connection ended.
+            run.tally.borrow_mut().send_failures += 1;
+            return None;
+        }
+        if plan.measured(n) {
+            let mut tally = run.tally.borrow_mut();
+            tally.sent += 1;
+            tally.lag.saturating_record(lag_us);
+        }
+    }
+    Some(sink)
+}
+
+/// The body: `L<client>:<n>:<scheduled µs>:` padded with `x` to `bytes`.
+fn body(client: usize, n: u64, due_us: u64, bytes: usize) -> String {
+    let mut body = format!("L{client}:{n}:{due_us}:");
+    if body.len() < bytes {
+        body.extend(std::iter::repeat_n('x', bytes - body.len()));
+    }
+    body
+}
+
+/// (client, message number, scheduled µs) from a body written by [`body`].
+fn parse_body(body: &str) -> Option<(usize, u64, u64)> {
+    let mut parts = body.strip_prefix('L')?.splitn(4, ':');
+    let client = parts.next()?.parse().ok()?;
+    let n = parts.next()?.parse().ok()?;
+    let due_us = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((client, n, due_us))
+}
+
+/// One client's receiving side until the end of the drain: acks, deliveries, errors, closes.
+async fn read(mut stream: SplitStream<Socket>, run: Rc<Run>, c: usize, until: Instant) {
+    let end = tokio::time::sleep_until(until);
+    tokio::pin!(end);
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = &mut end => return,
+            message = stream.next() => message,
+        };
+        let ended = match message {
+            Some(Ok(Message::Text(text))) => {
+                on_text(&run, c, &text);
+                None
+            }
+            Some(Ok(Message::Close(frame))) => Some(match frame {
+                Some(frame) => {
+                    let code = u16::from(frame.code);
+                    let key = format!("{code} {}", frame.reason.as_str());
+                    count(&mut run.tally.borrow_mut().closes, key.trim());
+                    None
+                }
+                None => Some("close without a code".to_owned()),
+            }),
+            Some(Ok(_)) => None,
+            Some(Err(error)) => Some(Some(error_kind(&error))),
+            None => Some(Some("end of stream without a close frame".to_owned())),
+        };
+        if let Some(error) = ended {
+            let mut tally = run.tally.borrow_mut();
+            if let Some(error) = error {
+                count(&mut tally.connection_errors, &error);
+            }
+            tally.clients[c].connected = false;
+            return;
+        }
+    }
+}
+
+fn error_kind(error: &tungstenite::Error) -> String {
+    match error {
+        tungstenite::Error::Io(io) => format!("io: {:?}", io.kind()),
+        tungstenite::Error::Protocol(protocol) => format!("protocol: {protocol}"),
+        other => other.to_string(),
+    }
+}
+
+fn on_text(run: &Run, c: usize, text: &str) {
+    let now_us = run.now_us();
+    let mut tally = run.tally.borrow_mut();
+    if run.in_window_us(now_us) {
+        tally.frames_in_window += 1;
+    }
+    match classify(text) {
+        Frame::Ack(reference) => {
+            let plan = run.plans[c];
+            let Ok(n) = reference.parse::<u64>() else {
+                tally.strays += 1;
+                return;
+            };
+            match tally.clients[c].acked.insert(n) {
+                Some(true) if plan.measured(n) => {
+                    let due_us = plan.due_ns(n) / 1000;
+                    tally.ack.saturating_record(now_us.saturating_sub(due_us));
+                }
+                Some(true) => {}
+                Some(false) => tally.duplicate_acks += 1,
+                None => tally.strays += 1,
+            }
+        }
+        Frame::Message(body) => {
+            let Some((sender, n, due_us)) = parse_body(body) else {
+                tally.strays += 1;
+                return;
+            };
+            let layout = run.layout;
+            if sender == c {
+                return; // our own message, echoed to our subscription
+            }
+            if sender >= layout.clients || layout.room(sender) != layout.room(c) {
+                tally.strays += 1;
+                return;
+            }
+            let Some(received) = tally.clients[c].received.get_mut(layout.member(sender)) else {
+                tally.strays += 1;
+                return;
+            };
+            match received.insert(n) {
+                Some(true) if run.plans[sender].measured(n) => {
+                    tally
+                        .delivery
+                        .saturating_record(now_us.saturating_sub(due_us));
+                }
+                Some(true) => {}
+                Some(false) => tally.duplicate_deliveries += 1,
+                None => tally.strays += 1,
+            }
+        }
+        Frame::Error(code) => count(&mut tally.errors, code),
+        Frame::Subscribed | Frame::Other => {}
+    }
+}
+
+/// The frames the generator looks at, read by a byte scan rather than a JSON parse: it has to
+/// keep up with ~200,000 frames/s on one core. The values it reads (types, refs, codes, its own
+/// bodies) never contain a quote or an escape.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame<'a> {
+    Subscribed,
+    Ack(&'a str),
+    /// A `chat.message.sent` event: its body.
+    Message(&'a str),
+    Error(&'a str),
+    Other,
+}
+
+const TYPE_KEY: &str = r#""type":""#;
+const MESSAGE_SENT: &str = r#""type":"chat.message.sent""#;
+
+fn classify(text: &str) -> Frame<'_> {
+    match string_after(text, TYPE_KEY) {
+        Some("ack") => string_after(text, r#""ref":""#).map_or(Frame::Other, Frame::Ack),
+        // Either order of the frame's and the event's `type` keys.
+        Some("event" | "chat.message.sent") if text.contains(MESSAGE_SENT) => {
+            string_after(text, r#""body":""#).map_or(Frame::Other, Frame::Message)
+        }
+        Some("error") => Frame::Error(string_after(text, r#""code":""#).unwrap_or("?")),
+        Some("subscribed") => Frame::Subscribed,
+        _ => Frame::Other,
+    }
+}
+
+/// The string value that follows the first `key` (which ends with the opening quote).
+fn string_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &text[text.find(key)? + key.len()..];
+    Some(&rest[..rest.find('"')?])
+}
+
+/// A process's CPU seconds (user + system), `pid` being a number or `self`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 0; utime is 11, stime 12.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / TICKS)
+}
+
+/// CPU seconds all cores spent busy (not idle, not waiting for I/O), from `/proc/stat`.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    Some(busy / TICKS)
+}
+
+/// A process's resident set, KiB.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+struct CpuReading {
+    at: Instant,
+    server: Option<f64>,
+    generator: Option<f64>,
+    machine: Option<f64>,
+}
+
+impl CpuReading {
+    fn take(server_pid: Option<&str>) -> Self {
+        Self {
+            at: Instant::now(),
+            server: server_pid.and_then(cpu_seconds),
+            generator: cpu_seconds("self"),
+            machine: machine_busy_seconds(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct RssSamples {
+    start_kib: Option<u64>,
+    peak_kib: Option<u64>,
+}
+
+/// Samples the server's RSS every 250 ms from the start of the load to the end of the drain.
+async fn sample_rss(pid: String, samples: Rc<RefCell<RssSamples>>, until: Instant) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    while Instant::now() < until {
+        ticker.tick().await;
+        if let Some(kib) = rss_kib(&pid) {
+            let mut samples = samples.borrow_mut();
+            samples.start_kib.get_or_insert(kib);
+            samples.peak_kib = Some(samples.peak_kib.map_or(kib, |peak| peak.max(kib)));
+        }
+    }
+}
+
+/// CPU cores used during the measured window.
+struct Cpu {
+    generator: Option<f64>,
+    other: Option<f64>,
+}
+
+fn figures(
+    args: &Args,
+    run: &Run,
+    setup_secs: f64,
+    connect_secs: f64,
+    cpu: Cpu,
+    server: Option<ServerFigures>,
+) -> Figures {
+    let layout = run.layout;
+    let tally = run.tally.borrow();
+    // Expected: every acked measured message at each other member still connected at the end.
+    let (mut acked, mut expected, mut delivered) = (0u64, 0u64, 0u64);
+    for sender in 0..layout.clients {
+        let plan = run.plans[sender];
+        let room = layout.room(sender);
+        let k = layout.member(sender);
+        for n in plan.first_measured..plan.messages {
+            if !tally.clients[sender].acked.contains(n) {
+                continue;
+            }
+            acked += 1;
+            for m in (0..layout.members(room)).map(|m| layout.client(room, m)) {
+                let recipient = &tally.clients[m];
+                if m == sender || !recipient.connected {
+                    continue;
+                }
+                expected += 1;
+                if recipient.received[k].contains(n) {
+                    delivered += 1;
+                }
+            }
+        }
+    }
+    let seconds = args.seconds as f64;
+    let mut warnings = Vec::new();
+    if let Some(cores) = cpu.generator
+        && cores > GENERATOR_CPU_LIMIT
+    {
+        warnings.push(format!(
+            "the generator used {cores:.2} cores: it may be the bottleneck, not the server"
+        ));
+    }
+    if let Some(cores) = cpu.other
+        && cores > OTHER_CPU_LIMIT
+    {
+        warnings.push(format!(
+            "other processes used {cores:.2} cores during the window: the figures are disturbed"
+        ));
+    }
+    let send_lag = Latency::of(&tally.lag);
+    if send_lag.p99_us > SEND_LAG_LIMIT_US {
+        warnings.push(format!(
+            "send lag p99 is {:.1} ms: the generator (or a blocked socket) did not send on schedule",
+            send_lag.p99_us as f64 / 1000.0
+        ));
+    }
+    if tally.strays > 0 {
+        warnings.push(format!(
+            "{} acks or messages the generator could not place",
+            tally.strays
+        ));
+    }
+    Figures {
+        clients: args.clients,
+        rooms: args.rooms,
+        users: args.users,
+        members_per_room: layout.max_members(),
+        target_per_sec: args.rate,
+        body_bytes: args.body_bytes,
+        warmup_secs: args.warmup,
+        measured_secs: args.seconds,
+        drain_secs: args.drain,
+        setup_secs,
+        connect_secs,
+        sent: tally.sent,
+        sent_per_sec: tally.sent as f64 / seconds,
+        acked,
+        acked_per_sec: acked as f64 / seconds,
+        unacked: tally.sent.saturating_sub(acked),
+        expected_deliveries: expected,
+        delivered,
+        delivered_per_sec: delivered as f64 / seconds,
+        missing_deliveries: expected - delivered,
+        duplicate_deliveries: tally.duplicate_deliveries,
+        duplicate_acks: tally.duplicate_acks,
+        ack_latency: Latency::of(&tally.ack),
+        delivery_latency: Latency::of(&tally.delivery),
+        send_lag,
+        send_failures: tally.send_failures,
+        errors_by_code: tally.errors.clone(),
+        closes_by_code: tally.closes.clone(),
+        connection_errors: tally.connection_errors.clone(),
+        connected_at_end: tally.clients.iter().filter(|t| t.connected).count(),
+        frames_received_per_sec: tally.frames_in_window as f64 / seconds,
+        generator_cpu_cores: cpu.generator,
+        other_cpu_cores: cpu.other,
+        server,
+        warnings,
+    }
+}
+
+fn print(f: &Figures) {
+    let counts = |map: &BTreeMap<String, u64>| {
+        if map.is_empty() {
+            "none".to_owned()
+        } else {
+            map.iter()
+                .map(|(key, n)| format!("{key}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let cores = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.2} cores"));
+    let mib = |m: Option<f64>| m.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"));
+    println!(
+        "sent (measured):            {:>10.0} msg/s ({} messages; offered {} msg/s)",
+        f.sent_per_sec, f.sent, f.target_per_sec
+    );
+    println!(
+        "acked:                      {:>10.0} msg/s ({} messages, {} unacked, {} duplicate acks)",
+        f.acked_per_sec, f.acked, f.unacked, f.duplicate_acks
+    );
+    println!("ack latency:                {}", f.ack_latency);
+    println!(
+        "delivered:                  {:>10.0} msg/s ({} of {} expected, {} missing, {} duplicates)",
+        f.delivered_per_sec,
+        f.delivered,
+        f.expected_deliveries,
+        f.missing_deliveries,
+        f.duplicate_deliveries
+    );
+    println!("delivery latency:           {}", f.delivery_latency);
+    println!("send lag:                   {}", f.send_lag);
+    println!("errors by code:             {}", counts(&f.errors_by_code));
+    println!("closes by code:             {}", counts(&f.closes_by_code));
+    println!(
+        "connection errors:          {} ({} failed sends)",
+        counts(&f.connection_errors),
+        f.send_failures
+    );
+    println!(
+        "connected at the end:       {} of {}",
+        f.connected_at_end, f.clients
+    );
+    if let Some(server) = &f.server {
+        println!(
+            "{:<28}{} in the window; RSS {} before setup, {} after, {} connected, {} peak, {} at the end",
+            format!("server (pid {}):", server.pid),
+            cores(server.cpu_cores),
+            mib(server.rss_before_setup_mib),
+            mib(server.rss_after_setup_mib),
+            mib(server.rss_start_mib),
+            mib(server.rss_peak_mib),
+            mib(server.rss_end_mib)
+        );
+    }
+    println!(
+        "generator:                  {} in the window, {:.0} frames received/s",
+        cores(f.generator_cpu_cores),
+        f.frames_received_per_sec
+    );
+    println!(
+        "other processes:            {} in the window",
+        cores(f.other_cpu_cores)
+    );
+    for warning in &f.warnings {
+        println!("WARNING: {warning}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_classified_by_a_byte_scan() {
+        let ack = r#"{"type":"ack","ref":"17","seq":42,"messageId":"0190","duplicate":false}"#;
+        assert_eq!(classify(ack), Frame::Ack("17"));
+        let event = r#"{"type":"event","topic":"chat:r","seq":9,"event":{"actor":"u","id":"e","payload":{"body":"L3:4:5000:xx","clientId":null,"replyTo":null,"roomId":"r"},"seq":9,"time":"t","type":"chat.message.sent"}}"#;
+        assert_eq!(classify(event), Frame::Message("L3:4:5000:xx"));
+        let joined = r#"{"type":"event","topic":"chat:r","seq":9,"event":{"payload":{"roomId":"r","userId":"u"},"type":"chat.member.joined"}}"#;
+        assert_eq!(classify(joined), Frame::Other);
+        let error = r#"{"type":"error","code":"RATE_LIMITED","message":"too \"fast\"","ref":"3"}"#;
+        assert_eq!(classify(error), Frame::Error("RATE_LIMITED"));
+        let subscribed = r#"{"type":"subscribed","topic":"chat:r","headSeq":3}"#;
+        assert_eq!(classify(subscribed), Frame::Subscribed);
+        assert_eq!(classify("not json"), Frame::Other);
+    }
+
+    #[test]
+    fn bodies_round_trip_and_are_padded() {
+        let b = body(12, 34, 5_678_901, 100);
+        assert_eq!(b.len(), 100);
+        assert_eq!(parse_body(&b), Some((12, 34, 5_678_901)));
+        // Never shorter than the header.
+        assert_eq!(parse_body(&body(1, 2, 3, 0)), Some((1, 2, 3)));
+        assert_eq!(parse_body("hello"), None);
+    }
+
+    #[test]
+    fn schedules_count_the_messages_of_the_window() {
+        let window = Window {
+            start_ns: 1_000,
+            end_ns: 3_000,
+        };
+        let plan = Plan::new(250, 500, &window);
+        // Due at 250, 750 (warmup), 1250, 1750, 2250, 2750 (measured).
+        assert_eq!(plan.messages, 6);
+        assert_eq!(plan.first_measured, 2);
+        assert!(!plan.measured(1) && plan.measured(2) && plan.measured(5));
+        assert!(!plan.measured(6));
+        let exact = Plan::new(0, 500, &window);
+        assert_eq!((exact.first_measured, exact.messages), (2, 6));
+    }
+
+    #[test]
+    fn room_members_are_distinct_users() {
+        let layout = Layout {
+            clients: 1000,
+            rooms: 100,
+            users: 10,
+        };
+        for r in 0..layout.rooms {
+            let users: BTreeSet<usize> = (0..layout.members(r))
+                .map(|k| layout.user(layout.client(r, k)))
+                .collect();
+            assert_eq!(users.len(), layout.members(r));
+        }
+        let uneven = Layout {
+            clients: 10,
+            rooms: 4,
+            users: 3,
+        };
+        assert_eq!(
+            (0..4).map(|r| uneven.members(r)).collect::<Vec<_>>(),
+            [3, 3, 2, 2]
+        );
+    }
+
+    #[test]
+    fn histograms_keep_large_latencies() {
+        let mut h = histogram().unwrap();
+        h.saturating_record(0);
+        h.saturating_record(5_000);
+        h.saturating_record(30_000_000);
+        assert!(h.equivalent(h.value_at_quantile(0.5), 5_000));
+        assert!(h.max() >= 30_000_000);
+    }
+
+    #[test]
+    fn bits_report_new_and_repeated_numbers() {
+        let mut bits = Bits::with_len(70);
+        assert_eq!(bits.insert(69), Some(true));
+        assert_eq!(bits.insert(69), Some(false));
+        assert!(bits.contains(69) && !bits.contains(3));
+        assert_eq!(bits.insert(128), None);
+    }
+}
