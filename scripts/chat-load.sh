@@ -11,7 +11,10 @@
 #   scripts/chat-load.sh --clients 100 --rooms 10 --users 20 --rate 500 --warmup 2 --seconds 5
 #
 # Arguments go to `girok-bench chat-load` (see `girok-bench chat-load --help`); --out FILE
-# writes the JSON figures elsewhere than target/girok-bench/chat-load.json.
+# writes the JSON figures elsewhere than target/girok-bench/chat-load.json. To compare builds,
+# GIROK_BIN and GIROK_BENCH_BIN name the binaries to run (nothing is built when both are set):
+#
+#   GIROK_BIN=/tmp/old/girok GIROK_BENCH_BIN=target/release/girok-bench scripts/chat-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +28,12 @@ if [ "$(nproc --all)" -lt 2 ]; then
 fi
 
 target=${CARGO_TARGET_DIR:-target}
-echo "== cargo build --release -p girok-frontends -p girok-bench"
-cargo build --release -p girok-frontends -p girok-bench
+girok_bin=${GIROK_BIN:-$target/release/girok}
+bench_bin=${GIROK_BENCH_BIN:-$target/release/girok-bench}
+if [ -z "${GIROK_BIN:-}" ] || [ -z "${GIROK_BENCH_BIN:-}" ]; then
+  echo "== cargo build --release -p girok-frontends -p girok-bench"
+  cargo build --release -p girok-frontends -p girok-bench
+fi
 
 tmp=$(mktemp -d /tmp/girok-chat-load.XXXXXX)
 server_pid=""
@@ -51,7 +58,7 @@ env -u RUST_LOG \
   GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME=1000000 \
   GIROK__SERVER__MAX_CONNECTIONS=100000 \
   GIROK__LOG__FILTER=warn \
-  taskset -c 0 "$target/release/girok" --data-dir "$tmp/data" serve --http-addr 127.0.0.1:0 \
+  taskset -c 0 "$girok_bin" --data-dir "$tmp/data" serve --http-addr 127.0.0.1:0 \
   >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
@@ -78,7 +85,7 @@ echo "girok (pid $server_pid) ready at $url"
 
 echo "== girok-bench chat-load (core 1)"
 status=0
-taskset -c 1 "$target/release/girok-bench" chat-load --url "$url" --server-pid "$server_pid" "$@" ||
+taskset -c 1 "$bench_bin" chat-load --url "$url" --server-pid "$server_pid" "$@" ||
   status=$?
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
