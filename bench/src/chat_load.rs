@@ -948,14 +948,7 @@ fn string_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// A process's CPU seconds (user + system), `pid` being a number or `self`.
 fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split_whitespace();
-    // After the name: state is field 0; utime is 11, stime 12.
-    let utime: f64 = fields.nth(11)?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / TICKS)
+    crate::cpu::stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// CPU seconds all cores spent busy (not idle, not waiting for I/O), from `/proc/stat`.

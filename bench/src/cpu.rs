@@ -9,8 +9,6 @@ pub fn by_thread() -> BTreeMap<String, f64> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return totals;
     };
-    // Clock ticks per second: 100 on every Linux this runs on.
-    let ticks = 100.0;
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
@@ -19,17 +17,22 @@ pub fn by_thread() -> BTreeMap<String, f64> {
             continue;
         };
         let name = group(&stat[open + 1..close]);
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        // After the name: state is field 0; utime is 11, stime is 12.
-        let cpu = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        *totals.entry(name).or_insert(0.0) += (cpu(11) + cpu(12)) / ticks;
+        *totals.entry(name).or_insert(0.0) += stat_cpu_seconds(&stat).unwrap_or(0.0);
     }
     totals
+}
+
+/// CPU seconds (user + system) of a process or thread, from its `/proc/.../stat` line.
+pub fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // Clock ticks per second (USER_HZ): 100 on every Linux this runs on.
+    const TICKS: f64 = 100.0;
+    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 0; utime is 11, stime 12.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / TICKS)
 }
 
 /// Folds numbered threads into one group (`timely:work-1` -> `timely:work`).

@@ -50,20 +50,6 @@ fn contents(timeline: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The value of a counter line of `/metrics` (0 if absent).
-async fn metric(server: &Server, line_prefix: &str) -> u64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0, |v| v.parse().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,12 +118,12 @@ async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups(
     let after = seq(&last["addComment"]["seq"]);
 
     // One request answers the seed's query; authors and comments are read in batches.
-    let users_before = metric(&server, "girok_graphql_batch_loads_total{loader=\"users\"}").await;
-    let comments_before = metric(
-        &server,
-        "girok_graphql_batch_loads_total{loader=\"comments\"}",
-    )
-    .await;
+    let users_before = server
+        .metric("girok_graphql_batch_loads_total{loader=\"users\"}")
+        .await;
+    let comments_before = server
+        .metric("girok_graphql_batch_loads_total{loader=\"comments\"}")
+        .await;
     let page = ok(&server, &ann, TIMELINE, json!({ "l": 20, "a": after })).await;
     let timeline = &page["timeline"];
     assert_eq!(contents(timeline), ["bob two", "cat one", "bob one"]);
@@ -163,12 +149,12 @@ async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups(
     );
     assert_eq!(timeline["posts"][1]["comments"][0]["author"]["name"], "dan");
     assert_eq!(timeline["pageInfo"]["hasNextPage"], false);
-    let users_after = metric(&server, "girok_graphql_batch_loads_total{loader=\"users\"}").await;
-    let comments_after = metric(
-        &server,
-        "girok_graphql_batch_loads_total{loader=\"comments\"}",
-    )
-    .await;
+    let users_after = server
+        .metric("girok_graphql_batch_loads_total{loader=\"users\"}")
+        .await;
+    let comments_after = server
+        .metric("girok_graphql_batch_loads_total{loader=\"comments\"}")
+        .await;
     assert!(
         users_after - users_before <= 2,
         "post authors in one batch, comment authors in another: {}",

@@ -420,22 +420,6 @@ async fn edits_and_deletes_reach_subscribers_and_the_history() {
     );
 }
 
-/// The value of a counter in `/metrics` (0 when absent).
-async fn counter(server: &Server, name: &str) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 /// Sends `count` messages without waiting for acks; returns the acks' seqs in `ref` order.
 async fn send_pipelined(
     socket: &mut common::sockets::Socket,
@@ -499,11 +483,11 @@ async fn pipelined_sends_are_acked_and_a_lagging_subscriber_catches_up_from_the_
     }
     assert_eq!(delivered, seqs, "every message once, in order, no gap");
     assert!(
-        counter(&server, "girok_ws_catch_ups_total").await > 0,
+        server.metric("girok_ws_catch_ups_total").await > 0,
         "the subscriber fell behind the hub and read the gap from the log"
     );
     assert_eq!(
-        counter(&server, "girok_ws_slow_consumer_closes_total").await,
+        server.metric("girok_ws_slow_consumer_closes_total").await,
         0
     );
     send(&mut bob, json!({ "type": "ping" })).await;
@@ -580,7 +564,7 @@ async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
     assert_eq!(delivered, sent, "the client that reads gets everything");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while counter(&server, "girok_ws_slow_consumer_closes_total").await == 0 {
+    while server.metric("girok_ws_slow_consumer_closes_total").await == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the client that reads nothing is closed"
@@ -588,7 +572,7 @@ async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        counter(&server, "girok_ws_slow_consumer_closes_total").await,
+        server.metric("girok_ws_slow_consumer_closes_total").await,
         1
     );
     // Carol finds her connection over once she reads what was buffered.

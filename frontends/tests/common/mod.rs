@@ -105,6 +105,24 @@ impl Server {
         }
     }
 
+    /// The value of a `/metrics` line starting with `line_prefix` (a name with its labels);
+    /// 0 when there is no such line.
+    pub async fn metric(&self, line_prefix: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
