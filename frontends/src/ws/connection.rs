@@ -18,7 +18,7 @@ use crate::http::AppState;
 use crate::presence::{HEARTBEAT_EVERY, Signal};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, SplitSink};
+use futures::stream::{FuturesOrdered, SplitSink};
 use futures::{FutureExt, SinkExt, StreamExt};
 use girok_engine::{Command, Error as EngineError};
 use girok_schemas::{RoomId, Seq, UserId};
@@ -123,7 +123,7 @@ pub async fn serve(
         limits,
         out: Outbox::new(queue, closer, state.ws_metrics.clone()),
         pending: VecDeque::new(),
-        sending: FuturesUnordered::new(),
+        sending: FuturesOrdered::new(),
         subscriptions: HashMap::new(),
         sends: RateLimiter::direct(
             Quota::per_second(NonZeroU32::new(limits.sends_per_second).unwrap_or(NonZeroU32::MIN))
@@ -241,8 +241,8 @@ struct Connection {
     /// The connection's own frames not written yet (answers, pings): bounded, because the
     /// loop writes them before it reads the next client frame.
     pending: VecDeque<Message>,
-    /// Sends waiting to be durable; each yields its answer.
-    sending: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
+    /// Sends waiting to be durable; each yields its answer, in the order they were sent.
+    sending: FuturesOrdered<BoxFuture<'static, Utf8Bytes>>,
     subscriptions: HashMap<String, JoinHandle<()>>,
     sends: DefaultDirectRateLimiter,
 }
@@ -417,7 +417,7 @@ impl Connection {
             };
             render(&frame)
         };
-        self.sending.push(answer.boxed());
+        self.sending.push_back(answer.boxed());
     }
 
     async fn subscribe(&mut self, user: UserId, topic: String, from_seq: Option<Seq>) {
