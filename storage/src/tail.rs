@@ -35,14 +35,6 @@ impl LogTail {
         }
         Ok(chunk)
     }
-
-    /// Waits (async) until entries past the position are durable; `false` if the store is
-    /// shutting down and no more will come.
-    pub async fn wait_async(&self) -> bool {
-        let mut head = self.store.head().subscribe();
-        let after = self.next - 1;
-        head.wait_for(|h| *h > after).await.is_ok()
-    }
 }
 
 impl Store {

@@ -215,19 +215,33 @@ async fn a_tail_follows_the_durable_log_in_chunks() {
     assert_eq!(tail.next_chunk(100, None).unwrap().len(), 2);
     assert!(tail.next_chunk(100, None).unwrap().is_empty(), "caught up");
 
-    // Waiting: wakes when a new entry becomes durable.
-    let waiter = tokio::spawn(async move {
-        assert!(tail.wait_async().await);
-        tail.next_chunk(100, None).unwrap()
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert!(!waiter.is_finished());
-    appender.submit((vec![42], vec![42])).await.unwrap();
-    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(chunk, vec![(11, vec![42u8])]);
+    // The durable feed: batches from now on, after their fsync, each with its first seq; a
+    // duplicate (rejected) command in the same batch takes no seq.
+    let mut feed = store.durable_batches();
+    let queued = [
+        appender.enqueue((vec![42], vec![42])).await.unwrap(),
+        appender.enqueue((vec![42], vec![43])).await.unwrap(),
+        appender.enqueue((vec![44], vec![44])).await.unwrap(),
+    ];
+    let mut answers = Vec::new();
+    for answer in queued {
+        answers.push(answer.get().await.ok());
+    }
+    assert_eq!(answers, vec![Some(11), None, Some(12)]);
+    let mut fed = Vec::new();
+    while fed.len() < 2 {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(5), feed.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store.head().get() >= batch.first_seq,
+            "durable before it is fed"
+        );
+        fed.extend(batch.iter().map(|(seq, bytes)| (seq, bytes.to_vec())));
+    }
+    assert_eq!(fed, vec![(11, vec![42u8]), (12, vec![44u8])]);
+    assert_eq!(tail.next_chunk(100, None).unwrap(), fed);
     tokio::task::spawn_blocking(move || writer.shutdown())
         .await
         .unwrap();
