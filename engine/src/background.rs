@@ -8,7 +8,8 @@
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
-/// The niceness-5 step of `thread_priority`'s 0–99 scale (99 is niceness -20, 0 is +19).
+/// A step of `thread_priority`'s 0–99 scale (99 is niceness -20, 0 is +19) that it turns into
+/// niceness 4 on Linux (as `/proc/<pid>/task/<tid>/stat` shows).
 const SOMEWHAT_LOWER: u8 = 37;
 
 /// Lowers the calling thread's priority (on Linux: niceness 19; threads it starts inherit it).
@@ -17,7 +18,7 @@ pub fn lower_priority(what: &str) {
     set(what, ThreadPriority::Min);
 }
 
-/// Lowers the calling thread's priority a little (on Linux: niceness 5).
+/// Lowers the calling thread's priority a little (on Linux: niceness 4).
 pub fn lower_priority_somewhat(what: &str) {
     match ThreadPriorityValue::try_from(SOMEWHAT_LOWER) {
         Ok(value) => set(what, ThreadPriority::Crossplatform(value)),
