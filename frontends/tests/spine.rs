@@ -255,15 +255,7 @@ async fn health_readiness_metrics_and_graphiql() {
     assert_eq!(ready["views"][0]["name"], "room_history");
     assert!(ready["views"][0]["lag"].as_u64().is_some());
 
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for name in [
         "girok_log_appends_total 5", // registered, logged in, room, join, message
         "girok_log_batch_commands_bucket",
