@@ -411,9 +411,10 @@ fn run_worker(
             None => MIN_ROUND.saturating_sub(last_fed.elapsed()),
             Some(_) => Duration::ZERO,
         };
+        // Worker 0 has events to feed and nothing in flight.
+        let due = inputs.is_some() && next <= limit && previous_done;
         if let Some(inputs) = inputs.as_mut()
-            && next <= limit
-            && previous_done
+            && due
             && wait.is_zero()
         {
             last_fed = Instant::now();
@@ -435,7 +436,7 @@ fn run_worker(
         }
         if more_pending && previous_done {
             worker.step();
-        } else if next <= limit && previous_done && !wait.is_zero() {
+        } else if due && !wait.is_zero() {
             // Events wait for the next round: gather them a little longer.
             worker.step_or_park(Some(wait));
         } else {

@@ -335,7 +335,6 @@ impl Sequencer {
         Ok((room, record))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send_message(
         &mut self,
         txn: &mut Txn<'_>,

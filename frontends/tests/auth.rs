@@ -371,12 +371,8 @@ async fn expired_forged_alg_none_and_wrong_key_tokens_are_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_rate_limit_answers_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
-    std::fs::write(&config, "[auth]\nlogin_per_minute_per_username = 3\n").unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let server =
+        Server::start_with_config(dir.path(), "[auth]\nlogin_per_minute_per_username = 3\n");
     register(&server, "erin").await;
     for _ in 0..3 {
         let (status, _) = login(&server, "erin", "wrong password").await;

@@ -215,12 +215,7 @@ async fn bad_input_gets_typed_errors_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_after_an_unreached_seq_times_out_with_view_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
-    std::fs::write(&config, "[engine]\nread_wait_ms = 200\n").unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = Server::start_with_config(dir.path(), "[engine]\nread_wait_ms = 200\n");
     server.sign_in("tester").await;
     let room = server.create_room("r").await;
     let (status, body) = server
@@ -426,12 +421,7 @@ fn help_and_configuration_errors() {
 async fn connections_over_the_limit_wait_until_one_closes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
-    std::fs::write(&config, "[server]\nmax_connections = 2\n").unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = Server::start_with_config(dir.path(), "[server]\nmax_connections = 2\n");
     let addr = server.base.trim_start_matches("http://").to_owned();
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     let ask = |mut stream: tokio::net::TcpStream| {

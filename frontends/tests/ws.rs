@@ -150,15 +150,9 @@ async fn resume_delivers_exactly_the_missed_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_limits_and_bad_frames_get_error_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
+        dir.path(),
         "[ws]\nmax_subscriptions = 2\nsends_per_second = 1\nsend_burst = 3\n",
-    )
-    .unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
     );
     let (room, _alice, _bob) = two_users_one_room(&server).await;
     let mallory = server.sign_in("mallory").await;
@@ -308,15 +302,9 @@ async fn leaving_ends_the_subscription_and_notifications_tell_the_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_clients_and_unauthenticated_ones_are_closed_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
+        dir.path(),
         "[ws]\nheartbeat_ms = 200\nidle_timeout_ms = 600\nauth_timeout_ms = 500\n",
-    )
-    .unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
     );
     let token = server.sign_in("quiet").await;
 
@@ -450,16 +438,10 @@ async fn send_pipelined(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_sends_are_acked_and_a_lagging_subscriber_catches_up_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
     // One event of buffer per topic: any batch of two events puts a subscriber behind.
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
+        dir.path(),
         "[engine]\ntopic_capacity = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\noutbound_queue = 16\n",
-    )
-    .unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
     );
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let mut bob = connect(&server, Some(&bob_token)).await;
@@ -500,15 +482,9 @@ async fn pipelined_sends_are_acked_and_a_lagging_subscriber_catches_up_from_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("girok.toml");
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
+        dir.path(),
         "[ws]\nsends_per_second = 100000\nsend_burst = 100000\noutbound_queue = 16\nwrite_timeout_ms = 500\n",
-    )
-    .unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
     );
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let carol_token = server.sign_in("carol").await;

@@ -165,8 +165,7 @@ impl Subscription {
                 if !self.scope.matches(event) {
                     continue;
                 }
-                let frame = event_frame(&self.topic, event);
-                if !self.out.send(frame).await || self.scope.ends_with(event) {
+                if let Flow::End = self.deliver(event, event_frame(&self.topic, event)).await {
                     return Flow::End;
                 }
             }
@@ -185,6 +184,12 @@ impl Subscription {
             Some(format) => event.rendered(format, |e| event_frame(&self.topic, e)),
             None => event_frame(&self.topic, event),
         };
+        self.deliver(event, frame).await
+    }
+
+    /// Queues the frame of an event of the scope; the subscription ends after the member's
+    /// own leaving (or when the connection is gone).
+    async fn deliver(&self, event: &Event, frame: Utf8Bytes) -> Flow {
         if !self.out.send(frame).await || self.scope.ends_with(event) {
             Flow::End
         } else {

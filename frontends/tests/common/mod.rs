@@ -29,6 +29,14 @@ impl Server {
         Self::start_with_env(data_dir, extra, &[])
     }
 
+    /// Starts `girok serve` with `toml` as its configuration file, data in `dir/data`.
+    pub fn start_with_config(dir: &Path, toml: &str) -> Server {
+        let config = dir.join("girok.toml");
+        std::fs::write(&config, toml).unwrap();
+        let config = config.to_str().unwrap();
+        Self::start(&dir.join("data"), &["--config", config])
+    }
+
     /// The same with extra environment variables (configuration: `GIROK__SECTION__KEY`).
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
