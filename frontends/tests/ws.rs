@@ -4,7 +4,7 @@
 mod common;
 
 use common::Server;
-use common::sockets::{connect, next, next_of, send};
+use common::sockets::{connect, next, next_of, send, subscribe};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::Duration;
@@ -100,8 +100,7 @@ async fn resume_delivers_exactly_the_missed_events() {
     let topic = format!("chat:{room}");
 
     let mut bob = connect(&server, Some(&bob_token)).await;
-    send(&mut bob, json!({ "type": "subscribe", "topic": topic })).await;
-    next_of(&mut bob, "subscribed").await;
+    subscribe(&mut bob, &topic).await;
     let mut alice = connect(&server, Some(&alice_token)).await;
     send(
         &mut alice,
@@ -188,18 +187,8 @@ async fn access_limits_and_bad_frames_get_error_frames() {
 
     // Subscriptions: two allowed, the third refused.
     let own = server.create_room("mine").await;
-    send(
-        &mut socket,
-        json!({ "type": "subscribe", "topic": format!("chat:{own}") }),
-    )
-    .await;
-    next_of(&mut socket, "subscribed").await;
-    send(
-        &mut socket,
-        json!({ "type": "subscribe", "topic": "notifications" }),
-    )
-    .await;
-    next_of(&mut socket, "subscribed").await;
+    subscribe(&mut socket, &format!("chat:{own}")).await;
+    subscribe(&mut socket, "notifications").await;
     let other = server.create_room("third").await;
     send(
         &mut socket,
@@ -253,18 +242,8 @@ async fn leaving_ends_the_subscription_and_notifications_tell_the_member() {
     let server = Server::start(&dir.path().join("data"), &[]);
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let mut bob = connect(&server, Some(&bob_token)).await;
-    send(
-        &mut bob,
-        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
-    )
-    .await;
-    next_of(&mut bob, "subscribed").await;
-    send(
-        &mut bob,
-        json!({ "type": "subscribe", "topic": "notifications" }),
-    )
-    .await;
-    next_of(&mut bob, "subscribed").await;
+    subscribe(&mut bob, &format!("chat:{room}")).await;
+    subscribe(&mut bob, "notifications").await;
     server.set_token(&bob_token);
     server
         .gql(
@@ -346,12 +325,7 @@ async fn edits_and_deletes_reach_subscribers_and_the_history() {
     let server = Server::start(&dir.path().join("data"), &[]);
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let mut bob = connect(&server, Some(&bob_token)).await;
-    send(
-        &mut bob,
-        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
-    )
-    .await;
-    next_of(&mut bob, "subscribed").await;
+    subscribe(&mut bob, &format!("chat:{room}")).await;
 
     server.set_token(&alice_token);
     let sent = server
@@ -445,12 +419,7 @@ async fn pipelined_sends_are_acked_and_a_lagging_subscriber_catches_up_from_the_
     );
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let mut bob = connect(&server, Some(&bob_token)).await;
-    send(
-        &mut bob,
-        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
-    )
-    .await;
-    next_of(&mut bob, "subscribed").await;
+    subscribe(&mut bob, &format!("chat:{room}")).await;
     let mut alice = connect(&server, Some(&alice_token)).await;
 
     let seqs = send_pipelined(&mut alice, &room, 300, "pipelined").await;
@@ -508,19 +477,9 @@ async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
         .await
         .unwrap();
     next_of(&mut carol, "welcome").await;
-    send(
-        &mut carol,
-        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
-    )
-    .await;
-    next_of(&mut carol, "subscribed").await;
+    subscribe(&mut carol, &format!("chat:{room}")).await;
     let mut bob = connect(&server, Some(&bob_token)).await;
-    send(
-        &mut bob,
-        json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
-    )
-    .await;
-    next_of(&mut bob, "subscribed").await;
+    subscribe(&mut bob, &format!("chat:{room}")).await;
 
     // 2,000 messages of 4 KB: far more than the socket buffers hold.
     let mut alice = connect(&server, Some(&alice_token)).await;

@@ -44,6 +44,12 @@ pub async fn next(socket: &mut Socket) -> Value {
     }
 }
 
+/// Subscribes to `topic` and waits for the `subscribed` frame.
+pub async fn subscribe(socket: &mut Socket, topic: &str) -> Value {
+    send(socket, json!({ "type": "subscribe", "topic": topic })).await;
+    next_of(socket, "subscribed").await
+}
+
 /// The next frame of type `kind`, skipping others.
 pub async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     loop {
