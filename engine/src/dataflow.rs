@@ -37,7 +37,7 @@ const MIN_ROUND: Duration = Duration::from_millis(5);
 struct Inputs {
     /// `(room, (seq, time))` per live message.
     messages: InputSession<Seq, (RoomId, MessageRef), isize>,
-    /// `(message seq, edit seq)` per edit.
+    /// `(message seq, edit seq)` per edit of a live message.
     edits: InputSession<Seq, (Seq, Seq), isize>,
     /// `(room, user, (joined seq, time))` per current membership.
     members: InputSession<Seq, (RoomId, UserId, MessageRef), isize>,
@@ -61,6 +61,9 @@ struct Inputs {
     /// feeds, in log order, so this is exact (and replay rebuilds it the same way).
     joined: HashMap<(RoomId, UserId), MessageRef>,
     read: HashMap<(RoomId, UserId), Seq>,
+    /// The edits of each edited live message, retracted when it is deleted (so the views
+    /// need not join every message with its liveness).
+    edited: HashMap<Seq, Vec<Seq>>,
 }
 
 impl Inputs {
@@ -93,11 +96,16 @@ impl Inputs {
                 message_seq,
                 message_time_ms,
                 ..
-            } => self
-                .messages
-                .update_at((room, (message_seq, message_time_ms)), time, -1),
+            } => {
+                self.messages
+                    .update_at((room, (message_seq, message_time_ms)), time, -1);
+                for edit in self.edited.remove(&message_seq).unwrap_or_default() {
+                    self.edits.update_at((message_seq, edit), time, -1);
+                }
+            }
             Payload::MessageEdited { message_seq, .. } => {
-                self.edits.update_at((message_seq, seq), time, 1)
+                self.edits.update_at((message_seq, seq), time, 1);
+                self.edited.entry(message_seq).or_default().push(seq);
             }
             Payload::MemberJoined { room, user } => {
                 let joined = (seq, event.commit_time_ms);
@@ -319,6 +327,7 @@ fn run_worker(
         mentions: InputSession::new(),
         joined: HashMap::new(),
         read: HashMap::new(),
+        edited: HashMap::new(),
     };
     let probe = ProbeHandle::new();
     {
@@ -337,16 +346,11 @@ fn run_worker(
             materialize(memberships, &probe, &views, |v, u| v.memberships.apply(u));
             materialize(receipts, &probe, &views, |v, u| v.receipts.apply(u));
 
-            let RoomHistory {
-                history,
-                last,
-                edits,
-            } = room_history(messages, edits);
+            let RoomHistory { history, edits } = room_history(messages, edits);
             materialize(edits, &probe, &views, |v, u| v.room_history.apply_edits(u));
             materialize(history, &probe, &views, |v, u| {
                 v.room_history.apply_history(u)
             });
-            materialize(last, &probe, &views, |v, u| v.room_history.apply_last(u));
 
             let FeedViews {
                 profile,

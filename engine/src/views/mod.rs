@@ -110,19 +110,24 @@ pub struct ViewSummary {
 /// One output update of a keyed view: `((key, value), time, diff)`.
 pub type Update<K, V> = ((K, V), Seq, isize);
 
-/// `(entity seq, latest edit seq)` for every edited entity still in `live` (messages, posts):
-/// edits arrive as `(entity seq, edit seq)`, one per edit ever made.
+/// `(entity seq, latest edit seq)` for every edited entity: edits arrive as `(entity seq,
+/// edit seq)`, one per edit ever made (and retracted, if the feeder drops them).
+pub fn latest<'s>(
+    edits: differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)>,
+) -> differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)> {
+    edits.reduce(|_entity, input, output| {
+        if let Some((edit, _)) = input.last() {
+            output.push((**edit, 1));
+        }
+    })
+}
+
+/// [`latest`], for the entities still in `live` (posts).
 pub fn latest_versions<'s>(
     edits: differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)>,
     live: differential_dataflow::VecCollection<'s, Seq, Seq>,
 ) -> differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)> {
-    edits
-        .reduce(|_entity, input, output| {
-            if let Some((edit, _)) = input.last() {
-                output.push((**edit, 1));
-            }
-        })
-        .semijoin(live)
+    latest(edits).semijoin(live)
 }
 
 /// Adds `diff` to the count of `key`, dropping it at zero. Counts (not sets) let diffs apply

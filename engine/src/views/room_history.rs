@@ -1,6 +1,9 @@
-//! Room histories: for every room, the ordered seqs of its live messages (deleted ones are
-//! retracted), its last message with that message's commit time, and for every edited live
-//! message the seq of its latest edit. Bodies stay in the log; this view holds keys only.
+//! Room histories: for every room, its live messages in seq order with their commit times
+//! (deleted ones are retracted), and for every edited live message the seq of its latest edit.
+//! A room's last message is the greatest entry of its history, read from the store: no reduce
+//! runs per message, so a chat message costs the dataflow one update of one collection (the
+//! latest edit is a reduce over edits alone; the feeder retracts a deleted message's edits).
+//! Bodies stay in the log; this view holds keys only.
 
 use super::{Digest, add};
 use differential_dataflow::VecCollection;
@@ -11,65 +14,36 @@ use std::collections::{BTreeMap, HashMap};
 /// A message as the view knows it: `(seq, commit time in ms)`.
 pub type MessageRef = (Seq, i64);
 
-/// The last message is found as a hierarchy of maxima: per room and block of 2^6 seqs, then
-/// of 2^12, then of 2^18, then per room. A reduce re-reads every value of the key it updates,
-/// so this keeps each of those reads at 64 values or fewer (the top level holds one value per
-/// 2^18 seqs), however long a room's history grows.
-const LEVEL_SHIFTS: [u32; 3] = [6, 12, 18];
-
-/// The view's outputs: `(room, seq)` per live message, `(room, last message)` per non-empty
-/// room, and `(message seq, latest edit seq)` per edited live message.
+/// The view's outputs: `(room, message)` per live message and `(message seq, latest edit
+/// seq)` per edited live message.
 pub struct RoomHistory<'s> {
-    pub history: VecCollection<'s, Seq, (RoomId, Seq)>,
-    pub last: VecCollection<'s, Seq, (RoomId, MessageRef)>,
+    pub history: VecCollection<'s, Seq, (RoomId, MessageRef)>,
     pub edits: VecCollection<'s, Seq, (Seq, Seq)>,
 }
 
 /// The view over `messages`, `(room, message)` for every live message, and `edits`,
-/// `(message seq, edit seq)` for every edit ever made.
+/// `(message seq, edit seq)` for every edit of a live message (the feeder retracts them when
+/// the message is deleted).
 pub fn room_history<'s>(
     messages: VecCollection<'s, Seq, (RoomId, MessageRef)>,
     edits: VecCollection<'s, Seq, (Seq, Seq)>,
 ) -> RoomHistory<'s> {
-    let live_seqs = messages.clone().map(|(_, (seq, _))| seq);
-    let edits = super::latest_versions(edits, live_seqs);
-    let history = messages.clone().map(|(room, (seq, _))| (room, seq));
-    let mut maxima =
-        messages.map(|(room, message)| ((room, message.0 >> LEVEL_SHIFTS[0]), message));
-    for shift in LEVEL_SHIFTS.into_iter().skip(1) {
-        maxima = maxima
-            .reduce(keep_max)
-            .map(move |((room, _block), message)| ((room, message.0 >> shift), message));
-    }
-    let last = maxima
-        .reduce(keep_max)
-        .map(|((room, _block), message)| (room, message))
-        .reduce(keep_max);
     RoomHistory {
-        history,
-        last,
-        edits,
-    }
-}
-
-/// Reduce logic: the greatest value. Values arrive sorted, so it is the last one.
-fn keep_max<K>(_key: &K, input: &[(&MessageRef, isize)], output: &mut Vec<(MessageRef, isize)>) {
-    if let Some((message, _)) = input.last() {
-        output.push((**message, 1));
+        history: messages,
+        edits: super::latest(edits),
     }
 }
 
 #[derive(Default)]
 struct RoomState {
-    /// Seq -> multiplicity; kept as counts so that diffs apply in any order.
-    seqs: BTreeMap<Seq, isize>,
-    last: BTreeMap<MessageRef, isize>,
+    /// Message -> multiplicity; kept as counts so that diffs apply in any order. Ordered by
+    /// seq, so the last entry is the room's last message.
+    messages: BTreeMap<MessageRef, isize>,
 }
 
-impl RoomState {
-    fn is_empty(&self) -> bool {
-        self.seqs.is_empty() && self.last.is_empty()
-    }
+/// The first key at or after `seq` (keys order by seq, then commit time).
+fn at(seq: Seq) -> MessageRef {
+    (seq, i64::MIN)
 }
 
 /// The materialized view.
@@ -101,12 +75,17 @@ pub struct HistoryPage {
 }
 
 impl RoomHistoryStore {
-    pub(crate) fn apply_history(&self, updates: &[((RoomId, Seq), Seq, isize)]) {
-        self.apply(updates, 0, |state| &mut state.seqs);
-    }
-
-    pub(crate) fn apply_last(&self, updates: &[((RoomId, MessageRef), Seq, isize)]) {
-        self.apply(updates, 1, |state| &mut state.last);
+    pub(crate) fn apply_history(&self, updates: &[((RoomId, MessageRef), Seq, isize)]) {
+        let mut rooms = self.rooms.write();
+        let mut digest = self.digest.lock();
+        for ((room, message), _time, diff) in updates {
+            let state = rooms.entry(*room).or_default();
+            add(&mut state.messages, *message, *diff);
+            if state.messages.is_empty() {
+                rooms.remove(room);
+            }
+            digest.apply(&(0u8, room, message), *diff);
+        }
     }
 
     pub(crate) fn apply_edits(&self, updates: &[((Seq, Seq), Seq, isize)]) {
@@ -130,26 +109,6 @@ impl RoomHistoryStore {
             .and_then(|v| v.keys().next_back().copied())
     }
 
-    /// Applies one output's diffs to the per-room map `field` picks; `tag` keeps the
-    /// outputs apart in the digest.
-    fn apply<V: Ord + Copy + std::hash::Hash>(
-        &self,
-        updates: &[((RoomId, V), Seq, isize)],
-        tag: u8,
-        field: impl Fn(&mut RoomState) -> &mut BTreeMap<V, isize>,
-    ) {
-        let mut rooms = self.rooms.write();
-        let mut digest = self.digest.lock();
-        for ((room, value), _time, diff) in updates {
-            let state = rooms.entry(*room).or_default();
-            add(field(state), *value, *diff);
-            if state.is_empty() {
-                rooms.remove(room);
-            }
-            digest.apply(&(tag, room, value), *diff);
-        }
-    }
-
     /// Up to `limit` message seqs of `room` at `cursor`, newest first.
     pub fn page(&self, room: RoomId, cursor: Cursor, limit: usize) -> HistoryPage {
         let rooms = self.rooms.read();
@@ -163,22 +122,26 @@ impl RoomHistoryStore {
         match cursor {
             Cursor::Before(before) => {
                 let upper = before.unwrap_or(Seq::MAX);
-                let mut older = state.seqs.range(..upper).rev().map(|(seq, _)| *seq);
+                let mut older = state
+                    .messages
+                    .range(..at(upper))
+                    .rev()
+                    .map(|((seq, _), _)| *seq);
                 let seqs: Vec<Seq> = older.by_ref().take(limit).collect();
                 HistoryPage {
                     has_older: older.next().is_some(),
-                    has_newer: state.seqs.range(upper..).next().is_some(),
+                    has_newer: state.messages.range(at(upper)..).next().is_some(),
                     seqs,
                 }
             }
             Cursor::Since(since) => {
                 let lower = since.saturating_add(1);
-                let mut newer = state.seqs.range(lower..).map(|(seq, _)| *seq);
+                let mut newer = state.messages.range(at(lower)..).map(|((seq, _), _)| *seq);
                 let mut seqs: Vec<Seq> = newer.by_ref().take(limit).collect();
                 let has_newer = newer.next().is_some();
                 seqs.reverse();
                 HistoryPage {
-                    has_older: state.seqs.range(..lower).next().is_some(),
+                    has_older: state.messages.range(..at(lower)).next().is_some(),
                     has_newer,
                     seqs,
                 }
@@ -189,7 +152,11 @@ impl RoomHistoryStore {
     /// How many live messages of `room` have a seq above `seq`, counting up to `cap`.
     pub fn count_after(&self, room: RoomId, seq: Seq, cap: usize) -> usize {
         self.rooms.read().get(&room).map_or(0, |state| {
-            state.seqs.range(seq.saturating_add(1)..).take(cap).count()
+            state
+                .messages
+                .range(at(seq.saturating_add(1))..)
+                .take(cap)
+                .count()
         })
     }
 
@@ -198,12 +165,12 @@ impl RoomHistoryStore {
         let rooms = self.rooms.read();
         rooms
             .get(&room)
-            .and_then(|s| s.last.keys().next_back().copied())
+            .and_then(|s| s.messages.keys().next_back().copied())
     }
 
     /// How many messages the room has.
     pub fn message_count(&self, room: RoomId) -> usize {
-        self.rooms.read().get(&room).map_or(0, |s| s.seqs.len())
+        self.rooms.read().get(&room).map_or(0, |s| s.messages.len())
     }
 
     /// The whole view, for tests and replay comparisons.
@@ -215,8 +182,8 @@ impl RoomHistoryStore {
                 (
                     *room,
                     (
-                        s.seqs.keys().copied().collect(),
-                        s.last.keys().next_back().copied(),
+                        s.messages.keys().map(|(seq, _)| *seq).collect(),
+                        s.messages.keys().next_back().copied(),
                     ),
                 )
             })
@@ -232,101 +199,37 @@ impl RoomHistoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use differential_dataflow::AsCollection;
-    use timely::dataflow::operators::capture::Extract;
-    use timely::dataflow::operators::{Capture, ToStream};
     use uuid::Uuid;
 
     fn room(n: u128) -> RoomId {
         RoomId(Uuid::from_u128(n))
     }
 
-    type Captured = (
-        Vec<((RoomId, Seq), Seq, isize)>,
-        Vec<((RoomId, MessageRef), Seq, isize)>,
-    );
-
-    fn flatten<D: Ord>(batches: Vec<(Seq, Vec<D>)>) -> Vec<D> {
-        let mut all: Vec<D> = batches.into_iter().flat_map(|(_, d)| d).collect();
-        all.sort();
-        all
-    }
-
-    /// Runs the view over `updates` (data, time, diff) and returns every output update.
-    fn run(updates: Vec<((RoomId, MessageRef), Seq, isize)>) -> Captured {
-        let (history, last) = timely::example(move |scope| {
-            let messages = updates.into_iter().to_stream(scope).as_collection();
-            let edits = Vec::<((Seq, Seq), Seq, isize)>::new()
-                .into_iter()
-                .to_stream(scope)
-                .as_collection();
-            let view = room_history(messages, edits);
-            (view.history.inner.capture(), view.last.inner.capture())
-        });
-        (flatten(history.extract()), flatten(last.extract()))
-    }
-
     #[test]
-    fn history_and_last_message_per_room() {
+    fn the_last_message_is_the_newest_live_one_and_falls_back_when_it_is_deleted() {
         let (a, b) = (room(1), room(2));
-        let (history, last) = run(vec![
-            ((a, (1, 100)), 1, 1),
-            ((b, (2, 110)), 2, 1),
-            ((a, (3, 120)), 3, 1),
-        ]);
+        let store = RoomHistoryStore::default();
+        store.apply_history(&[((a, (1, 100)), 1, 1), ((b, (2, 110)), 2, 1)]);
+        store.apply_history(&[((a, (3, 120)), 3, 1)]);
+        assert_eq!(store.last(a), Some((3, 120)));
+        assert_eq!(store.last(b), Some((2, 110)));
+        store.apply_history(&[((a, (3, 120)), 4, -1)]);
         assert_eq!(
-            history,
-            vec![((a, 1), 1, 1), ((a, 3), 3, 1), ((b, 2), 2, 1)]
+            store.last(a),
+            Some((1, 100)),
+            "back to the previous live message"
         );
-        // Room a's last message moves from seq 1 to seq 3 at time 3.
-        assert_eq!(
-            last,
-            vec![
-                ((a, (1, 100)), 1, 1),
-                ((a, (1, 100)), 3, -1),
-                ((a, (3, 120)), 3, 1),
-                ((b, (2, 110)), 2, 1),
-            ]
-        );
-    }
-
-    #[test]
-    fn retracting_the_last_message_falls_back_across_every_level() {
-        let a = room(7);
-        let old = 5; // the first block at every level
-        let new = 5 + (1 << 20); // another block at every level
-        let (history, last) = run(vec![
-            ((a, (old, 10)), old, 1),
-            ((a, (new, 20)), new, 1),
-            ((a, (new, 20)), new + 1, -1),
-        ]);
-        assert_eq!(
-            history,
-            vec![
-                ((a, old), old, 1),
-                ((a, new), new, 1),
-                ((a, new), new + 1, -1)
-            ]
-        );
-        assert_eq!(
-            last,
-            vec![
-                ((a, (old, 10)), old, 1),
-                ((a, (old, 10)), new, -1),
-                ((a, (old, 10)), new + 1, 1),
-                ((a, (new, 20)), new, 1),
-                ((a, (new, 20)), new + 1, -1),
-            ]
-        );
+        store.apply_history(&[((a, (1, 100)), 5, -1)]);
+        assert_eq!(store.last(a), None);
+        assert_eq!(store.message_count(a), 0);
     }
 
     #[test]
     fn store_pages_newest_first_and_digest_ignores_order() {
         let a = room(1);
         let forward = RoomHistoryStore::default();
-        let history: Vec<_> = (1..=5).map(|s| ((a, s), s, 1)).collect();
+        let history: Vec<_> = (1..=5).map(|s| ((a, (s, 10 * s as i64)), s, 1)).collect();
         forward.apply_history(&history);
-        forward.apply_last(&[((a, (5, 50)), 5, 1)]);
         let page = forward.page(a, Cursor::Before(None), 2);
         assert_eq!(page.seqs, vec![5, 4]);
         assert!(page.has_older && !page.has_newer);
@@ -350,7 +253,6 @@ mod tests {
         assert_eq!(forward.message_count(a), 5);
 
         let backward = RoomHistoryStore::default();
-        backward.apply_last(&[((a, (5, 50)), 5, 1)]);
         let mut reversed = history.clone();
         reversed.reverse();
         backward.apply_history(&reversed);
@@ -359,8 +261,8 @@ mod tests {
 
         // A retraction before its insertion (as can happen within a batch) nets out.
         let store = RoomHistoryStore::default();
-        store.apply_history(&[((a, 9), 9, -1)]);
-        store.apply_history(&[((a, 9), 9, 1)]);
+        store.apply_history(&[((a, (9, 90)), 9, -1)]);
+        store.apply_history(&[((a, (9, 90)), 9, 1)]);
         assert!(store.snapshot().is_empty());
         assert_eq!(store.digest(), Digest::default());
     }
@@ -375,20 +277,24 @@ mod edit_tests {
     use uuid::Uuid;
 
     #[test]
-    fn the_latest_edit_of_a_live_message_and_none_once_deleted() {
+    fn the_latest_edit_of_a_message_and_none_once_its_edits_are_retracted() {
         let room = RoomId(Uuid::from_u128(1));
         let captured = timely::example(move |scope| {
-            let messages = vec![
-                ((room, (3, 30)), 3, 1),
-                ((room, (3, 30)), 9, -1), // deleted at seq 9
+            let messages = vec![((room, (3, 30)), 3, 1), ((room, (3, 30)), 9, -1)]
+                .into_iter()
+                .to_stream(scope)
+                .as_collection();
+            // Edits at seqs 5 and 7; the message's deletion at seq 9 retracts both (the
+            // feeder does that).
+            let edits = vec![
+                ((3, 5), 5, 1),
+                ((3, 7), 7, 1),
+                ((3, 5), 9, -1),
+                ((3, 7), 9, -1),
             ]
             .into_iter()
             .to_stream(scope)
             .as_collection();
-            let edits = vec![((3, 5), 5, 1), ((3, 7), 7, 1)]
-                .into_iter()
-                .to_stream(scope)
-                .as_collection();
             room_history(messages, edits).edits.inner.capture()
         });
         let mut updates: Vec<_> = captured
