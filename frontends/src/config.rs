@@ -178,9 +178,6 @@ pub struct WsConfig {
     pub idle_timeout_ms: u64,
     /// Without cookie or Bearer header on the upgrade, the `auth` frame must come within this.
     pub auth_timeout_ms: u64,
-    /// Frames queued for a client; a full queue makes its subscriptions wait (they catch up
-    /// from the log later), it does not close the connection.
-    pub outbound_queue: usize,
     /// A client whose socket accepts no data for this long is closed (4003 slow consumer).
     pub write_timeout_ms: u64,
     /// Most events a resume (`fromSeq`) may be behind the head.
@@ -198,7 +195,6 @@ impl Default for WsConfig {
             heartbeat_ms: 20_000,
             idle_timeout_ms: 60_000,
             auth_timeout_ms: 10_000,
-            outbound_queue: 1024,
             write_timeout_ms: 10_000,
             max_resume_events: 100_000,
         }

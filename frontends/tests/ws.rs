@@ -415,7 +415,7 @@ async fn pipelined_sends_are_acked_and_a_lagging_subscriber_catches_up_from_the_
     // One event of buffer per topic: any batch of two events puts a subscriber behind.
     let server = Server::start_with_config(
         dir.path(),
-        "[engine]\ntopic_capacity = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\noutbound_queue = 16\n",
+        "[engine]\ntopic_capacity = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\n",
     );
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let mut bob = connect(&server, Some(&bob_token)).await;
@@ -453,7 +453,7 @@ async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with_config(
         dir.path(),
-        "[ws]\nsends_per_second = 100000\nsend_burst = 100000\noutbound_queue = 16\nwrite_timeout_ms = 500\n",
+        "[ws]\nsends_per_second = 100000\nsend_burst = 100000\nwrite_timeout_ms = 500\n",
     );
     let (room, alice_token, bob_token) = two_users_one_room(&server).await;
     let carol_token = server.sign_in("carol").await;

@@ -1,11 +1,13 @@
-//! One WebSocket connection: one loop reads the client's frames and writes everything the
-//! client gets, in batches (many frames, one flush). Its own answers (acks, errors, pongs) are
-//! written before the frames its subscription tasks queued, so an ack never waits behind
-//! deliveries. Sends are pipelined: each runs as its own future while the loop goes on reading
-//! and writing, so deliveries never wait for the sender's fsync; past
-//! `ws.max_sends_in_flight` unacknowledged sends the loop stops reading the client (TCP
-//! pushes back on it). A client whose socket accepts nothing for `ws.write_timeout_ms` is
-//! closed as a slow consumer; nothing else cuts a client that reads its frames.
+//! One WebSocket connection: one loop reads the client's frames and writes the connection's
+//! own answers (acks, errors, pongs, pings), several to one flush; its subscription tasks
+//! write their events to the same socket themselves (see `outbox.rs`), so an event reaches
+//! the socket without a hop through this loop, and an ack never waits behind a queue of
+//! deliveries (at most behind one write in progress). Sends are pipelined: each runs as its
+//! own future while the loop goes on reading and writing, so deliveries never wait for the
+//! sender's fsync; past `ws.max_sends_in_flight` unacknowledged sends the loop stops reading
+//! the client (TCP pushes back on it). A client whose socket accepts nothing for
+//! `ws.write_timeout_ms` is closed as a slow consumer; nothing else cuts a client that reads
+//! its frames.
 
 use super::outbox::{
     CLOSE_AUTH_TIMEOUT, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CloseRequest, Outbox, render,
@@ -16,10 +18,10 @@ use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
 use crate::presence::{HEARTBEAT_EVERY, Signal};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, SplitSink};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use girok_engine::{Command, Error as EngineError};
 use girok_schemas::{RoomId, Seq, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -32,8 +34,6 @@ use tokio::time::Instant;
 
 /// How long a server-initiated close waits for the client's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Most frames written before one flush.
-const WRITE_BATCH: usize = 256;
 
 /// The per-connection limits (`[ws]` in the configuration).
 #[derive(Clone, Copy, Debug)]
@@ -46,7 +46,6 @@ pub struct WsLimits {
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
     pub auth_timeout: Duration,
-    pub outbound_queue: usize,
     pub write_timeout: Duration,
     pub max_resume_events: u64,
 }
@@ -62,48 +61,9 @@ impl From<&WsConfig> for WsLimits {
             heartbeat: Duration::from_millis(c.heartbeat_ms.max(100)),
             idle_timeout: Duration::from_millis(c.idle_timeout_ms.max(200)),
             auth_timeout: Duration::from_millis(c.auth_timeout_ms.max(100)),
-            outbound_queue: c.outbound_queue.max(16),
             write_timeout: Duration::from_millis(c.write_timeout_ms.max(100)),
             max_resume_events: c.max_resume_events,
         }
-    }
-}
-
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.to_owned().into(),
-    }))
-}
-
-type Sink = SplitSink<WebSocket, Message>;
-
-/// Writes the connection's own frames, then what its subscriptions queued (up to a batch),
-/// with one flush. `Err` ends the connection: `Some` with a close to send, `None` when the
-/// client is gone.
-async fn write_pending(
-    sink: &mut Sink,
-    pending: &mut VecDeque<Message>,
-    queued: &mut mpsc::Receiver<Utf8Bytes>,
-    timeout: Duration,
-) -> Result<(), Option<CloseRequest>> {
-    while pending.len() < WRITE_BATCH {
-        match queued.try_recv() {
-            Ok(frame) => pending.push_back(Message::Text(frame)),
-            Err(_) => break,
-        }
-    }
-    let write = async {
-        while let Some(message) = pending.pop_front() {
-            sink.feed(message).await?;
-        }
-        sink.flush().await
-    };
-    match tokio::time::timeout(timeout, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(None),
-        // The socket took nothing for that long: the client is not reading.
-        Err(_) => Err(Some((CLOSE_SLOW_CONSUMER, "slow consumer".into()))),
     }
 }
 
@@ -114,14 +74,13 @@ pub async fn serve(
     principal: Option<Principal>,
     limits: WsLimits,
 ) {
-    let (mut sink, mut stream) = socket.split();
-    let (queue, mut queued) = mpsc::channel::<Utf8Bytes>(limits.outbound_queue);
+    let (sink, mut stream) = socket.split();
     let (closer, mut close_requests) = mpsc::channel::<CloseRequest>(4);
     let mut connection = Connection {
         state: state.clone(),
         principal: None,
         limits,
-        out: Outbox::new(queue, closer, state.ws_metrics.clone()),
+        out: Outbox::new(sink, closer, state.ws_metrics.clone(), limits.write_timeout),
         pending: VecDeque::new(),
         sending: FuturesOrdered::new(),
         subscriptions: HashMap::new(),
@@ -141,17 +100,13 @@ pub async fn serve(
     heartbeat.tick().await;
     let mut closing: Option<CloseRequest> = None;
     loop {
-        if !connection.pending.is_empty()
-            && let Err(end) = write_pending(
-                &mut sink,
-                &mut connection.pending,
-                &mut queued,
-                limits.write_timeout,
-            )
-            .await
-        {
-            closing = end;
-            break;
+        if !connection.pending.is_empty() {
+            let answers = std::mem::take(&mut connection.pending);
+            if !connection.out.write(answers).await {
+                // Gone, or closed as a slow consumer (then the request says so).
+                closing = close_requests.try_recv().ok();
+                break;
+            }
         }
         // Read the client only while its earlier frames are answered or in flight within
         // bounds: a client that sends faster than girok acknowledges is pushed back.
@@ -159,10 +114,6 @@ pub async fn serve(
         tokio::select! {
             Some(answer) = connection.sending.next() => {
                 connection.pending.push_back(Message::Text(answer));
-            }
-            frame = queued.recv() => {
-                let Some(frame) = frame else { break };
-                connection.pending.push_back(Message::Text(frame));
             }
             incoming = stream.next(), if reading => {
                 let Some(Ok(message)) = incoming else { break };
@@ -204,8 +155,7 @@ pub async fn serve(
         if code == CLOSE_SLOW_CONSUMER {
             connection.state.ws_metrics.slow_consumer_closes.inc();
         }
-        let said = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, &reason))).await;
-        if matches!(said, Ok(Ok(()))) {
+        if connection.out.close(code, reason, CLOSE_GRACE).await {
             // The closing handshake: give the client a moment to read the reason and answer.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 while let Some(Ok(message)) = stream.next().await {
@@ -252,7 +202,7 @@ fn engine_error(error: EngineError) -> ServerFrame {
 }
 
 impl Connection {
-    /// Queues an answer, written before anything the subscriptions queued.
+    /// Queues an answer, written at the top of the loop.
     fn reply(&mut self, frame: ServerFrame) {
         self.pending.push_back(Message::Text(render(&frame)));
     }

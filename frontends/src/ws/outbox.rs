@@ -1,12 +1,19 @@
-//! A connection's outbound queue as its subscription tasks see it: rendered text frames in a
-//! bounded queue that the connection's writer drains in batches. A full queue makes the
-//! sender wait (memory stays bounded); it never closes the connection by itself: only a
-//! socket that accepts nothing for `ws.write_timeout_ms` does (see `connection.rs`).
+//! A connection's socket as its writers see it: the connection loop (answers, pings) and each
+//! subscription task write their frames straight to the socket, several frames to one flush,
+//! one writer at a time. No queue and no hop through another task sits between an event and
+//! the socket, so a live event costs one task wake-up per subscriber. A full socket makes the
+//! writer wait (the kernel's buffer is the only queue; a subscription that waits falls behind
+//! the hub and catches up from the log later); a socket that accepts nothing for
+//! `ws.write_timeout_ms` closes the connection as a slow consumer, and nothing else does.
 
 use super::metrics::WsMetrics;
 use super::protocol::ServerFrame;
-use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures::SinkExt;
+use futures::stream::SplitSink;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
 
 /// Close codes (4000-4999 are the application's).
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
@@ -21,24 +28,27 @@ pub(super) fn render(frame: &ServerFrame) -> Utf8Bytes {
     serde_json::to_string(frame).unwrap_or_default().into()
 }
 
-/// The sending side of one connection's outbound queue; cheap to clone.
+/// The writing half of one connection's socket; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Outbox {
-    queue: mpsc::Sender<Utf8Bytes>,
+    sink: Arc<Mutex<SplitSink<WebSocket, Message>>>,
     closer: mpsc::Sender<CloseRequest>,
     metrics: WsMetrics,
+    write_timeout: Duration,
 }
 
 impl Outbox {
     pub fn new(
-        queue: mpsc::Sender<Utf8Bytes>,
+        sink: SplitSink<WebSocket, Message>,
         closer: mpsc::Sender<CloseRequest>,
         metrics: WsMetrics,
+        write_timeout: Duration,
     ) -> Self {
         Self {
-            queue,
+            sink: Arc::new(Mutex::new(sink)),
             closer,
             metrics,
+            write_timeout,
         }
     }
 
@@ -46,20 +56,53 @@ impl Outbox {
         &self.metrics
     }
 
-    /// Queues a rendered frame, waiting while the queue is full; `false` once the connection
-    /// is gone.
+    /// Writes `frames` in order with one flush, waiting while another writer has the socket
+    /// or the socket is full; `false` once the connection is gone, or when the socket took
+    /// nothing for `ws.write_timeout_ms` (then the connection is asked to close as a slow
+    /// consumer).
+    pub async fn write(&self, frames: impl IntoIterator<Item = Message>) -> bool {
+        let write = async {
+            let mut sink = self.sink.lock().await;
+            for frame in frames {
+                sink.feed(frame).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            // The socket took nothing for that long: the client is not reading.
+            Err(_) => {
+                self.close_slow();
+                false
+            }
+        }
+    }
+
     pub async fn send(&self, frame: Utf8Bytes) -> bool {
-        self.queue.send(frame).await.is_ok()
+        self.write([Message::Text(frame)]).await
     }
 
     pub async fn send_frame(&self, frame: &ServerFrame) -> bool {
         self.send(render(frame)).await
     }
 
-    /// Asks the connection to close as a slow consumer (a live-only topic it fell behind).
+    /// Asks the connection to close as a slow consumer (a live-only topic it fell behind, or
+    /// a socket that takes nothing).
     pub fn close_slow(&self) {
         let _ = self
             .closer
             .try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+    }
+
+    /// Sends the close frame, waiting at most `grace`; whether it went out.
+    pub async fn close(&self, code: u16, reason: String, grace: Duration) -> bool {
+        let frame = Message::Close(Some(axum::extract::ws::CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let said =
+            tokio::time::timeout(grace, async { self.sink.lock().await.send(frame).await }).await;
+        matches!(said, Ok(Ok(())))
     }
 }

@@ -3,14 +3,14 @@
 //! hub (the server was busy, or the client is slow to read) it reads the gap from the log
 //! again instead of closing, so a client that reads its frames is never cut because the
 //! server lagged. Live events go out as frames rendered once per event and shared by every
-//! subscriber ([`LiveEvent::rendered`]). Each task waits for room in the connection's bounded
-//! outbound queue: memory stays bounded, and a client that stops reading is closed by the
-//! connection's writer (see `connection.rs`), not here.
+//! subscriber ([`LiveEvent::rendered`]); each task writes them to the socket itself, every
+//! event that already arrived in one write (see `outbox.rs`), so a live event costs one
+//! wake-up of this task per subscriber and nothing else.
 
 use super::outbox::Outbox;
 use super::protocol::ServerFrame;
 use crate::presence::Signal;
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
 use girok_engine::{Engine, LiveEvent, Topic};
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use tokio::sync::broadcast;
 
 /// Log events read per step while catching up.
 const CATCH_UP_CHUNK: usize = 1000;
+/// Most live events written with one flush.
+const LIVE_BATCH: usize = 64;
 
 /// What a subscription delivers.
 #[derive(Clone, Copy)]
@@ -126,20 +128,34 @@ impl Subscription {
                 }
             };
             let flow = match received {
-                Ok(event) if event.seq < next => Flow::Go,
                 Ok(event) => {
-                    next = event.seq + 1;
-                    self.deliver_live(&event, shared).await
+                    // Whatever else already arrived goes out with it, in one write.
+                    let mut frames = Vec::new();
+                    let mut flow = self.take_live(&event, &mut next, shared, &mut frames);
+                    let mut lagged = false;
+                    while matches!(flow, Flow::Go) && frames.len() < LIVE_BATCH {
+                        match live.try_recv() {
+                            Ok(event) => {
+                                flow = self.take_live(&event, &mut next, shared, &mut frames)
+                            }
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                lagged = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if !frames.is_empty() && !self.out.write(frames).await {
+                        return;
+                    }
+                    match flow {
+                        Flow::Go if lagged => self.catch_up_behind(&mut next).await,
+                        flow => flow,
+                    }
                 }
                 // Behind the hub: whatever it dropped is in the log.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let head = self.engine.head();
-                    if head.saturating_sub(next) > self.max_resume {
-                        self.out.close_slow();
-                        return;
-                    }
-                    self.out.metrics().catch_ups.inc();
-                    self.catch_up(&mut next, head).await
+                    self.catch_up_behind(&mut next).await
                 }
                 Err(broadcast::error::RecvError::Closed) => Flow::End,
             };
@@ -149,7 +165,20 @@ impl Subscription {
         }
     }
 
-    /// Delivers every event of the scope from `next` up to `head` from the log.
+    /// Reads from the log what the hub dropped for this subscription, up to the head; a
+    /// subscription too far behind is closed as a slow consumer.
+    async fn catch_up_behind(&self, next: &mut Seq) -> Flow {
+        let head = self.engine.head();
+        if head.saturating_sub(*next) > self.max_resume {
+            self.out.close_slow();
+            return Flow::End;
+        }
+        self.out.metrics().catch_ups.inc();
+        self.catch_up(next, head).await
+    }
+
+    /// Delivers every event of the scope from `next` up to `head` from the log, a chunk to
+    /// one write.
     async fn catch_up(&self, next: &mut Seq, head: Seq) -> Flow {
         while *next <= head {
             let events = match self.engine.events(*next, CATCH_UP_CHUNK).await {
@@ -160,23 +189,40 @@ impl Subscription {
                     return Flow::End;
                 }
             };
+            let mut frames = Vec::new();
+            let mut flow = Flow::Go;
             for event in events.iter().take_while(|e| e.seq <= head) {
                 *next = event.seq + 1;
-                if !self.scope.matches(event) {
-                    continue;
-                }
-                if let Flow::End = self.deliver(event, event_frame(&self.topic, event)).await {
-                    return Flow::End;
+                if self.scope.matches(event) {
+                    flow = self.take(event, event_frame(&self.topic, event), &mut frames);
+                    if let Flow::End = flow {
+                        break;
+                    }
                 }
             }
-            if events.last().is_some_and(|e| e.seq >= head) {
-                break;
+            if !frames.is_empty() && !self.out.write(frames).await {
+                return Flow::End;
+            }
+            if matches!(flow, Flow::End) || events.last().is_some_and(|e| e.seq >= head) {
+                return flow;
             }
         }
         Flow::Go
     }
 
-    async fn deliver_live(&self, event: &LiveEvent, shared: Option<&'static str>) -> Flow {
+    /// Takes a live event into `frames` (once: an event before `next` was delivered from the
+    /// log already).
+    fn take_live(
+        &self,
+        event: &LiveEvent,
+        next: &mut Seq,
+        shared: Option<&'static str>,
+        frames: &mut Vec<Message>,
+    ) -> Flow {
+        if event.seq < *next {
+            return Flow::Go;
+        }
+        *next = event.seq + 1;
         if !self.scope.matches(event) {
             return Flow::Go;
         }
@@ -184,13 +230,14 @@ impl Subscription {
             Some(format) => event.rendered(format, |e| event_frame(&self.topic, e)),
             None => event_frame(&self.topic, event),
         };
-        self.deliver(event, frame).await
+        self.take(event, frame, frames)
     }
 
-    /// Queues the frame of an event of the scope; the subscription ends after the member's
-    /// own leaving (or when the connection is gone).
-    async fn deliver(&self, event: &Event, frame: Utf8Bytes) -> Flow {
-        if !self.out.send(frame).await || self.scope.ends_with(event) {
+    /// Adds the frame of an event of the scope to `frames`; the subscription ends after the
+    /// member's own leaving.
+    fn take(&self, event: &Event, frame: Utf8Bytes, frames: &mut Vec<Message>) -> Flow {
+        frames.push(Message::Text(frame));
+        if self.scope.ends_with(event) {
             Flow::End
         } else {
             Flow::Go
