@@ -60,7 +60,6 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     config.storage.data_dir = temp.path().to_owned();
     config.ws.sends_per_second = u32::MAX / 2;
     config.ws.send_burst = u32::MAX / 2;
-    config.ws.outbound_queue = 65_536;
     config.auth.login_per_minute_per_username = 100_000;
     config.auth.login_per_minute_per_ip = 100_000;
     let engine = Engine::open(config.engine_config())?;
