@@ -128,32 +128,34 @@ impl Hub {
 }
 
 /// Publishes every event after `after` as it becomes durable, until the task is aborted:
-/// from the writer's durable feed, or from the log for whatever the feed no longer holds.
+/// from the writer's durable feed, and from the log only for what the feed cannot give (what
+/// came before the hub listened, what it dropped while the hub lagged behind it, a gap).
 pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
     // Listen before looking at the head, so every batch past it arrives on the feed.
     let mut feed = store.durable_batches();
     let mut next = after + 1;
+    let mut behind = true;
     loop {
-        if next <= store.head().get() {
+        // The head moves before the feed gets a batch, so a catch-up up to the head covers
+        // everything the feed skipped; the feed's copies of it are passed over below.
+        while behind && next <= store.head().get() {
             match catch_up(&hub, &store, next).await {
                 Some(reached) => next = reached,
                 None => return,
             }
-            continue;
         }
+        behind = false;
         match feed.recv().await {
+            Ok(batch) if batch.first_seq > next => behind = true, // a gap: the log has it
             Ok(batch) => {
                 let from = next;
                 for (seq, bytes) in batch.iter().skip_while(|(seq, _)| *seq < from) {
-                    if seq > next {
-                        break; // a gap: the log has it, read at the top of the loop
-                    }
                     hub.publish(seq, bytes);
                     next = seq + 1;
                 }
             }
             // Fell behind the feed: the log has what was dropped.
-            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => behind = true,
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
