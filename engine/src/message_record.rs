@@ -28,9 +28,9 @@ impl Get for girok_storage::Store {
     }
 }
 
-/// Whether `event` (a message) has a seq-derived id, so its facts live in the log.
-pub(crate) fn has_derived_id(event: &Event) -> bool {
-    event.id.derived_seq() == Some(event.seq)
+/// Whether message `id`, sent at `seq`, has a seq-derived id, so its facts live in the log.
+pub(crate) fn id_derived_from(id: EventId, seq: Seq) -> bool {
+    id.derived_seq() == Some(seq)
 }
 
 /// The facts of message `id`, deleted or not; `None` if there is no such message.
@@ -60,7 +60,7 @@ pub(crate) fn message_record(db: &impl Get, id: EventId) -> Result<Option<Messag
 
 /// Whether the message `event` (a `chat.message.sent`) has been deleted.
 pub(crate) fn message_deleted(db: &impl Get, event: &Event) -> Result<bool> {
-    if has_derived_id(event) {
+    if id_derived_from(event.id, event.seq) {
         return is_deleted(db, event.seq);
     }
     let record: Option<MessageRecord> = record(

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use girok_schemas::proto::{
     CommentRecord, IdempotentAck, MessageRecord, PostRecord, RoomRecord, SessionRecord, UserRecord,
 };
-use girok_schemas::{Event, Payload, RoomId, Seq, SessionId, UserId};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, SessionId, UserId};
 use girok_storage::{Store, Table, Txn};
 use prost::Message;
 use std::sync::Arc;
@@ -76,19 +76,25 @@ fn put_session(txn: &mut Txn<'_>, session: SessionId, record: &SessionRecord) {
     );
 }
 
+/// Reads the record `key` of `table` (which an event refers to, so it must exist), changes
+/// it, and writes it back.
+fn update<M: Message + Default>(
+    txn: &mut Txn<'_>,
+    (table, key, what): (Table, &[u8], &str),
+    change: impl FnOnce(&mut M),
+) -> Result<()> {
+    let mut record: M = decode(txn.get(table, key)?, what)?;
+    change(&mut record);
+    txn.put(table, key.to_vec(), record.encode_to_vec());
+    Ok(())
+}
+
 fn update_user(
     txn: &mut Txn<'_>,
     user: UserId,
     change: impl FnOnce(&mut UserRecord),
 ) -> Result<()> {
-    let mut record: UserRecord = decode(txn.get(Table::UseridUser, user.as_bytes())?, "user")?;
-    change(&mut record);
-    txn.put(
-        Table::UseridUser,
-        user.as_bytes().to_vec(),
-        record.encode_to_vec(),
-    );
-    Ok(())
+    update(txn, (Table::UseridUser, user.as_bytes(), "user"), change)
 }
 
 fn update_room(
@@ -96,29 +102,15 @@ fn update_room(
     room: RoomId,
     change: impl FnOnce(&mut RoomRecord),
 ) -> Result<()> {
-    let mut record: RoomRecord = decode(txn.get(Table::RoomidRoom, room.as_bytes())?, "room")?;
-    change(&mut record);
-    txn.put(
-        Table::RoomidRoom,
-        room.as_bytes().to_vec(),
-        record.encode_to_vec(),
-    );
-    Ok(())
+    update(txn, (Table::RoomidRoom, room.as_bytes(), "room"), change)
 }
 
 fn update_post(
     txn: &mut Txn<'_>,
-    post: girok_schemas::EventId,
+    post: EventId,
     change: impl FnOnce(&mut PostRecord),
 ) -> Result<()> {
-    let mut record: PostRecord = decode(txn.get(Table::PostidPost, post.as_bytes())?, "post")?;
-    change(&mut record);
-    txn.put(
-        Table::PostidPost,
-        post.as_bytes().to_vec(),
-        record.encode_to_vec(),
-    );
-    Ok(())
+    update(txn, (Table::PostidPost, post.as_bytes(), "post"), change)
 }
 
 fn update_session(
@@ -126,13 +118,11 @@ fn update_session(
     session: SessionId,
     change: impl FnOnce(&mut SessionRecord),
 ) -> Result<()> {
-    let mut record: SessionRecord = decode(
-        txn.get(Table::SessionidSession, session.as_bytes())?,
-        "session",
-    )?;
-    change(&mut record);
-    put_session(txn, session, &record);
-    Ok(())
+    update(
+        txn,
+        (Table::SessionidSession, session.as_bytes(), "session"),
+        change,
+    )
 }
 
 /// Applies one event's effect on the write model.
@@ -196,7 +186,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             ..
         } => {
             // Messages with seq-derived ids need no row: the log is their index.
-            if !crate::message_record::has_derived_id(event) {
+            if !crate::message_record::id_derived_from(event.id, event.seq) {
                 let record = MessageRecord {
                     room_id: room.as_bytes().to_vec(),
                     sender: actor.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
@@ -230,23 +220,19 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             message_seq,
             ..
         } => {
-            if message.derived_seq() == Some(*message_seq) {
+            if crate::message_record::id_derived_from(*message, *message_seq) {
                 txn.put(
                     Table::MessageseqDeleted,
                     message_seq.to_be_bytes().to_vec(),
                     Vec::new(),
                 );
             } else {
-                let mut record: MessageRecord = decode(
-                    txn.get(Table::MessageidMessage, message.as_bytes())?,
-                    "message",
-                )?;
-                record.deleted = true;
-                txn.put(
+                let key = (
                     Table::MessageidMessage,
-                    message.as_bytes().to_vec(),
-                    record.encode_to_vec(),
+                    message.as_bytes().as_slice(),
+                    "message",
                 );
+                update(txn, key, |record: &mut MessageRecord| record.deleted = true)?;
             }
         }
         Payload::UserRegistered {
@@ -403,16 +389,12 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             );
         }
         Payload::CommentDeleted { comment, .. } => {
-            let mut record: CommentRecord = decode(
-                txn.get(Table::CommentidComment, comment.as_bytes())?,
-                "comment",
-            )?;
-            record.deleted = true;
-            txn.put(
+            let key = (
                 Table::CommentidComment,
-                comment.as_bytes().to_vec(),
-                record.encode_to_vec(),
+                comment.as_bytes().as_slice(),
+                "comment",
             );
+            update(txn, key, |record: &mut CommentRecord| record.deleted = true)?;
         }
         Payload::UserFollowed { user } => {
             if let Some(follower) = actor {

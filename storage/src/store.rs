@@ -235,7 +235,7 @@ impl Store {
         let mut txn = crate::Txn::new(self, &mut batch);
         let out = f(&mut txn)?;
         txn.accept();
-        if batch.appended(head + 1) > 0 {
+        if batch.appended() > 0 {
             return Err(
                 Error::Io(std::io::Error::other("a rewrite may not append to the log")).into(),
             );

@@ -15,8 +15,9 @@ pub(crate) enum Op {
 /// The state of the batch being built: accepted commands' writes, in order.
 pub(crate) struct BatchState {
     pub ops: Vec<Op>,
-    /// Per table and key, the index in `ops` of this batch's latest write to it (the log is not
-    /// indexed). Keyed per table so that lookups borrow the key instead of allocating one.
+    /// Per table and key, the index in `ops` of this batch's latest write to it (log entries
+    /// are in `log` instead). Keyed per table so that lookups borrow the key instead of
+    /// allocating one.
     overlay: HashMap<Table, HashMap<Vec<u8>, usize>>,
     /// The index in `ops` of each log entry of this batch, in seq order from `first_seq`.
     log: Vec<usize>,
@@ -38,8 +39,20 @@ impl BatchState {
         }
     }
 
-    pub fn appended(&self, first_seq: Seq) -> u64 {
-        self.next_seq - first_seq
+    /// Log entries this batch appended.
+    pub fn appended(&self) -> u64 {
+        self.next_seq - self.first_seq
+    }
+
+    /// Copies of this batch's log entries, in seq order from its first seq.
+    pub fn log_entries(&self) -> Vec<Vec<u8>> {
+        self.log
+            .iter()
+            .filter_map(|&index| match self.ops.get(index) {
+                Some(Op::Put(_, _, bytes)) => Some(bytes.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The value of a key of this batch's writes: a log entry by its seq, anything else by

@@ -231,12 +231,12 @@ fn run<S: Stager>(
             replies.push((reply, outcome));
         }
 
-        let appended = batch.appended(next_seq);
+        let appended = batch.appended();
         let commands = replies.len();
         let entries = (appended > 0 && store.durable_feed().wanted()).then(|| {
             Arc::new(crate::DurableBatch {
                 first_seq: next_seq,
-                entries: log_entries(&batch.ops),
+                entries: batch.log_entries(),
             })
         });
         if !batch.ops.is_empty()
@@ -276,16 +276,6 @@ fn run<S: Stager>(
         tracing::error!(%error, "final flush of the log failed");
     }
     tracing::info!(head = store.head().get(), "log writer stopped");
-}
-
-/// Copies of the log entries among a batch's writes, in seq order.
-fn log_entries(ops: &[crate::txn::Op]) -> Vec<Vec<u8>> {
-    ops.iter()
-        .filter_map(|op| match op {
-            crate::txn::Op::Put(crate::Table::SeqEvent, _, bytes) => Some(bytes.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The sync thread: takes every batch committed so far, makes them durable with one

@@ -295,22 +295,31 @@ fn signal_frame(topic: &str, signal: Signal, me: UserId) -> Option<ServerFrame> 
     }
 }
 
-/// The next live value of a live-only topic; `None` when the channel closed, or lagged (then
-/// the connection is closed as a slow consumer: the client re-reads and subscribes again).
-async fn next_live<T: Clone>(live: &mut broadcast::Receiver<T>, out: &Outbox) -> Option<T> {
-    match live.recv().await {
-        Ok(value) => Some(value),
-        Err(broadcast::error::RecvError::Lagged(_)) => {
-            out.close_slow();
-            None
+/// Sends a frame for each value of a live-only topic (`frame` makes it; `None` skips the
+/// value), until the channel closes or the connection is gone; falling behind the channel
+/// closes the connection as a slow consumer (the client re-reads and subscribes again).
+async fn push_live<T: Clone, F: Future<Output = Option<ServerFrame>>>(
+    mut live: broadcast::Receiver<T>,
+    out: Outbox,
+    frame: impl Fn(T) -> F,
+) {
+    loop {
+        let value = match live.recv().await {
+            Ok(value) => value,
+            Err(broadcast::error::RecvError::Lagged(_)) => return out.close_slow(),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if let Some(frame) = frame(value).await
+            && !out.send_frame(&frame).await
+        {
+            return;
         }
-        Err(broadcast::error::RecvError::Closed) => None,
     }
 }
 
 /// The `feed` topic: new posts by the user and everyone they follow, as `post` frames.
 pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
-    let mut live = engine.subscribe_feed(user);
+    let live = engine.subscribe_feed(user);
     let subscribed = ServerFrame::Subscribed {
         topic: "feed".into(),
         head_seq: engine.head(),
@@ -318,53 +327,47 @@ pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
     if !out.send_frame(&subscribed).await {
         return;
     }
-    loop {
-        let Some(post) = next_live(&mut live, &out).await else {
-            return;
-        };
-        let found = match engine.posts_by_seq(user, vec![post.seq]).await {
-            Ok(mut found) => found.pop(),
-            Err(error) => {
-                tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
-                None
-            }
-        };
-        let Some(post) = found else { continue };
-        let frame = ServerFrame::Post {
-            topic: "feed".into(),
-            seq: post.seq,
-            post: crate::http::feed::post_json(&post),
-        };
-        if !out.send_frame(&frame).await {
-            return;
+    push_live(live, out, |post| {
+        let engine = engine.clone();
+        async move {
+            let found = match engine.posts_by_seq(user, vec![post.seq]).await {
+                Ok(mut found) => found.pop(),
+                Err(error) => {
+                    tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
+                    None
+                }
+            };
+            found.map(|post| ServerFrame::Post {
+                topic: "feed".into(),
+                seq: post.seq,
+                post: crate::http::feed::post_json(&post),
+            })
         }
-    }
+    })
+    .await
 }
 
 /// Feed notifications from `live`, as `notification` frames of the `notifications` topic.
 pub(super) async fn run_notifications(
     engine: Arc<Engine>,
-    mut live: broadcast::Receiver<girok_engine::views::NotificationRef>,
+    live: broadcast::Receiver<girok_engine::views::NotificationRef>,
     out: Outbox,
 ) {
-    loop {
-        let Some(note) = next_live(&mut live, &out).await else {
-            return;
-        };
-        let resolved = match engine.resolve_notification(note).await {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
-                continue;
+    push_live(live, out, |note| {
+        let engine = engine.clone();
+        async move {
+            match engine.resolve_notification(note).await {
+                Ok(resolved) => Some(ServerFrame::Notification {
+                    topic: "notifications".into(),
+                    seq: resolved.seq,
+                    notification: crate::http::feed::notification_json(&resolved),
+                }),
+                Err(error) => {
+                    tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
+                    None
+                }
             }
-        };
-        let frame = ServerFrame::Notification {
-            topic: "notifications".into(),
-            seq: resolved.seq,
-            notification: crate::http::feed::notification_json(&resolved),
-        };
-        if !out.send_frame(&frame).await {
-            return;
         }
-    }
+    })
+    .await
 }
