@@ -722,12 +722,7 @@ async fn a_clickhouse_outage_under_load_loses_and_duplicates_nothing() {
     let status = readyz(&server).await;
     assert_eq!(status["analytics"]["state"], "closed");
     assert_eq!(status["analytics"]["lag_seconds"], 0.0);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("girok_analytics_lag_events 0"),
         "{metrics}"

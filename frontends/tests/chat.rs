@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::sockets::{connect, graphql_ws, next_of, send};
+use common::sockets::{connect, graphql_ws, next_of, send, subscribe};
 use common::{Server, as_user, code, user};
 use serde_json::{Value, json};
 
@@ -416,8 +416,7 @@ async fn members_see_presence_and_typing_over_the_websocket() {
 
     let mut bobs = connect(&server, Some(&bob)).await;
     next_of(&mut bobs, "welcome").await;
-    send(&mut bobs, json!({ "type": "subscribe", "topic": topic })).await;
-    next_of(&mut bobs, "subscribed").await;
+    subscribe(&mut bobs, &topic).await;
 
     let mut alices = connect(&server, Some(&alice)).await;
     next_of(&mut alices, "welcome").await;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::sockets::{connect, graphql_ws, next_of, send};
+use common::sockets::{connect, graphql_ws, next_of, send, subscribe};
 use common::{Server, as_user, code, user};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -267,14 +267,8 @@ async fn notifications_and_new_posts_are_pushed_over_websocket_and_graphql() {
     // The WebSocket: `notifications` and `feed` topics.
     let mut ws = connect(&server, Some(&ann)).await;
     next_of(&mut ws, "welcome").await;
-    send(
-        &mut ws,
-        json!({ "type": "subscribe", "topic": "notifications" }),
-    )
-    .await;
-    next_of(&mut ws, "subscribed").await;
-    send(&mut ws, json!({ "type": "subscribe", "topic": "feed" })).await;
-    next_of(&mut ws, "subscribed").await;
+    subscribe(&mut ws, "notifications").await;
+    subscribe(&mut ws, "feed").await;
 
     // GraphQL subscriptions; they start asynchronously, so warm up until one is seen.
     let (mut gql_ws, ack) =

@@ -4,12 +4,11 @@
 mod common;
 
 use common::Server;
-use common::sockets::{connect, next, next_of, send, subscribe};
+use common::sockets::{connect, next, next_of, send, subscribe, upgrade_request};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Alice creates a room and adds nobody; Bob joins it. Returns (room, alice's, bob's token).
 async fn two_users_one_room(server: &Server) -> (String, String, String) {
@@ -41,15 +40,8 @@ async fn two_users_chat_over_websocket() {
     let mut bob = connect(&server, Some(&bob_token)).await;
     assert_eq!(next(&mut bob).await["type"], "welcome");
     for socket in [&mut alice, &mut bob] {
-        send(
-            socket,
-            json!({ "type": "subscribe", "topic": format!("chat:{room}") }),
-        )
-        .await;
-        assert_eq!(
-            next_of(socket, "subscribed").await["topic"],
-            format!("chat:{room}")
-        );
+        let topic = format!("chat:{room}");
+        assert_eq!(subscribe(socket, &topic).await["topic"], topic);
     }
 
     send(
@@ -57,9 +49,21 @@ async fn two_users_chat_over_websocket() {
         json!({ "type": "send", "ref": "r1", "roomId": room, "body": "hi bob", "clientId": "a1" }),
     )
     .await;
-    let ack = next_of(&mut alice, "ack").await;
+    // Alice gets her ack and her own message, in either order: acks and events are written
+    // to the socket apart.
+    let (mut ack, mut own) = (None, None);
+    while ack.is_none() || own.is_none() {
+        let frame = next(&mut alice).await;
+        match frame["type"].as_str() {
+            Some("ack") => ack = Some(frame),
+            Some("event") => own = Some(frame),
+            _ => {}
+        }
+    }
+    let (ack, own) = (ack.unwrap(), own.unwrap());
     assert_eq!(ack["ref"], "r1");
     let seq = ack["seq"].as_u64().unwrap();
+    assert_eq!(own["seq"], seq);
     let event = next_of(&mut bob, "event").await;
     assert_eq!(event["seq"], seq);
     assert_eq!(event["event"]["payload"]["body"], "hi bob");
@@ -228,11 +232,7 @@ async fn access_limits_and_bad_frames_get_error_frames() {
     assert_eq!(next_of(&mut socket, "pong").await["type"], "pong");
 
     // An invalid Bearer header fails the upgrade itself.
-    let url = server.base.replace("http://", "ws://") + "/ws";
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", "Bearer forged".parse().unwrap());
+    let request = upgrade_request(&server, Some("forged"));
     assert!(tokio_tungstenite::connect_async(request).await.is_err());
 }
 
@@ -466,13 +466,7 @@ async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
     socket.set_recv_buffer_size(4096).unwrap();
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(addr).await.unwrap());
-    let mut request = (server.base.replace("http://", "ws://") + "/ws")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {carol_token}").parse().unwrap(),
-    );
+    let request = upgrade_request(&server, Some(&carol_token));
     let (mut carol, _) = tokio_tungstenite::client_async(request, stream)
         .await
         .unwrap();

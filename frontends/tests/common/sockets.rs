@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens `/ws`, with the token as a Bearer header on the upgrade if given.
-pub async fn connect(server: &Server, token: Option<&str>) -> Socket {
+/// The `/ws` upgrade request, with the token as a Bearer header if given.
+pub fn upgrade_request(server: &Server, token: Option<&str>) -> Request {
     let url = server.base.replace("http://", "ws://") + "/ws";
     let mut request = url.into_client_request().unwrap();
     if let Some(token) = token {
@@ -21,7 +22,15 @@ pub async fn connect(server: &Server, token: Option<&str>) -> Socket {
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
-    tokio_tungstenite::connect_async(request).await.unwrap().0
+    request
+}
+
+/// Opens `/ws`, with the token as a Bearer header on the upgrade if given.
+pub async fn connect(server: &Server, token: Option<&str>) -> Socket {
+    tokio_tungstenite::connect_async(upgrade_request(server, token))
+        .await
+        .unwrap()
+        .0
 }
 
 pub async fn send(socket: &mut Socket, frame: Value) {
