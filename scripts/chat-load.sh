@@ -22,7 +22,7 @@ if ! command -v taskset >/dev/null; then
   echo "chat-load.sh: taskset is missing (it is in util-linux: apt-get install util-linux)" >&2
   exit 1
 fi
-if [ "$(nproc --all)" -lt 2 ]; then
+if [ "$(nproc)" -lt 2 ]; then
   echo "chat-load.sh: needs 2 cores (server on core 0, generator on core 1)" >&2
   exit 1
 fi

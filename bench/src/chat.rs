@@ -2,8 +2,8 @@
 //! server (started in-process on a loopback port, real HTTP and WebSocket); measures acked
 //! throughput, ack latency, and send-to-delivery latency at the other members of each room.
 
+use crate::client::Socket;
 use crate::report::Latency;
-use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use girok_engine::{Command, Engine};
 use girok_frontends::config::Config;
@@ -77,25 +77,11 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     let mut tokens = Vec::new();
     let mut user_ids = Vec::new();
     for u in 0..users {
-        let name = format!("bench{u}");
-        let registered: Value = http_client
-            .post(format!("{base}/v1/auth/register"))
-            .json(&json!({ "username": name, "email": format!("{name}@example.org"), "password": "bench password", "displayName": name }))
-            .send().await?.json().await?;
-        user_ids.push(registered["id"].as_str().context("registered")?.parse()?);
-        let login: Value = http_client
-            .post(format!("{base}/v1/auth/login"))
-            .json(&json!({ "username": name, "password": "bench password" }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        tokens.push(
-            login["accessToken"]
-                .as_str()
-                .context("logged in")?
-                .to_owned(),
-        );
+        let account =
+            crate::client::account(&http_client, &base, format!("bench{u}"), "bench password")
+                .await?;
+        user_ids.push(account.id.parse()?);
+        tokens.push(account.token);
     }
     let mut rooms = Vec::new();
     for r in 0..args.rooms.max(1) {
@@ -121,7 +107,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
 
     let duration = Duration::from_secs(args.seconds.max(1));
     let per_client = args.rate as f64 / args.clients.max(1) as f64;
-    let ws_url = base.replace("http://", "ws://") + "/ws";
+    let ws_url = crate::client::ws_url(&base);
     let mut sockets = Vec::new();
     for c in 0..args.clients.max(1) {
         let mut request = ws_url.clone().into_client_request()?;
@@ -173,9 +159,6 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     );
     Ok(figures)
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One client: subscribes to its room, sends at `rate` per second for `duration`, and times
 /// acks of its own sends and deliveries of everyone else's.

@@ -4,29 +4,31 @@
 //! measured. Then every client sends on its own fixed schedule whatever the server answers
 //! (open loop), and latencies are taken from the *scheduled* send instant, so a server that
 //! falls behind shows its queueing instead of quietly slowing the offered load down (no
-//! coordinated omission). The generator runs on one thread so that it fits one core; it reports
-//! its own CPU and send lag so that a saturated generator is never mistaken for a slow server.
+//! coordinated omission); delivery latency is also given from the instant the frame was
+//! actually sent, which leaves out the generator's own lateness (its timer wakes on a 1 ms
+//! tick). The generator runs on one thread so that it fits one core; it reports its own CPU and
+//! send lag so that a saturated generator is never mistaken for a slow server.
 
+use crate::client::{Account, Socket, ws_url};
+use crate::cpu::{cpu_seconds, machine_busy_seconds, rss_kib};
 use crate::report::Latency;
 use anyhow::{Context, bail};
 use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
+use futures::{Future, SinkExt, StreamExt};
+use girok_engine::limits::{MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS};
 use hdrhistogram::Histogram;
 use rand::Rng;
 use reqwest::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const PASSWORD: &str = "chat-load password";
 /// Setup requests in flight: registration and login each cost the server an argon2 hash, and
@@ -36,8 +38,12 @@ const SETUP_CONCURRENCY: usize = 8;
 const CONNECT_CONCURRENCY: usize = 64;
 /// Bytes read from a socket at once (see [`connect`]).
 const READ_BUFFER_BYTES: usize = 16 * 1024;
-/// `/proc` clock ticks per second (USER_HZ): 100 on every Linux this runs on.
-const TICKS: f64 = 100.0;
+/// How long one client's handshake and subscription may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest warm-up, window or drain accepted (a day).
+const MAX_SECONDS: u64 = 86_400;
+/// Most memory the delivery bookkeeping may take (one bit per message and member).
+const MAX_TRACKING_BYTES: u64 = 1 << 30;
 /// Above this the generator may be what limits the figures.
 const GENERATOR_CPU_LIMIT: f64 = 0.9;
 const SEND_LAG_LIMIT_US: u64 = 10_000;
@@ -64,19 +70,20 @@ pub struct Args {
     /// clients / rate seconds, whatever the server answers.
     #[arg(long, default_value_t = 2000)]
     rate: u64,
-    /// Seconds of sending before the measured window (sent, not measured).
-    #[arg(long, default_value_t = 5)]
+    /// Seconds of sending before the measured window (sent, not measured); at most a day.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     warmup: u64,
-    /// Seconds of the measured window: messages scheduled in it are the ones measured.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds of the measured window: messages scheduled in it are the ones measured; at
+    /// most a day.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     seconds: u64,
-    /// Seconds to wait after the window for late acks and deliveries.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds to wait after the window for late acks and deliveries; at most a day.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     drain: u64,
-    /// Message body size in ASCII bytes (never less than the ~20-byte header that carries the
-    /// sender, the message number and its scheduled time).
-    #[arg(long, default_value_t = 100)]
-    body_bytes: usize,
+    /// Message body size in ASCII bytes, at most the server's 4,096 (never less than the
+    /// ~20-byte header that carries the sender, the message number and its send time).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=MAX_MESSAGE_BYTES as u64))]
+    body_bytes: u64,
     /// The server's process id: sample its CPU and RSS from /proc.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
@@ -90,33 +97,45 @@ pub struct Figures {
     users: usize,
     members_per_room: usize,
     target_per_sec: u64,
-    body_bytes: usize,
+    body_bytes: u64,
     warmup_secs: u64,
     measured_secs: u64,
     drain_secs: u64,
     setup_secs: f64,
     connect_secs: f64,
-    /// Messages scheduled in the measured window and handed to the socket.
+    /// Messages scheduled in the measured window.
+    scheduled: u64,
+    /// Of those, handed to the socket (the rest: their client's connection failed, or its
+    /// socket was still full at the end of the drain).
     sent: u64,
     sent_per_sec: f64,
+    /// Measured messages acked by the end of the drain.
     acked: u64,
+    /// `acked` per second of the window: equal to the offered rate even for a server that
+    /// only caught up during the drain; see `acks_in_window_per_sec`.
     acked_per_sec: f64,
+    /// Acks (of any message) that arrived inside the measured window, per second: what the
+    /// server answered while the load was on.
+    acks_in_window_per_sec: f64,
     unacked: u64,
     /// Acked measured messages × their room's other members still connected at the end.
     expected_deliveries: u64,
+    /// Of those, delivered by the end of the drain.
     delivered: u64,
     delivered_per_sec: f64,
+    /// Deliveries (of any message) that arrived inside the measured window, per second.
+    deliveries_in_window_per_sec: f64,
     missing_deliveries: u64,
-    duplicate_deliveries: u64,
-    duplicate_acks: u64,
     ack_latency: Latency,
+    /// From the scheduled send instant, for every first delivery of a measured message (also
+    /// of unacked ones, and to members that left later: a superset of `delivered`).
     delivery_latency: Latency,
+    /// The same deliveries from the instant the frame was actually sent: without the
+    /// generator's own lateness (see `send_lag`).
+    delivery_latency_from_send: Latency,
     send_lag: Latency,
-    /// Sends the socket refused (after a close or a connection error).
-    send_failures: u64,
-    errors_by_code: BTreeMap<String, u64>,
-    closes_by_code: BTreeMap<String, u64>,
-    connection_errors: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    counts: Counts,
     connected_at_end: usize,
     /// Every frame the generator received during the measured window, per second.
     frames_received_per_sec: f64,
@@ -188,8 +207,21 @@ impl Layout {
                 args.rooms
             );
         }
-        if members > 1000 {
-            bail!("{members} clients per room: a room has at most 1,000 members");
+        if members > MAX_ROOM_MEMBERS {
+            bail!("{members} clients per room: a room has at most {MAX_ROOM_MEMBERS} members");
+        }
+        // A bit per scheduled message for its ack and for each other member of its room.
+        let scheduled = args.rate.saturating_mul(args.warmup + args.seconds);
+        let tracking = scheduled.saturating_mul(members as u64 + 1) / 8;
+        if tracking > MAX_TRACKING_BYTES {
+            bail!(
+                "--rate {} for {} s with {members} members per room needs {} MiB of delivery \
+                 bookkeeping (at most {} MiB): lower the rate, the time or the room size",
+                args.rate,
+                args.warmup + args.seconds,
+                tracking >> 20,
+                MAX_TRACKING_BYTES >> 20
+            );
         }
         Ok(layout)
     }
@@ -296,22 +328,32 @@ struct Track {
     received: Vec<Bits>,
 }
 
+/// What went wrong or twice, counted as it happens and reported as it is.
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    duplicate_acks: u64,
+    duplicate_deliveries: u64,
+    /// Acks and message events the generator cannot place (not its refs or bodies).
+    strays: u64,
+    /// Sends the socket refused (after a close or a connection error).
+    send_failures: u64,
+    errors_by_code: BTreeMap<String, u64>,
+    closes_by_code: BTreeMap<String, u64>,
+    connection_errors: BTreeMap<String, u64>,
+}
+
 /// Everything the clients record, shared by the tasks of the one thread.
 struct Tally {
     clients: Vec<Track>,
     ack: Histogram<u64>,
     delivery: Histogram<u64>,
+    delivery_from_send: Histogram<u64>,
+    /// One entry per measured message handed to the socket.
     lag: Histogram<u64>,
-    sent: u64,
-    send_failures: u64,
     frames_in_window: u64,
-    duplicate_acks: u64,
-    duplicate_deliveries: u64,
-    /// Acks and message events the generator cannot place (not its refs or bodies).
-    strays: u64,
-    errors: BTreeMap<String, u64>,
-    closes: BTreeMap<String, u64>,
-    connection_errors: BTreeMap<String, u64>,
+    acks_in_window: u64,
+    deliveries_in_window: u64,
+    counts: Counts,
 }
 
 fn count(map: &mut BTreeMap<String, u64>, key: &str) {
@@ -368,8 +410,8 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         args.drain
     );
 
-    let server_pid = args.server_pid.map(|pid| pid.to_string());
-    let rss_idle = server_pid.as_deref().and_then(rss_kib);
+    let server_pid = args.server_pid;
+    let rss_idle = server_pid.and_then(rss_kib);
     // Setup over real HTTP (not measured).
     let setup_started = Instant::now();
     let http = reqwest::Client::new();
@@ -377,7 +419,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     let rooms = rooms(&http, &base, &layout, &accounts).await?;
     let setup_secs = setup_started.elapsed().as_secs_f64();
     println!("setup:                      {setup_secs:.1} s");
-    let rss_setup = server_pid.as_deref().and_then(rss_kib);
+    let rss_setup = server_pid.and_then(rss_kib);
 
     let connect_started = Instant::now();
     let sockets = connect_all(&base, &layout, &accounts, &rooms).await?;
@@ -410,16 +452,12 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         clients: tracks,
         ack: histogram()?,
         delivery: histogram()?,
+        delivery_from_send: histogram()?,
         lag: histogram()?,
-        sent: 0,
-        send_failures: 0,
         frames_in_window: 0,
-        duplicate_acks: 0,
-        duplicate_deliveries: 0,
-        strays: 0,
-        errors: BTreeMap::new(),
-        closes: BTreeMap::new(),
-        connection_errors: BTreeMap::new(),
+        acks_in_window: 0,
+        deliveries_in_window: 0,
+        counts: Counts::default(),
     };
     // A common start a little ahead, so that every task is spawned before the first send.
     let epoch = Instant::now() + Duration::from_millis(200);
@@ -429,13 +467,13 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         window,
         epoch,
         rooms,
-        body_bytes: args.body_bytes,
+        body_bytes: args.body_bytes as usize,
         tally: RefCell::new(tally),
     });
     let drain_end = epoch + Duration::from_nanos(window.end_ns) + Duration::from_secs(args.drain);
 
     let rss = Rc::new(RefCell::new(RssSamples::default()));
-    if let Some(pid) = server_pid.clone() {
+    if let Some(pid) = server_pid {
         tokio::task::spawn_local(sample_rss(pid, rss.clone(), drain_end));
     }
 
@@ -454,22 +492,23 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
 
     // CPU over the measured window only, for the server and the generator itself.
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
-    let before = CpuReading::take(server_pid.as_deref());
+    let before = CpuReading::take(server_pid);
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.end_ns)).await;
-    let after = CpuReading::take(server_pid.as_deref());
+    let after = CpuReading::take(server_pid);
     let wall = after.at.duration_since(before.at).as_secs_f64();
     let cores = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
     let generator_cpu_cores = cores(before.generator, after.generator);
     let server_cpu_cores = cores(before.server, after.server);
-    // Whatever else ran on the machine competed with the server or the generator.
-    let other_cpu_cores = cores(before.machine, after.machine).map(|machine| {
-        (machine - generator_cpu_cores.unwrap_or(0.0) - server_cpu_cores.unwrap_or(0.0)).max(0.0)
-    });
+    // Whatever else ran on the machine competed with the server or the generator (known
+    // only when the server's own CPU is).
+    let other_cpu_cores = cores(before.machine, after.machine)
+        .zip(server_cpu_cores.zip(generator_cpu_cores))
+        .map(|(machine, (server, generator))| (machine - server - generator).max(0.0));
 
     for reader in readers {
         reader.await?;
     }
-    let rss_end = server_pid.as_deref().and_then(rss_kib);
+    let rss_end = server_pid.and_then(rss_kib);
     let mut sinks = Vec::new();
     for writer in writers {
         // A writer still blocked on a full socket at the end of the drain is given up.
@@ -512,106 +551,42 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     Ok(figures)
 }
 
-#[derive(Clone, Debug)]
-struct Account {
-    id: String,
-    token: String,
-}
-
-#[derive(Deserialize)]
-struct IdBody {
-    id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenBody {
-    access_token: String,
+/// Runs `jobs` with at most `concurrency` in flight, in order, printing progress.
+async fn collect<T>(
+    what: &'static str,
+    jobs: Vec<impl Future<Output = anyhow::Result<T>>>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<T>> {
+    let mut progress = Progress::new(what, jobs.len());
+    let mut results = futures::stream::iter(jobs).buffered(concurrency);
+    let mut done = Vec::new();
+    while let Some(result) = results.next().await {
+        done.push(result?);
+        progress.tick();
+    }
+    Ok(done)
 }
 
 /// Registers (or finds, on a rerun against the same data) and logs in every user a client
-/// signs in as; indexed by user number.
+/// signs in as: users 0 up to the highest one a client uses, indexed by user number.
 async fn accounts(
     http: &reqwest::Client,
     base: &str,
     layout: &Layout,
-) -> anyhow::Result<BTreeMap<usize, Account>> {
-    let users: BTreeSet<usize> = (0..layout.clients).map(|c| layout.user(c)).collect();
-    let total = users.len();
+) -> anyhow::Result<Vec<Account>> {
+    // Client c signs in as (room + member) % users: every number up to the highest is used.
+    let total = (0..layout.clients)
+        .map(|c| layout.user(c))
+        .max()
+        .unwrap_or(0)
+        + 1;
     println!(
         "setup: registering and logging in {total} users ({SETUP_CONCURRENCY} at a time; an argon2 hash each)"
     );
-    let mut progress = Progress::new("users", total);
-    let mut results = futures::stream::iter(
-        users
-            .into_iter()
-            .map(|u| async move { account(http, base, u).await.map(|account| (u, account)) }),
-    )
-    .buffer_unordered(SETUP_CONCURRENCY);
-    let mut accounts = BTreeMap::new();
-    while let Some(result) = results.next().await {
-        let (u, account) = result?;
-        accounts.insert(u, account);
-        progress.tick();
-    }
-    Ok(accounts)
-}
-
-async fn account(http: &reqwest::Client, base: &str, user: usize) -> anyhow::Result<Account> {
-    let name = format!("load{user}");
-    let response = http
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({
-            "username": name,
-            "email": format!("{name}@example.org"),
-            "password": PASSWORD,
-            "displayName": name,
-        }))
-        .send()
-        .await
-        .with_context(|| format!("POST {base}/v1/auth/register"))?;
-    let registered = match response.status() {
-        StatusCode::CREATED | StatusCode::OK => Some(response.json::<IdBody>().await?.id),
-        // Registered by an earlier run against the same data: fine.
-        StatusCode::CONFLICT => None,
-        status => bail!(
-            "registering {name}: {status}: {}",
-            response.text().await.unwrap_or_default()
-        ),
-    };
-    let response = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({ "username": name, "password": PASSWORD }))
-        .send()
-        .await
-        .with_context(|| format!("POST {base}/v1/auth/login"))?;
-    let token = match response.status() {
-        StatusCode::OK => response.json::<TokenBody>().await?.access_token,
-        StatusCode::TOO_MANY_REQUESTS => bail!(
-            "logging in {name}: 429 rate limited; raise the server's login limits \
-             (GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP, GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME), \
-             as scripts/chat-load.sh does"
-        ),
-        status => bail!(
-            "logging in {name}: {status}: {}",
-            response.text().await.unwrap_or_default()
-        ),
-    };
-    let id = match registered {
-        Some(id) => id,
-        None => {
-            http.get(format!("{base}/v1/users/me"))
-                .bearer_auth(&token)
-                .send()
-                .await?
-                .error_for_status()
-                .with_context(|| format!("GET /v1/users/me as {name}"))?
-                .json::<IdBody>()
-                .await?
-                .id
-        }
-    };
-    Ok(Account { id, token })
+    let jobs = (0..total)
+        .map(|u| crate::client::account(http, base, format!("load{u}"), PASSWORD))
+        .collect();
+    collect("users", jobs, SETUP_CONCURRENCY).await
 }
 
 /// Creates the rooms, each by its member 0 with the others as members; returns their ids.
@@ -619,20 +594,16 @@ async fn rooms(
     http: &reqwest::Client,
     base: &str,
     layout: &Layout,
-    accounts: &BTreeMap<usize, Account>,
+    accounts: &[Account],
 ) -> anyhow::Result<Vec<String>> {
     println!("setup: creating {} rooms", layout.rooms);
-    let account = |c: usize| {
-        accounts
-            .get(&layout.user(c))
-            .context("a client's user has no account")
-    };
+    let account = |c: usize| &accounts[layout.user(c)];
     let mut requests = Vec::new();
     for r in 0..layout.rooms {
-        let creator = account(layout.client(r, 0))?.token.clone();
-        let members = (1..layout.members(r))
-            .map(|k| account(layout.client(r, k)).map(|a| a.id.clone()))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let creator = account(layout.client(r, 0)).token.clone();
+        let members: Vec<String> = (1..layout.members(r))
+            .map(|k| account(layout.client(r, k)).id.clone())
+            .collect();
         requests.push(async move {
             let response = http
                 .post(format!("{base}/v1/rooms"))
@@ -642,62 +613,42 @@ async fn rooms(
                 .await
                 .with_context(|| format!("POST {base}/v1/rooms"))?;
             if response.status() != StatusCode::CREATED {
-                bail!(
-                    "creating room {r}: {}: {}",
-                    response.status(),
-                    response.text().await.unwrap_or_default()
+                return Err(
+                    crate::client::unexpected(format!("creating room {r}"), response).await,
                 );
             }
-            Ok(response.json::<IdBody>().await?.id)
+            Ok(response.json::<crate::client::IdBody>().await?.id)
         });
     }
-    let mut progress = Progress::new("rooms", layout.rooms);
-    let mut results = futures::stream::iter(requests).buffered(SETUP_CONCURRENCY);
-    let mut rooms = Vec::new();
-    while let Some(room) = results.next().await {
-        rooms.push(room?);
-        progress.tick();
-    }
-    Ok(rooms)
+    collect("rooms", requests, SETUP_CONCURRENCY).await
 }
 
 /// Connects and subscribes every client, in client order.
 async fn connect_all(
     base: &str,
     layout: &Layout,
-    accounts: &BTreeMap<usize, Account>,
+    accounts: &[Account],
     rooms: &[String],
 ) -> anyhow::Result<Vec<Socket>> {
-    let ws_url = match base.strip_prefix("https://") {
-        Some(rest) => format!("wss://{rest}/ws"),
-        None => format!("ws://{}/ws", base.trim_start_matches("http://")),
-    };
+    let ws_url = ws_url(base);
     println!(
         "connect: {} WebSocket clients ({CONNECT_CONCURRENCY} at a time)",
         layout.clients
     );
-    let mut connections = Vec::new();
-    for c in 0..layout.clients {
-        let token = &accounts
-            .get(&layout.user(c))
-            .context("a client's user has no account")?
-            .token;
-        let room = &rooms[layout.room(c)];
-        let ws_url = &ws_url;
-        connections.push(async move {
-            connect(ws_url, token, room)
-                .await
-                .with_context(|| format!("client {c}"))
-        });
-    }
-    let mut progress = Progress::new("clients", layout.clients);
-    let mut results = futures::stream::iter(connections).buffered(CONNECT_CONCURRENCY);
-    let mut sockets = Vec::new();
-    while let Some(socket) = results.next().await {
-        sockets.push(socket?);
-        progress.tick();
-    }
-    Ok(sockets)
+    let connections = (0..layout.clients)
+        .map(|c| {
+            let token = &accounts[layout.user(c)].token;
+            let room = &rooms[layout.room(c)];
+            let ws_url = &ws_url;
+            async move {
+                tokio::time::timeout(CONNECT_TIMEOUT, connect(ws_url, token, room))
+                    .await
+                    .context("not connected and subscribed within 30 s")?
+                    .with_context(|| format!("client {c}"))
+            }
+        })
+        .collect();
+    collect("clients", connections, CONNECT_CONCURRENCY).await
 }
 
 async fn connect(ws_url: &str, token: &str, room: &str) -> anyhow::Result<Socket> {
@@ -726,9 +677,7 @@ async fn connect(ws_url: &str, token: &str, room: &str) -> anyhow::Result<Socket
         }
         bail!("the server closed the connection before `subscribed`")
     };
-    tokio::time::timeout(Duration::from_secs(30), subscribed)
-        .await
-        .context("no `subscribed` within 30 s")??;
+    subscribed.await?;
     Ok(socket)
 }
 
@@ -772,40 +721,40 @@ async fn write(
         if Instant::now() < due {
             tokio::time::sleep_until(due).await;
         }
-        let lag_us = Instant::now().saturating_duration_since(due).as_micros() as u64;
-        let body = body(c, n, plan.due_ns(n) / 1000, run.body_bytes);
+        let sent_us = run.now_us();
+        let lag_us = sent_us.saturating_sub(plan.due_ns(n) / 1000);
+        let body = body(c, n, sent_us, run.body_bytes);
         let frame = format!(r#"{{"type":"send","ref":"{n}","roomId":"{room}","body":"{body}"}}"#);
         if sink.send(Message::text(frame)).await.is_err() {
             // The reader records why the connection ended.
-            run.tally.borrow_mut().send_failures += 1;
+            run.tally.borrow_mut().counts.send_failures += 1;
             return None;
         }
         if plan.measured(n) {
-            let mut tally = run.tally.borrow_mut();
-            tally.sent += 1;
-            tally.lag.saturating_record(lag_us);
+            run.tally.borrow_mut().lag.saturating_record(lag_us);
         }
     }
     Some(sink)
 }
 
-/// The body: `L<client>:<n>:<scheduled µs>:` padded with `x` to `bytes`.
-fn body(client: usize, n: u64, due_us: u64, bytes: usize) -> String {
-    let mut body = format!("L{client}:{n}:{due_us}:");
+/// The body: `L<client>:<n>:<µs after the epoch it was sent>:` padded with `x` to `bytes`
+/// (the scheduled instant follows from the client's plan).
+fn body(client: usize, n: u64, sent_us: u64, bytes: usize) -> String {
+    let mut body = format!("L{client}:{n}:{sent_us}:");
     if body.len() < bytes {
         body.extend(std::iter::repeat_n('x', bytes - body.len()));
     }
     body
 }
 
-/// (client, message number, scheduled µs) from a body written by [`body`].
+/// (client, message number, sent µs) from a body written by [`body`].
 fn parse_body(body: &str) -> Option<(usize, u64, u64)> {
     let mut parts = body.strip_prefix('L')?.splitn(4, ':');
     let client = parts.next()?.parse().ok()?;
     let n = parts.next()?.parse().ok()?;
-    let due_us = parts.next()?.parse().ok()?;
+    let sent_us = parts.next()?.parse().ok()?;
     parts.next()?;
-    Some((client, n, due_us))
+    Some((client, n, sent_us))
 }
 
 /// One client's receiving side until the end of the drain: acks, deliveries, errors, closes.
@@ -818,32 +767,31 @@ async fn read(mut stream: SplitStream<Socket>, run: Rc<Run>, c: usize, until: In
             () = &mut end => return,
             message = stream.next() => message,
         };
-        let ended = match message {
+        // Why the connection ended, if it did with no close code.
+        let error = match message {
             Some(Ok(Message::Text(text))) => {
                 on_text(&run, c, &text);
+                continue;
+            }
+            Some(Ok(Message::Close(Some(frame)))) => {
+                let key = format!("{} {}", u16::from(frame.code), frame.reason.as_str());
+                count(
+                    &mut run.tally.borrow_mut().counts.closes_by_code,
+                    key.trim(),
+                );
                 None
             }
-            Some(Ok(Message::Close(frame))) => Some(match frame {
-                Some(frame) => {
-                    let code = u16::from(frame.code);
-                    let key = format!("{code} {}", frame.reason.as_str());
-                    count(&mut run.tally.borrow_mut().closes, key.trim());
-                    None
-                }
-                None => Some("close without a code".to_owned()),
-            }),
-            Some(Ok(_)) => None,
-            Some(Err(error)) => Some(Some(error_kind(&error))),
-            None => Some(Some("end of stream without a close frame".to_owned())),
+            Some(Ok(Message::Close(None))) => Some("close without a code".to_owned()),
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => Some(error_kind(&error)),
+            None => Some("end of stream without a close frame".to_owned()),
         };
-        if let Some(error) = ended {
-            let mut tally = run.tally.borrow_mut();
-            if let Some(error) = error {
-                count(&mut tally.connection_errors, &error);
-            }
-            tally.clients[c].connected = false;
-            return;
+        let mut tally = run.tally.borrow_mut();
+        if let Some(error) = error {
+            count(&mut tally.counts.connection_errors, &error);
         }
+        tally.clients[c].connected = false;
+        return;
     }
 }
 
@@ -857,30 +805,35 @@ fn error_kind(error: &tungstenite::Error) -> String {
 
 fn on_text(run: &Run, c: usize, text: &str) {
     let now_us = run.now_us();
+    let in_window = run.in_window_us(now_us);
     let mut tally = run.tally.borrow_mut();
-    if run.in_window_us(now_us) {
+    if in_window {
         tally.frames_in_window += 1;
     }
     match classify(text) {
         Frame::Ack(reference) => {
             let plan = run.plans[c];
             let Ok(n) = reference.parse::<u64>() else {
-                tally.strays += 1;
+                tally.counts.strays += 1;
                 return;
             };
             match tally.clients[c].acked.insert(n) {
-                Some(true) if plan.measured(n) => {
-                    let due_us = plan.due_ns(n) / 1000;
-                    tally.ack.saturating_record(now_us.saturating_sub(due_us));
+                Some(true) => {
+                    if in_window {
+                        tally.acks_in_window += 1;
+                    }
+                    if plan.measured(n) {
+                        let due_us = plan.due_ns(n) / 1000;
+                        tally.ack.saturating_record(now_us.saturating_sub(due_us));
+                    }
                 }
-                Some(true) => {}
-                Some(false) => tally.duplicate_acks += 1,
-                None => tally.strays += 1,
+                Some(false) => tally.counts.duplicate_acks += 1,
+                None => tally.counts.strays += 1,
             }
         }
         Frame::Message(body) => {
-            let Some((sender, n, due_us)) = parse_body(body) else {
-                tally.strays += 1;
+            let Some((sender, n, sent_us)) = parse_body(body) else {
+                tally.counts.strays += 1;
                 return;
             };
             let layout = run.layout;
@@ -888,25 +841,33 @@ fn on_text(run: &Run, c: usize, text: &str) {
                 return; // our own message, echoed to our subscription
             }
             if sender >= layout.clients || layout.room(sender) != layout.room(c) {
-                tally.strays += 1;
+                tally.counts.strays += 1;
                 return;
             }
             let Some(received) = tally.clients[c].received.get_mut(layout.member(sender)) else {
-                tally.strays += 1;
+                tally.counts.strays += 1;
                 return;
             };
             match received.insert(n) {
-                Some(true) if run.plans[sender].measured(n) => {
-                    tally
-                        .delivery
-                        .saturating_record(now_us.saturating_sub(due_us));
+                Some(true) => {
+                    if in_window {
+                        tally.deliveries_in_window += 1;
+                    }
+                    let plan = run.plans[sender];
+                    if plan.measured(n) {
+                        let due_us = plan.due_ns(n) / 1000;
+                        tally
+                            .delivery
+                            .saturating_record(now_us.saturating_sub(due_us));
+                        let from_send = now_us.saturating_sub(sent_us);
+                        tally.delivery_from_send.saturating_record(from_send);
+                    }
                 }
-                Some(true) => {}
-                Some(false) => tally.duplicate_deliveries += 1,
-                None => tally.strays += 1,
+                Some(false) => tally.counts.duplicate_deliveries += 1,
+                None => tally.counts.strays += 1,
             }
         }
-        Frame::Error(code) => count(&mut tally.errors, code),
+        Frame::Error(code) => count(&mut tally.counts.errors_by_code, code),
         Frame::Subscribed | Frame::Other => {}
     }
 }
@@ -946,35 +907,6 @@ fn string_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..rest.find('"')?])
 }
 
-/// A process's CPU seconds (user + system), `pid` being a number or `self`.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    crate::cpu::stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// CPU seconds all cores spent busy (not idle, not waiting for I/O), from `/proc/stat`.
-fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy: f64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
-        .sum();
-    Some(busy / TICKS)
-}
-
-/// A process's resident set, KiB.
-fn rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -987,7 +919,7 @@ struct CpuReading {
 }
 
 impl CpuReading {
-    fn take(server_pid: Option<&str>) -> Self {
+    fn take(server_pid: Option<u32>) -> Self {
         Self {
             at: Instant::now(),
             server: server_pid.and_then(cpu_seconds),
@@ -1004,11 +936,11 @@ struct RssSamples {
 }
 
 /// Samples the server's RSS every 250 ms from the start of the load to the end of the drain.
-async fn sample_rss(pid: String, samples: Rc<RefCell<RssSamples>>, until: Instant) {
+async fn sample_rss(pid: u32, samples: Rc<RefCell<RssSamples>>, until: Instant) {
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     while Instant::now() < until {
         ticker.tick().await;
-        if let Some(kib) = rss_kib(&pid) {
+        if let Some(kib) = rss_kib(pid) {
             let mut samples = samples.borrow_mut();
             samples.start_kib.get_or_insert(kib);
             samples.peak_kib = Some(samples.peak_kib.map_or(kib, |peak| peak.max(kib)));
@@ -1031,9 +963,9 @@ fn figures(
     server: Option<ServerFigures>,
 ) -> Figures {
     let layout = run.layout;
-    let tally = run.tally.borrow();
+    let mut tally = run.tally.borrow_mut();
     // Expected: every acked measured message at each other member still connected at the end.
-    let (mut acked, mut expected, mut delivered) = (0u64, 0u64, 0u64);
+    let (mut expected, mut delivered) = (0u64, 0u64);
     for sender in 0..layout.clients {
         let plan = run.plans[sender];
         let room = layout.room(sender);
@@ -1042,7 +974,6 @@ fn figures(
             if !tally.clients[sender].acked.contains(n) {
                 continue;
             }
-            acked += 1;
             for m in (0..layout.members(room)).map(|m| layout.client(room, m)) {
                 let recipient = &tally.clients[m];
                 if m == sender || !recipient.connected {
@@ -1056,6 +987,13 @@ fn figures(
         }
     }
     let seconds = args.seconds as f64;
+    // The histograms hold one entry per measured message sent and per first measured ack.
+    let (sent, acked) = (tally.lag.len(), tally.ack.len());
+    let scheduled: u64 = run
+        .plans
+        .iter()
+        .map(|p| p.messages - p.first_measured)
+        .sum();
     let mut warnings = Vec::new();
     if let Some(cores) = cpu.generator
         && cores > GENERATOR_CPU_LIMIT
@@ -1078,10 +1016,16 @@ fn figures(
             send_lag.p99_us as f64 / 1000.0
         ));
     }
-    if tally.strays > 0 {
+    if tally.counts.strays > 0 {
         warnings.push(format!(
             "{} acks or messages the generator could not place",
-            tally.strays
+            tally.counts.strays
+        ));
+    }
+    if sent < scheduled {
+        warnings.push(format!(
+            "{} of {scheduled} measured messages were never sent",
+            scheduled - sent
         ));
     }
     Figures {
@@ -1096,24 +1040,23 @@ fn figures(
         drain_secs: args.drain,
         setup_secs,
         connect_secs,
-        sent: tally.sent,
-        sent_per_sec: tally.sent as f64 / seconds,
+        scheduled,
+        sent,
+        sent_per_sec: sent as f64 / seconds,
         acked,
         acked_per_sec: acked as f64 / seconds,
-        unacked: tally.sent.saturating_sub(acked),
+        acks_in_window_per_sec: tally.acks_in_window as f64 / seconds,
+        unacked: sent.saturating_sub(acked),
         expected_deliveries: expected,
         delivered,
         delivered_per_sec: delivered as f64 / seconds,
+        deliveries_in_window_per_sec: tally.deliveries_in_window as f64 / seconds,
         missing_deliveries: expected - delivered,
-        duplicate_deliveries: tally.duplicate_deliveries,
-        duplicate_acks: tally.duplicate_acks,
         ack_latency: Latency::of(&tally.ack),
         delivery_latency: Latency::of(&tally.delivery),
+        delivery_latency_from_send: Latency::of(&tally.delivery_from_send),
         send_lag,
-        send_failures: tally.send_failures,
-        errors_by_code: tally.errors.clone(),
-        closes_by_code: tally.closes.clone(),
-        connection_errors: tally.connection_errors.clone(),
+        counts: std::mem::take(&mut tally.counts),
         connected_at_end: tally.clients.iter().filter(|t| t.connected).count(),
         frames_received_per_sec: tally.frames_in_window as f64 / seconds,
         generator_cpu_cores: cpu.generator,
@@ -1137,30 +1080,41 @@ fn print(f: &Figures) {
     let cores = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.2} cores"));
     let mib = |m: Option<f64>| m.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"));
     println!(
-        "sent (measured):            {:>10.0} msg/s ({} messages; offered {} msg/s)",
-        f.sent_per_sec, f.sent, f.target_per_sec
+        "sent (measured):            {:>10.0} msg/s ({} of {} scheduled messages; offered {} msg/s)",
+        f.sent_per_sec, f.sent, f.scheduled, f.target_per_sec
     );
     println!(
-        "acked:                      {:>10.0} msg/s ({} messages, {} unacked, {} duplicate acks)",
-        f.acked_per_sec, f.acked, f.unacked, f.duplicate_acks
+        "acked:                      {:>10.0} msg/s by the end of the drain ({} messages, {} unacked, {} duplicate acks); {:.0} acks/s arrived in the window",
+        f.acked_per_sec, f.acked, f.unacked, f.counts.duplicate_acks, f.acks_in_window_per_sec
     );
     println!("ack latency:                {}", f.ack_latency);
     println!(
-        "delivered:                  {:>10.0} msg/s ({} of {} expected, {} missing, {} duplicates)",
+        "delivered:                  {:>10.0} msg/s by the end of the drain ({} of {} expected, {} missing, {} duplicates); {:.0}/s arrived in the window",
         f.delivered_per_sec,
         f.delivered,
         f.expected_deliveries,
         f.missing_deliveries,
-        f.duplicate_deliveries
+        f.counts.duplicate_deliveries,
+        f.deliveries_in_window_per_sec
     );
     println!("delivery latency:           {}", f.delivery_latency);
+    println!(
+        "  from the actual send:     {}",
+        f.delivery_latency_from_send
+    );
     println!("send lag:                   {}", f.send_lag);
-    println!("errors by code:             {}", counts(&f.errors_by_code));
-    println!("closes by code:             {}", counts(&f.closes_by_code));
+    println!(
+        "errors by code:             {}",
+        counts(&f.counts.errors_by_code)
+    );
+    println!(
+        "closes by code:             {}",
+        counts(&f.counts.closes_by_code)
+    );
     println!(
         "connection errors:          {} ({} failed sends)",
-        counts(&f.connection_errors),
-        f.send_failures
+        counts(&f.counts.connection_errors),
+        f.counts.send_failures
     );
     println!(
         "connected at the end:       {} of {}",
@@ -1195,6 +1149,7 @@ fn print(f: &Figures) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn frames_are_classified_by_a_byte_scan() {

@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod chat;
 mod chat_load;
+mod client;
 mod cpu;
 mod feed;
 mod ingest;

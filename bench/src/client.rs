@@ -1,0 +1,101 @@
+//! HTTP and WebSocket client pieces the suites that drive a server over the network share:
+//! the socket type, the `/ws` URL, signing a user up and in through the REST API.
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A signed-in user.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: String,
+    pub token: String,
+}
+
+#[derive(Deserialize)]
+pub struct IdBody {
+    pub id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenBody {
+    access_token: String,
+}
+
+/// The WebSocket URL of a server's `/ws`, from its base URL.
+pub fn ws_url(base: &str) -> String {
+    match base.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}/ws"),
+        None => format!("ws://{}/ws", base.trim_start_matches("http://")),
+    }
+}
+
+/// The error for an answer with an unexpected status, with its body.
+pub async fn unexpected(what: String, response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    anyhow::anyhow!(
+        "{what}: {status}: {}",
+        response.text().await.unwrap_or_default()
+    )
+}
+
+/// Registers `name` (or finds it, on a rerun against the same data) and logs it in.
+pub async fn account(
+    http: &reqwest::Client,
+    base: &str,
+    name: String,
+    password: &str,
+) -> anyhow::Result<Account> {
+    let response = http
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({
+            "username": name,
+            "email": format!("{name}@example.org"),
+            "password": password,
+            "displayName": name,
+        }))
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/v1/auth/register"))?;
+    let registered = match response.status() {
+        StatusCode::CREATED | StatusCode::OK => Some(response.json::<IdBody>().await?.id),
+        // Registered by an earlier run against the same data: fine.
+        StatusCode::CONFLICT => None,
+        _ => return Err(unexpected(format!("registering {name}"), response).await),
+    };
+    let response = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "username": name, "password": password }))
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/v1/auth/login"))?;
+    let token = match response.status() {
+        StatusCode::OK => response.json::<TokenBody>().await?.access_token,
+        StatusCode::TOO_MANY_REQUESTS => bail!(
+            "logging in {name}: 429 rate limited; raise the server's login limits \
+             (GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP, GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME), \
+             as scripts/chat-load.sh does"
+        ),
+        _ => return Err(unexpected(format!("logging in {name}"), response).await),
+    };
+    let id = match registered {
+        Some(id) => id,
+        None => {
+            http.get(format!("{base}/v1/users/me"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()
+                .with_context(|| format!("GET /v1/users/me as {name}"))?
+                .json::<IdBody>()
+                .await?
+                .id
+        }
+    };
+    Ok(Account { id, token })
+}
