@@ -118,12 +118,7 @@ async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups(
     let after = seq(&last["addComment"]["seq"]);
 
     // One request answers the seed's query; authors and comments are read in batches.
-    let users_before = server
-        .metric("girok_graphql_batch_loads_total{loader=\"users\"}")
-        .await;
-    let comments_before = server
-        .metric("girok_graphql_batch_loads_total{loader=\"comments\"}")
-        .await;
+    let (users_before, comments_before) = batch_loads(&server).await;
     let page = ok(&server, &ann, TIMELINE, json!({ "l": 20, "a": after })).await;
     let timeline = &page["timeline"];
     assert_eq!(contents(timeline), ["bob two", "cat one", "bob one"]);
@@ -149,12 +144,7 @@ async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups(
     );
     assert_eq!(timeline["posts"][1]["comments"][0]["author"]["name"], "dan");
     assert_eq!(timeline["pageInfo"]["hasNextPage"], false);
-    let users_after = server
-        .metric("girok_graphql_batch_loads_total{loader=\"users\"}")
-        .await;
-    let comments_after = server
-        .metric("girok_graphql_batch_loads_total{loader=\"comments\"}")
-        .await;
+    let (users_after, comments_after) = batch_loads(&server).await;
     assert!(
         users_after - users_before <= 2,
         "post authors in one batch, comment authors in another: {}",
@@ -498,4 +488,13 @@ async fn search_respects_rooms_over_graphql_and_rest_and_the_feed_survives_kill_
     assert_eq!(page["timeline"]["posts"][1]["likes"], 1);
     let found = ok(&server, &bob, SEARCH, json!({ "q": "crash", "a": last })).await;
     assert_eq!(found["search"]["results"].as_array().unwrap().len(), 1);
+}
+
+/// Batches the GraphQL users and comments loaders have run so far.
+async fn batch_loads(server: &Server) -> (u64, u64) {
+    let loads = |loader: &str| format!("girok_graphql_batch_loads_total{{loader=\"{loader}\"}}");
+    (
+        server.metric(&loads("users")).await,
+        server.metric(&loads("comments")).await,
+    )
 }
