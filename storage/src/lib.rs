@@ -25,7 +25,7 @@ pub use metrics::StorageMetrics;
 pub use store::{Durability, LogStats, Store, StoreConfig};
 pub use tables::Table;
 pub use tail::LogTail;
-pub use txn::Txn;
+pub use txn::{Txn, WrittenKeys};
 pub use writer::{Answer, Appender, Stager, WriterConfig, WriterHandle};
 
 /// A position in the log (re-exported for callers that do not depend on girok-schemas).

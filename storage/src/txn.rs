@@ -55,6 +55,12 @@ impl BatchState {
             .collect()
     }
 
+    /// Hands over which write-model keys this batch wrote (call once, before its ops are
+    /// committed).
+    pub fn take_written(&mut self) -> WrittenKeys {
+        WrittenKeys(std::mem::take(&mut self.overlay))
+    }
+
     /// The value of a key of this batch's writes: a log entry by its seq, anything else by
     /// the overlay. `None` when the batch did not write the key.
     fn written(&self, table: Table, key: &[u8]) -> Option<&Op> {
@@ -67,6 +73,21 @@ impl BatchState {
             *self.overlay.get(&table)?.get(key)?
         };
         self.ops.get(index)
+    }
+}
+
+/// The write-model keys a committed batch wrote (put or deleted), per table: what a
+/// [`crate::Stager`] keeping copies of the write model in memory must forget.
+#[derive(Default)]
+pub struct WrittenKeys(HashMap<Table, HashMap<Vec<u8>, usize>>);
+
+impl WrittenKeys {
+    /// The keys of `table` the batch wrote, in no particular order.
+    pub fn keys(&self, table: Table) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .get(&table)
+            .into_iter()
+            .flat_map(|keys| keys.keys().map(Vec::as_slice))
     }
 }
 

@@ -31,6 +31,14 @@ pub trait Stager: Send + 'static {
         command: Self::Command,
         txn: &mut Txn<'_>,
     ) -> Result<Self::Accepted, Self::Rejected>;
+
+    /// Called on the writer thread once a batch's writes are committed (visible to readers of
+    /// the store) and before any of its commands is answered: where a stager drops in-memory
+    /// copies of what `written` changed, so that a read after an answer never sees the old
+    /// value.
+    fn committed(&mut self, written: &crate::WrittenKeys) {
+        let _ = written;
+    }
 }
 
 type Outcome<S> = Result<<S as Stager>::Accepted, <S as Stager>::Rejected>;
@@ -239,6 +247,7 @@ fn run<S: Stager>(
                 entries: batch.log_entries(),
             })
         });
+        let written = batch.take_written();
         if !batch.ops.is_empty()
             && let Err(error) = store.commit_ops(batch.ops)
         {
@@ -250,6 +259,7 @@ fn run<S: Stager>(
             }
             break;
         }
+        stager.committed(&written);
         let metrics = store.metrics();
         metrics.batch_commands.observe(commands as f64);
         if appended > 0 {
