@@ -223,14 +223,19 @@ impl Engine {
             .into_iter()
             .map(|seq| (seq, self.views.room_history.latest_edit(seq)))
             .collect();
-        let messages = self
-            .blocking(move |store| {
-                versions
-                    .into_iter()
-                    .map(|(seq, edit)| read_message(store, seq, edit))
-                    .collect()
+        let wanted = versions
+            .iter()
+            .flat_map(|(seq, edit)| std::iter::once(*seq).chain(*edit));
+        let events = self.events_by_seq(wanted.collect()).await?;
+        let event = |seq: Seq| {
+            events.get(&seq).map(|e| &**e).ok_or_else(|| {
+                Error::Internal(format!("a view names seq {seq}, which is not in the log"))
             })
-            .await?;
+        };
+        let messages = versions
+            .into_iter()
+            .map(|(seq, edit)| message_from(event(seq)?, edit.map(event).transpose()?))
+            .collect::<Result<Vec<_>>>()?;
         Ok(MessagePage {
             messages,
             has_older: page.has_older,
@@ -349,24 +354,29 @@ fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
 /// The message `event` sent (already read from the log), as of its latest edit (`edit`: the
 /// seq of that edit, from the view).
 pub(crate) fn message_of(store: &Store, event: Event, edit: Option<Seq>) -> Result<Message> {
+    let edit = edit.map(|seq| read_event(store, seq)).transpose()?;
+    message_from(&event, edit.as_ref())
+}
+
+/// The message `event` sent as of `edit` (its latest edit's event, if any).
+fn message_from(event: &Event, edit: Option<&Event>) -> Result<Message> {
     let seq = event.seq;
     let edited = match edit {
-        Some(edit_seq) => match read_event(store, edit_seq)? {
-            Event {
-                commit_time_ms,
-                payload: Payload::MessageEdited { body, .. },
-                ..
-            } => Some((body, commit_time_ms)),
-            other => {
-                return Err(Error::Internal(format!(
-                    "seq {edit_seq} is a {} event, not an edit",
-                    other.type_name()
-                )));
-            }
-        },
+        Some(Event {
+            commit_time_ms,
+            payload: Payload::MessageEdited { body, .. },
+            ..
+        }) => Some((body, *commit_time_ms)),
+        Some(other) => {
+            return Err(Error::Internal(format!(
+                "seq {} is a {} event, not an edit",
+                other.seq,
+                other.type_name()
+            )));
+        }
         None => None,
     };
-    match event.payload {
+    match &event.payload {
         Payload::MessageSent {
             room,
             body,
@@ -375,13 +385,13 @@ pub(crate) fn message_of(store: &Store, event: Event, edit: Option<Seq>) -> Resu
         } => Ok(Message {
             seq,
             id: event.id,
-            room,
+            room: *room,
             sender: event.actor,
-            edited_ms: edited.as_ref().map(|(_, at)| *at),
-            body: edited.map_or(body, |(body, _)| body),
-            client_id,
+            edited_ms: edited.map(|(_, at)| at),
+            body: edited.map_or(body, |(body, _)| body).clone(),
+            client_id: client_id.clone(),
             commit_time_ms: event.commit_time_ms,
-            reply_to,
+            reply_to: *reply_to,
         }),
         other => Err(Error::Internal(format!(
             "history names seq {seq}, a {} event",

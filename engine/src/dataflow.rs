@@ -358,6 +358,7 @@ fn run_worker(
                 heavy,
                 post_edits,
                 like_counts,
+                likers,
                 comments,
                 followers,
                 following,
@@ -384,6 +385,7 @@ fn run_worker(
             materialize(like_counts, &probe, &views, |v, u| {
                 v.feed.like_counts.apply(u)
             });
+            materialize(likers, &probe, &views, |v, u| v.feed.likers.apply(u));
             materialize(comments, &probe, &views, |v, u| v.feed.comments.apply(u));
             materialize(followers, &probe, &views, |v, u| v.feed.followers.apply(u));
             materialize(following, &probe, &views, |v, u| v.feed.apply_following(u));

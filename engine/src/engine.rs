@@ -5,6 +5,7 @@
 use crate::command::{Ack, Command, Submission};
 use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
+use crate::hot::{HotConfig, HotObjects};
 use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
 use crate::search::{Indexer, SearchIndex};
 use crate::sequencer::Sequencer;
@@ -17,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -39,6 +41,8 @@ pub struct EngineConfig {
     /// Authors with this many followers or more are merged into timelines at read time
     /// instead of being fanned out on write.
     pub fanout_max_followers: usize,
+    /// Bounds of the hot-object caches.
+    pub hot: HotConfig,
 }
 
 impl EngineConfig {
@@ -54,6 +58,7 @@ impl EngineConfig {
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_room_members: crate::limits::MAX_ROOM_MEMBERS,
             fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
+            hot: HotConfig::default(),
         }
     }
 }
@@ -129,6 +134,7 @@ pub struct Engine {
     indexer: Mutex<Option<Indexer>>,
     read_wait: Duration,
     head_at_start: Seq,
+    pub(crate) hot: Arc<HotObjects>,
     metrics: EngineMetrics,
 }
 
@@ -137,9 +143,10 @@ impl Engine {
     /// from the log) and the hub. Must be called inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
         let store = Store::open(config.store.clone())?;
+        let hot = Arc::new(HotObjects::new(config.hot));
         let writer = WriterHandle::spawn(
             store.clone(),
-            Sequencer::new(config.max_room_members),
+            Sequencer::new(config.max_room_members, hot.clone()),
             config.writer,
         )?;
         let views = Arc::new(Views::default());
@@ -157,7 +164,12 @@ impl Engine {
         let search = Arc::new(SearchIndex::new()?);
         let indexer = Indexer::start(store.clone(), search.clone(), None)?;
         let hub = Arc::new(Hub::new(config.topic_capacity));
-        let hub_task = tokio::spawn(hub::run(hub.clone(), store.clone(), head_at_start));
+        let hub_task = tokio::spawn(hub::run(
+            hub.clone(),
+            store.clone(),
+            hot.clone(),
+            head_at_start,
+        ));
         tracing::info!(
             head = head_at_start,
             workers = config.workers,
@@ -177,6 +189,7 @@ impl Engine {
             indexer: Mutex::new(Some(indexer)),
             read_wait: config.read_wait,
             head_at_start,
+            hot,
             metrics: EngineMetrics::default(),
         }))
     }
@@ -244,6 +257,44 @@ impl Engine {
         tokio::task::spawn_blocking(move || work(&store))
             .await
             .map_err(|e| Error::Internal(format!("blocking read failed: {e}")))?
+    }
+
+    /// Log events by seq: from the hot-object cache, and what it misses in one blocking read
+    /// that fills it. Every seq must be in the log.
+    pub(crate) async fn events_by_seq(&self, seqs: Vec<Seq>) -> Result<HashMap<Seq, Arc<Event>>> {
+        let mut found = HashMap::with_capacity(seqs.len());
+        let mut missing = Vec::new();
+        for seq in seqs {
+            if found.contains_key(&seq) {
+                continue;
+            }
+            match self.hot.event(seq) {
+                Some(event) => {
+                    found.insert(seq, event);
+                }
+                None => missing.push(seq),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let hot = self.hot.clone();
+        let read = self
+            .blocking(move |store| {
+                missing
+                    .into_iter()
+                    .map(|seq| {
+                        let event = Arc::new(crate::chat::read_event(store, seq)?);
+                        hot.remember_event(&event);
+                        Ok(event)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        found.extend(read.into_iter().map(|event| (event.seq, event)));
+        Ok(found)
     }
 
     /// Waits until every view reflects `after` (read your writes); `None` does not wait.
@@ -348,6 +399,7 @@ impl Engine {
     /// Registers storage and engine metrics.
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.store.metrics().register(registry);
+        self.hot.register_metrics(registry);
         registry.register(
             "girok_view_watermark_seq",
             "Highest log seq a view reflects",
@@ -380,6 +432,7 @@ impl Engine {
                 .set(head.saturating_sub(summary.watermark) as i64);
         }
         self.metrics.topics.set(self.hub.topic_count() as i64);
+        self.hot.observe();
     }
 
     /// Drains and stops: every command queued before the call is made durable and answered,

@@ -3,9 +3,10 @@
 //! straight from the log writer's durable feed, decoded once; only a hub that fell behind
 //! reads from the log. Each event is shared by every subscriber as a [`LiveEvent`], which
 //! renders it once per wire format, so delivery does no work per subscriber beyond a queue
-//! push. Frontends (WebSocket, GraphQL subscriptions, QUIC) subscribe through this API.
+//! push. The decoded event is also kept in the hot-object cache, for the reads that follow. Frontends (WebSocket, GraphQL subscriptions, QUIC) subscribe through this API.
 
 use crate::channels::Channels;
+use crate::hot::HotObjects;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
 use parking_lot::Mutex;
@@ -34,12 +35,17 @@ pub enum Topic {
 /// event into its wire frame once ([`LiveEvent::rendered`]) and every subscriber of that
 /// frontend sends the same bytes.
 pub struct LiveEvent {
-    event: Event,
+    event: Arc<Event>,
     renderings: Mutex<Vec<(&'static str, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl LiveEvent {
     pub fn new(event: Event) -> Self {
+        Self::shared(Arc::new(event))
+    }
+
+    /// The same for an event already shared (with the hot-object cache).
+    pub fn shared(event: Arc<Event>) -> Self {
         Self {
             event,
             renderings: Mutex::new(Vec::new()),
@@ -107,7 +113,7 @@ impl Hub {
         self.topics.len()
     }
 
-    fn publish(&self, seq: Seq, bytes: &[u8]) {
+    fn publish(&self, hot: &HotObjects, seq: Seq, bytes: &[u8]) {
         let event = match decode_event(bytes) {
             Ok(event) => event,
             Err(error) => {
@@ -123,14 +129,17 @@ impl Hub {
             _ => None,
         };
         let topics = std::iter::once(Topic::Log).chain(room).chain(user);
-        self.topics.send(topics, &Arc::new(LiveEvent::new(event)));
+        let event = Arc::new(event);
+        hot.remember_event(&event);
+        self.topics
+            .send(topics, &Arc::new(LiveEvent::shared(event)));
     }
 }
 
 /// Publishes every event after `after` as it becomes durable, until the task is aborted:
 /// from the writer's durable feed, and from the log only for what the feed cannot give (what
 /// came before the hub listened, what it dropped while the hub lagged behind it, a gap).
-pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
+pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, hot: Arc<HotObjects>, after: Seq) {
     // Listen before looking at the head, so every batch past it arrives on the feed.
     let mut feed = store.durable_batches();
     let mut next = after + 1;
@@ -139,7 +148,7 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
         // The head moves before the feed gets a batch, so a catch-up up to the head covers
         // everything the feed skipped; the feed's copies of it are passed over below.
         while behind && next <= store.head().get() {
-            match catch_up(&hub, &store, next).await {
+            match catch_up(&hub, &store, &hot, next).await {
                 Some(reached) => next = reached,
                 None => return,
             }
@@ -150,7 +159,7 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
             Ok(batch) => {
                 let from = next;
                 for (seq, bytes) in batch.iter().skip_while(|(seq, _)| *seq < from) {
-                    hub.publish(seq, bytes);
+                    hub.publish(&hot, seq, bytes);
                     next = seq + 1;
                 }
             }
@@ -163,7 +172,7 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, after: Seq) {
 
 /// Publishes one chunk of durable log entries from `next`; the seq after them, or `None` when
 /// the runtime is shutting down.
-async fn catch_up(hub: &Hub, store: &Arc<Store>, next: Seq) -> Option<Seq> {
+async fn catch_up(hub: &Hub, store: &Arc<Store>, hot: &HotObjects, next: Seq) -> Option<Seq> {
     let reader = store.clone();
     // fjall is synchronous: read off the async runtime.
     let read =
@@ -177,7 +186,7 @@ async fn catch_up(hub: &Hub, store: &Arc<Store>, next: Seq) -> Option<Seq> {
             Some(next)
         }
         Ok(entries) => Some(entries.iter().fold(next, |_, (seq, bytes)| {
-            hub.publish(*seq, bytes);
+            hub.publish(hot, *seq, bytes);
             seq + 1
         })),
         Err(error) => {

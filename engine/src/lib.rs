@@ -16,6 +16,7 @@ pub mod dataflow;
 mod engine;
 pub mod error;
 pub mod feed;
+pub mod hot;
 pub mod hub;
 pub mod limits;
 pub mod log_report;

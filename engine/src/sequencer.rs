@@ -8,12 +8,14 @@
 
 use crate::command::{Ack, Command, Submission};
 use crate::error::{Error, Result};
+use crate::hot::HotObjects;
 use crate::limits::MAX_ROOM_MEMBERS;
 use crate::write_model::{idempotency_key, member_key, pair_key, record, request_hash, seq_value};
 use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord};
-use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, encode_event};
-use girok_storage::{Stager, Table, Txn};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, SessionId, UserId, encode_event};
+use girok_storage::{Stager, Table, Txn, WrittenKeys};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Most entries the membership cache holds before it starts over (bounds its memory).
 const MEMBER_CACHE_CAP: usize = 1 << 20;
@@ -25,18 +27,27 @@ pub struct Sequencer {
     rooms: HashSet<RoomId>,
     members: HashSet<(RoomId, UserId)>,
     max_room_members: usize,
-}
-
-impl Default for Sequencer {
-    fn default() -> Self {
-        Self::new(MAX_ROOM_MEMBERS)
-    }
+    /// Readers' copies of write-model records, dropped once a batch that changes them commits.
+    hot: Arc<HotObjects>,
 }
 
 impl Stager for Sequencer {
     type Command = Submission;
     type Accepted = Ack;
     type Rejected = Error;
+
+    fn committed(&mut self, written: &WrittenKeys) {
+        for key in written.keys(Table::UseridUser) {
+            if let Some(user) = UserId::from_slice(key) {
+                self.hot.users.invalidate(&user);
+            }
+        }
+        for key in written.keys(Table::SessionidSession) {
+            if let Some(session) = SessionId::from_slice(key) {
+                self.hot.sessions.invalidate(&session);
+            }
+        }
+    }
 
     fn stage(&mut self, submission: Submission, txn: &mut Txn<'_>) -> Result<Ack> {
         let Submission {
@@ -150,12 +161,13 @@ impl Stager for Sequencer {
 
 impl Sequencer {
     /// A sequencer whose group rooms hold at most `max_room_members` (capped at
-    /// [`MAX_ROOM_MEMBERS`]).
-    pub fn new(max_room_members: usize) -> Self {
+    /// [`MAX_ROOM_MEMBERS`]), keeping the readers' caches in `hot` current.
+    pub fn new(max_room_members: usize, hot: Arc<HotObjects>) -> Self {
         Self {
             rooms: HashSet::new(),
             members: HashSet::new(),
             max_room_members: max_room_members.clamp(1, MAX_ROOM_MEMBERS),
+            hot,
         }
     }
 

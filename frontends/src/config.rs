@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub ws: WsConfig,
+    pub cache: CacheConfig,
     pub log: LogConfig,
     /// `[analytics]`: the ClickHouse sink (off unless `clickhouse_url` is set).
     pub analytics: girok_analytics::AnalyticsConfig,
@@ -99,6 +100,33 @@ impl Default for EngineSection {
             read_wait_ms: 5_000,
             topic_capacity: 1024,
             fanout_max_followers: girok_engine::limits::FANOUT_MAX_FOLLOWERS,
+        }
+    }
+}
+
+/// `[cache]`: bounds of the in-memory caches that serve hot reads without storage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Decoded log events (post, comment and message bodies and their edits), MiB.
+    pub events_mib: u64,
+    /// User profiles.
+    pub users: usize,
+    /// Session states (the per-request session check).
+    pub sessions: usize,
+    /// Access tokens already verified (each is checked cryptographically once, then served
+    /// from here until it expires; its session is still checked on every request).
+    pub verified_tokens: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let engine = girok_engine::hot::HotConfig::default();
+        Self {
+            events_mib: engine.event_bytes >> 20,
+            users: engine.users,
+            sessions: engine.sessions,
+            verified_tokens: 50_000,
         }
     }
 }
@@ -268,6 +296,11 @@ impl Config {
             config.password_threads = self.auth.password_threads;
         }
         config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
+        config.hot = girok_engine::hot::HotConfig {
+            event_bytes: self.cache.events_mib.max(1) << 20,
+            users: self.cache.users,
+            sessions: self.cache.sessions,
+        };
         config
     }
 }

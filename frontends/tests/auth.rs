@@ -481,6 +481,14 @@ async fn sessions_password_change_and_replay_rebuild_users_and_sessions() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Used once before: its token is verified and its session known (both cached).
+    let (status, _) = get(
+        &server,
+        "/v1/users/me",
+        two["accessToken"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
     let response = server
         .client
         .delete(server.url(&format!("/v1/users/me/sessions/{other}")))

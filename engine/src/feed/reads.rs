@@ -1,7 +1,8 @@
 //! Feed reads: posts (one, or a batch by seq), home and profile timelines, comments, follower
-//! lists and notifications. Views give the keys (post, comment and notification seqs) and
-//! counts; bodies come from the log; "liked by me" is a point read of the write model. Every
-//! batch read is one blocking call, so a page of posts costs one trip off the async runtime.
+//! lists and notifications. Views give the keys (post, comment and notification seqs), counts
+//! and "liked by me"; bodies come from the log through the hot-object cache. A page whose
+//! bodies are cached is answered without leaving the async runtime; what the cache misses is
+//! read in one blocking call per page.
 
 use crate::chat::{page_size, read_event};
 use crate::engine::Engine;
@@ -9,12 +10,11 @@ use crate::error::{Error, Result};
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_INLINE_COMMENTS, MAX_UNREAD_COUNT};
 use crate::views::Views;
 use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
-use crate::write_model::{pair_of, record, seq_value};
+use crate::write_model::{record, seq_value};
 use girok_schemas::proto::PostRecord;
 use girok_schemas::{Event, EventId, Payload, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::collections::HashMap;
-use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// A post as readers see it.
@@ -101,17 +101,47 @@ impl Engine {
     /// A live post.
     pub async fn post(&self, reader: UserId, post: EventId, after: Option<Seq>) -> Result<Post> {
         self.wait_for_views(after).await?;
-        let views = self.views.clone();
-        self.blocking(move |store| read_post(store, &views, reader, live_post_seq(store, post)?))
-            .await
+        // The write model says whether it is live (and has its seq) before the views may.
+        let seq = self
+            .blocking(move |store| live_post_seq(store, post))
+            .await?;
+        let mut found = self.assemble_posts(reader, &[seq], Liveness::Known).await?;
+        found.pop().ok_or(Error::PostNotFound(post))
     }
 
     /// Live posts by seq, in the order given (deleted ones are left out): the batch read
-    /// behind timelines and GraphQL's post loader.
+    /// behind timelines and live feed pushes. Bodies come from the hot-object cache (one
+    /// blocking read for what it misses), counts and the reader's like from the views.
     pub async fn posts_by_seq(&self, reader: UserId, seqs: Vec<Seq>) -> Result<Vec<Post>> {
-        let views = self.views.clone();
-        self.blocking(move |store| read_posts(store, &views, reader, &seqs))
+        self.assemble_posts(reader, &seqs, Liveness::FromViews)
             .await
+    }
+
+    async fn assemble_posts(
+        &self,
+        reader: UserId,
+        seqs: &[Seq],
+        liveness: Liveness,
+    ) -> Result<Vec<Post>> {
+        let feed = &self.views.feed;
+        let edits: Vec<Option<Seq>> = seqs
+            .iter()
+            .map(|seq| feed.post_edits.last_in_range(seq, ..))
+            .collect();
+        let wanted = seqs.iter().chain(edits.iter().flatten()).copied();
+        let events = self.events_by_seq(wanted.collect()).await?;
+        let mut posts = Vec::with_capacity(seqs.len());
+        for (seq, edit) in seqs.iter().zip(edits) {
+            let event = events.get(seq).ok_or_else(|| missing_event(*seq))?;
+            let edit = edit.and_then(|edit| events.get(&edit)).map(|e| &**e);
+            match post_from(&self.views, reader, event, edit, liveness) {
+                Ok(post) => posts.push(post),
+                // Deleted since the page was cut: left out.
+                Err(Error::PostNotFound(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(posts)
     }
 
     /// The reader's home timeline: their posts and those of everyone they follow, newest
@@ -130,7 +160,7 @@ impl Engine {
         let (mut seqs, mut more) = feed.home.page(&reader, ..before, true, limit);
         let heavy = feed.heavy.values(&());
         if !heavy.is_empty() {
-            for author in heavy.into_iter().filter(|a| feed.follows(reader, *a)) {
+            for author in feed.followed_among(reader, heavy) {
                 let (theirs, their_more) = feed.profile.page(&author, ..before, true, limit);
                 seqs.extend(theirs);
                 more |= their_more;
@@ -167,33 +197,41 @@ impl Engine {
     }
 
     /// The first `limit` comments (oldest first) of each post, by post seq: one batch for a
-    /// whole page of posts.
+    /// whole page of posts, its bodies from the hot-object cache.
     pub async fn first_comments(
         &self,
         posts: Vec<Seq>,
         limit: usize,
     ) -> Result<HashMap<Seq, Vec<Comment>>> {
         let limit = limit.min(MAX_INLINE_COMMENTS);
-        let views = self.views.clone();
-        self.blocking(move |store| {
-            let mut out = HashMap::new();
-            for post in posts {
-                let (seqs, _) = views.feed.comments.page(&post, .., false, limit);
+        let pages: Vec<(Seq, Vec<Seq>)> = posts
+            .into_iter()
+            .map(|post| {
+                (
+                    post,
+                    self.views.feed.comments.page(&post, .., false, limit).0,
+                )
+            })
+            .collect();
+        let wanted = pages.iter().flat_map(|(_, seqs)| seqs.iter().copied());
+        let events = self.events_by_seq(wanted.collect()).await?;
+        pages
+            .into_iter()
+            .map(|(post, seqs)| {
                 let comments = seqs
                     .into_iter()
-                    .map(|seq| read_comment(store, seq))
+                    .map(|seq| comment_from(events.get(&seq).ok_or_else(|| missing_event(seq))?))
                     .collect::<Result<Vec<_>>>()?;
-                out.insert(post, comments);
-            }
-            Ok(out)
-        })
-        .await
+                Ok((post, comments))
+            })
+            .collect()
     }
 
     /// The comment the event at `seq` added, as stored (e.g. the answer to `addComment`,
     /// read back from the log by its ack's seq).
     pub async fn comment_at(&self, seq: Seq) -> Result<Comment> {
-        self.blocking(move |store| read_comment(store, seq)).await
+        let events = self.events_by_seq(vec![seq]).await?;
+        comment_from(events.get(&seq).ok_or_else(|| missing_event(seq))?)
     }
 
     /// A page of a post's comments, oldest first, after the comment seq `cursor`.
@@ -357,35 +395,42 @@ fn live_post_seq(store: &Store, post: EventId) -> Result<Seq> {
         .ok_or(Error::PostNotFound(post))
 }
 
-fn read_posts(
-    store: &Store,
-    views: &Arc<Views>,
-    reader: UserId,
-    seqs: &[Seq],
-) -> Result<Vec<Post>> {
-    let mut posts = Vec::with_capacity(seqs.len());
-    for &seq in seqs {
-        match read_post(store, views, reader, seq) {
-            Ok(post) => posts.push(post),
-            // Deleted since the page was cut: left out.
-            Err(Error::PostNotFound(_)) => {}
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(posts)
+/// How a post's liveness is known when it is assembled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// The caller checked the write model.
+    Known,
+    /// Ask the views (its author's profile timeline holds it while it lives).
+    FromViews,
 }
 
-/// The post at `seq` as of its latest edit, with its counts and the reader's like.
-fn read_post(store: &Store, views: &Views, reader: UserId, seq: Seq) -> Result<Post> {
-    post_of(store, views, reader, read_event(store, seq)?)
+fn missing_event(seq: Seq) -> Error {
+    Error::Internal(format!("a view names seq {seq}, which is not in the log"))
 }
 
-/// The post `event` created (already read from the log), as `read_post` answers it.
+/// The post `event` created (already read from the log), as `posts_by_seq` answers it.
 pub(super) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event) -> Result<Post> {
+    live_post_seq(store, event.id)?;
+    let edit = match views.feed.post_edits.last_in_range(&event.seq, ..) {
+        Some(edit_seq) => Some(read_event(store, edit_seq)?),
+        None => None,
+    };
+    post_from(views, reader, &event, edit.as_ref(), Liveness::Known)
+}
+
+/// The post `event` created as of `edit` (its latest edit, if any), with its counts and the
+/// reader's like from the views: no storage access.
+fn post_from(
+    views: &Views,
+    reader: UserId,
+    event: &Event,
+    edit: Option<&Event>,
+    liveness: Liveness,
+) -> Result<Post> {
     let seq = event.seq;
     let Payload::PostCreated {
         content, media_ids, ..
-    } = event.payload
+    } = &event.payload
     else {
         return Err(Error::Internal(format!(
             "seq {seq} is a {} event, not a post",
@@ -395,55 +440,56 @@ pub(super) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event
     let author = event
         .actor
         .ok_or_else(|| Error::Internal(format!("post at seq {seq} has no author")))?;
-    live_post_seq(store, event.id)?;
     let feed = &views.feed;
-    let (content, media_ids, edited_ms) = match feed.post_edits.last_in_range(&seq, ..) {
-        Some(edit_seq) => match read_event(store, edit_seq)? {
-            Event {
-                commit_time_ms,
-                payload:
-                    Payload::PostEdited {
-                        content, media_ids, ..
-                    },
-                ..
-            } => (content, media_ids, Some(commit_time_ms)),
-            other => {
-                return Err(Error::Internal(format!(
-                    "seq {edit_seq} is a {} event, not a post edit",
-                    other.type_name()
-                )));
-            }
-        },
+    if liveness == Liveness::FromViews && feed.profile.last_in_range(&author, seq..=seq).is_none() {
+        return Err(Error::PostNotFound(event.id));
+    }
+    let (content, media_ids, edited_ms) = match edit {
+        Some(Event {
+            commit_time_ms,
+            payload: Payload::PostEdited {
+                content, media_ids, ..
+            },
+            ..
+        }) => (content, media_ids, Some(*commit_time_ms)),
+        Some(other) => {
+            return Err(Error::Internal(format!(
+                "seq {} is a {} event, not a post edit",
+                other.seq,
+                other.type_name()
+            )));
+        }
         None => (content, media_ids, None),
     };
-    let liked_by_me = store
-        .get(Table::PostidUseridLike, &pair_of(event.id.0, reader.0))?
-        .is_some();
     Ok(Post {
         id: event.id,
         seq,
         author,
-        content,
-        media_ids,
+        content: content.clone(),
+        media_ids: media_ids.clone(),
         created_ms: event.commit_time_ms,
         edited_ms,
         like_count: feed.like_count(seq),
         comment_count: feed.comments.count(&seq),
-        liked_by_me,
+        liked_by_me: feed.likes(reader, seq),
     })
 }
 
 fn read_comment(store: &Store, seq: Seq) -> Result<Comment> {
-    let event = read_event(store, seq)?;
-    match event.payload {
+    comment_from(&read_event(store, seq)?)
+}
+
+fn comment_from(event: &Event) -> Result<Comment> {
+    let seq = event.seq;
+    match &event.payload {
         Payload::CommentAdded { post, content, .. } => Ok(Comment {
             id: event.id,
             seq,
-            post,
+            post: *post,
             author: event
                 .actor
                 .ok_or_else(|| Error::Internal(format!("comment at seq {seq} has no author")))?,
-            content,
+            content: content.clone(),
             created_ms: event.commit_time_ms,
         }),
         other => Err(Error::Internal(format!(

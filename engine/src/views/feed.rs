@@ -17,13 +17,12 @@
 //! first of the unbroken run of versions that do: an edit that drops a name and a later one
 //! that restores it notifies anew).
 
-use super::{CountedIndex, Digest, Update};
+use super::{CountedIndex, Digest, FastMap, Update};
 use crate::channels::Channels;
 use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A version of a post or comment and the users it names: `(version seq, users)`.
@@ -71,6 +70,8 @@ pub struct FeedViews<'s> {
     pub post_edits: VecCollection<'s, Seq, (Seq, Seq)>,
     /// `(post seq, likes)` per liked live post.
     pub like_counts: VecCollection<'s, Seq, (Seq, isize)>,
+    /// `(post seq, liker)` per like of a live post (a reader's "liked by me").
+    pub likers: VecCollection<'s, Seq, (Seq, UserId)>,
     /// `(post seq, comment seq)` per live comment of a live post.
     pub comments: VecCollection<'s, Seq, (Seq, Seq)>,
     /// `(followee, (follow seq, follower))`.
@@ -111,6 +112,9 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
     let post_edits = super::latest_versions(post_edits, live_posts.clone());
     let live_likes = likes.semijoin(live_posts.clone());
     let like_counts = live_likes.clone().map(|(post, _)| post).count();
+    let likers = live_likes
+        .clone()
+        .map(|(post, (liker, _, _))| (post, liker));
     let live_comments = comments.semijoin(live_posts.clone());
 
     let liked = live_likes
@@ -147,6 +151,7 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
         heavy: heavy.map(|author| ((), author)),
         post_edits,
         like_counts,
+        likers,
         comments: live_comments.map(|(post, (comment, ..))| (post, comment)),
         followers: follows
             .clone()
@@ -181,12 +186,13 @@ pub struct FeedStore {
     pub(crate) heavy: CountedIndex<(), UserId>,
     pub(crate) post_edits: CountedIndex<Seq, Seq>,
     pub(crate) like_counts: CountedIndex<Seq, isize>,
+    pub(crate) likers: CountedIndex<Seq, UserId>,
     pub(crate) comments: CountedIndex<Seq, Seq>,
     pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
     pub(crate) following: CountedIndex<UserId, (Seq, UserId)>,
     /// The same edges as a set, for "does A follow B" in O(1) (counts, so that diffs apply
     /// in any order).
-    edges: RwLock<HashMap<(UserId, UserId), isize>>,
+    edges: RwLock<FastMap<(UserId, UserId), isize>>,
     pub(crate) notifications: CountedIndex<UserId, (Seq, NotificationKind)>,
     pub(crate) notification_push: Channels<UserId, NotificationRef>,
     pub(crate) feed_push: Channels<UserId, PostRef>,
@@ -202,10 +208,11 @@ impl Default for FeedStore {
             heavy: CountedIndex::default(),
             post_edits: CountedIndex::default(),
             like_counts: CountedIndex::default(),
+            likers: CountedIndex::default(),
             comments: CountedIndex::default(),
             followers: CountedIndex::default(),
             following: CountedIndex::default(),
-            edges: RwLock::new(HashMap::new()),
+            edges: RwLock::new(FastMap::default()),
             notifications: CountedIndex::default(),
             notification_push: Channels::new(PUSH_CAPACITY),
             feed_push: Channels::new(PUSH_CAPACITY),
@@ -294,6 +301,19 @@ impl FeedStore {
         }
     }
 
+    /// Those of `followees` whom `follower` follows now (one lock for all of them).
+    pub fn followed_among(&self, follower: UserId, followees: Vec<UserId>) -> Vec<UserId> {
+        let edges = self.edges.read();
+        followees
+            .into_iter()
+            .filter(|followee| {
+                edges
+                    .get(&(follower, *followee))
+                    .is_some_and(|count| *count > 0)
+            })
+            .collect()
+    }
+
     /// Whether `follower` follows `followee` now.
     pub fn follows(&self, follower: UserId, followee: UserId) -> bool {
         self.edges
@@ -315,6 +335,11 @@ impl FeedStore {
             .map_or(0, |count| count.max(0) as usize)
     }
 
+    /// Whether `reader` likes the live post at `post`.
+    pub fn likes(&self, reader: UserId, post: Seq) -> bool {
+        self.likers.last_in_range(&post, reader..=reader).is_some()
+    }
+
     /// The order-independent digests of the feed's views: timelines, post stats, follows,
     /// notifications.
     pub fn digests(&self) -> [(&'static str, Digest); 4] {
@@ -331,6 +356,7 @@ impl FeedStore {
                 self.post_edits
                     .digest()
                     .combine(self.like_counts.digest())
+                    .combine(self.likers.digest())
                     .combine(self.comments.digest()),
             ),
             (

@@ -26,8 +26,8 @@ pub use feed::{FeedStore, NotificationKind, NotificationRef, PostRef};
 use girok_schemas::Seq;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +107,11 @@ pub struct ViewSummary {
     pub digest: Digest,
 }
 
+/// The hash map of the views' in-memory indexes: keyed by ids and seqs that girok makes (not
+/// by client input), so a fast non-cryptographic hash is safe, and every read does several
+/// lookups.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// One output update of a keyed view: `((key, value), time, diff)`.
 pub type Update<K, V> = ((K, V), Seq, isize);
 
@@ -150,14 +155,44 @@ pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) {
 
 /// A materialised `(key, value)` collection: per key, its values in order, with a digest.
 pub(crate) struct CountedIndex<K, V> {
-    map: RwLock<HashMap<K, BTreeMap<V, isize>>>,
+    map: RwLock<FastMap<K, Values<V>>>,
     digest: Mutex<Digest>,
+}
+
+/// One key's values with their counts, and how many are present (count above zero), kept as
+/// updates apply so that counting is O(1) (a popular post's comments, a heavy author's
+/// followers).
+struct Values<V> {
+    counts: BTreeMap<V, isize>,
+    present: usize,
+}
+
+impl<V> Default for Values<V> {
+    fn default() -> Self {
+        Self {
+            counts: BTreeMap::new(),
+            present: 0,
+        }
+    }
+}
+
+impl<V: Ord> Values<V> {
+    fn add(&mut self, value: V, diff: isize) {
+        let before = self.counts.get(&value).copied().unwrap_or(0);
+        add(&mut self.counts, value, diff);
+        let after = before + diff;
+        match (before > 0, after > 0) {
+            (false, true) => self.present += 1,
+            (true, false) => self.present -= 1,
+            _ => {}
+        }
+    }
 }
 
 impl<K, V> Default for CountedIndex<K, V> {
     fn default() -> Self {
         Self {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(FastMap::default()),
             digest: Mutex::new(Digest::default()),
         }
     }
@@ -169,8 +204,8 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         let mut digest = self.digest.lock();
         for ((key, value), _time, diff) in updates {
             let values = map.entry(*key).or_default();
-            add(values, *value, *diff);
-            if values.is_empty() {
+            values.add(*value, *diff);
+            if values.counts.is_empty() {
                 map.remove(key);
             }
             digest.apply(&(key, value), *diff);
@@ -181,6 +216,7 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
     pub fn values(&self, key: &K) -> Vec<V> {
         self.map.read().get(key).map_or_else(Vec::new, |values| {
             values
+                .counts
                 .iter()
                 .filter(|(_, count)| **count > 0)
                 .map(|(value, _)| *value)
@@ -190,15 +226,14 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
 
     /// How many values `key` has.
     pub fn count(&self, key: &K) -> usize {
-        self.map.read().get(key).map_or(0, |values| {
-            values.values().filter(|count| **count > 0).count()
-        })
+        self.map.read().get(key).map_or(0, |values| values.present)
     }
 
     /// How many values of `key` fall within `range`, counting up to `cap`.
     pub fn count_in_range(&self, key: &K, range: impl RangeBounds<V>, cap: usize) -> usize {
         self.map.read().get(key).map_or(0, |values| {
             values
+                .counts
                 .range(range)
                 .filter(|(_, count)| **count > 0)
                 .take(cap)
@@ -221,9 +256,9 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         };
         let present = |(value, count): (&V, &isize)| (*count > 0).then_some(*value);
         let mut iter: Box<dyn Iterator<Item = V>> = if descending {
-            Box::new(values.range(range).rev().filter_map(present))
+            Box::new(values.counts.range(range).rev().filter_map(present))
         } else {
-            Box::new(values.range(range).filter_map(present))
+            Box::new(values.counts.range(range).filter_map(present))
         };
         let page: Vec<V> = iter.by_ref().take(limit).collect();
         let more = iter.next().is_some();
@@ -234,6 +269,7 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
             values
+                .counts
                 .range(range)
                 .rev()
                 .find(|(_, count)| **count > 0)

@@ -5,11 +5,12 @@
 //! latest edit is a reduce over edits alone; the feeder retracts a deleted message's edits).
 //! Bodies stay in the log; this view holds keys only.
 
+use super::FastMap;
 use super::{Digest, add};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A message as the view knows it: `(seq, commit time in ms)`.
 pub type MessageRef = (Seq, i64);
@@ -49,9 +50,9 @@ fn at(seq: Seq) -> MessageRef {
 /// The materialized view.
 #[derive(Default)]
 pub struct RoomHistoryStore {
-    rooms: RwLock<HashMap<RoomId, RoomState>>,
+    rooms: RwLock<FastMap<RoomId, RoomState>>,
     /// Message seq -> latest edit seq (as counts, like the rest).
-    edits: RwLock<HashMap<Seq, BTreeMap<Seq, isize>>>,
+    edits: RwLock<FastMap<Seq, BTreeMap<Seq, isize>>>,
     digest: Mutex<Digest>,
 }
 

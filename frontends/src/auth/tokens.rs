@@ -1,7 +1,10 @@
 //! Access tokens: EdDSA (Ed25519) JWTs that live `auth.access_token_ttl_secs` (15 minutes by
 //! default), carry the user (`sub`) and the session (`sid`), and are verified strictly: the
 //! algorithm is pinned to EdDSA, the key is chosen by `kid` among ours only, and `exp`, `nbf`,
-//! `iss` and `aud` are required and checked.
+//! `iss` and `aud` are required and checked. A token that passed is remembered (a bounded
+//! cache keyed by the whole token, `cache.verified_tokens`) until it expires, so a client's
+//! every request costs one hash lookup instead of an Ed25519 verification; the token's
+//! session is still checked on every request, so revocation stays immediate.
 
 use super::keys::KeyFile;
 use base64::Engine as _;
@@ -33,7 +36,12 @@ pub struct Tokens {
     issuer: String,
     audience: String,
     pub ttl_secs: i64,
+    /// Tokens that verified: `(user, session, exp)`.
+    verified: quick_cache::sync::Cache<String, (UserId, SessionId, i64)>,
 }
+
+/// Seconds a token is still accepted after its `exp` (clock skew between servers).
+const LEEWAY_SECS: i64 = 5;
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -48,6 +56,7 @@ impl Tokens {
         issuer: &str,
         audience: &str,
         ttl_secs: i64,
+        verified_capacity: usize,
     ) -> anyhow::Result<Self> {
         let newest = keys
             .keys
@@ -69,6 +78,7 @@ impl Tokens {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs,
+            verified: quick_cache::sync::Cache::new(verified_capacity.max(1)),
         })
     }
 
@@ -91,19 +101,40 @@ impl Tokens {
 
     /// The user and session of a valid token; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<(UserId, SessionId)> {
+        let now = now_secs();
+        if let Some((user, session, exp)) = self.verified.get(token) {
+            if now <= exp + LEEWAY_SECS {
+                return Some((user, session));
+            }
+            self.verified.remove(token);
+            return None;
+        }
+        let (user, session, exp) = self.verify_signed(token)?;
+        self.verified.insert(token.to_owned(), (user, session, exp));
+        Some((user, session))
+    }
+
+    /// The cryptographic check alone, without the cache: `(user, session, exp)`.
+    pub fn verify_signed(&self, token: &str) -> Option<(UserId, SessionId, i64)> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA {
             return None;
         }
         let key = self.verifying.get(header.kid.as_deref()?)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS as u64;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).ok()?;
-        Some((data.claims.sub.parse().ok()?, data.claims.sid.parse().ok()?))
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .ok()?
+            .claims;
+        Some((
+            claims.sub.parse().ok()?,
+            claims.sid.parse().ok()?,
+            claims.exp,
+        ))
     }
 
     /// The public keys, as `/.well-known/jwks.json` serves them.

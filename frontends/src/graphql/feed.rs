@@ -9,6 +9,7 @@ use super::errors::{changing_principal, gql, invalid, principal};
 use super::feed_types::{
     Comment, CommentConnection, FeedAck, FeedPageInfo, FollowConnection, FollowResult,
     NotificationConnection, NotificationsRead, Post, SearchConnection, Timeline, author,
+    prefetch_page,
 };
 use super::scalars::Seq;
 use async_graphql::{Context, Enum, ID, Object, Result};
@@ -93,6 +94,7 @@ impl FeedQuery {
             )
             .await
             .map_err(gql)?;
+        prefetch_page(ctx, &page.posts).await?;
         Ok(page.into())
     }
 
@@ -116,6 +118,7 @@ impl FeedQuery {
             )
             .await
             .map_err(gql)?;
+        prefetch_page(ctx, &page.posts).await?;
         Ok(page.into())
     }
 

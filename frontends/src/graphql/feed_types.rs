@@ -4,19 +4,22 @@
 use super::chat::engine;
 use super::chat_types::MessageNode;
 use super::errors::gql;
-use super::loaders::Loaders;
+use super::loaders::{Loaders, PageSelection};
 use super::scalars::Seq;
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union, Value};
 use girok_engine::accounts::UserView;
 use girok_engine::feed;
 use girok_engine::limits::MAX_INLINE_COMMENTS;
 use girok_engine::views::NotificationKind;
 use girok_schemas::{UserId, rfc3339_millis};
+use std::sync::Arc;
 
 /// A user as the feed shows them.
-pub struct Author(pub UserView);
+pub struct Author(pub Arc<UserView>);
 
-#[Object]
+// Serial: its fields answer from memory (prefetched), so resolving them one after another
+// saves a task set per object.
+#[Object(serial)]
 impl Author {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
@@ -40,25 +43,74 @@ impl Author {
     }
 }
 
-/// A user by id: through the request's loader when there is one (queries), directly
-/// otherwise (subscriptions).
+/// A user by id: prefetched with the page, or through the request's loader when there is
+/// one (queries), directly otherwise (subscriptions).
 pub async fn author(ctx: &Context<'_>, id: UserId) -> Result<Author> {
     let user = match ctx.data_opt::<Loaders>() {
-        Some(loaders) => loaders
-            .users
-            .load_one(id)
-            .await
-            .map_err(|e| gql(girok_engine::Error::Internal(e.to_string())))?
-            .ok_or_else(|| gql(girok_engine::Error::UserNotFound))?,
-        None => engine(ctx)?.user(id).await.map_err(gql)?,
+        Some(loaders) => match loaders.ready_user(id) {
+            Some(user) => user,
+            None => loaders
+                .users
+                .load_one(id)
+                .await
+                .map_err(|e| gql(girok_engine::Error::Internal(e.to_string())))?
+                .ok_or_else(|| gql(girok_engine::Error::UserNotFound))?,
+        },
+        None => Arc::new(engine(ctx)?.user(id).await.map_err(gql)?),
     };
     Ok(Author(user))
 }
 
+/// Prefetches what the selection of the page being resolved (a `Timeline`) will ask of its
+/// posts: their authors, their first comments and those comments' authors.
+pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) -> Result<()> {
+    let Some(loaders) = ctx.data_opt::<Loaders>() else {
+        return Ok(());
+    };
+    let selected = ctx.look_ahead().field("posts");
+    if !selected.exists() || posts.is_empty() {
+        return Ok(());
+    }
+    let comments = selected.field("comments");
+    let mut comment_limits = Vec::new();
+    for field in comments.selection_fields() {
+        let limit = match field.arguments().ok().and_then(|args| {
+            args.into_iter()
+                .find(|(name, _)| name.as_str() == "limit")
+                .map(|(_, value)| value)
+        }) {
+            None => Some(DEFAULT_INLINE_COMMENTS),
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            Some(_) => None,
+        };
+        // Out-of-range limits are left to the field, which refuses them.
+        if let Some(limit) = limit.filter(|l| *l <= MAX_INLINE_COMMENTS)
+            && !comment_limits.contains(&limit)
+        {
+            comment_limits.push(limit);
+        }
+    }
+    let wanted = PageSelection {
+        post_authors: selected.field("author").exists(),
+        comment_limits,
+        comment_authors: comments.field("author").exists(),
+    };
+    let keys: Vec<_> = posts
+        .iter()
+        .map(|p| (p.seq, p.author, p.comment_count))
+        .collect();
+    loaders.prefetch(&keys, &wanted).await.map_err(gql)
+}
+
+/// `comments`' default `limit`.
+const DEFAULT_INLINE_COMMENTS: usize = 3;
+
 /// A post.
 pub struct Post(pub feed::Post);
 
-#[Object]
+// Serial: its fields answer from memory (prefetched), so resolving them one after another
+// saves a task set per object.
+#[Object(serial)]
 impl Post {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
@@ -110,12 +162,15 @@ impl Post {
         }
         let key = (self.0.seq, limit as usize);
         let comments = match ctx.data_opt::<Loaders>() {
-            Some(loaders) => loaders
-                .comments
-                .load_one(key)
-                .await
-                .map_err(|e| gql(girok_engine::Error::Internal(e.to_string())))?
-                .unwrap_or_default(),
+            Some(loaders) => match loaders.ready_comments(key) {
+                Some(comments) => comments,
+                None => loaders
+                    .comments
+                    .load_one(key)
+                    .await
+                    .map_err(|e| gql(girok_engine::Error::Internal(e.to_string())))?
+                    .unwrap_or_default(),
+            },
             None => engine(ctx)?
                 .first_comments(vec![key.0], key.1)
                 .await
@@ -130,7 +185,9 @@ impl Post {
 /// A comment.
 pub struct Comment(pub feed::Comment);
 
-#[Object]
+// Serial: its fields answer from memory (prefetched), so resolving them one after another
+// saves a task set per object.
+#[Object(serial)]
 impl Comment {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
@@ -154,6 +211,7 @@ impl Comment {
 
 /// Where the next page starts.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct FeedPageInfo {
     pub has_next_page: bool,
     /// Pass as `cursor` for the next page.
@@ -171,6 +229,7 @@ impl FeedPageInfo {
 
 /// A page of a timeline.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct Timeline {
     pub posts: Vec<Post>,
     pub page_info: FeedPageInfo,
@@ -344,7 +403,7 @@ impl From<feed::SearchPage> for SearchConnection {
                 .into_iter()
                 .map(|r| match r {
                     feed::SearchResult::Post(p) => SearchResult::Post(Post(p)),
-                    feed::SearchResult::User(u) => SearchResult::User(Author(u)),
+                    feed::SearchResult::User(u) => SearchResult::User(Author(Arc::new(u))),
                     feed::SearchResult::Message(m) => SearchResult::Message(MessageNode(m)),
                 })
                 .collect(),

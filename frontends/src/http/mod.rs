@@ -66,6 +66,7 @@ impl AppState {
             &config.auth.issuer,
             &config.auth.audience,
             config.auth.access_token_ttl_secs.clamp(1, 86_400) as i64,
+            config.cache.verified_tokens,
         )?;
         let login_limiter = LoginLimiter::new(
             config.auth.login_per_minute_per_username,

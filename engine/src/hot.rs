@@ -1,0 +1,308 @@
+//! Hot objects: bounded in-memory caches that let reads answer without a trip to fjall, and
+//! so without a hop to a blocking thread. Three kinds:
+//!
+//! - **Log events by seq** (the bodies of posts, comments and messages, and their edits).
+//!   Events never change, so these are never invalidated; they are filled as the hub publishes
+//!   each committed event ("on write") and by reads that missed.
+//! - **User profiles** and **session states**, which writes change. The log writer drops the
+//!   entries a batch changed right after the batch commits and before any of its commands is
+//!   answered ([`girok_storage::Stager::committed`]), so a read after an acknowledged write
+//!   never sees the old value; a revoked session stops working at once.
+//!
+//! A read that missed fills the cache with what it read from the store; if a write changed that
+//! entry meanwhile, the fill must not put the old value back. [`Guarded`] makes that so: a fill
+//! notes its stripe's epoch before reading the store and withdraws its insert if an
+//! invalidation of the stripe came in between.
+//!
+//! Every cache has an explicit bound (`[cache]` in the configuration) and counts its hits and
+//! misses (`girok_cache_lookups_total{cache, result}`).
+
+use crate::accounts::UserView;
+use girok_schemas::{Event, Payload, Seq, SessionId, UserId};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The bounds of the hot-object caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HotConfig {
+    /// Bytes of decoded events (approximate: the text they carry plus a fixed overhead).
+    pub event_bytes: u64,
+    /// User profiles.
+    pub users: usize,
+    /// Session states.
+    pub sessions: usize,
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        Self {
+            event_bytes: 128 << 20,
+            users: 100_000,
+            sessions: 100_000,
+        }
+    }
+}
+
+/// What the session check needs of a session record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SessionState {
+    pub user: Option<UserId>,
+    pub revoked: bool,
+    pub expires_ms: i64,
+}
+
+/// The caches.
+pub struct HotObjects {
+    events: Cache<Seq, Arc<Event>, EventWeight>,
+    pub(crate) users: Guarded<UserId, Arc<UserView>>,
+    pub(crate) sessions: Guarded<SessionId, SessionState>,
+    metrics: HotMetrics,
+}
+
+impl HotObjects {
+    pub fn new(config: HotConfig) -> Self {
+        let event_bytes = config.event_bytes.max(1 << 20);
+        Self {
+            // quick_cache sizes its tables from an estimate of the item count.
+            events: Cache::with_weighter(
+                (event_bytes / 512).max(1024) as usize,
+                event_bytes,
+                EventWeight,
+            ),
+            users: Guarded::new(config.users.max(16)),
+            sessions: Guarded::new(config.sessions.max(16)),
+            metrics: HotMetrics::default(),
+        }
+    }
+
+    /// The event at `seq`, if cached.
+    pub fn event(&self, seq: Seq) -> Option<Arc<Event>> {
+        let found = self.events.get(&seq);
+        self.metrics.count("events", found.is_some());
+        found
+    }
+
+    /// Keeps an event that reads may ask for (post, comment and message bodies, and their
+    /// edits); other events are left out.
+    pub fn remember_event(&self, event: &Arc<Event>) {
+        if is_object(&event.payload) {
+            self.events.insert(event.seq, event.clone());
+        }
+    }
+
+    pub(crate) fn user(&self, id: UserId) -> Option<Arc<UserView>> {
+        let found = self.users.get(&id);
+        self.metrics.count("users", found.is_some());
+        found
+    }
+
+    pub(crate) fn session(&self, id: SessionId) -> Option<SessionState> {
+        let found = self.sessions.get(&id);
+        self.metrics.count("sessions", found.is_some());
+        found
+    }
+
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "girok_cache_lookups",
+            "Lookups in the hot-object caches, by cache and result (hit or miss)",
+            self.metrics.lookups.clone(),
+        );
+        registry.register(
+            "girok_cache_event_bytes",
+            "Approximate bytes of decoded events in the event cache",
+            self.metrics.event_bytes.clone(),
+        );
+    }
+
+    /// Refreshes the gauges (called when metrics are scraped).
+    pub fn observe(&self) {
+        self.metrics.event_bytes.set(self.events.weight() as i64);
+    }
+}
+
+/// The events reads resolve by seq.
+fn is_object(payload: &Payload) -> bool {
+    matches!(
+        payload,
+        Payload::PostCreated { .. }
+            | Payload::PostEdited { .. }
+            | Payload::CommentAdded { .. }
+            | Payload::MessageSent { .. }
+            | Payload::MessageEdited { .. }
+    )
+}
+
+#[derive(Clone)]
+struct EventWeight;
+
+impl Weighter<Seq, Arc<Event>> for EventWeight {
+    fn weight(&self, _seq: &Seq, event: &Arc<Event>) -> u64 {
+        let text = match &event.payload {
+            Payload::PostCreated {
+                content, media_ids, ..
+            }
+            | Payload::PostEdited {
+                content, media_ids, ..
+            } => content.len() + media_ids.iter().map(|m| m.len() + 24).sum::<usize>(),
+            Payload::CommentAdded { content, .. } => content.len(),
+            Payload::MessageSent { body, .. } | Payload::MessageEdited { body, .. } => body.len(),
+            _ => 0,
+        };
+        // The event itself, the Arc's counts and the cache's own entry.
+        (std::mem::size_of::<Event>() + 64 + text) as u64
+    }
+}
+
+/// Invalidation stripes of a [`Guarded`] cache: a write bumps one stripe's epoch, so a fill
+/// of an unrelated key is withdrawn only when it shares the stripe (rarely).
+const STRIPES: usize = 64;
+
+/// A bounded cache of values that writes change (see the module's paragraph on fills).
+pub(crate) struct Guarded<K, V> {
+    cache: Cache<K, V>,
+    epochs: Vec<AtomicU64>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// Taken before a fill reads the store.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    stripe: usize,
+    epoch: u64,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Guarded<K, V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            cache: Cache::new(capacity),
+            epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn stripe(&self, key: &K) -> usize {
+        (self.hasher.hash_one(key) % STRIPES as u64) as usize
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.cache.get(key)
+    }
+
+    /// Take this before reading `key` from the store.
+    pub fn ticket(&self, key: &K) -> Ticket {
+        let stripe = self.stripe(key);
+        Ticket {
+            stripe,
+            epoch: self.epochs[stripe].load(Ordering::SeqCst),
+        }
+    }
+
+    /// Keeps what a read found, unless a write to the stripe came after the ticket. The insert
+    /// comes first and the check second: an invalidation either removes the insert or bumps
+    /// the epoch before it, and then the check withdraws it.
+    pub fn fill(&self, key: K, value: V, ticket: Ticket) {
+        self.cache.insert(key.clone(), value);
+        if self.epochs[ticket.stripe].load(Ordering::SeqCst) != ticket.epoch {
+            self.cache.remove(&key);
+        }
+    }
+
+    /// Forgets `key`: called after the write that changed it committed.
+    pub fn invalidate(&self, key: &K) {
+        self.epochs[self.stripe(key)].fetch_add(1, Ordering::SeqCst);
+        self.cache.remove(key);
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabel {
+    cache: &'static str,
+    result: &'static str,
+}
+
+#[derive(Default)]
+struct HotMetrics {
+    lookups: Family<LookupLabel, Counter>,
+    event_bytes: Gauge,
+}
+
+impl HotMetrics {
+    fn count(&self, cache: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.lookups
+            .get_or_create(&LookupLabel { cache, result })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_is_withdrawn() {
+        let cache: Guarded<u32, &str> = Guarded::new(100);
+        let ticket = cache.ticket(&7);
+        // The write lands (and invalidates) while the fill is reading the old value.
+        cache.invalidate(&7);
+        cache.fill(7, "old", ticket);
+        assert_eq!(cache.get(&7), None);
+        // A fill that started after the write is kept.
+        let ticket = cache.ticket(&7);
+        cache.fill(7, "new", ticket);
+        assert_eq!(cache.get(&7), Some("new"));
+        cache.invalidate(&7);
+        assert_eq!(cache.get(&7), None);
+    }
+
+    #[test]
+    fn only_objects_are_remembered_and_the_event_cache_is_bounded() {
+        let hot = HotObjects::new(HotConfig {
+            event_bytes: 1 << 20,
+            users: 16,
+            sessions: 16,
+        });
+        let event = |seq: Seq, payload: Payload| {
+            Arc::new(Event {
+                seq,
+                commit_time_ms: 0,
+                id: girok_schemas::EventId::new_v7(),
+                actor: None,
+                payload,
+            })
+        };
+        let post = |seq| {
+            event(
+                seq,
+                Payload::PostCreated {
+                    content: "x".repeat(1000),
+                    media_ids: Vec::new(),
+                    mentions: Vec::new(),
+                },
+            )
+        };
+        hot.remember_event(&post(1));
+        hot.remember_event(&event(
+            2,
+            Payload::UserFollowed {
+                user: UserId::new_v7(),
+            },
+        ));
+        assert!(hot.event(1).is_some());
+        assert!(hot.event(2).is_none());
+        for seq in 3..10_000 {
+            hot.remember_event(&post(seq));
+        }
+        assert!(hot.events.weight() <= 1 << 20, "{}", hot.events.weight());
+        assert!(hot.events.len() < 10_000);
+    }
+}
