@@ -11,6 +11,8 @@ mod client;
 mod cpu;
 mod feed;
 mod ingest;
+mod read_data;
+mod read_load;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,13 @@ enum Suite {
     /// Posts fanned out to followers' timelines: posts/s, fan-out records/s, time until a
     /// post is in the timelines, and home-page reads with and without a heavy author's merge.
     Feed(feed::Args),
+    /// Writes the read benchmark's data set (users, follows, posts, likes, comments, rooms,
+    /// messages) into a fresh data directory through the engine.
+    ReadData(read_data::Args),
+    /// External, closed-loop read load against a running server holding the `read-data` set
+    /// (see scripts/read-load.sh): the seed timeline query over GraphQL, the REST timeline, a
+    /// room history page and the room list; q/s, latency, the server's CPU and RSS.
+    ReadLoad(read_load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +80,14 @@ fn main() -> anyhow::Result<()> {
         Suite::Feed(args) => {
             let figures = feed::run(&args)?;
             report::write(cli.out, "feed", &figures)
+        }
+        Suite::ReadData(args) => {
+            let figures = read_data::run(&args)?;
+            report::write(cli.out, "read-data", &figures)
+        }
+        Suite::ReadLoad(args) => {
+            let figures = read_load::run(&args)?;
+            report::write(cli.out, "read-load", &figures)
         }
         Suite::Auth(args) => {
             let figures = auth::run(&args)?;
