@@ -1,7 +1,9 @@
 //! Chat reads: one room or a user's room list (last message, last activity, unread count),
 //! a room's history in either direction, its members with their read receipts. Every read is
-//! authorized against the write model first, so a non-member learns nothing, not even by
-//! waiting; then it waits for the views to reach the caller's `after` seq (read your writes).
+//! authorized against the write model first (through the hot-object caches the log writer
+//! keeps current), so a non-member learns nothing, not even by waiting; then it waits for the
+//! views to reach the caller's `after` seq (read your writes). Message bodies come from the
+//! log through the event cache.
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -12,8 +14,10 @@ use crate::write_model::{member_key, record};
 use girok_schemas::proto::RoomRecord;
 use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::{Store, Table};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A room as one of its members sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,23 +153,20 @@ pub(crate) fn page_size(limit: Option<usize>, max: usize) -> Result<usize> {
 impl Engine {
     /// A room the actor is a member of.
     pub async fn room(&self, actor: UserId, room: RoomId, after: Option<Seq>) -> Result<RoomInfo> {
-        let record = self
-            .blocking(move |store| member_room(store, actor, room))
-            .await?;
+        let record = self.member_room(actor, room).await?;
         self.wait_for_views(after).await?;
-        let views = self.views.clone();
-        self.blocking(move |store| {
-            let joined = views.memberships.joined(actor, room);
-            room_info(store, &views, actor, room, record, joined)
-        })
-        .await
+        let joined = self.views.memberships.joined(actor, room);
+        let mut infos = self.room_infos(actor, vec![(room, record, joined)]).await?;
+        infos
+            .pop()
+            .ok_or_else(|| Error::Internal("a room's info went missing".into()))
     }
 
     /// The actor's rooms, most recent activity first.
     pub async fn rooms(&self, actor: UserId, query: RoomsQuery) -> Result<RoomsPage> {
         let limit = page_size(query.limit, MAX_ROOMS_PAGE_SIZE)?;
         self.wait_for_views(query.after).await?;
-        let views = self.views.clone();
+        let views = &self.views;
         let mut listed: Vec<(RoomCursor, MessageRef)> = views
             .memberships
             .rooms_of(actor)
@@ -183,18 +184,59 @@ impl Engine {
         listed.sort_unstable_by_key(|(cursor, _)| std::cmp::Reverse(*cursor));
         let next_cursor = (listed.len() > limit).then(|| listed[limit - 1].0);
         listed.truncate(limit);
-        let rooms = self
-            .blocking(move |store| {
-                listed
-                    .into_iter()
-                    .map(|(cursor, joined)| {
-                        let record = room_record(store, cursor.room)?;
-                        room_info(store, &views, actor, cursor.room, record, Some(joined))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
+        let mut records = self
+            .room_records(listed.iter().map(|(cursor, _)| cursor.room).collect())
             .await?;
+        let rooms = listed
+            .into_iter()
+            .map(|(cursor, joined)| {
+                let record = records
+                    .remove(&cursor.room)
+                    .ok_or(Error::RoomNotFound(cursor.room))?;
+                Ok((cursor.room, record, Some(joined)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rooms = self.room_infos(actor, rooms).await?;
         Ok(RoomsPage { rooms, next_cursor })
+    }
+
+    /// Rooms as `reader` sees them, their last messages from the hot-object cache.
+    async fn room_infos(
+        &self,
+        reader: UserId,
+        rooms: Vec<(RoomId, Arc<RoomRecord>, Option<MessageRef>)>,
+    ) -> Result<Vec<RoomInfo>> {
+        let history = &self.views.room_history;
+        let lasts: Vec<Option<(Seq, Option<Seq>)>> = rooms
+            .iter()
+            .map(|(room, ..)| {
+                history
+                    .last(*room)
+                    .map(|(seq, _)| (seq, history.latest_edit(seq)))
+            })
+            .collect();
+        let wanted = lasts
+            .iter()
+            .flatten()
+            .flat_map(|(seq, edit)| std::iter::once(*seq).chain(*edit));
+        let events = self.events_by_seq(wanted.collect()).await?;
+        rooms
+            .into_iter()
+            .zip(lasts)
+            .map(|((room, record, joined), last)| {
+                let last_message = last
+                    .map(|(seq, edit)| message_in(&events, seq, edit))
+                    .transpose()?;
+                Ok(room_info(
+                    &self.views,
+                    reader,
+                    room,
+                    &record,
+                    joined,
+                    last_message,
+                ))
+            })
+            .collect()
     }
 
     /// A page of a room's history, newest first. Only members may read it.
@@ -227,14 +269,9 @@ impl Engine {
             .iter()
             .flat_map(|(seq, edit)| std::iter::once(*seq).chain(*edit));
         let events = self.events_by_seq(wanted.collect()).await?;
-        let event = |seq: Seq| {
-            events.get(&seq).map(|e| &**e).ok_or_else(|| {
-                Error::Internal(format!("a view names seq {seq}, which is not in the log"))
-            })
-        };
         let messages = versions
             .into_iter()
-            .map(|(seq, edit)| message_from(event(seq)?, edit.map(event).transpose()?))
+            .map(|(seq, edit)| message_in(&events, seq, edit))
             .collect::<Result<Vec<_>>>()?;
         Ok(MessagePage {
             messages,
@@ -277,9 +314,91 @@ impl Engine {
     /// authorization of room reads, subscriptions and typing. `ROOM_NOT_FOUND` or
     /// `NOT_A_MEMBER` otherwise.
     pub async fn require_member(&self, actor: UserId, room: RoomId) -> Result<()> {
-        self.blocking(move |store| member_room(store, actor, room).map(drop))
-            .await
+        self.member_room(actor, room).await.map(drop)
     }
+
+    /// The room, if `actor` is a member: from the hot-object caches (which the log writer
+    /// keeps current), else one blocking read that fills them.
+    async fn member_room(&self, actor: UserId, room: RoomId) -> Result<Arc<RoomRecord>> {
+        let hot = &self.hot;
+        let (record, member) = (hot.room(room), hot.member(room, actor));
+        let (record, member) = match (record, member) {
+            (Some(record), Some(member)) => (record, member),
+            (record, member) => {
+                let tickets = (hot.rooms.ticket(&room), hot.members.ticket(&(room, actor)));
+                let hot = hot.clone();
+                self.blocking(move |store| {
+                    let record = match record {
+                        Some(record) => record,
+                        None => {
+                            let record = Arc::new(room_record(store, room)?);
+                            hot.rooms.fill(room, record.clone(), tickets.0);
+                            record
+                        }
+                    };
+                    let member = match member {
+                        Some(member) => member,
+                        None => {
+                            let key = member_key(room, actor);
+                            let member = store.get(Table::RoomidUseridMember, &key)?.is_some();
+                            hot.members.fill((room, actor), member, tickets.1);
+                            member
+                        }
+                    };
+                    Ok((record, member))
+                })
+                .await?
+            }
+        };
+        if member {
+            Ok(record)
+        } else {
+            Err(Error::NotAMember(room))
+        }
+    }
+
+    /// Room records by id (rooms are never deleted): cached, and what the cache misses in
+    /// one blocking read that fills it.
+    async fn room_records(&self, rooms: Vec<RoomId>) -> Result<HashMap<RoomId, Arc<RoomRecord>>> {
+        let mut found = HashMap::with_capacity(rooms.len());
+        let mut missing = Vec::new();
+        for room in rooms {
+            match self.hot.room(room) {
+                Some(record) => {
+                    found.insert(room, record);
+                }
+                None => missing.push((room, self.hot.rooms.ticket(&room))),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let hot = self.hot.clone();
+        let read = self
+            .blocking(move |store| {
+                missing
+                    .into_iter()
+                    .map(|(room, ticket)| {
+                        let record = Arc::new(room_record(store, room)?);
+                        hot.rooms.fill(room, record.clone(), ticket);
+                        Ok((room, record))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        found.extend(read);
+        Ok(found)
+    }
+}
+
+/// The message at `seq` as of `edit`, from events already read.
+fn message_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq, edit: Option<Seq>) -> Result<Message> {
+    let event = |seq: Seq| {
+        events.get(&seq).map(|e| &**e).ok_or_else(|| {
+            Error::Internal(format!("a view names seq {seq}, which is not in the log"))
+        })
+    };
+    message_from(event(seq)?, edit.map(event).transpose()?)
 }
 
 /// The later of the room's last message and the reader joining.
@@ -288,13 +407,13 @@ fn activity(last: Option<MessageRef>, joined: Option<MessageRef>) -> MessageRef 
 }
 
 fn room_info(
-    store: &Store,
     views: &Views,
     reader: UserId,
     room: RoomId,
-    record: RoomRecord,
+    record: &RoomRecord,
     joined: Option<MessageRef>,
-) -> Result<RoomInfo> {
+    last_message: Option<Message>,
+) -> RoomInfo {
     let creator = UserId::from_slice(&record.creator);
     let direct_with = match UserId::from_slice(&record.direct_with) {
         // The record names the opener's peer; the peer sees the opener.
@@ -302,13 +421,10 @@ fn room_info(
         other => other,
     };
     let last = views.room_history.last(room);
-    let last_message = last
-        .map(|(seq, _)| read_message(store, seq, views.room_history.latest_edit(seq)))
-        .transpose()?;
     let read_up_to = views.receipts.read_up_to(room, reader);
-    Ok(RoomInfo {
+    RoomInfo {
         id: room,
-        title: record.title,
+        title: record.title.clone(),
         creator,
         created_seq: record.created_seq,
         direct_with,
@@ -320,23 +436,11 @@ fn room_info(
         unread_count: views
             .room_history
             .count_after(room, read_up_to, MAX_UNREAD_COUNT),
-    })
+    }
 }
 
 fn room_record(store: &Store, room: RoomId) -> Result<RoomRecord> {
     record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?.ok_or(Error::RoomNotFound(room))
-}
-
-/// The room, if `actor` is a member (authorization for every room read).
-fn member_room(store: &Store, actor: UserId, room: RoomId) -> Result<RoomRecord> {
-    let record = room_record(store, room)?;
-    if store
-        .get(Table::RoomidUseridMember, &member_key(room, actor))?
-        .is_none()
-    {
-        return Err(Error::NotAMember(room));
-    }
-    Ok(record)
 }
 
 pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
@@ -344,11 +448,6 @@ pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
         Error::Internal(format!("a view names seq {seq}, which is not in the log"))
     })?;
     decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
-}
-
-/// A message as of its latest edit (`edit`: the seq of that edit, from the view).
-fn read_message(store: &Store, seq: Seq, edit: Option<Seq>) -> Result<Message> {
-    message_of(store, read_event(store, seq)?, edit)
 }
 
 /// The message `event` sent (already read from the log), as of its latest edit (`edit`: the

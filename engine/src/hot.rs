@@ -4,7 +4,8 @@
 //! - **Log events by seq** (the bodies of posts, comments and messages, and their edits).
 //!   Events never change, so these are never invalidated; they are filled as the hub publishes
 //!   each committed event ("on write") and by reads that missed.
-//! - **User profiles** and **session states**, which writes change. The log writer drops the
+//! - **User profiles**, **session states**, **room records** and **memberships**, which
+//!   writes change. The log writer drops the
 //!   entries a batch changed right after the batch commits and before any of its commands is
 //!   answered ([`girok_storage::Stager::committed`]), so a read after an acknowledged write
 //!   never sees the old value; a revoked session stops working at once.
@@ -18,7 +19,8 @@
 //! misses (`girok_cache_lookups_total{cache, result}`).
 
 use crate::accounts::UserView;
-use girok_schemas::{Event, Payload, Seq, SessionId, UserId};
+use girok_schemas::proto::RoomRecord;
+use girok_schemas::{Event, Payload, RoomId, Seq, SessionId, UserId};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -39,6 +41,10 @@ pub struct HotConfig {
     pub users: usize,
     /// Session states.
     pub sessions: usize,
+    /// Room records.
+    pub rooms: usize,
+    /// Answers to "is this user a member of this room" (yes or no).
+    pub memberships: usize,
 }
 
 impl Default for HotConfig {
@@ -47,6 +53,8 @@ impl Default for HotConfig {
             event_bytes: 128 << 20,
             users: 100_000,
             sessions: 100_000,
+            rooms: 100_000,
+            memberships: 500_000,
         }
     }
 }
@@ -64,6 +72,8 @@ pub struct HotObjects {
     events: Cache<Seq, Arc<Event>, EventWeight>,
     pub(crate) users: Guarded<UserId, Arc<UserView>>,
     pub(crate) sessions: Guarded<SessionId, SessionState>,
+    pub(crate) rooms: Guarded<RoomId, Arc<RoomRecord>>,
+    pub(crate) members: Guarded<(RoomId, UserId), bool>,
     metrics: HotMetrics,
 }
 
@@ -79,6 +89,8 @@ impl HotObjects {
             ),
             users: Guarded::new(config.users.max(16)),
             sessions: Guarded::new(config.sessions.max(16)),
+            rooms: Guarded::new(config.rooms.max(16)),
+            members: Guarded::new(config.memberships.max(16)),
             metrics: HotMetrics::default(),
         }
     }
@@ -107,6 +119,18 @@ impl HotObjects {
     pub(crate) fn session(&self, id: SessionId) -> Option<SessionState> {
         let found = self.sessions.get(&id);
         self.metrics.count("sessions", found.is_some());
+        found
+    }
+
+    pub(crate) fn room(&self, id: RoomId) -> Option<Arc<RoomRecord>> {
+        let found = self.rooms.get(&id);
+        self.metrics.count("rooms", found.is_some());
+        found
+    }
+
+    pub(crate) fn member(&self, room: RoomId, user: UserId) -> Option<bool> {
+        let found = self.members.get(&(room, user));
+        self.metrics.count("memberships", found.is_some());
         found
     }
 
@@ -270,6 +294,8 @@ mod tests {
             event_bytes: 1 << 20,
             users: 16,
             sessions: 16,
+            rooms: 16,
+            memberships: 16,
         });
         let event = |seq: Seq, payload: Payload| {
             Arc::new(Event {

@@ -47,6 +47,17 @@ impl Stager for Sequencer {
                 self.hot.sessions.invalidate(&session);
             }
         }
+        for key in written.keys(Table::RoomidRoom) {
+            if let Some(room) = RoomId::from_slice(key) {
+                self.hot.rooms.invalidate(&room);
+            }
+        }
+        for key in written.keys(Table::RoomidUseridMember) {
+            let (room, user) = key.split_at(key.len().min(16));
+            if let (Some(room), Some(user)) = (RoomId::from_slice(room), UserId::from_slice(user)) {
+                self.hot.members.invalidate(&(room, user));
+            }
+        }
     }
 
     fn stage(&mut self, submission: Submission, txn: &mut Txn<'_>) -> Result<Ack> {

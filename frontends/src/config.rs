@@ -114,6 +114,10 @@ pub struct CacheConfig {
     pub users: usize,
     /// Session states (the per-request session check).
     pub sessions: usize,
+    /// Room records.
+    pub rooms: usize,
+    /// Room memberships (the authorization of every room read).
+    pub memberships: usize,
     /// Access tokens already verified (each is checked cryptographically once, then served
     /// from here until it expires; its session is still checked on every request).
     pub verified_tokens: usize,
@@ -126,6 +130,8 @@ impl Default for CacheConfig {
             events_mib: engine.event_bytes >> 20,
             users: engine.users,
             sessions: engine.sessions,
+            rooms: engine.rooms,
+            memberships: engine.memberships,
             verified_tokens: 50_000,
         }
     }
@@ -300,6 +306,8 @@ impl Config {
             event_bytes: self.cache.events_mib.max(1) << 20,
             users: self.cache.users,
             sessions: self.cache.sessions,
+            rooms: self.cache.rooms,
+            memberships: self.cache.memberships,
         };
         config
     }

@@ -57,6 +57,9 @@ async fn owners_manage_group_rooms_and_each_pair_has_one_direct_room() {
     assert_eq!(code(&body), "NOT_A_MEMBER");
     let body = as_user(&server, &bob, ADD, json!({ "r": room, "u": carol_id })).await;
     assert_eq!(code(&body), "NOT_ROOM_OWNER");
+    // Refused (and the refusal remembered) before she is added; read at once after.
+    let body = as_user(&server, &carol, HISTORY, json!({ "r": room })).await;
+    assert_eq!(code(&body), "NOT_A_MEMBER");
     let body = as_user(&server, &alice, ADD, json!({ "r": room, "u": carol_id })).await;
     assert!(body["data"]["addMember"].as_u64().is_some(), "{body}");
     let body = as_user(&server, &carol, HISTORY, json!({ "r": room })).await;
