@@ -9,13 +9,14 @@ use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use girok_engine::feed::{Comment, FeedCommand, FollowPage, Notification, Post, PostPage};
 use girok_engine::views::NotificationKind;
 use girok_engine::{Ack, Command};
 use girok_schemas::{EventId, Seq, UserId, rfc3339_millis};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
@@ -42,19 +43,57 @@ fn id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiError> {
 }
 
 /// A post as REST and the WebSocket show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostJson<'a> {
+    id: EventId,
+    seq: Seq,
+    author_id: UserId,
+    content: &'a str,
+    media_ids: &'a [String],
+    created_at: String,
+    edited_at: Option<String>,
+    likes: usize,
+    liked_by_me: bool,
+    comment_count: usize,
+}
+
+impl<'a> From<&'a Post> for PostJson<'a> {
+    fn from(post: &'a Post) -> Self {
+        Self {
+            id: post.id,
+            seq: post.seq,
+            author_id: post.author,
+            content: &post.content,
+            media_ids: &post.media_ids,
+            created_at: rfc3339_millis(post.created_ms),
+            edited_at: post.edited_ms.map(rfc3339_millis),
+            likes: post.like_count,
+            liked_by_me: post.liked_by_me,
+            comment_count: post.comment_count,
+        }
+    }
+}
+
+/// [`PostJson`] as a JSON value (for answers that embed it).
 pub fn post_json(post: &Post) -> Value {
-    json!({
-        "id": post.id,
-        "seq": post.seq,
-        "authorId": post.author,
-        "content": post.content,
-        "mediaIds": post.media_ids,
-        "createdAt": rfc3339_millis(post.created_ms),
-        "editedAt": post.edited_ms.map(rfc3339_millis),
-        "likes": post.like_count,
-        "likedByMe": post.liked_by_me,
-        "commentCount": post.comment_count,
-    })
+    serde_json::to_value(PostJson::from(post)).unwrap_or(Value::Null)
+}
+
+/// A page of posts: serialized straight from the posts (no intermediate JSON values), as
+/// timelines are the busiest REST reads.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PostPageJson<'a> {
+    posts: Vec<PostJson<'a>>,
+    page_info: PageInfoJson,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfoJson {
+    has_next_page: bool,
+    end_cursor: Option<String>,
 }
 
 fn comment_json(comment: &Comment) -> Value {
@@ -94,11 +133,14 @@ fn page_info(next: Option<Seq>) -> Value {
     json!({ "hasNextPage": next.is_some(), "endCursor": next.map(|n| n.to_string()) })
 }
 
-fn post_page_json(page: &PostPage) -> Value {
-    json!({
-        "posts": page.posts.iter().map(post_json).collect::<Vec<_>>(),
-        "pageInfo": page_info(page.next_cursor),
-    })
+fn post_page_json(page: &PostPage) -> PostPageJson<'_> {
+    PostPageJson {
+        posts: page.posts.iter().map(PostJson::from).collect(),
+        page_info: PageInfoJson {
+            has_next_page: page.next_cursor.is_some(),
+            end_cursor: page.next_cursor.map(|n| n.to_string()),
+        },
+    }
 }
 
 fn follow_page_json(page: &FollowPage) -> Value {
@@ -308,13 +350,13 @@ async fn timeline(
     State(state): State<AppState>,
     Auth(auth): Auth,
     QueryParams(params): QueryParams<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let page = state
         .engine
         .timeline(me.user, params.cursor()?, params.size(), params.after)
         .await?;
-    Ok(Json(post_page_json(&page)))
+    Ok(Json(post_page_json(&page)).into_response())
 }
 
 async fn user_timeline(
@@ -322,7 +364,7 @@ async fn user_timeline(
     Auth(auth): Auth,
     Path(user): Path<String>,
     QueryParams(params): QueryParams<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let page = state
         .engine
@@ -334,7 +376,7 @@ async fn user_timeline(
             params.after,
         )
         .await?;
-    Ok(Json(post_page_json(&page)))
+    Ok(Json(post_page_json(&page)).into_response())
 }
 
 async fn follow(
