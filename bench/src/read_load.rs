@@ -10,7 +10,7 @@
 //! /v1/timeline`), `history` (a page of one of the reader's rooms), `rooms` (the room list).
 
 use crate::client::unexpected;
-use crate::cpu::{cpu_seconds, rss_kib};
+use crate::cpu::{cpu_seconds, machine_busy_seconds, rss_kib};
 use crate::read_data::{PASSWORD, username};
 use crate::report::Latency;
 use anyhow::{Context, bail, ensure};
@@ -78,6 +78,9 @@ pub struct Run {
     server_cpu_us_per_query: Option<f64>,
     /// This generator's own CPU, in cores (it shares the machine).
     generator_cores: Option<f64>,
+    /// Everything else running on the machine meanwhile, in cores (a quiet machine shows
+    /// about 0).
+    other_cores: Option<f64>,
     server_rss_mib: Option<f64>,
 }
 
@@ -289,6 +292,7 @@ async fn measure(
     tokio::time::sleep_until(measure_from.into()).await;
     let server_before = args.server_pid.and_then(cpu_seconds);
     let generator_before = cpu_seconds("self");
+    let machine_before = machine_busy_seconds();
     let window_started = Instant::now();
     tokio::time::sleep_until(end.into()).await;
     let window = window_started.elapsed().as_secs_f64();
@@ -300,6 +304,11 @@ async fn measure(
     let generator_cores = cpu_seconds("self")
         .zip(generator_before)
         .map(|(after, before)| (after - before) / window);
+    let other_cores = machine_busy_seconds()
+        .zip(machine_before)
+        .map(|(after, before)| (after - before) / window)
+        .zip(server_cores.zip(generator_cores))
+        .map(|(machine, (server, generator))| (machine - server - generator).max(0.0));
     let server_rss_mib = args
         .server_pid
         .and_then(rss_kib)
@@ -319,6 +328,7 @@ async fn measure(
         server_cpu_us_per_query: server_cores.map(|c| c * 1e6 / queries_per_sec.max(1.0)),
         server_cores,
         generator_cores,
+        other_cores,
         server_rss_mib,
     })
 }
@@ -335,10 +345,11 @@ fn print_run(run: &Run) {
         run.latency
     );
     println!(
-        "               server {} cores ({} µs CPU/query), RSS {} MiB; generator {} cores",
+        "               server {} cores ({} µs CPU/query), RSS {} MiB; generator {} cores; other processes {} cores",
         fmt(run.server_cores, 2),
         fmt(run.server_cpu_us_per_query, 0),
         fmt(run.server_rss_mib, 0),
-        fmt(run.generator_cores, 2)
+        fmt(run.generator_cores, 2),
+        fmt(run.other_cores, 2)
     );
 }

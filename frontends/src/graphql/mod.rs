@@ -6,6 +6,7 @@
 mod accounts;
 mod chat;
 mod chat_types;
+pub mod documents;
 mod errors;
 mod feed;
 mod feed_types;
@@ -20,7 +21,7 @@ use crate::http::AppState;
 use crate::http::PeerAddr;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{MergedObject, MergedSubscription};
-use async_graphql::{Schema, ServerError};
+use async_graphql::{Schema, ServerError, ValidationMode};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
@@ -55,12 +56,14 @@ pub struct SubscriptionRoot(
 /// The schema type.
 pub type GirokSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Builds the schema with its limits.
+/// Builds the schema with its limits; `validation` is `Strict` but for documents that passed
+/// it before (see [`documents`]).
 pub fn build_schema(
     engine: Arc<Engine>,
     presence: Arc<crate::presence::Presence>,
     loader_metrics: loaders::LoaderMetrics,
     config: &Config,
+    validation: ValidationMode,
 ) -> GirokSchema {
     Schema::build(
         QueryRoot::default(),
@@ -72,6 +75,7 @@ pub fn build_schema(
     .data(loader_metrics)
     .limit_depth(config.limits.graphql_max_depth)
     .limit_complexity(config.limits.graphql_max_complexity)
+    .validation_mode(validation)
     .finish()
 }
 
@@ -114,20 +118,34 @@ pub async fn graphql_post(
             );
         }
     };
-    // Parsed once here (to answer a parse failure as such); the request keeps the document,
-    // so execution does not parse it again.
-    if let Err(e) = request.parsed_query() {
-        return error_response(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", e.message);
-    }
+    // Parsed here, or taken from the documents parsed before (a parse failure is answered as
+    // such); the request keeps the document, so execution does not parse it again.
+    let prepared = match state.documents.prepare(&mut request) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            return error_response(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", e.message);
+        }
+    };
     let auth = match crate::auth::authenticate(&state, &headers, peer).await {
         Ok(auth) => auth,
         Err(error) => return error_response(error.status, error.code, error.message),
     };
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());
-    let mut response = state
-        .schema
+    // Without variables, validation is a function of the document alone: known to pass once
+    // it passed. (Variables' values are checked by validation too, so those requests always
+    // get it whole.)
+    let constant = request.variables.is_empty();
+    let schema = if constant && prepared.validated() {
+        &state.fast_schema
+    } else {
+        &state.schema
+    };
+    let mut response = schema
         .execute(request.data(auth).data(state.clone()).data(loaders))
         .await;
+    if constant && response.errors.is_empty() {
+        prepared.mark_validated();
+    }
     let mut status = StatusCode::OK;
     for error in &mut response.errors {
         if classify(error) == "GRAPHQL_VALIDATION_FAILED" {

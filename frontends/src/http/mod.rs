@@ -39,6 +39,10 @@ pub use log_api::{MAX_EVENTS_PER_CALL, MAX_WAIT_MS};
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub schema: GirokSchema,
+    /// The same schema with fast validation, for documents that passed full validation.
+    pub fast_schema: GirokSchema,
+    /// Parsed GraphQL documents by query text.
+    pub documents: Arc<graphql::documents::Documents>,
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
     /// Open HTTP connections (`girok_http_connections`).
@@ -91,15 +95,24 @@ impl AppState {
         let ws_metrics = crate::ws::WsMetrics::default();
         ws_metrics.register(&mut registry);
         let presence = Arc::new(crate::presence::Presence::default());
-        let schema = graphql::build_schema(
-            engine.clone(),
-            presence.clone(),
-            loader_metrics.clone(),
-            &config,
+        let schema = |validation| {
+            graphql::build_schema(
+                engine.clone(),
+                presence.clone(),
+                loader_metrics.clone(),
+                &config,
+                validation,
+            )
+        };
+        let (fast_schema, schema) = (
+            schema(async_graphql::ValidationMode::Fast),
+            schema(async_graphql::ValidationMode::Strict),
         );
         Ok(Self {
             engine,
             schema,
+            fast_schema,
+            documents: Arc::default(),
             registry: Arc::new(registry),
             config: Arc::new(config),
             connections,
