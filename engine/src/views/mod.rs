@@ -178,9 +178,24 @@ impl<V> Default for Values<V> {
 
 impl<V: Ord> Values<V> {
     fn add(&mut self, value: V, diff: isize) {
-        let before = self.counts.get(&value).copied().unwrap_or(0);
-        add(&mut self.counts, value, diff);
-        let after = before + diff;
+        // One lookup: this runs for every update of every view (a post fans out to thousands).
+        let (before, after) = match self.counts.entry(value) {
+            Entry::Occupied(mut entry) => {
+                let before = *entry.get();
+                if before + diff == 0 {
+                    entry.remove();
+                } else {
+                    *entry.get_mut() += diff;
+                }
+                (before, before + diff)
+            }
+            Entry::Vacant(entry) => {
+                if diff != 0 {
+                    entry.insert(diff);
+                }
+                (0, diff)
+            }
+        };
         match (before > 0, after > 0) {
             (false, true) => self.present += 1,
             (true, false) => self.present -= 1,
