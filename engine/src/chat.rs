@@ -7,6 +7,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::hot::{Guarded, HotObjects};
 use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_ROOMS_PAGE_SIZE, MAX_UNREAD_COUNT};
 use crate::views::Views;
 use crate::views::room_history::{Cursor, MessageRef};
@@ -207,33 +208,39 @@ impl Engine {
         rooms: Vec<(RoomId, Arc<RoomRecord>, Option<MessageRef>)>,
     ) -> Result<Vec<RoomInfo>> {
         let history = &self.views.room_history;
-        let lasts: Vec<Option<(Seq, Option<Seq>)>> = rooms
+        // Each room's last message, read once: its info agrees with the message shown even
+        // if another one lands meanwhile.
+        let lasts: Vec<Option<(MessageRef, Option<Seq>)>> = rooms
             .iter()
             .map(|(room, ..)| {
                 history
                     .last(*room)
-                    .map(|(seq, _)| (seq, history.latest_edit(seq)))
+                    .map(|last| (last, history.latest_edit(last.0)))
             })
             .collect();
         let wanted = lasts
             .iter()
             .flatten()
-            .flat_map(|(seq, edit)| std::iter::once(*seq).chain(*edit));
+            .flat_map(|((seq, _), edit)| std::iter::once(*seq).chain(*edit));
         let events = self.events_by_seq(wanted.collect()).await?;
         rooms
             .into_iter()
             .zip(lasts)
             .map(|((room, record, joined), last)| {
                 let last_message = last
-                    .map(|(seq, edit)| message_in(&events, seq, edit))
+                    .map(|((seq, _), edit)| message_in(&events, seq, edit))
                     .transpose()?;
+                let last = last.map(|(last, _)| last);
                 Ok(room_info(
                     &self.views,
                     reader,
-                    room,
-                    &record,
-                    joined,
-                    last_message,
+                    RoomSnapshot {
+                        room,
+                        record: &record,
+                        joined,
+                        last,
+                        last_message,
+                    },
                 ))
             })
             .collect()
@@ -317,86 +324,55 @@ impl Engine {
         self.member_room(actor, room).await.map(drop)
     }
 
-    /// The room, if `actor` is a member: from the hot-object caches (which the log writer
-    /// keeps current), else one blocking read that fills them.
+    /// The room, if `actor` is a member, through the hot-object caches (which the log writer
+    /// keeps current).
     async fn member_room(&self, actor: UserId, room: RoomId) -> Result<Arc<RoomRecord>> {
-        let hot = &self.hot;
-        let (record, member) = (hot.room(room), hot.member(room, actor));
-        let (record, member) = match (record, member) {
-            (Some(record), Some(member)) => (record, member),
-            (record, member) => {
-                let tickets = (hot.rooms.ticket(&room), hot.members.ticket(&(room, actor)));
-                let hot = hot.clone();
-                self.blocking(move |store| {
-                    let record = match record {
-                        Some(record) => record,
-                        None => {
-                            let record = Arc::new(room_record(store, room)?);
-                            hot.rooms.fill(room, record.clone(), tickets.0);
-                            record
-                        }
-                    };
-                    let member = match member {
-                        Some(member) => member,
-                        None => {
-                            let key = member_key(room, actor);
-                            let member = store.get(Table::RoomidUseridMember, &key)?.is_some();
-                            hot.members.fill((room, actor), member, tickets.1);
-                            member
-                        }
-                    };
-                    Ok((record, member))
-                })
-                .await?
-            }
-        };
-        if member {
+        fn members(hot: &HotObjects) -> &Guarded<(RoomId, UserId), bool> {
+            &hot.members
+        }
+        let record = self
+            .room_records(vec![room])
+            .await?
+            .remove(&room)
+            .ok_or(Error::RoomNotFound(room))?;
+        let member = self
+            .through_cache(
+                "memberships",
+                members,
+                [(room, actor)],
+                |store, (room, user)| {
+                    let key = member_key(*room, *user);
+                    Ok(Some(store.get(Table::RoomidUseridMember, &key)?.is_some()))
+                },
+            )
+            .await?;
+        if member.get(&(room, actor)).copied().unwrap_or(false) {
             Ok(record)
         } else {
             Err(Error::NotAMember(room))
         }
     }
 
-    /// Room records by id (rooms are never deleted): cached, and what the cache misses in
-    /// one blocking read that fills it.
+    /// Room records by id (rooms are never deleted), through the hot-object cache; a room
+    /// that does not exist is `ROOM_NOT_FOUND`.
     async fn room_records(&self, rooms: Vec<RoomId>) -> Result<HashMap<RoomId, Arc<RoomRecord>>> {
-        let mut found = HashMap::with_capacity(rooms.len());
-        let mut missing = Vec::new();
-        for room in rooms {
-            match self.hot.room(room) {
-                Some(record) => {
-                    found.insert(room, record);
-                }
-                None => missing.push((room, self.hot.rooms.ticket(&room))),
-            }
+        fn rooms_of(hot: &HotObjects) -> &Guarded<RoomId, Arc<RoomRecord>> {
+            &hot.rooms
         }
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        let hot = self.hot.clone();
-        let read = self
-            .blocking(move |store| {
-                missing
-                    .into_iter()
-                    .map(|(room, ticket)| {
-                        let record = Arc::new(room_record(store, room)?);
-                        hot.rooms.fill(room, record.clone(), ticket);
-                        Ok((room, record))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .await?;
-        found.extend(read);
-        Ok(found)
+        self.through_cache("rooms", rooms_of, rooms, |store, room| {
+            room_record(store, *room).map(|record| Some(Arc::new(record)))
+        })
+        .await
     }
 }
 
 /// The message at `seq` as of `edit`, from events already read.
 fn message_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq, edit: Option<Seq>) -> Result<Message> {
     let event = |seq: Seq| {
-        events.get(&seq).map(|e| &**e).ok_or_else(|| {
-            Error::Internal(format!("a view names seq {seq}, which is not in the log"))
-        })
+        events
+            .get(&seq)
+            .map(|e| &**e)
+            .ok_or_else(|| missing_event(seq))
     };
     message_from(event(seq)?, edit.map(event).transpose()?)
 }
@@ -406,21 +382,29 @@ fn activity(last: Option<MessageRef>, joined: Option<MessageRef>) -> MessageRef 
     last.max(joined).unwrap_or_default()
 }
 
-fn room_info(
-    views: &Views,
-    reader: UserId,
+/// What a room's info is made of, read once.
+struct RoomSnapshot<'a> {
     room: RoomId,
-    record: &RoomRecord,
+    record: &'a RoomRecord,
     joined: Option<MessageRef>,
+    last: Option<MessageRef>,
     last_message: Option<Message>,
-) -> RoomInfo {
+}
+
+fn room_info(views: &Views, reader: UserId, snapshot: RoomSnapshot<'_>) -> RoomInfo {
+    let RoomSnapshot {
+        room,
+        record,
+        joined,
+        last,
+        last_message,
+    } = snapshot;
     let creator = UserId::from_slice(&record.creator);
     let direct_with = match UserId::from_slice(&record.direct_with) {
         // The record names the opener's peer; the peer sees the opener.
         Some(peer) if peer == reader => creator,
         other => other,
     };
-    let last = views.room_history.last(room);
     let read_up_to = views.receipts.read_up_to(room, reader);
     RoomInfo {
         id: room,
@@ -443,10 +427,13 @@ fn room_record(store: &Store, room: RoomId) -> Result<RoomRecord> {
     record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?.ok_or(Error::RoomNotFound(room))
 }
 
+/// A view named a seq the log does not have.
+pub(crate) fn missing_event(seq: Seq) -> Error {
+    Error::Internal(format!("a view names seq {seq}, which is not in the log"))
+}
+
 pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
-    let bytes = store.event(seq)?.ok_or_else(|| {
-        Error::Internal(format!("a view names seq {seq}, which is not in the log"))
-    })?;
+    let bytes = store.event(seq)?.ok_or_else(|| missing_event(seq))?;
     decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
 }
 

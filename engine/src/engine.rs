@@ -5,7 +5,7 @@
 use crate::command::{Ack, Command, Submission};
 use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
-use crate::hot::{HotConfig, HotObjects};
+use crate::hot::{Fillable, HotConfig, HotObjects};
 use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
 use crate::search::{Indexer, SearchIndex};
 use crate::sequencer::Sequencer;
@@ -259,42 +259,66 @@ impl Engine {
             .map_err(|e| Error::Internal(format!("blocking read failed: {e}")))?
     }
 
-    /// Log events by seq: from the hot-object cache, and what it misses in one blocking read
-    /// that fills it. Every seq must be in the log.
-    pub(crate) async fn events_by_seq(&self, seqs: Vec<Seq>) -> Result<HashMap<Seq, Arc<Event>>> {
-        let mut found = HashMap::with_capacity(seqs.len());
-        let mut missing = Vec::new();
-        for seq in seqs {
-            if found.contains_key(&seq) {
+    /// Looks `keys` up in one of the hot-object caches (`cache` picks it; `name` labels its
+    /// metrics), and reads what it misses with `read` in one blocking call that fills the
+    /// cache: a read path's one trip off the async runtime, and none when everything is hot.
+    /// Keys `read` finds nothing for are left out.
+    pub(crate) async fn through_cache<K, V, C>(
+        &self,
+        name: &'static str,
+        cache: fn(&HotObjects) -> &C,
+        keys: impl IntoIterator<Item = K>,
+        read: fn(&Store, &K) -> Result<Option<V>>,
+    ) -> Result<HashMap<K, V>>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + 'static,
+        V: Clone + Send + 'static,
+        C: Fillable<K, V>,
+    {
+        let mut found = HashMap::new();
+        let mut missing = HashMap::new();
+        for key in keys {
+            if found.contains_key(&key) || missing.contains_key(&key) {
                 continue;
             }
-            match self.hot.event(seq) {
-                Some(event) => {
-                    found.insert(seq, event);
+            let cached = cache(&self.hot).lookup(&key);
+            self.hot.count(name, cached.is_some());
+            match cached {
+                Some(value) => {
+                    found.insert(key, value);
                 }
-                None => missing.push(seq),
+                None => {
+                    let ticket = cache(&self.hot).ticket(&key);
+                    missing.insert(key, ticket);
+                }
             }
         }
         if missing.is_empty() {
             return Ok(found);
         }
-        missing.sort_unstable();
-        missing.dedup();
         let hot = self.hot.clone();
         let read = self
             .blocking(move |store| {
-                missing
-                    .into_iter()
-                    .map(|seq| {
-                        let event = Arc::new(crate::chat::read_event(store, seq)?);
-                        hot.remember_event(&event);
-                        Ok(event)
-                    })
-                    .collect::<Result<Vec<_>>>()
+                let mut values = Vec::with_capacity(missing.len());
+                for (key, ticket) in missing {
+                    if let Some(value) = read(store, &key)? {
+                        cache(&hot).fill(key.clone(), value.clone(), ticket);
+                        values.push((key, value));
+                    }
+                }
+                Ok(values)
             })
             .await?;
-        found.extend(read.into_iter().map(|event| (event.seq, event)));
+        found.extend(read);
         Ok(found)
+    }
+
+    /// Log events by seq, through the event cache. Every seq must be in the log.
+    pub(crate) async fn events_by_seq(&self, seqs: Vec<Seq>) -> Result<HashMap<Seq, Arc<Event>>> {
+        self.through_cache("events", HotObjects::events, seqs, |store, seq| {
+            crate::chat::read_event(store, *seq).map(|event| Some(Arc::new(event)))
+        })
+        .await
     }
 
     /// Waits until every view reflects `after` (read your writes); `None` does not wait.

@@ -4,23 +4,24 @@
 //! - **Log events by seq** (the bodies of posts, comments and messages, and their edits).
 //!   Events never change, so these are never invalidated; they are filled as the hub publishes
 //!   each committed event ("on write") and by reads that missed.
-//! - **User profiles**, **session states**, **room records** and **memberships**, which
-//!   writes change. The log writer drops the
+//! - **User profiles**, **session states**, **room records**, **memberships** and **post
+//!   liveness**, which writes change. The log writer drops the
 //!   entries a batch changed right after the batch commits and before any of its commands is
 //!   answered ([`girok_storage::Stager::committed`]), so a read after an acknowledged write
 //!   never sees the old value; a revoked session stops working at once.
 //!
 //! A read that missed fills the cache with what it read from the store; if a write changed that
 //! entry meanwhile, the fill must not put the old value back. [`Guarded`] makes that so: a fill
-//! notes its stripe's epoch before reading the store and withdraws its insert if an
-//! invalidation of the stripe came in between.
+//! notes its stripe's epoch before reading the store and inserts only if no invalidation of the
+//! stripe came in between (under the stripe's lock, which invalidations take too).
 //!
 //! Every cache has an explicit bound (`[cache]` in the configuration) and counts its hits and
 //! misses (`girok_cache_lookups_total{cache, result}`).
 
 use crate::accounts::UserView;
 use girok_schemas::proto::RoomRecord;
-use girok_schemas::{Event, Payload, RoomId, Seq, SessionId, UserId};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, SessionId, UserId};
+use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,7 +31,6 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The bounds of the hot-object caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct HotConfig {
     pub rooms: usize,
     /// Answers to "is this user a member of this room" (yes or no).
     pub memberships: usize,
+    /// Answers to "is this post live" (not deleted).
+    pub posts: usize,
 }
 
 impl Default for HotConfig {
@@ -55,6 +57,7 @@ impl Default for HotConfig {
             sessions: 100_000,
             rooms: 100_000,
             memberships: 500_000,
+            posts: 500_000,
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct HotObjects {
     pub(crate) sessions: Guarded<SessionId, SessionState>,
     pub(crate) rooms: Guarded<RoomId, Arc<RoomRecord>>,
     pub(crate) members: Guarded<(RoomId, UserId), bool>,
+    /// Whether a post (by id) is live: not deleted.
+    pub(crate) posts: Guarded<EventId, bool>,
     metrics: HotMetrics,
 }
 
@@ -91,47 +96,24 @@ impl HotObjects {
             sessions: Guarded::new(config.sessions.max(16)),
             rooms: Guarded::new(config.rooms.max(16)),
             members: Guarded::new(config.memberships.max(16)),
+            posts: Guarded::new(config.posts.max(16)),
             metrics: HotMetrics::default(),
         }
-    }
-
-    /// The event at `seq`, if cached.
-    pub fn event(&self, seq: Seq) -> Option<Arc<Event>> {
-        let found = self.events.get(&seq);
-        self.metrics.count("events", found.is_some());
-        found
     }
 
     /// Keeps an event that reads may ask for (post, comment and message bodies, and their
     /// edits); other events are left out.
     pub fn remember_event(&self, event: &Arc<Event>) {
-        if is_object(&event.payload) {
-            self.events.insert(event.seq, event.clone());
-        }
+        self.events.fill(event.seq, event.clone(), ());
     }
 
-    pub(crate) fn user(&self, id: UserId) -> Option<Arc<UserView>> {
-        let found = self.users.get(&id);
-        self.metrics.count("users", found.is_some());
-        found
+    pub(crate) fn events(&self) -> &Cache<Seq, Arc<Event>, EventWeight> {
+        &self.events
     }
 
-    pub(crate) fn session(&self, id: SessionId) -> Option<SessionState> {
-        let found = self.sessions.get(&id);
-        self.metrics.count("sessions", found.is_some());
-        found
-    }
-
-    pub(crate) fn room(&self, id: RoomId) -> Option<Arc<RoomRecord>> {
-        let found = self.rooms.get(&id);
-        self.metrics.count("rooms", found.is_some());
-        found
-    }
-
-    pub(crate) fn member(&self, room: RoomId, user: UserId) -> Option<bool> {
-        let found = self.members.get(&(room, user));
-        self.metrics.count("memberships", found.is_some());
-        found
+    /// Counts a lookup in `cache` (`girok_cache_lookups_total`).
+    pub(crate) fn count(&self, cache: &'static str, hit: bool) {
+        self.metrics.count(cache, hit);
     }
 
     pub fn register_metrics(&self, registry: &mut Registry) {
@@ -166,7 +148,7 @@ fn is_object(payload: &Payload) -> bool {
 }
 
 #[derive(Clone)]
-struct EventWeight;
+pub(crate) struct EventWeight;
 
 impl Weighter<Seq, Arc<Event>> for EventWeight {
     fn weight(&self, _seq: &Seq, event: &Arc<Event>) -> u64 {
@@ -193,7 +175,11 @@ const STRIPES: usize = 64;
 /// A bounded cache of values that writes change (see the module's paragraph on fills).
 pub(crate) struct Guarded<K, V> {
     cache: Cache<K, V>,
-    epochs: Vec<AtomicU64>,
+    /// Per stripe, how many invalidations it has seen. A fill checks and inserts under the
+    /// stripe's lock, and an invalidation bumps and removes under it, so a fill is either
+    /// before an invalidation (which then removes it) or after it (and sees the new epoch):
+    /// no reader can find an old value once the invalidation returned.
+    epochs: Vec<Mutex<u64>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -208,7 +194,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Guarded<K, V> {
     fn new(capacity: usize) -> Self {
         Self {
             cache: Cache::new(capacity),
-            epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            epochs: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -226,24 +212,63 @@ impl<K: Hash + Eq + Clone, V: Clone> Guarded<K, V> {
         let stripe = self.stripe(key);
         Ticket {
             stripe,
-            epoch: self.epochs[stripe].load(Ordering::SeqCst),
+            epoch: *self.epochs[stripe].lock(),
         }
     }
 
-    /// Keeps what a read found, unless a write to the stripe came after the ticket. The insert
-    /// comes first and the check second: an invalidation either removes the insert or bumps
-    /// the epoch before it, and then the check withdraws it.
+    /// Keeps what a read found, unless a write to the stripe came after the ticket.
     pub fn fill(&self, key: K, value: V, ticket: Ticket) {
-        self.cache.insert(key.clone(), value);
-        if self.epochs[ticket.stripe].load(Ordering::SeqCst) != ticket.epoch {
-            self.cache.remove(&key);
+        let epoch = self.epochs[ticket.stripe].lock();
+        if *epoch == ticket.epoch {
+            self.cache.insert(key, value);
         }
     }
 
     /// Forgets `key`: called after the write that changed it committed.
     pub fn invalidate(&self, key: &K) {
-        self.epochs[self.stripe(key)].fetch_add(1, Ordering::SeqCst);
+        let mut epoch = self.epochs[self.stripe(key)].lock();
+        *epoch += 1;
         self.cache.remove(key);
+    }
+}
+
+/// A cache the read paths look keys up in and fill after reading the store: the shape
+/// [`crate::Engine`]'s batched lookups work with.
+pub(crate) trait Fillable<K, V>: Send + Sync + 'static {
+    type Ticket: Copy + Send + 'static;
+    fn lookup(&self, key: &K) -> Option<V>;
+    fn ticket(&self, key: &K) -> Self::Ticket;
+    fn fill(&self, key: K, value: V, ticket: Self::Ticket);
+}
+
+impl<K, V> Fillable<K, V> for Guarded<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    type Ticket = Ticket;
+    fn lookup(&self, key: &K) -> Option<V> {
+        self.get(key)
+    }
+    fn ticket(&self, key: &K) -> Ticket {
+        Guarded::ticket(self, key)
+    }
+    fn fill(&self, key: K, value: V, ticket: Ticket) {
+        Guarded::fill(self, key, value, ticket)
+    }
+}
+
+/// Events never change: no tickets.
+impl Fillable<Seq, Arc<Event>> for Cache<Seq, Arc<Event>, EventWeight> {
+    type Ticket = ();
+    fn lookup(&self, seq: &Seq) -> Option<Arc<Event>> {
+        self.get(seq)
+    }
+    fn ticket(&self, _: &Seq) {}
+    fn fill(&self, _: Seq, event: Arc<Event>, _: ()) {
+        if is_object(&event.payload) {
+            self.insert(event.seq, event);
+        }
     }
 }
 
@@ -280,6 +305,11 @@ mod tests {
         cache.invalidate(&7);
         cache.fill(7, "old", ticket);
         assert_eq!(cache.get(&7), None);
+        // A fill that ran before the write's invalidation is removed by it.
+        let ticket = cache.ticket(&7);
+        cache.fill(7, "old", ticket);
+        cache.invalidate(&7);
+        assert_eq!(cache.get(&7), None);
         // A fill that started after the write is kept.
         let ticket = cache.ticket(&7);
         cache.fill(7, "new", ticket);
@@ -296,6 +326,7 @@ mod tests {
             sessions: 16,
             rooms: 16,
             memberships: 16,
+            posts: 16,
         });
         let event = |seq: Seq, payload: Payload| {
             Arc::new(Event {
@@ -323,8 +354,8 @@ mod tests {
                 user: UserId::new_v7(),
             },
         ));
-        assert!(hot.event(1).is_some());
-        assert!(hot.event(2).is_none());
+        assert!(hot.events.get(&1).is_some());
+        assert!(hot.events.get(&2).is_none());
         for seq in 3..10_000 {
             hot.remember_event(&post(seq));
         }

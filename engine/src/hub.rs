@@ -3,7 +3,8 @@
 //! straight from the log writer's durable feed, decoded once; only a hub that fell behind
 //! reads from the log. Each event is shared by every subscriber as a [`LiveEvent`], which
 //! renders it once per wire format, so delivery does no work per subscriber beyond a queue
-//! push. The decoded event is also kept in the hot-object cache, for the reads that follow. Frontends (WebSocket, GraphQL subscriptions, QUIC) subscribe through this API.
+//! push. The decoded event is also kept in the hot-object cache, for the reads that
+//! follow. Frontends (WebSocket, GraphQL subscriptions, QUIC) subscribe through this API.
 
 use crate::channels::Channels;
 use crate::hot::HotObjects;

@@ -47,6 +47,11 @@ impl Stager for Sequencer {
                 self.hot.sessions.invalidate(&session);
             }
         }
+        for key in written.keys(Table::PostidPost) {
+            if let Some(post) = EventId::from_slice(key) {
+                self.hot.posts.invalidate(&post);
+            }
+        }
         for key in written.keys(Table::RoomidRoom) {
             if let Some(room) = RoomId::from_slice(key) {
                 self.hot.rooms.invalidate(&room);

@@ -118,6 +118,8 @@ pub struct CacheConfig {
     pub rooms: usize,
     /// Room memberships (the authorization of every room read).
     pub memberships: usize,
+    /// Whether a post is live (not deleted), for timelines.
+    pub posts: usize,
     /// Access tokens already verified (each is checked cryptographically once, then served
     /// from here until it expires; its session is still checked on every request).
     pub verified_tokens: usize,
@@ -132,6 +134,7 @@ impl Default for CacheConfig {
             sessions: engine.sessions,
             rooms: engine.rooms,
             memberships: engine.memberships,
+            posts: engine.posts,
             verified_tokens: 50_000,
         }
     }
@@ -308,6 +311,7 @@ impl Config {
             sessions: self.cache.sessions,
             rooms: self.cache.rooms,
             memberships: self.cache.memberships,
+            posts: self.cache.posts,
         };
         config
     }

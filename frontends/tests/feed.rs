@@ -175,6 +175,12 @@ async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups(
         page["timeline"]["posts"][2]["comments"][2]["author"]["name"],
         "Bob B."
     );
+    // A post deleted after the page was cached is gone at once, even without `after`.
+    let bob_two = page["timeline"]["posts"][0]["id"].clone();
+    ok(&server, &bob, DELETE_POST, json!({ "p": bob_two })).await;
+    let page = ok(&server, &ann, TIMELINE, json!({ "l": 20 })).await;
+    assert_eq!(contents(&page["timeline"]), ["cat one", "bob one"]);
+    ok(&server, &bob, POST, json!({ "c": "bob two" })).await;
 
     // Pages continue with the cursor.
     let page = ok(&server, &ann, TIMELINE, json!({ "l": 2 })).await;

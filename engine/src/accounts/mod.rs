@@ -18,7 +18,7 @@ pub use validate::limits;
 use crate::command::Command;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::hot::SessionState;
+use crate::hot::{Guarded, HotObjects, SessionState};
 use crate::write_model::record;
 use base64::Engine as _;
 use girok_schemas::proto::{SessionRecord, UserRecord};
@@ -357,42 +357,20 @@ impl Engine {
             .ok_or(Error::UserNotFound)
     }
 
-    /// Accounts by id (ids that name nobody are left out): from the hot-object cache, and
-    /// what it misses in one blocking read that fills it. The batch behind timelines' authors.
+    /// Accounts by id (ids that name nobody are left out), through the hot-object cache: the
+    /// batch behind timelines' authors.
     pub async fn users(&self, ids: Vec<UserId>) -> Result<HashMap<UserId, Arc<UserView>>> {
-        let mut found = HashMap::with_capacity(ids.len());
-        let mut missing = Vec::new();
-        for id in ids {
-            match self.hot.user(id) {
-                Some(user) => {
-                    found.insert(id, user);
-                }
-                None => missing.push((id, self.hot.users.ticket(&id))),
+        fn users(hot: &HotObjects) -> &Guarded<UserId, Arc<UserView>> {
+            &hot.users
+        }
+        self.through_cache("users", users, ids, |store, id| {
+            match read_user(store, *id) {
+                Ok(user) => Ok(Some(Arc::new(user))),
+                Err(Error::UserNotFound) => Ok(None),
+                Err(other) => Err(other),
             }
-        }
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        let hot = self.hot.clone();
-        let read = self
-            .blocking(move |store| {
-                let mut read = Vec::with_capacity(missing.len());
-                for (id, ticket) in missing {
-                    match read_user(store, id) {
-                        Ok(user) => {
-                            let user = Arc::new(user);
-                            hot.users.fill(id, user.clone(), ticket);
-                            read.push((id, user));
-                        }
-                        Err(Error::UserNotFound) => {}
-                        Err(other) => return Err(other),
-                    }
-                }
-                Ok(read)
-            })
-            .await?;
-        found.extend(read);
-        Ok(found)
+        })
+        .await
     }
 
     /// An account by username (any case).
@@ -446,30 +424,23 @@ impl Engine {
     /// The session's state is cached: only a session not seen since its last change reads
     /// the store.
     pub async fn active_session(&self, session: SessionId) -> Result<Option<UserId>> {
-        let now = now_ms();
-        let active = move |state: SessionState| {
-            state
-                .user
-                .filter(|_| !state.revoked && state.expires_ms > now)
-        };
-        if let Some(state) = self.hot.session(session) {
-            return Ok(active(state));
+        fn sessions(hot: &HotObjects) -> &Guarded<SessionId, SessionState> {
+            &hot.sessions
         }
-        let ticket = self.hot.sessions.ticket(&session);
-        let hot = self.hot.clone();
-        self.blocking(move |store| {
-            let Some(record) = read_session(store, session)? else {
-                return Ok(None);
-            };
-            let state = SessionState {
-                user: UserId::from_slice(&record.user_id),
-                revoked: !record.revoked_reason.is_empty(),
-                expires_ms: record.expires_ms,
-            };
-            hot.sessions.fill(session, state, ticket);
-            Ok(active(state))
-        })
-        .await
+        let now = now_ms();
+        let found = self
+            .through_cache("sessions", sessions, [session], |store, id| {
+                Ok(read_session(store, *id)?.map(|record| SessionState {
+                    user: UserId::from_slice(&record.user_id),
+                    revoked: !record.revoked_reason.is_empty(),
+                    expires_ms: record.expires_ms,
+                }))
+            })
+            .await?;
+        Ok(found
+            .get(&session)
+            .filter(|state| !state.revoked && state.expires_ms > now)
+            .and_then(|state| state.user))
     }
 
     /// The active session a refresh token currently belongs to (the browser cookie carries

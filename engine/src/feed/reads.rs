@@ -1,12 +1,13 @@
 //! Feed reads: posts (one, or a batch by seq), home and profile timelines, comments, follower
 //! lists and notifications. Views give the keys (post, comment and notification seqs), counts
-//! and "liked by me"; bodies come from the log through the hot-object cache. A page whose
-//! bodies are cached is answered without leaving the async runtime; what the cache misses is
-//! read in one blocking call per page.
+//! and "liked by me"; bodies come from the log and liveness from the write model, both through
+//! the hot-object caches. A page that is cached is answered without leaving the async runtime;
+//! what the caches miss is read in one blocking call per cache and page.
 
-use crate::chat::{page_size, read_event};
+use crate::chat::{missing_event, page_size, read_event};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::hot::{Guarded, HotObjects};
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_INLINE_COMMENTS, MAX_UNREAD_COUNT};
 use crate::views::Views;
 use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
@@ -105,24 +106,19 @@ impl Engine {
         let seq = self
             .blocking(move |store| live_post_seq(store, post))
             .await?;
-        let mut found = self.assemble_posts(reader, &[seq], Liveness::Known).await?;
+        let mut found = self.posts_by_seq(reader, vec![seq]).await?;
         found.pop().ok_or(Error::PostNotFound(post))
     }
 
-    /// Live posts by seq, in the order given (deleted ones are left out): the batch read
-    /// behind timelines and live feed pushes. Bodies come from the hot-object cache (one
-    /// blocking read for what it misses), counts and the reader's like from the views.
+    /// Live posts by seq, in the order given (deleted ones are left out, per the write model):
+    /// the batch read behind timelines and live feed pushes. Bodies come from the event cache,
+    /// liveness from the post cache (both kept current by the log writer; one blocking read
+    /// each for what they miss), counts and the reader's like from the views (read your own
+    /// likes with `after`).
     pub async fn posts_by_seq(&self, reader: UserId, seqs: Vec<Seq>) -> Result<Vec<Post>> {
-        self.assemble_posts(reader, &seqs, Liveness::FromViews)
-            .await
-    }
-
-    async fn assemble_posts(
-        &self,
-        reader: UserId,
-        seqs: &[Seq],
-        liveness: Liveness,
-    ) -> Result<Vec<Post>> {
+        fn posts(hot: &HotObjects) -> &Guarded<EventId, bool> {
+            &hot.posts
+        }
         let feed = &self.views.feed;
         let edits: Vec<Option<Seq>> = seqs
             .iter()
@@ -130,18 +126,35 @@ impl Engine {
             .collect();
         let wanted = seqs.iter().chain(edits.iter().flatten()).copied();
         let events = self.events_by_seq(wanted.collect()).await?;
-        let mut posts = Vec::with_capacity(seqs.len());
+        let event = |seq: &Seq| {
+            events
+                .get(seq)
+                .map(|e| &**e)
+                .ok_or_else(|| missing_event(*seq))
+        };
+        let ids = seqs.iter().map(|seq| event(seq).map(|e| e.id));
+        let live = self
+            .through_cache(
+                "posts",
+                posts,
+                ids.collect::<Result<Vec<_>>>()?,
+                |store, id| {
+                    let record: Option<PostRecord> =
+                        record(store.get(Table::PostidPost, id.as_bytes())?, "post")?;
+                    Ok(Some(record.is_some_and(|post| !post.deleted)))
+                },
+            )
+            .await?;
+        let mut found = Vec::with_capacity(seqs.len());
         for (seq, edit) in seqs.iter().zip(edits) {
-            let event = events.get(seq).ok_or_else(|| missing_event(*seq))?;
-            let edit = edit.and_then(|edit| events.get(&edit)).map(|e| &**e);
-            match post_from(&self.views, reader, event, edit, liveness) {
-                Ok(post) => posts.push(post),
-                // Deleted since the page was cut: left out.
-                Err(Error::PostNotFound(_)) => {}
-                Err(other) => return Err(other),
+            let created = event(seq)?;
+            // Deleted since the page was cut: left out.
+            if live.get(&created.id).copied().unwrap_or(false) {
+                let edit = edit.as_ref().map(event).transpose()?;
+                found.push(post_from(&self.views, reader, created, edit)?);
             }
         }
-        Ok(posts)
+        Ok(found)
     }
 
     /// The reader's home timeline: their posts and those of everyone they follow, newest
@@ -244,19 +257,22 @@ impl Engine {
     ) -> Result<(Vec<Comment>, Option<Seq>)> {
         let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
         self.wait_for_views(after).await?;
-        let views = self.views.clone();
-        self.blocking(move |store| {
-            let post_seq = live_post_seq(store, post)?;
-            let from = cursor.map_or(0, |c| c.saturating_add(1));
-            let (seqs, more) = views.feed.comments.page(&post_seq, from.., false, limit);
-            let next = more.then(|| seqs.last().copied()).flatten();
-            let comments = seqs
-                .into_iter()
-                .map(|seq| read_comment(store, seq))
-                .collect::<Result<Vec<_>>>()?;
-            Ok((comments, next))
-        })
-        .await
+        let post_seq = self
+            .blocking(move |store| live_post_seq(store, post))
+            .await?;
+        let from = cursor.map_or(0, |c| c.saturating_add(1));
+        let (seqs, more) = self
+            .views
+            .feed
+            .comments
+            .page(&post_seq, from.., false, limit);
+        let next = more.then(|| seqs.last().copied()).flatten();
+        let events = self.events_by_seq(seqs.clone()).await?;
+        let comments = seqs
+            .into_iter()
+            .map(|seq| comment_from(events.get(&seq).ok_or_else(|| missing_event(seq))?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((comments, next))
     }
 
     /// Who follows `user`, most recent first.
@@ -395,19 +411,6 @@ fn live_post_seq(store: &Store, post: EventId) -> Result<Seq> {
         .ok_or(Error::PostNotFound(post))
 }
 
-/// How a post's liveness is known when it is assembled.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Liveness {
-    /// The caller checked the write model.
-    Known,
-    /// Ask the views (its author's profile timeline holds it while it lives).
-    FromViews,
-}
-
-fn missing_event(seq: Seq) -> Error {
-    Error::Internal(format!("a view names seq {seq}, which is not in the log"))
-}
-
 /// The post `event` created (already read from the log), as `posts_by_seq` answers it.
 pub(super) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event) -> Result<Post> {
     live_post_seq(store, event.id)?;
@@ -415,18 +418,12 @@ pub(super) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event
         Some(edit_seq) => Some(read_event(store, edit_seq)?),
         None => None,
     };
-    post_from(views, reader, &event, edit.as_ref(), Liveness::Known)
+    post_from(views, reader, &event, edit.as_ref())
 }
 
 /// The post `event` created as of `edit` (its latest edit, if any), with its counts and the
 /// reader's like from the views: no storage access.
-fn post_from(
-    views: &Views,
-    reader: UserId,
-    event: &Event,
-    edit: Option<&Event>,
-    liveness: Liveness,
-) -> Result<Post> {
+fn post_from(views: &Views, reader: UserId, event: &Event, edit: Option<&Event>) -> Result<Post> {
     let seq = event.seq;
     let Payload::PostCreated {
         content, media_ids, ..
@@ -441,9 +438,6 @@ fn post_from(
         .actor
         .ok_or_else(|| Error::Internal(format!("post at seq {seq} has no author")))?;
     let feed = &views.feed;
-    if liveness == Liveness::FromViews && feed.profile.last_in_range(&author, seq..=seq).is_none() {
-        return Err(Error::PostNotFound(event.id));
-    }
     let (content, media_ids, edited_ms) = match edit {
         Some(Event {
             commit_time_ms,
@@ -473,10 +467,6 @@ fn post_from(
         comment_count: feed.comments.count(&seq),
         liked_by_me: feed.likes(reader, seq),
     })
-}
-
-fn read_comment(store: &Store, seq: Seq) -> Result<Comment> {
-    comment_from(&read_event(store, seq)?)
 }
 
 fn comment_from(event: &Event) -> Result<Comment> {

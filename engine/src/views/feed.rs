@@ -161,6 +161,12 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
     }
 }
 
+fn has_edge(edges: &FastMap<(UserId, UserId), isize>, follower: UserId, followee: UserId) -> bool {
+    edges
+        .get(&(follower, followee))
+        .is_some_and(|count| *count > 0)
+}
+
 /// A notification as the view pushes it live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotificationRef {
@@ -306,20 +312,13 @@ impl FeedStore {
         let edges = self.edges.read();
         followees
             .into_iter()
-            .filter(|followee| {
-                edges
-                    .get(&(follower, *followee))
-                    .is_some_and(|count| *count > 0)
-            })
+            .filter(|followee| has_edge(&edges, follower, *followee))
             .collect()
     }
 
     /// Whether `follower` follows `followee` now.
     pub fn follows(&self, follower: UserId, followee: UserId) -> bool {
-        self.edges
-            .read()
-            .get(&(follower, followee))
-            .is_some_and(|count| *count > 0)
+        has_edge(&self.edges.read(), follower, followee)
     }
 
     /// Entries fanned out to (or own in) a user's home timeline: heavy authors' posts are

@@ -1,11 +1,12 @@
-//! Prepared GraphQL documents. Clients send the same few query texts again and again, so each
-//! text (with its operation name) is parsed once: parsing was an eighth of a timeline request's
-//! CPU. Once a request with a document and no variables ran without any error under full
-//! validation, later such requests run under async-graphql's fast validation, which still
-//! enforces the depth and complexity limits and skips the rules whose answer then depends on
-//! the document and the schema alone (already known to pass). Requests with variables are
-//! always validated in full: validation also checks the variables' values. Bounded by the
-//! total length of the texts kept.
+//! Prepared GraphQL documents. Clients send the same few query texts again and again, so a
+//! text (with its operation name) that ran once without any error is kept parsed: parsing was
+//! an eighth of a timeline request's CPU. Only documents that passed validation are kept, so
+//! the depth and complexity limits bound what each costs in memory. Once such a document ran
+//! without variables and without errors under full validation, later requests with it and no
+//! variables run under async-graphql's fast validation, which still enforces the limits and
+//! skips the rules whose answer then depends on the document and the schema alone (known to
+//! pass). Requests with variables are always validated in full: validation also checks the
+//! variables' values. Bounded by the total length of the texts kept.
 
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError};
@@ -14,16 +15,20 @@ use quick_cache::sync::Cache;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Most bytes of query text kept (with the parsed documents, about five times that in memory).
+/// Most bytes of query text kept (their parsed documents take a few times that).
 pub const DOCUMENT_CACHE_BYTES: u64 = 4 << 20;
 
-/// A parsed document and whether it passed full validation.
+/// A parsed document and whether it passed full validation without variables.
 pub struct Prepared {
     document: ExecutableDocument,
     validated: AtomicBool,
 }
 
 impl Prepared {
+    pub fn document(&self) -> &ExecutableDocument {
+        &self.document
+    }
+
     /// A request with this document and no variables ran under full validation without any
     /// error.
     pub fn validated(&self) -> bool {
@@ -35,7 +40,8 @@ impl Prepared {
     }
 }
 
-type Key = (String, Option<String>);
+/// A document's query text and operation name.
+pub type Key = (String, Option<String>);
 
 #[derive(Clone)]
 struct TextWeight;
@@ -60,20 +66,21 @@ impl Default for Documents {
 }
 
 impl Documents {
-    /// Gives `request` its parsed document (from the cache, or parsed now and kept); a text
-    /// that does not parse is an error and is not kept.
-    pub fn prepare(&self, request: &mut Request) -> Result<Arc<Prepared>, ServerError> {
-        let key = (request.query.clone(), request.operation_name.clone());
-        if let Some(prepared) = self.cache.get(&key) {
-            request.set_parsed_query(prepared.document.clone());
-            return Ok(prepared);
-        }
-        let prepared = Arc::new(Prepared {
-            document: request.parsed_query()?.clone(),
-            validated: AtomicBool::new(false),
-        });
-        self.cache.insert(key, prepared.clone());
-        Ok(prepared)
+    pub fn key(request: &Request) -> Key {
+        (request.query.clone(), request.operation_name.clone())
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Arc<Prepared>> {
+        self.cache.get(key)
+    }
+
+    /// Keeps a document that ran without errors (`validated`: and without variables).
+    pub fn remember(&self, key: Key, document: ExecutableDocument, validated: bool) {
+        let prepared = Prepared {
+            document,
+            validated: AtomicBool::new(validated),
+        };
+        self.cache.insert(key, Arc::new(prepared));
     }
 }
 
@@ -82,18 +89,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_text_is_parsed_once_and_broken_ones_are_not_kept() {
+    fn documents_are_kept_by_text_and_operation() {
         let documents = Documents::default();
-        let mut first = Request::new("{ a }");
-        let prepared = documents.prepare(&mut first).unwrap();
+        let mut request = Request::new("{ a }");
+        let key = Documents::key(&request);
+        assert!(documents.get(&key).is_none());
+        let document = request.parsed_query().unwrap().clone();
+        documents.remember(key.clone(), document, false);
+        let prepared = documents.get(&key).unwrap();
         assert!(!prepared.validated());
         prepared.mark_validated();
-        let mut again = Request::new("{ a }");
-        assert!(documents.prepare(&mut again).unwrap().validated());
-        let mut named = Request::new("{ a }").operation_name("A");
-        assert!(!documents.prepare(&mut named).unwrap().validated());
-        let mut broken = Request::new("{ a ");
-        assert!(documents.prepare(&mut broken).is_err());
-        assert_eq!(documents.cache.len(), 2);
+        assert!(documents.get(&key).unwrap().validated());
+        let named = Documents::key(&Request::new("{ a }").operation_name("A"));
+        assert!(documents.get(&named).is_none());
     }
 }

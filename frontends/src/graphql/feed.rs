@@ -94,7 +94,7 @@ impl FeedQuery {
             )
             .await
             .map_err(gql)?;
-        prefetch_page(ctx, &page.posts).await?;
+        prefetch_page(ctx, &page.posts).await;
         Ok(page.into())
     }
 
@@ -118,7 +118,7 @@ impl FeedQuery {
             )
             .await
             .map_err(gql)?;
-        prefetch_page(ctx, &page.posts).await?;
+        prefetch_page(ctx, &page.posts).await;
         Ok(page.into())
     }
 

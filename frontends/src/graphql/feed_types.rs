@@ -62,14 +62,15 @@ pub async fn author(ctx: &Context<'_>, id: UserId) -> Result<Author> {
 }
 
 /// Prefetches what the selection of the page being resolved (a `Timeline`) will ask of its
-/// posts: their authors, their first comments and those comments' authors.
-pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) -> Result<()> {
+/// posts: their authors, their first comments and those comments' authors. A failure is only
+/// logged: the fields then load what they need themselves (and fail alone if they must).
+pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) {
     let Some(loaders) = ctx.data_opt::<Loaders>() else {
-        return Ok(());
+        return;
     };
     let selected = ctx.look_ahead().field("posts");
     if !selected.exists() || posts.is_empty() {
-        return Ok(());
+        return;
     }
     let comments = selected.field("comments");
     let mut comment_limits = Vec::new();
@@ -99,7 +100,9 @@ pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) -> Result<()
         .iter()
         .map(|p| (p.seq, p.author, p.comment_count))
         .collect();
-    loaders.prefetch(&keys, &wanted).await.map_err(gql)
+    if let Err(error) = loaders.prefetch(&keys, &wanted).await {
+        tracing::warn!(%error, "prefetching a page's authors and comments failed");
+    }
 }
 
 /// `comments`' default `limit`.

@@ -30,6 +30,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use documents::Documents;
 use girok_engine::Engine;
 use serde_json::json;
 use std::sync::Arc;
@@ -120,11 +121,19 @@ pub async fn graphql_post(
     };
     // Parsed here, or taken from the documents parsed before (a parse failure is answered as
     // such); the request keeps the document, so execution does not parse it again.
-    let prepared = match state.documents.prepare(&mut request) {
-        Ok(prepared) => prepared,
-        Err(e) => {
-            return error_response(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", e.message);
+    let key = Documents::key(&request);
+    let prepared = state.documents.get(&key);
+    let parsed_now = match &prepared {
+        Some(prepared) => {
+            request.set_parsed_query(prepared.document().clone());
+            None
         }
+        None => match request.parsed_query() {
+            Ok(document) => Some(document.clone()),
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", e.message);
+            }
+        },
     };
     let auth = match crate::auth::authenticate(&state, &headers, peer).await {
         Ok(auth) => auth,
@@ -135,16 +144,19 @@ pub async fn graphql_post(
     // it passed. (Variables' values are checked by validation too, so those requests always
     // get it whole.)
     let constant = request.variables.is_empty();
-    let schema = if constant && prepared.validated() {
-        &state.fast_schema
-    } else {
-        &state.schema
+    let schema = match &prepared {
+        Some(prepared) if constant && prepared.validated() => &state.fast_schema,
+        _ => &state.schema,
     };
     let mut response = schema
         .execute(request.data(auth).data(state.clone()).data(loaders))
         .await;
-    if constant && response.errors.is_empty() {
-        prepared.mark_validated();
+    if response.errors.is_empty() {
+        match (prepared, parsed_now) {
+            (Some(prepared), _) if constant => prepared.mark_validated(),
+            (None, Some(document)) => state.documents.remember(key, document, constant),
+            _ => {}
+        }
     }
     let mut status = StatusCode::OK;
     for error in &mut response.errors {
