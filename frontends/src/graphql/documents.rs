@@ -9,7 +9,7 @@
 //! variables' values. Bounded by the total length of the texts kept.
 
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError};
+use async_graphql::Request;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use std::sync::Arc;
