@@ -27,73 +27,23 @@ if [ "$(nproc)" -lt 2 ]; then
   exit 1
 fi
 
-target=${CARGO_TARGET_DIR:-target}
-girok_bin=${GIROK_BIN:-$target/release/girok}
-bench_bin=${GIROK_BENCH_BIN:-$target/release/girok-bench}
-if [ -z "${GIROK_BIN:-}" ] || [ -z "${GIROK_BENCH_BIN:-}" ]; then
-  echo "== cargo build --release -p girok-frontends -p girok-bench"
-  cargo build --release -p girok-frontends -p girok-bench
-fi
-
-tmp=$(mktemp -d /tmp/girok-chat-load.XXXXXX)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    wait "$server_pid" || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/bench-server.sh
+bench_binaries
+bench_tmp chat-load
 
 # 1000s of sockets on both sides; both processes inherit this.
 ulimit -n "$(ulimit -Hn)"
 
 echo "== girok serve (core 0, data in $tmp/data)"
-# Port 0: the kernel picks a free port and the server prints it (no race with a guessed one).
-env -u RUST_LOG \
+start_girok "$tmp/data" \
   GIROK__WS__SENDS_PER_SECOND=1000 \
   GIROK__WS__SEND_BURST=2000 \
-  GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP=1000000 \
-  GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME=1000000 \
   GIROK__SERVER__MAX_CONNECTIONS=100000 \
-  GIROK__LOG__FILTER=warn \
-  taskset -c 0 "$girok_bin" --data-dir "$tmp/data" serve --http-addr 127.0.0.1:0 \
-  >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-
-url=""
-for _ in $(seq 1 600); do
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "chat-load.sh: girok exited at startup:" >&2
-    cat "$tmp/server.err" >&2
-    exit 1
-  fi
-  if [ -z "$url" ]; then
-    url=$(sed -n 's/^girok listening on \(http:[^ ]*\).*/\1/p' "$tmp/server.out" | head -n 1)
-  fi
-  if [ -n "$url" ] && curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; then
-    break
-  fi
-  sleep 0.1
-done
-if [ -z "$url" ] || ! curl -fsS -o /dev/null "$url/readyz"; then
-  echo "chat-load.sh: girok not ready after 60 s" >&2
-  exit 1
-fi
-echo "girok (pid $server_pid) ready at $url"
+  taskset -c 0
 
 echo "== girok-bench chat-load (core 1)"
 status=0
 taskset -c 1 "$bench_bin" chat-load --url "$url" --server-pid "$server_pid" "$@" ||
   status=$?
-
-if ! kill -0 "$server_pid" 2>/dev/null; then
-  echo "chat-load.sh: girok exited during the run" >&2
-  status=1
-fi
-if [ -s "$tmp/server.err" ]; then
-  echo "== server warnings and errors (last 20 lines of $(wc -l <"$tmp/server.err"))"
-  tail -n 20 "$tmp/server.err"
-fi
+stop_check || status=1
 exit "$status"

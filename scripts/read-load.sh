@@ -18,77 +18,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target=${CARGO_TARGET_DIR:-target}
-girok_bin=${GIROK_BIN:-$target/release/girok}
-bench_bin=${GIROK_BENCH_BIN:-$target/release/girok-bench}
-if [ -z "${GIROK_BIN:-}" ] || [ -z "${GIROK_BENCH_BIN:-}" ]; then
-  echo "== cargo build --release -p girok-frontends -p girok-bench"
-  cargo build --release -p girok-frontends -p girok-bench
-fi
+. scripts/bench-server.sh
+bench_binaries
 
-data=${READ_DATA_DIR:-$target/girok-bench/read-data}
+data=${READ_DATA_DIR:-${CARGO_TARGET_DIR:-target}/girok-bench/read-data}
 if [ ! -f "$data/.complete" ]; then
   echo "== girok-bench read-data (once, into $data)"
   rm -rf "$data"
-  "$bench_bin" --out "$target/girok-bench/read-data.json" read-data --data-dir "$data"
+  "$bench_bin" --out "$(dirname "$data")/read-data.json" read-data --data-dir "$data"
   touch "$data/.complete"
 fi
 
-tmp=$(mktemp -d /tmp/girok-read-load.XXXXXX)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    wait "$server_pid" || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
+bench_tmp read-load
 # The server appends (logins) to its data: it runs on a copy, so every run starts alike.
 cp -a "$data" "$tmp/data"
 
 echo "== girok serve (data: a copy of $data)"
-env -u RUST_LOG \
-  GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP=1000000 \
-  GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME=1000000 \
-  GIROK__LOG__FILTER=warn \
-  "$girok_bin" --data-dir "$tmp/data" serve --http-addr 127.0.0.1:0 \
-  >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-
-url=""
-started=$(date +%s)
-while true; do
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "read-load.sh: girok exited at startup:" >&2
-    cat "$tmp/server.err" >&2
-    exit 1
-  fi
-  if [ -z "$url" ]; then
-    url=$(sed -n 's/^girok listening on \(http:[^ ]*\).*/\1/p' "$tmp/server.out" | head -n 1)
-  fi
-  if [ -n "$url" ] && curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; then
-    break
-  fi
-  if [ $(($(date +%s) - started)) -gt 600 ]; then
-    echo "read-load.sh: girok not ready after 600 s" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-echo "girok (pid $server_pid) ready at $url after $(($(date +%s) - started)) s, RSS $(awk '/VmRSS/ {print int($2/1024)}' "/proc/$server_pid/status") MiB"
+start_girok "$tmp/data"
+echo "server RSS $(awk '/VmRSS/ {print int($2/1024)}' "/proc/$server_pid/status") MiB"
 
 echo "== girok-bench read-load"
 status=0
 "$bench_bin" read-load --url "$url" --server-pid "$server_pid" "$@" || status=$?
-
-if ! kill -0 "$server_pid" 2>/dev/null; then
-  echo "read-load.sh: girok exited during the run" >&2
-  status=1
-fi
-if [ -s "$tmp/server.err" ]; then
-  echo "== server warnings and errors (last 20 lines of $(wc -l <"$tmp/server.err"))"
-  tail -n 20 "$tmp/server.err"
-fi
+stop_check || status=1
 exit "$status"

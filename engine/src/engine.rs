@@ -281,9 +281,7 @@ impl Engine {
             if found.contains_key(&key) || missing.contains_key(&key) {
                 continue;
             }
-            let cached = cache(&self.hot).lookup(&key);
-            self.hot.count(name, cached.is_some());
-            match cached {
+            match cache(&self.hot).lookup(&key) {
                 Some(value) => {
                     found.insert(key, value);
                 }
@@ -293,6 +291,8 @@ impl Engine {
                 }
             }
         }
+        self.hot
+            .count(name, found.len() as u64, missing.len() as u64);
         if missing.is_empty() {
             return Ok(found);
         }

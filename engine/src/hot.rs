@@ -111,9 +111,10 @@ impl HotObjects {
         &self.events
     }
 
-    /// Counts a lookup in `cache` (`girok_cache_lookups_total`).
-    pub(crate) fn count(&self, cache: &'static str, hit: bool) {
-        self.metrics.count(cache, hit);
+    /// Counts a batch's lookups in `cache` (`girok_cache_lookups_total`): once per batch, as
+    /// a metric family lookup costs about as much as a cache hit.
+    pub(crate) fn count(&self, cache: &'static str, hits: u64, misses: u64) {
+        self.metrics.count(cache, hits, misses);
     }
 
     pub fn register_metrics(&self, registry: &mut Registry) {
@@ -285,11 +286,14 @@ struct HotMetrics {
 }
 
 impl HotMetrics {
-    fn count(&self, cache: &'static str, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.lookups
-            .get_or_create(&LookupLabel { cache, result })
-            .inc();
+    fn count(&self, cache: &'static str, hits: u64, misses: u64) {
+        for (result, n) in [("hit", hits), ("miss", misses)] {
+            if n > 0 {
+                self.lookups
+                    .get_or_create(&LookupLabel { cache, result })
+                    .inc_by(n);
+            }
+        }
     }
 }
 

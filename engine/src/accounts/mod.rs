@@ -155,18 +155,10 @@ impl Engine {
 
     /// Creates an account.
     pub async fn register(&self, registration: Registration) -> Result<UserView> {
-        let registration = validate::registration(registration)?;
-        let password_hash = self.passwords.hash(registration.password).await?;
-        let user = UserId::new_v7();
-        self.account(AccountCommand::Register {
-            user,
-            username: registration.username,
-            email: registration.email,
-            display_name: registration.display_name,
-            password_hash,
-        })
-        .await?;
-        self.user(user).await
+        let mut registration = validate::registration(registration)?;
+        let password = std::mem::take(&mut registration.password);
+        let password_hash = self.passwords.hash(password).await?;
+        self.create_account(registration, password_hash).await
     }
 
     /// Creates an account whose password the caller already hashed (an argon2id PHC string,
@@ -188,6 +180,15 @@ impl Engine {
             password: "prehashed".into(),
             ..registration
         })?;
+        self.create_account(registration, password_hash).await
+    }
+
+    /// Appends the registration of a validated account.
+    async fn create_account(
+        &self,
+        registration: Registration,
+        password_hash: String,
+    ) -> Result<UserView> {
         let user = UserId::new_v7();
         self.account(AccountCommand::Register {
             user,

@@ -1,0 +1,83 @@
+# Shared by the load scripts (sourced, not run): the release binaries, a temp dir removed at
+# exit, and `girok serve` started on a free loopback port and waited for.
+#
+#   bench_binaries                 # girok_bin, bench_bin (built unless GIROK_BIN and
+#                                  # GIROK_BENCH_BIN are both set)
+#   bench_tmp NAME                 # tmp=/tmp/girok-NAME.XXXXXX, removed (and girok stopped) at exit
+#   start_girok DATA [PREFIX...]   # starts girok on DATA (PREFIX: e.g. taskset -c 0), extra
+#                                  # settings from the caller's environment; sets server_pid, url
+#   stop_check                     # fails if girok exited; shows its warnings and errors
+
+bench_binaries() {
+  local target=${CARGO_TARGET_DIR:-target}
+  girok_bin=${GIROK_BIN:-$target/release/girok}
+  bench_bin=${GIROK_BENCH_BIN:-$target/release/girok-bench}
+  if [ -z "${GIROK_BIN:-}" ] || [ -z "${GIROK_BENCH_BIN:-}" ]; then
+    echo "== cargo build --release -p girok-frontends -p girok-bench"
+    cargo build --release -p girok-frontends -p girok-bench
+  fi
+}
+
+server_pid=""
+bench_cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true
+  fi
+  if [ -n "${tmp:-}" ]; then
+    rm -rf "$tmp"
+  fi
+}
+
+bench_tmp() {
+  tmp=$(mktemp -d "/tmp/girok-$1.XXXXXX")
+  trap bench_cleanup EXIT
+}
+
+start_girok() {
+  local data=$1
+  shift
+  # Port 0: the kernel picks a free port and the server prints it (no race with a guessed one).
+  env -u RUST_LOG \
+    GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP=1000000 \
+    GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME=1000000 \
+    GIROK__LOG__FILTER=warn \
+    "$@" "$girok_bin" --data-dir "$data" serve --http-addr 127.0.0.1:0 \
+    >"$tmp/server.out" 2>"$tmp/server.err" &
+  server_pid=$!
+  url=""
+  local started
+  started=$(date +%s)
+  while true; do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "girok exited at startup:" >&2
+      cat "$tmp/server.err" >&2
+      exit 1
+    fi
+    if [ -z "$url" ]; then
+      url=$(sed -n 's/^girok listening on \(http:[^ ]*\).*/\1/p' "$tmp/server.out" | head -n 1)
+    fi
+    if [ -n "$url" ] && curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; then
+      break
+    fi
+    if [ $(($(date +%s) - started)) -gt 600 ]; then
+      echo "girok not ready after 600 s" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "girok (pid $server_pid) ready at $url after $(($(date +%s) - started)) s"
+}
+
+stop_check() {
+  local status=0
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "girok exited during the run" >&2
+    status=1
+  fi
+  if [ -s "$tmp/server.err" ]; then
+    echo "== server warnings and errors (last 20 lines of $(wc -l <"$tmp/server.err"))"
+    tail -n 20 "$tmp/server.err"
+  fi
+  return "$status"
+}
