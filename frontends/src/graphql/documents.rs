@@ -8,8 +8,8 @@
 //! pass). Requests with variables are always validated in full: validation also checks the
 //! variables' values. Bounded by the total length of the texts kept.
 
-use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::Request;
+use async_graphql::parser::types::ExecutableDocument;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use std::sync::Arc;
