@@ -178,8 +178,30 @@ async fn execute_all(
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
-    ensure!(args.users >= 2, "--users: at least 2");
-    ensure!(args.room_size >= 2, "--room-size: at least 2");
+    ensure!(
+        (2..=1_000_000).contains(&args.users),
+        "--users: 2 to 1,000,000"
+    );
+    ensure!(
+        (2..=1_000).contains(&args.room_size),
+        "--room-size: 2 to 1,000 (a room's member limit)"
+    );
+    ensure!(
+        (1..=1_000).contains(&args.mean_follows),
+        "--mean-follows: 1 to 1,000"
+    );
+    for (name, value) in [
+        ("--posts", args.posts),
+        ("--likes", args.likes),
+        ("--comments", args.comments),
+        ("--messages", args.messages),
+    ] {
+        ensure!(value <= 50_000_000, "{name}: at most 50,000,000");
+    }
+    ensure!(
+        (1..=65_536).contains(&args.concurrency),
+        "--concurrency: 1 to 65,536 (the writer's queue)"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -105,7 +105,10 @@ struct Grant {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
-    ensure!(args.readers >= 1, "--readers: at least 1");
+    ensure!(
+        args.readers >= 1 && args.readers < args.users,
+        "--readers: 1 to --users - 1 (user 0 is the author everyone follows)"
+    );
     ensure!(args.seconds >= 1, "--seconds: at least 1");
     ensure!(
         args.warmup <= 3600 && args.seconds <= 3600,
