@@ -171,13 +171,11 @@ impl Engine {
         let feed = &self.views.feed;
         let before = cursor.unwrap_or(Seq::MAX);
         let (mut seqs, mut more) = feed.home.page(&reader, ..before, true, limit);
-        let heavy = feed.heavy.values(&());
+        let heavy = feed.followed_among(reader, feed.heavy.values(&()));
         if !heavy.is_empty() {
-            for author in feed.followed_among(reader, heavy) {
-                let (theirs, their_more) = feed.profile.page(&author, ..before, true, limit);
-                seqs.extend(theirs);
-                more |= their_more;
-            }
+            let (theirs, their_more) = feed.profile.merged_page_below(&heavy, before, limit);
+            seqs.extend(theirs);
+            more |= their_more;
             seqs.sort_unstable_by(|a, b| b.cmp(a));
             seqs.dedup();
             more |= seqs.len() > limit;

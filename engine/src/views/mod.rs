@@ -280,6 +280,43 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         (page, more)
     }
 
+    /// The greatest `limit` present values below `before` across `keys` (equal values once),
+    /// greatest first, and whether more remain: a merge that walks only as far as the page
+    /// needs, under one lock, however many keys (a reader's heavy authors).
+    pub fn merged_page_below(&self, keys: &[K], before: V, limit: usize) -> (Vec<V>, bool) {
+        let map = self.map.read();
+        let mut walks: Vec<_> = keys
+            .iter()
+            .filter_map(|key| map.get(key))
+            .map(|values| {
+                values
+                    .counts
+                    .range(..before)
+                    .rev()
+                    .filter(|(_, count)| **count > 0)
+                    .map(|(value, _)| *value)
+            })
+            .collect();
+        let mut heads: std::collections::BinaryHeap<(V, usize)> = walks
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(walk, values)| values.next().map(|value| (value, walk)))
+            .collect();
+        let mut page: Vec<V> = Vec::with_capacity(limit);
+        while let Some((value, walk)) = heads.pop() {
+            if page.last() != Some(&value) {
+                if page.len() == limit {
+                    return (page, true);
+                }
+                page.push(value);
+            }
+            if let Some(next) = walks[walk].next() {
+                heads.push((next, walk));
+            }
+        }
+        (page, false)
+    }
+
     /// The greatest present value of `key` within `range`.
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
@@ -335,5 +372,37 @@ impl Views {
 
     pub(crate) fn note_undecodable(&self) {
         self.undecodable.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_pages_walk_keys_together_once_per_value_and_counts_stay_exact() {
+        let index: CountedIndex<u8, u64> = CountedIndex::default();
+        let updates: Vec<Update<u8, u64>> = [(1, 1), (1, 3), (1, 5), (2, 2), (2, 3), (2, 6)]
+            .into_iter()
+            .map(|(key, value)| ((key, value), 0, 1))
+            .collect();
+        index.apply(&updates);
+        assert_eq!(
+            index.merged_page_below(&[1, 2], 6, 3),
+            (vec![5, 3, 2], true)
+        );
+        assert_eq!(
+            index.merged_page_below(&[1, 2], 6, 10),
+            (vec![5, 3, 2, 1], false)
+        );
+        assert_eq!(index.merged_page_below(&[9], 6, 10), (vec![], false));
+        // A retraction before its insertion (diffs in any order) counts only once present.
+        index.apply(&[((1, 7), 0, -1)]);
+        assert_eq!(index.count(&1), 3);
+        index.apply(&[((1, 7), 0, 1), ((1, 7), 0, 1)]);
+        assert_eq!(index.count(&1), 4);
+        index.apply(&[((1, 1), 0, -1)]);
+        assert_eq!(index.count(&1), 3);
+        assert_eq!(index.values(&1), vec![3, 5, 7]);
     }
 }
