@@ -7,11 +7,11 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::hot::{Guarded, HotObjects};
+use crate::hot::HotObjects;
 use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_ROOMS_PAGE_SIZE, MAX_UNREAD_COUNT};
 use crate::views::Views;
 use crate::views::room_history::{Cursor, MessageRef};
-use crate::write_model::{member_key, record};
+use crate::write_model::{member_key, member_of_key, record};
 use girok_schemas::proto::RoomRecord;
 use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::{Store, Table};
@@ -302,7 +302,8 @@ impl Engine {
                     .scan_prefix(Table::RoomidUseridMember, room.as_bytes())?
                     .into_iter()
                     .map(|(key, _)| {
-                        UserId::from_slice(&key[16..])
+                        member_of_key(&key)
+                            .map(|(_, user)| user)
                             .ok_or_else(|| Error::Internal("corrupt membership key".into()))
                     })
                     .collect::<Result<Vec<_>>>()
@@ -319,26 +320,12 @@ impl Engine {
 
     /// Succeeds when `actor` is a member of `room` now (per the write model): the one
     /// authorization of room reads, subscriptions and typing. `ROOM_NOT_FOUND` or
-    /// `NOT_A_MEMBER` otherwise.
+    /// `NOT_A_MEMBER` otherwise. A membership implies the room, so a member costs one lookup.
     pub async fn require_member(&self, actor: UserId, room: RoomId) -> Result<()> {
-        self.member_room(actor, room).await.map(drop)
-    }
-
-    /// The room, if `actor` is a member, through the hot-object caches (which the log writer
-    /// keeps current).
-    async fn member_room(&self, actor: UserId, room: RoomId) -> Result<Arc<RoomRecord>> {
-        fn members(hot: &HotObjects) -> &Guarded<(RoomId, UserId), bool> {
-            &hot.members
-        }
-        let record = self
-            .room_records(vec![room])
-            .await?
-            .remove(&room)
-            .ok_or(Error::RoomNotFound(room))?;
         let member = self
             .through_cache(
                 "memberships",
-                members,
+                HotObjects::members,
                 [(room, actor)],
                 |store, (room, user)| {
                     let key = member_key(*room, *user);
@@ -347,19 +334,27 @@ impl Engine {
             )
             .await?;
         if member.get(&(room, actor)).copied().unwrap_or(false) {
-            Ok(record)
-        } else {
-            Err(Error::NotAMember(room))
+            return Ok(());
         }
+        // Which refusal: the room's existence tells them apart.
+        self.room_records(vec![room]).await?;
+        Err(Error::NotAMember(room))
+    }
+
+    /// The room, if `actor` is a member, through the hot-object caches (which the log writer
+    /// keeps current).
+    async fn member_room(&self, actor: UserId, room: RoomId) -> Result<Arc<RoomRecord>> {
+        self.require_member(actor, room).await?;
+        self.room_records(vec![room])
+            .await?
+            .remove(&room)
+            .ok_or(Error::RoomNotFound(room))
     }
 
     /// Room records by id (rooms are never deleted), through the hot-object cache; a room
     /// that does not exist is `ROOM_NOT_FOUND`.
     async fn room_records(&self, rooms: Vec<RoomId>) -> Result<HashMap<RoomId, Arc<RoomRecord>>> {
-        fn rooms_of(hot: &HotObjects) -> &Guarded<RoomId, Arc<RoomRecord>> {
-            &hot.rooms
-        }
-        self.through_cache("rooms", rooms_of, rooms, |store, room| {
+        self.through_cache("rooms", HotObjects::rooms, rooms, |store, room| {
             room_record(store, *room).map(|record| Some(Arc::new(record)))
         })
         .await
@@ -368,13 +363,8 @@ impl Engine {
 
 /// The message at `seq` as of `edit`, from events already read.
 fn message_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq, edit: Option<Seq>) -> Result<Message> {
-    let event = |seq: Seq| {
-        events
-            .get(&seq)
-            .map(|e| &**e)
-            .ok_or_else(|| missing_event(seq))
-    };
-    message_from(event(seq)?, edit.map(event).transpose()?)
+    let edit = edit.map(|edit| event_in(events, edit)).transpose()?;
+    message_from(event_in(events, seq)?, edit)
 }
 
 /// The later of the room's last message and the reader joining.
@@ -428,8 +418,16 @@ fn room_record(store: &Store, room: RoomId) -> Result<RoomRecord> {
 }
 
 /// A view named a seq the log does not have.
-pub(crate) fn missing_event(seq: Seq) -> Error {
+fn missing_event(seq: Seq) -> Error {
     Error::Internal(format!("a view names seq {seq}, which is not in the log"))
+}
+
+/// The event at `seq` among events already read ([`Engine::events_by_seq`]).
+pub(crate) fn event_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq) -> Result<&Event> {
+    events
+        .get(&seq)
+        .map(|event| &**event)
+        .ok_or_else(|| missing_event(seq))
 }
 
 pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {

@@ -357,7 +357,6 @@ fn run_worker(
                 home,
                 heavy,
                 post_edits,
-                like_counts,
                 likers,
                 comments,
                 followers,
@@ -381,9 +380,6 @@ fn run_worker(
             materialize(heavy, &probe, &views, |v, u| v.feed.heavy.apply(u));
             materialize(post_edits, &probe, &views, |v, u| {
                 v.feed.post_edits.apply(u)
-            });
-            materialize(like_counts, &probe, &views, |v, u| {
-                v.feed.like_counts.apply(u)
             });
             materialize(likers, &probe, &views, |v, u| v.feed.likers.apply(u));
             materialize(comments, &probe, &views, |v, u| v.feed.comments.apply(u));

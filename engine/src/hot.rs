@@ -1,5 +1,5 @@
 //! Hot objects: bounded in-memory caches that let reads answer without a trip to fjall, and
-//! so without a hop to a blocking thread. Three kinds:
+//! so without a hop to a blocking thread. Two kinds:
 //!
 //! - **Log events by seq** (the bodies of posts, comments and messages, and their edits).
 //!   Events never change, so these are never invalidated; they are filled as the hub publishes
@@ -19,8 +19,10 @@
 //! misses (`girok_cache_lookups_total{cache, result}`).
 
 use crate::accounts::UserView;
+use crate::write_model::member_of_key;
 use girok_schemas::proto::RoomRecord;
 use girok_schemas::{Event, EventId, Payload, RoomId, Seq, SessionId, UserId};
+use girok_storage::{Table, WrittenKeys};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,7 +47,7 @@ pub struct HotConfig {
     pub rooms: usize,
     /// Answers to "is this user a member of this room" (yes or no).
     pub memberships: usize,
-    /// Answers to "is this post live" (not deleted).
+    /// Answers to "is this post live, and at which seq".
     pub posts: usize,
 }
 
@@ -73,12 +75,12 @@ pub(crate) struct SessionState {
 /// The caches.
 pub struct HotObjects {
     events: Cache<Seq, Arc<Event>, EventWeight>,
-    pub(crate) users: Guarded<UserId, Arc<UserView>>,
-    pub(crate) sessions: Guarded<SessionId, SessionState>,
-    pub(crate) rooms: Guarded<RoomId, Arc<RoomRecord>>,
-    pub(crate) members: Guarded<(RoomId, UserId), bool>,
-    /// Whether a post (by id) is live: not deleted.
-    pub(crate) posts: Guarded<EventId, bool>,
+    users: Guarded<UserId, Arc<UserView>>,
+    sessions: Guarded<SessionId, SessionState>,
+    rooms: Guarded<RoomId, Arc<RoomRecord>>,
+    members: Guarded<(RoomId, UserId), bool>,
+    /// A post's seq by id while it is live (`None`: deleted, or no such post).
+    posts: Guarded<EventId, Option<Seq>>,
     metrics: HotMetrics,
 }
 
@@ -101,14 +103,50 @@ impl HotObjects {
         }
     }
 
+    /// Forgets every cached record a committed batch wrote (called by the log writer before
+    /// any of the batch's commands is answered). Each cache mirrors one write-model table.
+    pub(crate) fn forget(&self, written: &WrittenKeys) {
+        forget_keys(written, Table::UseridUser, UserId::from_slice, &self.users);
+        forget_keys(
+            written,
+            Table::SessionidSession,
+            SessionId::from_slice,
+            &self.sessions,
+        );
+        forget_keys(written, Table::PostidPost, EventId::from_slice, &self.posts);
+        forget_keys(written, Table::RoomidRoom, RoomId::from_slice, &self.rooms);
+        forget_keys(
+            written,
+            Table::RoomidUseridMember,
+            member_of_key,
+            &self.members,
+        );
+    }
+
     /// Keeps an event that reads may ask for (post, comment and message bodies, and their
     /// edits); other events are left out.
-    pub fn remember_event(&self, event: &Arc<Event>) {
+    pub(crate) fn remember_event(&self, event: &Arc<Event>) {
         self.events.fill(event.seq, event.clone(), ());
     }
 
+    // The caches, for `Engine::through_cache`.
     pub(crate) fn events(&self) -> &Cache<Seq, Arc<Event>, EventWeight> {
         &self.events
+    }
+    pub(crate) fn users(&self) -> &Guarded<UserId, Arc<UserView>> {
+        &self.users
+    }
+    pub(crate) fn sessions(&self) -> &Guarded<SessionId, SessionState> {
+        &self.sessions
+    }
+    pub(crate) fn rooms(&self) -> &Guarded<RoomId, Arc<RoomRecord>> {
+        &self.rooms
+    }
+    pub(crate) fn members(&self) -> &Guarded<(RoomId, UserId), bool> {
+        &self.members
+    }
+    pub(crate) fn posts(&self) -> &Guarded<EventId, Option<Seq>> {
+        &self.posts
     }
 
     /// Counts a batch's lookups in `cache` (`girok_cache_lookups_total`): once per batch, as
@@ -133,6 +171,17 @@ impl HotObjects {
     /// Refreshes the gauges (called when metrics are scraped).
     pub fn observe(&self) {
         self.metrics.event_bytes.set(self.events.weight() as i64);
+    }
+}
+
+fn forget_keys<K: Hash + Eq + Clone, V: Clone>(
+    written: &WrittenKeys,
+    table: Table,
+    parse: impl Fn(&[u8]) -> Option<K>,
+    cache: &Guarded<K, V>,
+) {
+    for key in written.keys(table).filter_map(parse) {
+        cache.invalidate(&key);
     }
 }
 

@@ -41,12 +41,8 @@ pub struct LiveEvent {
 }
 
 impl LiveEvent {
-    pub fn new(event: Event) -> Self {
-        Self::shared(Arc::new(event))
-    }
-
-    /// The same for an event already shared (with the hot-object cache).
-    pub fn shared(event: Arc<Event>) -> Self {
+    /// The event, shared with the hot-object cache.
+    pub fn new(event: Arc<Event>) -> Self {
         Self {
             event,
             renderings: Mutex::new(Vec::new()),
@@ -132,8 +128,7 @@ impl Hub {
         let topics = std::iter::once(Topic::Log).chain(room).chain(user);
         let event = Arc::new(event);
         hot.remember_event(&event);
-        self.topics
-            .send(topics, &Arc::new(LiveEvent::shared(event)));
+        self.topics.send(topics, &Arc::new(LiveEvent::new(event)));
     }
 }
 

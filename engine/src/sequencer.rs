@@ -12,7 +12,7 @@ use crate::hot::HotObjects;
 use crate::limits::MAX_ROOM_MEMBERS;
 use crate::write_model::{idempotency_key, member_key, pair_key, record, request_hash, seq_value};
 use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord};
-use girok_schemas::{Event, EventId, Payload, RoomId, Seq, SessionId, UserId, encode_event};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, encode_event};
 use girok_storage::{Stager, Table, Txn, WrittenKeys};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,32 +37,7 @@ impl Stager for Sequencer {
     type Rejected = Error;
 
     fn committed(&mut self, written: &WrittenKeys) {
-        for key in written.keys(Table::UseridUser) {
-            if let Some(user) = UserId::from_slice(key) {
-                self.hot.users.invalidate(&user);
-            }
-        }
-        for key in written.keys(Table::SessionidSession) {
-            if let Some(session) = SessionId::from_slice(key) {
-                self.hot.sessions.invalidate(&session);
-            }
-        }
-        for key in written.keys(Table::PostidPost) {
-            if let Some(post) = EventId::from_slice(key) {
-                self.hot.posts.invalidate(&post);
-            }
-        }
-        for key in written.keys(Table::RoomidRoom) {
-            if let Some(room) = RoomId::from_slice(key) {
-                self.hot.rooms.invalidate(&room);
-            }
-        }
-        for key in written.keys(Table::RoomidUseridMember) {
-            let (room, user) = key.split_at(key.len().min(16));
-            if let (Some(room), Some(user)) = (RoomId::from_slice(room), UserId::from_slice(user)) {
-                self.hot.members.invalidate(&(room, user));
-            }
-        }
+        self.hot.forget(written);
     }
 
     fn stage(&mut self, submission: Submission, txn: &mut Txn<'_>) -> Result<Ack> {

@@ -22,6 +22,12 @@ pub(crate) fn member_key(room: RoomId, user: UserId) -> Vec<u8> {
     pair_of(room.0, user.0)
 }
 
+/// The room and user a [`member_key`] names (`None` for a key of another shape).
+pub(crate) fn member_of_key(key: &[u8]) -> Option<(RoomId, UserId)> {
+    let (room, user) = key.split_at_checked(16)?;
+    Some((RoomId::from_slice(room)?, UserId::from_slice(user)?))
+}
+
 /// `smaller user id (16) ++ larger user id (16)`: the same for both orders.
 pub(crate) fn pair_key(a: UserId, b: UserId) -> Vec<u8> {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };

@@ -18,7 +18,7 @@ pub use validate::limits;
 use crate::command::Command;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::hot::{Guarded, HotObjects, SessionState};
+use crate::hot::{HotObjects, SessionState};
 use crate::write_model::record;
 use base64::Engine as _;
 use girok_schemas::proto::{SessionRecord, UserRecord};
@@ -161,8 +161,8 @@ impl Engine {
         self.create_account(registration, password_hash).await
     }
 
-    /// Creates an account whose password the caller already hashed (an argon2id PHC string,
-    /// as [`PasswordPool::hash`] makes): the bulk path for imports and benchmark data, which
+    /// Creates an account whose password the caller already hashed (an argon2id PHC string
+    /// with girok's parameters, as [`PasswordPool::hash`] makes): the bulk path for imports and benchmark data, which
     /// would otherwise spend about 40 ms of CPU per account. The password itself is not seen,
     /// so `registration.password` is ignored; everything else is validated as in
     /// [`Engine::register`], and the event and write model are the same.
@@ -171,11 +171,7 @@ impl Engine {
         registration: Registration,
         password_hash: String,
     ) -> Result<UserView> {
-        let parsed = argon2::password_hash::phc::PasswordHash::new(&password_hash)
-            .map_err(|_| Error::invalid("passwordHash", "not a PHC password hash string"))?;
-        if parsed.algorithm.as_str() != "argon2id" {
-            return Err(Error::invalid("passwordHash", "must be an argon2id hash"));
-        }
+        password::check_hash(&password_hash)?;
         let registration = validate::registration(Registration {
             password: "prehashed".into(),
             ..registration
@@ -361,16 +357,16 @@ impl Engine {
     /// Accounts by id (ids that name nobody are left out), through the hot-object cache: the
     /// batch behind timelines' authors.
     pub async fn users(&self, ids: Vec<UserId>) -> Result<HashMap<UserId, Arc<UserView>>> {
-        fn users(hot: &HotObjects) -> &Guarded<UserId, Arc<UserView>> {
-            &hot.users
-        }
-        self.through_cache("users", users, ids, |store, id| {
-            match read_user(store, *id) {
+        self.through_cache(
+            "users",
+            HotObjects::users,
+            ids,
+            |store, id| match read_user(store, *id) {
                 Ok(user) => Ok(Some(Arc::new(user))),
                 Err(Error::UserNotFound) => Ok(None),
                 Err(other) => Err(other),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -425,12 +421,9 @@ impl Engine {
     /// The session's state is cached: only a session not seen since its last change reads
     /// the store.
     pub async fn active_session(&self, session: SessionId) -> Result<Option<UserId>> {
-        fn sessions(hot: &HotObjects) -> &Guarded<SessionId, SessionState> {
-            &hot.sessions
-        }
         let now = now_ms();
         let found = self
-            .through_cache("sessions", sessions, [session], |store, id| {
+            .through_cache("sessions", HotObjects::sessions, [session], |store, id| {
                 Ok(read_session(store, *id)?.map(|record| SessionState {
                     user: UserId::from_slice(&record.user_id),
                     revoked: !record.revoked_reason.is_empty(),

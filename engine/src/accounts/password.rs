@@ -13,10 +13,33 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{OnceCell, oneshot};
 
+fn params() -> Result<Params> {
+    Params::new(19 * 1024, 2, 1, None)
+        .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))
+}
+
 fn argon2() -> Result<Argon2<'static>> {
-    let params = Params::new(19 * 1024, 2, 1, None)
-        .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params()?))
+}
+
+/// Refuses a hash that this pool would not have made (another algorithm, or other costs: a
+/// hash with a huge memory cost would make every login to its account allocate that much).
+pub(crate) fn check_hash(hash: &str) -> Result<()> {
+    let parsed = PasswordHash::new(hash)
+        .map_err(|_| Error::invalid("passwordHash", "not a PHC password hash string"))?;
+    let ours = params()?;
+    let same = parsed.algorithm.as_str() == "argon2id"
+        && Params::try_from(&parsed).is_ok_and(|p| {
+            (p.m_cost(), p.t_cost(), p.p_cost()) == (ours.m_cost(), ours.t_cost(), ours.p_cost())
+        });
+    if same {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "passwordHash",
+            "must be an argon2id hash with girok's parameters (m=19456, t=2, p=1)",
+        ))
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -102,5 +125,21 @@ impl PasswordPool {
                 .is_ok())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hashes_this_pool_would_make_are_accepted() {
+        let ours = argon2().unwrap().hash_password(b"pw").unwrap().to_string();
+        assert!(check_hash(&ours).is_ok());
+        let costly = ours.replace("m=19456", "m=4194304");
+        assert_eq!(check_hash(&costly).unwrap_err().code(), "INVALID_ARGUMENT");
+        let other = ours.replace("$argon2id$", "$argon2i$");
+        assert_eq!(check_hash(&other).unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(check_hash("plain").unwrap_err().code(), "INVALID_ARGUMENT");
     }
 }

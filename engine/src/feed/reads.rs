@@ -4,10 +4,10 @@
 //! the hot-object caches. A page that is cached is answered without leaving the async runtime;
 //! what the caches miss is read in one blocking call per cache and page.
 
-use crate::chat::{missing_event, page_size, read_event};
+use crate::chat::{event_in, page_size, read_event};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::hot::{Guarded, HotObjects};
+use crate::hot::HotObjects;
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_INLINE_COMMENTS, MAX_UNREAD_COUNT};
 use crate::views::Views;
 use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
@@ -103,9 +103,7 @@ impl Engine {
     pub async fn post(&self, reader: UserId, post: EventId, after: Option<Seq>) -> Result<Post> {
         self.wait_for_views(after).await?;
         // The write model says whether it is live (and has its seq) before the views may.
-        let seq = self
-            .blocking(move |store| live_post_seq(store, post))
-            .await?;
+        let seq = self.live_post_seq(post).await?;
         let mut found = self.posts_by_seq(reader, vec![seq]).await?;
         found.pop().ok_or(Error::PostNotFound(post))
     }
@@ -116,9 +114,6 @@ impl Engine {
     /// each for what they miss), counts and the reader's like from the views (read your own
     /// likes with `after`).
     pub async fn posts_by_seq(&self, reader: UserId, seqs: Vec<Seq>) -> Result<Vec<Post>> {
-        fn posts(hot: &HotObjects) -> &Guarded<EventId, bool> {
-            &hot.posts
-        }
         let feed = &self.views.feed;
         let edits: Vec<Option<Seq>> = seqs
             .iter()
@@ -126,35 +121,42 @@ impl Engine {
             .collect();
         let wanted = seqs.iter().chain(edits.iter().flatten()).copied();
         let events = self.events_by_seq(wanted.collect()).await?;
-        let event = |seq: &Seq| {
-            events
-                .get(seq)
-                .map(|e| &**e)
-                .ok_or_else(|| missing_event(*seq))
-        };
-        let ids = seqs.iter().map(|seq| event(seq).map(|e| e.id));
+        let ids = seqs.iter().map(|seq| event_in(&events, *seq).map(|e| e.id));
         let live = self
-            .through_cache(
-                "posts",
-                posts,
-                ids.collect::<Result<Vec<_>>>()?,
-                |store, id| {
-                    let record: Option<PostRecord> =
-                        record(store.get(Table::PostidPost, id.as_bytes())?, "post")?;
-                    Ok(Some(record.is_some_and(|post| !post.deleted)))
-                },
-            )
+            .live_post_seqs(ids.collect::<Result<Vec<_>>>()?)
             .await?;
         let mut found = Vec::with_capacity(seqs.len());
         for (seq, edit) in seqs.iter().zip(edits) {
-            let created = event(seq)?;
+            let created = event_in(&events, *seq)?;
             // Deleted since the page was cut: left out.
-            if live.get(&created.id).copied().unwrap_or(false) {
-                let edit = edit.as_ref().map(event).transpose()?;
+            if live.get(&created.id).copied().flatten() == Some(*seq) {
+                let edit = edit.map(|edit| event_in(&events, edit)).transpose()?;
                 found.push(post_from(&self.views, reader, created, edit)?);
             }
         }
         Ok(found)
+    }
+
+    /// The seq of each post that is live (`None` for a deleted or unknown one), per the write
+    /// model through the post cache.
+    async fn live_post_seqs(&self, ids: Vec<EventId>) -> Result<HashMap<EventId, Option<Seq>>> {
+        self.through_cache("posts", HotObjects::posts, ids, |store, id| {
+            let record: Option<PostRecord> =
+                record(store.get(Table::PostidPost, id.as_bytes())?, "post")?;
+            Ok(Some(
+                record.filter(|post| !post.deleted).map(|post| post.seq),
+            ))
+        })
+        .await
+    }
+
+    /// The seq of a live post (`POST_NOT_FOUND` if it does not exist or was deleted).
+    async fn live_post_seq(&self, post: EventId) -> Result<Seq> {
+        self.live_post_seqs(vec![post])
+            .await?
+            .remove(&post)
+            .flatten()
+            .ok_or(Error::PostNotFound(post))
     }
 
     /// The reader's home timeline: their posts and those of everyone they follow, newest
@@ -231,7 +233,7 @@ impl Engine {
             .map(|(post, seqs)| {
                 let comments = seqs
                     .into_iter()
-                    .map(|seq| comment_from(events.get(&seq).ok_or_else(|| missing_event(seq))?))
+                    .map(|seq| comment_from(event_in(&events, seq)?))
                     .collect::<Result<Vec<_>>>()?;
                 Ok((post, comments))
             })
@@ -242,7 +244,7 @@ impl Engine {
     /// read back from the log by its ack's seq).
     pub async fn comment_at(&self, seq: Seq) -> Result<Comment> {
         let events = self.events_by_seq(vec![seq]).await?;
-        comment_from(events.get(&seq).ok_or_else(|| missing_event(seq))?)
+        comment_from(event_in(&events, seq)?)
     }
 
     /// A page of a post's comments, oldest first, after the comment seq `cursor`.
@@ -255,9 +257,7 @@ impl Engine {
     ) -> Result<(Vec<Comment>, Option<Seq>)> {
         let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
         self.wait_for_views(after).await?;
-        let post_seq = self
-            .blocking(move |store| live_post_seq(store, post))
-            .await?;
+        let post_seq = self.live_post_seq(post).await?;
         let from = cursor.map_or(0, |c| c.saturating_add(1));
         let (seqs, more) = self
             .views
@@ -268,7 +268,7 @@ impl Engine {
         let events = self.events_by_seq(seqs.clone()).await?;
         let comments = seqs
             .into_iter()
-            .map(|seq| comment_from(events.get(&seq).ok_or_else(|| missing_event(seq))?))
+            .map(|seq| comment_from(event_in(&events, seq)?))
             .collect::<Result<Vec<_>>>()?;
         Ok((comments, next))
     }
@@ -388,18 +388,15 @@ impl Engine {
     }
 
     async fn require_user(&self, user: UserId) -> Result<()> {
-        self.blocking(move |store| {
-            if store.get(Table::UseridUser, user.as_bytes())?.is_some() {
-                Ok(())
-            } else {
-                Err(Error::UserNotFound)
-            }
-        })
-        .await
+        match self.users(vec![user]).await?.contains_key(&user) {
+            true => Ok(()),
+            false => Err(Error::UserNotFound),
+        }
     }
 }
 
-/// The seq of a live post (`POST_NOT_FOUND` if it does not exist or was deleted).
+/// The seq of a live post (`POST_NOT_FOUND` if it does not exist or was deleted), read from
+/// the store (for reads already off the async runtime).
 fn live_post_seq(store: &Store, post: EventId) -> Result<Seq> {
     let record: Option<PostRecord> =
         record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;

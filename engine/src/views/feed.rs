@@ -68,9 +68,8 @@ pub struct FeedViews<'s> {
     pub heavy: VecCollection<'s, Seq, ((), UserId)>,
     /// `(post seq, latest edit seq)` per edited live post.
     pub post_edits: VecCollection<'s, Seq, (Seq, Seq)>,
-    /// `(post seq, likes)` per liked live post.
-    pub like_counts: VecCollection<'s, Seq, (Seq, isize)>,
-    /// `(post seq, liker)` per like of a live post (a reader's "liked by me").
+    /// `(post seq, liker)` per like of a live post: its like count and a reader's "liked by
+    /// me" (a user likes a post once).
     pub likers: VecCollection<'s, Seq, (Seq, UserId)>,
     /// `(post seq, comment seq)` per live comment of a live post.
     pub comments: VecCollection<'s, Seq, (Seq, Seq)>,
@@ -111,7 +110,6 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
 
     let post_edits = super::latest_versions(post_edits, live_posts.clone());
     let live_likes = likes.semijoin(live_posts.clone());
-    let like_counts = live_likes.clone().map(|(post, _)| post).count();
     let likers = live_likes
         .clone()
         .map(|(post, (liker, _, _))| (post, liker));
@@ -150,7 +148,6 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
         home,
         heavy: heavy.map(|author| ((), author)),
         post_edits,
-        like_counts,
         likers,
         comments: live_comments.map(|(post, (comment, ..))| (post, comment)),
         followers: follows
@@ -191,7 +188,6 @@ pub struct FeedStore {
     pub(crate) home: CountedIndex<UserId, Seq>,
     pub(crate) heavy: CountedIndex<(), UserId>,
     pub(crate) post_edits: CountedIndex<Seq, Seq>,
-    pub(crate) like_counts: CountedIndex<Seq, isize>,
     pub(crate) likers: CountedIndex<Seq, UserId>,
     pub(crate) comments: CountedIndex<Seq, Seq>,
     pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
@@ -213,7 +209,6 @@ impl Default for FeedStore {
             home: CountedIndex::default(),
             heavy: CountedIndex::default(),
             post_edits: CountedIndex::default(),
-            like_counts: CountedIndex::default(),
             likers: CountedIndex::default(),
             comments: CountedIndex::default(),
             followers: CountedIndex::default(),
@@ -261,11 +256,7 @@ impl FeedStore {
             return;
         }
         let readers: Vec<UserId> = if listening < self.followers.count(&post.author) {
-            self.feed_push
-                .keys()
-                .into_iter()
-                .filter(|reader| self.follows(*reader, post.author))
-                .collect()
+            self.followers_among(post.author, self.feed_push.keys())
         } else {
             self.followers
                 .values(&post.author)
@@ -316,6 +307,15 @@ impl FeedStore {
             .collect()
     }
 
+    /// Those of `users` who follow `followee` now (one lock for all of them).
+    fn followers_among(&self, followee: UserId, users: Vec<UserId>) -> Vec<UserId> {
+        let edges = self.edges.read();
+        users
+            .into_iter()
+            .filter(|user| has_edge(&edges, *user, followee))
+            .collect()
+    }
+
     /// Whether `follower` follows `followee` now.
     pub fn follows(&self, follower: UserId, followee: UserId) -> bool {
         has_edge(&self.edges.read(), follower, followee)
@@ -329,9 +329,7 @@ impl FeedStore {
 
     /// Likes of a live post.
     pub fn like_count(&self, post: Seq) -> usize {
-        self.like_counts
-            .last_in_range(&post, ..)
-            .map_or(0, |count| count.max(0) as usize)
+        self.likers.count(&post)
     }
 
     /// Whether `reader` likes the live post at `post`.
@@ -354,7 +352,6 @@ impl FeedStore {
                 "post_stats",
                 self.post_edits
                     .digest()
-                    .combine(self.like_counts.digest())
                     .combine(self.likers.digest())
                     .combine(self.comments.digest()),
             ),

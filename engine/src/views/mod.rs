@@ -135,20 +135,24 @@ pub fn latest_versions<'s>(
     latest(edits).semijoin(live)
 }
 
-/// Adds `diff` to the count of `key`, dropping it at zero. Counts (not sets) let diffs apply
-/// in any order: a retraction may arrive before its insertion within a batch.
-pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) {
+/// Adds `diff` to the count of `key`, dropping it at zero; the count before. Counts (not
+/// sets) let diffs apply in any order: a retraction may arrive before its insertion within a
+/// batch.
+pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, isize>, key: K, diff: isize) -> isize {
     match map.entry(key) {
         Entry::Occupied(mut entry) => {
+            let before = *entry.get();
             *entry.get_mut() += diff;
             if *entry.get() == 0 {
                 entry.remove();
             }
+            before
         }
         Entry::Vacant(entry) => {
             if diff != 0 {
                 entry.insert(diff);
             }
+            0
         }
     }
 }
@@ -178,24 +182,8 @@ impl<V> Default for Values<V> {
 
 impl<V: Ord> Values<V> {
     fn add(&mut self, value: V, diff: isize) {
-        // One lookup: this runs for every update of every view (a post fans out to thousands).
-        let (before, after) = match self.counts.entry(value) {
-            Entry::Occupied(mut entry) => {
-                let before = *entry.get();
-                if before + diff == 0 {
-                    entry.remove();
-                } else {
-                    *entry.get_mut() += diff;
-                }
-                (before, before + diff)
-            }
-            Entry::Vacant(entry) => {
-                if diff != 0 {
-                    entry.insert(diff);
-                }
-                (0, diff)
-            }
-        };
+        let before = add(&mut self.counts, value, diff);
+        let after = before + diff;
         match (before > 0, after > 0) {
             (false, true) => self.present += 1,
             (true, false) => self.present -= 1,
