@@ -219,6 +219,10 @@ pub struct WsConfig {
     pub write_timeout_ms: u64,
     /// Most events a resume (`fromSeq`) may be behind the head.
     pub max_resume_events: u64,
+    /// No longer used (deliveries are written to the socket without a per-connection queue);
+    /// still accepted so that configuration files that set it keep loading.
+    #[serde(default, skip_serializing)]
+    pub outbound_queue: Option<usize>,
 }
 
 impl Default for WsConfig {
@@ -234,6 +238,7 @@ impl Default for WsConfig {
             auth_timeout_ms: 10_000,
             write_timeout_ms: 10_000,
             max_resume_events: 100_000,
+            outbound_queue: None,
         }
     }
 }
@@ -306,7 +311,7 @@ impl Config {
         }
         config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
         config.hot = girok_engine::hot::HotConfig {
-            event_bytes: self.cache.events_mib.max(1) << 20,
+            event_bytes: self.cache.events_mib.saturating_mul(1 << 20),
             users: self.cache.users,
             sessions: self.cache.sessions,
             rooms: self.cache.rooms,
@@ -348,6 +353,9 @@ mod tests {
             jail.create_file("bad.toml", "[server]\nhttp_adr = \"127.0.0.1:1\"\n")?;
             assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            // A key girok no longer uses still loads.
+            jail.create_file("old.toml", "[ws]\noutbound_queue = 256\n")?;
+            assert!(Config::load(Some(Path::new("old.toml"))).is_ok());
             Ok(())
         });
     }

@@ -47,15 +47,11 @@ impl Author {
 /// one (queries), directly otherwise (subscriptions).
 pub async fn author(ctx: &Context<'_>, id: UserId) -> Result<Author> {
     let user = match ctx.data_opt::<Loaders>() {
-        Some(loaders) => match loaders.ready_user(id) {
-            Some(user) => user,
-            None => loaders
-                .users
-                .load_one(id)
-                .await
-                .map_err(|e| gql(girok_engine::Error::Internal(e.to_string())))?
-                .ok_or_else(|| gql(girok_engine::Error::UserNotFound))?,
-        },
+        Some(loaders) => loaders
+            .user(id)
+            .await
+            .map_err(load_failed)?
+            .ok_or_else(|| gql(girok_engine::Error::UserNotFound))?,
         None => Arc::new(engine(ctx)?.user(id).await.map_err(gql)?),
     };
     Ok(Author(user))
@@ -105,6 +101,11 @@ pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) {
     }
 }
 
+/// A batch load's failure, as the field's error.
+fn load_failed(error: super::loaders::LoadError) -> async_graphql::Error {
+    gql(girok_engine::Error::Internal(error.to_string()))
+}
+
 /// `comments`' default `limit`.
 const DEFAULT_INLINE_COMMENTS: usize = 3;
 
@@ -152,7 +153,7 @@ impl Post {
     async fn comments(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 3)] limit: i32,
+        #[graphql(default_with = "DEFAULT_INLINE_COMMENTS as i32")] limit: i32,
     ) -> Result<Vec<Comment>> {
         if !(0..=MAX_INLINE_COMMENTS as i32).contains(&limit) {
             return Err(super::errors::invalid(
@@ -165,15 +166,7 @@ impl Post {
         }
         let key = (self.0.seq, limit as usize);
         let comments = match ctx.data_opt::<Loaders>() {
-            Some(loaders) => match loaders.ready_comments(key) {
-                Some(comments) => comments,
-                None => loaders
-                    .comments
-                    .load_one(key)
-                    .await
-                    .map_err(|e| gql(girok_engine::Error::Internal(e.to_string())))?
-                    .unwrap_or_default(),
-            },
+            Some(loaders) => loaders.first_comments(key).await.map_err(load_failed)?,
             None => engine(ctx)?
                 .first_comments(vec![key.0], key.1)
                 .await

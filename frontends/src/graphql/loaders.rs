@@ -53,6 +53,9 @@ impl LoaderMetrics {
     }
 }
 
+/// Why a batch load failed (shared by every key of the batch).
+pub type LoadError = Arc<girok_engine::Error>;
+
 /// Users by id.
 pub struct UserLoader {
     engine: Arc<Engine>,
@@ -104,8 +107,8 @@ impl Loader<(Seq, usize)> for CommentLoader {
 
 /// The loaders of one request, and what it prefetched.
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub comments: DataLoader<CommentLoader>,
+    users: DataLoader<UserLoader>,
+    comments: DataLoader<CommentLoader>,
     engine: Arc<Engine>,
     metrics: LoaderMetrics,
     ready_users: Mutex<HashMap<UserId, Arc<UserView>>>,
@@ -136,14 +139,23 @@ impl Loaders {
         }
     }
 
-    /// A user this request prefetched.
-    pub fn ready_user(&self, id: UserId) -> Option<Arc<UserView>> {
-        self.ready_users.lock().get(&id).cloned()
+    /// A user: prefetched, or through the batch loader (`None`: nobody by that id).
+    pub async fn user(&self, id: UserId) -> Result<Option<Arc<UserView>>, LoadError> {
+        let ready = self.ready_users.lock().get(&id).cloned();
+        match ready {
+            Some(user) => Ok(Some(user)),
+            None => self.users.load_one(id).await,
+        }
     }
 
-    /// First comments this request prefetched.
-    pub fn ready_comments(&self, key: (Seq, usize)) -> Option<Vec<Comment>> {
-        self.ready_comments.lock().get(&key).cloned()
+    /// A post's first comments (key: post seq, how many): prefetched (taken, not copied: a
+    /// field asks once), or through the batch loader.
+    pub async fn first_comments(&self, key: (Seq, usize)) -> Result<Vec<Comment>, LoadError> {
+        let ready = self.ready_comments.lock().remove(&key);
+        match ready {
+            Some(comments) => Ok(comments),
+            None => Ok(self.comments.load_one(key).await?.unwrap_or_default()),
+        }
     }
 
     /// Reads what `wanted` says the page's fields will ask for: the first comments of
@@ -158,17 +170,17 @@ impl Loaders {
         if wanted.post_authors {
             authors.extend(posts.iter().map(|(_, author, _)| *author));
         }
-        for &limit in &wanted.comment_limits {
-            let commented: Vec<Seq> = posts
-                .iter()
-                .filter(|(_, _, comments)| *comments > 0)
-                .map(|(seq, ..)| *seq)
-                .collect();
-            if commented.is_empty() || limit == 0 {
-                continue;
+        let commented: Vec<Seq> = posts
+            .iter()
+            .filter(|(_, _, comments)| *comments > 0)
+            .map(|(seq, ..)| *seq)
+            .collect();
+        for &limit in wanted.comment_limits.iter().filter(|l| **l > 0) {
+            if commented.is_empty() {
+                break;
             }
             self.metrics.count("comments", commented.len());
-            let found = self.engine.first_comments(commented, limit).await?;
+            let found = self.engine.first_comments(commented.clone(), limit).await?;
             if wanted.comment_authors {
                 authors.extend(found.values().flatten().map(|c| c.author));
             }

@@ -153,7 +153,7 @@ pub async fn graphql_post(
         .await;
     if response.errors.is_empty() {
         match (prepared, parsed_now) {
-            (Some(prepared), _) if constant => prepared.mark_validated(),
+            (Some(prepared), _) if constant && !prepared.validated() => prepared.mark_validated(),
             (None, Some(document)) => state.documents.remember(key, document, constant),
             _ => {}
         }

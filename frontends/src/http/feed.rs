@@ -130,16 +130,22 @@ pub fn notification_json(note: &Notification) -> Value {
 }
 
 fn page_info(next: Option<Seq>) -> Value {
-    json!({ "hasNextPage": next.is_some(), "endCursor": next.map(|n| n.to_string()) })
+    serde_json::to_value(PageInfoJson::from(next)).unwrap_or(Value::Null)
+}
+
+impl From<Option<Seq>> for PageInfoJson {
+    fn from(next: Option<Seq>) -> Self {
+        Self {
+            has_next_page: next.is_some(),
+            end_cursor: next.map(|n| n.to_string()),
+        }
+    }
 }
 
 fn post_page_json(page: &PostPage) -> PostPageJson<'_> {
     PostPageJson {
         posts: page.posts.iter().map(PostJson::from).collect(),
-        page_info: PageInfoJson {
-            has_next_page: page.next_cursor.is_some(),
-            end_cursor: page.next_cursor.map(|n| n.to_string()),
-        },
+        page_info: page.next_cursor.into(),
     }
 }
 

@@ -61,17 +61,24 @@ impl Outbox {
     /// nothing for `ws.write_timeout_ms` (then the connection is asked to close as a slow
     /// consumer).
     pub async fn write(&self, frames: impl IntoIterator<Item = Message>) -> bool {
-        let write = async {
-            let mut sink = self.sink.lock().await;
-            for frame in frames {
-                sink.feed(frame).await?;
+        // Waiting for another writer is not the client's fault (that writer's own steps are
+        // timed); only a step of this write that the socket does not take is.
+        let mut sink = self.sink.lock().await;
+        for frame in frames {
+            let fed = tokio::time::timeout(self.write_timeout, sink.feed(frame)).await;
+            if !self.went_out(fed) {
+                return false;
             }
-            sink.flush().await
-        };
-        match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(Ok(())) => true,
-            Ok(Err(_)) => false,
-            // The socket took nothing for that long: the client is not reading.
+        }
+        let flushed = tokio::time::timeout(self.write_timeout, sink.flush()).await;
+        self.went_out(flushed)
+    }
+
+    /// Whether a timed write step succeeded; one the socket took nothing of for the whole
+    /// timeout means the client is not reading, and the connection is asked to close.
+    fn went_out<E>(&self, step: Result<Result<(), E>, tokio::time::error::Elapsed>) -> bool {
+        match step {
+            Ok(result) => result.is_ok(),
             Err(_) => {
                 self.close_slow();
                 false
