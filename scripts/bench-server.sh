@@ -4,8 +4,9 @@
 #   bench_binaries                 # girok_bin, bench_bin (built unless GIROK_BIN and
 #                                  # GIROK_BENCH_BIN are both set)
 #   bench_tmp NAME                 # tmp=/tmp/girok-NAME.XXXXXX, removed (and girok stopped) at exit
-#   start_girok DATA [PREFIX...]   # starts girok on DATA (PREFIX: e.g. taskset -c 0), extra
-#                                  # settings from the caller's environment; sets server_pid, url
+#   start_girok DATA [PREFIX...]   # starts girok on DATA after bench_tmp; PREFIX: more
+#                                  # NAME=VALUE settings, then a wrapper such as taskset -c 0;
+#                                  # sets server_pid, url
 #   stop_check                     # fails if girok exited; shows its warnings and errors
 
 bench_binaries() {
@@ -35,6 +36,7 @@ bench_tmp() {
 }
 
 start_girok() {
+  : "${tmp:?call bench_tmp before start_girok}"
   local data=$1
   shift
   # Port 0: the kernel picks a free port and the server prints it (no race with a guessed one).

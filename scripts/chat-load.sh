@@ -27,7 +27,7 @@ if [ "$(nproc)" -lt 2 ]; then
   exit 1
 fi
 
-. scripts/bench-server.sh
+. "$(dirname "$0")/bench-server.sh"
 bench_binaries
 bench_tmp chat-load
 

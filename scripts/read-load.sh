@@ -18,10 +18,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-. scripts/bench-server.sh
+. "$(dirname "$0")/bench-server.sh"
 bench_binaries
 
 data=${READ_DATA_DIR:-${CARGO_TARGET_DIR:-target}/girok-bench/read-data}
+if [ -n "${READ_DATA_DIR:-}" ] && [ ! -f "$data/.complete" ]; then
+  # Never remake (or remove) a directory the caller named.
+  echo "read-load.sh: $data has no .complete marker (make it with girok-bench read-data)" >&2
+  exit 1
+fi
 if [ ! -f "$data/.complete" ]; then
   echo "== girok-bench read-data (once, into $data)"
   rm -rf "$data"

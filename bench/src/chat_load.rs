@@ -10,8 +10,8 @@
 //! send lag so that a saturated generator is never mistaken for a slow server.
 
 use crate::client::{Account, Socket, ws_url};
-use crate::cpu::{cpu_seconds, machine_busy_seconds, rss_kib};
-use crate::report::Latency;
+use crate::cpu::{Cores, CpuReading, rss_kib};
+use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{Future, SinkExt, StreamExt};
@@ -365,12 +365,6 @@ fn count(map: &mut BTreeMap<String, u64>, key: &str) {
     }
 }
 
-/// Microseconds up to an hour: fixed bounds, because `saturating_record` clamps rather than
-/// growing an auto-resizing histogram.
-fn histogram() -> anyhow::Result<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, 3_600_000_000, 3)?)
-}
-
 /// The run's fixed facts and its tally.
 struct Run {
     layout: Layout,
@@ -494,16 +488,11 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
     let before = CpuReading::take(server_pid);
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.end_ns)).await;
-    let after = CpuReading::take(server_pid);
-    let wall = after.at.duration_since(before.at).as_secs_f64();
-    let cores = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
-    let generator_cpu_cores = cores(before.generator, after.generator);
-    let server_cpu_cores = cores(before.server, after.server);
-    // Whatever else ran on the machine competed with the server or the generator (known
-    // only when the server's own CPU is).
-    let other_cpu_cores = cores(before.machine, after.machine)
-        .zip(server_cpu_cores.zip(generator_cpu_cores))
-        .map(|(machine, (server, generator))| (machine - server - generator).max(0.0));
+    let Cores {
+        server: server_cpu_cores,
+        generator: generator_cpu_cores,
+        other: other_cpu_cores,
+    } = CpuReading::take(server_pid).cores_since(&before);
 
     for reader in readers {
         reader.await?;
@@ -905,28 +894,6 @@ fn classify(text: &str) -> Frame<'_> {
 fn string_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let rest = &text[text.find(key)? + key.len()..];
     Some(&rest[..rest.find('"')?])
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-struct CpuReading {
-    at: Instant,
-    server: Option<f64>,
-    generator: Option<f64>,
-    machine: Option<f64>,
-}
-
-impl CpuReading {
-    fn take(server_pid: Option<u32>) -> Self {
-        Self {
-            at: Instant::now(),
-            server: server_pid.and_then(cpu_seconds),
-            generator: cpu_seconds("self"),
-            machine: machine_busy_seconds(),
-        }
-    }
 }
 
 #[derive(Default)]

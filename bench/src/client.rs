@@ -44,6 +44,30 @@ pub async fn unexpected(what: String, response: reqwest::Response) -> anyhow::Er
     )
 }
 
+/// Logs `name` in; its access token.
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "username": name, "password": password }))
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/v1/auth/login"))?;
+    match response.status() {
+        StatusCode::OK => Ok(response.json::<TokenBody>().await?.access_token),
+        StatusCode::TOO_MANY_REQUESTS => bail!(
+            "logging in {name}: 429 rate limited; raise the server's login limits \
+             (GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP, GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME), \
+             as scripts/bench-server.sh does"
+        ),
+        _ => Err(unexpected(format!("logging in {name}"), response).await),
+    }
+}
+
 /// Registers `name` (or finds it, on a rerun against the same data) and logs it in.
 pub async fn account(
     http: &reqwest::Client,
@@ -68,21 +92,7 @@ pub async fn account(
         StatusCode::CONFLICT => None,
         _ => return Err(unexpected(format!("registering {name}"), response).await),
     };
-    let response = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({ "username": name, "password": password }))
-        .send()
-        .await
-        .with_context(|| format!("POST {base}/v1/auth/login"))?;
-    let token = match response.status() {
-        StatusCode::OK => response.json::<TokenBody>().await?.access_token,
-        StatusCode::TOO_MANY_REQUESTS => bail!(
-            "logging in {name}: 429 rate limited; raise the server's login limits \
-             (GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP, GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME), \
-             as scripts/chat-load.sh does"
-        ),
-        _ => return Err(unexpected(format!("logging in {name}"), response).await),
-    };
+    let token = login(http, base, &name, password).await?;
     let id = match registered {
         Some(id) => id,
         None => {

@@ -79,3 +79,47 @@ pub fn since(before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     now.retain(|_, s| *s > 0.005);
     now
 }
+
+/// CPU counters at one instant: a load generator's server (when its pid is known), the
+/// generator itself, and the whole machine.
+pub struct CpuReading {
+    at: std::time::Instant,
+    server: Option<f64>,
+    generator: Option<f64>,
+    machine: Option<f64>,
+}
+
+/// Cores used between two readings.
+pub struct Cores {
+    pub server: Option<f64>,
+    pub generator: Option<f64>,
+    /// Whatever else ran on the machine (known only when the server's own CPU is).
+    pub other: Option<f64>,
+}
+
+impl CpuReading {
+    pub fn take(server_pid: Option<u32>) -> Self {
+        Self {
+            at: std::time::Instant::now(),
+            server: server_pid.and_then(cpu_seconds),
+            generator: cpu_seconds("self"),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    /// The cores each used from `before` to this reading.
+    pub fn cores_since(&self, before: &CpuReading) -> Cores {
+        let wall = self.at.duration_since(before.at).as_secs_f64();
+        let cores = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
+        let server = cores(before.server, self.server);
+        let generator = cores(before.generator, self.generator);
+        let other = cores(before.machine, self.machine)
+            .zip(server.zip(generator))
+            .map(|(machine, (server, generator))| (machine - server - generator).max(0.0));
+        Cores {
+            server,
+            generator,
+            other,
+        }
+    }
+}

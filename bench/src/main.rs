@@ -60,38 +60,19 @@ enum Suite {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.suite {
-        Suite::Ingest(args) => {
-            let figures = ingest::run(&args)?;
-            report::write(cli.out, "ingest", &figures)
-        }
-        Suite::Chat(args) => {
-            let figures = chat::run(&args)?;
-            report::write(cli.out, "chat", &figures)
-        }
-        Suite::ChatLoad(args) => {
-            let figures = chat_load::run(&args)?;
-            report::write(cli.out, "chat-load", &figures)
-        }
-        Suite::Analytics(args) => {
-            let figures = analytics::run(&args)?;
-            report::write(cli.out, "analytics", &figures)
-        }
-        Suite::Feed(args) => {
-            let figures = feed::run(&args)?;
-            report::write(cli.out, "feed", &figures)
-        }
-        Suite::ReadData(args) => {
-            let figures = read_data::run(&args)?;
-            report::write(cli.out, "read-data", &figures)
-        }
-        Suite::ReadLoad(args) => {
-            let figures = read_load::run(&args)?;
-            report::write(cli.out, "read-load", &figures)
-        }
-        Suite::Auth(args) => {
-            let figures = auth::run(&args)?;
-            report::write(cli.out, "auth", &figures)
-        }
-    }
+    let (suite, figures) = match cli.suite {
+        Suite::Ingest(args) => ("ingest", json(ingest::run(&args)?)?),
+        Suite::Chat(args) => ("chat", json(chat::run(&args)?)?),
+        Suite::ChatLoad(args) => ("chat-load", json(chat_load::run(&args)?)?),
+        Suite::Analytics(args) => ("analytics", json(analytics::run(&args)?)?),
+        Suite::Feed(args) => ("feed", json(feed::run(&args)?)?),
+        Suite::ReadData(args) => ("read-data", json(read_data::run(&args)?)?),
+        Suite::ReadLoad(args) => ("read-load", json(read_load::run(&args)?)?),
+        Suite::Auth(args) => ("auth", json(auth::run(&args)?)?),
+    };
+    report::write(cli.out, suite, &figures)
+}
+
+fn json(figures: impl serde::Serialize) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(figures)
 }

@@ -179,8 +179,8 @@ async fn execute_all(
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
     ensure!(
-        (2..=1_000_000).contains(&args.users),
-        "--users: 2 to 1,000,000"
+        (3..=1_000_000).contains(&args.users),
+        "--users: 3 to 1,000,000"
     );
     ensure!(
         (2..=1_000).contains(&args.room_size),
@@ -189,6 +189,10 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     ensure!(
         (1..=1_000).contains(&args.mean_follows),
         "--mean-follows: 1 to 1,000"
+    );
+    ensure!(
+        args.users * args.mean_follows <= 50_000_000,
+        "--users × --mean-follows: at most 50,000,000 follows"
     );
     for (name, value) in [
         ("--posts", args.posts),
@@ -293,7 +297,7 @@ async fn generate(args: &Args) -> anyhow::Result<Figures> {
     let post_popularity = Zipf::new(posts.len(), 0.8);
     // Newer posts are more popular: rank 0 is the newest.
     let pick_post = |rng: &mut StdRng| posts[posts.len() - 1 - post_popularity.sample(rng)];
-    let mut liked = HashSet::with_capacity(args.likes);
+    let mut liked = HashSet::with_capacity(args.likes.min(posts.len() * users.len()));
     let mut attempts = 0;
     while liked.len() < args.likes && attempts < args.likes * 4 && !posts.is_empty() {
         attempts += 1;

@@ -9,13 +9,12 @@
 //! Targets: `graphql` (seed 001's timeline query, with `likedByMe`), `rest` (`GET
 //! /v1/timeline`), `history` (a page of one of the reader's rooms), `rooms` (the room list).
 
-use crate::client::unexpected;
-use crate::cpu::{cpu_seconds, machine_busy_seconds, rss_kib};
+use crate::client::{login, unexpected};
+use crate::cpu::{Cores, CpuReading, rss_kib};
 use crate::read_data::{PASSWORD, username};
-use crate::report::Latency;
+use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail, ensure};
-use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,16 +97,14 @@ struct Reader {
     room: String,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Grant {
-    access_token: String,
-}
-
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
     ensure!(
-        args.readers >= 1 && args.readers < args.users,
-        "--readers: 1 to --users - 1 (user 0 is the author everyone follows)"
+        (2..=1_000_000).contains(&args.users),
+        "--users: 2 to 1,000,000 (as read-data makes)"
+    );
+    ensure!(
+        args.readers >= 1 && args.readers < args.users.min(100_001),
+        "--readers: 1 to 100,000 and below --users (user 0 is the author everyone follows)"
     );
     ensure!(args.seconds >= 1, "--seconds: at least 1");
     ensure!(
@@ -153,26 +150,15 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
 /// Signs in the readers (spread over the data set) and finds a room of each.
 async fn sign_in(args: &Args) -> anyhow::Result<Vec<Reader>> {
     let http = http_client()?;
-    let step = (args.users / args.readers).max(1);
+    let step = args.users / args.readers;
     let started = Instant::now();
     let mut readers = Vec::with_capacity(args.readers);
     // User 0 is the author everyone follows; readers are ordinary users.
     for i in 0..args.readers {
-        let name = username(1 + (i * step) % (args.users - 1).max(1));
-        let response = http
-            .post(format!("{}/v1/auth/login", args.url))
-            .json(&json!({ "username": name, "password": PASSWORD }))
-            .send()
+        let name = username(1 + (i * step) % (args.users - 1));
+        let token = login(&http, &args.url, &name, PASSWORD)
             .await
-            .with_context(|| format!("POST {}/v1/auth/login", args.url))?;
-        if !response.status().is_success() {
-            return Err(unexpected(
-                format!("signing in {name} (is read-data loaded?)"),
-                response,
-            )
-            .await);
-        }
-        let token = response.json::<Grant>().await?.access_token;
+            .with_context(|| format!("signing in {name} (is read-data loaded?)"))?;
         let rooms: Value = http
             .get(format!("{}/v1/rooms", args.url))
             .bearer_auth(&token)
@@ -226,14 +212,14 @@ async fn send(
         return Err(unexpected(format!("{target:?}"), response).await);
     }
     let body = response.bytes().await?;
-    if target == Target::Graphql && memchr_errors(&body) {
+    if target == Target::Graphql && has_errors_member(&body) {
         bail!("GraphQL errors: {}", String::from_utf8_lossy(&body));
     }
     Ok(body)
 }
 
 /// Whether a GraphQL answer carries an `errors` member (without parsing it all).
-fn memchr_errors(body: &[u8]) -> bool {
+fn has_errors_member(body: &[u8]) -> bool {
     body.windows(8).any(|w| w == b"\"errors\"")
 }
 
@@ -276,7 +262,7 @@ async fn measure(
         let (readers, url) = (readers.clone(), url.clone());
         let http = http_client()?;
         tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut latency = histogram()?;
             let mut next = c * readers.len() / connections;
             loop {
                 let sent = Instant::now();
@@ -293,30 +279,15 @@ async fn measure(
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
-    let server_before = args.server_pid.and_then(cpu_seconds);
-    let generator_before = cpu_seconds("self");
-    let machine_before = machine_busy_seconds();
-    let window_started = Instant::now();
+    let before = CpuReading::take(args.server_pid);
     tokio::time::sleep_until(end.into()).await;
-    let window = window_started.elapsed().as_secs_f64();
-    let server_cores = args
-        .server_pid
-        .and_then(cpu_seconds)
-        .zip(server_before)
-        .map(|(after, before)| (after - before) / window);
-    let generator_cores = cpu_seconds("self")
-        .zip(generator_before)
-        .map(|(after, before)| (after - before) / window);
-    let other_cores = machine_busy_seconds()
-        .zip(machine_before)
-        .map(|(after, before)| (after - before) / window)
-        .zip(server_cores.zip(generator_cores))
-        .map(|(machine, (server, generator))| (machine - server - generator).max(0.0));
-    let server_rss_mib = args
-        .server_pid
-        .and_then(rss_kib)
-        .map(|kib| kib as f64 / 1024.0);
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let Cores {
+        server: server_cores,
+        generator: generator_cores,
+        other: other_cores,
+    } = CpuReading::take(args.server_pid).cores_since(&before);
+    let server_rss_mib = args.server_pid.and_then(rss_kib).map(mib);
+    let mut latency = histogram()?;
     for task in tasks {
         latency.add(task.await??)?;
     }

@@ -41,6 +41,17 @@ impl std::fmt::Display for Latency {
     }
 }
 
+/// Microseconds up to an hour: fixed bounds, because `saturating_record` clamps rather than
+/// growing an auto-resizing histogram.
+pub fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 3_600_000_000, 3)?)
+}
+
+/// KiB in MiB.
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
 /// Writes `figures` to `out` (or the default path) and says where.
 pub fn write(out: Option<PathBuf>, suite: &str, figures: &impl Serialize) -> anyhow::Result<()> {
     let path = out.unwrap_or_else(|| PathBuf::from(format!("target/girok-bench/{suite}.json")));
