@@ -36,6 +36,9 @@ pub struct EngineConfig {
     /// Threads that may hash passwords at once; default one less than the cores (at least
     /// one), so a login burst always leaves a core to everything else.
     pub password_threads: usize,
+    /// Hashes that may wait for a hashing thread; past them logins, registrations and
+    /// password changes are refused at once as overloaded.
+    pub password_queue: usize,
     /// Most members of a group room (at most [`crate::limits::MAX_ROOM_MEMBERS`]).
     pub max_room_members: usize,
     /// Authors with this many followers or more are merged into timelines at read time
@@ -56,6 +59,7 @@ impl EngineConfig {
             topic_capacity: DEFAULT_TOPIC_CAPACITY,
             password_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            password_queue: crate::accounts::DEFAULT_PASSWORD_QUEUE,
             max_room_members: crate::limits::MAX_ROOM_MEMBERS,
             fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
             hot: HotConfig::default(),
@@ -177,7 +181,10 @@ impl Engine {
             "engine started; views rebuilding from the log"
         );
         Ok(Arc::new(Engine {
-            passwords: Arc::new(crate::accounts::PasswordPool::new(config.password_threads)),
+            passwords: Arc::new(crate::accounts::PasswordPool::new(
+                config.password_threads,
+                config.password_queue,
+            )),
             appender: writer.appender(),
             writer: Mutex::new(Some(writer)),
             store,
@@ -202,7 +209,8 @@ impl Engine {
 
     /// [`Engine::execute`] in two steps, for pipelining: queues the command now (commands one
     /// caller queues one after another enter the log in that order) and returns the wait for
-    /// its acknowledgement.
+    /// its acknowledgement. A full writer queue (`storage.queue`) refuses the command at once
+    /// with [`Error::Overloaded`].
     pub async fn enqueue(
         &self,
         actor: UserId,
@@ -215,8 +223,7 @@ impl Engine {
         }
         let answer = self
             .appender
-            .enqueue(submission(actor, command.validated()?))
-            .await?;
+            .try_enqueue(submission(actor, command.validated()?))?;
         Ok(answer.get())
     }
 

@@ -12,6 +12,8 @@ pub enum ErrorKind {
     Forbidden,
     Conflict,
     Timeout,
+    /// Refused at once because girok is at capacity; the client should retry after a wait.
+    Overloaded,
     Unavailable,
     Internal,
 }
@@ -79,6 +81,11 @@ pub enum Error {
     AlreadyFollowing,
     #[error("you do not follow that user")]
     NotFollowing,
+    #[error("girok is at capacity {what}; retry in {} s", retry_seconds(*.retry_after))]
+    Overloaded {
+        what: &'static str,
+        retry_after: std::time::Duration,
+    },
     #[error("girok is shutting down and accepts no more writes")]
     Unavailable,
     #[error("storage failure: {0}")]
@@ -89,10 +96,18 @@ pub enum Error {
     Internal(String),
 }
 
+/// What a write refused by a full log queue is told to wait: the queue drains in well under a
+/// second at any rate girok sustains, so the next second finds room unless the flood goes on.
+const WRITE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl From<girok_storage::Error> for Error {
     fn from(e: girok_storage::Error) -> Self {
         match e {
             girok_storage::Error::Closed => Error::Unavailable,
+            girok_storage::Error::QueueFull(_) => Error::Overloaded {
+                what: "writing to the log",
+                retry_after: WRITE_RETRY_AFTER,
+            },
             other => Error::Storage(other),
         }
     }
@@ -137,6 +152,7 @@ impl Error {
             Error::NotLiked(_) => "NOT_LIKED",
             Error::AlreadyFollowing => "ALREADY_FOLLOWING",
             Error::NotFollowing => "NOT_FOLLOWING",
+            Error::Overloaded { .. } => "OVERLOADED",
             Error::Unavailable => "UNAVAILABLE",
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
         }
@@ -168,10 +184,26 @@ impl Error {
             | Error::NotLiked(_)
             | Error::AlreadyFollowing
             | Error::NotFollowing => ErrorKind::Conflict,
+            Error::Overloaded { .. } => ErrorKind::Overloaded,
             Error::Unavailable => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
     }
+}
+
+impl Error {
+    /// How long the client should wait before retrying, for refusals that say so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Whole seconds to wait, at least one (what `Retry-After` carries).
+pub fn retry_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Result with the engine error.

@@ -60,7 +60,9 @@ pub struct StorageConfig {
     pub durability: Durability,
     /// Most commands in one group-commit batch.
     pub max_batch: usize,
-    /// Commands that may queue for the writer before submitters are pushed back.
+    /// Commands that may wait for the log writer; past them a write is refused at once (HTTP
+    /// 429 `OVERLOADED` with `Retry-After`, a WebSocket error frame with `retryAfterMs`)
+    /// instead of queuing behind everyone else.
     pub queue: usize,
     /// Block cache, MiB.
     pub cache_mib: u64,
@@ -72,7 +74,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             durability: Durability::Sync,
             max_batch: 4096,
-            queue: 65_536,
+            queue: 16_384,
             cache_mib: 64,
         }
     }
@@ -180,7 +182,11 @@ pub struct AuthConfig {
     /// Mark the session cookies `Secure` (turn off only for plain-HTTP development).
     pub secure_cookies: bool,
     /// Password hashes (argon2id, ~40 ms each) running at once; 0 = cores - 1 (at least 1).
+    /// Each hashing thread keeps one 19 MiB buffer for the life of the process.
     pub password_threads: usize,
+    /// Hashes that may wait for a thread; past them logins, registrations and password
+    /// changes answer 429 `OVERLOADED` with `Retry-After` at once.
+    pub password_queue: usize,
 }
 
 impl Default for AuthConfig {
@@ -193,6 +199,7 @@ impl Default for AuthConfig {
             login_per_minute_per_ip: 60,
             secure_cookies: true,
             password_threads: 0,
+            password_queue: girok_engine::accounts::DEFAULT_PASSWORD_QUEUE,
         }
     }
 }
@@ -309,6 +316,7 @@ impl Config {
         if self.auth.password_threads > 0 {
             config.password_threads = self.auth.password_threads;
         }
+        config.password_queue = self.auth.password_queue.max(1);
         config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
         config.hot = girok_engine::hot::HotConfig {
             event_bytes: self.cache.events_mib.saturating_mul(1 << 20),

@@ -13,6 +13,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("the log writer has stopped; no more writes are accepted")]
     Closed,
+    #[error("the log writer's queue is full ({0} commands waiting)")]
+    QueueFull(usize),
     #[error("log entry key is not an 8-byte sequence number")]
     BadKey,
 }

@@ -63,9 +63,10 @@ impl<S: Stager> Clone for Appender<S> {
 }
 
 impl<S: Stager> Appender<S> {
-    /// Submits a command and waits until it is durable (or rejected).
+    /// Submits a command and waits until it is durable (or rejected); refused at once when
+    /// the queue is full (see [`Appender::try_enqueue`]).
     pub async fn submit(&self, command: S::Command) -> Result<S::Accepted, S::Rejected> {
-        self.enqueue(command).await?.get().await
+        self.try_enqueue(command)?.get().await
     }
 
     /// Queues a command now, waiting only while the writer's queue is full, and returns the
@@ -78,6 +79,20 @@ impl<S: Stager> Appender<S> {
             .await
             .map_err(|_| Error::Closed)?;
         Ok(Answer(answer))
+    }
+
+    /// The same without waiting: a full queue refuses the command at once with
+    /// [`Error::QueueFull`] (load shedding: the caller answers its client "retry later"
+    /// instead of queuing behind everyone else).
+    pub fn try_enqueue(&self, command: S::Command) -> Result<Answer<S>, S::Rejected> {
+        let (reply, answer) = oneshot::channel();
+        match self.tx.try_send(Message::Command(command, reply)) {
+            Ok(()) => Ok(Answer(answer)),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Error::QueueFull(self.tx.max_capacity()).into())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed.into()),
+        }
     }
 
     /// The same, for callers on a plain thread (never call it inside an async task).
@@ -110,7 +125,8 @@ pub struct WriterHandle<S: Stager> {
 pub struct WriterConfig {
     /// Most commands staged into one batch.
     pub max_batch: usize,
-    /// Commands that may wait in the queue before submitters are pushed back.
+    /// Commands that may wait in the queue: past them `enqueue` waits and `try_enqueue`
+    /// refuses.
     pub queue: usize,
 }
 
@@ -118,7 +134,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             max_batch: 4096,
-            queue: 65_536,
+            queue: 16_384,
         }
     }
 }

@@ -10,7 +10,7 @@ mod password;
 mod stage;
 mod validate;
 
-pub use password::PasswordPool;
+pub use password::{DEFAULT_PASSWORD_QUEUE, PasswordPool};
 pub use stage::AccountCommand;
 pub(crate) use stage::stage;
 pub use validate::limits;

@@ -15,10 +15,14 @@ pub fn gql(error: Error) -> async_graphql::Error {
     if code == "INTERNAL" {
         tracing::error!(%error, "graphql resolver failed");
     }
+    let retry_after = error.retry_after().map(girok_engine::error::retry_seconds);
     async_graphql::Error::new(error.to_string()).extend_with(|_, ext| {
         ext.set("code", code);
         if let Some((key, value)) = &detail {
             ext.set(*key, value.as_str());
+        }
+        if let Some(seconds) = retry_after {
+            ext.set("retryAfter", seconds);
         }
     })
 }

@@ -31,9 +31,8 @@ impl ApiError {
 
     /// 429 with `Retry-After`.
     pub fn rate_limited(wait: std::time::Duration) -> Self {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self {
-            retry_after: Some(seconds.max(1)),
+            retry_after: Some(girok_engine::error::retry_seconds(wait)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RATE_LIMITED",
@@ -65,6 +64,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -87,7 +87,10 @@ impl From<girok_engine::Error> for ApiError {
         if status.is_server_error() {
             tracing::error!(%error, code = error.code(), "request failed");
         }
-        Self::new(status, error.code(), error.to_string())
+        Self {
+            retry_after: error.retry_after().map(girok_engine::error::retry_seconds),
+            ..Self::new(status, error.code(), error.to_string())
+        }
     }
 }
 

@@ -269,6 +269,7 @@ impl Connection {
                     message: "no such subscription".into(),
                     reference: None,
                     topic: Some(topic),
+                    retry_after_ms: None,
                 }),
             },
             ClientFrame::Send {
@@ -318,10 +319,17 @@ impl Connection {
             message,
             reference: reference.clone(),
             topic: None,
+            retry_after_ms: None,
         };
-        if self.sends.check().is_err() {
-            let message = format!("at most {} sends per second", self.limits.sends_per_second);
-            return self.reply(refused("RATE_LIMITED", message));
+        if let Err(not_until) = self.sends.check() {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.sends.clock()));
+            return self.reply(ServerFrame::Error {
+                code: "RATE_LIMITED",
+                message: format!("at most {} sends per second", self.limits.sends_per_second),
+                reference,
+                topic: None,
+                retry_after_ms: Some((wait.as_millis() as u64).max(1)),
+            });
         }
         let Ok(room) = room_id.parse::<RoomId>() else {
             return self.reply(refused(
@@ -346,9 +354,7 @@ impl Connection {
         // Queued now, in the order the client sent: only the wait for the ack is pipelined.
         let acked = match self.state.engine.enqueue(user, command).await {
             Ok(acked) => acked,
-            Err(error) => {
-                return self.reply(refused(error.code(), error.to_string()));
-            }
+            Err(error) => return self.reply(ServerFrame::engine_error(&error, reference)),
         };
         let answer = async move {
             let frame = match acked.await {
@@ -358,12 +364,7 @@ impl Connection {
                     message_id: ack.id.to_string(),
                     duplicate: ack.duplicate,
                 },
-                Err(error) => ServerFrame::Error {
-                    code: error.code(),
-                    message: error.to_string(),
-                    reference,
-                    topic: None,
-                },
+                Err(error) => ServerFrame::engine_error(&error, reference),
             };
             render(&frame)
         };
@@ -376,6 +377,7 @@ impl Connection {
             message,
             reference: None,
             topic: Some(topic.clone()),
+            retry_after_ms: None,
         };
         if self
             .subscriptions

@@ -94,6 +94,9 @@ pub enum ServerFrame {
         reference: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
+        /// For refusals that pass (`OVERLOADED`, `RATE_LIMITED`): how long to wait first.
+        #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// A member of the subscribed room is typing (ephemeral, never logged).
     #[serde(rename_all = "camelCase")]
@@ -118,6 +121,18 @@ impl ServerFrame {
             message: message.into(),
             reference: None,
             topic: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// An engine error answering the frame `reference` named.
+    pub fn engine_error(error: &girok_engine::Error, reference: Option<String>) -> Self {
+        ServerFrame::Error {
+            code: error.code(),
+            message: error.to_string(),
+            reference,
+            topic: None,
+            retry_after_ms: error.retry_after().map(|wait| wait.as_millis() as u64),
         }
     }
 }

@@ -250,6 +250,7 @@ impl Subscription {
             message,
             reference: None,
             topic: Some(self.topic.clone()),
+            retry_after_ms: None,
         };
         self.out.send_frame(&frame).await;
     }

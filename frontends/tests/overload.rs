@@ -1,0 +1,362 @@
+//! Overload through the real binary: bursts beyond what girok can do are refused at once with
+//! a typed answer and a wait (`OVERLOADED` + `Retry-After`), in bounded memory, and nothing
+//! acknowledged is lost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Server;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The server's resident memory, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Samples the peak RSS of `pid` until dropped.
+struct PeakRss {
+    peak: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PeakRss {
+    fn watch(pid: u32) -> Self {
+        let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    && let Some(kib) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                {
+                    p.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Self { peak, stop }
+    }
+
+    fn mib(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed) / 1024
+    }
+}
+
+impl Drop for PeakRss {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What one request of a burst got back.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    code: String,
+    retry_after: Option<u64>,
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> Answer {
+    let response = server
+        .client
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+    Answer {
+        status,
+        code,
+        retry_after,
+    }
+}
+
+fn registration(name: &str) -> Value {
+    json!({ "username": name, "email": format!("{name}@example.org"),
+            "password": "password123", "displayName": name })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_logins_and_registrations_is_shed_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // The login limits would refuse most of the burst by themselves: out of the way, so that
+    // the hashing pool is what is measured.
+    let server = Server::start_with_config(
+        dir.path(),
+        "[auth]\nlogin_per_minute_per_ip = 1000000\nlogin_per_minute_per_username = 1000000\npassword_threads = 1\n",
+    );
+    let pid = server.child.id();
+    for i in 0..10 {
+        let answer = post(
+            &server,
+            "/v1/auth/register",
+            registration(&format!("known{i}")),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+    }
+    let before = rss_kib(pid) / 1024;
+    let peak = PeakRss::watch(pid);
+
+    // 2,000 registrations and 2,000 logins, 200 in flight at a time.
+    let requests = (0..4000).map(|i| {
+        let server = &server;
+        async move {
+            if i % 2 == 0 {
+                let name = format!("burst{i}");
+                (
+                    "register",
+                    post(server, "/v1/auth/register", registration(&name)).await,
+                )
+            } else {
+                let body =
+                    json!({ "username": format!("known{}", i % 10), "password": "password123" });
+                ("login", post(server, "/v1/auth/login", body).await)
+            }
+        }
+    });
+    let answers: Vec<(&str, Answer)> = futures::stream::iter(requests)
+        .buffer_unordered(200)
+        .collect()
+        .await;
+
+    let mut tally: BTreeMap<(&str, u16, String), usize> = BTreeMap::new();
+    for (what, answer) in &answers {
+        *tally
+            .entry((*what, answer.status, answer.code.clone()))
+            .or_default() += 1;
+        match answer.status {
+            200 | 201 => {}
+            429 => {
+                assert_eq!(answer.code, "OVERLOADED", "{answer:?}");
+                let wait = answer.retry_after.expect("a 429 says how long to wait");
+                assert!((1..=60).contains(&wait), "{answer:?}");
+            }
+            _ => panic!("{what}: unexpected answer {answer:?}"),
+        }
+    }
+    let peak_mib = peak.mib();
+    eprintln!("answers: {tally:?}; RSS {before} MiB before, peak {peak_mib} MiB");
+    let shed = answers.iter().filter(|(_, a)| a.status == 429).count();
+    let served = |what: &str| {
+        answers
+            .iter()
+            .filter(|(w, a)| *w == what && a.status < 300)
+            .count()
+    };
+    assert!(
+        shed > 0,
+        "one hashing thread cannot take 4,000 hashes at once"
+    );
+    assert!(served("register") > 0 && served("login") > 0, "{tally:?}");
+    assert!(
+        peak_mib < 300,
+        "RSS peaked at {peak_mib} MiB during the burst (before: {before} MiB)"
+    );
+
+    // Once the burst is over, the pool has room again.
+    let answer = post(
+        &server,
+        "/v1/auth/login",
+        json!({ "username": "known0", "password": "password123" }),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+/// A server whose writer takes one command per batch and queues one more: any burst fills
+/// it, so the shedding is seen without a machine-sized flood.
+fn tiny_writer(dir: &std::path::Path) -> Server {
+    Server::start_with_config(
+        dir,
+        "[storage]\nqueue = 1\nmax_batch = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\nmax_sends_in_flight = 1000\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_write_flood_is_shed_with_error_frames_and_loses_nothing_acked() {
+    use common::sockets::{connect, next, send};
+    let dir = tempfile::tempdir().unwrap();
+    let server = tiny_writer(dir.path());
+    let token = server.sign_in("flood").await;
+    let room = server.create_room("flood").await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let mut socket = connect(&server, Some(&token)).await;
+        assert_eq!(next(&mut socket).await["type"], "welcome");
+        sockets.push(socket);
+    }
+    const PER_SOCKET: usize = 500;
+    for (s, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..PER_SOCKET {
+            let id = format!("s{s}-{i}");
+            send(
+                socket,
+                json!({ "type": "send", "ref": id, "clientId": id, "roomId": room, "body": "flood" }),
+            )
+            .await;
+        }
+    }
+    let (mut acked, mut shed) = (Vec::new(), 0usize);
+    for socket in &mut sockets {
+        let mut answered = 0;
+        while answered < PER_SOCKET {
+            let frame = next(socket).await;
+            match frame["type"].as_str() {
+                Some("ack") => acked.push(frame["ref"].as_str().unwrap().to_owned()),
+                Some("error") => {
+                    assert_eq!(frame["code"], "OVERLOADED", "{frame}");
+                    assert!(frame["ref"].is_string(), "{frame}");
+                    assert!(frame["retryAfterMs"].as_u64().unwrap() >= 1, "{frame}");
+                    shed += 1;
+                }
+                _ => continue,
+            }
+            answered += 1;
+        }
+    }
+    eprintln!("{} acked, {shed} shed", acked.len());
+    assert!(
+        shed > 0,
+        "a one-command queue cannot take 2,000 pipelined sends"
+    );
+    assert!(!acked.is_empty());
+
+    // Exactly the acknowledged messages are in the room: nothing refused was written.
+    let mut written: Vec<String> = server
+        .history(&room, 0)
+        .await
+        .iter()
+        .map(|m| m["clientId"].as_str().unwrap().to_owned())
+        .collect();
+    written.sort();
+    acked.sort();
+    assert_eq!(written, acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_write_flood_is_answered_429_with_retry_after_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tiny_writer(dir.path());
+    let token = server.sign_in("flood").await;
+    let room = server.create_room("flood").await;
+    let rest = (0..600).map(|i| {
+        let (server, token, room) = (&server, &token, &room);
+        async move {
+            let started = std::time::Instant::now();
+            let response = server
+                .client
+                .post(server.url(&format!("/v1/rooms/{room}/messages")))
+                .bearer_auth(token)
+                .json(&json!({ "body": "flood", "clientId": format!("rest-{i}") }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.unwrap();
+            (
+                format!("rest-{i}"),
+                status,
+                retry_after,
+                body,
+                started.elapsed(),
+            )
+        }
+    });
+    let answers: Vec<_> = futures::stream::iter(rest)
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    let mut acked = Vec::new();
+    let mut shed = 0;
+    for (id, status, retry_after, body, took) in &answers {
+        match status {
+            201 => acked.push(id.clone()),
+            429 => {
+                assert_eq!(body["error"]["code"], "OVERLOADED", "{body}");
+                let wait: u64 = retry_after
+                    .as_ref()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(wait >= 1);
+                // Refused at once, not after a wait in a queue.
+                assert!(*took < Duration::from_secs(5), "{took:?}");
+                shed += 1;
+            }
+            _ => panic!("unexpected {status}: {body}"),
+        }
+    }
+    eprintln!("REST: {} acked, {shed} shed", acked.len());
+    assert!(
+        shed > 0,
+        "a one-command queue cannot take 100 writes at once"
+    );
+
+    // GraphQL says the same in extensions.
+    let graphql = (0..300).map(|i| {
+        let (server, room) = (&server, &room);
+        async move {
+            server
+                .gql_status(
+                    "mutation($r: ID!, $c: String) { sendMessage(roomId: $r, body: \"flood\", clientId: $c) { seq } }",
+                    json!({ "r": room, "c": format!("gql-{i}") }),
+                )
+                .await
+        }
+    });
+    let answers: Vec<_> = futures::stream::iter(graphql)
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    let mut gql_shed = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200);
+        if let Some(errors) = body.get("errors") {
+            assert_eq!(errors[0]["extensions"]["code"], "OVERLOADED", "{body}");
+            assert!(errors[0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+            gql_shed += 1;
+        }
+    }
+    eprintln!(
+        "GraphQL: {} acked, {gql_shed} shed",
+        answers.len() - gql_shed
+    );
+    assert!(gql_shed > 0);
+
+    // Every acknowledged REST write is in the room, and no refused one.
+    let mut written: Vec<String> = server
+        .history(&room, 0)
+        .await
+        .iter()
+        .filter_map(|m| m["clientId"].as_str())
+        .filter(|c| c.starts_with("rest-"))
+        .map(str::to_owned)
+        .collect();
+    written.sort();
+    acked.sort();
+    assert_eq!(written, acked);
+}
