@@ -328,33 +328,49 @@ impl Engine {
         .await
     }
 
-    /// Waits until every view reflects `after` (read your writes); `None` does not wait.
+    /// Waits until every view reflects `after` (read your writes), and, until the views have
+    /// rebuilt everything the log held at start, that too: no read answers from a half-built
+    /// view. `None` after start-up does not wait.
     pub async fn wait_for_views(&self, after: Option<Seq>) -> Result<()> {
-        match after {
-            Some(after) => self.wait_for(&self.views.watermark, after).await,
-            None => Ok(()),
-        }
+        self.wait_for(&self.views.watermark, after).await
     }
 
-    /// Waits until the search index reflects `after`.
+    /// The same for the search index.
     pub async fn wait_for_search(&self, after: Option<Seq>) -> Result<()> {
-        match after {
-            Some(after) => self.wait_for(&self.search.watermark, after).await,
-            None => Ok(()),
-        }
+        self.wait_for(&self.search.watermark, after).await
     }
 
-    /// Waits for `watermark` to reach `after`, at most `read_wait` (then `VIEW_TIMEOUT`).
-    async fn wait_for(&self, watermark: &crate::views::Watermark, after: Seq) -> Result<()> {
+    /// Waits for `watermark` to reach `after` and the log's head at start, at most
+    /// `read_wait`; then `VIEW_TIMEOUT` (the caller's `after`) or `NOT_READY` (start-up).
+    async fn wait_for(
+        &self,
+        watermark: &crate::views::Watermark,
+        after: Option<Seq>,
+    ) -> Result<()> {
+        let starting = (watermark.get() < self.head_at_start).then_some(self.head_at_start);
+        let Some(target) = after.max(starting) else {
+            return Ok(());
+        };
         let started = std::time::Instant::now();
         watermark
-            .wait_for(after, self.read_wait)
+            .wait_for(target, self.read_wait)
             .await
             .map(drop)
-            .map_err(|watermark| Error::ViewTimeout {
-                after,
-                watermark,
-                waited_ms: started.elapsed().as_millis() as u64,
+            .map_err(|reached| {
+                let waited_ms = started.elapsed().as_millis() as u64;
+                if starting == Some(target) {
+                    Error::NotReady {
+                        watermark: reached,
+                        head_at_start: target,
+                        waited_ms,
+                    }
+                } else {
+                    Error::ViewTimeout {
+                        after: target,
+                        watermark: reached,
+                        waited_ms,
+                    }
+                }
             })
     }
 

@@ -47,6 +47,14 @@ pub enum Error {
         watermark: Seq,
         waited_ms: u64,
     },
+    #[error(
+        "girok is starting: the views reflect the log up to seq {watermark} of the {head_at_start} it held at start; gave up after {waited_ms} ms"
+    )]
+    NotReady {
+        watermark: Seq,
+        head_at_start: Seq,
+        waited_ms: u64,
+    },
     #[error("username {0:?} is taken")]
     UsernameTaken(String),
     #[error("email {0:?} is already registered")]
@@ -100,6 +108,10 @@ pub enum Error {
 /// second at any rate girok sustains, so the next second finds room unless the flood goes on.
 const WRITE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What a read refused during start-up is told to wait (views rebuild at a million or more
+/// events a second).
+const NOT_READY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl From<girok_storage::Error> for Error {
     fn from(e: girok_storage::Error) -> Self {
         match e {
@@ -135,6 +147,7 @@ impl Error {
             Error::DirectRoom(_) => "DIRECT_ROOM",
             Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             Error::ViewTimeout { .. } => "VIEW_TIMEOUT",
+            Error::NotReady { .. } => "NOT_READY",
             Error::UsernameTaken(_) => "USERNAME_TAKEN",
             Error::EmailTaken(_) => "EMAIL_TAKEN",
             Error::InvalidCredentials => "INVALID_CREDENTIALS",
@@ -169,6 +182,7 @@ impl Error {
             }
             Error::AlreadyMember(_) | Error::IdempotencyKeyReused(_) => ErrorKind::Conflict,
             Error::ViewTimeout { .. } => ErrorKind::Timeout,
+            Error::NotReady { .. } => ErrorKind::Unavailable,
             Error::UsernameTaken(_) | Error::EmailTaken(_) => ErrorKind::Conflict,
             Error::InvalidCredentials | Error::InvalidRefreshToken | Error::RefreshTokenReused => {
                 ErrorKind::Unauthenticated
@@ -196,6 +210,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::Overloaded { retry_after, .. } => Some(*retry_after),
+            Error::NotReady { .. } => Some(NOT_READY_RETRY_AFTER),
             _ => None,
         }
     }

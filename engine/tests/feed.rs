@@ -140,7 +140,7 @@ async fn timelines_follow_the_graph_incrementally_and_heavy_authors_merge_at_rea
         .await
         .unwrap();
     assert_eq!(profile.posts.len(), 2);
-    assert_eq!(engine.follow_counts(bob), (3, 0));
+    assert_eq!(engine.follow_counts(bob).await.unwrap(), (3, 0));
     let page = engine.followers(bob, None, Some(2), None).await.unwrap();
     assert_eq!(page.total, 3);
     assert_eq!(page.edges.len(), 2);

@@ -360,3 +360,107 @@ async fn an_http_write_flood_is_answered_429_with_retry_after_at_once() {
     acked.sort();
     assert_eq!(written, acked);
 }
+
+/// Sends `count` messages to `room` over one pipelined WebSocket and waits for every ack.
+async fn pipelined_sends(server: &Server, token: &str, room: &str, count: usize, tag: &str) {
+    use common::sockets::{connect, next, send};
+    let mut socket = connect(server, Some(token)).await;
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    for i in 0..count {
+        let id = format!("{tag}-{i}");
+        send(
+            &mut socket,
+            json!({ "type": "send", "ref": id, "clientId": id, "roomId": room, "body": "prefill" }),
+        )
+        .await;
+    }
+    let mut acked = 0;
+    while acked < count {
+        let frame = next(&mut socket).await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "ack" {
+            acked += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_start_up_wait_for_the_views_or_answer_not_ready_never_half_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[ws]\nsends_per_second = 1000000\nsend_burst = 1000000\nmax_sends_in_flight = 2000\n[engine]\nread_wait_ms = 50\n";
+    let server = Server::start_with_config(dir.path(), config);
+    let token = server.sign_in("early").await;
+    let room = server.create_room("held").await;
+    let bulk = server.create_room("bulk").await;
+    pipelined_sends(&server, &token, &room, 100, "held").await;
+    // Enough other events that rebuilding the views takes a while.
+    let prefill = std::time::Instant::now();
+    let senders = (0..4).map(|s| {
+        let (server, token, bulk) = (&server, &token, &bulk);
+        async move { pipelined_sends(server, token, bulk, 10_000, &format!("bulk{s}")).await }
+    });
+    futures::future::join_all(senders).await;
+    eprintln!("prefilled 40,100 messages in {:?}", prefill.elapsed());
+    assert!(server.terminate().success());
+
+    let server = Server::start_with_config(dir.path(), config);
+    server.set_token(&token);
+    let path = format!("/v1/rooms/{room}/messages?first=100");
+    let (mut not_ready, mut full) = (0, 0);
+    let started = std::time::Instant::now();
+    loop {
+        let response = server
+            .client
+            .get(server.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap();
+        match status {
+            200 => {
+                let messages = body["messages"].as_array().unwrap().len();
+                assert_eq!(messages, 100, "a half-built history: {body}");
+                full += 1;
+            }
+            503 => {
+                assert_eq!(body["error"]["code"], "NOT_READY", "{body}");
+                assert!(retry_after.is_some(), "{body}");
+                not_ready += 1;
+            }
+            _ => panic!("unexpected {status}: {body}"),
+        }
+        // GraphQL says the same in extensions.
+        let (status, body) = server
+            .gql_status(
+                "query($r: ID!) { messages(roomId: $r, first: 100) { nodes { id } } }",
+                json!({ "r": room }),
+            )
+            .await;
+        assert_eq!(status, 200);
+        match body.get("errors") {
+            Some(errors) => assert_eq!(errors[0]["extensions"]["code"], "NOT_READY", "{body}"),
+            None => assert_eq!(
+                body["data"]["messages"]["nodes"].as_array().unwrap().len(),
+                100
+            ),
+        }
+        if full >= 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "views never caught up"
+        );
+    }
+    eprintln!(
+        "{not_ready} reads answered NOT_READY, then {full} whole histories, after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        not_ready > 0,
+        "the first reads came before 40,000 events were rebuilt"
+    );
+}

@@ -325,9 +325,10 @@ impl Engine {
     }
 
     /// `(followers, following)` of a user.
-    pub fn follow_counts(&self, user: UserId) -> (usize, usize) {
+    pub async fn follow_counts(&self, user: UserId) -> Result<(usize, usize)> {
+        self.wait_for_views(None).await?;
         let feed = &self.views.feed;
-        (feed.followers.count(&user), feed.following.count(&user))
+        Ok((feed.followers.count(&user), feed.following.count(&user)))
     }
 
     /// The reader's notifications, newest first, older than the seq `cursor`.

@@ -9,7 +9,9 @@ pub fn gql(error: Error) -> async_graphql::Error {
     let code = error.code();
     let detail = match &error {
         Error::InvalidArgument { field, .. } => Some(("field", field.to_string())),
-        Error::ViewTimeout { watermark, .. } => Some(("watermark", watermark.to_string())),
+        Error::ViewTimeout { watermark, .. } | Error::NotReady { watermark, .. } => {
+            Some(("watermark", watermark.to_string()))
+        }
         _ => None,
     };
     if code == "INTERNAL" {

@@ -36,10 +36,12 @@ impl Author {
         self.0.avatar_media_id.as_deref()
     }
     async fn followers_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(engine(ctx)?.follow_counts(self.0.id).0 as i32)
+        let (followers, _) = engine(ctx)?.follow_counts(self.0.id).await.map_err(gql)?;
+        Ok(followers as i32)
     }
     async fn following_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(engine(ctx)?.follow_counts(self.0.id).1 as i32)
+        let (_, following) = engine(ctx)?.follow_counts(self.0.id).await.map_err(gql)?;
+        Ok(following as i32)
     }
 }
 
