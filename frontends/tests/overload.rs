@@ -464,3 +464,31 @@ async fn reads_during_start_up_wait_for_the_views_or_answer_not_ready_never_half
         "the first reads came before 40,000 events were rebuilt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_websocket_costs_little_memory() {
+    use common::sockets::{connect, next};
+    const SOCKETS: u64 = 4000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let token = server.sign_in("idle").await;
+    let pid = server.child.id();
+    // Warm up the allocator and the runtime with a first batch that stays open too.
+    let mut sockets = Vec::new();
+    for _ in 0..50 {
+        let mut socket = connect(&server, Some(&token)).await;
+        assert_eq!(next(&mut socket).await["type"], "welcome");
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid);
+    for _ in 0..SOCKETS {
+        let mut socket = connect(&server, Some(&token)).await;
+        assert_eq!(next(&mut socket).await["type"], "welcome");
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_socket = rss_kib(pid).saturating_sub(before) / SOCKETS;
+    eprintln!("RSS per idle WebSocket: {per_socket} KiB ({SOCKETS} sockets)");
+    assert!(per_socket <= 16, "{per_socket} KiB per idle WebSocket");
+}
