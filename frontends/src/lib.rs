@@ -10,4 +10,5 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod presence;
+pub mod stopping;
 pub mod ws;

@@ -492,3 +492,208 @@ async fn an_idle_websocket_costs_little_memory() {
     eprintln!("RSS per idle WebSocket: {per_socket} KiB ({SOCKETS} sockets)");
     assert!(per_socket <= 16, "{per_socket} KiB per idle WebSocket");
 }
+
+/// Sends SIGTERM without waiting for the exit.
+fn sigterm(server: &Server) {
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// The close code a socket ends with, reading (and so answering pings) until it does.
+async fn close_code(socket: &mut common::sockets::Socket, within: Duration) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket ends in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_sockets_close_when_silent_and_every_socket_says_going_away_on_shutdown() {
+    use common::sockets::{connect, graphql_ws, next};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[ws]\nheartbeat_ms = 200\nidle_timeout_ms = 1000\n",
+    );
+    let token = server.sign_in("sockets").await;
+    let room = server.create_room("sockets").await;
+    let init = json!({ "authorization": format!("Bearer {token}") });
+    let subscription = "subscription($r: ID!) { messageAdded(roomId: $r) { id } }";
+
+    // A silent client: it reads nothing, so it answers no ping.
+    let (mut silent, ack) = graphql_ws(&server, init.clone()).await;
+    assert_eq!(ack["type"], "connection_ack");
+    silent
+        .subscribe("1", subscription, json!({ "r": room }))
+        .await;
+    // A live one: it reads, so its client library answers every ping.
+    let (mut live, ack) = graphql_ws(&server, init.clone()).await;
+    assert_eq!(ack["type"], "connection_ack");
+    live.subscribe("1", subscription, json!({ "r": room }))
+        .await;
+    let mut plain = connect(&server, Some(&token)).await;
+    assert_eq!(next(&mut plain).await["type"], "welcome");
+
+    // The clients that read (and so answer pings) stay connected past the idle timeout.
+    let reading = tokio::time::timeout(Duration::from_millis(2500), async {
+        tokio::join!(
+            async { while let Some(Ok(_)) = live.socket.next().await {} },
+            async { while let Some(Ok(_)) = plain.next().await {} },
+        )
+    })
+    .await;
+    assert!(reading.is_err(), "the reading clients stay connected");
+    assert_eq!(
+        close_code(&mut silent.socket, Duration::from_secs(5)).await,
+        Some(4002),
+        "the silent client is closed for idleness"
+    );
+
+    // SIGTERM: the open sockets get a close frame (1001) and girok exits at once.
+    let started = std::time::Instant::now();
+    sigterm(&server);
+    assert_eq!(
+        close_code(&mut live.socket, Duration::from_secs(5)).await,
+        Some(1001)
+    );
+    assert_eq!(
+        close_code(&mut plain, Duration::from_secs(5)).await,
+        Some(1001)
+    );
+    let mut server = server;
+    let status = common::wait_with_timeout(&mut server.child, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polls_answer_within_the_request_timeout_and_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(dir.path(), "[server]\nrequest_timeout_secs = 3\n");
+    // The documented maximum wait answers normally (an empty page), before the request times out.
+    let started = std::time::Instant::now();
+    let response = server
+        .client
+        .get(server.url("/v1/log/events?from=1000000&waitMs=30000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["events"], json!([]));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A long poll in progress ends at once when girok stops.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let poll = {
+        let (client, url) = (
+            server.client.clone(),
+            server.url("/v1/log/events?from=1000000&waitMs=30000"),
+        );
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    sigterm(&server);
+    let answered = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("the long poll ends with the shutdown")
+        .unwrap();
+    assert_eq!(answered.unwrap(), 200);
+    let mut server = server;
+    let status = common::wait_with_timeout(&mut server.child, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_subscriber_that_stops_reading_a_busy_room_is_cut() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    // A long idle timeout: only the write timeout can cut this client.
+    let server = Server::start_with_config(
+        dir.path(),
+        "[ws]\nsends_per_second = 100000\nsend_burst = 100000\nwrite_timeout_ms = 500\nidle_timeout_ms = 600000\n",
+    );
+    let token = server.sign_in("busy").await;
+    let room = server.create_room("busy").await;
+
+    // The subscriber, through a small receive buffer, subscribes and then reads nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(addr).await.unwrap());
+    let mut request = (server.base.replace("http://", "ws://") + "/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut reader, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    common::sockets::send(
+        &mut reader,
+        json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }),
+    )
+    .await;
+    assert_eq!(
+        common::sockets::next(&mut reader).await["type"],
+        "connection_ack"
+    );
+    common::sockets::send(
+        &mut reader,
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($r: ID!) { messageAdded(roomId: $r) { id body } }",
+            "variables": { "r": room } } }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // 1,000 messages of 4 KB: far more than the socket buffers hold.
+    let body = "x".repeat(4000);
+    let mut sender = common::sockets::connect(&server, Some(&token)).await;
+    for i in 0..1000 {
+        common::sockets::send(
+            &mut sender,
+            json!({ "type": "send", "ref": i.to_string(), "roomId": room, "body": body }),
+        )
+        .await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.metric("girok_ws_slow_consumer_closes_total").await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscriber that reads nothing is cut"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ended = close_code(&mut reader, Duration::from_secs(20)).await;
+    assert!(matches!(ended, None | Some(4003)), "{ended:?}");
+}

@@ -12,6 +12,7 @@ mod feed;
 mod feed_types;
 pub mod loaders;
 mod scalars;
+mod socket;
 mod subscriptions;
 
 pub use subscriptions::upgrade as subscriptions_upgrade;

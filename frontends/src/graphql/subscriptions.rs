@@ -366,10 +366,17 @@ pub async fn upgrade(
                 active: Arc::new(AtomicUsize::new(0)),
                 max: max_subscriptions,
             });
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .with_data(data)
-                .on_connection_init(move |payload| connection_init(state, auth, payload))
-                .serve()
+            let limits = super::socket::SocketLimits {
+                limits: crate::ws::WsLimits::from(&state.config.ws),
+                metrics: state.ws_metrics.clone(),
+                stopping: state.stopping.clone(),
+            };
+            super::socket::serve(socket, limits, move |sink, stream| {
+                GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
+                    .with_data(data)
+                    .on_connection_init(move |payload| connection_init(state, auth, payload))
+                    .serve()
+            })
         })
 }
 

@@ -6,6 +6,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::json::QueryParams;
 use super::listener::PeerAddr;
+use crate::stopping::Stopping;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
@@ -18,6 +19,9 @@ use std::time::Duration;
 pub const MAX_EVENTS_PER_CALL: usize = 1000;
 /// Longest a call waits for new events.
 pub const MAX_WAIT_MS: u64 = 30_000;
+/// What a long poll leaves of the request timeout (`server.request_timeout_secs`) to read and
+/// answer.
+const LONG_POLL_MARGIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -26,7 +30,8 @@ pub struct EventsQuery {
     from: Option<u64>,
     /// Page size (default 100, at most 1000).
     limit: Option<usize>,
-    /// If no event at or after `from` exists yet, wait up to this long for one (long poll).
+    /// If no event at or after `from` exists yet, wait up to this long for one (long poll;
+    /// at most 30 s and 1 s less than the request timeout; shutdown ends the wait at once).
     wait_ms: Option<u64>,
 }
 
@@ -73,10 +78,17 @@ pub async fn events(
             format!("limit must be between 1 and {MAX_EVENTS_PER_CALL}"),
         ));
     }
-    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    // A long poll answers before the request timeout would (408), whatever it asked for.
+    let request_timeout = Duration::from_secs(state.config.server.request_timeout_secs);
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_WAIT_MS))
+        .min(request_timeout.saturating_sub(LONG_POLL_MARGIN));
     if state.engine.head() < from && !wait.is_zero() {
         let mut head = state.engine.head_watch();
-        let _ = tokio::time::timeout(wait, head.wait_for(|h| *h >= from)).await;
+        let mut stopping = state.stopping.watch();
+        tokio::select! {
+            _ = tokio::time::timeout(wait, head.wait_for(|h| *h >= from)) => {}
+            () = Stopping::stopped(&mut stopping) => {}
+        }
     }
     let events = state.engine.events(from, limit).await?;
     let next = events.last().map_or(from, |e| e.seq + 1);

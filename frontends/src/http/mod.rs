@@ -58,6 +58,8 @@ pub struct AppState {
     pub ws_metrics: crate::ws::WsMetrics,
     /// The ClickHouse sink, when `[analytics]` configures one.
     pub analytics: Option<Arc<girok_analytics::Sink>>,
+    /// Shutdown, for long polls and WebSockets.
+    pub stopping: crate::stopping::Stopping,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ impl AppState {
             loader_metrics,
             ws_metrics,
             analytics,
+            stopping: crate::stopping::Stopping::default(),
         })
     }
 }
@@ -209,8 +212,22 @@ pub async fn run(
         state.config.server.max_connections,
         state.connections.clone(),
     );
+    let stopping = state.stopping.clone();
     let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown({
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.stop();
+            }
+        })
+        .await;
+    // Upgraded sockets are not connections the graceful shutdown waits for: give them a
+    // moment to send their close frames.
+    stopping.sockets_closed(SOCKETS_CLOSE_WITHIN).await;
+    served
 }
+
+/// Longest the shutdown waits for WebSockets to close after the HTTP connections ended.
+const SOCKETS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);

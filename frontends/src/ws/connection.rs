@@ -18,6 +18,7 @@ use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
 use crate::presence::{HEARTBEAT_EVERY, Signal};
+use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
@@ -99,6 +100,8 @@ pub async fn serve(
     let mut heartbeat = tokio::time::interval(limits.heartbeat);
     heartbeat.tick().await;
     let mut closing: Option<CloseRequest> = None;
+    let _open = state.stopping.socket_opened();
+    let mut stopping = state.stopping.watch();
     loop {
         if !connection.pending.is_empty() {
             let answers = std::mem::take(&mut connection.pending);
@@ -135,6 +138,10 @@ pub async fn serve(
                 closing = request;
                 break;
             }
+            () = Stopping::stopped(&mut stopping) => {
+                closing = Some((CLOSE_GOING_AWAY, "girok is shutting down".into()));
+                break;
+            }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > limits.idle_timeout {
                     closing = Some((CLOSE_IDLE, "idle timeout".into()));
@@ -155,7 +162,8 @@ pub async fn serve(
         if code == CLOSE_SLOW_CONSUMER {
             connection.state.ws_metrics.slow_consumer_closes.inc();
         }
-        if connection.out.close(code, reason, CLOSE_GRACE).await {
+        // On shutdown the close frame is all the client gets: the process is about to end.
+        if connection.out.close(code, reason, CLOSE_GRACE).await && code != CLOSE_GOING_AWAY {
             // The closing handshake: give the client a moment to read the reason and answer.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 while let Some(Ok(message)) = stream.next().await {

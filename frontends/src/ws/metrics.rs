@@ -13,6 +13,11 @@ pub struct WsMetrics {
 }
 
 impl WsMetrics {
+    /// Counts a connection closed because it did not read its frames.
+    pub(crate) fn slow_consumer_closed(&self) {
+        self.slow_consumer_closes.inc();
+    }
+
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "girok_ws_catch_ups",

@@ -1,0 +1,141 @@
+//! The socket under `/graphql/ws`. async-graphql speaks the protocol (graphql-transport-ws or
+//! the older graphql-ws); this module owns the socket's writing side, so that the limits of
+//! `/ws` hold here too: a WebSocket ping every `ws.heartbeat_ms` (clients answer it
+//! themselves), a close 4002 after `ws.idle_timeout_ms` without any frame from the client (a
+//! pong counts), a close 4003 for a client whose socket takes nothing for
+//! `ws.write_timeout_ms` (it stopped reading), and a close 1001 when girok shuts down.
+
+use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
+use crate::ws::{CLOSE_IDLE, CLOSE_SLOW_CONSUMER, WsLimits, WsMetrics};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Frames the protocol may have ready before it waits for the socket.
+const OUTBOUND_FRAMES: usize = 16;
+/// Longest a close frame may take to go out.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// When the client was last heard from, as milliseconds since the socket opened.
+#[derive(Clone)]
+struct LastHeard {
+    opened: Instant,
+    at_ms: Arc<AtomicU64>,
+}
+
+impl LastHeard {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            at_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn now(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        Duration::from_millis(ms.saturating_sub(self.at_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// What the socket's limits need besides the socket.
+pub struct SocketLimits {
+    pub limits: WsLimits,
+    pub metrics: WsMetrics,
+    pub stopping: Stopping,
+}
+
+/// Serves `socket` with `protocol`, built by `serve_protocol` around a sink and a stream of
+/// frames (what `GraphQLWebSocket::new_with_pair(..).serve()` takes), under the socket limits.
+pub async fn serve<P, F>(socket: WebSocket, guard: SocketLimits, serve_protocol: P)
+where
+    P: FnOnce(
+        mpsc::Sender<Message>,
+        futures::stream::BoxStream<'static, Result<Message, axum::Error>>,
+    ) -> F,
+    F: Future<Output = ()>,
+{
+    let _open = guard.stopping.socket_opened();
+    let (sink, stream) = socket.split();
+    let heard = LastHeard::new();
+    let input = {
+        let heard = heard.clone();
+        stream.inspect(move |_| heard.now()).boxed()
+    };
+    let (frames, mut outbound) = mpsc::channel(OUTBOUND_FRAMES);
+    let mut sink = sink;
+    let protocol = serve_protocol(frames, input);
+    tokio::pin!(protocol);
+    let closed_by_us = {
+        let writer = write(&mut sink, &mut outbound, heard, &guard);
+        tokio::pin!(writer);
+        tokio::select! {
+            // The protocol ended (the client closed, or broke it): what it still had to say
+            // goes out, then the socket closes.
+            () = &mut protocol => {
+                writer.await;
+                false
+            }
+            // The writer closed the socket (idle, slow, shutting down) or found it gone.
+            () = &mut writer => true,
+        }
+    };
+    if closed_by_us {
+        // The closing handshake: the protocol reads on until the client's close ends its
+        // stream (what it still writes is dropped), so that the client reads the close frame
+        // instead of a reset.
+        let drain = async { while outbound.next().await.is_some() {} };
+        let _ = tokio::time::timeout(CLOSE_GRACE, futures::future::join(protocol, drain)).await;
+    }
+}
+
+/// Writes the protocol's frames and the heartbeat to the socket, within the limits.
+async fn write(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    outbound: &mut mpsc::Receiver<Message>,
+    heard: LastHeard,
+    guard: &SocketLimits,
+) {
+    let limits = guard.limits;
+    let mut stopping = guard.stopping.watch();
+    let mut heartbeat = tokio::time::interval(limits.heartbeat);
+    heartbeat.tick().await;
+    let closing = loop {
+        let frame = tokio::select! {
+            frame = outbound.next() => match frame {
+                Some(frame) => frame,
+                None => return, // the protocol is done and said everything
+            },
+            _ = heartbeat.tick() => {
+                if heard.silent_for() > limits.idle_timeout {
+                    break (CLOSE_IDLE, "idle timeout");
+                }
+                Message::Ping(Vec::new().into())
+            }
+            () = Stopping::stopped(&mut stopping) => break (CLOSE_GOING_AWAY, "girok is shutting down"),
+        };
+        let closes = matches!(frame, Message::Close(_));
+        match tokio::time::timeout(limits.write_timeout, sink.send(frame)).await {
+            Ok(Ok(())) if !closes => {}
+            Ok(_) => return, // closed as the protocol asked, or the socket is gone
+            Err(_) => {
+                guard.metrics.slow_consumer_closed();
+                break (CLOSE_SLOW_CONSUMER, "slow consumer");
+            }
+        }
+    };
+    let (code, reason) = closing;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+}
