@@ -406,10 +406,15 @@ impl Engine {
         (metrics.appends.get(), metrics.batches.get())
     }
 
+    /// Whether the log writer still runs (it stops at shutdown and on a fatal storage error).
+    pub fn writer_running(&self) -> bool {
+        self.writer.lock().as_ref().is_some_and(|w| w.is_running())
+    }
+
     /// Readiness of the log and of each view.
     pub fn status(&self) -> EngineStatus {
         let head = self.head();
-        let writer_running = self.writer.lock().as_ref().is_some_and(|w| w.is_running());
+        let writer_running = self.writer_running();
         let views: Vec<ViewStatus> = self
             .summaries()
             .into_iter()

@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub log_api: bool,
     /// Most HTTP connections open at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Where operators' endpoints (/healthz, /readyz, /metrics) are also served, on a
+    /// listener of their own that client connections cannot starve; unset: none.
+    pub ops_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             log_api: true,
             max_connections: 4096,
+            ops_addr: None,
         }
     }
 }
@@ -66,6 +70,9 @@ pub struct StorageConfig {
     pub queue: usize,
     /// Block cache, MiB.
     pub cache_mib: u64,
+    /// Most table files kept open at once; with a reserve for everything else, these
+    /// descriptors are kept from client connections (see `server.max_connections`).
+    pub max_open_files: usize,
 }
 
 impl Default for StorageConfig {
@@ -76,6 +83,7 @@ impl Default for StorageConfig {
             max_batch: 4096,
             queue: 16_384,
             cache_mib: 64,
+            max_open_files: girok_storage::DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -302,6 +310,7 @@ impl Config {
         let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
         config.store.durability = self.storage.durability;
         config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
+        config.store.max_open_files = self.storage.max_open_files;
         config.writer.max_batch = self.storage.max_batch.max(1);
         config.writer.queue = self.storage.queue.max(1);
         if self.engine.workers > 0 {

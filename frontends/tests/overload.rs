@@ -697,3 +697,119 @@ async fn a_graphql_subscriber_that_stops_reading_a_busy_room_is_cut() {
     let ended = close_code(&mut reader, Duration::from_secs(20)).await;
     assert!(matches!(ended, None | Some(4003)), "{ended:?}");
 }
+
+/// Whether a GET of `url` answers within `within`.
+async fn answers_within(url: &str, within: Duration) -> Option<u16> {
+    let client = reqwest::Client::new();
+    match tokio::time::timeout(within, client.get(url).send()).await {
+        Ok(Ok(response)) => Some(response.status().as_u16()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_girok_past_the_client_connection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_under(
+        &[],
+        &dir.path().join("data"),
+        &["--ops-addr", "127.0.0.1:0"],
+        &[("GIROK__SERVER__MAX_CONNECTIONS", "4")],
+    );
+    let ops = server.ops_base.clone().expect("the ops listener's address");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // Four idle client connections take every slot of the client listener.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The client listener is full: a new client is refused at once, with a reason.
+    let response = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TOO_MANY_CONNECTIONS");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let status = answers_within(&format!("{ops}{path}"), Duration::from_secs(5)).await;
+        assert_eq!(status, Some(200), "{path} on the ops listener");
+    }
+    // Only the operators' endpoints live there.
+    let status = answers_within(&format!("{ops}/graphql"), Duration::from_secs(5)).await;
+    assert_eq!(status, Some(404));
+    drop(idle);
+    let status = answers_within(&server.url("/healthz"), Duration::from_secs(5)).await;
+    assert_eq!(status, Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_held_back_before_descriptors_run_out_and_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hard limit of 600 descriptors: 256 table files + 128 others are kept back, so at most
+    // 216 client connections, whatever server.max_connections (4,096) says.
+    let server = Server::start_under(
+        &["prlimit", "--nofile=600:600"],
+        &dir.path().join("data"),
+        &["--ops-addr", "127.0.0.1:0"],
+        &[],
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 600 ")),
+        "{limits}"
+    );
+    let token = server.sign_in("fds").await;
+    let room = server.create_room("fds").await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // 500 idle connections: more than the descriptors left for clients. Those past the
+    // ceiling are refused (and closed), not left to take descriptors.
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ops = server.ops_base.clone().unwrap();
+    let metrics = reqwest::get(format!("{ops}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("girok_http_connections "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(open <= 216.0, "{open} client connections accepted");
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("girok_http_connections_refused_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(refused >= 284.0, "{refused} refused");
+    drop(idle);
+    // Writes and reads go on once the clients are gone.
+    let mut socket = common::sockets::connect(&server, Some(&token)).await;
+    assert_eq!(common::sockets::next(&mut socket).await["type"], "welcome");
+    common::sockets::send(
+        &mut socket,
+        json!({ "type": "send", "ref": "r", "roomId": room, "body": "still writing" }),
+    )
+    .await;
+    assert_eq!(
+        common::sockets::next_of(&mut socket, "ack").await["ref"],
+        "r"
+    );
+    assert_eq!(server.history(&room, 0).await.len(), 1);
+    let status = answers_within(&format!("{ops}/readyz"), Duration::from_secs(5)).await;
+    assert_eq!(status, Some(200));
+}

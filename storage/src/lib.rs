@@ -22,7 +22,7 @@ pub use durable::DurableBatch;
 pub use error::{Error, Result};
 pub use head::HeadSignal;
 pub use metrics::StorageMetrics;
-pub use store::{Durability, LogStats, Store, StoreConfig};
+pub use store::{DEFAULT_MAX_OPEN_FILES, Durability, LogStats, Store, StoreConfig};
 pub use tables::Table;
 pub use tail::LogTail;
 pub use txn::{Txn, WrittenKeys};

@@ -33,6 +33,10 @@ impl Durability {
     }
 }
 
+/// Table files fjall keeps open by default (fjall's own default, 900, nearly fills the usual
+/// limit of 1,024 descriptors by itself).
+pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
+
 /// Where and how to open the database.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -40,6 +44,8 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Most table files fjall keeps open at once (its descriptor cache).
+    pub max_open_files: usize,
 }
 
 impl StoreConfig {
@@ -49,6 +55,7 @@ impl StoreConfig {
             data_dir: data_dir.into(),
             durability: Durability::Sync,
             cache_bytes: 64 * 1024 * 1024,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -79,6 +86,7 @@ impl Store {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Database::builder(&config.data_dir)
             .cache_size(config.cache_bytes)
+            .max_cached_files(Some(config.max_open_files.max(16)))
             .open()
             .map_err(|e| match e {
                 fjall::Error::Locked => Error::Locked(config.data_dir.clone()),

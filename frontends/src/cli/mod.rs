@@ -2,6 +2,7 @@
 //! layered configuration (see [`crate::config`]).
 
 mod analytics_cmd;
+mod descriptors;
 mod log_cmd;
 mod replay_cmd;
 mod serve_cmd;
@@ -79,6 +80,10 @@ pub struct ServeArgs {
     /// a free port, printed on stdout).
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// A second address serving only /healthz, /readyz and /metrics, outside the client
+    /// connection limit (overrides server.ops_addr; port 0 picks a free port, printed).
+    #[arg(long, value_name = "ADDR")]
+    pub ops_addr: Option<SocketAddr>,
     /// `sync`: fsync each group-commit batch before acknowledging (default). `buffered`: hand
     /// each batch to the OS only; survives a crash of girok, not of the machine.
     #[arg(long, value_parser = parse_durability)]

@@ -11,6 +11,9 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.http_addr {
         config.server.http_addr = addr;
     }
+    if let Some(addr) = args.ops_addr {
+        config.server.ops_addr = Some(addr);
+    }
     if let Some(durability) = args.durability {
         config.storage.durability = durability;
     }
@@ -25,13 +28,26 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    super::descriptors::fit(&mut config)?;
     let engine = Engine::open(config.engine_config()).with_context(|| {
         format!(
             "cannot open the data directory {}",
             config.storage.data_dir.display()
         )
     })?;
+    let ops_listener = match config.server.ops_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (server.ops_addr)"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "operators' endpoints listening");
+            println!("girok ops listening on http://{addr}");
+            Some(listener)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.server.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.http_addr))?;
@@ -47,7 +63,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let analytics = state.analytics.clone();
-    let served = http::run(listener, state, shutdown_signal()).await;
+    let served = http::run(listener, ops_listener, state, shutdown_signal()).await;
     if let Some(sink) = analytics {
         sink.shutdown();
     }

@@ -22,7 +22,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
 use girok_engine::Engine;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::sync::Arc;
@@ -45,8 +44,9 @@ pub struct AppState {
     pub documents: Arc<graphql::documents::Documents>,
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
-    /// Open HTTP connections (`girok_http_connections`).
-    pub connections: Gauge,
+    /// Open and refused HTTP connections (`girok_http_connections`,
+    /// `girok_http_connections_refused_total`).
+    pub connections: listener::ListenerMetrics,
     pub tokens: Arc<Tokens>,
     pub login_limiter: Arc<LoginLimiter>,
     pub request_metrics: request_metrics::RequestMetrics,
@@ -82,11 +82,16 @@ impl AppState {
         engine.register_metrics(&mut registry);
         let request_metrics = request_metrics::RequestMetrics::default();
         request_metrics.register(&mut registry);
-        let connections = Gauge::default();
+        let connections = listener::ListenerMetrics::default();
         registry.register(
             "girok_http_connections",
             "Open HTTP connections",
-            connections.clone(),
+            connections.open.clone(),
+        );
+        registry.register(
+            "girok_http_connections_refused",
+            "Connections refused (503 TOO_MANY_CONNECTIONS) at server.max_connections",
+            connections.refused.clone(),
         );
         let analytics = start_analytics(&engine, &config)?;
         if let Some(sink) = &analytics {
@@ -204,6 +209,7 @@ pub fn router(state: AppState) -> Router {
 /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
 pub async fn run(
     listener: TcpListener,
+    ops_listener: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -212,6 +218,19 @@ pub async fn run(
         state.config.server.max_connections,
         state.connections.clone(),
     );
+    if let Some(ops_listener) = ops_listener {
+        // Its own small ceiling, apart from the clients': operators keep their view of girok
+        // however many clients wait. It ends with the process.
+        let ops_listener =
+            listener::LimitedListener::new(ops_listener, OPS_MAX_CONNECTIONS, Default::default());
+        let app =
+            ops::router(state.clone()).into_make_service_with_connect_info::<listener::PeerAddr>();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(ops_listener, app).await {
+                tracing::error!(%error, "the operators' listener failed");
+            }
+        });
+    }
     let stopping = state.stopping.clone();
     let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
     let served = axum::serve(listener, app)
@@ -228,6 +247,9 @@ pub async fn run(
     stopping.sockets_closed(SOCKETS_CLOSE_WITHIN).await;
     served
 }
+
+/// Connections the operators' listener (`server.ops_addr`) holds at once.
+const OPS_MAX_CONNECTIONS: usize = 64;
 
 /// Longest the shutdown waits for WebSockets to close after the HTTP connections ended.
 const SOCKETS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);

@@ -1,14 +1,33 @@
 //! Operators' endpoints: liveness, readiness per component, Prometheus metrics.
 
 use super::AppState;
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 
-/// `GET /healthz`: the process answers.
-pub async fn healthz() -> &'static str {
-    "ok"
+/// The operators' endpoints alone, for `server.ops_addr`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 while girok can serve, 503 once its log writer is gone for good (so a
+/// supervisor restarts it); a writer that is only degraded (see `/readyz`) is still healthy.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    if state.engine.writer_running() {
+        "ok".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the log writer has stopped",
+        )
+            .into_response()
+    }
 }
 
 /// `GET /readyz`: 200 when the log writer runs and every view has rebuilt what the log held at

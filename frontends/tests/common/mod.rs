@@ -17,6 +17,8 @@ pub const GIROK: &str = env!("CARGO_BIN_EXE_girok");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The operators' listener (`server.ops_addr`), when configured.
+    pub ops_base: Option<String>,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
     /// The access token `gql` and `get_json` send, once signed in.
@@ -39,12 +41,30 @@ impl Server {
 
     /// The same with extra environment variables (configuration: `GIROK__SECTION__KEY`).
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_under(&[], data_dir, extra, env)
+    }
+
+    /// The same, run by `wrapper` (say, `prlimit --nofile=…`) when it is not empty.
+    pub fn start_under(
+        wrapper: &[&str],
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.with_extension("log"))
             .unwrap();
-        let mut child = Command::new(GIROK)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(GIROK);
+                command
+            }
+            None => Command::new(GIROK),
+        };
+        let mut child = command
             .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -59,16 +79,28 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("girok listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                    let _ = tx.send((false, addr.to_owned()));
+                } else if let Some(addr) = line.strip_prefix("girok ops listening on ") {
+                    let _ = tx.send((true, addr.to_owned()));
                 }
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("girok printed its address");
+        // The operators' address, if any, is printed before the main one.
+        let mut ops_base = None;
+        let base = loop {
+            let (ops, addr) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("girok printed its address");
+            if ops {
+                ops_base = Some(addr);
+            } else {
+                break addr;
+            }
+        };
         Server {
             child,
             base,
+            ops_base,
             data_dir: data_dir.to_owned(),
             client: reqwest::Client::new(),
             token: std::sync::RwLock::new(None),
