@@ -109,6 +109,12 @@ pub struct EngineStatus {
 pub struct LogStatus {
     pub head: Seq,
     pub writer_running: bool,
+    /// `ok`, `degraded` (a transient storage error: writes refused while the writer retries)
+    /// or `failed`.
+    pub state: girok_storage::StorageState,
+    /// The storage error behind a degraded or failed state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub durability: girok_storage::Durability,
 }
 
@@ -411,6 +417,15 @@ impl Engine {
         self.writer.lock().as_ref().is_some_and(|w| w.is_running())
     }
 
+    /// The fatal storage error that stopped the log writer, if one did.
+    pub fn storage_failure(&self) -> Option<String> {
+        (self.store.state() == girok_storage::StorageState::Failed).then(|| {
+            self.store
+                .state_reason()
+                .unwrap_or_else(|| "a storage error".into())
+        })
+    }
+
     /// Readiness of the log and of each view.
     pub fn status(&self) -> EngineStatus {
         let head = self.head();
@@ -426,11 +441,16 @@ impl Engine {
                 digest: s.digest,
             })
             .collect();
+        let state = self.store.state();
         EngineStatus {
-            ready: writer_running && views.iter().all(|v| v.ready),
+            ready: writer_running
+                && state == girok_storage::StorageState::Ok
+                && views.iter().all(|v| v.ready),
             log: LogStatus {
                 head,
                 writer_running,
+                state,
+                error: self.store.state_reason(),
                 durability: self.store.config().durability,
             },
             views,

@@ -96,6 +96,10 @@ pub enum Error {
     },
     #[error("girok is shutting down and accepts no more writes")]
     Unavailable,
+    #[error(
+        "storage is unavailable ({0}); nothing of this request was acknowledged: retry it later (with the same clientId, a write that did land is not repeated)"
+    )]
+    StorageUnavailable(String),
     #[error("storage failure: {0}")]
     Storage(girok_storage::Error),
     #[error("log entry {seq} cannot be decoded: {source}")]
@@ -108,6 +112,10 @@ pub enum Error {
 /// second at any rate girok sustains, so the next second finds room unless the flood goes on.
 const WRITE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What a request refused for a storage error is told to wait: the writer retries within a
+/// second once the cause (a full disk, exhausted descriptors) is gone.
+const STORAGE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a read refused during start-up is told to wait (views rebuild at a million or more
 /// events a second).
 const NOT_READY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -116,6 +124,7 @@ impl From<girok_storage::Error> for Error {
     fn from(e: girok_storage::Error) -> Self {
         match e {
             girok_storage::Error::Closed => Error::Unavailable,
+            girok_storage::Error::Unavailable(reason) => Error::StorageUnavailable(reason),
             girok_storage::Error::QueueFull(_) => Error::Overloaded {
                 what: "writing to the log",
                 retry_after: WRITE_RETRY_AFTER,
@@ -167,6 +176,7 @@ impl Error {
             Error::NotFollowing => "NOT_FOLLOWING",
             Error::Overloaded { .. } => "OVERLOADED",
             Error::Unavailable => "UNAVAILABLE",
+            Error::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
         }
     }
@@ -199,7 +209,7 @@ impl Error {
             | Error::AlreadyFollowing
             | Error::NotFollowing => ErrorKind::Conflict,
             Error::Overloaded { .. } => ErrorKind::Overloaded,
-            Error::Unavailable => ErrorKind::Unavailable,
+            Error::Unavailable | Error::StorageUnavailable(_) => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -211,6 +221,7 @@ impl Error {
         match self {
             Error::Overloaded { retry_after, .. } => Some(*retry_after),
             Error::NotReady { .. } => Some(NOT_READY_RETRY_AFTER),
+            Error::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER),
             _ => None,
         }
     }

@@ -123,6 +123,17 @@ impl HotObjects {
         );
     }
 
+    /// Forgets every cached object: after the store reopened (a healed storage error), writes
+    /// that were committed but never made durable may be gone.
+    pub(crate) fn clear(&self) {
+        self.users.clear();
+        self.sessions.clear();
+        self.rooms.clear();
+        self.members.clear();
+        self.posts.clear();
+        self.events.clear();
+    }
+
     /// Keeps an event that reads may ask for (post, comment and message bodies, and their
     /// edits); other events are left out.
     pub(crate) fn remember_event(&self, event: &Arc<Event>) {
@@ -279,6 +290,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Guarded<K, V> {
         let mut epoch = self.epochs[self.stripe(key)].lock();
         *epoch += 1;
         self.cache.remove(key);
+    }
+
+    /// Forgets everything, withdrawing fills in progress.
+    fn clear(&self) {
+        let mut epochs: Vec<_> = self.epochs.iter().map(|e| e.lock()).collect();
+        for epoch in &mut epochs {
+            **epoch += 1;
+        }
+        self.cache.clear();
     }
 }
 

@@ -40,6 +40,12 @@ impl Stager for Sequencer {
         self.hot.forget(written);
     }
 
+    fn reset(&mut self) {
+        self.rooms.clear();
+        self.members.clear();
+        self.hot.clear();
+    }
+
     fn stage(&mut self, submission: Submission, txn: &mut Txn<'_>) -> Result<Ack> {
         let Submission {
             actor,

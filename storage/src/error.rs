@@ -15,6 +15,8 @@ pub enum Error {
     Closed,
     #[error("the log writer's queue is full ({0} commands waiting)")]
     QueueFull(usize),
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     #[error("log entry key is not an 8-byte sequence number")]
     BadKey,
 }

@@ -11,6 +11,7 @@
 mod durable;
 mod error;
 mod head;
+mod health;
 mod metrics;
 mod store;
 mod tables;
@@ -21,6 +22,7 @@ pub mod writer;
 pub use durable::DurableBatch;
 pub use error::{Error, Result};
 pub use head::HeadSignal;
+pub use health::StorageState;
 pub use metrics::StorageMetrics;
 pub use store::{DEFAULT_MAX_OPEN_FILES, Durability, LogStats, Store, StoreConfig};
 pub use tables::Table;

@@ -13,6 +13,10 @@ pub struct StorageMetrics {
     pub batch_commands: Histogram,
     pub fsync_seconds: Histogram,
     pub head: Gauge,
+    /// 0 ok, 1 degraded (a transient storage error; writes refused), 2 failed.
+    pub state: Gauge,
+    pub storage_errors: Counter,
+    pub heals: Counter,
 }
 
 impl Default for StorageMetrics {
@@ -24,6 +28,9 @@ impl Default for StorageMetrics {
             batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             head: Gauge::default(),
+            state: Gauge::default(),
+            storage_errors: Counter::default(),
+            heals: Counter::default(),
         }
     }
 }
@@ -60,6 +67,21 @@ impl StorageMetrics {
             "girok_log_head_seq",
             "Highest durable sequence number",
             self.head.clone(),
+        );
+        registry.register(
+            "girok_log_state",
+            "0: writes accepted; 1: degraded by a transient storage error (no space, no descriptors), writes refused while the writer retries; 2: failed",
+            self.state.clone(),
+        );
+        registry.register(
+            "girok_log_storage_errors",
+            "Storage errors met by the log writer",
+            self.storage_errors.clone(),
+        );
+        registry.register(
+            "girok_log_heals",
+            "Times the log writer reopened the database after a transient storage error",
+            self.heals.clone(),
         );
     }
 }

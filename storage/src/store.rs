@@ -2,9 +2,11 @@
 //! and the write model. Writing goes through [`crate::writer`] only.
 
 use crate::head::HeadSignal;
+use crate::health::{Health, StorageState, is_transient};
 use crate::metrics::StorageMetrics;
 use crate::tables::Table;
 use crate::{Error, Result, Seq};
+use arc_swap::ArcSwapOption;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -68,21 +70,15 @@ pub struct LogStats {
     pub disk_bytes: u64,
 }
 
-/// An open data directory. Shared (`Arc`) between the writer thread and all readers.
-pub struct Store {
+/// The fjall database and its keyspace handles: replaced as a whole when the store reopens.
+struct Handles {
     db: Database,
     tables: Vec<Keyspace>,
-    head: HeadSignal,
-    metrics: StorageMetrics,
-    config: StoreConfig,
-    /// Set when a commit or fsync failed: fjall refuses further writes, so must we.
-    failed: std::sync::atomic::AtomicBool,
-    durable: crate::durable::DurableFeed,
 }
 
-impl Store {
+impl Handles {
     /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
-    pub fn open(config: StoreConfig) -> Result<Arc<Store>> {
+    fn open(config: &StoreConfig) -> Result<Handles> {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Database::builder(&config.data_dir)
             .cache_size(config.cache_bytes)
@@ -96,38 +92,174 @@ impl Store {
             .iter()
             .map(|t| db.keyspace(t.name(), KeyspaceCreateOptions::default))
             .collect::<fjall::Result<Vec<_>>>()?;
-        let mut store = Store {
-            db,
-            tables,
-            head: HeadSignal::new(0),
+        Ok(Handles { db, tables })
+    }
+
+    fn keyspace(&self, table: Table) -> &Keyspace {
+        &self.tables[table.index()]
+    }
+
+    fn last_seq(&self) -> Result<Option<Seq>> {
+        match self.keyspace(Table::SeqEvent).last_key_value() {
+            Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Bytes the heal probe writes (and syncs) before the store reopens: more than a batch of
+/// the journal usually takes.
+const PROBE_BYTES: usize = 4 << 20;
+/// Longest a reopen waits for readers to let go of the old database.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An open data directory. Shared (`Arc`) between the writer thread and all readers.
+pub struct Store {
+    /// `None` only while the store reopens (reads then fail as unavailable, briefly).
+    handles: ArcSwapOption<Handles>,
+    head: HeadSignal,
+    metrics: StorageMetrics,
+    config: StoreConfig,
+    health: Health,
+    durable: crate::durable::DurableFeed,
+}
+
+impl Store {
+    /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
+    pub fn open(config: StoreConfig) -> Result<Arc<Store>> {
+        let handles = Handles::open(&config)?;
+        let head = handles.last_seq()?.unwrap_or(0);
+        let store = Store {
+            handles: ArcSwapOption::from_pointee(handles),
+            head: HeadSignal::new(head),
             metrics: StorageMetrics::default(),
             config,
-            failed: std::sync::atomic::AtomicBool::new(false),
+            health: Health::default(),
             durable: Default::default(),
         };
-        let head = store.last_seq()?.unwrap_or(0);
-        store.head = HeadSignal::new(head);
         store.metrics.head.set(head as i64);
         tracing::info!(dir = %store.config.data_dir.display(), head, "store opened");
         Ok(Arc::new(store))
     }
 
-    pub(crate) fn keyspace(&self, table: Table) -> &Keyspace {
-        &self.tables[table.index()]
+    /// Runs `f` on the current database.
+    fn with<T>(&self, f: impl FnOnce(&Handles) -> Result<T>) -> Result<T> {
+        match self.handles.load().as_deref() {
+            Some(handles) => f(handles),
+            None => Err(Error::Unavailable("the database is reopening".into())),
+        }
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// Makes everything committed so far durable (`mode`).
+    pub(crate) fn persist(&self, mode: PersistMode) -> Result<()> {
+        self.with(|h| Ok(h.db.persist(mode)?))
     }
 
-    pub(crate) fn mark_failed(&self) {
-        self.failed
-            .store(true, std::sync::atomic::Ordering::Release);
+    /// Whether the log takes writes.
+    pub fn state(&self) -> StorageState {
+        self.health.state()
     }
 
-    /// Whether a write failed at the disk; the writer then stops and `/readyz` says so.
-    pub fn is_failed(&self) -> bool {
-        self.failed.load(std::sync::atomic::Ordering::Acquire)
+    /// The storage error behind a degraded or failed state.
+    pub fn state_reason(&self) -> Option<String> {
+        self.health.reason()
+    }
+
+    /// Records a storage error: degraded when it may clear by itself, failed otherwise.
+    pub(crate) fn storage_error(&self, error: &Error) -> StorageState {
+        let state = if is_transient(error) {
+            StorageState::Degraded
+        } else {
+            StorageState::Failed
+        };
+        self.metrics.storage_errors.inc();
+        if self.health.state() != state {
+            match state {
+                StorageState::Failed => {
+                    tracing::error!(%error, "fatal storage error: no more writes; restart girok to recover")
+                }
+                _ => tracing::error!(
+                    %error,
+                    "storage error: writes are refused until it clears (retrying)"
+                ),
+            }
+        }
+        self.health.set(state, Some(error.to_string()));
+        self.metrics.state.set(self.health.state().gauge());
+        self.health.state()
+    }
+
+    /// Marks the store failed for good (the writer stops).
+    pub(crate) fn mark_failed(&self, reason: &str) {
+        self.health
+            .set(StorageState::Failed, Some(reason.to_owned()));
+        self.metrics.state.set(StorageState::Failed.gauge());
+    }
+
+    /// Tries to heal a degraded store: writes and syncs a probe file beside the database (so
+    /// space and descriptors are back), then reopens the database, recovering its journal as
+    /// at start. Returns whether the store takes writes again. Only the writer thread calls
+    /// this, with no batch in flight. The head may move forward: batches that were committed
+    /// but never acknowledged can be in the recovered journal (as after a crash).
+    pub(crate) fn heal(&self) -> bool {
+        if let Err(error) = self.probe() {
+            tracing::debug!(%error, "storage still unavailable");
+            return false;
+        }
+        let old = self.handles.swap(None);
+        if let Some(old) = old {
+            let started = std::time::Instant::now();
+            // Readers hold the old handles only for one read.
+            while Arc::strong_count(&old) > 1 && started.elapsed() < REOPEN_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            drop(old);
+        }
+        let handles = match Handles::open(&self.config) {
+            Ok(handles) => handles,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reopen the database yet");
+                return false;
+            }
+        };
+        let recovered = match handles.last_seq() {
+            Ok(last) => last.unwrap_or(0),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the reopened log");
+                return false;
+            }
+        };
+        self.handles.store(Some(Arc::new(handles)));
+        let head = self.head.get();
+        if recovered < head {
+            // fsynced entries vanished: the device lied; nothing can be trusted any more.
+            self.mark_failed(&format!(
+                "the reopened log ends at seq {recovered}, before the durable head {head}"
+            ));
+            return false;
+        }
+        if recovered > head {
+            self.metrics.head.set(recovered as i64);
+            self.head.advance(recovered);
+        }
+        self.health.set(StorageState::Ok, None);
+        self.metrics.state.set(StorageState::Ok.gauge());
+        self.metrics.heals.inc();
+        tracing::warn!(head = recovered, "storage healed: writes accepted again");
+        true
+    }
+
+    /// Writes, syncs and removes a file of [`PROBE_BYTES`] in the data directory.
+    fn probe(&self) -> Result<()> {
+        use std::io::Write;
+        let path = self.config.data_dir.join(".girok-heal-probe");
+        let written = (|| {
+            let mut file = std::fs::File::create(&path)?;
+            file.write_all(&vec![0u8; PROBE_BYTES])?;
+            file.sync_data()
+        })();
+        let _ = std::fs::remove_file(&path);
+        Ok(written?)
     }
 
     /// The configuration it was opened with.
@@ -157,7 +289,7 @@ impl Store {
 
     /// Reads one write-model (or log) value.
     pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.keyspace(table).get(key)?.map(|v| v.to_vec()))
+        self.with(|h| Ok(h.keyspace(table).get(key)?.map(|v| v.to_vec())))
     }
 
     /// Reads one log entry.
@@ -175,60 +307,64 @@ impl Store {
             .unwrap_or(usize::MAX)
             .saturating_add(1);
         let mut out = Vec::with_capacity(limit.min(span).min(4096));
-        for guard in self
-            .keyspace(Table::SeqEvent)
-            .range(from.to_be_bytes()..=to.to_be_bytes())
-            .take(limit)
-        {
-            let (key, value) = guard.into_inner()?;
-            out.push((decode_seq(&key)?, value.to_vec()));
-        }
+        self.with(|h| {
+            for guard in h
+                .keyspace(Table::SeqEvent)
+                .range(from.to_be_bytes()..=to.to_be_bytes())
+                .take(limit)
+            {
+                let (key, value) = guard.into_inner()?;
+                out.push((decode_seq(&key)?, value.to_vec()));
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
     /// Every key of `table` starting with `prefix`, with its value.
     pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.keyspace(table)
-            .prefix(prefix)
-            .map(|g| {
-                let (k, v) = g.into_inner()?;
-                Ok((k.to_vec(), v.to_vec()))
-            })
-            .collect()
+        self.with(|h| {
+            h.keyspace(table)
+                .prefix(prefix)
+                .map(|g| {
+                    let (k, v) = g.into_inner()?;
+                    Ok((k.to_vec(), v.to_vec()))
+                })
+                .collect()
+        })
     }
 
     fn first_seq(&self) -> Result<Option<Seq>> {
-        match self.keyspace(Table::SeqEvent).first_key_value() {
+        self.with(|h| match h.keyspace(Table::SeqEvent).first_key_value() {
             Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),
             None => Ok(None),
-        }
+        })
     }
 
     fn last_seq(&self) -> Result<Option<Seq>> {
-        match self.keyspace(Table::SeqEvent).last_key_value() {
-            Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),
-            None => Ok(None),
-        }
+        self.with(Handles::last_seq)
     }
 
     /// Writes staged operations into fjall (journal + memtables) as one atomic batch, without
     /// syncing: the writer thread and `rewrite` both commit this way.
     pub(crate) fn commit_ops(&self, ops: Vec<crate::txn::Op>) -> Result<()> {
-        let mut writes = self.db.batch();
-        for op in ops {
-            match op {
-                crate::txn::Op::Put(table, key, value) => {
-                    writes.insert(self.keyspace(table), key, value)
+        self.with(|h| {
+            let mut writes = h.db.batch();
+            for op in ops {
+                match op {
+                    crate::txn::Op::Put(table, key, value) => {
+                        writes.insert(h.keyspace(table), key, value)
+                    }
+                    crate::txn::Op::Delete(table, key) => writes.remove(h.keyspace(table), key),
                 }
-                crate::txn::Op::Delete(table, key) => writes.remove(self.keyspace(table), key),
             }
-        }
-        Ok(writes.commit()?)
+            Ok(writes.commit()?)
+        })
     }
 
     /// Empties a table. Only for tools that own the data directory (replay).
     pub fn clear(&self, table: Table) -> Result<()> {
-        Ok(self.keyspace(table).clear()?)
+        self.with(|h| Ok(h.keyspace(table).clear()?))
     }
 
     /// Runs `f` on a fresh batch and commits its writes durably, outside the log writer. Only
@@ -249,9 +385,7 @@ impl Store {
             );
         }
         self.commit_ops(batch.ops)?;
-        self.db
-            .persist(fjall::PersistMode::SyncData)
-            .map_err(Error::from)?;
+        self.persist(PersistMode::SyncData)?;
         Ok(out)
     }
 
@@ -260,7 +394,7 @@ impl Store {
         Ok(LogStats {
             first_seq: self.first_seq()?,
             last_seq: self.last_seq()?,
-            disk_bytes: self.db.disk_space()?,
+            disk_bytes: self.with(|h| Ok(h.db.disk_space()?))?,
         })
     }
 

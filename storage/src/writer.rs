@@ -10,12 +10,13 @@
 //! ran, and staging never waits for the disk: that is what makes durable ingest fast under
 //! concurrency. Readers follow the durable head, so they never see a batch before its fsync.
 
+use crate::health::StorageState;
 use crate::store::Store;
 use crate::txn::{BatchState, Txn};
 use crate::{Error, Result};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// Decides what a command means: validates it against the write model and stages its writes.
@@ -39,6 +40,11 @@ pub trait Stager: Send + 'static {
     fn committed(&mut self, written: &crate::WrittenKeys) {
         let _ = written;
     }
+
+    /// Called on the writer thread after the database reopened (a healed storage error):
+    /// forget every in-memory copy of the write model, since batches that were committed but
+    /// never made durable may be gone from it.
+    fn reset(&mut self) {}
 }
 
 type Outcome<S> = Result<<S as Stager>::Accepted, <S as Stager>::Rejected>;
@@ -46,20 +52,33 @@ type Reply<S> = oneshot::Sender<Outcome<S>>;
 
 enum Message<S: Stager> {
     Command(S::Command, Reply<S>),
+    /// The sync thread met a storage error: the writer must heal the store.
+    Heal,
     Shutdown,
 }
 
 /// The submitting side; cheap to clone.
 pub struct Appender<S: Stager> {
     tx: mpsc::Sender<Message<S>>,
+    store: Arc<Store>,
 }
 
 impl<S: Stager> Clone for Appender<S> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            store: self.store.clone(),
         }
     }
+}
+
+/// What a command meets while the store does not take writes.
+fn unavailable(store: &Store) -> Error {
+    Error::Unavailable(
+        store
+            .state_reason()
+            .unwrap_or_else(|| "a storage error".into()),
+    )
 }
 
 impl<S: Stager> Appender<S> {
@@ -73,6 +92,7 @@ impl<S: Stager> Appender<S> {
     /// wait for its answer: commands one caller queues one after another are staged in that
     /// order, however their answers are awaited (pipelining).
     pub async fn enqueue(&self, command: S::Command) -> Result<Answer<S>, S::Rejected> {
+        self.refuse_while_down()?;
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Message::Command(command, reply))
@@ -85,6 +105,7 @@ impl<S: Stager> Appender<S> {
     /// [`Error::QueueFull`] (load shedding: the caller answers its client "retry later"
     /// instead of queuing behind everyone else).
     pub fn try_enqueue(&self, command: S::Command) -> Result<Answer<S>, S::Rejected> {
+        self.refuse_while_down()?;
         let (reply, answer) = oneshot::channel();
         match self.tx.try_send(Message::Command(command, reply)) {
             Ok(()) => Ok(Answer(answer)),
@@ -95,8 +116,17 @@ impl<S: Stager> Appender<S> {
         }
     }
 
+    /// Refuses at once while the store is degraded or failed.
+    fn refuse_while_down(&self) -> Result<()> {
+        match self.store.state() {
+            StorageState::Ok => Ok(()),
+            _ => Err(unavailable(&self.store)),
+        }
+    }
+
     /// The same, for callers on a plain thread (never call it inside an async task).
     pub fn submit_blocking(&self, command: S::Command) -> Result<S::Accepted, S::Rejected> {
+        self.refuse_while_down()?;
         let (reply, answer) = oneshot::channel();
         self.tx
             .blocking_send(Message::Command(command, reply))
@@ -143,11 +173,13 @@ impl<S: Stager> WriterHandle<S> {
     /// Starts the writer thread for `store`.
     pub fn spawn(store: Arc<Store>, stager: S, config: WriterConfig) -> Result<Self> {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let wake = tx.downgrade();
+        let writer_store = store.clone();
         let thread = std::thread::Builder::new()
             .name("girok-log-writer".into())
-            .spawn(move || run(store, stager, rx, config.max_batch.max(1)))?;
+            .spawn(move || run(writer_store, stager, rx, wake, config.max_batch.max(1)))?;
         Ok(Self {
-            appender: Appender { tx },
+            appender: Appender { tx, store },
             thread: Some(thread),
         })
     }
@@ -184,6 +216,9 @@ fn now_ms() -> i64 {
 /// Batches committed to the journal but not yet durable, waiting for the sync thread.
 /// Bounded, so a slow disk pushes back on the writer instead of growing memory.
 const PENDING_BATCHES: usize = 64;
+/// The first wait between attempts to heal a degraded store, and the longest.
+const HEAL_FIRST_WAIT: Duration = Duration::from_millis(50);
+const HEAL_MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// A batch handed from the writer to the sync thread.
 struct Committed<S: Stager> {
@@ -195,20 +230,29 @@ struct Committed<S: Stager> {
     replies: Vec<(Reply<S>, Outcome<S>)>,
 }
 
+/// What the writer hands the sync thread.
+enum ToSync<S: Stager> {
+    Batch(Committed<S>),
+    /// Answered once every batch sent before it is answered.
+    Barrier(std::sync::mpsc::SyncSender<()>),
+}
+
 /// The writer thread: stages and commits batches to the journal; the sync thread it starts
 /// makes them durable and answers. While one fsync runs, the writer already stages and
-/// commits the next batches, and one fsync then covers all of them.
+/// commits the next batches, and one fsync then covers all of them. After a transient
+/// storage error it refuses commands and heals the store before it stages again.
 fn run<S: Stager>(
     store: Arc<Store>,
     mut stager: S,
     mut rx: mpsc::Receiver<Message<S>>,
+    wake: mpsc::WeakSender<Message<S>>,
     max_batch: usize,
 ) {
-    let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<Committed<S>>(PENDING_BATCHES);
+    let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<ToSync<S>>(PENDING_BATCHES);
     let sync_store = store.clone();
     let syncer = match std::thread::Builder::new()
         .name("girok-log-sync".into())
-        .spawn(move || sync_loop(&sync_store, from_writer))
+        .spawn(move || sync_loop(&sync_store, from_writer, wake))
     {
         Ok(handle) => handle,
         Err(error) => {
@@ -221,7 +265,18 @@ fn run<S: Stager>(
     let mut last_time_ms = 0i64;
     let mut stopping = false;
     let mut queued = Vec::with_capacity(max_batch);
-    while !stopping && !store.is_failed() {
+    while !stopping {
+        match store.state() {
+            StorageState::Ok => {}
+            StorageState::Failed => break,
+            StorageState::Degraded => {
+                if !heal(&store, &mut stager, &mut rx, &to_sync, &mut stopping) {
+                    break;
+                }
+                next_seq = store.head().get() + 1;
+                continue;
+            }
+        }
         let Some(first) = rx.blocking_recv() else {
             break; // every appender is gone
         };
@@ -239,6 +294,7 @@ fn run<S: Stager>(
         for message in queued.drain(..) {
             let (command, reply) = match message {
                 Message::Command(command, reply) => (command, reply),
+                Message::Heal => continue, // the state says so; seen at the top of the loop
                 Message::Shutdown => {
                     stopping = true;
                     continue;
@@ -267,13 +323,13 @@ fn run<S: Stager>(
         if !batch.ops.is_empty()
             && let Err(error) = store.commit_ops(batch.ops)
         {
-            // fjall poisons itself after a failed journal write: nothing more can be accepted.
-            tracing::error!(%error, "log commit failed; the writer stops");
-            store.mark_failed();
+            // Nothing of the batch was committed: its commands are refused, and the loop
+            // heals the store (or stops, if the error is fatal) before staging again.
+            store.storage_error(&error);
             for (reply, _) in replies {
-                let _ = reply.send(Err(Error::Closed.into()));
+                let _ = reply.send(Err(unavailable(&store).into()));
             }
-            break;
+            continue;
         }
         stager.committed(&written);
         let metrics = store.metrics();
@@ -290,61 +346,130 @@ fn run<S: Stager>(
         next_seq += appended;
         // Answers to every command, rejections included, go out only after the fsync that
         // covers everything before them: a rejection may rest on a write not yet durable.
-        if to_sync.send(committed).is_err() {
-            break; // the sync thread failed
+        if to_sync.send(ToSync::Batch(committed)).is_err() {
+            break; // the sync thread is gone
         }
+    }
+    if store.state() == StorageState::Degraded {
+        // Stopped while degraded: nothing more will be written.
+        store.mark_failed("the log writer stopped while storage was unavailable");
     }
     drop(to_sync);
     if syncer.join().is_err() {
         tracing::error!("log sync thread panicked");
     }
-    if let Err(error) = store.db().persist(fjall::PersistMode::SyncAll) {
+    if let Err(error) = store.persist(fjall::PersistMode::SyncAll) {
         tracing::error!(%error, "final flush of the log failed");
     }
     tracing::info!(head = store.head().get(), "log writer stopped");
 }
 
+/// Heals a degraded store: waits until the sync thread has answered every batch committed
+/// before, then retries [`Store::heal`] with a growing wait, refusing whatever commands were
+/// queued meanwhile. Whether the writer goes on (false: stop, or a fatal error).
+fn heal<S: Stager>(
+    store: &Store,
+    stager: &mut S,
+    rx: &mut mpsc::Receiver<Message<S>>,
+    to_sync: &std::sync::mpsc::SyncSender<ToSync<S>>,
+    stopping: &mut bool,
+) -> bool {
+    let (passed, barrier) = std::sync::mpsc::sync_channel(1);
+    if to_sync.send(ToSync::Barrier(passed)).is_err() || barrier.recv().is_err() {
+        return false;
+    }
+    let mut wait = HEAL_FIRST_WAIT;
+    loop {
+        while let Ok(message) = rx.try_recv() {
+            match message {
+                Message::Command(_, reply) => {
+                    let _ = reply.send(Err(unavailable(store).into()));
+                }
+                Message::Heal => {}
+                Message::Shutdown => *stopping = true,
+            }
+        }
+        if *stopping || store.state() == StorageState::Failed {
+            return false;
+        }
+        if store.heal() {
+            stager.reset();
+            return true;
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(HEAL_MAX_WAIT);
+    }
+}
+
 /// The sync thread: takes every batch committed so far, makes them durable with one
-/// fsync, advances the durable head, then answers their submitters.
-fn sync_loop<S: Stager>(store: &Store, from_writer: std::sync::mpsc::Receiver<Committed<S>>) {
+/// fsync, advances the durable head, then answers their submitters. A failed fsync answers
+/// its batches as unavailable and wakes the writer to heal the store.
+fn sync_loop<S: Stager>(
+    store: &Store,
+    from_writer: std::sync::mpsc::Receiver<ToSync<S>>,
+    wake: mpsc::WeakSender<Message<S>>,
+) {
     let mode = store.config().durability.persist_mode();
     while let Ok(first) = from_writer.recv() {
-        let mut group = vec![first];
-        group.extend(from_writer.try_iter());
-        let started = Instant::now();
-        let synced = store.db().persist(mode);
-        let metrics = store.metrics();
-        if let Err(error) = synced {
-            tracing::error!(%error, "log fsync failed; acknowledged nothing of this group; the writer stops");
-            store.mark_failed();
-            for committed in group {
-                for (reply, _) in committed.replies {
-                    let _ = reply.send(Err(Error::Closed.into()));
-                }
-            }
-            return;
-        }
-        metrics
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let appended: u64 = group.iter().map(|c| c.appended).sum();
-        metrics.appends.inc_by(appended);
-        if let Some(head) = group.iter().filter_map(|c| c.last_seq).max() {
-            metrics.head.set(head as i64);
-            store.head().advance(head);
-        }
-        // The feed gets the entries before the submitters get their answers (a cheap send):
-        // delivery to live subscribers then never waits for a read of the log.
-        for committed in &mut group {
-            if let Some(entries) = committed.entries.take() {
-                store.durable_feed().send(entries);
+        let mut group = Vec::new();
+        let mut barriers = Vec::new();
+        for message in std::iter::once(first).chain(from_writer.try_iter()) {
+            match message {
+                ToSync::Batch(committed) => group.push(committed),
+                ToSync::Barrier(passed) => barriers.push(passed),
             }
         }
+        if !group.is_empty() {
+            make_durable(store, mode, group, &wake);
+        }
+        for passed in barriers {
+            let _ = passed.send(());
+        }
+    }
+}
+
+/// One fsync for `group`, then its answers (or, if the fsync failed, refusals).
+fn make_durable<S: Stager>(
+    store: &Store,
+    mode: fjall::PersistMode,
+    mut group: Vec<Committed<S>>,
+    wake: &mpsc::WeakSender<Message<S>>,
+) {
+    let started = Instant::now();
+    let metrics = store.metrics();
+    if let Err(error) = store.persist(mode) {
+        store.storage_error(&error);
         for committed in group {
-            for (reply, outcome) in committed.replies {
-                // A submitter that gave up waiting is not an error: its write is durable anyway.
-                let _ = reply.send(outcome);
+            for (reply, _) in committed.replies {
+                let _ = reply.send(Err(unavailable(store).into()));
             }
+        }
+        // The writer may be waiting for commands that the appenders now refuse.
+        if let Some(writer) = wake.upgrade() {
+            let _ = writer.try_send(Message::Heal);
+        }
+        return;
+    }
+    metrics
+        .fsync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let appended: u64 = group.iter().map(|c| c.appended).sum();
+    metrics.appends.inc_by(appended);
+    if let Some(head) = group.iter().filter_map(|c| c.last_seq).max() {
+        metrics.head.set(head as i64);
+        store.head().advance(head);
+    }
+    // The feed gets the entries before the submitters get their answers (a cheap send):
+    // delivery to live subscribers then never waits for a read of the log.
+    for committed in &mut group {
+        if let Some(entries) = committed.entries.take() {
+            store.durable_feed().send(entries);
+        }
+    }
+    for committed in group {
+        for (reply, outcome) in committed.replies {
+            // A submitter that gave up waiting is not an error: its write is durable anyway.
+            let _ = reply.send(outcome);
         }
     }
 }

@@ -163,14 +163,21 @@ fn init_tracing(config: &Config, serving: bool) {
             tracing_subscriber::EnvFilter::try_new(format!("fjall=warn,lsm_tree=warn,{base}"))
         })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A log that cannot be written (say, on a full disk) is skipped: tracing would otherwise
+    // report it with `eprintln!`, which panics when stderr itself fails, in whatever thread
+    // was logging (a request, the log writer).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
 }
+
+/// The exit code of `serve` stopped by a fatal storage error (EX_IOERR).
+pub const EXIT_STORAGE_FAILED: u8 = 74;
 
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
@@ -205,7 +212,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("girok: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<serve_cmd::StorageFailed>().is_some() {
+                ExitCode::from(EXIT_STORAGE_FAILED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use anyhow::Context;
 use girok_engine::Engine;
+use std::sync::Arc;
 
 pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.http_addr {
@@ -63,14 +64,46 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }
     };
     let analytics = state.analytics.clone();
-    let served = http::run(listener, ops_listener, state, shutdown_signal()).await;
+    let fatal = Arc::new(std::sync::OnceLock::new());
+    let stop = {
+        let (engine, fatal) = (engine.clone(), fatal.clone());
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                reason = storage_failure(&engine) => {
+                    tracing::error!(%reason, "fatal storage error: girok stops (it recovers at its next start)");
+                    let _ = fatal.set(reason);
+                }
+            }
+        }
+    };
+    let served = http::run(listener, ops_listener, state, stop).await;
     if let Some(sink) = analytics {
         sink.shutdown();
     }
     engine.shutdown().await;
     served.context("HTTP server failed")?;
+    if let Some(reason) = fatal.get() {
+        return Err(StorageFailed(reason.clone()).into());
+    }
     tracing::info!("girok stopped cleanly");
     Ok(())
+}
+
+/// `serve` ended because of a fatal storage error (exit code 74, EX_IOERR).
+#[derive(Debug, thiserror::Error)]
+#[error("fatal storage error: {0}")]
+pub struct StorageFailed(pub String);
+
+/// Resolves with the reason once the log writer stopped for a fatal storage error.
+async fn storage_failure(engine: &Engine) -> String {
+    let mut check = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        check.tick().await;
+        if let Some(reason) = engine.storage_failure() {
+            return reason;
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -84,7 +84,9 @@ impl From<anyhow::Error> for ApiError {
 impl From<girok_engine::Error> for ApiError {
     fn from(error: girok_engine::Error) -> Self {
         let status = status_of(error.kind());
-        if status.is_server_error() {
+        // A 503 (storage unavailable, starting, a view behind) says what it is to the client;
+        // its cause is logged once where it happens, not once per refused request.
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(%error, code = error.code(), "request failed");
         }
         Self {
