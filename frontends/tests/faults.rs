@@ -61,10 +61,7 @@ async fn send(
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let retry_after = common::header(&response, "retry-after");
     (status, response.json().await.unwrap(), retry_after)
 }
 

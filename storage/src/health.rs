@@ -57,23 +57,36 @@ impl Health {
         self.reason.lock().clone()
     }
 
-    /// Moves to `state` because of `reason`; a fatal state is never left.
-    pub(crate) fn set(&self, state: StorageState, reason: Option<String>) {
-        if self.state() == StorageState::Failed {
-            return;
+    /// Moves to `state` because of `reason`; the state after. A fatal state is never left,
+    /// and a state kept keeps its first reason (the errors that follow one are its echoes).
+    /// Checked and changed under one lock, so a fatal error is never overwritten.
+    pub(crate) fn set(&self, state: StorageState, reason: Option<String>) -> StorageState {
+        let mut current_reason = self.reason.lock();
+        let current = self.state();
+        if current == StorageState::Failed {
+            return current;
         }
-        *self.reason.lock() = reason;
+        if current != state || current_reason.is_none() {
+            *current_reason = reason;
+        }
         self.state.store(state.gauge() as u8, Ordering::Release);
+        state
     }
 }
 
-/// Whether `error` may clear by itself (space or descriptors freed) or is fatal.
-pub(crate) fn is_transient(error: &Error) -> bool {
+/// Whether `error`, met in state `now`, may clear by itself (space or descriptors freed) or
+/// is fatal.
+pub(crate) fn is_transient(error: &Error, now: StorageState) -> bool {
     /// ENFILE, EMFILE, ENOSPC, EDQUOT on Linux.
     const TRANSIENT_OS_ERRORS: [i32; 4] = [23, 24, 28, 122];
-    if let Error::Fjall(fjall::Error::Poisoned) = error {
-        // Follows an earlier failure, which was classified when it happened.
+    if let Error::Locked(_) = error {
+        // A reopen found the old database not yet released.
         return true;
+    }
+    if let Error::Fjall(fjall::Error::Poisoned) = error {
+        // The echo of an earlier failure: transient if that one was. A poisoned database
+        // whose cause girok never saw is not something to retry.
+        return now == StorageState::Degraded;
     }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
@@ -97,24 +110,35 @@ mod tests {
     #[test]
     fn full_disks_and_descriptor_limits_are_transient_device_errors_are_not() {
         let io = |code| Error::Fjall(fjall::Error::Io(std::io::Error::from_raw_os_error(code)));
-        assert!(is_transient(&io(28)), "ENOSPC");
-        assert!(is_transient(&io(24)), "EMFILE");
-        assert!(is_transient(&io(122)), "EDQUOT");
-        assert!(is_transient(&Error::Io(std::io::Error::from_raw_os_error(
-            23
-        ))));
-        assert!(is_transient(&Error::Fjall(fjall::Error::Poisoned)));
-        assert!(!is_transient(&io(5)), "EIO");
-        assert!(!is_transient(&Error::BadKey));
+        let ok = StorageState::Ok;
+        assert!(is_transient(&io(28), ok), "ENOSPC");
+        assert!(is_transient(&io(24), ok), "EMFILE");
+        assert!(is_transient(&io(122), ok), "EDQUOT");
+        let enfile = Error::Io(std::io::Error::from_raw_os_error(23));
+        assert!(is_transient(&enfile, ok), "ENFILE");
+        assert!(!is_transient(&io(5), ok), "EIO");
+        assert!(!is_transient(&Error::BadKey, ok));
+        let poisoned = Error::Fjall(fjall::Error::Poisoned);
+        assert!(is_transient(&poisoned, StorageState::Degraded));
+        assert!(
+            !is_transient(&poisoned, ok),
+            "a poison girok did not see happen"
+        );
     }
 
     #[test]
     fn a_failed_state_is_never_left() {
         let health = Health::default();
         health.set(StorageState::Degraded, Some("full".into()));
+        health.set(StorageState::Degraded, Some("poisoned".into()));
         assert_eq!(health.state(), StorageState::Degraded);
+        assert_eq!(
+            health.reason().as_deref(),
+            Some("full"),
+            "the first cause stays"
+        );
         health.set(StorageState::Failed, Some("EIO".into()));
-        health.set(StorageState::Ok, None);
+        assert_eq!(health.set(StorageState::Ok, None), StorageState::Failed);
         assert_eq!(health.state(), StorageState::Failed);
         assert_eq!(health.reason().as_deref(), Some("EIO"));
     }

@@ -167,14 +167,17 @@ impl Store {
 
     /// Records a storage error: degraded when it may clear by itself, failed otherwise.
     pub(crate) fn storage_error(&self, error: &Error) -> StorageState {
-        let state = if is_transient(error) {
+        let before = self.health.state();
+        let state = if is_transient(error, before) {
             StorageState::Degraded
         } else {
             StorageState::Failed
         };
         self.metrics.storage_errors.inc();
-        if self.health.state() != state {
-            match state {
+        let now = self.health.set(state, Some(error.to_string()));
+        self.metrics.state.set(now.gauge());
+        if now != before {
+            match now {
                 StorageState::Failed => {
                     tracing::error!(%error, "fatal storage error: no more writes; restart girok to recover")
                 }
@@ -184,9 +187,7 @@ impl Store {
                 ),
             }
         }
-        self.health.set(state, Some(error.to_string()));
-        self.metrics.state.set(self.health.state().gauge());
-        self.health.state()
+        now
     }
 
     /// Marks the store failed for good (the writer stops).
@@ -216,20 +217,29 @@ impl Store {
             drop(old);
         }
         let handles = match Handles::open(&self.config) {
-            Ok(handles) => handles,
+            Ok(handles) => Arc::new(handles),
             Err(error) => {
+                // Reads fail until a reopen works (or for good, if this error is fatal).
+                self.storage_error(&error);
                 tracing::warn!(%error, "cannot reopen the database yet");
                 return false;
             }
         };
-        let recovered = match handles.last_seq() {
+        self.handles.store(Some(handles.clone()));
+        // The recovered journal becomes durable before the head may move over it.
+        let recovered = handles
+            .db
+            .persist(PersistMode::SyncData)
+            .map_err(Error::from)
+            .and_then(|()| handles.last_seq());
+        let recovered = match recovered {
             Ok(last) => last.unwrap_or(0),
             Err(error) => {
-                tracing::warn!(%error, "cannot read the reopened log");
+                self.storage_error(&error);
                 return false;
             }
         };
-        self.handles.store(Some(Arc::new(handles)));
+        drop(handles);
         let head = self.head.get();
         if recovered < head {
             // fsynced entries vanished: the device lied; nothing can be trusted any more.
@@ -242,7 +252,9 @@ impl Store {
             self.metrics.head.set(recovered as i64);
             self.head.advance(recovered);
         }
-        self.health.set(StorageState::Ok, None);
+        if self.health.set(StorageState::Ok, None) != StorageState::Ok {
+            return false;
+        }
         self.metrics.state.set(StorageState::Ok.gauge());
         self.metrics.heals.inc();
         tracing::warn!(head = recovered, "storage healed: writes accepted again");

@@ -311,6 +311,9 @@ fn run<S: Stager>(
             replies.push((reply, outcome));
         }
 
+        if replies.is_empty() {
+            continue; // only a wake-up or the shutdown
+        }
         let appended = batch.appended();
         let commands = replies.len();
         let entries = (appended > 0 && store.durable_feed().wanted()).then(|| {

@@ -182,6 +182,9 @@ impl PasswordPool {
         let (answer, answered) = oneshot::channel();
         let hash_micros = self.hash_micros.clone();
         let job: Job = Box::new(move |memory| {
+            if answer.is_closed() {
+                return; // the caller gave up (its request timed out): no hash for nobody
+            }
             let started = Instant::now();
             let result = work(memory);
             let took = started.elapsed().as_micros() as u64;

@@ -5,9 +5,10 @@
 
 use crate::config::Config;
 
-/// Descriptors kept for what is not a table file or a client: journals, listeners, the
-/// runtime's epoll and event descriptors, the search index, the analytics client.
-const OTHER_RESERVE: u64 = 128;
+/// Descriptors kept for what is not a table file or a client connection: journals,
+/// listeners, the runtime's epoll and event descriptors, the search index, the analytics
+/// client, the operators' listener's connections and refusals in progress.
+const OTHER_RESERVE: u64 = 128 + crate::http::EXTRA_SOCKETS as u64;
 /// Fewer usable connections than this and girok refuses to start.
 const MIN_CONNECTIONS: u64 = 16;
 
@@ -15,10 +16,17 @@ const MIN_CONNECTIONS: u64 = 16;
 pub fn fit(config: &mut Config) -> anyhow::Result<()> {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read or raise the file descriptor limit");
-            return Ok(());
-        }
+        Err(error) => match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+            // Not raised (say, a hard limit the kernel does not allow): fit under the soft one.
+            Ok((soft, _)) => {
+                tracing::warn!(%error, soft, "cannot raise the file descriptor limit");
+                soft
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the file descriptor limit");
+                return Ok(());
+            }
+        },
     };
     let reserve = config.storage.max_open_files as u64 + OTHER_RESERVE;
     let usable = limit.saturating_sub(reserve);

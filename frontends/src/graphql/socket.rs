@@ -12,7 +12,7 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Frames the protocol may have ready before it waits for the socket.
@@ -66,16 +66,25 @@ where
     let _open = guard.stopping.socket_opened();
     let (sink, stream) = socket.split();
     let heard = LastHeard::new();
+    // Set once girok sends its close: the protocol then gets no more requests to run (their
+    // answers could not go out), only the client's close.
+    let closing = Arc::new(AtomicBool::new(false));
     let input = {
-        let heard = heard.clone();
-        stream.inspect(move |_| heard.now()).boxed()
+        let (heard, closing) = (heard.clone(), closing.clone());
+        stream
+            .inspect(move |_| heard.now())
+            .filter(move |frame| {
+                let request = matches!(frame, Ok(Message::Text(_) | Message::Binary(_)));
+                std::future::ready(!(request && closing.load(Ordering::Relaxed)))
+            })
+            .boxed()
     };
     let (frames, mut outbound) = mpsc::channel(OUTBOUND_FRAMES);
     let mut sink = sink;
     let protocol = serve_protocol(frames, input);
     tokio::pin!(protocol);
     let closed_by_us = {
-        let writer = write(&mut sink, &mut outbound, heard, &guard);
+        let writer = write(&mut sink, &mut outbound, heard, &closing, &guard);
         tokio::pin!(writer);
         tokio::select! {
             // The protocol ended (the client closed, or broke it): what it still had to say
@@ -102,13 +111,14 @@ async fn write(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     outbound: &mut mpsc::Receiver<Message>,
     heard: LastHeard,
+    closing: &AtomicBool,
     guard: &SocketLimits,
 ) {
     let limits = guard.limits;
     let mut stopping = guard.stopping.watch();
     let mut heartbeat = tokio::time::interval(limits.heartbeat);
     heartbeat.tick().await;
-    let closing = loop {
+    let ending = loop {
         let frame = tokio::select! {
             frame = outbound.next() => match frame {
                 Some(frame) => frame,
@@ -120,7 +130,16 @@ async fn write(
                 }
                 Message::Ping(Vec::new().into())
             }
-            () = Stopping::stopped(&mut stopping) => break (CLOSE_GOING_AWAY, "girok is shutting down"),
+            () = Stopping::stopped(&mut stopping) => {
+                // What the protocol already has ready (answers to mutations that ran) goes out.
+                while let Ok(frame) = outbound.try_recv() {
+                    let sent = tokio::time::timeout(limits.write_timeout, sink.send(frame)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                break (CLOSE_GOING_AWAY, "girok is shutting down");
+            }
         };
         let closes = matches!(frame, Message::Close(_));
         match tokio::time::timeout(limits.write_timeout, sink.send(frame)).await {
@@ -132,7 +151,8 @@ async fn write(
             }
         }
     };
-    let (code, reason) = closing;
+    closing.store(true, Ordering::Relaxed);
+    let (code, reason) = ending;
     let frame = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),

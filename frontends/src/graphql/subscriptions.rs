@@ -255,6 +255,8 @@ impl ChatSubscription {
         let me = principal(ctx)?.user;
         let engine = engine(ctx)?.clone();
         let mine = engine.hub().subscribe(Topic::User(me));
+        // Your rooms from the memberships view: never from a half-built one at start-up.
+        engine.wait_for_views(None).await.map_err(gql)?;
         let mut rooms = SelectAll::new();
         let mut member_of = HashSet::new();
         for (room, _) in engine.views().memberships.rooms_of(me) {

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Refusals being written at once; past them a refused connection is just closed.
-const REFUSALS_AT_ONCE: usize = 64;
+pub const REFUSALS_AT_ONCE: usize = 64;
 /// Most of a refused request's head read before the answer.
 const REFUSAL_READ_BYTES: usize = 8192;
 /// Longest a refusal may take to read the request's head and write the answer.
@@ -81,6 +81,9 @@ impl LimitedListener {
                 }
                 let _ = stream.write_all(&REFUSAL).await;
                 let _ = stream.shutdown().await;
+                // Read what the client still sends (a request body) until it closes: closing
+                // with unread data would reset the connection and lose the answer.
+                while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
             })
             .await;
             drop(turn);

@@ -257,5 +257,9 @@ pub async fn run(
 /// Connections the operators' listener (`server.ops_addr`) holds at once.
 const OPS_MAX_CONNECTIONS: usize = 64;
 
+/// Sockets girok may hold besides `server.max_connections` clients: the operators'
+/// connections and the refusals being written on both listeners.
+pub const EXTRA_SOCKETS: usize = OPS_MAX_CONNECTIONS + 2 * listener::REFUSALS_AT_ONCE;
+
 /// Longest the shutdown waits for WebSockets to close after the HTTP connections ended.
 const SOCKETS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);

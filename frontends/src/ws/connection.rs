@@ -35,6 +35,8 @@ use tokio::time::Instant;
 
 /// How long a server-initiated close waits for the client's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Longest a shutdown waits for the answers of sends in flight before closing a socket.
+const SHUTDOWN_ANSWERS_WITHIN: Duration = Duration::from_millis(500);
 
 /// The per-connection limits (`[ws]` in the configuration).
 #[derive(Clone, Copy, Debug)]
@@ -139,6 +141,15 @@ pub async fn serve(
                 break;
             }
             () = Stopping::stopped(&mut stopping) => {
+                // What the client is owed goes out first: acks of sends already durable.
+                let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
+                    while let Some(answer) = connection.sending.next().await {
+                        connection.pending.push_back(Message::Text(answer));
+                    }
+                })
+                .await;
+                let answers = std::mem::take(&mut connection.pending);
+                connection.out.write(answers).await;
                 closing = Some((CLOSE_GOING_AWAY, "girok is shutting down".into()));
                 break;
             }
@@ -218,7 +229,18 @@ impl Connection {
     fn welcome(&mut self, principal: Principal) {
         self.principal = Some(principal);
         if self.state.presence.connected(principal.user) {
-            announce_presence(&self.state, principal.user, true);
+            // To every room the user is in up to now, a room joined just before connecting
+            // included: once the memberships view reflects the log's head (at once, unless it
+            // lags), and only if the user is still online by then.
+            let state = self.state.clone();
+            let user = principal.user;
+            tokio::spawn(async move {
+                let head = state.engine.head();
+                let _ = state.engine.wait_for_views(Some(head)).await;
+                if state.presence.status(user).online {
+                    announce_presence(&state, user, true);
+                }
+            });
         }
         self.reply(ServerFrame::Welcome {
             user_id: principal.user.to_string(),

@@ -94,7 +94,8 @@ pub enum ServerFrame {
         reference: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
-        /// For refusals that pass (`OVERLOADED`, `RATE_LIMITED`): how long to wait first.
+        /// For refusals that pass (`RATE_LIMITED`, `OVERLOADED`, `STORAGE_UNAVAILABLE`,
+        /// `NOT_READY`): how long to wait first.
         #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },

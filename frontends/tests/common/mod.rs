@@ -295,6 +295,14 @@ pub fn girok(args: &[&str]) -> (i32, String, String) {
 
 pub const SEND: &str = "mutation($r: ID!, $b: String!, $c: String) { sendMessage(roomId: $r, body: $b, clientId: $c) { seq id duplicate } }";
 
+/// A response header as text.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
 /// The first error's `extensions.code`.
 pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
