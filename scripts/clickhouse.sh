@@ -85,14 +85,16 @@ XML
 </yandex>
 XML
   "$server" --config-file="$dir/config.xml" --pid-file="$dir/clickhouse.pid" --daemon
-  for _ in $(seq 1 150); do
+  # Usually up in a fraction of a second; a busy machine can take much longer.
+  for _ in $(seq 1 600); do
     if curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1; then
       echo "http://127.0.0.1:$port"
       exit 0
     fi
     sleep 0.1
   done
-  echo "clickhouse did not answer on port $port; see $dir/log" >&2
+  echo "clickhouse did not answer on port $port within 60 s; its error log:" >&2
+  tail -n 30 "$dir/log/clickhouse.err.log" >&2 2>/dev/null || true
   exit 1
   ;;
 stop)
