@@ -472,6 +472,7 @@ impl Engine {
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.store.metrics().register(registry);
         self.hot.register_metrics(registry);
+        self.passwords.register_metrics(registry);
         registry.register(
             "girok_view_watermark_seq",
             "Highest log seq a view reflects",

@@ -164,6 +164,10 @@ async fn a_burst_of_logins_and_registrations_is_shed_in_bounded_memory() {
         shed > 0,
         "one hashing thread cannot take 4,000 hashes at once"
     );
+    assert_eq!(
+        server.metric("girok_password_queue_full_total").await,
+        shed as u64
+    );
     assert!(served("register") > 0 && served("login") > 0, "{tally:?}");
     assert!(
         peak_mib < 300,
@@ -348,6 +352,10 @@ async fn an_http_write_flood_is_answered_429_with_retry_after_at_once() {
         answers.len() - gql_shed
     );
     assert!(gql_shed > 0);
+    assert_eq!(
+        server.metric("girok_log_queue_full_total").await,
+        (shed + gql_shed) as u64
+    );
 
     // Every acknowledged REST write is in the room, and no refused one.
     let mut written: Vec<String> = server

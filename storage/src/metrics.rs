@@ -17,6 +17,8 @@ pub struct StorageMetrics {
     pub state: Gauge,
     pub storage_errors: Counter,
     pub heals: Counter,
+    /// Commands refused because the writer's queue was full (`OVERLOADED`).
+    pub queue_full: Counter,
 }
 
 impl Default for StorageMetrics {
@@ -31,6 +33,7 @@ impl Default for StorageMetrics {
             state: Gauge::default(),
             storage_errors: Counter::default(),
             heals: Counter::default(),
+            queue_full: Counter::default(),
         }
     }
 }
@@ -77,6 +80,11 @@ impl StorageMetrics {
             "girok_log_storage_errors",
             "Storage errors met by the log writer",
             self.storage_errors.clone(),
+        );
+        registry.register(
+            "girok_log_queue_full",
+            "Commands refused at once because the log writer's queue (storage.queue) was full",
+            self.queue_full.clone(),
         );
         registry.register(
             "girok_log_heals",

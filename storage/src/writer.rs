@@ -110,6 +110,7 @@ impl<S: Stager> Appender<S> {
         match self.tx.try_send(Message::Command(command, reply)) {
             Ok(()) => Ok(Answer(answer)),
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.store.metrics().queue_full.inc();
                 Err(Error::QueueFull(self.tx.max_capacity()).into())
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed.into()),

@@ -121,6 +121,8 @@ type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 /// The bounded hashing pool.
 pub struct PasswordPool {
     jobs: mpsc::SyncSender<Job>,
+    /// Hashes refused because the queue was full (`girok_password_queue_full_total`).
+    refused: prometheus_client::metrics::counter::Counter,
     threads: usize,
     queue: usize,
     /// A moving average of the time one hash takes, in microseconds (for Retry-After).
@@ -162,6 +164,7 @@ impl PasswordPool {
         }
         Self {
             jobs,
+            refused: Default::default(),
             threads,
             queue,
             hash_micros: Arc::new(AtomicU64::new(FIRST_HASH_GUESS.as_micros() as u64)),
@@ -196,6 +199,7 @@ impl PasswordPool {
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
+                self.refused.inc();
                 return Err(Error::Overloaded {
                     what: "hashing passwords",
                     retry_after: self.drain_time(),
@@ -204,6 +208,15 @@ impl PasswordPool {
             Err(mpsc::TrySendError::Disconnected(_)) => return Err(Error::Unavailable),
         }
         answered.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Registers `girok_password_queue_full_total`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "girok_password_queue_full",
+            "Logins, registrations and password changes refused at once because the hashing queue (auth.password_queue) was full",
+            self.refused.clone(),
+        );
     }
 
     /// A new argon2id PHC string for `password`.
