@@ -38,7 +38,7 @@ echo "== girok serve (core 0, data in $tmp/data)"
 start_girok "$tmp/data" \
   GIROK__WS__SENDS_PER_SECOND=1000 \
   GIROK__WS__SEND_BURST=2000 \
-  GIROK__SERVER__MAX_CONNECTIONS=100000 \
+  GIROK__SERVER__MAX_CONNECTIONS=10000 \
   taskset -c 0
 
 echo "== girok-bench chat-load (core 1)"
