@@ -13,7 +13,8 @@ const FEED_CAPACITY: usize = 256;
 /// The log entries of one committed batch, durable by the time anyone receives it.
 #[derive(Debug)]
 pub struct DurableBatch {
-    /// The seq of `entries[0]`; the entries' seqs follow without a gap.
+    /// The seq of `entries[0]`; the entries' seqs follow without a gap. An empty batch
+    /// says only that the log goes on before `first_seq` (after a healed storage error).
     pub first_seq: Seq,
     /// Encoded events, as stored in the log.
     pub entries: Vec<Vec<u8>>,

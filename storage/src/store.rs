@@ -251,6 +251,12 @@ impl Store {
         if recovered > head {
             self.metrics.head.set(recovered as i64);
             self.head.advance(recovered);
+            // Live consumers learn of the recovered entries from a batch that starts past
+            // them: the gap sends them to the log for what they missed.
+            self.durable.send(Arc::new(crate::DurableBatch {
+                first_seq: recovered + 1,
+                entries: Vec::new(),
+            }));
         }
         if self.health.set(StorageState::Ok, None) != StorageState::Ok {
             return false;
