@@ -636,7 +636,6 @@ async fn long_polls_answer_within_the_request_timeout_and_end_at_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graphql_subscriber_that_stops_reading_a_busy_room_is_cut() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let dir = tempfile::tempdir().unwrap();
     // A long idle timeout: only the write timeout can cut this client.
     let server = Server::start_with_config(
@@ -647,20 +646,8 @@ async fn a_graphql_subscriber_that_stops_reading_a_busy_room_is_cut() {
     let room = server.create_room("busy").await;
 
     // The subscriber, through a small receive buffer, subscribes and then reads nothing.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(addr).await.unwrap());
-    let mut request = (server.base.replace("http://", "ws://") + "/graphql/ws")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut reader, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .unwrap();
+    let request = common::sockets::graphql_request(&server);
+    let mut reader = common::sockets::connect_small_buffer(&server, request).await;
     common::sockets::send(
         &mut reader,
         json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }),

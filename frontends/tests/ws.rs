@@ -462,14 +462,8 @@ async fn only_a_client_that_does_not_read_is_closed_as_a_slow_consumer() {
     server.add_member(&room, &carol_id).await;
 
     // Carol subscribes, then reads nothing, through a small receive buffer.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(addr).await.unwrap());
     let request = upgrade_request(&server, Some(&carol_token));
-    let (mut carol, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .unwrap();
+    let mut carol = common::sockets::connect_small_buffer(&server, request).await;
     next_of(&mut carol, "welcome").await;
     subscribe(&mut carol, &format!("chat:{room}")).await;
     let mut bob = connect(&server, Some(&bob_token)).await;

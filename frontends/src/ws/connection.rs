@@ -230,17 +230,21 @@ impl Connection {
         self.principal = Some(principal);
         if self.state.presence.connected(principal.user) {
             // To every room the user is in up to now, a room joined just before connecting
-            // included: once the memberships view reflects the log's head (at once, unless it
-            // lags), and only if the user is still online by then.
-            let state = self.state.clone();
+            // included: at once when the memberships view reflects the log's head, else once
+            // it does (and only if the user is still online by then).
             let user = principal.user;
-            tokio::spawn(async move {
-                let head = state.engine.head();
-                let _ = state.engine.wait_for_views(Some(head)).await;
-                if state.presence.status(user).online {
-                    announce_presence(&state, user, true);
-                }
-            });
+            let head = self.state.engine.head();
+            if self.state.engine.views().watermark.get() >= head {
+                announce_presence(&self.state, user, true);
+            } else {
+                let state = self.state.clone();
+                tokio::spawn(async move {
+                    let _ = state.engine.wait_for_views(Some(head)).await;
+                    if state.presence.status(user).online {
+                        announce_presence(&state, user, true);
+                    }
+                });
+            }
         }
         self.reply(ServerFrame::Welcome {
             user_id: principal.user.to_string(),

@@ -283,7 +283,7 @@ async fn next_signal(signals: &mut Option<broadcast::Receiver<Signal>>) -> Signa
 /// The frame of a signal for subscriber `me`; `None` for their own typing.
 fn signal_frame(topic: &str, signal: Signal, me: UserId) -> Option<ServerFrame> {
     match signal {
-        Signal::Typing { user, .. } if user == me => None,
+        Signal::Typing { user, .. } | Signal::Presence { user, .. } if user == me => None,
         Signal::Typing { user, .. } => Some(ServerFrame::Typing {
             topic: topic.to_owned(),
             user_id: user.to_string(),

@@ -25,6 +25,30 @@ pub fn upgrade_request(server: &Server, token: Option<&str>) -> Request {
     request
 }
 
+/// The `/graphql/ws` upgrade request, speaking graphql-transport-ws.
+pub fn graphql_request(server: &Server) -> Request {
+    let url = server.base.replace("http://", "ws://") + "/graphql/ws";
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    request
+}
+
+/// Opens `request` through a small (4 KiB) receive buffer: a client that stops reading fills
+/// it, and then the server's socket buffers, at once.
+pub async fn connect_small_buffer(server: &Server, request: Request) -> Socket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(addr).await.unwrap());
+    tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap()
+        .0
+}
+
 /// Opens `/ws`, with the token as a Bearer header on the upgrade if given.
 pub async fn connect(server: &Server, token: Option<&str>) -> Socket {
     tokio_tungstenite::connect_async(upgrade_request(server, token))
@@ -79,13 +103,9 @@ pub struct GraphqlWs {
 /// Opens `/graphql/ws` speaking graphql-transport-ws and sends `connection_init` with
 /// `payload`; returns the client and the server's first answer.
 pub async fn graphql_ws(server: &Server, payload: Value) -> (GraphqlWs, Value) {
-    let url = server.base.replace("http://", "ws://") + "/graphql/ws";
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut socket, response) = tokio_tungstenite::connect_async(graphql_request(server))
+        .await
+        .unwrap();
     assert_eq!(
         response.headers()["sec-websocket-protocol"],
         "graphql-transport-ws"
