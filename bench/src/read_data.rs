@@ -202,9 +202,10 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     ] {
         ensure!(value <= 50_000_000, "{name}: at most 50,000,000");
     }
+    let queue = girok_storage::WriterConfig::default().queue;
     ensure!(
-        (1..=65_536).contains(&args.concurrency),
-        "--concurrency: 1 to 65,536 (the writer's queue)"
+        (1..=queue).contains(&args.concurrency),
+        "--concurrency: 1 to {queue} (the writer's queue: more would be refused as overloaded)"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

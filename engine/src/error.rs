@@ -227,6 +227,11 @@ impl Error {
     }
 }
 
+/// Milliseconds to wait, at least one (what WebSocket error frames carry).
+pub fn retry_millis(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// Whole seconds to wait, at least one (what `Retry-After` carries).
 pub fn retry_seconds(wait: std::time::Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)

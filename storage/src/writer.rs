@@ -74,11 +74,13 @@ impl<S: Stager> Clone for Appender<S> {
 
 /// What a command meets while the store does not take writes.
 fn unavailable(store: &Store) -> Error {
-    Error::Unavailable(
-        store
-            .state_reason()
-            .unwrap_or_else(|| "a storage error".into()),
-    )
+    Error::Unavailable(unavailable_reason(store))
+}
+
+fn unavailable_reason(store: &Store) -> String {
+    store
+        .state_reason()
+        .unwrap_or_else(|| "a storage error".into())
 }
 
 impl<S: Stager> Appender<S> {
@@ -330,9 +332,7 @@ fn run<S: Stager>(
             // Nothing of the batch was committed: its commands are refused, and the loop
             // heals the store (or stops, if the error is fatal) before staging again.
             store.storage_error(&error);
-            for (reply, _) in replies {
-                let _ = reply.send(Err(unavailable(&store).into()));
-            }
+            refuse::<S>(replies, &store);
             continue;
         }
         stager.committed(&written);
@@ -366,6 +366,14 @@ fn run<S: Stager>(
         tracing::error!(%error, "final flush of the log failed");
     }
     tracing::info!(head = store.head().get(), "log writer stopped");
+}
+
+/// Answers `replies` with the store's storage error (one message for all of them).
+fn refuse<S: Stager>(replies: impl IntoIterator<Item = (Reply<S>, Outcome<S>)>, store: &Store) {
+    let reason = unavailable_reason(store);
+    for (reply, _) in replies {
+        let _ = reply.send(Err(Error::Unavailable(reason.clone()).into()));
+    }
 }
 
 /// Heals a degraded store: waits until the sync thread has answered every batch committed
@@ -443,11 +451,7 @@ fn make_durable<S: Stager>(
     let metrics = store.metrics();
     if let Err(error) = store.persist(mode) {
         store.storage_error(&error);
-        for committed in group {
-            for (reply, _) in committed.replies {
-                let _ = reply.send(Err(unavailable(store).into()));
-            }
-        }
+        refuse::<S>(group.into_iter().flat_map(|c| c.replies), store);
         // The writer may be waiting for commands that the appenders now refuse.
         if let Some(writer) = wake.upgrade() {
             let _ = writer.try_send(Message::Heal);

@@ -101,7 +101,7 @@ impl HashMemory {
             |why: &str| Error::Internal(format!("stored password hash is invalid: {why}"));
         let parsed = PasswordHash::new(hash).map_err(|e| invalid(&e.to_string()))?;
         if !made_here(&parsed)? || parsed.version != Some(Version::V0x13.into()) {
-            return Err(invalid("not argon2id v19 with girok's parameters"));
+            return verify_foreign(password, &parsed);
         }
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             return Err(invalid("no salt or no hash"));
@@ -114,6 +114,22 @@ impl HashMemory {
         let computed = Output::new(&output).map_err(internal("password hash"))?;
         Ok(computed == expected)
     }
+}
+
+/// Most memory a stored hash with other costs may make a login allocate (KiB): an account
+/// imported with other argon2 parameters still logs in, within this bound.
+const MAX_FOREIGN_M_COST: u32 = 64 * 1024;
+
+/// Verifies a stored hash made with other argon2 parameters (with its own, through the
+/// argon2 crate; a buffer of its own for this hash). One beyond [`MAX_FOREIGN_M_COST`] never
+/// matches, so it cannot make a login allocate without bound.
+fn verify_foreign(password: &[u8], parsed: &PasswordHash) -> Result<bool> {
+    let bounded = Params::try_from(parsed).is_ok_and(|p| p.m_cost() <= MAX_FOREIGN_M_COST);
+    if !bounded {
+        tracing::warn!(algorithm = %parsed.algorithm, "a stored password hash costs too much to verify; login refused");
+        return Ok(false);
+    }
+    Ok(argon2::PasswordVerifier::verify_password(&Argon2::default(), password, parsed).is_ok())
 }
 
 type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
@@ -272,6 +288,19 @@ mod tests {
             .to_string();
         assert!(memory.verify(b"battery staple", &theirs).unwrap());
         assert!(!memory.verify(b"battery", &theirs).unwrap());
+        // Other costs (an imported account): verified with its own parameters, within bounds.
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"imported")
+        .unwrap()
+        .to_string();
+        assert!(memory.verify(b"imported", &cheap).unwrap());
+        assert!(!memory.verify(b"other", &cheap).unwrap());
+        let costly = cheap.replace("m=8192", "m=4194304");
+        assert!(!memory.verify(b"imported", &costly).unwrap());
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(
             argon2::PasswordVerifier::verify_password(

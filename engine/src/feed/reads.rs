@@ -109,11 +109,30 @@ impl Engine {
     }
 
     /// Live posts by seq, in the order given (deleted ones are left out, per the write model):
-    /// the batch read behind timelines and live feed pushes. Bodies come from the event cache,
-    /// liveness from the post cache (both kept current by the log writer; one blocking read
-    /// each for what they miss), counts and the reader's like from the views (read your own
-    /// likes with `after`).
+    /// the batch read behind timelines. Bodies come from the event cache, liveness from the
+    /// post cache (both kept current by the log writer; one blocking read each for what they
+    /// miss), counts and the reader's like from the views (read your own likes with `after`).
     pub async fn posts_by_seq(&self, reader: UserId, seqs: Vec<Seq>) -> Result<Vec<Post>> {
+        self.assemble_posts(reader, seqs, Liveness::WriteModel)
+            .await
+    }
+
+    /// The post a live feed push names, if it is still live per the views (the push came
+    /// from them): every subscriber of a new post asks at once, before any could have filled
+    /// the post cache, so the cache would cost one store read each.
+    pub async fn pushed_post(&self, reader: UserId, seq: Seq) -> Result<Option<Post>> {
+        Ok(self
+            .assemble_posts(reader, vec![seq], Liveness::Views)
+            .await?
+            .pop())
+    }
+
+    async fn assemble_posts(
+        &self,
+        reader: UserId,
+        seqs: Vec<Seq>,
+        liveness: Liveness,
+    ) -> Result<Vec<Post>> {
         let feed = &self.views.feed;
         let edits: Vec<Option<Seq>> = seqs
             .iter()
@@ -121,15 +140,27 @@ impl Engine {
             .collect();
         let wanted = seqs.iter().chain(edits.iter().flatten()).copied();
         let events = self.events_by_seq(wanted.collect()).await?;
-        let ids = seqs.iter().map(|seq| event_in(&events, *seq).map(|e| e.id));
-        let live = self
-            .live_post_seqs(ids.collect::<Result<Vec<_>>>()?)
-            .await?;
+        let live = match liveness {
+            Liveness::WriteModel => {
+                let ids = seqs.iter().map(|seq| event_in(&events, *seq).map(|e| e.id));
+                Some(
+                    self.live_post_seqs(ids.collect::<Result<Vec<_>>>()?)
+                        .await?,
+                )
+            }
+            Liveness::Views => None,
+        };
         let mut found = Vec::with_capacity(seqs.len());
         for (seq, edit) in seqs.iter().zip(edits) {
             let created = event_in(&events, *seq)?;
             // Deleted since the page was cut: left out.
-            if live.get(&created.id).copied().flatten() == Some(*seq) {
+            let is_live = match &live {
+                Some(live) => live.get(&created.id).copied().flatten() == Some(*seq),
+                None => created.actor.is_some_and(|author| {
+                    feed.profile.last_in_range(&author, *seq..=*seq).is_some()
+                }),
+            };
+            if is_live {
                 let edit = edit.map(|edit| event_in(&events, edit)).transpose()?;
                 found.push(post_from(&self.views, reader, created, edit)?);
             }
@@ -141,11 +172,7 @@ impl Engine {
     /// model through the post cache.
     async fn live_post_seqs(&self, ids: Vec<EventId>) -> Result<HashMap<EventId, Option<Seq>>> {
         self.through_cache("posts", HotObjects::posts, ids, |store, id| {
-            let record: Option<PostRecord> =
-                record(store.get(Table::PostidPost, id.as_bytes())?, "post")?;
-            Ok(Some(
-                record.filter(|post| !post.deleted).map(|post| post.seq),
-            ))
+            post_liveness(store, *id).map(Some)
         })
         .await
     }
@@ -396,15 +423,26 @@ impl Engine {
     }
 }
 
+/// The seq of `post` if it is live (`None`: deleted, or no such post), per the write model.
+fn post_liveness(store: &Store, post: EventId) -> Result<Option<Seq>> {
+    let record: Option<PostRecord> =
+        record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
+    Ok(record.filter(|p| !p.deleted).map(|p| p.seq))
+}
+
 /// The seq of a live post (`POST_NOT_FOUND` if it does not exist or was deleted), read from
 /// the store (for reads already off the async runtime).
 fn live_post_seq(store: &Store, post: EventId) -> Result<Seq> {
-    let record: Option<PostRecord> =
-        record(store.get(Table::PostidPost, post.as_bytes())?, "post")?;
-    record
-        .filter(|p| !p.deleted)
-        .map(|p| p.seq)
-        .ok_or(Error::PostNotFound(post))
+    post_liveness(store, post)?.ok_or(Error::PostNotFound(post))
+}
+
+/// How [`Engine::assemble_posts`] knows which posts are live.
+#[derive(Clone, Copy)]
+enum Liveness {
+    /// The write model, through the post cache (a page of a timeline).
+    WriteModel,
+    /// The views: the author's profile timeline holds a post while it lives (a live push).
+    Views,
 }
 
 /// The post `event` created (already read from the log), as `posts_by_seq` answers it.

@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use anyhow::Context;
 use girok_engine::Engine;
-use std::sync::Arc;
 
 pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.http_addr {
@@ -64,15 +63,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }
     };
     let analytics = state.analytics.clone();
-    let fatal = Arc::new(std::sync::OnceLock::new());
     let stop = {
-        let (engine, fatal) = (engine.clone(), fatal.clone());
+        let engine = engine.clone();
         async move {
             tokio::select! {
                 () = shutdown_signal() => {}
                 reason = storage_failure(&engine) => {
                     tracing::error!(%reason, "fatal storage error: girok stops (it recovers at its next start)");
-                    let _ = fatal.set(reason);
                 }
             }
         }
@@ -83,8 +80,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     engine.shutdown().await;
     served.context("HTTP server failed")?;
-    if let Some(reason) = fatal.get() {
-        return Err(StorageFailed(reason.clone()).into());
+    // A failed store stays failed: it says whether this was the reason to stop.
+    if let Some(reason) = engine.storage_failure() {
+        return Err(StorageFailed(reason).into());
     }
     tracing::info!("girok stopped cleanly");
     Ok(())

@@ -6,8 +6,8 @@
 //! `ws.write_timeout_ms` (it stopped reading), and a close 1001 when girok shuts down.
 
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
-use crate::ws::{CLOSE_IDLE, CLOSE_SLOW_CONSUMER, WsLimits, WsMetrics};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use crate::ws::{CLOSE_GRACE, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, WsLimits, WsMetrics, close_frame};
+use axum::extract::ws::{Message, WebSocket};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use std::future::Future;
@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 /// Frames the protocol may have ready before it waits for the socket.
 const OUTBOUND_FRAMES: usize = 16;
-/// Longest a close frame may take to go out.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// When the client was last heard from, as milliseconds since the socket opened.
 #[derive(Clone)]
@@ -132,20 +130,16 @@ async fn write(
             }
             () = Stopping::stopped(&mut stopping) => {
                 // What the protocol already has ready (answers to mutations that ran) goes out.
-                while let Ok(frame) = outbound.try_recv() {
-                    let sent = tokio::time::timeout(limits.write_timeout, sink.send(frame)).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        break;
-                    }
+                if let Ok(frame) = outbound.try_recv() {
+                    let _ = write_ready(sink, outbound, frame, limits.write_timeout).await;
                 }
                 break (CLOSE_GOING_AWAY, "girok is shutting down");
             }
         };
-        let closes = matches!(frame, Message::Close(_));
-        match tokio::time::timeout(limits.write_timeout, sink.send(frame)).await {
-            Ok(Ok(())) if !closes => {}
-            Ok(_) => return, // closed as the protocol asked, or the socket is gone
-            Err(_) => {
+        match write_ready(sink, outbound, frame, limits.write_timeout).await {
+            Written::Open => {}
+            Written::Closed | Written::Gone => return, // as the protocol asked, or gone
+            Written::TimedOut => {
                 guard.metrics.slow_consumer_closed();
                 break (CLOSE_SLOW_CONSUMER, "slow consumer");
             }
@@ -153,9 +147,46 @@ async fn write(
     };
     closing.store(true, Ordering::Relaxed);
     let (code, reason) = ending;
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_frame(code, reason))).await;
+}
+
+/// How a write of frames ended.
+enum Written {
+    /// Out; the socket stays open.
+    Open,
+    /// Out, and one of them was the protocol's close.
+    Closed,
+    /// The socket is gone.
+    Gone,
+    /// The socket took nothing for the write timeout: the client does not read.
+    TimedOut,
+}
+
+/// Writes `first` and every frame the protocol already has ready with one flush (one
+/// syscall for a burst of events), within `timeout`.
+async fn write_ready(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    outbound: &mut mpsc::Receiver<Message>,
+    first: Message,
+    timeout: Duration,
+) -> Written {
+    let written = tokio::time::timeout(timeout, async {
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            let closes = matches!(frame, Message::Close(_));
+            sink.feed(frame).await?;
+            if closes {
+                sink.flush().await?;
+                return Ok(Written::Closed);
+            }
+            next = outbound.try_recv().ok();
+        }
+        sink.flush().await.map(|()| Written::Open)
+    })
+    .await;
+    match written {
+        Ok(Ok(written)) => written,
+        Ok(Err::<_, axum::Error>(_)) => Written::Gone,
+        Err(_) => Written::TimedOut,
+    }
 }

@@ -430,9 +430,8 @@ impl FeedSubscription {
             let engine = engine.clone();
             async move {
                 let post = item?;
-                let mut found = engine.posts_by_seq(me, vec![post.seq]).await.map_err(gql)?;
                 // Deleted at once: nothing to show.
-                Ok(found.pop())
+                engine.pushed_post(me, post.seq).await.map_err(gql)
             }
         });
         let posts = posts.filter_map(

@@ -175,9 +175,7 @@ pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
     let timeout = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .merge(ops::routes())
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
         .route("/ws", get(crate::ws::upgrade))
@@ -229,8 +227,9 @@ pub async fn run(
         // however many clients wait. It ends with the process.
         let ops_listener =
             listener::LimitedListener::new(ops_listener, OPS_MAX_CONNECTIONS, Default::default());
-        let app =
-            ops::router(state.clone()).into_make_service_with_connect_info::<listener::PeerAddr>();
+        let app = ops::routes()
+            .with_state(state.clone())
+            .into_make_service_with_connect_info::<listener::PeerAddr>();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(ops_listener, app).await {
                 tracing::error!(%error, "the operators' listener failed");

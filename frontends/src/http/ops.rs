@@ -7,13 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-/// The operators' endpoints alone, for `server.ops_addr`.
-pub fn router(state: AppState) -> Router {
+/// The operators' endpoints: on the main listener, and alone on `server.ops_addr`.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
 }
 
 /// `GET /healthz`: 200 while girok can serve, 503 once its log writer is gone for good (so a

@@ -10,7 +10,7 @@
 //! its frames.
 
 use super::outbox::{
-    CLOSE_AUTH_TIMEOUT, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CloseRequest, Outbox, render,
+    CLOSE_AUTH_TIMEOUT, CLOSE_GRACE, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CloseRequest, Outbox, render,
 };
 use super::protocol::{ClientFrame, ServerFrame};
 use super::subscription::{Scope, Subscription, run_feed, run_notifications};
@@ -34,7 +34,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// How long a server-initiated close waits for the client's close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Longest a shutdown waits for the answers of sends in flight before closing a socket.
 const SHUTDOWN_ANSWERS_WITHIN: Duration = Duration::from_millis(500);
 
@@ -362,7 +361,7 @@ impl Connection {
                 message: format!("at most {} sends per second", self.limits.sends_per_second),
                 reference,
                 topic: None,
-                retry_after_ms: Some((wait.as_millis() as u64).max(1)),
+                retry_after_ms: Some(girok_engine::error::retry_millis(wait)),
             });
         }
         let Ok(room) = room_id.parse::<RoomId>() else {

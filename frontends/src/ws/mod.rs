@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use connection::WsLimits;
 pub use metrics::WsMetrics;
-pub use outbox::{CLOSE_IDLE, CLOSE_SLOW_CONSUMER};
+pub use outbox::{CLOSE_GRACE, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, close_frame};
 
 /// The WebSocket read buffer of a connection (`/ws` and `/graphql/ws`): tungstenite zeroes
 /// the whole buffer before every read (128 KiB by default), so keep it small; it grows for a

@@ -20,6 +20,17 @@ pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
 pub const CLOSE_IDLE: u16 = 4002;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4003;
 
+/// Longest a close frame (and the client's answer to it) may take.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A close frame with `code` and `reason`.
+pub fn close_frame(code: u16, reason: impl Into<Utf8Bytes>) -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
 /// Why a task wants the connection closed: a close code and its reason.
 pub(super) type CloseRequest = (u16, String);
 
@@ -104,10 +115,7 @@ impl Outbox {
 
     /// Sends the close frame, waiting at most `grace`; whether it went out.
     pub async fn close(&self, code: u16, reason: String, grace: Duration) -> bool {
-        let frame = Message::Close(Some(axum::extract::ws::CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
+        let frame = close_frame(code, reason);
         let said =
             tokio::time::timeout(grace, async { self.sink.lock().await.send(frame).await }).await;
         matches!(said, Ok(Ok(())))

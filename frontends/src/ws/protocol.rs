@@ -133,7 +133,7 @@ impl ServerFrame {
             message: error.to_string(),
             reference,
             topic: None,
-            retry_after_ms: error.retry_after().map(|wait| wait.as_millis() as u64),
+            retry_after_ms: error.retry_after().map(girok_engine::error::retry_millis),
         }
     }
 }

@@ -331,8 +331,8 @@ pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
     push_live(live, out, |post| {
         let engine = engine.clone();
         async move {
-            let found = match engine.posts_by_seq(user, vec![post.seq]).await {
-                Ok(mut found) => found.pop(),
+            let found = match engine.pushed_post(user, post.seq).await {
+                Ok(found) => found,
                 Err(error) => {
                     tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
                     None
