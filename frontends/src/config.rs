@@ -160,6 +160,12 @@ pub struct LimitsConfig {
     pub graphql_max_depth: usize,
     /// Most complex GraphQL query (async-graphql's field count measure).
     pub graphql_max_complexity: usize,
+    /// Most fields, fragment spreads and inline fragments in a GraphQL document (all its
+    /// operations and fragments) with every fragment spread written out; checked before
+    /// validation, whose work it bounds.
+    pub graphql_max_nodes: u64,
+    /// Most fragment definitions in a GraphQL document.
+    pub graphql_max_fragments: usize,
     /// Most members of a group room, its owner included (at most 1,000).
     pub max_room_members: usize,
 }
@@ -170,6 +176,8 @@ impl Default for LimitsConfig {
             max_request_bytes: 64 * 1024,
             graphql_max_depth: 16,
             graphql_max_complexity: 1000,
+            graphql_max_nodes: 2000,
+            graphql_max_fragments: 128,
             max_room_members: girok_engine::limits::MAX_ROOM_MEMBERS,
         }
     }

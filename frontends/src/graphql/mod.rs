@@ -6,6 +6,7 @@
 mod accounts;
 mod chat;
 mod chat_types;
+pub mod document_guard;
 pub mod documents;
 mod errors;
 mod feed;
@@ -77,6 +78,10 @@ pub fn build_schema(
     .data(loader_metrics)
     .limit_depth(config.limits.graphql_max_depth)
     .limit_complexity(config.limits.graphql_max_complexity)
+    .extension(document_guard::DocumentGuard {
+        max_nodes: config.limits.graphql_max_nodes,
+        max_fragments: config.limits.graphql_max_fragments,
+    })
     .validation_mode(validation)
     .finish()
 }
@@ -161,7 +166,8 @@ pub async fn graphql_post(
     }
     let mut status = StatusCode::OK;
     for error in &mut response.errors {
-        if classify(error) == "GRAPHQL_VALIDATION_FAILED" {
+        let code = classify(error);
+        if code == "GRAPHQL_VALIDATION_FAILED" || code == document_guard::TOO_LARGE {
             status = StatusCode::BAD_REQUEST;
         }
     }

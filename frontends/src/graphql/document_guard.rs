@@ -1,0 +1,213 @@
+//! A bound on what a GraphQL document may cost before any validation rule runs. Validation
+//! (async-graphql's depth and complexity checks among them) walks a document with every
+//! fragment spread written out, and a fragment that spreads the one before it twice doubles
+//! that walk per fragment: a 1 KB document of 30 such fragments would take minutes of a
+//! worker's CPU. This guard counts the written-out size of every operation and fragment with
+//! each fragment counted once (memoised), in time linear in the document, and refuses a
+//! document past `limits.graphql_max_nodes` or with more than `limits.graphql_max_fragments`
+//! fragment definitions with `GRAPHQL_DOCUMENT_TOO_LARGE`. It runs as an async-graphql
+//! extension before anything else looks at the parsed document (async-graphql's own nesting
+//! check follows every spread too), so `/graphql` and `/graphql/ws` both pass through it.
+//! The parser bounds nesting itself, so the counting recursion stays shallow.
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ErrorExtensionValues, Request, ServerError, ServerResult};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The stable code of a refused document.
+pub const TOO_LARGE: &str = "GRAPHQL_DOCUMENT_TOO_LARGE";
+
+/// The guard's limits; an async-graphql extension factory.
+#[derive(Clone, Copy, Debug)]
+pub struct DocumentGuard {
+    /// Most fields, fragment spreads and inline fragments, every spread written out.
+    pub max_nodes: u64,
+    /// Most fragment definitions.
+    pub max_fragments: usize,
+}
+
+impl ExtensionFactory for DocumentGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(*self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for DocumentGuard {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        // Parsed here (once: the request keeps the document) because async-graphql's first
+        // check after parsing, of the nesting depth, already follows every spread.
+        self.check(request.parsed_query()?)?;
+        next.run(ctx, request).await
+    }
+}
+
+impl DocumentGuard {
+    /// Refuses `document` when it is past a limit.
+    pub fn check(&self, document: &ExecutableDocument) -> ServerResult<()> {
+        if document.fragments.len() > self.max_fragments {
+            return Err(too_large(format!(
+                "the document defines {} fragments; at most {} are allowed",
+                document.fragments.len(),
+                self.max_fragments
+            )));
+        }
+        let mut sizes = Sizes {
+            document,
+            known: HashMap::new(),
+            cap: self.max_nodes,
+        };
+        let mut total = 0u64;
+        for (_, operation) in document.operations.iter() {
+            total = total.saturating_add(sizes.of_set(&operation.node.selection_set.node));
+        }
+        for name in document.fragments.keys() {
+            total = total.saturating_add(sizes.of_fragment(name.as_str()));
+        }
+        if total > self.max_nodes {
+            return Err(too_large(format!(
+                "the document has more than {} fields, fragment spreads and inline fragments \
+                 with every fragment spread written out",
+                self.max_nodes
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn too_large(message: String) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", TOO_LARGE);
+    error.extensions = Some(extensions);
+    error
+}
+
+/// A fragment's written-out size, or that it is being counted (a cycle, which validation
+/// refuses on its own; counted as nothing here).
+#[derive(Clone, Copy)]
+enum Size {
+    Counting,
+    Known(u64),
+}
+
+/// Written-out sizes, each fragment's counted once. Every count stops growing just past
+/// `cap`, so sums never overflow and a refused document costs no more than one that passes.
+struct Sizes<'a> {
+    document: &'a ExecutableDocument,
+    known: HashMap<&'a str, Size>,
+    cap: u64,
+}
+
+impl<'a> Sizes<'a> {
+    fn of_fragment(&mut self, name: &'a str) -> u64 {
+        match self.known.get(name) {
+            Some(Size::Known(size)) => return *size,
+            Some(Size::Counting) => return 0,
+            None => {}
+        }
+        let Some((key, fragment)) = self.document.fragments.get_key_value(name) else {
+            return 0; // unknown: validation names it
+        };
+        self.known.insert(key.as_str(), Size::Counting);
+        let size = self.of_set(&fragment.node.selection_set.node);
+        self.known.insert(key.as_str(), Size::Known(size));
+        size
+    }
+
+    fn of_set(&mut self, set: &'a SelectionSet) -> u64 {
+        let mut size = 0u64;
+        for item in &set.items {
+            let inner = match &item.node {
+                Selection::Field(field) => self.of_set(&field.node.selection_set.node),
+                Selection::InlineFragment(inline) => self.of_set(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    self.of_fragment(spread.node.fragment_name.node.as_str())
+                }
+            };
+            size = size.saturating_add(1).saturating_add(inner);
+            if size > self.cap {
+                return size;
+            }
+        }
+        size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn guard() -> DocumentGuard {
+        DocumentGuard {
+            max_nodes: 100,
+            max_fragments: 8,
+        }
+    }
+
+    /// A document of `levels` fragments, each spreading the one before twice.
+    fn doubling(levels: usize) -> String {
+        let mut text = format!("query {{ ...F{levels} }}\nfragment F0 on Query {{ __typename }}\n");
+        for level in 1..=levels {
+            let before = level - 1;
+            text.push_str(&format!(
+                "fragment F{level} on Query {{ ...F{before} ...F{before} }}\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_plain_document_passes() {
+        let document = parse_query("{ a { b c } ... on Query { d } }").unwrap();
+        guard().check(&document).unwrap();
+    }
+
+    #[test]
+    fn fragments_count_as_written_out() {
+        // F0 = 1, F1 = 2 + 2, F2 = 2 + 8: the operation spreads F2 (11), plus every
+        // fragment's own size (1 + 6 + 14).
+        let fits = parse_query(doubling(2)).unwrap();
+        guard().check(&fits).unwrap();
+        let bomb = parse_query(doubling(6)).unwrap();
+        let error = guard().check(&bomb).unwrap_err();
+        let code = error.extensions.unwrap().get("code").cloned();
+        assert_eq!(code, Some(TOO_LARGE.into()));
+    }
+
+    #[test]
+    fn a_deep_bomb_is_refused_at_once() {
+        let guard = DocumentGuard {
+            max_nodes: 2000,
+            max_fragments: 128,
+        };
+        let bomb = parse_query(doubling(60)).unwrap();
+        let started = std::time::Instant::now();
+        assert!(guard.check(&bomb).is_err());
+        // Written out, this document has 2^60 fields: only counting each fragment once ends.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn too_many_fragments_are_refused() {
+        let document = parse_query(doubling(8)).unwrap();
+        let error = guard().check(&document).unwrap_err();
+        assert!(error.message.contains("9 fragments"), "{}", error.message);
+    }
+
+    #[test]
+    fn cycles_and_unknown_fragments_are_left_to_validation() {
+        let text = "{ ...A ...Missing } fragment A on Query { ...B } fragment B on Query { ...A }";
+        guard().check(&parse_query(text).unwrap()).unwrap();
+    }
+}
