@@ -30,6 +30,9 @@ pub enum Topic {
     User(UserId),
     /// Every event in the log.
     Log,
+    /// Every revocation of a session (`SessionRevoked`), so that connections living under a
+    /// session end with it.
+    Sessions,
 }
 
 /// A committed event as live subscribers share it, with its renderings: a frontend turns the
@@ -119,13 +122,14 @@ impl Hub {
             }
         };
         let room = event.payload.room().map(Topic::Room);
-        let user = match &event.payload {
+        let addressed = match &event.payload {
             Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
                 Some(Topic::User(*user))
             }
+            Payload::SessionRevoked { .. } => Some(Topic::Sessions),
             _ => None,
         };
-        let topics = std::iter::once(Topic::Log).chain(room).chain(user);
+        let topics = std::iter::once(Topic::Log).chain(room).chain(addressed);
         let event = Arc::new(event);
         hot.remember_event(&event);
         self.topics.send(topics, &Arc::new(LiveEvent::new(event)));

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::Server;
-use common::sockets::graphql_ws;
+use common::sockets::{GraphqlWs, Socket, connect, graphql_ws, next, next_or_close, send};
+use common::{Server, as_user, call};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -99,4 +99,176 @@ async fn fragment_bombs_are_refused_before_validation_while_healthz_answers() {
         )
         .await;
     assert_eq!(data["me"]["username"], "bomber");
+}
+
+/// Logs `name` in (a new session); returns (access token, refresh token).
+async fn login(server: &Server, name: &str) -> (String, String) {
+    let response = server
+        .client
+        .post(server.url("/v1/auth/login"))
+        .json(&json!({ "username": name, "password": "password123" }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let access = body["accessToken"].as_str().expect("logged in").to_owned();
+    (access, body["refreshToken"].as_str().unwrap().to_owned())
+}
+
+/// A `/ws` connection signed in with `token` (its welcome read).
+async fn ws_as(server: &Server, token: &str) -> Socket {
+    let mut socket = connect(server, Some(token)).await;
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    socket
+}
+
+/// A `/graphql/ws` connection signed in with `token`.
+async fn graphql_ws_as(server: &Server, token: &str) -> GraphqlWs {
+    let (socket, ack) = graphql_ws(
+        server,
+        json!({ "authorization": format!("Bearer {token}") }),
+    )
+    .await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
+/// The `/ws` connection says why its session ended, then closes with `close`.
+async fn ends_with(socket: &mut Socket, code: &str, close: u16) {
+    let said = next_or_close(socket).await;
+    assert_eq!(said["type"], "error", "{said}");
+    assert_eq!(said["code"], code, "{said}");
+    let closed = next_or_close(socket).await;
+    assert_eq!(closed["code"], close, "{closed}");
+}
+
+/// The connection still answers.
+async fn still_open(socket: &mut Socket) {
+    send(socket, json!({ "type": "ping" })).await;
+    assert_eq!(next(socket).await["type"], "pong");
+}
+
+async fn graphql_closes_with(socket: &mut GraphqlWs, close: u16) {
+    let closed = next_or_close(&mut socket.socket).await;
+    assert_eq!(closed["type"], "close", "{closed}");
+    assert_eq!(closed["code"], close, "{closed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_of_ending_a_session_closes_its_sockets_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    server.sign_in("ana").await;
+
+    // Logout.
+    let (token, _) = login(&server, "ana").await;
+    let mut ws = ws_as(&server, &token).await;
+    let mut gws = graphql_ws_as(&server, &token).await;
+    let (other, _) = login(&server, "ana").await;
+    let mut bystander = ws_as(&server, &other).await;
+    let (status, _) = call(&server, "POST", "/v1/auth/logout", &token, None).await;
+    assert_eq!(status, 204);
+    ends_with(&mut ws, "SESSION_ENDED", 4004).await;
+    graphql_closes_with(&mut gws, 4403).await;
+    // Another session of the same user lives on.
+    still_open(&mut bystander).await;
+
+    // revokeSession, from another session.
+    let (victim, _) = login(&server, "ana").await;
+    let mut ws = ws_as(&server, &victim).await;
+    let current = as_user(&server, &victim, "{ sessions { id current } }", json!({})).await;
+    let id = current["data"]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .clone();
+    let revoked = as_user(
+        &server,
+        &other,
+        "mutation($id: ID!) { revokeSession(id: $id) }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert!(revoked.get("errors").is_none(), "{revoked}");
+    ends_with(&mut ws, "SESSION_ENDED", 4004).await;
+    still_open(&mut bystander).await;
+
+    // A reused refresh token revokes its session.
+    let (token, refresh) = login(&server, "ana").await;
+    let mut ws = ws_as(&server, &token).await;
+    for expected in [200, 401] {
+        let response = server
+            .client
+            .post(server.url("/v1/auth/refresh"))
+            .json(&json!({ "refreshToken": refresh }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+    }
+    ends_with(&mut ws, "SESSION_ENDED", 4004).await;
+
+    // A password change ends every session: the bystander's sockets too.
+    let mut gws = graphql_ws_as(&server, &other).await;
+    let changed = as_user(
+        &server,
+        &other,
+        "mutation { changePassword(currentPassword: \"password123\", newPassword: \"password456\") }",
+        json!({}),
+    )
+    .await;
+    assert!(changed.get("errors").is_none(), "{changed}");
+    ends_with(&mut bystander, "SESSION_ENDED", 4004).await;
+    graphql_closes_with(&mut gws, 4403).await;
+
+    // A session already revoked cannot open a socket.
+    let mut late = connect(&server, None).await;
+    send(&mut late, json!({ "type": "auth", "token": other })).await;
+    assert_eq!(next(&mut late).await["code"], "UNAUTHENTICATED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_ends_when_its_token_expires_unless_given_a_fresh_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Tokens live 4 s, and are accepted 5 s more (the leeway for clock skew).
+    let server = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[("GIROK__AUTH__ACCESS_TOKEN_TTL_SECS", "4")],
+    );
+    server.sign_in("bob").await;
+    let (first, refresh) = login(&server, "bob").await;
+    let started = std::time::Instant::now();
+    let mut plain = ws_as(&server, &first).await;
+    let mut renewed = ws_as(&server, &first).await;
+    let mut gws = graphql_ws_as(&server, &first).await;
+    // A token of someone else is refused in-band; the connection stays signed in as bob.
+    let (stranger, _) = common::user(&server, "stranger").await;
+    send(&mut renewed, json!({ "type": "auth", "token": stranger })).await;
+    assert_eq!(next(&mut renewed).await["code"], "ALREADY_AUTHENTICATED");
+    // Past the first token's expiry (but within its leeway), a fresh token of the same
+    // session goes in-band.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    let response = server
+        .client
+        .post(server.url("/v1/auth/refresh"))
+        .json(&json!({ "refreshToken": refresh }))
+        .send()
+        .await
+        .unwrap();
+    let fresh: Value = response.json().await.unwrap();
+    let fresh = fresh["accessToken"].as_str().unwrap();
+    send(&mut renewed, json!({ "type": "auth", "token": fresh })).await;
+    assert_eq!(next(&mut renewed).await["type"], "welcome");
+
+    ends_with(&mut plain, "TOKEN_EXPIRED", 4005).await;
+    graphql_closes_with(&mut gws, 4401).await;
+    // The first token is no longer accepted; the renewed connection is still open (its
+    // token is accepted about 5 s longer) ...
+    assert!(started.elapsed() < Duration::from_secs(13));
+    still_open(&mut renewed).await;
+    // ... until its own token expires.
+    ends_with(&mut renewed, "TOKEN_EXPIRED", 4005).await;
 }

@@ -4,6 +4,7 @@
 pub mod cookies;
 pub mod flows;
 pub mod keys;
+pub mod live_sessions;
 mod principal;
 mod rate_limit;
 pub mod tokens;

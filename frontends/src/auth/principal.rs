@@ -29,6 +29,9 @@ pub struct Principal {
     pub user: UserId,
     pub session: SessionId,
     pub via: AuthVia,
+    /// The last second (Unix time) the credential is accepted: a Bearer token's `exp` plus
+    /// the leeway. `None` for the session cookie, which lasts as long as its session.
+    pub accepted_until: Option<i64>,
 }
 
 /// What the request's headers say about its caller.
@@ -70,7 +73,7 @@ impl RequestAuth {
 /// active (so revocation is immediate). Used for the Authorization header and the WebSocket
 /// `auth` frame alike.
 pub async fn bearer_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let (user, session) = state
+    let (user, session, accepted_until) = state
         .tokens
         .verify(token)
         .ok_or_else(|| unauthenticated("the access token is invalid or expired"))?;
@@ -79,6 +82,7 @@ pub async fn bearer_principal(state: &AppState, token: &str) -> Result<Principal
             user,
             session,
             via: AuthVia::Bearer,
+            accepted_until: Some(accepted_until),
         }),
         _ => Err(unauthenticated("the session of this token has ended")),
     }
@@ -127,6 +131,7 @@ pub async fn authenticate(
                 user,
                 session,
                 via: AuthVia::Cookie,
+                accepted_until: None,
             })
     } else {
         None

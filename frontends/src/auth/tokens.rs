@@ -99,19 +99,20 @@ impl Tokens {
         Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
     }
 
-    /// The user and session of a valid token; `None` for anything else.
-    pub fn verify(&self, token: &str) -> Option<(UserId, SessionId)> {
+    /// The user and session of a valid token, and the last second (Unix time) it is accepted
+    /// (its `exp` plus the leeway); `None` for anything else.
+    pub fn verify(&self, token: &str) -> Option<(UserId, SessionId, i64)> {
         let now = now_secs();
         if let Some((user, session, exp)) = self.verified.get(token) {
             if now <= exp + LEEWAY_SECS {
-                return Some((user, session));
+                return Some((user, session, exp + LEEWAY_SECS));
             }
             self.verified.remove(token);
             return None;
         }
         let (user, session, exp) = self.verify_signed(token)?;
         self.verified.insert(token.to_owned(), (user, session, exp));
-        Some((user, session))
+        Some((user, session, exp + LEEWAY_SECS))
     }
 
     /// The cryptographic check alone, without the cache: `(user, session, exp)`.

@@ -3,7 +3,9 @@
 //! `/ws` hold here too: a WebSocket ping every `ws.heartbeat_ms` (clients answer it
 //! themselves), a close 4002 after `ws.idle_timeout_ms` without any frame from the client (a
 //! pong counts), a close 4003 for a client whose socket takes nothing for
-//! `ws.write_timeout_ms` (it stopped reading), and a close 1001 when girok shuts down.
+//! `ws.write_timeout_ms` (it stopped reading), a close 1001 when girok shuts down, and the
+//! close that `connection_init` asks for when the socket's session ends (4403 revoked, 4401
+//! token expired).
 
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use crate::ws::{CLOSE_GRACE, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, WsLimits, WsMetrics, close_frame};
@@ -49,11 +51,13 @@ pub struct SocketLimits {
     pub limits: WsLimits,
     pub metrics: WsMetrics,
     pub stopping: Stopping,
+    /// A close (code and reason) for the writer to send, and why: the session ended.
+    pub ended: tokio::sync::mpsc::Receiver<(u16, &'static str)>,
 }
 
 /// Serves `socket` with `protocol`, built by `serve_protocol` around a sink and a stream of
 /// frames (what `GraphQLWebSocket::new_with_pair(..).serve()` takes), under the socket limits.
-pub async fn serve<P, F>(socket: WebSocket, guard: SocketLimits, serve_protocol: P)
+pub async fn serve<P, F>(socket: WebSocket, mut guard: SocketLimits, serve_protocol: P)
 where
     P: FnOnce(
         mpsc::Sender<Message>,
@@ -82,7 +86,7 @@ where
     let protocol = serve_protocol(frames, input);
     tokio::pin!(protocol);
     let closed_by_us = {
-        let writer = write(&mut sink, &mut outbound, heard, &closing, &guard);
+        let writer = write(&mut sink, &mut outbound, heard, &closing, &mut guard);
         tokio::pin!(writer);
         tokio::select! {
             // The protocol ended (the client closed, or broke it): what it still had to say
@@ -110,7 +114,7 @@ async fn write(
     outbound: &mut mpsc::Receiver<Message>,
     heard: LastHeard,
     closing: &AtomicBool,
-    guard: &SocketLimits,
+    guard: &mut SocketLimits,
 ) {
     let limits = guard.limits;
     let mut stopping = guard.stopping.watch();
@@ -128,6 +132,7 @@ async fn write(
                 }
                 Message::Ping(Vec::new().into())
             }
+            Some(ended) = guard.ended.recv() => break ended,
             () = Stopping::stopped(&mut stopping) => {
                 // What the protocol already has ready (answers to mutations that ran) goes out.
                 if let Ok(frame) = outbound.try_recv() {

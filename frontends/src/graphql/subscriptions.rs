@@ -13,6 +13,7 @@ use super::chat_types::{MessageNode, Room};
 use super::errors::{api, gql, principal};
 use super::feed_types::{Notification, Post};
 use super::scalars::Seq;
+use crate::auth::live_sessions::Ending;
 use crate::auth::{RequestAuth, authenticate, bearer_principal};
 use crate::http::{AppState, PeerAddr};
 use async_graphql::{Context, Data, ErrorExtensions, ID, Result, SimpleObject, Subscription};
@@ -343,6 +344,11 @@ impl RoomWatch {
     }
 }
 
+/// graphql-transport-ws's close codes for a socket whose session ended: revoked (4403
+/// Forbidden) and expired (4401 Unauthorized).
+const CLOSE_FORBIDDEN: u16 = 4403;
+const CLOSE_UNAUTHORIZED: u16 = 4401;
+
 /// `GET /graphql/ws`: the subscription socket.
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -368,15 +374,17 @@ pub async fn upgrade(
                 active: Arc::new(AtomicUsize::new(0)),
                 max: max_subscriptions,
             });
+            let (end, ended) = tokio::sync::mpsc::channel(1);
             let limits = super::socket::SocketLimits {
                 limits: crate::ws::WsLimits::from(&state.config.ws),
                 metrics: state.ws_metrics.clone(),
                 stopping: state.stopping.clone(),
+                ended,
             };
             super::socket::serve(socket, limits, move |sink, stream| {
                 GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                     .with_data(data)
-                    .on_connection_init(move |payload| connection_init(state, auth, payload))
+                    .on_connection_init(move |payload| connection_init(state, auth, payload, end))
                     .serve()
             })
         })
@@ -384,11 +392,14 @@ pub async fn upgrade(
 
 /// Authenticates the socket: the cookie of the upgrade, or the `authorization` of the
 /// `connection_init` payload. A refusal closes the socket (code 1002, the reason in the
-/// close frame).
+/// close frame). From then on the socket lives as long as the session: `end` asks the
+/// socket's writer to close it with 4403 when the session is revoked and 4401 when the
+/// access token expires (the client reconnects with a fresh one).
 async fn connection_init(
     state: AppState,
     mut auth: RequestAuth,
     payload: serde_json::Value,
+    end: tokio::sync::mpsc::Sender<(u16, &'static str)>,
 ) -> Result<Data> {
     if auth.principal.is_none() {
         let header = payload
@@ -402,6 +413,21 @@ async fn connection_init(
             )));
         };
         auth.principal = Some(bearer_principal(&state, token).await.map_err(api)?);
+    }
+    if let Some(principal) = auth.principal {
+        let ending = state.live_sessions.ended(state.engine.clone(), principal);
+        tokio::spawn(async move {
+            tokio::select! {
+                ending = ending => {
+                    let close = match ending {
+                        Ending::Revoked => (CLOSE_FORBIDDEN, "Forbidden: the session has ended"),
+                        Ending::Expired => (CLOSE_UNAUTHORIZED, "Unauthorized: the access token expired"),
+                    };
+                    let _ = end.send(close).await;
+                }
+                () = end.closed() => {}
+            }
+        });
     }
     // A socket is not a form post: cookie callers get no CSRF pass for mutations here.
     auth.csrf_ok = false;

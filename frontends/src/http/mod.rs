@@ -60,6 +60,8 @@ pub struct AppState {
     pub analytics: Option<Arc<girok_analytics::Sink>>,
     /// Shutdown, for long polls and WebSockets.
     pub stopping: crate::stopping::Stopping,
+    /// The sessions live connections run under, to end them with their session.
+    pub live_sessions: Arc<crate::auth::live_sessions::LiveSessions>,
 }
 
 impl AppState {
@@ -115,6 +117,7 @@ impl AppState {
             schema(async_graphql::ValidationMode::Fast),
             schema(async_graphql::ValidationMode::Strict),
         );
+        let live_sessions = crate::auth::live_sessions::LiveSessions::start(&engine);
         Ok(Self {
             engine,
             schema,
@@ -131,6 +134,7 @@ impl AppState {
             ws_metrics,
             analytics,
             stopping: crate::stopping::Stopping::default(),
+            live_sessions,
         })
     }
 }

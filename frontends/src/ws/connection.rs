@@ -10,10 +10,12 @@
 //! its frames.
 
 use super::outbox::{
-    CLOSE_AUTH_TIMEOUT, CLOSE_GRACE, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CloseRequest, Outbox, render,
+    CLOSE_AUTH_TIMEOUT, CLOSE_GRACE, CLOSE_IDLE, CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER,
+    CLOSE_TOKEN_EXPIRED, CloseRequest, Outbox, render,
 };
 use super::protocol::{ClientFrame, ServerFrame};
 use super::subscription::{Scope, Subscription, run_feed, run_notifications};
+use crate::auth::live_sessions::Ending;
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::http::AppState;
@@ -33,7 +35,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// How long a server-initiated close waits for the client's close frame.
 /// Longest a shutdown waits for the answers of sends in flight before closing a socket.
 const SHUTDOWN_ANSWERS_WITHIN: Duration = Duration::from_millis(500);
 
@@ -86,6 +87,7 @@ pub async fn serve(
         pending: VecDeque::new(),
         sending: FuturesOrdered::new(),
         subscriptions: HashMap::new(),
+        session_end: None,
         sends: RateLimiter::direct(
             Quota::per_second(NonZeroU32::new(limits.sends_per_second).unwrap_or(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN)),
@@ -159,6 +161,17 @@ pub async fn serve(
                 }
                 connection.pending.push_back(Message::Ping(Vec::new().into()));
             }
+            ending = session_ended(&mut connection.session_end) => {
+                let (code, reason) = match ending {
+                    Ending::Revoked => (CLOSE_SESSION_ENDED, "session ended"),
+                    Ending::Expired => (CLOSE_TOKEN_EXPIRED, "token expired"),
+                };
+                connection.reply(ServerFrame::error(ending.code(), ending.message()));
+                let answers = std::mem::take(&mut connection.pending);
+                connection.out.write(answers).await;
+                closing = Some((code, reason.into()));
+                break;
+            }
             _ = tokio::time::sleep_until(auth_deadline), if connection.principal.is_none() => {
                 closing = Some((CLOSE_AUTH_TIMEOUT, "no auth frame in time".into()));
                 break;
@@ -212,7 +225,17 @@ struct Connection {
     /// Sends waiting to be durable; each yields its answer, in the order they were sent.
     sending: FuturesOrdered<BoxFuture<'static, Utf8Bytes>>,
     subscriptions: HashMap<String, JoinHandle<()>>,
+    /// Resolves when the session signed in under ends (revoked, or its token expired).
+    session_end: Option<BoxFuture<'static, Ending>>,
     sends: DefaultDirectRateLimiter,
+}
+
+/// Waits for the end of the connection's session; forever before it signs in.
+async fn session_ended(end: &mut Option<BoxFuture<'static, Ending>>) -> Ending {
+    match end {
+        Some(end) => end.await,
+        None => std::future::pending().await,
+    }
 }
 
 fn engine_error(error: EngineError) -> ServerFrame {
@@ -225,8 +248,18 @@ impl Connection {
         self.pending.push_back(Message::Text(render(&frame)));
     }
 
-    fn welcome(&mut self, principal: Principal) {
+    /// Signs the connection in under `principal`, watching its session from now on.
+    fn sign_in(&mut self, principal: Principal) {
         self.principal = Some(principal);
+        let ending = self
+            .state
+            .live_sessions
+            .ended(self.state.engine.clone(), principal);
+        self.session_end = Some(ending.boxed());
+    }
+
+    fn welcome(&mut self, principal: Principal) {
+        self.sign_in(principal);
         if self.state.presence.connected(principal.user) {
             // To every room the user is in up to now, a room joined just before connecting
             // included: at once when the memberships view reflects the log's head, else once
@@ -274,16 +307,27 @@ impl Connection {
         }
     }
 
+    /// An `auth` frame: signs the connection in, or, on a signed-in connection, replaces its
+    /// token with a fresh one of the same user (so that it outlives the first token's
+    /// expiry); a token of someone else is refused.
     async fn authenticate(&mut self, token: &str) {
-        if self.principal.is_some() {
-            return self.reply(ServerFrame::error(
+        let principal = match bearer_principal(&self.state, token).await {
+            Ok(principal) => principal,
+            Err(error) => return self.reply(ServerFrame::error(error.code, error.message)),
+        };
+        match self.principal {
+            None => self.welcome(principal),
+            Some(current) if current.user == principal.user => {
+                self.sign_in(principal);
+                self.reply(ServerFrame::Welcome {
+                    user_id: principal.user.to_string(),
+                    head_seq: self.state.engine.head(),
+                });
+            }
+            Some(_) => self.reply(ServerFrame::error(
                 "ALREADY_AUTHENTICATED",
-                "this connection is signed in",
-            ));
-        }
-        match bearer_principal(&self.state, token).await {
-            Ok(principal) => self.welcome(principal),
-            Err(error) => self.reply(ServerFrame::error(error.code, error.message)),
+                "this connection is signed in as another user",
+            )),
         }
     }
 

@@ -19,6 +19,10 @@ use tokio::sync::{Mutex, mpsc};
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
 pub const CLOSE_IDLE: u16 = 4002;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4003;
+/// The connection's session was revoked (logout, a password change, ...).
+pub const CLOSE_SESSION_ENDED: u16 = 4004;
+/// The access token the connection signed in with expired, and no fresh one came.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4005;
 
 /// Longest a close frame (and the client's answer to it) may take.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
