@@ -43,6 +43,8 @@ start_girok() {
   env -u RUST_LOG \
     GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP=1000000 \
     GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME=1000000 \
+    GIROK__SERVER__MAX_CONNECTIONS_PER_IP=0 \
+    GIROK__WS__MAX_SOCKETS_PER_USER=100000 \
     GIROK__LOG__FILTER=warn \
     "$@" "$girok_bin" --data-dir "$data" serve --http-addr 127.0.0.1:0 \
     >"$tmp/server.out" 2>"$tmp/server.err" &

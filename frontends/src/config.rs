@@ -35,8 +35,18 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Serve `/v1/log/events` (operators' log reads; loopback clients only).
     pub log_api: bool,
-    /// Most HTTP connections open at once; more wait in the kernel's backlog.
+    /// Most HTTP connections open at once; more are answered `503 TOO_MANY_CONNECTIONS`.
     pub max_connections: usize,
+    /// Most HTTP connections open at once from one IP address (0: no limit of its own);
+    /// more are answered `503 TOO_MANY_CONNECTIONS`. Behind a reverse proxy every client
+    /// has the proxy's address: raise it (or set 0) and let the proxy limit clients.
+    pub max_connections_per_ip: usize,
+    /// Longest a request's head (request line and headers) may take to arrive, from the
+    /// moment girok waits for it; a kept-alive connection idle this long is closed too.
+    pub header_read_timeout_ms: u64,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client's
+    /// address (for per-IP login limits and sessions); empty: the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// Where operators' endpoints (/healthz, /readyz, /metrics) are also served, on a
     /// listener of their own that client connections cannot starve; unset: none.
     pub ops_addr: Option<SocketAddr>,
@@ -49,6 +59,9 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             log_api: true,
             max_connections: 4096,
+            max_connections_per_ip: 1024,
+            header_read_timeout_ms: 10_000,
+            trusted_proxies: Vec::new(),
             ops_addr: None,
         }
     }
@@ -227,6 +240,9 @@ pub struct WsConfig {
     /// Largest frame (and message) a client may send; larger ones end the connection.
     pub max_frame_bytes: usize,
     pub max_subscriptions: usize,
+    /// Most signed-in live connections (`/ws` and `/graphql/ws` together) of one user;
+    /// past it a connection is refused (`TOO_MANY_SOCKETS`).
+    pub max_sockets_per_user: usize,
     /// `send` frames per second (token bucket with `send_burst`); beyond: an error frame.
     pub sends_per_second: u32,
     pub send_burst: u32,
@@ -253,6 +269,7 @@ impl Default for WsConfig {
         Self {
             max_frame_bytes: 64 * 1024,
             max_subscriptions: 100,
+            max_sockets_per_user: 32,
             sends_per_second: 50,
             send_burst: 100,
             max_sends_in_flight: 64,

@@ -272,3 +272,257 @@ async fn a_socket_ends_when_its_token_expires_unless_given_a_fresh_one() {
     // ... until its own token expires.
     ends_with(&mut renewed, "TOKEN_EXPIRED", 4005).await;
 }
+
+/// A raw HTTP/1.1 exchange on a fresh connection from `from`: the status line's code and the
+/// body, or `None` when the server closed without answering.
+async fn raw_get(server: &Server, from: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(server, from).await;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: girok\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .ok()?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    Some((status, body))
+}
+
+/// A TCP connection to the server from the loopback address `from` (127.0.0.0/8 is all
+/// local, so each address there is another client IP).
+async fn connect_from(server: &Server, from: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_cannot_hold_the_connection_slots() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[server]\nmax_connections = 8\nmax_connections_per_ip = 0\nheader_read_timeout_ms = 1000\n",
+    );
+    // Eight slowloris clients take every slot, each trickling its request's head.
+    let mut slow = Vec::new();
+    for i in 0..8 {
+        let mut stream = connect_from(&server, "127.0.0.1").await;
+        stream
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: girok\r\nX-Slow-{i}: ").as_bytes())
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let trickle = tokio::spawn(async move {
+        // A byte every 200 ms, for as long as the server lets them: each ends closed.
+        let mut closed = 0;
+        for mut stream in slow {
+            let mut buf = [0u8; 256];
+            loop {
+                if stream.write_all(b"a").await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    _ => {}
+                }
+            }
+            closed += 1;
+        }
+        closed
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(30), trickle)
+        .await
+        .expect("the server closes half-sent requests")
+        .unwrap();
+    assert_eq!(closed, 8);
+    // The slots are free again.
+    let (status, _) = raw_get(&server, "127.0.0.1", "/healthz").await.unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(dir.path(), "[server]\nmax_connections_per_ip = 3\n");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(&server, "127.0.0.7").await);
+    }
+    let (status, body) = raw_get(&server, "127.0.0.7", "/healthz").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "TOO_MANY_CONNECTIONS");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_connections_per_ip"),
+        "{body}"
+    );
+    // Another address is served; a slot given back is taken again.
+    assert_eq!(
+        raw_get(&server, "127.0.0.8", "/healthz").await.unwrap().0,
+        200
+    );
+    drop(held.pop());
+    let mut status = 0;
+    for _ in 0..50 {
+        status = raw_get(&server, "127.0.0.7", "/healthz").await.unwrap().0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_has_a_bounded_number_of_live_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(dir.path(), "[ws]\nmax_sockets_per_user = 2\n");
+    let token = server.sign_in("many").await;
+    let mut first = ws_as(&server, &token).await;
+    let second = graphql_ws_as(&server, &token).await;
+    // A third /ws connection is told why, then closed.
+    let mut third = connect(&server, Some(&token)).await;
+    let said = next_or_close(&mut third).await;
+    assert_eq!(said["code"], "TOO_MANY_SOCKETS", "{said}");
+    assert_eq!(next_or_close(&mut third).await["code"], 4006);
+    // A third /graphql/ws connection is refused at connection_init.
+    let (mut refused, answer) = graphql_ws(
+        &server,
+        json!({ "authorization": format!("Bearer {token}") }),
+    )
+    .await;
+    assert_eq!(answer["type"], "close", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_sockets_per_user"),
+        "{answer}"
+    );
+    drop(refused.socket.close(None).await);
+    // Someone else is not affected; a closed socket gives its place back.
+    let other = server.sign_in("other").await;
+    let mut others = ws_as(&server, &other).await;
+    still_open(&mut others).await;
+    drop(second);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut socket = connect(&server, Some(&token)).await;
+        if next_or_close(&mut socket).await["type"] == "welcome" {
+            again = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    still_open(again.as_mut().expect("a place once one closed")).await;
+    still_open(&mut first).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_api_needs_the_operator_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    server.sign_in("private").await;
+    let get = |token: Option<String>| {
+        let request = server
+            .client
+            .get(server.url("/v1/log/events?from=1&limit=10"));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    // Loopback is not enough (behind a reverse proxy every client is loopback).
+    for token in [None, Some("nope".to_owned()), Some(String::new())] {
+        let (status, body) = get(token).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
+    }
+    let stats = server
+        .client
+        .get(server.url("/v1/log/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status().as_u16(), 401);
+    let (status, body) = get(Some(server.operator_token())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["events"].as_array().unwrap().is_empty());
+    // The CLI beside the running server finds it and its token in the data directory.
+    let data = dir.path().join("data");
+    let (status, stdout, stderr) = common::girok(&[
+        "log",
+        "stats",
+        "--json",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{stderr}");
+    let stats: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(stats["eventCount"].as_u64().unwrap() > 0);
+}
+
+/// A failed login of `name` as a client that says it is `forwarded_for`; the status.
+async fn login_from(server: &Server, name: &str, forwarded_for: &str) -> u16 {
+    let response = server
+        .client
+        .post(server.url("/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "username": name, "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_login_limits_follow_trusted_proxies_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let behind_proxy = Server::start_with_config(
+        dir.path(),
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n[auth]\nlogin_per_minute_per_ip = 3\n",
+    );
+    // Behind the proxy (here: loopback), each forwarded client has its own budget.
+    for i in 0..3 {
+        assert_eq!(
+            login_from(&behind_proxy, &format!("u{i}x"), "203.0.113.5").await,
+            401
+        );
+    }
+    assert_eq!(login_from(&behind_proxy, "u3x", "203.0.113.5").await, 429);
+    assert_eq!(login_from(&behind_proxy, "u4x", "203.0.113.6").await, 401);
+    // The client's own entries left of the proxy's do not count.
+    assert_eq!(
+        login_from(&behind_proxy, "u5x", "198.51.100.1, 203.0.113.5").await,
+        429
+    );
+    drop(behind_proxy);
+
+    // Without trusted proxies, the header is the client's word: ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let direct = Server::start_with_config(dir.path(), "[auth]\nlogin_per_minute_per_ip = 3\n");
+    for i in 0..3 {
+        let forged = format!("203.0.113.{i}");
+        assert_eq!(login_from(&direct, &format!("v{i}x"), &forged).await, 401);
+    }
+    assert_eq!(login_from(&direct, "v3x", "203.0.113.99").await, 429);
+}

@@ -480,7 +480,11 @@ async fn an_idle_websocket_costs_little_memory() {
     use common::sockets::{connect, next};
     const SOCKETS: u64 = 4000;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    // One user on one address holds them all.
+    let server = Server::start_with_config(
+        dir.path(),
+        "[server]\nmax_connections_per_ip = 0\n[ws]\nmax_sockets_per_user = 5000\n",
+    );
     let token = server.sign_in("idle").await;
     let pid = server.child.id();
     // Warm up the allocator and the runtime with a first batch that stays open too.
@@ -610,6 +614,7 @@ async fn long_polls_answer_within_the_request_timeout_and_end_at_shutdown() {
     let response = server
         .client
         .get(server.url("/v1/log/events?from=1000000&waitMs=30000"))
+        .bearer_auth(server.operator_token())
         .send()
         .await
         .unwrap();
@@ -621,11 +626,15 @@ async fn long_polls_answer_within_the_request_timeout_and_end_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let poll = {
-        let (client, url) = (
+        let (client, url, token) = (
             server.client.clone(),
             server.url("/v1/log/events?from=1000000&waitMs=30000"),
+            server.operator_token(),
         );
-        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
+        tokio::spawn(async move {
+            let polled = client.get(url).bearer_auth(token).send().await;
+            polled.map(|r| r.status().as_u16())
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();

@@ -81,10 +81,15 @@ pub fn key_path(data_dir: &Path) -> PathBuf {
 }
 
 fn write(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
-    let dir = path.parent().context("key path has no folder")?;
+    write_private(path, &serde_json::to_vec_pretty(file)?)
+}
+
+/// Writes `bytes` to `path` readable by its owner only (mode 0600), replacing it whole.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("the path has no folder")?;
     std::fs::create_dir_all(dir)?;
     let temp = path.with_extension("tmp");
-    std::fs::write(&temp, serde_json::to_vec_pretty(file)?)?;
+    std::fs::write(&temp, bytes)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -3,11 +3,12 @@
 //! refresh token all commit `SessionRevoked`, which the hub publishes on
 //! [`Topic::Sessions`]; one task follows that topic and wakes every connection watching the
 //! revoked session. A connection under a Bearer token also ends when the token stops being
-//! accepted (its `exp` plus the leeway), unless the client gave it a fresh one.
+//! accepted (its `exp` plus the leeway), unless the client gave it a fresh one. Signing a
+//! connection in here also counts it for its user, up to `ws.max_sockets_per_user`.
 
 use crate::auth::Principal;
 use girok_engine::{Engine, LiveEvent, Topic};
-use girok_schemas::{Payload, SessionId};
+use girok_schemas::{Payload, SessionId, UserId};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,22 +46,46 @@ impl Ending {
     }
 }
 
-/// Revocation watches by session.
-#[derive(Default)]
+/// Revocation watches by session, and the live connections of each user.
 pub struct LiveSessions {
-    watched: Mutex<HashMap<SessionId, Watched>>,
+    watched: Mutex<Watched>,
+    max_per_user: usize,
+}
+
+/// A user has `ws.max_sockets_per_user` live connections already.
+#[derive(Debug)]
+pub struct TooManySockets(pub usize);
+
+impl std::fmt::Display for TooManySockets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} live connections per user at most (ws.max_sockets_per_user): close one first",
+            self.0
+        )
+    }
+}
+
+#[derive(Default)]
+struct Watched {
+    sessions: HashMap<SessionId, Session>,
+    users: HashMap<UserId, usize>,
 }
 
 /// One watched session: set to `true` once revoked; removed when nobody watches it.
-struct Watched {
+struct Session {
     revoked: watch::Sender<bool>,
     watchers: usize,
 }
 
 impl LiveSessions {
-    /// Starts following the revocations `engine` commits.
-    pub fn start(engine: &Arc<Engine>) -> Arc<Self> {
-        let sessions = Arc::new(Self::default());
+    /// Starts following the revocations `engine` commits; each user may have
+    /// `max_per_user` live connections.
+    pub fn start(engine: &Arc<Engine>, max_per_user: usize) -> Arc<Self> {
+        let sessions = Arc::new(Self {
+            watched: Mutex::default(),
+            max_per_user: max_per_user.max(1),
+        });
         let revocations = engine.hub().subscribe(Topic::Sessions);
         tokio::spawn(follow(
             Arc::downgrade(engine),
@@ -70,15 +95,16 @@ impl LiveSessions {
         sessions
     }
 
-    /// Resolves when `principal`'s session is revoked or its credential stops being
-    /// accepted; dropping it stops the watch.
-    pub fn ended(
+    /// Counts a live connection of `principal` (refused past the user's ceiling) and
+    /// returns what resolves when its session is revoked or its credential stops being
+    /// accepted; dropping that ends the count and the watch.
+    pub fn sign_in(
         self: &Arc<Self>,
         engine: Arc<Engine>,
         principal: Principal,
-    ) -> impl Future<Output = Ending> + Send + 'static {
-        let mut watch = self.watch(principal.session);
-        async move {
+    ) -> Result<impl Future<Output = Ending> + Send + 'static, TooManySockets> {
+        let mut watch = self.watch(principal)?;
+        Ok(async move {
             // A revocation committed before the watch began is in the write model already
             // (its caches are dropped before the hub publishes it). A read that fails says
             // nothing: the watch goes on.
@@ -98,40 +124,48 @@ impl LiveSessions {
                 () = watch.revoked() => Ending::Revoked,
                 () = expiry => Ending::Expired,
             }
-        }
+        })
     }
 
-    fn watch(self: &Arc<Self>, session: SessionId) -> Watch {
+    fn watch(self: &Arc<Self>, principal: Principal) -> Result<Watch, TooManySockets> {
         let mut watched = self.watched.lock();
-        let entry = watched.entry(session).or_insert_with(|| Watched {
-            revoked: watch::channel(false).0,
-            watchers: 0,
-        });
-        entry.watchers += 1;
-        Watch {
-            receiver: entry.revoked.subscribe(),
-            sessions: self.clone(),
-            session,
+        let connections = watched.users.entry(principal.user).or_insert(0);
+        if *connections >= self.max_per_user {
+            return Err(TooManySockets(self.max_per_user));
         }
+        *connections += 1;
+        let session = watched
+            .sessions
+            .entry(principal.session)
+            .or_insert_with(|| Session {
+                revoked: watch::channel(false).0,
+                watchers: 0,
+            });
+        session.watchers += 1;
+        Ok(Watch {
+            receiver: session.revoked.subscribe(),
+            sessions: self.clone(),
+            principal,
+        })
     }
 
     fn revoke(&self, session: SessionId) {
-        if let Some(watched) = self.watched.lock().get(&session) {
+        if let Some(watched) = self.watched.lock().sessions.get(&session) {
             watched.revoked.send_replace(true);
         }
     }
 
     /// Sessions watched now (for the lag fallback).
     fn sessions(&self) -> Vec<SessionId> {
-        self.watched.lock().keys().copied().collect()
+        self.watched.lock().sessions.keys().copied().collect()
     }
 }
 
-/// One connection's watch of its session.
+/// One live connection, counted for its user, watching its session.
 struct Watch {
     receiver: watch::Receiver<bool>,
     sessions: Arc<LiveSessions>,
-    session: SessionId,
+    principal: Principal,
 }
 
 impl Watch {
@@ -147,10 +181,17 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut watched = self.sessions.watched.lock();
-        if let Some(entry) = watched.get_mut(&self.session) {
+        let Principal { user, session, .. } = self.principal;
+        if let Some(entry) = watched.sessions.get_mut(&session) {
             entry.watchers -= 1;
             if entry.watchers == 0 {
-                watched.remove(&self.session);
+                watched.sessions.remove(&session);
+            }
+        }
+        if let Some(connections) = watched.users.get_mut(&user) {
+            *connections -= 1;
+            if *connections == 0 {
+                watched.users.remove(&user);
             }
         }
     }

@@ -1,10 +1,12 @@
 //! Authentication for every frontend: signing keys, access tokens, the principal of a
 //! request, login rate limits, and the session cookie of the Full-BFF browser flow.
 
+pub mod client_ip;
 pub mod cookies;
 pub mod flows;
 pub mod keys;
 pub mod live_sessions;
+pub mod operator;
 mod principal;
 mod rate_limit;
 pub mod tokens;

@@ -97,7 +97,10 @@ pub async fn authenticate(
 ) -> Result<RequestAuth, ApiError> {
     let jar = CookieJar::from_headers(headers);
     let client = ClientInfo {
-        ip: peer.ip().to_string(),
+        ip: state
+            .trusted_proxies
+            .client_ip(peer.ip(), headers)
+            .to_string(),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

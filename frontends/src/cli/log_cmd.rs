@@ -1,6 +1,8 @@
 //! `girok log stats` and `girok log tail`. Both open the data directory when it is free; when
 //! `girok serve` holds it (fjall locks it), they read through the server's loopback-only
-//! `/v1/log/*` endpoints instead, so `log tail --follow` beside a running server just works.
+//! `/v1/log/*` endpoints instead, at the address the server recorded in the data directory,
+//! with the operator token kept there (or `GIROK_OPERATOR_TOKEN`), so `log tail --follow`
+//! beside a running server just works.
 
 use super::{StatsArgs, TailArgs};
 use crate::config::Config;
@@ -18,21 +20,46 @@ const CHUNK: usize = 1000;
 
 enum Source {
     Local(Arc<Store>),
-    Server(String),
+    Server(Remote),
+}
+
+/// A running server's log endpoints and the operator token they need.
+struct Remote {
+    url: String,
+    token: String,
+}
+
+/// The server at `explicit`, or the one that holds the data directory (at the address it
+/// recorded there, else `server.http_addr`).
+fn remote(config: &Config, explicit: Option<String>) -> anyhow::Result<Remote> {
+    let data_dir = &config.storage.data_dir;
+    let url = explicit
+        .or_else(|| crate::auth::operator::recorded_address(data_dir))
+        .unwrap_or_else(|| format!("http://{}", config.server.http_addr));
+    let token = match std::env::var("GIROK_OPERATOR_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        _ => crate::auth::operator::read(data_dir)
+            .context("set GIROK_OPERATOR_TOKEN or point --data-dir at the server's directory")?,
+    };
+    Ok(Remote {
+        url: url.trim_end_matches('/').to_owned(),
+        token,
+    })
 }
 
 fn open(config: &Config, server: Option<String>) -> anyhow::Result<Source> {
-    if let Some(url) = server {
-        return Ok(Source::Server(url.trim_end_matches('/').to_owned()));
+    if server.is_some() {
+        return Ok(Source::Server(remote(config, server)?));
     }
     match Store::open(StoreConfig::new(&config.storage.data_dir)) {
         Ok(store) => Ok(Source::Local(store)),
         Err(StorageError::Locked(_)) => {
-            let url = format!("http://{}", config.server.http_addr);
+            let remote = remote(config, None)?;
             eprintln!(
-                "girok: the data directory is in use by a running server; reading through {url}"
+                "girok: the data directory is in use by a running server; reading through {}",
+                remote.url
             );
-            Ok(Source::Server(url))
+            Ok(Source::Server(remote))
         }
         Err(e) => {
             Err(e).with_context(|| format!("cannot open {}", config.storage.data_dir.display()))
@@ -47,9 +74,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
     let response = client
         .get(url)
+        .bearer_auth(token)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
@@ -67,9 +95,10 @@ async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Value> 
 pub fn stats(config: Config, args: StatsArgs) -> anyhow::Result<()> {
     let report: LogReport = match open(&config, args.server)? {
         Source::Local(store) => log_report(&store)?,
-        Source::Server(url) => {
+        Source::Server(remote) => {
             let client = reqwest::Client::new();
-            let body = runtime()?.block_on(get_json(&client, &format!("{url}/v1/log/stats")))?;
+            let url = format!("{}/v1/log/stats", remote.url);
+            let body = runtime()?.block_on(get_json(&client, &url, &remote.token))?;
             serde_json::from_value(body).context("unexpected stats answer")?
         }
     };
@@ -135,16 +164,19 @@ pub fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let url = format!("http://{}", config.server.http_addr);
-            eprintln!("girok: a server took the data directory; following through {url}");
-            follow_server(&url, next, true, prefix, &mut out)
+            let remote = remote(&config, None)?;
+            eprintln!(
+                "girok: a server took the data directory; following through {}",
+                remote.url
+            );
+            follow_server(&remote, next, true, prefix, &mut out)
         }
-        Source::Server(url) => follow_server(&url, next, args.follow, prefix, &mut out),
+        Source::Server(remote) => follow_server(&remote, next, args.follow, prefix, &mut out),
     }
 }
 
 fn follow_server(
-    url: &str,
+    remote: &Remote,
     mut next: u64,
     follow: bool,
     prefix: Option<&str>,
@@ -154,8 +186,11 @@ fn follow_server(
     let runtime = runtime()?;
     let wait_ms = if follow { 25_000 } else { 0 };
     loop {
-        let page = format!("{url}/v1/log/events?from={next}&limit=1000&waitMs={wait_ms}");
-        let body = runtime.block_on(get_json(&client, &page))?;
+        let page = format!(
+            "{}/v1/log/events?from={next}&limit=1000&waitMs={wait_ms}",
+            remote.url
+        );
+        let body = runtime.block_on(get_json(&client, &page, &remote.token))?;
         let events = body["events"].as_array().cloned().unwrap_or_default();
         for event in &events {
             if !emit(out, event, prefix) {

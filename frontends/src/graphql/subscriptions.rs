@@ -415,7 +415,16 @@ async fn connection_init(
         auth.principal = Some(bearer_principal(&state, token).await.map_err(api)?);
     }
     if let Some(principal) = auth.principal {
-        let ending = state.live_sessions.ended(state.engine.clone(), principal);
+        let ending = state
+            .live_sessions
+            .sign_in(state.engine.clone(), principal)
+            .map_err(|refused| {
+                api(crate::http::error::ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "TOO_MANY_SOCKETS",
+                    refused.to_string(),
+                ))
+            })?;
         tokio::spawn(async move {
             tokio::select! {
                 ending = ending => {

@@ -1,14 +1,17 @@
-//! A TCP listener with a ceiling on open connections (`server.max_connections`, fitted under
-//! the descriptor limit at start). At the ceiling a new connection is refused cleanly: it gets
-//! `503 TOO_MANY_CONNECTIONS` with `Retry-After` and is closed, instead of taking memory and a
-//! file descriptor for as long as it likes (or hanging in the kernel's backlog). Accepted
-//! sockets get TCP_NODELAY.
+//! A TCP listener with ceilings on open connections: all of them (`server.max_connections`,
+//! fitted under the descriptor limit at start) and those of one IP address
+//! (`server.max_connections_per_ip`). Past a ceiling a new connection is refused cleanly: it
+//! gets `503 TOO_MANY_CONNECTIONS` with `Retry-After` and is closed, instead of taking memory
+//! and a file descriptor for as long as it likes (or hanging in the kernel's backlog).
+//! Accepted sockets get TCP_NODELAY.
 
 use axum::serve::Listener;
+use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,15 +26,28 @@ pub const REFUSALS_AT_ONCE: usize = 64;
 const REFUSAL_READ_BYTES: usize = 8192;
 /// Longest a refusal may take to read the request's head and write the answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
-/// What a connection over the ceiling reads before it is closed.
-static REFUSAL: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    let body = r#"{"error":{"code":"TOO_MANY_CONNECTIONS","message":"server.max_connections reached; retry later"}}"#;
+/// The answer a connection over a ceiling reads before it is closed.
+fn refusal(message: &str) -> Arc<[u8]> {
+    let body = serde_json::json!({
+        "error": { "code": "TOO_MANY_CONNECTIONS", "message": message }
+    })
+    .to_string();
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
-});
+    .into()
+}
+
+/// How many connections a listener holds at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Ceilings {
+    /// All of them.
+    pub total: usize,
+    /// From one IP address; 0: no ceiling of its own.
+    pub per_ip: usize,
+}
 
 /// The listener's gauges and counters.
 #[derive(Clone, Default)]
@@ -42,26 +58,57 @@ pub struct ListenerMetrics {
     pub refused: Counter,
 }
 
-/// Accepts at most `max` connections at a time.
+/// Accepts connections up to its ceilings.
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    per_ip: usize,
+    by_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     refusals: Arc<Semaphore>,
+    over_total: Arc<[u8]>,
+    over_ip: Arc<[u8]>,
     metrics: ListenerMetrics,
 }
 
 impl LimitedListener {
-    pub fn new(inner: TcpListener, max: usize, metrics: ListenerMetrics) -> Self {
+    pub fn new(inner: TcpListener, ceilings: Ceilings, metrics: ListenerMetrics) -> Self {
+        let total = ceilings.total.max(1);
         Self {
             inner,
-            permits: Arc::new(Semaphore::new(max.max(1))),
+            permits: Arc::new(Semaphore::new(total)),
+            per_ip: ceilings.per_ip,
+            by_ip: Arc::default(),
             refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
+            over_total: refusal(&format!(
+                "this listener holds {total} connections at most (server.max_connections); retry later"
+            )),
+            over_ip: refusal(&format!(
+                "{} connections from one address at most (server.max_connections_per_ip); retry later",
+                ceilings.per_ip
+            )),
             metrics,
         }
     }
 
-    /// Answers a connection over the ceiling and closes it, off the accept loop.
-    fn refuse(&self, mut stream: TcpStream) {
+    /// A slot for one more connection from `ip`, if its address is under its ceiling.
+    fn ip_slot(&self, ip: IpAddr) -> Option<IpSlot> {
+        if self.per_ip == 0 {
+            return Some(IpSlot { by_ip: None, ip });
+        }
+        let mut by_ip = self.by_ip.lock();
+        let open = by_ip.entry(ip).or_insert(0);
+        if *open >= self.per_ip {
+            return None;
+        }
+        *open += 1;
+        Some(IpSlot {
+            by_ip: Some(self.by_ip.clone()),
+            ip,
+        })
+    }
+
+    /// Answers a connection over a ceiling with `answer` and closes it, off the accept loop.
+    fn refuse(&self, mut stream: TcpStream, answer: Arc<[u8]>) {
         self.metrics.refused.inc();
         let Ok(turn) = self.refusals.clone().try_acquire_owned() else {
             return; // a flood: dropping the socket closes it
@@ -79,7 +126,7 @@ impl LimitedListener {
                         Ok(n) => head.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let _ = stream.write_all(&REFUSAL).await;
+                let _ = stream.write_all(&answer).await;
                 let _ = stream.shutdown().await;
                 // Read what the client still sends (a request body) until it closes: closing
                 // with unread data would reset the connection and lose the answer.
@@ -98,8 +145,12 @@ impl Listener for LimitedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (stream, addr) = Listener::accept(&mut self.inner).await;
+            let Some(ip_slot) = self.ip_slot(addr.ip()) else {
+                self.refuse(stream, self.over_ip.clone());
+                continue;
+            };
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.refuse(stream);
+                self.refuse(stream, self.over_total.clone());
                 continue;
             };
             if let Err(error) = stream.set_nodelay(true) {
@@ -111,6 +162,7 @@ impl Listener for LimitedListener {
                 LimitedStream {
                     stream,
                     _permit: permit,
+                    _ip_slot: ip_slot,
                     open,
                 },
                 addr,
@@ -127,7 +179,29 @@ impl Listener for LimitedListener {
 pub struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _ip_slot: IpSlot,
     open: Gauge,
+}
+
+/// One connection counted against its address's ceiling until dropped.
+struct IpSlot {
+    by_ip: Option<Arc<Mutex<HashMap<IpAddr, usize>>>>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let Some(by_ip) = &self.by_ip else {
+            return;
+        };
+        let mut by_ip = by_ip.lock();
+        if let Some(open) = by_ip.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Drop for LimitedStream {

@@ -1,6 +1,9 @@
 //! `GET /v1/log/events`: operators read the log through a running server (what
 //! `girok log tail --follow` uses while `serve` holds the data directory). It exposes every
-//! event, so it answers loopback clients only, and only when `server.log_api` is on.
+//! event (private messages, emails, addresses), so it needs the operator token of the data
+//! directory as a Bearer token (`<data_dir>/keys/operator-token`, which the CLI reads), answers
+//! loopback clients only (a reverse proxy on the same host makes every client loopback: the
+//! token is what guards it), and only when `server.log_api` is on.
 
 use super::AppState;
 use super::error::ApiError;
@@ -9,7 +12,7 @@ use super::listener::PeerAddr;
 use crate::stopping::Stopping;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -35,7 +38,7 @@ pub struct EventsQuery {
     wait_ms: Option<u64>,
 }
 
-fn guard(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
+fn guard(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     if !state.config.server.log_api {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -50,15 +53,30 @@ fn guard(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
             "the log API answers loopback clients only",
         ));
     }
-    Ok(())
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match presented {
+        Some(token) if state.operator_token.admits(token) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "the log API needs the operator token (the data directory's keys/operator-token) \
+             as a Bearer token",
+        )),
+    }
 }
 
 /// `GET /v1/log/stats`: what `girok log stats` prints.
 pub async fn stats(
     State(state): State<AppState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
 ) -> Result<Json<girok_engine::LogReport>, ApiError> {
-    guard(&state, peer)?;
+    guard(&state, peer, &headers)?;
     Ok(Json(state.engine.log_report().await?))
 }
 
@@ -66,9 +84,10 @@ pub async fn stats(
 pub async fn events(
     State(state): State<AppState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    guard(&state, peer)?;
+    guard(&state, peer, &headers)?;
     let from = query.from.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_EVENTS_PER_CALL).contains(&limit) {

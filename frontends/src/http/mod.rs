@@ -12,6 +12,7 @@ mod ops;
 mod request_metrics;
 mod rooms;
 mod search;
+mod serve;
 
 use crate::auth::LoginLimiter;
 use crate::auth::tokens::Tokens;
@@ -62,6 +63,10 @@ pub struct AppState {
     pub stopping: crate::stopping::Stopping,
     /// The sessions live connections run under, to end them with their session.
     pub live_sessions: Arc<crate::auth::live_sessions::LiveSessions>,
+    /// The credential of the operators' log endpoints.
+    pub operator_token: Arc<crate::auth::operator::OperatorToken>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<crate::auth::client_ip::TrustedProxies>,
 }
 
 impl AppState {
@@ -69,6 +74,9 @@ impl AppState {
     /// first start, creates) the token signing keys in the data directory.
     pub fn new(engine: Arc<Engine>, config: Config) -> anyhow::Result<Self> {
         let keys = crate::auth::keys::load_or_create(&config.storage.data_dir)?;
+        let operator_token = crate::auth::operator::load_or_create(&config.storage.data_dir)?;
+        let trusted_proxies =
+            crate::auth::client_ip::TrustedProxies::parse(&config.server.trusted_proxies)?;
         let tokens = Tokens::new(
             &keys,
             &config.auth.issuer,
@@ -117,7 +125,10 @@ impl AppState {
             schema(async_graphql::ValidationMode::Fast),
             schema(async_graphql::ValidationMode::Strict),
         );
-        let live_sessions = crate::auth::live_sessions::LiveSessions::start(&engine);
+        let live_sessions = crate::auth::live_sessions::LiveSessions::start(
+            &engine,
+            config.ws.max_sockets_per_user,
+        );
         Ok(Self {
             engine,
             schema,
@@ -135,6 +146,8 @@ impl AppState {
             analytics,
             stopping: crate::stopping::Stopping::default(),
             live_sessions,
+            operator_token: Arc::new(operator_token),
+            trusted_proxies: Arc::new(trusted_proxies),
         })
     }
 }
@@ -221,40 +234,49 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let server = &state.config.server;
+    let header_read_timeout = Duration::from_millis(server.header_read_timeout_ms.max(100));
     let listener = listener::LimitedListener::new(
         listener,
-        state.config.server.max_connections,
+        listener::Ceilings {
+            total: server.max_connections,
+            per_ip: server.max_connections_per_ip,
+        },
         state.connections.clone(),
     );
     if let Some(ops_listener) = ops_listener {
         // Its own small ceiling, apart from the clients': operators keep their view of girok
         // however many clients wait. It ends with the process.
-        let ops_listener =
-            listener::LimitedListener::new(ops_listener, OPS_MAX_CONNECTIONS, Default::default());
-        let app = ops::routes()
-            .with_state(state.clone())
-            .into_make_service_with_connect_info::<listener::PeerAddr>();
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(ops_listener, app).await {
-                tracing::error!(%error, "the operators' listener failed");
-            }
-        });
+        let ops_listener = listener::LimitedListener::new(
+            ops_listener,
+            listener::Ceilings {
+                total: OPS_MAX_CONNECTIONS,
+                per_ip: 0,
+            },
+            Default::default(),
+        );
+        let app = ops::routes().with_state(state.clone());
+        tokio::spawn(serve::serve(
+            ops_listener,
+            app,
+            header_read_timeout,
+            std::future::pending(),
+        ));
     }
     let stopping = state.stopping.clone();
-    let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown({
-            let stopping = stopping.clone();
-            async move {
-                shutdown.await;
-                stopping.stop();
-            }
-        })
-        .await;
+    let app = router(state);
+    serve::serve(listener, app, header_read_timeout, {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.stop();
+        }
+    })
+    .await;
     // Upgraded sockets are not connections the graceful shutdown waits for: give them a
     // moment to send their close frames.
     stopping.sockets_closed(SOCKETS_CLOSE_WITHIN).await;
-    served
+    Ok(())
 }
 
 /// Connections the operators' listener (`server.ops_addr`) holds at once.

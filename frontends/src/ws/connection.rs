@@ -11,7 +11,7 @@
 
 use super::outbox::{
     CLOSE_AUTH_TIMEOUT, CLOSE_GRACE, CLOSE_IDLE, CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER,
-    CLOSE_TOKEN_EXPIRED, CloseRequest, Outbox, render,
+    CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, CloseRequest, Outbox, render,
 };
 use super::protocol::{ClientFrame, ServerFrame};
 use super::subscription::{Scope, Subscription, run_feed, run_notifications};
@@ -248,18 +248,35 @@ impl Connection {
         self.pending.push_back(Message::Text(render(&frame)));
     }
 
-    /// Signs the connection in under `principal`, watching its session from now on.
-    fn sign_in(&mut self, principal: Principal) {
-        self.principal = Some(principal);
-        let ending = self
+    /// Signs the connection in under `principal`, watching its session from now on; a user
+    /// with too many live connections is refused, and the connection closes.
+    fn sign_in(&mut self, principal: Principal) -> bool {
+        // The connection's previous watch (a renewed token) is not counted twice.
+        self.session_end = None;
+        let signed_in = self
             .state
             .live_sessions
-            .ended(self.state.engine.clone(), principal);
-        self.session_end = Some(ending.boxed());
+            .sign_in(self.state.engine.clone(), principal);
+        match signed_in {
+            Ok(ending) => {
+                self.principal = Some(principal);
+                self.session_end = Some(ending.boxed());
+                true
+            }
+            Err(refused) => {
+                self.principal = None;
+                self.reply(ServerFrame::error("TOO_MANY_SOCKETS", refused.to_string()));
+                self.out
+                    .ask_close(CLOSE_TOO_MANY_SOCKETS, "too many sockets");
+                false
+            }
+        }
     }
 
     fn welcome(&mut self, principal: Principal) {
-        self.sign_in(principal);
+        if !self.sign_in(principal) {
+            return;
+        }
         if self.state.presence.connected(principal.user) {
             // To every room the user is in up to now, a room joined just before connecting
             // included: at once when the memberships view reflects the log's head, else once
@@ -318,7 +335,9 @@ impl Connection {
         match self.principal {
             None => self.welcome(principal),
             Some(current) if current.user == principal.user => {
-                self.sign_in(principal);
+                if !self.sign_in(principal) {
+                    return;
+                }
                 self.reply(ServerFrame::Welcome {
                     user_id: principal.user.to_string(),
                     head_seq: self.state.engine.head(),

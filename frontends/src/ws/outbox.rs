@@ -23,6 +23,8 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4003;
 pub const CLOSE_SESSION_ENDED: u16 = 4004;
 /// The access token the connection signed in with expired, and no fresh one came.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4005;
+/// The user has `ws.max_sockets_per_user` live connections already.
+pub const CLOSE_TOO_MANY_SOCKETS: u16 = 4006;
 
 /// Longest a close frame (and the client's answer to it) may take.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -112,9 +114,12 @@ impl Outbox {
     /// Asks the connection to close as a slow consumer (a live-only topic it fell behind, or
     /// a socket that takes nothing).
     pub fn close_slow(&self) {
-        let _ = self
-            .closer
-            .try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
+        self.ask_close(CLOSE_SLOW_CONSUMER, "slow consumer");
+    }
+
+    /// Asks the connection loop to close the connection with `code`.
+    pub fn ask_close(&self, code: u16, reason: &str) {
+        let _ = self.closer.try_send((code, reason.into()));
     }
 
     /// Sends the close frame, waiting at most `grace`; whether it went out.

@@ -161,6 +161,14 @@ impl Server {
             .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
     }
 
+    /// The operator token the server keeps in its data directory (for `/v1/log/*`).
+    pub fn operator_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("keys").join("operator-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
