@@ -256,8 +256,12 @@ pub struct WsConfig {
     pub auth_timeout_ms: u64,
     /// A client whose socket accepts no data for this long is closed (4003 slow consumer).
     pub write_timeout_ms: u64,
-    /// Most events a resume (`fromSeq`) may be behind the head.
+    /// Most events of the subscribed topic itself (the room's, or the user's) a resume
+    /// (`fromSeq`) may replay; past them: `RESUME_TOO_OLD`.
     pub max_resume_events: u64,
+    /// Most log events (of every topic) a resume may read through to find its topic's;
+    /// past them: `RESUME_TOO_OLD`.
+    pub max_resume_scan_events: u64,
     /// No longer used (deliveries are written to the socket without a per-connection queue);
     /// still accepted so that configuration files that set it keep loading.
     #[serde(default, skip_serializing)]
@@ -278,6 +282,7 @@ impl Default for WsConfig {
             auth_timeout_ms: 10_000,
             write_timeout_ms: 10_000,
             max_resume_events: 100_000,
+            max_resume_scan_events: 1_000_000,
             outbound_queue: None,
         }
     }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod cursor;
 pub mod graphql;
 pub mod http;
 pub mod presence;

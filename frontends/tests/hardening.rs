@@ -264,7 +264,9 @@ async fn a_socket_ends_when_its_token_expires_unless_given_a_fresh_one() {
     assert_eq!(next(&mut renewed).await["type"], "welcome");
 
     ends_with(&mut plain, "TOKEN_EXPIRED", 4005).await;
-    graphql_closes_with(&mut gws, 4401).await;
+    // 4403, not 4401: graphql-ws clients take 4401 as final and 4403 as a reason to
+    // reconnect with fresh connection parameters.
+    graphql_closes_with(&mut gws, 4403).await;
     // The first token is no longer accepted; the renewed connection is still open (its
     // token is accepted about 5 s longer) ...
     assert!(started.elapsed() < Duration::from_secs(13));
@@ -525,4 +527,133 @@ async fn per_ip_login_limits_follow_trusted_proxies_only() {
         assert_eq!(login_from(&direct, &format!("v{i}x"), &forged).await, 401);
     }
     assert_eq!(login_from(&direct, "v3x", "203.0.113.99").await, 429);
+}
+
+const SEND: &str =
+    "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { seq id } }";
+
+/// Sends `count` messages to `room` over GraphQL; the seq of the last.
+async fn send_many(server: &Server, room: &str, count: usize) -> u64 {
+    let mut last = 0;
+    for i in 0..count {
+        let ack = server
+            .gql(SEND, json!({ "r": room, "b": format!("m{i}") }))
+            .await;
+        last = ack["sendMessage"]["seq"].as_u64().unwrap();
+    }
+    last
+}
+
+/// Subscribes to `room` from `from`: the `subscribed` frame, or the error.
+async fn resume(socket: &mut Socket, room: &str, from: Value) -> Value {
+    let topic = format!("chat:{room}");
+    send(
+        socket,
+        json!({ "type": "subscribe", "topic": topic, "fromSeq": from }),
+    )
+    .await;
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == "subscribed" || frame["type"] == "error" {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_is_bounded_by_the_topics_own_events_not_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[ws]\nmax_resume_events = 10\nmax_resume_scan_events = 300\n",
+    );
+    let token = server.sign_in("resumer").await;
+    let quiet = server.create_room("quiet").await;
+    let busy = server.create_room("busy").await;
+    let from = send_many(&server, &quiet, 1).await;
+    // Three messages in the quiet room among sixty elsewhere: a busy log.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        send_many(&server, &busy, 20).await;
+        sent.push(send_many(&server, &quiet, 1).await);
+    }
+    let mut socket = ws_as(&server, &token).await;
+    let answer = resume(&mut socket, &quiet, json!(from)).await;
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let frame = next(&mut socket).await;
+        assert_eq!(frame["type"], "event", "{frame}");
+        got.push(frame["seq"].as_u64().unwrap());
+    }
+    assert_eq!(got, sent);
+
+    // More of the room's own events than max_resume_events: reload instead.
+    send_many(&server, &quiet, 11).await;
+    let mut socket = ws_as(&server, &token).await;
+    let answer = resume(&mut socket, &quiet, json!(from)).await;
+    assert_eq!(answer["code"], "RESUME_TOO_OLD", "{answer}");
+
+    // More of the log to read through than max_resume_scan_events, however quiet the room.
+    let last_quiet = send_many(&server, &quiet, 1).await;
+    send_many(&server, &busy, 301).await;
+    let answer = resume(&mut socket, &quiet, json!(last_quiet)).await;
+    assert_eq!(answer["code"], "RESUME_TOO_OLD", "{answer}");
+
+    // A fromSeq past the head (u64::MAX included) replays nothing and never wraps: live
+    // events follow.
+    let answer = resume(&mut socket, &quiet, json!(u64::MAX)).await;
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+    let live = send_many(&server, &quiet, 1).await;
+    let frame = next(&mut socket).await;
+    assert_eq!(frame["seq"], live, "{frame}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_cursors_are_only_those_pages_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let token = server.sign_in("pager").await;
+    for i in 0..3 {
+        server
+            .gql(
+                "mutation($c: String!) { createPost(content: $c) { id } }",
+                json!({ "c": format!("post {i}") }),
+            )
+            .await;
+    }
+    const TIMELINE: &str = "query($c: String) { timeline(limit: 2, cursor: $c) { posts { content } pageInfo { hasNextPage endCursor } } }";
+    let first = server.gql(TIMELINE, json!({})).await;
+    let cursor = first["timeline"]["pageInfo"]["endCursor"].clone();
+    let second = server.gql(TIMELINE, json!({ "c": cursor })).await;
+    assert_eq!(second["timeline"]["posts"][0]["content"], "post 0");
+    // A made-up cursor, a number (what cursors used to be) included, is refused.
+    for forged in ["12", "x", "AAAAAAAAAAwAAAAAAAAAAA"] {
+        let body = as_user(&server, &token, TIMELINE, json!({ "c": forged })).await;
+        assert_eq!(common::code(&body), "INVALID_ARGUMENT", "{body}");
+        let (status, body) = call(
+            &server,
+            "GET",
+            &format!("/v1/timeline?limit=2&cursor={forged}"),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "INVALID_ARGUMENT");
+    }
+    // REST pages with the same cursors.
+    let (status, page) = call(&server, "GET", "/v1/timeline?limit=2", &token, None).await;
+    assert_eq!(status, 200);
+    let cursor = page["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+    let (status, page) = call(
+        &server,
+        "GET",
+        &format!("/v1/timeline?limit=2&cursor={cursor}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["posts"][0]["content"], "post 0");
 }

@@ -421,6 +421,15 @@ impl Engine {
     /// The session's state is cached: only a session not seen since its last change reads
     /// the store.
     pub async fn active_session(&self, session: SessionId) -> Result<Option<UserId>> {
+        Ok(self
+            .active_session_until(session)
+            .await?
+            .map(|(user, _)| user))
+    }
+
+    /// The user of a session that is neither revoked nor expired, and when it expires (Unix
+    /// milliseconds; a refresh moves it); `None` otherwise.
+    pub async fn active_session_until(&self, session: SessionId) -> Result<Option<(UserId, i64)>> {
         let now = now_ms();
         let found = self
             .through_cache("sessions", HotObjects::sessions, [session], |store, id| {
@@ -434,7 +443,7 @@ impl Engine {
         Ok(found
             .get(&session)
             .filter(|state| !state.revoked && state.expires_ms > now)
-            .and_then(|state| state.user))
+            .and_then(|state| state.user.map(|user| (user, state.expires_ms))))
     }
 
     /// The active session a refresh token currently belongs to (the browser cookie carries

@@ -84,17 +84,35 @@ fn write(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     write_private(path, &serde_json::to_vec_pretty(file)?)
 }
 
+/// The random secret kept in `path` (32 bytes, base64url), made on first use.
+pub(crate) fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
+    if path.exists() {
+        let secret = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let secret = secret.trim().to_owned();
+        anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+        return Ok(secret);
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let secret = URL_SAFE_NO_PAD.encode(seed);
+    write_private(path, secret.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
 /// Writes `bytes` to `path` readable by its owner only (mode 0600), replacing it whole.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("the path has no folder")?;
     std::fs::create_dir_all(dir)?;
     let temp = path.with_extension("tmp");
-    std::fs::write(&temp, bytes)?;
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    // Private from its first byte, not chmod-ed after being written.
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    std::io::Write::write_all(&mut file.open(&temp)?, bytes)?;
     std::fs::rename(&temp, path)?;
     Ok(())
 }

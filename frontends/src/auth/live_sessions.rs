@@ -2,9 +2,11 @@
 //! session ends its sockets at once. Logout, `revokeSession`, a password change and a reused
 //! refresh token all commit `SessionRevoked`, which the hub publishes on
 //! [`Topic::Sessions`]; one task follows that topic and wakes every connection watching the
-//! revoked session. A connection under a Bearer token also ends when the token stops being
-//! accepted (its `exp` plus the leeway), unless the client gave it a fresh one. Signing a
-//! connection in here also counts it for its user, up to `ws.max_sockets_per_user`.
+//! revoked session. A connection also ends when its session expires (a cookie connection
+//! lives as long as its session, refreshes included), and one under a Bearer token when the
+//! token stops being accepted (its `exp` plus the leeway), unless the client gave it a fresh
+//! one. Signing a connection in here also counts it for its user, up to
+//! `ws.max_sockets_per_user` (at least 1).
 
 use crate::auth::Principal;
 use girok_engine::{Engine, LiveEvent, Topic};
@@ -19,8 +21,8 @@ use tokio::sync::{broadcast, watch};
 /// Why a live connection's session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// The session was revoked (logout, `revokeSession`, a password change, a reused
-    /// refresh token).
+    /// The session ended: revoked (logout, `revokeSession`, a password change, a reused
+    /// refresh token) or expired.
     Revoked,
     /// The access token the connection signed in with is no longer accepted.
     Expired,
@@ -95,42 +97,53 @@ impl LiveSessions {
         sessions
     }
 
-    /// Counts a live connection of `principal` (refused past the user's ceiling) and
-    /// returns what resolves when its session is revoked or its credential stops being
-    /// accepted; dropping that ends the count and the watch.
+    /// Counts a live connection of `principal` (refused past the user's ceiling, unless
+    /// `renewing` an already counted connection) and returns what resolves when its session
+    /// is revoked or expires, or its access token stops being accepted; dropping that ends
+    /// the count and the watch.
     pub fn sign_in(
         self: &Arc<Self>,
         engine: Arc<Engine>,
         principal: Principal,
+        renewing: bool,
     ) -> Result<impl Future<Output = Ending> + Send + 'static, TooManySockets> {
-        let mut watch = self.watch(principal)?;
+        let mut watch = self.watch(principal, renewing)?;
+        // The token's last accepted second, as a Unix millisecond.
+        let token_until = principal
+            .accepted_until
+            .map(|second| second.saturating_add(1).saturating_mul(1000));
         Ok(async move {
-            // A revocation committed before the watch began is in the write model already
-            // (its caches are dropped before the hub publishes it). A read that fails says
-            // nothing: the watch goes on.
-            if let Ok(owner) = engine.active_session(principal.session).await
-                && owner != Some(principal.user)
-            {
-                return Ending::Revoked;
-            }
-            drop(engine);
-            let expiry = async {
-                match principal.accepted_until {
-                    Some(until) => tokio::time::sleep(seconds_until(until)).await,
-                    None => std::future::pending().await,
+            loop {
+                // The session as the write model has it now: a revocation committed before
+                // the watch began is there already (its caches are dropped before the hub
+                // publishes it). A read that fails says nothing: look again in a while.
+                let session_until = match engine.active_session_until(principal.session).await {
+                    Ok(Some((owner, until))) if owner == principal.user => until,
+                    Ok(_) => return Ending::Revoked,
+                    Err(_) => now_ms().saturating_add(RECHECK_MS),
+                };
+                let deadline = token_until.map_or(session_until, |t| t.min(session_until));
+                tokio::select! {
+                    () = watch.revoked() => return Ending::Revoked,
+                    () = tokio::time::sleep(millis_until(deadline)) => {}
                 }
-            };
-            tokio::select! {
-                () = watch.revoked() => Ending::Revoked,
-                () = expiry => Ending::Expired,
+                if token_until.is_some_and(|t| t <= now_ms()) {
+                    return Ending::Expired;
+                }
+                // The session's expiry came (or a failed read's wait ended): a refresh may
+                // have moved it; the next look says.
             }
         })
     }
 
-    fn watch(self: &Arc<Self>, principal: Principal) -> Result<Watch, TooManySockets> {
+    fn watch(
+        self: &Arc<Self>,
+        principal: Principal,
+        renewing: bool,
+    ) -> Result<Watch, TooManySockets> {
         let mut watched = self.watched.lock();
         let connections = watched.users.entry(principal.user).or_insert(0);
-        if *connections >= self.max_per_user {
+        if *connections >= self.max_per_user && !renewing {
             return Err(TooManySockets(self.max_per_user));
         }
         *connections += 1;
@@ -230,11 +243,17 @@ async fn follow(
     }
 }
 
-/// How long until the Unix second `until` has passed.
-fn seconds_until(until: i64) -> Duration {
+/// How long a watch waits to look at its session again after a failed read.
+const RECHECK_MS: i64 = 60_000;
+
+fn now_ms() -> i64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let end = Duration::from_secs(until.max(0) as u64 + 1);
-    end.saturating_sub(now)
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How long until the Unix millisecond `until`.
+fn millis_until(until: i64) -> Duration {
+    Duration::from_millis(u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0))
 }

@@ -5,10 +5,8 @@
 //! endpoints (`/v1/log/*`) require it as a Bearer token, compared in constant time. The
 //! address is written at each start to `<data_dir>/serve.addr`.
 
-use super::keys::write_private;
+use super::keys::load_or_create_secret;
 use anyhow::Context;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq;
@@ -37,16 +35,7 @@ pub fn token_path(data_dir: &Path) -> PathBuf {
 
 /// Loads the operator token, creating it on first start.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<OperatorToken> {
-    let path = token_path(data_dir);
-    if path.exists() {
-        return read(data_dir).map(OperatorToken);
-    }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let token = URL_SAFE_NO_PAD.encode(seed);
-    write_private(&path, token.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(OperatorToken(token))
+    load_or_create_secret(&token_path(data_dir)).map(OperatorToken)
 }
 
 /// The operator token of a data directory, as the CLI reads it.
@@ -75,6 +64,12 @@ pub fn record_address(data_dir: &Path, mut addr: SocketAddr) -> anyhow::Result<(
     let path = address_path(data_dir);
     std::fs::write(&path, format!("http://{addr}\n"))
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Forgets a recorded address (a server that just took the data directory has not listened
+/// yet; the address of the one before it is stale).
+pub fn forget_address(data_dir: &Path) {
+    let _ = std::fs::remove_file(address_path(data_dir));
 }
 
 /// The address the server of this data directory last recorded.

@@ -29,10 +29,24 @@ struct Remote {
     token: String,
 }
 
+/// How long `girok log` waits for a server that just took the data directory to record its
+/// address and token.
+const SERVER_START_WAIT: Duration = Duration::from_secs(10);
+
 /// The server at `explicit`, or the one that holds the data directory (at the address it
-/// recorded there, else `server.http_addr`).
+/// recorded there; waiting a little for a server that is starting, else
+/// `server.http_addr`).
 fn remote(config: &Config, explicit: Option<String>) -> anyhow::Result<Remote> {
     let data_dir = &config.storage.data_dir;
+    if explicit.is_none() {
+        let since = std::time::Instant::now();
+        while since.elapsed() < SERVER_START_WAIT
+            && (crate::auth::operator::recorded_address(data_dir).is_none()
+                || !crate::auth::operator::token_path(data_dir).exists())
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let url = explicit
         .or_else(|| crate::auth::operator::recorded_address(data_dir))
         .unwrap_or_else(|| format!("http://{}", config.server.http_addr));

@@ -36,6 +36,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             config.storage.data_dir.display()
         )
     })?;
+    // Ours now (the engine holds the directory's lock): until we listen, `girok log` waits.
+    crate::auth::operator::forget_address(&config.storage.data_dir);
     let ops_listener = match config.server.ops_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)

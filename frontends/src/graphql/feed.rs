@@ -26,8 +26,8 @@ fn post_id_arg(field: &'static str, id: &ID) -> Result<EventId> {
 fn cursor_arg(cursor: Option<String>) -> Result<Option<u64>> {
     cursor
         .map(|c| {
-            c.parse::<u64>()
-                .map_err(|_| invalid("cursor", "not a cursor this server gave"))
+            crate::cursor::open(&c)
+                .ok_or_else(|| invalid("cursor", "not a cursor a page of this server returned"))
         })
         .transpose()
 }

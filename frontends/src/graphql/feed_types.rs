@@ -217,10 +217,10 @@ pub struct FeedPageInfo {
 }
 
 impl FeedPageInfo {
-    pub fn new(next: Option<impl ToString>) -> Self {
+    pub fn new(next: Option<u64>) -> Self {
         Self {
             has_next_page: next.is_some(),
-            end_cursor: next.map(|n| n.to_string()),
+            end_cursor: next.map(crate::cursor::seal),
         }
     }
 }
@@ -395,7 +395,11 @@ pub struct SearchConnection {
 impl From<feed::SearchPage> for SearchConnection {
     fn from(page: feed::SearchPage) -> Self {
         Self {
-            page_info: FeedPageInfo::new(page.next_cursor),
+            // Search's cursor is the engine's own (a result offset, checked by the engine).
+            page_info: FeedPageInfo {
+                has_next_page: page.next_cursor.is_some(),
+                end_cursor: page.next_cursor,
+            },
             results: page
                 .results
                 .into_iter()

@@ -4,8 +4,8 @@
 //! themselves), a close 4002 after `ws.idle_timeout_ms` without any frame from the client (a
 //! pong counts), a close 4003 for a client whose socket takes nothing for
 //! `ws.write_timeout_ms` (it stopped reading), a close 1001 when girok shuts down, and the
-//! close that `connection_init` asks for when the socket's session ends (4403 revoked, 4401
-//! token expired).
+//! close that `connection_init` asks for when the socket's session ends or its token expires
+//! (4403).
 
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use crate::ws::{CLOSE_GRACE, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, WsLimits, WsMetrics, close_frame};

@@ -344,10 +344,10 @@ impl RoomWatch {
     }
 }
 
-/// graphql-transport-ws's close codes for a socket whose session ended: revoked (4403
-/// Forbidden) and expired (4401 Unauthorized).
+/// The close of a socket whose session ended or whose token expired: graphql-transport-ws's
+/// 4403 Forbidden, which clients (graphql-ws) retry with fresh connection parameters, unlike
+/// 4401, which they take as final.
 const CLOSE_FORBIDDEN: u16 = 4403;
-const CLOSE_UNAUTHORIZED: u16 = 4401;
 
 /// `GET /graphql/ws`: the subscription socket.
 pub async fn upgrade(
@@ -393,8 +393,8 @@ pub async fn upgrade(
 /// Authenticates the socket: the cookie of the upgrade, or the `authorization` of the
 /// `connection_init` payload. A refusal closes the socket (code 1002, the reason in the
 /// close frame). From then on the socket lives as long as the session: `end` asks the
-/// socket's writer to close it with 4403 when the session is revoked and 4401 when the
-/// access token expires (the client reconnects with a fresh one).
+/// socket's writer to close it with 4403 when the session ends or the access token expires
+/// (the client reconnects with a fresh one).
 async fn connection_init(
     state: AppState,
     mut auth: RequestAuth,
@@ -417,7 +417,7 @@ async fn connection_init(
     if let Some(principal) = auth.principal {
         let ending = state
             .live_sessions
-            .sign_in(state.engine.clone(), principal)
+            .sign_in(state.engine.clone(), principal, false)
             .map_err(|refused| {
                 api(crate::http::error::ApiError::new(
                     axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -430,7 +430,7 @@ async fn connection_init(
                 ending = ending => {
                     let close = match ending {
                         Ending::Revoked => (CLOSE_FORBIDDEN, "Forbidden: the session has ended"),
-                        Ending::Expired => (CLOSE_UNAUTHORIZED, "Unauthorized: the access token expired"),
+                        Ending::Expired => (CLOSE_FORBIDDEN, "Forbidden: the access token expired"),
                     };
                     let _ = end.send(close).await;
                 }

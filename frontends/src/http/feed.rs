@@ -137,7 +137,7 @@ impl From<Option<Seq>> for PageInfoJson {
     fn from(next: Option<Seq>) -> Self {
         Self {
             has_next_page: next.is_some(),
-            end_cursor: next.map(|n| n.to_string()),
+            end_cursor: next.map(crate::cursor::seal),
         }
     }
 }
@@ -281,11 +281,11 @@ impl PageParams {
         self.cursor
             .as_deref()
             .map(|c| {
-                c.parse().map_err(|_| {
+                crate::cursor::open(c).ok_or_else(|| {
                     ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "INVALID_ARGUMENT",
-                        "`cursor` is not a cursor this server gave",
+                        "`cursor` is not a cursor a page of this server returned",
                     )
                 })
             })

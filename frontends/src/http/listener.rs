@@ -145,7 +145,7 @@ impl Listener for LimitedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (stream, addr) = Listener::accept(&mut self.inner).await;
-            let Some(ip_slot) = self.ip_slot(addr.ip()) else {
+            let Some(ip_slot) = self.ip_slot(address_of_client(addr.ip())) else {
                 self.refuse(stream, self.over_ip.clone());
                 continue;
             };
@@ -181,6 +181,19 @@ pub struct LimitedStream {
     _permit: OwnedSemaphorePermit,
     _ip_slot: IpSlot,
     open: Gauge,
+}
+
+/// The address one client is counted under: an IPv4 address (also when a dual-stack
+/// listener shows it as `::ffff:a.b.c.d`), or an IPv6 address's /64, which one subscriber
+/// usually holds whole.
+fn address_of_client(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
 }
 
 /// One connection counted against its address's ceiling until dropped.

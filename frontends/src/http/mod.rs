@@ -75,6 +75,7 @@ impl AppState {
     pub fn new(engine: Arc<Engine>, config: Config) -> anyhow::Result<Self> {
         let keys = crate::auth::keys::load_or_create(&config.storage.data_dir)?;
         let operator_token = crate::auth::operator::load_or_create(&config.storage.data_dir)?;
+        crate::cursor::init(&config.storage.data_dir)?;
         let trusted_proxies =
             crate::auth::client_ip::TrustedProxies::parse(&config.server.trusted_proxies)?;
         let tokens = Tokens::new(

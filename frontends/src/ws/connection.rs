@@ -51,6 +51,7 @@ pub struct WsLimits {
     pub auth_timeout: Duration,
     pub write_timeout: Duration,
     pub max_resume_events: u64,
+    pub max_resume_scan_events: u64,
 }
 
 impl From<&WsConfig> for WsLimits {
@@ -66,6 +67,7 @@ impl From<&WsConfig> for WsLimits {
             auth_timeout: Duration::from_millis(c.auth_timeout_ms.max(100)),
             write_timeout: Duration::from_millis(c.write_timeout_ms.max(100)),
             max_resume_events: c.max_resume_events,
+            max_resume_scan_events: c.max_resume_scan_events,
         }
     }
 }
@@ -88,6 +90,7 @@ pub async fn serve(
         sending: FuturesOrdered::new(),
         subscriptions: HashMap::new(),
         session_end: None,
+        close_now: None,
         sends: RateLimiter::direct(
             Quota::per_second(NonZeroU32::new(limits.sends_per_second).unwrap_or(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN)),
@@ -113,6 +116,10 @@ pub async fn serve(
                 closing = close_requests.try_recv().ok();
                 break;
             }
+        }
+        if let Some(request) = connection.close_now.take() {
+            closing = Some(request);
+            break;
         }
         // Read the client only while its earlier frames are answered or in flight within
         // bounds: a client that sends faster than girok acknowledges is pushed back.
@@ -227,6 +234,8 @@ struct Connection {
     subscriptions: HashMap<String, JoinHandle<()>>,
     /// Resolves when the session signed in under ends (revoked, or its token expired).
     session_end: Option<BoxFuture<'static, Ending>>,
+    /// A close the connection decided on while handling a frame (written after its answers).
+    close_now: Option<CloseRequest>,
     sends: DefaultDirectRateLimiter,
 }
 
@@ -248,15 +257,15 @@ impl Connection {
         self.pending.push_back(Message::Text(render(&frame)));
     }
 
-    /// Signs the connection in under `principal`, watching its session from now on; a user
-    /// with too many live connections is refused, and the connection closes.
+    /// Signs the connection in under `principal`, watching its session from now on (a
+    /// renewal replaces the watch and is never refused); a user with too many live
+    /// connections is refused, and the connection closes.
     fn sign_in(&mut self, principal: Principal) -> bool {
-        // The connection's previous watch (a renewed token) is not counted twice.
-        self.session_end = None;
-        let signed_in = self
-            .state
-            .live_sessions
-            .sign_in(self.state.engine.clone(), principal);
+        let renewing = self.principal.is_some();
+        let signed_in =
+            self.state
+                .live_sessions
+                .sign_in(self.state.engine.clone(), principal, renewing);
         match signed_in {
             Ok(ending) => {
                 self.principal = Some(principal);
@@ -264,10 +273,8 @@ impl Connection {
                 true
             }
             Err(refused) => {
-                self.principal = None;
                 self.reply(ServerFrame::error("TOO_MANY_SOCKETS", refused.to_string()));
-                self.out
-                    .ask_close(CLOSE_TOO_MANY_SOCKETS, "too many sockets");
+                self.close_now = Some((CLOSE_TOO_MANY_SOCKETS, "too many sockets".into()));
                 false
             }
         }
@@ -519,6 +526,7 @@ impl Connection {
             scope,
             from_seq,
             max_resume: self.limits.max_resume_events,
+            max_scan: self.limits.max_resume_scan_events,
             out: self.out.clone(),
         };
         let task = match scope {

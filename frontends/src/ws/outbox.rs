@@ -114,12 +114,9 @@ impl Outbox {
     /// Asks the connection to close as a slow consumer (a live-only topic it fell behind, or
     /// a socket that takes nothing).
     pub fn close_slow(&self) {
-        self.ask_close(CLOSE_SLOW_CONSUMER, "slow consumer");
-    }
-
-    /// Asks the connection loop to close the connection with `code`.
-    pub fn ask_close(&self, code: u16, reason: &str) {
-        let _ = self.closer.try_send((code, reason.into()));
+        let _ = self
+            .closer
+            .try_send((CLOSE_SLOW_CONSUMER, "slow consumer".into()));
     }
 
     /// Sends the close frame, waiting at most `grace`; whether it went out.

@@ -75,7 +75,10 @@ pub(super) struct Subscription {
     pub topic: String,
     pub scope: Scope,
     pub from_seq: Option<Seq>,
+    /// Most events of the scope a resume or a catch-up replays.
     pub max_resume: u64,
+    /// Most log events (of every scope) a resume or a catch-up reads through.
+    pub max_scan: u64,
     pub out: Outbox,
 }
 
@@ -92,12 +95,8 @@ impl Subscription {
         let mut live = self.engine.hub().subscribe(self.scope.topic());
         let head = self.engine.head();
         if let Some(from) = self.from_seq
-            && head.saturating_sub(from) > self.max_resume
+            && let Some(message) = self.too_old(from, head)
         {
-            let message = format!(
-                "more than {} events since seq {from}: reload the history instead",
-                self.max_resume
-            );
             return self.error("RESUME_TOO_OLD", message).await;
         }
         let subscribed = ServerFrame::Subscribed {
@@ -107,8 +106,9 @@ impl Subscription {
         if !self.out.send_frame(&subscribed).await {
             return;
         }
-        // The next seq this subscription owes the client.
-        let mut next = self.from_seq.map_or(head + 1, |from| from + 1);
+        // The next seq this subscription owes the client (a `fromSeq` past the head counts as
+        // the head: nothing replays, live events follow).
+        let mut next = self.from_seq.map_or(head, |from| from.min(head)) + 1;
         if let Flow::End = self.catch_up(&mut next, head).await {
             return;
         }
@@ -165,11 +165,38 @@ impl Subscription {
         }
     }
 
+    /// Why a resume from `from` is refused, if it is: more of the log to read through than
+    /// `max_scan`, or (known from the room's history) more of the room's messages than
+    /// `max_resume`. The topic's events are counted exactly while catching up.
+    fn too_old(&self, from: Seq, head: Seq) -> Option<String> {
+        if head.saturating_sub(from) > self.max_scan {
+            return Some(format!(
+                "more than {} events in the log since seq {from}: reload the history instead",
+                self.max_scan
+            ));
+        }
+        let Scope::Room(room, _) = self.scope else {
+            return None;
+        };
+        let cap = usize::try_from(self.max_resume.saturating_add(1)).unwrap_or(usize::MAX);
+        let messages = self
+            .engine
+            .views()
+            .room_history
+            .count_after(room, from, cap);
+        (messages as u64 > self.max_resume).then(|| {
+            format!(
+                "more than {} events of this topic since seq {from}: reload the history instead",
+                self.max_resume
+            )
+        })
+    }
+
     /// Reads from the log what the hub dropped for this subscription, up to the head; a
     /// subscription too far behind is closed as a slow consumer.
     async fn catch_up_behind(&self, next: &mut Seq) -> Flow {
         let head = self.engine.head();
-        if head.saturating_sub(*next) > self.max_resume {
+        if head.saturating_sub(*next) > self.max_scan {
             self.out.close_slow();
             return Flow::End;
         }
@@ -178,8 +205,9 @@ impl Subscription {
     }
 
     /// Delivers every event of the scope from `next` up to `head` from the log, a chunk to
-    /// one write.
+    /// one write; more than `max_resume` of them end the subscription with `RESUME_TOO_OLD`.
     async fn catch_up(&self, next: &mut Seq, head: Seq) -> Flow {
+        let mut replayed = 0u64;
         while *next <= head {
             let events = match self.engine.events(*next, CATCH_UP_CHUNK).await {
                 Ok(events) if !events.is_empty() => events,
@@ -194,6 +222,16 @@ impl Subscription {
             for event in events.iter().take_while(|e| e.seq <= head) {
                 *next = event.seq + 1;
                 if self.scope.matches(event) {
+                    replayed += 1;
+                    if replayed > self.max_resume {
+                        let message = format!(
+                            "more than {} events of this topic to replay: reload the history \
+                             and subscribe again",
+                            self.max_resume
+                        );
+                        self.error("RESUME_TOO_OLD", message).await;
+                        return Flow::End;
+                    }
                     flow = self.take(event, event_frame(&self.topic, event), &mut frames);
                     if let Flow::End = flow {
                         break;
