@@ -101,22 +101,7 @@ impl Command {
     pub fn validated(self) -> Result<Command> {
         match self {
             Command::CreateRoom { title, members } => {
-                let title = title.trim().to_owned();
-                if title.is_empty() {
-                    return Err(Error::invalid("title", "must not be empty"));
-                }
-                if title.chars().count() > MAX_ROOM_TITLE_CHARS {
-                    return Err(Error::invalid(
-                        "title",
-                        format!("at most {MAX_ROOM_TITLE_CHARS} characters"),
-                    ));
-                }
-                if title.chars().any(char::is_control) {
-                    return Err(Error::invalid(
-                        "title",
-                        "must not contain control characters",
-                    ));
-                }
+                let title = crate::text::name("title", &title, MAX_ROOM_TITLE_CHARS)?;
                 let mut members = members;
                 members.sort();
                 members.dedup();
@@ -177,11 +162,12 @@ impl Command {
     }
 }
 
-/// 1 byte to 4 KiB of UTF-8, not only whitespace.
+/// 1 byte to 4 KiB of UTF-8, not only whitespace, no control characters but newlines and tabs.
 fn check_body(body: &str) -> Result<()> {
     if body.trim().is_empty() {
         return Err(Error::invalid("body", "must not be empty"));
     }
+    crate::text::body("body", body)?;
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(Error::invalid(
             "body",

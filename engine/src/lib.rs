@@ -24,6 +24,7 @@ mod message_record;
 pub mod replay;
 pub mod search;
 pub mod sequencer;
+pub mod text;
 pub mod views;
 pub mod write_model;
 

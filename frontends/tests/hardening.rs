@@ -657,3 +657,90 @@ async fn feed_cursors_are_only_those_pages_returned() {
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["posts"][0]["content"], "post 0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answer_is_the_json_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let token = server.sign_in("envelope").await;
+    let cases = [
+        ("DELETE", "/healthz", 405, "METHOD_NOT_ALLOWED"),
+        ("PATCH", "/v1/timeline", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/v1/users/%FF%FE/posts", 400, "BAD_REQUEST"),
+        ("GET", "/ws", 400, "BAD_REQUEST"),
+        ("GET", "/no/such/route", 404, "NOT_FOUND"),
+    ];
+    for (method, path, status, code) in cases {
+        let response = server
+            .client
+            .request(method.parse().unwrap(), server.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let allow = common::header(&response, "allow");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        if status == 405 {
+            assert!(allow.is_some(), "405 keeps its Allow header");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_bodies_follow_one_text_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    // A display name that reorders what follows it, or hides a character, is refused.
+    for name in [
+        "evil\u{202E}gnp.exe",
+        "ad\u{200B}min",
+        "\u{FEFF}root",
+        "nul\u{0}",
+    ] {
+        let response = server
+            .client
+            .post(server.url("/v1/auth/register"))
+            .json(
+                &json!({ "username": "spoofer", "email": "spoofer@example.org",
+                           "password": "password123", "displayName": name }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 422, "{name:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "INVALID_ARGUMENT", "{name:?}");
+    }
+    let token = server.sign_in("texter").await;
+    const ROOM: &str = "mutation($t: String!) { createRoom(title: $t) { id } }";
+    for title in ["a\u{2066}b", "tab\u{200F}", "bell\u{7}"] {
+        let body = as_user(&server, &token, ROOM, json!({ "t": title })).await;
+        assert_eq!(common::code(&body), "INVALID_ARGUMENT", "{title:?}: {body}");
+    }
+    // Emoji sequences (zero-width joiners) and other scripts are names like any other.
+    let room = as_user(&server, &token, ROOM, json!({ "t": "Family 👩‍👩‍👧 چت" })).await;
+    let room = room["data"]["createRoom"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Bodies keep lines and tabs, not NUL or other controls.
+    let ok = as_user(
+        &server,
+        &token,
+        SEND,
+        json!({ "r": room, "b": "one\n\ttwo" }),
+    )
+    .await;
+    assert!(ok.get("errors").is_none(), "{ok}");
+    for body in ["nul\u{0}", "escape\u{1B}[2J"] {
+        let answer = as_user(&server, &token, SEND, json!({ "r": room, "b": body })).await;
+        assert_eq!(common::code(&answer), "INVALID_ARGUMENT", "{answer}");
+    }
+}

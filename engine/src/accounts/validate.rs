@@ -64,16 +64,7 @@ pub fn password(field: &'static str, value: &str) -> Result<()> {
 }
 
 fn display_name(value: &str) -> Result<String> {
-    let trimmed = value.trim();
-    if !limits::DISPLAY_NAME_CHARS.contains(&chars(trimmed))
-        || trimmed.chars().any(char::is_control)
-    {
-        return Err(Error::invalid(
-            "displayName",
-            "1 to 50 characters, no control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
+    crate::text::name("displayName", value, *limits::DISPLAY_NAME_CHARS.end())
 }
 
 pub fn registration(r: Registration) -> Result<Registration> {
@@ -103,10 +94,11 @@ pub fn profile(patch: ProfilePatch) -> Result<ProfilePatch> {
         .as_deref()
         .map(display_name)
         .transpose()?;
-    if let Some(bio) = &patch.bio
-        && chars(bio) > limits::BIO_MAX_CHARS
-    {
-        return Err(Error::invalid("bio", "at most 500 characters"));
+    if let Some(bio) = &patch.bio {
+        if chars(bio) > limits::BIO_MAX_CHARS {
+            return Err(Error::invalid("bio", "at most 500 characters"));
+        }
+        crate::text::body("bio", bio)?;
     }
     if let Some(avatar) = &patch.avatar_media_id
         && (avatar.len() > limits::AVATAR_ID_MAX_BYTES

@@ -88,12 +88,7 @@ fn text(field: &'static str, value: String, max: usize) -> Result<String> {
             format!("at most {max} characters (got {chars})"),
         ));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
+    crate::text::body(field, &value)?;
     Ok(value)
 }
 

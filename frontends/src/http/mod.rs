@@ -3,6 +3,7 @@
 //! tests bind `127.0.0.1:0` and the binary binds the configured address.
 
 mod accounts;
+mod envelope;
 pub mod error;
 pub mod feed;
 mod json;
@@ -218,6 +219,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(envelope::json_errors))
         // 5xx answers are logged where they arise (internal errors at ERROR; refusals such as
         // STORAGE_UNAVAILABLE once per episode), not again per response.
         .layer(
