@@ -744,3 +744,52 @@ async fn names_and_bodies_follow_one_text_policy() {
         assert_eq!(common::code(&answer), "INVALID_ARGUMENT", "{answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_ws_refuses_a_subscribe_before_connection_init_with_4401() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(common::sockets::graphql_request(&server))
+            .await
+            .unwrap();
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { roomUpdated { seq } }" } }),
+    )
+    .await;
+    let closed = next_or_close(&mut socket).await;
+    assert_eq!(closed["type"], "close", "{closed}");
+    assert_eq!(closed["code"], 4401, "{closed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_mistakes_are_not_logged_as_errors_and_log_files_have_no_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with_env(
+        &data,
+        &[],
+        &[("RUST_LOG", "info"), ("GIROK__ENGINE__READ_WAIT_MS", "200")],
+    );
+    let token = server.sign_in("mistaken").await;
+    // A read after a seq the log will not reach in time: VIEW_TIMEOUT.
+    let body = as_user(
+        &server,
+        &token,
+        "query($a: Seq) { rooms(after: $a) { pageInfo { hasNextPage } } }",
+        json!({ "a": 1_000_000 }),
+    )
+    .await;
+    assert_eq!(common::code(&body), "VIEW_TIMEOUT", "{body}");
+    // Other mistakes: a bad document, a forged token, a route that does not exist.
+    as_user(&server, &token, "{ nope }", json!({})).await;
+    as_user(&server, "forged", "{ me { id } }", json!({})).await;
+    server.client.get(server.url("/nope")).send().await.unwrap();
+    drop(server);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI colour codes in a log file");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "logged as errors: {errors:#?}");
+    assert!(log.contains("INFO"), "the log was written at info: {log}");
+}

@@ -166,9 +166,12 @@ fn init_tracing(config: &Config, serving: bool) {
     // A log that cannot be written (say, on a full disk) is skipped: tracing would otherwise
     // report it with `eprintln!`, which panics when stderr itself fails, in whatever thread
     // was logging (a request, the log writer).
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colours)
         .log_internal_errors(false);
     match config.log.format {
         LogFormat::Json => builder.json().init(),

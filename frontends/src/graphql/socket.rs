@@ -155,6 +155,19 @@ async fn write(
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_frame(code, reason))).await;
 }
 
+/// async-graphql closes a socket that subscribes before `connection_init` with 1011;
+/// graphql-transport-ws says 4401 Unauthorized, which clients know.
+fn unauthorized_before_init(frame: Message) -> Message {
+    match &frame {
+        Message::Close(Some(close))
+            if close.code == 1011 && close.reason.as_str() == "The handshake is not completed." =>
+        {
+            close_frame(4401, "Unauthorized")
+        }
+        _ => frame,
+    }
+}
+
 /// How a write of frames ended.
 enum Written {
     /// Out; the socket stays open.
@@ -178,6 +191,7 @@ async fn write_ready(
     let written = tokio::time::timeout(timeout, async {
         let mut next = Some(first);
         while let Some(frame) = next.take() {
+            let frame = unauthorized_before_init(frame);
             let closes = matches!(frame, Message::Close(_));
             sink.feed(frame).await?;
             if closes {
