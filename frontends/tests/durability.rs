@@ -82,6 +82,19 @@ async fn assert_all_acked_present(server: &Server, rooms: &[String], acked: &[Ac
     }
 }
 
+/// Waits until the writers have `count` acknowledgements (a precondition, not a speed: the
+/// deadline is only there to fail instead of hanging).
+async fn until_acked<T>(acked: &std::sync::Mutex<Vec<T>>, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while acked.lock().unwrap().len() < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {count} acks in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,8 +106,9 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
         rooms.push(server.create_room(&format!("room {i}")).await);
     }
     let (acked, tasks) = start_writers(&server, &rooms, 16, usize::MAX);
-    // Let load build up, then kill without warning while requests are in flight.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let load build up (however slow the machine), then kill without warning while requests
+    // are in flight.
+    until_acked(&acked, 100).await;
     server.kill9();
     for task in tasks {
         task.await.unwrap();
@@ -148,7 +162,7 @@ async fn sigterm_drains_in_flight_writes_and_exits_zero() {
     server.sign_in("tester").await;
     let rooms = vec![server.create_room("drain").await];
     let (acked, tasks) = start_writers(&server, &rooms, 8, usize::MAX);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    until_acked(&acked, 20).await;
     let status = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
