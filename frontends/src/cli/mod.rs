@@ -18,7 +18,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "girok", version, about, long_about = None)]
 pub struct Cli {
-    /// TOML configuration file (sections: server, storage, engine, limits, dev, log).
+    /// TOML configuration file (sections: server, storage, engine, limits, auth, ws, cache,
+    /// log, analytics; see README.md). Every key can also be set as GIROK__SECTION__KEY.
     #[arg(long, global = true, env = "GIROK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -32,7 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: GraphQL at /graphql, /healthz, /readyz, /metrics.
+    /// Run the server: GraphQL at /graphql (subscriptions at /graphql/ws), REST at /v1, the
+    /// WebSocket protocol at /ws, and /healthz, /readyz, /metrics.
     Serve(ServeArgs),
     /// Rebuild the write model and every view from the log and report each view's digest and
     /// the replay speed. With --to-seq only the views are rebuilt (up to that seq). Needs the
