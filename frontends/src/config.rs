@@ -44,6 +44,11 @@ pub struct ServerConfig {
     /// Longest a request's head (request line and headers) may take to arrive, from the
     /// moment girok waits for it; a kept-alive connection idle this long is closed too.
     pub header_read_timeout_ms: u64,
+    /// Serve the GraphiQL IDE at `GET /graphql` (its assets come from girok itself).
+    pub graphiql: bool,
+    /// Origins (`https://app.example.org`) whose pages may open a WebSocket signed in with
+    /// the session cookie, besides the server's own (an `Origin` matching `Host`).
+    pub allowed_origins: Vec<String>,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client's
     /// address (for per-IP login limits and sessions); empty: the header is ignored.
     pub trusted_proxies: Vec<String>,
@@ -62,6 +67,8 @@ impl Default for ServerConfig {
             max_connections_per_ip: 1024,
             header_read_timeout_ms: 10_000,
             trusted_proxies: Vec::new(),
+            graphiql: true,
+            allowed_origins: Vec::new(),
             ops_addr: None,
         }
     }

@@ -793,3 +793,173 @@ async fn clients_mistakes_are_not_logged_as_errors_and_log_files_have_no_colours
     assert!(errors.is_empty(), "logged as errors: {errors:#?}");
     assert!(log.contains("INFO"), "the log was written at info: {log}");
 }
+
+/// Logs `name` in the browser way; the `girok_session=...` cookie pair.
+async fn cookie_login(server: &Server, name: &str) -> String {
+    let response = server
+        .client
+        .post(server.url("/graphql"))
+        .json(&json!({ "query": format!("mutation {{ login(username: \"{name}\", password: \"password123\", useCookie: true) {{ csrfToken }} }}") }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("girok_session="))
+        .expect("a session cookie");
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// A WebSocket upgrade of `path` with `cookie` and `origin`; the HTTP status it got.
+async fn upgrade_status(server: &Server, path: &str, cookie: &str, origin: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = server.base.replace("http://", "ws://") + path;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    if path == "/graphql/ws" {
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+    }
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_security_headers_an_offline_graphiql_and_no_cross_site_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[server]\nallowed_origins = [\"https://app.example.org\"]\n",
+    );
+    // Every answer, errors included, carries the headers.
+    for path in ["/healthz", "/no/such/route", "/v1/timeline"] {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            assert_eq!(
+                common::header(&response, name).as_deref(),
+                Some(value),
+                "{path}"
+            );
+        }
+        let policy = common::header(&response, "content-security-policy").unwrap();
+        assert!(policy.contains("default-src 'none'"), "{path}: {policy}");
+    }
+
+    // GraphiQL: a page whose every script and style comes from girok, under a strict policy.
+    let page = server
+        .client
+        .get(server.url("/graphql"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let policy = common::header(&page, "content-security-policy").unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/graphiql/"))
+        .collect();
+    assert_eq!(assets.len(), 5, "{html}");
+    for asset in assets {
+        let response = server.client.get(server.url(asset)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{asset}");
+        let kind = common::header(&response, "content-type").unwrap();
+        assert!(
+            kind.starts_with("text/javascript") || kind.starts_with("text/css"),
+            "{kind}"
+        );
+        let gzip = common::header(&response, "content-encoding").as_deref() == Some("gzip");
+        let bytes = response.bytes().await.unwrap();
+        assert!(bytes.len() > 500, "{asset}");
+        if gzip {
+            assert_eq!(&bytes[..2], &[0x1f, 0x8b], "{asset} is gzip");
+        }
+    }
+
+    // Cross-site WebSocket hijacking: a cookie-signed upgrade from a foreign page is refused,
+    // from girok's own origin or an allowed one it is not; without the cookie, Origin does
+    // not matter (a Bearer token cannot be borrowed by another site).
+    server.sign_in("browser").await;
+    let cookie = cookie_login(&server, "browser").await;
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let own = format!("http://{host}");
+    for path in ["/ws", "/graphql/ws"] {
+        assert_eq!(
+            upgrade_status(&server, path, &cookie, Some("https://evil.example")).await,
+            403
+        );
+        assert_eq!(
+            upgrade_status(&server, path, &cookie, Some(&own)).await,
+            101
+        );
+        assert_eq!(
+            upgrade_status(&server, path, &cookie, Some("https://app.example.org")).await,
+            101
+        );
+        assert_eq!(upgrade_status(&server, path, &cookie, None).await, 101);
+        assert_eq!(
+            upgrade_status(&server, path, "other=1", Some("https://evil.example")).await,
+            101
+        );
+    }
+
+    // A cookie-signed GraphQL POST that is not JSON (a CORS simple request) is refused.
+    let response = server
+        .client
+        .post(server.url("/graphql"))
+        .header("cookie", &cookie)
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"{ me { id } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "UNSUPPORTED_MEDIA_TYPE"
+    );
+    let response = server
+        .client
+        .post(server.url("/graphql"))
+        .header("cookie", &cookie)
+        .json(&json!({ "query": "{ me { username } }" }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["username"], "browser", "{body}");
+
+    // And GraphiQL can be turned off.
+    let dir = tempfile::tempdir().unwrap();
+    let off = Server::start_with_config(dir.path(), "[server]\ngraphiql = false\n");
+    let response = off.client.get(off.url("/graphql")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let asset = format!("/graphiql/{}/init.js", "3.8.3");
+    let response = off.client.get(off.url(&asset)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod keys;
 pub mod live_sessions;
 pub mod operator;
+pub mod origin;
 mod principal;
 mod rate_limit;
 pub mod tokens;

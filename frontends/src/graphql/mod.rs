@@ -1,4 +1,4 @@
-//! GraphQL at `/graphql` (async-graphql; GraphiQL on GET). The handler reads the body itself so
+//! GraphQL at `/graphql` (async-graphql; GraphiQL on GET, see `http/graphiql.rs`). The handler reads the body itself so
 //! that every failure — an oversized body, JSON that is not a GraphQL request, a query that
 //! does not parse or validate — gets a GraphQL-shaped answer with a stable
 //! `extensions.code` and a 4xx status, and resolver errors carry the engine's codes.
@@ -21,7 +21,6 @@ pub use subscriptions::upgrade as subscriptions_upgrade;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::http::PeerAddr;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{MergedObject, MergedSubscription};
 use async_graphql::{Schema, ServerError, ValidationMode};
 use axum::Json;
@@ -31,7 +30,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use documents::Documents;
 use girok_engine::Engine;
 use serde_json::json;
@@ -86,16 +85,6 @@ pub fn build_schema(
     .finish()
 }
 
-/// `GET /graphql`: the GraphiQL IDE.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
-}
-
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "data": null, "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
     (status, Json(body)).into_response()
@@ -145,6 +134,9 @@ pub async fn graphql_post(
         Ok(auth) => auth,
         Err(error) => return error_response(error.status, error.code, error.message),
     };
+    if let Err(error) = crate::auth::origin::check_cookie_post(&headers, &auth) {
+        return error_response(error.status, error.code, error.message);
+    }
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());
     // Without variables, validation is a function of the document alone: known to pass once
     // it passed. (Variables' values are checked by validation too, so those requests always

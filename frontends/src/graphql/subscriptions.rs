@@ -361,6 +361,9 @@ pub async fn upgrade(
         Ok(auth) => auth,
         Err(error) => return error.into_response(),
     };
+    if let Err(error) = crate::auth::origin::check_socket_origin(&state, &headers, &auth) {
+        return error.into_response();
+    }
     let max_frame = state.config.ws.max_frame_bytes.max(1024);
     let max_subscriptions = state.config.ws.max_subscriptions.max(1);
     let schema = state.schema.clone();

@@ -6,6 +6,7 @@ mod accounts;
 mod envelope;
 pub mod error;
 pub mod feed;
+mod graphiql;
 mod json;
 mod listener;
 mod log_api;
@@ -13,6 +14,7 @@ mod ops;
 mod request_metrics;
 mod rooms;
 mod search;
+mod security_headers;
 mod serve;
 
 use crate::auth::LoginLimiter;
@@ -193,7 +195,7 @@ fn start_analytics(
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
     let timeout = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
-    Router::new()
+    let routes = Router::new()
         .merge(ops::routes())
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
@@ -203,10 +205,8 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::routes())
         .merge(search::routes())
         .merge(feed::routes())
-        .route(
-            "/graphql",
-            get(graphql::graphiql).post(graphql::graphql_post),
-        )
+        .route("/graphql", get(graphiql::page).post(graphql::graphql_post))
+        .route("/graphiql/{version}/{file}", get(graphiql::asset))
         .fallback(|| async {
             error::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
         })
@@ -219,7 +219,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .layer(axum::middleware::map_response(envelope::json_errors))
+        .layer(axum::middleware::map_response(envelope::json_errors));
+    security_headers::add(routes)
         // 5xx answers are logged where they arise (internal errors at ERROR; refusals such as
         // STORAGE_UNAVAILABLE once per episode), not again per response.
         .layer(

@@ -38,6 +38,9 @@ pub async fn upgrade(
         Ok(auth) => auth,
         Err(error) => return error.into_response(),
     };
+    if let Err(error) = crate::auth::origin::check_socket_origin(&state, &headers, &auth) {
+        return error.into_response();
+    }
     let limits = WsLimits::from(&state.config.ws);
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_frame_bytes)

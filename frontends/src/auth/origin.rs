@@ -1,0 +1,69 @@
+//! What a browser's ambient credential (the session cookie) may be used for beyond a plain
+//! page load. A WebSocket upgrade is not bound by CORS, so a page of any site could open one
+//! with the user's cookie (cross-site WebSocket hijacking): an upgrade signed in by cookie must
+//! come from girok's own origin (`Origin` naming the `Host` it was sent to) or one of
+//! `server.allowed_origins`. A `POST /graphql` signed in by cookie must be JSON: other content
+//! types make a CORS "simple request" that any site can send without a preflight.
+
+use super::{AuthVia, RequestAuth};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use axum::http::{HeaderMap, StatusCode, header};
+
+/// Refuses a WebSocket upgrade signed in by cookie from a foreign origin.
+pub fn check_socket_origin(
+    state: &AppState,
+    headers: &HeaderMap,
+    auth: &RequestAuth,
+) -> Result<(), ApiError> {
+    let by_cookie = auth.principal.is_some_and(|p| p.via == AuthVia::Cookie);
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(()); // not a browser
+    };
+    if !by_cookie {
+        return Ok(());
+    }
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host);
+    let allowed = state
+        .config
+        .server
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/') == origin);
+    if own || allowed {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "ORIGIN_NOT_ALLOWED",
+        "a WebSocket signed in with the session cookie must come from this server's origin or \
+         one of server.allowed_origins",
+    ))
+}
+
+/// Refuses a cookie-authenticated GraphQL POST whose body is not declared JSON.
+pub fn check_cookie_post(headers: &HeaderMap, auth: &RequestAuth) -> Result<(), ApiError> {
+    if !auth.principal.is_some_and(|p| p.via == AuthVia::Cookie) {
+        return Ok(());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "a request signed in with the session cookie must send `Content-Type: application/json`",
+    ))
+}

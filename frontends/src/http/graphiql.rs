@@ -1,0 +1,131 @@
+//! The GraphiQL IDE at `GET /graphql`, served whole by girok: the page, girok's small start
+//! script and the pinned GraphiQL and React builds (`frontends/assets/graphiql`, compiled in),
+//! so that it works offline and loads nothing from a CDN. The page's Content-Security-Policy
+//! allows scripts and styles from girok only (no inline script; GraphiQL's editors need inline
+//! styles) and connections back to girok. `server.graphiql = false` turns it off (404).
+
+use super::AppState;
+use super::error::ApiError;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The GraphiQL release the assets are (part of their URLs, so they can be cached forever).
+pub const GRAPHIQL_VERSION: &str = "3.8.3";
+
+/// The page's policy: everything from girok, nothing from anywhere else.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// One asset: its name in URLs, its content type, its bytes, and whether they are gzip.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
+    gzip: bool,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "react.production.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/react.production.min.js.gz"),
+        gzip: true,
+    },
+    Asset {
+        name: "react-dom.production.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/react-dom.production.min.js.gz"),
+        gzip: true,
+    },
+    Asset {
+        name: "graphiql.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/graphiql.min.js.gz"),
+        gzip: true,
+    },
+    Asset {
+        name: "graphiql.min.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/graphiql.min.css.gz"),
+        gzip: true,
+    },
+    Asset {
+        name: "init.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/init.js"),
+        gzip: false,
+    },
+];
+
+fn off() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "GraphiQL is turned off (server.graphiql)",
+    )
+    .into_response()
+}
+
+/// `GET /graphql`: the page.
+pub async fn page(State(state): State<AppState>) -> Response {
+    if !state.config.server.graphiql {
+        return off();
+    }
+    let base = format!("/graphiql/{GRAPHIQL_VERSION}");
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>girok GraphiQL</title>\n\
+         <link rel=\"stylesheet\" href=\"{base}/graphiql.min.css\">\n\
+         <style>body {{ margin: 0; height: 100vh; }} #graphiql {{ height: 100vh; }}</style>\n\
+         </head>\n<body>\n<div id=\"graphiql\">Loading GraphiQL…</div>\n\
+         <script src=\"{base}/react.production.min.js\"></script>\n\
+         <script src=\"{base}/react-dom.production.min.js\"></script>\n\
+         <script src=\"{base}/graphiql.min.js\"></script>\n\
+         <script src=\"{base}/init.js\"></script>\n</body>\n</html>\n"
+    );
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
+    response
+}
+
+/// `GET /graphiql/{version}/{file}`: one asset, cached for good (the version is in its URL).
+pub async fn asset(
+    State(state): State<AppState>,
+    Path((version, file)): Path<(String, String)>,
+) -> Response {
+    if !state.config.server.graphiql {
+        return off();
+    }
+    let found = ASSETS.iter().find(|asset| asset.name == file);
+    let Some(asset) = found.filter(|_| version == GRAPHIQL_VERSION) else {
+        return ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such GraphiQL asset")
+            .into_response();
+    };
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        asset.bytes,
+    )
+        .into_response();
+    if asset.gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
