@@ -62,9 +62,11 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     config.ws.send_burst = u32::MAX / 2;
     config.auth.login_per_minute_per_username = 100_000;
     config.auth.login_per_minute_per_ip = 100_000;
+    config.auth.registrations_per_minute_per_ip = 100_000;
     // Every client is on loopback, several per user.
     config.server.max_connections_per_ip = 0;
     config.ws.max_sockets_per_user = 100_000;
+    config.rate_limits = girok_engine::write_rates::WriteRates::unlimited();
     let engine = Engine::open(config.engine_config())?;
     let state = AppState::new(engine.clone(), config)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

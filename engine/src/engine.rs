@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub fanout_max_followers: usize,
     /// Bounds of the hot-object caches.
     pub hot: HotConfig,
+    /// Per-user budgets of each kind of write (none unless set: the server's configuration
+    /// sets them).
+    pub write_rates: crate::write_rates::WriteRates,
 }
 
 impl EngineConfig {
@@ -63,6 +66,7 @@ impl EngineConfig {
             max_room_members: crate::limits::MAX_ROOM_MEMBERS,
             fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
             hot: HotConfig::default(),
+            write_rates: crate::write_rates::WriteRates::unlimited(),
         }
     }
 }
@@ -145,6 +149,7 @@ pub struct Engine {
     read_wait: Duration,
     head_at_start: Seq,
     pub(crate) hot: Arc<HotObjects>,
+    write_limiter: crate::write_rates::WriteLimiter,
     metrics: EngineMetrics,
 }
 
@@ -203,6 +208,7 @@ impl Engine {
             read_wait: config.read_wait,
             head_at_start,
             hot,
+            write_limiter: crate::write_rates::WriteLimiter::new(&config.write_rates),
             metrics: EngineMetrics::default(),
         }))
     }
@@ -215,8 +221,9 @@ impl Engine {
 
     /// [`Engine::execute`] in two steps, for pipelining: queues the command now (commands one
     /// caller queues one after another enter the log in that order) and returns the wait for
-    /// its acknowledgement. A full writer queue (`storage.queue`) refuses the command at once
-    /// with [`Error::Overloaded`].
+    /// its acknowledgement. A write past the actor's budget of its kind
+    /// ([`crate::write_rates`]) is refused with [`Error::RateLimited`], and a full writer queue
+    /// (`storage.queue`) with [`Error::Overloaded`], both at once.
     pub async fn enqueue(
         &self,
         actor: UserId,
@@ -227,9 +234,9 @@ impl Engine {
                 "account commands go through the account methods".into(),
             ));
         }
-        let answer = self
-            .appender
-            .try_enqueue(submission(actor, command.validated()?))?;
+        let command = command.validated()?;
+        self.write_limiter.check(actor, &command)?;
+        let answer = self.appender.try_enqueue(submission(actor, command))?;
         Ok(answer.get())
     }
 

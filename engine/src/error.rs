@@ -89,6 +89,11 @@ pub enum Error {
     AlreadyFollowing,
     #[error("you do not follow that user")]
     NotFollowing,
+    #[error("too many {what} from you; retry in {} s", retry_seconds(*.retry_after))]
+    RateLimited {
+        what: &'static str,
+        retry_after: std::time::Duration,
+    },
     #[error("girok is at capacity {what}; retry in {} s", retry_seconds(*.retry_after))]
     Overloaded {
         what: &'static str,
@@ -175,6 +180,7 @@ impl Error {
             Error::AlreadyFollowing => "ALREADY_FOLLOWING",
             Error::NotFollowing => "NOT_FOLLOWING",
             Error::Overloaded { .. } => "OVERLOADED",
+            Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable => "UNAVAILABLE",
             Error::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => "INTERNAL",
@@ -208,7 +214,7 @@ impl Error {
             | Error::NotLiked(_)
             | Error::AlreadyFollowing
             | Error::NotFollowing => ErrorKind::Conflict,
-            Error::Overloaded { .. } => ErrorKind::Overloaded,
+            Error::Overloaded { .. } | Error::RateLimited { .. } => ErrorKind::Overloaded,
             Error::Unavailable | Error::StorageUnavailable(_) => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
@@ -219,7 +225,9 @@ impl Error {
     /// How long the client should wait before retrying, for refusals that say so.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Error::Overloaded { retry_after, .. } => Some(*retry_after),
+            Error::Overloaded { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
             Error::NotReady { .. } => Some(NOT_READY_RETRY_AFTER),
             Error::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER),
             _ => None,

@@ -27,6 +27,7 @@ pub mod sequencer;
 pub mod text;
 pub mod views;
 pub mod write_model;
+pub mod write_rates;
 
 pub use chat::{
     HistoryQuery, Member, Message, MessagePage, RoomCursor, RoomInfo, RoomsPage, RoomsQuery,

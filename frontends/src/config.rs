@@ -20,6 +20,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ws: WsConfig,
     pub cache: CacheConfig,
+    /// `[rate_limits]`: per-user budgets of each kind of write, on every frontend.
+    pub rate_limits: girok_engine::write_rates::WriteRates,
     pub log: LogConfig,
     /// `[analytics]`: the ClickHouse sink (off unless `clickhouse_url` is set).
     pub analytics: girok_analytics::AnalyticsConfig,
@@ -212,9 +214,12 @@ pub struct AuthConfig {
     /// `iss` and `aud` of access tokens (checked on every request).
     pub issuer: String,
     pub audience: String,
-    /// Login attempts allowed per minute per username, and per client IP.
+    /// Login attempts allowed per minute per account (however it is named: username or
+    /// email), and per client IP.
     pub login_per_minute_per_username: u32,
     pub login_per_minute_per_ip: u32,
+    /// Registrations allowed per minute per client IP (burst: the same number).
+    pub registrations_per_minute_per_ip: u32,
     /// Mark the session cookies `Secure` (turn off only for plain-HTTP development).
     pub secure_cookies: bool,
     /// Password hashes (argon2id, ~40 ms each) running at once; 0 = cores - 1 (at least 1).
@@ -233,6 +238,7 @@ impl Default for AuthConfig {
             audience: "girok".into(),
             login_per_minute_per_username: 10,
             login_per_minute_per_ip: 60,
+            registrations_per_minute_per_ip: 20,
             secure_cookies: true,
             password_threads: 0,
             password_queue: girok_engine::accounts::DEFAULT_PASSWORD_QUEUE,
@@ -372,6 +378,7 @@ impl Config {
             memberships: self.cache.memberships,
             posts: self.cache.posts,
         };
+        config.write_rates = self.rate_limits.clone();
         config
     }
 }

@@ -963,3 +963,139 @@ async fn browsers_get_security_headers_an_offline_graphiql_and_no_cross_site_soc
     let response = off.client.get(off.url(&asset)).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_rate_limited_per_user_on_every_frontend() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("GIROK__RATE_LIMITS__MESSAGES__PER_MINUTE", "60"),
+            ("GIROK__RATE_LIMITS__MESSAGES__BURST", "3"),
+            ("GIROK__RATE_LIMITS__POSTS__PER_MINUTE", "60"),
+            ("GIROK__RATE_LIMITS__POSTS__BURST", "2"),
+            ("GIROK__RATE_LIMITS__ROOMS__PER_MINUTE", "60"),
+            ("GIROK__RATE_LIMITS__ROOMS__BURST", "2"),
+            ("GIROK__AUTH__REGISTRATIONS_PER_MINUTE_PER_IP", "4"),
+        ],
+    );
+    let token = server.sign_in("writer").await;
+    let room = server.create_room("limited").await;
+    // One budget of messages across GraphQL, REST and the WebSocket: 3 at once.
+    let by_graphql = as_user(&server, &token, SEND, json!({ "r": room, "b": "one" })).await;
+    assert!(by_graphql.get("errors").is_none(), "{by_graphql}");
+    let (status, _) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{room}/messages"),
+        &token,
+        Some(json!({ "body": "two" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mut socket = ws_as(&server, &token).await;
+    send(
+        &mut socket,
+        json!({ "type": "send", "ref": "r3", "roomId": room, "body": "three" }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["type"], "ack");
+    send(
+        &mut socket,
+        json!({ "type": "send", "ref": "r4", "roomId": room, "body": "four" }),
+    )
+    .await;
+    let refused = next(&mut socket).await;
+    assert_eq!(refused["code"], "RATE_LIMITED", "{refused}");
+    assert!(refused["retryAfterMs"].as_u64().unwrap() > 0);
+    let by_graphql = as_user(&server, &token, SEND, json!({ "r": room, "b": "five" })).await;
+    assert_eq!(common::code(&by_graphql), "RATE_LIMITED", "{by_graphql}");
+    assert!(
+        by_graphql["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    let response = server
+        .client
+        .post(server.url(&format!("/v1/rooms/{room}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({ "body": "six" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(common::header(&response, "retry-after").is_some());
+    // Nothing refused was written: the history holds the three.
+    let history = server.history(&room, 0).await;
+    let bodies: Vec<&str> = history.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+
+    // Posts and rooms have budgets of their own; another user has their own.
+    const POST: &str = "mutation($c: String!) { createPost(content: $c) { id } }";
+    for i in 0..2 {
+        let ok = as_user(&server, &token, POST, json!({ "c": format!("p{i}") })).await;
+        assert!(ok.get("errors").is_none(), "{ok}");
+    }
+    let refused = as_user(&server, &token, POST, json!({ "c": "p2" })).await;
+    assert_eq!(common::code(&refused), "RATE_LIMITED");
+    // Rooms: 2 at once, one spent above.
+    let room_statuses = {
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            let body = Some(json!({ "title": "r" }));
+            statuses.push(call(&server, "POST", "/v1/rooms", &token, body).await.0);
+        }
+        statuses
+    };
+    assert_eq!(room_statuses, [201, 429]);
+    let other = server.sign_in("another").await;
+    let ok = as_user(&server, &other, SEND, json!({ "r": room, "b": "x" })).await;
+    assert_eq!(
+        common::code(&ok),
+        "NOT_A_MEMBER",
+        "a budget of their own: {ok}"
+    );
+
+    // Registrations per address: 2 were made above, 2 more pass, then 429.
+    let statuses = {
+        let mut statuses = Vec::new();
+        for i in 0..3 {
+            let response = server
+                .client
+                .post(server.url("/v1/auth/register"))
+                .json(&json!({ "username": format!("newbie{i}"), "email": format!("newbie{i}@example.org"),
+                               "password": "password123", "displayName": "New" }))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    };
+    assert_eq!(statuses, [201, 201, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_count_an_account_however_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[auth]\nlogin_per_minute_per_username = 4\nlogin_per_minute_per_ip = 1000\n",
+    );
+    server.sign_in("named").await; // one login spent
+    let attempt = |login: &'static str| {
+        let request = server
+            .client
+            .post(server.url("/v1/auth/login"))
+            .json(&json!({ "username": login, "password": "wrong password" }));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Alternating the username and the email draws on one budget of 4.
+    assert_eq!(attempt("named").await, 401);
+    assert_eq!(attempt("named@example.org").await, 401);
+    assert_eq!(attempt("NAMED").await, 401);
+    assert_eq!(attempt("named@example.org").await, 429);
+    assert_eq!(attempt("named").await, 429);
+}

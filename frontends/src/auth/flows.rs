@@ -4,7 +4,7 @@
 use super::{RequestAuth, cookies};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use girok_engine::accounts::LoginGrant;
+use girok_engine::accounts::{LoginGrant, Registration, UserView};
 use serde::Serialize;
 
 /// What a login or refresh answers (token mode).
@@ -25,11 +25,33 @@ pub async fn login(
     username: &str,
     password: &str,
 ) -> Result<LoginGrant, ApiError> {
-    state
-        .login_limiter
-        .check(username, &auth.client.ip)
+    let limiter = &state.login_limiter;
+    limiter
+        .check_ip(&auth.client.ip)
+        .map_err(ApiError::rate_limited)?;
+    // One budget per account, whether its username or its email is typed.
+    let account = state
+        .engine
+        .account_named(username)
+        .await?
+        .map_or_else(|| username.to_owned(), |id| id.to_string());
+    limiter
+        .check_account(&account)
         .map_err(ApiError::rate_limited)?;
     Ok(state.engine.login(username, password, &auth.client).await?)
+}
+
+/// Checks the registration limit of the caller's address, then registers.
+pub async fn register(
+    state: &AppState,
+    auth: &RequestAuth,
+    registration: Registration,
+) -> Result<UserView, ApiError> {
+    state
+        .login_limiter
+        .check_registration(&auth.client.ip)
+        .map_err(ApiError::rate_limited)?;
+    Ok(state.engine.register(registration).await?)
 }
 
 /// An access token for a granted session, with its refresh token.

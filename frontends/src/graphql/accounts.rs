@@ -151,16 +151,15 @@ impl AccountMutation {
         password: String,
         display_name: String,
     ) -> Result<User> {
-        let user = state(ctx)?
-            .engine
-            .register(Registration {
-                username,
-                email,
-                password,
-                display_name,
-            })
+        let registration = Registration {
+            username,
+            email,
+            password,
+            display_name,
+        };
+        let user = flows::register(state(ctx)?, request_auth(ctx)?, registration)
             .await
-            .map_err(gql)?;
+            .map_err(api)?;
         Ok(User::own(user))
     }
 

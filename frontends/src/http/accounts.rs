@@ -104,17 +104,16 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    Auth(auth): Auth,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let user = state
-        .engine
-        .register(Registration {
-            username: body.username,
-            email: body.email,
-            password: body.password,
-            display_name: body.display_name,
-        })
-        .await?;
+    let registration = Registration {
+        username: body.username,
+        email: body.email,
+        password: body.password,
+        display_name: body.display_name,
+    };
+    let user = flows::register(&state, &auth, registration).await?;
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 

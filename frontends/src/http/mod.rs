@@ -91,6 +91,7 @@ impl AppState {
         let login_limiter = LoginLimiter::new(
             config.auth.login_per_minute_per_username,
             config.auth.login_per_minute_per_ip,
+            config.auth.registrations_per_minute_per_ip,
         );
         let mut registry = Registry::default();
         engine.register_metrics(&mut registry);

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub const GIROK: &str = env!("CARGO_BIN_EXE_girok");
 
 /// A running `girok serve`.
+/// The kinds of write budget (`[rate_limits]`).
+const UNLIMITED_WRITES: [&str; 6] = ["MESSAGES", "POSTS", "COMMENTS", "LIKES", "FOLLOWS", "ROOMS"];
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -69,6 +72,14 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            // Tests write as fast as they can as few users; the write budgets have tests of
+            // their own, which set them through `env` (applied last).
+            .envs(
+                UNLIMITED_WRITES
+                    .iter()
+                    .map(|kind| (format!("GIROK__RATE_LIMITS__{kind}__PER_MINUTE"), "0")),
+            )
+            .env("GIROK__AUTH__REGISTRATIONS_PER_MINUTE_PER_IP", "1000000")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -1,0 +1,207 @@
+//! Per-user write rates, checked where every chat and feed command enters the engine
+//! ([`crate::Engine::enqueue`]), so that GraphQL, REST, WebSocket (and later QUIC) share one
+//! budget per user and kind of write: messages (sends, edits, deletes), posts, comments,
+//! likes, follows, and rooms (creating rooms, opening direct rooms, adding and removing
+//! members). A write past its budget is refused at once with `RATE_LIMITED` and how long to
+//! wait; nothing of it is written. Token buckets (governor), in memory only.
+
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::feed::FeedCommand;
+use girok_schemas::UserId;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
+
+/// Users tracked per kind before idle ones are dropped.
+const MAX_TRACKED: usize = 100_000;
+
+/// One budget: writes per minute, and how many may come at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Sustained writes per minute; 0: no limit.
+    pub per_minute: u32,
+    /// Writes that may come at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Rate {
+    pub const fn new(per_minute: u32, burst: u32) -> Self {
+        Self { per_minute, burst }
+    }
+}
+
+/// The budget of each kind of write, per user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriteRates {
+    pub messages: Rate,
+    pub posts: Rate,
+    pub comments: Rate,
+    pub likes: Rate,
+    pub follows: Rate,
+    pub rooms: Rate,
+}
+
+impl Default for WriteRates {
+    fn default() -> Self {
+        Self {
+            messages: Rate::new(1_800, 100),
+            posts: Rate::new(30, 10),
+            comments: Rate::new(60, 20),
+            likes: Rate::new(300, 60),
+            follows: Rate::new(60, 30),
+            rooms: Rate::new(120, 30),
+        }
+    }
+}
+
+impl WriteRates {
+    /// No budget at all: what an engine opened as a library (tools, benchmarks) starts with;
+    /// the server's configuration sets [`WriteRates::default`].
+    pub fn unlimited() -> Self {
+        let none = Rate::new(0, 0);
+        Self {
+            messages: none,
+            posts: none,
+            comments: none,
+            likes: none,
+            follows: none,
+            rooms: none,
+        }
+    }
+}
+
+/// The kinds of write, in the order of [`WriteRates`]' fields.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Messages,
+    Posts,
+    Comments,
+    Likes,
+    Follows,
+    Rooms,
+}
+
+fn kind(command: &Command) -> Option<Kind> {
+    Some(match command {
+        Command::SendMessage { .. }
+        | Command::EditMessage { .. }
+        | Command::DeleteMessage { .. } => Kind::Messages,
+        Command::CreateRoom { .. }
+        | Command::OpenDirectRoom { .. }
+        | Command::AddMember { .. }
+        | Command::RemoveMember { .. } => Kind::Rooms,
+        Command::Feed(feed) => match feed {
+            FeedCommand::CreatePost { .. }
+            | FeedCommand::EditPost { .. }
+            | FeedCommand::DeletePost { .. } => Kind::Posts,
+            FeedCommand::AddComment { .. } | FeedCommand::DeleteComment { .. } => Kind::Comments,
+            FeedCommand::LikePost { .. } | FeedCommand::UnlikePost { .. } => Kind::Likes,
+            FeedCommand::Follow { .. } | FeedCommand::Unfollow { .. } => Kind::Follows,
+            FeedCommand::MarkNotificationsRead { .. } => return None,
+        },
+        // Leaving and read receipts are cheap and bounded by the rooms one is in.
+        Command::LeaveRoom { .. } | Command::MarkRead { .. } | Command::Account(_) => {
+            return None;
+        }
+    })
+}
+
+/// The buckets.
+pub(crate) struct WriteLimiter {
+    buckets: [Option<DefaultKeyedRateLimiter<UserId>>; 6],
+}
+
+fn bucket(rate: Rate) -> Option<DefaultKeyedRateLimiter<UserId>> {
+    let per_minute = NonZeroU32::new(rate.per_minute)?;
+    let burst = NonZeroU32::new(rate.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Some(RateLimiter::keyed(
+        Quota::per_minute(per_minute).allow_burst(burst),
+    ))
+}
+
+impl WriteLimiter {
+    pub fn new(rates: &WriteRates) -> Self {
+        Self {
+            buckets: [
+                bucket(rates.messages),
+                bucket(rates.posts),
+                bucket(rates.comments),
+                bucket(rates.likes),
+                bucket(rates.follows),
+                bucket(rates.rooms),
+            ],
+        }
+    }
+
+    /// Takes one write of `command`'s kind from `actor`'s budget, or says how long to wait.
+    pub fn check(&self, actor: UserId, command: &Command) -> Result<()> {
+        let Some(kind) = kind(command) else {
+            return Ok(());
+        };
+        let Some(limiter) = &self.buckets[kind as usize] else {
+            return Ok(());
+        };
+        if limiter.len() > MAX_TRACKED {
+            limiter.retain_recent();
+        }
+        limiter
+            .check_key(&actor)
+            .map_err(|not_until| Error::RateLimited {
+                what: kind.name(),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Messages => "messages",
+            Kind::Posts => "posts",
+            Kind::Comments => "comments",
+            Kind::Likes => "likes",
+            Kind::Follows => "follows",
+            Kind::Rooms => "rooms",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use girok_schemas::RoomId;
+
+    #[test]
+    fn each_user_and_kind_has_its_own_budget() {
+        let rates = WriteRates {
+            messages: Rate::new(60, 2),
+            posts: Rate::new(0, 0),
+            ..WriteRates::default()
+        };
+        let limiter = WriteLimiter::new(&rates);
+        let (ann, bob) = (UserId::new_v7(), UserId::new_v7());
+        let send = Command::SendMessage {
+            room: RoomId::new_v7(),
+            body: "hi".into(),
+            client_id: None,
+            reply_to: None,
+        };
+        assert!(limiter.check(ann, &send).is_ok());
+        assert!(limiter.check(ann, &send).is_ok());
+        let refused = limiter.check(ann, &send).unwrap_err();
+        assert_eq!(refused.code(), "RATE_LIMITED");
+        assert!(refused.retry_after().is_some());
+        assert!(limiter.check(bob, &send).is_ok(), "another user's budget");
+        let post = Command::Feed(FeedCommand::CreatePost {
+            content: "x".into(),
+            media_ids: vec![],
+        });
+        for _ in 0..100 {
+            assert!(limiter.check(ann, &post).is_ok(), "0 per minute: no limit");
+        }
+    }
+}
