@@ -8,6 +8,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod cursor;
+#[cfg(test)]
+mod fuzz;
 pub mod graphql;
 pub mod http;
 pub mod presence;

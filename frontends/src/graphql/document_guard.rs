@@ -205,6 +205,68 @@ mod tests {
         assert!(error.message.contains("9 fragments"), "{}", error.message);
     }
 
+    const SEEDS: &[&str] = &[
+        r#"{"query":"query($c: String) { timeline(limit: 20, cursor: $c) { posts { id content author { id name avatar } likes likedByMe comments(limit: 3) { content author { name } } } pageInfo { hasNextPage endCursor } } }","variables":{"c":null}}"#,
+        r#"{"query":"mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { seq id } }","variables":{"r":"x","b":"hi"},"operationName":null}"#,
+        r#"{"query":"query A { ...F } fragment F on QueryRoot { me { ...G } } fragment G on User { id }","operationName":"A"}"#,
+        r#"{"query":"subscription { messageAdded(roomId: "r") { seq body } }"}"#,
+        r#"{"query":"{ a: __typename b: __typename ... on QueryRoot { c: __typename } }"}"#,
+        r#"{"query":"query($x: [Int!]! = [1, 2], $y: Input = {a: {b: ["c"]}}) @dir(a: 1) { f(x: $x) }"}"#,
+    ];
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        ":",
+        "$",
+        "@",
+        "!",
+        "=",
+        "...",
+        "on ",
+        "fragment F on QueryRoot ",
+        "...F ",
+        "query ",
+        "mutation ",
+        "subscription ",
+        "__typename ",
+        r#"\""#,
+        r"\n",
+        "#",
+        r#"\"\"\""#,
+        " { a { b { c { d } } } } ",
+        r#""variables":"#,
+        r#""operationName":"#,
+        "1.5e10",
+    ];
+
+    #[test]
+    fn graphql_requests_never_panic_the_parser_or_the_guard() {
+        use crate::fuzz::{Mutator, inputs, run};
+        let guard = DocumentGuard {
+            max_nodes: 2000,
+            max_fragments: 128,
+        };
+        let mut mutator = Mutator::new(11, SEEDS, TOKENS);
+        let parsed = std::sync::atomic::AtomicUsize::new(0);
+        let count = inputs(20_000);
+        run(count, &mut mutator, |input| {
+            if let Ok(mut request) = serde_json::from_slice::<async_graphql::Request>(input)
+                && let Ok(document) = request.parsed_query()
+            {
+                parsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = guard.check(document);
+            }
+        });
+        eprintln!(
+            "{count} inputs, {} parsed as documents",
+            parsed.into_inner()
+        );
+    }
+
     #[test]
     fn cycles_and_unknown_fragments_are_left_to_validation() {
         let text = "{ ...A ...Missing } fragment A on Query { ...B } fragment B on Query { ...A }";

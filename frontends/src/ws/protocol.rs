@@ -137,3 +137,63 @@ impl ServerFrame {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::ClientFrame;
+    use crate::fuzz::{Mutator, inputs, run};
+
+    const SEEDS: &[&str] = &[
+        r#"{"type":"auth","token":"eyJhbGciOiJFZERTQSJ9.e30.c2ln"}"#,
+        r#"{"type":"subscribe","topic":"chat:0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6b","fromSeq":42}"#,
+        r#"{"type":"subscribe","topic":"notifications"}"#,
+        r#"{"type":"unsubscribe","topic":"feed"}"#,
+        r#"{"type":"send","ref":"r1","roomId":"0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6b","body":"hi","clientId":"c1","replyTo":"0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6c"}"#,
+        r#"{"type":"typing","roomId":"0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6b"}"#,
+        r#"{"type":"ping"}"#,
+    ];
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "\\",
+        "null",
+        "true",
+        "false",
+        "\"type\"",
+        "\"send\"",
+        "\"topic\"",
+        "\"fromSeq\"",
+        "\"body\"",
+        "\"chat:\"",
+        "{\"a\":",
+        "[[[[",
+        "]]]]",
+    ];
+
+    #[test]
+    fn websocket_frames_never_panic_the_parser() {
+        let mut mutator = Mutator::new(7, SEEDS, TOKENS);
+        let parsed = std::sync::atomic::AtomicUsize::new(0);
+        let count = inputs(20_000);
+        run(count, &mut mutator, |input| {
+            if let Ok(text) = std::str::from_utf8(input)
+                && let Ok(frame) = serde_json::from_str::<ClientFrame>(text)
+            {
+                parsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // What the connection parses next: topics and ids.
+                if let ClientFrame::Subscribe { topic, .. } = &frame
+                    && let Some(room) = topic.strip_prefix("chat:")
+                {
+                    let _ = room.parse::<girok_schemas::RoomId>();
+                }
+                let _ = format!("{frame:?}");
+            }
+        });
+        eprintln!("{count} inputs, {} parsed as frames", parsed.into_inner());
+    }
+}
