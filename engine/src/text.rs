@@ -13,12 +13,14 @@ use crate::error::{Error, Result};
 fn invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}'                  // soft hyphen
+        | '\u{034F}'                // combining grapheme joiner
         | '\u{061C}'                // Arabic letter mark
         | '\u{115F}' | '\u{1160}'   // Hangul fillers
         | '\u{180E}'                // Mongolian vowel separator
         | '\u{200B}'                // zero-width space
         | '\u{200E}' | '\u{200F}'   // left-to-right and right-to-left marks
         | '\u{202A}'..='\u{202E}'   // bidirectional embeddings and overrides
+        | '\u{2028}' | '\u{2029}'   // line and paragraph separators
         | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
         | '\u{2066}'..='\u{2069}'   // bidirectional isolates
         | '\u{206A}'..='\u{206F}'   // deprecated format characters

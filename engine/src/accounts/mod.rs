@@ -197,9 +197,6 @@ impl Engine {
         self.user(user).await
     }
 
-    /// Checks a username-or-email and password; on success opens a session. A failure is
-    /// logged as `auth.login.failed` (never with the password) and answers
-    /// `INVALID_CREDENTIALS` after the same work as a success.
     /// The account a login names (a username, or an email), if any.
     pub async fn account_named(&self, login: &str) -> Result<Option<UserId>> {
         if login.is_empty() || login.len() > validate::limits::EMAIL_MAX_BYTES {
@@ -210,6 +207,9 @@ impl Engine {
             .await
     }
 
+    /// Checks a username-or-email and password; on success opens a session. A failure is
+    /// logged as `auth.login.failed` (never with the password) and answers
+    /// `INVALID_CREDENTIALS` after the same work as a success.
     pub async fn login(
         &self,
         login: &str,

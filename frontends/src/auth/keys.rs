@@ -112,7 +112,9 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     // Private from its first byte, not chmod-ed after being written.
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-    std::io::Write::write_all(&mut file.open(&temp)?, bytes)?;
+    let mut written = file.open(&temp)?;
+    std::io::Write::write_all(&mut written, bytes)?;
+    written.sync_all()?;
     std::fs::rename(&temp, path)?;
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! page load. A WebSocket upgrade is not bound by CORS, so a page of any site could open one
 //! with the user's cookie (cross-site WebSocket hijacking): an upgrade signed in by cookie must
 //! come from girok's own origin (`Origin` naming the `Host` it was sent to) or one of
-//! `server.allowed_origins`. A `POST /graphql` signed in by cookie must be JSON: other content
-//! types make a CORS "simple request" that any site can send without a preflight.
+//! `server.allowed_origins`. A `POST /graphql` must be JSON: other content types make a CORS
+//! "simple request" that any site can send without a preflight — with the user's cookie, or
+//! to log the browser into the sender's account.
 
 use super::{AuthVia, RequestAuth};
 use crate::http::AppState;
@@ -48,11 +49,8 @@ pub fn check_socket_origin(
     ))
 }
 
-/// Refuses a cookie-authenticated GraphQL POST whose body is not declared JSON.
-pub fn check_cookie_post(headers: &HeaderMap, auth: &RequestAuth) -> Result<(), ApiError> {
-    if !auth.principal.is_some_and(|p| p.via == AuthVia::Cookie) {
-        return Ok(());
-    }
+/// Refuses a GraphQL POST whose body is not declared JSON.
+pub fn check_post_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -64,6 +62,6 @@ pub fn check_cookie_post(headers: &HeaderMap, auth: &RequestAuth) -> Result<(), 
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UNSUPPORTED_MEDIA_TYPE",
-        "a request signed in with the session cookie must send `Content-Type: application/json`",
+        "a GraphQL POST must send `Content-Type: application/json`",
     ))
 }

@@ -209,9 +209,9 @@ mod tests {
         r#"{"query":"query($c: String) { timeline(limit: 20, cursor: $c) { posts { id content author { id name avatar } likes likedByMe comments(limit: 3) { content author { name } } } pageInfo { hasNextPage endCursor } } }","variables":{"c":null}}"#,
         r#"{"query":"mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { seq id } }","variables":{"r":"x","b":"hi"},"operationName":null}"#,
         r#"{"query":"query A { ...F } fragment F on QueryRoot { me { ...G } } fragment G on User { id }","operationName":"A"}"#,
-        r#"{"query":"subscription { messageAdded(roomId: "r") { seq body } }"}"#,
+        r#"{"query":"subscription { messageAdded(roomId: \"r\") { seq body } }"}"#,
         r#"{"query":"{ a: __typename b: __typename ... on QueryRoot { c: __typename } }"}"#,
-        r#"{"query":"query($x: [Int!]! = [1, 2], $y: Input = {a: {b: ["c"]}}) @dir(a: 1) { f(x: $x) }"}"#,
+        r#"{"query":"query($x: [Int!]! = [1, 2], $y: Input = {a: {b: [\"c\"]}}) @dir(a: 1) { f(x: $x) }"}"#,
     ];
     const TOKENS: &[&str] = &[
         "{",

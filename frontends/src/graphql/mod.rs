@@ -134,7 +134,7 @@ pub async fn graphql_post(
         Ok(auth) => auth,
         Err(error) => return error_response(error.status, error.code, error.message),
     };
-    if let Err(error) = crate::auth::origin::check_cookie_post(&headers, &auth) {
+    if let Err(error) = crate::auth::origin::check_post_content_type(&headers) {
         return error_response(error.status, error.code, error.message);
     }
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());

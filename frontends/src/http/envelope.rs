@@ -29,7 +29,7 @@ pub async fn json_errors(response: Response) -> Response {
     // What the original said beyond its body (`Allow` on a 405, `Retry-After`) stays.
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            answer.headers_mut().insert(name.clone(), value.clone());
+            answer.headers_mut().append(name.clone(), value.clone());
         }
     }
     answer

@@ -15,7 +15,7 @@ pub const GRAPHIQL_VERSION: &str = "3.8.3";
 
 /// The page's policy: everything from girok, nothing from anywhere else.
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// One asset: its name in URLs, its content type, its bytes, and whether they are gzip.
@@ -114,18 +114,25 @@ pub async fn asset(
         return ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such GraphiQL asset")
             .into_response();
     };
+    // The pinned builds never change under their URL; girok's own start script may change
+    // with girok, so it is revalidated.
+    let caching = if asset.gzip {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     let mut response = (
         [
             (header::CONTENT_TYPE, asset.content_type),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::CACHE_CONTROL, caching),
         ],
         asset.bytes,
     )
         .into_response();
     if asset.gzip {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
 }

@@ -30,10 +30,16 @@ use girok_schemas::{RoomId, Seq, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+/// Resumes (`fromSeq`) per connection and minute, and at once.
+const RESUMES_PER_MINUTE: NonZeroU32 = NonZeroU32::new(30).unwrap();
+const RESUME_BURST: NonZeroU32 = NonZeroU32::new(10).unwrap();
 
 /// Longest a shutdown waits for the answers of sends in flight before closing a socket.
 const SHUTDOWN_ANSWERS_WITHIN: Duration = Duration::from_millis(500);
@@ -94,6 +100,9 @@ pub async fn serve(
         sends: RateLimiter::direct(
             Quota::per_second(NonZeroU32::new(limits.sends_per_second).unwrap_or(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN)),
+        ),
+        resumes: RateLimiter::direct(
+            Quota::per_minute(RESUMES_PER_MINUTE).allow_burst(RESUME_BURST),
         ),
     };
     if let Some(principal) = principal {
@@ -185,8 +194,8 @@ pub async fn serve(
             }
         }
     }
-    for (_, task) in connection.subscriptions.drain() {
-        task.abort();
+    for (_, running) in connection.subscriptions.drain() {
+        running.task.abort();
     }
     if let Some((code, reason)) = closing {
         if code == CLOSE_SLOW_CONSUMER {
@@ -231,12 +240,32 @@ struct Connection {
     pending: VecDeque<Message>,
     /// Sends waiting to be durable; each yields its answer, in the order they were sent.
     sending: FuturesOrdered<BoxFuture<'static, Utf8Bytes>>,
-    subscriptions: HashMap<String, JoinHandle<()>>,
+    subscriptions: HashMap<String, Running>,
     /// Resolves when the session signed in under ends (revoked, or its token expired).
     session_end: Option<BoxFuture<'static, Ending>>,
     /// A close the connection decided on while handling a frame (written after its answers).
     close_now: Option<CloseRequest>,
     sends: DefaultDirectRateLimiter,
+    /// Subscriptions with `fromSeq`: each may read up to `ws.max_resume_scan_events` of the
+    /// log, so a connection gets a few at a time, not a loop of them.
+    resumes: DefaultDirectRateLimiter,
+}
+
+/// A subscription's task, and whether it has said its last word (a final error) and is
+/// about to end: the client may then subscribe to the topic again at once.
+struct Running {
+    task: JoinHandle<()>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Running {
+    fn new(task: JoinHandle<()>, ended: Arc<AtomicBool>) -> Self {
+        Self { task, ended }
+    }
+
+    fn over(&self) -> bool {
+        self.task.is_finished() || self.ended.load(Ordering::Acquire)
+    }
 }
 
 /// Waits for the end of the connection's session; forever before it signs in.
@@ -363,8 +392,8 @@ impl Connection {
                 self.subscribe(principal.user, topic, from_seq).await
             }
             ClientFrame::Unsubscribe { topic } => match self.subscriptions.remove(&topic) {
-                Some(task) => {
-                    task.abort();
+                Some(running) => {
+                    running.task.abort();
                     self.reply(ServerFrame::Unsubscribed { topic })
                 }
                 None => self.reply(ServerFrame::Error {
@@ -482,15 +511,29 @@ impl Connection {
             topic: Some(topic.clone()),
             retry_after_ms: None,
         };
+        if from_seq.is_some()
+            && let Err(not_until) = self.resumes.check()
+        {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.resumes.clock()));
+            return self.reply(ServerFrame::Error {
+                code: "RATE_LIMITED",
+                message: format!(
+                    "at most {RESUMES_PER_MINUTE} resumes (fromSeq) a minute, {RESUME_BURST} at once"
+                ),
+                reference: None,
+                topic: Some(topic.clone()),
+                retry_after_ms: Some(girok_engine::error::retry_millis(wait)),
+            });
+        }
         if self
             .subscriptions
             .get(&topic)
-            .is_some_and(|task| !task.is_finished())
+            .is_some_and(|running| !running.over())
         {
             let frame = topic_error("ALREADY_SUBSCRIBED", "already subscribed".into());
             return self.reply(frame);
         }
-        self.subscriptions.retain(|_, task| !task.is_finished());
+        self.subscriptions.retain(|_, running| !running.over());
         if self.subscriptions.len() >= self.limits.max_subscriptions {
             let message = format!("at most {} subscriptions", self.limits.max_subscriptions);
             return self.reply(topic_error("TOO_MANY_SUBSCRIPTIONS", message));
@@ -498,7 +541,8 @@ impl Connection {
         let engine = self.state.engine.clone();
         if topic == "feed" {
             let task = tokio::spawn(run_feed(engine, user, self.out.clone()));
-            self.subscriptions.insert(topic, task);
+            self.subscriptions
+                .insert(topic, Running::new(task, Default::default()));
             return;
         }
         let scope = if topic == "notifications" {
@@ -516,8 +560,10 @@ impl Connection {
             let message = "topics are `chat:<roomId>`, `notifications` and `feed`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
+        let ended = Arc::new(AtomicBool::new(false));
         let subscription = Subscription {
             engine: engine.clone(),
+            ended: ended.clone(),
             signals: match scope {
                 Scope::Room(room, _) => Some(self.state.presence.subscribe(room)),
                 Scope::User(_) => None,
@@ -547,6 +593,6 @@ impl Connection {
             }
             Scope::Room(..) => tokio::spawn(subscription.run()),
         };
-        self.subscriptions.insert(topic, task);
+        self.subscriptions.insert(topic, Running::new(task, ended));
     }
 }

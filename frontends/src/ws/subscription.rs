@@ -70,6 +70,8 @@ impl Scope {
 /// One room or user subscription.
 pub(super) struct Subscription {
     pub engine: Arc<Engine>,
+    /// Set before a final error goes out (the connection may take the topic again).
+    pub ended: Arc<std::sync::atomic::AtomicBool>,
     pub signals: Option<broadcast::Receiver<Signal>>,
     /// The topic as the client named it (echoed in every frame).
     pub topic: String,
@@ -282,7 +284,9 @@ impl Subscription {
         }
     }
 
+    /// Sends a final error: the subscription ends after it.
     async fn error(&self, code: &'static str, message: String) {
+        self.ended.store(true, std::sync::atomic::Ordering::Release);
         let frame = ServerFrame::Error {
             code,
             message,

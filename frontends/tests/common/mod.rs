@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 pub const GIROK: &str = env!("CARGO_BIN_EXE_girok");
 
-/// A running `girok serve`.
 /// The kinds of write budget (`[rate_limits]`).
 const UNLIMITED_WRITES: [&str; 6] = ["MESSAGES", "POSTS", "COMMENTS", "LIKES", "FOLLOWS", "ROOMS"];
 
+/// A running `girok serve`.
 pub struct Server {
     pub child: Child,
     pub base: String,
