@@ -54,13 +54,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.http_addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "girok listening");
-    // Tests and scripts read the bound address from this line (port 0 picks a free port);
-    // `girok log` beside the running server reads it from the data directory.
-    println!("girok listening on http://{addr}");
-    if let Err(error) = crate::auth::operator::record_address(&config.storage.data_dir, addr) {
-        tracing::warn!(%error, "cannot record the listening address for `girok log`");
-    }
+    let data_dir = config.storage.data_dir.clone();
+    // Before the address is announced: the keys, the operator token, the sinks.
     let state = match AppState::new(engine.clone(), config) {
         Ok(state) => state,
         Err(error) => {
@@ -68,6 +63,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             return Err(error.context("cannot start (signing keys or analytics)"));
         }
     };
+    tracing::info!(%addr, data_dir = %data_dir.display(), "girok listening");
+    // Tests and scripts read the bound address from this line (port 0 picks a free port);
+    // `girok log` beside the running server reads it from the data directory.
+    println!("girok listening on http://{addr}");
+    if let Err(error) = crate::auth::operator::record_address(&data_dir, addr) {
+        tracing::warn!(%error, "cannot record the listening address for `girok log`");
+    }
     let analytics = state.analytics.clone();
     let stop = {
         let engine = engine.clone();
