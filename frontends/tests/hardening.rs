@@ -115,6 +115,19 @@ async fn login(server: &Server, name: &str) -> (String, String) {
     (access, body["refreshToken"].as_str().unwrap().to_owned())
 }
 
+/// Refreshes with `refresh`: the status and the body.
+async fn refresh_with(server: &Server, refresh: &str) -> (u16, Value) {
+    let response = server
+        .client
+        .post(server.url("/v1/auth/refresh"))
+        .json(&json!({ "refreshToken": refresh }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// A `/ws` connection signed in with `token` (its welcome read).
 async fn ws_as(server: &Server, token: &str) -> Socket {
     let mut socket = connect(server, Some(token)).await;
@@ -199,14 +212,7 @@ async fn every_way_of_ending_a_session_closes_its_sockets_at_once() {
     let (token, refresh) = login(&server, "ana").await;
     let mut ws = ws_as(&server, &token).await;
     for expected in [200, 401] {
-        let response = server
-            .client
-            .post(server.url("/v1/auth/refresh"))
-            .json(&json!({ "refreshToken": refresh }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), expected);
+        assert_eq!(refresh_with(&server, &refresh).await.0, expected);
     }
     ends_with(&mut ws, "SESSION_ENDED", 4004).await;
 
@@ -251,14 +257,7 @@ async fn a_socket_ends_when_its_token_expires_unless_given_a_fresh_one() {
     // Past the first token's expiry (but within its leeway), a fresh token of the same
     // session goes in-band.
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
-    let response = server
-        .client
-        .post(server.url("/v1/auth/refresh"))
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
-        .await
-        .unwrap();
-    let fresh: Value = response.json().await.unwrap();
+    let (_, fresh) = refresh_with(&server, &refresh).await;
     let fresh = fresh["accessToken"].as_str().unwrap();
     send(&mut renewed, json!({ "type": "auth", "token": fresh })).await;
     assert_eq!(next(&mut renewed).await["type"], "welcome");
