@@ -738,6 +738,8 @@ async fn operators_see_girok_past_the_client_connection_limit() {
     assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "TOO_MANY_CONNECTIONS");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("server.max_connections"), "{message}");
     for path in ["/healthz", "/readyz", "/metrics"] {
         let status = answers_within(&format!("{ops}{path}"), Duration::from_secs(5)).await;
         assert_eq!(status, Some(200), "{path} on the ops listener");

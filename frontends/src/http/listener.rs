@@ -47,6 +47,8 @@ pub struct Ceilings {
     pub total: usize,
     /// From one IP address; 0: no ceiling of its own.
     pub per_ip: usize,
+    /// What sets `total`, as the refusal names it.
+    pub total_is: &'static str,
 }
 
 /// The listener's gauges and counters.
@@ -80,7 +82,8 @@ impl LimitedListener {
             by_ip: Arc::default(),
             refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
             over_total: refusal(&format!(
-                "this listener holds {total} connections at most (server.max_connections); retry later"
+                "this listener holds {total} connections at most ({}); retry later",
+                ceilings.total_is
             )),
             over_ip: refusal(&format!(
                 "{} connections from one address at most (server.max_connections_per_ip); retry later",

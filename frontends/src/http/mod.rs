@@ -246,6 +246,7 @@ pub async fn run(
         listener::Ceilings {
             total: server.max_connections,
             per_ip: server.max_connections_per_ip,
+            total_is: "server.max_connections",
         },
         state.connections.clone(),
     );
@@ -257,6 +258,7 @@ pub async fn run(
             listener::Ceilings {
                 total: OPS_MAX_CONNECTIONS,
                 per_ip: 0,
+                total_is: "the operators' listener's own ceiling",
             },
             Default::default(),
         );
