@@ -21,7 +21,6 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 
 /// Everything the engine needs to start.
 #[derive(Clone, Debug)]
@@ -132,6 +131,7 @@ struct EngineMetrics {
     watermark: Family<ViewLabel, Gauge>,
     lag: Family<ViewLabel, Gauge>,
     topics: Gauge,
+    hub_lag: Gauge,
 }
 
 /// The running engine.
@@ -143,7 +143,7 @@ pub struct Engine {
     pub(crate) views: Arc<Views>,
     dataflow: Mutex<Option<Dataflow>>,
     hub: Arc<Hub>,
-    hub_task: Mutex<Option<JoinHandle<()>>>,
+    hub_thread: Mutex<Option<hub::HubThread>>,
     search: Arc<SearchIndex>,
     indexer: Mutex<Option<Indexer>>,
     read_wait: Duration,
@@ -179,12 +179,9 @@ impl Engine {
         let search = Arc::new(SearchIndex::new()?);
         let indexer = Indexer::start(store.clone(), search.clone(), None)?;
         let hub = Arc::new(Hub::new(config.topic_capacity));
-        let hub_task = tokio::spawn(hub::run(
-            hub.clone(),
-            store.clone(),
-            hot.clone(),
-            head_at_start,
-        ));
+        let hub_thread =
+            hub::HubThread::start(hub.clone(), store.clone(), hot.clone(), head_at_start)
+                .map_err(|e| Error::Internal(format!("cannot start the hub's thread: {e}")))?;
         tracing::info!(
             head = head_at_start,
             workers = config.workers,
@@ -202,7 +199,7 @@ impl Engine {
             views,
             dataflow: Mutex::new(Some(flow)),
             hub,
-            hub_task: Mutex::new(Some(hub_task)),
+            hub_thread: Mutex::new(Some(hub_thread)),
             search,
             indexer: Mutex::new(Some(indexer)),
             read_wait: config.read_wait,
@@ -495,6 +492,11 @@ impl Engine {
             "Live topics with subscribers",
             self.metrics.topics.clone(),
         );
+        registry.register(
+            "girok_hub_lag_events",
+            "Durable log events the hub has not published to live subscribers yet",
+            self.metrics.hub_lag.clone(),
+        );
     }
 
     /// Brings gauges up to date (call before encoding metrics).
@@ -512,6 +514,10 @@ impl Engine {
                 .set(head.saturating_sub(summary.watermark) as i64);
         }
         self.metrics.topics.set(self.hub.topic_count() as i64);
+        let published = self.hub.published();
+        self.metrics
+            .hub_lag
+            .set(head.saturating_sub(published) as i64);
         self.hot.observe();
     }
 
@@ -521,9 +527,13 @@ impl Engine {
         let writer = self.writer.lock().take();
         let flow = self.dataflow.lock().take();
         let indexer = self.indexer.lock().take();
+        let hub = self.hub_thread.lock().take();
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(writer) = writer {
                 writer.shutdown();
+            }
+            if let Some(hub) = hub {
+                hub.stop();
             }
             if let Some(flow) = flow {
                 flow.stop();
@@ -535,9 +545,6 @@ impl Engine {
         .await;
         if stopped.is_err() {
             tracing::error!("engine shutdown task failed");
-        }
-        if let Some(task) = self.hub_task.lock().take() {
-            task.abort();
         }
         tracing::info!(head = self.head(), "engine stopped");
     }

@@ -91,6 +91,8 @@ impl std::fmt::Debug for LiveEvent {
 /// Topic subscriptions.
 pub struct Hub {
     topics: Channels<Topic, Arc<LiveEvent>>,
+    /// The last seq published (how far behind the durable head live delivery is).
+    published: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -98,7 +100,13 @@ impl Hub {
     pub fn new(capacity: usize) -> Self {
         Self {
             topics: Channels::new(capacity),
+            published: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The last seq the hub published to live subscribers.
+    pub fn published(&self) -> Seq {
+        self.published.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Subscribes to a topic; events the hub publishes from now on arrive in seq order. The
@@ -114,6 +122,8 @@ impl Hub {
     }
 
     fn publish(&self, hot: &HotObjects, seq: Seq, bytes: &[u8]) {
+        self.published
+            .store(seq, std::sync::atomic::Ordering::Relaxed);
         let event = match decode_event(bytes) {
             Ok(event) => event,
             Err(error) => {
@@ -136,10 +146,73 @@ impl Hub {
     }
 }
 
+/// The hub's publishing loop on a thread of its own: on the async runtime, among thousands
+/// of socket tasks, the one task that publishes for all of them got its turn once per round
+/// of the whole queue, and under a flood it fell tens of thousands of events behind the log
+/// (`girok_hub_lag_events`) while every subscriber waited for it. On its own thread (with a
+/// small runtime for its waits) it takes the CPU as the kernel shares it out, and its
+/// broadcasts wake the subscribers on the main runtime.
+pub(crate) struct HubThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HubThread {
+    /// Starts publishing every event after `after`.
+    pub fn start(
+        hub: Arc<Hub>,
+        store: Arc<Store>,
+        hot: Arc<HotObjects>,
+        after: Seq,
+    ) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("girok-hub".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        () = run(hub, store, hot, after) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops publishing and waits for the thread (blocking).
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the hub thread panicked");
+        }
+    }
+}
+
+impl Drop for HubThread {
+    /// An engine dropped without a shutdown still stops its hub (without waiting for it).
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Publishes every event after `after` as it becomes durable, until the task is aborted:
 /// from the writer's durable feed, and from the log only for what the feed cannot give (what
 /// came before the hub listened, what it dropped while the hub lagged behind it, a gap).
 pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, hot: Arc<HotObjects>, after: Seq) {
+    hub.published
+        .store(after, std::sync::atomic::Ordering::Relaxed);
     // Listen before looking at the head, so every batch past it arrives on the feed.
     let mut feed = store.durable_batches();
     let mut next = after + 1;
