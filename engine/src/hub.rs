@@ -207,7 +207,7 @@ impl Drop for HubThread {
     }
 }
 
-/// Publishes every event after `after` as it becomes durable, until the task is aborted:
+/// Publishes every event after `after` as it becomes durable, until stopped ([`HubThread`]):
 /// from the writer's durable feed, and from the log only for what the feed cannot give (what
 /// came before the hub listened, what it dropped while the hub lagged behind it, a gap).
 pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, hot: Arc<HotObjects>, after: Seq) {
