@@ -167,7 +167,6 @@ fn check_body(body: &str) -> Result<()> {
     if body.trim().is_empty() {
         return Err(Error::invalid("body", "must not be empty"));
     }
-    crate::text::body("body", body)?;
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(Error::invalid(
             "body",
@@ -177,7 +176,8 @@ fn check_body(body: &str) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    // After the length: an oversized body is refused without a scan.
+    crate::text::body("body", body)
 }
 
 #[cfg(test)]

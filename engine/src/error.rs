@@ -102,7 +102,7 @@ pub enum Error {
     #[error("girok is shutting down and accepts no more writes")]
     Unavailable,
     #[error(
-        "storage is unavailable ({0}); nothing of this request was acknowledged: retry it later (with the same clientId, a write that did land is not repeated)"
+        "storage is unavailable; nothing of this request was acknowledged: retry it later (with the same clientId, a write that did land is not repeated)"
     )]
     StorageUnavailable(String),
     #[error("storage failure: {0}")]

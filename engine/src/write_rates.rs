@@ -13,6 +13,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Users tracked per kind before idle ones are dropped.
 const MAX_TRACKED: usize = 100_000;
@@ -113,11 +114,15 @@ fn kind(command: &Command) -> Option<Kind> {
 /// The buckets.
 pub(crate) struct WriteLimiter {
     buckets: [Option<DefaultKeyedRateLimiter<UserId>>; 6],
+    checks: AtomicU32,
 }
+
+/// Checks between two looks at how many users are tracked.
+const HOUSEKEEPING_EVERY: u32 = 4096;
 
 fn bucket(rate: Rate) -> Option<DefaultKeyedRateLimiter<UserId>> {
     let per_minute = NonZeroU32::new(rate.per_minute)?;
-    let burst = NonZeroU32::new(rate.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
     Some(RateLimiter::keyed(
         Quota::per_minute(per_minute).allow_burst(burst),
     ))
@@ -134,6 +139,7 @@ impl WriteLimiter {
                 bucket(rates.follows),
                 bucket(rates.rooms),
             ],
+            checks: AtomicU32::new(0),
         }
     }
 
@@ -145,7 +151,13 @@ impl WriteLimiter {
         let Some(limiter) = &self.buckets[kind as usize] else {
             return Ok(());
         };
-        if limiter.len() > MAX_TRACKED {
+        // Housekeeping now and then, not on every write (`len` visits every shard).
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(HOUSEKEEPING_EVERY)
+            && limiter.len() > MAX_TRACKED
+        {
             limiter.retain_recent();
         }
         limiter

@@ -14,22 +14,23 @@ use std::sync::OnceLock;
 /// Bytes of the tag kept in a cursor (64 bits: guessing one takes 2^63 tries on average).
 const TAG_BYTES: usize = 8;
 
-static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+/// The keyed HMAC, ready to clone for each cursor.
+static MAC: OnceLock<Hmac<Sha256>> = OnceLock::new();
 
 /// Loads (or makes) the cursor key of `data_dir`; the first call in a process decides.
 pub fn init(data_dir: &Path) -> anyhow::Result<()> {
     let key = crate::auth::keys::load_or_create_secret(&data_dir.join("keys").join("cursor-key"))?;
-    let _ = KEY.set(key.into_bytes());
+    let mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the cursor key: {e}"))?;
+    let _ = MAC.set(mac);
     Ok(())
 }
 
 fn tag(seq: u64) -> [u8; TAG_BYTES] {
-    // Without `init` (unit tests), an empty key: still consistent within the process.
-    let key = KEY.get().map_or(&[][..], Vec::as_slice);
-    // HMAC takes keys of any length: this never fails.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return [0u8; TAG_BYTES];
-    };
+    // Without `init` (unit tests), an all-zero key: still consistent within the process.
+    let mut mac = MAC
+        .get_or_init(|| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()))
+        .clone();
     mac.update(b"girok feed cursor");
     mac.update(&seq.to_be_bytes());
     let full = mac.finalize().into_bytes();

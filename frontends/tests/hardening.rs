@@ -5,7 +5,7 @@
 mod common;
 
 use common::sockets::{GraphqlWs, Socket, connect, graphql_ws, next, next_or_close, send};
-use common::{Server, as_user, call};
+use common::{SEND, Server, as_user, call};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -527,9 +527,6 @@ async fn per_ip_login_limits_follow_trusted_proxies_only() {
     }
     assert_eq!(login_from(&direct, "v3x", "203.0.113.99").await, 429);
 }
-
-const SEND: &str =
-    "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { seq id } }";
 
 /// Sends `count` messages to `room` over GraphQL; the seq of the last.
 async fn send_many(server: &Server, room: &str, count: usize) -> u64 {

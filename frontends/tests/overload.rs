@@ -710,6 +710,18 @@ async fn answers_within(url: &str, within: Duration) -> Option<u16> {
     }
 }
 
+/// Waits (10 s at most) until `/healthz` answers 200 again once idle clients left.
+async fn served_again(server: &Server) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while answers_within(&server.url("/healthz"), Duration::from_secs(5)).await != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "served again after the clients left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_see_girok_past_the_client_connection_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -749,14 +761,7 @@ async fn operators_see_girok_past_the_client_connection_limit() {
     assert_eq!(status, Some(404));
     // Once girok has seen the idle clients go, new ones are served again.
     drop(idle);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while answers_within(&server.url("/healthz"), Duration::from_secs(5)).await != Some(200) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "served again after the clients left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served_again(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -821,14 +826,7 @@ async fn connections_are_held_back_before_descriptors_run_out_and_writes_go_on()
     assert!(open <= 424.0, "{open} client connections accepted");
     assert!(refused >= 176.0, "{refused} refused");
     drop(idle);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while answers_within(&server.url("/healthz"), Duration::from_secs(5)).await != Some(200) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "served again after the clients left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served_again(&server).await;
     // Writes and reads go on once the clients are gone.
     let mut socket = common::sockets::connect(&server, Some(&token)).await;
     assert_eq!(common::sockets::next(&mut socket).await["type"], "welcome");

@@ -116,15 +116,22 @@ impl HashMemory {
     }
 }
 
-/// Most memory a stored hash with other costs may make a login allocate (KiB): an account
-/// imported with other argon2 parameters still logs in, within this bound.
+/// Most memory a stored hash with other costs may make a login allocate (KiB), and most
+/// passes and lanes: an account imported with other argon2 parameters still logs in, within
+/// these bounds of memory and time.
 const MAX_FOREIGN_M_COST: u32 = 64 * 1024;
+const MAX_FOREIGN_T_COST: u32 = 16;
+const MAX_FOREIGN_P_COST: u32 = 4;
 
 /// Verifies a stored hash made with other argon2 parameters (with its own, through the
-/// argon2 crate; a buffer of its own for this hash). One beyond [`MAX_FOREIGN_M_COST`] never
-/// matches, so it cannot make a login allocate without bound.
+/// argon2 crate; a buffer of its own for this hash). One beyond the bounds never matches, so
+/// it cannot make a login allocate or compute without bound.
 fn verify_foreign(password: &[u8], parsed: &PasswordHash) -> Result<bool> {
-    let bounded = Params::try_from(parsed).is_ok_and(|p| p.m_cost() <= MAX_FOREIGN_M_COST);
+    let bounded = Params::try_from(parsed).is_ok_and(|p| {
+        p.m_cost() <= MAX_FOREIGN_M_COST
+            && p.t_cost() <= MAX_FOREIGN_T_COST
+            && p.p_cost() <= MAX_FOREIGN_P_COST
+    });
     if !bounded {
         tracing::warn!(algorithm = %parsed.algorithm, "a stored password hash costs too much to verify; login refused");
         return Ok(false);

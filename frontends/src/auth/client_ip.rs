@@ -41,14 +41,15 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
+        // Right to left: the proxies' own entries come last.
         let hops = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .collect::<Vec<_>>();
+            .rev();
         let mut client = peer;
-        for hop in hops.iter().rev() {
+        for hop in hops {
             let Some(ip) = parse_hop(hop) else {
                 break; // garbage: the last address we could trust stands
             };

@@ -34,11 +34,23 @@ pub async fn login(
         .engine
         .account_named(username)
         .await?
-        .map_or_else(|| username.to_owned(), |id| id.to_string());
+        .map_or_else(|| bounded_key(username), |id| id.to_string());
     limiter
         .check_account(&account)
         .map_err(ApiError::rate_limited)?;
     Ok(state.engine.login(username, password, &auth.client).await?)
+}
+
+/// What was typed, as a limiter key: at most an email's length (a key per attempt is kept
+/// in memory for a while).
+fn bounded_key(typed: &str) -> String {
+    let mut end = typed
+        .len()
+        .min(girok_engine::accounts::limits::EMAIL_MAX_BYTES);
+    while !typed.is_char_boundary(end) {
+        end -= 1;
+    }
+    typed[..end].to_owned()
 }
 
 /// Checks the registration limit of the caller's address, then registers.

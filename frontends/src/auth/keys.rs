@@ -87,17 +87,22 @@ fn write(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
 /// The random secret kept in `path` (32 bytes, base64url), made on first use.
 pub(crate) fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
     if path.exists() {
-        let secret = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let secret = secret.trim().to_owned();
-        anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
-        return Ok(secret);
+        return read_secret(path);
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let secret = URL_SAFE_NO_PAD.encode(seed);
     write_private(path, secret.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
+/// The secret kept in `path` (trimmed; an empty file is an error).
+pub(crate) fn read_secret(path: &Path) -> anyhow::Result<String> {
+    let secret =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = secret.trim().to_owned();
+    anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
     Ok(secret)
 }
 

@@ -12,6 +12,7 @@ mod principal;
 mod rate_limit;
 pub mod tokens;
 
+pub(crate) use principal::bearer_token;
 pub use principal::{
     AuthVia, CSRF_COOKIE, CSRF_HEADER, Principal, RequestAuth, SESSION_COOKIE, authenticate,
     bearer_principal, unauthenticated,

@@ -5,7 +5,7 @@
 //! endpoints (`/v1/log/*`) require it as a Bearer token, compared in constant time. The
 //! address is written at each start to `<data_dir>/serve.addr`.
 
-use super::keys::load_or_create_secret;
+use super::keys::{load_or_create_secret, read_secret};
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,12 +40,7 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<OperatorToken> {
 
 /// The operator token of a data directory, as the CLI reads it.
 pub fn read(data_dir: &Path) -> anyhow::Result<String> {
-    let path = token_path(data_dir);
-    let token = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the operator token {}", path.display()))?;
-    let token = token.trim().to_owned();
-    anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
-    Ok(token)
+    read_secret(&token_path(data_dir)).context("cannot read the operator token")
 }
 
 fn address_path(data_dir: &Path) -> PathBuf {

@@ -88,6 +88,18 @@ pub async fn bearer_principal(state: &AppState, token: &str) -> Result<Principal
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme name is
+/// case-insensitive, RFC 7235); `None` without one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 /// Authenticates a request. A presented but invalid Bearer token is an error (never silently
 /// anonymous); a stale cookie is simply no principal.
 pub async fn authenticate(
@@ -115,16 +127,10 @@ pub async fn authenticate(
         }
         _ => false,
     };
-    let principal = if let Some(value) = headers.get(header::AUTHORIZATION) {
-        // The scheme name is case-insensitive (RFC 7235).
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token)
+    let principal = if headers.contains_key(header::AUTHORIZATION) {
+        let token = bearer_token(headers)
             .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
-        Some(bearer_principal(state, token.trim()).await?)
+        Some(bearer_principal(state, token).await?)
     } else if let Some(cookie) = jar.get(SESSION_COOKIE) {
         state
             .engine

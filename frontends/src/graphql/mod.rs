@@ -104,6 +104,10 @@ pub async fn graphql_post(
             return error_response(error.status, error.code, error.message);
         }
     };
+    // The cheap check first: nothing is parsed or looked up for a body that is not JSON.
+    if let Err(error) = crate::auth::origin::check_post_content_type(&headers) {
+        return error_response(error.status, error.code, error.message);
+    }
     let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
@@ -134,9 +138,6 @@ pub async fn graphql_post(
         Ok(auth) => auth,
         Err(error) => return error_response(error.status, error.code, error.message),
     };
-    if let Err(error) = crate::auth::origin::check_post_content_type(&headers) {
-        return error_response(error.status, error.code, error.message);
-    }
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());
     // Without variables, validation is a function of the document alone: known to pass once
     // it passed. (Variables' values are checked by validation too, so those requests always

@@ -36,7 +36,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RATE_LIMITED",
-                "too many login attempts; wait before trying again",
+                "too many attempts; wait before trying again",
             )
         }
     }

@@ -12,7 +12,7 @@ use super::listener::PeerAddr;
 use crate::stopping::Stopping;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -53,13 +53,7 @@ fn guard(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), 
             "the log API answers loopback clients only",
         ));
     }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
+    match crate::auth::bearer_token(headers) {
         Some(token) if state.operator_token.admits(token) => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -27,8 +27,7 @@ pub async fn serve(
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .keep_alive(true);
+        .header_read_timeout(header_read_timeout);
     // Every connection task holds a clone of `open`; when the last is gone, all closed.
     let (stop, stopped) = watch::channel(false);
     let (all_closed, open) = watch::channel(());

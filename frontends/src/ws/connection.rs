@@ -182,11 +182,9 @@ pub async fn serve(
                     Ending::Revoked => (CLOSE_SESSION_ENDED, "session ended"),
                     Ending::Expired => (CLOSE_TOKEN_EXPIRED, "token expired"),
                 };
+                // Written at the top of the loop, then the close.
                 connection.reply(ServerFrame::error(ending.code(), ending.message()));
-                let answers = std::mem::take(&mut connection.pending);
-                connection.out.write(answers).await;
-                closing = Some((code, reason.into()));
-                break;
+                connection.close_now = Some((code, reason.into()));
             }
             _ = tokio::time::sleep_until(auth_deadline), if connection.principal.is_none() => {
                 closing = Some((CLOSE_AUTH_TIMEOUT, "no auth frame in time".into()));
@@ -511,20 +509,6 @@ impl Connection {
             topic: Some(topic.clone()),
             retry_after_ms: None,
         };
-        if from_seq.is_some()
-            && let Err(not_until) = self.resumes.check()
-        {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.resumes.clock()));
-            return self.reply(ServerFrame::Error {
-                code: "RATE_LIMITED",
-                message: format!(
-                    "at most {RESUMES_PER_MINUTE} resumes (fromSeq) a minute, {RESUME_BURST} at once"
-                ),
-                reference: None,
-                topic: Some(topic.clone()),
-                retry_after_ms: Some(girok_engine::error::retry_millis(wait)),
-            });
-        }
         if self
             .subscriptions
             .get(&topic)
@@ -560,6 +544,21 @@ impl Connection {
             let message = "topics are `chat:<roomId>`, `notifications` and `feed`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
+        // Only a resume that will read the log spends the connection's resume budget.
+        if from_seq.is_some()
+            && let Err(not_until) = self.resumes.check()
+        {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.resumes.clock()));
+            return self.reply(ServerFrame::Error {
+                code: "RATE_LIMITED",
+                message: format!(
+                    "at most {RESUMES_PER_MINUTE} resumes (fromSeq) a minute, {RESUME_BURST} at once"
+                ),
+                reference: None,
+                topic: Some(topic.clone()),
+                retry_after_ms: Some(girok_engine::error::retry_millis(wait)),
+            });
+        }
         let ended = Arc::new(AtomicBool::new(false));
         let subscription = Subscription {
             engine: engine.clone(),
