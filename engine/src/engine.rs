@@ -423,11 +423,8 @@ impl Engine {
 
     /// The fatal storage error that stopped the log writer, if one did.
     pub fn storage_failure(&self) -> Option<String> {
-        (self.store.state() == girok_storage::StorageState::Failed).then(|| {
-            self.store
-                .state_reason()
-                .unwrap_or_else(|| "a storage error".into())
-        })
+        (self.store.state() == girok_storage::StorageState::Failed)
+            .then(|| self.store.unavailable_reason())
     }
 
     /// Readiness of the log and of each view.

@@ -77,8 +77,8 @@ impl Health {
 /// Whether `error`, met in state `now`, may clear by itself (space or descriptors freed) or
 /// is fatal.
 pub(crate) fn is_transient(error: &Error, now: StorageState) -> bool {
-    /// ENFILE, EMFILE, ENOSPC, EDQUOT on Linux.
-    const TRANSIENT_OS_ERRORS: [i32; 4] = [23, 24, 28, 122];
+    /// ENFILE, EMFILE on Linux (a full disk and a quota have `ErrorKind`s of their own).
+    const TRANSIENT_OS_ERRORS: [i32; 2] = [23, 24];
     if let Error::Locked(_) = error {
         // A reopen found the old database not yet released.
         return true;

@@ -166,7 +166,7 @@ impl Store {
     }
 
     /// Records a storage error: degraded when it may clear by itself, failed otherwise.
-    pub(crate) fn storage_error(&self, error: &Error) -> StorageState {
+    pub(crate) fn storage_error(&self, error: &Error) {
         let before = self.health.state();
         let state = if is_transient(error, before) {
             StorageState::Degraded
@@ -174,8 +174,7 @@ impl Store {
             StorageState::Failed
         };
         self.metrics.storage_errors.inc();
-        let now = self.health.set(state, Some(error.to_string()));
-        self.metrics.state.set(now.gauge());
+        let now = self.set_state(state, Some(error.to_string()));
         if now != before {
             match now {
                 StorageState::Failed => {
@@ -187,14 +186,25 @@ impl Store {
                 ),
             }
         }
-        now
     }
 
     /// Marks the store failed for good (the writer stops).
     pub(crate) fn mark_failed(&self, reason: &str) {
-        self.health
-            .set(StorageState::Failed, Some(reason.to_owned()));
-        self.metrics.state.set(StorageState::Failed.gauge());
+        self.set_state(StorageState::Failed, Some(reason.to_owned()));
+    }
+
+    /// Moves the health to `state` (a failed store stays failed) and its gauge with it; the
+    /// state it is in now.
+    fn set_state(&self, state: StorageState, reason: Option<String>) -> StorageState {
+        let now = self.health.set(state, reason);
+        self.metrics.state.set(now.gauge());
+        now
+    }
+
+    /// Why the store takes no writes, for the answers that say so.
+    pub fn unavailable_reason(&self) -> String {
+        self.state_reason()
+            .unwrap_or_else(|| "a storage error".into())
     }
 
     /// Tries to heal a degraded store: writes and syncs a probe file beside the database (so
@@ -258,10 +268,9 @@ impl Store {
                 entries: Vec::new(),
             }));
         }
-        if self.health.set(StorageState::Ok, None) != StorageState::Ok {
+        if self.set_state(StorageState::Ok, None) != StorageState::Ok {
             return false;
         }
-        self.metrics.state.set(StorageState::Ok.gauge());
         self.metrics.heals.inc();
         tracing::warn!(head = recovered, "storage healed: writes accepted again");
         true

@@ -74,13 +74,7 @@ impl<S: Stager> Clone for Appender<S> {
 
 /// What a command meets while the store does not take writes.
 fn unavailable(store: &Store) -> Error {
-    Error::Unavailable(unavailable_reason(store))
-}
-
-fn unavailable_reason(store: &Store) -> String {
-    store
-        .state_reason()
-        .unwrap_or_else(|| "a storage error".into())
+    Error::Unavailable(store.unavailable_reason())
 }
 
 impl<S: Stager> Appender<S> {
@@ -370,7 +364,7 @@ fn run<S: Stager>(
 
 /// Answers `replies` with the store's storage error (one message for all of them).
 fn refuse<S: Stager>(replies: impl IntoIterator<Item = (Reply<S>, Outcome<S>)>, store: &Store) {
-    let reason = unavailable_reason(store);
+    let reason = store.unavailable_reason();
     for (reply, _) in replies {
         let _ = reply.send(Err(Error::Unavailable(reason.clone()).into()));
     }
