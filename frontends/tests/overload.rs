@@ -842,3 +842,67 @@ async fn connections_are_held_back_before_descriptors_run_out_and_writes_go_on()
     let status = answers_within(&format!("{ops}/readyz"), Duration::from_secs(5)).await;
     assert_eq!(status, Some(200));
 }
+
+/// A connection is served where its first request line says (`http::serve`: sockets on the
+/// main runtime, requests on their own). A client that upgrades a kept-alive connection after
+/// a plain request stays where requests run; its socket must work all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
+    use common::sockets::{next, next_of, send, subscribe, upgrade_request};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let token = server.sign_in("kept_alive").await;
+    let room = server.create_room("kept alive").await;
+
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(format!("GET /healthz HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // The whole answer, and not a byte more: the head, then its content-length of body.
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "answer cut short");
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8(answer).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .expect("a content-length")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    assert!(!head.contains("connection: close"), "{head}");
+
+    let request = upgrade_request(&server, Some(&token));
+    let (mut socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("the upgrade on the kept-alive connection");
+    assert_eq!(next_of(&mut socket, "welcome").await["type"], "welcome");
+    subscribe(&mut socket, &format!("chat:{room}")).await;
+    send(
+        &mut socket,
+        json!({ "type": "send", "ref": "r1", "roomId": room, "body": "on a kept connection" }),
+    )
+    .await;
+    // The ack and the room's event, in either order.
+    let (mut acked, mut delivered) = (false, false);
+    while !(acked && delivered) {
+        let frame = next(&mut socket).await;
+        match frame["type"].as_str() {
+            Some("ack") => acked = frame["ref"] == "r1",
+            Some("event") => {
+                delivered = frame["event"]["payload"]["body"] == "on a kept connection";
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+}

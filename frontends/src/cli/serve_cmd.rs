@@ -25,10 +25,19 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("girok-rt")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    // HTTP requests run apart from the WebSockets and the engine's tasks: a flood of socket
+    // frames cannot queue ahead of a read (`http::serve`).
+    let requests = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("girok-http")
+        .build()
+        .context("cannot start the requests' async runtime")?;
+    let served = runtime.block_on(serve(config, requests.handle().clone()));
+    requests.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::Result<()> {
     super::descriptors::fit(&mut config)?;
     let engine = Engine::open(config.engine_config()).with_context(|| {
         format!(
@@ -82,7 +91,20 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    let served = http::run(listener, ops_listener, state, stop).await;
+    // The listeners move to the requests' runtime; sockets come back to this one.
+    let listener = listener.into_std()?;
+    let ops_listener = ops_listener.map(|ops| ops.into_std()).transpose()?;
+    let sockets = tokio::runtime::Handle::current();
+    let served = requests
+        .spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let ops_listener = ops_listener
+                .map(tokio::net::TcpListener::from_std)
+                .transpose()?;
+            http::run(listener, ops_listener, state, Some(sockets), stop).await
+        })
+        .await
+        .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
     if let Some(sink) = analytics {
         sink.shutdown();
     }

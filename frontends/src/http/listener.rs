@@ -160,16 +160,12 @@ impl Listener for LimitedListener {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
             self.metrics.open.inc();
-            let open = self.metrics.open.clone();
-            return (
-                LimitedStream {
-                    stream,
-                    _permit: permit,
-                    _ip_slot: ip_slot,
-                    open,
-                },
-                addr,
-            );
+            let slot = Slot {
+                _permit: permit,
+                _ip_slot: ip_slot,
+                open: self.metrics.open.clone(),
+            };
+            return (LimitedStream { stream, slot }, addr);
         }
     }
 
@@ -181,6 +177,44 @@ impl Listener for LimitedListener {
 /// A connection holding one of the listener's permits until it closes.
 pub struct LimitedStream {
     stream: TcpStream,
+    slot: Slot,
+}
+
+impl LimitedStream {
+    /// Waits until the client has sent something (or closed), then copies the first bytes
+    /// into `buf` without taking them from the stream; how many.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
+
+    /// The connection apart from the runtime whose reactor it is registered with, so that
+    /// another runtime can take it (`Detached::attach`); it keeps its permits.
+    pub fn detach(self) -> io::Result<Detached> {
+        Ok(Detached {
+            stream: self.stream.into_std()?,
+            slot: self.slot,
+        })
+    }
+}
+
+/// A connection between two runtimes (`LimitedStream::detach`).
+pub struct Detached {
+    stream: std::net::TcpStream,
+    slot: Slot,
+}
+
+impl Detached {
+    /// The connection again, registered with the reactor of the runtime this runs in.
+    pub fn attach(self) -> io::Result<LimitedStream> {
+        Ok(LimitedStream {
+            stream: TcpStream::from_std(self.stream)?,
+            slot: self.slot,
+        })
+    }
+}
+
+/// What an accepted connection holds until it closes: its permits and its count.
+struct Slot {
     _permit: OwnedSemaphorePermit,
     _ip_slot: IpSlot,
     open: Gauge,
@@ -220,7 +254,7 @@ impl Drop for IpSlot {
     }
 }
 
-impl Drop for LimitedStream {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.open.dec();
     }

@@ -192,6 +192,11 @@ fn start_analytics(
     Ok(Some(sink))
 }
 
+/// The chat WebSocket's route.
+pub const WS_PATH: &str = "/ws";
+/// The GraphQL subscriptions' WebSocket route.
+pub const GRAPHQL_WS_PATH: &str = "/graphql/ws";
+
 /// The routes.
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
@@ -200,8 +205,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
-        .route("/ws", get(crate::ws::upgrade))
-        .route("/graphql/ws", get(graphql::subscriptions_upgrade))
+        .route(WS_PATH, get(crate::ws::upgrade))
+        .route(GRAPHQL_WS_PATH, get(graphql::subscriptions_upgrade))
         .merge(accounts::routes())
         .merge(rooms::routes())
         .merge(search::routes())
@@ -233,10 +238,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
+/// WebSocket connections run on `sockets` (`None`: on this runtime, with the requests).
 pub async fn run(
     listener: TcpListener,
     ops_listener: Option<TcpListener>,
     state: AppState,
+    sockets: Option<tokio::runtime::Handle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = &state.config.server;
@@ -267,12 +274,13 @@ pub async fn run(
             ops_listener,
             app,
             header_read_timeout,
+            None,
             std::future::pending(),
         ));
     }
     let stopping = state.stopping.clone();
     let app = router(state);
-    serve::serve(listener, app, header_read_timeout, {
+    serve::serve(listener, app, header_read_timeout, sockets, {
         let stopping = stopping.clone();
         async move {
             shutdown.await;
