@@ -5,9 +5,10 @@
 //! worker's CPU. This guard counts the written-out size of every operation and fragment with
 //! each fragment counted once (memoised), in time linear in the document, and refuses a
 //! document past `limits.graphql_max_nodes` or with more than `limits.graphql_max_fragments`
-//! fragment definitions with `GRAPHQL_DOCUMENT_TOO_LARGE`. It runs as an async-graphql
-//! extension before anything else looks at the parsed document (async-graphql's own nesting
-//! check follows every spread too), so `/graphql` and `/graphql/ws` both pass through it.
+//! fragment definitions with `GRAPHQL_DOCUMENT_TOO_LARGE`. It runs before anything else
+//! looks at the parsed document (async-graphql's own nesting check follows every spread too):
+//! `POST /graphql` calls [`DocumentGuard::check`] on each document it parses, and the schema
+//! of `/graphql/ws` has it as an extension (`prepare_request`).
 //! The parser bounds nesting itself, so the counting recursion stays shallow.
 
 use async_graphql::extensions::{

@@ -59,15 +59,20 @@ pub struct SubscriptionRoot(
 pub type GirokSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema with its limits; `validation` is `Strict` but for documents that passed
-/// it before (see [`documents`]).
+/// it before (see [`documents`]). With `guard`, the schema checks every document's size
+/// itself (`/graphql/ws`, whose requests girok does not parse first); without, the caller
+/// must (`POST /graphql` checks each document it parses). An extension makes async-graphql
+/// resolve every field through the extension chain (a boxed future and a registry lookup
+/// per field), so the schema that serves the read path has none.
 pub fn build_schema(
     engine: Arc<Engine>,
     presence: Arc<crate::presence::Presence>,
     loader_metrics: loaders::LoaderMetrics,
     config: &Config,
     validation: ValidationMode,
+    guard: Option<document_guard::DocumentGuard>,
 ) -> GirokSchema {
-    Schema::build(
+    let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot::default(),
@@ -77,12 +82,11 @@ pub fn build_schema(
     .data(loader_metrics)
     .limit_depth(config.limits.graphql_max_depth)
     .limit_complexity(config.limits.graphql_max_complexity)
-    .extension(document_guard::DocumentGuard {
-        max_nodes: config.limits.graphql_max_nodes,
-        max_fragments: config.limits.graphql_max_fragments,
-    })
-    .validation_mode(validation)
-    .finish()
+    .validation_mode(validation);
+    if let Some(guard) = guard {
+        builder = builder.extension(guard);
+    }
+    builder.finish()
 }
 
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -128,7 +132,17 @@ pub async fn graphql_post(
             None
         }
         None => match request.parsed_query() {
-            Ok(document) => Some(document.clone()),
+            Ok(document) => {
+                // A remembered document passed this check when it was parsed.
+                if let Err(error) = state.document_guard.check(document) {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        document_guard::TOO_LARGE,
+                        error.message,
+                    );
+                }
+                Some(document.clone())
+            }
             Err(e) => {
                 return error_response(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", e.message);
             }

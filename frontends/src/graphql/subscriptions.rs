@@ -366,7 +366,7 @@ pub async fn upgrade(
     }
     let max_frame = state.config.ws.max_frame_bytes.max(1024);
     let max_subscriptions = state.config.ws.max_subscriptions.max(1);
-    let schema = state.schema.clone();
+    let schema = state.socket_schema.clone();
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
         .max_message_size(max_frame)

@@ -41,9 +41,15 @@ pub use log_api::{MAX_EVENTS_PER_CALL, MAX_WAIT_MS};
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The schema of `POST /graphql`, which checks each document's size itself
+    /// (`document_guard`) as it parses it.
     pub schema: GirokSchema,
     /// The same schema with fast validation, for documents that passed full validation.
     pub fast_schema: GirokSchema,
+    /// The schema of `/graphql/ws`: it checks every document's size itself.
+    pub socket_schema: GirokSchema,
+    /// The bound on a GraphQL document's size (`limits.graphql_max_nodes`, `_fragments`).
+    pub document_guard: graphql::document_guard::DocumentGuard,
     /// Parsed GraphQL documents by query text.
     pub documents: Arc<graphql::documents::Documents>,
     pub registry: Arc<Registry>,
@@ -117,18 +123,24 @@ impl AppState {
         let ws_metrics = crate::ws::WsMetrics::default();
         ws_metrics.register(&mut registry);
         let presence = Arc::new(crate::presence::Presence::default());
-        let schema = |validation| {
+        let document_guard = graphql::document_guard::DocumentGuard {
+            max_nodes: config.limits.graphql_max_nodes,
+            max_fragments: config.limits.graphql_max_fragments,
+        };
+        let schema = |validation, guard| {
             graphql::build_schema(
                 engine.clone(),
                 presence.clone(),
                 loader_metrics.clone(),
                 &config,
                 validation,
+                guard,
             )
         };
-        let (fast_schema, schema) = (
-            schema(async_graphql::ValidationMode::Fast),
-            schema(async_graphql::ValidationMode::Strict),
+        let (schema, fast_schema, socket_schema) = (
+            schema(async_graphql::ValidationMode::Strict, None),
+            schema(async_graphql::ValidationMode::Fast, None),
+            schema(async_graphql::ValidationMode::Strict, Some(document_guard)),
         );
         let live_sessions = crate::auth::live_sessions::LiveSessions::start(
             &engine,
@@ -138,6 +150,8 @@ impl AppState {
             engine,
             schema,
             fast_schema,
+            socket_schema,
+            document_guard,
             documents: Arc::default(),
             registry: Arc::new(registry),
             config: Arc::new(config),
