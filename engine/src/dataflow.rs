@@ -381,7 +381,7 @@ fn run_worker(
             materialize(post_edits, &probe, &views, |v, u| {
                 v.feed.post_edits.apply(u)
             });
-            materialize(likers, &probe, &views, |v, u| v.feed.likers.apply(u));
+            materialize(likers, &probe, &views, |v, u| v.feed.apply_likers(u));
             materialize(comments, &probe, &views, |v, u| v.feed.comments.apply(u));
             materialize(followers, &probe, &views, |v, u| v.feed.followers.apply(u));
             materialize(following, &probe, &views, |v, u| v.feed.apply_following(u));

@@ -156,9 +156,9 @@ impl Engine {
             // Deleted since the page was cut: left out.
             let is_live = match &live {
                 Some(live) => live.get(&created.id).copied().flatten() == Some(*seq),
-                None => created.actor.is_some_and(|author| {
-                    feed.profile.last_in_range(&author, *seq..=*seq).is_some()
-                }),
+                None => created
+                    .actor
+                    .is_some_and(|author| feed.profile.contains(&author, seq)),
             };
             if is_live {
                 let edit = edit.map(|edit| event_in(&events, edit)).transpose()?;
@@ -200,7 +200,7 @@ impl Engine {
         let feed = &self.views.feed;
         let before = cursor.unwrap_or(Seq::MAX);
         let (mut seqs, mut more) = feed.home.page(&reader, ..before, true, limit);
-        let heavy = feed.followed_among(reader, feed.heavy.values(&()));
+        let heavy = feed.heavy_followed_by(reader);
         if !heavy.is_empty() {
             let (theirs, their_more) = feed.profile.merged_page_below(&heavy, before, limit);
             seqs.extend(theirs);

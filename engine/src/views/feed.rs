@@ -189,6 +189,9 @@ pub struct FeedStore {
     pub(crate) heavy: CountedIndex<(), UserId>,
     pub(crate) post_edits: CountedIndex<Seq, Seq>,
     pub(crate) likers: CountedIndex<Seq, UserId>,
+    /// The same likes by who likes: "does the reader like these posts" reads one small set
+    /// per page instead of one large one per post (cold memory on a big data set).
+    liked: CountedIndex<UserId, Seq>,
     pub(crate) comments: CountedIndex<Seq, Seq>,
     pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
     pub(crate) following: CountedIndex<UserId, (Seq, UserId)>,
@@ -210,6 +213,7 @@ impl Default for FeedStore {
             heavy: CountedIndex::default(),
             post_edits: CountedIndex::default(),
             likers: CountedIndex::default(),
+            liked: CountedIndex::default(),
             comments: CountedIndex::default(),
             followers: CountedIndex::default(),
             following: CountedIndex::default(),
@@ -286,6 +290,15 @@ impl FeedStore {
         }
     }
 
+    pub(crate) fn apply_likers(&self, updates: &[Update<Seq, UserId>]) {
+        self.likers.apply(updates);
+        let by_reader: Vec<Update<UserId, Seq>> = updates
+            .iter()
+            .map(|((post, reader), time, diff)| ((*reader, *post), *time, *diff))
+            .collect();
+        self.liked.apply(&by_reader);
+    }
+
     pub(crate) fn apply_following(&self, updates: &[Update<UserId, (Seq, UserId)>]) {
         self.following.apply(updates);
         let mut edges = self.edges.write();
@@ -299,12 +312,32 @@ impl FeedStore {
     }
 
     /// Those of `followees` whom `follower` follows now (one lock for all of them).
-    pub fn followed_among(&self, follower: UserId, followees: Vec<UserId>) -> Vec<UserId> {
+    fn followed_among(&self, follower: UserId, followees: Vec<UserId>) -> Vec<UserId> {
         let edges = self.edges.read();
         followees
             .into_iter()
             .filter(|followee| has_edge(&edges, follower, *followee))
             .collect()
+    }
+
+    /// The heavy authors `reader` follows now, from the smaller side: the reader's followees
+    /// checked against the heavy authors (memory a page touches anyway), or each heavy author
+    /// looked up among all follow edges (one cold lookup each).
+    pub fn heavy_followed_by(&self, reader: UserId) -> Vec<UserId> {
+        let heavy = self.heavy.values(&());
+        if heavy.is_empty() || self.following.count(&reader) > heavy.len() {
+            return self.followed_among(reader, heavy);
+        }
+        let mut followed: Vec<UserId> = self
+            .following
+            .values(&reader)
+            .into_iter()
+            .map(|(_, followee)| followee)
+            .filter(|followee| heavy.binary_search(followee).is_ok())
+            .collect();
+        followed.sort_unstable();
+        followed.dedup();
+        followed
     }
 
     /// Those of `users` who follow `followee` now (one lock for all of them).
@@ -334,7 +367,7 @@ impl FeedStore {
 
     /// Whether `reader` likes the live post at `post`.
     pub fn likes(&self, reader: UserId, post: Seq) -> bool {
-        self.likers.last_in_range(&post, reader..=reader).is_some()
+        self.liked.contains(&reader, &post)
     }
 
     /// The order-independent digests of the feed's views: timelines, post stats, follows,
@@ -361,5 +394,52 @@ impl FeedStore {
             ),
             ("notifications", self.notifications.digest()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn user(n: u128) -> UserId {
+        UserId(Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn heavy_authors_a_reader_follows_are_found_from_either_side() {
+        let store = FeedStore::default();
+        let (reader, busy_reader) = (user(1), user(2));
+        let heavy: Vec<_> = (10..14).map(user).collect();
+        store
+            .heavy
+            .apply(&heavy.iter().map(|h| (((), *h), 1, 1)).collect::<Vec<_>>());
+        // The reader follows two heavy authors (one of them unfollowed and followed again)
+        // and one other; the busy reader follows more accounts than there are heavy ones.
+        let mut follows = vec![
+            ((reader, (20, user(11))), 20, 1),
+            ((reader, (21, user(13))), 21, 1),
+            ((reader, (22, user(13))), 22, -1),
+            ((reader, (23, user(13))), 23, 1),
+            ((reader, (24, user(99))), 24, 1),
+            ((busy_reader, (25, user(12))), 25, 1),
+        ];
+        follows.extend((30..40).map(|n| ((busy_reader, (n as Seq, user(100 + n))), n as Seq, 1)));
+        store.apply_following(&follows);
+        assert_eq!(store.heavy_followed_by(reader), vec![user(11), user(13)]);
+        assert_eq!(store.heavy_followed_by(busy_reader), vec![user(12)]);
+        assert_eq!(store.heavy_followed_by(user(3)), Vec::<UserId>::new());
+    }
+
+    #[test]
+    fn likes_are_known_by_reader_as_they_apply() {
+        let store = FeedStore::default();
+        let (reader, other) = (user(1), user(2));
+        store.apply_likers(&[((7, reader), 7, 1), ((7, other), 8, 1), ((9, other), 9, 1)]);
+        assert!(store.likes(reader, 7) && !store.likes(reader, 9) && store.likes(other, 9));
+        assert_eq!(store.like_count(7), 2);
+        store.apply_likers(&[((7, reader), 10, -1)]);
+        assert!(!store.likes(reader, 7));
+        assert_eq!(store.like_count(7), 1);
     }
 }

@@ -305,6 +305,16 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         (page, false)
     }
 
+    /// Whether `value` is present under `key` (one lookup; a one-value range would walk
+    /// down the tree to both of its ends).
+    pub fn contains(&self, key: &K, value: &V) -> bool {
+        self.map
+            .read()
+            .get(key)
+            .and_then(|values| values.counts.get(value))
+            .is_some_and(|count| *count > 0)
+    }
+
     /// The greatest present value of `key` within `range`.
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
@@ -392,5 +402,10 @@ mod tests {
         index.apply(&[((1, 1), 0, -1)]);
         assert_eq!(index.count(&1), 3);
         assert_eq!(index.values(&1), vec![3, 5, 7]);
+        // Present only with a positive count.
+        assert!(index.contains(&1, &3) && index.contains(&2, &6));
+        assert!(!index.contains(&1, &1) && !index.contains(&1, &2) && !index.contains(&9, &3));
+        index.apply(&[((2, 8), 0, -1)]);
+        assert!(!index.contains(&2, &8));
     }
 }
