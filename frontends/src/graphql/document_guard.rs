@@ -7,22 +7,26 @@
 //! document past `limits.graphql_max_nodes` or with more than `limits.graphql_max_fragments`
 //! fragment definitions with `GRAPHQL_DOCUMENT_TOO_LARGE`. It runs before anything else
 //! looks at the parsed document (async-graphql's own nesting check follows every spread too):
-//! `POST /graphql` calls [`DocumentGuard::check`] on each document it parses, and the schema
-//! of `/graphql/ws` has it as an extension (`prepare_request`).
+//! `POST /graphql` calls [`DocumentGuard::check`] on each document it parses, and `/graphql/ws`
+//! executes through [`Guarded`], which checks each request's document first. Neither is an
+//! async-graphql extension: with one, every field of every answer resolves through the
+//! extension chain (a boxed future and a registry lookup per field).
 //! The parser bounds nesting itself, so the counting recursion stays shallow.
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
+use super::GirokSchema;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, Request, ServerError, ServerResult};
+use async_graphql::{
+    Data, ErrorExtensionValues, Executor, Request, Response, ServerError, ServerResult,
+};
+use futures::stream::{self, BoxStream, StreamExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 /// The stable code of a refused document.
 pub const TOO_LARGE: &str = "GRAPHQL_DOCUMENT_TOO_LARGE";
 
-/// The guard's limits; an async-graphql extension factory.
+/// The guard's limits.
 #[derive(Clone, Copy, Debug)]
 pub struct DocumentGuard {
     /// Most fields, fragment spreads and inline fragments, every spread written out.
@@ -31,24 +35,45 @@ pub struct DocumentGuard {
     pub max_fragments: usize,
 }
 
-impl ExtensionFactory for DocumentGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
+/// A schema whose requests pass the guard first (`/graphql/ws`).
+#[derive(Clone)]
+pub struct Guarded {
+    pub schema: GirokSchema,
+    pub guard: DocumentGuard,
+}
+
+impl Guarded {
+    /// The answer to a request whose document the guard refuses. A document that does not
+    /// parse is left to the schema, which answers that as it always does.
+    fn refusal(&self, request: &mut Request) -> Option<Response> {
+        // Parsed once: the request keeps the document for execution.
+        let document = request.parsed_query().ok()?;
+        let error = self.guard.check(document).err()?;
+        Some(Response::from_errors(vec![error]))
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for DocumentGuard {
-    async fn prepare_request(
+impl Executor for Guarded {
+    fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
+        let refusal = self.refusal(&mut request);
+        let schema = self.schema.clone();
+        async move {
+            match refusal {
+                Some(refusal) => refusal,
+                None => schema.execute(request).await,
+            }
+        }
+    }
+
+    fn execute_stream(
         &self,
-        ctx: &ExtensionContext<'_>,
         mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        // Parsed here (once: the request keeps the document) because async-graphql's first
-        // check after parsing, of the nesting depth, already follows every spread.
-        self.check(request.parsed_query()?)?;
-        next.run(ctx, request).await
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.refusal(&mut request) {
+            Some(refusal) => stream::once(async move { refusal }).boxed(),
+            None => Executor::execute_stream(&self.schema, request, session_data),
+        }
     }
 }
 

@@ -59,20 +59,16 @@ pub struct SubscriptionRoot(
 pub type GirokSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema with its limits; `validation` is `Strict` but for documents that passed
-/// it before (see [`documents`]). With `guard`, the schema checks every document's size
-/// itself (`/graphql/ws`, whose requests girok does not parse first); without, the caller
-/// must (`POST /graphql` checks each document it parses). An extension makes async-graphql
-/// resolve every field through the extension chain (a boxed future and a registry lookup
-/// per field), so the schema that serves the read path has none.
+/// it before (see [`documents`]). It has no extension, so callers bound each document's size
+/// themselves ([`document_guard`]).
 pub fn build_schema(
     engine: Arc<Engine>,
     presence: Arc<crate::presence::Presence>,
     loader_metrics: loaders::LoaderMetrics,
     config: &Config,
     validation: ValidationMode,
-    guard: Option<document_guard::DocumentGuard>,
 ) -> GirokSchema {
-    let mut builder = Schema::build(
+    Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot::default(),
@@ -82,11 +78,8 @@ pub fn build_schema(
     .data(loader_metrics)
     .limit_depth(config.limits.graphql_max_depth)
     .limit_complexity(config.limits.graphql_max_complexity)
-    .validation_mode(validation);
-    if let Some(guard) = guard {
-        builder = builder.extension(guard);
-    }
-    builder.finish()
+    .validation_mode(validation)
+    .finish()
 }
 
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

@@ -366,7 +366,10 @@ pub async fn upgrade(
     }
     let max_frame = state.config.ws.max_frame_bytes.max(1024);
     let max_subscriptions = state.config.ws.max_subscriptions.max(1);
-    let schema = state.socket_schema.clone();
+    let schema = super::document_guard::Guarded {
+        schema: state.schema.clone(),
+        guard: state.document_guard,
+    };
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
         .max_message_size(max_frame)

@@ -41,13 +41,10 @@ pub use log_api::{MAX_EVENTS_PER_CALL, MAX_WAIT_MS};
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// The schema of `POST /graphql`, which checks each document's size itself
-    /// (`document_guard`) as it parses it.
+    /// The schema; its callers check each document's size (`document_guard`) first.
     pub schema: GirokSchema,
     /// The same schema with fast validation, for documents that passed full validation.
     pub fast_schema: GirokSchema,
-    /// The schema of `/graphql/ws`: it checks every document's size itself.
-    pub socket_schema: GirokSchema,
     /// The bound on a GraphQL document's size (`limits.graphql_max_nodes`, `_fragments`).
     pub document_guard: graphql::document_guard::DocumentGuard,
     /// Parsed GraphQL documents by query text.
@@ -127,20 +124,18 @@ impl AppState {
             max_nodes: config.limits.graphql_max_nodes,
             max_fragments: config.limits.graphql_max_fragments,
         };
-        let schema = |validation, guard| {
+        let schema = |validation| {
             graphql::build_schema(
                 engine.clone(),
                 presence.clone(),
                 loader_metrics.clone(),
                 &config,
                 validation,
-                guard,
             )
         };
-        let (schema, fast_schema, socket_schema) = (
-            schema(async_graphql::ValidationMode::Strict, None),
-            schema(async_graphql::ValidationMode::Fast, None),
-            schema(async_graphql::ValidationMode::Strict, Some(document_guard)),
+        let (schema, fast_schema) = (
+            schema(async_graphql::ValidationMode::Strict),
+            schema(async_graphql::ValidationMode::Fast),
         );
         let live_sessions = crate::auth::live_sessions::LiveSessions::start(
             &engine,
@@ -150,7 +145,6 @@ impl AppState {
             engine,
             schema,
             fast_schema,
-            socket_schema,
             document_guard,
             documents: Arc::default(),
             registry: Arc::new(registry),
