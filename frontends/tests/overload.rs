@@ -905,4 +905,19 @@ async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
             _ => panic!("unexpected {frame}"),
         }
     }
+
+    // A socket's request that is not an upgrade is answered and its connection closed: it
+    // ran where sockets run, and no further request may.
+    let mut refused = tokio::net::TcpStream::connect(&address).await.unwrap();
+    refused
+        .write_all(format!("GET /ws HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), refused.read_to_end(&mut answer))
+        .await
+        .expect("the connection closed after its answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
 }

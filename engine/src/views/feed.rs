@@ -386,6 +386,7 @@ impl FeedStore {
                 self.post_edits
                     .digest()
                     .combine(self.likers.digest())
+                    .combine(self.liked.digest())
                     .combine(self.comments.digest()),
             ),
             (
@@ -419,7 +420,7 @@ mod tests {
         let mut follows = vec![
             ((reader, (20, user(11))), 20, 1),
             ((reader, (21, user(13))), 21, 1),
-            ((reader, (22, user(13))), 22, -1),
+            ((reader, (21, user(13))), 22, -1),
             ((reader, (23, user(13))), 23, 1),
             ((reader, (24, user(99))), 24, 1),
             ((busy_reader, (25, user(12))), 25, 1),

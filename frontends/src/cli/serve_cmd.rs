@@ -92,15 +92,14 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
         }
     };
     // The listeners move to the requests' runtime; sockets come back to this one.
-    let listener = listener.into_std()?;
-    let ops_listener = ops_listener.map(|ops| ops.into_std()).transpose()?;
     let sockets = tokio::runtime::Handle::current();
     let served = requests
         .spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            let ops_listener = ops_listener
-                .map(tokio::net::TcpListener::from_std)
-                .transpose()?;
+            let moved = |listener: tokio::net::TcpListener| {
+                tokio::net::TcpListener::from_std(listener.into_std()?)
+            };
+            let listener = moved(listener)?;
+            let ops_listener = ops_listener.map(moved).transpose()?;
             http::run(listener, ops_listener, state, Some(sockets), stop).await
         })
         .await

@@ -167,7 +167,7 @@ pub async fn graphql_post(
     let mut status = StatusCode::OK;
     for error in &mut response.errors {
         let code = classify(error);
-        if code == "GRAPHQL_VALIDATION_FAILED" || code == document_guard::TOO_LARGE {
+        if code == "GRAPHQL_VALIDATION_FAILED" {
             status = StatusCode::BAD_REQUEST;
         }
     }

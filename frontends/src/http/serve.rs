@@ -6,8 +6,9 @@
 //!
 //! Requests and WebSockets can run on two runtimes: a connection whose first request line
 //! opens a socket (`GET /ws`, `GET /graphql/ws`) moves to the sockets' runtime, with its
-//! reactor registration, before hyper reads it. A flood of socket frames then queues behind
-//! itself, and a read request's bytes and handler never wait behind it.
+//! reactor registration, before hyper reads it, and serves that one request there. A flood
+//! of socket frames then queues behind itself, and a read request's bytes and handler never
+//! wait behind it.
 //!
 //! Graceful shutdown stops accepting, lets requests in progress finish and closes idle
 //! connections; upgraded sockets close through their own shutdown watch.
@@ -16,6 +17,9 @@ use super::listener::{LimitedListener, LimitedStream, PeerAddr};
 use super::{GRAPHQL_WS_PATH, WS_PATH};
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::serve::Listener;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -25,6 +29,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tower_http::add_extension::AddExtension;
+use tower_http::set_header::SetResponseHeader;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then until every connection
 /// closed. WebSocket connections run on `sockets` (`None`: on this runtime).
@@ -50,15 +55,12 @@ pub async fn serve(
         let connection = Connection {
             http: http.clone(),
             // Handlers read the client's address as `ConnectInfo<PeerAddr>`.
-            service: TowerToHyperService::new(AddExtension::new(
-                router.clone(),
-                ConnectInfo(PeerAddr(peer)),
-            )),
+            service: AddExtension::new(router.clone(), ConnectInfo(PeerAddr(peer))),
             stopped: stopped.clone(),
             open: open.clone(),
         };
         match &sockets {
-            None => tokio::spawn(connection.serve(stream)),
+            None => tokio::spawn(connection.serve(stream, keep_open)),
             Some(sockets) => {
                 tokio::spawn(connection.place(stream, header_read_timeout, sockets.clone()))
             }
@@ -73,37 +75,47 @@ pub async fn serve(
 /// One accepted connection and what serving it needs.
 struct Connection {
     http: http1::Builder,
-    service: TowerToHyperService<AddExtension<Router, ConnectInfo<PeerAddr>>>,
+    service: AddExtension<Router, ConnectInfo<PeerAddr>>,
     /// Turns true when the server stops.
     stopped: watch::Receiver<bool>,
     /// Held until the connection closed.
     open: watch::Receiver<()>,
 }
 
+/// The least time hyper gets for the rest of a request head once its first bytes came.
+const HEAD_REST_MIN: Duration = Duration::from_secs(1);
+
 /// The longest start of a request line that opens a socket: `GET /graphql/ws?`.
 const SOCKET_REQUEST_LINE_BYTES: usize = 16;
 
 impl Connection {
     /// Serves the connection here, or on `sockets` when its first request line opens a
-    /// WebSocket. A client that sends nothing within `first_bytes_within` is closed, as
-    /// hyper's own deadline for a request head would.
-    async fn place(mut self, stream: LimitedStream, first_bytes_within: Duration, sockets: Handle) {
+    /// WebSocket. A client that sends nothing within `head_within` is closed, as hyper's own
+    /// deadline for a request head would; hyper then gets what is left of that time (at
+    /// least [`HEAD_REST_MIN`]; for the connection's later requests too, usually all of it),
+    /// so a trickled head holds the connection little longer than one that never came.
+    async fn place(mut self, stream: LimitedStream, head_within: Duration, sockets: Handle) {
+        let accepted = tokio::time::Instant::now();
         let mut start = [0u8; SOCKET_REQUEST_LINE_BYTES];
         let peeked = tokio::select! {
-            peeked = tokio::time::timeout(first_bytes_within, stream.peek(&mut start)) => peeked,
+            peeked = tokio::time::timeout(head_within, stream.peek(&mut start)) => peeked,
             () = stopping(&mut self.stopped) => return,
         };
         let Ok(Ok(peeked)) = peeked else {
             return;
         };
+        let rest = head_within.saturating_sub(accepted.elapsed());
+        self.http.header_read_timeout(rest.max(HEAD_REST_MIN));
         if !opens_a_socket(&start[..peeked]) {
-            return self.serve(stream).await;
+            return self.serve(stream, keep_open).await;
         }
         match stream.detach() {
             Ok(detached) => {
                 sockets.spawn(async move {
                     match detached.attach() {
-                        Ok(stream) => self.serve(stream).await,
+                        // One request only, an upgrade or a refusal: nothing but sockets
+                        // is served on the sockets' runtime.
+                        Ok(stream) => self.serve(stream, close_unless_upgraded).await,
                         Err(error) => tracing::debug!(%error, "cannot move a socket's connection"),
                     }
                 });
@@ -112,11 +124,13 @@ impl Connection {
         }
     }
 
-    /// Serves the connection on this runtime until it closes.
-    async fn serve(mut self, stream: LimitedStream) {
+    /// Serves the connection on this runtime until it closes; `closing` may ask hyper to
+    /// close it after an answer (a `connection: close` header).
+    async fn serve(mut self, stream: LimitedStream, closing: Closing) {
+        let service = SetResponseHeader::overriding(self.service, CONNECTION, closing);
         let connection = self
             .http
-            .serve_connection(TokioIo::new(stream), self.service)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .with_upgrades();
         tokio::pin!(connection);
         tokio::select! {
@@ -128,6 +142,20 @@ impl Connection {
         }
         drop(self.open);
     }
+}
+
+/// Whether an answer closes its connection, as a `connection` header's value.
+type Closing = fn(&Response) -> Option<HeaderValue>;
+
+/// Answers leave the connection open (for the client's next request).
+fn keep_open(_: &Response) -> Option<HeaderValue> {
+    None
+}
+
+/// Every answer but an upgrade closes the connection.
+fn close_unless_upgraded(answer: &Response) -> Option<HeaderValue> {
+    (answer.status() != StatusCode::SWITCHING_PROTOCOLS)
+        .then_some(HeaderValue::from_static("close"))
 }
 
 /// Resolves once the server stops.
