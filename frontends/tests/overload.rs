@@ -843,24 +843,31 @@ async fn connections_are_held_back_before_descriptors_run_out_and_writes_go_on()
     assert_eq!(status, Some(200));
 }
 
+/// A new connection to `address` that has sent `GET path` (nothing read yet).
+async fn raw_get(address: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    stream
+}
+
 /// A connection is served where its first request line says (`http::serve`: sockets on the
 /// main runtime, requests on their own). A client that upgrades a kept-alive connection after
 /// a plain request stays where requests run; its socket must work all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
     use common::sockets::{next, next_of, send, subscribe, upgrade_request};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let token = server.sign_in("kept_alive").await;
     let room = server.create_room("kept alive").await;
 
     let address = server.base.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stream
-        .write_all(format!("GET /healthz HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut stream = raw_get(&address, "/healthz").await;
     // The whole answer, and not a byte more: the head, then its content-length of body.
     let mut answer = Vec::new();
     while !answer.ends_with(b"\r\n\r\n") {
@@ -908,11 +915,7 @@ async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
 
     // A socket's request that is not an upgrade is answered and its connection closed: it
     // ran where sockets run, and no further request may.
-    let mut refused = tokio::net::TcpStream::connect(&address).await.unwrap();
-    refused
-        .write_all(format!("GET /ws HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut refused = raw_get(&address, "/ws").await;
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), refused.read_to_end(&mut answer))
         .await
