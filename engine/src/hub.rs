@@ -153,8 +153,9 @@ impl Hub {
 /// small runtime for its waits) it takes the CPU as the kernel shares it out, and its
 /// broadcasts wake the subscribers on the main runtime.
 pub(crate) struct HubThread {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Sent, or dropped with an engine that was never shut down: either ends the loop.
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl HubThread {
@@ -179,30 +180,14 @@ impl HubThread {
                     }
                 });
             })?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(Self { stop, thread })
     }
 
     /// Stops publishing and waits for the thread (blocking).
-    pub fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
             tracing::error!("the hub thread panicked");
-        }
-    }
-}
-
-impl Drop for HubThread {
-    /// An engine dropped without a shutdown still stops its hub (without waiting for it).
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
         }
     }
 }

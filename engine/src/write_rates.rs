@@ -9,7 +9,7 @@ use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::feed::FeedCommand;
 use girok_schemas::UserId;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
@@ -151,20 +151,24 @@ impl WriteLimiter {
         let Some(limiter) = &self.buckets[kind as usize] else {
             return Ok(());
         };
-        // Housekeeping now and then, not on every write (`len` visits every shard).
+        // Housekeeping now and then, not on every write (`len` visits every shard), of every
+        // kind's budgets (a rare kind's would otherwise seldom be looked at).
         if self
             .checks
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(HOUSEKEEPING_EVERY)
-            && limiter.len() > MAX_TRACKED
         {
-            limiter.retain_recent();
+            for tracked in self.buckets.iter().flatten() {
+                if tracked.len() > MAX_TRACKED {
+                    tracked.retain_recent();
+                }
+            }
         }
         limiter
             .check_key(&actor)
             .map_err(|not_until| Error::RateLimited {
                 what: kind.name(),
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
             })
     }
 }

@@ -27,10 +27,12 @@ pub fn init(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn tag(seq: u64) -> [u8; TAG_BYTES] {
-    // Without `init` (unit tests), an all-zero key: still consistent within the process.
+    // Without `init` (unit tests), an all-zero key: still consistent within the process, and
+    // never stored, so a later `init` still takes the real key.
     let mut mac = MAC
-        .get_or_init(|| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()))
-        .clone();
+        .get()
+        .cloned()
+        .unwrap_or_else(|| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
     mac.update(b"girok feed cursor");
     mac.update(&seq.to_be_bytes());
     let full = mac.finalize().into_bytes();

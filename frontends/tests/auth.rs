@@ -99,12 +99,7 @@ async fn register_login_me_refresh_logout() {
         .unwrap();
     assert_eq!(status, 200);
     assert_eq!(patched.json::<Value>().await.unwrap()["displayName"], "Al");
-    let public = server
-        .client
-        .get(server.url("/v1/users/ALICE"))
-        .send()
-        .await
-        .unwrap();
+    let public = server.get("/v1/users/ALICE").await;
     let public: Value = public.json().await.unwrap();
     assert_eq!(public["bio"], "hi");
     assert!(
@@ -348,11 +343,8 @@ async fn expired_forged_alg_none_and_wrong_key_tokens_are_rejected() {
 
     // JWKS publishes our public key under the kid tokens carry.
     let jwks: Value = server
-        .client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
+        .get("/.well-known/jwks.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -458,12 +458,7 @@ async fn the_log_api_needs_the_operator_token() {
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
     }
-    let stats = server
-        .client
-        .get(server.url("/v1/log/stats"))
-        .send()
-        .await
-        .unwrap();
+    let stats = server.get("/v1/log/stats").await;
     assert_eq!(stats.status().as_u16(), 401);
     let (status, body) = get(Some(server.operator_token())).await;
     assert_eq!(status, 200, "{body}");
@@ -861,12 +856,7 @@ async fn browsers_get_security_headers_an_offline_graphiql_and_no_cross_site_soc
     }
 
     // GraphiQL: a page whose every script and style comes from girok, under a strict policy.
-    let page = server
-        .client
-        .get(server.url("/graphql"))
-        .send()
-        .await
-        .unwrap();
+    let page = server.get("/graphql").await;
     assert_eq!(page.status().as_u16(), 200);
     let policy = common::header(&page, "content-security-policy").unwrap();
     assert!(policy.contains("script-src 'self'"), "{policy}");

@@ -740,12 +740,7 @@ async fn operators_see_girok_past_the_client_connection_limit() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The client listener is full: a new client is refused at once, with a reason.
-    let response = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/healthz").await;
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.unwrap();
@@ -856,7 +851,8 @@ async fn raw_get(address: &str, path: &str) -> tokio::net::TcpStream {
 
 /// A connection is served where its first request line says (`http::serve`: sockets on the
 /// main runtime, requests on their own). A client that upgrades a kept-alive connection after
-/// a plain request stays where requests run; its socket must work all the same.
+/// a plain request is upgraded where requests run (its loop then moves to the sockets'
+/// runtime); its socket must work all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
     use common::sockets::{next, next_of, send, subscribe, upgrade_request};

@@ -236,12 +236,7 @@ async fn health_readiness_metrics_and_graphiql() {
     let room = server.create_room("m").await;
     server.gql(SEND, json!({ "r": room, "b": "x" })).await;
 
-    let health = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
     let (status, ready) = server.get_json("/readyz").await;
     assert_eq!(status, 200);
@@ -263,12 +258,7 @@ async fn health_readiness_metrics_and_graphiql() {
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
-    let graphiql = server
-        .client
-        .get(server.url("/graphql"))
-        .send()
-        .await
-        .unwrap();
+    let graphiql = server.get("/graphql").await;
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await.unwrap().contains("graphiql"));
 }

@@ -199,7 +199,7 @@ impl Engine {
 
     /// The account a login names (a username, or an email), if any.
     pub async fn account_named(&self, login: &str) -> Result<Option<UserId>> {
-        if login.is_empty() || login.len() > validate::limits::EMAIL_MAX_BYTES {
+        if !validate::login_in_bounds(login) {
             return Ok(None);
         }
         let lookup = login.to_owned();

@@ -77,9 +77,14 @@ pub fn registration(r: Registration) -> Result<Registration> {
     })
 }
 
+/// Whether a typed username-or-email has a length an account's could have.
+pub fn login_in_bounds(login: &str) -> bool {
+    !login.is_empty() && login.len() <= limits::EMAIL_MAX_BYTES
+}
+
 /// Shapes only: a login that cannot match any account still costs a password check.
 pub fn login(login: &str, password: &str) -> Result<()> {
-    if login.is_empty() || login.len() > limits::EMAIL_MAX_BYTES {
+    if !login_in_bounds(login) {
         return Err(Error::invalid("username", "1 to 254 characters"));
     }
     if password.is_empty() || chars(password) > *limits::PASSWORD_CHARS.end() {

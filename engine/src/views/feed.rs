@@ -292,11 +292,11 @@ impl FeedStore {
 
     pub(crate) fn apply_likers(&self, updates: &[Update<Seq, UserId>]) {
         self.likers.apply(updates);
-        let by_reader: Vec<Update<UserId, Seq>> = updates
-            .iter()
-            .map(|((post, reader), time, diff)| ((*reader, *post), *time, *diff))
-            .collect();
-        self.liked.apply(&by_reader);
+        self.liked.apply_all(
+            updates
+                .iter()
+                .map(|&((post, reader), time, diff)| ((reader, post), time, diff)),
+        );
     }
 
     pub(crate) fn apply_following(&self, updates: &[Update<UserId, (Seq, UserId)>]) {
@@ -325,7 +325,10 @@ impl FeedStore {
     /// looked up among all follow edges (one cold lookup each).
     pub fn heavy_followed_by(&self, reader: UserId) -> Vec<UserId> {
         let heavy = self.heavy.values(&());
-        if heavy.is_empty() || self.following.count(&reader) > heavy.len() {
+        if heavy.is_empty() {
+            return heavy;
+        }
+        if self.following.count(&reader) > heavy.len() {
             return self.followed_among(reader, heavy);
         }
         let mut followed: Vec<UserId> = self

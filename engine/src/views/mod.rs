@@ -203,15 +203,20 @@ impl<K, V> Default for CountedIndex<K, V> {
 
 impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
     pub fn apply(&self, updates: &[Update<K, V>]) {
+        self.apply_all(updates.iter().copied());
+    }
+
+    /// [`CountedIndex::apply`] of updates made on the way (no batch of their own).
+    pub fn apply_all(&self, updates: impl IntoIterator<Item = Update<K, V>>) {
         let mut map = self.map.write();
         let mut digest = self.digest.lock();
         for ((key, value), _time, diff) in updates {
-            let values = map.entry(*key).or_default();
-            values.add(*value, *diff);
+            let values = map.entry(key).or_default();
+            values.add(value, diff);
             if values.counts.is_empty() {
-                map.remove(key);
+                map.remove(&key);
             }
-            digest.apply(&(key, value), *diff);
+            digest.apply(&(&key, &value), diff);
         }
     }
 

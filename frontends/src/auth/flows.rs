@@ -44,13 +44,7 @@ pub async fn login(
 /// What was typed, as a limiter key: at most an email's length (a key per attempt is kept
 /// in memory for a while).
 fn bounded_key(typed: &str) -> String {
-    let mut end = typed
-        .len()
-        .min(girok_engine::accounts::limits::EMAIL_MAX_BYTES);
-    while !typed.is_char_boundary(end) {
-        end -= 1;
-    }
-    typed[..end].to_owned()
+    typed[..typed.floor_char_boundary(girok_engine::accounts::limits::EMAIL_MAX_BYTES)].to_owned()
 }
 
 /// Checks the registration limit of the caller's address, then registers.

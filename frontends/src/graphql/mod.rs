@@ -82,6 +82,10 @@ pub fn build_schema(
     .finish()
 }
 
+fn api_error_response(error: crate::http::error::ApiError) -> Response {
+    error_response(error.status, error.code, error.message)
+}
+
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "data": null, "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
     (status, Json(body)).into_response()
@@ -98,12 +102,12 @@ pub async fn graphql_post(
         Ok(body) => body,
         Err(rejection) => {
             let error = crate::http::error::ApiError::from_body_rejection(rejection);
-            return error_response(error.status, error.code, error.message);
+            return api_error_response(error);
         }
     };
     // The cheap check first: nothing is parsed or looked up for a body that is not JSON.
     if let Err(error) = crate::auth::origin::check_post_content_type(&headers) {
-        return error_response(error.status, error.code, error.message);
+        return api_error_response(error);
     }
     let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -143,7 +147,7 @@ pub async fn graphql_post(
     };
     let auth = match crate::auth::authenticate(&state, &headers, peer).await {
         Ok(auth) => auth,
-        Err(error) => return error_response(error.status, error.code, error.message),
+        Err(error) => return api_error_response(error),
     };
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());
     // Without variables, validation is a function of the document alone: known to pass once

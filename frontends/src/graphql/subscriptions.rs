@@ -387,12 +387,14 @@ pub async fn upgrade(
                 stopping: state.stopping.clone(),
                 ended,
             };
-            super::socket::serve(socket, limits, move |sink, stream| {
+            let sockets = state.sockets.clone();
+            let socket_loop = super::socket::serve(socket, limits, move |sink, stream| {
                 GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                     .with_data(data)
                     .on_connection_init(move |payload| connection_init(state, auth, payload, end))
                     .serve()
-            })
+            });
+            crate::ws::on_sockets_runtime(&sockets, socket_loop)
         })
 }
 

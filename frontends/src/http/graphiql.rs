@@ -26,37 +26,35 @@ struct Asset {
     gzip: bool,
 }
 
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// An asset of `frontends/assets/graphiql` by its name in URLs; `gzip`: stored as `<name>.gz`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr, gzip) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../../assets/graphiql/", $name, ".gz")),
+            gzip: true,
+        }
+    };
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../../assets/graphiql/", $name)),
+            gzip: false,
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "react.production.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../assets/graphiql/react.production.min.js.gz"),
-        gzip: true,
-    },
-    Asset {
-        name: "react-dom.production.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../assets/graphiql/react-dom.production.min.js.gz"),
-        gzip: true,
-    },
-    Asset {
-        name: "graphiql.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../assets/graphiql/graphiql.min.js.gz"),
-        gzip: true,
-    },
-    Asset {
-        name: "graphiql.min.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../assets/graphiql/graphiql.min.css.gz"),
-        gzip: true,
-    },
-    Asset {
-        name: "init.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../assets/graphiql/init.js"),
-        gzip: false,
-    },
+    asset!("react.production.min.js", JS, gzip),
+    asset!("react-dom.production.min.js", JS, gzip),
+    asset!("graphiql.min.js", JS, gzip),
+    asset!("graphiql.min.css", CSS, gzip),
+    asset!("init.js", JS),
 ];
 
 fn off() -> Response {

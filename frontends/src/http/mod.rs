@@ -67,6 +67,8 @@ pub struct AppState {
     pub analytics: Option<Arc<girok_analytics::Sink>>,
     /// Shutdown, for long polls and WebSockets.
     pub stopping: crate::stopping::Stopping,
+    /// The runtime the state was made on, where WebSocket loops run (`ws::on_sockets_runtime`).
+    pub sockets: tokio::runtime::Handle,
     /// The sessions live connections run under, to end them with their session.
     pub live_sessions: Arc<crate::auth::live_sessions::LiveSessions>,
     /// The credential of the operators' log endpoints.
@@ -79,6 +81,8 @@ impl AppState {
     /// Builds the state (and the metrics registry) around a running engine; loads (or, on
     /// first start, creates) the token signing keys in the data directory.
     pub fn new(engine: Arc<Engine>, config: Config) -> anyhow::Result<Self> {
+        let sockets = tokio::runtime::Handle::try_current()
+            .map_err(|e| anyhow::anyhow!("the state must be made inside the runtime: {e}"))?;
         let keys = crate::auth::keys::load_or_create(&config.storage.data_dir)?;
         let operator_token = crate::auth::operator::load_or_create(&config.storage.data_dir)?;
         crate::cursor::init(&config.storage.data_dir)?;
@@ -158,6 +162,7 @@ impl AppState {
             ws_metrics,
             analytics,
             stopping: crate::stopping::Stopping::default(),
+            sockets,
             live_sessions,
             operator_token: Arc::new(operator_token),
             trusted_proxies: Arc::new(trusted_proxies),

@@ -86,7 +86,14 @@ struct Connection {
 const HEAD_REST_MIN: Duration = Duration::from_secs(1);
 
 /// The longest start of a request line that opens a socket: `GET /graphql/ws?`.
-const SOCKET_REQUEST_LINE_BYTES: usize = 16;
+const SOCKET_REQUEST_LINE_BYTES: usize = {
+    let longest = if WS_PATH.len() > GRAPHQL_WS_PATH.len() {
+        WS_PATH.len()
+    } else {
+        GRAPHQL_WS_PATH.len()
+    };
+    "GET ".len() + longest + 1
+};
 
 impl Connection {
     /// Serves the connection here, or on `sockets` when its first request line opens a

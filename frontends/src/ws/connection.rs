@@ -451,14 +451,13 @@ impl Connection {
             topic: None,
             retry_after_ms: None,
         };
-        if let Err(not_until) = self.sends.check() {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.sends.clock()));
+        if let Some(retry_after_ms) = refused_for(&self.sends) {
             return self.reply(ServerFrame::Error {
                 code: "RATE_LIMITED",
                 message: format!("at most {} sends per second", self.limits.sends_per_second),
                 reference,
                 topic: None,
-                retry_after_ms: Some(girok_engine::error::retry_millis(wait)),
+                retry_after_ms: Some(retry_after_ms),
             });
         }
         let Ok(room) = room_id.parse::<RoomId>() else {
@@ -546,9 +545,8 @@ impl Connection {
         };
         // Only a resume that will read the log spends the connection's resume budget.
         if from_seq.is_some()
-            && let Err(not_until) = self.resumes.check()
+            && let Some(retry_after_ms) = refused_for(&self.resumes)
         {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.resumes.clock()));
             return self.reply(ServerFrame::Error {
                 code: "RATE_LIMITED",
                 message: format!(
@@ -556,7 +554,7 @@ impl Connection {
                 ),
                 reference: None,
                 topic: Some(topic.clone()),
-                retry_after_ms: Some(girok_engine::error::retry_millis(wait)),
+                retry_after_ms: Some(retry_after_ms),
             });
         }
         let ended = Arc::new(AtomicBool::new(false));
@@ -594,4 +592,11 @@ impl Connection {
         };
         self.subscriptions.insert(topic, Running::new(task, ended));
     }
+}
+
+/// Takes one from a connection's budget; when it is spent, the wait in milliseconds.
+fn refused_for(budget: &governor::DefaultDirectRateLimiter) -> Option<u64> {
+    let not_until = budget.check().err()?;
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(budget.clock()));
+    Some(girok_engine::error::retry_millis(wait))
 }

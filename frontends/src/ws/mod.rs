@@ -45,5 +45,22 @@ pub async fn upgrade(
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |socket| connection::serve(socket, state, auth.principal, limits))
+        .on_upgrade(move |socket| {
+            let sockets = state.sockets.clone();
+            on_sockets_runtime(
+                &sockets,
+                connection::serve(socket, state, auth.principal, limits),
+            )
+        })
+}
+
+/// Runs an upgraded socket's loop on the sockets' runtime, whichever runtime served its
+/// upgrade (a socket opened on a kept-alive connection of the requests' runtime too), so a
+/// flood of socket frames never runs where reads do; the upgrade's own task ends at once.
+pub(crate) fn on_sockets_runtime(
+    sockets: &tokio::runtime::Handle,
+    socket_loop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::future::Ready<()> {
+    sockets.spawn(socket_loop);
+    std::future::ready(())
 }

@@ -156,10 +156,14 @@ impl Server {
         }
     }
 
+    /// `GET path`, without credentials: the whole response.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
     /// `/metrics` as text.
     pub async fn metrics(&self) -> String {
-        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
-        response.text().await.unwrap()
+        self.get("/metrics").await.text().await.unwrap()
     }
 
     /// The value of a `/metrics` line starting with `line_prefix` (a name with its labels);
