@@ -14,8 +14,8 @@ bench_binaries() {
   girok_bin=${GIROK_BIN:-$target/release/girok}
   bench_bin=${GIROK_BENCH_BIN:-$target/release/girok-bench}
   if [ -z "${GIROK_BIN:-}" ] || [ -z "${GIROK_BENCH_BIN:-}" ]; then
-    echo "== cargo build --release -p girok-frontends -p girok-bench"
-    cargo build --release -p girok-frontends -p girok-bench
+    echo "== cargo build --release -p girok -p girok-bench"
+    cargo build --release -p girok -p girok-bench
   fi
 }
 

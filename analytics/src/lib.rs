@@ -15,7 +15,7 @@ mod warehouse;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use config::AnalyticsConfig;
-pub use pipeline::{Batch, EventSource, StoreSource};
+pub use pipeline::{Batch, EventSource};
 pub use rows::{AuditRow, RollupRow};
 pub use sink::{RebuildReport, Sink, SinkStatus, rebuild};
 pub use warehouse::{Offsets, Warehouse};

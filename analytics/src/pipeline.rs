@@ -38,16 +38,14 @@ impl EventSource for girok_engine::Engine {
     }
 }
 
-/// The log itself, for a data directory no server is using.
-pub struct StoreSource(pub Arc<girok_storage::Store>);
-
-impl EventSource for StoreSource {
+/// The log of a data directory no server is using (`girok analytics rebuild`).
+impl EventSource for girok_engine::Offline {
     fn head(&self) -> Seq {
-        self.0.head().get()
+        girok_engine::Offline::head(self)
     }
 
     fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>> {
-        girok_engine::read_events(&self.0, from, limit)
+        self.events(from, limit)
     }
 }
 

@@ -5,9 +5,10 @@
 use crate::client::Socket;
 use crate::report::Latency;
 use futures::{SinkExt, StreamExt};
-use girok_engine::{Command, Engine};
-use girok_frontends::config::Config;
-use girok_frontends::http::{self, AppState};
+use girok::compose::Girok;
+use girok::config::Config;
+use girok_engine::Command;
+use girok_frontends::http;
 use girok_schemas::RoomId;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -67,8 +68,9 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     config.server.max_connections_per_ip = 0;
     config.ws.max_sockets_per_user = 100_000;
     config.rate_limits = girok_engine::write_rates::WriteRates::unlimited();
-    let engine = Engine::open(config.engine_config())?;
-    let state = AppState::new(engine.clone(), config)?;
+    let girok = Girok::start(&config).await?;
+    let engine = girok.engine().clone();
+    let state = girok.state();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -140,7 +142,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     }
     let _ = stop.send(());
     server.await??;
-    engine.shutdown().await;
+    girok.stop().await;
 
     let figures = Figures {
         clients: args.clients,

@@ -5,9 +5,9 @@
 
 use crate::report::Latency;
 use anyhow::Context;
+use girok_engine::Durability;
 use girok_engine::{Command, Engine, EngineConfig};
 use girok_schemas::{RoomId, UserId};
-use girok_storage::Durability;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::Arc;

@@ -202,7 +202,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     ] {
         ensure!(value <= 50_000_000, "{name}: at most 50,000,000");
     }
-    let queue = girok_storage::WriterConfig::default().queue;
+    let queue = girok_engine::WriterConfig::default().queue;
     ensure!(
         (1..=queue).contains(&args.concurrency),
         "--concurrency: 1 to {queue} (the writer's queue: more would be refused as overloaded)"

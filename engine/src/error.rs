@@ -125,6 +125,14 @@ const STORAGE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(
 /// events a second).
 const NOT_READY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+impl Error {
+    /// Whether this is the refusal to open a data directory another process holds (a
+    /// running server).
+    pub fn is_data_dir_in_use(&self) -> bool {
+        matches!(self, Error::Storage(girok_storage::Error::Locked(_)))
+    }
+}
+
 impl From<girok_storage::Error> for Error {
     fn from(e: girok_storage::Error) -> Self {
         match e {

@@ -21,6 +21,7 @@ pub mod hub;
 pub mod limits;
 pub mod log_report;
 mod message_record;
+mod offline;
 pub mod replay;
 pub mod search;
 pub mod sequencer;
@@ -35,5 +36,8 @@ pub use chat::{
 pub use command::{Ack, Command};
 pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus, read_events};
 pub use error::{Error, ErrorKind, Result};
+/// Storage settings, named through the engine: nothing above it names storage.
+pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};
 pub use hub::{Hub, LiveEvent, Topic};
 pub use log_report::{LogReport, log_report};
+pub use offline::{Offline, ReplayOptions};

@@ -1,30 +1,22 @@
-//! girok's configuration, layered: built-in defaults, then an optional TOML file
-//! (`--config FILE` or `GIROK_CONFIG`), then `GIROK__SECTION__KEY` environment variables, then
-//! command-line flags. Unknown keys in the file are an error, so a typo is never silently ignored.
+//! The configuration sections the transports read (`[server]`, `[limits]`, `[auth]`, `[ws]`,
+//! `[cache]`), and [`FrontendConfig`], the share of the whole configuration the composition
+//! root (the `girok` crate, which loads and layers it) hands to the frontends.
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
-use girok_storage::Durability;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The whole configuration.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
+/// What the frontends are configured with.
+#[derive(Clone, Debug, Default)]
+pub struct FrontendConfig {
     pub server: ServerConfig,
-    pub storage: StorageConfig,
-    pub engine: EngineSection,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub ws: WsConfig,
     pub cache: CacheConfig,
-    /// `[rate_limits]`: per-user budgets of each kind of write, on every frontend.
-    pub rate_limits: girok_engine::write_rates::WriteRates,
-    pub log: LogConfig,
-    /// `[analytics]`: the ClickHouse sink (off unless `clickhouse_url` is set).
-    pub analytics: girok_analytics::AnalyticsConfig,
+    /// The data directory, where the signing keys, the operator token and the cursor key
+    /// are kept.
+    pub data_dir: PathBuf,
 }
 
 /// `[server]`
@@ -72,66 +64,6 @@ impl Default for ServerConfig {
             graphiql: true,
             allowed_origins: Vec::new(),
             ops_addr: None,
-        }
-    }
-}
-
-/// `[storage]`
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Where the fjall database lives.
-    pub data_dir: PathBuf,
-    /// `sync` (fsync each batch before acking) or `buffered` (flush to the OS only).
-    pub durability: Durability,
-    /// Most commands in one group-commit batch.
-    pub max_batch: usize,
-    /// Commands that may wait for the log writer; past them a write is refused at once (HTTP
-    /// 429 `OVERLOADED` with `Retry-After`, a WebSocket error frame with `retryAfterMs`)
-    /// instead of queuing behind everyone else.
-    pub queue: usize,
-    /// Block cache, MiB.
-    pub cache_mib: u64,
-    /// Most table files kept open at once; with a reserve for everything else, these
-    /// descriptors are kept from client connections (see `server.max_connections`).
-    pub max_open_files: usize,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("./data"),
-            durability: Durability::Sync,
-            max_batch: 4096,
-            queue: 16_384,
-            cache_mib: 64,
-            max_open_files: girok_storage::DEFAULT_MAX_OPEN_FILES,
-        }
-    }
-}
-
-/// `[engine]`
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineSection {
-    /// Timely workers; 0 means one per core.
-    pub workers: usize,
-    /// Longest a read with `after: seq` waits for its view, in milliseconds.
-    pub read_wait_ms: u64,
-    /// Events a live subscriber may fall behind before it is told it lagged.
-    pub topic_capacity: usize,
-    /// Authors with at least this many followers are not fanned out to their followers'
-    /// timelines on write; their posts are merged in when a timeline is read.
-    pub fanout_max_followers: usize,
-}
-
-impl Default for EngineSection {
-    fn default() -> Self {
-        Self {
-            workers: 0,
-            read_wait_ms: 5_000,
-            topic_capacity: 1024,
-            fanout_max_followers: girok_engine::limits::FANOUT_MAX_FOLLOWERS,
         }
     }
 }
@@ -298,126 +230,5 @@ impl Default for WsConfig {
             max_resume_scan_events: 1_000_000,
             outbound_queue: None,
         }
-    }
-}
-
-/// `[log]`
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// A tracing filter, e.g. `info` or `girok_engine=debug,info`; `RUST_LOG` wins if set.
-    pub filter: String,
-    /// `text` or `json`.
-    pub format: LogFormat,
-}
-
-/// How log lines look.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            filter: "info,tantivy=warn".into(),
-            format: LogFormat::Text,
-        }
-    }
-}
-
-impl Config {
-    /// Defaults, then `file` (which must exist if given), then `GIROK__*` variables.
-    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            if !file.is_file() {
-                return Err(Box::new(figment::Error::from(format!(
-                    "config file {} does not exist",
-                    file.display()
-                ))));
-            }
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        figment
-            .merge(Env::prefixed("GIROK__").split("__"))
-            .extract()
-            .map_err(Box::new)
-    }
-
-    /// The engine's configuration.
-    pub fn engine_config(&self) -> girok_engine::EngineConfig {
-        let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
-        config.store.durability = self.storage.durability;
-        config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
-        config.store.max_open_files = self.storage.max_open_files;
-        config.writer.max_batch = self.storage.max_batch.max(1);
-        config.writer.queue = self.storage.queue.max(1);
-        if self.engine.workers > 0 {
-            config.workers = self.engine.workers;
-        }
-        config.read_wait = std::time::Duration::from_millis(self.engine.read_wait_ms);
-        config.topic_capacity = self.engine.topic_capacity.max(1);
-        config.max_room_members = self
-            .limits
-            .max_room_members
-            .clamp(1, girok_engine::limits::MAX_ROOM_MEMBERS);
-        if self.auth.password_threads > 0 {
-            config.password_threads = self.auth.password_threads;
-        }
-        config.password_queue = self.auth.password_queue.max(1);
-        config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
-        config.hot = girok_engine::hot::HotConfig {
-            event_bytes: self.cache.events_mib.saturating_mul(1 << 20),
-            users: self.cache.users,
-            sessions: self.cache.sessions,
-            rooms: self.cache.rooms,
-            memberships: self.cache.memberships,
-            posts: self.cache.posts,
-        };
-        config.write_rates = self.rate_limits.clone();
-        config
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::result_large_err)] // figment::Jail's closure signature
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layers_apply_in_order() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "girok.toml",
-                "[server]\nhttp_addr = \"127.0.0.1:9000\"\n[storage]\ndurability = \"buffered\"\n",
-            )?;
-            jail.set_env("GIROK__SERVER__HTTP_ADDR", "127.0.0.1:9100");
-            let config = Config::load(Some(Path::new("girok.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(config.server.http_addr.port(), 9100, "env beats file");
-            assert_eq!(
-                config.storage.durability,
-                Durability::Buffered,
-                "file beats default"
-            );
-            assert_eq!(config.limits.max_request_bytes, 64 * 1024, "default kept");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn unknown_keys_and_missing_files_are_errors() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("bad.toml", "[server]\nhttp_adr = \"127.0.0.1:1\"\n")?;
-            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
-            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
-            // A key girok no longer uses still loads.
-            jail.create_file("old.toml", "[ws]\noutbound_queue = 256\n")?;
-            assert!(Config::load(Some(Path::new("old.toml"))).is_ok());
-            Ok(())
-        });
     }
 }

@@ -1,17 +1,23 @@
-//! girok-frontends: how the world reaches girok. HTTP (axum): REST for accounts, GraphQL
-//! (async-graphql), operators' endpoints; WebSocket and QUIC as their issues land. Frontends
-//! validate input, identify the principal, turn requests into engine commands and reads, and
-//! map engine errors to stable codes. They never touch storage directly. Also home of the
-//! `girok` binary: configuration and the command line.
+//! girok-frontends: how the world reaches girok, and nothing else. HTTP (axum): REST, GraphQL
+//! (async-graphql), operators' endpoints; the WebSocket protocol; QUIC as its issue lands.
+//! Frontends validate input, identify the principal, turn requests into engine commands and
+//! reads, and map engine errors to stable codes. They never touch storage, and know the
+//! analytics sink only as a [`state::SinkReport`]. The pieces every transport shares sit at
+//! the top: the [`state`], the [`error`] mapping, the [`listener`] (connection limits, the
+//! peer's address), [`request_metrics`], [`auth`]. The `girok` crate configures and starts
+//! them (its composition root).
 
 pub mod auth;
-pub mod cli;
 pub mod config;
 pub mod cursor;
+pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod graphql;
 pub mod http;
+pub mod listener;
 pub mod presence;
+pub mod request_metrics;
+pub mod state;
 pub mod stopping;
 pub mod ws;

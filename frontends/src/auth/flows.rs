@@ -2,8 +2,8 @@
 //! what they hand out (access tokens, refresh tokens, cookies).
 
 use super::{RequestAuth, cookies};
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
+use crate::state::AppState;
 use girok_engine::accounts::{LoginGrant, Registration, UserView};
 use serde::Serialize;
 

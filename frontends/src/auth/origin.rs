@@ -7,8 +7,8 @@
 //! to log the browser into the sender's account.
 
 use super::{AuthVia, RequestAuth};
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode, header};
 
 /// Refuses a WebSocket upgrade signed in by cookie from a foreign origin.

@@ -4,8 +4,8 @@
 //! token, HttpOnly, so tokens never reach browser JavaScript). Cookie-authenticated requests
 //! that change state must also send `X-CSRF-Token` equal to the `girok_csrf` cookie.
 
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum_extra::extract::CookieJar;
 use girok_engine::accounts::ClientInfo;

@@ -4,7 +4,7 @@
 
 use super::errors::{api, changing_principal, gql, invalid, principal, request_auth};
 use crate::auth::{AuthVia, cookies, flows};
-use crate::http::AppState;
+use crate::state::AppState;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use girok_engine::accounts::{ProfilePatch, Registration, SessionView, UserView};
 use girok_schemas::{SessionId, rfc3339_millis};

@@ -35,7 +35,7 @@ pub fn invalid(field: &'static str, reason: impl Into<String>) -> async_graphql:
 }
 
 /// An HTTP-layer error (authentication, CSRF, rate limit) as a GraphQL error.
-pub fn api(error: crate::http::error::ApiError) -> async_graphql::Error {
+pub fn api(error: crate::error::ApiError) -> async_graphql::Error {
     let code = error.code;
     let retry_after = error.retry_after;
     async_graphql::Error::new(error.message).extend_with(move |_, ext| {

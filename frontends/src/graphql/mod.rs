@@ -18,9 +18,9 @@ mod subscriptions;
 
 pub use subscriptions::upgrade as subscriptions_upgrade;
 
-use crate::config::Config;
-use crate::http::AppState;
-use crate::http::PeerAddr;
+use crate::config::FrontendConfig;
+use crate::listener::PeerAddr;
+use crate::state::AppState;
 use async_graphql::{MergedObject, MergedSubscription};
 use async_graphql::{Schema, ServerError, ValidationMode};
 use axum::Json;
@@ -65,7 +65,7 @@ pub fn build_schema(
     engine: Arc<Engine>,
     presence: Arc<crate::presence::Presence>,
     loader_metrics: loaders::LoaderMetrics,
-    config: &Config,
+    config: &FrontendConfig,
     validation: ValidationMode,
 ) -> GirokSchema {
     Schema::build(
@@ -82,7 +82,7 @@ pub fn build_schema(
     .finish()
 }
 
-fn api_error_response(error: crate::http::error::ApiError) -> Response {
+fn api_error_response(error: crate::error::ApiError) -> Response {
     error_response(error.status, error.code, error.message)
 }
 
@@ -101,7 +101,7 @@ pub async fn graphql_post(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            let error = crate::http::error::ApiError::from_body_rejection(rejection);
+            let error = crate::error::ApiError::from_body_rejection(rejection);
             return api_error_response(error);
         }
     };

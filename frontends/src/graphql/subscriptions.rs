@@ -15,7 +15,8 @@ use super::feed_types::{Notification, Post};
 use super::scalars::Seq;
 use crate::auth::live_sessions::Ending;
 use crate::auth::{RequestAuth, authenticate, bearer_principal};
-use crate::http::{AppState, PeerAddr};
+use crate::listener::PeerAddr;
+use crate::state::AppState;
 use async_graphql::{Context, Data, ErrorExtensions, ID, Result, SimpleObject, Subscription};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::WebSocketUpgrade;
@@ -427,7 +428,7 @@ async fn connection_init(
             .live_sessions
             .sign_in(state.engine.clone(), principal, false)
             .map_err(|refused| {
-                api(crate::http::error::ApiError::new(
+                api(crate::error::ApiError::new(
                     axum::http::StatusCode::TOO_MANY_REQUESTS,
                     "TOO_MANY_SOCKETS",
                     refused.to_string(),

@@ -2,11 +2,11 @@
 //! `/v1/users/me` (GET, PATCH), `/v1/users/me/change-password`, `/v1/users/me/sessions`,
 //! `/v1/users/{username}`, and the public keys at `/.well-known/jwks.json`. JSON is camelCase.
 
-use super::AppState;
-use super::error::ApiError;
 use super::json::JsonBody;
-use super::listener::PeerAddr;
 use crate::auth::{RequestAuth, authenticate, cookies, flows};
+use crate::error::ApiError;
+use crate::listener::PeerAddr;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};

@@ -24,7 +24,7 @@ pub async fn json_errors(response: Response) -> Response {
     if message.is_empty() {
         message = status.canonical_reason().unwrap_or("error").to_owned();
     }
-    let error = super::error::ApiError::new(status, code(status), message);
+    let error = crate::error::ApiError::new(status, code(status), message);
     let mut answer = error.into_response();
     // What the original said beyond its body (`Allow` on a 405, `Retry-After`) stays.
     for (name, value) in &parts.headers {

@@ -2,11 +2,11 @@
 //! is the read-your-writes seq and `cursor` the previous page's `endCursor`. Post and comment
 //! authors are ids here (GraphQL resolves them to users in one batch).
 
-use super::AppState;
 use super::accounts::Auth;
-use super::error::ApiError;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

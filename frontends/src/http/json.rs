@@ -2,7 +2,7 @@
 //! of the wrong shape (missing field, wrong type, unknown field) is 422 `INVALID_ARGUMENT`, too
 //! large is 413 `PAYLOAD_TOO_LARGE`, a malformed query string is 400 `INVALID_ARGUMENT`.
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;

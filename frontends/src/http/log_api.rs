@@ -5,10 +5,10 @@
 //! loopback clients only (a reverse proxy on the same host makes every client loopback: the
 //! token is what guards it), and only when `server.log_api` is on.
 
-use super::AppState;
-use super::error::ApiError;
 use super::json::QueryParams;
-use super::listener::PeerAddr;
+use crate::error::ApiError;
+use crate::listener::PeerAddr;
+use crate::state::AppState;
 use crate::stopping::Stopping;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};

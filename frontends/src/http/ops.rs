@@ -1,6 +1,6 @@
 //! Operators' endpoints: liveness, readiness per component, Prometheus metrics.
 
-use super::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -40,24 +40,21 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let analytics = match state.analytics.clone() {
-        // The lag reads the log: off the async runtime.
-        Some(sink) => tokio::task::spawn_blocking(move || sink.status())
-            .await
-            .unwrap_or_else(|_| girok_analytics::SinkStatus::off()),
-        None => girok_analytics::SinkStatus::off(),
-    };
+    // The sink's lag reads the log: off the async runtime.
+    let sink = state.analytics.clone();
+    let analytics = tokio::task::spawn_blocking(move || sink.status())
+        .await
+        .unwrap_or_default();
     let mut body = serde_json::to_value(&status).unwrap_or_default();
-    body["analytics"] = serde_json::to_value(&analytics).unwrap_or_default();
+    body["analytics"] = analytics;
     (code, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.engine.refresh_metrics();
-    if let Some(sink) = state.analytics.clone() {
-        let _ = tokio::task::spawn_blocking(move || sink.refresh_metrics()).await;
-    }
+    let sink = state.analytics.clone();
+    let _ = tokio::task::spawn_blocking(move || sink.refresh_metrics()).await;
     let mut text = String::new();
     if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(%error, "metrics encoding failed");

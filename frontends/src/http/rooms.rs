@@ -2,11 +2,11 @@
 //! `after` (query) is the read-your-writes seq; `before`/`since` the history cursors and
 //! `cursor` the room list's.
 
-use super::AppState;
 use super::accounts::Auth;
-use super::error::ApiError;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};

@@ -3,12 +3,12 @@
 //! `message`), `first` (1 to 100), `after` (the previous page's `endCursor`), `afterSeq`
 //! (answer once the index reflects this seq).
 
-use super::AppState;
 use super::accounts::Auth;
-use super::error::ApiError;
 use super::feed::post_json;
 use super::json::QueryParams;
 use super::rooms::message_json;
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;

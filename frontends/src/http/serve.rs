@@ -13,8 +13,8 @@
 //! Graceful shutdown stops accepting, lets requests in progress finish and closes idle
 //! connections; upgraded sockets close through their own shutdown watch.
 
-use super::listener::{LimitedListener, LimitedStream, PeerAddr};
 use super::{GRAPHQL_WS_PATH, WS_PATH};
+use crate::listener::{LimitedListener, LimitedStream, PeerAddr};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::header::CONNECTION;

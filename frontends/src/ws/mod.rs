@@ -11,7 +11,8 @@ mod protocol;
 mod subscription;
 
 use crate::auth::authenticate;
-use crate::http::{AppState, PeerAddr};
+use crate::listener::PeerAddr;
+use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;

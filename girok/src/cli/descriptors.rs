@@ -8,7 +8,7 @@ use crate::config::Config;
 /// Descriptors kept for what is not a table file or a client connection: journals,
 /// listeners, the runtime's epoll and event descriptors, the search index, the analytics
 /// client, the operators' listener's connections and refusals in progress.
-const OTHER_RESERVE: u64 = 128 + crate::http::EXTRA_SOCKETS as u64;
+const OTHER_RESERVE: u64 = 128 + girok_frontends::http::EXTRA_SOCKETS as u64;
 /// Fewer usable connections than this and girok refuses to start.
 const MIN_CONNECTIONS: u64 = 16;
 

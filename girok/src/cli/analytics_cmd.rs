@@ -5,8 +5,7 @@
 use super::AnalyticsArgs;
 use crate::config::Config;
 use anyhow::Context;
-use girok_analytics::StoreSource;
-use girok_storage::Store;
+use girok_engine::Offline;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
 
@@ -15,13 +14,13 @@ pub fn rebuild(config: Config, args: AnalyticsArgs) -> anyhow::Result<()> {
         config.analytics.enabled(),
         "analytics is off: set analytics.clickhouse_url (or GIROK__ANALYTICS__CLICKHOUSE_URL)"
     );
-    let store = Store::open(config.engine_config().store).with_context(|| {
+    let log = Offline::open_with(&config.engine_config()).with_context(|| {
         format!(
             "cannot open {} (stop `girok serve` first)",
             config.storage.data_dir.display()
         )
     })?;
-    let bar = ProgressBar::new(store.head().get());
+    let bar = ProgressBar::new(log.head());
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} rebuilding ClickHouse [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
@@ -32,7 +31,7 @@ pub fn rebuild(config: Config, args: AnalyticsArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let source = Arc::new(StoreSource(store));
+    let source = Arc::new(log);
     let report = runtime.block_on(girok_analytics::rebuild(
         source,
         config.analytics.clone(),

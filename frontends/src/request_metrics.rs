@@ -2,7 +2,7 @@
 //! `girok_http_request_seconds{route}`. Routes are the matched templates
 //! (`/v1/users/{username}`), never raw paths, so label cardinality stays bounded.
 
-use super::AppState;
+use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;

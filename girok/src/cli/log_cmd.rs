@@ -7,19 +7,16 @@
 use super::{StatsArgs, TailArgs};
 use crate::config::Config;
 use anyhow::{Context, bail};
-use girok_engine::{LogReport, log_report};
-use girok_schemas::decode_event;
-use girok_storage::{Error as StorageError, Store, StoreConfig};
+use girok_engine::{LogReport, Offline};
 use serde_json::Value;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Entries read per step in local mode.
 const CHUNK: usize = 1000;
 
 enum Source {
-    Local(Arc<Store>),
+    Local(Offline),
     Server(Remote),
 }
 
@@ -41,18 +38,18 @@ fn remote(config: &Config, explicit: Option<String>) -> anyhow::Result<Remote> {
     if explicit.is_none() {
         let since = std::time::Instant::now();
         while since.elapsed() < SERVER_START_WAIT
-            && (crate::auth::operator::recorded_address(data_dir).is_none()
-                || !crate::auth::operator::token_path(data_dir).exists())
+            && (girok_frontends::auth::operator::recorded_address(data_dir).is_none()
+                || !girok_frontends::auth::operator::token_path(data_dir).exists())
         {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     let url = explicit
-        .or_else(|| crate::auth::operator::recorded_address(data_dir))
+        .or_else(|| girok_frontends::auth::operator::recorded_address(data_dir))
         .unwrap_or_else(|| format!("http://{}", config.server.http_addr));
     let token = match std::env::var("GIROK_OPERATOR_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-        _ => crate::auth::operator::read(data_dir)
+        _ => girok_frontends::auth::operator::read(data_dir)
             .context("set GIROK_OPERATOR_TOKEN or point --data-dir at the server's directory")?,
     };
     Ok(Remote {
@@ -65,9 +62,9 @@ fn open(config: &Config, server: Option<String>) -> anyhow::Result<Source> {
     if server.is_some() {
         return Ok(Source::Server(remote(config, server)?));
     }
-    match Store::open(StoreConfig::new(&config.storage.data_dir)) {
-        Ok(store) => Ok(Source::Local(store)),
-        Err(StorageError::Locked(_)) => {
+    match Offline::open(&config.storage.data_dir) {
+        Ok(log) => Ok(Source::Local(log)),
+        Err(error) if error.is_data_dir_in_use() => {
             let remote = remote(config, None)?;
             eprintln!(
                 "girok: the data directory is in use by a running server; reading through {}",
@@ -75,8 +72,8 @@ fn open(config: &Config, server: Option<String>) -> anyhow::Result<Source> {
             );
             Ok(Source::Server(remote))
         }
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot open {}", config.storage.data_dir.display()))
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot open {}", config.storage.data_dir.display()))
         }
     }
 }
@@ -108,7 +105,7 @@ async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> anyhow::R
 
 pub fn stats(config: Config, args: StatsArgs) -> anyhow::Result<()> {
     let report: LogReport = match open(&config, args.server)? {
-        Source::Local(store) => log_report(&store)?,
+        Source::Local(log) => log.log_report()?,
         Source::Server(remote) => {
             let client = reqwest::Client::new();
             let url = format!("{}/v1/log/stats", remote.url);
@@ -147,35 +144,31 @@ pub fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
     let mut next = args.from.max(1);
     let mut out = std::io::stdout().lock();
     match open(&config, args.server.clone())? {
-        Source::Local(store) => {
-            let mut tail = store.tail(next);
+        Source::Local(log) => {
             loop {
-                let chunk = tail.next_chunk(CHUNK, None)?;
-                if chunk.is_empty() {
+                let events = log.events(next, CHUNK)?;
+                let Some(last) = events.last() else {
                     break;
-                }
-                for (seq, bytes) in chunk {
-                    let event = decode_event(&bytes)
-                        .with_context(|| format!("log entry {seq} does not decode"))?;
+                };
+                next = last.seq + 1;
+                for event in &events {
                     if !emit(&mut out, &event.to_json(), prefix) {
                         return Ok(());
                     }
                 }
             }
-            next = tail.position();
-            drop(tail);
             if !args.follow {
                 return Ok(());
             }
             // Nothing can append while we hold the directory: let go of it, and follow through
             // the server as soon as one has taken it.
-            drop(store);
+            drop(log);
             loop {
                 std::thread::sleep(Duration::from_millis(500));
-                match Store::open(StoreConfig::new(&config.storage.data_dir)) {
+                match Offline::open(&config.storage.data_dir) {
                     Ok(_) => continue,
-                    Err(StorageError::Locked(_)) => break,
-                    Err(e) => return Err(e.into()),
+                    Err(error) if error.is_data_dir_in_use() => break,
+                    Err(error) => return Err(error.into()),
                 }
             }
             let remote = remote(&config, None)?;

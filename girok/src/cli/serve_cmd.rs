@@ -1,11 +1,14 @@
-//! `girok serve`: opens the engine, serves HTTP, and on SIGTERM or Ctrl-C stops accepting,
-//! finishes in-flight requests, drains and flushes the log, and exits 0.
+//! `girok serve`: starts every part (the composition root), serves HTTP, and on SIGTERM or
+//! Ctrl-C stops accepting, finishes in-flight requests, stops the parts (the log drained and
+//! flushed), and exits 0.
 
 use super::ServeArgs;
+use crate::compose::Girok;
 use crate::config::Config;
-use crate::http::{self, AppState};
 use anyhow::Context;
 use girok_engine::Engine;
+use girok_frontends::auth::operator;
+use girok_frontends::http;
 
 pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.http_addr {
@@ -39,14 +42,65 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::Result<()> {
     super::descriptors::fit(&mut config)?;
-    let engine = Engine::open(config.engine_config()).with_context(|| {
-        format!(
-            "cannot open the data directory {}",
-            config.storage.data_dir.display()
-        )
-    })?;
+    let girok = Girok::start(&config).await?;
+    let data_dir = config.storage.data_dir.clone();
     // Ours now (the engine holds the directory's lock): until we listen, `girok log` waits.
-    crate::auth::operator::forget_address(&config.storage.data_dir);
+    operator::forget_address(&data_dir);
+    let (listener, ops_listener) = match bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            girok.stop().await;
+            return Err(error);
+        }
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %data_dir.display(), "girok listening");
+    // Tests and scripts read the bound address from this line (port 0 picks a free port);
+    // `girok log` beside the running server reads it from the data directory.
+    println!("girok listening on http://{addr}");
+    if let Err(error) = operator::record_address(&data_dir, addr) {
+        tracing::warn!(%error, "cannot record the listening address for `girok log`");
+    }
+    let stop = {
+        let engine = girok.engine().clone();
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                reason = storage_failure(&engine) => {
+                    tracing::error!(%reason, "fatal storage error: girok stops (it recovers at its next start)");
+                }
+            }
+        }
+    };
+    // The listeners move to the requests' runtime; sockets come back to this one.
+    let sockets = tokio::runtime::Handle::current();
+    let state = girok.state();
+    let served = requests
+        .spawn(async move {
+            let moved = |listener: tokio::net::TcpListener| {
+                tokio::net::TcpListener::from_std(listener.into_std()?)
+            };
+            let listener = moved(listener)?;
+            let ops_listener = ops_listener.map(moved).transpose()?;
+            http::run(listener, ops_listener, state, Some(sockets), stop).await
+        })
+        .await
+        .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
+    let engine = girok.engine().clone();
+    girok.stop().await;
+    served.context("HTTP server failed")?;
+    // A failed store stays failed: it says whether this was the reason to stop.
+    if let Some(reason) = engine.storage_failure() {
+        return Err(StorageFailed(reason).into());
+    }
+    tracing::info!("girok stopped cleanly");
+    Ok(())
+}
+
+/// The clients' listener and, when `server.ops_addr` is set, the operators' own.
+async fn bind(
+    config: &Config,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
     let ops_listener = match config.server.ops_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -62,59 +116,7 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     let listener = tokio::net::TcpListener::bind(config.server.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.http_addr))?;
-    let addr = listener.local_addr()?;
-    let data_dir = config.storage.data_dir.clone();
-    // Before the address is announced: the keys, the operator token, the sinks.
-    let state = match AppState::new(engine.clone(), config) {
-        Ok(state) => state,
-        Err(error) => {
-            engine.shutdown().await;
-            return Err(error.context("cannot start (signing keys or analytics)"));
-        }
-    };
-    tracing::info!(%addr, data_dir = %data_dir.display(), "girok listening");
-    // Tests and scripts read the bound address from this line (port 0 picks a free port);
-    // `girok log` beside the running server reads it from the data directory.
-    println!("girok listening on http://{addr}");
-    if let Err(error) = crate::auth::operator::record_address(&data_dir, addr) {
-        tracing::warn!(%error, "cannot record the listening address for `girok log`");
-    }
-    let analytics = state.analytics.clone();
-    let stop = {
-        let engine = engine.clone();
-        async move {
-            tokio::select! {
-                () = shutdown_signal() => {}
-                reason = storage_failure(&engine) => {
-                    tracing::error!(%reason, "fatal storage error: girok stops (it recovers at its next start)");
-                }
-            }
-        }
-    };
-    // The listeners move to the requests' runtime; sockets come back to this one.
-    let sockets = tokio::runtime::Handle::current();
-    let served = requests
-        .spawn(async move {
-            let moved = |listener: tokio::net::TcpListener| {
-                tokio::net::TcpListener::from_std(listener.into_std()?)
-            };
-            let listener = moved(listener)?;
-            let ops_listener = ops_listener.map(moved).transpose()?;
-            http::run(listener, ops_listener, state, Some(sockets), stop).await
-        })
-        .await
-        .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
-    if let Some(sink) = analytics {
-        sink.shutdown();
-    }
-    engine.shutdown().await;
-    served.context("HTTP server failed")?;
-    // A failed store stays failed: it says whether this was the reason to stop.
-    if let Some(reason) = engine.storage_failure() {
-        return Err(StorageFailed(reason).into());
-    }
-    tracing::info!("girok stopped cleanly");
-    Ok(())
+    Ok((listener, ops_listener))
 }
 
 /// `serve` ended because of a fatal storage error (exit code 74, EX_IOERR).

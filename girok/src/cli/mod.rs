@@ -9,7 +9,7 @@ mod serve_cmd;
 
 use crate::config::{Config, LogFormat};
 use clap::{Args, Parser, Subcommand};
-use girok_storage::Durability;
+use girok_engine::Durability;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -205,7 +205,7 @@ pub fn main() -> ExitCode {
         Command::Log(LogCommand::Tail(args)) => log_cmd::tail(config, args),
         Command::Analytics(AnalyticsCommand::Rebuild(args)) => analytics_cmd::rebuild(config, args),
         Command::Keys(KeysCommand::Rotate { retire }) => {
-            crate::auth::keys::rotate(&config.storage.data_dir, retire).map(|key| {
+            girok_frontends::auth::keys::rotate(&config.storage.data_dir, retire).map(|key| {
                 println!(
                     "new signing key {} (restart girok to sign with it)",
                     key.kid

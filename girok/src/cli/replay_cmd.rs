@@ -5,13 +5,13 @@
 use super::ReplayArgs;
 use crate::config::Config;
 use anyhow::Context;
-use girok_storage::Store;
+use girok_engine::{Offline, ReplayOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     let engine_config = config.engine_config();
     let workers = args.workers.unwrap_or(engine_config.workers);
-    let store = Store::open(engine_config.store).with_context(|| {
+    let log = Offline::open_with(&engine_config).with_context(|| {
         format!(
             "cannot open {} (replay needs the data directory to itself: stop `girok serve` first)",
             config.storage.data_dir.display()
@@ -27,25 +27,22 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     // The write model is rebuilt only by a full replay: cut at a past seq, it would disagree
     // with the log the next server starts on.
     let write_model_events = if args.to_seq.is_none() {
-        let total = store.head().get();
-        bar.set_length(total);
+        bar.set_length(log.head());
         bar.set_message("write model");
-        Some(girok_engine::write_model::rebuild(&store, |done| {
-            bar.set_position(done);
-        })?)
+        Some(log.rebuild_write_model(|done| bar.set_position(done))?)
     } else {
         None
     };
     bar.set_message("views");
-    let dataflow = girok_engine::dataflow::DataflowConfig {
+    let options = ReplayOptions {
+        to_seq: args.to_seq,
         workers,
         fanout_max_followers: engine_config.fanout_max_followers,
     };
-    let (report, _views) =
-        girok_engine::replay::replay(store, args.to_seq, dataflow, |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
+    let report = log.replay(options, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
     bar.finish_and_clear();
     if args.json {
         let mut json = serde_json::to_value(&report)?;

@@ -1,0 +1,83 @@
+//! The engine's face for the command line when no server runs: a data directory opened for
+//! itself (storage locks it, so a running server and an offline handle never share one), to
+//! read the log, report on it, rebuild the write model and replay the views. The CLI and the
+//! analytics rebuild use it instead of opening storage themselves.
+
+use crate::error::Result;
+use crate::log_report::LogReport;
+use crate::replay::ReplayReport;
+use girok_schemas::{Event, Seq};
+use girok_storage::{Store, StoreConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A data directory no server is using.
+pub struct Offline {
+    store: Arc<Store>,
+}
+
+/// How a replay runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayOptions {
+    /// Rebuild up to and including this seq (`None`: the whole log).
+    pub to_seq: Option<Seq>,
+    /// Timely worker threads.
+    pub workers: usize,
+    /// Authors with this many followers or more are merged into timelines at read time (the
+    /// server's `engine.fanout_max_followers`: the views depend on it).
+    pub fanout_max_followers: usize,
+}
+
+impl Offline {
+    /// Opens the data directory at `dir` with default storage settings.
+    pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_store(StoreConfig::new(dir))
+    }
+
+    /// Opens the data directory with the storage settings a server would use.
+    pub fn open_with(config: &crate::EngineConfig) -> Result<Self> {
+        Self::open_store(config.store.clone())
+    }
+
+    fn open_store(config: StoreConfig) -> Result<Self> {
+        Ok(Self {
+            store: Store::open(config)?,
+        })
+    }
+
+    /// The last seq in the log (0 when empty).
+    pub fn head(&self) -> Seq {
+        self.store.head().get()
+    }
+
+    /// Up to `limit` events with `seq >= from`, decoded.
+    pub fn events(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
+        crate::engine::read_events(&self.store, from, limit)
+    }
+
+    /// Event count, seq range, size on disk and counts per type (one sequential read).
+    pub fn log_report(&self) -> Result<LogReport> {
+        crate::log_report::log_report(&self.store)
+    }
+
+    /// Clears the write model and applies the whole log to it again; the events applied.
+    /// `progress(done)` follows it.
+    pub fn rebuild_write_model(&self, progress: impl FnMut(u64)) -> Result<u64> {
+        crate::write_model::rebuild(&self.store, progress)
+    }
+
+    /// Rebuilds every view (and the search index) from the log as [`ReplayOptions`] say, and
+    /// reports each one's digest. `progress(done, total)` follows it.
+    pub fn replay(
+        &self,
+        options: ReplayOptions,
+        progress: impl FnMut(Seq, Seq),
+    ) -> Result<ReplayReport> {
+        let dataflow = crate::dataflow::DataflowConfig {
+            workers: options.workers,
+            fanout_max_followers: options.fanout_max_followers,
+        };
+        crate::replay::replay(self.store.clone(), options.to_seq, dataflow, progress)
+            .map(|(report, _views)| report)
+    }
+}
