@@ -233,16 +233,6 @@ pub struct DataflowConfig {
     pub fanout_max_followers: usize,
 }
 
-impl DataflowConfig {
-    /// `workers` threads and the default fan-out threshold.
-    pub fn new(workers: usize) -> Self {
-        Self {
-            workers,
-            fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
-        }
-    }
-}
-
 /// Starts timely workers over `store`, maintaining `views`. With `until`, the workers stop by
 /// themselves once every view reflects the log up to that seq (replay).
 pub fn start(

@@ -10,7 +10,7 @@ use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
 use crate::search::{Indexer, SearchIndex};
 use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
-use girok_schemas::{Event, EventId, Seq, UserId, decode_event};
+use girok_schemas::{Event, EventId, RoomId, Seq, UserId, decode_event};
 use girok_storage::{Appender, Store, StoreConfig, WriterConfig, WriterHandle};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -261,9 +261,31 @@ impl Engine {
         &self.search
     }
 
-    /// Every view's store (for status and tests).
+    /// Every view's store (for status, benches and tests; frontends read through the
+    /// methods below and the domain reads).
     pub fn views(&self) -> &Arc<Views> {
         &self.views
+    }
+
+    /// The highest seq every view reflects.
+    pub fn views_watermark(&self) -> Seq {
+        self.views.watermark.get()
+    }
+
+    /// The rooms `user` is a member of, as the memberships view has them now (callers that
+    /// must not see a half-built view wait for [`Engine::wait_for_views`] first).
+    pub fn rooms_of(&self, user: UserId) -> Vec<RoomId> {
+        self.views
+            .memberships
+            .rooms_of(user)
+            .into_iter()
+            .map(|(room, _joined)| room)
+            .collect()
+    }
+
+    /// How many live messages `room` has after seq `from`, counting at most `cap`.
+    pub fn room_messages_after(&self, room: RoomId, from: Seq, cap: usize) -> usize {
+        self.views.room_history.count_after(room, from, cap)
     }
 
     pub(crate) async fn blocking<T: Send + 'static>(

@@ -3,9 +3,11 @@
 //! read the log, report on it, rebuild the write model and replay the views. The CLI and the
 //! analytics rebuild use it instead of opening storage themselves.
 
+use crate::WriteModelEntry;
 use crate::error::Result;
 use crate::log_report::LogReport;
 use crate::replay::ReplayReport;
+use crate::views::Views;
 use girok_schemas::{Event, Seq};
 use girok_storage::{Store, StoreConfig};
 use std::path::Path;
@@ -26,6 +28,17 @@ pub struct ReplayOptions {
     /// Authors with this many followers or more are merged into timelines at read time (the
     /// server's `engine.fanout_max_followers`: the views depend on it).
     pub fanout_max_followers: usize,
+}
+
+impl ReplayOptions {
+    /// The whole log on `workers` threads, with the default fan-out threshold.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            to_seq: None,
+            workers,
+            fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
+        }
+    }
 }
 
 impl Offline {
@@ -73,11 +86,27 @@ impl Offline {
         options: ReplayOptions,
         progress: impl FnMut(Seq, Seq),
     ) -> Result<ReplayReport> {
+        self.replay_views(options, progress)
+            .map(|(report, _views)| report)
+    }
+
+    /// [`Offline::replay`], and the rebuilt views themselves, to read (tests compare them
+    /// with a live engine's).
+    pub fn replay_views(
+        &self,
+        options: ReplayOptions,
+        progress: impl FnMut(Seq, Seq),
+    ) -> Result<(ReplayReport, Arc<Views>)> {
         let dataflow = crate::dataflow::DataflowConfig {
             workers: options.workers,
             fanout_max_followers: options.fanout_max_followers,
         };
         crate::replay::replay(self.store.clone(), options.to_seq, dataflow, progress)
-            .map(|(report, _views)| report)
+    }
+
+    /// Every entry of every write-model table, in order: what a rebuilt write model must
+    /// equal.
+    pub fn write_model_snapshot(&self) -> Result<Vec<WriteModelEntry>> {
+        crate::write_model::snapshot(&self.store)
     }
 }

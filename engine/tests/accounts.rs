@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use girok_engine::accounts::{ClientInfo, ProfilePatch, Registration};
-use girok_engine::{Engine, EngineConfig, write_model};
+use girok_engine::{Engine, EngineConfig, Offline};
 use girok_storage::{Store, StoreConfig};
 use std::sync::Arc;
 
@@ -111,8 +111,8 @@ async fn registration_rules_and_login() {
     // The log records the failures with a reason, and never a password.
     engine.shutdown().await;
     drop(engine);
+    let report = Offline::open(dir.path()).unwrap().log_report().unwrap();
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    let report = girok_engine::log_report(&store).unwrap();
     assert_eq!(report.per_type["auth.login.failed"], 2);
     assert_eq!(report.per_type["auth.user.logged_in"], 2);
     let log = store.read_range(1, u64::MAX, usize::MAX).unwrap();
@@ -312,13 +312,13 @@ async fn the_write_model_rebuilt_from_the_log_equals_the_live_one() {
     engine.shutdown().await;
     drop(engine);
 
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    let live = write_model::snapshot(&store).unwrap();
+    let log = Offline::open(dir.path()).unwrap();
+    let live = log.write_model_snapshot().unwrap();
     assert!(live.len() > 8);
-    let applied = write_model::rebuild(&store, |_| {}).unwrap();
-    assert_eq!(applied, store.head().get());
-    assert_eq!(write_model::snapshot(&store).unwrap(), live);
-    drop(store);
+    let applied = log.rebuild_write_model(|_| {}).unwrap();
+    assert_eq!(applied, log.head());
+    assert_eq!(log.write_model_snapshot().unwrap(), live);
+    drop(log);
 
     // And the rebuilt model works: the rotated token still refreshes.
     let engine = engine_again(dir.path());

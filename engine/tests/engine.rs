@@ -2,11 +2,11 @@
 //! maintained by real timely workers, read-your-writes, the hub, and replay equal to live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use girok_engine::dataflow::DataflowConfig;
-use girok_engine::replay::replay;
-use girok_engine::{Command, Engine, EngineConfig, Error, HistoryQuery, Topic};
+use girok_engine::{
+    Command, Engine, EngineConfig, Error, HistoryQuery, Offline, ReplayOptions, Topic,
+};
 use girok_schemas::{Payload, RoomId, UserId};
-use girok_storage::{Store, StoreConfig, Table};
+use girok_storage::Table;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -408,10 +408,10 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
     engine.shutdown().await;
     drop(engine);
 
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let log = Arc::new(Offline::open(dir.path()).unwrap());
     let (report, views) = tokio::task::spawn_blocking({
-        let store = store.clone();
-        move || replay(store, None, DataflowConfig::new(2), |_, _| {}).unwrap()
+        let log = log.clone();
+        move || log.replay_views(ReplayOptions::new(2), |_, _| {}).unwrap()
     })
     .await
     .unwrap();
@@ -422,7 +422,11 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
     // Up to a seq: equal to the live history cut at that seq.
     let cut = head / 2;
     let (partial, views) = tokio::task::spawn_blocking(move || {
-        replay(store, Some(cut), DataflowConfig::new(1), |_, _| {}).unwrap()
+        let options = ReplayOptions {
+            to_seq: Some(cut),
+            ..ReplayOptions::new(1)
+        };
+        log.replay_views(options, |_, _| {}).unwrap()
     })
     .await
     .unwrap();
@@ -641,8 +645,8 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     // row of its own, each deletion one; rebuilding the write model from the log agrees.
     assert_eq!(first.id.derived_seq(), Some(first.seq));
     assert_eq!(reply.id.derived_seq(), Some(reply.seq));
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    let before = girok_engine::write_model::snapshot(&store).unwrap();
+    let log = Offline::open(dir.path()).unwrap();
+    let before = log.write_model_snapshot().unwrap();
     let rows = |table| {
         before
             .iter()
@@ -659,14 +663,13 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
             reply.seq.to_be_bytes().to_vec()
         ]
     );
-    girok_engine::write_model::rebuild(&store, |_| {}).unwrap();
-    assert_eq!(girok_engine::write_model::snapshot(&store).unwrap(), before);
+    log.rebuild_write_model(|_| {}).unwrap();
+    assert_eq!(log.write_model_snapshot().unwrap(), before);
 
     // Replay reaches the same view, edits and deletions included.
-    let (report, _) = tokio::task::spawn_blocking(move || {
-        replay(store, None, DataflowConfig::new(2), |_, _| {}).unwrap()
-    })
-    .await
-    .unwrap();
+    let report =
+        tokio::task::spawn_blocking(move || log.replay(ReplayOptions::new(2), |_, _| {}).unwrap())
+            .await
+            .unwrap();
     assert_eq!(report.views, live);
 }

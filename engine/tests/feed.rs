@@ -3,15 +3,11 @@
 //! by unlikes, deletes and unfollows), live pushes, search, and replay equal to live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use girok_engine::dataflow::DataflowConfig;
 use girok_engine::feed::{FeedCommand, SearchQuery, SearchResult};
-use girok_engine::replay::replay;
 use girok_engine::search::SearchKind;
 use girok_engine::views::NotificationKind;
-use girok_engine::{Command, Engine, EngineConfig};
+use girok_engine::{Command, Engine, EngineConfig, Offline, ReplayOptions};
 use girok_schemas::{EventId, Seq, UserId};
-use girok_storage::{Store, StoreConfig};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn config(dir: &std::path::Path) -> EngineConfig {
@@ -394,13 +390,14 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
     let live = engine.summaries_at(head).await.unwrap();
     engine.shutdown().await;
     drop(engine);
-    let store: Arc<Store> = Store::open(StoreConfig::new(dir.path())).unwrap();
-    let mut dataflow = DataflowConfig::new(2);
-    dataflow.fanout_max_followers = 3;
-    let (report, _) =
-        tokio::task::spawn_blocking(move || replay(store, None, dataflow, |_, _| {}).unwrap())
-            .await
-            .unwrap();
+    let log = Offline::open(dir.path()).unwrap();
+    let options = ReplayOptions {
+        fanout_max_followers: 3,
+        ..ReplayOptions::new(2)
+    };
+    let report = tokio::task::spawn_blocking(move || log.replay(options, |_, _| {}).unwrap())
+        .await
+        .unwrap();
     assert_eq!(report.views, live);
     assert!(
         live.iter()

@@ -3,7 +3,7 @@
 //! in memory only, never logged: it is lost on restart, which is what presence should do.
 //! Changes are pushed to the room's live subscribers as [`Signal`]s.
 
-use girok_engine::channels::Channels;
+use girok_engine::Channels;
 use girok_schemas::{RoomId, UserId};
 use parking_lot::Mutex;
 use std::collections::HashMap;

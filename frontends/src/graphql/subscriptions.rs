@@ -261,7 +261,7 @@ impl ChatSubscription {
         engine.wait_for_views(None).await.map_err(gql)?;
         let mut rooms = SelectAll::new();
         let mut member_of = HashSet::new();
-        for (room, _) in engine.views().memberships.rooms_of(me) {
+        for room in engine.rooms_of(me) {
             rooms.push(room_events(
                 engine.hub().subscribe(Topic::Room(room)),
                 me,

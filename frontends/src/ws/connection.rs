@@ -221,7 +221,7 @@ pub async fn serve(
 
 /// Tells the live subscribers of every room of `user` that they came online or went offline.
 fn announce_presence(state: &AppState, user: UserId, online: bool) {
-    for (room, _) in state.engine.views().memberships.rooms_of(user) {
+    for room in state.engine.rooms_of(user) {
         state
             .presence
             .signal(room, Signal::Presence { user, online });
@@ -317,7 +317,7 @@ impl Connection {
             // it does (and only if the user is still online by then).
             let user = principal.user;
             let head = self.state.engine.head();
-            if self.state.engine.views().watermark.get() >= head {
+            if self.state.engine.views_watermark() >= head {
                 announce_presence(&self.state, user, true);
             } else {
                 let state = self.state.clone();

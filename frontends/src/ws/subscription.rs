@@ -181,11 +181,7 @@ impl Subscription {
             return None;
         };
         let cap = usize::try_from(self.max_resume.saturating_add(1)).unwrap_or(usize::MAX);
-        let messages = self
-            .engine
-            .views()
-            .room_history
-            .count_after(room, from, cap);
+        let messages = self.engine.room_messages_after(room, from, cap);
         (messages as u64 > self.max_resume).then(|| {
             format!(
                 "more than {} events of this topic since seq {from}: reload the history instead",
