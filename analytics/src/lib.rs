@@ -1,6 +1,6 @@
 //! girok-analytics: the ClickHouse sink. It reads committed events from the log by seq and
 //! writes one `audit_events` row per event and the signed diffs of the rollup dataflow
-//! (`girok_engine::views::rollups`) into ClickHouse, in batches, off the acknowledgement path.
+//! (`rollups.rs`, its own) into ClickHouse, in batches, off the acknowledgement path.
 //! It resumes exactly once from what ClickHouse already holds (the highest seq per table), and
 //! guards ClickHouse with seed 002's circuit breaker and exponential retry with jitter. With no
 //! ClickHouse configured, girok runs with analytics off.
@@ -9,6 +9,7 @@ mod breaker;
 mod config;
 mod pipeline;
 mod retry;
+mod rollups;
 mod rows;
 mod sink;
 mod warehouse;
@@ -16,6 +17,7 @@ mod warehouse;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use config::AnalyticsConfig;
 pub use pipeline::{Batch, EventSource};
+pub use rollups::{Rollup, RollupKey};
 pub use rows::{AuditRow, RollupRow};
 pub use sink::{RebuildReport, Sink, SinkStatus, rebuild};
 pub use warehouse::{Offsets, Warehouse};

@@ -4,8 +4,8 @@
 //! channel carries the batches, so while ClickHouse is away the pipeline waits instead of
 //! growing memory; the log keeps everything.
 
+use crate::rollups::{RollupInputs, RollupKey};
 use crate::rows::{AuditRow, RollupRow};
-use girok_engine::views::rollups::{RollupInputs, RollupKey};
 use girok_schemas::{Event, Seq};
 use std::cell::RefCell;
 use std::rc::Rc;

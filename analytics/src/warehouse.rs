@@ -3,10 +3,10 @@
 //! covered by a test that reads back what it wrote), migrations, the resume offsets, inserts.
 
 use crate::config::AnalyticsConfig;
+use crate::rollups::Rollup;
 use crate::rows::{AuditRow, RollupRow};
 use crate::{Error, Result};
 use clickhouse::Client;
-use girok_engine::views::rollups::Rollup;
 use girok_schemas::Seq;
 use girok_schemas::clickhouse::{MIGRATIONS, MIGRATIONS_TABLE, ROLLUPS};
 use hyper_util::client::legacy::Client as HyperClient;

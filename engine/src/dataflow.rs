@@ -205,15 +205,8 @@ impl Inputs {
     }
 
     fn advance_to(&mut self, next: Seq) {
-        macro_rules! each {
-            ($($input:ident),*) => {$(
-                self.$input.advance_to(next);
-                self.$input.flush();
-            )*};
-        }
-        each!(
-            messages, edits, members, reads, posts, post_edits, likes, comments, follows, mentions
-        );
+        crate::advance_inputs!(self, next;
+            messages, edits, members, reads, posts, post_edits, likes, comments, follows, mentions);
     }
 }
 

@@ -6,18 +6,18 @@
 //! reflects) and a [`Digest`] (an order-independent hash of its whole content, updated with each
 //! diff), so that a view rebuilt by replay can be compared with the live one cheaply.
 
-/// Advances each named input session of `$inputs` to `$next` and flushes it (the feeders of
-/// the engine's dataflow and of the rollups).
+/// Advances each named input session of `$inputs` to `$next` and flushes it: the last step of
+/// feeding a round, for every dataflow fed from the log (the engine's views, analytics'
+/// rollups).
+#[macro_export]
 macro_rules! advance_inputs {
     ($inputs:expr, $next:expr; $($input:ident),* $(,)?) => {$(
         $inputs.$input.advance_to($next);
         $inputs.$input.flush();
     )*};
 }
-pub(crate) use advance_inputs;
 
 pub mod feed;
-pub mod rollups;
 pub mod room_history;
 pub mod rooms;
 

@@ -12,6 +12,7 @@
 
 use differential_dataflow::VecCollection;
 use differential_dataflow::input::InputSession;
+use girok_schemas::clickhouse::ROLLUPS;
 use girok_schemas::{Event, Payload, Seq, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -34,15 +35,10 @@ impl Rollup {
         Rollup::LoginsHourly,
     ];
 
-    /// Its name in ClickHouse (`<name>_diffs`, `<name>_state`, and the view `<name>`).
+    /// Its name in ClickHouse (`<name>_diffs`, `<name>_state`, and the view `<name>`), from
+    /// the one list the migrations are checked against.
     pub fn table(self) -> &'static str {
-        match self {
-            Rollup::EventsPerTypeHourly => "events_per_type_hourly",
-            Rollup::ActiveUsersDaily => "active_users_daily",
-            Rollup::MessagesPerRoomDaily => "messages_per_room_daily",
-            Rollup::FeedDaily => "feed_daily",
-            Rollup::LoginsHourly => "logins_hourly",
-        }
+        ROLLUPS[self as usize]
     }
 }
 
@@ -176,7 +172,7 @@ impl RollupInputs {
 
     /// Everything before `next` has been fed.
     pub fn advance_to(&mut self, next: Seq) {
-        super::advance_inputs!(self, next;
+        girok_engine::advance_inputs!(self, next;
             counted, actions, post_days, like_days, comment_days, live_posts, live_likes,
             live_comments);
     }
@@ -225,6 +221,13 @@ pub fn rollups<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rollup_is_named_by_the_list_of_tables_in_its_order() {
+        let names: Vec<_> = Rollup::ALL.iter().map(|r| r.table()).collect();
+        assert_eq!(names, ROLLUPS);
+        assert_eq!(Rollup::FeedDaily.table(), "feed_daily");
+    }
 
     #[test]
     fn buckets_start_at_the_hour_and_the_day() {
