@@ -11,7 +11,7 @@
 use crate::report::Latency;
 use anyhow::Context;
 use girok_analytics::{AnalyticsConfig, AuditRow, EventSource, Sink, Warehouse};
-use girok_engine::{Command, Engine, EngineConfig};
+use girok_engine::{ChatCommand, Command, Engine, EngineConfig};
 use girok_schemas::{RoomId, UserId};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -108,22 +108,22 @@ async fn open_engine(dir: &std::path::Path) -> anyhow::Result<(Arc<Engine>, User
     let ack = engine
         .execute(
             actor,
-            Command::CreateRoom {
+            Command::Chat(ChatCommand::CreateRoom {
                 title: "bench".into(),
                 members: Vec::new(),
-            },
+            }),
         )
         .await?;
     Ok((engine, actor, RoomId(ack.id.0)))
 }
 
 fn send(room: RoomId, i: usize) -> Command {
-    Command::SendMessage {
+    Command::Chat(ChatCommand::SendMessage {
         room,
         body: format!("analytics bench message {i}"),
         client_id: None,
         reply_to: None,
-    }
+    })
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {

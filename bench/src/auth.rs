@@ -4,7 +4,7 @@
 
 use crate::report::Latency;
 use girok_engine::accounts::{ClientInfo, Registration};
-use girok_engine::{Command, Engine, EngineConfig};
+use girok_engine::{ChatCommand, Command, Engine, EngineConfig};
 use girok_frontends::auth::keys;
 use girok_frontends::auth::tokens::Tokens;
 use girok_schemas::{RoomId, SessionId, UserId};
@@ -95,10 +95,10 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             engine
                 .execute(
                     sender,
-                    Command::CreateRoom {
+                    Command::Chat(ChatCommand::CreateRoom {
                         title: "bench".into(),
                         members: Vec::new(),
-                    },
+                    }),
                 )
                 .await?
                 .id
@@ -205,12 +205,12 @@ async fn chat_latency(
                 engine
                     .execute(
                         sender,
-                        Command::SendMessage {
+                        Command::Chat(ChatCommand::SendMessage {
                             room,
                             body: "ping".into(),
                             client_id: None,
                             reply_to: None,
-                        },
+                        }),
                     )
                     .await?;
                 histogram.record(t.elapsed().as_micros() as u64)?;

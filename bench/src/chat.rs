@@ -7,7 +7,7 @@ use crate::report::Latency;
 use futures::{SinkExt, StreamExt};
 use girok::compose::Girok;
 use girok::config::Config;
-use girok_engine::Command;
+use girok_engine::{ChatCommand, Command};
 use girok_frontends::http;
 use girok_schemas::RoomId;
 use hdrhistogram::Histogram;
@@ -95,10 +95,10 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
         let ack = engine
             .execute(
                 user_ids[0],
-                Command::CreateRoom {
+                Command::Chat(ChatCommand::CreateRoom {
                     title: format!("room {r}"),
                     members: user_ids[1..].to_vec(),
-                },
+                }),
             )
             .await?;
         rooms.push(RoomId(ack.id.0));

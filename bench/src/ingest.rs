@@ -6,7 +6,7 @@
 use crate::report::Latency;
 use anyhow::Context;
 use girok_engine::Durability;
-use girok_engine::{Command, Engine, EngineConfig};
+use girok_engine::{ChatCommand, Command, Engine, EngineConfig};
 use girok_schemas::{RoomId, UserId};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -90,10 +90,10 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             let ack = engine
                 .execute(
                     actor,
-                    Command::CreateRoom {
+                    Command::Chat(ChatCommand::CreateRoom {
                         title: format!("bench {i}"),
                         members: Vec::new(),
-                    },
+                    }),
                 )
                 .await?;
             rooms.push(RoomId(ack.id.0));
@@ -113,12 +113,12 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
                     engine
                         .execute(
                             actor,
-                            Command::SendMessage {
+                            Command::Chat(ChatCommand::SendMessage {
                                 room,
                                 body: body.clone(),
                                 client_id: None,
                                 reply_to: None,
-                            },
+                            }),
                         )
                         .await?;
                     histogram.record(sent.elapsed().as_micros() as u64)?;

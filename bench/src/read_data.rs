@@ -10,7 +10,7 @@ use anyhow::{Context, ensure};
 use futures::StreamExt;
 use girok_engine::accounts::Registration;
 use girok_engine::feed::FeedCommand;
-use girok_engine::{Command, Engine, EngineConfig};
+use girok_engine::{ChatCommand, Command, Engine, EngineConfig};
 use girok_schemas::{EventId, RoomId, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -334,10 +334,10 @@ async fn generate(args: &Args) -> anyhow::Result<Figures> {
         .iter()
         .enumerate()
         .map(|(i, members)| {
-            let room = Command::CreateRoom {
+            let room = Command::Chat(ChatCommand::CreateRoom {
                 title: format!("room {i}"),
                 members: members[1..].to_vec(),
-            };
+            });
             (members[0], room)
         })
         .collect();
@@ -350,12 +350,12 @@ async fn generate(args: &Args) -> anyhow::Result<Figures> {
         .map(|_| {
             let group = rng.random_range(0..groups.len());
             let sender = groups[group][rng.random_range(0..groups[group].len())];
-            let send = Command::SendMessage {
+            let send = Command::Chat(ChatCommand::SendMessage {
                 room: rooms[group],
                 body: sentence(&mut rng, 4..16),
                 client_id: None,
                 reply_to: None,
-            };
+            });
             (sender, send)
         })
         .collect();

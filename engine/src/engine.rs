@@ -2,7 +2,8 @@
 //! read views with read-your-writes (`after: seq`; the chat reads are in `chat.rs`), subscribe
 //! to live events, report status.
 
-use crate::command::{Ack, Command, Submission};
+use crate::ack::Ack;
+use crate::command::{Command, Submission};
 use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
 use crate::hot::{Fillable, HotConfig, HotObjects};
@@ -355,7 +356,7 @@ impl Engine {
     /// Log events by seq, through the event cache. Every seq must be in the log.
     pub(crate) async fn events_by_seq(&self, seqs: Vec<Seq>) -> Result<HashMap<Seq, Arc<Event>>> {
         self.through_cache("events", HotObjects::events, seqs, |store, seq| {
-            crate::chat::read_event(store, *seq).map(|event| Some(Arc::new(event)))
+            crate::log_reads::read_event(store, *seq).map(|event| Some(Arc::new(event)))
         })
         .await
     }

@@ -19,7 +19,7 @@
 //! misses (`girok_cache_lookups_total{cache, result}`).
 
 use crate::accounts::UserView;
-use crate::write_model::member_of_key;
+use crate::records::member_of_key;
 use girok_schemas::proto::RoomRecord;
 use girok_schemas::{Event, EventId, Payload, RoomId, Seq, SessionId, UserId};
 use girok_storage::{Table, WrittenKeys};

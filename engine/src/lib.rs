@@ -1,6 +1,6 @@
 //! girok-engine: where commands become events and events become views.
 //!
-//! A command is validated ([`command`]), checked against the write model and appended by the
+//! A command is validated ([`Command`]), checked against the write model and appended by the
 //! sequencer on the log writer thread (group commit, see girok-storage), and acknowledged
 //! with its seq once durable. Timely/differential workers (the dataflow) tail the log and
 //! maintain the [`views`]; the [`hub`] pushes committed events to live subscribers; replay
@@ -10,10 +10,11 @@
 //! storage.
 
 pub mod accounts;
+mod ack;
 pub mod background;
 mod channels;
 mod chat;
-pub mod command;
+mod command;
 mod dataflow;
 mod engine;
 pub mod error;
@@ -21,22 +22,26 @@ pub mod feed;
 pub mod hot;
 pub mod hub;
 pub mod limits;
+mod log_reads;
 mod log_report;
-mod message_record;
 mod offline;
+mod records;
 mod replay;
 pub mod search;
 mod sequencer;
+mod staging;
 pub mod text;
 pub mod views;
 mod write_model;
 pub mod write_rates;
 
+pub use ack::Ack;
 pub use channels::Channels;
 pub use chat::{
-    HistoryQuery, Member, Message, MessagePage, RoomCursor, RoomInfo, RoomsPage, RoomsQuery,
+    ChatCommand, HistoryQuery, Member, Message, MessagePage, RoomCursor, RoomInfo, RoomsPage,
+    RoomsQuery,
 };
-pub use command::{Ack, Command};
+pub use command::Command;
 pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus};
 pub use error::{Error, ErrorKind, Result};
 /// Storage settings, named through the engine: nothing above it names storage.

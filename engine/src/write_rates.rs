@@ -5,6 +5,7 @@
 //! members). A write past its budget is refused at once with `RATE_LIMITED` and how long to
 //! wait; nothing of it is written. Token buckets (governor), in memory only.
 
+use crate::chat::ChatCommand;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::feed::FeedCommand;
@@ -88,13 +89,13 @@ enum Kind {
 
 fn kind(command: &Command) -> Option<Kind> {
     Some(match command {
-        Command::SendMessage { .. }
-        | Command::EditMessage { .. }
-        | Command::DeleteMessage { .. } => Kind::Messages,
-        Command::CreateRoom { .. }
-        | Command::OpenDirectRoom { .. }
-        | Command::AddMember { .. }
-        | Command::RemoveMember { .. } => Kind::Rooms,
+        Command::Chat(ChatCommand::SendMessage { .. })
+        | Command::Chat(ChatCommand::EditMessage { .. })
+        | Command::Chat(ChatCommand::DeleteMessage { .. }) => Kind::Messages,
+        Command::Chat(ChatCommand::CreateRoom { .. })
+        | Command::Chat(ChatCommand::OpenDirectRoom { .. })
+        | Command::Chat(ChatCommand::AddMember { .. })
+        | Command::Chat(ChatCommand::RemoveMember { .. }) => Kind::Rooms,
         Command::Feed(feed) => match feed {
             FeedCommand::CreatePost { .. }
             | FeedCommand::EditPost { .. }
@@ -105,7 +106,9 @@ fn kind(command: &Command) -> Option<Kind> {
             FeedCommand::MarkNotificationsRead { .. } => return None,
         },
         // Leaving and read receipts are cheap and bounded by the rooms one is in.
-        Command::LeaveRoom { .. } | Command::MarkRead { .. } | Command::Account(_) => {
+        Command::Chat(ChatCommand::LeaveRoom { .. })
+        | Command::Chat(ChatCommand::MarkRead { .. })
+        | Command::Account(_) => {
             return None;
         }
     })
@@ -200,12 +203,12 @@ mod tests {
         };
         let limiter = WriteLimiter::new(&rates);
         let (ann, bob) = (UserId::new_v7(), UserId::new_v7());
-        let send = Command::SendMessage {
+        let send = Command::Chat(ChatCommand::SendMessage {
             room: RoomId::new_v7(),
             body: "hi".into(),
             client_id: None,
             reply_to: None,
-        };
+        });
         assert!(limiter.check(ann, &send).is_ok());
         assert!(limiter.check(ann, &send).is_ok());
         let refused = limiter.check(ann, &send).unwrap_err();

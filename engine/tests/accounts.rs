@@ -290,22 +290,22 @@ async fn the_write_model_rebuilt_from_the_log_equals_the_live_one() {
     let room = engine
         .execute(
             user.id,
-            girok_engine::Command::CreateRoom {
+            girok_engine::Command::Chat(girok_engine::ChatCommand::CreateRoom {
                 title: "r".into(),
                 members: Vec::new(),
-            },
+            }),
         )
         .await
         .unwrap();
     engine
         .execute(
             user.id,
-            girok_engine::Command::SendMessage {
+            girok_engine::Command::Chat(girok_engine::ChatCommand::SendMessage {
                 room: girok_schemas::RoomId(room.id.0),
                 body: "hi".into(),
                 client_id: Some("k".into()),
                 reply_to: None,
-            },
+            }),
         )
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use girok_engine::{
-    Command, Engine, EngineConfig, Error, HistoryQuery, Offline, ReplayOptions, Topic,
+    ChatCommand, Command, Engine, EngineConfig, Error, HistoryQuery, Offline, ReplayOptions, Topic,
 };
 use girok_schemas::{Payload, RoomId, UserId};
 use girok_storage::Table;
@@ -22,10 +22,10 @@ async fn create_room(engine: &Engine, actor: UserId, title: &str) -> RoomId {
     let ack = engine
         .execute(
             actor,
-            Command::CreateRoom {
+            Command::Chat(ChatCommand::CreateRoom {
                 title: title.into(),
                 members: Vec::new(),
-            },
+            }),
         )
         .await
         .unwrap();
@@ -49,19 +49,19 @@ async fn user(engine: &Engine, name: &str) -> UserId {
 /// The owner adds a member.
 async fn add(engine: &Engine, owner: UserId, room: RoomId, user: UserId) -> u64 {
     engine
-        .execute(owner, Command::AddMember { room, user })
+        .execute(owner, Command::Chat(ChatCommand::AddMember { room, user }))
         .await
         .unwrap()
         .seq
 }
 
 fn send(room: RoomId, body: &str, client_id: Option<&str>) -> Command {
-    Command::SendMessage {
+    Command::Chat(ChatCommand::SendMessage {
         room,
         body: body.into(),
         client_id: client_id.map(Into::into),
         reply_to: None,
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -222,10 +222,10 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
     let err = engine
         .execute(
             alice,
-            Command::CreateRoom {
+            Command::Chat(ChatCommand::CreateRoom {
                 title: "t".repeat(101),
                 members: Vec::new(),
-            },
+            }),
         )
         .await
         .unwrap_err();
@@ -249,10 +249,10 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
     let err = engine
         .execute(
             mallory,
-            Command::AddMember {
+            Command::Chat(ChatCommand::AddMember {
                 room,
                 user: mallory,
-            },
+            }),
         )
         .await
         .unwrap_err();
@@ -261,26 +261,29 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
     let err = engine
         .execute(
             alice,
-            Command::AddMember {
+            Command::Chat(ChatCommand::AddMember {
                 room,
                 user: mallory,
-            },
+            }),
         )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "ALREADY_MEMBER");
     let err = engine
-        .execute(mallory, Command::RemoveMember { room, user: alice })
+        .execute(
+            mallory,
+            Command::Chat(ChatCommand::RemoveMember { room, user: alice }),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "NOT_ROOM_OWNER");
     let err = engine
-        .execute(alice, Command::LeaveRoom { room })
+        .execute(alice, Command::Chat(ChatCommand::LeaveRoom { room }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "OWNER_CANNOT_LEAVE");
     engine
-        .execute(mallory, Command::LeaveRoom { room })
+        .execute(mallory, Command::Chat(ChatCommand::LeaveRoom { room }))
         .await
         .unwrap();
     let err = engine
@@ -289,7 +292,7 @@ async fn unknown_rooms_non_members_and_bad_input_are_typed_errors() {
         .unwrap_err();
     assert_eq!(err.code(), "NOT_A_MEMBER");
     let err = engine
-        .execute(mallory, Command::LeaveRoom { room })
+        .execute(mallory, Command::Chat(ChatCommand::LeaveRoom { room }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "NOT_A_MEMBER");
@@ -512,12 +515,12 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     let reply = engine
         .execute(
             bob,
-            Command::SendMessage {
+            Command::Chat(ChatCommand::SendMessage {
                 room,
                 body: "typo!".into(),
                 client_id: None,
                 reply_to: Some(first.id),
-            },
+            }),
         )
         .await
         .unwrap();
@@ -526,11 +529,11 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     let edit = |who, message, body: &str| {
         engine.execute(
             who,
-            Command::EditMessage {
+            Command::Chat(ChatCommand::EditMessage {
                 message,
                 body: body.into(),
                 in_room: None,
-            },
+            }),
         )
     };
     assert_eq!(
@@ -539,12 +542,12 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     );
     let edited = edit(alice, first.id, "first").await.unwrap();
     let other_room = create_room(&engine, bob, "elsewhere").await;
-    let misplaced = Command::SendMessage {
+    let misplaced = Command::Chat(ChatCommand::SendMessage {
         room: other_room,
         body: "x".into(),
         client_id: None,
         reply_to: Some(first.id),
-    };
+    });
     assert_eq!(
         engine.execute(bob, misplaced).await.unwrap_err().code(),
         "MESSAGE_NOT_FOUND"
@@ -579,10 +582,10 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     let deleted = engine
         .execute(
             bob,
-            Command::DeleteMessage {
+            Command::Chat(ChatCommand::DeleteMessage {
                 message: reply.id,
                 in_room: None,
-            },
+            }),
         )
         .await
         .unwrap();
@@ -610,10 +613,10 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
         engine
             .execute(
                 bob,
-                Command::DeleteMessage {
+                Command::Chat(ChatCommand::DeleteMessage {
                     message: reply.id,
                     in_room: None
-                }
+                })
             )
             .await
             .unwrap_err()
@@ -624,10 +627,10 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
     engine
         .execute(
             alice,
-            Command::DeleteMessage {
+            Command::Chat(ChatCommand::DeleteMessage {
                 message: first.id,
                 in_room: None,
-            },
+            }),
         )
         .await
         .unwrap();

@@ -3,10 +3,11 @@
 //! by unlikes, deletes and unfollows), live pushes, search, and replay equal to live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use girok_engine::feed::{FeedCommand, SearchQuery, SearchResult};
+use girok_engine::feed::FeedCommand;
 use girok_engine::search::SearchKind;
+use girok_engine::search::{SearchQuery, SearchResult};
 use girok_engine::views::NotificationKind;
-use girok_engine::{Command, Engine, EngineConfig, Offline, ReplayOptions};
+use girok_engine::{ChatCommand, Command, Engine, EngineConfig, Offline, ReplayOptions};
 use girok_schemas::{EventId, Seq, UserId};
 use std::time::Duration;
 
@@ -303,10 +304,10 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
     let room = engine
         .execute(
             ann,
-            Command::CreateRoom {
+            Command::Chat(ChatCommand::CreateRoom {
                 title: "foxes".into(),
                 members: vec![],
-            },
+            }),
         )
         .await
         .unwrap();
@@ -314,12 +315,12 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
     let sent = engine
         .execute(
             ann,
-            Command::SendMessage {
+            Command::Chat(ChatCommand::SendMessage {
                 room,
                 body: "a secret fox den".into(),
                 client_id: None,
                 reply_to: None,
-            },
+            }),
         )
         .await
         .unwrap();

@@ -4,14 +4,14 @@
 //! the hot-object caches. A page that is cached is answered without leaving the async runtime;
 //! what the caches miss is read in one blocking call per cache and page.
 
-use crate::chat::{event_in, page_size, read_event};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::hot::HotObjects;
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_INLINE_COMMENTS, MAX_UNREAD_COUNT};
+use crate::log_reads::{event_in, page_size, read_event};
+use crate::records::{record, seq_value};
 use crate::views::Views;
 use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
-use crate::write_model::{record, seq_value};
 use girok_schemas::proto::PostRecord;
 use girok_schemas::{Event, EventId, Payload, Seq, UserId};
 use girok_storage::{Store, Table};
@@ -446,7 +446,7 @@ enum Liveness {
 }
 
 /// The post `event` created (already read from the log), as `posts_by_seq` answers it.
-pub(super) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event) -> Result<Post> {
+pub(crate) fn post_of(store: &Store, views: &Views, reader: UserId, event: Event) -> Result<Post> {
     live_post_seq(store, event.id)?;
     let edit = match views.feed.post_edits.last_in_range(&event.seq, ..) {
         Some(edit_seq) => Some(read_event(store, edit_seq)?),

@@ -4,10 +4,10 @@
 //! resolved to user ids here, so the log records who was notified, whatever usernames do later.
 
 use super::command::{FeedCommand, mentioned_usernames};
-use crate::command::Ack;
+use crate::ack::Ack;
 use crate::error::{Error, Result};
-use crate::sequencer::{append, receipt};
-use crate::write_model::{pair_of, record, seq_value};
+use crate::records::{pair_of, record, seq_value};
+use crate::staging::{append, receipt};
 use girok_schemas::proto::{CommentRecord, PostRecord};
 use girok_schemas::{EventId, Payload, UserId};
 use girok_storage::{Table, Txn};

@@ -1,7 +1,7 @@
 //! Incrementally maintained views and their in-memory materializations.
 //!
 //! Each view is one `pub fn` over differential collections (in its own file); the dataflow
-//! runtime ([`crate::dataflow`]) feeds it from the log and applies its output diffs to the
+//! runtime (`dataflow.rs`) feeds it from the log and applies its output diffs to the
 //! view's store, which readers query. Every view tracks a [`Watermark`] (the highest seq it
 //! reflects) and a [`Digest`] (an order-independent hash of its whole content, updated with each
 //! diff), so that a view rebuilt by replay can be compared with the live one cheaply.

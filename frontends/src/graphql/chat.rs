@@ -10,7 +10,7 @@ use super::errors::{changing_principal, gql, invalid, principal};
 use super::scalars::Seq;
 use crate::presence::Presence;
 use async_graphql::{Context, ID, Object, Result};
-use girok_engine::{Command, Engine, HistoryQuery, RoomCursor, RoomsQuery};
+use girok_engine::{ChatCommand, Command, Engine, HistoryQuery, RoomCursor, RoomsQuery};
 use girok_schemas::{EventId, RoomId, UserId, rfc3339_millis};
 use std::sync::Arc;
 
@@ -166,7 +166,10 @@ impl ChatMutation {
             .collect::<Result<Vec<_>>>()?;
         let actor = changing_principal(ctx)?.user;
         let ack = engine(ctx)?
-            .execute(actor, Command::CreateRoom { title, members })
+            .execute(
+                actor,
+                Command::Chat(ChatCommand::CreateRoom { title, members }),
+            )
             .await
             .map_err(gql)?;
         let info = engine(ctx)?
@@ -186,7 +189,7 @@ impl ChatMutation {
         let peer = user_id_arg("userId", &user_id)?;
         let actor = changing_principal(ctx)?.user;
         let ack = engine(ctx)?
-            .execute(actor, Command::OpenDirectRoom { peer })
+            .execute(actor, Command::Chat(ChatCommand::OpenDirectRoom { peer }))
             .await
             .map_err(gql)?;
         Ok(CreatedRoom {
@@ -201,20 +204,20 @@ impl ChatMutation {
     async fn add_member(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<Seq> {
         let room = room_id_arg("roomId", &room_id)?;
         let user = user_id_arg("userId", &user_id)?;
-        execute_for_seq(ctx, Command::AddMember { room, user }).await
+        execute_for_seq(ctx, Command::Chat(ChatCommand::AddMember { room, user })).await
     }
 
     /// Removes a member from a group room you own.
     async fn remove_member(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<Seq> {
         let room = room_id_arg("roomId", &room_id)?;
         let user = user_id_arg("userId", &user_id)?;
-        execute_for_seq(ctx, Command::RemoveMember { room, user }).await
+        execute_for_seq(ctx, Command::Chat(ChatCommand::RemoveMember { room, user })).await
     }
 
     /// Leaves a group room (its owner only once alone; direct rooms cannot be left).
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Seq> {
         let room = room_id_arg("roomId", &room_id)?;
-        execute_for_seq(ctx, Command::LeaveRoom { room }).await
+        execute_for_seq(ctx, Command::Chat(ChatCommand::LeaveRoom { room })).await
     }
 
     /// Sends a message (1 byte to 4 KiB of UTF-8). `clientId` (1 to 64 printable ASCII
@@ -233,12 +236,12 @@ impl ChatMutation {
             .map(|id| message_id_arg("replyTo", &id))
             .transpose()?;
         let actor = changing_principal(ctx)?.user;
-        let command = Command::SendMessage {
+        let command = Command::Chat(ChatCommand::SendMessage {
             room,
             body,
             client_id,
             reply_to,
-        };
+        });
         let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
         Ok(MessageAck {
             seq: Seq(ack.seq),
@@ -251,21 +254,21 @@ impl ChatMutation {
     /// Replaces the text of one of your messages (1 byte to 4 KiB); history shows it edited.
     async fn edit_message(&self, ctx: &Context<'_>, message_id: ID, body: String) -> Result<Seq> {
         let message = message_id_arg("messageId", &message_id)?;
-        let command = Command::EditMessage {
+        let command = Command::Chat(ChatCommand::EditMessage {
             message,
             body,
             in_room: None,
-        };
+        });
         execute_for_seq(ctx, command).await
     }
 
     /// Deletes one of your messages: it leaves the history and every view.
     async fn delete_message(&self, ctx: &Context<'_>, message_id: ID) -> Result<Seq> {
         let message = message_id_arg("messageId", &message_id)?;
-        let command = Command::DeleteMessage {
+        let command = Command::Chat(ChatCommand::DeleteMessage {
             message,
             in_room: None,
-        };
+        });
         execute_for_seq(ctx, command).await
     }
 
@@ -279,10 +282,10 @@ impl ChatMutation {
     ) -> Result<ReadReceipt> {
         let room = room_id_arg("roomId", &room_id)?;
         let actor = changing_principal(ctx)?.user;
-        let command = Command::MarkRead {
+        let command = Command::Chat(ChatCommand::MarkRead {
             room,
             up_to: up_to_seq.map(|s| s.0),
-        };
+        });
         let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
         Ok(ReadReceipt {
             room_id,

@@ -13,9 +13,10 @@ use super::feed_types::{
 };
 use super::scalars::Seq;
 use async_graphql::{Context, Enum, ID, Object, Result};
-use girok_engine::feed::{FeedCommand, SearchQuery};
+use girok_engine::feed::FeedCommand;
 use girok_engine::limits::MAX_FEED_PAGE_SIZE;
 use girok_engine::search::SearchKind;
+use girok_engine::search::SearchQuery;
 use girok_engine::{Ack, Command};
 use girok_schemas::{EventId, UserId};
 

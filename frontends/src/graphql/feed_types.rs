@@ -392,8 +392,8 @@ pub struct SearchConnection {
     pub page_info: FeedPageInfo,
 }
 
-impl From<feed::SearchPage> for SearchConnection {
-    fn from(page: feed::SearchPage) -> Self {
+impl From<girok_engine::search::SearchPage> for SearchConnection {
+    fn from(page: girok_engine::search::SearchPage) -> Self {
         Self {
             // Search's cursor is the engine's own (a result offset, checked by the engine).
             page_info: FeedPageInfo {
@@ -404,9 +404,13 @@ impl From<feed::SearchPage> for SearchConnection {
                 .results
                 .into_iter()
                 .map(|r| match r {
-                    feed::SearchResult::Post(p) => SearchResult::Post(Post(p)),
-                    feed::SearchResult::User(u) => SearchResult::User(Author(Arc::new(u))),
-                    feed::SearchResult::Message(m) => SearchResult::Message(MessageNode(m)),
+                    girok_engine::search::SearchResult::Post(p) => SearchResult::Post(Post(p)),
+                    girok_engine::search::SearchResult::User(u) => {
+                        SearchResult::User(Author(Arc::new(u)))
+                    }
+                    girok_engine::search::SearchResult::Message(m) => {
+                        SearchResult::Message(MessageNode(m))
+                    }
                 })
                 .collect(),
         }

@@ -11,7 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use girok_engine::{Ack, Command, HistoryQuery, Message, RoomCursor, RoomInfo, RoomsQuery};
+use girok_engine::{
+    Ack, ChatCommand, Command, HistoryQuery, Message, RoomCursor, RoomInfo, RoomsQuery,
+};
 use girok_schemas::{EventId, RoomId, UserId, rfc3339_millis};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -142,7 +144,7 @@ async fn open_direct_room(
     let peer = user_id("userId", &body.user_id)?;
     let ack = state
         .engine
-        .execute(me.user, Command::OpenDirectRoom { peer })
+        .execute(me.user, Command::Chat(ChatCommand::OpenDirectRoom { peer }))
         .await?;
     let room = state
         .engine
@@ -191,10 +193,10 @@ async fn add_member(
     Path(room): Path<String>,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::AddMember {
+    let command = Command::Chat(ChatCommand::AddMember {
         room: room_id(&room)?,
         user: user_id("userId", &body.user_id)?,
-    };
+    });
     execute_for_seq(&state, &auth, command).await
 }
 
@@ -203,10 +205,10 @@ async fn remove_member(
     Auth(auth): Auth,
     Path((room, user)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::RemoveMember {
+    let command = Command::Chat(ChatCommand::RemoveMember {
         room: room_id(&room)?,
         user: user_id("user", &user)?,
-    };
+    });
     execute_for_seq(&state, &auth, command).await
 }
 
@@ -223,10 +225,10 @@ async fn mark_read(
     JsonBody(body): JsonBody<ReadBody>,
 ) -> Result<Json<Value>, ApiError> {
     let me = auth.require_for_change()?;
-    let command = Command::MarkRead {
+    let command = Command::Chat(ChatCommand::MarkRead {
         room: room_id(&room)?,
         up_to: body.up_to_seq,
-    };
+    });
     let ack = state.engine.execute(me.user, command).await?;
     Ok(Json(
         json!({ "seq": ack.seq, "readUpToSeq": ack.read_up_to }),
@@ -258,10 +260,10 @@ async fn create_room(
         .iter()
         .map(|m| user_id("memberIds", m))
         .collect::<Result<Vec<_>, _>>()?;
-    let command = Command::CreateRoom {
+    let command = Command::Chat(ChatCommand::CreateRoom {
         title: body.title,
         members,
-    };
+    });
     let ack = state.engine.execute(me.user, command).await?;
     let room = state.engine.room(me.user, RoomId(ack.id.0), None).await?;
     let mut json = room_json(&room);
@@ -299,7 +301,12 @@ async fn leave(
     Path(room): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = room_id(&room)?;
-    execute_for_seq(&state, &auth, Command::LeaveRoom { room }).await
+    execute_for_seq(
+        &state,
+        &auth,
+        Command::Chat(ChatCommand::LeaveRoom { room }),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -362,12 +369,12 @@ async fn send(
         .as_deref()
         .map(|r| message_id("replyTo", r))
         .transpose()?;
-    let command = Command::SendMessage {
+    let command = Command::Chat(ChatCommand::SendMessage {
         room: room_id(&room)?,
         body: body.body,
         client_id: body.client_id,
         reply_to,
-    };
+    });
     let ack = state.engine.execute(me.user, command).await?;
     let status = if ack.duplicate {
         StatusCode::OK
@@ -389,11 +396,11 @@ async fn edit(
     Path((room, message)): Path<(String, String)>,
     JsonBody(body): JsonBody<EditBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::EditMessage {
+    let command = Command::Chat(ChatCommand::EditMessage {
         message: message_id("message", &message)?,
         body: body.body,
         in_room: Some(room_id(&room)?),
-    };
+    });
     execute_for_seq(&state, &auth, command).await
 }
 
@@ -402,9 +409,9 @@ async fn delete_message(
     Auth(auth): Auth,
     Path((room, message)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::DeleteMessage {
+    let command = Command::Chat(ChatCommand::DeleteMessage {
         message: message_id("message", &message)?,
         in_room: Some(room_id(&room)?),
-    };
+    });
     execute_for_seq(&state, &auth, command).await
 }

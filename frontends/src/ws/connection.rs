@@ -25,7 +25,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use girok_engine::{Command, Error as EngineError};
+use girok_engine::{ChatCommand, Command, Error as EngineError};
 use girok_schemas::{RoomId, Seq, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, VecDeque};
@@ -474,12 +474,12 @@ impl Connection {
                 return self.reply(refused("INVALID_ARGUMENT", message));
             }
         };
-        let command = Command::SendMessage {
+        let command = Command::Chat(ChatCommand::SendMessage {
             room,
             body,
             client_id,
             reply_to,
-        };
+        });
         // Queued now, in the order the client sent: only the wait for the ack is pipelined.
         let acked = match self.state.engine.enqueue(user, command).await {
             Ok(acked) => acked,

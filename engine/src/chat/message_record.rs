@@ -5,7 +5,7 @@
 //! `messageid_message` record, which the same lookups fall back to.
 
 use crate::error::{Error, Result};
-use crate::write_model::record;
+use crate::records::record;
 use girok_schemas::proto::MessageRecord;
 use girok_schemas::{Event, EventId, Payload, Seq, decode_event};
 use girok_storage::Table;

@@ -16,9 +16,13 @@
 //! Authorization happens in the query: messages match only in rooms the searcher is a member
 //! of now (from the memberships view); posts and users are public.
 
+mod reads;
+
+pub use reads::{SearchPage, SearchQuery, SearchResult};
+
 use crate::error::{Error, Result};
+use crate::records::record;
 use crate::views::{Digest, Watermark};
-use crate::write_model::record;
 use girok_schemas::proto::UserRecord;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::{Store, Table};

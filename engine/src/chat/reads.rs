@@ -8,12 +8,13 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::hot::HotObjects;
-use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_ROOMS_PAGE_SIZE, MAX_UNREAD_COUNT};
+use crate::limits::{MAX_PAGE_SIZE, MAX_ROOMS_PAGE_SIZE, MAX_UNREAD_COUNT};
+use crate::log_reads::{event_in, page_size, read_event};
+use crate::records::{member_key, member_of_key, record};
 use crate::views::Views;
 use crate::views::room_history::{Cursor, MessageRef};
-use crate::write_model::{member_key, member_of_key, record};
 use girok_schemas::proto::RoomRecord;
-use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId, decode_event};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::collections::HashMap;
 use std::fmt;
@@ -72,7 +73,7 @@ pub struct HistoryQuery {
     pub before: Option<Seq>,
     /// Only messages newer than this seq: the oldest of them (the cursor of a newer page).
     pub since: Option<Seq>,
-    /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
+    /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`crate::limits::DEFAULT_PAGE_SIZE`].
     pub limit: Option<usize>,
     /// Read-your-writes: answer only once the views reflect this seq.
     pub after: Option<Seq>,
@@ -117,7 +118,7 @@ impl FromStr for RoomCursor {
 pub struct RoomsQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<RoomCursor>,
-    /// Page size, 1 to [`MAX_ROOMS_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
+    /// Page size, 1 to [`MAX_ROOMS_PAGE_SIZE`]; default [`crate::limits::DEFAULT_PAGE_SIZE`].
     pub limit: Option<usize>,
     /// Read-your-writes, as for history.
     pub after: Option<Seq>,
@@ -137,18 +138,6 @@ pub struct Member {
     pub user: UserId,
     /// 0 if they never read the room.
     pub read_up_to: Seq,
-}
-
-pub(crate) fn page_size(limit: Option<usize>, max: usize) -> Result<usize> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if (1..=max).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(Error::invalid(
-            "first",
-            format!("must be between 1 and {max}"),
-        ))
-    }
 }
 
 impl Engine {
@@ -415,24 +404,6 @@ fn room_info(views: &Views, reader: UserId, snapshot: RoomSnapshot<'_>) -> RoomI
 
 fn room_record(store: &Store, room: RoomId) -> Result<RoomRecord> {
     record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?.ok_or(Error::RoomNotFound(room))
-}
-
-/// A view named a seq the log does not have.
-fn missing_event(seq: Seq) -> Error {
-    Error::Internal(format!("a view names seq {seq}, which is not in the log"))
-}
-
-/// The event at `seq` among events already read ([`Engine::events_by_seq`]).
-pub(crate) fn event_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq) -> Result<&Event> {
-    events
-        .get(&seq)
-        .map(|event| &**event)
-        .ok_or_else(|| missing_event(seq))
-}
-
-pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
-    let bytes = store.event(seq)?.ok_or_else(|| missing_event(seq))?;
-    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
 }
 
 /// The message `event` sent (already read from the log), as of its latest edit (`edit`: the

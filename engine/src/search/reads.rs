@@ -2,15 +2,16 @@
 //! filter, then resolves each hit to what it names (a live post, a user, a message as of its
 //! latest edit) in one pass over the log, dropping hits deleted since they were indexed.
 
-use super::reads::Post;
-use super::reads::post_of;
+use super::{SearchHit, SearchKind};
 use crate::accounts::UserView;
 use crate::accounts::read_user;
-use crate::chat::{Message, message_of, read_event};
+use crate::chat::message_record::message_deleted;
+use crate::chat::{Message, message_of};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::feed::{Post, post_of};
 use crate::limits::{MAX_FEED_PAGE_SIZE, MAX_SEARCH_DEPTH, MAX_SEARCH_QUERY_CHARS};
-use crate::search::{SearchHit, SearchKind};
+use crate::log_reads::{page_size, read_event};
 use girok_schemas::{Payload, Seq, UserId};
 
 /// A search request.
@@ -55,7 +56,7 @@ impl Engine {
                 format!("at most {MAX_SEARCH_QUERY_CHARS} characters"),
             ));
         }
-        let limit = crate::chat::page_size(query.limit, MAX_FEED_PAGE_SIZE)?;
+        let limit = page_size(query.limit, MAX_FEED_PAGE_SIZE)?;
         let offset = match &query.cursor {
             None => 0,
             Some(raw) => raw
@@ -114,7 +115,7 @@ impl Engine {
                         Err(other) => return Err(other),
                     },
                     Payload::MessageSent { .. } => {
-                        if crate::message_record::message_deleted(store.as_ref(), &event)? {
+                        if message_deleted(store.as_ref(), &event)? {
                             continue;
                         }
                         let edit = views.room_history.latest_edit(hit.seq);
