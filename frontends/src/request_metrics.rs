@@ -2,7 +2,6 @@
 //! `girok_http_request_seconds{route}`. Routes are the matched templates
 //! (`/v1/users/{username}`), never raw paths, so label cardinality stays bounded.
 
-use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -59,7 +58,11 @@ impl RequestMetrics {
 }
 
 /// The middleware.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn record(
+    State(metrics): State<RequestMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request
@@ -67,8 +70,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state
-        .request_metrics
+    metrics
         .requests
         .get_or_create(&RequestLabels {
             method,
@@ -76,8 +78,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             status: response.status().as_u16(),
         })
         .inc();
-    state
-        .request_metrics
+    metrics
         .seconds
         .get_or_create(&RouteLabel { route })
         .observe(started.elapsed().as_secs_f64());

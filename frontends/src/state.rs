@@ -1,15 +1,24 @@
-//! The state every transport's handlers reach: the engine, the frontends' configuration, the
-//! token and session machinery, the GraphQL schema, presence, metrics and shutdown. Built once
-//! by the composition root (the `girok` crate) around a running engine.
+//! What every transport's handlers share: the engine, the frontends' configuration, the
+//! authentication parts, presence, the metrics, the operators' credential and shutdown. One
+//! [`Shared`] handle (cheap to clone) is built once around a running engine; each transport
+//! keeps its own parts beside it (GraphQL its schemas, see `graphql/state.rs`), and the HTTP
+//! router's state holds them all (`app.rs`).
 
-use crate::auth::LoginLimiter;
+use crate::auth::authenticator::Authenticator;
+use crate::auth::client_ip::TrustedProxies;
+use crate::auth::live_sessions::LiveSessions;
+use crate::auth::operator::OperatorToken;
+use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::tokens::Tokens;
 use crate::config::FrontendConfig;
-use crate::graphql::{self, GirokSchema};
 use crate::listener::ListenerMetrics;
+use crate::presence::Presence;
 use crate::request_metrics::RequestMetrics;
+use crate::stopping::Stopping;
+use crate::ws::metrics::WsMetrics;
 use girok_engine::Engine;
 use prometheus_client::registry::Registry;
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// What operators see of a sink the frontends do not know (the analytics sink, on or off):
@@ -22,50 +31,47 @@ pub trait SinkReport: Send + Sync + 'static {
     fn refresh_metrics(&self);
 }
 
-/// What every handler can reach.
+/// The shared parts; a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Shared(Arc<SharedParts>);
+
+impl Deref for Shared {
+    type Target = SharedParts;
+
+    fn deref(&self) -> &SharedParts {
+        &self.0
+    }
+}
+
+/// What [`Shared`] holds.
+pub struct SharedParts {
     pub engine: Arc<Engine>,
-    /// The schema; its callers check each document's size (`document_guard`) first.
-    pub schema: GirokSchema,
-    /// The same schema with fast validation, for documents that passed full validation.
-    pub fast_schema: GirokSchema,
-    /// The bound on a GraphQL document's size (`limits.graphql_max_nodes`, `_fragments`).
-    pub document_guard: graphql::document_guard::DocumentGuard,
-    /// Parsed GraphQL documents by query text.
-    pub documents: Arc<graphql::documents::Documents>,
-    pub registry: Arc<Registry>,
     pub config: Arc<FrontendConfig>,
+    /// Tokens, login limits, client addresses, live sessions.
+    pub auth: Authenticator,
+    pub registry: Arc<Registry>,
     /// Open and refused HTTP connections (`girok_http_connections`,
     /// `girok_http_connections_refused_total`).
     pub connections: ListenerMetrics,
-    pub tokens: Arc<Tokens>,
-    pub login_limiter: Arc<LoginLimiter>,
     pub request_metrics: RequestMetrics,
     /// Who is online and typing (in memory only).
-    pub presence: Arc<crate::presence::Presence>,
-    /// Counters of GraphQL's batch loaders.
-    pub loader_metrics: graphql::loaders::LoaderMetrics,
-    /// WebSocket delivery counters.
-    pub ws_metrics: crate::ws::WsMetrics,
+    pub presence: Arc<Presence>,
+    /// Delivery counters of both socket protocols (`/ws`, `/graphql/ws`).
+    pub ws_metrics: WsMetrics,
     /// The analytics sink as operators see it (on or off: the composition root decides).
     pub analytics: Arc<dyn SinkReport>,
     /// Shutdown, for long polls and WebSockets.
-    pub stopping: crate::stopping::Stopping,
+    pub stopping: Stopping,
     /// The runtime the state was made on, where WebSocket loops run (`ws::on_sockets_runtime`).
     pub sockets: tokio::runtime::Handle,
-    /// The sessions live connections run under, to end them with their session.
-    pub live_sessions: Arc<crate::auth::live_sessions::LiveSessions>,
     /// The credential of the operators' log endpoints.
-    pub operator_token: Arc<crate::auth::operator::OperatorToken>,
-    /// The proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<crate::auth::client_ip::TrustedProxies>,
+    pub operator_token: Arc<OperatorToken>,
 }
 
-impl AppState {
-    /// Builds the state around a running engine, adding the frontends' metrics to `registry`
-    /// (where the composition root put the engine's and the sinks'); loads (or, on first
-    /// start, creates) the token signing keys in the data directory.
+impl Shared {
+    /// Builds the shared parts around a running engine (inside the runtime the sockets will
+    /// run on), adding their metrics to `registry`; loads (or, on first start, creates) the
+    /// token signing keys, the operator token and the cursor key in the data directory.
     pub fn new(
         engine: Arc<Engine>,
         config: FrontendConfig,
@@ -77,8 +83,7 @@ impl AppState {
         let keys = crate::auth::keys::load_or_create(&config.data_dir)?;
         let operator_token = crate::auth::operator::load_or_create(&config.data_dir)?;
         crate::cursor::init(&config.data_dir)?;
-        let trusted_proxies =
-            crate::auth::client_ip::TrustedProxies::parse(&config.server.trusted_proxies)?;
+        let trusted_proxies = TrustedProxies::parse(&config.server.trusted_proxies)?;
         let tokens = Tokens::new(
             &keys,
             &config.auth.issuer,
@@ -104,53 +109,31 @@ impl AppState {
             "Connections refused (503 TOO_MANY_CONNECTIONS) at server.max_connections",
             connections.refused.clone(),
         );
-        let loader_metrics = graphql::loaders::LoaderMetrics::default();
-        loader_metrics.register(&mut registry);
-        let ws_metrics = crate::ws::WsMetrics::default();
+        let ws_metrics = WsMetrics::default();
         ws_metrics.register(&mut registry);
-        let presence = Arc::new(crate::presence::Presence::default());
-        let document_guard = graphql::document_guard::DocumentGuard {
-            max_nodes: config.limits.graphql_max_nodes,
-            max_fragments: config.limits.graphql_max_fragments,
-        };
-        let schema = |validation| {
-            graphql::build_schema(
-                engine.clone(),
-                presence.clone(),
-                loader_metrics.clone(),
-                &config,
-                validation,
-            )
-        };
-        let (schema, fast_schema) = (
-            schema(async_graphql::ValidationMode::Strict),
-            schema(async_graphql::ValidationMode::Fast),
-        );
-        let live_sessions = crate::auth::live_sessions::LiveSessions::start(
-            &engine,
-            config.ws.max_sockets_per_user,
-        );
-        Ok(Self {
-            engine,
-            schema,
-            fast_schema,
-            document_guard,
-            documents: Arc::default(),
-            registry: Arc::new(registry),
-            config: Arc::new(config),
-            connections,
+        let live_sessions = LiveSessions::start(&engine, config.ws.max_sockets_per_user);
+        let config = Arc::new(config);
+        let auth = Authenticator {
+            engine: engine.clone(),
+            config: config.clone(),
             tokens: Arc::new(tokens),
             login_limiter: Arc::new(login_limiter),
+            trusted_proxies: Arc::new(trusted_proxies),
+            live_sessions,
+        };
+        Ok(Self(Arc::new(SharedParts {
+            engine,
+            config,
+            auth,
+            registry: Arc::new(registry),
+            connections,
             request_metrics,
-            presence,
-            loader_metrics,
+            presence: Arc::new(Presence::default()),
             ws_metrics,
             analytics,
-            stopping: crate::stopping::Stopping::default(),
+            stopping: Stopping::default(),
             sockets,
-            live_sessions,
             operator_token: Arc::new(operator_token),
-            trusted_proxies: Arc::new(trusted_proxies),
-        })
+        })))
     }
 }

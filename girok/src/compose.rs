@@ -11,7 +11,8 @@ use crate::config::Config;
 use anyhow::Context;
 use girok_analytics::{Sink, SinkStatus};
 use girok_engine::Engine;
-use girok_frontends::state::{AppState, SinkReport};
+use girok_frontends::app::AppState;
+use girok_frontends::state::SinkReport;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 

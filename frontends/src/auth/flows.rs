@@ -1,9 +1,9 @@
 //! The account operations shared by REST and GraphQL: what they check (rate limits, CSRF) and
 //! what they hand out (access tokens, refresh tokens, cookies).
 
+use super::authenticator::Authenticator;
 use super::{RequestAuth, cookies};
 use crate::error::ApiError;
-use crate::state::AppState;
 use girok_engine::accounts::{LoginGrant, Registration, UserView};
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub struct TokenPair {
 
 /// Checks the rate limits, then the password; opens a session.
 pub async fn login(
-    state: &AppState,
+    state: &Authenticator,
     auth: &RequestAuth,
     username: &str,
     password: &str,
@@ -49,7 +49,7 @@ fn bounded_key(typed: &str) -> String {
 
 /// Checks the registration limit of the caller's address, then registers.
 pub async fn register(
-    state: &AppState,
+    state: &Authenticator,
     auth: &RequestAuth,
     registration: Registration,
 ) -> Result<UserView, ApiError> {
@@ -61,7 +61,7 @@ pub async fn register(
 }
 
 /// An access token for a granted session, with its refresh token.
-pub fn token_pair(state: &AppState, grant: &LoginGrant) -> Result<TokenPair, ApiError> {
+pub fn token_pair(state: &Authenticator, grant: &LoginGrant) -> Result<TokenPair, ApiError> {
     Ok(TokenPair {
         access_token: state.tokens.issue(grant.user, grant.session)?,
         refresh_token: grant.refresh_token.clone(),
@@ -72,7 +72,7 @@ pub fn token_pair(state: &AppState, grant: &LoginGrant) -> Result<TokenPair, Api
 
 /// The `Set-Cookie` values and CSRF token of a browser session for a grant.
 pub fn cookie_session(
-    state: &AppState,
+    state: &Authenticator,
     grant: &LoginGrant,
 ) -> Result<(String, [String; 2]), ApiError> {
     let csrf = cookies::new_csrf_token()?;

@@ -6,14 +6,14 @@
 //! "simple request" that any site can send without a preflight — with the user's cookie, or
 //! to log the browser into the sender's account.
 
+use super::authenticator::Authenticator;
 use super::{AuthVia, RequestAuth};
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode, header};
 
 /// Refuses a WebSocket upgrade signed in by cookie from a foreign origin.
 pub fn check_socket_origin(
-    state: &AppState,
+    state: &Authenticator,
     headers: &HeaderMap,
     auth: &RequestAuth,
 ) -> Result<(), ApiError> {

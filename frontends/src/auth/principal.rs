@@ -4,8 +4,8 @@
 //! token, HttpOnly, so tokens never reach browser JavaScript). Cookie-authenticated requests
 //! that change state must also send `X-CSRF-Token` equal to the `girok_csrf` cookie.
 
+use super::authenticator::Authenticator;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum_extra::extract::CookieJar;
 use girok_engine::accounts::ClientInfo;
@@ -72,7 +72,7 @@ impl RequestAuth {
 /// The principal of an access token: valid signature and claims, and a session that is still
 /// active (so revocation is immediate). Used for the Authorization header and the WebSocket
 /// `auth` frame alike.
-pub async fn bearer_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+pub async fn bearer_principal(state: &Authenticator, token: &str) -> Result<Principal, ApiError> {
     let (user, session, accepted_until) = state
         .tokens
         .verify(token)
@@ -103,7 +103,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// Authenticates a request. A presented but invalid Bearer token is an error (never silently
 /// anonymous); a stale cookie is simply no principal.
 pub async fn authenticate(
-    state: &AppState,
+    state: &Authenticator,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<RequestAuth, ApiError> {

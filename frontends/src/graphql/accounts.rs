@@ -3,14 +3,16 @@
 //! `changePassword`, `sessions`, `revokeSession`.
 
 use super::errors::{api, changing_principal, gql, invalid, principal, request_auth};
+use crate::auth::Authenticator;
 use crate::auth::{AuthVia, cookies, flows};
-use crate::state::AppState;
+use crate::state::Shared;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use girok_engine::accounts::{ProfilePatch, Registration, SessionView, UserView};
 use girok_schemas::{SessionId, rfc3339_millis};
 
-fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState> {
-    ctx.data::<AppState>()
+fn state<'a>(ctx: &Context<'a>) -> Result<&'a Authenticator> {
+    ctx.data::<Shared>()
+        .map(|shared| &shared.auth)
         .map_err(|e| gql(girok_engine::Error::Internal(e.message)))
 }
 
@@ -87,7 +89,7 @@ fn session(view: SessionView, current: SessionId) -> Session {
 
 /// A login or refresh answered with tokens.
 fn tokens_payload(
-    state: &AppState,
+    state: &Authenticator,
     grant: &girok_engine::accounts::LoginGrant,
     user: User,
 ) -> Result<AuthPayload> {

@@ -13,16 +13,17 @@ mod feed;
 mod feed_types;
 pub mod loaders;
 mod scalars;
+mod schema;
 mod socket;
+pub mod state;
 mod subscriptions;
 
+pub use schema::GirokSchema;
+pub use state::GraphqlState;
 pub use subscriptions::upgrade as subscriptions_upgrade;
 
-use crate::config::FrontendConfig;
 use crate::listener::PeerAddr;
-use crate::state::AppState;
-use async_graphql::{MergedObject, MergedSubscription};
-use async_graphql::{Schema, ServerError, ValidationMode};
+use async_graphql::ServerError;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
@@ -32,55 +33,7 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use documents::Documents;
-use girok_engine::Engine;
 use serde_json::json;
-use std::sync::Arc;
-
-/// Queries: chat, feed and accounts.
-#[derive(MergedObject, Default)]
-pub struct QueryRoot(chat::ChatQuery, feed::FeedQuery, accounts::AccountQuery);
-
-/// Mutations: chat, feed and accounts.
-#[derive(MergedObject, Default)]
-pub struct MutationRoot(
-    chat::ChatMutation,
-    feed::FeedMutation,
-    accounts::AccountMutation,
-);
-
-/// Subscriptions: chat and feed.
-#[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(
-    subscriptions::ChatSubscription,
-    subscriptions::FeedSubscription,
-);
-
-/// The schema type.
-pub type GirokSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
-
-/// Builds the schema with its limits; `validation` is `Strict` but for documents that passed
-/// it before (see [`documents`]). It has no extension, so callers bound each document's size
-/// themselves ([`document_guard`]).
-pub fn build_schema(
-    engine: Arc<Engine>,
-    presence: Arc<crate::presence::Presence>,
-    loader_metrics: loaders::LoaderMetrics,
-    config: &FrontendConfig,
-    validation: ValidationMode,
-) -> GirokSchema {
-    Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        SubscriptionRoot::default(),
-    )
-    .data(engine)
-    .data(presence)
-    .data(loader_metrics)
-    .limit_depth(config.limits.graphql_max_depth)
-    .limit_complexity(config.limits.graphql_max_complexity)
-    .validation_mode(validation)
-    .finish()
-}
 
 fn api_error_response(error: crate::error::ApiError) -> Response {
     error_response(error.status, error.code, error.message)
@@ -93,7 +46,7 @@ fn error_response(status: StatusCode, code: &str, message: impl Into<String>) ->
 
 /// `POST /graphql`.
 pub async fn graphql_post(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -145,7 +98,7 @@ pub async fn graphql_post(
             }
         },
     };
-    let auth = match crate::auth::authenticate(&state, &headers, peer).await {
+    let auth = match crate::auth::authenticate(&state.auth, &headers, peer).await {
         Ok(auth) => auth,
         Err(error) => return api_error_response(error),
     };
@@ -159,7 +112,7 @@ pub async fn graphql_post(
         _ => &state.schema,
     };
     let mut response = schema
-        .execute(request.data(auth).data(state.clone()).data(loaders))
+        .execute(request.data(auth).data(state.shared.clone()).data(loaders))
         .await;
     if response.errors.is_empty() {
         match (prepared, parsed_now) {

@@ -8,6 +8,7 @@
 //! re-read the history and subscribe again. A socket holds at most `ws.max_subscriptions`
 //! subscriptions at once (`TOO_MANY_SUBSCRIPTIONS` beyond).
 
+use super::GraphqlState;
 use super::chat::{engine, room_id_arg};
 use super::chat_types::{MessageNode, Room};
 use super::errors::{api, gql, principal};
@@ -16,7 +17,6 @@ use super::scalars::Seq;
 use crate::auth::live_sessions::Ending;
 use crate::auth::{RequestAuth, authenticate, bearer_principal};
 use crate::listener::PeerAddr;
-use crate::state::AppState;
 use async_graphql::{Context, Data, ErrorExtensions, ID, Result, SimpleObject, Subscription};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::WebSocketUpgrade;
@@ -352,17 +352,17 @@ const CLOSE_FORBIDDEN: u16 = 4403;
 
 /// `GET /graphql/ws`: the subscription socket.
 pub async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let auth = match authenticate(&state, &headers, peer).await {
+    let auth = match authenticate(&state.auth, &headers, peer).await {
         Ok(auth) => auth,
         Err(error) => return error.into_response(),
     };
-    if let Err(error) = crate::auth::origin::check_socket_origin(&state, &headers, &auth) {
+    if let Err(error) = crate::auth::origin::check_socket_origin(&state.auth, &headers, &auth) {
         return error.into_response();
     }
     let max_frame = state.config.ws.max_frame_bytes.max(1024);
@@ -405,7 +405,7 @@ pub async fn upgrade(
 /// socket's writer to close it with 4403 when the session ends or the access token expires
 /// (the client reconnects with a fresh one).
 async fn connection_init(
-    state: AppState,
+    state: GraphqlState,
     mut auth: RequestAuth,
     payload: serde_json::Value,
     end: tokio::sync::mpsc::Sender<(u16, &'static str)>,
@@ -421,10 +421,11 @@ async fn connection_init(
                 "send {\"authorization\": \"Bearer <token>\"} in connection_init",
             )));
         };
-        auth.principal = Some(bearer_principal(&state, token).await.map_err(api)?);
+        auth.principal = Some(bearer_principal(&state.auth, token).await.map_err(api)?);
     }
     if let Some(principal) = auth.principal {
         let ending = state
+            .auth
             .live_sessions
             .sign_in(state.engine.clone(), principal, false)
             .map_err(|refused| {

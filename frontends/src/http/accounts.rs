@@ -3,10 +3,10 @@
 //! `/v1/users/{username}`, and the public keys at `/.well-known/jwks.json`. JSON is camelCase.
 
 use super::json::JsonBody;
+use crate::app::AppState;
 use crate::auth::{RequestAuth, authenticate, cookies, flows};
 use crate::error::ApiError;
 use crate::listener::PeerAddr;
-use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -45,7 +45,7 @@ impl FromRequestParts<AppState> for Auth {
             .map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.body_text())
             })?;
-        Ok(Auth(authenticate(state, &parts.headers, peer).await?))
+        Ok(Auth(authenticate(&state.auth, &parts.headers, peer).await?))
     }
 }
 
@@ -88,7 +88,7 @@ fn session_json(session: &SessionView, current: SessionId) -> Value {
 async fn jwks(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.tokens.jwks().clone()),
+        Json(state.auth.tokens.jwks().clone()),
     )
         .into_response()
 }
@@ -113,7 +113,7 @@ async fn register(
         password: body.password,
         display_name: body.display_name,
     };
-    let user = flows::register(&state, &auth, registration).await?;
+    let user = flows::register(&state.auth, &auth, registration).await?;
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
@@ -130,8 +130,8 @@ async fn login(
     Auth(auth): Auth,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<flows::TokenPair>, ApiError> {
-    let grant = flows::login(&state, &auth, &body.username, &body.password).await?;
-    Ok(Json(flows::token_pair(&state, &grant)?))
+    let grant = flows::login(&state.auth, &auth, &body.username, &body.password).await?;
+    Ok(Json(flows::token_pair(&state.auth, &grant)?))
 }
 
 #[derive(Deserialize)]
@@ -149,7 +149,7 @@ async fn refresh(
         .engine
         .refresh(&body.refresh_token, &auth.client)
         .await?;
-    Ok(Json(flows::token_pair(&state, &grant)?))
+    Ok(Json(flows::token_pair(&state.auth, &grant)?))
 }
 
 async fn logout(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {

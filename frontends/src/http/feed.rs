@@ -5,15 +5,15 @@
 use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::shapes::{PostJson, notification_json, post_json};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use girok_engine::feed::{Comment, FeedCommand, FollowPage, Notification, Post, PostPage};
-use girok_engine::views::NotificationKind;
+use girok_engine::feed::{Comment, FeedCommand, FollowPage, PostPage};
 use girok_engine::{Ack, Command};
 use girok_schemas::{EventId, Seq, UserId, rfc3339_millis};
 use serde::{Deserialize, Serialize};
@@ -42,44 +42,6 @@ fn id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiError> {
     path_id(field, "an id (a UUID)", raw)
 }
 
-/// A post as REST and the WebSocket show it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PostJson<'a> {
-    id: EventId,
-    seq: Seq,
-    author_id: UserId,
-    content: &'a str,
-    media_ids: &'a [String],
-    created_at: String,
-    edited_at: Option<String>,
-    likes: usize,
-    liked_by_me: bool,
-    comment_count: usize,
-}
-
-impl<'a> From<&'a Post> for PostJson<'a> {
-    fn from(post: &'a Post) -> Self {
-        Self {
-            id: post.id,
-            seq: post.seq,
-            author_id: post.author,
-            content: &post.content,
-            media_ids: &post.media_ids,
-            created_at: rfc3339_millis(post.created_ms),
-            edited_at: post.edited_ms.map(rfc3339_millis),
-            likes: post.like_count,
-            liked_by_me: post.liked_by_me,
-            comment_count: post.comment_count,
-        }
-    }
-}
-
-/// [`PostJson`] as a JSON value (for answers that embed it).
-pub fn post_json(post: &Post) -> Value {
-    serde_json::to_value(PostJson::from(post)).unwrap_or(Value::Null)
-}
-
 /// A page of posts: serialized straight from the posts (no intermediate JSON values), as
 /// timelines are the busiest REST reads.
 #[derive(Serialize)]
@@ -104,28 +66,6 @@ fn comment_json(comment: &Comment) -> Value {
         "authorId": comment.author,
         "content": comment.content,
         "createdAt": rfc3339_millis(comment.created_ms),
-    })
-}
-
-fn kind_name(kind: NotificationKind) -> &'static str {
-    match kind {
-        NotificationKind::Like => "like",
-        NotificationKind::Comment => "comment",
-        NotificationKind::Follow => "follow",
-        NotificationKind::Mention => "mention",
-    }
-}
-
-/// A notification as REST and the WebSocket show it.
-pub fn notification_json(note: &Notification) -> Value {
-    json!({
-        "seq": note.seq,
-        "kind": kind_name(note.kind),
-        "actorId": note.actor,
-        "postId": note.post,
-        "commentId": note.comment,
-        "createdAt": rfc3339_millis(note.created_ms),
-        "read": note.read,
     })
 }
 

@@ -4,8 +4,8 @@
 //! allows scripts and styles from girok only (no inline script; GraphiQL's editors need inline
 //! styles) and connections back to girok. `server.graphiql = false` turns it off (404).
 
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -6,9 +6,9 @@
 //! token is what guards it), and only when `server.log_api` is on.
 
 use super::json::QueryParams;
+use crate::app::AppState;
 use crate::error::ApiError;
 use crate::listener::PeerAddr;
-use crate::state::AppState;
 use crate::stopping::Stopping;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};

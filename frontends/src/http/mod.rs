@@ -28,8 +28,8 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use crate::app::AppState;
 pub use crate::listener::PeerAddr;
-pub use crate::state::AppState;
 pub use log_api::{MAX_EVENTS_PER_CALL, MAX_WAIT_MS};
 
 /// Executes a change as the request's principal (cookie callers must pass the CSRF check);
@@ -69,7 +69,7 @@ pub fn router(state: AppState) -> Router {
             error::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
         })
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.request_metrics.clone(),
             request_metrics::record,
         ))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))

@@ -1,6 +1,6 @@
 //! Operators' endpoints: liveness, readiness per component, Prometheus metrics.
 
-use crate::state::AppState;
+use crate::app::AppState;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};

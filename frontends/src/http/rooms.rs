@@ -5,8 +5,8 @@
 use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};

@@ -4,11 +4,11 @@
 //! (answer once the index reflects this seq).
 
 use super::accounts::Auth;
-use super::feed::post_json;
 use super::json::QueryParams;
 use super::rooms::message_json;
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::shapes::post_json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;

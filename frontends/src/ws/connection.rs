@@ -19,7 +19,7 @@ use crate::auth::live_sessions::Ending;
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
 use crate::presence::{HEARTBEAT_EVERY, Signal};
-use crate::state::AppState;
+use crate::state::Shared;
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
@@ -81,7 +81,7 @@ impl From<&WsConfig> for WsLimits {
 /// Runs a connection until either side closes it.
 pub async fn serve(
     socket: WebSocket,
-    state: AppState,
+    state: Shared,
     principal: Option<Principal>,
     limits: WsLimits,
 ) {
@@ -220,7 +220,7 @@ pub async fn serve(
 }
 
 /// Tells the live subscribers of every room of `user` that they came online or went offline.
-fn announce_presence(state: &AppState, user: UserId, online: bool) {
+fn announce_presence(state: &Shared, user: UserId, online: bool) {
     for room in state.engine.rooms_of(user) {
         state
             .presence
@@ -229,7 +229,7 @@ fn announce_presence(state: &AppState, user: UserId, online: bool) {
 }
 
 struct Connection {
-    state: AppState,
+    state: Shared,
     principal: Option<Principal>,
     limits: WsLimits,
     out: Outbox,
@@ -291,6 +291,7 @@ impl Connection {
         let renewing = self.principal.is_some();
         let signed_in =
             self.state
+                .auth
                 .live_sessions
                 .sign_in(self.state.engine.clone(), principal, renewing);
         match signed_in {
@@ -362,7 +363,7 @@ impl Connection {
     /// token with a fresh one of the same user (so that it outlives the first token's
     /// expiry); a token of someone else is refused.
     async fn authenticate(&mut self, token: &str) {
-        let principal = match bearer_principal(&self.state, token).await {
+        let principal = match bearer_principal(&self.state.auth, token).await {
             Ok(principal) => principal,
             Err(error) => return self.reply(ServerFrame::error(error.code, error.message)),
         };

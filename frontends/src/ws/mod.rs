@@ -5,14 +5,14 @@
 //! docs/websocket.md.
 
 mod connection;
-mod metrics;
+pub(crate) mod metrics;
 mod outbox;
 mod protocol;
 mod subscription;
 
 use crate::auth::authenticate;
 use crate::listener::PeerAddr;
-use crate::state::AppState;
+use crate::state::Shared;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -29,17 +29,17 @@ pub(crate) const READ_BUFFER_BYTES: usize = 4096;
 
 /// `GET /ws`: the upgrade.
 pub async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     // A bad Bearer header fails the upgrade; no credentials at all leaves the `auth` frame.
-    let auth = match authenticate(&state, &headers, peer).await {
+    let auth = match authenticate(&state.auth, &headers, peer).await {
         Ok(auth) => auth,
         Err(error) => return error.into_response(),
     };
-    if let Err(error) = crate::auth::origin::check_socket_origin(&state, &headers, &auth) {
+    if let Err(error) = crate::auth::origin::check_socket_origin(&state.auth, &headers, &auth) {
         return error.into_response();
     }
     let limits = WsLimits::from(&state.config.ws);

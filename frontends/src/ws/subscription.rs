@@ -379,7 +379,7 @@ pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
             found.map(|post| ServerFrame::Post {
                 topic: "feed".into(),
                 seq: post.seq,
-                post: crate::http::feed::post_json(&post),
+                post: crate::shapes::post_json(&post),
             })
         }
     })
@@ -399,7 +399,7 @@ pub(super) async fn run_notifications(
                 Ok(resolved) => Some(ServerFrame::Notification {
                     topic: "notifications".into(),
                     seq: resolved.seq,
-                    notification: crate::http::feed::notification_json(&resolved),
+                    notification: crate::shapes::notification_json(&resolved),
                 }),
                 Err(error) => {
                     tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
