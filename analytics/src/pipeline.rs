@@ -6,6 +6,7 @@
 
 use crate::rollups::{RollupInputs, RollupKey};
 use crate::rows::{AuditRow, RollupRow};
+use girok_engine::{LogSource, Tailer};
 use girok_schemas::{Event, Seq};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -20,34 +21,11 @@ const CHUNK: usize = 4096;
 /// How often a caught-up pipeline looks at the log head.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Where the pipeline reads the log: the running engine, or the store itself (rebuild).
-pub trait EventSource: Send + Sync + 'static {
-    /// The durable head.
-    fn head(&self) -> Seq;
-    /// Up to `limit` durable events from `from` (blocking).
-    fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>>;
-}
+/// Where the pipeline reads the log: the engine's output interface, served by the running
+/// engine (`Engine`) or a data directory no server uses (`Offline`, for a rebuild).
+pub trait EventSource: LogSource<Entry = Event> + Send + Sync + 'static {}
 
-impl EventSource for girok_engine::Engine {
-    fn head(&self) -> Seq {
-        girok_engine::Engine::head(self)
-    }
-
-    fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>> {
-        self.events_blocking(from, limit)
-    }
-}
-
-/// The log of a data directory no server is using (`girok analytics rebuild`).
-impl EventSource for girok_engine::Offline {
-    fn head(&self) -> Seq {
-        girok_engine::Offline::head(self)
-    }
-
-    fn read(&self, from: Seq, limit: usize) -> girok_engine::Result<Vec<Event>> {
-        self.events(from, limit)
-    }
-}
+impl<T: LogSource<Entry = Event> + Send + Sync + 'static> EventSource for T {}
 
 /// Every row caused by the events `first..=last`.
 #[derive(Debug, Default)]
@@ -121,32 +99,21 @@ fn run(
                 .probe_with(&probe);
         });
     }
-    let mut next: Seq = 1;
-    inputs.advance_to(next);
+    let mut tail = Tailer::new(source, 1, until, "analytics pipeline");
+    inputs.advance_to(tail.position());
     while !stop.load(Ordering::Acquire) {
-        let head = source.head();
-        let limit = until.map_or(head, |u| u.min(head));
-        if next > limit {
-            if until.is_some() {
-                return;
-            }
-            std::thread::sleep(POLL);
-            continue;
+        if tail.finished() {
+            return;
         }
-        let events = match source.read(next, CHUNK) {
-            Ok(events) if !events.is_empty() => events,
-            Ok(_) => {
-                std::thread::sleep(POLL);
-                continue;
-            }
-            Err(error) => {
-                tracing::error!(%error, next, "analytics cannot read the log; retrying");
-                std::thread::sleep(Duration::from_millis(200));
+        let events = match tail.next_chunk(CHUNK) {
+            Ok(events) => events,
+            Err(retry) => {
+                std::thread::sleep(retry.after);
                 continue;
             }
         };
-        let events: Vec<Event> = events.into_iter().take_while(|e| e.seq <= limit).collect();
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            std::thread::sleep(POLL);
             continue;
         };
         let mut batch = Batch {
@@ -162,7 +129,7 @@ fn run(
             }
             inputs.feed(event);
         }
-        next = batch.last + 1;
+        let next = tail.position();
         inputs.advance_to(next);
         while probe.less_than(&next) {
             worker.step();

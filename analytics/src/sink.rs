@@ -14,6 +14,7 @@ use crate::rollups::Rollup;
 use crate::rows::{RollupRow, max_seq};
 use crate::warehouse::{Offsets, Warehouse};
 use crate::{Error, Result};
+use girok_engine::LogSource;
 use girok_schemas::Seq;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -152,7 +153,7 @@ impl Sink {
             // The pipeline has not read past what is shipped yet: read the next event's time.
             (_, None) => self
                 .source
-                .read(shipped_seq + 1, 1)
+                .read(shipped_seq + 1, head, 1)
                 .ok()
                 .and_then(|events| events.first().map(|e| e.commit_time_ms)),
         };

@@ -191,7 +191,7 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
             let mut rows = Vec::new();
             let mut next = 1;
             while next <= head {
-                let events = source.read(next, 65_536)?;
+                let events = source.read(next, head, 65_536)?;
                 next = events.last().map_or(head + 1, |e| e.seq + 1);
                 rows.extend(events.iter().map(AuditRow::of));
             }

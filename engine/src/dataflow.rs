@@ -8,6 +8,7 @@
 //! seq `t` is reflected", which is the view's watermark. Idle workers park and are unparked
 //! when the log head moves (or when data reaches them).
 
+use crate::tailer::Tailer;
 use crate::views::Views;
 use crate::views::feed::{FeedInputs, FeedViews, NamedIn, feed};
 use crate::views::room_history::{MessageRef, RoomHistory, room_history};
@@ -377,7 +378,7 @@ fn run_worker(
     // Only worker 0 reads the log; the others close their inputs (dropping a session closes
     // it), so the frontier follows worker 0 alone.
     let mut inputs = (index == 0).then_some(inputs);
-    let mut tail = store.tail(1);
+    let mut tail = Tailer::new(store.clone(), 1, until, "views");
     if let Some(inputs) = inputs.as_mut() {
         // Nothing precedes seq 1: the frontier can move to 1 at once.
         inputs.advance_to(tail.position());
@@ -385,8 +386,7 @@ fn run_worker(
     let mut last_fed = Instant::now();
     while !stop.load(Ordering::Acquire) {
         let next = tail.position();
-        let head = store.head().get();
-        let limit = until.map_or(head, |u| u.min(head));
+        let limit = tail.limit();
         let mut more_pending = false;
         // Adaptive batching: a new chunk enters only once the previous one is fully through
         // every view. Under load, the log grows meanwhile, so chunks get larger and rounds
@@ -403,7 +403,7 @@ fn run_worker(
             && wait.is_zero()
         {
             last_fed = Instant::now();
-            match tail.next_chunk(CHUNK, Some(limit)) {
+            match tail.next_chunk(CHUNK) {
                 Ok(entries) => {
                     if let Some(&(last, _)) = entries.last() {
                         for (seq, bytes) in &entries {
@@ -413,10 +413,7 @@ fn run_worker(
                     }
                     more_pending = tail.position() <= limit;
                 }
-                Err(error) => {
-                    tracing::error!(%error, next, "views cannot read the log; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                Err(retry) => std::thread::sleep(retry.after),
             }
         }
         if more_pending && previous_done {

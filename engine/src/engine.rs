@@ -11,7 +11,7 @@ use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
 use crate::search::{Indexer, SearchIndex};
 use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
-use girok_schemas::{Event, EventId, RoomId, Seq, UserId, decode_event};
+use girok_schemas::{Event, EventId, RoomId, Seq, UserId};
 use girok_storage::{Appender, Store, StoreConfig, WriterConfig, WriterHandle};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -80,12 +80,8 @@ fn submission(actor: UserId, command: Command) -> Submission {
 }
 
 /// Up to `limit` durable events of `store` with `seq >= from`, decoded.
-pub fn read_events(store: &Store, from: Seq, limit: usize) -> Result<Vec<Event>> {
-    store
-        .read_range(from, store.head().get(), limit)?
-        .into_iter()
-        .map(|(seq, bytes)| decode_event(&bytes).map_err(|source| Error::Decode { seq, source }))
-        .collect()
+fn read_events(store: &Store, from: Seq, limit: usize) -> Result<Vec<Event>> {
+    crate::tailer::read_events(store, from, store.head().get(), limit)
 }
 
 /// Per-view readiness.
@@ -421,12 +417,6 @@ impl Engine {
             .await
     }
 
-    /// The same, read on the calling thread: for sinks that tail the log on threads of their
-    /// own (never from async code).
-    pub fn events_blocking(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
-        read_events(&self.store, from, limit)
-    }
-
     /// Counts per event type and the log's extent (scans the log).
     pub async fn log_report(&self) -> Result<crate::LogReport> {
         self.blocking(crate::log_report::log_report).await
@@ -567,5 +557,19 @@ impl Engine {
             tracing::error!("engine shutdown task failed");
         }
         tracing::info!(head = self.head(), "engine stopped");
+    }
+}
+
+/// The log as the engine serves it to consumers outside it (the analytics sink): decoded
+/// events, read on the calling thread (a thread of the consumer's own, never async code).
+impl crate::tailer::LogSource for Engine {
+    type Entry = Event;
+
+    fn head(&self) -> Seq {
+        Engine::head(self)
+    }
+
+    fn read(&self, from: Seq, through: Seq, limit: usize) -> Result<Vec<Event>> {
+        crate::tailer::read_events(&self.store, from, through, limit)
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::channels::Channels;
 use crate::hot::HotObjects;
+use crate::tailer::Tailer;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
 use parking_lot::Mutex;
@@ -201,15 +202,14 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, hot: Arc<HotObjects>, 
     // Listen before looking at the head, so every batch past it arrives on the feed.
     let mut feed = store.durable_batches();
     let mut next = after + 1;
+    let mut tail = Tailer::new(store.clone(), next, None, "hub");
     let mut behind = true;
     loop {
         // The head moves before the feed gets a batch, so a catch-up up to the head covers
         // everything the feed skipped; the feed's copies of it are passed over below.
         while behind && next <= store.head().get() {
-            match catch_up(&hub, &store, &hot, next).await {
-                Some(reached) => next = reached,
-                None => return,
-            }
+            tail.seek(next);
+            next = catch_up(&hub, &mut tail, &hot).await;
         }
         behind = false;
         match feed.recv().await {
@@ -228,29 +228,20 @@ pub(crate) async fn run(hub: Arc<Hub>, store: Arc<Store>, hot: Arc<HotObjects>, 
     }
 }
 
-/// Publishes one chunk of durable log entries from `next`; the seq after them, or `None` when
-/// the runtime is shutting down.
-async fn catch_up(hub: &Hub, store: &Arc<Store>, hot: &HotObjects, next: Seq) -> Option<Seq> {
-    let reader = store.clone();
-    // fjall is synchronous: read off the async runtime.
-    let read =
-        tokio::task::spawn_blocking(move || reader.read_range(next, reader.head().get(), CHUNK))
-            .await
-            .ok()?;
-    match read {
-        Ok(entries) if entries.is_empty() => {
-            // The head moved but the entries are not readable yet: never spin.
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            Some(next)
+/// Publishes one chunk of durable log entries from the tailer's position; the seq after them.
+/// The read blocks the hub's own thread, where nothing else runs.
+async fn catch_up(hub: &Hub, tail: &mut Tailer<Arc<Store>>, hot: &HotObjects) -> Seq {
+    match tail.next_chunk(CHUNK) {
+        Ok(entries) => {
+            if entries.is_empty() {
+                // The head moved but the entries are not readable yet: never spin.
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            for (seq, bytes) in &entries {
+                hub.publish(hot, *seq, bytes);
+            }
         }
-        Ok(entries) => Some(entries.iter().fold(next, |_, (seq, bytes)| {
-            hub.publish(hot, *seq, bytes);
-            seq + 1
-        })),
-        Err(error) => {
-            tracing::error!(%error, at = next, "hub cannot read the log; retrying");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            Some(next)
-        }
+        Err(retry) => tokio::time::sleep(retry.after).await,
     }
+    tail.position()
 }

@@ -65,7 +65,7 @@ impl Offline {
 
     /// Up to `limit` events with `seq >= from`, decoded.
     pub fn events(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
-        crate::engine::read_events(&self.store, from, limit)
+        crate::tailer::read_events(&self.store, from, self.head(), limit)
     }
 
     /// Event count, seq range, size on disk and counts per type (one sequential read).
@@ -108,5 +108,19 @@ impl Offline {
     /// equal.
     pub fn write_model_snapshot(&self) -> Result<Vec<WriteModelEntry>> {
         crate::write_model::snapshot(&self.store)
+    }
+}
+
+/// The log of a data directory no server uses, for a rebuild of a sink (`girok analytics
+/// rebuild`).
+impl crate::tailer::LogSource for Offline {
+    type Entry = Event;
+
+    fn head(&self) -> Seq {
+        Offline::head(self)
+    }
+
+    fn read(&self, from: Seq, through: Seq, limit: usize) -> Result<Vec<Event>> {
+        crate::tailer::read_events(&self.store, from, through, limit)
     }
 }

@@ -22,6 +22,7 @@ pub use reads::{SearchPage, SearchQuery, SearchResult};
 
 use crate::error::{Error, Result};
 use crate::records::record;
+use crate::tailer::Tailer;
 use crate::views::{Digest, Watermark};
 use girok_schemas::proto::UserRecord;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId, decode_event};
@@ -363,15 +364,16 @@ fn run(
     stop: &AtomicBool,
     until: Option<Seq>,
 ) {
-    let mut tail = store.tail(1);
+    let mut tail = Tailer::new(store.clone(), 1, until, "search indexer");
     let mut indexed: Seq = 0;
     let mut committed: Seq = 0;
     let mut last_commit = Instant::now();
     while !stop.load(Ordering::Acquire) {
-        let head = store.head().get();
-        let limit = until.map_or(head, |u| u.min(head));
+        // Caught up means: up to the head as it was before this chunk (a head that moved
+        // meanwhile does not hold back the commit).
+        let limit = tail.limit();
         if tail.position() <= limit {
-            match tail.next_chunk(CHUNK, Some(limit)) {
+            match tail.next_chunk(CHUNK) {
                 Ok(entries) => {
                     for (seq, bytes) in entries {
                         match decode_event(&bytes) {
@@ -385,9 +387,8 @@ fn run(
                         indexed = seq;
                     }
                 }
-                Err(error) => {
-                    tracing::error!(%error, "search indexer cannot read the log; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
+                Err(retry) => {
+                    std::thread::sleep(retry.after);
                     continue;
                 }
             }
