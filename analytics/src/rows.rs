@@ -41,7 +41,7 @@ const REDACTED: [&str; 4] = ["passwordHash", "refreshHash", "body", "content"];
 
 impl AuditRow {
     pub fn of(event: &Event) -> Self {
-        let target = target(&event.payload);
+        let target = event.payload.target().unwrap_or_default();
         let (ip, user_agent) = match &event.payload {
             Payload::LoggedIn { ip, user_agent, .. } => (ip.clone(), user_agent.clone()),
             Payload::LoginFailed { ip, .. } | Payload::TokenRefreshed { ip, .. } => {
@@ -72,36 +72,6 @@ impl AuditRow {
             user_agent,
             payload: payload.to_string(),
         }
-    }
-}
-
-fn target(payload: &Payload) -> String {
-    match payload {
-        Payload::RoomCreated { room, .. } | Payload::MessagesRead { room, .. } => room.to_string(),
-        Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => user.to_string(),
-        Payload::MessageSent { room, .. } => room.to_string(),
-        Payload::MessageEdited { message, .. } | Payload::MessageDeleted { message, .. } => {
-            message.to_string()
-        }
-        Payload::UserRegistered { user, .. }
-        | Payload::LoggedIn { user, .. }
-        | Payload::PasswordChanged { user, .. }
-        | Payload::ProfileUpdated { user, .. }
-        | Payload::UserFollowed { user }
-        | Payload::UserUnfollowed { user, .. } => user.to_string(),
-        Payload::LoginFailed { username, .. } => username.clone(),
-        Payload::TokenRefreshed { session, .. } | Payload::SessionRevoked { session, .. } => {
-            session.to_string()
-        }
-        Payload::PostEdited { post, .. }
-        | Payload::PostDeleted { post, .. }
-        | Payload::PostLiked { post, .. }
-        | Payload::PostUnliked { post, .. }
-        | Payload::CommentAdded { post, .. } => post.to_string(),
-        Payload::CommentDeleted { comment, .. } => comment.to_string(),
-        Payload::PostCreated { .. }
-        | Payload::NotificationsRead { .. }
-        | Payload::Unknown { .. } => String::new(),
     }
 }
 

@@ -68,7 +68,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     config.server.max_connections_per_ip = 0;
     config.ws.max_sockets_per_user = 100_000;
     config.rate_limits = girok_engine::write_rates::WriteRates::unlimited();
-    let girok = Girok::start(&config).await?;
+    let girok = Girok::start(&config, || {}).await?;
     let engine = girok.engine().clone();
     let state = girok.state();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,5 +1,5 @@
 //! The engine as frontends see it: execute commands (durable, acknowledged with their seq),
-//! read views with read-your-writes (`after: seq`; the chat reads are in `chat.rs`), subscribe
+//! read views with read-your-writes (`after: seq`; each domain's reads are in its `reads.rs`), subscribe
 //! to live events, report status.
 
 use crate::ack::Ack;

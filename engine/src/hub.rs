@@ -243,5 +243,7 @@ async fn catch_up(hub: &Hub, tail: &mut Tailer<Arc<Store>>, hot: &HotObjects) ->
         }
         Err(retry) => tokio::time::sleep(retry.after).await,
     }
+    // A long catch-up must not hold off a stop request (the read itself never yields).
+    tokio::task::yield_now().await;
     tail.position()
 }

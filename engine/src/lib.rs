@@ -33,6 +33,7 @@ mod staging;
 mod tailer;
 pub mod text;
 pub mod views;
+mod write_kind;
 mod write_model;
 pub mod write_rates;
 

@@ -2,7 +2,7 @@
 //! indexer and the hub's catch-up inside the engine, and the analytics pipeline outside it
 //! (through [`LogSource`], which `Engine` and `Offline` implement). A [`Tailer`] keeps the
 //! position and an optional last seq (replay and rebuilds stop there), reads in chunks never
-//! past the durable head, and backs off from a failed read (doubling from 50 ms to 2 s),
+//! past the durable head, and backs off from a failed read (doubling from 50 ms to 500 ms),
 //! reporting the failure once and the recovery once instead of once per attempt. How each
 //! consumer waits for more stays its own: the views park their timely worker, the indexer and
 //! the analytics pipeline poll (they batch on purpose), the hub is fed by the log writer.
@@ -15,8 +15,9 @@ use std::time::Duration;
 
 /// The first wait after a failed read; it doubles with each failure in a row.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
-/// The longest wait between two reads that fail.
-const MAX_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between two reads that fail: storage that heals is read again within it
+/// (and a stop request, which a sleeping consumer notices only after it, waits no longer).
+const MAX_RETRY: Duration = Duration::from_millis(500);
 
 /// What a read returns per log entry: something with a seq.
 pub trait LogEntry {
@@ -266,7 +267,7 @@ mod tests {
         let waits: Vec<_> = (0..8)
             .map(|_| tail.next_chunk(10).unwrap_err().after.as_millis())
             .collect();
-        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(waits, [50, 100, 200, 400, 500, 500, 500, 500]);
         *tail.source().failing.lock() = false;
         assert_eq!(tail.next_chunk(10), Ok(vec![2, 3, 4]));
         *tail.source().failing.lock() = true;

@@ -5,10 +5,9 @@
 //! members). A write past its budget is refused at once with `RATE_LIMITED` and how long to
 //! wait; nothing of it is written. Token buckets (governor), in memory only.
 
-use crate::chat::ChatCommand;
 use crate::command::Command;
 use crate::error::{Error, Result};
-use crate::feed::FeedCommand;
+use crate::write_kind::WriteKind;
 use girok_schemas::UserId;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -76,42 +75,15 @@ impl WriteRates {
     }
 }
 
-/// The kinds of write, in the order of [`WriteRates`]' fields.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Messages,
-    Posts,
-    Comments,
-    Likes,
-    Follows,
-    Rooms,
-}
+type Kind = WriteKind;
 
+/// The budget a command spends from; none for accounts (their own limits apply).
 fn kind(command: &Command) -> Option<Kind> {
-    Some(match command {
-        Command::Chat(ChatCommand::SendMessage { .. })
-        | Command::Chat(ChatCommand::EditMessage { .. })
-        | Command::Chat(ChatCommand::DeleteMessage { .. }) => Kind::Messages,
-        Command::Chat(ChatCommand::CreateRoom { .. })
-        | Command::Chat(ChatCommand::OpenDirectRoom { .. })
-        | Command::Chat(ChatCommand::AddMember { .. })
-        | Command::Chat(ChatCommand::RemoveMember { .. }) => Kind::Rooms,
-        Command::Feed(feed) => match feed {
-            FeedCommand::CreatePost { .. }
-            | FeedCommand::EditPost { .. }
-            | FeedCommand::DeletePost { .. } => Kind::Posts,
-            FeedCommand::AddComment { .. } | FeedCommand::DeleteComment { .. } => Kind::Comments,
-            FeedCommand::LikePost { .. } | FeedCommand::UnlikePost { .. } => Kind::Likes,
-            FeedCommand::Follow { .. } | FeedCommand::Unfollow { .. } => Kind::Follows,
-            FeedCommand::MarkNotificationsRead { .. } => return None,
-        },
-        // Leaving and read receipts are cheap and bounded by the rooms one is in.
-        Command::Chat(ChatCommand::LeaveRoom { .. })
-        | Command::Chat(ChatCommand::MarkRead { .. })
-        | Command::Account(_) => {
-            return None;
-        }
-    })
+    match command {
+        Command::Chat(command) => command.write_kind(),
+        Command::Feed(command) => command.write_kind(),
+        Command::Account(_) => None,
+    }
 }
 
 /// The buckets.
@@ -192,6 +164,8 @@ impl Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::ChatCommand;
+    use crate::feed::FeedCommand;
     use girok_schemas::RoomId;
 
     #[test]

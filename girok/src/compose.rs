@@ -25,15 +25,17 @@ pub struct Girok {
 
 impl Girok {
     /// Opens the data directory and starts every part but the listeners (inside the tokio
-    /// runtime, which the WebSocket loops and the engine's tasks then run on). A part that
-    /// cannot start stops the ones started before it.
-    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+    /// runtime, which the WebSocket loops and the engine's tasks then run on). `opened` runs
+    /// as soon as the directory is this process's (the engine holds its lock), before anything
+    /// else starts. A part that cannot start stops the ones started before it.
+    pub async fn start(config: &Config, opened: impl FnOnce()) -> anyhow::Result<Self> {
         let engine = Engine::open(config.engine_config()).with_context(|| {
             format!(
                 "cannot open the data directory {}",
                 config.storage.data_dir.display()
             )
         })?;
+        opened();
         let mut registry = Registry::default();
         engine.register_metrics(&mut registry);
         let analytics = match start_analytics(&engine, config) {
@@ -56,7 +58,10 @@ impl Girok {
             }),
             Err(error) => {
                 Self::stop_parts(&engine, analytics.as_deref()).await;
-                Err(error.context("cannot start the frontends (signing keys)"))
+                Err(error.context(
+                    "cannot start the frontends (signing keys, operator token, cursor key or \
+                     server.trusted_proxies)",
+                ))
             }
         }
     }

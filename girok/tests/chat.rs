@@ -280,6 +280,16 @@ async fn graphql_subscriptions_deliver_messages_edits_deletes_and_room_updates()
     let (mut socket, ack) =
         graphql_ws(&server, json!({ "authorization": format!("Bearer {bob}") })).await;
     assert_eq!(ack["type"], "connection_ack");
+    // Queries run over the socket too, account reads included (they reach the same state as
+    // over HTTP).
+    socket
+        .subscribe("me", "{ me { id username } }", json!({}))
+        .await;
+    let me = socket.next_for("me").await;
+    assert_eq!(me["type"], "next", "{me}");
+    assert_eq!(me["payload"]["data"]["me"]["id"], bob_id.as_str(), "{me}");
+    assert_eq!(me["payload"]["data"]["me"]["username"], "bob", "{me}");
+    assert_eq!(socket.next_for("me").await["type"], "complete");
     socket
         .subscribe("updated", UPDATED, json!({ "r": room }))
         .await;

@@ -208,6 +208,44 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// What the event is about, as the audit log names it (a room, a user, a message, a
+    /// session, a post, a comment); `None` for events about their actor alone.
+    pub fn target(&self) -> Option<String> {
+        match self {
+            Payload::RoomCreated { room, .. } | Payload::MessagesRead { room, .. } => {
+                Some(room.to_string())
+            }
+            Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
+                Some(user.to_string())
+            }
+            Payload::MessageSent { room, .. } => Some(room.to_string()),
+            Payload::MessageEdited { message, .. } | Payload::MessageDeleted { message, .. } => {
+                Some(message.to_string())
+            }
+            Payload::UserRegistered { user, .. }
+            | Payload::LoggedIn { user, .. }
+            | Payload::PasswordChanged { user, .. }
+            | Payload::ProfileUpdated { user, .. }
+            | Payload::UserFollowed { user }
+            | Payload::UserUnfollowed { user, .. } => Some(user.to_string()),
+            Payload::LoginFailed { username, .. } => Some(username.clone()),
+            Payload::TokenRefreshed { session, .. } | Payload::SessionRevoked { session, .. } => {
+                Some(session.to_string())
+            }
+            Payload::PostEdited { post, .. }
+            | Payload::PostDeleted { post, .. }
+            | Payload::PostLiked { post, .. }
+            | Payload::PostUnliked { post, .. }
+            | Payload::CommentAdded { post, .. } => Some(post.to_string()),
+            Payload::CommentDeleted { comment, .. } => Some(comment.to_string()),
+            Payload::PostCreated { .. }
+            | Payload::NotificationsRead { .. }
+            | Payload::Unknown { .. } => None,
+        }
+    }
+}
+
 impl Event {
     /// The dotted type name, e.g. `chat.message.sent`.
     pub fn type_name(&self) -> &str {

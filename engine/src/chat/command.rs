@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::limits::{
     MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS, MAX_ROOM_TITLE_CHARS,
 };
+use crate::write_kind::WriteKind;
 use girok_schemas::{EventId, RoomId, Seq, UserId};
 
 /// A change to rooms, their members or their messages.
@@ -50,6 +51,21 @@ pub enum ChatCommand {
 }
 
 impl ChatCommand {
+    /// The per-user write budget it spends from; leaving and read receipts spend none (they
+    /// are cheap and bounded by the rooms one is in).
+    pub(crate) fn write_kind(&self) -> Option<WriteKind> {
+        match self {
+            ChatCommand::SendMessage { .. }
+            | ChatCommand::EditMessage { .. }
+            | ChatCommand::DeleteMessage { .. } => Some(WriteKind::Messages),
+            ChatCommand::CreateRoom { .. }
+            | ChatCommand::OpenDirectRoom { .. }
+            | ChatCommand::AddMember { .. }
+            | ChatCommand::RemoveMember { .. } => Some(WriteKind::Rooms),
+            ChatCommand::LeaveRoom { .. } | ChatCommand::MarkRead { .. } => None,
+        }
+    }
+
     /// Checks and normalizes client input (trims the title; keeps message bodies verbatim).
     pub fn validated(self) -> Result<ChatCommand> {
         match self {

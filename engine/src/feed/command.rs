@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::limits::{
     MAX_COMMENT_CHARS, MAX_MEDIA_ID_BYTES, MAX_MENTIONS, MAX_POST_CHARS, MAX_POST_MEDIA,
 };
+use crate::write_kind::WriteKind;
 use girok_schemas::{EventId, Seq, UserId};
 
 /// A request to change the feed or the social graph.
@@ -50,6 +51,21 @@ pub enum FeedCommand {
 }
 
 impl FeedCommand {
+    /// The per-user write budget it spends from; notification receipts spend none.
+    pub(crate) fn write_kind(&self) -> Option<WriteKind> {
+        match self {
+            FeedCommand::CreatePost { .. }
+            | FeedCommand::EditPost { .. }
+            | FeedCommand::DeletePost { .. } => Some(WriteKind::Posts),
+            FeedCommand::AddComment { .. } | FeedCommand::DeleteComment { .. } => {
+                Some(WriteKind::Comments)
+            }
+            FeedCommand::LikePost { .. } | FeedCommand::UnlikePost { .. } => Some(WriteKind::Likes),
+            FeedCommand::Follow { .. } | FeedCommand::Unfollow { .. } => Some(WriteKind::Follows),
+            FeedCommand::MarkNotificationsRead { .. } => None,
+        }
+    }
+
     /// Checks and normalizes client input (content is trimmed at the ends).
     pub fn validated(self) -> Result<FeedCommand> {
         Ok(match self {

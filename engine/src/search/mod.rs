@@ -1,4 +1,5 @@
-//! Full-text search (tantivy) over posts, users and chat messages, maintained from the log.
+//! Full-text search (tantivy) over posts, users and chat messages, maintained from the log:
+//! the index here, the reads that resolve its hits in `reads.rs`.
 //!
 //! One indexer thread tails the durable log like the dataflow does and keeps an in-memory
 //! tantivy index: a post, message or user is a document keyed by the seq of the event that

@@ -452,7 +452,8 @@ async fn connection_init(
     auth.csrf_ok = false;
     let mut data = Data::default();
     data.insert(auth);
-    data.insert(state);
+    // What the resolvers read over HTTP too (`graphql_post`): the shared parts.
+    data.insert(state.shared.clone());
     Ok(data)
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP server: one axum router with REST, GraphQL, the WebSocket upgrades, operators'
-//! endpoints and the log API, over one shared [`AppState`]. `run` takes an already bound listener and a shutdown future, so
-//! tests bind `127.0.0.1:0` and the binary binds the configured address.
+//! endpoints and the log API, over one [`AppState`]. `run` takes an already bound listener and
+//! a shutdown future, so tests bind `127.0.0.1:0` and the binary binds the configured address.
 
 mod accounts;
 mod envelope;

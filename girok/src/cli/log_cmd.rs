@@ -146,7 +146,14 @@ pub fn tail(config: Config, args: TailArgs) -> anyhow::Result<()> {
     match open(&config, args.server.clone())? {
         Source::Local(log) => {
             loop {
-                let events = log.events(next, CHUNK)?;
+                // A chunk with an entry that does not decode is read again one by one, so
+                // every event before that entry is printed.
+                let events = match log.events(next, CHUNK) {
+                    Ok(events) => events,
+                    Err(_) => log
+                        .events(next, 1)
+                        .with_context(|| format!("log entry {next} does not decode"))?,
+                };
                 let Some(last) = events.last() else {
                     break;
                 };

@@ -42,18 +42,16 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::Result<()> {
     super::descriptors::fit(&mut config)?;
-    let girok = Girok::start(&config).await?;
     let data_dir = config.storage.data_dir.clone();
-    // Ours now (the engine holds the directory's lock): until we listen, `girok log` waits.
-    operator::forget_address(&data_dir);
-    let (listener, ops_listener) = match bind(&config).await {
+    // Ours once the engine holds the directory's lock: until we listen, `girok log` waits.
+    let girok = Girok::start(&config, || operator::forget_address(&data_dir)).await?;
+    let (listener, ops_listener, addr) = match bind(&config).await {
         Ok(listeners) => listeners,
         Err(error) => {
             girok.stop().await;
             return Err(error);
         }
     };
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "girok listening");
     // Tests and scripts read the bound address from this line (port 0 picks a free port);
     // `girok log` beside the running server reads it from the data directory.
@@ -97,10 +95,15 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     Ok(())
 }
 
-/// The clients' listener and, when `server.ops_addr` is set, the operators' own.
+/// The clients' listener with its address and, when `server.ops_addr` is set, the
+/// operators' own.
 async fn bind(
     config: &Config,
-) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    Option<tokio::net::TcpListener>,
+    std::net::SocketAddr,
+)> {
     let ops_listener = match config.server.ops_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -116,7 +119,8 @@ async fn bind(
     let listener = tokio::net::TcpListener::bind(config.server.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.http_addr))?;
-    Ok((listener, ops_listener))
+    let addr = listener.local_addr()?;
+    Ok((listener, ops_listener, addr))
 }
 
 /// `serve` ended because of a fatal storage error (exit code 74, EX_IOERR).

@@ -1,0 +1,14 @@
+//! Which per-user write budget (`[rate_limits]`) a command spends from. Each domain's command
+//! says it for its own commands (`ChatCommand::write_kind`, `FeedCommand::write_kind`), so a
+//! new command is classified where it is declared.
+
+/// The kinds of write, in the order of `WriteRates`' fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    Messages,
+    Posts,
+    Comments,
+    Likes,
+    Follows,
+    Rooms,
+}
