@@ -447,3 +447,175 @@ mod tests {
         assert_eq!(store.like_count(7), 1);
     }
 }
+
+/// Exact `(data, time, diff)` tests of the feed views: each input at the seqs the feeder would
+/// give them, each output captured and compared whole.
+#[cfg(test)]
+mod dataflow_tests {
+    use super::*;
+    use differential_dataflow::AsCollection;
+    use std::sync::mpsc::Receiver;
+    use timely::dataflow::operators::capture::{Event, Extract};
+    use timely::dataflow::operators::{Capture, ToStream};
+    use uuid::Uuid;
+
+    type Captured<D> = Receiver<Event<Seq, Vec<(D, Seq, isize)>>>;
+
+    fn user(n: u128) -> UserId {
+        UserId(Uuid::from_u128(n))
+    }
+
+    /// Every update of a captured output, sorted.
+    fn updates<D: Ord + Clone + 'static>(captured: Captured<D>) -> Updates<D> {
+        let mut all: Vec<_> = captured
+            .extract()
+            .into_iter()
+            .flat_map(|(_, updates)| updates)
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Updates of one input: `(data, seq, diff)`.
+    type Updates<D> = Vec<(D, Seq, isize)>;
+
+    /// The feed's inputs, as update lists.
+    #[derive(Default)]
+    struct Given {
+        posts: Updates<(UserId, Seq)>,
+        post_edits: Updates<(Seq, Seq)>,
+        likes: Updates<(Seq, (UserId, Seq, UserId))>,
+        comments: Updates<(Seq, (Seq, UserId, UserId))>,
+        follows: Updates<(UserId, UserId, Seq)>,
+        mentions: Updates<(Seq, NamedIn)>,
+    }
+
+    type Outputs = (
+        Captured<(UserId, Seq)>,
+        Captured<(UserId, Seq)>,
+        Captured<((), UserId)>,
+        Captured<(Seq, Seq)>,
+        Captured<(Seq, UserId)>,
+        Captured<(Seq, Seq)>,
+        Captured<(UserId, (Seq, UserId))>,
+        Captured<(UserId, (Seq, UserId))>,
+        Captured<(UserId, (Seq, NotificationKind))>,
+    );
+
+    /// Runs the feed views over `given` with heavy authors from `fanout_max` followers.
+    fn run(given: Given, fanout_max: usize) -> Outputs {
+        timely::example(move |scope| {
+            let views = feed(
+                FeedInputs {
+                    posts: given.posts.into_iter().to_stream(scope).as_collection(),
+                    post_edits: given
+                        .post_edits
+                        .into_iter()
+                        .to_stream(scope)
+                        .as_collection(),
+                    likes: given.likes.into_iter().to_stream(scope).as_collection(),
+                    comments: given.comments.into_iter().to_stream(scope).as_collection(),
+                    follows: given.follows.into_iter().to_stream(scope).as_collection(),
+                    mentions: given.mentions.into_iter().to_stream(scope).as_collection(),
+                },
+                fanout_max,
+            );
+            (
+                views.profile.inner.capture(),
+                views.home.inner.capture(),
+                views.heavy.inner.capture(),
+                views.post_edits.inner.capture(),
+                views.likers.inner.capture(),
+                views.comments.inner.capture(),
+                views.followers.inner.capture(),
+                views.following.inner.capture(),
+                views.notifications.inner.capture(),
+            )
+        })
+    }
+
+    #[test]
+    fn timelines_fan_out_until_an_author_turns_heavy_and_a_deleted_post_takes_its_likes() {
+        let (a, b, c) = (user(1), user(2), user(3));
+        // a follows b (1); b posts (2); c follows b (3): b has two followers, heavy at 2;
+        // a likes the post (4); b deletes it (5).
+        let given = Given {
+            follows: vec![((a, b, 1), 1, 1), ((c, b, 3), 3, 1)],
+            posts: vec![((b, 2), 2, 1), ((b, 2), 5, -1)],
+            likes: vec![((2, (a, 4, b)), 4, 1)],
+            ..Given::default()
+        };
+        let (profile, home, heavy, post_edits, likers, comments, followers, following, notes) =
+            run(given, 2);
+        assert_eq!(updates(profile), vec![((b, 2), 2, 1), ((b, 2), 5, -1)]);
+        assert_eq!(
+            updates(home),
+            vec![
+                ((a, 2), 2, 1),
+                ((a, 2), 3, -1), // b turned heavy: merged at read time from now on
+                ((b, 2), 2, 1),
+                ((b, 2), 5, -1),
+            ]
+        );
+        assert_eq!(updates(heavy), vec![(((), b), 3, 1)]);
+        assert_eq!(updates(post_edits), vec![]);
+        assert_eq!(updates(likers), vec![((2, a), 4, 1), ((2, a), 5, -1)]);
+        assert_eq!(updates(comments), vec![]);
+        assert_eq!(
+            updates(followers),
+            vec![((b, (1, a)), 1, 1), ((b, (3, c)), 3, 1)]
+        );
+        assert_eq!(
+            updates(following),
+            vec![((a, (1, b)), 1, 1), ((c, (3, b)), 3, 1)]
+        );
+        assert_eq!(
+            updates(notes),
+            vec![
+                ((b, (1, NotificationKind::Follow)), 1, 1),
+                ((b, (3, NotificationKind::Follow)), 3, 1),
+                ((b, (4, NotificationKind::Like)), 4, 1),
+                ((b, (4, NotificationKind::Like)), 5, -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn edits_mentions_and_comments_follow_the_current_version_of_live_posts() {
+        let (a, b, c) = (user(1), user(2), user(3));
+        // a posts (1) naming c; an edit (2) names nobody; another (3) names c again; b
+        // comments (4); a likes their own post (5): no notification for that.
+        let given = Given {
+            posts: vec![((a, 1), 1, 1)],
+            post_edits: vec![((1, 2), 2, 1), ((1, 3), 3, 1)],
+            mentions: vec![
+                ((1, (1, vec![c])), 1, 1),
+                ((1, (2, vec![])), 2, 1),
+                ((1, (3, vec![c])), 3, 1),
+            ],
+            comments: vec![((1, (4, b, a)), 4, 1)],
+            likes: vec![((1, (a, 5, a)), 5, 1)],
+            ..Given::default()
+        };
+        let (profile, home, heavy, post_edits, likers, comments, _, _, notes) = run(given, 10);
+        assert_eq!(updates(profile), vec![((a, 1), 1, 1)]);
+        assert_eq!(updates(home), vec![((a, 1), 1, 1)]);
+        assert_eq!(updates(heavy), vec![]);
+        assert_eq!(
+            updates(post_edits),
+            vec![((1, 2), 2, 1), ((1, 2), 3, -1), ((1, 3), 3, 1)]
+        );
+        assert_eq!(updates(likers), vec![((1, a), 5, 1)]);
+        assert_eq!(updates(comments), vec![((1, 4), 4, 1)]);
+        assert_eq!(
+            updates(notes),
+            vec![
+                // The run of versions naming c broke at 2: the mention at 3 is a new one.
+                ((a, (4, NotificationKind::Comment)), 4, 1),
+                ((c, (1, NotificationKind::Mention)), 1, 1),
+                ((c, (1, NotificationKind::Mention)), 2, -1),
+                ((c, (3, NotificationKind::Mention)), 3, 1),
+            ]
+        );
+    }
+}
