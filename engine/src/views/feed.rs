@@ -1,45 +1,20 @@
-//! The feed views: profile and home timelines, the follow graph, per-post like counts,
-//! comments and latest edits, and notifications — all as differential collections of keys
-//! (bodies stay in the log).
-//!
-//! Timelines are fanned out on write, except for heavy authors: an author with at least
-//! `fanout_max` followers is left out of the join of follows with posts, so one of their posts
-//! costs one record (in their profile timeline) instead of one per follower; readers merge the
-//! profile timelines of the heavy authors they follow into their home page
-//! ([`super::FeedStore::home_page`]). When an author crosses the threshold the dataflow
-//! retracts (or restores) their fanned-out entries once; every other change is incremental: a
-//! post reaches its author's followers, a follow backfills the followee's posts, an unfollow
-//! or a deleted post retracts them.
-//!
-//! Notifications are derived, not stored: a like, a comment or a follow notifies while it
-//! exists (an unlike, a deleted comment or post, an unfollow retracts it), and a mention
-//! notifies while the current version of a live post or comment names the user (dated by the
-//! first of the unbroken run of versions that do: an edit that drops a name and a later one
-//! that restores it notifies anew).
+//! The feed views: profile and home timelines (`timelines.rs`), the follow graph
+//! (`follows.rs`), per-post latest edits, likers and comments (`post_stats.rs`), and
+//! notifications (`notifications.rs`), all as differential collections of keys (bodies stay
+//! in the log); [`feed`] builds them over the feed's inputs, and [`FeedStore`] materializes
+//! them for readers and pushes new entries to live subscribers.
 
+use super::follows::{FollowGraph, follow_graph};
+pub use super::notifications::{NamedIn, NotificationKind};
+use super::notifications::{NotificationSources, notifications};
+use super::post_stats::{PostStats, on_live_posts, post_stats};
+use super::timelines::{Timelines, timelines};
 use super::{CountedIndex, Digest, FastMap, Update};
 use crate::channels::Channels;
 use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A version of a post or comment and the users it names: `(version seq, users)`.
-pub type NamedIn = (Seq, Vec<UserId>);
-
-/// Why a user is notified.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum NotificationKind {
-    /// Someone liked my post (the notification's seq is the like's).
-    Like,
-    /// Someone commented on my post (the comment's seq).
-    Comment,
-    /// Someone followed me (the follow's seq).
-    Follow,
-    /// A post or comment names me as `@username` (the seq of its first version that did).
-    Mention,
-}
 
 /// The feed's inputs, each already current (the feeder retracts what changes).
 pub struct FeedInputs<'s> {
@@ -81,7 +56,9 @@ pub struct FeedViews<'s> {
     pub notifications: VecCollection<'s, Seq, (UserId, (Seq, NotificationKind))>,
 }
 
-/// The views over `inputs`; authors with `fanout_max` followers or more are heavy.
+/// The views over `inputs`; authors with `fanout_max` followers or more are heavy. Live posts
+/// are arranged once, and the likes and comments of live posts computed once, for every view
+/// that needs them.
 pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
     let FeedInputs {
         posts,
@@ -91,69 +68,41 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
         follows,
         mentions,
     } = inputs;
-    let fanout_max = fanout_max.max(1) as isize;
-    let live_posts = posts.clone().map(|(_, post)| post);
-
-    let heavy = follows
-        .clone()
-        .map(|(_, followee, _)| followee)
-        .count()
-        .filter(move |(_, followers)| *followers >= fanout_max)
-        .map(|(author, _)| author);
-    let fanned_out = follows
-        .clone()
-        .map(|(follower, followee, _)| (followee, follower))
-        .antijoin(heavy.clone())
-        .join(posts.clone())
-        .map(|(_author, (follower, post))| (follower, post));
-    let home = posts.clone().concat(fanned_out);
-
-    let post_edits = super::latest_versions(post_edits, live_posts.clone());
-    let live_likes = likes.semijoin(live_posts.clone());
-    let likers = live_likes
-        .clone()
-        .map(|(post, (liker, _, _))| (post, liker));
-    let live_comments = comments.semijoin(live_posts.clone());
-
-    let liked = live_likes
-        .filter(|(_, (liker, _, author))| liker != author)
-        .map(|(_, (_, like, author))| (author, (like, NotificationKind::Like)));
-    let commented = live_comments
-        .clone()
-        .filter(|(_, (_, commenter, author))| commenter != author)
-        .map(|(_, (comment, _, author))| (author, (comment, NotificationKind::Comment)));
-    let followed = follows
-        .clone()
-        .map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
-    let live_sources = live_posts.concat(live_comments.clone().map(|(_, (comment, ..))| comment));
-    let mentioned = mentions
-        .reduce(|_source, versions, output| {
-            // Versions arrive in seq order; a user's notification dates from the start of the
-            // unbroken run of versions that name them, up to the current one.
-            let mut runs: std::collections::BTreeMap<UserId, Seq> = Default::default();
-            for ((version, users), _) in versions {
-                runs.retain(|user, _| users.contains(user));
-                for user in users {
-                    runs.entry(*user).or_insert(*version);
-                }
-            }
-            output.extend(runs.into_iter().map(|run| (run, 1)));
-        })
-        .semijoin(live_sources)
-        .map(|(_, (user, since))| (user, (since, NotificationKind::Mention)));
-    let notifications = liked.concat(commented).concat(followed).concat(mentioned);
-
-    FeedViews {
-        profile: posts,
+    let live = posts.clone().map(|(_, post)| post).arrange_by_self();
+    let live_likes = on_live_posts(likes, &live);
+    let live_comments = on_live_posts(comments, &live);
+    let Timelines {
+        profile,
         home,
-        heavy: heavy.map(|author| ((), author)),
+        heavy,
+    } = timelines(posts, follows.clone(), fanout_max);
+    let PostStats {
         post_edits,
         likers,
-        comments: live_comments.map(|(post, (comment, ..))| (post, comment)),
-        followers: follows
-            .clone()
-            .map(|(follower, followee, seq)| (followee, (seq, follower))),
-        following: follows.map(|(follower, followee, seq)| (follower, (seq, followee))),
+        comments,
+    } = post_stats(post_edits, &live, live_likes.clone(), live_comments.clone());
+    let FollowGraph {
+        followers,
+        following,
+    } = follow_graph(follows.clone());
+    let notifications = notifications(
+        NotificationSources {
+            live_likes,
+            live_comments,
+            follows,
+            mentions,
+        },
+        &live,
+    );
+    FeedViews {
+        profile,
+        home,
+        heavy,
+        post_edits,
+        likers,
+        comments,
+        followers,
+        following,
         notifications,
     }
 }

@@ -18,8 +18,12 @@ macro_rules! advance_inputs {
 }
 
 pub mod feed;
+pub mod follows;
+pub mod notifications;
+pub mod post_stats;
 pub mod room_history;
 pub mod rooms;
+pub mod timelines;
 
 pub use feed::{FeedStore, NotificationKind, NotificationRef, PostRef};
 
@@ -125,14 +129,6 @@ pub fn latest<'s>(
             output.push((**edit, 1));
         }
     })
-}
-
-/// [`latest`], for the entities still in `live` (posts).
-pub fn latest_versions<'s>(
-    edits: differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)>,
-    live: differential_dataflow::VecCollection<'s, Seq, Seq>,
-) -> differential_dataflow::VecCollection<'s, Seq, (Seq, Seq)> {
-    latest(edits).semijoin(live)
 }
 
 /// Adds `diff` to the count of `key`, dropping it at zero; the count before. Counts (not

@@ -1,0 +1,82 @@
+//! Notifications are derived, not stored: a like, a comment or a follow notifies while it
+//! exists (an unlike, a deleted comment or post, an unfollow retracts it), and a mention
+//! notifies while the current version of a live post or comment names the user (dated by the
+//! first of the unbroken run of versions that do: an edit that drops a name and a later one
+//! that restores it notifies anew). Liking or commenting on one's own post notifies nobody.
+
+use super::post_stats::LivePosts;
+use differential_dataflow::VecCollection;
+use girok_schemas::{Seq, UserId};
+use serde::{Deserialize, Serialize};
+
+/// A version of a post or comment and the users it names: `(version seq, users)`.
+pub type NamedIn = (Seq, Vec<UserId>);
+
+/// Why a user is notified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NotificationKind {
+    /// Someone liked my post (the notification's seq is the like's).
+    Like,
+    /// Someone commented on my post (the comment's seq).
+    Comment,
+    /// Someone followed me (the follow's seq).
+    Follow,
+    /// A post or comment names me as `@username` (the seq of its first version that did).
+    Mention,
+}
+
+/// What notifies: the likes and comments of live posts, the follows, the mentions.
+pub struct NotificationSources<'s> {
+    /// `(post seq, (liker, like seq, post author))` per like of a live post.
+    pub live_likes: VecCollection<'s, Seq, (Seq, (UserId, Seq, UserId))>,
+    /// `(post seq, (comment seq, commenter, post author))` per live comment of a live post.
+    pub live_comments: VecCollection<'s, Seq, (Seq, (Seq, UserId, UserId))>,
+    /// `(follower, followee, follow seq)` per current follow.
+    pub follows: VecCollection<'s, Seq, (UserId, UserId, Seq)>,
+    /// `(post or comment seq, (version seq, users it names))` per version that names someone
+    /// and per post edit (an edit that names nobody ends the mentions before it).
+    pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
+}
+
+/// `(recipient, (seq, kind))` per current notification.
+pub fn notifications<'s>(
+    sources: NotificationSources<'s>,
+    live: &LivePosts<'s>,
+) -> VecCollection<'s, Seq, (UserId, (Seq, NotificationKind))> {
+    let NotificationSources {
+        live_likes,
+        live_comments,
+        follows,
+        mentions,
+    } = sources;
+    let liked = live_likes
+        .filter(|(_, (liker, _, author))| liker != author)
+        .map(|(_, (_, like, author))| (author, (like, NotificationKind::Like)));
+    let commented = live_comments
+        .clone()
+        .filter(|(_, (_, commenter, author))| commenter != author)
+        .map(|(_, (comment, _, author))| (author, (comment, NotificationKind::Comment)));
+    let followed = follows
+        .clone()
+        .map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
+    let live_sources = live
+        .clone()
+        .as_collection(|post, ()| *post)
+        .concat(live_comments.clone().map(|(_, (comment, ..))| comment));
+    let mentioned = mentions
+        .reduce(|_source, versions, output| {
+            // Versions arrive in seq order; a user's notification dates from the start of the
+            // unbroken run of versions that name them, up to the current one.
+            let mut runs: std::collections::BTreeMap<UserId, Seq> = Default::default();
+            for ((version, users), _) in versions {
+                runs.retain(|user, _| users.contains(user));
+                for user in users {
+                    runs.entry(*user).or_insert(*version);
+                }
+            }
+            output.extend(runs.into_iter().map(|run| (run, 1)));
+        })
+        .semijoin(live_sources)
+        .map(|(_, (user, since))| (user, (since, NotificationKind::Mention)));
+    liked.concat(commented).concat(followed).concat(mentioned)
+}
