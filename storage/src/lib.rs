@@ -13,6 +13,7 @@ mod error;
 mod head;
 mod health;
 mod metrics;
+mod op;
 mod store;
 mod tables;
 mod tail;

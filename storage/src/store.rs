@@ -4,6 +4,7 @@
 use crate::head::HeadSignal;
 use crate::health::{Health, StorageState, is_transient};
 use crate::metrics::StorageMetrics;
+use crate::op::Op;
 use crate::tables::Table;
 use crate::{Error, Result, Seq};
 use arc_swap::ArcSwapOption;
@@ -373,16 +374,14 @@ impl Store {
     }
 
     /// Writes staged operations into fjall (journal + memtables) as one atomic batch, without
-    /// syncing: the writer thread and `rewrite` both commit this way.
-    pub(crate) fn commit_ops(&self, ops: Vec<crate::txn::Op>) -> Result<()> {
+    /// syncing: the writer thread and `rewrite` (in `txn.rs`) both commit this way.
+    pub(crate) fn commit_ops(&self, ops: Vec<Op>) -> Result<()> {
         self.with(|h| {
             let mut writes = h.db.batch();
             for op in ops {
                 match op {
-                    crate::txn::Op::Put(table, key, value) => {
-                        writes.insert(h.keyspace(table), key, value)
-                    }
-                    crate::txn::Op::Delete(table, key) => writes.remove(h.keyspace(table), key),
+                    Op::Put(table, key, value) => writes.insert(h.keyspace(table), key, value),
+                    Op::Delete(table, key) => writes.remove(h.keyspace(table), key),
                 }
             }
             Ok(writes.commit()?)
@@ -392,28 +391,6 @@ impl Store {
     /// Empties a table. Only for tools that own the data directory (replay).
     pub fn clear(&self, table: Table) -> Result<()> {
         self.with(|h| Ok(h.keyspace(table).clear()?))
-    }
-
-    /// Runs `f` on a fresh batch and commits its writes durably, outside the log writer. Only
-    /// for tools that own the data directory (replay rebuilding the write model); `f` may not
-    /// append to the log.
-    pub fn rewrite<T, E: From<Error>>(
-        &self,
-        f: impl FnOnce(&mut crate::Txn<'_>) -> std::result::Result<T, E>,
-    ) -> std::result::Result<T, E> {
-        let head = self.head.get();
-        let mut batch = crate::txn::BatchState::new(head + 1, 0);
-        let mut txn = crate::Txn::new(self, &mut batch);
-        let out = f(&mut txn)?;
-        txn.accept();
-        if batch.appended() > 0 {
-            return Err(
-                Error::Io(std::io::Error::other("a rewrite may not append to the log")).into(),
-            );
-        }
-        self.commit_ops(batch.ops)?;
-        self.persist(PersistMode::SyncData)?;
-        Ok(out)
     }
 
     /// Seq range and size on disk.

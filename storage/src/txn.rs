@@ -2,15 +2,12 @@
 //! earlier commands in the same (not yet committed) batch, buffered writes, and log appends with
 //! the seq they will get. If the stager rejects the command, everything it buffered is dropped.
 
+use crate::op::Op;
 use crate::store::Store;
 use crate::tables::Table;
-use crate::{Result, Seq};
+use crate::{Error, Result, Seq};
+use fjall::PersistMode;
 use std::collections::HashMap;
-
-pub(crate) enum Op {
-    Put(Table, Vec<u8>, Vec<u8>),
-    Delete(Table, Vec<u8>),
-}
 
 /// The state of the batch being built: accepted commands' writes, in order.
 pub(crate) struct BatchState {
@@ -221,5 +218,29 @@ impl<'a> Txn<'a> {
             batch.ops.push(op);
         }
         batch.next_seq += appended;
+    }
+}
+
+impl Store {
+    /// Runs `f` on a fresh batch and commits its writes durably, outside the log writer. Only
+    /// for tools that own the data directory (replay rebuilding the write model); `f` may not
+    /// append to the log.
+    pub fn rewrite<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let head = self.head().get();
+        let mut batch = BatchState::new(head + 1, 0);
+        let mut txn = Txn::new(self, &mut batch);
+        let out = f(&mut txn)?;
+        txn.accept();
+        if batch.appended() > 0 {
+            return Err(
+                Error::Io(std::io::Error::other("a rewrite may not append to the log")).into(),
+            );
+        }
+        self.commit_ops(batch.ops)?;
+        self.persist(PersistMode::SyncData)?;
+        Ok(out)
     }
 }
