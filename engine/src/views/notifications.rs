@@ -56,13 +56,12 @@ pub fn notifications<'s>(
         .clone()
         .filter(|(_, (_, commenter, author))| commenter != author)
         .map(|(_, (comment, _, author))| (author, (comment, NotificationKind::Comment)));
-    let followed = follows
-        .clone()
-        .map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
+    let followed =
+        follows.map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
     let live_sources = live
         .clone()
         .as_collection(|post, ()| *post)
-        .concat(live_comments.clone().map(|(_, (comment, ..))| comment));
+        .concat(live_comments.map(|(_, (comment, ..))| comment));
     let mentioned = mentions
         .reduce(|_source, versions, output| {
             // Versions arrive in seq order; a user's notification dates from the start of the
