@@ -10,10 +10,7 @@
 
 use crate::tailer::Tailer;
 use crate::views::Views;
-use crate::views::feed::{FeedInputs, FeedViews, NamedIn, feed};
-use crate::views::room_history::{MessageRef, RoomHistory, room_history};
-use crate::views::rooms::{RoomViews, rooms};
-use differential_dataflow::VecCollection;
+use crate::views::inputs::{Collections, MessageRef, NamedIn, Sinks};
 use differential_dataflow::input::InputSession;
 use girok_schemas::{Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
@@ -205,6 +202,22 @@ impl Inputs {
         self.read.insert((room, user), up_to);
     }
 
+    /// The sessions as collections in `scope`, for the views to build on.
+    fn collections<'s>(&mut self, scope: timely::dataflow::Scope<'s, Seq>) -> Collections<'s> {
+        Collections {
+            messages: self.messages.to_collection(scope),
+            edits: self.edits.to_collection(scope),
+            members: self.members.to_collection(scope),
+            reads: self.reads.to_collection(scope),
+            posts: self.posts.to_collection(scope),
+            post_edits: self.post_edits.to_collection(scope),
+            likes: self.likes.to_collection(scope),
+            comments: self.comments.to_collection(scope),
+            follows: self.follows.to_collection(scope),
+            mentions: self.mentions.to_collection(scope),
+        }
+    }
+
     fn advance_to(&mut self, next: Seq) {
         crate::advance_inputs!(self, next;
             messages, edits, members, reads, posts, post_edits, likes, comments, follows, mentions);
@@ -314,66 +327,14 @@ fn run_worker(
         edited: HashMap::new(),
     };
     let probe = ProbeHandle::new();
-    {
-        let views = views.clone();
-        let probe = probe.clone();
-        worker.dataflow::<Seq, _, _>(|scope| {
-            let messages = inputs.messages.to_collection(scope);
-            let edits = inputs.edits.to_collection(scope);
-            let members = inputs.members.to_collection(scope);
-            let reads = inputs.reads.to_collection(scope);
-
-            let RoomViews {
-                memberships,
-                receipts,
-            } = rooms(members, reads);
-            materialize(memberships, &probe, &views, |v, u| v.memberships.apply(u));
-            materialize(receipts, &probe, &views, |v, u| v.receipts.apply(u));
-
-            let RoomHistory { history, edits } = room_history(messages, edits);
-            materialize(edits, &probe, &views, |v, u| v.room_history.apply_edits(u));
-            materialize(history, &probe, &views, |v, u| {
-                v.room_history.apply_history(u)
-            });
-
-            let FeedViews {
-                profile,
-                home,
-                heavy,
-                post_edits,
-                likers,
-                comments,
-                followers,
-                following,
-                notifications,
-            } = feed(
-                FeedInputs {
-                    posts: inputs.posts.to_collection(scope),
-                    post_edits: inputs.post_edits.to_collection(scope),
-                    likes: inputs.likes.to_collection(scope),
-                    comments: inputs.comments.to_collection(scope),
-                    follows: inputs.follows.to_collection(scope),
-                    mentions: inputs.mentions.to_collection(scope),
-                },
-                fanout_max,
-            );
-            materialize(profile, &probe, &views, |v, u| {
-                v.feed.apply_profile(u, v.watermark.get())
-            });
-            materialize(home, &probe, &views, |v, u| v.feed.home.apply(u));
-            materialize(heavy, &probe, &views, |v, u| v.feed.heavy.apply(u));
-            materialize(post_edits, &probe, &views, |v, u| {
-                v.feed.post_edits.apply(u)
-            });
-            materialize(likers, &probe, &views, |v, u| v.feed.apply_likers(u));
-            materialize(comments, &probe, &views, |v, u| v.feed.comments.apply(u));
-            materialize(followers, &probe, &views, |v, u| v.feed.followers.apply(u));
-            materialize(following, &probe, &views, |v, u| v.feed.apply_following(u));
-            materialize(notifications, &probe, &views, |v, u| {
-                v.feed.apply_notifications(u, v.watermark.get())
-            });
-        });
-    }
+    worker.dataflow::<Seq, _, _>(|scope| {
+        let collections = inputs.collections(scope);
+        let sinks = Sinks {
+            probe: &probe,
+            views,
+        };
+        crate::views::build(&collections, &sinks, fanout_max);
+    });
 
     // Only worker 0 reads the log; the others close their inputs (dropping a session closes
     // it), so the frontier follows worker 0 alone.
@@ -434,20 +395,6 @@ fn run_worker(
         }
     }
     store.head().forget_thread(std::thread::current().id());
-}
-
-/// Applies every output batch of a view's collection to its store, and makes the shared probe
-/// (whose frontier is every view's watermark) wait for it.
-fn materialize<D: differential_dataflow::Data>(
-    collection: VecCollection<'_, Seq, D>,
-    probe: &ProbeHandle<Seq>,
-    views: &Arc<Views>,
-    apply: fn(&Views, &[(D, Seq, isize)]),
-) {
-    let views = views.clone();
-    collection
-        .inspect_batch(move |_, updates| apply(&views, updates))
-        .probe_with(probe);
 }
 
 /// Moves every view's watermark to just below the probe's frontier (every output of the one

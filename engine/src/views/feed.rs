@@ -5,6 +5,7 @@
 //! them for readers and pushes new entries to live subscribers.
 
 use super::follows::{FollowGraph, follow_graph};
+use super::inputs::{Collections, Sinks, materialize};
 pub use super::notifications::{NamedIn, NotificationKind};
 use super::notifications::{NotificationSources, notifications};
 use super::post_stats::{PostStats, on_live_posts, post_stats};
@@ -15,23 +16,6 @@ use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// The feed's inputs, each already current (the feeder retracts what changes).
-pub struct FeedInputs<'s> {
-    /// `(author, post seq)` per live post.
-    pub posts: VecCollection<'s, Seq, (UserId, Seq)>,
-    /// `(post seq, edit seq)` per edit ever made.
-    pub post_edits: VecCollection<'s, Seq, (Seq, Seq)>,
-    /// `(post seq, (liker, like seq, post author))` per current like.
-    pub likes: VecCollection<'s, Seq, (Seq, (UserId, Seq, UserId))>,
-    /// `(post seq, (comment seq, commenter, post author))` per live comment.
-    pub comments: VecCollection<'s, Seq, (Seq, (Seq, UserId, UserId))>,
-    /// `(follower, followee, follow seq)` per current follow.
-    pub follows: VecCollection<'s, Seq, (UserId, UserId, Seq)>,
-    /// `(post or comment seq, (version seq, users it names))` per version that names someone
-    /// and per post edit (an edit that names nobody ends the mentions before it).
-    pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
-}
 
 /// The outputs, each materialised into [`FeedStore`].
 pub struct FeedViews<'s> {
@@ -59,15 +43,24 @@ pub struct FeedViews<'s> {
 /// The views over `inputs`; authors with `fanout_max` followers or more are heavy. Live posts
 /// are arranged once, and the likes and comments of live posts computed once, for every view
 /// that needs them.
-pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
-    let FeedInputs {
+pub(crate) fn feed<'s>(inputs: &Collections<'s>, fanout_max: usize) -> FeedViews<'s> {
+    let Collections {
         posts,
         post_edits,
         likes,
         comments,
         follows,
         mentions,
+        ..
     } = inputs;
+    let (posts, post_edits, likes, comments, follows, mentions) = (
+        posts.clone(),
+        post_edits.clone(),
+        likes.clone(),
+        comments.clone(),
+        follows.clone(),
+        mentions.clone(),
+    );
     let live = posts.clone().map(|(_, post)| post).arrange_by_self();
     let live_likes = on_live_posts(likes, &live);
     let live_comments = on_live_posts(comments, &live);
@@ -105,6 +98,25 @@ pub fn feed<'s>(inputs: FeedInputs<'s>, fanout_max: usize) -> FeedViews<'s> {
         following,
         notifications,
     }
+}
+
+/// Builds the views over the inputs (authors with `fanout_max` followers or more are heavy)
+/// and materializes them.
+pub(crate) fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, fanout_max: usize) {
+    let views = feed(inputs, fanout_max);
+    materialize(views.profile, sinks, |v, u| {
+        v.feed.apply_profile(u, v.watermark.get())
+    });
+    materialize(views.home, sinks, |v, u| v.feed.home.apply(u));
+    materialize(views.heavy, sinks, |v, u| v.feed.heavy.apply(u));
+    materialize(views.post_edits, sinks, |v, u| v.feed.post_edits.apply(u));
+    materialize(views.likers, sinks, |v, u| v.feed.apply_likers(u));
+    materialize(views.comments, sinks, |v, u| v.feed.comments.apply(u));
+    materialize(views.followers, sinks, |v, u| v.feed.followers.apply(u));
+    materialize(views.following, sinks, |v, u| v.feed.apply_following(u));
+    materialize(views.notifications, sinks, |v, u| {
+        v.feed.apply_notifications(u, v.watermark.get())
+    });
 }
 
 fn has_edge(edges: &FastMap<(UserId, UserId), isize>, follower: UserId, followee: UserId) -> bool {
@@ -402,7 +414,9 @@ mod tests {
 #[cfg(test)]
 mod dataflow_tests {
     use super::*;
+    use crate::views::inputs::MessageRef;
     use differential_dataflow::AsCollection;
+    use girok_schemas::RoomId;
     use std::sync::mpsc::Receiver;
     use timely::dataflow::operators::capture::{Event, Extract};
     use timely::dataflow::operators::{Capture, ToStream};
@@ -431,6 +445,11 @@ mod dataflow_tests {
     /// The feed's inputs, as update lists.
     #[derive(Default)]
     struct Given {
+        /// The chat inputs (the feed reads none of them; empty here).
+        messages: Updates<(RoomId, MessageRef)>,
+        edits: Updates<(Seq, Seq)>,
+        members: Updates<(RoomId, UserId, MessageRef)>,
+        reads: Updates<(RoomId, UserId, Seq)>,
         posts: Updates<(UserId, Seq)>,
         post_edits: Updates<(Seq, Seq)>,
         likes: Updates<(Seq, (UserId, Seq, UserId))>,
@@ -455,7 +474,11 @@ mod dataflow_tests {
     fn run(given: Given, fanout_max: usize) -> Outputs {
         timely::example(move |scope| {
             let views = feed(
-                FeedInputs {
+                &Collections {
+                    messages: given.messages.into_iter().to_stream(scope).as_collection(),
+                    edits: given.edits.into_iter().to_stream(scope).as_collection(),
+                    members: given.members.into_iter().to_stream(scope).as_collection(),
+                    reads: given.reads.into_iter().to_stream(scope).as_collection(),
                     posts: given.posts.into_iter().to_stream(scope).as_collection(),
                     post_edits: given
                         .post_edits

@@ -19,6 +19,7 @@ macro_rules! advance_inputs {
 
 pub mod feed;
 pub mod follows;
+pub(crate) mod inputs;
 pub mod notifications;
 pub mod post_stats;
 pub mod room_history;
@@ -343,6 +344,18 @@ pub struct Views {
     pub receipts: rooms::ReceiptStore,
     pub feed: FeedStore,
     undecodable: AtomicU64,
+}
+
+/// Builds every view over the inputs and materializes it into its store: one line per view
+/// module (a new view is its file, its store in [`Views`] with its summary, and a line here).
+pub(crate) fn build(
+    inputs: &inputs::Collections<'_>,
+    sinks: &inputs::Sinks<'_>,
+    fanout_max: usize,
+) {
+    rooms::build(inputs, sinks);
+    room_history::build(inputs, sinks);
+    feed::build(inputs, sinks, fanout_max);
 }
 
 impl Views {

@@ -9,8 +9,7 @@ use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
 use serde::{Deserialize, Serialize};
 
-/// A version of a post or comment and the users it names: `(version seq, users)`.
-pub type NamedIn = (Seq, Vec<UserId>);
+pub use super::inputs::NamedIn;
 
 /// Why a user is notified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

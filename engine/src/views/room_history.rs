@@ -6,14 +6,14 @@
 //! Bodies stay in the log; this view holds keys only.
 
 use super::FastMap;
+use super::inputs::{Collections, Sinks, materialize};
 use super::{Digest, add};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 
-/// A message as the view knows it: `(seq, commit time in ms)`.
-pub type MessageRef = (Seq, i64);
+pub use super::inputs::MessageRef;
 
 /// The view's outputs: `(room, message)` per live message and `(message seq, latest edit
 /// seq)` per edited live message.
@@ -33,6 +33,14 @@ pub fn room_history<'s>(
         history: messages,
         edits: super::latest(edits),
     }
+}
+
+/// Builds the view over the inputs and materializes it.
+pub(crate) fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
+    let RoomHistory { history, edits } =
+        room_history(inputs.messages.clone(), inputs.edits.clone());
+    materialize(edits, sinks, |v, u| v.room_history.apply_edits(u));
+    materialize(history, sinks, |v, u| v.room_history.apply_history(u));
 }
 
 #[derive(Default)]

@@ -9,7 +9,7 @@
 //! pair, which for a 1,000-member room is 1,000 records per message; counting at read time
 //! over the history's ordered seqs costs one range walk per listed room instead.
 
-use super::room_history::MessageRef;
+use super::inputs::{Collections, MessageRef, Sinks, materialize};
 use super::{CountedIndex, Digest, Update};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq, UserId};
@@ -33,6 +33,16 @@ pub struct RoomViews<'s> {
     pub memberships: VecCollection<'s, Seq, (UserId, (RoomId, MessageRef))>,
     /// `(room, (user, read up to))`.
     pub receipts: VecCollection<'s, Seq, (RoomId, (UserId, Seq))>,
+}
+
+/// Builds the views over the inputs and materializes them.
+pub(crate) fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
+    let RoomViews {
+        memberships,
+        receipts,
+    } = rooms(inputs.members.clone(), inputs.reads.clone());
+    materialize(memberships, sinks, |v, u| v.memberships.apply(u));
+    materialize(receipts, sinks, |v, u| v.receipts.apply(u));
 }
 
 /// The materialised memberships: a user's rooms.
