@@ -22,6 +22,7 @@ pub mod feed;
 pub mod hot;
 pub mod hub;
 pub mod limits;
+mod live;
 mod log_reads;
 mod log_report;
 mod offline;
@@ -49,6 +50,7 @@ pub use error::{Error, ErrorKind, Result};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};
 pub use hub::{Hub, LiveEvent, Topic};
+pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag};
 pub use log_report::LogReport;
 pub use offline::{Offline, ReplayOptions};
 pub use replay::ReplayReport;

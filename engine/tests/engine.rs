@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use girok_engine::{
-    ChatCommand, Command, Engine, EngineConfig, Error, HistoryQuery, Offline, ReplayOptions, Topic,
+    ChatCommand, Command, Engine, EngineConfig, Error, Follow, FollowEnd, FollowOptions,
+    HistoryQuery, LiveScope, Offline, OnLag, ReplayOptions, Topic,
 };
 use girok_schemas::{Payload, RoomId, UserId};
 use girok_storage::Table;
@@ -375,6 +376,115 @@ async fn the_hub_publishes_committed_events_to_room_subscribers() {
         seen.contains(&(ack.seq - 1)),
         "the other room's message came through too"
     );
+    engine.shutdown().await;
+}
+
+/// The next events of a follow, or how it ended, within 5 s.
+async fn next_of(follow: &mut Follow) -> Result<Vec<u64>, FollowEnd> {
+    tokio::time::timeout(Duration::from_secs(5), follow.next(64))
+        .await
+        .expect("a step in time")
+        .map(|events| events.iter().map(|e| e.seq).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_resumes_from_the_log_then_goes_live_and_ends_when_the_member_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let (alice, bob, eve) = (
+        user(&engine, "alice").await,
+        user(&engine, "bob").await,
+        user(&engine, "eve").await,
+    );
+    let room = create_room(&engine, alice, "followed").await;
+    let other = create_room(&engine, alice, "elsewhere").await;
+    add(&engine, alice, room, bob).await;
+    let mut sent = Vec::new();
+    for body in ["one", "two", "three"] {
+        engine
+            .execute(alice, send(other, "noise", None))
+            .await
+            .unwrap();
+        sent.push(
+            engine
+                .execute(alice, send(room, body, None))
+                .await
+                .unwrap()
+                .seq,
+        );
+    }
+    let scope = LiveScope::Room { room, member: bob };
+    let options = |from| FollowOptions {
+        from: Some(from),
+        max_resume: 10,
+        max_scan: 1_000,
+        on_lag: OnLag::CatchUp,
+    };
+
+    // From the first message: the two after it come from the log, only this room's.
+    let mut follow = engine.follow(scope, options(sent[0])).await.unwrap();
+    assert_eq!(follow.head(), engine.head());
+    assert_eq!(next_of(&mut follow).await.unwrap(), sent[1..].to_vec());
+    // Then live.
+    let live = engine
+        .execute(alice, send(room, "four", None))
+        .await
+        .unwrap()
+        .seq;
+    assert_eq!(next_of(&mut follow).await.unwrap(), vec![live]);
+    // Bob is removed: that event is the last one, then the follow ends.
+    let removed = engine
+        .execute(
+            alice,
+            Command::Chat(ChatCommand::RemoveMember { room, user: bob }),
+        )
+        .await
+        .unwrap()
+        .seq;
+    assert_eq!(next_of(&mut follow).await.unwrap(), vec![removed]);
+    assert!(matches!(next_of(&mut follow).await, Err(FollowEnd::Left)));
+
+    // A resume that would replay more of the room than allowed is refused up front; one that
+    // would read through more of the log too.
+    let tight = FollowOptions {
+        max_resume: 1,
+        ..options(sent[0])
+    };
+    let alice_scope = LiveScope::Room {
+        room,
+        member: alice,
+    };
+    assert!(matches!(
+        engine.follow(alice_scope, tight).await,
+        Err(FollowEnd::ResumeTooOld(_))
+    ));
+    let short = FollowOptions {
+        max_scan: 2,
+        ..options(sent[0])
+    };
+    assert!(matches!(
+        engine.follow(alice_scope, short).await,
+        Err(FollowEnd::ResumeTooOld(_))
+    ));
+    // A non-member cannot follow the room; a user's own scope is their joins and leaves.
+    let outsider = LiveScope::Room { room, member: eve };
+    match engine.follow(outsider, FollowOptions::live_only()).await {
+        Err(FollowEnd::Failed(error)) => assert_eq!(error.code(), "NOT_A_MEMBER"),
+        other => panic!(
+            "a non-member followed the room: {:?}",
+            other.map(|f| f.head())
+        ),
+    }
+    let mut eves = engine
+        .follow(LiveScope::User(eve), FollowOptions::live_only())
+        .await
+        .unwrap();
+    let joined = add(&engine, alice, room, eve).await;
+    engine
+        .execute(alice, send(room, "for eve's room feed, not her own", None))
+        .await
+        .unwrap();
+    assert_eq!(next_of(&mut eves).await.unwrap(), vec![joined]);
     engine.shutdown().await;
 }
 

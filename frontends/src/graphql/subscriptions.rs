@@ -24,7 +24,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
-use girok_engine::{Engine, LiveEvent, Message, Topic};
+use girok_engine::{
+    Engine, Follow, FollowEnd, FollowOptions, LiveEvent, LiveScope, Message, OnLag, Topic,
+};
 use girok_schemas::{Payload, RoomId, UserId, rfc3339_millis};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -80,26 +82,29 @@ fn slow_consumer(missed: u64) -> async_graphql::Error {
     .extend_with(|_, ext| ext.set("code", "SLOW_CONSUMER"))
 }
 
-/// Live events of `room` for member `me`, ending after `me` leaves it.
-fn room_events(rx: broadcast::Receiver<Arc<LiveEvent>>, me: UserId, room: RoomId) -> Events {
-    stream::unfold(Some(rx), move |state| async move {
-        let mut rx = state?;
-        loop {
-            match rx.recv().await {
-                Ok(event) if event.payload.room() == Some(room) => {
-                    let left = matches!(&event.payload,
-                        Payload::MemberLeft { user, .. } if *user == me);
-                    return Some((Ok(event), (!left).then_some(rx)));
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    return Some((Err(slow_consumer(missed)), None));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+/// A follow's events as a stream, ending quietly after the member's leaving (or at
+/// shutdown), and with `SLOW_CONSUMER` when the subscriber fell behind the hub.
+fn followed(follow: Follow) -> Events {
+    stream::unfold(Some(follow), |state| async move {
+        let mut follow = state?;
+        match follow.next(1).await {
+            Ok(events) => Some((events.into_iter().map(Ok).collect(), Some(follow))),
+            Err(FollowEnd::Left | FollowEnd::Closed) => None,
+            Err(FollowEnd::Lagged(missed)) => Some((vec![Err(slow_consumer(missed))], None)),
+            Err(FollowEnd::Failed(error)) => Some((vec![Err(gql(error))], None)),
+            Err(FollowEnd::TooFarBehind | FollowEnd::ResumeTooOld(_)) => {
+                Some((vec![Err(slow_consumer(0))], None))
             }
         }
     })
+    .flat_map(stream::iter)
     .boxed()
+}
+
+/// Live events of `room` for member `me`, who is known to be one, ending after they leave.
+fn room_events(engine: &Arc<Engine>, me: UserId, room: RoomId) -> Events {
+    let scope = LiveScope::Room { room, member: me };
+    followed(engine.follow_live(scope, OnLag::End))
 }
 
 /// Authorizes `me` on `room`, then streams its events.
@@ -107,10 +112,14 @@ async fn member_room_events(ctx: &Context<'_>, room_id: &ID) -> Result<(Arc<Engi
     let room = room_id_arg("roomId", room_id)?;
     let me = principal(ctx)?.user;
     let engine = engine(ctx)?.clone();
-    // Subscribe first, then check: a member added meanwhile misses nothing.
-    let rx = engine.hub().subscribe(Topic::Room(room));
-    engine.require_member(me, room).await.map_err(gql)?;
-    Ok((engine, room_events(rx, me, room)))
+    // The follow subscribes first, then checks: a member added meanwhile misses nothing.
+    let scope = LiveScope::Room { room, member: me };
+    let follow = match engine.follow(scope, FollowOptions::live_only()).await {
+        Ok(follow) => follow,
+        Err(FollowEnd::Failed(error)) => return Err(gql(error)),
+        Err(_) => return Err(gql(girok_engine::Error::Unavailable)),
+    };
+    Ok((engine, followed(follow)))
 }
 
 /// An edit or a deletion.
@@ -262,11 +271,7 @@ impl ChatSubscription {
         let mut rooms = SelectAll::new();
         let mut member_of = HashSet::new();
         for room in engine.rooms_of(me) {
-            rooms.push(room_events(
-                engine.hub().subscribe(Topic::Room(room)),
-                me,
-                room,
-            ));
+            rooms.push(room_events(&engine, me, room));
             member_of.insert(room);
         }
         let state = RoomWatch {
@@ -314,8 +319,7 @@ impl RoomWatch {
                         if let Payload::MemberJoined { room, .. } = &event.payload
                             && self.member_of.insert(*room)
                         {
-                            let rx = self.engine.hub().subscribe(Topic::Room(*room));
-                            self.rooms.push(room_events(rx, self.me, *room));
+                            self.rooms.push(room_events(&self.engine, self.me, *room));
                         }
                         if let Payload::MemberLeft { room, .. } = &event.payload {
                             self.member_of.remove(room);

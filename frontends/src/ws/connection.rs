@@ -14,7 +14,7 @@ use super::outbox::{
     CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, CloseRequest, Outbox, render,
 };
 use super::protocol::{ClientFrame, ServerFrame};
-use super::subscription::{Scope, Subscription, run_feed, run_notifications};
+use super::subscription::{Subscription, run_feed, run_notifications};
 use crate::auth::live_sessions::Ending;
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
@@ -25,6 +25,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
+use girok_engine::LiveScope;
 use girok_engine::{ChatCommand, Command, Error as EngineError};
 use girok_schemas::{RoomId, Seq, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -530,7 +531,7 @@ impl Connection {
             return;
         }
         let scope = if topic == "notifications" {
-            Scope::User(user)
+            LiveScope::User(user)
         } else if let Some(id) = topic.strip_prefix("chat:") {
             let Ok(room) = id.parse::<RoomId>() else {
                 return self.reply(topic_error("INVALID_ARGUMENT", "not a room id".into()));
@@ -539,7 +540,7 @@ impl Connection {
             if let Err(error) = engine.require_member(user, room).await {
                 return self.reply(topic_error(error.code(), error.to_string()));
             }
-            Scope::Room(room, user)
+            LiveScope::Room { room, member: user }
         } else {
             let message = "topics are `chat:<roomId>`, `notifications` and `feed`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
@@ -563,8 +564,8 @@ impl Connection {
             engine: engine.clone(),
             ended: ended.clone(),
             signals: match scope {
-                Scope::Room(room, _) => Some(self.state.presence.subscribe(room)),
-                Scope::User(_) => None,
+                LiveScope::Room { room, .. } => Some(self.state.presence.subscribe(room)),
+                LiveScope::User(_) => None,
             },
             topic: topic.clone(),
             scope,
@@ -575,7 +576,7 @@ impl Connection {
         };
         let task = match scope {
             // Room membership changes and feed notifications: whichever ends first ends both.
-            Scope::User(user) => {
+            LiveScope::User(user) => {
                 // Subscribed before `subscribed` is sent, so nothing after it is missed.
                 let notes = run_notifications(
                     engine.clone(),
@@ -589,7 +590,7 @@ impl Connection {
                     }
                 })
             }
-            Scope::Room(..) => tokio::spawn(subscription.run()),
+            LiveScope::Room { .. } => tokio::spawn(subscription.run()),
         };
         self.subscriptions.insert(topic, Running::new(task, ended));
     }
