@@ -50,7 +50,7 @@ pub use error::{Error, ErrorKind, Result};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};
 pub use hub::{Hub, LiveEvent, Topic};
-pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag};
+pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};
 pub use log_report::LogReport;
 pub use offline::{Offline, ReplayOptions};
 pub use replay::ReplayReport;

@@ -64,11 +64,23 @@ pub enum OnLag {
     End,
 }
 
+/// Where a follow starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Every event the hub publishes after the follow subscribed.
+    Live,
+    /// The events after the durable head at the start ([`Follow::head`], which the client is
+    /// told and may resume from later).
+    Head,
+    /// The scope's events after this seq, from the log, then live (a resume). A seq past the
+    /// head counts as the head.
+    After(Seq),
+}
+
 /// Where a follow starts and what it may cost.
 #[derive(Clone, Copy, Debug)]
 pub struct FollowOptions {
-    /// Deliver the scope's events after this seq first (a resume); `None`: live only.
-    pub from: Option<Seq>,
+    pub start: Start,
     /// Most events of the scope one resume or catch-up replays.
     pub max_resume: u64,
     /// Most log events (of every scope) one resume or catch-up reads through.
@@ -80,7 +92,7 @@ impl FollowOptions {
     /// Live events only, ending on lag.
     pub fn live_only() -> Self {
         Self {
-            from: None,
+            start: Start::Live,
             max_resume: 0,
             max_scan: 0,
             on_lag: OnLag::End,
@@ -93,7 +105,7 @@ impl FollowOptions {
 pub enum FollowEnd {
     /// The member left the room; their leaving was the last event delivered.
     Left,
-    /// The hub closed (the engine is shutting down).
+    /// The hub closed (the last handle of the engine is gone).
     Closed,
     /// Behind the hub by more than `max_scan` events of the log.
     TooFarBehind,
@@ -145,7 +157,7 @@ impl Engine {
                 .map_err(FollowEnd::Failed)?;
         }
         let head = self.head();
-        if let Some(from) = options.from {
+        if let Start::After(from) = options.start {
             if matches!(scope, LiveScope::Room { .. }) {
                 // The room's count comes from its history view: let it reach the head first,
                 // so a refusal comes before anything is delivered. (On a timeout the replay
@@ -156,8 +168,12 @@ impl Engine {
                 return Err(FollowEnd::ResumeTooOld(message));
             }
         }
-        // A `from` past the head counts as the head: nothing replays, live events follow.
-        let next = options.from.map_or(head, |from| from.min(head)) + 1;
+        let next = match options.start {
+            // Whatever the hub publishes from now on, however far behind the head it is.
+            Start::Live => 0,
+            Start::Head => head + 1,
+            Start::After(from) => from.min(head) + 1,
+        };
         Ok(Follow {
             engine: self.clone(),
             scope,
@@ -165,7 +181,7 @@ impl Engine {
             live,
             head,
             next,
-            replay_to: (next <= head).then_some(head),
+            replay_to: (next > 0 && next <= head).then_some(head),
             replayed: 0,
             lagged: None,
             end: None,
@@ -173,22 +189,19 @@ impl Engine {
         })
     }
 
-    /// Starts following `scope` live only, for a caller that knows the member is one (from
-    /// the memberships view, or from their own joining event): nothing is checked or read
-    /// from the log.
-    pub fn follow_live(self: &Arc<Self>, scope: LiveScope, on_lag: OnLag) -> Follow {
+    /// Starts following `scope` live only ([`Start::Live`], ending on lag), for a caller that
+    /// knows the member is one (from the memberships view, or from their own joining event):
+    /// nothing is checked or read from the log.
+    pub fn follow_live(self: &Arc<Self>, scope: LiveScope) -> Follow {
         let live = self.hub().subscribe(scope.topic());
         let head = self.head();
         Follow {
             engine: self.clone(),
             scope,
-            options: FollowOptions {
-                on_lag,
-                ..FollowOptions::live_only()
-            },
+            options: FollowOptions::live_only(),
             live,
             head,
-            next: head + 1,
+            next: 0,
             replay_to: None,
             replayed: 0,
             lagged: None,
@@ -238,43 +251,48 @@ impl Follow {
         self.catch_ups
     }
 
-    /// The next events of the scope, at most `max`, in seq order: from the log while it owes
-    /// them, then live (every live event that already arrived, up to `max`). Waits for at
-    /// least one; an `Err` ends the follow. Cancel-safe: a call dropped while waiting loses
-    /// nothing.
+    /// Whether the next call reads the log (a resume or a catch-up): callers that race
+    /// [`Follow::next`] against other work may prefer to let such a call finish.
+    pub fn replaying(&self) -> bool {
+        self.replay_to.is_some() || self.lagged.is_some()
+    }
+
+    /// Appends the next events of the scope to `events`, in seq order: from the log while it
+    /// owes them (a chunk of the log's worth at a time), then live (every live event that
+    /// already arrived, up to `max`). Waits for at least one, except after falling behind
+    /// the hub: then it returns with none, and the next call reads the gap (see
+    /// [`Follow::replaying`]). An `Err` ends the follow. Cancel-safe: a call dropped while
+    /// waiting loses nothing.
     pub async fn next(
         &mut self,
         max: usize,
-    ) -> std::result::Result<Vec<Arc<LiveEvent>>, FollowEnd> {
+        events: &mut Vec<Arc<LiveEvent>>,
+    ) -> std::result::Result<(), FollowEnd> {
         let max = max.max(1);
         loop {
             if let Some(end) = self.end.take() {
                 return Err(end);
             }
             if let Some(missed) = self.lagged.take() {
-                self.behind(missed)?;
-                continue;
+                return self.behind(missed);
             }
             if let Some(to) = self.replay_to {
-                let events = self.replay(to).await?;
+                self.replay(to, events).await?;
                 if !events.is_empty() {
-                    return Ok(events);
+                    return Ok(());
                 }
                 continue;
             }
             let first = match self.live.recv().await {
                 Ok(event) => event,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.behind(missed)?;
-                    continue;
-                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => return self.behind(missed),
                 Err(broadcast::error::RecvError::Closed) => return Err(FollowEnd::Closed),
             };
-            let mut events = Vec::new();
-            self.take_live(first, &mut events);
-            while self.end.is_none() && events.len() < max {
+            let before = events.len();
+            self.take_live(first, events);
+            while self.end.is_none() && events.len() - before < max {
                 match self.live.try_recv() {
-                    Ok(event) => self.take_live(event, &mut events),
+                    Ok(event) => self.take_live(event, events),
                     Err(broadcast::error::TryRecvError::Lagged(missed)) => {
                         self.lagged = Some(missed);
                         break;
@@ -282,8 +300,8 @@ impl Follow {
                     Err(_) => break,
                 }
             }
-            if !events.is_empty() {
-                return Ok(events);
+            if events.len() > before {
+                return Ok(());
             }
         }
     }
@@ -303,12 +321,16 @@ impl Follow {
         Ok(())
     }
 
-    /// The scope's events of the next chunk of the log up to `to` (possibly none); the
-    /// replay is over once the chunk reaches `to` or the log has nothing more.
-    async fn replay(&mut self, to: Seq) -> std::result::Result<Vec<Arc<LiveEvent>>, FollowEnd> {
+    /// Appends the scope's events of the next chunk of the log up to `to` (possibly none);
+    /// the replay is over once the chunk reaches `to` or the log has nothing more.
+    async fn replay(
+        &mut self,
+        to: Seq,
+        events: &mut Vec<Arc<LiveEvent>>,
+    ) -> std::result::Result<(), FollowEnd> {
         if self.next > to {
             self.replay_to = None;
-            return Ok(Vec::new());
+            return Ok(());
         }
         let chunk = self
             .engine
@@ -318,7 +340,6 @@ impl Follow {
         if chunk.last().is_none_or(|event| event.seq >= to) {
             self.replay_to = None;
         }
-        let mut events = Vec::new();
         for event in chunk.into_iter().take_while(|event| event.seq <= to) {
             self.next = event.seq + 1;
             if !self.scope.matches(&event) {
@@ -340,7 +361,7 @@ impl Follow {
                 break;
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     /// Takes a live event into `events` once (an event before `next` was delivered from the
@@ -357,18 +378,5 @@ impl Follow {
             self.end = Some(FollowEnd::Left);
         }
         events.push(event);
-    }
-}
-
-impl FollowEnd {
-    /// The stable code of an end that is an error for the client (`None` for a member's
-    /// leaving and a shutdown, which end quietly).
-    pub fn code(&self) -> Option<&'static str> {
-        match self {
-            FollowEnd::Left | FollowEnd::Closed => None,
-            FollowEnd::TooFarBehind | FollowEnd::Lagged(_) => Some("SLOW_CONSUMER"),
-            FollowEnd::ResumeTooOld(_) => Some("RESUME_TOO_OLD"),
-            FollowEnd::Failed(error) => Some(error.code()),
-        }
     }
 }

@@ -4,7 +4,7 @@
 
 use girok_engine::{
     ChatCommand, Command, Engine, EngineConfig, Error, Follow, FollowEnd, FollowOptions,
-    HistoryQuery, LiveScope, Offline, OnLag, ReplayOptions, Topic,
+    HistoryQuery, LiveScope, Offline, OnLag, ReplayOptions, Start, Topic,
 };
 use girok_schemas::{Payload, RoomId, UserId};
 use girok_storage::Table;
@@ -381,10 +381,11 @@ async fn the_hub_publishes_committed_events_to_room_subscribers() {
 
 /// The next events of a follow, or how it ended, within 5 s.
 async fn next_of(follow: &mut Follow) -> Result<Vec<u64>, FollowEnd> {
-    tokio::time::timeout(Duration::from_secs(5), follow.next(64))
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), follow.next(64, &mut events))
         .await
         .expect("a step in time")
-        .map(|events| events.iter().map(|e| e.seq).collect())
+        .map(|()| events.iter().map(|e| e.seq).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,7 +416,7 @@ async fn a_follow_resumes_from_the_log_then_goes_live_and_ends_when_the_member_l
     }
     let scope = LiveScope::Room { room, member: bob };
     let options = |from| FollowOptions {
-        from: Some(from),
+        start: Start::After(from),
         max_resume: 10,
         max_scan: 1_000,
         on_lag: OnLag::CatchUp,

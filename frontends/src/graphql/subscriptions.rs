@@ -25,15 +25,18 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
 use girok_engine::{
-    Engine, Follow, FollowEnd, FollowOptions, LiveEvent, LiveScope, Message, OnLag, Topic,
+    Engine, Follow, FollowEnd, FollowOptions, LiveEvent, LiveScope, Message, Topic,
 };
 use girok_schemas::{Payload, RoomId, UserId, rfc3339_millis};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
 type Events = BoxStream<'static, Result<Arc<LiveEvent>>>;
+
+/// Most live events a subscription takes from the hub at once.
+const LIVE_BATCH: usize = 64;
 
 /// The subscriptions one socket may hold at once (`ws.max_subscriptions`).
 struct SubscriptionBudget {
@@ -82,29 +85,34 @@ fn slow_consumer(missed: u64) -> async_graphql::Error {
     .extend_with(|_, ext| ext.set("code", "SLOW_CONSUMER"))
 }
 
-/// A follow's events as a stream, ending quietly after the member's leaving (or at
-/// shutdown), and with `SLOW_CONSUMER` when the subscriber fell behind the hub.
+/// A follow's events as a stream, ending quietly after the member's leaving (or when the
+/// hub closes), and with `SLOW_CONSUMER` when the subscriber fell behind the hub.
 fn followed(follow: Follow) -> Events {
-    stream::unfold(Some(follow), |state| async move {
-        let mut follow = state?;
-        match follow.next(1).await {
-            Ok(events) => Some((events.into_iter().map(Ok).collect(), Some(follow))),
-            Err(FollowEnd::Left | FollowEnd::Closed) => None,
-            Err(FollowEnd::Lagged(missed)) => Some((vec![Err(slow_consumer(missed))], None)),
-            Err(FollowEnd::Failed(error)) => Some((vec![Err(gql(error))], None)),
-            Err(FollowEnd::TooFarBehind | FollowEnd::ResumeTooOld(_)) => {
-                Some((vec![Err(slow_consumer(0))], None))
+    let state = (follow, VecDeque::new(), Vec::new());
+    stream::unfold(Some(state), |state| async move {
+        let (mut follow, mut ready, mut batch) = state?;
+        loop {
+            if let Some(event) = ready.pop_front() {
+                return Some((Ok(event), Some((follow, ready, batch))));
+            }
+            match follow.next(LIVE_BATCH, &mut batch).await {
+                Ok(()) => ready.extend(batch.drain(..)),
+                Err(FollowEnd::Left | FollowEnd::Closed) => return None,
+                Err(FollowEnd::Lagged(missed)) => return Some((Err(slow_consumer(missed)), None)),
+                Err(FollowEnd::Failed(error)) => return Some((Err(gql(error)), None)),
+                // A live-only follow that ends on lag neither catches up nor resumes.
+                Err(FollowEnd::TooFarBehind | FollowEnd::ResumeTooOld(_)) => {
+                    return Some((Err(slow_consumer(0)), None));
+                }
             }
         }
     })
-    .flat_map(stream::iter)
     .boxed()
 }
 
 /// Live events of `room` for member `me`, who is known to be one, ending after they leave.
 fn room_events(engine: &Arc<Engine>, me: UserId, room: RoomId) -> Events {
-    let scope = LiveScope::Room { room, member: me };
-    followed(engine.follow_live(scope, OnLag::End))
+    followed(engine.follow_live(LiveScope::Room { room, member: me }))
 }
 
 /// Authorizes `me` on `room`, then streams its events.

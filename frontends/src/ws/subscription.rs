@@ -12,7 +12,7 @@ use super::outbox::Outbox;
 use super::protocol::ServerFrame;
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
-use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag};
+use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag, Start};
 use girok_schemas::{Event, Seq, UserId};
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -56,7 +56,7 @@ pub(super) struct Subscription {
 impl Subscription {
     pub async fn run(mut self) {
         let options = FollowOptions {
-            from: self.from_seq,
+            start: self.from_seq.map_or(Start::Head, Start::After),
             max_resume: self.max_resume,
             max_scan: self.max_scan,
             on_lag: OnLag::CatchUp,
@@ -75,31 +75,38 @@ impl Subscription {
         let shared = shared_topic(self.scope);
         // A topic named otherwise (say, an upper-case room id) cannot share the frame.
         let shared = (shared.0 == self.topic).then_some(shared.1);
+        // Reused from step to step: a step allocates nothing for its batch.
+        let (mut events, mut frames) = (Vec::new(), Vec::new());
+        let mut catch_ups = 0;
         loop {
-            let catch_ups = follow.catch_ups();
-            let next = tokio::select! {
-                next = follow.next(LIVE_BATCH) => next,
-                signal = next_signal(&mut self.signals) => {
-                    if let Some(frame) = signal_frame(&self.topic, signal, subscriber(self.scope))
-                        && !self.out.send_frame(&frame).await
-                    {
-                        return;
+            events.clear();
+            // A read of the log runs to its end; waiting for live events races the signals.
+            let next = if follow.replaying() {
+                follow.next(LIVE_BATCH, &mut events).await
+            } else {
+                tokio::select! {
+                    next = follow.next(LIVE_BATCH, &mut events) => next,
+                    signal = next_signal(&mut self.signals) => {
+                        if let Some(frame) = signal_frame(&self.topic, signal, subscriber(self.scope))
+                            && !self.out.send_frame(&frame).await
+                        {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
                 }
             };
             for _ in catch_ups..follow.catch_ups() {
                 self.out.metrics().catch_ups.inc();
             }
-            match next {
-                // Every event that already arrived goes out in one write.
-                Ok(events) => {
-                    let frames = events.iter().map(|event| self.frame(event, shared));
-                    if !self.out.write(frames.collect::<Vec<_>>()).await {
-                        return;
-                    }
-                }
-                Err(end) => return self.end(end).await,
+            catch_ups = follow.catch_ups();
+            if let Err(end) = next {
+                return self.end(end).await;
+            }
+            // Every event that already arrived goes out in one write.
+            frames.extend(events.iter().map(|event| self.frame(event, shared)));
+            if !frames.is_empty() && !self.out.write(frames.drain(..)).await {
+                return;
             }
         }
     }
