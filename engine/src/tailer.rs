@@ -130,10 +130,6 @@ impl<S: LogSource> Tailer<S> {
         }
     }
 
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
     /// The seq the next chunk starts at.
     pub fn position(&self) -> Seq {
         self.next
@@ -143,11 +139,6 @@ impl<S: LogSource> Tailer<S> {
     pub fn limit(&self) -> Seq {
         let head = self.source.head();
         self.until.map_or(head, |until| until.min(head))
-    }
-
-    /// Whether everything readable now has been read.
-    pub fn caught_up(&self) -> bool {
-        self.next > self.limit()
     }
 
     /// Whether everything up to `until` has been read (never, without one).
@@ -249,7 +240,7 @@ mod tests {
         let mut tail = Tailer::new(fake(5), 1, None, "test");
         assert_eq!(tail.next_chunk(2), Ok(vec![1, 2]));
         assert_eq!(tail.next_chunk(10), Ok(vec![3, 4, 5]));
-        assert!(tail.caught_up());
+        assert_eq!(tail.position(), 6, "caught up with the head");
         assert!(!tail.finished());
         assert_eq!(tail.next_chunk(10), Ok(vec![]));
 
@@ -262,15 +253,16 @@ mod tests {
 
     #[test]
     fn failed_reads_back_off_doubling_to_a_ceiling_and_resume_where_they_were() {
-        let mut tail = Tailer::new(fake(4), 2, None, "test");
-        *tail.source().failing.lock() = true;
+        let source = Arc::new(fake(4));
+        let mut tail = Tailer::new(source.clone(), 2, None, "test");
+        *source.failing.lock() = true;
         let waits: Vec<_> = (0..8)
             .map(|_| tail.next_chunk(10).unwrap_err().after.as_millis())
             .collect();
         assert_eq!(waits, [50, 100, 200, 400, 500, 500, 500, 500]);
-        *tail.source().failing.lock() = false;
+        *source.failing.lock() = false;
         assert_eq!(tail.next_chunk(10), Ok(vec![2, 3, 4]));
-        *tail.source().failing.lock() = true;
+        *source.failing.lock() = true;
         assert_eq!(
             tail.next_chunk(10),
             Ok(vec![]),

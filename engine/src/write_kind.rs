@@ -12,3 +12,17 @@ pub(crate) enum WriteKind {
     Follows,
     Rooms,
 }
+
+impl WriteKind {
+    /// Its name in `[rate_limits]` and in the refusal's message.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WriteKind::Messages => "messages",
+            WriteKind::Posts => "posts",
+            WriteKind::Comments => "comments",
+            WriteKind::Likes => "likes",
+            WriteKind::Follows => "follows",
+            WriteKind::Rooms => "rooms",
+        }
+    }
+}

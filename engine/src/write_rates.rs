@@ -75,10 +75,8 @@ impl WriteRates {
     }
 }
 
-type Kind = WriteKind;
-
 /// The budget a command spends from; none for accounts (their own limits apply).
-fn kind(command: &Command) -> Option<Kind> {
+fn kind(command: &Command) -> Option<WriteKind> {
     match command {
         Command::Chat(command) => command.write_kind(),
         Command::Feed(command) => command.write_kind(),
@@ -145,19 +143,6 @@ impl WriteLimiter {
                 what: kind.name(),
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
             })
-    }
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Messages => "messages",
-            Kind::Posts => "posts",
-            Kind::Comments => "comments",
-            Kind::Likes => "likes",
-            Kind::Follows => "follows",
-            Kind::Rooms => "rooms",
-        }
     }
 }
 
