@@ -74,7 +74,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::run(listener, None, state, None, async {
+    let server = tokio::spawn(http::run(listener, None, state, async {
         let _ = stopped.await;
     }));
 

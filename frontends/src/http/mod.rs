@@ -90,14 +90,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
-/// WebSocket connections run on `sockets` (`None`: on this runtime, with the requests).
+/// WebSocket connections run on the runtime the state was made on (`state.sockets`): moved
+/// there when this is another one.
 pub async fn run(
     listener: TcpListener,
     ops_listener: Option<TcpListener>,
     state: AppState,
-    sockets: Option<tokio::runtime::Handle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let sockets = (state.sockets.id() != tokio::runtime::Handle::current().id())
+        .then(|| state.sockets.clone());
     let server = &state.config.server;
     let header_read_timeout = Duration::from_millis(server.header_read_timeout_ms.max(100));
     let listener = listener::LimitedListener::new(

@@ -57,11 +57,18 @@ pub async fn upgrade(
 
 /// Runs an upgraded socket's loop on the sockets' runtime, whichever runtime served its
 /// upgrade (a socket opened on a kept-alive connection of the requests' runtime too), so a
-/// flood of socket frames never runs where reads do; the upgrade's own task ends at once.
-pub(crate) fn on_sockets_runtime(
+/// flood of socket frames never runs where reads do: in the upgrade's own task when that is
+/// on the sockets' runtime already (a connection the listener placed there), else in a task
+/// spawned there (the upgrade's task then ends at once).
+pub(crate) fn on_sockets_runtime<F: std::future::Future<Output = ()> + Send + 'static>(
     sockets: &tokio::runtime::Handle,
-    socket_loop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::future::Ready<()> {
-    sockets.spawn(socket_loop);
-    std::future::ready(())
+    socket_loop: F,
+) -> impl std::future::Future<Output = ()> + Send + 'static + use<F> {
+    let here = tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == sockets.id());
+    if here {
+        futures::future::Either::Left(socket_loop)
+    } else {
+        sockets.spawn(socket_loop);
+        futures::future::Either::Right(std::future::ready(()))
+    }
 }

@@ -70,8 +70,8 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
             }
         }
     };
-    // The listeners move to the requests' runtime; sockets come back to this one.
-    let sockets = tokio::runtime::Handle::current();
+    // The listeners move to the requests' runtime; sockets come back to this one, where the
+    // state was made.
     let state = girok.state();
     let served = requests
         .spawn(async move {
@@ -80,7 +80,7 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
             };
             let listener = moved(listener)?;
             let ops_listener = ops_listener.map(moved).transpose()?;
-            http::run(listener, ops_listener, state, Some(sockets), stop).await
+            http::run(listener, ops_listener, state, stop).await
         })
         .await
         .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
