@@ -1,4 +1,6 @@
-//! The decoded form of a log entry: the envelope fields and a typed payload.
+//! The decoded form of a log entry: the envelope fields and a typed payload. The table of
+//! event types below is the one place, beside the `.proto`, that a new event type is written
+//! (see `payload_table.rs` for what is derived from it).
 
 use crate::ids::{EventId, RoomId, Seq, SessionId, UserId};
 
@@ -14,185 +16,150 @@ pub struct Event {
     pub payload: Payload,
 }
 
-/// What happened. `Unknown` keeps the type name of an event written by a newer girok.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Payload {
-    RoomCreated {
-        room: RoomId,
+define_payloads! {
+    RoomCreated = "chat.room.created" {
+        room: RoomId = room_id ["roomId"],
         /// Empty for a direct room.
-        title: String,
+        title: String = title ["title"],
         /// For a direct room: the other user (the actor is the first).
-        direct_with: Option<UserId>,
+        direct_with: Option<UserId> = direct_with ["directWith"],
     },
     /// A read receipt: the actor has read `room` up to `up_to` (a seq).
-    MessagesRead {
-        room: RoomId,
-        up_to: Seq,
+    MessagesRead = "chat.room.read" {
+        room: RoomId = room_id ["roomId"],
+        up_to: Seq = up_to_seq ["upToSeq"],
     },
-    MemberJoined {
-        room: RoomId,
-        user: UserId,
+    MemberJoined = "chat.member.joined" {
+        room: RoomId = room_id ["roomId"],
+        user: UserId = user_id ["userId"],
     },
-    MemberLeft {
-        room: RoomId,
-        user: UserId,
+    MemberLeft = "chat.member.left" {
+        room: RoomId = room_id ["roomId"],
+        user: UserId = user_id ["userId"],
     },
-    MessageSent {
-        room: RoomId,
-        body: String,
-        client_id: Option<String>,
+    MessageSent = "chat.message.sent" {
+        room: RoomId = room_id ["roomId"],
+        body: String = body ["body"],
+        client_id: Option<String> = client_id ["clientId"],
         /// The id of the message this one answers.
-        reply_to: Option<EventId>,
+        reply_to: Option<EventId> = reply_to ["replyTo"],
     },
-    MessageEdited {
-        room: RoomId,
-        message: EventId,
-        message_seq: Seq,
-        body: String,
+    MessageEdited = "chat.message.edited" {
+        room: RoomId = room_id ["roomId"],
+        message: EventId = message_id ["messageId"],
+        message_seq: Seq = message_seq ["messageSeq"],
+        body: String = body ["body"],
     },
-    MessageDeleted {
-        room: RoomId,
-        message: EventId,
-        message_seq: Seq,
-        message_time_ms: i64,
+    MessageDeleted = "chat.message.deleted" {
+        room: RoomId = room_id ["roomId"],
+        message: EventId = message_id ["messageId"],
+        message_seq: Seq = message_seq ["messageSeq"],
+        message_time_ms: i64 = message_time_ms [],
     },
-    UserRegistered {
-        user: UserId,
-        username: String,
-        email: String,
-        display_name: String,
+    // Hashes of secrets are needed in the log for replay, but never shown.
+    UserRegistered = "auth.user.registered" {
+        user: UserId = user_id ["userId"],
+        username: String = username ["username"],
+        email: String = email ["email"],
+        display_name: String = display_name ["displayName"],
         /// argon2id PHC string.
-        password_hash: String,
+        password_hash: String = password_hash [redacted "passwordHash"],
     },
-    LoggedIn {
-        user: UserId,
-        session: SessionId,
+    LoggedIn = "auth.user.logged_in" {
+        user: UserId = user_id ["userId"],
+        session: SessionId = session_id ["sessionId"],
         /// SHA-256 of the refresh token.
-        refresh_hash: Vec<u8>,
-        ip: String,
-        user_agent: String,
-        expires_ms: i64,
+        refresh_hash: Vec<u8> = refresh_hash [],
+        ip: String = ip ["ip"],
+        user_agent: String = user_agent ["userAgent"],
+        expires_ms: i64 = expires_ms [time "expires"],
     },
-    LoginFailed {
-        username: String,
-        ip: String,
-        reason: String,
+    LoginFailed = "auth.login.failed" {
+        username: String = username ["username"],
+        ip: String = ip ["ip"],
+        reason: String = reason ["reason"],
     },
-    TokenRefreshed {
-        session: SessionId,
-        refresh_hash: Vec<u8>,
-        ip: String,
-        expires_ms: i64,
+    TokenRefreshed = "auth.token.refreshed" {
+        session: SessionId = session_id ["sessionId"],
+        refresh_hash: Vec<u8> = refresh_hash [],
+        ip: String = ip ["ip"],
+        expires_ms: i64 = expires_ms [time "expires"],
     },
-    SessionRevoked {
-        session: SessionId,
-        reason: String,
+    SessionRevoked = "auth.session.revoked" {
+        session: SessionId = session_id ["sessionId"],
+        reason: String = reason ["reason"],
     },
-    PasswordChanged {
-        user: UserId,
-        password_hash: String,
+    PasswordChanged = "auth.password.changed" {
+        user: UserId = user_id ["userId"],
+        password_hash: String = password_hash [redacted "passwordHash"],
     },
-    ProfileUpdated {
-        user: UserId,
-        display_name: Option<String>,
-        bio: Option<String>,
-        avatar_media_id: Option<String>,
+    ProfileUpdated = "user.profile.updated" {
+        user: UserId = user_id ["userId"],
+        display_name: Option<String> = display_name ["displayName"],
+        bio: Option<String> = bio ["bio"],
+        avatar_media_id: Option<String> = avatar_media_id ["avatarMediaId"],
     },
     /// A post by the actor; its id is the event id.
-    PostCreated {
-        content: String,
-        media_ids: Vec<String>,
+    PostCreated = "feed.post.created" {
+        content: String = content ["content"],
+        media_ids: Vec<String> = media_ids ["mediaIds"],
         /// Users named as `@username` in the content.
-        mentions: Vec<UserId>,
+        mentions: Vec<UserId> = mentions ["mentions"],
     },
-    PostEdited {
-        post: EventId,
-        post_seq: Seq,
-        content: String,
-        media_ids: Vec<String>,
-        mentions: Vec<UserId>,
+    PostEdited = "feed.post.edited" {
+        post: EventId = post_id ["postId"],
+        post_seq: Seq = post_seq ["postSeq"],
+        content: String = content ["content"],
+        media_ids: Vec<String> = media_ids ["mediaIds"],
+        mentions: Vec<UserId> = mentions ["mentions"],
     },
-    PostDeleted {
-        post: EventId,
-        post_seq: Seq,
+    PostDeleted = "feed.post.deleted" {
+        post: EventId = post_id ["postId"],
+        post_seq: Seq = post_seq ["postSeq"],
     },
-    PostLiked {
-        post: EventId,
-        post_seq: Seq,
-        post_author: UserId,
+    PostLiked = "feed.post.liked" {
+        post: EventId = post_id ["postId"],
+        post_seq: Seq = post_seq ["postSeq"],
+        post_author: UserId = post_author ["postAuthor"],
     },
-    PostUnliked {
-        post: EventId,
-        post_seq: Seq,
-        post_author: UserId,
+    PostUnliked = "feed.post.unliked" {
+        post: EventId = post_id ["postId"],
+        post_seq: Seq = post_seq ["postSeq"],
+        post_author: UserId = post_author ["postAuthor"],
         /// The seq of the like taken back.
-        like_seq: Seq,
+        like_seq: Seq = like_seq ["likeSeq"],
     },
     /// A comment by the actor; its id is the event id.
-    CommentAdded {
-        post: EventId,
-        post_seq: Seq,
-        post_author: UserId,
-        content: String,
-        mentions: Vec<UserId>,
+    CommentAdded = "feed.comment.added" {
+        post: EventId = post_id ["postId"],
+        post_seq: Seq = post_seq ["postSeq"],
+        post_author: UserId = post_author ["postAuthor"],
+        content: String = content ["content"],
+        mentions: Vec<UserId> = mentions ["mentions"],
     },
-    CommentDeleted {
-        comment: EventId,
-        comment_seq: Seq,
-        post: EventId,
-        post_seq: Seq,
-        post_author: UserId,
+    CommentDeleted = "feed.comment.deleted" {
+        comment: EventId = comment_id ["commentId"],
+        comment_seq: Seq = comment_seq ["commentSeq"],
+        post: EventId = post_id ["postId"],
+        post_seq: Seq = post_seq ["postSeq"],
+        post_author: UserId = post_author ["postAuthor"],
     },
     /// The actor follows `user`.
-    UserFollowed {
-        user: UserId,
+    UserFollowed = "social.user.followed" {
+        user: UserId = user_id ["userId"],
     },
-    UserUnfollowed {
-        user: UserId,
+    UserUnfollowed = "social.user.unfollowed" {
+        user: UserId = user_id ["userId"],
         /// The seq of the follow this ends.
-        follow_seq: Seq,
+        follow_seq: Seq = follow_seq ["followSeq"],
     },
     /// The actor has seen their notifications up to `up_to` (a seq).
-    NotificationsRead {
-        up_to: Seq,
-    },
-    Unknown {
-        type_name: String,
+    NotificationsRead = "notification.read" {
+        up_to: Seq = up_to_seq ["upToSeq"],
     },
 }
 
 impl Payload {
-    /// The dotted type name stored in the envelope.
-    pub fn type_name(&self) -> &str {
-        match self {
-            Payload::RoomCreated { .. } => "chat.room.created",
-            Payload::MessagesRead { .. } => "chat.room.read",
-            Payload::MemberJoined { .. } => "chat.member.joined",
-            Payload::MemberLeft { .. } => "chat.member.left",
-            Payload::MessageSent { .. } => "chat.message.sent",
-            Payload::MessageEdited { .. } => "chat.message.edited",
-            Payload::MessageDeleted { .. } => "chat.message.deleted",
-            Payload::UserRegistered { .. } => "auth.user.registered",
-            Payload::LoggedIn { .. } => "auth.user.logged_in",
-            Payload::LoginFailed { .. } => "auth.login.failed",
-            Payload::TokenRefreshed { .. } => "auth.token.refreshed",
-            Payload::SessionRevoked { .. } => "auth.session.revoked",
-            Payload::PasswordChanged { .. } => "auth.password.changed",
-            Payload::ProfileUpdated { .. } => "user.profile.updated",
-            Payload::PostCreated { .. } => "feed.post.created",
-            Payload::PostEdited { .. } => "feed.post.edited",
-            Payload::PostDeleted { .. } => "feed.post.deleted",
-            Payload::PostLiked { .. } => "feed.post.liked",
-            Payload::PostUnliked { .. } => "feed.post.unliked",
-            Payload::CommentAdded { .. } => "feed.comment.added",
-            Payload::CommentDeleted { .. } => "feed.comment.deleted",
-            Payload::UserFollowed { .. } => "social.user.followed",
-            Payload::UserUnfollowed { .. } => "social.user.unfollowed",
-            Payload::NotificationsRead { .. } => "notification.read",
-            Payload::Unknown { type_name } => type_name,
-        }
-    }
-
     /// The room an event belongs to, if it is a chat event.
     pub fn room(&self) -> Option<RoomId> {
         match self {
@@ -206,9 +173,7 @@ impl Payload {
             _ => None,
         }
     }
-}
 
-impl Payload {
     /// What the event is about, as the audit log names it (a room, a user, a message, a
     /// session, a post, a comment); `None` for events about their actor alone.
     pub fn target(&self) -> Option<String> {

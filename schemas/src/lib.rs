@@ -4,6 +4,8 @@
 //! `schemas/proto`, which are the source of truth), and the write-model records, and the ClickHouse DDL of the analytics sink. It performs no
 //! I/O: storage writes the bytes, the engine decides what they mean.
 
+#[macro_use]
+mod payload_table;
 pub mod clickhouse;
 mod codec;
 mod event;
