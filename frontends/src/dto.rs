@@ -1,22 +1,27 @@
-//! The JSON forms of engine objects that more than one transport sends: a post and a
-//! notification, as REST answers and the WebSocket's `post` and `notification` frames carry
-//! them.
+//! The typed JSON forms of engine objects that REST answers and WebSocket frames carry: posts,
+//! comments, messages, rooms, notifications and write acknowledgements. Each is a `Serialize`
+//! struct built from the engine's type, so every transport that shows an object shows it the
+//! same way (GraphQL resolves its own objects from the same engine types). Borrowing forms
+//! serialize a page straight from the engine's objects; `owned` forms outlive them (a
+//! WebSocket frame built after an await).
 
-use girok_engine::feed::{Notification, Post};
+use girok_engine::feed::{Comment, Notification, Post};
 use girok_engine::views::NotificationKind;
-use girok_schemas::{EventId, Seq, UserId, rfc3339_millis};
+use girok_engine::{Ack, Message, RoomInfo};
+use girok_schemas::{EventId, RoomId, Seq, UserId, rfc3339_millis};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use std::borrow::Cow;
 
-/// A post as REST and the WebSocket show it.
-#[derive(Serialize)]
+/// A post.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PostJson<'a> {
+pub struct PostDto<'a> {
     id: EventId,
     seq: Seq,
     author_id: UserId,
-    content: &'a str,
-    media_ids: &'a [String],
+    content: Cow<'a, str>,
+    media_ids: Cow<'a, [String]>,
     created_at: String,
     edited_at: Option<String>,
     likes: usize,
@@ -24,14 +29,38 @@ pub struct PostJson<'a> {
     comment_count: usize,
 }
 
-impl<'a> From<&'a Post> for PostJson<'a> {
+impl<'a> From<&'a Post> for PostDto<'a> {
     fn from(post: &'a Post) -> Self {
+        Self {
+            content: Cow::Borrowed(&post.content),
+            media_ids: Cow::Borrowed(&post.media_ids),
+            ..PostDto::head(post)
+        }
+    }
+}
+
+impl PostDto<'static> {
+    /// A post's form that owns its text.
+    pub fn owned(post: Post) -> Self {
+        PostDto::head(&post).with_text(post.content, post.media_ids)
+    }
+
+    fn with_text(mut self, content: String, media_ids: Vec<String>) -> Self {
+        self.content = Cow::Owned(content);
+        self.media_ids = Cow::Owned(media_ids);
+        self
+    }
+}
+
+impl PostDto<'_> {
+    /// Every field but the text.
+    fn head(post: &Post) -> Self {
         Self {
             id: post.id,
             seq: post.seq,
             author_id: post.author,
-            content: &post.content,
-            media_ids: &post.media_ids,
+            content: Cow::Borrowed(""),
+            media_ids: Cow::Borrowed(&[]),
             created_at: rfc3339_millis(post.created_ms),
             edited_at: post.edited_ms.map(rfc3339_millis),
             likes: post.like_count,
@@ -41,29 +70,229 @@ impl<'a> From<&'a Post> for PostJson<'a> {
     }
 }
 
-/// [`PostJson`] as a JSON value (for answers that embed it).
-pub fn post_json(post: &Post) -> Value {
-    serde_json::to_value(PostJson::from(post)).unwrap_or(Value::Null)
+/// A comment on a post.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentDto<'a> {
+    id: EventId,
+    seq: Seq,
+    post_id: EventId,
+    author_id: UserId,
+    content: &'a str,
+    created_at: String,
 }
 
-fn kind_name(kind: NotificationKind) -> &'static str {
-    match kind {
-        NotificationKind::Like => "like",
-        NotificationKind::Comment => "comment",
-        NotificationKind::Follow => "follow",
-        NotificationKind::Mention => "mention",
+impl<'a> From<&'a Comment> for CommentDto<'a> {
+    fn from(comment: &'a Comment) -> Self {
+        Self {
+            id: comment.id,
+            seq: comment.seq,
+            post_id: comment.post,
+            author_id: comment.author,
+            content: &comment.content,
+            created_at: rfc3339_millis(comment.created_ms),
+        }
     }
 }
 
-/// A notification as REST and the WebSocket show it.
-pub fn notification_json(note: &Notification) -> Value {
-    json!({
-        "seq": note.seq,
-        "kind": kind_name(note.kind),
-        "actorId": note.actor,
-        "postId": note.post,
-        "commentId": note.comment,
-        "createdAt": rfc3339_millis(note.created_ms),
-        "read": note.read,
-    })
+/// A chat message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDto<'a> {
+    id: EventId,
+    seq: Seq,
+    room_id: RoomId,
+    sender_id: Option<UserId>,
+    body: &'a str,
+    client_id: Option<&'a str>,
+    reply_to_id: Option<EventId>,
+    created_at: String,
+    edited: bool,
+    edited_at: Option<String>,
+}
+
+impl<'a> From<&'a Message> for MessageDto<'a> {
+    fn from(message: &'a Message) -> Self {
+        Self {
+            id: message.id,
+            seq: message.seq,
+            room_id: message.room,
+            sender_id: message.sender,
+            body: &message.body,
+            client_id: message.client_id.as_deref(),
+            reply_to_id: message.reply_to,
+            created_at: rfc3339_millis(message.commit_time_ms),
+            edited: message.edited_ms.is_some(),
+            edited_at: message.edited_ms.map(rfc3339_millis),
+        }
+    }
+}
+
+/// A room as one of its members sees it; `seq` is set on the answer to the write that
+/// created or opened it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDto<'a> {
+    id: RoomId,
+    kind: &'static str,
+    title: &'a str,
+    creator_id: Option<UserId>,
+    direct_with_id: Option<UserId>,
+    created_seq: Seq,
+    member_count: u32,
+    message_count: usize,
+    last_message: Option<MessageDto<'a>>,
+    last_message_seq: Option<Seq>,
+    last_message_at: Option<String>,
+    last_activity_seq: Seq,
+    last_activity_at: String,
+    unread_count: usize,
+    read_up_to_seq: Seq,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<Seq>,
+}
+
+impl<'a> From<&'a RoomInfo> for RoomDto<'a> {
+    fn from(room: &'a RoomInfo) -> Self {
+        let last = room.last_message.as_ref();
+        Self {
+            id: room.id,
+            kind: if room.is_direct() { "direct" } else { "group" },
+            title: &room.title,
+            creator_id: room.creator,
+            direct_with_id: room.direct_with,
+            created_seq: room.created_seq,
+            member_count: room.member_count,
+            message_count: room.message_count,
+            last_message: last.map(MessageDto::from),
+            last_message_seq: last.map(|m| m.seq),
+            last_message_at: last.map(|m| rfc3339_millis(m.commit_time_ms)),
+            last_activity_seq: room.last_activity.0,
+            last_activity_at: rfc3339_millis(room.last_activity.1),
+            unread_count: room.unread_count,
+            read_up_to_seq: room.read_up_to,
+            seq: None,
+        }
+    }
+}
+
+impl RoomDto<'_> {
+    /// The room as the answer to the write at `seq`.
+    pub fn written_at(self, seq: Seq) -> Self {
+        Self {
+            seq: Some(seq),
+            ..self
+        }
+    }
+}
+
+/// A notification: a like or comment on your post, a new follower, a mention.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDto {
+    seq: Seq,
+    kind: &'static str,
+    actor_id: Option<UserId>,
+    post_id: Option<EventId>,
+    comment_id: Option<EventId>,
+    created_at: String,
+    read: bool,
+}
+
+impl From<&Notification> for NotificationDto {
+    fn from(note: &Notification) -> Self {
+        Self {
+            seq: note.seq,
+            kind: match note.kind {
+                NotificationKind::Like => "like",
+                NotificationKind::Comment => "comment",
+                NotificationKind::Follow => "follow",
+                NotificationKind::Mention => "mention",
+            },
+            actor_id: note.actor,
+            post_id: note.post,
+            comment_id: note.comment,
+            created_at: rfc3339_millis(note.created_ms),
+            read: note.read,
+        }
+    }
+}
+
+/// A write's acknowledgement as REST answers it: always its seq; the id of what it created
+/// where it created something; for a message also its commit time and whether the client id
+/// made it a repeat. (The WebSocket's `ack` frame carries the sender's `ref` and the message
+/// id instead: see `ws::protocol`.)
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AckDto {
+    seq: Seq,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_up_to_seq: Option<Seq>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    following: Option<bool>,
+}
+
+impl AckDto {
+    /// Just the seq.
+    pub fn seq(ack: &Ack) -> Self {
+        Self {
+            seq: ack.seq,
+            id: None,
+            created_at: None,
+            duplicate: None,
+            read_up_to_seq: None,
+            following: None,
+        }
+    }
+
+    /// The seq and the id of what the write created.
+    pub fn created(ack: &Ack) -> Self {
+        Self {
+            id: Some(ack.id),
+            ..Self::seq(ack)
+        }
+    }
+
+    /// A sent message's: seq, id, commit time and whether it repeated an earlier send.
+    pub fn message(ack: &Ack) -> Self {
+        Self {
+            created_at: Some(rfc3339_millis(ack.commit_time_ms)),
+            duplicate: Some(ack.duplicate),
+            ..Self::created(ack)
+        }
+    }
+
+    /// A read marker's: the seq and where the marker stands now.
+    pub fn read_up_to(ack: &Ack) -> Self {
+        Self {
+            read_up_to_seq: Some(ack.read_up_to.unwrap_or_default()),
+            ..Self::seq(ack)
+        }
+    }
+
+    /// A follow's or an unfollow's: the seq and whether the caller now follows.
+    pub fn following(ack: &Ack, following: bool) -> Self {
+        Self {
+            following: Some(following),
+            ..Self::seq(ack)
+        }
+    }
+}
+
+/// A DTO as a JSON value, for answers that embed it or add to it.
+pub trait ToJson {
+    fn to_json(&self) -> Value;
+}
+
+impl<T: Serialize> ToJson for T {
+    fn to_json(&self) -> Value {
+        // Serializing these structs cannot fail: their maps have string keys.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }

@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod cursor;
+pub mod dto;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
@@ -21,7 +22,6 @@ pub mod http;
 pub mod listener;
 pub mod presence;
 pub mod request_metrics;
-pub mod shapes;
 pub mod state;
 pub mod stopping;
 pub mod ws;

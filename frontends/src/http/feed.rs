@@ -6,16 +6,16 @@ use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use crate::app::AppState;
+use crate::dto::{AckDto, CommentDto, NotificationDto, PostDto, ToJson};
 use crate::error::ApiError;
-use crate::shapes::{PostJson, notification_json, post_json};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use girok_engine::feed::{Comment, FeedCommand, FollowPage, PostPage};
+use girok_engine::feed::{FeedCommand, FollowPage, PostPage};
 use girok_engine::{Ack, Command};
-use girok_schemas::{EventId, Seq, UserId, rfc3339_millis};
+use girok_schemas::{EventId, Seq, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -47,7 +47,7 @@ fn id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiError> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PostPageJson<'a> {
-    posts: Vec<PostJson<'a>>,
+    posts: Vec<PostDto<'a>>,
     page_info: PageInfoJson,
 }
 
@@ -56,17 +56,6 @@ struct PostPageJson<'a> {
 struct PageInfoJson {
     has_next_page: bool,
     end_cursor: Option<String>,
-}
-
-fn comment_json(comment: &Comment) -> Value {
-    json!({
-        "id": comment.id,
-        "seq": comment.seq,
-        "postId": comment.post,
-        "authorId": comment.author,
-        "content": comment.content,
-        "createdAt": rfc3339_millis(comment.created_ms),
-    })
 }
 
 fn page_info(next: Option<Seq>) -> Value {
@@ -84,7 +73,7 @@ impl From<Option<Seq>> for PageInfoJson {
 
 fn post_page_json(page: &PostPage) -> PostPageJson<'_> {
     PostPageJson {
-        posts: page.posts.iter().map(PostJson::from).collect(),
+        posts: page.posts.iter().map(PostDto::from).collect(),
         page_info: page.next_cursor.into(),
     }
 }
@@ -97,10 +86,6 @@ fn follow_page_json(page: &FollowPage) -> Value {
             .collect::<Vec<_>>(),
         "pageInfo": page_info(page.next_cursor),
     })
-}
-
-fn ack_json(ack: &Ack) -> Value {
-    json!({ "seq": ack.seq, "id": ack.id })
 }
 
 async fn run(
@@ -119,7 +104,7 @@ async fn post_after(
     ack: &Ack,
 ) -> Result<Json<Value>, ApiError> {
     let post = state.engine.post(me, post, Some(ack.seq)).await?;
-    Ok(Json(post_json(&post)))
+    Ok(Json(PostDto::from(&post).to_json()))
 }
 
 #[derive(Deserialize)]
@@ -157,7 +142,7 @@ async fn read_post(
         .engine
         .post(me.user, id("post", &post)?, params.after)
         .await?;
-    Ok(Json(post_json(&post)))
+    Ok(Json(PostDto::from(&post).to_json()))
 }
 
 async fn edit_post(
@@ -184,7 +169,9 @@ async fn delete_post(
     let command = FeedCommand::DeletePost {
         post: id("post", &post)?,
     };
-    Ok(Json(ack_json(&run(&state, &auth, command).await?.1)))
+    Ok(Json(
+        AckDto::created(&run(&state, &auth, command).await?.1).to_json(),
+    ))
 }
 
 async fn like(
@@ -255,7 +242,7 @@ async fn comments(
         )
         .await?;
     Ok(Json(json!({
-        "comments": comments.iter().map(comment_json).collect::<Vec<_>>(),
+        "comments": comments.iter().map(CommentDto::from).collect::<Vec<_>>(),
         "pageInfo": page_info(next),
     })))
 }
@@ -278,7 +265,10 @@ async fn add_comment(
     };
     let (_, ack) = run(&state, &auth, command).await?;
     let comment = state.engine.comment_at(ack.seq).await?;
-    Ok((StatusCode::CREATED, Json(comment_json(&comment))))
+    Ok((
+        StatusCode::CREATED,
+        Json(CommentDto::from(&comment).to_json()),
+    ))
 }
 
 async fn delete_comment(
@@ -289,7 +279,9 @@ async fn delete_comment(
     let command = FeedCommand::DeleteComment {
         comment: id("comment", &comment)?,
     };
-    Ok(Json(ack_json(&run(&state, &auth, command).await?.1)))
+    Ok(Json(
+        AckDto::created(&run(&state, &auth, command).await?.1).to_json(),
+    ))
 }
 
 async fn timeline(
@@ -332,7 +324,7 @@ async fn follow(
 ) -> Result<Json<Value>, ApiError> {
     let user = id("user", &user)?;
     let (_, ack) = run(&state, &auth, FeedCommand::Follow { user }).await?;
-    Ok(Json(json!({ "seq": ack.seq, "following": true })))
+    Ok(Json(AckDto::following(&ack, true).to_json()))
 }
 
 async fn unfollow(
@@ -342,7 +334,7 @@ async fn unfollow(
 ) -> Result<Json<Value>, ApiError> {
     let user = id("user", &user)?;
     let (_, ack) = run(&state, &auth, FeedCommand::Unfollow { user }).await?;
-    Ok(Json(json!({ "seq": ack.seq, "following": false })))
+    Ok(Json(AckDto::following(&ack, false).to_json()))
 }
 
 async fn followers(
@@ -397,7 +389,7 @@ async fn notifications(
         .notifications(me.user, params.cursor()?, params.size(), params.after)
         .await?;
     Ok(Json(json!({
-        "notifications": page.notifications.iter().map(notification_json).collect::<Vec<_>>(),
+        "notifications": page.notifications.iter().map(NotificationDto::from).collect::<Vec<_>>(),
         "unreadCount": page.unread_count,
         "readUpToSeq": page.read_up_to,
         "pageInfo": page_info(page.next_cursor),
@@ -419,7 +411,5 @@ async fn mark_read(
         up_to: body.up_to_seq,
     };
     let (_, ack) = run(&state, &auth, command).await?;
-    Ok(Json(
-        json!({ "seq": ack.seq, "readUpToSeq": ack.read_up_to.unwrap_or_default() }),
-    ))
+    Ok(Json(AckDto::read_up_to(&ack).to_json()))
 }

@@ -6,14 +6,13 @@ use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use crate::app::AppState;
+use crate::dto::{AckDto, MessageDto, RoomDto, ToJson};
 use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use girok_engine::{
-    Ack, ChatCommand, Command, HistoryQuery, Message, RoomCursor, RoomInfo, RoomsQuery,
-};
+use girok_engine::{ChatCommand, Command, HistoryQuery, RoomCursor, RoomsQuery};
 use girok_schemas::{EventId, RoomId, UserId, rfc3339_millis};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,50 +46,6 @@ fn user_id(field: &str, raw: &str) -> Result<UserId, ApiError> {
     path_id(field, "a user id", raw)
 }
 
-fn room_json(room: &RoomInfo) -> Value {
-    json!({
-        "id": room.id,
-        "kind": if room.is_direct() { "direct" } else { "group" },
-        "title": room.title,
-        "creatorId": room.creator,
-        "directWithId": room.direct_with,
-        "createdSeq": room.created_seq,
-        "memberCount": room.member_count,
-        "messageCount": room.message_count,
-        "lastMessage": room.last_message.as_ref().map(message_json),
-        "lastMessageSeq": room.last_message.as_ref().map(|m| m.seq),
-        "lastMessageAt": room.last_message.as_ref().map(|m| rfc3339_millis(m.commit_time_ms)),
-        "lastActivitySeq": room.last_activity.0,
-        "lastActivityAt": rfc3339_millis(room.last_activity.1),
-        "readUpToSeq": room.read_up_to,
-        "unreadCount": room.unread_count,
-    })
-}
-
-pub(super) fn message_json(message: &Message) -> Value {
-    json!({
-        "id": message.id,
-        "seq": message.seq,
-        "roomId": message.room,
-        "senderId": message.sender,
-        "body": message.body,
-        "clientId": message.client_id,
-        "replyToId": message.reply_to,
-        "createdAt": rfc3339_millis(message.commit_time_ms),
-        "edited": message.edited_ms.is_some(),
-        "editedAt": message.edited_ms.map(rfc3339_millis),
-    })
-}
-
-fn ack_json(ack: &Ack) -> Value {
-    json!({
-        "seq": ack.seq,
-        "id": ack.id,
-        "createdAt": rfc3339_millis(ack.commit_time_ms),
-        "duplicate": ack.duplicate,
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateRoomBody {
@@ -121,7 +76,7 @@ async fn list_rooms(
     };
     let page = state.engine.rooms(me.user, query).await?;
     Ok(Json(json!({
-        "rooms": page.rooms.iter().map(room_json).collect::<Vec<_>>(),
+        "rooms": page.rooms.iter().map(RoomDto::from).collect::<Vec<_>>(),
         "pageInfo": {
             "hasNextPage": page.next_cursor.is_some(),
             "endCursor": page.next_cursor.map(|c| c.to_string()),
@@ -150,8 +105,7 @@ async fn open_direct_room(
         .engine
         .room(me.user, RoomId(ack.id.0), Some(ack.seq))
         .await?;
-    let mut json = room_json(&room);
-    json["seq"] = json!(ack.seq);
+    let json = RoomDto::from(&room).written_at(ack.seq).to_json();
     let status = if ack.duplicate {
         StatusCode::OK
     } else {
@@ -230,9 +184,7 @@ async fn mark_read(
         up_to: body.up_to_seq,
     });
     let ack = state.engine.execute(me.user, command).await?;
-    Ok(Json(
-        json!({ "seq": ack.seq, "readUpToSeq": ack.read_up_to }),
-    ))
+    Ok(Json(AckDto::read_up_to(&ack).to_json()))
 }
 
 async fn typing(
@@ -266,8 +218,7 @@ async fn create_room(
     });
     let ack = state.engine.execute(me.user, command).await?;
     let room = state.engine.room(me.user, RoomId(ack.id.0), None).await?;
-    let mut json = room_json(&room);
-    json["seq"] = json!(ack.seq);
+    let json = RoomDto::from(&room).written_at(ack.seq).to_json();
     Ok((StatusCode::CREATED, Json(json)))
 }
 
@@ -282,7 +233,7 @@ async fn room(
         .engine
         .room(me.user, room_id(&room)?, query.after)
         .await?;
-    Ok(Json(room_json(&room)))
+    Ok(Json(RoomDto::from(&room).to_json()))
 }
 
 /// Executes a change as the caller; answers `{ "seq": N }` (pass it as `after` to read it).
@@ -292,7 +243,7 @@ async fn execute_for_seq(
     command: Command,
 ) -> Result<Json<Value>, ApiError> {
     let (_, ack) = execute_as_caller(state, auth, command).await?;
-    Ok(Json(json!({ "seq": ack.seq })))
+    Ok(Json(AckDto::seq(&ack).to_json()))
 }
 
 async fn leave(
@@ -339,7 +290,7 @@ async fn messages(
         )
         .await?;
     Ok(Json(json!({
-        "messages": page.messages.iter().map(message_json).collect::<Vec<_>>(),
+        "messages": page.messages.iter().map(MessageDto::from).collect::<Vec<_>>(),
         "pageInfo": {
             "hasNextPage": page.has_older,
             "endCursor": page.messages.last().map(|m| m.seq),
@@ -381,7 +332,7 @@ async fn send(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(ack_json(&ack))))
+    Ok((status, Json(AckDto::message(&ack).to_json())))
 }
 
 #[derive(Deserialize)]

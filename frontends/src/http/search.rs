@@ -5,10 +5,9 @@
 
 use super::accounts::Auth;
 use super::json::QueryParams;
-use super::rooms::message_json;
 use crate::app::AppState;
+use crate::dto::{MessageDto, PostDto};
 use crate::error::ApiError;
-use crate::shapes::post_json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -69,7 +68,7 @@ async fn search(
         .results
         .iter()
         .map(|result| match result {
-            SearchResult::Post(post) => json!({ "kind": "post", "post": post_json(post) }),
+            SearchResult::Post(post) => json!({ "kind": "post", "post": PostDto::from(post) }),
             SearchResult::User(user) => json!({
                 "kind": "user",
                 "user": {
@@ -81,7 +80,7 @@ async fn search(
             }),
             SearchResult::Message(message) => json!({
                 "kind": "message",
-                "message": message_json(message),
+                "message": MessageDto::from(message),
             }),
         })
         .collect();

@@ -1,5 +1,6 @@
 //! The WebSocket protocol's frames (JSON text frames; documented in docs/websocket.md).
 
+use crate::dto::{NotificationDto, PostDto};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -70,14 +71,14 @@ pub enum ServerFrame {
     Post {
         topic: String,
         seq: u64,
-        post: Value,
+        post: PostDto<'static>,
     },
     /// A new notification (`notifications` topic): a like or comment on your post, a new
     /// follower, a mention.
     Notification {
         topic: String,
         seq: u64,
-        notification: Value,
+        notification: NotificationDto,
     },
     #[serde(rename_all = "camelCase")]
     Ack {

@@ -10,6 +10,7 @@
 
 use super::outbox::Outbox;
 use super::protocol::ServerFrame;
+use crate::dto::{NotificationDto, PostDto};
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
 use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag, Start};
@@ -230,7 +231,7 @@ pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
             found.map(|post| ServerFrame::Post {
                 topic: "feed".into(),
                 seq: post.seq,
-                post: crate::shapes::post_json(&post),
+                post: PostDto::owned(post),
             })
         }
     })
@@ -250,7 +251,7 @@ pub(super) async fn run_notifications(
                 Ok(resolved) => Some(ServerFrame::Notification {
                     topic: "notifications".into(),
                     seq: resolved.seq,
-                    notification: crate::shapes::notification_json(&resolved),
+                    notification: NotificationDto::from(&resolved),
                 }),
                 Err(error) => {
                     tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
