@@ -333,7 +333,11 @@ fn run_worker(
             probe: &probe,
             views,
         };
-        crate::views::build(&collections, &sinks, fanout_max);
+        crate::views::build(
+            &collections,
+            &sinks,
+            &crate::views::inputs::ViewSettings { fanout_max },
+        );
     });
 
     // Only worker 0 reads the log; the others close their inputs (dropping a session closes

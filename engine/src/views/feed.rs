@@ -5,7 +5,7 @@
 //! them for readers and pushes new entries to live subscribers.
 
 use super::follows::{FollowGraph, follow_graph};
-use super::inputs::{Collections, Sinks, materialize};
+use super::inputs::{Collections, Sinks, View, ViewSettings, materialize};
 pub use super::notifications::{NamedIn, NotificationKind};
 use super::notifications::{NotificationSources, notifications};
 use super::post_stats::{PostStats, on_live_posts, post_stats};
@@ -100,9 +100,19 @@ pub(crate) fn feed<'s>(inputs: &Collections<'s>, fanout_max: usize) -> FeedViews
     }
 }
 
+impl View for FeedStore {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, settings: &ViewSettings) {
+        build(inputs, sinks, settings.fanout_max);
+    }
+
+    fn digests(&self) -> Vec<(&'static str, Digest)> {
+        self.feed_digests().into()
+    }
+}
+
 /// Builds the views over the inputs (authors with `fanout_max` followers or more are heavy)
 /// and materializes them.
-pub(crate) fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, fanout_max: usize) {
+fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, fanout_max: usize) {
     let views = feed(inputs, fanout_max);
     materialize(views.profile, sinks, |v, u| {
         v.feed.apply_profile(u, v.watermark.get())
@@ -336,7 +346,7 @@ impl FeedStore {
 
     /// The order-independent digests of the feed's views: timelines, post stats, follows,
     /// notifications.
-    pub fn digests(&self) -> [(&'static str, Digest); 4] {
+    fn feed_digests(&self) -> [(&'static str, Digest); 4] {
         [
             (
                 "timelines",

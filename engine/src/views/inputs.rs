@@ -1,8 +1,9 @@
 //! What every view is built from, and how its output reaches its store: the input
-//! collections, one per kind of fact in the log (the dataflow runtime feeds them), and
-//! [`materialize`], which applies a view's output diffs to its store as each batch completes.
+//! collections, one per kind of fact in the log (the dataflow runtime feeds them), the
+//! [`View`] trait every view's store implements, and [`materialize`], which applies a view's
+//! output diffs to its store as each batch completes.
 
-use super::Views;
+use super::{Digest, Views};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq, UserId};
 use std::sync::Arc;
@@ -37,6 +38,24 @@ pub(crate) struct Collections<'s> {
     /// `(post or comment seq, (version seq, users it names))` per version that names someone
     /// and per post edit (an edit that names nobody ends the mentions before it).
     pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
+}
+
+/// What views are built with besides their inputs.
+pub(crate) struct ViewSettings {
+    /// Authors with this many followers or more are heavy (not fanned out).
+    pub fanout_max: usize,
+}
+
+/// A view, named by its store: how the dataflow builds it over the inputs and materializes it
+/// into the store, and the digests it reports. `views!` (in `views/mod.rs`) lists the stores;
+/// a store listed there is built, summarized and reachable from [`Views`].
+pub(crate) trait View: Default + Send + Sync {
+    /// Builds the view over `inputs` and materializes its outputs into this store of
+    /// `sinks.views`.
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, settings: &ViewSettings);
+
+    /// `(name, digest)` per view it keeps, as `girok replay` and `/readyz` report them.
+    fn digests(&self) -> Vec<(&'static str, Digest)>;
 }
 
 /// Where views put their outputs: the stores, and the probe whose frontier is every view's

@@ -334,47 +334,63 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
     }
 }
 
-/// Every view's store, shared by the dataflow workers (writers) and readers.
-#[derive(Default)]
-pub struct Views {
-    /// The highest seq every view reflects: one dataflow, one frontier, one watermark.
-    pub watermark: Watermark,
-    pub room_history: room_history::RoomHistoryStore,
-    pub memberships: rooms::MembershipStore,
-    pub receipts: rooms::ReceiptStore,
-    pub feed: FeedStore,
-    undecodable: AtomicU64,
+/// Declares [`Views`], one field per view store, and [`build`], which builds every view over
+/// the inputs, from one list: a new view is its file (its function, its store and the store's
+/// [`inputs::View`] impl) and one line in the list below.
+macro_rules! views {
+    ($($(#[$doc:meta])* $field:ident: $store:ty,)*) => {
+        /// Every view's store, shared by the dataflow workers (writers) and readers.
+        #[derive(Default)]
+        pub struct Views {
+            /// The highest seq every view reflects: one dataflow, one frontier, one watermark.
+            pub watermark: Watermark,
+            $($(#[$doc])* pub $field: $store,)*
+            undecodable: AtomicU64,
+        }
+
+        /// Builds every view over the inputs and materializes it into its store.
+        pub(crate) fn build(
+            inputs: &inputs::Collections<'_>,
+            sinks: &inputs::Sinks<'_>,
+            settings: &inputs::ViewSettings,
+        ) {
+            $(<$store as inputs::View>::build(inputs, sinks, settings);)*
+        }
+
+        impl Views {
+            /// `(name, digest)` per view, in the list's order.
+            fn digests(&self) -> Vec<(&'static str, Digest)> {
+                let mut digests = Vec::new();
+                $(digests.extend(inputs::View::digests(&self.$field));)*
+                digests
+            }
+        }
+    };
 }
 
-/// Builds every view over the inputs and materializes it into its store: one line per view
-/// module (a new view is its file, its store in [`Views`] with its summary, and a line here).
-pub(crate) fn build(
-    inputs: &inputs::Collections<'_>,
-    sinks: &inputs::Sinks<'_>,
-    fanout_max: usize,
-) {
-    rooms::build(inputs, sinks);
-    room_history::build(inputs, sinks);
-    feed::build(inputs, sinks, fanout_max);
+views! {
+    /// Each room's live messages and latest edits.
+    room_history: room_history::RoomHistoryStore,
+    /// Each user's rooms.
+    memberships: rooms::MembershipStore,
+    /// How far each member has read each room.
+    receipts: rooms::ReceiptStore,
+    /// Timelines, post stats, the follow graph and notifications.
+    feed: FeedStore,
 }
 
 impl Views {
     /// One summary per view.
     pub fn summaries(&self) -> Vec<ViewSummary> {
         let watermark = self.watermark.get();
-        [
-            ("room_history", self.room_history.digest()),
-            ("memberships", self.memberships.digest()),
-            ("read_receipts", self.receipts.digest()),
-        ]
-        .into_iter()
-        .chain(self.feed.digests())
-        .map(|(name, digest)| ViewSummary {
-            name,
-            watermark,
-            digest,
-        })
-        .collect()
+        self.digests()
+            .into_iter()
+            .map(|(name, digest)| ViewSummary {
+                name,
+                watermark,
+                digest,
+            })
+            .collect()
     }
 
     /// Log entries the dataflow had to skip because they did not decode.

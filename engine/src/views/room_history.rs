@@ -6,7 +6,7 @@
 //! Bodies stay in the log; this view holds keys only.
 
 use super::FastMap;
-use super::inputs::{Collections, Sinks, materialize};
+use super::inputs::{Collections, Sinks, View, ViewSettings, materialize};
 use super::{Digest, add};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq};
@@ -35,12 +35,17 @@ pub fn room_history<'s>(
     }
 }
 
-/// Builds the view over the inputs and materializes it.
-pub(crate) fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
-    let RoomHistory { history, edits } =
-        room_history(inputs.messages.clone(), inputs.edits.clone());
-    materialize(edits, sinks, |v, u| v.room_history.apply_edits(u));
-    materialize(history, sinks, |v, u| v.room_history.apply_history(u));
+impl View for RoomHistoryStore {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
+        let RoomHistory { history, edits } =
+            room_history(inputs.messages.clone(), inputs.edits.clone());
+        materialize(edits, sinks, |v, u| v.room_history.apply_edits(u));
+        materialize(history, sinks, |v, u| v.room_history.apply_history(u));
+    }
+
+    fn digests(&self) -> Vec<(&'static str, Digest)> {
+        vec![("room_history", self.digest())]
+    }
 }
 
 #[derive(Default)]

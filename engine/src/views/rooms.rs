@@ -9,40 +9,48 @@
 //! pair, which for a 1,000-member room is 1,000 records per message; counting at read time
 //! over the history's ordered seqs costs one range walk per listed room instead.
 
-use super::inputs::{Collections, MessageRef, Sinks, materialize};
+use super::inputs::{Collections, MessageRef, Sinks, View, ViewSettings, materialize};
 use super::{CountedIndex, Digest, Update};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq, UserId};
 
-/// The views over `members`, `(room, user, (joined seq, time))` per current membership, and `reads`,
-/// `(room, user, read-up-to seq)` per member's current marker. Both arrive already current
-/// (the feeder retracts the previous value); the views re-key them for their readers.
-pub fn rooms<'s>(
+/// Memberships, `(user, (room, (joined seq, time)))`, over `members`, `(room, user, (joined
+/// seq, time))` per current membership (already current: the feeder retracts the previous
+/// value); re-keyed by user for room lists.
+pub fn memberships<'s>(
     members: VecCollection<'s, Seq, (RoomId, UserId, MessageRef)>,
+) -> VecCollection<'s, Seq, (UserId, (RoomId, MessageRef))> {
+    members.map(|(room, user, joined)| (user, (room, joined)))
+}
+
+/// Read receipts, `(room, (user, read up to))`, over `reads`, `(room, user, read-up-to seq)`
+/// per member's current marker (already current, like members).
+pub fn receipts<'s>(
     reads: VecCollection<'s, Seq, (RoomId, UserId, Seq)>,
-) -> RoomViews<'s> {
-    RoomViews {
-        memberships: members.map(|(room, user, joined)| (user, (room, joined))),
-        receipts: reads.map(|(room, user, up_to)| (room, (user, up_to))),
+) -> VecCollection<'s, Seq, (RoomId, (UserId, Seq))> {
+    reads.map(|(room, user, up_to)| (room, (user, up_to)))
+}
+
+impl View for MembershipStore {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
+        let memberships = memberships(inputs.members.clone());
+        materialize(memberships, sinks, |v, u| v.memberships.apply(u));
+    }
+
+    fn digests(&self) -> Vec<(&'static str, Digest)> {
+        vec![("memberships", self.digest())]
     }
 }
 
-/// The outputs.
-pub struct RoomViews<'s> {
-    /// `(user, (room, (joined seq, time)))`.
-    pub memberships: VecCollection<'s, Seq, (UserId, (RoomId, MessageRef))>,
-    /// `(room, (user, read up to))`.
-    pub receipts: VecCollection<'s, Seq, (RoomId, (UserId, Seq))>,
-}
+impl View for ReceiptStore {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
+        let receipts = receipts(inputs.reads.clone());
+        materialize(receipts, sinks, |v, u| v.receipts.apply(u));
+    }
 
-/// Builds the views over the inputs and materializes them.
-pub(crate) fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
-    let RoomViews {
-        memberships,
-        receipts,
-    } = rooms(inputs.members.clone(), inputs.reads.clone());
-    materialize(memberships, sinks, |v, u| v.memberships.apply(u));
-    materialize(receipts, sinks, |v, u| v.receipts.apply(u));
+    fn digests(&self) -> Vec<(&'static str, Digest)> {
+        vec![("read_receipts", self.digest())]
+    }
 }
 
 /// The materialised memberships: a user's rooms.
@@ -124,5 +132,67 @@ mod tests {
         let other_order = ReceiptStore::default();
         other_order.apply(&[((room, (bob, 7)), 7, 1), ((room, (ann, 9)), 9, 1)]);
         assert_eq!(store.digest(), other_order.digest());
+    }
+}
+
+#[cfg(test)]
+mod dataflow_tests {
+    use super::*;
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::capture::Extract;
+    use timely::dataflow::operators::{Capture, ToStream};
+    use uuid::Uuid;
+
+    #[test]
+    fn memberships_are_keyed_by_user_and_receipts_by_room_diff_for_diff() {
+        let (room, other) = (RoomId(Uuid::from_u128(1)), RoomId(Uuid::from_u128(2)));
+        let (ann, bob) = (UserId(Uuid::from_u128(3)), UserId(Uuid::from_u128(4)));
+        let (members, reads) = timely::example(move |scope| {
+            // Ann joins two rooms, Bob joins one and leaves it; Ann's marker moves from 5 to 8.
+            let members = vec![
+                ((room, ann, (2, 20)), 2, 1),
+                ((other, ann, (3, 30)), 3, 1),
+                ((room, bob, (4, 40)), 4, 1),
+                ((room, bob, (4, 40)), 9, -1),
+            ]
+            .into_iter()
+            .to_stream(scope)
+            .as_collection();
+            let reads = vec![
+                ((room, ann, 5), 5, 1),
+                ((room, ann, 5), 8, -1),
+                ((room, ann, 8), 8, 1),
+            ]
+            .into_iter()
+            .to_stream(scope)
+            .as_collection();
+            (
+                memberships(members).inner.capture(),
+                receipts(reads).inner.capture(),
+            )
+        });
+        fn sorted<T: Ord>(mut updates: Vec<T>) -> Vec<T> {
+            updates.sort();
+            updates
+        }
+        let members: Vec<_> = members.extract().into_iter().flat_map(|(_, d)| d).collect();
+        assert_eq!(
+            sorted(members),
+            sorted(vec![
+                ((ann, (room, (2, 20))), 2, 1),
+                ((ann, (other, (3, 30))), 3, 1),
+                ((bob, (room, (4, 40))), 4, 1),
+                ((bob, (room, (4, 40))), 9, -1),
+            ])
+        );
+        let reads: Vec<_> = reads.extract().into_iter().flat_map(|(_, d)| d).collect();
+        assert_eq!(
+            sorted(reads),
+            sorted(vec![
+                ((room, (ann, 5)), 5, 1),
+                ((room, (ann, 5)), 8, -1),
+                ((room, (ann, 8)), 8, 1),
+            ])
+        );
     }
 }
