@@ -251,7 +251,7 @@ impl AckDto {
         }
     }
 
-    /// The seq and the id of what the write created.
+    /// The seq and the write's id (of what it created, or of its event).
     pub fn created(ack: &Ack) -> Self {
         Self {
             id: Some(ack.id),
@@ -268,7 +268,8 @@ impl AckDto {
         }
     }
 
-    /// A read marker's: the seq and where the marker stands now.
+    /// A read marker's: the seq and where the marker stands now (the engine sets it for every
+    /// read marker).
     pub fn read_up_to(ack: &Ack) -> Self {
         Self {
             read_up_to_seq: Some(ack.read_up_to.unwrap_or_default()),

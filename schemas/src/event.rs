@@ -1,6 +1,8 @@
 //! The decoded form of a log entry: the envelope fields and a typed payload. The table of
-//! event types below is the one place, beside the `.proto`, that a new event type is written
-//! (see `payload_table.rs` for what is derived from it).
+//! event types below is where, beside the `.proto`, a new event type is written (see
+//! `payload_table.rs` for what is derived from it); its arms in `target()` (the compiler asks)
+//! and, for a chat event, in `room()` (which routes it to its room's live topic) sit below the
+//! table.
 
 use crate::ids::{EventId, RoomId, Seq, SessionId, UserId};
 

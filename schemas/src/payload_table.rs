@@ -2,7 +2,8 @@
 //! once (its variant, dotted type name, fields, the protobuf field each is stored in and its
 //! JSON name), and this macro derives from it the enum, the type names, the conversion to and
 //! from the protobuf `oneof` (`codec.rs`) and the JSON form (`json.rs`). A new event type is a
-//! `.proto` message plus one entry in the table; the `oneof`'s exhaustive match makes the
+//! `.proto` message plus one entry in the table (and its arms in `Payload::target` and, for a
+//! chat event, `Payload::room`, in the same file); the `oneof`'s exhaustive match makes the
 //! compiler ask for the entry.
 //!
 //! A field reads `name: Type = proto_field [json]`, where `json` is `"jsonName"`, empty (not
