@@ -5,6 +5,8 @@
 //! table.
 
 use crate::ids::{EventId, RoomId, Seq, SessionId, UserId};
+use crate::json::rfc3339_millis;
+use serde_json::{Value, json};
 
 /// One committed event, as read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,5 +219,45 @@ impl Event {
     /// The dotted type name, e.g. `chat.message.sent`.
     pub fn type_name(&self) -> &str {
         self.payload.type_name()
+    }
+
+    /// The event as a JSON object: the envelope's fields and the payload's, as the table
+    /// names them.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "seq": self.seq,
+            "time": rfc3339_millis(self.commit_time_ms),
+            "id": self.id,
+            "actor": self.actor,
+            "type": self.type_name(),
+            "payload": self.payload.fields_json(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_json_has_envelope_and_payload() {
+        let event = Event {
+            seq: 3,
+            commit_time_ms: 1_000,
+            id: EventId::new_v7(),
+            actor: Some(UserId::new_v7()),
+            payload: Payload::MessageSent {
+                room: RoomId::new_v7(),
+                body: "hi".into(),
+                client_id: None,
+                reply_to: None,
+            },
+        };
+        let v = event.to_json();
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["time"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(v["type"], "chat.message.sent");
+        assert_eq!(v["payload"]["body"], "hi");
+        assert_eq!(v["payload"]["clientId"], Value::Null);
     }
 }

@@ -12,6 +12,7 @@ mod event;
 pub mod fixture;
 mod ids;
 mod json;
+mod wire;
 
 pub use json::rfc3339_millis;
 
@@ -21,6 +22,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/girok.v1.rs"));
 }
 
-pub use codec::{DecodeError, FORMAT_VERSION, decode_event, encode_event, peek_type};
+pub use codec::{decode_event, encode_event, peek_type};
 pub use event::{Event, Payload};
 pub use ids::{EventId, RoomId, Seq, SessionId, UserId};
+pub use wire::{DecodeError, FORMAT_VERSION};

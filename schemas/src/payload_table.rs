@@ -1,7 +1,7 @@
 //! The macro behind [`Payload`](crate::Payload): one table in `event.rs` lists every event type
 //! once (its variant, dotted type name, fields, the protobuf field each is stored in and its
 //! JSON name), and this macro derives from it the enum, the type names, the conversion to and
-//! from the protobuf `oneof` (`codec.rs`) and the JSON form (`json.rs`). A new event type is a
+//! from the protobuf `oneof` (through `wire.rs`) and the JSON form. A new event type is a
 //! `.proto` message plus one entry in the table (and its arms in `Payload::target` and, for a
 //! chat event, `Payload::room`, in the same file); the `oneof`'s exhaustive match makes the
 //! compiler ask for the entry.
@@ -38,7 +38,7 @@ macro_rules! define_payloads {
 
             /// The protobuf `oneof` member; `None` for `Unknown`, whose bytes were not kept.
             pub(crate) fn to_wire(&self) -> Option<$crate::proto::envelope::Payload> {
-                use $crate::codec::WireField;
+                use $crate::wire::WireField;
                 match self {
                     $(
                         Payload::$variant { $($field),* } => Some(
@@ -54,8 +54,8 @@ macro_rules! define_payloads {
             /// The payload of a protobuf `oneof` member.
             pub(crate) fn from_wire(
                 wire: $crate::proto::envelope::Payload,
-            ) -> Result<Payload, $crate::codec::DecodeError> {
-                use $crate::codec::WireField;
+            ) -> Result<Payload, $crate::wire::DecodeError> {
+                use $crate::wire::WireField;
                 Ok(match wire {
                     $(
                         $crate::proto::envelope::Payload::$variant(wire) => Payload::$variant {
@@ -83,7 +83,7 @@ macro_rules! define_payloads {
             /// codec's round-trip test covers every type through it).
             #[cfg(test)]
             pub(crate) fn samples() -> Vec<Payload> {
-                use $crate::codec::Sample;
+                use $crate::wire::Sample;
                 vec![ $( Payload::$variant { $( $field: <$ty as Sample>::sample(), )* }, )* ]
             }
         }

@@ -1,7 +1,7 @@
 //! The GraphQL objects of chat: rooms (with the reader's unread count, members, presence and
 //! typing), messages, pages and acks.
 
-use super::chat::{engine, presence};
+use super::args::{engine, presence};
 use super::errors::{gql, principal};
 use super::scalars::Seq;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};

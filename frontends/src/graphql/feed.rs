@@ -4,7 +4,7 @@
 //! previous page's `endCursor`) — except `search`, whose `after` is its cursor as the API
 //! names it, with `afterSeq` for read-your-writes.
 
-use super::chat::{engine, page_size, parse_id, user_id_arg};
+use super::args::{engine, page_size, parse_id, user_id_arg};
 use super::errors::{changing_principal, gql, invalid, principal};
 use super::feed_types::{
     Comment, CommentConnection, FeedAck, FeedPageInfo, FollowConnection, FollowResult,

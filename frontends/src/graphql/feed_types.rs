@@ -1,7 +1,7 @@
 //! The feed's GraphQL objects: posts (author and first comments resolved through the request's
 //! batch loaders), comments, authors, follower lists, notifications and search results.
 
-use super::chat::engine;
+use super::args::engine;
 use super::chat_types::MessageNode;
 use super::errors::gql;
 use super::loaders::{Loaders, PageSelection};

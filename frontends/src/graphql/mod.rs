@@ -4,6 +4,7 @@
 //! `extensions.code` and a 4xx status, and resolver errors carry the engine's codes.
 
 mod accounts;
+mod args;
 mod chat;
 mod chat_types;
 pub mod document_guard;

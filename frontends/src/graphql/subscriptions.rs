@@ -9,7 +9,7 @@
 //! subscriptions at once (`TOO_MANY_SUBSCRIPTIONS` beyond).
 
 use super::GraphqlState;
-use super::chat::{engine, room_id_arg};
+use super::args::{engine, room_id_arg};
 use super::chat_types::{MessageNode, Room};
 use super::errors::{api, gql, principal};
 use super::feed_types::{Notification, Post};
