@@ -8,7 +8,7 @@ use crate::dataflow::{self, Dataflow};
 use crate::error::{Error, Result};
 use crate::hot::{Fillable, HotConfig, HotObjects};
 use crate::hub::{self, DEFAULT_TOPIC_CAPACITY, Hub};
-use crate::search::{Indexer, SearchIndex};
+use crate::search::{Indexer, SEARCH_DIR, SearchIndex};
 use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
 use girok_schemas::{Event, EventId, RoomId, Seq, UserId};
@@ -129,6 +129,7 @@ struct EngineMetrics {
     lag: Family<ViewLabel, Gauge>,
     topics: Gauge,
     hub_lag: Gauge,
+    search_resumed: Gauge,
 }
 
 /// The running engine.
@@ -173,7 +174,10 @@ impl Engine {
         )?;
         let head_at_start = store.head().get();
         views.feed.go_live(head_at_start);
-        let search = Arc::new(SearchIndex::new()?);
+        let search = Arc::new(SearchIndex::open(
+            &store.config().data_dir.join(SEARCH_DIR),
+            head_at_start,
+        )?);
         let indexer = Indexer::start(store.clone(), search.clone(), None)?;
         let hub = Arc::new(Hub::new(config.topic_capacity));
         let hub_thread =
@@ -507,6 +511,11 @@ impl Engine {
             "Durable log events the hub has not published to live subscribers yet",
             self.metrics.hub_lag.clone(),
         );
+        registry.register(
+            "girok_search_resumed_seq",
+            "Log seq the on-disk search index held at start (indexing resumed after it)",
+            self.metrics.search_resumed.clone(),
+        );
     }
 
     /// Brings gauges up to date (call before encoding metrics).
@@ -528,6 +537,9 @@ impl Engine {
         self.metrics
             .hub_lag
             .set(head.saturating_sub(published) as i64);
+        self.metrics
+            .search_resumed
+            .set(self.search.resumed_at() as i64);
         self.hot.observe();
     }
 

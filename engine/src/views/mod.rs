@@ -30,7 +30,7 @@ pub use feed::{FeedStore, NotificationKind, NotificationRef, PostRef};
 
 use girok_schemas::Seq;
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::hash::Hash;
@@ -80,7 +80,7 @@ impl Watermark {
 
 /// An order-independent fingerprint of a multiset: the count of entries and the wrapping sum of
 /// `diff * hash(entry)`. Applying the same diffs in any order gives the same digest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
     pub entries: i64,
     pub hash: u64,
