@@ -14,6 +14,7 @@ mod ingest;
 mod read_data;
 mod read_load;
 mod report;
+mod start;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -56,6 +57,9 @@ enum Suite {
     /// (see scripts/read-load.sh): the seed timeline query over GraphQL, the REST timeline, a
     /// room history page and the room list; q/s, latency, the server's CPU and RSS.
     ReadLoad(read_load::Args),
+    /// Time from launch to ready of `girok serve` on an existing data directory, several
+    /// starts in a row, with the memory it holds at ready and where the search index resumed.
+    Start(start::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Suite::ReadData(args) => ("read-data", json(read_data::run(&args)?)?),
         Suite::ReadLoad(args) => ("read-load", json(read_load::run(&args)?)?),
         Suite::Auth(args) => ("auth", json(auth::run(&args)?)?),
+        Suite::Start(args) => ("start", json(start::run(&args)?)?),
     };
     report::write(cli.out, suite, &figures)
 }
