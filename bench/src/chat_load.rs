@@ -11,6 +11,7 @@
 
 use crate::client::{Account, Socket, ws_url};
 use crate::cpu::{Cores, CpuReading, rss_kib};
+use crate::pacer;
 use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail};
 use futures::stream::{SplitSink, SplitStream};
@@ -24,7 +25,9 @@ use serde_json::json;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -374,6 +377,8 @@ struct Run {
     rooms: Vec<String>,
     body_bytes: usize,
     tally: RefCell<Tally>,
+    /// Each client's wake-up from the pacer at its scheduled sends.
+    wakes: Vec<Arc<Notify>>,
 }
 
 impl Run {
@@ -455,6 +460,17 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     };
     // A common start a little ahead, so that every task is spawned before the first send.
     let epoch = Instant::now() + Duration::from_millis(200);
+    let wakes: Vec<Arc<Notify>> = (0..args.clients).map(|_| Arc::new(Notify::new())).collect();
+    let schedules = plans
+        .iter()
+        .map(|plan| pacer::Schedule {
+            first_ns: plan.due_ns(0),
+            period_ns: plan.period_ns,
+            count: plan.messages,
+        })
+        .collect();
+    let pacer = pacer::start(epoch.into_std(), schedules, wakes.clone())
+        .context("cannot start the pacer thread")?;
     let run = Rc::new(Run {
         layout,
         plans,
@@ -463,6 +479,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         rooms,
         body_bytes: args.body_bytes as usize,
         tally: RefCell::new(tally),
+        wakes,
     });
     let drain_end = epoch + Duration::from_nanos(window.end_ns) + Duration::from_secs(args.drain);
 
@@ -496,6 +513,9 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
 
     for reader in readers {
         reader.await?;
+    }
+    if pacer.join().is_err() {
+        bail!("the pacer thread panicked");
     }
     let rss_end = server_pid.and_then(rss_kib);
     let mut sinks = Vec::new();
@@ -705,11 +725,10 @@ async fn write(
 ) -> Option<SplitSink<Socket, Message>> {
     let plan = run.plans[c];
     let room = &run.rooms[run.layout.room(c)];
+    let wake = run.wakes[c].clone();
     for n in 0..plan.messages {
         let due = run.epoch + Duration::from_nanos(plan.due_ns(n));
-        if Instant::now() < due {
-            tokio::time::sleep_until(due).await;
-        }
+        crate::pacer::wait_until(&wake, due).await;
         let sent_us = run.now_us();
         let lag_us = sent_us.saturating_sub(plan.due_ns(n) / 1000);
         let body = body(c, n, sent_us, run.body_bytes);

@@ -12,6 +12,7 @@ mod cpu;
 mod feed;
 mod ingest;
 mod read_data;
+mod pacer;
 mod read_load;
 mod report;
 mod start;

@@ -1,0 +1,66 @@
+//! Wakes open-loop senders at their scheduled instants with sub-millisecond precision. tokio's
+//! timer wheel has a 1 ms tick and rounds deadlines up to it, so a sender sleeping on it left
+//! about 0.8 ms after its scheduled instant (which every latency measured from the schedule
+//! included). The pacer is one thread that walks every sender's schedule in time order, sleeps
+//! until the next instant (`nanosleep`, tens of microseconds late at most on an idle core) and
+//! notifies that sender; a sender that is already late does not wait for it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// One sender's schedule: its `n`-th send is due `first_ns + n * period_ns` after the epoch,
+/// for `n` below `count`.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    pub first_ns: u64,
+    pub period_ns: u64,
+    pub count: u64,
+}
+
+/// Starts the pacer thread; the sender `i` is woken through `wakes[i]` at each instant of
+/// `schedules[i]`. The thread ends after the last instant.
+pub fn start(
+    epoch: Instant,
+    schedules: Vec<Schedule>,
+    wakes: Vec<Arc<Notify>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pacer".into())
+        .spawn(move || {
+            let mut next: BinaryHeap<Reverse<(u64, usize, u64)>> = schedules
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.count > 0)
+                .map(|(i, s)| Reverse((s.first_ns, i, 0)))
+                .collect();
+            while let Some(Reverse((due_ns, i, n))) = next.pop() {
+                let due = epoch + Duration::from_nanos(due_ns);
+                loop {
+                    let now = Instant::now();
+                    if now >= due {
+                        break;
+                    }
+                    std::thread::sleep(due - now);
+                }
+                wakes[i].notify_one();
+                let schedule = schedules[i];
+                if n + 1 < schedule.count {
+                    next.push(Reverse((due_ns + schedule.period_ns, i, n + 1)));
+                }
+            }
+        })
+}
+
+/// Waits until `due`: woken by the pacer, or by tokio's timer 2 ms late should the pacer miss
+/// it (it never should; the timer only keeps a sender from hanging).
+pub async fn wait_until(wake: &Notify, due: tokio::time::Instant) {
+    while tokio::time::Instant::now() < due {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep_until(due + Duration::from_millis(2)) => {}
+        }
+    }
+}
