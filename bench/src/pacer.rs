@@ -64,3 +64,47 @@ pub async fn wait_until(wake: &Notify, due: tokio::time::Instant) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_sender_is_woken_for_each_instant_and_never_before_it() {
+        let epoch = tokio::time::Instant::now() + Duration::from_millis(20);
+        let schedules = vec![
+            Schedule {
+                first_ns: 1_000_000,
+                period_ns: 3_000_000,
+                count: 4,
+            },
+            Schedule {
+                first_ns: 2_500_000,
+                period_ns: 5_000_000,
+                count: 2,
+            },
+            Schedule {
+                first_ns: 0,
+                period_ns: 1,
+                count: 0,
+            },
+        ];
+        let wakes: Vec<Arc<Notify>> = (0..3).map(|_| Arc::new(Notify::new())).collect();
+        let pacer = start(epoch.into_std(), schedules.clone(), wakes.clone()).unwrap();
+        let sender = |i: usize| {
+            let (schedule, wake) = (schedules[i], wakes[i].clone());
+            async move {
+                for n in 0..schedule.count {
+                    let due =
+                        epoch + Duration::from_nanos(schedule.first_ns + n * schedule.period_ns);
+                    wait_until(&wake, due).await;
+                    // Never before its instant (how late is the bench's to measure: a
+                    // timed assertion would fail on a busy machine).
+                    assert!(tokio::time::Instant::now() >= due);
+                }
+            }
+        };
+        tokio::join!(sender(0), sender(1));
+        pacer.join().unwrap();
+    }
+}
