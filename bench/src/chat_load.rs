@@ -469,8 +469,11 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
             count: plan.messages,
         })
         .collect();
-    let pacer = pacer::start(epoch.into_std(), schedules, wakes.clone())
-        .context("cannot start the pacer thread")?;
+    let pacer_wakes = wakes.clone();
+    let pacer = pacer::start(epoch.into_std(), schedules, move |i| {
+        pacer_wakes[i].notify_one()
+    })
+    .context("cannot start the pacer thread")?;
     let run = Rc::new(Run {
         layout,
         plans,

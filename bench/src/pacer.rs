@@ -7,7 +7,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -20,12 +19,12 @@ pub struct Schedule {
     pub count: u64,
 }
 
-/// Starts the pacer thread; the sender `i` is woken through `wakes[i]` at each instant of
-/// `schedules[i]`. The thread ends after the last instant.
+/// Starts the pacer thread; `wake(i)` is called at each instant of `schedules[i]`, in time
+/// order. The thread ends after the last instant.
 pub fn start(
     epoch: Instant,
     schedules: Vec<Schedule>,
-    wakes: Vec<Arc<Notify>>,
+    wake: impl Fn(usize) + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("pacer".into())
@@ -45,7 +44,7 @@ pub fn start(
                     }
                     std::thread::sleep(due - now);
                 }
-                wakes[i].notify_one();
+                wake(i);
                 let schedule = schedules[i];
                 if n + 1 < schedule.count {
                     next.push(Reverse((due_ns + schedule.period_ns, i, n + 1)));
@@ -68,10 +67,11 @@ pub async fn wait_until(wake: &Notify, due: tokio::time::Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn every_sender_is_woken_for_each_instant_and_never_before_it() {
-        let epoch = tokio::time::Instant::now() + Duration::from_millis(20);
+    #[test]
+    fn every_instant_is_woken_once_in_time_order_and_never_before_it() {
+        let epoch = Instant::now() + Duration::from_millis(5);
         let schedules = vec![
             Schedule {
                 first_ns: 1_000_000,
@@ -89,22 +89,26 @@ mod tests {
                 count: 0,
             },
         ];
-        let wakes: Vec<Arc<Notify>> = (0..3).map(|_| Arc::new(Notify::new())).collect();
-        let pacer = start(epoch.into_std(), schedules.clone(), wakes.clone()).unwrap();
-        let sender = |i: usize| {
-            let (schedule, wake) = (schedules[i], wakes[i].clone());
-            async move {
-                for n in 0..schedule.count {
-                    let due =
-                        epoch + Duration::from_nanos(schedule.first_ns + n * schedule.period_ns);
-                    wait_until(&wake, due).await;
-                    // Never before its instant (how late is the bench's to measure: a
-                    // timed assertion would fail on a busy machine).
-                    assert!(tokio::time::Instant::now() >= due);
-                }
-            }
-        };
-        tokio::join!(sender(0), sender(1));
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let record = woken.clone();
+        let pacer = start(epoch, schedules.clone(), move |i| {
+            record.lock().unwrap().push((i, Instant::now()));
+        })
+        .unwrap();
         pacer.join().unwrap();
+        let woken = woken.lock().unwrap().clone();
+        let mut expected: Vec<(u64, usize)> = schedules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| (0..s.count).map(move |n| (s.first_ns + n * s.period_ns, i)))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            woken.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            expected.iter().map(|(_, i)| *i).collect::<Vec<_>>()
+        );
+        for ((_, at), (due_ns, _)) in woken.iter().zip(&expected) {
+            assert!(*at >= epoch + Duration::from_nanos(*due_ns));
+        }
     }
 }
