@@ -140,23 +140,34 @@ fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> 
             .env_remove("RUST_LOG")
             .env("GIROK__LOG__FILTER", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Its warnings and errors show beside the figures.
+            .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot run {}", bin.display()))?,
     );
     let stdout = server.0.stdout.take().context("no stdout")?;
-    let mut url = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(rest) = line.strip_prefix("girok listening on ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-            break;
+    // Read on a thread of its own until girok exits (so that it never writes to a closed
+    // pipe); the address it listens on comes back first.
+    let (listening, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(|line| line.ok()) {
+            if let Some(rest) = line.strip_prefix("girok listening on ") {
+                let _ = listening.send(rest.split_whitespace().next().map(str::to_owned));
+            }
         }
-    }
-    let url = url.context("girok exited before it listened")?;
+    });
     let deadline = launched + Duration::from_secs(args.timeout_secs);
+    let mut url = None;
     loop {
-        if http.ready(&url) {
+        if let Some(status) = server.0.try_wait()? {
+            bail!("girok exited with {status} before it was ready");
+        }
+        if url.is_none() {
+            url = address.try_recv().ok().flatten();
+        }
+        if let Some(url) = &url
+            && http.ready(url)
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -164,6 +175,7 @@ fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> 
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let url = url.context("no address")?;
     let ready_ms = launched.elapsed().as_millis() as u64;
     let pid = server.0.id();
     let (rss, anon, file) = memory_kib(pid).context("cannot read the server's memory")?;

@@ -1,0 +1,242 @@
+//! The indexer thread: tails the durable log into the index, commits (with its checkpoint)
+//! when caught up and at least every [`COMMIT_EVERY`](super::COMMIT_EVERY) under load, and
+//! when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
+//! goes back to the last commit and indexes again from there after a pause.
+
+use super::index::{Failure, SearchIndex};
+use super::{COMMIT_EVERY, search_error};
+use crate::error::{Error, Result};
+use crate::tailer::Tailer;
+use girok_schemas::{Seq, decode_event};
+use girok_storage::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tantivy::IndexWriter;
+
+/// Log entries read per step.
+const CHUNK: usize = 4096;
+/// How long the indexer sleeps once caught up before looking at the log again. It polls
+/// rather than waking at every group commit: under load that is hundreds of wake-ups a second
+/// on cores the writer needs, for an index whose freshness only search waits on.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The running indexer thread.
+pub struct Indexer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Indexer {
+    /// Starts indexing `store`'s log into `index` after the seq the index holds; with
+    /// `until`, stops once the index reflects that seq (replay).
+    pub fn start(store: Arc<Store>, index: Arc<SearchIndex>, until: Option<Seq>) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (started, writer_made) = std::sync::mpsc::sync_channel(1);
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("girok-search".into())
+                .spawn(move || {
+                    crate::background::lower_priority("search indexer");
+                    // Created here, so that tantivy's indexing and merge threads inherit
+                    // the lowered priority.
+                    match index.writer() {
+                        Ok(writer) => {
+                            let _ = started.send(Ok(()));
+                            run(&store, &index, writer, &stop, until);
+                        }
+                        Err(error) => {
+                            let _ = started.send(Err(error));
+                        }
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start the search indexer: {e}")))?
+        };
+        // A writer that cannot be made (the index's lock taken, no space) fails the start
+        // instead of leaving search silently behind.
+        writer_made
+            .recv()
+            .map_err(|_| Error::Internal("the search indexer ended before it started".into()))??;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits for an indexer started with `until` to finish.
+    pub fn join(mut self) {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("search indexer panicked");
+        }
+    }
+
+    /// Stops the indexer and waits for it.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && {
+                thread.thread().unpark();
+                thread.join().is_err()
+            }
+        {
+            tracing::error!("search indexer panicked");
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.halt();
+        }
+    }
+}
+
+/// The first pause after a failure; it doubles up to [`RETRY_MAX`] while failures go on.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+fn run(
+    store: &Arc<Store>,
+    index: &SearchIndex,
+    writer: IndexWriter,
+    stop: &AtomicBool,
+    until: Option<Seq>,
+) {
+    let mut writer = Some(writer);
+    let start = index.resumed_at();
+    let mut tail = Tailer::new(store.clone(), start + 1, until, "search indexer");
+    let mut indexed: Seq = start;
+    let mut committed: Seq = start;
+    let mut last_commit = Instant::now();
+    let mut pause = RETRY_FIRST;
+    while !stop.load(Ordering::Acquire) {
+        let Some(active) = writer.as_mut() else {
+            // Going back to the last commit failed to make a writer: try again.
+            match roll_back(index, &mut writer) {
+                Ok(seq) => {
+                    (indexed, committed) = (seq, seq);
+                    tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "search index writer failed");
+                    pause_unless_stopped(&mut pause, stop);
+                }
+            }
+            continue;
+        };
+        // Caught up means: up to the head as it was before this chunk (a head that moved
+        // meanwhile does not hold back the commit).
+        let limit = tail.limit();
+        let mut failed = None;
+        if tail.position() <= limit {
+            match tail.next_chunk(CHUNK) {
+                Ok(entries) => {
+                    for (seq, bytes) in entries {
+                        match decode_event(&bytes) {
+                            Ok(event) => match index.index_event(active, store, event) {
+                                Ok(()) => {}
+                                Err(Failure::Skip(error)) => {
+                                    tracing::error!(seq, %error, "search skips an event");
+                                }
+                                Err(Failure::Retry(error)) => {
+                                    failed = Some(error);
+                                    break;
+                                }
+                            },
+                            Err(error) => tracing::error!(seq, %error, "undecodable entry"),
+                        }
+                        indexed = seq;
+                    }
+                }
+                Err(retry) => {
+                    std::thread::sleep(retry.after);
+                    continue;
+                }
+            }
+        }
+        let caught_up = tail.position() > limit;
+        if failed.is_none()
+            && indexed > committed
+            && (caught_up || last_commit.elapsed() >= COMMIT_EVERY)
+        {
+            match index.commit(active, indexed) {
+                Ok(()) => {
+                    committed = indexed;
+                    index.watermark.advance(committed);
+                    pause = RETRY_FIRST;
+                }
+                Err(error) => failed = Some(error),
+            }
+            last_commit = Instant::now();
+        }
+        if let Some(error) = failed {
+            // What was indexed since the last commit may be lost in the writer (a failed
+            // flush) or may miss an event: it all goes, and is indexed again.
+            tracing::warn!(%error, retry_in = ?pause, "search indexing failed; back to its last commit");
+            pause_unless_stopped(&mut pause, stop);
+            match roll_back(index, &mut writer) {
+                Ok(seq) => {
+                    (indexed, committed) = (seq, seq);
+                    tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
+                }
+                // No writer is left: the next round tries again.
+                Err(error) => tracing::error!(%error, "search index writer failed"),
+            }
+            continue;
+        }
+        if let Some(target) = until
+            && index.watermark.get() >= target.min(store.head().get())
+        {
+            break;
+        }
+        if caught_up {
+            std::thread::park_timeout(POLL);
+        }
+    }
+    // A clean stop commits what is indexed, so that the next start resumes from here.
+    if let Some(active) = writer.as_mut()
+        && indexed > committed
+        && let Err(error) = index.commit(active, indexed)
+    {
+        tracing::warn!(%error, "search index not committed at stop");
+    }
+}
+
+/// Takes the writer back to the last commit (or makes a new one if it cannot) and returns the
+/// seq that commit covers; the index forgets what it held since. On failure no writer is left,
+/// so that nothing is indexed before a later call succeeds.
+fn roll_back(index: &SearchIndex, writer: &mut Option<IndexWriter>) -> Result<Seq> {
+    let rolled_back = match writer.as_mut() {
+        Some(active) => active.rollback().map_err(search_error).map(|_| ()),
+        None => Err(Error::Internal("no writer".into())),
+    };
+    if rolled_back.is_err() {
+        // A writer whose rollback failed holds no lock any more: a new one is made.
+        *writer = None;
+        *writer = Some(index.writer()?);
+    }
+    let reset = index
+        .reset_to_last_commit()
+        .map(|checkpoint| checkpoint.seq);
+    if reset.is_err() {
+        *writer = None;
+    }
+    reset
+}
+
+/// Sleeps `pause` (or until stopped), then doubles it up to [`RETRY_MAX`].
+fn pause_unless_stopped(pause: &mut Duration, stop: &AtomicBool) {
+    let until = Instant::now() + *pause;
+    while !stop.load(Ordering::Acquire) && Instant::now() < until {
+        std::thread::park_timeout(until.saturating_duration_since(Instant::now()));
+    }
+    *pause = (*pause * 2).min(RETRY_MAX);
+}
