@@ -130,6 +130,7 @@ struct EngineMetrics {
     topics: Gauge,
     hub_lag: Gauge,
     search_resumed: Gauge,
+    search_commits: Gauge,
 }
 
 /// The running engine.
@@ -516,6 +517,11 @@ impl Engine {
             "Log seq the on-disk search index held at start (indexing resumed after it)",
             self.metrics.search_resumed.clone(),
         );
+        registry.register(
+            "girok_search_commits",
+            "Commits of the search index since start (rounds that change no document commit nothing)",
+            self.metrics.search_commits.clone(),
+        );
     }
 
     /// Brings gauges up to date (call before encoding metrics).
@@ -540,6 +546,9 @@ impl Engine {
         self.metrics
             .search_resumed
             .set(self.search.resumed_at() as i64);
+        self.metrics
+            .search_commits
+            .set(self.search.commits() as i64);
         self.hot.observe();
     }
 

@@ -661,3 +661,43 @@ async fn the_search_index_resumes_from_its_checkpoint_after_a_stop_and_a_kill_9_
         .clone();
     assert_eq!(replayed["digest"], live["digest"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_rounds_that_change_no_document_commit_nothing_yet_searches_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (_, bob_id) = user(&server, "bob").await;
+    let post = ok(&server, &ann, POST, json!({ "c": "indexed words" })).await;
+    assert_eq!(
+        hits(&server, &ann, "indexed", seq(&post["createPost"]["seq"]))
+            .await
+            .len(),
+        1
+    );
+    let before = server.metric("girok_search_commits").await;
+    assert!(before >= 1);
+    // Follows change no document: each round ends with the index reflecting it (a search
+    // waits for that), without a commit (at most one, should ten seconds have passed).
+    for round in 0..5 {
+        let change = if round % 2 == 0 { FOLLOW } else { UNFOLLOW };
+        let ack = ok(&server, &ann, change, json!({ "u": bob_id })).await;
+        let at = seq(&ack[if round % 2 == 0 { "follow" } else { "unfollow" }]["seq"]);
+        assert_eq!(hits(&server, &ann, "indexed", at).await.len(), 1);
+    }
+    let after = server.metric("girok_search_commits").await;
+    assert!(
+        after - before <= 1,
+        "{} commits for rounds without documents",
+        after - before
+    );
+    // A round with a new document commits.
+    let post = ok(&server, &ann, POST, json!({ "c": "more indexed words" })).await;
+    assert_eq!(
+        hits(&server, &ann, "indexed", seq(&post["createPost"]["seq"]))
+            .await
+            .len(),
+        2
+    );
+    assert!(server.metric("girok_search_commits").await > after);
+}

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
@@ -84,6 +85,8 @@ pub struct SearchIndex {
     /// The seq the index held when it was opened: indexing resumes after it.
     resumed_at: Seq,
     pending: Mutex<Pending>,
+    /// Commits since the index was opened.
+    commits: AtomicU64,
 }
 
 impl SearchIndex {
@@ -164,7 +167,19 @@ impl SearchIndex {
                 digest: checkpoint.digest,
                 ..Pending::default()
             }),
+            commits: AtomicU64::new(0),
         }
+    }
+
+    /// Commits since the index was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Whether any document changed since the last commit.
+    pub(super) fn has_changes(&self) -> bool {
+        let pending = self.pending.lock();
+        !pending.docs.is_empty() || !pending.users.is_empty()
     }
 
     /// A writer for the indexer (one indexing thread, [`WRITER_BYTES`] of buffer). Created on
@@ -210,6 +225,7 @@ impl SearchIndex {
         let mut prepared = writer.prepare_commit().map_err(search_error)?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(search_error)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         self.reader.reload().map_err(search_error)?;
         // The committed index shows all of it now.
         let mut pending = self.pending.lock();

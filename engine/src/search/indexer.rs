@@ -99,6 +99,11 @@ impl Drop for Indexer {
     }
 }
 
+/// Longest the checkpoint on disk lags behind what the index reflects while only events that
+/// change no document arrive (likes, follows, logins): their rounds commit nothing, which
+/// spares the disk the dozen fsyncs of a commit, and the checkpoint moves at least this often
+/// (and at a clean stop). A start after a crash reads those events again, to no effect.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// The first pause after a failure; it doubles up to [`RETRY_MAX`] while failures go on.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -114,15 +119,19 @@ fn run(
     let start = index.resumed_at();
     let mut tail = Tailer::new(store.clone(), start + 1, until, "search indexer");
     let mut indexed: Seq = start;
+    // Durable in the index's last commit, and reflected by searches (which can be more: what
+    // came since changed no document).
     let mut committed: Seq = start;
-    let mut last_commit = Instant::now();
+    let mut searchable: Seq = start;
+    let mut last_round = Instant::now();
+    let mut last_checkpoint = Instant::now();
     let mut pause = RETRY_FIRST;
     while !stop.load(Ordering::Acquire) {
         let Some(active) = writer.as_mut() else {
             // Going back to the last commit failed to make a writer: try again.
             match roll_back(index, &mut writer) {
                 Ok(seq) => {
-                    (indexed, committed) = (seq, seq);
+                    (indexed, committed, searchable) = (seq, seq, seq);
                     tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
                 }
                 Err(error) => {
@@ -163,19 +172,25 @@ fn run(
             }
         }
         let caught_up = tail.position() > limit;
-        if failed.is_none()
-            && indexed > committed
-            && (caught_up || last_commit.elapsed() >= COMMIT_EVERY)
-        {
-            match index.commit(active, indexed) {
-                Ok(()) => {
-                    committed = indexed;
-                    index.watermark.advance(committed);
-                    pause = RETRY_FIRST;
+        let round_due = indexed > searchable && (caught_up || last_round.elapsed() >= COMMIT_EVERY);
+        let checkpoint_due = indexed > committed && last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+        if failed.is_none() && (round_due || checkpoint_due) {
+            if index.has_changes() || checkpoint_due {
+                match index.commit(active, indexed) {
+                    Ok(()) => {
+                        (committed, searchable) = (indexed, indexed);
+                        index.watermark.advance(indexed);
+                        last_checkpoint = Instant::now();
+                        pause = RETRY_FIRST;
+                    }
+                    Err(error) => failed = Some(error),
                 }
-                Err(error) => failed = Some(error),
+            } else {
+                // Nothing changed since the last commit: searches already show `indexed`.
+                searchable = indexed;
+                index.watermark.advance(indexed);
             }
-            last_commit = Instant::now();
+            last_round = Instant::now();
         }
         if let Some(error) = failed {
             // What was indexed since the last commit may be lost in the writer (a failed
@@ -184,7 +199,7 @@ fn run(
             pause_unless_stopped(&mut pause, stop);
             match roll_back(index, &mut writer) {
                 Ok(seq) => {
-                    (indexed, committed) = (seq, seq);
+                    (indexed, committed, searchable) = (seq, seq, seq);
                     tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
                 }
                 // No writer is left: the next round tries again.

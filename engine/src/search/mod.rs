@@ -18,7 +18,8 @@
 //! skipped, as replay skips it. A clean stop commits. `girok replay` builds an index in memory
 //! from seq 1. The index has a watermark like every view; a search with `after: seq` waits for
 //! it. The indexer polls the log once caught up; commits (which make documents searchable)
-//! happen when it catches up, and at least every [`COMMIT_EVERY`] under load.
+//! happen when it catches up, and at least every [`COMMIT_EVERY`] under load, if a document
+//! changed (otherwise the watermark just moves, and the checkpoint follows within seconds).
 //!
 //! The indexer and tantivy's threads run at the lowest scheduling priority: on a busy machine
 //! they yield to the log writer and the live deliveries, and search freshness takes the delay.
