@@ -139,6 +139,33 @@ pub struct Follow {
     catch_ups: u64,
 }
 
+impl Follow {
+    /// A follow owing every event of `scope` from `next` (0: whatever the hub publishes next);
+    /// the log is read up to `head` first when `next` is at or below it.
+    fn new(
+        engine: Arc<Engine>,
+        scope: LiveScope,
+        options: FollowOptions,
+        live: broadcast::Receiver<Arc<LiveEvent>>,
+        head: Seq,
+        next: Seq,
+    ) -> Self {
+        Self {
+            engine,
+            scope,
+            options,
+            live,
+            head,
+            next,
+            replay_to: (next > 0 && next <= head).then_some(head),
+            replayed: 0,
+            lagged: None,
+            end: None,
+            catch_ups: 0,
+        }
+    }
+}
+
 impl Engine {
     /// Starts following `scope` as `options` say. A room's follow is for a member: anyone
     /// else is refused (`NOT_A_MEMBER`, `ROOM_NOT_FOUND`). A resume from further back than
@@ -157,16 +184,10 @@ impl Engine {
                 .map_err(FollowEnd::Failed)?;
         }
         let head = self.head();
-        if let Start::After(from) = options.start {
-            if matches!(scope, LiveScope::Room { .. }) {
-                // The room's count comes from its history view: let it reach the head first,
-                // so a refusal comes before anything is delivered. (On a timeout the replay
-                // still counts exactly and refuses then.)
-                let _ = self.wait_for_views(Some(head)).await;
-            }
-            if let Some(message) = self.too_old(scope, options, from, head) {
-                return Err(FollowEnd::ResumeTooOld(message));
-            }
+        if let Start::After(from) = options.start
+            && let Some(message) = self.too_old(scope, options, from, head).await
+        {
+            return Err(FollowEnd::ResumeTooOld(message));
         }
         let next = match options.start {
             // Whatever the hub publishes from now on, however far behind the head it is.
@@ -174,19 +195,7 @@ impl Engine {
             Start::Head => head + 1,
             Start::After(from) => from.min(head) + 1,
         };
-        Ok(Follow {
-            engine: self.clone(),
-            scope,
-            options,
-            live,
-            head,
-            next,
-            replay_to: (next > 0 && next <= head).then_some(head),
-            replayed: 0,
-            lagged: None,
-            end: None,
-            catch_ups: 0,
-        })
+        Ok(Follow::new(self.clone(), scope, options, live, head, next))
     }
 
     /// Starts following `scope` live only ([`Start::Live`], ending on lag), for a caller that
@@ -195,25 +204,20 @@ impl Engine {
     pub fn follow_live(self: &Arc<Self>, scope: LiveScope) -> Follow {
         let live = self.hub().subscribe(scope.topic());
         let head = self.head();
-        Follow {
-            engine: self.clone(),
+        Follow::new(
+            self.clone(),
             scope,
-            options: FollowOptions::live_only(),
+            FollowOptions::live_only(),
             live,
             head,
-            next: 0,
-            replay_to: None,
-            replayed: 0,
-            lagged: None,
-            end: None,
-            catch_ups: 0,
-        }
+            0,
+        )
     }
 
     /// Why a resume of `scope` from `from` is refused, if it is: more of the log to read
     /// through than `max_scan`, or (known from the room's history) more of the room's
     /// messages than `max_resume`. The scope's events are counted exactly while replaying.
-    fn too_old(
+    async fn too_old(
         &self,
         scope: LiveScope,
         options: FollowOptions,
@@ -229,6 +233,13 @@ impl Engine {
         let LiveScope::Room { room, .. } = scope else {
             return None;
         };
+        if from >= head {
+            return None;
+        }
+        // The room's count comes from its history view: let it reach the head first, so a
+        // refusal comes before anything is delivered. (On a timeout the replay still counts
+        // exactly and refuses then.)
+        let _ = self.wait_for_views(Some(head)).await;
         let cap = usize::try_from(options.max_resume.saturating_add(1)).unwrap_or(usize::MAX);
         let messages = self.room_messages_after(room, from, cap);
         (messages as u64 > options.max_resume).then(|| {

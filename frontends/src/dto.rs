@@ -42,13 +42,12 @@ impl<'a> From<&'a Post> for PostDto<'a> {
 impl PostDto<'static> {
     /// A post's form that owns its text.
     pub fn owned(post: Post) -> Self {
-        PostDto::head(&post).with_text(post.content, post.media_ids)
-    }
-
-    fn with_text(mut self, content: String, media_ids: Vec<String>) -> Self {
-        self.content = Cow::Owned(content);
-        self.media_ids = Cow::Owned(media_ids);
-        self
+        let head = PostDto::head(&post);
+        Self {
+            content: Cow::Owned(post.content),
+            media_ids: Cow::Owned(post.media_ids),
+            ..head
+        }
     }
 }
 

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term, doc,
+};
 
 /// The index's format: the schema and what a document holds. An index of another format is
 /// rebuilt from the log.
@@ -176,10 +178,9 @@ impl SearchIndex {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Whether any document changed since the last commit.
+    /// Whether any document changed since the last commit (a registration adds one too).
     pub(super) fn has_changes(&self) -> bool {
-        let pending = self.pending.lock();
-        !pending.docs.is_empty() || !pending.users.is_empty()
+        !self.pending.lock().docs.is_empty()
     }
 
     /// A writer for the indexer (one indexing thread, [`WRITER_BYTES`] of buffer). Created on
@@ -242,12 +243,7 @@ impl SearchIndex {
             .search(&query, &DocSetCollector)
             .map_err(search_error)?;
         match found.into_iter().next() {
-            Some(address) => Ok(searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64(fast)
-                .map_err(search_error)?
-                .first(address.doc_id)),
+            Some(address) => fast_u64(&searcher, address, fast),
             None => Ok(None),
         }
     }
@@ -325,12 +321,7 @@ impl SearchIndex {
         let more = top.len() > limit;
         let mut hits = Vec::with_capacity(limit);
         for (score, address) in top.into_iter().take(limit) {
-            let seq = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64("seq")
-                .map_err(search_error)?
-                .first(address.doc_id)
+            let seq = fast_u64(&searcher, address, "seq")?
                 .ok_or_else(|| Error::Internal("search document without a seq".into()))?;
             hits.push(SearchHit { seq, score });
         }
@@ -490,6 +481,16 @@ fn user_text(username: &str, display_name: &str, bio: &str) -> String {
     format!("{username} {display_name} {bio}")
 }
 
+/// A document's value of a u64 fast field.
+fn fast_u64(searcher: &Searcher, address: DocAddress, field: &str) -> Result<Option<u64>> {
+    Ok(searcher
+        .segment_reader(address.segment_ord)
+        .fast_fields()
+        .u64(field)
+        .map_err(search_error)?
+        .first(address.doc_id))
+}
+
 fn reader(index: &Index) -> Result<IndexReader> {
     index
         .reader_builder()
@@ -517,7 +518,7 @@ mod checkpoint_tests {
     use super::*;
 
     fn writer(index: &SearchIndex) -> IndexWriter {
-        index.index.writer_with_num_threads(1, 15_000_000).unwrap()
+        index.writer().unwrap()
     }
 
     fn found(index: &SearchIndex, word: &str) -> Vec<Seq> {
@@ -616,7 +617,10 @@ mod checkpoint_tests {
         let committed = index.digest();
         index.add(&w, 3, Document::post("dropped")).unwrap();
         index.remove(&w, 1).unwrap();
-        w.rollback().unwrap();
+        // What the indexer does after a failure: the writer goes, a new one starts from the
+        // last commit.
+        drop(w);
+        let mut w = writer(&index);
         assert_eq!(index.reset_to_last_commit().unwrap().seq, 2);
         assert_eq!(index.digest(), committed);
         // The removal is forgotten too: the document is found (and removable) again.

@@ -3,8 +3,8 @@
 //! when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
 //! goes back to the last commit and indexes again from there after a pause.
 
+use super::COMMIT_EVERY;
 use super::index::{Failure, SearchIndex};
-use super::{COMMIT_EVERY, search_error};
 use crate::error::{Error, Result};
 use crate::tailer::Tailer;
 use girok_schemas::{Seq, decode_event};
@@ -128,16 +128,16 @@ fn run(
     let mut pause = RETRY_FIRST;
     while !stop.load(Ordering::Acquire) {
         let Some(active) = writer.as_mut() else {
-            // Going back to the last commit failed to make a writer: try again.
-            match roll_back(index, &mut writer) {
-                Ok(seq) => {
+            // After a failure: a pause, then a new writer and the index as of its last commit,
+            // from which the log is indexed again.
+            pause_unless_stopped(&mut pause, stop);
+            match back_to_last_commit(index) {
+                Ok((new_writer, seq)) => {
+                    writer = Some(new_writer);
                     (indexed, committed, searchable) = (seq, seq, seq);
                     tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
                 }
-                Err(error) => {
-                    tracing::error!(%error, "search index writer failed");
-                    pause_unless_stopped(&mut pause, stop);
-                }
+                Err(error) => tracing::error!(%error, "search index writer failed"),
             }
             continue;
         };
@@ -194,17 +194,10 @@ fn run(
         }
         if let Some(error) = failed {
             // What was indexed since the last commit may be lost in the writer (a failed
-            // flush) or may miss an event: it all goes, and is indexed again.
+            // flush) or may miss an event: dropping the writer discards it all, and the next
+            // round indexes it again.
             tracing::warn!(%error, retry_in = ?pause, "search indexing failed; back to its last commit");
-            pause_unless_stopped(&mut pause, stop);
-            match roll_back(index, &mut writer) {
-                Ok(seq) => {
-                    (indexed, committed, searchable) = (seq, seq, seq);
-                    tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
-                }
-                // No writer is left: the next round tries again.
-                Err(error) => tracing::error!(%error, "search index writer failed"),
-            }
+            writer = None;
             continue;
         }
         if let Some(target) = until
@@ -225,26 +218,11 @@ fn run(
     }
 }
 
-/// Takes the writer back to the last commit (or makes a new one if it cannot) and returns the
-/// seq that commit covers; the index forgets what it held since. On failure no writer is left,
-/// so that nothing is indexed before a later call succeeds.
-fn roll_back(index: &SearchIndex, writer: &mut Option<IndexWriter>) -> Result<Seq> {
-    let rolled_back = match writer.as_mut() {
-        Some(active) => active.rollback().map_err(search_error).map(|_| ()),
-        None => Err(Error::Internal("no writer".into())),
-    };
-    if rolled_back.is_err() {
-        // A writer whose rollback failed holds no lock any more: a new one is made.
-        *writer = None;
-        *writer = Some(index.writer()?);
-    }
-    let reset = index
-        .reset_to_last_commit()
-        .map(|checkpoint| checkpoint.seq);
-    if reset.is_err() {
-        *writer = None;
-    }
-    reset
+/// A new writer (as of the index's last commit) and the seq that commit covers; the index
+/// forgets what it held since.
+fn back_to_last_commit(index: &SearchIndex) -> Result<(IndexWriter, Seq)> {
+    let writer = index.writer()?;
+    Ok((writer, index.reset_to_last_commit()?.seq))
 }
 
 /// Sleeps `pause` (or until stopped), then doubles it up to [`RETRY_MAX`].

@@ -6,7 +6,7 @@
 
 use super::follows::{FollowGraph, follow_graph};
 use super::inputs::{Collections, Sinks, View, ViewSettings, materialize};
-pub use super::notifications::{NamedIn, NotificationKind};
+pub use super::notifications::NotificationKind;
 use super::notifications::{NotificationSources, notifications};
 use super::post_stats::{PostStats, on_live_posts, post_stats};
 use super::timelines::{Timelines, timelines};
@@ -44,46 +44,34 @@ pub struct FeedViews<'s> {
 /// are arranged once, and the likes and comments of live posts computed once, for every view
 /// that needs them.
 pub(crate) fn feed<'s>(inputs: &Collections<'s>, fanout_max: usize) -> FeedViews<'s> {
-    let Collections {
-        posts,
-        post_edits,
-        likes,
-        comments,
-        follows,
-        mentions,
-        ..
-    } = inputs;
-    let (posts, post_edits, likes, comments, follows, mentions) = (
-        posts.clone(),
-        post_edits.clone(),
-        likes.clone(),
-        comments.clone(),
-        follows.clone(),
-        mentions.clone(),
-    );
-    let live = posts.clone().map(|(_, post)| post).arrange_by_self();
-    let live_likes = on_live_posts(likes, &live);
-    let live_comments = on_live_posts(comments, &live);
+    let live = inputs.posts.clone().map(|(_, post)| post).arrange_by_self();
+    let live_likes = on_live_posts(inputs.likes.clone(), &live);
+    let live_comments = on_live_posts(inputs.comments.clone(), &live);
     let Timelines {
         profile,
         home,
         heavy,
-    } = timelines(posts, follows.clone(), fanout_max);
+    } = timelines(inputs.posts.clone(), inputs.follows.clone(), fanout_max);
     let PostStats {
         post_edits,
         likers,
         comments,
-    } = post_stats(post_edits, &live, live_likes.clone(), live_comments.clone());
+    } = post_stats(
+        inputs.post_edits.clone(),
+        &live,
+        live_likes.clone(),
+        live_comments.clone(),
+    );
     let FollowGraph {
         followers,
         following,
-    } = follow_graph(follows.clone());
+    } = follow_graph(inputs.follows.clone());
     let notifications = notifications(
         NotificationSources {
             live_likes,
             live_comments,
-            follows,
-            mentions,
+            follows: inputs.follows.clone(),
+            mentions: inputs.mentions.clone(),
         },
         &live,
     );
@@ -101,32 +89,28 @@ pub(crate) fn feed<'s>(inputs: &Collections<'s>, fanout_max: usize) -> FeedViews
 }
 
 impl View for FeedStore {
+    /// Builds the views over the inputs (authors with `fanout_max` followers or more are
+    /// heavy) and materializes them.
     fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, settings: &ViewSettings) {
-        build(inputs, sinks, settings.fanout_max);
+        let views = feed(inputs, settings.fanout_max);
+        materialize(views.profile, sinks, |v, u| {
+            v.feed.apply_profile(u, v.watermark.get())
+        });
+        materialize(views.home, sinks, |v, u| v.feed.home.apply(u));
+        materialize(views.heavy, sinks, |v, u| v.feed.heavy.apply(u));
+        materialize(views.post_edits, sinks, |v, u| v.feed.post_edits.apply(u));
+        materialize(views.likers, sinks, |v, u| v.feed.apply_likers(u));
+        materialize(views.comments, sinks, |v, u| v.feed.comments.apply(u));
+        materialize(views.followers, sinks, |v, u| v.feed.followers.apply(u));
+        materialize(views.following, sinks, |v, u| v.feed.apply_following(u));
+        materialize(views.notifications, sinks, |v, u| {
+            v.feed.apply_notifications(u, v.watermark.get())
+        });
     }
 
     fn digests(&self) -> Vec<(&'static str, Digest)> {
         self.feed_digests().into()
     }
-}
-
-/// Builds the views over the inputs (authors with `fanout_max` followers or more are heavy)
-/// and materializes them.
-fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, fanout_max: usize) {
-    let views = feed(inputs, fanout_max);
-    materialize(views.profile, sinks, |v, u| {
-        v.feed.apply_profile(u, v.watermark.get())
-    });
-    materialize(views.home, sinks, |v, u| v.feed.home.apply(u));
-    materialize(views.heavy, sinks, |v, u| v.feed.heavy.apply(u));
-    materialize(views.post_edits, sinks, |v, u| v.feed.post_edits.apply(u));
-    materialize(views.likers, sinks, |v, u| v.feed.apply_likers(u));
-    materialize(views.comments, sinks, |v, u| v.feed.comments.apply(u));
-    materialize(views.followers, sinks, |v, u| v.feed.followers.apply(u));
-    materialize(views.following, sinks, |v, u| v.feed.apply_following(u));
-    materialize(views.notifications, sinks, |v, u| {
-        v.feed.apply_notifications(u, v.watermark.get())
-    });
 }
 
 fn has_edge(edges: &FastMap<(UserId, UserId), isize>, follower: UserId, followee: UserId) -> bool {
@@ -424,7 +408,7 @@ mod tests {
 #[cfg(test)]
 mod dataflow_tests {
     use super::*;
-    use crate::views::inputs::MessageRef;
+    use crate::views::inputs::{MessageRef, NamedIn};
     use differential_dataflow::AsCollection;
     use girok_schemas::RoomId;
     use std::sync::mpsc::Receiver;

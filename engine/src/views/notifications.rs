@@ -9,7 +9,7 @@ use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
 use serde::{Deserialize, Serialize};
 
-pub use super::inputs::NamedIn;
+use super::inputs::NamedIn;
 
 /// Why a user is notified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

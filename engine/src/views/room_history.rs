@@ -13,7 +13,7 @@ use girok_schemas::{RoomId, Seq};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 
-pub use super::inputs::MessageRef;
+use super::inputs::MessageRef;
 
 /// The view's outputs: `(room, message)` per live message and `(message seq, latest edit
 /// seq)` per edited live message.

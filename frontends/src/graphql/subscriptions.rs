@@ -24,9 +24,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
-use girok_engine::{
-    Engine, Follow, FollowEnd, FollowOptions, LiveEvent, LiveScope, Message, Topic,
-};
+use girok_engine::{Engine, Follow, FollowEnd, FollowOptions, LiveEvent, LiveScope, Message};
 use girok_schemas::{Payload, RoomId, UserId, rfc3339_millis};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -273,7 +271,7 @@ impl ChatSubscription {
         let permit = permit(ctx)?;
         let me = principal(ctx)?.user;
         let engine = engine(ctx)?.clone();
-        let mine = engine.hub().subscribe(Topic::User(me));
+        let mine = followed(engine.follow_live(LiveScope::User(me)));
         // Your rooms from the memberships view: never from a half-built one at start-up.
         engine.wait_for_views(None).await.map_err(gql)?;
         let mut rooms = SelectAll::new();
@@ -313,7 +311,7 @@ impl ChatSubscription {
 struct RoomWatch {
     me: UserId,
     engine: Arc<Engine>,
-    mine: broadcast::Receiver<Arc<LiveEvent>>,
+    mine: Events,
     rooms: SelectAll<Events>,
     member_of: HashSet<RoomId>,
 }
@@ -322,8 +320,8 @@ impl RoomWatch {
     async fn next(&mut self) -> Result<Arc<LiveEvent>> {
         loop {
             tokio::select! {
-                own = self.mine.recv() => match own {
-                    Ok(event) => {
+                own = self.mine.next() => match own {
+                    Some(Ok(event)) => {
                         if let Payload::MemberJoined { room, .. } = &event.payload
                             && self.member_of.insert(*room)
                         {
@@ -334,12 +332,8 @@ impl RoomWatch {
                         }
                         return Ok(event);
                     }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        return Err(slow_consumer(missed));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Err(gql(girok_engine::Error::Unavailable));
-                    }
+                    Some(Err(error)) => return Err(error),
+                    None => return Err(gql(girok_engine::Error::Unavailable)),
                 },
                 Some(item) = self.rooms.next() => {
                     let event = item?;

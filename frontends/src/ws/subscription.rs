@@ -97,9 +97,10 @@ impl Subscription {
                     }
                 }
             };
-            for _ in catch_ups..follow.catch_ups() {
-                self.out.metrics().catch_ups.inc();
-            }
+            self.out
+                .metrics()
+                .catch_ups
+                .inc_by(follow.catch_ups() - catch_ups);
             catch_ups = follow.catch_ups();
             if let Err(end) = next {
                 return self.end(end).await;
