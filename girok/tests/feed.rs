@@ -520,6 +520,176 @@ async fn search_respects_rooms_over_graphql_and_rest_and_the_feed_survives_kill_
     assert_eq!(found["search"]["results"].as_array().unwrap().len(), 1);
 }
 
+/// A page's posts resolved in one pass, and by the derived resolvers.
+async fn post_pages(server: &Server) -> (u64, u64) {
+    let pages = |path: &str| format!("girok_graphql_post_pages_total{{path=\"{path}\"}}");
+    (
+        server.metric(&pages("direct")).await,
+        server.metric(&pages("fields")).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_posts_resolved_in_one_pass_answer_exactly_as_the_field_resolvers_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ann, ann_id) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    ok(
+        &server,
+        &bob,
+        "mutation { updateMe(displayName: \"Bob B.\", avatarMediaId: \"avatar-1\") { displayName } }",
+        json!({}),
+    )
+    .await;
+    ok(&server, &ann, FOLLOW, json!({ "u": bob_id })).await;
+    let mut last = 0;
+    for (i, media) in [json!([]), json!(["m1", "m2"]), json!(["m3"])]
+        .into_iter()
+        .enumerate()
+    {
+        let post = ok(
+            &server,
+            &bob,
+            POST,
+            json!({ "c": format!("post {i}"), "m": media }),
+        )
+        .await;
+        let id = post["createPost"]["id"].clone();
+        for (n, token) in [&cat, &ann, &bob, &cat].into_iter().take(i + 1).enumerate() {
+            let c = ok(
+                &server,
+                token,
+                COMMENT,
+                json!({ "p": id, "c": format!("c{n}") }),
+            )
+            .await;
+            last = seq(&c["addComment"]["seq"]);
+        }
+        if i == 1 {
+            ok(&server, &ann, LIKE, json!({ "p": id })).await;
+            let edit =
+                "mutation($p: ID!) { editPost(id: $p, content: \"post 1, edited\") { seq } }";
+            last = seq(&ok(&server, &bob, edit, json!({ "p": id })).await["editPost"]["seq"]);
+        }
+    }
+    let own = ok(&server, &ann, POST, json!({ "c": "ann's own" })).await;
+    last = last.max(seq(&own["createPost"]["seq"]));
+
+    // Every plain field, aliases, __typename, named and inline fragments, comment limits
+    // given inline, by variable and by default.
+    const FIELDS: &str = "fragment P on Post {
+        __typename id seq content mediaIds createdAt editedAt likes likedByMe commentCount
+        writer: author { __typename id username name avatar }
+        firstTwo: comments(limit: $two) { ...C }
+        comments { id author { name ... on Author { username } } }
+        none: comments(limit: 0) { id }
+        ... on Post { again: content }
+        ... { seqAgain: seq }
+      }
+      fragment C on Comment { __typename id seq postId content createdAt author { id name } }";
+    let page = ok(
+        &server,
+        &ann,
+        &format!(
+            "query($a: Seq, $two: Int) {{ timeline(after: $a) {{ posts {{ ...P }} }} }} {FIELDS}"
+        ),
+        json!({ "a": last, "two": 2 }),
+    )
+    .await;
+    let posts = page["timeline"]["posts"].as_array().unwrap();
+    assert_eq!(posts.len(), 4);
+    let (direct, fields) = post_pages(&server).await;
+    assert_eq!((direct, fields), (1, 0), "the page took the one-pass path");
+    let single = format!("query($p: ID!, $two: Int) {{ post(id: $p) {{ ...P }} }} {FIELDS}");
+    let mut single_keys = Vec::new();
+    for post in posts {
+        let variables = json!({ "p": post["id"], "two": 2 });
+        let one = ok(&server, &ann, &single, variables.clone()).await;
+        assert_eq!(post, &one["post"]);
+        // Keys in selection order, as both paths send them (`data`, `post`, then the post's).
+        server.set_token(&ann);
+        single_keys.extend(keys_in_order(&server.gql_text(&single, variables).await).split_off(2));
+    }
+    server.set_token(&ann);
+    let page_text = server
+        .gql_text(
+            &format!("query($two: Int) {{ timeline {{ posts {{ ...P }} }} }} {FIELDS}"),
+            json!({ "two": 2 }),
+        )
+        .await;
+    // `data`, `timeline`, `posts`, then the posts'.
+    assert_eq!(keys_in_order(&page_text).split_off(3), single_keys);
+    // Newest first: ann's own post, then bob's posts 2, 1 and 0.
+    assert_eq!(posts[0]["writer"]["id"], ann_id.as_str());
+    assert_eq!(posts[0]["writer"]["avatar"], Value::Null);
+    assert_eq!(posts[1]["writer"]["avatar"], "avatar-1");
+    assert_eq!(posts[1]["mediaIds"], json!(["m3"]));
+    assert_eq!(posts[1]["firstTwo"].as_array().unwrap().len(), 2);
+    assert_eq!(posts[1]["comments"].as_array().unwrap().len(), 3);
+    assert_eq!(posts[1]["comments"][1]["author"]["username"], "ann");
+    assert_eq!(posts[2]["content"], "post 1, edited");
+    assert!(posts[2]["editedAt"].is_string());
+    assert_eq!(posts[2]["likedByMe"], true);
+    assert_eq!(posts[2]["likes"], 1);
+    assert_eq!(posts[3]["editedAt"], Value::Null);
+
+    // What the one pass leaves to the field resolvers answers as they do: a field that reads
+    // the engine, a fragment on another type, and an out-of-range limit's typed error.
+    let counted = ok(
+        &server,
+        &ann,
+        "{ timeline { posts { content author { name followersCount } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        counted["timeline"]["posts"][1]["author"]["followersCount"],
+        1
+    );
+    let fields_before = post_pages(&server).await.1;
+    let bad = as_user(
+        &server,
+        &ann,
+        "{ timeline { posts { comments(limit: 21) { id } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&bad), "INVALID_ARGUMENT", "{bad}");
+    let typed = ok(
+        &server,
+        &ann,
+        "{ timeline { posts { ... on Post { id } ... on SearchResult { __typename } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(typed["timeline"]["posts"].as_array().unwrap().len(), 4);
+    assert_eq!(post_pages(&server).await.1, fields_before + 2);
+}
+
+/// The object keys of a JSON text in the order they appear (keys are plain words here, and
+/// no string value has a word in quotes followed by a colon).
+fn keys_in_order(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        let after = &rest[open + 1..];
+        let word = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if after[word..].starts_with("\":") && word > 0 {
+            keys.push(after[..word].to_owned());
+            rest = &after[word + 2..];
+        } else {
+            // Skip this string: up to its closing quote.
+            let close = after.find('"').map_or(after.len(), |c| c + 1);
+            rest = &after[close..];
+        }
+    }
+    keys
+}
+
 /// Batches the GraphQL users and comments loaders have run so far.
 async fn batch_loads(server: &Server) -> (u64, u64) {
     let loads = |loader: &str| format!("girok_graphql_batch_loads_total{{loader=\"{loader}\"}}");

@@ -5,6 +5,7 @@ use super::args::engine;
 use super::chat_types::MessageNode;
 use super::errors::gql;
 use super::loaders::{Loaders, PageSelection};
+use super::page_values::Posts;
 use super::scalars::Seq;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union, Value};
 use girok_engine::accounts::UserView;
@@ -109,7 +110,7 @@ fn load_failed(error: super::loaders::LoadError) -> async_graphql::Error {
 }
 
 /// `comments`' default `limit`.
-const DEFAULT_INLINE_COMMENTS: usize = 3;
+pub(super) const DEFAULT_INLINE_COMMENTS: usize = 3;
 
 /// A post.
 pub struct Post(pub feed::Post);
@@ -229,7 +230,7 @@ impl FeedPageInfo {
 #[derive(SimpleObject)]
 #[graphql(serial)]
 pub struct Timeline {
-    pub posts: Vec<Post>,
+    pub posts: Posts,
     pub page_info: FeedPageInfo,
 }
 
@@ -237,7 +238,7 @@ impl From<feed::PostPage> for Timeline {
     fn from(page: feed::PostPage) -> Self {
         Self {
             page_info: FeedPageInfo::new(page.next_cursor),
-            posts: page.posts.into_iter().map(Post).collect(),
+            posts: Posts(page.posts.into_iter().map(Post).collect()),
         }
     }
 }

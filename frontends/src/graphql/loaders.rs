@@ -25,11 +25,17 @@ struct LoaderLabel {
     loader: &'static str,
 }
 
-/// Counters of batch loads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: &'static str,
+}
+
+/// Counters of batch loads, and of the pages of posts resolved in one pass or field by field.
 #[derive(Clone, Default)]
 pub struct LoaderMetrics {
     loads: Family<LoaderLabel, Counter>,
     keys: Family<LoaderLabel, Counter>,
+    pages: Family<PathLabel, Counter>,
 }
 
 impl LoaderMetrics {
@@ -43,6 +49,11 @@ impl LoaderMetrics {
             "girok_graphql_batch_keys",
             "Keys read by GraphQL loaders",
             self.keys.clone(),
+        );
+        registry.register(
+            "girok_graphql_post_pages",
+            "Pages of posts resolved in one pass (path=direct) or field by field (path=fields)",
+            self.pages.clone(),
         );
     }
 
@@ -158,6 +169,23 @@ impl Loaders {
         }
     }
 
+    /// Runs `f` over what was prefetched (both sets locked for its duration: `f` must not
+    /// wait for anything).
+    pub fn with_ready<R>(&self, f: impl FnOnce(&ReadyObjects<'_>) -> R) -> R {
+        let users = self.ready_users.lock();
+        let comments = self.ready_comments.lock();
+        f(&ReadyObjects {
+            users: &users,
+            comments: &comments,
+        })
+    }
+
+    /// Counts a page of posts by how it was resolved.
+    pub fn count_page(&self, direct: bool) {
+        let path = if direct { "direct" } else { "fields" };
+        self.metrics.pages.get_or_create(&PathLabel { path }).inc();
+    }
+
     /// Reads what `wanted` says the page's fields will ask for: the first comments of
     /// `posts` (one read per distinct `limit`), then every author of the posts and of those
     /// comments (one read).
@@ -196,6 +224,23 @@ impl Loaders {
             self.ready_users.lock().extend(users);
         }
         Ok(())
+    }
+}
+
+/// The objects a request prefetched, read in place.
+pub struct ReadyObjects<'a> {
+    users: &'a HashMap<UserId, Arc<UserView>>,
+    comments: &'a HashMap<(Seq, usize), Vec<Comment>>,
+}
+
+impl ReadyObjects<'_> {
+    pub fn user(&self, id: UserId) -> Option<&UserView> {
+        self.users.get(&id).map(|user| &**user)
+    }
+
+    /// A post's first `limit` comments, if they were prefetched.
+    pub fn first_comments(&self, post: Seq, limit: usize) -> Option<&[Comment]> {
+        self.comments.get(&(post, limit)).map(Vec::as_slice)
     }
 }
 

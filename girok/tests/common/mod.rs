@@ -188,16 +188,26 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// POSTs a GraphQL request; returns (status, body).
-    pub async fn gql_status(&self, query: &str, variables: Value) -> (u16, Value) {
-        let response = self
-            .authorized(self.client.post(self.url("/graphql")))
+    async fn gql_response(&self, query: &str, variables: Value) -> reqwest::Response {
+        self.authorized(self.client.post(self.url("/graphql")))
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// POSTs a GraphQL request; returns (status, body).
+    pub async fn gql_status(&self, query: &str, variables: Value) -> (u16, Value) {
+        let response = self.gql_response(query, variables).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
+    }
+
+    /// POSTs a GraphQL request; returns the body as sent (to check the order of its keys).
+    pub async fn gql_text(&self, query: &str, variables: Value) -> String {
+        let response = self.gql_response(query, variables).await;
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().await.unwrap()
     }
 
     /// POSTs a GraphQL request that must succeed; returns `data`.
