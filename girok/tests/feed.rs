@@ -587,6 +587,8 @@ async fn timeline_posts_resolved_in_one_pass_answer_exactly_as_the_field_resolve
         none: comments(limit: 0) { id }
         ... on Post { again: content }
         ... { seqAgain: seq }
+        ... on Post { id __typename writer: author { name } }
+        firstTwo: comments(limit: $two) { id author { username } }
       }
       fragment C on Comment { __typename id seq postId content createdAt author { id name } }";
     let page = ok(

@@ -8,8 +8,8 @@
 //! [`Posts`] walks the query's selection set over the posts, their authors and comments
 //! directly and builds the same `Value` the derived resolvers would. Anything outside that
 //! plain shape — a field that reads the engine (`followersCount`), a custom directive, a
-//! fragment on another type, a response key selected twice, an out-of-range argument, a
-//! value that was not prefetched — makes the whole list go through the derived resolvers
+//! fragment on another type, an out-of-range argument, a value that was not prefetched —
+//! makes the whole list go through the derived resolvers
 //! instead, so answers and errors never differ (a test compares the two paths field by field).
 
 use super::feed_types::{DEFAULT_INLINE_COMMENTS, Post};
@@ -158,7 +158,7 @@ impl<'q> Page<'q, '_> {
         type_name: &str,
         value_of: &mut dyn FnMut(&'q Positioned<Field>) -> Option<Value>,
     ) -> Option<Value> {
-        let mut fields = IndexMap::new();
+        let mut fields = IndexMap::with_capacity(selection.items.len());
         self.collect(selection, type_name, value_of, &mut fields)?;
         // As async-graphql answers an empty selection.
         Some(if fields.is_empty() {
@@ -187,11 +187,7 @@ impl<'q> Page<'q, '_> {
                     } else {
                         value_of(field)?
                     };
-                    let key = field.node.response_key().node.clone();
-                    // A key selected twice is merged by async-graphql's rules: leave it to them.
-                    if fields.insert(key, value).is_some() {
-                        return None;
-                    }
+                    merge(fields, field.node.response_key().node.clone(), value);
                     continue;
                 }
                 Selection::FragmentSpread(spread) => {
@@ -221,5 +217,32 @@ impl<'q> Page<'q, '_> {
             self.collect(selection, type_name, value_of, fields)?;
         }
         Some(())
+    }
+}
+
+/// Adds a field's value under its response key as async-graphql does when a key is selected
+/// more than once (`id ... on Post { id }`, `author { id } author { name }`): the first
+/// position stays, objects merge key by key, lists of objects item by item.
+fn merge(fields: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+    let Some(existing) = fields.get_mut(&key) else {
+        fields.insert(key, value);
+        return;
+    };
+    match (existing, value) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, value) in from {
+                merge(into, key, value);
+            }
+        }
+        (Value::List(into), Value::List(from)) => {
+            for (into, from) in into.iter_mut().zip(from) {
+                if let (Value::Object(into), Value::Object(from)) = (into, from) {
+                    for (key, value) in from {
+                        merge(into, key, value);
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
