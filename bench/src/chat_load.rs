@@ -282,8 +282,17 @@ impl Plan {
         }
     }
 
+    /// The schedule the pacer wakes this client on (which says when each send is due).
+    fn schedule(&self) -> pacer::Schedule {
+        pacer::Schedule {
+            first_ns: self.phase_ns,
+            period_ns: self.period_ns,
+            count: self.messages,
+        }
+    }
+
     fn due_ns(&self, n: u64) -> u64 {
-        self.phase_ns + n * self.period_ns
+        self.schedule().due_ns(n)
     }
 
     fn measured(&self, n: u64) -> bool {
@@ -461,14 +470,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     // A common start a little ahead, so that every task is spawned before the first send.
     let epoch = Instant::now() + Duration::from_millis(200);
     let wakes: Vec<Arc<Notify>> = (0..args.clients).map(|_| Arc::new(Notify::new())).collect();
-    let schedules = plans
-        .iter()
-        .map(|plan| pacer::Schedule {
-            first_ns: plan.due_ns(0),
-            period_ns: plan.period_ns,
-            count: plan.messages,
-        })
-        .collect();
+    let schedules = plans.iter().map(Plan::schedule).collect();
     let pacer_wakes = wakes.clone();
     let pacer = pacer::start(epoch.into_std(), schedules, move |i| {
         pacer_wakes[i].notify_one()

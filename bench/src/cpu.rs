@@ -59,9 +59,20 @@ pub fn machine_busy_seconds() -> Option<f64> {
 
 /// A process's resident set, KiB.
 pub fn rss_kib(pid: impl Display) -> Option<u64> {
+    status_kib(pid, &["VmRSS:"]).map(|kib| kib[0])
+}
+
+/// Fields of `/proc/<pid>/status` given in KiB (`VmRSS:`, `RssAnon:`, ...), in the order
+/// asked.
+pub fn status_kib(pid: impl Display, fields: &[&str]) -> Option<Vec<u64>> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    fields
+        .iter()
+        .map(|name| {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .collect()
 }
 
 /// Folds numbered threads into one group (`timely:work-1` -> `timely:work`).

@@ -19,6 +19,13 @@ pub struct Schedule {
     pub count: u64,
 }
 
+impl Schedule {
+    /// When send `n` is due, after the epoch.
+    pub fn due_ns(&self, n: u64) -> u64 {
+        self.first_ns + n * self.period_ns
+    }
+}
+
 /// Starts the pacer thread; `wake(i)` is called at each instant of `schedules[i]`, in time
 /// order. The thread ends after the last instant.
 pub fn start(
@@ -33,7 +40,7 @@ pub fn start(
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.count > 0)
-                .map(|(i, s)| Reverse((s.first_ns, i, 0)))
+                .map(|(i, s)| Reverse((s.due_ns(0), i, 0)))
                 .collect();
             while let Some(Reverse((due_ns, i, n))) = next.pop() {
                 let due = epoch + Duration::from_nanos(due_ns);
@@ -45,9 +52,8 @@ pub fn start(
                     std::thread::sleep(due - now);
                 }
                 wake(i);
-                let schedule = schedules[i];
-                if n + 1 < schedule.count {
-                    next.push(Reverse((due_ns + schedule.period_ns, i, n + 1)));
+                if n + 1 < schedules[i].count {
+                    next.push(Reverse((schedules[i].due_ns(n + 1), i, n + 1)));
                 }
             }
         })

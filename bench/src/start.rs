@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
     /// Longest a start may take before the run fails, seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout_secs: u64,
 }
 
@@ -178,7 +178,9 @@ fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> 
     let url = url.context("no address")?;
     let ready_ms = launched.elapsed().as_millis() as u64;
     let pid = server.0.id();
-    let (rss, anon, file) = memory_kib(pid).context("cannot read the server's memory")?;
+    let memory = crate::cpu::status_kib(pid, &["VmRSS:", "RssAnon:", "RssFile:"])
+        .context("cannot read the server's memory")?;
+    let (rss, anon, file) = (memory[0], memory[1], memory[2]);
     let readyz: serde_json::Value = serde_json::from_str(&http.text(format!("{url}/readyz"))?)?;
     let head = readyz["log"]["head"].as_u64().unwrap_or(0);
     let metrics = http.text(format!("{url}/metrics"))?;
@@ -204,14 +206,4 @@ fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> 
         rss_file_mib: mib(file),
         stop_ms: stopping.elapsed().as_millis() as u64,
     })
-}
-
-/// VmRSS, RssAnon and RssFile of a process, KiB.
-fn memory_kib(pid: u32) -> Option<(u64, u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    };
-    Some((field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?))
 }

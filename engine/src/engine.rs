@@ -129,8 +129,6 @@ struct EngineMetrics {
     lag: Family<ViewLabel, Gauge>,
     topics: Gauge,
     hub_lag: Gauge,
-    search_resumed: Gauge,
-    search_commits: Gauge,
 }
 
 /// The running engine.
@@ -176,7 +174,7 @@ impl Engine {
         let head_at_start = store.head().get();
         views.feed.go_live(head_at_start);
         let search = Arc::new(SearchIndex::open(
-            &store.config().data_dir.join(SEARCH_DIR),
+            &store.path().join(SEARCH_DIR),
             head_at_start,
         )?);
         let indexer = Indexer::start(store.clone(), search.clone(), None)?;
@@ -512,16 +510,7 @@ impl Engine {
             "Durable log events the hub has not published to live subscribers yet",
             self.metrics.hub_lag.clone(),
         );
-        registry.register(
-            "girok_search_resumed_seq",
-            "Log seq the on-disk search index held at start (indexing resumed after it)",
-            self.metrics.search_resumed.clone(),
-        );
-        registry.register(
-            "girok_search_commits",
-            "Commits of the search index since start (rounds that change no document commit nothing)",
-            self.metrics.search_commits.clone(),
-        );
+        self.search.register_metrics(registry);
     }
 
     /// Brings gauges up to date (call before encoding metrics).
@@ -543,12 +532,6 @@ impl Engine {
         self.metrics
             .hub_lag
             .set(head.saturating_sub(published) as i64);
-        self.metrics
-            .search_resumed
-            .set(self.search.resumed_at() as i64);
-        self.metrics
-            .search_commits
-            .set(self.search.commits() as i64);
         self.hot.observe();
     }
 

@@ -140,16 +140,21 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// A follow owing every event of `scope` from `next` (0: whatever the hub publishes next);
-    /// the log is read up to `head` first when `next` is at or below it.
+    /// A follow owing every event of `scope` from where `options.start` says; the log is read
+    /// up to `head` first when that is at or below it.
     fn new(
         engine: Arc<Engine>,
         scope: LiveScope,
         options: FollowOptions,
         live: broadcast::Receiver<Arc<LiveEvent>>,
         head: Seq,
-        next: Seq,
     ) -> Self {
+        let next = match options.start {
+            // Whatever the hub publishes from now on, however far behind the head it is.
+            Start::Live => 0,
+            Start::Head => head + 1,
+            Start::After(from) => from.min(head) + 1,
+        };
         Self {
             engine,
             scope,
@@ -189,13 +194,7 @@ impl Engine {
         {
             return Err(FollowEnd::ResumeTooOld(message));
         }
-        let next = match options.start {
-            // Whatever the hub publishes from now on, however far behind the head it is.
-            Start::Live => 0,
-            Start::Head => head + 1,
-            Start::After(from) => from.min(head) + 1,
-        };
-        Ok(Follow::new(self.clone(), scope, options, live, head, next))
+        Ok(Follow::new(self.clone(), scope, options, live, head))
     }
 
     /// Starts following `scope` live only ([`Start::Live`], ending on lag), for a caller that
@@ -204,14 +203,7 @@ impl Engine {
     pub fn follow_live(self: &Arc<Self>, scope: LiveScope) -> Follow {
         let live = self.hub().subscribe(scope.topic());
         let head = self.head();
-        Follow::new(
-            self.clone(),
-            scope,
-            FollowOptions::live_only(),
-            live,
-            head,
-            0,
-        )
+        Follow::new(self.clone(), scope, FollowOptions::live_only(), live, head)
     }
 
     /// Why a resume of `scope` from `from` is refused, if it is: more of the log to read

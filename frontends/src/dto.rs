@@ -10,7 +10,6 @@ use girok_engine::views::NotificationKind;
 use girok_engine::{Ack, Message, RoomInfo};
 use girok_schemas::{EventId, RoomId, Seq, UserId, rfc3339_millis};
 use serde::Serialize;
-use serde_json::Value;
 use std::borrow::Cow;
 
 /// A post.
@@ -285,14 +284,21 @@ impl AckDto {
     }
 }
 
-/// A DTO as a JSON value, for answers that embed it or add to it.
-pub trait ToJson {
-    fn to_json(&self) -> Value;
+/// Where the next page of a list starts: `endCursor` is a seq, a room cursor or a sealed
+/// cursor, as the list's `cursor` parameter takes it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfoDto<C> {
+    pub has_next_page: bool,
+    pub end_cursor: Option<C>,
 }
 
-impl<T: Serialize> ToJson for T {
-    fn to_json(&self) -> Value {
-        // Serializing these structs cannot fail: their maps have string keys.
-        serde_json::to_value(self).unwrap_or(Value::Null)
+impl PageInfoDto<String> {
+    /// A page whose next one starts below the seq `next` (sealed, as feed cursors are).
+    pub fn sealed(next: Option<Seq>) -> Self {
+        Self {
+            has_next_page: next.is_some(),
+            end_cursor: next.map(crate::cursor::seal),
+        }
     }
 }

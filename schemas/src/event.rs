@@ -174,7 +174,26 @@ impl Payload {
             | Payload::MessageSent { room, .. }
             | Payload::MessageEdited { room, .. }
             | Payload::MessageDeleted { room, .. } => Some(*room),
-            _ => None,
+            // Listed, not `_`: a new event type must say whether it belongs to a room (and so
+            // reaches the room's live topic).
+            Payload::UserRegistered { .. }
+            | Payload::LoggedIn { .. }
+            | Payload::LoginFailed { .. }
+            | Payload::TokenRefreshed { .. }
+            | Payload::SessionRevoked { .. }
+            | Payload::PasswordChanged { .. }
+            | Payload::ProfileUpdated { .. }
+            | Payload::PostCreated { .. }
+            | Payload::PostEdited { .. }
+            | Payload::PostDeleted { .. }
+            | Payload::PostLiked { .. }
+            | Payload::PostUnliked { .. }
+            | Payload::CommentAdded { .. }
+            | Payload::CommentDeleted { .. }
+            | Payload::UserFollowed { .. }
+            | Payload::UserUnfollowed { .. }
+            | Payload::NotificationsRead { .. }
+            | Payload::Unknown { .. } => None,
         }
     }
 

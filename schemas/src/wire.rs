@@ -114,17 +114,12 @@ mod samples {
         String => "sample".into(),
         Vec<u8> => vec![7; 32],
         Vec<String> => vec!["a".into(), "b".into()],
+        Vec<UserId> => vec![UserId::new_v7(), UserId::new_v7()],
     }
 
     impl<T: Sample> Sample for Option<T> {
         fn sample() -> Self {
             Some(T::sample())
-        }
-    }
-
-    impl Sample for Vec<UserId> {
-        fn sample() -> Self {
-            vec![UserId::new_v7(), UserId::new_v7()]
         }
     }
 }

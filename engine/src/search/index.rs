@@ -10,10 +10,11 @@ use girok_schemas::proto::UserRecord;
 use girok_schemas::{Event, Payload, RoomId, Seq, UserId};
 use girok_storage::{Store, Table};
 use parking_lot::Mutex;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
@@ -87,8 +88,8 @@ pub struct SearchIndex {
     /// The seq the index held when it was opened: indexing resumes after it.
     resumed_at: Seq,
     pending: Mutex<Pending>,
-    /// Commits since the index was opened.
-    commits: AtomicU64,
+    /// Commits since the index was opened (`girok_search_commits`).
+    commits: Gauge,
 }
 
 impl SearchIndex {
@@ -116,7 +117,8 @@ impl SearchIndex {
                     tracing::info!(seq = checkpoint.seq, "search index opened");
                     return Ok(Self::with(index, reader, fields, checkpoint));
                 }
-                Err(why) => {
+                Err(NotUsable::Failed(error)) => return Err(error),
+                Err(NotUsable::Rebuild(why)) => {
                     tracing::warn!(dir = %dir.display(), %why, "search index rebuilt from the log");
                     // Renamed first, so that a crash never leaves half an index under `dir`.
                     std::fs::rename(dir, &removing).map_err(|e| io_error(dir, e))?;
@@ -136,23 +138,32 @@ impl SearchIndex {
         dir: &Path,
         schema: &Schema,
         log_head: Seq,
-    ) -> std::result::Result<(Index, IndexReader, Checkpoint), String> {
-        let index = Index::open_in_dir(dir).map_err(|e| format!("cannot open it: {e}"))?;
-        let checkpoint = checkpoint(&index).map_err(|e| e.to_string())?;
-        if index.schema() != *schema || checkpoint.format != FORMAT {
-            return Err(format!(
+    ) -> std::result::Result<(Index, IndexReader, Checkpoint), NotUsable> {
+        let index = Index::open_in_dir(dir).map_err(|e| NotUsable::of("cannot open it", e))?;
+        let metas = index
+            .load_metas()
+            .map_err(|e| NotUsable::of("cannot read its commit", e))?;
+        let checkpoint =
+            checkpoint(metas.payload.as_deref()).map_err(|e| NotUsable::Rebuild(e.to_string()))?;
+        if index.schema() != *schema {
+            return Err(NotUsable::Rebuild(
+                "its schema differs from this girok's".into(),
+            ));
+        }
+        if checkpoint.format != FORMAT {
+            return Err(NotUsable::Rebuild(format!(
                 "format {} (this girok: {FORMAT})",
                 checkpoint.format
-            ));
+            )));
         }
         if checkpoint.seq > log_head {
-            return Err(format!(
+            return Err(NotUsable::Rebuild(format!(
                 "it covers seq {} but the log ends at {log_head}",
                 checkpoint.seq
-            ));
+            )));
         }
         // Opens every segment: a missing or unreadable one is found here, not by a search.
-        let reader = reader(&index).map_err(|e| format!("cannot read it: {e}"))?;
+        let reader = open_reader(&index).map_err(|e| NotUsable::of("cannot read it", e))?;
         Ok((index, reader, checkpoint))
     }
 
@@ -169,13 +180,24 @@ impl SearchIndex {
                 digest: checkpoint.digest,
                 ..Pending::default()
             }),
-            commits: AtomicU64::new(0),
+            commits: Gauge::default(),
         }
     }
 
-    /// Commits since the index was opened.
-    pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+    /// Registers the index's metrics: the seq it resumed after, and its commits.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let resumed = Gauge::<i64>::default();
+        resumed.set(self.resumed_at as i64);
+        registry.register(
+            "girok_search_resumed_seq",
+            "Log seq the on-disk search index held at start (indexing resumed after it)",
+            resumed,
+        );
+        registry.register(
+            "girok_search_commits",
+            "Commits of the search index since start (rounds that change no document commit nothing)",
+            self.commits.clone(),
+        );
     }
 
     /// Whether any document changed since the last commit (a registration adds one too).
@@ -194,7 +216,8 @@ impl SearchIndex {
     /// Forgets every change since the last commit (after the writer went back to it) and
     /// returns that commit's checkpoint, read from the index.
     pub(super) fn reset_to_last_commit(&self) -> Result<Checkpoint> {
-        let checkpoint = checkpoint(&self.index)?;
+        let metas = self.index.load_metas().map_err(search_error)?;
+        let checkpoint = checkpoint(metas.payload.as_deref())?;
         *self.pending.lock() = Pending {
             digest: checkpoint.digest,
             ..Pending::default()
@@ -226,7 +249,7 @@ impl SearchIndex {
         let mut prepared = writer.prepare_commit().map_err(search_error)?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(search_error)?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commits.inc();
         self.reader.reload().map_err(search_error)?;
         // The committed index shows all of it now.
         let mut pending = self.pending.lock();
@@ -492,18 +515,62 @@ fn fast_u64(searcher: &Searcher, address: DocAddress, field: &str) -> Result<Opt
 }
 
 fn reader(index: &Index) -> Result<IndexReader> {
+    open_reader(index).map_err(search_error)
+}
+
+fn open_reader(index: &Index) -> tantivy::Result<IndexReader> {
     index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
         .try_into()
-        .map_err(search_error)
 }
 
-/// The checkpoint of the index's last commit (none yet: the empty index's).
-fn checkpoint(index: &Index) -> Result<Checkpoint> {
-    let metas = index.load_metas().map_err(search_error)?;
-    match metas.payload.as_deref() {
-        None => Ok(Checkpoint::default()),
+/// Why an index on disk is not opened as it is.
+enum NotUsable {
+    /// It is unusable for good (another format, lost or corrupt files): rebuilt from the log.
+    Rebuild(String),
+    /// Opening it failed in a way that may pass (too many open files, permissions, an I/O
+    /// error): the start fails rather than throw the index away.
+    Failed(Error),
+}
+
+impl NotUsable {
+    fn of(what: &str, error: tantivy::TantivyError) -> Self {
+        use tantivy::TantivyError as T;
+        use tantivy::directory::error::{OpenDirectoryError, OpenReadError};
+        let io = match &error {
+            T::IoError(io)
+            | T::OpenReadError(OpenReadError::IoError { io_error: io, .. })
+            | T::OpenDirectoryError(OpenDirectoryError::IoError { io_error: io, .. }) => {
+                Some(io.kind())
+            }
+            T::LockFailure(..) | T::SystemError(_) => Some(std::io::ErrorKind::Other),
+            _ => None,
+        };
+        let lasting = |kind| {
+            matches!(
+                kind,
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        };
+        match io {
+            Some(kind) if !lasting(kind) => NotUsable::Failed(search_error(error)),
+            _ => NotUsable::Rebuild(format!("{what}: {error}")),
+        }
+    }
+}
+
+/// The checkpoint a commit's payload holds.
+fn checkpoint(payload: Option<&str>) -> Result<Checkpoint> {
+    match payload {
+        // Created by this build and never committed (an empty log, a crash before the
+        // first commit): usable as it is.
+        None => Ok(Checkpoint {
+            format: FORMAT,
+            ..Checkpoint::default()
+        }),
         Some(payload) => serde_json::from_str(payload)
             .map_err(|e| Error::Internal(format!("search checkpoint {payload:?}: {e}"))),
     }
@@ -629,6 +696,37 @@ mod checkpoint_tests {
         assert_eq!(found(&index, "dropped"), Vec::<Seq>::new());
         index.remove(&w, 1).unwrap();
         assert_eq!(index.digest(), Digest::default());
+    }
+
+    #[test]
+    fn an_index_never_committed_is_kept_and_only_lasting_open_failures_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("search");
+        drop(SearchIndex::open(&path, 0).unwrap());
+        // A rebuild would rename the directory away, and this file with it.
+        std::fs::write(path.join("kept"), b"").unwrap();
+        let index = SearchIndex::open(&path, 0).unwrap();
+        assert!(path.join("kept").exists());
+        assert_eq!(index.resumed_at(), 0);
+
+        let io = |kind: std::io::ErrorKind| {
+            tantivy::TantivyError::IoError(std::sync::Arc::new(std::io::Error::from(kind)))
+        };
+        let passing = [
+            io(std::io::ErrorKind::PermissionDenied),
+            io(std::io::ErrorKind::Other),
+        ];
+        for error in passing {
+            assert!(matches!(NotUsable::of("x", error), NotUsable::Failed(_)));
+        }
+        let lasting = [
+            io(std::io::ErrorKind::NotFound),
+            io(std::io::ErrorKind::InvalidData),
+            tantivy::directory::error::OpenReadError::FileDoesNotExist("x.idx".into()).into(),
+        ];
+        for error in lasting {
+            assert!(matches!(NotUsable::of("x", error), NotUsable::Rebuild(_)));
+        }
     }
 
     #[test]

@@ -107,6 +107,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// The first pause after a failure; it doubles up to [`RETRY_MAX`] while failures go on.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Times one event may fail to index (going back to the last commit each time) before it is
+/// skipped: a failure that passes (a busy disk) passes within them, one that does not (a
+/// record that cannot be read) must not hold every later event, and readiness, back forever.
+const EVENT_TRIES: u32 = 5;
 
 fn run(
     store: &Arc<Store>,
@@ -126,6 +130,8 @@ fn run(
     let mut last_round = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut pause = RETRY_FIRST;
+    // The event whose indexing failed last, and how many times in a row.
+    let mut failing: Option<(Seq, u32)> = None;
     while !stop.load(Ordering::Acquire) {
         let Some(active) = writer.as_mut() else {
             // After a failure: a pause, then a new writer and the index as of its last commit,
@@ -156,8 +162,17 @@ fn run(
                                     tracing::error!(seq, %error, "search skips an event");
                                 }
                                 Err(Failure::Retry(error)) => {
-                                    failed = Some(error);
-                                    break;
+                                    let tries = match failing {
+                                        Some((at, tries)) if at == seq => tries + 1,
+                                        _ => 1,
+                                    };
+                                    if tries < EVENT_TRIES {
+                                        failing = Some((seq, tries));
+                                        failed = Some(error);
+                                        break;
+                                    }
+                                    tracing::error!(seq, %error, tries, "search skips an event that keeps failing");
+                                    failing = None;
                                 }
                             },
                             Err(error) => tracing::error!(seq, %error, "undecodable entry"),

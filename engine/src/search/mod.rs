@@ -12,10 +12,11 @@
 //! torn by a crash is not there, and the log after the checkpoint is indexed again (nothing is
 //! lost or indexed twice). An index that cannot be used as it is (another format, a
 //! checkpoint or segment that cannot be read, or ahead of the log: a `buffered` log that lost
-//! its tail in an OS crash) is dropped and rebuilt. When indexing or a commit fails for a
+//! its tail in an OS crash) is dropped and rebuilt; one that fails to open for a reason that
+//! may pass (an I/O error) fails the start instead. When indexing or a commit fails for a
 //! reason that may pass (storage, tantivy), the indexer goes back to the last commit and
 //! indexes again from there after a pause; an event it cannot index (a corrupt record) is
-//! skipped, as replay skips it. A clean stop commits. `girok replay` builds an index in memory
+//! skipped, as replay skips it, and so is one that failed five times in a row. A clean stop commits. `girok replay` builds an index in memory
 //! from seq 1. The index has a watermark like every view; a search with `after: seq` waits for
 //! it. The indexer polls the log once caught up; commits (which make documents searchable)
 //! happen when it catches up, and at least every [`COMMIT_EVERY`] under load, if a document

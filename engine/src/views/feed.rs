@@ -108,8 +108,31 @@ impl View for FeedStore {
         });
     }
 
+    /// The order-independent digests of the feed's views: timelines, post stats, follows,
+    /// notifications.
     fn digests(&self) -> Vec<(&'static str, Digest)> {
-        self.feed_digests().into()
+        vec![
+            (
+                "timelines",
+                self.profile
+                    .digest()
+                    .combine(self.home.digest())
+                    .combine(self.heavy.digest()),
+            ),
+            (
+                "post_stats",
+                self.post_edits
+                    .digest()
+                    .combine(self.likers.digest())
+                    .combine(self.liked.digest())
+                    .combine(self.comments.digest()),
+            ),
+            (
+                "follows",
+                self.followers.digest().combine(self.following.digest()),
+            ),
+            ("notifications", self.notifications.digest()),
+        ]
     }
 }
 
@@ -326,33 +349,6 @@ impl FeedStore {
     /// Whether `reader` likes the live post at `post`.
     pub fn likes(&self, reader: UserId, post: Seq) -> bool {
         self.liked.contains(&reader, &post)
-    }
-
-    /// The order-independent digests of the feed's views: timelines, post stats, follows,
-    /// notifications.
-    fn feed_digests(&self) -> [(&'static str, Digest); 4] {
-        [
-            (
-                "timelines",
-                self.profile
-                    .digest()
-                    .combine(self.home.digest())
-                    .combine(self.heavy.digest()),
-            ),
-            (
-                "post_stats",
-                self.post_edits
-                    .digest()
-                    .combine(self.likers.digest())
-                    .combine(self.liked.digest())
-                    .combine(self.comments.digest()),
-            ),
-            (
-                "follows",
-                self.followers.digest().combine(self.following.digest()),
-            ),
-            ("notifications", self.notifications.digest()),
-        ]
     }
 }
 

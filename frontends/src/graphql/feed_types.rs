@@ -80,11 +80,14 @@ pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) {
                 .map(|(_, value)| value)
         }) {
             None => Some(DEFAULT_INLINE_COMMENTS),
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .and_then(|n| inline_comment_limit(n).ok()),
             Some(_) => None,
         };
         // Out-of-range limits are left to the field, which refuses them.
-        if let Some(limit) = limit.filter(|l| *l <= MAX_INLINE_COMMENTS)
+        if let Some(limit) = limit
             && !comment_limits.contains(&limit)
         {
             comment_limits.push(limit);
@@ -111,6 +114,20 @@ fn load_failed(error: super::loaders::LoadError) -> async_graphql::Error {
 
 /// `comments`' default `limit`.
 pub(super) const DEFAULT_INLINE_COMMENTS: usize = 3;
+
+/// `comments`' `limit` checked: 0 to `MAX_INLINE_COMMENTS` (the one rule that the field, the
+/// page's prefetch and the one-pass page all follow).
+pub(super) fn inline_comment_limit(limit: i32) -> Result<usize> {
+    usize::try_from(limit)
+        .ok()
+        .filter(|l| *l <= MAX_INLINE_COMMENTS)
+        .ok_or_else(|| {
+            super::errors::invalid(
+                "limit",
+                format!("must be between 0 and {MAX_INLINE_COMMENTS}"),
+            )
+        })
+}
 
 /// A post.
 pub struct Post(pub feed::Post);
@@ -158,16 +175,11 @@ impl Post {
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_INLINE_COMMENTS as i32")] limit: i32,
     ) -> Result<Vec<Comment>> {
-        if !(0..=MAX_INLINE_COMMENTS as i32).contains(&limit) {
-            return Err(super::errors::invalid(
-                "limit",
-                format!("must be between 0 and {MAX_INLINE_COMMENTS}"),
-            ));
-        }
+        let limit = inline_comment_limit(limit)?;
         if limit == 0 || self.0.comment_count == 0 {
             return Ok(Vec::new());
         }
-        let key = (self.0.seq, limit as usize);
+        let key = (self.0.seq, limit);
         let comments = match ctx.data_opt::<Loaders>() {
             Some(loaders) => loaders.first_comments(key).await.map_err(load_failed)?,
             None => engine(ctx)?

@@ -11,15 +11,16 @@
 //! fragment on another type, an out-of-range argument, a value that was not prefetched —
 //! makes the whole list go through the derived resolvers
 //! instead, so answers and errors never differ (a test compares the two paths field by field).
+//! The derived resolvers would also run each field through the schema's extensions; the
+//! schema has none (`schema.rs`), and must keep it so while this path exists.
 
-use super::feed_types::{DEFAULT_INLINE_COMMENTS, Post};
+use super::feed_types::{Author, Comment, DEFAULT_INLINE_COMMENTS, Post, inline_comment_limit};
 use super::loaders::{Loaders, ReadyObjects};
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
 use girok_engine::feed;
-use girok_engine::limits::MAX_INLINE_COMMENTS;
 use girok_schemas::{UserId, rfc3339_millis};
 use std::borrow::Cow;
 
@@ -71,7 +72,7 @@ struct Page<'q, 'r> {
 
 impl<'q> Page<'q, '_> {
     fn post(&self, selection: &'q SelectionSet, post: &feed::Post) -> Option<Value> {
-        self.object(selection, "Post", &mut |field| {
+        self.object(selection, &Post::type_name(), &mut |field| {
             Some(match field.node.name.node.as_str() {
                 "id" => Value::String(post.id.to_string()),
                 "seq" => Value::Number(post.seq.into()),
@@ -105,9 +106,7 @@ impl<'q> Page<'q, '_> {
             .ok()?
             .1;
         // Out of range: the derived resolver gives the typed error.
-        let limit = usize::try_from(limit)
-            .ok()
-            .filter(|l| *l <= MAX_INLINE_COMMENTS)?;
+        let limit = inline_comment_limit(limit).ok()?;
         if limit == 0 || post.comment_count == 0 {
             return Some(Value::List(Vec::new()));
         }
@@ -120,7 +119,7 @@ impl<'q> Page<'q, '_> {
     }
 
     fn comment(&self, selection: &'q SelectionSet, comment: &feed::Comment) -> Option<Value> {
-        self.object(selection, "Comment", &mut |field| {
+        self.object(selection, &Comment::type_name(), &mut |field| {
             Some(match field.node.name.node.as_str() {
                 "id" => Value::String(comment.id.to_string()),
                 "seq" => Value::Number(comment.seq.into()),
@@ -136,18 +135,22 @@ impl<'q> Page<'q, '_> {
     /// An author's plain fields (their follow counts read the engine: not here).
     fn author(&self, field: &'q Positioned<Field>, id: UserId) -> Option<Value> {
         let user = self.ready.user(id)?;
-        self.object(&field.node.selection_set.node, "Author", &mut |field| {
-            Some(match field.node.name.node.as_str() {
-                "id" => Value::String(user.id.to_string()),
-                "username" => Value::String(user.username.clone()),
-                "name" => Value::String(user.display_name.clone()),
-                "avatar" => user
-                    .avatar_media_id
-                    .as_ref()
-                    .map_or(Value::Null, |a| Value::String(a.clone())),
-                _ => return None,
-            })
-        })
+        self.object(
+            &field.node.selection_set.node,
+            &Author::type_name(),
+            &mut |field| {
+                Some(match field.node.name.node.as_str() {
+                    "id" => Value::String(user.id.to_string()),
+                    "username" => Value::String(user.username.clone()),
+                    "name" => Value::String(user.display_name.clone()),
+                    "avatar" => user
+                        .avatar_media_id
+                        .as_ref()
+                        .map_or(Value::Null, |a| Value::String(a.clone())),
+                    _ => return None,
+                })
+            },
+        )
     }
 
     /// An object of type `type_name`: each selected field's value by its response key, in

@@ -6,7 +6,7 @@ use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use crate::app::AppState;
-use crate::dto::{AckDto, CommentDto, NotificationDto, PostDto, ToJson};
+use crate::dto::{AckDto, CommentDto, NotificationDto, PageInfoDto, PostDto};
 use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -42,39 +42,34 @@ fn id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, ApiError> {
     path_id(field, "an id (a UUID)", raw)
 }
 
-/// A page of posts: serialized straight from the posts (no intermediate JSON values), as
-/// timelines are the busiest REST reads.
+/// Pages are serialized straight from the engine's objects (no intermediate JSON values).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PostPageJson<'a> {
     posts: Vec<PostDto<'a>>,
-    page_info: PageInfoJson,
+    page_info: PageInfoDto<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PageInfoJson {
-    has_next_page: bool,
-    end_cursor: Option<String>,
+struct CommentPageJson<'a> {
+    comments: Vec<CommentDto<'a>>,
+    page_info: PageInfoDto<String>,
 }
 
-fn page_info(next: Option<Seq>) -> Value {
-    serde_json::to_value(PageInfoJson::from(next)).unwrap_or(Value::Null)
-}
-
-impl From<Option<Seq>> for PageInfoJson {
-    fn from(next: Option<Seq>) -> Self {
-        Self {
-            has_next_page: next.is_some(),
-            end_cursor: next.map(crate::cursor::seal),
-        }
-    }
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NotificationPageJson {
+    notifications: Vec<NotificationDto>,
+    unread_count: usize,
+    read_up_to_seq: Seq,
+    page_info: PageInfoDto<String>,
 }
 
 fn post_page_json(page: &PostPage) -> PostPageJson<'_> {
     PostPageJson {
         posts: page.posts.iter().map(PostDto::from).collect(),
-        page_info: page.next_cursor.into(),
+        page_info: PageInfoDto::sealed(page.next_cursor),
     }
 }
 
@@ -84,7 +79,7 @@ fn follow_page_json(page: &FollowPage) -> Value {
         "users": page.edges.iter()
             .map(|e| json!({ "userId": e.user, "sinceSeq": e.since_seq }))
             .collect::<Vec<_>>(),
-        "pageInfo": page_info(page.next_cursor),
+        "pageInfo": PageInfoDto::sealed(page.next_cursor),
     })
 }
 
@@ -102,9 +97,9 @@ async fn post_after(
     me: UserId,
     post: EventId,
     ack: &Ack,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let post = state.engine.post(me, post, Some(ack.seq)).await?;
-    Ok(Json(PostDto::from(&post).to_json()))
+    Ok(Json(PostDto::from(&post)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -119,7 +114,7 @@ async fn create_post(
     State(state): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody<PostBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Response), ApiError> {
     let command = FeedCommand::CreatePost {
         content: body.content,
         media_ids: body.media_ids.unwrap_or_default(),
@@ -136,13 +131,13 @@ async fn read_post(
     Auth(auth): Auth,
     Path(post): Path<String>,
     QueryParams(params): QueryParams<AfterQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let post = state
         .engine
         .post(me.user, id("post", &post)?, params.after)
         .await?;
-    Ok(Json(PostDto::from(&post).to_json()))
+    Ok(Json(PostDto::from(&post)).into_response())
 }
 
 async fn edit_post(
@@ -150,7 +145,7 @@ async fn edit_post(
     auth: Auth,
     Path(post): Path<String>,
     JsonBody(body): JsonBody<PostBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let post = id("post", &post)?;
     let command = FeedCommand::EditPost {
         post,
@@ -165,20 +160,18 @@ async fn delete_post(
     State(state): State<AppState>,
     auth: Auth,
     Path(post): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = FeedCommand::DeletePost {
         post: id("post", &post)?,
     };
-    Ok(Json(
-        AckDto::created(&run(&state, &auth, command).await?.1).to_json(),
-    ))
+    Ok(Json(AckDto::created(&run(&state, &auth, command).await?.1)).into_response())
 }
 
 async fn like(
     State(state): State<AppState>,
     auth: Auth,
     Path(post): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let post = id("post", &post)?;
     let (me, ack) = run(&state, &auth, FeedCommand::LikePost { post }).await?;
     post_after(&state, me, post, &ack).await
@@ -188,7 +181,7 @@ async fn unlike(
     State(state): State<AppState>,
     auth: Auth,
     Path(post): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let post = id("post", &post)?;
     let (me, ack) = run(&state, &auth, FeedCommand::UnlikePost { post }).await?;
     post_after(&state, me, post, &ack).await
@@ -230,7 +223,7 @@ async fn comments(
     Auth(auth): Auth,
     Path(post): Path<String>,
     QueryParams(params): QueryParams<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require()?;
     let (comments, next) = state
         .engine
@@ -241,10 +234,11 @@ async fn comments(
             params.after,
         )
         .await?;
-    Ok(Json(json!({
-        "comments": comments.iter().map(CommentDto::from).collect::<Vec<_>>(),
-        "pageInfo": page_info(next),
-    })))
+    let page = CommentPageJson {
+        comments: comments.iter().map(CommentDto::from).collect(),
+        page_info: PageInfoDto::sealed(next),
+    };
+    Ok(Json(page).into_response())
 }
 
 #[derive(Deserialize)]
@@ -258,7 +252,7 @@ async fn add_comment(
     auth: Auth,
     Path(post): Path<String>,
     JsonBody(body): JsonBody<CommentBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Response), ApiError> {
     let command = FeedCommand::AddComment {
         post: id("post", &post)?,
         content: body.content,
@@ -267,7 +261,7 @@ async fn add_comment(
     let comment = state.engine.comment_at(ack.seq).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CommentDto::from(&comment).to_json()),
+        Json(CommentDto::from(&comment)).into_response(),
     ))
 }
 
@@ -275,13 +269,11 @@ async fn delete_comment(
     State(state): State<AppState>,
     auth: Auth,
     Path(comment): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = FeedCommand::DeleteComment {
         comment: id("comment", &comment)?,
     };
-    Ok(Json(
-        AckDto::created(&run(&state, &auth, command).await?.1).to_json(),
-    ))
+    Ok(Json(AckDto::created(&run(&state, &auth, command).await?.1)).into_response())
 }
 
 async fn timeline(
@@ -321,20 +313,20 @@ async fn follow(
     State(state): State<AppState>,
     auth: Auth,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = id("user", &user)?;
     let (_, ack) = run(&state, &auth, FeedCommand::Follow { user }).await?;
-    Ok(Json(AckDto::following(&ack, true).to_json()))
+    Ok(Json(AckDto::following(&ack, true)).into_response())
 }
 
 async fn unfollow(
     State(state): State<AppState>,
     auth: Auth,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = id("user", &user)?;
     let (_, ack) = run(&state, &auth, FeedCommand::Unfollow { user }).await?;
-    Ok(Json(AckDto::following(&ack, false).to_json()))
+    Ok(Json(AckDto::following(&ack, false)).into_response())
 }
 
 async fn followers(
@@ -382,18 +374,23 @@ async fn notifications(
     State(state): State<AppState>,
     Auth(auth): Auth,
     QueryParams(params): QueryParams<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let page = state
         .engine
         .notifications(me.user, params.cursor()?, params.size(), params.after)
         .await?;
-    Ok(Json(json!({
-        "notifications": page.notifications.iter().map(NotificationDto::from).collect::<Vec<_>>(),
-        "unreadCount": page.unread_count,
-        "readUpToSeq": page.read_up_to,
-        "pageInfo": page_info(page.next_cursor),
-    })))
+    let json = NotificationPageJson {
+        notifications: page
+            .notifications
+            .iter()
+            .map(NotificationDto::from)
+            .collect(),
+        unread_count: page.unread_count,
+        read_up_to_seq: page.read_up_to,
+        page_info: PageInfoDto::sealed(page.next_cursor),
+    };
+    Ok(Json(json).into_response())
 }
 
 #[derive(Deserialize)]
@@ -406,10 +403,10 @@ async fn mark_read(
     State(state): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody<ReadBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = FeedCommand::MarkNotificationsRead {
         up_to: body.up_to_seq,
     };
     let (_, ack) = run(&state, &auth, command).await?;
-    Ok(Json(AckDto::read_up_to(&ack).to_json()))
+    Ok(Json(AckDto::read_up_to(&ack)).into_response())
 }

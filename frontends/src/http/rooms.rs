@@ -6,15 +6,16 @@ use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use crate::app::AppState;
-use crate::dto::{AckDto, MessageDto, RoomDto, ToJson};
+use crate::dto::{AckDto, MessageDto, PageInfoDto, RoomDto};
 use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use girok_engine::{ChatCommand, Command, HistoryQuery, RoomCursor, RoomsQuery};
-use girok_schemas::{EventId, RoomId, UserId, rfc3339_millis};
-use serde::Deserialize;
+use girok_schemas::{EventId, RoomId, Seq, UserId, rfc3339_millis};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
@@ -66,7 +67,7 @@ async fn list_rooms(
     State(state): State<AppState>,
     Auth(auth): Auth,
     QueryParams(params): QueryParams<RoomListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let cursor = params.cursor.map(|c| c.parse::<RoomCursor>()).transpose()?;
     let query = RoomsQuery {
@@ -75,13 +76,14 @@ async fn list_rooms(
         after: params.after,
     };
     let page = state.engine.rooms(me.user, query).await?;
-    Ok(Json(json!({
-        "rooms": page.rooms.iter().map(RoomDto::from).collect::<Vec<_>>(),
-        "pageInfo": {
-            "hasNextPage": page.next_cursor.is_some(),
-            "endCursor": page.next_cursor.map(|c| c.to_string()),
+    let json = RoomPageJson {
+        rooms: page.rooms.iter().map(RoomDto::from).collect(),
+        page_info: PageInfoDto {
+            has_next_page: page.next_cursor.is_some(),
+            end_cursor: page.next_cursor.map(|c| c.to_string()),
         },
-    })))
+    };
+    Ok(Json(json).into_response())
 }
 
 #[derive(Deserialize)]
@@ -94,7 +96,7 @@ async fn open_direct_room(
     State(state): State<AppState>,
     Auth(auth): Auth,
     JsonBody(body): JsonBody<UserBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Response), ApiError> {
     let me = auth.require_for_change()?;
     let peer = user_id("userId", &body.user_id)?;
     let ack = state
@@ -105,13 +107,13 @@ async fn open_direct_room(
         .engine
         .room(me.user, RoomId(ack.id.0), Some(ack.seq))
         .await?;
-    let json = RoomDto::from(&room).written_at(ack.seq).to_json();
+    let json = Json(RoomDto::from(&room).written_at(ack.seq)).into_response();
     let status = if ack.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(json)))
+    Ok((status, json))
 }
 
 async fn members(
@@ -146,7 +148,7 @@ async fn add_member(
     Auth(auth): Auth,
     Path(room): Path<String>,
     JsonBody(body): JsonBody<UserBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = Command::Chat(ChatCommand::AddMember {
         room: room_id(&room)?,
         user: user_id("userId", &body.user_id)?,
@@ -158,7 +160,7 @@ async fn remove_member(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Path((room, user)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = Command::Chat(ChatCommand::RemoveMember {
         room: room_id(&room)?,
         user: user_id("user", &user)?,
@@ -177,14 +179,14 @@ async fn mark_read(
     Auth(auth): Auth,
     Path(room): Path<String>,
     JsonBody(body): JsonBody<ReadBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require_for_change()?;
     let command = Command::Chat(ChatCommand::MarkRead {
         room: room_id(&room)?,
         up_to: body.up_to_seq,
     });
     let ack = state.engine.execute(me.user, command).await?;
-    Ok(Json(AckDto::read_up_to(&ack).to_json()))
+    Ok(Json(AckDto::read_up_to(&ack)).into_response())
 }
 
 async fn typing(
@@ -205,7 +207,7 @@ async fn create_room(
     State(state): State<AppState>,
     Auth(auth): Auth,
     JsonBody(body): JsonBody<CreateRoomBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Response), ApiError> {
     let me = auth.require_for_change()?;
     let members = body
         .member_ids
@@ -218,8 +220,8 @@ async fn create_room(
     });
     let ack = state.engine.execute(me.user, command).await?;
     let room = state.engine.room(me.user, RoomId(ack.id.0), None).await?;
-    let json = RoomDto::from(&room).written_at(ack.seq).to_json();
-    Ok((StatusCode::CREATED, Json(json)))
+    let json = Json(RoomDto::from(&room).written_at(ack.seq)).into_response();
+    Ok((StatusCode::CREATED, json))
 }
 
 async fn room(
@@ -227,13 +229,13 @@ async fn room(
     Auth(auth): Auth,
     Path(room): Path<String>,
     QueryParams(query): QueryParams<AfterQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let room = state
         .engine
         .room(me.user, room_id(&room)?, query.after)
         .await?;
-    Ok(Json(RoomDto::from(&room).to_json()))
+    Ok(Json(RoomDto::from(&room)).into_response())
 }
 
 /// Executes a change as the caller; answers `{ "seq": N }` (pass it as `after` to read it).
@@ -241,16 +243,16 @@ async fn execute_for_seq(
     state: &AppState,
     auth: &crate::auth::RequestAuth,
     command: Command,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (_, ack) = execute_as_caller(state, auth, command).await?;
-    Ok(Json(AckDto::seq(&ack).to_json()))
+    Ok(Json(AckDto::seq(&ack)).into_response())
 }
 
 async fn leave(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Path(room): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     execute_for_seq(
         &state,
@@ -274,7 +276,7 @@ async fn messages(
     Auth(auth): Auth,
     Path(room): Path<String>,
     QueryParams(params): QueryParams<HistoryParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = auth.require()?;
     let page = state
         .engine
@@ -289,15 +291,43 @@ async fn messages(
             },
         )
         .await?;
-    Ok(Json(json!({
-        "messages": page.messages.iter().map(MessageDto::from).collect::<Vec<_>>(),
-        "pageInfo": {
-            "hasNextPage": page.has_older,
-            "endCursor": page.messages.last().map(|m| m.seq),
-            "hasPreviousPage": page.has_newer,
-            "startCursor": page.messages.first().map(|m| m.seq),
+    let json = MessagePageJson {
+        messages: page.messages.iter().map(MessageDto::from).collect(),
+        page_info: HistoryPageInfo {
+            has_next_page: page.has_older,
+            end_cursor: page.messages.last().map(|m| m.seq),
+            has_previous_page: page.has_newer,
+            start_cursor: page.messages.first().map(|m| m.seq),
         },
-    })))
+    };
+    Ok(Json(json).into_response())
+}
+
+/// Pages are serialized straight from the engine's objects (no intermediate JSON values): the
+/// history page and the room list are the busiest chat reads.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePageJson<'a> {
+    messages: Vec<MessageDto<'a>>,
+    page_info: HistoryPageInfo,
+}
+
+/// A history page's neighbours: older (`endCursor`, as `before`) and newer (`startCursor`,
+/// as `since`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryPageInfo {
+    has_next_page: bool,
+    end_cursor: Option<Seq>,
+    has_previous_page: bool,
+    start_cursor: Option<Seq>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomPageJson<'a> {
+    rooms: Vec<RoomDto<'a>>,
+    page_info: PageInfoDto<String>,
 }
 
 #[derive(Deserialize)]
@@ -313,7 +343,7 @@ async fn send(
     Auth(auth): Auth,
     Path(room): Path<String>,
     JsonBody(body): JsonBody<SendBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Response), ApiError> {
     let me = auth.require_for_change()?;
     let reply_to = body
         .reply_to
@@ -332,7 +362,7 @@ async fn send(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(AckDto::message(&ack).to_json())))
+    Ok((status, Json(AckDto::message(&ack)).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -346,7 +376,7 @@ async fn edit(
     Auth(auth): Auth,
     Path((room, message)): Path<(String, String)>,
     JsonBody(body): JsonBody<EditBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = Command::Chat(ChatCommand::EditMessage {
         message: message_id("message", &message)?,
         body: body.body,
@@ -359,7 +389,7 @@ async fn delete_message(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Path((room, message)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let command = Command::Chat(ChatCommand::DeleteMessage {
         message: message_id("message", &message)?,
         in_room: Some(room_id(&room)?),
