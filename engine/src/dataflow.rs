@@ -9,8 +9,8 @@
 //! when the log head moves (or when data reaches them).
 
 use crate::tailer::Tailer;
-use crate::views::Views;
 use crate::views::inputs::{Collections, MessageRef, NamedIn, Sinks};
+use crate::views::{Resumed, Views};
 use differential_dataflow::input::InputSession;
 use girok_schemas::{Payload, RoomId, Seq, UserId, decode_event};
 use girok_storage::Store;
@@ -35,7 +35,7 @@ const MIN_ROUND: Duration = Duration::from_millis(5);
 struct Inputs {
     /// `(room, (seq, time))` per live message.
     messages: InputSession<Seq, (RoomId, MessageRef), isize>,
-    /// `(message seq, edit seq)` per edit of a live message.
+    /// `(message seq, latest edit seq)` per edited live message.
     edits: InputSession<Seq, (Seq, Seq), isize>,
     /// `(room, user, (joined seq, time))` per current membership.
     members: InputSession<Seq, (RoomId, UserId, MessageRef), isize>,
@@ -59,9 +59,12 @@ struct Inputs {
     /// feeds, in log order, so this is exact (and replay rebuilds it the same way).
     joined: HashMap<(RoomId, UserId), MessageRef>,
     read: HashMap<(RoomId, UserId), Seq>,
-    /// The edits of each edited live message, retracted when it is deleted (so the views
-    /// need not join every message with its liveness).
-    edited: HashMap<Seq, Vec<Seq>>,
+    /// The latest edit of each edited live message: a new edit retracts it, and so does the
+    /// message's deletion (so the views need not join every message with its liveness).
+    edited: HashMap<Seq, Seq>,
+    /// Chat events up to this seq are already in the chat views (loaded from their
+    /// checkpoint): the feeder passes over them.
+    chat_loaded: Seq,
 }
 
 impl Inputs {
@@ -75,6 +78,9 @@ impl Inputs {
                 return;
             }
         };
+        if seq <= self.chat_loaded && event.payload.room().is_some() {
+            return;
+        }
         match event.payload {
             Payload::MessageSent { room, .. } => {
                 self.messages
@@ -97,13 +103,15 @@ impl Inputs {
             } => {
                 self.messages
                     .update_at((room, (message_seq, message_time_ms)), time, -1);
-                for edit in self.edited.remove(&message_seq).unwrap_or_default() {
+                if let Some(edit) = self.edited.remove(&message_seq) {
                     self.edits.update_at((message_seq, edit), time, -1);
                 }
             }
             Payload::MessageEdited { message_seq, .. } => {
+                if let Some(previous) = self.edited.insert(message_seq, seq) {
+                    self.edits.update_at((message_seq, previous), time, -1);
+                }
                 self.edits.update_at((message_seq, seq), time, 1);
-                self.edited.entry(message_seq).or_default().push(seq);
             }
             Payload::MemberJoined { room, user } => {
                 let joined = (seq, event.commit_time_ms);
@@ -240,13 +248,15 @@ pub struct DataflowConfig {
     pub fanout_max_followers: usize,
 }
 
-/// Starts timely workers over `store`, maintaining `views`. With `until`, the workers stop by
-/// themselves once every view reflects the log up to that seq (replay).
+/// Starts timely workers over `store`, maintaining `views` (which hold what `resumed` says
+/// was loaded). With `until`, the workers stop by themselves once every view reflects the log
+/// up to that seq (replay).
 pub fn start(
     store: Arc<Store>,
     views: Arc<Views>,
     config: DataflowConfig,
     until: Option<Seq>,
+    resumed: Resumed,
 ) -> crate::Result<Dataflow> {
     let workers = config.workers;
     let fanout_max = config.fanout_max_followers;
@@ -255,7 +265,7 @@ pub fn start(
     let guards = {
         let (store, stop) = (store.clone(), stop.clone());
         timely::execute(config, move |worker| {
-            run_worker(worker, &store, &views, &stop, until, fanout_max)
+            run_worker(worker, &store, &views, &stop, until, fanout_max, resumed)
         })
         .map_err(|e| crate::Error::Internal(format!("cannot start dataflow workers: {e}")))?
     };
@@ -303,6 +313,7 @@ fn run_worker(
     stop: &AtomicBool,
     until: Option<Seq>,
     fanout_max: usize,
+    resumed: Resumed,
 ) {
     let index = worker.index();
     store.head().unpark_on_advance(std::thread::current());
@@ -325,7 +336,18 @@ fn run_worker(
         joined: HashMap::new(),
         read: HashMap::new(),
         edited: HashMap::new(),
+        chat_loaded: resumed.chat,
     };
+    if index == 0 && resumed.chat > 0 {
+        // The feeder's current values are those the loaded chat views hold.
+        inputs.joined = (views.memberships.all().into_iter())
+            .map(|(room, user, joined)| ((room, user), joined))
+            .collect();
+        inputs.read = (views.receipts.all().into_iter())
+            .map(|(room, user, up_to)| ((room, user), up_to))
+            .collect();
+        inputs.edited = views.room_history.latest_edits().into_iter().collect();
+    }
     let probe = ProbeHandle::new();
     worker.dataflow::<Seq, _, _>(|scope| {
         let collections = inputs.collections(scope);
@@ -349,6 +371,7 @@ fn run_worker(
         inputs.advance_to(tail.position());
     }
     let mut last_fed = Instant::now();
+    let mut persist_errors = ErrorLog::default();
     while !stop.load(Ordering::Acquire) {
         let next = tail.position();
         let limit = tail.limit();
@@ -390,6 +413,14 @@ fn run_worker(
             worker.step_or_park(Some(PARK));
         }
         if index == 0 {
+            let fed = tail.position();
+            if !probe.less_than(&fed) {
+                // Everything fed is through every view and nothing newer was fed: the chat
+                // views' rows are exactly those up to `fed - 1`.
+                if let Err(error) = views.persist(fed.saturating_sub(1)) {
+                    persist_errors.note(&error);
+                }
+            }
             publish(&probe, views);
         }
         if let Some(target) = until
@@ -402,11 +433,32 @@ fn run_worker(
 }
 
 /// Moves every view's watermark to just below the probe's frontier (every output of the one
-/// dataflow is probed by it, so all views are complete up to there).
+/// dataflow is probed by it, so all views are complete up to there), and no further than the
+/// chat views' rows are written (their reads are served from the view store).
 fn publish(probe: &ProbeHandle<Seq>, views: &Views) {
     if let Some(frontier) = probe.with_frontier(|f| f.first().copied())
         && frontier > 0
     {
-        views.watermark.advance(frontier - 1);
+        views
+            .watermark
+            .advance((frontier - 1).min(views.persisted()));
+    }
+}
+
+/// Logs a failing view-store write at most once a second (the loop tries again every turn).
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+}
+
+impl ErrorLog {
+    fn note(&mut self, error: &girok_storage::Error) {
+        if self
+            .last
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.last = Some(Instant::now());
+            tracing::error!(%error, "cannot write the chat views to the view store; views wait");
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::search::{Indexer, SEARCH_DIR, SearchIndex};
 use crate::sequencer::Sequencer;
 use crate::views::{Digest, Views};
 use girok_schemas::{Event, EventId, RoomId, Seq, UserId};
-use girok_storage::{Appender, Store, StoreConfig, WriterConfig, WriterHandle};
+use girok_storage::{Appender, Store, StoreConfig, ViewStore, WriterConfig, WriterHandle};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +22,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The view store's directory inside the data directory.
+pub const VIEWS_DIR: &str = "views";
 
 /// Everything the engine needs to start.
 #[derive(Clone, Debug)]
@@ -49,6 +52,8 @@ pub struct EngineConfig {
     /// Per-user budgets of each kind of write (none unless set: the server's configuration
     /// sets them).
     pub write_rates: crate::write_rates::WriteRates,
+    /// Block cache of the view store, bytes.
+    pub view_cache_bytes: u64,
 }
 
 impl EngineConfig {
@@ -67,6 +72,7 @@ impl EngineConfig {
             fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
             hot: HotConfig::default(),
             write_rates: crate::write_rates::WriteRates::unlimited(),
+            view_cache_bytes: 32 << 20,
         }
     }
 }
@@ -145,6 +151,8 @@ pub struct Engine {
     indexer: Mutex<Option<Indexer>>,
     read_wait: Duration,
     head_at_start: Seq,
+    /// The chat views' checkpoint this start loaded them from (0: built from the log).
+    chat_views_resumed: Seq,
     pub(crate) hot: Arc<HotObjects>,
     write_limiter: crate::write_rates::WriteLimiter,
     metrics: EngineMetrics,
@@ -161,7 +169,10 @@ impl Engine {
             Sequencer::new(config.max_room_members, hot.clone()),
             config.writer,
         )?;
-        let views = Arc::new(Views::default());
+        let head_at_start = store.head().get();
+        let view_store = ViewStore::open(&store.path().join(VIEWS_DIR), config.view_cache_bytes)?;
+        let (views, resumed) = Views::resume(Arc::new(view_store), head_at_start)?;
+        let views = Arc::new(views);
         let flow = dataflow::start(
             store.clone(),
             views.clone(),
@@ -170,8 +181,8 @@ impl Engine {
                 fanout_max_followers: config.fanout_max_followers,
             },
             None,
+            resumed,
         )?;
-        let head_at_start = store.head().get();
         views.feed.go_live(head_at_start);
         let search = Arc::new(SearchIndex::open(
             &store.path().join(SEARCH_DIR),
@@ -184,6 +195,7 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("cannot start the hub's thread: {e}")))?;
         tracing::info!(
             head = head_at_start,
+            chat_views_from = resumed.chat,
             workers = config.workers,
             durability = ?config.store.durability,
             "engine started; views rebuilding from the log"
@@ -204,6 +216,7 @@ impl Engine {
             indexer: Mutex::new(Some(indexer)),
             read_wait: config.read_wait,
             head_at_start,
+            chat_views_resumed: resumed.chat,
             hot,
             write_limiter: crate::write_rates::WriteLimiter::new(&config.write_rates),
             metrics: EngineMetrics::default(),
@@ -284,8 +297,8 @@ impl Engine {
     }
 
     /// How many live messages `room` has after seq `from`, counting at most `cap`.
-    pub fn room_messages_after(&self, room: RoomId, from: Seq, cap: usize) -> usize {
-        self.views.room_history.count_after(room, from, cap)
+    pub fn room_messages_after(&self, room: RoomId, from: Seq, cap: usize) -> Result<usize> {
+        Ok(self.views.room_history.count_after(room, from, cap)?)
     }
 
     pub(crate) async fn blocking<T: Send + 'static>(
@@ -511,10 +524,18 @@ impl Engine {
             self.metrics.hub_lag.clone(),
         );
         self.search.register_metrics(registry);
+        self.views.register_metrics(registry);
+    }
+
+    /// The seq of the chat views' checkpoint this start loaded them from; 0 when they were
+    /// built from the log (no checkpoint, or one of another format).
+    pub fn chat_views_resumed_from(&self) -> Seq {
+        self.chat_views_resumed
     }
 
     /// Brings gauges up to date (call before encoding metrics).
     pub fn refresh_metrics(&self) {
+        self.views.refresh_metrics();
         let head = self.head();
         for summary in self.summaries() {
             let label = ViewLabel { view: summary.name };
@@ -542,6 +563,7 @@ impl Engine {
         let flow = self.dataflow.lock().take();
         let indexer = self.indexer.lock().take();
         let hub = self.hub_thread.lock().take();
+        let views = self.views.clone();
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(writer) = writer {
                 writer.shutdown();
@@ -551,6 +573,7 @@ impl Engine {
             }
             if let Some(flow) = flow {
                 flow.stop();
+                views.close();
             }
             if let Some(indexer) = indexer {
                 indexer.stop();

@@ -45,7 +45,7 @@ pub use chat::{
     RoomsQuery,
 };
 pub use command::Command;
-pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, ViewStatus};
+pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, VIEWS_DIR, ViewStatus};
 pub use error::{Error, ErrorKind, Result};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};

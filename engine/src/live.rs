@@ -233,7 +233,10 @@ impl Engine {
         // exactly and refuses then.)
         let _ = self.wait_for_views(Some(head)).await;
         let cap = usize::try_from(options.max_resume.saturating_add(1)).unwrap_or(usize::MAX);
-        let messages = self.room_messages_after(room, from, cap);
+        let messages = match self.room_messages_after(room, from, cap) {
+            Ok(messages) => messages,
+            Err(error) => return Some(format!("cannot count the room's messages: {error}")),
+        };
         (messages as u64 > options.max_resume).then(|| {
             format!(
                 "more than {} events of this topic since seq {from}: reload the history instead",

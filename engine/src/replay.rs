@@ -37,11 +37,17 @@ pub fn replay(
     let head = store.head().get();
     let target = to_seq.map_or(head, |t| t.min(head));
     let first = store.stats()?.first_seq.unwrap_or(1);
-    let views = Arc::new(Views::default());
+    let views = Arc::new(Views::temporary()?);
     let started = Instant::now();
     let search = Arc::new(SearchIndex::new()?);
     let indexer = Indexer::start(store.clone(), search.clone(), Some(target))?;
-    let mut flow = dataflow::start(store, views.clone(), config, Some(target))?;
+    let mut flow = dataflow::start(
+        store,
+        views.clone(),
+        config,
+        Some(target),
+        crate::views::Resumed::default(),
+    )?;
     let joiner = std::thread::spawn(move || flow.join());
     while !joiner.is_finished() {
         progress(views.watermark.get().min(target), target);

@@ -516,7 +516,7 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
     }
     let head = engine.head();
     let live_summaries = engine.summaries_at(head).await.unwrap();
-    let live_snapshot = engine.views().room_history.snapshot();
+    let live_snapshot = engine.views().room_history.snapshot().unwrap();
 
     assert_eq!(live_snapshot.len(), 4);
     engine.shutdown().await;
@@ -531,7 +531,7 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
     .unwrap();
     assert_eq!(report.to_seq, head);
     assert_eq!(report.views, live_summaries);
-    assert_eq!(views.room_history.snapshot(), live_snapshot);
+    assert_eq!(views.room_history.snapshot().unwrap(), live_snapshot);
 
     // Up to a seq: equal to the live history cut at that seq.
     let cut = head / 2;
@@ -552,7 +552,7 @@ async fn replay_rebuilds_views_equal_to_the_live_ones() {
             expected.insert(*room, kept);
         }
     }
-    let rebuilt = views.room_history.snapshot();
+    let rebuilt = views.room_history.snapshot().unwrap();
     assert_eq!(rebuilt.len(), expected.len());
     for (room, (seqs, last)) in rebuilt {
         assert_eq!(&seqs, &expected[&room]);
@@ -610,6 +610,204 @@ async fn views_rebuild_on_restart_and_seqs_continue() {
     }
     assert!(engine.status().views.iter().all(|v| v.watermark >= last));
     engine.shutdown().await;
+}
+
+/// Waits until every view reflects the whole log.
+async fn until_ready(engine: &Engine) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !engine.status().ready || engine.status().views.iter().any(|v| v.lag > 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            engine.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Up to 100 of the newest messages of `room`, as `actor` reads them.
+async fn newest_messages(
+    engine: &Engine,
+    actor: UserId,
+    room: RoomId,
+) -> girok_engine::MessagePage {
+    let query = HistoryQuery {
+        limit: Some(100),
+        ..Default::default()
+    };
+    engine.messages(actor, room, query).await.unwrap()
+}
+
+/// Every view's digest rebuilt from the log alone (replay, in a view store of its own).
+async fn replayed(dir: &std::path::Path) -> Vec<girok_engine::views::ViewSummary> {
+    let log = Offline::open(dir).unwrap();
+    tokio::task::spawn_blocking(move || log.replay_views(ReplayOptions::new(2), |_, _| {}).unwrap())
+        .await
+        .unwrap()
+        .0
+        .views
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = UserId::new_v7();
+    let chat = |command| Command::Chat(command);
+    // First run: members, messages, an edit, a deletion, receipts.
+    let (room, bob, edited, pages) = {
+        let engine = Engine::open(config(dir.path())).unwrap();
+        assert_eq!(
+            engine.chat_views_resumed_from(),
+            0,
+            "nothing to resume from"
+        );
+        let bob = user(&engine, "bob").await;
+        let room = create_room(&engine, alice, "kept").await;
+        add(&engine, alice, room, bob).await;
+        let mut acks = Vec::new();
+        for i in 0..30 {
+            let sender = if i % 3 == 0 { bob } else { alice };
+            acks.push((
+                sender,
+                engine
+                    .execute(sender, send(room, &format!("{i}"), None))
+                    .await
+                    .unwrap(),
+            ));
+        }
+        let (_, edited) = acks[1];
+        let edit = |message, body: &str| {
+            chat(ChatCommand::EditMessage {
+                message,
+                body: body.into(),
+                in_room: None,
+            })
+        };
+        engine
+            .execute(alice, edit(edited.id, "edited once"))
+            .await
+            .unwrap();
+        let (_, deleted) = acks[29];
+        engine
+            .execute(
+                alice,
+                chat(ChatCommand::DeleteMessage {
+                    message: deleted.id,
+                    in_room: None,
+                }),
+            )
+            .await
+            .unwrap();
+        let read = engine
+            .execute(
+                bob,
+                chat(ChatCommand::MarkRead {
+                    room,
+                    up_to: Some(acks[10].1.seq),
+                }),
+            )
+            .await
+            .unwrap();
+        until_ready(&engine).await;
+        let query = HistoryQuery {
+            after: Some(read.seq),
+            limit: Some(100),
+            ..Default::default()
+        };
+        let pages = engine.messages(alice, room, query).await.unwrap();
+        engine.shutdown().await;
+        (room, bob, edited, pages)
+    };
+
+    // Second run: the chat views load as of their checkpoint and answer as before; then the
+    // log moves on past it (a second edit, a member leaving, a new message).
+    {
+        let engine = Engine::open(config(dir.path())).unwrap();
+        let resumed = engine.chat_views_resumed_from();
+        assert!(resumed > 0, "the chat views resumed from a checkpoint");
+        until_ready(&engine).await;
+        let again = newest_messages(&engine, alice, room).await;
+        assert_eq!(again.messages, pages.messages);
+        let rooms = engine.rooms(bob, Default::default()).await.unwrap();
+        assert_eq!(rooms.rooms.len(), 1);
+        assert_eq!(rooms.rooms[0].message_count, 29);
+        engine
+            .execute(
+                alice,
+                chat(ChatCommand::EditMessage {
+                    message: edited.id,
+                    body: "edited twice".into(),
+                    in_room: None,
+                }),
+            )
+            .await
+            .unwrap();
+        engine
+            .execute(bob, chat(ChatCommand::LeaveRoom { room }))
+            .await
+            .unwrap();
+        engine
+            .execute(alice, send(room, "after the checkpoint", None))
+            .await
+            .unwrap();
+        until_ready(&engine).await;
+        let live = engine.summaries_at(engine.head()).await.unwrap();
+        let page = newest_messages(&engine, alice, room).await;
+        assert_eq!(page.messages.len(), 30);
+        assert_eq!(page.messages[0].body, "after the checkpoint");
+        let edited_now = page.messages.iter().find(|m| m.id == edited.id).unwrap();
+        assert_eq!(edited_now.body, "edited twice");
+        assert!(
+            engine
+                .rooms(bob, Default::default())
+                .await
+                .unwrap()
+                .rooms
+                .is_empty()
+        );
+        engine.shutdown().await;
+        drop(engine);
+        assert_eq!(
+            replayed(dir.path()).await,
+            live,
+            "resumed views equal a replay"
+        );
+    }
+
+    // Third run: a checkpoint of a format this build does not know is dropped and the chat
+    // views are built from the log again, to the same digests.
+    {
+        let disk =
+            girok_storage::ViewStore::open(&dir.path().join(girok_engine::VIEWS_DIR), 1 << 20)
+                .unwrap();
+        let key = b"chat";
+        let mut checkpoint: serde_json::Value = serde_json::from_slice(
+            &disk
+                .get(girok_storage::ViewTable::Checkpoint, key)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        checkpoint["format"] = serde_json::json!(999);
+        disk.write(&[girok_storage::ViewWrite::Put(
+            girok_storage::ViewTable::Checkpoint,
+            key.to_vec(),
+            serde_json::to_vec(&checkpoint).unwrap(),
+        )])
+        .unwrap();
+        disk.flush().unwrap();
+    }
+    let engine = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(
+        engine.chat_views_resumed_from(),
+        0,
+        "another format: rebuilt"
+    );
+    until_ready(&engine).await;
+    let live = engine.summaries_at(engine.head()).await.unwrap();
+    engine.shutdown().await;
+    drop(engine);
+    assert_eq!(replayed(dir.path()).await, live);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,9 @@ pub struct StorageConfig {
     pub queue: usize,
     /// Block cache, MiB.
     pub cache_mib: u64,
+    /// Block cache of the view store (`<data_dir>/views`, where large views keep their rows),
+    /// MiB.
+    pub view_cache_mib: u64,
     /// Most table files kept open at once; with a reserve for everything else, these
     /// descriptors are kept from client connections (see `server.max_connections`).
     pub max_open_files: usize,
@@ -61,6 +64,7 @@ impl Default for StorageConfig {
             max_batch: 4096,
             queue: 16_384,
             cache_mib: 64,
+            view_cache_mib: 32,
             max_open_files: girok_engine::DEFAULT_MAX_OPEN_FILES,
         }
     }
@@ -158,6 +162,7 @@ impl Config {
         config.store.durability = self.storage.durability;
         config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
         config.store.max_open_files = self.storage.max_open_files;
+        config.view_cache_bytes = self.storage.view_cache_mib.max(1) * 1024 * 1024;
         config.writer.max_batch = self.storage.max_batch.max(1);
         config.writer.queue = self.storage.queue.max(1);
         if self.engine.workers > 0 {

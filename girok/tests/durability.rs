@@ -155,6 +155,92 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
+    let mut rooms = Vec::new();
+    for i in 0..3 {
+        rooms.push(server.create_room(&format!("room {i}")).await);
+    }
+    // Edits and receipts among the sends, so that every chat view has rows to resume.
+    let first = server
+        .gql(SEND, json!({ "r": rooms[0], "b": "to edit", "c": "first" }))
+        .await;
+    let first_id = first["sendMessage"]["id"].as_str().unwrap().to_owned();
+    server
+        .gql(
+            "mutation($m: ID!) { editMessage(messageId: $m, body: \"edited\") }",
+            json!({ "m": first_id }),
+        )
+        .await;
+    let loading = tokio::time::Instant::now();
+    let (acked, tasks) = start_writers(&server, &rooms, 8, usize::MAX);
+    until_acked(&acked, 300).await;
+    // The view store's memtable is sealed and flushed at least every 5 s while rows come: by
+    // 8 s a checkpoint is on disk. The kill lands while rows and checkpoints are being written
+    // (one batch per round), with a memtable of them not flushed yet.
+    tokio::time::sleep_until(loading + Duration::from_secs(8)).await;
+    server.kill9();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let server = Server::start(&data, &[]);
+    server.sign_in("tester").await;
+    let resumed = server.metric("girok_views_resumed_seq").await;
+    assert!(resumed > 0, "the chat views loaded from their checkpoint");
+    assert_all_acked_present(&server, &rooms, &acked).await;
+    let history = server.history(&rooms[0], 0).await;
+    let edited = history
+        .iter()
+        .find(|m| m["id"] == first_id.as_str())
+        .unwrap();
+    assert_eq!(edited["body"], "edited");
+    // The log moves past the checkpoint: a receipt and a message more.
+    server
+        .gql(
+            "mutation($r: ID!) { markRead(roomId: $r) { seq } }",
+            json!({ "r": rooms[1] }),
+        )
+        .await;
+    server
+        .gql(SEND, json!({ "r": rooms[2], "b": "after" }))
+        .await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let (status, ready) = server.get_json("/readyz").await;
+        let caught_up = ready["views"]
+            .as_array()
+            .is_some_and(|views| views.iter().all(|v| v["lag"] == 0));
+        if status == 200 && caught_up {
+            break ready;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(server.terminate().success());
+    let data_arg = data.to_str().unwrap();
+    let (status, stdout, stderr) = common::girok(&["replay", "--json", "--data-dir", data_arg]);
+    assert_eq!(status, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let replayed: HashMap<&str, &serde_json::Value> = report["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), &v["digest"]))
+        .collect();
+    for view in ready["views"].as_array().unwrap() {
+        let name = view["name"].as_str().unwrap();
+        assert_eq!(Some(&&view["digest"]), replayed.get(name), "view {name}");
+    }
+    assert!(replayed.contains_key("room_history") && replayed.contains_key("read_receipts"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_in_flight_writes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

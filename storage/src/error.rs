@@ -17,6 +17,8 @@ pub enum Error {
     QueueFull(usize),
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    #[error("view store I/O failed: {0}")]
+    Views(String),
     #[error("log entry key is not an 8-byte sequence number")]
     BadKey,
 }

@@ -18,6 +18,7 @@ mod store;
 mod tables;
 mod tail;
 mod txn;
+mod view_store;
 pub mod writer;
 
 pub use durable::DurableBatch;
@@ -26,9 +27,10 @@ pub use head::HeadSignal;
 pub use health::StorageState;
 pub use metrics::StorageMetrics;
 pub use store::{DEFAULT_MAX_OPEN_FILES, Durability, LogStats, Store, StoreConfig};
-pub use tables::Table;
+pub use tables::{Table, ViewTable};
 pub use tail::LogTail;
 pub use txn::{Txn, WrittenKeys};
+pub use view_store::{ViewStore, ViewWrite};
 pub use writer::{Answer, Appender, Stager, WriterConfig, WriterHandle};
 
 /// A position in the log (re-exported for callers that do not depend on girok-schemas).

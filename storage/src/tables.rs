@@ -106,3 +106,47 @@ impl Table {
         self as usize
     }
 }
+
+/// A keyspace of the view store (`<data>/views`, a database of its own: see `view_store.rs`).
+/// Names follow `view_<what>`; integer parts of keys are big-endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ViewTable {
+    /// `group name -> checkpoint` (JSON: the seq the group's tables reflect, their format and
+    /// digests), written in the same batch as the rows it covers.
+    Checkpoint,
+    /// Room history: `room id (16) ++ message seq (u64 BE) -> commit time ms (i64 BE)` per live
+    /// message.
+    RoomHistory,
+    /// `room id (16) -> live message count (u64 BE)`.
+    RoomCount,
+    /// `message seq (u64 BE) -> latest edit seq (u64 BE)` per edited live message.
+    MessageEdit,
+    /// Memberships: `user id (16) ++ room id (16) -> joined seq (u64 BE) ++ time ms (i64 BE)`.
+    Membership,
+    /// Read receipts: `room id (16) ++ user id (16) -> read up to (u64 BE)`.
+    Receipt,
+}
+
+impl ViewTable {
+    /// All view tables, in declaration order.
+    pub const ALL: [ViewTable; 6] = [
+        ViewTable::Checkpoint,
+        ViewTable::RoomHistory,
+        ViewTable::RoomCount,
+        ViewTable::MessageEdit,
+        ViewTable::Membership,
+        ViewTable::Receipt,
+    ];
+
+    /// The keyspace name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewTable::Checkpoint => "view_checkpoint",
+            ViewTable::RoomHistory => "view_room_history",
+            ViewTable::RoomCount => "view_room_count",
+            ViewTable::MessageEdit => "view_message_edit",
+            ViewTable::Membership => "view_membership",
+            ViewTable::Receipt => "view_receipt",
+        }
+    }
+}

@@ -221,7 +221,7 @@ impl Engine {
                     .map(|((seq, _), edit)| message_in(&events, seq, edit))
                     .transpose()?;
                 let last = last.map(|(last, _)| last);
-                Ok(room_info(
+                room_info(
                     &self.views,
                     reader,
                     RoomSnapshot {
@@ -231,7 +231,7 @@ impl Engine {
                         last,
                         last_message,
                     },
-                ))
+                )
             })
             .collect()
     }
@@ -256,7 +256,7 @@ impl Engine {
         };
         self.require_member(actor, room).await?;
         self.wait_for_views(query.after).await?;
-        let page = self.views.room_history.page(room, cursor, limit);
+        let page = self.views.room_history.page(room, cursor, limit)?;
         let versions: Vec<(Seq, Option<Seq>)> = page
             .seqs
             .into_iter()
@@ -371,7 +371,7 @@ struct RoomSnapshot<'a> {
     last_message: Option<Message>,
 }
 
-fn room_info(views: &Views, reader: UserId, snapshot: RoomSnapshot<'_>) -> RoomInfo {
+fn room_info(views: &Views, reader: UserId, snapshot: RoomSnapshot<'_>) -> Result<RoomInfo> {
     let RoomSnapshot {
         room,
         record,
@@ -386,7 +386,7 @@ fn room_info(views: &Views, reader: UserId, snapshot: RoomSnapshot<'_>) -> RoomI
         other => other,
     };
     let read_up_to = views.receipts.read_up_to(room, reader);
-    RoomInfo {
+    Ok(RoomInfo {
         id: room,
         title: record.title.clone(),
         creator,
@@ -399,8 +399,8 @@ fn room_info(views: &Views, reader: UserId, snapshot: RoomSnapshot<'_>) -> RoomI
         read_up_to,
         unread_count: views
             .room_history
-            .count_after(room, read_up_to, MAX_UNREAD_COUNT),
-    }
+            .count_after(room, read_up_to, MAX_UNREAD_COUNT)?,
+    })
 }
 
 fn room_record(store: &Store, room: RoomId) -> Result<RoomRecord> {

@@ -15,6 +15,7 @@ use crate::channels::Channels;
 use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
 use parking_lot::RwLock;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The outputs, each materialised into [`FeedStore`].
@@ -89,6 +90,10 @@ pub(crate) fn feed<'s>(inputs: &Collections<'s>, fanout_max: usize) -> FeedViews
 }
 
 impl View for FeedStore {
+    fn open(_: &Arc<girok_storage::ViewStore>) -> Self {
+        Self::default()
+    }
+
     /// Builds the views over the inputs (authors with `fanout_max` followers or more are
     /// heavy) and materializes them.
     fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, settings: &ViewSettings) {

@@ -49,7 +49,10 @@ pub(crate) struct ViewSettings {
 /// A view, named by its store: how the dataflow builds it over the inputs and materializes it
 /// into the store, and the digests it reports. `views!` (in `views/mod.rs`) lists the stores;
 /// a store listed there is built, summarized and reachable from [`Views`].
-pub(crate) trait View: Default + Send + Sync {
+pub(crate) trait View: Send + Sync + Sized {
+    /// An empty store; one that keeps rows in the view store keeps `disk`.
+    fn open(disk: &Arc<girok_storage::ViewStore>) -> Self;
+
     /// Builds the view over `inputs` and materializes its outputs into this store of
     /// `sinks.views`.
     fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, settings: &ViewSettings);

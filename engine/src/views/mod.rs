@@ -21,6 +21,7 @@ pub mod feed;
 pub mod follows;
 pub(crate) mod inputs;
 pub mod notifications;
+pub(crate) mod persisted;
 pub mod post_stats;
 pub mod room_history;
 pub mod rooms;
@@ -29,15 +30,25 @@ pub mod timelines;
 pub use feed::{FeedStore, NotificationKind, NotificationRef, PostRef};
 
 use girok_schemas::Seq;
+use girok_storage::{ViewStore, ViewTable, ViewWrite};
 use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::hash::Hash;
 use std::ops::RangeBounds;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// The views whose rows the chat checkpoint covers, by the names their digests report.
+const CHAT_VIEWS: [&str; 3] = ["room_history", "memberships", "read_receipts"];
+
+/// Block cache of a replay's temporary view store.
+const VIEW_CACHE_REPLAY: u64 = 16 << 20;
 
 /// The highest seq whose effects a view fully reflects.
 pub struct Watermark {
@@ -307,6 +318,20 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         (page, false)
     }
 
+    /// Every `(key, value)` present.
+    pub fn entries(&self) -> Vec<(K, V)> {
+        let map = self.map.read();
+        map.iter()
+            .flat_map(|(key, values)| {
+                values
+                    .counts
+                    .iter()
+                    .filter(|(_, count)| **count > 0)
+                    .map(move |(value, _)| (*key, *value))
+            })
+            .collect()
+    }
+
     /// Whether `value` is present under `key` (one lookup; a one-value range would walk
     /// down the tree to both of its ends).
     pub fn contains(&self, key: &K, value: &V) -> bool {
@@ -340,12 +365,37 @@ impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
 macro_rules! views {
     ($($(#[$doc:meta])* $field:ident: $store:ty,)*) => {
         /// Every view's store, shared by the dataflow workers (writers) and readers.
-        #[derive(Default)]
         pub struct Views {
             /// The highest seq every view reflects: one dataflow, one frontier, one watermark.
             pub watermark: Watermark,
             $($(#[$doc])* pub $field: $store,)*
             undecodable: AtomicU64,
+            /// Where views with large state keep their rows.
+            disk: Arc<ViewStore>,
+            /// The chat views' rows and checkpoint as far as written.
+            chat_disk: Mutex<ChatDisk>,
+            disk_metrics: DiskMetrics,
+        }
+
+        impl Views {
+            /// Empty views over `disk`.
+            pub fn open(disk: Arc<ViewStore>) -> Views {
+                Views {
+                    watermark: Watermark::default(),
+                    $($field: <$store as inputs::View>::open(&disk),)*
+                    undecodable: AtomicU64::new(0),
+                    disk,
+                    chat_disk: Mutex::default(),
+                    disk_metrics: DiskMetrics::default(),
+                }
+            }
+
+            /// `(name, digest)` per view, in the list's order.
+            fn digests(&self) -> Vec<(&'static str, Digest)> {
+                let mut digests = Vec::new();
+                $(digests.extend(inputs::View::digests(&self.$field));)*
+                digests
+            }
         }
 
         /// Builds every view over the inputs and materializes it into its store.
@@ -355,15 +405,6 @@ macro_rules! views {
             settings: &inputs::ViewSettings,
         ) {
             $(<$store as inputs::View>::build(inputs, sinks, settings);)*
-        }
-
-        impl Views {
-            /// `(name, digest)` per view, in the list's order.
-            fn digests(&self) -> Vec<(&'static str, Digest)> {
-                let mut digests = Vec::new();
-                $(digests.extend(inputs::View::digests(&self.$field));)*
-                digests
-            }
         }
     };
 }
@@ -379,7 +420,193 @@ views! {
     feed: FeedStore,
 }
 
+/// How far the chat views' rows are written.
+#[derive(Default)]
+struct ChatDisk {
+    /// Every chat event up to this seq is in the view store.
+    written: Seq,
+    /// When the checkpoint row was last written.
+    checkpointed: Option<Instant>,
+    /// A batch whose write failed, tried again before anything else.
+    unwritten: Option<(Vec<ViewWrite>, room_history::HistoryCommitted, Seq)>,
+}
+
+/// The view store's gauges.
+#[derive(Default)]
+struct DiskMetrics {
+    resumed: Gauge,
+    checkpoint: Gauge,
+    bytes: Gauge,
+}
+
+/// How often the chat checkpoint moves forward when no chat event came (so that a start
+/// after a long stretch of other events does not look at them again for the chat views).
+const IDLE_CHECKPOINT: Duration = Duration::from_secs(1);
+
+/// The chat views' checkpoint at start: the seq their loaded state reflects (0: nothing was
+/// loaded, they are built from the log).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resumed {
+    pub chat: Seq,
+}
+
 impl Views {
+    /// Views with nothing in them, over a temporary view store (replay, tests).
+    pub fn temporary() -> girok_storage::Result<Views> {
+        Ok(Views::open(Arc::new(ViewStore::temporary(
+            VIEW_CACHE_REPLAY,
+        )?)))
+    }
+
+    /// Views over `disk` with the chat views loaded as of their checkpoint, if it is one this
+    /// build can use and the log reaches it (`head`); otherwise the store is emptied and the
+    /// views are built from the log. Called before the dataflow starts.
+    pub fn resume(disk: Arc<ViewStore>, head: Seq) -> girok_storage::Result<(Views, Resumed)> {
+        let checkpoint = disk
+            .get(ViewTable::Checkpoint, persisted::CHAT_GROUP)?
+            .and_then(|bytes| persisted::Checkpoint::decode(&bytes));
+        let usable = checkpoint.filter(|c| c.format == persisted::CHAT_FORMAT && c.seq <= head);
+        let Some(checkpoint) = usable else {
+            tracing::info!("chat views: no usable checkpoint; building them from the log");
+            disk.clear()?;
+            return Ok((Views::open(disk), Resumed::default()));
+        };
+        let views = Views::open(disk.clone());
+        let digest = |name: &str| checkpoint.digests.get(name).copied().unwrap_or_default();
+        let started = Instant::now();
+        views.room_history.load(digest("room_history"))?;
+        let history_ms = started.elapsed().as_millis();
+        views.memberships.load()?;
+        views.receipts.load()?;
+        tracing::info!(
+            history_ms,
+            total_ms = started.elapsed().as_millis(),
+            "chat views loaded"
+        );
+        let loaded = [
+            ("memberships", views.memberships.digest()),
+            ("read_receipts", views.receipts.digest()),
+        ];
+        if let Some((name, _)) = loaded.iter().find(|(name, d)| *d != digest(name)) {
+            // The rows do not add up to what the checkpoint recorded: build the views from the
+            // log rather than serve them.
+            tracing::error!(
+                view = name,
+                "chat views: rows disagree with their checkpoint; rebuilding"
+            );
+            disk.clear()?;
+            return Ok((Views::open(disk), Resumed::default()));
+        }
+        views.chat_disk.lock().written = checkpoint.seq;
+        views.disk_metrics.resumed.set(checkpoint.seq as i64);
+        views.disk_metrics.checkpoint.set(checkpoint.seq as i64);
+        tracing::info!(
+            seq = checkpoint.seq,
+            "chat views resumed from their checkpoint"
+        );
+        let resumed = Resumed {
+            chat: checkpoint.seq,
+        };
+        Ok((views, resumed))
+    }
+
+    /// Writes the chat views' rows gathered since the last write, with their checkpoint at
+    /// `through`, in one batch. Call only when every event up to `through` is through the
+    /// dataflow and none after it was fed (the rows are then exactly those up to `through`).
+    pub(crate) fn persist(&self, through: Seq) -> girok_storage::Result<()> {
+        let mut chat = self.chat_disk.lock();
+        if let Some((writes, committed, seq)) = chat.unwritten.take() {
+            if let Err(error) = self.disk.write(&writes) {
+                chat.unwritten = Some((writes, committed, seq));
+                return Err(error);
+            }
+            self.room_history.committed(committed);
+            chat.written = seq;
+        }
+        if through <= chat.written {
+            return Ok(());
+        }
+        let mut writes = Vec::new();
+        let committed = self.room_history.take_writes(&mut writes);
+        self.memberships.take_writes(&mut writes);
+        self.receipts.take_writes(&mut writes);
+        let due = chat
+            .checkpointed
+            .is_none_or(|at| at.elapsed() >= IDLE_CHECKPOINT);
+        if writes.is_empty() && !due {
+            // Nothing changed: the rows already are those up to `through`.
+            chat.written = through;
+            return Ok(());
+        }
+        let digests = self
+            .digests()
+            .into_iter()
+            .filter(|(name, _)| CHAT_VIEWS.contains(name))
+            .map(|(name, digest)| (name.to_string(), digest))
+            .collect();
+        let checkpoint = persisted::Checkpoint {
+            seq: through,
+            format: persisted::CHAT_FORMAT,
+            digests,
+        };
+        writes.push(ViewWrite::Put(
+            ViewTable::Checkpoint,
+            persisted::CHAT_GROUP.to_vec(),
+            checkpoint.encode(),
+        ));
+        chat.checkpointed = Some(Instant::now());
+        if let Err(error) = self.disk.write(&writes) {
+            chat.unwritten = Some((writes, committed, through));
+            return Err(error);
+        }
+        self.room_history.committed(committed);
+        chat.written = through;
+        self.disk_metrics.checkpoint.set(through as i64);
+        Ok(())
+    }
+
+    /// Flushes the view store to its table files (at shutdown, once the dataflow stopped),
+    /// so that the next start opens it without replaying its journal.
+    pub(crate) fn close(&self) {
+        if let Err(error) = self.disk.flush() {
+            tracing::warn!(%error, "cannot flush the view store; the next start replays its journal");
+        }
+    }
+
+    /// Registers the view store's gauges.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let m = &self.disk_metrics;
+        registry.register(
+            "girok_views_resumed_seq",
+            "Seq of the chat views' checkpoint this start loaded them from (0: built from the log)",
+            m.resumed.clone(),
+        );
+        registry.register(
+            "girok_views_checkpoint_seq",
+            "Seq of the chat views' latest checkpoint in the view store",
+            m.checkpoint.clone(),
+        );
+        registry.register(
+            "girok_view_store_bytes",
+            "Bytes the view store takes on disk",
+            m.bytes.clone(),
+        );
+    }
+
+    /// Brings the gauges read at scrape time up to date.
+    pub fn refresh_metrics(&self) {
+        if let Ok(bytes) = self.disk.disk_bytes() {
+            self.disk_metrics
+                .bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Every chat event up to this seq is in the view store (the watermark may not pass it).
+    pub(crate) fn persisted(&self) -> Seq {
+        self.chat_disk.lock().written
+    }
+
     /// One summary per view.
     pub fn summaries(&self) -> Vec<ViewSummary> {
         let watermark = self.watermark.get();

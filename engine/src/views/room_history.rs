@@ -1,19 +1,20 @@
 //! Room histories: for every room, its live messages in seq order with their commit times
-//! (deleted ones are retracted), and for every edited live message the seq of its latest edit.
-//! A room's last message is the greatest entry of its history, read from the store: no reduce
-//! runs per message, so a chat message costs the dataflow one update of one collection (the
-//! latest edit is a reduce over edits alone; the feeder retracts a deleted message's edits).
-//! Bodies stay in the log; this view holds keys only.
+//! (deleted ones are retracted), and for every edited live message the seq of its latest edit
+//! (the feeder keeps it current: an edit retracts the one before, a deletion the last).
+//! Bodies stay in the log; this view holds keys only, and keeps them in the view store
+//! (`view_room_history`, `room ++ seq -> time`): pages are range scans there. In memory stay
+//! what is small and read on every room list — each room's message count and last message —
+//! and the latest edits, which are as many as edited messages.
 
-use super::FastMap;
-use super::inputs::{Collections, Sinks, View, ViewSettings, materialize};
-use super::{Digest, add};
+use super::inputs::{Collections, MessageRef, Sinks, View, ViewSettings, materialize};
+use super::persisted::{PendingRows, key2, single_value_rows, u64_at};
+use super::{Digest, FastMap, add};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq};
+use girok_storage::{ViewStore, ViewTable, ViewWrite};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
-
-use super::inputs::MessageRef;
+use std::sync::Arc;
 
 /// The view's outputs: `(room, message)` per live message and `(message seq, latest edit
 /// seq)` per edited live message.
@@ -23,19 +24,29 @@ pub struct RoomHistory<'s> {
 }
 
 /// The view over `messages`, `(room, message)` for every live message, and `edits`,
-/// `(message seq, edit seq)` for every edit of a live message (the feeder retracts them when
-/// the message is deleted).
+/// `(message seq, latest edit seq)` for every edited live message (both already current).
 pub fn room_history<'s>(
     messages: VecCollection<'s, Seq, (RoomId, MessageRef)>,
     edits: VecCollection<'s, Seq, (Seq, Seq)>,
 ) -> RoomHistory<'s> {
     RoomHistory {
         history: messages,
-        edits: super::latest(edits),
+        edits,
     }
 }
 
 impl View for RoomHistoryStore {
+    fn open(disk: &Arc<ViewStore>) -> Self {
+        RoomHistoryStore {
+            disk: disk.clone(),
+            rooms: RwLock::default(),
+            edits: RwLock::default(),
+            pending: PendingRows::default(),
+            pending_edits: PendingRows::default(),
+            digest: Mutex::default(),
+        }
+    }
+
     fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
         let RoomHistory { history, edits } =
             room_history(inputs.messages.clone(), inputs.edits.clone());
@@ -48,24 +59,23 @@ impl View for RoomHistoryStore {
     }
 }
 
-#[derive(Default)]
-struct RoomState {
-    /// Message -> multiplicity; kept as counts so that diffs apply in any order. Ordered by
-    /// seq, so the last entry is the room's last message.
-    messages: BTreeMap<MessageRef, isize>,
-}
-
-/// The first key at or after `seq` (keys order by seq, then commit time).
-fn at(seq: Seq) -> MessageRef {
-    (seq, i64::MIN)
+/// What is kept in memory per room: small, and read by every room list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RoomSummary {
+    count: u64,
+    last: Option<MessageRef>,
 }
 
 /// The materialized view.
-#[derive(Default)]
 pub struct RoomHistoryStore {
-    rooms: RwLock<FastMap<RoomId, RoomState>>,
-    /// Message seq -> latest edit seq (as counts, like the rest).
+    disk: Arc<ViewStore>,
+    rooms: RwLock<FastMap<RoomId, RoomSummary>>,
+    /// Message seq -> latest edit seq (as counts, so that diffs apply in any order).
     edits: RwLock<FastMap<Seq, BTreeMap<Seq, isize>>>,
+    /// History diffs not yet in the view store.
+    pending: PendingRows<(RoomId, MessageRef)>,
+    /// Latest-edit diffs not yet in the view store.
+    pending_edits: PendingRows<(Seq, Seq)>,
     digest: Mutex<Digest>,
 }
 
@@ -88,18 +98,33 @@ pub struct HistoryPage {
     pub has_newer: bool,
 }
 
+/// The whole history: per room, its messages' seqs (oldest first) and its last message.
+pub type HistorySnapshot = BTreeMap<RoomId, (Vec<Seq>, Option<MessageRef>)>;
+
+/// What a write of the history's rows changes in memory once it is committed.
+#[derive(Default)]
+pub(crate) struct HistoryCommitted {
+    /// `(room, count after, newest message added, whether the last message went)`.
+    rooms: Vec<(RoomId, u64, Option<MessageRef>, bool)>,
+}
+
+fn history_key(room: RoomId, seq: Seq) -> Vec<u8> {
+    key2(room.0.as_bytes(), &seq.to_be_bytes())
+}
+
+fn history_entry(key: &[u8], value: &[u8]) -> Option<MessageRef> {
+    Some((u64_at(key, 16)?, u64_at(value, 0)? as i64))
+}
+
 impl RoomHistoryStore {
     pub(crate) fn apply_history(&self, updates: &[((RoomId, MessageRef), Seq, isize)]) {
-        let mut rooms = self.rooms.write();
         let mut digest = self.digest.lock();
         for ((room, message), _time, diff) in updates {
-            let state = rooms.entry(*room).or_default();
-            add(&mut state.messages, *message, *diff);
-            if state.messages.is_empty() {
-                rooms.remove(room);
-            }
             digest.apply(&(0u8, room, message), *diff);
         }
+        drop(digest);
+        self.pending
+            .add(updates.iter().map(|(data, _, diff)| (*data, *diff)));
     }
 
     pub(crate) fn apply_edits(&self, updates: &[((Seq, Seq), Seq, isize)]) {
@@ -113,6 +138,149 @@ impl RoomHistoryStore {
             }
             digest.apply(&(2u8, message, edit), *diff);
         }
+        drop((edits, digest));
+        self.pending_edits
+            .add(updates.iter().map(|(data, _, diff)| (*data, *diff)));
+    }
+
+    /// Moves the diffs gathered since the last call into `out` as rows (with each touched
+    /// room's new count), and returns what to change in memory once they are committed.
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>) -> HistoryCommitted {
+        let edits = self.pending_edits.take();
+        single_value_rows(
+            ViewTable::MessageEdit,
+            &edits,
+            |(message, edit)| (message.to_be_bytes().to_vec(), edit.to_be_bytes().to_vec()),
+            out,
+        );
+        let mut touched: FastMap<RoomId, (i64, Option<MessageRef>, bool)> = FastMap::default();
+        let rooms = self.rooms.read();
+        for ((room, (seq, time)), diff) in self.pending.take() {
+            let key = history_key(room, seq);
+            let last = rooms.get(&room).and_then(|r| r.last);
+            let change = touched.entry(room).or_default();
+            change.0 += diff as i64;
+            if diff > 0 {
+                out.push(ViewWrite::Put(
+                    ViewTable::RoomHistory,
+                    key,
+                    time.to_be_bytes().to_vec(),
+                ));
+                change.1 = change.1.max(Some((seq, time)));
+            } else {
+                out.push(ViewWrite::Delete(ViewTable::RoomHistory, key));
+                change.2 |= last == Some((seq, time));
+            }
+        }
+        let mut committed = HistoryCommitted::default();
+        for (room, (diff, newest, last_went)) in touched {
+            let before = rooms.get(&room).map_or(0, |r| r.count);
+            let count = before.saturating_add_signed(diff);
+            let key = room.0.as_bytes().to_vec();
+            out.push(match count {
+                0 => ViewWrite::Delete(ViewTable::RoomCount, key),
+                _ => ViewWrite::Put(ViewTable::RoomCount, key, count.to_be_bytes().to_vec()),
+            });
+            committed.rooms.push((room, count, newest, last_went));
+        }
+        committed
+    }
+
+    /// Applies what a committed write changed: counts and last messages.
+    pub(crate) fn committed(&self, committed: HistoryCommitted) {
+        let mut rooms = self.rooms.write();
+        for (room, count, newest, last_went) in committed.rooms {
+            if count == 0 {
+                rooms.remove(&room);
+                continue;
+            }
+            let summary = rooms.entry(room).or_default();
+            summary.count = count;
+            summary.last = if last_went {
+                // The last message was deleted: its predecessor is the newest row now.
+                self.newest_on_disk(room)
+            } else {
+                summary.last.max(newest)
+            };
+        }
+    }
+
+    fn newest_on_disk(&self, room: RoomId) -> Option<MessageRef> {
+        match self.rows(room, 0, Seq::MAX, true, 1) {
+            Ok(rows) => rows.first().copied(),
+            Err(error) => {
+                tracing::error!(%room, %error, "cannot read a room's last message");
+                None
+            }
+        }
+    }
+
+    /// Loads what is kept in memory from the view store (at start, before the dataflow
+    /// runs), with the digest the checkpoint recorded.
+    pub(crate) fn load(&self, digest: Digest) -> girok_storage::Result<()> {
+        let mut counts = Vec::new();
+        self.disk.for_each(ViewTable::RoomCount, |key, value| {
+            if let (Ok(room), Some(count)) = (uuid::Uuid::from_slice(key), u64_at(value, 0)) {
+                counts.push((RoomId(room), count));
+            }
+            Ok(())
+        })?;
+        let mut rooms = FastMap::default();
+        for (room, count) in counts {
+            let last = self.rows(room, 0, Seq::MAX, true, 1)?.first().copied();
+            rooms.insert(room, RoomSummary { count, last });
+        }
+        let mut edits: FastMap<Seq, BTreeMap<Seq, isize>> = FastMap::default();
+        self.disk.for_each(ViewTable::MessageEdit, |key, value| {
+            if let (Some(message), Some(edit)) = (u64_at(key, 0), u64_at(value, 0)) {
+                edits.entry(message).or_default().insert(edit, 1);
+            }
+            Ok(())
+        })?;
+        *self.rooms.write() = rooms;
+        *self.edits.write() = edits;
+        *self.digest.lock() = digest;
+        Ok(())
+    }
+
+    /// `(message seq, latest edit seq)` per edited live message (the feeder's starting state).
+    pub(crate) fn latest_edits(&self) -> Vec<(Seq, Seq)> {
+        self.edits
+            .read()
+            .iter()
+            .filter_map(|(message, versions)| Some((*message, *versions.keys().next_back()?)))
+            .collect()
+    }
+
+    /// Up to `limit` messages of `room` with `from <= seq <= to`, newest first (`newest`) or
+    /// oldest first.
+    fn rows(
+        &self,
+        room: RoomId,
+        from: Seq,
+        to: Seq,
+        newest: bool,
+        limit: usize,
+    ) -> girok_storage::Result<Vec<MessageRef>> {
+        let rows = self.disk.range(
+            ViewTable::RoomHistory,
+            &history_key(room, from),
+            &history_key(room, to),
+            newest,
+            limit,
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|(key, value)| history_entry(key, value))
+            .collect())
+    }
+
+    fn any(&self, room: RoomId, from: Seq, to: Seq) -> girok_storage::Result<bool> {
+        let (from, to) = (history_key(room, from), history_key(room, to));
+        Ok(self
+            .disk
+            .count_range(ViewTable::RoomHistory, &from, &to, 1)?
+            > 0)
     }
 
     /// The seq of the latest edit of a live message, if it was edited.
@@ -124,84 +292,93 @@ impl RoomHistoryStore {
     }
 
     /// Up to `limit` message seqs of `room` at `cursor`, newest first.
-    pub fn page(&self, room: RoomId, cursor: Cursor, limit: usize) -> HistoryPage {
-        let rooms = self.rooms.read();
-        let Some(state) = rooms.get(&room) else {
-            return HistoryPage {
-                seqs: Vec::new(),
-                has_older: false,
-                has_newer: false,
-            };
-        };
+    pub fn page(
+        &self,
+        room: RoomId,
+        cursor: Cursor,
+        limit: usize,
+    ) -> girok_storage::Result<HistoryPage> {
+        let seqs =
+            |rows: Vec<MessageRef>| -> Vec<Seq> { rows.into_iter().map(|(s, _)| s).collect() };
         match cursor {
             Cursor::Before(before) => {
                 let upper = before.unwrap_or(Seq::MAX);
-                let mut older = state
-                    .messages
-                    .range(..at(upper))
-                    .rev()
-                    .map(|((seq, _), _)| *seq);
-                let seqs: Vec<Seq> = older.by_ref().take(limit).collect();
-                HistoryPage {
-                    has_older: older.next().is_some(),
-                    has_newer: state.messages.range(at(upper)..).next().is_some(),
+                let Some(below) = upper.checked_sub(1) else {
+                    return Ok(HistoryPage {
+                        seqs: Vec::new(),
+                        has_older: false,
+                        has_newer: self.any(room, 0, Seq::MAX)?,
+                    });
+                };
+                let mut seqs = seqs(self.rows(room, 0, below, true, limit.saturating_add(1))?);
+                let has_older = seqs.len() > limit;
+                seqs.truncate(limit);
+                let has_newer = before.is_some() && self.any(room, upper, Seq::MAX)?;
+                Ok(HistoryPage {
                     seqs,
-                }
+                    has_older,
+                    has_newer,
+                })
             }
             Cursor::Since(since) => {
                 let lower = since.saturating_add(1);
-                let mut newer = state.messages.range(at(lower)..).map(|((seq, _), _)| *seq);
-                let mut seqs: Vec<Seq> = newer.by_ref().take(limit).collect();
-                let has_newer = newer.next().is_some();
+                let mut seqs =
+                    seqs(self.rows(room, lower, Seq::MAX, false, limit.saturating_add(1))?);
+                let has_newer = seqs.len() > limit;
+                seqs.truncate(limit);
                 seqs.reverse();
-                HistoryPage {
-                    has_older: state.messages.range(..at(lower)).next().is_some(),
+                Ok(HistoryPage {
+                    has_older: self.any(room, 0, since)?,
                     has_newer,
                     seqs,
-                }
+                })
             }
         }
     }
 
     /// How many live messages of `room` have a seq above `seq`, counting up to `cap`.
-    pub fn count_after(&self, room: RoomId, seq: Seq, cap: usize) -> usize {
-        self.rooms.read().get(&room).map_or(0, |state| {
-            state
-                .messages
-                .range(at(seq.saturating_add(1))..)
-                .take(cap)
-                .count()
-        })
+    pub fn count_after(&self, room: RoomId, seq: Seq, cap: usize) -> girok_storage::Result<usize> {
+        if seq == Seq::MAX {
+            return Ok(0);
+        }
+        self.disk.count_range(
+            ViewTable::RoomHistory,
+            &history_key(room, seq + 1),
+            &history_key(room, Seq::MAX),
+            cap,
+        )
     }
 
     /// The room's last message, if it has any.
     pub fn last(&self, room: RoomId) -> Option<MessageRef> {
-        let rooms = self.rooms.read();
-        rooms
-            .get(&room)
-            .and_then(|s| s.messages.keys().next_back().copied())
+        self.rooms.read().get(&room).and_then(|s| s.last)
     }
 
     /// How many messages the room has.
     pub fn message_count(&self, room: RoomId) -> usize {
-        self.rooms.read().get(&room).map_or(0, |s| s.messages.len())
-    }
-
-    /// The whole view, for tests and replay comparisons.
-    pub fn snapshot(&self) -> BTreeMap<RoomId, (Vec<Seq>, Option<MessageRef>)> {
         self.rooms
             .read()
-            .iter()
-            .map(|(room, s)| {
-                (
-                    *room,
-                    (
-                        s.messages.keys().map(|(seq, _)| *seq).collect(),
-                        s.messages.keys().next_back().copied(),
-                    ),
-                )
-            })
-            .collect()
+            .get(&room)
+            .map_or(0, |s| usize::try_from(s.count).unwrap_or(usize::MAX))
+    }
+
+    /// The whole view (from the view store, as far as written), for tests and replay
+    /// comparisons: per room, its messages' seqs and its last message.
+    pub fn snapshot(&self) -> girok_storage::Result<HistorySnapshot> {
+        let mut rooms = HistorySnapshot::new();
+        self.disk.for_each(ViewTable::RoomHistory, |key, value| {
+            if let (Some(room), Some(message)) = (
+                RoomId::from_slice(&key[..16.min(key.len())]),
+                history_entry(key, value),
+            ) {
+                rooms.entry(room).or_default().0.push(message.0);
+            }
+            Ok(())
+        })?;
+        for (room, (_, last)) in rooms.iter_mut() {
+            *last = self.last(*room);
+        }
+        Ok(rooms)
     }
 
     /// The order-independent digest of the whole view.
@@ -219,112 +396,128 @@ mod tests {
         RoomId(Uuid::from_u128(n))
     }
 
+    fn store() -> RoomHistoryStore {
+        RoomHistoryStore::open(&Arc::new(ViewStore::temporary(1 << 20).unwrap()))
+    }
+
+    /// Writes what was applied to the view store, as the dataflow does after each round.
+    fn flush(store: &RoomHistoryStore) {
+        let mut writes = Vec::new();
+        let committed = store.take_writes(&mut writes);
+        store.disk.write(&writes).unwrap();
+        store.committed(committed);
+    }
+
+    fn apply(store: &RoomHistoryStore, updates: &[((RoomId, MessageRef), Seq, isize)]) {
+        store.apply_history(updates);
+        flush(store);
+    }
+
     #[test]
     fn the_last_message_is_the_newest_live_one_and_falls_back_when_it_is_deleted() {
         let (a, b) = (room(1), room(2));
-        let store = RoomHistoryStore::default();
-        store.apply_history(&[((a, (1, 100)), 1, 1), ((b, (2, 110)), 2, 1)]);
-        store.apply_history(&[((a, (3, 120)), 3, 1)]);
+        let store = store();
+        apply(&store, &[((a, (1, 100)), 1, 1), ((b, (2, 110)), 2, 1)]);
+        apply(&store, &[((a, (3, 120)), 3, 1)]);
         assert_eq!(store.last(a), Some((3, 120)));
         assert_eq!(store.last(b), Some((2, 110)));
-        store.apply_history(&[((a, (3, 120)), 4, -1)]);
+        apply(&store, &[((a, (3, 120)), 4, -1)]);
         assert_eq!(
             store.last(a),
             Some((1, 100)),
             "back to the previous live message"
         );
-        store.apply_history(&[((a, (1, 100)), 5, -1)]);
+        apply(&store, &[((a, (1, 100)), 5, -1)]);
         assert_eq!(store.last(a), None);
         assert_eq!(store.message_count(a), 0);
+        assert_eq!(store.message_count(b), 1);
     }
 
     #[test]
     fn store_pages_newest_first_and_digest_ignores_order() {
         let a = room(1);
-        let forward = RoomHistoryStore::default();
+        let forward = store();
         let history: Vec<_> = (1..=5).map(|s| ((a, (s, 10 * s as i64)), s, 1)).collect();
-        forward.apply_history(&history);
-        let page = forward.page(a, Cursor::Before(None), 2);
-        assert_eq!(page.seqs, vec![5, 4]);
-        assert!(page.has_older && !page.has_newer);
-        let page = forward.page(a, Cursor::Before(Some(2)), 10);
-        assert_eq!(page.seqs, vec![1]);
-        assert!(!page.has_older && page.has_newer);
-        let page = forward.page(a, Cursor::Since(1), 2);
+        apply(&forward, &history);
+        let page = |cursor, limit| forward.page(a, cursor, limit).unwrap();
+        let got = page(Cursor::Before(None), 2);
+        assert_eq!(got.seqs, vec![5, 4]);
+        assert!(got.has_older && !got.has_newer);
+        let got = page(Cursor::Before(Some(2)), 10);
+        assert_eq!(got.seqs, vec![1]);
+        assert!(!got.has_older && got.has_newer);
+        let got = page(Cursor::Before(Some(0)), 10);
+        assert!(got.seqs.is_empty() && !got.has_older && got.has_newer);
+        let got = page(Cursor::Since(1), 2);
         assert_eq!(
-            page.seqs,
+            got.seqs,
             vec![3, 2],
             "the oldest after the cursor, newest first"
         );
-        assert!(page.has_older && page.has_newer);
-        let page = forward.page(a, Cursor::Since(3), 5);
-        assert_eq!(page.seqs, vec![5, 4]);
-        assert!(!page.has_newer);
-        assert_eq!(forward.count_after(a, 2, 100), 3);
-        assert_eq!(forward.count_after(a, 2, 2), 2, "capped");
-        assert_eq!(forward.count_after(a, 5, 100), 0);
+        assert!(got.has_older && got.has_newer);
+        let got = page(Cursor::Since(3), 5);
+        assert_eq!(got.seqs, vec![5, 4]);
+        assert!(!got.has_newer);
+        assert!(
+            forward
+                .page(room(9), Cursor::Before(None), 5)
+                .unwrap()
+                .seqs
+                .is_empty()
+        );
+        assert_eq!(forward.count_after(a, 2, 100).unwrap(), 3);
+        assert_eq!(forward.count_after(a, 2, 2).unwrap(), 2, "capped");
+        assert_eq!(forward.count_after(a, 5, 100).unwrap(), 0);
         assert_eq!(forward.last(a), Some((5, 50)));
         assert_eq!(forward.message_count(a), 5);
 
-        let backward = RoomHistoryStore::default();
+        let backward = store();
         let mut reversed = history.clone();
         reversed.reverse();
-        backward.apply_history(&reversed);
+        apply(&backward, &reversed);
         assert_eq!(forward.digest(), backward.digest());
-        assert_eq!(forward.snapshot(), backward.snapshot());
 
         // A retraction before its insertion (as can happen within a batch) nets out.
-        let store = RoomHistoryStore::default();
+        let store = store();
         store.apply_history(&[((a, (9, 90)), 9, -1)]);
         store.apply_history(&[((a, (9, 90)), 9, 1)]);
-        assert!(store.snapshot().is_empty());
+        flush(&store);
+        assert_eq!(store.message_count(a), 0);
+        assert!(
+            store
+                .page(a, Cursor::Before(None), 5)
+                .unwrap()
+                .seqs
+                .is_empty()
+        );
         assert_eq!(store.digest(), Digest::default());
     }
-}
-
-#[cfg(test)]
-mod edit_tests {
-    use super::*;
-    use differential_dataflow::AsCollection;
-    use timely::dataflow::operators::capture::Extract;
-    use timely::dataflow::operators::{Capture, ToStream};
-    use uuid::Uuid;
 
     #[test]
-    fn the_latest_edit_of_a_message_and_none_once_its_edits_are_retracted() {
-        let room = RoomId(Uuid::from_u128(1));
-        let captured = timely::example(move |scope| {
-            let messages = vec![((room, (3, 30)), 3, 1), ((room, (3, 30)), 9, -1)]
-                .into_iter()
-                .to_stream(scope)
-                .as_collection();
-            // Edits at seqs 5 and 7; the message's deletion at seq 9 retracts both (the
-            // feeder does that).
-            let edits = vec![
-                ((3, 5), 5, 1),
-                ((3, 7), 7, 1),
-                ((3, 5), 9, -1),
-                ((3, 7), 9, -1),
-            ]
-            .into_iter()
-            .to_stream(scope)
-            .as_collection();
-            room_history(messages, edits).edits.inner.capture()
-        });
-        let mut updates: Vec<_> = captured
-            .extract()
-            .into_iter()
-            .flat_map(|(_, d)| d)
-            .collect();
-        updates.sort();
+    fn a_loaded_store_answers_as_the_one_that_wrote_it() {
+        let disk = Arc::new(ViewStore::temporary(1 << 20).unwrap());
+        let written = RoomHistoryStore::open(&disk);
+        let (a, b) = (room(1), room(2));
+        written.apply_history(&[
+            ((a, (1, 10)), 1, 1),
+            ((a, (2, 20)), 2, 1),
+            ((b, (3, 30)), 3, 1),
+        ]);
+        written.apply_edits(&[((2, 4), 4, 1)]);
+        flush(&written);
+        written.apply_edits(&[((2, 4), 5, -1), ((2, 5), 5, 1)]);
+        written.apply_history(&[((a, (2, 20)), 6, -1)]);
+        flush(&written);
+        let loaded = RoomHistoryStore::open(&disk);
+        loaded.load(written.digest()).unwrap();
+        assert_eq!(loaded.last(a), Some((1, 10)));
+        assert_eq!(loaded.message_count(a), 1);
+        assert_eq!(loaded.last(b), Some((3, 30)));
+        assert_eq!(loaded.latest_edit(2), Some(5));
+        assert_eq!(loaded.latest_edits(), vec![(2, 5)]);
         assert_eq!(
-            updates,
-            vec![
-                ((3, 5), 5, 1),
-                ((3, 5), 7, -1),
-                ((3, 7), 7, 1),
-                ((3, 7), 9, -1)
-            ]
+            loaded.page(a, Cursor::Before(None), 10).unwrap(),
+            written.page(a, Cursor::Before(None), 10).unwrap()
         );
     }
 }

@@ -8,11 +8,19 @@
 //! messages inside the dataflow would materialise one record per unread (member, message)
 //! pair, which for a 1,000-member room is 1,000 records per message; counting at read time
 //! over the history's ordered seqs costs one range walk per listed room instead.
+//!
+//! Both are small (one entry per membership) and read on every room list, so they are served
+//! from memory; they are also written to the view store (`view_membership`, `view_receipt`)
+//! with the chat checkpoint, so that a start loads them instead of replaying the log.
 
 use super::inputs::{Collections, MessageRef, Sinks, View, ViewSettings, materialize};
-use super::{CountedIndex, Digest, Update};
+use super::persisted::{PersistedIndex, key2, u64_at};
+use super::{Digest, Update};
 use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq, UserId};
+use girok_storage::{ViewStore, ViewTable, ViewWrite};
+use std::sync::Arc;
+use uuid::Uuid;
 
 /// Memberships, `(user, (room, (joined seq, time)))`, over `members`, `(room, user, (joined
 /// seq, time))` per current membership (already current: the feeder retracts the previous
@@ -32,6 +40,12 @@ pub fn receipts<'s>(
 }
 
 impl View for MembershipStore {
+    fn open(disk: &Arc<ViewStore>) -> Self {
+        MembershipStore {
+            rows: PersistedIndex::new(disk, ViewTable::Membership),
+        }
+    }
+
     fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
         let memberships = memberships(inputs.members.clone());
         materialize(memberships, sinks, |v, u| v.memberships.apply(u));
@@ -43,6 +57,12 @@ impl View for MembershipStore {
 }
 
 impl View for ReceiptStore {
+    fn open(disk: &Arc<ViewStore>) -> Self {
+        ReceiptStore {
+            rows: PersistedIndex::new(disk, ViewTable::Receipt),
+        }
+    }
+
     fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
         let receipts = receipts(inputs.reads.clone());
         materialize(receipts, sinks, |v, u| v.receipts.apply(u));
@@ -53,61 +73,130 @@ impl View for ReceiptStore {
     }
 }
 
+/// Two ids as one key of 32 bytes.
+fn ids_key(a: Uuid, b: Uuid) -> Vec<u8> {
+    key2(a.as_bytes(), b.as_bytes())
+}
+
+/// The two ids of a 32-byte key.
+fn ids_of(key: &[u8]) -> Option<(Uuid, Uuid)> {
+    Some((
+        Uuid::from_slice(key.get(..16)?).ok()?,
+        Uuid::from_slice(key.get(16..32)?).ok()?,
+    ))
+}
+
 /// The materialised memberships: a user's rooms.
-#[derive(Default)]
 pub struct MembershipStore {
-    index: CountedIndex<UserId, (RoomId, MessageRef)>,
+    rows: PersistedIndex<UserId, (RoomId, MessageRef)>,
 }
 
 impl MembershipStore {
     pub(crate) fn apply(&self, updates: &[Update<UserId, (RoomId, MessageRef)>]) {
-        self.index.apply(updates);
+        self.rows.apply(updates);
+    }
+
+    /// Moves the diffs gathered since the last call into `out` as rows
+    /// (`user ++ room -> joined seq ++ time`).
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>) {
+        self.rows.take_writes(out, |(user, (room, (seq, time)))| {
+            (
+                ids_key(user.0, room.0),
+                key2(&seq.to_be_bytes(), &time.to_be_bytes()),
+            )
+        });
+    }
+
+    /// Loads the memberships from the view store (at start, before the dataflow runs).
+    pub(crate) fn load(&self) -> girok_storage::Result<()> {
+        self.rows.load(|key, value| {
+            let (user, room) = ids_of(key)?;
+            let joined = (u64_at(value, 0)?, u64_at(value, 8)? as i64);
+            Some((UserId(user), (RoomId(room), joined)))
+        })
+    }
+
+    /// `(room, user, joined)` per current membership (the feeder's starting state).
+    pub(crate) fn all(&self) -> Vec<(RoomId, UserId, MessageRef)> {
+        self.rows
+            .index
+            .entries()
+            .into_iter()
+            .map(|(user, (room, joined))| (room, user, joined))
+            .collect()
     }
 
     /// `(room, (joined seq, time))` for every room the user is a member of.
     pub fn rooms_of(&self, user: UserId) -> Vec<(RoomId, MessageRef)> {
-        self.index.values(&user)
+        self.rows.index.values(&user)
     }
 
     /// When `user` joined `room`, if they are a member.
     pub fn joined(&self, user: UserId, room: RoomId) -> Option<MessageRef> {
-        self.index
+        self.rows
+            .index
             .last_in_range(&user, (room, (0, i64::MIN))..=(room, (Seq::MAX, i64::MAX)))
             .map(|(_, joined)| joined)
     }
 
     /// The order-independent digest of the whole view.
     pub fn digest(&self) -> Digest {
-        self.index.digest()
+        self.rows.index.digest()
     }
 }
 
 /// The materialised read receipts.
-#[derive(Default)]
 pub struct ReceiptStore {
-    index: CountedIndex<RoomId, (UserId, Seq)>,
+    rows: PersistedIndex<RoomId, (UserId, Seq)>,
 }
 
 impl ReceiptStore {
     pub(crate) fn apply(&self, updates: &[Update<RoomId, (UserId, Seq)>]) {
-        self.index.apply(updates);
+        self.rows.apply(updates);
+    }
+
+    /// Moves the diffs gathered since the last call into `out` as rows
+    /// (`room ++ user -> read up to`).
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>) {
+        self.rows.take_writes(out, |(room, (user, up_to))| {
+            (ids_key(room.0, user.0), up_to.to_be_bytes().to_vec())
+        });
+    }
+
+    /// Loads the receipts from the view store (at start, before the dataflow runs).
+    pub(crate) fn load(&self) -> girok_storage::Result<()> {
+        self.rows.load(|key, value| {
+            let (room, user) = ids_of(key)?;
+            Some((RoomId(room), (UserId(user), u64_at(value, 0)?)))
+        })
+    }
+
+    /// `(room, user, read up to)` per marker (the feeder's starting state).
+    pub(crate) fn all(&self) -> Vec<(RoomId, UserId, Seq)> {
+        self.rows
+            .index
+            .entries()
+            .into_iter()
+            .map(|(room, (user, up_to))| (room, user, up_to))
+            .collect()
     }
 
     /// Every `(user, read up to)` of a room (members who never read are absent).
     pub fn receipts(&self, room: RoomId) -> Vec<(UserId, Seq)> {
-        self.index.values(&room)
+        self.rows.index.values(&room)
     }
 
     /// How far `user` has read `room` (0: nothing).
     pub fn read_up_to(&self, room: RoomId, user: UserId) -> Seq {
-        self.index
+        self.rows
+            .index
             .last_in_range(&room, (user, 0)..=(user, Seq::MAX))
             .map_or(0, |(_, seq)| seq)
     }
 
     /// The order-independent digest of the whole view.
     pub fn digest(&self) -> Digest {
-        self.index.digest()
+        self.rows.index.digest()
     }
 }
 
@@ -120,7 +209,8 @@ mod tests {
     fn a_moved_receipt_replaces_the_old_one_in_any_order() {
         let room = RoomId(Uuid::from_u128(1));
         let (ann, bob) = (UserId(Uuid::from_u128(2)), UserId(Uuid::from_u128(3)));
-        let store = ReceiptStore::default();
+        let disk = Arc::new(ViewStore::temporary(1 << 20).unwrap());
+        let store = ReceiptStore::open(&disk);
         // Within one batch the retraction may come first.
         store.apply(&[((room, (ann, 5)), 9, -1), ((room, (ann, 9)), 9, 1)]);
         store.apply(&[((room, (ann, 5)), 5, 1), ((room, (bob, 7)), 7, 1)]);
@@ -129,7 +219,7 @@ mod tests {
         assert_eq!(store.receipts(room), vec![(ann, 9), (bob, 7)]);
         assert_eq!(store.read_up_to(RoomId(Uuid::from_u128(9)), ann), 0);
 
-        let other_order = ReceiptStore::default();
+        let other_order = ReceiptStore::open(&disk);
         other_order.apply(&[((room, (bob, 7)), 7, 1), ((room, (ann, 9)), 9, 1)]);
         assert_eq!(store.digest(), other_order.digest());
     }
