@@ -13,7 +13,7 @@ use differential_dataflow::VecCollection;
 use girok_schemas::{RoomId, Seq};
 use girok_storage::{ViewStore, ViewTable, ViewWrite};
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// The view's outputs: `(room, message)` per live message and `(message seq, latest edit
@@ -59,11 +59,101 @@ impl View for RoomHistoryStore {
     }
 }
 
-/// What is kept in memory per room: small, and read by every room list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Live messages of a room kept in memory besides the rows: enough for the newest page at the
+/// default size and for most unread counts, at 1 KiB a room.
+const RECENT: usize = 64;
+
+/// What is kept in memory per room, read by every room list and by most history pages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct RoomSummary {
+    /// Live messages.
     count: u64,
+    /// The newest live messages, oldest first: every live message with a seq of at least
+    /// `floor` (at most [`RECENT`]).
+    recent: VecDeque<MessageRef>,
+    floor: Seq,
+    /// The last live message (the newest of `recent`, or from the rows when `recent` emptied).
     last: Option<MessageRef>,
+}
+
+impl RoomSummary {
+    /// Live messages older than `floor`, which only the rows hold.
+    fn below_floor(&self) -> u64 {
+        self.count.saturating_sub(self.recent.len() as u64)
+    }
+
+    /// Index in `recent` of the first message with a seq of at least `seq`.
+    fn from(&self, seq: Seq) -> usize {
+        self.recent.partition_point(|(s, _)| *s < seq)
+    }
+
+    /// The page at `cursor` from `recent` alone, if it holds all of it.
+    fn page(&self, cursor: Cursor, limit: usize) -> Option<HistoryPage> {
+        match cursor {
+            Cursor::Before(before) => {
+                let upper = before.unwrap_or(Seq::MAX);
+                if upper <= self.floor && self.below_floor() > 0 {
+                    return None;
+                }
+                let end = self.from(upper);
+                let start = end.saturating_sub(limit);
+                // Whatever lies below the page: in `recent`, or only in the rows.
+                let older = start as u64 + self.below_floor();
+                if end - start < limit && older > 0 {
+                    return None; // the page continues into the rows
+                }
+                Some(HistoryPage {
+                    seqs: self
+                        .recent
+                        .range(start..end)
+                        .rev()
+                        .map(|(s, _)| *s)
+                        .collect(),
+                    has_older: older > 0,
+                    has_newer: end < self.recent.len(),
+                })
+            }
+            Cursor::Since(since) => {
+                let lower = since.saturating_add(1);
+                if lower < self.floor {
+                    return None;
+                }
+                let start = self.from(lower);
+                let end = (start + limit).min(self.recent.len());
+                Some(HistoryPage {
+                    seqs: self
+                        .recent
+                        .range(start..end)
+                        .rev()
+                        .map(|(s, _)| *s)
+                        .collect(),
+                    has_older: start as u64 + self.below_floor() > 0,
+                    has_newer: end < self.recent.len(),
+                })
+            }
+        }
+    }
+
+    /// Applies a committed round: messages added (all newer than any before) and removed.
+    fn apply(&mut self, count: u64, mut added: Vec<MessageRef>, removed: &[Seq]) {
+        self.count = count;
+        for seq in removed {
+            if let Ok(at) = self.recent.binary_search_by_key(seq, |(s, _)| *s) {
+                self.recent.remove(at);
+            }
+        }
+        added.sort_unstable();
+        for message in added {
+            if self.recent.back().is_none_or(|last| *last < message) {
+                self.recent.push_back(message);
+            }
+        }
+        while self.recent.len() > RECENT {
+            if let Some((seq, _)) = self.recent.pop_front() {
+                self.floor = seq + 1;
+            }
+        }
+    }
 }
 
 /// The materialized view.
@@ -98,14 +188,24 @@ pub struct HistoryPage {
     pub has_newer: bool,
 }
 
+impl HistoryPage {
+    fn empty() -> HistoryPage {
+        HistoryPage {
+            seqs: Vec::new(),
+            has_older: false,
+            has_newer: false,
+        }
+    }
+}
+
 /// The whole history: per room, its messages' seqs (oldest first) and its last message.
 pub type HistorySnapshot = BTreeMap<RoomId, (Vec<Seq>, Option<MessageRef>)>;
 
 /// What a write of the history's rows changes in memory once it is committed.
 #[derive(Default)]
 pub(crate) struct HistoryCommitted {
-    /// `(room, count after, newest message added, whether the last message went)`.
-    rooms: Vec<(RoomId, u64, Option<MessageRef>, bool)>,
+    /// Per room: the count after, the messages added and the seqs removed.
+    rooms: Vec<(RoomId, u64, Vec<MessageRef>, Vec<Seq>)>,
 }
 
 fn history_key(room: RoomId, seq: Seq) -> Vec<u8> {
@@ -153,27 +253,24 @@ impl RoomHistoryStore {
             |(message, edit)| (message.to_be_bytes().to_vec(), edit.to_be_bytes().to_vec()),
             out,
         );
-        let mut touched: FastMap<RoomId, (i64, Option<MessageRef>, bool)> = FastMap::default();
-        let rooms = self.rooms.read();
+        type Change = (i64, Vec<MessageRef>, Vec<Seq>);
+        let mut touched: FastMap<RoomId, Change> = FastMap::default();
         for ((room, (seq, time)), diff) in self.pending.take() {
             let key = history_key(room, seq);
-            let last = rooms.get(&room).and_then(|r| r.last);
             let change = touched.entry(room).or_default();
             change.0 += diff as i64;
             if diff > 0 {
-                out.push(ViewWrite::Put(
-                    ViewTable::RoomHistory,
-                    key,
-                    time.to_be_bytes().to_vec(),
-                ));
-                change.1 = change.1.max(Some((seq, time)));
+                let time_bytes = time.to_be_bytes().to_vec();
+                out.push(ViewWrite::Put(ViewTable::RoomHistory, key, time_bytes));
+                change.1.push((seq, time));
             } else {
                 out.push(ViewWrite::Delete(ViewTable::RoomHistory, key));
-                change.2 |= last == Some((seq, time));
+                change.2.push(seq);
             }
         }
+        let rooms = self.rooms.read();
         let mut committed = HistoryCommitted::default();
-        for (room, (diff, newest, last_went)) in touched {
+        for (room, (diff, added, removed)) in touched {
             let before = rooms.get(&room).map_or(0, |r| r.count);
             let count = before.saturating_add_signed(diff);
             let key = room.0.as_bytes().to_vec();
@@ -181,26 +278,25 @@ impl RoomHistoryStore {
                 0 => ViewWrite::Delete(ViewTable::RoomCount, key),
                 _ => ViewWrite::Put(ViewTable::RoomCount, key, count.to_be_bytes().to_vec()),
             });
-            committed.rooms.push((room, count, newest, last_went));
+            committed.rooms.push((room, count, added, removed));
         }
         committed
     }
 
-    /// Applies what a committed write changed: counts and last messages.
+    /// Applies what a committed write changed: counts, recent and last messages.
     pub(crate) fn committed(&self, committed: HistoryCommitted) {
         let mut rooms = self.rooms.write();
-        for (room, count, newest, last_went) in committed.rooms {
+        for (room, count, added, removed) in committed.rooms {
             if count == 0 {
                 rooms.remove(&room);
                 continue;
             }
             let summary = rooms.entry(room).or_default();
-            summary.count = count;
-            summary.last = if last_went {
-                // The last message was deleted: its predecessor is the newest row now.
-                self.newest_on_disk(room)
-            } else {
-                summary.last.max(newest)
+            summary.apply(count, added, &removed);
+            summary.last = match summary.recent.back() {
+                Some(last) => Some(*last),
+                // Every recent message was deleted: the newest row is the last.
+                None => self.newest_on_disk(room),
             };
         }
     }
@@ -227,8 +323,26 @@ impl RoomHistoryStore {
         })?;
         let mut rooms = FastMap::default();
         for (room, count) in counts {
-            let last = self.rows(room, 0, Seq::MAX, true, 1)?.first().copied();
-            rooms.insert(room, RoomSummary { count, last });
+            let mut recent: VecDeque<MessageRef> = self
+                .rows(room, 0, Seq::MAX, true, RECENT)?
+                .into_iter()
+                .rev()
+                .collect();
+            let floor = match recent.front() {
+                Some((oldest, _)) if count > recent.len() as u64 => *oldest,
+                _ => 0,
+            };
+            let last = recent.back().copied();
+            recent.shrink_to_fit();
+            rooms.insert(
+                room,
+                RoomSummary {
+                    count,
+                    recent,
+                    floor,
+                    last,
+                },
+            );
         }
         let mut edits: FastMap<Seq, BTreeMap<Seq, isize>> = FastMap::default();
         self.disk.for_each(ViewTable::MessageEdit, |key, value| {
@@ -298,6 +412,24 @@ impl RoomHistoryStore {
         cursor: Cursor,
         limit: usize,
     ) -> girok_storage::Result<HistoryPage> {
+        let from_memory = self
+            .rooms
+            .read()
+            .get(&room)
+            .map_or_else(|| Some(HistoryPage::empty()), |s| s.page(cursor, limit));
+        match from_memory {
+            Some(page) => Ok(page),
+            None => self.page_from_rows(room, cursor, limit),
+        }
+    }
+
+    /// [`RoomHistoryStore::page`] read from the rows alone.
+    fn page_from_rows(
+        &self,
+        room: RoomId,
+        cursor: Cursor,
+        limit: usize,
+    ) -> girok_storage::Result<HistoryPage> {
         let seqs =
             |rows: Vec<MessageRef>| -> Vec<Seq> { rows.into_iter().map(|(s, _)| s).collect() };
         match cursor {
@@ -338,6 +470,20 @@ impl RoomHistoryStore {
 
     /// How many live messages of `room` have a seq above `seq`, counting up to `cap`.
     pub fn count_after(&self, room: RoomId, seq: Seq, cap: usize) -> girok_storage::Result<usize> {
+        // Unread messages among the recent ones (most, in a room list) cost no scan.
+        match self.rooms.read().get(&room) {
+            None => return Ok(0),
+            Some(summary) if seq.saturating_add(1) >= summary.floor => {
+                let start = summary.from(seq.saturating_add(1));
+                return Ok((summary.recent.len() - start).min(cap));
+            }
+            Some(_) => {}
+        }
+        self.count_from_rows(room, seq, cap)
+    }
+
+    /// [`RoomHistoryStore::count_after`] counted over the rows.
+    fn count_from_rows(&self, room: RoomId, seq: Seq, cap: usize) -> girok_storage::Result<usize> {
         if seq == Seq::MAX {
             return Ok(0);
         }
@@ -491,6 +637,76 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(store.digest(), Digest::default());
+    }
+
+    #[test]
+    fn pages_and_counts_from_the_recent_messages_equal_those_read_from_the_rows() {
+        let a = room(1);
+        let store = store();
+        // More messages than are kept recent, in three rounds, with deletions below and
+        // inside the recent window, and an edit-free room of its own.
+        let sent: Vec<_> = (1..=150).map(|s| ((a, (s, 10 * s as i64)), s, 1)).collect();
+        apply(&store, &sent[..60]);
+        apply(&store, &sent[60..]);
+        let deleted = [3, 40, 100, 120, 149, 150];
+        let deletions: Vec<_> = deleted
+            .iter()
+            .map(|s| ((a, (*s, 10 * *s as i64)), 200, -1))
+            .collect();
+        apply(&store, &deletions);
+        assert_eq!(store.message_count(a), 144);
+        assert_eq!(store.last(a), Some((148, 1480)));
+        let mut cursors = vec![Cursor::Before(None)];
+        for s in 0..=152 {
+            cursors.push(Cursor::Before(Some(s)));
+            cursors.push(Cursor::Since(s));
+        }
+        // As written, and as loaded from the rows at a start.
+        let loaded = RoomHistoryStore::open(&store.disk);
+        loaded.load(store.digest()).unwrap();
+        for cursor in cursors {
+            for limit in [1, 5, 20, 64, 100] {
+                let rows = store.page_from_rows(a, cursor, limit).unwrap();
+                assert_eq!(
+                    store.page(a, cursor, limit).unwrap(),
+                    rows,
+                    "{cursor:?} {limit}"
+                );
+                assert_eq!(
+                    loaded.page(a, cursor, limit).unwrap(),
+                    rows,
+                    "{cursor:?} {limit}"
+                );
+            }
+        }
+        for seq in 0..=152 {
+            for cap in [1, 10, 200] {
+                let rows = store.count_from_rows(a, seq, cap).unwrap();
+                assert_eq!(store.count_after(a, seq, cap).unwrap(), rows, "{seq} {cap}");
+                assert_eq!(
+                    loaded.count_after(a, seq, cap).unwrap(),
+                    rows,
+                    "{seq} {cap}"
+                );
+            }
+        }
+        // Delete every recent message: the last one comes from the rows.
+        let recent: Vec<_> = (1..=148)
+            .filter(|s| *s > 80 && !deleted.contains(s))
+            .map(|s| ((a, (s, 10 * s as i64)), 300, -1))
+            .collect();
+        apply(&store, &recent);
+        assert_eq!(store.last(a), Some((80, 800)));
+        for cursor in [
+            Cursor::Before(None),
+            Cursor::Before(Some(50)),
+            Cursor::Since(70),
+        ] {
+            assert_eq!(
+                store.page(a, cursor, 20).unwrap(),
+                store.page_from_rows(a, cursor, 20).unwrap()
+            );
+        }
     }
 
     #[test]
