@@ -97,21 +97,10 @@ impl RoomSummary {
                 }
                 let end = self.from(upper);
                 let start = end.saturating_sub(limit);
-                // Whatever lies below the page: in `recent`, or only in the rows.
-                let older = start as u64 + self.below_floor();
-                if end - start < limit && older > 0 {
+                if end - start < limit && self.below_floor() > 0 {
                     return None; // the page continues into the rows
                 }
-                Some(HistoryPage {
-                    seqs: self
-                        .recent
-                        .range(start..end)
-                        .rev()
-                        .map(|(s, _)| *s)
-                        .collect(),
-                    has_older: older > 0,
-                    has_newer: end < self.recent.len(),
-                })
+                Some(self.window(start, end))
             }
             Cursor::Since(since) => {
                 let lower = since.saturating_add(1);
@@ -119,18 +108,23 @@ impl RoomSummary {
                     return None;
                 }
                 let start = self.from(lower);
-                let end = (start + limit).min(self.recent.len());
-                Some(HistoryPage {
-                    seqs: self
-                        .recent
-                        .range(start..end)
-                        .rev()
-                        .map(|(s, _)| *s)
-                        .collect(),
-                    has_older: start as u64 + self.below_floor() > 0,
-                    has_newer: end < self.recent.len(),
-                })
+                Some(self.window(start, (start + limit).min(self.recent.len())))
             }
+        }
+    }
+
+    /// The page of `recent[start..end]`: newest first, with whatever lies below it (in
+    /// `recent` or only in the rows) and above it.
+    fn window(&self, start: usize, end: usize) -> HistoryPage {
+        HistoryPage {
+            seqs: self
+                .recent
+                .range(start..end)
+                .rev()
+                .map(|(s, _)| *s)
+                .collect(),
+            has_older: start as u64 + self.below_floor() > 0,
+            has_newer: end < self.recent.len(),
         }
     }
 
