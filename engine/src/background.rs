@@ -1,9 +1,9 @@
 //! Scheduling priorities of girok's threads. Background threads (search indexing, the
 //! analytics pipeline) run at the lowest priority, so that on a saturated machine they take
 //! what the log writer, the views and live deliveries leave, instead of adding latency to them.
-//! The dataflow workers run a little below normal: on a saturated machine the writer and live
-//! delivery come first, and the views batch more events per round (which costs less per
-//! event) instead of taking the core from them. Work behind a watermark or a lag is delayed,
+//! The dataflow workers and the view store's flush thread run a little below normal: on a
+//! saturated machine the writer and live delivery come first, and the views batch more events
+//! per round (which costs less per event) instead of taking the core from them. Work behind a watermark or a lag is delayed,
 //! never lost.
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};

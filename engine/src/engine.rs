@@ -170,7 +170,11 @@ impl Engine {
             config.writer,
         )?;
         let head_at_start = store.head().get();
-        let view_store = ViewStore::open(&store.path().join(VIEWS_DIR), config.view_cache_bytes)?;
+        let view_store = ViewStore::open(
+            &store.path().join(VIEWS_DIR),
+            config.view_cache_bytes,
+            crate::background::lower_priority_somewhat,
+        )?;
         let (views, resumed) = Views::resume(Arc::new(view_store), head_at_start)?;
         let views = Arc::new(views);
         let flow = dataflow::start(

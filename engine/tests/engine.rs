@@ -777,9 +777,12 @@ async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_re
     // Third run: a checkpoint of a format this build does not know is dropped and the chat
     // views are built from the log again, to the same digests.
     {
-        let disk =
-            girok_storage::ViewStore::open(&dir.path().join(girok_engine::VIEWS_DIR), 1 << 20)
-                .unwrap();
+        let disk = girok_storage::ViewStore::open(
+            &dir.path().join(girok_engine::VIEWS_DIR),
+            1 << 20,
+            |_| {},
+        )
+        .unwrap();
         let key = b"chat";
         let mut checkpoint: serde_json::Value = serde_json::from_slice(
             &disk

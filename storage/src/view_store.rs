@@ -78,22 +78,25 @@ pub struct ViewStore {
 
 impl ViewStore {
     /// Opens (or creates) the view store in `dir`, with a block cache of `cache_bytes`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<ViewStore> {
+    /// `flush_thread` runs first on the store's flush thread (the server lowers its priority
+    /// there, so that flushes and compactions yield to live work on a saturated machine).
+    pub fn open(dir: &Path, cache_bytes: u64, flush_thread: fn(&str)) -> Result<ViewStore> {
         std::fs::create_dir_all(dir)?;
-        Self::open_in(dir, cache_bytes, None)
+        Self::open_in(dir, cache_bytes, None, flush_thread)
     }
 
     /// A view store in a new temporary directory, removed when the store is dropped (replay).
     pub fn temporary(cache_bytes: u64) -> Result<ViewStore> {
         let dir = tempfile::Builder::new().prefix("girok-views-").tempdir()?;
         let path = dir.path().to_path_buf();
-        Self::open_in(&path, cache_bytes, Some(dir))
+        Self::open_in(&path, cache_bytes, Some(dir), |_| {})
     }
 
     fn open_in(
         dir: &Path,
         cache_bytes: u64,
         temporary: Option<tempfile::TempDir>,
+        flush_thread: fn(&str),
     ) -> Result<ViewStore> {
         let seqno = SequenceNumberCounter::default();
         let visible = SequenceNumberCounter::default();
@@ -115,7 +118,10 @@ impl ViewStore {
             let (shared, visible) = (shared.clone(), visible.clone());
             std::thread::Builder::new()
                 .name("girok-views-flush".into())
-                .spawn(move || flush_loop(&shared, &visible))?
+                .spawn(move || {
+                    flush_thread("view store flush");
+                    flush_loop(&shared, &visible)
+                })?
         };
         Ok(ViewStore {
             shared,
@@ -391,13 +397,13 @@ mod tests {
         let put =
             |n: u64| ViewWrite::Put(ViewTable::RoomHistory, n.to_be_bytes().to_vec(), vec![1]);
         {
-            let store = ViewStore::open(dir.path(), 1 << 20).unwrap();
+            let store = ViewStore::open(dir.path(), 1 << 20, |_| {}).unwrap();
             store.write(&[put(1), put(2)]).unwrap();
             store.flush().unwrap();
             // Not flushed: as after a crash, this batch is gone, both rows of it.
             store.write(&[put(3), put(4)]).unwrap();
         }
-        let store = ViewStore::open(dir.path(), 1 << 20).unwrap();
+        let store = ViewStore::open(dir.path(), 1 << 20, |_| {}).unwrap();
         assert_eq!(rows(&store), 2);
         store.write(&[put(5)]).unwrap();
         assert_eq!(
@@ -407,6 +413,9 @@ mod tests {
         );
         store.flush().unwrap();
         drop(store);
-        assert_eq!(rows(&ViewStore::open(dir.path(), 1 << 20).unwrap()), 3);
+        assert_eq!(
+            rows(&ViewStore::open(dir.path(), 1 << 20, |_| {}).unwrap()),
+            3
+        );
     }
 }
