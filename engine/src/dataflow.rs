@@ -16,7 +16,7 @@ use girok_schemas::{Payload, ROOM_EVENT_PREFIX, RoomId, Seq, UserId, decode_even
 use girok_storage::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use timely::communication::WorkerGuards;
 use timely::dataflow::ProbeHandle;
@@ -268,11 +268,18 @@ pub fn start(
     let workers = config.workers;
     let fanout_max = config.fanout_max_followers;
     let stop = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(Drain::default());
     let config = timely::Config::process(workers.max(1));
     let guards = {
         let (store, stop) = (store.clone(), stop.clone());
         timely::execute(config, move |worker| {
-            run_worker(worker, &store, &views, &stop, until, fanout_max, resumed)
+            let context = WorkerContext {
+                store: &store,
+                views: &views,
+                stop: &stop,
+                drain: &drain,
+            };
+            run_worker(worker, context, until, fanout_max, resumed)
         })
         .map_err(|e| crate::Error::Internal(format!("cannot start dataflow workers: {e}")))?
     };
@@ -313,15 +320,27 @@ impl Drop for Dataflow {
     }
 }
 
+/// What every worker shares.
+struct WorkerContext<'a> {
+    store: &'a Arc<Store>,
+    views: &'a Arc<Views>,
+    stop: &'a AtomicBool,
+    drain: &'a Drain,
+}
+
 fn run_worker(
     worker: &mut timely::worker::Worker,
-    store: &Arc<Store>,
-    views: &Arc<Views>,
-    stop: &AtomicBool,
+    context: WorkerContext<'_>,
     until: Option<Seq>,
     fanout_max: usize,
     resumed: Resumed,
 ) {
+    let WorkerContext {
+        store,
+        views,
+        stop,
+        drain,
+    } = context;
     let index = worker.index();
     store.head().unpark_on_advance(std::thread::current());
     if until.is_none() {
@@ -424,11 +443,12 @@ fn run_worker(
             if !probe.less_than(&fed) {
                 // Everything fed is through every view and nothing newer was fed: the chat
                 // views' rows are exactly those up to `fed - 1`.
-                if let Err(error) = views.persist(fed.saturating_sub(1)) {
+                if let Err(error) = views.persist(fed.saturating_sub(1), false) {
                     persist_errors.note(&error);
                 }
             }
             publish(&probe, views);
+            drain.fed.store(fed, Ordering::Release);
         }
         if let Some(target) = until
             && views.watermark.get() >= target.min(store.head().get())
@@ -436,7 +456,54 @@ fn run_worker(
             break;
         }
     }
+    if index == 0 {
+        drain.fed.store(tail.position(), Ordering::Release);
+        drain.done_feeding.store(true, Ordering::Release);
+    }
+    finish(worker, &probe, views, drain);
     store.head().forget_thread(std::thread::current().id());
+}
+
+/// Longest the workers take, once stopped, to finish the round in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What the workers share to finish together: how far worker 0 fed, and whether it stopped.
+#[derive(Default)]
+struct Drain {
+    fed: AtomicU64,
+    done_feeding: AtomicBool,
+}
+
+/// Once stopped: every worker steps until the round in flight is through (the others' share of
+/// it included), then worker 0 writes the chat views' last rows with a checkpoint, so that the
+/// next start resumes from here. Given up after [`DRAIN`]: the next start then resumes from
+/// the last checkpoint and replays the log after it.
+fn finish(
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<Seq>,
+    views: &Views,
+    drain: &Drain,
+) {
+    let deadline = Instant::now() + DRAIN;
+    loop {
+        let done = drain.done_feeding.load(Ordering::Acquire);
+        let fed = drain.fed.load(Ordering::Acquire);
+        if done && !probe.less_than(&fed) {
+            if worker.index() == 0
+                && let Err(error) = views.persist(fed.saturating_sub(1), true)
+            {
+                tracing::warn!(%error, "cannot write the chat views' last checkpoint");
+            }
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "the dataflow's last round did not finish; the chat views keep their previous checkpoint"
+            );
+            return;
+        }
+        worker.step_or_park(Some(Duration::from_millis(1)));
+    }
 }
 
 /// Moves every view's watermark to just below the probe's frontier (every output of the one

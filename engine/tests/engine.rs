@@ -792,11 +792,14 @@ async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_re
         )
         .unwrap();
         checkpoint["format"] = serde_json::json!(999);
-        disk.write(&[girok_storage::ViewWrite::Put(
-            girok_storage::ViewTable::Checkpoint,
-            key.to_vec(),
-            serde_json::to_vec(&checkpoint).unwrap(),
-        )])
+        disk.write(
+            &[girok_storage::ViewWrite::Put(
+                girok_storage::ViewTable::Checkpoint,
+                key.to_vec(),
+                serde_json::to_vec(&checkpoint).unwrap(),
+            )],
+            true,
+        )
         .unwrap();
         disk.flush().unwrap();
     }

@@ -2,9 +2,9 @@
 //! group of them with a checkpoint row written in the same batch (`<data>/views`, or a
 //! temporary directory for `girok replay`). It is one LSM-tree (fjall's engine, `lsm-tree`)
 //! without a journal: a batch goes into the memtable at one sequence number (readers see it
-//! whole or not at all), memtables are sealed only between batches and flushed to table files
-//! by a thread of the store's own, so what is on disk is always the state after some whole
-//! batch, its checkpoint included. A crash loses the memtable, never consistency: the views
+//! whole or not at all); the caller marks the batches after which the memtable is sealed, and
+//! sealed memtables are flushed to table files by a thread of the store's own, so what is on
+//! disk is always the state after some sealing batch, its checkpoint included. A crash loses the memtable, never consistency: the views
 //! resume from the last checkpoint on disk and replay the log from there.
 //!
 //! Why not a fjall database: fjall replays its journal when it opens, and that replay costs a
@@ -24,14 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// A memtable this large is sealed after the batch that grew it (and flushed in the
-/// background): it bounds the memory the write path holds and what a crash makes the views
-/// replay from the log.
-const MEMTABLE_BYTES: u64 = 8 << 20;
+/// A memtable this large is sealed by the next batch (and flushed in the background): it
+/// bounds the memory the write path holds and what a crash makes the views replay from the log.
+pub const SEAL_BYTES: u64 = 8 << 20;
 
-/// A memtable holding anything is sealed at least this often, so that the checkpoint on disk is
-/// never older than this (plus a flush).
-const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// A memtable is sealed at least this often while batches come, so that the checkpoint on
+/// disk is never older than this (plus a flush).
+pub const SEAL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Table files the store keeps open.
 const OPEN_FILES: usize = 64;
@@ -216,46 +215,47 @@ impl ViewStore {
         Ok(())
     }
 
-    /// Applies `writes` as one batch: readers see all of it or none, and it is on disk whole
-    /// or not at all. (Borrowed, so that a batch that failed can be tried again as it was.)
-    pub fn write(&self, writes: &[ViewWrite]) -> Result<()> {
+    /// Applies `writes` as one batch: readers see all of it or none. With `seal`, the memtable
+    /// is sealed right after it (and flushed in the background): what reaches the disk is
+    /// always the state after a sealing batch, so the caller puts what must be consistent on
+    /// disk (a checkpoint and everything it covers) in sealing batches. (Borrowed, so that a
+    /// batch that failed can be tried again as it was.)
+    pub fn write(&self, writes: &[ViewWrite], seal: bool) -> Result<()> {
         let mut last_seal = self.writing.lock();
         let seqno = self.seqno.next();
-        let mut memtable = 0;
         for write in writes {
-            memtable = match write {
+            match write {
                 ViewWrite::Put(table, key, value) => {
                     self.tree()
-                        .insert(Self::key(*table, key), value.as_slice(), seqno)
-                        .1
+                        .insert(Self::key(*table, key), value.as_slice(), seqno);
                 }
                 ViewWrite::Delete(table, key) => {
-                    self.tree().remove(Self::key(*table, key), seqno).1
+                    self.tree().remove(Self::key(*table, key), seqno);
                 }
-            };
+            }
         }
         self.visible.fetch_max(seqno + 1);
-        if memtable >= MEMTABLE_BYTES || (memtable > 0 && last_seal.elapsed() >= FLUSH_INTERVAL) {
+        if seal {
             *last_seal = Instant::now();
-            self.seal();
+            if self.tree().rotate_memtable().is_some() {
+                *self.shared.wake.lock() = true;
+                self.shared.woken.notify_one();
+            }
         }
         Ok(())
     }
 
-    /// Seals the active memtable (between batches: the caller holds `writing`) and wakes the
-    /// flush thread.
-    fn seal(&self) {
-        if self.tree().rotate_memtable().is_some() {
-            *self.shared.wake.lock() = true;
-            self.shared.woken.notify_one();
-        }
+    /// Whether the next batch should seal: the memtable reached [`SEAL_BYTES`], or the last
+    /// seal is [`SEAL_INTERVAL`] old.
+    pub fn seal_due(&self) -> bool {
+        let last_seal = self.writing.lock();
+        self.tree().active_memtable().size() >= SEAL_BYTES || last_seal.elapsed() >= SEAL_INTERVAL
     }
 
-    /// Writes everything to table files and waits for it (a clean shutdown: the next open
-    /// finds the latest checkpoint on disk).
+    /// Writes the sealed memtables to table files and waits for it (a clean shutdown, after a
+    /// last sealing batch). The active memtable stays out: it holds no sealing batch.
     pub fn flush(&self) -> Result<()> {
         let _writing = self.writing.lock();
-        self.tree().rotate_memtable();
         self.shared.flush_sealed(self.visible.get())?;
         Ok(())
     }
@@ -291,7 +291,7 @@ fn flush_loop(shared: &Shared, visible: &SequenceNumberCounter) {
         {
             let mut wake = shared.wake.lock();
             if !*wake && !shared.stop.load(Ordering::Acquire) {
-                shared.woken.wait_for(&mut wake, FLUSH_INTERVAL);
+                shared.woken.wait_for(&mut wake, SEAL_INTERVAL);
             }
             *wake = false;
         }
@@ -341,14 +341,17 @@ mod tests {
                 )
             })
             .collect();
-        store.write(&rows_1_to_5).unwrap();
+        store.write(&rows_1_to_5, false).unwrap();
         // Another table's rows never show in this one's ranges.
         store
-            .write(&[ViewWrite::Put(
-                ViewTable::RoomCount,
-                3u64.to_be_bytes().to_vec(),
-                vec![9],
-            )])
+            .write(
+                &[ViewWrite::Put(
+                    ViewTable::RoomCount,
+                    3u64.to_be_bytes().to_vec(),
+                    vec![9],
+                )],
+                false,
+            )
             .unwrap();
         let key = |n: u64| n.to_be_bytes();
         let newest = store
@@ -375,10 +378,13 @@ mod tests {
             3
         );
         store
-            .write(&[
-                ViewWrite::Delete(ViewTable::RoomHistory, key(5).to_vec()),
-                ViewWrite::Put(ViewTable::Checkpoint, b"chat".to_vec(), b"5".to_vec()),
-            ])
+            .write(
+                &[
+                    ViewWrite::Delete(ViewTable::RoomHistory, key(5).to_vec()),
+                    ViewWrite::Put(ViewTable::Checkpoint, b"chat".to_vec(), b"5".to_vec()),
+                ],
+                false,
+            )
             .unwrap();
         assert_eq!(store.get(ViewTable::RoomHistory, &key(5)).unwrap(), None);
         assert_eq!(
@@ -392,20 +398,22 @@ mod tests {
     }
 
     #[test]
-    fn what_was_flushed_is_there_after_reopening_and_what_was_not_is_gone_whole() {
+    fn what_a_sealing_batch_left_is_there_after_reopening_and_nothing_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let put =
             |n: u64| ViewWrite::Put(ViewTable::RoomHistory, n.to_be_bytes().to_vec(), vec![1]);
         {
             let store = ViewStore::open(dir.path(), 1 << 20, |_| {}).unwrap();
-            store.write(&[put(1), put(2)]).unwrap();
+            store.write(&[put(1)], false).unwrap();
+            store.write(&[put(2)], true).unwrap();
+            // After the last sealing batch: as after a crash, gone, even once flushed.
+            store.write(&[put(3), put(4)], false).unwrap();
             store.flush().unwrap();
-            // Not flushed: as after a crash, this batch is gone, both rows of it.
-            store.write(&[put(3), put(4)]).unwrap();
+            assert_eq!(rows(&store), 4, "readers see every batch");
         }
         let store = ViewStore::open(dir.path(), 1 << 20, |_| {}).unwrap();
         assert_eq!(rows(&store), 2);
-        store.write(&[put(5)]).unwrap();
+        store.write(&[put(5)], true).unwrap();
         assert_eq!(
             rows(&store),
             3,

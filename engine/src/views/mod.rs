@@ -423,12 +423,21 @@ views! {
 /// How far the chat views' rows are written.
 #[derive(Default)]
 struct ChatDisk {
-    /// Every chat event up to this seq is in the view store.
+    /// Every chat row up to this seq is in the view store (readers see it).
     written: Seq,
-    /// When the checkpoint row was last written.
-    checkpointed: Option<Instant>,
+    /// The seq of the latest checkpoint written (on disk once its memtable is flushed).
+    checkpoint: Seq,
     /// A batch whose write failed, tried again before anything else.
-    unwritten: Option<(Vec<ViewWrite>, room_history::HistoryCommitted, Seq)>,
+    unwritten: Option<Unwritten>,
+}
+
+/// A batch of chat rows and what it changes once written.
+struct Unwritten {
+    writes: Vec<ViewWrite>,
+    committed: room_history::HistoryCommitted,
+    through: Seq,
+    /// The checkpoint it carries (a sealing batch).
+    checkpoint: Option<Seq>,
 }
 
 /// The view store's gauges.
@@ -438,10 +447,6 @@ struct DiskMetrics {
     checkpoint: Gauge,
     bytes: Gauge,
 }
-
-/// How often the chat checkpoint moves forward when no chat event came (so that a start
-/// after a long stretch of other events does not look at them again for the chat views).
-const IDLE_CHECKPOINT: Duration = Duration::from_secs(1);
 
 /// The chat views' checkpoint at start: the seq their loaded state reflects (0: nothing was
 /// loaded, they are built from the log).
@@ -497,7 +502,11 @@ impl Views {
             disk.clear()?;
             return Ok((Views::open(disk), Resumed::default()));
         }
-        views.chat_disk.lock().written = checkpoint.seq;
+        {
+            let mut chat = views.chat_disk.lock();
+            chat.written = checkpoint.seq;
+            chat.checkpoint = checkpoint.seq;
+        }
         views.disk_metrics.resumed.set(checkpoint.seq as i64);
         views.disk_metrics.checkpoint.set(checkpoint.seq as i64);
         tracing::info!(
@@ -510,66 +519,87 @@ impl Views {
         Ok((views, resumed))
     }
 
-    /// Writes the chat views' rows gathered since the last write, with their checkpoint at
-    /// `through`, in one batch. Call only when every event up to `through` is through the
-    /// dataflow and none after it was fed (the rows are then exactly those up to `through`).
-    pub(crate) fn persist(&self, through: Seq) -> girok_storage::Result<()> {
+    /// Writes the chat views' rows gathered since the last write, as of `through`. Call only
+    /// when every event up to `through` is through the dataflow and none after it was fed (the
+    /// rows are then exactly those up to `through`). History rows are written at once (pages
+    /// read them); the rest (memberships, receipts, counts, latest edits, served from memory)
+    /// and the checkpoint only in a batch that seals the store's memtable: when it is due, or
+    /// with `seal` (the last round at shutdown). What is on disk is always a checkpoint and all
+    /// it covers.
+    pub(crate) fn persist(&self, through: Seq, seal: bool) -> girok_storage::Result<()> {
         let mut chat = self.chat_disk.lock();
-        if let Some((writes, committed, seq)) = chat.unwritten.take() {
-            if let Err(error) = self.disk.write(&writes) {
-                chat.unwritten = Some((writes, committed, seq));
+        if let Some(unwritten) = chat.unwritten.take() {
+            if let Err(error) = self
+                .disk
+                .write(&unwritten.writes, unwritten.checkpoint.is_some())
+            {
+                chat.unwritten = Some(unwritten);
                 return Err(error);
             }
-            self.room_history.committed(committed);
-            chat.written = seq;
+            self.written(&mut chat, unwritten);
         }
-        if through <= chat.written {
+        if through <= chat.written && !(seal && through > chat.checkpoint) {
             return Ok(());
         }
+        let seal = through > chat.checkpoint && (seal || self.disk.seal_due());
         let mut writes = Vec::new();
-        let committed = self.room_history.take_writes(&mut writes);
-        self.memberships.take_writes(&mut writes);
-        self.receipts.take_writes(&mut writes);
-        let due = chat
-            .checkpointed
-            .is_none_or(|at| at.elapsed() >= IDLE_CHECKPOINT);
-        if writes.is_empty() && !due {
+        let committed = self.room_history.take_writes(&mut writes, seal);
+        let checkpoint = seal.then(|| {
+            self.memberships.take_writes(&mut writes);
+            self.receipts.take_writes(&mut writes);
+            let digests = self
+                .digests()
+                .into_iter()
+                .filter(|(name, _)| CHAT_VIEWS.contains(name))
+                .map(|(name, digest)| (name.to_string(), digest))
+                .collect();
+            let checkpoint = persisted::Checkpoint {
+                seq: through,
+                format: persisted::CHAT_FORMAT,
+                digests,
+            };
+            writes.push(ViewWrite::Put(
+                ViewTable::Checkpoint,
+                persisted::CHAT_GROUP.to_vec(),
+                checkpoint.encode(),
+            ));
+            through
+        });
+        let batch = Unwritten {
+            writes,
+            committed,
+            through,
+            checkpoint,
+        };
+        if batch.writes.is_empty() {
             // Nothing changed: the rows already are those up to `through`.
             chat.written = through;
             return Ok(());
         }
-        let digests = self
-            .digests()
-            .into_iter()
-            .filter(|(name, _)| CHAT_VIEWS.contains(name))
-            .map(|(name, digest)| (name.to_string(), digest))
-            .collect();
-        let checkpoint = persisted::Checkpoint {
-            seq: through,
-            format: persisted::CHAT_FORMAT,
-            digests,
-        };
-        writes.push(ViewWrite::Put(
-            ViewTable::Checkpoint,
-            persisted::CHAT_GROUP.to_vec(),
-            checkpoint.encode(),
-        ));
-        chat.checkpointed = Some(Instant::now());
-        if let Err(error) = self.disk.write(&writes) {
-            chat.unwritten = Some((writes, committed, through));
+        if let Err(error) = self.disk.write(&batch.writes, seal) {
+            chat.unwritten = Some(batch);
             return Err(error);
         }
-        self.room_history.committed(committed);
-        chat.written = through;
-        self.disk_metrics.checkpoint.set(through as i64);
+        self.written(&mut chat, batch);
         Ok(())
     }
 
-    /// Flushes the view store to its table files (at shutdown, once the dataflow stopped),
-    /// so that the next start opens it without replaying its journal.
+    /// Records a batch as written.
+    fn written(&self, chat: &mut ChatDisk, batch: Unwritten) {
+        self.room_history.committed(batch.committed);
+        chat.written = batch.through;
+        if let Some(seq) = batch.checkpoint {
+            chat.checkpoint = seq;
+            self.disk_metrics.checkpoint.set(seq as i64);
+        }
+    }
+
+    /// Flushes the view store's sealed memtables to its table files (at shutdown, once the
+    /// dataflow stopped after sealing its last round), so that the next start finds the latest
+    /// checkpoint on disk.
     pub(crate) fn close(&self) {
         if let Err(error) = self.disk.flush() {
-            tracing::warn!(%error, "cannot flush the view store; the next start replays its journal");
+            tracing::warn!(%error, "cannot flush the view store; the next start replays more of the log");
         }
     }
 

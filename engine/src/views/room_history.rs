@@ -43,6 +43,7 @@ impl View for RoomHistoryStore {
             edits: RwLock::default(),
             pending: PendingRows::default(),
             pending_edits: PendingRows::default(),
+            counts_changed: Mutex::default(),
             digest: Mutex::default(),
         }
     }
@@ -158,8 +159,11 @@ pub struct RoomHistoryStore {
     edits: RwLock<FastMap<Seq, BTreeMap<Seq, isize>>>,
     /// History diffs not yet in the view store.
     pending: PendingRows<(RoomId, MessageRef)>,
-    /// Latest-edit diffs not yet in the view store.
+    /// Latest-edit diffs not yet in the view store (written with the next seal).
     pending_edits: PendingRows<(Seq, Seq)>,
+    /// Rooms whose count changed since the last seal, with their count after the rounds
+    /// taken since (written with the next seal).
+    counts_changed: Mutex<FastMap<RoomId, u64>>,
     digest: Mutex<Digest>,
 }
 
@@ -237,16 +241,11 @@ impl RoomHistoryStore {
             .add(updates.iter().map(|(data, _, diff)| (*data, *diff)));
     }
 
-    /// Moves the diffs gathered since the last call into `out` as rows (with each touched
-    /// room's new count), and returns what to change in memory once they are committed.
-    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>) -> HistoryCommitted {
-        let edits = self.pending_edits.take();
-        single_value_rows(
-            ViewTable::MessageEdit,
-            &edits,
-            |(message, edit)| (message.to_be_bytes().to_vec(), edit.to_be_bytes().to_vec()),
-            out,
-        );
+    /// Moves the history diffs gathered since the last call into `out` as rows; with `seal`
+    /// (a batch that will be on disk with its checkpoint), also the latest edits and the count
+    /// of every room whose count changed since the last seal. Returns what to change in memory
+    /// once the rows are committed.
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>, seal: bool) -> HistoryCommitted {
         type Change = (i64, Vec<MessageRef>, Vec<Seq>);
         let mut touched: FastMap<RoomId, Change> = FastMap::default();
         for ((room, (seq, time)), diff) in self.pending.take() {
@@ -264,15 +263,27 @@ impl RoomHistoryStore {
         }
         let rooms = self.rooms.read();
         let mut committed = HistoryCommitted::default();
+        let mut counts_changed = self.counts_changed.lock();
         for (room, (diff, added, removed)) in touched {
             let before = rooms.get(&room).map_or(0, |r| r.count);
             let count = before.saturating_add_signed(diff);
-            let key = room.0.as_bytes().to_vec();
-            out.push(match count {
-                0 => ViewWrite::Delete(ViewTable::RoomCount, key),
-                _ => ViewWrite::Put(ViewTable::RoomCount, key, count.to_be_bytes().to_vec()),
-            });
+            counts_changed.insert(room, count);
             committed.rooms.push((room, count, added, removed));
+        }
+        if seal {
+            single_value_rows(
+                ViewTable::MessageEdit,
+                &self.pending_edits.take(),
+                |(message, edit)| (message.to_be_bytes().to_vec(), edit.to_be_bytes().to_vec()),
+                out,
+            );
+            for (room, count) in counts_changed.drain() {
+                let key = room.0.as_bytes().to_vec();
+                out.push(match count {
+                    0 => ViewWrite::Delete(ViewTable::RoomCount, key),
+                    _ => ViewWrite::Put(ViewTable::RoomCount, key, count.to_be_bytes().to_vec()),
+                });
+            }
         }
         committed
     }
@@ -543,8 +554,8 @@ mod tests {
     /// Writes what was applied to the view store, as the dataflow does after each round.
     fn flush(store: &RoomHistoryStore) {
         let mut writes = Vec::new();
-        let committed = store.take_writes(&mut writes);
-        store.disk.write(&writes).unwrap();
+        let committed = store.take_writes(&mut writes, true);
+        store.disk.write(&writes, true).unwrap();
         store.committed(committed);
     }
 
