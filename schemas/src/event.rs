@@ -163,11 +163,6 @@ define_payloads! {
     },
 }
 
-/// The start of every room event's type name, and of no other's (a test holds it to
-/// [`Payload::room`]): a reader can tell a chat event from its type alone
-/// ([`crate::type_in_place`]).
-pub const ROOM_EVENT_PREFIX: &str = "chat.";
-
 impl Payload {
     /// The room an event belongs to, if it is a chat event.
     pub fn room(&self) -> Option<RoomId> {

@@ -22,7 +22,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/girok.v1.rs"));
 }
 
-pub use codec::{decode_event, encode_event, peek_type, type_in_place};
-pub use event::{Event, Payload, ROOM_EVENT_PREFIX};
+pub use codec::{decode_event, encode_event, peek_type};
+pub use event::{Event, Payload};
 pub use ids::{EventId, RoomId, Seq, SessionId, UserId};
 pub use wire::{DecodeError, FORMAT_VERSION};

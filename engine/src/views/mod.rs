@@ -480,14 +480,8 @@ impl Views {
         let digest = |name: &str| checkpoint.digests.get(name).copied().unwrap_or_default();
         let started = Instant::now();
         views.room_history.load(digest("room_history"))?;
-        let history_ms = started.elapsed().as_millis();
         views.memberships.load()?;
         views.receipts.load()?;
-        tracing::info!(
-            history_ms,
-            total_ms = started.elapsed().as_millis(),
-            "chat views loaded"
-        );
         let loaded = [
             ("memberships", views.memberships.digest()),
             ("read_receipts", views.receipts.digest()),
@@ -511,6 +505,7 @@ impl Views {
         views.disk_metrics.checkpoint.set(checkpoint.seq as i64);
         tracing::info!(
             seq = checkpoint.seq,
+            load_ms = started.elapsed().as_millis(),
             "chat views resumed from their checkpoint"
         );
         let resumed = Resumed {
@@ -547,22 +542,7 @@ impl Views {
         let checkpoint = seal.then(|| {
             self.memberships.take_writes(&mut writes);
             self.receipts.take_writes(&mut writes);
-            let digests = self
-                .digests()
-                .into_iter()
-                .filter(|(name, _)| CHAT_VIEWS.contains(name))
-                .map(|(name, digest)| (name.to_string(), digest))
-                .collect();
-            let checkpoint = persisted::Checkpoint {
-                seq: through,
-                format: persisted::CHAT_FORMAT,
-                digests,
-            };
-            writes.push(ViewWrite::Put(
-                ViewTable::Checkpoint,
-                persisted::CHAT_GROUP.to_vec(),
-                checkpoint.encode(),
-            ));
+            writes.push(self.checkpoint_row(through));
             through
         });
         let batch = Unwritten {
@@ -582,6 +562,27 @@ impl Views {
         }
         self.written(&mut chat, batch);
         Ok(())
+    }
+
+    /// The chat checkpoint at `through`: the seq, the rows' format and the chat views'
+    /// digests.
+    fn checkpoint_row(&self, through: Seq) -> ViewWrite {
+        let digests = self
+            .digests()
+            .into_iter()
+            .filter(|(name, _)| CHAT_VIEWS.contains(name))
+            .map(|(name, digest)| (name.to_string(), digest))
+            .collect();
+        let checkpoint = persisted::Checkpoint {
+            seq: through,
+            format: persisted::CHAT_FORMAT,
+            digests,
+        };
+        ViewWrite::Put(
+            ViewTable::Checkpoint,
+            persisted::CHAT_GROUP.to_vec(),
+            checkpoint.encode(),
+        )
     }
 
     /// Records a batch as written.
