@@ -1,7 +1,8 @@
 //! The dataflow runtime: timely workers that tail the log and maintain every view.
 //!
 //! Worker 0 reads the durable log in chunks, decodes each event once, and feeds a whole chunk
-//! at one timestamp: the seq of the chunk's last event. The other workers close their inputs
+//! at one timestamp: the seq of the chunk's last event. After a checkpoint it reads only the
+//! log past it, having fed the feed views' stored inputs in one round first. The other workers close their inputs
 //! and receive their share of the data through differential's exchange by key. One timestamp
 //! per chunk (not per event) lets every reduce run once per chunk and key, which is what keeps
 //! the views cheap under load; and a frontier past `t` still means exactly "every event up to
@@ -9,6 +10,7 @@
 //! when the log head moves (or when data reaches them).
 
 use crate::tailer::Tailer;
+use crate::views::feed_inputs::{self, FeedFact};
 use crate::views::inputs::{Collections, MessageRef, NamedIn, Sinks};
 use crate::views::{Resumed, Views};
 use differential_dataflow::input::InputSession;
@@ -62,9 +64,8 @@ struct Inputs {
     /// The latest edit of each edited live message: a new edit retracts it, and so does the
     /// message's deletion (so the views need not join every message with its liveness).
     edited: HashMap<Seq, Seq>,
-    /// Chat events up to this seq are already in the chat views (loaded from their
-    /// checkpoint): the feeder passes over them.
-    chat_loaded: Seq,
+    /// The feed facts fed in this chunk, for the view store (`feed_inputs.rs`).
+    facts: Vec<(FeedFact, isize)>,
 }
 
 impl Inputs {
@@ -78,12 +79,6 @@ impl Inputs {
                 return;
             }
         };
-        // A chat event the loaded chat views already hold is passed over. (Passing over it by
-        // its type, before decoding, changed nothing measurable: a start's time is reading the
-        // log, not decoding it.)
-        if seq <= self.chat_loaded && event.payload.room().is_some() {
-            return;
-        }
         match event.payload {
             Payload::MessageSent { room, .. } => {
                 self.messages
@@ -139,23 +134,40 @@ impl Inputs {
     /// Feeds a post, like, comment or follow by `actor`. (Accounts and sessions feed no view:
     /// the sequencer's write model has them.)
     fn feed_social(&mut self, actor: UserId, seq: Seq, time: Seq, payload: Payload) {
-        match payload {
+        let (fact, diff) = match payload {
             Payload::PostCreated { mentions, .. } => {
                 if !mentions.is_empty() {
-                    self.mentions.update_at((seq, (seq, mentions)), time, 1);
+                    let mention = FeedFact::Mention {
+                        target: seq,
+                        version: seq,
+                        named: mentions,
+                    };
+                    self.record(mention, time, 1);
                 }
-                self.posts.update_at((actor, seq), time, 1);
+                (FeedFact::Post { author: actor, seq }, 1)
             }
             Payload::PostEdited {
                 post_seq, mentions, ..
             } => {
-                self.mentions
-                    .update_at((post_seq, (seq, mentions)), time, 1);
-                self.post_edits.update_at((post_seq, seq), time, 1);
+                let mention = FeedFact::Mention {
+                    target: post_seq,
+                    version: seq,
+                    named: mentions,
+                };
+                self.record(mention, time, 1);
+                let edit = FeedFact::PostEdit {
+                    post: post_seq,
+                    edit: seq,
+                };
+                (edit, 1)
             }
-            Payload::PostDeleted { post_seq, .. } => {
-                self.posts.update_at((actor, post_seq), time, -1);
-            }
+            Payload::PostDeleted { post_seq, .. } => (
+                FeedFact::Post {
+                    author: actor,
+                    seq: post_seq,
+                },
+                -1,
+            ),
             Payload::CommentAdded {
                 post_seq,
                 post_author,
@@ -163,10 +175,20 @@ impl Inputs {
                 ..
             } => {
                 if !mentions.is_empty() {
-                    self.mentions.update_at((seq, (seq, mentions)), time, 1);
+                    let mention = FeedFact::Mention {
+                        target: seq,
+                        version: seq,
+                        named: mentions,
+                    };
+                    self.record(mention, time, 1);
                 }
-                let comment = (post_seq, (seq, actor, post_author));
-                self.comments.update_at(comment, time, 1);
+                let comment = FeedFact::Comment {
+                    post: post_seq,
+                    comment: seq,
+                    commenter: actor,
+                    author: post_author,
+                };
+                (comment, 1)
             }
             Payload::CommentDeleted {
                 comment_seq,
@@ -174,29 +196,105 @@ impl Inputs {
                 post_author,
                 ..
             } => {
-                let comment = (post_seq, (comment_seq, actor, post_author));
-                self.comments.update_at(comment, time, -1);
+                let comment = FeedFact::Comment {
+                    post: post_seq,
+                    comment: comment_seq,
+                    commenter: actor,
+                    author: post_author,
+                };
+                (comment, -1)
             }
             Payload::PostLiked {
                 post_seq,
                 post_author,
                 ..
-            } => self
-                .likes
-                .update_at((post_seq, (actor, seq, post_author)), time, 1),
+            } => {
+                let like = FeedFact::Like {
+                    post: post_seq,
+                    liker: actor,
+                    like: seq,
+                    author: post_author,
+                };
+                (like, 1)
+            }
             Payload::PostUnliked {
                 post_seq,
                 post_author,
                 like_seq,
                 ..
+            } => {
+                let like = FeedFact::Like {
+                    post: post_seq,
+                    liker: actor,
+                    like: like_seq,
+                    author: post_author,
+                };
+                (like, -1)
+            }
+            Payload::UserFollowed { user } => {
+                let follow = FeedFact::Follow {
+                    follower: actor,
+                    followee: user,
+                    seq,
+                };
+                (follow, 1)
+            }
+            Payload::UserUnfollowed { user, follow_seq } => {
+                let follow = FeedFact::Follow {
+                    follower: actor,
+                    followee: user,
+                    seq: follow_seq,
+                };
+                (follow, -1)
+            }
+            _ => return,
+        };
+        self.record(fact, time, diff);
+    }
+
+    /// Feeds a feed fact and notes it for the view store.
+    fn record(&mut self, fact: FeedFact, time: Seq, diff: isize) {
+        self.feed_fact(fact.clone(), time, diff);
+        self.facts.push((fact, diff));
+    }
+
+    /// Feeds a feed fact (or its retraction) to its input collection.
+    fn feed_fact(&mut self, fact: FeedFact, time: Seq, diff: isize) {
+        match fact {
+            FeedFact::Post { author, seq } => self.posts.update_at((author, seq), time, diff),
+            FeedFact::PostEdit { post, edit } => {
+                self.post_edits.update_at((post, edit), time, diff)
+            }
+            FeedFact::Like {
+                post,
+                liker,
+                like,
+                author,
             } => self
                 .likes
-                .update_at((post_seq, (actor, like_seq, post_author)), time, -1),
-            Payload::UserFollowed { user } => self.follows.update_at((actor, user, seq), time, 1),
-            Payload::UserUnfollowed { user, follow_seq } => {
-                self.follows.update_at((actor, user, follow_seq), time, -1)
-            }
-            _ => {}
+                .update_at((post, (liker, like, author)), time, diff),
+            FeedFact::Comment {
+                post,
+                comment,
+                commenter,
+                author,
+            } => self
+                .comments
+                .update_at((post, (comment, commenter, author)), time, diff),
+            FeedFact::Follow {
+                follower,
+                followee,
+                seq,
+            } => self
+                .follows
+                .update_at((follower, followee, seq), time, diff),
+            FeedFact::Mention {
+                target,
+                version,
+                named,
+            } => self
+                .mentions
+                .update_at((target, (version, named)), time, diff),
         }
     }
 
@@ -358,9 +456,9 @@ fn run_worker(
         joined: HashMap::new(),
         read: HashMap::new(),
         edited: HashMap::new(),
-        chat_loaded: resumed.chat,
+        facts: Vec::new(),
     };
-    if index == 0 && resumed.chat > 0 {
+    if index == 0 && resumed.seq > 0 {
         // The feeder's current values are those the loaded chat views hold.
         inputs.joined = (views.memberships.all().into_iter())
             .map(|(room, user, joined)| ((room, user), joined))
@@ -387,9 +485,13 @@ fn run_worker(
     // Only worker 0 reads the log; the others close their inputs (dropping a session closes
     // it), so the frontier follows worker 0 alone.
     let mut inputs = (index == 0).then_some(inputs);
-    let mut tail = Tailer::new(store.clone(), 1, until, "views");
+    // Everything up to the checkpoint is in the view store: the log is read after it.
+    let mut tail = Tailer::new(store.clone(), resumed.seq + 1, until, "views");
     if let Some(inputs) = inputs.as_mut() {
-        // Nothing precedes seq 1: the frontier can move to 1 at once.
+        if resumed.seq > 0 {
+            restore_feed_inputs(inputs, resumed.seq, views);
+        }
+        // Nothing else precedes the first seq to read: the frontier can move there at once.
         inputs.advance_to(tail.position());
     }
     let mut last_fed = Instant::now();
@@ -418,6 +520,9 @@ fn run_worker(
                     if let Some(&(last, _)) = entries.last() {
                         for (seq, bytes) in &entries {
                             inputs.feed(*seq, last, bytes, views);
+                        }
+                        if !inputs.facts.is_empty() {
+                            views.feed_inputs.add(std::mem::take(&mut inputs.facts));
                         }
                         inputs.advance_to(tail.position());
                     }
@@ -460,6 +565,33 @@ fn run_worker(
     store.head().forget_thread(std::thread::current().id());
 }
 
+/// Feeds the feed views' inputs as the view store holds them at the checkpoint `seq`, in one
+/// round at that seq: the stateful feed views (joins, reduces) are rebuilt from the current
+/// facts instead of the history. `Views::resume` checked the rows against the checkpoint's
+/// digest before; a read that fails now leaves the views short of what the log holds, which
+/// the undecodable count and the error say (replay would show it in the digests).
+fn restore_feed_inputs(inputs: &mut Inputs, seq: Seq, views: &Views) {
+    let started = Instant::now();
+    let mut restored = 0u64;
+    let read = feed_inputs::for_each_fact(views.disk(), |fact| match fact {
+        Some(fact) => {
+            inputs.feed_fact(fact, seq, 1);
+            restored += 1;
+        }
+        None => views.note_undecodable(),
+    });
+    if let Err(error) = read {
+        tracing::error!(%error, "cannot read the feed views' inputs; they miss some facts");
+        views.note_undecodable();
+    }
+    tracing::info!(
+        seq,
+        facts = restored,
+        read_ms = started.elapsed().as_millis(),
+        "feed views' inputs restored"
+    );
+}
+
 /// Longest the workers take, once stopped, to finish the round in flight.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -471,7 +603,7 @@ struct Drain {
 }
 
 /// Once stopped: every worker steps until the round in flight is through (the others' share of
-/// it included), then worker 0 writes the chat views' last rows with a checkpoint, so that the
+/// it included), then worker 0 writes the last rows with a checkpoint, so that the
 /// next start resumes from here. Given up after [`DRAIN`]: the next start then resumes from
 /// the last checkpoint and replays the log after it.
 fn finish(
@@ -488,13 +620,13 @@ fn finish(
             if worker.index() == 0
                 && let Err(error) = views.persist(fed.saturating_sub(1), true)
             {
-                tracing::warn!(%error, "cannot write the chat views' last checkpoint");
+                tracing::warn!(%error, "cannot write the views' last checkpoint");
             }
             return;
         }
         if Instant::now() >= deadline {
             tracing::warn!(
-                "the dataflow's last round did not finish; the chat views keep their previous checkpoint"
+                "the dataflow's last round did not finish; the views keep their previous checkpoint"
             );
             return;
         }
@@ -528,7 +660,7 @@ impl ErrorLog {
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
         {
             self.last = Some(Instant::now());
-            tracing::error!(%error, "cannot write the chat views to the view store; views wait");
+            tracing::error!(%error, "cannot write the views' rows to the view store; views wait");
         }
     }
 }

@@ -151,8 +151,8 @@ pub struct Engine {
     indexer: Mutex<Option<Indexer>>,
     read_wait: Duration,
     head_at_start: Seq,
-    /// The chat views' checkpoint this start loaded them from (0: built from the log).
-    chat_views_resumed: Seq,
+    /// The views' checkpoint this start resumed from (0: built from the log).
+    views_resumed: Seq,
     pub(crate) hot: Arc<HotObjects>,
     write_limiter: crate::write_rates::WriteLimiter,
     metrics: EngineMetrics,
@@ -199,10 +199,10 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("cannot start the hub's thread: {e}")))?;
         tracing::info!(
             head = head_at_start,
-            chat_views_from = resumed.chat,
+            views_from = resumed.seq,
             workers = config.workers,
             durability = ?config.store.durability,
-            "engine started; views rebuilding from the log"
+            "engine started; views catching up with the log"
         );
         Ok(Arc::new(Engine {
             passwords: Arc::new(crate::accounts::PasswordPool::new(
@@ -220,7 +220,7 @@ impl Engine {
             indexer: Mutex::new(Some(indexer)),
             read_wait: config.read_wait,
             head_at_start,
-            chat_views_resumed: resumed.chat,
+            views_resumed: resumed.seq,
             hot,
             write_limiter: crate::write_rates::WriteLimiter::new(&config.write_rates),
             metrics: EngineMetrics::default(),
@@ -531,10 +531,11 @@ impl Engine {
         self.views.register_metrics(registry);
     }
 
-    /// The seq of the chat views' checkpoint this start loaded them from; 0 when they were
-    /// built from the log (no checkpoint, or one of another format).
-    pub fn chat_views_resumed_from(&self) -> Seq {
-        self.chat_views_resumed
+    /// The seq of the views' checkpoint this start resumed from (the chat views loaded, the
+    /// feed views restored from their inputs, the log read after it); 0 when they were built
+    /// from the log (no checkpoint, or one of another format).
+    pub fn views_resumed_from(&self) -> Seq {
+        self.views_resumed
     }
 
     /// Brings gauges up to date (call before encoding metrics).

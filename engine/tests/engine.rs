@@ -649,18 +649,14 @@ async fn replayed(dir: &std::path::Path) -> Vec<girok_engine::views::ViewSummary
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_rebuilt() {
+async fn views_resume_from_their_checkpoint_and_one_of_another_format_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let alice = UserId::new_v7();
     let chat = |command| Command::Chat(command);
     // First run: members, messages, an edit, a deletion, receipts.
     let (room, bob, edited, pages) = {
         let engine = Engine::open(config(dir.path())).unwrap();
-        assert_eq!(
-            engine.chat_views_resumed_from(),
-            0,
-            "nothing to resume from"
-        );
+        assert_eq!(engine.views_resumed_from(), 0, "nothing to resume from");
         let bob = user(&engine, "bob").await;
         let room = create_room(&engine, alice, "kept").await;
         add(&engine, alice, room, bob).await;
@@ -723,7 +719,7 @@ async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_re
     // log moves on past it (a second edit, a member leaving, a new message).
     {
         let engine = Engine::open(config(dir.path())).unwrap();
-        let resumed = engine.chat_views_resumed_from();
+        let resumed = engine.views_resumed_from();
         assert!(resumed > 0, "the chat views resumed from a checkpoint");
         until_ready(&engine).await;
         let again = newest_messages(&engine, alice, room).await;
@@ -783,7 +779,7 @@ async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_re
             |_| {},
         )
         .unwrap();
-        let key = b"chat";
+        let key = b"views";
         let mut checkpoint: serde_json::Value = serde_json::from_slice(
             &disk
                 .get(girok_storage::ViewTable::Checkpoint, key)
@@ -804,11 +800,7 @@ async fn chat_views_resume_from_their_checkpoint_and_one_of_another_format_is_re
         disk.flush().unwrap();
     }
     let engine = Engine::open(config(dir.path())).unwrap();
-    assert_eq!(
-        engine.chat_views_resumed_from(),
-        0,
-        "another format: rebuilt"
-    );
+    assert_eq!(engine.views_resumed_from(), 0, "another format: rebuilt");
     until_ready(&engine).await;
     let live = engine.summaries_at(engine.head()).await.unwrap();
     engine.shutdown().await;

@@ -154,8 +154,71 @@ async fn acked_messages_survive_kill_9_mid_load_exactly_once() {
     assert_all_acked_present(&server, &rooms, &acked).await;
 }
 
+/// Writes posts until the server is gone: each is liked and commented on, and every fourth
+/// one deleted; `(post id, seq of its comment)` for each whose like and comment were acked and
+/// that was not deleted.
+async fn write_posts(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    posts: Arc<Mutex<Vec<(String, u64)>>>,
+) {
+    let call = |query: &'static str, variables: serde_json::Value| {
+        let request = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({ "query": query, "variables": variables }));
+        async move {
+            let answer: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+            answer.get("data").filter(|d| !d.is_null()).cloned()
+        }
+    };
+    for i in 0.. {
+        let Some(post) = call(
+            "mutation($c: String!) { createPost(content: $c) { id } }",
+            json!({ "c": format!("post {i}") }),
+        )
+        .await
+        else {
+            return;
+        };
+        let id = post["createPost"]["id"].as_str().unwrap().to_owned();
+        if call(
+            "mutation($p: ID!) { likePost(id: $p) { likes } }",
+            json!({ "p": id }),
+        )
+        .await
+        .is_none()
+        {
+            return;
+        }
+        let Some(comment) = call(
+            "mutation($p: ID!) { addComment(postId: $p, content: \"nice\") { seq } }",
+            json!({ "p": id }),
+        )
+        .await
+        else {
+            return;
+        };
+        if i % 4 == 3 {
+            if call(
+                "mutation($p: ID!) { deletePost(id: $p) { seq } }",
+                json!({ "p": id }),
+            )
+            .await
+            .is_none()
+            {
+                return;
+            }
+            continue;
+        }
+        let seq = comment["addComment"]["seq"].as_u64().unwrap();
+        posts.lock().unwrap().push((id, seq));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn chat_views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal_a_replay() {
+async fn views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal_a_replay() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
@@ -176,7 +239,16 @@ async fn chat_views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal
         )
         .await;
     let loading = tokio::time::Instant::now();
-    let (acked, tasks) = start_writers(&server, &rooms, 8, usize::MAX);
+    let (acked, mut tasks) = start_writers(&server, &rooms, 8, usize::MAX);
+    // Posts, likes, comments and deletions among the sends, so that the feed views' stored
+    // inputs are written (and cut by the kill) too.
+    let posts = Arc::new(Mutex::new(Vec::new()));
+    tasks.push(tokio::spawn(write_posts(
+        server.client.clone(),
+        server.url("/graphql"),
+        server.token.read().unwrap().clone().unwrap(),
+        posts.clone(),
+    )));
     until_acked(&acked, 300).await;
     // The view store's memtable is sealed and flushed at least every 5 s while rows come: by
     // 8 s a checkpoint is on disk. The kill lands while rows and checkpoints are being written
@@ -187,12 +259,25 @@ async fn chat_views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal
         task.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
+    let posts = posts.lock().unwrap().clone();
+    assert!(posts.len() >= 10, "{} posts written", posts.len());
 
     let server = Server::start(&data, &[]);
     server.sign_in("tester").await;
     let resumed = server.metric("girok_views_resumed_seq").await;
-    assert!(resumed > 0, "the chat views loaded from their checkpoint");
+    assert!(resumed > 0, "the views resumed from their checkpoint");
     assert_all_acked_present(&server, &rooms, &acked).await;
+    // Every acknowledged post is there with its acknowledged like and comment.
+    for (post, seq) in &posts {
+        let found = server
+            .gql(
+                "query($p: ID!, $a: Seq) { post(id: $p, after: $a) { likes commentCount } }",
+                json!({ "p": post, "a": seq }),
+            )
+            .await;
+        assert_eq!(found["post"]["likes"], 1, "{post}");
+        assert_eq!(found["post"]["commentCount"], 1, "{post}");
+    }
     let history = server.history(&rooms[0], 0).await;
     let edited = history
         .iter()
@@ -238,6 +323,7 @@ async fn chat_views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal
         assert_eq!(Some(&&view["digest"]), replayed.get(name), "view {name}");
     }
     assert!(replayed.contains_key("room_history") && replayed.contains_key("read_receipts"));
+    assert!(replayed.contains_key("timelines") && replayed.contains_key("post_stats"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

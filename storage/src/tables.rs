@@ -125,17 +125,21 @@ pub enum ViewTable {
     Membership,
     /// Read receipts: `room id (16) ++ user id (16) -> read up to (u64 BE)`.
     Receipt,
+    /// The feed views' current inputs, a row per fact: `kind (1) ++ its ids and seqs` (a post,
+    /// post edit, like, comment, follow, or mention; the mentioned users as the value).
+    FeedInput,
 }
 
 impl ViewTable {
     /// All view tables, in declaration order.
-    pub const ALL: [ViewTable; 6] = [
+    pub const ALL: [ViewTable; 7] = [
         ViewTable::Checkpoint,
         ViewTable::RoomHistory,
         ViewTable::RoomCount,
         ViewTable::MessageEdit,
         ViewTable::Membership,
         ViewTable::Receipt,
+        ViewTable::FeedInput,
     ];
 
     /// The keyspace name on disk.
@@ -147,6 +151,7 @@ impl ViewTable {
             ViewTable::MessageEdit => "view_message_edit",
             ViewTable::Membership => "view_membership",
             ViewTable::Receipt => "view_receipt",
+            ViewTable::FeedInput => "view_feed_input",
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Views kept in the view store (`girok_storage::ViewStore`, `<data>/views`): the chat
 //! views (room history, memberships, read receipts) gather the net diffs of each round and
-//! write them as rows, with their group's checkpoint row, in one batch once every event fed so
-//! far is through the dataflow; at start they load from there and the feeder skips the chat
-//! events the checkpoint covers. A store is thus always exactly as of its checkpoint's seq, and
-//! a crash between batches only means replaying the log from that seq.
+//! write them as rows, with the checkpoint row, in one batch once every event fed so far is
+//! through the dataflow (the feed views' inputs, `feed_inputs.rs`, go in the same batches); at
+//! start they load from there and the feeder reads the log after the checkpoint only. A store
+//! is thus always exactly as of its checkpoint's seq, and a crash between batches only means
+//! replaying the log from that seq.
 
 use super::{CountedIndex, Digest, FastMap, Update};
 use girok_schemas::Seq;
@@ -15,12 +16,14 @@ use std::collections::btree_map::Entry;
 use std::hash::Hash;
 use std::sync::Arc;
 
-/// The checkpoint row's key for the chat views.
-pub(crate) const CHAT_GROUP: &[u8] = b"chat";
+/// The checkpoint row's key: one checkpoint covers the chat views' rows and the feed views'
+/// inputs, written in the same batches.
+pub(crate) const VIEWS_GROUP: &[u8] = b"views";
 
-/// The layout of the chat views' rows: a store written with another number is dropped and
-/// rebuilt from the log (a schema change costs one rebuild, never a wrong answer).
-pub(crate) const CHAT_FORMAT: u32 = 1;
+/// The layout of the view store's rows: a store written with another number is dropped and
+/// rebuilt from the log (a schema change costs one rebuild, never a wrong answer). 1: the chat
+/// views alone (group `chat`); 2: with the feed views' inputs.
+pub(crate) const VIEWS_FORMAT: u32 = 2;
 
 /// What a group's checkpoint row says: the seq its tables reflect exactly, their format, and
 /// each view's digest at that seq.
@@ -56,14 +59,22 @@ impl<D> Default for PendingRows<D> {
     }
 }
 
-impl<D: Hash + Eq + Copy> PendingRows<D> {
+impl<D: Hash + Eq> PendingRows<D> {
     pub(crate) fn add(&self, updates: impl IntoIterator<Item = (D, isize)>) {
         let mut net = self.net.lock();
         for (data, diff) in updates {
-            let count = net.entry(data).or_insert(0);
-            *count += diff;
-            if *count == 0 {
-                net.remove(&data);
+            match net.entry(data) {
+                std::collections::hash_map::Entry::Occupied(mut entry) => {
+                    *entry.get_mut() += diff;
+                    if *entry.get() == 0 {
+                        entry.remove();
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    if diff != 0 {
+                        entry.insert(diff);
+                    }
+                }
             }
         }
     }
@@ -83,7 +94,7 @@ pub(crate) struct PersistedIndex<K, V> {
     table: ViewTable,
 }
 
-impl<K: Hash + Eq + Copy, V: Ord + Hash + Copy> PersistedIndex<K, V> {
+impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> PersistedIndex<K, V> {
     pub(crate) fn new(disk: &Arc<ViewStore>, table: ViewTable) -> Self {
         Self {
             index: CountedIndex::default(),
@@ -198,7 +209,7 @@ mod tests {
         assert!(pending.take().is_empty());
         let checkpoint = Checkpoint {
             seq: 7,
-            format: CHAT_FORMAT,
+            format: VIEWS_FORMAT,
             digests: BTreeMap::from([("room_history".to_string(), Digest::default())]),
         };
         assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
