@@ -133,6 +133,7 @@ struct ViewLabel {
 struct EngineMetrics {
     watermark: Family<ViewLabel, Gauge>,
     lag: Family<ViewLabel, Gauge>,
+    entries: Family<ViewLabel, Gauge>,
     topics: Gauge,
     hub_lag: Gauge,
 }
@@ -518,6 +519,11 @@ impl Engine {
             self.metrics.lag.clone(),
         );
         registry.register(
+            "girok_view_entries",
+            "Entries a view holds (its digest's count; in memory, or rows of the view store for room_history, or documents of the search index)",
+            self.metrics.entries.clone(),
+        );
+        registry.register(
             "girok_hub_topics",
             "Live topics with subscribers",
             self.metrics.topics.clone(),
@@ -552,6 +558,10 @@ impl Engine {
                 .lag
                 .get_or_create(&label)
                 .set(head.saturating_sub(summary.watermark) as i64);
+            self.metrics
+                .entries
+                .get_or_create(&label)
+                .set(summary.digest.entries);
         }
         self.metrics.topics.set(self.hub.topic_count() as i64);
         let published = self.hub.published();

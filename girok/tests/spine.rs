@@ -252,6 +252,7 @@ async fn health_readiness_metrics_and_graphiql() {
         "girok_log_fsync_seconds_bucket",
         "girok_view_lag_events{view=\"room_history\"}",
         "girok_view_watermark_seq{view=\"room_history\"}",
+        "girok_view_entries{view=\"timelines\"}",
         "girok_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"}",
         "girok_http_request_seconds_bucket{le=",
         "girok_http_connections",
