@@ -136,14 +136,7 @@ impl Inputs {
     fn feed_social(&mut self, actor: UserId, seq: Seq, time: Seq, payload: Payload) {
         let (fact, diff) = match payload {
             Payload::PostCreated { mentions, .. } => {
-                if !mentions.is_empty() {
-                    let mention = FeedFact::Mention {
-                        target: seq,
-                        version: seq,
-                        named: mentions,
-                    };
-                    self.record(mention, time, 1);
-                }
+                self.record_first_mentions(seq, mentions, time);
                 (FeedFact::Post { author: actor, seq }, 1)
             }
             Payload::PostEdited {
@@ -174,14 +167,7 @@ impl Inputs {
                 mentions,
                 ..
             } => {
-                if !mentions.is_empty() {
-                    let mention = FeedFact::Mention {
-                        target: seq,
-                        version: seq,
-                        named: mentions,
-                    };
-                    self.record(mention, time, 1);
-                }
+                self.record_first_mentions(seq, mentions, time);
                 let comment = FeedFact::Comment {
                     post: post_seq,
                     comment: seq,
@@ -250,6 +236,18 @@ impl Inputs {
             _ => return,
         };
         self.record(fact, time, diff);
+    }
+
+    /// The users a new post or comment (`seq`) names, if any: its first version.
+    fn record_first_mentions(&mut self, seq: Seq, named: Vec<UserId>, time: Seq) {
+        if !named.is_empty() {
+            let mention = FeedFact::Mention {
+                target: seq,
+                version: seq,
+                named,
+            };
+            self.record(mention, time, 1);
+        }
     }
 
     /// Feeds a feed fact and notes it for the view store.
