@@ -108,7 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             }
         }
         engine.wait_for_views(Some(last)).await?;
-        let home_before: u64 = ids.iter().map(|u| engine.views().feed.home_len(*u) as u64).sum();
+        let home_before = engine.views().feed.home_entries();
 
         let ids = Arc::new(ids);
         let per_task = args.posts / args.submitters.max(1);
@@ -160,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         engine.wait_for_views(Some(head)).await?;
         let fanned_in = started.elapsed();
         let posts = per_task * args.submitters.max(1);
-        let home_after: u64 = ids.iter().map(|u| engine.views().feed.home_len(*u) as u64).sum();
+        let home_after = engine.views().feed.home_entries();
         let fanned = home_after - home_before;
 
         let plain = read_pages(&engine, ids[2], args.reads).await?;

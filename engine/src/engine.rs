@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// Authors with this many followers or more are merged into timelines at read time
     /// instead of being fanned out on write.
     pub fanout_max_followers: usize,
+    /// Entries of each home timeline kept in memory (the newest); older pages are merged
+    /// from the profile timelines of its authors.
+    pub home_timeline_entries: usize,
     /// Bounds of the hot-object caches.
     pub hot: HotConfig,
     /// Per-user budgets of each kind of write (none unless set: the server's configuration
@@ -70,6 +73,7 @@ impl EngineConfig {
             password_queue: crate::accounts::DEFAULT_PASSWORD_QUEUE,
             max_room_members: crate::limits::MAX_ROOM_MEMBERS,
             fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
+            home_timeline_entries: crate::limits::HOME_TIMELINE_ENTRIES,
             hot: HotConfig::default(),
             write_rates: crate::write_rates::WriteRates::unlimited(),
             view_cache_bytes: 32 << 20,
@@ -177,6 +181,7 @@ impl Engine {
             crate::background::lower_priority_somewhat,
         )?;
         let (views, resumed) = Views::resume(Arc::new(view_store), head_at_start)?;
+        views.feed.set_home_window(config.home_timeline_entries);
         let views = Arc::new(views);
         let flow = dataflow::start(
             store.clone(),

@@ -34,6 +34,9 @@ pub const MAX_INLINE_COMMENTS: usize = 20;
 /// timelines; their posts are merged in when a timeline is read (the default of
 /// `feed.fanout_max_followers`).
 pub const FANOUT_MAX_FOLLOWERS: usize = 1000;
+/// Entries of each home timeline kept in memory, the newest (the default of
+/// `engine.home_timeline_entries`); older pages are merged from the authors' profiles.
+pub const HOME_TIMELINE_ENTRIES: usize = 1000;
 /// Longest search query, in characters.
 pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
 /// How deep search results may be paged (offset plus page size).

@@ -116,7 +116,7 @@ async fn timelines_follow_the_graph_incrementally_and_heavy_authors_merge_at_rea
         home(&engine, followers[2], s).await,
         ["bob heavy", "bob one"]
     );
-    let fanned_out = engine.views().feed.home_len(followers[2]);
+    let fanned_out = engine.views().feed.home_kept(followers[2]);
     assert_eq!(fanned_out, 0, "a heavy author's posts are not fanned out");
 
     // Pages: newest first, the cursor continues, across the merge.
@@ -586,6 +586,117 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     assert_eq!(engine.views_resumed_from(), 0, "rebuilt from the log");
     let head = engine.head();
     let live = engine.summaries_at(head).await.unwrap();
+    engine.shutdown().await;
+    drop(engine);
+    assert_eq!(replayed(dir.path()).await, live);
+}
+
+/// `reader`'s whole home timeline paged `page` at a time, newest first.
+async fn home_pages(engine: &Engine, reader: UserId, page: usize, after: Seq) -> Vec<Seq> {
+    let mut seqs = Vec::new();
+    let mut cursor = None;
+    loop {
+        let found = engine
+            .timeline(reader, cursor, Some(page), Some(after))
+            .await
+            .unwrap();
+        assert!(found.posts.len() <= page);
+        seqs.extend(found.posts.iter().map(|p| p.seq));
+        match found.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return seqs,
+        }
+    }
+}
+
+/// What `reader`'s home timeline must show: every live post of the reader and of whom they
+/// follow, newest first, read from the authors' own timelines.
+async fn expected_home(
+    engine: &Engine,
+    reader: UserId,
+    follows: &[UserId],
+    after: Seq,
+) -> Vec<Seq> {
+    let mut seqs = Vec::new();
+    for author in follows.iter().chain([&reader]) {
+        let page = engine
+            .user_timeline(reader, *author, None, Some(100), Some(after))
+            .await
+            .unwrap();
+        seqs.extend(page.posts.iter().map(|p| p.seq));
+    }
+    seqs.sort_unstable_by(|a, b| b.cmp(a));
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.home_timeline_entries = 3;
+    let engine = Engine::open(config).unwrap();
+    let mut users = Vec::new();
+    for name in ["ann", "bob", "cat", "dan", "eve"] {
+        users.push(user(&engine, name).await);
+    }
+    let [ann, bob, cat, dan, eve] = users[..] else {
+        unreachable!()
+    };
+    // Dan and eve post before anyone follows them: a later follow backfills posts that lie
+    // below ann's window.
+    let mut dans = Vec::new();
+    for i in 0..4 {
+        dans.push(post(&engine, dan, &format!("dan {i}")).await.0);
+        post(&engine, eve, &format!("eve {i}")).await;
+    }
+    run(&engine, ann, FeedCommand::Follow { user: bob }).await;
+    run(&engine, ann, FeedCommand::Follow { user: cat }).await;
+    let mut bobs = Vec::new();
+    let mut last = 0;
+    for i in 0..5 {
+        bobs.push(post(&engine, bob, &format!("bob {i}")).await.0);
+        last = post(&engine, cat, &format!("cat {i}")).await.1;
+        if i % 2 == 0 {
+            last = post(&engine, ann, &format!("ann {i}")).await.1;
+        }
+    }
+    let check = |follows: Vec<UserId>, after: Seq| {
+        let engine = &engine;
+        async move {
+            let expected = expected_home(engine, ann, &follows, after).await;
+            for page in [1, 2, 5, 100] {
+                assert_eq!(
+                    home_pages(engine, ann, page, after).await,
+                    expected,
+                    "page {page}"
+                );
+            }
+            assert!(engine.views().feed.home_kept(ann) <= 3);
+            expected.len()
+        }
+    };
+    assert_eq!(check(vec![bob, cat], last).await, 13);
+
+    // An unfollow retracts cat's posts above and below the window; a follow backfills all of
+    // dan's; a deletion below the window is gone; a post lands on top.
+    run(&engine, ann, FeedCommand::Unfollow { user: cat }).await;
+    run(&engine, ann, FeedCommand::Follow { user: dan }).await;
+    run(&engine, bob, FeedCommand::DeletePost { post: bobs[0] }).await;
+    run(&engine, dan, FeedCommand::DeletePost { post: dans[3] }).await;
+    let last = post(&engine, bob, "bob on top").await.1;
+    assert_eq!(check(vec![bob, dan], last).await, 11);
+
+    // Eve turns heavy (three followers): her posts are merged at read time, not fanned out.
+    for follower in [bob, cat, dan] {
+        run(&engine, follower, FeedCommand::Follow { user: eve }).await;
+    }
+    let last = run(&engine, ann, FeedCommand::Follow { user: eve })
+        .await
+        .seq;
+    assert_eq!(check(vec![bob, dan, eve], last).await, 15);
+
+    // Replay equals live whatever each kept in memory.
+    let live = engine.summaries_at(engine.head()).await.unwrap();
     engine.shutdown().await;
     drop(engine);
     assert_eq!(replayed(dir.path()).await, live);

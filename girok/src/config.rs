@@ -83,6 +83,9 @@ pub struct EngineSection {
     /// Authors with at least this many followers are not fanned out to their followers'
     /// timelines on write; their posts are merged in when a timeline is read.
     pub fanout_max_followers: usize,
+    /// Entries of each home timeline kept in memory (the newest); older pages are merged
+    /// from the profile timelines of the authors it shows.
+    pub home_timeline_entries: usize,
 }
 
 impl Default for EngineSection {
@@ -92,6 +95,7 @@ impl Default for EngineSection {
             read_wait_ms: 5_000,
             topic_capacity: 1024,
             fanout_max_followers: girok_engine::limits::FANOUT_MAX_FOLLOWERS,
+            home_timeline_entries: girok_engine::limits::HOME_TIMELINE_ENTRIES,
         }
     }
 }
@@ -179,6 +183,7 @@ impl Config {
         }
         config.password_queue = self.auth.password_queue.max(1);
         config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
+        config.home_timeline_entries = self.engine.home_timeline_entries.max(1);
         config.hot = girok_engine::hot::HotConfig {
             event_bytes: self.cache.events_mib.saturating_mul(1 << 20),
             users: self.cache.users,

@@ -199,7 +199,7 @@ impl Engine {
         self.wait_for_views(after).await?;
         let feed = &self.views.feed;
         let before = cursor.unwrap_or(Seq::MAX);
-        let (mut seqs, mut more) = feed.home.page(&reader, ..before, true, limit);
+        let (mut seqs, mut more) = feed.home_page(reader, before, limit);
         let heavy = feed.heavy_followed_by(reader);
         if !heavy.is_empty() {
             let (theirs, their_more) = feed.profile.merged_page_below(&heavy, before, limit);

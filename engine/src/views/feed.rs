@@ -168,7 +168,7 @@ const PUSH_CAPACITY: usize = 256;
 /// The materialised feed views, and the live channels fed from their new entries.
 pub struct FeedStore {
     pub(crate) profile: CountedIndex<UserId, Seq>,
-    pub(crate) home: CountedIndex<UserId, Seq>,
+    pub(crate) home: super::home_window::HomeWindows,
     pub(crate) heavy: CountedIndex<(), UserId>,
     pub(crate) post_edits: CountedIndex<Seq, Seq>,
     pub(crate) likers: CountedIndex<Seq, UserId>,
@@ -192,7 +192,7 @@ impl Default for FeedStore {
     fn default() -> Self {
         Self {
             profile: CountedIndex::default(),
-            home: CountedIndex::default(),
+            home: Default::default(),
             heavy: CountedIndex::default(),
             post_edits: CountedIndex::default(),
             likers: CountedIndex::default(),
@@ -326,6 +326,42 @@ impl FeedStore {
         followed
     }
 
+    /// Up to `limit` entries of `reader`'s home timeline below `before` (heavy authors'
+    /// posts aside), newest first, and whether more remain: from the reader's window, and
+    /// below its floor from the profile timelines of the reader and of the authors they follow
+    /// who are not heavy (exactly the home timeline's authors).
+    pub(crate) fn home_page(&self, reader: UserId, before: Seq, limit: usize) -> (Vec<Seq>, bool) {
+        let (mut seqs, more) = self.home.page(&reader, before, limit);
+        let floor = self.home.floor(&reader);
+        if more || floor == 0 {
+            return (seqs, more);
+        }
+        let authors = self.home_authors(reader);
+        let rest = limit - seqs.len();
+        let (older, older_more) = self
+            .profile
+            .merged_page_below(&authors, before.min(floor), rest);
+        seqs.extend(older);
+        (seqs, older_more)
+    }
+
+    /// The authors of `reader`'s home timeline: the reader, and those they follow who are not
+    /// heavy (sorted, once each).
+    fn home_authors(&self, reader: UserId) -> Vec<UserId> {
+        let heavy = self.heavy.values(&());
+        let mut authors: Vec<UserId> = self
+            .following
+            .values(&reader)
+            .into_iter()
+            .map(|(_, followee)| followee)
+            .filter(|followee| heavy.binary_search(followee).is_err())
+            .chain([reader])
+            .collect();
+        authors.sort_unstable();
+        authors.dedup();
+        authors
+    }
+
     /// Those of `users` who follow `followee` now (one lock for all of them).
     fn followers_among(&self, followee: UserId, users: Vec<UserId>) -> Vec<UserId> {
         let edges = self.edges.read();
@@ -340,10 +376,21 @@ impl FeedStore {
         has_edge(&self.edges.read(), follower, followee)
     }
 
-    /// Entries fanned out to (or own in) a user's home timeline: heavy authors' posts are
-    /// not among them.
-    pub fn home_len(&self, user: UserId) -> usize {
-        self.home.count(&user)
+    /// Entries fanned out to (or own in) every home timeline, kept in a window or not:
+    /// heavy authors' posts are not among them.
+    pub fn home_entries(&self) -> u64 {
+        u64::try_from(self.home.digest().entries).unwrap_or(0)
+    }
+
+    /// Entries of `user`'s home timeline kept in memory (its window: the newest
+    /// `engine.home_timeline_entries`).
+    pub fn home_kept(&self, user: UserId) -> usize {
+        self.home.kept(&user)
+    }
+
+    /// Sets how many entries each home timeline keeps in memory (before the dataflow starts).
+    pub fn set_home_window(&self, entries: usize) {
+        self.home.set_cap(entries);
     }
 
     /// Likes of a live post.

@@ -20,6 +20,7 @@ macro_rules! advance_inputs {
 pub mod feed;
 pub(crate) mod feed_inputs;
 pub mod follows;
+pub mod home_window;
 pub(crate) mod inputs;
 pub mod notifications;
 pub(crate) mod persisted;
@@ -396,6 +397,33 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
             .get(key)
             .and_then(|values| values.counts.get(value))
             .is_some_and(|count| *count > 0)
+    }
+
+    /// Keeps only the newest `cap` present values of `key` (and nothing below the lowest of
+    /// them, counted or not); returns that lowest value when any was cut.
+    pub fn cut_to_newest(&self, key: &K, cap: usize) -> Option<V> {
+        let mut map = self.map.write();
+        let values = map.get_mut(key)?;
+        if values.present <= cap {
+            return None;
+        }
+        let floor = values
+            .counts
+            .iter()
+            .rev()
+            .filter(|(_, count)| **count > 0)
+            .nth(cap.saturating_sub(1))
+            .map(|(value, _)| *value)?;
+        let kept = values.counts.split_off(&floor);
+        let cut = std::mem::replace(&mut values.counts, kept);
+        let mut digest = self.digest.lock();
+        for (value, count) in cut {
+            if count > 0 {
+                values.present -= 1;
+            }
+            digest.apply(&(key, &value), -count);
+        }
+        Some(floor)
     }
 
     /// The greatest present value of `key` within `range`.
