@@ -671,7 +671,10 @@ async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profile
                     "page {page}"
                 );
             }
-            assert!(engine.views().feed.home_kept(ann) <= 3);
+            assert!(
+                engine.views().feed.home_kept(ann) <= 4,
+                "3, and a quarter more between cuts"
+            );
             expected.len()
         }
     };

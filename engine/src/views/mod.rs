@@ -399,20 +399,21 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
             .is_some_and(|count| *count > 0)
     }
 
-    /// Keeps only the newest `cap` present values of `key` (and nothing below the lowest of
-    /// them, counted or not); returns that lowest value when any was cut.
-    pub fn cut_to_newest(&self, key: &K, cap: usize) -> Option<V> {
+    /// When `key` has more than `over` present values, keeps only its newest `cap` (and
+    /// nothing below the lowest of them, counted or not) and returns that lowest value. The
+    /// walk is from the oldest: it costs the values cut, so cutting a quarter at a time costs
+    /// a few steps per value added.
+    pub fn cut_to_newest(&self, key: &K, cap: usize, over: usize) -> Option<V> {
         let mut map = self.map.write();
         let values = map.get_mut(key)?;
-        if values.present <= cap {
+        if values.present <= over.max(cap) {
             return None;
         }
         let floor = values
             .counts
             .iter()
-            .rev()
             .filter(|(_, count)| **count > 0)
-            .nth(cap.saturating_sub(1))
+            .nth(values.present - cap.max(1))
             .map(|(value, _)| *value)?;
         let kept = values.counts.split_off(&floor);
         let cut = std::mem::replace(&mut values.counts, kept);
