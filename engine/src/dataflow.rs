@@ -2,8 +2,9 @@
 //!
 //! Worker 0 reads the durable log in chunks, decodes each event once, and feeds a whole chunk
 //! at one timestamp: the seq of the chunk's last event. After a checkpoint it reads only the
-//! log past it, having fed the feed views' stored inputs in one round first. The other workers close their inputs
-//! and receive their share of the data through differential's exchange by key. One timestamp
+//! log past it, having fed the feed views' stored inputs in one round first. The other
+//! workers close their inputs and receive their share of the data through differential's
+//! exchange by key. One timestamp
 //! per chunk (not per event) lets every reduce run once per chunk and key, which is what keeps
 //! the views cheap under load; and a frontier past `t` still means exactly "every event up to
 //! seq `t` is reflected", which is the view's watermark. Idle workers park and are unparked

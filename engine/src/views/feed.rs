@@ -331,8 +331,7 @@ impl FeedStore {
     /// below its floor from the profile timelines of the reader and of the authors they follow
     /// who are not heavy (exactly the home timeline's authors).
     pub(crate) fn home_page(&self, reader: UserId, before: Seq, limit: usize) -> (Vec<Seq>, bool) {
-        let (mut seqs, more) = self.home.page(&reader, before, limit);
-        let floor = self.home.floor(&reader);
+        let (mut seqs, more, floor) = self.home.page(&reader, before, limit);
         if more || floor == 0 {
             return (seqs, more);
         }

@@ -77,15 +77,13 @@ impl HomeWindows {
         }
     }
 
-    /// The lowest seq `reader`'s window holds entries for (0: the whole timeline).
-    pub(crate) fn floor(&self, reader: &UserId) -> Seq {
-        self.floors.read().get(reader).copied().unwrap_or(0)
-    }
-
-    /// Up to `limit` entries of `reader`'s window below `before`, newest first, and whether
-    /// the window holds more below them.
-    pub(crate) fn page(&self, reader: &UserId, before: Seq, limit: usize) -> (Vec<Seq>, bool) {
-        self.index.page(reader, ..before, true, limit)
+    /// Up to `limit` entries of `reader`'s window below `before`, newest first, whether the
+    /// window holds more below them, and the window's floor, read together (a cut between
+    /// reading the page and the floor would show entries twice).
+    pub(crate) fn page(&self, reader: &UserId, before: Seq, limit: usize) -> (Vec<Seq>, bool, Seq) {
+        let floors = self.floors.read();
+        let (seqs, more) = self.index.page(reader, ..before, true, limit);
+        (seqs, more, floors.get(reader).copied().unwrap_or(0))
     }
 
     /// Entries kept in `reader`'s window.
@@ -147,19 +145,22 @@ mod tests {
             whole.apply(&batch);
             assert_eq!(windows.digest(), whole.digest());
             for reader in (0..3).map(user) {
-                let floor = windows.floor(&reader);
+                let (kept, more, floor) = windows.page(&reader, Seq::MAX, 1000);
                 let expected: Vec<Seq> = whole
                     .values(&reader)
                     .into_iter()
                     .filter(|seq| *seq >= floor)
                     .rev()
                     .collect();
-                let (kept, more) = windows.page(&reader, Seq::MAX, 1000);
                 assert_eq!(kept, expected, "round {round}");
                 assert!(!more && windows.kept(&reader) == kept.len());
                 assert!(kept.len() <= 6, "cut to the cap once a quarter past it");
             }
         }
-        assert!((0..3).map(user).any(|reader| windows.floor(&reader) > 0));
+        assert!(
+            (0..3)
+                .map(user)
+                .any(|reader| windows.page(&reader, 1, 1).2 > 0)
+        );
     }
 }
