@@ -486,12 +486,26 @@ fn run_worker(
     let mut inputs = (index == 0).then_some(inputs);
     // Everything up to the checkpoint is in the view store: the log is read after it.
     let mut tail = Tailer::new(store.clone(), resumed.seq + 1, until, "views");
-    if let Some(inputs) = inputs.as_mut() {
-        if resumed.seq > 0 {
-            restore_feed_inputs(inputs, resumed.seq, views);
+    // Set when the stored feed inputs could not be read whole: worker 0 then feeds nothing and
+    // publishes no watermark, so every read answers NOT_READY instead of from views that miss
+    // facts (the next start, or a rebuild without the view store, recovers).
+    let mut halted = false;
+    if let Some(feeding) = inputs.as_mut() {
+        if resumed.seq > 0
+            && let Err(error) = restore_feed_inputs(feeding, resumed.seq, views)
+        {
+            tracing::error!(
+                %error,
+                "cannot read the feed views' stored inputs; the views stay not ready: restart girok"
+            );
+            views.note_undecodable();
+            halted = true;
         }
         // Nothing else precedes the first seq to read: the frontier can move there at once.
-        inputs.advance_to(tail.position());
+        feeding.advance_to(tail.position());
+    }
+    if halted {
+        inputs = None;
     }
     let mut last_fed = Instant::now();
     let mut persist_errors = ErrorLog::default();
@@ -538,7 +552,7 @@ fn run_worker(
         } else {
             worker.step_or_park(Some(PARK));
         }
-        if index == 0 {
+        if index == 0 && !halted {
             let fed = tail.position();
             if !probe.less_than(&fed) {
                 // Everything fed is through every view and nothing newer was fed: the chat
@@ -565,23 +579,26 @@ fn run_worker(
 }
 
 /// Feeds the feed views' inputs as the view store holds them at the checkpoint `seq`, in one
-/// round at that seq: the stateful feed views (joins, reduces) are rebuilt from the current
+/// round at that seq: the stateful feed views (joins, reduces) are rebuilt from the stored
 /// facts instead of the history. `Views::resume` checked the rows against the checkpoint's
-/// digest before; a read that fails now leaves the views short of what the log holds, which
-/// the undecodable count and the error say (replay would show it in the digests).
-fn restore_feed_inputs(inputs: &mut Inputs, seq: Seq, views: &Views) {
+/// digest before; a read that fails now (an I/O error between the two scans) is returned, and
+/// the caller keeps the views from ever answering.
+fn restore_feed_inputs(inputs: &mut Inputs, seq: Seq, views: &Views) -> girok_storage::Result<()> {
     let started = Instant::now();
     let mut restored = 0u64;
-    let read = feed_inputs::for_each_fact(views.disk(), |fact| match fact {
+    let mut unreadable = 0u64;
+    feed_inputs::for_each_fact(views.disk(), |fact| match fact {
         Some(fact) => {
             inputs.feed_fact(fact, seq, 1);
             restored += 1;
         }
-        None => views.note_undecodable(),
-    });
-    if let Err(error) = read {
-        tracing::error!(%error, "cannot read the feed views' inputs; they miss some facts");
-        views.note_undecodable();
+        None => unreadable += 1,
+    })?;
+    if unreadable > 0 {
+        // `Views::resume` refused rows that do not parse: they cannot be here.
+        return Err(girok_storage::Error::Views(format!(
+            "{unreadable} feed input rows do not parse"
+        )));
     }
     tracing::info!(
         seq,
@@ -589,6 +606,7 @@ fn restore_feed_inputs(inputs: &mut Inputs, seq: Seq, views: &Views) {
         read_ms = started.elapsed().as_millis(),
         "feed views' inputs restored"
     );
+    Ok(())
 }
 
 /// Longest the workers take, once stopped, to finish the round in flight.

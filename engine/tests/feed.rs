@@ -437,13 +437,20 @@ async fn replayed(dir: &std::path::Path) -> Vec<girok_engine::views::ViewSummary
         .views
 }
 
+/// [`config`] with home windows of one entry (cut past two).
+fn windowed(dir: &std::path::Path) -> EngineConfig {
+    let mut config = config(dir);
+    config.home_timeline_entries = 1;
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     let dir = tempfile::tempdir().unwrap();
     // First run: follows (one author turns heavy), posts with mentions, an edit, likes and an
     // unlike, comments and a deleted one, a deleted post, an unfollow, a read marker.
     let (names, kept_post, kept_like_post, before) = {
-        let engine = Engine::open(config(dir.path())).unwrap();
+        let engine = Engine::open(windowed(dir.path())).unwrap();
         let mut names = Vec::new();
         for name in ["ann", "bob", "cat", "dan", "eve"] {
             names.push(user(&engine, name).await);
@@ -459,6 +466,11 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
         let (p1, _) = post(&engine, bob, "bob says hi to @ann").await;
         let (p2, _) = post(&engine, ann, "ann one").await;
         let (p3, _) = post(&engine, ann, "ann two, soon gone").await;
+        // Enough posts that home windows of one entry are cut, so the views restore into cut
+        // windows and pages below them come from profiles.
+        for i in 0..3 {
+            post(&engine, ann, &format!("ann extra {i}")).await;
+        }
         run(
             &engine,
             ann,
@@ -508,12 +520,16 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     // Second run: the feed views come back from their stored inputs, not from the log (a
     // second feeding of the log's facts would double them, and the digests would differ).
     {
-        let engine = Engine::open(config(dir.path())).unwrap();
+        let engine = Engine::open(windowed(dir.path())).unwrap();
         let resumed = engine.views_resumed_from();
         assert_eq!(resumed, engine.head(), "a clean stop checkpoints the head");
         for (reader, was) in names.iter().zip(&before) {
             assert_eq!(&seen(&engine, *reader, resumed).await, was);
         }
+        assert!(
+            engine.views().feed.home_kept(ann) <= 2,
+            "restored into a cut window"
+        );
         let live = engine.summaries_at(resumed).await.unwrap();
         // Then the log moves on past the checkpoint: restored facts are retracted (an unlike,
         // a deleted post, an unfollow) and new ones join them (a fourth follower makes bob
@@ -557,7 +573,7 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     // Third run: the inputs written after the restore add up to the checkpoint's digest, so
     // the views resume again.
     {
-        let engine = Engine::open(config(dir.path())).unwrap();
+        let engine = Engine::open(windowed(dir.path())).unwrap();
         assert_eq!(engine.views_resumed_from(), engine.head());
         engine.shutdown().await;
     }
@@ -582,7 +598,7 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
         disk.write(&[lost], true).unwrap();
         disk.flush().unwrap();
     }
-    let engine = Engine::open(config(dir.path())).unwrap();
+    let engine = Engine::open(windowed(dir.path())).unwrap();
     assert_eq!(engine.views_resumed_from(), 0, "rebuilt from the log");
     let head = engine.head();
     let live = engine.summaries_at(head).await.unwrap();

@@ -1,8 +1,9 @@
 //! The feed views' inputs kept in the view store, so that a start restores them without
 //! reading the log. Timelines, post stats, the follow graph and notifications are built by
-//! joins and reduces whose arrangements cannot be saved; what can be saved is their input:
-//! the *current* posts, post edits, likes, comments, follows and mentions (a deleted post, an
-//! unlike or an unfollow is gone from it). The feeder records every fact it feeds
+//! joins and reduces whose arrangements cannot be saved; what can be saved is their input
+//! collections as they stand: live posts, current likes and comments (a deleted post's stay,
+//! as in the collections: the views join them with live posts), every post edit and mention
+//! version, current follows. The feeder records every fact it feeds
 //! ([`FeedFact`]); the net change goes to `view_feed_input` in the batch that carries the
 //! checkpoint, and a start feeds the rows back to the dataflow in one round at the
 //! checkpoint's seq, then the log after it. The outputs are functions of the inputs, so they
@@ -14,7 +15,10 @@ use girok_schemas::{Seq, UserId};
 use girok_storage::{ViewStore, ViewTable, ViewWrite};
 use parking_lot::Mutex;
 
-/// One fact of a feed view's input collection, as the feeder feeds it.
+/// One fact of a feed view's input collection, as the feeder feeds it. Stored facts are fed
+/// back as they are at start, never derived again from the log: a change to these facts, to
+/// their rows, or to how the feeder derives them from events (`dataflow.rs`, `feed_social`)
+/// must change `persisted::VIEWS_FORMAT`, so that stores written before are rebuilt.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum FeedFact {
     /// A live post.
