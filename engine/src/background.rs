@@ -3,8 +3,8 @@
 //! what the log writer, the views and live deliveries leave, instead of adding latency to them.
 //! The dataflow workers and the view store's flush thread run a little below normal: on a
 //! saturated machine the writer and live delivery come first, and the views batch more events
-//! per round (which costs less per event) instead of taking the core from them. Work behind a watermark or a lag is delayed,
-//! never lost.
+//! per round (which costs less per event) instead of taking the core from them. Work behind a
+//! watermark or a lag is delayed, never lost.
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 

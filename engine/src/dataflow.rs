@@ -11,7 +11,7 @@
 //! when the log head moves (or when data reaches them).
 
 use crate::tailer::Tailer;
-use crate::views::feed_inputs::{self, FeedFact};
+use crate::views::feed_inputs::FeedFact;
 use crate::views::inputs::{Collections, MessageRef, NamedIn, Sinks};
 use crate::views::{Resumed, Views};
 use differential_dataflow::input::InputSession;
@@ -486,26 +486,12 @@ fn run_worker(
     let mut inputs = (index == 0).then_some(inputs);
     // Everything up to the checkpoint is in the view store: the log is read after it.
     let mut tail = Tailer::new(store.clone(), resumed.seq + 1, until, "views");
-    // Set when the stored feed inputs could not be read whole: worker 0 then feeds nothing and
-    // publishes no watermark, so every read answers NOT_READY instead of from views that miss
-    // facts (the next start, or a rebuild without the view store, recovers).
-    let mut halted = false;
     if let Some(feeding) = inputs.as_mut() {
-        if resumed.seq > 0
-            && let Err(error) = restore_feed_inputs(feeding, resumed.seq, views)
-        {
-            tracing::error!(
-                %error,
-                "cannot read the feed views' stored inputs; the views stay not ready: restart girok"
-            );
-            views.note_undecodable();
-            halted = true;
+        if resumed.seq > 0 {
+            restore_feed_inputs(feeding, resumed.seq, views);
         }
         // Nothing else precedes the first seq to read: the frontier can move there at once.
         feeding.advance_to(tail.position());
-    }
-    if halted {
-        inputs = None;
     }
     let mut last_fed = Instant::now();
     let mut persist_errors = ErrorLog::default();
@@ -552,7 +538,7 @@ fn run_worker(
         } else {
             worker.step_or_park(Some(PARK));
         }
-        if index == 0 && !halted {
+        if index == 0 {
             let fed = tail.position();
             if !probe.less_than(&fed) {
                 // Everything fed is through every view and nothing newer was fed: the chat
@@ -578,35 +564,22 @@ fn run_worker(
     store.head().forget_thread(std::thread::current().id());
 }
 
-/// Feeds the feed views' inputs as the view store holds them at the checkpoint `seq`, in one
-/// round at that seq: the stateful feed views (joins, reduces) are rebuilt from the stored
-/// facts instead of the history. `Views::resume` checked the rows against the checkpoint's
-/// digest before; a read that fails now (an I/O error between the two scans) is returned, and
-/// the caller keeps the views from ever answering.
-fn restore_feed_inputs(inputs: &mut Inputs, seq: Seq, views: &Views) -> girok_storage::Result<()> {
+/// Feeds the feed views' inputs as `Views::resume` loaded them from the view store (checked
+/// against the checkpoint `seq`), in one round at that seq: the stateful feed views (joins,
+/// reduces) are rebuilt from the stored facts instead of the history.
+fn restore_feed_inputs(inputs: &mut Inputs, seq: Seq, views: &Views) {
     let started = Instant::now();
-    let mut restored = 0u64;
-    let mut unreadable = 0u64;
-    feed_inputs::for_each_fact(views.disk(), |fact| match fact {
-        Some(fact) => {
-            inputs.feed_fact(fact, seq, 1);
-            restored += 1;
-        }
-        None => unreadable += 1,
-    })?;
-    if unreadable > 0 {
-        // `Views::resume` refused rows that do not parse: they cannot be here.
-        return Err(girok_storage::Error::Views(format!(
-            "{unreadable} feed input rows do not parse"
-        )));
+    let facts = views.feed_inputs.take_loaded();
+    let restored = facts.len();
+    for fact in facts {
+        inputs.feed_fact(fact, seq, 1);
     }
     tracing::info!(
         seq,
         facts = restored,
-        read_ms = started.elapsed().as_millis(),
+        feed_ms = started.elapsed().as_millis(),
         "feed views' inputs restored"
     );
-    Ok(())
 }
 
 /// Longest the workers take, once stopped, to finish the round in flight.

@@ -4,8 +4,9 @@
 //! without a journal: a batch goes into the memtable at one sequence number (readers see it
 //! whole or not at all); the caller marks the batches after which the memtable is sealed, and
 //! sealed memtables are flushed to table files by a thread of the store's own, so what is on
-//! disk is always the state after some sealing batch, its checkpoint included. A crash loses the memtable, never consistency: the views
-//! resume from the last checkpoint on disk and replay the log from there.
+//! disk is always the state after some sealing batch, its checkpoint included. A crash loses
+//! the memtable, never consistency: the views resume from the last checkpoint on disk and
+//! replay the log from there.
 //!
 //! Why not a fjall database: fjall replays its journal when it opens, and that replay costs a
 //! lookup and a memtable insert per item, already flushed or not. With a view row per chat

@@ -314,16 +314,21 @@ impl FeedStore {
         if self.following.count(&reader) > heavy.len() {
             return self.followed_among(reader, heavy);
         }
-        let mut followed: Vec<UserId> = self
+        self.followees_where(reader, |followee| heavy.binary_search(followee).is_ok())
+    }
+
+    /// Those `reader` follows who pass `keep`, sorted, once each.
+    fn followees_where(&self, reader: UserId, keep: impl Fn(&UserId) -> bool) -> Vec<UserId> {
+        let mut followees: Vec<UserId> = self
             .following
             .values(&reader)
             .into_iter()
             .map(|(_, followee)| followee)
-            .filter(|followee| heavy.binary_search(followee).is_ok())
+            .filter(|followee| keep(followee))
             .collect();
-        followed.sort_unstable();
-        followed.dedup();
-        followed
+        followees.sort_unstable();
+        followees.dedup();
+        followees
     }
 
     /// Up to `limit` entries of `reader`'s home timeline below `before` (heavy authors'
@@ -348,16 +353,11 @@ impl FeedStore {
     /// heavy (sorted, once each).
     fn home_authors(&self, reader: UserId) -> Vec<UserId> {
         let heavy = self.heavy.values(&());
-        let mut authors: Vec<UserId> = self
-            .following
-            .values(&reader)
-            .into_iter()
-            .map(|(_, followee)| followee)
-            .filter(|followee| heavy.binary_search(followee).is_err())
-            .chain([reader])
-            .collect();
-        authors.sort_unstable();
-        authors.dedup();
+        let mut authors =
+            self.followees_where(reader, |followee| heavy.binary_search(followee).is_err());
+        if let Err(at) = authors.binary_search(&reader) {
+            authors.insert(at, reader);
+        }
         authors
     }
 

@@ -180,6 +180,8 @@ impl FeedFact {
 pub(crate) struct FeedInputRows {
     pending: PendingRows<FeedFact>,
     digest: Mutex<Digest>,
+    /// The stored facts a start loaded, until worker 0 feeds them.
+    loaded: Mutex<Vec<FeedFact>>,
 }
 
 impl FeedInputRows {
@@ -212,33 +214,36 @@ impl FeedInputRows {
         }
     }
 
-    /// Checks the rows on disk against `expected` (the checkpoint's digest), and takes it as
-    /// the collection's digest when they agree. A row that does not parse counts as a
+    /// Reads the rows on disk (once) and checks them against `expected` (the checkpoint's
+    /// digest). When they agree, keeps the facts for [`FeedInputRows::take_loaded`] and takes
+    /// `expected` as the collection's digest. A row that does not parse counts as a
     /// disagreement.
-    pub(crate) fn check(&self, disk: &ViewStore, expected: Digest) -> girok_storage::Result<bool> {
+    pub(crate) fn load(&self, disk: &ViewStore, expected: Digest) -> girok_storage::Result<bool> {
         let mut found = Digest::default();
+        let mut facts = Vec::new();
         let mut unreadable = false;
-        for_each_fact(disk, |fact| match fact {
-            Some(fact) => found.apply(&fact, 1),
-            None => unreadable = true,
+        disk.for_each(ViewTable::FeedInput, |key, value| {
+            match FeedFact::parse(key, value) {
+                Some(fact) => {
+                    found.apply(&fact, 1);
+                    facts.push(fact);
+                }
+                None => unreadable = true,
+            }
+            Ok(())
         })?;
         let agree = !unreadable && found == expected;
         if agree {
             *self.digest.lock() = found;
+            *self.loaded.lock() = facts;
         }
         Ok(agree)
     }
-}
 
-/// Calls `visit` with every fact of `view_feed_input` (`None` for a row that does not parse).
-pub(crate) fn for_each_fact(
-    disk: &ViewStore,
-    mut visit: impl FnMut(Option<FeedFact>),
-) -> girok_storage::Result<()> {
-    disk.for_each(ViewTable::FeedInput, |key, value| {
-        visit(FeedFact::parse(key, value));
-        Ok(())
-    })
+    /// The facts [`FeedInputRows::load`] read, once (worker 0 feeds them).
+    pub(crate) fn take_loaded(&self) -> Vec<FeedFact> {
+        std::mem::take(&mut *self.loaded.lock())
+    }
 }
 
 #[cfg(test)]
@@ -317,15 +322,14 @@ mod tests {
         rows.take_writes(&mut writes);
         disk.write(&writes, true).unwrap();
 
-        let mut found = Vec::new();
-        for_each_fact(&disk, |fact| found.push(fact)).unwrap();
-        assert_eq!(found, vec![Some(post.clone())]);
-
         let fresh = FeedInputRows::default();
-        assert!(fresh.check(&disk, rows.digest()).unwrap());
+        assert!(fresh.load(&disk, rows.digest()).unwrap());
+        assert_eq!(fresh.take_loaded(), vec![post.clone()]);
+        assert!(fresh.take_loaded().is_empty(), "taken once");
         assert_eq!(fresh.digest(), rows.digest());
         let other = FeedInputRows::default();
-        assert!(!other.check(&disk, Digest::default()).unwrap());
+        assert!(!other.load(&disk, Digest::default()).unwrap());
+        assert!(other.take_loaded().is_empty());
         assert_eq!(
             other.digest(),
             Digest::default(),

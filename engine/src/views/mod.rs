@@ -555,7 +555,7 @@ impl Views {
     /// Views over `disk` with the chat views loaded as of the checkpoint, and the feed views'
     /// inputs checked, if it is one this build can use and the log reaches it (`head`);
     /// otherwise the store is emptied and the views are built from the log. Called before the
-    /// dataflow starts (which feeds the stored feed inputs, `feed_inputs::for_each_fact`).
+    /// dataflow starts (worker 0 feeds the feed inputs loaded here).
     pub fn resume(disk: Arc<ViewStore>, head: Seq) -> girok_storage::Result<(Views, Resumed)> {
         let checkpoint = disk
             .get(ViewTable::Checkpoint, persisted::VIEWS_GROUP)?
@@ -581,7 +581,7 @@ impl Views {
             .find(|(name, d)| *d != digest(name))
             .map(|(name, _)| *name);
         let disagreeing = match disagreeing {
-            None if !views.feed_inputs.check(&disk, digest(FEED_INPUTS))? => Some(FEED_INPUTS),
+            None if !views.feed_inputs.load(&disk, digest(FEED_INPUTS))? => Some(FEED_INPUTS),
             other => other,
         };
         if let Some(name) = disagreeing {
@@ -731,11 +731,6 @@ impl Views {
                 .bytes
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
-    }
-
-    /// The view store.
-    pub(crate) fn disk(&self) -> &ViewStore {
-        &self.disk
     }
 
     /// Every chat event up to this seq is in the view store (the watermark may not pass it).
