@@ -164,8 +164,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the data directory, starts the writer, the dataflow (which rebuilds every view
-    /// from the log) and the hub. Must be called inside a tokio runtime.
+    /// Opens the data directory, starts the writer, the dataflow (which resumes the views
+    /// from their checkpoint in the view store and reads the log after it, or rebuilds them
+    /// from the whole log) and the hub. Must be called inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
         let store = Store::open(config.store.clone())?;
         let hot = Arc::new(HotObjects::new(config.hot));

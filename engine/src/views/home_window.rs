@@ -9,7 +9,8 @@
 //! backfill of old posts) is not kept, and a retraction below it has nothing to retract.
 //!
 //! The digest covers every update, kept or not: it is the digest of the whole collection, so
-//! a live store and a replay agree whatever each kept.
+//! a live store and a replay agree whatever each kept. Each update is hashed once: a kept one
+//! by the index (whose digest a cut leaves alone), one below its floor here.
 
 use super::{CountedIndex, Digest, FastMap, Update};
 use girok_schemas::{Seq, UserId};
@@ -21,7 +22,8 @@ pub(crate) struct HomeWindows {
     index: CountedIndex<UserId, Seq>,
     /// Per reader whose window was ever cut, the lowest seq it holds entries for.
     floors: RwLock<FastMap<UserId, Seq>>,
-    digest: Mutex<Digest>,
+    /// The digest of the updates that arrived below their reader's floor (not kept).
+    below_floor: Mutex<Digest>,
     cap: AtomicUsize,
 }
 
@@ -30,7 +32,7 @@ impl Default for HomeWindows {
         Self {
             index: CountedIndex::default(),
             floors: RwLock::new(FastMap::default()),
-            digest: Mutex::new(Digest::default()),
+            below_floor: Mutex::new(Digest::default()),
             cap: AtomicUsize::new(crate::limits::HOME_TIMELINE_ENTRIES),
         }
     }
@@ -47,17 +49,15 @@ impl HomeWindows {
     /// newest `cap` entries and its floor raised to the lowest one kept.
     pub(crate) fn apply(&self, updates: &[Update<UserId, Seq>]) {
         let mut floors = self.floors.write();
-        {
-            let mut digest = self.digest.lock();
-            for (data, _, diff) in updates {
-                digest.apply(data, *diff);
+        let (kept, below): (Vec<Update<UserId, Seq>>, Vec<_>) = updates
+            .iter()
+            .partition(|((reader, seq), _, _)| floors.get(reader).is_none_or(|floor| seq >= floor));
+        if !below.is_empty() {
+            let mut digest = self.below_floor.lock();
+            for (data, _, diff) in below {
+                digest.apply(&data, diff);
             }
         }
-        let kept: Vec<Update<UserId, Seq>> = updates
-            .iter()
-            .filter(|((reader, seq), _, _)| floors.get(reader).is_none_or(|floor| seq >= floor))
-            .copied()
-            .collect();
         self.index.apply(&kept);
         let cap = self.cap.load(Ordering::Relaxed);
         let mut readers: Vec<UserId> = kept
@@ -93,7 +93,7 @@ impl HomeWindows {
 
     /// The digest of the whole home-timeline collection (kept or not).
     pub(crate) fn digest(&self) -> Digest {
-        *self.digest.lock()
+        self.index.digest().combine(*self.below_floor.lock())
     }
 }
 

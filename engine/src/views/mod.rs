@@ -402,8 +402,9 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
 
     /// When `key` has more than `over` present values, keeps only its newest `cap` (and
     /// nothing below the lowest of them, counted or not) and returns that lowest value. The
-    /// walk is from the oldest: it costs the values cut, so cutting a quarter at a time costs
-    /// a few steps per value added.
+    /// values cut stay in the digest, which thus remains that of every update applied (a
+    /// window over a collection: `home_window.rs`). The walk is from the oldest: it costs the
+    /// values cut, so cutting a quarter at a time costs a few steps per value added.
     pub fn cut_to_newest(&self, key: &K, cap: usize, over: usize) -> Option<V> {
         let mut map = self.map.write();
         let values = map.get_mut(key)?;
@@ -418,13 +419,7 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
             .map(|(value, _)| *value)?;
         let kept = values.counts.split_off(&floor);
         let cut = std::mem::replace(&mut values.counts, kept);
-        let mut digest = self.digest.lock();
-        for (value, count) in cut {
-            if count > 0 {
-                values.present -= 1;
-            }
-            digest.apply(&(key, &value), -count);
-        }
+        values.present -= cut.values().filter(|count| **count > 0).count();
         Some(floor)
     }
 
