@@ -16,6 +16,7 @@ mod read_data;
 mod read_load;
 mod report;
 mod start;
+mod state;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -61,6 +62,10 @@ enum Suite {
     /// Time from launch to ready of `girok serve` on an existing data directory, several
     /// starts in a row, with the memory it holds at ready and where the search index resumed.
     Start(start::Args),
+    /// Bounded state on a prepared data set (see scripts/state.sh): a start with the page
+    /// cache dropped, cold and warm reads of room histories and timelines, memory growth per
+    /// million events written over REST, and a restart.
+    State(state::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Suite::ReadLoad(args) => ("read-load", json(read_load::run(&args)?)?),
         Suite::Auth(args) => ("auth", json(auth::run(&args)?)?),
         Suite::Start(args) => ("start", json(start::run(&args)?)?),
+        Suite::State(args) => ("state", json(state::run(&args)?)?),
     };
     report::write(cli.out, suite, &figures)
 }

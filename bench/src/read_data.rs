@@ -363,7 +363,11 @@ async fn generate(args: &Args) -> anyhow::Result<Figures> {
     phase("messages", messages.len(), since);
 
     let head = engine.head();
-    engine.wait_for_views(Some(head)).await?;
+    // A large follow graph keeps the feed views busy well past a read's wait: wait in turns.
+    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
+    while let Err(error) = engine.wait_for_views(Some(head)).await {
+        ensure!(Instant::now() < deadline, "{error}");
+    }
     engine.shutdown().await;
     let figures = Figures {
         users: users.len(),

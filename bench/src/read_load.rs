@@ -92,9 +92,10 @@ pub struct Figures {
 }
 
 /// A signed-in reader and one of their rooms.
-struct Reader {
-    token: String,
-    room: String,
+pub(crate) struct Reader {
+    pub token: String,
+    /// A room the reader is a member of.
+    pub room: String,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
@@ -119,7 +120,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let readers = Arc::new(sign_in(args).await?);
+        let readers = Arc::new(sign_in(&args.url, args.users, args.readers).await?);
         let mut runs = Vec::new();
         for &target in &args.targets {
             check_answer(args, target, &readers[0]).await?;
@@ -138,7 +139,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     })
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .http1_only()
         .pool_max_idle_per_host(1)
@@ -147,20 +148,21 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Signs in the readers (spread over the data set) and finds a room of each.
-async fn sign_in(args: &Args) -> anyhow::Result<Vec<Reader>> {
+/// Signs in `count` readers spread over the `users` of a `read-data` set and finds a room of
+/// each.
+pub(crate) async fn sign_in(url: &str, users: usize, count: usize) -> anyhow::Result<Vec<Reader>> {
     let http = http_client()?;
-    let step = args.users / args.readers;
+    let step = users / count.max(1);
     let started = Instant::now();
-    let mut readers = Vec::with_capacity(args.readers);
+    let mut readers = Vec::with_capacity(count);
     // User 0 is the author everyone follows; readers are ordinary users.
-    for i in 0..args.readers {
-        let name = username(1 + (i * step) % (args.users - 1));
-        let token = login(&http, &args.url, &name, PASSWORD)
+    for i in 0..count {
+        let name = username(1 + (i * step) % (users - 1));
+        let token = login(&http, url, &name, PASSWORD)
             .await
             .with_context(|| format!("signing in {name} (is read-data loaded?)"))?;
         let rooms: Value = http
-            .get(format!("{}/v1/rooms", args.url))
+            .get(format!("{url}/v1/rooms"))
             .bearer_auth(&token)
             .send()
             .await?
@@ -176,7 +178,7 @@ async fn sign_in(args: &Args) -> anyhow::Result<Vec<Reader>> {
         });
     }
     println!(
-        "read-load: {} readers signed in in {:.1} s",
+        "{} readers signed in in {:.1} s",
         readers.len(),
         started.elapsed().as_secs_f64()
     );

@@ -10,7 +10,7 @@ use crate::report::mib;
 use anyhow::{Context, bail, ensure};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,39 @@ pub struct Args {
     /// The data directory to start on (changed by the runs as a start changes it).
     #[arg(long)]
     data_dir: PathBuf,
-    /// The girok binary (default: `girok` beside this binary).
-    #[arg(long)]
-    bin: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Starts, one after the other.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
+}
+
+/// Which girok to run, and how long it may take to start.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// The girok binary (default: `girok` beside this binary).
+    #[arg(long)]
+    bin: Option<PathBuf>,
     /// Longest a start may take before the run fails, seconds.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout_secs: u64,
+}
+
+impl ServerArgs {
+    /// The girok binary to run: `--bin`, or `girok` beside this binary.
+    pub(crate) fn binary(&self) -> anyhow::Result<PathBuf> {
+        match &self.bin {
+            Some(bin) => Ok(bin.clone()),
+            None => std::env::current_exe()?
+                .with_file_name("girok")
+                .canonicalize()
+                .context("no girok binary beside girok-bench (pass --bin)"),
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
 }
 
 /// One start.
@@ -36,9 +60,8 @@ pub struct Start {
     ready_ms: u64,
     head: u64,
     search_resumed_seq: u64,
-    rss_mib: f64,
-    rss_anon_mib: f64,
-    rss_file_mib: f64,
+    #[serde(flatten)]
+    memory: Memory,
     stop_ms: u64,
 }
 
@@ -55,34 +78,15 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         "{} is not a data directory",
         args.data_dir.display()
     );
-    let bin = match &args.bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()?
-            .with_file_name("girok")
-            .canonicalize()
-            .context("no girok binary beside girok-bench (pass --bin)")?,
-    };
-    let http = Http {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?,
-        runtime: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-    };
+    let bin = args.server.binary()?;
+    let http = Http::new()?;
     let mut starts = Vec::new();
     for run in 1..=args.runs {
         let start = start_once(&bin, args, &http)?;
         println!(
-            "start {run}: ready after {} ms (head {}, search resumed after {}), RSS {:.0} MiB \
-             ({:.0} anonymous, {:.0} file), stopped in {} ms",
-            start.ready_ms,
-            start.head,
-            start.search_resumed_seq,
-            start.rss_mib,
-            start.rss_anon_mib,
-            start.rss_file_mib,
-            start.stop_ms
+            "start {run}: ready after {} ms (head {}, search resumed after {}), {}, stopped in \
+             {} ms",
+            start.ready_ms, start.head, start.search_resumed_seq, start.memory, start.stop_ms
         );
         starts.push(start);
     }
@@ -98,12 +102,26 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
 }
 
 /// A small HTTP client for the polls.
-struct Http {
+pub(crate) struct Http {
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Http {
+    pub(crate) fn new() -> anyhow::Result<Http> {
+        Ok(Http {
+            // No pooled connections: polls may be minutes apart, and the server closes an
+            // idle one in the meantime.
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .pool_max_idle_per_host(0)
+                .build()?,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        })
+    }
+
     fn ready(&self, url: &str) -> bool {
         self.runtime.block_on(async {
             self.client
@@ -114,7 +132,7 @@ impl Http {
         })
     }
 
-    fn text(&self, url: String) -> anyhow::Result<String> {
+    pub(crate) fn text(&self, url: String) -> anyhow::Result<String> {
         self.runtime
             .block_on(async { Ok(self.client.get(url).send().await?.text().await?) })
     }
@@ -130,15 +148,66 @@ impl Drop for Server {
     }
 }
 
-fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> {
+/// A `girok serve` launched and ready.
+pub(crate) struct Running {
+    server: Server,
+    pub url: String,
+    pub pid: u32,
+    /// From launch to the first ready `/readyz`.
+    pub ready_ms: u64,
+}
+
+/// Resident memory of a process, MiB: in all, anonymous (heap) and file-backed (mapped files,
+/// which the kernel can drop).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct Memory {
+    pub rss_mib: f64,
+    pub rss_anon_mib: f64,
+    pub rss_file_mib: f64,
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {:.0} MiB ({:.0} anonymous, {:.0} file)",
+            self.rss_mib, self.rss_anon_mib, self.rss_file_mib
+        )
+    }
+}
+
+/// Runs `bin serve` on `data_dir` and a free loopback port (the login and write rate limits
+/// lifted, as scripts/bench-server.sh does, warn-level logs) and waits until `/readyz`
+/// answers 200, polling every 10 ms.
+pub(crate) fn launch(
+    bin: &Path,
+    data_dir: &Path,
+    timeout: Duration,
+    http: &Http,
+) -> anyhow::Result<Running> {
     let launched = Instant::now();
+    let mut command = Command::new(bin);
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env("GIROK__LOG__FILTER", "warn");
+    for setting in [
+        "GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP",
+        "GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME",
+    ] {
+        command.env(setting, "1000000");
+    }
+    for setting in [
+        "GIROK__SERVER__MAX_CONNECTIONS_PER_IP",
+        "GIROK__RATE_LIMITS__MESSAGES__PER_MINUTE",
+        "GIROK__RATE_LIMITS__POSTS__PER_MINUTE",
+    ] {
+        command.env(setting, "0");
+    }
     let mut server = Server(
-        Command::new(bin)
-            .arg("--data-dir")
-            .arg(&args.data_dir)
-            .args(["serve", "--http-addr", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .env("GIROK__LOG__FILTER", "warn")
+        command
             .stdout(Stdio::piped())
             // Its warnings and errors show beside the figures.
             .stderr(Stdio::inherit())
@@ -156,7 +225,7 @@ fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> 
             }
         }
     });
-    let deadline = launched + Duration::from_secs(args.timeout_secs);
+    let deadline = launched + timeout;
     let mut url = None;
     loop {
         if let Some(status) = server.0.try_wait()? {
@@ -171,39 +240,67 @@ fn start_once(bin: &PathBuf, args: &Args, http: &Http) -> anyhow::Result<Start> 
             break;
         }
         if Instant::now() > deadline {
-            bail!("not ready after {} s", args.timeout_secs);
+            bail!("not ready after {} s", timeout.as_secs());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let url = url.context("no address")?;
     let ready_ms = launched.elapsed().as_millis() as u64;
     let pid = server.0.id();
-    let memory = crate::cpu::status_kib(pid, &["VmRSS:", "RssAnon:", "RssFile:"])
-        .context("cannot read the server's memory")?;
-    let (rss, anon, file) = (memory[0], memory[1], memory[2]);
-    let readyz: serde_json::Value = serde_json::from_str(&http.text(format!("{url}/readyz"))?)?;
-    let head = readyz["log"]["head"].as_u64().unwrap_or(0);
-    let metrics = http.text(format!("{url}/metrics"))?;
-    let search_resumed_seq = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("girok_search_resumed_seq "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64;
-    let stopping = Instant::now();
-    // SIGTERM, then the clean stop (drained, flushed) is waited for.
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    ensure!(status.success(), "cannot signal girok");
-    let exit = server.0.wait()?;
-    ensure!(exit.success(), "girok stopped with {exit}");
-    Ok(Start {
+    Ok(Running {
+        server,
+        url: url.context("no address")?,
+        pid,
         ready_ms,
+    })
+}
+
+impl Running {
+    /// The server's resident memory now.
+    pub(crate) fn memory(&self) -> anyhow::Result<Memory> {
+        let memory = crate::cpu::status_kib(self.pid, &["VmRSS:", "RssAnon:", "RssFile:"])
+            .context("cannot read the server's memory")?;
+        Ok(Memory {
+            rss_mib: mib(memory[0]),
+            rss_anon_mib: mib(memory[1]),
+            rss_file_mib: mib(memory[2]),
+        })
+    }
+
+    /// A gauge's value from `/metrics` (0 when it is not there).
+    pub(crate) fn metric(&self, http: &Http, name: &str) -> anyhow::Result<f64> {
+        let metrics = http.text(format!("{}/metrics", self.url))?;
+        Ok(metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0))
+    }
+
+    /// SIGTERM, then waits for the clean stop (drained, flushed); how long it took, ms.
+    pub(crate) fn stop(mut self) -> anyhow::Result<u64> {
+        let stopping = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()?;
+        ensure!(status.success(), "cannot signal girok");
+        let exit = self.server.0.wait()?;
+        ensure!(exit.success(), "girok stopped with {exit}");
+        Ok(stopping.elapsed().as_millis() as u64)
+    }
+}
+
+fn start_once(bin: &Path, args: &Args, http: &Http) -> anyhow::Result<Start> {
+    let running = launch(bin, &args.data_dir, args.server.timeout(), http)?;
+    let memory = running.memory()?;
+    let readyz: serde_json::Value =
+        serde_json::from_str(&http.text(format!("{}/readyz", running.url))?)?;
+    let head = readyz["log"]["head"].as_u64().unwrap_or(0);
+    let search_resumed_seq = running.metric(http, "girok_search_resumed_seq")? as u64;
+    Ok(Start {
+        ready_ms: running.ready_ms,
         head,
         search_resumed_seq,
-        rss_mib: mib(rss),
-        rss_anon_mib: mib(anon),
-        rss_file_mib: mib(file),
-        stop_ms: stopping.elapsed().as_millis() as u64,
+        memory,
+        stop_ms: running.stop()?,
     })
 }

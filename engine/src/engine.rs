@@ -140,6 +140,7 @@ struct EngineMetrics {
     entries: Family<ViewLabel, Gauge>,
     topics: Gauge,
     hub_lag: Gauge,
+    memory: crate::memory::MemoryMetrics,
 }
 
 /// The running engine.
@@ -541,6 +542,7 @@ impl Engine {
         );
         self.search.register_metrics(registry);
         self.views.register_metrics(registry);
+        self.metrics.memory.register(registry);
     }
 
     /// The seq of the views' checkpoint this start resumed from (the chat views loaded, the
@@ -575,6 +577,18 @@ impl Engine {
             .hub_lag
             .set(head.saturating_sub(published) as i64);
         self.hot.observe();
+        let (log, views) = (self.store.memory(), self.views.disk_memory());
+        self.metrics.memory.observe(
+            &[
+                ("log_block_cache", log.block_cache),
+                ("log_memtables", log.memtables),
+                ("view_block_cache", views.block_cache),
+                ("view_memtable", views.memtables),
+                ("event_cache", self.hot.event_bytes()),
+                ("search_writer", crate::search::WRITER_BYTES as u64),
+            ],
+            &self.views.held(),
+        );
     }
 
     /// Drains and stops: every command queued before the call is made durable and answered,

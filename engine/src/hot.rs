@@ -180,6 +180,11 @@ impl HotObjects {
     }
 
     /// Refreshes the gauges (called when metrics are scraped).
+    /// The event cache's weight, bytes.
+    pub fn event_bytes(&self) -> u64 {
+        self.events.weight()
+    }
+
     pub fn observe(&self) {
         self.metrics.event_bytes.set(self.events.weight() as i64);
     }

@@ -25,6 +25,7 @@ pub mod limits;
 mod live;
 mod log_reads;
 mod log_report;
+mod memory;
 mod offline;
 mod records;
 mod replay;

@@ -264,6 +264,63 @@ async fn health_readiness_metrics_and_graphiql() {
     assert!(graphiql.text().await.unwrap().contains("graphiql"));
 }
 
+/// `/metrics` reports memory per component, and the entries each view holds in memory follow
+/// the writes: a home timeline holds its window, not its whole collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_memory_per_component_and_the_view_entries_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(dir.path(), "[engine]\nhome_timeline_entries = 2\n");
+    server.sign_in("tester").await;
+    let room = server.create_room("m").await;
+    for body in ["one", "two", "three"] {
+        server.gql(SEND, json!({ "r": room, "b": body })).await;
+    }
+    let post = "mutation($c: String!) { createPost(content: $c) { id } }";
+    for i in 0..6 {
+        server.gql(post, json!({ "c": format!("post {i}") })).await;
+    }
+    // Wait until the views reflect all of it: the whole home and profile collections.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server
+        .metric("girok_view_entries{view=\"timelines\"}")
+        .await
+        != 12
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held = |view: &str| format!("girok_view_memory_entries{{view=\"{view}\"}}");
+    assert_eq!(server.metric(&held("room_history")).await, 3);
+    assert_eq!(server.metric(&held("memberships")).await, 1);
+    // Six profile entries, and a home window of two entries plus at most a quarter (one) more.
+    let timelines = server.metric(&held("timelines")).await;
+    assert!((8..=9).contains(&timelines), "timelines hold {timelines}");
+    assert_eq!(server.metric(&held("notifications")).await, 0);
+
+    let bytes = |component: &str| format!("girok_memory_bytes{{component=\"{component}\"}}");
+    let resident = server.metric(&bytes("process_resident")).await;
+    let anonymous = server.metric(&bytes("process_anonymous")).await;
+    assert!(
+        anonymous > 1 << 20 && resident >= anonymous,
+        "{resident} {anonymous}"
+    );
+    assert!(server.metric(&bytes("log_memtables")).await > 0);
+    assert_eq!(server.metric(&bytes("search_writer")).await, 32 << 20);
+    for component in [
+        "log_block_cache",
+        "view_block_cache",
+        "view_memtable",
+        "event_cache",
+    ] {
+        let line = bytes(component);
+        assert!(server.metrics().await.contains(&line), "{line} missing");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_equals_live_and_log_commands_report_the_log() {
     let dir = tempfile::tempdir().unwrap();

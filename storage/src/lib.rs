@@ -26,7 +26,7 @@ pub use error::{Error, Result};
 pub use head::HeadSignal;
 pub use health::StorageState;
 pub use metrics::StorageMetrics;
-pub use store::{DEFAULT_MAX_OPEN_FILES, Durability, LogStats, Store, StoreConfig};
+pub use store::{DEFAULT_MAX_OPEN_FILES, Durability, LogStats, Store, StoreConfig, StoreMemory};
 pub use tables::{Table, ViewTable};
 pub use tail::LogTail;
 pub use txn::{Txn, WrittenKeys};

@@ -71,6 +71,15 @@ pub struct LogStats {
     pub disk_bytes: u64,
 }
 
+/// Memory a store holds in its block cache and memtables, bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Decoded blocks in the block cache (at most its configured capacity).
+    pub block_cache: u64,
+    /// Writes in memtables, not yet in table files.
+    pub memtables: u64,
+}
+
 /// The fjall database and its keyspace handles: replaced as a whole when the store reopens.
 struct Handles {
     db: Database,
@@ -400,6 +409,17 @@ impl Store {
             last_seq: self.last_seq()?,
             disk_bytes: self.with(|h| Ok(h.db.disk_space()?))?,
         })
+    }
+
+    /// The block cache's and the memtables' bytes (zero while the store reopens).
+    pub fn memory(&self) -> StoreMemory {
+        self.with(|h| {
+            Ok(StoreMemory {
+                block_cache: h.db.cache_size(),
+                memtables: h.db.write_buffer_size(),
+            })
+        })
+        .unwrap_or_default()
     }
 
     /// The data directory.

@@ -71,6 +71,7 @@ pub struct ViewStore {
     /// Writers take it so that a memtable is sealed only between whole batches.
     writing: Mutex<Instant>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    cache: Arc<Cache>,
     /// A temporary store's directory, removed once the tree is gone (declared last: dropped
     /// last).
     _temporary: Option<tempfile::TempDir>,
@@ -100,8 +101,9 @@ impl ViewStore {
     ) -> Result<ViewStore> {
         let seqno = SequenceNumberCounter::default();
         let visible = SequenceNumberCounter::default();
+        let cache = Arc::new(Cache::with_capacity_bytes(cache_bytes));
         let tree = Config::new(dir, seqno.clone(), visible.clone())
-            .use_cache(Arc::new(Cache::with_capacity_bytes(cache_bytes)))
+            .use_cache(cache.clone())
             .use_descriptor_table(Some(Arc::new(DescriptorTable::new(OPEN_FILES))))
             .open()?;
         // Numbering continues after what the table files hold.
@@ -129,6 +131,7 @@ impl ViewStore {
             visible,
             writing: Mutex::new(Instant::now()),
             flusher: Mutex::new(Some(flusher)),
+            cache,
             _temporary: temporary,
         })
     }
@@ -265,6 +268,15 @@ impl ViewStore {
     pub fn clear(&self) -> Result<()> {
         let _writing = self.writing.lock();
         Ok(self.tree().clear()?)
+    }
+
+    /// The block cache's bytes and the active memtable's (sealed memtables wait for the flush
+    /// thread only briefly).
+    pub fn memory(&self) -> crate::StoreMemory {
+        crate::StoreMemory {
+            block_cache: self.cache.size(),
+            memtables: self.tree().active_memtable().size(),
+        }
     }
 
     /// Bytes on disk.

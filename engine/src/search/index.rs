@@ -26,7 +26,7 @@ use tantivy::{
 /// rebuilt from the log.
 const FORMAT: u32 = 1;
 /// Memory the tantivy writer may buffer before it flushes a segment.
-const WRITER_BYTES: usize = 32 * 1024 * 1024;
+pub const WRITER_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Clone, Copy)]
 struct Fields {

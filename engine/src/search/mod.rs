@@ -32,7 +32,7 @@ mod index;
 mod indexer;
 mod reads;
 
-pub use index::SearchIndex;
+pub use index::{SearchIndex, WRITER_BYTES};
 pub use indexer::Indexer;
 pub use reads::{SearchPage, SearchQuery, SearchResult};
 

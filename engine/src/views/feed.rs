@@ -381,6 +381,28 @@ impl FeedStore {
         u64::try_from(self.home.digest().entries).unwrap_or(0)
     }
 
+    /// Entries each feed view holds in memory: `(view, entries)`.
+    pub(crate) fn held(&self) -> [(&'static str, usize); 4] {
+        [
+            (
+                "timelines",
+                self.profile.held() + self.home.held() + self.heavy.held(),
+            ),
+            (
+                "post_stats",
+                self.post_edits.held()
+                    + self.likers.held()
+                    + self.liked.held()
+                    + self.comments.held(),
+            ),
+            (
+                "follows",
+                self.followers.held() + self.following.held() + self.edges.read().len(),
+            ),
+            ("notifications", self.notifications.held()),
+        ]
+    }
+
     /// Entries of `user`'s home timeline kept in memory (its window: the newest
     /// `engine.home_timeline_entries`).
     pub fn home_kept(&self, user: UserId) -> usize {

@@ -39,6 +39,11 @@ impl Default for HomeWindows {
 }
 
 impl HomeWindows {
+    /// Entries held in memory, over every window.
+    pub(crate) fn held(&self) -> usize {
+        self.index.held()
+    }
+
     /// Sets how many entries a window keeps (before the dataflow starts).
     pub(crate) fn set_cap(&self, cap: usize) {
         self.cap.store(cap.max(1), Ordering::Relaxed);
@@ -156,6 +161,8 @@ mod tests {
                 assert!(!more && windows.kept(&reader) == kept.len());
                 assert!(kept.len() <= 6, "cut to the cap once a quarter past it");
             }
+            let kept: usize = (0..3).map(|r| windows.kept(&user(r))).sum();
+            assert_eq!(windows.held(), kept, "held in memory: the windows");
         }
         assert!(
             (0..3)

@@ -438,6 +438,15 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
     pub fn digest(&self) -> Digest {
         *self.digest.lock()
     }
+
+    /// Values held in memory, over every key (a window's cut ones are gone).
+    pub fn held(&self) -> usize {
+        self.map
+            .read()
+            .values()
+            .map(|values| values.counts.len())
+            .sum()
+    }
 }
 
 /// Declares [`Views`], one field per view store, and [`build`], which builds every view over
@@ -726,6 +735,25 @@ impl Views {
                 .bytes
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Entries each view holds in memory, `(view, entries)`: the chat views' in-memory part
+    /// (room history's newest messages and latest edits; memberships and read markers whole)
+    /// and the feed views' indexes (home timelines as far as their windows keep).
+    pub fn held(&self) -> Vec<(&'static str, usize)> {
+        let whole = |digest: Digest| usize::try_from(digest.entries).unwrap_or(0);
+        let mut held = vec![
+            ("room_history", self.room_history.held()),
+            ("memberships", whole(self.memberships.digest())),
+            ("read_receipts", whole(self.receipts.digest())),
+        ];
+        held.extend(self.feed.held());
+        held
+    }
+
+    /// The view store's block cache and memtable.
+    pub fn disk_memory(&self) -> girok_storage::StoreMemory {
+        self.disk.memory()
     }
 
     /// Every chat event up to this seq is in the view store (the watermark may not pass it).

@@ -533,6 +533,17 @@ impl RoomHistoryStore {
     }
 
     /// The order-independent digest of the whole view.
+    /// Entries held in memory: each room's newest messages and each edited message's edits.
+    pub(crate) fn held(&self) -> usize {
+        let recent: usize = self
+            .rooms
+            .read()
+            .values()
+            .map(|room| room.recent.len())
+            .sum();
+        recent + self.edits.read().values().map(BTreeMap::len).sum::<usize>()
+    }
+
     pub fn digest(&self) -> Digest {
         *self.digest.lock()
     }

@@ -1,0 +1,372 @@
+//! `state`: the bounded-state figures of a server on a prepared data set (scripts/state.sh
+//! makes one with `read-data` at a chosen scale and runs this on a copy). In order:
+//! 1. *cold start*: the data directory's files are written back and dropped from the page
+//!    cache (`posix_fadvise(DONTNEED)`, no root needed), then `girok serve` starts on it: time
+//!    to ready, resident memory, the checkpoint the views resumed from.
+//! 2. *cold reads*: `--readers` generated users sign in (spread over the data set; signing in
+//!    lists their rooms) and each reads, one request at a time on one connection, the newest
+//!    page of one of its rooms (50 messages) and of its home timeline (20 posts): each first
+//!    read meets a cold page cache and cold in-process caches for that reader's data.
+//! 3. *warm reads*: the same reads `--warm-rounds` more times.
+//! 4. *growth*: `--grow-events` more events written through REST by the readers over
+//!    `--connections` connections (chat messages in their rooms, every `--post-every`th a
+//!    post), the views caught up, then resident memory again: growth per million events with
+//!    the caches warm.
+//! 5. *restart*: a clean stop and a start on the grown log: time to ready and memory.
+//!
+//! Every answer is checked: a status other than 2xx fails the run.
+
+use crate::read_load::{Reader, http_client, sign_in};
+use crate::report::{Latency, histogram};
+use crate::start::{Http, Memory, Running, ServerArgs, launch};
+use anyhow::{Context, bail, ensure};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The data directory (a `read-data` set; the run writes to it).
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Users in the data set (`read-data --users`): readers are spread over them.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Users who sign in, read and write.
+    #[arg(long, default_value_t = 200)]
+    readers: usize,
+    /// Warm passes over the readers' pages after the cold one.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    warm_rounds: u32,
+    /// Events written through REST after the reads (0: no growth phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    grow_events: usize,
+    /// Every this many written events one is a post (the rest are chat messages).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    post_every: u64,
+    /// Connections the growth phase writes over.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    connections: u64,
+}
+
+/// A start: time to ready and memory at ready.
+#[derive(Debug, Serialize)]
+pub struct Start {
+    ready_ms: u64,
+    head: u64,
+    views_resumed_seq: u64,
+    search_resumed_seq: u64,
+    memory: Memory,
+    /// The server's own account (`girok_memory_bytes`, `girok_view_memory_entries`).
+    components: Components,
+}
+
+/// The server's memory gauges by name and label, e.g. `girok_memory_bytes{component="log_memtables"}`.
+type Components = std::collections::BTreeMap<String, f64>;
+
+/// Latency of the reads of one pass or passes.
+#[derive(Debug, Serialize)]
+pub struct Reads {
+    history: Latency,
+    timeline: Latency,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Growth {
+    events: usize,
+    posts: usize,
+    seconds: f64,
+    events_per_sec: f64,
+    before: Memory,
+    after: Memory,
+    components_before: Components,
+    components_after: Components,
+    /// Growth of anonymous (heap) memory per million events.
+    anon_mib_per_million_events: f64,
+    /// Growth of all resident memory per million events.
+    rss_mib_per_million_events: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    data_dir: String,
+    page_cache_dropped_mib: f64,
+    cold_start: Start,
+    cold_reads: Reads,
+    warm_reads: Reads,
+    growth: Option<Growth>,
+    restart: Start,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Figures> {
+    ensure!(
+        args.data_dir.is_dir(),
+        "{} is not a data directory",
+        args.data_dir.display()
+    );
+    ensure!(
+        args.readers >= 1 && args.readers < args.users,
+        "--readers: at least 1 and below --users (user 0 is the author everyone follows)"
+    );
+    let bin = args.server.binary()?;
+    let http = Http::new()?;
+    let timeout = args.server.timeout();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    let dropped = drop_page_cache(&args.data_dir)?;
+    println!(
+        "state: {:.0} MiB of {} written back and dropped from the page cache",
+        crate::report::mib(dropped / 1024),
+        args.data_dir.display()
+    );
+    let server = launch(&bin, &args.data_dir, timeout, &http)?;
+    let cold_start = start_figures(&server, &http)?;
+    println!("cold start: {}", describe(&cold_start));
+    print_components(&cold_start.components);
+
+    let readers = runtime.block_on(sign_in(&server.url, args.users, args.readers))?;
+    let cold_reads = runtime.block_on(read_pages(&server.url, &readers, 1))?;
+    println!(
+        "cold reads ({} readers, one request at a time):\n  history  {}\n  timeline {}",
+        readers.len(),
+        cold_reads.history,
+        cold_reads.timeline
+    );
+    let warm_reads = runtime.block_on(read_pages(&server.url, &readers, args.warm_rounds))?;
+    println!(
+        "warm reads ({} passes):\n  history  {}\n  timeline {}",
+        args.warm_rounds, warm_reads.history, warm_reads.timeline
+    );
+
+    let growth = if args.grow_events == 0 {
+        None
+    } else {
+        let readers = Arc::new(readers);
+        let before = server.memory()?;
+        let components_before = components(&server, &http)?;
+        let started = Instant::now();
+        let posts = runtime.block_on(grow(&server.url, &readers, args))?;
+        wait_caught_up(&server, &http, timeout)?;
+        let seconds = started.elapsed().as_secs_f64();
+        // Let the view store's batches and the search commit that follow a load settle.
+        std::thread::sleep(Duration::from_secs(6));
+        let after = server.memory()?;
+        let components_after = components(&server, &http)?;
+        let per_million = |from: f64, to: f64| (to - from) * 1e6 / args.grow_events as f64;
+        let growth = Growth {
+            events: args.grow_events,
+            posts,
+            seconds,
+            events_per_sec: args.grow_events as f64 / seconds,
+            before,
+            after,
+            components_before,
+            components_after,
+            anon_mib_per_million_events: per_million(before.rss_anon_mib, after.rss_anon_mib),
+            rss_mib_per_million_events: per_million(before.rss_mib, after.rss_mib),
+        };
+        println!(
+            "growth: {} events ({} posts) in {:.0} s ({:.0}/s); before: {}; after: {}; \
+             {:.1} MiB anonymous ({:.1} MiB resident) per million events",
+            growth.events,
+            growth.posts,
+            growth.seconds,
+            growth.events_per_sec,
+            growth.before,
+            growth.after,
+            growth.anon_mib_per_million_events,
+            growth.rss_mib_per_million_events
+        );
+        print_components(&growth.components_after);
+        Some(growth)
+    };
+    let stop_ms = server.stop()?;
+    println!("stopped in {stop_ms} ms");
+
+    let server = launch(&bin, &args.data_dir, timeout, &http)?;
+    let restart = start_figures(&server, &http)?;
+    println!("restart (page cache warm): {}", describe(&restart));
+    print_components(&restart.components);
+    server.stop()?;
+    Ok(Figures {
+        data_dir: args.data_dir.display().to_string(),
+        page_cache_dropped_mib: crate::report::mib(dropped / 1024),
+        cold_start,
+        cold_reads,
+        warm_reads,
+        growth,
+        restart,
+    })
+}
+
+fn describe(start: &Start) -> String {
+    format!(
+        "ready after {} ms (head {}, views resumed from {}, search from {}), {}",
+        start.ready_ms, start.head, start.views_resumed_seq, start.search_resumed_seq, start.memory
+    )
+}
+
+fn start_figures(server: &Running, http: &Http) -> anyhow::Result<Start> {
+    let memory = server.memory()?;
+    let readyz: serde_json::Value =
+        serde_json::from_str(&http.text(format!("{}/readyz", server.url))?)?;
+    Ok(Start {
+        ready_ms: server.ready_ms,
+        head: readyz["log"]["head"].as_u64().unwrap_or(0),
+        views_resumed_seq: server.metric(http, "girok_views_resumed_seq")? as u64,
+        search_resumed_seq: server.metric(http, "girok_search_resumed_seq")? as u64,
+        memory,
+        components: components(server, http)?,
+    })
+}
+
+/// The server's memory gauges now (none from a build without them).
+fn components(server: &Running, http: &Http) -> anyhow::Result<Components> {
+    let metrics = http.text(format!("{}/metrics", server.url))?;
+    Ok(metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("girok_memory_bytes{")
+                || line.starts_with("girok_view_memory_entries{")
+        })
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect())
+}
+
+fn print_components(components: &Components) {
+    for (name, value) in components {
+        match name.strip_prefix("girok_memory_bytes") {
+            Some(label) => println!("  {label:<40} {:>8.1} MiB", value / 1048576.0),
+            None => println!("  {name:<40} {value:>10.0}"),
+        }
+    }
+}
+
+/// Writes back and drops from the page cache every file under `dir`; the bytes they hold.
+fn drop_page_cache(dir: &Path) -> anyhow::Result<u64> {
+    let mut bytes = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                let file = std::fs::File::open(entry.path())?;
+                // Dirty pages are not dropped: write them back first.
+                file.sync_all()?;
+                rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+                bytes += file.metadata()?.len();
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// `rounds` passes over the readers, one request at a time: each reader's room page, then
+/// its timeline page.
+async fn read_pages(url: &str, readers: &[Reader], rounds: u32) -> anyhow::Result<Reads> {
+    let http = http_client()?;
+    let (mut history, mut timeline) = (histogram()?, histogram()?);
+    for _ in 0..rounds {
+        for reader in readers {
+            let page = format!("{url}/v1/rooms/{}/messages?first=50", reader.room);
+            timed_get(&http, &page, reader, &mut history).await?;
+            let page = format!("{url}/v1/timeline?limit=20");
+            timed_get(&http, &page, reader, &mut timeline).await?;
+        }
+    }
+    Ok(Reads {
+        history: Latency::of(&history),
+        timeline: Latency::of(&timeline),
+    })
+}
+
+async fn timed_get(
+    http: &reqwest::Client,
+    url: &str,
+    reader: &Reader,
+    into: &mut Histogram<u64>,
+) -> anyhow::Result<()> {
+    let sent = Instant::now();
+    let response = http.get(url).bearer_auth(&reader.token).send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    into.saturating_record(sent.elapsed().as_micros() as u64);
+    if !status.is_success() {
+        bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(())
+}
+
+/// Writes `args.grow_events` events over `args.connections` connections; how many were posts.
+async fn grow(url: &str, readers: &Arc<Vec<Reader>>, args: &Args) -> anyhow::Result<usize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.connections {
+        let (url, readers, next) = (url.to_owned(), readers.clone(), next.clone());
+        let (total, post_every) = (args.grow_events, args.post_every as usize);
+        let http = http_client()?;
+        tasks.spawn(async move {
+            let mut posts = 0;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(posts);
+                }
+                let reader = &readers[n % readers.len()];
+                let request = if n % post_every == post_every - 1 {
+                    posts += 1;
+                    http.post(format!("{url}/v1/posts"))
+                        .json(&json!({ "content": format!("state bench post {n} of the growth phase") }))
+                } else {
+                    http.post(format!("{url}/v1/rooms/{}/messages", reader.room))
+                        .json(&json!({ "body": format!("state bench message {n}, a short chat line") }))
+                };
+                let response = request.bearer_auth(&reader.token).send().await?;
+                if !response.status().is_success() {
+                    let status = response.status();
+                    bail!("write {n}: {status}: {}", response.text().await.unwrap_or_default());
+                }
+            }
+        });
+    }
+    let mut posts = 0;
+    while let Some(done) = tasks.join_next().await {
+        posts += done??;
+    }
+    Ok(posts)
+}
+
+/// Waits until every view reflects the log's head.
+fn wait_caught_up(server: &Running, http: &Http, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let readyz: serde_json::Value =
+            serde_json::from_str(&http.text(format!("{}/readyz", server.url))?)?;
+        let views = readyz["views"].as_array().context("no views in /readyz")?;
+        if views.iter().all(|view| view["lag"].as_u64() == Some(0)) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "views not caught up after {} s",
+            timeout.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Bounded-state figures of the real release server (`girok-bench state`, see its --help): makes
+# a data set once with `girok-bench read-data` at the chosen scale (kept in
+# target/girok-bench/state-SCALE), copies it to a temp dir and runs `girok-bench state` on the
+# copy: a start with the page cache dropped, cold and warm reads of room histories and home
+# timelines, memory growth per million events written over REST, and a restart.
+#
+#   scripts/state.sh small     # 1 M chat messages in 1,000 rooms, 100,000 posts, 10,000 users
+#   scripts/state.sh issue     # 10 M chat messages in 10,000 rooms, 1 M posts, 100,000 users
+#   scripts/state.sh small --grow-events 200000
+#
+# Both scales: rooms of 10 members, each user following a log-normal number of accounts
+# (mean 50, Zipf popularity) plus one author everyone follows, Zipf post authors, likes
+# and comments on Zipf-chosen posts (one like per post and a quarter comment per post on
+# average). Making `issue` takes a long while (about 17 M events through the engine).
+# Arguments after the scale go to `girok-bench state`. GIROK_BIN and GIROK_BENCH_BIN name
+# other binaries to run (nothing is built when both are set); STATE_DATA_DIR another
+# prepared data set (it needs a .complete marker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scale=${1:-small}
+[ $# -gt 0 ] && shift
+case $scale in
+  small) users=10000 shape=(--posts 100000 --likes 100000 --comments 25000 --messages 1000000) ;;
+  issue) users=100000 shape=(--posts 1000000 --likes 1000000 --comments 250000 --messages 10000000) ;;
+  *)
+    echo "usage: scripts/state.sh small|issue [girok-bench state arguments]" >&2
+    exit 2
+    ;;
+esac
+
+. "$(dirname "$0")/bench-server.sh"
+bench_binaries
+
+out=${CARGO_TARGET_DIR:-target}/girok-bench
+data=${STATE_DATA_DIR:-$out/state-$scale}
+if [ -n "${STATE_DATA_DIR:-}" ] && [ ! -f "$data/.complete" ]; then
+  # Never remake (or remove) a directory the caller named.
+  echo "state.sh: $data has no .complete marker (make it with girok-bench read-data)" >&2
+  exit 1
+fi
+if [ ! -f "$data/.complete" ]; then
+  echo "== girok-bench read-data (once, into $data)"
+  rm -rf "$data"
+  "$bench_bin" --out "$out/state-$scale-data.json" read-data --data-dir "$data" \
+    --users "$users" --room-size 10 "${shape[@]}"
+  touch "$data/.complete"
+fi
+
+bench_tmp state
+# The run writes to its data: it runs on a copy, so every run starts alike.
+cp -a "$data" "$tmp/data"
+rm -f "$tmp/data/.complete"
+
+echo "== girok-bench state (data: a copy of $data)"
+"$bench_bin" --out "$out/state-$scale.json" state --data-dir "$tmp/data" --bin "$girok_bin" \
+  --users "$users" "$@"
