@@ -3,11 +3,12 @@
 # a data set once with `girok-bench read-data` at the chosen scale (kept in
 # target/girok-bench/state-SCALE), copies it to a temp dir and runs `girok-bench state` on the
 # copy: a start with the page cache dropped, cold and warm reads of room histories and home
-# timelines, memory growth per million events written over REST, and a restart.
+# timelines, memory growth per million events written over REST once a first batch of writes
+# filled the caches, and a restart.
 #
 #   scripts/state.sh small     # 1 M chat messages in 1,000 rooms, 100,000 posts, 10,000 users
 #   scripts/state.sh issue     # 10 M chat messages in 10,000 rooms, 1 M posts, 100,000 users
-#   scripts/state.sh small --grow-events 200000
+#   scripts/state.sh small --warm-events 200000 --grow-events 200000
 #
 # Both scales: rooms of 10 members, each user following a log-normal number of accounts
 # (mean 50, Zipf popularity) plus one author everyone follows, Zipf post authors, likes

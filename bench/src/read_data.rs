@@ -368,6 +368,10 @@ async fn generate(args: &Args) -> anyhow::Result<Figures> {
     while let Err(error) = engine.wait_for_views(Some(head)).await {
         ensure!(Instant::now() < deadline, "{error}");
     }
+    // And the search index, so that a server started on the data does not index its tail first.
+    while let Err(error) = engine.wait_for_search(Some(head)).await {
+        ensure!(Instant::now() < deadline, "{error}");
+    }
     engine.shutdown().await;
     let figures = Figures {
         users: users.len(),

@@ -8,10 +8,10 @@
 //!    page of one of its rooms (50 messages) and of its home timeline (20 posts): each first
 //!    read meets a cold page cache and cold in-process caches for that reader's data.
 //! 3. *warm reads*: the same reads `--warm-rounds` more times.
-//! 4. *growth*: `--grow-events` more events written through REST by the readers over
+//! 4. *growth*: `--warm-events` events written through REST by the readers over
 //!    `--connections` connections (chat messages in their rooms, every `--post-every`th a
-//!    post), the views caught up, then resident memory again: growth per million events with
-//!    the caches warm.
+//!    post) fill the caches and memtables; then `--grow-events` more, the views caught up
+//!    after each: growth of resident memory per million events with the caches warm.
 //! 5. *restart*: a clean stop and a start on the grown log: time to ready and memory.
 //!
 //! Every answer is checked: a status other than 2xx fails the run.
@@ -47,6 +47,9 @@ pub struct Args {
     /// Events written through REST after the reads (0: no growth phase).
     #[arg(long, default_value_t = 1_000_000)]
     grow_events: usize,
+    /// Events written before the growth phase, to fill the caches (not measured).
+    #[arg(long, default_value_t = 500_000)]
+    warm_events: usize,
     /// Every this many written events one is a post (the rest are chat messages).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     post_every: u64,
@@ -150,10 +153,34 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         None
     } else {
         let readers = Arc::new(readers);
+        if args.warm_events > 0 {
+            let started = Instant::now();
+            runtime.block_on(grow(
+                &server.url,
+                &readers,
+                args,
+                "warm-up",
+                args.warm_events,
+            ))?;
+            wait_caught_up(&server, &http, timeout)?;
+            std::thread::sleep(Duration::from_secs(6));
+            println!(
+                "warm-up: {} events in {:.0} s; {}",
+                args.warm_events,
+                started.elapsed().as_secs_f64(),
+                server.memory()?
+            );
+        }
         let before = server.memory()?;
         let components_before = components(&server, &http)?;
         let started = Instant::now();
-        let posts = runtime.block_on(grow(&server.url, &readers, args))?;
+        let posts = runtime.block_on(grow(
+            &server.url,
+            &readers,
+            args,
+            "growth",
+            args.grow_events,
+        ))?;
         wait_caught_up(&server, &http, timeout)?;
         let seconds = started.elapsed().as_secs_f64();
         // Let the view store's batches and the search commit that follow a load settle.
@@ -313,13 +340,20 @@ async fn timed_get(
     Ok(())
 }
 
-/// Writes `args.grow_events` events over `args.connections` connections; how many were posts.
-async fn grow(url: &str, readers: &Arc<Vec<Reader>>, args: &Args) -> anyhow::Result<usize> {
+/// Writes `total` events over `args.connections` connections (their text says which `phase`);
+/// how many were posts.
+async fn grow(
+    url: &str,
+    readers: &Arc<Vec<Reader>>,
+    args: &Args,
+    phase: &'static str,
+    total: usize,
+) -> anyhow::Result<usize> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
         let (url, readers, next) = (url.to_owned(), readers.clone(), next.clone());
-        let (total, post_every) = (args.grow_events, args.post_every as usize);
+        let post_every = args.post_every as usize;
         let http = http_client()?;
         tasks.spawn(async move {
             let mut posts = 0;
@@ -332,10 +366,10 @@ async fn grow(url: &str, readers: &Arc<Vec<Reader>>, args: &Args) -> anyhow::Res
                 let request = if n % post_every == post_every - 1 {
                     posts += 1;
                     http.post(format!("{url}/v1/posts"))
-                        .json(&json!({ "content": format!("state bench post {n} of the growth phase") }))
+                        .json(&json!({ "content": format!("state bench post {n} of the {phase} phase") }))
                 } else {
                     http.post(format!("{url}/v1/rooms/{}/messages", reader.room))
-                        .json(&json!({ "body": format!("state bench message {n}, a short chat line") }))
+                        .json(&json!({ "body": format!("state bench message {n} of the {phase} phase") }))
                 };
                 let response = request.bearer_auth(&reader.token).send().await?;
                 if !response.status().is_success() {
