@@ -176,8 +176,8 @@ impl std::fmt::Display for Memory {
     }
 }
 
-/// Runs `bin serve` on `data_dir` and a free loopback port (the login and write rate limits
-/// lifted, as scripts/bench-server.sh does, warn-level logs) and waits until `/readyz`
+/// Runs `bin serve` on `data_dir` and a free loopback port (the login, message and post rate
+/// limits and the per-address connection limit lifted, warn-level logs) and waits until `/readyz`
 /// answers 200, polling every 10 ms.
 pub(crate) fn launch(
     bin: &Path,

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     grow_events: usize,
     /// Events written before the growth phase, to fill the caches (not measured).
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     warm_events: usize,
     /// Every this many written events one is a post (the rest are chat messages).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

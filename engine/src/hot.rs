@@ -179,12 +179,12 @@ impl HotObjects {
         );
     }
 
-    /// Refreshes the gauges (called when metrics are scraped).
     /// The event cache's weight, bytes.
     pub fn event_bytes(&self) -> u64 {
         self.events.weight()
     }
 
+    /// Refreshes the gauges (called when metrics are scraped).
     pub fn observe(&self) {
         self.metrics.event_bytes.set(self.events.weight() as i64);
     }

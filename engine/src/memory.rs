@@ -114,6 +114,7 @@ mod tests {
         assert_eq!(parse_status("Name:\tgirok\n"), None);
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_process_reports_its_memory_here() {
         let memory = process_memory().expect("Linux has /proc/self/status");

@@ -381,25 +381,29 @@ impl FeedStore {
         u64::try_from(self.home.digest().entries).unwrap_or(0)
     }
 
-    /// Entries each feed view holds in memory: `(view, entries)`.
+    /// Entries each feed view holds in memory: `(view, entries)`. An index without a window
+    /// holds its whole collection, which its digest counts (no walk over its keys under its
+    /// lock while a scrape runs); the home windows are walked, one step per reader.
     pub(crate) fn held(&self) -> [(&'static str, usize); 4] {
+        let whole = |digest: Digest| usize::try_from(digest.entries).unwrap_or(0);
+        let edges = self.edges.read().len();
         [
             (
                 "timelines",
-                self.profile.held() + self.home.held() + self.heavy.held(),
+                whole(self.profile.digest()) + self.home.held() + whole(self.heavy.digest()),
             ),
             (
                 "post_stats",
-                self.post_edits.held()
-                    + self.likers.held()
-                    + self.liked.held()
-                    + self.comments.held(),
+                whole(self.post_edits.digest())
+                    + whole(self.likers.digest())
+                    + whole(self.liked.digest())
+                    + whole(self.comments.digest()),
             ),
             (
                 "follows",
-                self.followers.held() + self.following.held() + self.edges.read().len(),
+                whole(self.followers.digest()) + whole(self.following.digest()) + edges,
             ),
-            ("notifications", self.notifications.held()),
+            ("notifications", whole(self.notifications.digest())),
         ]
     }
 

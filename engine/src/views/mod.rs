@@ -439,7 +439,7 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         *self.digest.lock()
     }
 
-    /// Values held in memory, over every key (a window's cut ones are gone).
+    /// Values held in memory, over every key (a window's cut ones are gone): one step per key.
     pub fn held(&self) -> usize {
         self.map
             .read()

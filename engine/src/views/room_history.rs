@@ -532,7 +532,6 @@ impl RoomHistoryStore {
         Ok(rooms)
     }
 
-    /// The order-independent digest of the whole view.
     /// Entries held in memory: each room's newest messages and each edited message's edits.
     pub(crate) fn held(&self) -> usize {
         let recent: usize = self
@@ -544,6 +543,7 @@ impl RoomHistoryStore {
         recent + self.edits.read().values().map(BTreeMap::len).sum::<usize>()
     }
 
+    /// The order-independent digest of the whole view.
     pub fn digest(&self) -> Digest {
         *self.digest.lock()
     }

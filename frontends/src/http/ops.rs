@@ -52,7 +52,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state.engine.refresh_metrics();
+    // The gauges walk some views' maps and read /proc: off the async runtime.
+    let engine = state.engine.clone();
+    let _ = tokio::task::spawn_blocking(move || engine.refresh_metrics()).await;
     let sink = state.analytics.clone();
     let _ = tokio::task::spawn_blocking(move || sink.refresh_metrics()).await;
     let mut text = String::new();
