@@ -4,7 +4,7 @@
 //!    cache (`posix_fadvise(DONTNEED)`, no root needed), then `girok serve` starts on it: time
 //!    to ready, resident memory, the checkpoint the views resumed from.
 //! 2. *cold reads*: `--readers` generated users sign in (spread over the data set; signing in
-//!    lists their rooms) and each reads, one request at a time on one connection, the newest
+//!    lists their rooms), the page cache is dropped again, and each reads, one request at a time on one connection, the newest
 //!    page of one of its rooms (50 messages) and of its home timeline (20 posts): each first
 //!    read meets a cold page cache and cold in-process caches for that reader's data.
 //! 3. *warm reads*: the same reads `--warm-rounds` more times.
@@ -136,6 +136,10 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     print_components(&cold_start.components);
 
     let readers = runtime.block_on(sign_in(&server.url, args.users, args.readers))?;
+    // Signing in read the readers' room lists (their rooms' last messages): drop the pages
+    // again, so that the first reads meet the disk (girok's own block caches keep what the
+    // start and the sign-ins put there).
+    drop_page_cache(&args.data_dir)?;
     let cold_reads = runtime.block_on(read_pages(&server.url, &readers, 1))?;
     println!(
         "cold reads ({} readers, one request at a time):\n  history  {}\n  timeline {}",
