@@ -98,15 +98,21 @@ pub(crate) struct Reader {
     pub room: String,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<Figures> {
+/// Checks `--users` and `--readers` against what `read-data` makes and [`sign_in`] takes.
+pub(crate) fn check_readers(users: usize, readers: usize) -> anyhow::Result<()> {
     ensure!(
-        (2..=1_000_000).contains(&args.users),
+        (2..=1_000_000).contains(&users),
         "--users: 2 to 1,000,000 (as read-data makes)"
     );
     ensure!(
-        args.readers >= 1 && args.readers < args.users.min(100_001),
+        readers >= 1 && readers < users.min(100_001),
         "--readers: 1 to 100,000 and below --users (user 0 is the author everyone follows)"
     );
+    Ok(())
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Figures> {
+    check_readers(args.users, args.readers)?;
     ensure!(args.seconds >= 1, "--seconds: at least 1");
     ensure!(
         args.warmup <= 3600 && args.seconds <= 3600,

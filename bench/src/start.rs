@@ -266,14 +266,9 @@ impl Running {
         })
     }
 
-    /// A gauge's value from `/metrics` (0 when it is not there).
-    pub(crate) fn metric(&self, http: &Http, name: &str) -> anyhow::Result<f64> {
-        let metrics = http.text(format!("{}/metrics", self.url))?;
-        Ok(metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .unwrap_or(0.0))
+    /// The server's `/metrics` text.
+    pub(crate) fn metrics(&self, http: &Http) -> anyhow::Result<String> {
+        http.text(format!("{}/metrics", self.url))
     }
 
     /// SIGTERM, then waits for the clean stop (drained, flushed); how long it took, ms.
@@ -289,13 +284,22 @@ impl Running {
     }
 }
 
+/// A gauge's value in a `/metrics` text (0 when it is not there).
+pub(crate) fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 fn start_once(bin: &Path, args: &Args, http: &Http) -> anyhow::Result<Start> {
     let running = launch(bin, &args.data_dir, args.server.timeout(), http)?;
     let memory = running.memory()?;
     let readyz: serde_json::Value =
         serde_json::from_str(&http.text(format!("{}/readyz", running.url))?)?;
     let head = readyz["log"]["head"].as_u64().unwrap_or(0);
-    let search_resumed_seq = running.metric(http, "girok_search_resumed_seq")? as u64;
+    let search_resumed_seq = gauge(&running.metrics(http)?, "girok_search_resumed_seq") as u64;
     Ok(Start {
         ready_ms: running.ready_ms,
         head,

@@ -4,9 +4,10 @@
 //!    cache (`posix_fadvise(DONTNEED)`, no root needed), then `girok serve` starts on it: time
 //!    to ready, resident memory, the checkpoint the views resumed from.
 //! 2. *cold reads*: `--readers` generated users sign in (spread over the data set; signing in
-//!    lists their rooms), the page cache is dropped again, and each reads, one request at a time on one connection, the newest
-//!    page of one of its rooms (50 messages) and of its home timeline (20 posts): each first
-//!    read meets a cold page cache and cold in-process caches for that reader's data.
+//!    lists their rooms), the page cache is dropped again, and each reads, one request at a
+//!    time on one connection, the newest page of one of its rooms (50 messages) and of its
+//!    home timeline (20 posts): each first read meets a cold page cache (girok's own block
+//!    caches keep what the start and the sign-ins read).
 //! 3. *warm reads*: the same reads `--warm-rounds` more times.
 //! 4. *growth*: `--warm-events` events written through REST by the readers over
 //!    `--connections` connections (chat messages in their rooms, every `--post-every`th a
@@ -16,9 +17,9 @@
 //!
 //! Every answer is checked: a status other than 2xx fails the run.
 
-use crate::read_load::{Reader, http_client, sign_in};
+use crate::read_load::{Reader, check_readers, http_client, sign_in};
 use crate::report::{Latency, histogram};
-use crate::start::{Http, Memory, Running, ServerArgs, launch};
+use crate::start::{Http, Memory, Running, ServerArgs, gauge, launch};
 use anyhow::{Context, bail, ensure};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -113,10 +114,13 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         "{} is not a data directory",
         args.data_dir.display()
     );
-    ensure!(
-        args.readers >= 1 && args.readers < args.users,
-        "--readers: at least 1 and below --users (user 0 is the author everyone follows)"
-    );
+    check_readers(args.users, args.readers)?;
+    for (name, events) in [
+        ("--grow-events", args.grow_events),
+        ("--warm-events", args.warm_events),
+    ] {
+        ensure!(events <= 100_000_000, "{name}: at most 100,000,000");
+    }
     let bin = args.server.binary()?;
     let http = Http::new()?;
     let timeout = args.server.timeout();
@@ -157,40 +161,28 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         None
     } else {
         let readers = Arc::new(readers);
-        if args.warm_events > 0 {
+        let phase = |name, events| -> anyhow::Result<(usize, f64)> {
             let started = Instant::now();
-            runtime.block_on(grow(
-                &server.url,
-                &readers,
-                args,
-                "warm-up",
-                args.warm_events,
-            ))?;
+            let posts = runtime.block_on(grow(&server.url, &readers, args, name, events))?;
             wait_caught_up(&server, &http, timeout)?;
+            let seconds = started.elapsed().as_secs_f64();
+            // Let the view store's batches and the search commit that follow a load settle.
             std::thread::sleep(Duration::from_secs(6));
+            Ok((posts, seconds))
+        };
+        if args.warm_events > 0 {
+            let (_, seconds) = phase("warm-up", args.warm_events)?;
             println!(
-                "warm-up: {} events in {:.0} s; {}",
+                "warm-up: {} events in {seconds:.0} s; {}",
                 args.warm_events,
-                started.elapsed().as_secs_f64(),
                 server.memory()?
             );
         }
         let before = server.memory()?;
-        let components_before = components(&server, &http)?;
-        let started = Instant::now();
-        let posts = runtime.block_on(grow(
-            &server.url,
-            &readers,
-            args,
-            "growth",
-            args.grow_events,
-        ))?;
-        wait_caught_up(&server, &http, timeout)?;
-        let seconds = started.elapsed().as_secs_f64();
-        // Let the view store's batches and the search commit that follow a load settle.
-        std::thread::sleep(Duration::from_secs(6));
+        let components_before = components(&server.metrics(&http)?);
+        let (posts, seconds) = phase("growth", args.grow_events)?;
         let after = server.memory()?;
-        let components_after = components(&server, &http)?;
+        let components_after = components(&server.metrics(&http)?);
         let per_million = |from: f64, to: f64| (to - from) * 1e6 / args.grow_events as f64;
         let growth = Growth {
             events: args.grow_events,
@@ -249,20 +241,20 @@ fn start_figures(server: &Running, http: &Http) -> anyhow::Result<Start> {
     let memory = server.memory()?;
     let readyz: serde_json::Value =
         serde_json::from_str(&http.text(format!("{}/readyz", server.url))?)?;
+    let metrics = server.metrics(http)?;
     Ok(Start {
         ready_ms: server.ready_ms,
         head: readyz["log"]["head"].as_u64().unwrap_or(0),
-        views_resumed_seq: server.metric(http, "girok_views_resumed_seq")? as u64,
-        search_resumed_seq: server.metric(http, "girok_search_resumed_seq")? as u64,
+        views_resumed_seq: gauge(&metrics, "girok_views_resumed_seq") as u64,
+        search_resumed_seq: gauge(&metrics, "girok_search_resumed_seq") as u64,
         memory,
-        components: components(server, http)?,
+        components: components(&metrics),
     })
 }
 
-/// The server's memory gauges now (none from a build without them).
-fn components(server: &Running, http: &Http) -> anyhow::Result<Components> {
-    let metrics = http.text(format!("{}/metrics", server.url))?;
-    Ok(metrics
+/// The memory gauges in a `/metrics` text (none from a build without them).
+fn components(metrics: &str) -> Components {
+    metrics
         .lines()
         .filter(|line| {
             line.starts_with("girok_memory_bytes{")
@@ -272,7 +264,7 @@ fn components(server: &Running, http: &Http) -> anyhow::Result<Components> {
             let (name, value) = line.rsplit_once(' ')?;
             Some((name.to_owned(), value.parse().ok()?))
         })
-        .collect())
+        .collect()
 }
 
 fn print_components(components: &Components) {

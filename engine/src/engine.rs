@@ -577,18 +577,21 @@ impl Engine {
             .hub_lag
             .set(head.saturating_sub(published) as i64);
         self.hot.observe();
-        let (log, views) = (self.store.memory(), self.views.disk_memory());
-        self.metrics.memory.observe(
-            &[
+        let views = self.views.disk_memory();
+        let mut components = vec![
+            ("view_block_cache", views.block_cache),
+            ("view_memtable", views.memtables),
+            ("event_cache", self.hot.event_bytes()),
+            ("search_writer", crate::search::WRITER_BYTES as u64),
+        ];
+        // While the log's database reopens its gauges keep their last values.
+        if let Some(log) = self.store.memory() {
+            components.extend([
                 ("log_block_cache", log.block_cache),
                 ("log_memtables", log.memtables),
-                ("view_block_cache", views.block_cache),
-                ("view_memtable", views.memtables),
-                ("event_cache", self.hot.event_bytes()),
-                ("search_writer", crate::search::WRITER_BYTES as u64),
-            ],
-            &self.views.held(),
-        );
+            ]);
+        }
+        self.metrics.memory.observe(&components, &self.views.held());
     }
 
     /// Drains and stops: every command queued before the call is made durable and answered,

@@ -186,7 +186,7 @@ impl HotObjects {
 
     /// Refreshes the gauges (called when metrics are scraped).
     pub fn observe(&self) {
-        self.metrics.event_bytes.set(self.events.weight() as i64);
+        self.metrics.event_bytes.set(self.event_bytes() as i64);
     }
 }
 

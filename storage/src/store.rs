@@ -411,15 +411,15 @@ impl Store {
         })
     }
 
-    /// The block cache's and the memtables' bytes (zero while the store reopens).
-    pub fn memory(&self) -> StoreMemory {
+    /// The block cache's and the memtables' bytes (`None` while the store reopens).
+    pub fn memory(&self) -> Option<StoreMemory> {
         self.with(|h| {
             Ok(StoreMemory {
                 block_cache: h.db.cache_size(),
                 memtables: h.db.write_buffer_size(),
             })
         })
-        .unwrap_or_default()
+        .ok()
     }
 
     /// The data directory.

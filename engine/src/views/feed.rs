@@ -385,25 +385,24 @@ impl FeedStore {
     /// holds its whole collection, which its digest counts (no walk over its keys under its
     /// lock while a scrape runs); the home windows are walked, one step per reader.
     pub(crate) fn held(&self) -> [(&'static str, usize); 4] {
-        let whole = |digest: Digest| usize::try_from(digest.entries).unwrap_or(0);
         let edges = self.edges.read().len();
         [
             (
                 "timelines",
-                whole(self.profile.digest()) + self.home.held() + whole(self.heavy.digest()),
+                self.profile.digest().count() + self.home.held() + self.heavy.digest().count(),
             ),
             (
                 "post_stats",
-                whole(self.post_edits.digest())
-                    + whole(self.likers.digest())
-                    + whole(self.liked.digest())
-                    + whole(self.comments.digest()),
+                self.post_edits.digest().count()
+                    + self.likers.digest().count()
+                    + self.liked.digest().count()
+                    + self.comments.digest().count(),
             ),
             (
                 "follows",
-                whole(self.followers.digest()) + whole(self.following.digest()) + edges,
+                self.followers.digest().count() + self.following.digest().count() + edges,
             ),
-            ("notifications", whole(self.notifications.digest())),
+            ("notifications", self.notifications.digest().count()),
         ]
     }
 

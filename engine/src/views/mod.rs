@@ -111,6 +111,11 @@ impl Digest {
         }
     }
 
+    /// The entries it counts (none below zero).
+    pub fn count(&self) -> usize {
+        usize::try_from(self.entries).unwrap_or(0)
+    }
+
     pub(crate) fn apply<D: Hash>(&mut self, data: &D, diff: isize) {
         let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
         data.hash(&mut hasher);
@@ -741,11 +746,10 @@ impl Views {
     /// (room history's newest messages and latest edits; memberships and read markers whole)
     /// and the feed views' indexes (home timelines as far as their windows keep).
     pub fn held(&self) -> Vec<(&'static str, usize)> {
-        let whole = |digest: Digest| usize::try_from(digest.entries).unwrap_or(0);
         let mut held = vec![
             ("room_history", self.room_history.held()),
-            ("memberships", whole(self.memberships.digest())),
-            ("read_receipts", whole(self.receipts.digest())),
+            ("memberships", self.memberships.digest().count()),
+            ("read_receipts", self.receipts.digest().count()),
         ];
         held.extend(self.feed.held());
         held
