@@ -8,6 +8,27 @@
 #                                  # NAME=VALUE settings, then a wrapper such as taskset -c 0;
 #                                  # sets server_pid, url
 #   stop_check                     # fails if girok exited; shows its warnings and errors
+#   read_data_set DIR NAMED JSON [ARGS...]
+#                                  # makes DIR once with `girok-bench read-data ARGS` (figures
+#                                  # to JSON; a .complete marker says it is whole); a directory
+#                                  # the caller named (NAMED non-empty) is never remade
+
+read_data_set() {
+  local data=$1 named=$2 json=$3
+  shift 3
+  if [ -f "$data/.complete" ]; then
+    return
+  fi
+  if [ -n "$named" ]; then
+    # Never remake (or remove) a directory the caller named.
+    echo "$(basename "$0"): $data has no .complete marker (make it with girok-bench read-data)" >&2
+    exit 1
+  fi
+  echo "== girok-bench read-data (once, into $data)"
+  rm -rf "$data"
+  "$bench_bin" --out "$json" read-data --data-dir "$data" "$@"
+  touch "$data/.complete"
+}
 
 bench_binaries() {
   local target=${CARGO_TARGET_DIR:-target}

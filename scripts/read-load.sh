@@ -22,17 +22,7 @@ cd "$(dirname "$0")/.."
 bench_binaries
 
 data=${READ_DATA_DIR:-${CARGO_TARGET_DIR:-target}/girok-bench/read-data}
-if [ -n "${READ_DATA_DIR:-}" ] && [ ! -f "$data/.complete" ]; then
-  # Never remake (or remove) a directory the caller named.
-  echo "read-load.sh: $data has no .complete marker (make it with girok-bench read-data)" >&2
-  exit 1
-fi
-if [ ! -f "$data/.complete" ]; then
-  echo "== girok-bench read-data (once, into $data)"
-  rm -rf "$data"
-  "$bench_bin" --out "$(dirname "$data")/read-data.json" read-data --data-dir "$data"
-  touch "$data/.complete"
-fi
+read_data_set "$data" "${READ_DATA_DIR:-}" "$(dirname "$data")/read-data.json"
 
 bench_tmp read-load
 # The server appends (logins) to its data: it runs on a copy, so every run starts alike.

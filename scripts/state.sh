@@ -36,18 +36,8 @@ bench_binaries
 
 out=${CARGO_TARGET_DIR:-target}/girok-bench
 data=${STATE_DATA_DIR:-$out/state-$scale}
-if [ -n "${STATE_DATA_DIR:-}" ] && [ ! -f "$data/.complete" ]; then
-  # Never remake (or remove) a directory the caller named.
-  echo "state.sh: $data has no .complete marker (make it with girok-bench read-data)" >&2
-  exit 1
-fi
-if [ ! -f "$data/.complete" ]; then
-  echo "== girok-bench read-data (once, into $data)"
-  rm -rf "$data"
-  "$bench_bin" --out "$out/state-$scale-data.json" read-data --data-dir "$data" \
-    --users "$users" --room-size 10 "${shape[@]}"
-  touch "$data/.complete"
-fi
+read_data_set "$data" "${STATE_DATA_DIR:-}" "$out/state-$scale-data.json" \
+  --users "$users" --room-size 10 "${shape[@]}"
 
 bench_tmp state
 # The run writes to its data: it runs on a copy, so every run starts alike.
