@@ -49,8 +49,8 @@ enum Suite {
     /// The ClickHouse sink: backlog throughput (rows/s, against direct inserts) and the
     /// freshness lag from commit to queryable under a paced ingest.
     Analytics(analytics::Args),
-    /// Posts fanned out to followers' timelines: posts/s, fan-out records/s, time until a
-    /// post is in the timelines, and home-page reads with and without a heavy author's merge.
+    /// Posts through the engine: durable posts/s, time until a post is in its followers'
+    /// timelines, and home-page reads for a reader following one author and one following many.
     Feed(feed::Args),
     /// Writes the read benchmark's data set (users, follows, posts, likes, comments, rooms,
     /// messages) into a fresh data directory through the engine.

@@ -344,8 +344,6 @@ pub struct Dataflow {
 pub struct DataflowConfig {
     /// Timely worker threads.
     pub workers: usize,
-    /// Authors with this many followers or more are merged into timelines at read time.
-    pub fanout_max_followers: usize,
 }
 
 /// Starts timely workers over `store`, maintaining `views` (which hold what `resumed` says
@@ -359,7 +357,6 @@ pub fn start(
     resumed: Resumed,
 ) -> crate::Result<Dataflow> {
     let workers = config.workers;
-    let fanout_max = config.fanout_max_followers;
     let stop = Arc::new(AtomicBool::new(false));
     let drain = Arc::new(Drain::default());
     let config = timely::Config::process(workers.max(1));
@@ -372,7 +369,7 @@ pub fn start(
                 stop: &stop,
                 drain: &drain,
             };
-            run_worker(worker, context, until, fanout_max, resumed)
+            run_worker(worker, context, until, resumed)
         })
         .map_err(|e| crate::Error::Internal(format!("cannot start dataflow workers: {e}")))?
     };
@@ -425,7 +422,6 @@ fn run_worker(
     worker: &mut timely::worker::Worker,
     context: WorkerContext<'_>,
     until: Option<Seq>,
-    fanout_max: usize,
     resumed: Resumed,
 ) {
     let WorkerContext {
@@ -474,11 +470,7 @@ fn run_worker(
             probe: &probe,
             views,
         };
-        crate::views::build(
-            &collections,
-            &sinks,
-            &crate::views::inputs::ViewSettings { fanout_max },
-        );
+        crate::views::build(&collections, &sinks);
     });
 
     // Only worker 0 reads the log; the others close their inputs (dropping a session closes

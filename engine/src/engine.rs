@@ -44,12 +44,6 @@ pub struct EngineConfig {
     pub password_queue: usize,
     /// Most members of a group room (at most [`crate::limits::MAX_ROOM_MEMBERS`]).
     pub max_room_members: usize,
-    /// Authors with this many followers or more are merged into timelines at read time
-    /// instead of being fanned out on write.
-    pub fanout_max_followers: usize,
-    /// Entries of each home timeline kept in memory (the newest); older pages are merged
-    /// from the profile timelines of its authors.
-    pub home_timeline_entries: usize,
     /// Bounds of the hot-object caches.
     pub hot: HotConfig,
     /// Per-user budgets of each kind of write (none unless set: the server's configuration
@@ -72,8 +66,6 @@ impl EngineConfig {
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             password_queue: crate::accounts::DEFAULT_PASSWORD_QUEUE,
             max_room_members: crate::limits::MAX_ROOM_MEMBERS,
-            fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
-            home_timeline_entries: crate::limits::HOME_TIMELINE_ENTRIES,
             hot: HotConfig::default(),
             write_rates: crate::write_rates::WriteRates::unlimited(),
             view_cache_bytes: 32 << 20,
@@ -183,14 +175,12 @@ impl Engine {
             crate::background::lower_priority_somewhat,
         )?;
         let (views, resumed) = Views::resume(Arc::new(view_store), head_at_start)?;
-        views.feed.set_home_window(config.home_timeline_entries);
         let views = Arc::new(views);
         let flow = dataflow::start(
             store.clone(),
             views.clone(),
             dataflow::DataflowConfig {
                 workers: config.workers,
-                fanout_max_followers: config.fanout_max_followers,
             },
             None,
             resumed,

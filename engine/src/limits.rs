@@ -30,13 +30,6 @@ pub const MAX_MENTIONS: usize = 20;
 pub const MAX_FEED_PAGE_SIZE: usize = 100;
 /// Most comments shown inline with a post (`comments(limit:)`).
 pub const MAX_INLINE_COMMENTS: usize = 20;
-/// Authors with at least this many followers are not fanned out to their followers'
-/// timelines; their posts are merged in when a timeline is read (the default of
-/// `feed.fanout_max_followers`).
-pub const FANOUT_MAX_FOLLOWERS: usize = 1000;
-/// Entries of each home timeline kept in memory, the newest (the default of
-/// `engine.home_timeline_entries`); older pages are merged from the authors' profiles.
-pub const HOME_TIMELINE_ENTRIES: usize = 1000;
 /// Longest search query, in characters.
 pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
 /// How deep search results may be paged (offset plus page size).

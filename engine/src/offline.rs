@@ -25,18 +25,14 @@ pub struct ReplayOptions {
     pub to_seq: Option<Seq>,
     /// Timely worker threads.
     pub workers: usize,
-    /// Authors with this many followers or more are merged into timelines at read time (the
-    /// server's `engine.fanout_max_followers`: the views depend on it).
-    pub fanout_max_followers: usize,
 }
 
 impl ReplayOptions {
-    /// The whole log on `workers` threads, with the default fan-out threshold.
+    /// The whole log on `workers` threads.
     pub fn new(workers: usize) -> Self {
         Self {
             to_seq: None,
             workers,
-            fanout_max_followers: crate::limits::FANOUT_MAX_FOLLOWERS,
         }
     }
 }
@@ -99,7 +95,6 @@ impl Offline {
     ) -> Result<(ReplayReport, Arc<Views>)> {
         let dataflow = crate::dataflow::DataflowConfig {
             workers: options.workers,
-            fanout_max_followers: options.fanout_max_followers,
         };
         crate::replay::replay(self.store.clone(), options.to_seq, dataflow, progress)
     }

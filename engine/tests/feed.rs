@@ -1,5 +1,6 @@
-//! The feed in-process: write rules, timelines as an incremental view (fan-out, backfill,
-//! retraction, heavy authors merged at read time), counts, notifications as a view (retracted
+//! The feed in-process: write rules, home timelines merged from the profile timelines of
+//! everyone a reader follows (a follow brings an author's older posts, an unfollow or a
+//! deletion takes them out), counts, notifications as a view (retracted
 //! by unlikes, deletes and unfollows), live pushes, search, and replay equal to live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +16,6 @@ fn config(dir: &std::path::Path) -> EngineConfig {
     let mut config = EngineConfig::new(dir);
     config.workers = 2;
     config.read_wait = Duration::from_secs(10);
-    // Small, so that one test sees an author become heavy.
-    config.fanout_max_followers = 3;
     config
 }
 
@@ -70,7 +69,7 @@ async fn kinds(engine: &Engine, reader: UserId, after: Seq) -> Vec<NotificationK
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn timelines_follow_the_graph_incrementally_and_heavy_authors_merge_at_read() {
+async fn home_timelines_follow_the_graph_and_page_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(config(dir.path())).unwrap();
     let ann = user(&engine, "ann").await;
@@ -94,8 +93,7 @@ async fn timelines_follow_the_graph_incrementally_and_heavy_authors_merge_at_rea
     let ack = run(&engine, ann, FeedCommand::Unfollow { user: bob }).await;
     assert_eq!(home(&engine, ann, ack.seq).await, ["ann one"]);
 
-    // Bob becomes heavy (3 followers with the test's threshold): his posts are no longer
-    // fanned out, but every follower's timeline still has them, merged at read time.
+    // Bob gains followers: each of them sees his posts, older and newer.
     let mut followers = vec![ann];
     for name in ["cat", "dan"] {
         followers.push(user(&engine, name).await);
@@ -107,22 +105,20 @@ async fn timelines_follow_the_graph_incrementally_and_heavy_authors_merge_at_rea
             .seq;
     }
     engine.wait_for_views(Some(last)).await.unwrap();
-    let (_, s) = post(&engine, bob, "bob heavy").await;
+    let (_, s) = post(&engine, bob, "bob three").await;
     assert_eq!(
         home(&engine, ann, s).await,
-        ["bob heavy", "ann one", "bob one"]
+        ["bob three", "ann one", "bob one"]
     );
     assert_eq!(
         home(&engine, followers[2], s).await,
-        ["bob heavy", "bob one"]
+        ["bob three", "bob one"]
     );
-    let fanned_out = engine.views().feed.home_kept(followers[2]);
-    assert_eq!(fanned_out, 0, "a heavy author's posts are not fanned out");
 
-    // Pages: newest first, the cursor continues, across the merge.
+    // Pages: newest first, the cursor continues, across authors.
     let first = engine.timeline(ann, None, Some(2), None).await.unwrap();
     let contents: Vec<_> = first.posts.iter().map(|p| p.content.as_str()).collect();
-    assert_eq!(contents, ["bob heavy", "ann one"]);
+    assert_eq!(contents, ["bob three", "ann one"]);
     let rest = engine
         .timeline(ann, first.next_cursor, Some(2), None)
         .await
@@ -392,10 +388,7 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
     engine.shutdown().await;
     drop(engine);
     let log = Offline::open(dir.path()).unwrap();
-    let options = ReplayOptions {
-        fanout_max_followers: 3,
-        ..ReplayOptions::new(2)
-    };
+    let options = ReplayOptions::new(2);
     let report = tokio::task::spawn_blocking(move || log.replay(options, |_, _| {}).unwrap())
         .await
         .unwrap();
@@ -426,10 +419,7 @@ async fn seen(engine: &Engine, reader: UserId, after: Seq) -> String {
 /// Every view's digest rebuilt from the log alone, with this file's configuration.
 async fn replayed(dir: &std::path::Path) -> Vec<girok_engine::views::ViewSummary> {
     let log = Offline::open(dir).unwrap();
-    let options = ReplayOptions {
-        fanout_max_followers: 3,
-        ..ReplayOptions::new(2)
-    };
+    let options = ReplayOptions::new(2);
     tokio::task::spawn_blocking(move || log.replay_views(options, |_, _| {}).unwrap())
         .await
         .unwrap()
@@ -437,20 +427,13 @@ async fn replayed(dir: &std::path::Path) -> Vec<girok_engine::views::ViewSummary
         .views
 }
 
-/// [`config`] with home windows of one entry (cut past two).
-fn windowed(dir: &std::path::Path) -> EngineConfig {
-    let mut config = config(dir);
-    config.home_timeline_entries = 1;
-    config
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     let dir = tempfile::tempdir().unwrap();
-    // First run: follows (one author turns heavy), posts with mentions, an edit, likes and an
+    // First run: follows, posts with mentions, an edit, likes and an
     // unlike, comments and a deleted one, a deleted post, an unfollow, a read marker.
     let (names, kept_post, kept_like_post, before) = {
-        let engine = Engine::open(windowed(dir.path())).unwrap();
+        let engine = Engine::open(config(dir.path())).unwrap();
         let mut names = Vec::new();
         for name in ["ann", "bob", "cat", "dan", "eve"] {
             names.push(user(&engine, name).await);
@@ -466,8 +449,6 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
         let (p1, _) = post(&engine, bob, "bob says hi to @ann").await;
         let (p2, _) = post(&engine, ann, "ann one").await;
         let (p3, _) = post(&engine, ann, "ann two, soon gone").await;
-        // Enough posts that home windows of one entry are cut, so the views restore into cut
-        // windows and pages below them come from profiles.
         for i in 0..3 {
             post(&engine, ann, &format!("ann extra {i}")).await;
         }
@@ -520,20 +501,15 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     // Second run: the feed views come back from their stored inputs, not from the log (a
     // second feeding of the log's facts would double them, and the digests would differ).
     {
-        let engine = Engine::open(windowed(dir.path())).unwrap();
+        let engine = Engine::open(config(dir.path())).unwrap();
         let resumed = engine.views_resumed_from();
         assert_eq!(resumed, engine.head(), "a clean stop checkpoints the head");
         for (reader, was) in names.iter().zip(&before) {
             assert_eq!(&seen(&engine, *reader, resumed).await, was);
         }
-        assert!(
-            engine.views().feed.home_kept(ann) <= 2,
-            "restored into a cut window"
-        );
         let live = engine.summaries_at(resumed).await.unwrap();
         // Then the log moves on past the checkpoint: restored facts are retracted (an unlike,
-        // a deleted post, an unfollow) and new ones join them (a fourth follower makes bob
-        // heavy again, a post, a like).
+        // a deleted post, an unfollow) and new ones join them (follows, a post, a like).
         run(&engine, eve, FeedCommand::UnlikePost { post: kept_post }).await;
         run(
             &engine,
@@ -573,7 +549,7 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
     // Third run: the inputs written after the restore add up to the checkpoint's digest, so
     // the views resume again.
     {
-        let engine = Engine::open(windowed(dir.path())).unwrap();
+        let engine = Engine::open(config(dir.path())).unwrap();
         assert_eq!(engine.views_resumed_from(), engine.head());
         engine.shutdown().await;
     }
@@ -598,7 +574,7 @@ async fn feed_views_restore_from_their_stored_inputs_and_equal_a_replay() {
         disk.write(&[lost], true).unwrap();
         disk.flush().unwrap();
     }
-    let engine = Engine::open(windowed(dir.path())).unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
     assert_eq!(engine.views_resumed_from(), 0, "rebuilt from the log");
     let head = engine.head();
     let live = engine.summaries_at(head).await.unwrap();
@@ -646,11 +622,9 @@ async fn expected_home(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profiles() {
+async fn a_home_timeline_pages_exactly_its_authors_posts_through_follows_and_deletions() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.home_timeline_entries = 3;
-    let engine = Engine::open(config).unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
     let mut users = Vec::new();
     for name in ["ann", "bob", "cat", "dan", "eve"] {
         users.push(user(&engine, name).await);
@@ -658,8 +632,7 @@ async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profile
     let [ann, bob, cat, dan, eve] = users[..] else {
         unreachable!()
     };
-    // Dan and eve post before anyone follows them: a later follow backfills posts that lie
-    // below ann's window.
+    // Dan and eve post before anyone follows them: a later follow brings their older posts.
     let mut dans = Vec::new();
     for i in 0..4 {
         dans.push(post(&engine, dan, &format!("dan {i}")).await.0);
@@ -687,17 +660,13 @@ async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profile
                     "page {page}"
                 );
             }
-            assert!(
-                engine.views().feed.home_kept(ann) <= 4,
-                "3, and a quarter more between cuts"
-            );
             expected.len()
         }
     };
     assert_eq!(check(vec![bob, cat], last).await, 13);
 
-    // An unfollow retracts cat's posts above and below the window; a follow backfills all of
-    // dan's; a deletion below the window is gone; a post lands on top.
+    // An unfollow takes all of cat's posts out; a follow brings all of dan's; deleted posts
+    // are gone; a post lands on top.
     run(&engine, ann, FeedCommand::Unfollow { user: cat }).await;
     run(&engine, ann, FeedCommand::Follow { user: dan }).await;
     run(&engine, bob, FeedCommand::DeletePost { post: bobs[0] }).await;
@@ -705,7 +674,7 @@ async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profile
     let last = post(&engine, bob, "bob on top").await.1;
     assert_eq!(check(vec![bob, dan], last).await, 11);
 
-    // Eve turns heavy (three followers): her posts are merged at read time, not fanned out.
+    // Eve, followed by everyone: her posts among the others'.
     for follower in [bob, cat, dan] {
         run(&engine, follower, FeedCommand::Follow { user: eve }).await;
     }
@@ -714,7 +683,7 @@ async fn a_home_timeline_past_its_window_pages_the_same_from_the_authors_profile
         .seq;
     assert_eq!(check(vec![bob, dan, eve], last).await, 15);
 
-    // Replay equals live whatever each kept in memory.
+    // Replay equals live.
     let live = engine.summaries_at(engine.head()).await.unwrap();
     engine.shutdown().await;
     drop(engine);

@@ -80,12 +80,13 @@ pub struct EngineSection {
     pub read_wait_ms: u64,
     /// Events a live subscriber may fall behind before it is told it lagged.
     pub topic_capacity: usize,
-    /// Authors with at least this many followers are not fanned out to their followers'
-    /// timelines on write; their posts are merged in when a timeline is read.
-    pub fanout_max_followers: usize,
-    /// Entries of each home timeline kept in memory (the newest); older pages are merged
-    /// from the profile timelines of the authors it shows.
-    pub home_timeline_entries: usize,
+    /// No longer used: home timelines are merged from the profile timelines when read, not
+    /// fanned out on write. Accepted so that older files still load; `serve` warns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout_max_followers: Option<usize>,
+    /// No longer used, as `fanout_max_followers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_timeline_entries: Option<usize>,
 }
 
 impl Default for EngineSection {
@@ -94,8 +95,8 @@ impl Default for EngineSection {
             workers: 0,
             read_wait_ms: 5_000,
             topic_capacity: 1024,
-            fanout_max_followers: girok_engine::limits::FANOUT_MAX_FOLLOWERS,
-            home_timeline_entries: girok_engine::limits::HOME_TIMELINE_ENTRIES,
+            fanout_max_followers: None,
+            home_timeline_entries: None,
         }
     }
 }
@@ -160,6 +161,26 @@ impl Config {
         }
     }
 
+    /// Keys that are set but no longer mean anything (still accepted, so that older files
+    /// load): `serve` logs a warning for each.
+    pub fn ignored_keys(&self) -> Vec<&'static str> {
+        let engine = &self.engine;
+        [
+            (
+                engine.fanout_max_followers.is_some(),
+                "engine.fanout_max_followers",
+            ),
+            (
+                engine.home_timeline_entries.is_some(),
+                "engine.home_timeline_entries",
+            ),
+            (self.ws.outbound_queue.is_some(), "ws.outbound_queue"),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect()
+    }
+
     /// The engine's configuration.
     pub fn engine_config(&self) -> girok_engine::EngineConfig {
         let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
@@ -182,8 +203,6 @@ impl Config {
             config.password_threads = self.auth.password_threads;
         }
         config.password_queue = self.auth.password_queue.max(1);
-        config.fanout_max_followers = self.engine.fanout_max_followers.max(1);
-        config.home_timeline_entries = self.engine.home_timeline_entries.max(1);
         config.hot = girok_engine::hot::HotConfig {
             event_bytes: self.cache.events_mib.saturating_mul(1 << 20),
             users: self.cache.users,
@@ -231,6 +250,18 @@ mod tests {
             // A key girok no longer uses still loads.
             jail.create_file("old.toml", "[ws]\noutbound_queue = 256\n")?;
             assert!(Config::load(Some(Path::new("old.toml"))).is_ok());
+            // So do the fan-out settings of the feed, named for the warning `serve` logs.
+            jail.create_file("feed.toml", "[engine]\nhome_timeline_entries = 5\n")?;
+            jail.set_env("GIROK__ENGINE__FANOUT_MAX_FOLLOWERS", "10");
+            let config = Config::load(Some(Path::new("feed.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.ignored_keys(),
+                [
+                    "engine.fanout_max_followers",
+                    "engine.home_timeline_entries"
+                ]
+            );
+            assert!(Config::default().ignored_keys().is_empty());
             Ok(())
         });
     }

@@ -187,7 +187,7 @@ impl Engine {
     }
 
     /// The reader's home timeline: their posts and those of everyone they follow, newest
-    /// first. Heavy authors' posts are merged in here from their profile timelines.
+    /// first (a merge of those authors' profile timelines).
     pub async fn timeline(
         &self,
         reader: UserId,
@@ -197,19 +197,8 @@ impl Engine {
     ) -> Result<PostPage> {
         let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
         self.wait_for_views(after).await?;
-        let feed = &self.views.feed;
         let before = cursor.unwrap_or(Seq::MAX);
-        let (mut seqs, mut more) = feed.home_page(reader, before, limit);
-        let heavy = feed.heavy_followed_by(reader);
-        if !heavy.is_empty() {
-            let (theirs, their_more) = feed.profile.merged_page_below(&heavy, before, limit);
-            seqs.extend(theirs);
-            more |= their_more;
-            seqs.sort_unstable_by(|a, b| b.cmp(a));
-            seqs.dedup();
-            more |= seqs.len() > limit;
-            seqs.truncate(limit);
-        }
+        let (seqs, more) = self.views.feed.home_page(reader, before, limit);
         self.post_page(reader, seqs, more).await
     }
 

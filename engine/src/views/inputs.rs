@@ -40,12 +40,6 @@ pub(crate) struct Collections<'s> {
     pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
 }
 
-/// What views are built with besides their inputs.
-pub(crate) struct ViewSettings {
-    /// Authors with this many followers or more are heavy (not fanned out).
-    pub fanout_max: usize,
-}
-
 /// A view, named by its store: how the dataflow builds it over the inputs and materializes it
 /// into the store, and the digests it reports. `views!` (in `views/mod.rs`) lists the stores;
 /// a store listed there is built, summarized and reachable from [`Views`].
@@ -55,7 +49,7 @@ pub(crate) trait View: Send + Sync + Sized {
 
     /// Builds the view over `inputs` and materializes its outputs into this store of
     /// `sinks.views`.
-    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, settings: &ViewSettings);
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>);
 
     /// `(name, digest)` per view it keeps, as `girok replay` and `/readyz` report them.
     fn digests(&self) -> Vec<(&'static str, Digest)>;

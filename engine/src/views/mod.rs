@@ -20,14 +20,12 @@ macro_rules! advance_inputs {
 pub mod feed;
 pub(crate) mod feed_inputs;
 pub mod follows;
-pub mod home_window;
 pub(crate) mod inputs;
 pub mod notifications;
 pub(crate) mod persisted;
 pub mod post_stats;
 pub mod room_history;
 pub mod rooms;
-pub mod timelines;
 
 pub use feed::{FeedStore, NotificationKind, NotificationRef, PostRef};
 
@@ -405,29 +403,6 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
             .is_some_and(|count| *count > 0)
     }
 
-    /// When `key` has more than `over` present values, keeps only its newest `cap` (and
-    /// nothing below the lowest of them, counted or not) and returns that lowest value. The
-    /// values cut stay in the digest, which thus remains that of every update applied (a
-    /// window over a collection: `home_window.rs`). The walk is from the oldest: it costs the
-    /// values cut, so cutting a quarter at a time costs a few steps per value added.
-    pub fn cut_to_newest(&self, key: &K, cap: usize, over: usize) -> Option<V> {
-        let mut map = self.map.write();
-        let values = map.get_mut(key)?;
-        if values.present <= over.max(cap) {
-            return None;
-        }
-        let floor = values
-            .counts
-            .iter()
-            .filter(|(_, count)| **count > 0)
-            .nth(values.present - cap.max(1))
-            .map(|(value, _)| *value)?;
-        let kept = values.counts.split_off(&floor);
-        let cut = std::mem::replace(&mut values.counts, kept);
-        values.present -= cut.values().filter(|count| **count > 0).count();
-        Some(floor)
-    }
-
     /// The greatest present value of `key` within `range`.
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
@@ -442,15 +417,6 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
 
     pub fn digest(&self) -> Digest {
         *self.digest.lock()
-    }
-
-    /// Values held in memory, over every key (a window's cut ones are gone): one step per key.
-    pub fn held(&self) -> usize {
-        self.map
-            .read()
-            .values()
-            .map(|values| values.counts.len())
-            .sum()
     }
 }
 
@@ -500,9 +466,8 @@ macro_rules! views {
         pub(crate) fn build(
             inputs: &inputs::Collections<'_>,
             sinks: &inputs::Sinks<'_>,
-            settings: &inputs::ViewSettings,
         ) {
-            $(<$store as inputs::View>::build(inputs, sinks, settings);)*
+            $(<$store as inputs::View>::build(inputs, sinks);)*
         }
     };
 }
@@ -744,7 +709,7 @@ impl Views {
 
     /// Entries each view holds in memory, `(view, entries)`: the chat views' in-memory part
     /// (room history's newest messages and latest edits; memberships and read markers whole)
-    /// and the feed views' indexes (home timelines as far as their windows keep).
+    /// and the feed views' indexes.
     pub fn held(&self) -> Vec<(&'static str, usize)> {
         let mut held = vec![
             ("room_history", self.room_history.held()),

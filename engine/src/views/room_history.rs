@@ -6,7 +6,7 @@
 //! what is small and read on every room list — each room's message count and last message —
 //! and the latest edits, which are as many as edited messages.
 
-use super::inputs::{Collections, MessageRef, Sinks, View, ViewSettings, materialize};
+use super::inputs::{Collections, MessageRef, Sinks, View, materialize};
 use super::persisted::{PendingRows, key2, single_value_rows, u64_at};
 use super::{Digest, FastMap, add};
 use differential_dataflow::VecCollection;
@@ -48,7 +48,7 @@ impl View for RoomHistoryStore {
         }
     }
 
-    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
         let RoomHistory { history, edits } =
             room_history(inputs.messages.clone(), inputs.edits.clone());
         materialize(edits, sinks, |v, u| v.room_history.apply_edits(u));

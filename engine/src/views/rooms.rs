@@ -13,7 +13,7 @@
 //! from memory; they are also written to the view store (`view_membership`, `view_receipt`)
 //! with the chat checkpoint, so that a start loads them instead of replaying the log.
 
-use super::inputs::{Collections, MessageRef, Sinks, View, ViewSettings, materialize};
+use super::inputs::{Collections, MessageRef, Sinks, View, materialize};
 use super::persisted::{PersistedIndex, key2, u64_at};
 use super::{Digest, Update};
 use differential_dataflow::VecCollection;
@@ -46,7 +46,7 @@ impl View for MembershipStore {
         }
     }
 
-    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
         let memberships = memberships(inputs.members.clone());
         materialize(memberships, sinks, |v, u| v.memberships.apply(u));
     }
@@ -63,7 +63,7 @@ impl View for ReceiptStore {
         }
     }
 
-    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>, _: &ViewSettings) {
+    fn build(inputs: &Collections<'_>, sinks: &Sinks<'_>) {
         let receipts = receipts(inputs.reads.clone());
         materialize(receipts, sinks, |v, u| v.receipts.apply(u));
     }

@@ -37,7 +37,6 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     let options = ReplayOptions {
         to_seq: args.to_seq,
         workers,
-        fanout_max_followers: engine_config.fanout_max_followers,
     };
     let report = log.replay(options, |done, total| {
         bar.set_length(total);

@@ -42,6 +42,9 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::Result<()> {
     super::descriptors::fit(&mut config)?;
+    for key in config.ignored_keys() {
+        tracing::warn!(key, "configuration key no longer used; ignored");
+    }
     let data_dir = config.storage.data_dir.clone();
     // Ours once the engine holds the directory's lock: until we listen, `girok log` waits.
     let girok = Girok::start(&config, || operator::forget_address(&data_dir)).await?;
