@@ -144,6 +144,28 @@ async fn home_timelines_follow_the_graph_and_page_newest_first() {
         .unwrap();
     assert_eq!(next.edges.len(), 1);
     assert_eq!(next.edges[0].user, followers[0]);
+
+    // Whom ann follows, most recent first, paged: bob (followed again above), then cat, dan.
+    let mut last = 0;
+    for other in &followers[1..] {
+        last = run(&engine, ann, FeedCommand::Follow { user: *other })
+            .await
+            .seq;
+    }
+    let page = engine
+        .following(ann, None, Some(2), Some(last))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    let users: Vec<_> = page.edges.iter().map(|e| e.user).collect();
+    assert_eq!(users, [followers[2], followers[1]]);
+    assert!(page.edges[0].since_seq > page.edges[1].since_seq);
+    let next = engine
+        .following(ann, page.next_cursor, Some(2), None)
+        .await
+        .unwrap();
+    let users: Vec<_> = next.edges.iter().map(|e| e.user).collect();
+    assert_eq!((users, next.next_cursor), (vec![bob], None));
     engine.shutdown().await;
 }
 

@@ -322,20 +322,27 @@ impl Engine {
         let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
         self.require_user(user).await?;
         self.wait_for_views(after).await?;
-        let index = if followers {
-            &self.views.feed.followers
+        let feed = &self.views.feed;
+        let before = cursor.unwrap_or(Seq::MAX);
+        let ((page, more), total) = if followers {
+            let below = (before, UserId(uuid::Uuid::nil()));
+            (
+                feed.followers.page(&user, ..below, true, limit),
+                feed.followers.count(&user),
+            )
         } else {
-            &self.views.feed.following
+            (
+                feed.following_page(user, before, limit),
+                feed.following.count(&user),
+            )
         };
-        let before = (cursor.unwrap_or(Seq::MAX), UserId(uuid::Uuid::nil()));
-        let (page, more) = index.page(&user, ..before, true, limit);
         let edges: Vec<FollowEdge> = page
             .into_iter()
             .map(|(since_seq, user)| FollowEdge { user, since_seq })
             .collect();
         Ok(FollowPage {
             next_cursor: more.then(|| edges.last().map(|e| e.since_seq)).flatten(),
-            total: index.count(&user),
+            total,
             edges,
         })
     }

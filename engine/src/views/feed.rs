@@ -17,11 +17,10 @@ use super::inputs::{Collections, Sinks, View, materialize};
 pub use super::notifications::NotificationKind;
 use super::notifications::{NotificationSources, notifications};
 use super::post_stats::{PostStats, on_live_posts, post_stats};
-use super::{CountedIndex, Digest, FastMap, Update};
+use super::{CountedIndex, Digest, Update};
 use crate::channels::Channels;
 use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
-use parking_lot::RwLock;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,8 +38,8 @@ pub struct FeedViews<'s> {
     pub comments: VecCollection<'s, Seq, (Seq, Seq)>,
     /// `(followee, (follow seq, follower))`.
     pub followers: VecCollection<'s, Seq, (UserId, (Seq, UserId))>,
-    /// `(follower, (follow seq, followee))`.
-    pub following: VecCollection<'s, Seq, (UserId, (Seq, UserId))>,
+    /// `(follower, (followee, follow seq))`.
+    pub following: VecCollection<'s, Seq, (UserId, (UserId, Seq))>,
     /// `(recipient, (seq, kind))`.
     pub notifications: VecCollection<'s, Seq, (UserId, (Seq, NotificationKind))>,
 }
@@ -128,12 +127,6 @@ impl View for FeedStore {
     }
 }
 
-fn has_edge(edges: &FastMap<(UserId, UserId), isize>, follower: UserId, followee: UserId) -> bool {
-    edges
-        .get(&(follower, followee))
-        .is_some_and(|count| *count > 0)
-}
-
 /// A notification as the view pushes it live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotificationRef {
@@ -162,10 +155,8 @@ pub struct FeedStore {
     liked: CountedIndex<UserId, Seq>,
     pub(crate) comments: CountedIndex<Seq, Seq>,
     pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
-    pub(crate) following: CountedIndex<UserId, (Seq, UserId)>,
-    /// The same edges as a set, for "does A follow B" in O(1) (counts, so that diffs apply
-    /// in any order).
-    edges: RwLock<FastMap<(UserId, UserId), isize>>,
+    /// By followee: a home page's authors in order, and "does A follow B" in one lookup.
+    pub(crate) following: CountedIndex<UserId, (UserId, Seq)>,
     pub(crate) notifications: CountedIndex<UserId, (Seq, NotificationKind)>,
     pub(crate) notification_push: Channels<UserId, NotificationRef>,
     pub(crate) feed_push: Channels<UserId, PostRef>,
@@ -183,7 +174,6 @@ impl Default for FeedStore {
             comments: CountedIndex::default(),
             followers: CountedIndex::default(),
             following: CountedIndex::default(),
-            edges: RwLock::new(FastMap::default()),
             notifications: CountedIndex::default(),
             notification_push: Channels::new(PUSH_CAPACITY),
             feed_push: Channels::new(PUSH_CAPACITY),
@@ -265,16 +255,30 @@ impl FeedStore {
         );
     }
 
-    pub(crate) fn apply_following(&self, updates: &[Update<UserId, (Seq, UserId)>]) {
+    pub(crate) fn apply_following(&self, updates: &[Update<UserId, (UserId, Seq)>]) {
         self.following.apply(updates);
-        let mut edges = self.edges.write();
-        for ((follower, (_, followee)), _, diff) in updates {
-            let count = edges.entry((*follower, *followee)).or_default();
-            *count += diff;
-            if *count == 0 {
-                edges.remove(&(*follower, *followee));
-            }
-        }
+    }
+
+    /// Up to `limit` of those `user` follows whose follow is older than `before`, most recent
+    /// first, as `(follow seq, followee)`, and whether more remain: the index is ordered by
+    /// followee, so a page sorts the user's follows (one user's, however many they follow).
+    pub(crate) fn following_page(
+        &self,
+        user: UserId,
+        before: Seq,
+        limit: usize,
+    ) -> (Vec<(Seq, UserId)>, bool) {
+        let mut edges: Vec<(Seq, UserId)> = self
+            .following
+            .values(&user)
+            .into_iter()
+            .map(|(followee, seq)| (seq, followee))
+            .filter(|(seq, _)| *seq < before)
+            .collect();
+        edges.sort_unstable_by(|a, b| b.cmp(a));
+        let more = edges.len() > limit;
+        edges.truncate(limit);
+        (edges, more)
     }
 
     /// Up to `limit` entries of `reader`'s home timeline below `before`, newest first, and
@@ -292,33 +296,26 @@ impl FeedStore {
             .following
             .values(&reader)
             .into_iter()
-            .map(|(_, followee)| followee)
-            .chain(std::iter::once(reader))
+            .map(|(followee, _)| followee)
             .collect();
-        authors.sort_unstable();
+        // In followee order already; a follow replaced within a batch may show twice.
         authors.dedup();
+        if let Err(at) = authors.binary_search(&reader) {
+            authors.insert(at, reader);
+        }
         authors
     }
 
     /// Those of `users` who follow `followee` now (one lock for all of them).
     fn followers_among(&self, followee: UserId, users: Vec<UserId>) -> Vec<UserId> {
-        let edges = self.edges.read();
-        users
-            .into_iter()
-            .filter(|user| has_edge(&edges, *user, followee))
-            .collect()
-    }
-
-    /// Whether `follower` follows `followee` now.
-    pub fn follows(&self, follower: UserId, followee: UserId) -> bool {
-        has_edge(&self.edges.read(), follower, followee)
+        self.following
+            .keys_with_values_in(users, (followee, 0)..=(followee, Seq::MAX))
     }
 
     /// Entries each feed view holds in memory: `(view, entries)`. Each index holds its whole
     /// collection, which its digest counts (no walk over its keys under its lock while a
     /// scrape runs).
     pub(crate) fn held(&self) -> [(&'static str, usize); 4] {
-        let edges = self.edges.read().len();
         [
             ("timelines", self.profile.digest().count()),
             (
@@ -330,7 +327,7 @@ impl FeedStore {
             ),
             (
                 "follows",
-                self.followers.digest().count() + self.following.digest().count() + edges,
+                self.followers.digest().count() + self.following.digest().count(),
             ),
             ("notifications", self.notifications.digest().count()),
         ]
@@ -368,15 +365,25 @@ mod tests {
         store.apply_profile(&posts, 0);
         // The reader follows a, and b (unfollowed and followed again: b once in the merge).
         store.apply_following(&[
-            ((reader, (10, a)), 10, 1),
-            ((reader, (11, b)), 11, 1),
-            ((reader, (11, b)), 12, -1),
-            ((reader, (13, b)), 13, 1),
+            ((reader, (a, 10)), 10, 1),
+            ((reader, (b, 11)), 11, 1),
+            ((reader, (b, 11)), 12, -1),
+            ((reader, (b, 13)), 13, 1),
         ]);
+        assert_eq!(
+            store.following_page(reader, Seq::MAX, 1),
+            (vec![(13, b)], true)
+        );
+        assert_eq!(store.following_page(reader, 13, 5), (vec![(10, a)], false));
+        assert_eq!(
+            store.followers_among(b, vec![stranger, reader]),
+            vec![reader]
+        );
         assert_eq!(store.home_page(reader, Seq::MAX, 3), (vec![9, 8, 5], true));
         assert_eq!(store.home_page(reader, 5, 10), (vec![4, 2], false));
         // Unfollowing takes an author's posts out of every page at once.
-        store.apply_following(&[((reader, (10, a)), 14, -1)]);
+        store.apply_following(&[((reader, (a, 10)), 14, -1)]);
+        assert!(store.followers_among(a, vec![reader]).is_empty());
         assert_eq!(
             store.home_page(reader, Seq::MAX, 10),
             (vec![9, 5, 4], false)
@@ -453,7 +460,7 @@ mod dataflow_tests {
         Captured<(Seq, UserId)>,
         Captured<(Seq, Seq)>,
         Captured<(UserId, (Seq, UserId))>,
-        Captured<(UserId, (Seq, UserId))>,
+        Captured<(UserId, (UserId, Seq))>,
         Captured<(UserId, (Seq, NotificationKind))>,
     );
 
@@ -509,7 +516,7 @@ mod dataflow_tests {
         );
         assert_eq!(
             updates(following),
-            vec![((a, (1, b)), 1, 1), ((c, (3, b)), 3, 1)]
+            vec![((a, (b, 1)), 1, 1), ((c, (b, 3)), 3, 1)]
         );
         assert_eq!(
             updates(notes),

@@ -403,6 +403,21 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
             .is_some_and(|count| *count > 0)
     }
 
+    /// Those of `keys` with a present value within `range` (one lock for all of them).
+    pub fn keys_with_values_in(&self, keys: Vec<K>, range: impl RangeBounds<V> + Clone) -> Vec<K> {
+        let map = self.map.read();
+        keys.into_iter()
+            .filter(|key| {
+                map.get(key).is_some_and(|values| {
+                    values
+                        .counts
+                        .range(range.clone())
+                        .any(|(_, count)| *count > 0)
+                })
+            })
+            .collect()
+    }
+
     /// The greatest present value of `key` within `range`.
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
