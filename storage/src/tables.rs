@@ -128,11 +128,13 @@ pub enum ViewTable {
     /// The feed views' current inputs, a row per fact: `kind (1) ++ its ids and seqs` (a post,
     /// post edit, like, comment, follow, or mention; the mentioned users as the value).
     FeedInput,
+    /// Notifications: `recipient (16) ++ seq (u64 BE) ++ kind (1) -> ()` per current one.
+    Notification,
 }
 
 impl ViewTable {
     /// All view tables, in declaration order.
-    pub const ALL: [ViewTable; 7] = [
+    pub const ALL: [ViewTable; 8] = [
         ViewTable::Checkpoint,
         ViewTable::RoomHistory,
         ViewTable::RoomCount,
@@ -140,6 +142,7 @@ impl ViewTable {
         ViewTable::Membership,
         ViewTable::Receipt,
         ViewTable::FeedInput,
+        ViewTable::Notification,
     ];
 
     /// The keyspace name on disk.
@@ -152,6 +155,7 @@ impl ViewTable {
             ViewTable::Membership => "view_membership",
             ViewTable::Receipt => "view_receipt",
             ViewTable::FeedInput => "view_feed_input",
+            ViewTable::Notification => "view_notification",
         }
     }
 }

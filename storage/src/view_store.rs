@@ -182,6 +182,33 @@ impl ViewStore {
         }
     }
 
+    /// Up to `limit` entries with `from <= key < below`, the greatest first (keys without the
+    /// table's tag): a page that ends before a cursor.
+    pub fn range_below(
+        &self,
+        table: ViewTable,
+        from: &[u8],
+        below: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if from >= below || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let range = self.tree().range(
+            Self::key(table, from)..Self::key(table, below),
+            self.visible.get(),
+            None,
+        );
+        range
+            .rev()
+            .take(limit)
+            .map(|guard| {
+                let (key, value) = guard.into_inner()?;
+                Ok((key[1..].to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
     /// How many keys lie within `from..=to`, counting up to `cap`.
     pub fn count_range(
         &self,

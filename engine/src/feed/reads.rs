@@ -370,12 +370,12 @@ impl Engine {
             let read_up_to =
                 seq_value(store.get(Table::UseridNotificationsread, reader.as_bytes())?);
             let before = (cursor.unwrap_or(Seq::MAX), NotificationKind::Like);
-            let (page, more) = index.page(&reader, ..before, true, limit);
-            let unread_count = index.count_in_range(
+            let (page, more) = index.page(&reader, &before, limit)?;
+            let unread_count = index.count_from(
                 &reader,
-                (read_up_to.saturating_add(1), NotificationKind::Like)..,
+                &(read_up_to.saturating_add(1), NotificationKind::Like),
                 MAX_UNREAD_COUNT,
-            );
+            )?;
             let next_cursor = more.then(|| page.last().map(|(seq, _)| *seq)).flatten();
             let notifications = page
                 .into_iter()

@@ -12,6 +12,7 @@
 //! memory, and most of a start's work to rebuild); the merge costs a lookup per followed author
 //! and page instead.
 
+use super::disk_set::DiskSet;
 use super::follows::{FollowGraph, follow_graph};
 use super::inputs::{Collections, Sinks, View, materialize};
 pub use super::notifications::NotificationKind;
@@ -21,6 +22,7 @@ use super::{CountedIndex, Digest, Update};
 use crate::channels::Channels;
 use differential_dataflow::VecCollection;
 use girok_schemas::{Seq, UserId};
+use girok_storage::ViewTable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,8 +87,20 @@ pub(crate) fn feed<'s>(inputs: &Collections<'s>) -> FeedViews<'s> {
 }
 
 impl View for FeedStore {
-    fn open(_: &Arc<girok_storage::ViewStore>) -> Self {
-        Self::default()
+    fn open(disk: &Arc<girok_storage::ViewStore>) -> Self {
+        FeedStore {
+            profile: CountedIndex::default(),
+            post_edits: CountedIndex::default(),
+            likers: CountedIndex::default(),
+            liked: CountedIndex::default(),
+            comments: CountedIndex::default(),
+            followers: CountedIndex::default(),
+            following: CountedIndex::default(),
+            notifications: DiskSet::new(disk, ViewTable::Notification),
+            notification_push: Channels::new(PUSH_CAPACITY),
+            feed_push: Channels::new(PUSH_CAPACITY),
+            live_from: AtomicU64::new(Seq::MAX),
+        }
     }
 
     /// Builds the views over the inputs and materializes them.
@@ -157,29 +171,12 @@ pub struct FeedStore {
     pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
     /// By followee: a home page's authors in order, and "does A follow B" in one lookup.
     pub(crate) following: CountedIndex<UserId, (UserId, Seq)>,
-    pub(crate) notifications: CountedIndex<UserId, (Seq, NotificationKind)>,
+    /// In the view store (`view_notification`): a user's are read a page at a time.
+    pub(crate) notifications: DiskSet<UserId, (Seq, NotificationKind)>,
     pub(crate) notification_push: Channels<UserId, NotificationRef>,
     pub(crate) feed_push: Channels<UserId, PostRef>,
     /// Entries with a seq at or below this are history being rebuilt, never pushed.
     live_from: AtomicU64,
-}
-
-impl Default for FeedStore {
-    fn default() -> Self {
-        Self {
-            profile: CountedIndex::default(),
-            post_edits: CountedIndex::default(),
-            likers: CountedIndex::default(),
-            liked: CountedIndex::default(),
-            comments: CountedIndex::default(),
-            followers: CountedIndex::default(),
-            following: CountedIndex::default(),
-            notifications: CountedIndex::default(),
-            notification_push: Channels::new(PUSH_CAPACITY),
-            feed_push: Channels::new(PUSH_CAPACITY),
-            live_from: AtomicU64::new(Seq::MAX),
-        }
-    }
 }
 
 impl FeedStore {
@@ -329,7 +326,8 @@ impl FeedStore {
                 "follows",
                 self.followers.digest().count() + self.following.digest().count(),
             ),
-            ("notifications", self.notifications.digest().count()),
+            // In the view store: none in memory.
+            ("notifications", 0),
         ]
     }
 
@@ -355,7 +353,8 @@ mod tests {
 
     #[test]
     fn a_home_page_merges_the_reader_and_everyone_they_follow_now() {
-        let store = FeedStore::default();
+        let disk = Arc::new(girok_storage::ViewStore::temporary(1 << 20).unwrap());
+        let store = <FeedStore as View>::open(&disk);
         let (reader, a, b, stranger) = (user(1), user(2), user(3), user(4));
         let posts: Vec<Update<UserId, Seq>> = [(reader, 5), (a, 2), (a, 8), (b, 4), (b, 9)]
             .into_iter()
@@ -394,7 +393,8 @@ mod tests {
 
     #[test]
     fn likes_are_known_by_reader_as_they_apply() {
-        let store = FeedStore::default();
+        let disk = Arc::new(girok_storage::ViewStore::temporary(1 << 20).unwrap());
+        let store = <FeedStore as View>::open(&disk);
         let (reader, other) = (user(1), user(2));
         store.apply_likers(&[((7, reader), 7, 1), ((7, other), 8, 1), ((9, other), 9, 1)]);
         assert!(store.likes(reader, 7) && !store.likes(reader, 9) && store.likes(other, 9));

@@ -17,6 +17,7 @@ macro_rules! advance_inputs {
     )*};
 }
 
+pub(crate) mod disk_set;
 pub mod feed;
 pub(crate) mod feed_inputs;
 pub mod follows;
@@ -45,7 +46,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The views whose rows the checkpoint covers, by the names their digests report.
-const CHAT_VIEWS: [&str; 3] = ["room_history", "memberships", "read_receipts"];
+const STORED_VIEWS: [&str; 4] = [
+    "room_history",
+    "memberships",
+    "read_receipts",
+    "notifications",
+];
 
 /// The checkpoint's name for the digest of the feed views' inputs.
 const FEED_INPUTS: &str = "feed_inputs";
@@ -306,18 +312,6 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         self.map.read().get(key).map_or(0, |values| values.present)
     }
 
-    /// How many values of `key` fall within `range`, counting up to `cap`.
-    pub fn count_in_range(&self, key: &K, range: impl RangeBounds<V>, cap: usize) -> usize {
-        self.map.read().get(key).map_or(0, |values| {
-            values
-                .counts
-                .range(range)
-                .filter(|(_, count)| **count > 0)
-                .take(cap)
-                .count()
-        })
-    }
-
     /// Up to `limit` values of `key` within `range`, greatest first (`descending`) or least
     /// first, and whether more remain in that direction.
     pub fn page(
@@ -501,7 +495,8 @@ views! {
 /// How far the view store's rows are written.
 #[derive(Default)]
 struct DiskProgress {
-    /// Every chat row up to this seq is in the view store (readers see it).
+    /// Every row that reads take from the view store (room history, notifications) is there
+    /// up to this seq (readers see it).
     written: Seq,
     /// The seq of the latest checkpoint written (on disk once its memtable is flushed).
     checkpoint: Seq,
@@ -559,6 +554,10 @@ impl Views {
         let digest = |name: &str| checkpoint.digests.get(name).copied().unwrap_or_default();
         let started = Instant::now();
         views.room_history.load(digest("room_history"))?;
+        views
+            .feed
+            .notifications
+            .restore(checkpoint.seq, digest("notifications"));
         views.memberships.load()?;
         views.receipts.load()?;
         let loaded = [
@@ -626,6 +625,7 @@ impl Views {
         let seal = through > progress.checkpoint && (seal || self.disk.seal_due());
         let mut writes = Vec::new();
         let committed = self.room_history.take_writes(&mut writes, seal);
+        self.feed.notifications.take_writes(&mut writes);
         let checkpoint = seal.then(|| {
             self.memberships.take_writes(&mut writes);
             self.receipts.take_writes(&mut writes);
@@ -658,7 +658,7 @@ impl Views {
         let digests = self
             .digests()
             .into_iter()
-            .filter(|(name, _)| CHAT_VIEWS.contains(name))
+            .filter(|(name, _)| STORED_VIEWS.contains(name))
             .chain([(FEED_INPUTS, self.feed_inputs.digest())])
             .map(|(name, digest)| (name.to_string(), digest))
             .collect();
@@ -740,7 +740,7 @@ impl Views {
         self.disk.memory()
     }
 
-    /// Every chat event up to this seq is in the view store (the watermark may not pass it).
+    /// Every event up to this seq has its rows in the view store (the watermark may not pass it).
     pub(crate) fn persisted(&self) -> Seq {
         self.progress.lock().written
     }

@@ -11,17 +11,33 @@ use serde::{Deserialize, Serialize};
 
 use super::inputs::NamedIn;
 
-/// Why a user is notified.
+/// Why a user is notified (its number is its byte in the view store's rows: keep them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum NotificationKind {
     /// Someone liked my post (the notification's seq is the like's).
-    Like,
+    Like = 0,
     /// Someone commented on my post (the comment's seq).
-    Comment,
+    Comment = 1,
     /// Someone followed me (the follow's seq).
-    Follow,
+    Follow = 2,
     /// A post or comment names me as `@username` (the seq of its first version that did).
-    Mention,
+    Mention = 3,
+}
+
+impl super::disk_set::KeyPart for NotificationKind {
+    const WIDTH: usize = 1;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(*self as u8);
+    }
+    fn read(bytes: &[u8]) -> Option<Self> {
+        Some(match bytes.first()? {
+            0 => NotificationKind::Like,
+            1 => NotificationKind::Comment,
+            2 => NotificationKind::Follow,
+            3 => NotificationKind::Mention,
+            _ => return None,
+        })
+    }
 }
 
 /// What notifies: the likes and comments of live posts, the follows, the mentions.

@@ -1,0 +1,248 @@
+//! A keyed set view kept in the view store instead of memory: a row `key ++ value` per
+//! present entry, written after each round (pages read them at once, as room history's), with
+//! the digest in the checkpoint. A start that resumes from a checkpoint does not rebuild it:
+//! the rows are exactly the view as of the checkpoint's seq, and the dataflow's output for
+//! the restore round (the stored inputs fed at that seq) is that same collection again, so it
+//! is dropped; only later rounds change rows. Replay builds it from nothing in its temporary
+//! store, so the digests still compare live and rebuilt views.
+
+use super::persisted::PendingRows;
+use super::{Digest, Update};
+use girok_schemas::{Seq, UserId};
+use girok_storage::{ViewStore, ViewTable, ViewWrite};
+use parking_lot::Mutex;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Part of a row key, encoded at a fixed width so that the bytes sort as the values do.
+pub(crate) trait KeyPart: Sized + Copy {
+    const WIDTH: usize;
+    fn write(&self, out: &mut Vec<u8>);
+    /// Reads the first `WIDTH` bytes.
+    fn read(bytes: &[u8]) -> Option<Self>;
+}
+
+impl KeyPart for Seq {
+    const WIDTH: usize = 8;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+    fn read(bytes: &[u8]) -> Option<Self> {
+        Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+    }
+}
+
+impl KeyPart for UserId {
+    const WIDTH: usize = 16;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn read(bytes: &[u8]) -> Option<Self> {
+        UserId::from_slice(bytes.get(..16)?)
+    }
+}
+
+impl<A: KeyPart, B: KeyPart> KeyPart for (A, B) {
+    const WIDTH: usize = A::WIDTH + B::WIDTH;
+    fn write(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+        self.1.write(out);
+    }
+    fn read(bytes: &[u8]) -> Option<Self> {
+        Some((A::read(bytes)?, B::read(bytes.get(A::WIDTH..)?)?))
+    }
+}
+
+/// The row key of `(key, value)`.
+fn row<K: KeyPart, V: KeyPart>(key: &K, value: &V) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(K::WIDTH + V::WIDTH);
+    key.write(&mut bytes);
+    value.write(&mut bytes);
+    bytes
+}
+
+/// A `(key, value)` set in a view-store table.
+pub(crate) struct DiskSet<K, V> {
+    disk: Arc<ViewStore>,
+    table: ViewTable,
+    /// Diffs not yet written.
+    pending: PendingRows<(K, V)>,
+    digest: Mutex<Digest>,
+    /// Updates at or before this seq are the restore round's: the rows hold them already.
+    restored: AtomicU64,
+}
+
+impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
+    pub(crate) fn new(disk: &Arc<ViewStore>, table: ViewTable) -> Self {
+        Self {
+            disk: disk.clone(),
+            table,
+            pending: PendingRows::default(),
+            digest: Mutex::default(),
+            restored: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the rows as the view at `seq`, whose digest the checkpoint recorded (at start,
+    /// before the dataflow runs).
+    pub(crate) fn restore(&self, seq: Seq, digest: Digest) {
+        *self.digest.lock() = digest;
+        self.restored.store(seq, Ordering::Release);
+    }
+
+    /// Applies a batch of output diffs: to the digest now, to the rows at the next write.
+    pub(crate) fn apply(&self, updates: &[Update<K, V>]) {
+        let restored = self.restored.load(Ordering::Acquire);
+        let mut digest = self.digest.lock();
+        let fresh = updates.iter().filter(|(_, time, _)| *time > restored);
+        let net = fresh
+            .map(|((key, value), _, diff)| {
+                digest.apply(&(key, value), *diff);
+                ((*key, *value), *diff)
+            })
+            .collect::<Vec<_>>();
+        drop(digest);
+        self.pending.add(net);
+    }
+
+    /// Moves the diffs gathered since the last call into `out` as rows (a set: an entry is
+    /// present or not).
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>) {
+        for ((key, value), diff) in self.pending.take() {
+            let key = row(&key, &value);
+            out.push(match diff > 0 {
+                true => ViewWrite::Put(self.table, key, Vec::new()),
+                false => ViewWrite::Delete(self.table, key),
+            });
+        }
+    }
+
+    /// Up to `limit` values of `key` below `before`, greatest first, and whether more remain.
+    pub(crate) fn page(
+        &self,
+        key: &K,
+        before: &V,
+        limit: usize,
+    ) -> girok_storage::Result<(Vec<V>, bool)> {
+        let mut from = Vec::with_capacity(K::WIDTH);
+        key.write(&mut from);
+        let rows = self.disk.range_below(
+            self.table,
+            &from,
+            &row(key, before),
+            limit.saturating_add(1),
+        )?;
+        let mut values: Vec<V> = rows
+            .iter()
+            .filter_map(|(bytes, _)| V::read(bytes.get(K::WIDTH..)?))
+            .collect();
+        let more = values.len() > limit;
+        values.truncate(limit);
+        Ok((values, more))
+    }
+
+    /// How many values of `key` are at least `from`, counting up to `cap`.
+    pub(crate) fn count_from(&self, key: &K, from: &V, cap: usize) -> girok_storage::Result<usize> {
+        let mut to = Vec::with_capacity(K::WIDTH + V::WIDTH);
+        key.write(&mut to);
+        to.resize(K::WIDTH + V::WIDTH, 0xff);
+        self.disk.count_range(self.table, &row(key, from), &to, cap)
+    }
+
+    /// The digest of the whole set.
+    pub(crate) fn digest(&self) -> Digest {
+        *self.digest.lock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views::NotificationKind;
+
+    fn user(n: u128) -> UserId {
+        UserId(uuid::Uuid::from_u128(n))
+    }
+
+    fn written<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq>(set: &DiskSet<K, V>) {
+        let mut writes = Vec::new();
+        set.take_writes(&mut writes);
+        set.disk.write(&writes, false).unwrap();
+    }
+
+    #[test]
+    fn pages_and_counts_read_the_rows_and_a_restore_round_changes_nothing() {
+        let disk = Arc::new(ViewStore::temporary(1 << 20).unwrap());
+        let set: DiskSet<UserId, (Seq, NotificationKind)> =
+            DiskSet::new(&disk, ViewTable::Notification);
+        let (ann, bob) = (user(1), user(2));
+        let note = |seq, kind| (seq, kind);
+        // A retraction before its insertion within a batch nets to nothing.
+        set.apply(&[
+            ((ann, note(5, NotificationKind::Like)), 5, 1),
+            ((ann, note(7, NotificationKind::Mention)), 7, 1),
+            ((ann, note(7, NotificationKind::Follow)), 7, 1),
+            ((ann, note(9, NotificationKind::Comment)), 9, -1),
+            ((ann, note(9, NotificationKind::Comment)), 9, 1),
+            ((bob, note(6, NotificationKind::Like)), 6, 1),
+        ]);
+        written(&set);
+        let all = |set: &DiskSet<_, _>| set.page(&ann, &(Seq::MAX, NotificationKind::Like), 10);
+        assert_eq!(
+            all(&set).unwrap(),
+            (
+                vec![
+                    note(7, NotificationKind::Mention),
+                    note(7, NotificationKind::Follow),
+                    note(5, NotificationKind::Like)
+                ],
+                false
+            )
+        );
+        // Below a cursor, greatest first, and whether more remain.
+        let (page, more) = set.page(&ann, &(7, NotificationKind::Like), 1).unwrap();
+        assert_eq!((page, more), (vec![note(5, NotificationKind::Like)], false));
+        let (page, more) = set
+            .page(&ann, &(Seq::MAX, NotificationKind::Like), 2)
+            .unwrap();
+        assert_eq!(page.len(), 2);
+        assert!(more);
+        assert_eq!(
+            set.count_from(&ann, &(6, NotificationKind::Like), 10)
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            set.count_from(&ann, &(0, NotificationKind::Like), 2)
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            set.count_from(&bob, &(0, NotificationKind::Like), 10)
+                .unwrap(),
+            1
+        );
+        assert_eq!(set.digest().entries, 4);
+
+        // A restart at seq 9: the same rows, the checkpoint's digest; the restore round's
+        // output (time 9) is what the rows hold already, later rounds change them.
+        let restarted: DiskSet<UserId, (Seq, NotificationKind)> =
+            DiskSet::new(&disk, ViewTable::Notification);
+        restarted.restore(9, set.digest());
+        restarted.apply(&[
+            ((ann, note(5, NotificationKind::Like)), 9, 1),
+            ((ann, note(7, NotificationKind::Mention)), 9, 1),
+            ((ann, note(5, NotificationKind::Like)), 10, -1),
+        ]);
+        written(&restarted);
+        assert_eq!(
+            all(&restarted).unwrap().0,
+            vec![
+                note(7, NotificationKind::Mention),
+                note(7, NotificationKind::Follow)
+            ]
+        );
+        assert_eq!(restarted.digest().entries, 3);
+    }
+}
