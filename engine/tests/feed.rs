@@ -421,7 +421,7 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
     );
 }
 
-/// What a reader sees of the feed: home timeline, notifications and follow counts.
+/// What a reader sees of the feed: home timeline, notifications, follow counts and lists.
 async fn seen(engine: &Engine, reader: UserId, after: Seq) -> String {
     let home = engine
         .timeline(reader, None, Some(100), Some(after))
@@ -432,9 +432,17 @@ async fn seen(engine: &Engine, reader: UserId, after: Seq) -> String {
         .await
         .unwrap();
     let counts = engine.follow_counts(reader).await.unwrap();
+    let followers = engine
+        .followers(reader, None, Some(100), None)
+        .await
+        .unwrap();
+    let following = engine
+        .following(reader, None, Some(100), None)
+        .await
+        .unwrap();
     format!(
-        "{:?}\n{:?} unread {}\n{counts:?}",
-        home.posts, notes.notifications, notes.unread_count
+        "{:?}\n{:?} unread {}\n{counts:?}\n{:?}\n{:?}",
+        home.posts, notes.notifications, notes.unread_count, followers.edges, following.edges
     )
 }
 

@@ -130,11 +130,16 @@ pub enum ViewTable {
     FeedInput,
     /// Notifications: `recipient (16) ++ seq (u64 BE) ++ kind (1) -> ()` per current one.
     Notification,
+    /// Followers: `followee (16) ++ follow seq (u64 BE) ++ follower (16) -> ()` per current
+    /// follow.
+    Follower,
+    /// `user id (16) -> followers (u64 BE)`.
+    FollowerCount,
 }
 
 impl ViewTable {
     /// All view tables, in declaration order.
-    pub const ALL: [ViewTable; 8] = [
+    pub const ALL: [ViewTable; 10] = [
         ViewTable::Checkpoint,
         ViewTable::RoomHistory,
         ViewTable::RoomCount,
@@ -143,6 +148,8 @@ impl ViewTable {
         ViewTable::Receipt,
         ViewTable::FeedInput,
         ViewTable::Notification,
+        ViewTable::Follower,
+        ViewTable::FollowerCount,
     ];
 
     /// The keyspace name on disk.
@@ -156,6 +163,8 @@ impl ViewTable {
             ViewTable::Receipt => "view_receipt",
             ViewTable::FeedInput => "view_feed_input",
             ViewTable::Notification => "view_notification",
+            ViewTable::Follower => "view_follower",
+            ViewTable::FollowerCount => "view_follower_count",
         }
     }
 }

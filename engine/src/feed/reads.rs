@@ -327,7 +327,7 @@ impl Engine {
         let ((page, more), total) = if followers {
             let below = (before, UserId(uuid::Uuid::nil()));
             (
-                feed.followers.page(&user, ..below, true, limit),
+                feed.followers.page(&user, &below, limit)?,
                 feed.followers.count(&user),
             )
         } else {

@@ -4,13 +4,15 @@
 //! the rows are exactly the view as of the checkpoint's seq, and the dataflow's output for
 //! the restore round (the stored inputs fed at that seq) is that same collection again, so it
 //! is dropped; only later rounds change rows. Replay builds it from nothing in its temporary
-//! store, so the digests still compare live and rebuilt views.
+//! store, so the digests still compare live and rebuilt views. A set may also count each key's
+//! values in memory (a user's followers: read with every profile), with the counts written in
+//! the sealing batches beside the checkpoint and loaded at start.
 
-use super::persisted::PendingRows;
-use super::{Digest, Update};
+use super::persisted::{PendingRows, u64_at};
+use super::{Digest, FastMap, Update};
 use girok_schemas::{Seq, UserId};
 use girok_storage::{ViewStore, ViewTable, ViewWrite};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +73,16 @@ pub(crate) struct DiskSet<K, V> {
     digest: Mutex<Digest>,
     /// Updates at or before this seq are the restore round's: the rows hold them already.
     restored: AtomicU64,
+    counts: Option<KeyCounts<K>>,
+}
+
+/// How many values each key has, in memory, and in a table of `key -> count (u64 BE)` rows
+/// written with each seal.
+struct KeyCounts<K> {
+    table: ViewTable,
+    counts: RwLock<FastMap<K, u64>>,
+    /// Keys whose count changed since the last seal.
+    changed: Mutex<FastMap<K, ()>>,
 }
 
 impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
@@ -81,14 +93,45 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
             pending: PendingRows::default(),
             digest: Mutex::default(),
             restored: AtomicU64::new(0),
+            counts: None,
         }
     }
 
-    /// Takes the rows as the view at `seq`, whose digest the checkpoint recorded (at start,
-    /// before the dataflow runs).
-    pub(crate) fn restore(&self, seq: Seq, digest: Digest) {
+    /// A set that also counts each key's values, keeping the counts in `count_table`.
+    pub(crate) fn counted(disk: &Arc<ViewStore>, table: ViewTable, count_table: ViewTable) -> Self {
+        Self {
+            counts: Some(KeyCounts {
+                table: count_table,
+                counts: RwLock::default(),
+                changed: Mutex::default(),
+            }),
+            ..Self::new(disk, table)
+        }
+    }
+
+    /// Takes the rows as the view at `seq`, whose digest the checkpoint recorded, and loads
+    /// the counts written with it (at start, before the dataflow runs).
+    pub(crate) fn restore(&self, seq: Seq, digest: Digest) -> girok_storage::Result<()> {
         *self.digest.lock() = digest;
         self.restored.store(seq, Ordering::Release);
+        if let Some(counted) = &self.counts {
+            let mut counts = counted.counts.write();
+            self.disk.for_each(counted.table, |key, value| {
+                if let (Some(key), Some(count)) = (K::read(key), u64_at(value, 0)) {
+                    counts.insert(key, count);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// How many values `key` has (a counted set; 0 otherwise).
+    pub(crate) fn count(&self, key: &K) -> usize {
+        self.counts.as_ref().map_or(0, |counted| {
+            let count = counted.counts.read().get(key).copied().unwrap_or(0);
+            usize::try_from(count).unwrap_or(usize::MAX)
+        })
     }
 
     /// Applies a batch of output diffs: to the digest now, to the rows at the next write.
@@ -103,12 +146,24 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
             })
             .collect::<Vec<_>>();
         drop(digest);
+        if let Some(counted) = &self.counts {
+            let mut counts = counted.counts.write();
+            let mut changed = counted.changed.lock();
+            for ((key, _), diff) in &net {
+                let count = counts.entry(*key).or_default();
+                *count = count.saturating_add_signed(*diff as i64);
+                if *count == 0 {
+                    counts.remove(key);
+                }
+                changed.insert(*key, ());
+            }
+        }
         self.pending.add(net);
     }
 
     /// Moves the diffs gathered since the last call into `out` as rows (a set: an entry is
-    /// present or not).
-    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>) {
+    /// present or not); with `seal`, also the counts that changed since the last seal.
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>, seal: bool) {
         for ((key, value), diff) in self.pending.take() {
             let key = row(&key, &value);
             out.push(match diff > 0 {
@@ -116,6 +171,32 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
                 false => ViewWrite::Delete(self.table, key),
             });
         }
+        if let Some(counted) = self.counts.as_ref().filter(|_| seal) {
+            let counts = counted.counts.read();
+            for (key, ()) in counted.changed.lock().drain() {
+                let mut bytes = Vec::with_capacity(K::WIDTH);
+                key.write(&mut bytes);
+                out.push(match counts.get(&key) {
+                    Some(count) => {
+                        ViewWrite::Put(counted.table, bytes, count.to_be_bytes().to_vec())
+                    }
+                    None => ViewWrite::Delete(counted.table, bytes),
+                });
+            }
+        }
+    }
+
+    /// Every value of `key`, greatest first (a key with many values reads them all).
+    pub(crate) fn values(&self, key: &K) -> girok_storage::Result<Vec<V>> {
+        let mut from = Vec::with_capacity(K::WIDTH + V::WIDTH);
+        key.write(&mut from);
+        let mut to = from.clone();
+        to.resize(K::WIDTH + V::WIDTH, 0xff);
+        let rows = self.disk.range(self.table, &from, &to, true, usize::MAX)?;
+        Ok(rows
+            .iter()
+            .filter_map(|(bytes, _)| V::read(bytes.get(K::WIDTH..)?))
+            .collect())
     }
 
     /// Up to `limit` values of `key` below `before`, greatest first, and whether more remain.
@@ -167,7 +248,7 @@ mod tests {
 
     fn written<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq>(set: &DiskSet<K, V>) {
         let mut writes = Vec::new();
-        set.take_writes(&mut writes);
+        set.take_writes(&mut writes, true);
         set.disk.write(&writes, false).unwrap();
     }
 
@@ -229,7 +310,7 @@ mod tests {
         // output (time 9) is what the rows hold already, later rounds change them.
         let restarted: DiskSet<UserId, (Seq, NotificationKind)> =
             DiskSet::new(&disk, ViewTable::Notification);
-        restarted.restore(9, set.digest());
+        restarted.restore(9, set.digest()).unwrap();
         restarted.apply(&[
             ((ann, note(5, NotificationKind::Like)), 9, 1),
             ((ann, note(7, NotificationKind::Mention)), 9, 1),
@@ -244,5 +325,37 @@ mod tests {
             ]
         );
         assert_eq!(restarted.digest().entries, 3);
+    }
+
+    #[test]
+    fn a_counted_set_counts_in_memory_and_restores_the_counts_sealed_with_it() {
+        let disk = Arc::new(ViewStore::temporary(1 << 20).unwrap());
+        let open = || -> DiskSet<UserId, (Seq, UserId)> {
+            DiskSet::counted(&disk, ViewTable::Follower, ViewTable::FollowerCount)
+        };
+        let set = open();
+        let (ann, bob, cat) = (user(1), user(2), user(3));
+        set.apply(&[
+            ((ann, (4, bob)), 4, 1),
+            ((ann, (5, cat)), 5, 1),
+            ((bob, (6, cat)), 6, 1),
+        ]);
+        assert_eq!(
+            (set.count(&ann), set.count(&bob), set.count(&cat)),
+            (2, 1, 0)
+        );
+        written(&set);
+        set.apply(&[((bob, (6, cat)), 7, -1)]);
+        written(&set);
+        assert_eq!(set.count(&bob), 0);
+        assert_eq!(set.values(&ann).unwrap(), vec![(5, cat), (4, bob)]);
+        assert!(set.values(&bob).unwrap().is_empty());
+
+        let restarted = open();
+        restarted.restore(7, set.digest()).unwrap();
+        assert_eq!((restarted.count(&ann), restarted.count(&bob)), (2, 0));
+        // The restore round changes no count; a later follow does.
+        restarted.apply(&[((ann, (4, bob)), 7, 1), ((ann, (8, bob)), 8, 1)]);
+        assert_eq!(restarted.count(&ann), 3);
     }
 }

@@ -94,7 +94,7 @@ impl View for FeedStore {
             likers: CountedIndex::default(),
             liked: CountedIndex::default(),
             comments: CountedIndex::default(),
-            followers: CountedIndex::default(),
+            followers: DiskSet::counted(disk, ViewTable::Follower, ViewTable::FollowerCount),
             following: CountedIndex::default(),
             notifications: DiskSet::new(disk, ViewTable::Notification),
             notification_push: Channels::new(PUSH_CAPACITY),
@@ -168,7 +168,9 @@ pub struct FeedStore {
     /// per page instead of one large one per post (cold memory on a big data set).
     liked: CountedIndex<UserId, Seq>,
     pub(crate) comments: CountedIndex<Seq, Seq>,
-    pub(crate) followers: CountedIndex<UserId, (Seq, UserId)>,
+    /// In the view store (`view_follower`), counted in memory: a popular author's are many,
+    /// and read a page at a time.
+    pub(crate) followers: DiskSet<UserId, (Seq, UserId)>,
     /// By followee: a home page's authors in order, and "does A follow B" in one lookup.
     pub(crate) following: CountedIndex<UserId, (UserId, Seq)>,
     /// In the view store (`view_notification`): a user's are read a page at a time.
@@ -215,11 +217,16 @@ impl FeedStore {
         let readers: Vec<UserId> = if listening < self.followers.count(&post.author) {
             self.followers_among(post.author, self.feed_push.keys())
         } else {
-            self.followers
-                .values(&post.author)
-                .into_iter()
-                .map(|(_, follower)| follower)
-                .collect()
+            match self.followers.values(&post.author) {
+                Ok(followers) => followers
+                    .into_iter()
+                    .map(|(_, follower)| follower)
+                    .collect(),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read an author's followers; post not pushed");
+                    return;
+                }
+            }
         };
         self.feed_push
             .send(std::iter::once(post.author).chain(readers), &post);
@@ -309,6 +316,32 @@ impl FeedStore {
             .keys_with_values_in(users, (followee, 0)..=(followee, Seq::MAX))
     }
 
+    /// The digests of the views whose rows are in the view store, as the checkpoint records
+    /// them.
+    pub(crate) fn stored_digests(&self) -> [(&'static str, Digest); 2] {
+        [
+            ("notifications", self.notifications.digest()),
+            ("followers", self.followers.digest()),
+        ]
+    }
+
+    /// Takes the stored views' rows as of the checkpoint at `seq` (`digest` gives what it
+    /// recorded by name).
+    pub(crate) fn restore(
+        &self,
+        seq: Seq,
+        digest: impl Fn(&str) -> Digest,
+    ) -> girok_storage::Result<()> {
+        self.notifications.restore(seq, digest("notifications"))?;
+        self.followers.restore(seq, digest("followers"))
+    }
+
+    /// Moves the stored views' diffs into `out` as rows (with `seal`, their counts too).
+    pub(crate) fn take_writes(&self, out: &mut Vec<girok_storage::ViewWrite>, seal: bool) {
+        self.notifications.take_writes(out, seal);
+        self.followers.take_writes(out, seal);
+    }
+
     /// Entries each feed view holds in memory: `(view, entries)`. Each index holds its whole
     /// collection, which its digest counts (no walk over its keys under its lock while a
     /// scrape runs).
@@ -322,10 +355,7 @@ impl FeedStore {
                     + self.liked.digest().count()
                     + self.comments.digest().count(),
             ),
-            (
-                "follows",
-                self.followers.digest().count() + self.following.digest().count(),
-            ),
+            ("follows", self.following.digest().count()),
             // In the view store: none in memory.
             ("notifications", 0),
         ]

@@ -45,13 +45,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The views whose rows the checkpoint covers, by the names their digests report.
-const STORED_VIEWS: [&str; 4] = [
-    "room_history",
-    "memberships",
-    "read_receipts",
-    "notifications",
-];
+/// The chat views whose rows the checkpoint covers, by the names their digests report.
+const CHAT_VIEWS: [&str; 3] = ["room_history", "memberships", "read_receipts"];
 
 /// The checkpoint's name for the digest of the feed views' inputs.
 const FEED_INPUTS: &str = "feed_inputs";
@@ -554,10 +549,7 @@ impl Views {
         let digest = |name: &str| checkpoint.digests.get(name).copied().unwrap_or_default();
         let started = Instant::now();
         views.room_history.load(digest("room_history"))?;
-        views
-            .feed
-            .notifications
-            .restore(checkpoint.seq, digest("notifications"));
+        views.feed.restore(checkpoint.seq, digest)?;
         views.memberships.load()?;
         views.receipts.load()?;
         let loaded = [
@@ -625,7 +617,7 @@ impl Views {
         let seal = through > progress.checkpoint && (seal || self.disk.seal_due());
         let mut writes = Vec::new();
         let committed = self.room_history.take_writes(&mut writes, seal);
-        self.feed.notifications.take_writes(&mut writes);
+        self.feed.take_writes(&mut writes, seal);
         let checkpoint = seal.then(|| {
             self.memberships.take_writes(&mut writes);
             self.receipts.take_writes(&mut writes);
@@ -658,7 +650,8 @@ impl Views {
         let digests = self
             .digests()
             .into_iter()
-            .filter(|(name, _)| STORED_VIEWS.contains(name))
+            .filter(|(name, _)| CHAT_VIEWS.contains(name))
+            .chain(self.feed.stored_digests())
             .chain([(FEED_INPUTS, self.feed_inputs.digest())])
             .map(|(name, digest)| (name.to_string(), digest))
             .collect();
