@@ -39,8 +39,8 @@ impl MemoryMetrics {
         registry.register(
             "girok_view_memory_entries",
             "Entries a view holds in memory (room_history: each room's newest messages and the \
-             latest edits; timelines: profiles, heavy authors and the home windows; the rest \
-             whole)",
+             latest edits; timelines: the profiles; follows: whom each user follows; \
+             notifications: none, they are in the view store; the rest whole)",
             self.view_entries.clone(),
         );
     }

@@ -135,11 +135,15 @@ pub enum ViewTable {
     Follower,
     /// `user id (16) -> followers (u64 BE)`.
     FollowerCount,
+    /// Whom each user follows: `follower (16) ++ followee (16) ++ follow seq (u64 BE) -> ()`.
+    Following,
+    /// `user id (16) -> accounts followed (u64 BE)`.
+    FollowingCount,
 }
 
 impl ViewTable {
     /// All view tables, in declaration order.
-    pub const ALL: [ViewTable; 10] = [
+    pub const ALL: [ViewTable; 12] = [
         ViewTable::Checkpoint,
         ViewTable::RoomHistory,
         ViewTable::RoomCount,
@@ -150,6 +154,8 @@ impl ViewTable {
         ViewTable::Notification,
         ViewTable::Follower,
         ViewTable::FollowerCount,
+        ViewTable::Following,
+        ViewTable::FollowingCount,
     ];
 
     /// The keyspace name on disk.
@@ -165,6 +171,8 @@ impl ViewTable {
             ViewTable::Notification => "view_notification",
             ViewTable::Follower => "view_follower",
             ViewTable::FollowerCount => "view_follower_count",
+            ViewTable::Following => "view_following",
+            ViewTable::FollowingCount => "view_following_count",
         }
     }
 }

@@ -246,6 +246,39 @@ impl ViewStore {
         Ok(())
     }
 
+    /// Calls `visit` with every entry of `table` but those whose key starts with `skip` (one
+    /// byte), in key order: a start that reads only some kinds of rows.
+    pub fn for_each_except(
+        &self,
+        table: ViewTable,
+        skip: &[u8; 1],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let tag = table as u8;
+        let before = [tag, skip[0]];
+        let ranges = [
+            self.tree()
+                .range(vec![tag]..before.to_vec(), self.visible.get(), None),
+            match skip[0].checked_add(1) {
+                Some(after) => self.tree().range(
+                    vec![tag, after]..vec![tag.saturating_add(1)],
+                    self.visible.get(),
+                    None,
+                ),
+                None => self
+                    .tree()
+                    .range(vec![tag]..vec![tag], self.visible.get(), None),
+            },
+        ];
+        for range in ranges {
+            for guard in range {
+                let (key, value) = guard.into_inner()?;
+                visit(&key[1..], &value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `writes` as one batch: readers see all of it or none. With `seal`, the memtable
     /// is sealed right after it (and flushed in the background): what reaches the disk is
     /// always the state after a sealing batch, so the caller puts what must be consistent on

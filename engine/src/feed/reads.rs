@@ -198,7 +198,7 @@ impl Engine {
         let limit = page_size(limit, MAX_FEED_PAGE_SIZE)?;
         self.wait_for_views(after).await?;
         let before = cursor.unwrap_or(Seq::MAX);
-        let (seqs, more) = self.views.feed.home_page(reader, before, limit);
+        let (seqs, more) = self.views.feed.home_page(reader, before, limit)?;
         self.post_page(reader, seqs, more).await
     }
 
@@ -332,7 +332,7 @@ impl Engine {
             )
         } else {
             (
-                feed.following_page(user, before, limit),
+                feed.following_page(user, before, limit)?,
                 feed.following.count(&user),
             )
         };

@@ -163,8 +163,14 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
 
     /// Moves the diffs gathered since the last call into `out` as rows (a set: an entry is
     /// present or not); with `seal`, also the counts that changed since the last seal.
-    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>, seal: bool) {
+    /// Returns the keys whose rows these are (sorted, once each).
+    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>, seal: bool) -> Vec<K>
+    where
+        K: Ord,
+    {
+        let mut keys = Vec::new();
         for ((key, value), diff) in self.pending.take() {
+            keys.push(key);
             let key = row(&key, &value);
             out.push(match diff > 0 {
                 true => ViewWrite::Put(self.table, key, Vec::new()),
@@ -184,15 +190,18 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
                 });
             }
         }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 
-    /// Every value of `key`, greatest first (a key with many values reads them all).
+    /// Every value of `key`, in order (a key with many values reads them all).
     pub(crate) fn values(&self, key: &K) -> girok_storage::Result<Vec<V>> {
         let mut from = Vec::with_capacity(K::WIDTH + V::WIDTH);
         key.write(&mut from);
         let mut to = from.clone();
         to.resize(K::WIDTH + V::WIDTH, 0xff);
-        let rows = self.disk.range(self.table, &from, &to, true, usize::MAX)?;
+        let rows = self.disk.range(self.table, &from, &to, false, usize::MAX)?;
         Ok(rows
             .iter()
             .filter_map(|(bytes, _)| V::read(bytes.get(K::WIDTH..)?))
@@ -246,7 +255,7 @@ mod tests {
         UserId(uuid::Uuid::from_u128(n))
     }
 
-    fn written<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq>(set: &DiskSet<K, V>) {
+    fn written<K: KeyPart + Hash + Ord, V: KeyPart + Hash + Eq>(set: &DiskSet<K, V>) {
         let mut writes = Vec::new();
         set.take_writes(&mut writes, true);
         set.disk.write(&writes, false).unwrap();
@@ -348,7 +357,7 @@ mod tests {
         set.apply(&[((bob, (6, cat)), 7, -1)]);
         written(&set);
         assert_eq!(set.count(&bob), 0);
-        assert_eq!(set.values(&ann).unwrap(), vec![(5, cat), (4, bob)]);
+        assert_eq!(set.values(&ann).unwrap(), vec![(4, bob), (5, cat)]);
         assert!(set.values(&bob).unwrap().is_empty());
 
         let restarted = open();

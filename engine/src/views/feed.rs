@@ -13,6 +13,7 @@
 //! and page instead.
 
 use super::disk_set::DiskSet;
+use super::followees::{FolloweeCache, Followees};
 use super::follows::{FollowGraph, follow_graph};
 use super::inputs::{Collections, Sinks, View, materialize};
 pub use super::notifications::NotificationKind;
@@ -95,7 +96,8 @@ impl View for FeedStore {
             liked: CountedIndex::default(),
             comments: CountedIndex::default(),
             followers: DiskSet::counted(disk, ViewTable::Follower, ViewTable::FollowerCount),
-            following: CountedIndex::default(),
+            following: DiskSet::counted(disk, ViewTable::Following, ViewTable::FollowingCount),
+            followees: FolloweeCache::default(),
             notifications: DiskSet::new(disk, ViewTable::Notification),
             notification_push: Channels::new(PUSH_CAPACITY),
             feed_push: Channels::new(PUSH_CAPACITY),
@@ -171,8 +173,11 @@ pub struct FeedStore {
     /// In the view store (`view_follower`), counted in memory: a popular author's are many,
     /// and read a page at a time.
     pub(crate) followers: DiskSet<UserId, (Seq, UserId)>,
-    /// By followee: a home page's authors in order, and "does A follow B" in one lookup.
-    pub(crate) following: CountedIndex<UserId, (UserId, Seq)>,
+    /// In the view store (`view_following`), by followee: a home page's authors in order,
+    /// counted in memory.
+    pub(crate) following: DiskSet<UserId, (UserId, Seq)>,
+    /// The followee lists of readers seen lately.
+    followees: FolloweeCache,
     /// In the view store (`view_notification`): a user's are read a page at a time.
     pub(crate) notifications: DiskSet<UserId, (Seq, NotificationKind)>,
     pub(crate) notification_push: Channels<UserId, NotificationRef>,
@@ -215,7 +220,13 @@ impl FeedStore {
             return;
         }
         let readers: Vec<UserId> = if listening < self.followers.count(&post.author) {
-            self.followers_among(post.author, self.feed_push.keys())
+            match self.followers_among(post.author, self.feed_push.keys()) {
+                Ok(readers) => readers,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read whom listeners follow; post not pushed");
+                    return;
+                }
+            }
         } else {
             match self.followers.values(&post.author) {
                 Ok(followers) => followers
@@ -264,17 +275,17 @@ impl FeedStore {
     }
 
     /// Up to `limit` of those `user` follows whose follow is older than `before`, most recent
-    /// first, as `(follow seq, followee)`, and whether more remain: the index is ordered by
+    /// first, as `(follow seq, followee)`, and whether more remain: the rows are ordered by
     /// followee, so a page sorts the user's follows (one user's, however many they follow).
     pub(crate) fn following_page(
         &self,
         user: UserId,
         before: Seq,
         limit: usize,
-    ) -> (Vec<(Seq, UserId)>, bool) {
+    ) -> girok_storage::Result<(Vec<(Seq, UserId)>, bool)> {
         let mut edges: Vec<(Seq, UserId)> = self
             .following
-            .values(&user)
+            .values(&user)?
             .into_iter()
             .map(|(followee, seq)| (seq, followee))
             .filter(|(seq, _)| *seq < before)
@@ -282,46 +293,54 @@ impl FeedStore {
         edges.sort_unstable_by(|a, b| b.cmp(a));
         let more = edges.len() > limit;
         edges.truncate(limit);
-        (edges, more)
+        Ok((edges, more))
+    }
+
+    /// Whom `reader` follows (sorted, once each): cached for the readers seen lately.
+    fn followees(&self, reader: UserId) -> girok_storage::Result<Followees> {
+        self.followees.get(&self.following, reader)
     }
 
     /// Up to `limit` entries of `reader`'s home timeline below `before`, newest first, and
     /// whether more remain: a merge of the profile timelines of the reader and of everyone
     /// they follow, under one lock, walking each only as far as the page needs.
-    pub(crate) fn home_page(&self, reader: UserId, before: Seq, limit: usize) -> (Vec<Seq>, bool) {
-        let authors = self.home_authors(reader);
-        self.profile.merged_page_below(&authors, before, limit)
-    }
-
-    /// The authors of `reader`'s home timeline: the reader, and those they follow (sorted,
-    /// once each).
-    fn home_authors(&self, reader: UserId) -> Vec<UserId> {
-        let mut authors: Vec<UserId> = self
-            .following
-            .values(&reader)
-            .into_iter()
-            .map(|(followee, _)| followee)
-            .collect();
-        // In followee order already; a follow replaced within a batch may show twice.
-        authors.dedup();
+    pub(crate) fn home_page(
+        &self,
+        reader: UserId,
+        before: Seq,
+        limit: usize,
+    ) -> girok_storage::Result<(Vec<Seq>, bool)> {
+        let followees = self.followees(reader)?;
+        let mut authors = Vec::with_capacity(followees.len() + 1);
+        authors.extend_from_slice(&followees);
         if let Err(at) = authors.binary_search(&reader) {
             authors.insert(at, reader);
         }
-        authors
+        Ok(self.profile.merged_page_below(&authors, before, limit))
     }
 
-    /// Those of `users` who follow `followee` now (one lock for all of them).
-    fn followers_among(&self, followee: UserId, users: Vec<UserId>) -> Vec<UserId> {
-        self.following
-            .keys_with_values_in(users, (followee, 0)..=(followee, Seq::MAX))
+    /// Those of `users` who follow `followee` now.
+    fn followers_among(
+        &self,
+        followee: UserId,
+        users: Vec<UserId>,
+    ) -> girok_storage::Result<Vec<UserId>> {
+        let mut followers = Vec::new();
+        for user in users {
+            if self.followees(user)?.binary_search(&followee).is_ok() {
+                followers.push(user);
+            }
+        }
+        Ok(followers)
     }
 
     /// The digests of the views whose rows are in the view store, as the checkpoint records
     /// them.
-    pub(crate) fn stored_digests(&self) -> [(&'static str, Digest); 2] {
+    pub(crate) fn stored_digests(&self) -> [(&'static str, Digest); 3] {
         [
             ("notifications", self.notifications.digest()),
             ("followers", self.followers.digest()),
+            ("following", self.following.digest()),
         ]
     }
 
@@ -333,13 +352,26 @@ impl FeedStore {
         digest: impl Fn(&str) -> Digest,
     ) -> girok_storage::Result<()> {
         self.notifications.restore(seq, digest("notifications"))?;
-        self.followers.restore(seq, digest("followers"))
+        self.followers.restore(seq, digest("followers"))?;
+        self.following.restore(seq, digest("following"))
     }
 
-    /// Moves the stored views' diffs into `out` as rows (with `seal`, their counts too).
-    pub(crate) fn take_writes(&self, out: &mut Vec<girok_storage::ViewWrite>, seal: bool) {
+    /// Moves the stored views' diffs into `out` as rows (with `seal`, their counts too), and
+    /// returns the readers whose followee lists these rows change.
+    pub(crate) fn take_writes(
+        &self,
+        out: &mut Vec<girok_storage::ViewWrite>,
+        seal: bool,
+    ) -> Vec<UserId> {
         self.notifications.take_writes(out, seal);
         self.followers.take_writes(out, seal);
+        self.following.take_writes(out, seal)
+    }
+
+    /// Rows written by [`FeedStore::take_writes`] are committed: these readers' cached lists
+    /// of whom they follow are stale.
+    pub(crate) fn committed(&self, followees_changed: &[UserId]) {
+        self.followees.committed(followees_changed);
     }
 
     /// Entries each feed view holds in memory: `(view, entries)`. Each index holds its whole
@@ -355,8 +387,8 @@ impl FeedStore {
                     + self.liked.digest().count()
                     + self.comments.digest().count(),
             ),
-            ("follows", self.following.digest().count()),
-            // In the view store: none in memory.
+            // In the view store: the followee lists of readers seen lately.
+            ("follows", self.followees.len()),
             ("notifications", 0),
         ]
     }
@@ -381,6 +413,14 @@ mod tests {
         UserId(Uuid::from_u128(n))
     }
 
+    /// Writes the stored views' rows as a round's end would, and marks them committed.
+    fn persist(store: &FeedStore, disk: &girok_storage::ViewStore) {
+        let mut writes = Vec::new();
+        let changed = store.take_writes(&mut writes, true);
+        disk.write(&writes, true).unwrap();
+        store.committed(&changed);
+    }
+
     #[test]
     fn a_home_page_merges_the_reader_and_everyone_they_follow_now() {
         let disk = Arc::new(girok_storage::ViewStore::temporary(1 << 20).unwrap());
@@ -399,26 +439,34 @@ mod tests {
             ((reader, (b, 11)), 12, -1),
             ((reader, (b, 13)), 13, 1),
         ]);
+        persist(&store, &disk);
+        let page = |before, limit| store.home_page(reader, before, limit).unwrap();
         assert_eq!(
-            store.following_page(reader, Seq::MAX, 1),
+            store.following_page(reader, Seq::MAX, 1).unwrap(),
             (vec![(13, b)], true)
         );
-        assert_eq!(store.following_page(reader, 13, 5), (vec![(10, a)], false));
         assert_eq!(
-            store.followers_among(b, vec![stranger, reader]),
+            store.following_page(reader, 13, 5).unwrap(),
+            (vec![(10, a)], false)
+        );
+        assert_eq!(
+            store.followers_among(b, vec![stranger, reader]).unwrap(),
             vec![reader]
         );
-        assert_eq!(store.home_page(reader, Seq::MAX, 3), (vec![9, 8, 5], true));
-        assert_eq!(store.home_page(reader, 5, 10), (vec![4, 2], false));
-        // Unfollowing takes an author's posts out of every page at once.
+        assert_eq!(page(Seq::MAX, 3), (vec![9, 8, 5], true));
+        assert_eq!(page(5, 10), (vec![4, 2], false));
+        // Unfollowing takes an author's posts out of every page once its rows are written
+        // (the reader's cached list of whom they follow goes with them).
         store.apply_following(&[((reader, (a, 10)), 14, -1)]);
-        assert!(store.followers_among(a, vec![reader]).is_empty());
-        assert_eq!(
-            store.home_page(reader, Seq::MAX, 10),
-            (vec![9, 5, 4], false)
-        );
+        assert_eq!(page(Seq::MAX, 10), (vec![9, 8, 5, 4, 2], false));
+        persist(&store, &disk);
+        assert!(store.followers_among(a, vec![reader]).unwrap().is_empty());
+        assert_eq!(page(Seq::MAX, 10), (vec![9, 5, 4], false));
         // Someone who follows nobody sees their own posts.
-        assert_eq!(store.home_page(stranger, Seq::MAX, 10), (vec![7], false));
+        assert_eq!(
+            store.home_page(stranger, Seq::MAX, 10).unwrap(),
+            (vec![7], false)
+        );
     }
 
     #[test]

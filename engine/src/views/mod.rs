@@ -20,6 +20,7 @@ macro_rules! advance_inputs {
 pub(crate) mod disk_set;
 pub mod feed;
 pub(crate) mod feed_inputs;
+mod followees;
 pub mod follows;
 pub(crate) mod inputs;
 pub mod notifications;
@@ -48,8 +49,10 @@ use tokio::sync::watch;
 /// The chat views whose rows the checkpoint covers, by the names their digests report.
 const CHAT_VIEWS: [&str; 3] = ["room_history", "memberships", "read_receipts"];
 
-/// The checkpoint's name for the digest of the feed views' inputs.
+/// The checkpoint's names for the digests of the feed views' inputs: all but the follows, and
+/// the follows.
 const FEED_INPUTS: &str = "feed_inputs";
+const FEED_FOLLOWS: &str = "feed_follows";
 
 /// Block cache of a replay's temporary view store.
 const VIEW_CACHE_REPLAY: u64 = 16 << 20;
@@ -392,21 +395,6 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
             .is_some_and(|count| *count > 0)
     }
 
-    /// Those of `keys` with a present value within `range` (one lock for all of them).
-    pub fn keys_with_values_in(&self, keys: Vec<K>, range: impl RangeBounds<V> + Clone) -> Vec<K> {
-        let map = self.map.read();
-        keys.into_iter()
-            .filter(|key| {
-                map.get(key).is_some_and(|values| {
-                    values
-                        .counts
-                        .range(range.clone())
-                        .any(|(_, count)| *count > 0)
-                })
-            })
-            .collect()
-    }
-
     /// The greatest present value of `key` within `range`.
     pub fn last_in_range(&self, key: &K, range: impl RangeBounds<V>) -> Option<V> {
         self.map.read().get(key).and_then(|values| {
@@ -503,6 +491,8 @@ struct DiskProgress {
 struct Unwritten {
     writes: Vec<ViewWrite>,
     committed: room_history::HistoryCommitted,
+    /// Readers whose rows of whom they follow the batch changes.
+    followees_changed: Vec<girok_schemas::UserId>,
     through: Seq,
     /// The checkpoint it carries (a sealing batch).
     checkpoint: Option<Seq>,
@@ -561,7 +551,16 @@ impl Views {
             .find(|(name, d)| *d != digest(name))
             .map(|(name, _)| *name);
         let disagreeing = match disagreeing {
-            None if !views.feed_inputs.load(&disk, digest(FEED_INPUTS))? => Some(FEED_INPUTS),
+            None if !views.feed_inputs.load(
+                &disk,
+                feed_inputs::FactDigests {
+                    follows: digest(FEED_FOLLOWS),
+                    rest: digest(FEED_INPUTS),
+                },
+            )? =>
+            {
+                Some(FEED_INPUTS)
+            }
             other => other,
         };
         if let Some(name) = disagreeing {
@@ -617,7 +616,7 @@ impl Views {
         let seal = through > progress.checkpoint && (seal || self.disk.seal_due());
         let mut writes = Vec::new();
         let committed = self.room_history.take_writes(&mut writes, seal);
-        self.feed.take_writes(&mut writes, seal);
+        let followees_changed = self.feed.take_writes(&mut writes, seal);
         let checkpoint = seal.then(|| {
             self.memberships.take_writes(&mut writes);
             self.receipts.take_writes(&mut writes);
@@ -628,6 +627,7 @@ impl Views {
         let batch = Unwritten {
             writes,
             committed,
+            followees_changed,
             through,
             checkpoint,
         };
@@ -652,7 +652,10 @@ impl Views {
             .into_iter()
             .filter(|(name, _)| CHAT_VIEWS.contains(name))
             .chain(self.feed.stored_digests())
-            .chain([(FEED_INPUTS, self.feed_inputs.digest())])
+            .chain({
+                let inputs = self.feed_inputs.digests();
+                [(FEED_INPUTS, inputs.rest), (FEED_FOLLOWS, inputs.follows)]
+            })
             .map(|(name, digest)| (name.to_string(), digest))
             .collect();
         let checkpoint = persisted::Checkpoint {
@@ -670,6 +673,7 @@ impl Views {
     /// Records a batch as written.
     fn written(&self, progress: &mut DiskProgress, batch: Unwritten) {
         self.room_history.committed(batch.committed);
+        self.feed.committed(&batch.followees_changed);
         progress.written = batch.through;
         if let Some(seq) = batch.checkpoint {
             progress.checkpoint = seq;
