@@ -478,8 +478,8 @@ views! {
 /// How far the view store's rows are written.
 #[derive(Default)]
 struct DiskProgress {
-    /// Every row that reads take from the view store (room history, notifications) is there
-    /// up to this seq (readers see it).
+    /// Every row that reads take from the view store (room history, and the feed views kept
+    /// there) is there up to this seq (readers see it).
     written: Seq,
     /// The seq of the latest checkpoint written (on disk once its memtable is flushed).
     checkpoint: Seq,
