@@ -533,8 +533,8 @@ fn run_worker(
         if index == 0 {
             let fed = tail.position();
             if !probe.less_than(&fed) {
-                // Everything fed is through every view and nothing newer was fed: the chat
-                // views' rows are exactly those up to `fed - 1`.
+                // Everything fed is through every view and nothing newer was fed: the views'
+                // rows are exactly those up to `fed - 1`.
                 if let Err(error) = views.persist(fed.saturating_sub(1), false) {
                     persist_errors.note(&error);
                 }
@@ -618,7 +618,7 @@ fn finish(
 
 /// Moves every view's watermark to just below the probe's frontier (every output of the one
 /// dataflow is probed by it, so all views are complete up to there), and no further than the
-/// chat views' rows are written (their reads are served from the view store).
+/// views' rows are written (reads of those views are served from the view store).
 fn publish(probe: &ProbeHandle<Seq>, views: &Views) {
     if let Some(frontier) = probe.with_frontier(|f| f.first().copied())
         && frontier > 0

@@ -39,7 +39,7 @@ impl MemoryMetrics {
         registry.register(
             "girok_view_memory_entries",
             "Entries a view holds in memory (room_history: each room's newest messages and the \
-             latest edits; timelines: the profiles; follows: whom each user follows; \
+             latest edits; timelines: the profiles; follows: the followee lists cached; \
              notifications: none, they are in the view store; the rest whole)",
             self.view_entries.clone(),
         );

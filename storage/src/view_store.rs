@@ -171,14 +171,10 @@ impl ViewStore {
             self.visible.get(),
             None,
         );
-        let take = |guard: lsm_tree::IterGuardImpl| -> Result<(Vec<u8>, Vec<u8>)> {
-            let (key, value) = guard.into_inner()?;
-            Ok((key[1..].to_vec(), value.to_vec()))
-        };
         if reverse {
-            range.rev().take(limit).map(take).collect()
+            range.rev().take(limit).map(untagged).collect()
         } else {
-            range.take(limit).map(take).collect()
+            range.take(limit).map(untagged).collect()
         }
     }
 
@@ -199,14 +195,7 @@ impl ViewStore {
             self.visible.get(),
             None,
         );
-        range
-            .rev()
-            .take(limit)
-            .map(|guard| {
-                let (key, value) = guard.into_inner()?;
-                Ok((key[1..].to_vec(), value.to_vec()))
-            })
-            .collect()
+        range.rev().take(limit).map(untagged).collect()
     }
 
     /// How many keys lie within `from..=to`, counting up to `cap`.
@@ -254,26 +243,26 @@ impl ViewStore {
         skip: &[u8; 1],
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let tag = table as u8;
-        let before = [tag, skip[0]];
-        let ranges = [
-            self.tree()
-                .range(vec![tag]..before.to_vec(), self.visible.get(), None),
-            match skip[0].checked_add(1) {
-                Some(after) => self.tree().range(
-                    vec![tag, after]..vec![tag.saturating_add(1)],
-                    self.visible.get(),
-                    None,
-                ),
-                None => self
-                    .tree()
-                    .range(vec![tag]..vec![tag], self.visible.get(), None),
-            },
-        ];
-        for range in ranges {
-            for guard in range {
-                let (key, value) = guard.into_inner()?;
-                visit(&key[1..], &value)?;
+        let visible = self.visible.get();
+        // The table's keys are those after `[tag]` and before `[tag + 1]` (or all after).
+        let table_end = match tag.checked_add(1) {
+            Some(next) => Excluded(vec![next]),
+            None => Unbounded,
+        };
+        let before = self
+            .tree()
+            .range(vec![tag]..vec![tag, skip[0]], visible, None);
+        for guard in before {
+            let (key, value) = untagged(guard)?;
+            visit(&key, &value)?;
+        }
+        if let Some(after) = skip[0].checked_add(1) {
+            let rest = (Included(vec![tag, after]), table_end);
+            for guard in self.tree().range(rest, visible, None) {
+                let (key, value) = untagged(guard)?;
+                visit(&key, &value)?;
             }
         }
         Ok(())
@@ -345,6 +334,12 @@ impl ViewStore {
     }
 }
 
+/// An entry read from the tree, with its key's table tag taken off.
+fn untagged(guard: lsm_tree::IterGuardImpl) -> Result<(Vec<u8>, Vec<u8>)> {
+    let (key, value) = guard.into_inner()?;
+    Ok((key[1..].to_vec(), value.to_vec()))
+}
+
 impl Drop for ViewStore {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
@@ -400,6 +395,71 @@ mod tests {
             })
             .unwrap();
         seen
+    }
+
+    #[test]
+    fn pages_end_before_a_cursor_and_a_skipped_prefix_is_not_read() {
+        let store = ViewStore::temporary(1 << 20).unwrap();
+        let mut writes: Vec<ViewWrite> = [[0u8, 1], [1, 1], [1, 2], [2, 1], [3, 7], [9, 9]]
+            .into_iter()
+            .map(|key| ViewWrite::Put(ViewTable::FeedInput, key.to_vec(), vec![key[1]]))
+            .collect();
+        // Rows of the tables before and after this one never show.
+        writes.push(ViewWrite::Put(ViewTable::Receipt, vec![1, 1], vec![]));
+        writes.push(ViewWrite::Put(ViewTable::Notification, vec![1, 1], vec![]));
+        store.write(&writes, false).unwrap();
+        let keys = |rows: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<Vec<u8>> {
+            rows.into_iter().map(|(key, _)| key).collect()
+        };
+        let below = store
+            .range_below(ViewTable::FeedInput, &[1], &[2, 1], 10)
+            .unwrap();
+        assert_eq!(
+            keys(below),
+            vec![vec![1, 2], vec![1, 1]],
+            "the cursor excluded"
+        );
+        let one = store
+            .range_below(ViewTable::FeedInput, &[1], &[2], 1)
+            .unwrap();
+        assert_eq!(keys(one), vec![vec![1, 2]]);
+        assert!(
+            store
+                .range_below(ViewTable::FeedInput, &[2], &[2], 5)
+                .unwrap()
+                .is_empty()
+        );
+        for (skip, expected) in [
+            (1u8, vec![vec![0u8, 1], vec![2, 1], vec![3, 7], vec![9, 9]]),
+            (
+                0,
+                vec![vec![1, 1], vec![1, 2], vec![2, 1], vec![3, 7], vec![9, 9]],
+            ),
+            (
+                9,
+                vec![vec![0, 1], vec![1, 1], vec![1, 2], vec![2, 1], vec![3, 7]],
+            ),
+            (
+                255,
+                vec![
+                    vec![0, 1],
+                    vec![1, 1],
+                    vec![1, 2],
+                    vec![2, 1],
+                    vec![3, 7],
+                    vec![9, 9],
+                ],
+            ),
+        ] {
+            let mut seen = Vec::new();
+            store
+                .for_each_except(ViewTable::FeedInput, &[skip], |key, _| {
+                    seen.push(key.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(seen, expected, "skipping {skip}");
+        }
     }
 
     #[test]

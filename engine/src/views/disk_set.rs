@@ -64,6 +64,27 @@ fn row<K: KeyPart, V: KeyPart>(key: &K, value: &V) -> Vec<u8> {
     bytes
 }
 
+/// The bytes every row of `key` starts with.
+fn prefix<K: KeyPart>(key: &K) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(K::WIDTH);
+    key.write(&mut bytes);
+    bytes
+}
+
+/// A row key of `key` at least as great as any of its rows (values `width` bytes wide).
+fn last_row<K: KeyPart>(key: &K, width: usize) -> Vec<u8> {
+    let mut bytes = prefix(key);
+    bytes.resize(K::WIDTH + width, 0xff);
+    bytes
+}
+
+/// The values of rows read for one key.
+fn values_of<K: KeyPart, V: KeyPart>(rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<V> {
+    rows.iter()
+        .filter_map(|(bytes, _)| V::read(bytes.get(K::WIDTH..)?))
+        .collect()
+}
+
 /// A `(key, value)` set in a view-store table.
 pub(crate) struct DiskSet<K, V> {
     disk: Arc<ViewStore>,
@@ -110,20 +131,28 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
     }
 
     /// Takes the rows as the view at `seq`, whose digest the checkpoint recorded, and loads
-    /// the counts written with it (at start, before the dataflow runs).
-    pub(crate) fn restore(&self, seq: Seq, digest: Digest) -> girok_storage::Result<()> {
+    /// the counts written with it (at start, before the dataflow runs). Whether the counts add
+    /// up to the digest's entries (the rows themselves are not read).
+    pub(crate) fn restore(&self, seq: Seq, digest: Digest) -> girok_storage::Result<bool> {
         *self.digest.lock() = digest;
         self.restored.store(seq, Ordering::Release);
-        if let Some(counted) = &self.counts {
-            let mut counts = counted.counts.write();
-            self.disk.for_each(counted.table, |key, value| {
-                if let (Some(key), Some(count)) = (K::read(key), u64_at(value, 0)) {
+        let Some(counted) = &self.counts else {
+            return Ok(true);
+        };
+        let mut counts = counted.counts.write();
+        let mut total: i64 = 0;
+        let mut unreadable = false;
+        self.disk.for_each(counted.table, |key, value| {
+            match (K::read(key), u64_at(value, 0)) {
+                (Some(key), Some(count)) => {
+                    total = total.saturating_add(i64::try_from(count).unwrap_or(i64::MAX));
                     counts.insert(key, count);
                 }
-                Ok(())
-            })?;
-        }
-        Ok(())
+                _ => unreadable = true,
+            }
+            Ok(())
+        })?;
+        Ok(!unreadable && total == digest.entries)
     }
 
     /// How many values `key` has (a counted set; 0 otherwise).
@@ -180,8 +209,7 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
         if let Some(counted) = self.counts.as_ref().filter(|_| seal) {
             let counts = counted.counts.read();
             for (key, ()) in counted.changed.lock().drain() {
-                let mut bytes = Vec::with_capacity(K::WIDTH);
-                key.write(&mut bytes);
+                let bytes = prefix(&key);
                 out.push(match counts.get(&key) {
                     Some(count) => {
                         ViewWrite::Put(counted.table, bytes, count.to_be_bytes().to_vec())
@@ -197,15 +225,14 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
 
     /// Every value of `key`, in order (a key with many values reads them all).
     pub(crate) fn values(&self, key: &K) -> girok_storage::Result<Vec<V>> {
-        let mut from = Vec::with_capacity(K::WIDTH + V::WIDTH);
-        key.write(&mut from);
-        let mut to = from.clone();
-        to.resize(K::WIDTH + V::WIDTH, 0xff);
-        let rows = self.disk.range(self.table, &from, &to, false, usize::MAX)?;
-        Ok(rows
-            .iter()
-            .filter_map(|(bytes, _)| V::read(bytes.get(K::WIDTH..)?))
-            .collect())
+        let rows = self.disk.range(
+            self.table,
+            &prefix(key),
+            &last_row(key, V::WIDTH),
+            false,
+            usize::MAX,
+        )?;
+        Ok(values_of::<K, V>(&rows))
     }
 
     /// Up to `limit` values of `key` below `before`, greatest first, and whether more remain.
@@ -215,18 +242,13 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
         before: &V,
         limit: usize,
     ) -> girok_storage::Result<(Vec<V>, bool)> {
-        let mut from = Vec::with_capacity(K::WIDTH);
-        key.write(&mut from);
         let rows = self.disk.range_below(
             self.table,
-            &from,
+            &prefix(key),
             &row(key, before),
             limit.saturating_add(1),
         )?;
-        let mut values: Vec<V> = rows
-            .iter()
-            .filter_map(|(bytes, _)| V::read(bytes.get(K::WIDTH..)?))
-            .collect();
+        let mut values = values_of::<K, V>(&rows);
         let more = values.len() > limit;
         values.truncate(limit);
         Ok((values, more))
@@ -234,10 +256,8 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
 
     /// How many values of `key` are at least `from`, counting up to `cap`.
     pub(crate) fn count_from(&self, key: &K, from: &V, cap: usize) -> girok_storage::Result<usize> {
-        let mut to = Vec::with_capacity(K::WIDTH + V::WIDTH);
-        key.write(&mut to);
-        to.resize(K::WIDTH + V::WIDTH, 0xff);
-        self.disk.count_range(self.table, &row(key, from), &to, cap)
+        self.disk
+            .count_range(self.table, &row(key, from), &last_row(key, V::WIDTH), cap)
     }
 
     /// The digest of the whole set.
@@ -319,7 +339,7 @@ mod tests {
         // output (time 9) is what the rows hold already, later rounds change them.
         let restarted: DiskSet<UserId, (Seq, NotificationKind)> =
             DiskSet::new(&disk, ViewTable::Notification);
-        restarted.restore(9, set.digest()).unwrap();
+        assert!(restarted.restore(9, set.digest()).unwrap());
         restarted.apply(&[
             ((ann, note(5, NotificationKind::Like)), 9, 1),
             ((ann, note(7, NotificationKind::Mention)), 9, 1),
@@ -361,10 +381,16 @@ mod tests {
         assert!(set.values(&bob).unwrap().is_empty());
 
         let restarted = open();
-        restarted.restore(7, set.digest()).unwrap();
+        assert!(restarted.restore(7, set.digest()).unwrap());
         assert_eq!((restarted.count(&ann), restarted.count(&bob)), (2, 0));
         // The restore round changes no count; a later follow does.
         restarted.apply(&[((ann, (4, bob)), 7, 1), ((ann, (8, bob)), 8, 1)]);
         assert_eq!(restarted.count(&ann), 3);
+        // Counts that do not add up to the checkpoint's digest are not taken as they are.
+        let wrong = Digest {
+            entries: 3,
+            ..set.digest()
+        };
+        assert!(!open().restore(7, wrong).unwrap());
     }
 }

@@ -5,8 +5,9 @@
 //! live subscribers.
 //!
 //! A home timeline is not a collection of its own: it is exactly the reader's own posts and
-//! those of everyone they follow, so a page is a merge of those authors' profile timelines,
-//! read from memory under one lock and walked only as far as the page needs
+//! those of everyone they follow, so a page is a merge of those authors' profile timelines
+//! (in memory, under one lock; whom the reader follows from a cache over the view store),
+//! walked only as far as the page needs
 //! ([`FeedStore::home_page`]). Fanning posts out on write kept a record per post and follower
 //! (85 M of them for 1 M posts among 100,000 users following 50 each: most of the process's
 //! memory, and most of a start's work to rebuild); the merge costs a lookup per followed author
@@ -345,15 +346,30 @@ impl FeedStore {
     }
 
     /// Takes the stored views' rows as of the checkpoint at `seq` (`digest` gives what it
-    /// recorded by name).
+    /// recorded by name); the name of one whose counts do not add up to its digest, if any.
     pub(crate) fn restore(
         &self,
         seq: Seq,
         digest: impl Fn(&str) -> Digest,
-    ) -> girok_storage::Result<()> {
-        self.notifications.restore(seq, digest("notifications"))?;
-        self.followers.restore(seq, digest("followers"))?;
-        self.following.restore(seq, digest("following"))
+    ) -> girok_storage::Result<Option<&'static str>> {
+        let mut disagreeing = None;
+        for (name, agrees) in [
+            (
+                "notifications",
+                self.notifications.restore(seq, digest("notifications"))?,
+            ),
+            (
+                "followers",
+                self.followers.restore(seq, digest("followers"))?,
+            ),
+            (
+                "following",
+                self.following.restore(seq, digest("following"))?,
+            ),
+        ] {
+            disagreeing = disagreeing.or((!agrees).then_some(name));
+        }
+        Ok(disagreeing)
     }
 
     /// Moves the stored views' diffs into `out` as rows (with `seal`, their counts too), and

@@ -338,6 +338,11 @@ mod tests {
             author: a,
         };
         let edit = FeedFact::PostEdit { post: 1, edit: 5 };
+        let mention = FeedFact::Mention {
+            target: 1,
+            version: 6,
+            named: vec![c],
+        };
         rows.add(vec![(post.clone(), 1), (follow(b, 2), 1)]);
         rows.add(vec![(like.clone(), 1), (like.clone(), -1)]);
         let mut writes = Vec::new();
@@ -348,16 +353,17 @@ mod tests {
             (follow(b, 2), -1),
             (follow(c, 4), 1),
             (edit.clone(), 1),
+            (mention.clone(), 1),
         ]);
         let mut writes = Vec::new();
         rows.take_writes(&mut writes);
         disk.write(&writes, true).unwrap();
 
-        // The follows are not read back (their rows are there), and their digest is taken
-        // as recorded.
+        // The follows are not read back (their rows are there, between the others'), and their
+        // digest is taken as recorded.
         let fresh = FeedInputRows::default();
         assert!(fresh.load(&disk, rows.digests()).unwrap());
-        assert_eq!(fresh.take_loaded(), vec![post.clone(), edit]);
+        assert_eq!(fresh.take_loaded(), vec![post.clone(), edit, mention]);
         assert!(fresh.take_loaded().is_empty(), "taken once");
         assert_eq!(fresh.digests(), rows.digests());
         let mut follows = 0;

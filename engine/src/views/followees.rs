@@ -12,18 +12,23 @@
 use super::disk_set::DiskSet;
 use girok_schemas::{Seq, UserId};
 use parking_lot::Mutex;
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use std::sync::Arc;
 
-/// Readers whose followee lists are cached (about 16 bytes per followed account each).
-const CACHED_READERS: usize = 50_000;
+/// Accounts the cached lists name, over every list (16 bytes each, and about 64 per list:
+/// 64 MiB in all), so that a reader who follows many accounts takes their share, not one slot.
+const CACHED_FOLLOWEES: u64 = 4 << 20;
+
+/// Lists the cache expects (readers following about 50 accounts), to size its tables.
+const EXPECTED_LISTS: usize = 80_000;
 
 /// A reader's followees, sorted, once each.
 pub(crate) type Followees = Arc<[UserId]>;
 
 /// The cache of followee lists.
 pub(crate) struct FolloweeCache {
-    lists: Cache<UserId, Followees>,
+    lists: Cache<UserId, Followees, ListWeight>,
     /// Bumped by every commit of following rows: a list read before a bump is not cached.
     generation: Mutex<u64>,
 }
@@ -31,9 +36,19 @@ pub(crate) struct FolloweeCache {
 impl Default for FolloweeCache {
     fn default() -> Self {
         Self {
-            lists: Cache::new(CACHED_READERS),
+            lists: Cache::with_weighter(EXPECTED_LISTS, CACHED_FOLLOWEES, ListWeight),
             generation: Mutex::new(0),
         }
+    }
+}
+
+/// A list weighs one per account it names, plus four for the entry.
+#[derive(Clone)]
+struct ListWeight;
+
+impl Weighter<UserId, Followees> for ListWeight {
+    fn weight(&self, _reader: &UserId, list: &Followees) -> u64 {
+        list.len() as u64 + 4
     }
 }
 

@@ -539,7 +539,7 @@ impl Views {
         let digest = |name: &str| checkpoint.digests.get(name).copied().unwrap_or_default();
         let started = Instant::now();
         views.room_history.load(digest("room_history"))?;
-        views.feed.restore(checkpoint.seq, digest)?;
+        let feed_disagreeing = views.feed.restore(checkpoint.seq, digest)?;
         views.memberships.load()?;
         views.receipts.load()?;
         let loaded = [
@@ -549,7 +549,8 @@ impl Views {
         let disagreeing = loaded
             .iter()
             .find(|(name, d)| *d != digest(name))
-            .map(|(name, _)| *name);
+            .map(|(name, _)| *name)
+            .or(feed_disagreeing);
         let disagreeing = match disagreeing {
             None if !views.feed_inputs.load(
                 &disk,
@@ -593,9 +594,10 @@ impl Views {
 
     /// Writes the rows gathered since the last write, as of `through`. Call only when every
     /// event up to `through` is through the dataflow and none after it was fed (the rows are
-    /// then exactly those up to `through`). History rows are written at once (pages read
-    /// them); the rest (memberships, receipts, counts, latest edits, served from memory; the
-    /// feed views' inputs, read only at start) and the checkpoint only in a batch that seals
+    /// then exactly those up to `through`). The rows pages read (history, notifications,
+    /// followers, following) are written at once; the rest (memberships, receipts, counts,
+    /// latest edits, served from memory; the feed views' inputs, read only at start) and the
+    /// checkpoint only in a batch that seals
     /// the store's memtable: when it is due, or with `seal` (the last round at shutdown). What
     /// is on disk is always a checkpoint and all it covers.
     pub(crate) fn persist(&self, through: Seq, seal: bool) -> girok_storage::Result<()> {

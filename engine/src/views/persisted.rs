@@ -16,8 +16,8 @@ use std::collections::btree_map::Entry;
 use std::hash::Hash;
 use std::sync::Arc;
 
-/// The checkpoint row's key: one checkpoint covers the chat views' rows and the feed views'
-/// inputs, written in the same batches.
+/// The checkpoint row's key: one checkpoint covers the views' rows (chat views, notifications,
+/// follow lists) and the feed views' inputs, written in the same batches.
 pub(crate) const VIEWS_GROUP: &[u8] = b"views";
 
 /// The layout of the view store's rows: a store written with another number is dropped and
