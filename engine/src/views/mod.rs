@@ -17,6 +17,7 @@ macro_rules! advance_inputs {
     )*};
 }
 
+mod counts;
 pub(crate) mod disk_set;
 pub mod feed;
 pub(crate) mod feed_inputs;
@@ -184,17 +185,16 @@ pub(crate) struct CountedIndex<K, V> {
 }
 
 /// One key's values with their counts, and how many are present (count above zero), kept as
-/// updates apply so that counting is O(1) (a popular post's comments, a heavy author's
-/// followers).
+/// updates apply so that counting is O(1) (a popular post's comments).
 struct Values<V> {
-    counts: BTreeMap<V, isize>,
+    counts: counts::Counts<V>,
     present: usize,
 }
 
 impl<V> Default for Values<V> {
     fn default() -> Self {
         Self {
-            counts: BTreeMap::new(),
+            counts: counts::Counts::default(),
             present: 0,
         }
     }
@@ -202,7 +202,7 @@ impl<V> Default for Values<V> {
 
 impl<V: Ord + Copy> Values<V> {
     /// Fills an empty key with the updates of its values, sorted by value: one pass that
-    /// builds the tree in bulk, instead of a search and an insert per value.
+    /// builds the values in bulk, instead of a search and an insert per value.
     fn fill(&mut self, sorted: impl Iterator<Item = (V, isize)>) {
         let mut net: Vec<(V, isize)> = Vec::new();
         for (value, diff) in sorted {
@@ -213,11 +213,11 @@ impl<V: Ord + Copy> Values<V> {
         }
         net.retain(|(_, count)| *count != 0);
         self.present = net.iter().filter(|(_, count)| *count > 0).count();
-        self.counts = net.into_iter().collect();
+        self.counts = counts::Counts::from_sorted(net);
     }
 
     fn add(&mut self, value: V, diff: isize) {
-        let before = add(&mut self.counts, value, diff);
+        let before = self.counts.add(value, diff);
         let after = before + diff;
         match (before > 0, after > 0) {
             (false, true) => self.present += 1,
@@ -391,8 +391,7 @@ impl<K: Ord + Hash + Eq + Copy, V: Ord + Hash + Copy> CountedIndex<K, V> {
         self.map
             .read()
             .get(key)
-            .and_then(|values| values.counts.get(value))
-            .is_some_and(|count| *count > 0)
+            .is_some_and(|values| values.counts.get(value) > 0)
     }
 
     /// The greatest present value of `key` within `range`.
