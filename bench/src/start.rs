@@ -16,9 +16,6 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The data directory to start on (changed by the runs as a start changes it).
-    #[arg(long)]
-    data_dir: PathBuf,
     #[command(flatten)]
     server: ServerArgs,
     /// Starts, one after the other.
@@ -26,9 +23,12 @@ pub struct Args {
     runs: u32,
 }
 
-/// Which girok to run, and how long it may take to start.
+/// Which girok to run on which data, and how long it may take to start.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
+    /// The data directory to start on (the runs write to it, as a server does).
+    #[arg(long)]
+    data_dir: PathBuf,
     /// The girok binary (default: `girok` beside this binary).
     #[arg(long)]
     bin: Option<PathBuf>,
@@ -38,6 +38,16 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
+    /// The data directory, once checked to be one.
+    pub(crate) fn data_dir(&self) -> anyhow::Result<&Path> {
+        ensure!(
+            self.data_dir.is_dir(),
+            "{} is not a data directory",
+            self.data_dir.display()
+        );
+        Ok(&self.data_dir)
+    }
+
     /// The girok binary to run: `--bin`, or `girok` beside this binary.
     pub(crate) fn binary(&self) -> anyhow::Result<PathBuf> {
         match &self.bin {
@@ -73,11 +83,7 @@ pub struct Figures {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
-    ensure!(
-        args.data_dir.is_dir(),
-        "{} is not a data directory",
-        args.data_dir.display()
-    );
+    let data_dir = args.server.data_dir()?;
     let bin = args.server.binary()?;
     let http = Http::new()?;
     let mut starts = Vec::new();
@@ -95,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     let median_ready_ms = ready[ready.len() / 2];
     println!("median time to ready: {median_ready_ms} ms");
     Ok(Figures {
-        data_dir: args.data_dir.display().to_string(),
+        data_dir: data_dir.display().to_string(),
         starts,
         median_ready_ms,
     })
@@ -294,7 +300,7 @@ pub(crate) fn gauge(metrics: &str, name: &str) -> f64 {
 }
 
 fn start_once(bin: &Path, args: &Args, http: &Http) -> anyhow::Result<Start> {
-    let running = launch(bin, &args.data_dir, args.server.timeout(), http)?;
+    let running = launch(bin, args.server.data_dir()?, args.server.timeout(), http)?;
     let memory = running.memory()?;
     let readyz: serde_json::Value =
         serde_json::from_str(&http.text(format!("{}/readyz", running.url))?)?;

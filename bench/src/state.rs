@@ -24,16 +24,14 @@ use anyhow::{Context, bail, ensure};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The data directory (a `read-data` set; the run writes to it).
-    #[arg(long)]
-    data_dir: PathBuf,
+    /// The server and its data directory (a `read-data` set).
     #[command(flatten)]
     server: ServerArgs,
     /// Users in the data set (`read-data --users`): readers are spread over them.
@@ -109,11 +107,7 @@ pub struct Figures {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
-    ensure!(
-        args.data_dir.is_dir(),
-        "{} is not a data directory",
-        args.data_dir.display()
-    );
+    let data_dir = args.server.data_dir()?;
     check_readers(args.users, args.readers)?;
     for (name, events) in [
         ("--grow-events", args.grow_events),
@@ -128,13 +122,13 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         .enable_all()
         .build()?;
 
-    let dropped = drop_page_cache(&args.data_dir)?;
+    let dropped = drop_page_cache(data_dir)?;
     println!(
         "state: {:.0} MiB of {} written back and dropped from the page cache",
         crate::report::mib(dropped / 1024),
-        args.data_dir.display()
+        data_dir.display()
     );
-    let server = launch(&bin, &args.data_dir, timeout, &http)?;
+    let server = launch(&bin, data_dir, timeout, &http)?;
     let cold_start = start_figures(&server, &http)?;
     println!("cold start: {}", describe(&cold_start));
     print_components(&cold_start.components);
@@ -143,7 +137,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     // Signing in read the readers' room lists (their rooms' last messages): drop the pages
     // again, so that the first reads meet the disk (girok's own block caches keep what the
     // start and the sign-ins put there).
-    drop_page_cache(&args.data_dir)?;
+    drop_page_cache(data_dir)?;
     let cold_reads = runtime.block_on(read_pages(&server.url, &readers, 1))?;
     println!(
         "cold reads ({} readers, one request at a time):\n  history  {}\n  timeline {}",
@@ -214,13 +208,13 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     let stop_ms = server.stop()?;
     println!("stopped in {stop_ms} ms");
 
-    let server = launch(&bin, &args.data_dir, timeout, &http)?;
+    let server = launch(&bin, data_dir, timeout, &http)?;
     let restart = start_figures(&server, &http)?;
     println!("restart (page cache warm): {}", describe(&restart));
     print_components(&restart.components);
     server.stop()?;
     Ok(Figures {
-        data_dir: args.data_dir.display().to_string(),
+        data_dir: data_dir.display().to_string(),
         page_cache_dropped_mib: crate::report::mib(dropped / 1024),
         cold_start,
         cold_reads,

@@ -251,10 +251,14 @@ impl Inputs {
         }
     }
 
-    /// Feeds a feed fact and notes it for the view store.
+    /// Feeds a feed fact and notes it for the view store (all but follows).
     fn record(&mut self, fact: FeedFact, time: Seq, diff: isize) {
-        self.feed_fact(fact.clone(), time, diff);
-        self.facts.push((fact, diff));
+        // Follows are not stored: every view over them is a map whose output is
+        // (`feed_inputs.rs`).
+        if !matches!(fact, FeedFact::Follow { .. }) {
+            self.facts.push((fact.clone(), diff));
+        }
+        self.feed_fact(fact, time, diff);
     }
 
     /// Feeds a feed fact (or its retraction) to its input collection.

@@ -2,8 +2,9 @@
 //! all and anonymous, read from `/proc/self/status` on Linux), the log's and the view store's
 //! block caches and memtables, the event cache, the search writer's buffer, and the entries
 //! each view holds in memory. README "Sizing memory" turns them into a budget: the anonymous
-//! memory is about a fixed base, plus the caches and memtables, plus 50–65 bytes per view
-//! entry held (the dataflow's arrangements, which no gauge counts, included; measured).
+//! memory is about a fixed base, plus the caches and memtables, plus a measured amount per
+//! live post, like and comment (the in-memory indexes and the dataflow's arrangements, which
+//! no gauge counts).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;

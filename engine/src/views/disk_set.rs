@@ -31,7 +31,7 @@ impl KeyPart for Seq {
         out.extend_from_slice(&self.to_be_bytes());
     }
     fn read(bytes: &[u8]) -> Option<Self> {
-        Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+        u64_at(bytes, 0)
     }
 }
 
@@ -191,15 +191,18 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
     }
 
     /// Moves the diffs gathered since the last call into `out` as rows (a set: an entry is
-    /// present or not); with `seal`, also the counts that changed since the last seal.
-    /// Returns the keys whose rows these are (sorted, once each).
-    pub(crate) fn take_writes(&self, out: &mut Vec<ViewWrite>, seal: bool) -> Vec<K>
-    where
-        K: Ord,
-    {
-        let mut keys = Vec::new();
+    /// present or not); with `seal`, also the counts that changed since the last seal. With
+    /// `touched`, adds to it the keys whose rows these are.
+    pub(crate) fn take_writes(
+        &self,
+        out: &mut Vec<ViewWrite>,
+        seal: bool,
+        mut touched: Option<&mut Vec<K>>,
+    ) {
         for ((key, value), diff) in self.pending.take() {
-            keys.push(key);
+            if let Some(touched) = touched.as_deref_mut() {
+                touched.push(key);
+            }
             let key = row(&key, &value);
             out.push(match diff > 0 {
                 true => ViewWrite::Put(self.table, key, Vec::new()),
@@ -218,9 +221,6 @@ impl<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq> DiskSet<K, V> {
                 });
             }
         }
-        keys.sort_unstable();
-        keys.dedup();
-        keys
     }
 
     /// Every value of `key`, in order (a key with many values reads them all).
@@ -275,9 +275,9 @@ mod tests {
         UserId(uuid::Uuid::from_u128(n))
     }
 
-    fn written<K: KeyPart + Hash + Ord, V: KeyPart + Hash + Eq>(set: &DiskSet<K, V>) {
+    fn written<K: KeyPart + Hash + Eq, V: KeyPart + Hash + Eq>(set: &DiskSet<K, V>) {
         let mut writes = Vec::new();
-        set.take_writes(&mut writes, true);
+        set.take_writes(&mut writes, true, None);
         set.disk.write(&writes, false).unwrap();
     }
 

@@ -116,7 +116,7 @@ impl View for FeedStore {
         materialize(views.likers, sinks, |v, u| v.feed.apply_likers(u));
         materialize(views.comments, sinks, |v, u| v.feed.comments.apply(u));
         materialize(views.followers, sinks, |v, u| v.feed.followers.apply(u));
-        materialize(views.following, sinks, |v, u| v.feed.apply_following(u));
+        materialize(views.following, sinks, |v, u| v.feed.following.apply(u));
         materialize(views.notifications, sinks, |v, u| {
             v.feed.apply_notifications(u, v.watermark.get())
         });
@@ -271,10 +271,6 @@ impl FeedStore {
         );
     }
 
-    pub(crate) fn apply_following(&self, updates: &[Update<UserId, (UserId, Seq)>]) {
-        self.following.apply(updates);
-    }
-
     /// Up to `limit` of those `user` follows whose follow is older than `before`, most recent
     /// first, as `(follow seq, followee)`, and whether more remain: the rows are ordered by
     /// followee, so a page sorts the user's follows (one user's, however many they follow).
@@ -379,9 +375,13 @@ impl FeedStore {
         out: &mut Vec<girok_storage::ViewWrite>,
         seal: bool,
     ) -> Vec<UserId> {
-        self.notifications.take_writes(out, seal);
-        self.followers.take_writes(out, seal);
-        self.following.take_writes(out, seal)
+        self.notifications.take_writes(out, seal, None);
+        self.followers.take_writes(out, seal, None);
+        let mut followers = Vec::new();
+        self.following.take_writes(out, seal, Some(&mut followers));
+        followers.sort_unstable();
+        followers.dedup();
+        followers
     }
 
     /// Rows written by [`FeedStore::take_writes`] are committed: these readers' cached lists
@@ -449,7 +449,7 @@ mod tests {
             .collect();
         store.apply_profile(&posts, 0);
         // The reader follows a, and b (unfollowed and followed again: b once in the merge).
-        store.apply_following(&[
+        store.following.apply(&[
             ((reader, (a, 10)), 10, 1),
             ((reader, (b, 11)), 11, 1),
             ((reader, (b, 11)), 12, -1),
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(page(5, 10), (vec![4, 2], false));
         // Unfollowing takes an author's posts out of every page once its rows are written
         // (the reader's cached list of whom they follow goes with them).
-        store.apply_following(&[((reader, (a, 10)), 14, -1)]);
+        store.following.apply(&[((reader, (a, 10)), 14, -1)]);
         assert_eq!(page(Seq::MAX, 10), (vec![9, 8, 5, 4, 2], false));
         persist(&store, &disk);
         assert!(store.followers_among(a, vec![reader]).unwrap().is_empty());

@@ -1,13 +1,19 @@
 //! The feed views' inputs kept in the view store, so that a start restores them without
-//! reading the log. Timelines, post stats, the follow graph and notifications are built by
-//! joins and reduces whose arrangements cannot be saved; what can be saved is their input
-//! collections as they stand: live posts, current likes and comments (a deleted post's stay,
-//! as in the collections: the views join them with live posts), every post edit and mention
-//! version, current follows. The feeder records every fact it feeds
-//! ([`FeedFact`]); the net change goes to `view_feed_input` in the batch that carries the
-//! checkpoint, and a start feeds the rows back to the dataflow in one round at the
-//! checkpoint's seq, then the log after it. The outputs are functions of the inputs, so they
-//! come out as a replay from seq 1 would build them (the tests compare the digests).
+//! reading the log. Post stats and notifications are built by joins and reduces whose
+//! arrangements cannot be saved; what can be saved is their input collections as they stand:
+//! live posts, current likes and comments (a deleted post's stay, as in the collections: the
+//! views join them with live posts), every post edit and mention version. The feeder records
+//! every such fact it feeds ([`FeedFact`]); the net change goes to `view_feed_input` in the
+//! batch that carries the checkpoint, and a start feeds the rows back to the dataflow in one
+//! round at the checkpoint's seq, then the log after it. The outputs are functions of the
+//! inputs, so they come out as a replay from seq 1 would build them (the tests compare the
+//! digests).
+//!
+//! Follows are not stored: every view over them is a stateless map whose output is in the view
+//! store (followers, following, follow notifications), so a restore round would have nothing
+//! to compute from them, and a later unfollow retracts its follow from the maps' outputs as a
+//! diff whether or not the follow was fed since the start. A view that comes to join or reduce
+//! follows must store them again (with a new `persisted::VIEWS_FORMAT`).
 
 use super::Digest;
 use super::persisted::{PendingRows, u64_at};
@@ -173,54 +179,32 @@ impl FeedFact {
     }
 }
 
-/// The feed inputs' rows: the net change since the last sealing batch, and the digests of the
+/// The feed inputs' rows: the net change since the last sealing batch, and the digest of the
 /// whole collection (every fact fed, less every fact retracted), which the checkpoint records
-/// and a start checks the rows against: one for the follows, one for the rest.
-///
-/// A start does not read the follows back: every view over them is a stateless map whose
-/// output is in the view store (followers, following, follow notifications), so the restore
-/// round has nothing to compute from them, and a later unfollow retracts its follow from the
-/// maps' outputs as a diff, whether or not the follow was fed since the start. Their rows stay
-/// (a view that comes to need them, joining or reducing follows, must read them again).
+/// and a start checks the rows against.
 #[derive(Default)]
 pub(crate) struct FeedInputRows {
     pending: PendingRows<FeedFact>,
-    digests: Mutex<FactDigests>,
+    digest: Mutex<Digest>,
     /// The stored facts a start loaded, until worker 0 feeds them.
     loaded: Mutex<Vec<FeedFact>>,
-}
-
-/// The digests of the stored facts: the follows, and every other kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct FactDigests {
-    pub(crate) follows: Digest,
-    pub(crate) rest: Digest,
-}
-
-impl FactDigests {
-    fn apply(&mut self, fact: &FeedFact, diff: isize) {
-        match fact {
-            FeedFact::Follow { .. } => self.follows.apply(fact, diff),
-            _ => self.rest.apply(fact, diff),
-        }
-    }
 }
 
 impl FeedInputRows {
     /// Records facts fed (diff 1) or retracted (diff -1).
     pub(crate) fn add(&self, facts: Vec<(FeedFact, isize)>) {
         {
-            let mut digests = self.digests.lock();
+            let mut digest = self.digest.lock();
             for (fact, diff) in &facts {
-                digests.apply(fact, *diff);
+                digest.apply(fact, *diff);
             }
         }
         self.pending.add(facts);
     }
 
-    /// The digests of the collection as fed so far.
-    pub(crate) fn digests(&self) -> FactDigests {
-        *self.digests.lock()
+    /// The digest of the collection as fed so far.
+    pub(crate) fn digest(&self) -> Digest {
+        *self.digest.lock()
     }
 
     /// Moves the net change since the last call into `out` as rows: a fact that came is put,
@@ -236,19 +220,15 @@ impl FeedInputRows {
         }
     }
 
-    /// Reads the rows on disk but the follows' (once) and checks them against `expected` (the
-    /// checkpoint's digests). When they agree, keeps the facts for
-    /// [`FeedInputRows::take_loaded`] and takes `expected` as the collection's digests (the
-    /// follows' as recorded). A row that does not parse counts as a disagreement.
-    pub(crate) fn load(
-        &self,
-        disk: &ViewStore,
-        expected: FactDigests,
-    ) -> girok_storage::Result<bool> {
+    /// Reads the rows on disk (once) and checks them against `expected` (the checkpoint's
+    /// digest). When they agree, keeps the facts for [`FeedInputRows::take_loaded`] and takes
+    /// `expected` as the collection's digest. A row that does not parse counts as a
+    /// disagreement.
+    pub(crate) fn load(&self, disk: &ViewStore, expected: Digest) -> girok_storage::Result<bool> {
         let mut found = Digest::default();
         let mut facts = Vec::new();
         let mut unreadable = false;
-        disk.for_each_except(ViewTable::FeedInput, &[FOLLOW], |key, value| {
+        disk.for_each(ViewTable::FeedInput, |key, value| {
             match FeedFact::parse(key, value) {
                 Some(fact) => {
                     found.apply(&fact, 1);
@@ -258,9 +238,9 @@ impl FeedInputRows {
             }
             Ok(())
         })?;
-        let agree = !unreadable && found == expected.rest;
+        let agree = !unreadable && found == expected;
         if agree {
-            *self.digests.lock() = expected;
+            *self.digest.lock() = found;
             *self.loaded.lock() = facts;
         }
         Ok(agree)
@@ -321,16 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn rows_hold_the_net_collection_and_a_start_reads_all_but_the_follows() {
+    fn rows_hold_the_net_collection_and_a_start_checks_them_against_the_digest() {
         let disk = ViewStore::temporary(1 << 20).unwrap();
         let rows = FeedInputRows::default();
         let (a, b, c) = (UserId::new_v7(), UserId::new_v7(), UserId::new_v7());
         let post = FeedFact::Post { author: a, seq: 1 };
-        let follow = |follower, seq| FeedFact::Follow {
-            follower,
-            followee: a,
-            seq,
-        };
         let like = FeedFact::Like {
             post: 1,
             liker: b,
@@ -343,42 +318,28 @@ mod tests {
             version: 6,
             named: vec![c],
         };
-        rows.add(vec![(post.clone(), 1), (follow(b, 2), 1)]);
+        rows.add(vec![(post.clone(), 1), (edit.clone(), 1)]);
         rows.add(vec![(like.clone(), 1), (like.clone(), -1)]);
         let mut writes = Vec::new();
         rows.take_writes(&mut writes);
         assert_eq!(writes.len(), 2, "a like and its unlike net to nothing");
         disk.write(&writes, true).unwrap();
-        rows.add(vec![
-            (follow(b, 2), -1),
-            (follow(c, 4), 1),
-            (edit.clone(), 1),
-            (mention.clone(), 1),
-        ]);
+        rows.add(vec![(edit.clone(), -1), (mention.clone(), 1)]);
         let mut writes = Vec::new();
         rows.take_writes(&mut writes);
         disk.write(&writes, true).unwrap();
 
-        // The follows are not read back (their rows are there, between the others'), and their
-        // digest is taken as recorded.
         let fresh = FeedInputRows::default();
-        assert!(fresh.load(&disk, rows.digests()).unwrap());
-        assert_eq!(fresh.take_loaded(), vec![post.clone(), edit, mention]);
+        assert!(fresh.load(&disk, rows.digest()).unwrap());
+        assert_eq!(fresh.take_loaded(), vec![post.clone(), mention]);
         assert!(fresh.take_loaded().is_empty(), "taken once");
-        assert_eq!(fresh.digests(), rows.digests());
-        let mut follows = 0;
-        disk.for_each(ViewTable::FeedInput, |key, value| {
-            follows += usize::from(FeedFact::parse(key, value) == Some(follow(c, 4)));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(follows, 1);
+        assert_eq!(fresh.digest(), rows.digest());
         let other = FeedInputRows::default();
-        assert!(!other.load(&disk, FactDigests::default()).unwrap());
+        assert!(!other.load(&disk, Digest::default()).unwrap());
         assert!(other.take_loaded().is_empty());
         assert_eq!(
-            other.digests(),
-            FactDigests::default(),
+            other.digest(),
+            Digest::default(),
             "kept only when they agree"
         );
     }

@@ -50,10 +50,8 @@ use tokio::sync::watch;
 /// The chat views whose rows the checkpoint covers, by the names their digests report.
 const CHAT_VIEWS: [&str; 3] = ["room_history", "memberships", "read_receipts"];
 
-/// The checkpoint's names for the digests of the feed views' inputs: all but the follows, and
-/// the follows.
+/// The checkpoint's name for the digest of the feed views' inputs.
 const FEED_INPUTS: &str = "feed_inputs";
-const FEED_FOLLOWS: &str = "feed_follows";
 
 /// Block cache of a replay's temporary view store.
 const VIEW_CACHE_REPLAY: u64 = 16 << 20;
@@ -551,16 +549,7 @@ impl Views {
             .map(|(name, _)| *name)
             .or(feed_disagreeing);
         let disagreeing = match disagreeing {
-            None if !views.feed_inputs.load(
-                &disk,
-                feed_inputs::FactDigests {
-                    follows: digest(FEED_FOLLOWS),
-                    rest: digest(FEED_INPUTS),
-                },
-            )? =>
-            {
-                Some(FEED_INPUTS)
-            }
+            None if !views.feed_inputs.load(&disk, digest(FEED_INPUTS))? => Some(FEED_INPUTS),
             other => other,
         };
         if let Some(name) = disagreeing {
@@ -653,10 +642,7 @@ impl Views {
             .into_iter()
             .filter(|(name, _)| CHAT_VIEWS.contains(name))
             .chain(self.feed.stored_digests())
-            .chain({
-                let inputs = self.feed_inputs.digests();
-                [(FEED_INPUTS, inputs.rest), (FEED_FOLLOWS, inputs.follows)]
-            })
+            .chain([(FEED_INPUTS, self.feed_inputs.digest())])
             .map(|(name, digest)| (name.to_string(), digest))
             .collect();
         let checkpoint = persisted::Checkpoint {

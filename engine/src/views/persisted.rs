@@ -23,8 +23,9 @@ pub(crate) const VIEWS_GROUP: &[u8] = b"views";
 /// The layout of the view store's rows: a store written with another number is dropped and
 /// rebuilt from the log (a schema change costs one rebuild, never a wrong answer). 1: the chat
 /// views alone (group `chat`); 2: with the feed views' inputs; 3: with the notifications and
-/// the followers; 4: with whom each user follows, and the follows' digest apart.
-pub(crate) const VIEWS_FORMAT: u32 = 4;
+/// the followers; 4: with whom each user follows, and the follows' digest apart; 5: without
+/// the follows among the feed views' inputs.
+pub(crate) const VIEWS_FORMAT: u32 = 5;
 
 /// What a group's checkpoint row says: the seq its tables reflect exactly, their format, and
 /// each view's digest at that seq.
