@@ -59,6 +59,12 @@ impl AnalyticsConfig {
         Duration::from_millis(self.flush_ms.max(1))
     }
 
+    /// The name of the sink's checkpointed state in the data directory (`sinks/<name>`): one per
+    /// database, since a checkpoint holds only with the rows it was shipped with.
+    pub fn state_name(&self) -> crate::Result<String> {
+        Ok(format!("analytics-{}", self.database_name()?))
+    }
+
     /// The database name, checked: ClickHouse identifiers are interpolated into DDL.
     pub(crate) fn database_name(&self) -> crate::Result<&str> {
         let valid = !self.database.is_empty()

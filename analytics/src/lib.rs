@@ -12,11 +12,12 @@ mod retry;
 mod rollups;
 mod rows;
 mod sink;
+mod state;
 mod warehouse;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use config::AnalyticsConfig;
-pub use pipeline::{Batch, EventSource};
+pub use pipeline::EventSource;
 pub use rollups::{Rollup, RollupKey};
 pub use rows::{AuditRow, RollupRow};
 pub use sink::{RebuildReport, Sink, SinkStatus, rebuild};

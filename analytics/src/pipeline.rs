@@ -1,12 +1,18 @@
-//! The pipeline thread: tails the log from seq 1, turns every event into its audit row and
-//! feeds it to the rollup dataflow (one timely worker, each event at its own seq), and hands
-//! the shipper one [`Batch`] per chunk: every row caused by seqs `first..=last`. A bounded
-//! channel carries the batches, so while ClickHouse is away the pipeline waits instead of
-//! growing memory; the log keeps everything.
+//! The pipeline thread: restores the rollup dataflow from the sink's checkpoint (or starts it
+//! empty at seq 1), tails the log from there, turns every event into its audit row and feeds it
+//! to the rollup dataflow (one timely worker, each event at its own seq), and hands the shipper
+//! one [`Batch`] per chunk: every row caused by its events, and the checkpoint's row
+//! changes. A bounded channel carries the batches, so while ClickHouse is away the pipeline
+//! waits instead of growing memory; the log keeps everything.
+//!
+//! A checkpoint is used only if ClickHouse holds the audit rows up to it: the shipper commits a
+//! checkpoint once ClickHouse holds its batch, so one past what ClickHouse holds means the
+//! database was emptied or replaced since, and the pipeline then starts over from seq 1.
 
 use crate::rollups::{RollupInputs, RollupKey};
 use crate::rows::{AuditRow, RollupRow};
-use girok_engine::{LogSource, Tailer};
+use crate::state::{self, Fact, StateChanges, Tracker};
+use girok_engine::{LogSource, SinkState, Tailer};
 use girok_schemas::{Event, Seq};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,16 +33,17 @@ pub trait EventSource: LogSource<Entry = Event> + Send + Sync + 'static {}
 
 impl<T: LogSource<Entry = Event> + Send + Sync + 'static> EventSource for T {}
 
-/// Every row caused by the events `first..=last`.
+/// Every row caused by the events after the previous batch's, up to `last`.
 #[derive(Debug, Default)]
-pub struct Batch {
-    pub first: Seq,
+pub(crate) struct Batch {
     pub last: Seq,
     /// Commit time of `last`.
     pub last_time_ms: i64,
     pub audit: Vec<AuditRow>,
     /// Diffs per rollup (in `Rollup::ALL` order), each in seq order.
     pub rollups: [Vec<RollupRow>; 5],
+    /// How the checkpoint's rows change with these events.
+    pub state: StateChanges,
 }
 
 impl Batch {
@@ -44,7 +51,7 @@ impl Batch {
         self.audit.len() + self.rollups.iter().map(Vec::len).sum::<usize>()
     }
 
-    /// Appends the next batch (`other.first == self.last + 1`).
+    /// Appends the next batch (the one starting at `self.last + 1`).
     pub fn append(&mut self, other: Batch) {
         self.last = other.last;
         self.last_time_ms = other.last_time_ms;
@@ -52,101 +59,190 @@ impl Batch {
         for (mine, theirs) in self.rollups.iter_mut().zip(other.rollups) {
             mine.extend(theirs);
         }
+        self.state.append(other.state);
     }
 }
 
-/// Runs the pipeline on its own thread until `stop`, the channel closes, or (with `until`)
-/// the batch reaching that seq has been handed over. `audit_held`: the highest seq
-/// `audit_events` is known to hold (the shipper raises it once it has read ClickHouse); no
-/// audit row is built for what lies at or below it, so a restart over a long log does not
-/// serialize every event again only for the shipper to drop it.
-pub fn spawn(
-    source: Arc<dyn EventSource>,
-    batches: mpsc::Sender<Batch>,
-    stop: Arc<AtomicBool>,
-    until: Option<Seq>,
-    audit_held: Arc<AtomicU64>,
-) -> crate::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("girok-analytics".into())
-        .spawn(move || {
-            girok_engine::background::lower_priority("analytics pipeline");
-            timely::execute_directly(move |worker| {
-                run(worker, &*source, &batches, &stop, until, &audit_held)
+/// What the pipeline and the shipper tell each other besides the batches.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// The highest seq `audit_events` is known to hold (the shipper raises it once it has read
+    /// ClickHouse); no audit row is built for what lies at or below it, so a restart over a
+    /// long log does not serialize every event again only for the shipper to drop it.
+    pub audit_held: AtomicU64,
+    /// Set by the shipper once it has read what ClickHouse holds: the pipeline waits for it
+    /// before it chooses where to start.
+    pub clickhouse_read: AtomicBool,
+    /// The checkpoint the pipeline resumed from (0: it started from seq 1).
+    pub resumed_from: AtomicU64,
+}
+
+/// Everything the pipeline thread works with.
+pub(crate) struct Pipeline {
+    pub source: Arc<dyn EventSource>,
+    pub state: Arc<SinkState>,
+    pub batches: mpsc::Sender<Batch>,
+    pub stop: Arc<AtomicBool>,
+    /// Stop once the batch reaching this seq has been handed over (a rebuild).
+    pub until: Option<Seq>,
+    pub progress: Arc<Progress>,
+}
+
+impl Pipeline {
+    /// Runs the pipeline on its own thread until `stop`, the channel closes, or `until`.
+    pub(crate) fn spawn(self) -> crate::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("girok-analytics".into())
+            .spawn(move || {
+                girok_engine::background::lower_priority("analytics pipeline");
+                timely::execute_directly(move |worker| self.run(worker))
             })
-        })
-        .map_err(|e| crate::Error::Config(format!("cannot start the analytics pipeline: {e}")))
-}
-
-fn run(
-    worker: &mut timely::worker::Worker,
-    source: &dyn EventSource,
-    batches: &mpsc::Sender<Batch>,
-    stop: &AtomicBool,
-    until: Option<Seq>,
-    audit_held: &AtomicU64,
-) {
-    let mut inputs = RollupInputs::default();
-    let captured: Rc<RefCell<Vec<(RollupKey, Seq, isize)>>> = Rc::default();
-    let probe = ProbeHandle::new();
-    {
-        let captured = captured.clone();
-        let probe = probe.clone();
-        worker.dataflow::<Seq, _, _>(|scope| {
-            inputs
-                .build(scope)
-                .inspect_batch(move |_, updates| captured.borrow_mut().extend_from_slice(updates))
-                .probe_with(&probe);
-        });
+            .map_err(|e| crate::Error::Config(format!("cannot start the analytics pipeline: {e}")))
     }
-    let mut tail = Tailer::new(source, 1, until, "analytics pipeline");
-    inputs.advance_to(tail.position());
-    while !stop.load(Ordering::Acquire) {
-        if tail.finished() {
-            return;
-        }
-        let events = match tail.next_chunk(CHUNK) {
-            Ok(events) => events,
-            Err(retry) => {
-                std::thread::sleep(retry.after);
-                continue;
-            }
-        };
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            std::thread::sleep(POLL);
-            continue;
-        };
-        let mut batch = Batch {
-            first: first.seq,
-            last: last.seq,
-            last_time_ms: last.commit_time_ms,
-            ..Batch::default()
-        };
-        let held = audit_held.load(Ordering::Acquire);
-        for event in &events {
-            if event.seq > held {
-                batch.audit.push(AuditRow::of(event));
-            }
-            inputs.feed(event);
-        }
-        let next = tail.position();
-        inputs.advance_to(next);
-        while probe.less_than(&next) {
-            worker.step();
-        }
-        for ((rollup, bucket, key), seq, diff) in captured.borrow_mut().drain(..) {
-            batch.rollups[rollup as usize].push(RollupRow {
-                bucket,
-                key,
-                n: diff as i64,
-                seq,
+
+    fn run(&self, worker: &mut timely::worker::Worker) {
+        let mut inputs = RollupInputs::default();
+        let captured: Rc<RefCell<Vec<(RollupKey, Seq, isize)>>> = Rc::default();
+        let probe = ProbeHandle::new();
+        {
+            let captured = captured.clone();
+            let probe = probe.clone();
+            worker.dataflow::<Seq, _, _>(|scope| {
+                inputs
+                    .build(scope)
+                    .inspect_batch(move |_, updates| {
+                        captured.borrow_mut().extend_from_slice(updates)
+                    })
+                    .probe_with(&probe);
             });
         }
-        for rows in &mut batch.rollups {
-            rows.sort_by_key(|row| row.seq);
+        while !self.progress.clickhouse_read.load(Ordering::Acquire) {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(POLL);
         }
-        if batches.blocking_send(batch).is_err() {
+        let mut tracker = Tracker::default();
+        let resumed = self.resume(&mut inputs, &mut tracker);
+        let mut tail = Tailer::new(&*self.source, resumed + 1, self.until, "analytics pipeline");
+        inputs.advance_to(tail.position());
+        while probe.less_than(&tail.position()) {
+            worker.step();
+        }
+        // What the restored state adds up to is in ClickHouse already: the shipper hears of it
+        // as a batch without rows.
+        captured.borrow_mut().clear();
+        if resumed > 0
+            && self
+                .batches
+                .blocking_send(Batch {
+                    last: resumed,
+                    ..Batch::default()
+                })
+                .is_err()
+        {
             return;
         }
+        while !self.stop.load(Ordering::Acquire) {
+            if tail.finished() {
+                return;
+            }
+            let events = match tail.next_chunk(CHUNK) {
+                Ok(events) => events,
+                Err(retry) => {
+                    std::thread::sleep(retry.after);
+                    continue;
+                }
+            };
+            let Some(last) = events.last() else {
+                std::thread::sleep(POLL);
+                continue;
+            };
+            let mut batch = Batch {
+                last: last.seq,
+                last_time_ms: last.commit_time_ms,
+                ..Batch::default()
+            };
+            let held = self.progress.audit_held.load(Ordering::Acquire);
+            for event in &events {
+                if event.seq > held {
+                    batch.audit.push(AuditRow::of(event));
+                }
+                inputs.feed(event, &mut tracker);
+            }
+            let next = tail.position();
+            inputs.advance_to(next);
+            while probe.less_than(&next) {
+                worker.step();
+            }
+            for ((rollup, bucket, key), seq, diff) in captured.borrow_mut().drain(..) {
+                batch.rollups[rollup as usize].push(RollupRow {
+                    bucket,
+                    key,
+                    n: diff as i64,
+                    seq,
+                });
+            }
+            for rows in &mut batch.rollups {
+                rows.sort_by_key(|row| row.seq);
+            }
+            batch.state = tracker.take_changes();
+            if self.batches.blocking_send(batch).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Feeds the checkpoint's state to the inputs at its seq, and returns that seq; or, when
+    /// there is no usable checkpoint, empties the state and returns 0.
+    fn resume(&self, inputs: &mut RollupInputs, tracker: &mut Tracker) -> Seq {
+        let held = self.progress.audit_held.load(Ordering::Acquire);
+        let checkpoint = match self.state.checkpoint() {
+            Ok(checkpoint) => checkpoint,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the analytics checkpoint");
+                None
+            }
+        };
+        let usable = checkpoint.filter(|c| c.format == state::FORMAT && c.seq <= held);
+        if let Some(checkpoint) = usable {
+            let mut facts = Vec::new();
+            let read = self.state.for_each(|key, value| {
+                let fact = Fact::decode(key, value).ok_or_else(|| {
+                    girok_engine::Error::Internal("a checkpoint row this build cannot read".into())
+                })?;
+                facts.push(fact);
+                Ok(())
+            });
+            match read {
+                Ok(()) => {
+                    let count = facts.len();
+                    for fact in facts {
+                        tracker.restore(inputs, fact, checkpoint.seq);
+                    }
+                    self.progress
+                        .resumed_from
+                        .store(checkpoint.seq, Ordering::Release);
+                    tracing::info!(
+                        seq = checkpoint.seq,
+                        facts = count,
+                        "analytics pipeline resumed from its checkpoint"
+                    );
+                    return checkpoint.seq;
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the analytics checkpoint"),
+            }
+        } else if let Some(checkpoint) = checkpoint {
+            tracing::warn!(
+                checkpoint = checkpoint.seq,
+                format = checkpoint.format,
+                clickhouse_holds = held,
+                "the analytics checkpoint does not match ClickHouse or this build: starting from seq 1"
+            );
+        }
+        if let Err(error) = self.state.clear() {
+            tracing::warn!(%error, "cannot clear the analytics checkpoint");
+        }
+        0
     }
 }

@@ -10,6 +10,7 @@
 //! every run, which is what lets the sink resume after the last seq ClickHouse holds without
 //! losing or repeating a diff.
 
+use crate::state::{Fact, Tracker};
 use differential_dataflow::VecCollection;
 use differential_dataflow::input::InputSession;
 use girok_schemas::clickhouse::ROLLUPS;
@@ -115,10 +116,11 @@ impl RollupInputs {
         )
     }
 
-    /// Feeds one event at its own seq.
-    pub fn feed(&mut self, event: &Event) {
+    /// Feeds one event at its own seq; `tracker` follows the state a checkpoint keeps.
+    pub(crate) fn feed(&mut self, event: &Event, tracker: &mut Tracker) {
         let seq = event.seq;
         let t = event.commit_time_ms;
+        tracker.day(day(t));
         let mut count = |rollup: Rollup, bucket: u32, key: &str, diff: isize| {
             self.counted
                 .update_at((rollup, bucket, key.to_owned()), seq, diff)
@@ -143,30 +145,76 @@ impl RollupInputs {
             Payload::PostCreated { .. } => {
                 self.post_days.update_at((seq, day(t)), seq, 1);
                 self.live_posts.update_at(seq, seq, 1);
+                tracker.made(Fact::Post { post: seq }, day(t));
             }
-            Payload::PostDeleted { post_seq, .. } => self.live_posts.update_at(*post_seq, seq, -1),
+            Payload::PostDeleted { post_seq, .. } => {
+                self.live_posts.update_at(*post_seq, seq, -1);
+                tracker.gone(Fact::Post { post: *post_seq });
+            }
             Payload::PostLiked { post_seq, .. } => {
                 self.like_days.update_at((seq, day(t)), seq, 1);
                 self.live_likes.update_at((*post_seq, seq), seq, 1);
+                let like = Fact::Like {
+                    post: *post_seq,
+                    item: seq,
+                };
+                tracker.made(like, day(t));
             }
             Payload::PostUnliked {
                 post_seq, like_seq, ..
-            } => self.live_likes.update_at((*post_seq, *like_seq), seq, -1),
+            } => {
+                self.live_likes.update_at((*post_seq, *like_seq), seq, -1);
+                tracker.gone(Fact::Like {
+                    post: *post_seq,
+                    item: *like_seq,
+                });
+            }
             Payload::CommentAdded { post_seq, .. } => {
                 self.comment_days.update_at((seq, day(t)), seq, 1);
                 self.live_comments.update_at((*post_seq, seq), seq, 1);
+                let comment = Fact::Comment {
+                    post: *post_seq,
+                    item: seq,
+                };
+                tracker.made(comment, day(t));
             }
             Payload::CommentDeleted {
                 post_seq,
                 comment_seq,
                 ..
-            } => self
-                .live_comments
-                .update_at((*post_seq, *comment_seq), seq, -1),
+            } => {
+                self.live_comments
+                    .update_at((*post_seq, *comment_seq), seq, -1);
+                tracker.gone(Fact::Comment {
+                    post: *post_seq,
+                    item: *comment_seq,
+                });
+            }
             _ => {}
         }
         if let Some(actor) = event.actor {
             self.actions.update_at((day(t), actor), seq, 1);
+            tracker.action(day(t), actor);
+        }
+    }
+
+    /// Feeds a fact of a checkpoint's state at time `at` (the checkpoint's seq), as the events
+    /// that made it fed it.
+    pub(crate) fn restore(&mut self, fact: Fact, day: u32, at: Seq) {
+        match fact {
+            Fact::Post { post } => {
+                self.post_days.update_at((post, day), at, 1);
+                self.live_posts.update_at(post, at, 1);
+            }
+            Fact::Like { post, item } => {
+                self.like_days.update_at((item, day), at, 1);
+                self.live_likes.update_at((post, item), at, 1);
+            }
+            Fact::Comment { post, item } => {
+                self.comment_days.update_at((item, day), at, 1);
+                self.live_comments.update_at((post, item), at, 1);
+            }
+            Fact::Action { day, user } => self.actions.update_at((day, user), at, 1),
         }
     }
 

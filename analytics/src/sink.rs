@@ -1,6 +1,7 @@
 //! The sink: the pipeline thread produces batches; the shipper task gathers them for up to
 //! `flush_ms` and writes them to ClickHouse, table by table, each insert one block (whole or
-//! nothing). Exactly once: the shipper knows, per table, the highest seq ClickHouse holds (read
+//! nothing), then commits the batch's checkpoint (`state.rs`) so that the next start resumes
+//! after it. Exactly once: the shipper knows, per table, the highest seq ClickHouse holds (read
 //! at connection, advanced by each successful insert, and read again after any failure, since
 //! a failed insert may have landed), and writes only rows above it. Retries back off
 //! exponentially with jitter behind the circuit breaker; none of this is on the path of a
@@ -8,13 +9,14 @@
 
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::config::AnalyticsConfig;
-use crate::pipeline::{self, Batch, EventSource};
+use crate::pipeline::{Batch, EventSource, Pipeline, Progress};
 use crate::retry::Backoff;
 use crate::rollups::Rollup;
 use crate::rows::{RollupRow, max_seq};
+use crate::state::{self, StateChanges};
 use crate::warehouse::{Offsets, Warehouse};
 use crate::{Error, Result};
-use girok_engine::LogSource;
+use girok_engine::{LogSource, SinkCheckpoint, SinkState};
 use girok_schemas::Seq;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -24,7 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,6 +43,10 @@ pub struct SinkStatus {
     pub database: Option<String>,
     /// Every table holds everything up to this seq.
     pub shipped_seq: Seq,
+    /// The pipeline's state is checkpointed up to this seq (a restart resumes after it).
+    pub checkpoint_seq: Seq,
+    /// The checkpoint this run resumed from (0: it fed the log from seq 1).
+    pub resumed_from: Seq,
     /// Log events not in ClickHouse yet.
     pub lag_events: u64,
     /// How long ago the oldest of them was committed (0 when none).
@@ -56,6 +62,8 @@ impl SinkStatus {
             state: "off",
             database: None,
             shipped_seq: 0,
+            checkpoint_seq: 0,
+            resumed_from: 0,
             lag_events: 0,
             lag_seconds: 0.0,
             rows_written: 0,
@@ -75,6 +83,7 @@ struct Metrics {
     lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     breaker: Gauge,
     shipped_seq: Gauge,
+    checkpoint_seq: Gauge,
     rows: Family<TableLabel, Counter>,
     failures: Counter,
 }
@@ -82,6 +91,7 @@ struct Metrics {
 struct Shared {
     state: &'static str,
     shipped_seq: Seq,
+    checkpoint_seq: Seq,
     /// Commit time of the event after `shipped_seq`, once the pipeline has read it.
     next_time_ms: Option<i64>,
     rows_written: u64,
@@ -93,6 +103,7 @@ impl Shared {
         Arc::new(Mutex::new(Shared {
             state: "connecting",
             shipped_seq: 0,
+            checkpoint_seq: 0,
             next_time_ms: None,
             rows_written: 0,
             last_error: None,
@@ -106,28 +117,53 @@ pub struct Sink {
     database: String,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
+    progress: Arc<Progress>,
+    state: Arc<SinkState>,
     stop: Arc<AtomicBool>,
     shipper: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Sink {
-    /// Starts the pipeline thread and the shipper task (inside a tokio runtime). ClickHouse
-    /// need not be up: the shipper keeps trying behind the breaker.
-    pub fn start(source: Arc<dyn EventSource>, config: AnalyticsConfig) -> Result<Arc<Sink>> {
+    /// Starts the pipeline thread and the shipper task (inside a tokio runtime), the pipeline
+    /// resuming from the checkpoint in `state` (the engine's `sink_state` named by
+    /// [`AnalyticsConfig::state_name`]) when ClickHouse holds what it covers. ClickHouse need
+    /// not be up: the shipper keeps trying behind the breaker.
+    pub fn start(
+        source: Arc<dyn EventSource>,
+        state: SinkState,
+        config: AnalyticsConfig,
+    ) -> Result<Arc<Sink>> {
         let database = config.database_name()?.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let audit_held = Arc::new(AtomicU64::new(0));
-        pipeline::spawn(source.clone(), tx, stop.clone(), None, audit_held.clone())?;
+        let progress = Arc::new(Progress::default());
+        let state = Arc::new(state);
+        Pipeline {
+            source: source.clone(),
+            state: state.clone(),
+            batches: tx,
+            stop: stop.clone(),
+            until: None,
+            progress: progress.clone(),
+        }
+        .spawn()?;
         let shared = Shared::new();
         let metrics = Arc::new(Metrics::default());
-        let shipper = Shipper::new(config, shared.clone(), metrics.clone(), audit_held);
+        let shipper = Shipper::new(
+            config,
+            shared.clone(),
+            metrics.clone(),
+            progress.clone(),
+            state.clone(),
+        );
         let task = tokio::spawn(shipper.run(rx, None, |_| {}));
         Ok(Arc::new(Sink {
             source,
             database,
             shared,
             metrics,
+            progress,
+            state,
             stop,
             shipper: Mutex::new(Some(task)),
         }))
@@ -138,9 +174,10 @@ impl Sink {
         let head = self.source.head();
         // Copied out, so that the log read below never holds up the shipper.
         let shared = self.shared.lock();
-        let (state, shipped_seq, next_time_ms, rows_written, last_error) = (
+        let (state, shipped_seq, checkpoint_seq, next_time_ms, rows_written, last_error) = (
             shared.state,
             shared.shipped_seq,
+            shared.checkpoint_seq,
             shared.next_time_ms,
             shared.rows_written,
             shared.last_error.clone(),
@@ -161,6 +198,8 @@ impl Sink {
             state,
             database: Some(self.database.clone()),
             shipped_seq,
+            checkpoint_seq,
+            resumed_from: self.progress.resumed_from.load(Ordering::Acquire),
             lag_events,
             lag_seconds: oldest_unshipped_ms.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0),
             rows_written,
@@ -191,6 +230,11 @@ impl Sink {
             m.shipped_seq.clone(),
         );
         registry.register(
+            "girok_analytics_checkpoint_seq",
+            "The analytics pipeline's state is checkpointed up to this seq",
+            m.checkpoint_seq.clone(),
+        );
+        registry.register(
             "girok_analytics_rows",
             "Rows written to ClickHouse",
             m.rows.clone(),
@@ -209,11 +253,15 @@ impl Sink {
         self.metrics.lag_seconds.set(status.lag_seconds);
     }
 
-    /// Stops the pipeline and the shipper (what is not shipped stays in the log).
+    /// Stops the pipeline and the shipper (what is not shipped stays in the log) and writes
+    /// the last checkpoint to disk.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
         if let Some(task) = self.shipper.lock().take() {
             task.abort();
+        }
+        if let Err(error) = self.state.close() {
+            tracing::warn!(%error, "cannot write the analytics checkpoint at stop");
         }
     }
 }
@@ -235,7 +283,10 @@ pub(crate) struct Shipper {
     /// What ClickHouse holds; `None` until read (again, after a failure).
     offsets: Option<Offsets>,
     /// Tells the pipeline how far `audit_events` goes (it then skips building those rows).
-    audit_held: Arc<AtomicU64>,
+    progress: Arc<Progress>,
+    /// Where delivered batches' checkpoints go; `None` once a commit failed (the state is then
+    /// cleared, and the next start feeds the log from seq 1).
+    state: Option<Arc<SinkState>>,
 }
 
 impl Shipper {
@@ -243,7 +294,8 @@ impl Shipper {
         config: AnalyticsConfig,
         shared: Arc<Mutex<Shared>>,
         metrics: Arc<Metrics>,
-        audit_held: Arc<AtomicU64>,
+        progress: Arc<Progress>,
+        state: Arc<SinkState>,
     ) -> Self {
         Self {
             breaker: CircuitBreaker::new(
@@ -260,7 +312,8 @@ impl Shipper {
             metrics,
             warehouse: None,
             offsets: None,
-            audit_held,
+            progress,
+            state: Some(state),
         }
     }
 
@@ -273,6 +326,10 @@ impl Shipper {
         mut progress: impl FnMut(Seq),
     ) {
         self.metrics.breaker.set(3);
+        // Connects and reads what ClickHouse holds, which the pipeline waits for to choose
+        // where it starts.
+        self.deliver(&Batch::default()).await;
+        self.progress.clickhouse_read.store(true, Ordering::Release);
         while let Some(mut batch) = rx.recv().await {
             // Gather for up to `flush_ms` (or `max_batch_rows`) into one delivery.
             let deadline = tokio::time::Instant::now() + self.config.flush();
@@ -288,6 +345,8 @@ impl Shipper {
             }
             self.deliver(&batch).await;
             let shipped = batch.last;
+            self.checkpoint(std::mem::take(&mut batch.state), shipped)
+                .await;
             {
                 let mut shared = self.shared.lock();
                 shared.shipped_seq = shipped;
@@ -335,6 +394,38 @@ impl Shipper {
         }
     }
 
+    /// Commits a delivered batch's state changes with its checkpoint, off the runtime's
+    /// threads. A commit that fails turns checkpoints off for this run and clears the state,
+    /// which a later commit could no longer make whole.
+    async fn checkpoint(&mut self, changes: StateChanges, seq: Seq) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let checkpoint = SinkCheckpoint {
+            seq,
+            format: state::FORMAT,
+        };
+        let commit = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.commit(changes.into_rows(), checkpoint))
+        };
+        let error = match commit.await {
+            Ok(Ok(())) => {
+                self.shared.lock().checkpoint_seq = seq;
+                self.metrics.checkpoint_seq.set(seq as i64);
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
+        };
+        tracing::error!(%error, "cannot commit the analytics checkpoint: checkpoints are off \
+            until the next start, which feeds the log from seq 1");
+        self.state = None;
+        if let Err(error) = tokio::task::spawn_blocking(move || state.clear()).await {
+            tracing::error!(%error, "cannot clear the analytics checkpoint");
+        }
+    }
+
     fn set_state(&self) {
         let state = self.breaker.state();
         let connected = self.warehouse.is_some();
@@ -361,7 +452,9 @@ impl Shipper {
             Some(offsets) => offsets,
             None => {
                 let held = warehouse.offsets().await?;
-                self.audit_held.fetch_max(held.audit, Ordering::AcqRel);
+                self.progress
+                    .audit_held
+                    .fetch_max(held.audit, Ordering::AcqRel);
                 held
             }
         };
@@ -414,31 +507,43 @@ pub struct RebuildReport {
     pub rows_per_sec: f64,
 }
 
-/// Drops girok's ClickHouse tables and refills them from the log up to its head.
-/// `progress(shipped, head)` follows it.
+/// Drops girok's ClickHouse tables and refills them from the log up to its head, with a new
+/// checkpoint in `state`. `progress(shipped, head)` follows it.
 pub async fn rebuild(
     source: Arc<dyn EventSource>,
+    state: SinkState,
     config: AnalyticsConfig,
     mut progress: impl FnMut(Seq, Seq),
 ) -> Result<RebuildReport> {
     let warehouse = Warehouse::connect(&config).await?;
     warehouse.drop_all().await?;
     drop(warehouse);
+    state.clear()?;
+    let state = Arc::new(state);
     let head = source.head();
     let started = Instant::now();
     let shared = Shared::new();
-    let audit_held = Arc::new(AtomicU64::new(0));
+    let pipeline_progress = Arc::new(Progress::default());
     let mut shipper = Shipper::new(
         config,
         shared.clone(),
         Arc::new(Metrics::default()),
-        audit_held.clone(),
+        pipeline_progress.clone(),
+        state.clone(),
     );
     // Recreates the tables.
     shipper.warehouse = Some(Warehouse::connect(&shipper.config).await?);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let thread = pipeline::spawn(source, tx, stop.clone(), Some(head), audit_held)?;
+    let thread = Pipeline {
+        source,
+        state: state.clone(),
+        batches: tx,
+        stop: stop.clone(),
+        until: Some(head),
+        progress: pipeline_progress,
+    }
+    .spawn()?;
     if head > 0 {
         shipper
             .run(rx, Some(head), |shipped| progress(shipped, head))
@@ -446,6 +551,7 @@ pub async fn rebuild(
     }
     stop.store(true, Ordering::Release);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    state.close()?;
     let rows = shared.lock().rows_written;
     let elapsed = started.elapsed();
     Ok(RebuildReport {

@@ -168,7 +168,9 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
     let database = format!("bench_{stamp}");
     let started = Instant::now();
     let source: Arc<dyn EventSource> = engine.clone();
-    let sink = Sink::start(source.clone(), config(url, &database))?;
+    let config_backlog = config(url, &database);
+    let state = engine.sink_state(&config_backlog.state_name()?)?;
+    let sink = Sink::start(source.clone(), state, config_backlog)?;
     loop {
         let status = sink.status();
         if status.shipped_seq >= head {
@@ -210,7 +212,9 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
     // Freshness under a paced load.
     let (engine, actor, room) = open_engine(&temp.path().join("fresh")).await?;
     let fresh_db = format!("bench_fresh_{stamp}");
-    let sink = Sink::start(engine.clone(), config(url, &fresh_db))?;
+    let config_fresh = config(url, &fresh_db);
+    let state = engine.sink_state(&config_fresh.state_name()?)?;
+    let sink = Sink::start(engine.clone(), state, config_fresh)?;
     let warehouse = Warehouse::connect(&config(url, &fresh_db)).await?;
     let committed: Arc<Mutex<BTreeMap<u64, i64>>> = Arc::default();
     let senders = 32usize;

@@ -256,6 +256,12 @@ impl Engine {
         self.appender.submit(submission(actor, command)).await
     }
 
+    /// Opens the checkpointed state of the sink `name` (`<data>/sinks/<name>`): a sink that
+    /// follows the log keeps there what lets it resume from a checkpoint. One holder at a time.
+    pub fn sink_state(&self, name: &str) -> Result<crate::SinkState> {
+        crate::SinkState::open(self.store.path(), name)
+    }
+
     /// The durable head of the log.
     pub fn head(&self) -> Seq {
         self.store.head().get()

@@ -59,6 +59,11 @@ impl Offline {
         self.store.head().get()
     }
 
+    /// Opens the checkpointed state of the sink `name`, as [`crate::Engine::sink_state`].
+    pub fn sink_state(&self, name: &str) -> Result<crate::SinkState> {
+        crate::SinkState::open(self.store.path(), name)
+    }
+
     /// Up to `limit` events with `seq >= from`, decoded.
     pub fn events(&self, from: Seq, limit: usize) -> Result<Vec<Event>> {
         crate::tailer::read_events(&self.store, from, self.head(), limit)

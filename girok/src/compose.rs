@@ -98,7 +98,8 @@ fn start_analytics(engine: &Arc<Engine>, config: &Config) -> anyhow::Result<Opti
         return Ok(None);
     }
     let source: Arc<dyn girok_analytics::EventSource> = engine.clone();
-    let sink = Sink::start(source, analytics.clone())?;
+    let state = engine.sink_state(&analytics.state_name()?)?;
+    let sink = Sink::start(source, state, analytics.clone())?;
     let url = analytics.clickhouse_url.as_deref().unwrap_or_default();
     tracing::info!(url, database = %analytics.database, "analytics on");
     println!(

@@ -598,20 +598,7 @@ async fn rollups_count_exactly_through_deletes_and_unlikes_and_a_rebuild_gives_t
 
     // `girok analytics rebuild`: drops and refills; the same totals.
     assert!(server.terminate().success());
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_girok"))
-        .args(["analytics", "rebuild", "--json", "--data-dir"])
-        .arg(&data)
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["to_seq"], head);
+    assert_eq!(rebuild(&data, &vars)["to_seq"], head);
     assert_exactly_once(&url, &db, head).await;
     for (name, before) in [
         ("messages per room", rooms),
@@ -626,6 +613,308 @@ async fn rollups_count_exactly_through_deletes_and_unlikes_and_a_rebuild_gives_t
             "{name}"
         );
     }
+}
+
+/// Runs `girok analytics rebuild` on a stopped server's data; returns its report.
+fn rebuild(data: &std::path::Path, vars: &[(String, String)]) -> Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_girok"))
+        .args(["analytics", "rebuild", "--json", "--data-dir"])
+        .arg(data)
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The rollups' totals as the documented queries give them.
+async fn totals(url: &str, db: &str, user: &str) -> Vec<(&'static str, Vec<String>)> {
+    let mut totals = Vec::new();
+    for name in [
+        "messages per room",
+        "posts likes comments per day",
+        "logins per hour",
+        "daily active users",
+        "events per type",
+    ] {
+        totals.push((name, run_documented(url, db, name, user).await));
+    }
+    totals
+}
+
+/// Waits until the pipeline's state is checkpointed up to `seq`.
+async fn checkpointed(server: &Server, seq: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let analytics = readyz(server).await["analytics"].clone();
+        if analytics["checkpoint_seq"].as_u64() >= Some(seq) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint at {seq}: {analytics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `method` on `path` as `token`; returns the created or changed object's id, if any.
+async fn act(server: &Server, token: &str, method: &str, path: &str, body: Value) -> String {
+    let body = (!body.is_null()).then_some(body);
+    let (status, value) = call(server, method, path, token, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {value}"
+    );
+    value["id"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_rebuild_does() {
+    let url = clickhouse::shared_url();
+    let db = clickhouse::unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let vars = env(&url, &db);
+    let server = start(&data, &vars);
+    let ann = server.sign_in("ann").await;
+    let ann_id = server.my_id().await;
+    let bob = server.sign_in("bob").await;
+    let cat = server.sign_in("cat").await;
+    // Before the restart: p1 (liked by bob and cat, commented by bob), p2 (commented by cat),
+    // messages in a room.
+    let p1 = act(
+        &server,
+        &ann,
+        "POST",
+        "/v1/posts",
+        json!({ "content": "p1" }),
+    )
+    .await;
+    let p2 = act(
+        &server,
+        &ann,
+        "POST",
+        "/v1/posts",
+        json!({ "content": "p2" }),
+    )
+    .await;
+    for token in [&bob, &cat] {
+        act(
+            &server,
+            token,
+            "POST",
+            &format!("/v1/posts/{p1}/like"),
+            Value::Null,
+        )
+        .await;
+    }
+    act(
+        &server,
+        &bob,
+        "POST",
+        &format!("/v1/posts/{p1}/comments"),
+        json!({ "content": "c1" }),
+    )
+    .await;
+    let c2 = act(
+        &server,
+        &cat,
+        "POST",
+        &format!("/v1/posts/{p2}/comments"),
+        json!({ "content": "c2" }),
+    )
+    .await;
+    let room = act(&server, &ann, "POST", "/v1/rooms", json!({ "title": "r" })).await;
+    let messages = format!("/v1/rooms/{room}/messages");
+    for i in 0..3 {
+        act(
+            &server,
+            &ann,
+            "POST",
+            &messages,
+            json!({ "body": format!("m{i}") }),
+        )
+        .await;
+    }
+    let first = shipped(&server).await;
+    checkpointed(&server, first).await;
+    assert!(server.terminate().success());
+
+    // A clean stop wrote the checkpoint: the restart feeds the log after it only.
+    let server = start(&data, &vars);
+    let head = shipped(&server).await;
+    assert_eq!(head, first, "nothing was written at the restart");
+    assert_eq!(readyz(&server).await["analytics"]["resumed_from"], first);
+    // After it, changes to what came before: bob's like taken back, p1 deleted (with cat's
+    // like and bob's comment), cat's comment on p2 deleted; and new facts on the same day by
+    // the same users.
+    act(
+        &server,
+        &bob,
+        "DELETE",
+        &format!("/v1/posts/{p1}/like"),
+        Value::Null,
+    )
+    .await;
+    act(
+        &server,
+        &ann,
+        "DELETE",
+        &format!("/v1/posts/{p1}"),
+        Value::Null,
+    )
+    .await;
+    act(
+        &server,
+        &cat,
+        "DELETE",
+        &format!("/v1/comments/{c2}"),
+        Value::Null,
+    )
+    .await;
+    act(
+        &server,
+        &bob,
+        "POST",
+        "/v1/posts",
+        json!({ "content": "p3" }),
+    )
+    .await;
+    act(
+        &server,
+        &ann,
+        "POST",
+        &format!("/v1/posts/{p2}/like"),
+        Value::Null,
+    )
+    .await;
+    act(&server, &ann, "POST", &messages, json!({ "body": "late" })).await;
+    server.sign_in("cat").await;
+    let head = shipped(&server).await;
+    assert_exactly_once(&url, &db, head).await;
+    let resumed = totals(&url, &db, &ann_id).await;
+    let feed = &resumed[1].1;
+    assert_eq!(
+        without_bucket(feed),
+        ["2\t1\t0"],
+        "posts, likes, comments: {feed:?}"
+    );
+    let active = &resumed[3].1;
+    assert_eq!(
+        without_bucket(active),
+        ["3"],
+        "each user once a day: {active:?}"
+    );
+    let actions = number(
+        &url,
+        &format!("SELECT sum(active) FROM {db}.active_users_daily"),
+    )
+    .await;
+    assert_eq!(
+        actions, 3,
+        "each counted once, before the restart and after"
+    );
+
+    // A rebuild from seq 1 gives the same totals, and leaves a checkpoint the next start
+    // resumes from.
+    assert!(server.terminate().success());
+    assert_eq!(rebuild(&data, &vars)["to_seq"], head);
+    assert_exactly_once(&url, &db, head).await;
+    assert_eq!(totals(&url, &db, &ann_id).await, resumed);
+    let server = start(&data, &vars);
+    shipped(&server).await;
+    assert_eq!(readyz(&server).await["analytics"]["resumed_from"], head);
+
+    // A database emptied behind girok's back: the checkpoint is past what ClickHouse holds,
+    // so the pipeline starts over from seq 1 and ships everything again.
+    assert!(server.terminate().success());
+    query(&url, &format!("DROP DATABASE {db}")).await;
+    let server = start(&data, &vars);
+    let again = shipped(&server).await;
+    assert_eq!(again, head);
+    assert_eq!(readyz(&server).await["analytics"]["resumed_from"], 0);
+    assert_exactly_once(&url, &db, head).await;
+    assert_eq!(totals(&url, &db, &ann_id).await, resumed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_girok_while_it_checkpoints_resumes_from_a_whole_checkpoint() {
+    let url = clickhouse::shared_url();
+    let db = clickhouse::unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let vars = env(&url, &db);
+    let server = start(&data, &vars);
+    let token = server.sign_in("ann").await;
+    let ann_id = server.my_id().await;
+    let post = act(
+        &server,
+        &token,
+        "POST",
+        "/v1/posts",
+        json!({ "content": "p" }),
+    )
+    .await;
+    let room = act(
+        &server,
+        &token,
+        "POST",
+        "/v1/rooms",
+        json!({ "title": "crash" }),
+    )
+    .await;
+    // Load for longer than a checkpoint's sealing interval (5 s), so that checkpoints reach
+    // the disk while it runs; the kill lands in the middle of later ones.
+    let sent = load_for(&server, &token, &room, Duration::from_secs(7)).await;
+    let at_kill = readyz(&server).await;
+    let head_at_kill = at_kill["log"]["head"].as_u64().unwrap();
+    server.kill9();
+
+    let server = start(&data, &vars);
+    // Likes and a comment after the restart, on a post from before it.
+    act(
+        &server,
+        &token,
+        "POST",
+        &format!("/v1/posts/{post}/like"),
+        Value::Null,
+    )
+    .await;
+    act(
+        &server,
+        &token,
+        "POST",
+        &format!("/v1/posts/{post}/comments"),
+        json!({ "content": "c" }),
+    )
+    .await;
+    let head = shipped(&server).await;
+    let resumed = readyz(&server).await["analytics"]["resumed_from"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        resumed > 0 && resumed <= head_at_kill,
+        "resumed from {resumed}, the log was at {head_at_kill} at the kill: {}",
+        at_kill["analytics"]
+    );
+    assert_exactly_once(&url, &db, head).await;
+    let messages = number(
+        &url,
+        &format!("SELECT sum(messages) FROM {db}.messages_per_room_daily"),
+    )
+    .await;
+    assert_eq!(messages as u64, sent);
+    let live = totals(&url, &db, &ann_id).await;
+    assert_eq!(without_bucket(&live[1].1), ["1\t1\t1"]);
+    assert!(server.terminate().success());
+    rebuild(&data, &vars);
+    assert_eq!(totals(&url, &db, &ann_id).await, live);
 }
 
 /// Sends messages from `tasks` senders until `stop`; returns how many were acknowledged.
@@ -651,6 +940,23 @@ async fn load(
         }
     }
     sent
+}
+
+/// Sends messages from 4 senders for `time`; returns how many were acknowledged.
+async fn load_for(server: &Server, token: &str, room: &str, time: Duration) -> u64 {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            async move { load(server, token, room, stop).await }
+        })
+        .collect();
+    let stopper = async {
+        tokio::time::sleep(time).await;
+        stop.store(true, std::sync::atomic::Ordering::Release);
+    };
+    let (sent, ()) = tokio::join!(futures::future::join_all(senders), stopper);
+    sent.into_iter().sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -753,22 +1059,7 @@ async fn killing_girok_mid_stream_duplicates_nothing() {
     )
     .await;
     let room = room["id"].as_str().unwrap().to_owned();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let senders: Vec<_> = (0..4)
-        .map(|_| {
-            let (server, token, room, stop) = (&server, token.clone(), room.clone(), stop.clone());
-            async move { load(server, &token, &room, stop).await }
-        })
-        .collect();
-    let stopper = {
-        let stop = stop.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            stop.store(true, std::sync::atomic::Ordering::Release);
-        }
-    };
-    let (sent, ()) = tokio::join!(futures::future::join_all(senders), stopper);
-    let sent: u64 = sent.into_iter().sum();
+    let sent = load_for(&server, &token, &room, Duration::from_millis(1500)).await;
     // Kill while the sink is mid-stream (some of the load is not shipped yet, most likely).
     let lag = readyz(&server).await["analytics"]["lag_events"].clone();
     server.kill9();

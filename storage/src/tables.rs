@@ -139,11 +139,14 @@ pub enum ViewTable {
     Following,
     /// `user id (16) -> accounts followed (u64 BE)`.
     FollowingCount,
+    /// A sink's own state (`<data>/sinks/<name>`, a view store of its own): rows whose layout
+    /// the sink defines, covered by its checkpoint row.
+    SinkState,
 }
 
 impl ViewTable {
     /// All view tables, in declaration order.
-    pub const ALL: [ViewTable; 12] = [
+    pub const ALL: [ViewTable; 13] = [
         ViewTable::Checkpoint,
         ViewTable::RoomHistory,
         ViewTable::RoomCount,
@@ -156,6 +159,7 @@ impl ViewTable {
         ViewTable::FollowerCount,
         ViewTable::Following,
         ViewTable::FollowingCount,
+        ViewTable::SinkState,
     ];
 
     /// The keyspace name on disk.
@@ -173,6 +177,7 @@ impl ViewTable {
             ViewTable::FollowerCount => "view_follower_count",
             ViewTable::Following => "view_following",
             ViewTable::FollowingCount => "view_following_count",
+            ViewTable::SinkState => "view_sink_state",
         }
     }
 }

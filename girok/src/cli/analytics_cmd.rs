@@ -31,9 +31,11 @@ pub fn rebuild(config: Config, args: AnalyticsArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let state = log.sink_state(&config.analytics.state_name()?)?;
     let source = Arc::new(log);
     let report = runtime.block_on(girok_analytics::rebuild(
         source,
+        state,
         config.analytics.clone(),
         |done, total| {
             bar.set_length(total);

@@ -1,0 +1,259 @@
+//! The rollup dataflow's state as rows of the sink's checkpointed store
+//! (`girok_engine::SinkState`), so that a start restores the dataflow from them in one round
+//! instead of feeding it the whole log. What the rollups need of the past is small: the live
+//! posts with their day, the current likes and live comments with their post and day (those of
+//! a deleted post stay, as in the dataflow's collections, which join them with live posts), and
+//! who did something today (commit times never decrease along the log, so no later event counts
+//! towards an earlier day). [`Tracker`] turns each fed event into row changes; the shipper
+//! commits a batch's changes with the batch's last seq once ClickHouse holds the batch, so the
+//! checkpoint on disk never runs ahead of ClickHouse.
+//!
+//! Restored, the collections hold less than a replay from seq 1 would (no deleted posts,
+//! unliked likes or deleted comments, no earlier days' actions) but every later event causes the
+//! same diffs: what is missing only ever joins with what is gone.
+
+use crate::rollups::RollupInputs;
+use girok_schemas::{Seq, UserId};
+use std::collections::{BTreeMap, HashSet};
+
+/// The layout of the rows below: a checkpoint in another layout is dropped and the pipeline
+/// starts from seq 1. 1: posts, likes, comments and today's actions.
+pub(crate) const FORMAT: u32 = 1;
+
+const POST: u8 = b'P';
+const LIKE: u8 = b'L';
+const COMMENT: u8 = b'C';
+const ACTION: u8 = b'A';
+
+/// One fact of the rollups' state; the row's value is the day it counts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fact {
+    /// A live post.
+    Post {
+        post: Seq,
+    },
+    /// A current like (`item` is the like's seq), or a live comment (the comment's seq).
+    Like {
+        post: Seq,
+        item: Seq,
+    },
+    Comment {
+        post: Seq,
+        item: Seq,
+    },
+    /// Someone did something on `day` (today at the checkpoint).
+    Action {
+        day: u32,
+        user: UserId,
+    },
+}
+
+impl Fact {
+    fn key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(21);
+        match self {
+            Fact::Post { post } => {
+                key.push(POST);
+                key.extend_from_slice(&post.to_be_bytes());
+            }
+            Fact::Like { post, item } | Fact::Comment { post, item } => {
+                key.push(if matches!(self, Fact::Like { .. }) {
+                    LIKE
+                } else {
+                    COMMENT
+                });
+                key.extend_from_slice(&post.to_be_bytes());
+                key.extend_from_slice(&item.to_be_bytes());
+            }
+            Fact::Action { day, user } => {
+                key.push(ACTION);
+                key.extend_from_slice(&day.to_be_bytes());
+                key.extend_from_slice(user.as_bytes());
+            }
+        }
+        key
+    }
+
+    /// The fact a row holds and its day; `None` for a row this layout does not make.
+    pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<(Fact, u32)> {
+        let (&kind, rest) = key.split_first()?;
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(rest.get(at..at + 8)?.try_into().ok()?))
+        };
+        let day = || -> Option<u32> { Some(u32::from_be_bytes(value.try_into().ok()?)) };
+        match (kind, rest.len()) {
+            (POST, 8) => Some((Fact::Post { post: u64_at(0)? }, day()?)),
+            (LIKE, 16) => Some((
+                Fact::Like {
+                    post: u64_at(0)?,
+                    item: u64_at(8)?,
+                },
+                day()?,
+            )),
+            (COMMENT, 16) => Some((
+                Fact::Comment {
+                    post: u64_at(0)?,
+                    item: u64_at(8)?,
+                },
+                day()?,
+            )),
+            (ACTION, 20) if value.is_empty() => {
+                let day = u32::from_be_bytes(rest[..4].try_into().ok()?);
+                let user = UserId::from_slice(&rest[4..])?;
+                Some((Fact::Action { day, user }, day))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Row changes since the last commit: each key's latest value, or `None` once deleted.
+#[derive(Debug, Default)]
+pub(crate) struct StateChanges {
+    rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl StateChanges {
+    fn put(&mut self, fact: &Fact, day: u32) {
+        let value = match fact {
+            Fact::Action { .. } => Vec::new(),
+            _ => day.to_be_bytes().to_vec(),
+        };
+        self.rows.insert(fact.key(), Some(value));
+    }
+
+    fn delete(&mut self, fact: &Fact) {
+        self.rows.insert(fact.key(), None);
+    }
+
+    /// Takes in `later` changes (theirs win).
+    pub(crate) fn append(&mut self, later: StateChanges) {
+        self.rows.extend(later.rows);
+    }
+
+    pub(crate) fn into_rows(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
+        self.rows.into_iter()
+    }
+}
+
+/// Follows the facts as events are fed, and gathers their row changes.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    changes: StateChanges,
+    /// The day of the latest event, and who did something on it.
+    today: u32,
+    active_today: HashSet<UserId>,
+}
+
+impl Tracker {
+    /// An event of `day` (never before the previous one's): yesterday's actions leave the
+    /// state once a later day begins.
+    pub(crate) fn day(&mut self, day: u32) {
+        if day > self.today {
+            for user in std::mem::take(&mut self.active_today) {
+                self.changes.delete(&Fact::Action {
+                    day: self.today,
+                    user,
+                });
+            }
+            self.today = day;
+        }
+    }
+
+    pub(crate) fn action(&mut self, day: u32, user: UserId) {
+        if day == self.today && self.active_today.insert(user) {
+            self.changes.put(&Fact::Action { day, user }, day);
+        }
+    }
+
+    /// A fact that counts on `day` (post, like, comment) now holds.
+    pub(crate) fn made(&mut self, fact: Fact, day: u32) {
+        self.changes.put(&fact, day);
+    }
+
+    /// A fact no longer holds.
+    pub(crate) fn gone(&mut self, fact: Fact) {
+        self.changes.delete(&fact);
+    }
+
+    pub(crate) fn take_changes(&mut self) -> StateChanges {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Restores `fact` (read from the store at a checkpoint) into the tracker and, at time
+    /// `at`, into the dataflow's inputs.
+    pub(crate) fn restore(&mut self, inputs: &mut RollupInputs, (fact, day): (Fact, u32), at: Seq) {
+        if let Fact::Action { day, user } = fact {
+            // All of one day: the store keeps only the latest day's.
+            if day > self.today {
+                self.today = day;
+                self.active_today.clear();
+            }
+            self.active_today.insert(user);
+        }
+        inputs.restore(fact, day, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_read_back_as_written() {
+        let user = UserId::from_slice(&[7; 16]).unwrap();
+        let mut changes = StateChanges::default();
+        let facts = [
+            (Fact::Post { post: 9 }, 86_400),
+            (Fact::Like { post: 9, item: 12 }, 86_400),
+            (
+                Fact::Comment {
+                    post: u64::MAX,
+                    item: 1,
+                },
+                0,
+            ),
+            (Fact::Action { day: 172_800, user }, 172_800),
+        ];
+        for (fact, day) in facts {
+            changes.put(&fact, day);
+        }
+        let read: Vec<_> = changes
+            .into_rows()
+            .map(|(key, value)| Fact::decode(&key, &value.unwrap()).unwrap())
+            .collect();
+        for fact in facts {
+            assert!(read.contains(&fact), "{fact:?}");
+        }
+        assert_eq!(read.len(), 4);
+        assert_eq!(Fact::decode(b"P1234567", &[0; 4]), None, "short key");
+        assert_eq!(Fact::decode(&[b'X'; 9], &[0; 4]), None, "unknown kind");
+    }
+
+    #[test]
+    fn a_new_day_drops_the_last_days_actions_and_later_changes_win() {
+        let (ann, bob) = (
+            UserId::from_slice(&[1; 16]).unwrap(),
+            UserId::from_slice(&[2; 16]).unwrap(),
+        );
+        let mut tracker = Tracker::default();
+        tracker.day(10);
+        tracker.action(10, ann);
+        tracker.action(10, ann);
+        tracker.made(Fact::Post { post: 1 }, 10);
+        let mut first = tracker.take_changes();
+        assert_eq!(first.rows.len(), 2);
+        tracker.day(20);
+        tracker.action(20, bob);
+        tracker.gone(Fact::Post { post: 1 });
+        first.append(tracker.take_changes());
+        let rows: Vec<_> = first.into_rows().collect();
+        let ann_10 = Fact::Action { day: 10, user: ann }.key();
+        let bob_20 = Fact::Action { day: 20, user: bob }.key();
+        let post = Fact::Post { post: 1 }.key();
+        assert!(rows.contains(&(ann_10, None)));
+        assert!(rows.contains(&(bob_20, Some(vec![]))));
+        assert!(rows.contains(&(post, None)));
+        assert_eq!(rows.len(), 3);
+    }
+}
