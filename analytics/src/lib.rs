@@ -7,6 +7,7 @@
 
 mod breaker;
 mod config;
+mod flow;
 mod pipeline;
 mod retry;
 mod rollups;

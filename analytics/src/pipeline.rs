@@ -9,17 +9,14 @@
 //! checkpoint once ClickHouse holds its batch, so one past what ClickHouse holds means the
 //! database was emptied or replaced since, and the pipeline then starts over from seq 1.
 
-use crate::rollups::{RollupInputs, RollupKey};
-use crate::rows::{AuditRow, RollupRow};
-use crate::state::{self, Fact, StateChanges, Tracker};
+use crate::flow::{RollupFlow, RollupRows};
+use crate::rows::AuditRow;
+use crate::state::{self, Fact, StateChanges};
 use girok_engine::{LogSource, SinkState, Tailer};
 use girok_schemas::{Event, Seq};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use timely::dataflow::ProbeHandle;
 use tokio::sync::mpsc;
 
 /// Events read per step.
@@ -41,7 +38,7 @@ pub(crate) struct Batch {
     pub last_time_ms: i64,
     pub audit: Vec<AuditRow>,
     /// Diffs per rollup (in `Rollup::ALL` order), each in seq order.
-    pub rollups: [Vec<RollupRow>; 5],
+    pub rollups: RollupRows,
     /// How the checkpoint's rows change with these events.
     pub state: StateChanges,
 }
@@ -101,48 +98,29 @@ impl Pipeline {
     }
 
     fn run(&self, worker: &mut timely::worker::Worker) {
-        let mut inputs = RollupInputs::default();
-        let captured: Rc<RefCell<Vec<(RollupKey, Seq, isize)>>> = Rc::default();
-        let probe = ProbeHandle::new();
-        {
-            let captured = captured.clone();
-            let probe = probe.clone();
-            worker.dataflow::<Seq, _, _>(|scope| {
-                inputs
-                    .build(scope)
-                    .inspect_batch(move |_, updates| {
-                        captured.borrow_mut().extend_from_slice(updates)
-                    })
-                    .probe_with(&probe);
-            });
-        }
+        let mut flow = RollupFlow::new(worker);
         while !self.progress.clickhouse_read.load(Ordering::Acquire) {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
             std::thread::sleep(POLL);
         }
-        let mut tracker = Tracker::default();
-        let resumed = self.resume(&mut inputs, &mut tracker);
-        let mut tail = Tailer::new(&*self.source, resumed + 1, self.until, "analytics pipeline");
-        inputs.advance_to(tail.position());
-        while probe.less_than(&tail.position()) {
-            worker.step();
-        }
-        // What the restored state adds up to is in ClickHouse already: the shipper hears of it
-        // as a batch without rows.
-        captured.borrow_mut().clear();
-        if resumed > 0
-            && self
-                .batches
-                .blocking_send(Batch {
-                    last: resumed,
+        let resumed = match self.checkpoint() {
+            Some((facts, seq)) => {
+                flow.restore(facts, seq);
+                // The shipper hears of what the checkpoint covers as a batch without rows.
+                let covered = Batch {
+                    last: seq,
                     ..Batch::default()
-                })
-                .is_err()
-        {
-            return;
-        }
+                };
+                if self.batches.blocking_send(covered).is_err() {
+                    return;
+                }
+                seq
+            }
+            None => 0,
+        };
+        let mut tail = Tailer::new(&*self.source, resumed + 1, self.until, "analytics pipeline");
         while !self.stop.load(Ordering::Acquire) {
             if tail.finished() {
                 return;
@@ -158,44 +136,29 @@ impl Pipeline {
                 std::thread::sleep(POLL);
                 continue;
             };
-            let mut batch = Batch {
+            let held = self.progress.audit_held.load(Ordering::Acquire);
+            let audit = events
+                .iter()
+                .filter(|event| event.seq > held)
+                .map(AuditRow::of)
+                .collect();
+            let (rollups, state) = flow.feed(&events, tail.position());
+            let batch = Batch {
                 last: last.seq,
                 last_time_ms: last.commit_time_ms,
-                ..Batch::default()
+                audit,
+                rollups,
+                state,
             };
-            let held = self.progress.audit_held.load(Ordering::Acquire);
-            for event in &events {
-                if event.seq > held {
-                    batch.audit.push(AuditRow::of(event));
-                }
-                inputs.feed(event, &mut tracker);
-            }
-            let next = tail.position();
-            inputs.advance_to(next);
-            while probe.less_than(&next) {
-                worker.step();
-            }
-            for ((rollup, bucket, key), seq, diff) in captured.borrow_mut().drain(..) {
-                batch.rollups[rollup as usize].push(RollupRow {
-                    bucket,
-                    key,
-                    n: diff as i64,
-                    seq,
-                });
-            }
-            for rows in &mut batch.rollups {
-                rows.sort_by_key(|row| row.seq);
-            }
-            batch.state = tracker.take_changes();
             if self.batches.blocking_send(batch).is_err() {
                 return;
             }
         }
     }
 
-    /// Feeds the checkpoint's state to the inputs at its seq, and returns that seq; or, when
-    /// there is no usable checkpoint, empties the state and returns 0.
-    fn resume(&self, inputs: &mut RollupInputs, tracker: &mut Tracker) -> Seq {
+    /// The checkpoint's facts and seq, when there is one ClickHouse holds and this build
+    /// reads; otherwise empties the state (the pipeline starts from seq 1).
+    fn checkpoint(&self) -> Option<(Vec<(Fact, u32)>, Seq)> {
         let held = self.progress.audit_held.load(Ordering::Acquire);
         let checkpoint = match self.state.checkpoint() {
             Ok(checkpoint) => checkpoint,
@@ -216,19 +179,15 @@ impl Pipeline {
             });
             match read {
                 Ok(()) => {
-                    let count = facts.len();
-                    for fact in facts {
-                        tracker.restore(inputs, fact, checkpoint.seq);
-                    }
                     self.progress
                         .resumed_from
                         .store(checkpoint.seq, Ordering::Release);
                     tracing::info!(
                         seq = checkpoint.seq,
-                        facts = count,
+                        facts = facts.len(),
                         "analytics pipeline resumed from its checkpoint"
                     );
-                    return checkpoint.seq;
+                    return Some((facts, checkpoint.seq));
                 }
                 Err(error) => tracing::warn!(%error, "cannot read the analytics checkpoint"),
             }
@@ -243,6 +202,6 @@ impl Pipeline {
         if let Err(error) = self.state.clear() {
             tracing::warn!(%error, "cannot clear the analytics checkpoint");
         }
-        0
+        None
     }
 }

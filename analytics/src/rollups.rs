@@ -9,6 +9,10 @@
 //! (not its chunk's), so the diffs at time `t` are exactly the effect of event `t`: the same in
 //! every run, which is what lets the sink resume after the last seq ClickHouse holds without
 //! losing or repeating a diff.
+//!
+//! Active users are counted by a `distinct` over today's actions only: when a day closes, its
+//! actions are retracted and the -1s that makes are not shipped (a user stays counted on the
+//! days they were active), so the dataflow holds one day of actions, not every day's.
 
 use crate::state::{Fact, Tracker};
 use differential_dataflow::VecCollection;
@@ -120,7 +124,13 @@ impl RollupInputs {
     pub(crate) fn feed(&mut self, event: &Event, tracker: &mut Tracker) {
         let seq = event.seq;
         let t = event.commit_time_ms;
-        tracker.day(day(t));
+        if let Some((closed, users)) = tracker.day(day(t)) {
+            // A closed day's actions leave the dataflow, so that it holds today's only: no
+            // later event counts towards that day. The -1s this makes are dropped (`pipeline.rs`).
+            for user in users {
+                self.actions.update_at((closed, user), seq, -1);
+            }
+        }
         let mut count = |rollup: Rollup, bucket: u32, key: &str, diff: isize| {
             self.counted
                 .update_at((rollup, bucket, key.to_owned()), seq, diff)

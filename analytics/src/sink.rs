@@ -121,6 +121,7 @@ pub struct Sink {
     state: Arc<SinkState>,
     stop: Arc<AtomicBool>,
     shipper: Mutex<Option<JoinHandle<()>>>,
+    pipeline: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Sink {
@@ -138,7 +139,7 @@ impl Sink {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let progress = Arc::new(Progress::default());
         let state = Arc::new(state);
-        Pipeline {
+        let pipeline = Pipeline {
             source: source.clone(),
             state: state.clone(),
             batches: tx,
@@ -166,6 +167,7 @@ impl Sink {
             state,
             stop,
             shipper: Mutex::new(Some(task)),
+            pipeline: Mutex::new(Some(pipeline)),
         }))
     }
 
@@ -253,15 +255,26 @@ impl Sink {
         self.metrics.lag_seconds.set(status.lag_seconds);
     }
 
-    /// Stops the pipeline and the shipper (what is not shipped stays in the log) and writes
-    /// the last checkpoint to disk.
-    pub fn shutdown(&self) {
+    /// Stops the pipeline and the shipper (what is not shipped stays in the log), waits for
+    /// both, and writes the last checkpoint to disk.
+    pub async fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(task) = self.shipper.lock().take() {
+        let shipper = self.shipper.lock().take();
+        if let Some(task) = shipper {
             task.abort();
+            // Cancelled (or done): either way the shipper no longer runs.
+            let _ = task.await;
         }
-        if let Err(error) = self.state.close() {
-            tracing::warn!(%error, "cannot write the analytics checkpoint at stop");
+        let pipeline = self.pipeline.lock().take();
+        if let Some(thread) = pipeline {
+            // The channel closed with the shipper, so the pipeline ends within a step.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || state.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot write the analytics checkpoint"),
+            Err(error) => tracing::warn!(%error, "cannot write the analytics checkpoint"),
         }
     }
 }

@@ -108,7 +108,7 @@ impl Fact {
 }
 
 /// Row changes since the last commit: each key's latest value, or `None` once deleted.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct StateChanges {
     rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
@@ -146,18 +146,19 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// An event of `day` (never before the previous one's): yesterday's actions leave the
-    /// state once a later day begins.
-    pub(crate) fn day(&mut self, day: u32) {
-        if day > self.today {
-            for user in std::mem::take(&mut self.active_today) {
-                self.changes.delete(&Fact::Action {
-                    day: self.today,
-                    user,
-                });
-            }
-            self.today = day;
+    /// An event of `day` (never before the previous one's). When a later day begins, the
+    /// closed day's actions leave the state; returns that day and who was active on it, for
+    /// the dataflow to forget them too.
+    pub(crate) fn day(&mut self, day: u32) -> Option<(u32, Vec<UserId>)> {
+        if day <= self.today {
+            return None;
         }
+        let closed = std::mem::replace(&mut self.today, day);
+        let users: Vec<UserId> = std::mem::take(&mut self.active_today).into_iter().collect();
+        for &user in &users {
+            self.changes.delete(&Fact::Action { day: closed, user });
+        }
+        Some((closed, users))
     }
 
     pub(crate) fn action(&mut self, day: u32, user: UserId) {
@@ -237,13 +238,14 @@ mod tests {
             UserId::from_slice(&[2; 16]).unwrap(),
         );
         let mut tracker = Tracker::default();
-        tracker.day(10);
+        assert_eq!(tracker.day(10), Some((0, vec![])));
         tracker.action(10, ann);
         tracker.action(10, ann);
         tracker.made(Fact::Post { post: 1 }, 10);
         let mut first = tracker.take_changes();
         assert_eq!(first.rows.len(), 2);
-        tracker.day(20);
+        assert_eq!(tracker.day(10), None);
+        assert_eq!(tracker.day(20), Some((10, vec![ann])));
         tracker.action(20, bob);
         tracker.gone(Fact::Post { post: 1 });
         first.append(tracker.take_changes());

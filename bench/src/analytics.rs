@@ -1,9 +1,13 @@
 //! `analytics`: the ClickHouse sink against a real ClickHouse (`--clickhouse-url`, or one this
 //! suite starts with `scripts/clickhouse.sh`). Two measurements:
 //!
-//! - throughput: a backlog of chat messages already in the log is shipped by a fresh sink
+//! - throughput: a backlog of posts, likes, comments and chat messages already in the log is shipped by a fresh sink
 //!   (audit rows and rollup diffs); rows/s, against inserting the same audit rows straight
 //!   into ClickHouse in the same run (the baseline: no pipeline, no dataflow);
+//! - restart: the sink stopped and started again on that backlog, once resuming from its
+//!   checkpoint and once with the checkpoint removed, which feeds the rollup dataflow the whole
+//!   log again (as every start did before checkpoints; the baseline): seconds until the sink
+//!   is caught up;
 //! - freshness: with the sink running, chat messages are written at `--rate` events/s; a
 //!   sampler polls ClickHouse's `max(seq)` every 50 ms, and every event that became queryable
 //!   since the last poll records how long after its commit that was (p50, p99).
@@ -11,6 +15,7 @@
 use crate::report::Latency;
 use anyhow::Context;
 use girok_analytics::{AnalyticsConfig, AuditRow, EventSource, Sink, Warehouse};
+use girok_engine::feed::FeedCommand;
 use girok_engine::{ChatCommand, Command, Engine, EngineConfig};
 use girok_schemas::{RoomId, UserId};
 use hdrhistogram::Histogram;
@@ -25,7 +30,8 @@ pub struct Args {
     /// ClickHouse's HTTP URL (default: start one in a temp dir with scripts/clickhouse.sh).
     #[arg(long, env = "GIROK_BENCH_CLICKHOUSE_URL")]
     clickhouse_url: Option<String>,
-    /// Messages in the backlog the throughput run ships.
+    /// Events in the backlog the throughput and restart runs ship: a post, a like of it, a
+    /// comment on it and two chat messages in every five.
     #[arg(long, default_value_t = 200_000)]
     backlog: usize,
     /// Events per second written during the freshness run.
@@ -44,6 +50,9 @@ pub struct Figures {
     sink_events_per_sec: f64,
     baseline_direct_audit_inserts_rows_per_sec: f64,
     ratio_sink_to_direct: f64,
+    restart_resumed_seconds: f64,
+    restart_resumed_from: u64,
+    baseline_restart_from_seq_1_seconds: f64,
     freshness_target_events_per_sec: u64,
     freshness_written_events_per_sec: f64,
     freshness_lag: Latency,
@@ -101,6 +110,38 @@ fn config(url: &str, database: &str) -> AnalyticsConfig {
     }
 }
 
+/// Starts a sink on `database`, which holds the whole log already (with its checkpoint removed
+/// first when `from_seq_1`); returns how long it took to catch up, and the seq it resumed from.
+async fn restart(
+    engine: &Arc<Engine>,
+    url: &str,
+    database: &str,
+    from_seq_1: bool,
+) -> anyhow::Result<(Duration, u64)> {
+    let config = config(url, database);
+    let state = engine.sink_state(&config.state_name()?)?;
+    if from_seq_1 {
+        state.clear()?;
+    }
+    let head = engine.head();
+    let started = Instant::now();
+    let sink = Sink::start(engine.clone(), state, config)?;
+    let status = loop {
+        let status = sink.status();
+        if status.shipped_seq >= head {
+            break status;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the restarted sink did not catch up: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let elapsed = started.elapsed();
+    sink.shutdown().await;
+    Ok((elapsed, status.resumed_from))
+}
+
 /// An engine with one room, and a way to send to it.
 async fn open_engine(dir: &std::path::Path) -> anyhow::Result<(Arc<Engine>, UserId, RoomId)> {
     let engine = Engine::open(EngineConfig::new(dir)).context("open engine")?;
@@ -143,7 +184,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
 async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
     let stamp = uuid::Uuid::now_v7().simple().to_string();
     println!(
-        "analytics: ClickHouse at {url}; backlog {} messages; freshness at {} events/s for {} s",
+        "analytics: ClickHouse at {url}; backlog {} events; freshness at {} events/s for {} s",
         args.backlog, args.rate, args.seconds
     );
 
@@ -155,8 +196,26 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
     for t in 0..64 {
         let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
+            let mut post = None;
             for i in 0..per_task {
-                engine.execute(actor, send(room, t * per_task + i)).await?;
+                let command = match (i % 5, post) {
+                    (0, _) => Command::Feed(FeedCommand::CreatePost {
+                        content: format!("analytics bench post {t}/{i}"),
+                        media_ids: Vec::new(),
+                    }),
+                    (1, Some(post)) => Command::Feed(FeedCommand::LikePost { post }),
+                    (2, Some(post)) => Command::Feed(FeedCommand::AddComment {
+                        post,
+                        content: "analytics bench comment".into(),
+                    }),
+                    _ => send(room, t * per_task + i),
+                };
+                // Likes from many users, so that each counts.
+                let by = if i % 5 == 1 { UserId::new_v7() } else { actor };
+                let ack = engine.execute(by, command).await?;
+                if i % 5 == 0 {
+                    post = Some(ack.id);
+                }
             }
             anyhow::Ok(())
         }));
@@ -184,7 +243,12 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
     }
     let elapsed = started.elapsed();
     let rows = sink.status().rows_written;
-    sink.shutdown();
+    sink.shutdown().await;
+    drop(sink);
+
+    // Restart on the shipped backlog: from the checkpoint, then from seq 1.
+    let (resumed, resumed_from) = restart(&engine, url, &database, false).await?;
+    let (from_start, _) = restart(&engine, url, &database, true).await?;
 
     // The baseline: the same audit rows straight into ClickHouse.
     let rows_direct: Vec<AuditRow> = {
@@ -273,7 +337,7 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
             "the sink fell behind for good (ClickHouse holds up to seq {seen})"
         );
     }
-    sink.shutdown();
+    sink.shutdown().await;
     engine.shutdown().await;
 
     let figures = Figures {
@@ -283,6 +347,9 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
         sink_events_per_sec: head as f64 / elapsed.as_secs_f64(),
         baseline_direct_audit_inserts_rows_per_sec: direct_rate,
         ratio_sink_to_direct: (rows as f64 / elapsed.as_secs_f64()) / direct_rate,
+        restart_resumed_seconds: resumed.as_secs_f64(),
+        restart_resumed_from: resumed_from,
+        baseline_restart_from_seq_1_seconds: from_start.as_secs_f64(),
         freshness_target_events_per_sec: args.rate,
         freshness_written_events_per_sec: written as f64 / args.seconds as f64,
         freshness_lag: Latency::of(&lag),
@@ -294,6 +361,14 @@ async fn run_async(args: &Args, url: &str) -> anyhow::Result<Figures> {
     println!(
         "direct audit inserts:      {:>10.0} rows/s (ratio sink / direct {:.2})",
         figures.baseline_direct_audit_inserts_rows_per_sec, figures.ratio_sink_to_direct
+    );
+    println!(
+        "restart, caught up:        {:>10.3} s from the checkpoint at seq {} ({:.3} s from seq 1, \
+         the baseline; ratio {:.3})",
+        figures.restart_resumed_seconds,
+        figures.restart_resumed_from,
+        figures.baseline_restart_from_seq_1_seconds,
+        figures.restart_resumed_seconds / figures.baseline_restart_from_seq_1_seconds.max(1e-9)
     );
     println!(
         "freshness at {:>6.0} ev/s: {} (commit until queryable)",

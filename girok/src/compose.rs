@@ -83,7 +83,7 @@ impl Girok {
 
     async fn stop_parts(engine: &Engine, analytics: Option<&Sink>) {
         if let Some(sink) = analytics {
-            sink.shutdown();
+            sink.shutdown().await;
         }
         engine.shutdown().await;
     }
