@@ -161,6 +161,18 @@ impl Store {
     }
 
     /// Makes everything committed so far durable (`mode`).
+    /// Writes every table's memtable to table files and waits for it (a clean stop), so that
+    /// the next open has next to no journal to replay: replaying the journal a million writes
+    /// had left took a second of the next start at the small scale, and several at the large.
+    pub(crate) fn flush_memtables(&self) -> Result<()> {
+        self.with(|h| {
+            for keyspace in &h.tables {
+                keyspace.rotate_memtable_and_wait()?;
+            }
+            Ok(())
+        })
+    }
+
     pub(crate) fn persist(&self, mode: PersistMode) -> Result<()> {
         self.with(|h| Ok(h.db.persist(mode)?))
     }

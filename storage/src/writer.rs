@@ -359,7 +359,18 @@ fn run<S: Stager>(
     if let Err(error) = store.persist(fjall::PersistMode::SyncAll) {
         tracing::error!(%error, "final flush of the log failed");
     }
-    tracing::info!(head = store.head().get(), "log writer stopped");
+    let flushing = std::time::Instant::now();
+    if store.state() != StorageState::Failed
+        && let Err(error) = store.flush_memtables()
+    {
+        // The journal holds it all: the next open replays it.
+        tracing::warn!(%error, "cannot write the memtables out at stop");
+    }
+    tracing::info!(
+        head = store.head().get(),
+        flush_ms = flushing.elapsed().as_millis() as u64,
+        "log writer stopped"
+    );
 }
 
 /// Answers `replies` with the store's storage error (one message for all of them).
