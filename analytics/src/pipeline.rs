@@ -167,7 +167,11 @@ impl Pipeline {
                 None
             }
         };
-        let usable = checkpoint.filter(|c| c.format == state::FORMAT && c.seq <= held);
+        // Past the log's head only if the log lost its tail (buffered durability and an OS
+        // crash): what the checkpoint restored would then rest on events that are gone.
+        let head = self.source.head();
+        let usable =
+            checkpoint.filter(|c| c.format == state::format() && c.seq <= held && c.seq <= head);
         if let Some(checkpoint) = usable {
             let mut facts = Vec::new();
             let read = self.state.for_each(|key, value| {
@@ -196,7 +200,8 @@ impl Pipeline {
                 checkpoint = checkpoint.seq,
                 format = checkpoint.format,
                 clickhouse_holds = held,
-                "the analytics checkpoint does not match ClickHouse or this build: starting from seq 1"
+                log_head = head,
+                "the analytics checkpoint does not match ClickHouse, the log or this build: starting from seq 1"
             );
         }
         if let Err(error) = self.state.clear() {

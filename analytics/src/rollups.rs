@@ -68,7 +68,7 @@ fn day(time_ms: i64) -> u32 {
 pub struct RollupInputs {
     /// Cells counted directly from events (+1, or -1 for a deleted message).
     counted: InputSession<Seq, RollupKey, isize>,
-    /// `(day, user)` per authenticated action.
+    /// `(day, user)` at a user's first authenticated action of the day.
     actions: InputSession<Seq, (u32, UserId), isize>,
     /// `(post seq, day)` of every post ever created, `(like seq, day)` of every like,
     /// `(comment seq, day)` of every comment: never retracted.
@@ -202,9 +202,11 @@ impl RollupInputs {
             }
             _ => {}
         }
-        if let Some(actor) = event.actor {
-            self.actions.update_at((day(t), actor), seq, 1);
-            tracker.action(day(t), actor);
+        // Once per user and day, so that a closed day's retraction takes each away whole.
+        if let Some(actor) = event.actor
+            && let Some(day) = tracker.action(actor)
+        {
+            self.actions.update_at((day, actor), seq, 1);
         }
     }
 

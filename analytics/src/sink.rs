@@ -276,6 +276,12 @@ impl Sink {
             Ok(Err(error)) => tracing::warn!(%error, "cannot write the analytics checkpoint"),
             Err(error) => tracing::warn!(%error, "cannot write the analytics checkpoint"),
         }
+        // A commit the aborted shipper had started holds the state until it ends: wait, so
+        // that the store is closed when this returns (a start in the same process may open it).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.state) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -297,8 +303,7 @@ pub(crate) struct Shipper {
     offsets: Option<Offsets>,
     /// Tells the pipeline how far `audit_events` goes (it then skips building those rows).
     progress: Arc<Progress>,
-    /// Where delivered batches' checkpoints go; `None` once a commit failed (the state is then
-    /// cleared, and the next start feeds the log from seq 1).
+    /// Where delivered batches' checkpoints go; `None` once a commit failed.
     state: Option<Arc<SinkState>>,
 }
 
@@ -352,7 +357,8 @@ impl Shipper {
                     Ok(None) | Err(_) => break,
                 }
             }
-            {
+            if batch.last_time_ms > 0 {
+                // (0: the rows-less batch of what a restored checkpoint covers.)
                 let mut shared = self.shared.lock();
                 shared.next_time_ms.get_or_insert(batch.last_time_ms);
             }
@@ -408,15 +414,15 @@ impl Shipper {
     }
 
     /// Commits a delivered batch's state changes with its checkpoint, off the runtime's
-    /// threads. A commit that fails turns checkpoints off for this run and clears the state,
-    /// which a later commit could no longer make whole.
+    /// threads. A commit that fails turns checkpoints off for this run, since a later commit
+    /// could no longer make the rows whole.
     async fn checkpoint(&mut self, changes: StateChanges, seq: Seq) {
         let Some(state) = self.state.clone() else {
             return;
         };
         let checkpoint = SinkCheckpoint {
             seq,
-            format: state::FORMAT,
+            format: state::format(),
         };
         let commit = {
             let state = state.clone();
@@ -431,12 +437,11 @@ impl Shipper {
             Ok(Err(error)) => error.to_string(),
             Err(error) => error.to_string(),
         };
+        // The last checkpoint on disk stays whole and behind ClickHouse: the next start resumes
+        // from it and reads the log after it.
         tracing::error!(%error, "cannot commit the analytics checkpoint: checkpoints are off \
-            until the next start, which feeds the log from seq 1");
+            until the next start");
         self.state = None;
-        if let Err(error) = tokio::task::spawn_blocking(move || state.clear()).await {
-            tracing::error!(%error, "cannot clear the analytics checkpoint");
-        }
     }
 
     fn set_state(&self) {

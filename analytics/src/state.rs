@@ -16,9 +16,22 @@ use crate::rollups::RollupInputs;
 use girok_schemas::{Seq, UserId};
 use std::collections::{BTreeMap, HashSet};
 
-/// The layout of the rows below: a checkpoint in another layout is dropped and the pipeline
-/// starts from seq 1. 1: posts, likes, comments and today's actions.
-pub(crate) const FORMAT: u32 = 1;
+/// The layout of the rows below and the rollups they serve: a checkpoint of another format is
+/// dropped and the pipeline starts from seq 1, so that a changed or new rollup is built from
+/// the whole log. Any change to the rows, to what the rollup dataflow computes or to how events
+/// feed it must raise it. 1: posts, likes, comments and today's actions.
+const FORMAT: u32 = 1;
+
+/// The checkpoint's format number: [`FORMAT`] and the latest ClickHouse migration (a migration
+/// that adds or recreates a rollup table also starts the pipeline from seq 1).
+pub(crate) fn format() -> u32 {
+    let migration = girok_schemas::clickhouse::MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    (FORMAT << 16) | (migration & 0xffff)
+}
 
 const POST: u8 = b'P';
 const LIKE: u8 = b'L';
@@ -161,10 +174,14 @@ impl Tracker {
         Some((closed, users))
     }
 
-    pub(crate) fn action(&mut self, day: u32, user: UserId) {
-        if day == self.today && self.active_today.insert(user) {
+    /// Someone did something: returns the day it counts on (today, the latest event's) when
+    /// it is their first action of the day, for the dataflow to count it once.
+    pub(crate) fn action(&mut self, user: UserId) -> Option<u32> {
+        let day = self.today;
+        self.active_today.insert(user).then(|| {
             self.changes.put(&Fact::Action { day, user }, day);
-        }
+            day
+        })
     }
 
     /// A fact that counts on `day` (post, like, comment) now holds.
@@ -239,14 +256,14 @@ mod tests {
         );
         let mut tracker = Tracker::default();
         assert_eq!(tracker.day(10), Some((0, vec![])));
-        tracker.action(10, ann);
-        tracker.action(10, ann);
+        assert_eq!(tracker.action(ann), Some(10));
+        assert_eq!(tracker.action(ann), None, "once a day");
         tracker.made(Fact::Post { post: 1 }, 10);
         let mut first = tracker.take_changes();
         assert_eq!(first.rows.len(), 2);
         assert_eq!(tracker.day(10), None);
         assert_eq!(tracker.day(20), Some((10, vec![ann])));
-        tracker.action(20, bob);
+        assert_eq!(tracker.action(bob), Some(20));
         tracker.gone(Fact::Post { post: 1 });
         first.append(tracker.take_changes());
         let rows: Vec<_> = first.into_rows().collect();

@@ -163,10 +163,19 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
         let store = Store::open(config.store.clone())?;
         let hot = Arc::new(HotObjects::new(config.hot));
-        let writer = WriterHandle::spawn(
+        let head_time_ms = match store.head().get() {
+            0 => 0,
+            // An unreadable head event (a corrupt record) only loses this floor.
+            head => crate::tailer::read_events(&store, head, head, 1)
+                .ok()
+                .and_then(|events| events.first().map(|event| event.commit_time_ms))
+                .unwrap_or(0),
+        };
+        let writer = WriterHandle::spawn_after(
             store.clone(),
             Sequencer::new(config.max_room_members, hot.clone()),
             config.writer,
+            head_time_ms,
         )?;
         let head_at_start = store.head().get();
         let view_store = ViewStore::open(

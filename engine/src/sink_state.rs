@@ -47,11 +47,25 @@ impl SinkState {
                 reason: format!("a name of letters, digits, '-' and '_', not {name:?}"),
             });
         }
-        let store = ViewStore::open(
-            &data_dir.join(SINKS_DIR).join(name),
-            CACHE_BYTES,
-            crate::background::lower_priority_somewhat,
-        )?;
+        let dir = data_dir.join(SINKS_DIR).join(name);
+        let open = || {
+            ViewStore::open(
+                &dir,
+                CACHE_BYTES,
+                crate::background::lower_priority_somewhat,
+            )
+        };
+        let store = match open() {
+            Ok(store) => store,
+            // The state is disposable (the sink can always start from the log's start): one
+            // that cannot be opened is removed rather than keeping girok from starting.
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(),
+                    "a sink's state cannot be opened: removed; the sink starts from the log's start");
+                std::fs::remove_dir_all(&dir).map_err(girok_storage::Error::from)?;
+                open()?
+            }
+        };
         Ok(SinkState { store })
     }
 
@@ -182,6 +196,38 @@ mod tests {
         let state = SinkState::open(dir.path(), "s").unwrap();
         assert_eq!(state.checkpoint().unwrap(), Some(at(3)));
         assert_eq!(rows(&state), vec![(b"a".to_vec(), vec![])]);
+    }
+
+    #[test]
+    fn a_state_that_cannot_be_opened_is_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SinkState::open(dir.path(), "s").unwrap();
+        let at = SinkCheckpoint { seq: 3, format: 1 };
+        state.commit([(b"a".to_vec(), Some(vec![]))], at).unwrap();
+        state.close().unwrap();
+        drop(state);
+        // Every file of the store overwritten with garbage.
+        let store = dir.path().join(SINKS_DIR).join("s");
+        for entry in walk(&store) {
+            std::fs::write(entry, b"garbage").unwrap();
+        }
+        assert!(ViewStore::open(&store, CACHE_BYTES, |_| {}).is_err());
+        let state = SinkState::open(dir.path(), "s").unwrap();
+        assert_eq!(state.checkpoint().unwrap(), None);
+        assert!(rows(&state).is_empty());
+    }
+
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
     }
 
     #[test]

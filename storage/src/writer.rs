@@ -169,12 +169,25 @@ impl Default for WriterConfig {
 impl<S: Stager> WriterHandle<S> {
     /// Starts the writer thread for `store`.
     pub fn spawn(store: Arc<Store>, stager: S, config: WriterConfig) -> Result<Self> {
+        Self::spawn_after(store, stager, config, 0)
+    }
+
+    /// As [`WriterHandle::spawn`], with commit times never before `last_time_ms` (the commit
+    /// time of the log's head event): commit times never decrease along the log, across
+    /// restarts and clock steps too, which the views' and analytics' day buckets rely on.
+    pub fn spawn_after(
+        store: Arc<Store>,
+        stager: S,
+        config: WriterConfig,
+        last_time_ms: i64,
+    ) -> Result<Self> {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let wake = tx.downgrade();
         let writer_store = store.clone();
+        let max_batch = config.max_batch.max(1);
         let thread = std::thread::Builder::new()
             .name("girok-log-writer".into())
-            .spawn(move || run(writer_store, stager, rx, wake, config.max_batch.max(1)))?;
+            .spawn(move || run(writer_store, stager, rx, wake, max_batch, last_time_ms))?;
         Ok(Self {
             appender: Appender { tx, store },
             thread: Some(thread),
@@ -213,6 +226,8 @@ fn now_ms() -> i64 {
 /// Batches committed to the journal but not yet durable, waiting for the sync thread.
 /// Bounded, so a slow disk pushes back on the writer instead of growing memory.
 const PENDING_BATCHES: usize = 64;
+/// Longest a clean stop waits for the memtables to be written out.
+const MEMTABLE_FLUSH_WAIT: Duration = Duration::from_secs(20);
 /// The first wait between attempts to heal a degraded store, and the longest.
 const HEAL_FIRST_WAIT: Duration = Duration::from_millis(50);
 const HEAL_MAX_WAIT: Duration = Duration::from_secs(1);
@@ -244,6 +259,7 @@ fn run<S: Stager>(
     mut rx: mpsc::Receiver<Message<S>>,
     wake: mpsc::WeakSender<Message<S>>,
     max_batch: usize,
+    mut last_time_ms: i64,
 ) {
     let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<ToSync<S>>(PENDING_BATCHES);
     let sync_store = store.clone();
@@ -259,7 +275,6 @@ fn run<S: Stager>(
     };
 
     let mut next_seq = store.head().get() + 1;
-    let mut last_time_ms = 0i64;
     let mut stopping = false;
     let mut queued = Vec::with_capacity(max_batch);
     while !stopping {
@@ -356,15 +371,18 @@ fn run<S: Stager>(
     if syncer.join().is_err() {
         tracing::error!("log sync thread panicked");
     }
-    if let Err(error) = store.persist(fjall::PersistMode::SyncAll) {
+    let persisted = store.persist(fjall::PersistMode::SyncAll);
+    if let Err(error) = &persisted {
         tracing::error!(%error, "final flush of the log failed");
     }
     let flushing = std::time::Instant::now();
-    if store.state() != StorageState::Failed
-        && let Err(error) = store.flush_memtables()
-    {
-        // The journal holds it all: the next open replays it.
-        tracing::warn!(%error, "cannot write the memtables out at stop");
+    if persisted.is_ok() && store.state() == StorageState::Ok {
+        // Whatever is not written out stays in the journal, which the next open replays.
+        match store.flush_memtables(MEMTABLE_FLUSH_WAIT) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the memtables were not all written out at stop"),
+            Err(error) => tracing::warn!(%error, "cannot write the memtables out at stop"),
+        }
     }
     tracing::info!(
         head = store.head().get(),

@@ -171,6 +171,50 @@ fn submits_after_shutdown_are_refused_not_hung() {
     ));
 }
 
+/// Appends the batch's commit time.
+struct TimeAppend;
+
+impl Stager for TimeAppend {
+    type Command = ();
+    type Accepted = u64;
+    type Rejected = Error;
+
+    fn stage(&mut self, (): (), txn: &mut Txn<'_>) -> Result<u64, Error> {
+        let time = txn.commit_time_ms();
+        Ok(txn.append(|_| time.to_be_bytes().to_vec()))
+    }
+}
+
+#[test]
+fn commit_times_never_go_below_the_floor_a_writer_starts_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    // As after a restart whose clock stepped back a day.
+    let head_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 86_400_000;
+    let writer = WriterHandle::spawn_after(
+        store.clone(),
+        TimeAppend,
+        WriterConfig::default(),
+        head_time,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        writer.appender().submit_blocking(()).unwrap();
+    }
+    let times: Vec<i64> = store
+        .read_range(1, 3, 3)
+        .unwrap()
+        .iter()
+        .map(|(_, bytes)| i64::from_be_bytes(bytes[..8].try_into().unwrap()))
+        .collect();
+    assert_eq!(times, [head_time; 3]);
+    writer.shutdown();
+}
+
 #[test]
 fn read_range_is_bounded_and_ordered() {
     let dir = tempfile::tempdir().unwrap();
