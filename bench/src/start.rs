@@ -277,6 +277,13 @@ impl Running {
         http.text(format!("{}/metrics", self.url))
     }
 
+    /// SIGKILL, as a crash: nothing is drained or flushed.
+    pub(crate) fn kill9(mut self) -> anyhow::Result<()> {
+        self.server.0.kill()?;
+        self.server.0.wait()?;
+        Ok(())
+    }
+
     /// SIGTERM, then waits for the clean stop (drained, flushed); how long it took, ms.
     pub(crate) fn stop(mut self) -> anyhow::Result<u64> {
         let stopping = Instant::now();

@@ -14,6 +14,10 @@
 //!    post) fill the caches and memtables; then `--grow-events` more, the views caught up
 //!    after each: growth of resident memory per million events with the caches warm.
 //! 5. *restart*: a clean stop and a start on the grown log: time to ready and memory.
+//! 6. *crash*: `--crash-events` more events written, `kill -9` as soon as the last is
+//!    acknowledged (the views and the search index still catching up, the memtables and the
+//!    journal as the writes left them), and a start: time to ready, memory, and the head, which
+//!    must hold every acknowledged write.
 //!
 //! Every answer is checked: a status other than 2xx fails the run.
 
@@ -52,6 +56,9 @@ pub struct Args {
     /// Every this many written events one is a post (the rest are chat messages).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     post_every: u64,
+    /// Events written after the restart, before a `kill -9` and a start (0: no crash phase).
+    #[arg(long, default_value_t = 200_000)]
+    crash_events: usize,
     /// Connections the growth phase writes over.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
     connections: u64,
@@ -104,6 +111,17 @@ pub struct Figures {
     warm_reads: Reads,
     growth: Option<Growth>,
     restart: Start,
+    crash: Option<Crash>,
+}
+
+/// A start after `kill -9`.
+#[derive(Debug, Serialize)]
+pub struct Crash {
+    /// Events written (and acknowledged) before the kill.
+    events: usize,
+    /// The log's head when the last write was acknowledged.
+    acked_head: u64,
+    start: Start,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
@@ -212,7 +230,40 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     let restart = start_figures(&server, &http)?;
     println!("restart (page cache warm): {}", describe(&restart));
     print_components(&restart.components);
-    server.stop()?;
+    let crash = if args.crash_events == 0 {
+        server.stop()?;
+        None
+    } else {
+        let readers = runtime.block_on(sign_in(&server.url, args.users, args.readers))?;
+        let readers = Arc::new(readers);
+        runtime.block_on(grow(
+            &server.url,
+            &readers,
+            args,
+            "crash",
+            args.crash_events,
+        ))?;
+        let acked_head = head(&server, &http)?;
+        server.kill9()?;
+        let server = launch(&bin, data_dir, timeout, &http)?;
+        let start = start_figures(&server, &http)?;
+        println!(
+            "start after kill -9 ({} events written just before, head {acked_head} acknowledged): {}",
+            args.crash_events,
+            describe(&start)
+        );
+        ensure!(
+            start.head >= acked_head,
+            "acknowledged writes lost: head {} after the crash, {acked_head} acknowledged",
+            start.head
+        );
+        server.stop()?;
+        Some(Crash {
+            events: args.crash_events,
+            acked_head,
+            start,
+        })
+    };
     Ok(Figures {
         data_dir: data_dir.display().to_string(),
         page_cache_dropped_mib: crate::report::mib(dropped / 1024),
@@ -221,6 +272,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         warm_reads,
         growth,
         restart,
+        crash,
     })
 }
 
@@ -377,6 +429,13 @@ async fn grow(
 }
 
 /// Waits until every view reflects the log's head.
+/// The log's head (`/readyz`).
+fn head(server: &Running, http: &Http) -> anyhow::Result<u64> {
+    let readyz: serde_json::Value =
+        serde_json::from_str(&http.text(format!("{}/readyz", server.url))?)?;
+    readyz["log"]["head"].as_u64().context("no head in /readyz")
+}
+
 fn wait_caught_up(server: &Running, http: &Http, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
