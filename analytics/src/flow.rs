@@ -267,7 +267,18 @@ mod tests {
             let mut rows: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
             let mut at = 0;
             for (last, state) in changes.iter().take(checkpoint) {
-                rows.extend(state.clone().into_rows());
+                let changed = state
+                    .clone()
+                    .rows(|prefix| {
+                        Ok::<_, ()>(
+                            rows.keys()
+                                .filter(|key| key.starts_with(prefix))
+                                .cloned()
+                                .collect(),
+                        )
+                    })
+                    .unwrap();
+                rows.extend(changed);
                 at = *last;
             }
             let facts: Vec<(Fact, u32)> = rows

@@ -426,7 +426,10 @@ impl Shipper {
         };
         let commit = {
             let state = state.clone();
-            tokio::task::spawn_blocking(move || state.commit(changes.into_rows(), checkpoint))
+            tokio::task::spawn_blocking(move || {
+                let rows = changes.rows(|prefix| state.keys_with_prefix(prefix))?;
+                state.commit(rows, checkpoint)
+            })
         };
         let error = match commit.await {
             Ok(Ok(())) => {

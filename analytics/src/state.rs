@@ -1,15 +1,15 @@
 //! The rollup dataflow's state as rows of the sink's checkpointed store
 //! (`girok_engine::SinkState`), so that a start restores the dataflow from them in one round
 //! instead of feeding it the whole log. What the rollups need of the past is small: the live
-//! posts with their day, the current likes and live comments with their post and day (those of
-//! a deleted post stay, as in the dataflow's collections, which join them with live posts), and
-//! who did something today (commit times never decrease along the log, so no later event counts
+//! posts with their day, the current likes and live comments of live posts with their post and
+//! day (a post's deletion takes its likes' and comments' rows with it), and who did something
+//! today (commit times never decrease along the log, so no later event counts
 //! towards an earlier day). [`Tracker`] turns each fed event into row changes; the shipper
 //! commits a batch's changes with the batch's last seq once ClickHouse holds the batch, so the
 //! checkpoint on disk never runs ahead of ClickHouse.
 //!
-//! Restored, the collections hold less than a replay from seq 1 would (no deleted posts,
-//! unliked likes or deleted comments, no earlier days' actions) but every later event causes the
+//! Restored, the collections hold less than a replay from seq 1 would (no deleted posts or
+//! their likes and comments, no unliked likes or deleted comments, no earlier days' actions) but every later event causes the
 //! same diffs: what is missing only ever joins with what is gone.
 
 use crate::rollups::RollupInputs;
@@ -120,10 +120,15 @@ impl Fact {
     }
 }
 
-/// Row changes since the last commit: each key's latest value, or `None` once deleted.
+/// A row's key and its new value (`None`: deleted).
+pub(crate) type RowChange = (Vec<u8>, Option<Vec<u8>>);
+
+/// Row changes since the last commit: each key's latest value, or `None` once deleted; and
+/// the posts deleted, whose likes and comments leave the state too (see [`StateChanges::rows`]).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StateChanges {
     rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    deleted_posts: Vec<Seq>,
 }
 
 impl StateChanges {
@@ -142,10 +147,34 @@ impl StateChanges {
     /// Takes in `later` changes (theirs win).
     pub(crate) fn append(&mut self, later: StateChanges) {
         self.rows.extend(later.rows);
+        self.deleted_posts.extend(later.deleted_posts);
     }
 
-    pub(crate) fn into_rows(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
-        self.rows.into_iter()
+    /// The rows to write: the changes, and a deletion of every like and comment of a deleted
+    /// post, whether written since the last commit or before (`stored(prefix)`: the keys the
+    /// store holds under `prefix`). They could only join with a live post, so the state keeps
+    /// what a start must restore and no more; no later event names them (a deleted post takes
+    /// no like, unlike, comment or comment deletion).
+    pub(crate) fn rows<E>(
+        mut self,
+        mut stored: impl FnMut(&[u8]) -> Result<Vec<Vec<u8>>, E>,
+    ) -> Result<Vec<RowChange>, E> {
+        for post in std::mem::take(&mut self.deleted_posts) {
+            for kind in [LIKE, COMMENT] {
+                let mut prefix = vec![kind];
+                prefix.extend_from_slice(&post.to_be_bytes());
+                let pending: Vec<Vec<u8>> = self
+                    .rows
+                    .range(prefix.clone()..)
+                    .take_while(|(key, _)| key.starts_with(&prefix))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in pending.into_iter().chain(stored(&prefix)?) {
+                    self.rows.insert(key, None);
+                }
+            }
+        }
+        Ok(self.rows.into_iter().collect())
     }
 }
 
@@ -189,9 +218,12 @@ impl Tracker {
         self.changes.put(&fact, day);
     }
 
-    /// A fact no longer holds.
+    /// A fact no longer holds. A deleted post's likes and comments go with it.
     pub(crate) fn gone(&mut self, fact: Fact) {
         self.changes.delete(&fact);
+        if let Fact::Post { post } = fact {
+            self.changes.deleted_posts.push(post);
+        }
     }
 
     pub(crate) fn take_changes(&mut self) -> StateChanges {
@@ -217,6 +249,52 @@ impl Tracker {
 mod tests {
     use super::*;
 
+    fn no_store(changes: StateChanges) -> Vec<RowChange> {
+        changes.rows(|_| Ok::<_, ()>(Vec::new())).unwrap()
+    }
+
+    #[test]
+    fn a_deleted_posts_likes_and_comments_leave_the_state_stored_or_pending() {
+        let mut tracker = Tracker::default();
+        let like = |post, item| Fact::Like { post, item };
+        tracker.made(Fact::Post { post: 1 }, 5);
+        tracker.made(like(1, 2), 5);
+        tracker.made(Fact::Post { post: 10 }, 5);
+        tracker.made(like(10, 11), 5);
+        let stored = tracker.take_changes();
+        let mut later = StateChanges::default();
+        tracker.made(like(1, 3), 5);
+        tracker.made(Fact::Comment { post: 1, item: 4 }, 5);
+        tracker.gone(Fact::Post { post: 1 });
+        later.append(tracker.take_changes());
+        let on_disk: BTreeMap<_, _> = no_store(stored).into_iter().collect();
+        let rows = later
+            .rows(|prefix| {
+                Ok::<_, ()>(
+                    on_disk
+                        .keys()
+                        .filter(|key| key.starts_with(prefix))
+                        .cloned()
+                        .collect(),
+                )
+            })
+            .unwrap();
+        let deleted: Vec<_> = rows
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for fact in [
+            Fact::Post { post: 1 },
+            like(1, 2),
+            like(1, 3),
+            Fact::Comment { post: 1, item: 4 },
+        ] {
+            assert!(deleted.contains(&fact.key()), "{fact:?}");
+        }
+        assert_eq!(rows.len(), 4, "post 10 and its like untouched: {rows:?}");
+    }
+
     #[test]
     fn facts_read_back_as_written() {
         let user = UserId::from_slice(&[7; 16]).unwrap();
@@ -236,8 +314,8 @@ mod tests {
         for (fact, day) in facts {
             changes.put(&fact, day);
         }
-        let read: Vec<_> = changes
-            .into_rows()
+        let read: Vec<_> = no_store(changes)
+            .into_iter()
             .map(|(key, value)| Fact::decode(&key, &value.unwrap()).unwrap())
             .collect();
         for fact in facts {
@@ -266,7 +344,7 @@ mod tests {
         assert_eq!(tracker.action(bob), Some(20));
         tracker.gone(Fact::Post { post: 1 });
         first.append(tracker.take_changes());
-        let rows: Vec<_> = first.into_rows().collect();
+        let rows = no_store(first);
         let ann_10 = Fact::Action { day: 10, user: ann }.key();
         let bob_20 = Fact::Action { day: 20, user: bob }.key();
         let post = Fact::Post { post: 1 }.key();

@@ -83,6 +83,17 @@ impl SinkState {
         })?)
     }
 
+    /// The keys of the rows under `prefix`, in key order.
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        // Keys are shorter than this past any prefix a sink uses.
+        let mut to = prefix.to_vec();
+        to.extend_from_slice(&[0xff; 64]);
+        let rows = self
+            .store
+            .range(ViewTable::SinkState, prefix, &to, false, usize::MAX)?;
+        Ok(rows.into_iter().map(|(key, _)| key).collect())
+    }
+
     /// Applies `changes` (a key and its new value, or `None` to delete it; each key at most
     /// once) with `checkpoint`, as one batch. The memtable is sealed when it is due (every few
     /// seconds or megabytes), so the state on disk trails the last commit by at most that.
@@ -172,6 +183,8 @@ mod tests {
             rows(&state),
             vec![(b"b".to_vec(), vec![]), (b"c".to_vec(), b"3".to_vec())]
         );
+        assert_eq!(state.keys_with_prefix(b"c").unwrap(), vec![b"c".to_vec()]);
+        assert!(state.keys_with_prefix(b"a").unwrap().is_empty());
         state.clear().unwrap();
         assert_eq!(state.checkpoint().unwrap(), None);
         assert!(rows(&state).is_empty());
