@@ -14,6 +14,13 @@ use timely::worker::Worker;
 /// Rows per rollup, in [`Rollup::ALL`] order.
 pub(crate) type RollupRows = [Vec<RollupRow>; 5];
 
+/// A checkpoint to restore: its facts, its seq, and that event's commit time.
+pub(crate) struct Restored {
+    pub facts: Vec<(Fact, u32)>,
+    pub seq: Seq,
+    pub time_ms: i64,
+}
+
 /// The dataflow, its inputs, and the tracker of the state a checkpoint keeps.
 pub(crate) struct RollupFlow<'w> {
     worker: &'w mut Worker,
@@ -49,13 +56,15 @@ impl<'w> RollupFlow<'w> {
         }
     }
 
-    /// Feeds a checkpoint's facts at its seq `at`; what they add up to is in ClickHouse
-    /// already, so their output is dropped. The next events fed start at `at + 1`.
-    pub(crate) fn restore(&mut self, facts: Vec<(Fact, u32)>, at: Seq) {
-        for fact in facts {
-            self.tracker.restore(&mut self.inputs, fact, at);
+    /// Feeds a checkpoint's facts at its seq; what they add up to is in ClickHouse already, so
+    /// their output is dropped. The next events fed start at the seq after it.
+    pub(crate) fn restore(&mut self, checkpoint: Restored) {
+        self.tracker
+            .resume_day(crate::rollups::day(checkpoint.time_ms));
+        for fact in checkpoint.facts {
+            self.tracker.restore(&mut self.inputs, fact, checkpoint.seq);
         }
-        self.step_to(at + 1);
+        self.step_to(checkpoint.seq + 1);
         self.captured.borrow_mut().clear();
     }
 
@@ -214,15 +223,12 @@ mod tests {
 
     /// Runs `events` through a flow (restored from `facts` at `at` first, if given), in chunks
     /// of 7; returns every rollup row and the state changes after each chunk, by chunk end.
-    fn run(
-        events: &[Event],
-        restore: Option<(Vec<(Fact, u32)>, Seq)>,
-    ) -> (Vec<Row>, Vec<(Seq, StateChanges)>) {
+    fn run(events: &[Event], restore: Option<Restored>) -> (Vec<Row>, Vec<(Seq, StateChanges)>) {
         let events = events.to_vec();
         timely::execute_directly(move |worker| {
             let mut flow = RollupFlow::new(worker);
-            if let Some((facts, at)) = restore {
-                flow.restore(facts, at);
+            if let Some(restored) = restore {
+                flow.restore(restored);
             }
             let (mut rows, mut changes) = (Vec::new(), Vec::new());
             for chunk in events.chunks(7) {
@@ -286,7 +292,13 @@ mod tests {
                 .filter_map(|(key, value)| Fact::decode(key, value.as_ref()?))
                 .collect();
             let rest: Vec<Event> = events.iter().filter(|e| e.seq > at).cloned().collect();
-            let (resumed, _) = run(&rest, Some((facts, at)));
+            let at_time_ms = events[at as usize - 1].commit_time_ms;
+            let restored = Restored {
+                facts,
+                seq: at,
+                time_ms: at_time_ms,
+            };
+            let (resumed, _) = run(&rest, Some(restored));
             let replayed: Vec<Row> = full.iter().filter(|r| r.0 > at).cloned().collect();
             let first_difference = resumed.iter().zip(&replayed).find(|(a, b)| a != b);
             assert_eq!(first_difference, None, "restored at seq {at}");

@@ -9,7 +9,7 @@
 //! checkpoint once ClickHouse holds its batch, so one past what ClickHouse holds means the
 //! database was emptied or replaced since, and the pipeline then starts over from seq 1.
 
-use crate::flow::{RollupFlow, RollupRows};
+use crate::flow::{Restored, RollupFlow, RollupRows};
 use crate::rows::AuditRow;
 use crate::state::{self, Fact, StateChanges};
 use girok_engine::{LogSource, SinkState, Tailer};
@@ -106,8 +106,9 @@ impl Pipeline {
             std::thread::sleep(POLL);
         }
         let resumed = match self.checkpoint() {
-            Some((facts, seq)) => {
-                flow.restore(facts, seq);
+            Some(restored) => {
+                let seq = restored.seq;
+                flow.restore(restored);
                 // The shipper hears of what the checkpoint covers as a batch without rows.
                 let covered = Batch {
                     last: seq,
@@ -156,9 +157,9 @@ impl Pipeline {
         }
     }
 
-    /// The checkpoint's facts and seq, when there is one ClickHouse holds and this build
-    /// reads; otherwise empties the state (the pipeline starts from seq 1).
-    fn checkpoint(&self) -> Option<(Vec<(Fact, u32)>, Seq)> {
+    /// The checkpoint's facts, seq and that event's commit time, when there is one ClickHouse
+    /// holds and this build reads; otherwise empties the state (the pipeline starts from seq 1).
+    fn checkpoint(&self) -> Option<Restored> {
         let held = self.progress.audit_held.load(Ordering::Acquire);
         let checkpoint = match self.state.checkpoint() {
             Ok(checkpoint) => checkpoint,
@@ -170,6 +171,15 @@ impl Pipeline {
         // Past the log's head only if the log lost its tail (buffered durability and an OS
         // crash): what the checkpoint restored would then rest on events that are gone.
         let head = self.source.head();
+        if held > head {
+            // The log lost its tail, ClickHouse did not: the events that take those seqs again
+            // would be taken for shipped. Only a rebuild makes them agree.
+            tracing::error!(
+                clickhouse_holds = held,
+                log_head = head,
+                "ClickHouse holds events past the log's head: run `girok analytics rebuild`"
+            );
+        }
         let usable =
             checkpoint.filter(|c| c.format == state::format() && c.seq <= held && c.seq <= head);
         if let Some(checkpoint) = usable {
@@ -191,7 +201,17 @@ impl Pipeline {
                         facts = facts.len(),
                         "analytics pipeline resumed from its checkpoint"
                     );
-                    return Some((facts, checkpoint.seq));
+                    let time_ms = self
+                        .source
+                        .read(checkpoint.seq, checkpoint.seq, 1)
+                        .ok()
+                        .and_then(|events| events.first().map(|e| e.commit_time_ms))
+                        .unwrap_or(0);
+                    return Some(Restored {
+                        facts,
+                        seq: checkpoint.seq,
+                        time_ms,
+                    });
                 }
                 Err(error) => tracing::warn!(%error, "cannot read the analytics checkpoint"),
             }

@@ -60,7 +60,7 @@ fn hour(time_ms: i64) -> u32 {
     bucket(time_ms, 3600)
 }
 
-fn day(time_ms: i64) -> u32 {
+pub(crate) fn day(time_ms: i64) -> u32 {
     bucket(time_ms, 86_400)
 }
 

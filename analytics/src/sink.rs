@@ -270,17 +270,17 @@ impl Sink {
             // The channel closed with the shipper, so the pipeline ends within a step.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        // A commit the aborted shipper had started holds the state until it ends: let it, so
+        // that the last commit is in what `close` seals.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.state) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let state = self.state.clone();
         match tokio::task::spawn_blocking(move || state.close()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot write the analytics checkpoint"),
             Err(error) => tracing::warn!(%error, "cannot write the analytics checkpoint"),
-        }
-        // A commit the aborted shipper had started holds the state until it ends: wait, so
-        // that the store is closed when this returns (a start in the same process may open it).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&self.state) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }

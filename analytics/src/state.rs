@@ -230,6 +230,12 @@ impl Tracker {
         std::mem::take(&mut self.changes)
     }
 
+    /// At a restore: the day of the checkpoint's last event, as a live tracker saw it (the
+    /// checkpoint holds no action of a day that began with actor-less events).
+    pub(crate) fn resume_day(&mut self, day: u32) {
+        self.today = self.today.max(day);
+    }
+
     /// Restores `fact` (read from the store at a checkpoint) into the tracker and, at time
     /// `at`, into the dataflow's inputs.
     pub(crate) fn restore(&mut self, inputs: &mut RollupInputs, (fact, day): (Fact, u32), at: Seq) {

@@ -428,7 +428,6 @@ async fn grow(
     Ok(posts)
 }
 
-/// Waits until every view reflects the log's head.
 /// The log's head (`/readyz`).
 fn head(server: &Running, http: &Http) -> anyhow::Result<u64> {
     let readyz: serde_json::Value =
@@ -436,6 +435,7 @@ fn head(server: &Running, http: &Http) -> anyhow::Result<u64> {
     readyz["log"]["head"].as_u64().context("no head in /readyz")
 }
 
+/// Waits until every view reflects the log's head.
 fn wait_caught_up(server: &Running, http: &Http, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {

@@ -58,11 +58,18 @@ impl SinkState {
         let store = match open() {
             Ok(store) => store,
             // The state is disposable (the sink can always start from the log's start): one
-            // that cannot be opened is removed rather than keeping girok from starting.
+            // that cannot be opened is moved aside, for a look, rather than keeping girok from
+            // starting; if even that fails, the open's own error is the answer.
             Err(error) => {
-                tracing::warn!(%error, dir = %dir.display(),
-                    "a sink's state cannot be opened: removed; the sink starts from the log's start");
-                std::fs::remove_dir_all(&dir).map_err(girok_storage::Error::from)?;
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = dir.with_file_name(format!("{name}.broken-{stamp}"));
+                if std::fs::rename(&dir, &aside).is_err() {
+                    return Err(error.into());
+                }
+                tracing::warn!(%error, moved_to = %aside.display(),
+                    "a sink's state cannot be opened: moved aside; the sink starts from the log's start");
                 open()?
             }
         };
@@ -212,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn a_state_that_cannot_be_opened_is_started_afresh() {
+    fn a_state_that_cannot_be_opened_is_moved_aside_and_started_afresh() {
         let dir = tempfile::tempdir().unwrap();
         let state = SinkState::open(dir.path(), "s").unwrap();
         let at = SinkCheckpoint { seq: 3, format: 1 };
@@ -228,6 +235,14 @@ mod tests {
         let state = SinkState::open(dir.path(), "s").unwrap();
         assert_eq!(state.checkpoint().unwrap(), None);
         assert!(rows(&state).is_empty());
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(SINKS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("s.broken-")),
+            "{names:?}"
+        );
     }
 
     fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -42,6 +42,23 @@ async fn readyz(server: &Server) -> Value {
         .unwrap()
 }
 
+/// The shared ClickHouse's URL, a database of the test's own, a temporary directory and the
+/// data directory in it, and the environment of a server shipping there.
+fn on_shared_clickhouse() -> (
+    String,
+    String,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<(String, String)>,
+) {
+    let url = clickhouse::shared_url();
+    let db = clickhouse::unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let vars = env(&url, &db);
+    (url, db, dir, data, vars)
+}
+
 /// Waits until the sink has shipped everything up to the log head; returns the head.
 async fn shipped(server: &Server) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -420,11 +437,7 @@ fn without_bucket(rows: &[String]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_count_exactly_through_deletes_and_unlikes_and_a_rebuild_gives_the_same() {
-    let url = clickhouse::shared_url();
-    let db = clickhouse::unique_database();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let vars = env(&url, &db);
+    let (url, db, _dir, data, vars) = on_shared_clickhouse();
     let server = start(&data, &vars);
     let ann = server.sign_in("ann").await;
     let ann_id = server.my_id().await;
@@ -674,13 +687,21 @@ async fn act(server: &Server, token: &str, method: &str, path: &str, body: Value
     value["id"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Creates a post as `token`; returns its id.
+async fn post_as(server: &Server, token: &str, content: &str) -> String {
+    act(
+        server,
+        token,
+        "POST",
+        "/v1/posts",
+        json!({ "content": content }),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_rebuild_does() {
-    let url = clickhouse::shared_url();
-    let db = clickhouse::unique_database();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let vars = env(&url, &db);
+    let (url, db, _dir, data, vars) = on_shared_clickhouse();
     let server = start(&data, &vars);
     let ann = server.sign_in("ann").await;
     let ann_id = server.my_id().await;
@@ -688,22 +709,8 @@ async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_reb
     let cat = server.sign_in("cat").await;
     // Before the restart: p1 (liked by bob and cat, commented by bob), p2 (commented by cat),
     // messages in a room.
-    let p1 = act(
-        &server,
-        &ann,
-        "POST",
-        "/v1/posts",
-        json!({ "content": "p1" }),
-    )
-    .await;
-    let p2 = act(
-        &server,
-        &ann,
-        "POST",
-        "/v1/posts",
-        json!({ "content": "p2" }),
-    )
-    .await;
+    let p1 = post_as(&server, &ann, "p1").await;
+    let p2 = post_as(&server, &ann, "p2").await;
     for token in [&bob, &cat] {
         act(
             &server,
@@ -778,14 +785,7 @@ async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_reb
         Value::Null,
     )
     .await;
-    act(
-        &server,
-        &bob,
-        "POST",
-        "/v1/posts",
-        json!({ "content": "p3" }),
-    )
-    .await;
+    post_as(&server, &bob, "p3").await;
     act(
         &server,
         &ann,
@@ -845,22 +845,11 @@ async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_reb
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_girok_while_it_checkpoints_resumes_from_a_whole_checkpoint() {
-    let url = clickhouse::shared_url();
-    let db = clickhouse::unique_database();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let vars = env(&url, &db);
+    let (url, db, _dir, data, vars) = on_shared_clickhouse();
     let server = start(&data, &vars);
     let token = server.sign_in("ann").await;
     let ann_id = server.my_id().await;
-    let post = act(
-        &server,
-        &token,
-        "POST",
-        "/v1/posts",
-        json!({ "content": "p" }),
-    )
-    .await;
+    let post = post_as(&server, &token, "p").await;
     let room = act(
         &server,
         &token,
@@ -1043,11 +1032,7 @@ async fn a_clickhouse_outage_under_load_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_girok_mid_stream_duplicates_nothing() {
-    let url = clickhouse::shared_url();
-    let db = clickhouse::unique_database();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let vars = env(&url, &db);
+    let (url, db, _dir, data, vars) = on_shared_clickhouse();
     let server = start(&data, &vars);
     let token = server.sign_in("ann").await;
     let (_, room) = call(
