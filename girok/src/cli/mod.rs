@@ -53,8 +53,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AnalyticsCommand {
-    /// Drop girok's ClickHouse tables and refill them from the log, with a progress bar.
-    /// Needs the data directory to itself (stop `girok serve` first).
+    /// Drop girok's ClickHouse tables and refill them from the log, with a progress bar, and
+    /// write a new checkpoint of the rollups (the next `serve` resumes after it). Needs the
+    /// data directory to itself (stop `girok serve` first).
     Rebuild(AnalyticsArgs),
 }
 
