@@ -11,7 +11,7 @@
 
 use crate::flow::{Restored, RollupFlow, RollupRows};
 use crate::rows::AuditRow;
-use crate::state::{self, Fact, StateChanges};
+use crate::state::{self, StateChanges};
 use girok_engine::{LogSource, SinkState, Tailer};
 use girok_schemas::{Event, Seq};
 use std::sync::Arc;
@@ -107,13 +107,14 @@ impl Pipeline {
         }
         let resumed = match self.checkpoint() {
             Some(restored) => {
-                let seq = restored.seq;
-                flow.restore(restored);
                 // The shipper hears of what the checkpoint covers as a batch without rows.
                 let covered = Batch {
-                    last: seq,
+                    last: restored.seq,
+                    last_time_ms: restored.time_ms,
                     ..Batch::default()
                 };
+                let seq = restored.seq;
+                flow.restore(restored);
                 if self.batches.blocking_send(covered).is_err() {
                     return;
                 }
@@ -161,15 +162,6 @@ impl Pipeline {
     /// holds and this build reads; otherwise empties the state (the pipeline starts from seq 1).
     fn checkpoint(&self) -> Option<Restored> {
         let held = self.progress.audit_held.load(Ordering::Acquire);
-        let checkpoint = match self.state.checkpoint() {
-            Ok(checkpoint) => checkpoint,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the analytics checkpoint");
-                None
-            }
-        };
-        // Past the log's head only if the log lost its tail (buffered durability and an OS
-        // crash): what the checkpoint restored would then rest on events that are gone.
         let head = self.source.head();
         if held > head {
             // The log lost its tail, ClickHouse did not: the events that take those seqs again
@@ -180,53 +172,72 @@ impl Pipeline {
                 "ClickHouse holds events past the log's head: run `girok analytics rebuild`"
             );
         }
-        let usable =
-            checkpoint.filter(|c| c.format == state::format() && c.seq <= held && c.seq <= head);
-        if let Some(checkpoint) = usable {
-            let mut facts = Vec::new();
-            let read = self.state.for_each(|key, value| {
-                let fact = Fact::decode(key, value).ok_or_else(|| {
-                    girok_engine::Error::Internal("a checkpoint row this build cannot read".into())
-                })?;
-                facts.push(fact);
-                Ok(())
-            });
-            match read {
-                Ok(()) => {
-                    self.progress
-                        .resumed_from
-                        .store(checkpoint.seq, Ordering::Release);
-                    tracing::info!(
-                        seq = checkpoint.seq,
-                        facts = facts.len(),
-                        "analytics pipeline resumed from its checkpoint"
-                    );
-                    let time_ms = self
-                        .source
-                        .read(checkpoint.seq, checkpoint.seq, 1)
-                        .ok()
-                        .and_then(|events| events.first().map(|e| e.commit_time_ms))
-                        .unwrap_or(0);
-                    return Some(Restored {
-                        facts,
-                        seq: checkpoint.seq,
-                        time_ms,
-                    });
+        let restored = self.restorable(held, head).and_then(|seq| {
+            match self.state.rows(&[]).map(|rows| state::decode(&rows)) {
+                Ok(Some(facts)) => Some(Restored {
+                    facts,
+                    seq,
+                    time_ms: self.commit_time_ms(seq),
+                }),
+                Ok(None) => {
+                    tracing::warn!("an analytics checkpoint row this build cannot read");
+                    None
                 }
-                Err(error) => tracing::warn!(%error, "cannot read the analytics checkpoint"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the analytics checkpoint");
+                    None
+                }
             }
-        } else if let Some(checkpoint) = checkpoint {
+        });
+        match &restored {
+            Some(restored) => {
+                self.progress
+                    .resumed_from
+                    .store(restored.seq, Ordering::Release);
+                tracing::info!(
+                    seq = restored.seq,
+                    facts = restored.facts.len(),
+                    "analytics pipeline resumed from its checkpoint"
+                );
+            }
+            None => {
+                if let Err(error) = self.state.clear() {
+                    tracing::warn!(%error, "cannot clear the analytics checkpoint");
+                }
+            }
+        }
+        restored
+    }
+
+    /// The seq of the checkpoint on disk, if a start may resume from it: ClickHouse holds
+    /// everything it covers, the log reaches it (past the log's head only if the log lost its
+    /// tail: buffered durability and an OS crash), and this build wrote its format.
+    fn restorable(&self, held: Seq, head: Seq) -> Option<Seq> {
+        let checkpoint = self
+            .state
+            .checkpoint()
+            .inspect_err(|error| tracing::warn!(%error, "cannot read the analytics checkpoint"))
+            .ok()??;
+        let usable = checkpoint.format == state::format() && checkpoint.seq <= held.min(head);
+        if !usable {
             tracing::warn!(
                 checkpoint = checkpoint.seq,
                 format = checkpoint.format,
                 clickhouse_holds = held,
                 log_head = head,
-                "the analytics checkpoint does not match ClickHouse, the log or this build: starting from seq 1"
+                "the analytics checkpoint does not match ClickHouse, the log or this build: \
+                 starting from seq 1"
             );
         }
-        if let Err(error) = self.state.clear() {
-            tracing::warn!(%error, "cannot clear the analytics checkpoint");
-        }
-        None
+        usable.then_some(checkpoint.seq)
+    }
+
+    /// The commit time of the event at `seq` (0 if it cannot be read).
+    fn commit_time_ms(&self, seq: Seq) -> i64 {
+        self.source
+            .read(seq, seq, 1)
+            .ok()
+            .and_then(|events| events.first().map(|event| event.commit_time_ms))
+            .unwrap_or(0)
     }
 }

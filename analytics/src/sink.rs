@@ -357,8 +357,7 @@ impl Shipper {
                     Ok(None) | Err(_) => break,
                 }
             }
-            if batch.last_time_ms > 0 {
-                // (0: the rows-less batch of what a restored checkpoint covers.)
+            {
                 let mut shared = self.shared.lock();
                 shared.next_time_ms.get_or_insert(batch.last_time_ms);
             }
@@ -427,7 +426,10 @@ impl Shipper {
         let commit = {
             let state = state.clone();
             tokio::task::spawn_blocking(move || {
-                let rows = changes.rows(|prefix| state.keys_with_prefix(prefix))?;
+                let rows = changes.rows(|prefix| {
+                    let stored = state.rows(prefix)?;
+                    Ok::<_, girok_engine::Error>(stored.into_iter().map(|(key, _)| key).collect())
+                })?;
                 state.commit(rows, checkpoint)
             })
         };

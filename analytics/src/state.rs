@@ -120,6 +120,13 @@ impl Fact {
     }
 }
 
+/// The facts of a checkpoint's rows; `None` if one is not a row this layout makes.
+pub(crate) fn decode(rows: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<(Fact, u32)>> {
+    rows.iter()
+        .map(|(key, value)| Fact::decode(key, value))
+        .collect()
+}
+
 /// A row's key and its new value (`None`: deleted).
 pub(crate) type RowChange = (Vec<u8>, Option<Vec<u8>>);
 

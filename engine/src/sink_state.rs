@@ -83,22 +83,15 @@ impl SinkState {
         Ok(row.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
-    /// Calls `visit` with every row, in key order.
-    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
-        Ok(self.store.for_each(ViewTable::SinkState, |key, value| {
-            visit(key, value).map_err(|e| girok_storage::Error::Views(e.to_string()))
-        })?)
-    }
-
-    /// The keys of the rows under `prefix`, in key order.
-    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
-        // Keys are shorter than this past any prefix a sink uses.
-        let mut to = prefix.to_vec();
-        to.extend_from_slice(&[0xff; 64]);
-        let rows = self
-            .store
-            .range(ViewTable::SinkState, prefix, &to, false, usize::MAX)?;
-        Ok(rows.into_iter().map(|(key, _)| key).collect())
+    /// The rows whose key starts with `prefix` (all of them with an empty one), in key order.
+    pub fn rows(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut rows = Vec::new();
+        self.store
+            .for_each_with_prefix(ViewTable::SinkState, prefix, |key, value| {
+                rows.push((key.to_vec(), value.to_vec()));
+                Ok(())
+            })?;
+        Ok(rows)
     }
 
     /// Applies `changes` (a key and its new value, or `None` to delete it; each key at most
@@ -150,14 +143,7 @@ mod tests {
     use super::*;
 
     fn rows(state: &SinkState) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut rows = Vec::new();
-        state
-            .for_each(|key, value| {
-                rows.push((key.to_vec(), value.to_vec()));
-                Ok(())
-            })
-            .unwrap();
-        rows
+        state.rows(&[]).unwrap()
     }
 
     #[test]
@@ -190,8 +176,11 @@ mod tests {
             rows(&state),
             vec![(b"b".to_vec(), vec![]), (b"c".to_vec(), b"3".to_vec())]
         );
-        assert_eq!(state.keys_with_prefix(b"c").unwrap(), vec![b"c".to_vec()]);
-        assert!(state.keys_with_prefix(b"a").unwrap().is_empty());
+        assert_eq!(
+            state.rows(b"c").unwrap(),
+            vec![(b"c".to_vec(), b"3".to_vec())]
+        );
+        assert!(state.rows(b"a").unwrap().is_empty());
         state.clear().unwrap();
         assert_eq!(state.checkpoint().unwrap(), None);
         assert!(rows(&state).is_empty());

@@ -59,6 +59,15 @@ fn on_shared_clickhouse() -> (
     (url, db, dir, data, vars)
 }
 
+/// Signs in ann, bob and cat: their tokens, and ann's id.
+async fn ann_bob_and_cat(server: &Server) -> (String, String, String, String) {
+    let ann = server.sign_in("ann").await;
+    let ann_id = server.my_id().await;
+    let bob = server.sign_in("bob").await;
+    let cat = server.sign_in("cat").await;
+    (ann, ann_id, bob, cat)
+}
+
 /// Waits until the sink has shipped everything up to the log head; returns the head.
 async fn shipped(server: &Server) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -76,6 +85,12 @@ async fn shipped(server: &Server) -> u64 {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The live messages `messages_per_room_daily` counts, all rooms and days.
+async fn live_messages(url: &str, db: &str) -> i64 {
+    let sql = format!("SELECT sum(messages) FROM {db}.messages_per_room_daily");
+    number(url, &sql).await
 }
 
 /// Every seq of the log is in `audit_events` exactly once.
@@ -439,10 +454,7 @@ fn without_bucket(rows: &[String]) -> Vec<String> {
 async fn rollups_count_exactly_through_deletes_and_unlikes_and_a_rebuild_gives_the_same() {
     let (url, db, _dir, data, vars) = on_shared_clickhouse();
     let server = start(&data, &vars);
-    let ann = server.sign_in("ann").await;
-    let ann_id = server.my_id().await;
-    let bob = server.sign_in("bob").await;
-    let cat = server.sign_in("cat").await;
+    let (ann, ann_id, bob, cat) = ann_bob_and_cat(&server).await;
     for _ in 0..2 {
         let response = server
             .client
@@ -687,6 +699,12 @@ async fn act(server: &Server, token: &str, method: &str, path: &str, body: Value
     value["id"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Comments on `post` as `token`; returns the comment's id.
+async fn comment_as(server: &Server, token: &str, post: &str, content: &str) -> String {
+    let path = format!("/v1/posts/{post}/comments");
+    act(server, token, "POST", &path, json!({ "content": content })).await
+}
+
 /// Creates a post as `token`; returns its id.
 async fn post_as(server: &Server, token: &str, content: &str) -> String {
     act(
@@ -703,10 +721,7 @@ async fn post_as(server: &Server, token: &str, content: &str) -> String {
 async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_rebuild_does() {
     let (url, db, _dir, data, vars) = on_shared_clickhouse();
     let server = start(&data, &vars);
-    let ann = server.sign_in("ann").await;
-    let ann_id = server.my_id().await;
-    let bob = server.sign_in("bob").await;
-    let cat = server.sign_in("cat").await;
+    let (ann, ann_id, bob, cat) = ann_bob_and_cat(&server).await;
     // Before the restart: p1 (liked by bob and cat, commented by bob), p2 (commented by cat),
     // messages in a room.
     let p1 = post_as(&server, &ann, "p1").await;
@@ -721,22 +736,8 @@ async fn a_restart_resumes_the_rollups_from_their_checkpoint_and_counts_as_a_reb
         )
         .await;
     }
-    act(
-        &server,
-        &bob,
-        "POST",
-        &format!("/v1/posts/{p1}/comments"),
-        json!({ "content": "c1" }),
-    )
-    .await;
-    let c2 = act(
-        &server,
-        &cat,
-        "POST",
-        &format!("/v1/posts/{p2}/comments"),
-        json!({ "content": "c2" }),
-    )
-    .await;
+    comment_as(&server, &bob, &p1, "c1").await;
+    let c2 = comment_as(&server, &cat, &p2, "c2").await;
     let room = act(&server, &ann, "POST", "/v1/rooms", json!({ "title": "r" })).await;
     let messages = format!("/v1/rooms/{room}/messages");
     for i in 0..3 {
@@ -875,14 +876,7 @@ async fn killing_girok_while_it_checkpoints_resumes_from_a_whole_checkpoint() {
         Value::Null,
     )
     .await;
-    act(
-        &server,
-        &token,
-        "POST",
-        &format!("/v1/posts/{post}/comments"),
-        json!({ "content": "c" }),
-    )
-    .await;
+    comment_as(&server, &token, &post, "c").await;
     let head = shipped(&server).await;
     let resumed = readyz(&server).await["analytics"]["resumed_from"]
         .as_u64()
@@ -893,11 +887,7 @@ async fn killing_girok_while_it_checkpoints_resumes_from_a_whole_checkpoint() {
         at_kill["analytics"]
     );
     assert_exactly_once(&url, &db, head).await;
-    let messages = number(
-        &url,
-        &format!("SELECT sum(messages) FROM {db}.messages_per_room_daily"),
-    )
-    .await;
+    let messages = live_messages(&url, &db).await;
     assert_eq!(messages as u64, sent);
     let live = totals(&url, &db, &ann_id).await;
     assert_eq!(without_bucket(&live[1].1), ["1\t1\t1"]);
@@ -1008,11 +998,7 @@ async fn a_clickhouse_outage_under_load_loses_and_duplicates_nothing() {
 
     let head = shipped(&server).await;
     assert_exactly_once(&url, &db, head).await;
-    let messages = number(
-        &url,
-        &format!("SELECT sum(messages) FROM {db}.messages_per_room_daily"),
-    )
-    .await;
+    let messages = live_messages(&url, &db).await;
     assert_eq!(messages as u64, sent);
     let status = readyz(&server).await;
     assert_eq!(status["analytics"]["state"], "closed");
@@ -1052,11 +1038,7 @@ async fn killing_girok_mid_stream_duplicates_nothing() {
     let server = start(&data, &vars);
     let head = shipped(&server).await;
     assert_exactly_once(&url, &db, head).await;
-    let messages = number(
-        &url,
-        &format!("SELECT sum(messages) FROM {db}.messages_per_room_daily"),
-    )
-    .await;
+    let messages = live_messages(&url, &db).await;
     assert_eq!(messages as u64, sent, "lag at the kill: {lag}");
     let per_type = number(
         &url,

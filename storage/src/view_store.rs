@@ -226,9 +226,22 @@ impl ViewStore {
     pub fn for_each(
         &self,
         table: ViewTable,
+        visit: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_with_prefix(table, &[], visit)
+    }
+
+    /// Calls `visit` with every entry of `table` whose key starts with `prefix`, in key order.
+    pub fn for_each_with_prefix(
+        &self,
+        table: ViewTable,
+        prefix: &[u8],
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        for guard in self.tree().prefix([table as u8], self.visible.get(), None) {
+        for guard in self
+            .tree()
+            .prefix(Self::key(table, prefix), self.visible.get(), None)
+        {
             let (key, value) = guard.into_inner()?;
             visit(&key[1..], &value)?;
         }
