@@ -6,6 +6,7 @@ use crate::accounts::AccountCommand;
 use crate::chat::ChatCommand;
 use crate::error::Result;
 use crate::feed::FeedCommand;
+use crate::matching::MatchingCommand;
 use girok_schemas::{EventId, UserId};
 
 /// A request to change state.
@@ -17,6 +18,8 @@ pub enum Command {
     Account(AccountCommand),
     /// Posts, likes, comments, follows and notification receipts.
     Feed(FeedCommand),
+    /// The matching queue, matches and blocks.
+    Matching(MatchingCommand),
 }
 
 /// A command with the principal who issued it, as the sequencer receives it.
@@ -34,6 +37,7 @@ impl Command {
         Ok(match self {
             Command::Chat(command) => Command::Chat(command.validated()?),
             Command::Feed(command) => Command::Feed(command.validated()?),
+            Command::Matching(command) => Command::Matching(command.validated()?),
             account @ Command::Account(_) => account,
         })
     }

@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub write_rates: crate::write_rates::WriteRates,
     /// Block cache of the view store, bytes.
     pub view_cache_bytes: u64,
+    /// The matcher's rules and timings.
+    pub matching: crate::matching::MatchingConfig,
 }
 
 impl EngineConfig {
@@ -69,6 +71,7 @@ impl EngineConfig {
             hot: HotConfig::default(),
             write_rates: crate::write_rates::WriteRates::unlimited(),
             view_cache_bytes: 32 << 20,
+            matching: crate::matching::MatchingConfig::default(),
         }
     }
 }
@@ -152,6 +155,9 @@ pub struct Engine {
     /// The views' checkpoint this start resumed from (0: built from the log).
     views_resumed: Seq,
     pub(crate) hot: Arc<HotObjects>,
+    /// The matching pool's figures, published by the writer thread.
+    pub(crate) matching_pool: Arc<crate::matching::PoolGauge>,
+    matcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     write_limiter: crate::write_rates::WriteLimiter,
     metrics: EngineMetrics,
 }
@@ -171,9 +177,15 @@ impl Engine {
                 .and_then(|events| events.first().map(|event| event.commit_time_ms))
                 .unwrap_or(0),
         };
+        let matching_pool = Arc::new(crate::matching::PoolGauge::default());
         let writer = WriterHandle::spawn_after(
             store.clone(),
-            Sequencer::new(config.max_room_members, hot.clone()),
+            Sequencer::new(
+                config.max_room_members,
+                config.matching,
+                matching_pool.clone(),
+                hot.clone(),
+            ),
             config.writer,
             head_time_ms,
         )?;
@@ -211,6 +223,11 @@ impl Engine {
             durability = ?config.store.durability,
             "engine started; views catching up with the log"
         );
+        let matcher = crate::matching::matcher::spawn(
+            writer.appender(),
+            matching_pool.clone(),
+            config.matching.wave_interval,
+        );
         Ok(Arc::new(Engine {
             passwords: Arc::new(crate::accounts::PasswordPool::new(
                 config.password_threads,
@@ -229,6 +246,8 @@ impl Engine {
             head_at_start,
             views_resumed: resumed.seq,
             hot,
+            matching_pool,
+            matcher: Mutex::new(Some(matcher)),
             write_limiter: crate::write_rates::WriteLimiter::new(&config.write_rates),
             metrics: EngineMetrics::default(),
         }))
@@ -602,6 +621,9 @@ impl Engine {
     /// Drains and stops: every command queued before the call is made durable and answered,
     /// later ones get `Unavailable`; then the views and the hub stop.
     pub async fn shutdown(&self) {
+        if let Some(matcher) = self.matcher.lock().take() {
+            matcher.abort();
+        }
         let writer = self.writer.lock().take();
         let flow = self.dataflow.lock().take();
         let indexer = self.indexer.lock().take();

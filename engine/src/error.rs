@@ -89,6 +89,22 @@ pub enum Error {
     AlreadyFollowing,
     #[error("you do not follow that user")]
     NotFollowing,
+    #[error("you are already waiting in the matching queue")]
+    AlreadyQueued,
+    #[error("you are not waiting in the matching queue")]
+    NotQueued,
+    #[error("you are in a match (room {0}): skip it before joining again")]
+    AlreadyMatched(RoomId),
+    #[error("you are not in a match")]
+    NotMatched,
+    #[error("you already block that user")]
+    AlreadyBlocked,
+    #[error("you do not block that user")]
+    NotBlocked,
+    #[error("one of you blocks the other")]
+    Blocked,
+    #[error("room {0} is a match room: end the match with skipMatch instead")]
+    MatchRoom(RoomId),
     #[error("too many {what} from you; retry in {} s", retry_seconds(*.retry_after))]
     RateLimited {
         what: &'static str,
@@ -187,6 +203,14 @@ impl Error {
             Error::NotLiked(_) => "NOT_LIKED",
             Error::AlreadyFollowing => "ALREADY_FOLLOWING",
             Error::NotFollowing => "NOT_FOLLOWING",
+            Error::AlreadyQueued => "ALREADY_QUEUED",
+            Error::NotQueued => "NOT_QUEUED",
+            Error::AlreadyMatched(_) => "ALREADY_MATCHED",
+            Error::NotMatched => "NOT_MATCHED",
+            Error::AlreadyBlocked => "ALREADY_BLOCKED",
+            Error::NotBlocked => "NOT_BLOCKED",
+            Error::Blocked => "BLOCKED",
+            Error::MatchRoom(_) => "MATCH_ROOM",
             Error::Overloaded { .. } => "OVERLOADED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable => "UNAVAILABLE",
@@ -222,6 +246,14 @@ impl Error {
             | Error::NotLiked(_)
             | Error::AlreadyFollowing
             | Error::NotFollowing => ErrorKind::Conflict,
+            Error::AlreadyQueued
+            | Error::NotQueued
+            | Error::AlreadyMatched(_)
+            | Error::NotMatched
+            | Error::AlreadyBlocked
+            | Error::NotBlocked
+            | Error::MatchRoom(_) => ErrorKind::Conflict,
+            Error::Blocked => ErrorKind::Forbidden,
             Error::Overloaded { .. } | Error::RateLimited { .. } => ErrorKind::Overloaded,
             Error::Unavailable | Error::StorageUnavailable(_) => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,

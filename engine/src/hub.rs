@@ -27,7 +27,8 @@ const CHUNK: usize = 1024;
 pub enum Topic {
     /// Every event of one room.
     Room(RoomId),
-    /// Events addressed to one user (today: being added to or removed from a room).
+    /// Events addressed to one user: being added to or removed from a room, their matching
+    /// ticket opening and closing, a match made or ended.
     User(UserId),
     /// Every event in the log.
     Log,
@@ -133,14 +134,23 @@ impl Hub {
             }
         };
         let room = event.payload.room().map(Topic::Room);
-        let addressed = match &event.payload {
-            Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
-                Some(Topic::User(*user))
+        let addressed: [Option<Topic>; 2] = match &event.payload {
+            Payload::MemberJoined { user, .. }
+            | Payload::MemberLeft { user, .. }
+            | Payload::TicketClosed { user, .. } => [Some(Topic::User(*user)), None],
+            Payload::TicketOpened { .. } => [event.actor.map(Topic::User), None],
+            Payload::Matched { user_a, user_b, .. } => {
+                [Some(Topic::User(*user_a)), Some(Topic::User(*user_b))]
             }
-            Payload::SessionRevoked { .. } => Some(Topic::Sessions),
-            _ => None,
+            Payload::MatchSkipped { partner, .. } => {
+                [event.actor.map(Topic::User), Some(Topic::User(*partner))]
+            }
+            Payload::SessionRevoked { .. } => [Some(Topic::Sessions), None],
+            _ => [None, None],
         };
-        let topics = std::iter::once(Topic::Log).chain(room).chain(addressed);
+        let topics = std::iter::once(Topic::Log)
+            .chain(room)
+            .chain(addressed.into_iter().flatten());
         let event = Arc::new(event);
         hot.remember_event(&event);
         self.topics.send(topics, &Arc::new(LiveEvent::new(event)));

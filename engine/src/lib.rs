@@ -24,6 +24,7 @@ pub mod hub;
 pub mod limits;
 mod live;
 mod log_reads;
+pub mod matching;
 mod log_report;
 mod memory;
 mod offline;
@@ -52,6 +53,7 @@ pub use error::{Error, ErrorKind, Result};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};
 pub use hub::{Hub, LiveEvent, Topic};
+pub use matching::{MatchingCommand, MatchingConfig, MatchingStatus};
 pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};
 pub use log_report::LogReport;
 pub use offline::{Offline, ReplayOptions};

@@ -34,3 +34,9 @@ pub const MAX_INLINE_COMMENTS: usize = 20;
 pub const MAX_SEARCH_QUERY_CHARS: usize = 256;
 /// How deep search results may be paged (offset plus page size).
 pub const MAX_SEARCH_DEPTH: usize = 1000;
+/// Most interest tags on one matching ticket.
+pub const MAX_MATCH_TAGS: usize = 10;
+/// Longest interest tag, in characters (letters, digits and `-`).
+pub const MAX_MATCH_TAG_CHARS: usize = 32;
+/// Longest language code on a matching ticket (`en`, `pt-BR`: letters, digits and `-`).
+pub const MAX_MATCH_LANGUAGE_CHARS: usize = 16;

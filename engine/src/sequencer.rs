@@ -1,19 +1,24 @@
 //! The sequencer: runs on the log writer thread and hands each command to its domain's stage,
 //! which decides against the write model whether it may happen and, if so, appends its events
 //! (each event's effect on the write model joins the same atomic batch, see `staging`). It
-//! only dispatches: the rules live in `chat::stage`, `accounts::stage` and `feed::stage`.
+//! only dispatches: the rules live in `chat::stage`, `accounts::stage`, `feed::stage` and
+//! `matching::stage` (which also decides matches). Blocks are shared by chat and matching.
 
 use crate::ack::Ack;
 use crate::chat::ChatStage;
 use crate::command::{Command, Submission};
 use crate::error::{Error, Result};
 use crate::hot::HotObjects;
+use crate::matching::blocks::Blocks;
+use crate::matching::{MatchingConfig, MatchingStage, PoolGauge};
 use girok_storage::{Stager, Txn, WrittenKeys};
 use std::sync::Arc;
 
 /// The engine's [`Stager`].
 pub struct Sequencer {
     chat: ChatStage,
+    matching: MatchingStage,
+    blocks: Blocks,
     /// Readers' copies of write-model records, dropped once a batch that changes them commits.
     hot: Arc<HotObjects>,
 }
@@ -29,6 +34,8 @@ impl Stager for Sequencer {
 
     fn reset(&mut self) {
         self.chat.reset();
+        self.matching.reset();
+        self.blocks.reset();
         self.hot.clear();
     }
 
@@ -39,19 +46,34 @@ impl Stager for Sequencer {
             new_id,
         } = submission;
         match command {
-            Command::Chat(command) => self.chat.stage(txn, actor, new_id, command),
+            Command::Chat(command) => {
+                self.chat
+                    .stage(txn, &mut self.blocks, actor, new_id, command)
+            }
             Command::Account(command) => crate::accounts::stage(txn, new_id, command),
             Command::Feed(command) => crate::feed::stage(txn, actor, new_id, command),
+            Command::Matching(command) => {
+                self.matching
+                    .stage(txn, &mut self.blocks, actor, new_id, command)
+            }
         }
     }
 }
 
 impl Sequencer {
-    /// A sequencer whose group rooms hold at most `max_room_members`, keeping the readers'
-    /// caches in `hot` current.
-    pub fn new(max_room_members: usize, hot: Arc<HotObjects>) -> Self {
+    /// A sequencer whose group rooms hold at most `max_room_members`, that matches by
+    /// `matching` (publishing its pool's figures to `pool`), keeping the readers' caches in
+    /// `hot` current.
+    pub fn new(
+        max_room_members: usize,
+        matching: MatchingConfig,
+        pool: Arc<PoolGauge>,
+        hot: Arc<HotObjects>,
+    ) -> Self {
         Self {
             chat: ChatStage::new(max_room_members),
+            matching: MatchingStage::new(matching, pool),
+            blocks: Blocks::default(),
             hot,
         }
     }

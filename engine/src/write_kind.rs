@@ -11,6 +11,7 @@ pub(crate) enum WriteKind {
     Likes,
     Follows,
     Rooms,
+    Matching,
 }
 
 impl WriteKind {
@@ -23,6 +24,7 @@ impl WriteKind {
             WriteKind::Likes => "likes",
             WriteKind::Follows => "follows",
             WriteKind::Rooms => "rooms",
+            WriteKind::Matching => "matching",
         }
     }
 }

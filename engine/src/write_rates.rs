@@ -1,8 +1,8 @@
 //! Per-user write rates, checked where every chat and feed command enters the engine
 //! ([`crate::Engine::enqueue`]), so that GraphQL, REST, WebSocket (and later QUIC) share one
 //! budget per user and kind of write: messages (sends, edits, deletes), posts, comments,
-//! likes, follows, and rooms (creating rooms, opening direct rooms, adding and removing
-//! members). A write past its budget is refused at once with `RATE_LIMITED` and how long to
+//! likes, follows, rooms (creating rooms, opening direct rooms, adding and removing
+//! members), and matching (joining the queue, skipping a match). A write past its budget is refused at once with `RATE_LIMITED` and how long to
 //! wait; nothing of it is written. Token buckets (governor), in memory only.
 
 use crate::command::Command;
@@ -44,6 +44,8 @@ pub struct WriteRates {
     pub likes: Rate,
     pub follows: Rate,
     pub rooms: Rate,
+    /// Joins of the matching queue and skips of a match.
+    pub matching: Rate,
 }
 
 impl Default for WriteRates {
@@ -55,6 +57,7 @@ impl Default for WriteRates {
             likes: Rate::new(300, 60),
             follows: Rate::new(60, 30),
             rooms: Rate::new(120, 30),
+            matching: Rate::new(30, 10),
         }
     }
 }
@@ -71,6 +74,7 @@ impl WriteRates {
             likes: none,
             follows: none,
             rooms: none,
+            matching: none,
         }
     }
 }
@@ -80,13 +84,14 @@ fn kind(command: &Command) -> Option<WriteKind> {
     match command {
         Command::Chat(command) => command.write_kind(),
         Command::Feed(command) => command.write_kind(),
+        Command::Matching(command) => command.write_kind(),
         Command::Account(_) => None,
     }
 }
 
 /// The buckets.
 pub(crate) struct WriteLimiter {
-    buckets: [Option<DefaultKeyedRateLimiter<UserId>>; 6],
+    buckets: [Option<DefaultKeyedRateLimiter<UserId>>; 7],
     checks: AtomicU32,
 }
 
@@ -111,6 +116,7 @@ impl WriteLimiter {
                 bucket(rates.likes),
                 bucket(rates.follows),
                 bucket(rates.rooms),
+                bucket(rates.matching),
             ],
             checks: AtomicU32::new(0),
         }

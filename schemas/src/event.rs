@@ -161,6 +161,43 @@ define_payloads! {
     NotificationsRead = "notification.read" {
         up_to: Seq = up_to_seq ["upToSeq"],
     },
+    /// The actor waits for a random partner; the ticket's id is the event id.
+    TicketOpened = "matching.ticket.opened" {
+        tags: Vec<String> = tags ["tags"],
+        language: Option<String> = language ["language"],
+    },
+    /// A ticket left the queue: `reason` is `left`, `matched`, `expired` or `disconnected`.
+    TicketClosed = "matching.ticket.closed" {
+        user: UserId = user_id ["userId"],
+        ticket_seq: Seq = ticket_seq ["ticketSeq"],
+        reason: String = reason ["reason"],
+        waited_ms: i64 = waited_ms ["waitedMs"],
+    },
+    /// Two open tickets paired, with the match room opened for them in the same batch.
+    Matched = "matching.matched" {
+        room: RoomId = room_id ["roomId"],
+        user_a: UserId = user_a ["userA"],
+        user_b: UserId = user_b ["userB"],
+        ticket_a_seq: Seq = ticket_a_seq ["ticketASeq"],
+        ticket_b_seq: Seq = ticket_b_seq ["ticketBSeq"],
+        shared_tags: Vec<String> = shared_tags ["sharedTags"],
+        wait_a_ms: i64 = wait_a_ms ["waitAMs"],
+        wait_b_ms: i64 = wait_b_ms ["waitBMs"],
+    },
+    /// The actor ended their match with `partner`; the pair is apart until `until_ms`.
+    MatchSkipped = "matching.skipped" {
+        room: RoomId = room_id ["roomId"],
+        partner: UserId = partner ["partner"],
+        until_ms: i64 = until_ms [time "until"],
+    },
+    /// The actor blocks `user`.
+    UserBlocked = "user.blocked" {
+        user: UserId = user_id ["userId"],
+    },
+    /// The actor takes their block of `user` back.
+    UserUnblocked = "user.unblocked" {
+        user: UserId = user_id ["userId"],
+    },
 }
 
 impl Payload {
@@ -193,6 +230,12 @@ impl Payload {
             | Payload::UserFollowed { .. }
             | Payload::UserUnfollowed { .. }
             | Payload::NotificationsRead { .. }
+            | Payload::TicketOpened { .. }
+            | Payload::TicketClosed { .. }
+            | Payload::Matched { .. }
+            | Payload::MatchSkipped { .. }
+            | Payload::UserBlocked { .. }
+            | Payload::UserUnblocked { .. }
             | Payload::Unknown { .. } => None,
         }
     }
@@ -216,7 +259,12 @@ impl Payload {
             | Payload::PasswordChanged { user, .. }
             | Payload::ProfileUpdated { user, .. }
             | Payload::UserFollowed { user }
-            | Payload::UserUnfollowed { user, .. } => Some(user.to_string()),
+            | Payload::UserUnfollowed { user, .. }
+            | Payload::TicketClosed { user, .. }
+            | Payload::MatchSkipped { partner: user, .. }
+            | Payload::UserBlocked { user }
+            | Payload::UserUnblocked { user } => Some(user.to_string()),
+            Payload::Matched { room, .. } => Some(room.to_string()),
             Payload::LoginFailed { username, .. } => Some(username.clone()),
             Payload::TokenRefreshed { session, .. } | Payload::SessionRevoked { session, .. } => {
                 Some(session.to_string())
@@ -229,6 +277,7 @@ impl Payload {
             Payload::CommentDeleted { comment, .. } => Some(comment.to_string()),
             Payload::PostCreated { .. }
             | Payload::NotificationsRead { .. }
+            | Payload::TicketOpened { .. }
             | Payload::Unknown { .. } => None,
         }
     }

@@ -51,11 +51,21 @@ pub enum Table {
     /// Write model: `message seq (u64 BE) -> ()`, the deleted messages among those with
     /// seq-derived ids.
     MessageseqDeleted,
+    /// Write model: `user id (16) -> TicketRecord`, the open matching ticket of each queued
+    /// user.
+    UseridTicket,
+    /// Write model: `user id (16) -> MatchRecord`, the current match of each matched user.
+    UseridMatch,
+    /// Write model: `smaller user id (16) ++ larger user id (16) -> until ms (i64 BE)`: a pair
+    /// one of them skipped, not matched again before then.
+    UserpairSkip,
+    /// Write model: `blocker (16) ++ blocked (16) -> block seq (u64 BE)`, one per current block.
+    BlockerBlocked,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 23] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -75,6 +85,10 @@ impl Table {
         Table::FollowerFollowee,
         Table::UseridNotificationsread,
         Table::MessageseqDeleted,
+        Table::UseridTicket,
+        Table::UseridMatch,
+        Table::UserpairSkip,
+        Table::BlockerBlocked,
     ];
 
     /// The keyspace name on disk.
@@ -99,6 +113,10 @@ impl Table {
             Table::FollowerFollowee => "follower_followee",
             Table::UseridNotificationsread => "userid_notificationsread",
             Table::MessageseqDeleted => "messageseq_deleted",
+            Table::UseridTicket => "userid_ticket",
+            Table::UseridMatch => "userid_match",
+            Table::UserpairSkip => "userpair_skip",
+            Table::BlockerBlocked => "blocker_blocked",
         }
     }
 

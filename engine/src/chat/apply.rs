@@ -33,6 +33,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                     .map(|u| u.as_bytes().to_vec())
                     .unwrap_or_default(),
                 member_count: 0,
+                matched: false,
             };
             txn.put(
                 Table::RoomidRoom,

@@ -1,19 +1,21 @@
 //! Chat's write-time rules, run by the sequencer on the writer thread: a room exists before
 //! anything happens in it, only members send and read, only the owner of a group room changes
 //! its members (up to 1,000), direct rooms never change, a pair of users has one direct room,
-//! read receipts only move forward, a client id names one message only.
+//! read receipts only move forward, a client id names one message only; a match room is left
+//! by ending the match; users of whom one blocks the other exchange no direct messages.
 
 use super::command::ChatCommand;
 use super::message_record::message_record;
 use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::limits::MAX_ROOM_MEMBERS;
+use crate::matching::blocks::Blocks;
 use crate::records::{idempotency_key, member_key, pair_key, record, request_hash, seq_value};
 use crate::staging::{append, receipt};
 use girok_schemas::proto::{IdempotentAck, MessageRecord, RoomRecord};
 use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Table, Txn};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Most entries the membership cache holds before it starts over (bounds its memory).
 const MEMBER_CACHE_CAP: usize = 1 << 20;
@@ -25,6 +27,9 @@ const MEMBER_CACHE_CAP: usize = 1 << 20;
 pub(crate) struct ChatStage {
     rooms: HashSet<RoomId>,
     members: HashSet<(RoomId, UserId)>,
+    /// The two users of each direct room looked up for a send while blocks exist (`None`: a
+    /// group room). Rooms never change kind, so entries stay true.
+    direct_pairs: HashMap<RoomId, Option<(UserId, UserId)>>,
     max_room_members: usize,
 }
 
@@ -34,6 +39,7 @@ impl ChatStage {
         Self {
             rooms: HashSet::new(),
             members: HashSet::new(),
+            direct_pairs: HashMap::new(),
             max_room_members: max_room_members.clamp(1, MAX_ROOM_MEMBERS),
         }
     }
@@ -42,12 +48,14 @@ impl ChatStage {
     pub fn reset(&mut self) {
         self.rooms.clear();
         self.members.clear();
+        self.direct_pairs.clear();
     }
 
     /// Checks one chat command against the write model and appends its events.
     pub fn stage(
         &mut self,
         txn: &mut Txn<'_>,
+        blocks: &mut Blocks,
         actor: UserId,
         new_id: EventId,
         command: ChatCommand,
@@ -56,7 +64,12 @@ impl ChatStage {
             ChatCommand::CreateRoom { title, members } => {
                 self.create_room(txn, actor, new_id, title, members)
             }
-            ChatCommand::OpenDirectRoom { peer } => self.open_direct_room(txn, actor, new_id, peer),
+            ChatCommand::OpenDirectRoom { peer } => {
+                if peer != actor && blocks.between(txn, actor, peer)? {
+                    return Err(Error::Blocked);
+                }
+                self.open_direct_room(txn, actor, new_id, peer)
+            }
             ChatCommand::AddMember { room, user } => {
                 let record = self.owned_group_room(txn, actor, room)?;
                 if self.is_member(txn, room, user)? {
@@ -93,6 +106,9 @@ impl ChatStage {
                 if !record.direct_with.is_empty() {
                     return Err(Error::DirectRoom(room));
                 }
+                if record.matched {
+                    return Err(Error::MatchRoom(room));
+                }
                 if record.creator == actor.as_bytes() && record.member_count > 1 {
                     return Err(Error::OwnerCannotLeave(room));
                 }
@@ -117,7 +133,12 @@ impl ChatStage {
                 body,
                 client_id,
                 reply_to,
-            } => self.send_message(txn, actor, room, body, client_id, reply_to),
+            } => {
+                if !blocks.none(txn)? && self.direct_blocked(txn, blocks, room)? {
+                    return Err(Error::Blocked);
+                }
+                self.send_message(txn, actor, room, body, client_id, reply_to)
+            }
             ChatCommand::EditMessage {
                 message,
                 body,
@@ -229,6 +250,33 @@ impl ChatStage {
             seq: last,
             ..created
         })
+    }
+
+    /// Whether `room` is a direct room of two users of whom one blocks the other.
+    fn direct_blocked(&mut self, txn: &Txn<'_>, blocks: &mut Blocks, room: RoomId) -> Result<bool> {
+        if self.direct_pairs.len() >= MEMBER_CACHE_CAP {
+            self.direct_pairs.clear();
+        }
+        let pair = match self.direct_pairs.get(&room) {
+            Some(pair) => *pair,
+            None => {
+                let Some(record) = record::<RoomRecord>(
+                    txn.get(Table::RoomidRoom, room.as_bytes())?,
+                    "room",
+                )?
+                else {
+                    return Ok(false); // the send itself says the room does not exist
+                };
+                let pair = UserId::from_slice(&record.creator)
+                    .zip(UserId::from_slice(&record.direct_with));
+                self.direct_pairs.insert(room, pair);
+                pair
+            }
+        };
+        match pair {
+            Some((a, b)) => blocks.between(txn, a, b),
+            None => Ok(false),
+        }
     }
 
     /// A group room whose owner is `actor`.

@@ -1,0 +1,152 @@
+//! Matching commands: joining and leaving the queue, skipping a match, blocking users, and the
+//! two girok itself submits (a wave of the matcher, a lost connection). Client input is
+//! validated here, before the sequencer sees it.
+
+use crate::error::{Error, Result};
+use crate::limits::{MAX_MATCH_LANGUAGE_CHARS, MAX_MATCH_TAG_CHARS, MAX_MATCH_TAGS};
+use crate::write_kind::WriteKind;
+use girok_schemas::UserId;
+
+/// What a user asks of the matching queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MatchingCommand {
+    /// Opens the actor's ticket (one at a time), matched at once if a compatible partner
+    /// waits.
+    Join {
+        /// Interest tags, lowercased and deduplicated by validation.
+        tags: Vec<String>,
+        language: Option<String>,
+    },
+    /// Withdraws the actor's open ticket.
+    Leave,
+    /// Ends the actor's current match (both leave its room); re-queues the actor with the
+    /// match's preferences when `requeue`.
+    Skip { requeue: bool },
+    /// The actor blocks `user`: never matched again, no direct messages between them; a
+    /// current match with them ends.
+    Block { user: UserId },
+    /// The actor takes their block of `user` back.
+    Unblock { user: UserId },
+    /// The actor's last live connection went away: an open ticket closes (girok submits it).
+    Disconnected,
+    /// A wave of the matcher: relaxes preferences of tickets that waited, pairs what became
+    /// compatible, expires tickets past their time (girok submits it).
+    Wave,
+}
+
+impl MatchingCommand {
+    /// Joins and skips spend the `matching` budget; the rest none (leaving and blocking are
+    /// bounded by what there is to leave or block, and girok's own commands by girok).
+    pub(crate) fn write_kind(&self) -> Option<WriteKind> {
+        match self {
+            MatchingCommand::Join { .. } | MatchingCommand::Skip { .. } => {
+                Some(WriteKind::Matching)
+            }
+            MatchingCommand::Leave
+            | MatchingCommand::Block { .. }
+            | MatchingCommand::Unblock { .. }
+            | MatchingCommand::Disconnected
+            | MatchingCommand::Wave => None,
+        }
+    }
+
+    /// Checks and normalizes client input.
+    pub fn validated(self) -> Result<MatchingCommand> {
+        match self {
+            MatchingCommand::Join { tags, language } => Ok(MatchingCommand::Join {
+                tags: normalized_tags(tags)?,
+                language: language
+                    .map(|language| normalized_language(&language))
+                    .transpose()?
+                    .flatten(),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Up to [`MAX_MATCH_TAGS`] tags of 1 to [`MAX_MATCH_TAG_CHARS`] letters, digits or `-`,
+/// lowercased, duplicates dropped, in their first order.
+fn normalized_tags(tags: Vec<String>) -> Result<Vec<String>> {
+    let mut normalized: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim().to_lowercase();
+        if !word(&tag, MAX_MATCH_TAG_CHARS) {
+            return Err(Error::invalid(
+                "tags",
+                format!(
+                    "each tag is 1 to {MAX_MATCH_TAG_CHARS} letters, digits or '-' (got {tag:?})"
+                ),
+            ));
+        }
+        if !normalized.contains(&tag) {
+            normalized.push(tag);
+        }
+    }
+    if normalized.len() > MAX_MATCH_TAGS {
+        return Err(Error::invalid(
+            "tags",
+            format!("at most {MAX_MATCH_TAGS} tags"),
+        ));
+    }
+    Ok(normalized)
+}
+
+/// A language code such as `en` or `pt-br` (lowercased); empty means none.
+fn normalized_language(language: &str) -> Result<Option<String>> {
+    let language = language.trim().to_lowercase();
+    if language.is_empty() {
+        return Ok(None);
+    }
+    if !word(&language, MAX_MATCH_LANGUAGE_CHARS) {
+        return Err(Error::invalid(
+            "language",
+            format!("1 to {MAX_MATCH_LANGUAGE_CHARS} letters, digits or '-'"),
+        ));
+    }
+    Ok(Some(language))
+}
+
+fn word(text: &str, max_chars: usize) -> bool {
+    let count = text.chars().count();
+    (1..=max_chars).contains(&count) && text.chars().all(|c| c.is_alphanumeric() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(tags: &[&str], language: Option<&str>) -> Result<MatchingCommand> {
+        MatchingCommand::Join {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            language: language.map(Into::into),
+        }
+        .validated()
+    }
+
+    #[test]
+    fn tags_are_normalized_and_limited() {
+        assert_eq!(
+            join(&["Music", " music", "k-pop", "한국어"], Some(" EN ")).unwrap(),
+            MatchingCommand::Join {
+                tags: vec!["music".into(), "k-pop".into(), "한국어".into()],
+                language: Some("en".into()),
+            }
+        );
+        assert_eq!(join(&[], Some("")).unwrap(), MatchingCommand::Join {
+            tags: vec![],
+            language: None,
+        });
+        let eleven: Vec<String> = (0..11).map(|i| format!("t{i}")).collect();
+        let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+        assert_eq!(join(&eleven, None).unwrap_err().code(), "INVALID_ARGUMENT");
+        assert!(join(&eleven[..10], None).is_ok());
+        for bad in ["", "two words", "dot.ted", "x!"] {
+            assert_eq!(join(&[bad], None).unwrap_err().code(), "INVALID_ARGUMENT", "{bad:?}");
+        }
+        assert!(join(&[&"a".repeat(MAX_MATCH_TAG_CHARS)], None).is_ok());
+        assert!(join(&[&"a".repeat(MAX_MATCH_TAG_CHARS + 1)], None).is_err());
+        assert!(join(&[], Some("en_US")).is_err());
+        assert!(join(&[], Some("pt-BR")).is_ok());
+    }
+}

@@ -1,0 +1,47 @@
+//! The matcher: a task that submits a wave to the sequencer when the pool says one is due (a
+//! waiting ticket's preferences relax, or it expires). Pairs of a newcomer with someone who
+//! already waits are made at the join itself; waves only catch what time changes. It looks
+//! every `wave_interval` at two numbers the writer thread publishes, so an idle queue costs
+//! nothing but the look.
+
+use super::command::MatchingCommand;
+use super::stage::PoolGauge;
+use crate::command::{Command, Submission};
+use crate::sequencer::Sequencer;
+use girok_schemas::{EventId, UserId};
+use girok_storage::Appender;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Starts the matcher on the current tokio runtime; abort the handle to stop it.
+pub(crate) fn spawn(
+    appender: Appender<Sequencer>,
+    gauge: Arc<PoolGauge>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now_ms = crate::accounts::now_ms();
+            if gauge.waiting.load(Ordering::Relaxed) == 0
+                || gauge.next_due_ms.load(Ordering::Relaxed) > now_ms
+            {
+                continue;
+            }
+            let wave = Submission {
+                // girok's own command: the nil user is nobody's.
+                actor: UserId(uuid::Uuid::nil()),
+                command: Command::Matching(MatchingCommand::Wave),
+                new_id: EventId::new_v7(),
+            };
+            match appender.submit(wave).await {
+                Ok(_) => {}
+                Err(crate::Error::Unavailable) => return,
+                Err(error) => tracing::warn!(%error, "matching wave refused; retrying"),
+            }
+        }
+    })
+}

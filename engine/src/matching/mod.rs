@@ -1,0 +1,20 @@
+//! Random matching: a queue of tickets in the log, pairs decided by the sequencer, a chat room
+//! for every match. The same shape as every domain: its [`MatchingCommand`]s (`command.rs`),
+//! the write-time rules and decisions the sequencer runs (`stage.rs`, over the open tickets
+//! of `pool.rs` and the blocks of `blocks.rs`), its effect on the write model (`apply.rs`),
+//! and its reads (`reads.rs`, the `Engine` methods); `matcher.rs` submits a wave when time
+//! relaxes or expires a waiting ticket.
+
+pub(crate) mod apply;
+pub(crate) mod blocks;
+mod command;
+pub(crate) mod matcher;
+mod pool;
+mod reads;
+mod stage;
+
+pub use command::MatchingCommand;
+pub use pool::MatchRules;
+pub use reads::{CurrentMatch, MatchingStatus, QueuedTicket};
+pub(crate) use stage::{MatchingStage, PoolGauge};
+pub use stage::MatchingConfig;

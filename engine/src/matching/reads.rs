@@ -1,0 +1,116 @@
+//! Matching reads, each an `Engine` method: a user's status in the queue (their open ticket,
+//! how many wait, their current match) and whom they block, from the write model; and the
+//! hand-off of a lost connection, which closes an open ticket through the log.
+
+use super::command::MatchingCommand;
+use crate::command::Command;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::records::record;
+use girok_schemas::proto::{MatchRecord, TicketRecord};
+use girok_schemas::{EventId, RoomId, Seq, UserId};
+use girok_storage::{Store, Table};
+use std::sync::atomic::Ordering;
+
+/// A user's open ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedTicket {
+    pub ticket: EventId,
+    pub seq: Seq,
+    pub since_ms: i64,
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+}
+
+/// A user's current match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentMatch {
+    pub room: RoomId,
+    pub partner: UserId,
+    pub seq: Seq,
+    pub since_ms: i64,
+}
+
+/// Where a user stands in random matching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchingStatus {
+    pub queued: Option<QueuedTicket>,
+    /// Open tickets, the user's own included.
+    pub waiting: u64,
+    pub current: Option<CurrentMatch>,
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Internal(format!("corrupt {what} record"))
+}
+
+fn read_status(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
+    let ticket: Option<TicketRecord> =
+        record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
+    let queued = ticket
+        .map(|t| {
+            Ok::<_, Error>(QueuedTicket {
+                ticket: EventId::from_slice(&t.ticket_id).ok_or_else(|| corrupt("ticket"))?,
+                seq: t.seq,
+                since_ms: t.opened_ms,
+                tags: t.tags,
+                language: Some(t.language).filter(|l| !l.is_empty()),
+            })
+        })
+        .transpose()?;
+    let current: Option<MatchRecord> =
+        record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
+    let current = current
+        .map(|m| {
+            Ok::<_, Error>(CurrentMatch {
+                room: RoomId::from_slice(&m.room_id).ok_or_else(|| corrupt("match"))?,
+                partner: UserId::from_slice(&m.partner).ok_or_else(|| corrupt("match"))?,
+                seq: m.seq,
+                since_ms: m.matched_ms,
+            })
+        })
+        .transpose()?;
+    Ok((queued, current))
+}
+
+impl Engine {
+    /// `user`'s open ticket, how many wait, and their current match.
+    pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
+        let (queued, current) = self.blocking(move |store| read_status(store, user)).await?;
+        Ok(MatchingStatus {
+            queued,
+            waiting: self.matching_pool.waiting.load(Ordering::Relaxed),
+            current,
+        })
+    }
+
+    /// The users `user` blocks, oldest block first.
+    pub async fn blocked_users(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.blocking(move |store| {
+            let mut blocked: Vec<(Seq, UserId)> = Vec::new();
+            for (key, value) in store.scan_prefix(Table::BlockerBlocked, user.as_bytes())? {
+                let other = key
+                    .get(16..)
+                    .and_then(UserId::from_slice)
+                    .ok_or_else(|| corrupt("block"))?;
+                blocked.push((crate::records::seq_value(Some(value)), other));
+            }
+            blocked.sort();
+            Ok(blocked.into_iter().map(|(_, user)| user).collect())
+        })
+        .await
+    }
+
+    /// `user`'s last live connection went away: an open ticket of theirs closes
+    /// (`disconnected`) through the log. Nothing happens for a user who does not wait.
+    pub async fn matching_disconnected(&self, user: UserId) -> Result<()> {
+        let queued = self
+            .blocking(move |store| Ok(store.get(Table::UseridTicket, user.as_bytes())?.is_some()))
+            .await?;
+        if queued {
+            self.submit(user, Command::Matching(MatchingCommand::Disconnected))
+                .await?;
+        }
+        Ok(())
+    }
+}

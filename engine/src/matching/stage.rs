@@ -1,0 +1,407 @@
+//! Matching's write-time rules and its decisions, run by the sequencer on the writer thread.
+//! One open ticket per user and none while matched; a ticket is matched at once when a
+//! compatible partner waits, otherwise by a later wave (`Wave`, which the matcher submits when
+//! the pool says something is due). A pair is decided here, against the write model as this
+//! batch leaves it, and committed as one atomic batch: the match room's creation, both joins,
+//! `matching.matched` and both tickets' closing. So both tickets are open when they are
+//! paired, nobody is in two matches, and replay reproduces every match from the log without
+//! deciding anew. Time enters only as the batch's commit time.
+
+use super::blocks::Blocks;
+use super::command::MatchingCommand;
+use super::pool::{MatchRules, Pool, Waiting};
+use crate::ack::Ack;
+use crate::error::{Error, Result};
+use crate::records::{pair_key, record};
+use crate::staging::{append, append_as};
+use girok_schemas::proto::{MatchRecord, TicketRecord};
+use girok_schemas::{EventId, Payload, RoomId, UserId};
+use girok_storage::{Table, Txn};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Why a ticket closed, as `matching.ticket.closed` says it.
+pub(crate) mod reason {
+    pub const LEFT: &str = "left";
+    pub const MATCHED: &str = "matched";
+    pub const EXPIRED: &str = "expired";
+    pub const DISCONNECTED: &str = "disconnected";
+}
+
+/// Settings of the matcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatchingConfig {
+    pub rules: MatchRules,
+    /// How long a skipped pair is kept apart.
+    pub skip_exclusion_ms: i64,
+    /// How often the matcher looks whether a wave is due.
+    pub wave_interval: std::time::Duration,
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        Self {
+            rules: MatchRules {
+                relax_after_ms: 10_000,
+                ticket_ttl_ms: 300_000,
+            },
+            skip_exclusion_ms: 24 * 3600 * 1000,
+            wave_interval: std::time::Duration::from_millis(100),
+        }
+    }
+}
+
+/// What the matcher and the status reads see of the pool, published by the writer thread.
+#[derive(Default)]
+pub(crate) struct PoolGauge {
+    /// Open tickets.
+    pub waiting: AtomicU64,
+    /// The commit time from which a wave has something to do; `i64::MAX`: nothing.
+    pub next_due_ms: AtomicI64,
+}
+
+pub(crate) struct MatchingStage {
+    /// The open tickets; `None` until loaded from the write model (and after a batch that
+    /// did not commit, whose changes it may hold).
+    pool: Option<Pool>,
+    config: MatchingConfig,
+    gauge: Arc<PoolGauge>,
+}
+
+impl MatchingStage {
+    pub fn new(config: MatchingConfig, gauge: Arc<PoolGauge>) -> Self {
+        gauge.next_due_ms.store(i64::MAX, Ordering::Relaxed);
+        Self {
+            pool: None,
+            config,
+            gauge,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.pool = None;
+    }
+
+    pub fn stage(
+        &mut self,
+        txn: &mut Txn<'_>,
+        blocks: &mut Blocks,
+        actor: UserId,
+        new_id: EventId,
+        command: MatchingCommand,
+    ) -> Result<Ack> {
+        self.load(txn)?;
+        let ack = match command {
+            MatchingCommand::Join { tags, language } => {
+                self.join(txn, blocks, actor, new_id, tags, language)
+            }
+            MatchingCommand::Leave => self.close(txn, actor, new_id, reason::LEFT),
+            MatchingCommand::Disconnected => {
+                match self.close(txn, actor, new_id, reason::DISCONNECTED) {
+                    Err(Error::NotQueued) => Ok(nothing(txn, new_id)),
+                    other => other,
+                }
+            }
+            MatchingCommand::Skip { requeue } => {
+                let current = current_match(txn, actor)?.ok_or(Error::NotMatched)?;
+                let ended = self.end_match(txn, actor, new_id, &current)?;
+                if requeue {
+                    let language = Some(current.language).filter(|l| !l.is_empty());
+                    self.join(txn, blocks, actor, EventId::new_v7(), current.tags, language)
+                } else {
+                    Ok(ended)
+                }
+            }
+            MatchingCommand::Block { user } => self.block(txn, blocks, actor, new_id, user),
+            MatchingCommand::Unblock { user } => {
+                if !blocks.blocks(txn, actor, user)? {
+                    return Err(Error::NotBlocked);
+                }
+                let ack = append(txn, actor, new_id, Payload::UserUnblocked { user })?;
+                blocks.set(txn, actor, user, false)?;
+                Ok(ack)
+            }
+            MatchingCommand::Wave => self.wave(txn, blocks, new_id),
+        };
+        self.publish();
+        ack
+    }
+
+    fn load(&mut self, txn: &Txn<'_>) -> Result<()> {
+        if self.pool.is_some() {
+            return Ok(());
+        }
+        let mut pool = Pool::default();
+        for (key, value) in txn.scan_prefix(Table::UseridTicket, &[])? {
+            let user = UserId::from_slice(&key)
+                .ok_or_else(|| Error::Internal("corrupt ticket key".into()))?;
+            let ticket: TicketRecord = crate::records::decode(Some(value), "ticket")?;
+            pool.insert(waiting(user, ticket));
+        }
+        self.pool = Some(pool);
+        Ok(())
+    }
+
+    fn pool(&mut self) -> &mut Pool {
+        self.pool.get_or_insert_with(Pool::default)
+    }
+
+    fn publish(&mut self) {
+        let rules = self.config.rules;
+        let pool = self.pool();
+        let (waiting, due) = (pool.len() as u64, pool.next_due(&rules));
+        self.gauge.waiting.store(waiting, Ordering::Relaxed);
+        self.gauge
+            .next_due_ms
+            .store(due.unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    fn join(
+        &mut self,
+        txn: &mut Txn<'_>,
+        blocks: &mut Blocks,
+        actor: UserId,
+        new_id: EventId,
+        tags: Vec<String>,
+        language: Option<String>,
+    ) -> Result<Ack> {
+        if self.pool().get(actor).is_some() {
+            return Err(Error::AlreadyQueued);
+        }
+        if let Some(current) = current_match(txn, actor)? {
+            return Err(Error::AlreadyMatched(room_of(&current)?));
+        }
+        let opened = append(
+            txn,
+            actor,
+            new_id,
+            Payload::TicketOpened {
+                tags: tags.clone(),
+                language: language.clone(),
+            },
+        )?;
+        let now = opened.commit_time_ms;
+        self.pool()
+            .insert(Waiting::new(actor, opened.seq, now, tags, language));
+        match self.partner_of(txn, blocks, actor, now)? {
+            Some(partner) => {
+                let matched = self.pair(txn, partner, actor, now)?;
+                Ok(Ack {
+                    seq: matched.seq,
+                    ..opened
+                })
+            }
+            None => Ok(opened),
+        }
+    }
+
+    fn partner_of(
+        &mut self,
+        txn: &Txn<'_>,
+        blocks: &mut Blocks,
+        user: UserId,
+        now: i64,
+    ) -> Result<Option<UserId>> {
+        let rules = self.config.rules;
+        let pool = self.pool.get_or_insert_with(Pool::default);
+        pool.best_partner(user, now, &rules, |a, b| {
+            Ok::<_, Error>(!blocks.between(txn, a, b)? && !skipped(txn, a, b, now)?)
+        })
+    }
+
+    /// Pairs the open tickets of `older` and `newer` (the one that waited longer first).
+    fn pair(&mut self, txn: &mut Txn<'_>, older: UserId, newer: UserId, now: i64) -> Result<Ack> {
+        let pool = self.pool();
+        let (Some(a), Some(b)) = (pool.remove(older), pool.remove(newer)) else {
+            return Err(Error::Internal("paired a ticket that is not open".into()));
+        };
+        let shared_tags = a.shared_tags(&b);
+        let room_id = EventId::new_v7();
+        let room = RoomId(room_id.0);
+        let title = match shared_tags.as_slice() {
+            [] => "Random match".to_owned(),
+            tags => format!("Random match: {}", tags.join(", ")),
+        };
+        let created = Payload::RoomCreated {
+            room,
+            title: crate::text::name("title", &title, crate::limits::MAX_ROOM_TITLE_CHARS)
+                .unwrap_or_else(|_| "Random match".to_owned()),
+            direct_with: None,
+        };
+        append_as(txn, None, room_id, created)?;
+        for user in [a.user, b.user] {
+            append_as(txn, None, EventId::new_v7(), Payload::MemberJoined { room, user })?;
+        }
+        let matched = append_as(
+            txn,
+            None,
+            EventId::new_v7(),
+            Payload::Matched {
+                room,
+                user_a: a.user,
+                user_b: b.user,
+                ticket_a_seq: a.seq,
+                ticket_b_seq: b.seq,
+                shared_tags,
+                wait_a_ms: now - a.opened_ms,
+                wait_b_ms: now - b.opened_ms,
+            },
+        )?;
+        for ticket in [&a, &b] {
+            close_ticket(txn, None, ticket.user, ticket, reason::MATCHED, now)?;
+        }
+        Ok(matched)
+    }
+
+    /// Closes `actor`'s open ticket for `why`.
+    fn close(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: UserId,
+        new_id: EventId,
+        why: &str,
+    ) -> Result<Ack> {
+        let waiting = self.pool().remove(actor).ok_or(Error::NotQueued)?;
+        let now = txn.commit_time_ms();
+        let payload = closed(actor, &waiting, why, now);
+        append(txn, actor, new_id, payload)
+    }
+
+    /// Ends `actor`'s match `current`: the skip (which keeps the pair apart for a while),
+    /// then both leave the match room, which is closed from then on.
+    fn end_match(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: UserId,
+        new_id: EventId,
+        current: &MatchRecord,
+    ) -> Result<Ack> {
+        let room = room_of(current)?;
+        let partner = UserId::from_slice(&current.partner)
+            .ok_or_else(|| Error::Internal("corrupt match partner".into()))?;
+        let until_ms = txn
+            .commit_time_ms()
+            .saturating_add(self.config.skip_exclusion_ms);
+        let skipped = append(
+            txn,
+            actor,
+            new_id,
+            Payload::MatchSkipped {
+                room,
+                partner,
+                until_ms,
+            },
+        )?;
+        let mut last = skipped.seq;
+        for user in [actor, partner] {
+            last = append(txn, actor, EventId::new_v7(), Payload::MemberLeft { room, user })?.seq;
+        }
+        Ok(Ack {
+            seq: last,
+            ..skipped
+        })
+    }
+
+    fn block(
+        &mut self,
+        txn: &mut Txn<'_>,
+        blocks: &mut Blocks,
+        actor: UserId,
+        new_id: EventId,
+        user: UserId,
+    ) -> Result<Ack> {
+        if user == actor {
+            return Err(Error::invalid("userId", "you cannot block yourself"));
+        }
+        if !txn.contains(Table::UseridUser, user.as_bytes())? {
+            return Err(Error::UserNotFound);
+        }
+        if blocks.blocks(txn, actor, user)? {
+            return Err(Error::AlreadyBlocked);
+        }
+        if let Some(current) = current_match(txn, actor)?
+            && current.partner == user.as_bytes()
+        {
+            self.end_match(txn, actor, EventId::new_v7(), &current)?;
+        }
+        let ack = append(txn, actor, new_id, Payload::UserBlocked { user })?;
+        blocks.set(txn, actor, user, true)?;
+        Ok(ack)
+    }
+
+    /// Expires what waited too long, then looks again for partners of the tickets whose
+    /// preferences relaxed, longest waiting first.
+    fn wave(&mut self, txn: &mut Txn<'_>, blocks: &mut Blocks, new_id: EventId) -> Result<Ack> {
+        let now = txn.commit_time_ms();
+        let rules = self.config.rules;
+        let (expired, relaxed) = self.pool().due(now, &rules);
+        for user in expired {
+            if let Some(waiting) = self.pool().remove(user) {
+                close_ticket(txn, None, user, &waiting, reason::EXPIRED, now)?;
+            }
+        }
+        for user in relaxed {
+            if self.pool().get(user).is_none() {
+                continue; // paired earlier in this wave
+            }
+            if let Some(partner) = self.partner_of(txn, blocks, user, now)? {
+                let (older, newer) = self.by_age(user, partner);
+                self.pair(txn, older, newer, now)?;
+            }
+        }
+        Ok(nothing(txn, new_id))
+    }
+
+    fn by_age(&mut self, a: UserId, b: UserId) -> (UserId, UserId) {
+        let pool = self.pool();
+        let key = |u: UserId| pool.get(u).map(|w| (w.opened_ms, w.seq));
+        if key(a) <= key(b) { (a, b) } else { (b, a) }
+    }
+}
+
+/// The ack of a command that appended nothing (or only what girok decided on its own).
+fn nothing(txn: &Txn<'_>, new_id: EventId) -> Ack {
+    Ack::new(txn.next_seq() - 1, new_id, txn.commit_time_ms())
+}
+
+fn waiting(user: UserId, ticket: TicketRecord) -> Waiting {
+    let language = Some(ticket.language).filter(|l| !l.is_empty());
+    Waiting::new(user, ticket.seq, ticket.opened_ms, ticket.tags, language)
+}
+
+fn closed(user: UserId, waiting: &Waiting, why: &str, now: i64) -> Payload {
+    Payload::TicketClosed {
+        user,
+        ticket_seq: waiting.seq,
+        reason: why.to_owned(),
+        waited_ms: now - waiting.opened_ms,
+    }
+}
+
+fn close_ticket(
+    txn: &mut Txn<'_>,
+    actor: Option<UserId>,
+    user: UserId,
+    waiting: &Waiting,
+    why: &str,
+    now: i64,
+) -> Result<Ack> {
+    append_as(txn, actor, EventId::new_v7(), closed(user, waiting, why, now))
+}
+
+pub(crate) fn current_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {
+    record(txn.get(Table::UseridMatch, user.as_bytes())?, "match")
+}
+
+fn room_of(current: &MatchRecord) -> Result<RoomId> {
+    RoomId::from_slice(&current.room_id).ok_or_else(|| Error::Internal("corrupt match room".into()))
+}
+
+/// Whether one of the two skipped the other less than the exclusion ago.
+fn skipped(txn: &Txn<'_>, a: UserId, b: UserId, now: i64) -> Result<bool> {
+    let until = txn
+        .get(Table::UserpairSkip, &pair_key(a, b))?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(i64::from_be_bytes);
+    Ok(until.is_some_and(|until| until > now))
+}
