@@ -26,6 +26,8 @@ pub enum LiveScope {
     Room { room: RoomId, member: UserId },
     /// A user's own events: their joining and leaving rooms.
     User(UserId),
+    /// A user's place in random matching: their tickets, matches and skips.
+    Matching(UserId),
 }
 
 impl LiveScope {
@@ -33,7 +35,7 @@ impl LiveScope {
     pub fn topic(self) -> Topic {
         match self {
             LiveScope::Room { room, .. } => Topic::Room(room),
-            LiveScope::User(user) => Topic::User(user),
+            LiveScope::User(user) | LiveScope::Matching(user) => Topic::User(user),
         }
     }
 
@@ -44,6 +46,9 @@ impl LiveScope {
             (LiveScope::User(user), Payload::MemberJoined { user: u, .. })
             | (LiveScope::User(user), Payload::MemberLeft { user: u, .. }) => *u == user,
             (LiveScope::User(_), _) => false,
+            (LiveScope::Matching(user), _) => {
+                crate::matching::MatchingUpdate::of(event, user).is_some()
+            }
         }
     }
 

@@ -104,6 +104,12 @@ impl Offline {
         crate::replay::replay(self.store.clone(), options.to_seq, dataflow, progress)
     }
 
+    /// A hash of the whole write model ([`crate::write_model::digest`]): `girok replay`
+    /// compares it before and after the rebuild.
+    pub fn write_model_digest(&self) -> Result<u64> {
+        crate::write_model::digest(&self.store)
+    }
+
     /// Every entry of every write-model table, in order: what a rebuilt write model must
     /// equal.
     pub fn write_model_snapshot(&self) -> Result<Vec<WriteModelEntry>> {

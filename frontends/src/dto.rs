@@ -302,3 +302,85 @@ impl PageInfoDto<String> {
         }
     }
 }
+
+/// An account as anyone sees it (no email): a match partner, a public profile.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicUserDto {
+    id: UserId,
+    username: String,
+    display_name: String,
+    bio: String,
+    avatar_media_id: Option<String>,
+}
+
+impl From<&girok_engine::accounts::UserView> for PublicUserDto {
+    fn from(user: &girok_engine::accounts::UserView) -> Self {
+        Self {
+            id: user.id,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            bio: user.bio.clone(),
+            avatar_media_id: user.avatar_media_id.clone(),
+        }
+    }
+}
+
+/// A user's place in random matching.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchingStatusDto {
+    /// Their open ticket, if they wait.
+    queued: Option<QueuedDto>,
+    /// Open tickets, theirs included.
+    waiting: u64,
+    /// Their current match, with the partner's public profile.
+    #[serde(rename = "match")]
+    current: Option<MatchDto>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueuedDto {
+    ticket_id: EventId,
+    seq: Seq,
+    since: String,
+    tags: Vec<String>,
+    language: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MatchDto {
+    room_id: RoomId,
+    partner: PublicUserDto,
+    seq: Seq,
+    since: String,
+}
+
+impl MatchingStatusDto {
+    /// `status`, with the partner of its match (`None` when it has no match).
+    pub fn new(
+        status: girok_engine::MatchingStatus,
+        partner: Option<&girok_engine::accounts::UserView>,
+    ) -> Self {
+        let queued = status.queued.map(|q| QueuedDto {
+            ticket_id: q.ticket,
+            seq: q.seq,
+            since: rfc3339_millis(q.since_ms),
+            tags: q.tags,
+            language: q.language,
+        });
+        let current = status.current.zip(partner).map(|(m, partner)| MatchDto {
+            room_id: m.room,
+            partner: PublicUserDto::from(partner),
+            seq: m.seq,
+            since: rfc3339_millis(m.since_ms),
+        });
+        Self {
+            queued,
+            waiting: status.waiting,
+            current,
+        }
+    }
+}

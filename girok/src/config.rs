@@ -27,6 +27,7 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[rate_limits]`: per-user budgets of each kind of write, on every frontend.
     pub rate_limits: girok_engine::write_rates::WriteRates,
+    pub matching: MatchingSection,
     pub log: LogConfig,
     /// `[analytics]`: the ClickHouse sink (off unless `clickhouse_url` is set).
     pub analytics: girok_analytics::AnalyticsConfig,
@@ -97,6 +98,49 @@ impl Default for EngineSection {
             topic_capacity: 1024,
             fanout_max_followers: None,
             home_timeline_entries: None,
+        }
+    }
+}
+
+/// `[matching]`: random matching's timings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchingSection {
+    /// A ticket open this long closes as expired.
+    pub ticket_ttl_secs: u64,
+    /// From this wait on any partner will do; from half of it shared tags are no longer
+    /// required (the same language still is).
+    pub relax_after_secs: u64,
+    /// How long a pair is not matched again after one of them skipped the other.
+    pub skip_exclusion_secs: u64,
+    /// How often the matcher looks whether waiting tickets relaxed or expired, milliseconds.
+    pub wave_interval_ms: u64,
+}
+
+impl Default for MatchingSection {
+    fn default() -> Self {
+        let defaults = girok_engine::MatchingConfig::default();
+        Self {
+            ticket_ttl_secs: (defaults.rules.ticket_ttl_ms / 1000) as u64,
+            relax_after_secs: (defaults.rules.relax_after_ms / 1000) as u64,
+            skip_exclusion_secs: (defaults.skip_exclusion_ms / 1000) as u64,
+            wave_interval_ms: defaults.wave_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl MatchingSection {
+    fn engine_config(&self) -> girok_engine::MatchingConfig {
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        girok_engine::MatchingConfig {
+            rules: girok_engine::matching::MatchRules {
+                relax_after_ms: ms(self.relax_after_secs),
+                ticket_ttl_ms: ms(self.ticket_ttl_secs.max(1)),
+            },
+            skip_exclusion_ms: ms(self.skip_exclusion_secs),
+            wave_interval: std::time::Duration::from_millis(
+                self.wave_interval_ms.clamp(10, 60_000),
+            ),
         }
     }
 }
@@ -212,6 +256,7 @@ impl Config {
             posts: self.cache.posts,
         };
         config.write_rates = self.rate_limits.clone();
+        config.matching = self.matching.engine_config();
         config
     }
 }

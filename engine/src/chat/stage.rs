@@ -260,10 +260,8 @@ impl ChatStage {
         let pair = match self.direct_pairs.get(&room) {
             Some(pair) => *pair,
             None => {
-                let Some(record) = record::<RoomRecord>(
-                    txn.get(Table::RoomidRoom, room.as_bytes())?,
-                    "room",
-                )?
+                let Some(record) =
+                    record::<RoomRecord>(txn.get(Table::RoomidRoom, room.as_bytes())?, "room")?
                 else {
                     return Ok(false); // the send itself says the room does not exist
                 };

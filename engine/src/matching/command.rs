@@ -133,16 +133,23 @@ mod tests {
                 language: Some("en".into()),
             }
         );
-        assert_eq!(join(&[], Some("")).unwrap(), MatchingCommand::Join {
-            tags: vec![],
-            language: None,
-        });
+        assert_eq!(
+            join(&[], Some("")).unwrap(),
+            MatchingCommand::Join {
+                tags: vec![],
+                language: None,
+            }
+        );
         let eleven: Vec<String> = (0..11).map(|i| format!("t{i}")).collect();
         let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
         assert_eq!(join(&eleven, None).unwrap_err().code(), "INVALID_ARGUMENT");
         assert!(join(&eleven[..10], None).is_ok());
         for bad in ["", "two words", "dot.ted", "x!"] {
-            assert_eq!(join(&[bad], None).unwrap_err().code(), "INVALID_ARGUMENT", "{bad:?}");
+            assert_eq!(
+                join(&[bad], None).unwrap_err().code(),
+                "INVALID_ARGUMENT",
+                "{bad:?}"
+            );
         }
         assert!(join(&[&"a".repeat(MAX_MATCH_TAG_CHARS)], None).is_ok());
         assert!(join(&[&"a".repeat(MAX_MATCH_TAG_CHARS + 1)], None).is_err());

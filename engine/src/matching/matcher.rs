@@ -23,12 +23,15 @@ pub(crate) fn spawn(
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first wave goes at once: it loads the pool the log left (tickets opened before
+        // a restart), publishes its figures and expires what waited past its time meanwhile.
+        let mut first = true;
         loop {
             ticks.tick().await;
             let now_ms = crate::accounts::now_ms();
-            if gauge.waiting.load(Ordering::Relaxed) == 0
-                || gauge.next_due_ms.load(Ordering::Relaxed) > now_ms
-            {
+            let idle = gauge.waiting.load(Ordering::Relaxed) == 0
+                || gauge.next_due_ms.load(Ordering::Relaxed) > now_ms;
+            if !std::mem::take(&mut first) && idle {
                 continue;
             }
             let wave = Submission {

@@ -3,7 +3,7 @@
 //! the write-time rules and decisions the sequencer runs (`stage.rs`, over the open tickets
 //! of `pool.rs` and the blocks of `blocks.rs`), its effect on the write model (`apply.rs`),
 //! and its reads (`reads.rs`, the `Engine` methods); `matcher.rs` submits a wave when time
-//! relaxes or expires a waiting ticket.
+//! relaxes or expires a waiting ticket; `updates.rs` reads an event as one user's news.
 
 pub(crate) mod apply;
 pub(crate) mod blocks;
@@ -12,9 +12,11 @@ pub(crate) mod matcher;
 mod pool;
 mod reads;
 mod stage;
+mod updates;
 
 pub use command::MatchingCommand;
 pub use pool::MatchRules;
 pub use reads::{CurrentMatch, MatchingStatus, QueuedTicket};
-pub(crate) use stage::{MatchingStage, PoolGauge};
 pub use stage::MatchingConfig;
+pub(crate) use stage::{MatchingStage, PoolGauge};
+pub use updates::MatchingUpdate;

@@ -90,7 +90,11 @@ impl Waiting {
 
     /// Whether the two may be paired at `level`, and how well they fit.
     fn fit(&self, other: &Waiting, level: Level) -> Option<usize> {
-        let shared = self.tags.iter().filter(|tag| other.tags.contains(tag)).count();
+        let shared = self
+            .tags
+            .iter()
+            .filter(|tag| other.tags.contains(tag))
+            .count();
         let language = self.same_language(other);
         let tags_required = level == 0 && !self.tags.is_empty() && !other.tags.is_empty();
         if (level < 2 && language == Some(false)) || (tags_required && shared == 0) {

@@ -44,7 +44,10 @@ fn corrupt(what: &str) -> Error {
     Error::Internal(format!("corrupt {what} record"))
 }
 
-fn read_status(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
+fn read_status(
+    store: &Store,
+    user: UserId,
+) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
     let ticket: Option<TicketRecord> =
         record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
     let queued = ticket

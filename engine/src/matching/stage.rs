@@ -107,7 +107,14 @@ impl MatchingStage {
                 let ended = self.end_match(txn, actor, new_id, &current)?;
                 if requeue {
                     let language = Some(current.language).filter(|l| !l.is_empty());
-                    self.join(txn, blocks, actor, EventId::new_v7(), current.tags, language)
+                    self.join(
+                        txn,
+                        blocks,
+                        actor,
+                        EventId::new_v7(),
+                        current.tags,
+                        language,
+                    )
                 } else {
                     Ok(ended)
                 }
@@ -230,7 +237,12 @@ impl MatchingStage {
         };
         append_as(txn, None, room_id, created)?;
         for user in [a.user, b.user] {
-            append_as(txn, None, EventId::new_v7(), Payload::MemberJoined { room, user })?;
+            append_as(
+                txn,
+                None,
+                EventId::new_v7(),
+                Payload::MemberJoined { room, user },
+            )?;
         }
         let matched = append_as(
             txn,
@@ -294,7 +306,13 @@ impl MatchingStage {
         )?;
         let mut last = skipped.seq;
         for user in [actor, partner] {
-            last = append(txn, actor, EventId::new_v7(), Payload::MemberLeft { room, user })?.seq;
+            last = append(
+                txn,
+                actor,
+                EventId::new_v7(),
+                Payload::MemberLeft { room, user },
+            )?
+            .seq;
         }
         Ok(Ack {
             seq: last,
@@ -386,7 +404,12 @@ fn close_ticket(
     why: &str,
     now: i64,
 ) -> Result<Ack> {
-    append_as(txn, actor, EventId::new_v7(), closed(user, waiting, why, now))
+    append_as(
+        txn,
+        actor,
+        EventId::new_v7(),
+        closed(user, waiting, why, now),
+    )
 }
 
 pub(crate) fn current_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {

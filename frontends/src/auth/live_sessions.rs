@@ -6,7 +6,9 @@
 //! lives as long as its session, refreshes included), and one under a Bearer token when the
 //! token stops being accepted (its `exp` plus the leeway), unless the client gave it a fresh
 //! one. Signing a connection in here also counts it for its user, up to
-//! `ws.max_sockets_per_user` (at least 1).
+//! `ws.max_sockets_per_user` (at least 1); when a user's last live connection ends, an open
+//! matching ticket of theirs is closed (`disconnected`), so nobody waits who cannot hear of
+//! their match.
 
 use crate::auth::Principal;
 use girok_engine::{Engine, LiveEvent, Topic};
@@ -52,6 +54,7 @@ impl Ending {
 pub struct LiveSessions {
     watched: Mutex<Watched>,
     max_per_user: usize,
+    engine: Weak<Engine>,
 }
 
 /// A user has `ws.max_sockets_per_user` live connections already.
@@ -87,6 +90,7 @@ impl LiveSessions {
         let sessions = Arc::new(Self {
             watched: Mutex::default(),
             max_per_user: max_per_user.max(1),
+            engine: Arc::downgrade(engine),
         });
         let revocations = engine.hub().subscribe(Topic::Sessions);
         tokio::spawn(follow(
@@ -201,12 +205,34 @@ impl Drop for Watch {
                 watched.sessions.remove(&session);
             }
         }
+        let mut last = false;
         if let Some(connections) = watched.users.get_mut(&user) {
             *connections -= 1;
             if *connections == 0 {
                 watched.users.remove(&user);
+                last = true;
             }
         }
+        drop(watched);
+        if last {
+            self.sessions.last_connection_gone(user);
+        }
+    }
+}
+
+impl LiveSessions {
+    /// `user` has no live connection any more: their open matching ticket, if any, closes.
+    fn last_connection_gone(&self, user: UserId) {
+        let (Some(engine), Ok(runtime)) =
+            (self.engine.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return; // the server is stopping: nothing to close for
+        };
+        runtime.spawn(async move {
+            if let Err(error) = engine.matching_disconnected(user).await {
+                tracing::debug!(%user, %error, "matching ticket of a gone connection not closed");
+            }
+        });
     }
 }
 

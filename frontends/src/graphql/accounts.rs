@@ -37,7 +37,7 @@ impl User {
         }
     }
 
-    fn public(user: UserView) -> Self {
+    pub(super) fn public(user: UserView) -> Self {
         Self {
             id: ID(user.id.to_string()),
             username: user.username,

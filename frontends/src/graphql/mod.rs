@@ -13,6 +13,7 @@ mod errors;
 mod feed;
 mod feed_types;
 pub mod loaders;
+mod matching;
 mod page_values;
 mod scalars;
 mod schema;

@@ -1,29 +1,36 @@
 //! The schema: the merged query, mutation and subscription roots of every domain, with the
 //! limits of the configuration.
 
-use super::{accounts, chat, feed, loaders, subscriptions};
+use super::{accounts, chat, feed, loaders, matching, subscriptions};
 use crate::config::FrontendConfig;
 use async_graphql::{MergedObject, MergedSubscription, Schema, ValidationMode};
 use girok_engine::Engine;
 use std::sync::Arc;
 
-/// Queries: chat, feed and accounts.
+/// Queries: chat, feed, accounts and matching.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(chat::ChatQuery, feed::FeedQuery, accounts::AccountQuery);
+pub struct QueryRoot(
+    chat::ChatQuery,
+    feed::FeedQuery,
+    accounts::AccountQuery,
+    matching::MatchingQuery,
+);
 
-/// Mutations: chat, feed and accounts.
+/// Mutations: chat, feed, accounts and matching.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     chat::ChatMutation,
     feed::FeedMutation,
     accounts::AccountMutation,
+    matching::MatchingMutation,
 );
 
-/// Subscriptions: chat and feed.
+/// Subscriptions: chat, feed and matching.
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(
     subscriptions::ChatSubscription,
     subscriptions::FeedSubscription,
+    matching::MatchingSubscription,
 );
 
 /// The schema type.

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
-type Events = BoxStream<'static, Result<Arc<LiveEvent>>>;
+pub(super) type Events = BoxStream<'static, Result<Arc<LiveEvent>>>;
 
 /// Most live events a subscription takes from the hub at once.
 const LIVE_BATCH: usize = 64;
@@ -43,7 +43,7 @@ struct SubscriptionBudget {
 }
 
 /// One held subscription; dropping it (the stream ends or is stopped) gives it back.
-struct Permit(Arc<AtomicUsize>);
+pub(super) struct Permit(Arc<AtomicUsize>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -52,7 +52,7 @@ impl Drop for Permit {
 }
 
 /// Takes a subscription from the socket's budget, or refuses with `TOO_MANY_SUBSCRIPTIONS`.
-fn permit(ctx: &Context<'_>) -> Result<Permit> {
+pub(super) fn permit(ctx: &Context<'_>) -> Result<Permit> {
     let budget = ctx
         .data::<SubscriptionBudget>()
         .map_err(|e| gql(girok_engine::Error::Internal(e.message)))?;
@@ -69,7 +69,10 @@ fn permit(ctx: &Context<'_>) -> Result<Permit> {
 }
 
 /// Keeps `permit` for as long as `stream` lives.
-fn holding<S: Stream + Send + 'static>(permit: Permit, stream: S) -> impl Stream<Item = S::Item> {
+pub(super) fn holding<S: Stream + Send + 'static>(
+    permit: Permit,
+    stream: S,
+) -> impl Stream<Item = S::Item> {
     stream.map(move |item| {
         let _held = &permit;
         item
@@ -85,7 +88,7 @@ fn slow_consumer(missed: u64) -> async_graphql::Error {
 
 /// A follow's events as a stream, ending quietly after the member's leaving (or when the
 /// hub closes), and with `SLOW_CONSUMER` when the subscriber fell behind the hub.
-fn followed(follow: Follow) -> Events {
+pub(super) fn followed(follow: Follow) -> Events {
     let state = (follow, VecDeque::new(), Vec::new());
     stream::unfold(Some(state), |state| async move {
         let (mut follow, mut ready, mut batch) = state?;

@@ -64,13 +64,7 @@ pub fn user_json(user: &UserView) -> Value {
 
 /// An account as anyone sees it (no email).
 pub fn public_user_json(user: &UserView) -> Value {
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "displayName": user.display_name,
-        "bio": user.bio,
-        "avatarMediaId": user.avatar_media_id,
-    })
+    json!(crate::dto::PublicUserDto::from(user))
 }
 
 fn session_json(session: &SessionView, current: SessionId) -> Value {

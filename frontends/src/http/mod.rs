@@ -8,6 +8,7 @@ pub mod feed;
 mod graphiql;
 mod json;
 mod log_api;
+mod matching;
 mod ops;
 mod rooms;
 mod search;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::routes())
         .merge(search::routes())
         .merge(feed::routes())
+        .merge(matching::routes())
         .route("/graphql", get(graphiql::page).post(graphql::graphql_post))
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
         .fallback(|| async {

@@ -531,6 +531,8 @@ impl Connection {
         }
         let scope = if topic == "notifications" {
             LiveScope::User(user)
+        } else if topic == "matching" {
+            LiveScope::Matching(user)
         } else if let Some(id) = topic.strip_prefix("chat:") {
             let Ok(room) = id.parse::<RoomId>() else {
                 return self.reply(topic_error("INVALID_ARGUMENT", "not a room id".into()));
@@ -541,7 +543,8 @@ impl Connection {
             }
             LiveScope::Room { room, member: user }
         } else {
-            let message = "topics are `chat:<roomId>`, `notifications` and `feed`".to_owned();
+            let message =
+                "topics are `chat:<roomId>`, `notifications`, `feed` and `matching`".to_owned();
             return self.reply(topic_error("UNKNOWN_TOPIC", message));
         };
         // Only a resume that will read the log spends the connection's resume budget.
@@ -564,7 +567,7 @@ impl Connection {
             ended: ended.clone(),
             signals: match scope {
                 LiveScope::Room { room, .. } => Some(self.state.presence.subscribe(room)),
-                LiveScope::User(_) => None,
+                LiveScope::User(_) | LiveScope::Matching(_) => None,
             },
             topic: topic.clone(),
             scope,
@@ -589,7 +592,7 @@ impl Connection {
                     }
                 })
             }
-            LiveScope::Room { .. } => tokio::spawn(subscription.run()),
+            LiveScope::Room { .. } | LiveScope::Matching(_) => tokio::spawn(subscription.run()),
         };
         self.subscriptions.insert(topic, Running::new(task, ended));
     }

@@ -12,7 +12,7 @@ pub enum ClientFrame {
     Auth {
         token: String,
     },
-    /// `topic`: `chat:<roomId>`, `notifications` or `feed`. `fromSeq`: resume after this seq
+    /// `topic`: `chat:<roomId>`, `notifications`, `feed` or `matching`. `fromSeq`: resume after this seq
     /// (the last one seen): every event of the topic after it is delivered, then live ones, no
     /// gap, no duplicate (room events and room membership changes; feed posts and feed
     /// notifications are live only: read the timeline or notification list to catch up).
@@ -79,6 +79,49 @@ pub enum ServerFrame {
         topic: String,
         seq: u64,
         notification: NotificationDto,
+    },
+    /// Your matching ticket opened (`matching` topic).
+    #[serde(rename_all = "camelCase")]
+    Queued {
+        topic: String,
+        seq: u64,
+        ticket_id: String,
+        tags: Vec<String>,
+        language: Option<String>,
+    },
+    /// You were matched (`matching` topic): chat in `roomId` with `partner`.
+    #[serde(rename_all = "camelCase")]
+    Matched {
+        topic: String,
+        seq: u64,
+        room_id: String,
+        partner: Option<crate::dto::PublicUserDto>,
+        shared_tags: Vec<String>,
+        waited_ms: i64,
+    },
+    /// Your ticket waited past `matching.ticket_ttl_secs` (`matching` topic).
+    #[serde(rename_all = "camelCase")]
+    Expired {
+        topic: String,
+        seq: u64,
+        ticket_seq: u64,
+    },
+    /// Your ticket closed: you left the queue (`left`) or lost your last live connection
+    /// (`disconnected`) (`matching` topic).
+    #[serde(rename_all = "camelCase")]
+    Dequeued {
+        topic: String,
+        seq: u64,
+        ticket_seq: u64,
+        reason: String,
+    },
+    /// Your match in `roomId` ended: you skipped it (`byMe`) or your partner did.
+    #[serde(rename_all = "camelCase")]
+    Skipped {
+        topic: String,
+        seq: u64,
+        room_id: String,
+        by_me: bool,
     },
     #[serde(rename_all = "camelCase")]
     Ack {

@@ -6,13 +6,15 @@
 //! events go out as frames rendered once per event and shared by every subscriber
 //! ([`LiveEvent::rendered`]); each task writes them to the socket itself, every event that
 //! already arrived in one write (see `outbox.rs`), so a live event costs one wake-up of this
-//! task per subscriber and nothing else.
+//! task per subscriber and nothing else. The `matching` topic is the exception: its events
+//! reach one or two users, and each frame names the reader's own partner.
 
 use super::outbox::Outbox;
 use super::protocol::ServerFrame;
-use crate::dto::{NotificationDto, PostDto};
+use crate::dto::{NotificationDto, PostDto, PublicUserDto};
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
+use girok_engine::matching::MatchingUpdate;
 use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag, Start};
 use girok_schemas::{Event, Seq, UserId};
 use std::sync::Arc;
@@ -26,6 +28,8 @@ fn shared_topic(scope: LiveScope) -> (String, &'static str) {
     match scope {
         LiveScope::Room { room, .. } => (format!("chat:{room}"), "ws:chat"),
         LiveScope::User(_) => ("notifications".into(), "ws:notifications"),
+        // Each subscriber's frame names their own partner: not shared.
+        LiveScope::Matching(_) => ("matching".into(), "ws:matching"),
     }
 }
 
@@ -33,7 +37,7 @@ fn shared_topic(scope: LiveScope) -> (String, &'static str) {
 fn subscriber(scope: LiveScope) -> UserId {
     match scope {
         LiveScope::Room { member, .. } => member,
-        LiveScope::User(user) => user,
+        LiveScope::User(user) | LiveScope::Matching(user) => user,
     }
 }
 
@@ -106,7 +110,13 @@ impl Subscription {
                 return self.end(end).await;
             }
             // Every event that already arrived goes out in one write.
-            frames.extend(events.iter().map(|event| self.frame(event, shared)));
+            if let LiveScope::Matching(me) = self.scope {
+                for event in &events {
+                    frames.extend(matching_frame(&self.engine, &self.topic, event, me).await);
+                }
+            } else {
+                frames.extend(events.iter().map(|event| self.frame(event, shared)));
+            }
             if !frames.is_empty() && !self.out.write(frames.drain(..)).await {
                 return;
             }
@@ -154,6 +164,72 @@ fn event_frame(topic: &str, event: &Event) -> Utf8Bytes {
         seq: event.seq,
         event: event.to_json(),
     })
+}
+
+/// The frame of a matching event for `me`, naming their partner; `None` for one that says
+/// nothing to them.
+async fn matching_frame(
+    engine: &Engine,
+    topic: &str,
+    event: &Event,
+    me: UserId,
+) -> Option<Message> {
+    let topic = topic.to_owned();
+    let seq = event.seq;
+    let frame = match MatchingUpdate::of(event, me)? {
+        MatchingUpdate::Queued {
+            ticket,
+            tags,
+            language,
+        } => ServerFrame::Queued {
+            topic,
+            seq,
+            ticket_id: ticket.to_string(),
+            tags,
+            language,
+        },
+        MatchingUpdate::Matched {
+            room,
+            partner,
+            shared_tags,
+            waited_ms,
+        } => {
+            // A profile that cannot be read leaves the partner out, not the match.
+            let partner = match engine.user(partner).await {
+                Ok(user) => Some(PublicUserDto::from(&user)),
+                Err(error) => {
+                    tracing::warn!(%error, %partner, "match partner's profile not read");
+                    None
+                }
+            };
+            ServerFrame::Matched {
+                topic,
+                seq,
+                room_id: room.to_string(),
+                partner,
+                shared_tags,
+                waited_ms,
+            }
+        }
+        MatchingUpdate::Expired { ticket_seq } => ServerFrame::Expired {
+            topic,
+            seq,
+            ticket_seq,
+        },
+        MatchingUpdate::Dequeued { ticket_seq, reason } => ServerFrame::Dequeued {
+            topic,
+            seq,
+            ticket_seq,
+            reason,
+        },
+        MatchingUpdate::Skipped { room, by_me } => ServerFrame::Skipped {
+            topic,
+            seq,
+            room_id: room.to_string(),
+            by_me,
+        },
+    };
+    Some(Message::Text(super::outbox::render(&frame)))
 }
 
 /// The next ephemeral signal, or never when the subscription has none (a user topic).

@@ -1,6 +1,8 @@
 //! `girok replay`: rebuilds the write model (users, sessions, rooms, memberships, idempotency
-//! keys) and every view from the log with a progress bar, and reports events/s and each
-//! view's digest (compare them with `/readyz` of a server on the same log).
+//! keys, matching tickets, matches and blocks) and every view from the log with a progress
+//! bar, and reports events/s, the write model's digest before and after the rebuild (equal
+//! when the write model is what the log says) and each view's digest (compare them with
+//! `/readyz` of a server on the same log).
 
 use super::ReplayArgs;
 use crate::config::Config;
@@ -26,10 +28,12 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     );
     // The write model is rebuilt only by a full replay: cut at a past seq, it would disagree
     // with the log the next server starts on.
-    let write_model_events = if args.to_seq.is_none() {
+    let write_model = if args.to_seq.is_none() {
         bar.set_length(log.head());
         bar.set_message("write model");
-        Some(log.rebuild_write_model(|done| bar.set_position(done))?)
+        let before = log.write_model_digest()?;
+        let events = log.rebuild_write_model(|done| bar.set_position(done))?;
+        Some((events, before, log.write_model_digest()?))
     } else {
         None
     };
@@ -45,7 +49,11 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if args.json {
         let mut json = serde_json::to_value(&report)?;
-        json["write_model_events"] = serde_json::json!(write_model_events);
+        if let Some((events, before, after)) = write_model {
+            json["write_model_events"] = serde_json::json!(events);
+            json["write_model_digest_before"] = serde_json::json!(format!("{before:016x}"));
+            json["write_model_digest_after"] = serde_json::json!(format!("{after:016x}"));
+        }
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!(
@@ -55,8 +63,16 @@ pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
             report.elapsed_ms as f64 / 1000.0,
             report.events_per_sec
         );
-        if let Some(events) = write_model_events {
-            println!("write model rebuilt from {events} events");
+        if let Some((events, before, after)) = write_model {
+            let verdict = if before == after {
+                "equal to"
+            } else {
+                "DIFFERENT from"
+            };
+            println!(
+                "write model rebuilt from {events} events: digest {after:016x}, {verdict} the \
+                 one before ({before:016x})"
+            );
         }
         for view in &report.views {
             println!(

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 pub const GIROK: &str = env!("CARGO_BIN_EXE_girok");
 
 /// The kinds of write budget (`[rate_limits]`).
-const UNLIMITED_WRITES: [&str; 6] = ["MESSAGES", "POSTS", "COMMENTS", "LIKES", "FOLLOWS", "ROOMS"];
+const UNLIMITED_WRITES: [&str; 7] = [
+    "MESSAGES", "POSTS", "COMMENTS", "LIKES", "FOLLOWS", "ROOMS", "MATCHING",
+];
 
 /// A running `girok serve`.
 pub struct Server {

@@ -1,0 +1,940 @@
+//! Random matching end to end: the real server, REST, WebSocket and graphql-transport-ws
+//! clients. Two users are matched and chat; errors and limits; skips and blocks; preferences
+//! honoured and relaxed; expiry and lost connections; a property test over thousands of
+//! concurrent operations, checked against the log; kill -9 under heavy matching, then the same
+//! checks and a replay whose write model equals the live one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::sockets::{GraphqlWs, Socket, connect, graphql_ws, next_of, send, subscribe};
+use common::{Server, call, user};
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MATCHING_UPDATED: &str = "subscription { matchingUpdated { kind seq roomId sharedTags waitedMs reason byMe partner { id username } } }";
+
+async fn join(server: &Server, token: &str, tags: &[&str], language: Option<&str>) -> (u16, Value) {
+    call(
+        server,
+        "POST",
+        "/v1/matching/queue",
+        token,
+        Some(json!({ "tags": tags, "language": language })),
+    )
+    .await
+}
+
+async fn status(server: &Server, token: &str) -> Value {
+    let (code, body) = call(server, "GET", "/v1/matching", token, None).await;
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn rest_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+/// A matching subscription on `/ws`.
+async fn matching_socket(server: &Server, token: &str) -> Socket {
+    let mut socket = connect(server, Some(token)).await;
+    next_of(&mut socket, "welcome").await;
+    subscribe(&mut socket, "matching").await;
+    socket
+}
+
+/// A `matchingUpdated` subscription over graphql-transport-ws.
+async fn matching_subscription(server: &Server, token: &str) -> GraphqlWs {
+    let (mut ws, ack) = graphql_ws(
+        server,
+        json!({ "authorization": format!("Bearer {token}") }),
+    )
+    .await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws.subscribe("m", MATCHING_UPDATED, json!({})).await;
+    ws
+}
+
+/// Polls `token`'s status until `done` holds (at most 10 s).
+async fn status_until(server: &Server, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = status(server, token).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "status never reached: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_are_matched_and_chat_in_their_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ann, ann_id) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    let mut ann_ws = matching_socket(&server, &ann).await;
+    let mut bob_gql = matching_subscription(&server, &bob).await;
+
+    let (code, joined) = join(&server, &ann, &["Music", "chess"], Some("EN")).await;
+    assert_eq!(code, 201, "{joined}");
+    assert_eq!(
+        joined["status"]["queued"]["tags"],
+        json!(["music", "chess"])
+    );
+    assert_eq!(joined["status"]["queued"]["language"], "en");
+    assert_eq!(joined["status"]["waiting"], 1);
+    assert_eq!(joined["status"]["match"], Value::Null);
+    let queued = next_of(&mut ann_ws, "queued").await;
+    assert_eq!(queued["ticketId"], joined["ticketId"]);
+
+    // Bob joins over GraphQL: Ann waits and fits, so the join itself matches them.
+    server.set_token(&bob);
+    let data = server
+        .gql(
+            "mutation { joinMatching(tags: [\"music\"], language: \"en\") { seq status { waiting queued { tags } match { roomId partner { username } } } } }",
+            json!({}),
+        )
+        .await;
+    let status_now = &data["joinMatching"]["status"];
+    assert_eq!(status_now["queued"], Value::Null);
+    assert_eq!(status_now["waiting"], 0);
+    assert_eq!(status_now["match"]["partner"]["username"], "ann");
+    let room = status_now["match"]["roomId"].as_str().unwrap().to_owned();
+
+    let matched = next_of(&mut ann_ws, "matched").await;
+    assert_eq!(matched["roomId"], room);
+    assert_eq!(matched["partner"]["username"], "bob");
+    assert_eq!(matched["partner"]["id"], bob_id);
+    assert!(
+        matched["partner"].get("email").is_none(),
+        "a public profile"
+    );
+    assert_eq!(matched["sharedTags"], json!(["music"]));
+    let queued = bob_gql.next_for("m").await;
+    assert_eq!(
+        queued["payload"]["data"]["matchingUpdated"]["kind"],
+        "QUEUED"
+    );
+    let update = bob_gql.next_for("m").await;
+    let update = &update["payload"]["data"]["matchingUpdated"];
+    assert_eq!(update["kind"], "MATCHED", "{update}");
+    assert_eq!(update["roomId"], room);
+    assert_eq!(update["partner"]["id"], ann_id);
+    assert_eq!(update["sharedTags"], json!(["music"]));
+
+    // The match room is a room like any other for its two members.
+    let (code, info) = call(&server, "GET", &format!("/v1/rooms/{room}"), &ann, None).await;
+    assert_eq!(code, 200, "{info}");
+    assert_eq!(info["title"], "Random match: music");
+    let mut chat = connect(&server, Some(&bob)).await;
+    next_of(&mut chat, "welcome").await;
+    subscribe(&mut chat, &format!("chat:{room}")).await;
+    let (code, sent) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{room}/messages"),
+        &ann,
+        Some(json!({ "body": "hi stranger" })),
+    )
+    .await;
+    assert_eq!(code, 201, "{sent}");
+    let event = next_of(&mut chat, "event").await;
+    assert_eq!(event["event"]["payload"]["body"], "hi stranger");
+    let path = format!("/v1/rooms/{room}/messages?after={}", sent["seq"]);
+    let (code, page) = call(&server, "GET", &path, &bob, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(page["messages"][0]["body"], "hi stranger");
+    // Nobody else reads it.
+    let (code, refused) = call(&server, "GET", &path, &cat, None).await;
+    assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
+    // A match room is left by ending the match.
+    let (code, refused) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{room}/leave"),
+        &ann,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, rest_code(&refused)),
+        (409, "MATCH_ROOM"),
+        "{refused}"
+    );
+
+    // Both see the match in their status.
+    let ann_status = status(&server, &ann).await;
+    assert_eq!(ann_status["match"]["roomId"], room);
+    assert_eq!(ann_status["match"]["partner"]["username"], "bob");
+    server.set_token(&bob);
+    let data = server
+        .gql(
+            "{ matchingStatus { waiting match { roomId partner { username } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["matchingStatus"]["match"]["partner"]["username"],
+        "ann"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_typed_and_joins_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "4"),
+            ("GIROK__RATE_LIMITS__MATCHING__BURST", "4"),
+        ],
+    );
+    let (ann, ann_id) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+
+    // Refused input spends nothing of the budget; refusals by the rules do (a skip, a join).
+    for (tags, language) in [
+        (json!(["two words"]), json!(null)),
+        (json!(["x".repeat(33)]), json!(null)),
+        (
+            json!((0..11).map(|i| format!("t{i}")).collect::<Vec<_>>()),
+            json!(null),
+        ),
+        (json!([]), json!("en_US")),
+        (json!("music"), json!(null)),
+    ] {
+        let body = json!({ "tags": tags, "language": language });
+        let (code, refused) = call(&server, "POST", "/v1/matching/queue", &ann, Some(body)).await;
+        assert_eq!(
+            (code, rest_code(&refused)),
+            (422, "INVALID_ARGUMENT"),
+            "{refused}"
+        );
+    }
+    let (code, refused) = call(&server, "DELETE", "/v1/matching/queue", &ann, None).await;
+    assert_eq!((code, rest_code(&refused)), (409, "NOT_QUEUED"));
+    let (code, refused) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
+    assert_eq!((code, rest_code(&refused)), (409, "NOT_MATCHED"));
+    let (code, _) = join(&server, &ann, &[], None).await;
+    assert_eq!(code, 201);
+    let (code, refused) = join(&server, &ann, &[], None).await;
+    assert_eq!((code, rest_code(&refused)), (409, "ALREADY_QUEUED"));
+    let (code, _) = call(&server, "DELETE", "/v1/matching/queue", &ann, None).await;
+    assert_eq!(code, 200);
+    // Ann's fourth write of the kind within the minute is her budget's last.
+    let (code, _) = join(&server, &ann, &[], None).await;
+    assert_eq!(code, 201);
+    let (code, _) = join(&server, &bob, &[], None).await;
+    assert_eq!(code, 201, "bob's own budget");
+    let (code, refused) = join(&server, &bob, &[], None).await;
+    assert_eq!(
+        (code, rest_code(&refused)),
+        (409, "ALREADY_MATCHED"),
+        "{refused}"
+    );
+    let response = server
+        .client
+        .post(server.url("/v1/matching/queue"))
+        .bearer_auth(&ann)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(common::header(&response, "retry-after").is_some());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(rest_code(&body), "RATE_LIMITED");
+
+    // Blocks: yourself, nobody, twice, and taking back what is not there.
+    let path = format!("/v1/users/{ann_id}/block");
+    let (code, refused) = call(&server, "POST", &path, &ann, None).await;
+    assert_eq!(
+        (code, rest_code(&refused)),
+        (422, "INVALID_ARGUMENT"),
+        "{refused}"
+    );
+    let nobody = format!("/v1/users/{}/block", uuid::Uuid::now_v7());
+    let (code, refused) = call(&server, "POST", &nobody, &ann, None).await;
+    assert_eq!((code, rest_code(&refused)), (404, "USER_NOT_FOUND"));
+    let (code, refused) = call(&server, "POST", "/v1/users/not-an-id/block", &ann, None).await;
+    assert_eq!((code, rest_code(&refused)), (422, "INVALID_ARGUMENT"));
+    let (code, refused) = call(
+        &server,
+        "DELETE",
+        &format!("/v1/users/{bob_id}/block"),
+        &ann,
+        None,
+    )
+    .await;
+    assert_eq!((code, rest_code(&refused)), (409, "NOT_BLOCKED"));
+    // GraphQL says the same codes in `extensions.code`.
+    server.set_token(&ann);
+    let (_, body) = server
+        .gql_status(
+            "mutation { joinMatching(tags: [\"a b\"]) { seq } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(common::code(&body), "INVALID_ARGUMENT");
+    let (_, body) = server
+        .gql_status("mutation { leaveMatching }", json!({}))
+        .await;
+    assert_eq!(common::code(&body), "NOT_QUEUED");
+    // Without a token: 401.
+    let response = server
+        .client
+        .get(server.url("/v1/matching"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    // An unknown topic names the known ones.
+    let mut socket = connect(&server, Some(&ann)).await;
+    next_of(&mut socket, "welcome").await;
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "topic": "matchmaking" }),
+    )
+    .await;
+    let error = next_of(&mut socket, "error").await;
+    assert_eq!(error["code"], "UNKNOWN_TOPIC");
+    assert!(error["message"].as_str().unwrap().contains("matching"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let (cat, cat_id) = user(&server, "cat").await;
+    let mut bob_ws = matching_socket(&server, &bob).await;
+    join(&server, &ann, &[], None).await;
+    let (_, joined) = join(&server, &bob, &[], None).await;
+    let room = joined["status"]["match"]["roomId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    next_of(&mut bob_ws, "matched").await;
+
+    // Ann skips: both leave the room, which closes; Ann waits again.
+    let (code, skipped) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
+    assert_eq!(code, 200, "{skipped}");
+    assert_eq!(skipped["status"]["match"], Value::Null);
+    assert!(
+        skipped["status"]["queued"].is_object(),
+        "re-queued: {skipped}"
+    );
+    let frame = next_of(&mut bob_ws, "skipped").await;
+    assert_eq!(
+        (frame["roomId"].as_str(), frame["byMe"].as_bool()),
+        (Some(room.as_str()), Some(false))
+    );
+    for token in [&ann, &bob] {
+        let (code, refused) = call(
+            &server,
+            "GET",
+            &format!("/v1/rooms/{room}/messages"),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (code, rest_code(&refused)),
+            (403, "NOT_A_MEMBER"),
+            "the match room closed"
+        );
+    }
+    // Bob joins: Ann waits, but not for him.
+    let (_, joined) = join(&server, &bob, &[], None).await;
+    assert_eq!(joined["status"]["match"], Value::Null, "{joined}");
+    assert_eq!(joined["status"]["waiting"], 2);
+    // Cat joins: Ann waited longest, so Cat meets her.
+    let (_, joined) = join(&server, &cat, &[], None).await;
+    assert_eq!(
+        joined["status"]["match"]["partner"]["username"], "ann",
+        "{joined}"
+    );
+    // Cat skips without waiting again; Bob still waits (for someone else).
+    let (code, skipped) = call(
+        &server,
+        "POST",
+        "/v1/matching/skip?requeue=false",
+        &cat,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(skipped["status"]["queued"], Value::Null);
+
+    // Cat blocks Bob: they are never matched, and no direct message passes either way.
+    let (code, dm) = call(
+        &server,
+        "POST",
+        "/v1/rooms/direct",
+        &bob,
+        Some(json!({ "userId": cat_id })),
+    )
+    .await;
+    assert!(code == 200 || code == 201, "{dm}");
+    let dm = dm["id"].as_str().unwrap().to_owned();
+    let (code, blocked) = call(
+        &server,
+        "POST",
+        &format!("/v1/users/{bob_id}/block"),
+        &cat,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, blocked["blocked"].as_bool()),
+        (200, Some(true)),
+        "{blocked}"
+    );
+    let (code, refused) = call(
+        &server,
+        "POST",
+        &format!("/v1/users/{bob_id}/block"),
+        &cat,
+        None,
+    )
+    .await;
+    assert_eq!((code, rest_code(&refused)), (409, "ALREADY_BLOCKED"));
+    let (_, list) = call(&server, "GET", "/v1/blocks", &cat, None).await;
+    assert_eq!(list["users"][0]["username"], "bob");
+    for (from, to_id) in [(&bob, &cat_id), (&cat, &bob_id)] {
+        let (code, refused) = call(
+            &server,
+            "POST",
+            "/v1/rooms/direct",
+            from,
+            Some(json!({ "userId": to_id })),
+        )
+        .await;
+        assert_eq!((code, rest_code(&refused)), (403, "BLOCKED"), "{refused}");
+    }
+    for token in [&bob, &cat] {
+        let (code, refused) = call(
+            &server,
+            "POST",
+            &format!("/v1/rooms/{dm}/messages"),
+            token,
+            Some(json!({ "body": "hello?" })),
+        )
+        .await;
+        assert_eq!((code, rest_code(&refused)), (403, "BLOCKED"), "{refused}");
+    }
+    let (_, joined) = join(&server, &cat, &[], None).await;
+    assert_eq!(
+        joined["status"]["match"],
+        Value::Null,
+        "cat never meets bob: {joined}"
+    );
+    // Unblocked, the two can write again, and the next join pairs them.
+    let (code, _) = call(
+        &server,
+        "DELETE",
+        &format!("/v1/users/{bob_id}/block"),
+        &cat,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{dm}/messages"),
+        &cat,
+        Some(json!({ "body": "ok" })),
+    )
+    .await;
+    assert_eq!(code, 201);
+    call(&server, "DELETE", "/v1/matching/queue", &cat, None).await;
+    let (_, joined) = join(&server, &cat, &[], None).await;
+    assert_eq!(
+        joined["status"]["match"]["partner"]["username"], "bob",
+        "{joined}"
+    );
+    // Blocking your partner ends the match.
+    let (code, _) = call(
+        &server,
+        "POST",
+        &format!("/v1/users/{cat_id}/block"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(status(&server, &bob).await["match"], Value::Null);
+    assert_eq!(status(&server, &cat).await["match"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_are_honoured_while_a_fit_waits_and_relaxed_with_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[("GIROK__MATCHING__RELAX_AFTER_SECS", "2")],
+    );
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, _) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    let (dan, _) = user(&server, "dan").await;
+    join(&server, &ann, &["chess"], Some("en")).await;
+    let (_, joined) = join(&server, &bob, &["music"], Some("ko")).await;
+    assert_eq!(joined["status"]["match"], Value::Null, "nothing in common");
+    // Cat fits Ann (tag and language), though Bob waits too.
+    let (_, joined) = join(&server, &cat, &["chess", "go"], Some("en")).await;
+    assert_eq!(
+        joined["status"]["match"]["partner"]["username"], "ann",
+        "{joined}"
+    );
+    // Dan speaks Bob's language with no shared tag: not before half of relax_after.
+    let started = Instant::now();
+    let mut dan_ws = matching_socket(&server, &dan).await;
+    let (_, joined) = join(&server, &dan, &["go"], Some("ko")).await;
+    assert_eq!(joined["status"]["match"], Value::Null, "{joined}");
+    let matched = next_of(&mut dan_ws, "matched").await;
+    assert_eq!(matched["partner"]["username"], "bob");
+    // Bob had waited about a second before Dan came: the pair relaxed about 1 s after Bob's join.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (eve, _) = user(&server, "eve").await;
+    let (fay, _) = user(&server, "fay").await;
+    let mut fay_ws = matching_socket(&server, &fay).await;
+    join(&server, &eve, &["chess"], Some("en")).await;
+    let (_, joined) = join(&server, &fay, &["music"], Some("ko")).await;
+    assert_eq!(joined["status"]["match"], Value::Null);
+    // Different languages: only once the longer wait passes relax_after (2 s).
+    let matched = next_of(&mut fay_ws, "matched").await;
+    assert_eq!(matched["partner"]["username"], "eve");
+    assert!(matched["waitedMs"].as_i64().unwrap() >= 1_900, "{matched}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_expire_and_close_with_their_last_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[("GIROK__MATCHING__TICKET_TTL_SECS", "1")],
+    );
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, _) = user(&server, "bob").await;
+    let mut ann_ws = matching_socket(&server, &ann).await;
+    join(&server, &ann, &[], None).await;
+    let expired = next_of(&mut ann_ws, "expired").await;
+    assert!(expired["ticketSeq"].as_u64().unwrap() > 0);
+    assert_eq!(status(&server, &ann).await["queued"], Value::Null);
+
+    let events = log_events(&server).await;
+    let closed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "matching.ticket.closed")
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0]["payload"]["reason"], "expired");
+    assert_eq!(closed[0]["actor"], Value::Null, "girok's own decision");
+    // A ticket without any live connection waits on (until it expires).
+    join(&server, &bob, &[], None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(status(&server, &bob).await["queued"].is_object());
+
+    // With the default time to live: Bob waits on a GraphQL socket and a WebSocket; closing
+    // one is not enough, closing both closes his ticket.
+    let server = Server::start(&dir.path().join("long"), &[]);
+    let (bob, _) = user(&server, "bob").await;
+    let mut gql = matching_subscription(&server, &bob).await;
+    let ws = matching_socket(&server, &bob).await;
+    join(&server, &bob, &["late"], None).await;
+    gql.next_for("m").await; // queued
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        status(&server, &bob).await["queued"].is_object(),
+        "one connection is left"
+    );
+    drop(gql);
+    let now = status_until(&server, &bob, |s| s["queued"].is_null()).await;
+    assert_eq!(now["waiting"], 0);
+    // The log says why.
+    let events = log_events(&server).await;
+    let closed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "matching.ticket.closed")
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0]["payload"]["reason"], "disconnected");
+}
+
+/// Every event of the log, through the operators' log API.
+async fn log_events(server: &Server) -> Vec<Value> {
+    let token = server.operator_token();
+    let mut all = Vec::new();
+    let mut from = 1;
+    loop {
+        let (code, page) = call(
+            server,
+            "GET",
+            &format!("/v1/log/events?from={from}&limit=1000"),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{page}");
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            return all;
+        }
+        all.extend(events.iter().cloned());
+        from = page["next"].as_u64().unwrap();
+    }
+}
+
+/// What the log says of matching, checked event by event: a ticket opens only for a user
+/// who neither waits nor is matched; a match pairs two distinct users whose tickets are open,
+/// neither in a match, no block between them and no skip exclusion still running; a skip
+/// ends a match both were in; a ticket closes once. Returns (who waits, who is in which room).
+fn check_matching_log(events: &[Value]) -> (HashSet<String>, HashMap<String, String>) {
+    let mut open: HashMap<String, u64> = HashMap::new();
+    let mut matched: HashMap<String, String> = HashMap::new();
+    // RFC 3339 times with milliseconds in UTC compare as text.
+    let mut apart_until: HashMap<(String, String), String> = HashMap::new();
+    let mut blocks: HashSet<(String, String)> = HashSet::new();
+    let pair = |a: &str, b: &str| {
+        if a < b {
+            (a.to_owned(), b.to_owned())
+        } else {
+            (b.to_owned(), a.to_owned())
+        }
+    };
+    let mut matches = 0;
+    for event in events {
+        let p = &event["payload"];
+        let actor = event["actor"].as_str().unwrap_or("").to_owned();
+        match event["type"].as_str().unwrap() {
+            "matching.ticket.opened" => {
+                assert!(!open.contains_key(&actor), "two open tickets: {event}");
+                assert!(
+                    !matched.contains_key(&actor),
+                    "queued while matched: {event}"
+                );
+                open.insert(actor, event["seq"].as_u64().unwrap());
+            }
+            "matching.ticket.closed" => {
+                let owner = p["userId"].as_str().unwrap();
+                assert_eq!(
+                    open.remove(owner),
+                    p["ticketSeq"].as_u64(),
+                    "closed a ticket not open: {event}"
+                );
+            }
+            "matching.matched" => {
+                matches += 1;
+                let (a, b) = (p["userA"].as_str().unwrap(), p["userB"].as_str().unwrap());
+                assert_ne!(a, b, "matched with themselves");
+                assert_eq!(open.get(a).copied(), p["ticketASeq"].as_u64(), "{event}");
+                assert_eq!(open.get(b).copied(), p["ticketBSeq"].as_u64(), "{event}");
+                assert!(
+                    !matched.contains_key(a) && !matched.contains_key(b),
+                    "two matches: {event}"
+                );
+                assert!(
+                    !blocks.contains(&(a.to_owned(), b.to_owned()))
+                        && !blocks.contains(&(b.to_owned(), a.to_owned())),
+                    "blocked pair matched: {event}"
+                );
+                if let Some(until) = apart_until.get(&pair(a, b)) {
+                    assert!(
+                        until.as_str() <= event["time"].as_str().unwrap(),
+                        "skipped pair matched again: {event}"
+                    );
+                }
+                let room = p["roomId"].as_str().unwrap().to_owned();
+                matched.insert(a.to_owned(), room.clone());
+                matched.insert(b.to_owned(), room);
+            }
+            "matching.skipped" => {
+                let partner = p["partner"].as_str().unwrap();
+                let room = p["roomId"].as_str().unwrap();
+                assert_eq!(matched.remove(&actor).as_deref(), Some(room), "{event}");
+                assert_eq!(matched.remove(partner).as_deref(), Some(room), "{event}");
+                apart_until.insert(
+                    pair(&actor, partner),
+                    p["until"].as_str().unwrap().to_owned(),
+                );
+            }
+            "user.blocked" => {
+                assert!(blocks.insert((actor, p["userId"].as_str().unwrap().to_owned())));
+            }
+            "user.unblocked" => {
+                assert!(blocks.remove(&(actor, p["userId"].as_str().unwrap().to_owned())));
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        open.keys().all(|user| !matched.contains_key(user)),
+        "a user both waits and is matched"
+    );
+    eprintln!(
+        "log checked: {matches} matches, {} waiting, {} matched",
+        open.len(),
+        matched.len()
+    );
+    (open.into_keys().collect(), matched)
+}
+
+/// Users who join, leave, skip, block and unblock, connect and disconnect, at random, each on
+/// its own task, until `stop`; returns the acknowledged joins (ticket ids) and how many
+/// operations ran.
+async fn churn(
+    server: Arc<Server>,
+    users: Vec<(String, String)>,
+    seed: u64,
+    operations: usize,
+    acked: Arc<std::sync::Mutex<Vec<String>>>,
+) -> usize {
+    let ids: Vec<String> = users.iter().map(|(_, id)| id.clone()).collect();
+    let mut tasks = Vec::new();
+    for (i, (token, _)) in users.into_iter().enumerate() {
+        let server = server.clone();
+        let ids = ids.clone();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (i as u64 * 0x9e37_79b9));
+            let tags = ["music", "chess", "go", "film"];
+            let languages = [None, Some("en"), Some("ko")];
+            let mut socket: Option<Socket> = None;
+            let mut done = 0;
+            for _ in 0..operations {
+                let roll = rng.random_range(0..100);
+                let (code, body) = if roll < 40 {
+                    let picked: Vec<&str> = tags
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.random_bool(0.4))
+                        .collect();
+                    let language = languages[rng.random_range(0..languages.len())];
+                    let answer = join(&server, &token, &picked, language).await;
+                    if answer.0 == 201 {
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(answer.1["ticketId"].as_str().unwrap().to_owned());
+                    }
+                    answer
+                } else if roll < 55 {
+                    call(&server, "DELETE", "/v1/matching/queue", &token, None).await
+                } else if roll < 75 {
+                    let requeue = rng.random_bool(0.5);
+                    call(
+                        &server,
+                        "POST",
+                        &format!("/v1/matching/skip?requeue={requeue}"),
+                        &token,
+                        None,
+                    )
+                    .await
+                } else if roll < 82 {
+                    let other = &ids[rng.random_range(0..ids.len())];
+                    call(
+                        &server,
+                        "POST",
+                        &format!("/v1/users/{other}/block"),
+                        &token,
+                        None,
+                    )
+                    .await
+                } else if roll < 90 {
+                    let other = &ids[rng.random_range(0..ids.len())];
+                    call(
+                        &server,
+                        "DELETE",
+                        &format!("/v1/users/{other}/block"),
+                        &token,
+                        None,
+                    )
+                    .await
+                } else {
+                    // Connect, or drop the connection (which closes an open ticket).
+                    match socket.take() {
+                        Some(open) => drop(open),
+                        None => socket = Some(connect(&server, Some(&token)).await),
+                    }
+                    (200, Value::Null)
+                };
+                assert!(code < 500, "server error {code}: {body}");
+                if code >= 400 {
+                    let expected = [
+                        "ALREADY_QUEUED",
+                        "NOT_QUEUED",
+                        "ALREADY_MATCHED",
+                        "NOT_MATCHED",
+                        "ALREADY_BLOCKED",
+                        "NOT_BLOCKED",
+                        "INVALID_ARGUMENT",
+                    ];
+                    assert!(
+                        expected.contains(&rest_code(&body)),
+                        "unexpected refusal: {body}"
+                    );
+                }
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total
+}
+
+fn seed() -> u64 {
+    std::env::var("GIROK_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random())
+}
+
+async fn users(server: &Server, prefix: &str, count: usize) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for i in 0..count {
+        all.push(user(server, &format!("{prefix}{i}")).await);
+    }
+    all
+}
+
+/// Every user's status agrees with what the log says.
+async fn statuses_agree(server: &Server, users: &[(String, String)], events: &[Value]) {
+    let (waiting, matched) = check_matching_log(events);
+    for (token, id) in users {
+        let now = status(server, token).await;
+        assert_eq!(
+            now["queued"].is_object(),
+            waiting.contains(id),
+            "{id}: {now}"
+        );
+        assert_eq!(
+            now["match"]["roomId"].as_str(),
+            matched.get(id).map(String::as_str),
+            "{id}: {now}"
+        );
+    }
+    assert_eq!(status(server, &users[0].0).await["waiting"], waiting.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_churn_keeps_every_matching_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("GIROK__MATCHING__RELAX_AFTER_SECS", "1"),
+            ("GIROK__MATCHING__TICKET_TTL_SECS", "3"),
+        ],
+    ));
+    let people = users(&server, "churner", 24).await;
+    for round in 0..2 {
+        let seed = seed();
+        eprintln!("round {round}: GIROK_TEST_SEED={seed}");
+        let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ran = churn(server.clone(), people.clone(), seed, 60, acked.clone()).await;
+        assert_eq!(ran, 24 * 60);
+        let events = log_events(&server).await;
+        statuses_agree(&server, &people, &events).await;
+        // Every acknowledged join opened exactly one ticket.
+        let opened: HashMap<&str, usize> = events
+            .iter()
+            .filter(|e| e["type"] == "matching.ticket.opened")
+            .fold(HashMap::new(), |mut counts, e| {
+                *counts.entry(e["id"].as_str().unwrap()).or_default() += 1;
+                counts
+            });
+        for ticket in acked.lock().unwrap().iter() {
+            assert_eq!(opened.get(ticket.as_str()), Some(&1), "ticket {ticket}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replays_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("GIROK__MATCHING__RELAX_AFTER_SECS", "1")];
+    let server = Arc::new(Server::start_with_env(&data, &[], &env));
+    let pid = server.child.id();
+    let people = users(&server, "crasher", 24).await;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load = tokio::spawn(churn(
+        server.clone(),
+        people.clone(),
+        seed(),
+        400,
+        acked.clone(),
+    ));
+    // Kill while the load runs: once a good share of joins were acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 150 {
+        assert!(Instant::now() < deadline, "the load made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The load's tasks share the server's handle: kill the process by its pid.
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Requests fail once the server is gone; the tasks stop at their first failure.
+    assert!(load.await.is_err(), "the load saw the server die");
+    drop(server);
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+
+    let server = Server::start_with_env(&data, &[], &env);
+    let events = log_events(&server).await;
+    let opened: HashMap<&str, usize> = events
+        .iter()
+        .filter(|e| e["type"] == "matching.ticket.opened")
+        .fold(HashMap::new(), |mut counts, e| {
+            *counts.entry(e["id"].as_str().unwrap()).or_default() += 1;
+            counts
+        });
+    for ticket in &acked {
+        assert_eq!(
+            opened.get(ticket.as_str()),
+            Some(&1),
+            "acknowledged ticket {ticket}"
+        );
+    }
+    statuses_agree(&server, &people, &events).await;
+    // Matching goes on after the restart: once those who waited through it leave, two
+    // newcomers pair.
+    for (token, _) in &people {
+        call(&server, "DELETE", "/v1/matching/queue", token, None).await;
+    }
+    let (x, _) = user(&server, "newcomerx").await;
+    let (y, _) = user(&server, "newcomery").await;
+    join(&server, &x, &[], None).await;
+    let (_, joined) = join(&server, &y, &[], None).await;
+    assert!(joined["status"]["match"].is_object(), "{joined}");
+    assert!(server.terminate().success());
+    let (code, stdout, stderr) =
+        common::girok(&["replay", "--json", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["write_model_digest_before"], report["write_model_digest_after"],
+        "{report}"
+    );
+    assert!(report["write_model_events"].as_u64().unwrap() as usize >= events.len());
+}
