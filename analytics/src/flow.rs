@@ -12,7 +12,7 @@ use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
 /// Rows per rollup, in [`Rollup::ALL`] order.
-pub(crate) type RollupRows = [Vec<RollupRow>; 5];
+pub(crate) type RollupRows = [Vec<RollupRow>; Rollup::ALL.len()];
 
 /// A checkpoint to restore: its facts, its seq, and that event's commit time.
 pub(crate) struct Restored {

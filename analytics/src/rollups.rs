@@ -1,6 +1,8 @@
 //! The audit rollups the analytics sink ships to ClickHouse: events per type per hour, daily
 //! active users (counted by authenticated actions), messages per room per day, posts, likes and
-//! comments per day, and login successes and failures per hour.
+//! comments per day, login successes and failures per hour, and random matching's matches per
+//! hour and the waits of the matched tickets per hour (a count per wait in milliseconds, from
+//! which ClickHouse's view takes the median).
 //!
 //! The output is a collection of `(rollup, bucket, key)` whose diffs are the changes of the
 //! counts: a deleted message, an unlike, a deleted comment or post retract what they counted
@@ -29,15 +31,19 @@ pub enum Rollup {
     MessagesPerRoomDaily,
     FeedDaily,
     LoginsHourly,
+    MatchesHourly,
+    MatchWaitsHourly,
 }
 
 impl Rollup {
-    pub const ALL: [Rollup; 5] = [
+    pub const ALL: [Rollup; 7] = [
         Rollup::EventsPerTypeHourly,
         Rollup::ActiveUsersDaily,
         Rollup::MessagesPerRoomDaily,
         Rollup::FeedDaily,
         Rollup::LoginsHourly,
+        Rollup::MatchesHourly,
+        Rollup::MatchWaitsHourly,
     ];
 
     /// Its name in ClickHouse (`<name>_diffs`, `<name>_state`, and the view `<name>`), from
@@ -139,6 +145,17 @@ impl RollupInputs {
         match &event.payload {
             Payload::LoggedIn { .. } => count(Rollup::LoginsHourly, hour(t), "success", 1),
             Payload::LoginFailed { .. } => count(Rollup::LoginsHourly, hour(t), "failure", 1),
+            Payload::Matched {
+                wait_a_ms,
+                wait_b_ms,
+                ..
+            } => {
+                count(Rollup::MatchesHourly, hour(t), "matches", 1);
+                for wait in [wait_a_ms, wait_b_ms] {
+                    let wait = (*wait).max(0).to_string();
+                    count(Rollup::MatchWaitsHourly, hour(t), &wait, 1);
+                }
+            }
             Payload::MessageSent { room, .. } => {
                 count(Rollup::MessagesPerRoomDaily, day(t), &room.to_string(), 1)
             }

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub struct Offsets {
     pub audit: Seq,
     /// In [`Rollup::ALL`] order.
-    pub rollups: [Seq; 5],
+    pub rollups: [Seq; Rollup::ALL.len()],
 }
 
 impl Offsets {
@@ -116,7 +116,7 @@ impl Warehouse {
             .await?;
         let mut offsets = Offsets {
             audit,
-            rollups: [0; 5],
+            rollups: [0; Rollup::ALL.len()],
         };
         for rollup in Rollup::ALL {
             let sql = format!(

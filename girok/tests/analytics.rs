@@ -309,6 +309,29 @@ async fn every_event_type_lands_in_audit_events_with_its_columns_and_no_secrets(
         Some(json!({})),
     )
     .await;
+    // Matching: a ticket each, a match, a skip (Ann waits again), a leave, a block and its end.
+    let matching = [
+        (
+            "POST",
+            "/v1/matching/queue".to_owned(),
+            &bob,
+            Some(json!({ "tags": ["go"] })),
+        ),
+        (
+            "POST",
+            "/v1/matching/queue".to_owned(),
+            &ann,
+            Some(json!({})),
+        ),
+        ("POST", "/v1/matching/skip".to_owned(), &ann, None),
+        ("DELETE", "/v1/matching/queue".to_owned(), &ann, None),
+        ("POST", format!("/v1/users/{ann_id}/block"), &bob, None),
+        ("DELETE", format!("/v1/users/{ann_id}/block"), &bob, None),
+    ];
+    for (method, path, token, body) in matching {
+        let (status, answer) = call(&server, method, &path, token, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {answer}");
+    }
     call(&server, "DELETE", &format!("/v1/posts/{post}"), &ann, None).await;
     let (status, _) = call(
         &server,
@@ -350,10 +373,16 @@ async fn every_event_type_lands_in_audit_events_with_its_columns_and_no_secrets(
         "feed.post.edited",
         "feed.post.liked",
         "feed.post.unliked",
+        "matching.matched",
+        "matching.skipped",
+        "matching.ticket.closed",
+        "matching.ticket.opened",
         "notification.read",
         "social.user.followed",
         "social.user.unfollowed",
+        "user.blocked",
         "user.profile.updated",
+        "user.unblocked",
     ];
     assert_eq!(
         types, expected,
@@ -638,6 +667,56 @@ async fn rollups_count_exactly_through_deletes_and_unlikes_and_a_rebuild_gives_t
             "{name}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_and_their_waits_are_rolled_up_per_hour() {
+    let (url, db, _dir, data, vars) = on_shared_clickhouse();
+    let server = start(&data, &vars);
+    let mut pairs = Vec::new();
+    for i in 0..4 {
+        let a = server.sign_in(&format!("first{i}")).await;
+        let b = server.sign_in(&format!("second{i}")).await;
+        pairs.push((a, b));
+    }
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        call(&server, "POST", "/v1/matching/queue", a, Some(json!({}))).await;
+        if i == 3 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let (status, joined) =
+            call(&server, "POST", "/v1/matching/queue", b, Some(json!({}))).await;
+        assert_eq!(status, 201);
+        assert!(joined["status"]["match"].is_object(), "{joined}");
+    }
+    let head = shipped(&server).await;
+    assert_exactly_once(&url, &db, head).await;
+    // The waits the log holds, as ClickHouse's weighted exact quantiles pick them: the
+    // smallest wait whose cumulative count reaches level * n (index ceil(level * n) - 1).
+    let sql = format!(
+        "SELECT payload FROM {db}.audit_events WHERE type = 'matching.matched' ORDER BY seq"
+    );
+    let mut waits: Vec<i64> = query(&url, &sql)
+        .await
+        .lines()
+        .flat_map(|line| {
+            let payload: Value = serde_json::from_str(line).unwrap();
+            [
+                payload["waitAMs"].as_i64().unwrap(),
+                payload["waitBMs"].as_i64().unwrap(),
+            ]
+        })
+        .collect();
+    waits.sort();
+    assert_eq!(waits.len(), 8);
+    assert!(waits[7] >= 300, "{waits:?}");
+    let matches = run_documented(&url, &db, "matches per hour", "").await;
+    assert_eq!(without_bucket(&matches), ["4"]);
+    let rows = run_documented(&url, &db, "match waits per hour", "").await;
+    assert_eq!(
+        without_bucket(&rows),
+        [format!("8\t{}\t{}", waits[3], waits[7])]
+    );
 }
 
 /// Runs `girok analytics rebuild` on a stopped server's data; returns its report.

@@ -30,19 +30,28 @@ impl Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "audit_and_rollups",
-    sql: include_str!("../clickhouse/001_audit_and_rollups.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "audit_and_rollups",
+        sql: include_str!("../clickhouse/001_audit_and_rollups.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "matching",
+        sql: include_str!("../clickhouse/002_matching.sql"),
+    },
+];
 
 /// The rollup tables: each has `<name>_diffs`, `<name>_state` and the view `<name>`.
-pub const ROLLUPS: [&str; 5] = [
+pub const ROLLUPS: [&str; 7] = [
     "events_per_type_hourly",
     "active_users_daily",
     "messages_per_room_daily",
     "feed_daily",
     "logins_hourly",
+    "matches_hourly",
+    "match_waits_hourly",
 ];
 
 /// The table that records applied migrations.
@@ -54,9 +63,10 @@ mod tests {
 
     #[test]
     fn migrations_split_into_statements_without_comments() {
-        let statements = MIGRATIONS[0].statements();
+        let first = MIGRATIONS[0].statements();
+        assert!(first[0].starts_with("CREATE TABLE IF NOT EXISTS audit_events"));
+        let statements: Vec<String> = MIGRATIONS.iter().flat_map(|m| m.statements()).collect();
         assert_eq!(statements.len(), 1 + 4 * ROLLUPS.len());
-        assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS audit_events"));
         assert!(
             statements
                 .iter()
