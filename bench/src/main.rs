@@ -11,6 +11,8 @@ mod client;
 mod cpu;
 mod feed;
 mod ingest;
+mod matching;
+mod matching_baseline;
 mod pacer;
 mod read_data;
 mod read_load;
@@ -62,6 +64,14 @@ enum Suite {
     /// Time from launch to ready of `girok serve` on an existing data directory, several
     /// starts in a row, with the memory it holds at ready and where the search index resumed.
     Start(start::Args),
+    /// External, open-loop random matching against a running server and, in the same run,
+    /// the seed design's in-memory sorted set (see scripts/matching-load.sh): joins/s,
+    /// matches/s, join→matched latency for the newcomer and the waiting partner, CPU and RSS,
+    /// and girok's ratios to the baseline.
+    Matching(matching::Args),
+    /// The seed design's matching service (an in-memory sorted set of waiting users, one
+    /// WebSocket per user) as a server, for `matching` to compare girok with.
+    MatchingBaseline(matching_baseline::Args),
     /// Bounded state on a prepared data set (see scripts/state.sh): a start with the page
     /// cache dropped, cold and warm reads of room histories and timelines, memory growth per
     /// million events written over REST, and a restart.
@@ -81,6 +91,11 @@ fn main() -> anyhow::Result<()> {
         Suite::Auth(args) => ("auth", json(auth::run(&args)?)?),
         Suite::Start(args) => ("start", json(start::run(&args)?)?),
         Suite::State(args) => ("state", json(state::run(&args)?)?),
+        Suite::Matching(args) => ("matching", json(matching::run(&args)?)?),
+        Suite::MatchingBaseline(args) => {
+            matching_baseline::run(&args)?;
+            return Ok(());
+        }
     };
     report::write(cli.out, suite, &figures)
 }

@@ -1,0 +1,465 @@
+//! `matching`: an external, open-loop load of random matching against a running girok server
+//! and, in the same run, against the seed design's in-memory sorted set (`matching-baseline`,
+//! see scripts/matching-load.sh, which starts both pinned to one core and runs this on the
+//! other). Setup (accounts, logins, one WebSocket per user subscribed to `matching`) is not
+//! measured. Then joins are scheduled at a fixed rate whatever the server answers; each
+//! scheduled join takes an idle user (one not waiting and not matched) and sends
+//! `POST /v1/matching/queue`. A join that finds a partner waiting is answered with the match:
+//! its latency from the scheduled instant is **join→matched for the newcomer**; the waiting
+//! partner learns it from a `matched` frame on its socket, whose latency from the newcomer's
+//! scheduled instant is **join→matched for the partner**. The newcomer then ends the match
+//! (`POST /v1/matching/skip?requeue=false`) and both are idle again. A schedule that finds no
+//! idle user is counted (`starved`): more users are needed for that rate.
+
+use crate::client::{Account, Socket, account, ws_url};
+use crate::cpu::{CpuReading, rss_kib};
+use crate::pacer;
+use crate::report::{Latency, histogram, mib};
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const PASSWORD: &str = "matching-load password";
+/// Setup requests in flight (each costs girok an argon2 hash).
+const SETUP_CONCURRENCY: usize = 8;
+/// Longest warm-up or window accepted (a day).
+const MAX_SECONDS: u64 = 86_400;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Base URL of the running girok server.
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// girok's pid, for its CPU and RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Base URL of a running `girok-bench matching-baseline`, driven the same way after girok.
+    #[arg(long, value_name = "URL")]
+    baseline_url: Option<String>,
+    /// The baseline's pid, for its CPU and RSS.
+    #[arg(long)]
+    baseline_pid: Option<u32>,
+    /// Users, each with its own WebSocket; a user is busy from its join until its match ends.
+    #[arg(long, default_value_t = 500)]
+    users: usize,
+    /// Joins per second offered, all users together.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Seconds of joins before the measured window.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
+    warmup: u64,
+    /// Seconds of the measured window (joins scheduled in it are measured).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+    seconds: u64,
+}
+
+/// One system's figures.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    system: &'static str,
+    url: String,
+    /// Joins scheduled in the window.
+    scheduled: u64,
+    /// Of those, no idle user was there to send them.
+    starved: u64,
+    /// Joins acknowledged (201) per second of the window.
+    joins_per_sec: f64,
+    /// Joins answered with a match, per second of the window.
+    matches_per_sec: f64,
+    /// Refused joins and skips, by code.
+    refused: HashMap<String, u64>,
+    /// From a join's scheduled instant to its answer carrying the match.
+    join_to_matched: Latency,
+    /// From the newcomer's scheduled instant to the waiting partner's `matched` frame.
+    partner_notified: Latency,
+    /// `matched` frames the partners had not received 2 s after the window.
+    partner_missing: u64,
+    server_cores: Option<f64>,
+    generator_cores: Option<f64>,
+    other_cores: Option<f64>,
+    server_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    users: usize,
+    rate: u64,
+    warmup_secs: u64,
+    measured_secs: u64,
+    girok: Run,
+    baseline: Option<Run>,
+    /// girok's figure over the baseline's (joins/s; p99 latencies: below 1 is faster).
+    ratios: Option<Ratios>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ratios {
+    matches_per_sec: f64,
+    join_to_matched_p99: f64,
+    partner_notified_p99: f64,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Figures> {
+    if args.users < 2 || args.rate == 0 {
+        bail!("--users must be at least 2 and --rate at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let girok = drive(args, "girok", &args.url, args.server_pid).await?;
+        println!("{}", summary(&girok));
+        let baseline = match &args.baseline_url {
+            Some(url) => {
+                let run = drive(args, "baseline", url, args.baseline_pid).await?;
+                println!("{}", summary(&run));
+                Some(run)
+            }
+            None => None,
+        };
+        let ratios = baseline.as_ref().map(|b| Ratios {
+            matches_per_sec: girok.matches_per_sec / b.matches_per_sec.max(f64::MIN_POSITIVE),
+            join_to_matched_p99: girok.join_to_matched.p99_us as f64
+                / b.join_to_matched.p99_us.max(1) as f64,
+            partner_notified_p99: girok.partner_notified.p99_us as f64
+                / b.partner_notified.p99_us.max(1) as f64,
+        });
+        if let Some(r) = &ratios {
+            println!(
+                "girok / baseline: matches/s {:.2}, join→matched p99 {:.2}, partner notified p99 {:.2}",
+                r.matches_per_sec, r.join_to_matched_p99, r.partner_notified_p99
+            );
+        }
+        Ok(Figures {
+            users: args.users,
+            rate: args.rate,
+            warmup_secs: args.warmup,
+            measured_secs: args.seconds,
+            girok,
+            baseline,
+            ratios,
+        })
+    })
+}
+
+fn summary(run: &Run) -> String {
+    format!(
+        "{}: {:.0} joins/s, {:.0} matches/s, starved {}, refused {:?}\n  join→matched {}\n  partner notified {}\n  partner frames missing {}, server {:.2} cores, generator {:.2} cores, other {:.2} cores, server RSS {:.0} MiB",
+        run.system,
+        run.joins_per_sec,
+        run.matches_per_sec,
+        run.starved,
+        run.refused,
+        run.join_to_matched,
+        run.partner_notified,
+        run.partner_missing,
+        run.server_cores.unwrap_or(f64::NAN),
+        run.generator_cores.unwrap_or(f64::NAN),
+        run.other_cores.unwrap_or(f64::NAN),
+        run.server_rss_mib.unwrap_or(f64::NAN),
+    )
+}
+
+/// What the users and their joins share (one thread: no locks).
+struct Shared {
+    http: reqwest::Client,
+    base: String,
+    accounts: Vec<Account>,
+    index: HashMap<String, usize>,
+    idle: RefCell<VecDeque<usize>>,
+    /// A waiting partner's user → the scheduled instant of the join that matched them, until
+    /// its `matched` frame arrives.
+    notify_due: RefCell<HashMap<usize, Instant>>,
+    window: (Instant, Instant),
+    stats: RefCell<Stats>,
+}
+
+struct Stats {
+    acked: u64,
+    matches: u64,
+    refused: HashMap<String, u64>,
+    join_to_matched: Histogram<u64>,
+    partner_notified: Histogram<u64>,
+}
+
+fn micros(from: Instant) -> u64 {
+    Instant::now()
+        .saturating_duration_since(from)
+        .as_micros()
+        .max(1) as u64
+}
+
+async fn drive(
+    args: &Args,
+    system: &'static str,
+    base: &str,
+    pid: Option<u32>,
+) -> anyhow::Result<Run> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.users)
+        .build()?;
+    // Accounts, a few at a time.
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let mut accounts = Vec::with_capacity(args.users);
+    for chunk in (0..args.users)
+        .collect::<Vec<_>>()
+        .chunks(SETUP_CONCURRENCY)
+    {
+        let made = futures::future::join_all(chunk.iter().map(|i| {
+            let name = format!("m{}u{i}", &run_id[run_id.len() - 8..]);
+            account(&http, base, name, PASSWORD)
+        }))
+        .await;
+        for account in made {
+            accounts.push(account?);
+        }
+    }
+    let index = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.clone(), i))
+        .collect();
+    let start = Instant::now() + Duration::from_millis(500);
+    let window = (
+        start + Duration::from_secs(args.warmup),
+        start + Duration::from_secs(args.warmup + args.seconds),
+    );
+    let shared = Rc::new(Shared {
+        http,
+        base: base.to_owned(),
+        accounts,
+        index,
+        idle: RefCell::new((0..args.users).collect()),
+        notify_due: RefCell::new(HashMap::new()),
+        window,
+        stats: RefCell::new(Stats {
+            acked: 0,
+            matches: 0,
+            refused: HashMap::new(),
+            join_to_matched: histogram()?,
+            partner_notified: histogram()?,
+        }),
+    });
+    // Every user's socket, subscribed to `matching`.
+    let mut readers = Vec::new();
+    for (i, user) in shared.accounts.iter().enumerate() {
+        let socket = connect(base, &user.token)
+            .await
+            .with_context(|| format!("{system}: user {i}'s socket"))?;
+        readers.push(tokio::task::spawn_local(read_socket(
+            shared.clone(),
+            i,
+            socket,
+        )));
+    }
+    // The schedule: one join every 1/rate s from `start` to the window's end.
+    let period_ns = 1_000_000_000 / args.rate;
+    let count = (args.warmup + args.seconds) * 1_000_000_000 / period_ns;
+    let wake = Arc::new(Notify::new());
+    let pacer = {
+        let wake = wake.clone();
+        pacer::start(
+            start.into_std(),
+            vec![pacer::Schedule {
+                first_ns: 0,
+                period_ns,
+                count,
+            }],
+            move |_| wake.notify_one(),
+        )?
+    };
+    let mut before = None;
+    let mut starved = 0;
+    let mut scheduled = 0;
+    for n in 0..count {
+        let due = start + Duration::from_nanos(n * period_ns);
+        pacer::wait_until(&wake, due).await;
+        if before.is_none() && due >= window.0 {
+            before = Some(CpuReading::take(pid));
+        }
+        let measured = due >= window.0 && due < window.1;
+        scheduled += u64::from(measured);
+        let Some(user) = shared.idle.borrow_mut().pop_front() else {
+            starved += u64::from(measured);
+            continue;
+        };
+        tokio::task::spawn_local(join_once(shared.clone(), user, due));
+    }
+    let _ = pacer.join();
+    let cores = before.map(|before| CpuReading::take(pid).cores_since(&before));
+    let rss = pid.and_then(rss_kib).map(mib);
+    // Stragglers: partner frames and answers still on their way.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let partner_missing = shared
+        .notify_due
+        .borrow()
+        .values()
+        .filter(|at| **at >= window.0 && **at < window.1)
+        .count() as u64;
+    for reader in readers {
+        reader.abort();
+    }
+    let stats = shared.stats.borrow();
+    let secs = args.seconds as f64;
+    Ok(Run {
+        system,
+        url: base.to_owned(),
+        scheduled,
+        starved,
+        joins_per_sec: stats.acked as f64 / secs,
+        matches_per_sec: stats.matches as f64 / secs,
+        refused: stats.refused.clone(),
+        join_to_matched: Latency::of(&stats.join_to_matched),
+        partner_notified: Latency::of(&stats.partner_notified),
+        partner_missing,
+        server_cores: cores.as_ref().and_then(|c| c.server),
+        generator_cores: cores.as_ref().and_then(|c| c.generator),
+        other_cores: cores.as_ref().and_then(|c| c.other),
+        server_rss_mib: rss,
+    })
+}
+
+async fn connect(base: &str, token: &str) -> anyhow::Result<Socket> {
+    let mut request = ws_url(base).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let subscribe = json!({ "type": "subscribe", "topic": "matching" }).to_string();
+    socket.send(Message::text(subscribe)).await?;
+    loop {
+        let frame = socket.next().await.context("closed before subscribing")??;
+        if let Message::Text(text) = frame {
+            let frame: Value = serde_json::from_str(&text)?;
+            if frame["type"] == "subscribed" {
+                return Ok(socket);
+            }
+        }
+    }
+}
+
+/// A user's socket: `matched` frames end a partner's wait.
+async fn read_socket(shared: Rc<Shared>, user: usize, mut socket: Socket) {
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        // The frame type is near the start: skip the parse of anything else.
+        if !text.contains("\"matched\"") {
+            continue;
+        }
+        let Some(due) = shared.notify_due.borrow_mut().remove(&user) else {
+            continue;
+        };
+        if due >= shared.window.0 && due < shared.window.1 {
+            let latency = micros(due);
+            shared
+                .stats
+                .borrow_mut()
+                .partner_notified
+                .saturating_record(latency);
+        }
+    }
+}
+
+/// One scheduled join of `user`, and the skip that ends its match.
+async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
+    let measured = due >= shared.window.0 && due < shared.window.1;
+    let token = &shared.accounts[user].token;
+    let answer = shared
+        .http
+        .post(format!("{}/v1/matching/queue", shared.base))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await;
+    let body: Value = match answer {
+        Ok(response) if response.status().as_u16() == 201 => match response.json().await {
+            Ok(body) => body,
+            Err(_) => return refuse(&shared, user, "BAD_ANSWER", measured),
+        },
+        Ok(response) => {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let code = body["error"]["code"]
+                .as_str()
+                .unwrap_or("HTTP_ERROR")
+                .to_owned();
+            return refuse(&shared, user, &code, measured);
+        }
+        Err(_) => return refuse(&shared, user, "CONNECTION", measured),
+    };
+    let latency = micros(due);
+    let partner = body["status"]["match"]["partner"]["id"]
+        .as_str()
+        .and_then(|id| shared.index.get(id).copied());
+    {
+        let mut stats = shared.stats.borrow_mut();
+        if measured {
+            stats.acked += 1;
+        }
+        if let Some(_partner) = partner
+            && measured
+        {
+            stats.matches += 1;
+            stats.join_to_matched.saturating_record(latency);
+        }
+    }
+    let Some(partner) = partner else {
+        return; // waiting: a later newcomer's skip makes this user idle again
+    };
+    shared.notify_due.borrow_mut().insert(partner, due);
+    let skipped = shared
+        .http
+        .post(format!("{}/v1/matching/skip?requeue=false", shared.base))
+        .bearer_auth(token)
+        .send()
+        .await;
+    match skipped {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let code = body["error"]["code"].as_str().unwrap_or("HTTP_ERROR");
+            *shared
+                .stats
+                .borrow_mut()
+                .refused
+                .entry(format!("skip {code}"))
+                .or_default() += 1;
+        }
+        Err(_) => {
+            *shared
+                .stats
+                .borrow_mut()
+                .refused
+                .entry("skip CONNECTION".into())
+                .or_default() += 1;
+        }
+    }
+    let mut idle = shared.idle.borrow_mut();
+    idle.push_back(user);
+    idle.push_back(partner);
+}
+
+fn refuse(shared: &Shared, user: usize, code: &str, measured: bool) {
+    if measured {
+        *shared
+            .stats
+            .borrow_mut()
+            .refused
+            .entry(code.to_owned())
+            .or_default() += 1;
+    }
+    shared.idle.borrow_mut().push_back(user);
+}

@@ -1,0 +1,254 @@
+//! `matching-baseline`: the seed design's matching service as a server of its own, for
+//! `girok-bench matching` to compare girok with in the same run. Seed 000 keeps the waiting
+//! users in a Valkey sorted set scored by join time (JoinQueue, LeaveQueue, SkipUser) and
+//! tells both users of a match over WebSocket; this is the same algorithm in memory, in one
+//! process: a sorted set of waiting users (the longest waiting is popped for a newcomer), the
+//! current matches, and one WebSocket per user. It speaks the subset of girok's API the load
+//! generator uses (register, login, `/ws` with the `matching` topic, `POST/DELETE
+//! /v1/matching/queue`, `POST /v1/matching/skip`), with the same JSON, so that the generator
+//! drives both alike. Nothing is durable: no log, no fsync, as the seed's Valkey keeps the
+//! queue in memory. Accounts are names mapped to ids; a token is the user's id.
+
+use anyhow::Context;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free one (printed as `baseline listening on URL`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: std::net::SocketAddr,
+}
+
+/// Frames a user's socket may have queued before newer ones are dropped.
+const SOCKET_QUEUE: usize = 1024;
+
+#[derive(Default)]
+struct Queue {
+    /// The sorted set: `(join order) -> user`, the smallest waited longest.
+    waiting: BTreeMap<u64, String>,
+    /// Each waiting user's place in `waiting`.
+    place: HashMap<String, u64>,
+    /// Each matched user's partner and room.
+    matched: HashMap<String, (String, String)>,
+    next: u64,
+}
+
+#[derive(Default)]
+struct Baseline {
+    queue: Mutex<Queue>,
+    users: Mutex<HashMap<String, String>>,
+    /// Every user id: the tokens.
+    ids: Mutex<std::collections::HashSet<String>>,
+    sockets: Mutex<HashMap<String, mpsc::Sender<String>>>,
+}
+
+type Shared = Arc<Baseline>;
+
+/// Serves until killed.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
+        println!("baseline listening on http://{}", listener.local_addr()?);
+        let app = Router::new()
+            .route("/readyz", get(|| async { "ready" }))
+            .route("/v1/auth/register", post(register))
+            .route("/v1/auth/login", post(login))
+            .route("/ws", get(socket))
+            .route("/v1/matching/queue", post(join).delete(leave))
+            .route("/v1/matching/skip", post(skip))
+            .with_state(Shared::default());
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+fn refused(status: StatusCode, code: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": code } })),
+    )
+        .into_response()
+}
+
+fn caller(state: &Baseline, headers: &HeaderMap) -> Option<String> {
+    let token = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    state.ids.lock().contains(token).then(|| token.to_owned())
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+}
+
+async fn register(State(state): State<Shared>, Json(body): Json<Credentials>) -> Response {
+    let mut users = state.users.lock();
+    if users.contains_key(&body.username) {
+        return refused(StatusCode::CONFLICT, "USERNAME_TAKEN");
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    users.insert(body.username, id.clone());
+    state.ids.lock().insert(id.clone());
+    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+}
+
+async fn login(State(state): State<Shared>, Json(body): Json<Credentials>) -> Response {
+    match state.users.lock().get(&body.username) {
+        Some(id) => Json(json!({ "accessToken": id })).into_response(),
+        None => refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS"),
+    }
+}
+
+async fn socket(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(user) = caller(&state, &headers) else {
+        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    };
+    upgrade.on_upgrade(move |socket| serve_socket(state, user, socket))
+}
+
+async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
+    let (tx, mut rx) = mpsc::channel::<String>(SOCKET_QUEUE);
+    state.sockets.lock().insert(user.clone(), tx.clone());
+    let (mut sink, mut stream) = socket.split();
+    let welcome = json!({ "type": "welcome", "userId": user, "headSeq": 0 }).to_string();
+    let _ = tx.try_send(welcome);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if sink.send(Message::Text(frame.into())).await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        if let Message::Text(text) = message
+            && let Ok(frame) = serde_json::from_str::<Value>(&text)
+            && frame["type"] == "subscribe"
+        {
+            let answer = json!({ "type": "subscribed", "topic": frame["topic"], "headSeq": 0 });
+            let _ = tx.try_send(answer.to_string());
+        }
+    }
+    state.sockets.lock().remove(&user);
+    writer.abort();
+}
+
+fn push(state: &Baseline, user: &str, frame: String) {
+    if let Some(socket) = state.sockets.lock().get(user) {
+        let _ = socket.try_send(frame);
+    }
+}
+
+async fn join(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(me) = caller(&state, &headers) else {
+        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    };
+    let mut queue = state.queue.lock();
+    if queue.place.contains_key(&me) {
+        return refused(StatusCode::CONFLICT, "ALREADY_QUEUED");
+    }
+    if queue.matched.contains_key(&me) {
+        return refused(StatusCode::CONFLICT, "ALREADY_MATCHED");
+    }
+    queue.next += 1;
+    let seq = queue.next;
+    // ZPOPMIN: the longest waiting user meets the newcomer.
+    let Some((_, partner)) = queue.waiting.pop_first() else {
+        queue.waiting.insert(seq, me.clone());
+        queue.place.insert(me, seq);
+        let waiting = queue.waiting.len();
+        let status = json!({ "queued": { "seq": seq }, "waiting": waiting, "match": null });
+        return (
+            StatusCode::CREATED,
+            Json(json!({ "seq": seq, "status": status })),
+        )
+            .into_response();
+    };
+    queue.place.remove(&partner);
+    let room = uuid::Uuid::now_v7().to_string();
+    queue
+        .matched
+        .insert(me.clone(), (partner.clone(), room.clone()));
+    queue
+        .matched
+        .insert(partner.clone(), (me.clone(), room.clone()));
+    let waiting = queue.waiting.len();
+    drop(queue);
+    let frame = json!({ "type": "matched", "topic": "matching", "seq": seq, "roomId": room,
+                        "partner": { "id": me } });
+    push(&state, &partner, frame.to_string());
+    let status = json!({ "queued": null, "waiting": waiting,
+                         "match": { "roomId": room, "partner": { "id": partner } } });
+    (
+        StatusCode::CREATED,
+        Json(json!({ "seq": seq, "status": status })),
+    )
+        .into_response()
+}
+
+async fn leave(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(me) = caller(&state, &headers) else {
+        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    };
+    let mut queue = state.queue.lock();
+    match queue.place.remove(&me) {
+        Some(place) => {
+            queue.waiting.remove(&place);
+            Json(json!({ "seq": place })).into_response()
+        }
+        None => refused(StatusCode::CONFLICT, "NOT_QUEUED"),
+    }
+}
+
+#[derive(Deserialize)]
+struct SkipParams {
+    requeue: Option<bool>,
+}
+
+async fn skip(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(params): Query<SkipParams>,
+) -> Response {
+    let Some(me) = caller(&state, &headers) else {
+        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
+    };
+    if params.requeue.unwrap_or(true) {
+        return refused(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_ARGUMENT");
+    }
+    let mut queue = state.queue.lock();
+    let Some((partner, room)) = queue.matched.remove(&me) else {
+        return refused(StatusCode::CONFLICT, "NOT_MATCHED");
+    };
+    queue.matched.remove(&partner);
+    queue.next += 1;
+    let seq = queue.next;
+    drop(queue);
+    let frame = json!({ "type": "skipped", "topic": "matching", "seq": seq, "roomId": room,
+                        "byMe": false });
+    push(&state, &partner, frame.to_string());
+    Json(json!({ "seq": seq })).into_response()
+}

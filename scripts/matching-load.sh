@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Random matching under an external open-loop load, girok against the seed design's in-memory
+# sorted set in the same run: builds `girok` and `girok-bench` (release), starts `girok serve`
+# on a fresh temp data dir and `girok-bench matching-baseline`, both pinned to core 0 (one at a
+# time is loaded), then runs `girok-bench matching` pinned to core 1 against girok and then the
+# baseline, which prints both sets of figures and girok's ratios. Needs 2 cores and taskset.
+#
+#   scripts/matching-load.sh --rate 2000
+#   scripts/matching-load.sh --users 1000 --rate 10000 --warmup 3 --seconds 10
+#
+# Arguments go to `girok-bench matching` (see `girok-bench matching --help`); GIROK_BIN and
+# GIROK_BENCH_BIN name the binaries to run (nothing is built when both are set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v taskset >/dev/null; then
+  echo "matching-load.sh: taskset is missing (it is in util-linux: apt-get install util-linux)" >&2
+  exit 1
+fi
+if [ "$(nproc)" -lt 2 ]; then
+  echo "matching-load.sh: needs 2 cores (servers on core 0, generator on core 1)" >&2
+  exit 1
+fi
+
+. "$(dirname "$0")/bench-server.sh"
+bench_binaries
+bench_tmp matching-load
+ulimit -n "$(ulimit -Hn)"
+
+echo "== girok serve (core 0, data in $tmp/data)"
+start_girok "$tmp/data" GIROK__SERVER__MAX_CONNECTIONS=20000 taskset -c 0
+
+echo "== girok-bench matching-baseline (core 0)"
+taskset -c 0 "$bench_bin" matching-baseline >"$tmp/baseline.out" 2>"$tmp/baseline.err" &
+baseline_pid=$!
+baseline_url=""
+for _ in $(seq 100); do
+  baseline_url=$(sed -n 's/^baseline listening on \(http:[^ ]*\).*/\1/p' "$tmp/baseline.out")
+  [ -n "$baseline_url" ] && break
+  sleep 0.1
+done
+if [ -z "$baseline_url" ]; then
+  echo "the baseline did not start:" >&2
+  cat "$tmp/baseline.err" >&2
+  exit 1
+fi
+
+echo "== girok-bench matching (core 1)"
+status=0
+taskset -c 1 "$bench_bin" matching --url "$url" --server-pid "$server_pid" \
+  --baseline-url "$baseline_url" --baseline-pid "$baseline_pid" "$@" || status=$?
+kill "$baseline_pid" 2>/dev/null || true
+stop_check || status=1
+exit "$status"
