@@ -231,6 +231,14 @@ async fn drive(
         .enumerate()
         .map(|(i, a)| (a.id.clone(), i))
         .collect();
+    // Every user's socket, subscribed to `matching`.
+    let mut sockets = Vec::with_capacity(args.users);
+    for (i, user) in accounts.iter().enumerate() {
+        let socket = connect(base, &user.token)
+            .await
+            .with_context(|| format!("{system}: user {i}'s socket"))?;
+        sockets.push(socket);
+    }
     let start = Instant::now() + Duration::from_millis(500);
     let window = (
         start + Duration::from_secs(args.warmup),
@@ -252,18 +260,11 @@ async fn drive(
             partner_notified: histogram()?,
         }),
     });
-    // Every user's socket, subscribed to `matching`.
-    let mut readers = Vec::new();
-    for (i, user) in shared.accounts.iter().enumerate() {
-        let socket = connect(base, &user.token)
-            .await
-            .with_context(|| format!("{system}: user {i}'s socket"))?;
-        readers.push(tokio::task::spawn_local(read_socket(
-            shared.clone(),
-            i,
-            socket,
-        )));
-    }
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, socket)| tokio::task::spawn_local(read_socket(shared.clone(), i, socket)))
+        .collect();
     // The schedule: one join every 1/rate s from `start` to the window's end.
     let period_ns = 1_000_000_000 / args.rate;
     let count = (args.warmup + args.seconds) * 1_000_000_000 / period_ns;
@@ -401,7 +402,7 @@ async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
         Err(_) => return refuse(&shared, user, "CONNECTION", measured),
     };
     let latency = micros(due);
-    let partner = body["status"]["match"]["partner"]["id"]
+    let partner = body["matched"]["partner"]["id"]
         .as_str()
         .and_then(|id| shared.index.get(id).copied());
     {

@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -74,6 +75,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .route("/v1/matching/queue", post(join).delete(leave))
             .route("/v1/matching/skip", post(skip))
             .with_state(Shared::default());
+        // Small frames go out at once, as girok's do (no Nagle delay behind a delayed ack).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app).await?;
         Ok(())
     })
@@ -181,11 +186,8 @@ async fn join(State(state): State<Shared>, headers: HeaderMap) -> Response {
         queue.place.insert(me, seq);
         let waiting = queue.waiting.len();
         let status = json!({ "queued": { "seq": seq }, "waiting": waiting, "match": null });
-        return (
-            StatusCode::CREATED,
-            Json(json!({ "seq": seq, "status": status })),
-        )
-            .into_response();
+        let body = json!({ "seq": seq, "matched": null, "status": status });
+        return (StatusCode::CREATED, Json(body)).into_response();
     };
     queue.place.remove(&partner);
     let room = uuid::Uuid::now_v7().to_string();
@@ -200,13 +202,10 @@ async fn join(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let frame = json!({ "type": "matched", "topic": "matching", "seq": seq, "roomId": room,
                         "partner": { "id": me } });
     push(&state, &partner, frame.to_string());
-    let status = json!({ "queued": null, "waiting": waiting,
-                         "match": { "roomId": room, "partner": { "id": partner } } });
-    (
-        StatusCode::CREATED,
-        Json(json!({ "seq": seq, "status": status })),
-    )
-        .into_response()
+    let matched = json!({ "roomId": room, "partner": { "id": partner }, "seq": seq });
+    let status = json!({ "queued": null, "waiting": waiting, "match": matched });
+    let body = json!({ "seq": seq, "matched": matched, "status": status });
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 async fn leave(State(state): State<Shared>, headers: HeaderMap) -> Response {

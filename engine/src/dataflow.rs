@@ -57,6 +57,8 @@ struct Inputs {
     /// `(post or comment seq, (version seq, named users))` per version that names someone,
     /// and per post edit.
     mentions: InputSession<Seq, (Seq, NamedIn), isize>,
+    /// `(user, matched seq)` for both users of every match.
+    matches: InputSession<Seq, (UserId, Seq), isize>,
     /// The current value behind members and reads, so that a change can retract
     /// it: the log says "joined", "left", "read up to", not what they replace. Only worker 0
     /// feeds, in log order, so this is exact (and replay rebuilds it the same way).
@@ -123,6 +125,12 @@ impl Inputs {
                 if let Some(joined) = self.joined.remove(&(room, user)) {
                     self.members.update_at((room, user, joined), time, -1);
                 }
+            }
+            // Not stored as a feed fact: the notifications it makes are a map's output, in
+            // the view store, and never retracted (as follows, `feed_inputs.rs`).
+            Payload::Matched { user_a, user_b, .. } => {
+                self.matches.update_at((user_a, seq), time, 1);
+                self.matches.update_at((user_b, seq), time, 1);
             }
             _ => {
                 if let Some(actor) = event.actor {
@@ -327,12 +335,14 @@ impl Inputs {
             comments: self.comments.to_collection(scope),
             follows: self.follows.to_collection(scope),
             mentions: self.mentions.to_collection(scope),
+            matches: self.matches.to_collection(scope),
         }
     }
 
     fn advance_to(&mut self, next: Seq) {
         crate::advance_inputs!(self, next;
-            messages, edits, members, reads, posts, post_edits, likes, comments, follows, mentions);
+            messages, edits, members, reads, posts, post_edits, likes, comments, follows, mentions,
+            matches);
     }
 }
 
@@ -452,6 +462,7 @@ fn run_worker(
         comments: InputSession::new(),
         follows: InputSession::new(),
         mentions: InputSession::new(),
+        matches: InputSession::new(),
         joined: HashMap::new(),
         read: HashMap::new(),
         edited: HashMap::new(),

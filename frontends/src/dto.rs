@@ -184,7 +184,8 @@ impl RoomDto<'_> {
     }
 }
 
-/// A notification: a like or comment on your post, a new follower, a mention.
+/// A notification: a like or comment on your post, a new follower, a mention, a random
+/// match (whose room is `roomId`, and `actorId` the partner).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationDto {
@@ -193,6 +194,8 @@ pub struct NotificationDto {
     actor_id: Option<UserId>,
     post_id: Option<EventId>,
     comment_id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_id: Option<RoomId>,
     created_at: String,
     read: bool,
 }
@@ -206,10 +209,12 @@ impl From<&Notification> for NotificationDto {
                 NotificationKind::Comment => "comment",
                 NotificationKind::Follow => "follow",
                 NotificationKind::Mention => "mention",
+                NotificationKind::Match => "match",
             },
             actor_id: note.actor,
             post_id: note.post,
             comment_id: note.comment,
+            room_id: note.room,
             created_at: rfc3339_millis(note.created_ms),
             read: note.read,
         }

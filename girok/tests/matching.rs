@@ -97,7 +97,7 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     server.set_token(&bob);
     let data = server
         .gql(
-            "mutation { joinMatching(tags: [\"music\"], language: \"en\") { seq status { waiting queued { tags } match { roomId partner { username } } } } }",
+            "mutation { joinMatching(tags: [\"music\"], language: \"en\") { seq matched { roomId } status { waiting queued { tags } match { roomId partner { username } } } } }",
             json!({}),
         )
         .await;
@@ -106,6 +106,11 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     assert_eq!(status_now["waiting"], 0);
     assert_eq!(status_now["match"]["partner"]["username"], "ann");
     let room = status_now["match"]["roomId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        data["joinMatching"]["matched"]["roomId"], room,
+        "the join's own match"
+    );
+    assert_eq!(joined["matched"], Value::Null, "Ann's join found nobody");
 
     let matched = next_of(&mut ann_ws, "matched").await;
     assert_eq!(matched["roomId"], room);
@@ -166,6 +171,29 @@ async fn two_users_are_matched_and_chat_in_their_room() {
         (code, rest_code(&refused)),
         (409, "MATCH_ROOM"),
         "{refused}"
+    );
+
+    // A notification each, naming the partner and the room.
+    let (code, notes) = call(&server, "GET", "/v1/notifications", &ann, None).await;
+    assert_eq!(code, 200, "{notes}");
+    let note = &notes["notifications"][0];
+    assert_eq!(note["kind"], "match", "{notes}");
+    assert_eq!(
+        (note["roomId"].as_str(), note["actorId"].as_str()),
+        (Some(room.as_str()), Some(bob_id.as_str()))
+    );
+    server.set_token(&bob);
+    let data = server
+        .gql(
+            "{ notifications { notifications { kind roomId actor { id } } } }",
+            json!({}),
+        )
+        .await;
+    let note = &data["notifications"]["notifications"][0];
+    assert_eq!(note["kind"], "MATCH", "{data}");
+    assert_eq!(
+        (note["roomId"].as_str(), note["actor"]["id"].as_str()),
+        (Some(room.as_str()), Some(ann_id.as_str()))
     );
 
     // Both see the match in their status.
@@ -816,21 +844,34 @@ async fn users(server: &Server, prefix: &str, count: usize) -> Vec<(String, Stri
 
 /// Every user's status agrees with what the log says.
 async fn statuses_agree(server: &Server, users: &[(String, String)], events: &[Value]) {
-    let (waiting, matched) = check_matching_log(events);
-    for (token, id) in users {
-        let now = status(server, token).await;
-        assert_eq!(
-            now["queued"].is_object(),
-            waiting.contains(id),
-            "{id}: {now}"
-        );
-        assert_eq!(
-            now["match"]["roomId"].as_str(),
-            matched.get(id).map(String::as_str),
-            "{id}: {now}"
-        );
+    let mut events = events.to_vec();
+    // girok's own waves (relaxed preferences, expiries) may write between the log's read and
+    // the statuses': then read both again, until the log stood still while they were read.
+    for _ in 0..20 {
+        let (waiting, matched) = check_matching_log(&events);
+        let mut disagreeing = Vec::new();
+        for (token, id) in users {
+            let now = status(server, token).await;
+            if now["queued"].is_object() != waiting.contains(id)
+                || now["match"]["roomId"].as_str() != matched.get(id).map(String::as_str)
+            {
+                disagreeing.push(format!("{id}: {now}"));
+            }
+        }
+        let total = status(server, &users[0].0).await["waiting"].as_u64();
+        let after = log_events(server).await;
+        if after.len() == events.len() {
+            assert_eq!(
+                disagreeing,
+                Vec::<String>::new(),
+                "statuses against the log"
+            );
+            assert_eq!(total, Some(waiting.len() as u64));
+            return;
+        }
+        events = after;
     }
-    assert_eq!(status(server, &users[0].0).await["waiting"], waiting.len());
+    panic!("the log never stood still");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -927,6 +968,19 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
     join(&server, &x, &[], None).await;
     let (_, joined) = join(&server, &y, &[], None).await;
     assert!(joined["status"]["match"].is_object(), "{joined}");
+    // The views (match notifications and the match rooms' histories among them) as live.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let (status, ready) = server.get_json("/readyz").await;
+        let caught_up = ready["views"]
+            .as_array()
+            .is_some_and(|views| views.iter().all(|v| v["lag"] == 0));
+        if status == 200 && caught_up {
+            break ready;
+        }
+        assert!(Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(server.terminate().success());
     let (code, stdout, stderr) =
         common::girok(&["replay", "--json", "--data-dir", data.to_str().unwrap()]);
@@ -936,5 +990,16 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
         report["write_model_digest_before"], report["write_model_digest_after"],
         "{report}"
     );
+    let replayed: HashMap<&str, &Value> = report["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), &v["digest"]))
+        .collect();
+    for view in ready["views"].as_array().unwrap() {
+        let name = view["name"].as_str().unwrap();
+        assert_eq!(Some(&&view["digest"]), replayed.get(name), "view {name}");
+    }
+    assert!(replayed.contains_key("notifications"), "{report}");
     assert!(report["write_model_events"].as_u64().unwrap() as usize >= events.len());
 }

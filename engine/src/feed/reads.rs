@@ -13,7 +13,7 @@ use crate::records::{record, seq_value};
 use crate::views::Views;
 use crate::views::feed::{NotificationKind, NotificationRef, PostRef};
 use girok_schemas::proto::PostRecord;
-use girok_schemas::{Event, EventId, Payload, Seq, UserId};
+use girok_schemas::{Event, EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::collections::HashMap;
 use tokio::sync::broadcast;
@@ -83,6 +83,8 @@ pub struct Notification {
     pub actor: Option<UserId>,
     pub post: Option<EventId>,
     pub comment: Option<EventId>,
+    /// For a match: its room.
+    pub room: Option<RoomId>,
     pub created_ms: i64,
     /// At or below the reader's notifications marker.
     pub read: bool,
@@ -379,7 +381,7 @@ impl Engine {
             let next_cursor = more.then(|| page.last().map(|(seq, _)| *seq)).flatten();
             let notifications = page
                 .into_iter()
-                .map(|(seq, kind)| read_notification(store, seq, kind, read_up_to))
+                .map(|(seq, kind)| read_notification(store, reader, seq, kind, read_up_to))
                 .collect::<Result<Vec<_>>>()?;
             Ok(NotificationPage {
                 notifications,
@@ -396,7 +398,7 @@ impl Engine {
         self.blocking(move |store| {
             let read_up_to =
                 seq_value(store.get(Table::UseridNotificationsread, note.recipient.as_bytes())?);
-            read_notification(store, note.seq, note.kind, read_up_to)
+            read_notification(store, note.recipient, note.seq, note.kind, read_up_to)
         })
         .await
     }
@@ -521,23 +523,41 @@ fn comment_from(event: &Event) -> Result<Comment> {
 
 fn read_notification(
     store: &Store,
+    recipient: UserId,
     seq: Seq,
     kind: NotificationKind,
     read_up_to: Seq,
 ) -> Result<Notification> {
     let event = read_event(store, seq)?;
+    let (mut actor, mut room) = (event.actor, None);
     let (post, comment) = match &event.payload {
         Payload::PostLiked { post, .. } | Payload::PostEdited { post, .. } => (Some(*post), None),
         Payload::CommentAdded { post, .. } => (Some(*post), Some(event.id)),
         Payload::PostCreated { .. } => (Some(event.id), None),
+        // girok made the match: the one who "did" it, for its recipient, is the partner.
+        Payload::Matched {
+            room: match_room,
+            user_a,
+            user_b,
+            ..
+        } => {
+            actor = Some(if *user_a == recipient {
+                *user_b
+            } else {
+                *user_a
+            });
+            room = Some(*match_room);
+            (None, None)
+        }
         _ => (None, None),
     };
     Ok(Notification {
         seq,
         kind,
-        actor: event.actor,
+        actor,
         post,
         comment,
+        room,
         created_ms: event.commit_time_ms,
         read: seq <= read_up_to,
     })

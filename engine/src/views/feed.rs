@@ -74,6 +74,7 @@ pub(crate) fn feed<'s>(inputs: &Collections<'s>) -> FeedViews<'s> {
             live_comments,
             follows: inputs.follows.clone(),
             mentions: inputs.mentions.clone(),
+            matches: inputs.matches.clone(),
         },
         &live,
     );
@@ -546,6 +547,7 @@ mod dataflow_tests {
         comments: Updates<(Seq, (Seq, UserId, UserId))>,
         follows: Updates<(UserId, UserId, Seq)>,
         mentions: Updates<(Seq, NamedIn)>,
+        matches: Updates<(UserId, Seq)>,
     }
 
     type Outputs = (
@@ -576,6 +578,7 @@ mod dataflow_tests {
                 comments: given.comments.into_iter().to_stream(scope).as_collection(),
                 follows: given.follows.into_iter().to_stream(scope).as_collection(),
                 mentions: given.mentions.into_iter().to_stream(scope).as_collection(),
+                matches: given.matches.into_iter().to_stream(scope).as_collection(),
             });
             (
                 views.profile.inner.capture(),

@@ -38,6 +38,8 @@ pub(crate) struct Collections<'s> {
     /// `(post or comment seq, (version seq, users it names))` per version that names someone
     /// and per post edit (an edit that names nobody ends the mentions before it).
     pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
+    /// `(user, matched seq)` for both users of every random match (never retracted).
+    pub matches: VecCollection<'s, Seq, (UserId, Seq)>,
 }
 
 /// A view, named by its store: how the dataflow builds it over the inputs and materializes it

@@ -3,6 +3,7 @@
 //! notifies while the current version of a live post or comment names the user (dated by the
 //! first of the unbroken run of versions that do: an edit that drops a name and a later one
 //! that restores it notifies anew). Liking or commenting on one's own post notifies nobody.
+//! A random match notifies both of its users (the notification's seq is the match's).
 
 use super::post_stats::LivePosts;
 use differential_dataflow::VecCollection;
@@ -22,6 +23,8 @@ pub enum NotificationKind {
     Follow = 2,
     /// A post or comment names me as `@username` (the seq of its first version that did).
     Mention = 3,
+    /// I was matched with someone at random (the match's seq).
+    Match = 4,
 }
 
 impl super::disk_set::KeyPart for NotificationKind {
@@ -35,6 +38,7 @@ impl super::disk_set::KeyPart for NotificationKind {
             1 => NotificationKind::Comment,
             2 => NotificationKind::Follow,
             3 => NotificationKind::Mention,
+            4 => NotificationKind::Match,
             _ => return None,
         })
     }
@@ -51,6 +55,8 @@ pub struct NotificationSources<'s> {
     /// `(post or comment seq, (version seq, users it names))` per version that names someone
     /// and per post edit (an edit that names nobody ends the mentions before it).
     pub mentions: VecCollection<'s, Seq, (Seq, NamedIn)>,
+    /// `(user, matched seq)` for both users of every match.
+    pub matches: VecCollection<'s, Seq, (UserId, Seq)>,
 }
 
 /// `(recipient, (seq, kind))` per current notification.
@@ -63,6 +69,7 @@ pub fn notifications<'s>(
         live_comments,
         follows,
         mentions,
+        matches,
     } = sources;
     let liked = live_likes
         .filter(|(_, (liker, _, author))| liker != author)
@@ -92,5 +99,10 @@ pub fn notifications<'s>(
         })
         .semijoin(live_sources)
         .map(|(_, (user, since))| (user, (since, NotificationKind::Mention)));
-    liked.concat(commented).concat(followed).concat(mentioned)
+    let matched = matches.map(|(user, seq)| (user, (seq, NotificationKind::Match)));
+    liked
+        .concat(commented)
+        .concat(followed)
+        .concat(mentioned)
+        .concat(matched)
 }

@@ -316,6 +316,8 @@ pub enum NotificationType {
     Comment,
     Follow,
     Mention,
+    /// You were matched with someone at random: `actor` is your partner, `roomId` your room.
+    Match,
 }
 
 impl From<NotificationKind> for NotificationType {
@@ -325,6 +327,7 @@ impl From<NotificationKind> for NotificationType {
             NotificationKind::Comment => NotificationType::Comment,
             NotificationKind::Follow => NotificationType::Follow,
             NotificationKind::Mention => NotificationType::Mention,
+            NotificationKind::Match => NotificationType::Match,
         }
     }
 }
@@ -341,7 +344,7 @@ impl Notification {
     async fn kind(&self) -> NotificationType {
         self.0.kind.into()
     }
-    /// Who liked, commented, followed or mentioned you.
+    /// Who liked, commented, followed or mentioned you, or your match partner.
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<Author>> {
         match self.0.actor {
             Some(id) => author(ctx, id).await.map(Some),
@@ -353,6 +356,10 @@ impl Notification {
     }
     async fn comment_id(&self) -> Option<ID> {
         self.0.comment.map(|c| ID(c.to_string()))
+    }
+    /// A match's room.
+    async fn room_id(&self) -> Option<ID> {
+        self.0.room.map(|r| ID(r.to_string()))
     }
     async fn created_at(&self) -> String {
         rfc3339_millis(self.0.created_ms)

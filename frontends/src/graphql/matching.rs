@@ -11,7 +11,7 @@ use super::scalars::Seq;
 use super::subscriptions::{followed, holding, permit};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Subscription};
 use futures::stream::{Stream, StreamExt};
-use girok_engine::matching::{MatchingStatus as Status, MatchingUpdate as Update};
+use girok_engine::matching::{CurrentMatch, MatchingStatus as Status, MatchingUpdate as Update};
 use girok_engine::{Ack, Command, Engine, LiveScope, MatchingCommand};
 use girok_schemas::{UserId, rfc3339_millis};
 use std::sync::Arc;
@@ -47,11 +47,12 @@ pub struct Match {
     since: String,
 }
 
-/// What `joinMatching` and `skipMatch` answer: the write's seq and your status after it (a
-/// partner who was waiting is already your match).
+/// What `joinMatching` and `skipMatch` answer: the write's seq, the match it made at once
+/// (a partner was waiting; exact, from the write's own events) and your status now.
 #[derive(SimpleObject)]
 pub struct MatchingResult {
     seq: Seq,
+    matched: Option<Match>,
     status: MatchingStatus,
 }
 
@@ -92,9 +93,8 @@ pub struct MatchingUpdate {
     by_me: Option<bool>,
 }
 
-async fn status_of(engine: &Engine, user: UserId) -> Result<MatchingStatus> {
-    let status: Status = engine.matching_status(user).await.map_err(gql)?;
-    let current = match status.current {
+async fn match_of(engine: &Engine, current: Option<CurrentMatch>) -> Result<Option<Match>> {
+    Ok(match current {
         Some(current) => Some(Match {
             room_id: ID(current.room.to_string()),
             partner: User::public(engine.user(current.partner).await.map_err(gql)?),
@@ -102,7 +102,12 @@ async fn status_of(engine: &Engine, user: UserId) -> Result<MatchingStatus> {
             since: rfc3339_millis(current.since_ms),
         }),
         None => None,
-    };
+    })
+}
+
+async fn status_of(engine: &Engine, user: UserId) -> Result<MatchingStatus> {
+    let status: Status = engine.matching_status(user).await.map_err(gql)?;
+    let current = match_of(engine, status.current).await?;
     Ok(MatchingStatus {
         queued: status.queued.map(|q| QueuedTicket {
             ticket_id: ID(q.ticket.to_string()),
@@ -127,9 +132,12 @@ async fn run(ctx: &Context<'_>, command: MatchingCommand) -> Result<(UserId, Ack
 
 async fn with_status(ctx: &Context<'_>, command: MatchingCommand) -> Result<MatchingResult> {
     let (me, ack) = run(ctx, command).await?;
+    let engine = engine(ctx)?;
+    let made = engine.match_made_by(me, &ack).await.map_err(gql)?;
     Ok(MatchingResult {
         seq: Seq(ack.seq),
-        status: status_of(engine(ctx)?, me).await?,
+        matched: match_of(engine, made).await?,
+        status: status_of(engine, me).await?,
     })
 }
 

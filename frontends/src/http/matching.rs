@@ -1,6 +1,6 @@
 //! REST for random matching and blocks: the same operations as GraphQL's. Joining answers
-//! with the caller's status as of the join, so a client sees at once whether a partner was
-//! waiting; later news arrives on the WebSocket `matching` topic (or GraphQL's
+//! with the match it made at once (`matched`, if a partner was waiting) and the caller's
+//! status; later news arrives on the WebSocket `matching` topic (or GraphQL's
 //! `matchingUpdated`).
 
 use super::accounts::Auth;
@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use girok_engine::{Ack, Command, Engine, MatchingCommand};
 use girok_schemas::UserId;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -39,6 +39,21 @@ pub(crate) async fn status_of(
         None => None,
     };
     Ok(MatchingStatusDto::new(status, partner.as_ref()))
+}
+
+/// The answer to a write that may have queued and matched the caller: its seq, the ticket,
+/// the match it made at once (`null` if none: exact, from the write's own events) and the
+/// caller's status now (which may already show later changes).
+async fn after_joining(engine: &Engine, me: UserId, ack: &Ack) -> girok_engine::Result<Value> {
+    let matched = match engine.match_made_by(me, ack).await? {
+        Some(made) => {
+            let partner = engine.user(made.partner).await?;
+            json!({ "roomId": made.room, "partner": PublicUserDto::from(&partner), "seq": made.seq })
+        }
+        None => Value::Null,
+    };
+    let status = status_of(engine, me).await?;
+    Ok(json!({ "seq": ack.seq, "ticketId": ack.id, "matched": matched, "status": status }))
 }
 
 async fn run(
@@ -72,8 +87,7 @@ async fn join(
         language: body.language,
     };
     let (me, ack) = run(&state, &auth, command).await?;
-    let status = status_of(&state.engine, me).await?;
-    let body = json!({ "seq": ack.seq, "ticketId": ack.id, "status": status });
+    let body = after_joining(&state.engine, me, &ack).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -98,8 +112,7 @@ async fn skip(
         requeue: params.requeue.unwrap_or(true),
     };
     let (me, ack) = run(&state, &auth, command).await?;
-    let status = status_of(&state.engine, me).await?;
-    Ok(Json(json!({ "seq": ack.seq, "status": status })).into_response())
+    Ok(Json(after_joining(&state.engine, me, &ack).await?).into_response())
 }
 
 async fn blocked(State(state): State<AppState>, Auth(auth): Auth) -> Result<Response, ApiError> {
