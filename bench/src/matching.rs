@@ -179,9 +179,13 @@ struct Shared {
     accounts: Vec<Account>,
     index: HashMap<String, usize>,
     idle: RefCell<VecDeque<usize>>,
-    /// A waiting partner's user → the scheduled instant of the join that matched them, until
-    /// its `matched` frame arrives.
-    notify_due: RefCell<HashMap<usize, Instant>>,
+    /// A match's room → the scheduled instant of the join that made it, until the waiting
+    /// partner's `matched` frame arrives.
+    notify_due: RefCell<HashMap<String, Instant>>,
+    /// A match's room → when the partner's `matched` frame arrived, for frames that came
+    /// before the newcomer's answer (girok pushes the frame once the match is durable, which
+    /// can be before the answer is written).
+    notified_at: RefCell<HashMap<String, Instant>>,
     window: (Instant, Instant),
     stats: RefCell<Stats>,
 }
@@ -251,6 +255,7 @@ async fn drive(
         index,
         idle: RefCell::new((0..args.users).collect()),
         notify_due: RefCell::new(HashMap::new()),
+        notified_at: RefCell::new(HashMap::new()),
         window,
         stats: RefCell::new(Stats {
             acked: 0,
@@ -262,8 +267,7 @@ async fn drive(
     });
     let readers: Vec<_> = sockets
         .into_iter()
-        .enumerate()
-        .map(|(i, socket)| tokio::task::spawn_local(read_socket(shared.clone(), i, socket)))
+        .map(|socket| tokio::task::spawn_local(read_socket(shared.clone(), socket)))
         .collect();
     // The schedule: one join every 1/rate s from `start` to the window's end.
     let period_ns = 1_000_000_000 / args.rate;
@@ -352,26 +356,43 @@ async fn connect(base: &str, token: &str) -> anyhow::Result<Socket> {
 }
 
 /// A user's socket: `matched` frames end a partner's wait.
-async fn read_socket(shared: Rc<Shared>, user: usize, mut socket: Socket) {
+async fn read_socket(shared: Rc<Shared>, mut socket: Socket) {
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
             continue;
         };
-        // The frame type is near the start: skip the parse of anything else.
+        // Parse only the `matched` frames.
         if !text.contains("\"matched\"") {
             continue;
         }
-        let Some(due) = shared.notify_due.borrow_mut().remove(&user) else {
+        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
-        if due >= shared.window.0 && due < shared.window.1 {
-            let latency = micros(due);
-            shared
-                .stats
-                .borrow_mut()
-                .partner_notified
-                .saturating_record(latency);
+        let Some(room) = frame["roomId"].as_str() else {
+            continue;
+        };
+        let due = shared.notify_due.borrow_mut().remove(room);
+        match due {
+            Some(due) => record_notified(&shared, due, Instant::now()),
+            None => {
+                shared
+                    .notified_at
+                    .borrow_mut()
+                    .insert(room.to_owned(), Instant::now());
+            }
         }
+    }
+}
+
+/// The partner of a join scheduled at `due` heard of the match at `at`.
+fn record_notified(shared: &Shared, due: Instant, at: Instant) {
+    if due >= shared.window.0 && due < shared.window.1 {
+        let latency = at.saturating_duration_since(due).as_micros().max(1) as u64;
+        shared
+            .stats
+            .borrow_mut()
+            .partner_notified
+            .saturating_record(latency);
     }
 }
 
@@ -405,6 +426,7 @@ async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
     let partner = body["matched"]["partner"]["id"]
         .as_str()
         .and_then(|id| shared.index.get(id).copied());
+    let room = body["matched"]["roomId"].as_str().unwrap_or_default();
     {
         let mut stats = shared.stats.borrow_mut();
         if measured {
@@ -420,7 +442,13 @@ async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
     let Some(partner) = partner else {
         return; // waiting: a later newcomer's skip makes this user idle again
     };
-    shared.notify_due.borrow_mut().insert(partner, due);
+    let arrived = shared.notified_at.borrow_mut().remove(room);
+    match arrived {
+        Some(at) => record_notified(&shared, due, at),
+        None => {
+            shared.notify_due.borrow_mut().insert(room.to_owned(), due);
+        }
+    }
     let skipped = shared
         .http
         .post(format!("{}/v1/matching/skip?requeue=false", shared.base))

@@ -721,8 +721,8 @@ fn check_matching_log(events: &[Value]) -> (HashSet<String>, HashMap<String, Str
 }
 
 /// Users who join, leave, skip, block and unblock, connect and disconnect, at random, each on
-/// its own task, until `stop`; returns the acknowledged joins (ticket ids) and how many
-/// operations ran.
+/// its own task; `acked` gets what was acknowledged (`ticket:<id>` per join, `match:<room>` per
+/// match a join or skip made at once, `seq:<n>` per write); returns how many operations ran.
 async fn churn(
     server: Arc<Server>,
     users: Vec<(String, String)>,
@@ -753,10 +753,8 @@ async fn churn(
                     let language = languages[rng.random_range(0..languages.len())];
                     let answer = join(&server, &token, &picked, language).await;
                     if answer.0 == 201 {
-                        acked
-                            .lock()
-                            .unwrap()
-                            .push(answer.1["ticketId"].as_str().unwrap().to_owned());
+                        let ticket = answer.1["ticketId"].as_str().unwrap();
+                        acked.lock().unwrap().push(format!("ticket:{ticket}"));
                     }
                     answer
                 } else if roll < 55 {
@@ -800,6 +798,15 @@ async fn churn(
                     (200, Value::Null)
                 };
                 assert!(code < 500, "server error {code}: {body}");
+                if (200..300).contains(&code) {
+                    let mut acked = acked.lock().unwrap();
+                    if let Some(seq) = body["seq"].as_u64() {
+                        acked.push(format!("seq:{seq}"));
+                    }
+                    if let Some(room) = body["matched"]["roomId"].as_str() {
+                        acked.push(format!("match:{room}"));
+                    }
+                }
                 if code >= 400 {
                     let expected = [
                         "ALREADY_QUEUED",
@@ -825,6 +832,36 @@ async fn churn(
         total += task.await.unwrap();
     }
     total
+}
+
+/// Everything acknowledged is in the log, once: each ticket (by id) and match (by room) in
+/// exactly one event, each acknowledged write's seq among the events.
+fn acknowledged_once(events: &[Value], acked: &[String]) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for event in events {
+        let key = match event["type"].as_str().unwrap() {
+            "matching.ticket.opened" => format!("ticket:{}", event["id"].as_str().unwrap()),
+            "matching.matched" => format!("match:{}", event["payload"]["roomId"].as_str().unwrap()),
+            _ => continue,
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    let head = events.last().map_or(0, |e| e["seq"].as_u64().unwrap());
+    let (mut tickets, mut matches) = (0, 0);
+    for change in acked {
+        if let Some(seq) = change.strip_prefix("seq:") {
+            assert!(
+                seq.parse::<u64>().unwrap() <= head,
+                "acknowledged {change} lost"
+            );
+            continue;
+        }
+        assert_eq!(counts.get(change), Some(&1), "acknowledged {change}");
+        tickets += usize::from(change.starts_with("ticket:"));
+        matches += usize::from(change.starts_with("match:"));
+    }
+    eprintln!("{tickets} acknowledged tickets and {matches} matches, each once in the log");
+    assert!(tickets > 0 && matches > 0);
 }
 
 fn seed() -> u64 {
@@ -894,17 +931,7 @@ async fn concurrent_churn_keeps_every_matching_invariant() {
         assert_eq!(ran, 24 * 60);
         let events = log_events(&server).await;
         statuses_agree(&server, &people, &events).await;
-        // Every acknowledged join opened exactly one ticket.
-        let opened: HashMap<&str, usize> = events
-            .iter()
-            .filter(|e| e["type"] == "matching.ticket.opened")
-            .fold(HashMap::new(), |mut counts, e| {
-                *counts.entry(e["id"].as_str().unwrap()).or_default() += 1;
-                counts
-            });
-        for ticket in acked.lock().unwrap().iter() {
-            assert_eq!(opened.get(ticket.as_str()), Some(&1), "ticket {ticket}");
-        }
+        acknowledged_once(&events, &acked.lock().unwrap());
     }
 }
 
@@ -926,7 +953,7 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
     ));
     // Kill while the load runs: once a good share of joins were acknowledged.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 150 {
+    while acked.lock().unwrap().len() < 400 {
         assert!(Instant::now() < deadline, "the load made no progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -943,20 +970,7 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
 
     let server = Server::start_with_env(&data, &[], &env);
     let events = log_events(&server).await;
-    let opened: HashMap<&str, usize> = events
-        .iter()
-        .filter(|e| e["type"] == "matching.ticket.opened")
-        .fold(HashMap::new(), |mut counts, e| {
-            *counts.entry(e["id"].as_str().unwrap()).or_default() += 1;
-            counts
-        });
-    for ticket in &acked {
-        assert_eq!(
-            opened.get(ticket.as_str()),
-            Some(&1),
-            "acknowledged ticket {ticket}"
-        );
-    }
+    acknowledged_once(&events, &acked);
     statuses_agree(&server, &people, &events).await;
     // Matching goes on after the restart: once those who waited through it leave, two
     // newcomers pair.
