@@ -10,7 +10,7 @@ use crate::command::{Command, Submission};
 use crate::error::{Error, Result};
 use crate::hot::HotObjects;
 use crate::matching::blocks::Blocks;
-use crate::matching::{MatchingConfig, MatchingStage, PoolGauge};
+use crate::matching::{MatchingConfig, MatchingStage, PoolGauge, Shared};
 use girok_storage::{Stager, Txn, WrittenKeys};
 use std::sync::Arc;
 
@@ -53,8 +53,11 @@ impl Stager for Sequencer {
             Command::Account(command) => crate::accounts::stage(txn, new_id, command),
             Command::Feed(command) => crate::feed::stage(txn, actor, new_id, command),
             Command::Matching(command) => {
-                self.matching
-                    .stage(txn, &mut self.blocks, actor, new_id, command)
+                let shared = Shared {
+                    blocks: &mut self.blocks,
+                    chat: &mut self.chat,
+                };
+                self.matching.stage(txn, shared, actor, new_id, command)
             }
         }
     }

@@ -351,6 +351,12 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
         .unwrap()
         .to_owned();
     next_of(&mut bob_ws, "matched").await;
+    let messages = format!("/v1/rooms/{room}/messages");
+    for token in [&ann, &bob] {
+        let body = json!({ "body": "hello" });
+        let (code, sent) = call(&server, "POST", &messages, token, Some(body)).await;
+        assert_eq!(code, 201, "{sent}");
+    }
 
     // Ann skips: both leave the room, which closes; Ann waits again.
     let (code, skipped) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
@@ -366,18 +372,19 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
         (Some(room.as_str()), Some(false))
     );
     for token in [&ann, &bob] {
-        let (code, refused) = call(
-            &server,
-            "GET",
-            &format!("/v1/rooms/{room}/messages"),
-            token,
-            None,
-        )
-        .await;
+        let (code, refused) = call(&server, "GET", &messages, token, None).await;
         assert_eq!(
             (code, rest_code(&refused)),
             (403, "NOT_A_MEMBER"),
             "the match room closed"
+        );
+        // Nor do they write there, though both did a moment ago.
+        let body = json!({ "body": "still there?" });
+        let (code, refused) = call(&server, "POST", &messages, token, Some(body)).await;
+        assert_eq!(
+            (code, rest_code(&refused)),
+            (403, "NOT_A_MEMBER"),
+            "{refused}"
         );
     }
     // Bob joins: Ann waits, but not for him.

@@ -330,6 +330,12 @@ impl ChatStage {
         Ok(member)
     }
 
+    /// `user` left `room` by another domain's command (a match that ended): the membership
+    /// cache must not answer for them any more.
+    pub fn forget_member(&mut self, room: RoomId, user: UserId) {
+        self.members.remove(&(room, user));
+    }
+
     fn remember_member(&mut self, room: RoomId, user: UserId) {
         if self.members.len() >= MEMBER_CACHE_CAP {
             self.members.clear();

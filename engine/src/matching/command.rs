@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::limits::{MAX_MATCH_LANGUAGE_CHARS, MAX_MATCH_TAG_CHARS, MAX_MATCH_TAGS};
 use crate::write_kind::WriteKind;
-use girok_schemas::UserId;
+use girok_schemas::{Seq, UserId};
 
 /// What a user asks of the matching queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,25 +27,28 @@ pub enum MatchingCommand {
     Block { user: UserId },
     /// The actor takes their block of `user` back.
     Unblock { user: UserId },
-    /// The actor's last live connection went away: an open ticket closes (girok submits it).
-    Disconnected,
+    /// The actor's last live connection went away: their ticket opened at `ticket_seq`
+    /// closes if it is still open (girok submits it; a ticket opened since stays).
+    Disconnected { ticket_seq: Seq },
     /// A wave of the matcher: relaxes preferences of tickets that waited, pairs what became
     /// compatible, expires tickets past their time (girok submits it).
     Wave,
 }
 
 impl MatchingCommand {
-    /// Joins and skips spend the `matching` budget; the rest none (leaving and blocking are
-    /// bounded by what there is to leave or block, and girok's own commands by girok).
+    /// Joins and skips spend the `matching` budget; blocks and unblocks, changes of the
+    /// social graph as follows are, the `follows` one; leaving spends none (it is bounded by
+    /// the joins), nor do girok's own commands.
     pub(crate) fn write_kind(&self) -> Option<WriteKind> {
         match self {
             MatchingCommand::Join { .. } | MatchingCommand::Skip { .. } => {
                 Some(WriteKind::Matching)
             }
+            MatchingCommand::Block { .. } | MatchingCommand::Unblock { .. } => {
+                Some(WriteKind::Follows)
+            }
             MatchingCommand::Leave
-            | MatchingCommand::Block { .. }
-            | MatchingCommand::Unblock { .. }
-            | MatchingCommand::Disconnected
+            | MatchingCommand::Disconnected { .. }
             | MatchingCommand::Wave => None,
         }
     }

@@ -18,5 +18,5 @@ pub use command::MatchingCommand;
 pub use pool::MatchRules;
 pub use reads::{CurrentMatch, MatchingStatus, QueuedTicket};
 pub use stage::MatchingConfig;
-pub(crate) use stage::{MatchingStage, PoolGauge};
+pub(crate) use stage::{MatchingStage, PoolGauge, Shared};
 pub use updates::MatchingUpdate;

@@ -38,10 +38,11 @@ impl MatchRules {
     /// When a ticket opened at `opened_ms` next needs the matcher: its next relaxation, or its
     /// expiry.
     fn next_due(&self, opened_ms: i64, level: Level) -> i64 {
+        // Saturating: the configuration may say "never" with a huge number.
         match level {
-            0 => opened_ms + self.relax_after_ms / 2,
-            1 => opened_ms + self.relax_after_ms,
-            _ => opened_ms + self.ticket_ttl_ms,
+            0 => opened_ms.saturating_add(self.relax_after_ms / 2),
+            1 => opened_ms.saturating_add(self.relax_after_ms),
+            _ => opened_ms.saturating_add(self.ticket_ttl_ms),
         }
     }
 }
@@ -76,12 +77,12 @@ impl Waiting {
         }
     }
 
+    fn shared<'a>(&'a self, other: &'a Waiting) -> impl Iterator<Item = &'a String> {
+        self.tags.iter().filter(|tag| other.tags.contains(tag))
+    }
+
     pub fn shared_tags(&self, other: &Waiting) -> Vec<String> {
-        self.tags
-            .iter()
-            .filter(|tag| other.tags.contains(tag))
-            .cloned()
-            .collect()
+        self.shared(other).cloned().collect()
     }
 
     fn same_language(&self, other: &Waiting) -> Option<bool> {
@@ -90,11 +91,7 @@ impl Waiting {
 
     /// Whether the two may be paired at `level`, and how well they fit.
     fn fit(&self, other: &Waiting, level: Level) -> Option<usize> {
-        let shared = self
-            .tags
-            .iter()
-            .filter(|tag| other.tags.contains(tag))
-            .count();
+        let shared = self.shared(other).count();
         let language = self.same_language(other);
         let tags_required = level == 0 && !self.tags.is_empty() && !other.tags.is_empty();
         if (level < 2 && language == Some(false)) || (tags_required && shared == 0) {

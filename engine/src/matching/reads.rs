@@ -57,7 +57,7 @@ fn read_status(
                 seq: t.seq,
                 since_ms: t.opened_ms,
                 tags: t.tags,
-                language: Some(t.language).filter(|l| !l.is_empty()),
+                language: super::stage::language_of(t.language),
             })
         })
         .transpose()?;
@@ -129,15 +129,16 @@ impl Engine {
         .await
     }
 
-    /// `user`'s last live connection went away: an open ticket of theirs closes
-    /// (`disconnected`) through the log. Nothing happens for a user who does not wait.
+    /// `user`'s last live connection went away: their open ticket closes (`disconnected`)
+    /// through the log; a ticket opened after this look (a reconnect that joined again) stays.
+    /// Nothing happens for a user who does not wait.
     pub async fn matching_disconnected(&self, user: UserId) -> Result<()> {
-        let queued = self
-            .blocking(move |store| Ok(store.get(Table::UseridTicket, user.as_bytes())?.is_some()))
-            .await?;
-        if queued {
-            self.submit(user, Command::Matching(MatchingCommand::Disconnected))
-                .await?;
+        let (queued, _) = self.blocking(move |store| read_status(store, user)).await?;
+        if let Some(ticket) = queued {
+            let command = MatchingCommand::Disconnected {
+                ticket_seq: ticket.seq,
+            };
+            self.submit(user, Command::Matching(command)).await?;
         }
         Ok(())
     }

@@ -11,11 +11,12 @@ use super::blocks::Blocks;
 use super::command::MatchingCommand;
 use super::pool::{MatchRules, Pool, Waiting};
 use crate::ack::Ack;
+use crate::chat::ChatStage;
 use crate::error::{Error, Result};
 use crate::records::{pair_key, record};
 use crate::staging::{append, append_as};
 use girok_schemas::proto::{MatchRecord, TicketRecord};
-use girok_schemas::{EventId, Payload, RoomId, UserId};
+use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Table, Txn};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -60,6 +61,14 @@ pub(crate) struct PoolGauge {
     pub next_due_ms: AtomicI64,
 }
 
+/// What the matching stage shares with the other domains' stages: the blocks (which chat also
+/// asks) and chat's stage itself, whose membership cache must forget the members a match's end
+/// takes out of its room.
+pub(crate) struct Shared<'a> {
+    pub blocks: &'a mut Blocks,
+    pub chat: &'a mut ChatStage,
+}
+
 pub(crate) struct MatchingStage {
     /// The open tickets; `None` until loaded from the write model (and after a batch that
     /// did not commit, whose changes it may hold).
@@ -82,44 +91,57 @@ impl MatchingStage {
         self.pool = None;
     }
 
+    /// Runs one command. A refused command leaves nothing in `txn` (the writer drops it), so
+    /// the pool, which it may have changed on the way, is dropped too and loaded again from
+    /// the write model by the next command.
     pub fn stage(
         &mut self,
         txn: &mut Txn<'_>,
-        blocks: &mut Blocks,
+        shared: Shared<'_>,
+        actor: UserId,
+        new_id: EventId,
+        command: MatchingCommand,
+    ) -> Result<Ack> {
+        let ack = self.run(txn, shared, actor, new_id, command);
+        if ack.is_err() {
+            self.pool = None;
+        }
+        self.publish();
+        ack
+    }
+
+    fn run(
+        &mut self,
+        txn: &mut Txn<'_>,
+        Shared { blocks, chat }: Shared<'_>,
         actor: UserId,
         new_id: EventId,
         command: MatchingCommand,
     ) -> Result<Ack> {
         self.load(txn)?;
-        let ack = match command {
+        match command {
             MatchingCommand::Join { tags, language } => {
                 self.join(txn, blocks, actor, new_id, tags, language)
             }
-            MatchingCommand::Leave => self.close(txn, actor, new_id, reason::LEFT),
-            MatchingCommand::Disconnected => {
-                match self.close(txn, actor, new_id, reason::DISCONNECTED) {
+            MatchingCommand::Leave => self.close(txn, actor, new_id, None),
+            MatchingCommand::Disconnected { ticket_seq } => {
+                match self.close(txn, actor, new_id, Some(ticket_seq)) {
                     Err(Error::NotQueued) => Ok(nothing(txn, new_id)),
                     other => other,
                 }
             }
             MatchingCommand::Skip { requeue } => {
                 let current = current_match(txn, actor)?.ok_or(Error::NotMatched)?;
-                let ended = self.end_match(txn, actor, new_id, &current)?;
+                let ended = self.end_match(txn, chat, actor, new_id, &current)?;
                 if requeue {
-                    let language = Some(current.language).filter(|l| !l.is_empty());
-                    self.join(
-                        txn,
-                        blocks,
-                        actor,
-                        EventId::new_v7(),
-                        current.tags,
-                        language,
-                    )
+                    let language = language_of(current.language);
+                    let id = EventId::new_v7();
+                    self.join(txn, blocks, actor, id, current.tags, language)
                 } else {
                     Ok(ended)
                 }
             }
-            MatchingCommand::Block { user } => self.block(txn, blocks, actor, new_id, user),
+            MatchingCommand::Block { user } => self.block(txn, blocks, chat, actor, new_id, user),
             MatchingCommand::Unblock { user } => {
                 if !blocks.blocks(txn, actor, user)? {
                     return Err(Error::NotBlocked);
@@ -129,9 +151,7 @@ impl MatchingStage {
                 Ok(ack)
             }
             MatchingCommand::Wave => self.wave(txn, blocks, new_id),
-        };
-        self.publish();
-        ack
+        }
     }
 
     fn load(&mut self, txn: &Txn<'_>) -> Result<()> {
@@ -153,9 +173,12 @@ impl MatchingStage {
         self.pool.get_or_insert_with(Pool::default)
     }
 
+    /// Publishes the pool's figures (none while it is unloaded: they stay as they were).
     fn publish(&mut self) {
         let rules = self.config.rules;
-        let pool = self.pool();
+        let Some(pool) = &self.pool else {
+            return;
+        };
         let (waiting, due) = (pool.len() as u64, pool.next_due(&rules));
         self.gauge.waiting.store(waiting, Ordering::Relaxed);
         self.gauge
@@ -260,23 +283,33 @@ impl MatchingStage {
             },
         )?;
         for ticket in [&a, &b] {
-            close_ticket(txn, None, ticket.user, ticket, reason::MATCHED, now)?;
+            close_ticket(txn, None, EventId::new_v7(), ticket, reason::MATCHED)?;
         }
         Ok(matched)
     }
 
-    /// Closes `actor`'s open ticket for `why`.
+    /// Closes `actor`'s open ticket: they left (`opened_at: None`), or the connection of the
+    /// ticket opened at that seq went away (a newer ticket stays).
     fn close(
         &mut self,
         txn: &mut Txn<'_>,
         actor: UserId,
         new_id: EventId,
-        why: &str,
+        opened_at: Option<Seq>,
     ) -> Result<Ack> {
-        let waiting = self.pool().remove(actor).ok_or(Error::NotQueued)?;
-        let now = txn.commit_time_ms();
-        let payload = closed(actor, &waiting, why, now);
-        append(txn, actor, new_id, payload)
+        let pool = self.pool();
+        let open = pool
+            .get(actor)
+            .is_some_and(|w| opened_at.is_none_or(|seq| seq == w.seq));
+        let waiting = open
+            .then(|| pool.remove(actor))
+            .flatten()
+            .ok_or(Error::NotQueued)?;
+        let why = match opened_at {
+            None => reason::LEFT,
+            Some(_) => reason::DISCONNECTED,
+        };
+        close_ticket(txn, Some(actor), new_id, &waiting, why)
     }
 
     /// Ends `actor`'s match `current`: the skip (which keeps the pair apart for a while),
@@ -284,6 +317,7 @@ impl MatchingStage {
     fn end_match(
         &mut self,
         txn: &mut Txn<'_>,
+        chat: &mut ChatStage,
         actor: UserId,
         new_id: EventId,
         current: &MatchRecord,
@@ -313,6 +347,7 @@ impl MatchingStage {
                 Payload::MemberLeft { room, user },
             )?
             .seq;
+            chat.forget_member(room, user);
         }
         Ok(Ack {
             seq: last,
@@ -324,6 +359,7 @@ impl MatchingStage {
         &mut self,
         txn: &mut Txn<'_>,
         blocks: &mut Blocks,
+        chat: &mut ChatStage,
         actor: UserId,
         new_id: EventId,
         user: UserId,
@@ -340,7 +376,7 @@ impl MatchingStage {
         if let Some(current) = current_match(txn, actor)?
             && current.partner == user.as_bytes()
         {
-            self.end_match(txn, actor, EventId::new_v7(), &current)?;
+            self.end_match(txn, chat, actor, EventId::new_v7(), &current)?;
         }
         let ack = append(txn, actor, new_id, Payload::UserBlocked { user })?;
         blocks.set(txn, actor, user, true)?;
@@ -355,7 +391,7 @@ impl MatchingStage {
         let (expired, relaxed) = self.pool().due(now, &rules);
         for user in expired {
             if let Some(waiting) = self.pool().remove(user) {
-                close_ticket(txn, None, user, &waiting, reason::EXPIRED, now)?;
+                close_ticket(txn, None, EventId::new_v7(), &waiting, reason::EXPIRED)?;
             }
         }
         for user in relaxed {
@@ -383,33 +419,30 @@ fn nothing(txn: &Txn<'_>, new_id: EventId) -> Ack {
 }
 
 fn waiting(user: UserId, ticket: TicketRecord) -> Waiting {
-    let language = Some(ticket.language).filter(|l| !l.is_empty());
+    let language = language_of(ticket.language);
     Waiting::new(user, ticket.seq, ticket.opened_ms, ticket.tags, language)
 }
 
-fn closed(user: UserId, waiting: &Waiting, why: &str, now: i64) -> Payload {
-    Payload::TicketClosed {
-        user,
-        ticket_seq: waiting.seq,
-        reason: why.to_owned(),
-        waited_ms: now - waiting.opened_ms,
-    }
+/// A stored language (empty: none).
+pub(crate) fn language_of(stored: String) -> Option<String> {
+    Some(stored).filter(|language| !language.is_empty())
 }
 
+/// Appends the closing of `waiting`'s ticket for `why`, by `actor` (`None`: girok's decision).
 fn close_ticket(
     txn: &mut Txn<'_>,
     actor: Option<UserId>,
-    user: UserId,
+    id: EventId,
     waiting: &Waiting,
     why: &str,
-    now: i64,
 ) -> Result<Ack> {
-    append_as(
-        txn,
-        actor,
-        EventId::new_v7(),
-        closed(user, waiting, why, now),
-    )
+    let closed = Payload::TicketClosed {
+        user: waiting.user,
+        ticket_seq: waiting.seq,
+        reason: why.to_owned(),
+        waited_ms: txn.commit_time_ms() - waiting.opened_ms,
+    };
+    append_as(txn, actor, id, closed)
 }
 
 pub(crate) fn current_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {

@@ -83,8 +83,9 @@ pub struct MatchingUpdate {
     kind: MatchingUpdateKind,
     seq: Seq,
     ticket_id: Option<ID>,
-    /// A queued ticket's tags.
+    /// A queued ticket's tags and language.
     tags: Vec<String>,
+    language: Option<String>,
     room_id: Option<ID>,
     partner: Option<User>,
     shared_tags: Vec<String>,
@@ -261,6 +262,7 @@ async fn matching_update(engine: &Engine, seq: u64, update: Update) -> Result<Ma
         seq: Seq(seq),
         ticket_id: None,
         tags: Vec::new(),
+        language: None,
         room_id: None,
         partner: None,
         shared_tags: Vec::new(),
@@ -269,9 +271,14 @@ async fn matching_update(engine: &Engine, seq: u64, update: Update) -> Result<Ma
         by_me: None,
     };
     match update {
-        Update::Queued { ticket, tags, .. } => {
+        Update::Queued {
+            ticket,
+            tags,
+            language,
+        } => {
             out.ticket_id = Some(ID(ticket.to_string()));
             out.tags = tags;
+            out.language = language;
         }
         Update::Matched {
             room,
