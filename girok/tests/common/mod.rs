@@ -381,3 +381,35 @@ pub async fn as_user(server: &Server, token: &str, query: &str, variables: Value
     server.set_token(token);
     server.gql_status(query, variables).await.1
 }
+
+/// `/readyz` once every view has caught up with the log (at most 60 s).
+pub async fn views_caught_up(server: &Server) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, ready) = server.get_json("/readyz").await;
+        let caught_up = ready["views"]
+            .as_array()
+            .is_some_and(|views| views.iter().all(|v| v["lag"] == 0));
+        if status == 200 && caught_up {
+            return ready;
+        }
+        assert!(Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every view `ready` (a server's `/readyz`) lists has the digest `report` (`girok replay
+/// --json` on the same log) gives it; returns the names the replay reported.
+pub fn assert_replay_equals(ready: &Value, report: &Value) -> Vec<String> {
+    let replayed: std::collections::HashMap<&str, &Value> = report["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), &v["digest"]))
+        .collect();
+    for view in ready["views"].as_array().unwrap() {
+        let name = view["name"].as_str().unwrap();
+        assert_eq!(Some(&&view["digest"]), replayed.get(name), "view {name}");
+    }
+    replayed.keys().map(|name| name.to_string()).collect()
+}
