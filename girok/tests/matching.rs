@@ -38,6 +38,11 @@ fn rest_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")
 }
 
+/// A server on a fresh data directory in `dir` with `settings` (`GIROK__…` variables).
+fn start_in(dir: &tempfile::TempDir, settings: &[(&str, &str)]) -> Server {
+    Server::start_with_env(&dir.path().join("data"), &[], settings)
+}
+
 /// A matching subscription on `/ws`.
 async fn matching_socket(server: &Server, token: &str) -> Socket {
     let mut socket = connect(server, Some(token)).await;
@@ -74,7 +79,7 @@ async fn status_until(server: &Server, token: &str, done: impl Fn(&Value) -> boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_are_matched_and_chat_in_their_room() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = start_in(&dir, &[]);
     let (ann, ann_id) = user(&server, "ann").await;
     let (bob, bob_id) = user(&server, "bob").await;
     let (cat, _) = user(&server, "cat").await;
@@ -216,9 +221,8 @@ async fn two_users_are_matched_and_chat_in_their_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_typed_and_joins_are_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with_env(
-        &dir.path().join("data"),
-        &[],
+    let server = start_in(
+        &dir,
         &[
             ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "4"),
             ("GIROK__RATE_LIMITS__MATCHING__BURST", "4"),
@@ -339,7 +343,7 @@ async fn refusals_are_typed_and_joins_are_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = start_in(&dir, &[]);
     let (ann, _) = user(&server, "ann").await;
     let (bob, bob_id) = user(&server, "bob").await;
     let (cat, cat_id) = user(&server, "cat").await;
@@ -514,15 +518,12 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preferences_are_honoured_while_a_fit_waits_and_relaxed_with_time() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with_env(
-        &dir.path().join("data"),
-        &[],
-        &[("GIROK__MATCHING__RELAX_AFTER_SECS", "2")],
-    );
+    let server = start_in(&dir, &[("GIROK__MATCHING__RELAX_AFTER_SECS", "2")]);
     let (ann, _) = user(&server, "ann").await;
     let (bob, _) = user(&server, "bob").await;
     let (cat, _) = user(&server, "cat").await;
     let (dan, _) = user(&server, "dan").await;
+    let mut bob_ws = matching_socket(&server, &bob).await;
     join(&server, &ann, &["chess"], Some("en")).await;
     let (_, joined) = join(&server, &bob, &["music"], Some("ko")).await;
     assert_eq!(joined["status"]["match"], Value::Null, "nothing in common");
@@ -539,8 +540,11 @@ async fn preferences_are_honoured_while_a_fit_waits_and_relaxed_with_time() {
     assert_eq!(joined["status"]["match"], Value::Null, "{joined}");
     let matched = next_of(&mut dan_ws, "matched").await;
     assert_eq!(matched["partner"]["username"], "bob");
-    // Bob had waited about a second before Dan came: the pair relaxed about 1 s after Bob's join.
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The pair relaxed once Bob, who waited longer, had waited half of relax_after (1 s).
+    let matched = next_of(&mut bob_ws, "matched").await;
+    assert_eq!(matched["partner"]["username"], "dan");
+    assert!(matched["waitedMs"].as_i64().unwrap() >= 1_000, "{matched}");
     let (eve, _) = user(&server, "eve").await;
     let (fay, _) = user(&server, "fay").await;
     let mut fay_ws = matching_socket(&server, &fay).await;
@@ -556,11 +560,7 @@ async fn preferences_are_honoured_while_a_fit_waits_and_relaxed_with_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_expire_and_close_with_their_last_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with_env(
-        &dir.path().join("data"),
-        &[],
-        &[("GIROK__MATCHING__TICKET_TTL_SECS", "1")],
-    );
+    let server = start_in(&dir, &[("GIROK__MATCHING__TICKET_TTL_SECS", "1")]);
     let (ann, _) = user(&server, "ann").await;
     let (bob, _) = user(&server, "bob").await;
     let mut ann_ws = matching_socket(&server, &ann).await;
@@ -901,9 +901,8 @@ async fn statuses_agree(server: &Server, users: &[(String, String)], events: &[V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_churn_keeps_every_matching_invariant() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Arc::new(Server::start_with_env(
-        &dir.path().join("data"),
-        &[],
+    let server = Arc::new(start_in(
+        &dir,
         &[
             ("GIROK__MATCHING__RELAX_AFTER_SECS", "1"),
             ("GIROK__MATCHING__TICKET_TTL_SECS", "3"),
