@@ -476,7 +476,7 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
         Value::Null,
         "cat never meets bob: {joined}"
     );
-    // Unblocked, the two can write again, and the next join pairs them.
+    // Unblocked, the two can write again, and the matcher pairs the two who wait at once.
     let (code, _) = call(
         &server,
         "DELETE",
@@ -495,12 +495,8 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
     )
     .await;
     assert_eq!(code, 201);
-    call(&server, "DELETE", "/v1/matching/queue", &cat, None).await;
-    let (_, joined) = join(&server, &cat, &[], None).await;
-    assert_eq!(
-        joined["status"]["match"]["partner"]["username"], "bob",
-        "{joined}"
-    );
+    let now = status_until(&server, &cat, |s| s["match"].is_object()).await;
+    assert_eq!(now["match"]["partner"]["username"], "bob", "{now}");
     // Blocking your partner ends the match.
     let (code, _) = call(
         &server,
@@ -555,6 +551,28 @@ async fn preferences_are_honoured_while_a_fit_waits_and_relaxed_with_time() {
     let matched = next_of(&mut fay_ws, "matched").await;
     assert_eq!(matched["partner"]["username"], "eve");
     assert!(matched["waitedMs"].as_i64().unwrap() >= 1_900, "{matched}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_pair_meets_again_once_its_exclusion_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(&dir, &[("GIROK__MATCHING__SKIP_EXCLUSION_SECS", "1")]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, _) = user(&server, "bob").await;
+    join(&server, &ann, &[], None).await;
+    join(&server, &bob, &[], None).await;
+    let (code, _) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
+    assert_eq!(code, 200);
+    let started = Instant::now();
+    let (_, joined) = join(&server, &bob, &[], None).await;
+    assert_eq!(joined["matched"], Value::Null, "kept apart: {joined}");
+    // Both wait; once the second is over, the matcher pairs them without anyone joining.
+    let now = status_until(&server, &bob, |s| s["match"].is_object()).await;
+    assert_eq!(now["match"]["partner"]["username"], "ann", "{now}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "not before the exclusion ended"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,6 +57,9 @@ pub(crate) struct Waiting {
     pub language: Option<String>,
     /// The level at which the matcher last looked for a partner for it.
     checked: Level,
+    /// When to look again whatever the level: a partner it was kept from becomes allowed
+    /// (a skip's exclusion ends, a block is taken back).
+    recheck_ms: Option<i64>,
 }
 
 impl Waiting {
@@ -74,6 +77,7 @@ impl Waiting {
             tags,
             language,
             checked: 0,
+            recheck_ms: None,
         }
     }
 
@@ -134,6 +138,14 @@ impl Pool {
         self.by_user.get(&user)
     }
 
+    /// Asks the matcher to look for a partner for `user` again at `at_ms` (or earlier if it
+    /// was due earlier anyway).
+    pub fn recheck(&mut self, user: UserId, at_ms: i64) {
+        if let Some(waiting) = self.by_user.get_mut(&user) {
+            waiting.recheck_ms = Some(waiting.recheck_ms.map_or(at_ms, |due| due.min(at_ms)));
+        }
+    }
+
     /// The best partner for `user` at `now_ms` that `allowed` accepts (skips and blocks), or
     /// `None`. Expired tickets are nobody's partner.
     pub fn best_partner<E>(
@@ -170,8 +182,8 @@ impl Pool {
     }
 
     /// What a wave at `now_ms` has to do: the tickets past their time, and those whose
-    /// preferences relaxed since the matcher last looked (each oldest first; marked looked at
-    /// now).
+    /// preferences relaxed since the matcher last looked or whose recheck is due (each oldest
+    /// first; marked looked at now).
     pub fn due(&mut self, now_ms: i64, rules: &MatchRules) -> (Vec<UserId>, Vec<UserId>) {
         let mut expired = Vec::new();
         let mut relaxed = Vec::new();
@@ -181,8 +193,10 @@ impl Pool {
                 expired.push(user);
             } else if let Some(waiting) = self.by_user.get_mut(&user) {
                 let level = rules.level(waited);
-                if level > waiting.checked {
+                let recheck = waiting.recheck_ms.is_some_and(|at| at <= now_ms);
+                if level > waiting.checked || recheck {
                     waiting.checked = level;
+                    waiting.recheck_ms = None;
                     relaxed.push(user);
                 }
             }
@@ -194,7 +208,10 @@ impl Pool {
     pub fn next_due(&self, rules: &MatchRules) -> Option<i64> {
         self.by_user
             .values()
-            .map(|w| rules.next_due(w.opened_ms, w.checked))
+            .map(|w| {
+                let due = rules.next_due(w.opened_ms, w.checked);
+                w.recheck_ms.map_or(due, |at| at.min(due))
+            })
             .min()
     }
 }
@@ -296,6 +313,13 @@ mod tests {
         assert_eq!(pool.due(6_000, &RULES), (vec![], vec![]));
         assert_eq!(pool.next_due(&RULES), Some(10_000));
         assert_eq!(pool.due(10_000, &RULES), (vec![], vec![user]));
+        assert_eq!(pool.next_due(&RULES), Some(300_000));
+        // A partner allowed again later: a recheck then, once.
+        pool.recheck(user, 20_000);
+        pool.recheck(user, 30_000);
+        assert_eq!(pool.next_due(&RULES), Some(20_000));
+        assert_eq!(pool.due(19_999, &RULES), (vec![], vec![]));
+        assert_eq!(pool.due(20_000, &RULES), (vec![], vec![user]));
         assert_eq!(pool.next_due(&RULES), Some(300_000));
     }
 }

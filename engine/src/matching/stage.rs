@@ -148,6 +148,11 @@ impl MatchingStage {
                 }
                 let ack = append(txn, actor, new_id, Payload::UserUnblocked { user })?;
                 blocks.set(txn, actor, user, false)?;
+                // Both may wait, now allowed to meet: the next wave looks again.
+                let now = txn.commit_time_ms();
+                for waiting in [actor, user] {
+                    self.pool().recheck(waiting, now);
+                }
                 Ok(ack)
             }
             MatchingCommand::Wave => self.wave(txn, blocks, new_id),
@@ -234,9 +239,24 @@ impl MatchingStage {
     ) -> Result<Option<UserId>> {
         let rules = self.config.rules;
         let pool = self.pool.get_or_insert_with(Pool::default);
-        pool.best_partner(user, now, &rules, |a, b| {
-            Ok::<_, Error>(!blocks.between(txn, a, b)? && !skipped(txn, a, b, now)?)
-        })
+        // A pair kept apart by a skip may meet once its exclusion ends: look again then.
+        let mut apart_until: Option<i64> = None;
+        let partner = pool.best_partner(user, now, &rules, |a, b| {
+            if blocks.between(txn, a, b)? {
+                return Ok::<_, Error>(false);
+            }
+            match skipped_until(txn, a, b, now)? {
+                Some(until) => {
+                    apart_until = Some(apart_until.map_or(until, |at| at.min(until)));
+                    Ok(false)
+                }
+                None => Ok(true),
+            }
+        })?;
+        if let (None, Some(until)) = (partner, apart_until) {
+            pool.recheck(user, until);
+        }
+        Ok(partner)
     }
 
     /// Pairs the open tickets of `older` and `newer` (the one that waited longer first).
@@ -453,11 +473,11 @@ fn room_of(current: &MatchRecord) -> Result<RoomId> {
     RoomId::from_slice(&current.room_id).ok_or_else(|| Error::Internal("corrupt match room".into()))
 }
 
-/// Whether one of the two skipped the other less than the exclusion ago.
-fn skipped(txn: &Txn<'_>, a: UserId, b: UserId, now: i64) -> Result<bool> {
+/// Until when the two are kept apart, if one skipped the other less than the exclusion ago.
+fn skipped_until(txn: &Txn<'_>, a: UserId, b: UserId, now: i64) -> Result<Option<i64>> {
     let until = txn
         .get(Table::UserpairSkip, &pair_key(a, b))?
         .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
         .map(i64::from_be_bytes);
-    Ok(until.is_some_and(|until| until > now))
+    Ok(until.filter(|until| *until > now))
 }
