@@ -111,6 +111,8 @@ pub(crate) struct Pool {
     by_user: HashMap<UserId, Waiting>,
     /// `(opened ms, ticket seq, user)`: the longest waiting first.
     order: BTreeSet<(i64, Seq, UserId)>,
+    /// Changes made so far (a command that fails after one must not leave it behind).
+    changes: u64,
 }
 
 impl Pool {
@@ -118,7 +120,13 @@ impl Pool {
         self.by_user.len()
     }
 
+    /// How many changes the pool has seen.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
     pub fn insert(&mut self, waiting: Waiting) {
+        self.changes += 1;
         if let Some(old) = self.by_user.remove(&waiting.user) {
             self.order.remove(&(old.opened_ms, old.seq, old.user));
         }
@@ -129,6 +137,7 @@ impl Pool {
 
     pub fn remove(&mut self, user: UserId) -> Option<Waiting> {
         let waiting = self.by_user.remove(&user)?;
+        self.changes += 1;
         self.order
             .remove(&(waiting.opened_ms, waiting.seq, waiting.user));
         Some(waiting)
@@ -143,6 +152,7 @@ impl Pool {
     pub fn recheck(&mut self, user: UserId, at_ms: i64) {
         if let Some(waiting) = self.by_user.get_mut(&user) {
             waiting.recheck_ms = Some(waiting.recheck_ms.map_or(at_ms, |due| due.min(at_ms)));
+            self.changes += 1;
         }
     }
 
@@ -195,6 +205,7 @@ impl Pool {
                 let level = rules.level(waited);
                 let recheck = waiting.recheck_ms.is_some_and(|at| at <= now_ms);
                 if level > waiting.checked || recheck {
+                    self.changes += 1;
                     waiting.checked = level;
                     waiting.recheck_ms = None;
                     relaxed.push(user);

@@ -70,8 +70,8 @@ pub(crate) struct Shared<'a> {
 }
 
 pub(crate) struct MatchingStage {
-    /// The open tickets; `None` until loaded from the write model (and after a batch that
-    /// did not commit, whose changes it may hold).
+    /// The open tickets; `None` until loaded from the write model (and after a refused
+    /// command or a batch that did not commit, whose changes it may hold).
     pool: Option<Pool>,
     config: MatchingConfig,
     gauge: Arc<PoolGauge>,
@@ -88,12 +88,22 @@ impl MatchingStage {
     }
 
     pub fn reset(&mut self) {
+        self.forget_pool();
+    }
+
+    /// Drops the pool (it may hold changes that did not happen) and asks the matcher for a
+    /// wave at once, which loads it again and publishes its true figures (expiries then do
+    /// not wait for the next join).
+    fn forget_pool(&mut self) {
         self.pool = None;
+        self.gauge.next_due_ms.store(0, Ordering::Relaxed);
+        self.gauge.waiting.fetch_max(1, Ordering::Relaxed);
     }
 
     /// Runs one command. A refused command leaves nothing in `txn` (the writer drops it), so
-    /// the pool, which it may have changed on the way, is dropped too and loaded again from
-    /// the write model by the next command.
+    /// a pool it changed on the way (a refusal after a step: rare, a storage error) is
+    /// dropped too and loaded again from the write model; the usual refusals come before any
+    /// change and keep it.
     pub fn stage(
         &mut self,
         txn: &mut Txn<'_>,
@@ -102,11 +112,14 @@ impl MatchingStage {
         new_id: EventId,
         command: MatchingCommand,
     ) -> Result<Ack> {
+        self.load(txn)?;
+        let before = self.pool.as_ref().map(Pool::changes);
         let ack = self.run(txn, shared, actor, new_id, command);
-        if ack.is_err() {
-            self.pool = None;
+        if ack.is_err() && self.pool.as_ref().map(Pool::changes) != before {
+            self.forget_pool();
+        } else {
+            self.publish();
         }
-        self.publish();
         ack
     }
 
@@ -118,7 +131,6 @@ impl MatchingStage {
         new_id: EventId,
         command: MatchingCommand,
     ) -> Result<Ack> {
-        self.load(txn)?;
         match command {
             MatchingCommand::Join { tags, language } => {
                 self.join(txn, blocks, actor, new_id, tags, language)
@@ -178,7 +190,7 @@ impl MatchingStage {
         self.pool.get_or_insert_with(Pool::default)
     }
 
-    /// Publishes the pool's figures (none while it is unloaded: they stay as they were).
+    /// Publishes the pool's figures (none while it is unloaded).
     fn publish(&mut self) {
         let rules = self.config.rules;
         let Some(pool) = &self.pool else {
