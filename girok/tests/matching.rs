@@ -931,8 +931,8 @@ async fn concurrent_churn_keeps_every_matching_invariant() {
         let seed = seed();
         eprintln!("round {round}: GIROK_TEST_SEED={seed}");
         let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let ran = churn(server.clone(), people.clone(), seed, 60, acked.clone()).await;
-        assert_eq!(ran, 24 * 60);
+        let ran = churn(server.clone(), people.clone(), seed, 120, acked.clone()).await;
+        assert_eq!(ran, 24 * 120);
         let events = log_events(&server).await;
         statuses_agree(&server, &people, &events).await;
         acknowledged_once(&events, &acked.lock().unwrap());
