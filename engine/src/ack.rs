@@ -1,7 +1,7 @@
 //! The acknowledgement a durable command answers with: the seq of what it appended (read with
 //! `after: seq` to see it), the id of what it created, and what some commands add.
 
-use girok_schemas::{EventId, Seq, SessionId, UserId};
+use girok_schemas::{EventId, RoomId, Seq, SessionId, UserId};
 
 /// The acknowledgement of a durable command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct Ack {
     pub reuse_detected: bool,
     /// For a read receipt: how far the room now counts as read.
     pub read_up_to: Option<Seq>,
+    /// For a matching join (or a skip that re-queued) that found a partner waiting: the match
+    /// room and the partner (the ack's seq is the match's).
+    pub matched: Option<(RoomId, UserId)>,
 }
 
 impl Ack {
@@ -32,6 +35,7 @@ impl Ack {
             session: None,
             reuse_detected: false,
             read_up_to: None,
+            matched: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::records::record;
 use girok_schemas::proto::{MatchRecord, TicketRecord};
-use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
+use girok_schemas::{EventId, RoomId, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::sync::atomic::Ordering;
 
@@ -29,6 +29,19 @@ pub struct CurrentMatch {
     pub partner: UserId,
     pub seq: Seq,
     pub since_ms: i64,
+}
+
+impl CurrentMatch {
+    /// The match a join (or a skip that re-queued) made at once, as its acknowledgement says
+    /// (exact, where a status read may already show later changes).
+    pub fn made_by(ack: &crate::Ack) -> Option<CurrentMatch> {
+        ack.matched.map(|(room, partner)| CurrentMatch {
+            room,
+            partner,
+            seq: ack.seq,
+            since_ms: ack.commit_time_ms,
+        })
+    }
 }
 
 /// Where a user stands in random matching.
@@ -85,31 +98,6 @@ impl Engine {
             waiting: self.matching_pool.waiting.load(Ordering::Relaxed),
             current,
         })
-    }
-
-    /// The match a join (or a skip that re-queued) made at once, read from the event its
-    /// acknowledgement names: exact even when later changes (the match already ended) are
-    /// what the status would show by now.
-    pub async fn match_made_by(
-        &self,
-        user: UserId,
-        ack: &crate::Ack,
-    ) -> Result<Option<CurrentMatch>> {
-        let events = self.events_by_seq(vec![ack.seq]).await?;
-        Ok(events.get(&ack.seq).and_then(|event| match &event.payload {
-            Payload::Matched {
-                room,
-                user_a,
-                user_b,
-                ..
-            } if *user_a == user || *user_b == user => Some(CurrentMatch {
-                room: *room,
-                partner: if *user_a == user { *user_b } else { *user_a },
-                seq: event.seq,
-                since_ms: event.commit_time_ms,
-            }),
-            _ => None,
-        }))
     }
 
     /// The users `user` blocks, oldest block first.

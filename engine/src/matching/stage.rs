@@ -232,9 +232,10 @@ impl MatchingStage {
             .insert(Waiting::new(actor, opened.seq, now, tags, language));
         match self.partner_of(txn, blocks, actor, now)? {
             Some(partner) => {
-                let matched = self.pair(txn, partner, actor, now)?;
+                let (matched, room) = self.pair(txn, partner, actor, now)?;
                 Ok(Ack {
                     seq: matched.seq,
+                    matched: Some((room, partner)),
                     ..opened
                 })
             }
@@ -272,7 +273,14 @@ impl MatchingStage {
     }
 
     /// Pairs the open tickets of `older` and `newer` (the one that waited longer first).
-    fn pair(&mut self, txn: &mut Txn<'_>, older: UserId, newer: UserId, now: i64) -> Result<Ack> {
+    /// Returns the match's ack and its room.
+    fn pair(
+        &mut self,
+        txn: &mut Txn<'_>,
+        older: UserId,
+        newer: UserId,
+        now: i64,
+    ) -> Result<(Ack, RoomId)> {
         let pool = self.pool();
         let (Some(a), Some(b)) = (pool.remove(older), pool.remove(newer)) else {
             return Err(Error::Internal("paired a ticket that is not open".into()));
@@ -317,7 +325,7 @@ impl MatchingStage {
         for ticket in [&a, &b] {
             close_ticket(txn, None, EventId::new_v7(), ticket, reason::MATCHED)?;
         }
-        Ok(matched)
+        Ok((matched, room))
     }
 
     /// Closes `actor`'s open ticket: they left (`opened_at: None`), or the connection of the

@@ -134,7 +134,7 @@ async fn run(ctx: &Context<'_>, command: MatchingCommand) -> Result<(UserId, Ack
 async fn with_status(ctx: &Context<'_>, command: MatchingCommand) -> Result<MatchingResult> {
     let (me, ack) = run(ctx, command).await?;
     let engine = engine(ctx)?;
-    let made = engine.match_made_by(me, &ack).await.map_err(gql)?;
+    let made = CurrentMatch::made_by(&ack);
     Ok(MatchingResult {
         seq: Seq(ack.seq),
         matched: match_of(engine, made).await?,

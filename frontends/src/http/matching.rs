@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use girok_engine::matching::CurrentMatch;
 use girok_engine::{Ack, Command, Engine, MatchingCommand};
 use girok_schemas::UserId;
 use serde::Deserialize;
@@ -45,7 +46,7 @@ pub(crate) async fn status_of(
 /// the match it made at once (`null` if none: exact, from the write's own events) and the
 /// caller's status now (which may already show later changes).
 async fn after_joining(engine: &Engine, me: UserId, ack: &Ack) -> girok_engine::Result<Value> {
-    let matched = match engine.match_made_by(me, ack).await? {
+    let matched = match CurrentMatch::made_by(ack) {
         Some(made) => {
             let partner = engine.user(made.partner).await?;
             json!({ "roomId": made.room, "partner": PublicUserDto::from(&partner), "seq": made.seq })
