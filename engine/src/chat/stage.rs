@@ -21,15 +21,13 @@ use std::collections::{HashMap, HashSet};
 const MEMBER_CACHE_CAP: usize = 1 << 20;
 
 /// The chat rules and what they remember. The sequencer is the only writer of the write
-/// model, so positive answers can be kept in memory: rooms that exist (rooms are never
-/// deleted) and current memberships (dropped on leave). A miss reads fjall through the
-/// transaction.
+/// model, so positive answers can be kept in memory: rooms that exist with their two users if
+/// direct (rooms are never deleted and never change kind) and current memberships (dropped on
+/// leave). A miss reads fjall through the transaction.
 pub(crate) struct ChatStage {
-    rooms: HashSet<RoomId>,
+    /// Rooms that exist: `Some` pair for a direct room (a send checks blocks between them).
+    rooms: HashMap<RoomId, Option<(UserId, UserId)>>,
     members: HashSet<(RoomId, UserId)>,
-    /// The two users of each direct room looked up for a send while blocks exist (`None`: a
-    /// group room). Rooms never change kind, so entries stay true.
-    direct_pairs: HashMap<RoomId, Option<(UserId, UserId)>>,
     max_room_members: usize,
 }
 
@@ -37,9 +35,8 @@ impl ChatStage {
     /// Group rooms hold at most `max_room_members` (capped at [`MAX_ROOM_MEMBERS`]).
     pub fn new(max_room_members: usize) -> Self {
         Self {
-            rooms: HashSet::new(),
+            rooms: HashMap::new(),
             members: HashSet::new(),
-            direct_pairs: HashMap::new(),
             max_room_members: max_room_members.clamp(1, MAX_ROOM_MEMBERS),
         }
     }
@@ -48,7 +45,6 @@ impl ChatStage {
     pub fn reset(&mut self) {
         self.rooms.clear();
         self.members.clear();
-        self.direct_pairs.clear();
     }
 
     /// Checks one chat command against the write model and appends its events.
@@ -134,7 +130,13 @@ impl ChatStage {
                 client_id,
                 reply_to,
             } => {
-                if !blocks.none(txn)? && self.direct_blocked(txn, blocks, room)? {
+                // A retry answers as the first send did, even after its sender left the room.
+                if let Some(ack) = stored_send(txn, actor, room, &body, client_id.as_deref())? {
+                    return Ok(ack);
+                }
+                if let Some((a, b)) = self.require_member(txn, room, actor)?
+                    && blocks.between(txn, a, b)?
+                {
                     return Err(Error::Blocked);
                 }
                 self.send_message(txn, actor, room, body, client_id, reply_to)
@@ -245,36 +247,12 @@ impl ChatStage {
             last = append(txn, actor, EventId::new_v7(), joined)?.seq;
             self.remember_member(room, user);
         }
-        self.rooms.insert(room);
+        self.rooms
+            .insert(room, direct_with.map(|peer| (actor, peer)));
         Ok(Ack {
             seq: last,
             ..created
         })
-    }
-
-    /// Whether `room` is a direct room of two users of whom one blocks the other.
-    fn direct_blocked(&mut self, txn: &Txn<'_>, blocks: &mut Blocks, room: RoomId) -> Result<bool> {
-        if self.direct_pairs.len() >= MEMBER_CACHE_CAP {
-            self.direct_pairs.clear();
-        }
-        let pair = match self.direct_pairs.get(&room) {
-            Some(pair) => *pair,
-            None => {
-                let Some(record) =
-                    record::<RoomRecord>(txn.get(Table::RoomidRoom, room.as_bytes())?, "room")?
-                else {
-                    return Ok(false); // the send itself says the room does not exist
-                };
-                let pair = UserId::from_slice(&record.creator)
-                    .zip(UserId::from_slice(&record.direct_with));
-                self.direct_pairs.insert(room, pair);
-                pair
-            }
-        };
-        match pair {
-            Some((a, b)) => blocks.between(txn, a, b),
-            None => Ok(false),
-        }
     }
 
     /// A group room whose owner is `actor`.
@@ -297,26 +275,31 @@ impl ChatStage {
         Ok(record)
     }
 
-    /// The room exists and `user` is in it.
-    fn require_member(&mut self, txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<()> {
-        self.require_room(txn, room)?;
+    /// The room exists and `user` is in it; its two users if it is a direct room.
+    fn require_member(
+        &mut self,
+        txn: &Txn<'_>,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<(UserId, UserId)>> {
+        let direct = self.require_room(txn, room)?;
         if self.is_member(txn, room, user)? {
-            Ok(())
+            Ok(direct)
         } else {
             Err(Error::NotAMember(room))
         }
     }
 
-    fn require_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<()> {
-        if self.rooms.contains(&room) {
-            return Ok(());
+    /// The room exists; its two users if it is a direct room.
+    fn require_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<Option<(UserId, UserId)>> {
+        if let Some(direct) = self.rooms.get(&room) {
+            return Ok(*direct);
         }
-        if txn.contains(Table::RoomidRoom, room.as_bytes())? {
-            self.rooms.insert(room);
-            Ok(())
-        } else {
-            Err(Error::RoomNotFound(room))
-        }
+        let record = room_record(txn, room)?;
+        let direct =
+            UserId::from_slice(&record.creator).zip(UserId::from_slice(&record.direct_with));
+        self.rooms.insert(room, direct);
+        Ok(direct)
     }
 
     fn is_member(&mut self, txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<bool> {
@@ -381,6 +364,7 @@ impl ChatStage {
         Ok((room, record))
     }
 
+    /// Appends a message of a member allowed to send in `room` (checked by the caller).
     fn send_message(
         &mut self,
         txn: &mut Txn<'_>,
@@ -390,15 +374,6 @@ impl ChatStage {
         client_id: Option<String>,
         reply_to: Option<EventId>,
     ) -> Result<Ack> {
-        if let Some(id) = &client_id
-            && let Some(stored) = record::<IdempotentAck>(
-                txn.get(Table::ActorClientidAck, &idempotency_key(actor, id))?,
-                "idempotency",
-            )?
-        {
-            return stored_ack(stored, request_hash(room, &body), id);
-        }
-        self.require_member(txn, room, actor)?;
         if let Some(answered) = reply_to
             && self.live_message(txn, actor, answered)?.0 != room
         {
@@ -437,6 +412,24 @@ fn read_marker(txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<Seq> {
     Ok(seq_value(
         txn.get(Table::RoomidUseridRead, &member_key(room, user))?,
     ))
+}
+
+/// The stored ack of an earlier send with the same client id, if there is one.
+fn stored_send(
+    txn: &Txn<'_>,
+    actor: UserId,
+    room: RoomId,
+    body: &str,
+    client_id: Option<&str>,
+) -> Result<Option<Ack>> {
+    let Some(id) = client_id else {
+        return Ok(None);
+    };
+    let key = idempotency_key(actor, id);
+    match record::<IdempotentAck>(txn.get(Table::ActorClientidAck, &key)?, "idempotency")? {
+        Some(stored) => stored_ack(stored, request_hash(room, body), id).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn stored_ack(stored: IdempotentAck, request_hash: u64, client_id: &str) -> Result<Ack> {

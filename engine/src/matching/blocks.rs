@@ -40,11 +40,6 @@ impl Blocks {
         Ok(pairs.contains(&(a, b)) || pairs.contains(&(b, a)))
     }
 
-    /// Whether nobody blocks anybody (then a direct message needs no look at its room).
-    pub fn none(&mut self, txn: &Txn<'_>) -> Result<bool> {
-        Ok(self.loaded(txn)?.is_empty())
-    }
-
     /// Whether `blocker` blocks `blocked`.
     pub fn blocks(&mut self, txn: &Txn<'_>, blocker: UserId, blocked: UserId) -> Result<bool> {
         Ok(self.loaded(txn)?.contains(&(blocker, blocked)))

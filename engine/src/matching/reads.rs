@@ -57,15 +57,26 @@ fn corrupt(what: &str) -> Error {
     Error::Internal(format!("corrupt {what} record"))
 }
 
-fn read_status(
-    store: &Store,
-    user: UserId,
-) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
+impl TryFrom<&MatchRecord> for CurrentMatch {
+    type Error = Error;
+
+    fn try_from(m: &MatchRecord) -> Result<Self> {
+        Ok(CurrentMatch {
+            room: RoomId::from_slice(&m.room_id).ok_or_else(|| corrupt("match"))?,
+            partner: UserId::from_slice(&m.partner).ok_or_else(|| corrupt("match"))?,
+            seq: m.seq,
+            since_ms: m.matched_ms,
+        })
+    }
+}
+
+/// `user`'s open ticket, from the write model.
+fn read_ticket(store: &Store, user: UserId) -> Result<Option<QueuedTicket>> {
     let ticket: Option<TicketRecord> =
         record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
-    let queued = ticket
+    ticket
         .map(|t| {
-            Ok::<_, Error>(QueuedTicket {
+            Ok(QueuedTicket {
                 ticket: EventId::from_slice(&t.ticket_id).ok_or_else(|| corrupt("ticket"))?,
                 seq: t.seq,
                 since_ms: t.opened_ms,
@@ -73,26 +84,22 @@ fn read_status(
                 language: super::stage::language_of(t.language),
             })
         })
-        .transpose()?;
+        .transpose()
+}
+
+/// `user`'s current match, from the write model.
+fn read_match(store: &Store, user: UserId) -> Result<Option<CurrentMatch>> {
     let current: Option<MatchRecord> =
         record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
-    let current = current
-        .map(|m| {
-            Ok::<_, Error>(CurrentMatch {
-                room: RoomId::from_slice(&m.room_id).ok_or_else(|| corrupt("match"))?,
-                partner: UserId::from_slice(&m.partner).ok_or_else(|| corrupt("match"))?,
-                seq: m.seq,
-                since_ms: m.matched_ms,
-            })
-        })
-        .transpose()?;
-    Ok((queued, current))
+    current.as_ref().map(CurrentMatch::try_from).transpose()
 }
 
 impl Engine {
     /// `user`'s open ticket, how many wait, and their current match.
     pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
-        let (queued, current) = self.blocking(move |store| read_status(store, user)).await?;
+        let (queued, current) = self
+            .blocking(move |store| Ok((read_ticket(store, user)?, read_match(store, user)?)))
+            .await?;
         Ok(MatchingStatus {
             queued,
             waiting: self.matching_pool.waiting.load(Ordering::Relaxed),
@@ -119,9 +126,13 @@ impl Engine {
 
     /// `user`'s last live connection went away: their open ticket closes (`disconnected`)
     /// through the log; a ticket opened after this look (a reconnect that joined again) stays.
-    /// Nothing happens for a user who does not wait.
+    /// Nothing happens for a user who does not wait (and nothing is read while nobody does:
+    /// most connections that end never joined).
     pub async fn matching_disconnected(&self, user: UserId) -> Result<()> {
-        let (queued, _) = self.blocking(move |store| read_status(store, user)).await?;
+        if self.matching_pool.waiting.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let queued = self.blocking(move |store| read_ticket(store, user)).await?;
         if let Some(ticket) = queued {
             let command = MatchingCommand::Disconnected {
                 ticket_seq: ticket.seq,

@@ -10,6 +10,7 @@
 use super::blocks::Blocks;
 use super::command::MatchingCommand;
 use super::pool::{MatchRules, Pool, Waiting};
+use super::reads::CurrentMatch;
 use crate::ack::Ack;
 use crate::chat::ChatStage;
 use crate::error::{Error, Result};
@@ -216,7 +217,9 @@ impl MatchingStage {
             return Err(Error::AlreadyQueued);
         }
         if let Some(current) = current_match(txn, actor)? {
-            return Err(Error::AlreadyMatched(room_of(&current)?));
+            return Err(Error::AlreadyMatched(
+                CurrentMatch::try_from(&current)?.room,
+            ));
         }
         let opened = append(
             txn,
@@ -362,9 +365,7 @@ impl MatchingStage {
         new_id: EventId,
         current: &MatchRecord,
     ) -> Result<Ack> {
-        let room = room_of(current)?;
-        let partner = UserId::from_slice(&current.partner)
-            .ok_or_else(|| Error::Internal("corrupt match partner".into()))?;
+        let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(current)?;
         let until_ms = txn
             .commit_time_ms()
             .saturating_add(self.config.skip_exclusion_ms);
@@ -487,10 +488,6 @@ fn close_ticket(
 
 pub(crate) fn current_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {
     record(txn.get(Table::UseridMatch, user.as_bytes())?, "match")
-}
-
-fn room_of(current: &MatchRecord) -> Result<RoomId> {
-    RoomId::from_slice(&current.room_id).ok_or_else(|| Error::Internal("corrupt match room".into()))
 }
 
 /// Until when the two are kept apart, if one skipped the other less than the exclusion ago.
