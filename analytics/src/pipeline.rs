@@ -172,8 +172,9 @@ impl Pipeline {
                 "ClickHouse holds events past the log's head: run `girok analytics rebuild`"
             );
         }
-        let restored = self.restorable(held, head).and_then(|seq| {
-            match self.state.rows(&[]).map(|rows| state::decode(&rows)) {
+        let restored = self
+            .restorable(held, head)
+            .and_then(|seq| match self.stored_facts() {
                 Ok(Some(facts)) => Some(Restored {
                     facts,
                     seq,
@@ -187,8 +188,7 @@ impl Pipeline {
                     tracing::warn!(%error, "cannot read the analytics checkpoint");
                     None
                 }
-            }
-        });
+            });
         match &restored {
             Some(restored) => {
                 self.progress
@@ -230,6 +230,20 @@ impl Pipeline {
             );
         }
         usable.then_some(checkpoint.seq)
+    }
+
+    /// The facts of the checkpoint's rows, decoded as they are read (`None`: a row this build
+    /// cannot read).
+    fn stored_facts(&self) -> girok_engine::Result<Option<Vec<(state::Fact, u32)>>> {
+        let mut facts = Some(Vec::new());
+        self.state.for_each_row(&[], |key, value| {
+            match (state::Fact::decode(key, value), facts.as_mut()) {
+                (Some(fact), Some(facts)) => facts.push(fact),
+                _ => facts = None,
+            }
+            Ok(())
+        })?;
+        Ok(facts)
     }
 
     /// The commit time of the event at `seq` (0 if it cannot be read).

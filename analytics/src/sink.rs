@@ -426,10 +426,7 @@ impl Shipper {
         let commit = {
             let state = state.clone();
             tokio::task::spawn_blocking(move || {
-                let rows = changes.rows(|prefix| {
-                    let stored = state.rows(prefix)?;
-                    Ok::<_, girok_engine::Error>(stored.into_iter().map(|(key, _)| key).collect())
-                })?;
+                let rows = changes.rows(|prefix| state.keys(prefix))?;
                 state.commit(rows, checkpoint)
             })
         };

@@ -19,8 +19,10 @@ use std::collections::{BTreeMap, HashSet};
 /// The layout of the rows below and the rollups they serve: a checkpoint of another format is
 /// dropped and the pipeline starts from seq 1, so that a changed or new rollup is built from
 /// the whole log. Any change to the rows, to what the rollup dataflow computes or to how events
-/// feed it must raise it. 1: posts, likes, comments and today's actions.
-const FORMAT: u32 = 1;
+/// feed it must raise it. 1: posts, likes, comments and today's actions. 2: a user's
+/// actions fed once a day, a deleted post's likes and comments left out of the rows, and
+/// the matches' rollups.
+const FORMAT: u32 = 2;
 
 /// The checkpoint's format number: [`FORMAT`] and the latest ClickHouse migration (a migration
 /// that adds or recreates a rollup table also starts the pipeline from seq 1).
@@ -118,13 +120,6 @@ impl Fact {
             _ => None,
         }
     }
-}
-
-/// The facts of a checkpoint's rows; `None` if one is not a row this layout makes.
-pub(crate) fn decode(rows: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<(Fact, u32)>> {
-    rows.iter()
-        .map(|(key, value)| Fact::decode(key, value))
-        .collect()
 }
 
 /// A row's key and its new value (`None`: deleted).

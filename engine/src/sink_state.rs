@@ -65,6 +65,7 @@ impl SinkState {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 let aside = dir.with_file_name(format!("{name}.broken-{stamp}"));
+                remove_broken(&dir, name);
                 if std::fs::rename(&dir, &aside).is_err() {
                     return Err(error.into());
                 }
@@ -83,14 +84,36 @@ impl SinkState {
         Ok(row.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
-    /// The rows whose key starts with `prefix` (all of them with an empty one), in key order.
-    pub fn rows(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// Visits the rows whose key starts with `prefix` (all of them with an empty one), in key
+    /// order, without copying them.
+    pub fn for_each_row(
+        &self,
+        prefix: &[u8],
+        visit: impl FnMut(&[u8], &[u8]) -> girok_storage::Result<()>,
+    ) -> Result<()> {
+        Ok(self
+            .store
+            .for_each_with_prefix(ViewTable::SinkState, prefix, visit)?)
+    }
+
+    /// The keys of the rows whose key starts with `prefix`, in key order.
+    pub fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        self.for_each_row(prefix, |key, _| {
+            keys.push(key.to_vec());
+            Ok(())
+        })?;
+        Ok(keys)
+    }
+
+    /// The rows whose key starts with `prefix`, in key order.
+    #[cfg(test)]
+    fn rows(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut rows = Vec::new();
-        self.store
-            .for_each_with_prefix(ViewTable::SinkState, prefix, |key, value| {
-                rows.push((key.to_vec(), value.to_vec()));
-                Ok(())
-            })?;
+        self.for_each_row(prefix, |key, value| {
+            rows.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })?;
         Ok(rows)
     }
 
@@ -135,6 +158,24 @@ impl SinkState {
     /// Bytes on disk.
     pub fn disk_bytes(&self) -> Result<u64> {
         Ok(self.store.disk_bytes()?)
+    }
+}
+
+/// Removes the states of sink `name` moved aside before (beside `dir`): one is kept for a
+/// look, the newest, so that repeated failures do not fill the disk.
+fn remove_broken(dir: &Path, name: &str) {
+    let (Some(parent), prefix) = (dir.parent(), format!("{name}.broken-")) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && let Err(error) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(%error, path = %entry.path().display(), "an older broken sink state stays");
+        }
     }
 }
 
