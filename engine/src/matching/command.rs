@@ -83,14 +83,15 @@ fn normalized_tags(tags: Vec<String>) -> Result<Vec<String>> {
             ));
         }
         if !normalized.contains(&tag) {
+            // Refused at the first tag too many: a long list costs no more than this.
+            if normalized.len() == MAX_MATCH_TAGS {
+                return Err(Error::invalid(
+                    "tags",
+                    format!("at most {MAX_MATCH_TAGS} tags"),
+                ));
+            }
             normalized.push(tag);
         }
-    }
-    if normalized.len() > MAX_MATCH_TAGS {
-        return Err(Error::invalid(
-            "tags",
-            format!("at most {MAX_MATCH_TAGS} tags"),
-        ));
     }
     Ok(normalized)
 }
