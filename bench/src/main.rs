@@ -13,6 +13,7 @@ mod feed;
 mod ingest;
 mod matching;
 mod matching_baseline;
+mod media;
 mod pacer;
 mod read_data;
 mod read_load;
@@ -72,6 +73,10 @@ enum Suite {
     /// The seed design's matching service (an in-memory sorted set of waiting users, one
     /// WebSocket per user) as a server, for `matching` to compare girok with.
     MatchingBaseline(matching_baseline::Args),
+    /// Image uploads through a running server (1 and 12 megapixel JPEGs): processed images/s,
+    /// complete→ready latency and the server's peak RSS, against the same pipeline called
+    /// directly on the library in the same run (see scripts/media-load.sh).
+    Media(media::Args),
     /// Bounded state on a prepared data set (see scripts/state.sh): a start with the page
     /// cache dropped, cold and warm reads of room histories and timelines, memory growth per
     /// million events written over REST, and a restart.
@@ -92,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         Suite::Start(args) => ("start", json(start::run(&args)?)?),
         Suite::State(args) => ("state", json(state::run(&args)?)?),
         Suite::Matching(args) => ("matching", json(matching::run(&args)?)?),
+        Suite::Media(args) => ("media", json(media::run(&args)?)?),
         Suite::MatchingBaseline(args) => {
             matching_baseline::run(&args)?;
             return Ok(());

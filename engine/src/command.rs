@@ -7,6 +7,7 @@ use crate::chat::ChatCommand;
 use crate::error::Result;
 use crate::feed::FeedCommand;
 use crate::matching::MatchingCommand;
+use crate::media::MediaCommand;
 use girok_schemas::{EventId, UserId};
 
 /// A request to change state.
@@ -20,6 +21,8 @@ pub enum Command {
     Feed(FeedCommand),
     /// The matching queue, matches and blocks.
     Matching(MatchingCommand),
+    /// Uploads, their processing and deletion.
+    Media(MediaCommand),
 }
 
 /// A command with the principal who issued it, as the sequencer receives it.
@@ -38,6 +41,7 @@ impl Command {
             Command::Chat(command) => Command::Chat(command.validated()?),
             Command::Feed(command) => Command::Feed(command.validated()?),
             Command::Matching(command) => Command::Matching(command.validated()?),
+            Command::Media(command) => Command::Media(command.validated()?),
             account @ Command::Account(_) => account,
         })
     }

@@ -53,12 +53,16 @@ pub struct EngineConfig {
     pub view_cache_bytes: u64,
     /// The matcher's rules and timings.
     pub matching: crate::matching::MatchingConfig,
+    /// Media's object store, limits and delays.
+    pub media: crate::media::MediaConfig,
 }
 
 impl EngineConfig {
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<std::path::PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
+            media: crate::media::MediaConfig::new(&data_dir),
             store: StoreConfig::new(data_dir),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             writer: WriterConfig::default(),
@@ -158,6 +162,7 @@ pub struct Engine {
     /// The matching pool's figures, published by the writer thread.
     pub(crate) matching_pool: Arc<crate::matching::PoolGauge>,
     matcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub(crate) media: Arc<crate::media::MediaRuntime>,
     write_limiter: crate::write_rates::WriteLimiter,
     metrics: EngineMetrics,
 }
@@ -228,6 +233,11 @@ impl Engine {
             matching_pool.clone(),
             config.matching.wave_interval,
         );
+        let media = Arc::new(crate::media::MediaRuntime::start(
+            config.media,
+            store.clone(),
+            writer.appender(),
+        )?);
         Ok(Arc::new(Engine {
             passwords: Arc::new(crate::accounts::PasswordPool::new(
                 config.password_threads,
@@ -248,6 +258,7 @@ impl Engine {
             hot,
             matching_pool,
             matcher: Mutex::new(Some(matcher)),
+            media,
             write_limiter: crate::write_rates::WriteLimiter::new(&config.write_rates),
             metrics: EngineMetrics::default(),
         }))
@@ -629,7 +640,10 @@ impl Engine {
         let indexer = self.indexer.lock().take();
         let hub = self.hub_thread.lock().take();
         let views = self.views.clone();
+        let media = self.media.clone();
         let stopped = tokio::task::spawn_blocking(move || {
+            // Media first: an image in hand still gets its outcome into the log.
+            media.stop();
             if let Some(writer) = writer {
                 writer.shutdown();
             }

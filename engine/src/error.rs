@@ -11,6 +11,10 @@ pub enum ErrorKind {
     NotFound,
     Forbidden,
     Conflict,
+    /// A body past a size limit (HTTP 413).
+    TooLarge,
+    /// A content type girok does not take (HTTP 415).
+    UnsupportedMedia,
     Timeout,
     /// Refused at once because girok is at capacity; the client should retry after a wait.
     Overloaded,
@@ -105,6 +109,30 @@ pub enum Error {
     Blocked,
     #[error("room {0} is a match room: end the match with skipMatch instead")]
     MatchRoom(RoomId),
+    #[error("media {0:?} does not exist")]
+    MediaNotFound(String),
+    #[error("media {0} is not ready (state: {1})")]
+    MediaNotReady(girok_schemas::EventId, &'static str),
+    #[error("media {0} is not yours")]
+    NotMediaOwner(girok_schemas::EventId),
+    #[error("media {0} was rejected: {1}")]
+    MediaRejected(girok_schemas::EventId, String),
+    #[error("only {allowed} are accepted, not {got:?}")]
+    UnsupportedMediaType { got: String, allowed: &'static str },
+    #[error("{what} is {got} bytes; the most is {max}")]
+    MediaTooLarge {
+        what: &'static str,
+        got: u64,
+        max: u64,
+    },
+    #[error("the upload has {got} bytes, but {declared} were declared")]
+    SizeMismatch { declared: u64, got: u64 },
+    #[error("the upload URL is invalid or has expired")]
+    UploadUrlInvalid,
+    #[error("nothing was uploaded for media {0} yet")]
+    UploadMissing(girok_schemas::EventId),
+    #[error("media {0} was already uploaded")]
+    AlreadyUploaded(girok_schemas::EventId),
     #[error("too many {what} from you; retry in {} s", retry_seconds(*.retry_after))]
     RateLimited {
         what: &'static str,
@@ -211,6 +239,16 @@ impl Error {
             Error::NotBlocked => "NOT_BLOCKED",
             Error::Blocked => "BLOCKED",
             Error::MatchRoom(_) => "MATCH_ROOM",
+            Error::MediaNotFound(_) => "MEDIA_NOT_FOUND",
+            Error::MediaNotReady(..) => "MEDIA_NOT_READY",
+            Error::NotMediaOwner(_) => "NOT_MEDIA_OWNER",
+            Error::MediaRejected(..) => "MEDIA_REJECTED",
+            Error::UnsupportedMediaType { .. } => "UNSUPPORTED_TYPE",
+            Error::MediaTooLarge { .. } => "TOO_LARGE",
+            Error::SizeMismatch { .. } => "SIZE_MISMATCH",
+            Error::UploadUrlInvalid => "UPLOAD_URL_INVALID",
+            Error::UploadMissing(_) => "UPLOAD_MISSING",
+            Error::AlreadyUploaded(_) => "ALREADY_UPLOADED",
             Error::Overloaded { .. } => "OVERLOADED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable => "UNAVAILABLE",
@@ -254,6 +292,15 @@ impl Error {
             | Error::NotBlocked
             | Error::MatchRoom(_) => ErrorKind::Conflict,
             Error::Blocked => ErrorKind::Forbidden,
+            Error::MediaNotFound(_) => ErrorKind::NotFound,
+            Error::NotMediaOwner(_) | Error::UploadUrlInvalid => ErrorKind::Forbidden,
+            Error::MediaNotReady(..)
+            | Error::MediaRejected(..)
+            | Error::UploadMissing(_)
+            | Error::AlreadyUploaded(_) => ErrorKind::Conflict,
+            Error::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMedia,
+            Error::MediaTooLarge { .. } => ErrorKind::TooLarge,
+            Error::SizeMismatch { .. } => ErrorKind::InvalidArgument,
             Error::Overloaded { .. } | Error::RateLimited { .. } => ErrorKind::Overloaded,
             Error::Unavailable | Error::StorageUnavailable(_) => ErrorKind::Unavailable,
             Error::Storage(_) | Error::Decode { .. } | Error::Internal(_) => ErrorKind::Internal,

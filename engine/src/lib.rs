@@ -26,6 +26,7 @@ mod live;
 mod log_reads;
 mod log_report;
 pub mod matching;
+pub mod media;
 mod memory;
 mod offline;
 mod records;
@@ -50,12 +51,14 @@ pub use chat::{
 pub use command::Command;
 pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, VIEWS_DIR, ViewStatus};
 pub use error::{Error, ErrorKind, Result};
+pub use girok_storage::{BlobConfig, S3Config};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};
 pub use hub::{Hub, LiveEvent, Topic};
 pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};
 pub use log_report::LogReport;
 pub use matching::{MatchingCommand, MatchingConfig, MatchingStatus};
+pub use media::{MediaCommand, MediaConfig, MediaInfo, MediaVariant, UploadGrant};
 pub use offline::{Offline, ReplayOptions};
 pub use replay::ReplayReport;
 pub use sink_state::{SINKS_DIR, SinkCheckpoint, SinkState};

@@ -1,8 +1,8 @@
 //! The sequencer: runs on the log writer thread and hands each command to its domain's stage,
 //! which decides against the write model whether it may happen and, if so, appends its events
 //! (each event's effect on the write model joins the same atomic batch, see `staging`). It
-//! only dispatches: the rules live in `chat::stage`, `accounts::stage`, `feed::stage` and
-//! `matching::stage` (which also decides matches). Blocks are shared by chat and matching.
+//! only dispatches: the rules live in `chat::stage`, `accounts::stage`, `feed::stage`,
+//! `matching::stage` (which also decides matches) and `media::stage`. Blocks are shared by chat and matching.
 
 use crate::ack::Ack;
 use crate::chat::ChatStage;
@@ -59,6 +59,7 @@ impl Stager for Sequencer {
                 };
                 self.matching.stage(txn, shared, actor, new_id, command)
             }
+            Command::Media(command) => crate::media::stage(txn, actor, new_id, command),
         }
     }
 }

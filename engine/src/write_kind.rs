@@ -12,6 +12,7 @@ pub(crate) enum WriteKind {
     Follows,
     Rooms,
     Matching,
+    Media,
 }
 
 impl WriteKind {
@@ -25,6 +26,7 @@ impl WriteKind {
             WriteKind::Follows => "follows",
             WriteKind::Rooms => "rooms",
             WriteKind::Matching => "matching",
+            WriteKind::Media => "media uploads",
         }
     }
 }

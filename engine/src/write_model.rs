@@ -19,7 +19,8 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     crate::chat::apply::apply(txn, event)?;
     crate::accounts::apply::apply(txn, event)?;
     crate::feed::apply::apply(txn, event)?;
-    crate::matching::apply::apply(txn, event)
+    crate::matching::apply::apply(txn, event)?;
+    crate::media::apply::apply(txn, event)
 }
 
 /// Rebuilds the whole write model from the log: clears every write-model table and applies

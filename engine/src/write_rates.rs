@@ -2,8 +2,9 @@
 //! ([`crate::Engine::enqueue`]), so that GraphQL, REST, WebSocket (and later QUIC) share one
 //! budget per user and kind of write: messages (sends, edits, deletes), posts, comments,
 //! likes, follows, rooms (creating rooms, opening direct rooms, adding and removing
-//! members), and matching (joining the queue, skipping a match). A write past its budget is refused at once with `RATE_LIMITED` and how long to
-//! wait; nothing of it is written. Token buckets (governor), in memory only.
+//! members), matching (joining the queue, skipping a match) and media uploads. A write past
+//! its budget is refused at once with `RATE_LIMITED` and how long to wait; nothing of it is
+//! written. Token buckets (governor), in memory only.
 
 use crate::command::Command;
 use crate::error::{Error, Result};
@@ -46,6 +47,8 @@ pub struct WriteRates {
     pub rooms: Rate,
     /// Joins of the matching queue and skips of a match.
     pub matching: Rate,
+    /// Media upload requests (and one-step uploads).
+    pub media: Rate,
 }
 
 impl Default for WriteRates {
@@ -58,6 +61,7 @@ impl Default for WriteRates {
             follows: Rate::new(60, 30),
             rooms: Rate::new(120, 30),
             matching: Rate::new(30, 10),
+            media: Rate::new(60, 20),
         }
     }
 }
@@ -75,6 +79,7 @@ impl WriteRates {
             follows: none,
             rooms: none,
             matching: none,
+            media: none,
         }
     }
 }
@@ -85,13 +90,14 @@ fn kind(command: &Command) -> Option<WriteKind> {
         Command::Chat(command) => command.write_kind(),
         Command::Feed(command) => command.write_kind(),
         Command::Matching(command) => command.write_kind(),
+        Command::Media(command) => command.write_kind(),
         Command::Account(_) => None,
     }
 }
 
 /// The buckets.
 pub(crate) struct WriteLimiter {
-    buckets: [Option<DefaultKeyedRateLimiter<UserId>>; 7],
+    buckets: [Option<DefaultKeyedRateLimiter<UserId>>; 8],
     checks: AtomicU32,
 }
 
@@ -117,6 +123,7 @@ impl WriteLimiter {
                 bucket(rates.follows),
                 bucket(rates.rooms),
                 bucket(rates.matching),
+                bucket(rates.media),
             ],
             checks: AtomicU32::new(0),
         }

@@ -29,7 +29,7 @@ impl Girok {
     /// as soon as the directory is this process's (the engine holds its lock), before anything
     /// else starts. A part that cannot start stops the ones started before it.
     pub async fn start(config: &Config, opened: impl FnOnce()) -> anyhow::Result<Self> {
-        let engine = Engine::open(config.engine_config()).with_context(|| {
+        let engine = Engine::open(config.engine_config()?).with_context(|| {
             format!(
                 "cannot open the data directory {}",
                 config.storage.data_dir.display()

@@ -28,6 +28,7 @@ pub struct Config {
     /// `[rate_limits]`: per-user budgets of each kind of write, on every frontend.
     pub rate_limits: girok_engine::write_rates::WriteRates,
     pub matching: MatchingSection,
+    pub media: MediaSection,
     pub log: LogConfig,
     /// `[analytics]`: the ClickHouse sink (off unless `clickhouse_url` is set).
     pub analytics: girok_analytics::AnalyticsConfig,
@@ -145,6 +146,116 @@ impl MatchingSection {
     }
 }
 
+/// `[media]`: uploads, their processing and the object store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSection {
+    /// `local` (a directory of the data directory, the default) or `s3`.
+    pub store: String,
+    /// The local store's directory; default `<data_dir>/media/objects`.
+    pub dir: Option<PathBuf>,
+    /// Most bytes of one upload, MiB.
+    pub max_mib: u64,
+    /// Images processed at once.
+    pub workers: usize,
+    /// Most uploads waiting for processing.
+    pub queue: usize,
+    /// How long an upload URL works, seconds.
+    pub upload_url_ttl_secs: u64,
+    /// An upload nothing uses is deleted this long after its request, seconds.
+    pub unused_after_secs: u64,
+    /// A deleted media's objects are removed this long after, seconds.
+    pub retention_secs: u64,
+    /// How often the sweeper looks for what is due, seconds.
+    pub sweep_interval_secs: u64,
+    /// `[media.s3]`, used when `store = "s3"`.
+    pub s3: S3Section,
+}
+
+/// `[media.s3]`: an S3-compatible bucket.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Section {
+    /// e.g. `http://127.0.0.1:9000`; empty for AWS.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Path-style requests (`endpoint/bucket/key`), as most self-hosted servers want.
+    pub path_style: bool,
+}
+
+impl std::fmt::Debug for S3Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Section")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        Self {
+            store: "local".into(),
+            dir: None,
+            max_mib: 20,
+            workers: 1,
+            queue: 256,
+            upload_url_ttl_secs: 900,
+            unused_after_secs: 86_400,
+            retention_secs: 86_400,
+            sweep_interval_secs: 60,
+            s3: S3Section {
+                region: "us-east-1".into(),
+                path_style: true,
+                ..S3Section::default()
+            },
+        }
+    }
+}
+
+impl MediaSection {
+    /// The engine's media settings; an unknown store is an error.
+    fn engine_config(&self, data_dir: &Path) -> anyhow::Result<girok_engine::MediaConfig> {
+        use std::time::Duration;
+        let mut config = girok_engine::MediaConfig::new(data_dir);
+        match self.store.as_str() {
+            "local" => {
+                if let Some(dir) = &self.dir {
+                    config.blobs = girok_engine::BlobConfig::Local { dir: dir.clone() };
+                }
+            }
+            "s3" => {
+                let s3 = &self.s3;
+                if s3.bucket.is_empty() {
+                    anyhow::bail!("media.store is s3 but media.s3.bucket is not set");
+                }
+                config.blobs = girok_engine::BlobConfig::S3(girok_engine::S3Config {
+                    endpoint: s3.endpoint.clone(),
+                    bucket: s3.bucket.clone(),
+                    region: s3.region.clone(),
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: s3.secret_access_key.clone(),
+                    path_style: s3.path_style,
+                });
+            }
+            other => anyhow::bail!("media.store is {other:?}; it is \"local\" or \"s3\""),
+        }
+        config.max_bytes = self.max_mib.clamp(1, 1024) << 20;
+        config.workers = self.workers.clamp(1, 64);
+        config.queue = self.queue.max(1);
+        config.upload_url_ttl = Duration::from_secs(self.upload_url_ttl_secs.clamp(1, 7 * 86_400));
+        config.unused_after = Duration::from_secs(self.unused_after_secs.max(1));
+        config.retention = Duration::from_secs(self.retention_secs);
+        config.sweep_interval = Duration::from_secs(self.sweep_interval_secs.max(1));
+        Ok(config)
+    }
+}
+
 /// `[log]`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -225,8 +336,8 @@ impl Config {
         .collect()
     }
 
-    /// The engine's configuration.
-    pub fn engine_config(&self) -> girok_engine::EngineConfig {
+    /// The engine's configuration (an error names a setting that cannot work).
+    pub fn engine_config(&self) -> anyhow::Result<girok_engine::EngineConfig> {
         let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
         config.store.durability = self.storage.durability;
         config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
@@ -257,7 +368,8 @@ impl Config {
         };
         config.write_rates = self.rate_limits.clone();
         config.matching = self.matching.engine_config();
-        config
+        config.media = self.media.engine_config(&self.storage.data_dir)?;
+        Ok(config)
     }
 }
 

@@ -65,16 +65,17 @@ async fn the_seed_timeline_query_answers_in_one_round_trip_with_batched_lookups(
     let (dan, _) = user(&server, "dan").await;
 
     // Posts and their limits.
+    let media = common::ready_media(&server, &bob, 2).await;
     let first = ok(
         &server,
         &bob,
         POST,
-        json!({ "c": "  bob one ", "m": ["m1", "m2"] }),
+        json!({ "c": "  bob one ", "m": media }),
     )
     .await;
     let first = &first["createPost"];
     assert_eq!(first["content"], "bob one");
-    assert_eq!(first["mediaIds"], json!(["m1", "m2"]));
+    assert_eq!(first["mediaIds"], json!(media));
     assert_eq!(first["author"]["id"], bob_id.as_str());
     let bob_one = first["id"].as_str().unwrap().to_owned();
     for (content, media, field) in [
@@ -536,16 +537,17 @@ async fn timeline_posts_resolved_in_one_pass_answer_exactly_as_the_field_resolve
     let (ann, ann_id) = user(&server, "ann").await;
     let (bob, bob_id) = user(&server, "bob").await;
     let (cat, _) = user(&server, "cat").await;
+    let media = common::ready_media(&server, &bob, 4).await;
     ok(
         &server,
         &bob,
-        "mutation { updateMe(displayName: \"Bob B.\", avatarMediaId: \"avatar-1\") { displayName } }",
-        json!({}),
+        "mutation($a: String) { updateMe(displayName: \"Bob B.\", avatarMediaId: $a) { displayName } }",
+        json!({ "a": media[3] }),
     )
     .await;
     ok(&server, &ann, FOLLOW, json!({ "u": bob_id })).await;
     let mut last = 0;
-    for (i, media) in [json!([]), json!(["m1", "m2"]), json!(["m3"])]
+    for (i, media) in [json!([]), json!([media[0], media[1]]), json!([media[2]])]
         .into_iter()
         .enumerate()
     {
@@ -626,8 +628,8 @@ async fn timeline_posts_resolved_in_one_pass_answer_exactly_as_the_field_resolve
     // Newest first: ann's own post, then bob's posts 2, 1 and 0.
     assert_eq!(posts[0]["writer"]["id"], ann_id.as_str());
     assert_eq!(posts[0]["writer"]["avatar"], Value::Null);
-    assert_eq!(posts[1]["writer"]["avatar"], "avatar-1");
-    assert_eq!(posts[1]["mediaIds"], json!(["m3"]));
+    assert_eq!(posts[1]["writer"]["avatar"], media[3].as_str());
+    assert_eq!(posts[1]["mediaIds"], json!([media[2]]));
     assert_eq!(posts[1]["firstTwo"].as_array().unwrap().len(), 2);
     assert_eq!(posts[1]["comments"].as_array().unwrap().len(), 3);
     assert_eq!(posts[1]["comments"][1]["author"]["username"], "ann");

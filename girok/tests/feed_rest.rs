@@ -16,12 +16,13 @@ async fn posts_likes_comments_follows_timelines_and_notifications_over_rest() {
     let ann = server.sign_in("ann").await;
     let ann_id = server.my_id().await;
 
+    let m1 = common::ready_media(&server, &bob, 1).await.remove(0);
     let (status, post) = call(
         &server,
         "POST",
         "/v1/posts",
         &bob,
-        Some(json!({ "content": "hello @ann", "mediaIds": ["m1"] })),
+        Some(json!({ "content": "hello @ann", "mediaIds": [m1] })),
     )
     .await;
     assert_eq!(status, 201, "{post}");
@@ -179,7 +180,7 @@ async fn posts_likes_comments_follows_timelines_and_notifications_over_rest() {
     )
     .await;
     assert_eq!((status, edited["content"].as_str()), (200, Some("edited")));
-    assert_eq!(edited["mediaIds"], json!(["m1"]), "omitted media are kept");
+    assert_eq!(edited["mediaIds"], json!([m1]), "omitted media are kept");
     let (_, cleared) = call(
         &server,
         "PATCH",

@@ -272,7 +272,7 @@ mod tests {
         let mut bytes = vec![FORMAT_VERSION];
         known.encode_raw(&mut bytes);
         bytes.extend_from_slice(&[(99 << 3 | 2) as u8 & 0x7f | 0x80, 0x06, 3, b'a', b'b', b'c']);
-        bytes.extend_from_slice(&[(50 << 3) as u8 & 0x7f | 0x80, 0x03, 1]);
+        bytes.extend_from_slice(&[((90 << 3) & 0x7f | 0x80) as u8, (90 << 3 >> 7) as u8, 1]);
         let event = decode_event(&bytes).unwrap();
         assert_eq!(event.seq, 7);
         assert_eq!(

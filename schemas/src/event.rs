@@ -198,6 +198,43 @@ define_payloads! {
     UserUnblocked = "user.unblocked" {
         user: UserId = user_id ["userId"],
     },
+    /// The actor will upload an image; the media's id is the event id.
+    MediaUploadRequested = "media.upload.requested" {
+        content_type: String = content_type ["contentType"],
+        declared_bytes: u64 = declared_bytes ["declaredBytes"],
+        expires_ms: i64 = expires_ms [time "expires"],
+        /// Swept if nothing uses it by then.
+        unused_until_ms: i64 = unused_until_ms [time "unusedUntil"],
+    },
+    MediaUploadCompleted = "media.upload.completed" {
+        media: EventId = media_id ["mediaId"],
+        received_bytes: u64 = received_bytes ["receivedBytes"],
+    },
+    /// Processed: variants stored under their content hashes.
+    MediaReady = "media.ready" {
+        media: EventId = media_id ["mediaId"],
+        content_type: String = content_type ["contentType"],
+        width: u64 = width ["width"],
+        height: u64 = height ["height"],
+        placeholder: String = placeholder ["placeholder"],
+        variant_names: Vec<String> = variant_names ["variantNames"],
+        variant_hashes: Vec<String> = variant_hashes ["variantHashes"],
+        variant_bytes: Vec<u64> = variant_bytes ["variantBytes"],
+    },
+    MediaRejected = "media.rejected" {
+        media: EventId = media_id ["mediaId"],
+        reason: String = reason ["reason"],
+        detail: String = detail ["detail"],
+    },
+    /// `reason`: `owner` or `unattached`.
+    MediaDeleted = "media.deleted" {
+        media: EventId = media_id ["mediaId"],
+        reason: String = reason ["reason"],
+        purge_after_ms: i64 = purge_after_ms [time "purgeAfter"],
+    },
+    MediaPurged = "media.purged" {
+        media: EventId = media_id ["mediaId"],
+    },
 }
 
 impl Payload {
@@ -236,6 +273,12 @@ impl Payload {
             | Payload::MatchSkipped { .. }
             | Payload::UserBlocked { .. }
             | Payload::UserUnblocked { .. }
+            | Payload::MediaUploadRequested { .. }
+            | Payload::MediaUploadCompleted { .. }
+            | Payload::MediaReady { .. }
+            | Payload::MediaRejected { .. }
+            | Payload::MediaDeleted { .. }
+            | Payload::MediaPurged { .. }
             | Payload::Unknown { .. } => None,
         }
     }
@@ -275,7 +318,13 @@ impl Payload {
             | Payload::PostUnliked { post, .. }
             | Payload::CommentAdded { post, .. } => Some(post.to_string()),
             Payload::CommentDeleted { comment, .. } => Some(comment.to_string()),
-            Payload::PostCreated { .. }
+            Payload::MediaUploadCompleted { media, .. }
+            | Payload::MediaReady { media, .. }
+            | Payload::MediaRejected { media, .. }
+            | Payload::MediaDeleted { media, .. }
+            | Payload::MediaPurged { media } => Some(media.to_string()),
+            Payload::MediaUploadRequested { .. }
+            | Payload::PostCreated { .. }
             | Payload::NotificationsRead { .. }
             | Payload::TicketOpened { .. }
             | Payload::Unknown { .. } => None,

@@ -114,6 +114,7 @@ mod samples {
         String => "sample".into(),
         Vec<u8> => vec![7; 32],
         Vec<String> => vec!["a".into(), "b".into()],
+        Vec<u64> => vec![3, 5],
         Vec<UserId> => vec![UserId::new_v7(), UserId::new_v7()],
     }
 

@@ -19,6 +19,8 @@ pub enum Error {
     Unavailable(String),
     #[error("view store I/O failed: {0}")]
     Views(String),
+    #[error("object store: {0}")]
+    Blob(String),
     #[error("log entry key is not an 8-byte sequence number")]
     BadKey,
 }

@@ -8,6 +8,7 @@
 //! atomicity, ordering, gap-free seqs and durability. Readers follow the durable head through
 //! [`HeadSignal`] and read ranges of the log.
 
+mod blobs;
 mod durable;
 mod error;
 mod head;
@@ -21,6 +22,7 @@ mod txn;
 mod view_store;
 pub mod writer;
 
+pub use blobs::{BlobConfig, BlobStore, S3Config};
 pub use durable::DurableBatch;
 pub use error::{Error, Result};
 pub use head::HeadSignal;

@@ -61,11 +61,23 @@ pub enum Table {
     UserpairSkip,
     /// Write model: `blocker (16) ++ blocked (16) -> block seq (u64 BE)`, one per current block.
     BlockerBlocked,
+    /// Write model: `media id (16) -> MediaRecord`, from the upload request to the purge.
+    MediaidMedia,
+    /// Write model: `media id (16) -> ()` for each upload waiting to be processed (what a
+    /// restart re-queues).
+    MediaidProcessing,
+    /// Write model: `due ms (i64 BE) ++ kind (1) ++ media id (16) -> ()`: when the media
+    /// sweeper looks at a media again (kind 1: an upload never used, swept unless used by
+    /// then; kind 2: a deleted media whose objects may go).
+    DueMediaid,
+    /// Write model: `variant content hash (hex) ++ media id (16) -> ()` for every variant of
+    /// every media not yet purged: an object is removed only when no media holds it.
+    ContenthashMediaid,
 }
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 23] = [
+    pub const ALL: [Table; 27] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -89,6 +101,10 @@ impl Table {
         Table::UseridMatch,
         Table::UserpairSkip,
         Table::BlockerBlocked,
+        Table::MediaidMedia,
+        Table::MediaidProcessing,
+        Table::DueMediaid,
+        Table::ContenthashMediaid,
     ];
 
     /// The keyspace name on disk.
@@ -117,6 +133,10 @@ impl Table {
             Table::UseridMatch => "userid_match",
             Table::UserpairSkip => "userpair_skip",
             Table::BlockerBlocked => "blocker_blocked",
+            Table::MediaidMedia => "mediaid_media",
+            Table::MediaidProcessing => "mediaid_processing",
+            Table::DueMediaid => "due_mediaid",
+            Table::ContenthashMediaid => "contenthash_mediaid",
         }
     }
 

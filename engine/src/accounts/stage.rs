@@ -192,7 +192,11 @@ pub(crate) fn stage(txn: &mut Txn<'_>, new_id: EventId, command: AccountCommand)
             bio,
             avatar_media_id,
         } => {
-            load_user(txn, user)?;
+            let record = load_user(txn, user)?;
+            if let Some(avatar) = avatar_media_id.as_ref().filter(|a| !a.is_empty()) {
+                let current = std::slice::from_ref(&record.avatar_media_id);
+                crate::media::check_usable(txn, user, std::slice::from_ref(avatar), current)?;
+            }
             append(
                 txn,
                 user,

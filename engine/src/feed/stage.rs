@@ -1,7 +1,8 @@
 //! The feed's write-time rules, run by the sequencer on the writer thread: only live posts are
 //! liked, commented and edited; only authors edit and delete; one like per user and post; one
-//! follow per pair, never of yourself; notification receipts only move forward. Mentions are
-//! resolved to user ids here, so the log records who was notified, whatever usernames do later.
+//! follow per pair, never of yourself; notification receipts only move forward; a post's
+//! media must be the author's own and ready. Mentions are resolved to user ids here, so the
+//! log records who was notified, whatever usernames do later.
 
 use super::command::{FeedCommand, mentioned_usernames};
 use crate::ack::Ack;
@@ -20,6 +21,7 @@ pub(crate) fn stage(
 ) -> Result<Ack> {
     match command {
         FeedCommand::CreatePost { content, media_ids } => {
+            crate::media::check_usable(txn, actor, &media_ids, &[])?;
             let mentions = resolve_mentions(txn, actor, &content)?;
             append(
                 txn,
@@ -38,6 +40,9 @@ pub(crate) fn stage(
             media_ids,
         } => {
             let record = own_post(txn, actor, post)?;
+            if let Some(media_ids) = &media_ids {
+                crate::media::check_usable(txn, actor, media_ids, &record.media_ids)?;
+            }
             let mentions = resolve_mentions(txn, actor, &content)?;
             append(
                 txn,

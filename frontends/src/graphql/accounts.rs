@@ -18,6 +18,7 @@ fn state<'a>(ctx: &Context<'a>) -> Result<&'a Authenticator> {
 
 /// An account.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct User {
     id: ID,
     username: String,
@@ -27,6 +28,15 @@ pub struct User {
     bio: String,
     avatar_media_id: Option<String>,
     created_at: String,
+}
+
+#[async_graphql::ComplexObject]
+impl User {
+    /// The avatar, once ready.
+    async fn avatar_media(&self, ctx: &Context<'_>) -> Result<Option<super::media::Media>> {
+        let ids = self.avatar_media_id.iter().cloned().collect::<Vec<_>>();
+        Ok(super::media::media_of(ctx, &ids).await?.pop())
+    }
 }
 
 impl User {

@@ -36,6 +36,11 @@ impl Author {
     async fn avatar(&self) -> Option<&str> {
         self.0.avatar_media_id.as_deref()
     }
+    /// The avatar, once ready.
+    async fn avatar_media(&self, ctx: &Context<'_>) -> Result<Option<super::media::Media>> {
+        let ids = self.0.avatar_media_id.iter().cloned().collect::<Vec<_>>();
+        Ok(super::media::media_of(ctx, &ids).await?.pop())
+    }
     async fn followers_count(&self, ctx: &Context<'_>) -> Result<i32> {
         let (followers, _) = engine(ctx)?.follow_counts(self.0.id).await.map_err(gql)?;
         Ok(followers as i32)
@@ -148,6 +153,10 @@ impl Post {
     }
     async fn media_ids(&self) -> &[String] {
         &self.0.media_ids
+    }
+    /// Its images that are ready, in order (a deleted one is gone at once).
+    async fn media(&self, ctx: &Context<'_>) -> Result<Vec<super::media::Media>> {
+        super::media::media_of(ctx, &self.0.media_ids).await
     }
     async fn author(&self, ctx: &Context<'_>) -> Result<Author> {
         author(ctx, self.0.author).await

@@ -14,6 +14,7 @@ mod feed;
 mod feed_types;
 pub mod loaders;
 mod matching;
+mod media;
 mod page_values;
 mod scalars;
 mod schema;

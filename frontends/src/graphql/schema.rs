@@ -1,28 +1,30 @@
 //! The schema: the merged query, mutation and subscription roots of every domain, with the
 //! limits of the configuration.
 
-use super::{accounts, chat, feed, loaders, matching, subscriptions};
+use super::{accounts, chat, feed, loaders, matching, media, subscriptions};
 use crate::config::FrontendConfig;
 use async_graphql::{MergedObject, MergedSubscription, Schema, ValidationMode};
 use girok_engine::Engine;
 use std::sync::Arc;
 
-/// Queries: chat, feed, accounts and matching.
+/// Queries: chat, feed, accounts, matching and media.
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
     chat::ChatQuery,
     feed::FeedQuery,
     accounts::AccountQuery,
     matching::MatchingQuery,
+    media::MediaQuery,
 );
 
-/// Mutations: chat, feed, accounts and matching.
+/// Mutations: chat, feed, accounts, matching and media.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     chat::ChatMutation,
     feed::FeedMutation,
     accounts::AccountMutation,
     matching::MatchingMutation,
+    media::MediaMutation,
 );
 
 /// Subscriptions: chat, feed and matching.

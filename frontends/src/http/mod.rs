@@ -9,6 +9,7 @@ mod graphiql;
 mod json;
 mod log_api;
 mod matching;
+pub mod media;
 mod ops;
 mod rooms;
 mod search;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::routes())
         .merge(feed::routes())
         .merge(matching::routes())
+        .merge(media::routes(state.engine.media_max_bytes()))
         .route("/graphql", get(graphiql::page).post(graphql::graphql_post))
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
         .fallback(|| async {

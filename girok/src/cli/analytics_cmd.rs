@@ -14,7 +14,7 @@ pub fn rebuild(config: Config, args: AnalyticsArgs) -> anyhow::Result<()> {
         config.analytics.enabled(),
         "analytics is off: set analytics.clickhouse_url (or GIROK__ANALYTICS__CLICKHOUSE_URL)"
     );
-    let log = Offline::open_with(&config.engine_config()).with_context(|| {
+    let log = Offline::open_with(&config.engine_config()?).with_context(|| {
         format!(
             "cannot open {} (stop `girok serve` first)",
             config.storage.data_dir.display()

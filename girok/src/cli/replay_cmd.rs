@@ -11,7 +11,7 @@ use girok_engine::{Offline, ReplayOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
-    let engine_config = config.engine_config();
+    let engine_config = config.engine_config()?;
     let workers = args.workers.unwrap_or(engine_config.workers);
     let log = Offline::open_with(&engine_config).with_context(|| {
         format!(

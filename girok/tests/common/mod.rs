@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 pub const GIROK: &str = env!("CARGO_BIN_EXE_girok");
 
 /// The kinds of write budget (`[rate_limits]`).
-const UNLIMITED_WRITES: [&str; 7] = [
-    "MESSAGES", "POSTS", "COMMENTS", "LIKES", "FOLLOWS", "ROOMS", "MATCHING",
+const UNLIMITED_WRITES: [&str; 8] = [
+    "MESSAGES", "POSTS", "COMMENTS", "LIKES", "FOLLOWS", "ROOMS", "MATCHING", "MEDIA",
 ];
 
 /// A running `girok serve`.
@@ -412,4 +412,41 @@ pub fn assert_replay_equals(ready: &Value, report: &Value) -> Vec<String> {
         assert_eq!(Some(&&view["digest"]), replayed.get(name), "view {name}");
     }
     replayed.keys().map(|name| name.to_string()).collect()
+}
+
+/// `n` ready images of `token`'s user (small PNGs of the one-step upload), by id.
+pub async fn ready_media(server: &Server, token: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let pixels = image::RgbImage::from_pixel(8 + i as u32, 8, image::Rgb([i as u8, 9, 90]));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(pixels)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let response = server
+            .client
+            .post(server.url("/v1/media/upload"))
+            .bearer_auth(token)
+            .header("content-type", "image/png")
+            .body(png)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, media) = call(server, "GET", &format!("/v1/media/{id}"), token, None).await;
+            if media["state"] == "ready" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{media}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ids.push(id);
+    }
+    ids
 }

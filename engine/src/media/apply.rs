@@ -1,0 +1,181 @@
+//! Media's effect on the write model: each media's record through its states, the uploads
+//! waiting for processing, the sweeper's schedule, the content-hash references; and what a
+//! post or a profile that uses a media changes of it (readable by others, no longer swept).
+
+use super::rows::{
+    self, DELETED, DUE_PURGE, DUE_UNUSED, PROCESSING, READY, REJECTED, REQUESTED, due_key, hash_key,
+};
+use crate::error::Result;
+use crate::records::{decode, update};
+use girok_schemas::proto::MediaRecord;
+use girok_schemas::{Event, EventId, Payload};
+use girok_storage::{Table, Txn};
+use prost::Message;
+
+fn update_media(
+    txn: &mut Txn<'_>,
+    media: EventId,
+    change: impl FnOnce(&mut MediaRecord),
+) -> Result<()> {
+    update(
+        txn,
+        (Table::MediaidMedia, media.as_bytes(), "media"),
+        change,
+    )
+}
+
+/// Applies the event's effect on the write model, if it is one of this domain's or uses media.
+pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+    match &event.payload {
+        Payload::MediaUploadRequested {
+            content_type,
+            declared_bytes,
+            expires_ms,
+            unused_until_ms,
+        } => {
+            let record = MediaRecord {
+                owner: event
+                    .actor
+                    .map(|a| a.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                state: REQUESTED,
+                seq: event.seq,
+                requested_ms: event.commit_time_ms,
+                upload_expires_ms: *expires_ms,
+                content_type: content_type.clone(),
+                declared_bytes: *declared_bytes,
+                due_ms: *unused_until_ms,
+                ..MediaRecord::default()
+            };
+            txn.put(
+                Table::MediaidMedia,
+                event.id.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+            txn.put(
+                Table::DueMediaid,
+                due_key(*unused_until_ms, DUE_UNUSED, event.id),
+                Vec::new(),
+            );
+        }
+        Payload::MediaUploadCompleted { media, .. } => {
+            update_media(txn, *media, |r| r.state = PROCESSING)?;
+            txn.put(
+                Table::MediaidProcessing,
+                media.as_bytes().to_vec(),
+                Vec::new(),
+            );
+        }
+        Payload::MediaReady {
+            media,
+            content_type,
+            width,
+            height,
+            placeholder,
+            variant_names,
+            variant_hashes,
+            variant_bytes,
+        } => {
+            update_media(txn, *media, |r| {
+                r.state = READY;
+                r.content_type = content_type.clone();
+                r.width = *width;
+                r.height = *height;
+                r.placeholder = placeholder.clone();
+                r.variant_names = variant_names.clone();
+                r.variant_hashes = variant_hashes.clone();
+                r.variant_bytes = variant_bytes.clone();
+            })?;
+            txn.delete(Table::MediaidProcessing, media.as_bytes().to_vec());
+            for hash in variant_hashes {
+                txn.put(
+                    Table::ContenthashMediaid,
+                    hash_key(hash, *media),
+                    Vec::new(),
+                );
+            }
+        }
+        Payload::MediaRejected { media, reason, .. } => {
+            update_media(txn, *media, |r| {
+                r.state = REJECTED;
+                r.rejected_reason = reason.clone();
+            })?;
+            txn.delete(Table::MediaidProcessing, media.as_bytes().to_vec());
+        }
+        Payload::MediaDeleted {
+            media,
+            purge_after_ms,
+            ..
+        } => {
+            let record: MediaRecord =
+                decode(txn.get(Table::MediaidMedia, media.as_bytes())?, "media")?;
+            if record.due_ms != 0 {
+                txn.delete(
+                    Table::DueMediaid,
+                    due_key(record.due_ms, DUE_UNUSED, *media),
+                );
+            }
+            update_media(txn, *media, |r| {
+                r.state = DELETED;
+                r.deleted_ms = event.commit_time_ms;
+                r.due_ms = *purge_after_ms;
+            })?;
+            txn.delete(Table::MediaidProcessing, media.as_bytes().to_vec());
+            txn.put(
+                Table::DueMediaid,
+                due_key(*purge_after_ms, DUE_PURGE, *media),
+                Vec::new(),
+            );
+        }
+        Payload::MediaPurged { media } => {
+            let record: MediaRecord =
+                decode(txn.get(Table::MediaidMedia, media.as_bytes())?, "media")?;
+            txn.delete(Table::DueMediaid, due_key(record.due_ms, DUE_PURGE, *media));
+            for hash in &record.variant_hashes {
+                txn.delete(Table::ContenthashMediaid, hash_key(hash, *media));
+            }
+            txn.delete(Table::MediaidMedia, media.as_bytes().to_vec());
+        }
+        Payload::PostCreated { media_ids, .. } | Payload::PostEdited { media_ids, .. } => {
+            for id in media_ids {
+                mark_used(txn, id, |r| r.public = true)?;
+            }
+        }
+        Payload::ProfileUpdated {
+            avatar_media_id: Some(id),
+            ..
+        } => {
+            mark_used(txn, id, |r| {
+                r.public = true;
+                r.avatar = true;
+            })?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Marks a media used (and takes it off the sweeper's schedule). Ids that name no media (free
+/// strings written before media existed) are left alone.
+fn mark_used(txn: &mut Txn<'_>, id: &str, change: impl FnOnce(&mut MediaRecord)) -> Result<()> {
+    let Ok(media) = id.parse::<EventId>() else {
+        return Ok(());
+    };
+    let Some(mut record) = rows::load(txn, media)? else {
+        return Ok(());
+    };
+    if record.state == DELETED {
+        return Ok(());
+    }
+    if record.due_ms != 0 {
+        txn.delete(Table::DueMediaid, due_key(record.due_ms, DUE_UNUSED, media));
+        record.due_ms = 0;
+    }
+    change(&mut record);
+    txn.put(
+        Table::MediaidMedia,
+        media.as_bytes().to_vec(),
+        record.encode_to_vec(),
+    );
+    Ok(())
+}

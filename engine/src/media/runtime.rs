@@ -1,0 +1,93 @@
+//! Media's running parts, which the engine holds: the object store, the upload signer, the
+//! processing pool and the sweeper.
+
+use super::config::{MEDIA_DIR, MediaConfig};
+use super::processor::Processor;
+use super::signing::UploadSigner;
+use super::sweeper::{self, Sweeper};
+use crate::error::Result;
+use crate::sequencer::Sequencer;
+use girok_storage::{Appender, BlobStore, Store};
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+pub(crate) struct MediaRuntime {
+    pub config: MediaConfig,
+    pub blobs: BlobStore,
+    pub signer: UploadSigner,
+    processor: Mutex<Option<Processor>>,
+    sweeper: Arc<Sweeper>,
+    sweeping: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl MediaRuntime {
+    /// Opens the object store and starts the pool and the sweeper (inside a tokio runtime).
+    pub(crate) fn start(
+        config: MediaConfig,
+        store: Arc<Store>,
+        appender: Appender<Sequencer>,
+    ) -> Result<MediaRuntime> {
+        let blobs = BlobStore::open(&config.blobs)?;
+        let signer = UploadSigner::load_or_create(&store.path().join(MEDIA_DIR))?;
+        let objects = Arc::new(tokio::sync::Mutex::new(()));
+        let processor = Processor::start(
+            store.clone(),
+            blobs.clone(),
+            appender.clone(),
+            config.max_bytes,
+            objects.clone(),
+            config.workers,
+        )?;
+        let sweeper = Arc::new(Sweeper {
+            store,
+            blobs: blobs.clone(),
+            appender,
+            objects,
+            retention: config.retention,
+        });
+        let sweeping = sweeper::spawn(sweeper.clone(), config.sweep_interval);
+        tracing::info!(
+            store = blobs.kind(),
+            workers = config.workers,
+            "media started"
+        );
+        Ok(MediaRuntime {
+            config,
+            blobs,
+            signer,
+            processor: Mutex::new(Some(processor)),
+            sweeper,
+            sweeping: Mutex::new(Some(sweeping)),
+        })
+    }
+
+    /// Tells the pool an upload was completed.
+    pub(crate) fn wake(&self) {
+        if let Some(processor) = self.processor.lock().as_ref() {
+            processor.wake();
+        }
+    }
+
+    /// Does what is due now; returns how many due rows it handled.
+    pub(crate) async fn sweep_now(&self) -> Result<usize> {
+        self.sweeper.sweep_due().await
+    }
+
+    /// Uploads processed and rejected since start.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        self.processor
+            .lock()
+            .as_ref()
+            .map_or((0, 0), Processor::counts)
+    }
+
+    /// Stops the sweeper and the pool (blocking: call off the async runtime).
+    pub(crate) fn stop(&self) {
+        if let Some(sweeping) = self.sweeping.lock().take() {
+            sweeping.abort();
+        }
+        if let Some(processor) = self.processor.lock().take() {
+            processor.stop();
+        }
+    }
+}
