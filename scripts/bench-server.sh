@@ -74,6 +74,7 @@ start_girok() {
     GIROK__RATE_LIMITS__FOLLOWS__PER_MINUTE=0 \
     GIROK__RATE_LIMITS__ROOMS__PER_MINUTE=0 \
     GIROK__RATE_LIMITS__MATCHING__PER_MINUTE=0 \
+    GIROK__RATE_LIMITS__MEDIA__PER_MINUTE=0 \
     GIROK__LOG__FILTER=warn \
     "$@" "$girok_bin" --data-dir "$data" serve --http-addr 127.0.0.1:0 \
     >"$tmp/server.out" 2>"$tmp/server.err" &

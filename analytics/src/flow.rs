@@ -207,6 +207,7 @@ mod tests {
             body: String::new(),
             client_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         }
     }
 

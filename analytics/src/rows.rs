@@ -127,6 +127,7 @@ mod tests {
             body: "private words".into(),
             client_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         }));
         assert!(!sent.payload.contains("private"), "{}", sent.payload);
         assert!(

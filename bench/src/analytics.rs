@@ -164,6 +164,7 @@ fn send(room: RoomId, i: usize) -> Command {
         body: format!("analytics bench message {i}"),
         client_id: None,
         reply_to: None,
+        attachments: Vec::new(),
     })
 }
 

@@ -210,6 +210,7 @@ async fn chat_latency(
                             body: "ping".into(),
                             client_id: None,
                             reply_to: None,
+                            attachments: Vec::new(),
                         }),
                     )
                     .await?;

@@ -118,6 +118,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
                                 body: body.clone(),
                                 client_id: None,
                                 reply_to: None,
+                                attachments: Vec::new(),
                             }),
                         )
                         .await?;
@@ -217,6 +218,7 @@ fn sample_event_bytes(body: &str) -> usize {
             body: body.to_owned(),
             client_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         },
     })
     .len()

@@ -57,6 +57,10 @@ pub struct SizeRun {
     ratio: f64,
     /// The server's peak resident set since it started (VmHWM), after this size.
     server_peak_rss_mib: Option<f64>,
+    /// One resize of the decoded image to 1,280 px (Lanczos3): `image`'s own and
+    /// `fast_image_resize`'s (which girok uses), milliseconds.
+    resize_image_ms: f64,
+    resize_fast_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +102,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         let (width, height, jpeg) = photo(megapixels);
         let (girok_rate, latency) = runtime.block_on(through_girok(args, &jpeg))?;
         let library_rate = on_the_library(&jpeg, args.images)?;
+        let (resize_image_ms, resize_fast_ms) = resizers(&jpeg)?;
         let peak = args
             .server_pid
             .and_then(|pid| status_kib(pid, &["VmHWM:"]))
@@ -113,6 +118,8 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             library_images_per_sec: library_rate,
             ratio: girok_rate / library_rate.max(f64::MIN_POSITIVE),
             server_peak_rss_mib: peak,
+            resize_image_ms,
+            resize_fast_ms,
         };
         println!(
             "{megapixels} Mpx ({width} × {height}, {} KiB): girok {:.2} images/s, complete→ready {}; library {:.2} images/s; ratio {:.2}; server peak RSS {}",
@@ -122,6 +129,9 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             run.library_images_per_sec,
             run.ratio,
             peak.map_or("?".into(), |p| format!("{p:.0} MiB")),
+        );
+        println!(
+            "  resize to 1,280 px: image {resize_image_ms:.1} ms, fast_image_resize {resize_fast_ms:.1} ms"
         );
         sizes.push(run);
     }
@@ -207,4 +217,25 @@ fn on_the_library(jpeg: &[u8], images: u64) -> anyhow::Result<f64> {
             .map_err(|r| anyhow::anyhow!("the library refused the image: {}", r.detail))?;
     }
     Ok(images as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One Lanczos3 resize of the decoded `jpeg` to 1,280 px on its longest side with `image` and
+/// with `fast_image_resize`; milliseconds each.
+fn resizers(jpeg: &[u8]) -> anyhow::Result<(f64, f64)> {
+    use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+    let decoded = image::load_from_memory(jpeg)?;
+    let (w, h) = girok_engine::media::process::fit(decoded.width(), decoded.height(), 1_280);
+    let started = Instant::now();
+    let by_image = decoded.resize_exact(w, h, image::imageops::FilterType::Lanczos3);
+    let image_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut target = DynamicImage::new(w, h, decoded.color());
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let started = Instant::now();
+    Resizer::new().resize(&decoded, &mut target, &options)?;
+    let fast_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        by_image.width() == target.width(),
+        "the resizers disagree on the size"
+    );
+    Ok((image_ms, fast_ms))
 }

@@ -355,6 +355,7 @@ async fn generate(args: &Args) -> anyhow::Result<Figures> {
                 body: sentence(&mut rng, 4..16),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             });
             (sender, send)
         })

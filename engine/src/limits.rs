@@ -20,6 +20,8 @@ pub const MAX_UNREAD_COUNT: usize = 10_000;
 pub const MAX_POST_CHARS: usize = 5000;
 /// Most media ids on one post.
 pub const MAX_POST_MEDIA: usize = 4;
+/// Most media on one chat message.
+pub const MAX_MESSAGE_ATTACHMENTS: usize = 4;
 /// Longest media id, in bytes (printable ASCII).
 pub const MAX_MEDIA_ID_BYTES: usize = 64;
 /// Longest comment, in characters.

@@ -2,7 +2,7 @@
 //! how records are decoded and updated. A leaf every domain's stage, apply and reads share.
 
 use crate::error::{Error, Result};
-use girok_schemas::{RoomId, Seq, UserId};
+use girok_schemas::{EventId, RoomId, Seq, UserId};
 use girok_storage::{Table, Txn};
 use prost::Message;
 
@@ -41,9 +41,14 @@ pub(crate) fn idempotency_key(actor: UserId, client_id: &str) -> Vec<u8> {
 }
 
 /// Identifies a send's content, so a reused client id with other content is refused. Stored
-/// on disk, so it must be a hash with a fixed definition (xxh3), not std's `DefaultHasher`.
-pub(crate) fn request_hash(room: RoomId, body: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&[room.as_bytes().as_slice(), body.as_bytes()].concat())
+/// on disk, so it must be a hash with a fixed definition (xxh3), not std's `DefaultHasher`
+/// (a send without attachments hashes as sends did before they existed).
+pub(crate) fn request_hash(room: RoomId, body: &str, attachments: &[EventId]) -> u64 {
+    let mut bytes = [room.as_bytes().as_slice(), body.as_bytes()].concat();
+    for media in attachments {
+        bytes.extend_from_slice(media.as_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// Decodes a write-model record read from storage or a transaction (`None` stays `None`).

@@ -180,6 +180,7 @@ mod tests {
             body: "hi".into(),
             client_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         });
         assert!(limiter.check(ann, &send).is_ok());
         assert!(limiter.check(ann, &send).is_ok());

@@ -233,19 +233,39 @@ async fn logout_password_change_profile_and_session_revocation() {
         .await
         .unwrap();
 
+    // An avatar must be a ready image of the user's own.
+    let unknown = ProfilePatch {
+        display_name: None,
+        bio: None,
+        avatar_media_id: Some("media-1".into()),
+    };
+    let refused = engine.update_profile(user.id, unknown).await.unwrap_err();
+    assert_eq!(refused.code(), "MEDIA_NOT_FOUND");
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(4, 4)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let (avatar, _) = engine
+        .upload_media(user.id, "image/png".into(), png.into())
+        .await
+        .unwrap();
+    let avatar = avatar.to_string();
+    while engine.media(Some(user.id), &avatar).await.unwrap().state != "ready" {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let updated = engine
         .update_profile(
             user.id,
             ProfilePatch {
                 display_name: Some(" Dave D. ".into()),
                 bio: Some("hello".into()),
-                avatar_media_id: Some("media-1".into()),
+                avatar_media_id: Some(avatar.clone()),
             },
         )
         .await
         .unwrap();
     assert_eq!(updated.display_name, "Dave D.");
-    assert_eq!(updated.avatar_media_id.as_deref(), Some("media-1"));
+    assert_eq!(updated.avatar_media_id.as_deref(), Some(avatar.as_str()));
     assert_eq!(engine.user_by_username("DAVE").await.unwrap().bio, "hello");
     let huge = "d".repeat(100_000);
     assert_eq!(
@@ -305,6 +325,7 @@ async fn the_write_model_rebuilt_from_the_log_equals_the_live_one() {
                 body: "hi".into(),
                 client_id: Some("k".into()),
                 reply_to: None,
+                attachments: Vec::new(),
             }),
         )
         .await

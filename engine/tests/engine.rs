@@ -62,6 +62,7 @@ fn send(room: RoomId, body: &str, client_id: Option<&str>) -> Command {
         body: body.into(),
         client_id: client_id.map(Into::into),
         reply_to: None,
+        attachments: Vec::new(),
     })
 }
 
@@ -827,6 +828,7 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
                 body: "typo!".into(),
                 client_id: None,
                 reply_to: Some(first.id),
+                attachments: Vec::new(),
             }),
         )
         .await
@@ -854,6 +856,7 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
         body: "x".into(),
         client_id: None,
         reply_to: Some(first.id),
+        attachments: Vec::new(),
     });
     assert_eq!(
         engine.execute(bob, misplaced).await.unwrap_err().code(),

@@ -338,6 +338,7 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
                 body: "a secret fox den".into(),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             }),
         )
         .await

@@ -104,6 +104,8 @@ pub struct MessageDto<'a> {
     body: &'a str,
     client_id: Option<&'a str>,
     reply_to_id: Option<EventId>,
+    /// Media ids.
+    attachments: &'a [EventId],
     created_at: String,
     edited: bool,
     edited_at: Option<String>,
@@ -119,6 +121,7 @@ impl<'a> From<&'a Message> for MessageDto<'a> {
             body: &message.body,
             client_id: message.client_id.as_deref(),
             reply_to_id: message.reply_to,
+            attachments: &message.attachments,
             created_at: rfc3339_millis(message.commit_time_ms),
             edited: message.edited_ms.is_some(),
             edited_at: message.edited_ms.map(rfc3339_millis),

@@ -849,3 +849,87 @@ async fn uploads_go_straight_to_an_s3_compatible_server_through_presigned_urls()
         "ready"
     );
 }
+
+#[tokio::test]
+async fn a_message_attachment_is_read_only_by_the_rooms_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(&dir, &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    server.set_token(&ann);
+    let room = server.create_room("photos").await;
+    server.add_member(&room, &bob_id).await;
+    let photo = common::ready_media(&server, &ann, 2).await;
+    let bobs = common::ready_media(&server, &bob, 1).await.remove(0);
+
+    // Only the sender's ready media, at most four, each once.
+    let send = |token: &str, attachments: Value| {
+        let body = json!({ "body": "look", "attachments": attachments });
+        let path = format!("/v1/rooms/{room}/messages");
+        let token = token.to_owned();
+        let server = &server;
+        async move { call(server, "POST", &path, &token, Some(body)).await }
+    };
+    let (status, body) = send(&ann, json!([bobs])).await;
+    assert_eq!((status, rest_code(&body)), (403, "NOT_MEDIA_OWNER"));
+    let (status, body) = send(&ann, json!([photo[0], photo[0]])).await;
+    assert_eq!((status, rest_code(&body)), (422, "INVALID_ARGUMENT"));
+    let (status, body) = send(&ann, json!(["nope"])).await;
+    assert_eq!((status, rest_code(&body)), (422, "INVALID_ARGUMENT"));
+    let (status, body) = send(&ann, json!([photo[0], photo[1]])).await;
+    assert_eq!(status, 201, "{body}");
+    let seq = body["seq"].as_u64().unwrap();
+
+    // Members read it (history lists it, GraphQL resolves it); others do not, even by id.
+    let (status, page) = call(
+        &server,
+        "GET",
+        &format!("/v1/rooms/{room}/messages?after={seq}"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let message = &page["messages"][0];
+    assert_eq!(message["attachments"], json!([photo[0], photo[1]]));
+    server.set_token(&bob);
+    let data = server
+        .gql(
+            "query($r: ID!) { messages(roomId: $r, first: 1) { nodes { attachments { id width url(variant: \"thumb\") } } } }",
+            json!({ "r": room }),
+        )
+        .await;
+    let attachments = &data["messages"]["nodes"][0]["attachments"];
+    assert_eq!(attachments[1]["id"], photo[1].as_str(), "{data}");
+    for (token, expected) in [(&ann, 200), (&bob, 200), (&cat, 404)] {
+        let response = fetch(
+            &server,
+            Some(token),
+            &format!("/v1/media/{}/thumb", photo[0]),
+            &[],
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), expected);
+    }
+    let response = fetch(&server, None, &format!("/v1/media/{}/thumb", photo[0]), &[]).await;
+    assert_eq!(response.status().as_u16(), 404, "not without signing in");
+    // Leaving the room ends the access.
+    let (status, body) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{room}/leave"),
+        &bob,
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let response = fetch(
+        &server,
+        Some(&bob),
+        &format!("/v1/media/{}/thumb", photo[0]),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 404);
+}

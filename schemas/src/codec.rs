@@ -121,12 +121,14 @@ mod tests {
                 body: "héllo".into(),
                 client_id: Some("c-1".into()),
                 reply_to: Some(EventId::new_v7()),
+                attachments: vec![EventId::new_v7(), EventId::new_v7()],
             },
             Payload::MessageSent {
                 room,
                 body: "no key".into(),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             },
             Payload::MessageEdited {
                 room,

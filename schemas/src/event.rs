@@ -47,6 +47,8 @@ define_payloads! {
         client_id: Option<String> = client_id ["clientId"],
         /// The id of the message this one answers.
         reply_to: Option<EventId> = reply_to ["replyTo"],
+        /// Media ids.
+        attachments: Vec<EventId> = attachment_ids ["attachments"],
     },
     MessageEdited = "chat.message.edited" {
         room: RoomId = room_id ["roomId"],
@@ -368,6 +370,7 @@ mod tests {
                 body: "hi".into(),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             },
         };
         let v = event.to_json();

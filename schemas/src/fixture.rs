@@ -35,6 +35,7 @@ pub fn fixture_events() -> Vec<Event> {
                 body: "hello, 세계".into(),
                 client_id: Some("a-1".into()),
                 reply_to: None,
+                attachments: Vec::new(),
             },
         ),
         (
@@ -44,6 +45,7 @@ pub fn fixture_events() -> Vec<Event> {
                 body: "hi alice".into(),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             },
         ),
         (bob, Payload::MemberLeft { room, user: bob }),

@@ -116,6 +116,7 @@ mod samples {
         Vec<String> => vec!["a".into(), "b".into()],
         Vec<u64> => vec![3, 5],
         Vec<UserId> => vec![UserId::new_v7(), UserId::new_v7()],
+        Vec<EventId> => vec![EventId::new_v7()],
     }
 
     impl<T: Sample> Sample for Option<T> {

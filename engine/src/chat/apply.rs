@@ -75,6 +75,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             room,
             body,
             client_id,
+            attachments,
             ..
         } => {
             // Messages with seq-derived ids need no row: the log is their index.
@@ -97,7 +98,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                     seq: event.seq,
                     event_id: event.id.as_bytes().to_vec(),
                     commit_time_ms: event.commit_time_ms,
-                    request_hash: request_hash(*room, body),
+                    request_hash: request_hash(*room, body, attachments),
                 };
                 txn.put(
                     Table::ActorClientidAck,

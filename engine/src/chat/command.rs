@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{
-    MAX_CLIENT_ID_BYTES, MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS, MAX_ROOM_TITLE_CHARS,
+    MAX_CLIENT_ID_BYTES, MAX_MESSAGE_ATTACHMENTS, MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS,
+    MAX_ROOM_TITLE_CHARS,
 };
 use crate::write_kind::WriteKind;
 use girok_schemas::{EventId, RoomId, Seq, UserId};
@@ -35,6 +36,8 @@ pub enum ChatCommand {
         client_id: Option<String>,
         /// The id of a message of the same room this one answers.
         reply_to: Option<EventId>,
+        /// Ready media of the sender (at most [`MAX_MESSAGE_ATTACHMENTS`]).
+        attachments: Vec<EventId>,
     },
     /// Replaces the text of one of your messages. `in_room`: the room the caller addressed
     /// (a REST path); a message of another room is then not found.
@@ -101,8 +104,11 @@ impl ChatCommand {
                 body,
                 client_id,
                 reply_to,
+                attachments,
             } => {
                 check_body(&body)?;
+                let max = MAX_MESSAGE_ATTACHMENTS;
+                crate::media::check_media_list("attachments", &attachments, max, "message")?;
                 if let Some(id) = &client_id {
                     let printable = id.bytes().all(|b| b.is_ascii_graphic());
                     if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || !printable {
@@ -117,6 +123,7 @@ impl ChatCommand {
                     body,
                     client_id,
                     reply_to,
+                    attachments,
                 })
             }
             other @ (ChatCommand::OpenDirectRoom { .. }
@@ -157,6 +164,7 @@ mod tests {
             body: body.into(),
             client_id: client_id.map(Into::into),
             reply_to: None,
+            attachments: Vec::new(),
         }
         .validated()
     }

@@ -63,6 +63,8 @@ pub struct Message {
     pub client_id: Option<String>,
     pub commit_time_ms: i64,
     pub reply_to: Option<EventId>,
+    /// Media ids (readable by the room's members).
+    pub attachments: Vec<EventId>,
     /// When the text was last edited.
     pub edited_ms: Option<i64>,
 }
@@ -438,6 +440,7 @@ fn message_from(event: &Event, edit: Option<&Event>) -> Result<Message> {
             body,
             client_id,
             reply_to,
+            attachments,
         } => Ok(Message {
             seq,
             id: event.id,
@@ -448,6 +451,7 @@ fn message_from(event: &Event, edit: Option<&Event>) -> Result<Message> {
             client_id: client_id.clone(),
             commit_time_ms: event.commit_time_ms,
             reply_to: *reply_to,
+            attachments: attachments.clone(),
         }),
         other => Err(Error::Internal(format!(
             "history names seq {seq}, a {} event",

@@ -129,9 +129,11 @@ impl ChatStage {
                 body,
                 client_id,
                 reply_to,
+                attachments,
             } => {
                 // A retry answers as the first send did, even after its sender left the room.
-                if let Some(ack) = stored_send(txn, actor, room, &body, client_id.as_deref())? {
+                let key = client_id.as_deref();
+                if let Some(ack) = stored_send(txn, actor, room, &body, &attachments, key)? {
                     return Ok(ack);
                 }
                 if let Some((a, b)) = self.require_member(txn, room, actor)?
@@ -139,7 +141,22 @@ impl ChatStage {
                 {
                     return Err(Error::Blocked);
                 }
-                self.send_message(txn, actor, room, body, client_id, reply_to)
+                if let Some(answered) = reply_to
+                    && self.live_message(txn, actor, answered)?.0 != room
+                {
+                    return Err(Error::MessageNotFound(answered));
+                }
+                crate::media::check_usable_ids(txn, actor, &attachments)?;
+                // A message's id names its seq: the log is its index (no row of its own).
+                let id = EventId::for_seq(txn.commit_time_ms(), txn.next_seq());
+                let message = Payload::MessageSent {
+                    room,
+                    body,
+                    client_id,
+                    reply_to,
+                    attachments,
+                };
+                append(txn, actor, id, message)
             }
             ChatCommand::EditMessage {
                 message,
@@ -363,36 +380,6 @@ impl ChatStage {
         }
         Ok((room, record))
     }
-
-    /// Appends a message of a member allowed to send in `room` (checked by the caller).
-    fn send_message(
-        &mut self,
-        txn: &mut Txn<'_>,
-        actor: UserId,
-        room: RoomId,
-        body: String,
-        client_id: Option<String>,
-        reply_to: Option<EventId>,
-    ) -> Result<Ack> {
-        if let Some(answered) = reply_to
-            && self.live_message(txn, actor, answered)?.0 != room
-        {
-            return Err(Error::MessageNotFound(answered));
-        }
-        // A message's id names its seq: the log is its index (no row of its own).
-        let id = EventId::for_seq(txn.commit_time_ms(), txn.next_seq());
-        append(
-            txn,
-            actor,
-            id,
-            Payload::MessageSent {
-                room,
-                body,
-                client_id,
-                reply_to,
-            },
-        )
-    }
 }
 
 fn room_record(txn: &Txn<'_>, room: RoomId) -> Result<RoomRecord> {
@@ -420,6 +407,7 @@ fn stored_send(
     actor: UserId,
     room: RoomId,
     body: &str,
+    attachments: &[EventId],
     client_id: Option<&str>,
 ) -> Result<Option<Ack>> {
     let Some(id) = client_id else {
@@ -427,7 +415,7 @@ fn stored_send(
     };
     let key = idempotency_key(actor, id);
     match record::<IdempotentAck>(txn.get(Table::ActorClientidAck, &key)?, "idempotency")? {
-        Some(stored) => stored_ack(stored, request_hash(room, body), id).map(Some),
+        Some(stored) => stored_ack(stored, request_hash(room, body, attachments), id).map(Some),
         None => Ok(None),
     }
 }

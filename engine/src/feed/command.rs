@@ -110,12 +110,7 @@ fn text(field: &'static str, value: String, max: usize) -> Result<String> {
 
 /// At most [`MAX_POST_MEDIA`] distinct ids of 1 to [`MAX_MEDIA_ID_BYTES`] printable ASCII.
 fn media(ids: Vec<String>) -> Result<Vec<String>> {
-    if ids.len() > MAX_POST_MEDIA {
-        return Err(Error::invalid(
-            "mediaIds",
-            format!("at most {MAX_POST_MEDIA} media per post"),
-        ));
-    }
+    crate::media::check_media_list("mediaIds", &ids, MAX_POST_MEDIA, "post")?;
     for id in &ids {
         if id.is_empty()
             || id.len() > MAX_MEDIA_ID_BYTES
@@ -126,10 +121,6 @@ fn media(ids: Vec<String>) -> Result<Vec<String>> {
                 format!("each id is 1 to {MAX_MEDIA_ID_BYTES} printable ASCII characters"),
             ));
         }
-    }
-    let mut seen = std::collections::HashSet::new();
-    if !ids.iter().all(|id| seen.insert(id)) {
-        return Err(Error::invalid("mediaIds", "an id appears twice"));
     }
     Ok(ids)
 }

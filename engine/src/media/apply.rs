@@ -137,15 +137,29 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             txn.delete(Table::MediaidMedia, media.as_bytes().to_vec());
         }
         Payload::PostCreated { media_ids, .. } | Payload::PostEdited { media_ids, .. } => {
-            for id in media_ids {
-                mark_used(txn, id, |r| r.public = true)?;
+            for media in media_ids.iter().filter_map(|id| id.parse().ok()) {
+                mark_used(txn, media, |r| r.public = true)?;
+            }
+        }
+        Payload::MessageSent {
+            room, attachments, ..
+        } => {
+            for media in attachments {
+                mark_used(txn, *media, |r| {
+                    if !r.rooms.iter().any(|known| known == room.as_bytes()) {
+                        r.rooms.push(room.as_bytes().to_vec());
+                    }
+                })?;
             }
         }
         Payload::ProfileUpdated {
             avatar_media_id: Some(id),
             ..
         } => {
-            mark_used(txn, id, |r| {
+            let Ok(media) = id.parse() else {
+                return Ok(());
+            };
+            mark_used(txn, media, |r| {
                 r.public = true;
                 r.avatar = true;
             })?;
@@ -156,11 +170,12 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
 }
 
 /// Marks a media used (and takes it off the sweeper's schedule). Ids that name no media (free
-/// strings written before media existed) are left alone.
-fn mark_used(txn: &mut Txn<'_>, id: &str, change: impl FnOnce(&mut MediaRecord)) -> Result<()> {
-    let Ok(media) = id.parse::<EventId>() else {
-        return Ok(());
-    };
+/// strings written before media existed, which do not even parse) are left alone.
+fn mark_used(
+    txn: &mut Txn<'_>,
+    media: EventId,
+    change: impl FnOnce(&mut MediaRecord),
+) -> Result<()> {
     let Some(mut record) = rows::load(txn, media)? else {
         return Ok(());
     };

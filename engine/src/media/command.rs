@@ -51,6 +51,26 @@ pub enum MediaCommand {
     Purged { media: EventId },
 }
 
+/// A list of media ids on a post or a message: at most `max`, each once.
+pub(crate) fn check_media_list<T: Eq + std::hash::Hash>(
+    field: &'static str,
+    ids: &[T],
+    max: usize,
+    on: &str,
+) -> Result<()> {
+    if ids.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("at most {max} media per {on}"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !ids.iter().all(|id| seen.insert(id)) {
+        return Err(Error::invalid(field, "an id appears twice"));
+    }
+    Ok(())
+}
+
 impl MediaCommand {
     /// Upload requests spend the `media` budget; the rest spend none.
     pub(crate) fn write_kind(&self) -> Option<WriteKind> {

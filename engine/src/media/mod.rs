@@ -19,9 +19,10 @@ mod stage;
 mod sweeper;
 mod uploads;
 
+pub(crate) use command::check_media_list;
 pub use command::{MediaCommand, ProcessOutcome};
 pub use config::{MEDIA_DIR, MediaConfig};
 pub use reads::{MediaInfo, MediaVariant};
 pub(crate) use runtime::MediaRuntime;
-pub(crate) use stage::{check_usable, stage};
+pub(crate) use stage::{check_usable, check_usable_ids, stage};
 pub use uploads::UploadGrant;

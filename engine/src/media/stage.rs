@@ -147,6 +147,17 @@ pub(crate) fn stage(
     }
 }
 
+/// [`check_usable`] for ids already parsed (a message's attachments).
+pub(crate) fn check_usable_ids(txn: &Txn<'_>, actor: UserId, ids: &[EventId]) -> Result<()> {
+    for media in ids {
+        let record = own_media(txn, actor, *media)?;
+        if record.state != READY {
+            return Err(Error::MediaNotReady(*media, rows::state_name(record.state)));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses unless every id of `ids` not in `already` (what the post had before an edit)
 /// names a ready media of `actor`: `MEDIA_NOT_FOUND`, `NOT_MEDIA_OWNER` or `MEDIA_NOT_READY`.
 pub(crate) fn check_usable(

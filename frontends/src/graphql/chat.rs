@@ -2,7 +2,9 @@
 //! typing. The objects they answer with are in `chat_types.rs`; subscriptions in
 //! `subscriptions.rs`.
 
-use super::args::{engine, message_id_arg, page_size, presence, room_id_arg, user_id_arg};
+use super::args::{
+    engine, message_id_arg, page_size, parse_id, presence, room_id_arg, user_id_arg,
+};
 use super::chat_types::{
     CreatedRoom, LogHead, MessageAck, MessageConnection, MessageNode, PageInfo, ReadReceipt, Room,
     RoomConnection, RoomPageInfo,
@@ -190,17 +192,24 @@ impl ChatMutation {
         body: String,
         client_id: Option<String>,
         reply_to: Option<ID>,
+        attachments: Option<Vec<ID>>,
     ) -> Result<MessageAck> {
         let room = room_id_arg("roomId", &room_id)?;
         let reply_to = reply_to
             .map(|id| message_id_arg("replyTo", &id))
             .transpose()?;
+        let attachments = attachments
+            .unwrap_or_default()
+            .iter()
+            .map(|id| parse_id("attachments", "a media id", id))
+            .collect::<Result<Vec<_>>>()?;
         let actor = changing_principal(ctx)?.user;
         let command = Command::Chat(ChatCommand::SendMessage {
             room,
             body,
             client_id,
             reply_to,
+            attachments,
         });
         let ack = engine(ctx)?.execute(actor, command).await.map_err(gql)?;
         Ok(MessageAck {

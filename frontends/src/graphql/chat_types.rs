@@ -232,6 +232,11 @@ impl MessageNode {
     async fn reply_to_id(&self) -> Option<ID> {
         self.0.reply_to.map(id)
     }
+    /// Its media that are ready (readable by the room's members; a deleted one is gone).
+    async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<super::media::Media>> {
+        let ids: Vec<String> = self.0.attachments.iter().map(|m| m.to_string()).collect();
+        super::media::media_of(ctx, &ids).await
+    }
     /// Whether the text was edited, and when last.
     async fn edited(&self) -> bool {
         self.0.edited_ms.is_some()

@@ -206,6 +206,7 @@ impl ChatSubscription {
                         body,
                         client_id,
                         reply_to,
+                        attachments,
                     } => Some(Ok(MessageNode(Message {
                         seq: event.seq,
                         id: event.id,
@@ -215,6 +216,7 @@ impl ChatSubscription {
                         client_id: client_id.clone(),
                         commit_time_ms: event.commit_time_ms,
                         reply_to: *reply_to,
+                        attachments: attachments.clone(),
                         edited_ms: None,
                     }))),
                     _ => None,

@@ -336,6 +336,9 @@ struct SendBody {
     body: String,
     client_id: Option<String>,
     reply_to: Option<String>,
+    /// Media ids (ready media of the sender).
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 async fn send(
@@ -350,11 +353,17 @@ async fn send(
         .as_deref()
         .map(|r| message_id("replyTo", r))
         .transpose()?;
+    let attachments = body
+        .attachments
+        .iter()
+        .map(|id| path_id("attachments", "a media id", id))
+        .collect::<Result<Vec<_>, _>>()?;
     let command = Command::Chat(ChatCommand::SendMessage {
         room: room_id(&room)?,
         body: body.body,
         client_id: body.client_id,
         reply_to,
+        attachments,
     });
     let ack = state.engine.execute(me.user, command).await?;
     let status = if ack.duplicate {

@@ -409,8 +409,9 @@ impl Connection {
                 body,
                 client_id,
                 reply_to,
+                attachments,
             } => {
-                let target = (room_id, reply_to);
+                let target = (room_id, reply_to, attachments);
                 self.send(principal.user, reference, target, body, client_id)
                     .await
             }
@@ -441,7 +442,7 @@ impl Connection {
         &mut self,
         user: UserId,
         reference: Option<String>,
-        (room_id, reply_to): (String, Option<String>),
+        (room_id, reply_to, attachments): (String, Option<String>, Vec<String>),
         body: String,
         client_id: Option<String>,
     ) {
@@ -475,11 +476,16 @@ impl Connection {
                 return self.reply(refused("INVALID_ARGUMENT", message));
             }
         };
+        let Ok(attachments) = attachments.iter().map(|a| a.parse()).collect() else {
+            let message = "attachments are not media ids".into();
+            return self.reply(refused("INVALID_ARGUMENT", message));
+        };
         let command = Command::Chat(ChatCommand::SendMessage {
             room,
             body,
             client_id,
             reply_to,
+            attachments,
         });
         // Queued now, in the order the client sent: only the wait for the ack is pipelined.
         let acked = match self.state.engine.enqueue(user, command).await {

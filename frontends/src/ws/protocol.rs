@@ -34,6 +34,9 @@ pub enum ClientFrame {
         client_id: Option<String>,
         /// The id of the message this one answers.
         reply_to: Option<String>,
+        /// Media ids (ready media of the sender).
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     /// You are typing in a room you are a member of (shown to its subscribers for 5 s).
     #[serde(rename_all = "camelCase")]
