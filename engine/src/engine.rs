@@ -576,6 +576,7 @@ impl Engine {
             self.metrics.hub_lag.clone(),
         );
         self.search.register_metrics(registry);
+        self.media.register_metrics(registry);
         self.views.register_metrics(registry);
         self.metrics.memory.register(registry);
     }

@@ -16,11 +16,13 @@ pub fn tables() -> impl Iterator<Item = Table> {
 
 /// Applies one event's effect on the write model: each domain applies its own events.
 pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+    // Media first: what a post's edit or deletion or a new avatar takes from a media, it reads
+    // from the post's and the user's records as they were before the event.
+    crate::media::apply::apply(txn, event)?;
     crate::chat::apply::apply(txn, event)?;
     crate::accounts::apply::apply(txn, event)?;
     crate::feed::apply::apply(txn, event)?;
-    crate::matching::apply::apply(txn, event)?;
-    crate::media::apply::apply(txn, event)
+    crate::matching::apply::apply(txn, event)
 }
 
 /// Rebuilds the whole write model from the log: clears every write-model table and applies

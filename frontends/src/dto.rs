@@ -7,10 +7,12 @@
 
 use girok_engine::feed::{Comment, Notification, Post};
 use girok_engine::views::NotificationKind;
-use girok_engine::{Ack, Message, RoomInfo};
+use girok_engine::{Ack, Engine, MediaInfo, Message, RoomInfo};
 use girok_schemas::{EventId, RoomId, Seq, UserId, rfc3339_millis};
 use serde::Serialize;
+use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// A post.
 #[derive(Debug, Serialize)]
@@ -26,6 +28,8 @@ pub struct PostDto<'a> {
     likes: usize,
     liked_by_me: bool,
     comment_count: usize,
+    /// Its ready media the reader may see, in order (see [`PostDto::with_media`]).
+    media: Vec<Value>,
 }
 
 impl<'a> From<&'a Post> for PostDto<'a> {
@@ -64,8 +68,63 @@ impl PostDto<'_> {
             likes: post.like_count,
             liked_by_me: post.liked_by_me,
             comment_count: post.comment_count,
+            media: Vec::new(),
         }
     }
+
+    /// The same with its media, from `found` (see [`media_of`]).
+    pub fn with_media(mut self, found: &HashMap<String, MediaInfo>) -> Self {
+        self.media = self
+            .media_ids
+            .iter()
+            .filter_map(|id| found.get(id))
+            .map(media_json)
+            .collect();
+        self
+    }
+}
+
+/// The ready media among the ids of `posts` that `viewer` may see, by id: one read for a
+/// page, none for posts without media.
+pub async fn media_of<'p>(
+    engine: &Engine,
+    viewer: UserId,
+    posts: impl IntoIterator<Item = &'p Post>,
+) -> girok_engine::Result<HashMap<String, MediaInfo>> {
+    let ids: Vec<String> = posts
+        .into_iter()
+        .flat_map(|post| post.media_ids.iter().cloned())
+        .collect();
+    engine.media_many(Some(viewer), ids).await
+}
+
+/// A media as JSON: its state, and once ready its size, placeholder and variants with URLs.
+pub fn media_json(media: &MediaInfo) -> Value {
+    let variants: Vec<Value> = media
+        .variants
+        .iter()
+        .map(|v| {
+            json!({
+                "name": v.name,
+                "width": v.width,
+                "height": v.height,
+                "bytes": v.bytes,
+                "url": format!("/v1/media/{}/{}", media.id, v.name),
+            })
+        })
+        .collect();
+    json!({
+        "id": media.id,
+        "ownerId": media.owner,
+        "state": media.state,
+        "contentType": media.content_type,
+        "width": (media.state == "ready").then_some(media.width),
+        "height": (media.state == "ready").then_some(media.height),
+        "placeholder": Some(&media.placeholder).filter(|p| !p.is_empty()),
+        "rejectedReason": media.rejected_reason,
+        "createdAt": rfc3339_millis(media.created_ms),
+        "variants": variants,
+    })
 }
 
 /// A comment on a post.

@@ -249,8 +249,10 @@ impl MediaSection {
         config.workers = self.workers.clamp(1, 64);
         config.queue = self.queue.max(1);
         config.upload_url_ttl = Duration::from_secs(self.upload_url_ttl_secs.clamp(1, 7 * 86_400));
-        config.unused_after = Duration::from_secs(self.unused_after_secs.max(1));
-        config.retention = Duration::from_secs(self.retention_secs);
+        // Ten years at most: a due time is a time of the log (milliseconds in an i64).
+        const MOST_SECS: u64 = 10 * 365 * 86_400;
+        config.unused_after = Duration::from_secs(self.unused_after_secs.clamp(1, MOST_SECS));
+        config.retention = Duration::from_secs(self.retention_secs.min(MOST_SECS));
         config.sweep_interval = Duration::from_secs(self.sweep_interval_secs.max(1));
         Ok(config)
     }

@@ -289,10 +289,12 @@ async fn an_upload_is_processed_into_upright_variants_without_metadata_and_serve
     let header = |r: &reqwest::Response, n: &str| common::header(r, n).unwrap_or_default();
     assert_eq!(header(&whole, "content-type"), "image/jpeg");
     assert_eq!(header(&whole, "x-content-type-options"), "nosniff");
+    // Not an avatar: no shared cache may keep it.
     assert_eq!(
         header(&whole, "cache-control"),
-        "public, max-age=31536000, immutable"
+        "private, max-age=31536000, immutable"
     );
+    assert!(header(&whole, "vary").contains("Authorization"));
     assert!(header(&whole, "content-security-policy").contains("sandbox"));
     assert!(header(&whole, "content-disposition").starts_with("inline; filename="));
     assert_eq!(header(&whole, "accept-ranges"), "bytes");
@@ -465,6 +467,8 @@ async fn bad_uploads_get_typed_errors_with_little_memory_and_break_nothing() {
         common::header(&response, "connection").as_deref(),
         Some("close")
     );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(rest_code(&body), "TOO_LARGE");
 
     // Refused by processing, each with its reason: the bytes decide, not the declared type.
     let truncated_png = {
@@ -516,6 +520,7 @@ async fn bad_uploads_get_typed_errors_with_little_memory_and_break_nothing() {
             assert_eq!(rest_code(&body), "MEDIA_REJECTED");
         }
     }
+    assert!(server.metric("girok_media_rejected_total").await >= 4);
     let peak = peak_rss_mib(&server);
     println!("peak RSS after the bad uploads: {peak} MiB");
     // A 50,000² RGB image decoded would take 7 GiB.
@@ -599,6 +604,16 @@ async fn only_your_ready_media_can_be_used_and_readers_are_checked() {
     assert_eq!(post["media"][0]["width"], 120);
     assert_eq!(post["media"][0]["url"], format!("/v1/media/{anns}/small"));
 
+    // REST shows the same media on the post.
+    let post_id = post["id"].as_str().unwrap();
+    let (status, rest) = call(&server, "GET", &format!("/v1/posts/{post_id}"), &bob, None).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["media"][0]["id"], anns.as_str(), "{rest}");
+    assert_eq!(
+        rest["media"][0]["variants"][1]["url"],
+        format!("/v1/media/{anns}/small")
+    );
+
     // On a post: any signed-in user reads it; nobody without signing in.
     let response = fetch(&server, Some(&bob), &format!("/v1/media/{anns}/small"), &[]).await;
     assert_eq!(response.status().as_u16(), 200);
@@ -612,13 +627,69 @@ async fn only_your_ready_media_can_be_used_and_readers_are_checked() {
     assert_eq!(data["updateMe"]["avatarMedia"]["id"], bobs.as_str());
     let response = fetch(&server, None, &format!("/v1/media/{bobs}/thumb"), &[]).await;
     assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        common::header(&response, "cache-control")
+            .unwrap()
+            .starts_with("public")
+    );
+    // A new avatar: the old one is no longer anyone's to read but its owner's.
+    let newer = common::ready_media(&server, &bob, 1).await.remove(0);
+    server.set_token(&bob);
+    server
+        .gql(
+            "mutation($a: String) { updateMe(avatarMediaId: $a) { id } }",
+            json!({ "a": newer }),
+        )
+        .await;
+    let response = fetch(&server, None, &format!("/v1/media/{bobs}/thumb"), &[]).await;
+    assert_eq!(response.status().as_u16(), 404, "a former avatar");
+    let response = fetch(&server, Some(&ann), &format!("/v1/media/{bobs}/thumb"), &[]).await;
+    assert_eq!(
+        response.status().as_u16(),
+        404,
+        "a former avatar, signed in"
+    );
+    let response = fetch(&server, None, &format!("/v1/media/{newer}/thumb"), &[]).await;
+    assert_eq!(response.status().as_u16(), 200);
+    // A deleted post no longer shares its media.
+    let other = common::ready_media(&server, &ann, 1).await.remove(0);
+    let body = common::as_user(&server, &ann, POST, json!({ "c": "brief", "m": [other] })).await;
+    let brief = body["data"]["createPost"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = fetch(
+        &server,
+        Some(&bob),
+        &format!("/v1/media/{other}/thumb"),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, _) = call(&server, "DELETE", &format!("/v1/posts/{brief}"), &ann, None).await;
+    assert!(status == 200 || status == 204);
+    let response = fetch(
+        &server,
+        Some(&bob),
+        &format!("/v1/media/{other}/thumb"),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 404, "the post is gone");
+    let response = fetch(
+        &server,
+        Some(&ann),
+        &format!("/v1/media/{other}/thumb"),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200, "its owner still reads it");
 
     // Deleting: not someone else's; your own is gone from every read at once.
     let (status, body) = call(&server, "DELETE", &format!("/v1/media/{anns}"), &bob, None).await;
     assert_eq!((status, rest_code(&body)), (403, "NOT_MEDIA_OWNER"));
     let (status, body) = call(&server, "DELETE", &format!("/v1/media/{anns}"), &ann, None).await;
     assert_eq!(status, 200, "{body}");
-    let post_id = post["id"].as_str().unwrap();
     let seq = body["seq"].as_u64().unwrap();
     server.set_token(&bob);
     let data = server
@@ -796,6 +867,13 @@ async fn uploads_go_straight_to_an_s3_compatible_server_through_presigned_urls()
     let id = grant["id"].as_str().unwrap();
     let (status, body) = complete(&server, &ann, id).await;
     assert_eq!((status, rest_code(&body)), (409, "UPLOAD_MISSING"));
+    // The presigned URL cannot bound the size: completion checks it before anything reads it.
+    let mut longer = original.clone();
+    longer.extend_from_slice(&[0; 10]);
+    let stored = client.put(url).body(longer).send().await.unwrap();
+    assert!(stored.status().is_success());
+    let (status, body) = complete(&server, &ann, id).await;
+    assert_eq!((status, rest_code(&body)), (422, "SIZE_MISMATCH"));
     let stored = client.put(url).body(original).send().await.unwrap();
     assert!(
         stored.status().is_success(),

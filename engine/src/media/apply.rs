@@ -7,7 +7,7 @@ use super::rows::{
 };
 use crate::error::Result;
 use crate::records::{decode, update};
-use girok_schemas::proto::MediaRecord;
+use girok_schemas::proto::{MediaRecord, PostRecord, UserRecord};
 use girok_schemas::{Event, EventId, Payload};
 use girok_storage::{Table, Txn};
 use prost::Message;
@@ -136,10 +136,19 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             }
             txn.delete(Table::MediaidMedia, media.as_bytes().to_vec());
         }
-        Payload::PostCreated { media_ids, .. } | Payload::PostEdited { media_ids, .. } => {
-            for media in media_ids.iter().filter_map(|id| id.parse().ok()) {
-                mark_used(txn, media, |r| r.public = true)?;
-            }
+        Payload::PostCreated { media_ids, .. } => {
+            uses(txn, media_ids, &[])?;
+        }
+        // The post's record is as before the event (media applies before the feed).
+        Payload::PostEdited {
+            post, media_ids, ..
+        } => {
+            let before: PostRecord = decode(txn.get(Table::PostidPost, post.as_bytes())?, "post")?;
+            uses(txn, media_ids, &before.media_ids)?;
+        }
+        Payload::PostDeleted { post, .. } => {
+            let before: PostRecord = decode(txn.get(Table::PostidPost, post.as_bytes())?, "post")?;
+            uses(txn, &[], &before.media_ids)?;
         }
         Payload::MessageSent {
             room, attachments, ..
@@ -152,19 +161,41 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 })?;
             }
         }
+        // The user's record is as before the event (media applies before accounts).
         Payload::ProfileUpdated {
+            user,
             avatar_media_id: Some(id),
             ..
         } => {
-            let Ok(media) = id.parse() else {
-                return Ok(());
-            };
-            mark_used(txn, media, |r| {
-                r.public = true;
-                r.avatar = true;
-            })?;
+            let before: UserRecord = decode(txn.get(Table::UseridUser, user.as_bytes())?, "user")?;
+            if before.avatar_media_id != *id {
+                if let Ok(old) = before.avatar_media_id.parse() {
+                    mark_used(txn, old, |r| r.avatar = false)?;
+                }
+                if let Ok(new) = id.parse() {
+                    mark_used(txn, new, |r| r.avatar = true)?;
+                }
+            }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Counts the posts that use each media: one more for the ids of `now` not in `before`, one
+/// fewer for those of `before` not in `now`.
+fn uses(txn: &mut Txn<'_>, now: &[String], before: &[String]) -> Result<()> {
+    let parsed = |ids: &[String], others: &[String]| -> Vec<EventId> {
+        ids.iter()
+            .filter(|id| !others.contains(id))
+            .filter_map(|id| id.parse().ok())
+            .collect()
+    };
+    for media in parsed(now, before) {
+        mark_used(txn, media, |r| r.post_uses += 1)?;
+    }
+    for media in parsed(before, now) {
+        mark_used(txn, media, |r| r.post_uses = r.post_uses.saturating_sub(1))?;
     }
     Ok(())
 }

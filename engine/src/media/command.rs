@@ -3,7 +3,7 @@
 //! processing outcome, sweeps an upload nothing used and records a purge. Those are refused
 //! from anyone else: they enter only through the engine's own submissions.
 
-use super::process::{ACCEPTED_TYPES, accepted_type};
+use super::process::{ACCEPTED_TYPES, accepted_type, normalized_type};
 use crate::error::{Error, Result};
 use crate::write_kind::WriteKind;
 use girok_schemas::EventId;
@@ -80,24 +80,31 @@ impl MediaCommand {
     /// Checks client input (the configured size limit is checked by the engine, which knows
     /// it); girok's own commands are refused here, since clients' commands come this way.
     pub fn validated(self) -> Result<MediaCommand> {
-        match &self {
+        match self {
             MediaCommand::RequestUpload {
                 content_type,
                 declared_bytes,
-                ..
+                expires_ms,
+                unused_until_ms,
             } => {
-                if !accepted_type(content_type) {
+                let content_type = normalized_type(&content_type);
+                if !accepted_type(&content_type) {
                     return Err(Error::UnsupportedMediaType {
                         got: content_type.chars().take(100).collect(),
                         allowed: ACCEPTED_TYPES,
                     });
                 }
-                if *declared_bytes == 0 {
+                if declared_bytes == 0 {
                     return Err(Error::invalid("bytes", "must be at least 1"));
                 }
-                Ok(self)
+                Ok(MediaCommand::RequestUpload {
+                    content_type,
+                    declared_bytes,
+                    expires_ms,
+                    unused_until_ms,
+                })
             }
-            MediaCommand::CompleteUpload { .. } | MediaCommand::Delete { .. } => Ok(self),
+            own @ (MediaCommand::CompleteUpload { .. } | MediaCommand::Delete { .. }) => Ok(own),
             MediaCommand::Processed { .. }
             | MediaCommand::Sweep { .. }
             | MediaCommand::Purged { .. } => Err(Error::Internal(

@@ -16,7 +16,7 @@ pub struct MediaConfig {
     pub blobs: BlobConfig,
     /// Most bytes of one upload.
     pub max_bytes: u64,
-    /// Images processed at once (each needs up to about 300 MiB for the largest image).
+    /// Images processed at once (each holds up to about 200 MiB for the largest image).
     pub workers: usize,
     /// Most uploads waiting for processing; past it completions are refused as overloaded.
     pub queue: usize,

@@ -33,12 +33,18 @@ pub const VARIANTS: [(&str, u32); 4] = [
 /// The content types an upload may declare (what the magic bytes must also say).
 pub const ACCEPTED_TYPES: &str = "image/jpeg, image/png, image/webp and image/gif";
 
-/// Whether a declared content type is one girok takes.
+/// Whether a declared content type (see [`normalized_type`]) is one girok takes.
 pub fn accepted_type(content_type: &str) -> bool {
     matches!(
         content_type,
         "image/jpeg" | "image/png" | "image/webp" | "image/gif"
     )
+}
+
+/// A content type as compared: lowercase, parameters (`; charset=…`) and spaces dropped.
+pub fn normalized_type(content_type: &str) -> String {
+    let essence = content_type.split(';').next().unwrap_or_default();
+    essence.trim().to_ascii_lowercase()
 }
 
 /// One encoded variant.
@@ -149,12 +155,13 @@ pub fn process(bytes: &[u8], declared: u64, max_bytes: u64) -> Result<Processed,
     let icc = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
-    let opaque = !image.color().has_alpha() || image.to_rgba8().pixels().all(|p| p.0[3] == 255);
-    let image = if opaque {
-        DynamicImage::ImageRgb8(image.to_rgb8())
+    // One 8-bit copy at most (none for the usual 8-bit RGB or RGBA decodings).
+    let image = if opaque(&image) {
+        DynamicImage::ImageRgb8(image.into_rgb8())
     } else {
-        DynamicImage::ImageRgba8(image.to_rgba8())
+        DynamicImage::ImageRgba8(image.into_rgba8())
     };
+    let opaque = !image.color().has_alpha();
     let (width, height) = (image.width(), image.height());
     let variants = variants(&image, opaque, icc.as_deref())?;
     let placeholder = placeholder(&image)?;
@@ -167,8 +174,18 @@ pub fn process(bytes: &[u8], declared: u64, max_bytes: u64) -> Result<Processed,
     })
 }
 
+/// Whether no pixel is see-through (read in place for 8-bit RGBA, the usual decoding).
+fn opaque(image: &DynamicImage) -> bool {
+    match image {
+        _ if !image.color().has_alpha() => true,
+        DynamicImage::ImageRgba8(pixels) => pixels.pixels().all(|p| p.0[3] == 255),
+        other => other.to_rgba8().pixels().all(|p| p.0[3] == 255),
+    }
+}
+
 /// The variants, largest first, each resized from the one before (cheaper than from the
-/// original each time, and alike to the eye when shrinking by at least two).
+/// original each time, and alike to the eye when shrinking by at least two); the image is
+/// never copied, only its smaller versions made.
 fn variants(
     image: &DynamicImage,
     opaque: bool,
@@ -177,17 +194,19 @@ fn variants(
     let mut resizer = Resizer::new();
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     let mut out: Vec<Variant> = Vec::with_capacity(VARIANTS.len());
-    let mut source = image.clone();
+    let mut smaller: Option<DynamicImage> = None;
     for (name, max) in VARIANTS.iter().rev() {
         let (w, h) = fit(image.width(), image.height(), *max);
+        let source = smaller.as_ref().unwrap_or(image);
         if (w, h) != (source.width(), source.height()) {
             let mut target = DynamicImage::new(w, h, source.color());
             resizer
-                .resize(&source, &mut target, &options)
+                .resize(source, &mut target, &options)
                 .map_err(|e| reject("CORRUPT_IMAGE", format!("resize failed: {e}")))?;
-            source = target;
+            smaller = Some(target);
         }
-        let bytes = encode(&source, opaque, icc)?;
+        let source = smaller.as_ref().unwrap_or(image);
+        let bytes = encode(source, opaque, icc)?;
         out.push(Variant {
             name,
             width: w,

@@ -16,16 +16,20 @@ use girok_schemas::proto::MediaRecord;
 use girok_schemas::{EventId, UserId};
 use girok_storage::{Appender, BlobStore, Store, Table};
 use parking_lot::{Condvar, Mutex};
-use std::collections::HashSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long an idle worker sleeps before it looks at the write model again (a completion
 /// wakes it sooner).
 const IDLE_LOOK: Duration = Duration::from_secs(1);
-/// How long a worker waits after a storage error before it tries again.
+/// The first wait before an upload whose processing failed (a storage error) is tried again;
+/// it doubles with each failure, up to [`MOST_RETRY_AFTER`]. Other uploads go on meanwhile.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+const MOST_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// What the workers share.
 pub(crate) struct Shared {
@@ -39,13 +43,52 @@ pub(crate) struct Shared {
     pub objects: Arc<tokio::sync::Mutex<()>>,
     state: Mutex<State>,
     wake: Condvar,
-    pub processed: AtomicU64,
-    pub rejected: AtomicU64,
+    metrics: ProcessingMetrics,
+}
+
+/// What `/metrics` shows of processing.
+#[derive(Clone)]
+pub(crate) struct ProcessingMetrics {
+    processed: Counter,
+    rejected: Counter,
+    seconds: Histogram,
+}
+
+impl Default for ProcessingMetrics {
+    fn default() -> Self {
+        Self {
+            processed: Counter::default(),
+            rejected: Counter::default(),
+            seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+        }
+    }
+}
+
+impl ProcessingMetrics {
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "girok_media_processed",
+            "Uploads processed into variants",
+            self.processed.clone(),
+        );
+        registry.register(
+            "girok_media_rejected",
+            "Uploads processing refused",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "girok_media_processing_seconds",
+            "Time to process one upload (read, decode, variants, store, outcome committed)",
+            self.seconds.clone(),
+        );
+    }
 }
 
 #[derive(Default)]
 struct State {
     in_flight: HashSet<EventId>,
+    /// Uploads whose processing failed: how often, and not before when to try again.
+    failed: HashMap<EventId, (u32, Instant)>,
     stopping: bool,
 }
 
@@ -83,8 +126,7 @@ impl Processor {
             objects,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
-            processed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
+            metrics: ProcessingMetrics::default(),
         });
         let threads = (0..workers.max(1))
             .map(|i| {
@@ -106,12 +148,9 @@ impl Processor {
         self.shared.wake.notify_one();
     }
 
-    /// Uploads processed and rejected since start.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        (
-            self.shared.processed.load(Ordering::Relaxed),
-            self.shared.rejected.load(Ordering::Relaxed),
-        )
+    /// Its metrics.
+    pub(crate) fn metrics(&self) -> &ProcessingMetrics {
+        &self.shared.metrics
     }
 
     /// Stops after the images in hand (their outcome may be refused if the writer stopped
@@ -127,15 +166,25 @@ impl Processor {
 
 fn work(shared: &Shared) {
     while let Some(media) = next(shared) {
-        if let Err(error) = process_one(shared, media) {
-            if matches!(error, Error::Unavailable) {
-                shared.state.lock().in_flight.remove(&media);
-                return;
+        let outcome = process_one(shared, media);
+        let mut state = shared.state.lock();
+        state.in_flight.remove(&media);
+        match outcome {
+            Ok(()) => {
+                state.failed.remove(&media);
             }
-            tracing::warn!(%media, %error, "media processing failed; will retry");
-            std::thread::sleep(RETRY_AFTER);
+            Err(Error::Unavailable) => return,
+            Err(error) => {
+                let failures = state.failed.get(&media).map_or(0, |(n, _)| *n) + 1;
+                let wait = RETRY_AFTER
+                    .saturating_mul(1 << failures.min(6))
+                    .min(MOST_RETRY_AFTER);
+                tracing::warn!(%media, %error, failures, ?wait, "media processing failed; will retry");
+                state
+                    .failed
+                    .insert(media, (failures, Instant::now() + wait));
+            }
         }
-        shared.state.lock().in_flight.remove(&media);
     }
 }
 
@@ -148,10 +197,17 @@ fn next(shared: &Shared) -> Option<EventId> {
         }
         match shared.store.scan_prefix(Table::MediaidProcessing, &[]) {
             Ok(rows) => {
+                let now = Instant::now();
                 let waiting = rows
                     .into_iter()
                     .filter_map(|(key, _)| EventId::from_slice(&key))
-                    .find(|media| !state.in_flight.contains(media));
+                    .find(|media| {
+                        !state.in_flight.contains(media)
+                            && state
+                                .failed
+                                .get(media)
+                                .is_none_or(|(_, after)| *after <= now)
+                    });
                 if let Some(media) = waiting {
                     state.in_flight.insert(media);
                     return Some(media);
@@ -171,18 +227,25 @@ fn process_one(shared: &Shared, media: EventId) -> Result<()> {
     let Some(record) = record.filter(|r| r.state == PROCESSING) else {
         return Ok(());
     };
+    let started = Instant::now();
     let upload_key = rows::upload_key(media);
-    let upload = shared.runtime.block_on(shared.blobs.get(&upload_key))?;
-    let outcome = match upload {
-        None => Err(Rejection {
-            code: "UPLOAD_MISSING",
-            detail: "the upload is no longer in the object store".into(),
+    let outcome = match read_upload(shared, &upload_key)? {
+        Err(rejection) => Err(rejection),
+        // A decoder that panics on hostile bytes refuses the image, not the worker.
+        Ok(bytes) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process(&bytes, record.declared_bytes, shared.max_bytes)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Rejection {
+                code: "CORRUPT_IMAGE",
+                detail: "the image could not be decoded".into(),
+            })
         }),
-        Some(bytes) => process(&bytes, record.declared_bytes, shared.max_bytes),
     };
     let ready = outcome.is_ok();
     shared.runtime.block_on(async {
         let _objects = shared.objects.lock().await;
+        let mut written = Vec::new();
         let outcome = match outcome {
             Ok(done) => {
                 let mut variants = Vec::with_capacity(done.variants.len());
@@ -190,6 +253,7 @@ fn process_one(shared: &Shared, media: EventId) -> Result<()> {
                     let key = rows::object_key(&variant.hash);
                     let size = variant.bytes.len() as u64;
                     shared.blobs.put(&key, Bytes::from(variant.bytes)).await?;
+                    written.push(variant.hash.clone());
                     variants.push((variant.name.to_owned(), variant.hash, size));
                 }
                 ProcessOutcome::Ready {
@@ -213,19 +277,59 @@ fn process_one(shared: &Shared, media: EventId) -> Result<()> {
             }))
             .await
         {
-            // Deleted while processing: its outcome has nowhere to go.
-            Ok(_) | Err(Error::MediaNotFound(_)) => Ok(()),
+            Ok(_) => Ok(()),
+            // Deleted while processing: its outcome has nowhere to go, nor its variants (those
+            // no other media holds; the lock keeps a purge from deciding meanwhile).
+            Err(Error::MediaNotFound(_)) => remove_unheld(shared, &written).await,
             Err(error) => Err(error),
         }
     })?;
+    let metrics = &shared.metrics;
+    metrics.seconds.observe(started.elapsed().as_secs_f64());
     if ready {
-        shared.processed.fetch_add(1, Ordering::Relaxed);
+        metrics.processed.inc();
     } else {
-        shared.rejected.fetch_add(1, Ordering::Relaxed);
+        metrics.rejected.inc();
     }
     // The upload's bytes are no longer needed; a failure leaves them for the purge.
     if let Err(error) = shared.runtime.block_on(shared.blobs.delete(&upload_key)) {
         tracing::warn!(%media, %error, "cannot remove a processed upload");
+    }
+    Ok(())
+}
+
+/// The upload's bytes, or why it is refused without reading them (missing, or larger than
+/// uploads may be: its size is read first).
+fn read_upload(shared: &Shared, key: &str) -> Result<Result<Bytes, Rejection>> {
+    let missing = || Rejection {
+        code: "UPLOAD_MISSING",
+        detail: "the upload is no longer in the object store".into(),
+    };
+    let Some(size) = shared.runtime.block_on(shared.blobs.size(key))? else {
+        return Ok(Err(missing()));
+    };
+    if size > shared.max_bytes {
+        return Ok(Err(Rejection {
+            code: "TOO_LARGE",
+            detail: format!("{size} bytes; the most is {}", shared.max_bytes),
+        }));
+    }
+    Ok(shared
+        .runtime
+        .block_on(shared.blobs.get(key))?
+        .ok_or_else(missing))
+}
+
+/// Removes the objects of `hashes` that no media holds.
+async fn remove_unheld(shared: &Shared, hashes: &[String]) -> Result<()> {
+    for hash in hashes {
+        if shared
+            .store
+            .scan_prefix(Table::ContenthashMediaid, hash.as_bytes())?
+            .is_empty()
+        {
+            shared.blobs.delete(&rows::object_key(hash)).await?;
+        }
     }
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct MediaInfo {
     pub variants: Vec<MediaVariant>,
     /// The rejection's code.
     pub rejected_reason: Option<String>,
+    /// Someone's avatar: readable by anyone.
+    pub avatar: bool,
 }
 
 fn corrupt() -> Error {
@@ -87,6 +89,7 @@ impl MediaInfo {
             placeholder: r.placeholder.clone(),
             variants,
             rejected_reason: Some(r.rejected_reason.clone()).filter(|r| !r.is_empty()),
+            avatar: r.avatar,
         })
     }
 
@@ -110,7 +113,7 @@ fn may_read(store: &Store, viewer: Option<UserId>, record: &MediaRecord) -> Resu
     if record.state != READY {
         return Ok(false);
     }
-    if record.public {
+    if record.post_uses > 0 {
         return Ok(true);
     }
     for room in &record.rooms {

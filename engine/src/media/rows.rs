@@ -67,7 +67,7 @@ pub(crate) fn load(txn: &Txn<'_>, media: EventId) -> Result<Option<MediaRecord>>
     record(txn.get(Table::MediaidMedia, media.as_bytes())?, "media")
 }
 
-/// Whether anything uses it (a post, an avatar, a message).
+/// Whether anything uses it now (a live post, the avatar) or did (a message).
 pub(crate) fn used(record: &MediaRecord) -> bool {
-    record.public || record.avatar || !record.rooms.is_empty()
+    record.post_uses > 0 || record.avatar || !record.rooms.is_empty()
 }

@@ -73,12 +73,11 @@ impl MediaRuntime {
         self.sweeper.sweep_due().await
     }
 
-    /// Uploads processed and rejected since start.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        self.processor
-            .lock()
-            .as_ref()
-            .map_or((0, 0), Processor::counts)
+    /// Registers processing's metrics.
+    pub(crate) fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        if let Some(processor) = self.processor.lock().as_ref() {
+            processor.metrics().register(registry);
+        }
     }
 
     /// Stops the sweeper and the pool (blocking: call off the async runtime).

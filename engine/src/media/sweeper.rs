@@ -75,7 +75,10 @@ impl Sweeper {
             };
             match outcome {
                 Ok(()) | Err(Error::MediaNotFound(_)) => {}
-                Err(error) => return Err(error),
+                Err(Error::Unavailable) => return Err(Error::Unavailable),
+                // One that fails (the object store is away) waits for the next look; the
+                // rest go on.
+                Err(error) => tracing::warn!(%media, %error, "media sweep of one media failed"),
             }
         }
         Ok(count)

@@ -87,15 +87,15 @@ impl Engine {
         .await
     }
 
-    /// Receives the bytes of an upload to girok's own URL (the local store): the URL's
-    /// signature and time are checked, and the bytes must be as many as declared.
-    pub async fn receive_upload(
+    /// Whether girok's own upload URL for `media` (the local store) may be used now: its
+    /// signature and time, and an upload still waiting for its bytes. Returns the declared
+    /// size.
+    pub async fn upload_allowed(
         &self,
         media: EventId,
         expires_ms: i64,
         signature: &str,
-        bytes: Bytes,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let now_ms = crate::accounts::now_ms();
         if !self
             .media
@@ -112,12 +112,22 @@ impl Engine {
         if record.state != REQUESTED {
             return Err(Error::AlreadyUploaded(media));
         }
+        Ok(record.declared_bytes)
+    }
+
+    /// Receives the bytes of an upload to girok's own URL (checked as
+    /// [`Engine::upload_allowed`] says); they must be as many as declared.
+    pub async fn receive_upload(
+        &self,
+        media: EventId,
+        expires_ms: i64,
+        signature: &str,
+        bytes: Bytes,
+    ) -> Result<()> {
+        let declared = self.upload_allowed(media, expires_ms, signature).await?;
         let got = bytes.len() as u64;
-        if got != record.declared_bytes {
-            return Err(Error::SizeMismatch {
-                declared: record.declared_bytes,
-                got,
-            });
+        if got != declared {
+            return Err(Error::SizeMismatch { declared, got });
         }
         self.media
             .blobs
@@ -145,6 +155,22 @@ impl Engine {
             .size(&rows::upload_key(media))
             .await?
             .ok_or(Error::UploadMissing(media))?;
+        // Checked before anything reads the bytes: an upload to a presigned URL may be any
+        // size (the URL cannot bound it).
+        let max = self.media.config.max_bytes;
+        if received_bytes > max {
+            return Err(Error::MediaTooLarge {
+                what: "the upload",
+                got: received_bytes,
+                max,
+            });
+        }
+        if received_bytes != record.declared_bytes {
+            return Err(Error::SizeMismatch {
+                declared: record.declared_bytes,
+                got: received_bytes,
+            });
+        }
         let waiting = self
             .blocking(|store| Ok(store.scan_prefix(Table::MediaidProcessing, &[])?.len()))
             .await?;
@@ -204,10 +230,5 @@ impl Engine {
     /// Runs the sweeper once now (tests and operators; it also runs on its own).
     pub async fn sweep_media(&self) -> Result<usize> {
         self.media.sweep_now().await
-    }
-
-    /// Uploads processed and rejected since start.
-    pub fn media_counts(&self) -> (u64, u64) {
-        self.media.counts()
     }
 }

@@ -6,7 +6,7 @@ use super::accounts::Auth;
 use super::execute_as_caller;
 use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
 use crate::app::AppState;
-use crate::dto::{AckDto, CommentDto, NotificationDto, PageInfoDto, PostDto};
+use crate::dto::{AckDto, CommentDto, NotificationDto, PageInfoDto, PostDto, media_of};
 use crate::error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -66,11 +66,32 @@ struct NotificationPageJson {
     page_info: PageInfoDto<String>,
 }
 
-fn post_page_json(page: &PostPage) -> PostPageJson<'_> {
-    PostPageJson {
-        posts: page.posts.iter().map(PostDto::from).collect(),
+/// A page of posts with their media as `viewer` may see them.
+async fn post_page(
+    state: &AppState,
+    viewer: UserId,
+    page: &PostPage,
+) -> Result<Response, ApiError> {
+    let media = media_of(&state.engine, viewer, &page.posts).await?;
+    let json = PostPageJson {
+        posts: page
+            .posts
+            .iter()
+            .map(|post| PostDto::from(post).with_media(&media))
+            .collect(),
         page_info: PageInfoDto::sealed(page.next_cursor),
-    }
+    };
+    Ok(Json(json).into_response())
+}
+
+/// A post with its media as `viewer` may see them.
+async fn one_post(
+    state: &AppState,
+    viewer: UserId,
+    post: &girok_engine::feed::Post,
+) -> Result<Response, ApiError> {
+    let media = media_of(&state.engine, viewer, [post]).await?;
+    Ok(Json(PostDto::from(post).with_media(&media)).into_response())
 }
 
 fn follow_page_json(page: &FollowPage) -> Value {
@@ -99,7 +120,7 @@ async fn post_after(
     ack: &Ack,
 ) -> Result<Response, ApiError> {
     let post = state.engine.post(me, post, Some(ack.seq)).await?;
-    Ok(Json(PostDto::from(&post)).into_response())
+    one_post(state, me, &post).await
 }
 
 #[derive(Deserialize)]
@@ -137,7 +158,7 @@ async fn read_post(
         .engine
         .post(me.user, id("post", &post)?, params.after)
         .await?;
-    Ok(Json(PostDto::from(&post)).into_response())
+    one_post(&state, me.user, &post).await
 }
 
 async fn edit_post(
@@ -286,7 +307,7 @@ async fn timeline(
         .engine
         .timeline(me.user, params.cursor()?, params.size(), params.after)
         .await?;
-    Ok(Json(post_page_json(&page)).into_response())
+    post_page(&state, me.user, &page).await
 }
 
 async fn user_timeline(
@@ -306,7 +327,7 @@ async fn user_timeline(
             params.after,
         )
         .await?;
-    Ok(Json(post_page_json(&page)).into_response())
+    post_page(&state, me.user, &page).await
 }
 
 async fn follow(

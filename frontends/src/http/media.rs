@@ -8,6 +8,7 @@
 use super::accounts::Auth;
 use super::json::{JsonBody, QueryParams};
 use crate::app::AppState;
+use crate::dto::media_json;
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
@@ -15,10 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use girok_engine::{MediaInfo, MediaVariant};
+use girok_engine::MediaVariant;
 use girok_schemas::{EventId, rfc3339_millis};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Headroom over `media.max_mib` for a multipart form's boundaries and headers.
 const FORM_OVERHEAD: usize = 64 << 10;
@@ -37,35 +38,6 @@ pub fn routes(max_upload_bytes: u64) -> Router<AppState> {
         .route("/v1/media/{id}/complete", post(complete))
         .route("/v1/media/{id}/{variant}", get(variant))
         .merge(uploads)
-}
-
-/// A media as JSON: its state, and once ready its size, placeholder and variants with URLs.
-pub fn media_json(media: &MediaInfo) -> Value {
-    let variants: Vec<Value> = media
-        .variants
-        .iter()
-        .map(|v| {
-            json!({
-                "name": v.name,
-                "width": v.width,
-                "height": v.height,
-                "bytes": v.bytes,
-                "url": format!("/v1/media/{}/{}", media.id, v.name),
-            })
-        })
-        .collect();
-    json!({
-        "id": media.id,
-        "ownerId": media.owner,
-        "state": media.state,
-        "contentType": media.content_type,
-        "width": (media.state == "ready").then_some(media.width),
-        "height": (media.state == "ready").then_some(media.height),
-        "placeholder": Some(&media.placeholder).filter(|p| !p.is_empty()),
-        "rejectedReason": media.rejected_reason,
-        "createdAt": rfc3339_millis(media.created_ms),
-        "variants": variants,
-    })
 }
 
 /// A media id of a path: anything that is not one is a media that does not exist.
@@ -112,23 +84,50 @@ struct UploadUrlParams {
 }
 
 /// The local store's upload URL: the signed URL is the credential (no sign-in needed, as
-/// with a presigned S3 URL).
+/// with a presigned S3 URL). The signature is checked before any of the body is read.
 async fn receive(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(params): QueryParams<UploadUrlParams>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let media = id
         .parse()
         .map_err(|_| ApiError::from(girok_engine::Error::UploadUrlInvalid))?;
-    let body = body.map_err(ApiError::from_body_rejection)?;
+    let engine = &state.engine;
+    let declared = engine
+        .upload_allowed(media, params.expires, &params.signature)
+        .await?;
+    // One byte more than declared is enough to tell a mismatch.
+    let limit = usize::try_from(declared.saturating_add(1)).unwrap_or(usize::MAX);
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::from(girok_engine::Error::SizeMismatch {
+            declared,
+            got: declared.saturating_add(1),
+        })
+    })?;
     let bytes = body.len();
-    state
-        .engine
+    engine
         .receive_upload(media, params.expires, &params.signature, body)
         .await?;
     Ok(Json(json!({ "id": media, "bytes": bytes })).into_response())
+}
+
+/// A body past `media.max_mib`: `TOO_LARGE`, as a declared size past it is.
+fn upload_body_refused(
+    state: &AppState,
+    rejection: axum::extract::rejection::BytesRejection,
+) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let max = state.engine.media_max_bytes();
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!("the upload is larger than media.max_mib ({max} bytes)"),
+        )
+    } else {
+        ApiError::from_body_rejection(rejection)
+    }
 }
 
 async fn complete(
@@ -166,7 +165,7 @@ async fn upload_at_once(
     } else {
         let bytes = Bytes::from_request(request, &state)
             .await
-            .map_err(ApiError::from_body_rejection)?;
+            .map_err(|e| upload_body_refused(&state, e))?;
         (declared, bytes)
     };
     let (media, ack) = state
@@ -188,8 +187,8 @@ async fn first_file(mut form: Multipart) -> Result<(String, Bytes), ApiError> {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "the upload exceeds media.max_mib",
+                "TOO_LARGE",
+                "the upload is larger than media.max_mib",
             )
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", e.body_text())
@@ -267,9 +266,17 @@ async fn variant(
         })
     };
     headers.insert(header::ETAG, value(&etag)?);
+    // Immutable under its hash; but only an avatar (readable by anyone) may sit in a shared
+    // cache: a proxy must not hand a room's attachment to someone who is not a member.
+    let cache = if media.avatar {
+        "public, max-age=31536000, immutable"
+    } else {
+        "private, max-age=31536000, immutable"
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
+        header::VARY,
+        HeaderValue::from_static("Authorization, Cookie"),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_TYPE, value(&media.content_type)?);

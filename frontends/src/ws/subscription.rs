@@ -305,10 +305,19 @@ pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
                     None
                 }
             };
-            found.map(|post| ServerFrame::Post {
+            let post = found?;
+            // The media of a post are readable by every signed-in user.
+            let media = match crate::dto::media_of(&engine, user, [&post]).await {
+                Ok(media) => media,
+                Err(error) => {
+                    tracing::warn!(%error, seq = post.seq, "feed push cannot read a post's media");
+                    Default::default()
+                }
+            };
+            Some(ServerFrame::Post {
                 topic: "feed".into(),
                 seq: post.seq,
-                post: PostDto::owned(post),
+                post: PostDto::owned(post).with_media(&media),
             })
         }
     })
