@@ -3,7 +3,7 @@
 //! variant, encode, hash, placeholder) called directly on the library, one image after
 //! another like girok's pool of one worker. For girok: processed images/s (from the first
 //! upload to the last `ready`), complete→ready latency (from the upload's answer, when
-//! processing may start, to the poll that first sees it ready; polls every 5 ms) and the
+//! processing may start, to the poll that first sees it ready; `--poll-ms`) and the
 //! server's peak RSS; the ratio of the two rates is girok's overhead. Uploads go through the
 //! one-step `POST /v1/media/upload`, `--concurrency` at a time.
 
@@ -18,8 +18,6 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "media-bench password";
-/// How often an upload in flight is polled for its state.
-const POLL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,6 +36,10 @@ pub struct Args {
     /// Uploads in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     concurrency: u64,
+    /// How often an upload in flight is polled for its state, milliseconds (polls cost the
+    /// server a little CPU: the latency's resolution against the load it adds).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    poll_ms: u64,
 }
 
 /// One size's figures.
@@ -148,6 +150,7 @@ async fn through_girok(args: &Args, jpeg: &[u8]) -> anyhow::Result<(f64, Latency
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency as usize));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let poll = Duration::from_millis(args.poll_ms);
     for _ in 0..args.images {
         let permit = semaphore.clone().acquire_owned().await?;
         let (http, base, token, body) = (
@@ -158,7 +161,7 @@ async fn through_girok(args: &Args, jpeg: &[u8]) -> anyhow::Result<(f64, Latency
         );
         tasks.spawn(async move {
             let _permit = permit;
-            upload_until_ready(&http, &base, &token, body).await
+            upload_until_ready(&http, &base, &token, body, poll).await
         });
     }
     let mut latencies = histogram()?;
@@ -176,6 +179,7 @@ async fn upload_until_ready(
     base: &str,
     token: &str,
     body: Vec<u8>,
+    poll: Duration,
 ) -> anyhow::Result<Duration> {
     let response = http
         .post(format!("{base}/v1/media/upload"))
@@ -203,7 +207,7 @@ async fn upload_until_ready(
             .await?;
         match media["state"].as_str() {
             Some("ready") => return Ok(completed.elapsed()),
-            Some("processing") => tokio::time::sleep(POLL).await,
+            Some("processing") => tokio::time::sleep(poll).await,
             _ => bail!("media {id} did not become ready: {media}"),
         }
     }

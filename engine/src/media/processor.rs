@@ -164,26 +164,39 @@ impl Processor {
     }
 }
 
-fn work(shared: &Shared) {
+fn work(shared: &Arc<Shared>) {
     while let Some(media) = next(shared) {
-        let outcome = process_one(shared, media);
-        let mut state = shared.state.lock();
-        state.in_flight.remove(&media);
-        match outcome {
-            Ok(()) => {
-                state.failed.remove(&media);
+        match process_one(shared, media) {
+            // The outcome is queued for the log: its wait finishes the upload, while this
+            // worker goes on with the next one (the fsync overlaps the next decoding).
+            Ok(Some(committing)) => drop(shared.runtime.spawn(committing)),
+            Ok(None) => finish(shared, media, Ok(())),
+            Err(Error::Unavailable) => {
+                finish(shared, media, Err(Error::Unavailable));
+                return;
             }
-            Err(Error::Unavailable) => return,
-            Err(error) => {
-                let failures = state.failed.get(&media).map_or(0, |(n, _)| *n) + 1;
-                let wait = RETRY_AFTER
-                    .saturating_mul(1 << failures.min(6))
-                    .min(MOST_RETRY_AFTER);
-                tracing::warn!(%media, %error, failures, ?wait, "media processing failed; will retry");
-                state
-                    .failed
-                    .insert(media, (failures, Instant::now() + wait));
-            }
+            Err(error) => finish(shared, media, Err(error)),
+        }
+    }
+}
+
+/// An upload is out of a worker's hands: done, or failed and to be tried again later.
+fn finish(shared: &Shared, media: EventId, outcome: Result<()>) {
+    let mut state = shared.state.lock();
+    state.in_flight.remove(&media);
+    match outcome {
+        Ok(()) | Err(Error::Unavailable) => {
+            state.failed.remove(&media);
+        }
+        Err(error) => {
+            let failures = state.failed.get(&media).map_or(0, |(n, _)| *n) + 1;
+            let wait = RETRY_AFTER
+                .saturating_mul(1 << failures.min(6))
+                .min(MOST_RETRY_AFTER);
+            tracing::warn!(%media, %error, failures, ?wait, "media processing failed; will retry");
+            state
+                .failed
+                .insert(media, (failures, Instant::now() + wait));
         }
     }
 }
@@ -219,13 +232,18 @@ fn next(shared: &Shared) -> Option<EventId> {
     }
 }
 
-fn process_one(shared: &Shared, media: EventId) -> Result<()> {
+/// Processes one upload and writes its variants; returns the wait for its outcome's commit
+/// (which finishes it), or `None` when there was nothing to do.
+fn process_one(
+    shared: &Arc<Shared>,
+    media: EventId,
+) -> Result<Option<impl Future<Output = ()> + Send + 'static>> {
     let record: Option<MediaRecord> = record(
         shared.store.get(Table::MediaidMedia, media.as_bytes())?,
         "media",
     )?;
     let Some(record) = record.filter(|r| r.state == PROCESSING) else {
-        return Ok(());
+        return Ok(None);
     };
     let started = Instant::now();
     let upload_key = rows::upload_key(media);
@@ -243,59 +261,60 @@ fn process_one(shared: &Shared, media: EventId) -> Result<()> {
         }),
     };
     let ready = outcome.is_ok();
-    shared.runtime.block_on(async {
-        let _objects = shared.objects.lock().await;
-        let mut written = Vec::new();
-        let outcome = match outcome {
-            Ok(done) => {
-                let mut variants = Vec::with_capacity(done.variants.len());
-                for variant in done.variants {
-                    let key = rows::object_key(&variant.hash);
-                    let size = variant.bytes.len() as u64;
-                    shared.blobs.put(&key, Bytes::from(variant.bytes)).await?;
-                    written.push(variant.hash.clone());
-                    variants.push((variant.name.to_owned(), variant.hash, size));
-                }
-                ProcessOutcome::Ready {
-                    content_type: done.content_type.to_owned(),
-                    width: u64::from(done.width),
-                    height: u64::from(done.height),
-                    placeholder: done.placeholder,
-                    variants,
-                }
+    // Held from the first object written until the outcome is in the log (or refused).
+    let objects = shared.runtime.block_on(shared.objects.clone().lock_owned());
+    let mut written = Vec::new();
+    let outcome = match outcome {
+        Ok(done) => {
+            let mut variants = Vec::with_capacity(done.variants.len());
+            for variant in done.variants {
+                let key = rows::object_key(&variant.hash);
+                let size = variant.bytes.len() as u64;
+                let bytes = Bytes::from(variant.bytes);
+                shared.runtime.block_on(shared.blobs.put(&key, bytes))?;
+                written.push(variant.hash.clone());
+                variants.push((variant.name.to_owned(), variant.hash, size));
             }
-            Err(rejection) => ProcessOutcome::Rejected {
-                reason: rejection.code.to_owned(),
-                detail: rejection.detail,
-            },
-        };
-        match shared
-            .appender
-            .submit(system_submission(MediaCommand::Processed {
-                media,
-                outcome,
-            }))
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Deleted while processing: its outcome has nowhere to go, nor its variants (those
-            // no other media holds; the lock keeps a purge from deciding meanwhile).
-            Err(Error::MediaNotFound(_)) => remove_unheld(shared, &written).await,
-            Err(error) => Err(error),
+            ProcessOutcome::Ready {
+                content_type: done.content_type.to_owned(),
+                width: u64::from(done.width),
+                height: u64::from(done.height),
+                placeholder: done.placeholder,
+                variants,
+            }
         }
-    })?;
-    let metrics = &shared.metrics;
-    metrics.seconds.observe(started.elapsed().as_secs_f64());
-    if ready {
-        metrics.processed.inc();
-    } else {
-        metrics.rejected.inc();
-    }
-    // The upload's bytes are no longer needed; a failure leaves them for the purge.
-    if let Err(error) = shared.runtime.block_on(shared.blobs.delete(&upload_key)) {
-        tracing::warn!(%media, %error, "cannot remove a processed upload");
-    }
-    Ok(())
+        Err(rejection) => ProcessOutcome::Rejected {
+            reason: rejection.code.to_owned(),
+            detail: rejection.detail,
+        },
+    };
+    let command = system_submission(MediaCommand::Processed { media, outcome });
+    let answer = shared.runtime.block_on(shared.appender.enqueue(command))?;
+    let shared = shared.clone();
+    Ok(Some(async move {
+        let committed = match answer.get().await {
+            Ok(_) => Ok(()),
+            // Deleted while processing: its outcome has nowhere to go, nor its variants
+            // (those no other media holds; the lock keeps a purge from deciding meanwhile).
+            Err(Error::MediaNotFound(_)) => remove_unheld(&shared, &written).await,
+            Err(error) => Err(error),
+        };
+        drop(objects);
+        if committed.is_ok() {
+            let metrics = &shared.metrics;
+            metrics.seconds.observe(started.elapsed().as_secs_f64());
+            if ready {
+                metrics.processed.inc();
+            } else {
+                metrics.rejected.inc();
+            }
+            // The upload's bytes are no longer needed; a failure leaves them for the purge.
+            if let Err(error) = shared.blobs.delete(&upload_key).await {
+                tracing::warn!(%media, %error, "cannot remove a processed upload");
+            }
+        }
+        finish(&shared, media, committed);
+    }))
 }
 
 /// The upload's bytes, or why it is refused without reading them (missing, or larger than
@@ -322,14 +341,24 @@ fn read_upload(shared: &Shared, key: &str) -> Result<Result<Bytes, Rejection>> {
 
 /// Removes the objects of `hashes` that no media holds.
 async fn remove_unheld(shared: &Shared, hashes: &[String]) -> Result<()> {
-    for hash in hashes {
-        if shared
-            .store
-            .scan_prefix(Table::ContenthashMediaid, hash.as_bytes())?
-            .is_empty()
-        {
-            shared.blobs.delete(&rows::object_key(hash)).await?;
+    let store = shared.store.clone();
+    let hashes = hashes.to_vec();
+    let unheld = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+        let mut unheld = Vec::new();
+        for hash in hashes {
+            if store
+                .scan_prefix(Table::ContenthashMediaid, hash.as_bytes())?
+                .is_empty()
+            {
+                unheld.push(hash);
+            }
         }
+        Ok(unheld)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("media reference read failed: {e}")))??;
+    for hash in unheld {
+        shared.blobs.delete(&rows::object_key(&hash)).await?;
     }
     Ok(())
 }
