@@ -604,6 +604,29 @@ async fn only_your_ready_media_can_be_used_and_readers_are_checked() {
     assert_eq!(post["media"][0]["width"], 120);
     assert_eq!(post["media"][0]["url"], format!("/v1/media/{anns}/small"));
 
+    // A page of posts reads all their media in one batch.
+    let second = common::ready_media(&server, &ann, 1).await.remove(0);
+    let body = common::as_user(&server, &ann, POST, json!({ "c": "more", "m": [second] })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let media_loads = "girok_graphql_batch_loads_total{loader=\"media\"}";
+    let before = server.metric(media_loads).await;
+    server.set_token(&ann);
+    let page = server
+        .gql("{ timeline { posts { media { id } } } }", json!({}))
+        .await;
+    let shown: Vec<&Value> = page["timeline"]["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["media"][0]["id"])
+        .collect();
+    assert_eq!(shown, [&json!(second), &json!(anns)], "{page}");
+    assert_eq!(
+        server.metric(media_loads).await,
+        before + 1,
+        "one batch for the page"
+    );
+
     // REST shows the same media on the post.
     let post_id = post["id"].as_str().unwrap();
     let (status, rest) = call(&server, "GET", &format!("/v1/posts/{post_id}"), &bob, None).await;

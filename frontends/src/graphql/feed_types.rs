@@ -113,7 +113,7 @@ pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) {
 }
 
 /// A batch load's failure, as the field's error.
-fn load_failed(error: super::loaders::LoadError) -> async_graphql::Error {
+pub(super) fn load_failed(error: super::loaders::LoadError) -> async_graphql::Error {
     gql(girok_engine::Error::Internal(error.to_string()))
 }
 

@@ -8,9 +8,9 @@
 //! the batches and the keys they carried, prefetches included.
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use girok_engine::Engine;
 use girok_engine::accounts::UserView;
 use girok_engine::feed::Comment;
+use girok_engine::{Engine, MediaInfo};
 use girok_schemas::{Seq, UserId};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -83,6 +83,27 @@ impl Loader<UserId> for UserLoader {
     }
 }
 
+/// Ready media the request's caller may see, by id (for `Post.media`, `Message.attachments`,
+/// avatars): one read for every media of a page.
+pub struct MediaLoader {
+    engine: Arc<Engine>,
+    viewer: Option<UserId>,
+    metrics: LoaderMetrics,
+}
+
+impl Loader<String> for MediaLoader {
+    type Value = MediaInfo;
+    type Error = Arc<girok_engine::Error>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, MediaInfo>, Self::Error> {
+        self.metrics.count("media", keys.len());
+        self.engine
+            .media_many(self.viewer, keys.to_vec())
+            .await
+            .map_err(Arc::new)
+    }
+}
+
 /// The first comments of posts: key `(post seq, how many)`.
 pub struct CommentLoader {
     engine: Arc<Engine>,
@@ -120,6 +141,7 @@ impl Loader<(Seq, usize)> for CommentLoader {
 pub struct Loaders {
     users: DataLoader<UserLoader>,
     comments: DataLoader<CommentLoader>,
+    media: DataLoader<MediaLoader>,
     engine: Arc<Engine>,
     metrics: LoaderMetrics,
     ready_users: Mutex<HashMap<UserId, Arc<UserView>>>,
@@ -127,8 +149,17 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(engine: Arc<Engine>, metrics: LoaderMetrics) -> Self {
+    /// The loaders of a request by `viewer` (`None`: not signed in).
+    pub fn new(engine: Arc<Engine>, metrics: LoaderMetrics, viewer: Option<UserId>) -> Self {
         Self {
+            media: DataLoader::new(
+                MediaLoader {
+                    engine: engine.clone(),
+                    viewer,
+                    metrics: metrics.clone(),
+                },
+                tokio::spawn,
+            ),
             users: DataLoader::new(
                 UserLoader {
                     engine: engine.clone(),
@@ -157,6 +188,11 @@ impl Loaders {
             Some(user) => Ok(Some(user)),
             None => self.users.load_one(id).await,
         }
+    }
+
+    /// The ready media among `ids` the caller may see, by id (batched across the request).
+    pub async fn media(&self, ids: &[String]) -> Result<HashMap<String, MediaInfo>, LoadError> {
+        self.media.load_many(ids.iter().cloned()).await
     }
 
     /// A post's first comments (key: post seq, how many): prefetched (taken, not copied: a

@@ -5,6 +5,7 @@
 
 use super::args::{engine, parse_id};
 use super::errors::{changing_principal, gql, request_auth};
+use super::loaders::Loaders;
 use super::scalars::Seq;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use girok_engine::MediaInfo;
@@ -92,10 +93,18 @@ pub async fn media_of(ctx: &Context<'_>, ids: &[String]) -> Result<Vec<Media>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut found = engine(ctx)?
-        .media_many(viewer(ctx)?, ids.to_vec())
-        .await
-        .map_err(gql)?;
+    // Batched with the rest of the request's media when it has loaders (queries); directly
+    // otherwise (subscriptions).
+    let mut found = match ctx.data_opt::<Loaders>() {
+        Some(loaders) => loaders
+            .media(ids)
+            .await
+            .map_err(super::feed_types::load_failed)?,
+        None => engine(ctx)?
+            .media_many(viewer(ctx)?, ids.to_vec())
+            .await
+            .map_err(gql)?,
+    };
     Ok(ids
         .iter()
         .filter_map(|id| found.remove(id).map(Media))

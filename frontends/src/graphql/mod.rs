@@ -106,7 +106,8 @@ pub async fn graphql_post(
         Ok(auth) => auth,
         Err(error) => return api_error_response(error),
     };
-    let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone());
+    let viewer = auth.principal.map(|p| p.user);
+    let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone(), viewer);
     // Without variables, validation is a function of the document alone: known to pass once
     // it passed. (Variables' values are checked by validation too, so those requests always
     // get it whole.)
