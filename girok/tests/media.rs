@@ -1015,7 +1015,23 @@ async fn a_message_attachment_is_read_only_by_the_rooms_members() {
     }
     let response = fetch(&server, None, &format!("/v1/media/{}/thumb", photo[0]), &[]).await;
     assert_eq!(response.status().as_u16(), 404, "not without signing in");
-    // Leaving the room ends the access.
+    // Deleting the message takes its attachments from the room (those no other message there
+    // carries); leaving the room ends the access to the rest.
+    let (status, again) = send(&ann, json!([photo[1]])).await;
+    assert_eq!(status, 201, "{again}");
+    let message = page["messages"][0]["id"].as_str().unwrap();
+    let path = format!("/v1/rooms/{room}/messages/{message}");
+    let (status, body) = call(&server, "DELETE", &path, &ann, None).await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let thumb = |media: &str| format!("/v1/media/{media}/thumb");
+    let response = fetch(&server, Some(&bob), &thumb(&photo[0]), &[]).await;
+    assert_eq!(response.status().as_u16(), 404, "its message is gone");
+    let response = fetch(&server, Some(&bob), &thumb(&photo[1]), &[]).await;
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "another message still carries it"
+    );
     let (status, body) = call(
         &server,
         "POST",
@@ -1025,12 +1041,18 @@ async fn a_message_attachment_is_read_only_by_the_rooms_members() {
     )
     .await;
     assert!(status == 200 || status == 204, "{status} {body}");
-    let response = fetch(
-        &server,
-        Some(&bob),
-        &format!("/v1/media/{}/thumb", photo[0]),
-        &[],
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 404);
+    let response = fetch(&server, Some(&bob), &thumb(&photo[1]), &[]).await;
+    assert_eq!(response.status().as_u16(), 404, "left the room");
+    // What the attachments grant is the log's: a replay rebuilds it the same.
+    let data = server.data_dir.clone();
+    common::views_caught_up(&server).await;
+    assert!(server.terminate().success());
+    let (code, out, err) =
+        common::girok(&["replay", "--json", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["write_model_digest_before"],
+        report["write_model_digest_after"]
+    );
 }

@@ -5,10 +5,10 @@
 use super::rows::{
     self, DELETED, DUE_PURGE, DUE_UNUSED, PROCESSING, READY, REJECTED, REQUESTED, due_key, hash_key,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::records::{decode, update};
 use girok_schemas::proto::{MediaRecord, PostRecord, UserRecord};
-use girok_schemas::{Event, EventId, Payload};
+use girok_schemas::{Event, EventId, Payload, decode_event};
 use girok_storage::{Table, Txn};
 use prost::Message;
 
@@ -153,12 +153,30 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
         Payload::MessageSent {
             room, attachments, ..
         } => {
+            // One entry per message: the room reads it while any of them is there.
             for media in attachments {
-                mark_used(txn, *media, |r| {
-                    if !r.rooms.iter().any(|known| known == room.as_bytes()) {
-                        r.rooms.push(room.as_bytes().to_vec());
-                    }
-                })?;
+                mark_used(txn, *media, |r| r.rooms.push(room.as_bytes().to_vec()))?;
+            }
+        }
+        // The message's attachments are in its own event, in the log.
+        Payload::MessageDeleted {
+            room, message_seq, ..
+        } => {
+            let Some(bytes) = txn.get(Table::SeqEvent, &message_seq.to_be_bytes())? else {
+                return Ok(());
+            };
+            let sent = decode_event(&bytes).map_err(|source| Error::Decode {
+                seq: *message_seq,
+                source,
+            })?;
+            if let Payload::MessageSent { attachments, .. } = &sent.payload {
+                for media in attachments {
+                    mark_used(txn, *media, |r| {
+                        if let Some(at) = r.rooms.iter().position(|k| k == room.as_bytes()) {
+                            r.rooms.remove(at);
+                        }
+                    })?;
+                }
             }
         }
         // The user's record is as before the event (media applies before accounts).
