@@ -165,6 +165,10 @@ pub struct MessageDto<'a> {
     reply_to_id: Option<EventId>,
     /// Media ids.
     attachments: &'a [EventId],
+    /// The ready ones the reader may see, as objects (history pages; see
+    /// [`MessageDto::with_media`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<Vec<Value>>,
     created_at: String,
     edited: bool,
     edited_at: Option<String>,
@@ -181,10 +185,25 @@ impl<'a> From<&'a Message> for MessageDto<'a> {
             client_id: message.client_id.as_deref(),
             reply_to_id: message.reply_to,
             attachments: &message.attachments,
+            media: None,
             created_at: rfc3339_millis(message.commit_time_ms),
             edited: message.edited_ms.is_some(),
             edited_at: message.edited_ms.map(rfc3339_millis),
         }
+    }
+}
+
+impl MessageDto<'_> {
+    /// The same with its attachments as objects, from `found`.
+    pub fn with_media(mut self, found: &HashMap<String, MediaInfo>) -> Self {
+        let media = self
+            .attachments
+            .iter()
+            .filter_map(|id| found.get(&id.to_string()))
+            .map(media_json)
+            .collect();
+        self.media = Some(media);
+        self
     }
 }
 

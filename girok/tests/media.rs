@@ -994,6 +994,8 @@ async fn a_message_attachment_is_read_only_by_the_rooms_members() {
     assert_eq!(status, 200, "{page}");
     let message = &page["messages"][0];
     assert_eq!(message["attachments"], json!([photo[0], photo[1]]));
+    assert_eq!(message["media"][1]["id"], photo[1].as_str(), "{message}");
+    assert_eq!(message["media"][1]["state"], "ready");
     server.set_token(&bob);
     let data = server
         .gql(

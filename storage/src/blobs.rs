@@ -60,6 +60,8 @@ pub struct BlobStore {
     /// Only an S3 store can hand out upload URLs of its own.
     signer: Option<Arc<AmazonS3>>,
     kind: &'static str,
+    /// The local store's directory (its writes are not synced by `object_store`).
+    local_dir: Option<PathBuf>,
 }
 
 fn blob_error(error: object_store::Error) -> Error {
@@ -83,6 +85,7 @@ impl BlobStore {
                     store: Arc::new(store),
                     signer: None,
                     kind: "local",
+                    local_dir: Some(dir.clone()),
                 })
             }
             BlobConfig::S3(s3) => {
@@ -102,6 +105,7 @@ impl BlobStore {
                     store: store.clone(),
                     signer: Some(store),
                     kind: "s3",
+                    local_dir: None,
                 })
             }
         }
@@ -119,6 +123,26 @@ impl BlobStore {
             .await
             .map(drop)
             .map_err(blob_error)
+    }
+
+    /// Writes an object that must survive a power loss once this returns: a local store's
+    /// file and its directory are synced (an S3 store acknowledges durably).
+    pub async fn put_durable(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.put(key, bytes).await?;
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let file = dir.join(key);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(parent) = file.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Blob(format!("sync failed: {e}")))??;
+        Ok(())
     }
 
     /// A whole object; `None` if there is none.

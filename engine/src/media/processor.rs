@@ -271,7 +271,10 @@ fn process_one(
                 let key = rows::object_key(&variant.hash);
                 let size = variant.bytes.len() as u64;
                 let bytes = Bytes::from(variant.bytes);
-                shared.runtime.block_on(shared.blobs.put(&key, bytes))?;
+                // Synced: `media.ready` (durable once acknowledged) makes it readable.
+                shared
+                    .runtime
+                    .block_on(shared.blobs.put_durable(&key, bytes))?;
                 written.push(variant.hash.clone());
                 variants.push((variant.name.to_owned(), variant.hash, size));
             }

@@ -291,8 +291,19 @@ async fn messages(
             },
         )
         .await?;
+    // One read for every attachment of the page (none when it has none).
+    let attached: Vec<String> = page
+        .messages
+        .iter()
+        .flat_map(|m| m.attachments.iter().map(|a| a.to_string()))
+        .collect();
+    let media = state.engine.media_many(Some(me.user), attached).await?;
     let json = MessagePageJson {
-        messages: page.messages.iter().map(MessageDto::from).collect(),
+        messages: page
+            .messages
+            .iter()
+            .map(|m| MessageDto::from(m).with_media(&media))
+            .collect(),
         page_info: HistoryPageInfo {
             has_next_page: page.has_older,
             end_cursor: page.messages.last().map(|m| m.seq),
