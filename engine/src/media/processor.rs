@@ -165,11 +165,17 @@ impl Processor {
 }
 
 fn work(shared: &Arc<Shared>) {
+    // At most one upload per worker is being stored and committed while the worker decodes
+    // the next: the I/O (object writes, syncs, the log's fsync) overlaps the next image's
+    // work, and memory holds at most one finished image besides the one in hand.
+    let mut storing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(media) = next(shared) {
-        match process_one(shared, media) {
-            // The outcome is queued for the log: its wait finishes the upload, while this
-            // worker goes on with the next one (the fsync overlaps the next decoding).
-            Ok(Some(committing)) => drop(shared.runtime.spawn(committing)),
+        let outcome = process_one(shared, media);
+        if let Some(previous) = storing.take() {
+            let _ = shared.runtime.block_on(previous);
+        }
+        match outcome {
+            Ok(Some(store_and_commit)) => storing = Some(shared.runtime.spawn(store_and_commit)),
             Ok(None) => finish(shared, media, Ok(())),
             Err(Error::Unavailable) => {
                 finish(shared, media, Err(Error::Unavailable));
@@ -177,6 +183,9 @@ fn work(shared: &Arc<Shared>) {
             }
             Err(error) => finish(shared, media, Err(error)),
         }
+    }
+    if let Some(previous) = storing {
+        let _ = shared.runtime.block_on(previous);
     }
 }
 
@@ -232,8 +241,9 @@ fn next(shared: &Shared) -> Option<EventId> {
     }
 }
 
-/// Processes one upload and writes its variants; returns the wait for its outcome's commit
-/// (which finishes it), or `None` when there was nothing to do.
+/// Processes one upload (the CPU's part, on the worker's thread); returns the rest as a task:
+/// storing its variants, committing its outcome, removing the upload, finishing it. `None`
+/// when there was nothing to do.
 fn process_one(
     shared: &Arc<Shared>,
     media: EventId,
@@ -260,49 +270,10 @@ fn process_one(
             })
         }),
     };
-    let ready = outcome.is_ok();
-    // Held from the first object written until the outcome is in the log (or refused).
-    let objects = shared.runtime.block_on(shared.objects.clone().lock_owned());
-    let mut written = Vec::new();
-    let outcome = match outcome {
-        Ok(done) => {
-            let mut variants = Vec::with_capacity(done.variants.len());
-            for variant in done.variants {
-                let key = rows::object_key(&variant.hash);
-                let size = variant.bytes.len() as u64;
-                let bytes = Bytes::from(variant.bytes);
-                // Synced: `media.ready` (durable once acknowledged) makes it readable.
-                shared
-                    .runtime
-                    .block_on(shared.blobs.put_durable(&key, bytes))?;
-                written.push(variant.hash.clone());
-                variants.push((variant.name.to_owned(), variant.hash, size));
-            }
-            ProcessOutcome::Ready {
-                content_type: done.content_type.to_owned(),
-                width: u64::from(done.width),
-                height: u64::from(done.height),
-                placeholder: done.placeholder,
-                variants,
-            }
-        }
-        Err(rejection) => ProcessOutcome::Rejected {
-            reason: rejection.code.to_owned(),
-            detail: rejection.detail,
-        },
-    };
-    let command = system_submission(MediaCommand::Processed { media, outcome });
-    let answer = shared.runtime.block_on(shared.appender.enqueue(command))?;
     let shared = shared.clone();
     Ok(Some(async move {
-        let committed = match answer.get().await {
-            Ok(_) => Ok(()),
-            // Deleted while processing: its outcome has nowhere to go, nor its variants
-            // (those no other media holds; the lock keeps a purge from deciding meanwhile).
-            Err(Error::MediaNotFound(_)) => remove_unheld(&shared, &written).await,
-            Err(error) => Err(error),
-        };
-        drop(objects);
+        let ready = outcome.is_ok();
+        let committed = store_and_commit(&shared, media, outcome).await;
         if committed.is_ok() {
             let metrics = &shared.metrics;
             metrics.seconds.observe(started.elapsed().as_secs_f64());
@@ -318,6 +289,58 @@ fn process_one(
         }
         finish(&shared, media, committed);
     }))
+}
+
+/// Stores the variants of a processed upload (synced: `media.ready`, durable once
+/// acknowledged, makes them readable) and commits the outcome, holding the objects' lock
+/// from the first write until the log has answered.
+async fn store_and_commit(
+    shared: &Shared,
+    media: EventId,
+    outcome: Result<super::process::Processed, Rejection>,
+) -> Result<()> {
+    let _objects = shared.objects.lock().await;
+    let mut written = Vec::new();
+    let outcome = match outcome {
+        Ok(done) => {
+            let mut variants = Vec::with_capacity(done.variants.len());
+            let mut puts = Vec::with_capacity(done.variants.len());
+            for variant in done.variants {
+                let key = rows::object_key(&variant.hash);
+                variants.push((
+                    variant.name.to_owned(),
+                    variant.hash.clone(),
+                    variant.bytes.len() as u64,
+                ));
+                written.push(variant.hash);
+                let blobs = &shared.blobs;
+                let bytes = Bytes::from(variant.bytes);
+                puts.push(async move { blobs.put_durable(&key, bytes).await });
+            }
+            for put in futures::future::join_all(puts).await {
+                put?;
+            }
+            ProcessOutcome::Ready {
+                content_type: done.content_type.to_owned(),
+                width: u64::from(done.width),
+                height: u64::from(done.height),
+                placeholder: done.placeholder,
+                variants,
+            }
+        }
+        Err(rejection) => ProcessOutcome::Rejected {
+            reason: rejection.code.to_owned(),
+            detail: rejection.detail,
+        },
+    };
+    let command = system_submission(MediaCommand::Processed { media, outcome });
+    match shared.appender.submit(command).await {
+        Ok(_) => Ok(()),
+        // Deleted while processing: its outcome has nowhere to go, nor its variants (those
+        // no other media holds; the lock keeps a purge from deciding meanwhile).
+        Err(Error::MediaNotFound(_)) => remove_unheld(shared, &written).await,
+        Err(error) => Err(error),
+    }
 }
 
 /// The upload's bytes, or why it is refused without reading them (missing, or larger than
