@@ -978,9 +978,29 @@ async fn a_message_attachment_is_read_only_by_the_rooms_members() {
     assert_eq!((status, rest_code(&body)), (422, "INVALID_ARGUMENT"));
     let (status, body) = send(&ann, json!(["nope"])).await;
     assert_eq!((status, rest_code(&body)), (422, "INVALID_ARGUMENT"));
+    let mut socket = common::sockets::connect(&server, Some(&bob)).await;
+    common::sockets::next_of(&mut socket, "welcome").await;
+    common::sockets::subscribe(&mut socket, &format!("chat:{room}")).await;
     let (status, body) = send(&ann, json!([photo[0], photo[1]])).await;
     assert_eq!(status, 201, "{body}");
     let seq = body["seq"].as_u64().unwrap();
+    // The room's live event carries the ids and the media objects.
+    let frame = loop {
+        let frame = common::sockets::next_of(&mut socket, "event").await;
+        if frame["event"]["type"] == "chat.message.sent" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        frame["event"]["payload"]["attachments"],
+        json!([photo[0], photo[1]])
+    );
+    assert_eq!(
+        frame["event"]["media"][0]["id"],
+        photo[0].as_str(),
+        "{frame}"
+    );
+    assert_eq!(frame["event"]["media"][0]["variants"][0]["name"], "thumb");
 
     // Members read it (history lists it, GraphQL resolves it); others do not, even by id.
     let (status, page) = call(

@@ -16,7 +16,8 @@ use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
 use girok_engine::matching::MatchingUpdate;
 use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag, Start};
-use girok_schemas::{Event, Seq, UserId};
+use girok_schemas::{Event, Payload, Seq, UserId};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -115,7 +116,9 @@ impl Subscription {
                     frames.extend(matching_frame(&self.engine, &self.topic, event, me).await);
                 }
             } else {
-                frames.extend(events.iter().map(|event| self.frame(event, shared)));
+                for event in &events {
+                    frames.push(self.frame(event, shared).await);
+                }
             }
             if !frames.is_empty() && !self.out.write(frames.drain(..)).await {
                 return;
@@ -124,12 +127,39 @@ impl Subscription {
     }
 
     /// The `event` frame of a live event: rendered once for every subscriber of the topic
-    /// when the topic is named the shared way.
-    fn frame(&self, event: &LiveEvent, shared: Option<&'static str>) -> Message {
+    /// when the topic is named the shared way. A message's attachments go with it as media
+    /// objects (read once per event: the first subscriber's rendering is everyone's).
+    async fn frame(&self, event: &LiveEvent, shared: Option<&'static str>) -> Message {
+        // Only a message with attachments looks further (and only until one rendered it).
+        let media = match &event.payload {
+            Payload::MessageSent { attachments, .. }
+                if !attachments.is_empty() && !shared.is_some_and(|f| event.is_rendered(f)) =>
+            {
+                self.attachments(event, attachments).await
+            }
+            _ => Vec::new(),
+        };
         Message::Text(match shared {
-            Some(format) => event.rendered(format, |e| event_frame(&self.topic, e)),
-            None => event_frame(&self.topic, event),
+            Some(format) => event.rendered(format, |e| event_frame(&self.topic, e, &media)),
+            None => event_frame(&self.topic, event, &media),
         })
+    }
+
+    /// A message's attachments as media objects (the ready ones: they are the sender's, and
+    /// every member of the room may read them).
+    async fn attachments(&self, event: &Event, ids: &[girok_schemas::EventId]) -> Vec<Value> {
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        match self.engine.media_many(event.actor, ids.clone()).await {
+            Ok(found) => ids
+                .iter()
+                .filter_map(|id| found.get(id))
+                .map(crate::dto::media_json)
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, seq = event.seq, "a message's media cannot be read");
+                Vec::new()
+            }
+        }
     }
 
     /// The follow ended: quietly when the member left or the server stops, as a slow consumer
@@ -157,12 +187,16 @@ impl Subscription {
     }
 }
 
-/// An `event` frame.
-fn event_frame(topic: &str, event: &Event) -> Utf8Bytes {
+/// An `event` frame (with `media`, the attachments' objects, for a message that has some).
+fn event_frame(topic: &str, event: &Event, media: &[Value]) -> Utf8Bytes {
+    let mut json = event.to_json();
+    if !media.is_empty() {
+        json["media"] = Value::Array(media.to_vec());
+    }
     super::outbox::render(&ServerFrame::Event {
         topic: topic.to_owned(),
         seq: event.seq,
-        event: event.to_json(),
+        event: json,
     })
 }
 
