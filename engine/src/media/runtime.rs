@@ -16,7 +16,6 @@ pub(crate) struct MediaRuntime {
     pub blobs: BlobStore,
     pub signer: UploadSigner,
     processor: Mutex<Option<Processor>>,
-    sweeper: Arc<Sweeper>,
     sweeping: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -45,7 +44,7 @@ impl MediaRuntime {
             objects,
             retention: config.retention,
         });
-        let sweeping = sweeper::spawn(sweeper.clone(), config.sweep_interval);
+        let sweeping = sweeper::spawn(sweeper, config.sweep_interval);
         tracing::info!(
             store = blobs.kind(),
             workers = config.workers,
@@ -56,7 +55,6 @@ impl MediaRuntime {
             blobs,
             signer,
             processor: Mutex::new(Some(processor)),
-            sweeper,
             sweeping: Mutex::new(Some(sweeping)),
         })
     }
@@ -66,11 +64,6 @@ impl MediaRuntime {
         if let Some(processor) = self.processor.lock().as_ref() {
             processor.wake();
         }
-    }
-
-    /// Does what is due now; returns how many due rows it handled.
-    pub(crate) async fn sweep_now(&self) -> Result<usize> {
-        self.sweeper.sweep_due().await
     }
 
     /// Registers processing's metrics.

@@ -30,11 +30,6 @@ impl Engine {
         self.media.config.max_bytes
     }
 
-    /// `local` or `s3`.
-    pub fn media_store_kind(&self) -> &'static str {
-        self.media.blobs.kind()
-    }
-
     /// Starts an upload of `bytes` bytes of `content_type` by `owner`.
     pub async fn request_upload(
         &self,
@@ -225,10 +220,5 @@ impl Engine {
             }),
         )
         .await
-    }
-
-    /// Runs the sweeper once now (tests and operators; it also runs on its own).
-    pub async fn sweep_media(&self) -> Result<usize> {
-        self.media.sweep_now().await
     }
 }
