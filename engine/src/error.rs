@@ -182,6 +182,11 @@ impl From<girok_storage::Error> for Error {
         match e {
             girok_storage::Error::Closed => Error::Unavailable,
             girok_storage::Error::Unavailable(reason) => Error::StorageUnavailable(reason),
+            // The object store is another server (or a directory) that may be away for a
+            // while: a retry later, not an internal error.
+            girok_storage::Error::Blob(reason) => {
+                Error::StorageUnavailable(format!("object store: {reason}"))
+            }
             girok_storage::Error::QueueFull(_) => Error::Overloaded {
                 what: "writing to the log",
                 retry_after: WRITE_RETRY_AFTER,

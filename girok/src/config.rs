@@ -168,33 +168,9 @@ pub struct MediaSection {
     pub retention_secs: u64,
     /// How often the sweeper looks for what is due, seconds.
     pub sweep_interval_secs: u64,
-    /// `[media.s3]`, used when `store = "s3"`.
-    pub s3: S3Section,
-}
-
-/// `[media.s3]`: an S3-compatible bucket.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct S3Section {
-    /// e.g. `http://127.0.0.1:9000`; empty for AWS.
-    pub endpoint: String,
-    pub bucket: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    /// Path-style requests (`endpoint/bucket/key`), as most self-hosted servers want.
-    pub path_style: bool,
-}
-
-impl std::fmt::Debug for S3Section {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Section")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .finish_non_exhaustive()
-    }
+    /// `[media.s3]`, used when `store = "s3"`: endpoint, bucket, region, access_key_id,
+    /// secret_access_key, path_style (the secret never reaches a log line).
+    pub s3: girok_engine::S3Config,
 }
 
 impl Default for MediaSection {
@@ -209,11 +185,7 @@ impl Default for MediaSection {
             unused_after_secs: 86_400,
             retention_secs: 86_400,
             sweep_interval_secs: 60,
-            s3: S3Section {
-                region: "us-east-1".into(),
-                path_style: true,
-                ..S3Section::default()
-            },
+            s3: girok_engine::S3Config::default(),
         }
     }
 }
@@ -230,18 +202,10 @@ impl MediaSection {
                 }
             }
             "s3" => {
-                let s3 = &self.s3;
-                if s3.bucket.is_empty() {
+                if self.s3.bucket.is_empty() {
                     anyhow::bail!("media.store is s3 but media.s3.bucket is not set");
                 }
-                config.blobs = girok_engine::BlobConfig::S3(girok_engine::S3Config {
-                    endpoint: s3.endpoint.clone(),
-                    bucket: s3.bucket.clone(),
-                    region: s3.region.clone(),
-                    access_key_id: s3.access_key_id.clone(),
-                    secret_access_key: s3.secret_access_key.clone(),
-                    path_style: s3.path_style,
-                });
+                config.blobs = girok_engine::BlobConfig::S3(self.s3.clone());
             }
             other => anyhow::bail!("media.store is {other:?}; it is \"local\" or \"s3\""),
         }

@@ -25,8 +25,9 @@ pub enum BlobConfig {
     S3(S3Config),
 }
 
-/// An S3-compatible bucket.
-#[derive(Clone, PartialEq, Eq)]
+/// An S3-compatible bucket (the `[media.s3]` section of girok's configuration, as it is).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct S3Config {
     /// e.g. `http://127.0.0.1:9000`; empty for AWS itself.
     pub endpoint: String,
@@ -37,6 +38,19 @@ pub struct S3Config {
     /// `http://endpoint/bucket/key` instead of `http://bucket.endpoint/key` (most
     /// self-hosted servers want this).
     pub path_style: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            path_style: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for S3Config {

@@ -393,6 +393,21 @@ impl Store {
         })
     }
 
+    /// The first `limit` entries of `table` in key order (a schedule keyed by time: what is
+    /// due first), without reading the rest.
+    pub fn scan_first(&self, table: Table, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with(|h| {
+            h.keyspace(table)
+                .iter()
+                .take(limit)
+                .map(|g| {
+                    let (k, v) = g.into_inner()?;
+                    Ok((k.to_vec(), v.to_vec()))
+                })
+                .collect()
+        })
+    }
+
     fn first_seq(&self) -> Result<Option<Seq>> {
         self.with(|h| match h.keyspace(Table::SeqEvent).first_key_value() {
             Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),

@@ -16,8 +16,11 @@ pub enum ProcessOutcome {
         width: u64,
         height: u64,
         placeholder: String,
-        /// `(name, hex SHA-256, bytes)` of each variant.
-        variants: Vec<(String, String, u64)>,
+        /// Each variant's name, hex SHA-256 and size, in the same order (as `media.ready`
+        /// records them).
+        variant_names: Vec<String>,
+        variant_hashes: Vec<String>,
+        variant_bytes: Vec<u64>,
     },
     Rejected {
         reason: String,

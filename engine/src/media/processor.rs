@@ -220,16 +220,19 @@ fn next(shared: &Shared) -> Option<EventId> {
         match shared.store.scan_prefix(Table::MediaidProcessing, &[]) {
             Ok(rows) => {
                 let now = Instant::now();
-                let waiting = rows
+                let rows: Vec<EventId> = rows
                     .into_iter()
                     .filter_map(|(key, _)| EventId::from_slice(&key))
-                    .find(|media| {
-                        !state.in_flight.contains(media)
-                            && state
-                                .failed
-                                .get(media)
-                                .is_none_or(|(_, after)| *after <= now)
-                    });
+                    .collect();
+                // A failed upload deleted meanwhile is no longer retried: forget it.
+                state.failed.retain(|media, _| rows.contains(media));
+                let waiting = rows.into_iter().find(|media| {
+                    !state.in_flight.contains(media)
+                        && state
+                            .failed
+                            .get(media)
+                            .is_none_or(|(_, after)| *after <= now)
+                });
                 if let Some(media) = waiting {
                     state.in_flight.insert(media);
                     return Some(media);
@@ -300,18 +303,17 @@ async fn store_and_commit(
     outcome: Result<super::process::Processed, Rejection>,
 ) -> Result<()> {
     let _objects = shared.objects.lock().await;
+    // What was written, for a refusal to take back.
     let mut written = Vec::new();
     let outcome = match outcome {
         Ok(done) => {
-            let mut variants = Vec::with_capacity(done.variants.len());
+            let mut variant_names = Vec::with_capacity(done.variants.len());
+            let mut variant_bytes = Vec::with_capacity(done.variants.len());
             let mut puts = Vec::with_capacity(done.variants.len());
             for variant in done.variants {
                 let key = rows::object_key(&variant.hash);
-                variants.push((
-                    variant.name.to_owned(),
-                    variant.hash.clone(),
-                    variant.bytes.len() as u64,
-                ));
+                variant_names.push(variant.name.to_owned());
+                variant_bytes.push(variant.bytes.len() as u64);
                 written.push(variant.hash);
                 let blobs = &shared.blobs;
                 let bytes = Bytes::from(variant.bytes);
@@ -325,7 +327,9 @@ async fn store_and_commit(
                 width: u64::from(done.width),
                 height: u64::from(done.height),
                 placeholder: done.placeholder,
-                variants,
+                variant_names,
+                variant_hashes: written.clone(),
+                variant_bytes,
             }
         }
         Err(rejection) => ProcessOutcome::Rejected {

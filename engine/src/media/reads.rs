@@ -93,6 +93,11 @@ impl MediaInfo {
         })
     }
 
+    /// Processed and readable as images (its size and variants are set).
+    pub fn is_ready(&self) -> bool {
+        self.state == rows::state_name(READY)
+    }
+
     /// The variant named `name`.
     pub fn variant(&self, name: &str) -> Option<&MediaVariant> {
         self.variants.iter().find(|v| v.name == name)
@@ -169,7 +174,7 @@ impl Engine {
                     continue;
                 };
                 if let Some(info) = readable(store, viewer, media)?
-                    && info.state == "ready"
+                    && info.is_ready()
                 {
                     found.insert(id, info);
                 }
@@ -187,7 +192,7 @@ impl Engine {
         variant: &str,
     ) -> Result<(MediaInfo, MediaVariant)> {
         let info = self.media(viewer, id).await?;
-        if info.state != "ready" {
+        if !info.is_ready() {
             return match &info.rejected_reason {
                 Some(reason) => Err(Error::MediaRejected(info.id, reason.clone())),
                 None => Err(Error::MediaNotReady(info.id, info.state)),

@@ -91,27 +91,19 @@ pub(crate) fn stage(
                     width,
                     height,
                     placeholder,
-                    variants,
-                } => {
-                    let mut variant_names = Vec::with_capacity(variants.len());
-                    let mut variant_hashes = Vec::with_capacity(variants.len());
-                    let mut variant_bytes = Vec::with_capacity(variants.len());
-                    for (name, hash, bytes) in variants {
-                        variant_names.push(name);
-                        variant_hashes.push(hash);
-                        variant_bytes.push(bytes);
-                    }
-                    Payload::MediaReady {
-                        media,
-                        content_type,
-                        width,
-                        height,
-                        placeholder,
-                        variant_names,
-                        variant_hashes,
-                        variant_bytes,
-                    }
-                }
+                    variant_names,
+                    variant_hashes,
+                    variant_bytes,
+                } => Payload::MediaReady {
+                    media,
+                    content_type,
+                    width,
+                    height,
+                    placeholder,
+                    variant_names,
+                    variant_hashes,
+                    variant_bytes,
+                },
                 ProcessOutcome::Rejected { reason, detail } => Payload::MediaRejected {
                     media,
                     reason,

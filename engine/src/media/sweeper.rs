@@ -48,12 +48,12 @@ impl Sweeper {
         let now_ms = crate::accounts::now_ms();
         let store = self.store.clone();
         let due = tokio::task::spawn_blocking(move || -> Result<Vec<(u8, EventId)>> {
+            // Keyed by due time: the first rows are the ones due, if any is.
             Ok(store
-                .scan_prefix(Table::DueMediaid, &[])?
+                .scan_first(Table::DueMediaid, BATCH)?
                 .into_iter()
                 .filter_map(|(key, _)| parse_due_key(&key))
                 .take_while(|(due, _, _)| *due <= now_ms)
-                .take(BATCH)
                 .map(|(_, kind, media)| (kind, media))
                 .collect())
         })

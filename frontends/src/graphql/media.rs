@@ -42,10 +42,10 @@ impl Media {
     }
     /// Of the upright image, once ready.
     async fn width(&self) -> Option<i32> {
-        (self.0.state == "ready").then_some(self.0.width as i32)
+        self.0.is_ready().then_some(self.0.width as i32)
     }
     async fn height(&self) -> Option<i32> {
-        (self.0.state == "ready").then_some(self.0.height as i32)
+        self.0.is_ready().then_some(self.0.height as i32)
     }
     /// A blurhash to show while the image loads.
     async fn placeholder(&self) -> Option<&str> {

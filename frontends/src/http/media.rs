@@ -119,15 +119,20 @@ fn upload_body_refused(
     rejection: axum::extract::rejection::BytesRejection,
 ) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        let max = state.engine.media_max_bytes();
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "TOO_LARGE",
-            format!("the upload is larger than media.max_mib ({max} bytes)"),
-        )
+        too_large(state)
     } else {
         ApiError::from_body_rejection(rejection)
     }
+}
+
+/// 413 `TOO_LARGE`, as for a declared size past `media.max_mib`.
+fn too_large(state: &AppState) -> ApiError {
+    let max = state.engine.media_max_bytes();
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "TOO_LARGE",
+        format!("the upload is larger than media.max_mib ({max} bytes)"),
+    )
 }
 
 async fn complete(
@@ -157,6 +162,7 @@ async fn upload_at_once(
         .to_owned();
     let (content_type, bytes) = if declared.starts_with("multipart/form-data") {
         first_file(
+            &state,
             Multipart::from_request(request, &state)
                 .await
                 .map_err(|e| ApiError::new(e.status(), "BAD_REQUEST", e.body_text()))?,
@@ -182,14 +188,10 @@ fn processing(media: EventId, ack: &girok_engine::Ack) -> Response {
 }
 
 /// The first part of a form that carries a file: its content type and bytes.
-async fn first_file(mut form: Multipart) -> Result<(String, Bytes), ApiError> {
+async fn first_file(state: &AppState, mut form: Multipart) -> Result<(String, Bytes), ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "TOO_LARGE",
-                "the upload is larger than media.max_mib",
-            )
+            too_large(state)
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", e.body_text())
         }
