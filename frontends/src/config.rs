@@ -1,5 +1,5 @@
 //! The configuration sections the transports read (`[server]`, `[limits]`, `[auth]`, `[ws]`,
-//! `[cache]`), and [`FrontendConfig`], the share of the whole configuration the composition
+//! `[quic]`, `[cache]`), and [`FrontendConfig`], the share of the whole configuration the composition
 //! root (the `girok` crate, which loads and layers it) hands to the frontends.
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ pub struct FrontendConfig {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub ws: WsConfig,
+    pub quic: QuicConfig,
     pub cache: CacheConfig,
     /// The data directory, where the signing keys, the operator token and the cursor key
     /// are kept.
@@ -229,6 +230,61 @@ impl Default for WsConfig {
             max_resume_events: 100_000,
             max_resume_scan_events: 1_000_000,
             outbound_queue: None,
+        }
+    }
+}
+
+/// `[quic]`: the QUIC endpoint (girok/1 for native clients; docs/quic.md). Per-connection
+/// send, subscription and resume limits are the WebSocket's (`[ws]`), and so is the count of
+/// a user's live connections (`ws.max_sockets_per_user`, both protocols together).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicConfig {
+    pub enabled: bool,
+    /// The UDP address.
+    pub addr: SocketAddr,
+    /// A PEM certificate chain and its PEM private key; without them girok makes a
+    /// self-signed ECDSA P-256 certificate in `<data_dir>/quic/`, valid
+    /// `self_signed_days`, and makes a new one when less than a third of that is left.
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    /// Names (DNS names or IP addresses) the self-signed certificate is valid for.
+    pub hostnames: Vec<String>,
+    /// At most 14 (what browsers accept of a certificate pinned by its hash).
+    pub self_signed_days: u32,
+    /// Open QUIC connections; past it new ones are refused (`CONNECTION_REFUSED`).
+    pub max_connections: usize,
+    /// Largest frame a client may send (its length prefix says so before it is read).
+    pub max_frame_bytes: usize,
+    /// A connection that has sent nothing (not even a keep-alive) for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// The server's keep-alive packets (0: none): they keep NAT bindings open on mobile
+    /// networks.
+    pub keep_alive_ms: u64,
+    /// Reads (`request` frames) of one connection answered at once; past it girok stops
+    /// reading the control stream until answers go out.
+    pub max_requests_in_flight: usize,
+    /// Accept 0-RTT data from a client resuming a session: only replay-safe frames (auth,
+    /// subscribe, reads, pings, sends with a `client_id`) are taken before the handshake is
+    /// confirmed.
+    pub zero_rtt: bool,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            cert_path: None,
+            key_path: None,
+            hostnames: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            self_signed_days: 13,
+            max_connections: 20_000,
+            max_frame_bytes: 64 * 1024,
+            idle_timeout_ms: 60_000,
+            keep_alive_ms: 15_000,
+            max_requests_in_flight: 16,
+            zero_rtt: true,
         }
     }
 }

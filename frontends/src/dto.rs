@@ -55,6 +55,11 @@ impl PostDto<'static> {
 }
 
 impl PostDto<'_> {
+    /// The post's seq.
+    pub fn post_seq(&self) -> Seq {
+        self.seq
+    }
+
     /// Every field but the text.
     fn head(post: &Post) -> Self {
         Self {

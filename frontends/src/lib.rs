@@ -1,5 +1,5 @@
 //! girok-frontends: how the world reaches girok, and nothing else. HTTP (axum): REST, GraphQL
-//! (async-graphql), operators' endpoints; the WebSocket protocol; QUIC as its issue lands.
+//! (async-graphql), operators' endpoints; the WebSocket protocol; QUIC (girok/1).
 //! Frontends validate input, identify the principal, turn requests into engine commands and
 //! reads, and map engine errors to stable codes. They never touch storage, and know the
 //! analytics sink only as a [`state::SinkReport`]. The pieces every transport shares sit at
@@ -20,8 +20,11 @@ mod fuzz;
 pub mod graphql;
 pub mod http;
 pub mod listener;
+pub mod live_items;
 pub mod presence;
+pub mod quic;
 pub mod request_metrics;
 pub mod state;
 pub mod stopping;
+pub mod tls;
 pub mod ws;

@@ -66,6 +66,16 @@ pub struct SharedParts {
     pub sockets: tokio::runtime::Handle,
     /// The credential of the operators' log endpoints.
     pub operator_token: Arc<OperatorToken>,
+    /// The QUIC endpoint, once bound (`GET /v1/quic`).
+    pub quic: std::sync::OnceLock<QuicInfo>,
+    pub quic_metrics: crate::quic::QuicMetrics,
+}
+
+/// Where the QUIC endpoint listens and the certificate clients pin.
+#[derive(Clone, Debug)]
+pub struct QuicInfo {
+    pub addr: std::net::SocketAddr,
+    pub certificates: Arc<crate::tls::Certificates>,
 }
 
 impl Shared {
@@ -111,6 +121,8 @@ impl Shared {
         );
         let ws_metrics = WsMetrics::default();
         ws_metrics.register(&mut registry);
+        let quic_metrics = crate::quic::QuicMetrics::default();
+        quic_metrics.register(&mut registry);
         let live_sessions = LiveSessions::start(&engine, config.ws.max_sockets_per_user);
         let config = Arc::new(config);
         let auth = Authenticator {
@@ -134,6 +146,8 @@ impl Shared {
             stopping: Stopping::default(),
             sockets,
             operator_token: Arc::new(operator_token),
+            quic: std::sync::OnceLock::new(),
+            quic_metrics,
         })))
     }
 }

@@ -12,7 +12,18 @@ use prost::Message;
 
 /// Encodes an event for the log.
 pub fn encode_event(event: &Event) -> Vec<u8> {
-    let envelope = proto::Envelope {
+    let envelope = envelope_of(event);
+    let mut out = Vec::with_capacity(1 + envelope.encoded_len());
+    out.push(FORMAT_VERSION);
+    // Encoding into a Vec cannot fail: it grows as needed.
+    envelope.encode_raw(&mut out);
+    out
+}
+
+/// The protobuf envelope of an event (the log's form without its format byte; the QUIC
+/// protocol's events carry it).
+pub fn envelope_of(event: &Event) -> proto::Envelope {
+    proto::Envelope {
         seq: event.seq,
         commit_time_ms: event.commit_time_ms,
         event_id: event.id.as_bytes().to_vec(),
@@ -22,12 +33,7 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
             .unwrap_or_default(),
         r#type: event.type_name().to_owned(),
         payload: event.payload.to_wire(),
-    };
-    let mut out = Vec::with_capacity(1 + envelope.encoded_len());
-    out.push(FORMAT_VERSION);
-    // Encoding into a Vec cannot fail: it grows as needed.
-    envelope.encode_raw(&mut out);
-    out
+    }
 }
 
 fn envelope(bytes: &[u8]) -> Result<proto::Envelope, DecodeError> {

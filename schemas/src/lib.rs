@@ -16,13 +16,30 @@ mod wire;
 
 pub use json::rfc3339_millis;
 
-/// Types generated from `proto/girok/v1/*.proto`.
-pub mod proto {
-    #![allow(missing_docs, clippy::all)]
-    include!(concat!(env!("OUT_DIR"), "/girok.v1.rs"));
+/// Types generated from the `.proto` files, in modules named after their packages (the QUIC
+/// frames refer to the log's envelope by its package path).
+mod generated {
+    pub mod girok {
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all)]
+            include!(concat!(env!("OUT_DIR"), "/girok.v1.rs"));
+        }
+        pub mod quic {
+            pub mod v1 {
+                #![allow(missing_docs, clippy::all)]
+                include!(concat!(env!("OUT_DIR"), "/girok.quic.v1.rs"));
+            }
+        }
+    }
 }
 
-pub use codec::{decode_event, encode_event, peek_type};
+/// The frames of girok/1, the QUIC protocol (`proto/girok/quic/v1/frames.proto`).
+pub use generated::girok::quic::v1 as quic;
+/// Types generated from `proto/girok/v1/*.proto`: the log's envelope and events, the write
+/// model's records.
+pub use generated::girok::v1 as proto;
+
+pub use codec::{decode_event, encode_event, envelope_of, peek_type};
 pub use event::{Event, Payload};
 pub use ids::{EventId, RoomId, Seq, SessionId, UserId};
 pub use wire::{DecodeError, FORMAT_VERSION};

@@ -59,3 +59,11 @@ impl LoginLimiter {
         take(&self.registrations_per_ip, ip)
     }
 }
+
+/// Takes one from a connection's budget (a socket's sends or resumes); when it is spent, the
+/// wait in milliseconds.
+pub fn wait_if_spent(budget: &governor::DefaultDirectRateLimiter) -> Option<u64> {
+    let not_until = budget.check().err()?;
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(budget.clock()));
+    Some(girok_engine::error::retry_millis(wait))
+}

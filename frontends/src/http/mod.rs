@@ -11,6 +11,7 @@ mod log_api;
 mod matching;
 pub mod media;
 mod ops;
+mod quic_info;
 mod rooms;
 mod search;
 mod security_headers;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .route("/v1/log/events", get(log_api::events))
         .route("/v1/log/stats", get(log_api::stats))
+        .route("/v1/quic", get(quic_info::info))
         .route(WS_PATH, get(crate::ws::upgrade))
         .route(GRAPHQL_WS_PATH, get(graphql::subscriptions_upgrade))
         .merge(accounts::routes())

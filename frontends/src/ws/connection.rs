@@ -453,7 +453,7 @@ impl Connection {
             topic: None,
             retry_after_ms: None,
         };
-        if let Some(retry_after_ms) = refused_for(&self.sends) {
+        if let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.sends) {
             return self.reply(ServerFrame::Error {
                 code: "RATE_LIMITED",
                 message: format!("at most {} sends per second", self.limits.sends_per_second),
@@ -555,7 +555,7 @@ impl Connection {
         };
         // Only a resume that will read the log spends the connection's resume budget.
         if from_seq.is_some()
-            && let Some(retry_after_ms) = refused_for(&self.resumes)
+            && let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.resumes)
         {
             return self.reply(ServerFrame::Error {
                 code: "RATE_LIMITED",
@@ -602,11 +602,4 @@ impl Connection {
         };
         self.subscriptions.insert(topic, Running::new(task, ended));
     }
-}
-
-/// Takes one from a connection's budget; when it is spent, the wait in milliseconds.
-fn refused_for(budget: &governor::DefaultDirectRateLimiter) -> Option<u64> {
-    let not_until = budget.check().err()?;
-    let wait = not_until.wait_time_from(governor::clock::Clock::now(budget.clock()));
-    Some(girok_engine::error::retry_millis(wait))
 }

@@ -11,7 +11,7 @@
 
 use super::outbox::Outbox;
 use super::protocol::ServerFrame;
-use crate::dto::{NotificationDto, PostDto, PublicUserDto};
+use crate::dto::PublicUserDto;
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
 use girok_engine::matching::MatchingUpdate;
@@ -332,26 +332,11 @@ pub(super) async fn run_feed(engine: Arc<Engine>, user: UserId, out: Outbox) {
     push_live(live, out, |post| {
         let engine = engine.clone();
         async move {
-            let found = match engine.pushed_post(user, post.seq).await {
-                Ok(found) => found,
-                Err(error) => {
-                    tracing::error!(%error, seq = post.seq, "feed push cannot read the post");
-                    None
-                }
-            };
-            let post = found?;
-            // The media of a post are readable by every signed-in user.
-            let media = match crate::dto::media_of(&engine, user, [&post]).await {
-                Ok(media) => media,
-                Err(error) => {
-                    tracing::warn!(%error, seq = post.seq, "feed push cannot read a post's media");
-                    Default::default()
-                }
-            };
+            let post = crate::live_items::pushed_post(&engine, user, post.seq).await?;
             Some(ServerFrame::Post {
                 topic: "feed".into(),
-                seq: post.seq,
-                post: PostDto::owned(post).with_media(&media),
+                seq: post.post_seq(),
+                post,
             })
         }
     })
@@ -367,17 +352,12 @@ pub(super) async fn run_notifications(
     push_live(live, out, |note| {
         let engine = engine.clone();
         async move {
-            match engine.resolve_notification(note).await {
-                Ok(resolved) => Some(ServerFrame::Notification {
-                    topic: "notifications".into(),
-                    seq: resolved.seq,
-                    notification: NotificationDto::from(&resolved),
-                }),
-                Err(error) => {
-                    tracing::error!(%error, seq = note.seq, "notification push cannot resolve");
-                    None
-                }
-            }
+            let (seq, notification) = crate::live_items::pushed_notification(&engine, note).await?;
+            Some(ServerFrame::Notification {
+                topic: "notifications".into(),
+                seq,
+                notification,
+            })
         }
     })
     .await

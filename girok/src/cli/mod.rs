@@ -87,6 +87,13 @@ pub struct ServeArgs {
     /// connection limit (overrides server.ops_addr; port 0 picks a free port, printed).
     #[arg(long, value_name = "ADDR")]
     pub ops_addr: Option<SocketAddr>,
+    /// UDP address of the QUIC endpoint (overrides quic.addr; default 127.0.0.1:8443; port 0
+    /// picks a free port, printed on stdout).
+    #[arg(long, value_name = "ADDR")]
+    pub quic_addr: Option<SocketAddr>,
+    /// Serve no QUIC endpoint (overrides quic.enabled).
+    #[arg(long)]
+    pub no_quic: bool,
     /// `sync`: fsync each group-commit batch before acknowledging (default). `buffered`: hand
     /// each batch to the OS only; survives a crash of girok, not of the machine.
     #[arg(long, value_parser = parse_durability)]

@@ -8,7 +8,7 @@ use crate::config::Config;
 use anyhow::Context;
 use girok_engine::Engine;
 use girok_frontends::auth::operator;
-use girok_frontends::http;
+use girok_frontends::{http, quic};
 
 pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.http_addr {
@@ -16,6 +16,12 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.ops_addr {
         config.server.ops_addr = Some(addr);
+    }
+    if let Some(addr) = args.quic_addr {
+        config.quic.addr = addr;
+    }
+    if args.no_quic {
+        config.quic.enabled = false;
     }
     if let Some(durability) = args.durability {
         config.storage.durability = durability;
@@ -55,6 +61,13 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
             return Err(error);
         }
     };
+    let quic = match bind_quic(&config, &girok) {
+        Ok(quic) => quic,
+        Err(error) => {
+            girok.stop().await;
+            return Err(error);
+        }
+    };
     tracing::info!(%addr, data_dir = %data_dir.display(), "girok listening");
     // Tests and scripts read the bound address from this line (port 0 picks a free port);
     // `girok log` beside the running server reads it from the data directory.
@@ -76,6 +89,11 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     // The listeners move to the requests' runtime; sockets come back to this one, where the
     // state was made.
     let state = girok.state();
+    if let Some(quic) = quic {
+        // Reads over QUIC are answered by the HTTP routes, on the requests' runtime.
+        let reads = quic::Reads::new(http::router(state.clone()), requests.clone());
+        tokio::spawn(quic.run(state.shared.clone(), reads));
+    }
     let served = requests
         .spawn(async move {
             let moved = |listener: tokio::net::TcpListener| {
@@ -96,6 +114,22 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     }
     tracing::info!("girok stopped cleanly");
     Ok(())
+}
+
+/// The QUIC endpoint when `quic.enabled` (bound on this runtime, where its connections run),
+/// announced on stdout with the certificate's hash.
+fn bind_quic(config: &Config, girok: &Girok) -> anyhow::Result<Option<quic::QuicServer>> {
+    if !config.quic.enabled {
+        return Ok(None);
+    }
+    let server = quic::QuicServer::bind(&config.quic, &config.storage.data_dir)?;
+    let info = server.info();
+    let sha256 = info.certificates.current().sha256_hex();
+    tracing::info!(addr = %info.addr, %sha256, "QUIC (girok/1) listening");
+    // Tests and clients read the address and the certificate's hash from this line.
+    println!("girok quic listening on {} sha256 {sha256}", info.addr);
+    let _ = girok.state().shared.quic.set(info);
+    Ok(Some(server))
 }
 
 /// The clients' listener with its address and, when `server.ops_addr` is set, the

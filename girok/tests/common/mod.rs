@@ -24,6 +24,8 @@ pub struct Server {
     pub base: String,
     /// The operators' listener (`server.ops_addr`), when configured.
     pub ops_base: Option<String>,
+    /// The QUIC endpoint and its certificate's SHA-256 (hex), when enabled.
+    pub quic: Option<(std::net::SocketAddr, String)>,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
     /// The access token `gql` and `get_json` send, once signed in.
@@ -82,6 +84,8 @@ impl Server {
                     .map(|kind| (format!("GIROK__RATE_LIMITS__{kind}__PER_MINUTE"), "0")),
             )
             .env("GIROK__AUTH__REGISTRATIONS_PER_MINUTE_PER_IP", "1000000")
+            // Tests run in parallel: each server's QUIC endpoint on a port of its own.
+            .env("GIROK__QUIC__ADDR", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -92,28 +96,34 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("girok listening on ") {
-                    let _ = tx.send((false, addr.to_owned()));
+                    let _ = tx.send((Some(false), addr.to_owned()));
                 } else if let Some(addr) = line.strip_prefix("girok ops listening on ") {
-                    let _ = tx.send((true, addr.to_owned()));
+                    let _ = tx.send((Some(true), addr.to_owned()));
+                } else if let Some(quic) = line.strip_prefix("girok quic listening on ") {
+                    let _ = tx.send((None, quic.to_owned()));
                 }
             }
         });
-        // The operators' address, if any, is printed before the main one.
-        let mut ops_base = None;
+        // The operators' and the QUIC addresses, if any, are printed before the main one.
+        let (mut ops_base, mut quic) = (None, None);
         let base = loop {
             let (ops, addr) = rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("girok printed its address");
-            if ops {
-                ops_base = Some(addr);
-            } else {
-                break addr;
+            match ops {
+                Some(true) => ops_base = Some(addr),
+                Some(false) => break addr,
+                None => {
+                    let (addr, sha256) = addr.split_once(" sha256 ").expect("address and hash");
+                    quic = Some((addr.parse().expect("a socket address"), sha256.to_owned()));
+                }
             }
         };
         Server {
             child,
             base,
             ops_base,
+            quic,
             data_dir: data_dir.to_owned(),
             client: reqwest::Client::new(),
             token: std::sync::RwLock::new(None),
@@ -218,6 +228,17 @@ impl Server {
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "unexpected errors: {body}");
         body["data"].clone()
+    }
+
+    /// `POST path` with a JSON body, as the signed-in user; (status, body).
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .authorized(self.client.post(self.url(path)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
