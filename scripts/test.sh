@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # girok's whole test suite, from a fresh Debian machine with a Rust toolchain: installs what the
 # tests need (cargo-nextest; ClickHouse from Debian's packages, started on a free loopback
-# port for the analytics tests; moto, an S3-compatible server, for the media tests), checks
+# port for the analytics tests; moto, an S3-compatible server, for the media tests; aioquic,
+# a Python QUIC library, for the QUIC protocol's test), checks
 # formatting and lints, then runs every test (unit, storage on temp dirs, dataflow views,
 # end-to-end tests that start the real `girok` binary, the analytics tests against the real
 # ClickHouse and the media tests against the real S3-compatible server).
@@ -36,6 +37,10 @@ scripts/s3.sh install
 GIROK_TEST_S3_URL=$(scripts/s3.sh start "$s3_dir")
 export GIROK_TEST_S3_URL
 echo "S3-compatible server at $GIROK_TEST_S3_URL"
+
+echo "== aioquic (a QUIC client nobody here wrote)"
+GIROK_TEST_AIOQUIC_PYTHON=$(scripts/aioquic.sh install)
+export GIROK_TEST_AIOQUIC_PYTHON
 
 # Last, so that its summary is the closing line of the run.
 echo "== tests"

@@ -491,3 +491,61 @@ async fn the_endpoint_and_its_certificate_are_published() {
     let (_, info) = server.get_json("/v1/quic").await;
     assert_eq!(info["enabled"], false);
 }
+
+#[tokio::test]
+async fn a_python_aioquic_client_written_from_the_docs_chats() {
+    let python = std::env::var("GIROK_TEST_AIOQUIC_PYTHON").expect(
+        "GIROK_TEST_AIOQUIC_PYTHON is not set: run scripts/test.sh, or point it at the python \
+         of `scripts/aioquic.sh install`",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (alice, bob, room) = two_in_a_room(&server).await;
+    let (addr, sha256) = server.quic.clone().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = tokio::process::Command::new(&python)
+        .arg(root.join("girok/tests/clients/girok1_aioquic.py"))
+        .args([
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            sha256,
+            alice,
+            room.clone(),
+        ])
+        .arg(root.join("schemas/proto"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the aioquic client starts");
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the client answers in time")
+            .unwrap()
+            .expect("the client printed a line")
+    };
+    assert_eq!(next_line().await, "READY");
+    let acked: u64 = next_line()
+        .await
+        .strip_prefix("ACK ")
+        .expect("its send acknowledged")
+        .parse()
+        .unwrap();
+    // Its message is in the room's history, then Bob answers and it hears him.
+    let history = server.history(&room, acked).await;
+    assert!(history.iter().any(|m| m["body"] == "hello from aioquic"));
+    server.set_token(&bob);
+    let (status, sent) = server
+        .post_json(
+            &format!("/v1/rooms/{room}/messages"),
+            json!({ "body": "hi python" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    let got = next_line().await;
+    assert_eq!(got, format!("GOT {} hi python", sent["seq"]));
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "the aioquic client failed: {status}");
+}
