@@ -60,7 +60,8 @@ start_girok() {
   : "${tmp:?call bench_tmp before start_girok}"
   local data=$1
   shift
-  # Port 0: the kernel picks a free port and the server prints it (no race with a guessed one).
+  # Port 0: the kernel picks a free port and the server prints it (no race with a guessed one);
+  # the QUIC endpoint's too (clients find it at /v1/quic).
   env -u RUST_LOG \
     GIROK__AUTH__LOGIN_PER_MINUTE_PER_IP=1000000 \
     GIROK__AUTH__LOGIN_PER_MINUTE_PER_USERNAME=1000000 \
@@ -76,6 +77,7 @@ start_girok() {
     GIROK__RATE_LIMITS__MATCHING__PER_MINUTE=0 \
     GIROK__RATE_LIMITS__MEDIA__PER_MINUTE=0 \
     GIROK__LOG__FILTER=warn \
+    GIROK__QUIC__ADDR=127.0.0.1:0 \
     "$@" "$girok_bin" --data-dir "$data" serve --http-addr 127.0.0.1:0 \
     >"$tmp/server.out" 2>"$tmp/server.err" &
   server_pid=$!

@@ -9,6 +9,8 @@
 //! tick). The generator runs on one thread so that it fits one core; it reports its own CPU and
 //! send lag so that a saturated generator is never mistaken for a slow server.
 
+mod quic;
+
 use crate::client::{Account, Socket, ws_url};
 use crate::cpu::{Cores, CpuReading, rss_kib};
 use crate::pacer;
@@ -90,11 +92,24 @@ pub struct Args {
     /// The server's process id: sample its CPU and RSS from /proc.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
+    /// How the clients connect: `ws` (`/ws`, JSON frames) or `quic` (girok/1 at the endpoint
+    /// `GET /v1/quic` names, protobuf frames, a stream per subscription).
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    transport: Transport,
+}
+
+/// The clients' protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ws,
+    Quic,
 }
 
 /// The suite's figures (latencies in microseconds).
 #[derive(Debug, Serialize)]
 pub struct Figures {
+    transport: Transport,
     clients: usize,
     rooms: usize,
     users: usize,
@@ -177,7 +192,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
 /// Who is where: client c is member k = c / rooms of room r = c % rooms, signed in as user
 /// (r + k) % users, so a room's members are distinct users while users are shared by rooms.
 #[derive(Clone, Copy, Debug)]
-struct Layout {
+pub(crate) struct Layout {
     clients: usize,
     rooms: usize,
     users: usize,
@@ -378,7 +393,7 @@ fn count(map: &mut BTreeMap<String, u64>, key: &str) {
 }
 
 /// The run's fixed facts and its tally.
-struct Run {
+pub(crate) struct Run {
     layout: Layout,
     plans: Vec<Plan>,
     window: Window,
@@ -405,9 +420,10 @@ impl Run {
 async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     let base = args.url.trim_end_matches('/').to_owned();
     println!(
-        "chat-load: {} clients as {} users in {} rooms (up to {} members each), {} msg/s offered, \
-         {}-byte bodies; warmup {} s, measured {} s, drain {} s; server {base}",
+        "chat-load: {} {:?} clients as {} users in {} rooms (up to {} members each), {} msg/s \
+         offered, {}-byte bodies; warmup {} s, measured {} s, drain {} s; server {base}",
         args.clients,
+        args.transport,
         args.users,
         args.rooms,
         layout.max_members(),
@@ -430,7 +446,18 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     let rss_setup = server_pid.and_then(rss_kib);
 
     let connect_started = Instant::now();
-    let sockets = connect_all(&base, &layout, &accounts, &rooms).await?;
+    let sockets = match args.transport {
+        Transport::Ws => connect_all(&base, &layout, &accounts, &rooms)
+            .await?
+            .into_iter()
+            .map(Connection::Ws)
+            .collect::<Vec<_>>(),
+        Transport::Quic => quic::connect_all(&http, &base, &layout, &accounts, &rooms)
+            .await?
+            .into_iter()
+            .map(Connection::Quic)
+            .collect(),
+    };
     let connect_secs = connect_started.elapsed().as_secs_f64();
     println!(
         "connect:                    {connect_secs:.1} s ({} clients subscribed)",
@@ -495,15 +522,38 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
 
     let mut writers = Vec::new();
     let mut readers = Vec::new();
-    for (c, socket) in sockets.into_iter().enumerate() {
-        let (sink, stream) = socket.split();
-        writers.push(tokio::task::spawn_local(write(sink, run.clone(), c)));
-        readers.push(tokio::task::spawn_local(read(
-            stream,
-            run.clone(),
-            c,
-            drain_end,
-        )));
+    for (c, connection) in sockets.into_iter().enumerate() {
+        match connection {
+            Connection::Ws(socket) => {
+                let (sink, stream) = socket.split();
+                writers.push(tokio::task::spawn_local(write(
+                    Outgoing::Ws(sink),
+                    run.clone(),
+                    c,
+                )));
+                readers.push(tokio::task::spawn_local(read(
+                    stream,
+                    run.clone(),
+                    c,
+                    drain_end,
+                )));
+            }
+            Connection::Quic(parts) => {
+                writers.push(tokio::task::spawn_local(write(
+                    Outgoing::Quic(parts.control),
+                    run.clone(),
+                    c,
+                )));
+                readers.push(tokio::task::spawn_local(quic::read(
+                    (parts.connection, parts.endpoint),
+                    parts.answers,
+                    parts.deliveries,
+                    run.clone(),
+                    c,
+                    drain_end,
+                )));
+            }
+        }
     }
 
     // CPU over the measured window only, for the server and the generator itself.
@@ -535,7 +585,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         }
     }
     // Say goodbye properly, so the server's close path is exercised rather than resets.
-    let closing = futures::future::join_all(sinks.iter_mut().map(|sink| sink.close()));
+    let closing = futures::future::join_all(sinks.iter_mut().map(Outgoing::close));
     let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
 
     let server = args.server_pid.map(|pid| {
@@ -723,11 +773,7 @@ impl Progress {
 /// One client's sends: each message at its scheduled instant, never waiting for acks. A client
 /// that is late (its previous send blocked, or the thread was busy) sends what it owes at once,
 /// so the offered load stays the target. Gives the sink back for a clean close.
-async fn write(
-    mut sink: SplitSink<Socket, Message>,
-    run: Rc<Run>,
-    c: usize,
-) -> Option<SplitSink<Socket, Message>> {
+async fn write(mut sink: Outgoing, run: Rc<Run>, c: usize) -> Option<Outgoing> {
     let plan = run.plans[c];
     let room = &run.rooms[run.layout.room(c)];
     let wake = run.wakes[c].clone();
@@ -737,8 +783,7 @@ async fn write(
         let sent_us = run.now_us();
         let lag_us = sent_us.saturating_sub(plan.due_ns(n) / 1000);
         let body = body(c, n, sent_us, run.body_bytes);
-        let frame = format!(r#"{{"type":"send","ref":"{n}","roomId":"{room}","body":"{body}"}}"#);
-        if sink.send(Message::text(frame)).await.is_err() {
+        if !sink.send(room, n, body).await {
             // The reader records why the connection ended.
             run.tally.borrow_mut().counts.send_failures += 1;
             return None;
@@ -748,6 +793,46 @@ async fn write(
         }
     }
     Some(sink)
+}
+
+/// A client connection of either protocol.
+enum Connection {
+    Ws(Socket),
+    Quic(girok_frontends::quic::client::Parts),
+}
+
+/// A client's sending side.
+pub(crate) enum Outgoing {
+    Ws(SplitSink<Socket, Message>),
+    Quic(quinn::SendStream),
+}
+
+impl Outgoing {
+    /// Sends message `n` to `room`; `false` once the connection failed.
+    async fn send(&mut self, room: &str, n: u64, body: String) -> bool {
+        match self {
+            Outgoing::Ws(sink) => {
+                let frame =
+                    format!(r#"{{"type":"send","ref":"{n}","roomId":"{room}","body":"{body}"}}"#);
+                sink.send(Message::text(frame)).await.is_ok()
+            }
+            Outgoing::Quic(stream) => {
+                let frame = quic::send_frame(room, n, body);
+                stream.write_all(&frame).await.is_ok()
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Outgoing::Ws(sink) => {
+                let _ = sink.close().await;
+            }
+            Outgoing::Quic(stream) => {
+                let _ = stream.finish();
+            }
+        }
+    }
 }
 
 /// The body: `L<client>:<n>:<µs after the epoch it was sent>:` padded with `x` to `bytes`
@@ -783,7 +868,7 @@ async fn read(mut stream: SplitStream<Socket>, run: Rc<Run>, c: usize, until: In
         // Why the connection ended, if it did with no close code.
         let error = match message {
             Some(Ok(Message::Text(text))) => {
-                on_text(&run, c, &text);
+                on_frame(&run, c, classify(&text));
                 continue;
             }
             Some(Ok(Message::Close(Some(frame)))) => {
@@ -816,14 +901,15 @@ fn error_kind(error: &tungstenite::Error) -> String {
     }
 }
 
-fn on_text(run: &Run, c: usize, text: &str) {
+/// Counts a frame one client received (either protocol's, classified).
+pub(crate) fn on_frame(run: &Run, c: usize, frame: Frame<'_>) {
     let now_us = run.now_us();
     let in_window = run.in_window_us(now_us);
     let mut tally = run.tally.borrow_mut();
     if in_window {
         tally.frames_in_window += 1;
     }
-    match classify(text) {
+    match frame {
         Frame::Ack(reference) => {
             let plan = run.plans[c];
             let Ok(n) = reference.parse::<u64>() else {
@@ -889,7 +975,7 @@ fn on_text(run: &Run, c: usize, text: &str) {
 /// keep up with ~200,000 frames/s on one core. The values it reads (types, refs, codes, its own
 /// bodies) never contain a quote or an escape.
 #[derive(Debug, PartialEq, Eq)]
-enum Frame<'a> {
+pub(crate) enum Frame<'a> {
     Subscribed,
     Ack(&'a str),
     /// A `chat.message.sent` event: its body.
@@ -1020,6 +1106,7 @@ fn figures(
         ));
     }
     Figures {
+        transport: args.transport,
         clients: args.clients,
         rooms: args.rooms,
         users: args.users,

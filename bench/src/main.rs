@@ -15,6 +15,7 @@ mod matching;
 mod matching_baseline;
 mod media;
 mod pacer;
+mod quic_idle;
 mod read_data;
 mod read_load;
 mod report;
@@ -45,10 +46,13 @@ enum Suite {
     /// WebSocket clients in rooms sending at a target rate: acked throughput and delivery
     /// latency at the other members.
     Chat(chat::Args),
-    /// External, open-loop WebSocket chat load against a running server (see
+    /// External, open-loop chat load over WebSocket or QUIC against a running server (see
     /// scripts/chat-load.sh): acked throughput, ack and delivery latency from the scheduled
     /// send time, missing deliveries, closes, and the server's CPU and RSS.
     ChatLoad(chat_load::Args),
+    /// Idle girok/1 (QUIC) connections held by a running server (see scripts/quic-idle.sh):
+    /// how many survive a silent hold, and the server's memory per connection.
+    QuicIdle(quic_idle::Args),
     /// The ClickHouse sink: backlog throughput (rows/s, against direct inserts) and the
     /// freshness lag from commit to queryable under a paced ingest.
     Analytics(analytics::Args),
@@ -89,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         Suite::Ingest(args) => ("ingest", json(ingest::run(&args)?)?),
         Suite::Chat(args) => ("chat", json(chat::run(&args)?)?),
         Suite::ChatLoad(args) => ("chat-load", json(chat_load::run(&args)?)?),
+        Suite::QuicIdle(args) => ("quic-idle", json(quic_idle::run(&args)?)?),
         Suite::Analytics(args) => ("analytics", json(analytics::run(&args)?)?),
         Suite::Feed(args) => ("feed", json(feed::run(&args)?)?),
         Suite::ReadData(args) => ("read-data", json(read_data::run(&args)?)?),

@@ -110,10 +110,23 @@ impl Connector {
     }
 }
 
+/// A connection taken apart, for a caller that reads and writes from separate tasks.
+pub struct Parts {
+    pub connection: quinn::Connection,
+    /// The client endpoint (its UDP socket), kept as long as the connection.
+    pub endpoint: quinn::Endpoint,
+    /// The control stream's sending side.
+    pub control: quinn::SendStream,
+    /// The control stream's frames.
+    pub answers: FrameReader<quinn::RecvStream>,
+    /// The subscriptions' frames.
+    pub deliveries: mpsc::UnboundedReceiver<Delivery>,
+}
+
 /// One connection: the control stream, and the subscriptions' deliveries.
 pub struct QuicClient {
     pub connection: quinn::Connection,
-    _endpoint: quinn::Endpoint,
+    endpoint: quinn::Endpoint,
     control: quinn::SendStream,
     answers: FrameReader<quinn::RecvStream>,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
@@ -129,11 +142,22 @@ impl QuicClient {
         tokio::spawn(accept_streams(connection.clone(), to_client));
         Ok(Self {
             connection,
-            _endpoint: endpoint,
+            endpoint,
             control,
             answers: FrameReader::new(answers, MAX_FRAME_BYTES),
             deliveries,
         })
+    }
+
+    /// The connection's parts.
+    pub fn into_parts(self) -> Parts {
+        Parts {
+            connection: self.connection,
+            endpoint: self.endpoint,
+            control: self.control,
+            answers: self.answers,
+            deliveries: self.deliveries,
+        }
     }
 
     /// Writes a frame on the control stream.
