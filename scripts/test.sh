@@ -2,7 +2,8 @@
 # girok's whole test suite, from a fresh Debian machine with a Rust toolchain: installs what the
 # tests need (cargo-nextest; ClickHouse from Debian's packages, started on a free loopback
 # port for the analytics tests; moto, an S3-compatible server, for the media tests; aioquic,
-# a Python QUIC library, for the QUIC protocol's test), checks
+# a Python QUIC library, and Debian's Chromium driven by playwright-core, for the QUIC
+# protocol's tests), checks
 # formatting and lints, then runs every test (unit, storage on temp dirs, dataflow views,
 # end-to-end tests that start the real `girok` binary, the analytics tests against the real
 # ClickHouse and the media tests against the real S3-compatible server).
@@ -41,6 +42,12 @@ echo "S3-compatible server at $GIROK_TEST_S3_URL"
 echo "== aioquic (a QUIC client nobody here wrote)"
 GIROK_TEST_AIOQUIC_PYTHON=$(scripts/aioquic.sh install)
 export GIROK_TEST_AIOQUIC_PYTHON
+
+echo "== browser (Debian's Chromium, playwright-core)"
+GIROK_TEST_BROWSER_NODE_MODULES=$(scripts/browser.sh install)
+export GIROK_TEST_BROWSER_NODE_MODULES
+GIROK_TEST_CHROMIUM=$(command -v chromium)
+export GIROK_TEST_CHROMIUM
 
 # Last, so that its summary is the closing line of the run.
 echo "== tests"

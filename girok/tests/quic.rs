@@ -359,10 +359,6 @@ async fn bad_input_gets_error_frames_or_a_clean_close_and_the_server_goes_on() {
         .await
         .unwrap();
     let acked = ack(&mut client, "ok").await;
-    // Only one control stream: a second bidirectional stream is never granted.
-    let second =
-        tokio::time::timeout(Duration::from_millis(500), client.connection.open_bi()).await;
-    assert!(second.is_err(), "a second control stream opened");
     // A frame length past the limit: an error frame, then the connection closes (4007).
     client
         .send_raw(bytes::Bytes::from_static(&[0x80, 0x80, 0x80, 0x01]))
@@ -376,6 +372,17 @@ async fn bad_input_gets_error_frames_or_a_clean_close_and_the_server_goes_on() {
         closed.to_string().contains("4007") || format!("{closed:?}").contains("4007"),
         "{closed:?}"
     );
+
+    // Only one control stream: a client that opens another stream is closed (4007).
+    let mut greedy = connector.connect(addr).await.unwrap();
+    greedy.auth(&alice).await.unwrap();
+    let (mut second, _) = greedy.connection.open_bi().await.unwrap();
+    second.write_all(b"\x02\x32\x00").await.unwrap();
+    assert_eq!(error(&mut greedy).await.code, "TOO_MANY_STREAMS");
+    let closed = tokio::time::timeout(WAIT, greedy.connection.closed())
+        .await
+        .unwrap();
+    assert!(format!("{closed:?}").contains("4007"), "{closed:?}");
 
     // A frame cut short by the end of the stream: the connection ends, nothing else.
     let mut truncated = connector.connect(addr).await.unwrap();
@@ -492,35 +499,24 @@ async fn the_endpoint_and_its_certificate_are_published() {
     assert_eq!(info["enabled"], false);
 }
 
-#[tokio::test]
-async fn a_python_aioquic_client_written_from_the_docs_chats() {
-    let python = std::env::var("GIROK_TEST_AIOQUIC_PYTHON").expect(
-        "GIROK_TEST_AIOQUIC_PYTHON is not set: run scripts/test.sh, or point it at the python \
-         of `scripts/aioquic.sh install`",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
-    let (alice, bob, room) = two_in_a_room(&server).await;
-    let (addr, sha256) = server.quic.clone().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = tokio::process::Command::new(&python)
-        .arg(root.join("girok/tests/clients/girok1_aioquic.py"))
-        .args([
-            addr.ip().to_string(),
-            addr.port().to_string(),
-            sha256,
-            alice,
-            room.clone(),
-        ])
-        .arg(root.join("schemas/proto"))
+/// Runs a client nobody here wrote (`command`, given the server, alice's token and the room)
+/// through the same conversation: it prints READY once signed in and subscribed, `ACK <seq>`
+/// for its own message, then `GOT <seq> <body>` for Bob's answer.
+async fn a_foreign_client_chats(
+    server: &Server,
+    room: &str,
+    bob: &str,
+    mut command: tokio::process::Command,
+) {
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("the aioquic client starts");
+        .expect("the client starts");
     let mut lines =
         tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
     let mut next_line = async || {
-        tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        tokio::time::timeout(Duration::from_secs(90), lines.next_line())
             .await
             .expect("the client answers in time")
             .unwrap()
@@ -534,18 +530,85 @@ async fn a_python_aioquic_client_written_from_the_docs_chats() {
         .parse()
         .unwrap();
     // Its message is in the room's history, then Bob answers and it hears him.
-    let history = server.history(&room, acked).await;
-    assert!(history.iter().any(|m| m["body"] == "hello from aioquic"));
-    server.set_token(&bob);
+    let history = server.history(room, acked).await;
+    assert!(history.iter().any(|m| m["seq"] == acked));
+    server.set_token(bob);
     let (status, sent) = server
         .post_json(
             &format!("/v1/rooms/{room}/messages"),
-            json!({ "body": "hi python" }),
+            json!({ "body": "hi there" }),
         )
         .await;
     assert_eq!(status, 201, "{sent}");
-    let got = next_line().await;
-    assert_eq!(got, format!("GOT {} hi python", sent["seq"]));
+    assert_eq!(next_line().await, format!("GOT {} hi there", sent["seq"]));
     let status = child.wait().await.unwrap();
-    assert!(status.success(), "the aioquic client failed: {status}");
+    assert!(status.success(), "the client failed: {status}");
+}
+
+fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[tokio::test]
+async fn a_python_aioquic_client_written_from_the_docs_chats() {
+    let python = std::env::var("GIROK_TEST_AIOQUIC_PYTHON").expect(
+        "GIROK_TEST_AIOQUIC_PYTHON is not set: run scripts/test.sh, or point it at the python \
+         of `scripts/aioquic.sh install`",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (alice, bob, room) = two_in_a_room(&server).await;
+    let (addr, sha256) = server.quic.clone().unwrap();
+    let mut command = tokio::process::Command::new(&python);
+    command
+        .arg(repository().join("girok/tests/clients/girok1_aioquic.py"))
+        .args([
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            sha256,
+            alice,
+            room.clone(),
+        ])
+        .arg(repository().join("schemas/proto"));
+    a_foreign_client_chats(&server, &room, &bob, command).await;
+}
+
+#[tokio::test]
+async fn chromium_speaks_girok1_over_webtransport() {
+    let node_modules = std::env::var("GIROK_TEST_BROWSER_NODE_MODULES").expect(
+        "GIROK_TEST_BROWSER_NODE_MODULES is not set: run scripts/test.sh, or point it at what \
+         `scripts/browser.sh install` prints",
+    );
+    let chromium =
+        std::env::var("GIROK_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (alice, bob, room) = two_in_a_room(&server).await;
+    let (addr, sha256) = server.quic.clone().unwrap();
+    // Screenshots are kept as test artefacts (not committed).
+    let shots = repository().join("target/test-artifacts/quic");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(repository().join("girok/tests/browser/webtransport.mjs"))
+        .args([
+            node_modules,
+            chromium,
+            server.base.clone(),
+            addr.port().to_string(),
+        ])
+        .args([sha256, alice, room.clone()])
+        .arg(repository().join("schemas/proto"))
+        .arg(&shots);
+    a_foreign_client_chats(&server, &room, &bob, command).await;
+    assert!(
+        server
+            .metric("girok_quic_webtransport_sessions_total")
+            .await
+            >= 1
+    );
 }

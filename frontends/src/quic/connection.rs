@@ -11,7 +11,8 @@
 //! unsubscribe, ping, reads, and sends that carry a `client_id`, which a replay turns into a
 //! duplicate, not a second message); the rest are refused with `NOT_REPLAY_SAFE`.
 
-use super::frames::{FrameError, FrameReader};
+use super::frames::{Chunks, FrameError, FrameReader};
+use super::link::{Link, Outgoing};
 use super::reads::Reads;
 use super::subscription::{Feed, Subscription, error_frame, frame};
 use super::{
@@ -49,25 +50,31 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Longest a shutdown waits for the answers of sends in flight.
 const SHUTDOWN_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Runs an accepted connection until either side closes it. `handshake` resolves once the
-/// handshake is confirmed (at once for a connection that did not start in 0-RTT).
-pub(super) async fn serve(
-    connection: quinn::Connection,
-    handshake: BoxFuture<'static, ()>,
+/// A connection whose control stream the client opened.
+pub(super) struct Opened<L: Link, R> {
+    pub connection: L,
+    pub send: L::Send,
+    pub recv: R,
+    /// Whether the control stream was opened in 0-RTT data.
+    pub early: bool,
+    /// Resolves once the handshake is confirmed.
+    pub handshake: BoxFuture<'static, ()>,
+}
+
+/// Runs a connection until either side closes it.
+pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
+    opened: Opened<L, R>,
     state: Shared,
     reads: Reads,
     limits: QuicLimits,
 ) {
-    let control = tokio::time::timeout(limits.ws.auth_timeout, connection.accept_bi()).await;
-    let (send, recv) = match control {
-        Ok(Ok(streams)) => streams,
-        Ok(Err(_)) => return,
-        Err(_) => {
-            connection.close(CLOSE_AUTH_TIMEOUT.into(), b"no control stream in time");
-            return;
-        }
-    };
-    let early = recv.is_0rtt();
+    let Opened {
+        connection,
+        send,
+        recv,
+        early,
+        handshake,
+    } = opened;
     let (to_connection, mut from_tasks) = mpsc::channel(64);
     let mut control = Control {
         state: state.clone(),
@@ -154,6 +161,10 @@ pub(super) async fn serve(
                 tracing::debug!(%reason, "QUIC connection closed");
                 break;
             }
+            () = connection.unexpected_stream() => {
+                control.reply_error("TOO_MANY_STREAMS", "a connection has one control stream; the server opens the others".into(), "");
+                control.close_now = Some((CLOSE_PROTOCOL, "unexpected stream"));
+            }
             () = Stopping::stopped(&mut stopping) => {
                 // What the client is owed goes out first: acks of sends already durable.
                 let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
@@ -189,10 +200,10 @@ pub(super) async fn serve(
         }
         // Closing discards what the peer has not received yet: let the control stream's last
         // frames (the error that says why) arrive first.
-        if control.send.finish().is_ok() && code != CLOSE_SLOW_CONSUMER {
+        if control.send.finish() && code != CLOSE_SLOW_CONSUMER {
             let _ = tokio::time::timeout(CLOSE_GRACE, control.send.stopped()).await;
         }
-        connection.close(code.into(), reason.as_bytes());
+        connection.close(code, reason);
     }
     if let Some(principal) = control.principal
         && state.presence.disconnected(principal.user)
@@ -232,12 +243,12 @@ impl Running {
 }
 
 /// The control stream's side of a connection.
-struct Control {
+struct Control<L: Link> {
     state: Shared,
-    connection: quinn::Connection,
+    connection: L,
     reads: Reads,
     limits: QuicLimits,
-    send: quinn::SendStream,
+    send: L::Send,
     principal: Option<Principal>,
     /// The access token signed in with (reads run as it).
     token: Option<Arc<str>>,
@@ -255,7 +266,7 @@ struct Control {
     resumes: DefaultDirectRateLimiter,
 }
 
-impl Control {
+impl<L: Link> Control<L> {
     /// Writes the pending answers; `false` once the stream is gone or took nothing for the
     /// write timeout (then the connection closes as a slow consumer).
     async fn flush(&mut self) -> bool {
@@ -266,13 +277,11 @@ impl Control {
         )
         .await;
         match written {
-            Ok(Ok(())) => true,
-            Ok(Err(_)) => false,
+            Ok(written) => written,
             Err(_) => {
                 self.close_now = Some((CLOSE_SLOW_CONSUMER, "slow consumer"));
                 self.state.quic_metrics.slow_consumer_closes.inc();
-                self.connection
-                    .close(CLOSE_SLOW_CONSUMER.into(), b"slow consumer");
+                self.connection.close(CLOSE_SLOW_CONSUMER, "slow consumer");
                 false
             }
         }

@@ -1,6 +1,7 @@
 //! QUIC metrics: open connections (`girok_quic_connections`), connections refused at
 //! `quic.max_connections` (`girok_quic_connections_refused_total`), control streams that
-//! started in 0-RTT data (`girok_quic_zero_rtt_total`), and connections closed as slow
+//! started in 0-RTT data (`girok_quic_zero_rtt_total`), WebTransport sessions
+//! (`girok_quic_webtransport_sessions_total`), and connections closed as slow
 //! consumers (`girok_quic_slow_consumer_closes_total`).
 
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +13,7 @@ pub struct QuicMetrics {
     pub(crate) connections: Gauge,
     pub(crate) refused: Counter,
     pub(crate) zero_rtt: Counter,
+    pub(crate) webtransport: Counter,
     pub(crate) slow_consumer_closes: Counter,
 }
 
@@ -31,6 +33,11 @@ impl QuicMetrics {
             "girok_quic_zero_rtt",
             "QUIC control streams opened in 0-RTT data",
             self.zero_rtt.clone(),
+        );
+        registry.register(
+            "girok_quic_webtransport_sessions",
+            "QUIC connections that negotiated HTTP/3 for WebTransport (browsers)",
+            self.webtransport.clone(),
         );
         registry.register(
             "girok_quic_slow_consumer_closes",

@@ -1,5 +1,6 @@
 //! QUIC at `quic.addr` (UDP): girok/1, the protocol for native clients (ALPN `girok/1`;
-//! docs/quic.md, frames in `schemas/proto/girok/quic/v1/frames.proto`). One quinn endpoint;
+//! docs/quic.md, frames in `schemas/proto/girok/quic/v1/frames.proto`), and the same
+//! protocol over WebTransport for browsers (ALPN `h3`, at `/girok/1`). One quinn endpoint;
 //! TLS 1.3 with the configured certificate or a short-lived self-signed one
 //! (`tls.rs`). Per connection one control stream (auth, subscribe, send with acks,
 //! typing, ping, reads) and one unidirectional stream per subscription. The same engine API,
@@ -9,6 +10,7 @@
 pub mod client;
 mod connection;
 pub mod frames;
+mod link;
 mod metrics;
 mod reads;
 mod subscription;
@@ -23,6 +25,7 @@ use crate::tls::Certificates;
 use anyhow::Context;
 use bytes::Bytes;
 use futures::FutureExt;
+use futures::future::{BoxFuture, Either};
 use quinn::crypto::rustls::QuicServerConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +33,10 @@ use std::time::Duration;
 
 /// The ALPN of girok/1.
 pub const ALPN: &[u8] = b"girok/1";
+/// The ALPN of HTTP/3, which carries WebTransport (browsers).
+pub const ALPN_H3: &[u8] = b"h3";
+/// The URL path of girok/1 over WebTransport (`https://HOST:PORT/girok/1`).
+pub const WEBTRANSPORT_PATH: &str = "/girok/1";
 
 /// Application close codes of a connection (the WebSocket's numbers, where it has them).
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
@@ -77,7 +84,7 @@ impl QuicServer {
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_cert_resolver(certificates.clone());
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_H3.to_vec()];
         if config.zero_rtt {
             // QUIC requires exactly this value when early data is on.
             tls.max_early_data_size = u32::MAX;
@@ -86,9 +93,15 @@ impl QuicServer {
             .map_err(|e| anyhow::anyhow!("the TLS configuration does not suit QUIC: {e}"))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
-        // One control stream from the client; subscriptions are the server's streams.
-        transport.max_concurrent_bidi_streams(1u32.into());
-        transport.max_concurrent_uni_streams(0u32.into());
+        // girok/1 takes one control stream from the client (subscriptions are the server's
+        // streams; a client that opens another is closed). WebTransport needs one more
+        // bidirectional stream (its CONNECT) and three unidirectional ones (HTTP/3's control
+        // and QPACK streams).
+        transport.max_concurrent_bidi_streams(2u32.into());
+        transport.max_concurrent_uni_streams(3u32.into());
+        // What a connection may have buffered: its control stream is read at once.
+        transport.stream_receive_window((1u32 << 20).into());
+        transport.receive_window((4u32 << 20).into());
         transport.max_idle_timeout(Some(
             Duration::from_millis(config.idle_timeout_ms.max(1000)).try_into()?,
         ));
@@ -141,7 +154,25 @@ impl QuicServer {
             let (state, reads, open) = (state.clone(), reads.clone(), open.clone());
             tokio::spawn(async move {
                 if let Some((connection, handshake)) = establish(connecting, zero_rtt).await {
-                    connection::serve(connection, handshake, state.clone(), reads, limits).await;
+                    let opened = if negotiated(&connection).as_deref() == Some(ALPN_H3) {
+                        state.quic_metrics.webtransport.inc();
+                        webtransport(connection, handshake, &limits)
+                            .await
+                            .map(Either::Right)
+                    } else {
+                        girok1(connection, handshake, &limits)
+                            .await
+                            .map(Either::Left)
+                    };
+                    match opened {
+                        Some(Either::Left(opened)) => {
+                            connection::serve(opened, state.clone(), reads, limits).await
+                        }
+                        Some(Either::Right(opened)) => {
+                            connection::serve(opened, state.clone(), reads, limits).await
+                        }
+                        None => {}
+                    }
                 }
                 open.fetch_sub(1, Ordering::AcqRel);
                 state.quic_metrics.connections.dec();
@@ -153,12 +184,82 @@ impl QuicServer {
     }
 }
 
+/// The ALPN the handshake settled on.
+fn negotiated(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    connection
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
+/// A girok/1 connection's control stream, opened by the client within the auth timeout.
+async fn girok1(
+    connection: quinn::Connection,
+    handshake: BoxFuture<'static, ()>,
+    limits: &QuicLimits,
+) -> Option<connection::Opened<quinn::Connection, quinn::RecvStream>> {
+    match tokio::time::timeout(limits.ws.auth_timeout, connection.accept_bi()).await {
+        Ok(Ok((send, recv))) => Some(connection::Opened {
+            early: recv.is_0rtt(),
+            connection,
+            send,
+            recv,
+            handshake,
+        }),
+        Ok(Err(_)) => None,
+        Err(_) => {
+            connection.close(CLOSE_AUTH_TIMEOUT.into(), b"no control stream in time");
+            None
+        }
+    }
+}
+
+/// A WebTransport session at [`WEBTRANSPORT_PATH`] and its control stream, within the auth
+/// timeout (HTTP/3's settings, the CONNECT request, then the client's bidirectional stream).
+async fn webtransport(
+    connection: quinn::Connection,
+    handshake: BoxFuture<'static, ()>,
+    limits: &QuicLimits,
+) -> Option<connection::Opened<web_transport_quinn::Session, web_transport_quinn::RecvStream>> {
+    let opened = async {
+        // Browsers do not send WebTransport in 0-RTT data; take nothing before the handshake.
+        handshake.await;
+        let request = web_transport_quinn::Request::accept(connection.clone())
+            .await
+            .ok()?;
+        if request.url.path() != WEBTRANSPORT_PATH {
+            let _ = request.reject(http::StatusCode::NOT_FOUND).await;
+            return None;
+        }
+        let session = request.ok().await.ok()?;
+        let (send, recv) = session.accept_bi().await.ok()?;
+        Some(connection::Opened {
+            connection: session,
+            send,
+            recv,
+            early: false,
+            handshake: futures::future::ready(()).boxed(),
+        })
+    };
+    match tokio::time::timeout(limits.ws.auth_timeout, opened).await {
+        Ok(opened) => opened,
+        Err(_) => {
+            connection.close(
+                CLOSE_AUTH_TIMEOUT.into(),
+                b"no WebTransport session in time",
+            );
+            None
+        }
+    }
+}
+
 /// Completes a connection's handshake, or (with 0-RTT on) takes it at once with what resolves
 /// when the handshake is confirmed.
 async fn establish(
     connecting: quinn::Connecting,
     zero_rtt: bool,
-) -> Option<(quinn::Connection, futures::future::BoxFuture<'static, ()>)> {
+) -> Option<(quinn::Connection, BoxFuture<'static, ()>)> {
     if zero_rtt {
         // A server's conversion always succeeds (0.5-RTT).
         match connecting.into_0rtt() {
@@ -173,7 +274,7 @@ async fn establish(
 
 async fn complete(
     connecting: quinn::Connecting,
-) -> Option<(quinn::Connection, futures::future::BoxFuture<'static, ()>)> {
+) -> Option<(quinn::Connection, BoxFuture<'static, ()>)> {
     match connecting.await {
         Ok(connection) => Some((connection, futures::future::ready(()).boxed())),
         Err(error) => {

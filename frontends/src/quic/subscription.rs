@@ -9,6 +9,7 @@
 //! `ws.write_timeout_ms` closes the connection as a slow consumer.
 
 use super::frames::encode;
+use super::link::{Link, Outgoing};
 use super::{CLOSE_SLOW_CONSUMER, ToConnection};
 use crate::presence::Signal;
 use bytes::Bytes;
@@ -41,9 +42,9 @@ pub(super) enum Feed {
 }
 
 /// One subscription's task.
-pub(super) struct Subscription {
+pub(super) struct Subscription<L: Link> {
     pub engine: Arc<Engine>,
-    pub connection: quinn::Connection,
+    pub connection: L,
     pub to_connection: mpsc::Sender<ToConnection>,
     pub topic: String,
     pub user: UserId,
@@ -77,7 +78,7 @@ pub(super) fn error_frame(code: &str, message: String, topic: &str) -> Bytes {
     }))
 }
 
-impl Subscription {
+impl<L: Link> Subscription<L> {
     pub async fn run(self, feed: Feed) {
         let (follow, head) = match &feed {
             Feed::Follow {
@@ -120,16 +121,15 @@ impl Subscription {
         if let Some(last_words) = ended {
             self.write(&mut stream, vec![last_words]).await;
         }
-        let _ = stream.finish();
+        stream.finish();
         // Wait (a little) for the client to take the stream's end.
         let _ = tokio::time::timeout(self.write_timeout, stream.stopped()).await;
     }
 
     /// Opens the subscription's stream (waiting while the client allows no more).
-    async fn open(&self) -> Option<quinn::SendStream> {
+    async fn open(&self) -> Option<L::Send> {
         match tokio::time::timeout(self.write_timeout, self.connection.open_uni()).await {
-            Ok(Ok(stream)) => Some(stream),
-            Ok(Err(_)) => None,
+            Ok(opened) => opened,
             Err(_) => {
                 self.final_error(
                     "TOO_MANY_STREAMS",
@@ -143,10 +143,9 @@ impl Subscription {
 
     /// Writes frames; `false` once the stream or the connection is gone (a stream that takes
     /// nothing for the write timeout closes the connection as a slow consumer).
-    async fn write(&self, stream: &mut quinn::SendStream, mut frames: Vec<Bytes>) -> bool {
+    async fn write(&self, stream: &mut L::Send, mut frames: Vec<Bytes>) -> bool {
         match tokio::time::timeout(self.write_timeout, stream.write_all_chunks(&mut frames)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(_)) => false,
+            Ok(written) => written,
             Err(_) => {
                 let _ = self
                     .to_connection
@@ -159,7 +158,7 @@ impl Subscription {
     /// Events of a scope until the follow ends; the frame that says why, if one should.
     async fn follow(
         &self,
-        stream: &mut quinn::SendStream,
+        stream: &mut L::Send,
         mut follow: girok_engine::Follow,
         mut signals: Option<broadcast::Receiver<Signal>>,
         mut notes: Option<broadcast::Receiver<NotificationRef>>,
@@ -212,7 +211,7 @@ impl Subscription {
     /// The `feed` topic's posts until the client unsubscribes.
     async fn posts(
         &self,
-        stream: &mut quinn::SendStream,
+        stream: &mut L::Send,
         mut live: broadcast::Receiver<girok_engine::views::PostRef>,
     ) -> Option<Bytes> {
         let mut stop = self.stop.clone();

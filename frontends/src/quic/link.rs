@@ -1,0 +1,132 @@
+//! What girok/1 needs of a connection, for both ways of carrying it: a QUIC connection of
+//! its own (ALPN `girok/1`, native clients) and a WebTransport session (ALPN `h3`, browsers;
+//! `web-transport-quinn` performs the HTTP/3 handshake and frames each stream with the
+//! session's header). The protocol's code is written once against these traits.
+
+use super::frames::{Chunks, FrameError};
+use bytes::Bytes;
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// A connection girok/1 runs over.
+pub(crate) trait Link: Clone + Send + Sync + 'static {
+    type Send: Outgoing;
+
+    /// Opens a server stream (a subscription's); `None` once the connection is gone.
+    fn open_uni(&self) -> impl Future<Output = Option<Self::Send>> + Send;
+    /// Closes the connection with an application code and reason.
+    fn close(&self, code: u16, reason: &str);
+    /// Resolves when the connection is closed (by either side), with why.
+    fn closed(&self) -> impl Future<Output = String> + Send;
+    /// Resolves when the client opens a stream girok/1 does not allow (a second
+    /// bidirectional stream, or any unidirectional one).
+    fn unexpected_stream(&self) -> impl Future<Output = ()> + Send;
+    fn remote_address(&self) -> SocketAddr;
+}
+
+/// The sending side of a stream.
+pub(crate) trait Outgoing: Send + 'static {
+    /// Writes every chunk; `false` once the stream or the connection is gone.
+    fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> impl Future<Output = bool> + Send;
+    /// Ends the stream after what was written; `false` if it was over already.
+    fn finish(&mut self) -> bool;
+    /// Resolves when the peer has everything written (or stopped the stream).
+    fn stopped(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+impl Link for quinn::Connection {
+    type Send = quinn::SendStream;
+
+    async fn open_uni(&self) -> Option<quinn::SendStream> {
+        quinn::Connection::open_uni(self).await.ok()
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        quinn::Connection::close(self, code.into(), reason.as_bytes());
+    }
+
+    async fn closed(&self) -> String {
+        quinn::Connection::closed(self).await.to_string()
+    }
+
+    async fn unexpected_stream(&self) {
+        tokio::select! {
+            Ok(_) = self.accept_bi() => {}
+            Ok(_) = self.accept_uni() => {}
+            else => std::future::pending().await,
+        }
+    }
+
+    fn remote_address(&self) -> SocketAddr {
+        quinn::Connection::remote_address(self)
+    }
+}
+
+impl Outgoing for quinn::SendStream {
+    async fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> bool {
+        quinn::SendStream::write_all_chunks(self, chunks)
+            .await
+            .is_ok()
+    }
+
+    fn finish(&mut self) -> bool {
+        quinn::SendStream::finish(self).is_ok()
+    }
+
+    async fn stopped(&mut self) {
+        let _ = quinn::SendStream::stopped(self).await;
+    }
+}
+
+impl Link for web_transport_quinn::Session {
+    type Send = web_transport_quinn::SendStream;
+
+    async fn open_uni(&self) -> Option<web_transport_quinn::SendStream> {
+        web_transport_quinn::Session::open_uni(self).await.ok()
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        web_transport_quinn::Session::close(self, code.into(), reason.as_bytes());
+    }
+
+    async fn closed(&self) -> String {
+        web_transport_quinn::Session::closed(self).await.to_string()
+    }
+
+    async fn unexpected_stream(&self) {
+        tokio::select! {
+            Ok(_) = self.accept_bi() => {}
+            Ok(_) = self.accept_uni() => {}
+            else => std::future::pending().await,
+        }
+    }
+
+    fn remote_address(&self) -> SocketAddr {
+        quinn::Connection::remote_address(self)
+    }
+}
+
+impl Outgoing for web_transport_quinn::SendStream {
+    async fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> bool {
+        web_transport_quinn::SendStream::write_all_chunks(self, chunks)
+            .await
+            .is_ok()
+    }
+
+    fn finish(&mut self) -> bool {
+        web_transport_quinn::SendStream::finish(self).is_ok()
+    }
+
+    async fn stopped(&mut self) {
+        let _ = web_transport_quinn::SendStream::stopped(self).await;
+    }
+}
+
+impl Chunks for web_transport_quinn::RecvStream {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, FrameError> {
+        match self.read_chunk(64 * 1024, true).await {
+            Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+            Err(error) => Err(FrameError::Stream(error.to_string())),
+        }
+    }
+}
