@@ -250,10 +250,15 @@ pub struct QuicConfig {
     pub key_path: Option<PathBuf>,
     /// Names (DNS names or IP addresses) the self-signed certificate is valid for.
     pub hostnames: Vec<String>,
-    /// At most 14 (what browsers accept of a certificate pinned by its hash).
+    /// At most 14 (what browsers accept of a certificate pinned by its hash, counted from
+    /// its start, an hour before it was made).
     pub self_signed_days: u32,
-    /// Open QUIC connections; past it new ones are refused (`CONNECTION_REFUSED`).
+    /// Open QUIC connections; past it new ones are refused (`CONNECTION_REFUSED`). Past
+    /// half of it, a client whose address is not validated yet is asked to prove it (a QUIC
+    /// retry) before it takes a slot.
     pub max_connections: usize,
+    /// Open QUIC connections from one IP address (0: no ceiling).
+    pub max_connections_per_ip: usize,
     /// Largest frame a client may send (its length prefix says so before it is read).
     pub max_frame_bytes: usize,
     /// A connection that has sent nothing (not even a keep-alive) for this long is closed.
@@ -280,6 +285,7 @@ impl Default for QuicConfig {
             hostnames: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             self_signed_days: 13,
             max_connections: 20_000,
+            max_connections_per_ip: 1024,
             max_frame_bytes: 64 * 1024,
             idle_timeout_ms: 60_000,
             keep_alive_ms: 15_000,

@@ -21,6 +21,7 @@ pub mod graphql;
 pub mod http;
 pub mod listener;
 pub mod live_items;
+pub mod live_socket;
 pub mod presence;
 pub mod quic;
 pub mod request_metrics;

@@ -76,6 +76,8 @@ pub struct SharedParts {
 pub struct QuicInfo {
     pub addr: std::net::SocketAddr,
     pub certificates: Arc<crate::tls::Certificates>,
+    /// The protocols it speaks (ALPN).
+    pub alpn: Vec<String>,
 }
 
 impl Shared {

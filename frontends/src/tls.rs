@@ -125,7 +125,10 @@ impl Certificates {
             every.tick().await;
             loop {
                 every.tick().await;
-                match certificates.rotate_if_due() {
+                // Key generation and file writes: off the async threads.
+                let rotating = certificates.clone();
+                let rotated = tokio::task::spawn_blocking(move || rotating.rotate_if_due()).await;
+                match rotated.unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))) {
                     Ok(true) => tracing::info!(
                         sha256 = %certificates.current().sha256_hex(),
                         "QUIC self-signed certificate replaced"
@@ -166,8 +169,12 @@ fn current(
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)
         .map_err(|e| anyhow::anyhow!("unsupported private key: {e}"))?;
     let sha256 = Sha256::digest(leaf.as_ref()).into();
+    let certified = CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| anyhow::anyhow!("the private key is not the certificate's: {e}"))?;
     Ok(Current {
-        key: Arc::new(CertifiedKey::new(chain, signing)),
+        key: Arc::new(certified),
         sha256,
         not_after,
         der: leaf,
@@ -189,9 +196,14 @@ fn self_signed(source: &Source) -> anyhow::Result<Current> {
         if let Some(not_after) = not_after
             && !is_due(not_after, *days)
         {
-            let mut kept = load_configured(&cert, &key)?;
-            kept.not_after = Some(not_after);
-            return Ok(kept);
+            match load_configured(&cert, &key) {
+                Ok(mut kept) => {
+                    kept.not_after = Some(not_after);
+                    return Ok(kept);
+                }
+                // Unreadable or a mismatched pair: a new certificate replaces it.
+                Err(error) => tracing::warn!(%error, "the kept QUIC certificate is not usable"),
+            }
         }
     }
     make_self_signed(source)
@@ -217,10 +229,10 @@ fn make_self_signed(source: &Source) -> anyhow::Result<Current> {
     };
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = rcgen::CertificateParams::new(hostnames.clone())?;
-    let now = time::OffsetDateTime::now_utc();
-    // A little slack for clocks behind ours.
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(i64::from(*days));
+    // A little slack for clocks behind ours; the whole validity stays `days` (a browser
+    // pinning the certificate by hash counts from not_before).
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = params.not_before + time::Duration::days(i64::from(*days));
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "girok");
@@ -229,32 +241,24 @@ fn make_self_signed(source: &Source) -> anyhow::Result<Current> {
         UNIX_EPOCH + Duration::from_secs(params.not_after.unix_timestamp().max(0) as u64);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (cert_file, key_file, until_file) = files(dir);
-    write_private(&key_file, key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_file, cert.pem())
-        .with_context(|| format!("cannot write {}", cert_file.display()))?;
+    // Each file is written aside and renamed into place, the due time last: a crash in
+    // between leaves a pair that does not match (found at the next start, which makes a new
+    // one) or an old due time (the same), never a kept mismatch.
     let secs = not_after
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    std::fs::write(&until_file, secs.to_string())
-        .with_context(|| format!("cannot write {}", until_file.display()))?;
+    for (file, bytes) in [
+        (&key_file, key.serialize_pem().into_bytes()),
+        (&cert_file, cert.pem().into_bytes()),
+        (&until_file, secs.to_string().into_bytes()),
+    ] {
+        crate::auth::keys::write_private(file, &bytes)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
     let key = PrivateKeyDer::try_from(key.serialize_der())
         .map_err(|e| anyhow::anyhow!("the new key does not parse: {e}"))?;
     current(vec![cert.der().clone()], key, Some(not_after))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -285,6 +289,12 @@ mod tests {
             .as_secs()
             / 86_400;
         assert_eq!(days, u64::from(config.self_signed_days) - 1);
+        // A key that is not the certificate's is not kept.
+        let other = dir.path().join("other");
+        let _ = Certificates::load(&config, &other).unwrap();
+        std::fs::copy(other.join("quic/key.pem"), dir.path().join("quic/key.pem")).unwrap();
+        let mended = Certificates::load(&config, dir.path()).unwrap();
+        assert_ne!(mended.current().sha256, renewed.current().sha256);
     }
 
     #[test]

@@ -219,6 +219,50 @@ async fn quic_and_websocket_users_chat_and_a_resume_delivers_exactly_the_missed_
 }
 
 #[tokio::test]
+async fn matching_tells_each_their_own_story_and_the_feed_pushes_posts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let bob = server.sign_in("bob").await;
+    let bob_id = server.my_id().await;
+    let alice = server.sign_in("alice").await;
+    let (_connector, mut quic_alice) = connect(&server, &alice).await;
+    subscribed(&mut quic_alice, "matching", None).await;
+    subscribed(&mut quic_alice, "feed", None).await;
+    let item = async |client: &mut QuicClient, topic: &str| -> (String, serde_json::Value) {
+        match next_on(client, topic).await {
+            Frame::Item(item) => (item.kind, serde_json::from_slice(&item.json).unwrap()),
+            other => panic!("expected an item, got {other:?}"),
+        }
+    };
+    // Alice waits, Bob joins: each is told of the match, Alice with Bob's public profile.
+    let (status, body) = server.post_json("/v1/matching/queue", json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let (kind, queued) = item(&mut quic_alice, "matching").await;
+    assert_eq!(
+        (kind.as_str(), &queued["type"]),
+        ("matching", &json!("queued"))
+    );
+    server.set_token(&bob);
+    let (status, body) = server.post_json("/v1/matching/queue", json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, matched) = item(&mut quic_alice, "matching").await;
+    assert_eq!(matched["type"], "matched");
+    assert_eq!(matched["partner"]["id"], bob_id.as_str());
+    assert!(matched["partner"].get("waitedMs").is_none());
+    // Alice's own post comes as a feed item.
+    server.set_token(&alice);
+    let (status, post) = server
+        .post_json("/v1/posts", json!({ "content": "over quic" }))
+        .await;
+    assert_eq!(status, 201, "{post}");
+    let (kind, pushed) = item(&mut quic_alice, "feed").await;
+    assert_eq!(
+        (kind.as_str(), &pushed["content"]),
+        ("post", &json!("over quic"))
+    );
+}
+
+#[tokio::test]
 async fn a_subscription_survives_the_client_changing_address() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
@@ -481,14 +525,25 @@ async fn the_endpoint_and_its_certificate_are_published() {
     assert_eq!(status, 200);
     assert_eq!(info["enabled"], true);
     assert_eq!(info["port"], addr.port());
-    assert_eq!(info["alpn"], json!(["girok/1"]));
+    assert_eq!(info["alpn"], json!(["girok/1", "h3"]));
+    assert_eq!(info["webTransportPath"], "/girok/1");
     assert_eq!(info["certificateSha256"], sha256.as_str());
     assert!(info["certificateNotAfter"].is_string());
     // A client pinning another certificate does not connect.
     let wrong = Connector::new(&"00".repeat(32)).unwrap();
     assert!(wrong.connect(addr).await.is_err());
+    // A clean stop closes connections with 1001 (going away).
+    let token = server.sign_in("leaving").await;
+    let connector = Connector::new(&sha256).unwrap();
+    let mut client = connector.connect(addr).await.unwrap();
+    client.auth(&token).await.unwrap();
+    let stopped = tokio::task::spawn_blocking(move || server.terminate());
+    let closed = tokio::time::timeout(WAIT, client.connection.closed())
+        .await
+        .unwrap();
+    assert!(format!("{closed:?}").contains("1001"), "{closed:?}");
+    assert!(stopped.await.unwrap().success());
     // The certificate is kept across a restart (pinned clients keep working).
-    drop(server);
     let server = Server::start(&dir.path().join("data"), &[]);
     assert_eq!(server.quic.as_ref().unwrap().1, sha256);
     // Off when disabled.

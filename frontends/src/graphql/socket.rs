@@ -136,12 +136,12 @@ async fn write(
             () = Stopping::stopped(&mut stopping) => {
                 // What the protocol already has ready (answers to mutations that ran) goes out.
                 if let Ok(frame) = outbound.try_recv() {
-                    let _ = write_ready(sink, outbound, frame, limits.write_timeout).await;
+                    let _ = write_ready(sink, outbound, frame, limits.write_timeout()).await;
                 }
                 break (CLOSE_GOING_AWAY, "girok is shutting down");
             }
         };
-        match write_ready(sink, outbound, frame, limits.write_timeout).await {
+        match write_ready(sink, outbound, frame, limits.write_timeout()).await {
             Written::Open => {}
             Written::Closed | Written::Gone => return, // as the protocol asked, or gone
             Written::TimedOut => {

@@ -285,7 +285,10 @@ async fn accept_streams(connection: quinn::Connection, to_client: mpsc::Unbounde
 
 fn parse_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
     let hex = hex.trim();
-    anyhow::ensure!(hex.len() == 64, "a SHA-256 is 64 hex digits");
+    anyhow::ensure!(
+        hex.len() == 64 && hex.is_ascii(),
+        "a SHA-256 is 64 hex digits"
+    );
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
@@ -294,7 +297,9 @@ fn parse_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
 }
 
 /// Trusts one certificate, named by its SHA-256 (as browsers' `serverCertificateHashes`);
-/// the handshake's signatures are verified as usual.
+/// the handshake's signatures are verified as usual. Unlike a browser it does not check the
+/// certificate's validity dates: the pin is the trust, and girok replaces its certificate
+/// before it expires.
 #[derive(Debug)]
 struct Pinned {
     sha256: [u8; 32],

@@ -1,54 +1,52 @@
-//! One girok/1 connection: its control stream's loop reads the client's frames and writes the
-//! connection's own answers (welcome, acks, errors, pongs, read responses), several to one
-//! write; each subscription writes its events to a stream of its own (`subscription.rs`).
-//! Sends are pipelined as on the WebSocket (each waits for its ack apart, in order; past
-//! `ws.max_sends_in_flight` the loop stops reading, and QUIC's flow control pushes back), and
-//! so are reads (at most `quic.max_requests_in_flight`). Authorization, send and resume
-//! budgets, the user's connection ceiling, presence and session ends are the WebSocket's.
+//! One girok/1 connection (over QUIC, or over a WebTransport session): its control stream's
+//! loop reads the client's frames and writes the connection's own answers (welcome, acks,
+//! errors, pongs, read responses), several to one write; each subscription writes its events
+//! to a stream of its own (`subscription.rs`). Sends are pipelined as on the WebSocket (each
+//! waits for its ack apart, in order; past `ws.max_sends_in_flight` the loop stops reading,
+//! and QUIC's flow control pushes back), and so are reads (at most
+//! `quic.max_requests_in_flight`). Authorization, send and resume budgets, the user's
+//! connection ceiling, presence and session ends are the WebSocket's (`live_socket.rs`).
+//! However the loop ends, the connection is closed before its subscription tasks stop, so a
+//! task stopped mid-write never puts half a frame on the wire; a client that finishes its
+//! control stream first gets the acks of the sends already on their way.
 //!
 //! 0-RTT: frames on a control stream opened in 0-RTT data that arrive before the handshake is
 //! confirmed could be a replay; only replay-safe ones are taken then (auth, subscribe,
 //! unsubscribe, ping, reads, and sends that carry a `client_id`, which a replay turns into a
 //! duplicate, not a second message); the rest are refused with `NOT_REPLAY_SAFE`.
 
-use super::frames::{Chunks, FrameError, FrameReader};
+use super::frames::{Chunks, FrameError, FrameReader, error_frame, frame};
 use super::link::{Link, Outgoing};
 use super::reads::Reads;
-use super::subscription::{Feed, Subscription, error_frame, frame};
+use super::subscription::{Feed, Subscription};
 use super::{
     CLOSE_AUTH_TIMEOUT, CLOSE_PROTOCOL, CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER,
     CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, QuicLimits, ToConnection,
 };
 use crate::auth::live_sessions::Ending;
+use crate::auth::rate_limit::wait_if_spent;
 use crate::auth::{Principal, bearer_principal};
-use crate::presence::{HEARTBEAT_EVERY, Signal};
+use crate::live_socket::{self, SHUTDOWN_ANSWERS_WITHIN, Topic};
+use crate::presence::HEARTBEAT_EVERY;
 use crate::state::Shared;
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
-use girok_engine::{ChatCommand, Command, LiveScope};
+use girok_engine::LiveScope;
 use girok_schemas::quic::{self, ClientFrame, client_frame, server_frame::Frame};
-use girok_schemas::{RoomId, Seq, UserId};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use girok_schemas::{Seq, UserId};
+use governor::DefaultDirectRateLimiter;
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Resumes (`from_seq`) per connection and minute, and at once (as on the WebSocket).
-const RESUMES_PER_MINUTE: NonZeroU32 = NonZeroU32::new(30).unwrap();
-const RESUME_BURST: NonZeroU32 = NonZeroU32::new(10).unwrap();
-
 /// Longest a close waits for the client to receive the control stream's last frames.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Longest a shutdown waits for the answers of sends in flight.
-const SHUTDOWN_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A connection whose control stream the client opened.
 pub(super) struct Opened<L: Link, R> {
@@ -59,6 +57,16 @@ pub(super) struct Opened<L: Link, R> {
     pub early: bool,
     /// Resolves once the handshake is confirmed.
     pub handshake: BoxFuture<'static, ()>,
+    /// When the connection was accepted: the `auth` frame is due `ws.auth_timeout_ms` later.
+    pub accepted_at: Instant,
+}
+
+/// Why the loop ended, and the close that says so.
+struct Closing {
+    code: u16,
+    reason: &'static str,
+    /// Write the control stream's last frames before closing.
+    linger: bool,
 }
 
 /// Runs a connection until either side closes it.
@@ -74,6 +82,7 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
         recv,
         early,
         handshake,
+        accepted_at,
     } = opened;
     let (to_connection, mut from_tasks) = mpsc::channel(64);
     let mut control = Control {
@@ -88,41 +97,43 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
         sending: FuturesOrdered::new(),
         reading: FuturesUnordered::new(),
         subscriptions: HashMap::new(),
+        stopping: Vec::new(),
         session_end: None,
         close_now: None,
         to_connection,
         confirmed: !early,
-        sends: RateLimiter::direct(
-            Quota::per_second(
-                NonZeroU32::new(limits.ws.sends_per_second).unwrap_or(NonZeroU32::MIN),
-            )
-            .allow_burst(NonZeroU32::new(limits.ws.send_burst).unwrap_or(NonZeroU32::MIN)),
-        ),
-        resumes: RateLimiter::direct(
-            Quota::per_minute(RESUMES_PER_MINUTE).allow_burst(RESUME_BURST),
-        ),
+        sends: limits.connection.send_budget(),
+        resumes: limits.connection.resume_budget(),
     };
     if early {
         state.quic_metrics.zero_rtt.inc();
     }
     let mut frames = FrameReader::new(recv, limits.max_frame_bytes);
     let mut handshake = Some(handshake);
-    let auth_deadline = Instant::now() + limits.ws.auth_timeout;
+    let auth_deadline = accepted_at + limits.connection.auth_timeout;
     let mut presence_beat = tokio::time::interval(HEARTBEAT_EVERY);
-    let mut closing: Option<(u16, &'static str)> = None;
     let _open = state.stopping.socket_opened();
     let mut stopping = state.stopping.watch();
-    loop {
+    let ending = loop {
         if !control.pending.is_empty() && !control.flush().await {
-            break;
+            break None;
         }
-        if let Some(close) = control.close_now.take() {
-            closing = Some(close);
-            break;
+        if let Some((code, reason)) = control.close_now.take() {
+            break Some(Closing {
+                code,
+                reason,
+                linger: true,
+            });
         }
-        let reading = control.sending.len() < limits.ws.max_sends_in_flight
+        let reading = control.sending.len() < limits.connection.max_sends_in_flight
             && control.reading.len() < limits.max_requests_in_flight;
         tokio::select! {
+            // The handshake's confirmation first: a frame that arrives with it is not early.
+            biased;
+            () = async { if let Some(h) = handshake.as_mut() { h.await } else { std::future::pending().await } } => {
+                handshake = None;
+                control.confirmed = true;
+            }
             Some(answer) = control.sending.next() => control.pending.push(answer),
             Some(answer) = control.reading.next() => control.pending.push(answer),
             incoming = frames.next::<ClientFrame>(), if reading => match incoming {
@@ -132,26 +143,23 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
                     format!("not a client frame: {}", undecodable.0),
                     "",
                 ),
-                // The client finished its control stream: the connection ends.
-                Ok(None) => break,
-                Err(FrameError::Stream(_)) => break,
+                // The client finished its control stream: what it is owed, then goodbye.
+                Ok(None) => {
+                    control.drain_acks().await;
+                    break Some(Closing { code: 0, reason: "control stream finished", linger: true });
+                }
+                Err(FrameError::Stream(_)) => {
+                    break Some(Closing { code: 0, reason: "control stream ended", linger: false });
+                }
                 Err(error) => {
-                    // The stream cannot be read on past a bad length: say so and close.
+                    // The stream cannot be read on past a bad length or a cut frame.
                     control.reply_error(error.code(), error.to_string(), "");
                     control.close_now = Some((CLOSE_PROTOCOL, "protocol error"));
                 }
             },
             Some(message) = from_tasks.recv() => match message {
                 ToConnection::Frame(frame) => control.pending.push(frame),
-                ToConnection::Close(code, reason) => {
-                    closing = Some((code, reason));
-                    break;
-                }
             },
-            () = async { if let Some(h) = handshake.as_mut() { h.await } else { std::future::pending().await } } => {
-                handshake = None;
-                control.confirmed = true;
-            }
             _ = presence_beat.tick() => {
                 if let Some(principal) = control.principal {
                     state.presence.heartbeat(principal.user);
@@ -159,25 +167,22 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
             }
             reason = connection.closed() => {
                 tracing::debug!(%reason, "QUIC connection closed");
-                break;
+                break None;
             }
             () = connection.unexpected_stream() => {
-                control.reply_error("TOO_MANY_STREAMS", "a connection has one control stream; the server opens the others".into(), "");
+                control.reply_error(
+                    "TOO_MANY_STREAMS",
+                    "a connection has one control stream; the server opens the others".into(),
+                    "",
+                );
                 control.close_now = Some((CLOSE_PROTOCOL, "unexpected stream"));
             }
             () = Stopping::stopped(&mut stopping) => {
                 // What the client is owed goes out first: acks of sends already durable.
-                let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
-                    while let Some(answer) = control.sending.next().await {
-                        control.pending.push(answer);
-                    }
-                })
-                .await;
-                control.flush().await;
-                closing = Some((CLOSE_GOING_AWAY, "girok is shutting down"));
-                break;
+                control.drain_acks().await;
+                break Some(Closing { code: CLOSE_GOING_AWAY, reason: "girok is shutting down", linger: false });
             }
-            ending = session_ended(&mut control.session_end) => {
+            ending = live_socket::session_ended(&mut control.session_end) => {
                 let (code, reason) = match ending {
                     Ending::Revoked => (CLOSE_SESSION_ENDED, "session ended"),
                     Ending::Expired => (CLOSE_TOKEN_EXPIRED, "token expired"),
@@ -186,46 +191,26 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
                 control.close_now = Some((code, reason));
             }
             _ = tokio::time::sleep_until(auth_deadline), if control.principal.is_none() => {
-                closing = Some((CLOSE_AUTH_TIMEOUT, "no auth frame in time"));
-                break;
+                break Some(Closing { code: CLOSE_AUTH_TIMEOUT, reason: "no auth frame in time", linger: false });
             }
         }
-    }
-    for (_, running) in control.subscriptions.drain() {
-        running.task.abort();
-    }
-    if let Some((code, reason)) = closing {
-        if code == CLOSE_SLOW_CONSUMER {
-            state.quic_metrics.slow_consumer_closes.inc();
-        }
+    };
+    if let Some(ending) = ending {
         // Closing discards what the peer has not received yet: let the control stream's last
         // frames (the error that says why) arrive first.
-        if control.send.finish() && code != CLOSE_SLOW_CONSUMER {
+        if control.send.finish() && ending.linger {
             let _ = tokio::time::timeout(CLOSE_GRACE, control.send.stopped()).await;
         }
-        connection.close(code, reason);
+        connection.close(ending.code, ending.reason);
+    } else {
+        connection.close(0, "");
     }
-    if let Some(principal) = control.principal
-        && state.presence.disconnected(principal.user)
-    {
-        announce_presence(&state, principal.user, false);
+    // Only now, with the connection closed, may a task stop in the middle of a write.
+    for running in control.subscriptions.into_values().chain(control.stopping) {
+        running.task.abort();
     }
-}
-
-/// Tells the live subscribers of every room of `user` that they came online or went offline.
-fn announce_presence(state: &Shared, user: UserId, online: bool) {
-    for room in state.engine.rooms_of(user) {
-        state
-            .presence
-            .signal(room, Signal::Presence { user, online });
-    }
-}
-
-/// Waits for the end of the connection's session; forever before it signs in.
-async fn session_ended(end: &mut Option<BoxFuture<'static, Ending>>) -> Ending {
-    match end {
-        Some(end) => end.await,
-        None => std::future::pending().await,
+    if let Some(principal) = control.principal {
+        live_socket::departed(&state, principal.user);
     }
 }
 
@@ -257,6 +242,8 @@ struct Control<L: Link> {
     sending: FuturesOrdered<BoxFuture<'static, Bytes>>,
     reading: FuturesUnordered<BoxFuture<'static, Bytes>>,
     subscriptions: HashMap<String, Running>,
+    /// Unsubscribed tasks finishing their streams: they count against the limit until done.
+    stopping: Vec<Running>,
     session_end: Option<BoxFuture<'static, Ending>>,
     close_now: Option<(u16, &'static str)>,
     to_connection: mpsc::Sender<ToConnection>,
@@ -272,18 +259,30 @@ impl<L: Link> Control<L> {
     async fn flush(&mut self) -> bool {
         let mut answers = std::mem::take(&mut self.pending);
         let written = tokio::time::timeout(
-            self.limits.ws.write_timeout,
+            self.limits.connection.write_timeout,
             self.send.write_all_chunks(&mut answers),
         )
         .await;
         match written {
             Ok(written) => written,
             Err(_) => {
-                self.close_now = Some((CLOSE_SLOW_CONSUMER, "slow consumer"));
                 self.state.quic_metrics.slow_consumer_closes.inc();
                 self.connection.close(CLOSE_SLOW_CONSUMER, "slow consumer");
                 false
             }
+        }
+    }
+
+    /// Writes the acks of sends in flight (bounded in time): the client is owed them.
+    async fn drain_acks(&mut self) {
+        let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
+            while let Some(answer) = self.sending.next().await {
+                self.pending.push(answer);
+            }
+        })
+        .await;
+        if !self.pending.is_empty() {
+            self.flush().await;
         }
     }
 
@@ -292,17 +291,21 @@ impl<L: Link> Control<L> {
     }
 
     fn reply_error(&mut self, code: &str, message: String, reference: &str) {
+        self.pending.push(error_frame(code, message, reference, ""));
+    }
+
+    fn topic_error(&mut self, code: &str, message: String, topic: &str) {
+        self.pending.push(error_frame(code, message, "", topic));
+    }
+
+    fn refused(&mut self, code: &str, message: String, topic: &str, retry_after_ms: u64) {
         self.reply(Frame::Error(quic::Error {
             code: code.into(),
             message,
-            r#ref: reference.into(),
+            topic: topic.into(),
+            retry_after_ms: Some(retry_after_ms),
             ..Default::default()
         }));
-    }
-
-    fn engine_error(&mut self, error: &girok_engine::Error, reference: &str) {
-        self.pending
-            .push(engine_error_frame(error, reference.into()));
     }
 
     async fn handle(&mut self, frame: ClientFrame) {
@@ -310,15 +313,16 @@ impl<L: Link> Control<L> {
             return self.reply_error("BAD_FRAME", "an empty frame".into(), "");
         };
         if !self.confirmed && !replay_safe(&frame) {
+            let reference = match &frame {
+                client_frame::Frame::Send(send) => send.r#ref.clone(),
+                _ => String::new(),
+            };
             return self.reply_error(
                 "NOT_REPLAY_SAFE",
                 "before the handshake is confirmed (0-RTT) only auth, subscribe, unsubscribe, \
                  ping, reads and sends with a client_id are taken"
                     .into(),
-                match &frame {
-                    client_frame::Frame::Send(send) => &send.r#ref,
-                    _ => "",
-                },
+                &reference,
             );
         }
         match frame {
@@ -367,20 +371,8 @@ impl<L: Link> Control<L> {
                 return;
             }
         }
-        if !renewing && self.state.presence.connected(principal.user) {
-            let user = principal.user;
-            let head = self.state.engine.head();
-            if self.state.engine.views_watermark() >= head {
-                announce_presence(&self.state, user, true);
-            } else {
-                let state = self.state.clone();
-                tokio::spawn(async move {
-                    let _ = state.engine.wait_for_views(Some(head)).await;
-                    if state.presence.status(user).online {
-                        announce_presence(&state, user, true);
-                    }
-                });
-            }
+        if !renewing {
+            live_socket::arrived(&self.state, principal.user);
         }
         self.reply(Frame::Welcome(quic::Welcome {
             user_id: principal.user.to_string(),
@@ -397,27 +389,26 @@ impl<L: Link> Control<L> {
             client_frame::Frame::Unsubscribe(unsubscribe) => {
                 match self.subscriptions.remove(&unsubscribe.topic) {
                     Some(running) => {
+                        // The task finishes its stream between two writes, then ends.
                         let _ = running.stop.send(true);
+                        self.stopping.push(running);
                         self.reply(Frame::Unsubscribed(quic::Unsubscribed {
                             topic: unsubscribe.topic,
                         }));
                     }
-                    None => {
-                        let error = error_frame(
-                            "NOT_SUBSCRIBED",
-                            "no such subscription".into(),
-                            &unsubscribe.topic,
-                        );
-                        self.pending.push(error);
-                    }
+                    None => self.topic_error(
+                        "NOT_SUBSCRIBED",
+                        "no such subscription".into(),
+                        &unsubscribe.topic,
+                    ),
                 }
             }
             client_frame::Frame::Send(send) => self.send_message(principal.user, send).await,
             client_frame::Frame::Typing(typing) => {
-                let Ok(room) = typing.room_id.parse::<RoomId>() else {
+                let Ok(room) = typing.room_id.parse() else {
                     return self.reply_error(
                         "INVALID_ARGUMENT",
-                        "room_id is not a room id".into(),
+                        "the room id is not a room id".into(),
                         "",
                     );
                 };
@@ -427,7 +418,7 @@ impl<L: Link> Control<L> {
                     .member_typing(&self.state.engine, room, principal.user)
                     .await;
                 if let Err(error) = typed {
-                    self.engine_error(&error, "");
+                    self.pending.push(engine_error_frame(&error, String::new()));
                 }
             }
             client_frame::Frame::Request(request) => self.read(request),
@@ -438,55 +429,33 @@ impl<L: Link> Control<L> {
     /// Queues a send; its ack (or error) is written when it is durable (or refused).
     async fn send_message(&mut self, user: UserId, send: quic::Send) {
         let reference = send.r#ref;
-        if let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.sends) {
-            self.pending.push(frame(Frame::Error(quic::Error {
+        if let Some(retry_after_ms) = wait_if_spent(&self.sends) {
+            let per_second = self.limits.connection.sends_per_second;
+            self.reply(Frame::Error(quic::Error {
                 code: "RATE_LIMITED".into(),
-                message: format!(
-                    "at most {} sends per second",
-                    self.limits.ws.sends_per_second
-                ),
+                message: format!("at most {per_second} sends per second"),
                 r#ref: reference,
                 topic: String::new(),
                 retry_after_ms: Some(retry_after_ms),
-            })));
+            }));
             return;
         }
-        let Ok(room) = send.room_id.parse::<RoomId>() else {
-            return self.reply_error(
-                "INVALID_ARGUMENT",
-                "room_id is not a room id".into(),
-                &reference,
-            );
-        };
-        let reply_to = match send.reply_to.map(|r| r.parse::<girok_schemas::EventId>()) {
-            None => None,
-            Some(Ok(id)) => Some(id),
-            Some(Err(_)) => {
-                return self.reply_error(
-                    "INVALID_ARGUMENT",
-                    "reply_to is not a message id".into(),
-                    &reference,
-                );
+        let command = match live_socket::send_command(
+            &send.room_id,
+            send.reply_to.as_deref(),
+            &send.attachments,
+            send.body,
+            send.client_id,
+        ) {
+            Ok(command) => command,
+            Err(message) => {
+                return self.reply_error("INVALID_ARGUMENT", message.into(), &reference);
             }
         };
-        let Ok(attachments) = send.attachments.iter().map(|a| a.parse()).collect() else {
-            return self.reply_error(
-                "INVALID_ARGUMENT",
-                "attachments are not media ids".into(),
-                &reference,
-            );
-        };
-        let command = Command::Chat(ChatCommand::SendMessage {
-            room,
-            body: send.body,
-            client_id: send.client_id,
-            reply_to,
-            attachments,
-        });
         // Queued now, in the order the client sent: only the wait for the ack is pipelined.
         let acked = match self.state.engine.enqueue(user, command).await {
             Ok(acked) => acked,
-            Err(error) => return self.engine_error(&error, &reference),
+            Err(error) => return self.pending.push(engine_error_frame(&error, reference)),
         };
         let answer = async move {
             match acked.await {
@@ -519,65 +488,40 @@ impl<L: Link> Control<L> {
             .get(&topic)
             .is_some_and(|running| !running.over())
         {
-            let error = error_frame("ALREADY_SUBSCRIBED", "already subscribed".into(), &topic);
-            return self.pending.push(error);
+            return self.topic_error("ALREADY_SUBSCRIBED", "already subscribed".into(), &topic);
         }
         self.subscriptions.retain(|_, running| !running.over());
-        if self.subscriptions.len() >= self.limits.ws.max_subscriptions {
-            let message = format!("at most {} subscriptions", self.limits.ws.max_subscriptions);
-            let error = error_frame("TOO_MANY_SUBSCRIPTIONS", message, &topic);
-            return self.pending.push(error);
+        self.stopping.retain(|running| !running.task.is_finished());
+        let most = self.limits.connection.max_subscriptions;
+        if self.subscriptions.len() + self.stopping.len() >= most {
+            let message =
+                format!("at most {most} subscriptions (unsubscribed ones until their streams end)");
+            return self.topic_error("TOO_MANY_SUBSCRIPTIONS", message, &topic);
         }
         let engine = self.state.engine.clone();
-        let feed = if topic == "feed" {
-            Feed::Posts(engine.subscribe_feed(user))
-        } else {
-            let scope = if topic == "notifications" {
-                LiveScope::User(user)
-            } else if topic == "matching" {
-                LiveScope::Matching(user)
-            } else if let Some(id) = topic.strip_prefix("chat:") {
-                let Ok(room) = id.parse::<RoomId>() else {
-                    let error = error_frame("INVALID_ARGUMENT", "not a room id".into(), &topic);
-                    return self.pending.push(error);
-                };
-                // Only members may subscribe to a room.
-                if let Err(error) = engine.require_member(user, room).await {
-                    let error = error_frame(error.code(), error.to_string(), &topic);
-                    return self.pending.push(error);
+        let feed = match live_socket::topic_scope(&engine, user, &topic).await {
+            Ok(Topic::Feed) => Feed::Posts(engine.subscribe_feed(user)),
+            Ok(Topic::Scope(scope)) => {
+                // Only a resume that will read the log spends the connection's resume budget.
+                if from_seq.is_some()
+                    && let Some(retry_after_ms) = wait_if_spent(&self.resumes)
+                {
+                    let message = live_socket::resumes_refused();
+                    return self.refused("RATE_LIMITED", message, &topic, retry_after_ms);
                 }
-                LiveScope::Room { room, member: user }
-            } else {
-                let message =
-                    "topics are `chat:<roomId>`, `notifications`, `feed` and `matching`".into();
-                let error = error_frame("UNKNOWN_TOPIC", message, &topic);
-                return self.pending.push(error);
-            };
-            if from_seq.is_some()
-                && let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.resumes)
-            {
-                self.pending.push(frame(Frame::Error(quic::Error {
-                    code: "RATE_LIMITED".into(),
-                    message: format!(
-                        "at most {RESUMES_PER_MINUTE} resumes (from_seq) a minute, {RESUME_BURST} at once"
-                    ),
-                    r#ref: String::new(),
-                    topic: topic.clone(),
-                    retry_after_ms: Some(retry_after_ms),
-                })));
-                return;
+                Feed::Follow {
+                    scope,
+                    from_seq,
+                    signals: match scope {
+                        LiveScope::Room { room, .. } => Some(self.state.presence.subscribe(room)),
+                        LiveScope::User(_) | LiveScope::Matching(_) => None,
+                    },
+                    // Subscribed before the follow starts, so nothing after it is missed.
+                    notes: matches!(scope, LiveScope::User(_))
+                        .then(|| engine.subscribe_notifications(user)),
+                }
             }
-            Feed::Follow {
-                scope,
-                from_seq,
-                signals: match scope {
-                    LiveScope::Room { room, .. } => Some(self.state.presence.subscribe(room)),
-                    _ => None,
-                },
-                // Subscribed before the follow starts, so nothing after it is missed.
-                notes: matches!(scope, LiveScope::User(_))
-                    .then(|| engine.subscribe_notifications(user)),
-            }
+            Err((code, message)) => return self.topic_error(code, message, &topic),
         };
         let (stop, stopped) = watch::channel(false);
         let ended = Arc::new(AtomicBool::new(false));
@@ -585,11 +529,12 @@ impl<L: Link> Control<L> {
             engine,
             connection: self.connection.clone(),
             to_connection: self.to_connection.clone(),
+            metrics: self.state.quic_metrics.clone(),
             topic: topic.clone(),
             user,
-            max_resume: self.limits.ws.max_resume_events,
-            max_scan: self.limits.ws.max_resume_scan_events,
-            write_timeout: self.limits.ws.write_timeout,
+            max_resume: self.limits.connection.max_resume_events,
+            max_scan: self.limits.connection.max_resume_scan_events,
+            write_timeout: self.limits.connection.write_timeout,
             stop: stopped,
             ended: ended.clone(),
         };

@@ -4,6 +4,7 @@
 //! a frame once into bytes that any number of streams can send.
 
 use bytes::{Buf, Bytes, BytesMut};
+use girok_schemas::quic::{self, ServerFrame, server_frame::Frame};
 use prost::Message;
 
 /// Longest varint a frame length may take (a u64's).
@@ -52,12 +53,28 @@ pub trait Chunks {
     ) -> impl std::future::Future<Output = Result<Option<Bytes>, FrameError>> + Send;
 }
 
+/// Most bytes taken off a stream at once.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A read chunk's bytes, or why the stream failed.
+pub(crate) fn chunk_bytes<E: std::fmt::Display>(
+    read: Result<Option<quinn::Chunk>, E>,
+) -> Result<Option<Bytes>, FrameError> {
+    match read {
+        Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+        Err(error) => Err(FrameError::Stream(error.to_string())),
+    }
+}
+
 impl Chunks for quinn::RecvStream {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, FrameError> {
-        match self.read_chunk(64 * 1024, true).await {
-            Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
-            Err(error) => Err(FrameError::Stream(error.to_string())),
-        }
+        chunk_bytes(self.read_chunk(CHUNK_BYTES, true).await)
+    }
+}
+
+impl Chunks for web_transport_quinn::RecvStream {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, FrameError> {
+        chunk_bytes(self.read_chunk(CHUNK_BYTES, true).await)
     }
 }
 
@@ -126,6 +143,23 @@ fn frame_length(buffer: &[u8]) -> Result<Option<(u64, usize)>, FrameError> {
 /// A frame's bytes, length prefix included.
 pub fn encode<M: Message>(frame: &M) -> Bytes {
     Bytes::from(frame.encode_length_delimited_to_vec())
+}
+
+/// A server frame's bytes.
+pub(crate) fn frame(frame: Frame) -> Bytes {
+    encode(&ServerFrame { frame: Some(frame) })
+}
+
+/// An error frame's bytes: `reference` names the send or read it answers, `topic` the
+/// subscription it concerns (either may be empty).
+pub(crate) fn error_frame(code: &str, message: String, reference: &str, topic: &str) -> Bytes {
+    frame(Frame::Error(quic::Error {
+        code: code.into(),
+        message,
+        r#ref: reference.into(),
+        topic: topic.into(),
+        retry_after_ms: None,
+    }))
 }
 
 #[cfg(test)]

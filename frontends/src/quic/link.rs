@@ -3,7 +3,6 @@
 //! `web-transport-quinn` performs the HTTP/3 handshake and frames each stream with the
 //! session's header). The protocol's code is written once against these traits.
 
-use super::frames::{Chunks, FrameError};
 use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -119,14 +118,5 @@ impl Outgoing for web_transport_quinn::SendStream {
 
     async fn stopped(&mut self) {
         let _ = web_transport_quinn::SendStream::stopped(self).await;
-    }
-}
-
-impl Chunks for web_transport_quinn::RecvStream {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, FrameError> {
-        match self.read_chunk(64 * 1024, true).await {
-            Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
-            Err(error) => Err(FrameError::Stream(error.to_string())),
-        }
     }
 }

@@ -7,6 +7,7 @@
 //! authorization, limits, resume and presence as the WebSocket; connection migration (a client
 //! whose address changes keeps its connection), keep-alives and 0-RTT come with QUIC.
 
+#[cfg(feature = "client")]
 pub mod client;
 mod connection;
 pub mod frames;
@@ -19,14 +20,17 @@ pub use metrics::QuicMetrics;
 pub use reads::Reads;
 
 use crate::config::QuicConfig;
+use crate::live_socket::ConnectionLimits;
 use crate::state::{QuicInfo, Shared};
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use crate::tls::Certificates;
 use anyhow::Context;
 use bytes::Bytes;
 use futures::FutureExt;
-use futures::future::{BoxFuture, Either};
+use futures::future::BoxFuture;
 use quinn::crypto::rustls::QuicServerConfig;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -48,21 +52,19 @@ pub const CLOSE_TOO_MANY_SOCKETS: u16 = 4006;
 /// stream that ended inside a frame).
 pub const CLOSE_PROTOCOL: u16 = 4007;
 
-/// Longest a shutdown waits for connections to close.
-const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+/// Longest a shutdown waits for connections to close (and then for the endpoint to be idle).
+const CLOSE_WITHIN: Duration = Duration::from_secs(1);
 
 /// What a subscription's task tells its connection.
 pub(crate) enum ToConnection {
     /// A frame for the control stream.
     Frame(Bytes),
-    /// Close the connection.
-    Close(u16, &'static str),
 }
 
-/// A connection's limits: `[quic]`'s own, and the WebSocket's per-connection ones.
+/// A connection's limits: those of both socket protocols (`[ws]`), and `[quic]`'s own.
 #[derive(Clone, Copy, Debug)]
 pub struct QuicLimits {
-    pub ws: crate::ws::WsLimits,
+    pub connection: ConnectionLimits,
     pub max_frame_bytes: usize,
     pub max_requests_in_flight: usize,
 }
@@ -88,6 +90,10 @@ impl QuicServer {
         if config.zero_rtt {
             // QUIC requires exactly this value when early data is on.
             tls.max_early_data_size = u32::MAX;
+            // Resumption stays stateful (tickets are taken from this store once: a replayed
+            // 0-RTT hello finds none), sized so a returning client's ticket is still there.
+            tls.session_storage =
+                rustls::server::ServerSessionMemoryCache::new(config.max_connections.max(256) * 2);
         }
         let crypto = QuicServerConfig::try_from(tls)
             .map_err(|e| anyhow::anyhow!("the TLS configuration does not suit QUIC: {e}"))?;
@@ -99,9 +105,11 @@ impl QuicServer {
         // and QPACK streams).
         transport.max_concurrent_bidi_streams(2u32.into());
         transport.max_concurrent_uni_streams(3u32.into());
-        // What a connection may have buffered: its control stream is read at once.
-        transport.stream_receive_window((1u32 << 20).into());
-        transport.receive_window((4u32 << 20).into());
+        // What a connection may have buffered from its client: its control stream is read
+        // at once, so a few frames' worth.
+        let stream_window = (config.max_frame_bytes.max(1024) * 4).max(256 * 1024) as u32;
+        transport.stream_receive_window(stream_window.into());
+        transport.receive_window((stream_window * 4).into());
         transport.max_idle_timeout(Some(
             Duration::from_millis(config.idle_timeout_ms.max(1000)).try_into()?,
         ));
@@ -116,7 +124,14 @@ impl QuicServer {
         certificates.rotate_in_background();
         Ok(Self {
             endpoint,
-            info: QuicInfo { addr, certificates },
+            info: QuicInfo {
+                addr,
+                certificates,
+                alpn: [ALPN, ALPN_H3]
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            },
         })
     }
 
@@ -124,16 +139,21 @@ impl QuicServer {
         self.info.clone()
     }
 
-    /// Accepts connections until girok stops, then closes them ("going away").
+    /// Accepts connections until girok stops; then refuses new ones, lets the open ones
+    /// write what they owe and close ("going away"), and closes the endpoint.
     pub async fn run(self, state: Shared, reads: Reads) {
+        let config = &state.config.quic;
         let limits = QuicLimits {
-            ws: crate::ws::WsLimits::from(&state.config.ws),
-            max_frame_bytes: state.config.quic.max_frame_bytes.max(1024),
-            max_requests_in_flight: state.config.quic.max_requests_in_flight.max(1),
+            connection: ConnectionLimits::from(&state.config.ws),
+            max_frame_bytes: config.max_frame_bytes.max(1024),
+            max_requests_in_flight: config.max_requests_in_flight.max(1),
         };
-        let zero_rtt = state.config.quic.zero_rtt;
-        let max_connections = state.config.quic.max_connections.max(1);
-        let open = Arc::new(AtomicUsize::new(0));
+        let zero_rtt = config.zero_rtt;
+        let ceilings = Ceilings {
+            total: config.max_connections.max(1),
+            per_ip: config.max_connections_per_ip,
+        };
+        let open = Arc::new(OpenConnections::default());
         let mut stopping = state.stopping.watch();
         loop {
             let incoming = tokio::select! {
@@ -141,71 +161,139 @@ impl QuicServer {
                 () = Stopping::stopped(&mut stopping) => break,
             };
             let Some(incoming) = incoming else { break };
-            if open.load(Ordering::Acquire) >= max_connections {
+            // Under load, a client proves its address first (a spoofed one takes no slot).
+            if !incoming.remote_address_validated() && open.total() >= ceilings.total / 2 {
+                let _ = incoming.retry();
+                continue;
+            }
+            let Some(slot) = open.take(incoming.remote_address().ip(), &ceilings) else {
                 state.quic_metrics.refused.inc();
                 incoming.refuse();
                 continue;
-            }
+            };
+            let accepted_at = tokio::time::Instant::now();
             let Ok(connecting) = incoming.accept() else {
                 continue;
             };
-            open.fetch_add(1, Ordering::AcqRel);
             state.quic_metrics.connections.inc();
-            let (state, reads, open) = (state.clone(), reads.clone(), open.clone());
+            let (state, reads) = (state.clone(), reads.clone());
             tokio::spawn(async move {
-                if let Some((connection, handshake)) = establish(connecting, zero_rtt).await {
-                    let opened = if negotiated(&connection).as_deref() == Some(ALPN_H3) {
-                        state.quic_metrics.webtransport.inc();
-                        webtransport(connection, handshake, &limits)
-                            .await
-                            .map(Either::Right)
-                    } else {
-                        girok1(connection, handshake, &limits)
-                            .await
-                            .map(Either::Left)
+                let _slot = slot;
+                if let Some((connection, alpn, handshake)) = establish(connecting, zero_rtt).await {
+                    let accepted = Accepted {
+                        connection,
+                        handshake,
+                        accepted_at,
                     };
-                    match opened {
-                        Some(Either::Left(opened)) => {
-                            connection::serve(opened, state.clone(), reads, limits).await
+                    if alpn.as_deref() == Some(ALPN_H3) {
+                        if let Some(opened) = webtransport(accepted, &limits).await {
+                            state.quic_metrics.webtransport.inc();
+                            connection::serve(opened, state.clone(), reads, limits).await;
                         }
-                        Some(Either::Right(opened)) => {
-                            connection::serve(opened, state.clone(), reads, limits).await
-                        }
-                        None => {}
+                    } else if let Some(opened) = girok1(accepted, &limits).await {
+                        connection::serve(opened, state.clone(), reads, limits).await;
                     }
                 }
-                open.fetch_sub(1, Ordering::AcqRel);
                 state.quic_metrics.connections.dec();
             });
         }
+        // No new connections; the open ones drain (acks of durable sends) and say goodbye.
+        self.endpoint.set_server_config(None);
+        let drained = async {
+            while open.total() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WITHIN, drained).await;
         self.endpoint
             .close(CLOSE_GOING_AWAY.into(), b"girok is shutting down");
         let _ = tokio::time::timeout(CLOSE_WITHIN, self.endpoint.wait_idle()).await;
     }
 }
 
-/// The ALPN the handshake settled on.
-fn negotiated(connection: &quinn::Connection) -> Option<Vec<u8>> {
-    connection
-        .handshake_data()?
-        .downcast::<quinn::crypto::rustls::HandshakeData>()
-        .ok()?
-        .protocol
+/// The connection ceilings: all together, and from one address (0: none).
+struct Ceilings {
+    total: usize,
+    per_ip: usize,
+}
+
+/// The open connections, all together and per address.
+#[derive(Default)]
+struct OpenConnections {
+    per_ip: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+    total: AtomicUsize,
+}
+
+impl OpenConnections {
+    fn total(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// A slot for a connection from `ip`, given back when dropped; `None` past a ceiling.
+    fn take(self: &Arc<Self>, ip: IpAddr, ceilings: &Ceilings) -> Option<Slot> {
+        let mut per_ip = self.per_ip.lock();
+        let from_ip = per_ip.entry(ip).or_default();
+        if self.total() >= ceilings.total || (ceilings.per_ip > 0 && *from_ip >= ceilings.per_ip) {
+            if *from_ip == 0 {
+                per_ip.remove(&ip);
+            }
+            return None;
+        }
+        *from_ip += 1;
+        self.total.fetch_add(1, Ordering::AcqRel);
+        Some(Slot {
+            open: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's place among the open ones.
+struct Slot {
+    open: Arc<OpenConnections>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_ip = self.open.per_ip.lock();
+        if let Some(from_ip) = per_ip.get_mut(&self.ip) {
+            *from_ip -= 1;
+            if *from_ip == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.open.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection past its handshake (or in 0-RTT), not yet serving.
+struct Accepted {
+    connection: quinn::Connection,
+    /// Resolves once the handshake is confirmed.
+    handshake: BoxFuture<'static, ()>,
+    accepted_at: tokio::time::Instant,
 }
 
 /// A girok/1 connection's control stream, opened by the client within the auth timeout.
 async fn girok1(
-    connection: quinn::Connection,
-    handshake: BoxFuture<'static, ()>,
+    accepted: Accepted,
     limits: &QuicLimits,
 ) -> Option<connection::Opened<quinn::Connection, quinn::RecvStream>> {
-    match tokio::time::timeout(limits.ws.auth_timeout, connection.accept_bi()).await {
+    let Accepted {
+        connection,
+        handshake,
+        accepted_at,
+    } = accepted;
+    let deadline = accepted_at + limits.connection.auth_timeout;
+    match tokio::time::timeout_at(deadline, connection.accept_bi()).await {
         Ok(Ok((send, recv))) => Some(connection::Opened {
             early: recv.is_0rtt(),
             connection,
             send,
             recv,
             handshake,
+            accepted_at,
         }),
         Ok(Err(_)) => None,
         Err(_) => {
@@ -218,10 +306,14 @@ async fn girok1(
 /// A WebTransport session at [`WEBTRANSPORT_PATH`] and its control stream, within the auth
 /// timeout (HTTP/3's settings, the CONNECT request, then the client's bidirectional stream).
 async fn webtransport(
-    connection: quinn::Connection,
-    handshake: BoxFuture<'static, ()>,
+    accepted: Accepted,
     limits: &QuicLimits,
 ) -> Option<connection::Opened<web_transport_quinn::Session, web_transport_quinn::RecvStream>> {
+    let Accepted {
+        connection,
+        handshake,
+        accepted_at,
+    } = accepted;
     let opened = async {
         // Browsers do not send WebTransport in 0-RTT data; take nothing before the handshake.
         handshake.await;
@@ -240,9 +332,10 @@ async fn webtransport(
             recv,
             early: false,
             handshake: futures::future::ready(()).boxed(),
+            accepted_at,
         })
     };
-    match tokio::time::timeout(limits.ws.auth_timeout, opened).await {
+    match tokio::time::timeout_at(accepted_at + limits.connection.auth_timeout, opened).await {
         Ok(opened) => opened,
         Err(_) => {
             connection.close(
@@ -254,29 +347,33 @@ async fn webtransport(
     }
 }
 
-/// Completes a connection's handshake, or (with 0-RTT on) takes it at once with what resolves
-/// when the handshake is confirmed.
+/// Takes a connection once its client's hello is read (which names the ALPN): at once with
+/// 0-RTT on (with what resolves when the handshake is confirmed), else once the handshake
+/// completes.
 async fn establish(
-    connecting: quinn::Connecting,
+    mut connecting: quinn::Connecting,
     zero_rtt: bool,
-) -> Option<(quinn::Connection, BoxFuture<'static, ()>)> {
-    if zero_rtt {
+) -> Option<(quinn::Connection, Option<Vec<u8>>, BoxFuture<'static, ()>)> {
+    let alpn = connecting
+        .handshake_data()
+        .await
+        .ok()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol;
+    let connecting = if zero_rtt {
         // A server's conversion always succeeds (0.5-RTT).
         match connecting.into_0rtt() {
             Ok((connection, confirmed)) => {
-                return Some((connection, confirmed.map(|_| ()).boxed()));
+                return Some((connection, alpn, confirmed.map(|_| ()).boxed()));
             }
-            Err(connecting) => return complete(connecting).await,
+            Err(connecting) => connecting,
         }
-    }
-    complete(connecting).await
-}
-
-async fn complete(
-    connecting: quinn::Connecting,
-) -> Option<(quinn::Connection, BoxFuture<'static, ()>)> {
+    } else {
+        connecting
+    };
     match connecting.await {
-        Ok(connection) => Some((connection, futures::future::ready(()).boxed())),
+        Ok(connection) => Some((connection, alpn, futures::future::ready(()).boxed())),
         Err(error) => {
             tracing::debug!(%error, "QUIC handshake failed");
             None

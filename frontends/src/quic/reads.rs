@@ -5,7 +5,7 @@
 //! one, handed over by the composition root; the request runs as the connection's access
 //! token, from the connection's address.
 
-use super::subscription::frame;
+use super::frames::frame;
 use crate::listener::PeerAddr;
 use axum::Router;
 use axum::body::Body;

@@ -18,18 +18,18 @@ use super::subscription::{Subscription, run_feed, run_notifications};
 use crate::auth::live_sessions::Ending;
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
-use crate::presence::{HEARTBEAT_EVERY, Signal};
+use crate::live_socket::{self, ConnectionLimits, SHUTDOWN_ANSWERS_WITHIN, Topic};
+use crate::presence::HEARTBEAT_EVERY;
 use crate::state::Shared;
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use girok_engine::{ChatCommand, Command, Error as EngineError, LiveScope};
+use girok_engine::{Error as EngineError, LiveScope};
 use girok_schemas::{RoomId, Seq, UserId};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,43 +37,29 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Resumes (`fromSeq`) per connection and minute, and at once.
-const RESUMES_PER_MINUTE: NonZeroU32 = NonZeroU32::new(30).unwrap();
-const RESUME_BURST: NonZeroU32 = NonZeroU32::new(10).unwrap();
-
-/// Longest a shutdown waits for the answers of sends in flight before closing a socket.
-const SHUTDOWN_ANSWERS_WITHIN: Duration = Duration::from_millis(500);
-
-/// The per-connection limits (`[ws]` in the configuration).
+/// The per-connection limits (`[ws]` in the configuration): those both socket protocols
+/// share, and the WebSocket's own.
 #[derive(Clone, Copy, Debug)]
 pub struct WsLimits {
+    pub connection: ConnectionLimits,
     pub max_frame_bytes: usize,
-    pub max_subscriptions: usize,
-    pub sends_per_second: u32,
-    pub send_burst: u32,
-    pub max_sends_in_flight: usize,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
-    pub auth_timeout: Duration,
-    pub write_timeout: Duration,
-    pub max_resume_events: u64,
-    pub max_resume_scan_events: u64,
+}
+
+impl WsLimits {
+    pub fn write_timeout(&self) -> Duration {
+        self.connection.write_timeout
+    }
 }
 
 impl From<&WsConfig> for WsLimits {
     fn from(c: &WsConfig) -> Self {
         Self {
+            connection: ConnectionLimits::from(c),
             max_frame_bytes: c.max_frame_bytes.max(1024),
-            max_subscriptions: c.max_subscriptions.max(1),
-            sends_per_second: c.sends_per_second.max(1),
-            send_burst: c.send_burst.max(1),
-            max_sends_in_flight: c.max_sends_in_flight.max(1),
             heartbeat: Duration::from_millis(c.heartbeat_ms.max(100)),
             idle_timeout: Duration::from_millis(c.idle_timeout_ms.max(200)),
-            auth_timeout: Duration::from_millis(c.auth_timeout_ms.max(100)),
-            write_timeout: Duration::from_millis(c.write_timeout_ms.max(100)),
-            max_resume_events: c.max_resume_events,
-            max_resume_scan_events: c.max_resume_scan_events,
         }
     }
 }
@@ -91,24 +77,24 @@ pub async fn serve(
         state: state.clone(),
         principal: None,
         limits,
-        out: Outbox::new(sink, closer, state.ws_metrics.clone(), limits.write_timeout),
+        out: Outbox::new(
+            sink,
+            closer,
+            state.ws_metrics.clone(),
+            limits.connection.write_timeout,
+        ),
         pending: VecDeque::new(),
         sending: FuturesOrdered::new(),
         subscriptions: HashMap::new(),
         session_end: None,
         close_now: None,
-        sends: RateLimiter::direct(
-            Quota::per_second(NonZeroU32::new(limits.sends_per_second).unwrap_or(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN)),
-        ),
-        resumes: RateLimiter::direct(
-            Quota::per_minute(RESUMES_PER_MINUTE).allow_burst(RESUME_BURST),
-        ),
+        sends: limits.connection.send_budget(),
+        resumes: limits.connection.resume_budget(),
     };
     if let Some(principal) = principal {
         connection.welcome(principal);
     }
-    let auth_deadline = Instant::now() + limits.auth_timeout;
+    let auth_deadline = Instant::now() + limits.connection.auth_timeout;
     let mut last_seen = Instant::now();
     // `welcome` told the registry the user is here; later frames report at most this often.
     let mut last_beat = Instant::now();
@@ -132,7 +118,7 @@ pub async fn serve(
         }
         // Read the client only while its earlier frames are answered or in flight within
         // bounds: a client that sends faster than girok acknowledges is pushed back.
-        let reading = connection.sending.len() < limits.max_sends_in_flight;
+        let reading = connection.sending.len() < limits.connection.max_sends_in_flight;
         tokio::select! {
             Some(answer) = connection.sending.next() => {
                 connection.pending.push_back(Message::Text(answer));
@@ -177,7 +163,7 @@ pub async fn serve(
                 }
                 connection.pending.push_back(Message::Ping(Vec::new().into()));
             }
-            ending = session_ended(&mut connection.session_end) => {
+            ending = live_socket::session_ended(&mut connection.session_end) => {
                 let (code, reason) = match ending {
                     Ending::Revoked => (CLOSE_SESSION_ENDED, "session ended"),
                     Ending::Expired => (CLOSE_TOKEN_EXPIRED, "token expired"),
@@ -212,19 +198,8 @@ pub async fn serve(
             .await;
         }
     }
-    if let Some(principal) = connection.principal
-        && connection.state.presence.disconnected(principal.user)
-    {
-        announce_presence(&connection.state, principal.user, false);
-    }
-}
-
-/// Tells the live subscribers of every room of `user` that they came online or went offline.
-fn announce_presence(state: &Shared, user: UserId, online: bool) {
-    for room in state.engine.rooms_of(user) {
-        state
-            .presence
-            .signal(room, Signal::Presence { user, online });
+    if let Some(principal) = connection.principal {
+        live_socket::departed(&connection.state, principal.user);
     }
 }
 
@@ -266,14 +241,6 @@ impl Running {
     }
 }
 
-/// Waits for the end of the connection's session; forever before it signs in.
-async fn session_ended(end: &mut Option<BoxFuture<'static, Ending>>) -> Ending {
-    match end {
-        Some(end) => end.await,
-        None => std::future::pending().await,
-    }
-}
-
 fn engine_error(error: EngineError) -> ServerFrame {
     ServerFrame::error(error.code(), error.to_string())
 }
@@ -312,24 +279,7 @@ impl Connection {
         if !self.sign_in(principal) {
             return;
         }
-        if self.state.presence.connected(principal.user) {
-            // To every room the user is in up to now, a room joined just before connecting
-            // included: at once when the memberships view reflects the log's head, else once
-            // it does (and only if the user is still online by then).
-            let user = principal.user;
-            let head = self.state.engine.head();
-            if self.state.engine.views_watermark() >= head {
-                announce_presence(&self.state, user, true);
-            } else {
-                let state = self.state.clone();
-                tokio::spawn(async move {
-                    let _ = state.engine.wait_for_views(Some(head)).await;
-                    if state.presence.status(user).online {
-                        announce_presence(&state, user, true);
-                    }
-                });
-            }
-        }
+        live_socket::arrived(&self.state, principal.user);
         self.reply(ServerFrame::Welcome {
             user_id: principal.user.to_string(),
             head_seq: self.state.engine.head(),
@@ -446,47 +396,34 @@ impl Connection {
         body: String,
         client_id: Option<String>,
     ) {
-        let refused = |code: &'static str, message: String| ServerFrame::Error {
-            code,
-            message,
-            reference: reference.clone(),
-            topic: None,
-            retry_after_ms: None,
-        };
         if let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.sends) {
+            let per_second = self.limits.connection.sends_per_second;
             return self.reply(ServerFrame::Error {
                 code: "RATE_LIMITED",
-                message: format!("at most {} sends per second", self.limits.sends_per_second),
+                message: format!("at most {per_second} sends per second"),
                 reference,
                 topic: None,
                 retry_after_ms: Some(retry_after_ms),
             });
         }
-        let Ok(room) = room_id.parse::<RoomId>() else {
-            return self.reply(refused(
-                "INVALID_ARGUMENT",
-                "roomId is not a room id".into(),
-            ));
-        };
-        let reply_to = match reply_to.map(|r| r.parse::<girok_schemas::EventId>()) {
-            None => None,
-            Some(Ok(id)) => Some(id),
-            Some(Err(_)) => {
-                let message = "replyTo is not a message id".into();
-                return self.reply(refused("INVALID_ARGUMENT", message));
-            }
-        };
-        let Ok(attachments) = attachments.iter().map(|a| a.parse()).collect() else {
-            let message = "attachments are not media ids".into();
-            return self.reply(refused("INVALID_ARGUMENT", message));
-        };
-        let command = Command::Chat(ChatCommand::SendMessage {
-            room,
+        let command = match live_socket::send_command(
+            &room_id,
+            reply_to.as_deref(),
+            &attachments,
             body,
             client_id,
-            reply_to,
-            attachments,
-        });
+        ) {
+            Ok(command) => command,
+            Err(message) => {
+                return self.reply(ServerFrame::Error {
+                    code: "INVALID_ARGUMENT",
+                    message: message.into(),
+                    reference,
+                    topic: None,
+                    retry_after_ms: None,
+                });
+            }
+        };
         // Queued now, in the order the client sent: only the wait for the ack is pipelined.
         let acked = match self.state.engine.enqueue(user, command).await {
             Ok(acked) => acked,
@@ -524,34 +461,23 @@ impl Connection {
             return self.reply(frame);
         }
         self.subscriptions.retain(|_, running| !running.over());
-        if self.subscriptions.len() >= self.limits.max_subscriptions {
-            let message = format!("at most {} subscriptions", self.limits.max_subscriptions);
+        if self.subscriptions.len() >= self.limits.connection.max_subscriptions {
+            let message = format!(
+                "at most {} subscriptions",
+                self.limits.connection.max_subscriptions
+            );
             return self.reply(topic_error("TOO_MANY_SUBSCRIPTIONS", message));
         }
         let engine = self.state.engine.clone();
-        if topic == "feed" {
-            let task = tokio::spawn(run_feed(engine, user, self.out.clone()));
-            self.subscriptions
-                .insert(topic, Running::new(task, Default::default()));
-            return;
-        }
-        let scope = if topic == "notifications" {
-            LiveScope::User(user)
-        } else if topic == "matching" {
-            LiveScope::Matching(user)
-        } else if let Some(id) = topic.strip_prefix("chat:") {
-            let Ok(room) = id.parse::<RoomId>() else {
-                return self.reply(topic_error("INVALID_ARGUMENT", "not a room id".into()));
-            };
-            // Only members may subscribe to a room.
-            if let Err(error) = engine.require_member(user, room).await {
-                return self.reply(topic_error(error.code(), error.to_string()));
+        let scope = match live_socket::topic_scope(&engine, user, &topic).await {
+            Ok(Topic::Feed) => {
+                let task = tokio::spawn(run_feed(engine, user, self.out.clone()));
+                self.subscriptions
+                    .insert(topic, Running::new(task, Default::default()));
+                return;
             }
-            LiveScope::Room { room, member: user }
-        } else {
-            let message =
-                "topics are `chat:<roomId>`, `notifications`, `feed` and `matching`".to_owned();
-            return self.reply(topic_error("UNKNOWN_TOPIC", message));
+            Ok(Topic::Scope(scope)) => scope,
+            Err((code, message)) => return self.reply(topic_error(code, message)),
         };
         // Only a resume that will read the log spends the connection's resume budget.
         if from_seq.is_some()
@@ -559,9 +485,7 @@ impl Connection {
         {
             return self.reply(ServerFrame::Error {
                 code: "RATE_LIMITED",
-                message: format!(
-                    "at most {RESUMES_PER_MINUTE} resumes (fromSeq) a minute, {RESUME_BURST} at once"
-                ),
+                message: live_socket::resumes_refused(),
                 reference: None,
                 topic: Some(topic.clone()),
                 retry_after_ms: Some(retry_after_ms),
@@ -578,8 +502,8 @@ impl Connection {
             topic: topic.clone(),
             scope,
             from_seq,
-            max_resume: self.limits.max_resume_events,
-            max_scan: self.limits.max_resume_scan_events,
+            max_resume: self.limits.connection.max_resume_events,
+            max_scan: self.limits.connection.max_resume_scan_events,
             out: self.out.clone(),
         };
         let task = match scope {

@@ -11,7 +11,6 @@
 
 use super::outbox::Outbox;
 use super::protocol::ServerFrame;
-use crate::dto::PublicUserDto;
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
 use girok_engine::matching::MatchingUpdate;
@@ -92,7 +91,7 @@ impl Subscription {
             } else {
                 tokio::select! {
                     next = follow.next(LIVE_BATCH, &mut events) => next,
-                    signal = next_signal(&mut self.signals) => {
+                    signal = crate::live_socket::next_signal(&mut self.signals) => {
                         if let Some(frame) = signal_frame(&self.topic, signal, subscriber(self.scope))
                             && !self.out.send_frame(&frame).await
                         {
@@ -228,14 +227,7 @@ async fn matching_frame(
             shared_tags,
             waited_ms,
         } => {
-            // A profile that cannot be read leaves the partner out, not the match.
-            let partner = match engine.user(partner).await {
-                Ok(user) => Some(PublicUserDto::from(&user)),
-                Err(error) => {
-                    tracing::warn!(%error, %partner, "match partner's profile not read");
-                    None
-                }
-            };
+            let partner = crate::live_items::partner_profile(engine, partner).await;
             ServerFrame::Matched {
                 topic,
                 seq,
@@ -264,21 +256,6 @@ async fn matching_frame(
         },
     };
     Some(Message::Text(super::outbox::render(&frame)))
-}
-
-/// The next ephemeral signal, or never when the subscription has none (a user topic).
-async fn next_signal(signals: &mut Option<broadcast::Receiver<Signal>>) -> Signal {
-    loop {
-        let Some(rx) = signals.as_mut() else {
-            return std::future::pending().await;
-        };
-        match rx.recv().await {
-            Ok(signal) => return signal,
-            // Lost typing indicators do no harm: skip them.
-            Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => *signals = None,
-        }
-    }
 }
 
 /// The frame of a signal for subscriber `me`; `None` for their own typing.

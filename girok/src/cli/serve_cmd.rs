@@ -89,11 +89,11 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     // The listeners move to the requests' runtime; sockets come back to this one, where the
     // state was made.
     let state = girok.state();
-    if let Some(quic) = quic {
-        // Reads over QUIC are answered by the HTTP routes, on the requests' runtime.
+    // Reads over QUIC are answered by the HTTP routes, on the requests' runtime.
+    let quic = quic.map(|quic| {
         let reads = quic::Reads::new(http::router(state.clone()), requests.clone());
-        tokio::spawn(quic.run(state.shared.clone(), reads));
-    }
+        tokio::spawn(quic.run(state.shared.clone(), reads))
+    });
     let served = requests
         .spawn(async move {
             let moved = |listener: tokio::net::TcpListener| {
@@ -105,6 +105,11 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
         })
         .await
         .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
+    // QUIC connections drain and close on the same stop (bounded by the endpoint's own
+    // timeouts), before the engine stops.
+    if let Some(quic) = quic {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), quic).await;
+    }
     let engine = girok.engine().clone();
     girok.stop().await;
     served.context("HTTP server failed")?;
