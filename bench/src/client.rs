@@ -109,3 +109,40 @@ pub async fn account(
     };
     Ok(Account { id, token })
 }
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QuicInfo {
+    enabled: bool,
+    #[serde(default)]
+    port: u16,
+    #[serde(default)]
+    certificate_sha256: String,
+}
+
+/// Where a server's QUIC endpoint is (the host of `base`, the port `GET /v1/quic` publishes)
+/// and the certificate hash to pin.
+pub async fn quic_endpoint(
+    http: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<(std::net::SocketAddr, String)> {
+    let info: QuicInfo = http
+        .get(format!("{base}/v1/quic"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if !info.enabled {
+        bail!("the server has no QUIC endpoint (quic.enabled is off)");
+    }
+    let host = reqwest::Url::parse(base)?
+        .host_str()
+        .context("the URL has no host")?
+        .to_owned();
+    let addr = tokio::net::lookup_host((host.as_str(), info.port))
+        .await?
+        .next()
+        .context("the server's host does not resolve")?;
+    Ok((addr, info.certificate_sha256))
+}

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use girok_frontends::quic::client::{Connector, Delivery, QuicClient};
 use girok_schemas::quic::{self, client_frame, server_frame};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -56,16 +56,6 @@ pub struct Figures {
     server_kib_per_connection: Option<f64>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QuicInfo {
-    enabled: bool,
-    #[serde(default)]
-    port: u16,
-    #[serde(default)]
-    certificate_sha256: String,
-}
-
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,24 +69,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     }
     let base = args.url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
-    let info: QuicInfo = http
-        .get(format!("{base}/v1/quic"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    if !info.enabled {
-        bail!("the server has no QUIC endpoint (quic.enabled is off)");
-    }
-    let host = reqwest::Url::parse(&base)?
-        .host_str()
-        .context("the URL has no host")?
-        .to_owned();
-    let addr = tokio::net::lookup_host((host.as_str(), info.port))
-        .await?
-        .next()
-        .context("the server's host does not resolve")?;
+    let (addr, sha256) = crate::client::quic_endpoint(&http, &base).await?;
     let mut accounts: Vec<Account> = Vec::new();
     for u in 0..args.users {
         accounts.push(crate::client::account(&http, &base, format!("idle{u}"), PASSWORD).await?);
@@ -107,7 +80,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     );
     let rss_before = args.server_pid.and_then(rss_kib);
     let connectors = (0..args.connections.div_ceil(CLIENTS_PER_ENDPOINT))
-        .map(|_| Connector::new(&info.certificate_sha256))
+        .map(|_| Connector::new(&sha256))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let mut clients = futures::stream::iter((0..args.connections).map(|c| {

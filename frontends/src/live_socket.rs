@@ -173,6 +173,22 @@ pub fn departed(state: &Shared, user: UserId) {
     }
 }
 
+/// Counts a signed-in connection of `principal` among the user's live ones (a renewal is
+/// never refused); what resolves when its session ends, or the refusal (too many sockets).
+pub fn sign_in(
+    state: &Shared,
+    principal: crate::auth::Principal,
+    renewing: bool,
+) -> Result<BoxFuture<'static, Ending>, String> {
+    use futures::FutureExt;
+    state
+        .auth
+        .live_sessions
+        .sign_in(state.engine.clone(), principal, renewing)
+        .map(FutureExt::boxed)
+        .map_err(|refused| refused.to_string())
+}
+
 /// Waits for the end of the connection's session; forever before it signs in.
 pub async fn session_ended(end: &mut Option<BoxFuture<'static, Ending>>) -> Ending {
     match end {

@@ -6,13 +6,12 @@
 
 use super::{CONNECT_CONCURRENCY, CONNECT_TIMEOUT, Frame, Layout, Run, collect, count, on_frame};
 use crate::client::Account;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bytes::Bytes;
 use girok_frontends::quic::client::{Connector, Delivery, Parts};
 use girok_frontends::quic::frames::{FrameReader, encode};
 use girok_schemas::proto::envelope::Payload;
 use girok_schemas::quic::{self, ClientFrame, ServerFrame, client_frame, server_frame};
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use tokio::sync::mpsc;
@@ -20,40 +19,6 @@ use tokio::time::Instant;
 
 /// Connections that share one client UDP socket (one quinn endpoint).
 const CLIENTS_PER_ENDPOINT: usize = 100;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QuicInfo {
-    enabled: bool,
-    #[serde(default)]
-    port: u16,
-    #[serde(default)]
-    certificate_sha256: String,
-}
-
-/// Where the server's QUIC endpoint is (the host of `base`, the port it publishes) and the
-/// certificate hash to pin.
-async fn endpoint(http: &reqwest::Client, base: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let info: QuicInfo = http
-        .get(format!("{base}/v1/quic"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    if !info.enabled {
-        bail!("the server has no QUIC endpoint (quic.enabled is off)");
-    }
-    let host = reqwest::Url::parse(base)?
-        .host_str()
-        .context("the URL has no host")?
-        .to_owned();
-    let addr = tokio::net::lookup_host((host.as_str(), info.port))
-        .await?
-        .next()
-        .context("the server's host does not resolve")?;
-    Ok((addr, info.certificate_sha256))
-}
 
 /// Connects, signs in and subscribes every client, in client order.
 pub(super) async fn connect_all(
@@ -63,7 +28,7 @@ pub(super) async fn connect_all(
     accounts: &[Account],
     rooms: &[String],
 ) -> anyhow::Result<Vec<Parts>> {
-    let (addr, sha256) = endpoint(http, base).await?;
+    let (addr, sha256) = crate::client::quic_endpoint(http, base).await?;
     println!(
         "connect: {} QUIC clients at {addr} ({CONNECT_CONCURRENCY} at a time, {CLIENTS_PER_ENDPOINT} per UDP socket)",
         layout.clients

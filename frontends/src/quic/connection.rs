@@ -354,19 +354,14 @@ impl<L: Link> Control<L> {
                 );
             }
         };
-        let signed_in =
-            self.state
-                .auth
-                .live_sessions
-                .sign_in(self.state.engine.clone(), principal, renewing);
-        match signed_in {
+        match live_socket::sign_in(&self.state, principal, renewing) {
             Ok(ending) => {
                 self.principal = Some(principal);
                 self.token = Some(token.into());
-                self.session_end = Some(ending.boxed());
+                self.session_end = Some(ending);
             }
             Err(refused) => {
-                self.reply_error("TOO_MANY_SOCKETS", refused.to_string(), "");
+                self.reply_error("TOO_MANY_SOCKETS", refused, "");
                 self.close_now = Some((CLOSE_TOO_MANY_SOCKETS, "too many sockets"));
                 return;
             }

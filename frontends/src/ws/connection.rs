@@ -256,19 +256,14 @@ impl Connection {
     /// connections is refused, and the connection closes.
     fn sign_in(&mut self, principal: Principal) -> bool {
         let renewing = self.principal.is_some();
-        let signed_in =
-            self.state
-                .auth
-                .live_sessions
-                .sign_in(self.state.engine.clone(), principal, renewing);
-        match signed_in {
+        match live_socket::sign_in(&self.state, principal, renewing) {
             Ok(ending) => {
                 self.principal = Some(principal);
-                self.session_end = Some(ending.boxed());
+                self.session_end = Some(ending);
                 true
             }
             Err(refused) => {
-                self.reply(ServerFrame::error("TOO_MANY_SOCKETS", refused.to_string()));
+                self.reply(ServerFrame::error("TOO_MANY_SOCKETS", refused));
                 self.close_now = Some((CLOSE_TOO_MANY_SOCKETS, "too many sockets".into()));
                 false
             }
