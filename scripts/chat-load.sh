@@ -45,6 +45,7 @@ run_once() {
     GIROK__WS__SENDS_PER_SECOND=1000 \
     GIROK__WS__SEND_BURST=2000 \
     GIROK__SERVER__MAX_CONNECTIONS=10000 \
+    GIROK__QUIC__MAX_CONNECTIONS_PER_IP=0 \
     taskset -c 0
 
   echo "== girok-bench chat-load (core 1)"

@@ -19,7 +19,7 @@ bench_tmp quic-idle
 ulimit -n "$(ulimit -Hn)"
 
 echo "== girok serve (data in $tmp/data)"
-start_girok "$tmp/data" GIROK__QUIC__MAX_CONNECTIONS=100000
+start_girok "$tmp/data" GIROK__QUIC__MAX_CONNECTIONS=100000 GIROK__QUIC__MAX_CONNECTIONS_PER_IP=0
 
 echo "== girok-bench quic-idle"
 status=0
