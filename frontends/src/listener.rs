@@ -223,7 +223,7 @@ struct Slot {
 /// The address one client is counted under: an IPv4 address (also when a dual-stack
 /// listener shows it as `::ffff:a.b.c.d`), or an IPv6 address's /64, which one subscriber
 /// usually holds whole.
-fn address_of_client(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_of_client(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);

@@ -71,26 +71,33 @@ pub fn resumes_refused() -> String {
     format!("at most {RESUMES_PER_MINUTE} resumes (fromSeq) a minute, {RESUME_BURST} at once")
 }
 
-/// A send frame's fields as a command; the refusal (`INVALID_ARGUMENT`) says which is wrong.
+/// The field of a send frame that is not of its kind (`INVALID_ARGUMENT`; each protocol names
+/// it its own way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadSendField {
+    Room,
+    ReplyTo,
+    Attachments,
+}
+
+/// A send frame's fields as a command, or the field that is wrong.
 pub fn send_command(
     room_id: &str,
     reply_to: Option<&str>,
     attachments: &[String],
     body: String,
     client_id: Option<String>,
-) -> Result<Command, &'static str> {
-    let room = room_id
-        .parse::<RoomId>()
-        .map_err(|_| "the room id is not a room id")?;
+) -> Result<Command, BadSendField> {
+    let room = room_id.parse::<RoomId>().map_err(|_| BadSendField::Room)?;
     let reply_to = reply_to
         .map(|r| r.parse::<girok_schemas::EventId>())
         .transpose()
-        .map_err(|_| "the message replied to is not a message id")?;
+        .map_err(|_| BadSendField::ReplyTo)?;
     let attachments = attachments
         .iter()
         .map(|a| a.parse())
         .collect::<Result<_, _>>()
-        .map_err(|_| "attachments are not media ids")?;
+        .map_err(|_| BadSendField::Attachments)?;
     Ok(Command::Chat(ChatCommand::SendMessage {
         room,
         body,

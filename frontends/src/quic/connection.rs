@@ -26,7 +26,7 @@ use super::{
 use crate::auth::live_sessions::Ending;
 use crate::auth::rate_limit::wait_if_spent;
 use crate::auth::{Principal, bearer_principal};
-use crate::live_socket::{self, SHUTDOWN_ANSWERS_WITHIN, Topic};
+use crate::live_socket::{self, BadSendField, SHUTDOWN_ANSWERS_WITHIN, Topic};
 use crate::presence::HEARTBEAT_EVERY;
 use crate::state::Shared;
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
@@ -47,6 +47,9 @@ use tokio::time::Instant;
 
 /// Longest a close waits for the client to receive the control stream's last frames.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The same on a stop, which waits for every connection at once (within the endpoint's own
+/// bound, `CLOSE_WITHIN`).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// A connection whose control stream the client opened.
 pub(super) struct Opened<L: Link, R> {
@@ -55,8 +58,8 @@ pub(super) struct Opened<L: Link, R> {
     pub recv: R,
     /// Whether the control stream was opened in 0-RTT data.
     pub early: bool,
-    /// Resolves once the handshake is confirmed.
-    pub handshake: BoxFuture<'static, ()>,
+    /// Resolves once the handshake is confirmed (false: the connection was lost first).
+    pub handshake: BoxFuture<'static, bool>,
     /// When the connection was accepted: the `auth` frame is due `ws.auth_timeout_ms` later.
     pub accepted_at: Instant,
 }
@@ -128,14 +131,56 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
         let reading = control.sending.len() < limits.connection.max_sends_in_flight
             && control.reading.len() < limits.max_requests_in_flight;
         tokio::select! {
-            // The handshake's confirmation first: a frame that arrives with it is not early.
+            // In this order: the handshake's confirmation first (a frame that arrives with it
+            // is not early), then whatever ends the connection, then what it owes, and the
+            // client's next frame last, so that a client that always has one buffered cannot
+            // hold off its own end (a deadline, a revoked session, a stop).
             biased;
-            () = async { if let Some(h) = handshake.as_mut() { h.await } else { std::future::pending().await } } => {
+            confirmed = async { if let Some(h) = handshake.as_mut() { h.await } else { std::future::pending().await } } => {
                 handshake = None;
+                if !confirmed {
+                    break None;
+                }
                 control.confirmed = true;
+            }
+            () = Stopping::stopped(&mut stopping) => {
+                // What the client is owed goes out first: acks of sends already durable.
+                control.drain_acks().await;
+                break Some(Closing { code: CLOSE_GOING_AWAY, reason: "girok is shutting down", linger: true });
+            }
+            reason = connection.closed() => {
+                tracing::debug!(%reason, "QUIC connection closed");
+                break None;
+            }
+            ending = live_socket::session_ended(&mut control.session_end) => {
+                let (code, reason) = match ending {
+                    Ending::Revoked => (CLOSE_SESSION_ENDED, "session ended"),
+                    Ending::Expired => (CLOSE_TOKEN_EXPIRED, "token expired"),
+                };
+                control.reply_error(ending.code(), ending.message().into(), "");
+                control.close_now = Some((code, reason));
+            }
+            _ = tokio::time::sleep_until(auth_deadline), if control.principal.is_none() => {
+                break Some(Closing { code: CLOSE_AUTH_TIMEOUT, reason: "no auth frame in time", linger: false });
+            }
+            () = connection.unexpected_stream() => {
+                control.reply_error(
+                    "TOO_MANY_STREAMS",
+                    "a connection has one control stream; the server opens the others".into(),
+                    "",
+                );
+                control.close_now = Some((CLOSE_PROTOCOL, "unexpected stream"));
             }
             Some(answer) = control.sending.next() => control.pending.push(answer),
             Some(answer) = control.reading.next() => control.pending.push(answer),
+            Some(message) = from_tasks.recv() => match message {
+                ToConnection::Frame(frame) => control.pending.push(frame),
+            },
+            _ = presence_beat.tick() => {
+                if let Some(principal) = control.principal {
+                    state.presence.heartbeat(principal.user);
+                }
+            }
             incoming = frames.next::<ClientFrame>(), if reading => match incoming {
                 Ok(Some(Ok(frame))) => control.handle(frame).await,
                 Ok(Some(Err(undecodable))) => control.reply_error(
@@ -157,49 +202,18 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
                     control.close_now = Some((CLOSE_PROTOCOL, "protocol error"));
                 }
             },
-            Some(message) = from_tasks.recv() => match message {
-                ToConnection::Frame(frame) => control.pending.push(frame),
-            },
-            _ = presence_beat.tick() => {
-                if let Some(principal) = control.principal {
-                    state.presence.heartbeat(principal.user);
-                }
-            }
-            reason = connection.closed() => {
-                tracing::debug!(%reason, "QUIC connection closed");
-                break None;
-            }
-            () = connection.unexpected_stream() => {
-                control.reply_error(
-                    "TOO_MANY_STREAMS",
-                    "a connection has one control stream; the server opens the others".into(),
-                    "",
-                );
-                control.close_now = Some((CLOSE_PROTOCOL, "unexpected stream"));
-            }
-            () = Stopping::stopped(&mut stopping) => {
-                // What the client is owed goes out first: acks of sends already durable.
-                control.drain_acks().await;
-                break Some(Closing { code: CLOSE_GOING_AWAY, reason: "girok is shutting down", linger: false });
-            }
-            ending = live_socket::session_ended(&mut control.session_end) => {
-                let (code, reason) = match ending {
-                    Ending::Revoked => (CLOSE_SESSION_ENDED, "session ended"),
-                    Ending::Expired => (CLOSE_TOKEN_EXPIRED, "token expired"),
-                };
-                control.reply_error(ending.code(), ending.message().into(), "");
-                control.close_now = Some((code, reason));
-            }
-            _ = tokio::time::sleep_until(auth_deadline), if control.principal.is_none() => {
-                break Some(Closing { code: CLOSE_AUTH_TIMEOUT, reason: "no auth frame in time", linger: false });
-            }
         }
     };
     if let Some(ending) = ending {
         // Closing discards what the peer has not received yet: let the control stream's last
-        // frames (the error that says why) arrive first.
+        // frames (the acks owed, the error that says why) arrive first.
         if control.send.finish() && ending.linger {
-            let _ = tokio::time::timeout(CLOSE_GRACE, control.send.stopped()).await;
+            let grace = if ending.code == CLOSE_GOING_AWAY {
+                STOP_GRACE
+            } else {
+                CLOSE_GRACE
+            };
+            let _ = tokio::time::timeout(grace, control.send.stopped()).await;
         }
         connection.close(ending.code, ending.reason);
     } else {
@@ -403,7 +417,7 @@ impl<L: Link> Control<L> {
                 let Ok(room) = typing.room_id.parse() else {
                     return self.reply_error(
                         "INVALID_ARGUMENT",
-                        "the room id is not a room id".into(),
+                        "room_id is not a room id".into(),
                         "",
                     );
                 };
@@ -443,7 +457,12 @@ impl<L: Link> Control<L> {
             send.client_id,
         ) {
             Ok(command) => command,
-            Err(message) => {
+            Err(field) => {
+                let message = match field {
+                    BadSendField::Room => "room_id is not a room id",
+                    BadSendField::ReplyTo => "reply_to is not a message id",
+                    BadSendField::Attachments => "attachments are not media ids",
+                };
                 return self.reply_error("INVALID_ARGUMENT", message.into(), &reference);
             }
         };

@@ -29,6 +29,8 @@ pub(crate) trait Outgoing: Send + 'static {
     fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> impl Future<Output = bool> + Send;
     /// Ends the stream after what was written; `false` if it was over already.
     fn finish(&mut self) -> bool;
+    /// Abandons the stream (what was not delivered yet is not); the client sees it reset.
+    fn reset(&mut self);
     /// Resolves when the peer has everything written (or stopped the stream).
     fn stopped(&mut self) -> impl Future<Output = ()> + Send;
 }
@@ -70,6 +72,10 @@ impl Outgoing for quinn::SendStream {
 
     fn finish(&mut self) -> bool {
         quinn::SendStream::finish(self).is_ok()
+    }
+
+    fn reset(&mut self) {
+        let _ = quinn::SendStream::reset(self, 0u32.into());
     }
 
     async fn stopped(&mut self) {
@@ -114,6 +120,10 @@ impl Outgoing for web_transport_quinn::SendStream {
 
     fn finish(&mut self) -> bool {
         web_transport_quinn::SendStream::finish(self).is_ok()
+    }
+
+    fn reset(&mut self) {
+        let _ = web_transport_quinn::SendStream::reset(self, 0);
     }
 
     async fn stopped(&mut self) {

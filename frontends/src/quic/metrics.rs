@@ -1,5 +1,6 @@
 //! QUIC metrics: open connections (`girok_quic_connections`), connections refused at
-//! `quic.max_connections` (`girok_quic_connections_refused_total`), control streams that
+//! `quic.max_connections` or `quic.max_connections_per_ip`
+//! (`girok_quic_connections_refused_total`), control streams that
 //! started in 0-RTT data (`girok_quic_zero_rtt_total`), WebTransport sessions
 //! (`girok_quic_webtransport_sessions_total`), and connections closed as slow
 //! consumers (`girok_quic_slow_consumer_closes_total`).
@@ -26,7 +27,7 @@ impl QuicMetrics {
         );
         registry.register(
             "girok_quic_connections_refused",
-            "QUIC connections refused at quic.max_connections",
+            "QUIC connections refused at quic.max_connections or quic.max_connections_per_ip",
             self.refused.clone(),
         );
         registry.register(

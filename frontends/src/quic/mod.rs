@@ -52,8 +52,10 @@ pub const CLOSE_TOO_MANY_SOCKETS: u16 = 4006;
 /// stream that ended inside a frame).
 pub const CLOSE_PROTOCOL: u16 = 4007;
 
-/// Longest a shutdown waits for connections to close (and then for the endpoint to be idle).
-const CLOSE_WITHIN: Duration = Duration::from_secs(1);
+/// Longest a shutdown waits for connections to write what they owe and close (then again for
+/// the endpoint to be idle): the acks of sends in flight (`SHUTDOWN_ANSWERS_WITHIN`) and
+/// their delivery.
+const CLOSE_WITHIN: Duration = Duration::from_millis(2500);
 
 /// What a subscription's task tells its connection.
 pub(crate) enum ToConnection {
@@ -161,12 +163,14 @@ impl QuicServer {
                 () = Stopping::stopped(&mut stopping) => break,
             };
             let Some(incoming) = incoming else { break };
-            // Under load, a client proves its address first (a spoofed one takes no slot).
-            if !incoming.remote_address_validated() && open.total() >= ceilings.total / 2 {
+            // Under load, in general or from one address, a client proves its address first
+            // (a QUIC Retry): a spoofed one takes no slot.
+            let client = crate::listener::address_of_client(incoming.remote_address().ip());
+            if !incoming.remote_address_validated() && open.crowded(client, &ceilings) {
                 let _ = incoming.retry();
                 continue;
             }
-            let Some(slot) = open.take(incoming.remote_address().ip(), &ceilings) else {
+            let Some(slot) = open.take(client, &ceilings) else {
                 state.quic_metrics.refused.inc();
                 incoming.refuse();
                 continue;
@@ -229,6 +233,13 @@ impl OpenConnections {
         self.total.load(Ordering::Acquire)
     }
 
+    /// Whether half a ceiling is reached, in general or for `ip`'s address.
+    fn crowded(&self, ip: IpAddr, ceilings: &Ceilings) -> bool {
+        let from_ip = self.per_ip.lock().get(&ip).copied().unwrap_or(0);
+        self.total() >= ceilings.total / 2
+            || (ceilings.per_ip > 0 && from_ip >= ceilings.per_ip / 2)
+    }
+
     /// A slot for a connection from `ip`, given back when dropped; `None` past a ceiling.
     fn take(self: &Arc<Self>, ip: IpAddr, ceilings: &Ceilings) -> Option<Slot> {
         let mut per_ip = self.per_ip.lock();
@@ -270,8 +281,8 @@ impl Drop for Slot {
 /// A connection past its handshake (or in 0-RTT), not yet serving.
 struct Accepted {
     connection: quinn::Connection,
-    /// Resolves once the handshake is confirmed.
-    handshake: BoxFuture<'static, ()>,
+    /// Resolves once the handshake is confirmed (false: the connection was lost first).
+    handshake: BoxFuture<'static, bool>,
     accepted_at: tokio::time::Instant,
 }
 
@@ -316,7 +327,9 @@ async fn webtransport(
     } = accepted;
     let opened = async {
         // Browsers do not send WebTransport in 0-RTT data; take nothing before the handshake.
-        handshake.await;
+        if !handshake.await {
+            return None;
+        }
         let request = web_transport_quinn::Request::accept(connection.clone())
             .await
             .ok()?;
@@ -331,7 +344,7 @@ async fn webtransport(
             send,
             recv,
             early: false,
-            handshake: futures::future::ready(()).boxed(),
+            handshake: futures::future::ready(true).boxed(),
             accepted_at,
         })
     };
@@ -353,7 +366,7 @@ async fn webtransport(
 async fn establish(
     mut connecting: quinn::Connecting,
     zero_rtt: bool,
-) -> Option<(quinn::Connection, Option<Vec<u8>>, BoxFuture<'static, ()>)> {
+) -> Option<(quinn::Connection, Option<Vec<u8>>, BoxFuture<'static, bool>)> {
     let alpn = connecting
         .handshake_data()
         .await
@@ -365,7 +378,10 @@ async fn establish(
         // A server's conversion always succeeds (0.5-RTT).
         match connecting.into_0rtt() {
             Ok((connection, confirmed)) => {
-                return Some((connection, alpn, confirmed.map(|_| ()).boxed()));
+                // Resolves to false if the connection is lost before the handshake completes.
+                let alive = connection.clone();
+                let confirmed = confirmed.map(move |_| alive.close_reason().is_none());
+                return Some((connection, alpn, confirmed.boxed()));
             }
             Err(connecting) => connecting,
         }
@@ -373,7 +389,7 @@ async fn establish(
         connecting
     };
     match connecting.await {
-        Ok(connection) => Some((connection, alpn, futures::future::ready(()).boxed())),
+        Ok(connection) => Some((connection, alpn, futures::future::ready(true).boxed())),
         Err(error) => {
             tracing::debug!(%error, "QUIC handshake failed");
             None

@@ -183,10 +183,20 @@ impl<L: Link> Subscription<L> {
         }
     }
 
-    /// Writes frames; `false` once the stream or the connection is gone. A stream that takes
-    /// nothing for the write timeout closes the connection as a slow consumer.
+    /// Writes frames; `false` once the stream or the connection is gone, or the client
+    /// unsubscribed while the write waited for it (then the stream is reset: the client asked
+    /// for no more of it). A stream that takes nothing for the write timeout closes the
+    /// connection as a slow consumer.
     async fn write(&self, stream: &mut L::Send, mut frames: Vec<Bytes>) -> bool {
-        match tokio::time::timeout(self.write_timeout, stream.write_all_chunks(&mut frames)).await {
+        let mut stop = self.stop.clone();
+        let written = tokio::select! {
+            written = tokio::time::timeout(self.write_timeout, stream.write_all_chunks(&mut frames)) => written,
+            () = stopped(&mut stop) => {
+                stream.reset();
+                return false;
+            }
+        };
+        match written {
             Ok(written) => written,
             Err(_) => {
                 self.slow_consumer();
@@ -216,6 +226,10 @@ impl<L: Link> Subscription<L> {
         let mut stop = self.stop.clone();
         let mut frames = Vec::new();
         loop {
+            // A replay (or a catch-up) reads on without waiting: look for an unsubscribe.
+            if self.stopped() {
+                return Some(None);
+            }
             events.clear();
             let next = if follow.replaying() {
                 follow.next(LIVE_BATCH, &mut events).await

@@ -18,7 +18,7 @@ use super::subscription::{Subscription, run_feed, run_notifications};
 use crate::auth::live_sessions::Ending;
 use crate::auth::{Principal, bearer_principal};
 use crate::config::WsConfig;
-use crate::live_socket::{self, ConnectionLimits, SHUTDOWN_ANSWERS_WITHIN, Topic};
+use crate::live_socket::{self, BadSendField, ConnectionLimits, SHUTDOWN_ANSWERS_WITHIN, Topic};
 use crate::presence::HEARTBEAT_EVERY;
 use crate::state::Shared;
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
@@ -409,7 +409,12 @@ impl Connection {
             client_id,
         ) {
             Ok(command) => command,
-            Err(message) => {
+            Err(field) => {
+                let message = match field {
+                    BadSendField::Room => "roomId is not a room id",
+                    BadSendField::ReplyTo => "replyTo is not a message id",
+                    BadSendField::Attachments => "attachments are not media ids",
+                };
                 return self.reply(ServerFrame::Error {
                     code: "INVALID_ARGUMENT",
                     message: message.into(),

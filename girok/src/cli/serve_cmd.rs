@@ -89,6 +89,7 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     // The listeners move to the requests' runtime; sockets come back to this one, where the
     // state was made.
     let state = girok.state();
+    let state_stopping = state.stopping.clone();
     // Reads over QUIC are answered by the HTTP routes, on the requests' runtime.
     let quic = quic.map(|quic| {
         let reads = quic::Reads::new(http::router(state.clone()), requests.clone());
@@ -106,9 +107,15 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
         .await
         .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
     // QUIC connections drain and close on the same stop (bounded by the endpoint's own
-    // timeouts), before the engine stops.
-    if let Some(quic) = quic {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), quic).await;
+    // timeouts), before the engine stops; said again here in case HTTP ended without it.
+    if let Some(mut quic) = quic {
+        state_stopping.stop();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut quic)
+            .await
+            .is_err()
+        {
+            quic.abort();
+        }
     }
     let engine = girok.engine().clone();
     girok.stop().await;
