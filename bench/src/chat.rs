@@ -1,7 +1,11 @@
-//! `chat`: M WebSocket clients in R rooms send at a target total rate through a real girok
-//! server (started in-process on a loopback port, real HTTP and WebSocket); measures acked
-//! throughput, ack latency, and send-to-delivery latency at the other members of each room.
+//! `chat`: M clients in R rooms send at a target total rate through a real girok server
+//! (started in-process on loopback ports: real HTTP, WebSocket and QUIC); measures acked
+//! throughput, ack latency, and send-to-delivery latency at the other members of each room,
+//! over each transport asked for (`--transport ws,quic`: the same clients, rooms and rate over
+//! `/ws`, then over girok/1, in one run, with the ratio of their delivery p99s).
+//! `chat-load` is the external, open-loop measure; this one shares the cores with its clients.
 
+use crate::chat_load::Transport;
 use crate::client::Socket;
 use crate::report::Latency;
 use futures::{SinkExt, StreamExt};
@@ -9,7 +13,11 @@ use girok::compose::Girok;
 use girok::config::Config;
 use girok_engine::{ChatCommand, Command};
 use girok_frontends::http;
+use girok_frontends::quic::client::{Connector, Delivery, Parts};
+use girok_frontends::quic::frames::encode;
 use girok_schemas::RoomId;
+use girok_schemas::proto::envelope::Payload;
+use girok_schemas::quic::{self, ClientFrame, ServerFrame, client_frame, server_frame};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -34,10 +42,21 @@ pub struct Args {
     /// Distinct user accounts the clients sign in as (registration costs an argon2 hash).
     #[arg(long, default_value_t = 20)]
     users: usize,
+    /// The transports to run, one after the other: `ws`, `quic`, or both.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Transport::Ws, Transport::Quic])]
+    transport: Vec<Transport>,
+}
+
+/// The figures of each transport, and QUIC's delivery p99 over the WebSocket's when both ran.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    runs: Vec<Figures>,
+    quic_over_ws_delivery_p99: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Figures {
+    transport: Transport,
     clients: usize,
     rooms: usize,
     target_per_sec: u64,
@@ -48,14 +67,14 @@ pub struct Figures {
     delivery_latency: Latency,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<Figures> {
+pub fn run(args: &Args) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run_async(args))
 }
 
-async fn run_async(args: &Args) -> anyhow::Result<Figures> {
+async fn run_async(args: &Args) -> anyhow::Result<Report> {
     let temp = tempfile::tempdir()?;
     let mut config = Config::default();
     config.storage.data_dir = temp.path().to_owned();
@@ -66,6 +85,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     config.auth.registrations_per_minute_per_ip = 100_000;
     // Every client is on loopback, several per user.
     config.server.max_connections_per_ip = 0;
+    config.quic.max_connections_per_ip = 0;
     config.ws.max_sockets_per_user = 100_000;
     config.rate_limits = girok_engine::write_rates::WriteRates::unlimited();
     let girok = Girok::start(&config, || {}).await?;
@@ -73,6 +93,17 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     let state = girok.state();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
+    // The QUIC endpoint on a free port, its reads answered by the same routes.
+    let mut quic_config = config.quic.clone();
+    quic_config.addr = "127.0.0.1:0".parse()?;
+    let quic = girok_frontends::quic::QuicServer::bind(&quic_config, temp.path())?;
+    let quic_info = quic.info();
+    let _ = state.shared.quic.set(quic_info.clone());
+    let reads = girok_frontends::quic::Reads::new(
+        http::router(state.clone()),
+        tokio::runtime::Handle::current(),
+    );
+    let quic_task = tokio::spawn(quic.run(state.shared.clone(), reads));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::run(listener, None, state, async {
         let _ = stopped.await;
@@ -112,26 +143,99 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
         args.seconds
     );
 
+    let mut runs = Vec::new();
+    for transport in &args.transport {
+        let setup = Setup {
+            args,
+            base: &base,
+            tokens: &tokens,
+            rooms: &rooms,
+            quic: (
+                quic_info.addr,
+                quic_info.certificates.current().sha256_hex(),
+            ),
+        };
+        runs.push(phase(*transport, &setup).await?);
+    }
+    let _ = stop.send(());
+    server.await??;
+    let _ = tokio::time::timeout(Duration::from_secs(5), quic_task).await;
+    girok.stop().await;
+    let p99 = |t: Transport| {
+        runs.iter()
+            .find(|f| f.transport == t)
+            .map(|f| f.delivery_latency.p99_us as f64)
+    };
+    let quic_over_ws_delivery_p99 = match (p99(Transport::Quic), p99(Transport::Ws)) {
+        (Some(quic), Some(ws)) => Some(quic / ws.max(1.0)),
+        _ => None,
+    };
+    if let Some(ratio) = quic_over_ws_delivery_p99 {
+        println!("delivery p99, quic / ws:   {ratio:>10.2}");
+    }
+    Ok(Report {
+        runs,
+        quic_over_ws_delivery_p99,
+    })
+}
+
+/// What every transport's run shares.
+struct Setup<'a> {
+    args: &'a Args,
+    base: &'a str,
+    tokens: &'a [String],
+    rooms: &'a [RoomId],
+    /// The QUIC endpoint and the certificate hash to pin.
+    quic: (std::net::SocketAddr, String),
+}
+
+/// One transport's run: every client connected and subscribed, then the clock starts.
+async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figures> {
+    let Setup {
+        args,
+        base,
+        tokens,
+        rooms,
+        ..
+    } = setup;
+    let users = tokens.len();
     let duration = Duration::from_secs(args.seconds.max(1));
     let per_client = args.rate as f64 / args.clients.max(1) as f64;
-    let ws_url = crate::client::ws_url(&base);
-    let mut sockets = Vec::new();
+    let ws_url = crate::client::ws_url(base);
+    let connectors = match transport {
+        Transport::Quic => (0..args.clients.max(1).div_ceil(100))
+            .map(|_| Connector::new(&setup.quic.1))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        Transport::Ws => Vec::new(),
+    };
+    let mut connections = Vec::new();
     for c in 0..args.clients.max(1) {
-        let mut request = ws_url.clone().into_client_request()?;
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", tokens[c % users]).parse()?,
-        );
-        sockets.push(tokio_tungstenite::connect_async(request).await?.0);
+        let token = &tokens[c % users];
+        connections.push(match transport {
+            Transport::Ws => {
+                let mut request = ws_url.clone().into_client_request()?;
+                request
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse()?);
+                Connection::Ws(Box::new(tokio_tungstenite::connect_async(request).await?.0))
+            }
+            Transport::Quic => {
+                let mut client = connectors[c / 100].connect(setup.quic.0).await?;
+                client.auth(token).await?;
+                Connection::Quic(Box::new(client.into_parts()))
+            }
+        });
     }
     // The clock starts once every client is connected.
     let epoch = Instant::now();
     let mut tasks = Vec::new();
-    for (c, socket) in sockets.into_iter().enumerate() {
+    for (c, connection) in connections.into_iter().enumerate() {
         let room = rooms[c % rooms.len()];
-        tasks.push(tokio::spawn(client(
-            socket, c, room, per_client, epoch, duration,
-        )));
+        let timing = (per_client, epoch, duration);
+        tasks.push(match connection {
+            Connection::Ws(socket) => tokio::spawn(client(*socket, c, room, timing)),
+            Connection::Quic(parts) => tokio::spawn(quic_client(*parts, c, room, timing)),
+        });
     }
     let mut acks = Histogram::<u64>::new(3)?;
     let mut deliveries = Histogram::<u64>::new(3)?;
@@ -140,11 +244,8 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
         acks.add(a)?;
         deliveries.add(d)?;
     }
-    let _ = stop.send(());
-    server.await??;
-    girok.stop().await;
-
     let figures = Figures {
+        transport,
         clients: args.clients,
         rooms: rooms.len(),
         target_per_sec: args.rate,
@@ -155,16 +256,112 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
         ack_latency: Latency::of(&acks),
         delivery_latency: Latency::of(&deliveries),
     };
+    println!("{transport:?}:");
     println!(
-        "acked:                     {:>10.0} msg/s ({} messages)",
+        "  acked:                   {:>10.0} msg/s ({} messages)",
         figures.acked_per_sec, figures.acked
     );
-    println!("ack latency:               {}", figures.ack_latency);
+    println!("  ack latency:             {}", figures.ack_latency);
     println!(
-        "delivery latency:          {} ({} deliveries)",
+        "  delivery latency:        {} ({} deliveries)",
         figures.delivery_latency, figures.deliveries
     );
     Ok(figures)
+}
+
+/// A client's connection, either protocol.
+enum Connection {
+    Ws(Box<Socket>),
+    Quic(Box<Parts>),
+}
+
+/// A client's rate, the common start and how long to send.
+type Timing = (f64, Instant, Duration);
+
+/// One girok/1 client: subscribes to its room, sends at `rate` per second for `duration`,
+/// times acks of its own sends and deliveries of everyone else's (the same as [`client`]).
+async fn quic_client(
+    parts: Parts,
+    index: usize,
+    room: RoomId,
+    (rate, epoch, duration): Timing,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
+    let Parts {
+        connection,
+        endpoint: _endpoint,
+        mut control,
+        mut answers,
+        mut deliveries,
+    } = parts;
+    let subscribe = ClientFrame {
+        frame: Some(client_frame::Frame::Subscribe(quic::Subscribe {
+            topic: format!("chat:{room}"),
+            from_seq: None,
+        })),
+    };
+    control.write_all(&encode(&subscribe)).await?;
+    let mut acks = Histogram::<u64>::new(3)?;
+    let mut delivered = Histogram::<u64>::new(3)?;
+    let me = format!("c{index}:");
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.01));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut subscribed, mut sent) = (false, 0u64);
+    let drain_until = duration + Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            _ = ticker.tick(), if subscribed && epoch.elapsed() < duration => {
+                let now = epoch.elapsed().as_micros() as u64;
+                let frame = ClientFrame {
+                    frame: Some(client_frame::Frame::Send(quic::Send {
+                        r#ref: now.to_string(),
+                        room_id: room.to_string(),
+                        body: format!("{me}{now}"),
+                        ..Default::default()
+                    })),
+                };
+                control.write_all(&encode(&frame)).await?;
+                sent += 1;
+            }
+            answer = answers.next::<ServerFrame>() => {
+                let now = epoch.elapsed().as_micros() as u64;
+                match answer?.and_then(Result::ok).and_then(|f| f.frame) {
+                    Some(server_frame::Frame::Ack(ack)) => {
+                        let at: u64 = ack.r#ref.parse().unwrap_or(0);
+                        acks.record(now.saturating_sub(at).max(1))?;
+                    }
+                    Some(server_frame::Frame::Error(error)) => {
+                        anyhow::bail!("client {index}: {} {}", error.code, error.message)
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            Some(delivery) = deliveries.recv() => {
+                let now = epoch.elapsed().as_micros() as u64;
+                let Delivery::Frame { frame, .. } = delivery else { continue };
+                match frame.frame {
+                    Some(server_frame::Frame::Subscribed(_)) => subscribed = true,
+                    Some(server_frame::Frame::Event(event)) => {
+                        if let Some(Payload::MessageSent(message)) =
+                            event.envelope.and_then(|e| e.payload)
+                            && !message.body.starts_with(&me)
+                            && let Some(at) = message.body.split(':').nth(1).and_then(|t| t.parse::<u64>().ok())
+                        {
+                            delivered.record(now.saturating_sub(at).max(1))?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep_until((epoch + drain_until).into()) => break,
+        }
+        if epoch.elapsed() >= duration && acks.len() >= sent {
+            break;
+        }
+    }
+    connection.close(0u32.into(), b"done");
+    Ok((acks, delivered))
 }
 
 /// One client: subscribes to its room, sends at `rate` per second for `duration`, and times
@@ -173,9 +370,7 @@ async fn client(
     socket: Socket,
     index: usize,
     room: RoomId,
-    rate: f64,
-    epoch: Instant,
-    duration: Duration,
+    (rate, epoch, duration): Timing,
 ) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
     let (mut sink, mut stream) = socket.split();
     let subscribe = json!({ "type": "subscribe", "topic": format!("chat:{room}") });
