@@ -18,6 +18,7 @@ use super::metrics::QuicMetrics;
 use crate::live_socket::next_signal;
 use crate::presence::Signal;
 use bytes::Bytes;
+use futures::FutureExt;
 use girok_engine::views::{NotificationRef, PostRef};
 use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag, Start};
 use girok_schemas::quic::{self, server_frame::Frame};
@@ -188,6 +189,11 @@ impl<L: Link> Subscription<L> {
     /// for no more of it). A stream that takes nothing for the write timeout closes the
     /// connection as a slow consumer.
     async fn write(&self, stream: &mut L::Send, mut frames: Vec<Bytes>) -> bool {
+        // Most writes go straight into the stream's send buffer: no timer, no watch for them.
+        if let Some(written) = stream.write_all_chunks(&mut frames).now_or_never() {
+            return written;
+        }
+        // The stream is full (what the first try wrote is gone from `frames`): wait for it.
         let mut stop = self.stop.clone();
         let written = tokio::select! {
             written = tokio::time::timeout(self.write_timeout, stream.write_all_chunks(&mut frames)) => written,
