@@ -9,18 +9,13 @@ set -euo pipefail
 
 venv=${GIROK_AIOQUIC_VENV:-$HOME/.cache/girok/aioquic-venv}
 
+. "$(dirname "$0")/venv.sh"
+
 case "${1:-}" in
 install)
   if ! "$venv/bin/python" -c 'import aioquic, grpc_tools, google.protobuf' 2>/dev/null; then
     echo "== installing aioquic, protobuf and grpcio-tools in $venv" >&2
-    if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
-    fi
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      'aioquic>=1.2,<2' 'protobuf>=5,<7' 'grpcio-tools>=1.60,<2' >&2
+    make_venv "$venv" 'aioquic>=1.2,<2' 'protobuf>=5,<7' 'grpcio-tools>=1.60,<2'
   fi
   echo "$venv/bin/python"
   ;;

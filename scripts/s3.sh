@@ -12,18 +12,13 @@ set -euo pipefail
 venv=${GIROK_S3_VENV:-$HOME/.cache/girok/moto-venv}
 
 . "$(dirname "$0")/free-port.sh"
+. "$(dirname "$0")/venv.sh"
 
 case "${1:-}" in
 install)
   if [ ! -x "$venv/bin/moto_server" ]; then
     echo "== installing moto (S3-compatible test server) in $venv" >&2
-    if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
-    fi
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' >&2
+    make_venv "$venv" 'moto[server]>=5,<6'
   fi
   ;;
 start)
