@@ -98,12 +98,8 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
     quic_config.addr = "127.0.0.1:0".parse()?;
     let quic = girok_frontends::quic::QuicServer::bind(&quic_config, temp.path())?;
     let quic_info = quic.info();
-    let _ = state.shared.quic.set(quic_info.clone());
-    let reads = girok_frontends::quic::Reads::new(
-        http::router(state.clone()),
-        tokio::runtime::Handle::current(),
-    );
-    let quic_task = tokio::spawn(quic.run(state.shared.clone(), reads));
+    let quic_task =
+        girok_frontends::app::serve_quic(quic, &state, tokio::runtime::Handle::current());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::run(listener, None, state, async {
         let _ = stopped.await;
@@ -143,18 +139,18 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         args.seconds
     );
 
+    let setup = Setup {
+        args,
+        base: &base,
+        tokens: &tokens,
+        rooms: &rooms,
+        quic: (
+            quic_info.addr,
+            quic_info.certificates.current().sha256_hex(),
+        ),
+    };
     let mut runs = Vec::new();
     for transport in &args.transport {
-        let setup = Setup {
-            args,
-            base: &base,
-            tokens: &tokens,
-            rooms: &rooms,
-            quic: (
-                quic_info.addr,
-                quic_info.certificates.current().sha256_hex(),
-            ),
-        };
         runs.push(phase(*transport, &setup).await?);
     }
     let _ = stop.send(());
@@ -325,7 +321,9 @@ async fn quic_client(
             }
             answer = answers.next::<ServerFrame>() => {
                 let now = epoch.elapsed().as_micros() as u64;
-                match answer?.and_then(Result::ok).and_then(|f| f.frame) {
+                // The control stream's end ends the client; a frame it cannot read is skipped.
+                let Some(answer) = answer? else { break };
+                match answer.ok().and_then(|f| f.frame) {
                     Some(server_frame::Frame::Ack(ack)) => {
                         let at: u64 = ack.r#ref.parse().unwrap_or(0);
                         acks.record(now.saturating_sub(at).max(1))?;
@@ -333,8 +331,7 @@ async fn quic_client(
                     Some(server_frame::Frame::Error(error)) => {
                         anyhow::bail!("client {index}: {} {}", error.code, error.message)
                     }
-                    Some(_) => {}
-                    None => break,
+                    _ => {}
                 }
             }
             Some(delivery) = deliveries.recv() => {

@@ -10,7 +10,7 @@ use crate::cpu::rss_kib;
 use crate::report::mib;
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use girok_frontends::quic::client::{Connector, Delivery, QuicClient};
+use girok_frontends::quic::client::{Connector, QuicClient};
 use girok_schemas::quic::{self, client_frame, server_frame};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -162,15 +162,10 @@ async fn connect(
 ) -> anyhow::Result<QuicClient> {
     let mut client = connector.connect(addr).await?;
     client.auth(token).await?;
-    client.subscribe("notifications", None).await?;
-    loop {
-        if let Delivery::Frame { frame, .. } =
-            client.delivery_within(Duration::from_secs(30)).await?
-            && matches!(frame.frame, Some(server_frame::Frame::Subscribed(_)))
-        {
-            return Ok(client);
-        }
-    }
+    client
+        .subscribed("notifications", None, Duration::from_secs(30))
+        .await?;
+    Ok(client)
 }
 
 /// Whether the connection answers a ping.

@@ -54,15 +54,6 @@ impl LiveEvent {
         }
     }
 
-    /// Whether a subscriber already rendered the event as `format` (so a later one need not
-    /// gather what the rendering takes).
-    pub fn is_rendered(&self, format: &'static str) -> bool {
-        self.renderings
-            .lock()
-            .iter()
-            .any(|(name, _)| *name == format)
-    }
-
     /// The event rendered as `format` (a name the frontend picks, one per wire format): made
     /// by `render` for the first subscriber that asks, shared with every later one.
     pub fn rendered<T: Clone + Send + Sync + 'static>(

@@ -56,3 +56,16 @@ impl AppState {
         Ok(Self { shared, graphql })
     }
 }
+
+/// Serves the bound QUIC endpoint (on the current runtime, where its connections run) until
+/// the state's stop: publishes it at `GET /v1/quic`, and answers its reads with the HTTP
+/// routes on `requests`, the runtime HTTP requests run on.
+pub fn serve_quic(
+    server: crate::quic::QuicServer,
+    state: &AppState,
+    requests: tokio::runtime::Handle,
+) -> tokio::task::JoinHandle<()> {
+    let _ = state.shared.quic.set(server.info());
+    let reads = crate::quic::Reads::new(crate::http::router(state.clone()), requests);
+    tokio::spawn(server.run(state.shared.clone(), reads))
+}

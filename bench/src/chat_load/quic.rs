@@ -60,17 +60,10 @@ async fn connect(
 ) -> anyhow::Result<Parts> {
     let mut client = connector.connect(addr).await?;
     client.auth(token).await?;
-    let topic = format!("chat:{room}");
-    client.subscribe(&topic, None).await?;
-    loop {
-        let delivery = client.delivery_within(CONNECT_TIMEOUT).await?;
-        if let Delivery::Frame { topic: t, frame } = delivery
-            && t == topic
-            && matches!(frame.frame, Some(server_frame::Frame::Subscribed(_)))
-        {
-            return Ok(client.into_parts());
-        }
-    }
+    client
+        .subscribed(&format!("chat:{room}"), None, CONNECT_TIMEOUT)
+        .await?;
+    Ok(client.into_parts())
 }
 
 /// A send frame's bytes.

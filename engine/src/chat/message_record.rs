@@ -33,12 +33,22 @@ pub(crate) fn id_derived_from(id: EventId, seq: Seq) -> bool {
     id.derived_seq() == Some(seq)
 }
 
+/// The event at `seq` of the log, through a transaction's view or the store's; `None` past
+/// the head.
+pub(crate) fn logged_event(db: &impl Get, seq: Seq) -> Result<Option<Event>> {
+    match db.get(Table::SeqEvent, &seq.to_be_bytes())? {
+        Some(bytes) => Ok(Some(
+            decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?,
+        )),
+        None => Ok(None),
+    }
+}
+
 /// The facts of message `id`, deleted or not; `None` if there is no such message.
 pub(crate) fn message_record(db: &impl Get, id: EventId) -> Result<Option<MessageRecord>> {
     if let Some(seq) = id.derived_seq()
-        && let Some(bytes) = db.get(Table::SeqEvent, &seq.to_be_bytes())?
+        && let Some(event) = logged_event(db, seq)?
     {
-        let event = decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?;
         // A random id carries the mark by chance: then this is some other event.
         if event.id == id
             && let Payload::MessageSent { room, .. } = &event.payload

@@ -5,10 +5,10 @@
 use super::rows::{
     self, DELETED, DUE_PURGE, DUE_UNUSED, PROCESSING, READY, REJECTED, REQUESTED, due_key, hash_key,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::records::{decode, update};
 use girok_schemas::proto::{MediaRecord, PostRecord, UserRecord};
-use girok_schemas::{Event, EventId, Payload, decode_event};
+use girok_schemas::{Event, EventId, Payload};
 use girok_storage::{Table, Txn};
 use prost::Message;
 
@@ -162,13 +162,9 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
         Payload::MessageDeleted {
             room, message_seq, ..
         } => {
-            let Some(bytes) = txn.get(Table::SeqEvent, &message_seq.to_be_bytes())? else {
+            let Some(sent) = crate::chat::message_record::logged_event(txn, *message_seq)? else {
                 return Ok(());
             };
-            let sent = decode_event(&bytes).map_err(|source| Error::Decode {
-                seq: *message_seq,
-                source,
-            })?;
             if let Payload::MessageSent { attachments, .. } = &sent.payload {
                 for media in attachments {
                     mark_used(txn, *media, |r| {

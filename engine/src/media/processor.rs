@@ -303,17 +303,23 @@ async fn store_and_commit(
     outcome: Result<super::process::Processed, Rejection>,
 ) -> Result<()> {
     let _objects = shared.objects.lock().await;
-    // What was written, for a refusal to take back.
-    let mut written = Vec::new();
+    // The distinct objects written, for a refusal to take back.
+    let mut written: Vec<String> = Vec::new();
     let outcome = match outcome {
         Ok(done) => {
             let mut variant_names = Vec::with_capacity(done.variants.len());
+            let mut variant_hashes = Vec::with_capacity(done.variants.len());
             let mut variant_bytes = Vec::with_capacity(done.variants.len());
             let mut puts = Vec::with_capacity(done.variants.len());
             for variant in done.variants {
-                let key = rows::object_key(&variant.hash);
                 variant_names.push(variant.name.to_owned());
                 variant_bytes.push(variant.bytes.len() as u64);
+                variant_hashes.push(variant.hash.clone());
+                // A small image's variants are often the same bytes: one object, one write.
+                if written.contains(&variant.hash) {
+                    continue;
+                }
+                let key = rows::object_key(&variant.hash);
                 written.push(variant.hash);
                 let blobs = &shared.blobs;
                 let bytes = Bytes::from(variant.bytes);
@@ -328,7 +334,7 @@ async fn store_and_commit(
                 height: u64::from(done.height),
                 placeholder: done.placeholder,
                 variant_names,
-                variant_hashes: written.clone(),
+                variant_hashes,
                 variant_bytes,
             }
         }

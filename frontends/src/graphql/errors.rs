@@ -4,10 +4,11 @@
 use async_graphql::ErrorExtensions;
 use girok_engine::Error;
 
-/// Converts an engine error.
-pub fn gql(error: Error) -> async_graphql::Error {
+/// Converts an engine error (owned, or shared as batch loads share theirs).
+pub fn gql(error: impl std::borrow::Borrow<Error>) -> async_graphql::Error {
+    let error = error.borrow();
     let code = error.code();
-    let detail = match &error {
+    let detail = match error {
         Error::InvalidArgument { field, .. } => Some(("field", field.to_string())),
         Error::ViewTimeout { watermark, .. } | Error::NotReady { watermark, .. } => {
             Some(("watermark", watermark.to_string()))

@@ -112,9 +112,10 @@ pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) {
     }
 }
 
-/// A batch load's failure, as the field's error.
+/// A batch load's failure, as the field's error (with the engine error's own code: a storage
+/// outage is `STORAGE_UNAVAILABLE`, not `INTERNAL`).
 pub(super) fn load_failed(error: super::loaders::LoadError) -> async_graphql::Error {
-    gql(girok_engine::Error::Internal(error.to_string()))
+    gql(error.as_ref())
 }
 
 /// `comments`' default `limit`.

@@ -25,7 +25,7 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
         "addr": quic.addr.to_string(),
         "port": quic.addr.port(),
         "alpn": quic.alpn,
-        "webTransportPath": "/girok/1",
+        "webTransportPath": crate::quic::WEBTRANSPORT_PATH,
         "certificateSha256": current.sha256_hex(),
         "certificateNotAfter": not_after,
         "certificateDer": base64::engine::general_purpose::STANDARD.encode(current.der.as_ref()),

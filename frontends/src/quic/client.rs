@@ -75,8 +75,8 @@ impl Connector {
     }
 
     /// Connects with 0-RTT when a session ticket of an earlier connection allows it, writing
-    /// `first` at once (then in 0-RTT data, before the handshake completes); `true` when
-    /// 0-RTT was used.
+    /// `first` at once (then in 0-RTT data, before the handshake completes); `true` when the
+    /// server accepted that early data (known once the handshake completes).
     pub async fn connect_early(
         &self,
         server: SocketAddr,
@@ -85,15 +85,19 @@ impl Connector {
         let connecting = self
             .endpoint
             .connect_with(self.config.clone(), server, "localhost")?;
-        let (connection, early) = match connecting.into_0rtt() {
-            Ok((connection, _accepted)) => (connection, true),
-            Err(connecting) => (connecting.await?, false),
+        let (connection, accepted) = match connecting.into_0rtt() {
+            Ok((connection, accepted)) => (connection, Some(accepted)),
+            Err(connecting) => (connecting.await?, None),
         };
         let mut client = QuicClient::start(self.endpoint.clone(), connection).await?;
         for frame in first {
             client.send(frame).await?;
         }
-        Ok((client, early))
+        let accepted = match accepted {
+            Some(accepted) => accepted.await,
+            None => false,
+        };
+        Ok((client, accepted))
     }
 
     /// Moves the endpoint to a new local UDP socket (as a phone that changes networks):
@@ -218,6 +222,27 @@ impl QuicClient {
             from_seq,
         }))
         .await
+    }
+
+    /// Subscribes to `topic` and waits, at most `within`, for its stream's `subscribed`
+    /// (deliveries of other topics meanwhile are dropped); the head seq it names.
+    pub async fn subscribed(
+        &mut self,
+        topic: &str,
+        from_seq: Option<u64>,
+        within: Duration,
+    ) -> anyhow::Result<u64> {
+        self.subscribe(topic, from_seq).await?;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Delivery::Frame { topic: t, frame } = self.delivery_within(left).await?
+                && t == topic
+                && let Some(server_frame::Frame::Subscribed(subscribed)) = frame.frame
+            {
+                return Ok(subscribed.head_seq);
+            }
+        }
     }
 
     /// Sends a chat message (answered later by an ack with `reference`).

@@ -21,7 +21,7 @@ use super::reads::Reads;
 use super::subscription::{Feed, Subscription};
 use super::{
     CLOSE_AUTH_TIMEOUT, CLOSE_PROTOCOL, CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER,
-    CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, QuicLimits, ToConnection,
+    CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, QuicLimits,
 };
 use crate::auth::live_sessions::Ending;
 use crate::auth::rate_limit::wait_if_spent;
@@ -173,9 +173,7 @@ pub(super) async fn serve<L: Link, R: Chunks + Send + 'static>(
             }
             Some(answer) = control.sending.next() => control.pending.push(answer),
             Some(answer) = control.reading.next() => control.pending.push(answer),
-            Some(message) = from_tasks.recv() => match message {
-                ToConnection::Frame(frame) => control.pending.push(frame),
-            },
+            Some(frame) = from_tasks.recv() => control.pending.push(frame),
             _ = presence_beat.tick() => {
                 if let Some(principal) = control.principal {
                     state.presence.heartbeat(principal.user);
@@ -260,7 +258,9 @@ struct Control<L: Link> {
     stopping: Vec<Running>,
     session_end: Option<BoxFuture<'static, Ending>>,
     close_now: Option<(u16, &'static str)>,
-    to_connection: mpsc::Sender<ToConnection>,
+    /// Where subscription tasks send frames for the control stream (refusals that come
+    /// before their stream opens).
+    to_connection: mpsc::Sender<Bytes>,
     /// Whether the handshake is confirmed (or the stream did not start in 0-RTT data).
     confirmed: bool,
     sends: DefaultDirectRateLimiter,
@@ -312,13 +312,20 @@ impl<L: Link> Control<L> {
         self.pending.push(error_frame(code, message, "", topic));
     }
 
-    fn refused(&mut self, code: &str, message: String, topic: &str, retry_after_ms: u64) {
+    /// A `RATE_LIMITED` refusal of the send `reference` or the subscription to `topic`.
+    fn rate_limited(
+        &mut self,
+        message: String,
+        reference: String,
+        topic: &str,
+        retry_after_ms: u64,
+    ) {
         self.reply(Frame::Error(quic::Error {
-            code: code.into(),
+            code: "RATE_LIMITED".into(),
             message,
+            r#ref: reference,
             topic: topic.into(),
             retry_after_ms: Some(retry_after_ms),
-            ..Default::default()
         }));
     }
 
@@ -439,15 +446,11 @@ impl<L: Link> Control<L> {
     async fn send_message(&mut self, user: UserId, send: quic::Send) {
         let reference = send.r#ref;
         if let Some(retry_after_ms) = wait_if_spent(&self.sends) {
-            let per_second = self.limits.connection.sends_per_second;
-            self.reply(Frame::Error(quic::Error {
-                code: "RATE_LIMITED".into(),
-                message: format!("at most {per_second} sends per second"),
-                r#ref: reference,
-                topic: String::new(),
-                retry_after_ms: Some(retry_after_ms),
-            }));
-            return;
+            let message = format!(
+                "at most {} sends per second",
+                self.limits.connection.sends_per_second
+            );
+            return self.rate_limited(message, reference, "", retry_after_ms);
         }
         let command = match live_socket::send_command(
             &send.room_id,
@@ -521,7 +524,7 @@ impl<L: Link> Control<L> {
                     && let Some(retry_after_ms) = wait_if_spent(&self.resumes)
                 {
                     let message = live_socket::resumes_refused();
-                    return self.refused("RATE_LIMITED", message, &topic, retry_after_ms);
+                    return self.rate_limited(message, String::new(), &topic, retry_after_ms);
                 }
                 Feed::Follow {
                     scope,

@@ -57,7 +57,7 @@ pub trait Chunks {
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// A read chunk's bytes, or why the stream failed.
-pub(crate) fn chunk_bytes<E: std::fmt::Display>(
+fn chunk_bytes<E: std::fmt::Display>(
     read: Result<Option<quinn::Chunk>, E>,
 ) -> Result<Option<Bytes>, FrameError> {
     match read {
@@ -85,10 +85,6 @@ impl<S: Chunks> FrameReader<S> {
             buffer: BytesMut::new(),
             max_frame_bytes,
         }
-    }
-
-    pub fn stream_mut(&mut self) -> &mut S {
-        &mut self.stream
     }
 
     /// The next frame; `Ok(None)` when the stream ended between frames.

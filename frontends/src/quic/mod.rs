@@ -25,7 +25,6 @@ use crate::state::{QuicInfo, Shared};
 use crate::stopping::{CLOSE_GOING_AWAY, Stopping};
 use crate::tls::Certificates;
 use anyhow::Context;
-use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use quinn::crypto::rustls::QuicServerConfig;
@@ -56,12 +55,6 @@ pub const CLOSE_PROTOCOL: u16 = 4007;
 /// the endpoint to be idle): the acks of sends in flight (`SHUTDOWN_ANSWERS_WITHIN`) and
 /// their delivery.
 const CLOSE_WITHIN: Duration = Duration::from_millis(2500);
-
-/// What a subscription's task tells its connection.
-pub(crate) enum ToConnection {
-    /// A frame for the control stream.
-    Frame(Bytes),
-}
 
 /// A connection's limits: those of both socket protocols (`[ws]`), and `[quic]`'s own.
 #[derive(Clone, Copy, Debug)]

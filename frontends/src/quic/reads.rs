@@ -5,7 +5,7 @@
 //! one, handed over by the composition root; the request runs as the connection's access
 //! token, from the connection's address.
 
-use super::frames::frame;
+use super::frames::{error_frame, frame};
 use crate::listener::PeerAddr;
 use axum::Router;
 use axum::body::Body;
@@ -34,14 +34,8 @@ impl Reads {
     /// The `response` frame (or `error` frame) answering `request`.
     pub async fn answer(&self, request: quic::Request, token: &str, peer: SocketAddr) -> Bytes {
         let id = request.id;
-        let refused = |code: &str, message: &str| {
-            frame(Frame::Error(quic::Error {
-                code: code.into(),
-                message: message.into(),
-                r#ref: id.to_string(),
-                ..Default::default()
-            }))
-        };
+        let refused =
+            |code: &str, message: &str| error_frame(code, message.into(), &id.to_string(), "");
         if !request.path.starts_with("/v1/") {
             return refused("INVALID_ARGUMENT", "a read's path is a GET path under /v1/");
         }

@@ -11,7 +11,6 @@
 //! short never reaches the client as half a frame).
 
 use super::CLOSE_SLOW_CONSUMER;
-use super::ToConnection;
 use super::frames::{error_frame, frame};
 use super::link::{Link, Outgoing};
 use super::metrics::QuicMetrics;
@@ -52,7 +51,8 @@ pub(super) enum Feed {
 pub(super) struct Subscription<L: Link> {
     pub engine: Arc<Engine>,
     pub connection: L,
-    pub to_connection: mpsc::Sender<ToConnection>,
+    /// Frames for the control stream (said before the subscription's stream exists).
+    pub to_connection: mpsc::Sender<Bytes>,
     pub metrics: QuicMetrics,
     pub topic: String,
     pub user: UserId,
@@ -161,7 +161,7 @@ impl<L: Link> Subscription<L> {
     /// nothing more of this topic).
     async fn tell(&self, frame: Bytes) {
         if !self.stopped() {
-            let _ = self.to_connection.send(ToConnection::Frame(frame)).await;
+            let _ = self.to_connection.send(frame).await;
         }
     }
 

@@ -83,49 +83,8 @@ pub enum ServerFrame {
         seq: u64,
         notification: NotificationDto,
     },
-    /// Your matching ticket opened (`matching` topic).
-    #[serde(rename_all = "camelCase")]
-    Queued {
-        topic: String,
-        seq: u64,
-        ticket_id: String,
-        tags: Vec<String>,
-        language: Option<String>,
-    },
-    /// You were matched (`matching` topic): chat in `roomId` with `partner`.
-    #[serde(rename_all = "camelCase")]
-    Matched {
-        topic: String,
-        seq: u64,
-        room_id: String,
-        partner: Option<crate::dto::PublicUserDto>,
-        shared_tags: Vec<String>,
-        waited_ms: i64,
-    },
-    /// Your ticket waited past `matching.ticket_ttl_secs` (`matching` topic).
-    #[serde(rename_all = "camelCase")]
-    Expired {
-        topic: String,
-        seq: u64,
-        ticket_seq: u64,
-    },
-    /// Your ticket closed: you left the queue (`left`) or lost your last live connection
-    /// (`disconnected`) (`matching` topic).
-    #[serde(rename_all = "camelCase")]
-    Dequeued {
-        topic: String,
-        seq: u64,
-        ticket_seq: u64,
-        reason: String,
-    },
-    /// Your match in `roomId` ended: you skipped it (`byMe`) or your partner did.
-    #[serde(rename_all = "camelCase")]
-    Skipped {
-        topic: String,
-        seq: u64,
-        room_id: String,
-        by_me: bool,
-    },
+    // The `matching` topic's frames (`queued`, `matched`, `expired`, `dequeued`, `skipped`)
+    // are made by `live_items::matching_item`, shared with QUIC (see `subscription.rs`).
     #[serde(rename_all = "camelCase")]
     Ack {
         #[serde(rename = "ref")]

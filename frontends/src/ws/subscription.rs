@@ -13,12 +13,14 @@ use super::outbox::Outbox;
 use super::protocol::ServerFrame;
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
-use girok_engine::matching::MatchingUpdate;
 use girok_engine::{Engine, FollowEnd, FollowOptions, LiveEvent, LiveScope, OnLag, Start};
 use girok_schemas::{Event, Payload, Seq, UserId};
 use serde_json::Value;
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use tokio::sync::{OnceCell, broadcast};
+
+/// The name under which a message's media objects, read once, are shared by subscribers.
+const MEDIA_READ: &str = "ws:media";
 
 /// Most live events written with one flush.
 const LIVE_BATCH: usize = 64;
@@ -127,14 +129,15 @@ impl Subscription {
 
     /// The `event` frame of a live event: rendered once for every subscriber of the topic
     /// when the topic is named the shared way. A message's attachments go with it as media
-    /// objects (read once per event: the first subscriber's rendering is everyone's).
+    /// objects, read once per event whichever subscribers wake for it at once (the first
+    /// read is everyone's).
     async fn frame(&self, event: &LiveEvent, shared: Option<&'static str>) -> Message {
-        // Only a message with attachments looks further (and only until one rendered it).
         let media = match &event.payload {
-            Payload::MessageSent { attachments, .. }
-                if !attachments.is_empty() && !shared.is_some_and(|f| event.is_rendered(f)) =>
-            {
-                self.attachments(event, attachments).await
+            Payload::MessageSent { attachments, .. } if !attachments.is_empty() => {
+                let read = event.rendered(MEDIA_READ, |_| Arc::new(OnceCell::new()));
+                read.get_or_init(|| async { self.attachments(event, attachments).await })
+                    .await
+                    .clone()
             }
             _ => Vec::new(),
         };
@@ -199,63 +202,21 @@ fn event_frame(topic: &str, event: &Event, media: &[Value]) -> Utf8Bytes {
     })
 }
 
-/// The frame of a matching event for `me`, naming their partner; `None` for one that says
-/// nothing to them.
+/// The frame of a matching event for `me` (`queued`, `matched` naming their partner,
+/// `expired`, `dequeued`, `skipped`: what `live_items::matching_item` says, with the topic and
+/// the seq); `None` for one that says nothing to them.
 async fn matching_frame(
     engine: &Engine,
     topic: &str,
     event: &Event,
     me: UserId,
 ) -> Option<Message> {
-    let topic = topic.to_owned();
-    let seq = event.seq;
-    let frame = match MatchingUpdate::of(event, me)? {
-        MatchingUpdate::Queued {
-            ticket,
-            tags,
-            language,
-        } => ServerFrame::Queued {
-            topic,
-            seq,
-            ticket_id: ticket.to_string(),
-            tags,
-            language,
-        },
-        MatchingUpdate::Matched {
-            room,
-            partner,
-            shared_tags,
-            waited_ms,
-        } => {
-            let partner = crate::live_items::partner_profile(engine, partner).await;
-            ServerFrame::Matched {
-                topic,
-                seq,
-                room_id: room.to_string(),
-                partner,
-                shared_tags,
-                waited_ms,
-            }
-        }
-        MatchingUpdate::Expired { ticket_seq } => ServerFrame::Expired {
-            topic,
-            seq,
-            ticket_seq,
-        },
-        MatchingUpdate::Dequeued { ticket_seq, reason } => ServerFrame::Dequeued {
-            topic,
-            seq,
-            ticket_seq,
-            reason,
-        },
-        MatchingUpdate::Skipped { room, by_me } => ServerFrame::Skipped {
-            topic,
-            seq,
-            room_id: room.to_string(),
-            by_me,
-        },
-    };
-    Some(Message::Text(super::outbox::render(&frame)))
+    let mut frame = crate::live_items::matching_item(engine, event, me).await?;
+    frame["topic"] = topic.into();
+    frame["seq"] = event.seq.into();
+    Some(Message::Text(
+        serde_json::to_string(&frame).unwrap_or_default().into(),
+    ))
 }
 
 /// The frame of a signal for subscriber `me`; `None` for their own typing.

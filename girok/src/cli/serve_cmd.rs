@@ -61,7 +61,7 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
             return Err(error);
         }
     };
-    let quic = match bind_quic(&config, &girok) {
+    let quic = match bind_quic(&config) {
         Ok(quic) => quic,
         Err(error) => {
             girok.stop().await;
@@ -91,10 +91,7 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
     let state = girok.state();
     let state_stopping = state.stopping.clone();
     // Reads over QUIC are answered by the HTTP routes, on the requests' runtime.
-    let quic = quic.map(|quic| {
-        let reads = quic::Reads::new(http::router(state.clone()), requests.clone());
-        tokio::spawn(quic.run(state.shared.clone(), reads))
-    });
+    let quic = quic.map(|quic| girok_frontends::app::serve_quic(quic, &state, requests.clone()));
     let served = requests
         .spawn(async move {
             let moved = |listener: tokio::net::TcpListener| {
@@ -130,7 +127,7 @@ async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::
 
 /// The QUIC endpoint when `quic.enabled` (bound on this runtime, where its connections run),
 /// announced on stdout with the certificate's hash.
-fn bind_quic(config: &Config, girok: &Girok) -> anyhow::Result<Option<quic::QuicServer>> {
+fn bind_quic(config: &Config) -> anyhow::Result<Option<quic::QuicServer>> {
     if !config.quic.enabled {
         return Ok(None);
     }
@@ -140,7 +137,6 @@ fn bind_quic(config: &Config, girok: &Girok) -> anyhow::Result<Option<quic::Quic
     tracing::info!(addr = %info.addr, %sha256, "QUIC (girok/1) listening");
     // Tests and clients read the address and the certificate's hash from this line.
     println!("girok quic listening on {} sha256 {sha256}", info.addr);
-    let _ = girok.state().shared.quic.set(info);
     Ok(Some(server))
 }
 
