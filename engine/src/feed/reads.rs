@@ -349,6 +349,14 @@ impl Engine {
         })
     }
 
+    /// Whether `follower` follows `followee` now (as of the write model: it answers a
+    /// profile's follow button, which the next follow or unfollow validates the same way).
+    pub async fn is_following(&self, follower: UserId, followee: UserId) -> Result<bool> {
+        let key = crate::records::pair_of(follower.0, followee.0);
+        self.blocking(move |store| Ok(store.get(Table::FollowerFollowee, &key)?.is_some()))
+            .await
+    }
+
     /// `(followers, following)` of a user.
     pub async fn follow_counts(&self, user: UserId) -> Result<(usize, usize)> {
         self.wait_for_views(None).await?;

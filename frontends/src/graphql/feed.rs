@@ -7,7 +7,7 @@
 use super::args::{engine, page_size, parse_id, user_id_arg};
 use super::errors::{changing_principal, gql, invalid, principal};
 use super::feed_types::{
-    Comment, CommentConnection, FeedAck, FeedPageInfo, FollowConnection, FollowResult,
+    Author, Comment, CommentConnection, FeedAck, FeedPageInfo, FollowConnection, FollowResult,
     NotificationConnection, NotificationsRead, Post, SearchConnection, Timeline, author,
     prefetch_page,
 };
@@ -19,6 +19,17 @@ use girok_engine::search::SearchKind;
 use girok_engine::search::SearchQuery;
 use girok_engine::{Ack, Command};
 use girok_schemas::{EventId, UserId};
+
+/// Most ids one `users` lookup takes.
+pub const MAX_USERS_PER_LOOKUP: usize = 100;
+
+fn is_user_not_found(error: &async_graphql::Error) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .is_some_and(|code| *code == async_graphql::Value::from("USER_NOT_FOUND"))
+}
 
 fn post_id_arg(field: &'static str, id: &ID) -> Result<EventId> {
     parse_id(field, "a post id", id)
@@ -172,6 +183,34 @@ impl FeedQuery {
     ) -> Result<FollowConnection> {
         self.follow_list(ctx, user_id, first, cursor, after, false)
             .await
+    }
+
+    /// Public profiles by id (at most [`MAX_USERS_PER_LOOKUP`]), in the order asked; ids of
+    /// no account are left out. For clients that hold ids (a message's sender, a live post's
+    /// author) and want names and avatars.
+    async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Author>> {
+        principal(ctx)?;
+        if ids.len() > MAX_USERS_PER_LOOKUP {
+            return Err(invalid(
+                "ids",
+                format!("at most {MAX_USERS_PER_LOOKUP} ids at once"),
+            ));
+        }
+        let ids = ids
+            .iter()
+            .map(|id| user_id_arg("ids", id))
+            .collect::<Result<Vec<_>>>()?;
+        // Together, so that the request's loader reads them in one batch.
+        let looked_up = futures::future::join_all(ids.into_iter().map(|id| author(ctx, id))).await;
+        let mut found = Vec::with_capacity(looked_up.len());
+        for user in looked_up {
+            match user {
+                Ok(user) => found.push(user),
+                Err(error) if is_user_not_found(&error) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(found)
     }
 
     /// Your notifications, newest first, with your unread count.

@@ -49,6 +49,16 @@ impl Author {
         let (_, following) = engine(ctx)?.follow_counts(self.0.id).await.map_err(gql)?;
         Ok(following as i32)
     }
+    /// Whether you follow them (false for yourself and when signed out).
+    async fn followed_by_me(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Ok(me) = super::errors::principal(ctx).map(|principal| principal.user) else {
+            return Ok(false);
+        };
+        if me == self.0.id {
+            return Ok(false);
+        }
+        engine(ctx)?.is_following(me, self.0.id).await.map_err(gql)
+    }
 }
 
 /// A user by id: prefetched with the page, or through the request's loader when there is
