@@ -3,7 +3,8 @@
 # tests need (cargo-nextest; ClickHouse from Debian's packages, started on a free loopback
 # port for the analytics tests; moto, an S3-compatible server, for the media tests; aioquic,
 # a Python QUIC library, and Debian's Chromium driven by playwright-core, for the QUIC
-# protocol's tests), checks
+# protocol's and the web app's tests; the web app's npm packages, to check that its committed
+# build is the one its sources make), checks
 # formatting and lints, then runs every test (unit, storage on temp dirs, dataflow views,
 # end-to-end tests that start the real `girok` binary, the analytics tests against the real
 # ClickHouse and the media tests against the real S3-compatible server).
@@ -48,6 +49,9 @@ GIROK_TEST_BROWSER_NODE_MODULES=$(scripts/browser.sh install)
 export GIROK_TEST_BROWSER_NODE_MODULES
 GIROK_TEST_CHROMIUM=$(command -v chromium)
 export GIROK_TEST_CHROMIUM
+
+echo "== web app (type-check, rebuild, compare with the committed build)"
+scripts/web.sh check
 
 # Last, so that its summary is the closing line of the run.
 echo "== tests"

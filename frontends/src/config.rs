@@ -1,5 +1,5 @@
 //! The configuration sections the transports read (`[server]`, `[limits]`, `[auth]`, `[ws]`,
-//! `[quic]`, `[cache]`), and [`FrontendConfig`], the share of the whole configuration the composition
+//! `[quic]`, `[cache]`, `[web]`), and [`FrontendConfig`], the share of the whole configuration the composition
 //! root (the `girok` crate, which loads and layers it) hands to the frontends.
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ pub struct FrontendConfig {
     pub ws: WsConfig,
     pub quic: QuicConfig,
     pub cache: CacheConfig,
+    pub web: WebConfig,
     /// The data directory, where the signing keys, the operator token and the cursor key
     /// are kept.
     pub data_dir: PathBuf,
@@ -292,5 +293,19 @@ impl Default for QuicConfig {
             max_requests_in_flight: 16,
             zero_rtt: true,
         }
+    }
+}
+
+/// `[web]`: the web app (built into the binary from `web/`; docs/web.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the web app at `/` (and its client-side routes); off: those paths answer 404.
+    pub enabled: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }

@@ -1,7 +1,7 @@
 //! girok's configuration, layered: built-in defaults, then an optional TOML file
 //! (`--config FILE` or `GIROK_CONFIG`), then `GIROK__SECTION__KEY` environment variables, then
 //! command-line flags. Unknown keys in the file are an error, so a typo is never silently ignored.
-//! The sections the transports read (`server`, `limits`, `auth`, `ws`, `quic`, `cache`) are declared by
+//! The sections the transports read (`server`, `limits`, `auth`, `ws`, `quic`, `cache`, `web`) are declared by
 //! girok-frontends; this file adds the rest and hands each part its own share
 //! ([`Config::engine_config`], [`Config::frontend_config`]).
 
@@ -9,7 +9,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use girok_engine::Durability;
 use girok_frontends::config::{
-    AuthConfig, CacheConfig, FrontendConfig, LimitsConfig, QuicConfig, ServerConfig, WsConfig,
+    AuthConfig, CacheConfig, FrontendConfig, LimitsConfig, QuicConfig, ServerConfig, WebConfig,
+    WsConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct Config {
     pub ws: WsConfig,
     pub quic: QuicConfig,
     pub cache: CacheConfig,
+    /// `[web]`: the web app at `/`.
+    pub web: WebConfig,
     /// `[rate_limits]`: per-user budgets of each kind of write, on every frontend.
     pub rate_limits: girok_engine::write_rates::WriteRates,
     pub matching: MatchingSection,
@@ -280,6 +283,7 @@ impl Config {
             ws: self.ws.clone(),
             quic: self.quic.clone(),
             cache: self.cache.clone(),
+            web: self.web.clone(),
             data_dir: self.storage.data_dir.clone(),
         }
     }

@@ -1,5 +1,5 @@
 //! The HTTP server: one axum router with REST, GraphQL, the WebSocket upgrades, operators'
-//! endpoints and the log API, over one [`AppState`]. `run` takes an already bound listener and
+//! endpoints, the log API and the web app, over one [`AppState`]. `run` takes an already bound listener and
 //! a shutdown future, so tests bind `127.0.0.1:0` and the binary binds the configured address.
 
 mod accounts;
@@ -16,6 +16,7 @@ mod rooms;
 mod search;
 mod security_headers;
 mod serve;
+mod web;
 
 use crate::error;
 use crate::graphql;
@@ -71,9 +72,8 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes(state.engine.media_max_bytes()))
         .route("/graphql", get(graphiql::page).post(graphql::graphql_post))
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
-        .fallback(|| async {
-            error::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
-        })
+        .route("/assets/{name}", get(web::asset))
+        .fallback(web::fallback)
         .route_layer(axum::middleware::from_fn_with_state(
             state.request_metrics.clone(),
             request_metrics::record,
