@@ -659,7 +659,9 @@ async fn every_error_answer_is_the_json_envelope() {
         ("PATCH", "/v1/timeline", 405, "METHOD_NOT_ALLOWED"),
         ("GET", "/v1/users/%FF%FE/posts", 400, "BAD_REQUEST"),
         ("GET", "/ws", 400, "BAD_REQUEST"),
-        ("GET", "/no/such/route", 404, "NOT_FOUND"),
+        ("GET", "/v1/no/such/route", 404, "NOT_FOUND"),
+        ("GET", "/assets/no-such-file.js", 404, "NOT_FOUND"),
+        ("POST", "/no/such/route", 404, "NOT_FOUND"),
     ];
     for (method, path, status, code) in cases {
         let response = server

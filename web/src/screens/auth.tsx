@@ -2,7 +2,7 @@
 // the browser keeps it (HttpOnly) and the app never holds a token.
 
 import { useState } from 'preact/hooks';
-import { gql } from '../api';
+import { ApiError, gql } from '../api';
 import { ME_FIELDS, begin, type Me } from '../session';
 import { ErrorLine } from '../ui';
 
@@ -11,6 +11,14 @@ async function signIn(username: string, password: string): Promise<void> {
     `mutation($u: String!, $p: String!) { login(username: $u, password: $p, useCookie: true) { user { ${ME_FIELDS} } } }`,
     { u: username, p: password },
   );
+  // The cookies are Secure unless auth.secure_cookies is off: a browser keeps them over HTTPS
+  // and on loopback only. Say so rather than failing at the next request.
+  if (!document.cookie.split('; ').some((pair) => pair.startsWith('girok_csrf='))) {
+    throw new ApiError(
+      'COOKIE_REFUSED',
+      'The browser did not keep the session cookie: open girok over HTTPS (or on 127.0.0.1), or set auth.secure_cookies = false for plain HTTP on a private network',
+    );
+  }
   await begin(login.user);
 }
 
