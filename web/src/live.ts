@@ -1,24 +1,49 @@
-// The app's one WebSocket (/ws, signed in by the session cookie): topics are subscribed once
-// however many screens watch them, every frame goes to the screens watching its topic, and a
-// dropped socket comes back by itself (backing off) and resumes each resumable topic from the
-// last seq seen, so nothing sent meanwhile is missed or shown twice. `status` says whether
-// the app is connected, for the offline banner.
+// The app's one WebSocket (/ws, signed in by the session cookie). Topics are subscribed once
+// however many screens watch them; every frame goes to the screens watching its topic.
+//
+// Consistency: a screen adds its watcher, waits for `ready(topic)` (girok has registered the
+// subscription: every later event will come), then loads its state as of the log's head and
+// merges what arrived meanwhile. After a dropped socket comes back (by itself, backing off),
+// topics whose watchers asked for it are resumed from the last seq seen (girok allows a few
+// resumes at a time, so only those); the others are subscribed afresh and their watchers get a
+// `reset` frame to load again. `status` says whether the app is connected (the offline banner).
 
 import { Cell } from './store';
 
 export type Frame = { type: string; topic?: string; seq?: number; [key: string]: unknown };
 type Watcher = (frame: Frame) => void;
 
-/** Topics whose events a resume replays (`feed` is live-only: screens reload it instead). */
-const resumable = (topic: string) => topic !== 'feed';
-
-type Topic = { watchers: Set<Watcher>; lastSeq?: number; subscribed: boolean };
+type Topic = {
+  watchers: Set<Watcher>;
+  /** Resume this topic after a reconnect (else: subscribe afresh and send `reset`). */
+  resume: boolean;
+  lastSeq?: number;
+  state: 'idle' | 'pending' | 'subscribed' | 'refused';
+  ready: Promise<number>;
+  markReady: (headSeq: number) => void;
+  readySettled: boolean;
+  /** The pending subscription replays nothing (no fromSeq): its head is where it starts. */
+  fresh: boolean;
+  retryTimer?: number;
+};
 
 export type Status = 'connecting' | 'online' | 'offline' | 'signed-out';
 
+/** Frames that carry a log position of their topic (`notification` frames are live-only). */
+const positioned = (frame: Frame) => typeof frame.seq === 'number' && (frame.type === 'event' || frame.topic === 'matching');
+
+/** Refusals after which subscribing again cannot help. */
+const FINAL = new Set(['NOT_A_MEMBER', 'ROOM_NOT_FOUND', 'UNKNOWN_TOPIC', 'TOO_MANY_SUBSCRIPTIONS', 'UNAUTHENTICATED']);
+
+function deferred(): { promise: Promise<number>; resolve: (value: number) => void } {
+  let resolve: (value: number) => void = () => {};
+  const promise = new Promise<number>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
 class Live {
   readonly status = new Cell<Status>('connecting');
-  /** Bumped after each reconnect, so live-only screens can reload. */
+  /** Bumped after each reconnect, so screens can read again what live frames do not replay. */
   readonly reconnects = new Cell(0);
   private socket?: WebSocket;
   private topics = new Map<string, Topic>();
@@ -37,6 +62,7 @@ class Live {
   stop(): void {
     this.running = false;
     clearTimeout(this.retryTimer);
+    this.topics.forEach((entry) => clearTimeout(entry.retryTimer));
     this.socket?.close(1000);
     this.socket = undefined;
     this.topics.clear();
@@ -44,24 +70,19 @@ class Live {
     this.status.set('signed-out');
   }
 
-  /** For tests and the reconnect button: drops the socket as a network would. */
-  drop(): void {
-    this.socket?.close(4000, 'dropped by the client');
-  }
-
   /**
-   * Watches `topic`; the first watcher subscribes it (resuming after `fromSeq` when given).
-   * Returns the function that stops watching (the last one unsubscribes).
+   * Watches `topic` (the first watcher subscribes it); `resume`: replay what was missed after
+   * a reconnect rather than receive `reset`. Returns the function that stops watching.
    */
-  watch(topic: string, watcher: Watcher, fromSeq?: number): () => void {
+  watch(topic: string, watcher: Watcher, resume = false): () => void {
     let entry = this.topics.get(topic);
     if (!entry) {
-      entry = { watchers: new Set(), lastSeq: fromSeq, subscribed: false };
+      const ready = deferred();
+      entry = { watchers: new Set(), resume, state: 'idle', ready: ready.promise, markReady: ready.resolve, readySettled: false, fresh: true };
       this.topics.set(topic, entry);
-      this.subscribe(topic, entry);
-    } else if (fromSeq !== undefined && entry.lastSeq === undefined) {
-      entry.lastSeq = fromSeq;
+      this.subscribe(topic, entry, false);
     }
+    entry.resume ||= resume;
     entry.watchers.add(watcher);
     return () => {
       const current = this.topics.get(topic);
@@ -69,9 +90,20 @@ class Live {
       current.watchers.delete(watcher);
       if (current.watchers.size === 0) {
         this.topics.delete(topic);
-        if (current.subscribed) this.send({ type: 'unsubscribe', topic });
+        clearTimeout(current.retryTimer);
+        if (current.state === 'subscribed' || current.state === 'pending') this.send({ type: 'unsubscribe', topic });
       }
     };
+  }
+
+  /**
+   * Resolves once girok has registered the subscription (with the head seq it reported), or
+   * after `timeoutMs` when girok cannot be reached (the caller loads anyway; a reconnect
+   * sends `reset`).
+   */
+  ready(topic: string, timeoutMs = 5_000): Promise<number> {
+    const ready = this.topics.get(topic)?.ready ?? Promise.resolve(0);
+    return Promise.race([ready, new Promise<number>((resolve) => setTimeout(() => resolve(0), timeoutMs))]);
   }
 
   /** Sends a frame if connected (typing hints: dropped when offline, as they should be). */
@@ -81,10 +113,17 @@ class Live {
     return true;
   }
 
-  private subscribe(topic: string, entry: Topic): void {
+  private subscribe(topic: string, entry: Topic, resuming: boolean): void {
+    if (entry.readySettled) {
+      const ready = deferred();
+      entry.ready = ready.promise;
+      entry.markReady = ready.resolve;
+      entry.readySettled = false;
+    }
     const frame: Record<string, unknown> = { type: 'subscribe', topic };
-    if (resumable(topic) && entry.lastSeq !== undefined) frame.fromSeq = entry.lastSeq;
-    entry.subscribed = this.send(frame);
+    entry.fresh = !(resuming && entry.lastSeq !== undefined);
+    if (!entry.fresh) frame.fromSeq = entry.lastSeq;
+    entry.state = this.send(frame) ? 'pending' : 'idle';
   }
 
   private connect(): void {
@@ -105,7 +144,10 @@ class Live {
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
       this.socket = undefined;
-      this.topics.forEach((entry) => (entry.subscribed = false));
+      this.topics.forEach((entry) => {
+        clearTimeout(entry.retryTimer);
+        if (entry.state !== 'refused') entry.state = 'idle';
+      });
       if (close.code === 4004 || close.code === 4001) {
         // The session ended (signed out elsewhere, revoked): the app goes to sign-in.
         this.running = false;
@@ -118,25 +160,69 @@ class Live {
     };
   }
 
-  private receive(frame: Frame): void {
-    if (frame.type === 'welcome') {
-      this.retryMs = 500;
-      this.status.set('online');
-      this.topics.forEach((entry, topic) => this.subscribe(topic, entry));
-      if (this.wasOnline) this.reconnects.update((count) => count + 1);
-      this.wasOnline = true;
+  private deliver(entry: Topic, frame: Frame): void {
+    entry.watchers.forEach((watcher) => watcher(frame));
+  }
+
+  private welcome(): void {
+    this.retryMs = 500;
+    this.status.set('online');
+    const reconnected = this.wasOnline;
+    this.wasOnline = true;
+    this.topics.forEach((entry, topic) => {
+      if (entry.state === 'refused') return;
+      const resuming = reconnected && entry.resume && entry.lastSeq !== undefined;
+      this.subscribe(topic, entry, resuming);
+      if (reconnected && !resuming) this.deliver(entry, { type: 'reset', topic });
+    });
+    if (reconnected) this.reconnects.update((count) => count + 1);
+  }
+
+  private refused(topic: string, entry: Topic, frame: Frame): void {
+    const code = String(frame.code);
+    if (code === 'RATE_LIMITED') {
+      // Too many resumes at once: ask again when girok says.
+      entry.state = 'idle';
+      entry.retryTimer = window.setTimeout(() => this.subscribe(topic, entry, true), Number(frame.retryAfterMs ?? 1_000));
       return;
     }
+    if (code === 'RESUME_TOO_OLD') {
+      // Too far behind to replay: subscribe afresh; the watchers load again.
+      this.subscribe(topic, entry, false);
+      this.deliver(entry, { type: 'reset', topic });
+      return;
+    }
+    if (code === 'ALREADY_SUBSCRIBED') return;
+    if (FINAL.has(code)) {
+      entry.state = 'refused';
+      entry.markReady(0);
+      entry.readySettled = true;
+    }
+    this.deliver(entry, frame);
+  }
+
+  private receive(frame: Frame): void {
+    if (frame.type === 'welcome') return this.welcome();
     const topic = frame.topic;
     if (!topic) return;
     const entry = this.topics.get(topic);
     if (!entry) return;
-    if (typeof frame.seq === 'number' && resumable(topic)) {
-      // A resume may repeat what a screen loaded itself; each frame is passed on once.
-      if (entry.lastSeq !== undefined && frame.seq <= entry.lastSeq) return;
-      entry.lastSeq = frame.seq;
+    if (frame.type === 'error') return this.refused(topic, entry, frame);
+    if (frame.type === 'subscribed') {
+      entry.state = 'subscribed';
+      const head = Number(frame.headSeq ?? 0);
+      // Every event after the head will come: a later resume may start there.
+      if (entry.fresh) entry.lastSeq = Math.max(entry.lastSeq ?? 0, head);
+      entry.markReady(head);
+      entry.readySettled = true;
     }
-    entry.watchers.forEach((watcher) => watcher(frame));
+    if (positioned(frame)) {
+      // A resume may repeat what a screen has; each event is passed on once.
+      const seq = frame.seq as number;
+      if (entry.lastSeq !== undefined && seq <= entry.lastSeq) return;
+      entry.lastSeq = seq;
+    }
+    this.deliver(entry, frame);
   }
 }
 

@@ -2,7 +2,7 @@
 // screens by route. Signed out, only the sign-in and registration screens exist.
 
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import './style.css';
 import { describe } from './api';
 import { live } from './live';
@@ -39,8 +39,9 @@ function Nav({ path }: { path: string }) {
       <a href={href} aria-current={current ? 'page' : undefined}>
         {label}
         {badge > 0 && (
-          <span class="badge" aria-label={`${badge} ${badgeLabel}`}>
+          <span class="badge" data-count={badge}>
             {badge}
+            <span class="visually-hidden"> {badgeLabel}</span>
           </span>
         )}
       </a>
@@ -59,6 +60,22 @@ function Nav({ path }: { path: string }) {
       {link('/me', 'Me')}
     </nav>
   );
+}
+
+/** After moving to another screen, focus goes to its heading (screen readers announce it). */
+function useFocusOnNavigation(path: string) {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    const heading = document.querySelector<HTMLElement>('#content h1');
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus({ preventScroll: true });
+    }
+  }, [path]);
 }
 
 function Screen({ path }: { path: string }) {
@@ -86,6 +103,7 @@ function App() {
   const path = usePath();
   const user = useCell(me);
   const [failure, setFailure] = useState<unknown>(null);
+  useFocusOnNavigation(path);
   useEffect(() => {
     resume().catch(setFailure);
   }, []);

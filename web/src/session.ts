@@ -45,11 +45,23 @@ export const currentMatch = new Cell<CurrentMatch | null>(null);
 const ROOM_FIELDS =
   'id kind title directWithId memberCount unreadCount lastActivitySeq lastMessage { id seq senderId body createdAt }';
 
+/** Rooms whose topics the list follows live (girok allows 100 subscriptions per socket). */
+export const LIVE_ROOMS = 90;
+
 const watching = new Map<string, () => void>();
+let generation = 0;
+/** Frames that arrive while the list loads, applied on top of what it loaded. */
+let held: [string, Frame][] | null = null;
+
+type RoomEvent = { seq: number; id: string; actor: string; type: string; time: string; payload: Record<string, unknown> };
 
 function roomFrame(roomId: string, frame: Frame): void {
   if (frame.type !== 'event') return;
-  const event = frame.event as { seq: number; id: string; actor: string; type: string; time: string; payload: Record<string, unknown> };
+  if (held) {
+    held.push([roomId, frame]);
+    return;
+  }
+  const event = frame.event as RoomEvent;
   const myId = me.value?.id;
   rooms.update((list) => {
     if (!list) return list;
@@ -58,7 +70,7 @@ function roomFrame(roomId: string, frame: Frame): void {
     const room = { ...list[index] };
     switch (event.type) {
       case 'chat.message.sent':
-        // Already in the list as loaded (a resume may replay what a reload counted).
+        // Already in the list as loaded.
         if (event.seq <= room.lastActivitySeq) return list;
         room.lastMessage = { id: event.id, seq: event.seq, senderId: event.actor, body: String(event.payload.body ?? ''), createdAt: event.time };
         room.lastActivitySeq = event.seq;
@@ -75,15 +87,12 @@ function roomFrame(roomId: string, frame: Frame): void {
         }
         break;
       case 'chat.room.read':
-        if (event.actor === myId) room.unreadCount = 0;
-        break;
-      case 'chat.member.joined':
-        room.memberCount += 1;
+        // Read elsewhere (another tab or device) up to the newest message.
+        if (event.actor === myId && Number(event.payload.upToSeq) >= (room.lastMessage?.seq ?? 0)) room.unreadCount = 0;
         break;
       case 'chat.member.left':
         if (event.payload.userId === myId) return list.filter((other) => other.id !== roomId);
-        room.memberCount = Math.max(0, room.memberCount - 1);
-        break;
+        return list;
       default:
         return list;
     }
@@ -91,37 +100,62 @@ function roomFrame(roomId: string, frame: Frame): void {
   });
 }
 
-/** (Re)loads my rooms and watches each one's topic from the seq the list reflects. */
+function follow(ids: string[]): void {
+  const keep = new Set(ids);
+  watching.forEach((stop, id) => {
+    if (!keep.has(id)) {
+      stop();
+      watching.delete(id);
+    }
+  });
+  for (const id of ids) {
+    if (!watching.has(id)) watching.set(id, live.watch(`chat:${id}`, (frame) => roomFrame(id, frame)));
+  }
+}
+
+/**
+ * (Re)loads my rooms: follows each one's topic, waits until girok has registered them, then
+ * reads the list as of the log's head and applies on top what arrived meanwhile. A newer load
+ * supersedes an older one still running.
+ */
 export async function loadRooms(): Promise<void> {
+  const mine = ++generation;
+  held = held ?? [];
   try {
+    const known = await gql<{ rooms: { nodes: { id: string }[] } }>(`{ rooms(first: ${LIVE_ROOMS}) { nodes { id } } }`);
+    if (mine !== generation) return;
+    follow(known.rooms.nodes.map((room) => room.id));
+    await Promise.all([...watching.keys()].map((id) => live.ready(`chat:${id}`)));
     const { logHead } = await gql<{ logHead: { seq: number } }>('{ logHead { seq } }');
     const data = await gql<{ rooms: { nodes: RoomSummary[] } }>(
-      `query($after: Seq) { rooms(first: 100, after: $after) { nodes { ${ROOM_FIELDS} } } }`,
+      `query($after: Seq) { rooms(first: ${LIVE_ROOMS}, after: $after) { nodes { ${ROOM_FIELDS} } } }`,
       { after: logHead.seq },
     );
+    if (mine !== generation) return;
     const list = data.rooms.nodes;
-    rooms.set(list);
+    follow(list.map((room) => room.id));
+    const openId = openRoomId.value;
+    rooms.set(list.map((room) => (room.id === openId ? { ...room, unreadCount: 0 } : room)));
     roomsError.set(null);
-    const ids = new Set(list.map((room) => room.id));
-    watching.forEach((stop, id) => {
-      if (!ids.has(id)) {
-        stop();
-        watching.delete(id);
-      }
-    });
-    for (const room of list) {
-      if (!watching.has(room.id)) {
-        watching.set(room.id, live.watch(`chat:${room.id}`, (frame) => roomFrame(room.id, frame), logHead.seq));
-      }
-    }
   } catch (error) {
-    roomsError.set(error instanceof Error ? error.message : String(error));
+    if (mine === generation) roomsError.set(error instanceof Error ? error.message : String(error));
+  } finally {
+    if (mine === generation) {
+      const frames = held ?? [];
+      held = null;
+      frames.forEach(([id, frame]) => roomFrame(id, frame));
+    }
   }
 }
 
 /** A room I am in now shows no unread messages. */
 export function clearUnread(roomId: string): void {
   rooms.update((list) => list?.map((room) => (room.id === roomId ? { ...room, unreadCount: 0 } : room)) ?? list);
+}
+
+async function countUnreadNotifications(): Promise<void> {
+  const notes = await gql<{ notifications: { unreadCount: number } }>('{ notifications(first: 1) { unreadCount } }');
+  unreadNotifications.set(notes.notifications.unreadCount);
 }
 
 function notificationsFrame(frame: Frame): void {
@@ -137,13 +171,23 @@ function notificationsFrame(frame: Frame): void {
 /** The latest live notification frame (the notifications screen prepends it). */
 export const notificationArrived = new Cell<Frame | null>(null);
 
+type MatchingView = { match: { roomId: string; partner: { id: string; displayName: string } | null } | null };
+
+async function readMatch(): Promise<void> {
+  const { matchingStatus } = await gql<{ matchingStatus: MatchingView }>('{ matchingStatus { match { roomId partner { id displayName } } } }');
+  const match = matchingStatus.match;
+  currentMatch.set(match ? { roomId: match.roomId, partnerId: match.partner?.id ?? '', partnerName: match.partner?.displayName ?? 'someone' } : null);
+}
+
 function matchingFrame(frame: Frame): void {
   if (frame.type === 'matched') {
-    const partner = frame.partner as { id: string; username: string; displayName: string };
-    currentMatch.set({ roomId: String(frame.roomId), partnerId: partner.id, partnerName: partner.displayName });
+    const partner = frame.partner as { id: string; displayName: string } | null;
+    currentMatch.set({ roomId: String(frame.roomId), partnerId: partner?.id ?? '', partnerName: partner?.displayName ?? 'someone' });
     void loadRooms().then(() => navigate(`/rooms/${frame.roomId}`));
   } else if (frame.type === 'skipped') {
     currentMatch.set(null);
+  } else if (frame.type === 'reset') {
+    void readMatch();
   }
   matchingArrived.set(frame);
 }
@@ -158,21 +202,9 @@ export async function begin(user: Me): Promise<void> {
   rememberPerson({ id: user.id, username: user.username, name: user.displayName, avatarMedia: user.avatarMedia });
   me.set(user);
   live.start();
-  const { logHead } = await gql<{ logHead: { seq: number } }>('{ logHead { seq } }');
-  stopWatching = [
-    live.watch('notifications', notificationsFrame, logHead.seq),
-    live.watch('matching', matchingFrame, logHead.seq),
-  ];
-  const [, notes, matching] = await Promise.all([
-    loadRooms(),
-    gql<{ notifications: { unreadCount: number } }>('{ notifications(first: 1) { unreadCount } }'),
-    gql<{ matchingStatus: { match: { roomId: string; partner: { id: string; displayName: string } } | null } }>(
-      '{ matchingStatus { match { roomId partner { id displayName } } } }',
-    ),
-  ]);
-  unreadNotifications.set(notes.notifications.unreadCount);
-  const match = matching.matchingStatus.match;
-  currentMatch.set(match ? { roomId: match.roomId, partnerId: match.partner.id, partnerName: match.partner.displayName } : null);
+  stopWatching = [live.watch('notifications', notificationsFrame, true), live.watch('matching', matchingFrame, true)];
+  await Promise.all([live.ready('notifications'), live.ready('matching')]);
+  await Promise.all([loadRooms(), countUnreadNotifications(), readMatch()]);
 }
 
 /** Finds out at page load whether the browser holds a session. */
@@ -204,6 +236,9 @@ live.status.subscribe((status) => {
   if (status === 'signed-out') end();
 });
 live.reconnects.subscribe(() => {
-  // Resumed topics replay what was missed; the unread counts are read again to be exact.
-  if (me.value) void loadRooms();
+  // Rooms are read again (their topics were subscribed afresh), and so is the unread count of
+  // notifications (their frames are live-only).
+  if (!me.value) return;
+  void loadRooms();
+  countUnreadNotifications().catch(() => {});
 });

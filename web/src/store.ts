@@ -41,22 +41,26 @@ export type Person = {
 
 const people = new Map<string, Cell<Person | null>>();
 const wanted = new Set<string>();
+/** Ids looked up already (found or not): not asked again unless the lookup failed. */
+const asked = new Set<string>();
 let flushing = false;
 
 async function flush(): Promise<void> {
-  const ids = [...wanted].slice(0, 100);
-  ids.forEach((id) => wanted.delete(id));
-  try {
-    const { users } = await gql<{ users: Person[] }>(
-      'query($ids: [ID!]!) { users(ids: $ids) { id username name avatarMedia { url(variant: "thumb") } } }',
-      { ids },
-    );
-    users.forEach((user) => rememberPerson(user));
-  } catch {
-    // Left unknown; asked again the next time someone needs them.
-    ids.forEach((id) => people.delete(id));
+  while (wanted.size) {
+    const ids = [...wanted].slice(0, 100);
+    ids.forEach((id) => wanted.delete(id));
+    try {
+      const { users } = await gql<{ users: Person[] }>(
+        'query($ids: [ID!]!) { users(ids: $ids) { id username name avatarMedia { url(variant: "thumb") } } }',
+        { ids },
+      );
+      users.forEach((user) => rememberPerson(user));
+    } catch {
+      // Asked again the next time a screen needs them (the cells stay: screens hold them).
+      ids.forEach((id) => asked.delete(id));
+    }
   }
-  if (wanted.size) await flush();
+  flushing = false;
 }
 
 export function rememberPerson(person: Person): void {
@@ -71,12 +75,13 @@ export function personCell(id: string): Cell<Person | null> {
   if (!cell) {
     cell = new Cell<Person | null>(null);
     people.set(id, cell);
+  }
+  if (!cell.value && !asked.has(id)) {
+    asked.add(id);
     wanted.add(id);
     if (!flushing) {
       flushing = true;
-      queueMicrotask(() => {
-        flush().finally(() => (flushing = false));
-      });
+      queueMicrotask(() => void flush());
     }
   }
   return cell;

@@ -20,7 +20,8 @@ const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'sel
      img-src 'self' blob: data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Paths that belong to the API and operators, never to the app's client-side routes.
+/// Paths that belong to the API, operators and well-known URIs (RFC 8615), never to the app's
+/// client-side routes.
 const NOT_THE_APP: &[&str] = &[
     "/v1",
     "/graphql",
@@ -30,6 +31,7 @@ const NOT_THE_APP: &[&str] = &[
     "/healthz",
     "/readyz",
     "/metrics",
+    "/.well-known",
 ];
 
 fn file(name: &str) -> Option<&'static [u8]> {
@@ -146,6 +148,7 @@ mod tests {
             "/assets/app-X.js",
             "/metrics",
             "/favicon.ico",
+            "/.well-known/change-password",
             "/rooms/a.b",
         ] {
             assert!(!is_app_route(path), "{path}");

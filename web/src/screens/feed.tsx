@@ -226,7 +226,7 @@ export function PostList({ posts, more, loadMore }: { posts: Post[] | null; more
   return (
     <>
       {posts.length === 0 && <p class="muted">No posts yet.</p>}
-      <div class="posts" aria-label="Posts" aria-live="polite">
+      <div class="posts" aria-label="Posts">
         {posts.map((post) => (
           <PostCard key={post.id} post={post} />
         ))}

@@ -63,8 +63,9 @@ export function Matching() {
           You are matched with {match.partnerName}. <a href={`/rooms/${match.roomId}`}>Open the chat</a>
         </p>
       ) : status.queued ? (
-        <div role="status" aria-live="polite">
-          <p>Looking for someone… ({status.waiting} waiting)</p>
+        <div>
+          <p role="status">Looking for someone…</p>
+          <p class="muted">{status.waiting} waiting</p>
           <button onClick={leave}>Stop looking</button>
         </div>
       ) : (

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { gql } from '../api';
 import { notificationArrived, unreadNotifications } from '../session';
 import { useCell } from '../store';
+import { live } from '../live';
 import { ErrorLine, Loading, PersonLink, Time } from '../ui';
 
 type Note = { seq: number; kind: string; actorId: string | null; postId: string | null; roomId: string | null; createdAt: string; read: boolean };
@@ -23,6 +24,7 @@ export function Notifications() {
   const [more, setMore] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const arrived = useCell(notificationArrived);
+  const reconnects = useCell(live.reconnects);
 
   const load = async (from: string | null) => {
     const { notifications } = await gql<{
@@ -42,9 +44,10 @@ export function Notifications() {
     gql('mutation { markNotificationsRead { readUpToSeq } }').catch(setError);
   };
 
+  // Notification frames are live-only: after a reconnect the list is read again.
   useEffect(() => {
     load(null).then(markRead).catch(setError);
-  }, []);
+  }, [reconnects]);
 
   useEffect(() => {
     const note = arrived?.notification as { seq: number; kind: string; actorId: string | null; postId: string | null; roomId?: string | null; createdAt: string } | undefined;
@@ -66,7 +69,7 @@ export function Notifications() {
       ) : notes.length === 0 ? (
         <p class="muted">Nothing yet.</p>
       ) : (
-        <ul class="notifications" aria-live="polite">
+        <ul class="notifications">
           {notes.map((note) => (
             <li key={note.seq} class={note.read ? 'notification' : 'notification unread'}>
               <PersonLink id={note.actorId} avatar /> {WHAT[note.kind] ?? note.kind.toLowerCase()}

@@ -7,7 +7,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, describe, gql, newClientId, variantUrl, type Media } from '../api';
 import { live, type Frame } from '../live';
 import { navigate } from '../router';
-import { clearUnread, currentMatch, me, loadRooms } from '../session';
+import { clearUnread, currentMatch, me, loadRooms, openRoomId } from '../session';
 import { useCell, usePerson } from '../store';
 import { ErrorLine, ImagePicker, Loading, PersonLink, Time } from '../ui';
 import { RoomTitle, idsOf } from './rooms';
@@ -26,7 +26,12 @@ type Message = {
 
 type Member = { userId: string; readUpToSeq: number; online: boolean };
 type RoomInfo = { id: string; kind: 'DIRECT' | 'GROUP'; title: string; creatorId: string | null; directWithId: string | null; members: Member[] };
-type Pending = { clientId: string; body: string; replyToId: string | null; attachments: Media[]; failed?: string };
+type Pending = { clientId: string; body: string; replyToId: string | null; attachments: Media[]; failed?: string; retryable?: boolean };
+
+/** Failures a later attempt may cure (sent again by itself when the connection is back). */
+const TRANSIENT = new Set(['OFFLINE', 'OVERLOADED', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED', 'NOT_READY', 'BAD_RESPONSE']);
+/** girok's limit on a message body, in bytes of UTF-8. */
+const MAX_BODY_BYTES = 4096;
 
 const MEDIA_FIELDS = 'id state width height variants { name url width height }';
 const MESSAGE_FIELDS = `id seq senderId body clientId replyToId edited createdAt attachments { ${MEDIA_FIELDS} }`;
@@ -107,7 +112,7 @@ function MessageItem(props: {
           <label for={`edit-${message.id}`} class="visually-hidden">
             Edit message
           </label>
-          <input id={`edit-${message.id}`} value={draft} onInput={(event) => setDraft(event.currentTarget.value)} />
+          <textarea id={`edit-${message.id}`} rows={2} value={draft} ref={(field) => field?.focus()} onInput={(event) => setDraft(event.currentTarget.value)} />
           <button type="submit">Save</button>
           <button type="button" class="secondary" onClick={() => setEditing(false)}>
             Cancel
@@ -164,21 +169,22 @@ export function RoomScreen({ id }: { id: string }) {
   const [attachments, setAttachments] = useState<Media[]>([]);
   const [addName, setAddName] = useState('');
   const lastTyping = useRef(0);
+  const readUpTo = useRef(0);
+  const readTimer = useRef<number | undefined>(undefined);
+  const sending = useRef<Promise<void>>(Promise.resolve());
   const list = useRef<HTMLOListElement>(null);
   const stickToBottom = useRef(true);
 
-  // Load the room and its newest page, then follow it live from the seq they reflect.
+  // Follow the room live first (holding frames), then load it as of the log's head and apply
+  // on top what arrived meanwhile. A `reset` (the socket came back without a resume) loads again.
   useEffect(() => {
-    let stop = () => {};
     let cancelled = false;
-    const buffered: Frame[] = [];
-    let loaded = false;
-    const onFrame = (frame: Frame) => (loaded ? apply(frame) : buffered.push(frame));
-    (async () => {
+    let held: Frame[] | null = [];
+    const load = async () => {
+      held = held ?? [];
       try {
+        await live.ready(`chat:${id}`);
         const { logHead } = await gql<{ logHead: { seq: number } }>('{ logHead { seq } }');
-        if (cancelled) return;
-        stop = live.watch(`chat:${id}`, onFrame, logHead.seq);
         const data = await gql<{ room: RoomInfo; messages: { nodes: Message[]; pageInfo: { hasNextPage: boolean; endCursor: number | null } } }>(
           `query($r: ID!, $after: Seq) {
             room(id: $r, after: $after) { id kind title creatorId directWithId members { userId readUpToSeq online } }
@@ -189,24 +195,58 @@ export function RoomScreen({ id }: { id: string }) {
         if (cancelled) return;
         setRoom(data.room);
         setMessages((current) => sortedMerge(current, data.messages.nodes));
-        setOlder(data.messages.pageInfo.hasNextPage ? data.messages.pageInfo.endCursor : null);
-        loaded = true;
-        buffered.splice(0).forEach(apply);
-        markRead();
+        setOlder((current) => (current === null || current > (data.messages.pageInfo.endCursor ?? 0) ? (data.messages.pageInfo.hasNextPage ? data.messages.pageInfo.endCursor : null) : current));
+        markRead(logHead.seq);
       } catch (failure) {
         if (!cancelled) setError(failure);
       }
-    })();
+      const frames = held ?? [];
+      held = null;
+      frames.forEach(apply);
+    };
+    const stop = live.watch(
+      `chat:${id}`,
+      (frame) => {
+        if (frame.type === 'reset') void load();
+        else if (held) held.push(frame);
+        else apply(frame);
+      },
+      true,
+    );
+    void load();
     return () => {
       cancelled = true;
       stop();
     };
   }, [id]);
 
-  const markRead = () => {
+  // Messages of this room are read while it is on screen (and the tab visible).
+  useEffect(() => {
+    const visible = () => document.visibilityState === 'visible';
+    const onVisibility = () => {
+      openRoomId.set(visible() ? id : null);
+      if (visible()) markRead();
+    };
+    openRoomId.set(visible() ? id : null);
+    document.addEventListener('visibilitychange', onVisibility);
+    return () => {
+      document.removeEventListener('visibilitychange', onVisibility);
+      openRoomId.set(null);
+      clearTimeout(readTimer.current);
+    };
+  }, [id]);
+
+  /** Marks the room read up to the newest message seen (at most one call per 300 ms). */
+  function markRead(upTo?: number) {
+    if (upTo !== undefined) readUpTo.current = Math.max(readUpTo.current, upTo);
     clearUnread(id);
-    gql('mutation($r: ID!) { markRead(roomId: $r) { seq } }', { r: id }).catch(() => {});
-  };
+    if (document.visibilityState !== 'visible') return;
+    clearTimeout(readTimer.current);
+    readTimer.current = window.setTimeout(() => {
+      const upToSeq = readUpTo.current || undefined;
+      gql('mutation($r: ID!, $s: Seq) { markRead(roomId: $r, upToSeq: $s) { seq } }', { r: id, s: upToSeq }).catch(() => {});
+    }, 300);
+  }
 
   useEffect(() => {
     const scroller = document.scrollingElement;
@@ -234,7 +274,7 @@ export function RoomScreen({ id }: { id: string }) {
 
   // Messages that failed for want of a connection go out again once it is back.
   useEffect(() => {
-    if (status === 'online') pending.filter((item) => item.failed).forEach((item) => void deliver(item));
+    if (status === 'online') pending.filter((item) => item.failed && item.retryable).forEach((item) => void deliver(item));
   }, [status]);
 
   function apply(frame: Frame) {
@@ -273,7 +313,7 @@ export function RoomScreen({ id }: { id: string }) {
           next.delete(event.actor);
           return next;
         });
-        if (event.actor !== myId && document.visibilityState === 'visible') markRead();
+        if (event.actor !== myId) markRead(event.seq);
         break;
       }
       case 'chat.message.edited':
@@ -297,8 +337,14 @@ export function RoomScreen({ id }: { id: string }) {
     }
   }
 
-  async function deliver(item: Pending) {
-    setPending((current) => current.map((other) => (other.clientId === item.clientId ? { ...other, failed: undefined } : other)));
+  /** Sends one message after those before it (so they reach the log in the order written). */
+  function deliver(item: Pending): Promise<void> {
+    sending.current = sending.current.then(() => deliverNow(item));
+    return sending.current;
+  }
+
+  async function deliverNow(item: Pending) {
+    setPending((current) => current.map((other) => (other.clientId === item.clientId ? { ...other, failed: undefined, retryable: false } : other)));
     try {
       const { sendMessage } = await gql<{ sendMessage: { seq: number; id: string; createdAt: string } }>(
         'mutation($r: ID!, $b: String!, $c: String, $reply: ID, $att: [ID!]) { sendMessage(roomId: $r, body: $b, clientId: $c, replyTo: $reply, attachments: $att) { seq id createdAt } }',
@@ -312,7 +358,8 @@ export function RoomScreen({ id }: { id: string }) {
       );
       setPending((current) => current.filter((other) => other.clientId !== item.clientId));
     } catch (failure) {
-      setPending((current) => current.map((other) => (other.clientId === item.clientId ? { ...other, failed: describe(failure) } : other)));
+      const retryable = failure instanceof ApiError && TRANSIENT.has(failure.code);
+      setPending((current) => current.map((other) => (other.clientId === item.clientId ? { ...other, failed: describe(failure), retryable } : other)));
     }
   }
 
@@ -320,6 +367,10 @@ export function RoomScreen({ id }: { id: string }) {
     event.preventDefault();
     const body = draft.trim();
     if (!body) return;
+    if (new TextEncoder().encode(body).length > MAX_BODY_BYTES) {
+      setError(new ApiError('INVALID_ARGUMENT', `A message is at most ${MAX_BODY_BYTES} bytes; this one is longer`));
+      return;
+    }
     const item: Pending = { clientId: newClientId(), body, replyToId: replyTo?.id ?? null, attachments };
     setPending((current) => [...current, item]);
     setDraft('');
@@ -421,7 +472,8 @@ export function RoomScreen({ id }: { id: string }) {
           Load older messages
         </button>
       )}
-      <ol class="messages" ref={list} aria-label="Messages" aria-live="polite">
+      <div role="log" aria-label="Messages" aria-relevant="additions">
+      <ol class="messages" ref={list}>
         {messages.map((message) => (
           <MessageItem
             key={message.id}
@@ -448,6 +500,7 @@ export function RoomScreen({ id }: { id: string }) {
           </li>
         ))}
       </ol>
+      </div>
       <Typing typers={typingNow} />
       <form class="chat-composer" onSubmit={send}>
         {replyTo && (
@@ -466,11 +519,10 @@ export function RoomScreen({ id }: { id: string }) {
           id="composer-body"
           rows={2}
           value={draft}
-          maxLength={4096}
           placeholder="Write a message"
           onInput={(event) => typing(event.currentTarget.value)}
           onKeyDown={(event) => {
-            if (event.key === 'Enter' && !event.shiftKey) send(event);
+            if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) send(event);
           }}
         />
         <ImagePicker label="Attach image" disabled={attachments.length >= 4} onReady={(media) => setAttachments((current) => [...current, media].slice(0, 4))} />

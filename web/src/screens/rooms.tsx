@@ -86,8 +86,9 @@ export function RoomList() {
                   <RoomTitle room={room} />
                 </span>
                 {room.unreadCount > 0 && (
-                  <span class="badge unread" aria-label={`${room.unreadCount} unread`}>
+                  <span class="badge unread" data-count={room.unreadCount}>
                     {room.unreadCount}
+                    <span class="visually-hidden"> unread</span>
                   </span>
                 )}
               </a>

@@ -72,11 +72,13 @@ export function MySettings() {
       setError(failure);
     }
   };
+  // Only once girok has ended the session: otherwise the cookie would still sign this browser in.
   const signOut = async () => {
     try {
       await gql('mutation { logout }');
-    } finally {
       end();
+    } catch (failure) {
+      setError(failure);
     }
   };
   return (
