@@ -231,6 +231,30 @@ try {
   });
   await bob.page.getByRole('link', { name: 'Chats' }).click();
   await bob.page.getByRole('link', { name: 'Side room 11' }).waitFor();
+
+  // Scroll-back: 45 messages in a side room; the room opens on the newest 30, and scrolling
+  // to the top of the history brings the 15 before them, in order.
+  await alice.page.evaluate(async (room) => {
+    const csrf = decodeURIComponent(document.cookie.split('; ').find((pair) => pair.startsWith('girok_csrf=')).slice(11));
+    for (let i = 1; i <= 45; i++) {
+      await fetch('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ query: 'mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { seq } }', variables: { r: room, b: `history ${i}` } }),
+      });
+    }
+  }, more[0]);
+  await bob.page.getByRole('link', { name: /^Side room 1(\s|$)/ }).click();
+  await expectText(bob.page.locator('.message .body'), 'history 45');
+  const firstPage = await bob.page.locator('.message .body').count();
+  if (firstPage !== 30) throw new Error(`the room opened with ${firstPage} messages, not the newest 30`);
+  await bob.page.evaluate(() => window.scrollTo(0, 0));
+  await bob.page.locator('.message .body').first().filter({ hasText: /^history 1$/ }).waitFor();
+  const history = await bob.page.locator('.message .body').allTextContents();
+  const wanted = Array.from({ length: 45 }, (_, i) => `history ${i + 1}`);
+  if (JSON.stringify(history) !== JSON.stringify(wanted)) throw new Error(`scroll-back shows ${JSON.stringify(history)}`);
+  await shot(bob.page, 'scroll-back');
+  log('scroll-back');
   await bob.page.goto(roomUrl);
   await alice.page.goto(roomUrl);
   await alice.page.getByRole('heading', { name: 'Trip planning' }).waitFor();

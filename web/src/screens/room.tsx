@@ -172,6 +172,8 @@ export function RoomScreen({ id }: { id: string }) {
   const readUpTo = useRef(0);
   const readTimer = useRef<number | undefined>(undefined);
   const sending = useRef<Promise<void>>(Promise.resolve());
+  const loadingOlder = useRef(false);
+  const olderButton = useRef<HTMLButtonElement>(null);
   const list = useRef<HTMLOListElement>(null);
   const stickToBottom = useRef(true);
 
@@ -196,7 +198,7 @@ export function RoomScreen({ id }: { id: string }) {
         setRoom(data.room);
         setMessages((current) => sortedMerge(current, data.messages.nodes));
         setOlder((current) => (current === null || current > (data.messages.pageInfo.endCursor ?? 0) ? (data.messages.pageInfo.hasNextPage ? data.messages.pageInfo.endCursor : null) : current));
-        markRead(logHead.seq);
+        markRead(logHead.seq, true);
       } catch (failure) {
         if (!cancelled) setError(failure);
       }
@@ -225,27 +227,37 @@ export function RoomScreen({ id }: { id: string }) {
     const visible = () => document.visibilityState === 'visible';
     const onVisibility = () => {
       openRoomId.set(visible() ? id : null);
-      if (visible()) markRead();
+      if (visible()) markRead(undefined, true);
     };
     openRoomId.set(visible() ? id : null);
     document.addEventListener('visibilitychange', onVisibility);
     return () => {
       document.removeEventListener('visibilitychange', onVisibility);
       openRoomId.set(null);
-      clearTimeout(readTimer.current);
+      if (readTimer.current !== undefined) {
+        clearTimeout(readTimer.current);
+        sendRead();
+      }
     };
   }, [id]);
 
-  /** Marks the room read up to the newest message seen (at most one call per 300 ms). */
-  function markRead(upTo?: number) {
+  /**
+   * Marks the room read up to the newest message seen: at once when `now`, else at most once
+   * per 300 ms (live messages), and what is still waiting when the screen goes.
+   */
+  function markRead(upTo?: number, now = false) {
     if (upTo !== undefined) readUpTo.current = Math.max(readUpTo.current, upTo);
     clearUnread(id);
     if (document.visibilityState !== 'visible') return;
     clearTimeout(readTimer.current);
-    readTimer.current = window.setTimeout(() => {
-      const upToSeq = readUpTo.current || undefined;
-      gql('mutation($r: ID!, $s: Seq) { markRead(roomId: $r, upToSeq: $s) { seq } }', { r: id, s: upToSeq }).catch(() => {});
-    }, 300);
+    readTimer.current = now ? undefined : window.setTimeout(sendRead, 300);
+    if (now) sendRead();
+  }
+
+  function sendRead() {
+    readTimer.current = undefined;
+    const upToSeq = readUpTo.current || undefined;
+    gql('mutation($r: ID!, $s: Seq) { markRead(roomId: $r, upToSeq: $s) { seq } }', { r: id, s: upToSeq }).catch(() => {});
   }
 
   useEffect(() => {
@@ -390,7 +402,8 @@ export function RoomScreen({ id }: { id: string }) {
   };
 
   const loadOlder = async () => {
-    if (older === null) return;
+    if (older === null || loadingOlder.current) return;
+    loadingOlder.current = true;
     try {
       const data = await gql<{ messages: { nodes: Message[]; pageInfo: { hasNextPage: boolean; endCursor: number | null } } }>(
         `query($r: ID!, $before: Seq) { messages(roomId: $r, first: ${PAGE}, before: $before) { nodes { ${MESSAGE_FIELDS} } pageInfo { hasNextPage endCursor } } }`,
@@ -402,7 +415,20 @@ export function RoomScreen({ id }: { id: string }) {
     } catch (failure) {
       setError(failure);
     }
+    loadingOlder.current = false;
   };
+
+  // Scrolling up to the top of the history loads the page before it (the button stays for
+  // keyboards and for browsers without IntersectionObserver).
+  useEffect(() => {
+    const button = olderButton.current;
+    if (!button || typeof IntersectionObserver === 'undefined') return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting) && !stickToBottom.current) void loadOlder();
+    });
+    observer.observe(button);
+    return () => observer.disconnect();
+  }, [older]);
 
   const addMember = async (event: Event) => {
     event.preventDefault();
@@ -468,7 +494,7 @@ export function RoomScreen({ id }: { id: string }) {
       </header>
       <ErrorLine error={error} />
       {older !== null && (
-        <button class="secondary" onClick={loadOlder}>
+        <button class="secondary" ref={olderButton} onClick={loadOlder}>
           Load older messages
         </button>
       )}
