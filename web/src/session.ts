@@ -36,13 +36,15 @@ export type RoomSummary = {
 
 export const rooms = new Cell<RoomSummary[] | null>(null);
 export const roomsError = new Cell<string | null>(null);
+/** Where the rooms after the live ones start (the list's "Older rooms"), if there are more. */
+export const olderRoomsCursor = new Cell<string | null>(null);
 /** The room on screen: its new messages are read, not unread. */
 export const openRoomId = new Cell<string | null>(null);
 export const unreadNotifications = new Cell(0);
 export type CurrentMatch = { roomId: string; partnerId: string; partnerName: string };
 export const currentMatch = new Cell<CurrentMatch | null>(null);
 
-const ROOM_FIELDS =
+export const ROOM_FIELDS =
   'id kind title directWithId memberCount unreadCount lastActivitySeq lastMessage { id seq senderId body createdAt }';
 
 /** Rooms whose topics the list follows live (girok allows 100 subscriptions per socket). */
@@ -127,8 +129,8 @@ export async function loadRooms(): Promise<void> {
     follow(known.rooms.nodes.map((room) => room.id));
     await Promise.all([...watching.keys()].map((id) => live.ready(`chat:${id}`)));
     const { logHead } = await gql<{ logHead: { seq: number } }>('{ logHead { seq } }');
-    const data = await gql<{ rooms: { nodes: RoomSummary[] } }>(
-      `query($after: Seq) { rooms(first: ${LIVE_ROOMS}, after: $after) { nodes { ${ROOM_FIELDS} } } }`,
+    const data = await gql<{ rooms: { nodes: RoomSummary[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
+      `query($after: Seq) { rooms(first: ${LIVE_ROOMS}, after: $after) { nodes { ${ROOM_FIELDS} } pageInfo { hasNextPage endCursor } } }`,
       { after: logHead.seq },
     );
     if (mine !== generation) return;
@@ -137,6 +139,7 @@ export async function loadRooms(): Promise<void> {
     const openId = openRoomId.value;
     rooms.set(list.map((room) => (room.id === openId ? { ...room, unreadCount: 0 } : room)));
     roomsError.set(null);
+    olderRoomsCursor.set(data.rooms.pageInfo.hasNextPage ? data.rooms.pageInfo.endCursor : null);
   } catch (error) {
     if (mine === generation) roomsError.set(error instanceof Error ? error.message : String(error));
   } finally {

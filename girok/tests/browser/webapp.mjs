@@ -332,6 +332,29 @@ try {
   await alice.page.locator('.sessions li').nth(1).waitFor({ state: 'detached' });
   log('avatar and sessions');
 
+  // More rooms than the list follows live: the 90 most recently active, then "Older rooms".
+  await carol.page.evaluate(async () => {
+    const csrf = decodeURIComponent(document.cookie.split('; ').find((pair) => pair.startsWith('girok_csrf=')).slice(11));
+    for (let i = 1; i <= 95; i++) {
+      await fetch('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ query: 'mutation($t: String!) { createRoom(title: $t) { id } }', variables: { t: `Pile ${i}` } }),
+      });
+    }
+  });
+  await carol.page.goto('/');
+  await carol.page.getByRole('link', { name: 'Pile 95' }).waitFor();
+  const liveCount = await carol.page.locator('ul.rooms[aria-label="Your rooms"] > li').count();
+  if (liveCount !== 90) throw new Error(`carol's list shows ${liveCount} rooms, not the 90 newest`);
+  await carol.page.getByRole('button', { name: 'Older rooms' }).click();
+  await carol.page.locator('ul.rooms[aria-label="Older rooms"]').getByRole('link', { name: /^Pile 1(\s|$)/ }).waitFor();
+  const titles = await carol.page.locator('ul.rooms > li .room-title').allTextContents();
+  const piles = titles.filter((title) => title.startsWith('Pile '));
+  if (piles.length !== 95 || new Set(piles).size !== 95) throw new Error(`carol's rooms after "Older rooms": ${JSON.stringify(titles)}`);
+  if ((await carol.page.getByRole('button', { name: 'Older rooms' }).count()) !== 0) throw new Error('"Older rooms" stays after the last page');
+  log('older rooms');
+
   // Keyboard: Tab reaches the skip link first, and it is visible when focused.
   await alice.page.goto('/');
   await alice.page.getByRole('heading', { name: 'Chats' }).waitFor();

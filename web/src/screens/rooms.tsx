@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { gql } from '../api';
 import { navigate } from '../router';
-import { loadRooms, rooms, roomsError, type RoomSummary } from '../session';
+import { ROOM_FIELDS, loadRooms, olderRoomsCursor, rooms, roomsError, type RoomSummary } from '../session';
 import { useCell, usePerson } from '../store';
 import { ErrorLine, Loading, PersonLink, Time } from '../ui';
 
@@ -66,6 +66,69 @@ function NewRoom() {
   );
 }
 
+function RoomItem({ room }: { room: RoomSummary }) {
+  return (
+    <li data-room={room.id}>
+      <a href={`/rooms/${room.id}`} class="room-link">
+        <span class="room-title">
+          <RoomTitle room={room} />
+        </span>
+        {room.unreadCount > 0 && (
+          <span class="badge unread" data-count={room.unreadCount}>
+            {room.unreadCount}
+            <span class="visually-hidden"> unread</span>
+          </span>
+        )}
+      </a>
+      {room.lastMessage && (
+        <span class="last-message">
+          <PersonLink id={room.lastMessage.senderId} />: <span class="preview">{room.lastMessage.body}</span> <Time at={room.lastMessage.createdAt} />
+        </span>
+      )}
+    </li>
+  );
+}
+
+/** Rooms past the live ones (least recently active), a page at a time, as they were when read. */
+function OlderRooms({ live: liveRooms }: { live: RoomSummary[] }) {
+  const first = useCell(olderRoomsCursor);
+  const [older, setOlder] = useState<RoomSummary[]>([]);
+  /** undefined: nothing loaded yet (start after the live rooms); null: no more. */
+  const [cursor, setCursor] = useState<string | null | undefined>(undefined);
+  const [error, setError] = useState<unknown>(null);
+  const next = cursor === undefined ? first : cursor;
+  const load = async () => {
+    try {
+      const { rooms: page } = await gql<{ rooms: { nodes: RoomSummary[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
+        `query($c: String) { rooms(first: 50, cursor: $c) { nodes { ${ROOM_FIELDS} } pageInfo { hasNextPage endCursor } } }`,
+        { c: next },
+      );
+      const shown = new Set([...liveRooms, ...older].map((room) => room.id));
+      setOlder((current) => [...current, ...page.nodes.filter((room) => !shown.has(room.id))]);
+      setCursor(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <>
+      {older.length > 0 && (
+        <ul class="rooms" aria-label="Older rooms">
+          {older.map((room) => (
+            <RoomItem key={room.id} room={room} />
+          ))}
+        </ul>
+      )}
+      <ErrorLine error={error} />
+      {next !== null && (
+        <button class="secondary" onClick={load}>
+          Older rooms
+        </button>
+      )}
+    </>
+  );
+}
+
 export function RoomList() {
   const list = useCell(rooms);
   const error = useCell(roomsError);
@@ -80,28 +143,11 @@ export function RoomList() {
       ) : (
         <ul class="rooms" aria-label="Your rooms">
           {list.map((room) => (
-            <li key={room.id} data-room={room.id}>
-              <a href={`/rooms/${room.id}`} class="room-link">
-                <span class="room-title">
-                  <RoomTitle room={room} />
-                </span>
-                {room.unreadCount > 0 && (
-                  <span class="badge unread" data-count={room.unreadCount}>
-                    {room.unreadCount}
-                    <span class="visually-hidden"> unread</span>
-                  </span>
-                )}
-              </a>
-              {room.lastMessage && (
-                <span class="last-message">
-                  <PersonLink id={room.lastMessage.senderId} />: <span class="preview">{room.lastMessage.body}</span>{' '}
-                  <Time at={room.lastMessage.createdAt} />
-                </span>
-              )}
-            </li>
+            <RoomItem key={room.id} room={room} />
           ))}
         </ul>
       )}
+      {list && <OlderRooms live={list} />}
       <NewRoom />
     </main>
   );
