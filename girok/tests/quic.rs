@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::Server;
 use common::sockets;
+use common::{Server, repository};
 use girok_frontends::quic::client::{Connector, Delivery, QuicClient};
 use girok_schemas::proto::envelope::Payload;
 use girok_schemas::quic::{self, client_frame, server_frame::Frame};
@@ -595,10 +595,6 @@ async fn a_foreign_client_chats(
     assert!(status.success(), "the client failed: {status}");
 }
 
-fn repository() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 #[tokio::test]
 async fn a_python_aioquic_client_written_from_the_docs_chats() {
     let python = std::env::var("GIROK_TEST_AIOQUIC_PYTHON").expect(
@@ -625,16 +621,7 @@ async fn a_python_aioquic_client_written_from_the_docs_chats() {
 
 #[tokio::test]
 async fn chromium_speaks_girok1_over_webtransport() {
-    let node_modules = std::env::var("GIROK_TEST_BROWSER_NODE_MODULES").expect(
-        "GIROK_TEST_BROWSER_NODE_MODULES is not set: run scripts/test.sh, or point it at what \
-         `scripts/browser.sh install` prints",
-    );
-    let chromium =
-        std::env::var("GIROK_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "no Chromium at {chromium}"
-    );
+    let (node_modules, chromium) = common::browser();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let (alice, bob, room) = two_in_a_room(&server).await;

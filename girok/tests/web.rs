@@ -7,15 +7,8 @@
 
 mod common;
 
-use common::{Server, as_user, header, user};
+use common::{Server, as_user, header, repository, user};
 use serde_json::json;
-
-fn repository() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// The script and style URLs index.html names.
 fn asset_paths(html: &str) -> Vec<String> {
@@ -190,16 +183,7 @@ async fn people_are_looked_up_by_id_with_whether_i_follow_them() {
 
 #[tokio::test]
 async fn the_app_works_in_a_real_browser() {
-    let node_modules = std::env::var("GIROK_TEST_BROWSER_NODE_MODULES").expect(
-        "GIROK_TEST_BROWSER_NODE_MODULES is not set: run scripts/test.sh, or point it at what \
-         `scripts/browser.sh install` prints",
-    );
-    let chromium =
-        std::env::var("GIROK_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "no Chromium at {chromium}"
-    );
+    let (node_modules, chromium) = common::browser();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     // Screenshots of each step are kept as test artefacts (not committed).

@@ -41,6 +41,28 @@ export function Time({ at }: { at: string }) {
   );
 }
 
+/**
+ * A form's submit: runs `action` once at a time, with its busy flag and its error (shown by
+ * `ErrorLine`); `keepBusy`: stay busy after success (the screen is about to change).
+ */
+export function useAction(action: () => Promise<void>, keepBusy = false) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (event?: Event) => {
+    event?.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+      if (!keepBusy) setBusy(false);
+    } catch (failure) {
+      setError(failure);
+      setBusy(false);
+    }
+  };
+  return { run, busy, error };
+}
+
 export function ErrorLine({ error }: { error: unknown }) {
   if (!error) return null;
   return (

@@ -84,19 +84,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
          <script src=\"{base}/graphiql.min.js\"></script>\n\
          <script src=\"{base}/init.js\"></script>\n</body>\n</html>\n"
     );
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        html,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(PAGE_POLICY),
-    );
-    response
+    super::security_headers::html_page(html, PAGE_POLICY)
 }
 
 /// `GET /graphiql/{version}/{file}`: one asset, cached for good (the version is in its URL).

@@ -5,6 +5,7 @@
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 fn set(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -21,4 +22,22 @@ pub fn add<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
         ))
+}
+
+/// An HTML page girok serves (the web app, GraphiQL): revalidated on each load, under its own
+/// `policy` (kept by the layer above, which sets only what a handler did not).
+pub fn html_page(body: impl IntoResponse, policy: &'static str) -> Response {
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    response
 }

@@ -65,19 +65,7 @@ pub async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -
     let Some(page) = file("index.html") else {
         return not_found("this build of girok has no web app");
     };
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        page,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(PAGE_POLICY),
-    );
-    response
+    super::security_headers::html_page(page, PAGE_POLICY)
 }
 
 fn content_type(name: &str) -> &'static str {

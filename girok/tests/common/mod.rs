@@ -471,3 +471,21 @@ pub async fn ready_media(server: &Server, token: &str, n: usize) -> Vec<String> 
     }
     ids
 }
+
+/// The repository's root (for scripts and files the tests use).
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The browser tests' tools: playwright-core's `node_modules` and Debian's Chromium (what
+/// `scripts/browser.sh install` prints and installs). Missing, the test fails loudly.
+pub fn browser() -> (String, String) {
+    let node_modules = std::env::var("GIROK_TEST_BROWSER_NODE_MODULES").expect(
+        "GIROK_TEST_BROWSER_NODE_MODULES is not set: run scripts/test.sh, or point it at what \
+         `scripts/browser.sh install` prints",
+    );
+    let chromium =
+        std::env::var("GIROK_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "no Chromium at {chromium}");
+    (node_modules, chromium)
+}

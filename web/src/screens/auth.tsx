@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, gql } from '../api';
 import { ME_FIELDS, begin, type Me } from '../session';
-import { ErrorLine } from '../ui';
+import { ErrorLine, useAction } from '../ui';
 
 async function signIn(username: string, password: string): Promise<void> {
   const { login } = await gql<{ login: { user: Me } }>(
@@ -49,19 +49,7 @@ function Field(props: { label: string; name: string; type?: 'text' | 'password' 
 export function SignIn() {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await signIn(username, password);
-    } catch (failure) {
-      setError(failure);
-      setBusy(false);
-    }
-  };
+  const { run: submit, busy, error } = useAction(() => signIn(username, password), true);
   return (
     <main class="narrow">
       <h1>Sign in to girok</h1>
@@ -85,23 +73,13 @@ export function Register() {
   const [email, setEmail] = useState('');
   const [displayName, setDisplayName] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await gql(
-        'mutation($u: String!, $e: String!, $p: String!, $d: String!) { register(username: $u, email: $e, password: $p, displayName: $d) { id } }',
-        { u: username, e: email, p: password, d: displayName },
-      );
-      await signIn(username, password);
-    } catch (failure) {
-      setError(failure);
-      setBusy(false);
-    }
-  };
+  const { run: submit, busy, error } = useAction(async () => {
+    await gql(
+      'mutation($u: String!, $e: String!, $p: String!, $d: String!) { register(username: $u, email: $e, password: $p, displayName: $d) { id } }',
+      { u: username, e: email, p: password, d: displayName },
+    );
+    await signIn(username, password);
+  }, true);
   return (
     <main class="narrow">
       <h1>Create your girok account</h1>

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { gql, variantUrl, type Media } from '../api';
 import { live, type Frame } from '../live';
 import { useCell } from '../store';
-import { Avatar, ErrorLine, ImagePicker, Loading, Time } from '../ui';
+import { Avatar, ErrorLine, ImagePicker, Loading, Time, useAction } from '../ui';
 
 type Author = { id: string; username: string; name: string; avatarMedia: { url: string | null } | null };
 type Comment = { id: string; content: string; createdAt: string; author: Author };
@@ -147,25 +147,15 @@ export function PostCard({ post: initial }: { post: Post }) {
 function Composer({ onPosted }: { onPosted: (post: Post) => void }) {
   const [content, setContent] = useState('');
   const [media, setMedia] = useState<Media[]>([]);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    try {
-      const { createPost } = await gql<{ createPost: Post }>(`mutation($t: String!, $m: [String!]) { createPost(content: $t, mediaIds: $m) { ${POST_FIELDS} } }`, {
-        t: content,
-        m: media.map((item) => item.id),
-      });
-      setContent('');
-      setMedia([]);
-      setError(null);
-      onPosted(createPost);
-    } catch (failure) {
-      setError(failure);
-    }
-    setBusy(false);
-  };
+  const { run: submit, busy, error } = useAction(async () => {
+    const { createPost } = await gql<{ createPost: Post }>(`mutation($t: String!, $m: [String!]) { createPost(content: $t, mediaIds: $m) { ${POST_FIELDS} } }`, {
+      t: content,
+      m: media.map((item) => item.id),
+    });
+    setContent('');
+    setMedia([]);
+    onPosted(createPost);
+  });
   return (
     <form class="card composer" onSubmit={submit}>
       <label for="post-content">New post</label>

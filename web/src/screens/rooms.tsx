@@ -6,7 +6,7 @@ import { gql } from '../api';
 import { navigate } from '../router';
 import { ROOM_FIELDS, loadRooms, olderRoomsCursor, rooms, roomsError, type RoomSummary } from '../session';
 import { useCell, usePerson } from '../store';
-import { ErrorLine, Loading, PersonLink, Time } from '../ui';
+import { ErrorLine, Loading, PersonLink, Time, useAction } from '../ui';
 
 /** Looks usernames up (comma or space separated) and returns their ids. */
 export async function idsOf(usernames: string): Promise<string[]> {
@@ -26,27 +26,17 @@ export function RoomTitle({ room }: { room: Pick<RoomSummary, 'kind' | 'title' |
 function NewRoom() {
   const [title, setTitle] = useState('');
   const [members, setMembers] = useState('');
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const memberIds = await idsOf(members);
-      const { createRoom } = await gql<{ createRoom: { id: string } }>(
-        'mutation($t: String!, $m: [ID!]) { createRoom(title: $t, memberIds: $m) { id } }',
-        { t: title, m: memberIds },
-      );
-      setTitle('');
-      setMembers('');
-      await loadRooms();
-      navigate(`/rooms/${createRoom.id}`);
-    } catch (failure) {
-      setError(failure);
-    }
-    setBusy(false);
-  };
+  const { run: submit, busy, error } = useAction(async () => {
+    const memberIds = await idsOf(members);
+    const { createRoom } = await gql<{ createRoom: { id: string } }>(
+      'mutation($t: String!, $m: [ID!]) { createRoom(title: $t, memberIds: $m) { id } }',
+      { t: title, m: memberIds },
+    );
+    setTitle('');
+    setMembers('');
+    await loadRooms();
+    navigate(`/rooms/${createRoom.id}`);
+  });
   return (
     <form class="card" onSubmit={submit} aria-labelledby="new-room">
       <h2 id="new-room">New room</h2>
