@@ -38,6 +38,28 @@ async fn the_app_is_served_with_its_caching_and_policy() {
         assert!(page.text().await.unwrap().contains("<div id=\"app\">"));
     }
 
+    // Revalidating the page costs a 304 while the build is the same.
+    let page = server.get("/").await;
+    let etag = header(&page, "etag").expect("the page has an entity tag");
+    let again = server
+        .client
+        .get(server.url("/rooms/x"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    assert_eq!(header(&again, "etag").as_deref(), Some(etag.as_str()));
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = server
+        .client
+        .get(server.url("/"))
+        .header("if-none-match", "\"another-build\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 200);
+
     let html = server.get("/").await.text().await.unwrap();
     let assets = asset_paths(&html);
     assert_eq!(assets.len(), 2, "one script and one stylesheet: {html}");

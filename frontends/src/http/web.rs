@@ -1,7 +1,7 @@
 //! The web app, served by girok itself from files compiled into the binary
 //! (`frontends/assets/web`, built from `web/` by esbuild and committed, so running girok needs
 //! no Node.js). `index.html` answers `/` and every client-side route, revalidated on each
-//! load; the bundles under `/assets/` carry a content hash in their names and are cached for
+//! load (a 304 while the build is the same); the bundles under `/assets/` carry a content hash in their names and are cached for
 //! good (gzip when the browser accepts it). The page's Content-Security-Policy allows girok's
 //! own scripts, styles, images and connections only: no inline script or style, no other
 //! origin. The API's paths are never the app's: a missing route or asset under them is a 404.
@@ -56,8 +56,28 @@ fn is_app_route(path: &str) -> bool {
     !reserved && !last.contains('.')
 }
 
+/// The page's entity tag: a hash of its bytes, so a revalidation costs a 304 until girok
+/// serves another build.
+fn page_etag(page: &[u8]) -> &'static str {
+    static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ETAG.get_or_init(|| {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(page);
+        let hex: String = hash[..12]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("\"{hex}\"")
+    })
+}
+
 /// Every request no route took: the app's page for its client-side routes, else 404.
-pub async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
+pub async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let wanted = method == Method::GET || method == Method::HEAD;
     if !(state.config.web.enabled && wanted && is_app_route(uri.path())) {
         return not_found("no such route");
@@ -65,7 +85,22 @@ pub async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -
     let Some(page) = file("index.html") else {
         return not_found("this build of girok has no web app");
     };
-    super::security_headers::html_page(page, PAGE_POLICY)
+    let etag = page_etag(page);
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    let mut response = if unchanged {
+        super::security_headers::html_page(StatusCode::NOT_MODIFIED, PAGE_POLICY)
+    } else {
+        super::security_headers::html_page(page, PAGE_POLICY)
+    };
+    response
+        .headers_mut()
+        .insert(header::ETAG, HeaderValue::from_static(etag));
+    response
 }
 
 fn content_type(name: &str) -> &'static str {
