@@ -1,6 +1,6 @@
 //! The configuration sections the transports read (`[server]`, `[limits]`, `[auth]`, `[ws]`,
-//! `[quic]`, `[cache]`, `[web]`), and [`FrontendConfig`], the share of the whole configuration the composition
-//! root (the `girok` crate, which loads and layers it) hands to the frontends.
+//! `[quic]`, `[cache]`, `[web]`), and [`FrontendConfig`], the share of the whole configuration
+//! the composition root (the `girok` crate, which loads and layers it) hands to the frontends.
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

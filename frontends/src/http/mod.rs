@@ -1,6 +1,7 @@
 //! The HTTP server: one axum router with REST, GraphQL, the WebSocket upgrades, operators'
-//! endpoints, the log API and the web app, over one [`AppState`]. `run` takes an already bound listener and
-//! a shutdown future, so tests bind `127.0.0.1:0` and the binary binds the configured address.
+//! endpoints, the log API and the web app, over one [`AppState`]. `run` takes an already
+//! bound listener and a shutdown future, so tests bind `127.0.0.1:0` and the binary binds the
+//! configured address.
 
 mod accounts;
 mod envelope;

@@ -1,8 +1,8 @@
 //! The web app, served by girok itself from files compiled into the binary
 //! (`frontends/assets/web`, built from `web/` by esbuild and committed, so running girok needs
 //! no Node.js). `index.html` answers `/` and every client-side route, revalidated on each
-//! load (a 304 while the build is the same); the bundles under `/assets/` carry a content hash in their names and are cached for
-//! good (gzip when the browser accepts it). The page's Content-Security-Policy allows girok's
+//! load (a 304 while the build is the same); the bundles under `/assets/` carry a content
+//! hash in their names and are cached for good (gzip when the browser accepts it). The page's Content-Security-Policy allows girok's
 //! own scripts, styles, images and connections only: no inline script or style, no other
 //! origin. The API's paths are never the app's: a missing route or asset under them is a 404.
 //! `web.enabled = false` turns the app off.
@@ -103,6 +103,17 @@ pub async fn fallback(
     response
 }
 
+/// Whether one `Accept-Encoding` entry (`gzip`, `gzip;q=0.5`) accepts gzip: `q=0` refuses it.
+fn accepts_gzip(entry: &str) -> bool {
+    let mut parts = entry.split(';').map(str::trim);
+    if parts.next() != Some("gzip") {
+        return false;
+    }
+    parts
+        .filter_map(|param| param.strip_prefix("q="))
+        .all(|q| q.parse::<f32>().map_or(true, |q| q > 0.0))
+}
+
 fn content_type(name: &str) -> &'static str {
     match name.rsplit('.').next().unwrap_or_default() {
         "js" => "text/javascript; charset=utf-8",
@@ -135,7 +146,7 @@ pub async fn asset(
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|coding| coding.split(';').next().unwrap_or_default().trim() == "gzip");
+        .any(accepts_gzip);
     let gzipped = file(&format!("{path}.gz")).filter(|_| accepts_gzip);
     let mut response = (
         [
@@ -155,7 +166,17 @@ pub async fn asset(
 
 #[cfg(test)]
 mod tests {
-    use super::is_app_route;
+    use super::{accepts_gzip, is_app_route};
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        for entry in ["gzip", " gzip ", "gzip;q=0.5", "gzip; q=1"] {
+            assert!(accepts_gzip(entry), "{entry}");
+        }
+        for entry in ["gzip;q=0", "gzip; q=0.0", "br", "x-gzip2", "*"] {
+            assert!(!accepts_gzip(entry), "{entry}");
+        }
+    }
 
     #[test]
     fn the_api_and_files_are_never_app_routes() {
