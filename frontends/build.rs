@@ -1,6 +1,7 @@
 //! Compiles the web app's built files (`frontends/assets/web`, made by `web/build.mjs`) into
 //! the binary: a table of their paths and bytes in `OUT_DIR/web_files.rs`, made again whenever
-//! a file in that directory changes, appears or goes.
+//! a file in that directory changes, appears or goes. Hidden files (an editor's) are left out;
+//! without the directory girok builds with no web app, and says so.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,12 @@ use std::path::{Path, PathBuf};
 fn files_under(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         if path.is_dir() {
             files_under(&path, found)?;
         } else {
@@ -23,6 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     if root.is_dir() {
         files_under(&root, &mut files)?;
+    } else {
+        println!(
+            "cargo:warning=no {}: this build of girok has no web app (scripts/web.sh build)",
+            root.display()
+        );
     }
     files.sort();
     let mut table = String::from("pub(crate) const FILES: &[(&str, &[u8])] = &[\n");

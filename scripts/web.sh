@@ -18,7 +18,8 @@ install() {
   fi
   if ! cmp -s web/package-lock.json web/node_modules/.girok-installed-lock; then
     echo "== npm ci (preact, esbuild, typescript) in web/" >&2
-    (cd web && npm ci --no-audit --no-fund >&2)
+    # No install scripts (esbuild's only checks its binary, which npm already placed).
+    (cd web && npm ci --no-audit --no-fund --ignore-scripts >&2)
     cp web/package-lock.json web/node_modules/.girok-installed-lock
   fi
 }

@@ -10,7 +10,7 @@
 
 import * as esbuild from 'esbuild';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
@@ -63,10 +63,12 @@ for (const { name, bytes } of Object.values(files)) {
 console.log(`first load: ${firstLoad} bytes, ${firstLoadGzip} gzipped (goal: under 100 KB gzipped)`);
 
 if (checking) {
+  // Plain names (readdirSync's file types under `recursive` are broken in some Node 18s).
   const present = existsSync(committed)
-    ? readdirSync(committed, { recursive: true, withFileTypes: true })
-        .filter((entry) => entry.isFile())
-        .map((entry) => path.relative(committed, path.join(entry.parentPath ?? entry.path, entry.name)))
+    ? readdirSync(committed, { recursive: true })
+        .map(String)
+        .filter((name) => statSync(path.join(committed, name)).isFile())
+        .map((name) => name.split(path.sep).join('/'))
     : [];
   const differences = [];
   for (const name of new Set([...present, ...built.keys()])) {

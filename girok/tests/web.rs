@@ -98,6 +98,8 @@ async fn the_app_is_served_with_its_caching_and_policy() {
     for path in [
         "/assets/app-missing.js",
         "/assets/../index.html",
+        "/assets/..%2Findex.html",
+        "/assets/index.html",
         "/v1/no-such-route",
         "/graphql/nothing",
         "/ws/x",
@@ -118,6 +120,30 @@ async fn the_app_is_served_with_its_caching_and_policy() {
     assert_eq!(posted.status().as_u16(), 404);
     let gzip_twin = format!("{}.gz", script);
     assert_eq!(server.get(&gzip_twin).await.status().as_u16(), 404);
+    // gzip refused with q=0 is not sent.
+    let refused = server
+        .client
+        .get(server.url(script))
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&refused, "content-encoding"), None);
+    // HEAD: the same answers without a body.
+    for path in ["/rooms/x", script.as_str()] {
+        let head = server.client.head(server.url(path)).send().await.unwrap();
+        assert_eq!(head.status().as_u16(), 200, "{path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    // A weak validator (a compressing proxy's W/"…") still revalidates.
+    let weak = server
+        .client
+        .get(server.url("/"))
+        .header("if-none-match", format!("W/{etag}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status().as_u16(), 304);
 }
 
 #[tokio::test]

@@ -91,7 +91,9 @@ pub async fn fallback(
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+        // Weak comparison (RFC 9110, 13.1.2): a proxy that compressed the page made it W/"…".
+        .map(|tag| tag.trim())
+        .any(|tag| tag.strip_prefix("W/").unwrap_or(tag) == etag || tag == "*");
     let mut response = if unchanged {
         super::security_headers::html_page(StatusCode::NOT_MODIFIED, PAGE_POLICY)
     } else {
@@ -103,14 +105,22 @@ pub async fn fallback(
     response
 }
 
-/// Whether one `Accept-Encoding` entry (`gzip`, `gzip;q=0.5`) accepts gzip: `q=0` refuses it.
+/// Whether one `Accept-Encoding` entry (`gzip`, `GZip;Q=0.5`) accepts gzip: `q=0` refuses it.
 fn accepts_gzip(entry: &str) -> bool {
     let mut parts = entry.split(';').map(str::trim);
-    if parts.next() != Some("gzip") {
+    if !parts
+        .next()
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("gzip"))
+    {
         return false;
     }
     parts
-        .filter_map(|param| param.strip_prefix("q="))
+        .filter_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("q")
+                .then_some(value.trim())
+        })
         .all(|q| q.parse::<f32>().map_or(true, |q| q > 0.0))
 }
 
@@ -170,10 +180,10 @@ mod tests {
 
     #[test]
     fn gzip_is_taken_unless_refused() {
-        for entry in ["gzip", " gzip ", "gzip;q=0.5", "gzip; q=1"] {
+        for entry in ["gzip", " gzip ", "gzip;q=0.5", "gzip; q=1", "GZIP;Q=0.3"] {
             assert!(accepts_gzip(entry), "{entry}");
         }
-        for entry in ["gzip;q=0", "gzip; q=0.0", "br", "x-gzip2", "*"] {
+        for entry in ["gzip;q=0", "gzip; q=0.0", "gzip;Q=0", "br", "x-gzip2", "*"] {
             assert!(!accepts_gzip(entry), "{entry}");
         }
     }
