@@ -153,9 +153,11 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
         Payload::MessageSent {
             room, attachments, ..
         } => {
-            // One entry per message: the room reads it while any of them is there.
+            // Counted per room: the room reads it while any of its messages carries it.
             for media in attachments {
-                mark_used(txn, *media, |r| r.rooms.push(room.as_bytes().to_vec()))?;
+                mark_used(txn, *media, |r| {
+                    room_messages_changed(r, room.as_bytes(), 1)
+                })?;
             }
         }
         // The message's attachments are in its own event, in the log.
@@ -168,9 +170,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             if let Payload::MessageSent { attachments, .. } = &sent.payload {
                 for media in attachments {
                     mark_used(txn, *media, |r| {
-                        if let Some(at) = r.rooms.iter().position(|k| k == room.as_bytes()) {
-                            r.rooms.remove(at);
-                        }
+                        room_messages_changed(r, room.as_bytes(), -1)
                     })?;
                 }
             }
@@ -216,6 +216,43 @@ fn uses(txn: &mut Txn<'_>, now: &[String], before: &[String]) -> Result<()> {
 
 /// Marks a media used (and takes it off the sweeper's schedule). Ids that name no media (free
 /// strings written before media existed, which do not even parse) are left alone.
+/// One more (`change` 1) or one fewer (-1) live message of `room` carrying the media: each
+/// room is kept once with its count, and goes when its count does. A record from before the
+/// counts (a room once per message) is counted up first.
+fn room_messages_changed(record: &mut MediaRecord, room: &[u8], change: i32) {
+    if record.room_messages.len() != record.rooms.len() {
+        let mut rooms: Vec<Vec<u8>> = Vec::new();
+        let mut counts: Vec<u32> = Vec::new();
+        for legacy in record.rooms.drain(..) {
+            match rooms.iter().position(|known| *known == legacy) {
+                Some(at) => counts[at] += 1,
+                None => {
+                    rooms.push(legacy);
+                    counts.push(1);
+                }
+            }
+        }
+        record.rooms = rooms;
+        record.room_messages = counts;
+    }
+    match record.rooms.iter().position(|known| known == room) {
+        Some(at) => {
+            let count = record.room_messages[at].saturating_add_signed(change);
+            if count == 0 {
+                record.rooms.remove(at);
+                record.room_messages.remove(at);
+            } else {
+                record.room_messages[at] = count;
+            }
+        }
+        None if change > 0 => {
+            record.rooms.push(room.to_vec());
+            record.room_messages.push(change.unsigned_abs());
+        }
+        None => {}
+    }
+}
+
 fn mark_used(
     txn: &mut Txn<'_>,
     media: EventId,
@@ -238,4 +275,44 @@ fn mark_used(
         record.encode_to_vec(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rooms(record: &MediaRecord) -> Vec<(u8, u32)> {
+        record
+            .rooms
+            .iter()
+            .zip(&record.room_messages)
+            .map(|(room, count)| (room[0], *count))
+            .collect()
+    }
+
+    #[test]
+    fn a_room_is_kept_once_with_its_count_of_messages() {
+        let mut record = MediaRecord::default();
+        for room in [1u8, 2, 1, 1] {
+            room_messages_changed(&mut record, &[room], 1);
+        }
+        assert_eq!(rooms(&record), [(1, 3), (2, 1)]);
+        room_messages_changed(&mut record, &[1], -1);
+        room_messages_changed(&mut record, &[2], -1);
+        assert_eq!(rooms(&record), [(1, 2)]);
+        room_messages_changed(&mut record, &[3], -1); // no such room: nothing
+        room_messages_changed(&mut record, &[1], -1);
+        room_messages_changed(&mut record, &[1], -1);
+        assert!(record.rooms.is_empty() && record.room_messages.is_empty());
+    }
+
+    #[test]
+    fn an_older_record_a_room_per_message_is_counted_up() {
+        let mut record = MediaRecord {
+            rooms: vec![vec![1], vec![2], vec![1]],
+            ..MediaRecord::default()
+        };
+        room_messages_changed(&mut record, &[1], -1);
+        assert_eq!(rooms(&record), [(1, 1), (2, 1)]);
+    }
 }
