@@ -168,6 +168,25 @@ impl BlobStore {
         }
     }
 
+    /// A whole object of at most `max_bytes`, in one request: `None` if there is none,
+    /// `Some(Err(size))` without reading it when it is larger.
+    pub async fn get_at_most(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<std::result::Result<Bytes, u64>>> {
+        match self.store.get(&path(key)?).await {
+            Ok(found) if found.meta.size > max_bytes => Ok(Some(Err(found.meta.size))),
+            Ok(found) => found
+                .bytes()
+                .await
+                .map(|bytes| Some(Ok(bytes)))
+                .map_err(blob_error),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(blob_error(error)),
+        }
+    }
+
     /// Bytes `range` of an object (the caller checked the range against its size).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         self.store
@@ -204,5 +223,29 @@ impl BlobStore {
             .await
             .map_err(blob_error)?;
         Ok(Some(url.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_object_larger_than_allowed_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&BlobConfig::Local {
+            dir: dir.path().join("blobs"),
+        })
+        .unwrap();
+        blobs
+            .put("a/b", Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        assert_eq!(blobs.get_at_most("a/b", 5).await.unwrap(), Some(Err(10)));
+        assert_eq!(
+            blobs.get_at_most("a/b", 10).await.unwrap(),
+            Some(Ok(Bytes::from_static(b"0123456789")))
+        );
+        assert_eq!(blobs.get_at_most("a/missing", 10).await.unwrap(), None);
     }
 }

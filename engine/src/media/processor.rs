@@ -354,25 +354,22 @@ async fn store_and_commit(
 }
 
 /// The upload's bytes, or why it is refused without reading them (missing, or larger than
-/// uploads may be: its size is read first).
+/// uploads may be: the answer's size is looked at before its body is read).
 fn read_upload(shared: &Shared, key: &str) -> Result<Result<Bytes, Rejection>> {
-    let missing = || Rejection {
-        code: "UPLOAD_MISSING",
-        detail: "the upload is no longer in the object store".into(),
-    };
-    let Some(size) = shared.runtime.block_on(shared.blobs.size(key))? else {
-        return Ok(Err(missing()));
-    };
-    if size > shared.max_bytes {
-        return Ok(Err(Rejection {
+    let read = shared
+        .runtime
+        .block_on(shared.blobs.get_at_most(key, shared.max_bytes))?;
+    Ok(match read {
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(size)) => Err(Rejection {
             code: "TOO_LARGE",
             detail: format!("{size} bytes; the most is {}", shared.max_bytes),
-        }));
-    }
-    Ok(shared
-        .runtime
-        .block_on(shared.blobs.get(key))?
-        .ok_or_else(missing))
+        }),
+        None => Err(Rejection {
+            code: "UPLOAD_MISSING",
+            detail: "the upload is no longer in the object store".into(),
+        }),
+    })
 }
 
 /// Removes the objects of `hashes` that no media holds.
