@@ -89,8 +89,10 @@ export function MySettings() {
       </p>
       <section class="card" aria-labelledby="avatar">
         <h2 id="avatar">Avatar</h2>
-        <Avatar url={user.avatarMedia?.url} name={user.displayName} size={72} />
-        <ImagePicker label="Upload a new avatar" onReady={(media) => update({ a: media.id }, 'Avatar updated')} />
+        <div class="avatar-row">
+          <Avatar url={user.avatarMedia?.url} name={user.displayName} size={72} />
+          <ImagePicker label="Upload a new avatar" onReady={(media) => update({ a: media.id }, 'Avatar updated')} />
+        </div>
       </section>
       <form
         class="card"
