@@ -228,10 +228,7 @@ async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figure
     for (c, connection) in connections.into_iter().enumerate() {
         let room = rooms[c % rooms.len()];
         let timing = (per_client, epoch, duration);
-        tasks.push(match connection {
-            Connection::Ws(socket) => tokio::spawn(client(*socket, c, room, timing)),
-            Connection::Quic(parts) => tokio::spawn(quic_client(*parts, c, room, timing)),
-        });
+        tasks.push(tokio::spawn(client(connection, c, room, timing)));
     }
     let mut acks = Histogram::<u64>::new(3)?;
     let mut deliveries = Histogram::<u64>::new(3)?;
@@ -274,30 +271,128 @@ enum Connection {
 /// A client's rate, the common start and how long to send.
 type Timing = (f64, Instant, Duration);
 
-/// One girok/1 client: subscribes to its room, sends at `rate` per second for `duration`,
-/// times acks of its own sends and deliveries of everyone else's (the same as [`client`]).
-async fn quic_client(
-    parts: Parts,
+/// What a client hears, whichever the protocol.
+enum Heard {
+    Subscribed,
+    /// The ack of the send with this `ref`.
+    Ack(String),
+    /// A message of the room, with its body.
+    Message(String),
+    Refused(String),
+    Other,
+}
+
+impl Connection {
+    async fn subscribe(&mut self, room: RoomId) -> anyhow::Result<()> {
+        let topic = format!("chat:{room}");
+        match self {
+            Connection::Ws(socket) => {
+                let frame = json!({ "type": "subscribe", "topic": topic });
+                socket.send(Message::text(frame.to_string())).await?;
+            }
+            Connection::Quic(parts) => {
+                let frame = ClientFrame {
+                    frame: Some(client_frame::Frame::Subscribe(quic::Subscribe {
+                        topic,
+                        from_seq: None,
+                    })),
+                };
+                parts.control.write_all(&encode(&frame)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, reference: String, room: RoomId, body: String) -> anyhow::Result<()> {
+        match self {
+            Connection::Ws(socket) => {
+                let frame = json!({ "type": "send", "ref": reference, "roomId": room.to_string(), "body": body });
+                socket.send(Message::text(frame.to_string())).await?;
+            }
+            Connection::Quic(parts) => {
+                let frame = ClientFrame {
+                    frame: Some(client_frame::Frame::Send(quic::Send {
+                        r#ref: reference,
+                        room_id: room.to_string(),
+                        body,
+                        ..Default::default()
+                    })),
+                };
+                parts.control.write_all(&encode(&frame)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next thing heard; `None` once the connection (its control stream) ended. A frame
+    /// that cannot be read is `Other`, not the end. Cancel-safe, like the reads it waits on.
+    async fn next(&mut self) -> anyhow::Result<Option<Heard>> {
+        match self {
+            Connection::Ws(socket) => {
+                let Some(message) = socket.next().await else {
+                    return Ok(None);
+                };
+                let Message::Text(text) = message? else {
+                    return Ok(Some(Heard::Other));
+                };
+                let frame: Value = serde_json::from_str(&text)?;
+                Ok(Some(match frame["type"].as_str() {
+                    Some("subscribed") => Heard::Subscribed,
+                    Some("ack") => Heard::Ack(frame["ref"].as_str().unwrap_or("0").to_owned()),
+                    Some("event") => Heard::Message(
+                        frame["event"]["payload"]["body"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                    Some("error") => Heard::Refused(frame.to_string()),
+                    _ => Heard::Other,
+                }))
+            }
+            Connection::Quic(parts) => tokio::select! {
+                answer = parts.answers.next::<ServerFrame>() => {
+                    let Some(answer) = answer? else { return Ok(None) };
+                    Ok(Some(match answer.ok().and_then(|f| f.frame) {
+                        Some(server_frame::Frame::Ack(ack)) => Heard::Ack(ack.r#ref),
+                        Some(server_frame::Frame::Error(error)) => {
+                            Heard::Refused(format!("{} {}", error.code, error.message))
+                        }
+                        _ => Heard::Other,
+                    }))
+                }
+                Some(delivery) = parts.deliveries.recv() => {
+                    let Delivery::Frame { frame, .. } = delivery else { return Ok(Some(Heard::Other)) };
+                    Ok(Some(match frame.frame {
+                        Some(server_frame::Frame::Subscribed(_)) => Heard::Subscribed,
+                        Some(server_frame::Frame::Event(event)) => match event.envelope.and_then(|e| e.payload) {
+                            Some(Payload::MessageSent(message)) => Heard::Message(message.body),
+                            _ => Heard::Other,
+                        },
+                        _ => Heard::Other,
+                    }))
+                }
+            },
+        }
+    }
+
+    fn close(self) {
+        if let Connection::Quic(parts) = self {
+            parts.connection.close(0u32.into(), b"done");
+        }
+    }
+}
+
+/// One client, over either protocol: subscribes to its room, sends at `rate` per second for
+/// `duration`, and times acks of its own sends and deliveries of everyone else's.
+async fn client(
+    mut connection: Connection,
     index: usize,
     room: RoomId,
     (rate, epoch, duration): Timing,
 ) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
-    let Parts {
-        connection,
-        endpoint: _endpoint,
-        mut control,
-        mut answers,
-        mut deliveries,
-    } = parts;
-    let subscribe = ClientFrame {
-        frame: Some(client_frame::Frame::Subscribe(quic::Subscribe {
-            topic: format!("chat:{room}"),
-            from_seq: None,
-        })),
-    };
-    control.write_all(&encode(&subscribe)).await?;
+    connection.subscribe(room).await?;
     let mut acks = Histogram::<u64>::new(3)?;
-    let mut delivered = Histogram::<u64>::new(3)?;
+    let mut deliveries = Histogram::<u64>::new(3)?;
     let me = format!("c{index}:");
     let period = Duration::from_secs_f64(1.0 / rate.max(0.01));
     let mut ticker = tokio::time::interval(period);
@@ -308,47 +403,27 @@ async fn quic_client(
         tokio::select! {
             _ = ticker.tick(), if subscribed && epoch.elapsed() < duration => {
                 let now = epoch.elapsed().as_micros() as u64;
-                let frame = ClientFrame {
-                    frame: Some(client_frame::Frame::Send(quic::Send {
-                        r#ref: now.to_string(),
-                        room_id: room.to_string(),
-                        body: format!("{me}{now}"),
-                        ..Default::default()
-                    })),
-                };
-                control.write_all(&encode(&frame)).await?;
+                connection.send(now.to_string(), room, format!("{me}{now}")).await?;
                 sent += 1;
             }
-            answer = answers.next::<ServerFrame>() => {
+            heard = connection.next() => {
                 let now = epoch.elapsed().as_micros() as u64;
-                // The control stream's end ends the client; a frame it cannot read is skipped.
-                let Some(answer) = answer? else { break };
-                match answer.ok().and_then(|f| f.frame) {
-                    Some(server_frame::Frame::Ack(ack)) => {
-                        let at: u64 = ack.r#ref.parse().unwrap_or(0);
+                let Some(heard) = heard? else { break };
+                match heard {
+                    Heard::Subscribed => subscribed = true,
+                    Heard::Ack(reference) => {
+                        let at: u64 = reference.parse().unwrap_or(0);
                         acks.record(now.saturating_sub(at).max(1))?;
                     }
-                    Some(server_frame::Frame::Error(error)) => {
-                        anyhow::bail!("client {index}: {} {}", error.code, error.message)
-                    }
-                    _ => {}
-                }
-            }
-            Some(delivery) = deliveries.recv() => {
-                let now = epoch.elapsed().as_micros() as u64;
-                let Delivery::Frame { frame, .. } = delivery else { continue };
-                match frame.frame {
-                    Some(server_frame::Frame::Subscribed(_)) => subscribed = true,
-                    Some(server_frame::Frame::Event(event)) => {
-                        if let Some(Payload::MessageSent(message)) =
-                            event.envelope.and_then(|e| e.payload)
-                            && !message.body.starts_with(&me)
-                            && let Some(at) = message.body.split(':').nth(1).and_then(|t| t.parse::<u64>().ok())
+                    Heard::Message(body) => {
+                        if !body.starts_with(&me)
+                            && let Some(at) = body.split(':').nth(1).and_then(|t| t.parse::<u64>().ok())
                         {
-                            delivered.record(now.saturating_sub(at).max(1))?;
+                            deliveries.record(now.saturating_sub(at).max(1))?;
                         }
                     }
-                    _ => {}
+                    Heard::Refused(why) => anyhow::bail!("client {index}: {why}"),
+                    Heard::Other => {}
                 }
             }
             _ = tokio::time::sleep_until((epoch + drain_until).into()) => break,
@@ -357,66 +432,6 @@ async fn quic_client(
             break;
         }
     }
-    connection.close(0u32.into(), b"done");
-    Ok((acks, delivered))
-}
-
-/// One client: subscribes to its room, sends at `rate` per second for `duration`, and times
-/// acks of its own sends and deliveries of everyone else's.
-async fn client(
-    socket: Socket,
-    index: usize,
-    room: RoomId,
-    (rate, epoch, duration): Timing,
-) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
-    let (mut sink, mut stream) = socket.split();
-    let subscribe = json!({ "type": "subscribe", "topic": format!("chat:{room}") });
-    sink.send(Message::text(subscribe.to_string())).await?;
-    let mut acks = Histogram::<u64>::new(3)?;
-    let mut deliveries = Histogram::<u64>::new(3)?;
-    let me = format!("c{index}:");
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.01));
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut subscribed = false;
-    let mut sent = 0u64;
-    let drain_until = duration + Duration::from_secs(2);
-    loop {
-        tokio::select! {
-            _ = ticker.tick(), if subscribed && epoch.elapsed() < duration => {
-                let now = epoch.elapsed().as_micros() as u64;
-                let frame = json!({ "type": "send", "ref": now.to_string(), "roomId": room.to_string(), "body": format!("{me}{now}") });
-                sink.send(Message::text(frame.to_string())).await?;
-                sent += 1;
-            }
-            message = stream.next() => {
-                let Some(message) = message else { break };
-                let Message::Text(text) = message? else { continue };
-                let frame: Value = serde_json::from_str(&text)?;
-                let now = epoch.elapsed().as_micros() as u64;
-                match frame["type"].as_str() {
-                    Some("subscribed") => subscribed = true,
-                    Some("ack") => {
-                        let at: u64 = frame["ref"].as_str().unwrap_or("0").parse().unwrap_or(0);
-                        acks.record(now.saturating_sub(at).max(1))?;
-                    }
-                    Some("event") => {
-                        let body = frame["event"]["payload"]["body"].as_str().unwrap_or_default();
-                        if !body.starts_with(&me)
-                            && let Some(at) = body.split(':').nth(1).and_then(|t| t.parse::<u64>().ok())
-                        {
-                            deliveries.record(now.saturating_sub(at).max(1))?;
-                        }
-                    }
-                    Some("error") => anyhow::bail!("client {index}: {frame}"),
-                    _ => {}
-                }
-                if epoch.elapsed() >= duration && acks.len() >= sent {
-                    break;
-                }
-            }
-            _ = tokio::time::sleep_until((epoch + drain_until).into()) => break,
-        }
-    }
+    connection.close();
     Ok((acks, deliveries))
 }
