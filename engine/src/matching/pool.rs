@@ -168,6 +168,10 @@ impl Pool {
         let Some(me) = self.by_user.get(&user) else {
             return Ok(None);
         };
+        // No partner fits better than sharing every tag and the language: the longest waiting
+        // allowed one that does is the answer without looking further (with no preferences,
+        // the first allowed one), so a join does not walk the whole queue.
+        let best_possible = me.tags.len() + usize::from(me.language.is_some());
         // Oldest first, so a stable sort by fit keeps the longest waiting first among equals.
         let mut candidates: Vec<(usize, UserId)> = Vec::new();
         for &(opened_ms, _, other) in &self.order {
@@ -178,8 +182,13 @@ impl Pool {
                 continue;
             };
             let level = rules.level(now_ms - opened_ms.min(me.opened_ms));
-            if let Some(fit) = me.fit(them, level) {
+            let Some(fit) = me.fit(them, level) else {
+                continue;
+            };
+            if fit < best_possible {
                 candidates.push((fit, other));
+            } else if allowed(user, other)? {
+                return Ok(Some(other));
             }
         }
         candidates.sort_by_key(|(fit, _)| std::cmp::Reverse(*fit));
@@ -294,6 +303,57 @@ mod tests {
             .unwrap();
         assert_ne!(next, Some(two_early_user));
         assert!(next.is_some());
+    }
+
+    #[test]
+    fn the_best_possible_fit_ends_the_search_and_refusals_fall_through() {
+        let mut pool = Pool::default();
+        let partial = waiting(0, &["music"], Some("en"));
+        let full_early = waiting(10, &["music", "chess"], Some("en"));
+        let full_late = waiting(20, &["music", "chess"], Some("en"));
+        let me = waiting(30, &["music", "chess"], Some("en"));
+        let users = [partial.user, full_early.user, full_late.user, me.user];
+        for w in [partial, full_early, full_late, me] {
+            pool.insert(w);
+        }
+        let mut asked = Vec::new();
+        let found = pool
+            .best_partner(users[3], 30, &RULES, |_, other| {
+                asked.push(other);
+                Ok::<_, ()>(true)
+            })
+            .unwrap();
+        assert_eq!(
+            found,
+            Some(users[1]),
+            "the longest waiting of the best fits"
+        );
+        assert_eq!(asked, [users[1]], "nobody else looked at");
+        // Both best fits refused: the next best, the partial fit.
+        let found = pool
+            .best_partner(users[3], 30, &RULES, |_, other| {
+                Ok::<_, ()>(other == users[0])
+            })
+            .unwrap();
+        assert_eq!(found, Some(users[0]));
+        // Without preferences, anyone fits best: the longest waiting allowed one.
+        let mut pool = Pool::default();
+        let (first, second, newcomer) = (
+            waiting(0, &[], None),
+            waiting(5, &[], None),
+            waiting(9, &[], None),
+        );
+        let (first_user, second_user, newcomer_user) = (first.user, second.user, newcomer.user);
+        for w in [first, second, newcomer] {
+            pool.insert(w);
+        }
+        assert_eq!(best(&pool, newcomer_user, 9), Some(first_user));
+        let found = pool
+            .best_partner(newcomer_user, 9, &RULES, |_, other| {
+                Ok::<_, ()>(other != first_user)
+            })
+            .unwrap();
+        assert_eq!(found, Some(second_user));
     }
 
     #[test]
