@@ -174,7 +174,6 @@ export function RoomScreen({ id }: { id: string }) {
   const sending = useRef<Promise<void>>(Promise.resolve());
   const loadingOlder = useRef(false);
   const olderButton = useRef<HTMLButtonElement>(null);
-  const list = useRef<HTMLOListElement>(null);
   const stickToBottom = useRef(true);
 
   // Follow the room live first (holding frames), then load it as of the log's head and apply
@@ -499,7 +498,7 @@ export function RoomScreen({ id }: { id: string }) {
         </button>
       )}
       <div role="log" aria-label="Messages" aria-relevant="additions">
-      <ol class="messages" ref={list}>
+      <ol class="messages">
         {messages.map((message) => (
           <MessageItem
             key={message.id}
