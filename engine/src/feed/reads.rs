@@ -349,12 +349,11 @@ impl Engine {
         })
     }
 
-    /// Whether `follower` follows `followee` now (as of the write model: it answers a
-    /// profile's follow button, which the next follow or unfollow validates the same way).
+    /// Whether `follower` follows `followee`, as the views say (the follower's followee list,
+    /// cached for the readers seen lately, as home pages read it).
     pub async fn is_following(&self, follower: UserId, followee: UserId) -> Result<bool> {
-        let key = crate::records::pair_of(follower.0, followee.0);
-        self.blocking(move |store| Ok(store.get(Table::FollowerFollowee, &key)?.is_some()))
-            .await
+        self.wait_for_views(None).await?;
+        Ok(self.views.feed.follows(follower, followee)?)
     }
 
     /// `(followers, following)` of a user.

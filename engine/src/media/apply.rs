@@ -214,8 +214,6 @@ fn uses(txn: &mut Txn<'_>, now: &[String], before: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Marks a media used (and takes it off the sweeper's schedule). Ids that name no media (free
-/// strings written before media existed, which do not even parse) are left alone.
 /// One more (`change` 1) or one fewer (-1) live message of `room` carrying the media: each
 /// room is kept once with its count, and goes when its count does. A record from before the
 /// counts (a room once per message) is counted up first.
@@ -253,6 +251,8 @@ fn room_messages_changed(record: &mut MediaRecord, room: &[u8], change: i32) {
     }
 }
 
+/// Marks a media used (and takes it off the sweeper's schedule). Ids that name no media (free
+/// strings written before media existed, which do not even parse) are left alone.
 fn mark_used(
     txn: &mut Txn<'_>,
     media: EventId,

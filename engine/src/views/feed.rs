@@ -317,6 +317,11 @@ impl FeedStore {
         Ok(self.profile.merged_page_below(&authors, before, limit))
     }
 
+    /// Whether `reader` follows `followee` now.
+    pub(crate) fn follows(&self, reader: UserId, followee: UserId) -> girok_storage::Result<bool> {
+        Ok(self.followees(reader)?.binary_search(&followee).is_ok())
+    }
+
     /// Those of `users` who follow `followee` now.
     fn followers_among(
         &self,
@@ -325,7 +330,7 @@ impl FeedStore {
     ) -> girok_storage::Result<Vec<UserId>> {
         let mut followers = Vec::new();
         for user in users {
-            if self.followees(user)?.binary_search(&followee).is_ok() {
+            if self.follows(user, followee)? {
                 followers.push(user);
             }
         }
