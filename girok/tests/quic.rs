@@ -392,6 +392,11 @@ async fn bad_input_gets_error_frames_or_a_clean_close_and_the_server_goes_on() {
     // A read outside /v1 and one of a room that is not ours.
     let outside = client.read(1, "/metrics").await.unwrap_err().to_string();
     assert!(outside.contains("INVALID_ARGUMENT"), "{outside}");
+    // A media variant's bytes are not a read's answer (refused before they are read).
+    let photo = common::ready_media(&server, &alice, 1).await;
+    let media = format!("/v1/media/{}/full", photo[0]);
+    let binary = client.read(2, &media).await.unwrap_err().to_string();
+    assert!(binary.contains("UNSUPPORTED_TYPE"), "{binary}");
     // Still served: a message goes through.
     client
         .send_message("ok", &room, "still here", None)

@@ -64,6 +64,10 @@ pub struct QuicLimits {
     pub max_requests_in_flight: usize,
 }
 
+/// Largest `quic.max_frame_bytes` girok takes: the windows it sizes from it stay well inside
+/// QUIC's limits, and a frame is read into memory whole.
+const MAX_FRAME_BYTES_CEILING: usize = 16 * 1024 * 1024;
+
 /// The bound endpoint, not serving yet.
 pub struct QuicServer {
     endpoint: quinn::Endpoint,
@@ -74,6 +78,12 @@ impl QuicServer {
     /// Binds `quic.addr` (inside the runtime the connections will run on) with the
     /// certificate of `data_dir` or the configured one.
     pub fn bind(config: &QuicConfig, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        if config.max_frame_bytes > MAX_FRAME_BYTES_CEILING {
+            anyhow::bail!(
+                "quic.max_frame_bytes is {}; at most {MAX_FRAME_BYTES_CEILING} (16 MiB)",
+                config.max_frame_bytes
+            );
+        }
         let certificates = Certificates::load(config, data_dir)?;
         let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -102,9 +112,9 @@ impl QuicServer {
         transport.max_concurrent_uni_streams(3u32.into());
         // What a connection may have buffered from its client: its control stream is read
         // at once, so a few frames' worth.
-        let stream_window = (config.max_frame_bytes.max(1024) * 4).max(256 * 1024) as u32;
+        let stream_window = (config.max_frame_bytes.max(1024) as u32 * 4).max(256 * 1024);
         transport.stream_receive_window(stream_window.into());
-        transport.receive_window((stream_window * 4).into());
+        transport.receive_window((u64::from(stream_window) * 4).try_into()?);
         transport.max_idle_timeout(Some(
             Duration::from_millis(config.idle_timeout_ms.max(1000)).try_into()?,
         ));
@@ -148,7 +158,10 @@ impl QuicServer {
             total: config.max_connections.max(1),
             per_ip: config.max_connections_per_ip,
         };
-        let open = Arc::new(OpenConnections::default());
+        let open = Arc::new(OpenConnections {
+            gauge: state.quic_metrics.connections.clone(),
+            ..OpenConnections::default()
+        });
         let mut stopping = state.stopping.watch();
         loop {
             let incoming = tokio::select! {
@@ -172,7 +185,6 @@ impl QuicServer {
             let Ok(connecting) = incoming.accept() else {
                 continue;
             };
-            state.quic_metrics.connections.inc();
             let (state, reads) = (state.clone(), reads.clone());
             tokio::spawn(async move {
                 let _slot = slot;
@@ -191,7 +203,6 @@ impl QuicServer {
                         connection::serve(opened, state.clone(), reads, limits).await;
                     }
                 }
-                state.quic_metrics.connections.dec();
             });
         }
         // No new connections; the open ones drain (acks of durable sends) and say goodbye.
@@ -214,11 +225,12 @@ struct Ceilings {
     per_ip: usize,
 }
 
-/// The open connections, all together and per address.
+/// The open connections, all together and per address (and in `girok_quic_connections`).
 #[derive(Default)]
 struct OpenConnections {
     per_ip: parking_lot::Mutex<HashMap<IpAddr, usize>>,
     total: AtomicUsize,
+    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl OpenConnections {
@@ -245,6 +257,7 @@ impl OpenConnections {
         }
         *from_ip += 1;
         self.total.fetch_add(1, Ordering::AcqRel);
+        self.gauge.inc();
         Some(Slot {
             open: self.clone(),
             ip,
@@ -268,6 +281,9 @@ impl Drop for Slot {
             }
         }
         self.open.total.fetch_sub(1, Ordering::AcqRel);
+        // Here, not at the end of the connection's task: a slot is given back however the
+        // task ends.
+        self.open.gauge.dec();
     }
 }
 
@@ -387,5 +403,26 @@ async fn establish(
             tracing::debug!(%error, "QUIC handshake failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_limit_past_the_ceiling_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = QuicConfig {
+            max_frame_bytes: MAX_FRAME_BYTES_CEILING + 1,
+            ..QuicConfig::default()
+        };
+        let Err(refused) = QuicServer::bind(&config, dir.path()) else {
+            panic!("a 16 MiB + 1 frame limit was taken");
+        };
+        assert!(
+            refused.to_string().contains("quic.max_frame_bytes"),
+            "{refused}"
+        );
     }
 }

@@ -18,6 +18,31 @@ use tower::ServiceExt;
 /// Largest response body a read returns (a page is far smaller).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Why an answer is not sent as a read's response, judged by its head before its body is
+/// read: reads carry JSON (a media variant's bytes are for HTTP, with its caching and
+/// ranges), and no more than [`MAX_RESPONSE_BYTES`] of it.
+fn refusal_of(head: &http::response::Parts) -> Option<(&'static str, &'static str)> {
+    let json = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let declared = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if !json {
+        Some((
+            "UNSUPPORTED_TYPE",
+            "reads answer JSON only; fetch media over HTTP",
+        ))
+    } else if declared.is_some_and(|bytes| bytes > MAX_RESPONSE_BYTES) {
+        Some(("TOO_LARGE", "the answer is larger than a read may be"))
+    } else {
+        None
+    }
+}
+
 /// The reads a connection may make: the HTTP router, and the runtime HTTP requests run on
 /// (reads never queue behind a flood of socket frames, as on HTTP).
 #[derive(Clone)]
@@ -51,15 +76,18 @@ impl Reads {
         let router = self.router.clone();
         let answered = self.runtime.spawn(async move {
             let Ok(response) = router.oneshot(http_request).await;
-            let status = response.status().as_u16();
-            let body = axum::body::to_bytes(response.into_body(), MAX_RESPONSE_BYTES).await;
-            (status, body)
+            let (head, body) = response.into_parts();
+            if let Some(refusal) = refusal_of(&head) {
+                return Err(refusal);
+            }
+            match axum::body::to_bytes(body, MAX_RESPONSE_BYTES).await {
+                Ok(body) => Ok((head.status.as_u16(), body)),
+                Err(_) => Err(("TOO_LARGE", "the answer is larger than a read may be")),
+            }
         });
         let (status, body) = match answered.await {
-            Ok((status, Ok(body))) => (status, body),
-            Ok((_, Err(_))) => {
-                return refused("TOO_LARGE", "the answer is larger than a read may be");
-            }
+            Ok(Ok(answer)) => answer,
+            Ok(Err((code, message))) => return refused(code, message),
             Err(_) => return refused("INTERNAL", "the read failed"),
         };
         frame(Frame::Response(quic::Response {
