@@ -8,16 +8,17 @@
 use crate::chat_load::Transport;
 use crate::client::Socket;
 use crate::report::Latency;
+use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use girok::compose::Girok;
 use girok::config::Config;
 use girok_engine::{ChatCommand, Command};
 use girok_frontends::http;
-use girok_frontends::quic::client::{Connector, Delivery, Parts};
+use girok_frontends::quic::client::{self as quic_client, Connector, Delivery, Parts};
 use girok_frontends::quic::frames::encode;
 use girok_schemas::RoomId;
 use girok_schemas::proto::envelope::Payload;
-use girok_schemas::quic::{self, ClientFrame, ServerFrame, client_frame, server_frame};
+use girok_schemas::quic::{ClientFrame, ServerFrame, server_frame};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -93,13 +94,19 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
     let state = girok.state();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    // The QUIC endpoint on a free port, its reads answered by the same routes.
-    let mut quic_config = config.quic.clone();
-    quic_config.addr = "127.0.0.1:0".parse()?;
-    let quic = girok_frontends::quic::QuicServer::bind(&quic_config, temp.path())?;
-    let quic_info = quic.info();
-    let quic_task =
-        girok_frontends::app::serve_quic(quic, &state, tokio::runtime::Handle::current());
+    // The QUIC endpoint on a free port, its reads answered by the same routes (only when a
+    // phase uses it).
+    let mut quic = None;
+    if args.transport.contains(&Transport::Quic) {
+        let mut quic_config = config.quic.clone();
+        quic_config.addr = "127.0.0.1:0".parse()?;
+        let server = girok_frontends::quic::QuicServer::bind(&quic_config, temp.path())?;
+        let info = server.info();
+        let endpoint = (info.addr, info.certificates.current().sha256_hex());
+        let task =
+            girok_frontends::app::serve_quic(server, &state, tokio::runtime::Handle::current());
+        quic = Some((endpoint, task));
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::run(listener, None, state, async {
         let _ = stopped.await;
@@ -144,10 +151,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         base: &base,
         tokens: &tokens,
         rooms: &rooms,
-        quic: (
-            quic_info.addr,
-            quic_info.certificates.current().sha256_hex(),
-        ),
+        quic: quic.as_ref().map(|(endpoint, _)| endpoint.clone()),
     };
     let mut runs = Vec::new();
     for transport in &args.transport {
@@ -155,7 +159,9 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
     }
     let _ = stop.send(());
     server.await??;
-    let _ = tokio::time::timeout(Duration::from_secs(5), quic_task).await;
+    if let Some((_, task)) = quic {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     girok.stop().await;
     let p99 = |t: Transport| {
         runs.iter()
@@ -182,7 +188,8 @@ struct Setup<'a> {
     tokens: &'a [String],
     rooms: &'a [RoomId],
     /// The QUIC endpoint and the certificate hash to pin.
-    quic: (std::net::SocketAddr, String),
+    /// The QUIC endpoint and its certificate's SHA-256, when a phase runs over QUIC.
+    quic: Option<(std::net::SocketAddr, String)>,
 }
 
 /// One transport's run: every client connected and subscribed, then the clock starts.
@@ -198,11 +205,15 @@ async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figure
     let duration = Duration::from_secs(args.seconds.max(1));
     let per_client = args.rate as f64 / args.clients.max(1) as f64;
     let ws_url = crate::client::ws_url(base);
-    let connectors = match transport {
-        Transport::Quic => (0..args.clients.max(1).div_ceil(100))
-            .map(|_| Connector::new(&setup.quic.1))
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        Transport::Ws => Vec::new(),
+    let (quic_addr, connectors) = match (transport, &setup.quic) {
+        (Transport::Quic, Some((addr, sha256))) => (
+            Some(*addr),
+            (0..args.clients.max(1).div_ceil(CLIENTS_PER_CONNECTOR))
+                .map(|_| Connector::new(sha256))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        (Transport::Quic, None) => anyhow::bail!("no QUIC endpoint was started"),
+        (Transport::Ws, _) => (None, Vec::new()),
     };
     let mut connections = Vec::new();
     for c in 0..args.clients.max(1) {
@@ -216,7 +227,8 @@ async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figure
                 Connection::Ws(Box::new(tokio_tungstenite::connect_async(request).await?.0))
             }
             Transport::Quic => {
-                let mut client = connectors[c / 100].connect(setup.quic.0).await?;
+                let addr = quic_addr.context("no QUIC endpoint was started")?;
+                let mut client = connectors[c / CLIENTS_PER_CONNECTOR].connect(addr).await?;
                 client.auth(token).await?;
                 Connection::Quic(Box::new(client.into_parts()))
             }
@@ -262,6 +274,9 @@ async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figure
     Ok(figures)
 }
 
+/// QUIC clients sharing one UDP socket (one connector).
+const CLIENTS_PER_CONNECTOR: usize = 100;
+
 /// A client's connection, either protocol.
 enum Connection {
     Ws(Box<Socket>),
@@ -292,10 +307,7 @@ impl Connection {
             }
             Connection::Quic(parts) => {
                 let frame = ClientFrame {
-                    frame: Some(client_frame::Frame::Subscribe(quic::Subscribe {
-                        topic,
-                        from_seq: None,
-                    })),
+                    frame: Some(quic_client::subscribe_frame(&topic, None)),
                 };
                 parts.control.write_all(&encode(&frame)).await?;
             }
@@ -311,12 +323,12 @@ impl Connection {
             }
             Connection::Quic(parts) => {
                 let frame = ClientFrame {
-                    frame: Some(client_frame::Frame::Send(quic::Send {
-                        r#ref: reference,
-                        room_id: room.to_string(),
-                        body,
-                        ..Default::default()
-                    })),
+                    frame: Some(quic_client::send_frame(
+                        &reference,
+                        &room.to_string(),
+                        &body,
+                        None,
+                    )),
                 };
                 parts.control.write_all(&encode(&frame)).await?;
             }
@@ -335,7 +347,10 @@ impl Connection {
                 let Message::Text(text) = message? else {
                     return Ok(Some(Heard::Other));
                 };
-                let frame: Value = serde_json::from_str(&text)?;
+                // A frame that cannot be read is skipped, as on QUIC.
+                let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+                    return Ok(Some(Heard::Other));
+                };
                 Ok(Some(match frame["type"].as_str() {
                     Some("subscribed") => Heard::Subscribed,
                     Some("ack") => Heard::Ack(frame["ref"].as_str().unwrap_or("0").to_owned()),

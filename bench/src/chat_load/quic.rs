@@ -8,10 +8,10 @@ use super::{CONNECT_CONCURRENCY, CONNECT_TIMEOUT, Frame, Layout, Run, collect, c
 use crate::client::Account;
 use anyhow::Context;
 use bytes::Bytes;
-use girok_frontends::quic::client::{Connector, Delivery, Parts};
+use girok_frontends::quic::client::{self as quic_client, Connector, Delivery, Parts};
 use girok_frontends::quic::frames::{FrameReader, encode};
 use girok_schemas::proto::envelope::Payload;
-use girok_schemas::quic::{self, ClientFrame, ServerFrame, client_frame, server_frame};
+use girok_schemas::quic::{ClientFrame, ServerFrame, server_frame};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use tokio::sync::mpsc;
@@ -69,12 +69,7 @@ async fn connect(
 /// A send frame's bytes.
 pub(super) fn send_frame(room: &str, n: u64, body: String) -> Bytes {
     encode(&ClientFrame {
-        frame: Some(client_frame::Frame::Send(quic::Send {
-            r#ref: n.to_string(),
-            room_id: room.to_owned(),
-            body,
-            ..Default::default()
-        })),
+        frame: Some(quic_client::send_frame(&n.to_string(), room, &body, None)),
     })
 }
 

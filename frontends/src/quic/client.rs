@@ -217,11 +217,7 @@ impl QuicClient {
     }
 
     pub async fn subscribe(&mut self, topic: &str, from_seq: Option<u64>) -> anyhow::Result<()> {
-        self.send(client_frame::Frame::Subscribe(quic::Subscribe {
-            topic: topic.into(),
-            from_seq,
-        }))
-        .await
+        self.send(subscribe_frame(topic, from_seq)).await
     }
 
     /// Subscribes to `topic` and waits, at most `within`, for its stream's `subscribed`
@@ -253,14 +249,8 @@ impl QuicClient {
         body: &str,
         client_id: Option<&str>,
     ) -> anyhow::Result<()> {
-        self.send(client_frame::Frame::Send(quic::Send {
-            r#ref: reference.into(),
-            room_id: room.into(),
-            body: body.into(),
-            client_id: client_id.map(Into::into),
-            ..Default::default()
-        }))
-        .await
+        self.send(send_frame(reference, room, body, client_id))
+            .await
     }
 
     /// A read: the REST status and JSON body of `path` (no other frame may be awaited at once).
@@ -371,4 +361,29 @@ impl ServerCertVerifier for Pinned {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// A `subscribe` frame (for clients that write their control stream themselves, as the
+/// benches' do after [`QuicClient::into_parts`]).
+pub fn subscribe_frame(topic: &str, from_seq: Option<u64>) -> client_frame::Frame {
+    client_frame::Frame::Subscribe(quic::Subscribe {
+        topic: topic.into(),
+        from_seq,
+    })
+}
+
+/// A `send` frame of a message to `room`.
+pub fn send_frame(
+    reference: &str,
+    room: &str,
+    body: &str,
+    client_id: Option<&str>,
+) -> client_frame::Frame {
+    client_frame::Frame::Send(quic::Send {
+        r#ref: reference.into(),
+        room_id: room.into(),
+        body: body.into(),
+        client_id: client_id.map(Into::into),
+        ..Default::default()
+    })
 }
