@@ -27,17 +27,10 @@ pub fn add<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
 /// An HTML page girok serves (the web app, GraphiQL): revalidated on each load, under its own
 /// `policy` (kept by the layer above, which sets only what a handler did not).
 pub fn html_page(body: impl IntoResponse, policy: &'static str) -> Response {
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy),
-    );
-    response
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::CONTENT_SECURITY_POLICY, policy),
+    ];
+    (headers, body).into_response()
 }
