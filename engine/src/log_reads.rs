@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::limits::DEFAULT_PAGE_SIZE;
 use girok_schemas::{Event, Seq, decode_event};
-use girok_storage::Store;
+use girok_storage::{Store, Table};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -33,6 +33,34 @@ pub(crate) fn event_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq) -> Result<&E
 }
 
 pub(crate) fn read_event(store: &Store, seq: Seq) -> Result<Event> {
-    let bytes = store.event(seq)?.ok_or_else(|| missing_event(seq))?;
-    decode_event(&bytes).map_err(|source| Error::Decode { seq, source })
+    logged_event(store, seq)?.ok_or_else(|| missing_event(seq))
+}
+
+/// A point read of the write model or the log: a transaction's view (the sequencer) or the
+/// store's (readers).
+pub(crate) trait Get {
+    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>>;
+}
+
+impl Get for girok_storage::Txn<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>> {
+        girok_storage::Txn::get(self, table, key)
+    }
+}
+
+impl Get for girok_storage::Store {
+    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>> {
+        girok_storage::Store::get(self, table, key)
+    }
+}
+
+/// The event at `seq` of the log, through a transaction's view or the store's; `None` past
+/// the head.
+pub(crate) fn logged_event(db: &impl Get, seq: Seq) -> Result<Option<Event>> {
+    match db.get(Table::SeqEvent, &seq.to_be_bytes())? {
+        Some(bytes) => Ok(Some(
+            decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?,
+        )),
+        None => Ok(None),
+    }
 }

@@ -4,44 +4,16 @@
 //! (`messageseq_deleted`). Messages sent before ids were derived keep their
 //! `messageid_message` record, which the same lookups fall back to.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::log_reads::{Get, logged_event};
 use crate::records::record;
 use girok_schemas::proto::MessageRecord;
-use girok_schemas::{Event, EventId, Payload, Seq, decode_event};
+use girok_schemas::{Event, EventId, Payload, Seq};
 use girok_storage::Table;
-
-/// A point read of the write model or the log: a transaction's view (the sequencer) or the
-/// store's (readers).
-pub(crate) trait Get {
-    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>>;
-}
-
-impl Get for girok_storage::Txn<'_> {
-    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>> {
-        girok_storage::Txn::get(self, table, key)
-    }
-}
-
-impl Get for girok_storage::Store {
-    fn get(&self, table: Table, key: &[u8]) -> girok_storage::Result<Option<Vec<u8>>> {
-        girok_storage::Store::get(self, table, key)
-    }
-}
 
 /// Whether message `id`, sent at `seq`, has a seq-derived id, so its facts live in the log.
 pub(crate) fn id_derived_from(id: EventId, seq: Seq) -> bool {
     id.derived_seq() == Some(seq)
-}
-
-/// The event at `seq` of the log, through a transaction's view or the store's; `None` past
-/// the head.
-pub(crate) fn logged_event(db: &impl Get, seq: Seq) -> Result<Option<Event>> {
-    match db.get(Table::SeqEvent, &seq.to_be_bytes())? {
-        Some(bytes) => Ok(Some(
-            decode_event(&bytes).map_err(|source| Error::Decode { seq, source })?,
-        )),
-        None => Ok(None),
-    }
 }
 
 /// The facts of message `id`, deleted or not; `None` if there is no such message.

@@ -164,7 +164,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
         Payload::MessageDeleted {
             room, message_seq, ..
         } => {
-            let Some(sent) = crate::chat::message_record::logged_event(txn, *message_seq)? else {
+            let Some(sent) = crate::log_reads::logged_event(txn, *message_seq)? else {
                 return Ok(());
             };
             if let Payload::MessageSent { attachments, .. } = &sent.payload {
