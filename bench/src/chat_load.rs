@@ -11,13 +11,13 @@
 
 mod quic;
 
-use crate::client::{Account, Socket, ws_url};
+use crate::client::{Account, Socket, collect, ws_url};
 use crate::cpu::{Cores, CpuReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail};
 use futures::stream::{SplitSink, SplitStream};
-use futures::{Future, SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt};
 use girok_engine::limits::{MAX_MESSAGE_BYTES, MAX_ROOM_MEMBERS};
 use hdrhistogram::Histogram;
 use rand::Rng;
@@ -192,7 +192,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
 /// Who is where: client c is member k = c / rooms of room r = c % rooms, signed in as user
 /// (r + k) % users, so a room's members are distinct users while users are shared by rooms.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Layout {
+struct Layout {
     clients: usize,
     rooms: usize,
     users: usize,
@@ -393,7 +393,7 @@ fn count(map: &mut BTreeMap<String, u64>, key: &str) {
 }
 
 /// The run's fixed facts and its tally.
-pub(crate) struct Run {
+struct Run {
     layout: Layout,
     plans: Vec<Plan>,
     window: Window,
@@ -615,22 +615,6 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     Ok(figures)
 }
 
-/// Runs `jobs` with at most `concurrency` in flight, in order, printing progress.
-async fn collect<T>(
-    what: &'static str,
-    jobs: Vec<impl Future<Output = anyhow::Result<T>>>,
-    concurrency: usize,
-) -> anyhow::Result<Vec<T>> {
-    let mut progress = Progress::new(what, jobs.len());
-    let mut results = futures::stream::iter(jobs).buffered(concurrency);
-    let mut done = Vec::new();
-    while let Some(result) = results.next().await {
-        done.push(result?);
-        progress.tick();
-    }
-    Ok(done)
-}
-
 /// Registers (or finds, on a rerun against the same data) and logs in every user a client
 /// signs in as: users 0 up to the highest one a client uses, indexed by user number.
 async fn accounts(
@@ -745,31 +729,6 @@ async fn connect(ws_url: &str, token: &str, room: &str) -> anyhow::Result<Socket
     Ok(socket)
 }
 
-/// Prints setup progress at each quarter.
-struct Progress {
-    what: &'static str,
-    total: usize,
-    done: usize,
-}
-
-impl Progress {
-    fn new(what: &'static str, total: usize) -> Self {
-        Self {
-            what,
-            total,
-            done: 0,
-        }
-    }
-
-    fn tick(&mut self) {
-        self.done += 1;
-        let quarter = |n: usize| n * 4 / self.total.max(1);
-        if quarter(self.done) != quarter(self.done - 1) {
-            println!("  {} {}/{}", self.what, self.done, self.total);
-        }
-    }
-}
-
 /// One client's sends: each message at its scheduled instant, never waiting for acks. A client
 /// that is late (its previous send blocked, or the thread was busy) sends what it owes at once,
 /// so the offered load stays the target. Gives the sink back for a clean close.
@@ -802,7 +761,7 @@ enum Connection {
 }
 
 /// A client's sending side.
-pub(crate) enum Outgoing {
+enum Outgoing {
     Ws(SplitSink<Socket, Message>),
     Quic(quinn::SendStream),
 }
@@ -902,7 +861,7 @@ fn error_kind(error: &tungstenite::Error) -> String {
 }
 
 /// Counts a frame one client received (either protocol's, classified).
-pub(crate) fn on_frame(run: &Run, c: usize, frame: Frame<'_>) {
+fn on_frame(run: &Run, c: usize, frame: Frame<'_>) {
     let now_us = run.now_us();
     let in_window = run.in_window_us(now_us);
     let mut tally = run.tally.borrow_mut();
@@ -975,7 +934,7 @@ pub(crate) fn on_frame(run: &Run, c: usize, frame: Frame<'_>) {
 /// keep up with ~200,000 frames/s on one core. The values it reads (types, refs, codes, its own
 /// bodies) never contain a quote or an escape.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Frame<'a> {
+enum Frame<'a> {
     Subscribed,
     Ack(&'a str),
     /// A `chat.message.sent` event: its body.

@@ -2,6 +2,7 @@
 //! the socket type, the `/ws` URL, signing a user up and in through the REST API.
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -145,4 +146,45 @@ pub async fn quic_endpoint(
         .next()
         .context("the server's host does not resolve")?;
     Ok((addr, info.certificate_sha256))
+}
+
+/// Runs `jobs` with at most `concurrency` in flight, in order, printing progress.
+pub(crate) async fn collect<T>(
+    what: &'static str,
+    jobs: Vec<impl std::future::Future<Output = anyhow::Result<T>>>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<T>> {
+    let mut progress = Progress::new(what, jobs.len());
+    let mut results = futures::stream::iter(jobs).buffered(concurrency);
+    let mut done = Vec::new();
+    while let Some(result) = results.next().await {
+        done.push(result?);
+        progress.tick();
+    }
+    Ok(done)
+}
+
+/// Prints setup progress at each quarter.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        Self {
+            what,
+            total,
+            done: 0,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        let quarter = |n: usize| n * 4 / self.total.max(1);
+        if quarter(self.done) != quarter(self.done - 1) {
+            println!("  {} {}/{}", self.what, self.done, self.total);
+        }
+    }
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 const CLIENTS_PER_ENDPOINT: usize = 200;
 /// Handshakes in flight.
 const CONCURRENCY: usize = 64;
+/// Accounts registered at once during setup.
+const SETUP_CONCURRENCY: usize = 8;
 const PASSWORD: &str = "quic-idle password";
 
 #[derive(Debug, clap::Args)]
@@ -70,10 +72,11 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     let base = args.url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
     let (addr, sha256) = crate::client::quic_endpoint(&http, &base).await?;
-    let mut accounts: Vec<Account> = Vec::new();
-    for u in 0..args.users {
-        accounts.push(crate::client::account(&http, &base, format!("idle{u}"), PASSWORD).await?);
-    }
+    // Registered side by side (an argon2 hash each), as chat-load's are.
+    let jobs = (0..args.users)
+        .map(|u| crate::client::account(&http, &base, format!("idle{u}"), PASSWORD))
+        .collect();
+    let accounts: Vec<Account> = crate::client::collect("users", jobs, SETUP_CONCURRENCY).await?;
     println!(
         "quic-idle: {} connections as {} users to {addr}, held {} s",
         args.connections, args.users, args.hold

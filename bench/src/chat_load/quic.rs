@@ -4,8 +4,9 @@
 //! and acks go over the control stream. Frames are classified into the same [`Frame`]s as the
 //! WebSocket's, so both transports are counted by the same code.
 
-use super::{CONNECT_CONCURRENCY, CONNECT_TIMEOUT, Frame, Layout, Run, collect, count, on_frame};
+use super::{CONNECT_CONCURRENCY, CONNECT_TIMEOUT, Frame, Layout, Run, count, on_frame};
 use crate::client::Account;
+use crate::client::collect;
 use anyhow::Context;
 use bytes::Bytes;
 use girok_frontends::quic::client::{self as quic_client, Connector, Delivery, Parts};
