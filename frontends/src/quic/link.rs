@@ -35,98 +35,60 @@ pub(crate) trait Outgoing: Send + 'static {
     fn stopped(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-impl Link for quinn::Connection {
-    type Send = quinn::SendStream;
+/// The two ways share method names and meanings (web-transport-quinn wraps quinn's), so one
+/// implementation serves both.
+macro_rules! link_over {
+    ($connection:ty, $send:ty) => {
+        impl Link for $connection {
+            type Send = $send;
 
-    async fn open_uni(&self) -> Option<quinn::SendStream> {
-        quinn::Connection::open_uni(self).await.ok()
-    }
+            async fn open_uni(&self) -> Option<$send> {
+                <$connection>::open_uni(self).await.ok()
+            }
 
-    fn close(&self, code: u16, reason: &str) {
-        quinn::Connection::close(self, code.into(), reason.as_bytes());
-    }
+            fn close(&self, code: u16, reason: &str) {
+                <$connection>::close(self, code.into(), reason.as_bytes());
+            }
 
-    async fn closed(&self) -> String {
-        quinn::Connection::closed(self).await.to_string()
-    }
+            async fn closed(&self) -> String {
+                <$connection>::closed(self).await.to_string()
+            }
 
-    async fn unexpected_stream(&self) {
-        tokio::select! {
-            Ok(_) = self.accept_bi() => {}
-            Ok(_) = self.accept_uni() => {}
-            else => std::future::pending().await,
+            async fn unexpected_stream(&self) {
+                tokio::select! {
+                    Ok(_) = self.accept_bi() => {}
+                    Ok(_) = self.accept_uni() => {}
+                    else => std::future::pending().await,
+                }
+            }
+
+            fn remote_address(&self) -> SocketAddr {
+                quinn::Connection::remote_address(self)
+            }
         }
-    }
 
-    fn remote_address(&self) -> SocketAddr {
-        quinn::Connection::remote_address(self)
-    }
-}
+        impl Outgoing for $send {
+            async fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> bool {
+                <$send>::write_all_chunks(self, chunks).await.is_ok()
+            }
 
-impl Outgoing for quinn::SendStream {
-    async fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> bool {
-        quinn::SendStream::write_all_chunks(self, chunks)
-            .await
-            .is_ok()
-    }
+            fn finish(&mut self) -> bool {
+                <$send>::finish(self).is_ok()
+            }
 
-    fn finish(&mut self) -> bool {
-        quinn::SendStream::finish(self).is_ok()
-    }
+            fn reset(&mut self) {
+                let _ = <$send>::reset(self, 0u32.into());
+            }
 
-    fn reset(&mut self) {
-        let _ = quinn::SendStream::reset(self, 0u32.into());
-    }
-
-    async fn stopped(&mut self) {
-        let _ = quinn::SendStream::stopped(self).await;
-    }
-}
-
-impl Link for web_transport_quinn::Session {
-    type Send = web_transport_quinn::SendStream;
-
-    async fn open_uni(&self) -> Option<web_transport_quinn::SendStream> {
-        web_transport_quinn::Session::open_uni(self).await.ok()
-    }
-
-    fn close(&self, code: u16, reason: &str) {
-        web_transport_quinn::Session::close(self, code.into(), reason.as_bytes());
-    }
-
-    async fn closed(&self) -> String {
-        web_transport_quinn::Session::closed(self).await.to_string()
-    }
-
-    async fn unexpected_stream(&self) {
-        tokio::select! {
-            Ok(_) = self.accept_bi() => {}
-            Ok(_) = self.accept_uni() => {}
-            else => std::future::pending().await,
+            async fn stopped(&mut self) {
+                let _ = <$send>::stopped(self).await;
+            }
         }
-    }
-
-    fn remote_address(&self) -> SocketAddr {
-        quinn::Connection::remote_address(self)
-    }
+    };
 }
 
-impl Outgoing for web_transport_quinn::SendStream {
-    async fn write_all_chunks(&mut self, chunks: &mut [Bytes]) -> bool {
-        web_transport_quinn::SendStream::write_all_chunks(self, chunks)
-            .await
-            .is_ok()
-    }
-
-    fn finish(&mut self) -> bool {
-        web_transport_quinn::SendStream::finish(self).is_ok()
-    }
-
-    fn reset(&mut self) {
-        let _ = web_transport_quinn::SendStream::reset(self, 0);
-    }
-
-    async fn stopped(&mut self) {
-        let _ = web_transport_quinn::SendStream::stopped(self).await;
-    }
-}
+link_over!(quinn::Connection, quinn::SendStream);
+link_over!(
+    web_transport_quinn::Session,
+    web_transport_quinn::SendStream
+);
