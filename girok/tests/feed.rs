@@ -672,6 +672,175 @@ async fn timeline_posts_resolved_in_one_pass_answer_exactly_as_the_field_resolve
     assert_eq!(post_pages(&server).await.1, fields_before + 2);
 }
 
+/// Timeline pages answered whole without async-graphql's executor (`path="answer"`).
+async fn answered_pages(server: &Server) -> u64 {
+    server
+        .metric("girok_graphql_post_pages_total{path=\"answer\"}")
+        .await
+}
+
+/// Sends `query` (no variables) twice as `token`: the first request goes through the
+/// executor (the document is new), the second may be answered without it. Both texts must be
+/// equal; returns the second and whether it was answered without the executor.
+async fn twice(server: &Server, token: &str, query: &str) -> (String, bool) {
+    server.set_token(token);
+    let first = server.gql_text(query, json!({})).await;
+    let before = answered_pages(server).await;
+    let second = server.gql_text(query, json!({})).await;
+    assert_eq!(second, first, "the two answers to {query} differ");
+    (second, answered_pages(server).await > before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_queries_answered_without_the_executor_are_byte_for_byte_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    ok(
+        &server,
+        &bob,
+        "mutation { updateMe(displayName: \"Bob \\\"B\\\" <b>\") { displayName } }",
+        json!({}),
+    )
+    .await;
+    ok(&server, &ann, FOLLOW, json!({ "u": bob_id })).await;
+    let mut last = 0;
+    for i in 0..3 {
+        let content = format!("post {i}: \"quoted\", \\ and \u{e9}\u{1F600}\n\t</p>");
+        let post = ok(&server, &bob, POST, json!({ "c": content })).await;
+        let id = post["createPost"]["id"].clone();
+        last = seq(&post["createPost"]["seq"]);
+        for (n, token) in [&cat, &ann, &bob].into_iter().take(i + 1).enumerate() {
+            let c = ok(
+                &server,
+                token,
+                COMMENT,
+                json!({ "p": id, "c": format!("c{n}") }),
+            )
+            .await;
+            last = seq(&c["addComment"]["seq"]);
+        }
+        if i == 1 {
+            ok(&server, &ann, LIKE, json!({ "p": id })).await;
+            let edit = "mutation($p: ID!) { editPost(id: $p, content: \"edited\") { seq } }";
+            last = seq(&ok(&server, &bob, edit, json!({ "p": id })).await["editPost"]["seq"]);
+        }
+    }
+
+    // Every field the one pass answers, aliases, __typename and fragments on the same type
+    // (the text closes the operation too).
+    const PAGE: &str = "{ __typename posts { __typename id seq content mediaIds createdAt
+        editedAt likes likedByMe commentCount author { __typename id username name avatar }
+        comments { id seq postId content createdAt author { name username } }
+        none: comments(limit: 0) { id } ...More } pageInfo { hasNextPage endCursor __typename } } }
+        fragment More on Post { two: comments(limit: 2) { ... on Comment { c: content } } ... { s: seq } }";
+    server.set_token(&ann);
+    let executed = server
+        .gql_text(
+            &format!("query Home($l: Int, $a: Seq) {{ home: timeline(limit: $l, after: $a) {PAGE}"),
+            json!({ "l": 2, "a": last }),
+        )
+        .await;
+    assert_eq!(answered_pages(&server).await, 0);
+    let (direct, answered) = twice(
+        &server,
+        &ann,
+        &format!("query Home {{ home: timeline(limit: 2, after: \"{last}\") {PAGE}"),
+    )
+    .await;
+    assert!(
+        answered,
+        "the literal query was answered without the executor"
+    );
+    assert_eq!(direct, executed);
+    let page: Value = serde_json::from_str(&direct).unwrap();
+    let posts = page["data"]["home"]["posts"].as_array().unwrap();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0]["comments"].as_array().unwrap().len(), 3);
+    assert_eq!(posts[0]["two"].as_array().unwrap().len(), 2);
+    assert_eq!(posts[1]["content"], "edited");
+    assert_eq!(posts[1]["likedByMe"], true);
+    assert_eq!(posts[0]["author"]["name"], "Bob \"B\" <b>");
+    let end = page["data"]["home"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap();
+    assert_eq!(page["data"]["home"]["pageInfo"]["hasNextPage"], true);
+
+    // The next page, by a literal cursor, anonymous operation, default limit.
+    let (next, answered) = twice(
+        &server,
+        &ann,
+        &format!("{{ timeline(cursor: \"{end}\") {PAGE}"),
+    )
+    .await;
+    assert!(answered);
+    server.set_token(&ann);
+    let executed = server
+        .gql_text(
+            &format!("query($c: String) {{ timeline(cursor: $c) {PAGE}"),
+            json!({ "c": end }),
+        )
+        .await;
+    assert_eq!(next, executed);
+    let next: Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(
+        next["data"]["timeline"]["posts"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        next["data"]["timeline"]["pageInfo"]["endCursor"],
+        Value::Null
+    );
+
+    // Left to the executor, which answers as before: a key selected twice, a field that reads
+    // the engine, a directive, another root field beside it, variables.
+    for query in [
+        "{ timeline { posts { id id } } }",
+        "{ timeline { posts { id ... on Post { id } } } }",
+        "{ timeline { posts { author { followersCount } } } }",
+        "{ timeline { posts { id @include(if: true) } } }",
+        "{ timeline { posts { id } } me { id } }",
+        "{ t: timeline { pageInfo { hasNextPage } } u: timeline { posts { id } } }",
+    ] {
+        let (text, answered) = twice(&server, &ann, query).await;
+        assert!(!answered, "{query} was answered without the executor");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+    }
+    // Refusals keep their codes: arguments out of range, a bad cursor, no sign-in.
+    for (query, expected) in [
+        (
+            "{ timeline(limit: 0) { posts { id } } }",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "{ timeline(limit: 101) { posts { id } } }",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "{ timeline(cursor: \"nope\") { posts { id } } }",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "{ timeline { posts { comments(limit: 21) { id } } } }",
+            "INVALID_ARGUMENT",
+        ),
+    ] {
+        for _ in 0..2 {
+            let body = as_user(&server, &ann, query, json!({})).await;
+            assert_eq!(code(&body), expected, "{query}: {body}");
+        }
+    }
+    let signed_in = "{ timeline { posts { id } } }";
+    let (_, answered) = twice(&server, &ann, signed_in).await;
+    assert!(answered);
+    *server.token.write().unwrap() = None;
+    let (status, body) = server.gql_status(signed_in, json!({})).await;
+    assert_eq!((status, code(&body)), (200, "UNAUTHENTICATED"), "{body}");
+}
+
 /// The object keys of a JSON text in the order they appear (keys are plain words here, and
 /// no string value has a word in quotes followed by a colon).
 fn keys_in_order(text: &str) -> Vec<String> {

@@ -27,7 +27,7 @@ fn post_id_arg(field: &'static str, id: &ID) -> Result<EventId> {
     parse_id(field, "a post id", id)
 }
 
-fn cursor_arg(cursor: Option<String>) -> Result<Option<u64>> {
+pub(super) fn cursor_arg(cursor: Option<String>) -> Result<Option<u64>> {
     cursor
         .map(|c| {
             crate::cursor::open(&c)

@@ -4,10 +4,10 @@
 use super::args::engine;
 use super::chat_types::MessageNode;
 use super::errors::gql;
-use super::loaders::{Loaders, PageSelection};
-use super::page_values::Posts;
+use super::loaders::Loaders;
+use super::page_values::{Posts, Query};
 use super::scalars::Seq;
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union, Value};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union};
 use girok_engine::accounts::UserView;
 use girok_engine::feed;
 use girok_engine::limits::MAX_INLINE_COMMENTS;
@@ -82,42 +82,11 @@ pub async fn prefetch_page(ctx: &Context<'_>, posts: &[feed::Post]) {
     let Some(loaders) = ctx.data_opt::<Loaders>() else {
         return;
     };
-    let selected = ctx.look_ahead().field("posts");
-    if !selected.exists() || posts.is_empty() {
+    let timeline = ctx.with_selection_set(&ctx.item.node.selection_set);
+    let Some(wanted) = Query::Executing(&timeline).wanted(&ctx.item.node.selection_set.node) else {
         return;
-    }
-    let comments = selected.field("comments");
-    let mut comment_limits = Vec::new();
-    for field in comments.selection_fields() {
-        let limit = match field.arguments().ok().and_then(|args| {
-            args.into_iter()
-                .find(|(name, _)| name.as_str() == "limit")
-                .map(|(_, value)| value)
-        }) {
-            None => Some(DEFAULT_INLINE_COMMENTS),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .and_then(|n| inline_comment_limit(n).ok()),
-            Some(_) => None,
-        };
-        // Out-of-range limits are left to the field, which refuses them.
-        if let Some(limit) = limit
-            && !comment_limits.contains(&limit)
-        {
-            comment_limits.push(limit);
-        }
-    }
-    let wanted = PageSelection {
-        post_authors: selected.field("author").exists(),
-        comment_limits,
-        comment_authors: comments.field("author").exists(),
     };
-    let keys: Vec<_> = posts
-        .iter()
-        .map(|p| (p.seq, p.author, p.comment_count))
-        .collect();
-    if let Err(error) = loaders.prefetch(&keys, &wanted).await {
+    if let Err(error) = loaders.prefetch_page(posts, &wanted).await {
         tracing::warn!(%error, "prefetching a page's authors and comments failed");
     }
 }

@@ -1,15 +1,16 @@
 //! Batched reads of a request's related objects, so that a page of posts costs one read for
 //! all their authors and one for all their first comments, however many posts it has (no
 //! N+1). A timeline page prefetches them as soon as it has its posts ([`Loaders::prefetch`]):
-//! what the query selects is known from its look-ahead, the engine answers from its hot-object
+//! what the query selects is known from a walk of its selection, the engine answers from its hot-object
 //! caches, and the fields then find their values here without waiting. Fields that nobody
 //! prefetched fall back to async-graphql's DataLoader, which gathers their keys for 1 ms.
 //! `girok_graphql_batch_loads_total` and `girok_graphql_batch_keys_total` (by loader) count
 //! the batches and the keys they carried, prefetches included.
 
+use super::page_values::PagePath;
 use async_graphql::dataloader::{DataLoader, Loader};
 use girok_engine::accounts::UserView;
-use girok_engine::feed::Comment;
+use girok_engine::feed::{self, Comment};
 use girok_engine::{Engine, MediaInfo};
 use girok_schemas::{Seq, UserId};
 use parking_lot::Mutex;
@@ -52,7 +53,7 @@ impl LoaderMetrics {
         );
         registry.register(
             "girok_graphql_post_pages",
-            "Pages of posts resolved in one pass (path=direct) or field by field (path=fields)",
+            "Pages of posts answered in one pass (path=direct), field by field (path=fields), or in one pass as JSON for a request answered without the executor (path=answer)",
             self.pages.clone(),
         );
     }
@@ -216,10 +217,23 @@ impl Loaders {
         })
     }
 
-    /// Counts a page of posts by how it was resolved.
-    pub fn count_page(&self, direct: bool) {
-        let path = if direct { "direct" } else { "fields" };
+    /// Counts a page of posts by how it was answered.
+    pub fn count_page(&self, path: PagePath) {
+        let path = path.label();
         self.metrics.pages.get_or_create(&PathLabel { path }).inc();
+    }
+
+    /// [`Loaders::prefetch`] for a page of posts.
+    pub async fn prefetch_page(
+        &self,
+        posts: &[feed::Post],
+        wanted: &PageSelection,
+    ) -> girok_engine::Result<()> {
+        let keys: Vec<_> = posts
+            .iter()
+            .map(|p| (p.seq, p.author, p.comment_count))
+            .collect();
+        self.prefetch(&keys, wanted).await
     }
 
     /// Reads what `wanted` says the page's fields will ask for: the first comments of
@@ -280,7 +294,7 @@ impl ReadyObjects<'_> {
     }
 }
 
-/// What a page's query selects of each post, from its look-ahead.
+/// What a page's query selects of each post (`page_values::Query::wanted`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PageSelection {
     pub post_authors: bool,
