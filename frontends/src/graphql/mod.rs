@@ -122,7 +122,7 @@ pub async fn graphql_post(
         )
         .await
     {
-        return json_text(body);
+        return crate::http::json::json_bytes(body);
     }
     let viewer = auth.principal.map(|p| p.user);
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone(), viewer);
@@ -154,18 +154,6 @@ pub async fn graphql_post(
         http.headers_mut().append(name, value.clone());
     }
     http
-}
-
-/// A JSON answer already written (as `Json` would send it).
-fn json_text(body: Vec<u8>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }
 
 /// Gives every error a code. Resolver errors already carry the engine's (or INTERNAL); errors

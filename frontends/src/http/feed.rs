@@ -4,7 +4,7 @@
 
 use super::accounts::Auth;
 use super::execute_as_caller;
-use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
+use super::json::{AfterQuery, JsonBody, JsonPage, QueryParams, path_id};
 use crate::app::AppState;
 use crate::dto::{AckDto, CommentDto, NotificationDto, PageInfoDto, PostDto, media_of};
 use crate::error::ApiError;
@@ -81,7 +81,7 @@ async fn post_page(
             .collect(),
         page_info: PageInfoDto::sealed(page.next_cursor),
     };
-    Ok(Json(json).into_response())
+    Ok(JsonPage(json).into_response())
 }
 
 /// A post with its media as `viewer` may see them.
@@ -259,7 +259,7 @@ async fn comments(
         comments: comments.iter().map(CommentDto::from).collect(),
         page_info: PageInfoDto::sealed(next),
     };
-    Ok(Json(page).into_response())
+    Ok(JsonPage(page).into_response())
 }
 
 #[derive(Deserialize)]
@@ -411,7 +411,7 @@ async fn notifications(
         read_up_to_seq: page.read_up_to,
         page_info: PageInfoDto::sealed(page.next_cursor),
     };
-    Ok(Json(json).into_response())
+    Ok(JsonPage(json).into_response())
 }
 
 #[derive(Deserialize)]

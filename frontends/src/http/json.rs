@@ -66,3 +66,40 @@ pub fn path_id<T: std::str::FromStr>(field: &str, what: &str, raw: &str) -> Resu
 pub struct AfterQuery {
     pub after: Option<girok_schemas::Seq>,
 }
+
+/// Bytes a page answer's buffer starts with: a page of 20 posts or 50 messages is 5–10 KiB.
+const PAGE_BYTES: usize = 16 << 10;
+
+/// A page answered as JSON, serialized into one buffer of about its size. axum's `Json` starts
+/// at 128 bytes and doubles by copying (six copies for a page of posts) and writes through
+/// `BytesMut` a slice at a time: a tenth of a timeline page's CPU, measured.
+pub struct JsonPage<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for JsonPage<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut body = Vec::with_capacity(PAGE_BYTES);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => json_bytes(body),
+            Err(error) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                format!("the answer could not be written: {error}"),
+            )
+            .into_response(),
+        }
+    }
+}
+
+/// An answer already written as JSON.
+pub fn json_bytes(body: Vec<u8>) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

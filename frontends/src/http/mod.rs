@@ -7,7 +7,7 @@ mod accounts;
 mod envelope;
 pub mod feed;
 mod graphiql;
-mod json;
+pub(crate) mod json;
 mod log_api;
 mod matching;
 pub mod media;

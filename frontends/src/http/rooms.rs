@@ -4,7 +4,7 @@
 
 use super::accounts::Auth;
 use super::execute_as_caller;
-use super::json::{AfterQuery, JsonBody, QueryParams, path_id};
+use super::json::{AfterQuery, JsonBody, JsonPage, QueryParams, path_id};
 use crate::app::AppState;
 use crate::dto::{AckDto, MessageDto, PageInfoDto, RoomDto};
 use crate::error::ApiError;
@@ -83,7 +83,7 @@ async fn list_rooms(
             end_cursor: page.next_cursor.map(|c| c.to_string()),
         },
     };
-    Ok(Json(json).into_response())
+    Ok(JsonPage(json).into_response())
 }
 
 #[derive(Deserialize)]
@@ -311,7 +311,7 @@ async fn messages(
             start_cursor: page.messages.first().map(|m| m.seq),
         },
     };
-    Ok(Json(json).into_response())
+    Ok(JsonPage(json).into_response())
 }
 
 /// Pages are serialized straight from the engine's objects (no intermediate JSON values): the
