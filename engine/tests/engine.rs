@@ -4,7 +4,7 @@
 
 use girok_engine::{
     ChatCommand, Command, Engine, EngineConfig, Error, Follow, FollowEnd, FollowOptions,
-    HistoryQuery, LiveScope, Offline, OnLag, ReplayOptions, Start, Topic,
+    HistoryQuery, LiveScope, MatchingCommand, Offline, OnLag, ReplayOptions, Start, Topic,
 };
 use girok_schemas::{Payload, RoomId, UserId};
 use girok_storage::Table;
@@ -985,4 +985,67 @@ async fn edits_deletes_and_replies_follow_their_rules_and_the_history_shows_them
             .await
             .unwrap();
     assert_eq!(report.views, live);
+}
+
+/// The write model's rows of `table`, read from the data directory (no engine running).
+fn rows(dir: &std::path::Path, table: Table) -> Vec<Vec<u8>> {
+    let log = Offline::open(dir).unwrap();
+    log.write_model_snapshot()
+        .unwrap()
+        .into_iter()
+        .filter(|(t, ..)| *t == table)
+        .map(|(_, key, _)| key)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_skip_exclusions_are_removed_by_later_joins_as_replay_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let mut config = config(dir.path());
+        config.matching.skip_exclusion_ms = 300;
+        Engine::open(config).unwrap()
+    };
+    let join = || {
+        Command::Matching(MatchingCommand::Join {
+            tags: Vec::new(),
+            language: None,
+        })
+    };
+    let skip = || Command::Matching(MatchingCommand::Skip { requeue: false });
+    // Two pairs matched, then each ended by a skip: two exclusions, each indexed by its end.
+    let engine = open();
+    let mut users = Vec::new();
+    for name in ["ann", "bob", "cat", "dan", "eve", "fay"] {
+        users.push(user(&engine, name).await);
+    }
+    for pair in users[..4].chunks(2) {
+        engine.execute(pair[0], join()).await.unwrap();
+        engine.execute(pair[1], join()).await.unwrap();
+        engine.execute(pair[0], skip()).await.unwrap();
+    }
+    engine.shutdown().await;
+    drop(engine);
+    assert_eq!(rows(dir.path(), Table::UserpairSkip).len(), 2);
+    assert_eq!(rows(dir.path(), Table::UntilmsUserpair).len(), 2);
+
+    // Once they ended, the next join removes them; a new exclusion stays until it ends.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let engine = open();
+    engine.execute(users[4], join()).await.unwrap();
+    engine.execute(users[5], join()).await.unwrap();
+    engine.execute(users[4], skip()).await.unwrap();
+    engine.shutdown().await;
+    drop(engine);
+    assert_eq!(rows(dir.path(), Table::UserpairSkip).len(), 1);
+    // The new exclusion's index row and the removal cursor.
+    let index = rows(dir.path(), Table::UntilmsUserpair);
+    assert_eq!(index.len(), 2, "{index:?}");
+    assert_eq!(index[1], [0xff]);
+
+    // The write model is a function of the log: a rebuild removes the same rows.
+    let log = Offline::open(dir.path()).unwrap();
+    let before = log.write_model_digest().unwrap();
+    log.rebuild_write_model(|_| {}).unwrap();
+    assert_eq!(log.write_model_digest().unwrap(), before);
 }

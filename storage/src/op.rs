@@ -7,3 +7,12 @@ pub(crate) enum Op {
     Put(Table, Vec<u8>, Vec<u8>),
     Delete(Table, Vec<u8>),
 }
+
+impl Op {
+    /// The table written.
+    pub(crate) fn table(&self) -> Table {
+        match self {
+            Op::Put(table, ..) | Op::Delete(table, _) => *table,
+        }
+    }
+}

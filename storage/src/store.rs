@@ -408,6 +408,27 @@ impl Store {
         })
     }
 
+    /// The first `limit` entries of `table` with keys in `[start, end)`, in key order, without
+    /// reading the rest.
+    pub fn scan_range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with(|h| {
+            h.keyspace(table)
+                .range(start..end)
+                .take(limit)
+                .map(|g| {
+                    let (k, v) = g.into_inner()?;
+                    Ok((k.to_vec(), v.to_vec()))
+                })
+                .collect()
+        })
+    }
+
     fn first_seq(&self) -> Result<Option<Seq>> {
         self.with(|h| match h.keyspace(Table::SeqEvent).first_key_value() {
             Some(guard) => Ok(Some(decode_seq(&guard.key()?)?)),

@@ -59,6 +59,10 @@ pub enum Table {
     /// Write model: `smaller user id (16) ++ larger user id (16) -> until ms (i64 BE)`: a pair
     /// one of them skipped, not matched again before then.
     UserpairSkip,
+    /// Write model: `until ms (i64 BE) ++ smaller user id (16) ++ larger user id (16) -> ()`:
+    /// `userpair_skip`'s rows by their end, so that ended exclusions are removed; and
+    /// `0xff -> until ms (i64 BE)`, where the rows still there start.
+    UntilmsUserpair,
     /// Write model: `blocker (16) ++ blocked (16) -> block seq (u64 BE)`, one per current block.
     BlockerBlocked,
     /// Write model: `media id (16) -> MediaRecord`, from the upload request to the purge.
@@ -77,7 +81,7 @@ pub enum Table {
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 27] = [
+    pub const ALL: [Table; 28] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -100,6 +104,7 @@ impl Table {
         Table::UseridTicket,
         Table::UseridMatch,
         Table::UserpairSkip,
+        Table::UntilmsUserpair,
         Table::BlockerBlocked,
         Table::MediaidMedia,
         Table::MediaidProcessing,
@@ -132,6 +137,7 @@ impl Table {
             Table::UseridTicket => "userid_ticket",
             Table::UseridMatch => "userid_match",
             Table::UserpairSkip => "userpair_skip",
+            Table::UntilmsUserpair => "untilms_userpair",
             Table::BlockerBlocked => "blocker_blocked",
             Table::MediaidMedia => "mediaid_media",
             Table::MediaidProcessing => "mediaid_processing",

@@ -168,6 +168,51 @@ impl<'a> Txn<'a> {
             .collect())
     }
 
+    /// The first `limit` entries of `table` with keys in `[start, end)`, in key order, as they
+    /// will be once this batch commits, without reading the rest (a schedule keyed by time:
+    /// what is due first).
+    pub fn scan_range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let within = |key: &[u8]| key >= start && key < end;
+        let batch = self.batch.overlay.get(&table);
+        let local = self.local.iter().filter(|op| op.table() == table);
+        // Each write of this batch can hide at most one stored entry: reading that many more
+        // is enough for the first `limit` that remain.
+        let pending = batch.map_or(0, HashMap::len) + local.clone().count();
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .store
+            .scan_range(table, start, end, limit + pending)?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        for (key, &index) in batch.into_iter().flatten() {
+            if within(key) {
+                let value = match &self.batch.ops[index] {
+                    Op::Put(_, _, value) => Some(value.clone()),
+                    Op::Delete(..) => None,
+                };
+                merged.insert(key.clone(), value);
+            }
+        }
+        for op in local {
+            match op {
+                Op::Put(_, k, v) if within(k) => merged.insert(k.clone(), Some(v.clone())),
+                Op::Delete(_, k) if within(k) => merged.insert(k.clone(), None),
+                _ => None,
+            };
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .take(limit)
+            .collect())
+    }
+
     /// Whether a key exists once this batch commits.
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool> {
         Ok(self.get(table, key)?.is_some())

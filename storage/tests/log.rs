@@ -294,3 +294,39 @@ async fn a_tail_follows_the_durable_log_in_chunks() {
         .await
         .unwrap();
 }
+
+#[test]
+fn a_range_scan_sees_the_batch_writes_over_the_stored_rows_and_stops_at_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let table = Table::UntilmsUserpair;
+    store
+        .rewrite(|txn| {
+            for key in [1u8, 2, 3, 4, 5, 9] {
+                txn.put(table, vec![key], vec![key]);
+            }
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    let keys =
+        |rows: Vec<(Vec<u8>, Vec<u8>)>| rows.into_iter().map(|(k, _)| k[0]).collect::<Vec<_>>();
+    store
+        .rewrite(|txn| {
+            // Stored rows in [2, 9), in order, at most `limit`.
+            assert_eq!(keys(txn.scan_range(table, &[2], &[9], 10)?), [2, 3, 4, 5]);
+            assert_eq!(keys(txn.scan_range(table, &[2], &[9], 2)?), [2, 3]);
+            // This batch's deletes hide rows and its puts add them, inside the range only.
+            txn.delete(table, vec![2]);
+            txn.delete(table, vec![3]);
+            txn.put(table, vec![0], vec![0]);
+            txn.put(table, vec![6], vec![6]);
+            assert_eq!(keys(txn.scan_range(table, &[2], &[9], 2)?), [4, 5]);
+            assert_eq!(keys(txn.scan_range(table, &[2], &[9], 10)?), [4, 5, 6]);
+            assert_eq!(
+                keys(txn.scan_range(table, &[0], &[0xff], 10)?),
+                [0, 1, 4, 5, 6, 9]
+            );
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+}

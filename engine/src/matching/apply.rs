@@ -1,5 +1,6 @@
 //! Matching's effect on the write model: each user's open ticket, each user's current match
-//! (and the match room's mark), the pairs apart after a skip, and the current blocks.
+//! (and the match room's mark), the pairs apart after a skip (with their index by end, from
+//! which every join and skip removes a few that ended), and the current blocks.
 
 use crate::error::Result;
 use crate::records::{pair_key, pair_of, update};
@@ -8,10 +9,15 @@ use girok_schemas::{Event, Payload, RoomId};
 use girok_storage::{Table, Txn};
 use prost::Message;
 
+/// Ended skip exclusions a join or a skip removes, at most: each skip adds one, so removal
+/// keeps pace with them, and no event pays for a backlog at once.
+const ENDED_SKIPS_REMOVED_PER_EVENT: usize = 8;
+
 /// Applies the event's effect on the write model, if it is one of this domain's.
 pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     match &event.payload {
         Payload::TicketOpened { tags, language } => {
+            remove_ended_skips(txn, event.commit_time_ms)?;
             if let Some(user) = event.actor {
                 let record = TicketRecord {
                     ticket_id: event.id.as_bytes().to_vec(),
@@ -62,14 +68,13 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
         Payload::MatchSkipped {
             partner, until_ms, ..
         } => {
+            remove_ended_skips(txn, event.commit_time_ms)?;
             if let Some(skipper) = event.actor {
                 txn.delete(Table::UseridMatch, skipper.as_bytes().to_vec());
                 txn.delete(Table::UseridMatch, partner.as_bytes().to_vec());
-                txn.put(
-                    Table::UserpairSkip,
-                    pair_key(skipper, *partner),
-                    until_ms.to_be_bytes().to_vec(),
-                );
+                let pair = pair_key(skipper, *partner);
+                index_skip(txn, &pair, *until_ms)?;
+                txn.put(Table::UserpairSkip, pair, until_ms.to_be_bytes().to_vec());
             }
         }
         Payload::UserBlocked { user } => {
@@ -87,6 +92,93 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// When the skip exclusion of `pair` (a `pair_key`) ends, if there is one.
+pub(super) fn skip_until(txn: &Txn<'_>, pair: &[u8]) -> Result<Option<i64>> {
+    Ok(txn
+        .get(Table::UserpairSkip, pair)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(i64::from_be_bytes))
+}
+
+/// `untilms_userpair`'s key of an exclusion of `pair` ending at `until_ms`.
+fn until_key(until_ms: i64, pair: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + pair.len());
+    key.extend_from_slice(&until_ms.to_be_bytes());
+    key.extend_from_slice(pair);
+    key
+}
+
+/// `untilms_userpair`'s row holding where the exclusions still there start (an end no
+/// exclusion left has passed): past every other key (ends are positive, so their first
+/// byte is below 0x80). Removal reads from there, not over the removed rows' tombstones.
+const REMOVAL_CURSOR: &[u8] = &[0xff];
+
+fn removal_cursor(txn: &Txn<'_>) -> Result<i64> {
+    Ok(txn
+        .get(Table::UntilmsUserpair, REMOVAL_CURSOR)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map_or(0, i64::from_be_bytes))
+}
+
+/// Indexes an exclusion of `pair` by its end (lowering the removal cursor to it if needed:
+/// a shorter exclusion configured later can end before those already there).
+fn index_skip(txn: &mut Txn<'_>, pair: &[u8], until_ms: i64) -> Result<()> {
+    if let Some(earlier) = skip_until(txn, pair)? {
+        txn.delete(Table::UntilmsUserpair, until_key(earlier, pair));
+    }
+    txn.put(
+        Table::UntilmsUserpair,
+        until_key(until_ms, pair),
+        Vec::new(),
+    );
+    if until_ms < removal_cursor(txn)? {
+        txn.put(
+            Table::UntilmsUserpair,
+            REMOVAL_CURSOR.to_vec(),
+            until_ms.to_be_bytes().to_vec(),
+        );
+    }
+    Ok(())
+}
+
+/// Removes up to [`ENDED_SKIPS_REMOVED_PER_EVENT`] skip exclusions that ended by `now` (the
+/// event's commit time: a function of the log alone, so replay removes the same ones). An
+/// ended exclusion keeps nobody apart (`skipped_until`), so this changes no decision.
+fn remove_ended_skips(txn: &mut Txn<'_>, now: i64) -> Result<()> {
+    let cursor = removal_cursor(txn)?;
+    let first = txn.scan_range(
+        Table::UntilmsUserpair,
+        &cursor.to_be_bytes(),
+        REMOVAL_CURSOR,
+        ENDED_SKIPS_REMOVED_PER_EVENT,
+    )?;
+    let mut removed_through = None;
+    for (key, _) in first {
+        let Some((until, pair)) = key.split_first_chunk::<8>() else {
+            // Not a key this table is written with: nothing to keep.
+            txn.delete(Table::UntilmsUserpair, key);
+            continue;
+        };
+        let until = i64::from_be_bytes(*until);
+        if until > now {
+            break;
+        }
+        if skip_until(txn, pair)? == Some(until) {
+            txn.delete(Table::UserpairSkip, pair.to_vec());
+        }
+        txn.delete(Table::UntilmsUserpair, key);
+        removed_through = Some(until);
+    }
+    if let Some(until) = removed_through {
+        txn.put(
+            Table::UntilmsUserpair,
+            REMOVAL_CURSOR.to_vec(),
+            until.to_be_bytes().to_vec(),
+        );
     }
     Ok(())
 }

@@ -492,9 +492,6 @@ pub(crate) fn current_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchR
 
 /// Until when the two are kept apart, if one skipped the other less than the exclusion ago.
 fn skipped_until(txn: &Txn<'_>, a: UserId, b: UserId, now: i64) -> Result<Option<i64>> {
-    let until = txn
-        .get(Table::UserpairSkip, &pair_key(a, b))?
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-        .map(i64::from_be_bytes);
+    let until = super::apply::skip_until(txn, &pair_key(a, b))?;
     Ok(until.filter(|until| *until > now))
 }
