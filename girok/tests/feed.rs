@@ -809,6 +809,17 @@ async fn timeline_queries_answered_without_the_executor_are_byte_for_byte_its_an
         let body: Value = serde_json::from_str(&text).unwrap();
         assert!(body.get("errors").is_none(), "{query}: {body}");
     }
+    // A document whose shape falls back after the read (a key selected twice) is not tried
+    // without the executor again: its page's authors are read twice once, then once.
+    let twice_keyed = "{ timeline { posts { id id author { name } } } }";
+    server.set_token(&ann);
+    let mut users_loaded = Vec::new();
+    for _ in 0..3 {
+        let before = batch_loads(&server).await.0;
+        server.gql_text(twice_keyed, json!({})).await;
+        users_loaded.push(batch_loads(&server).await.0 - before);
+    }
+    assert_eq!(users_loaded, [1, 2, 1]);
     // Refusals keep their codes: arguments out of range, a bad cursor, no sign-in.
     for (query, expected) in [
         (

@@ -11,66 +11,93 @@
 //! `page_values.rs` (which also answers inside the executor). Everything else — another root
 //! field, variables, a refused argument, an engine error, a field or shape the walk does not
 //! answer — returns `None`, and the request goes through the executor, which answers it (and
-//! any error) as it always does; nothing here ever writes an error. Tests compare both paths
-//! byte for byte.
+//! any error) as it always does; nothing here ever writes an error. A document whose shape
+//! falls back is not tried here again (`documents.rs`), and what the document alone decides
+//! is checked before anything is read. Tests compare both paths byte for byte.
 
 use super::args::page_size;
 use super::feed::cursor_arg;
 use super::loaders::Loaders;
-use super::page_values::{Object, ObjectJson, Page, PagePath, Query};
+use super::page_values::{Object, ObjectJson, Page, PagePath, Query, literal};
 use super::scalars::Seq;
 use super::state::GraphqlState;
 use crate::auth::RequestAuth;
-use async_graphql::InputType;
+use crate::http::json::PAGE_BYTES;
+use async_graphql::Positioned;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
 };
-use async_graphql::{Positioned, Value};
 use girok_engine::limits::MAX_FEED_PAGE_SIZE;
 
-/// The answer's JSON text (`{"data":{...}}`), or `None` for the executor to answer.
+/// Why a request went to the executor instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// The document's shape, whatever the data: the same document always falls back (its
+    /// caller stops trying it here).
+    Shape,
+    /// This request (not signed in, an engine error, a value not prefetched).
+    Request,
+}
+
+/// The answer's JSON text (`{"data":{...}}`), or why the executor must answer. Everything
+/// the document alone decides is checked before the engine is read.
 pub async fn answer(
     state: &GraphqlState,
     auth: &RequestAuth,
     document: &ExecutableDocument,
     operation_name: Option<&str>,
-) -> Option<Vec<u8>> {
-    let field = timeline_field(document, operation_name)?;
-    let me = auth.principal?.user;
-    let limit: Option<i32> = argument(&field.node, "limit")?;
-    let cursor: Option<String> = argument(&field.node, "cursor")?;
-    let after: Option<Seq> = argument(&field.node, "after")?;
-    let page = state
-        .engine
-        .timeline(
-            me,
+) -> Result<Vec<u8>, Fallback> {
+    let field = timeline_field(document, operation_name).ok_or(Fallback::Shape)?;
+    let arguments = (|| {
+        let limit: Option<i32> = literal(&field.node, "limit")?;
+        let cursor: Option<String> = literal(&field.node, "cursor")?;
+        let after: Option<Seq> = literal(&field.node, "after")?;
+        Some((
             cursor_arg(cursor).ok()?,
             page_size(limit, MAX_FEED_PAGE_SIZE).ok()?,
             after.map(|s| s.0),
-        )
-        .await
-        .ok()?;
+        ))
+    })();
+    let (cursor, limit, after) = arguments.ok_or(Fallback::Shape)?;
     let query = Query::Constant(document);
     let selection = &field.node.selection_set.node;
-    let wanted = query.wanted(selection)?;
+    let wanted = query.wanted(selection).ok_or(Fallback::Shape)?;
+    let me = auth.principal.ok_or(Fallback::Request)?.user;
+    let page = state
+        .engine
+        .timeline(me, cursor, limit, after)
+        .await
+        .map_err(|_| Fallback::Request)?;
     let loaders = Loaders::new(state.engine.clone(), state.loader_metrics.clone(), Some(me));
-    loaders.prefetch_page(&page.posts, &wanted).await.ok()?;
+    loaders
+        .prefetch_page(&page.posts, &wanted)
+        .await
+        .map_err(|_| Fallback::Request)?;
     let body = loaders.with_ready(|ready| {
+        let page_walk = Page::new(query, ready);
         let timeline = ObjectJson {
-            page: &Page { query, ready },
+            page: &page_walk,
             selection,
             object: Object::Timeline(&page),
         };
-        let mut body = Vec::with_capacity(16 << 10);
+        let mut body = Vec::with_capacity(PAGE_BYTES);
         body.extend_from_slice(b"{\"data\":{");
-        serde_json::to_writer(&mut body, field.node.response_key().node.as_str()).ok()?;
-        body.push(b':');
-        serde_json::to_writer(&mut body, &timeline).ok()?;
-        body.extend_from_slice(b"}}");
-        Some(body)
+        let written = serde_json::to_writer(&mut body, field.node.response_key().node.as_str())
+            .and_then(|()| {
+                body.push(b':');
+                serde_json::to_writer(&mut body, &timeline)
+            });
+        match written {
+            Ok(()) => {
+                body.extend_from_slice(b"}}");
+                Ok(body)
+            }
+            Err(_) if page_walk.missed_data() => Err(Fallback::Request),
+            Err(_) => Err(Fallback::Shape),
+        }
     })?;
     loaders.count_page(PagePath::Answer);
-    Some(body)
+    Ok(body)
 }
 
 /// The operation's one root field, if the operation is a query without variables or
@@ -106,13 +133,4 @@ fn timeline_field<'q>(
         }
         _ => None,
     }
-}
-
-/// A literal argument coerced as the resolver's parameter is (absent: `T`'s absence).
-fn argument<T: InputType>(field: &Field, name: &str) -> Option<T> {
-    let value: Option<Value> = match field.get_argument(name) {
-        Some(value) => Some(value.node.clone().into_const()?),
-        None => None,
-    };
-    T::parse(value).ok()
 }

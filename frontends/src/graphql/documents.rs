@@ -18,10 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Most bytes of query text kept (their parsed documents take a few times that).
 pub const DOCUMENT_CACHE_BYTES: u64 = 4 << 20;
 
-/// A parsed document and whether it passed full validation without variables.
+/// A parsed document, whether it passed full validation without variables, and whether its
+/// shape lets `direct` answer it.
 pub struct Prepared {
     document: ExecutableDocument,
     validated: AtomicBool,
+    direct: AtomicBool,
 }
 
 impl Prepared {
@@ -37,6 +39,15 @@ impl Prepared {
 
     pub fn mark_validated(&self) {
         self.validated.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `direct` may answer it (until its shape was found to fall back).
+    pub fn direct(&self) -> bool {
+        self.direct.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_not_direct(&self) {
+        self.direct.store(false, Ordering::Relaxed);
     }
 }
 
@@ -79,6 +90,7 @@ impl Documents {
         let prepared = Prepared {
             document,
             validated: AtomicBool::new(validated),
+            direct: AtomicBool::new(true),
         };
         self.cache.insert(key, Arc::new(prepared));
     }

@@ -81,11 +81,9 @@ pub async fn graphql_post(
     // such); the request keeps the document, so execution does not parse it again.
     let key = Documents::key(&request);
     let prepared = state.documents.get(&key);
+    // A remembered document is set on the request only if the executor runs (below).
     let parsed_now = match &prepared {
-        Some(prepared) => {
-            request.set_parsed_query(prepared.document().clone());
-            None
-        }
+        Some(_) => None,
         None => match request.parsed_query() {
             Ok(document) => {
                 // A remembered document passed this check when it was parsed.
@@ -111,18 +109,16 @@ pub async fn graphql_post(
     // it passed. (Variables' values are checked by validation too, so those requests always
     // get it whole.)
     let constant = request.variables.is_empty();
-    if let Some(prepared) = &prepared
-        && constant
-        && prepared.validated()
-        && let Some(body) = direct::answer(
-            &state,
-            &auth,
-            prepared.document(),
-            request.operation_name.as_deref(),
-        )
-        .await
-    {
-        return crate::http::json::json_bytes(body);
+    if let Some(prepared) = &prepared {
+        if constant && prepared.validated() && prepared.direct() {
+            let operation = request.operation_name.as_deref();
+            match direct::answer(&state, &auth, prepared.document(), operation).await {
+                Ok(body) => return crate::http::json::json_bytes(body),
+                Err(direct::Fallback::Shape) => prepared.mark_not_direct(),
+                Err(direct::Fallback::Request) => {}
+            }
+        }
+        request.set_parsed_query(prepared.document().clone());
     }
     let viewer = auth.principal.map(|p| p.user);
     let loaders = loaders::Loaders::new(state.engine.clone(), state.loader_metrics.clone(), viewer);

@@ -28,7 +28,9 @@ use async_graphql::parser::types::{
     ExecutableDocument, Field, FragmentDefinition, Selection, SelectionSet,
 };
 use async_graphql::registry::Registry;
-use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{
+    ContextSelectionSet, InputType, Name, OutputType, Positioned, ServerResult, Value,
+};
 use girok_engine::accounts::UserView;
 use girok_engine::feed;
 use girok_schemas::rfc3339_millis;
@@ -36,6 +38,7 @@ use serde::Serialize;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Number;
 use std::borrow::Cow;
+use std::cell::Cell;
 
 /// The posts of a timeline page: the GraphQL type `[Post!]!`.
 pub struct Posts(pub Vec<Post>);
@@ -63,10 +66,7 @@ impl OutputType for Posts {
             return OutputType::resolve(&self.0, ctx, field).await;
         };
         let direct = loaders.with_ready(|ready| {
-            let page = Page {
-                query: Query::Executing(ctx),
-                ready,
-            };
+            let page = Page::new(Query::Executing(ctx), ready);
             self.0
                 .iter()
                 .map(|post| page.object_value(&ctx.item.node, Object::Post(&post.0)))
@@ -134,10 +134,7 @@ impl<'q> Query<'q> {
                 .map(|(_, limit)| limit),
             Query::Constant(_) => match field.node.get_argument("limit") {
                 None => Some(default()),
-                Some(value) => match value.node.clone().into_const()? {
-                    Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
-                    _ => None,
-                },
+                Some(_) => literal(&field.node, "limit"),
             },
         }
     }
@@ -231,6 +228,16 @@ impl<'q> Query<'q> {
     }
 }
 
+/// A field's literal argument coerced as a resolver's parameter of type `T` is (absent: `T`'s
+/// absence); `None` for a variable or a value `T` refuses.
+pub fn literal<T: InputType>(field: &Field, name: &str) -> Option<T> {
+    let value: Option<Value> = match field.get_argument(name) {
+        Some(value) => Some(value.node.clone().into_const()?),
+        None => None,
+    };
+    T::parse(value).ok()
+}
+
 /// An object a page's answer holds.
 #[derive(Clone, Copy)]
 pub enum Object<'d> {
@@ -295,11 +302,35 @@ enum Answer<'d, 'q> {
 
 /// What answering a page needs: the query (variables, fragments) and the prefetched objects.
 pub struct Page<'q, 'd> {
-    pub query: Query<'q>,
-    pub ready: &'d ReadyObjects<'d>,
+    query: Query<'q>,
+    ready: &'d ReadyObjects<'d>,
+    /// A value was not among the prefetched objects (the page's data, not its query's shape,
+    /// made the walk give up).
+    missed_data: Cell<bool>,
 }
 
 impl<'q, 'd> Page<'q, 'd> {
+    pub fn new(query: Query<'q>, ready: &'d ReadyObjects<'d>) -> Self {
+        Self {
+            query,
+            ready,
+            missed_data: Cell::new(false),
+        }
+    }
+
+    /// Whether a walk that gave up did so for want of a prefetched value; if not, the query's
+    /// shape is outside what the walk answers, whatever the data.
+    pub fn missed_data(&self) -> bool {
+        self.missed_data.get()
+    }
+
+    fn prefetched<T>(&self, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.missed_data.set(true);
+        }
+        value
+    }
+
     /// The one mapping of a selected field to its answer, as the derived resolvers answer
     /// it; `None` for anything they must answer themselves.
     fn answer(&self, object: Object<'d>, field: &'q Positioned<Field>) -> Option<Answer<'d, 'q>> {
@@ -323,9 +354,10 @@ impl<'q, 'd> Page<'q, 'd> {
                 "seq" => Answer::Number(post.seq.into()),
                 "content" => Answer::Text(&post.content),
                 "mediaIds" => Answer::Texts(&post.media_ids),
-                "author" => {
-                    Answer::Object(selection, Object::Author(self.ready.user(post.author)?))
-                }
+                "author" => Answer::Object(
+                    selection,
+                    Object::Author(self.prefetched(self.ready.user(post.author))?),
+                ),
                 "createdAt" => Answer::OwnedText(rfc3339_millis(post.created_ms)),
                 "editedAt" => post
                     .edited_ms
@@ -341,9 +373,10 @@ impl<'q, 'd> Page<'q, 'd> {
                 "seq" => Answer::Number(comment.seq.into()),
                 "postId" => Answer::OwnedText(comment.post.to_string()),
                 "content" => Answer::Text(&comment.content),
-                "author" => {
-                    Answer::Object(selection, Object::Author(self.ready.user(comment.author)?))
-                }
+                "author" => Answer::Object(
+                    selection,
+                    Object::Author(self.prefetched(self.ready.user(comment.author))?),
+                ),
                 "createdAt" => Answer::OwnedText(rfc3339_millis(comment.created_ms)),
                 _ => return None,
             },
@@ -372,7 +405,7 @@ impl<'q, 'd> Page<'q, 'd> {
         let comments = if limit == 0 || post.comment_count == 0 {
             &[]
         } else {
-            self.ready.first_comments(post.seq, limit)?
+            self.prefetched(self.ready.first_comments(post.seq, limit))?
         };
         Some(Answer::Objects(
             &field.node.selection_set.node,

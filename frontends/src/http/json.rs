@@ -68,7 +68,7 @@ pub struct AfterQuery {
 }
 
 /// Bytes a page answer's buffer starts with: a page of 20 posts or 50 messages is 5–10 KiB.
-const PAGE_BYTES: usize = 16 << 10;
+pub(crate) const PAGE_BYTES: usize = 16 << 10;
 
 /// A page answered as JSON, serialized into one buffer of about its size. axum's `Json` starts
 /// at 128 bytes and doubles by copying (six copies for a page of posts) and writes through
