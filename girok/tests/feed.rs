@@ -521,6 +521,36 @@ async fn search_respects_rooms_over_graphql_and_rest_and_the_feed_survives_kill_
     assert_eq!(found["search"]["results"].as_array().unwrap().len(), 1);
 }
 
+/// Comments `c0`, `c1`, … on post `id`, one by each of `commenters` in turn; the last seq.
+async fn comment_in_turn(server: &Server, id: &Value, commenters: &[&String]) -> u64 {
+    let mut last = 0;
+    for (n, token) in commenters.iter().enumerate() {
+        let c = ok(
+            server,
+            token,
+            COMMENT,
+            json!({ "p": id, "c": format!("c{n}") }),
+        )
+        .await;
+        last = seq(&c["addComment"]["seq"]);
+    }
+    last
+}
+
+/// `liker` likes post `id`, then its `author` edits it to `content`; the edit's seq.
+async fn like_and_edit(
+    server: &Server,
+    id: &Value,
+    liker: &str,
+    author: &str,
+    content: &str,
+) -> u64 {
+    ok(server, liker, LIKE, json!({ "p": id })).await;
+    let edit = "mutation($p: ID!, $c: String!) { editPost(id: $p, content: $c) { seq } }";
+    let edited = ok(server, author, edit, json!({ "p": id, "c": content })).await;
+    seq(&edited["editPost"]["seq"])
+}
+
 /// A page's posts resolved in one pass, and by the derived resolvers.
 async fn post_pages(server: &Server) -> (u64, u64) {
     let pages = |path: &str| format!("girok_graphql_post_pages_total{{path=\"{path}\"}}");
@@ -559,21 +589,9 @@ async fn timeline_posts_resolved_in_one_pass_answer_exactly_as_the_field_resolve
         )
         .await;
         let id = post["createPost"]["id"].clone();
-        for (n, token) in [&cat, &ann, &bob, &cat].into_iter().take(i + 1).enumerate() {
-            let c = ok(
-                &server,
-                token,
-                COMMENT,
-                json!({ "p": id, "c": format!("c{n}") }),
-            )
-            .await;
-            last = seq(&c["addComment"]["seq"]);
-        }
+        last = comment_in_turn(&server, &id, &[&cat, &ann, &bob, &cat][..=i]).await;
         if i == 1 {
-            ok(&server, &ann, LIKE, json!({ "p": id })).await;
-            let edit =
-                "mutation($p: ID!) { editPost(id: $p, content: \"post 1, edited\") { seq } }";
-            last = seq(&ok(&server, &bob, edit, json!({ "p": id })).await["editPost"]["seq"]);
+            last = like_and_edit(&server, &id, &ann, &bob, "post 1, edited").await;
         }
     }
     let own = ok(&server, &ann, POST, json!({ "c": "ann's own" })).await;
@@ -711,21 +729,9 @@ async fn timeline_queries_answered_without_the_executor_are_byte_for_byte_its_an
         let content = format!("post {i}: \"quoted\", \\ and \u{e9}\u{1F600}\n\t</p>");
         let post = ok(&server, &bob, POST, json!({ "c": content })).await;
         let id = post["createPost"]["id"].clone();
-        last = seq(&post["createPost"]["seq"]);
-        for (n, token) in [&cat, &ann, &bob].into_iter().take(i + 1).enumerate() {
-            let c = ok(
-                &server,
-                token,
-                COMMENT,
-                json!({ "p": id, "c": format!("c{n}") }),
-            )
-            .await;
-            last = seq(&c["addComment"]["seq"]);
-        }
+        last = comment_in_turn(&server, &id, &[&cat, &ann, &bob][..=i]).await;
         if i == 1 {
-            ok(&server, &ann, LIKE, json!({ "p": id })).await;
-            let edit = "mutation($p: ID!) { editPost(id: $p, content: \"edited\") { seq } }";
-            last = seq(&ok(&server, &bob, edit, json!({ "p": id })).await["editPost"]["seq"]);
+            last = like_and_edit(&server, &id, &ann, &bob, "edited").await;
         }
     }
 

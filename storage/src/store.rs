@@ -393,33 +393,17 @@ impl Store {
         })
     }
 
-    /// The first `limit` entries of `table` in key order (a schedule keyed by time: what is
-    /// due first), without reading the rest.
-    pub fn scan_first(&self, table: Table, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.with(|h| {
-            h.keyspace(table)
-                .iter()
-                .take(limit)
-                .map(|g| {
-                    let (k, v) = g.into_inner()?;
-                    Ok((k.to_vec(), v.to_vec()))
-                })
-                .collect()
-        })
-    }
-
-    /// The first `limit` entries of `table` with keys in `[start, end)`, in key order, without
-    /// reading the rest.
-    pub fn scan_range(
+    /// The first `limit` entries of `table` with keys in `range`, in key order, without
+    /// reading the rest (`..`: the whole table; a schedule keyed by time: what is due first).
+    pub fn scan_range<K: AsRef<[u8]>>(
         &self,
         table: Table,
-        start: &[u8],
-        end: &[u8],
+        range: impl std::ops::RangeBounds<K>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.with(|h| {
             h.keyspace(table)
-                .range(start..end)
+                .range(range)
                 .take(limit)
                 .map(|g| {
                     let (k, v) = g.into_inner()?;

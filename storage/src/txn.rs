@@ -186,7 +186,7 @@ impl<'a> Txn<'a> {
         let pending = batch.map_or(0, HashMap::len) + local.clone().count();
         let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .store
-            .scan_range(table, start, end, limit + pending)?
+            .scan_range(table, start..end, limit + pending)?
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();

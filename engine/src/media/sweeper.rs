@@ -50,7 +50,7 @@ impl Sweeper {
         let due = tokio::task::spawn_blocking(move || -> Result<Vec<(u8, EventId)>> {
             // Keyed by due time: the first rows are the ones due, if any is.
             Ok(store
-                .scan_first(Table::DueMediaid, BATCH)?
+                .scan_range::<&[u8]>(Table::DueMediaid, .., BATCH)?
                 .into_iter()
                 .filter_map(|(key, _)| parse_due_key(&key))
                 .take_while(|(due, _, _)| *due <= now_ms)
