@@ -10,8 +10,8 @@
 //! resolver's, then the page written straight to JSON by the one-pass walk of
 //! `page_values.rs` (which also answers inside the executor). Everything else — another root
 //! field, variables, a refused argument, an engine error, a field or shape the walk does not
-//! answer — returns `None`, and the request goes through the executor, which answers it (and
-//! any error) as it always does; nothing here ever writes an error. A document whose shape
+//! answer — returns a [`Fallback`], and the request goes through the executor, which answers
+//! it (and any error) as it always does; nothing here ever writes an error. A document whose shape
 //! falls back is not tried here again (`documents.rs`), and what the document alone decides
 //! is checked before anything is read. Tests compare both paths byte for byte.
 
