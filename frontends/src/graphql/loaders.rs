@@ -1,9 +1,10 @@
 //! Batched reads of a request's related objects, so that a page of posts costs one read for
 //! all their authors and one for all their first comments, however many posts it has (no
 //! N+1). A timeline page prefetches them as soon as it has its posts ([`Loaders::prefetch`]):
-//! what the query selects is known from a walk of its selection, the engine answers from its hot-object
-//! caches, and the fields then find their values here without waiting. Fields that nobody
-//! prefetched fall back to async-graphql's DataLoader, which gathers their keys for 1 ms.
+//! what the query selects is known from a walk of its selection, the engine answers from its
+//! hot-object caches, and the fields then find their values here without waiting. Fields that
+//! nobody prefetched fall back to async-graphql's DataLoader, which gathers their keys for
+//! 1 ms.
 //! `girok_graphql_batch_loads_total` and `girok_graphql_batch_keys_total` (by loader) count
 //! the batches and the keys they carried, prefetches included.
 
