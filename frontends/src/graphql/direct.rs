@@ -15,8 +15,7 @@
 //! falls back is not tried here again (`documents.rs`), and what the document alone decides
 //! is checked before anything is read. Tests compare both paths byte for byte.
 
-use super::args::page_size;
-use super::feed::cursor_arg;
+use super::feed::page_args;
 use super::loaders::Loaders;
 use super::page_values::{Object, ObjectJson, Page, PagePath, Query, literal};
 use super::scalars::Seq;
@@ -27,7 +26,6 @@ use async_graphql::Positioned;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
 };
-use girok_engine::limits::MAX_FEED_PAGE_SIZE;
 
 /// Why a request went to the executor instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,11 +50,7 @@ pub async fn answer(
         let limit: Option<i32> = literal(&field.node, "limit")?;
         let cursor: Option<String> = literal(&field.node, "cursor")?;
         let after: Option<Seq> = literal(&field.node, "after")?;
-        Some((
-            cursor_arg(cursor).ok()?,
-            page_size(limit, MAX_FEED_PAGE_SIZE).ok()?,
-            after.map(|s| s.0),
-        ))
+        page_args(limit, cursor, after).ok()
     })();
     let (cursor, limit, after) = arguments.ok_or(Fallback::Shape)?;
     let query = Query::Constant(document);

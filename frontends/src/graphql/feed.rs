@@ -27,7 +27,21 @@ fn post_id_arg(field: &'static str, id: &ID) -> Result<EventId> {
     parse_id(field, "a post id", id)
 }
 
-pub(super) fn cursor_arg(cursor: Option<String>) -> Result<Option<u64>> {
+/// A timeline page's `limit`, `cursor` and `after`, checked, as the engine's timeline reads
+/// take them (cursor, page size, read-your-writes seq).
+pub(super) fn page_args(
+    limit: Option<i32>,
+    cursor: Option<String>,
+    after: Option<Seq>,
+) -> Result<(Option<u64>, Option<usize>, Option<u64>)> {
+    Ok((
+        cursor_arg(cursor)?,
+        page_size(limit, MAX_FEED_PAGE_SIZE)?,
+        after.map(|s| s.0),
+    ))
+}
+
+fn cursor_arg(cursor: Option<String>) -> Result<Option<u64>> {
     cursor
         .map(|c| {
             crate::cursor::open(&c)
@@ -89,13 +103,9 @@ impl FeedQuery {
         after: Option<Seq>,
     ) -> Result<Timeline> {
         let me = principal(ctx)?.user;
+        let (cursor, limit, after) = page_args(limit, cursor, after)?;
         let page = engine(ctx)?
-            .timeline(
-                me,
-                cursor_arg(cursor)?,
-                page_size(limit, MAX_FEED_PAGE_SIZE)?,
-                after.map(|s| s.0),
-            )
+            .timeline(me, cursor, limit, after)
             .await
             .map_err(gql)?;
         prefetch_page(ctx, &page.posts).await;
@@ -112,14 +122,9 @@ impl FeedQuery {
         after: Option<Seq>,
     ) -> Result<Timeline> {
         let me = principal(ctx)?.user;
+        let (cursor, limit, after) = page_args(limit, cursor, after)?;
         let page = engine(ctx)?
-            .user_timeline(
-                me,
-                user_id_arg("userId", &user_id)?,
-                cursor_arg(cursor)?,
-                page_size(limit, MAX_FEED_PAGE_SIZE)?,
-                after.map(|s| s.0),
-            )
+            .user_timeline(me, user_id_arg("userId", &user_id)?, cursor, limit, after)
             .await
             .map_err(gql)?;
         prefetch_page(ctx, &page.posts).await;

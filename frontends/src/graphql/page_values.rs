@@ -336,19 +336,23 @@ impl<'q, 'd> Page<'q, 'd> {
     fn answer(&self, object: Object<'d>, field: &'q Positioned<Field>) -> Option<Answer<'d, 'q>> {
         let selection = &field.node.selection_set.node;
         let name = field.node.name.node.as_str();
+        if name == "__typename" {
+            return Some(Answer::OwnedText(object.type_name().into_owned()));
+        }
         Some(match object {
             Object::Timeline(page) => match name {
                 "posts" => Answer::Objects(selection, Objects::Posts(&page.posts)),
                 "pageInfo" => Answer::Object(selection, Object::PageInfo(page.next_cursor)),
                 _ => return None,
             },
-            Object::PageInfo(next) => match name {
-                "hasNextPage" => Answer::Bool(next.is_some()),
-                "endCursor" => next.map_or(Answer::Null, |next| {
-                    Answer::OwnedText(crate::cursor::seal(next))
-                }),
-                _ => return None,
-            },
+            Object::PageInfo(next) => {
+                let info = FeedPageInfo::new(next);
+                match name {
+                    "hasNextPage" => Answer::Bool(info.has_next_page),
+                    "endCursor" => info.end_cursor.map_or(Answer::Null, Answer::OwnedText),
+                    _ => return None,
+                }
+            }
             Object::Post(post) => match name {
                 "id" => Answer::OwnedText(post.id.to_string()),
                 "seq" => Answer::Number(post.seq.into()),
@@ -440,11 +444,7 @@ impl<'q, 'd> Page<'q, 'd> {
         let type_name = object.type_name();
         let mut fields = IndexMap::with_capacity(selection.items.len());
         self.query.walk(selection, &type_name, &mut |field| {
-            let value = if field.node.name.node == "__typename" {
-                Value::String(type_name.clone().into_owned())
-            } else {
-                self.value(self.answer(object, field)?)?
-            };
+            let value = self.value(self.answer(object, field)?)?;
             merge(&mut fields, field.node.response_key().node.clone(), value);
             Some(())
         })?;
@@ -510,13 +510,10 @@ impl Serialize for ObjectJson<'_, '_, '_> {
                 return None;
             }
             keys.push(key);
-            let written = if field.node.name.node == "__typename" {
-                map.serialize_entry(key.as_str(), type_name.as_ref())
-            } else {
-                let answer = page.answer(self.object, field)?;
-                map.serialize_entry(key.as_str(), &AnswerJson { page, answer })
-            };
-            written.map_err(|error| failed = Some(error)).ok()
+            let answer = page.answer(self.object, field)?;
+            map.serialize_entry(key.as_str(), &AnswerJson { page, answer })
+                .map_err(|error| failed = Some(error))
+                .ok()
         });
         if let Some(error) = failed {
             return Err(error);
