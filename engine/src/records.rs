@@ -35,6 +35,13 @@ pub(crate) fn seq_value(bytes: Option<Vec<u8>>) -> Seq {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// A stored big-endian time in ms (`None` when absent).
+pub(crate) fn time_value(bytes: Option<Vec<u8>>) -> Option<i64> {
+    bytes
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(i64::from_be_bytes)
+}
+
 /// `actor (16) ++ client id`.
 pub(crate) fn idempotency_key(actor: UserId, client_id: &str) -> Vec<u8> {
     [actor.as_bytes().as_slice(), client_id.as_bytes()].concat()

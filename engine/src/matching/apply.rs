@@ -3,7 +3,7 @@
 //! which every join and skip removes a few that ended), and the current blocks.
 
 use crate::error::Result;
-use crate::records::{pair_key, pair_of, update};
+use crate::records::{pair_key, pair_of, time_value, update};
 use girok_schemas::proto::{MatchRecord, RoomRecord, TicketRecord};
 use girok_schemas::{Event, Payload, RoomId};
 use girok_storage::{Table, Txn};
@@ -98,10 +98,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
 
 /// When the skip exclusion of `pair` (a `pair_key`) ends, if there is one.
 pub(super) fn skip_until(txn: &Txn<'_>, pair: &[u8]) -> Result<Option<i64>> {
-    Ok(txn
-        .get(Table::UserpairSkip, pair)?
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-        .map(i64::from_be_bytes))
+    Ok(time_value(txn.get(Table::UserpairSkip, pair)?))
 }
 
 /// `untilms_userpair`'s key of an exclusion of `pair` ending at `until_ms`.
@@ -118,10 +115,15 @@ fn until_key(until_ms: i64, pair: &[u8]) -> Vec<u8> {
 const REMOVAL_CURSOR: &[u8] = &[0xff];
 
 fn removal_cursor(txn: &Txn<'_>) -> Result<i64> {
-    Ok(txn
-        .get(Table::UntilmsUserpair, REMOVAL_CURSOR)?
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-        .map_or(0, i64::from_be_bytes))
+    Ok(time_value(txn.get(Table::UntilmsUserpair, REMOVAL_CURSOR)?).unwrap_or(0))
+}
+
+fn set_removal_cursor(txn: &mut Txn<'_>, until_ms: i64) {
+    txn.put(
+        Table::UntilmsUserpair,
+        REMOVAL_CURSOR.to_vec(),
+        until_ms.to_be_bytes().to_vec(),
+    );
 }
 
 /// Indexes an exclusion of `pair` by its end (lowering the removal cursor to it if needed:
@@ -136,11 +138,7 @@ fn index_skip(txn: &mut Txn<'_>, pair: &[u8], until_ms: i64) -> Result<()> {
         Vec::new(),
     );
     if until_ms < removal_cursor(txn)? {
-        txn.put(
-            Table::UntilmsUserpair,
-            REMOVAL_CURSOR.to_vec(),
-            until_ms.to_be_bytes().to_vec(),
-        );
+        set_removal_cursor(txn, until_ms);
     }
     Ok(())
 }
@@ -174,11 +172,7 @@ fn remove_ended_skips(txn: &mut Txn<'_>, now: i64) -> Result<()> {
         removed_through = Some(until);
     }
     if let Some(until) = removed_through {
-        txn.put(
-            Table::UntilmsUserpair,
-            REMOVAL_CURSOR.to_vec(),
-            until.to_be_bytes().to_vec(),
-        );
+        set_removal_cursor(txn, until);
     }
     Ok(())
 }
