@@ -296,6 +296,28 @@ impl Default for QuicConfig {
     }
 }
 
+/// Largest `quic.max_frame_bytes` girok takes: the windows it sizes from it stay well inside
+/// QUIC's limits, and a frame is read into memory whole.
+pub const MAX_QUIC_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+impl QuicConfig {
+    /// The largest frame a connection takes: `max_frame_bytes`, at least 1 KiB.
+    pub fn frame_bytes(&self) -> usize {
+        self.max_frame_bytes.max(1024)
+    }
+
+    /// Refuses settings the endpoint cannot be built from (checked before anything starts).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.max_frame_bytes > MAX_QUIC_FRAME_BYTES {
+            anyhow::bail!(
+                "quic.max_frame_bytes is {}; at most {MAX_QUIC_FRAME_BYTES} (16 MiB)",
+                self.max_frame_bytes
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `[web]`: the web app (built into the binary from `web/`; docs/web.md).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

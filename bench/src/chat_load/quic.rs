@@ -70,7 +70,7 @@ async fn connect(
 /// A send frame's bytes.
 pub(super) fn send_frame(room: &str, n: u64, body: String) -> Bytes {
     encode(&ClientFrame {
-        frame: Some(quic_client::send_frame(&n.to_string(), room, &body, None)),
+        frame: Some(quic_client::send_frame(&n.to_string(), room, body, None)),
     })
 }
 

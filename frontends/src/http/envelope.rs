@@ -4,7 +4,7 @@
 //! `{"error": {"code", "message"}}`, with a code from its status and its text as the message.
 //! Answers that already are JSON (every handler's errors, GraphQL's) pass untouched.
 
-use axum::body::{Body, to_bytes};
+use axum::body::to_bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -14,7 +14,7 @@ const MESSAGE_BYTES: usize = 1024;
 /// The middleware (`axum::middleware::map_response`).
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -35,9 +35,9 @@ pub async fn json_errors(response: Response) -> Response {
     answer
 }
 
-fn is_json(response: &Response<Body>) -> bool {
-    response
-        .headers()
+/// Whether a message's headers say its body is JSON.
+pub(crate) fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))

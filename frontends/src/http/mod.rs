@@ -4,7 +4,7 @@
 //! configured address.
 
 mod accounts;
-mod envelope;
+pub(crate) mod envelope;
 pub mod feed;
 mod graphiql;
 pub(crate) mod json;

@@ -64,10 +64,6 @@ pub struct QuicLimits {
     pub max_requests_in_flight: usize,
 }
 
-/// Largest `quic.max_frame_bytes` girok takes: the windows it sizes from it stay well inside
-/// QUIC's limits, and a frame is read into memory whole.
-const MAX_FRAME_BYTES_CEILING: usize = 16 * 1024 * 1024;
-
 /// The bound endpoint, not serving yet.
 pub struct QuicServer {
     endpoint: quinn::Endpoint,
@@ -78,12 +74,7 @@ impl QuicServer {
     /// Binds `quic.addr` (inside the runtime the connections will run on) with the
     /// certificate of `data_dir` or the configured one.
     pub fn bind(config: &QuicConfig, data_dir: &std::path::Path) -> anyhow::Result<Self> {
-        if config.max_frame_bytes > MAX_FRAME_BYTES_CEILING {
-            anyhow::bail!(
-                "quic.max_frame_bytes is {}; at most {MAX_FRAME_BYTES_CEILING} (16 MiB)",
-                config.max_frame_bytes
-            );
-        }
+        config.check()?;
         let certificates = Certificates::load(config, data_dir)?;
         let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -112,7 +103,7 @@ impl QuicServer {
         transport.max_concurrent_uni_streams(3u32.into());
         // What a connection may have buffered from its client: its control stream is read
         // at once, so a few frames' worth.
-        let stream_window = (config.max_frame_bytes.max(1024) as u32 * 4).max(256 * 1024);
+        let stream_window = (config.frame_bytes() as u32 * 4).max(256 * 1024);
         transport.stream_receive_window(stream_window.into());
         transport.receive_window((u64::from(stream_window) * 4).try_into()?);
         transport.max_idle_timeout(Some(
@@ -150,7 +141,7 @@ impl QuicServer {
         let config = &state.config.quic;
         let limits = QuicLimits {
             connection: ConnectionLimits::from(&state.config.ws),
-            max_frame_bytes: config.max_frame_bytes.max(1024),
+            max_frame_bytes: config.frame_bytes(),
             max_requests_in_flight: config.max_requests_in_flight.max(1),
         };
         let zero_rtt = config.zero_rtt;
@@ -414,7 +405,7 @@ mod tests {
     fn a_frame_limit_past_the_ceiling_is_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let config = QuicConfig {
-            max_frame_bytes: MAX_FRAME_BYTES_CEILING + 1,
+            max_frame_bytes: crate::config::MAX_QUIC_FRAME_BYTES + 1,
             ..QuicConfig::default()
         };
         let Err(refused) = QuicServer::bind(&config, dir.path()) else {

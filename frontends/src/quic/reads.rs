@@ -18,30 +18,21 @@ use tower::ServiceExt;
 /// Largest response body a read returns (a page is far smaller).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-/// Why an answer is not sent as a read's response, judged by its head before its body is
-/// read: reads carry JSON (a media variant's bytes are for HTTP, with its caching and
-/// ranges), and no more than [`MAX_RESPONSE_BYTES`] of it.
-fn refusal_of(head: &http::response::Parts) -> Option<(&'static str, &'static str)> {
-    let json = head
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    let declared = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
-    if !json {
-        Some((
-            "UNSUPPORTED_TYPE",
-            "reads answer JSON only; fetch media over HTTP",
-        ))
-    } else if declared.is_some_and(|bytes| bytes > MAX_RESPONSE_BYTES) {
-        Some(("TOO_LARGE", "the answer is larger than a read may be"))
-    } else {
-        None
-    }
+/// Whether `path` names a media variant's bytes (`/v1/media/{id}/{variant}`), the one GET
+/// under `/v1` that does not answer JSON: refused before it is routed, so the object is
+/// never fetched from storage for nothing.
+fn is_media_file(path: &str) -> bool {
+    let route = path.split(['?', '#']).next().unwrap_or_default();
+    route
+        .strip_prefix("/v1/media/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, variant)| !id.is_empty() && !variant.is_empty())
 }
+
+const NOT_JSON: (&str, &str) = (
+    "UNSUPPORTED_TYPE",
+    "reads answer JSON only; fetch media over HTTP",
+);
 
 /// The reads a connection may make: the HTTP router, and the runtime HTTP requests run on
 /// (reads never queue behind a flood of socket frames, as on HTTP).
@@ -64,6 +55,9 @@ impl Reads {
         if !request.path.starts_with("/v1/") {
             return refused("INVALID_ARGUMENT", "a read's path is a GET path under /v1/");
         }
+        if is_media_file(&request.path) {
+            return refused(NOT_JSON.0, NOT_JSON.1);
+        }
         let http_request = http::Request::get(&request.path)
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::empty());
@@ -77,8 +71,9 @@ impl Reads {
         let answered = self.runtime.spawn(async move {
             let Ok(response) = router.oneshot(http_request).await;
             let (head, body) = response.into_parts();
-            if let Some(refusal) = refusal_of(&head) {
-                return Err(refusal);
+            // A backstop: every other read answers JSON.
+            if !crate::http::envelope::is_json(&head.headers) {
+                return Err(NOT_JSON);
             }
             match axum::body::to_bytes(body, MAX_RESPONSE_BYTES).await {
                 Ok(body) => Ok((head.status.as_u16(), body)),
@@ -95,5 +90,20 @@ impl Reads {
             status: u32::from(status),
             json: body,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_media_file;
+
+    #[test]
+    fn media_files_are_known_by_their_path_and_metadata_is_not_one() {
+        assert!(is_media_file("/v1/media/abc/thumb"));
+        assert!(is_media_file("/v1/media/abc/full?download=1"));
+        assert!(!is_media_file("/v1/media/abc"));
+        assert!(!is_media_file("/v1/media/abc?x=/y"));
+        assert!(!is_media_file("/v1/media//thumb"));
+        assert!(!is_media_file("/v1/rooms/abc/messages"));
     }
 }

@@ -48,6 +48,10 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(mut config: Config, requests: tokio::runtime::Handle) -> anyhow::Result<()> {
     super::descriptors::fit(&mut config)?;
+    if config.quic.enabled {
+        // Before the engine opens the data directory: a wrong setting costs no start.
+        config.quic.check()?;
+    }
     for key in config.ignored_keys() {
         tracing::warn!(key, "configuration key no longer used; ignored");
     }
