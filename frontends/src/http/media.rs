@@ -243,10 +243,7 @@ async fn variant(
     let viewer = auth.principal.map(|p| p.user);
     let (media, variant) = state.engine.media_variant(viewer, &id, &name).await?;
     let etag = format!("\"{}\"", variant.hash);
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let not_modified = super::etag_matches(&headers, &etag);
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

@@ -164,3 +164,16 @@ pub const EXTRA_SOCKETS: usize = OPS_MAX_CONNECTIONS + 2 * listener::REFUSALS_AT
 
 /// Longest the shutdown waits for WebSockets to close after the HTTP connections ended.
 const SOCKETS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a conditional GET's `If-None-Match` (every header line, every tag) names `etag`
+/// or `*`: the answer is then 304. Weak comparison (RFC 9110, 13.1.2): a proxy that
+/// compressed an answer made its tag `W/"…"`.
+pub(crate) fn etag_matches(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(axum::http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}

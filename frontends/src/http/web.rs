@@ -2,9 +2,9 @@
 //! (`frontends/assets/web`, built from `web/` by esbuild and committed, so running girok needs
 //! no Node.js). `index.html` answers `/` and every client-side route, revalidated on each
 //! load (a 304 while the build is the same); the bundles under `/assets/` carry a content
-//! hash in their names and are cached for good (gzip when the browser accepts it). The page's Content-Security-Policy allows girok's
-//! own scripts, styles, images and connections only: no inline script or style, no other
-//! origin. The API's paths are never the app's: a missing route or asset under them is a 404.
+//! hash in their names and are cached for good (gzip when the browser accepts it). The
+//! page's Content-Security-Policy allows girok's own scripts, styles, images and connections
+//! only: no inline script or style, no other origin. The API's paths are never the app's: a missing route or asset under them is a 404.
 //! `web.enabled = false` turns the app off.
 
 use crate::app::AppState;
@@ -86,14 +86,7 @@ pub async fn fallback(
         return not_found("this build of girok has no web app");
     };
     let etag = page_etag(page);
-    let unchanged = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        // Weak comparison (RFC 9110, 13.1.2): a proxy that compressed the page made it W/"…".
-        .map(|tag| tag.trim())
-        .any(|tag| tag.strip_prefix("W/").unwrap_or(tag) == etag || tag == "*");
+    let unchanged = super::etag_matches(&headers, etag);
     let mut response = if unchanged {
         super::security_headers::html_page(StatusCode::NOT_MODIFIED, PAGE_POLICY)
     } else {
