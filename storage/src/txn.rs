@@ -136,36 +136,8 @@ impl<'a> Txn<'a> {
     /// Every `(key, value)` of `table` whose key starts with `prefix`, as it will be once this
     /// batch commits (committed data, then this batch's and this command's writes on top).
     pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-            .store
-            .scan_prefix(table, prefix)?
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
-        for (key, &index) in self.batch.overlay.get(&table).into_iter().flatten() {
-            if key.starts_with(prefix) {
-                let value = match &self.batch.ops[index] {
-                    Op::Put(_, _, value) => Some(value.clone()),
-                    Op::Delete(..) => None,
-                };
-                merged.insert(key.clone(), value);
-            }
-        }
-        for op in &self.local {
-            match op {
-                Op::Put(t, k, v) if *t == table && k.starts_with(prefix) => {
-                    merged.insert(k.clone(), Some(v.clone()));
-                }
-                Op::Delete(t, k) if *t == table && k.starts_with(prefix) => {
-                    merged.insert(k.clone(), None);
-                }
-                _ => {}
-            }
-        }
-        Ok(merged
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect())
+        let stored = self.store.scan_prefix(table, prefix)?;
+        Ok(self.with_writes(table, stored, |key| key.starts_with(prefix)))
     }
 
     /// The first `limit` entries of `table` with keys in `[start, end)`, in key order, as they
@@ -179,38 +151,55 @@ impl<'a> Txn<'a> {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let within = |key: &[u8]| key >= start && key < end;
-        let batch = self.batch.overlay.get(&table);
-        let local = self.local.iter().filter(|op| op.table() == table);
-        // Each write of this batch can hide at most one stored entry: reading that many more
-        // is enough for the first `limit` that remain.
-        let pending = batch.map_or(0, HashMap::len) + local.clone().count();
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-            .store
-            .scan_range(table, start..end, limit + pending)?
+        // Each write of this batch in the range can hide at most one stored entry: reading
+        // that many more is enough for the first `limit` that remain.
+        let pending = self.writes(table).filter(|(key, _)| within(key)).count();
+        let stored = self.store.scan_range(table, start..end, limit + pending)?;
+        let mut entries = self.with_writes(table, stored, within);
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
+    /// This batch's writes to `table`, then this command's (later ones win): each key with
+    /// its value, `None` for a delete.
+    fn writes(&self, table: Table) -> impl Iterator<Item = (&Vec<u8>, Option<&Vec<u8>>)> {
+        let batch = self
+            .batch
+            .overlay
+            .get(&table)
             .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
-        for (key, &index) in batch.into_iter().flatten() {
-            if within(key) {
-                let value = match &self.batch.ops[index] {
-                    Op::Put(_, _, value) => Some(value.clone()),
-                    Op::Delete(..) => None,
-                };
-                merged.insert(key.clone(), value);
-            }
+            .flatten()
+            .map(|(key, &index)| (key, &self.batch.ops[index]));
+        let local = self
+            .local
+            .iter()
+            .filter(move |op| op.table() == table)
+            .map(|op| match op {
+                Op::Put(_, key, _) | Op::Delete(_, key) => (key, op),
+            });
+        batch.chain(local).map(|(key, op)| match op {
+            Op::Put(_, _, value) => (key, Some(value)),
+            Op::Delete(..) => (key, None),
+        })
+    }
+
+    /// `stored` entries of `table` with this batch's and this command's writes `within` the
+    /// scanned keys on top, in key order.
+    fn with_writes(
+        &self,
+        table: Table,
+        stored: Vec<(Vec<u8>, Vec<u8>)>,
+        within: impl Fn(&[u8]) -> bool,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            stored.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        for (key, value) in self.writes(table).filter(|(key, _)| within(key)) {
+            merged.insert(key.clone(), value.cloned());
         }
-        for op in local {
-            match op {
-                Op::Put(_, k, v) if within(k) => merged.insert(k.clone(), Some(v.clone())),
-                Op::Delete(_, k) if within(k) => merged.insert(k.clone(), None),
-                _ => None,
-            };
-        }
-        Ok(merged
+        merged
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .take(limit)
-            .collect())
+            .collect()
     }
 
     /// Whether a key exists once this batch commits.

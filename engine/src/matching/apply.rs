@@ -109,25 +109,14 @@ fn until_key(until_ms: i64, pair: &[u8]) -> Vec<u8> {
     key
 }
 
-/// `untilms_userpair`'s row holding where the exclusions still there start (an end no
-/// exclusion left has passed): past every other key (ends are positive, so their first
-/// byte is below 0x80). Removal reads from there, not over the removed rows' tombstones.
+/// `untilms_userpair`'s row holding the end of the last exclusion removed (no exclusion left
+/// ends before it): past every other key (ends are positive, so their first byte is below
+/// 0x80). Removal reads from there, not over the removed rows' tombstones. An exclusion
+/// indexed later never ends before it: its end is its commit time plus a non-negative
+/// exclusion, and commit times never go back along the log.
 const REMOVAL_CURSOR: &[u8] = &[0xff];
 
-fn removal_cursor(txn: &Txn<'_>) -> Result<i64> {
-    Ok(time_value(txn.get(Table::UntilmsUserpair, REMOVAL_CURSOR)?).unwrap_or(0))
-}
-
-fn set_removal_cursor(txn: &mut Txn<'_>, until_ms: i64) {
-    txn.put(
-        Table::UntilmsUserpair,
-        REMOVAL_CURSOR.to_vec(),
-        until_ms.to_be_bytes().to_vec(),
-    );
-}
-
-/// Indexes an exclusion of `pair` by its end (lowering the removal cursor to it if needed:
-/// a shorter exclusion configured later can end before those already there).
+/// Indexes an exclusion of `pair` by its end, in place of its earlier one.
 fn index_skip(txn: &mut Txn<'_>, pair: &[u8], until_ms: i64) -> Result<()> {
     if let Some(earlier) = skip_until(txn, pair)? {
         txn.delete(Table::UntilmsUserpair, until_key(earlier, pair));
@@ -137,34 +126,27 @@ fn index_skip(txn: &mut Txn<'_>, pair: &[u8], until_ms: i64) -> Result<()> {
         until_key(until_ms, pair),
         Vec::new(),
     );
-    if until_ms < removal_cursor(txn)? {
-        set_removal_cursor(txn, until_ms);
-    }
     Ok(())
 }
 
 /// Removes up to [`ENDED_SKIPS_REMOVED_PER_EVENT`] skip exclusions that ended by `now` (the
 /// event's commit time: a function of the log alone, so replay removes the same ones). An
-/// ended exclusion keeps nobody apart (`skipped_until`), so this changes no decision.
+/// ended exclusion keeps nobody apart (`skipped_until`), so this changes no decision. Only
+/// ended rows are read: none at all while nothing has ended.
 fn remove_ended_skips(txn: &mut Txn<'_>, now: i64) -> Result<()> {
-    let cursor = removal_cursor(txn)?;
-    let first = txn.scan_range(
+    let cursor = time_value(txn.get(Table::UntilmsUserpair, REMOVAL_CURSOR)?).unwrap_or(0);
+    let ended = txn.scan_range(
         Table::UntilmsUserpair,
         &cursor.to_be_bytes(),
-        REMOVAL_CURSOR,
+        &now.saturating_add(1).to_be_bytes(),
         ENDED_SKIPS_REMOVED_PER_EVENT,
     )?;
     let mut removed_through = None;
-    for (key, _) in first {
+    for (key, _) in ended {
         let Some((until, pair)) = key.split_first_chunk::<8>() else {
-            // Not a key this table is written with: nothing to keep.
-            txn.delete(Table::UntilmsUserpair, key);
             continue;
         };
         let until = i64::from_be_bytes(*until);
-        if until > now {
-            break;
-        }
         if skip_until(txn, pair)? == Some(until) {
             txn.delete(Table::UserpairSkip, pair.to_vec());
         }
@@ -172,7 +154,11 @@ fn remove_ended_skips(txn: &mut Txn<'_>, now: i64) -> Result<()> {
         removed_through = Some(until);
     }
     if let Some(until) = removed_through {
-        set_removal_cursor(txn, until);
+        txn.put(
+            Table::UntilmsUserpair,
+            REMOVAL_CURSOR.to_vec(),
+            until.to_be_bytes().to_vec(),
+        );
     }
     Ok(())
 }

@@ -368,7 +368,7 @@ impl MatchingStage {
         let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(current)?;
         let until_ms = txn
             .commit_time_ms()
-            .saturating_add(self.config.skip_exclusion_ms);
+            .saturating_add(self.config.skip_exclusion_ms.max(0));
         let skipped = append(
             txn,
             actor,
