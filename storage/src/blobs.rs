@@ -161,11 +161,8 @@ impl BlobStore {
 
     /// A whole object; `None` if there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self.store.get(&path(key)?).await {
-            Ok(found) => found.bytes().await.map(Some).map_err(blob_error),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(blob_error(error)),
-        }
+        // No object is larger than u64::MAX bytes: never `Err(size)`.
+        Ok(self.get_at_most(key, u64::MAX).await?.and_then(|found| found.ok()))
     }
 
     /// A whole object of at most `max_bytes`, in one request: `None` if there is none,
