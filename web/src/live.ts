@@ -15,8 +15,8 @@ type Watcher = (frame: Frame) => void;
 
 type Topic = {
   watchers: Set<Watcher>;
-  /** Resume this topic after a reconnect (else: subscribe afresh and send `reset`). */
-  resume: boolean;
+  /** Watchers that asked to resume this topic after a reconnect (none: subscribe afresh and send `reset`). */
+  resumers: number;
   lastSeq?: number;
   state: 'idle' | 'pending' | 'subscribed' | 'refused';
   ready: Promise<number>;
@@ -78,16 +78,16 @@ class Live {
     let entry = this.topics.get(topic);
     if (!entry) {
       const ready = deferred();
-      entry = { watchers: new Set(), resume, state: 'idle', ready: ready.promise, markReady: ready.resolve, readySettled: false, fresh: true };
+      entry = { watchers: new Set(), resumers: 0, state: 'idle', ready: ready.promise, markReady: ready.resolve, readySettled: false, fresh: true };
       this.topics.set(topic, entry);
       this.subscribe(topic, entry, false);
     }
-    entry.resume ||= resume;
+    if (resume) entry.resumers += 1;
     entry.watchers.add(watcher);
     return () => {
       const current = this.topics.get(topic);
-      if (!current) return;
-      current.watchers.delete(watcher);
+      if (!current || !current.watchers.delete(watcher)) return;
+      if (resume) current.resumers -= 1;
       if (current.watchers.size === 0) {
         this.topics.delete(topic);
         clearTimeout(current.retryTimer);
@@ -144,9 +144,11 @@ class Live {
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
       this.socket = undefined;
+      // Every topic is asked for again on the next connection, refused ones too: some
+      // refusals (too many subscriptions, not signed in) were the connection's.
       this.topics.forEach((entry) => {
         clearTimeout(entry.retryTimer);
-        if (entry.state !== 'refused') entry.state = 'idle';
+        entry.state = 'idle';
       });
       if (close.code === 4004 || close.code === 4001) {
         // The session ended (signed out elsewhere, revoked): the app goes to sign-in.
@@ -171,7 +173,7 @@ class Live {
     this.wasOnline = true;
     this.topics.forEach((entry, topic) => {
       if (entry.state === 'refused') return;
-      const resuming = reconnected && entry.resume && entry.lastSeq !== undefined;
+      const resuming = reconnected && entry.resumers > 0 && entry.lastSeq !== undefined;
       this.subscribe(topic, entry, resuming);
       if (reconnected && !resuming) this.deliver(entry, { type: 'reset', topic });
     });
@@ -193,10 +195,15 @@ class Live {
       return;
     }
     if (code === 'ALREADY_SUBSCRIBED') return;
+    // Any other refusal ends the subscription: the screens waiting for it load anyway, and
+    // one that may pass later (a transient failure) is asked for again.
+    entry.markReady(0);
+    entry.readySettled = true;
     if (FINAL.has(code)) {
       entry.state = 'refused';
-      entry.markReady(0);
-      entry.readySettled = true;
+    } else {
+      entry.state = 'idle';
+      entry.retryTimer = window.setTimeout(() => this.subscribe(topic, entry, true), Number(frame.retryAfterMs ?? 2_000));
     }
     this.deliver(entry, frame);
   }

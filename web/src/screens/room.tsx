@@ -172,6 +172,8 @@ export function RoomScreen({ id }: { id: string }) {
   const readUpTo = useRef(0);
   const readTimer = useRef<number | undefined>(undefined);
   const sending = useRef<Promise<void>>(Promise.resolve());
+  /** Sends that failed for a passing reason, due again (cancelled when the screen closes). */
+  const retries = useRef(new Set<number>());
   const loadingOlder = useRef(false);
   const olderButton = useRef<HTMLButtonElement>(null);
   const stickToBottom = useRef(true);
@@ -287,6 +289,7 @@ export function RoomScreen({ id }: { id: string }) {
   useEffect(() => {
     if (status === 'online') pending.filter((item) => item.failed && item.retryable).forEach((item) => void deliver(item));
   }, [status]);
+  useEffect(() => () => retries.current.forEach((timer) => clearTimeout(timer)), []);
 
   function apply(frame: Frame) {
     if (frame.type === 'typing') {
@@ -371,6 +374,15 @@ export function RoomScreen({ id }: { id: string }) {
     } catch (failure) {
       const retryable = failure instanceof ApiError && TRANSIENT.has(failure.code);
       setPending((current) => current.map((other) => (other.clientId === item.clientId ? { ...other, failed: describe(failure), retryable } : other)));
+      // Offline: sent again when the socket is back (above); any other passing failure: when
+      // girok says, or in a second (the same clientId, so never twice).
+      if (retryable && failure.code !== 'OFFLINE') {
+        const timer = window.setTimeout(() => {
+          retries.current.delete(timer);
+          void deliver(item);
+        }, (failure.retryAfter ?? 1) * 1_000);
+        retries.current.add(timer);
+      }
     }
   }
 

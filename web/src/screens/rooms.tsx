@@ -85,21 +85,19 @@ function OlderRooms({ live: liveRooms }: { live: RoomSummary[] }) {
   const [older, setOlder] = useState<RoomSummary[]>([]);
   /** undefined: nothing loaded yet (start after the live rooms); null: no more. */
   const [cursor, setCursor] = useState<string | null | undefined>(undefined);
-  const [error, setError] = useState<unknown>(null);
   const next = cursor === undefined ? first : cursor;
-  const load = async () => {
-    try {
-      const { rooms: page } = await gql<{ rooms: { nodes: RoomSummary[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
-        `query($c: String) { rooms(first: 50, cursor: $c) { nodes { ${ROOM_FIELDS} } pageInfo { hasNextPage endCursor } } }`,
-        { c: next },
-      );
-      const shown = new Set([...liveRooms, ...older].map((room) => room.id));
-      setOlder((current) => [...current, ...page.nodes.filter((room) => !shown.has(room.id))]);
-      setCursor(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
-    } catch (failure) {
-      setError(failure);
-    }
-  };
+  // One page at a time (a double click would load the same page twice).
+  const { run: load, busy, error } = useAction(async () => {
+    const { rooms: page } = await gql<{ rooms: { nodes: RoomSummary[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
+      `query($c: String) { rooms(first: 50, cursor: $c) { nodes { ${ROOM_FIELDS} } pageInfo { hasNextPage endCursor } } }`,
+      { c: next },
+    );
+    setOlder((current) => {
+      const shown = new Set([...liveRooms, ...current].map((room) => room.id));
+      return [...current, ...page.nodes.filter((room) => !shown.has(room.id))];
+    });
+    setCursor(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
+  });
   return (
     <>
       {older.length > 0 && (
@@ -111,7 +109,7 @@ function OlderRooms({ live: liveRooms }: { live: RoomSummary[] }) {
       )}
       <ErrorLine error={error} />
       {next !== null && (
-        <button class="secondary" onClick={load}>
+        <button class="secondary" onClick={() => void load()} disabled={busy}>
           Older rooms
         </button>
       )}
