@@ -14,7 +14,7 @@ use girok::compose::Girok;
 use girok::config::Config;
 use girok_engine::{ChatCommand, Command};
 use girok_frontends::http;
-use girok_frontends::quic::client::{self as quic_client, Connector, Delivery, Parts};
+use girok_frontends::quic::client::{self as quic_client, Delivery, Parts};
 use girok_frontends::quic::frames::encode;
 use girok_schemas::RoomId;
 use girok_schemas::proto::envelope::Payload;
@@ -208,9 +208,7 @@ async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figure
     let (quic_addr, connectors) = match (transport, &setup.quic) {
         (Transport::Quic, Some((addr, sha256))) => (
             Some(*addr),
-            (0..args.clients.max(1).div_ceil(CLIENTS_PER_CONNECTOR))
-                .map(|_| Connector::new(sha256))
-                .collect::<anyhow::Result<Vec<_>>>()?,
+            crate::client::quic_connectors(sha256, args.clients.max(1), CLIENTS_PER_CONNECTOR)?,
         ),
         (Transport::Quic, None) => anyhow::bail!("no QUIC endpoint was started"),
         (Transport::Ws, _) => (None, Vec::new()),

@@ -11,7 +11,7 @@
 
 mod quic;
 
-use crate::client::{Account, Socket, collect, ws_url};
+use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_url};
 use crate::cpu::{Cores, CpuReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
@@ -36,9 +36,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 const PASSWORD: &str = "chat-load password";
-/// Setup requests in flight: registration and login each cost the server an argon2 hash, and
-/// more in flight only queue behind its hashing threads.
-const SETUP_CONCURRENCY: usize = 8;
 /// WebSocket handshakes (and subscriptions) in flight while connecting.
 const CONNECT_CONCURRENCY: usize = 64;
 /// Bytes read from a socket at once (see [`connect`]).

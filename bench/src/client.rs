@@ -148,6 +148,21 @@ pub async fn quic_endpoint(
     Ok((addr, info.certificate_sha256))
 }
 
+/// Setup requests in flight (registrations and logins: each costs girok an argon2 hash).
+pub(crate) const SETUP_CONCURRENCY: usize = 8;
+
+/// The client endpoints `clients` QUIC clients connect through, `per_socket` to a UDP socket
+/// (one quinn endpoint each): client `c` uses `[c / per_socket]`.
+pub(crate) fn quic_connectors(
+    sha256: &str,
+    clients: usize,
+    per_socket: usize,
+) -> anyhow::Result<Vec<girok_frontends::quic::client::Connector>> {
+    (0..clients.div_ceil(per_socket))
+        .map(|_| girok_frontends::quic::client::Connector::new(sha256))
+        .collect()
+}
+
 /// Runs `jobs` with at most `concurrency` in flight, in order, printing progress.
 pub(crate) async fn collect<T>(
     what: &'static str,

@@ -11,7 +11,7 @@
 //! (`POST /v1/matching/skip?requeue=false`) and both are idle again. A schedule that finds no
 //! idle user is counted (`starved`): more users are needed for that rate.
 
-use crate::client::{Account, Socket, account, ws_url};
+use crate::client::{Account, SETUP_CONCURRENCY, Socket, account, ws_url};
 use crate::cpu::{CpuReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
@@ -31,8 +31,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PASSWORD: &str = "matching-load password";
-/// Setup requests in flight (each costs girok an argon2 hash).
-const SETUP_CONCURRENCY: usize = 8;
 /// Longest warm-up or window accepted (a day).
 const MAX_SECONDS: u64 = 86_400;
 

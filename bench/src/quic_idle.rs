@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 const CLIENTS_PER_ENDPOINT: usize = 200;
 /// Handshakes in flight.
 const CONCURRENCY: usize = 64;
-/// Accounts registered at once during setup.
-const SETUP_CONCURRENCY: usize = 8;
 const PASSWORD: &str = "quic-idle password";
 
 #[derive(Debug, clap::Args)]
@@ -76,15 +74,15 @@ async fn run_async(args: &Args) -> anyhow::Result<Figures> {
     let jobs = (0..args.users)
         .map(|u| crate::client::account(&http, &base, format!("idle{u}"), PASSWORD))
         .collect();
-    let accounts: Vec<Account> = crate::client::collect("users", jobs, SETUP_CONCURRENCY).await?;
+    let accounts: Vec<Account> =
+        crate::client::collect("users", jobs, crate::client::SETUP_CONCURRENCY).await?;
     println!(
         "quic-idle: {} connections as {} users to {addr}, held {} s",
         args.connections, args.users, args.hold
     );
     let rss_before = args.server_pid.and_then(rss_kib);
-    let connectors = (0..args.connections.div_ceil(CLIENTS_PER_ENDPOINT))
-        .map(|_| Connector::new(&sha256))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let connectors =
+        crate::client::quic_connectors(&sha256, args.connections, CLIENTS_PER_ENDPOINT)?;
     let started = Instant::now();
     let mut clients = futures::stream::iter((0..args.connections).map(|c| {
         let connector = &connectors[c / CLIENTS_PER_ENDPOINT];

@@ -162,7 +162,10 @@ impl BlobStore {
     /// A whole object; `None` if there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         // No object is larger than u64::MAX bytes: never `Err(size)`.
-        Ok(self.get_at_most(key, u64::MAX).await?.and_then(|found| found.ok()))
+        Ok(self
+            .get_at_most(key, u64::MAX)
+            .await?
+            .and_then(|found| found.ok()))
     }
 
     /// A whole object of at most `max_bytes`, in one request: `None` if there is none,

@@ -34,9 +34,7 @@ pub(super) async fn connect_all(
         "connect: {} QUIC clients at {addr} ({CONNECT_CONCURRENCY} at a time, {CLIENTS_PER_ENDPOINT} per UDP socket)",
         layout.clients
     );
-    let connectors = (0..layout.clients.div_ceil(CLIENTS_PER_ENDPOINT))
-        .map(|_| Connector::new(&sha256))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let connectors = crate::client::quic_connectors(&sha256, layout.clients, CLIENTS_PER_ENDPOINT)?;
     let connections = (0..layout.clients)
         .map(|c| {
             let token = &accounts[layout.user(c)].token;
