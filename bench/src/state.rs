@@ -12,7 +12,11 @@
 //! 4. *growth*: `--warm-events` events written through REST by the readers over
 //!    `--connections` connections (chat messages in their rooms, every `--post-every`th a
 //!    post) fill the caches and memtables; then `--grow-events` more, the views caught up
-//!    after each: growth of resident memory per million events with the caches warm.
+//!    after each: growth of resident memory per million events with the caches warm. Two
+//!    figures: from the memory before to the memory after (one sample each, which lands
+//!    wherever the memtables' fill-and-flush cycle stands, a swing of tens of MiB), and the
+//!    slope of a least-squares line through samples taken every quarter second while the
+//!    phase writes (anonymous memory against events written), which that cycle only blurs.
 //! 5. *restart*: a clean stop and a start on the grown log: time to ready and memory.
 //! 6. *crash*: `--crash-events` more events written, `kill -9` as soon as the last is
 //!    acknowledged (the views and the search index still catching up, the memtables and the
@@ -30,7 +34,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -96,10 +100,15 @@ pub struct Growth {
     after: Memory,
     components_before: Components,
     components_after: Components,
-    /// Growth of anonymous (heap) memory per million events.
+    /// Growth of anonymous (heap) memory per million events, after against before.
     anon_mib_per_million_events: f64,
-    /// Growth of all resident memory per million events.
+    /// Growth of all resident memory per million events, after against before.
     rss_mib_per_million_events: f64,
+    /// The slope of anonymous memory against events written, over the samples taken while
+    /// the phase wrote, MiB per million events.
+    anon_mib_per_million_events_fit: f64,
+    /// Samples behind the fit.
+    samples: Samples,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,17 +182,26 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         None
     } else {
         let readers = Arc::new(readers);
-        let phase = |name, events| -> anyhow::Result<(usize, f64)> {
+        let phase = |name, events| -> anyhow::Result<(usize, f64, Samples)> {
             let started = Instant::now();
-            let posts = runtime.block_on(grow(&server.url, &readers, args, name, events))?;
+            let written = AtomicUsize::new(0);
+            let writing = AtomicBool::new(true);
+            let (posts, samples) = std::thread::scope(|scope| {
+                let sampler = scope.spawn(|| sample_memory(server.pid, &written, &writing));
+                let posts =
+                    runtime.block_on(grow(&server.url, &readers, args, name, events, &written));
+                writing.store(false, Ordering::Relaxed);
+                let samples = sampler.join().unwrap_or_default();
+                posts.map(|posts| (posts, samples))
+            })?;
             wait_caught_up(&server, &http, timeout)?;
             let seconds = started.elapsed().as_secs_f64();
             // Let the view store's batches and the search commit that follow a load settle.
             std::thread::sleep(Duration::from_secs(6));
-            Ok((posts, seconds))
+            Ok((posts, seconds, samples))
         };
         if args.warm_events > 0 {
-            let (_, seconds) = phase("warm-up", args.warm_events)?;
+            let (_, seconds, _) = phase("warm-up", args.warm_events)?;
             println!(
                 "warm-up: {} events in {seconds:.0} s; {}",
                 args.warm_events,
@@ -192,7 +210,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         }
         let before = server.memory()?;
         let components_before = components(&server.metrics(&http)?);
-        let (posts, seconds) = phase("growth", args.grow_events)?;
+        let (posts, seconds, samples) = phase("growth", args.grow_events)?;
         let after = server.memory()?;
         let components_after = components(&server.metrics(&http)?);
         let per_million = |from: f64, to: f64| (to - from) * 1e6 / args.grow_events as f64;
@@ -207,10 +225,13 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             components_after,
             anon_mib_per_million_events: per_million(before.rss_anon_mib, after.rss_anon_mib),
             rss_mib_per_million_events: per_million(before.rss_mib, after.rss_mib),
+            anon_mib_per_million_events_fit: slope_per_million(&samples),
+            samples,
         };
         println!(
             "growth: {} events ({} posts) in {:.0} s ({:.0}/s); before: {}; after: {}; \
-             {:.1} MiB anonymous ({:.1} MiB resident) per million events",
+             {:.1} MiB anonymous ({:.1} MiB resident) per million events; fitted over {} \
+             samples while writing: {:.1} MiB anonymous per million events",
             growth.events,
             growth.posts,
             growth.seconds,
@@ -218,7 +239,9 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             growth.before,
             growth.after,
             growth.anon_mib_per_million_events,
-            growth.rss_mib_per_million_events
+            growth.rss_mib_per_million_events,
+            growth.samples.len(),
+            growth.anon_mib_per_million_events_fit
         );
         print_components(&growth.components_after);
         Some(growth)
@@ -242,6 +265,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             args,
             "crash",
             args.crash_events,
+            &AtomicUsize::new(0),
         ))?;
         let acked_head = head(&server, &http)?;
         server.kill9()?;
@@ -390,11 +414,14 @@ async fn grow(
     args: &Args,
     phase: &'static str,
     total: usize,
+    written: &AtomicUsize,
 ) -> anyhow::Result<usize> {
     let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
         let (url, readers, next) = (url.to_owned(), readers.clone(), next.clone());
+        let done = done.clone();
         let post_every = args.post_every as usize;
         let http = http_client()?;
         tasks.spawn(async move {
@@ -418,14 +445,62 @@ async fn grow(
                     let status = response.status();
                     bail!("write {n}: {status}: {}", response.text().await.unwrap_or_default());
                 }
+                done.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
     let mut posts = 0;
-    while let Some(done) = tasks.join_next().await {
-        posts += done??;
+    let mut publish = tokio::time::interval(SAMPLE_EVERY / 5);
+    loop {
+        tokio::select! {
+            finished = tasks.join_next() => match finished {
+                Some(finished) => posts += finished??,
+                None => break,
+            },
+            _ = publish.tick() => written.store(done.load(Ordering::Relaxed), Ordering::Relaxed),
+        }
     }
+    written.store(done.load(Ordering::Relaxed), Ordering::Relaxed);
     Ok(posts)
+}
+
+/// `(events written, anonymous MiB)` per sample.
+type Samples = Vec<(usize, f64)>;
+
+/// How often the growth phase samples the server's memory.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// `(events written, anonymous MiB)` every [`SAMPLE_EVERY`] while `writing`.
+fn sample_memory(pid: u32, written: &AtomicUsize, writing: &AtomicBool) -> Samples {
+    let mut samples = Vec::new();
+    while writing.load(Ordering::Relaxed) {
+        std::thread::sleep(SAMPLE_EVERY);
+        if let Some(&[anon_kib]) = crate::cpu::status_kib(pid, &["RssAnon:"]).as_deref() {
+            samples.push((written.load(Ordering::Relaxed), anon_kib as f64 / 1024.0));
+        }
+    }
+    samples
+}
+
+/// The least-squares slope of `(events, MiB)` samples, MiB per million events (0 with fewer
+/// than two distinct event counts). A fill-and-flush sawtooth of height A repeating every P
+/// million events biases it by about A / (N² P) over N cycles: a few MiB for the memtables'
+/// cycle in a million-event phase.
+fn slope_per_million(samples: &[(usize, f64)]) -> f64 {
+    let n = samples.len() as f64;
+    let x = |events: usize| events as f64 / 1e6;
+    let mean_x = samples.iter().map(|&(e, _)| x(e)).sum::<f64>() / n;
+    let mean_y = samples.iter().map(|&(_, m)| m).sum::<f64>() / n;
+    let (mut covariance, mut variance) = (0.0, 0.0);
+    for &(events, mib) in samples {
+        covariance += (x(events) - mean_x) * (mib - mean_y);
+        variance += (x(events) - mean_x).powi(2);
+    }
+    if variance > 0.0 {
+        covariance / variance
+    } else {
+        0.0
+    }
 }
 
 /// The log's head (`/readyz`).
@@ -451,5 +526,32 @@ fn wait_caught_up(server: &Running, http: &Http, timeout: Duration) -> anyhow::R
             timeout.as_secs()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slope_per_million;
+
+    #[test]
+    fn the_fit_sees_the_trend_through_a_sawtooth() {
+        // 10 MiB per million events under a 60 MiB fill-and-flush swing every 25,000 events:
+        // the endpoints alone could say anything from -50 to +70. Over N whole cycles of
+        // height A and length P a ramp adds A / (N^2 P) to the slope: 1.5 MiB here.
+        let samples: Vec<(usize, f64)> = (0..=2_000)
+            .map(|i| {
+                let events = i * 500;
+                let swing = (events % 25_000) as f64 / 25_000.0 * 60.0;
+                (events, 500.0 + 10.0 * events as f64 / 1e6 + swing)
+            })
+            .collect();
+        let slope = slope_per_million(&samples);
+        assert!((slope - 10.0).abs() < 2.5, "{slope}");
+    }
+
+    #[test]
+    fn no_spread_no_slope() {
+        assert_eq!(slope_per_million(&[]), 0.0);
+        assert_eq!(slope_per_million(&[(5, 1.0), (5, 9.0)]), 0.0);
     }
 }
