@@ -53,7 +53,9 @@ pub use engine::{Engine, EngineConfig, EngineStatus, LogStatus, VIEWS_DIR, ViewS
 pub use error::{Error, ErrorKind, Result};
 pub use girok_storage::{BlobConfig, S3Config};
 /// Storage settings, named through the engine: nothing above it names storage.
-pub use girok_storage::{DEFAULT_MAX_OPEN_FILES, Durability, StoreConfig, WriterConfig};
+pub use girok_storage::{
+    DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, StoreConfig, WriterConfig,
+};
 pub use hub::{Hub, LiveEvent, Topic};
 pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};
 pub use log_report::LogReport;

@@ -54,6 +54,9 @@ pub struct StorageConfig {
     pub queue: usize,
     /// Block cache, MiB.
     pub cache_mib: u64,
+    /// Keys and values the log's memtables hold together before a commit seals them for
+    /// flushing, MiB (at least 1).
+    pub write_buffer_mib: u64,
     /// Block cache of the view store (`<data_dir>/views`, where large views keep their rows),
     /// MiB.
     pub view_cache_mib: u64,
@@ -70,6 +73,7 @@ impl Default for StorageConfig {
             max_batch: 4096,
             queue: 16_384,
             cache_mib: 64,
+            write_buffer_mib: girok_engine::DEFAULT_WRITE_BUFFER_BYTES >> 20,
             view_cache_mib: 32,
             max_open_files: girok_engine::DEFAULT_MAX_OPEN_FILES,
         }
@@ -313,6 +317,7 @@ impl Config {
         let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
         config.store.durability = self.storage.durability;
         config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
+        config.store.write_buffer_bytes = self.storage.write_buffer_mib.max(1) * 1024 * 1024;
         config.store.max_open_files = self.storage.max_open_files;
         config.view_cache_bytes = self.storage.view_cache_mib.max(1) * 1024 * 1024;
         config.writer.max_batch = self.storage.max_batch.max(1);

@@ -28,7 +28,10 @@ pub use error::{Error, Result};
 pub use head::HeadSignal;
 pub use health::StorageState;
 pub use metrics::StorageMetrics;
-pub use store::{DEFAULT_MAX_OPEN_FILES, Durability, LogStats, Store, StoreConfig, StoreMemory};
+pub use store::{
+    DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, LogStats, Store, StoreConfig,
+    StoreMemory,
+};
 pub use tables::{Table, ViewTable};
 pub use tail::LogTail;
 pub use txn::{Txn, WrittenKeys};

@@ -40,6 +40,11 @@ impl Durability {
 /// limit of 1,024 descriptors by itself).
 pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 
+/// The memtables' default bound ([`StoreConfig::write_buffer_bytes`]): without one, each
+/// table's memtable grew to fjall's 64 MiB before its flush (fjall's own bound on all of them
+/// together is not implemented), and the log's alone held up to five times that in heap.
+pub const DEFAULT_WRITE_BUFFER_BYTES: u64 = 32 << 20;
+
 /// Where and how to open the database.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -47,6 +52,10 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Most bytes of keys and values the memtables of all tables hold together: past it, a
+    /// commit seals the active memtables for fjall to flush (at least 1 MiB). Their heap is
+    /// several times that: skip-list nodes and an allocation per key and value.
+    pub write_buffer_bytes: u64,
     /// Most table files fjall keeps open at once (its descriptor cache).
     pub max_open_files: usize,
 }
@@ -58,6 +67,7 @@ impl StoreConfig {
             data_dir: data_dir.into(),
             durability: Durability::Sync,
             cache_bytes: 64 * 1024 * 1024,
+            write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
@@ -435,8 +445,31 @@ impl Store {
                     Op::Delete(table, key) => writes.remove(h.keyspace(table), key),
                 }
             }
-            Ok(writes.commit()?)
+            writes.commit()?;
+            self.bound_memtables(h);
+            Ok(())
         })
+    }
+
+    /// Seals every table's active memtable once the memtables hold more than
+    /// [`StoreConfig::write_buffer_bytes`] and none is still waiting for its flush, so their
+    /// memory is bounded by about twice that (the sealed ones being written out while new
+    /// writes fill the next) whatever the tables' own thresholds. Sealing also lets fjall drop
+    /// the journal files the flushed memtables covered: less to replay after a crash. The
+    /// batch is committed whatever happens here, so a seal that fails is only logged (the
+    /// next commit tries again).
+    fn bound_memtables(&self, h: &Handles) {
+        if h.db.write_buffer_size() <= self.config.write_buffer_bytes.max(1 << 20)
+            || h.tables.iter().any(|t| t.sealed_memtable_count() > 0)
+        {
+            return;
+        }
+        for keyspace in &h.tables {
+            if let Err(error) = keyspace.rotate_memtable() {
+                tracing::warn!(%error, "cannot seal a memtable for flushing");
+                return;
+            }
+        }
     }
 
     /// Empties a table. Only for tools that own the data directory (replay).

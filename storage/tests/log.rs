@@ -1,5 +1,5 @@
 //! The log on a real fjall database in a temp dir: group commit under concurrency, atomic
-//! write-model updates, rejection, recovery after reopen, the directory lock.
+//! write-model updates, rejection, recovery after reopen, the directory lock, the memtables' bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use girok_storage::{Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle};
@@ -329,4 +329,32 @@ fn a_range_scan_sees_the_batch_writes_over_the_stored_rows_and_stops_at_its_limi
             Ok::<_, Error>(())
         })
         .unwrap();
+}
+
+#[test]
+fn the_memtables_stay_within_their_bound_while_the_log_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.write_buffer_bytes = 1 << 20;
+    let store = Store::open(config).unwrap();
+    let writer = WriterHandle::spawn(store.clone(), UniqueAppend, WriterConfig::default()).unwrap();
+    let appender = writer.appender();
+    // 12 MiB of payloads, far under fjall's own 64 MiB per memtable.
+    for i in 0..3_000u32 {
+        appender
+            .submit_blocking((i.to_be_bytes().to_vec(), vec![7; 4096]))
+            .unwrap();
+    }
+    // Sealed memtables go out on fjall's flush workers: wait for them, the writer still open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let settled = loop {
+        let memtables = store.memory().unwrap().memtables;
+        if memtables <= 2 << 20 || std::time::Instant::now() > deadline {
+            break memtables;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(settled <= 2 << 20, "{settled} bytes still in memtables");
+    assert_eq!(store.head().get(), 3_000);
+    writer.shutdown();
 }
