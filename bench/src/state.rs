@@ -184,7 +184,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         let readers = Arc::new(readers);
         let phase = |name, events| -> anyhow::Result<(usize, f64, Samples)> {
             let started = Instant::now();
-            let written = AtomicUsize::new(0);
+            let written = Arc::new(AtomicUsize::new(0));
             let writing = AtomicBool::new(true);
             let (posts, samples) = std::thread::scope(|scope| {
                 let sampler = scope.spawn(|| sample_memory(server.pid, &written, &writing));
@@ -265,7 +265,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             args,
             "crash",
             args.crash_events,
-            &AtomicUsize::new(0),
+            &Arc::default(),
         ))?;
         let acked_head = head(&server, &http)?;
         server.kill9()?;
@@ -406,22 +406,21 @@ async fn timed_get(
     Ok(())
 }
 
-/// Writes `total` events over `args.connections` connections (their text says which `phase`);
-/// how many were posts.
+/// Writes `total` events over `args.connections` connections (their text says which `phase`),
+/// counting each acknowledged one in `written`; how many were posts.
 async fn grow(
     url: &str,
     readers: &Arc<Vec<Reader>>,
     args: &Args,
     phase: &'static str,
     total: usize,
-    written: &AtomicUsize,
+    written: &Arc<AtomicUsize>,
 ) -> anyhow::Result<usize> {
     let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
         let (url, readers, next) = (url.to_owned(), readers.clone(), next.clone());
-        let done = done.clone();
+        let written = written.clone();
         let post_every = args.post_every as usize;
         let http = http_client()?;
         tasks.spawn(async move {
@@ -445,22 +444,14 @@ async fn grow(
                     let status = response.status();
                     bail!("write {n}: {status}: {}", response.text().await.unwrap_or_default());
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                written.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
     let mut posts = 0;
-    let mut publish = tokio::time::interval(SAMPLE_EVERY / 5);
-    loop {
-        tokio::select! {
-            finished = tasks.join_next() => match finished {
-                Some(finished) => posts += finished??,
-                None => break,
-            },
-            _ = publish.tick() => written.store(done.load(Ordering::Relaxed), Ordering::Relaxed),
-        }
+    while let Some(finished) = tasks.join_next().await {
+        posts += finished??;
     }
-    written.store(done.load(Ordering::Relaxed), Ordering::Relaxed);
     Ok(posts)
 }
 

@@ -258,6 +258,11 @@ impl Default for LogConfig {
     }
 }
 
+/// Bytes in `n` MiB (a huge setting saturates rather than overflow).
+fn mib(n: u64) -> u64 {
+    n.saturating_mul(1 << 20)
+}
+
 impl Config {
     /// Defaults, then `file` (which must exist if given), then `GIROK__*` variables.
     pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
@@ -316,10 +321,10 @@ impl Config {
     pub fn engine_config(&self) -> anyhow::Result<girok_engine::EngineConfig> {
         let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
         config.store.durability = self.storage.durability;
-        config.store.cache_bytes = self.storage.cache_mib * 1024 * 1024;
-        config.store.write_buffer_bytes = self.storage.write_buffer_mib.max(1) * 1024 * 1024;
+        config.store.cache_bytes = mib(self.storage.cache_mib);
+        config.store.write_buffer_bytes = mib(self.storage.write_buffer_mib.max(1));
         config.store.max_open_files = self.storage.max_open_files;
-        config.view_cache_bytes = self.storage.view_cache_mib.max(1) * 1024 * 1024;
+        config.view_cache_bytes = mib(self.storage.view_cache_mib.max(1));
         config.writer.max_batch = self.storage.max_batch.max(1);
         config.writer.queue = self.storage.queue.max(1);
         if self.engine.workers > 0 {
@@ -336,7 +341,7 @@ impl Config {
         }
         config.password_queue = self.auth.password_queue.max(1);
         config.hot = girok_engine::hot::HotConfig {
-            event_bytes: self.cache.events_mib.saturating_mul(1 << 20),
+            event_bytes: mib(self.cache.events_mib),
             users: self.cache.users,
             sessions: self.cache.sessions,
             rooms: self.cache.rooms,

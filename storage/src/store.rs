@@ -115,6 +115,15 @@ impl Handles {
         Ok(Handles { db, tables })
     }
 
+    /// Seals every table's active memtable and hands it to fjall's flush workers (an empty
+    /// one stays as it is).
+    fn seal_memtables(&self) -> Result<()> {
+        for keyspace in &self.tables {
+            keyspace.rotate_memtable()?;
+        }
+        Ok(())
+    }
+
     fn keyspace(&self, table: Table) -> &Keyspace {
         &self.tables[table.index()]
     }
@@ -178,9 +187,7 @@ impl Store {
     /// documented API; the journal stays the source of truth either way.)
     pub(crate) fn flush_memtables(&self, wait: std::time::Duration) -> Result<bool> {
         self.with(|h| {
-            for keyspace in &h.tables {
-                keyspace.rotate_memtable()?;
-            }
+            h.seal_memtables()?;
             let deadline = std::time::Instant::now() + wait;
             while h.db.write_buffer_size() > 0 {
                 if std::time::Instant::now() >= deadline {
@@ -464,11 +471,8 @@ impl Store {
         {
             return;
         }
-        for keyspace in &h.tables {
-            if let Err(error) = keyspace.rotate_memtable() {
-                tracing::warn!(%error, "cannot seal a memtable for flushing");
-                return;
-            }
+        if let Err(error) = h.seal_memtables() {
+            tracing::warn!(%error, "cannot seal the memtables for flushing");
         }
     }
 
