@@ -243,7 +243,11 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             growth.samples.len(),
             growth.anon_mib_per_million_events_fit
         );
-        print_components(&growth.components_after);
+        // Beside the slope: what the bounded parts (caches, memtables) did meanwhile, so a
+        // cache still filling shows as such.
+        for line in component_changes(&growth.components_before, &growth.components_after) {
+            println!("{line}");
+        }
         Some(growth)
     };
     let stop_ms = server.stop()?;
@@ -344,6 +348,30 @@ fn print_components(components: &Components) {
             None => println!("  {name:<40} {value:>10.0}"),
         }
     }
+}
+
+/// One line per gauge of `after`: its value before and after a phase, and the change (MiB
+/// for memory, a count for view entries).
+fn component_changes(before: &Components, after: &Components) -> Vec<String> {
+    after
+        .iter()
+        .map(|(name, &to)| {
+            let from = before.get(name).copied().unwrap_or(0.0);
+            match name.strip_prefix("girok_memory_bytes") {
+                Some(label) => {
+                    let (from, to) = (from / 1048576.0, to / 1048576.0);
+                    format!(
+                        "  {label:<48} {from:>8.1} -> {to:>8.1} MiB ({:+.1})",
+                        to - from
+                    )
+                }
+                None => format!(
+                    "  {name:<48} {from:>10.0} -> {to:>10.0} ({:+.0})",
+                    to - from
+                ),
+            }
+        })
+        .collect()
 }
 
 /// Writes back and drops from the page cache every file under `dir`; the bytes they hold.
@@ -522,7 +550,28 @@ fn wait_caught_up(server: &Running, http: &Http, timeout: Duration) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
-    use super::slope_per_million;
+    use super::{Components, component_changes, slope_per_million};
+
+    #[test]
+    fn component_changes_show_each_gauge_before_and_after() {
+        let cache = r#"girok_memory_bytes{component="log_block_cache"}"#.to_owned();
+        let entries = r#"girok_view_memory_entries{view="timelines"}"#.to_owned();
+        let before = Components::from([(cache.clone(), 40.0 * 1048576.0)]);
+        let after = Components::from([(cache, 52.5 * 1048576.0), (entries, 1_500.0)]);
+        assert_eq!(
+            component_changes(&before, &after),
+            [
+                format!(
+                    "  {:<48} {:>8.1} -> {:>8.1} MiB (+12.5)",
+                    r#"{component="log_block_cache"}"#, 40.0, 52.5
+                ),
+                format!(
+                    "  {:<48} {:>10} -> {:>10} (+1500)",
+                    r#"girok_view_memory_entries{view="timelines"}"#, 0, 1500
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn the_fit_sees_the_trend_through_a_sawtooth() {
