@@ -342,11 +342,8 @@ fn components(metrics: &str) -> Components {
 }
 
 fn print_components(components: &Components) {
-    for (name, value) in components {
-        match name.strip_prefix("girok_memory_bytes") {
-            Some(label) => println!("  {label:<40} {:>8.1} MiB", value / 1048576.0),
-            None => println!("  {name:<40} {value:>10.0}"),
-        }
+    for (name, &value) in components {
+        println!("{}", component_line(name, None, value));
     }
 }
 
@@ -355,23 +352,28 @@ fn print_components(components: &Components) {
 fn component_changes(before: &Components, after: &Components) -> Vec<String> {
     after
         .iter()
-        .map(|(name, &to)| {
-            let from = before.get(name).copied().unwrap_or(0.0);
-            match name.strip_prefix("girok_memory_bytes") {
-                Some(label) => {
-                    let (from, to) = (from / 1048576.0, to / 1048576.0);
-                    format!(
-                        "  {label:<48} {from:>8.1} -> {to:>8.1} MiB ({:+.1})",
-                        to - from
-                    )
-                }
-                None => format!(
-                    "  {name:<48} {from:>10.0} -> {to:>10.0} ({:+.0})",
-                    to - from
-                ),
-            }
-        })
+        .map(|(name, &to)| component_line(name, Some(before.get(name).copied().unwrap_or(0.0)), to))
         .collect()
+}
+
+/// A gauge's line: memory in MiB under its label, other gauges as counts under their name;
+/// with `before`, the value before, after and the change.
+fn component_line(name: &str, before: Option<f64>, value: f64) -> String {
+    let (label, scale, unit, width, decimals) = match name.strip_prefix("girok_memory_bytes") {
+        Some(label) => (label, 1048576.0, " MiB", 8, 1),
+        None => (name, 1.0, "", 10, 0),
+    };
+    let to = value / scale;
+    match before {
+        None => format!("  {label:<48} {to:>width$.decimals$}{unit}"),
+        Some(before) => {
+            let from = before / scale;
+            format!(
+                "  {label:<48} {from:>width$.decimals$} -> {to:>width$.decimals$}{unit} ({:+.decimals$})",
+                to - from
+            )
+        }
+    }
 }
 
 /// Writes back and drops from the page cache every file under `dir`; the bytes they hold.

@@ -322,7 +322,8 @@ impl Config {
         let mut config = girok_engine::EngineConfig::new(&self.storage.data_dir);
         config.store.durability = self.storage.durability;
         config.store.cache_bytes = mib(self.storage.cache_mib);
-        config.store.write_buffer_bytes = mib(self.storage.write_buffer_mib.max(1));
+        // The store keeps at least 1 MiB itself.
+        config.store.write_buffer_bytes = mib(self.storage.write_buffer_mib);
         config.store.max_open_files = self.storage.max_open_files;
         config.view_cache_bytes = mib(self.storage.view_cache_mib.max(1));
         config.writer.max_batch = self.storage.max_batch.max(1);

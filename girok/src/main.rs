@@ -7,7 +7,7 @@
 //! to the system at once rather than a second later: with both defaults a server held 60 %
 //! more anonymous memory after a start (pages a start's batches had freed, and 2 MiB huge pages
 //! a few live objects kept whole), and after a million and a half writes nearly twice the live
-//! heap (README, "Allocator").
+//! heap (README, "The allocator").
 
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
