@@ -667,4 +667,29 @@ mod dataflow_tests {
             ]
         );
     }
+
+    #[test]
+    fn mentions_notify_while_their_post_or_comment_lives() {
+        let (a, b, c, d) = (user(1), user(2), user(3), user(4));
+        // a posts (1) naming c; b comments (2) naming d; the comment is deleted (3), then the
+        // post (4).
+        let given = Given {
+            posts: vec![((a, 1), 1, 1), ((a, 1), 4, -1)],
+            comments: vec![((1, (2, b, a)), 2, 1), ((1, (2, b, a)), 3, -1)],
+            mentions: vec![((1, (1, vec![c])), 1, 1), ((2, (2, vec![d])), 2, 1)],
+            ..Given::default()
+        };
+        let (.., notes) = run(given);
+        assert_eq!(
+            updates(notes),
+            vec![
+                ((a, (2, NotificationKind::Comment)), 2, 1),
+                ((a, (2, NotificationKind::Comment)), 3, -1),
+                ((c, (1, NotificationKind::Mention)), 1, 1),
+                ((c, (1, NotificationKind::Mention)), 4, -1),
+                ((d, (2, NotificationKind::Mention)), 2, 1),
+                ((d, (2, NotificationKind::Mention)), 3, -1),
+            ]
+        );
+    }
 }

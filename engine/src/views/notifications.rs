@@ -80,11 +80,7 @@ pub fn notifications<'s>(
         .map(|(_, (comment, _, author))| (author, (comment, NotificationKind::Comment)));
     let followed =
         follows.map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
-    let live_sources = live
-        .clone()
-        .as_collection(|post, ()| *post)
-        .concat(live_comments.map(|(_, (comment, ..))| comment));
-    let mentioned = mentions
+    let runs = mentions
         .reduce(|_source, versions, output| {
             // Versions arrive in seq order; a user's notification dates from the start of the
             // unbroken run of versions that name them, up to the current one.
@@ -97,8 +93,18 @@ pub fn notifications<'s>(
             }
             output.extend(runs.into_iter().map(|run| (run, 1)));
         })
-        .semijoin(live_sources)
-        .map(|(_, (user, since))| (user, (since, NotificationKind::Mention)));
+        .arrange_by_key();
+    // Joined with the live posts' shared arrangement and with the live comments: arranging
+    // posts and comments together for a semijoin kept a second entry per live post in memory
+    // for the few that name anyone.
+    let live_comments = live_comments
+        .map(|(_, (comment, ..))| comment)
+        .arrange_by_self();
+    let mentioned = runs
+        .clone()
+        .join_core(live.clone(), |_, run, ()| Some(*run))
+        .concat(runs.join_core(live_comments, |_, run, ()| Some(*run)))
+        .map(|(user, since)| (user, (since, NotificationKind::Mention)));
     let matched = matches.map(|(user, seq)| (user, (seq, NotificationKind::Match)));
     liked
         .concat(commented)
