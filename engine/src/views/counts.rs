@@ -35,17 +35,17 @@ impl<V> Default for Counts<V> {
 }
 
 impl<V: Ord + Copy> Counts<V> {
-    /// From values in order, each once, none with a zero count.
-    pub(crate) fn from_sorted(mut net: Vec<(V, isize)>) -> Self {
+    /// From values in order, each once, none with a zero count. The vectors kept are new ones
+    /// of the exact size (a start restores millions of entries this way): collecting `net` in
+    /// place would keep its buffer, twice the size for the values alone, and `shrink_to_fit`
+    /// does not shrink a block at least half used under mimalloc.
+    pub(crate) fn from_sorted(net: Vec<(V, isize)>) -> Self {
         if net.iter().all(|(_, count)| *count == ONE) {
-            // A new vector of the exact size: collecting `net` in place would keep its buffer,
-            // twice the size (a start restores millions of timeline entries this way).
             let mut values = Vec::with_capacity(net.len());
             values.extend(net.iter().map(|(value, _)| *value));
             Counts::Once(values)
         } else if net.len() <= FEW {
-            net.shrink_to_fit();
-            Counts::Few(net)
+            Counts::Few(net.to_vec())
         } else {
             Counts::Many(net.into_iter().collect())
         }

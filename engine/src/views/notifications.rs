@@ -7,6 +7,7 @@
 
 use super::post_stats::LivePosts;
 use differential_dataflow::VecCollection;
+use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use girok_schemas::{Seq, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -80,20 +81,29 @@ pub fn notifications<'s>(
         .map(|(_, (comment, _, author))| (author, (comment, NotificationKind::Comment)));
     let followed =
         follows.map(|(_, followee, follow)| (followee, (follow, NotificationKind::Follow)));
+    // Per post or comment, `(user, since)` per user its current version names, kept arranged
+    // as the reduce builds it (its output is joined twice below).
     let runs = mentions
-        .reduce(|_source, versions, output| {
-            // Versions arrive in seq order; a user's notification dates from the start of the
-            // unbroken run of versions that name them, up to the current one.
-            let mut runs: std::collections::BTreeMap<UserId, Seq> = Default::default();
-            for ((version, users), _) in versions {
-                runs.retain(|user, _| users.contains(user));
-                for user in users {
-                    runs.entry(*user).or_insert(*version);
+        .arrange_by_key_named("Arrange: MentionRuns")
+        .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<Seq, (UserId, Seq), Seq, isize>, _, _>(
+            "MentionRuns",
+            |_source, versions, output| {
+                // Versions arrive in seq order; a user's notification dates from the start of
+                // the unbroken run of versions that name them, up to the current one.
+                let mut runs: std::collections::BTreeMap<UserId, Seq> = Default::default();
+                for ((version, users), _) in versions {
+                    runs.retain(|user, _| users.contains(user));
+                    for user in users {
+                        runs.entry(*user).or_insert(*version);
+                    }
                 }
-            }
-            output.extend(runs.into_iter().map(|run| (run, 1)));
-        })
-        .arrange_by_key();
+                output.extend(runs.into_iter().map(|run| (run, 1)));
+            },
+            |rows, source, runs| {
+                rows.clear();
+                rows.extend(runs.drain(..).map(|(run, time, diff)| ((*source, run), time, diff)));
+            },
+        );
     // Joined with the live posts' shared arrangement and with the live comments: arranging
     // posts and comments together for a semijoin kept a second entry per live post in memory
     // for the few that name anyone.
