@@ -422,6 +422,72 @@ async fn search_finds_posts_users_and_only_messages_of_my_rooms_and_replay_match
     );
 }
 
+/// A steady trickle of posts is committed to the search index at most every `COMMIT_EVERY`
+/// (each commit is a new segment, its merges and a dozen fsyncs), not at every poll of the
+/// log, and every post is searchable in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_of_documents_commits_the_index_at_most_every_commit_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    engine.register_metrics(&mut registry);
+    let commits = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("girok_search_commits "))
+            .expect("the commit count is exported")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let ann = user(&engine, "ann").await;
+    // Settled: the registration's commit is behind us.
+    let settled = engine
+        .search(
+            ann,
+            SearchQuery {
+                text: "ann".into(),
+                after: Some(engine.head()),
+                ..SearchQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.results.len(), 1);
+    let before = commits();
+    let started = std::time::Instant::now();
+    let mut last = 0;
+    // One post every 10 ms: the indexer (polling every 50 ms) is caught up at each poll.
+    for n in 0..100 {
+        last = post(&engine, ann, &format!("trickle number{n}")).await.1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let found = engine
+        .search(
+            ann,
+            SearchQuery {
+                text: "trickle".into(),
+                after: Some(last),
+                limit: Some(100),
+                ..SearchQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.results.len(), 100);
+    let elapsed = started.elapsed();
+    let made = commits() - before;
+    let most =
+        elapsed.as_millis() as u64 / girok_engine::search::COMMIT_EVERY.as_millis() as u64 + 1;
+    assert!(
+        (1..=most).contains(&made),
+        "{made} commits in {elapsed:?}: at most one per {:?}",
+        girok_engine::search::COMMIT_EVERY
+    );
+    engine.shutdown().await;
+}
+
 /// What a reader sees of the feed: home timeline, notifications, follow counts and lists.
 async fn seen(engine: &Engine, reader: UserId, after: Seq) -> String {
     let home = engine

@@ -1,5 +1,5 @@
 //! The indexer thread: tails the durable log into the index, commits (with its checkpoint)
-//! when caught up and at least every [`COMMIT_EVERY`](super::COMMIT_EVERY) under load, and
+//! at most and, while documents change, at least every [`COMMIT_EVERY`](super::COMMIT_EVERY), and
 //! when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
 //! goes back to the last commit and indexes again from there after a pause.
 
@@ -127,7 +127,7 @@ fn run(
     // came since changed no document).
     let mut committed: Seq = start;
     let mut searchable: Seq = start;
-    let mut last_round = Instant::now();
+    let mut last_commit = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut pause = RETRY_FIRST;
     // The event whose indexing failed last, and how many times in a row.
@@ -187,25 +187,28 @@ fn run(
             }
         }
         let caught_up = tail.position() > limit;
-        let round_due = indexed > searchable && (caught_up || last_round.elapsed() >= COMMIT_EVERY);
+        // A commit makes documents searchable at the cost of a new segment, the merges it
+        // brings and a dozen fsyncs; so commits come at most every COMMIT_EVERY, caught up or
+        // not (a steady trickle of messages made one at nearly every 50-ms poll).
+        let commit_due = last_commit.elapsed() >= COMMIT_EVERY;
         let checkpoint_due = indexed > committed && last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
-        if failed.is_none() && (round_due || checkpoint_due) {
-            if index.has_changes() || checkpoint_due {
-                match index.commit(active, indexed) {
-                    Ok(()) => {
-                        (committed, searchable) = (indexed, indexed);
-                        index.watermark.advance(indexed);
-                        last_checkpoint = Instant::now();
-                        pause = RETRY_FIRST;
-                    }
-                    Err(error) => failed = Some(error),
+        let changes = index.has_changes();
+        if failed.is_none() && ((changes && commit_due) || checkpoint_due) {
+            match index.commit(active, indexed) {
+                Ok(()) => {
+                    (committed, searchable) = (indexed, indexed);
+                    index.watermark.advance(indexed);
+                    last_checkpoint = Instant::now();
+                    last_commit = Instant::now();
+                    pause = RETRY_FIRST;
                 }
-            } else {
-                // Nothing changed since the last commit: searches already show `indexed`.
-                searchable = indexed;
-                index.watermark.advance(indexed);
+                Err(error) => failed = Some(error),
             }
-            last_round = Instant::now();
+        } else if failed.is_none() && !changes && indexed > searchable && (caught_up || commit_due)
+        {
+            // Nothing changed since the last commit: searches already show `indexed`.
+            searchable = indexed;
+            index.watermark.advance(indexed);
         }
         if let Some(error) = failed {
             // What was indexed since the last commit may be lost in the writer (a failed

@@ -19,8 +19,9 @@
 //! skipped, as replay skips it, and so is one that failed five times in a row. A clean stop commits. `girok replay` builds an index in memory
 //! from seq 1. The index has a watermark like every view; a search with `after: seq` waits for
 //! it. The indexer polls the log once caught up; commits (which make documents searchable)
-//! happen when it catches up, and at least every [`COMMIT_EVERY`] under load, if a document
-//! changed (otherwise the watermark just moves, and the checkpoint follows within seconds).
+//! happen every [`COMMIT_EVERY`] while documents change, caught up or not, and never more
+//! often (each is a new segment and a dozen fsyncs); when no document changed the watermark
+//! just moves, and the checkpoint follows within seconds.
 //!
 //! The indexer and tantivy's threads run at the lowest scheduling priority: on a busy machine
 //! they yield to the log writer and the live deliveries, and search freshness takes the delay.
@@ -40,7 +41,8 @@ use crate::error::Error;
 use girok_schemas::Seq;
 use std::time::Duration;
 
-/// Longest the indexer goes without a commit while events keep coming.
+/// Time between commits while documents change: the shortest between two, and (while the
+/// indexer keeps up with the log) about the longest a new document waits to be searchable.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// Where the live index is kept, inside the data directory.
 pub const SEARCH_DIR: &str = "search";
