@@ -1,6 +1,6 @@
 //! The indexer thread: tails the durable log into the index, commits (with its checkpoint)
-//! at most and, while documents change, at least every [`COMMIT_EVERY`](super::COMMIT_EVERY), and
-//! when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
+//! every [`COMMIT_EVERY`](super::COMMIT_EVERY) while documents change and never more often,
+//! and when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
 //! goes back to the last commit and indexes again from there after a pause.
 
 use super::COMMIT_EVERY;
