@@ -127,8 +127,9 @@ fn run(
     // came since changed no document).
     let mut committed: Seq = start;
     let mut searchable: Seq = start;
+    // When the index last committed; every commit carries the checkpoint, so this also
+    // times the checkpoint.
     let mut last_commit = Instant::now();
-    let mut last_checkpoint = Instant::now();
     let mut pause = RETRY_FIRST;
     // The event whose indexing failed last, and how many times in a row.
     let mut failing: Option<(Seq, u32)> = None;
@@ -190,22 +191,23 @@ fn run(
         // A commit makes documents searchable at the cost of a new segment, the merges it
         // brings and a dozen fsyncs; so commits come at most every COMMIT_EVERY, caught up or
         // not (a steady trickle of messages made one at nearly every 50-ms poll).
-        let commit_due = last_commit.elapsed() >= COMMIT_EVERY;
-        let checkpoint_due = indexed > committed && last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+        let since_commit = last_commit.elapsed();
+        let commit_due = since_commit >= COMMIT_EVERY;
+        let checkpoint_due = indexed > committed && since_commit >= CHECKPOINT_EVERY;
         let changes = index.has_changes();
-        if failed.is_none() && ((changes && commit_due) || checkpoint_due) {
+        if failed.is_some() {
+            // Nothing is committed or shown until the writer went back to its last commit.
+        } else if (changes && commit_due) || checkpoint_due {
             match index.commit(active, indexed) {
                 Ok(()) => {
                     (committed, searchable) = (indexed, indexed);
                     index.watermark.advance(indexed);
-                    last_checkpoint = Instant::now();
                     last_commit = Instant::now();
                     pause = RETRY_FIRST;
                 }
                 Err(error) => failed = Some(error),
             }
-        } else if failed.is_none() && !changes && indexed > searchable && (caught_up || commit_due)
-        {
+        } else if !changes && indexed > searchable && (caught_up || commit_due) {
             // Nothing changed since the last commit: searches already show `indexed`.
             searchable = indexed;
             index.watermark.advance(indexed);
