@@ -250,6 +250,7 @@ async fn health_readiness_metrics_and_graphiql() {
         "girok_log_appends_total 5", // registered, logged in, room, join, message
         "girok_log_batch_commands_bucket",
         "girok_log_fsync_seconds_bucket",
+        "girok_log_commit_seconds_bucket",
         "girok_view_lag_events{view=\"room_history\"}",
         "girok_view_watermark_seq{view=\"room_history\"}",
         "girok_view_entries{view=\"timelines\"}",
@@ -259,6 +260,19 @@ async fn health_readiness_metrics_and_graphiql() {
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
+    // Each answered command's time from the queue to its answer is observed once: at least
+    // the four commands above (registration, login, room, message), and never more than the
+    // batches held (a command still in flight is counted by its batch first).
+    let value = |name: &str| {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap();
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
+    };
+    let answered = value("girok_log_commit_seconds_count");
+    assert!(answered >= 4, "{metrics}");
+    assert!(
+        answered <= value("girok_log_batch_commands_sum"),
+        "{metrics}"
+    );
     let graphiql = server.get("/graphql").await;
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await.unwrap().contains("graphiql"));

@@ -1,17 +1,21 @@
-//! Storage metrics in Prometheus form: appends, batch sizes and fsync latency.
+//! Storage metrics in Prometheus form: appends, batch sizes, fsync latency and each command's
+//! time from the writer's queue to its durable answer.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Counters and histograms the log writer updates once per batch.
+/// Counters and histograms the log writer updates once per batch (and per command, for
+/// `commit_seconds`).
 pub struct StorageMetrics {
     pub appends: Counter,
     pub batches: Counter,
     pub rejected: Counter,
     pub batch_commands: Histogram,
     pub fsync_seconds: Histogram,
+    /// Per command: from its arrival in the writer's queue to its answer.
+    pub commit_seconds: Histogram,
     pub head: Gauge,
     /// 0 ok, 1 degraded (a transient storage error; writes refused), 2 failed.
     pub state: Gauge,
@@ -29,6 +33,7 @@ impl Default for StorageMetrics {
             rejected: Counter::default(),
             batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             head: Gauge::default(),
             state: Gauge::default(),
             storage_errors: Counter::default(),
@@ -65,6 +70,11 @@ impl StorageMetrics {
             "girok_log_fsync_seconds",
             "Time to make one batch durable (fdatasync in sync mode, flush to the OS in buffered mode)",
             self.fsync_seconds.clone(),
+        );
+        registry.register(
+            "girok_log_commit_seconds",
+            "Time from a command's arrival in the log writer's queue to its answer: the wait in the queue, staging, the batch's commit and the fsync that makes it durable",
+            self.commit_seconds.clone(),
         );
         registry.register(
             "girok_log_head_seq",

@@ -48,7 +48,26 @@ pub trait Stager: Send + 'static {
 }
 
 type Outcome<S> = Result<<S as Stager>::Accepted, <S as Stager>::Rejected>;
-type Reply<S> = oneshot::Sender<Outcome<S>>;
+
+/// Where a command's answer goes, and when the command was queued (for
+/// `girok_log_commit_seconds`).
+struct Reply<S: Stager> {
+    to: oneshot::Sender<Outcome<S>>,
+    queued: Instant,
+}
+
+impl<S: Stager> Reply<S> {
+    fn new() -> (Self, Answer<S>) {
+        let (to, answer) = oneshot::channel();
+        let queued = Instant::now();
+        (Self { to, queued }, Answer(answer))
+    }
+
+    /// Answers; a submitter that gave up waiting is not an error.
+    fn send(self, outcome: Outcome<S>) {
+        let _ = self.to.send(outcome);
+    }
+}
 
 enum Message<S: Stager> {
     Command(S::Command, Reply<S>),
@@ -89,12 +108,12 @@ impl<S: Stager> Appender<S> {
     /// order, however their answers are awaited (pipelining).
     pub async fn enqueue(&self, command: S::Command) -> Result<Answer<S>, S::Rejected> {
         self.refuse_while_down()?;
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = Reply::new();
         self.tx
             .send(Message::Command(command, reply))
             .await
             .map_err(|_| Error::Closed)?;
-        Ok(Answer(answer))
+        Ok(answer)
     }
 
     /// The same without waiting: a full queue refuses the command at once with
@@ -102,9 +121,9 @@ impl<S: Stager> Appender<S> {
     /// instead of queuing behind everyone else).
     pub fn try_enqueue(&self, command: S::Command) -> Result<Answer<S>, S::Rejected> {
         self.refuse_while_down()?;
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = Reply::new();
         match self.tx.try_send(Message::Command(command, reply)) {
-            Ok(()) => Ok(Answer(answer)),
+            Ok(()) => Ok(answer),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.store.metrics().queue_full.inc();
                 Err(Error::QueueFull(self.tx.max_capacity()).into())
@@ -124,11 +143,11 @@ impl<S: Stager> Appender<S> {
     /// The same, for callers on a plain thread (never call it inside an async task).
     pub fn submit_blocking(&self, command: S::Command) -> Result<S::Accepted, S::Rejected> {
         self.refuse_while_down()?;
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = Reply::new();
         self.tx
             .blocking_send(Message::Command(command, reply))
             .map_err(|_| Error::Closed)?;
-        answer.blocking_recv().map_err(|_| Error::Closed)?
+        answer.0.blocking_recv().map_err(|_| Error::Closed)?
     }
 }
 
@@ -395,7 +414,7 @@ fn run<S: Stager>(
 fn refuse<S: Stager>(replies: impl IntoIterator<Item = (Reply<S>, Outcome<S>)>, store: &Store) {
     let reason = store.unavailable_reason();
     for (reply, _) in replies {
-        let _ = reply.send(Err(Error::Unavailable(reason.clone()).into()));
+        reply.send(Err(Error::Unavailable(reason.clone()).into()));
     }
 }
 
@@ -418,7 +437,7 @@ fn heal<S: Stager>(
         while let Ok(message) = rx.try_recv() {
             match message {
                 Message::Command(_, reply) => {
-                    let _ = reply.send(Err(unavailable(store).into()));
+                    reply.send(Err(unavailable(store).into()));
                 }
                 Message::Heal => {}
                 Message::Shutdown => *stopping = true,
@@ -499,8 +518,10 @@ fn make_durable<S: Stager>(
     }
     for committed in group {
         for (reply, outcome) in committed.replies {
-            // A submitter that gave up waiting is not an error: its write is durable anyway.
-            let _ = reply.send(outcome);
+            metrics
+                .commit_seconds
+                .observe(reply.queued.elapsed().as_secs_f64());
+            reply.send(outcome);
         }
     }
 }
