@@ -148,6 +148,9 @@ pub struct Figures {
     /// The same deliveries from the instant the frame was actually sent: without the
     /// generator's own lateness (see `send_lag`).
     delivery_latency_from_send: Latency,
+    /// The slowest delivery of the messages due in each second of the measured window, in
+    /// µs: when a stall happened, and how long it was.
+    worst_delivery_by_second_us: Vec<u64>,
     send_lag: Latency,
     #[serde(flatten)]
     counts: Counts,
@@ -372,6 +375,8 @@ struct Tally {
     ack: Histogram<u64>,
     delivery: Histogram<u64>,
     delivery_from_send: Histogram<u64>,
+    /// The slowest delivery of the messages due in each second of the measured window, in µs.
+    worst_delivery_by_second: Vec<u64>,
     /// One entry per measured message handed to the socket.
     lag: Histogram<u64>,
     frames_in_window: u64,
@@ -485,6 +490,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         ack: histogram()?,
         delivery: histogram()?,
         delivery_from_send: histogram()?,
+        worst_delivery_by_second: vec![0; args.seconds as usize],
         lag: histogram()?,
         frames_in_window: 0,
         acks_in_window: 0,
@@ -911,9 +917,13 @@ fn on_frame(run: &Run, c: usize, frame: Frame<'_>) {
                     let plan = run.plans[sender];
                     if plan.measured(n) {
                         let due_us = plan.due_ns(n) / 1000;
-                        tally
-                            .delivery
-                            .saturating_record(now_us.saturating_sub(due_us));
+                        let latency = now_us.saturating_sub(due_us);
+                        tally.delivery.saturating_record(latency);
+                        let second = due_us.saturating_sub(run.window.start_ns / 1000) / 1_000_000;
+                        if let Some(worst) = tally.worst_delivery_by_second.get_mut(second as usize)
+                        {
+                            *worst = (*worst).max(latency);
+                        }
                         let from_send = now_us.saturating_sub(sent_us);
                         tally.delivery_from_send.saturating_record(from_send);
                     }
@@ -1089,6 +1099,7 @@ fn figures(
         ack_latency: Latency::of(&tally.ack),
         delivery_latency: Latency::of(&tally.delivery),
         delivery_latency_from_send: Latency::of(&tally.delivery_from_send),
+        worst_delivery_by_second_us: std::mem::take(&mut tally.worst_delivery_by_second),
         send_lag,
         counts: std::mem::take(&mut tally.counts),
         connected_at_end: tally.clients.iter().filter(|t| t.connected).count(),
@@ -1135,6 +1146,14 @@ fn print(f: &Figures) {
     println!(
         "  from the actual send:     {}",
         f.delivery_latency_from_send
+    );
+    println!(
+        "  worst by second (ms):     {}",
+        f.worst_delivery_by_second_us
+            .iter()
+            .map(|us| format!("{:.1}", *us as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!("send lag:                   {}", f.send_lag);
     println!(
