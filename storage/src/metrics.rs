@@ -1,5 +1,5 @@
 //! Storage metrics in Prometheus form: appends, batch sizes, fsync latency and each command's
-//! time from the writer's queue to its durable answer.
+//! time from its submission to its durable answer.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,7 +14,7 @@ pub struct StorageMetrics {
     pub rejected: Counter,
     pub batch_commands: Histogram,
     pub fsync_seconds: Histogram,
-    /// Per command: from its arrival in the writer's queue to its answer.
+    /// Per command: from its submission (before any wait for room in the queue) to its answer.
     pub commit_seconds: Histogram,
     pub head: Gauge,
     /// 0 ok, 1 degraded (a transient storage error; writes refused), 2 failed.
@@ -73,7 +73,7 @@ impl StorageMetrics {
         );
         registry.register(
             "girok_log_commit_seconds",
-            "Time from a command's arrival in the log writer's queue to its answer: the wait in the queue, staging, the batch's commit and the fsync that makes it durable",
+            "Time from a command's submission to the log writer to its answer: any wait for room in the writer's queue, the wait in it, staging, the batch's commit and the fsync that makes it durable",
             self.commit_seconds.clone(),
         );
         registry.register(

@@ -49,18 +49,18 @@ pub trait Stager: Send + 'static {
 
 type Outcome<S> = Result<<S as Stager>::Accepted, <S as Stager>::Rejected>;
 
-/// Where a command's answer goes, and when the command was queued (for
+/// Where a command's answer goes, and when the command was submitted (for
 /// `girok_log_commit_seconds`).
 struct Reply<S: Stager> {
     to: oneshot::Sender<Outcome<S>>,
-    queued: Instant,
+    submitted: Instant,
 }
 
 impl<S: Stager> Reply<S> {
     fn new() -> (Self, Answer<S>) {
         let (to, answer) = oneshot::channel();
-        let queued = Instant::now();
-        (Self { to, queued }, Answer(answer))
+        let submitted = Instant::now();
+        (Self { to, submitted }, Answer(answer))
     }
 
     /// Answers; a submitter that gave up waiting is not an error.
@@ -520,7 +520,7 @@ fn make_durable<S: Stager>(
         for (reply, outcome) in committed.replies {
             metrics
                 .commit_seconds
-                .observe(reply.queued.elapsed().as_secs_f64());
+                .observe(reply.submitted.elapsed().as_secs_f64());
             reply.send(outcome);
         }
     }
