@@ -15,6 +15,7 @@ use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_url};
 use crate::cpu::{Cores, CpuReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
+use crate::server_log::{LogWindow, Scrape};
 use anyhow::{Context, bail};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -162,6 +163,9 @@ pub struct Figures {
     /// the run; only meaningful with --server-pid).
     other_cpu_cores: Option<f64>,
     server: Option<ServerFigures>,
+    /// The server's log over the window, from its `/metrics` (none where it does not serve
+    /// them on the URL given).
+    server_log: Option<LogWindow>,
     warnings: Vec<String>,
 }
 
@@ -562,12 +566,17 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     // CPU over the measured window only, for the server and the generator itself.
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
     let before = CpuReading::take(server_pid);
+    let log_before = Scrape::take(&http, &base).await;
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.end_ns)).await;
     let Cores {
         server: server_cpu_cores,
         generator: generator_cpu_cores,
         other: other_cpu_cores,
     } = CpuReading::take(server_pid).cores_since(&before);
+    let log_after = Scrape::take(&http, &base).await;
+    let server_log = log_before
+        .zip(log_after)
+        .and_then(|(before, after)| LogWindow::between(&before, &after, args.seconds as f64));
 
     for reader in readers {
         reader.await?;
@@ -613,6 +622,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
             other: other_cpu_cores,
         },
         server,
+        server_log,
     );
     print(&figures);
     Ok(figures)
@@ -1004,6 +1014,7 @@ fn figures(
     connect_secs: f64,
     cpu: Cpu,
     server: Option<ServerFigures>,
+    server_log: Option<LogWindow>,
 ) -> Figures {
     let layout = run.layout;
     let mut tally = run.tally.borrow_mut();
@@ -1107,6 +1118,7 @@ fn figures(
         generator_cpu_cores: cpu.generator,
         other_cpu_cores: cpu.other,
         server,
+        server_log,
         warnings,
     }
 }
@@ -1184,6 +1196,10 @@ fn print(f: &Figures) {
             mib(server.rss_peak_mib),
             mib(server.rss_end_mib)
         );
+    }
+    match &f.server_log {
+        Some(log) => println!("server log (/metrics):      {log}"),
+        None => println!("server log (/metrics):      n/a (no girok_log_* metrics at the URL)"),
     }
     println!(
         "generator:                  {} in the window, {:.0} frames received/s",

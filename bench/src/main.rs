@@ -19,6 +19,7 @@ mod quic_idle;
 mod read_data;
 mod read_load;
 mod report;
+mod server_log;
 mod start;
 mod state;
 
