@@ -1199,7 +1199,9 @@ fn print(f: &Figures) {
     }
     match &f.server_log {
         Some(log) => println!("server log (/metrics):      {log}"),
-        None => println!("server log (/metrics):      n/a (no girok_log_* metrics at the URL)"),
+        None => println!(
+            "server log (/metrics):      n/a (no girok_log_* metrics at the URL, or no answer within 2 s)"
+        ),
     }
     println!(
         "generator:                  {} in the window, {:.0} frames received/s",

@@ -5,18 +5,26 @@
 
 use serde::Serialize;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Bounds (in seconds) of the commit histogram's buckets that the report gives shares for.
 const REPORTED_BOUNDS: [f64; 5] = [0.0008, 0.0016, 0.0032, 0.0064, 0.0128];
+/// Longest a scrape may take: it runs on the generator's one thread, at the window's edges.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One scrape: every sample line of the text format, by its name and labels.
 pub struct Scrape(HashMap<String, f64>);
 
 impl Scrape {
-    /// Reads `base/metrics`; `None` when the server does not answer it (metrics on another
-    /// address, an older server).
+    /// Reads `base/metrics`; `None` when the server does not answer it within
+    /// [`SCRAPE_TIMEOUT`] (metrics on another address, an older server, a stalled one).
     pub async fn take(http: &reqwest::Client, base: &str) -> Option<Self> {
-        let response = http.get(format!("{base}/metrics")).send().await.ok()?;
+        let response = http
+            .get(format!("{base}/metrics"))
+            .timeout(SCRAPE_TIMEOUT)
+            .send()
+            .await
+            .ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -41,8 +49,9 @@ impl Scrape {
         self.0.get(name).copied().unwrap_or(0.0)
     }
 
-    /// A histogram's buckets: (upper bound in seconds, cumulative count).
-    fn buckets(&self, histogram: &str) -> Vec<(f64, f64)> {
+    /// A histogram's buckets as counted since `before`: (upper bound in seconds, count), by
+    /// bound.
+    fn buckets_since(&self, before: &Scrape, histogram: &str) -> Vec<(f64, f64)> {
         let prefix = format!("{histogram}_bucket{{le=\"");
         let mut buckets: Vec<(f64, f64)> = self
             .0
@@ -54,7 +63,7 @@ impl Scrape {
                 } else {
                     bound.parse().ok()?
                 };
-                Some((bound, *count))
+                Some((bound, count - before.get(name)))
             })
             .collect();
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -86,18 +95,10 @@ impl LogWindow {
             return None;
         }
         let fsyncs = delta("girok_log_fsync_seconds_count");
-        let earlier: HashMap<u64, f64> = before
-            .buckets("girok_log_commit_seconds")
-            .into_iter()
-            .map(|(bound, count)| (bound.to_bits(), count))
-            .collect();
         let shares: Vec<(f64, f64)> = after
-            .buckets("girok_log_commit_seconds")
+            .buckets_since(before, "girok_log_commit_seconds")
             .into_iter()
-            .map(|(bound, count)| {
-                let earlier = earlier.get(&bound.to_bits()).copied().unwrap_or(0.0);
-                (bound, (count - earlier) / commands)
-            })
+            .map(|(bound, count)| (bound, count / commands))
             .collect();
         let at_most = |quantile: f64| {
             shares

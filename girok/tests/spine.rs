@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{GIROK, SEND, Server, code, girok};
+use common::{GIROK, SEND, Server, code, girok, metric_in};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -263,14 +263,10 @@ async fn health_readiness_metrics_and_graphiql() {
     // Each answered command's time from the queue to its answer is observed once: at least
     // the four commands above (registration, login, room, message), and never more than the
     // batches held (a command still in flight is counted by its batch first).
-    let value = |name: &str| {
-        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap();
-        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
-    };
-    let answered = value("girok_log_commit_seconds_count");
+    let answered = metric_in(&metrics, "girok_log_commit_seconds_count");
     assert!(answered >= 4, "{metrics}");
     assert!(
-        answered <= value("girok_log_batch_commands_sum"),
+        answered <= metric_in(&metrics, "girok_log_batch_commands_sum"),
         "{metrics}"
     );
     let graphiql = server.get("/graphql").await;

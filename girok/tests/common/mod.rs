@@ -181,11 +181,7 @@ impl Server {
     /// The value of a `/metrics` line starting with `line_prefix` (a name with its labels);
     /// 0 when there is no such line.
     pub async fn metric(&self, line_prefix: &str) -> u64 {
-        let text = self.metrics().await;
-        text.lines()
-            .find(|l| l.starts_with(line_prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
+        metric_in(&self.metrics().await, line_prefix)
     }
 
     /// The operator token the server keeps in its data directory (for `/v1/log/*`).
@@ -352,6 +348,15 @@ pub fn girok(args: &[&str]) -> (i32, String, String) {
 pub const SEND: &str = "mutation($r: ID!, $b: String!, $c: String) { sendMessage(roomId: $r, body: $b, clientId: $c) { seq id duplicate } }";
 
 /// A response header as text.
+/// The value of the line of a `/metrics` text starting with `line_prefix` (a name with its
+/// labels); 0 when there is no such line.
+pub fn metric_in(text: &str, line_prefix: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
+}
+
 pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
