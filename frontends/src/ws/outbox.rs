@@ -9,8 +9,8 @@
 use super::metrics::WsMetrics;
 use super::protocol::ServerFrame;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures::SinkExt;
 use futures::stream::SplitSink;
+use futures::{FutureExt, SinkExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
@@ -80,15 +80,27 @@ impl Outbox {
     pub async fn write(&self, frames: impl IntoIterator<Item = Message>) -> bool {
         // Waiting for another writer is not the client's fault (that writer's own steps are
         // timed); only a step of this write that the socket does not take is.
-        let mut sink = self.sink.lock().await;
+        let mut sink = match self.sink.try_lock() {
+            Ok(sink) => sink,
+            Err(_) => self.sink.lock().await,
+        };
         for frame in frames {
-            let fed = tokio::time::timeout(self.write_timeout, sink.feed(frame)).await;
-            if !self.went_out(fed) {
+            if !self.timed(sink.feed(frame)).await {
                 return false;
             }
         }
-        let flushed = tokio::time::timeout(self.write_timeout, sink.flush()).await;
-        self.went_out(flushed)
+        self.timed(sink.flush()).await
+    }
+
+    /// One write step, timed by `ws.write_timeout_ms` only when the socket does not take it at
+    /// once: the usual step (a frame into the buffer, a flush the kernel accepts) arms no timer.
+    async fn timed<E>(&self, step: impl Future<Output = Result<(), E>>) -> bool {
+        let mut step = std::pin::pin!(step);
+        if let Some(done) = step.as_mut().now_or_never() {
+            return done.is_ok();
+        }
+        let waited = tokio::time::timeout(self.write_timeout, step).await;
+        self.went_out(waited)
     }
 
     /// Whether a timed write step succeeded; one the socket took nothing of for the whole
