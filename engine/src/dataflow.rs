@@ -685,3 +685,23 @@ impl ErrorLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_are_paced_by_their_length_within_bounds() {
+        // Short rounds (idle, or a light load) keep the 5-ms pace.
+        assert_eq!(round_gap(Duration::ZERO), MIN_ROUND);
+        assert_eq!(round_gap(Duration::from_micros(100)), MIN_ROUND);
+        // Longer rounds space the next one out, 20 times their length...
+        assert_eq!(
+            round_gap(Duration::from_micros(600)),
+            Duration::from_millis(12)
+        );
+        // ...up to the bound on how far a view lags the log because of it.
+        assert_eq!(round_gap(Duration::from_millis(3)), MAX_ROUND);
+        assert_eq!(round_gap(Duration::from_secs(10)), MAX_ROUND);
+    }
+}
