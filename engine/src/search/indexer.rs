@@ -1,5 +1,6 @@
 //! The indexer thread: tails the durable log into the index, commits (with its checkpoint)
-//! every [`COMMIT_EVERY`](super::COMMIT_EVERY) while documents change and never more often,
+//! every [`COMMIT_EVERY`](super::COMMIT_EVERY) while documents change and never more often
+//! (longer after a long commit: [`commit_gap`](super::commit_gap)),
 //! and when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
 //! goes back to the last commit and indexes again from there after a pause.
 
@@ -130,6 +131,8 @@ fn run(
     // When the index last committed; every commit carries the checkpoint, so this also
     // times the checkpoint.
     let mut last_commit = Instant::now();
+    // The shortest time to the next commit: longer after a long commit (see `commit_gap`).
+    let mut gap = COMMIT_EVERY;
     let mut pause = RETRY_FIRST;
     // The event whose indexing failed last, and how many times in a row.
     let mut failing: Option<(Seq, u32)> = None;
@@ -190,19 +193,22 @@ fn run(
         let caught_up = tail.position() > limit;
         // A commit makes documents searchable at the cost of a new segment, the merges it
         // brings and a dozen fsyncs; so commits come at most every COMMIT_EVERY, caught up or
-        // not (a steady trickle of messages made one at nearly every 50-ms poll).
+        // not (a steady trickle of messages made one at nearly every 50-ms poll), and the
+        // longer the last one took, the longer until the next (`commit_gap`).
         let since_commit = last_commit.elapsed();
-        let commit_due = since_commit >= COMMIT_EVERY;
+        let commit_due = since_commit >= gap;
         let checkpoint_due = indexed > committed && since_commit >= CHECKPOINT_EVERY;
         let changes = index.has_changes();
         if failed.is_some() {
             // Nothing is committed or shown until the writer went back to its last commit.
         } else if (changes && commit_due) || checkpoint_due {
+            let started = Instant::now();
             match index.commit(active, indexed) {
                 Ok(()) => {
                     (committed, searchable) = (indexed, indexed);
                     index.watermark.advance(indexed);
                     last_commit = Instant::now();
+                    gap = super::commit_gap(started.elapsed());
                     pause = RETRY_FIRST;
                 }
                 Err(error) => failed = Some(error),

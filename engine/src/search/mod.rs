@@ -20,8 +20,9 @@
 //! from seq 1. The index has a watermark like every view; a search with `after: seq` waits for
 //! it. The indexer polls the log once caught up; commits (which make documents searchable)
 //! happen every [`COMMIT_EVERY`] while documents change, caught up or not, and never more
-//! often (each is a new segment and a dozen fsyncs); when no document changed the watermark
-//! just moves, and the checkpoint follows within seconds.
+//! often (each is a new segment and a dozen fsyncs); after a long commit (a busy machine) the
+//! next waits 20 times as long, up to [`MAX_COMMIT_EVERY`] ([`commit_gap`]); when no document
+//! changed the watermark just moves, and the checkpoint follows within seconds.
 //!
 //! The indexer and tantivy's threads run at the lowest scheduling priority: on a busy machine
 //! they yield to the log writer and the live deliveries, and search freshness takes the delay.
@@ -44,6 +45,16 @@ use std::time::Duration;
 /// Time between commits while documents change: the shortest between two, and (while the
 /// indexer keeps up with the log) about the longest a new document waits to be searchable.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// The longest time between commits while documents change (a busy machine's freshness).
+pub const MAX_COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// A commit's share of the indexer's time, at most 1/`COMMIT_SHARE`: the next commit waits
+/// this many times as long as the last one took (within `COMMIT_EVERY`..`MAX_COMMIT_EVERY`).
+const COMMIT_SHARE: u32 = 20;
+
+/// The time from one commit to the next, after a commit that took `took`.
+pub fn commit_gap(took: Duration) -> Duration {
+    (took * COMMIT_SHARE).clamp(COMMIT_EVERY, MAX_COMMIT_EVERY)
+}
 /// Where the live index is kept, inside the data directory.
 pub const SEARCH_DIR: &str = "search";
 
@@ -75,4 +86,20 @@ pub struct SearchHit {
 
 fn search_error(e: tantivy::TantivyError) -> Error {
     Error::Internal(format!("search index: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_spaced_by_their_length_within_bounds() {
+        assert_eq!(commit_gap(Duration::ZERO), COMMIT_EVERY);
+        assert_eq!(commit_gap(Duration::from_millis(5)), COMMIT_EVERY);
+        assert_eq!(
+            commit_gap(Duration::from_millis(30)),
+            Duration::from_millis(600)
+        );
+        assert_eq!(commit_gap(Duration::from_millis(80)), MAX_COMMIT_EVERY);
+    }
 }
