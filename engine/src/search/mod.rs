@@ -43,7 +43,8 @@ use girok_schemas::Seq;
 use std::time::Duration;
 
 /// Time between commits while documents change: the shortest between two, and (while the
-/// indexer keeps up with the log) about the longest a new document waits to be searchable.
+/// indexer keeps up with the log, and its commits are quick) about the longest a new document
+/// waits to be searchable.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// The longest time between commits while documents change (a busy machine's freshness).
 pub const MAX_COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -55,6 +56,7 @@ const COMMIT_SHARE: u32 = 20;
 pub fn commit_gap(took: Duration) -> Duration {
     (took * COMMIT_SHARE).clamp(COMMIT_EVERY, MAX_COMMIT_EVERY)
 }
+
 /// Where the live index is kept, inside the data directory.
 pub const SEARCH_DIR: &str = "search";
 
