@@ -3,6 +3,7 @@
 //! submission to its durable answer (`girok_log_commit_seconds`). Beside the latencies a
 //! generator sees from outside, it says how much of them the log's commit is.
 
+use crate::start::samples;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,18 +32,13 @@ impl Scrape {
         Some(Self::parse(&response.text().await.ok()?))
     }
 
-    /// The samples of a scrape in the text format (comments and lines that are no sample
-    /// skipped).
+    /// The samples of a scrape in the text format.
     fn parse(text: &str) -> Self {
-        let samples = text
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| {
-                let (name, value) = line.rsplit_once(' ')?;
-                Some((name.to_owned(), value.parse().ok()?))
-            })
-            .collect();
-        Self(samples)
+        Self(
+            samples(text)
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+        )
     }
 
     fn get(&self, name: &str) -> f64 {

@@ -297,12 +297,22 @@ impl Running {
     }
 }
 
-/// A gauge's value in a `/metrics` text (0 when it is not there).
-pub(crate) fn gauge(metrics: &str, name: &str) -> f64 {
+/// The samples of a `/metrics` text: each line's name (with its labels) and value; comments
+/// and lines that are no sample are skipped.
+pub(crate) fn samples(metrics: &str) -> impl Iterator<Item = (&str, f64)> {
     metrics
         .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name, value.trim().parse().ok()?))
+        })
+}
+
+/// A gauge's value in a `/metrics` text (0 when it is not there).
+pub(crate) fn gauge(metrics: &str, name: &str) -> f64 {
+    samples(metrics)
+        .find_map(|(sample, value)| (sample == name).then_some(value))
         .unwrap_or(0.0)
 }
 

@@ -27,7 +27,7 @@
 
 use crate::read_load::{Reader, check_readers, http_client, sign_in};
 use crate::report::{Latency, histogram};
-use crate::start::{Http, Memory, Running, ServerArgs, gauge, launch};
+use crate::start::{Http, Memory, Running, ServerArgs, gauge, launch, samples};
 use anyhow::{Context, bail, ensure};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -328,16 +328,12 @@ fn start_figures(server: &Running, http: &Http) -> anyhow::Result<Start> {
 
 /// The memory gauges in a `/metrics` text (none from a build without them).
 fn components(metrics: &str) -> Components {
-    metrics
-        .lines()
-        .filter(|line| {
-            line.starts_with("girok_memory_bytes{")
-                || line.starts_with("girok_view_memory_entries{")
+    samples(metrics)
+        .filter(|(name, _)| {
+            name.starts_with("girok_memory_bytes{")
+                || name.starts_with("girok_view_memory_entries{")
         })
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
+        .map(|(name, value)| (name.to_owned(), value))
         .collect()
 }
 

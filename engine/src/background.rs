@@ -4,8 +4,11 @@
 //! The dataflow workers and the view store's flush thread run a little below normal: on a
 //! saturated machine the writer and live delivery come first, and the views batch more events
 //! per round (which costs less per event) instead of taking the core from them. Work behind a
-//! watermark or a lag is delayed, never lost.
+//! watermark or a lag is delayed, never lost. Work with a fixed cost per run (a dataflow
+//! round, a search commit) is also spaced by its own length ([`Pace`]): the busier the
+//! machine, the longer a run takes and the rarer runs get.
 
+use std::time::Duration;
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
 /// A step of `thread_priority`'s 0–99 scale (99 is niceness -20, 0 is +19) that it turns into
@@ -29,5 +32,22 @@ pub fn lower_priority_somewhat(what: &str) {
 fn set(what: &str, priority: ThreadPriority) {
     if let Err(error) = set_current_thread_priority(priority) {
         tracing::warn!(what, ?error, "cannot lower the thread's priority");
+    }
+}
+
+/// How often work with a fixed cost per run may run: after a run that took `t`, the next one
+/// waits `share` times `t`, within `min..=max`, so that the work takes about 1/`share` of the
+/// time it spans. A run's length is its wall time, waits for the core included.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub share: u32,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Pace {
+    /// The wait before the next run, after a run that took `took`.
+    pub fn gap(&self, took: Duration) -> Duration {
+        (took * self.share).clamp(self.min, self.max)
     }
 }

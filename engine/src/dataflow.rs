@@ -10,6 +10,7 @@
 //! seq `t` is reflected", which is the view's watermark. Idle workers park and are unparked
 //! when the log head moves (or when data reaches them).
 
+use crate::background::Pace;
 use crate::tailer::Tailer;
 use crate::views::feed_inputs::FeedFact;
 use crate::views::inputs::{Collections, MessageRef, NamedIn, Sinks};
@@ -34,19 +35,15 @@ const PARK: Duration = Duration::from_millis(250);
 /// for at most this much more view latency (replay feeds without waiting).
 const MIN_ROUND: Duration = Duration::from_millis(5);
 /// Under load the gap between rounds grows with the rounds' own length, so that the views
-/// take about 1/`ROUND_SHARE` of the time the rounds span, and no more than [`MAX_ROUND`]:
-/// with every view scheduled on each round (about half a millisecond of CPU on this kind of
-/// machine), 200 rounds a second took a ninth of a core at any rate from 2,000 to 10,000
-/// messages/s, on the core that delivers them. A round's length is its wall time, which
-/// includes waiting for the core: the busier the machine, the fewer the rounds.
-const ROUND_SHARE: u32 = 20;
-/// The longest gap between rounds under load (the most a view lags the log because of it).
-const MAX_ROUND: Duration = Duration::from_millis(20);
-
-/// The gap before the next round, after a round that took `last` from feeding to done.
-fn round_gap(last: Duration) -> Duration {
-    (last * ROUND_SHARE).clamp(MIN_ROUND, MAX_ROUND)
-}
+/// take about a twentieth of the time the rounds span, up to 20 ms (the most a view lags the
+/// log because of it): with every view scheduled on each round (about half a millisecond of
+/// CPU on this kind of machine), 200 rounds a second took a ninth of a core at any rate from
+/// 2,000 to 10,000 messages/s, on the core that delivers them.
+const ROUNDS: Pace = Pace {
+    share: 20,
+    min: MIN_ROUND,
+    max: Duration::from_millis(20),
+};
 
 /// The differential collections, one per kind of fact in the log.
 struct Inputs {
@@ -515,8 +512,9 @@ fn run_worker(
         feeding.advance_to(tail.position());
     }
     let mut last_fed = Instant::now();
-    // The round in flight (fed, not yet through every view), and how long the last one took.
-    let mut round_started: Option<Instant> = None;
+    // Whether a round is in flight (fed at `last_fed`, not yet through every view), and how
+    // long the last one took.
+    let mut in_round = false;
     let mut last_round = Duration::ZERO;
     let mut persist_errors = ErrorLog::default();
     while !stop.load(Ordering::Acquire) {
@@ -528,7 +526,7 @@ fn run_worker(
         // fewer (each round has a fixed cost); when idle, a single event is a round of its own.
         let previous_done = !probe.less_than(&next);
         let wait = match until {
-            None => round_gap(last_round).saturating_sub(last_fed.elapsed()),
+            None => ROUNDS.gap(last_round).saturating_sub(last_fed.elapsed()),
             Some(_) => Duration::ZERO,
         };
         // Worker 0 has events to feed and nothing in flight.
@@ -538,7 +536,7 @@ fn run_worker(
             && wait.is_zero()
         {
             last_fed = Instant::now();
-            round_started = Some(last_fed);
+            in_round = true;
             match tail.next_chunk(CHUNK) {
                 Ok(entries) => {
                     if let Some(&(last, _)) = entries.last() {
@@ -569,8 +567,8 @@ fn run_worker(
         if index == 0 {
             let fed = tail.position();
             if !probe.less_than(&fed) {
-                if let Some(started) = round_started.take() {
-                    last_round = started.elapsed();
+                if std::mem::take(&mut in_round) {
+                    last_round = last_fed.elapsed();
                 }
                 // Everything fed is through every view and nothing newer was fed: the views'
                 // rows are exactly those up to `fed - 1`.
@@ -693,15 +691,15 @@ mod tests {
     #[test]
     fn rounds_are_paced_by_their_length_within_bounds() {
         // Short rounds (idle, or a light load) keep the 5-ms pace.
-        assert_eq!(round_gap(Duration::ZERO), MIN_ROUND);
-        assert_eq!(round_gap(Duration::from_micros(100)), MIN_ROUND);
+        assert_eq!(ROUNDS.gap(Duration::ZERO), MIN_ROUND);
+        assert_eq!(ROUNDS.gap(Duration::from_micros(100)), MIN_ROUND);
         // Longer rounds space the next one out, 20 times their length...
         assert_eq!(
-            round_gap(Duration::from_micros(600)),
+            ROUNDS.gap(Duration::from_micros(600)),
             Duration::from_millis(12)
         );
         // ...up to the bound on how far a view lags the log because of it.
-        assert_eq!(round_gap(Duration::from_millis(3)), MAX_ROUND);
-        assert_eq!(round_gap(Duration::from_secs(10)), MAX_ROUND);
+        assert_eq!(ROUNDS.gap(Duration::from_millis(3)), ROUNDS.max);
+        assert_eq!(ROUNDS.gap(Duration::from_secs(10)), ROUNDS.max);
     }
 }

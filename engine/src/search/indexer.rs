@@ -1,6 +1,6 @@
 //! The indexer thread: tails the durable log into the index, commits (with its checkpoint)
 //! every [`COMMIT_EVERY`](super::COMMIT_EVERY) while documents change and never more often
-//! (longer after a long commit: [`commit_gap`](super::commit_gap)),
+//! (longer after a long commit: [`COMMITS`](super::COMMITS)),
 //! and when a commit or an event's indexing fails for a reason that may pass (storage, tantivy),
 //! goes back to the last commit and indexes again from there after a pause.
 
@@ -131,7 +131,7 @@ fn run(
     // When the index last committed; every commit carries the checkpoint, so this also
     // times the checkpoint.
     let mut last_commit = Instant::now();
-    // The shortest time to the next commit: longer after a long commit (see `commit_gap`).
+    // The shortest time to the next commit: longer after a long commit (see `COMMITS`).
     let mut gap = COMMIT_EVERY;
     let mut pause = RETRY_FIRST;
     // The event whose indexing failed last, and how many times in a row.
@@ -194,7 +194,7 @@ fn run(
         // A commit makes documents searchable at the cost of a new segment, the merges it
         // brings and a dozen fsyncs; so commits come at most every COMMIT_EVERY, caught up or
         // not (a steady trickle of messages made one at nearly every 50-ms poll), and the
-        // longer the last one took, the longer until the next (`commit_gap`).
+        // longer the last one took, the longer until the next (`COMMITS`).
         let since_commit = last_commit.elapsed();
         let commit_due = since_commit >= gap;
         let checkpoint_due = indexed > committed && since_commit >= CHECKPOINT_EVERY;
@@ -208,7 +208,7 @@ fn run(
                     (committed, searchable) = (indexed, indexed);
                     index.watermark.advance(indexed);
                     last_commit = Instant::now();
-                    gap = super::commit_gap(started.elapsed());
+                    gap = super::COMMITS.gap(last_commit - started);
                     pause = RETRY_FIRST;
                 }
                 Err(error) => failed = Some(error),

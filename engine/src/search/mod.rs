@@ -21,7 +21,7 @@
 //! it. The indexer polls the log once caught up; commits (which make documents searchable)
 //! happen every [`COMMIT_EVERY`] while documents change, caught up or not, and never more
 //! often (each is a new segment and a dozen fsyncs); after a long commit (a busy machine) the
-//! next waits 20 times as long, up to [`MAX_COMMIT_EVERY`] ([`commit_gap`]); when no document
+//! next waits 20 times as long, up to a second ([`COMMITS`]); when no document
 //! changed the watermark just moves, and the checkpoint follows within seconds.
 //!
 //! The indexer and tantivy's threads run at the lowest scheduling priority: on a busy machine
@@ -38,6 +38,7 @@ pub use index::{SearchIndex, WRITER_BYTES};
 pub use indexer::Indexer;
 pub use reads::{SearchPage, SearchQuery, SearchResult};
 
+use crate::background::Pace;
 use crate::error::Error;
 use girok_schemas::Seq;
 use std::time::Duration;
@@ -46,16 +47,14 @@ use std::time::Duration;
 /// indexer keeps up with the log, and its commits are quick) about the longest a new document
 /// waits to be searchable.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
-/// The longest time between commits while documents change (a busy machine's freshness).
-pub const MAX_COMMIT_EVERY: Duration = Duration::from_secs(1);
-/// A commit's share of the indexer's time, at most 1/`COMMIT_SHARE`: the next commit waits
-/// this many times as long as the last one took (within `COMMIT_EVERY`..`MAX_COMMIT_EVERY`).
-const COMMIT_SHARE: u32 = 20;
-
-/// The time from one commit to the next, after a commit that took `took`.
-pub fn commit_gap(took: Duration) -> Duration {
-    (took * COMMIT_SHARE).clamp(COMMIT_EVERY, MAX_COMMIT_EVERY)
-}
+/// The pace of commits while documents change: after a commit, the next waits 20 times as
+/// long as it took, at least [`COMMIT_EVERY`] and at most a second (a busy machine's
+/// freshness).
+pub const COMMITS: Pace = Pace {
+    share: 20,
+    min: COMMIT_EVERY,
+    max: Duration::from_secs(1),
+};
 
 /// Where the live index is kept, inside the data directory.
 pub const SEARCH_DIR: &str = "search";
@@ -96,12 +95,15 @@ mod tests {
 
     #[test]
     fn commits_are_spaced_by_their_length_within_bounds() {
-        assert_eq!(commit_gap(Duration::ZERO), COMMIT_EVERY);
-        assert_eq!(commit_gap(Duration::from_millis(5)), COMMIT_EVERY);
+        assert_eq!(COMMITS.gap(Duration::ZERO), COMMIT_EVERY);
+        assert_eq!(COMMITS.gap(Duration::from_millis(5)), COMMIT_EVERY);
         assert_eq!(
-            commit_gap(Duration::from_millis(30)),
+            COMMITS.gap(Duration::from_millis(30)),
             Duration::from_millis(600)
         );
-        assert_eq!(commit_gap(Duration::from_millis(80)), MAX_COMMIT_EVERY);
+        assert_eq!(
+            COMMITS.gap(Duration::from_millis(80)),
+            Duration::from_secs(1)
+        );
     }
 }

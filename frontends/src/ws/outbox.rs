@@ -80,10 +80,7 @@ impl Outbox {
     pub async fn write(&self, frames: impl IntoIterator<Item = Message>) -> bool {
         // Waiting for another writer is not the client's fault (that writer's own steps are
         // timed); only a step of this write that the socket does not take is.
-        let mut sink = match self.sink.try_lock() {
-            Ok(sink) => sink,
-            Err(_) => self.sink.lock().await,
-        };
+        let mut sink = self.sink.lock().await;
         for frame in frames {
             if !self.timed(sink.feed(frame)).await {
                 return false;
@@ -93,21 +90,16 @@ impl Outbox {
     }
 
     /// One write step, timed by `ws.write_timeout_ms` only when the socket does not take it at
-    /// once: the usual step (a frame into the buffer, a flush the kernel accepts) arms no timer.
+    /// once (the usual step, a frame into the buffer or a flush the kernel accepts, arms no
+    /// timer); a step the socket took nothing of for the whole timeout means the client is not
+    /// reading, and the connection is asked to close.
     async fn timed<E>(&self, step: impl Future<Output = Result<(), E>>) -> bool {
         let mut step = std::pin::pin!(step);
         if let Some(done) = step.as_mut().now_or_never() {
             return done.is_ok();
         }
-        let waited = tokio::time::timeout(self.write_timeout, step).await;
-        self.went_out(waited)
-    }
-
-    /// Whether a timed write step succeeded; one the socket took nothing of for the whole
-    /// timeout means the client is not reading, and the connection is asked to close.
-    fn went_out<E>(&self, step: Result<Result<(), E>, tokio::time::error::Elapsed>) -> bool {
-        match step {
-            Ok(result) => result.is_ok(),
+        match tokio::time::timeout(self.write_timeout, step).await {
+            Ok(done) => done.is_ok(),
             Err(_) => {
                 self.close_slow();
                 false

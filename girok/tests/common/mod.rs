@@ -347,7 +347,6 @@ pub fn girok(args: &[&str]) -> (i32, String, String) {
 
 pub const SEND: &str = "mutation($r: ID!, $b: String!, $c: String) { sendMessage(roomId: $r, body: $b, clientId: $c) { seq id duplicate } }";
 
-/// A response header as text.
 /// The value of the line of a `/metrics` text starting with `line_prefix` (a name with its
 /// labels); 0 when there is no such line.
 pub fn metric_in(text: &str, line_prefix: &str) -> u64 {
@@ -357,6 +356,7 @@ pub fn metric_in(text: &str, line_prefix: &str) -> u64 {
         .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
 }
 
+/// A response header as text.
 pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
