@@ -1,6 +1,11 @@
-//! Scheduling priorities of girok's threads. Background threads (search indexing, the
-//! analytics pipeline) run at the lowest priority, so that on a saturated machine they take
-//! what the log writer, the views and live deliveries leave, instead of adding latency to them.
+//! Scheduling priorities of girok's threads. Threads on the delivery path (the log writer and
+//! its sync thread, the hub, the async runtimes) ask for the kernel's shortest time slice
+//! ([`latency_critical`], from `girok_storage::sched`), so that they get the core soon after
+//! they wake, whatever else is running (without it, the socket runtime waited up to 5 ms for
+//! a search indexing thread to finish its slice). Background threads (search indexing, media
+//! processing, the analytics pipeline) run at the lowest priority, so that on a saturated
+//! machine they take what the log writer, the views and live deliveries leave (not in the
+//! idle class, which could starve them for as long as the machine stays busy).
 //! The dataflow workers and the view store's flush thread run a little below normal: on a
 //! saturated machine the writer and live delivery come first, and the views batch more events
 //! per round (which costs less per event) instead of taking the core from them. Work behind a
@@ -10,6 +15,8 @@
 
 use std::time::Duration;
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+
+pub use girok_storage::sched::latency_critical;
 
 /// A step of `thread_priority`'s 0–99 scale (99 is niceness -20, 0 is +19) that it turns into
 /// niceness 4 on Linux (as `/proc/<pid>/task/<tid>/stat` shows).

@@ -511,6 +511,65 @@ async fn an_idle_websocket_costs_little_memory() {
     assert!(per_socket <= 16, "{per_socket} KiB per idle WebSocket");
 }
 
+/// Each thread of `pid` by name, with the time slice the kernel gives it (`se.slice`, ns; none
+/// for a thread outside the fair class).
+fn thread_slices(pid: u32) -> Vec<(String, Option<u64>)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let sched = std::fs::read_to_string(path.join("sched")).ok()?;
+            let slice = sched
+                .lines()
+                .find(|l| l.starts_with("se.slice"))
+                .and_then(|l| l.rsplit(' ').next()?.trim().parse().ok());
+            Some((name.trim().to_owned(), slice))
+        })
+        .collect()
+}
+
+/// The threads on the delivery path ask for the kernel's shortest slice, so that a woken ack
+/// or delivery is not kept waiting for a background thread's (`storage/src/sched.rs`); the
+/// background threads keep the default one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_path_threads_ask_for_the_shortest_time_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // A request, so that the requests' runtime has its threads.
+    server.sign_in("slices").await;
+    let threads = thread_slices(server.child.id());
+    let slice_of = |prefix: &str| -> Vec<Option<u64>> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, slice)| *slice)
+            .collect()
+    };
+    for short in [
+        "girok-rt",
+        "girok-http",
+        "girok-log-write",
+        "girok-log-sync",
+        "girok-hub",
+    ] {
+        let slices = slice_of(short);
+        assert!(!slices.is_empty(), "no {short} thread in {threads:?}");
+        assert!(
+            slices.iter().all(|s| *s == Some(100_000)),
+            "{short}: {slices:?}"
+        );
+    }
+    for background in ["girok-search", "timely:work"] {
+        let slices = slice_of(background);
+        assert!(!slices.is_empty(), "no {background} thread in {threads:?}");
+        assert!(
+            slices.iter().all(|s| s.is_some_and(|ns| ns > 100_000)),
+            "{background}: {slices:?}"
+        );
+    }
+}
+
 /// Sends SIGTERM without waiting for the exit.
 fn sigterm(server: &Server) {
     let pid = server.child.id().to_string();

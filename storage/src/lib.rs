@@ -15,6 +15,7 @@ mod head;
 mod health;
 mod metrics;
 mod op;
+pub mod sched;
 mod store;
 mod tables;
 mod tail;

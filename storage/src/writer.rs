@@ -206,7 +206,10 @@ impl<S: Stager> WriterHandle<S> {
         let max_batch = config.max_batch.max(1);
         let thread = std::thread::Builder::new()
             .name("girok-log-writer".into())
-            .spawn(move || run(writer_store, stager, rx, wake, max_batch, last_time_ms))?;
+            .spawn(move || {
+                crate::sched::latency_critical("log writer");
+                run(writer_store, stager, rx, wake, max_batch, last_time_ms)
+            })?;
         Ok(Self {
             appender: Appender { tx, store },
             thread: Some(thread),
@@ -284,8 +287,10 @@ fn run<S: Stager>(
     let sync_store = store.clone();
     let syncer = match std::thread::Builder::new()
         .name("girok-log-sync".into())
-        .spawn(move || sync_loop(&sync_store, from_writer, wake))
-    {
+        .spawn(move || {
+            crate::sched::latency_critical("log sync");
+            sync_loop(&sync_store, from_writer, wake)
+        }) {
         Ok(handle) => handle,
         Err(error) => {
             tracing::error!(%error, "cannot start the log sync thread; the writer stops");

@@ -32,6 +32,7 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("girok-rt")
+        .on_thread_start(|| girok_engine::background::latency_critical("async runtime"))
         .build()
         .context("cannot start the async runtime")?;
     // HTTP requests run apart from the WebSockets and the engine's tasks: a flood of socket
@@ -39,6 +40,7 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let requests = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("girok-http")
+        .on_thread_start(|| girok_engine::background::latency_critical("requests' runtime"))
         .build()
         .context("cannot start the requests' async runtime")?;
     let served = runtime.block_on(serve(config, requests.handle().clone()));

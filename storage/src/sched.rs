@@ -1,0 +1,80 @@
+//! How a thread on the delivery path asks the kernel for the core. On a busy core the log
+//! writer, the sync thread, the hub and the async runtimes wake thousands of times a second
+//! for microseconds of work each, and Linux's fair scheduler (EEVDF) lets the thread that is
+//! running finish its time slice (milliseconds) before a woken one may take the core, unless
+//! the woken one asked for a shorter slice than the running one's. So these threads ask for
+//! the shortest slice the kernel grants ([`LATENCY_SLICE`]): they get the core sooner when
+//! they wake, and give it up sooner when they run long; their share of the core is unchanged.
+//! Measured with `scripts/chat-load.sh --rate 2000` and `perf sched`: without it the socket
+//! runtime waited up to 5–7 ms behind a search indexing thread or the view store's flush
+//! (README, Benchmarks → chat). A kernel before 6.12 ignores the request, and so does every
+//! other system.
+
+use std::time::Duration;
+
+/// The slice a thread on the delivery path asks for (the kernel's least, 0.1 ms).
+pub const LATENCY_SLICE: Duration = Duration::from_micros(100);
+
+/// Asks for [`LATENCY_SLICE`] for the calling thread (`what` names it in the log if the kernel
+/// refuses; the thread then works the same, only waits longer for the core when it is busy).
+pub fn latency_critical(what: &str) {
+    if let Err(error) = shorten_slice(LATENCY_SLICE) {
+        tracing::debug!(what, %error, "the kernel did not shorten the thread's time slice");
+    }
+}
+
+/// `sched_setattr(2)` on the calling thread: the normal policy at niceness 0 with a custom
+/// slice (`sched_runtime`, which the fair scheduler reads as the slice since Linux 6.12).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn shorten_slice(slice: Duration) -> std::io::Result<()> {
+    let attr = libc::sched_attr {
+        size: std::mem::size_of::<libc::sched_attr>() as u32,
+        sched_policy: libc::SCHED_OTHER as u32,
+        sched_flags: 0,
+        sched_nice: 0,
+        sched_priority: 0,
+        sched_runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    // SAFETY: `attr` is a valid `sched_attr` whose `size` says how much of it the kernel may
+    // read; pid 0 is the calling thread; the kernel keeps no pointer to it after the call.
+    let done = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const _, 0) };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn shorten_slice(_: Duration) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The slice shows in `/proc/thread-self/sched` as `se.slice` (Linux 6.12 and later).
+    #[test]
+    fn a_latency_critical_thread_gets_the_short_slice() {
+        std::thread::spawn(|| {
+            shorten_slice(LATENCY_SLICE).expect("sched_setattr for the normal policy");
+            let sched = std::fs::read_to_string("/proc/thread-self/sched").expect("sched");
+            let line = sched
+                .lines()
+                .find(|l| l.starts_with("se.slice"))
+                .expect("se.slice in /proc/thread-self/sched");
+            let slice: u64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.trim().parse().ok())
+                .expect("a number of nanoseconds");
+            assert_eq!(slice, 100_000, "{line}");
+        })
+        .join()
+        .expect("the thread");
+    }
+}
