@@ -16,7 +16,7 @@
 use std::time::Duration;
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
-pub use girok_storage::sched::latency_critical;
+pub use girok_storage::sched::{latency_critical, set_short_slices};
 
 /// A step of `thread_priority`'s 0–99 scale (99 is niceness -20, 0 is +19) that it turns into
 /// niceness 4 on Linux (as `/proc/<pid>/task/<tid>/stat` shows).

@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// Where operators' endpoints (/healthz, /readyz, /metrics) are also served, on a
     /// listener of their own that client connections cannot starve; unset: none.
     pub ops_addr: Option<SocketAddr>,
+    /// The threads on the delivery path (the async runtimes, the log writer and its sync
+    /// thread, the hub) ask the kernel for its shortest time slice (Linux 6.12 and later), so
+    /// that they get the core soon after they wake; false leaves the kernel's default.
+    pub short_slices: bool,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: 10_000,
             trusted_proxies: Vec::new(),
             graphiql: true,
+            short_slices: true,
             allowed_origins: Vec::new(),
             ops_addr: None,
         }

@@ -531,7 +531,7 @@ fn thread_slices(pid: u32) -> Vec<(String, Option<u64>)> {
 
 /// The threads on the delivery path ask for the kernel's shortest slice, so that a woken ack
 /// or delivery is not kept waiting for a background thread's (`storage/src/sched.rs`); the
-/// background threads keep the default one.
+/// background threads keep the default one, and so does every thread when switched off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delivery_path_threads_ask_for_the_shortest_time_slice() {
     let dir = tempfile::tempdir().unwrap();
@@ -568,6 +568,24 @@ async fn the_delivery_path_threads_ask_for_the_shortest_time_slice() {
             "{background}: {slices:?}"
         );
     }
+    drop(server);
+
+    // `server.short_slices = false` leaves every thread the kernel's default.
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        Server::start_with_env(dir.path(), &[], &[("GIROK__SERVER__SHORT_SLICES", "false")]);
+    let threads = thread_slices(server.child.id());
+    let defaults: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("girok-rt") || name.starts_with("girok-log"))
+        .collect();
+    assert!(defaults.len() >= 3, "{threads:?}");
+    assert!(
+        defaults
+            .iter()
+            .all(|(_, s)| s.is_some_and(|ns| ns > 100_000)),
+        "{defaults:?}"
+    );
 }
 
 /// Sends SIGTERM without waiting for the exit.

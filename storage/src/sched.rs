@@ -8,16 +8,30 @@
 //! Measured with `scripts/chat-load.sh --rate 2000` and `perf sched`: without it the socket
 //! runtime waited up to 5–7 ms behind a search indexing thread or the view store's flush
 //! (README, Benchmarks → chat). A kernel before 6.12 ignores the request, and so does every
-//! other system.
+//! other system. `server.short_slices = false` switches it off ([`set_short_slices`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The slice a thread on the delivery path asks for (the kernel's least, 0.1 ms).
 pub const LATENCY_SLICE: Duration = Duration::from_micros(100);
 
-/// Asks for [`LATENCY_SLICE`] for the calling thread (`what` names it in the log if the kernel
-/// refuses; the thread then works the same, only waits longer for the core when it is busy).
+/// Whether [`latency_critical`] asks for the short slice: one choice for the whole process.
+static SHORT_SLICES: AtomicBool = AtomicBool::new(true);
+
+/// Chooses whether threads that start from now on ask for the short slice (the default) or
+/// keep the kernel's; set once at start, before the threads.
+pub fn set_short_slices(on: bool) {
+    SHORT_SLICES.store(on, Ordering::Relaxed);
+}
+
+/// Asks for [`LATENCY_SLICE`] for the calling thread, unless switched off (`what` names it in
+/// the log if the kernel refuses; the thread then works the same, only waits longer for the
+/// core when it is busy).
 pub fn latency_critical(what: &str) {
+    if !SHORT_SLICES.load(Ordering::Relaxed) {
+        return;
+    }
     if let Err(error) = shorten_slice(LATENCY_SLICE) {
         tracing::debug!(what, %error, "the kernel did not shorten the thread's time slice");
     }

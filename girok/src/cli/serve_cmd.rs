@@ -29,6 +29,8 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(workers) = args.workers {
         config.engine.workers = workers;
     }
+    // Before any thread of the server starts: each asks for its slice as it starts.
+    girok_engine::background::set_short_slices(config.server.short_slices);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("girok-rt")
