@@ -1,5 +1,5 @@
 //! Scheduling priorities of girok's threads. Threads on the delivery path (the log writer and
-//! its sync thread, the hub, the async runtimes) ask for the kernel's shortest time slice
+//! its sync thread, the hub, the sockets' async runtime) ask for the kernel's shortest time slice
 //! ([`latency_critical`], from `girok_storage::sched`), so that they get the core soon after
 //! they wake, whatever else is running (without it, the socket runtime waited up to 5 ms for
 //! a search indexing thread to finish its slice). Background threads (search indexing, media

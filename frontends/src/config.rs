@@ -51,8 +51,8 @@ pub struct ServerConfig {
     /// Where operators' endpoints (/healthz, /readyz, /metrics) are also served, on a
     /// listener of their own that client connections cannot starve; unset: none.
     pub ops_addr: Option<SocketAddr>,
-    /// The threads on the delivery path (the async runtimes, the log writer and its sync
-    /// thread, the hub) ask the kernel for its shortest time slice (Linux 6.12 and later), so
+    /// The threads on the delivery path (the sockets' async runtime, the log writer and its
+    /// sync thread, the hub) ask the kernel for its shortest time slice (Linux 6.12 and later), so
     /// that they get the core soon after they wake; false leaves the kernel's default.
     pub short_slices: bool,
 }

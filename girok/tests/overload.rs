@@ -531,12 +531,13 @@ fn thread_slices(pid: u32) -> Vec<(String, Option<u64>)> {
 
 /// The threads on the delivery path ask for the kernel's shortest slice, so that a woken ack
 /// or delivery is not kept waiting for a background thread's (`storage/src/sched.rs`); the
-/// background threads keep the default one, and so does every thread when switched off.
+/// background threads and the HTTP requests' runtime keep the default one, and so does every
+/// thread when switched off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delivery_path_threads_ask_for_the_shortest_time_slice() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    // A request, so that the requests' runtime has its threads.
+    // A request, so that the requests' runtime has its threads (which keep the default).
     server.sign_in("slices").await;
     let threads = thread_slices(server.child.id());
     let slice_of = |prefix: &str| -> Vec<Option<u64>> {
@@ -546,13 +547,7 @@ async fn the_delivery_path_threads_ask_for_the_shortest_time_slice() {
             .map(|(_, slice)| *slice)
             .collect()
     };
-    for short in [
-        "girok-rt",
-        "girok-http",
-        "girok-log-write",
-        "girok-log-sync",
-        "girok-hub",
-    ] {
+    for short in ["girok-rt", "girok-log-write", "girok-log-sync", "girok-hub"] {
         let slices = slice_of(short);
         assert!(!slices.is_empty(), "no {short} thread in {threads:?}");
         assert!(
@@ -560,7 +555,7 @@ async fn the_delivery_path_threads_ask_for_the_shortest_time_slice() {
             "{short}: {slices:?}"
         );
     }
-    for background in ["girok-search", "timely:work"] {
+    for background in ["girok-http", "girok-search", "timely:work"] {
         let slices = slice_of(background);
         assert!(!slices.is_empty(), "no {background} thread in {threads:?}");
         assert!(

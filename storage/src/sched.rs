@@ -1,5 +1,5 @@
 //! How a thread on the delivery path asks the kernel for the core. On a busy core the log
-//! writer, the sync thread, the hub and the async runtimes wake thousands of times a second
+//! writer, the sync thread, the hub and the sockets' async runtime wake thousands of times a second
 //! for microseconds of work each, and Linux's fair scheduler (EEVDF) lets the thread that is
 //! running finish its time slice (milliseconds) before a woken one may take the core, unless
 //! the woken one asked for a shorter slice than the running one's. So these threads ask for
@@ -37,16 +37,20 @@ pub fn latency_critical(what: &str) {
     }
 }
 
-/// `sched_setattr(2)` on the calling thread: the normal policy at niceness 0 with a custom
-/// slice (`sched_runtime`, which the fair scheduler reads as the slice since Linux 6.12).
+/// `sched_setattr(2)` on the calling thread: the normal policy at the thread's niceness (the
+/// call sets it too, so it passes the one the thread has: a server started with `nice` stays
+/// at it) with a custom slice (`sched_runtime`, which the fair scheduler reads as the slice
+/// since Linux 6.12).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn shorten_slice(slice: Duration) -> std::io::Result<()> {
+    // SAFETY: a plain system call on the calling thread (who 0), with no pointer.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     let attr = libc::sched_attr {
         size: std::mem::size_of::<libc::sched_attr>() as u32,
         sched_policy: libc::SCHED_OTHER as u32,
         sched_flags: 0,
-        sched_nice: 0,
+        sched_nice: nice,
         sched_priority: 0,
         sched_runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
         sched_deadline: 0,
@@ -71,6 +75,15 @@ fn shorten_slice(_: Duration) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The calling thread's id, as `/proc/thread-self` names it.
+    fn thread_id() -> u64 {
+        let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+        link.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .expect("a thread id")
+    }
+
     /// The slice shows in `/proc/thread-self/sched` as `se.slice` (Linux 6.12 and later).
     #[test]
     fn a_latency_critical_thread_gets_the_short_slice() {
@@ -87,6 +100,34 @@ mod tests {
                 .and_then(|v| v.trim().parse().ok())
                 .expect("a number of nanoseconds");
             assert_eq!(slice, 100_000, "{line}");
+        })
+        .join()
+        .expect("the thread");
+    }
+
+    /// The call keeps the thread's niceness (it sets one too).
+    #[test]
+    fn the_short_slice_keeps_the_threads_niceness() {
+        std::thread::spawn(|| {
+            let niceness = || -> i64 {
+                let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+                let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
+                // Field 19 of stat is the niceness; after the name, it is the 17th.
+                after_name
+                    .split(' ')
+                    .nth(16)
+                    .expect("nice")
+                    .parse()
+                    .expect("a number")
+            };
+            let renice = std::process::Command::new("renice")
+                .args(["-n", "3", "-p", &thread_id().to_string()])
+                .output()
+                .expect("renice (util-linux)");
+            assert!(renice.status.success(), "{renice:?}");
+            assert_eq!(niceness(), 3);
+            shorten_slice(LATENCY_SLICE).expect("sched_setattr for the normal policy");
+            assert_eq!(niceness(), 3);
         })
         .join()
         .expect("the thread");
