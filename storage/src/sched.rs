@@ -72,6 +72,7 @@ fn shorten_slice(_: Duration) -> std::io::Result<()> {
 }
 
 #[cfg(all(test, target_os = "linux"))]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
