@@ -1,12 +1,12 @@
 //! How a thread on the delivery path asks the kernel for the core. On a busy core the log
-//! writer, the sync thread, the hub and the sockets' async runtime wake thousands of times a second
-//! for microseconds of work each, and Linux's fair scheduler (EEVDF) lets the thread that is
-//! running finish its time slice (milliseconds) before a woken one may take the core, unless
-//! the woken one asked for a shorter slice than the running one's. So these threads ask for
+//! writer, the sync thread, the hub and the sockets' async runtime wake thousands of times a
+//! second for microseconds of work each, and Linux's fair scheduler (EEVDF) lets the thread
+//! that is running finish its time slice (milliseconds) before a woken one may take the core,
+//! unless the woken one asked for a shorter slice than the running one's. So these threads ask for
 //! the shortest slice the kernel grants ([`LATENCY_SLICE`]): they get the core sooner when
 //! they wake, and give it up sooner when they run long; their share of the core is unchanged.
 //! Measured with `scripts/chat-load.sh --rate 2000` and `perf sched`: without it the socket
-//! runtime waited up to 5–7 ms behind a search indexing thread or the view store's flush
+//! runtime waited up to 5–7 ms, behind a search indexing thread running its whole slice
 //! (README, Benchmarks → chat). A kernel before 6.12 ignores the request, and so does every
 //! other system. `server.short_slices = false` switches it off ([`set_short_slices`]).
 
