@@ -184,7 +184,7 @@ impl HubThread {
         let thread = std::thread::Builder::new()
             .name("girok-hub".into())
             .spawn(move || {
-                girok_storage::sched::latency_critical("hub");
+                crate::background::latency_critical("hub");
                 runtime.block_on(async move {
                     tokio::select! {
                         () = run(hub, store, hot, after) => {}
