@@ -12,7 +12,9 @@
 mod quic;
 
 use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_url};
-use crate::cpu::{Cores, CpuReading, rss_kib};
+use crate::cpu::{
+    Cores, CpuReading, busiest_other, by_thread_of, difference, forks_between, rss_kib,
+};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
 use crate::server_log::{LogWindow, Scrape};
@@ -52,6 +54,15 @@ const GENERATOR_CPU_LIMIT: f64 = 0.9;
 const SEND_LAG_LIMIT_US: u64 = 10_000;
 /// Above this, other processes shared the cores during the run.
 const OTHER_CPU_LIMIT: f64 = 0.1;
+/// Above this in any one second of the window, a burst of other work disturbed the run (a
+/// burst that the window's average dilutes twentyfold).
+const OTHER_CPU_SECOND_LIMIT: f64 = 0.25;
+/// Above this many processes and threads started during the window, other work was starting
+/// programs (a clean window starts about a dozen, girok's own index merges among them; a
+/// sampler that ran a few programs per server thread started 185).
+const FORKS_LIMIT: u64 = 50;
+/// How often the machine's CPU counters are read during the window, for that burst.
+const CPU_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -162,6 +173,12 @@ pub struct Figures {
     /// The machine's busy cores beyond the server and the generator (other work disturbing
     /// the run; only meaningful with --server-pid).
     other_cpu_cores: Option<f64>,
+    /// The most cores other processes used in any one second of the window.
+    other_cpu_busiest_second: Option<f64>,
+    /// Processes and threads the machine started during the window (the server's new
+    /// threads included): a sampler that starts programs disturbs a run even where its CPU
+    /// time is too short to show above.
+    forks_in_window: Option<u64>,
     server: Option<ServerFigures>,
     /// The server's log over the window, from its `/metrics` (none where it does not serve
     /// them on the URL given).
@@ -174,6 +191,9 @@ struct ServerFigures {
     pid: u32,
     /// CPU seconds per wall second during the measured window.
     cpu_cores: Option<f64>,
+    /// CPU seconds per wall second during the measured window by thread name (numbered
+    /// threads folded: `timely:work-0` and `-1` are `timely:work`), from `/proc/<pid>/task`.
+    threads: BTreeMap<String, f64>,
     rss_before_setup_mib: Option<f64>,
     /// Users registered and logged in, rooms created; no WebSocket yet.
     rss_after_setup_mib: Option<f64>,
@@ -565,14 +585,37 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
 
     // CPU over the measured window only, for the server and the generator itself.
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
-    let before = CpuReading::take(server_pid);
+    let threads_before = server_pid.map(by_thread_of);
+    let mut readings = vec![CpuReading::take(server_pid)];
     let log_before = Scrape::take(&http, &base).await;
-    tokio::time::sleep_until(epoch + Duration::from_nanos(window.end_ns)).await;
+    let window_end = epoch + Duration::from_nanos(window.end_ns);
+    // Read every second, so a burst of other work shows even when the average hides it.
+    let mut next_reading = Instant::now() + CPU_SAMPLE_EVERY;
+    while next_reading < window_end {
+        tokio::time::sleep_until(next_reading).await;
+        readings.push(CpuReading::take(server_pid));
+        next_reading += CPU_SAMPLE_EVERY;
+    }
+    tokio::time::sleep_until(window_end).await;
+    readings.push(CpuReading::take(server_pid));
+    let threads = threads_before
+        .zip(server_pid.map(by_thread_of))
+        .map(|(before, after)| {
+            let mut threads = difference(&before, after);
+            threads
+                .values_mut()
+                .for_each(|seconds| *seconds /= args.seconds as f64);
+            threads
+        })
+        .unwrap_or_default();
+    let other_cpu_busiest_second = busiest_other(&readings);
+    let forks_in_window = forks_between(&readings);
+    let (first, last) = (&readings[0], &readings[readings.len() - 1]);
     let Cores {
         server: server_cpu_cores,
         generator: generator_cpu_cores,
         other: other_cpu_cores,
-    } = CpuReading::take(server_pid).cores_since(&before);
+    } = last.cores_since(first);
     let log_after = Scrape::take(&http, &base).await;
     let server_log = log_before
         .zip(log_after)
@@ -605,6 +648,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         ServerFigures {
             pid,
             cpu_cores: server_cpu_cores,
+            threads,
             rss_before_setup_mib: rss_idle.map(mib),
             rss_after_setup_mib: rss_setup.map(mib),
             rss_start_mib: rss.start_kib.map(mib),
@@ -620,6 +664,8 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
         Cpu {
             generator: generator_cpu_cores,
             other: other_cpu_cores,
+            other_busiest_second: other_cpu_busiest_second,
+            forks: forks_in_window,
         },
         server,
         server_log,
@@ -1005,6 +1051,8 @@ async fn sample_rss(pid: u32, samples: Rc<RefCell<RssSamples>>, until: Instant) 
 struct Cpu {
     generator: Option<f64>,
     other: Option<f64>,
+    other_busiest_second: Option<f64>,
+    forks: Option<u64>,
 }
 
 fn figures(
@@ -1063,6 +1111,20 @@ fn figures(
             "other processes used {cores:.2} cores during the window: the figures are disturbed"
         ));
     }
+    if let Some(cores) = cpu.other_busiest_second
+        && cores > OTHER_CPU_SECOND_LIMIT
+    {
+        warnings.push(format!(
+            "other processes used {cores:.2} cores in the busiest second of the window: the figures are disturbed"
+        ));
+    }
+    if let Some(forks) = cpu.forks
+        && forks > FORKS_LIMIT
+    {
+        warnings.push(format!(
+            "{forks} processes or threads started during the window: other work was starting programs, the figures are likely disturbed"
+        ));
+    }
     let send_lag = Latency::of(&tally.lag);
     if send_lag.p99_us > SEND_LAG_LIMIT_US {
         warnings.push(format!(
@@ -1117,6 +1179,8 @@ fn figures(
         frames_received_per_sec: tally.frames_in_window as f64 / seconds,
         generator_cpu_cores: cpu.generator,
         other_cpu_cores: cpu.other,
+        other_cpu_busiest_second: cpu.other_busiest_second,
+        forks_in_window: cpu.forks,
         server,
         server_log,
         warnings,
@@ -1196,6 +1260,12 @@ fn print(f: &Figures) {
             mib(server.rss_peak_mib),
             mib(server.rss_end_mib)
         );
+        if !server.threads.is_empty() {
+            println!(
+                "  by thread:                {}",
+                by_thread_line(&server.threads)
+            );
+        }
     }
     match &f.server_log {
         Some(log) => println!("server log (/metrics):      {log}"),
@@ -1209,18 +1279,45 @@ fn print(f: &Figures) {
         f.frames_received_per_sec
     );
     println!(
-        "other processes:            {} in the window",
-        cores(f.other_cpu_cores)
+        "other processes:            {} in the window, {} in its busiest second; {} processes or threads started",
+        cores(f.other_cpu_cores),
+        cores(f.other_cpu_busiest_second),
+        f.forks_in_window
+            .map_or("n/a".to_owned(), |forks| forks.to_string())
     );
     for warning in &f.warnings {
         println!("WARNING: {warning}");
     }
 }
 
+/// Thread groups by the cores they used, most first: `girok-rt 0.73, girok-log-sync 0.10`.
+fn by_thread_line(threads: &BTreeMap<String, f64>) -> String {
+    let mut busiest: Vec<_> = threads.iter().collect();
+    busiest.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    busiest
+        .iter()
+        .map(|(name, cores)| format!("{name} {cores:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn threads_are_listed_busiest_first() {
+        let threads = BTreeMap::from([
+            ("girok-hub".to_owned(), 0.05),
+            ("girok-rt".to_owned(), 0.731),
+            ("timely:work".to_owned(), 0.066),
+        ]);
+        assert_eq!(
+            by_thread_line(&threads),
+            "girok-rt 0.731, timely:work 0.066, girok-hub 0.050"
+        );
+    }
 
     #[test]
     fn frames_are_classified_by_a_byte_scan() {

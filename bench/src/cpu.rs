@@ -9,8 +9,15 @@ const TICKS: f64 = 100.0;
 
 /// CPU seconds (user + system) per thread-name prefix, for live threads.
 pub fn by_thread() -> BTreeMap<String, f64> {
+    by_thread_of("self")
+}
+
+/// CPU seconds (user + system) per thread-name prefix of another process's live threads,
+/// `pid` being a number or `self`. Read in-process: a sampler that starts a program per
+/// thread disturbs what it samples (on this VM each start costs milliseconds of CPU).
+pub fn by_thread_of(pid: impl Display) -> BTreeMap<String, f64> {
     let mut totals = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return totals;
     };
     for task in tasks.flatten() {
@@ -57,6 +64,13 @@ pub fn machine_busy_seconds() -> Option<f64> {
     Some(ticks.iter().sum::<f64>() / TICKS)
 }
 
+/// Processes (and threads) the machine has started since boot, from `/proc/stat`.
+pub fn machine_forks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("processes "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// A process's resident set, KiB.
 pub fn rss_kib(pid: impl Display) -> Option<u64> {
     status_kib(pid, &["VmRSS:"]).map(|kib| kib[0])
@@ -83,12 +97,19 @@ fn group(name: &str) -> String {
 
 /// The difference of two readings.
 pub fn since(before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    let mut now = by_thread();
-    for (name, seconds) in now.iter_mut() {
+    difference(before, by_thread())
+}
+
+/// `after` less `before`, per thread group, leaving out groups that used under 5 ms.
+pub fn difference(
+    before: &BTreeMap<String, f64>,
+    mut after: BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    for (name, seconds) in after.iter_mut() {
         *seconds -= before.get(name).copied().unwrap_or(0.0);
     }
-    now.retain(|_, s| *s > 0.005);
-    now
+    after.retain(|_, s| *s > 0.005);
+    after
 }
 
 /// CPU counters at one instant: a load generator's server (when its pid is known), the
@@ -98,6 +119,25 @@ pub struct CpuReading {
     server: Option<f64>,
     generator: Option<f64>,
     machine: Option<f64>,
+    forks: Option<u64>,
+}
+
+/// Processes and threads started on the machine between the first and the last of
+/// `readings`: other work that may have disturbed a run even where its CPU time is too
+/// short to show (on this VM each program start costs about a millisecond of CPU, and a
+/// burst of them stalled a run's deliveries by up to 300 ms).
+pub fn forks_between(readings: &[CpuReading]) -> Option<u64> {
+    let (first, last) = (readings.first()?, readings.last()?);
+    Some(last.forks?.saturating_sub(first.forks?))
+}
+
+/// The most cores other processes used between two consecutive `readings` (say, one a
+/// second): a burst of other work that a whole window's average hides.
+pub fn busiest_other(readings: &[CpuReading]) -> Option<f64> {
+    readings
+        .windows(2)
+        .filter_map(|pair| pair[1].cores_since(&pair[0]).other)
+        .reduce(f64::max)
 }
 
 /// Cores used between two readings.
@@ -115,6 +155,7 @@ impl CpuReading {
             server: server_pid.and_then(cpu_seconds),
             generator: cpu_seconds("self"),
             machine: machine_busy_seconds(),
+            forks: machine_forks(),
         }
     }
 
@@ -132,5 +173,67 @@ impl CpuReading {
             generator,
             other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A reading `secs` after `start` with the counters given (CPU seconds since boot).
+    fn reading(start: Instant, secs: u64, server: f64, generator: f64, machine: f64) -> CpuReading {
+        CpuReading {
+            at: start + Duration::from_secs(secs),
+            server: Some(server),
+            generator: Some(generator),
+            machine: Some(machine),
+            forks: Some(100 + secs),
+        }
+    }
+
+    #[test]
+    fn the_busiest_second_shows_a_burst_the_average_hides() {
+        let start = Instant::now();
+        // Server and generator use one core each second in all; in the third second other
+        // work takes 0.4 cores more.
+        let readings = [
+            reading(start, 0, 10.0, 5.0, 15.0),
+            reading(start, 1, 10.6, 5.4, 16.0),
+            reading(start, 2, 11.2, 5.8, 17.0),
+            reading(start, 3, 11.8, 6.2, 18.4),
+            reading(start, 4, 12.4, 6.6, 19.4),
+        ];
+        let busiest = busiest_other(&readings).unwrap();
+        assert!((busiest - 0.4).abs() < 1e-9, "{busiest}");
+        let average = readings[4].cores_since(&readings[0]).other.unwrap();
+        assert!((average - 0.1).abs() < 1e-9, "{average}");
+        assert_eq!(busiest_other(&readings[..1]), None);
+        assert_eq!(forks_between(&readings), Some(4));
+        assert_eq!(forks_between(&[]), None);
+    }
+
+    #[test]
+    fn the_machine_counts_the_processes_it_starts() {
+        let before = machine_forks().unwrap();
+        std::process::Command::new("true").status().unwrap();
+        assert!(machine_forks().unwrap() > before);
+    }
+
+    #[test]
+    fn another_process_threads_are_read_by_name() {
+        let pid = std::process::id();
+        let threads = by_thread_of(pid);
+        assert!(!threads.is_empty());
+        // The test harness names its threads after the test.
+        std::thread::Builder::new()
+            .name("cpu-probe-7".into())
+            .spawn(move || {
+                let names = by_thread_of(pid);
+                assert!(names.contains_key("cpu-probe"), "{names:?}");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
