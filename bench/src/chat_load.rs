@@ -13,7 +13,7 @@ mod quic;
 
 use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_url};
 use crate::cpu::{
-    Cores, CpuReading, busiest_other, by_thread_of, difference, forks_between, rss_kib,
+    Cores, CpuReading, busiest, busiest_forks, by_thread_of, difference, forks_between, rss_kib,
 };
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
@@ -57,10 +57,14 @@ const OTHER_CPU_LIMIT: f64 = 0.1;
 /// Above this in any one second of the window, a burst of other work disturbed the run (a
 /// burst that the window's average dilutes twentyfold).
 const OTHER_CPU_SECOND_LIMIT: f64 = 0.25;
-/// Above this many processes and threads started during the window, other work was starting
-/// programs (a clean window starts about a dozen, girok's own index merges among them; a
-/// sampler that ran a few programs per server thread started 185).
-const FORKS_LIMIT: u64 = 50;
+/// Above this many processes and threads started in one second of the window, other work was
+/// starting programs (a clean window starts 10 to 80 in all, girok's own index merges and
+/// blocking reads among them; a sampler that ran a few programs per server thread started
+/// over 90 within one second).
+const FORKS_SECOND_LIMIT: u64 = 40;
+/// Above this in any one second of the window, the host took the cores from the run (a
+/// shared VM's noise; the stall is nobody's in the run).
+const STOLEN_SECOND_LIMIT: f64 = 0.05;
 /// How often the machine's CPU counters are read during the window, for that burst.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -175,10 +179,16 @@ pub struct Figures {
     other_cpu_cores: Option<f64>,
     /// The most cores other processes used in any one second of the window.
     other_cpu_busiest_second: Option<f64>,
+    /// Cores the host took from the machine during the window (`steal`), on average and in
+    /// the window's worst second.
+    stolen_cores: Option<f64>,
+    stolen_busiest_second: Option<f64>,
     /// Processes and threads the machine started during the window (the server's new
     /// threads included): a sampler that starts programs disturbs a run even where its CPU
     /// time is too short to show above.
     forks_in_window: Option<u64>,
+    /// The most of them in any one second of the window.
+    forks_busiest_second: Option<u64>,
     server: Option<ServerFigures>,
     /// The server's log over the window, from its `/metrics` (none where it does not serve
     /// them on the URL given).
@@ -608,13 +618,16 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
             threads
         })
         .unwrap_or_default();
-    let other_cpu_busiest_second = busiest_other(&readings);
+    let other_cpu_busiest_second = busiest(&readings, |cores| cores.other);
+    let stolen_busiest_second = busiest(&readings, |cores| cores.stolen);
     let forks_in_window = forks_between(&readings);
+    let forks_busiest_second = busiest_forks(&readings);
     let (first, last) = (&readings[0], &readings[readings.len() - 1]);
     let Cores {
         server: server_cpu_cores,
         generator: generator_cpu_cores,
         other: other_cpu_cores,
+        stolen: stolen_cores,
     } = last.cores_since(first);
     let log_after = Scrape::take(&http, &base).await;
     let server_log = log_before
@@ -666,6 +679,9 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
             other: other_cpu_cores,
             other_busiest_second: other_cpu_busiest_second,
             forks: forks_in_window,
+            forks_busiest_second,
+            stolen: stolen_cores,
+            stolen_busiest_second,
         },
         server,
         server_log,
@@ -1053,6 +1069,9 @@ struct Cpu {
     other: Option<f64>,
     other_busiest_second: Option<f64>,
     forks: Option<u64>,
+    forks_busiest_second: Option<u64>,
+    stolen: Option<f64>,
+    stolen_busiest_second: Option<f64>,
 }
 
 fn figures(
@@ -1118,11 +1137,18 @@ fn figures(
             "other processes used {cores:.2} cores in the busiest second of the window: the figures are disturbed"
         ));
     }
-    if let Some(forks) = cpu.forks
-        && forks > FORKS_LIMIT
+    if let Some(forks) = cpu.forks_busiest_second
+        && forks > FORKS_SECOND_LIMIT
     {
         warnings.push(format!(
-            "{forks} processes or threads started during the window: other work was starting programs, the figures are likely disturbed"
+            "{forks} processes or threads started in one second of the window: other work was starting programs, the figures are likely disturbed"
+        ));
+    }
+    if let Some(cores) = cpu.stolen_busiest_second
+        && cores > STOLEN_SECOND_LIMIT
+    {
+        warnings.push(format!(
+            "the host took {cores:.2} cores from this machine in one second of the window (steal): the figures are disturbed"
         ));
     }
     let send_lag = Latency::of(&tally.lag);
@@ -1181,6 +1207,9 @@ fn figures(
         other_cpu_cores: cpu.other,
         other_cpu_busiest_second: cpu.other_busiest_second,
         forks_in_window: cpu.forks,
+        forks_busiest_second: cpu.forks_busiest_second,
+        stolen_cores: cpu.stolen,
+        stolen_busiest_second: cpu.stolen_busiest_second,
         server,
         server_log,
         warnings,
@@ -1199,6 +1228,7 @@ fn print(f: &Figures) {
         }
     };
     let cores = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.2} cores"));
+    let count = |n: Option<u64>| n.map_or("n/a".to_owned(), |n| n.to_string());
     let mib = |m: Option<f64>| m.map_or("n/a".to_owned(), |m| format!("{m:.0} MiB"));
     println!(
         "sent (measured):            {:>10.0} msg/s ({} of {} scheduled messages; offered {} msg/s)",
@@ -1279,11 +1309,16 @@ fn print(f: &Figures) {
         f.frames_received_per_sec
     );
     println!(
-        "other processes:            {} in the window, {} in its busiest second; {} processes or threads started",
+        "other processes:            {} in the window, {} in its busiest second; {} processes or threads started ({} in the busiest second)",
         cores(f.other_cpu_cores),
         cores(f.other_cpu_busiest_second),
-        f.forks_in_window
-            .map_or("n/a".to_owned(), |forks| forks.to_string())
+        count(f.forks_in_window),
+        count(f.forks_busiest_second)
+    );
+    println!(
+        "stolen by the host:         {} in the window, {} in its busiest second",
+        cores(f.stolen_cores),
+        cores(f.stolen_busiest_second)
     );
     for warning in &f.warnings {
         println!("WARNING: {warning}");

@@ -53,15 +53,24 @@ pub fn cpu_seconds(pid: impl Display) -> Option<f64> {
 /// Interrupt and softirq time is left out: on loopback it is the measured processes' own
 /// network work, charged to nobody.
 pub fn machine_busy_seconds() -> Option<f64> {
+    let ticks = machine_ticks()?;
+    Some(ticks.get(..3)?.iter().sum::<f64>() / TICKS)
+}
+
+/// CPU seconds the hypervisor gave to others while this machine's cores wanted to run
+/// (`steal` in `/proc/stat`): on a shared VM, the host's own noise.
+pub fn machine_stolen_seconds() -> Option<f64> {
+    Some(machine_ticks()?.get(7)? / TICKS)
+}
+
+/// The all-cores line of `/proc/stat`: user, nice, system, idle, iowait, irq, softirq, steal…
+fn machine_ticks() -> Option<Vec<f64>> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<f64> = line
-        .split_whitespace()
+    line.split_whitespace()
         .skip(1)
-        .take(3)
         .map(|v| v.parse().ok())
-        .collect::<Option<_>>()?;
-    Some(ticks.iter().sum::<f64>() / TICKS)
+        .collect()
 }
 
 /// Processes (and threads) the machine has started since boot, from `/proc/stat`.
@@ -119,6 +128,7 @@ pub struct CpuReading {
     server: Option<f64>,
     generator: Option<f64>,
     machine: Option<f64>,
+    stolen: Option<f64>,
     forks: Option<u64>,
 }
 
@@ -131,12 +141,18 @@ pub fn forks_between(readings: &[CpuReading]) -> Option<u64> {
     Some(last.forks?.saturating_sub(first.forks?))
 }
 
-/// The most cores other processes used between two consecutive `readings` (say, one a
-/// second): a burst of other work that a whole window's average hides.
-pub fn busiest_other(readings: &[CpuReading]) -> Option<f64> {
+/// The most processes and threads started between two consecutive `readings`: a burst (a
+/// sampler starting programs) stands out from a server's own occasional threads.
+pub fn busiest_forks(readings: &[CpuReading]) -> Option<u64> {
+    readings.windows(2).filter_map(forks_between).max()
+}
+
+/// The most cores `pick` finds between two consecutive `readings` (say, one a second): a
+/// burst of other work, or of the host's, that a whole window's average hides.
+pub fn busiest(readings: &[CpuReading], pick: impl Fn(&Cores) -> Option<f64>) -> Option<f64> {
     readings
         .windows(2)
-        .filter_map(|pair| pair[1].cores_since(&pair[0]).other)
+        .filter_map(|pair| pick(&pair[1].cores_since(&pair[0])))
         .reduce(f64::max)
 }
 
@@ -146,6 +162,8 @@ pub struct Cores {
     pub generator: Option<f64>,
     /// Whatever else ran on the machine (known only when the server's own CPU is).
     pub other: Option<f64>,
+    /// What the host took from the machine's cores (steal).
+    pub stolen: Option<f64>,
 }
 
 impl CpuReading {
@@ -155,6 +173,7 @@ impl CpuReading {
             server: server_pid.and_then(cpu_seconds),
             generator: cpu_seconds("self"),
             machine: machine_busy_seconds(),
+            stolen: machine_stolen_seconds(),
             forks: machine_forks(),
         }
     }
@@ -172,6 +191,7 @@ impl CpuReading {
             server,
             generator,
             other,
+            stolen: cores(before.stolen, self.stolen),
         }
     }
 }
@@ -188,7 +208,8 @@ mod tests {
             server: Some(server),
             generator: Some(generator),
             machine: Some(machine),
-            forks: Some(100 + secs),
+            stolen: Some(secs as f64 * 0.01),
+            forks: Some(100 + secs * secs),
         }
     }
 
@@ -204,13 +225,23 @@ mod tests {
             reading(start, 3, 11.8, 6.2, 18.4),
             reading(start, 4, 12.4, 6.6, 19.4),
         ];
-        let busiest = busiest_other(&readings).unwrap();
-        assert!((busiest - 0.4).abs() < 1e-9, "{busiest}");
+        let other = busiest(&readings, |cores| cores.other).unwrap();
+        assert!((other - 0.4).abs() < 1e-9, "{other}");
         let average = readings[4].cores_since(&readings[0]).other.unwrap();
         assert!((average - 0.1).abs() < 1e-9, "{average}");
-        assert_eq!(busiest_other(&readings[..1]), None);
-        assert_eq!(forks_between(&readings), Some(4));
+        assert_eq!(busiest(&readings[..1], |cores| cores.other), None);
+        let stolen = busiest(&readings, |cores| cores.stolen).unwrap();
+        assert!((stolen - 0.01).abs() < 1e-9, "{stolen}");
+        assert_eq!(forks_between(&readings), Some(16));
+        assert_eq!(busiest_forks(&readings), Some(7));
         assert_eq!(forks_between(&[]), None);
+        assert_eq!(busiest_forks(&readings[..1]), None);
+    }
+
+    #[test]
+    fn the_machine_counters_are_read() {
+        assert!(machine_busy_seconds().unwrap() > 0.0);
+        assert!(machine_stolen_seconds().unwrap() >= 0.0);
     }
 
     #[test]

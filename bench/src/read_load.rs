@@ -293,6 +293,7 @@ async fn measure(
         server: server_cores,
         generator: generator_cores,
         other: other_cores,
+        ..
     } = CpuReading::take(args.server_pid).cores_since(&before);
     let server_rss_mib = args.server_pid.and_then(rss_kib).map(mib);
     let mut latency = histogram()?;
