@@ -1325,7 +1325,7 @@ fn print(f: &Figures) {
     }
 }
 
-/// Thread groups by the cores they used, most first: `girok-rt 0.73, girok-log-sync 0.10`.
+/// Thread groups by the cores they used, most first: `girok-rt 0.731, girok-hub 0.050`.
 fn by_thread_line(threads: &BTreeMap<String, f64>) -> String {
     let mut busiest: Vec<_> = threads.iter().collect();
     busiest.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
