@@ -1,5 +1,6 @@
-//! CPU time per thread name, read from `/proc/self/task` (Linux), to show which part of the
-//! process a suite's throughput is bound by.
+//! CPU time per thread name, of this process or another (`/proc/<pid>/task`, Linux), and the
+//! machine's counters (busy time, the host's steal, programs started: `/proc/stat`), to show
+//! which part of a process a suite's throughput is bound by, and what else disturbed a run.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
