@@ -1063,7 +1063,7 @@ async fn sample_rss(pid: u32, samples: Rc<RefCell<RssSamples>>, until: Instant) 
     }
 }
 
-/// CPU cores used during the measured window.
+/// What the machine's counters said about the measured window: cores used, programs started.
 struct Cpu {
     generator: Option<f64>,
     other: Option<f64>,
@@ -1072,6 +1072,45 @@ struct Cpu {
     forks_busiest_second: Option<u64>,
     stolen: Option<f64>,
     stolen_busiest_second: Option<f64>,
+}
+
+/// What the run's CPU says about whom the figures measure: a warning for each reading past
+/// its limit.
+fn cpu_warnings(cpu: &Cpu) -> Vec<String> {
+    type Check = (Option<f64>, f64, fn(f64) -> String);
+    let checks: [Check; 5] = [
+        (cpu.generator, GENERATOR_CPU_LIMIT, |cores| {
+            format!("the generator used {cores:.2} cores: it may be the bottleneck, not the server")
+        }),
+        (cpu.other, OTHER_CPU_LIMIT, |cores| {
+            format!(
+                "other processes used {cores:.2} cores during the window: the figures are disturbed"
+            )
+        }),
+        (cpu.other_busiest_second, OTHER_CPU_SECOND_LIMIT, |cores| {
+            format!(
+                "other processes used {cores:.2} cores in the busiest second of the window: the figures are disturbed"
+            )
+        }),
+        (
+            cpu.forks_busiest_second.map(|forks| forks as f64),
+            FORKS_SECOND_LIMIT as f64,
+            |forks| {
+                format!(
+                    "{forks:.0} processes or threads started in one second of the window: other work was starting programs, the figures are likely disturbed"
+                )
+            },
+        ),
+        (cpu.stolen_busiest_second, STOLEN_SECOND_LIMIT, |cores| {
+            format!(
+                "the host took {cores:.2} cores from this machine in one second of the window (steal): the figures are disturbed"
+            )
+        }),
+    ];
+    checks
+        .iter()
+        .filter_map(|&(value, limit, say)| value.filter(|v| *v > limit).map(say))
+        .collect()
 }
 
 fn figures(
@@ -1115,42 +1154,7 @@ fn figures(
         .iter()
         .map(|p| p.messages - p.first_measured)
         .sum();
-    let mut warnings = Vec::new();
-    if let Some(cores) = cpu.generator
-        && cores > GENERATOR_CPU_LIMIT
-    {
-        warnings.push(format!(
-            "the generator used {cores:.2} cores: it may be the bottleneck, not the server"
-        ));
-    }
-    if let Some(cores) = cpu.other
-        && cores > OTHER_CPU_LIMIT
-    {
-        warnings.push(format!(
-            "other processes used {cores:.2} cores during the window: the figures are disturbed"
-        ));
-    }
-    if let Some(cores) = cpu.other_busiest_second
-        && cores > OTHER_CPU_SECOND_LIMIT
-    {
-        warnings.push(format!(
-            "other processes used {cores:.2} cores in the busiest second of the window: the figures are disturbed"
-        ));
-    }
-    if let Some(forks) = cpu.forks_busiest_second
-        && forks > FORKS_SECOND_LIMIT
-    {
-        warnings.push(format!(
-            "{forks} processes or threads started in one second of the window: other work was starting programs, the figures are likely disturbed"
-        ));
-    }
-    if let Some(cores) = cpu.stolen_busiest_second
-        && cores > STOLEN_SECOND_LIMIT
-    {
-        warnings.push(format!(
-            "the host took {cores:.2} cores from this machine in one second of the window (steal): the figures are disturbed"
-        ));
-    }
+    let mut warnings = cpu_warnings(&cpu);
     let send_lag = Latency::of(&tally.lag);
     if send_lag.p99_us > SEND_LAG_LIMIT_US {
         warnings.push(format!(
@@ -1340,6 +1344,33 @@ fn by_thread_line(threads: &BTreeMap<String, f64>) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn a_burst_of_program_starts_or_steal_is_warned_of() {
+        let quiet = Cpu {
+            generator: Some(0.6),
+            other: Some(0.0),
+            other_busiest_second: Some(0.02),
+            forks: Some(12),
+            forks_busiest_second: Some(3),
+            stolen: Some(0.0),
+            stolen_busiest_second: Some(0.0),
+        };
+        assert!(cpu_warnings(&quiet).is_empty());
+        let sampled = Cpu {
+            forks: Some(190),
+            forks_busiest_second: Some(88),
+            ..quiet
+        };
+        let warnings = cpu_warnings(&sampled);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("88 processes or threads started in one second"));
+        let stolen = Cpu {
+            stolen_busiest_second: Some(0.3),
+            ..quiet
+        };
+        assert!(cpu_warnings(&stolen)[0].starts_with("the host took 0.30 cores"));
+    }
 
     #[test]
     fn threads_are_listed_busiest_first() {
