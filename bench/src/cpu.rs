@@ -50,35 +50,41 @@ pub fn cpu_seconds(pid: impl Display) -> Option<f64> {
     stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// CPU seconds all cores spent running processes (user, nice, system), from `/proc/stat`.
-/// Interrupt and softirq time is left out: on loopback it is the measured processes' own
-/// network work, charged to nobody.
-pub fn machine_busy_seconds() -> Option<f64> {
-    let ticks = machine_ticks()?;
-    Some(ticks.get(..3)?.iter().sum::<f64>() / TICKS)
+/// The machine's counters, from one read of `/proc/stat`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MachineStat {
+    /// CPU seconds all cores spent running processes (user, nice, system). Interrupt and
+    /// softirq time is left out: on loopback it is the measured processes' own network work,
+    /// charged to nobody.
+    pub busy: f64,
+    /// CPU seconds the hypervisor gave to others while this machine's cores wanted to run
+    /// (`steal`): on a shared VM, the host's own noise.
+    pub stolen: f64,
+    /// Processes (and threads) the machine has started since boot.
+    pub forks: u64,
 }
 
-/// CPU seconds the hypervisor gave to others while this machine's cores wanted to run
-/// (`steal` in `/proc/stat`): on a shared VM, the host's own noise.
-pub fn machine_stolen_seconds() -> Option<f64> {
-    Some(machine_ticks()?.get(7)? / TICKS)
-}
+impl MachineStat {
+    pub fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
 
-/// The all-cores line of `/proc/stat`: user, nice, system, idle, iowait, irq, softirq, steal…
-fn machine_ticks() -> Option<Vec<f64>> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    line.split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().ok())
-        .collect()
-}
-
-/// Processes (and threads) the machine has started since boot, from `/proc/stat`.
-pub fn machine_forks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("processes "))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    /// From the text of `/proc/stat`: its all-cores line (user, nice, system, idle, iowait,
+    /// irq, softirq, steal, …) and its `processes` line.
+    fn parse(stat: &str) -> Option<Self> {
+        let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<f64> = cpu
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let processes = stat.lines().find(|l| l.starts_with("processes "))?;
+        Some(Self {
+            busy: ticks.get(..3)?.iter().sum::<f64>() / TICKS,
+            stolen: ticks.get(7)? / TICKS,
+            forks: processes.split_whitespace().nth(1)?.parse().ok()?,
+        })
+    }
 }
 
 /// A process's resident set, KiB.
@@ -128,9 +134,7 @@ pub struct CpuReading {
     at: std::time::Instant,
     server: Option<f64>,
     generator: Option<f64>,
-    machine: Option<f64>,
-    stolen: Option<f64>,
-    forks: Option<u64>,
+    machine: Option<MachineStat>,
 }
 
 /// Processes and threads started on the machine between the first and the last of
@@ -139,7 +143,7 @@ pub struct CpuReading {
 /// burst of them stalled a run's deliveries by up to 300 ms).
 pub fn forks_between(readings: &[CpuReading]) -> Option<u64> {
     let (first, last) = (readings.first()?, readings.last()?);
-    Some(last.forks?.saturating_sub(first.forks?))
+    Some(last.machine?.forks.saturating_sub(first.machine?.forks))
 }
 
 /// The most processes and threads started between two consecutive `readings`: a burst (a
@@ -173,9 +177,7 @@ impl CpuReading {
             at: std::time::Instant::now(),
             server: server_pid.and_then(cpu_seconds),
             generator: cpu_seconds("self"),
-            machine: machine_busy_seconds(),
-            stolen: machine_stolen_seconds(),
-            forks: machine_forks(),
+            machine: MachineStat::read(),
         }
     }
 
@@ -185,14 +187,20 @@ impl CpuReading {
         let cores = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
         let server = cores(before.server, self.server);
         let generator = cores(before.generator, self.generator);
-        let other = cores(before.machine, self.machine)
+        let machine = |field: fn(&MachineStat) -> f64| {
+            cores(
+                before.machine.as_ref().map(field),
+                self.machine.as_ref().map(field),
+            )
+        };
+        let other = machine(|m| m.busy)
             .zip(server.zip(generator))
             .map(|(machine, (server, generator))| (machine - server - generator).max(0.0));
         Cores {
             server,
             generator,
             other,
-            stolen: cores(before.stolen, self.stolen),
+            stolen: machine(|m| m.stolen),
         }
     }
 }
@@ -208,9 +216,11 @@ mod tests {
             at: start + Duration::from_secs(secs),
             server: Some(server),
             generator: Some(generator),
-            machine: Some(machine),
-            stolen: Some(secs as f64 * 0.01),
-            forks: Some(100 + secs * secs),
+            machine: Some(MachineStat {
+                busy: machine,
+                stolen: secs as f64 * 0.01,
+                forks: 100 + secs * secs,
+            }),
         }
     }
 
@@ -240,16 +250,27 @@ mod tests {
     }
 
     #[test]
-    fn the_machine_counters_are_read() {
-        assert!(machine_busy_seconds().unwrap() > 0.0);
-        assert!(machine_stolen_seconds().unwrap() >= 0.0);
+    fn the_machine_counters_come_from_one_text() {
+        let stat = "cpu  2371559 131801 547237 1847789 51274 0 163526 2417 0 0\n\
+                    cpu0 1 2 3 4 5 6 7 8 0 0\n\
+                    intr 1 2 3\n\
+                    processes 98231\n\
+                    procs_running 2\n";
+        let counters = MachineStat::parse(stat).unwrap();
+        assert!((counters.busy - 30_505.97).abs() < 1e-6, "{counters:?}");
+        assert!((counters.stolen - 24.17).abs() < 1e-9, "{counters:?}");
+        assert_eq!(counters.forks, 98_231);
+        assert_eq!(MachineStat::parse("cpu  1 2 3\n"), None);
     }
 
     #[test]
     fn the_machine_counts_the_processes_it_starts() {
-        let before = machine_forks().unwrap();
+        let counters = MachineStat::read().unwrap();
+        assert!(counters.busy > 0.0);
+        assert!(counters.stolen >= 0.0);
+        let before = counters.forks;
         std::process::Command::new("true").status().unwrap();
-        assert!(machine_forks().unwrap() > before);
+        assert!(MachineStat::read().unwrap().forks > before);
     }
 
     #[test]
