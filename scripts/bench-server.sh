@@ -8,6 +8,9 @@
 #                                  # NAME=VALUE settings, then a wrapper such as taskset -c 0;
 #                                  # sets server_pid, url
 #   stop_check                     # fails if girok exited; shows its warnings and errors
+#   start_baseline SUITE [ARGS...] # starts `girok-bench SUITE ARGS` (a seed-design baseline)
+#                                  # on core 0 and waits for its address; sets baseline_pid,
+#                                  # baseline_url; fails (and stops it) if it does not start
 #   read_data_set DIR NAMED JSON [ARGS...]
 #                                  # makes DIR once with `girok-bench read-data ARGS` (figures
 #                                  # to JSON; a .complete marker says it is whole); a directory
@@ -116,4 +119,22 @@ stop_check() {
     tail -n 20 "$tmp/server.err"
   fi
   return "$status"
+}
+
+start_baseline() {
+  : "${tmp:?call bench_tmp before start_baseline}"
+  local suite=$1
+  shift
+  taskset -c 0 "$bench_bin" "$suite" "$@" >"$tmp/baseline.out" 2>"$tmp/baseline.err" &
+  baseline_pid=$!
+  baseline_url=""
+  for _ in $(seq 100); do
+    baseline_url=$(sed -n 's/^baseline listening on \(http:[^ ]*\).*/\1/p' "$tmp/baseline.out")
+    [ -n "$baseline_url" ] && return 0
+    sleep 0.1
+  done
+  echo "the baseline did not start:" >&2
+  cat "$tmp/baseline.err" >&2
+  kill "$baseline_pid" 2>/dev/null || true
+  return 1
 }

@@ -13,6 +13,12 @@
 #   scripts/chat-load.sh --transports ws,quic --rate 10000  # each in turn, same load, a
 #                                                           # fresh server each; prints both
 #                                                           # and the QUIC/WS ratios
+#   scripts/chat-load.sh --baseline sync --rate 10000       # then the same load against
+#                                                           # `girok-bench chat-baseline` (the
+#                                                           # seed design's chat path, fdatasync
+#                                                           # group commit; `none`: no file),
+#                                                           # also on core 0; prints both and
+#                                                           # girok's ratios to it
 #
 # Arguments go to `girok-bench chat-load` (see `girok-bench chat-load --help`); --out FILE
 # writes the JSON figures elsewhere than target/girok-bench/chat-load.json. To compare builds,
@@ -59,45 +65,102 @@ run_once() {
   return "$status"
 }
 
+# One run of the generator against `girok-bench chat-baseline --durability $1` on core 0.
+run_baseline() {
+  local durability=$1
+  shift
+  echo "== girok-bench chat-baseline --durability $durability (core 0)"
+  mkdir -p "$tmp/baseline"
+  start_baseline chat-baseline --durability "$durability" --data-dir "$tmp/baseline" || return 1
+  echo "== girok-bench chat-load against the baseline (core 1)"
+  local status=0
+  taskset -c 1 "$bench_bin" chat-load --url "$baseline_url" --server-pid "$baseline_pid" "$@" ||
+    status=$?
+  if ! kill -0 "$baseline_pid" 2>/dev/null; then
+    echo "the baseline exited during the run:" >&2
+    cat "$tmp/baseline.err" >&2
+    status=1
+  fi
+  kill "$baseline_pid" 2>/dev/null || true
+  wait "$baseline_pid" 2>/dev/null || true
+  rm -rf "$tmp/baseline"
+  return "$status"
+}
+
 transports=""
+baseline=""
 args=()
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
   --transports) transports=$2; shift 2 ;;
+  --baseline) baseline=$2; shift 2 ;;
   --out) out=$2; shift 2 ;;
   *) args+=("$1"); shift ;;
   esac
 done
+case "$baseline" in
+"" | sync | none) ;;
+*) echo "chat-load.sh: --baseline takes sync or none" >&2; exit 2 ;;
+esac
 
-if [ -z "$transports" ]; then
+if [ -z "$transports" ] && [ -z "$baseline" ]; then
   status=0
   run_once ${out:+--out "$out"} "${args[@]}" || status=$?
   exit "$status"
 fi
 
 status=0
+labels=()
 results=()
 for transport in ${transports//,/ }; do
   result="${out:-target/girok-bench/chat-load}-$transport.json"
   mkdir -p "$(dirname "$result")"
   run_once --out "$result" --transport "$transport" "${args[@]}" || status=$?
+  labels+=("girok-$transport")
   results+=("$result")
 done
-echo "== transports compared (delivery latency from the schedule, ms)"
-python3 - "${results[@]}" <<'PY'
+if [ -n "$baseline" ]; then
+  if [ -z "$transports" ]; then
+    result="${out:-target/girok-bench/chat-load}-ws.json"
+    mkdir -p "$(dirname "$result")"
+    run_once --out "$result" "${args[@]}" || status=$?
+    labels+=("girok-ws")
+    results+=("$result")
+  fi
+  result="${out:-target/girok-bench/chat-load}-baseline.json"
+  run_baseline "$baseline" --out "$result" "${args[@]}" || status=$?
+  labels+=("baseline")
+  results+=("$result")
+fi
+echo "== compared (delivery latency from the schedule, ms)"
+python3 - "$baseline" "${labels[@]}" -- "${results[@]}" <<'PY'
 import json, sys
-runs = [json.load(open(path)) for path in sys.argv[1:]]
+baseline = sys.argv[1]
+split = sys.argv.index("--")
+labels, paths = sys.argv[2:split], sys.argv[split + 1:]
+runs = [(label, json.load(open(path))) for label, path in zip(labels, paths)]
 ms = lambda us: us / 1000.0
-print(f"{'transport':<10}{'acked/s':>10}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>9}{'missing':>9}  closes  server RSS peak")
-for r in runs:
+cores = lambda r: (r.get("server") or {}).get("cpu_cores")
+print(f"{'run':<10}{'acked/s':>10}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>9}{'missing':>9}{'cores':>7}  closes  server RSS peak")
+for label, r in runs:
     d = r["delivery_latency"]
     rss = (r.get("server") or {}).get("rss_peak_mib")
-    print(f"{r['transport']:<10}{r['acked_per_sec']:>10.0f}{ms(d['p50_us']):>9.2f}{ms(d['p99_us']):>9.2f}"
-          f"{ms(d['p999_us']):>9.2f}{ms(d['max_us']):>9.2f}{r['missing_deliveries']:>9}  {r['closes_by_code'] or 'none'}  {rss}")
-if len(runs) == 2:
-    a, b = runs
-    ratio = b["delivery_latency"]["p99_us"] / max(1, a["delivery_latency"]["p99_us"])
-    print(f"p99 ratio {b['transport']}/{a['transport']}: {ratio:.2f}")
+    c = cores(r)
+    c = f"{c:.2f}" if c is not None else "n/a"
+    print(f"{label:<10}{r['acked_per_sec']:>10.0f}{ms(d['p50_us']):>9.2f}{ms(d['p99_us']):>9.2f}"
+          f"{ms(d['p999_us']):>9.2f}{ms(d['max_us']):>9.2f}{r['missing_deliveries']:>9}{c:>7}  {r['closes_by_code'] or 'none'}  {rss}")
+p99 = lambda r: max(1, r["delivery_latency"]["p99_us"])
+girok = [(l, r) for l, r in runs if l.startswith("girok-")]
+if len(girok) == 2:
+    (la, a), (lb, b) = girok
+    print(f"p99 ratio {lb}/{la}: {p99(b) / p99(a):.2f}")
+if baseline:
+    base = runs[-1][1]
+    for label, r in girok:
+        line = f"{label}/baseline ({baseline}): p99 ratio {p99(r) / p99(base):.2f}"
+        if cores(r) and cores(base):
+            line += f", server cores ratio {cores(r) / cores(base):.2f}"
+        print(line)
 PY
 exit "$status"

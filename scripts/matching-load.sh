@@ -31,19 +31,7 @@ echo "== girok serve (core 0, data in $tmp/data)"
 start_girok "$tmp/data" GIROK__SERVER__MAX_CONNECTIONS=20000 taskset -c 0
 
 echo "== girok-bench matching-baseline (core 0)"
-taskset -c 0 "$bench_bin" matching-baseline >"$tmp/baseline.out" 2>"$tmp/baseline.err" &
-baseline_pid=$!
-baseline_url=""
-for _ in $(seq 100); do
-  baseline_url=$(sed -n 's/^baseline listening on \(http:[^ ]*\).*/\1/p' "$tmp/baseline.out")
-  [ -n "$baseline_url" ] && break
-  sleep 0.1
-done
-if [ -z "$baseline_url" ]; then
-  echo "the baseline did not start:" >&2
-  cat "$tmp/baseline.err" >&2
-  exit 1
-fi
+start_baseline matching-baseline
 
 echo "== girok-bench matching (core 1)"
 status=0

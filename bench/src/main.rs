@@ -5,7 +5,9 @@
 
 mod analytics;
 mod auth;
+mod baseline;
 mod chat;
+mod chat_baseline;
 mod chat_load;
 mod client;
 mod cpu;
@@ -78,6 +80,10 @@ enum Suite {
     /// The seed design's matching service (an in-memory sorted set of waiting users, one
     /// WebSocket per user) as a server, for `matching` to compare girok with.
     MatchingBaseline(matching_baseline::Args),
+    /// The seed design's chat path (messages group-committed with fdatasync, then acked and
+    /// broadcast from memory, each frame serialized once) as a server, for `chat-load` to
+    /// compare girok with (see scripts/chat-load.sh --baseline).
+    ChatBaseline(chat_baseline::Args),
     /// Image uploads through a running server (1 and 12 megapixel JPEGs): processed images/s,
     /// complete→ready latency and the server's peak RSS, against the same pipeline called
     /// directly on the library in the same run (see scripts/media-load.sh).
@@ -106,6 +112,10 @@ fn main() -> anyhow::Result<()> {
         Suite::Media(args) => ("media", json(media::run(&args)?)?),
         Suite::MatchingBaseline(args) => {
             matching_baseline::run(&args)?;
+            return Ok(());
+        }
+        Suite::ChatBaseline(args) => {
+            chat_baseline::run(&args)?;
             return Ok(());
         }
     };

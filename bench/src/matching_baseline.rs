@@ -9,14 +9,13 @@
 //! drives both alike. Nothing is durable: no log, no fsync, as the seed's Valkey keeps the
 //! queue in memory. Accounts are names mapped to ids; a token is the user's id.
 
-use anyhow::Context;
+use crate::baseline::{Accounts, HasAccounts, refused};
+use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
-use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -49,79 +48,30 @@ struct Queue {
 #[derive(Default)]
 struct Baseline {
     queue: Mutex<Queue>,
-    users: Mutex<HashMap<String, String>>,
-    /// Every user id: the tokens.
-    ids: Mutex<std::collections::HashSet<String>>,
+    accounts: Accounts,
     sockets: Mutex<HashMap<String, mpsc::Sender<String>>>,
 }
 
 type Shared = Arc<Baseline>;
 
-/// Serves until killed.
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("binding {}", args.addr))?;
-        println!("baseline listening on http://{}", listener.local_addr()?);
-        let app = Router::new()
-            .route("/readyz", get(|| async { "ready" }))
-            .route("/v1/auth/register", post(register))
-            .route("/v1/auth/login", post(login))
-            .route("/ws", get(socket))
-            .route("/v1/matching/queue", post(join).delete(leave))
-            .route("/v1/matching/skip", post(skip))
-            .with_state(Shared::default());
-        // Small frames go out at once, as girok's do (no Nagle delay behind a delayed ack).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).await?;
-        Ok(())
-    })
+impl HasAccounts for Baseline {
+    fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
 }
 
-fn refused(status: StatusCode, code: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": code } })),
-    )
-        .into_response()
+/// Serves until killed.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let app = crate::baseline::account_routes::<Baseline>()
+        .route("/ws", get(socket))
+        .route("/v1/matching/queue", post(join).delete(leave))
+        .route("/v1/matching/skip", post(skip))
+        .with_state(Shared::default());
+    crate::baseline::serve(args.addr, app)
 }
 
 fn caller(state: &Baseline, headers: &HeaderMap) -> Option<String> {
-    let token = headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    state.ids.lock().contains(token).then(|| token.to_owned())
-}
-
-#[derive(Deserialize)]
-struct Credentials {
-    username: String,
-}
-
-async fn register(State(state): State<Shared>, Json(body): Json<Credentials>) -> Response {
-    let mut users = state.users.lock();
-    if users.contains_key(&body.username) {
-        return refused(StatusCode::CONFLICT, "USERNAME_TAKEN");
-    }
-    let id = uuid::Uuid::now_v7().to_string();
-    users.insert(body.username, id.clone());
-    state.ids.lock().insert(id.clone());
-    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
-}
-
-async fn login(State(state): State<Shared>, Json(body): Json<Credentials>) -> Response {
-    match state.users.lock().get(&body.username) {
-        Some(id) => Json(json!({ "accessToken": id })).into_response(),
-        None => refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS"),
-    }
+    state.accounts.caller(headers)
 }
 
 async fn socket(

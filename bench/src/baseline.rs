@@ -1,0 +1,118 @@
+//! What the seed-design baselines (`matching-baseline`, `chat-baseline`) share: accounts
+//! that are names mapped to ids (a token is the user's id; registration and login as girok's
+//! API answers them, with no password hashing), the caller of a request, typed refusals, and
+//! serving a router on a loopback port that the load scripts read from stdout.
+
+use anyhow::Context;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Registered users: name → id, and every id (the tokens).
+#[derive(Default)]
+pub struct Accounts {
+    users: Mutex<HashMap<String, String>>,
+    ids: Mutex<HashSet<String>>,
+}
+
+impl Accounts {
+    /// The user a request's Bearer token names, if registered.
+    pub fn caller(&self, headers: &HeaderMap) -> Option<String> {
+        let token = headers
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        self.ids.lock().contains(token).then(|| token.to_owned())
+    }
+
+    /// Whether `id` is a registered user.
+    pub fn exists(&self, id: &str) -> bool {
+        self.ids.lock().contains(id)
+    }
+}
+
+/// A baseline's state that holds the accounts.
+pub trait HasAccounts: Send + Sync + 'static {
+    fn accounts(&self) -> &Accounts;
+}
+
+/// A refusal as girok answers one: the status and `{"error":{"code":…}}`.
+pub fn refused(status: StatusCode, code: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": code } })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+}
+
+async fn register<S: HasAccounts>(
+    State(state): State<Arc<S>>,
+    Json(body): Json<Credentials>,
+) -> Response {
+    let accounts = state.accounts();
+    let mut users = accounts.users.lock();
+    if users.contains_key(&body.username) {
+        return refused(StatusCode::CONFLICT, "USERNAME_TAKEN");
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    users.insert(body.username, id.clone());
+    accounts.ids.lock().insert(id.clone());
+    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+}
+
+async fn login<S: HasAccounts>(
+    State(state): State<Arc<S>>,
+    Json(body): Json<Credentials>,
+) -> Response {
+    match state.accounts().users.lock().get(&body.username) {
+        Some(id) => Json(json!({ "accessToken": id })).into_response(),
+        None => refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS"),
+    }
+}
+
+/// The routes every baseline has: `/readyz`, register and login.
+pub fn account_routes<S: HasAccounts>() -> Router<Arc<S>> {
+    Router::new()
+        .route("/readyz", get(|| async { "ready" }))
+        .route("/v1/auth/register", post(register::<S>))
+        .route("/v1/auth/login", post(login::<S>))
+}
+
+/// Serves `app` at `addr` until killed, after printing `baseline listening on http://ADDR`
+/// (which the load scripts wait for).
+pub fn serve(addr: std::net::SocketAddr, app: Router) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    println!("baseline listening on http://{}", listener.local_addr()?);
+    serve_listener(listener, app)
+}
+
+/// Serves `app` on `listener` until killed, on a runtime of its own. Sockets get
+/// TCP_NODELAY: small frames go out at once, as girok's do.
+pub fn serve_listener(listener: std::net::TcpListener, app: Router) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
