@@ -391,7 +391,12 @@ async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
                 };
                 match &state.commits {
                     Some(commits) => {
-                        let _ = commits.send(accepted);
+                        if let Err(refused) = commits.send(accepted) {
+                            let reference = &refused.0.reference;
+                            let frame =
+                                error_frame("UNAVAILABLE", "the commit thread stopped", reference);
+                            let _ = tx.try_send(frame);
+                        }
                     }
                     None => deliver(&state, accepted),
                 }
