@@ -18,7 +18,9 @@
 #                                                           # seed design's chat path, fdatasync
 #                                                           # group commit; `none`: no file),
 #                                                           # also on core 0; prints both and
-#                                                           # girok's ratios to it
+#                                                           # girok's ratios to it (WebSocket
+#                                                           # only; with --transports, after
+#                                                           # those runs)
 #
 # Arguments go to `girok-bench chat-load` (see `girok-bench chat-load --help`); --out FILE
 # writes the JSON figures elsewhere than target/girok-bench/chat-load.json. To compare builds,
@@ -103,6 +105,15 @@ case "$baseline" in
 "" | sync | none) ;;
 *) echo "chat-load.sh: --baseline takes sync or none" >&2; exit 2 ;;
 esac
+if [ -n "$baseline" ]; then
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    if [ "${args[$i]}" = --transport ] || [[ ${args[$i]} == --transport=* ]]; then
+      echo "chat-load.sh: the baseline speaks WebSocket only; compare girok/1 with" \
+        "--transports ws,quic --baseline $baseline" >&2
+      exit 2
+    fi
+  done
+fi
 
 if [ -z "$transports" ] && [ -z "$baseline" ]; then
   status=0
@@ -125,7 +136,7 @@ if [ -n "$baseline" ]; then
     result="${out:-target/girok-bench/chat-load}-ws.json"
     mkdir -p "$(dirname "$result")"
     run_once --out "$result" "${args[@]}" || status=$?
-    labels+=("girok-ws")
+    labels+=("girok")
     results+=("$result")
   fi
   result="${out:-target/girok-bench/chat-load}-baseline.json"
@@ -139,7 +150,15 @@ import json, sys
 baseline = sys.argv[1]
 split = sys.argv.index("--")
 labels, paths = sys.argv[2:split], sys.argv[split + 1:]
-runs = [(label, json.load(open(path))) for label, path in zip(labels, paths)]
+runs = []
+for label, path in zip(labels, paths):
+    try:
+        r = json.load(open(path))
+    except OSError:
+        print(f"{label}: no figures ({path}): that run failed")
+        continue
+    # A girok run is named by the transport it used (a `--transport` passed through counts).
+    runs.append((f"girok-{r['transport']}" if label.startswith("girok") else label, r))
 ms = lambda us: us / 1000.0
 cores = lambda r: (r.get("server") or {}).get("cpu_cores")
 print(f"{'run':<10}{'acked/s':>10}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>9}{'missing':>9}{'cores':>7}  closes  server RSS peak")
@@ -155,7 +174,7 @@ girok = [(l, r) for l, r in runs if l.startswith("girok-")]
 if len(girok) == 2:
     (la, a), (lb, b) = girok
     print(f"p99 ratio {lb}/{la}: {p99(b) / p99(a):.2f}")
-if baseline:
+if baseline and runs and runs[-1][0] == "baseline":
     base = runs[-1][1]
     for label, r in girok:
         line = f"{label}/baseline ({baseline}): p99 ratio {p99(r) / p99(base):.2f}"
