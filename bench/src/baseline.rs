@@ -93,15 +93,16 @@ pub fn account_routes<S: HasAccounts>() -> Router<Arc<S>> {
         .route("/v1/auth/login", post(login::<S>))
 }
 
-/// Serves `app` at `addr` until killed, after printing `baseline listening on http://ADDR`
-/// (which the load scripts wait for).
+/// Serves `app` at `addr` until SIGTERM or SIGINT, after printing `baseline listening on
+/// http://ADDR` (which the load scripts wait for).
 pub fn serve(addr: std::net::SocketAddr, app: Router) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     println!("baseline listening on http://{}", listener.local_addr()?);
     serve_listener(listener, app)
 }
 
-/// Serves `app` on `listener` until killed, on a runtime of its own. Sockets get
+/// Serves `app` on `listener` until SIGTERM or SIGINT, on a runtime of its own (then returns
+/// at once, open sockets and all: the caller's temp files go with its stack). Sockets get
 /// TCP_NODELAY: small frames go out at once, as girok's do.
 pub fn serve_listener(listener: std::net::TcpListener, app: Router) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -112,7 +113,13 @@ pub fn serve_listener(listener: std::net::TcpListener, app: Router) -> anyhow::R
         let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, app).await?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            served = axum::serve(listener, app).into_future() => served?,
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
         Ok(())
     })
 }

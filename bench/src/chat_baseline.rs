@@ -41,7 +41,8 @@ pub struct Args {
     /// acks and broadcast (as girok's default); `none`: acked and broadcast at once.
     #[arg(long, value_enum, default_value = "sync")]
     durability: Durability,
-    /// Directory of the commit file (default: a fresh temp dir, removed when the server stops).
+    /// Directory of the commit file (default: a fresh temp dir, removed when the server stops on
+    /// SIGTERM or SIGINT).
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -98,7 +99,7 @@ struct Accepted {
     reply: Outbox,
 }
 
-/// Serves until killed.
+/// Serves until SIGTERM or SIGINT.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (app, _temp) = app(args)?;
     crate::baseline::serve(args.addr, app)

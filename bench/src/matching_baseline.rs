@@ -60,7 +60,7 @@ impl HasAccounts for Baseline {
     }
 }
 
-/// Serves until killed.
+/// Serves until SIGTERM or SIGINT.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let app = crate::baseline::account_routes::<Baseline>()
         .route("/ws", get(socket))
