@@ -72,7 +72,6 @@ run_baseline() {
   local durability=$1
   shift
   echo "== girok-bench chat-baseline --durability $durability (core 0)"
-  mkdir -p "$tmp/baseline"
   start_baseline chat-baseline --durability "$durability" --data-dir "$tmp/baseline" || return 1
   echo "== girok-bench chat-load against the baseline (core 1)"
   local status=0

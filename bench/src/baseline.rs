@@ -17,11 +17,19 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// Registered users: name → id, and every id (the tokens).
+/// Longest user name registration takes (girok's own limit is lower).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Registered users: name → id, and every id (the tokens), under one lock.
 #[derive(Default)]
 pub struct Accounts {
-    users: Mutex<HashMap<String, String>>,
-    ids: Mutex<HashSet<String>>,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_name: HashMap<String, String>,
+    ids: HashSet<String>,
 }
 
 impl Accounts {
@@ -32,12 +40,12 @@ impl Accounts {
             .to_str()
             .ok()?
             .strip_prefix("Bearer ")?;
-        self.ids.lock().contains(token).then(|| token.to_owned())
+        self.exists(token).then(|| token.to_owned())
     }
 
     /// Whether `id` is a registered user.
     pub fn exists(&self, id: &str) -> bool {
-        self.ids.lock().contains(id)
+        self.registry.lock().ids.contains(id)
     }
 }
 
@@ -64,14 +72,16 @@ async fn register<S: HasAccounts>(
     State(state): State<Arc<S>>,
     Json(body): Json<Credentials>,
 ) -> Response {
-    let accounts = state.accounts();
-    let mut users = accounts.users.lock();
-    if users.contains_key(&body.username) {
+    if body.username.is_empty() || body.username.chars().count() > MAX_NAME_CHARS {
+        return refused(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_ARGUMENT");
+    }
+    let mut registry = state.accounts().registry.lock();
+    if registry.by_name.contains_key(&body.username) {
         return refused(StatusCode::CONFLICT, "USERNAME_TAKEN");
     }
     let id = uuid::Uuid::now_v7().to_string();
-    users.insert(body.username, id.clone());
-    accounts.ids.lock().insert(id.clone());
+    registry.by_name.insert(body.username, id.clone());
+    registry.ids.insert(id.clone());
     (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
 }
 
@@ -79,7 +89,7 @@ async fn login<S: HasAccounts>(
     State(state): State<Arc<S>>,
     Json(body): Json<Credentials>,
 ) -> Response {
-    match state.accounts().users.lock().get(&body.username) {
+    match state.accounts().registry.lock().by_name.get(&body.username) {
         Some(id) => Json(json!({ "accessToken": id })).into_response(),
         None => refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS"),
     }

@@ -53,7 +53,8 @@ enum Durability {
     None,
 }
 
-/// Frames a socket may have queued; a socket that falls further behind is closed.
+/// Frames a socket may have queued; frames for a socket further behind are dropped (the
+/// generator counts them as missing).
 const SOCKET_QUEUE: usize = 4096;
 /// Frames written to a socket with one flush.
 const WRITE_BATCH: usize = 64;
@@ -62,14 +63,19 @@ const WRITE_BATCH: usize = 64;
 const COMMIT_FILE_BYTES: u64 = 64 << 20;
 /// tungstenite zero-fills its read buffer before each read: kept as small as girok's.
 const READ_BUFFER_BYTES: usize = 4096;
+/// Largest client frame taken (girok's `ws.max_frame_bytes` default); a larger one closes
+/// the connection (tungstenite's check).
+const MAX_FRAME_BYTES: usize = 64 << 10;
+/// Most members a room is created with.
+const MAX_MEMBERS: usize = 1000;
 
 type Outbox = mpsc::Sender<Utf8Bytes>;
 
 #[derive(Default)]
 struct Room {
     members: HashSet<String>,
-    /// `(connection, its socket's queue)` of each subscriber.
-    subscribers: Vec<(u64, Outbox)>,
+    /// The socket queue of each subscribed connection.
+    subscribers: Vec<Outbox>,
 }
 
 #[derive(Default)]
@@ -77,7 +83,6 @@ struct Chat {
     accounts: Accounts,
     rooms: RwLock<HashMap<String, Room>>,
     seq: AtomicU64,
-    connections: AtomicU64,
     /// To the group-commit thread (`sync` durability only).
     commits: Option<std::sync::mpsc::Sender<Accepted>>,
 }
@@ -259,7 +264,7 @@ fn deliver(state: &Chat, message: Accepted) {
     let frame = to_frame(&event);
     let rooms = state.rooms.read();
     if let Some(room) = rooms.get(&message.room) {
-        for (_, subscriber) in &room.subscribers {
+        for subscriber in &room.subscribers {
             // A full queue drops the frame (see `write_frames`).
             let _ = subscriber.try_send(frame.clone());
         }
@@ -291,6 +296,9 @@ async fn create_room(
     let Some(me) = state.accounts.caller(&headers) else {
         return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     };
+    if body.member_ids.len() > MAX_MEMBERS {
+        return refused(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_ARGUMENT");
+    }
     if !body.member_ids.iter().all(|id| state.accounts.exists(id)) {
         return refused(StatusCode::NOT_FOUND, "NOT_FOUND");
     }
@@ -315,6 +323,8 @@ async fn socket(
     };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| serve_socket(state, user, socket))
 }
 
@@ -334,7 +344,6 @@ enum ClientFrame {
 }
 
 async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
-    let connection = state.connections.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(SOCKET_QUEUE);
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_frames(sink, rx));
@@ -357,8 +366,11 @@ async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
                 let room_id = topic.strip_prefix("chat:").unwrap_or_default().to_owned();
                 let mut rooms = state.rooms.write();
                 let answer = match rooms.get_mut(&room_id) {
+                    Some(_) if subscribed.contains(&room_id) => {
+                        error_frame("ALREADY_SUBSCRIBED", "already subscribed", "")
+                    }
                     Some(room) if room.members.contains(&user) => {
-                        room.subscribers.push((connection, tx.clone()));
+                        room.subscribers.push(tx.clone());
                         subscribed.push(room_id);
                         let head = state.seq.load(Ordering::Relaxed);
                         serde_json::json!({ "type": "subscribed", "topic": topic, "headSeq": head })
@@ -407,7 +419,8 @@ async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
     let mut rooms = state.rooms.write();
     for room_id in subscribed {
         if let Some(room) = rooms.get_mut(&room_id) {
-            room.subscribers.retain(|(c, _)| *c != connection);
+            room.subscribers
+                .retain(|subscriber| !subscriber.same_channel(&tx));
         }
     }
     drop(rooms);
@@ -499,5 +512,83 @@ mod tests {
                 "{durability}"
             );
         }
+    }
+
+    /// Its inputs are bounded as girok's are: a long name or member list is refused, a second
+    /// subscription to a room is refused, a frame past the limit closes the connection.
+    #[test]
+    fn the_baseline_refuses_what_girok_refuses() {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let baseline = BaselineCli::parse_from(["chat-baseline", "--durability", "none"]);
+        let (app, _temp) = app(&baseline.args).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || crate::baseline::serve_listener(listener, app));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            let register = |name: String| {
+                http.post(format!("{base}/v1/auth/register"))
+                    .json(&serde_json::json!({ "username": name }))
+                    .send()
+            };
+            let long = register("x".repeat(crate::baseline::MAX_NAME_CHARS + 1))
+                .await
+                .unwrap();
+            assert_eq!(long.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let account = crate::client::account(&http, &base, "ann".into(), "pw")
+                .await
+                .unwrap();
+            let too_many = vec![account.id.clone(); MAX_MEMBERS + 1];
+            let crowded = http
+                .post(format!("{base}/v1/rooms"))
+                .bearer_auth(&account.token)
+                .json(&serde_json::json!({ "memberIds": too_many }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(crowded.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let room: crate::client::IdBody = http
+                .post(format!("{base}/v1/rooms"))
+                .bearer_auth(&account.token)
+                .json(&serde_json::json!({ "memberIds": [] }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut request = crate::client::ws_url(&base).into_client_request().unwrap();
+            let bearer = format!("Bearer {}", account.token).parse().unwrap();
+            request.headers_mut().insert("authorization", bearer);
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            let subscribe = format!(r#"{{"type":"subscribe","topic":"chat:{}"}}"#, room.id);
+            let mut answers = Vec::new();
+            for _ in 0..2 {
+                socket.send(subscribe.as_str().into()).await.unwrap();
+                answers.push(socket.next().await.unwrap().unwrap().into_text().unwrap());
+            }
+            assert!(answers[0].contains(r#""type":"subscribed""#), "{answers:?}");
+            assert!(answers[1].contains("ALREADY_SUBSCRIBED"), "{answers:?}");
+            let huge = "x".repeat(MAX_FRAME_BYTES + 1);
+            let _ = socket.send(huge.as_str().into()).await;
+            let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                loop {
+                    match socket.next().await {
+                        None | Some(Err(_)) => return,
+                        Some(Ok(message)) if message.is_close() => return,
+                        Some(Ok(_)) => {}
+                    }
+                }
+            })
+            .await;
+            assert!(
+                closed.is_ok(),
+                "a frame past the limit left the connection open"
+            );
+        });
     }
 }
