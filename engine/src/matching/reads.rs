@@ -97,9 +97,8 @@ fn read_match(store: &Store, user: UserId) -> Result<Option<CurrentMatch>> {
 impl Engine {
     /// `user`'s open ticket, how many wait, and their current match.
     pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
-        let (queued, current) = self
-            .blocking(move |store| Ok((read_ticket(store, user)?, read_match(store, user)?)))
-            .await?;
+        let (queued, current) =
+            self.read_hot(|store| Ok((read_ticket(store, user)?, read_match(store, user)?)))?;
         Ok(MatchingStatus {
             queued,
             waiting: self.matching_pool.waiting.load(Ordering::Relaxed),
@@ -132,7 +131,7 @@ impl Engine {
         if self.matching_pool.waiting.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let queued = self.blocking(move |store| read_ticket(store, user)).await?;
+        let queued = self.read_hot(|store| read_ticket(store, user))?;
         if let Some(ticket) = queued {
             let command = MatchingCommand::Disconnected {
                 ticket_seq: ticket.seq,
