@@ -351,8 +351,10 @@ impl Engine {
     /// Runs `work` on the caller's thread, for point reads of rows that stay in memory: the
     /// write model's few rows of one user (a ticket, a match), which fjall serves from its
     /// memtable or block cache in microseconds. Through [`Engine::blocking`] the same read
-    /// costs two thread switches more, which on one core cost more than the read (random
-    /// matching's answers sustained 3,565–3,813 of 4,000 joins/s that way, 3,978–3,995 this one).
+    /// costs a wake-up and two thread switches more, which on one core cost more than the
+    /// read: random matching on one core acknowledged 3,565–3,813 of 4,000 joins/s with its
+    /// status read there, 3,978–3,995 with it read here. Not for scans or cold rows: a miss
+    /// reads from disk on the caller's thread.
     pub(crate) fn read_hot<T>(&self, work: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
         work(&self.store)
     }
