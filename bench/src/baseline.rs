@@ -1,12 +1,15 @@
 //! What the seed-design baselines (`matching-baseline`, `chat-baseline`) share: accounts
 //! that are names mapped to ids (a token is the user's id; registration and login as girok's
-//! API answers them, with no password hashing), the caller of a request, typed refusals, and
-//! serving a router on a loopback port that the load scripts read from stdout.
+//! API answers them, with no password hashing), the caller of a request, typed refusals,
+//! accepting a signed-in WebSocket within girok's frame limit, and serving a router on a
+//! loopback port that the load scripts read from stdout.
 
 use anyhow::Context;
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +22,11 @@ use std::sync::Arc;
 
 /// Longest user name registration takes (girok's own limit is lower).
 pub const MAX_NAME_CHARS: usize = 64;
+/// Largest client frame a baseline takes (girok's `ws.max_frame_bytes` default); a larger
+/// one closes the connection (tungstenite's check).
+pub const MAX_FRAME_BYTES: usize = 64 << 10;
+/// tungstenite zero-fills its read buffer before each read: kept as small as girok's.
+const READ_BUFFER_BYTES: usize = 4096;
 
 /// Registered users: name → id, and every id (the tokens), under one lock.
 #[derive(Default)]
@@ -34,7 +42,7 @@ struct Registry {
 
 impl Accounts {
     /// The user a request's Bearer token names, if registered.
-    pub fn caller(&self, headers: &HeaderMap) -> Option<String> {
+    fn caller(&self, headers: &HeaderMap) -> Option<String> {
         let token = headers
             .get("authorization")?
             .to_str()
@@ -52,6 +60,42 @@ impl Accounts {
 /// A baseline's state that holds the accounts.
 pub trait HasAccounts: Send + Sync + 'static {
     fn accounts(&self) -> &Accounts;
+}
+
+/// The registered user a request's Bearer token names (extracted: `401 UNAUTHENTICATED`
+/// without one).
+pub struct Caller(pub String);
+
+impl<S: HasAccounts> FromRequestParts<Arc<S>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Response> {
+        state
+            .accounts()
+            .caller(&parts.headers)
+            .map(Caller)
+            .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"))
+    }
+}
+
+/// Accepts `user`'s WebSocket with girok's frame limit and read buffer, and hands it to
+/// `serve`.
+pub fn accept_socket<S, F, Served>(
+    upgrade: WebSocketUpgrade,
+    state: Arc<S>,
+    user: String,
+    serve: F,
+) -> Response
+where
+    S: Send + Sync + 'static,
+    F: FnOnce(Arc<S>, String, WebSocket) -> Served + Send + 'static,
+    Served: std::future::Future<Output = ()> + Send + 'static,
+{
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| serve(state, user, socket))
 }
 
 /// A refusal as girok answers one: the status and `{"error":{"code":…}}`.

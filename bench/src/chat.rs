@@ -24,7 +24,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -218,10 +217,7 @@ async fn phase(transport: Transport, setup: &Setup<'_>) -> anyhow::Result<Figure
         let token = &tokens[c % users];
         connections.push(match transport {
             Transport::Ws => {
-                let mut request = ws_url.clone().into_client_request()?;
-                request
-                    .headers_mut()
-                    .insert("authorization", format!("Bearer {token}").parse()?);
+                let request = crate::client::ws_request(&ws_url, token)?;
                 Connection::Ws(Box::new(tokio_tungstenite::connect_async(request).await?.0))
             }
             Transport::Quic => {

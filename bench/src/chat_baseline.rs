@@ -14,12 +14,12 @@
 //! login, `POST /v1/rooms`, `/ws` with a Bearer token, `subscribe` to `chat:<room>` (members
 //! only) and `send` with its `ack`. No history, no resume, no idempotency by `clientId`.
 
-use crate::baseline::{Accounts, HasAccounts, refused};
+use crate::baseline::{Accounts, Caller, HasAccounts, refused};
 use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{SinkExt, StreamExt};
@@ -61,13 +61,11 @@ const WRITE_BATCH: usize = 64;
 /// The commit file's size: preallocated (an fdatasync then writes no file size), reused
 /// from its start when full, as a database recycles its WAL segments.
 const COMMIT_FILE_BYTES: u64 = 64 << 20;
-/// tungstenite zero-fills its read buffer before each read: kept as small as girok's.
-const READ_BUFFER_BYTES: usize = 4096;
-/// Largest client frame taken (girok's `ws.max_frame_bytes` default); a larger one closes
-/// the connection (tungstenite's check).
-const MAX_FRAME_BYTES: usize = 64 << 10;
 /// Most members a room is created with.
 const MAX_MEMBERS: usize = 1000;
+/// Messages that may wait for the group-commit thread (girok's log writer queue); past them a
+/// socket waits to hand over its next message, so memory stays bounded under overload.
+const COMMIT_QUEUE: usize = 16_384;
 
 type Outbox = mpsc::Sender<Utf8Bytes>;
 
@@ -84,7 +82,7 @@ struct Chat {
     rooms: RwLock<HashMap<String, Room>>,
     seq: AtomicU64,
     /// To the group-commit thread (`sync` durability only).
-    commits: Option<std::sync::mpsc::Sender<Accepted>>,
+    commits: Option<mpsc::Sender<Accepted>>,
 }
 
 impl HasAccounts for Chat {
@@ -134,7 +132,7 @@ fn app(args: &Args) -> anyhow::Result<(axum::Router, Option<tempfile::TempDir>)>
             (temp, Some(file))
         }
     };
-    let (to_commit, from_sockets) = std::sync::mpsc::channel();
+    let (to_commit, mut from_sockets) = mpsc::channel(COMMIT_QUEUE);
     let state = Arc::new(Chat {
         commits: commits.is_some().then_some(to_commit),
         ..Chat::default()
@@ -143,7 +141,7 @@ fn app(args: &Args) -> anyhow::Result<(axum::Router, Option<tempfile::TempDir>)>
         let state = state.clone();
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || commit_loop(&state, file, &from_sockets))?;
+            .spawn(move || commit_loop(&state, file, &mut from_sockets))?;
     }
     let app = crate::baseline::account_routes::<Chat>()
         .route("/v1/rooms", post(create_room))
@@ -154,17 +152,15 @@ fn app(args: &Args) -> anyhow::Result<(axum::Router, Option<tempfile::TempDir>)>
 
 /// One fdatasync for every message that arrived while the previous one ran, then their acks
 /// and broadcasts in commit order.
-fn commit_loop(
-    state: &Chat,
-    mut file: std::fs::File,
-    messages: &std::sync::mpsc::Receiver<Accepted>,
-) {
+fn commit_loop(state: &Chat, mut file: std::fs::File, messages: &mut mpsc::Receiver<Accepted>) {
     let mut group = Vec::new();
     let mut record = Vec::new();
     let mut written = 0u64;
-    while let Ok(first) = messages.recv() {
+    while let Some(first) = messages.blocking_recv() {
         group.push(first);
-        group.extend(messages.try_iter());
+        while let Ok(next) = messages.try_recv() {
+            group.push(next);
+        }
         record.clear();
         for m in &group {
             let _ = writeln!(record, "{}\t{}\t{}", m.room, m.actor, m.body);
@@ -290,12 +286,9 @@ struct NewRoom {
 
 async fn create_room(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    Caller(me): Caller,
     Json(body): Json<NewRoom>,
 ) -> Response {
-    let Some(me) = state.accounts.caller(&headers) else {
-        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    };
     if body.member_ids.len() > MAX_MEMBERS {
         return refused(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_ARGUMENT");
     }
@@ -315,17 +308,10 @@ async fn create_room(
 
 async fn socket(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(user) = state.accounts.caller(&headers) else {
-        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    };
-    upgrade
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve_socket(state, user, socket))
+    crate::baseline::accept_socket(upgrade, state, user, serve_socket)
 }
 
 #[derive(Deserialize)]
@@ -404,7 +390,7 @@ async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
                 };
                 match &state.commits {
                     Some(commits) => {
-                        if let Err(refused) = commits.send(accepted) {
+                        if let Err(refused) = commits.send(accepted).await {
                             let reference = &refused.0.reference;
                             let frame =
                                 error_frame("UNAVAILABLE", "the commit thread stopped", reference);
@@ -518,7 +504,6 @@ mod tests {
     /// subscription to a room is refused, a frame past the limit closes the connection.
     #[test]
     fn the_baseline_refuses_what_girok_refuses() {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let baseline = BaselineCli::parse_from(["chat-baseline", "--durability", "none"]);
         let (app, _temp) = app(&baseline.args).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -561,9 +546,8 @@ mod tests {
                 .json()
                 .await
                 .unwrap();
-            let mut request = crate::client::ws_url(&base).into_client_request().unwrap();
-            let bearer = format!("Bearer {}", account.token).parse().unwrap();
-            request.headers_mut().insert("authorization", bearer);
+            let request =
+                crate::client::ws_request(&crate::client::ws_url(&base), &account.token).unwrap();
             let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
             let subscribe = format!(r#"{{"type":"subscribe","topic":"chat:{}"}}"#, room.id);
             let mut answers = Vec::new();
@@ -573,7 +557,7 @@ mod tests {
             }
             assert!(answers[0].contains(r#""type":"subscribed""#), "{answers:?}");
             assert!(answers[1].contains("ALREADY_SUBSCRIBED"), "{answers:?}");
-            let huge = "x".repeat(MAX_FRAME_BYTES + 1);
+            let huge = "x".repeat(crate::baseline::MAX_FRAME_BYTES + 1);
             let _ = socket.send(huge.as_str().into()).await;
             let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
                 loop {

@@ -11,7 +11,7 @@
 
 mod quic;
 
-use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_url};
+use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_request, ws_url};
 use crate::cpu::{
     Cores, CpuReading, busiest, busiest_forks, by_thread_of, difference, forks_between, rss_kib,
 };
@@ -34,7 +34,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -595,7 +594,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
 
     // CPU over the measured window only, for the server and the generator itself.
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
-    let threads_before = server_pid.map(by_thread_of);
+    let threads_before = server_pid.map(|pid| (Instant::now(), by_thread_of(pid)));
     let mut readings = vec![CpuReading::take(server_pid)];
     let log_before = Scrape::take(&http, &base).await;
     let window_end = epoch + Duration::from_nanos(window.end_ns);
@@ -610,11 +609,11 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     readings.push(CpuReading::take(server_pid));
     let threads = threads_before
         .zip(server_pid.map(by_thread_of))
-        .map(|(before, after)| {
+        .map(|((at, before), after)| {
+            // Per second of the time between the two reads, as the other figures are.
+            let wall = at.elapsed().as_secs_f64().max(f64::EPSILON);
             let mut threads = difference(&before, after);
-            threads
-                .values_mut()
-                .for_each(|seconds| *seconds /= args.seconds as f64);
+            threads.values_mut().for_each(|seconds| *seconds /= wall);
             threads
         })
         .unwrap_or_default();
@@ -775,10 +774,7 @@ async fn connect_all(
 }
 
 async fn connect(ws_url: &str, token: &str, room: &str) -> anyhow::Result<Socket> {
-    let mut request = ws_url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
+    let request = ws_request(ws_url, token)?;
     // tungstenite zero-fills `read_buffer_size` bytes before every read (128 KiB by default):
     // at thousands of reads per second that memset was a quarter of the generator's CPU.
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);

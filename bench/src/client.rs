@@ -36,6 +36,20 @@ pub fn ws_url(base: &str) -> String {
     }
 }
 
+/// The WebSocket handshake request for `url` signed in as the holder of `token` (a Bearer
+/// header, as native clients send it).
+pub fn ws_request(
+    url: &str,
+    token: &str,
+) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
 /// The error for an answer with an unexpected status, with its body.
 pub async fn unexpected(what: String, response: reqwest::Response) -> anyhow::Error {
     let status = response.status();

@@ -11,7 +11,7 @@
 //! (`POST /v1/matching/skip?requeue=false`) and both are idle again. A schedule that finds no
 //! idle user is counted (`starved`): more users are needed for that rate.
 
-use crate::client::{Account, SETUP_CONCURRENCY, Socket, account, ws_url};
+use crate::client::{Account, SETUP_CONCURRENCY, Socket, account, ws_request, ws_url};
 use crate::cpu::{CpuReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
@@ -28,7 +28,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PASSWORD: &str = "matching-load password";
 /// Longest warm-up or window accepted (a day).
@@ -335,10 +334,7 @@ async fn drive(
 }
 
 async fn connect(base: &str, token: &str) -> anyhow::Result<Socket> {
-    let mut request = ws_url(base).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
+    let request = ws_request(&ws_url(base), token)?;
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
     let subscribe = json!({ "type": "subscribe", "topic": "matching" }).to_string();
     socket.send(Message::text(subscribe)).await?;

@@ -9,11 +9,11 @@
 //! drives both alike. Nothing is durable: no log, no fsync, as the seed's Valkey keeps the
 //! queue in memory. Accounts are names mapped to ids; a token is the user's id.
 
-use crate::baseline::{Accounts, HasAccounts, refused};
+use crate::baseline::{Accounts, Caller, HasAccounts, refused};
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{SinkExt, StreamExt};
@@ -70,19 +70,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     crate::baseline::serve(args.addr, app)
 }
 
-fn caller(state: &Baseline, headers: &HeaderMap) -> Option<String> {
-    state.accounts.caller(headers)
-}
-
 async fn socket(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(user) = caller(&state, &headers) else {
-        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    };
-    upgrade.on_upgrade(move |socket| serve_socket(state, user, socket))
+    crate::baseline::accept_socket(upgrade, state, user, serve_socket)
 }
 
 async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
@@ -117,10 +110,7 @@ fn push(state: &Baseline, user: &str, frame: String) {
     }
 }
 
-async fn join(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let Some(me) = caller(&state, &headers) else {
-        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    };
+async fn join(State(state): State<Shared>, Caller(me): Caller) -> Response {
     let mut queue = state.queue.lock();
     if queue.place.contains_key(&me) {
         return refused(StatusCode::CONFLICT, "ALREADY_QUEUED");
@@ -158,10 +148,7 @@ async fn join(State(state): State<Shared>, headers: HeaderMap) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-async fn leave(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let Some(me) = caller(&state, &headers) else {
-        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    };
+async fn leave(State(state): State<Shared>, Caller(me): Caller) -> Response {
     let mut queue = state.queue.lock();
     match queue.place.remove(&me) {
         Some(place) => {
@@ -179,12 +166,9 @@ struct SkipParams {
 
 async fn skip(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    Caller(me): Caller,
     Query(params): Query<SkipParams>,
 ) -> Response {
-    let Some(me) = caller(&state, &headers) else {
-        return refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    };
     if params.requeue.unwrap_or(true) {
         return refused(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_ARGUMENT");
     }
