@@ -340,6 +340,133 @@ async fn refusals_are_typed_and_joins_are_rate_limited() {
     assert!(error["message"].as_str().unwrap().contains("matching"));
 }
 
+/// Frames off `socket` until one of each of `kinds` came (the first of each; others skipped):
+/// an answer and a topic's frame travel apart, in either order.
+async fn frames_of(socket: &mut Socket, kinds: &[&str]) -> HashMap<String, Value> {
+    let mut seen = HashMap::new();
+    while seen.len() < kinds.len() {
+        let frame = common::sockets::next(socket).await;
+        let kind = frame["type"].as_str().unwrap_or_default().to_owned();
+        if kinds.contains(&kind.as_str()) {
+            seen.entry(kind).or_insert(frame);
+        }
+    }
+    seen
+}
+
+/// The `error` frame answering the frame `reference` named.
+async fn refusal(socket: &mut Socket, reference: &str) -> Value {
+    let error = next_of(socket, "error").await;
+    assert_eq!(error["ref"], reference, "{error}");
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_by_ref() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(
+        &dir,
+        &[
+            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "5"),
+            ("GIROK__RATE_LIMITS__MATCHING__BURST", "5"),
+        ],
+    );
+    let (ann, ann_id) = user(&server, "ann").await;
+    let (bob, bob_id) = user(&server, "bob").await;
+    let mut ann_ws = matching_socket(&server, &ann).await;
+    let mut bob_ws = matching_socket(&server, &bob).await;
+
+    // Ann waits: her ack names the ticket the `queued` frame names.
+    send(
+        &mut ann_ws,
+        json!({ "type": "join", "ref": "a1", "tags": ["Go"], "language": "en" }),
+    )
+    .await;
+    let seen = frames_of(&mut ann_ws, &["matchingAck", "queued"]).await;
+    let ack = &seen["matchingAck"];
+    assert_eq!(ack["ref"], "a1", "{ack}");
+    assert_eq!(ack["matched"], Value::Null, "{ack}");
+    assert!(ack["seq"].as_u64().unwrap() > 0);
+    assert_eq!(seen["queued"]["ticketId"], ack["ticketId"]);
+    assert_eq!(seen["queued"]["tags"], json!(["go"]));
+
+    // Bob's join matches them at once: his ack says with whom, Ann's topic says so too.
+    send(
+        &mut bob_ws,
+        json!({ "type": "join", "ref": "b1", "tags": ["go"] }),
+    )
+    .await;
+    let ack = next_of(&mut bob_ws, "matchingAck").await;
+    assert_eq!(ack["ref"], "b1", "{ack}");
+    assert_eq!(ack["matched"]["partnerId"], ann_id, "{ack}");
+    let room = ack["matched"]["roomId"].as_str().unwrap().to_owned();
+    let matched = next_of(&mut ann_ws, "matched").await;
+    assert_eq!(matched["roomId"], room);
+    assert_eq!(matched["partner"]["id"], bob_id);
+    assert_eq!(matched["seq"], ack["matched"]["seq"]);
+    assert_eq!(status(&server, &bob).await["match"]["roomId"], room);
+
+    // Refusals name the frame they answer; bad input spends no budget, the rest does.
+    send(&mut bob_ws, json!({ "type": "join", "ref": "b2" })).await;
+    assert_eq!(refusal(&mut bob_ws, "b2").await["code"], "ALREADY_MATCHED");
+    let bad = json!({ "type": "join", "ref": "bad", "tags": ["two words"] });
+    send(&mut bob_ws, bad).await;
+    assert_eq!(
+        refusal(&mut bob_ws, "bad").await["code"],
+        "INVALID_ARGUMENT"
+    );
+    send(&mut bob_ws, json!({ "type": "join", "ref": 7 })).await;
+    assert_eq!(next_of(&mut bob_ws, "error").await["code"], "BAD_FRAME");
+
+    // Bob ends the match without queueing again; Ann hears it.
+    let skip = json!({ "type": "skip", "ref": "b3", "requeue": false });
+    send(&mut bob_ws, skip).await;
+    let ack = next_of(&mut bob_ws, "matchingAck").await;
+    assert_eq!(ack["ref"], "b3", "{ack}");
+    assert!(ack.get("ticketId").is_none(), "no ticket opened: {ack}");
+    assert_eq!(ack["matched"], Value::Null);
+    let skipped = next_of(&mut ann_ws, "skipped").await;
+    assert_eq!(
+        (skipped["roomId"].as_str(), &skipped["byMe"]),
+        (Some(room.as_str()), &json!(false))
+    );
+    send(&mut bob_ws, json!({ "type": "skip", "ref": "b4" })).await;
+    assert_eq!(refusal(&mut bob_ws, "b4").await["code"], "NOT_MATCHED");
+    send(&mut ann_ws, json!({ "type": "leave", "ref": "a2" })).await;
+    assert_eq!(refusal(&mut ann_ws, "a2").await["code"], "NOT_QUEUED");
+
+    // Bob queues again (his fifth and last join or skip of the minute) and leaves (leaving
+    // spends nothing); a sixth is refused until the budget refills.
+    send(&mut bob_ws, json!({ "type": "join", "ref": "b5" })).await;
+    let ack = next_of(&mut bob_ws, "matchingAck").await;
+    assert_eq!(
+        (ack["ref"].as_str(), &ack["matched"]),
+        (Some("b5"), &Value::Null)
+    );
+    assert_eq!(
+        status(&server, &bob).await["queued"]["ticketId"],
+        ack["ticketId"]
+    );
+    send(&mut bob_ws, json!({ "type": "leave", "ref": "b6" })).await;
+    let left = next_of(&mut bob_ws, "matchingAck").await;
+    assert_eq!(left["ref"], "b6", "{left}");
+    assert!(left["seq"].as_u64() > ack["seq"].as_u64(), "{left}");
+    assert!(left.get("ticketId").is_none(), "{left}");
+    send(&mut bob_ws, json!({ "type": "join", "ref": "b7" })).await;
+    let error = refusal(&mut bob_ws, "b7").await;
+    assert_eq!(error["code"], "RATE_LIMITED", "{error}");
+    assert!(error["retryAfterMs"].as_u64().unwrap() > 0, "{error}");
+    assert_eq!(status(&server, &bob).await["queued"], Value::Null);
+
+    // A connection that never signed in is refused.
+    let mut stranger = connect(&server, None).await;
+    send(&mut stranger, json!({ "type": "join", "ref": "s1" })).await;
+    assert_eq!(
+        next_of(&mut stranger, "error").await["code"],
+        "UNAUTHENTICATED"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use super::outbox::{
     CLOSE_AUTH_TIMEOUT, CLOSE_GRACE, CLOSE_IDLE, CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER,
     CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, CloseRequest, Outbox, render,
 };
-use super::protocol::{ClientFrame, ServerFrame};
+use super::protocol::{ClientFrame, MatchedNow, ServerFrame};
 use super::subscription::{Subscription, run_feed, run_notifications};
 use crate::auth::live_sessions::Ending;
 use crate::auth::{Principal, bearer_principal};
@@ -26,7 +26,8 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use girok_engine::{Error as EngineError, LiveScope};
+use girok_engine::matching::CurrentMatch;
+use girok_engine::{Error as EngineError, LiveScope, MatchingCommand};
 use girok_schemas::{RoomId, Seq, UserId};
 use governor::DefaultDirectRateLimiter;
 use std::collections::{HashMap, VecDeque};
@@ -361,6 +362,23 @@ impl Connection {
                     .await
             }
             ClientFrame::Typing { room_id } => self.typing(principal.user, &room_id).await,
+            ClientFrame::Join {
+                reference,
+                tags,
+                language,
+            } => {
+                let command = MatchingCommand::Join { tags, language };
+                self.matching(principal.user, reference, command).await
+            }
+            ClientFrame::Leave { reference } => {
+                self.matching(principal.user, reference, MatchingCommand::Leave)
+                    .await
+            }
+            ClientFrame::Skip { reference, requeue } => {
+                let requeue = requeue.unwrap_or(true);
+                let command = MatchingCommand::Skip { requeue };
+                self.matching(principal.user, reference, command).await
+            }
             ClientFrame::Ping | ClientFrame::Auth { .. } => {}
         }
     }
@@ -382,24 +400,74 @@ impl Connection {
         }
     }
 
+    /// Whether the connection's budget of writing frames (`ws.sends_per_second`) has room; if
+    /// not, the refusal is queued for the frame `reference` named.
+    fn spend_send(&mut self, reference: &mut Option<String>) -> bool {
+        let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.sends) else {
+            return true;
+        };
+        let per_second = self.limits.connection.sends_per_second;
+        self.reply(ServerFrame::Error {
+            code: "RATE_LIMITED",
+            message: format!("at most {per_second} sends per second"),
+            reference: reference.take(),
+            topic: None,
+            retry_after_ms: Some(retry_after_ms),
+        });
+        false
+    }
+
+    /// Queues a `join`, `leave` or `skip`, pipelined like a send: its `matchingAck` (or error)
+    /// is written when it is durable (or refused), in the order the client sent its frames.
+    async fn matching(
+        &mut self,
+        user: UserId,
+        mut reference: Option<String>,
+        command: MatchingCommand,
+    ) {
+        if !self.spend_send(&mut reference) {
+            return;
+        }
+        let opens_ticket = match &command {
+            MatchingCommand::Join { .. } => true,
+            MatchingCommand::Skip { requeue } => *requeue,
+            _ => false,
+        };
+        let command = girok_engine::Command::Matching(command);
+        let acked = match self.state.engine.enqueue(user, command).await {
+            Ok(acked) => acked,
+            Err(error) => return self.reply(ServerFrame::engine_error(&error, reference)),
+        };
+        let answer = async move {
+            let frame = match acked.await {
+                Ok(ack) => ServerFrame::MatchingAck {
+                    reference,
+                    seq: ack.seq,
+                    ticket_id: opens_ticket.then(|| ack.id.to_string()),
+                    matched: CurrentMatch::made_by(&ack).map(|made| MatchedNow {
+                        room_id: made.room.to_string(),
+                        partner_id: made.partner.to_string(),
+                        seq: made.seq,
+                    }),
+                },
+                Err(error) => ServerFrame::engine_error(&error, reference),
+            };
+            render(&frame)
+        };
+        self.sending.push_back(answer.boxed());
+    }
+
     /// Queues a send; its ack (or error) is written when it is durable (or refused).
     async fn send(
         &mut self,
         user: UserId,
-        reference: Option<String>,
+        mut reference: Option<String>,
         (room_id, reply_to, attachments): (String, Option<String>, Vec<String>),
         body: String,
         client_id: Option<String>,
     ) {
-        if let Some(retry_after_ms) = crate::auth::rate_limit::wait_if_spent(&self.sends) {
-            let per_second = self.limits.connection.sends_per_second;
-            return self.reply(ServerFrame::Error {
-                code: "RATE_LIMITED",
-                message: format!("at most {per_second} sends per second"),
-                reference,
-                topic: None,
-                retry_after_ms: Some(retry_after_ms),
-            });
+        if !self.spend_send(&mut reference) {
+            return;
         }
         let command = match live_socket::send_command(
             &room_id,

@@ -43,7 +43,38 @@ pub enum ClientFrame {
     Typing {
         room_id: String,
     },
+    /// Opens a random-matching ticket (`tags`, `language`: preferences, as REST's
+    /// `POST /v1/matching/queue`); answered by a `matchingAck` (or an `error`) with the same
+    /// `ref`. The news (`queued`, `matched`, …) arrives on the `matching` topic.
+    Join {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        #[serde(default)]
+        tags: Vec<String>,
+        language: Option<String>,
+    },
+    /// Withdraws the open ticket; answered by a `matchingAck`.
+    Leave {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+    },
+    /// Ends the current match; `requeue` (default `true`) opens a new ticket with the match's
+    /// preferences. Answered by a `matchingAck`.
+    Skip {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        requeue: Option<bool>,
+    },
     Ping,
+}
+
+/// The match a `join` (or a re-queueing `skip`) made at once, as its `matchingAck` says.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchedNow {
+    pub room_id: String,
+    pub partner_id: String,
+    pub seq: u64,
 }
 
 /// What the server sends.
@@ -92,6 +123,18 @@ pub enum ServerFrame {
         seq: u64,
         message_id: String,
         duplicate: bool,
+    },
+    /// A durable `join`, `leave` or `skip`: its last event's `seq`, the ticket it opened
+    /// (`ticketId`, absent when it opened none) and the match it made at once (`null` if
+    /// none).
+    #[serde(rename_all = "camelCase")]
+    MatchingAck {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        seq: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ticket_id: Option<String>,
+        matched: Option<MatchedNow>,
     },
     Error {
         code: &'static str,
@@ -156,6 +199,9 @@ mod fuzz_tests {
         r#"{"type":"unsubscribe","topic":"feed"}"#,
         r#"{"type":"send","ref":"r1","roomId":"0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6b","body":"hi","clientId":"c1","replyTo":"0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6c"}"#,
         r#"{"type":"typing","roomId":"0192f5a0-7c1e-7d3a-9b1e-1c2d3e4f5a6b"}"#,
+        r#"{"type":"join","ref":"j1","tags":["go","rust-lang"],"language":"en"}"#,
+        r#"{"type":"skip","ref":"s1","requeue":false}"#,
+        r#"{"type":"leave"}"#,
         r#"{"type":"ping"}"#,
     ];
     const TOKENS: &[&str] = &[
