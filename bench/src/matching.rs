@@ -3,29 +3,32 @@
 //! see scripts/matching-load.sh, which starts both pinned to one core and runs this on the
 //! other). Setup (accounts, logins, one WebSocket per user subscribed to `matching`) is not
 //! measured. Then joins are scheduled at a fixed rate whatever the server answers; each
-//! scheduled join takes an idle user (one not waiting and not matched) and sends
-//! `POST /v1/matching/queue`. A join that finds a partner waiting is answered with the match:
-//! its latency from the scheduled instant is **join→matched for the newcomer**; the waiting
-//! partner learns it from a `matched` frame on its socket, whose latency from the newcomer's
-//! scheduled instant is **join→matched for the partner**. The newcomer then ends the match
-//! (`POST /v1/matching/skip?requeue=false`) and both are idle again. A schedule that finds no
-//! idle user is counted (`starved`): more users are needed for that rate.
+//! scheduled join takes an idle user (one not waiting and not matched) and sends a join: a
+//! `join` frame on the user's socket (`--via ws`, the default: a client that keeps its socket
+//! open) or `POST /v1/matching/queue` (`--via http`). A join that finds a partner waiting is
+//! answered with the match: its latency from the scheduled instant is **join→matched for the
+//! newcomer**; the waiting partner learns it from a `matched` frame on its socket, whose
+//! latency from the newcomer's scheduled instant is **join→matched for the partner**. The
+//! newcomer then ends the match (a `skip` frame with `requeue: false`, or `POST
+//! /v1/matching/skip?requeue=false`) and both are idle again. A schedule that finds no idle
+//! user is counted (`starved`): more users are needed for that rate.
 
 use crate::client::{Account, SETUP_CONCURRENCY, Socket, account, ws_request, ws_url};
 use crate::cpu::{CpuReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail};
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -59,7 +62,23 @@ pub struct Args {
     /// Seconds of the measured window (joins scheduled in it are measured).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     seconds: u64,
+    /// How users join and skip: frames on their WebSocket, or REST requests.
+    #[arg(long, value_enum, default_value_t = Via::Ws)]
+    via: Via,
 }
+
+/// The transport of joins and skips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// `join` and `skip` frames on the user's `/ws`, answered by `matchingAck`.
+    Ws,
+    /// `POST /v1/matching/queue` and `POST /v1/matching/skip`.
+    Http,
+}
+
+/// How long a join or skip sent as a frame may wait for its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One system's figures.
 #[derive(Debug, Serialize)]
@@ -92,6 +111,7 @@ pub struct Run {
 pub struct Figures {
     users: usize,
     rate: u64,
+    via: Via,
     warmup_secs: u64,
     measured_secs: u64,
     girok: Run,
@@ -116,6 +136,11 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
+        let via = match args.via {
+            Via::Ws => "join and skip frames on each user's /ws",
+            Via::Http => "POST /v1/matching/queue and /v1/matching/skip",
+        };
+        println!("joins and skips: {via}");
         let girok = drive(args, "girok", &args.url, args.server_pid).await?;
         println!("{}", summary(&girok));
         let baseline = match &args.baseline_url {
@@ -142,6 +167,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         Ok(Figures {
             users: args.users,
             rate: args.rate,
+            via: args.via,
             warmup_secs: args.warmup,
             measured_secs: args.seconds,
             girok,
@@ -173,6 +199,12 @@ fn summary(run: &Run) -> String {
 struct Shared {
     http: reqwest::Client,
     base: String,
+    via: Via,
+    /// Each user's socket writer (frames go out in the order queued).
+    frames: Vec<mpsc::UnboundedSender<Message>>,
+    /// Frames sent with a `ref` that wait for their answer (`matchingAck` or `error`).
+    answers: RefCell<HashMap<u64, oneshot::Sender<Value>>>,
+    next_ref: Cell<u64>,
     accounts: Vec<Account>,
     index: HashMap<String, usize>,
     idle: RefCell<VecDeque<usize>>,
@@ -245,9 +277,16 @@ async fn drive(
         start + Duration::from_secs(args.warmup),
         start + Duration::from_secs(args.warmup + args.seconds),
     );
+    let (sinks, streams): (Vec<_>, Vec<_>) = sockets.into_iter().map(StreamExt::split).unzip();
+    let (frames, outgoing): (Vec<_>, Vec<_>) =
+        (0..sinks.len()).map(|_| mpsc::unbounded_channel()).unzip();
     let shared = Rc::new(Shared {
         http,
         base: base.to_owned(),
+        via: args.via,
+        frames,
+        answers: RefCell::new(HashMap::new()),
+        next_ref: Cell::new(0),
         accounts,
         index,
         idle: RefCell::new((0..args.users).collect()),
@@ -262,10 +301,16 @@ async fn drive(
             partner_notified: histogram()?,
         }),
     });
-    let readers: Vec<_> = sockets
-        .into_iter()
-        .map(|socket| tokio::task::spawn_local(read_socket(shared.clone(), socket)))
-        .collect();
+    let mut readers = Vec::with_capacity(2 * sinks.len());
+    for (sink, frames) in sinks.into_iter().zip(outgoing) {
+        readers.push(tokio::task::spawn_local(write_socket(sink, frames)));
+    }
+    for stream in streams {
+        readers.push(tokio::task::spawn_local(read_socket(
+            shared.clone(),
+            stream,
+        )));
+    }
     // The schedule: one join every 1/rate s from `start` to the window's end.
     let period_ns = 1_000_000_000 / args.rate;
     let count = (args.warmup + args.seconds) * 1_000_000_000 / period_ns;
@@ -349,19 +394,42 @@ async fn connect(base: &str, token: &str) -> anyhow::Result<Socket> {
     }
 }
 
-/// A user's socket: `matched` frames end a partner's wait.
-async fn read_socket(shared: Rc<Shared>, mut socket: Socket) {
+/// A user's socket writer: the frames queued for it, in order.
+async fn write_socket(
+    mut sink: SplitSink<Socket, Message>,
+    mut frames: mpsc::UnboundedReceiver<Message>,
+) {
+    while let Some(frame) = frames.recv().await {
+        if sink.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A user's socket: answers to its frames, and `matched` frames that end a partner's wait.
+async fn read_socket(shared: Rc<Shared>, mut socket: SplitStream<Socket>) {
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
             continue;
         };
-        // Parse only the `matched` frames.
-        if !text.contains("\"matched\"") {
+        // Parse only answers and the `matched` frames.
+        let answer = text.contains("\"matchingAck\"") || text.contains("\"error\"");
+        if !answer && !text.contains("\"matched\"") {
             continue;
         }
         let Ok(frame) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
+        if answer {
+            let waiting = frame["ref"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+                .and_then(|r| shared.answers.borrow_mut().remove(&r));
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(frame);
+            }
+            continue;
+        }
         let Some(room) = frame["roomId"].as_str() else {
             continue;
         };
@@ -390,85 +458,135 @@ fn record_notified(shared: &Shared, due: Instant, at: Instant) {
     }
 }
 
+/// Sends `frame` (with a fresh `ref`) on `user`'s socket and waits for its answer: the
+/// `matchingAck`, or the refusal's code.
+async fn ask(shared: &Shared, user: usize, mut frame: Value) -> Result<Value, String> {
+    let reference = shared.next_ref.get() + 1;
+    shared.next_ref.set(reference);
+    frame["ref"] = Value::String(reference.to_string());
+    let (answered, answer) = oneshot::channel();
+    shared.answers.borrow_mut().insert(reference, answered);
+    if shared.frames[user]
+        .send(Message::text(frame.to_string()))
+        .is_err()
+    {
+        shared.answers.borrow_mut().remove(&reference);
+        return Err("CONNECTION".into());
+    }
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, answer).await;
+    shared.answers.borrow_mut().remove(&reference);
+    match answer {
+        Ok(Ok(answer)) if answer["type"] == "matchingAck" => Ok(answer),
+        Ok(Ok(answer)) => Err(answer["code"].as_str().unwrap_or("BAD_ANSWER").to_owned()),
+        Ok(Err(_)) => Err("CONNECTION".into()),
+        Err(_) => Err("TIMEOUT".into()),
+    }
+}
+
+/// A REST call's answer on success (`expected` status), or the refusal's code.
+async fn request(
+    request: reqwest::RequestBuilder,
+    expected: impl Fn(u16) -> bool,
+) -> Result<Value, String> {
+    match request.send().await {
+        Ok(response) if expected(response.status().as_u16()) => {
+            response.json().await.map_err(|_| "BAD_ANSWER".to_owned())
+        }
+        Ok(response) => {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Err(body["error"]["code"]
+                .as_str()
+                .unwrap_or("HTTP_ERROR")
+                .to_owned())
+        }
+        Err(_) => Err("CONNECTION".into()),
+    }
+}
+
+/// `user` joins the queue: the answer's match, if it made one, as `(room, partner's id)`.
+async fn join(shared: &Shared, user: usize) -> Result<Option<(String, String)>, String> {
+    let token = &shared.accounts[user].token;
+    let (answer, partner) = match shared.via {
+        Via::Ws => {
+            let answer = ask(shared, user, json!({ "type": "join" })).await?;
+            (answer, "/matched/partnerId")
+        }
+        Via::Http => {
+            let call = shared
+                .http
+                .post(format!("{}/v1/matching/queue", shared.base))
+                .bearer_auth(token)
+                .json(&json!({}));
+            (
+                request(call, |status| status == 201).await?,
+                "/matched/partner/id",
+            )
+        }
+    };
+    let room = answer["matched"]["roomId"].as_str();
+    let partner = answer.pointer(partner).and_then(Value::as_str);
+    Ok(room
+        .zip(partner)
+        .map(|(room, partner)| (room.to_owned(), partner.to_owned())))
+}
+
+/// `user` ends their match without queueing again.
+async fn skip(shared: &Shared, user: usize) -> Result<(), String> {
+    match shared.via {
+        Via::Ws => {
+            let frame = json!({ "type": "skip", "requeue": false });
+            ask(shared, user, frame).await.map(drop)
+        }
+        Via::Http => {
+            let call = shared
+                .http
+                .post(format!("{}/v1/matching/skip?requeue=false", shared.base))
+                .bearer_auth(&shared.accounts[user].token);
+            request(call, |status| (200..300).contains(&status))
+                .await
+                .map(drop)
+        }
+    }
+}
+
 /// One scheduled join of `user`, and the skip that ends its match.
 async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
     let measured = due >= shared.window.0 && due < shared.window.1;
-    let token = &shared.accounts[user].token;
-    let answer = shared
-        .http
-        .post(format!("{}/v1/matching/queue", shared.base))
-        .bearer_auth(token)
-        .json(&json!({}))
-        .send()
-        .await;
-    let body: Value = match answer {
-        Ok(response) if response.status().as_u16() == 201 => match response.json().await {
-            Ok(body) => body,
-            Err(_) => return refuse(&shared, user, "BAD_ANSWER", measured),
-        },
-        Ok(response) => {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            let code = body["error"]["code"]
-                .as_str()
-                .unwrap_or("HTTP_ERROR")
-                .to_owned();
-            return refuse(&shared, user, &code, measured);
-        }
-        Err(_) => return refuse(&shared, user, "CONNECTION", measured),
+    let matched = match join(&shared, user).await {
+        Ok(matched) => matched,
+        Err(code) => return refuse(&shared, user, &code, measured),
     };
     let latency = micros(due);
-    let partner = body["matched"]["partner"]["id"]
-        .as_str()
-        .and_then(|id| shared.index.get(id).copied());
-    let room = body["matched"]["roomId"].as_str().unwrap_or_default();
+    let partner = matched
+        .as_ref()
+        .and_then(|(_, partner)| shared.index.get(partner).copied());
     {
         let mut stats = shared.stats.borrow_mut();
         if measured {
             stats.acked += 1;
         }
-        if let Some(_partner) = partner
-            && measured
-        {
+        if partner.is_some() && measured {
             stats.matches += 1;
             stats.join_to_matched.saturating_record(latency);
         }
     }
-    let Some(partner) = partner else {
+    let (Some(partner), Some((room, _))) = (partner, matched) else {
         return; // waiting: a later newcomer's skip makes this user idle again
     };
-    let arrived = shared.notified_at.borrow_mut().remove(room);
+    let arrived = shared.notified_at.borrow_mut().remove(&room);
     match arrived {
         Some(at) => record_notified(&shared, due, at),
         None => {
-            shared.notify_due.borrow_mut().insert(room.to_owned(), due);
+            shared.notify_due.borrow_mut().insert(room, due);
         }
     }
-    let skipped = shared
-        .http
-        .post(format!("{}/v1/matching/skip?requeue=false", shared.base))
-        .bearer_auth(token)
-        .send()
-        .await;
-    match skipped {
-        Ok(response) if response.status().is_success() => {}
-        Ok(response) => {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            let code = body["error"]["code"].as_str().unwrap_or("HTTP_ERROR");
-            *shared
-                .stats
-                .borrow_mut()
-                .refused
-                .entry(format!("skip {code}"))
-                .or_default() += 1;
-        }
-        Err(_) => {
-            *shared
-                .stats
-                .borrow_mut()
-                .refused
-                .entry("skip CONNECTION".into())
-                .or_default() += 1;
-        }
+    if let Err(code) = skip(&shared, user).await {
+        *shared
+            .stats
+            .borrow_mut()
+            .refused
+            .entry(format!("skip {code}"))
+            .or_default() += 1;
     }
     let mut idle = shared.idle.borrow_mut();
     idle.push_back(user);
