@@ -822,8 +822,9 @@ fn check_matching_log(events: &[Value]) -> (HashSet<String>, HashMap<String, Str
                 matches += 1;
                 let (a, b) = (p["userA"].as_str().unwrap(), p["userB"].as_str().unwrap());
                 assert_ne!(a, b, "matched with themselves");
-                assert_eq!(open.get(a).copied(), p["ticketASeq"].as_u64(), "{event}");
-                assert_eq!(open.get(b).copied(), p["ticketBSeq"].as_u64(), "{event}");
+                // The match closes both tickets.
+                assert_eq!(open.remove(a), p["ticketASeq"].as_u64(), "{event}");
+                assert_eq!(open.remove(b), p["ticketBSeq"].as_u64(), "{event}");
                 assert!(
                     !matched.contains_key(a) && !matched.contains_key(b),
                     "two matches: {event}"

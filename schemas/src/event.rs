@@ -168,14 +168,16 @@ define_payloads! {
         tags: Vec<String> = tags ["tags"],
         language: Option<String> = language ["language"],
     },
-    /// A ticket left the queue: `reason` is `left`, `matched`, `expired` or `disconnected`.
+    /// A ticket left the queue: `reason` is `left`, `expired` or `disconnected` (a match
+    /// closes both its tickets itself; logs written before also say `matched` here).
     TicketClosed = "matching.ticket.closed" {
         user: UserId = user_id ["userId"],
         ticket_seq: Seq = ticket_seq ["ticketSeq"],
         reason: String = reason ["reason"],
         waited_ms: i64 = waited_ms ["waitedMs"],
     },
-    /// Two open tickets paired, with the match room opened for them in the same batch.
+    /// Two open tickets paired (and thereby closed), with the match room opened for them in the
+    /// same batch.
     Matched = "matching.matched" {
         room: RoomId = room_id ["roomId"],
         user_a: UserId = user_a ["userA"],

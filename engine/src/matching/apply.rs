@@ -43,12 +43,13 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             ..
         } => {
             for (user, partner) in [(user_a, user_b), (user_b, user_a)] {
-                // The ticket is still open here: its closing follows in the same batch.
+                // The match closes the ticket (its preferences stay with the match).
                 let ticket: TicketRecord = crate::records::record(
                     txn.get(Table::UseridTicket, user.as_bytes())?,
                     "ticket",
                 )?
                 .unwrap_or_default();
+                txn.delete(Table::UseridTicket, user.as_bytes().to_vec());
                 let record = MatchRecord {
                     room_id: room.as_bytes().to_vec(),
                     partner: partner.as_bytes().to_vec(),

@@ -2,8 +2,8 @@
 //! One open ticket per user and none while matched; a ticket is matched at once when a
 //! compatible partner waits, otherwise by a later wave (`Wave`, which the matcher submits when
 //! the pool says something is due). A pair is decided here, against the write model as this
-//! batch leaves it, and committed as one atomic batch: the match room's creation, both joins,
-//! `matching.matched` and both tickets' closing. So both tickets are open when they are
+//! batch leaves it, and committed as one atomic batch: the match room's creation, both joins
+//! and `matching.matched`, which closes both tickets. So both tickets are open when they are
 //! paired, nobody is in two matches, and replay reproduces every match from the log without
 //! deciding anew. Time enters only as the batch's commit time.
 
@@ -22,7 +22,8 @@ use girok_storage::{Table, Txn};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// Why a ticket closed, as `matching.ticket.closed` says it.
+/// Why a ticket closed, as `matching.ticket.closed` says it (a match closes its two tickets
+/// without it; logs written before said so with the reason `matched`).
 pub(crate) mod reason {
     pub const LEFT: &str = "left";
     pub const MATCHED: &str = "matched";
@@ -325,9 +326,7 @@ impl MatchingStage {
                 wait_b_ms: now - b.opened_ms,
             },
         )?;
-        for ticket in [&a, &b] {
-            close_ticket(txn, None, EventId::new_v7(), ticket, reason::MATCHED)?;
-        }
+        // `matching.matched` closes both tickets itself (it names them): no closing events.
         Ok((matched, room))
     }
 
