@@ -7,8 +7,10 @@
 //! durable with one fsync (or one flush to the OS in `buffered` mode) covering every batch
 //! committed since the previous one, advances the durable head, and only then answers their
 //! submitters. So one fsync is shared by every command that arrived while the previous one
-//! ran, and staging never waits for the disk: that is what makes durable ingest fast under
-//! concurrency. Readers follow the durable head, so they never see a batch before its fsync.
+//! ran: that is what makes durable ingest fast under concurrency. While an fsync runs, the
+//! writer holds its next batch open (fjall's journal is locked for the fsync, so a commit
+//! would wait for it anyway) and then takes every command that arrived meanwhile into that
+//! one batch. Readers follow the durable head, so they never see a batch before its fsync.
 
 use crate::health::StorageState;
 use crate::store::Store;
@@ -264,6 +266,39 @@ struct Committed<S: Stager> {
     replies: Vec<(Reply<S>, Outcome<S>)>,
 }
 
+/// Batches the writer handed to the sync thread that are not durable (or refused) yet.
+#[derive(Default)]
+struct InFlight {
+    batches: std::sync::Mutex<usize>,
+    none_left: std::sync::Condvar,
+}
+
+/// Longest the writer waits for an fsync in flight before it commits all the same (the commit
+/// then waits for the journal's lock): a bound, not a path taken by a healthy disk.
+const MAX_WAIT_FOR_SYNC: Duration = Duration::from_secs(1);
+
+impl InFlight {
+    fn handed(&self) {
+        *self.batches.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    fn finished(&self, batches: usize) {
+        let mut left = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(batches);
+        if *left == 0 {
+            self.none_left.notify_all();
+        }
+    }
+
+    /// Waits until no batch is in flight (at most `MAX_WAIT_FOR_SYNC`).
+    fn wait_until_none(&self) {
+        let left = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .none_left
+            .wait_timeout_while(left, MAX_WAIT_FOR_SYNC, |left| *left > 0);
+    }
+}
+
 /// What the writer hands the sync thread.
 enum ToSync<S: Stager> {
     Batch(Committed<S>),
@@ -272,9 +307,11 @@ enum ToSync<S: Stager> {
 }
 
 /// The writer thread: stages and commits batches to the journal; the sync thread it starts
-/// makes them durable and answers. While one fsync runs, the writer already stages and
-/// commits the next batches, and one fsync then covers all of them. After a transient
-/// storage error it refuses commands and heals the store before it stages again.
+/// makes them durable and answers. While one fsync runs, the writer waits with the first
+/// command of its next batch, then takes every command that came meanwhile: one batch and one
+/// fsync for all of them, not a small batch stuck behind the journal's lock and the rest left
+/// for a second fsync after it. After a transient storage error it refuses commands and heals
+/// the store before it stages again.
 fn run<S: Stager>(
     store: Arc<Store>,
     mut stager: S,
@@ -285,11 +322,13 @@ fn run<S: Stager>(
 ) {
     let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<ToSync<S>>(PENDING_BATCHES);
     let sync_store = store.clone();
+    let in_flight = Arc::new(InFlight::default());
+    let synced = in_flight.clone();
     let syncer = match std::thread::Builder::new()
         .name("girok-log-sync".into())
         .spawn(move || {
             crate::sched::latency_critical("log sync");
-            sync_loop(&sync_store, from_writer, wake)
+            sync_loop(&sync_store, from_writer, wake, &synced)
         }) {
         Ok(handle) => handle,
         Err(error) => {
@@ -317,6 +356,7 @@ fn run<S: Stager>(
             break; // every appender is gone
         };
         queued.push(first);
+        in_flight.wait_until_none();
         while queued.len() < max_batch {
             match rx.try_recv() {
                 Ok(message) => queued.push(message),
@@ -383,6 +423,7 @@ fn run<S: Stager>(
         next_seq += appended;
         // Answers to every command, rejections included, go out only after the fsync that
         // covers everything before them: a rejection may rest on a write not yet durable.
+        in_flight.handed();
         if to_sync.send(ToSync::Batch(committed)).is_err() {
             break; // the sync thread is gone
         }
@@ -467,6 +508,7 @@ fn sync_loop<S: Stager>(
     store: &Store,
     from_writer: std::sync::mpsc::Receiver<ToSync<S>>,
     wake: mpsc::WeakSender<Message<S>>,
+    in_flight: &InFlight,
 ) {
     let mode = store.config().durability.persist_mode();
     while let Ok(first) = from_writer.recv() {
@@ -479,7 +521,7 @@ fn sync_loop<S: Stager>(
             }
         }
         if !group.is_empty() {
-            make_durable(store, mode, group, &wake);
+            make_durable(store, mode, group, &wake, in_flight);
         }
         for passed in barriers {
             let _ = passed.send(());
@@ -487,16 +529,20 @@ fn sync_loop<S: Stager>(
     }
 }
 
-/// One fsync for `group`, then its answers (or, if the fsync failed, refusals).
+/// One fsync for `group`, then its answers (or, if the fsync failed, refusals). The writer
+/// learns the fsync ended before the answers go out, so its next commit overlaps them.
 fn make_durable<S: Stager>(
     store: &Store,
     mode: fjall::PersistMode,
     mut group: Vec<Committed<S>>,
     wake: &mpsc::WeakSender<Message<S>>,
+    in_flight: &InFlight,
 ) {
     let started = Instant::now();
     let metrics = store.metrics();
-    if let Err(error) = store.persist(mode) {
+    let persisted = store.persist(mode);
+    in_flight.finished(group.len());
+    if let Err(error) = persisted {
         store.storage_error(&error);
         refuse::<S>(group.into_iter().flat_map(|c| c.replies), store);
         // The writer may be waiting for commands that the appenders now refuse.
