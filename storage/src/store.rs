@@ -100,14 +100,29 @@ impl Handles {
     /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
     fn open(config: &StoreConfig) -> Result<Handles> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = Database::builder(&config.data_dir)
+        let builder = Database::builder(&config.data_dir)
             .cache_size(config.cache_bytes)
-            .max_cached_files(Some(config.max_open_files.max(16)))
-            .open()
-            .map_err(|e| match e {
-                fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
-                other => Error::Fjall(other),
-            })?;
+            .max_cached_files(Some(config.max_open_files.max(16)));
+        // Opened on a thread of background priority: fjall's workers, started by the open,
+        // inherit it (`sched::BACKGROUND_NICE`), and the caller keeps its own.
+        let opened = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("girok-store-open".into())
+                .spawn_scoped(scope, || {
+                    crate::sched::background("fjall workers");
+                    builder.open()
+                })
+                .map(|opening| opening.join())
+        });
+        let db = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(_)) => return Err(Error::Unavailable("opening the database panicked".into())),
+            Err(error) => return Err(Error::Io(error)),
+        }
+        .map_err(|e| match e {
+            fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
+            other => Error::Fjall(other),
+        })?;
         let tables = Table::ALL
             .iter()
             .map(|t| db.keyspace(t.name(), KeyspaceCreateOptions::default))
@@ -151,6 +166,8 @@ pub struct Store {
     config: StoreConfig,
     health: Health,
     durable: crate::durable::DurableFeed,
+    /// Asks the sealer thread to seal the memtables ([`Store::bound_memtables`]).
+    sealer: std::sync::OnceLock<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl Store {
@@ -165,10 +182,40 @@ impl Store {
             config,
             health: Health::default(),
             durable: Default::default(),
+            sealer: Default::default(),
         };
         store.metrics.head.set(head as i64);
         tracing::info!(dir = %store.config.data_dir.display(), head, "store opened");
-        Ok(Arc::new(store))
+        let store = Arc::new(store);
+        store.start_sealer();
+        Ok(store)
+    }
+
+    /// Starts the thread that seals the memtables when the writer finds them over their bound.
+    /// Sealing runs fjall's version upkeep, which frees the memtables flushed since the last
+    /// seal (tens of milliseconds for a full write buffer): on the writer thread every command
+    /// waited for it. The thread ends with the store (its sender goes with it). Without it
+    /// (the thread could not start) the writer seals itself.
+    fn start_sealer(self: &Arc<Store>) {
+        let (requests, sealing) = std::sync::mpsc::sync_channel::<()>(1);
+        let store = Arc::downgrade(self);
+        let started = std::thread::Builder::new()
+            .name("girok-sealer".into())
+            .spawn(move || {
+                crate::sched::background("memtable sealer");
+                while sealing.recv().is_ok() {
+                    let Some(store) = store.upgrade() else { return };
+                    if let Err(error) = store.with(|h| h.seal_memtables()) {
+                        tracing::warn!(%error, "cannot seal the memtables for flushing");
+                    }
+                }
+            });
+        match started {
+            Ok(_) => {
+                let _ = self.sealer.set(requests);
+            }
+            Err(error) => tracing::warn!(%error, "cannot start the memtable sealer thread"),
+        }
     }
 
     /// Runs `f` on the current database.
@@ -458,16 +505,25 @@ impl Store {
         })
     }
 
-    /// Seals every table's active memtable once the memtables hold more than
+    /// Has every table's active memtable sealed once the memtables hold more than
     /// [`StoreConfig::write_buffer_bytes`] and none is still waiting for its flush, so their
     /// memory is bounded by about twice that (the sealed ones being written out while new
     /// writes fill the next) whatever the tables' own thresholds. Sealing also lets fjall drop
     /// the journal files the flushed memtables covered: less to replay after a crash. The
-    /// batch is committed whatever happens here, so a seal that fails is only logged (the
-    /// next commit tries again).
+    /// sealer thread does it (the writer goes on committing); the batch is committed whatever
+    /// happens there, so a seal that fails is only logged (a later commit asks again).
     fn bound_memtables(&self, h: &Handles) {
         if h.db.write_buffer_size() <= self.config.write_buffer_bytes.max(1 << 20)
             || h.tables.iter().any(|t| t.sealed_memtable_count() > 0)
+        {
+            return;
+        }
+        // A request already waiting is as good as this one.
+        if let Some(sealer) = self.sealer.get()
+            && !matches!(
+                sealer.try_send(()),
+                Err(std::sync::mpsc::TrySendError::Disconnected(_))
+            )
         {
             return;
         }

@@ -358,3 +358,62 @@ fn the_memtables_stay_within_their_bound_while_the_log_grows() {
     assert_eq!(store.head().get(), 3_000);
     writer.shutdown();
 }
+
+/// The niceness of thread `tid` of this process (`/proc/self/task/<tid>/stat`, field 19).
+#[cfg(target_os = "linux")]
+fn nice_of(tid: &str) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // Fields after the command name (which ends with the last ')'): state is field 3.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+/// fjall's flush and compaction workers and the memtable sealer run at background priority;
+/// the thread that opened the store keeps its own.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_stores_background_threads_yield_to_the_delivery_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = nice_of(
+        &std::fs::read_link("/proc/thread-self")
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy(),
+    );
+    let _store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let mut background = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let tid = task.unwrap().file_name().to_string_lossy().into_owned();
+        let Ok(name) = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) else {
+            continue; // ended meanwhile
+        };
+        let name = name.trim().to_owned();
+        if name == "fjall:worker" || name == "girok-sealer" {
+            background.push((name, nice_of(&tid)));
+        }
+    }
+    assert!(
+        background.iter().any(|(n, _)| n == "fjall:worker"),
+        "{background:?}"
+    );
+    assert!(
+        background.iter().any(|(n, _)| n == "girok-sealer"),
+        "{background:?}"
+    );
+    let wanted = i64::from(girok_storage::sched::BACKGROUND_NICE).max(mine);
+    assert!(
+        background.iter().all(|(_, nice)| *nice == wanted),
+        "{background:?}, mine {mine}"
+    );
+    assert_eq!(
+        nice_of(
+            &std::fs::read_link("/proc/thread-self")
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+        ),
+        mine
+    );
+}
