@@ -71,45 +71,6 @@ fn shorten_slice(_: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The niceness of threads whose work may wait: fjall's flush and compaction workers (which
-/// inherit it from the thread that opens the database) and the memtable sealer. On a busy core
-/// a flush took a third of it for half a second every few seconds, at the fair share of any
-/// thread, and every answer waited behind it (`scripts/matching-load.sh`: join→matched p99
-/// 60–110 ms while p90 was 4 ms). At +10 it takes what the delivery path leaves (about a tenth
-/// of a core when everything is busy): never starved, and the memtables' bound (the write
-/// halt fjall applies with several sealed memtables waiting) holds it to its pace.
-pub const BACKGROUND_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority to [`BACKGROUND_NICE`] (only ever lowers it; `what`
-/// names the thread in the log if the kernel refuses). Threads it starts from then on inherit
-/// it.
-pub fn background(what: &str) {
-    if let Err(error) = lower_priority(BACKGROUND_NICE) {
-        tracing::debug!(what, %error, "the kernel did not lower the thread's priority");
-    }
-}
-
-/// `setpriority(2)` on the calling thread (Linux keeps a niceness per thread).
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn lower_priority(nice: i32) -> std::io::Result<()> {
-    // SAFETY: plain system calls on the calling thread (who 0), with no pointer.
-    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    if current >= nice {
-        return Ok(());
-    }
-    // SAFETY: as above.
-    match unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority(_: i32) -> std::io::Result<()> {
-    Ok(())
-}
-
 #[cfg(all(test, target_os = "linux"))]
 #[allow(clippy::expect_used)]
 mod tests {

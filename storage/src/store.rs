@@ -42,8 +42,11 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 
 /// The memtables' default bound ([`StoreConfig::write_buffer_bytes`]): without one, each
 /// table's memtable grew to fjall's 64 MiB before its flush (fjall's own bound on all of them
-/// together is not implemented), and the log's alone held up to five times that in heap.
-pub const DEFAULT_WRITE_BUFFER_BYTES: u64 = 32 << 20;
+/// together is not implemented), and the log's alone held up to five times that in heap. At
+/// 32 MiB every seal freed that much at once under fjall's version locks, stopping the tables'
+/// reads for tens of milliseconds every few seconds under load; 4 MiB makes each stop an
+/// eighth (README, Benchmarks → random matching).
+pub const DEFAULT_WRITE_BUFFER_BYTES: u64 = 4 << 20;
 
 /// Where and how to open the database.
 #[derive(Clone, Debug)]
@@ -100,29 +103,14 @@ impl Handles {
     /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
     fn open(config: &StoreConfig) -> Result<Handles> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let builder = Database::builder(&config.data_dir)
+        let db = Database::builder(&config.data_dir)
             .cache_size(config.cache_bytes)
-            .max_cached_files(Some(config.max_open_files.max(16)));
-        // Opened on a thread of background priority: fjall's workers, started by the open,
-        // inherit it (`sched::BACKGROUND_NICE`), and the caller keeps its own.
-        let opened = std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("girok-store-open".into())
-                .spawn_scoped(scope, || {
-                    crate::sched::background("fjall workers");
-                    builder.open()
-                })
-                .map(|opening| opening.join())
-        });
-        let db = match opened {
-            Ok(Ok(opened)) => opened,
-            Ok(Err(_)) => return Err(Error::Unavailable("opening the database panicked".into())),
-            Err(error) => return Err(Error::Io(error)),
-        }
-        .map_err(|e| match e {
-            fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
-            other => Error::Fjall(other),
-        })?;
+            .max_cached_files(Some(config.max_open_files.max(16)))
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
+                other => Error::Fjall(other),
+            })?;
         let tables = Table::ALL
             .iter()
             .map(|t| db.keyspace(t.name(), KeyspaceCreateOptions::default))
@@ -202,7 +190,6 @@ impl Store {
         let started = std::thread::Builder::new()
             .name("girok-sealer".into())
             .spawn(move || {
-                crate::sched::background("memtable sealer");
                 while sealing.recv().is_ok() {
                     let Some(store) = store.upgrade() else { return };
                     if let Err(error) = store.with(|h| h.seal_memtables()) {
