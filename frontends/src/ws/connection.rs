@@ -434,27 +434,43 @@ impl Connection {
             _ => false,
         };
         let command = girok_engine::Command::Matching(command);
+        self.pipeline(user, reference, command, move |ack, reference| {
+            ServerFrame::MatchingAck {
+                reference,
+                seq: ack.seq,
+                ticket_id: opens_ticket.then(|| ack.id.to_string()),
+                matched: CurrentMatch::made_by(&ack).map(|made| MatchedNow {
+                    room_id: made.room.to_string(),
+                    partner_id: made.partner.to_string(),
+                    seq: made.seq,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Queues `command` now, in the order the client sent its frames, and pipelines only the
+    /// wait for its acknowledgement: the frame `answer` makes of it (or the refusal, with the
+    /// frame's `reference`) is written once it comes.
+    async fn pipeline(
+        &mut self,
+        user: UserId,
+        reference: Option<String>,
+        command: girok_engine::Command,
+        answer: impl FnOnce(girok_engine::Ack, Option<String>) -> ServerFrame + Send + 'static,
+    ) {
         let acked = match self.state.engine.enqueue(user, command).await {
             Ok(acked) => acked,
             Err(error) => return self.reply(ServerFrame::engine_error(&error, reference)),
         };
-        let answer = async move {
+        let answered = async move {
             let frame = match acked.await {
-                Ok(ack) => ServerFrame::MatchingAck {
-                    reference,
-                    seq: ack.seq,
-                    ticket_id: opens_ticket.then(|| ack.id.to_string()),
-                    matched: CurrentMatch::made_by(&ack).map(|made| MatchedNow {
-                        room_id: made.room.to_string(),
-                        partner_id: made.partner.to_string(),
-                        seq: made.seq,
-                    }),
-                },
+                Ok(ack) => answer(ack, reference),
                 Err(error) => ServerFrame::engine_error(&error, reference),
             };
             render(&frame)
         };
-        self.sending.push_back(answer.boxed());
+        self.sending.push_back(answered.boxed());
     }
 
     /// Queues a send; its ack (or error) is written when it is durable (or refused).
@@ -492,24 +508,15 @@ impl Connection {
                 });
             }
         };
-        // Queued now, in the order the client sent: only the wait for the ack is pipelined.
-        let acked = match self.state.engine.enqueue(user, command).await {
-            Ok(acked) => acked,
-            Err(error) => return self.reply(ServerFrame::engine_error(&error, reference)),
-        };
-        let answer = async move {
-            let frame = match acked.await {
-                Ok(ack) => ServerFrame::Ack {
-                    reference,
-                    seq: ack.seq,
-                    message_id: ack.id.to_string(),
-                    duplicate: ack.duplicate,
-                },
-                Err(error) => ServerFrame::engine_error(&error, reference),
-            };
-            render(&frame)
-        };
-        self.sending.push_back(answer.boxed());
+        self.pipeline(user, reference, command, |ack, reference| {
+            ServerFrame::Ack {
+                reference,
+                seq: ack.seq,
+                message_id: ack.id.to_string(),
+                duplicate: ack.duplicate,
+            }
+        })
+        .await
     }
 
     async fn subscribe(&mut self, user: UserId, topic: String, from_seq: Option<Seq>) {
