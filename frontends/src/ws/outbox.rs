@@ -12,7 +12,6 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::stream::SplitSink;
 use futures::{FutureExt, SinkExt};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 
@@ -50,8 +49,6 @@ pub(super) fn render(frame: &ServerFrame) -> Utf8Bytes {
 #[derive(Clone)]
 pub(super) struct Outbox {
     sink: Arc<Mutex<SplitSink<WebSocket, Message>>>,
-    /// Frames are in the sink's buffer and a writer has promised to flush them.
-    flush_owed: Arc<AtomicBool>,
     closer: mpsc::Sender<CloseRequest>,
     metrics: WsMetrics,
     write_timeout: Duration,
@@ -66,7 +63,6 @@ impl Outbox {
     ) -> Self {
         Self {
             sink: Arc::new(Mutex::new(sink)),
-            flush_owed: Arc::default(),
             closer,
             metrics,
             write_timeout,
@@ -77,32 +73,19 @@ impl Outbox {
         &self.metrics
     }
 
-    /// Writes `frames` in order, waiting while another writer has the socket or the socket is
-    /// full; `false` once the connection is gone, or when the socket took nothing for
-    /// `ws.write_timeout_ms` (then the connection is asked to close as a slow consumer).
-    ///
-    /// The flush comes after the runtime has run the other tasks ready now: the answers and
-    /// topic frames one commit makes for the same socket (an ack and the `queued` frame of a
-    /// join, a skip's ack and its `skipped` frame, a send's ack and its own event) wake their
-    /// writers at once, and they leave in one `sendto` instead of one each. A writer that finds
-    /// a flush already owed leaves its frames to it.
+    /// Writes `frames` in order with one flush, waiting while another writer has the socket
+    /// or the socket is full; `false` once the connection is gone, or when the socket took
+    /// nothing for `ws.write_timeout_ms` (then the connection is asked to close as a slow
+    /// consumer).
     pub async fn write(&self, frames: impl IntoIterator<Item = Message>) -> bool {
-        {
-            // Waiting for another writer is not the client's fault (that writer's own steps
-            // are timed); only a step of this write that the socket does not take is.
-            let mut sink = self.sink.lock().await;
-            for frame in frames {
-                if !self.timed(sink.feed(frame)).await {
-                    return false;
-                }
-            }
-            if self.flush_owed.swap(true, Ordering::AcqRel) {
-                return true;
+        // Waiting for another writer is not the client's fault (that writer's own steps are
+        // timed); only a step of this write that the socket does not take is.
+        let mut sink = self.sink.lock().await;
+        for frame in frames {
+            if !self.timed(sink.feed(frame)).await {
+                return false;
             }
         }
-        tokio::task::yield_now().await;
-        let mut sink = self.sink.lock().await;
-        self.flush_owed.store(false, Ordering::Release);
         self.timed(sink.flush()).await
     }
 
