@@ -14,7 +14,7 @@
 //! user is counted (`starved`): more users are needed for that rate.
 
 use crate::client::{Account, SETUP_CONCURRENCY, Socket, account, ws_request, ws_url};
-use crate::cpu::{CpuReading, rss_kib};
+use crate::cpu::{CpuReading, by_thread_of, difference, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail};
@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +102,9 @@ pub struct Run {
     /// `matched` frames the partners had not received 2 s after the window.
     partner_missing: u64,
     server_cores: Option<f64>,
+    /// The server's CPU seconds per wall second in the window by thread name (numbered
+    /// threads folded), from `/proc/<pid>/task`.
+    server_threads: BTreeMap<String, f64>,
     generator_cores: Option<f64>,
     other_cores: Option<f64>,
     server_rss_mib: Option<f64>,
@@ -178,8 +181,16 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
 }
 
 fn summary(run: &Run) -> String {
+    let mut threads: Vec<_> = run.server_threads.iter().collect();
+    threads.sort_by(|a, b| b.1.total_cmp(a.1));
+    let threads = threads
+        .iter()
+        .take(8)
+        .map(|(name, cores)| format!("{name} {cores:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "{}: {:.0} joins/s, {:.0} matches/s, starved {}, refused {:?}\n  join→matched {}\n  partner notified {}\n  partner frames missing {}, server {:.2} cores, generator {:.2} cores, other {:.2} cores, server RSS {:.0} MiB",
+        "{}: {:.0} joins/s, {:.0} matches/s, starved {}, refused {:?}\n  join→matched {}\n  partner notified {}\n  partner frames missing {}, server {:.2} cores, generator {:.2} cores, other {:.2} cores, server RSS {:.0} MiB\n  server threads (cores): {threads}",
         run.system,
         run.joins_per_sec,
         run.matches_per_sec,
@@ -328,6 +339,7 @@ async fn drive(
         )?
     };
     let mut before = None;
+    let mut threads_before = None;
     let mut starved = 0;
     let mut scheduled = 0;
     for n in 0..count {
@@ -335,6 +347,7 @@ async fn drive(
         pacer::wait_until(&wake, due).await;
         if before.is_none() && due >= window.0 {
             before = Some(CpuReading::take(pid));
+            threads_before = pid.map(|pid| (Instant::now(), by_thread_of(pid)));
         }
         let measured = due >= window.0 && due < window.1;
         scheduled += u64::from(measured);
@@ -346,6 +359,16 @@ async fn drive(
     }
     let _ = pacer.join();
     let cores = before.map(|before| CpuReading::take(pid).cores_since(&before));
+    let server_threads = threads_before
+        .zip(pid.map(by_thread_of))
+        .map(|((at, before), after)| {
+            // Per second of the time between the two reads, as the other figures are.
+            let wall = at.elapsed().as_secs_f64().max(f64::EPSILON);
+            let mut threads = difference(&before, after);
+            threads.values_mut().for_each(|seconds| *seconds /= wall);
+            threads
+        })
+        .unwrap_or_default();
     let rss = pid.and_then(rss_kib).map(mib);
     // Stragglers: partner frames and answers still on their way.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -372,6 +395,7 @@ async fn drive(
         partner_notified: Latency::of(&stats.partner_notified),
         partner_missing,
         server_cores: cores.as_ref().and_then(|c| c.server),
+        server_threads,
         generator_cores: cores.as_ref().and_then(|c| c.generator),
         other_cores: cores.as_ref().and_then(|c| c.other),
         server_rss_mib: rss,

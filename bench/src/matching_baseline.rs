@@ -304,6 +304,9 @@ mod tests {
                 "1",
                 "--via",
                 via,
+                // The baseline serves from this process: its threads are the server's.
+                "--server-pid",
+                &std::process::id().to_string(),
             ]);
             let figures = serde_json::to_value(crate::matching::run(&load.args).unwrap()).unwrap();
             let girok = &figures["girok"];
@@ -317,6 +320,11 @@ mod tests {
                 "{via}: {figures}"
             );
             assert_eq!(girok["partner_missing"], 0, "{via}: {figures}");
+            let threads = girok["server_threads"].as_object().unwrap();
+            assert!(
+                threads.values().any(|cores| cores.as_f64().unwrap() > 0.0),
+                "{via}: {figures}"
+            );
             assert!(
                 girok["partner_notified"]["p99_us"].as_u64().unwrap() > 0,
                 "{via}: {figures}"
