@@ -13,7 +13,7 @@ mod quic;
 
 use crate::client::{Account, SETUP_CONCURRENCY, Socket, collect, ws_request, ws_url};
 use crate::cpu::{
-    Cores, CpuReading, busiest, busiest_forks, by_thread_of, difference, forks_between, rss_kib,
+    Cores, CpuReading, ThreadsReading, busiest, busiest_forks, forks_between, rss_kib,
 };
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
@@ -594,7 +594,7 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
 
     // CPU over the measured window only, for the server and the generator itself.
     tokio::time::sleep_until(epoch + Duration::from_nanos(window.start_ns)).await;
-    let threads_before = server_pid.map(|pid| (Instant::now(), by_thread_of(pid)));
+    let threads_before = server_pid.map(ThreadsReading::take);
     let mut readings = vec![CpuReading::take(server_pid)];
     let log_before = Scrape::take(&http, &base).await;
     let window_end = epoch + Duration::from_nanos(window.end_ns);
@@ -608,14 +608,8 @@ async fn run_async(args: &Args, layout: Layout) -> anyhow::Result<Figures> {
     tokio::time::sleep_until(window_end).await;
     readings.push(CpuReading::take(server_pid));
     let threads = threads_before
-        .zip(server_pid.map(by_thread_of))
-        .map(|((at, before), after)| {
-            // Per second of the time between the two reads, as the other figures are.
-            let wall = at.elapsed().as_secs_f64().max(f64::EPSILON);
-            let mut threads = difference(&before, after);
-            threads.values_mut().for_each(|seconds| *seconds /= wall);
-            threads
-        })
+        .zip(server_pid)
+        .map(|(before, pid)| before.cores_since(pid))
         .unwrap_or_default();
     let other_cpu_busiest_second = busiest(&readings, |cores| cores.other);
     let stolen_busiest_second = busiest(&readings, |cores| cores.stolen);

@@ -128,6 +128,30 @@ pub fn difference(
     after
 }
 
+/// A process's CPU by thread name at one instant, for its share per thread over a window.
+pub struct ThreadsReading {
+    at: std::time::Instant,
+    threads: BTreeMap<String, f64>,
+}
+
+impl ThreadsReading {
+    pub fn take(pid: impl Display) -> Self {
+        Self {
+            at: std::time::Instant::now(),
+            threads: by_thread_of(pid),
+        }
+    }
+
+    /// CPU seconds per wall second by thread name since this reading (per second of the time
+    /// between the two reads, as the other figures are; groups under 5 ms left out).
+    pub fn cores_since(self, pid: impl Display) -> BTreeMap<String, f64> {
+        let wall = self.at.elapsed().as_secs_f64().max(f64::EPSILON);
+        let mut threads = difference(&self.threads, by_thread_of(pid));
+        threads.values_mut().for_each(|seconds| *seconds /= wall);
+        threads
+    }
+}
+
 /// CPU counters at one instant: a load generator's server (when its pid is known), the
 /// generator itself, and the whole machine.
 pub struct CpuReading {

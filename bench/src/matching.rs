@@ -14,7 +14,7 @@
 //! user is counted (`starved`): more users are needed for that rate.
 
 use crate::client::{Account, SETUP_CONCURRENCY, Socket, account, ws_request, ws_url};
-use crate::cpu::{CpuReading, by_thread_of, difference, rss_kib};
+use crate::cpu::{CpuReading, ThreadsReading, rss_kib};
 use crate::pacer;
 use crate::report::{Latency, histogram, mib};
 use anyhow::{Context, bail};
@@ -347,7 +347,7 @@ async fn drive(
         pacer::wait_until(&wake, due).await;
         if before.is_none() && due >= window.0 {
             before = Some(CpuReading::take(pid));
-            threads_before = pid.map(|pid| (Instant::now(), by_thread_of(pid)));
+            threads_before = pid.map(ThreadsReading::take);
         }
         let measured = due >= window.0 && due < window.1;
         scheduled += u64::from(measured);
@@ -360,14 +360,8 @@ async fn drive(
     let _ = pacer.join();
     let cores = before.map(|before| CpuReading::take(pid).cores_since(&before));
     let server_threads = threads_before
-        .zip(pid.map(by_thread_of))
-        .map(|((at, before), after)| {
-            // Per second of the time between the two reads, as the other figures are.
-            let wall = at.elapsed().as_secs_f64().max(f64::EPSILON);
-            let mut threads = difference(&before, after);
-            threads.values_mut().for_each(|seconds| *seconds /= wall);
-            threads
-        })
+        .zip(pid)
+        .map(|(before, pid)| before.cores_since(pid))
         .unwrap_or_default();
     let rss = pid.and_then(rss_kib).map(mib);
     // Stragglers: partner frames and answers still on their way.

@@ -98,9 +98,8 @@ async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
         let Message::Text(text) = message else {
             continue;
         };
-        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
+        // What girok refuses with `BAD_FRAME` the baseline refuses too (an answer is owed).
+        let frame = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
         let reference = &frame["ref"];
         let answer = match frame["type"].as_str() {
             Some("subscribe") => {
@@ -118,7 +117,7 @@ async fn serve_socket(state: Shared, user: String, socket: WebSocket) {
                 Ok(seq) => ack(reference, seq, None),
                 Err(code) => socket_refusal(reference, code),
             },
-            _ => continue,
+            _ => socket_refusal(reference, "BAD_FRAME"),
         };
         let _ = tx.try_send(answer.to_string());
     }
