@@ -280,6 +280,20 @@ impl Engine {
         actor: UserId,
         command: Command,
     ) -> Result<impl std::future::Future<Output = Result<Ack>> + Send + 'static> {
+        self.enqueue_with_id(actor, command, EventId::new_v7())
+            .await
+    }
+
+    /// [`Engine::enqueue`] with the id the command's own event takes (the first it appends:
+    /// a message, a ticket, a skip) picked by the caller: a live connection that knows it
+    /// before the command commits recognises that event when it comes by. `id` must be
+    /// fresh ([`EventId::new_v7`]).
+    pub async fn enqueue_with_id(
+        &self,
+        actor: UserId,
+        command: Command,
+        id: EventId,
+    ) -> Result<impl std::future::Future<Output = Result<Ack>> + Send + 'static> {
         if matches!(command, Command::Account(_)) {
             return Err(Error::Internal(
                 "account commands go through the account methods".into(),
@@ -287,7 +301,11 @@ impl Engine {
         }
         let command = command.validated()?;
         self.write_limiter.check(actor, &command)?;
-        let answer = self.appender.try_enqueue(submission(actor, command))?;
+        let answer = self.appender.try_enqueue(Submission {
+            actor,
+            command,
+            new_id: id,
+        })?;
         Ok(answer.get())
     }
 

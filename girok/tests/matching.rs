@@ -367,30 +367,34 @@ async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_b
     let server = start_in(
         &dir,
         &[
-            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "5"),
-            ("GIROK__RATE_LIMITS__MATCHING__BURST", "5"),
+            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "6"),
+            ("GIROK__RATE_LIMITS__MATCHING__BURST", "6"),
         ],
     );
     let (ann, ann_id) = user(&server, "ann").await;
     let (bob, bob_id) = user(&server, "bob").await;
     let mut ann_ws = matching_socket(&server, &ann).await;
     let mut bob_ws = matching_socket(&server, &bob).await;
+    // Each user's other connection: it hears what the first one's answers say.
+    let mut ann_watch = matching_socket(&server, &ann).await;
+    let mut bob_watch = matching_socket(&server, &bob).await;
 
-    // Ann waits: her ack names the ticket the `queued` frame names.
+    // Ann waits: her ack names the ticket the `queued` frame of her other connection names.
     send(
         &mut ann_ws,
         json!({ "type": "join", "ref": "a1", "tags": ["Go"], "language": "en" }),
     )
     .await;
-    let seen = frames_of(&mut ann_ws, &["matchingAck", "queued"]).await;
-    let ack = &seen["matchingAck"];
+    let ack = next_of(&mut ann_ws, "matchingAck").await;
     assert_eq!(ack["ref"], "a1", "{ack}");
     assert_eq!(ack["matched"], Value::Null, "{ack}");
     assert!(ack["seq"].as_u64().unwrap() > 0);
-    assert_eq!(seen["queued"]["ticketId"], ack["ticketId"]);
-    assert_eq!(seen["queued"]["tags"], json!(["go"]));
+    let queued = next_of(&mut ann_watch, "queued").await;
+    assert_eq!(queued["ticketId"], ack["ticketId"]);
+    assert_eq!(queued["tags"], json!(["go"]));
 
-    // Bob's join matches them at once: his ack says with whom, Ann's topic says so too.
+    // Bob's join matches them at once: his ack says with whom (with Ann's profile), Ann's
+    // topic and Bob's other connection say so too.
     send(
         &mut bob_ws,
         json!({ "type": "join", "ref": "b1", "tags": ["go"] }),
@@ -399,11 +403,17 @@ async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_b
     let ack = next_of(&mut bob_ws, "matchingAck").await;
     assert_eq!(ack["ref"], "b1", "{ack}");
     assert_eq!(ack["matched"]["partnerId"], ann_id, "{ack}");
+    assert_eq!(ack["matched"]["partner"]["id"], ann_id, "{ack}");
+    assert_eq!(ack["matched"]["partner"]["username"], "ann", "{ack}");
     let room = ack["matched"]["roomId"].as_str().unwrap().to_owned();
     let matched = next_of(&mut ann_ws, "matched").await;
     assert_eq!(matched["roomId"], room);
     assert_eq!(matched["partner"]["id"], bob_id);
     assert_eq!(matched["seq"], ack["matched"]["seq"]);
+    let told = frames_of(&mut bob_watch, &["queued", "matched"]).await;
+    assert_eq!(told["queued"]["ticketId"], ack["ticketId"]);
+    assert_eq!(told["matched"]["roomId"], room);
+    assert_eq!(told["matched"]["partner"]["id"], ann_id);
     assert_eq!(status(&server, &bob).await["match"]["roomId"], room);
 
     // Refusals name the frame they answer; bad input spends no budget, the rest does.
@@ -418,7 +428,8 @@ async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_b
     send(&mut bob_ws, json!({ "type": "join", "ref": 7 })).await;
     assert_eq!(next_of(&mut bob_ws, "error").await["code"], "BAD_FRAME");
 
-    // Bob ends the match without queueing again; Ann hears it.
+    // Bob ends the match without queueing again; Ann hears it, and so does Bob's other
+    // connection.
     let skip = json!({ "type": "skip", "ref": "b3", "requeue": false });
     send(&mut bob_ws, skip).await;
     let ack = next_of(&mut bob_ws, "matchingAck").await;
@@ -430,13 +441,15 @@ async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_b
         (skipped["roomId"].as_str(), &skipped["byMe"]),
         (Some(room.as_str()), &json!(false))
     );
+    let skipped = next_of(&mut bob_watch, "skipped").await;
+    assert_eq!(skipped["byMe"], true, "{skipped}");
     send(&mut bob_ws, json!({ "type": "skip", "ref": "b4" })).await;
     assert_eq!(refusal(&mut bob_ws, "b4").await["code"], "NOT_MATCHED");
     send(&mut ann_ws, json!({ "type": "leave", "ref": "a2" })).await;
     assert_eq!(refusal(&mut ann_ws, "a2").await["code"], "NOT_QUEUED");
 
-    // Bob queues again (his fifth and last join or skip of the minute) and leaves (leaving
-    // spends nothing); a sixth is refused until the budget refills.
+    // Bob queues again (his fifth join or skip of the minute) and leaves (leaving spends
+    // nothing).
     send(&mut bob_ws, json!({ "type": "join", "ref": "b5" })).await;
     let ack = next_of(&mut bob_ws, "matchingAck").await;
     assert_eq!(
@@ -452,8 +465,31 @@ async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_b
     assert_eq!(left["ref"], "b6", "{left}");
     assert!(left["seq"].as_u64() > ack["seq"].as_u64(), "{left}");
     assert!(left.get("ticketId").is_none(), "{left}");
-    send(&mut bob_ws, json!({ "type": "join", "ref": "b7" })).await;
-    let error = refusal(&mut bob_ws, "b7").await;
+    let told = frames_of(&mut bob_watch, &["queued", "dequeued"]).await;
+    assert_eq!(told["queued"]["ticketId"], ack["ticketId"]);
+    assert_eq!(told["dequeued"]["reason"], "left");
+
+    // His other connection joins (the sixth and last of the minute): its ticket is the first
+    // thing the `matching` topic of the first connection said, whose own commands' events
+    // (the tickets, the match its join made, the skip, the leave) its answers told instead.
+    send(&mut bob_watch, json!({ "type": "join", "ref": "w1" })).await;
+    let ack = next_of(&mut bob_watch, "matchingAck").await;
+    assert_eq!(ack["ref"], "w1", "{ack}");
+    let topic_frame = loop {
+        let frame = common::sockets::next(&mut bob_ws).await;
+        if frame["topic"] == "matching" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        (&topic_frame["type"], &topic_frame["ticketId"]),
+        (&json!("queued"), &ack["ticketId"]),
+        "{topic_frame}"
+    );
+    send(&mut bob_ws, json!({ "type": "leave", "ref": "b7" })).await;
+    assert_eq!(next_of(&mut bob_ws, "matchingAck").await["ref"], "b7");
+    send(&mut bob_ws, json!({ "type": "join", "ref": "b8" })).await;
+    let error = refusal(&mut bob_ws, "b8").await;
     assert_eq!(error["code"], "RATE_LIMITED", "{error}");
     assert!(error["retryAfterMs"].as_u64().unwrap() > 0, "{error}");
     assert_eq!(status(&server, &bob).await["queued"], Value::Null);

@@ -177,7 +177,8 @@ define_payloads! {
         waited_ms: i64 = waited_ms ["waitedMs"],
     },
     /// Two open tickets paired (and thereby closed), with the match room opened for them in the
-    /// same batch.
+    /// same batch. The actor is the user whose join made the match at once (logs written
+    /// before have none there); a wave's match has none.
     Matched = "matching.matched" {
         room: RoomId = room_id ["roomId"],
         user_a: UserId = user_a ["userA"],

@@ -236,7 +236,7 @@ impl MatchingStage {
             .insert(Waiting::new(actor, opened.seq, now, tags, language));
         match self.partner_of(txn, blocks, actor, now)? {
             Some(partner) => {
-                let (matched, room) = self.pair(txn, partner, actor, now)?;
+                let (matched, room) = self.pair(txn, partner, actor, now, Some(actor))?;
                 Ok(Ack {
                     seq: matched.seq,
                     matched: Some((room, partner)),
@@ -277,13 +277,15 @@ impl MatchingStage {
     }
 
     /// Pairs the open tickets of `older` and `newer` (the one that waited longer first).
-    /// Returns the match's ack and its room.
+    /// Returns the match's ack and its room. `made_by` is the user whose join (or requeueing
+    /// skip) made the match, the actor of `matching.matched`; `None` for a wave's.
     fn pair(
         &mut self,
         txn: &mut Txn<'_>,
         older: UserId,
         newer: UserId,
         now: i64,
+        made_by: Option<UserId>,
     ) -> Result<(Ack, RoomId)> {
         let pool = self.pool();
         let (Some(a), Some(b)) = (pool.remove(older), pool.remove(newer)) else {
@@ -313,7 +315,7 @@ impl MatchingStage {
         }
         let matched = append_as(
             txn,
-            None,
+            made_by,
             EventId::new_v7(),
             Payload::Matched {
                 room,
@@ -440,7 +442,7 @@ impl MatchingStage {
             }
             if let Some(partner) = self.partner_of(txn, blocks, user, now)? {
                 let (older, newer) = self.by_age(user, partner);
-                self.pair(txn, older, newer, now)?;
+                self.pair(txn, older, newer, now, None)?;
             }
         }
         Ok(nothing(txn, new_id))

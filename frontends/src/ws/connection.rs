@@ -13,6 +13,7 @@ use super::outbox::{
     CLOSE_AUTH_TIMEOUT, CLOSE_GRACE, CLOSE_IDLE, CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER,
     CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_SOCKETS, CloseRequest, Outbox, render,
 };
+use super::own_commands::OwnCommands;
 use super::protocol::{ClientFrame, MatchedNow, ServerFrame};
 use super::subscription::{Subscription, run_feed, run_notifications};
 use crate::auth::live_sessions::Ending;
@@ -87,6 +88,7 @@ pub async fn serve(
         pending: VecDeque::new(),
         sending: FuturesOrdered::new(),
         subscriptions: HashMap::new(),
+        own: Arc::default(),
         session_end: None,
         close_now: None,
         sends: limits.connection.send_budget(),
@@ -215,6 +217,9 @@ struct Connection {
     /// Sends waiting to be durable; each yields its answer, in the order they were sent.
     sending: FuturesOrdered<BoxFuture<'static, Utf8Bytes>>,
     subscriptions: HashMap<String, Running>,
+    /// The events of this connection's matching commands, which its `matching` topic does
+    /// not repeat (the answers say them).
+    own: Arc<OwnCommands>,
     /// Resolves when the session signed in under ends (revoked, or its token expired).
     session_end: Option<BoxFuture<'static, Ending>>,
     /// A close the connection decided on while handling a frame (written after its answers).
@@ -434,38 +439,52 @@ impl Connection {
             _ => false,
         };
         let command = girok_engine::Command::Matching(command);
-        self.pipeline(user, reference, command, move |ack, reference| {
-            ServerFrame::MatchingAck {
-                reference,
-                seq: ack.seq,
-                ticket_id: opens_ticket.then(|| ack.id.to_string()),
-                matched: CurrentMatch::made_by(&ack).map(|made| MatchedNow {
-                    room_id: made.room.to_string(),
-                    partner_id: made.partner.to_string(),
-                    seq: made.seq,
-                }),
-            }
-        })
+        let id = girok_schemas::EventId::new_v7();
+        self.own.sent(id);
+        let engine = self.state.engine.clone();
+        self.pipeline(
+            user,
+            reference,
+            (command, id),
+            move |ack, reference| async move {
+                let matched = match CurrentMatch::made_by(&ack) {
+                    Some(made) => Some(MatchedNow {
+                        room_id: made.room.to_string(),
+                        partner_id: made.partner.to_string(),
+                        partner: crate::live_items::partner_profile(&engine, made.partner).await,
+                        seq: made.seq,
+                    }),
+                    None => None,
+                };
+                ServerFrame::MatchingAck {
+                    reference,
+                    seq: ack.seq,
+                    ticket_id: opens_ticket.then(|| ack.id.to_string()),
+                    matched,
+                }
+            },
+        )
         .await
     }
 
-    /// Queues `command` now, in the order the client sent its frames, and pipelines only the
-    /// wait for its acknowledgement: the frame `answer` makes of it (or the refusal, with the
-    /// frame's `reference`) is written once it comes.
-    async fn pipeline(
+    /// Queues `command` (whose own event takes `id`) now, in the order the client sent its
+    /// frames, and pipelines only the wait for its acknowledgement: the frame `answer` makes
+    /// of it (or the refusal, with the frame's `reference`) is written once it comes.
+    async fn pipeline<Answer: Future<Output = ServerFrame> + Send + 'static>(
         &mut self,
         user: UserId,
         reference: Option<String>,
-        command: girok_engine::Command,
-        answer: impl FnOnce(girok_engine::Ack, Option<String>) -> ServerFrame + Send + 'static,
+        (command, id): (girok_engine::Command, girok_schemas::EventId),
+        answer: impl FnOnce(girok_engine::Ack, Option<String>) -> Answer + Send + 'static,
     ) {
-        let acked = match self.state.engine.enqueue(user, command).await {
+        let enqueued = self.state.engine.enqueue_with_id(user, command, id);
+        let acked = match enqueued.await {
             Ok(acked) => acked,
             Err(error) => return self.reply(ServerFrame::engine_error(&error, reference)),
         };
         let answered = async move {
             let frame = match acked.await {
-                Ok(ack) => answer(ack, reference),
+                Ok(ack) => answer(ack, reference).await,
                 Err(error) => ServerFrame::engine_error(&error, reference),
             };
             render(&frame)
@@ -508,13 +527,14 @@ impl Connection {
                 });
             }
         };
+        let command = (command, girok_schemas::EventId::new_v7());
         self.pipeline(user, reference, command, |ack, reference| {
-            ServerFrame::Ack {
+            std::future::ready(ServerFrame::Ack {
                 reference,
                 seq: ack.seq,
                 message_id: ack.id.to_string(),
                 duplicate: ack.duplicate,
-            }
+            })
         })
         .await
     }
@@ -580,6 +600,7 @@ impl Connection {
             max_resume: self.limits.connection.max_resume_events,
             max_scan: self.limits.connection.max_resume_scan_events,
             out: self.out.clone(),
+            own: self.own.clone(),
         };
         let task = match scope {
             // Room membership changes and feed notifications: whichever ends first ends both.

@@ -7,6 +7,7 @@
 mod connection;
 pub(crate) mod metrics;
 mod outbox;
+mod own_commands;
 mod protocol;
 mod subscription;
 

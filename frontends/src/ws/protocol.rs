@@ -74,6 +74,9 @@ pub enum ClientFrame {
 pub struct MatchedNow {
     pub room_id: String,
     pub partner_id: String,
+    /// The partner's public profile (`null` if it could not be read), as the `matched`
+    /// frame has it: the connection that sent the join gets no such frame.
+    pub partner: Option<crate::dto::PublicUserDto>,
     pub seq: u64,
 }
 

@@ -10,6 +10,7 @@
 //! reach one or two users, and each frame names the reader's own partner.
 
 use super::outbox::Outbox;
+use super::own_commands::OwnCommands;
 use super::protocol::ServerFrame;
 use crate::presence::Signal;
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -58,6 +59,8 @@ pub(super) struct Subscription {
     /// Most log events (of every scope) a resume or a catch-up reads through.
     pub max_scan: u64,
     pub out: Outbox,
+    /// The connection's own matching commands, whose events its answers already told.
+    pub own: Arc<OwnCommands>,
 }
 
 impl Subscription {
@@ -113,7 +116,7 @@ impl Subscription {
             }
             // Every event that already arrived goes out in one write.
             if let LiveScope::Matching(me) = self.scope {
-                for event in &events {
+                for event in events.iter().filter(|e| !self.own.answered(e, me)) {
                     frames.extend(matching_frame(&self.engine, &self.topic, event, me).await);
                 }
             } else {
