@@ -54,7 +54,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use girok_storage::{BlobConfig, S3Config};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{
-    DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, StoreConfig, WriterConfig,
+    DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, Pacing, StoreConfig,
+    WriterConfig,
 };
 pub use hub::{Hub, LiveEvent, Topic};
 pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};

@@ -63,6 +63,12 @@ pub struct StorageConfig {
     /// Most table files kept open at once; with a reserve for everything else, these
     /// descriptors are kept from client connections (see `server.max_connections`).
     pub max_open_files: usize,
+    /// While the process is busy, the least time between two of the log writer's batches
+    /// (so each fsync covers more commands), microseconds; 0: never spaced.
+    pub busy_batch_interval_us: u64,
+    /// Busy: the process used more than this share of its cores, in percent, over 50 ms
+    /// (spacing stops below this less 15).
+    pub busy_cpu_percent: u32,
 }
 
 impl Default for StorageConfig {
@@ -76,6 +82,8 @@ impl Default for StorageConfig {
             write_buffer_mib: girok_engine::DEFAULT_WRITE_BUFFER_BYTES >> 20,
             view_cache_mib: 32,
             max_open_files: girok_engine::DEFAULT_MAX_OPEN_FILES,
+            busy_batch_interval_us: 1_000,
+            busy_cpu_percent: 75,
         }
     }
 }
@@ -328,6 +336,10 @@ impl Config {
         config.view_cache_bytes = mib(self.storage.view_cache_mib.max(1));
         config.writer.max_batch = self.storage.max_batch.max(1);
         config.writer.queue = self.storage.queue.max(1);
+        config.writer.pacing = girok_engine::Pacing {
+            interval: std::time::Duration::from_micros(self.storage.busy_batch_interval_us),
+            busy_share: f64::from(self.storage.busy_cpu_percent) / 100.0,
+        };
         if self.engine.workers > 0 {
             config.workers = self.engine.workers;
         }

@@ -15,6 +15,7 @@ mod head;
 mod health;
 mod metrics;
 mod op;
+mod pacing;
 pub mod sched;
 mod store;
 mod tables;
@@ -29,6 +30,7 @@ pub use error::{Error, Result};
 pub use head::HeadSignal;
 pub use health::StorageState;
 pub use metrics::StorageMetrics;
+pub use pacing::Pacing;
 pub use store::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, LogStats, Store, StoreConfig,
     StoreMemory,

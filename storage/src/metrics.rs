@@ -23,6 +23,8 @@ pub struct StorageMetrics {
     pub heals: Counter,
     /// Commands refused because the writer's queue was full (`OVERLOADED`).
     pub queue_full: Counter,
+    /// Batches the writer held back to space them out while the process was busy.
+    pub paced: Counter,
 }
 
 impl Default for StorageMetrics {
@@ -39,6 +41,7 @@ impl Default for StorageMetrics {
             storage_errors: Counter::default(),
             heals: Counter::default(),
             queue_full: Counter::default(),
+            paced: Counter::default(),
         }
     }
 }
@@ -55,6 +58,11 @@ impl StorageMetrics {
             "girok_log_batches",
             "Group-commit batches written",
             self.batches.clone(),
+        );
+        registry.register(
+            "girok_log_paced_batches",
+            "Batches the writer held back to space them out while the process was busy (storage.busy_batch_interval_us)",
+            self.paced.clone(),
         );
         registry.register(
             "girok_log_rejected_commands",

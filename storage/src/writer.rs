@@ -176,6 +176,8 @@ pub struct WriterConfig {
     /// Commands that may wait in the queue: past them `enqueue` waits and `try_enqueue`
     /// refuses.
     pub queue: usize,
+    /// When batches are spaced out to save fsyncs (only while the process is busy).
+    pub pacing: crate::Pacing,
 }
 
 impl Default for WriterConfig {
@@ -183,6 +185,7 @@ impl Default for WriterConfig {
         Self {
             max_batch: 4096,
             queue: 16_384,
+            pacing: crate::Pacing::default(),
         }
     }
 }
@@ -206,11 +209,13 @@ impl<S: Stager> WriterHandle<S> {
         let wake = tx.downgrade();
         let writer_store = store.clone();
         let max_batch = config.max_batch.max(1);
+        let pacing = config.pacing;
         let thread = std::thread::Builder::new()
             .name("girok-log-writer".into())
             .spawn(move || {
                 crate::sched::latency_critical("log writer");
-                run(writer_store, stager, rx, wake, max_batch, last_time_ms)
+                let limits = (max_batch, pacing);
+                run(writer_store, stager, rx, wake, limits, last_time_ms)
             })?;
         Ok(Self {
             appender: Appender { tx, store },
@@ -317,7 +322,7 @@ fn run<S: Stager>(
     mut stager: S,
     mut rx: mpsc::Receiver<Message<S>>,
     wake: mpsc::WeakSender<Message<S>>,
-    max_batch: usize,
+    (max_batch, pacing): (usize, crate::Pacing),
     mut last_time_ms: i64,
 ) {
     let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<ToSync<S>>(PENDING_BATCHES);
@@ -339,6 +344,7 @@ fn run<S: Stager>(
 
     let mut next_seq = store.head().get() + 1;
     let mut stopping = false;
+    let mut pacer = crate::pacing::Pacer::new(pacing);
     let mut queued = Vec::with_capacity(max_batch);
     while !stopping {
         match store.state() {
@@ -357,6 +363,7 @@ fn run<S: Stager>(
         };
         queued.push(first);
         in_flight.wait_until_none();
+        pacer.pace(store.metrics());
         while queued.len() < max_batch {
             match rx.try_recv() {
                 Ok(message) => queued.push(message),
@@ -424,6 +431,7 @@ fn run<S: Stager>(
         // Answers to every command, rejections included, go out only after the fsync that
         // covers everything before them: a rejection may rest on a write not yet durable.
         in_flight.handed();
+        pacer.handed_off();
         if to_sync.send(ToSync::Batch(committed)).is_err() {
             break; // the sync thread is gone
         }
