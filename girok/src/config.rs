@@ -83,7 +83,7 @@ impl Default for StorageConfig {
             view_cache_mib: 32,
             max_open_files: girok_engine::DEFAULT_MAX_OPEN_FILES,
             busy_batch_interval_us: 1_000,
-            busy_cpu_percent: 75,
+            busy_cpu_percent: 85,
         }
     }
 }

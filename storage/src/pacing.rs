@@ -31,7 +31,7 @@ impl Default for Pacing {
     fn default() -> Self {
         Self {
             interval: Duration::from_millis(1),
-            busy_share: 0.75,
+            busy_share: 0.85,
         }
     }
 }
