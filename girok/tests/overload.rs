@@ -999,17 +999,13 @@ async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
 
 /// Posts `count` messages to `room` one after another (each waits for its answer): each is a
 /// batch of its own.
-async fn post_in_turn(server: &Server, token: &str, room: &str, count: usize) {
+async fn post_in_turn(server: &Server, room: &str, count: usize) {
     for i in 0..count {
-        let response = server
-            .client
-            .post(server.url(&format!("/v1/rooms/{room}/messages")))
-            .bearer_auth(token)
-            .json(&json!({ "body": format!("in turn {i}") }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 201);
+        let body = json!({ "body": format!("in turn {i}") });
+        let (status, answer) = server
+            .post_json(&format!("/v1/rooms/{room}/messages"), body)
+            .await;
+        assert_eq!(status, 201, "{answer}");
     }
 }
 
@@ -1021,9 +1017,9 @@ async fn a_busy_server_spaces_its_batches_and_one_told_never_to_does_not() {
         dir.path(),
         "[storage]\nbusy_cpu_percent = 0\nbusy_batch_interval_us = 20000\n",
     );
-    let token = spaced.sign_in("spaced").await;
+    spaced.sign_in("spaced").await;
     let room = spaced.create_room("spaced").await;
-    post_in_turn(&spaced, &token, &room, 20).await;
+    post_in_turn(&spaced, &room, 20).await;
     let paced = spaced.metric("girok_log_paced_batches_total").await;
     assert!(paced >= 5, "{paced} of 20 batches spaced");
 
@@ -1033,9 +1029,9 @@ async fn a_busy_server_spaces_its_batches_and_one_told_never_to_does_not() {
         dir.path(),
         "[storage]\nbusy_cpu_percent = 0\nbusy_batch_interval_us = 0\n",
     );
-    let token = unspaced.sign_in("unspaced").await;
+    unspaced.sign_in("unspaced").await;
     let room = unspaced.create_room("unspaced").await;
-    post_in_turn(&unspaced, &token, &room, 20).await;
+    post_in_turn(&unspaced, &room, 20).await;
     assert_eq!(unspaced.metric("girok_log_paced_batches_total").await, 0);
     assert!(unspaced.metric("girok_log_batches_total").await >= 20);
 }
