@@ -18,6 +18,9 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// How far below `busy_share` the share must fall before spacing stops.
 pub const HYSTERESIS: f64 = 0.15;
 
+/// The longest interval a configuration may ask for (longer is taken as this).
+pub const MAX_INTERVAL: Duration = Duration::from_millis(100);
+
 /// When the writer spaces its batches ([`crate::WriterConfig`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pacing {
@@ -46,7 +49,8 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(pacing: Pacing) -> Self {
+    pub fn new(mut pacing: Pacing) -> Self {
+        pacing.interval = pacing.interval.min(MAX_INTERVAL);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         Self {
             pacing,
@@ -91,9 +95,11 @@ impl Pacer {
 }
 
 /// Whether the process counts as busy after a period in which it used `share` of its cores.
+/// (A `busy_share` under twice the hysteresis stops at half of it instead, so that spacing
+/// always can stop.)
 fn next_busy(busy: bool, share: f64, busy_share: f64) -> bool {
     if busy {
-        share >= busy_share - HYSTERESIS
+        share >= (busy_share - HYSTERESIS).max(busy_share / 2.0)
     } else {
         share > busy_share
     }
@@ -127,6 +133,9 @@ mod tests {
         assert!(next_busy(false, 0.80, 0.75));
         assert!(next_busy(true, 0.65, 0.75));
         assert!(!next_busy(true, 0.55, 0.75));
+        // A low share still lets spacing stop.
+        assert!(next_busy(true, 0.06, 0.10));
+        assert!(!next_busy(true, 0.04, 0.10));
     }
 
     #[test]

@@ -480,12 +480,19 @@ impl Connection {
         let enqueued = self.state.engine.enqueue_with_id(user, command, id);
         let acked = match enqueued.await {
             Ok(acked) => acked,
-            Err(error) => return self.reply(ServerFrame::engine_error(&error, reference)),
+            Err(error) => {
+                self.own.forget(id);
+                return self.reply(ServerFrame::engine_error(&error, reference));
+            }
         };
+        let own = self.own.clone();
         let answered = async move {
             let frame = match acked.await {
                 Ok(ack) => answer(ack, reference).await,
-                Err(error) => ServerFrame::engine_error(&error, reference),
+                Err(error) => {
+                    own.forget(id);
+                    ServerFrame::engine_error(&error, reference)
+                }
             };
             render(&frame)
         };

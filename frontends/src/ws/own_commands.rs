@@ -35,6 +35,12 @@ impl OwnCommands {
         push_bounded(&mut self.inner.lock().ids, id);
     }
 
+    /// The command with `id` was refused: its events, should a store that failed its fsync
+    /// recover them, are told on the topic (its answer said it failed).
+    pub fn forget(&self, id: EventId) {
+        take(&mut self.inner.lock().ids, &id);
+    }
+
     /// Whether `event` only repeats, to `me`, the answer to one of this connection's
     /// commands: the ticket its `join` opened, the match that join made at once (its
     /// `matching.matched` has the joiner as actor, a wave's has none), the ticket its `leave`
@@ -160,6 +166,11 @@ mod tests {
         };
         assert!(!own.answered(&skipped(EventId::new_v7(), partner), me));
         assert!(own.answered(&skipped(skip, me), me));
+        // A refused command's events, if they come after all, are told.
+        let refused = EventId::new_v7();
+        own.sent(refused);
+        own.forget(refused);
+        assert!(!own.answered(&event(20, refused, me, opened()), me));
     }
 
     #[test]
