@@ -997,41 +997,33 @@ async fn a_websocket_opened_on_a_connection_that_served_a_request_works() {
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
 }
 
-/// Posts `count` messages to `room` one after another (each waits for its answer): each is a
-/// batch of its own.
-async fn post_in_turn(server: &Server, room: &str, count: usize) {
-    for i in 0..count {
+/// Batches held back, and batches, after 20 messages posted one after another (each its own
+/// batch) to a server busy at 0 % (any CPU use counts) spacing by `interval_us`.
+async fn spaced_of_twenty_posts(interval_us: u64) -> (u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[storage]\nbusy_cpu_percent = 0\nbusy_batch_interval_us = {interval_us}\n");
+    let server = Server::start_with_config(dir.path(), &toml);
+    server.sign_in("spaced").await;
+    let room = server.create_room("spaced").await;
+    for i in 0..20 {
         let body = json!({ "body": format!("in turn {i}") });
         let (status, answer) = server
             .post_json(&format!("/v1/rooms/{room}/messages"), body)
             .await;
         assert_eq!(status, 201, "{answer}");
     }
+    (
+        server.metric("girok_log_paced_batches_total").await,
+        server.metric("girok_log_batches_total").await,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_server_spaces_its_batches_and_one_told_never_to_does_not() {
-    // Busy at 0 %: any CPU use counts, so every batch soon after another is held back.
-    let dir = tempfile::tempdir().unwrap();
-    let spaced = Server::start_with_config(
-        dir.path(),
-        "[storage]\nbusy_cpu_percent = 0\nbusy_batch_interval_us = 20000\n",
-    );
-    spaced.sign_in("spaced").await;
-    let room = spaced.create_room("spaced").await;
-    post_in_turn(&spaced, &room, 20).await;
-    let paced = spaced.metric("girok_log_paced_batches_total").await;
+    let (paced, _) = spaced_of_twenty_posts(20_000).await;
     assert!(paced >= 5, "{paced} of 20 batches spaced");
-
     // Spacing off: none is, however busy.
-    let dir = tempfile::tempdir().unwrap();
-    let unspaced = Server::start_with_config(
-        dir.path(),
-        "[storage]\nbusy_cpu_percent = 0\nbusy_batch_interval_us = 0\n",
-    );
-    unspaced.sign_in("unspaced").await;
-    let room = unspaced.create_room("unspaced").await;
-    post_in_turn(&unspaced, &room, 20).await;
-    assert_eq!(unspaced.metric("girok_log_paced_batches_total").await, 0);
-    assert!(unspaced.metric("girok_log_batches_total").await >= 20);
+    let (paced, batches) = spaced_of_twenty_posts(0).await;
+    assert_eq!(paced, 0);
+    assert!(batches >= 20, "{batches}");
 }
