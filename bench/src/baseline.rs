@@ -155,6 +155,15 @@ pub fn serve(addr: std::net::SocketAddr, app: Router) -> anyhow::Result<()> {
     serve_listener(listener, app)
 }
 
+/// Serves `app` on an ephemeral local port from a thread of its own, for a test; its URL.
+#[cfg(test)]
+pub fn serve_for_test(app: Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || serve_listener(listener, app));
+    url
+}
+
 /// Serves `app` on `listener` until SIGTERM or SIGINT, on a runtime of its own (then returns
 /// at once, open sockets and all: the caller's temp files go with its stack). Sockets get
 /// TCP_NODELAY: small frames go out at once, as girok's do.

@@ -456,9 +456,7 @@ mod tests {
         for durability in ["sync", "none"] {
             let baseline = BaselineCli::parse_from(["chat-baseline", "--durability", durability]);
             let (app, _temp) = app(&baseline.args).unwrap();
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            std::thread::spawn(move || crate::baseline::serve_listener(listener, app));
+            let url = crate::baseline::serve_for_test(app);
             let load = LoadCli::parse_from([
                 "chat-load",
                 "--url",
@@ -506,9 +504,7 @@ mod tests {
     fn the_baseline_refuses_what_girok_refuses() {
         let baseline = BaselineCli::parse_from(["chat-baseline", "--durability", "none"]);
         let (app, _temp) = app(&baseline.args).unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || crate::baseline::serve_listener(listener, app));
+        let base = crate::baseline::serve_for_test(app);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -286,9 +286,7 @@ mod tests {
     #[test]
     fn the_generator_gets_every_join_match_and_skip_from_the_baseline() {
         for via in ["ws", "http"] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            std::thread::spawn(move || crate::baseline::serve_listener(listener, super::app()));
+            let url = crate::baseline::serve_for_test(super::app());
             let load = LoadCli::parse_from([
                 "matching",
                 "--url",

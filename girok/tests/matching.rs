@@ -38,6 +38,18 @@ fn rest_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")
 }
 
+/// A server whose users may join or skip `per_minute` times a minute, all at once.
+fn start_with_matching_budget(dir: &tempfile::TempDir, per_minute: u32) -> Server {
+    let budget = per_minute.to_string();
+    start_in(
+        dir,
+        &[
+            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", &budget),
+            ("GIROK__RATE_LIMITS__MATCHING__BURST", &budget),
+        ],
+    )
+}
+
 /// A server on a fresh data directory in `dir` with `settings` (`GIROK__…` variables).
 fn start_in(dir: &tempfile::TempDir, settings: &[(&str, &str)]) -> Server {
     Server::start_with_env(&dir.path().join("data"), &[], settings)
@@ -221,13 +233,7 @@ async fn two_users_are_matched_and_chat_in_their_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_typed_and_joins_are_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_in(
-        &dir,
-        &[
-            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "4"),
-            ("GIROK__RATE_LIMITS__MATCHING__BURST", "4"),
-        ],
-    );
+    let server = start_with_matching_budget(&dir, 4);
     let (ann, ann_id) = user(&server, "ann").await;
     let (bob, bob_id) = user(&server, "bob").await;
 
@@ -364,13 +370,7 @@ async fn refusal(socket: &mut Socket, reference: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_by_ref() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_in(
-        &dir,
-        &[
-            ("GIROK__RATE_LIMITS__MATCHING__PER_MINUTE", "6"),
-            ("GIROK__RATE_LIMITS__MATCHING__BURST", "6"),
-        ],
-    );
+    let server = start_with_matching_budget(&dir, 6);
     let (ann, ann_id) = user(&server, "ann").await;
     let (bob, bob_id) = user(&server, "bob").await;
     let mut ann_ws = matching_socket(&server, &ann).await;

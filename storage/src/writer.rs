@@ -208,14 +208,11 @@ impl<S: Stager> WriterHandle<S> {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let wake = tx.downgrade();
         let writer_store = store.clone();
-        let max_batch = config.max_batch.max(1);
-        let pacing = config.pacing;
         let thread = std::thread::Builder::new()
             .name("girok-log-writer".into())
             .spawn(move || {
                 crate::sched::latency_critical("log writer");
-                let limits = (max_batch, pacing);
-                run(writer_store, stager, rx, wake, limits, last_time_ms)
+                run(writer_store, stager, rx, wake, config, last_time_ms)
             })?;
         Ok(Self {
             appender: Appender { tx, store },
@@ -322,9 +319,10 @@ fn run<S: Stager>(
     mut stager: S,
     mut rx: mpsc::Receiver<Message<S>>,
     wake: mpsc::WeakSender<Message<S>>,
-    (max_batch, pacing): (usize, crate::Pacing),
+    config: WriterConfig,
     mut last_time_ms: i64,
 ) {
+    let max_batch = config.max_batch.max(1);
     let (to_sync, from_writer) = std::sync::mpsc::sync_channel::<ToSync<S>>(PENDING_BATCHES);
     let sync_store = store.clone();
     let in_flight = Arc::new(InFlight::default());
@@ -344,7 +342,7 @@ fn run<S: Stager>(
 
     let mut next_seq = store.head().get() + 1;
     let mut stopping = false;
-    let mut pacer = crate::pacing::Pacer::new(pacing);
+    let mut pacer = crate::pacing::Pacer::new(config.pacing);
     let mut queued = Vec::with_capacity(max_batch);
     while !stopping {
         match store.state() {

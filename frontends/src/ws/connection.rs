@@ -439,60 +439,58 @@ impl Connection {
             _ => false,
         };
         let command = girok_engine::Command::Matching(command);
-        let id = girok_schemas::EventId::new_v7();
-        self.own.sent(id);
         let engine = self.state.engine.clone();
-        self.pipeline(
-            user,
-            reference,
-            (command, id),
-            move |ack, reference| async move {
-                let matched = match CurrentMatch::made_by(&ack) {
-                    Some(made) => Some(MatchedNow {
-                        room_id: made.room.to_string(),
-                        partner_id: made.partner.to_string(),
-                        partner: crate::live_items::partner_profile(&engine, made.partner).await,
-                        seq: made.seq,
-                    }),
-                    None => None,
-                };
-                ServerFrame::MatchingAck {
-                    reference,
-                    seq: ack.seq,
-                    ticket_id: opens_ticket.then(|| ack.id.to_string()),
-                    matched,
-                }
-            },
-        )
+        self.pipeline(user, reference, command, move |ack, reference| async move {
+            let matched = match CurrentMatch::made_by(&ack) {
+                Some(made) => Some(MatchedNow {
+                    room_id: made.room.to_string(),
+                    partner_id: made.partner.to_string(),
+                    partner: crate::live_items::partner_profile(&engine, made.partner).await,
+                    seq: made.seq,
+                }),
+                None => None,
+            };
+            ServerFrame::MatchingAck {
+                reference,
+                seq: ack.seq,
+                ticket_id: opens_ticket.then(|| ack.id.to_string()),
+                matched,
+            }
+        })
         .await
     }
 
-    /// Queues `command` (whose own event takes `id`) now, in the order the client sent its
-    /// frames, and pipelines only the wait for its acknowledgement: the frame `answer` makes
-    /// of it (or the refusal, with the frame's `reference`) is written once it comes.
+    /// Queues `command` now, in the order the client sent its frames, and pipelines only the
+    /// wait for its acknowledgement: the frame `answer` makes of it (or the refusal, with the
+    /// frame's `reference`) is written once it comes. A matching command's own event id is
+    /// remembered before it is queued (its answer tells that event: the `matching` topic does
+    /// not), and forgotten if it is refused.
     async fn pipeline<Answer: Future<Output = ServerFrame> + Send + 'static>(
         &mut self,
         user: UserId,
         reference: Option<String>,
-        (command, id): (girok_engine::Command, girok_schemas::EventId),
+        command: girok_engine::Command,
         answer: impl FnOnce(girok_engine::Ack, Option<String>) -> Answer + Send + 'static,
     ) {
-        let enqueued = self.state.engine.enqueue_with_id(user, command, id);
-        let acked = match enqueued.await {
-            Ok(acked) => acked,
-            Err(error) => {
-                self.own.forget(id);
-                return self.reply(ServerFrame::engine_error(&error, reference));
+        let id = girok_schemas::EventId::new_v7();
+        let own = matches!(command, girok_engine::Command::Matching(_)).then(|| {
+            self.own.sent(id);
+            self.own.clone()
+        });
+        let refused = move |error: &EngineError, reference| {
+            if let Some(own) = &own {
+                own.forget(id);
             }
+            ServerFrame::engine_error(error, reference)
         };
-        let own = self.own.clone();
+        let acked = match self.state.engine.enqueue_with_id(user, command, id).await {
+            Ok(acked) => acked,
+            Err(error) => return self.reply(refused(&error, reference)),
+        };
         let answered = async move {
             let frame = match acked.await {
                 Ok(ack) => answer(ack, reference).await,
-                Err(error) => {
-                    own.forget(id);
-                    ServerFrame::engine_error(&error, reference)
-                }
+                Err(error) => refused(&error, reference),
             };
             render(&frame)
         };
@@ -534,7 +532,6 @@ impl Connection {
                 });
             }
         };
-        let command = (command, girok_schemas::EventId::new_v7());
         self.pipeline(user, reference, command, |ack, reference| {
             std::future::ready(ServerFrame::Ack {
                 reference,
