@@ -139,6 +139,7 @@ struct EngineMetrics {
     entries: Family<ViewLabel, Gauge>,
     topics: Gauge,
     hub_lag: Gauge,
+    pairs_apart: Gauge,
     memory: crate::memory::MemoryMetrics,
 }
 
@@ -600,6 +601,11 @@ impl Engine {
             self.metrics.topics.clone(),
         );
         registry.register(
+            "girok_matching_pairs_apart",
+            "Skip exclusions the matcher keeps in memory (ended ones until its next wave or skip) (about 120 bytes each)",
+            self.metrics.pairs_apart.clone(),
+        );
+        registry.register(
             "girok_hub_lag_events",
             "Durable log events the hub has not published to live subscribers yet",
             self.metrics.hub_lag.clone(),
@@ -637,6 +643,13 @@ impl Engine {
                 .set(summary.digest.entries);
         }
         self.metrics.topics.set(self.hub.topic_count() as i64);
+        let apart = self
+            .matching_pool
+            .pairs_apart
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .pairs_apart
+            .set(i64::try_from(apart).unwrap_or(i64::MAX));
         let published = self.hub.published();
         self.metrics
             .hub_lag

@@ -999,7 +999,7 @@ fn rows(dir: &std::path::Path, table: Table) -> Vec<Vec<u8>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ended_skip_exclusions_are_removed_by_later_joins_as_replay_removes_them() {
+async fn ended_skip_exclusions_are_removed_by_later_skips_as_replay_removes_them() {
     let dir = tempfile::tempdir().unwrap();
     let open = || {
         let mut config = config(dir.path());
@@ -1029,7 +1029,7 @@ async fn ended_skip_exclusions_are_removed_by_later_joins_as_replay_removes_them
     assert_eq!(rows(dir.path(), Table::UserpairSkip).len(), 2);
     assert_eq!(rows(dir.path(), Table::UntilmsUserpair).len(), 2);
 
-    // Once they ended, the next join removes them; a new exclusion stays until it ends.
+    // Once they ended, the next skip removes them; a new exclusion stays until it ends.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let engine = open();
     engine.execute(users[4], join()).await.unwrap();

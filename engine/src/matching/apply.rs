@@ -1,6 +1,6 @@
 //! Matching's effect on the write model: each user's open ticket, each user's current match
 //! (and the match room's mark), the pairs apart after a skip (with their index by end, from
-//! which every join and skip removes a few that ended), and the current blocks.
+//! which every skip removes a few that ended), and the current blocks.
 
 use crate::error::Result;
 use crate::records::{pair_key, pair_of, time_value, update};
@@ -9,15 +9,14 @@ use girok_schemas::{Event, Payload, RoomId};
 use girok_storage::{Table, Txn};
 use prost::Message;
 
-/// Ended skip exclusions a join or a skip removes, at most: each skip adds one, so removal
-/// keeps pace with them, and no event pays for a backlog at once.
+/// Ended skip exclusions a skip removes, at most: each skip adds one, so removal keeps pace
+/// with them, and no event pays for a backlog at once.
 const ENDED_SKIPS_REMOVED_PER_EVENT: usize = 8;
 
 /// Applies the event's effect on the write model, if it is one of this domain's.
 pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     match &event.payload {
         Payload::TicketOpened { tags, language } => {
-            remove_ended_skips(txn, event.commit_time_ms)?;
             if let Some(user) = event.actor {
                 let record = TicketRecord {
                     ticket_id: event.id.as_bytes().to_vec(),
@@ -98,7 +97,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
 }
 
 /// When the skip exclusion of `pair` (a `pair_key`) ends, if there is one.
-pub(super) fn skip_until(txn: &Txn<'_>, pair: &[u8]) -> Result<Option<i64>> {
+fn skip_until(txn: &Txn<'_>, pair: &[u8]) -> Result<Option<i64>> {
     Ok(time_value(txn.get(Table::UserpairSkip, pair)?))
 }
 

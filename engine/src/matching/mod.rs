@@ -1,10 +1,12 @@
 //! Random matching: a queue of tickets in the log, pairs decided by the sequencer, a chat room
 //! for every match. The same shape as every domain: its [`MatchingCommand`]s (`command.rs`),
-//! the write-time rules and decisions the sequencer runs (`stage.rs`, over the open tickets
-//! of `pool.rs` and the blocks of `blocks.rs`), its effect on the write model (`apply.rs`),
+//! the write-time rules and decisions the sequencer runs (`stage.rs`, over what `state.rs`
+//! keeps in memory: the open tickets of `pool.rs`, the current matches, the pairs apart of
+//! `apart.rs`; and the blocks of `blocks.rs`), its effect on the write model (`apply.rs`),
 //! and its reads (`reads.rs`, the `Engine` methods); `matcher.rs` submits a wave when time
 //! relaxes or expires a waiting ticket; `updates.rs` reads an event as one user's news.
 
+mod apart;
 pub(crate) mod apply;
 pub(crate) mod blocks;
 mod command;
@@ -12,6 +14,7 @@ pub(crate) mod matcher;
 mod pool;
 mod reads;
 mod stage;
+mod state;
 mod updates;
 
 pub use command::MatchingCommand;

@@ -11,12 +11,12 @@ use super::blocks::Blocks;
 use super::command::MatchingCommand;
 use super::pool::{MatchRules, Pool, Waiting};
 use super::reads::CurrentMatch;
+use super::state::MatchingState;
 use crate::ack::Ack;
 use crate::chat::ChatStage;
 use crate::error::{Error, Result};
-use crate::records::{pair_key, record};
 use crate::staging::{append, append_as};
-use girok_schemas::proto::{MatchRecord, TicketRecord};
+use girok_schemas::proto::MatchRecord;
 use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Table, Txn};
 use std::sync::Arc;
@@ -61,6 +61,8 @@ pub(crate) struct PoolGauge {
     pub waiting: AtomicU64,
     /// The commit time from which a wave has something to do; `i64::MAX`: nothing.
     pub next_due_ms: AtomicI64,
+    /// Skip exclusions held in memory (ended ones until the next wave or skip drops them).
+    pub pairs_apart: AtomicU64,
 }
 
 /// What the matching stage shares with the other domains' stages: the blocks (which chat also
@@ -72,9 +74,10 @@ pub(crate) struct Shared<'a> {
 }
 
 pub(crate) struct MatchingStage {
-    /// The open tickets; `None` until loaded from the write model (and after a refused
-    /// command or a batch that did not commit, whose changes it may hold).
-    pool: Option<Pool>,
+    /// The open tickets, current matches and pairs apart; `None` until loaded from the write
+    /// model (and after a refused command or a batch that did not commit, whose changes it
+    /// may hold).
+    state: Option<MatchingState>,
     config: MatchingConfig,
     gauge: Arc<PoolGauge>,
 }
@@ -83,27 +86,27 @@ impl MatchingStage {
     pub fn new(config: MatchingConfig, gauge: Arc<PoolGauge>) -> Self {
         gauge.next_due_ms.store(i64::MAX, Ordering::Relaxed);
         Self {
-            pool: None,
+            state: None,
             config,
             gauge,
         }
     }
 
     pub fn reset(&mut self) {
-        self.forget_pool();
+        self.forget_state();
     }
 
-    /// Drops the pool (it may hold changes that did not happen) and asks the matcher for a
+    /// Drops the state (it may hold changes that did not happen) and asks the matcher for a
     /// wave at once, which loads it again and publishes its true figures (expiries then do
     /// not wait for the next join).
-    fn forget_pool(&mut self) {
-        self.pool = None;
+    fn forget_state(&mut self) {
+        self.state = None;
         self.gauge.next_due_ms.store(0, Ordering::Relaxed);
         self.gauge.waiting.fetch_max(1, Ordering::Relaxed);
     }
 
     /// Runs one command. A refused command leaves nothing in `txn` (the writer drops it), so
-    /// a pool it changed on the way (a refusal after a step: rare, a storage error) is
+    /// a state it changed on the way (a refusal after a step: rare, a storage error) is
     /// dropped too and loaded again from the write model; the usual refusals come before any
     /// change and keep it.
     pub fn stage(
@@ -115,10 +118,10 @@ impl MatchingStage {
         command: MatchingCommand,
     ) -> Result<Ack> {
         self.load(txn)?;
-        let before = self.pool.as_ref().map(Pool::changes);
+        let before = self.state.as_ref().map(MatchingState::changes);
         let ack = self.run(txn, shared, actor, new_id, command);
-        if ack.is_err() && self.pool.as_ref().map(Pool::changes) != before {
-            self.forget_pool();
+        if ack.is_err() && self.state.as_ref().map(MatchingState::changes) != before {
+            self.forget_state();
         } else {
             self.publish();
         }
@@ -145,7 +148,7 @@ impl MatchingStage {
                 }
             }
             MatchingCommand::Skip { requeue } => {
-                let current = current_match(txn, actor)?.ok_or(Error::NotMatched)?;
+                let current = self.current_match(actor).ok_or(Error::NotMatched)?;
                 let ended = self.end_match(txn, chat, actor, new_id, &current)?;
                 if requeue {
                     let language = language_of(current.language);
@@ -174,30 +177,32 @@ impl MatchingStage {
     }
 
     fn load(&mut self, txn: &Txn<'_>) -> Result<()> {
-        if self.pool.is_some() {
-            return Ok(());
+        if self.state.is_none() {
+            self.state = Some(MatchingState::load(txn)?);
         }
-        let mut pool = Pool::default();
-        for (key, value) in txn.scan_prefix(Table::UseridTicket, &[])? {
-            let user = UserId::from_slice(&key)
-                .ok_or_else(|| Error::Internal("corrupt ticket key".into()))?;
-            let ticket: TicketRecord = crate::records::decode(Some(value), "ticket")?;
-            pool.insert(waiting(user, ticket));
-        }
-        self.pool = Some(pool);
         Ok(())
     }
 
+    fn state(&mut self) -> &mut MatchingState {
+        self.state.get_or_insert_with(MatchingState::default)
+    }
+
     fn pool(&mut self) -> &mut Pool {
-        self.pool.get_or_insert_with(Pool::default)
+        &mut self.state().pool
+    }
+
+    fn current_match(&mut self, user: UserId) -> Option<MatchRecord> {
+        self.state().current_match(user).cloned()
     }
 
     /// Publishes the pool's figures (none while it is unloaded).
     fn publish(&mut self) {
         let rules = self.config.rules;
-        let Some(pool) = &self.pool else {
+        let Some(MatchingState { pool, apart, .. }) = &self.state else {
             return;
         };
+        let held = apart.len() as u64;
+        self.gauge.pairs_apart.store(held, Ordering::Relaxed);
         let (waiting, due) = (pool.len() as u64, pool.next_due(&rules));
         self.gauge.waiting.store(waiting, Ordering::Relaxed);
         self.gauge
@@ -217,7 +222,7 @@ impl MatchingStage {
         if self.pool().get(actor).is_some() {
             return Err(Error::AlreadyQueued);
         }
-        if let Some(current) = current_match(txn, actor)? {
+        if let Some(current) = self.current_match(actor) {
             return Err(Error::AlreadyMatched(
                 CurrentMatch::try_from(&current)?.room,
             ));
@@ -255,14 +260,14 @@ impl MatchingStage {
         now: i64,
     ) -> Result<Option<UserId>> {
         let rules = self.config.rules;
-        let pool = self.pool.get_or_insert_with(Pool::default);
+        let MatchingState { pool, apart, .. } = self.state();
         // A pair kept apart by a skip may meet once its exclusion ends: look again then.
         let mut apart_until: Option<i64> = None;
         let partner = pool.best_partner(user, now, &rules, |a, b| {
             if blocks.between(txn, a, b)? {
                 return Ok::<_, Error>(false);
             }
-            match skipped_until(txn, a, b, now)? {
+            match apart.until(a, b, now) {
                 Some(until) => {
                     apart_until = Some(apart_until.map_or(until, |at| at.min(until)));
                     Ok(false)
@@ -329,6 +334,9 @@ impl MatchingStage {
             },
         )?;
         // `matching.matched` closes both tickets itself (it names them): no closing events.
+        for user in [a.user, b.user] {
+            self.state().note_match(txn, user)?;
+        }
         Ok((matched, room))
     }
 
@@ -380,6 +388,12 @@ impl MatchingStage {
                 until_ms,
             },
         )?;
+        let state = self.state();
+        state.apart.drop_ended(skipped.commit_time_ms);
+        state.apart.set(actor, partner, until_ms);
+        for user in [actor, partner] {
+            state.note_match(txn, user)?;
+        }
         let mut last = skipped.seq;
         for user in [actor, partner] {
             last = append(
@@ -415,7 +429,7 @@ impl MatchingStage {
         if blocks.blocks(txn, actor, user)? {
             return Err(Error::AlreadyBlocked);
         }
-        if let Some(current) = current_match(txn, actor)?
+        if let Some(current) = self.current_match(actor)
             && current.partner == user.as_bytes()
         {
             self.end_match(txn, chat, actor, EventId::new_v7(), &current)?;
@@ -430,6 +444,7 @@ impl MatchingStage {
     fn wave(&mut self, txn: &mut Txn<'_>, blocks: &mut Blocks, new_id: EventId) -> Result<Ack> {
         let now = txn.commit_time_ms();
         let rules = self.config.rules;
+        self.state().apart.drop_ended(now);
         let (expired, relaxed) = self.pool().due(now, &rules);
         for user in expired {
             if let Some(waiting) = self.pool().remove(user) {
@@ -460,11 +475,6 @@ fn nothing(txn: &Txn<'_>, new_id: EventId) -> Ack {
     Ack::new(txn.next_seq() - 1, new_id, txn.commit_time_ms())
 }
 
-fn waiting(user: UserId, ticket: TicketRecord) -> Waiting {
-    let language = language_of(ticket.language);
-    Waiting::new(user, ticket.seq, ticket.opened_ms, ticket.tags, language)
-}
-
 /// A stored language (empty: none).
 pub(crate) fn language_of(stored: String) -> Option<String> {
     Some(stored).filter(|language| !language.is_empty())
@@ -485,14 +495,4 @@ fn close_ticket(
         waited_ms: txn.commit_time_ms() - waiting.opened_ms,
     };
     append_as(txn, actor, id, closed)
-}
-
-pub(crate) fn current_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {
-    record(txn.get(Table::UseridMatch, user.as_bytes())?, "match")
-}
-
-/// Until when the two are kept apart, if one skipped the other less than the exclusion ago.
-fn skipped_until(txn: &Txn<'_>, a: UserId, b: UserId, now: i64) -> Result<Option<i64>> {
-    let until = super::apply::skip_until(txn, &pair_key(a, b))?;
-    Ok(until.filter(|until| *until > now))
 }
