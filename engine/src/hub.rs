@@ -27,9 +27,11 @@ const CHUNK: usize = 1024;
 pub enum Topic {
     /// Every event of one room.
     Room(RoomId),
-    /// Events addressed to one user: being added to or removed from a room, their matching
-    /// ticket opening and closing, a match made or ended.
+    /// Events addressed to one user: being added to or removed from a room.
     User(UserId),
+    /// One user's random matching: their ticket opening and closing, a match made or ended.
+    /// Apart from `User` so that neither kind of follower wakes for the other's events.
+    Matching(UserId),
     /// Every event in the log.
     Log,
     /// Every revocation of a session (`SessionRevoked`), so that connections living under a
@@ -135,16 +137,19 @@ impl Hub {
         };
         let room = event.payload.room().map(Topic::Room);
         let addressed: [Option<Topic>; 2] = match &event.payload {
-            Payload::MemberJoined { user, .. }
-            | Payload::MemberLeft { user, .. }
-            | Payload::TicketClosed { user, .. } => [Some(Topic::User(*user)), None],
-            Payload::TicketOpened { .. } => [event.actor.map(Topic::User), None],
-            Payload::Matched { user_a, user_b, .. } => {
-                [Some(Topic::User(*user_a)), Some(Topic::User(*user_b))]
+            Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
+                [Some(Topic::User(*user)), None]
             }
-            Payload::MatchSkipped { partner, .. } => {
-                [event.actor.map(Topic::User), Some(Topic::User(*partner))]
-            }
+            Payload::TicketClosed { user, .. } => [Some(Topic::Matching(*user)), None],
+            Payload::TicketOpened { .. } => [event.actor.map(Topic::Matching), None],
+            Payload::Matched { user_a, user_b, .. } => [
+                Some(Topic::Matching(*user_a)),
+                Some(Topic::Matching(*user_b)),
+            ],
+            Payload::MatchSkipped { partner, .. } => [
+                event.actor.map(Topic::Matching),
+                Some(Topic::Matching(*partner)),
+            ],
             Payload::SessionRevoked { .. } => [Some(Topic::Sessions), None],
             _ => [None, None],
         };

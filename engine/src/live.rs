@@ -35,7 +35,8 @@ impl LiveScope {
     pub fn topic(self) -> Topic {
         match self {
             LiveScope::Room { room, .. } => Topic::Room(room),
-            LiveScope::User(user) | LiveScope::Matching(user) => Topic::User(user),
+            LiveScope::User(user) => Topic::User(user),
+            LiveScope::Matching(user) => Topic::Matching(user),
         }
     }
 
