@@ -8,7 +8,6 @@ use crate::auth::live_sessions::Ending;
 use crate::config::WsConfig;
 use crate::presence::Signal;
 use crate::state::Shared;
-use futures::future::BoxFuture;
 use girok_engine::{ChatCommand, Command, Engine, LiveScope};
 use girok_schemas::{RoomId, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -186,20 +185,44 @@ pub fn sign_in(
     state: &Shared,
     principal: crate::auth::Principal,
     renewing: bool,
-) -> Result<BoxFuture<'static, Ending>, String> {
-    use futures::FutureExt;
-    state
+) -> Result<SessionWatch, String> {
+    let ending = state
         .auth
         .live_sessions
         .sign_in(state.engine.clone(), principal, renewing)
-        .map(FutureExt::boxed)
-        .map_err(|refused| refused.to_string())
+        .map_err(|refused| refused.to_string())?;
+    let (tell, ended) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let _ = tell.send(ending.await);
+    });
+    Ok(SessionWatch {
+        ended,
+        task: task.abort_handle(),
+    })
+}
+
+/// The watch of a connection's session, on a task of its own: the connection's loop, woken
+/// by every frame and event, polls only the channel of its answer, not the watch's timer and
+/// revocation notice. Dropping it ends the watch (and the connection's count).
+pub struct SessionWatch {
+    ended: tokio::sync::oneshot::Receiver<Ending>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Waits for the end of the connection's session; forever before it signs in.
-pub async fn session_ended(end: &mut Option<BoxFuture<'static, Ending>>) -> Ending {
+pub async fn session_ended(end: &mut Option<SessionWatch>) -> Ending {
     match end {
-        Some(end) => end.await,
+        Some(watch) => match (&mut watch.ended).await {
+            Ok(ending) => ending,
+            // The task ended without a word: it was aborted, which only dropping does.
+            Err(_) => std::future::pending().await,
+        },
         None => std::future::pending().await,
     }
 }

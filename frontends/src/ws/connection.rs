@@ -106,6 +106,9 @@ pub async fn serve(
     let mut closing: Option<CloseRequest> = None;
     let _open = state.stopping.socket_opened();
     let mut stopping = state.stopping.watch();
+    // Made once, not at every turn of the loop (each would subscribe to the watch anew).
+    let stopped = Stopping::stopped(&mut stopping);
+    let mut stopped = std::pin::pin!(stopped);
     loop {
         if !connection.pending.is_empty() {
             let answers = std::mem::take(&mut connection.pending);
@@ -146,7 +149,7 @@ pub async fn serve(
                 closing = request;
                 break;
             }
-            () = Stopping::stopped(&mut stopping) => {
+            () = &mut stopped => {
                 // What the client is owed goes out first: acks of sends already durable.
                 let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
                     while let Some(answer) = connection.sending.next().await {
@@ -221,7 +224,7 @@ struct Connection {
     /// not repeat (the answers say them).
     own: Arc<OwnCommands>,
     /// Resolves when the session signed in under ends (revoked, or its token expired).
-    session_end: Option<BoxFuture<'static, Ending>>,
+    session_end: Option<live_socket::SessionWatch>,
     /// A close the connection decided on while handling a frame (written after its answers).
     close_now: Option<CloseRequest>,
     sends: DefaultDirectRateLimiter,
