@@ -8,6 +8,7 @@ use crate::auth::live_sessions::Ending;
 use crate::config::WsConfig;
 use crate::presence::Signal;
 use crate::state::Shared;
+use futures::future::BoxFuture;
 use girok_engine::{ChatCommand, Command, Engine, LiveScope};
 use girok_schemas::{RoomId, UserId};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -185,44 +186,20 @@ pub fn sign_in(
     state: &Shared,
     principal: crate::auth::Principal,
     renewing: bool,
-) -> Result<SessionWatch, String> {
-    let ending = state
+) -> Result<BoxFuture<'static, Ending>, String> {
+    use futures::FutureExt;
+    state
         .auth
         .live_sessions
         .sign_in(state.engine.clone(), principal, renewing)
-        .map_err(|refused| refused.to_string())?;
-    let (tell, ended) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        let _ = tell.send(ending.await);
-    });
-    Ok(SessionWatch {
-        ended,
-        task: task.abort_handle(),
-    })
-}
-
-/// The watch of a connection's session, on a task of its own: the connection's loop, woken
-/// by every frame and event, polls only the channel of its answer, not the watch's timer and
-/// revocation notice. Dropping it ends the watch (and the connection's count).
-pub struct SessionWatch {
-    ended: tokio::sync::oneshot::Receiver<Ending>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Drop for SessionWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+        .map(FutureExt::boxed)
+        .map_err(|refused| refused.to_string())
 }
 
 /// Waits for the end of the connection's session; forever before it signs in.
-pub async fn session_ended(end: &mut Option<SessionWatch>) -> Ending {
+pub async fn session_ended(end: &mut Option<BoxFuture<'static, Ending>>) -> Ending {
     match end {
-        Some(watch) => match (&mut watch.ended).await {
-            Ok(ending) => ending,
-            // The task ended without a word: it was aborted, which only dropping does.
-            Err(_) => std::future::pending().await,
-        },
+        Some(end) => end.await,
         None => std::future::pending().await,
     }
 }

@@ -256,7 +256,7 @@ struct Control<L: Link> {
     subscriptions: HashMap<String, Running>,
     /// Unsubscribed tasks finishing their streams: they count against the limit until done.
     stopping: Vec<Running>,
-    session_end: Option<live_socket::SessionWatch>,
+    session_end: Option<BoxFuture<'static, Ending>>,
     close_now: Option<(u16, &'static str)>,
     /// Where subscription tasks send frames for the control stream (refusals that come
     /// before their stream opens).

@@ -224,7 +224,7 @@ struct Connection {
     /// not repeat (the answers say them).
     own: Arc<OwnCommands>,
     /// Resolves when the session signed in under ends (revoked, or its token expired).
-    session_end: Option<live_socket::SessionWatch>,
+    session_end: Option<BoxFuture<'static, Ending>>,
     /// A close the connection decided on while handling a frame (written after its answers).
     close_now: Option<CloseRequest>,
     sends: DefaultDirectRateLimiter,
