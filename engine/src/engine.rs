@@ -140,6 +140,7 @@ struct EngineMetrics {
     topics: Gauge,
     hub_lag: Gauge,
     pairs_apart: Gauge,
+    matched_users: Gauge,
     memory: crate::memory::MemoryMetrics,
 }
 
@@ -606,6 +607,11 @@ impl Engine {
             self.metrics.pairs_apart.clone(),
         );
         registry.register(
+            "girok_matching_matched_users",
+            "Matched users the matcher keeps in memory with their room and partner (about 60 bytes each)",
+            self.metrics.matched_users.clone(),
+        );
+        registry.register(
             "girok_hub_lag_events",
             "Durable log events the hub has not published to live subscribers yet",
             self.metrics.hub_lag.clone(),
@@ -643,13 +649,15 @@ impl Engine {
                 .set(summary.digest.entries);
         }
         self.metrics.topics.set(self.hub.topic_count() as i64);
-        let apart = self
-            .matching_pool
-            .pairs_apart
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let held = |gauge: &std::sync::atomic::AtomicU64| {
+            i64::try_from(gauge.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(i64::MAX)
+        };
         self.metrics
             .pairs_apart
-            .set(i64::try_from(apart).unwrap_or(i64::MAX));
+            .set(held(&self.matching_pool.pairs_apart));
+        self.metrics
+            .matched_users
+            .set(held(&self.matching_pool.matched_users));
         let published = self.hub.published();
         self.metrics
             .hub_lag

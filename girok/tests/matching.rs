@@ -719,16 +719,19 @@ async fn preferences_are_honoured_while_a_fit_waits_and_relaxed_with_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skipped_pair_meets_again_once_its_exclusion_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = [("GIROK__MATCHING__SKIP_EXCLUSION_SECS", "3")];
+    // Long enough for a kill -9 and a restart on a busy machine.
+    let settings = [("GIROK__MATCHING__SKIP_EXCLUSION_SECS", "6")];
     let server = start_in(&dir, &settings);
     let (ann, _) = user(&server, "ann").await;
     let (bob, _) = user(&server, "bob").await;
     join(&server, &ann, &[], None).await;
     join(&server, &bob, &[], None).await;
+    assert_eq!(server.metric("girok_matching_matched_users ").await, 2);
     let skipped_at = Instant::now();
     let (code, _) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
     assert_eq!(code, 200);
     assert_eq!(server.metric("girok_matching_pairs_apart ").await, 1);
+    assert_eq!(server.metric("girok_matching_matched_users ").await, 0);
     // The matcher keeps the exclusion in memory; a restart loads it from the write model.
     server.kill9();
     let server = start_in(&dir, &settings);
@@ -739,10 +742,11 @@ async fn a_skipped_pair_meets_again_once_its_exclusion_ends() {
     let now = status_until(&server, &bob, |s| s["match"].is_object()).await;
     assert_eq!(now["match"]["partner"]["username"], "ann", "{now}");
     assert!(
-        skipped_at.elapsed() >= Duration::from_millis(2800),
+        skipped_at.elapsed() >= Duration::from_millis(5800),
         "not before the exclusion ended"
     );
     assert_eq!(server.metric("girok_matching_pairs_apart ").await, 0);
+    assert_eq!(server.metric("girok_matching_matched_users ").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

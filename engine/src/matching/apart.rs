@@ -3,9 +3,10 @@
 //! write model with the pool and forgotten with it; the stage adds each skip it appends and
 //! drops what ended, so no candidate costs a read of storage. Its size is the number of
 //! exclusions not yet ended (one per pair skipped in the last `skip_exclusion_ms`, about
-//! 120 bytes each), as the baseline's sorted sets keep them in memory too.
+//! 120 bytes each; ended ones until the next wave or skip drops them), as the baseline's
+//! sorted sets keep them in memory too.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::records::time_value;
 use girok_schemas::UserId;
 use girok_storage::{Table, Txn};
@@ -32,13 +33,14 @@ impl Apart {
     pub fn load(txn: &Txn<'_>) -> Result<Self> {
         let mut apart = Apart::default();
         for (key, value) in txn.scan_prefix(Table::UserpairSkip, &[])? {
-            let (a, b) = key
+            let pair = key
                 .split_at_checked(16)
-                .and_then(|(a, b)| Some((UserId::from_slice(a)?, UserId::from_slice(b)?)))
-                .ok_or_else(|| Error::Internal("corrupt skip key".into()))?;
-            let until = time_value(Some(value))
-                .ok_or_else(|| Error::Internal("corrupt skip record".into()))?;
-            apart.set(a, b, until);
+                .and_then(|(a, b)| Some((UserId::from_slice(a)?, UserId::from_slice(b)?)));
+            // A corrupt row costs its pair's exclusion, not everyone's matching.
+            match (pair, time_value(Some(value))) {
+                (Some((a, b)), Some(until)) => apart.set(a, b, until),
+                _ => tracing::error!(key = ?key, "matching skips a corrupt skip exclusion row"),
+            }
         }
         apart.changes = 0;
         Ok(apart)

@@ -131,7 +131,7 @@ fn index_skip(txn: &mut Txn<'_>, pair: &[u8], until_ms: i64) -> Result<()> {
 
 /// Removes up to [`ENDED_SKIPS_REMOVED_PER_EVENT`] skip exclusions that ended by `now` (the
 /// event's commit time: a function of the log alone, so replay removes the same ones). An
-/// ended exclusion keeps nobody apart (`skipped_until`), so this changes no decision. Only
+/// ended exclusion keeps nobody apart (`Apart::until`), so this changes no decision. Only
 /// ended rows are read: none at all while nothing has ended.
 fn remove_ended_skips(txn: &mut Txn<'_>, now: i64) -> Result<()> {
     let cursor = time_value(txn.get(Table::UntilmsUserpair, REMOVAL_CURSOR)?).unwrap_or(0);

@@ -10,8 +10,7 @@
 use super::blocks::Blocks;
 use super::command::MatchingCommand;
 use super::pool::{MatchRules, Pool, Waiting};
-use super::reads::CurrentMatch;
-use super::state::MatchingState;
+use super::state::{MatchedWith, MatchingState};
 use crate::ack::Ack;
 use crate::chat::ChatStage;
 use crate::error::{Error, Result};
@@ -63,6 +62,8 @@ pub(crate) struct PoolGauge {
     pub next_due_ms: AtomicI64,
     /// Skip exclusions held in memory (ended ones until the next wave or skip drops them).
     pub pairs_apart: AtomicU64,
+    /// Matched users held in memory.
+    pub matched_users: AtomicU64,
 }
 
 /// What the matching stage shares with the other domains' stages: the blocks (which chat also
@@ -149,13 +150,19 @@ impl MatchingStage {
             }
             MatchingCommand::Skip { requeue } => {
                 let current = self.current_match(actor).ok_or(Error::NotMatched)?;
-                let ended = self.end_match(txn, chat, actor, new_id, &current)?;
-                if requeue {
-                    let language = language_of(current.language);
-                    let id = EventId::new_v7();
-                    self.join(txn, blocks, actor, id, current.tags, language)
-                } else {
-                    Ok(ended)
+                // The match's preferences, read before the skip removes its record.
+                let requeue_with = match requeue {
+                    true => Some(stored_match(txn, actor)?.unwrap_or_default()),
+                    false => None,
+                };
+                let ended = self.end_match(txn, chat, actor, new_id, current)?;
+                match requeue_with {
+                    Some(record) => {
+                        let language = language_of(record.language);
+                        let id = EventId::new_v7();
+                        self.join(txn, blocks, actor, id, record.tags, language)
+                    }
+                    None => Ok(ended),
                 }
             }
             MatchingCommand::Block { user } => self.block(txn, blocks, chat, actor, new_id, user),
@@ -191,18 +198,23 @@ impl MatchingStage {
         &mut self.state().pool
     }
 
-    fn current_match(&mut self, user: UserId) -> Option<MatchRecord> {
-        self.state().current_match(user).cloned()
+    fn current_match(&mut self, user: UserId) -> Option<MatchedWith> {
+        self.state().current_match(user)
     }
 
     /// Publishes the pool's figures (none while it is unloaded).
     fn publish(&mut self) {
         let rules = self.config.rules;
-        let Some(MatchingState { pool, apart, .. }) = &self.state else {
+        let Some(state) = &self.state else {
             return;
         };
-        let held = apart.len() as u64;
-        self.gauge.pairs_apart.store(held, Ordering::Relaxed);
+        let (pool, apart) = (&state.pool, &state.apart);
+        self.gauge
+            .pairs_apart
+            .store(apart.len() as u64, Ordering::Relaxed);
+        self.gauge
+            .matched_users
+            .store(state.matched_users() as u64, Ordering::Relaxed);
         let (waiting, due) = (pool.len() as u64, pool.next_due(&rules));
         self.gauge.waiting.store(waiting, Ordering::Relaxed);
         self.gauge
@@ -223,9 +235,7 @@ impl MatchingStage {
             return Err(Error::AlreadyQueued);
         }
         if let Some(current) = self.current_match(actor) {
-            return Err(Error::AlreadyMatched(
-                CurrentMatch::try_from(&current)?.room,
-            ));
+            return Err(Error::AlreadyMatched(current.room));
         }
         let opened = append(
             txn,
@@ -372,9 +382,8 @@ impl MatchingStage {
         chat: &mut ChatStage,
         actor: UserId,
         new_id: EventId,
-        current: &MatchRecord,
+        MatchedWith { room, partner }: MatchedWith,
     ) -> Result<Ack> {
-        let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(current)?;
         let until_ms = txn
             .commit_time_ms()
             .saturating_add(self.config.skip_exclusion_ms.max(0));
@@ -430,9 +439,9 @@ impl MatchingStage {
             return Err(Error::AlreadyBlocked);
         }
         if let Some(current) = self.current_match(actor)
-            && current.partner == user.as_bytes()
+            && current.partner == user
         {
-            self.end_match(txn, chat, actor, EventId::new_v7(), &current)?;
+            self.end_match(txn, chat, actor, EventId::new_v7(), current)?;
         }
         let ack = append(txn, actor, new_id, Payload::UserBlocked { user })?;
         blocks.set(txn, actor, user, true)?;
@@ -495,4 +504,9 @@ fn close_ticket(
         waited_ms: txn.commit_time_ms() - waiting.opened_ms,
     };
     append_as(txn, actor, id, closed)
+}
+
+/// `user`'s match record in the write model.
+fn stored_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {
+    crate::records::record(txn.get(Table::UseridMatch, user.as_bytes())?, "match")
 }

@@ -6,19 +6,29 @@
 
 use super::apart::Apart;
 use super::pool::{Pool, Waiting};
+use super::reads::CurrentMatch;
 use super::stage::language_of;
 use crate::error::{Error, Result};
-use girok_schemas::UserId;
 use girok_schemas::proto::{MatchRecord, TicketRecord};
+use girok_schemas::{RoomId, UserId};
 use girok_storage::{Table, Txn};
 use std::collections::HashMap;
+
+/// A matched user's match as the stage needs it (the rest of the record, the match's
+/// preferences, is read from the write model by the skip that requeues).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MatchedWith {
+    pub room: RoomId,
+    pub partner: UserId,
+}
 
 #[derive(Default)]
 pub(crate) struct MatchingState {
     pub pool: Pool,
     pub apart: Apart,
-    /// Each matched user's match, as `userid_match` holds it.
-    matches: HashMap<UserId, MatchRecord>,
+    /// Each matched user's room and partner, as `userid_match` holds them (about 60 bytes a
+    /// matched user).
+    matches: HashMap<UserId, MatchedWith>,
     match_changes: u64,
 }
 
@@ -42,10 +52,14 @@ impl MatchingState {
         }
         let mut matches = HashMap::new();
         for (key, value) in txn.scan_prefix(Table::UseridMatch, &[])? {
-            matches.insert(
-                user_of(&key)?,
-                crate::records::decode(Some(value), "match")?,
-            );
+            // A corrupt row costs its user's match, not everyone's matching.
+            match user_of(&key).and_then(|user| Ok((user, matched_with(Some(value))?))) {
+                Ok((user, Some(matched))) => {
+                    matches.insert(user, matched);
+                }
+                Ok((_, None)) => {}
+                Err(error) => tracing::error!(%error, "matching skips a corrupt match row"),
+            }
         }
         Ok(Self {
             pool,
@@ -61,18 +75,32 @@ impl MatchingState {
     }
 
     /// `user`'s current match.
-    pub fn current_match(&self, user: UserId) -> Option<&MatchRecord> {
-        self.matches.get(&user)
+    pub fn current_match(&self, user: UserId) -> Option<MatchedWith> {
+        self.matches.get(&user).copied()
+    }
+
+    /// Matched users.
+    pub fn matched_users(&self) -> usize {
+        self.matches.len()
     }
 
     /// Takes `user`'s current match from the write model as this command left it (a read of
     /// the batch's own writes, not of storage).
     pub fn note_match(&mut self, txn: &Txn<'_>, user: UserId) -> Result<()> {
         self.match_changes += 1;
-        match crate::records::record(txn.get(Table::UseridMatch, user.as_bytes())?, "match")? {
-            Some(record) => self.matches.insert(user, record),
+        match matched_with(txn.get(Table::UseridMatch, user.as_bytes())?)? {
+            Some(matched) => self.matches.insert(user, matched),
             None => self.matches.remove(&user),
         };
         Ok(())
     }
+}
+
+/// The room and partner of a stored match record.
+fn matched_with(bytes: Option<Vec<u8>>) -> Result<Option<MatchedWith>> {
+    let Some(record) = crate::records::record::<MatchRecord>(bytes, "match")? else {
+        return Ok(None);
+    };
+    let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(&record)?;
+    Ok(Some(MatchedWith { room, partner }))
 }

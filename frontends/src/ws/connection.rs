@@ -106,7 +106,7 @@ pub async fn serve(
     let mut closing: Option<CloseRequest> = None;
     let _open = state.stopping.socket_opened();
     let mut stopping = state.stopping.watch();
-    // Made once, not at every turn of the loop (each would subscribe to the watch anew).
+    // Made once, not at every turn of the loop (each turn registered a new waiter on the watch).
     let stopped = Stopping::stopped(&mut stopping);
     let mut stopped = std::pin::pin!(stopped);
     loop {
