@@ -139,8 +139,6 @@ struct EngineMetrics {
     entries: Family<ViewLabel, Gauge>,
     topics: Gauge,
     hub_lag: Gauge,
-    pairs_apart: Gauge,
-    matched_users: Gauge,
     memory: crate::memory::MemoryMetrics,
 }
 
@@ -604,12 +602,12 @@ impl Engine {
         registry.register(
             "girok_matching_pairs_apart",
             "Skip exclusions the matcher keeps in memory (ended ones until its next wave or skip) (about 120 bytes each)",
-            self.metrics.pairs_apart.clone(),
+            self.matching_pool.pairs_apart.clone(),
         );
         registry.register(
             "girok_matching_matched_users",
             "Matched users the matcher keeps in memory with their room and partner (about 60 bytes each)",
-            self.metrics.matched_users.clone(),
+            self.matching_pool.matched_users.clone(),
         );
         registry.register(
             "girok_hub_lag_events",
@@ -649,15 +647,6 @@ impl Engine {
                 .set(summary.digest.entries);
         }
         self.metrics.topics.set(self.hub.topic_count() as i64);
-        let held = |gauge: &std::sync::atomic::AtomicU64| {
-            i64::try_from(gauge.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(i64::MAX)
-        };
-        self.metrics
-            .pairs_apart
-            .set(held(&self.matching_pool.pairs_apart));
-        self.metrics
-            .matched_users
-            .set(held(&self.matching_pool.matched_users));
         let published = self.hub.published();
         self.metrics
             .hub_lag

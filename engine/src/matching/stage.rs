@@ -18,6 +18,7 @@ use crate::staging::{append, append_as};
 use girok_schemas::proto::MatchRecord;
 use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Table, Txn};
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -60,10 +61,11 @@ pub(crate) struct PoolGauge {
     pub waiting: AtomicU64,
     /// The commit time from which a wave has something to do; `i64::MAX`: nothing.
     pub next_due_ms: AtomicI64,
-    /// Skip exclusions held in memory (ended ones until the next wave or skip drops them).
-    pub pairs_apart: AtomicU64,
-    /// Matched users held in memory.
-    pub matched_users: AtomicU64,
+    /// Skip exclusions held in memory (ended ones until the next wave or skip drops them):
+    /// `girok_matching_pairs_apart`.
+    pub pairs_apart: Gauge<u64, AtomicU64>,
+    /// Matched users held in memory: `girok_matching_matched_users`.
+    pub matched_users: Gauge<u64, AtomicU64>,
 }
 
 /// What the matching stage shares with the other domains' stages: the blocks (which chat also
@@ -209,12 +211,8 @@ impl MatchingStage {
             return;
         };
         let (pool, apart) = (&state.pool, &state.apart);
-        self.gauge
-            .pairs_apart
-            .store(apart.len() as u64, Ordering::Relaxed);
-        self.gauge
-            .matched_users
-            .store(state.matched_users() as u64, Ordering::Relaxed);
+        self.gauge.pairs_apart.set(apart.len() as u64);
+        self.gauge.matched_users.set(state.matched_users() as u64);
         let (waiting, due) = (pool.len() as u64, pool.next_due(&rules));
         self.gauge.waiting.store(waiting, Ordering::Relaxed);
         self.gauge
