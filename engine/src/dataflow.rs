@@ -93,6 +93,19 @@ impl Inputs {
                 return;
             }
         };
+        // Joins and leaves, whichever event makes them (a match's opens its room).
+        for membership in event.memberships() {
+            let key = (membership.room, membership.user);
+            if membership.joined {
+                let joined = (seq, event.commit_time_ms);
+                if let Some(previous) = self.joined.insert(key, joined) {
+                    self.members.update_at((key.0, key.1, previous), time, -1);
+                }
+                self.members.update_at((key.0, key.1, joined), time, 1);
+            } else if let Some(joined) = self.joined.remove(&key) {
+                self.members.update_at((key.0, key.1, joined), time, -1);
+            }
+        }
         match event.payload {
             Payload::MessageSent { room, .. } => {
                 self.messages
@@ -125,18 +138,7 @@ impl Inputs {
                 }
                 self.edits.update_at((message_seq, seq), time, 1);
             }
-            Payload::MemberJoined { room, user } => {
-                let joined = (seq, event.commit_time_ms);
-                if let Some(previous) = self.joined.insert((room, user), joined) {
-                    self.members.update_at((room, user, previous), time, -1);
-                }
-                self.members.update_at((room, user, joined), time, 1);
-            }
-            Payload::MemberLeft { room, user } => {
-                if let Some(joined) = self.joined.remove(&(room, user)) {
-                    self.members.update_at((room, user, joined), time, -1);
-                }
-            }
+            Payload::MemberJoined { .. } | Payload::MemberLeft { .. } => {}
             // Not stored as a feed fact: the notifications it makes are a map's output, in
             // the view store, and never retracted (as follows, `feed_inputs.rs`).
             Payload::Matched { user_a, user_b, .. } => {

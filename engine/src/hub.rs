@@ -136,10 +136,9 @@ impl Hub {
             }
         };
         let room = event.payload.room().map(Topic::Room);
+        // Whoever joins or leaves a room hears it on their own topic (a match's room too).
+        let members = event.memberships().map(|m| Topic::User(m.user));
         let addressed: [Option<Topic>; 2] = match &event.payload {
-            Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. } => {
-                [Some(Topic::User(*user)), None]
-            }
             Payload::TicketClosed { user, .. } => [Some(Topic::Matching(*user)), None],
             Payload::TicketOpened { .. } => [event.actor.map(Topic::Matching), None],
             Payload::Matched { user_a, user_b, .. } => [
@@ -155,7 +154,8 @@ impl Hub {
         };
         let topics = std::iter::once(Topic::Log)
             .chain(room)
-            .chain(addressed.into_iter().flatten());
+            .chain(addressed.into_iter().flatten())
+            .chain(members);
         let event = Arc::new(event);
         hot.remember_event(&event);
         self.topics.send(topics, &Arc::new(LiveEvent::new(event)));

@@ -12,7 +12,7 @@
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::hub::{LiveEvent, Topic};
-use girok_schemas::{Event, Payload, RoomId, Seq, UserId};
+use girok_schemas::{Event, RoomId, Seq, UserId};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -44,9 +44,7 @@ impl LiveScope {
     pub fn matches(self, event: &Event) -> bool {
         match (self, &event.payload) {
             (LiveScope::Room { room, .. }, payload) => payload.room() == Some(room),
-            (LiveScope::User(user), Payload::MemberJoined { user: u, .. })
-            | (LiveScope::User(user), Payload::MemberLeft { user: u, .. }) => *u == user,
-            (LiveScope::User(_), _) => false,
+            (LiveScope::User(user), _) => event.changes_membership_of(user),
             (LiveScope::Matching(user), _) => {
                 crate::matching::MatchingUpdate::of(event, user).is_some()
             }
@@ -55,9 +53,12 @@ impl LiveScope {
 
     /// Whether the follow ends after `event`: the member left the room.
     fn ends_with(self, event: &Event) -> bool {
-        matches!((self, &event.payload),
-            (LiveScope::Room { room, member }, Payload::MemberLeft { room: r, user })
-                if *r == room && *user == member)
+        match self {
+            LiveScope::Room { room, member } => event
+                .memberships()
+                .any(|m| !m.joined && m.room == room && m.user == member),
+            LiveScope::User(_) | LiveScope::Matching(_) => false,
+        }
     }
 }
 

@@ -228,6 +228,37 @@ async fn two_users_are_matched_and_chat_in_their_room() {
         data["matchingStatus"]["match"]["partner"]["username"],
         "ann"
     );
+
+    // The match opened its room in one event (no `chat.*` events of its own), and the skip
+    // that ends it is one event too: Bob hears it on the room's topic (whose follow it ends)
+    // and on his own, and neither reads the room any more.
+    let log = log_events(&server).await;
+    let types: Vec<&str> = log.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(!types.contains(&"chat.room.created"), "{types:?}");
+    assert!(!types.contains(&"chat.member.joined"), "{types:?}");
+    subscribe(&mut chat, "notifications").await;
+    let path = "/v1/matching/skip?requeue=false";
+    let (code, skipped) = call(&server, "POST", path, &ann, None).await;
+    assert_eq!(code, 200, "{skipped}");
+    let mut topics = Vec::new();
+    for _ in 0..2 {
+        let event = next_of(&mut chat, "event").await;
+        assert_eq!(event["event"]["type"], "matching.skipped", "{event}");
+        assert_eq!(event["event"]["payload"]["membersLeft"], true, "{event}");
+        topics.push(event["topic"].as_str().unwrap().to_owned());
+    }
+    topics.sort();
+    assert_eq!(topics, [format!("chat:{room}"), "notifications".to_owned()]);
+    for token in [&ann, &bob] {
+        let (code, refused) = call(&server, "GET", &format!("/v1/rooms/{room}"), token, None).await;
+        assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
+    }
+    let types: Vec<String> = log_events(&server)
+        .await
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!types.iter().any(|t| t == "chat.member.left"), "{types:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -887,6 +918,8 @@ fn check_matching_log(events: &[Value]) -> (HashSet<String>, HashMap<String, Str
                         "skipped pair matched again: {event}"
                     );
                 }
+                let title = p["roomTitle"].as_str().unwrap_or_default();
+                assert!(title.starts_with("Random match"), "opens its room: {event}");
                 let room = p["roomId"].as_str().unwrap().to_owned();
                 matched.insert(a.to_owned(), room.clone());
                 matched.insert(b.to_owned(), room);
@@ -894,6 +927,7 @@ fn check_matching_log(events: &[Value]) -> (HashSet<String>, HashMap<String, Str
             "matching.skipped" => {
                 let partner = p["partner"].as_str().unwrap();
                 let room = p["roomId"].as_str().unwrap();
+                assert_eq!(p["membersLeft"], true, "both leave its room: {event}");
                 assert_eq!(matched.remove(&actor).as_deref(), Some(room), "{event}");
                 assert_eq!(matched.remove(partner).as_deref(), Some(room), "{event}");
                 apart_until.insert(

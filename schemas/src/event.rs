@@ -188,12 +188,19 @@ define_payloads! {
         shared_tags: Vec<String> = shared_tags ["sharedTags"],
         wait_a_ms: i64 = wait_a_ms ["waitAMs"],
         wait_b_ms: i64 = wait_b_ms ["waitBMs"],
+        /// Set: this event itself opens the match room, titled so, with both users in it (one
+        /// log entry instead of four). `None` in logs written before, which have the room's
+        /// `chat.room.created` and both `chat.member.joined` just before it.
+        room_title: Option<String> = room_title ["roomTitle"],
     },
     /// The actor ended their match with `partner`; the pair is apart until `until_ms`.
     MatchSkipped = "matching.skipped" {
         room: RoomId = room_id ["roomId"],
         partner: UserId = partner ["partner"],
         until_ms: i64 = until_ms [time "until"],
+        /// Set: this event itself is both users leaving the room. Unset in logs written before,
+        /// which have both `chat.member.left` just after it.
+        members_left: bool = members_left ["membersLeft"],
     },
     /// The actor blocks `user`.
     UserBlocked = "user.blocked" {
@@ -252,7 +259,10 @@ impl Payload {
             | Payload::MemberLeft { room, .. }
             | Payload::MessageSent { room, .. }
             | Payload::MessageEdited { room, .. }
-            | Payload::MessageDeleted { room, .. } => Some(*room),
+            | Payload::MessageDeleted { room, .. }
+            // A match opens its room and a skip closes it: the room's followers see both.
+            | Payload::Matched { room, .. }
+            | Payload::MatchSkipped { room, .. } => Some(*room),
             // Listed, not `_`: a new event type must say whether it belongs to a room (and so
             // reaches the room's live topic).
             Payload::UserRegistered { .. }
@@ -274,8 +284,6 @@ impl Payload {
             | Payload::NotificationsRead { .. }
             | Payload::TicketOpened { .. }
             | Payload::TicketClosed { .. }
-            | Payload::Matched { .. }
-            | Payload::MatchSkipped { .. }
             | Payload::UserBlocked { .. }
             | Payload::UserUnblocked { .. }
             | Payload::MediaUploadRequested { .. }
@@ -337,7 +345,50 @@ impl Payload {
     }
 }
 
+/// One user joining or leaving one room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub room: RoomId,
+    pub user: UserId,
+    /// Joined (else left).
+    pub joined: bool,
+}
+
 impl Event {
+    /// The room memberships this event changes: a member joining or leaving, and a match
+    /// opening its room with both users in it or a skip taking both out (one event each since
+    /// `matching.matched` has `roomTitle` and `matching.skipped` has `membersLeft`; older logs
+    /// have the `chat.member.*` events beside them instead).
+    pub fn memberships(&self) -> impl Iterator<Item = Membership> + use<> {
+        let change = |room: RoomId, users: [Option<UserId>; 2], joined: bool| {
+            users.map(|user| user.map(|user| Membership { room, user, joined }))
+        };
+        let changes = match &self.payload {
+            Payload::MemberJoined { room, user } => change(*room, [Some(*user), None], true),
+            Payload::MemberLeft { room, user } => change(*room, [Some(*user), None], false),
+            Payload::Matched {
+                room,
+                user_a,
+                user_b,
+                room_title: Some(_),
+                ..
+            } => change(*room, [Some(*user_a), Some(*user_b)], true),
+            Payload::MatchSkipped {
+                room,
+                partner,
+                members_left: true,
+                ..
+            } => change(*room, [self.actor, Some(*partner)], false),
+            _ => [None, None],
+        };
+        changes.into_iter().flatten()
+    }
+
+    /// Whether `user` joins or leaves a room with this event.
+    pub fn changes_membership_of(&self, user: UserId) -> bool {
+        self.memberships().any(|m| m.user == user)
+    }
+
     /// The dotted type name, e.g. `chat.message.sent`.
     pub fn type_name(&self) -> &str {
         self.payload.type_name()

@@ -40,6 +40,6 @@ pub use generated::girok::quic::v1 as quic;
 pub use generated::girok::v1 as proto;
 
 pub use codec::{decode_event, encode_event, envelope_of, peek_type};
-pub use event::{Event, Payload};
+pub use event::{Event, Membership, Payload};
 pub use ids::{EventId, RoomId, Seq, SessionId, UserId};
 pub use wire::{DecodeError, FORMAT_VERSION};

@@ -110,6 +110,7 @@ mod samples {
         EventId => EventId::new_v7(),
         SessionId => SessionId::new_v7(),
         u64 => 42,
+        bool => true,
         i64 => 1_700_000_000_123,
         String => "sample".into(),
         Vec<u8> => vec![7; 32],

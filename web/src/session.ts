@@ -95,6 +95,10 @@ function roomFrame(roomId: string, frame: Frame): void {
       case 'chat.member.left':
         if (event.payload.userId === myId) return list.filter((other) => other.id !== roomId);
         return list;
+      case 'matching.skipped':
+        // The match ended: both left its room (older logs say so with two chat.member.left).
+        if (event.payload.membersLeft) return list.filter((other) => other.id !== roomId);
+        return list;
       default:
         return list;
     }

@@ -62,6 +62,48 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 r.member_count = r.member_count.saturating_sub(1)
             })?;
         }
+        // A match that opens its room itself (older logs have the room's events beside it):
+        // the room, titled, with both users in it, marked as a match's.
+        Payload::Matched {
+            room,
+            room_title: Some(title),
+            ..
+        } => {
+            let record = RoomRecord {
+                title: title.clone(),
+                creator: Vec::new(),
+                created_seq: event.seq,
+                direct_with: Vec::new(),
+                member_count: 2,
+                matched: true,
+            };
+            txn.put(
+                Table::RoomidRoom,
+                room.as_bytes().to_vec(),
+                record.encode_to_vec(),
+            );
+            for member in event.memberships() {
+                txn.put(
+                    Table::RoomidUseridMember,
+                    member_key(member.room, member.user),
+                    Vec::new(),
+                );
+            }
+        }
+        // A skip that takes both out of the room itself.
+        Payload::MatchSkipped {
+            room,
+            members_left: true,
+            ..
+        } => {
+            for member in event.memberships() {
+                txn.delete(
+                    Table::RoomidUseridMember,
+                    member_key(member.room, member.user),
+                );
+            }
+            update_room(txn, *room, |r| r.member_count = 0)?;
+        }
         Payload::MessagesRead { room, up_to } => {
             if let Some(reader) = actor {
                 txn.put(

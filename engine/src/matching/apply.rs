@@ -39,6 +39,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             room,
             user_a,
             user_b,
+            room_title,
             ..
         } => {
             for (user, partner) in [(user_a, user_b), (user_b, user_a)] {
@@ -63,7 +64,10 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                     record.encode_to_vec(),
                 );
             }
-            mark_match_room(txn, *room)?;
+            // A room the match opened itself is marked so already (`chat/apply.rs`).
+            if room_title.is_none() {
+                mark_match_room(txn, *room)?;
+            }
         }
         Payload::MatchSkipped {
             partner, until_ms, ..

@@ -305,27 +305,14 @@ impl MatchingStage {
             return Err(Error::Internal("paired a ticket that is not open".into()));
         };
         let shared_tags = a.shared_tags(&b);
-        let room_id = EventId::new_v7();
-        let room = RoomId(room_id.0);
+        let room = RoomId(EventId::new_v7().0);
         let title = match shared_tags.as_slice() {
             [] => "Random match".to_owned(),
             tags => format!("Random match: {}", tags.join(", ")),
         };
-        let created = Payload::RoomCreated {
-            room,
-            title: crate::text::name("title", &title, crate::limits::MAX_ROOM_TITLE_CHARS)
-                .unwrap_or_else(|_| "Random match".to_owned()),
-            direct_with: None,
-        };
-        append_as(txn, None, room_id, created)?;
-        for user in [a.user, b.user] {
-            append_as(
-                txn,
-                None,
-                EventId::new_v7(),
-                Payload::MemberJoined { room, user },
-            )?;
-        }
+        let title = crate::text::name("title", &title, crate::limits::MAX_ROOM_TITLE_CHARS)
+            .unwrap_or_else(|_| "Random match".to_owned());
+        // One event opens the room with both in it and closes both tickets.
         let matched = append_as(
             txn,
             made_by,
@@ -339,6 +326,7 @@ impl MatchingStage {
                 shared_tags,
                 wait_a_ms: now - a.opened_ms,
                 wait_b_ms: now - b.opened_ms,
+                room_title: Some(title),
             },
         )?;
         // `matching.matched` closes both tickets itself (it names them): no closing events.
@@ -372,8 +360,8 @@ impl MatchingStage {
         close_ticket(txn, Some(actor), new_id, &waiting, why)
     }
 
-    /// Ends `actor`'s match `current`: the skip (which keeps the pair apart for a while),
-    /// then both leave the match room, which is closed from then on.
+    /// Ends `actor`'s match `current`: the skip (which keeps the pair apart for a while) is
+    /// also both leaving the match room, which is closed from then on.
     fn end_match(
         &mut self,
         txn: &mut Txn<'_>,
@@ -385,6 +373,7 @@ impl MatchingStage {
         let until_ms = txn
             .commit_time_ms()
             .saturating_add(self.config.skip_exclusion_ms.max(0));
+        // One event is the skip and both leaving the room.
         let skipped = append(
             txn,
             actor,
@@ -393,6 +382,7 @@ impl MatchingStage {
                 room,
                 partner,
                 until_ms,
+                members_left: true,
             },
         )?;
         let state = self.state();
@@ -400,22 +390,9 @@ impl MatchingStage {
         state.apart.set(actor, partner, until_ms);
         for user in [actor, partner] {
             state.note_match(txn, user)?;
-        }
-        let mut last = skipped.seq;
-        for user in [actor, partner] {
-            last = append(
-                txn,
-                actor,
-                EventId::new_v7(),
-                Payload::MemberLeft { room, user },
-            )?
-            .seq;
             chat.forget_member(room, user);
         }
-        Ok(Ack {
-            seq: last,
-            ..skipped
-        })
+        Ok(skipped)
     }
 
     fn block(

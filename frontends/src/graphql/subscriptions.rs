@@ -162,7 +162,8 @@ impl RoomUpdate {
         Seq(self.event.seq)
     }
     /// What happened: the event type, e.g. `chat.message.sent`, `chat.member.joined`,
-    /// `chat.room.read`.
+    /// `chat.room.read`, `matching.matched` (a match opened its room with you in it),
+    /// `matching.skipped` (the match ended: both left its room).
     async fn r#type(&self) -> &str {
         self.event.type_name()
     }
@@ -327,13 +328,13 @@ impl RoomWatch {
             tokio::select! {
                 own = self.mine.next() => match own {
                     Some(Ok(event)) => {
-                        if let Payload::MemberJoined { room, .. } = &event.payload
-                            && self.member_of.insert(*room)
-                        {
-                            self.rooms.push(room_events(&self.engine, self.me, *room));
-                        }
-                        if let Payload::MemberLeft { room, .. } = &event.payload {
-                            self.member_of.remove(room);
+                        for membership in event.memberships().filter(|m| m.user == self.me) {
+                            if !membership.joined {
+                                self.member_of.remove(&membership.room);
+                            } else if self.member_of.insert(membership.room) {
+                                let room = membership.room;
+                                self.rooms.push(room_events(&self.engine, self.me, room));
+                            }
                         }
                         return Ok(event);
                     }
@@ -343,9 +344,7 @@ impl RoomWatch {
                 Some(item) = self.rooms.next() => {
                     let event = item?;
                     // Your own joins and leaves arrive on your own topic.
-                    let about_me = matches!(&event.payload,
-                        Payload::MemberJoined { user, .. } | Payload::MemberLeft { user, .. }
-                            if *user == self.me);
+                    let about_me = event.changes_membership_of(self.me);
                     let current = event.payload.room().is_some_and(|r| self.member_of.contains(&r));
                     if !about_me && current {
                         return Ok(event);

@@ -129,6 +129,7 @@ mod tests {
             shared_tags: vec![],
             wait_a_ms: 5,
             wait_b_ms: 0,
+            room_title: Some("Random match".into()),
         }
     }
 
@@ -161,6 +162,7 @@ mod tests {
                 room,
                 partner: me,
                 until_ms: 9,
+                members_left: true,
             };
             event(14, id, actor, payload)
         };

@@ -316,6 +316,8 @@ try {
   await shot(carol.page, 'matched');
   await carol.page.getByRole('button', { name: 'Skip and find someone else' }).click();
   await carol.page.getByText('Looking for someone').waitFor();
+  // Alice, still on the match room's page, is told by the room's own topic that it ended.
+  await alice.page.getByText('This match has ended.').waitFor();
   log('matching');
 
   // An avatar, and sessions: Alice signs in a second browser and revokes it from the first.

@@ -342,6 +342,13 @@ export function RoomScreen({ id }: { id: string }) {
       case 'chat.member.joined':
         setRoom((current) => current && (current.members.some((member) => member.userId === payload.userId) ? current : { ...current, members: [...current.members, { userId: payload.userId, readUpToSeq: 0, online: false }] }));
         break;
+      case 'matching.skipped':
+        // The match ended: both left the room (older logs say so with two chat.member.left).
+        if (payload.membersLeft) {
+          setError(new ApiError('NOT_A_MEMBER', 'This match has ended.'));
+          setRoom((current) => current && { ...current, members: [] });
+        }
+        break;
       case 'chat.member.left':
         if (payload.userId === myId) {
           setError(new ApiError('NOT_A_MEMBER', 'You are no longer a member of this room.'));
