@@ -125,7 +125,7 @@ start_baseline() {
   : "${tmp:?call bench_tmp before start_baseline}"
   local suite=$1
   shift
-  taskset -c 0 "$bench_bin" "$suite" "$@" >"$tmp/baseline.out" 2>"$tmp/baseline.err" &
+  taskset -c "${baseline_cores:-0}" "$bench_bin" "$suite" "$@" >"$tmp/baseline.out" 2>"$tmp/baseline.err" &
   baseline_pid=$!
   baseline_url=""
   for _ in $(seq 100); do

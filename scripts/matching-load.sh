@@ -10,6 +10,9 @@
 #
 # Arguments go to `girok-bench matching` (see `girok-bench matching --help`); GIROK_BIN and
 # GIROK_BENCH_BIN name the binaries to run (nothing is built when both are set).
+# SERVER_CORES=0,1 lets both servers use the whole machine (the generator stays on core 1 and
+# shares it with them): the machine as a deployment would give it, next to the default's one
+# core each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,11 +30,12 @@ bench_binaries
 bench_tmp matching-load
 ulimit -n "$(ulimit -Hn)"
 
-echo "== girok serve (core 0, data in $tmp/data)"
-start_girok "$tmp/data" GIROK__SERVER__MAX_CONNECTIONS=20000 taskset -c 0
+server_cores=${SERVER_CORES:-0}
+echo "== girok serve (cores $server_cores, data in $tmp/data)"
+start_girok "$tmp/data" GIROK__SERVER__MAX_CONNECTIONS=20000 taskset -c "$server_cores"
 
-echo "== girok-bench matching-baseline (core 0)"
-start_baseline matching-baseline
+echo "== girok-bench matching-baseline (cores $server_cores)"
+baseline_cores=$server_cores start_baseline matching-baseline
 
 echo "== girok-bench matching (core 1)"
 status=0
