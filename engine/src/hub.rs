@@ -152,13 +152,23 @@ impl Hub {
             Payload::SessionRevoked { .. } => [Some(Topic::Sessions), None],
             _ => [None, None],
         };
-        let topics = std::iter::once(Topic::Log)
-            .chain(room)
-            .chain(addressed.into_iter().flatten())
-            .chain(members);
+        // Members (a room's topic, a user's own) see a match and a skip without what is each
+        // user's own; the matching topics and the log's see the event whole.
+        let shown = event
+            .for_members()
+            .map(|e| Arc::new(LiveEvent::new(Arc::new(e))));
         let event = Arc::new(event);
         hot.remember_event(&event);
-        self.topics.send(topics, &Arc::new(LiveEvent::new(event)));
+        let whole = Arc::new(LiveEvent::new(event));
+        let addressed = std::iter::once(Topic::Log).chain(addressed.into_iter().flatten());
+        let to_members = room.into_iter().chain(members);
+        match shown {
+            Some(shown) => {
+                self.topics.send(addressed, &whole);
+                self.topics.send(to_members, &shown);
+            }
+            None => self.topics.send(addressed.chain(to_members), &whole),
+        }
     }
 }
 

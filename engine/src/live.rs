@@ -51,6 +51,15 @@ impl LiveScope {
         }
     }
 
+    /// `event` as the scope's subscriber sees it (as the hub publishes it on the scope's
+    /// topic): members see a match and a skip without what is each user's own.
+    fn shown(self, event: Event) -> Event {
+        match self {
+            LiveScope::Room { .. } | LiveScope::User(_) => event.for_members().unwrap_or(event),
+            LiveScope::Matching(_) => event,
+        }
+    }
+
     /// Whether the follow ends after `event`: the member left the room.
     fn ends_with(self, event: &Event) -> bool {
         match self {
@@ -367,6 +376,7 @@ impl Follow {
                 )));
             }
             let ends = self.scope.ends_with(&event);
+            let event = self.scope.shown(event);
             events.push(Arc::new(LiveEvent::new(Arc::new(event))));
             if ends {
                 self.end = Some(FollowEnd::Left);

@@ -97,6 +97,9 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     let (cat, _) = user(&server, "cat").await;
     let mut ann_ws = matching_socket(&server, &ann).await;
     let mut bob_gql = matching_subscription(&server, &bob).await;
+    let mut ann_notes = connect(&server, Some(&ann)).await;
+    next_of(&mut ann_notes, "welcome").await;
+    subscribe(&mut ann_notes, "notifications").await;
 
     let (code, joined) = join(&server, &ann, &["Music", "chess"], Some("EN")).await;
     assert_eq!(code, 201, "{joined}");
@@ -149,6 +152,17 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     assert_eq!(update["roomId"], room);
     assert_eq!(update["partner"]["id"], ann_id);
     assert_eq!(update["sharedTags"], json!(["music"]));
+
+    // Ann's own topic says the match put her in a room; what is each one's own (the
+    // tickets, the waits) stays out of it (her `matched` frame above tells her own wait).
+    let note = next_of(&mut ann_notes, "event").await;
+    let shown = &note["event"];
+    assert_eq!(shown["type"], "matching.matched", "{note}");
+    assert_eq!(shown["payload"]["roomId"], room);
+    assert_eq!(shown["payload"]["roomTitle"], "Random match: music");
+    for private in ["waitAMs", "waitBMs", "ticketASeq", "ticketBSeq"] {
+        assert_eq!(shown["payload"][private], 0, "{note}");
+    }
 
     // The match room is a room like any other for its two members.
     let (code, info) = call(&server, "GET", &format!("/v1/rooms/{room}"), &ann, None).await;
@@ -245,10 +259,30 @@ async fn two_users_are_matched_and_chat_in_their_room() {
         let event = next_of(&mut chat, "event").await;
         assert_eq!(event["event"]["type"], "matching.skipped", "{event}");
         assert_eq!(event["event"]["payload"]["membersLeft"], true, "{event}");
+        let until = &event["event"]["payload"]["until"];
+        assert_eq!(until, "1970-01-01T00:00:00.000Z", "{event}");
         topics.push(event["topic"].as_str().unwrap().to_owned());
     }
     topics.sort();
     assert_eq!(topics, [format!("chat:{room}"), "notifications".to_owned()]);
+    // Read again from the log (a resume), Bob's own events are shown the same way: the match
+    // and the skip, without the waits or the end of the pair's exclusion.
+    let mut again = connect(&server, Some(&bob)).await;
+    next_of(&mut again, "welcome").await;
+    send(
+        &mut again,
+        json!({ "type": "subscribe", "topic": "notifications", "fromSeq": 0 }),
+    )
+    .await;
+    let replayed = next_of(&mut again, "event").await;
+    assert_eq!(replayed["event"]["type"], "matching.matched", "{replayed}");
+    assert_eq!(replayed["event"]["payload"]["waitAMs"], 0, "{replayed}");
+    let replayed = next_of(&mut again, "event").await;
+    assert_eq!(replayed["event"]["type"], "matching.skipped", "{replayed}");
+    assert_eq!(
+        replayed["event"]["payload"]["until"],
+        "1970-01-01T00:00:00.000Z"
+    );
     for token in [&ann, &bob] {
         let (code, refused) = call(&server, "GET", &format!("/v1/rooms/{room}"), token, None).await;
         assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));

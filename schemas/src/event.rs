@@ -250,7 +250,8 @@ define_payloads! {
 }
 
 impl Payload {
-    /// The room an event belongs to, if it is a chat event.
+    /// The room an event belongs to: a chat event's, and a match's (which opens it) and a
+    /// skip's (which closes it).
     pub fn room(&self) -> Option<RoomId> {
         match self {
             Payload::RoomCreated { room, .. }
@@ -382,6 +383,52 @@ impl Event {
             _ => [None, None],
         };
         changes.into_iter().flatten()
+    }
+
+    /// The event as the members of its room see it on the room's topic and on their own: a
+    /// match's ticket seqs and waits, and a skip's exclusion end, are each user's own business
+    /// (their `matching` frames tell each their own) and are 0 here. `None`: nothing is left
+    /// out, the event is shown as it is.
+    pub fn for_members(&self) -> Option<Event> {
+        let payload = match &self.payload {
+            Payload::Matched {
+                room,
+                user_a,
+                user_b,
+                shared_tags,
+                room_title,
+                ..
+            } => Payload::Matched {
+                room: *room,
+                user_a: *user_a,
+                user_b: *user_b,
+                ticket_a_seq: 0,
+                ticket_b_seq: 0,
+                shared_tags: shared_tags.clone(),
+                wait_a_ms: 0,
+                wait_b_ms: 0,
+                room_title: room_title.clone(),
+            },
+            Payload::MatchSkipped {
+                room,
+                partner,
+                members_left,
+                ..
+            } => Payload::MatchSkipped {
+                room: *room,
+                partner: *partner,
+                until_ms: 0,
+                members_left: *members_left,
+            },
+            _ => return None,
+        };
+        Some(Event {
+            seq: self.seq,
+            commit_time_ms: self.commit_time_ms,
+            id: self.id,
+            actor: self.actor,
+            payload,
+        })
     }
 
     /// Whether `user` joins or leaves a room with this event.
