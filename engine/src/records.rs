@@ -23,6 +23,13 @@ pub(crate) fn pair_key(a: UserId, b: UserId) -> Vec<u8> {
     [low.as_bytes().as_slice(), high.as_bytes().as_slice()].concat()
 }
 
+/// The two users a [`pair_key`] (or a `pair_of` two users) names, in the key's order (`None`
+/// for a key of another shape).
+pub(crate) fn users_of_key(key: &[u8]) -> Option<(UserId, UserId)> {
+    let (a, b) = key.split_at_checked(16)?;
+    Some((UserId::from_slice(a)?, UserId::from_slice(b)?))
+}
+
 /// `a (16) ++ b (16)`, in that order: a like (post, user) or a follow (follower, followee).
 pub(crate) fn pair_of(a: uuid::Uuid, b: uuid::Uuid) -> Vec<u8> {
     [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()

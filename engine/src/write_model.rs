@@ -85,28 +85,19 @@ pub fn snapshot(store: &Store) -> Result<Vec<Entry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use girok_schemas::fixture::MatchCycle;
     use girok_schemas::proto::RoomRecord;
-    use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
+    use girok_schemas::{RoomId, UserId};
     use girok_storage::StoreConfig;
     use prost::Message;
 
-    /// The write model after applying `events` (`(seq, actor, payload)`), with the match
-    /// room's `created_seq` left out (the older form's is its `chat.room.created`).
-    fn model_after(events: &[(Seq, Option<UserId>, Payload)]) -> Vec<Entry> {
+    /// The write model after applying `events`, with the match room's `created_seq` left out
+    /// (the older form's is its `chat.room.created`).
+    fn model_after<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Entry> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-        let events: Vec<Event> = events
-            .iter()
-            .map(|(seq, actor, payload)| Event {
-                seq: *seq,
-                commit_time_ms: 1_700_000_000_000,
-                id: EventId::new_v7(),
-                actor: *actor,
-                payload: payload.clone(),
-            })
-            .collect();
         store
-            .rewrite(|txn| events.iter().try_for_each(|event| apply(txn, event)))
+            .rewrite(|txn| events.into_iter().try_for_each(|event| apply(txn, event)))
             .unwrap();
         let mut model = snapshot(&store).unwrap();
         for (table, _, value) in &mut model {
@@ -122,72 +113,19 @@ mod tests {
     #[test]
     fn a_match_and_a_skip_as_one_event_each_leave_what_the_older_five_events_left() {
         let (ann, bob, room) = (UserId::new_v7(), UserId::new_v7(), RoomId::new_v7());
-        let title = "Random match: hiking".to_owned();
-        let opened = |user| {
-            let tags = vec!["hiking".to_owned()];
-            (
-                Some(user),
-                Payload::TicketOpened {
-                    tags,
-                    language: None,
-                },
-            )
-        };
-        let matched = |room_title| Payload::Matched {
-            room,
-            user_a: ann,
-            user_b: bob,
-            ticket_a_seq: 1,
-            ticket_b_seq: 2,
-            shared_tags: vec!["hiking".into()],
-            wait_a_ms: 5,
-            wait_b_ms: 0,
-            room_title,
-        };
-        let skipped = |members_left| Payload::MatchSkipped {
-            room,
-            partner: bob,
-            until_ms: 1_700_000_100_000,
-            members_left,
-        };
-        let [(ann_actor, ann_ticket), (bob_actor, bob_ticket)] = [opened(ann), opened(bob)];
-        let tickets = [(1, ann_actor, ann_ticket), (2, bob_actor, bob_ticket)];
-        let older_match = [
-            (
-                3,
-                None,
-                Payload::RoomCreated {
-                    room,
-                    title: title.clone(),
-                    direct_with: None,
-                },
-            ),
-            (4, None, Payload::MemberJoined { room, user: ann }),
-            (5, None, Payload::MemberJoined { room, user: bob }),
-            (6, Some(bob), matched(None)),
-        ];
-        let one_event_match = [(6, Some(bob), matched(Some(title)))];
-        let older_skip = [
-            (7, Some(ann), skipped(false)),
-            (8, Some(ann), Payload::MemberLeft { room, user: ann }),
-            (9, Some(ann), Payload::MemberLeft { room, user: bob }),
-        ];
-        let one_event_skip = [(7, Some(ann), skipped(true))];
+        let older = MatchCycle::new(ann, bob, room, false);
+        let newer = MatchCycle::new(ann, bob, room, true);
 
-        let older: Vec<_> = tickets.iter().chain(&older_match).cloned().collect();
-        let newer: Vec<_> = tickets.iter().chain(&one_event_match).cloned().collect();
-        let matched_model = model_after(&newer);
-        assert_eq!(matched_model, model_after(&older));
+        let matched_model = model_after(&newer.until_matched);
+        assert_eq!(matched_model, model_after(&older.until_matched));
         let members = matched_model
             .iter()
             .filter(|(table, ..)| *table == Table::RoomidUseridMember)
             .count();
         assert_eq!(members, 2);
 
-        let older: Vec<_> = older.into_iter().chain(older_skip).collect();
-        let newer: Vec<_> = newer.into_iter().chain(one_event_skip).collect();
-        let skipped_model = model_after(&newer);
-        assert_eq!(skipped_model, model_after(&older));
+        let skipped_model = model_after(newer.events());
+        assert_eq!(skipped_model, model_after(older.events()));
         assert!(
             !skipped_model
                 .iter()

@@ -390,45 +390,25 @@ impl Event {
     /// (their `matching` frames tell each their own) and are 0 here. `None`: nothing is left
     /// out, the event is shown as it is.
     pub fn for_members(&self) -> Option<Event> {
-        let payload = match &self.payload {
+        if !matches!(
+            self.payload,
+            Payload::Matched { .. } | Payload::MatchSkipped { .. }
+        ) {
+            return None;
+        }
+        let mut shown = self.clone();
+        match &mut shown.payload {
             Payload::Matched {
-                room,
-                user_a,
-                user_b,
-                shared_tags,
-                room_title,
+                ticket_a_seq,
+                ticket_b_seq,
+                wait_a_ms,
+                wait_b_ms,
                 ..
-            } => Payload::Matched {
-                room: *room,
-                user_a: *user_a,
-                user_b: *user_b,
-                ticket_a_seq: 0,
-                ticket_b_seq: 0,
-                shared_tags: shared_tags.clone(),
-                wait_a_ms: 0,
-                wait_b_ms: 0,
-                room_title: room_title.clone(),
-            },
-            Payload::MatchSkipped {
-                room,
-                partner,
-                members_left,
-                ..
-            } => Payload::MatchSkipped {
-                room: *room,
-                partner: *partner,
-                until_ms: 0,
-                members_left: *members_left,
-            },
-            _ => return None,
-        };
-        Some(Event {
-            seq: self.seq,
-            commit_time_ms: self.commit_time_ms,
-            id: self.id,
-            actor: self.actor,
-            payload,
-        })
+            } => (*ticket_a_seq, *ticket_b_seq, *wait_a_ms, *wait_b_ms) = (0, 0, 0, 0),
+            Payload::MatchSkipped { until_ms, .. } => *until_ms = 0,
+            _ => {}
+        }
+        Some(shown)
     }
 
     /// Whether `user` joins or leaves a room with this event.
@@ -485,32 +465,10 @@ mod tests {
     #[test]
     fn a_match_and_a_skip_change_the_memberships_their_older_chat_events_changed() {
         let (ann, bob, room) = (UserId::new_v7(), UserId::new_v7(), RoomId::new_v7());
-        let event = |actor, payload| Event {
-            seq: 7,
-            commit_time_ms: 1_000,
-            id: EventId::new_v7(),
-            actor,
-            payload,
-        };
-        let matched = |room_title| Payload::Matched {
-            room,
-            user_a: ann,
-            user_b: bob,
-            ticket_a_seq: 1,
-            ticket_b_seq: 2,
-            shared_tags: vec!["chess".into()],
-            wait_a_ms: 40,
-            wait_b_ms: 0,
-            room_title,
-        };
-        let skipped = |members_left| Payload::MatchSkipped {
-            room,
-            partner: bob,
-            until_ms: 9_000,
-            members_left,
-        };
-        let all = |events: &[Event]| -> Vec<Membership> {
-            events.iter().flat_map(Event::memberships).collect()
+        let older = crate::fixture::MatchCycle::new(ann, bob, room, false);
+        let newer = crate::fixture::MatchCycle::new(ann, bob, room, true);
+        let all = |cycle: &crate::fixture::MatchCycle| -> Vec<Membership> {
+            cycle.events().flat_map(Event::memberships).collect()
         };
         let joined = |user| Membership {
             room,
@@ -523,25 +481,16 @@ mod tests {
             joined: false,
         };
         // The older form: the chat events beside a match that changes nothing itself.
-        let older = [
-            event(None, Payload::MemberJoined { room, user: ann }),
-            event(None, Payload::MemberJoined { room, user: bob }),
-            event(Some(bob), matched(None)),
-            event(Some(ann), skipped(false)),
-            event(Some(ann), Payload::MemberLeft { room, user: ann }),
-            event(Some(ann), Payload::MemberLeft { room, user: bob }),
-        ];
-        let newer = [
-            event(Some(bob), matched(Some("Random match: chess".into()))),
-            event(Some(ann), skipped(true)),
-        ];
         let expected = vec![joined(ann), joined(bob), left(ann), left(bob)];
         assert_eq!(all(&older), expected);
         assert_eq!(all(&newer), expected);
-        assert!(newer[0].changes_membership_of(bob) && !older[2].changes_membership_of(bob));
+        assert!(
+            newer.matched().changes_membership_of(bob)
+                && !older.matched().changes_membership_of(bob)
+        );
 
         // Members are shown both without what is each user's own; the rest as it was.
-        let shown = newer[0].for_members().unwrap();
+        let shown = newer.matched().for_members().unwrap();
         assert_eq!(shown.memberships().collect::<Vec<_>>(), expected[..2]);
         let Payload::Matched {
             ticket_a_seq,
@@ -553,13 +502,13 @@ mod tests {
             panic!("{shown:?}");
         };
         assert_eq!((*ticket_a_seq, *wait_a_ms), (0, 0));
-        assert_eq!(shared_tags, &["chess"]);
-        let shown = newer[1].for_members().unwrap();
+        assert_eq!(shared_tags, &["hiking"]);
+        let shown = newer.skip[0].for_members().unwrap();
         assert!(matches!(
             shown.payload,
             Payload::MatchSkipped { until_ms: 0, .. }
         ));
         assert_eq!(shown.memberships().collect::<Vec<_>>(), expected[2..]);
-        assert!(older[0].for_members().is_none());
+        assert!(older.until_matched[0].for_members().is_none());
     }
 }

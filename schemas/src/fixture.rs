@@ -1,7 +1,8 @@
-//! The frozen fixture log: the events that `tests/fixtures/log-v1.bin` holds, and its file
-//! format (records of `seq: u64 BE`, `len: u32 BE`, `len` bytes of encoded event). The file was
-//! written once by format version 1 (`cargo run -p girok-schemas --example write_fixture`) and
-//! is checked in; `tests/fixture.rs` proves every later girok still decodes it.
+//! Events for tests. The frozen fixture log: the events that `tests/fixtures/log-v1.bin`
+//! holds, and its file format (records of `seq: u64 BE`, `len: u32 BE`, `len` bytes of encoded
+//! event). The file was written once by format version 1 (`cargo run -p girok-schemas
+//! --example write_fixture`) and is checked in; `tests/fixture.rs` proves every later girok
+//! still decodes it. And one random match in both the forms a log may hold ([`MatchCycle`]).
 
 use crate::{Event, EventId, Payload, RoomId, Seq, UserId};
 use uuid::Uuid;
@@ -84,4 +85,82 @@ pub fn read_records(mut file: &[u8]) -> Option<Vec<(Seq, Vec<u8>)>> {
         file = &file[12 + len..];
     }
     Some(records)
+}
+
+/// One random match from both tickets to its end, as girok writes it now (`one_event`: the
+/// match opens its room and the skip closes it, with `roomTitle` and `membersLeft`) or as logs
+/// from before those fields have it (the room's `chat.*` events beside them). Ann waits, Bob's
+/// join makes the match (both with the tag `hiking`), Ann skips. The match and the skip have
+/// the same seqs (6 and 7) and times in both forms, so what the write model keeps of them
+/// compares equal.
+pub struct MatchCycle {
+    /// Both tickets' openings up to the match, which is last.
+    pub until_matched: Vec<Event>,
+    /// The skip (and, in the older form, both leaving).
+    pub skip: Vec<Event>,
+}
+
+impl MatchCycle {
+    pub fn new(ann: UserId, bob: UserId, room: RoomId, one_event: bool) -> Self {
+        let title = "Random match: hiking".to_owned();
+        let event = |seq, actor, payload| Event {
+            seq,
+            commit_time_ms: 1_700_000_000_000,
+            id: EventId::new_v7(),
+            actor,
+            payload,
+        };
+        let opened = || Payload::TicketOpened {
+            tags: vec!["hiking".into()],
+            language: None,
+        };
+        let matched = Payload::Matched {
+            room,
+            user_a: ann,
+            user_b: bob,
+            ticket_a_seq: 1,
+            ticket_b_seq: 2,
+            shared_tags: vec!["hiking".into()],
+            wait_a_ms: 5,
+            wait_b_ms: 0,
+            room_title: one_event.then(|| title.clone()),
+        };
+        let skipped = Payload::MatchSkipped {
+            room,
+            partner: bob,
+            until_ms: 1_700_000_100_000,
+            members_left: one_event,
+        };
+        let mut until_matched = vec![event(1, Some(ann), opened()), event(2, Some(bob), opened())];
+        let mut skip = vec![event(7, Some(ann), skipped)];
+        if !one_event {
+            let created = Payload::RoomCreated {
+                room,
+                title,
+                direct_with: None,
+            };
+            until_matched.push(event(3, None, created));
+            for (seq, user) in [(4, ann), (5, bob)] {
+                until_matched.push(event(seq, None, Payload::MemberJoined { room, user }));
+            }
+            for (seq, user) in [(8, ann), (9, bob)] {
+                skip.push(event(seq, Some(ann), Payload::MemberLeft { room, user }));
+            }
+        }
+        until_matched.push(event(6, Some(bob), matched));
+        Self {
+            until_matched,
+            skip,
+        }
+    }
+
+    /// The `matching.matched` event.
+    pub fn matched(&self) -> &Event {
+        &self.until_matched[self.until_matched.len() - 1]
+    }
+
+    /// Every event, in log order.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.until_matched.iter().chain(&self.skip)
+    }
 }

@@ -7,7 +7,7 @@
 //! sorted sets keep them in memory too.
 
 use crate::error::Result;
-use crate::records::time_value;
+use crate::records::{time_value, users_of_key};
 use girok_schemas::UserId;
 use girok_storage::{Table, Txn};
 use std::collections::{BTreeSet, HashMap};
@@ -33,11 +33,8 @@ impl Apart {
     pub fn load(txn: &Txn<'_>) -> Result<Self> {
         let mut apart = Apart::default();
         for (key, value) in txn.scan_prefix(Table::UserpairSkip, &[])? {
-            let pair = key
-                .split_at_checked(16)
-                .and_then(|(a, b)| Some((UserId::from_slice(a)?, UserId::from_slice(b)?)));
             // A corrupt row costs its pair's exclusion, not everyone's matching.
-            match (pair, time_value(Some(value))) {
+            match (users_of_key(&key), time_value(Some(value))) {
                 (Some((a, b)), Some(until)) => apart.set(a, b, until),
                 _ => tracing::error!(key = ?key, "matching skips a corrupt skip exclusion row"),
             }

@@ -23,9 +23,7 @@ impl Blocks {
         if self.pairs.is_none() {
             let mut pairs = HashSet::new();
             for (key, _) in txn.scan_prefix(Table::BlockerBlocked, &[])? {
-                let pair = key
-                    .split_at_checked(16)
-                    .and_then(|(a, b)| Some((UserId::from_slice(a)?, UserId::from_slice(b)?)))
+                let pair = crate::records::users_of_key(&key)
                     .ok_or_else(|| Error::Internal("corrupt block key".into()))?;
                 pairs.insert(pair);
             }
