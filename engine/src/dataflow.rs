@@ -11,7 +11,7 @@
 //! when the log head moves (or when data reaches them).
 
 use crate::background::Pace;
-use crate::tailer::Tailer;
+use crate::tailer::{FedLog, Tailer};
 use crate::views::feed_inputs::FeedFact;
 use crate::views::inputs::{Collections, MessageRef, NamedIn, Sinks};
 use crate::views::{Resumed, Views};
@@ -505,7 +505,7 @@ fn run_worker(
     // it), so the frontier follows worker 0 alone.
     let mut inputs = (index == 0).then_some(inputs);
     // Everything up to the checkpoint is in the view store: the log is read after it.
-    let mut tail = Tailer::new(store.clone(), resumed.seq + 1, until, "views");
+    let mut tail = Tailer::new(FedLog::new(store.clone()), resumed.seq + 1, until, "views");
     if let Some(feeding) = inputs.as_mut() {
         if resumed.seq > 0 {
             restore_feed_inputs(feeding, resumed.seq, views);

@@ -6,12 +6,17 @@
 //! reporting the failure once and the recovery once instead of once per attempt. How each
 //! consumer waits for more stays its own: the views park their timely worker, the indexer and
 //! the analytics pipeline poll (they batch on purpose), the hub is fed by the log writer.
+//! [`FedLog`] is the store as the views and the indexer follow it: the newest entries come
+//! from the log writer's durable feed, as the hub gets them, and only what the feed cannot
+//! give is read back from fjall.
 
 use crate::error::Result;
 use girok_schemas::{Event, Seq};
-use girok_storage::Store;
+use girok_storage::{DurableBatch, Store};
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast::{Receiver, error::TryRecvError};
 
 /// The first wait after a failed read; it doubles with each failure in a row.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
@@ -81,6 +86,93 @@ impl LogSource for Store {
 
     fn read(&self, from: Seq, through: Seq, limit: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
         Ok(self.read_range(from, through, limit)?)
+    }
+}
+
+/// A store's log, whose newest entries come from the log writer's durable feed (the batches
+/// it has just made durable) instead of reads of fjall: under load a consumer that keeps up
+/// finds its next chunk there, and saves the range read and the copies out of the memtables.
+/// What the feed cannot give (what came before the consumer listened, a gap it dropped while
+/// the consumer lagged, a healed storage error) is read from the store, which always has it.
+pub(crate) struct FedLog {
+    store: Arc<Store>,
+    feed: Mutex<Feed>,
+}
+
+struct Feed {
+    batches: Receiver<Arc<DurableBatch>>,
+    /// A batch received but not all read yet (a chunk stopped inside it, or it starts past
+    /// the position: the store gives the gap first).
+    current: Option<Arc<DurableBatch>>,
+}
+
+impl FedLog {
+    /// Listens to `store`'s feed from now on.
+    pub fn new(store: Arc<Store>) -> Self {
+        let feed = Feed::new(store.durable_batches());
+        Self {
+            store,
+            feed: Mutex::new(feed),
+        }
+    }
+}
+
+impl Feed {
+    fn new(batches: Receiver<Arc<DurableBatch>>) -> Self {
+        Self {
+            batches,
+            current: None,
+        }
+    }
+
+    /// Up to `limit` entries from `from` through `through`, if the feed's next batch holds
+    /// `from`; `None` when the store must be read (nothing received yet, or a gap first).
+    fn take(&mut self, from: Seq, through: Seq, limit: usize) -> Option<Vec<(Seq, Vec<u8>)>> {
+        loop {
+            let batch = match self.current.take() {
+                Some(batch) => batch,
+                None => match self.batches.try_recv() {
+                    Ok(batch) => batch,
+                    // Dropped batches: the next one received tells where the feed is.
+                    Err(TryRecvError::Lagged(_)) => continue,
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+                },
+            };
+            let end = batch.first_seq + batch.entries.len() as Seq;
+            if end <= from {
+                continue; // read already (from the store, or in an earlier chunk)
+            }
+            if batch.first_seq > from {
+                self.current = Some(batch);
+                return None; // a gap before it: the store has it
+            }
+            let entries: Vec<(Seq, Vec<u8>)> = batch
+                .iter()
+                .skip_while(|(seq, _)| *seq < from)
+                .take_while(|(seq, _)| *seq <= through)
+                .take(limit.max(1))
+                .map(|(seq, bytes)| (seq, bytes.to_vec()))
+                .collect();
+            if entries.last().is_some_and(|(seq, _)| seq + 1 < end) {
+                self.current = Some(batch);
+            }
+            return Some(entries);
+        }
+    }
+}
+
+impl LogSource for FedLog {
+    type Entry = (Seq, Vec<u8>);
+
+    fn head(&self) -> Seq {
+        Store::head(&self.store).get()
+    }
+
+    fn read(&self, from: Seq, through: Seq, limit: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
+        match self.feed.lock().take(from, through, limit) {
+            Some(entries) if !entries.is_empty() => Ok(entries),
+            _ => Ok(self.store.read_range(from, through, limit)?),
+        }
     }
 }
 
@@ -233,6 +325,68 @@ mod tests {
             head,
             failing: Mutex::new(false),
         }
+    }
+
+    fn batch(first_seq: Seq, count: u8) -> Arc<DurableBatch> {
+        let entries = (0..count).map(|i| vec![first_seq as u8 + i]).collect();
+        Arc::new(DurableBatch { first_seq, entries })
+    }
+
+    fn seqs(entries: Option<Vec<(Seq, Vec<u8>)>>) -> Option<Vec<Seq>> {
+        entries.map(|entries| {
+            for (seq, bytes) in &entries {
+                assert_eq!(bytes, &vec![*seq as u8], "each entry keeps its bytes");
+            }
+            entries.into_iter().map(|(seq, _)| seq).collect()
+        })
+    }
+
+    #[test]
+    fn the_feed_gives_what_it_holds_from_the_position_and_leaves_gaps_to_the_store() {
+        let (sender, receiver) = tokio::sync::broadcast::channel(4);
+        let mut feed = Feed::new(receiver);
+        assert_eq!(seqs(feed.take(1, 10, 10)), None, "nothing fed yet");
+        sender.send(batch(1, 3)).unwrap(); // 1..=3
+        sender.send(batch(4, 4)).unwrap(); // 4..=7
+        assert_eq!(
+            seqs(feed.take(2, 10, 10)),
+            Some(vec![2, 3]),
+            "from the position"
+        );
+        assert_eq!(
+            seqs(feed.take(4, 10, 2)),
+            Some(vec![4, 5]),
+            "at most the limit"
+        );
+        assert_eq!(
+            seqs(feed.take(6, 6, 10)),
+            Some(vec![6]),
+            "never past `through`"
+        );
+        assert_eq!(
+            seqs(feed.take(7, 10, 10)),
+            Some(vec![7]),
+            "the rest of the batch"
+        );
+        // A gap (the store has 8..=9): the batch waits until the position reaches it.
+        sender.send(batch(10, 2)).unwrap();
+        assert_eq!(seqs(feed.take(8, 12, 10)), None);
+        assert_eq!(seqs(feed.take(10, 12, 10)), Some(vec![10, 11]));
+        // Batches the store gave already are passed over.
+        sender.send(batch(12, 2)).unwrap();
+        sender.send(batch(14, 1)).unwrap();
+        assert_eq!(seqs(feed.take(14, 20, 10)), Some(vec![14]));
+        // Lagged: what was dropped comes from the store, the feed goes on after it.
+        for first in [15, 16, 17, 18, 19, 20] {
+            sender.send(batch(first, 1)).unwrap();
+        }
+        assert_eq!(seqs(feed.take(15, 20, 10)), None, "15 and 16 were dropped");
+        assert_eq!(seqs(feed.take(17, 20, 10)), Some(vec![17]));
+        drop(sender);
+        assert_eq!(seqs(feed.take(18, 20, 10)), Some(vec![18]));
+        assert_eq!(seqs(feed.take(19, 20, 10)), Some(vec![19]));
+        assert_eq!(seqs(feed.take(20, 20, 10)), Some(vec![20]));
+        assert_eq!(seqs(feed.take(21, 30, 10)), None, "closed and read out");
     }
 
     #[test]

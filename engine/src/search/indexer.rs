@@ -7,7 +7,7 @@
 use super::COMMIT_EVERY;
 use super::index::{Failure, SearchIndex};
 use crate::error::{Error, Result};
-use crate::tailer::Tailer;
+use crate::tailer::{FedLog, Tailer};
 use girok_schemas::{Seq, decode_event};
 use girok_storage::Store;
 use std::sync::Arc;
@@ -122,7 +122,12 @@ fn run(
 ) {
     let mut writer = Some(writer);
     let start = index.resumed_at();
-    let mut tail = Tailer::new(store.clone(), start + 1, until, "search indexer");
+    let mut tail = Tailer::new(
+        FedLog::new(store.clone()),
+        start + 1,
+        until,
+        "search indexer",
+    );
     let mut indexed: Seq = start;
     // Durable in the index's last commit, and reflected by searches (which can be more: what
     // came since changed no document).
@@ -145,7 +150,8 @@ fn run(
                 Ok((new_writer, seq)) => {
                     writer = Some(new_writer);
                     (indexed, committed, searchable) = (seq, seq, seq);
-                    tail = Tailer::new(store.clone(), seq + 1, until, "search indexer");
+                    tail =
+                        Tailer::new(FedLog::new(store.clone()), seq + 1, until, "search indexer");
                 }
                 Err(error) => tracing::error!(%error, "search index writer failed"),
             }
