@@ -235,6 +235,60 @@ async fn every_way_of_ending_a_session_closes_its_sockets_at_once() {
     assert_eq!(next(&mut late).await["code"], "UNAUTHENTICATED");
 }
 
+/// The connection loop looks first at answers and the client's frames (most wake-ups are
+/// one of them), yet a client that never stops sending does not keep it from hearing that
+/// its session ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_even_while_its_socket_floods_frames() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    server.sign_in("ana").await;
+    let (token, _) = login(&server, "ana").await;
+    let (mut sink, mut stream) = ws_as(&server, &token).await.split();
+    let ping = json!({ "type": "ping" }).to_string();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while sink.send(Message::text(ping.clone())).await.is_ok() {
+            sent += 1;
+        }
+        sent
+    });
+    // The flood is under way (its pongs come back) before the session ends.
+    let mut pongs = 0u64;
+    while pongs < 200 {
+        let message = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("pongs in time")
+            .expect("open")
+            .unwrap();
+        pongs += u64::from(matches!(&message, Message::Text(text) if text.contains("pong")));
+    }
+    let (status, _) = call(&server, "POST", "/v1/auth/logout", &token, None).await;
+    assert_eq!(status, 204);
+    let (mut ended, mut closed) = (false, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while closed.is_none() {
+        let message = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the session's end in time while the client floods");
+        match message {
+            Some(Ok(Message::Text(text))) if text.contains("SESSION_ENDED") => ended = true,
+            Some(Ok(Message::Close(frame))) => closed = Some(frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => closed = Some(None),
+        }
+    }
+    assert!(ended, "an error frame said why");
+    assert_eq!(closed, Some(Some(4004)));
+    let sent = tokio::time::timeout(Duration::from_secs(10), flood)
+        .await
+        .expect("the flood stops with the connection")
+        .unwrap();
+    assert!(sent > pongs, "the client was still sending: {sent} frames");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_ends_when_its_token_expires_unless_given_a_fresh_one() {
     let dir = tempfile::tempdir().unwrap();
