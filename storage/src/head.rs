@@ -28,7 +28,15 @@ impl HeadSignal {
     }
 
     pub(crate) fn advance(&self, head: Seq) {
+        self.advance_then(head, || {});
+    }
+
+    /// Moves the head to `head`, runs `first`, then wakes whoever waits for the head: what
+    /// `first` does (the writer hands the batch to its durable feed) is done by the time a
+    /// woken reader looks, while a reader that looks meanwhile already sees the new head.
+    pub(crate) fn advance_then(&self, head: Seq, first: impl FnOnce()) {
         *self.head.lock() = head;
+        first();
         self.changed.notify_all();
         self.watch.send_replace(head);
         self.unpark_all();

@@ -565,16 +565,24 @@ fn make_durable<S: Stager>(
         .observe((durable - started).as_secs_f64());
     let appended: u64 = group.iter().map(|c| c.appended).sum();
     metrics.appends.inc_by(appended);
-    if let Some(head) = group.iter().filter_map(|c| c.last_seq).max() {
-        metrics.head.set(head as i64);
-        store.head().advance(head);
-    }
-    // The feed gets the entries before the submitters get their answers (a cheap send):
-    // delivery to live subscribers then never waits for a read of the log.
-    for committed in &mut group {
-        if let Some(entries) = committed.entries.take() {
-            store.durable_feed().send(entries);
+    // The feed gets the entries once the head covers them (the hub reads the log up to the
+    // head for what the feed skipped) but before the head's waiters wake (the views, woken by
+    // the move, then find the entries on the feed) and before the submitters get their
+    // answers (a cheap send): delivery to live subscribers never waits for a read of the log.
+    let head = group.iter().filter_map(|c| c.last_seq).max();
+    let mut feed = || {
+        for committed in &mut group {
+            if let Some(entries) = committed.entries.take() {
+                store.durable_feed().send(entries);
+            }
         }
+    };
+    match head {
+        Some(head) => {
+            metrics.head.set(head as i64);
+            store.head().advance_then(head, feed);
+        }
+        None => feed(),
     }
     for committed in group {
         for (reply, outcome) in committed.replies {
