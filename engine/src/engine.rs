@@ -664,6 +664,7 @@ impl Engine {
             components.extend([
                 ("log_block_cache", log.block_cache),
                 ("log_memtables", log.memtables),
+                ("log_flushed_memtables", log.flushed_memtables),
             ]);
         }
         self.metrics.memory.observe(&components, &self.views.held());

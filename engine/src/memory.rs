@@ -33,7 +33,8 @@ impl MemoryMetrics {
         registry.register(
             "girok_memory_bytes",
             "Memory by component: process_resident and process_anonymous (the whole process), \
-             log_block_cache, log_memtables, view_block_cache, view_memtable, event_cache, \
+             log_block_cache, log_memtables, log_flushed_memtables (flushed, not yet freed), \
+             view_block_cache, view_memtable, event_cache, \
              search_writer (its buffer's budget)",
             self.bytes.clone(),
         );

@@ -16,6 +16,7 @@ mod health;
 mod metrics;
 mod op;
 mod pacing;
+mod release;
 pub mod sched;
 mod store;
 mod tables;

@@ -5,6 +5,7 @@ use crate::head::HeadSignal;
 use crate::health::{Health, StorageState, is_transient};
 use crate::metrics::StorageMetrics;
 use crate::op::Op;
+use crate::release::SealedMemtables;
 use crate::tables::Table;
 use crate::{Error, Result, Seq};
 use arc_swap::ArcSwapOption;
@@ -12,6 +13,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 
 /// How hard an acknowledged write is guaranteed to have hit the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,9 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 /// reads for tens of milliseconds every few seconds under load; 4 MiB makes each stop an
 /// eighth (README, Benchmarks → random matching).
 pub const DEFAULT_WRITE_BUFFER_BYTES: u64 = 4 << 20;
+
+/// How often the sealer looks for flushed memtables to free while no seal is asked for.
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where and how to open the database.
 #[derive(Clone, Debug)]
@@ -91,6 +97,9 @@ pub struct StoreMemory {
     pub block_cache: u64,
     /// Writes in memtables, not yet in table files.
     pub memtables: u64,
+    /// Memtables already in table files that the sealer frees once fjall lets them go
+    /// (`release.rs`), as many bytes as they held when sealed.
+    pub flushed_memtables: u64,
 }
 
 /// The fjall database and its keyspace handles: replaced as a whole when the store reopens.
@@ -119,10 +128,10 @@ impl Handles {
     }
 
     /// Seals every table's active memtable and hands it to fjall's flush workers (an empty
-    /// one stays as it is).
-    fn seal_memtables(&self) -> Result<()> {
+    /// one stays as it is); `sealed` keeps them, to free them once flushed.
+    fn seal_memtables(&self, sealed: &mut SealedMemtables) -> Result<()> {
         for keyspace in &self.tables {
-            keyspace.rotate_memtable()?;
+            sealed.seal(keyspace)?;
         }
         Ok(())
     }
@@ -156,6 +165,8 @@ pub struct Store {
     durable: crate::durable::DurableFeed,
     /// Asks the sealer thread to seal the memtables ([`Store::bound_memtables`]).
     sealer: std::sync::OnceLock<std::sync::mpsc::SyncSender<()>>,
+    /// Bytes of the flushed memtables the sealer has not freed yet.
+    flushed_memtables: AtomicU64,
 }
 
 impl Store {
@@ -171,6 +182,7 @@ impl Store {
             health: Health::default(),
             durable: Default::default(),
             sealer: Default::default(),
+            flushed_memtables: AtomicU64::new(0),
         };
         store.metrics.head.set(head as i64);
         tracing::info!(dir = %store.config.data_dir.display(), head, "store opened");
@@ -180,21 +192,30 @@ impl Store {
     }
 
     /// Starts the thread that seals the memtables when the writer finds them over their bound.
-    /// Sealing runs fjall's version upkeep, which frees the memtables flushed since the last
-    /// seal (tens of milliseconds for a full write buffer): on the writer thread every command
-    /// waited for it. The thread ends with the store (its sender goes with it). Without it
-    /// (the thread could not start) the writer seals itself.
+    /// Sealing runs fjall's version upkeep: on the writer thread every command waited for it.
+    /// The thread also frees the memtables it sealed once they are flushed (`release.rs`):
+    /// after each seal, and every [`RELEASE_EVERY`] while none is asked for. It ends with the
+    /// store (its sender goes with it). Without it (the thread could not start) the writer
+    /// seals itself, and fjall frees the memtables.
     fn start_sealer(self: &Arc<Store>) {
         let (requests, sealing) = std::sync::mpsc::sync_channel::<()>(1);
         let store = Arc::downgrade(self);
         let started = std::thread::Builder::new()
             .name("girok-sealer".into())
             .spawn(move || {
-                while sealing.recv().is_ok() {
+                let mut sealed = SealedMemtables::default();
+                loop {
+                    let asked = match sealing.recv_timeout(RELEASE_EVERY) {
+                        Ok(()) => true,
+                        Err(RecvTimeoutError::Timeout) => false,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    };
                     let Some(store) = store.upgrade() else { return };
-                    if let Err(error) = store.with(|h| h.seal_memtables()) {
+                    if asked && let Err(error) = store.with(|h| h.seal_memtables(&mut sealed)) {
                         tracing::warn!(%error, "cannot seal the memtables for flushing");
                     }
+                    let held = sealed.release();
+                    store.flushed_memtables.store(held, Ordering::Relaxed);
                 }
             });
         match started {
@@ -221,7 +242,7 @@ impl Store {
     /// documented API; the journal stays the source of truth either way.)
     pub(crate) fn flush_memtables(&self, wait: std::time::Duration) -> Result<bool> {
         self.with(|h| {
-            h.seal_memtables()?;
+            h.seal_memtables(&mut SealedMemtables::default())?;
             let deadline = std::time::Instant::now() + wait;
             while h.db.write_buffer_size() > 0 {
                 if std::time::Instant::now() >= deadline {
@@ -514,7 +535,7 @@ impl Store {
         {
             return;
         }
-        if let Err(error) = h.seal_memtables() {
+        if let Err(error) = h.seal_memtables(&mut SealedMemtables::default()) {
             tracing::warn!(%error, "cannot seal the memtables for flushing");
         }
     }
@@ -539,6 +560,7 @@ impl Store {
             Ok(StoreMemory {
                 block_cache: h.db.cache_size(),
                 memtables: h.db.write_buffer_size(),
+                flushed_memtables: self.flushed_memtables.load(Ordering::Relaxed),
             })
         })
         .ok()

@@ -305,6 +305,7 @@ impl ViewStore {
         crate::StoreMemory {
             block_cache: self.cache.size(),
             memtables: self.tree().active_memtable().size(),
+            flushed_memtables: 0,
         }
     }
 

@@ -358,3 +358,37 @@ fn the_memtables_stay_within_their_bound_while_the_log_grows() {
     assert_eq!(store.head().get(), 3_000);
     writer.shutdown();
 }
+
+#[test]
+fn the_sealer_frees_the_memtables_it_sealed_once_they_are_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.write_buffer_bytes = 1 << 20;
+    let store = Store::open(config).unwrap();
+    let writer = WriterHandle::spawn(store.clone(), UniqueAppend, WriterConfig::default()).unwrap();
+    let appender = writer.appender();
+    // 12 MiB of payloads: about a dozen seals of the 1-MiB bound.
+    let (mut most_held, mut samples_holding) = (0, 0);
+    for i in 0..3_000u32 {
+        appender
+            .submit_blocking((i.to_be_bytes().to_vec(), vec![7; 4096]))
+            .unwrap();
+        if i % 25 == 0 {
+            let held = store.memory().unwrap().flushed_memtables;
+            most_held = most_held.max(held);
+            samples_holding += usize::from(held > 0);
+        }
+    }
+    // The sealer holds what it sealed until fjall lets it go (so it is the one that frees it)...
+    assert!(
+        samples_holding > 0,
+        "the sealer never held a sealed memtable"
+    );
+    // ...and frees it then: what it holds stays about a seal or two, not all twelve.
+    assert!(
+        most_held <= 4 << 20,
+        "{most_held} bytes of flushed memtables held at once"
+    );
+    assert_eq!(store.head().get(), 3_000);
+    writer.shutdown();
+}
