@@ -331,13 +331,21 @@ fn a_range_scan_sees_the_batch_writes_over_the_stored_rows_and_stops_at_its_limi
         .unwrap();
 }
 
-#[test]
-fn the_memtables_stay_within_their_bound_while_the_log_grows() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
+/// A store whose memtables are sealed past 1 MiB, and its writer.
+fn open_with_a_one_mib_write_buffer(
+    dir: &std::path::Path,
+) -> (Arc<Store>, WriterHandle<UniqueAppend>) {
+    let mut config = StoreConfig::new(dir);
     config.write_buffer_bytes = 1 << 20;
     let store = Store::open(config).unwrap();
     let writer = WriterHandle::spawn(store.clone(), UniqueAppend, WriterConfig::default()).unwrap();
+    (store, writer)
+}
+
+#[test]
+fn the_memtables_stay_within_their_bound_while_the_log_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open_with_a_one_mib_write_buffer(dir.path());
     let appender = writer.appender();
     // 12 MiB of payloads, far under fjall's own 64 MiB per memtable.
     for i in 0..3_000u32 {
@@ -362,10 +370,7 @@ fn the_memtables_stay_within_their_bound_while_the_log_grows() {
 #[test]
 fn the_sealer_frees_the_memtables_it_sealed_once_they_are_flushed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.write_buffer_bytes = 1 << 20;
-    let store = Store::open(config).unwrap();
-    let writer = WriterHandle::spawn(store.clone(), UniqueAppend, WriterConfig::default()).unwrap();
+    let (store, writer) = open_with_a_one_mib_write_buffer(dir.path());
     let appender = writer.appender();
     // 12 MiB of payloads: about a dozen seals of the 1-MiB bound.
     let (mut most_held, mut samples_holding) = (0, 0);
