@@ -252,10 +252,7 @@ async fn views_resume_from_their_checkpoint_after_kill_9_mid_load_and_equal_a_re
     until_acked(&acked, 300).await;
     // Ten posts at least, however slow the machine: the message writers saturate the server,
     // and on a slow one a post, its like and its comment took 0.6 s.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while posts.lock().unwrap().len() < 10 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_acked(&posts, 10).await;
     // The view store's memtable is sealed and flushed at least every 5 s while rows come: by
     // 8 s a checkpoint is on disk. The kill lands while rows and checkpoints are being written
     // (one batch per round), with a memtable of them not flushed yet.

@@ -258,30 +258,27 @@ async fn a_session_ends_even_while_its_socket_floods_frames() {
     // The flood is under way (its pongs come back) before the session ends.
     let mut pongs = 0u64;
     while pongs < 200 {
-        let message = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("pongs in time")
-            .expect("open")
-            .unwrap();
-        pongs += u64::from(matches!(&message, Message::Text(text) if text.contains("pong")));
+        let said = next_or_close(&mut stream).await;
+        assert_ne!(said["type"], "close", "{said}");
+        pongs += u64::from(said["type"] == "pong");
     }
     let (status, _) = call(&server, "POST", "/v1/auth/logout", &token, None).await;
     assert_eq!(status, 204);
-    let (mut ended, mut closed) = (false, None);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while closed.is_none() {
-        let message = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .expect("the session's end in time while the client floods");
-        match message {
-            Some(Ok(Message::Text(text))) if text.contains("SESSION_ENDED") => ended = true,
-            Some(Ok(Message::Close(frame))) => closed = Some(frame.map(|f| u16::from(f.code))),
-            Some(Ok(_)) => {}
-            None | Some(Err(_)) => closed = Some(None),
+    let (ended, closed) = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut ended = false;
+        loop {
+            let said = next_or_close(&mut stream).await;
+            match said["type"].as_str() {
+                Some("close") => return (ended, said["code"].clone()),
+                Some("error") => ended |= said["code"] == "SESSION_ENDED",
+                _ => {}
+            }
         }
-    }
+    })
+    .await
+    .expect("the session's end in time while the client floods");
     assert!(ended, "an error frame said why");
-    assert_eq!(closed, Some(Some(4004)));
+    assert_eq!(closed, 4004);
     let sent = tokio::time::timeout(Duration::from_secs(10), flood)
         .await
         .expect("the flood stops with the connection")

@@ -153,8 +153,12 @@ impl GraphqlWs {
     }
 }
 
-/// The next JSON message, or `{"type": "close", "code": N}` when the server closes.
-pub async fn next_or_close(socket: &mut Socket) -> Value {
+/// The next JSON message, or `{"type": "close", "code": N}` when the server closes (of a
+/// socket, or of its reading half).
+pub async fn next_or_close<S>(socket: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
