@@ -566,6 +566,14 @@ async fn joins_skips_and_leaves_over_the_websocket_are_acknowledged_or_refused_b
         next_of(&mut stranger, "error").await["code"],
         "UNAUTHENTICATED"
     );
+
+    // Every command that reached the log writer went through each stage of the command-time
+    // metric once, by the time its answer was written.
+    let count = |stage| format!("girok_ws_command_seconds_count{{stage=\"{stage}\"}}");
+    let queued = server.metric(&count("queued")).await;
+    assert!(queued >= 10, "{queued} commands timed");
+    assert_eq!(server.metric(&count("durable")).await, queued);
+    assert_eq!(server.metric(&count("answered")).await, queued);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

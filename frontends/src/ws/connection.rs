@@ -91,6 +91,7 @@ pub async fn serve(
         ),
         pending: VecDeque::new(),
         sending: FuturesOrdered::new(),
+        arrived: Instant::now(),
         subscriptions: HashMap::new(),
         own: Arc::default(),
         session_end: None,
@@ -139,12 +140,14 @@ pub async fn serve(
         // lines of this connection's state; an unbiased select polls half of them each time).
         tokio::select! {
             biased;
-            Some(answer) = connection.sending.next(), if !control_turn => {
+            Some((answer, acked)) = connection.sending.next(), if !control_turn => {
+                connection.state.ws_metrics.answered(acked);
                 connection.pending.push_back(Message::Text(answer));
             }
             incoming = stream.next(), if reading && !control_turn => {
                 let Some(Ok(message)) = incoming else { break };
                 last_seen = Instant::now();
+                connection.arrived = last_seen;
                 if let Some(principal) = connection.principal
                     && last_beat.elapsed() >= HEARTBEAT_EVERY
                 {
@@ -165,7 +168,7 @@ pub async fn serve(
             () = &mut stopped => {
                 // What the client is owed goes out first: acks of sends already durable.
                 let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
-                    while let Some(answer) = connection.sending.next().await {
+                    while let Some((answer, _)) = connection.sending.next().await {
                         connection.pending.push_back(Message::Text(answer));
                     }
                 })
@@ -233,7 +236,10 @@ struct Connection {
     /// loop writes them before it reads the next client frame.
     pending: VecDeque<Message>,
     /// Sends waiting to be durable; each yields its answer, in the order they were sent.
-    sending: FuturesOrdered<BoxFuture<'static, Utf8Bytes>>,
+    /// (with the instant each was acknowledged or refused).
+    sending: FuturesOrdered<BoxFuture<'static, (Utf8Bytes, Instant)>>,
+    /// When the client frame being handled arrived.
+    arrived: Instant,
     subscriptions: HashMap<String, Running>,
     /// The events of this connection's matching commands, which its `matching` topic does
     /// not repeat (the answers say them).
@@ -505,12 +511,16 @@ impl Connection {
             Ok(acked) => acked,
             Err(error) => return self.reply(refused(&error, reference)),
         };
+        let metrics = self.state.ws_metrics.clone();
+        let queued = metrics.queued(self.arrived);
         let answered = async move {
-            let frame = match acked.await {
+            let outcome = acked.await;
+            let acked_at = metrics.durable(queued);
+            let frame = match outcome {
                 Ok(ack) => answer(ack, reference).await,
                 Err(error) => refused(&error, reference),
             };
-            render(&frame)
+            (render(&frame), acked_at)
         };
         self.sending.push_back(answered.boxed());
     }
