@@ -398,7 +398,8 @@ async fn drive(
 
 async fn connect(base: &str, token: &str) -> anyhow::Result<Socket> {
     let request = ws_request(&ws_url(base), token)?;
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    // No Nagle: a small frame must leave at once, or the client would add the latency.
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
     let subscribe = json!({ "type": "subscribe", "topic": "matching" }).to_string();
     socket.send(Message::text(subscribe)).await?;
     loop {
