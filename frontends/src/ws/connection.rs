@@ -91,7 +91,7 @@ pub async fn serve(
         ),
         pending: VecDeque::new(),
         sending: FuturesOrdered::new(),
-        arrived: Instant::now(),
+        frame_read_at: Instant::now(),
         subscriptions: HashMap::new(),
         own: Arc::default(),
         session_end: None,
@@ -140,14 +140,14 @@ pub async fn serve(
         // lines of this connection's state; an unbiased select polls half of them each time).
         tokio::select! {
             biased;
-            Some((answer, acked)) = connection.sending.next(), if !control_turn => {
-                connection.state.ws_metrics.answered(acked);
+            Some((answer, acked_at)) = connection.sending.next(), if !control_turn => {
+                connection.state.ws_metrics.answered(acked_at);
                 connection.pending.push_back(Message::Text(answer));
             }
             incoming = stream.next(), if reading && !control_turn => {
                 let Some(Ok(message)) = incoming else { break };
                 last_seen = Instant::now();
-                connection.arrived = last_seen;
+                connection.frame_read_at = last_seen;
                 if let Some(principal) = connection.principal
                     && last_beat.elapsed() >= HEARTBEAT_EVERY
                 {
@@ -168,7 +168,8 @@ pub async fn serve(
             () = &mut stopped => {
                 // What the client is owed goes out first: acks of sends already durable.
                 let _ = tokio::time::timeout(SHUTDOWN_ANSWERS_WITHIN, async {
-                    while let Some((answer, _)) = connection.sending.next().await {
+                    while let Some((answer, acked_at)) = connection.sending.next().await {
+                        connection.state.ws_metrics.answered(acked_at);
                         connection.pending.push_back(Message::Text(answer));
                     }
                 })
@@ -235,11 +236,11 @@ struct Connection {
     /// The connection's own frames not written yet (answers, pings): bounded, because the
     /// loop writes them before it reads the next client frame.
     pending: VecDeque<Message>,
-    /// Sends waiting to be durable; each yields its answer, in the order they were sent.
-    /// (with the instant each was acknowledged or refused).
+    /// Sends waiting to be durable; each yields its answer and the instant it was
+    /// acknowledged or refused, in the order they were sent.
     sending: FuturesOrdered<BoxFuture<'static, (Utf8Bytes, Instant)>>,
-    /// When the client frame being handled arrived.
-    arrived: Instant,
+    /// When the loop read the client frame being handled.
+    frame_read_at: Instant,
     subscriptions: HashMap<String, Running>,
     /// The events of this connection's matching commands, which its `matching` topic does
     /// not repeat (the answers say them).
@@ -512,10 +513,10 @@ impl Connection {
             Err(error) => return self.reply(refused(&error, reference)),
         };
         let metrics = self.state.ws_metrics.clone();
-        let queued = metrics.queued(self.arrived);
+        let queued_at = metrics.queued(self.frame_read_at);
         let answered = async move {
             let outcome = acked.await;
-            let acked_at = metrics.durable(queued);
+            let acked_at = metrics.durable(queued_at);
             let frame = match outcome {
                 Ok(ack) => answer(ack, reference).await,
                 Err(error) => refused(&error, reference),

@@ -1,7 +1,10 @@
 //! WebSocket delivery metrics: how often subscriptions fell behind the live hub and caught up
 //! from the log (`girok_ws_catch_ups_total`), how many connections were closed as slow
 //! consumers (`girok_ws_slow_consumer_closes_total`), and where a command's time goes between
-//! its frame and its answer (`girok_ws_command_seconds{stage}`).
+//! the connection's read of its frame and its answer (`girok_ws_command_seconds{stage}`). A
+//! stage ends when the connection's task sees it end, so each includes the wait for that task
+//! to run; a command whose connection closes before its answer is written counts in `queued`
+//! only.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
+/// The one label of `girok_ws_command_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabel {
     stage: &'static str,
@@ -21,7 +25,8 @@ pub struct WsMetrics {
     pub(super) catch_ups: Counter,
     pub(super) slow_consumer_closes: Counter,
     command_seconds: Family<StageLabel, Histogram>,
-    /// `queued`: from the frame's arrival to its command in the log writer's queue.
+    /// `queued`: from the connection's read of the frame to its command in the log writer's
+    /// queue.
     queued: Histogram,
     /// `durable`: from there to its acknowledgement (durable) or refusal.
     durable: Histogram,
@@ -32,7 +37,7 @@ pub struct WsMetrics {
 
 impl Default for WsMetrics {
     fn default() -> Self {
-        // 0.1 ms to about 3 s, in steps of 1.5: fine enough to tell a millisecond from two.
+        // 0.1 ms to about 2.5 s, in steps of 1.5: fine enough to tell a millisecond from two.
         let command_seconds = Family::<StageLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_1, 1.5, 26))
         });
@@ -49,11 +54,11 @@ impl Default for WsMetrics {
 }
 
 impl WsMetrics {
-    /// A command's frame that arrived at `arrived` is in the writer's queue now.
-    pub(super) fn queued(&self, arrived: Instant) -> Instant {
+    /// A command whose frame was read at `read_at` is in the writer's queue now.
+    pub(super) fn queued(&self, read_at: Instant) -> Instant {
         let now = Instant::now();
         self.queued
-            .observe(now.saturating_duration_since(arrived).as_secs_f64());
+            .observe(now.saturating_duration_since(read_at).as_secs_f64());
         now
     }
 
@@ -65,13 +70,11 @@ impl WsMetrics {
         now
     }
 
-    /// The answer to a command acknowledged at `acked` is taken for writing now.
-    pub(super) fn answered(&self, acked: Instant) {
-        self.answered.observe(acked.elapsed().as_secs_f64());
+    /// The answer to a command acknowledged at `acked_at` is taken for writing now.
+    pub(super) fn answered(&self, acked_at: Instant) {
+        self.answered.observe(acked_at.elapsed().as_secs_f64());
     }
-}
 
-impl WsMetrics {
     /// Counts a connection closed because it did not read its frames.
     pub(crate) fn slow_consumer_closed(&self) {
         self.slow_consumer_closes.inc();
