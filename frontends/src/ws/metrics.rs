@@ -19,7 +19,7 @@ struct StageLabel {
     stage: &'static str,
 }
 
-/// The counters, shared by every connection and the registry.
+/// The counters and histograms, shared by every connection and the registry.
 #[derive(Clone)]
 pub struct WsMetrics {
     pub(super) catch_ups: Counter,
@@ -62,11 +62,11 @@ impl WsMetrics {
         now
     }
 
-    /// A command queued at `queued` is acknowledged (or refused) now.
-    pub(super) fn durable(&self, queued: Instant) -> Instant {
+    /// A command queued at `queued_at` is acknowledged (or refused) now.
+    pub(super) fn durable(&self, queued_at: Instant) -> Instant {
         let now = Instant::now();
         self.durable
-            .observe(now.saturating_duration_since(queued).as_secs_f64());
+            .observe(now.saturating_duration_since(queued_at).as_secs_f64());
         now
     }
 
@@ -93,7 +93,7 @@ impl WsMetrics {
         );
         registry.register(
             "girok_ws_command_seconds",
-            "Where a WebSocket command's time goes, by stage: queued (frame to the log writer's queue), durable (to its acknowledgement or refusal), answered (to its answer taken for writing)",
+            "Where a WebSocket command's time goes, by stage: queued (from the connection's read of its frame to the log writer's queue), durable (to its acknowledgement or refusal), answered (to its answer taken for writing)",
             self.command_seconds.clone(),
         );
     }
