@@ -33,7 +33,7 @@ impl MemoryMetrics {
         registry.register(
             "girok_memory_bytes",
             "Memory by component: process_resident and process_anonymous (the whole process), \
-             log_block_cache, log_memtables, log_flushed_memtables (flushed, not yet freed), \
+             log_block_cache, log_memtables, log_flushed_memtables (sealed ones held until freed: being flushed, also in log_memtables, or flushed), \
              view_block_cache, view_memtable, event_cache, \
              search_writer (its buffer's budget)",
             self.bytes.clone(),

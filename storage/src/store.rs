@@ -97,8 +97,9 @@ pub struct StoreMemory {
     pub block_cache: u64,
     /// Writes in memtables, not yet in table files.
     pub memtables: u64,
-    /// Memtables already in table files that the sealer frees once fjall lets them go
-    /// (`release.rs`), as many bytes as they held when sealed.
+    /// Sealed memtables the sealer still holds, to free them once fjall lets them go
+    /// (`release.rs`), as many bytes as they held when sealed: those being flushed (also in
+    /// `memtables` until their flush ends) and those flushed but not yet freed.
     pub flushed_memtables: u64,
 }
 
@@ -165,7 +166,7 @@ pub struct Store {
     durable: crate::durable::DurableFeed,
     /// Asks the sealer thread to seal the memtables ([`Store::bound_memtables`]).
     sealer: std::sync::OnceLock<std::sync::mpsc::SyncSender<()>>,
-    /// Bytes of the flushed memtables the sealer has not freed yet.
+    /// Bytes of the sealed memtables the sealer has not freed yet ([`StoreMemory`]).
     flushed_memtables: AtomicU64,
 }
 

@@ -512,11 +512,10 @@ impl Connection {
             Ok(acked) => acked,
             Err(error) => return self.reply(refused(&error, reference)),
         };
-        let metrics = self.state.ws_metrics.clone();
-        let queued_at = metrics.queued(self.frame_read_at);
+        let queued = self.state.ws_metrics.queued(self.frame_read_at);
         let answered = async move {
             let outcome = acked.await;
-            let acked_at = metrics.durable(queued_at);
+            let acked_at = queued.acked();
             let frame = match outcome {
                 Ok(ack) => answer(ack, reference).await,
                 Err(error) => refused(&error, reference),

@@ -53,26 +53,39 @@ impl Default for WsMetrics {
     }
 }
 
+/// Observes the time since `start` in `stage`; returns now, the next stage's start.
+fn end_stage(stage: &Histogram, start: Instant) -> Instant {
+    let now = Instant::now();
+    stage.observe(now.saturating_duration_since(start).as_secs_f64());
+    now
+}
+
+/// A command in the log writer's queue, whose `durable` stage runs until [`Queued::acked`]:
+/// it carries that one histogram, so a command's answer holds no more of the metrics.
+pub(super) struct Queued {
+    durable: Histogram,
+    since: Instant,
+}
+
+impl Queued {
+    /// The command is acknowledged (or refused) now; returns now.
+    pub(super) fn acked(self) -> Instant {
+        end_stage(&self.durable, self.since)
+    }
+}
+
 impl WsMetrics {
     /// A command whose frame was read at `read_at` is in the writer's queue now.
-    pub(super) fn queued(&self, read_at: Instant) -> Instant {
-        let now = Instant::now();
-        self.queued
-            .observe(now.saturating_duration_since(read_at).as_secs_f64());
-        now
-    }
-
-    /// A command queued at `queued_at` is acknowledged (or refused) now.
-    pub(super) fn durable(&self, queued_at: Instant) -> Instant {
-        let now = Instant::now();
-        self.durable
-            .observe(now.saturating_duration_since(queued_at).as_secs_f64());
-        now
+    pub(super) fn queued(&self, read_at: Instant) -> Queued {
+        Queued {
+            durable: self.durable.clone(),
+            since: end_stage(&self.queued, read_at),
+        }
     }
 
     /// The answer to a command acknowledged at `acked_at` is taken for writing now.
     pub(super) fn answered(&self, acked_at: Instant) {
-        self.answered.observe(acked_at.elapsed().as_secs_f64());
+        end_stage(&self.answered, acked_at);
     }
 
     /// Counts a connection closed because it did not read its frames.
