@@ -676,6 +676,12 @@ impl Engine {
         if let Some(matcher) = self.matcher.lock().take() {
             matcher.abort();
         }
+        // Matching's rows written behind go to the write model before the writer stops, so a
+        // stopped server's write model is current (a restart would catch up from the log).
+        let checkpoint = Command::Matching(crate::matching::MatchingCommand::Checkpoint);
+        if let Err(error) = self.submit(UserId(uuid::Uuid::nil()), checkpoint).await {
+            tracing::warn!(%error, "matching's last checkpoint was refused");
+        }
         let writer = self.writer.lock().take();
         let flow = self.dataflow.lock().take();
         let indexer = self.indexer.lock().take();

@@ -56,6 +56,18 @@ pub(crate) fn append_as(
     id: EventId,
     payload: Payload,
 ) -> Result<Ack> {
+    let event = append_event(txn, actor, id, payload)?;
+    Ok(Ack::new(event.seq, id, event.commit_time_ms))
+}
+
+/// The same, returning the event as appended (for a stage that keeps part of its effect in
+/// memory).
+pub(crate) fn append_event(
+    txn: &mut Txn<'_>,
+    actor: Option<UserId>,
+    id: EventId,
+    payload: Payload,
+) -> Result<Event> {
     let mut event = Event {
         seq: txn.next_seq(),
         commit_time_ms: txn.commit_time_ms(),
@@ -64,6 +76,6 @@ pub(crate) fn append_as(
         payload,
     };
     event.seq = txn.append(|_| encode_event(&event));
-    crate::write_model::apply(txn, &event)?;
-    Ok(Ack::new(event.seq, id, event.commit_time_ms))
+    crate::write_model::apply_live(txn, &event)?;
+    Ok(event)
 }

@@ -1,7 +1,8 @@
 //! The write model as a function of the log: how each event changes the keyspaces the
 //! sequencer checks commands against (each domain's `apply.rs` says it for its own events).
-//! The sequencer applies it to every event it appends (in the same atomic batch), and
-//! `girok replay` applies it to the whole log to rebuild the write model from scratch, so both
+//! The sequencer applies it to every event it appends (in the same atomic batch; matching's
+//! tickets and matches written behind, at its checkpoints: `matching/rows.rs`), and `girok
+//! replay` applies it to the whole log to rebuild the write model from scratch, so both
 //! always agree.
 
 use crate::error::{Error, Result};
@@ -14,15 +15,26 @@ pub fn tables() -> impl Iterator<Item = Table> {
     Table::ALL.into_iter().filter(|t| *t != Table::SeqEvent)
 }
 
-/// Applies one event's effect on the write model: each domain applies its own events.
+/// Applies one event's whole effect on the write model: each domain applies its own events.
 pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+    apply_others(txn, event)?;
+    crate::matching::apply::apply(txn, event)
+}
+
+/// The same, as the sequencer applies it: without matching's tickets and matches, which its
+/// stage writes behind.
+pub(crate) fn apply_live(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+    apply_others(txn, event)?;
+    crate::matching::apply::apply_live(txn, event)
+}
+
+fn apply_others(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     // Media first: what a post's edit or deletion or a new avatar takes from a media, it reads
     // from the post's and the user's records as they were before the event.
     crate::media::apply::apply(txn, event)?;
     crate::chat::apply::apply(txn, event)?;
     crate::accounts::apply::apply(txn, event)?;
-    crate::feed::apply::apply(txn, event)?;
-    crate::matching::apply::apply(txn, event)
+    crate::feed::apply::apply(txn, event)
 }
 
 /// Rebuilds the whole write model from the log: clears every write-model table and applies

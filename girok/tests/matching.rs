@@ -822,6 +822,75 @@ async fn a_skipped_pair_meets_again_once_its_exclusion_ends() {
     assert_eq!(server.metric("girok_matching_matched_users ").await, 2);
 }
 
+/// The tickets' and matches' rows are written behind, at checkpoints: what was acknowledged
+/// since the last one survives a kill -9 (a load applies the log after it), statuses read
+/// while the rows are behind show it, a match keeps its preferences for the requeue after a
+/// skip, and a stopped server leaves the rows current (the write model equal to a rebuild's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(&dir, &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, _) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    assert_eq!(join(&server, &ann, &["jazz"], Some("en")).await.0, 201);
+    let (_, matched) = join(&server, &bob, &["jazz"], Some("en")).await;
+    assert!(matched["status"]["match"].is_object(), "{matched}");
+    assert_eq!(join(&server, &cat, &[], None).await.0, 201);
+    // Read at once (the rows are most likely still behind) and killed at once.
+    let ann_before = status(&server, &ann).await;
+    assert_eq!(
+        ann_before["match"]["partner"]["username"], "bob",
+        "{ann_before}"
+    );
+    let cat_before = status(&server, &cat).await;
+    assert!(cat_before["queued"].is_object(), "{cat_before}");
+    server.kill9();
+
+    let server = start_in(&dir, &[]);
+    let ann_after = status(&server, &ann).await;
+    assert_eq!(ann_after["match"], ann_before["match"], "{ann_after}");
+    assert_eq!(
+        status(&server, &bob).await["match"]["partner"]["username"],
+        "ann"
+    );
+    let cat_after = status(&server, &cat).await;
+    assert_eq!(cat_after["queued"], cat_before["queued"], "{cat_after}");
+    assert_eq!(cat_after["waiting"], 1, "{cat_after}");
+    // cat leaves; ann skips and waits again with the match's preferences, apart from bob.
+    let (code, _) = call(&server, "DELETE", "/v1/matching/queue", &cat, None).await;
+    assert_eq!(code, 200);
+    let (code, body) = call(
+        &server,
+        "POST",
+        "/v1/matching/skip?requeue=true",
+        &ann,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let requeued = status(&server, &ann).await;
+    assert_eq!(requeued["match"], Value::Null, "{requeued}");
+    assert_eq!(requeued["queued"]["tags"], json!(["jazz"]), "{requeued}");
+    assert_eq!(requeued["queued"]["language"], "en", "{requeued}");
+    assert_eq!(status(&server, &bob).await["match"], Value::Null);
+
+    // A stop writes what is behind: the write model is what a rebuild from the log makes.
+    assert!(server.terminate().success());
+    let (code, stdout, stderr) = common::girok(&[
+        "replay",
+        "--json",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["write_model_digest_before"], report["write_model_digest_after"],
+        "{report}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_expire_and_close_with_their_last_connection() {
     let dir = tempfile::tempdir().unwrap();

@@ -65,6 +65,11 @@ pub enum Table {
     UntilmsUserpair,
     /// Write model: `blocker (16) ++ blocked (16) -> block seq (u64 BE)`, one per current block.
     BlockerBlocked,
+    /// Write model: `b"seq" -> seq (u64 BE)` while `userid_ticket` and `userid_match` are
+    /// behind the log: the seq they are current through (the matching stage writes those rows
+    /// behind, at checkpoints; a load applies the log's matching events after this seq). No
+    /// row: they are current.
+    MatchingCheckpoint,
     /// Write model: `media id (16) -> MediaRecord`, from the upload request to the purge.
     MediaidMedia,
     /// Write model: `media id (16) -> ()` for each upload waiting to be processed (what a
@@ -81,7 +86,7 @@ pub enum Table {
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 28] = [
+    pub const ALL: [Table; 29] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -106,6 +111,7 @@ impl Table {
         Table::UserpairSkip,
         Table::UntilmsUserpair,
         Table::BlockerBlocked,
+        Table::MatchingCheckpoint,
         Table::MediaidMedia,
         Table::MediaidProcessing,
         Table::DueMediaid,
@@ -139,6 +145,7 @@ impl Table {
             Table::UserpairSkip => "userpair_skip",
             Table::UntilmsUserpair => "untilms_userpair",
             Table::BlockerBlocked => "blocker_blocked",
+            Table::MatchingCheckpoint => "matching_checkpoint",
             Table::MediaidMedia => "mediaid_media",
             Table::MediaidProcessing => "mediaid_processing",
             Table::DueMediaid => "due_mediaid",

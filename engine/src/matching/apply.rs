@@ -1,81 +1,40 @@
-//! Matching's effect on the write model: each user's open ticket, each user's current match
-//! (and the match room's mark), the pairs apart after a skip (with their index by end, from
-//! which every skip removes a few that ended), and the current blocks.
+//! Matching's effect on the write model: each user's open ticket and current match (said in
+//! `rows.rs`, written behind by the stage), the match room's mark, the pairs apart after a
+//! skip (with their index by end, from which every skip removes a few that ended), and the
+//! current blocks.
 
 use crate::error::Result;
 use crate::records::{pair_key, pair_of, time_value, update};
-use girok_schemas::proto::{MatchRecord, RoomRecord, TicketRecord};
+use girok_schemas::proto::RoomRecord;
 use girok_schemas::{Event, Payload, RoomId};
 use girok_storage::{Table, Txn};
-use prost::Message;
 
 /// Ended skip exclusions a skip removes, at most: each skip adds one, so removal keeps pace
 /// with them, and no event pays for a backlog at once.
 const ENDED_SKIPS_REMOVED_PER_EVENT: usize = 8;
 
-/// Applies the event's effect on the write model, if it is one of this domain's.
+/// Applies the event's effect on the write model, if it is one of this domain's: all of it,
+/// the tickets' and matches' rows included (`girok replay`'s rebuild).
 pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+    super::rows::apply_event(&mut super::rows::Written(txn), event)?;
+    apply_live(txn, event)
+}
+
+/// The same without the tickets' and matches' rows, which the sequencer's matching stage
+/// writes behind (`rows.rs`).
+pub(crate) fn apply_live(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     match &event.payload {
-        Payload::TicketOpened { tags, language } => {
-            if let Some(user) = event.actor {
-                let record = TicketRecord {
-                    ticket_id: event.id.as_bytes().to_vec(),
-                    seq: event.seq,
-                    opened_ms: event.commit_time_ms,
-                    tags: tags.clone(),
-                    language: language.clone().unwrap_or_default(),
-                };
-                txn.put(
-                    Table::UseridTicket,
-                    user.as_bytes().to_vec(),
-                    record.encode_to_vec(),
-                );
-            }
-        }
-        Payload::TicketClosed { user, .. } => {
-            txn.delete(Table::UseridTicket, user.as_bytes().to_vec());
-        }
+        // A room the match opened itself is marked so already (`chat/apply.rs`).
         Payload::Matched {
             room,
-            user_a,
-            user_b,
-            room_title,
+            room_title: None,
             ..
-        } => {
-            for (user, partner) in [(user_a, user_b), (user_b, user_a)] {
-                // The match closes the ticket (its preferences stay with the match).
-                let ticket: TicketRecord = crate::records::record(
-                    txn.get(Table::UseridTicket, user.as_bytes())?,
-                    "ticket",
-                )?
-                .unwrap_or_default();
-                txn.delete(Table::UseridTicket, user.as_bytes().to_vec());
-                let record = MatchRecord {
-                    room_id: room.as_bytes().to_vec(),
-                    partner: partner.as_bytes().to_vec(),
-                    seq: event.seq,
-                    matched_ms: event.commit_time_ms,
-                    tags: ticket.tags,
-                    language: ticket.language,
-                };
-                txn.put(
-                    Table::UseridMatch,
-                    user.as_bytes().to_vec(),
-                    record.encode_to_vec(),
-                );
-            }
-            // A room the match opened itself is marked so already (`chat/apply.rs`).
-            if room_title.is_none() {
-                mark_match_room(txn, *room)?;
-            }
-        }
+        } => mark_match_room(txn, *room)?,
         Payload::MatchSkipped {
             partner, until_ms, ..
         } => {
             remove_ended_skips(txn, event.commit_time_ms)?;
             if let Some(skipper) = event.actor {
-                txn.delete(Table::UseridMatch, skipper.as_bytes().to_vec());
-                txn.delete(Table::UseridMatch, partner.as_bytes().to_vec());
                 let pair = pair_key(skipper, *partner);
                 index_skip(txn, &pair, *until_ms)?;
                 txn.put(Table::UserpairSkip, pair, until_ms.to_be_bytes().to_vec());

@@ -1,8 +1,9 @@
 //! The matcher: a task that submits a wave to the sequencer when the pool says one is due (a
 //! waiting ticket's preferences relax, or it expires). Pairs of a newcomer with someone who
-//! already waits are made at the join itself; waves only catch what time changes. It looks
-//! every `wave_interval` at two numbers the writer thread publishes, so an idle queue costs
-//! nothing but the look.
+//! already waits are made at the join itself; waves only catch what time changes. It also
+//! submits a checkpoint of the rows written behind (`rows.rs`) when one is due and no
+//! command came to write it. It looks every `wave_interval` at three numbers the writer
+//! thread publishes, so an idle queue costs nothing but the look.
 
 use super::command::MatchingCommand;
 use super::stage::PoolGauge;
@@ -31,13 +32,17 @@ pub(crate) fn spawn(
             let now_ms = crate::accounts::now_ms();
             let idle = gauge.waiting.load(Ordering::Relaxed) == 0
                 || gauge.next_due_ms.load(Ordering::Relaxed) > now_ms;
-            if !std::mem::take(&mut first) && idle {
+            let command = if std::mem::take(&mut first) || !idle {
+                MatchingCommand::Wave
+            } else if gauge.checkpoint_due_ms.load(Ordering::Relaxed) <= now_ms {
+                MatchingCommand::Checkpoint
+            } else {
                 continue;
-            }
+            };
             let wave = Submission {
                 // girok's own command: the nil user is nobody's.
                 actor: UserId(uuid::Uuid::nil()),
-                command: Command::Matching(MatchingCommand::Wave),
+                command: Command::Matching(command),
                 new_id: EventId::new_v7(),
             };
             match appender.submit(wave).await {

@@ -6,8 +6,7 @@ use super::command::MatchingCommand;
 use crate::command::Command;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::records::record;
-use girok_schemas::proto::{MatchRecord, TicketRecord};
+use girok_schemas::proto::MatchRecord;
 use girok_schemas::{EventId, RoomId, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::sync::atomic::Ordering;
@@ -70,13 +69,12 @@ impl TryFrom<&MatchRecord> for CurrentMatch {
     }
 }
 
-/// `user`'s open ticket, from the write model.
-fn read_ticket(store: &Store, user: UserId) -> Result<Option<QueuedTicket>> {
-    let ticket: Option<TicketRecord> =
-        record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
-    ticket
+/// `user`'s open ticket and current match: the rows written behind, brought up to the log.
+fn read_user(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
+    let (ticket, current) = super::rows::read_user(store, user)?;
+    let queued = ticket
         .map(|t| {
-            Ok(QueuedTicket {
+            Ok::<_, Error>(QueuedTicket {
                 ticket: EventId::from_slice(&t.ticket_id).ok_or_else(|| corrupt("ticket"))?,
                 seq: t.seq,
                 since_ms: t.opened_ms,
@@ -84,21 +82,17 @@ fn read_ticket(store: &Store, user: UserId) -> Result<Option<QueuedTicket>> {
                 language: super::stage::language_of(t.language),
             })
         })
-        .transpose()
-}
-
-/// `user`'s current match, from the write model.
-fn read_match(store: &Store, user: UserId) -> Result<Option<CurrentMatch>> {
-    let current: Option<MatchRecord> =
-        record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
-    current.as_ref().map(CurrentMatch::try_from).transpose()
+        .transpose()?;
+    Ok((
+        queued,
+        current.as_ref().map(CurrentMatch::try_from).transpose()?,
+    ))
 }
 
 impl Engine {
     /// `user`'s open ticket, how many wait, and their current match.
     pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
-        let (queued, current) =
-            self.read_hot(|store| Ok((read_ticket(store, user)?, read_match(store, user)?)))?;
+        let (queued, current) = self.read_hot(|store| read_user(store, user))?;
         Ok(MatchingStatus {
             queued,
             waiting: self.matching_pool.waiting.load(Ordering::Relaxed),
@@ -131,7 +125,7 @@ impl Engine {
         if self.matching_pool.waiting.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let queued = self.read_hot(|store| read_ticket(store, user))?;
+        let (queued, _) = self.read_hot(|store| read_user(store, user))?;
         if let Some(ticket) = queued {
             let command = MatchingCommand::Disconnected {
                 ticket_seq: ticket.seq,

@@ -14,8 +14,7 @@ use super::state::{MatchedWith, MatchingState};
 use crate::ack::Ack;
 use crate::chat::ChatStage;
 use crate::error::{Error, Result};
-use crate::staging::{append, append_as};
-use girok_schemas::proto::MatchRecord;
+use crate::staging::{append, append_event};
 use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
 use girok_storage::{Table, Txn};
 use prometheus_client::metrics::gauge::Gauge;
@@ -61,6 +60,9 @@ pub(crate) struct PoolGauge {
     pub waiting: AtomicU64,
     /// The commit time from which a wave has something to do; `i64::MAX`: nothing.
     pub next_due_ms: AtomicI64,
+    /// The commit time from which the rows' next checkpoint is due (`rows.rs`); `i64::MAX`:
+    /// nothing changed.
+    pub checkpoint_due_ms: AtomicI64,
     /// Skip exclusions held in memory (ended ones until the next wave or skip drops them):
     /// `girok_matching_pairs_apart`.
     pub pairs_apart: Gauge<u64, AtomicU64>,
@@ -88,6 +90,7 @@ pub(crate) struct MatchingStage {
 impl MatchingStage {
     pub fn new(config: MatchingConfig, gauge: Arc<PoolGauge>) -> Self {
         gauge.next_due_ms.store(i64::MAX, Ordering::Relaxed);
+        gauge.checkpoint_due_ms.store(i64::MAX, Ordering::Relaxed);
         Self {
             state: None,
             config,
@@ -122,10 +125,16 @@ impl MatchingStage {
     ) -> Result<Ack> {
         self.load(txn)?;
         let before = self.state.as_ref().map(MatchingState::changes);
+        let now = matches!(command, MatchingCommand::Checkpoint);
         let ack = self.run(txn, shared, actor, new_id, command);
         if ack.is_err() && self.state.as_ref().map(MatchingState::changes) != before {
             self.forget_state();
         } else {
+            if ack.is_ok()
+                && let Some(state) = &mut self.state
+            {
+                state.rows.settle(txn, now);
+            }
             self.publish();
         }
         ack
@@ -154,7 +163,12 @@ impl MatchingStage {
                 let current = self.current_match(actor).ok_or(Error::NotMatched)?;
                 // The match's preferences, read before the skip removes its record.
                 let requeue_with = match requeue {
-                    true => Some(stored_match(txn, actor)?.unwrap_or_default()),
+                    true => Some(
+                        self.state()
+                            .match_record(actor)
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
                     false => None,
                 };
                 let ended = self.end_match(txn, chat, actor, new_id, current)?;
@@ -182,6 +196,8 @@ impl MatchingStage {
                 Ok(ack)
             }
             MatchingCommand::Wave => self.wave(txn, blocks, new_id),
+            // `stage` writes it once the command ran.
+            MatchingCommand::Checkpoint => Ok(nothing(txn, new_id)),
         }
     }
 
@@ -218,6 +234,9 @@ impl MatchingStage {
         self.gauge
             .next_due_ms
             .store(due.unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.gauge
+            .checkpoint_due_ms
+            .store(state.rows.checkpoint_due_ms(), Ordering::Relaxed);
     }
 
     fn join(
@@ -235,14 +254,15 @@ impl MatchingStage {
         if let Some(current) = self.current_match(actor) {
             return Err(Error::AlreadyMatched(current.room));
         }
-        let opened = append(
+        let opened = self.append_recorded(
             txn,
-            actor,
+            Some(actor),
             new_id,
             Payload::TicketOpened {
                 tags: tags.clone(),
                 language: language.clone(),
             },
+            &[],
         )?;
         let now = opened.commit_time_ms;
         self.pool()
@@ -313,7 +333,7 @@ impl MatchingStage {
         let title = crate::text::name("title", &title, crate::limits::MAX_ROOM_TITLE_CHARS)
             .unwrap_or_else(|_| "Random match".to_owned());
         // One event opens the room with both in it and closes both tickets.
-        let matched = append_as(
+        let matched = self.append_recorded(
             txn,
             made_by,
             EventId::new_v7(),
@@ -328,11 +348,9 @@ impl MatchingStage {
                 wait_b_ms: now - b.opened_ms,
                 room_title: Some(title),
             },
+            &[a.user, b.user],
         )?;
         // `matching.matched` closes both tickets itself (it names them): no closing events.
-        for user in [a.user, b.user] {
-            self.state().note_match(txn, user)?;
-        }
         Ok((matched, room))
     }
 
@@ -357,7 +375,7 @@ impl MatchingStage {
             None => reason::LEFT,
             Some(_) => reason::DISCONNECTED,
         };
-        close_ticket(txn, Some(actor), new_id, &waiting, why)
+        self.close_ticket(txn, Some(actor), new_id, &waiting, why)
     }
 
     /// Ends `actor`'s match `current`: the skip (which keeps the pair apart for a while) is
@@ -374,9 +392,9 @@ impl MatchingStage {
             .commit_time_ms()
             .saturating_add(self.config.skip_exclusion_ms.max(0));
         // One event is the skip and both leaving the room.
-        let skipped = append(
+        let skipped = self.append_recorded(
             txn,
-            actor,
+            Some(actor),
             new_id,
             Payload::MatchSkipped {
                 room,
@@ -384,12 +402,12 @@ impl MatchingStage {
                 until_ms,
                 members_left: true,
             },
+            &[actor, partner],
         )?;
         let state = self.state();
         state.apart.drop_ended(skipped.commit_time_ms);
         state.apart.set(actor, partner, until_ms);
         for user in [actor, partner] {
-            state.note_match(txn, user)?;
             chat.forget_member(room, user);
         }
         Ok(skipped)
@@ -432,7 +450,7 @@ impl MatchingStage {
         let (expired, relaxed) = self.pool().due(now, &rules);
         for user in expired {
             if let Some(waiting) = self.pool().remove(user) {
-                close_ticket(txn, None, EventId::new_v7(), &waiting, reason::EXPIRED)?;
+                self.close_ticket(txn, None, EventId::new_v7(), &waiting, reason::EXPIRED)?;
             }
         }
         for user in relaxed {
@@ -445,6 +463,40 @@ impl MatchingStage {
             }
         }
         Ok(nothing(txn, new_id))
+    }
+
+    /// Appends one of matching's events and applies it to the rows in memory (`users`: those
+    /// whose current match it may change).
+    fn append_recorded(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: Option<UserId>,
+        id: EventId,
+        payload: Payload,
+        users: &[UserId],
+    ) -> Result<Ack> {
+        let event = append_event(txn, actor, id, payload)?;
+        self.state().record(&event, users)?;
+        Ok(Ack::new(event.seq, id, event.commit_time_ms))
+    }
+
+    /// Appends the closing of `waiting`'s ticket for `why`, by `actor` (`None`: girok's
+    /// decision).
+    fn close_ticket(
+        &mut self,
+        txn: &mut Txn<'_>,
+        actor: Option<UserId>,
+        id: EventId,
+        waiting: &Waiting,
+        why: &str,
+    ) -> Result<Ack> {
+        let closed = Payload::TicketClosed {
+            user: waiting.user,
+            ticket_seq: waiting.seq,
+            reason: why.to_owned(),
+            waited_ms: txn.commit_time_ms() - waiting.opened_ms,
+        };
+        self.append_recorded(txn, actor, id, closed, &[])
     }
 
     fn by_age(&mut self, a: UserId, b: UserId) -> (UserId, UserId) {
@@ -462,26 +514,4 @@ fn nothing(txn: &Txn<'_>, new_id: EventId) -> Ack {
 /// A stored language (empty: none).
 pub(crate) fn language_of(stored: String) -> Option<String> {
     Some(stored).filter(|language| !language.is_empty())
-}
-
-/// Appends the closing of `waiting`'s ticket for `why`, by `actor` (`None`: girok's decision).
-fn close_ticket(
-    txn: &mut Txn<'_>,
-    actor: Option<UserId>,
-    id: EventId,
-    waiting: &Waiting,
-    why: &str,
-) -> Result<Ack> {
-    let closed = Payload::TicketClosed {
-        user: waiting.user,
-        ticket_seq: waiting.seq,
-        reason: why.to_owned(),
-        waited_ms: txn.commit_time_ms() - waiting.opened_ms,
-    };
-    append_as(txn, actor, id, closed)
-}
-
-/// `user`'s match record in the write model.
-fn stored_match(txn: &Txn<'_>, user: UserId) -> Result<Option<MatchRecord>> {
-    crate::records::record(txn.get(Table::UseridMatch, user.as_bytes())?, "match")
 }

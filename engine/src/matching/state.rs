@@ -1,21 +1,24 @@
 //! What the matching stage keeps of the write model in memory, in step with it, so that its
-//! decisions read no storage: the open tickets (the pool), each user's current match, and the
-//! pairs a skip keeps apart. Loaded together from the write model on first use, changed by the
-//! stage as it appends, and forgotten together when a refused command changed them or a batch
-//! did not commit (the write model is then the truth to load again).
+//! decisions read no storage: the tickets' and matches' rows (written behind: `rows.rs`), the
+//! open tickets as the pool orders them, each user's current match, and the pairs a skip
+//! keeps apart. Loaded together from the write model (and the log after its checkpoint) on
+//! first use, changed by the stage as it appends, and forgotten together when a refused
+//! command changed them or a batch did not commit (the write model and the log are then the
+//! truth to load again).
 
 use super::apart::Apart;
 use super::pool::{Pool, Waiting};
 use super::reads::CurrentMatch;
+use super::rows::MatchRows;
 use super::stage::language_of;
-use crate::error::{Error, Result};
-use girok_schemas::proto::{MatchRecord, TicketRecord};
-use girok_schemas::{RoomId, UserId};
-use girok_storage::{Table, Txn};
+use crate::error::Result;
+use girok_schemas::proto::MatchRecord;
+use girok_schemas::{Event, RoomId, UserId};
+use girok_storage::Txn;
 use std::collections::HashMap;
 
-/// A matched user's match as the stage needs it (the rest of the record, the match's
-/// preferences, is read from the write model by the skip that requeues).
+/// A matched user's match as the stage's decisions need it (the rest of the record, the
+/// match's preferences, is in the rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MatchedWith {
     pub room: RoomId,
@@ -26,44 +29,41 @@ pub(crate) struct MatchedWith {
 pub(crate) struct MatchingState {
     pub pool: Pool,
     pub apart: Apart,
-    /// Each matched user's room and partner, as `userid_match` holds them (about 60 bytes a
-    /// matched user).
+    pub rows: MatchRows,
+    /// Each matched user's room and partner, as the rows hold them (about 60 bytes a matched
+    /// user).
     matches: HashMap<UserId, MatchedWith>,
     match_changes: u64,
 }
 
-fn user_of(key: &[u8]) -> Result<UserId> {
-    UserId::from_slice(key).ok_or_else(|| Error::Internal("corrupt matching key".into()))
-}
-
 impl MatchingState {
     pub fn load(txn: &Txn<'_>) -> Result<Self> {
+        let rows = MatchRows::load(txn)?;
         let mut pool = Pool::default();
-        for (key, value) in txn.scan_prefix(Table::UseridTicket, &[])? {
-            let ticket: TicketRecord = crate::records::decode(Some(value), "ticket")?;
-            let language = language_of(ticket.language);
+        for (user, ticket) in &rows.tickets {
+            let language = language_of(ticket.language.clone());
             pool.insert(Waiting::new(
-                user_of(&key)?,
+                *user,
                 ticket.seq,
                 ticket.opened_ms,
-                ticket.tags,
+                ticket.tags.clone(),
                 language,
             ));
         }
         let mut matches = HashMap::new();
-        for (key, value) in txn.scan_prefix(Table::UseridMatch, &[])? {
+        for (user, record) in &rows.matches {
             // A corrupt row costs its user's match, not everyone's matching.
-            match user_of(&key).and_then(|user| Ok((user, matched_with(Some(value))?))) {
-                Ok((user, Some(matched))) => {
-                    matches.insert(user, matched);
+            match matched_with(record) {
+                Ok(matched) => {
+                    matches.insert(*user, matched);
                 }
-                Ok((_, None)) => {}
                 Err(error) => tracing::error!(%error, "matching skips a corrupt match row"),
             }
         }
         Ok(Self {
             pool,
             apart: Apart::load(txn)?,
+            rows,
             matches,
             match_changes: 0,
         })
@@ -71,7 +71,7 @@ impl MatchingState {
 
     /// How many changes were made to it (a refused command that made one must not leave it).
     pub fn changes(&self) -> u64 {
-        self.pool.changes() + self.apart.changes() + self.match_changes
+        self.pool.changes() + self.apart.changes() + self.rows.changes() + self.match_changes
     }
 
     /// `user`'s current match.
@@ -84,23 +84,29 @@ impl MatchingState {
         self.matches.len()
     }
 
-    /// Takes `user`'s current match from the write model as this command left it (a read of
-    /// the batch's own writes, not of storage).
-    pub fn note_match(&mut self, txn: &Txn<'_>, user: UserId) -> Result<()> {
-        self.match_changes += 1;
-        match matched_with(txn.get(Table::UseridMatch, user.as_bytes())?)? {
-            Some(matched) => self.matches.insert(user, matched),
-            None => self.matches.remove(&user),
-        };
+    /// Applies an event this stage appended to the rows, and takes the current match of
+    /// `users` from them.
+    pub fn record(&mut self, event: &Event, users: &[UserId]) -> Result<()> {
+        self.rows.note_event(event.seq);
+        super::rows::apply_event(&mut self.rows, event)?;
+        for user in users {
+            self.match_changes += 1;
+            match self.rows.matches.get(user).map(matched_with).transpose()? {
+                Some(matched) => self.matches.insert(*user, matched),
+                None => self.matches.remove(user),
+            };
+        }
         Ok(())
+    }
+
+    /// `user`'s match record, with its preferences.
+    pub fn match_record(&self, user: UserId) -> Option<&MatchRecord> {
+        self.rows.matches.get(&user)
     }
 }
 
-/// The room and partner of a stored match record.
-fn matched_with(bytes: Option<Vec<u8>>) -> Result<Option<MatchedWith>> {
-    let Some(record) = crate::records::record::<MatchRecord>(bytes, "match")? else {
-        return Ok(None);
-    };
-    let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(&record)?;
-    Ok(Some(MatchedWith { room, partner }))
+/// The room and partner of a match record.
+fn matched_with(record: &MatchRecord) -> Result<MatchedWith> {
+    let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(record)?;
+    Ok(MatchedWith { room, partner })
 }

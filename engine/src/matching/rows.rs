@@ -1,0 +1,368 @@
+//! Each user's open ticket (`userid_ticket`) and current match (`userid_match`), written
+//! behind. Every join, match and skip changes them, and writing them through to fjall with
+//! every event cost the log writer a third of its time and fed most of fjall's flushes and
+//! compactions (README, Benchmarks → Random matching, stop 58). So the matching stage
+//! keeps them in memory ([`MatchRows`]) and writes only the users' rows that changed, at a
+//! checkpoint: at most every [`CHECKPOINT_EVERY_MS`] of commit time after the last (the
+//! matcher submits one when no command comes to write it), and at shutdown. While the stored
+//! rows are behind, `matching_checkpoint` holds the seq they are current through, written with
+//! the first change after a checkpoint and removed by the next, each in its command's own
+//! batch; a load takes the stored rows and applies the log's matching events after that seq,
+//! so nothing acknowledged is lost with a crash, and the log to apply stays a checkpoint's
+//! interval long. What an event does to the rows is said once, in [`apply_event`]: the stage
+//! applies it to memory, `girok replay`'s rebuild to the write model, event by event.
+
+use crate::error::{Error, Result};
+use crate::records::record;
+use girok_schemas::proto::{MatchRecord, TicketRecord};
+use girok_schemas::{Event, Payload, Seq, UserId};
+use girok_storage::{Store, Table, Txn};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+
+/// Longest a changed row waits in memory (commit time) before a checkpoint writes it; with the
+/// matcher's look (`matching.wave_interval_ms`), it bounds the log a load (or a status read)
+/// applies to the stored rows.
+pub(crate) const CHECKPOINT_EVERY_MS: i64 = 250;
+
+/// The key of `matching_checkpoint`'s one row.
+const CHECKPOINT_KEY: &[u8] = b"seq";
+
+/// Log entries read at a time when catching up with the log after a checkpoint.
+const CATCH_UP_CHUNK: usize = 4096;
+
+/// Where an event's effect on the rows goes: the write model itself (a rebuild) or memory.
+pub(crate) trait Rows {
+    fn ticket(&self, user: UserId) -> Result<Option<TicketRecord>>;
+    fn set_ticket(&mut self, user: UserId, ticket: Option<TicketRecord>);
+    fn set_match(&mut self, user: UserId, current: Option<MatchRecord>);
+}
+
+/// Applies `event`'s effect on the tickets and matches, if it is one of matching's.
+pub(crate) fn apply_event(rows: &mut impl Rows, event: &Event) -> Result<()> {
+    match &event.payload {
+        Payload::TicketOpened { tags, language } => {
+            if let Some(user) = event.actor {
+                let ticket = TicketRecord {
+                    ticket_id: event.id.as_bytes().to_vec(),
+                    seq: event.seq,
+                    opened_ms: event.commit_time_ms,
+                    tags: tags.clone(),
+                    language: language.clone().unwrap_or_default(),
+                };
+                rows.set_ticket(user, Some(ticket));
+            }
+        }
+        Payload::TicketClosed { user, .. } => rows.set_ticket(*user, None),
+        Payload::Matched {
+            room,
+            user_a,
+            user_b,
+            ..
+        } => {
+            for (user, partner) in [(user_a, user_b), (user_b, user_a)] {
+                // The match closes the ticket (its preferences stay with the match).
+                let ticket = rows.ticket(*user)?.unwrap_or_default();
+                rows.set_ticket(*user, None);
+                let current = MatchRecord {
+                    room_id: room.as_bytes().to_vec(),
+                    partner: partner.as_bytes().to_vec(),
+                    seq: event.seq,
+                    matched_ms: event.commit_time_ms,
+                    tags: ticket.tags,
+                    language: ticket.language,
+                };
+                rows.set_match(*user, Some(current));
+            }
+        }
+        Payload::MatchSkipped { partner, .. } => {
+            if let Some(skipper) = event.actor {
+                rows.set_match(skipper, None);
+                rows.set_match(*partner, None);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The rows in the write model, as `girok replay` rebuilds it.
+pub(crate) struct Written<'t, 'a>(pub &'t mut Txn<'a>);
+
+impl Rows for Written<'_, '_> {
+    fn ticket(&self, user: UserId) -> Result<Option<TicketRecord>> {
+        record(self.0.get(Table::UseridTicket, user.as_bytes())?, "ticket")
+    }
+
+    fn set_ticket(&mut self, user: UserId, ticket: Option<TicketRecord>) {
+        put_or_delete(self.0, Table::UseridTicket, user, ticket);
+    }
+
+    fn set_match(&mut self, user: UserId, current: Option<MatchRecord>) {
+        put_or_delete(self.0, Table::UseridMatch, user, current);
+    }
+}
+
+fn put_or_delete(txn: &mut Txn<'_>, table: Table, user: UserId, row: Option<impl Message>) {
+    let key = user.as_bytes().to_vec();
+    match row {
+        Some(row) => txn.put(table, key, row.encode_to_vec()),
+        None => txn.delete(table, key),
+    }
+}
+
+/// The rows as the stage keeps them: all of them, and which users' changed since the last
+/// checkpoint.
+#[derive(Default)]
+pub(crate) struct MatchRows {
+    pub tickets: HashMap<UserId, TicketRecord>,
+    pub matches: HashMap<UserId, MatchRecord>,
+    changed: HashSet<UserId>,
+    /// The seq before the first change since the last checkpoint (what the stored rows are
+    /// current through), until `matching_checkpoint` holds it.
+    behind_through: Option<Seq>,
+    /// Whether `matching_checkpoint` holds a seq (as this batch leaves it).
+    marker_stored: bool,
+    /// Commit time of the last checkpoint (or of the load).
+    checkpointed_ms: i64,
+    /// Changes made so far (a command that fails after one must not leave it behind).
+    changes: u64,
+}
+
+impl Rows for MatchRows {
+    fn ticket(&self, user: UserId) -> Result<Option<TicketRecord>> {
+        Ok(self.tickets.get(&user).cloned())
+    }
+
+    fn set_ticket(&mut self, user: UserId, ticket: Option<TicketRecord>) {
+        match ticket {
+            Some(ticket) => self.tickets.insert(user, ticket),
+            None => self.tickets.remove(&user),
+        };
+        self.changed(user);
+    }
+
+    fn set_match(&mut self, user: UserId, current: Option<MatchRecord>) {
+        match current {
+            Some(current) => self.matches.insert(user, current),
+            None => self.matches.remove(&user),
+        };
+        self.changed(user);
+    }
+}
+
+fn user_of(key: &[u8]) -> Result<UserId> {
+    UserId::from_slice(key).ok_or_else(|| Error::Internal("corrupt matching key".into()))
+}
+
+/// The seq `matching_checkpoint` names, if any.
+fn checkpoint_seq(row: Option<Vec<u8>>) -> Result<Option<Seq>> {
+    row.map(|bytes| {
+        <[u8; 8]>::try_from(bytes.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Internal("corrupt matching checkpoint".into()))
+    })
+    .transpose()
+}
+
+impl MatchRows {
+    /// The stored rows, brought up to the log (as this batch leaves it) with the matching
+    /// events after their checkpoint.
+    pub fn load(txn: &Txn<'_>) -> Result<Self> {
+        let mut rows = MatchRows {
+            checkpointed_ms: txn.commit_time_ms(),
+            ..MatchRows::default()
+        };
+        for (key, value) in txn.scan_prefix(Table::UseridTicket, &[])? {
+            let ticket: TicketRecord = crate::records::decode(Some(value), "ticket")?;
+            rows.tickets.insert(user_of(&key)?, ticket);
+        }
+        for (key, value) in txn.scan_prefix(Table::UseridMatch, &[])? {
+            // A corrupt row costs its user's match, not everyone's matching.
+            match user_of(&key).and_then(|user| Ok((user, record(Some(value), "match")?))) {
+                Ok((user, Some(current))) => {
+                    rows.matches.insert(user, current);
+                }
+                Ok((_, None)) => {}
+                Err(error) => tracing::error!(%error, "matching skips a corrupt match row"),
+            }
+        }
+        if let Some(through) = checkpoint_seq(txn.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?)?
+        {
+            rows.marker_stored = true;
+            let mut from = through.saturating_add(1);
+            loop {
+                let entries = txn.scan_range(
+                    Table::SeqEvent,
+                    &from.to_be_bytes(),
+                    &Seq::MAX.to_be_bytes(),
+                    CATCH_UP_CHUNK,
+                )?;
+                let Some((last, _)) = entries.last() else {
+                    break;
+                };
+                from = seq_of(last)?.saturating_add(1);
+                for (key, bytes) in &entries {
+                    let event = decode(seq_of(key)?, bytes)?;
+                    apply_event(&mut rows, &event)?;
+                }
+            }
+        }
+        rows.changes = 0;
+        Ok(rows)
+    }
+
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    fn changed(&mut self, user: UserId) {
+        self.changes += 1;
+        self.changed.insert(user);
+    }
+
+    /// Notes that the event at `seq` is about to change the rows.
+    pub fn note_event(&mut self, seq: Seq) {
+        if self.changed.is_empty() && self.behind_through.is_none() {
+            self.behind_through = Some(seq.saturating_sub(1));
+        }
+    }
+
+    /// When the next checkpoint is due (commit time); `i64::MAX`: nothing to write.
+    pub fn checkpoint_due_ms(&self) -> i64 {
+        if !self.changed.is_empty() {
+            self.checkpointed_ms.saturating_add(CHECKPOINT_EVERY_MS)
+        } else if self.marker_stored {
+            i64::MIN
+        } else {
+            i64::MAX
+        }
+    }
+
+    /// After a command: writes the changed users' rows into `txn` when a checkpoint is due
+    /// (or `now`), and removes the seq they were behind at; otherwise stores that seq if the
+    /// rows just fell behind.
+    pub fn settle(&mut self, txn: &mut Txn<'_>, now: bool) {
+        let time = txn.commit_time_ms();
+        if now || time >= self.checkpoint_due_ms() {
+            for user in std::mem::take(&mut self.changed) {
+                let ticket = self.tickets.get(&user).cloned();
+                put_or_delete(txn, Table::UseridTicket, user, ticket);
+                let current = self.matches.get(&user).cloned();
+                put_or_delete(txn, Table::UseridMatch, user, current);
+            }
+            if self.marker_stored {
+                txn.delete(Table::MatchingCheckpoint, CHECKPOINT_KEY.to_vec());
+                self.marker_stored = false;
+            }
+            self.behind_through = None;
+            self.checkpointed_ms = time;
+        } else if let Some(through) = self.behind_through.take()
+            && !self.marker_stored
+        {
+            txn.put(
+                Table::MatchingCheckpoint,
+                CHECKPOINT_KEY.to_vec(),
+                through.to_be_bytes().to_vec(),
+            );
+            self.marker_stored = true;
+        }
+    }
+}
+
+fn seq_of(key: &[u8]) -> Result<Seq> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Internal("corrupt log key".into()))
+}
+
+fn decode(seq: Seq, bytes: &[u8]) -> Result<Event> {
+    girok_schemas::decode_event(bytes).map_err(|source| Error::Decode { seq, source })
+}
+
+/// One user's ticket and match as a reader outside the writer sees them: the stored rows,
+/// each brought up to the log by the user's last event after the checkpoint that changes it
+/// (which alone says what it left: events set these rows, they never add to them).
+pub(crate) fn read_user(
+    store: &Store,
+    user: UserId,
+) -> Result<(Option<TicketRecord>, Option<MatchRecord>)> {
+    // The checkpoint first: rows read after it are as new as it, or newer.
+    let through = checkpoint_seq(store.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?)?;
+    let mut ticket = record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
+    let mut current = record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
+    let Some(through) = through else {
+        return Ok((ticket, current));
+    };
+    let (mut ticket_event, mut match_event) = (None, None);
+    let mut from = through.saturating_add(1);
+    loop {
+        let entries = store.read_range(from, Seq::MAX, CATCH_UP_CHUNK)?;
+        let Some((end, _)) = entries.last() else {
+            break;
+        };
+        from = end.saturating_add(1);
+        for (seq, bytes) in entries {
+            let event = decode(seq, &bytes)?;
+            let (sets_ticket, sets_match) = sets(&event, user);
+            match (sets_ticket, sets_match) {
+                (true, true) => {
+                    ticket_event = Some(event.clone());
+                    match_event = Some(event);
+                }
+                (true, false) => ticket_event = Some(event),
+                (false, true) => match_event = Some(event),
+                (false, false) => {}
+            }
+        }
+    }
+    if let Some(event) = ticket_event {
+        let mut rows = MatchRows::default();
+        apply_event(&mut rows, &event)?;
+        ticket = rows.tickets.remove(&user);
+    }
+    if let Some(event) = match_event {
+        let mut rows = MatchRows::default();
+        // A match keeps the preferences of the ticket it closed, which it names.
+        if let Payload::Matched {
+            user_a,
+            ticket_a_seq,
+            ticket_b_seq,
+            ..
+        } = &event.payload
+        {
+            let ticket_seq = if *user_a == user {
+                *ticket_a_seq
+            } else {
+                *ticket_b_seq
+            };
+            if let Some(bytes) = store.event(ticket_seq)? {
+                let opened = decode(ticket_seq, &bytes)?;
+                if opened.actor == Some(user) {
+                    apply_event(&mut rows, &opened)?;
+                }
+            }
+        }
+        apply_event(&mut rows, &event)?;
+        current = rows.matches.remove(&user);
+    }
+    Ok((ticket, current))
+}
+
+/// Whether `event` sets `user`'s ticket row, and whether it sets their match row (as
+/// [`apply_event`] does).
+fn sets(event: &Event, user: UserId) -> (bool, bool) {
+    match &event.payload {
+        Payload::TicketOpened { .. } => (event.actor == Some(user), false),
+        Payload::TicketClosed { user: closed, .. } => (*closed == user, false),
+        Payload::Matched { user_a, user_b, .. } => {
+            let both = *user_a == user || *user_b == user;
+            (both, both)
+        }
+        Payload::MatchSkipped { partner, .. } => (
+            false,
+            event.actor.is_some() && (event.actor == Some(user) || *partner == user),
+        ),
+        _ => (false, false),
+    }
+}
