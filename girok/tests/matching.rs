@@ -825,11 +825,13 @@ async fn a_skipped_pair_meets_again_once_its_exclusion_ends() {
 /// The tickets' and matches' rows are written behind, at checkpoints: what was acknowledged
 /// since the last one survives a kill -9 (a load applies the log after it), statuses read
 /// while the rows are behind show it, a match keeps its preferences for the requeue after a
-/// skip, and a stopped server leaves the rows current (the write model equal to a rebuild's).
+/// skip, and a stopped server leaves the rows current (the write model equal to a rebuild's,
+/// with an ended skip exclusion's rows removed by a later skip in both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_in(&dir, &[]);
+    let settings = [("GIROK__MATCHING__SKIP_EXCLUSION_SECS", "1")];
+    let server = start_in(&dir, &settings);
     let (ann, _) = user(&server, "ann").await;
     let (bob, _) = user(&server, "bob").await;
     let (cat, _) = user(&server, "cat").await;
@@ -847,7 +849,7 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
     assert!(cat_before["queued"].is_object(), "{cat_before}");
     server.kill9();
 
-    let server = start_in(&dir, &[]);
+    let server = start_in(&dir, &settings);
     let ann_after = status(&server, &ann).await;
     assert_eq!(ann_after["match"], ann_before["match"], "{ann_after}");
     assert_eq!(
@@ -874,6 +876,23 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
     assert_eq!(requeued["queued"]["tags"], json!(["jazz"]), "{requeued}");
     assert_eq!(requeued["queued"]["language"], "en", "{requeued}");
     assert_eq!(status(&server, &bob).await["match"], Value::Null);
+    // Once that exclusion ended they meet again, and the next skip removes the ended
+    // exclusion's rows (as a rebuild removes them).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, again) = join(&server, &bob, &["jazz"], Some("en")).await;
+    assert_eq!(
+        again["status"]["match"]["partner"]["username"], "ann",
+        "{again}"
+    );
+    let (code, body) = call(
+        &server,
+        "POST",
+        "/v1/matching/skip?requeue=false",
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
 
     // A stop writes what is behind: the write model is what a rebuild from the log makes.
     assert!(server.terminate().success());
