@@ -372,7 +372,8 @@ impl Engine {
     /// costs a wake-up and two thread switches more, which on one core cost more than the
     /// read: random matching on one core acknowledged 3,565–3,813 of 4,000 joins/s with its
     /// status read there, 3,978–3,995 with it read here. Not for scans or cold rows: a miss
-    /// reads from disk on the caller's thread.
+    /// reads from disk on the caller's thread. (Matching's status reads the log's end too
+    /// while its rows are behind, looking back only to the caller's last matching event.)
     pub(crate) fn read_hot<T>(&self, work: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
         work(&self.store)
     }

@@ -27,9 +27,10 @@ pub enum MatchingCommand {
     Block { user: UserId },
     /// The actor takes their block of `user` back.
     Unblock { user: UserId },
-    /// The actor's last live connection went away: their ticket opened at `ticket_seq`
-    /// closes if it is still open (girok submits it; a ticket opened since stays).
-    Disconnected { ticket_seq: Seq },
+    /// The actor's last live connection went away: their open ticket closes if it was
+    /// opened at or before `opened_through` (the log's durable head then: a ticket opened
+    /// since, by a reconnect that joined again, stays). girok submits it.
+    Disconnected { opened_through: Seq },
     /// A wave of the matcher: relaxes preferences of tickets that waited, pairs what became
     /// compatible, expires tickets past their time (girok submits it).
     Wave,

@@ -92,6 +92,8 @@ fn read_user(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Optio
 impl Engine {
     /// `user`'s open ticket, how many wait, and their current match.
     pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
+        // On the caller's thread, as point reads (`read_hot`): a user who just acted is found
+        // at the log's end when the rows are behind (`rows::read_user`).
         let (queued, current) = self.read_hot(|store| read_user(store, user))?;
         Ok(MatchingStatus {
             queued,
@@ -118,20 +120,17 @@ impl Engine {
     }
 
     /// `user`'s last live connection went away: their open ticket closes (`disconnected`)
-    /// through the log; a ticket opened after this look (a reconnect that joined again) stays.
-    /// Nothing happens for a user who does not wait (and nothing is read while nobody does:
-    /// most connections that end never joined).
+    /// through the log; a ticket opened after this moment (a reconnect that joined again)
+    /// stays. Nothing is submitted while nobody waits (most connections that end never
+    /// joined); otherwise the stage decides, without a read here.
     pub async fn matching_disconnected(&self, user: UserId) -> Result<()> {
         if self.matching_pool.waiting.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let (queued, _) = self.read_hot(|store| read_user(store, user))?;
-        if let Some(ticket) = queued {
-            let command = MatchingCommand::Disconnected {
-                ticket_seq: ticket.seq,
-            };
-            self.submit(user, Command::Matching(command)).await?;
-        }
+        let command = MatchingCommand::Disconnected {
+            opened_through: self.head(),
+        };
+        self.submit(user, Command::Matching(command)).await?;
         Ok(())
     }
 }

@@ -280,89 +280,80 @@ fn decode(seq: Seq, bytes: &[u8]) -> Result<Event> {
     girok_schemas::decode_event(bytes).map_err(|source| Error::Decode { seq, source })
 }
 
-/// One user's ticket and match as a reader outside the writer sees them: the stored rows,
-/// each brought up to the log by the user's last event after the checkpoint that changes it
-/// (which alone says what it left: events set these rows, they never add to them).
+/// Log entries read at a time when a reader looks back for a user's last matching event.
+const LOOK_BACK_CHUNK: usize = 256;
+
+/// One user's ticket and match as a reader outside the writer sees them: the stored rows, or,
+/// while they are behind, what the user's last matching event after their checkpoint left,
+/// found looking back from the log's end (a user who just acted is found at once; one who did
+/// not act since the checkpoint costs the checkpoint's interval of log). That one event says
+/// both: a ticket opens only while unmatched, a match closes the tickets, and a skip or a
+/// ticket's closing leaves neither.
 pub(crate) fn read_user(
     store: &Store,
     user: UserId,
 ) -> Result<(Option<TicketRecord>, Option<MatchRecord>)> {
     // The checkpoint first: rows read after it are as new as it, or newer.
     let through = checkpoint_seq(store.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?)?;
-    let mut ticket = record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
-    let mut current = record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
+    let ticket = record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
+    let current = record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
     let Some(through) = through else {
         return Ok((ticket, current));
     };
-    let (mut ticket_event, mut match_event) = (None, None);
-    let mut from = through.saturating_add(1);
-    loop {
-        let entries = store.read_range(from, Seq::MAX, CATCH_UP_CHUNK)?;
-        let Some((end, _)) = entries.last() else {
-            break;
+    let mut to = Seq::MAX;
+    let last = 'look: loop {
+        let entries = store.read_range_back(through.saturating_add(1), to, LOOK_BACK_CHUNK)?;
+        let Some((oldest, _)) = entries.last() else {
+            break 'look None;
         };
-        from = end.saturating_add(1);
+        to = oldest.saturating_sub(1);
         for (seq, bytes) in entries {
             let event = decode(seq, &bytes)?;
-            let (sets_ticket, sets_match) = sets(&event, user);
-            match (sets_ticket, sets_match) {
-                (true, true) => {
-                    ticket_event = Some(event.clone());
-                    match_event = Some(event);
-                }
-                (true, false) => ticket_event = Some(event),
-                (false, true) => match_event = Some(event),
-                (false, false) => {}
+            if concerns(&event, user) {
+                break 'look Some(event);
+            }
+        }
+        if to <= through {
+            break 'look None;
+        }
+    };
+    let Some(event) = last else {
+        return Ok((ticket, current));
+    };
+    let mut rows = MatchRows::default();
+    // A match keeps the preferences of the ticket it closed, which it names.
+    if let Payload::Matched {
+        user_a,
+        ticket_a_seq,
+        ticket_b_seq,
+        ..
+    } = &event.payload
+    {
+        let ticket_seq = if *user_a == user {
+            *ticket_a_seq
+        } else {
+            *ticket_b_seq
+        };
+        if let Some(bytes) = store.event(ticket_seq)? {
+            let opened = decode(ticket_seq, &bytes)?;
+            if opened.actor == Some(user) {
+                apply_event(&mut rows, &opened)?;
             }
         }
     }
-    if let Some(event) = ticket_event {
-        let mut rows = MatchRows::default();
-        apply_event(&mut rows, &event)?;
-        ticket = rows.tickets.remove(&user);
-    }
-    if let Some(event) = match_event {
-        let mut rows = MatchRows::default();
-        // A match keeps the preferences of the ticket it closed, which it names.
-        if let Payload::Matched {
-            user_a,
-            ticket_a_seq,
-            ticket_b_seq,
-            ..
-        } = &event.payload
-        {
-            let ticket_seq = if *user_a == user {
-                *ticket_a_seq
-            } else {
-                *ticket_b_seq
-            };
-            if let Some(bytes) = store.event(ticket_seq)? {
-                let opened = decode(ticket_seq, &bytes)?;
-                if opened.actor == Some(user) {
-                    apply_event(&mut rows, &opened)?;
-                }
-            }
-        }
-        apply_event(&mut rows, &event)?;
-        current = rows.matches.remove(&user);
-    }
-    Ok((ticket, current))
+    apply_event(&mut rows, &event)?;
+    Ok((rows.tickets.remove(&user), rows.matches.remove(&user)))
 }
 
-/// Whether `event` sets `user`'s ticket row, and whether it sets their match row (as
-/// [`apply_event`] does).
-fn sets(event: &Event, user: UserId) -> (bool, bool) {
+/// Whether `event` changes `user`'s ticket or match.
+fn concerns(event: &Event, user: UserId) -> bool {
     match &event.payload {
-        Payload::TicketOpened { .. } => (event.actor == Some(user), false),
-        Payload::TicketClosed { user: closed, .. } => (*closed == user, false),
-        Payload::Matched { user_a, user_b, .. } => {
-            let both = *user_a == user || *user_b == user;
-            (both, both)
+        Payload::TicketOpened { .. } => event.actor == Some(user),
+        Payload::TicketClosed { user: closed, .. } => *closed == user,
+        Payload::Matched { user_a, user_b, .. } => *user_a == user || *user_b == user,
+        Payload::MatchSkipped { partner, .. } => {
+            event.actor.is_some() && (event.actor == Some(user) || *partner == user)
         }
-        Payload::MatchSkipped { partner, .. } => (
-            false,
-            event.actor.is_some() && (event.actor == Some(user) || *partner == user),
-        ),
-        _ => (false, false),
+        _ => false,
     }
 }

@@ -153,8 +153,8 @@ impl MatchingStage {
                 self.join(txn, blocks, actor, new_id, tags, language)
             }
             MatchingCommand::Leave => self.close(txn, actor, new_id, None),
-            MatchingCommand::Disconnected { ticket_seq } => {
-                match self.close(txn, actor, new_id, Some(ticket_seq)) {
+            MatchingCommand::Disconnected { opened_through } => {
+                match self.close(txn, actor, new_id, Some(opened_through)) {
                     Err(Error::NotQueued) => Ok(nothing(txn, new_id)),
                     other => other,
                 }
@@ -354,24 +354,24 @@ impl MatchingStage {
         Ok((matched, room))
     }
 
-    /// Closes `actor`'s open ticket: they left (`opened_at: None`), or the connection of the
-    /// ticket opened at that seq went away (a newer ticket stays).
+    /// Closes `actor`'s open ticket: they left (`opened_through: None`), or their last
+    /// connection went away once the log was at that seq (a ticket opened after it stays).
     fn close(
         &mut self,
         txn: &mut Txn<'_>,
         actor: UserId,
         new_id: EventId,
-        opened_at: Option<Seq>,
+        opened_through: Option<Seq>,
     ) -> Result<Ack> {
         let pool = self.pool();
         let open = pool
             .get(actor)
-            .is_some_and(|w| opened_at.is_none_or(|seq| seq == w.seq));
+            .is_some_and(|w| opened_through.is_none_or(|seq| w.seq <= seq));
         let waiting = open
             .then(|| pool.remove(actor))
             .flatten()
             .ok_or(Error::NotQueued)?;
-        let why = match opened_at {
+        let why = match opened_through {
             None => reason::LEFT,
             Some(_) => reason::DISCONNECTED,
         };
