@@ -71,7 +71,13 @@ impl TryFrom<&MatchRecord> for CurrentMatch {
 
 /// `user`'s open ticket and current match: the rows written behind, brought up to the log.
 fn read_user(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
-    let (ticket, current) = super::rows::read_user(store, user)?;
+    user_status(super::rows::read_user(store, user)?)
+}
+
+/// A user's ticket and match as the status shows them.
+fn user_status(
+    (ticket, current): super::rows::UserRows,
+) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
     let queued = ticket
         .map(|t| {
             Ok::<_, Error>(QueuedTicket {
@@ -92,9 +98,13 @@ fn read_user(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Optio
 impl Engine {
     /// `user`'s open ticket, how many wait, and their current match.
     pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
-        // On the caller's thread, as point reads (`read_hot`): a user who just acted is found
-        // at the log's end when the rows are behind (`rows::read_user`).
-        let (queued, current) = self.read_hot(|store| read_user(store, user))?;
+        // The stage's rows as it published them; before its first load, the stored rows
+        // and the log after them (`rows::read_user`).
+        let published = self.matching_pool.rows.get(user);
+        let (queued, current) = match published {
+            Some(rows) => user_status(rows)?,
+            None => self.read_hot(|store| read_user(store, user))?,
+        };
         Ok(MatchingStatus {
             queued,
             waiting: self.matching_pool.waiting.load(Ordering::Relaxed),

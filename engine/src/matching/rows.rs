@@ -118,6 +118,8 @@ pub(crate) struct MatchRows {
     pub tickets: HashMap<UserId, TicketRecord>,
     pub matches: HashMap<UserId, MatchRecord>,
     changed: HashSet<UserId>,
+    /// Users changed since the stage last published them ([`Published::update`]).
+    unpublished: Vec<UserId>,
     /// The seq before the first change since the last checkpoint (what the stored rows are
     /// current through), until `matching_checkpoint` holds it.
     behind_through: Option<Seq>,
@@ -209,6 +211,7 @@ impl MatchRows {
             }
         }
         rows.changes = 0;
+        rows.unpublished.clear();
         Ok(rows)
     }
 
@@ -219,6 +222,7 @@ impl MatchRows {
     fn changed(&mut self, user: UserId) {
         self.changes += 1;
         self.changed.insert(user);
+        self.unpublished.push(user);
     }
 
     /// Notes that the event at `seq` is about to change the rows.
@@ -280,8 +284,66 @@ fn decode(seq: Seq, bytes: &[u8]) -> Result<Event> {
     girok_schemas::decode_event(bytes).map_err(|source| Error::Decode { seq, source })
 }
 
-/// Log entries read at a time when a reader looks back for a user's last matching event.
-const LOOK_BACK_CHUNK: usize = 256;
+/// Each user's ticket and match as the stage holds them, shared with status reads (the stored
+/// rows may be behind). Updated after every command the stage runs, like the rows a commit
+/// makes readable before its fsync; emptied when the stage forgets its state, and filled again
+/// at its next load (until then a reader reads the stored rows and the log).
+#[derive(Default)]
+pub(crate) struct Published {
+    rows: parking_lot::RwLock<Option<HashMap<UserId, UserRows>>>,
+}
+
+/// One user's ticket and match.
+pub(crate) type UserRows = (Option<TicketRecord>, Option<MatchRecord>);
+
+impl Published {
+    pub fn clear(&self) {
+        *self.rows.write() = None;
+    }
+
+    pub fn fill(&self, rows: &MatchRows) {
+        let mut all: HashMap<UserId, UserRows> = HashMap::new();
+        for (user, ticket) in &rows.tickets {
+            all.entry(*user).or_default().0 = Some(ticket.clone());
+        }
+        for (user, current) in &rows.matches {
+            all.entry(*user).or_default().1 = Some(current.clone());
+        }
+        *self.rows.write() = Some(all);
+    }
+
+    pub fn update(&self, rows: &mut MatchRows) {
+        if rows.unpublished.is_empty() {
+            return;
+        }
+        let mut published = self.rows.write();
+        let Some(all) = published.as_mut() else {
+            rows.unpublished.clear();
+            return;
+        };
+        for user in rows.unpublished.drain(..) {
+            let ticket = rows.tickets.get(&user).cloned();
+            let current = rows.matches.get(&user).cloned();
+            if ticket.is_none() && current.is_none() {
+                all.remove(&user);
+            } else {
+                all.insert(user, (ticket, current));
+            }
+        }
+    }
+
+    /// `user`'s rows, if the stage has published its state.
+    pub fn get(&self, user: UserId) -> Option<UserRows> {
+        self.rows
+            .read()
+            .as_ref()
+            .map(|all| all.get(&user).cloned().unwrap_or_default())
+    }
+}
+
+/// Log entries a reader looking back for a user's last matching event reads first (then four
+/// times as many each time, up to [`CATCH_UP_CHUNK`]): a user who just acted is among them.
+const LOOK_BACK_FIRST: usize = 8;
 
 /// One user's ticket and match as a reader outside the writer sees them: the stored rows, or,
 /// while they are behind, what the user's last matching event after their checkpoint left,
@@ -301,8 +363,10 @@ pub(crate) fn read_user(
         return Ok((ticket, current));
     };
     let mut to = Seq::MAX;
+    let mut chunk = LOOK_BACK_FIRST;
     let last = 'look: loop {
-        let entries = store.read_range_back(through.saturating_add(1), to, LOOK_BACK_CHUNK)?;
+        let entries = store.read_range_back(through.saturating_add(1), to, chunk)?;
+        chunk = (chunk * 4).min(CATCH_UP_CHUNK);
         let Some((oldest, _)) = entries.last() else {
             break 'look None;
         };

@@ -68,6 +68,9 @@ pub(crate) struct PoolGauge {
     pub pairs_apart: Gauge<u64, AtomicU64>,
     /// Matched users held in memory: `girok_matching_matched_users`.
     pub matched_users: Gauge<u64, AtomicU64>,
+    /// Each user's ticket and match as the stage's rows hold them (`rows.rs`), for status
+    /// reads: the stored rows may be behind.
+    pub rows: super::rows::Published,
 }
 
 /// What the matching stage shares with the other domains' stages: the blocks (which chat also
@@ -107,6 +110,7 @@ impl MatchingStage {
     /// not wait for the next join).
     fn forget_state(&mut self) {
         self.state = None;
+        self.gauge.rows.clear();
         self.gauge.next_due_ms.store(0, Ordering::Relaxed);
         self.gauge.waiting.fetch_max(1, Ordering::Relaxed);
     }
@@ -133,6 +137,7 @@ impl MatchingStage {
             if ack.is_ok()
                 && let Some(state) = &mut self.state
             {
+                self.gauge.rows.update(&mut state.rows);
                 state.rows.settle(txn, now);
             }
             self.publish();
@@ -203,7 +208,9 @@ impl MatchingStage {
 
     fn load(&mut self, txn: &Txn<'_>) -> Result<()> {
         if self.state.is_none() {
-            self.state = Some(MatchingState::load(txn)?);
+            let state = MatchingState::load(txn)?;
+            self.gauge.rows.fill(&state.rows);
+            self.state = Some(state);
         }
         Ok(())
     }
