@@ -131,10 +131,14 @@ impl Engine {
 
     /// `user`'s last live connection went away: their open ticket closes (`disconnected`)
     /// through the log; a ticket opened after this moment (a reconnect that joined again)
-    /// stays. Nothing is submitted while nobody waits (most connections that end never
-    /// joined); otherwise the stage decides, without a read here.
+    /// stays. Nothing is submitted while nobody waits, nor for a user the stage's published
+    /// rows show without a ticket (most connections that end never joined); the stage decides
+    /// the rest.
     pub async fn matching_disconnected(&self, user: UserId) -> Result<()> {
         if self.matching_pool.waiting.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        if let Some((None, _)) = self.matching_pool.rows.get(user) {
             return Ok(());
         }
         let command = MatchingCommand::Disconnected {
