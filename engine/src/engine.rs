@@ -366,18 +366,6 @@ impl Engine {
         Ok(self.views.room_history.count_after(room, from, cap)?)
     }
 
-    /// Runs `work` on the caller's thread, for point reads of rows that stay in memory: the
-    /// write model's few rows of one user (a ticket, a match), which fjall serves from its
-    /// memtable or block cache in microseconds. Through [`Engine::blocking`] the same read
-    /// costs a wake-up and two thread switches more, which on one core cost more than the
-    /// read: random matching on one core acknowledged 3,565–3,813 of 4,000 joins/s with its
-    /// status read there, 3,978–3,995 with it read here. Not for scans or cold rows: a miss
-    /// reads from disk on the caller's thread. (Matching's status reads the log's end too
-    /// while its rows are behind, looking back only to the caller's last matching event.)
-    pub(crate) fn read_hot<T>(&self, work: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        work(&self.store)
-    }
-
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Arc<Store>) -> Result<T> + Send + 'static,

@@ -453,24 +453,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Reads up to `limit` log entries with `from <= seq <= to`, newest first.
-    pub fn read_range_back(&self, from: Seq, to: Seq, limit: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
-        if from > to || limit == 0 {
-            return Ok(Vec::new());
-        }
-        self.with(|h| {
-            h.keyspace(Table::SeqEvent)
-                .range(from.to_be_bytes()..=to.to_be_bytes())
-                .rev()
-                .take(limit)
-                .map(|guard| {
-                    let (key, value) = guard.into_inner()?;
-                    Ok((decode_seq(&key)?, value.to_vec()))
-                })
-                .collect()
-        })
-    }
-
     /// Every key of `table` starting with `prefix`, with its value.
     pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.with(|h| {

@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use girok_schemas::proto::MatchRecord;
 use girok_schemas::{EventId, RoomId, Seq, UserId};
-use girok_storage::{Store, Table};
+use girok_storage::Table;
 use std::sync::atomic::Ordering;
 
 /// A user's open ticket.
@@ -69,11 +69,6 @@ impl TryFrom<&MatchRecord> for CurrentMatch {
     }
 }
 
-/// `user`'s open ticket and current match: the rows written behind, brought up to the log.
-fn read_user(store: &Store, user: UserId) -> Result<(Option<QueuedTicket>, Option<CurrentMatch>)> {
-    user_status(super::rows::read_user(store, user)?)
-}
-
 /// A user's ticket and match as the status shows them.
 fn user_status(
     (ticket, current): super::rows::UserRows,
@@ -98,13 +93,7 @@ fn user_status(
 impl Engine {
     /// `user`'s open ticket, how many wait, and their current match.
     pub async fn matching_status(&self, user: UserId) -> Result<MatchingStatus> {
-        // The stage's rows as it published them; before its first load, the stored rows
-        // and the log after them (`rows::read_user`).
-        let published = self.matching_pool.rows.get(user);
-        let (queued, current) = match published {
-            Some(rows) => user_status(rows)?,
-            None => self.read_hot(|store| read_user(store, user))?,
-        };
+        let (queued, current) = user_status(self.published_rows(user).await?)?;
         Ok(MatchingStatus {
             queued,
             waiting: self.matching_pool.waiting.load(Ordering::Relaxed),
@@ -127,6 +116,21 @@ impl Engine {
             Ok(blocked.into_iter().map(|(_, user)| user).collect())
         })
         .await
+    }
+
+    /// `user`'s ticket and match as the matching stage published them (the stored rows may be
+    /// behind: `rows.rs`). Before its first load, or after it forgot its state, a wave (what
+    /// the matcher submits anyway) has it loaded and published.
+    async fn published_rows(&self, user: UserId) -> Result<super::rows::UserRows> {
+        // Twice: a batch that fails between the wave and the read forgets the state again.
+        for _ in 0..2 {
+            if let Some(rows) = self.matching_pool.rows.get(user) {
+                return Ok(rows);
+            }
+            let wave = Command::Matching(MatchingCommand::Wave);
+            self.submit(UserId(uuid::Uuid::nil()), wave).await?;
+        }
+        self.matching_pool.rows.get(user).ok_or(Error::Unavailable)
     }
 
     /// `user`'s last live connection went away: their open ticket closes (`disconnected`)

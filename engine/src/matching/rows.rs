@@ -16,13 +16,13 @@ use crate::error::{Error, Result};
 use crate::records::record;
 use girok_schemas::proto::{MatchRecord, TicketRecord};
 use girok_schemas::{Event, Payload, Seq, UserId};
-use girok_storage::{Store, Table, Txn};
+use girok_storage::{Table, Txn};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 
 /// Longest a changed row waits in memory (commit time) before a checkpoint writes it; with the
-/// matcher's look (`matching.wave_interval_ms`), it bounds the log a load (or a status read)
-/// applies to the stored rows.
+/// matcher's look (`matching.wave_interval_ms`), it bounds the log a load applies to the
+/// stored rows.
 pub(crate) const CHECKPOINT_EVERY_MS: i64 = 250;
 
 /// The key of `matching_checkpoint`'s one row.
@@ -287,7 +287,7 @@ fn decode(seq: Seq, bytes: &[u8]) -> Result<Event> {
 /// Each user's ticket and match as the stage holds them, shared with status reads (the stored
 /// rows may be behind). Updated after every command the stage runs, like the rows a commit
 /// makes readable before its fsync; emptied when the stage forgets its state, and filled again
-/// at its next load (until then a reader reads the stored rows and the log).
+/// at its next load (a reader that finds it empty has a wave submitted, which loads it).
 #[derive(Default)]
 pub(crate) struct Published {
     rows: parking_lot::RwLock<Option<HashMap<UserId, UserRows>>>,
@@ -338,86 +338,5 @@ impl Published {
             .read()
             .as_ref()
             .map(|all| all.get(&user).cloned().unwrap_or_default())
-    }
-}
-
-/// Log entries a reader looking back for a user's last matching event reads first (then four
-/// times as many each time, up to [`CATCH_UP_CHUNK`]): a user who just acted is among them.
-const LOOK_BACK_FIRST: usize = 8;
-
-/// One user's ticket and match as a reader outside the writer sees them: the stored rows, or,
-/// while they are behind, what the user's last matching event after their checkpoint left,
-/// found looking back from the log's end (a user who just acted is found at once; one who did
-/// not act since the checkpoint costs the checkpoint's interval of log). That one event says
-/// both: a ticket opens only while unmatched, a match closes the tickets, and a skip or a
-/// ticket's closing leaves neither.
-pub(crate) fn read_user(
-    store: &Store,
-    user: UserId,
-) -> Result<(Option<TicketRecord>, Option<MatchRecord>)> {
-    // The checkpoint first: rows read after it are as new as it, or newer.
-    let through = checkpoint_seq(store.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?)?;
-    let ticket = record(store.get(Table::UseridTicket, user.as_bytes())?, "ticket")?;
-    let current = record(store.get(Table::UseridMatch, user.as_bytes())?, "match")?;
-    let Some(through) = through else {
-        return Ok((ticket, current));
-    };
-    let mut to = Seq::MAX;
-    let mut chunk = LOOK_BACK_FIRST;
-    let last = 'look: loop {
-        let entries = store.read_range_back(through.saturating_add(1), to, chunk)?;
-        chunk = (chunk * 4).min(CATCH_UP_CHUNK);
-        let Some((oldest, _)) = entries.last() else {
-            break 'look None;
-        };
-        to = oldest.saturating_sub(1);
-        for (seq, bytes) in entries {
-            let event = decode(seq, &bytes)?;
-            if concerns(&event, user) {
-                break 'look Some(event);
-            }
-        }
-        if to <= through {
-            break 'look None;
-        }
-    };
-    let Some(event) = last else {
-        return Ok((ticket, current));
-    };
-    let mut rows = MatchRows::default();
-    // A match keeps the preferences of the ticket it closed, which it names.
-    if let Payload::Matched {
-        user_a,
-        ticket_a_seq,
-        ticket_b_seq,
-        ..
-    } = &event.payload
-    {
-        let ticket_seq = if *user_a == user {
-            *ticket_a_seq
-        } else {
-            *ticket_b_seq
-        };
-        if let Some(bytes) = store.event(ticket_seq)? {
-            let opened = decode(ticket_seq, &bytes)?;
-            if opened.actor == Some(user) {
-                apply_event(&mut rows, &opened)?;
-            }
-        }
-    }
-    apply_event(&mut rows, &event)?;
-    Ok((rows.tickets.remove(&user), rows.matches.remove(&user)))
-}
-
-/// Whether `event` changes `user`'s ticket or match.
-fn concerns(event: &Event, user: UserId) -> bool {
-    match &event.payload {
-        Payload::TicketOpened { .. } => event.actor == Some(user),
-        Payload::TicketClosed { user: closed, .. } => *closed == user,
-        Payload::Matched { user_a, user_b, .. } => *user_a == user || *user_b == user,
-        Payload::MatchSkipped { partner, .. } => {
-            event.actor.is_some() && (event.actor == Some(user) || *partner == user)
-        }
-        _ => false,
     }
 }

@@ -269,7 +269,6 @@ impl MatchingStage {
                 tags: tags.clone(),
                 language: language.clone(),
             },
-            &[],
         )?;
         let now = opened.commit_time_ms;
         self.pool()
@@ -355,7 +354,6 @@ impl MatchingStage {
                 wait_b_ms: now - b.opened_ms,
                 room_title: Some(title),
             },
-            &[a.user, b.user],
         )?;
         // `matching.matched` closes both tickets itself (it names them): no closing events.
         Ok((matched, room))
@@ -409,7 +407,6 @@ impl MatchingStage {
                 until_ms,
                 members_left: true,
             },
-            &[actor, partner],
         )?;
         let state = self.state();
         state.apart.drop_ended(skipped.commit_time_ms);
@@ -472,18 +469,16 @@ impl MatchingStage {
         Ok(nothing(txn, new_id))
     }
 
-    /// Appends one of matching's events and applies it to the rows in memory (`users`: those
-    /// whose current match it may change).
+    /// Appends one of matching's events and applies it to the rows in memory.
     fn append_recorded(
         &mut self,
         txn: &mut Txn<'_>,
         actor: Option<UserId>,
         id: EventId,
         payload: Payload,
-        users: &[UserId],
     ) -> Result<Ack> {
         let event = append_event(txn, actor, id, payload)?;
-        self.state().record(&event, users)?;
+        self.state().record(&event)?;
         Ok(Ack::new(event.seq, id, event.commit_time_ms))
     }
 
@@ -503,7 +498,7 @@ impl MatchingStage {
             reason: why.to_owned(),
             waited_ms: txn.commit_time_ms() - waiting.opened_ms,
         };
-        self.append_recorded(txn, actor, id, closed, &[])
+        self.append_recorded(txn, actor, id, closed)
     }
 
     fn by_age(&mut self, a: UserId, b: UserId) -> (UserId, UserId) {

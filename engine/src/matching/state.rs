@@ -1,7 +1,7 @@
 //! What the matching stage keeps of the write model in memory, in step with it, so that its
 //! decisions read no storage: the tickets' and matches' rows (written behind: `rows.rs`), the
-//! open tickets as the pool orders them, each user's current match, and the pairs a skip
-//! keeps apart. Loaded together from the write model (and the log after its checkpoint) on
+//! open tickets as the pool orders them (each user's current match is read from their row),
+//! and the pairs a skip keeps apart. Loaded together from the write model (and the log after its checkpoint) on
 //! first use, changed by the stage as it appends, and forgotten together when a refused
 //! command changed them or a batch did not commit (the write model and the log are then the
 //! truth to load again).
@@ -15,7 +15,6 @@ use crate::error::Result;
 use girok_schemas::proto::MatchRecord;
 use girok_schemas::{Event, RoomId, UserId};
 use girok_storage::Txn;
-use std::collections::HashMap;
 
 /// A matched user's match as the stage's decisions need it (the rest of the record, the
 /// match's preferences, is in the rows).
@@ -30,10 +29,6 @@ pub(crate) struct MatchingState {
     pub pool: Pool,
     pub apart: Apart,
     pub rows: MatchRows,
-    /// Each matched user's room and partner, as the rows hold them (about 60 bytes a matched
-    /// user).
-    matches: HashMap<UserId, MatchedWith>,
-    match_changes: u64,
 }
 
 impl MatchingState {
@@ -50,63 +45,41 @@ impl MatchingState {
                 language,
             ));
         }
-        let mut matches = HashMap::new();
-        for (user, record) in &rows.matches {
-            // A corrupt row costs its user's match, not everyone's matching.
-            match matched_with(record) {
-                Ok(matched) => {
-                    matches.insert(*user, matched);
-                }
-                Err(error) => tracing::error!(%error, "matching skips a corrupt match row"),
-            }
-        }
         Ok(Self {
             pool,
             apart: Apart::load(txn)?,
             rows,
-            matches,
-            match_changes: 0,
         })
     }
 
     /// How many changes were made to it (a refused command that made one must not leave it).
     pub fn changes(&self) -> u64 {
-        self.pool.changes() + self.apart.changes() + self.rows.changes() + self.match_changes
+        self.pool.changes() + self.apart.changes() + self.rows.changes()
     }
 
-    /// `user`'s current match.
+    /// `user`'s current match, from their match row (a corrupt row costs that user's match,
+    /// not everyone's matching).
     pub fn current_match(&self, user: UserId) -> Option<MatchedWith> {
-        self.matches.get(&user).copied()
+        let record = self.rows.matches.get(&user)?;
+        let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(record)
+            .inspect_err(|error| tracing::error!(%error, "matching skips a corrupt match row"))
+            .ok()?;
+        Some(MatchedWith { room, partner })
     }
 
     /// Matched users.
     pub fn matched_users(&self) -> usize {
-        self.matches.len()
+        self.rows.matches.len()
     }
 
-    /// Applies an event this stage appended to the rows, and takes the current match of
-    /// `users` from them.
-    pub fn record(&mut self, event: &Event, users: &[UserId]) -> Result<()> {
+    /// Applies an event this stage appended to the rows.
+    pub fn record(&mut self, event: &Event) -> Result<()> {
         self.rows.note_event(event.seq);
-        super::rows::apply_event(&mut self.rows, event)?;
-        for user in users {
-            self.match_changes += 1;
-            match self.rows.matches.get(user).map(matched_with).transpose()? {
-                Some(matched) => self.matches.insert(*user, matched),
-                None => self.matches.remove(user),
-            };
-        }
-        Ok(())
+        super::rows::apply_event(&mut self.rows, event)
     }
 
     /// `user`'s match record, with its preferences.
     pub fn match_record(&self, user: UserId) -> Option<&MatchRecord> {
         self.rows.matches.get(&user)
     }
-}
-
-/// The room and partner of a match record.
-fn matched_with(record: &MatchRecord) -> Result<MatchedWith> {
-    let CurrentMatch { room, partner, .. } = CurrentMatch::try_from(record)?;
-    Ok(MatchedWith { room, partner })
 }
