@@ -998,6 +998,33 @@ fn rows(dir: &std::path::Path, table: Table) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The skip exclusions in `untilms_skips`: `(span key, entries)` per span row (40 bytes an
+/// entry), and whether its removal cursor is there.
+fn skip_spans(dir: &std::path::Path) -> (Vec<(Vec<u8>, usize)>, bool) {
+    let log = Offline::open(dir).unwrap();
+    let rows: Vec<_> = log
+        .write_model_snapshot()
+        .unwrap()
+        .into_iter()
+        .filter(|(t, ..)| *t == Table::UntilmsSkips)
+        .map(|(_, key, value)| (key, value.len()))
+        .collect();
+    let cursor = rows.iter().any(|(key, _)| key == &[0xff]);
+    let spans = rows
+        .into_iter()
+        .filter(|(key, _)| key.len() == 8)
+        .map(|(key, len)| {
+            assert_eq!(len % 40, 0, "a span row holds whole entries");
+            (key, len / 40)
+        })
+        .collect();
+    (spans, cursor)
+}
+
+fn entries(spans: &[(Vec<u8>, usize)]) -> usize {
+    spans.iter().map(|(_, entries)| entries).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_skip_exclusions_are_removed_by_later_skips_as_replay_removes_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -1013,7 +1040,7 @@ async fn ended_skip_exclusions_are_removed_by_later_skips_as_replay_removes_them
         })
     };
     let skip = || Command::Matching(MatchingCommand::Skip { requeue: false });
-    // Two pairs matched, then each ended by a skip: two exclusions, each indexed by its end.
+    // Two pairs matched, then each ended by a skip: two exclusions, in the spans of their ends.
     let engine = open();
     let mut users = Vec::new();
     for name in ["ann", "bob", "cat", "dan", "eve", "fay"] {
@@ -1026,10 +1053,11 @@ async fn ended_skip_exclusions_are_removed_by_later_skips_as_replay_removes_them
     }
     engine.shutdown().await;
     drop(engine);
-    assert_eq!(rows(dir.path(), Table::UserpairSkip).len(), 2);
-    assert_eq!(rows(dir.path(), Table::UntilmsUserpair).len(), 2);
+    let (spans, cursor) = skip_spans(dir.path());
+    assert_eq!(entries(&spans), 2, "{spans:?}");
+    assert!(!cursor);
 
-    // Once they ended, the next skip removes them; a new exclusion stays until it ends.
+    // Once they ended, the next skip removes their spans; a new exclusion stays until it ends.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let engine = open();
     engine.execute(users[4], join()).await.unwrap();
@@ -1037,15 +1065,85 @@ async fn ended_skip_exclusions_are_removed_by_later_skips_as_replay_removes_them
     engine.execute(users[4], skip()).await.unwrap();
     engine.shutdown().await;
     drop(engine);
-    assert_eq!(rows(dir.path(), Table::UserpairSkip).len(), 1);
-    // The new exclusion's index row and the removal cursor.
-    let index = rows(dir.path(), Table::UntilmsUserpair);
-    assert_eq!(index.len(), 2, "{index:?}");
-    assert_eq!(index[1], [0xff]);
+    let (spans, cursor) = skip_spans(dir.path());
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(entries(&spans), 1);
+    assert!(
+        cursor,
+        "the removal cursor marks where the spans left start"
+    );
 
     // The write model is a function of the log: a rebuild removes the same rows.
     let log = Offline::open(dir.path()).unwrap();
     let before = log.write_model_digest().unwrap();
     log.rebuild_write_model(|_| {}).unwrap();
     assert_eq!(log.write_model_digest().unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_exclusions_stored_by_builds_before_spans_are_moved_into_spans_and_still_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let join = || {
+        Command::Matching(MatchingCommand::Join {
+            tags: Vec::new(),
+            language: None,
+        })
+    };
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let (ann, bob) = (user(&engine, "ann").await, user(&engine, "bob").await);
+    engine.shutdown().await;
+    drop(engine);
+
+    // Ann and Bob apart for an hour, as builds before `untilms_skips` stored it.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    let (low, high) = if ann <= bob { (ann, bob) } else { (bob, ann) };
+    let pair = [low.as_bytes().as_slice(), high.as_bytes().as_slice()].concat();
+    {
+        let store =
+            girok_storage::Store::open(girok_storage::StoreConfig::new(dir.path())).unwrap();
+        store
+            .rewrite(|txn| {
+                txn.put(
+                    Table::UserpairSkip,
+                    pair.clone(),
+                    until.to_be_bytes().to_vec(),
+                );
+                let index = [until.to_be_bytes().as_slice(), &pair].concat();
+                txn.put(Table::UntilmsUserpair, index, Vec::new());
+                txn.put(
+                    Table::UntilmsUserpair,
+                    vec![0xff],
+                    1i64.to_be_bytes().to_vec(),
+                );
+                Ok::<_, girok_storage::Error>(())
+            })
+            .unwrap();
+    }
+
+    for restart in 0..2 {
+        let engine = Engine::open(config(dir.path())).unwrap();
+        if restart == 0 {
+            engine.execute(ann, join()).await.unwrap();
+            engine.execute(bob, join()).await.unwrap();
+        }
+        // Bob's join looks for a partner at once, and a status read after a restart loads
+        // the stage with a wave: both still kept apart.
+        for user in [ann, bob] {
+            let status = engine.matching_status(user).await.unwrap();
+            assert!(status.queued.is_some(), "restart {restart}: {status:?}");
+            assert!(status.current.is_none(), "restart {restart}: {status:?}");
+        }
+        engine.shutdown().await;
+        drop(engine);
+        // The old tables are empty, the exclusion in its span.
+        assert!(rows(dir.path(), Table::UserpairSkip).is_empty());
+        assert!(rows(dir.path(), Table::UntilmsUserpair).is_empty());
+        let (spans, _) = skip_spans(dir.path());
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        assert_eq!(entries(&spans), 1);
+    }
 }

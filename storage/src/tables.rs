@@ -56,19 +56,25 @@ pub enum Table {
     UseridTicket,
     /// Write model: `user id (16) -> MatchRecord`, the current match of each matched user.
     UseridMatch,
-    /// Write model: `smaller user id (16) ++ larger user id (16) -> until ms (i64 BE)`: a pair
-    /// one of them skipped, not matched again before then.
+    /// Write model, no longer written: `smaller user id (16) ++ larger user id (16) -> until ms
+    /// (i64 BE)`, the skip exclusions as builds before `untilms_skips` kept them. The matching
+    /// stage's first load moves its rows into `untilms_skips` and empties it.
     UserpairSkip,
-    /// Write model: `until ms (i64 BE) ++ smaller user id (16) ++ larger user id (16) -> ()`:
-    /// `userpair_skip`'s rows by their end, so that ended exclusions are removed; and
-    /// `0xff -> until ms (i64 BE)`, where the rows still there start.
+    /// Write model, no longer written: `userpair_skip`'s rows by their end (`until ms (i64 BE)
+    /// ++ pair -> ()`, and `0xff -> until ms`). Emptied with `userpair_skip`.
     UntilmsUserpair,
+    /// Write model: `first ms of a 100 ms span (i64 BE) -> (smaller user id (16) ++ larger
+    /// user id (16) ++ until ms (i64 BE))*`: the skip exclusions ending in that span, in log
+    /// order, a pair not matched again before its until; and `0xff -> ms (i64 BE)`, where the
+    /// spans still there start. One row per span, not per skip, and written behind by the
+    /// matching stage (`engine/src/matching/skips.rs`).
+    UntilmsSkips,
     /// Write model: `blocker (16) ++ blocked (16) -> block seq (u64 BE)`, one per current block.
     BlockerBlocked,
-    /// Write model: `b"seq" -> seq (u64 BE)` while `userid_ticket` and `userid_match` are
-    /// behind the log: the seq they are current through (the matching stage writes those rows
-    /// behind, at checkpoints; a load applies the log's matching events after this seq). No
-    /// row: they are current.
+    /// Write model: `b"seq" -> seq (u64 BE)` while `userid_ticket`, `userid_match` and
+    /// `untilms_skips` are behind the log: the seq they are current through (the matching
+    /// stage writes those rows behind, at checkpoints; a load applies the log's matching
+    /// events after this seq). No row: they are current.
     MatchingCheckpoint,
     /// Write model: `media id (16) -> MediaRecord`, from the upload request to the purge.
     MediaidMedia,
@@ -86,7 +92,7 @@ pub enum Table {
 
 impl Table {
     /// All tables, in declaration order.
-    pub const ALL: [Table; 29] = [
+    pub const ALL: [Table; 30] = [
         Table::SeqEvent,
         Table::RoomidRoom,
         Table::RoomidUseridMember,
@@ -110,6 +116,7 @@ impl Table {
         Table::UseridMatch,
         Table::UserpairSkip,
         Table::UntilmsUserpair,
+        Table::UntilmsSkips,
         Table::BlockerBlocked,
         Table::MatchingCheckpoint,
         Table::MediaidMedia,
@@ -144,6 +151,7 @@ impl Table {
             Table::UseridMatch => "userid_match",
             Table::UserpairSkip => "userpair_skip",
             Table::UntilmsUserpair => "untilms_userpair",
+            Table::UntilmsSkips => "untilms_skips",
             Table::BlockerBlocked => "blocker_blocked",
             Table::MatchingCheckpoint => "matching_checkpoint",
             Table::MediaidMedia => "mediaid_media",

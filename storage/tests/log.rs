@@ -299,7 +299,7 @@ async fn a_tail_follows_the_durable_log_in_chunks() {
 fn a_range_scan_sees_the_batch_writes_over_the_stored_rows_and_stops_at_its_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-    let table = Table::UntilmsUserpair;
+    let table = Table::UntilmsSkips;
     store
         .rewrite(|txn| {
             for key in [1u8, 2, 3, 4, 5, 9] {

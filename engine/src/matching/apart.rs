@@ -1,15 +1,12 @@
 //! The pairs a skip keeps apart, as the matching stage checks them before pairing two users:
-//! every exclusion the write model holds, in memory, with the time it ends. Loaded from the
-//! write model with the pool and forgotten with it; the stage adds each skip it appends and
-//! drops what ended, so no candidate costs a read of storage. Its size is the number of
-//! exclusions not yet ended (one per pair skipped in the last `skip_exclusion_ms`, about
-//! 120 bytes each; ended ones until the next wave or skip drops them), as the baseline's
-//! sorted sets keep them in memory too.
+//! every exclusion not yet ended, in memory, with the time it ends. Loaded with the skip
+//! exclusions' rows (`skips.rs`) and forgotten with them; every skip the stage appends adds
+//! its pair, and what ended is dropped, so no candidate costs a read of storage. Its size is
+//! the number of exclusions not yet ended (one per pair skipped in the last
+//! `skip_exclusion_ms`, about 120 bytes each; ended ones until the next wave or skip drops
+//! them), as the baseline's sorted sets keep them in memory too.
 
-use crate::error::Result;
-use crate::records::{time_value, users_of_key};
 use girok_schemas::UserId;
-use girok_storage::{Table, Txn};
 use std::collections::{BTreeSet, HashMap};
 
 /// The two users of a pair, the smaller id first (as `records::pair_key` orders them).
@@ -29,20 +26,6 @@ pub(crate) struct Apart {
 }
 
 impl Apart {
-    /// Every exclusion in the write model (ended ones too: `until` ignores them).
-    pub fn load(txn: &Txn<'_>) -> Result<Self> {
-        let mut apart = Apart::default();
-        for (key, value) in txn.scan_prefix(Table::UserpairSkip, &[])? {
-            // A corrupt row costs its pair's exclusion, not everyone's matching.
-            match (users_of_key(&key), time_value(Some(value))) {
-                (Some((a, b)), Some(until)) => apart.set(a, b, until),
-                _ => tracing::error!(key = ?key, "matching skips a corrupt skip exclusion row"),
-            }
-        }
-        apart.changes = 0;
-        Ok(apart)
-    }
-
     pub fn changes(&self) -> u64 {
         self.changes
     }
@@ -55,13 +38,19 @@ impl Apart {
             .filter(|until| *until > now)
     }
 
-    /// Keeps `a` and `b` apart until `until` (in place of an earlier exclusion of theirs).
+    /// Keeps `a` and `b` apart until `until`, unless an exclusion of theirs ends later: a
+    /// pair is apart until the last of its exclusions ends, whatever order they are read in.
     pub fn set(&mut self, a: UserId, b: UserId, until: i64) {
         let pair = pair(a, b);
         self.changes += 1;
-        if let Some(earlier) = self.until.insert(pair, until) {
-            self.by_end.remove(&(earlier, pair));
+        match self.until.get(&pair) {
+            Some(&later) if later >= until => return,
+            Some(&earlier) => {
+                self.by_end.remove(&(earlier, pair));
+            }
+            None => {}
         }
+        self.until.insert(pair, until);
         self.by_end.insert((until, pair));
     }
 
@@ -98,8 +87,10 @@ mod tests {
         assert_eq!(apart.until(user(1), user(2), 100), None);
         assert_eq!(apart.until(user(1), user(3), 0), None);
 
-        // A later skip of the same pair replaces the exclusion, and its index entry.
+        // A later end of the same pair replaces the exclusion, and its index entry; an
+        // earlier one changes nothing.
         apart.set(user(1), user(2), 300);
+        apart.set(user(2), user(1), 120);
         apart.set(user(1), user(3), 200);
         apart.drop_ended(250);
         assert_eq!(apart.len(), 1);

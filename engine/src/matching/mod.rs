@@ -2,8 +2,8 @@
 //! for every match. The same shape as every domain: its [`MatchingCommand`]s (`command.rs`),
 //! the write-time rules and decisions the sequencer runs (`stage.rs`, over what `state.rs`
 //! keeps in memory: the open tickets of `pool.rs`, the current matches, the pairs apart of
-//! `apart.rs`, the tickets' and matches' rows it writes behind (`rows.rs`); and the blocks of
-//! `blocks.rs`), its effect on the write model (`apply.rs`),
+//! `apart.rs`, the tickets', matches' and skip exclusions' rows it writes behind (`rows.rs`,
+//! `skips.rs`); and the blocks of `blocks.rs`), its effect on the write model (`apply.rs`),
 //! and its reads (`reads.rs`, the `Engine` methods); `matcher.rs` submits a wave when time
 //! relaxes or expires a waiting ticket; `updates.rs` reads an event as one user's news.
 
@@ -15,6 +15,7 @@ pub(crate) mod matcher;
 mod pool;
 mod reads;
 pub(crate) mod rows;
+mod skips;
 mod stage;
 mod state;
 mod updates;

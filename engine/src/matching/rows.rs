@@ -1,17 +1,20 @@
-//! Each user's open ticket (`userid_ticket`) and current match (`userid_match`), written
-//! behind. Every join, match and skip changes them, and writing them through to fjall with
-//! every event cost the log writer a third of its time and fed most of fjall's flushes and
-//! compactions (README, Benchmarks → Random matching, stop 58). So the matching stage
-//! keeps them in memory ([`MatchRows`]) and writes only the users' rows that changed, at a
-//! checkpoint: at most every [`CHECKPOINT_EVERY_MS`] of commit time after the last (the
-//! matcher submits one when no command comes to write it), and at shutdown. While the stored
-//! rows are behind, `matching_checkpoint` holds the seq they are current through, written with
-//! the first change after a checkpoint and removed by the next, each in its command's own
-//! batch; a load takes the stored rows and applies the log's matching events after that seq,
-//! so nothing acknowledged is lost with a crash, and the log to apply stays a checkpoint's
-//! interval long. What an event does to the rows is said once, in [`apply_event`]: the stage
-//! applies it to memory, `girok replay`'s rebuild to the write model, event by event.
+//! Each user's open ticket (`userid_ticket`) and current match (`userid_match`), and the skip
+//! exclusions (`untilms_skips`, `skips.rs`), written behind. Every join, match and skip
+//! changes them, and writing them through to fjall with every event cost the log writer a
+//! third of its time and fed most of fjall's flushes and compactions (README, Benchmarks →
+//! Random matching, stops 58 and 59). So the matching stage keeps them in memory
+//! ([`MatchRows`]) and writes only the rows that changed, at a checkpoint: at most every
+//! [`CHECKPOINT_EVERY_MS`] of commit time after the last (the matcher submits one when no
+//! command comes to write it), and at shutdown. While the stored rows are behind,
+//! `matching_checkpoint` holds the seq they are current through, written with the first
+//! change after a checkpoint and removed by the next, each in its command's own batch; a load
+//! takes the stored rows and applies the log's matching events after that seq, so nothing
+//! acknowledged is lost with a crash, and the log to apply stays a checkpoint's interval long.
+//! What an event does to the rows is said once, in [`apply_event`]: the stage applies it to
+//! memory, `girok replay`'s rebuild to the write model, event by event.
 
+use super::apart::Apart;
+use super::skips::{self, SkipRows};
 use crate::error::{Error, Result};
 use crate::records::record;
 use girok_schemas::proto::{MatchRecord, TicketRecord};
@@ -36,9 +39,14 @@ pub(crate) trait Rows {
     fn ticket(&self, user: UserId) -> Result<Option<TicketRecord>>;
     fn set_ticket(&mut self, user: UserId, ticket: Option<TicketRecord>);
     fn set_match(&mut self, user: UserId, current: Option<MatchRecord>);
+    /// Keeps `a` and `b` apart until `until_ms` (`skips.rs`).
+    fn add_skip(&mut self, a: UserId, b: UserId, until_ms: i64) -> Result<()>;
+    /// Removes skip exclusions that ended by `now` (`skips.rs`).
+    fn remove_ended_skips(&mut self, now: i64) -> Result<()>;
 }
 
-/// Applies `event`'s effect on the tickets and matches, if it is one of matching's.
+/// Applies `event`'s effect on the tickets, matches and skip exclusions, if it is one of
+/// matching's.
 pub(crate) fn apply_event(rows: &mut impl Rows, event: &Event) -> Result<()> {
     match &event.payload {
         Payload::TicketOpened { tags, language } => {
@@ -75,10 +83,14 @@ pub(crate) fn apply_event(rows: &mut impl Rows, event: &Event) -> Result<()> {
                 rows.set_match(*user, Some(current));
             }
         }
-        Payload::MatchSkipped { partner, .. } => {
+        Payload::MatchSkipped {
+            partner, until_ms, ..
+        } => {
             if let Some(skipper) = event.actor {
                 rows.set_match(skipper, None);
                 rows.set_match(*partner, None);
+                rows.remove_ended_skips(event.commit_time_ms)?;
+                rows.add_skip(skipper, *partner, *until_ms)?;
             }
         }
         _ => {}
@@ -101,6 +113,14 @@ impl Rows for Written<'_, '_> {
     fn set_match(&mut self, user: UserId, current: Option<MatchRecord>) {
         put_or_delete(self.0, Table::UseridMatch, user, current);
     }
+
+    fn add_skip(&mut self, a: UserId, b: UserId, until_ms: i64) -> Result<()> {
+        skips::add(self.0, a, b, until_ms)
+    }
+
+    fn remove_ended_skips(&mut self, now: i64) -> Result<()> {
+        skips::remove_ended(self.0, now)
+    }
 }
 
 fn put_or_delete(txn: &mut Txn<'_>, table: Table, user: UserId, row: Option<impl Message>) {
@@ -111,12 +131,14 @@ fn put_or_delete(txn: &mut Txn<'_>, table: Table, user: UserId, row: Option<impl
     }
 }
 
-/// The rows as the stage keeps them: all of them, and which users' changed since the last
-/// checkpoint.
+/// The rows as the stage keeps them: all tickets and matches and which users' changed since
+/// the last checkpoint, the skip exclusions' changes, and the pairs apart they make.
 #[derive(Default)]
 pub(crate) struct MatchRows {
     pub tickets: HashMap<UserId, TicketRecord>,
     pub matches: HashMap<UserId, MatchRecord>,
+    pub apart: Apart,
+    skips: SkipRows,
     changed: HashSet<UserId>,
     /// Users changed since the stage last published them ([`Published::update`]).
     unpublished: Vec<UserId>,
@@ -150,6 +172,20 @@ impl Rows for MatchRows {
             None => self.matches.remove(&user),
         };
         self.changed(user);
+    }
+
+    fn add_skip(&mut self, a: UserId, b: UserId, until_ms: i64) -> Result<()> {
+        self.changes += 1;
+        self.apart.set(a, b, until_ms);
+        self.skips.add(a, b, until_ms);
+        Ok(())
+    }
+
+    fn remove_ended_skips(&mut self, now: i64) -> Result<()> {
+        self.changes += 1;
+        self.apart.drop_ended(now);
+        self.skips.remove_ended(now);
+        Ok(())
     }
 }
 
@@ -189,6 +225,7 @@ impl MatchRows {
                 Err(error) => tracing::error!(%error, "matching skips a corrupt match row"),
             }
         }
+        rows.skips = SkipRows::load(txn, &mut rows.apart)?;
         if let Some(through) = checkpoint_seq(txn.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?)?
         {
             rows.marker_stored = true;
@@ -210,13 +247,18 @@ impl MatchRows {
                 }
             }
         }
-        rows.changes = 0;
         rows.unpublished.clear();
         Ok(rows)
     }
 
+    /// How many changes were made to them (compared before and after a command).
     pub fn changes(&self) -> u64 {
-        self.changes
+        self.changes + self.apart.changes()
+    }
+
+    /// Whether there are changes a checkpoint has not written.
+    fn is_dirty(&self) -> bool {
+        !self.changed.is_empty() || self.skips.is_dirty()
     }
 
     fn changed(&mut self, user: UserId) {
@@ -225,16 +267,17 @@ impl MatchRows {
         self.unpublished.push(user);
     }
 
-    /// Notes that the event at `seq` is about to change the rows.
+    /// Notes that the event at `seq` is about to change the rows: the first such event since
+    /// the last checkpoint makes the stored rows behind from it on.
     pub fn note_event(&mut self, seq: Seq) {
-        if self.changed.is_empty() && self.behind_through.is_none() {
+        if !self.marker_stored && self.behind_through.is_none() {
             self.behind_through = Some(seq.saturating_sub(1));
         }
     }
 
     /// When the next checkpoint is due (commit time); `i64::MAX`: nothing to write.
     pub fn checkpoint_due_ms(&self) -> i64 {
-        if !self.changed.is_empty() {
+        if self.is_dirty() {
             self.checkpointed_ms.saturating_add(CHECKPOINT_EVERY_MS)
         } else if self.marker_stored {
             i64::MIN
@@ -243,10 +286,11 @@ impl MatchRows {
         }
     }
 
-    /// After a command: writes the changed users' rows into `txn` when a checkpoint is due
-    /// (or `now`), and removes the seq they were behind at; otherwise stores that seq if the
-    /// rows just fell behind.
-    pub fn settle(&mut self, txn: &mut Txn<'_>, now: bool) {
+    /// After a command: writes the changed rows into `txn` when a checkpoint is due (or
+    /// `now`), and removes the seq they were behind at; otherwise stores that seq if the rows
+    /// just fell behind. An error (a span row not read) leaves `txn` half written: the
+    /// command must then be refused.
+    pub fn settle(&mut self, txn: &mut Txn<'_>, now: bool) -> Result<()> {
         let time = txn.commit_time_ms();
         if now || time >= self.checkpoint_due_ms() {
             for user in std::mem::take(&mut self.changed) {
@@ -255,6 +299,7 @@ impl MatchRows {
                 let current = self.matches.get(&user).cloned();
                 put_or_delete(txn, Table::UseridMatch, user, current);
             }
+            self.skips.write(txn)?;
             if self.marker_stored {
                 txn.delete(Table::MatchingCheckpoint, CHECKPOINT_KEY.to_vec());
                 self.marker_stored = false;
@@ -271,6 +316,7 @@ impl MatchRows {
             );
             self.marker_stored = true;
         }
+        Ok(())
     }
 }
 

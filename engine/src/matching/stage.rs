@@ -138,7 +138,10 @@ impl MatchingStage {
                 && let Some(state) = &mut self.state
             {
                 self.gauge.rows.update(&mut state.rows);
-                state.rows.settle(txn, now);
+                if let Err(error) = state.rows.settle(txn, now) {
+                    self.forget_state();
+                    return Err(error);
+                }
             }
             self.publish();
         }
@@ -233,7 +236,7 @@ impl MatchingStage {
         let Some(state) = &self.state else {
             return;
         };
-        let (pool, apart) = (&state.pool, &state.apart);
+        let (pool, apart) = (&state.pool, &state.rows.apart);
         self.gauge.pairs_apart.set(apart.len() as u64);
         self.gauge.matched_users.set(state.matched_users() as u64);
         let (waiting, due) = (pool.len() as u64, pool.next_due(&rules));
@@ -294,7 +297,8 @@ impl MatchingStage {
         now: i64,
     ) -> Result<Option<UserId>> {
         let rules = self.config.rules;
-        let MatchingState { pool, apart, .. } = self.state();
+        let MatchingState { pool, rows, .. } = self.state();
+        let apart = &rows.apart;
         // A pair kept apart by a skip may meet once its exclusion ends: look again then.
         let mut apart_until: Option<i64> = None;
         let partner = pool.best_partner(user, now, &rules, |a, b| {
@@ -397,6 +401,7 @@ impl MatchingStage {
             .commit_time_ms()
             .saturating_add(self.config.skip_exclusion_ms.max(0));
         // One event is the skip and both leaving the room.
+        // Recording it keeps the pair apart (`rows.rs`).
         let skipped = self.append_recorded(
             txn,
             Some(actor),
@@ -408,9 +413,6 @@ impl MatchingStage {
                 members_left: true,
             },
         )?;
-        let state = self.state();
-        state.apart.drop_ended(skipped.commit_time_ms);
-        state.apart.set(actor, partner, until_ms);
         for user in [actor, partner] {
             chat.forget_member(room, user);
         }
@@ -450,7 +452,7 @@ impl MatchingStage {
     fn wave(&mut self, txn: &mut Txn<'_>, blocks: &mut Blocks, new_id: EventId) -> Result<Ack> {
         let now = txn.commit_time_ms();
         let rules = self.config.rules;
-        self.state().apart.drop_ended(now);
+        self.state().rows.apart.drop_ended(now);
         let (expired, relaxed) = self.pool().due(now, &rules);
         for user in expired {
             if let Some(waiting) = self.pool().remove(user) {

@@ -1,12 +1,11 @@
 //! What the matching stage keeps of the write model in memory, in step with it, so that its
-//! decisions read no storage: the tickets' and matches' rows (written behind: `rows.rs`), the
-//! open tickets as the pool orders them (each user's current match is read from their row),
-//! and the pairs a skip keeps apart. Loaded together from the write model (and the log after its checkpoint) on
+//! decisions read no storage: the tickets', matches' and skip exclusions' rows (written
+//! behind: `rows.rs`) with the pairs a skip keeps apart, and the open tickets as the pool
+//! orders them (each user's current match is read from their row). Loaded together from the write model (and the log after its checkpoint) on
 //! first use, changed by the stage as it appends, and forgotten together when a refused
 //! command changed them or a batch did not commit (the write model and the log are then the
 //! truth to load again).
 
-use super::apart::Apart;
 use super::pool::{Pool, Waiting};
 use super::reads::CurrentMatch;
 use super::rows::MatchRows;
@@ -27,7 +26,6 @@ pub(crate) struct MatchedWith {
 #[derive(Default)]
 pub(crate) struct MatchingState {
     pub pool: Pool,
-    pub apart: Apart,
     pub rows: MatchRows,
 }
 
@@ -45,16 +43,12 @@ impl MatchingState {
                 language,
             ));
         }
-        Ok(Self {
-            pool,
-            apart: Apart::load(txn)?,
-            rows,
-        })
+        Ok(Self { pool, rows })
     }
 
     /// How many changes were made to it (a refused command that made one must not leave it).
     pub fn changes(&self) -> u64 {
-        self.pool.changes() + self.apart.changes() + self.rows.changes()
+        self.pool.changes() + self.rows.changes()
     }
 
     /// `user`'s current match, from their match row (a corrupt row costs that user's match,

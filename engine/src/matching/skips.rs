@@ -1,0 +1,241 @@
+//! The skip exclusions' rows (`untilms_skips`): one row per [`SPAN_MS`] of exclusion ends,
+//! holding every skip whose exclusion ends in that span (its pair and its end), in log order.
+//! A row per skip, with its index row by end, cost the log writer two inserts and a lookup at
+//! each of the bench's 5,000 skips a second, and fed fjall's flushes and compactions (README,
+//! Benchmarks → Random matching, stop 59); a span's row is written at one or two of the stage's
+//! checkpoints (`rows.rs`). Every skip also removes up to [`ENDED_SPANS_REMOVED_PER_SKIP`]
+//! spans that ended by its commit time, from a cursor, so that removal never reads the removed
+//! rows' tombstones and keeps pace with the spans skips add (each adds at most one). What a
+//! skip does to the rows is a function of the log, so `girok replay` rebuilds them byte for
+//! byte: [`add`] and [`remove_ended`] do it to the table (a rebuild), [`SkipRows`] keeps the
+//! same changes in memory between the stage's checkpoints. A load also moves the rows of the
+//! tables builds before kept (`userpair_skip`, `untilms_userpair`) into spans, once.
+
+use super::apart::Apart;
+use crate::error::Result;
+use crate::records::{pair_key, time_value, users_of_key};
+use girok_schemas::UserId;
+use girok_storage::{Table, Txn};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The span of exclusion ends one row holds.
+pub(crate) const SPAN_MS: i64 = 100;
+
+/// Ended spans a skip removes, at most: no skip pays for a long quiet time's backlog at once.
+const ENDED_SPANS_REMOVED_PER_SKIP: usize = 8;
+
+/// An entry: the pair's key (32) and the exclusion's end (i64 BE).
+const ENTRY_BYTES: usize = 40;
+
+/// The row holding where the spans still there start: past every span's key (ends are
+/// positive, so their first byte is below 0x80).
+const CURSOR: &[u8] = &[0xff];
+
+/// The first ms of the span `until_ms` falls in.
+fn span_of(until_ms: i64) -> i64 {
+    until_ms - until_ms.rem_euclid(SPAN_MS)
+}
+
+fn entry(a: UserId, b: UserId, until_ms: i64) -> Vec<u8> {
+    let mut entry = pair_key(a, b);
+    entry.extend_from_slice(&until_ms.to_be_bytes());
+    entry
+}
+
+/// A span row's entries: `(a, b, until ms)` (a corrupt one costs its pair's exclusion, not
+/// everyone's matching).
+fn entries(row: &[u8]) -> impl Iterator<Item = (UserId, UserId, i64)> + '_ {
+    row.chunks(ENTRY_BYTES).filter_map(|entry| {
+        let parsed = entry.split_at_checked(32).and_then(|(pair, until)| {
+            let (a, b) = users_of_key(pair)?;
+            Some((a, b, time_value(Some(until.to_vec()))?))
+        });
+        if parsed.is_none() {
+            tracing::error!(?entry, "matching skips a corrupt skip exclusion");
+        }
+        parsed
+    })
+}
+
+/// The span a stored key names (`None`: the cursor, or a corrupt key).
+fn span_of_key(key: &[u8]) -> Option<i64> {
+    time_value(Some(key.to_vec()))
+}
+
+/// Adds the exclusion of `a` and `b` until `until_ms` to the table (a rebuild).
+pub(crate) fn add(txn: &mut Txn<'_>, a: UserId, b: UserId, until_ms: i64) -> Result<()> {
+    let key = span_of(until_ms).to_be_bytes();
+    let mut row = txn.get(Table::UntilmsSkips, &key)?.unwrap_or_default();
+    row.extend_from_slice(&entry(a, b, until_ms));
+    txn.put(Table::UntilmsSkips, key.to_vec(), row);
+    Ok(())
+}
+
+/// Removes from the table up to [`ENDED_SPANS_REMOVED_PER_SKIP`] spans that ended by `now`
+/// (a skip's commit time), oldest first (a rebuild).
+pub(crate) fn remove_ended(txn: &mut Txn<'_>, now: i64) -> Result<()> {
+    let from = time_value(txn.get(Table::UntilmsSkips, CURSOR)?).unwrap_or(0);
+    // A span has ended once all of it is at or before `now`.
+    let before = now.saturating_sub(SPAN_MS).saturating_add(1);
+    if before <= from {
+        return Ok(());
+    }
+    let ended = txn.scan_range(
+        Table::UntilmsSkips,
+        &from.to_be_bytes(),
+        &before.to_be_bytes(),
+        ENDED_SPANS_REMOVED_PER_SKIP,
+    )?;
+    let mut cursor = None;
+    for (key, _) in ended {
+        if let Some(span) = span_of_key(&key) {
+            cursor = Some(span + SPAN_MS);
+        }
+        txn.delete(Table::UntilmsSkips, key);
+    }
+    if let Some(cursor) = cursor {
+        txn.put(
+            Table::UntilmsSkips,
+            CURSOR.to_vec(),
+            cursor.to_be_bytes().to_vec(),
+        );
+    }
+    Ok(())
+}
+
+/// A span's change since the stage's last checkpoint.
+enum Change {
+    /// Entries to append to its row.
+    Append(Vec<u8>),
+    Remove,
+}
+
+/// The spans as the stage keeps them between checkpoints: which exist, and what changed.
+#[derive(Default)]
+pub(crate) struct SkipRows {
+    /// Every span the table holds once the changes are written.
+    spans: BTreeSet<i64>,
+    changed: BTreeMap<i64, Change>,
+    /// The cursor to write, when it moved.
+    cursor: Option<i64>,
+    /// Rows of the tables builds before kept, to delete (they are in `changed` now).
+    legacy: Vec<(Table, Vec<u8>)>,
+}
+
+impl SkipRows {
+    /// The stored spans, with every exclusion they hold given to `apart` (and the rows of
+    /// the tables builds before kept, moved into spans at the next checkpoint).
+    pub fn load(txn: &Txn<'_>, apart: &mut Apart) -> Result<Self> {
+        let mut rows = SkipRows::default();
+        for (key, row) in txn.scan_prefix(Table::UntilmsSkips, &[])? {
+            let Some(span) = span_of_key(&key) else {
+                continue; // the cursor
+            };
+            rows.spans.insert(span);
+            for (a, b, until) in entries(&row) {
+                apart.set(a, b, until);
+            }
+        }
+        for (key, value) in txn.scan_prefix(Table::UserpairSkip, &[])? {
+            match (users_of_key(&key), time_value(Some(value))) {
+                (Some((a, b)), Some(until)) => {
+                    apart.set(a, b, until);
+                    rows.add(a, b, until);
+                }
+                _ => tracing::error!(?key, "matching skips a corrupt skip exclusion row"),
+            }
+            rows.legacy.push((Table::UserpairSkip, key));
+        }
+        for (key, _) in txn.scan_prefix(Table::UntilmsUserpair, &[])? {
+            rows.legacy.push((Table::UntilmsUserpair, key));
+        }
+        Ok(rows)
+    }
+
+    /// Whether there is anything to write.
+    pub fn is_dirty(&self) -> bool {
+        !self.changed.is_empty() || self.cursor.is_some() || !self.legacy.is_empty()
+    }
+
+    /// [`add`], in memory.
+    pub fn add(&mut self, a: UserId, b: UserId, until_ms: i64) {
+        let span = span_of(until_ms);
+        self.spans.insert(span);
+        let change = self
+            .changed
+            .entry(span)
+            .or_insert_with(|| Change::Append(Vec::new()));
+        match change {
+            Change::Append(entries) => entries.extend_from_slice(&entry(a, b, until_ms)),
+            // An ended span never gets a new exclusion: its end is at least its skip's commit
+            // time, which never goes back along the log.
+            Change::Remove => tracing::error!(span, "matching: a skip into an ended span"),
+        }
+    }
+
+    /// [`remove_ended`], in memory: the spans it would find are the first ones here.
+    pub fn remove_ended(&mut self, now: i64) {
+        for _ in 0..ENDED_SPANS_REMOVED_PER_SKIP {
+            let Some(&span) = self.spans.first() else {
+                break;
+            };
+            if span.saturating_add(SPAN_MS) > now {
+                break;
+            }
+            self.spans.pop_first();
+            self.changed.insert(span, Change::Remove);
+            self.cursor = Some(span + SPAN_MS);
+        }
+    }
+
+    /// Writes the changes into `txn`.
+    pub fn write(&mut self, txn: &mut Txn<'_>) -> Result<()> {
+        for (table, key) in self.legacy.drain(..) {
+            txn.delete(table, key);
+        }
+        for (span, change) in std::mem::take(&mut self.changed) {
+            let key = span.to_be_bytes();
+            match change {
+                Change::Append(entries) => {
+                    let mut row = txn.get(Table::UntilmsSkips, &key)?.unwrap_or_default();
+                    row.extend_from_slice(&entries);
+                    txn.put(Table::UntilmsSkips, key.to_vec(), row);
+                }
+                Change::Remove => txn.delete(Table::UntilmsSkips, key.to_vec()),
+            }
+        }
+        if let Some(cursor) = self.cursor.take() {
+            txn.put(
+                Table::UntilmsSkips,
+                CURSOR.to_vec(),
+                cursor.to_be_bytes().to_vec(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ends_fall_in_spans_of_their_first_ms() {
+        assert_eq!(span_of(0), 0);
+        assert_eq!(span_of(99), 0);
+        assert_eq!(span_of(100), 100);
+        assert_eq!(span_of(1_234_567), 1_234_500);
+    }
+
+    #[test]
+    fn a_row_gives_its_entries_back() {
+        let user = |n: u128| UserId(uuid::Uuid::from_u128(n));
+        let mut row = entry(user(2), user(1), 150);
+        row.extend_from_slice(&entry(user(3), user(4), 199));
+        let read: Vec<_> = entries(&row).collect();
+        assert_eq!(read, [(user(1), user(2), 150), (user(3), user(4), 199)]);
+        // A torn entry is skipped, not read as a pair.
+        row.truncate(row.len() - 1);
+        assert_eq!(entries(&row).count(), 1);
+    }
+}
