@@ -55,7 +55,7 @@ pub use girok_storage::{BlobConfig, S3Config};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, Pacing, StoreConfig,
-    WriterConfig,
+    WriterConfig, sched::DEFAULT_WORKERS_NICENESS,
 };
 pub use hub::{Hub, LiveEvent, Topic};
 pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};

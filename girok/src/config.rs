@@ -63,6 +63,9 @@ pub struct StorageConfig {
     /// Most table files kept open at once; with a reserve for everything else, these
     /// descriptors are kept from client connections (see `server.max_connections`).
     pub max_open_files: usize,
+    /// Niceness of fjall's flush and compaction workers, 0–19 (0: as the server's other
+    /// threads; 19: they take what the log writer and the sockets leave).
+    pub workers_niceness: i32,
     /// While the process is busy, the least time between two of the log writer's batches
     /// (so each fsync covers more commands), microseconds; 0: never spaced.
     pub busy_batch_interval_us: u64,
@@ -82,6 +85,7 @@ impl Default for StorageConfig {
             write_buffer_mib: girok_engine::DEFAULT_WRITE_BUFFER_BYTES >> 20,
             view_cache_mib: 32,
             max_open_files: girok_engine::DEFAULT_MAX_OPEN_FILES,
+            workers_niceness: girok_engine::DEFAULT_WORKERS_NICENESS,
             busy_batch_interval_us: 1_000,
             busy_cpu_percent: 85,
         }
@@ -333,6 +337,13 @@ impl Config {
         // The store keeps at least 1 MiB itself.
         config.store.write_buffer_bytes = mib(self.storage.write_buffer_mib);
         config.store.max_open_files = self.storage.max_open_files;
+        if !(0..=19).contains(&self.storage.workers_niceness) {
+            anyhow::bail!(
+                "storage.workers_niceness must be 0–19, not {}",
+                self.storage.workers_niceness
+            );
+        }
+        config.store.workers_niceness = self.storage.workers_niceness;
         config.view_cache_bytes = mib(self.storage.view_cache_mib.max(1));
         config.writer.max_batch = self.storage.max_batch.max(1);
         config.writer.queue = self.storage.queue.max(1);
@@ -416,5 +427,23 @@ mod tests {
             assert!(Config::default().ignored_keys().is_empty());
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_store_workers_niceness_is_one_of_the_kernels() {
+        let mut config = Config::default();
+        config.storage.workers_niceness = 19;
+        let engine = config.engine_config().map_err(|e| e.to_string());
+        assert_eq!(engine.map(|e| e.store.workers_niceness), Ok(19));
+        for wrong in [-1, 20] {
+            config.storage.workers_niceness = wrong;
+            let error = config.engine_config().err().map(|e| e.to_string());
+            assert_eq!(
+                error,
+                Some(format!(
+                    "storage.workers_niceness must be 0–19, not {wrong}"
+                ))
+            );
+        }
     }
 }

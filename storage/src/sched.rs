@@ -9,6 +9,16 @@
 //! runtime waited up to 5–7 ms, behind a search indexing thread running its whole slice
 //! (README, Benchmarks → chat). A kernel before 6.12 ignores the request, and so does every
 //! other system. `server.short_slices = false` switches it off ([`set_short_slices`]).
+//!
+//! fjall's flush and compaction workers can run at a lower priority (`storage.workers_niceness`,
+//! inherited from the thread that opens the database: [`with_niceness`]). At the normal one a
+//! flush or compaction (milliseconds of CPU at a time) takes the core from the log writer and
+//! the sockets' runtime: girok alone on one core at 10,000 joins/s (0.85 of it busy),
+//! join→matched p99 was shorter at niceness 19 in each of seven interleaved pairs (12.7 /
+//! 12.9 / 12.8 ms against 24.0 / 32.4 / 43.1 in the quietest hour). On a saturated core
+//! (chat at 10,000 messages/s) the delivery p99 was longer in each of four pairs (twice by
+//! more than half), likely a worker preempted while it holds a lock the writer waits for; so
+//! the default stays 0 (README, Benchmarks → Random matching, stop 59).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,6 +47,62 @@ pub fn latency_critical(what: &str) {
     }
 }
 
+/// The niceness of fjall's flush and compaction workers by default (`storage.workers_niceness`):
+/// the server's own.
+pub const DEFAULT_WORKERS_NICENESS: i32 = 0;
+
+/// Runs `open` on a thread of its own at `niceness` (or the caller's, if that is higher), so
+/// that the threads it starts (fjall's workers, when it opens the database) inherit it while
+/// the caller keeps its own. `Err` only if that thread could not start or panicked.
+pub fn with_niceness<T: Send>(
+    niceness: i32,
+    open: impl FnOnce() -> T + Send,
+) -> std::io::Result<T> {
+    std::thread::scope(|scope| {
+        let opener = std::thread::Builder::new()
+            .name("girok-store-open".into())
+            .spawn_scoped(scope, || {
+                if let Err(error) = lower_niceness(niceness) {
+                    tracing::warn!(%error, niceness, "cannot lower the priority of fjall's workers");
+                }
+                open()
+            })?;
+        opener
+            .join()
+            .map_err(|_| std::io::Error::other("the thread opening the database panicked"))
+    })
+}
+
+/// `setpriority(2)` for the calling thread (on Linux the niceness is a thread's, not the
+/// process's), unless it is at `niceness` or above already (raising a priority takes a
+/// privilege).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lower_niceness(niceness: i32) -> std::io::Result<()> {
+    // SAFETY: plain system calls on the calling thread (`who` 0), no memory passed.
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if current >= niceness {
+        return Ok(());
+    }
+    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, niceness) };
+    os_result(i64::from(done))
+}
+
+/// A system call's result: 0 is success, anything else the error in `errno`.
+#[cfg(target_os = "linux")]
+fn os_result(done: i64) -> std::io::Result<()> {
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_niceness(_: i32) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// `sched_setattr(2)` on the calling thread: the normal policy at the thread's niceness (the
 /// call sets it too, so it passes the one the thread has: a server started with `nice` stays
 /// at it) with a custom slice (`sched_runtime`, which the fair scheduler reads as the slice
@@ -59,11 +125,7 @@ fn shorten_slice(slice: Duration) -> std::io::Result<()> {
     // SAFETY: `attr` is a valid `sched_attr` whose `size` says how much of it the kernel may
     // read; pid 0 is the calling thread; the kernel keeps no pointer to it after the call.
     let done = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const _, 0) };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    os_result(done)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -106,21 +168,38 @@ mod tests {
         .expect("the thread");
     }
 
+    /// A thread's niceness, from its `stat` (`/proc/thread-self` or `/proc/self/task/<tid>`).
+    pub(crate) fn niceness_in(dir: &str) -> i64 {
+        let stat = std::fs::read_to_string(format!("{dir}/stat")).expect("stat");
+        let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
+        // Field 19 of stat is the niceness; after the name, it is the 17th.
+        after_name
+            .split(' ')
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("a number")
+    }
+
+    /// Threads started inside inherit the lowest niceness; the caller keeps its own.
+    #[test]
+    fn threads_started_inside_inherit_the_niceness() {
+        let before = niceness_in("/proc/thread-self");
+        let inherited = with_niceness(19, || {
+            std::thread::spawn(|| niceness_in("/proc/thread-self"))
+                .join()
+                .expect("the thread")
+        })
+        .expect("the opening thread");
+        assert_eq!(inherited, 19);
+        assert_eq!(niceness_in("/proc/thread-self"), before);
+    }
+
     /// The call keeps the thread's niceness (it sets one too).
     #[test]
     fn the_short_slice_keeps_the_threads_niceness() {
         std::thread::spawn(|| {
-            let niceness = || -> i64 {
-                let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
-                let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
-                // Field 19 of stat is the niceness; after the name, it is the 17th.
-                after_name
-                    .split(' ')
-                    .nth(16)
-                    .expect("nice")
-                    .parse()
-                    .expect("a number")
-            };
+            let niceness = || niceness_in("/proc/thread-self");
             let renice = std::process::Command::new("renice")
                 .args(["-n", "3", "-p", &thread_id().to_string()])
                 .output()

@@ -67,6 +67,8 @@ pub struct StoreConfig {
     pub write_buffer_bytes: u64,
     /// Most table files fjall keeps open at once (its descriptor cache).
     pub max_open_files: usize,
+    /// Niceness of fjall's flush and compaction workers (0–19; never below the opener's).
+    pub workers_niceness: i32,
 }
 
 impl StoreConfig {
@@ -78,6 +80,7 @@ impl StoreConfig {
             cache_bytes: 64 * 1024 * 1024,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
+            workers_niceness: crate::sched::DEFAULT_WORKERS_NICENESS,
         }
     }
 }
@@ -113,14 +116,17 @@ impl Handles {
     /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
     fn open(config: &StoreConfig) -> Result<Handles> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = Database::builder(&config.data_dir)
-            .cache_size(config.cache_bytes)
-            .max_cached_files(Some(config.max_open_files.max(16)))
-            .open()
-            .map_err(|e| match e {
-                fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
-                other => Error::Fjall(other),
-            })?;
+        // fjall starts its flush and compaction workers as it opens, at this thread's niceness.
+        let db = crate::sched::with_niceness(config.workers_niceness, || {
+            Database::builder(&config.data_dir)
+                .cache_size(config.cache_bytes)
+                .max_cached_files(Some(config.max_open_files.max(16)))
+                .open()
+        })?
+        .map_err(|e| match e {
+            fjall::Error::Locked => Error::Locked(config.data_dir.clone()),
+            other => Error::Fjall(other),
+        })?;
         let tables = Table::ALL
             .iter()
             .map(|t| db.keyspace(t.name(), KeyspaceCreateOptions::default))

@@ -397,3 +397,33 @@ fn the_sealer_frees_the_memtables_it_sealed_once_they_are_flushed() {
     assert_eq!(store.head().get(), 3_000);
     writer.shutdown();
 }
+
+/// A thread's niceness, from the `stat` in `dir` (field 19; the 17th after the name).
+#[cfg(target_os = "linux")]
+fn niceness(dir: &std::path::Path) -> i64 {
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fjalls_workers_run_at_the_configured_niceness_and_the_opener_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = std::path::Path::new("/proc/thread-self");
+    let before = niceness(me);
+    let mut config = StoreConfig::new(dir.path());
+    config.workers_niceness = 19;
+    let _store = Store::open(config).unwrap();
+    let workers: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let task = task.unwrap().path();
+            let name = std::fs::read_to_string(task.join("comm")).ok()?;
+            (name.trim() == "fjall:worker").then(|| niceness(&task))
+        })
+        .collect();
+    assert!(!workers.is_empty(), "fjall started no workers");
+    assert!(workers.iter().all(|n| *n == 19), "{workers:?}");
+    assert_eq!(niceness(me), before);
+}
