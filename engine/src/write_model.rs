@@ -1,7 +1,8 @@
 //! The write model as a function of the log: how each event changes the keyspaces the
 //! sequencer checks commands against (each domain's `apply.rs` says it for its own events).
 //! The sequencer applies it to every event it appends (in the same atomic batch; matching's
-//! tickets and matches written behind, at its checkpoints: `matching/rows.rs`), and `girok
+//! tickets, matches and skip exclusions written behind, at its checkpoints:
+//! `matching/rows.rs`), and `girok
 //! replay` applies it to the whole log to rebuild the write model from scratch, so both
 //! always agree.
 
@@ -21,8 +22,8 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     crate::matching::apply::apply(txn, event)
 }
 
-/// The same, as the sequencer applies it: without matching's tickets and matches, which its
-/// stage writes behind.
+/// The same, as the sequencer applies it: without matching's tickets, matches and skip
+/// exclusions, which its stage writes behind.
 pub(crate) fn apply_live(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
     apply_others(txn, event)?;
     crate::matching::apply::apply_live(txn, event)

@@ -51,7 +51,7 @@ pub fn latency_critical(what: &str) {
 /// the server's own.
 pub const DEFAULT_WORKERS_NICENESS: i32 = 0;
 
-/// Runs `open` on a thread of its own at `niceness` (or the caller's, if that is higher), so
+/// Runs `open` on a thread of its own at `niceness` (0, or below the caller's: the caller's), so
 /// that the threads it starts (fjall's workers, when it opens the database) inherit it while
 /// the caller keeps its own. `Err` only if that thread could not start or panicked.
 pub fn with_niceness<T: Send>(
@@ -74,14 +74,14 @@ pub fn with_niceness<T: Send>(
 }
 
 /// `setpriority(2)` for the calling thread (on Linux the niceness is a thread's, not the
-/// process's), unless it is at `niceness` or above already (raising a priority takes a
-/// privilege).
+/// process's), unless `niceness` is 0 (the thread's own, whatever the server was started at)
+/// or the thread is at it or above already (raising a priority takes a privilege).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn lower_niceness(niceness: i32) -> std::io::Result<()> {
     // SAFETY: plain system calls on the calling thread (`who` 0), no memory passed.
     let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    if current >= niceness {
+    if niceness <= 0 || current >= niceness {
         return Ok(());
     }
     let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, niceness) };

@@ -67,7 +67,8 @@ pub struct StoreConfig {
     pub write_buffer_bytes: u64,
     /// Most table files fjall keeps open at once (its descriptor cache).
     pub max_open_files: usize,
-    /// Niceness of fjall's flush and compaction workers (0–19; never below the opener's).
+    /// Niceness of fjall's flush and compaction workers (0–19; 0 and anything below the
+    /// opener's: the opener's).
     pub workers_niceness: i32,
 }
 

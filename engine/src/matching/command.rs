@@ -34,7 +34,8 @@ pub enum MatchingCommand {
     /// A wave of the matcher: relaxes preferences of tickets that waited, pairs what became
     /// compatible, expires tickets past their time (girok submits it).
     Wave,
-    /// Writes the tickets' and matches' rows that changed since the last checkpoint (girok
+    /// Writes the tickets', matches' and skip exclusions' rows that changed since the last
+    /// checkpoint (girok
     /// submits it when one is due and nothing else came, and at shutdown: `rows.rs`).
     Checkpoint,
 }

@@ -130,6 +130,11 @@ impl MatchingStage {
         self.load(txn)?;
         let before = self.state.as_ref().map(MatchingState::changes);
         let now = matches!(command, MatchingCommand::Checkpoint);
+        let Shared { blocks, chat } = shared;
+        let shared = Shared {
+            blocks: &mut *blocks,
+            chat,
+        };
         let ack = self.run(txn, shared, actor, new_id, command);
         if ack.is_err() && self.state.as_ref().map(MatchingState::changes) != before {
             self.forget_state();
@@ -139,6 +144,9 @@ impl MatchingStage {
             {
                 self.gauge.rows.update(&mut state.rows);
                 if let Err(error) = state.rows.settle(txn, now) {
+                    // The writer drops the command's writes: what it taught the blocks (a
+                    // block or an unblock) goes with them.
+                    blocks.reset();
                     self.forget_state();
                     return Err(error);
                 }
