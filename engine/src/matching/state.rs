@@ -1,10 +1,10 @@
 //! What the matching stage keeps of the write model in memory, in step with it, so that its
 //! decisions read no storage: the tickets', matches' and skip exclusions' rows (written
 //! behind: `rows.rs`) with the pairs a skip keeps apart, and the open tickets as the pool
-//! orders them (each user's current match is read from their row). Loaded together from the write model (and the log after its checkpoint) on
-//! first use, changed by the stage as it appends, and forgotten together when a refused
-//! command changed them or a batch did not commit (the write model and the log are then the
-//! truth to load again).
+//! orders them (each user's current match is read from their row). Loaded together from the
+//! write model (and the log after its checkpoint) on first use, changed by the stage as it
+//! appends, and forgotten together when a refused command changed them or a batch did not
+//! commit (the write model and the log are then the truth to load again).
 
 use super::pool::{Pool, Waiting};
 use super::reads::CurrentMatch;
