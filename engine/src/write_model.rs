@@ -17,9 +17,15 @@ pub fn tables() -> impl Iterator<Item = Table> {
 }
 
 /// Applies one event's whole effect on the write model: each domain applies its own events.
-pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
+/// `skips`: a whole rebuild's skip exclusions, kept in memory until it writes them (`None`:
+/// into the table at once).
+pub(crate) fn apply(
+    txn: &mut Txn<'_>,
+    event: &Event,
+    skips: Option<&mut crate::matching::rows::SkipRows>,
+) -> Result<()> {
     apply_others(txn, event)?;
-    crate::matching::apply::apply(txn, event)
+    crate::matching::apply::apply(txn, event, skips)
 }
 
 /// The same, as the sequencer applies it: without matching's tickets, matches and skip
@@ -47,6 +53,8 @@ pub fn rebuild(store: &Arc<Store>, mut progress: impl FnMut(u64)) -> Result<u64>
     }
     let mut tail = store.tail(1);
     let mut applied = 0;
+    // The skip exclusions' spans, from none (the tables are empty), written after each chunk.
+    let mut skips = crate::matching::rows::SkipRows::default();
     loop {
         let chunk = tail.next_chunk(4096, None)?;
         if chunk.is_empty() {
@@ -59,7 +67,12 @@ pub fn rebuild(store: &Arc<Store>, mut progress: impl FnMut(u64)) -> Result<u64>
                     .map_err(|source| Error::Decode { seq: *seq, source })
             })
             .collect::<Result<Vec<_>>>()?;
-        store.rewrite(|txn| events.iter().try_for_each(|event| apply(txn, event)))?;
+        store.rewrite(|txn| {
+            for event in &events {
+                apply(txn, event, Some(&mut skips))?;
+            }
+            skips.write(txn)
+        })?;
         applied += events.len() as u64;
         progress(applied);
     }
@@ -110,7 +123,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         store
-            .rewrite(|txn| events.into_iter().try_for_each(|event| apply(txn, event)))
+            .rewrite(|txn| {
+                events
+                    .into_iter()
+                    .try_for_each(|event| apply(txn, event, None))
+            })
             .unwrap();
         let mut model = snapshot(&store).unwrap();
         for (table, _, value) in &mut model {

@@ -9,9 +9,14 @@ use girok_schemas::{Event, Payload, RoomId};
 use girok_storage::{Table, Txn};
 
 /// Applies the event's effect on the write model, if it is one of this domain's: all of it,
-/// the rows the stage writes behind included (`girok replay`'s rebuild).
-pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
-    super::rows::apply_event(&mut super::rows::Written(txn), event)?;
+/// the rows the stage writes behind included (`girok replay`'s rebuild). `skips`: the spans
+/// of a whole rebuild, kept in memory until it writes them (`rows::Written`).
+pub(crate) fn apply(
+    txn: &mut Txn<'_>,
+    event: &Event,
+    skips: Option<&mut super::rows::SkipRows>,
+) -> Result<()> {
+    super::rows::apply_event(&mut super::rows::Written { txn, skips }, event)?;
     apply_live(txn, event)
 }
 
