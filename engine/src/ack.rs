@@ -25,6 +25,11 @@ pub struct Ack {
 }
 
 impl Ack {
+    /// The ack of an appended event, with no extras.
+    pub(crate) fn of(event: &girok_schemas::Event) -> Self {
+        Self::new(event.seq, event.id, event.commit_time_ms)
+    }
+
     /// The ack of an event (or of what already existed) with no extras.
     pub fn new(seq: Seq, id: EventId, commit_time_ms: i64) -> Self {
         Self {

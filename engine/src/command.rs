@@ -33,6 +33,21 @@ pub struct Submission {
     pub new_id: EventId,
 }
 
+/// The actor of girok's own commands (a matching wave or checkpoint, a processed upload) and
+/// of those that name their user themselves (account commands): the nil id, nobody's.
+pub(crate) const NOBODY: UserId = UserId(uuid::Uuid::nil());
+
+impl Submission {
+    /// One of girok's own commands, as [`NOBODY`].
+    pub(crate) fn by_girok(command: Command) -> Submission {
+        Submission {
+            actor: NOBODY,
+            command,
+            new_id: EventId::new_v7(),
+        }
+    }
+}
+
 impl Command {
     /// Checks and normalizes client input (account commands are built already validated by
     /// the accounts module).

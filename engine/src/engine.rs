@@ -668,7 +668,7 @@ impl Engine {
         // Matching's rows written behind go to the write model before the writer stops, so a
         // stopped server's write model is current (a restart would catch up from the log).
         let checkpoint = Command::Matching(crate::matching::MatchingCommand::Checkpoint);
-        if let Err(error) = self.submit(UserId(uuid::Uuid::nil()), checkpoint).await {
+        if let Err(error) = self.submit(crate::command::NOBODY, checkpoint).await {
             tracing::warn!(%error, "matching's last checkpoint was refused");
         }
         let writer = self.writer.lock().take();

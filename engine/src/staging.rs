@@ -56,8 +56,7 @@ pub(crate) fn append_as(
     id: EventId,
     payload: Payload,
 ) -> Result<Ack> {
-    let event = append_event(txn, actor, id, payload)?;
-    Ok(Ack::new(event.seq, id, event.commit_time_ms))
+    append_event(txn, actor, id, payload).map(|event| Ack::of(&event))
 }
 
 /// The same, returning the event as appended (for a stage that keeps part of its effect in

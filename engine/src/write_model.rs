@@ -2,9 +2,8 @@
 //! sequencer checks commands against (each domain's `apply.rs` says it for its own events).
 //! The sequencer applies it to every event it appends (in the same atomic batch; matching's
 //! tickets, matches and skip exclusions written behind, at its checkpoints:
-//! `matching/rows.rs`), and `girok
-//! replay` applies it to the whole log to rebuild the write model from scratch, so both
-//! always agree.
+//! `matching/rows.rs`), and `girok replay` applies it to the whole log to rebuild the write
+//! model from scratch, so both always agree.
 
 use crate::error::{Error, Result};
 use girok_schemas::Event;

@@ -28,6 +28,20 @@ async fn join(server: &Server, token: &str, tags: &[&str], language: Option<&str
     .await
 }
 
+/// `POST /v1/matching/skip`, with `?requeue=` when given.
+async fn skip(server: &Server, token: &str, requeue: Option<bool>) -> (u16, Value) {
+    let path = match requeue {
+        Some(requeue) => format!("/v1/matching/skip?requeue={requeue}"),
+        None => "/v1/matching/skip".to_owned(),
+    };
+    call(server, "POST", &path, token, None).await
+}
+
+/// `DELETE /v1/matching/queue`.
+async fn leave(server: &Server, token: &str) -> (u16, Value) {
+    call(server, "DELETE", "/v1/matching/queue", token, None).await
+}
+
 async fn status(server: &Server, token: &str) -> Value {
     let (code, body) = call(server, "GET", "/v1/matching", token, None).await;
     assert_eq!(code, 200, "{body}");
@@ -251,8 +265,7 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     assert!(!types.contains(&"chat.room.created"), "{types:?}");
     assert!(!types.contains(&"chat.member.joined"), "{types:?}");
     subscribe(&mut chat, "notifications").await;
-    let path = "/v1/matching/skip?requeue=false";
-    let (code, skipped) = call(&server, "POST", path, &ann, None).await;
+    let (code, skipped) = skip(&server, &ann, Some(false)).await;
     assert_eq!(code, 200, "{skipped}");
     let mut topics = Vec::new();
     for _ in 0..2 {
@@ -321,15 +334,15 @@ async fn refusals_are_typed_and_joins_are_rate_limited() {
             "{refused}"
         );
     }
-    let (code, refused) = call(&server, "DELETE", "/v1/matching/queue", &ann, None).await;
+    let (code, refused) = leave(&server, &ann).await;
     assert_eq!((code, rest_code(&refused)), (409, "NOT_QUEUED"));
-    let (code, refused) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
+    let (code, refused) = skip(&server, &ann, None).await;
     assert_eq!((code, rest_code(&refused)), (409, "NOT_MATCHED"));
     let (code, _) = join(&server, &ann, &[], None).await;
     assert_eq!(code, 201);
     let (code, refused) = join(&server, &ann, &[], None).await;
     assert_eq!((code, rest_code(&refused)), (409, "ALREADY_QUEUED"));
-    let (code, _) = call(&server, "DELETE", "/v1/matching/queue", &ann, None).await;
+    let (code, _) = leave(&server, &ann).await;
     assert_eq!(code, 200);
     // Ann's fourth write of the kind within the minute is her budget's last.
     let (code, _) = join(&server, &ann, &[], None).await;
@@ -599,7 +612,7 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
     }
 
     // Ann skips: both leave the room, which closes; Ann waits again.
-    let (code, skipped) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
+    let (code, skipped) = skip(&server, &ann, None).await;
     assert_eq!(code, 200, "{skipped}");
     assert_eq!(skipped["status"]["match"], Value::Null);
     assert!(
@@ -638,14 +651,7 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
         "{joined}"
     );
     // Cat skips without waiting again; Bob still waits (for someone else).
-    let (code, skipped) = call(
-        &server,
-        "POST",
-        "/v1/matching/skip?requeue=false",
-        &cat,
-        None,
-    )
-    .await;
+    let (code, skipped) = skip(&server, &cat, Some(false)).await;
     assert_eq!(code, 200);
     assert_eq!(skipped["status"]["queued"], Value::Null);
 
@@ -801,7 +807,7 @@ async fn a_skipped_pair_meets_again_once_its_exclusion_ends() {
     join(&server, &bob, &[], None).await;
     assert_eq!(server.metric("girok_matching_matched_users ").await, 2);
     let skipped_at = Instant::now();
-    let (code, _) = call(&server, "POST", "/v1/matching/skip", &ann, None).await;
+    let (code, _) = skip(&server, &ann, None).await;
     assert_eq!(code, 200);
     assert_eq!(server.metric("girok_matching_pairs_apart ").await, 1);
     assert_eq!(server.metric("girok_matching_matched_users ").await, 0);
@@ -860,16 +866,9 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
     assert_eq!(cat_after["queued"], cat_before["queued"], "{cat_after}");
     assert_eq!(cat_after["waiting"], 1, "{cat_after}");
     // cat leaves; ann skips and waits again with the match's preferences, apart from bob.
-    let (code, _) = call(&server, "DELETE", "/v1/matching/queue", &cat, None).await;
+    let (code, _) = leave(&server, &cat).await;
     assert_eq!(code, 200);
-    let (code, body) = call(
-        &server,
-        "POST",
-        "/v1/matching/skip?requeue=true",
-        &ann,
-        None,
-    )
-    .await;
+    let (code, body) = skip(&server, &ann, Some(true)).await;
     assert_eq!(code, 200, "{body}");
     let skipped_at = std::time::Instant::now();
     let requeued = status(&server, &ann).await;
@@ -883,7 +882,7 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
     assert_eq!(join(&server, &bob, &["jazz"], Some("en")).await.0, 201);
     server.kill9();
     let server = start_in(&dir, &settings);
-    let (code, _) = call(&server, "DELETE", "/v1/matching/queue", &bob, None).await;
+    let (code, _) = leave(&server, &bob).await;
     assert_eq!(code, 200);
     let (code, again) = join(&server, &bob, &["jazz"], Some("en")).await;
     assert_eq!(code, 201, "{again}");
@@ -892,7 +891,7 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
         assert!(after["queued"].is_object(), "{after}");
         assert_eq!(after["match"], Value::Null, "{after}");
     }
-    let (code, _) = call(&server, "DELETE", "/v1/matching/queue", &bob, None).await;
+    let (code, _) = leave(&server, &bob).await;
     assert_eq!(code, 200);
     // Once that exclusion ended they meet again, and the next skip removes the ended
     // exclusion's rows (as a rebuild removes them).
@@ -902,14 +901,7 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
         again["status"]["match"]["partner"]["username"], "ann",
         "{again}"
     );
-    let (code, body) = call(
-        &server,
-        "POST",
-        "/v1/matching/skip?requeue=false",
-        &bob,
-        None,
-    )
-    .await;
+    let (code, body) = skip(&server, &bob, Some(false)).await;
     assert_eq!(code, 200, "{body}");
 
     // A stop writes what is behind: the write model is what a rebuild from the log makes.
@@ -1338,7 +1330,7 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
     // Matching goes on after the restart: once those who waited through it leave, two
     // newcomers pair.
     for (token, _) in &people {
-        call(&server, "DELETE", "/v1/matching/queue", token, None).await;
+        leave(&server, token).await;
     }
     let (x, _) = user(&server, "newcomerx").await;
     let (y, _) = user(&server, "newcomery").await;

@@ -116,23 +116,10 @@ mod tests {
         assert!(earlier < later, "ordered by time like any v7 id");
         // v7 ids with random bits where the mark goes (ids `new_v7` makes in one millisecond
         // share those bits: a counter runs below them, so all of one millisecond's carry the
-        // mark when one does, once in 4,096 milliseconds). Random from splitmix64.
-        let mut state = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        // mark when one does, once in 4,096 milliseconds).
         let random = (0..64)
             .map(|_| {
-                let mut bits = [0u8; 16];
-                for half in bits.chunks_mut(8) {
-                    state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                    let mut z = state;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                    half.copy_from_slice(&(z ^ (z >> 31)).to_be_bytes());
-                }
-                let mut random = [0u8; 10];
-                random.copy_from_slice(&bits[6..]);
+                let random: [u8; 10] = rand::random();
                 let ms = 1_764_600_000_000;
                 EventId(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid())
             })

@@ -23,8 +23,8 @@ fn new_refresh_token() -> Result<String> {
 impl Engine {
     async fn account(&self, command: crate::accounts::AccountCommand) -> Result<crate::Ack> {
         // Account commands name their user themselves (the submitter of a registration or a
-        // login is nobody yet), so the submission's actor is unused: the nil id.
-        self.submit(UserId(uuid::Uuid::nil()), Command::Account(command))
+        // login is nobody yet), so the submission's actor is unused.
+        self.submit(crate::command::NOBODY, Command::Account(command))
             .await
     }
 

@@ -35,8 +35,8 @@ pub enum MatchingCommand {
     /// compatible, expires tickets past their time (girok submits it).
     Wave,
     /// Writes the tickets', matches' and skip exclusions' rows that changed since the last
-    /// checkpoint (girok
-    /// submits it when one is due and nothing else came, and at shutdown: `rows.rs`).
+    /// checkpoint (girok submits it when one is due and nothing else came, and at shutdown:
+    /// `rows.rs`).
     Checkpoint,
 }
 

@@ -9,7 +9,7 @@ use super::command::MatchingCommand;
 use super::stage::PoolGauge;
 use crate::command::{Command, Submission};
 use crate::sequencer::Sequencer;
-use girok_schemas::{EventId, UserId};
+
 use girok_storage::Appender;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -39,12 +39,7 @@ pub(crate) fn spawn(
             } else {
                 continue;
             };
-            let wave = Submission {
-                // girok's own command: the nil user is nobody's.
-                actor: UserId(uuid::Uuid::nil()),
-                command: Command::Matching(command),
-                new_id: EventId::new_v7(),
-            };
+            let wave = Submission::by_girok(Command::Matching(command));
             match appender.submit(wave).await {
                 Ok(_) => {}
                 Err(crate::Error::Unavailable) => return,

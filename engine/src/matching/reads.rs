@@ -128,7 +128,7 @@ impl Engine {
                 return Ok(rows);
             }
             let wave = Command::Matching(MatchingCommand::Wave);
-            self.submit(UserId(uuid::Uuid::nil()), wave).await?;
+            self.submit(crate::command::NOBODY, wave).await?;
         }
         self.matching_pool.rows.get(user).ok_or(Error::Unavailable)
     }

@@ -216,16 +216,6 @@ fn user_of(key: &[u8]) -> Result<UserId> {
     UserId::from_slice(key).ok_or_else(|| Error::Internal("corrupt matching key".into()))
 }
 
-/// The seq `matching_checkpoint` names, if any.
-fn checkpoint_seq(row: Option<Vec<u8>>) -> Result<Option<Seq>> {
-    row.map(|bytes| {
-        <[u8; 8]>::try_from(bytes.as_slice())
-            .map(u64::from_be_bytes)
-            .map_err(|_| Error::Internal("corrupt matching checkpoint".into()))
-    })
-    .transpose()
-}
-
 impl MatchRows {
     /// The stored rows, brought up to the log (as this batch leaves it) with the matching
     /// events after their checkpoint.
@@ -249,7 +239,10 @@ impl MatchRows {
             }
         }
         rows.skips = SkipRows::load(txn, &mut rows.apart)?;
-        if let Some(through) = checkpoint_seq(txn.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?)?
+        let marker = txn.get(Table::MatchingCheckpoint, CHECKPOINT_KEY)?;
+        if let Some(through) = marker
+            .map(|seq| seq_of(&seq, "matching checkpoint"))
+            .transpose()?
         {
             rows.marker_stored = true;
             let mut from = through.saturating_add(1);
@@ -263,9 +256,9 @@ impl MatchRows {
                 let Some((last, _)) = entries.last() else {
                     break;
                 };
-                from = seq_of(last)?.saturating_add(1);
+                from = seq_of(last, "log key")?.saturating_add(1);
                 for (key, bytes) in &entries {
-                    let event = decode(seq_of(key)?, bytes)?;
+                    let event = decode(seq_of(key, "log key")?, bytes)?;
                     apply_event(&mut rows, &event)?;
                 }
             }
@@ -343,10 +336,11 @@ impl MatchRows {
     }
 }
 
-fn seq_of(key: &[u8]) -> Result<Seq> {
-    <[u8; 8]>::try_from(key)
+/// A stored big-endian seq (`what` names it if it is not one).
+fn seq_of(bytes: &[u8], what: &str) -> Result<Seq> {
+    <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)
-        .map_err(|_| Error::Internal("corrupt log key".into()))
+        .map_err(|_| Error::Internal(format!("corrupt {what}")))
 }
 
 fn decode(seq: Seq, bytes: &[u8]) -> Result<Event> {

@@ -225,6 +225,7 @@ impl SkipRows {
 mod tests {
     use super::*;
     use girok_storage::{Store, StoreConfig};
+    use rand::{Rng, SeedableRng};
     use std::sync::Arc;
 
     fn user(n: u128) -> UserId {
@@ -249,13 +250,8 @@ mod tests {
         let (rebuilt, live) = (open(&rebuilt_dir), open(&live_dir));
         let mut apart = Apart::default();
         let mut rows = live.rewrite(|txn| SkipRows::load(txn, &mut apart)).unwrap();
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |bound: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % bound
-        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+        let mut next = move |bound: u64| rng.random_range(0..bound);
         let mut now = 1_000_i64;
         for skip in 0..3_000 {
             // Now and then a pause that ends more spans than one skip removes.

@@ -122,7 +122,7 @@ impl MatchingStage {
     pub fn stage(
         &mut self,
         txn: &mut Txn<'_>,
-        shared: Shared<'_>,
+        mut shared: Shared<'_>,
         actor: UserId,
         new_id: EventId,
         command: MatchingCommand,
@@ -130,12 +130,7 @@ impl MatchingStage {
         self.load(txn)?;
         let before = self.state.as_ref().map(MatchingState::changes);
         let now = matches!(command, MatchingCommand::Checkpoint);
-        let Shared { blocks, chat } = shared;
-        let shared = Shared {
-            blocks: &mut *blocks,
-            chat,
-        };
-        let ack = self.run(txn, shared, actor, new_id, command);
+        let ack = self.run(txn, &mut shared, actor, new_id, command);
         if ack.is_err() && self.state.as_ref().map(MatchingState::changes) != before {
             self.forget_state();
         } else {
@@ -146,7 +141,7 @@ impl MatchingStage {
                 if let Err(error) = state.rows.settle(txn, now) {
                     // The writer drops the command's writes: what it taught the blocks (a
                     // block or an unblock) goes with them.
-                    blocks.reset();
+                    shared.blocks.reset();
                     self.forget_state();
                     return Err(error);
                 }
@@ -159,7 +154,7 @@ impl MatchingStage {
     fn run(
         &mut self,
         txn: &mut Txn<'_>,
-        Shared { blocks, chat }: Shared<'_>,
+        Shared { blocks, chat }: &mut Shared<'_>,
         actor: UserId,
         new_id: EventId,
         command: MatchingCommand,
@@ -489,7 +484,7 @@ impl MatchingStage {
     ) -> Result<Ack> {
         let event = append_event(txn, actor, id, payload)?;
         self.state().record(&event)?;
-        Ok(Ack::new(event.seq, id, event.commit_time_ms))
+        Ok(Ack::of(&event))
     }
 
     /// Appends the closing of `waiting`'s ticket for `why`, by `actor` (`None`: girok's

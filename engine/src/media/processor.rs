@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::records::record;
 use crate::sequencer::Sequencer;
 use bytes::Bytes;
+use girok_schemas::EventId;
 use girok_schemas::proto::MediaRecord;
-use girok_schemas::{EventId, UserId};
 use girok_storage::{Appender, BlobStore, Store, Table};
 use parking_lot::{Condvar, Mutex};
 use prometheus_client::metrics::counter::Counter;
@@ -98,13 +98,9 @@ pub(crate) struct Processor {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// girok's own commands go as the nil user, nobody's.
+/// girok's own media command.
 pub(crate) fn system_submission(command: MediaCommand) -> Submission {
-    Submission {
-        actor: UserId(uuid::Uuid::nil()),
-        command: Command::Media(command),
-        new_id: EventId::new_v7(),
-    }
+    Submission::by_girok(Command::Media(command))
 }
 
 impl Processor {
