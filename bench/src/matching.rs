@@ -65,6 +65,10 @@ pub struct Args {
     /// How users join and skip: frames on their WebSocket, or REST requests.
     #[arg(long, value_enum, default_value_t = Via::Ws)]
     via: Via,
+    /// Writes every measured join→matched (newcomer) to this CSV: the join's scheduled
+    /// instant (Unix ms) and its latency (µs), to tell stalls from steady queueing.
+    #[arg(long, value_name = "FILE")]
+    latency_timeline: Option<std::path::PathBuf>,
 }
 
 /// The transport of joins and skips.
@@ -107,6 +111,11 @@ pub struct Run {
     server_threads: BTreeMap<String, f64>,
     generator_cores: Option<f64>,
     other_cores: Option<f64>,
+    /// Cores the host took from the machine in the window (`steal`): its own noise.
+    stolen_cores: Option<f64>,
+    /// The longest join→matched (newcomer) of the joins scheduled in each second of the
+    /// window: a few stalls and a steady queue look alike in a p99, not here.
+    worst_join_to_matched_by_second_us: Vec<u64>,
     server_rss_mib: Option<f64>,
 }
 
@@ -189,8 +198,14 @@ fn summary(run: &Run) -> String {
         .map(|(name, cores)| format!("{name} {cores:.3}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let worst = run
+        .worst_join_to_matched_by_second_us
+        .iter()
+        .map(|us| format!("{:.1}", *us as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
-        "{}: {:.0} joins/s, {:.0} matches/s, starved {}, refused {:?}\n  join→matched {}\n  partner notified {}\n  partner frames missing {}, server {:.2} cores, generator {:.2} cores, other {:.2} cores, server RSS {:.0} MiB\n  server threads (cores): {threads}",
+        "{}: {:.0} joins/s, {:.0} matches/s, starved {}, refused {:?}\n  join→matched {}\n    worst by second (ms): {worst}\n  partner notified {}\n  partner frames missing {}, server {:.2} cores, generator {:.2} cores, other {:.2} cores, stolen by the host {:.2} cores, server RSS {:.0} MiB\n  server threads (cores): {threads}",
         run.system,
         run.joins_per_sec,
         run.matches_per_sec,
@@ -202,6 +217,7 @@ fn summary(run: &Run) -> String {
         run.server_cores.unwrap_or(f64::NAN),
         run.generator_cores.unwrap_or(f64::NAN),
         run.other_cores.unwrap_or(f64::NAN),
+        run.stolen_cores.unwrap_or(f64::NAN),
         run.server_rss_mib.unwrap_or(f64::NAN),
     )
 }
@@ -236,6 +252,44 @@ struct Stats {
     refused: HashMap<String, u64>,
     join_to_matched: Histogram<u64>,
     partner_notified: Histogram<u64>,
+    /// The longest join→matched of each second of the window.
+    worst_by_second: Vec<u64>,
+    /// Each measured join→matched as (scheduled instant in Unix ms, latency in µs), kept only
+    /// for `--latency-timeline`.
+    timeline: Option<Vec<(u64, u64)>>,
+}
+
+/// `at` as milliseconds since the Unix epoch (for lining the timeline up with other records).
+fn unix_ms(at: Instant) -> u64 {
+    let now = std::time::SystemTime::now();
+    let back = Instant::now().saturating_duration_since(at);
+    now.checked_sub(back)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes one system's timeline beside `path` (`<stem>-<system>.csv` when a baseline runs too,
+/// so the second system does not overwrite the first).
+fn write_timeline(
+    path: &std::path::Path,
+    system: &str,
+    timeline: &[(u64, u64)],
+) -> anyhow::Result<()> {
+    let path = if system == "girok" {
+        path.to_path_buf()
+    } else {
+        path.with_file_name(format!(
+            "{}-{system}.csv",
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("timeline")
+        ))
+    };
+    let mut csv = String::from("scheduled_unix_ms,join_to_matched_us\n");
+    for (at, latency) in timeline {
+        csv.push_str(&format!("{at},{latency}\n"));
+    }
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))
 }
 
 fn micros(from: Instant) -> u64 {
@@ -310,6 +364,8 @@ async fn drive(
             refused: HashMap::new(),
             join_to_matched: histogram()?,
             partner_notified: histogram()?,
+            worst_by_second: vec![0; args.seconds as usize],
+            timeline: args.latency_timeline.as_ref().map(|_| Vec::new()),
         }),
     });
     let mut readers = Vec::with_capacity(2 * sinks.len());
@@ -376,6 +432,9 @@ async fn drive(
         reader.abort();
     }
     let stats = shared.stats.borrow();
+    if let (Some(path), Some(timeline)) = (&args.latency_timeline, &stats.timeline) {
+        write_timeline(path, system, timeline)?;
+    }
     let secs = args.seconds as f64;
     Ok(Run {
         system,
@@ -392,6 +451,8 @@ async fn drive(
         server_threads,
         generator_cores: cores.as_ref().and_then(|c| c.generator),
         other_cores: cores.as_ref().and_then(|c| c.other),
+        stolen_cores: cores.as_ref().and_then(|c| c.stolen),
+        worst_join_to_matched_by_second_us: stats.worst_by_second.clone(),
         server_rss_mib: rss,
     })
 }
@@ -587,6 +648,13 @@ async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
         if partner.is_some() && measured {
             stats.matches += 1;
             stats.join_to_matched.saturating_record(latency);
+            let second = due.saturating_duration_since(shared.window.0).as_secs() as usize;
+            if let Some(worst) = stats.worst_by_second.get_mut(second) {
+                *worst = (*worst).max(latency);
+            }
+            if let Some(timeline) = &mut stats.timeline {
+                timeline.push((unix_ms(due), latency));
+            }
         }
     }
     let (Some(partner), Some((room, _))) = (partner, matched) else {
