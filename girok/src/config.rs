@@ -432,6 +432,8 @@ mod tests {
     #[test]
     fn the_store_workers_niceness_is_one_of_the_kernels() {
         let mut config = Config::default();
+        let engine = config.engine_config().map_err(|e| e.to_string());
+        assert_eq!(engine.map(|e| e.store.workers_niceness), Ok(5));
         config.storage.workers_niceness = 19;
         let engine = config.engine_config().map_err(|e| e.to_string());
         assert_eq!(engine.map(|e| e.store.workers_niceness), Ok(19));

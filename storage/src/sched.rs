@@ -10,15 +10,18 @@
 //! (README, Benchmarks → chat). A kernel before 6.12 ignores the request, and so does every
 //! other system. `server.short_slices = false` switches it off ([`set_short_slices`]).
 //!
-//! fjall's flush and compaction workers can run at a lower priority (`storage.workers_niceness`,
-//! inherited from the thread that opens the database: [`with_niceness`]). At the normal one a
-//! flush or compaction (milliseconds of CPU at a time) takes the core from the log writer and
-//! the sockets' runtime: girok alone on one core at 10,000 joins/s (0.85 of it busy),
-//! join→matched p99 was shorter at niceness 19 in each of seven interleaved pairs (12.7 /
-//! 12.9 / 12.8 ms against 24.0 / 32.4 / 43.1 in the quietest hour). On a saturated core
-//! (chat at 10,000 messages/s) the delivery p99 was longer in each of four pairs (twice by
-//! more than half), likely a worker preempted while it holds a lock the writer waits for; so
-//! the default stays 0 (README, Benchmarks → Random matching, stop 59).
+//! fjall's flush and compaction workers run at a lower priority (`storage.workers_niceness`,
+//! inherited from the thread that opens the database: [`with_niceness`]). At the server's own,
+//! a seal's flushes and compactions (30–45 ms of CPU every half second at 10,000 joins/s) took
+//! their full share of a core already 0.8 busy, and every command queued behind them: those
+//! were the 100-ms windows with join→matched p99 over 20 ms. At the default, 5, a worker weighs
+//! a third of a normal thread (the kernel's weights: 335 against 1,024), so a flush spreads
+//! over more time and takes less from the threads on the delivery path, yet on a saturated
+//! core (about a tenth of it against three busy threads) it still gets the 0.01–0.065 cores
+//! the heaviest loads here need (chat at 10,000 messages/s, matching at 13,000 joins/s: 0.064
+//! at either niceness). 19 (a weight of 15) starved them there and chat's delivery p99
+//! doubled, most likely because fjall halts its writers for 100 ms at a time while four sealed
+//! memtables wait for a flush (README, Benchmarks → Random matching, stops 59 and 60).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -47,9 +50,8 @@ pub fn latency_critical(what: &str) {
     }
 }
 
-/// The niceness of fjall's flush and compaction workers by default (`storage.workers_niceness`):
-/// the server's own.
-pub const DEFAULT_WORKERS_NICENESS: i32 = 0;
+/// The niceness of fjall's flush and compaction workers by default (`storage.workers_niceness`).
+pub const DEFAULT_WORKERS_NICENESS: i32 = 5;
 
 /// Runs `open` on a thread of its own at `niceness` (0, or below the caller's: the caller's), so
 /// that the threads it starts (fjall's workers, when it opens the database) inherit it while

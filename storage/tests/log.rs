@@ -406,14 +406,12 @@ fn niceness(dir: &std::path::Path) -> i64 {
     after_name.split(' ').nth(16).unwrap().parse().unwrap()
 }
 
+/// The niceness of each of fjall's workers once a store opens with `config`, and the opening
+/// thread's before and after.
 #[cfg(target_os = "linux")]
-#[test]
-fn fjalls_workers_run_at_the_configured_niceness_and_the_opener_keeps_its_own() {
-    let dir = tempfile::tempdir().unwrap();
+fn workers_niceness_with(config: StoreConfig) -> (Vec<i64>, i64, i64) {
     let me = std::path::Path::new("/proc/thread-self");
     let before = niceness(me);
-    let mut config = StoreConfig::new(dir.path());
-    config.workers_niceness = 19;
     let _store = Store::open(config).unwrap();
     let workers: Vec<i64> = std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -424,6 +422,29 @@ fn fjalls_workers_run_at_the_configured_niceness_and_the_opener_keeps_its_own() 
         })
         .collect();
     assert!(!workers.is_empty(), "fjall started no workers");
+    (workers, before, niceness(me))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fjalls_workers_run_at_the_configured_niceness_and_the_opener_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.workers_niceness = 19;
+    let (workers, before, after) = workers_niceness_with(config);
     assert!(workers.iter().all(|n| *n == 19), "{workers:?}");
-    assert_eq!(niceness(me), before);
+    assert_eq!(after, before);
+}
+
+/// By default the workers run below the server (niceness 5: a third of a normal thread's
+/// weight on a contested core, README, Benchmarks → Random matching, stop 60), unless the
+/// server itself runs lower still.
+#[cfg(target_os = "linux")]
+#[test]
+fn fjalls_workers_run_below_the_server_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (workers, before, after) = workers_niceness_with(StoreConfig::new(dir.path()));
+    let expected = before.max(5);
+    assert!(workers.iter().all(|n| *n == expected), "{workers:?}");
+    assert_eq!(after, before);
 }
