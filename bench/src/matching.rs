@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,10 +66,11 @@ pub struct Args {
     /// How users join and skip: frames on their WebSocket, or REST requests.
     #[arg(long, value_enum, default_value_t = Via::Ws)]
     via: Via,
-    /// Writes every measured join→matched (newcomer) to this CSV: the join's scheduled
-    /// instant (Unix ms) and its latency (µs), to tell stalls from steady queueing.
+    /// Writes every measured join→matched (newcomer) to this CSV, in scheduled order: the
+    /// join's scheduled instant (Unix ms) and its latency (µs), to line the tail up with other
+    /// records; the baseline's go to `<stem>-baseline.<extension>` beside it.
     #[arg(long, value_name = "FILE")]
-    latency_timeline: Option<std::path::PathBuf>,
+    latency_timeline: Option<PathBuf>,
 }
 
 /// The transport of joins and skips.
@@ -143,6 +145,9 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     if args.users < 2 || args.rate == 0 {
         bail!("--users must be at least 2 and --rate at least 1");
     }
+    if let Some(path) = &args.latency_timeline {
+        create_timelines(path, args.baseline_url.is_some())?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -201,7 +206,11 @@ fn summary(run: &Run) -> String {
     let worst = run
         .worst_join_to_matched_by_second_us
         .iter()
-        .map(|us| format!("{:.1}", *us as f64 / 1000.0))
+        // A second with no match in it (nothing answered) shows as `-`.
+        .map(|us| match us {
+            0 => "-".to_owned(),
+            us => format!("{:.1}", *us as f64 / 1000.0),
+        })
         .collect::<Vec<_>>()
         .join(" ");
     format!(
@@ -254,41 +263,60 @@ struct Stats {
     partner_notified: Histogram<u64>,
     /// The longest join→matched of each second of the window.
     worst_by_second: Vec<u64>,
-    /// Each measured join→matched as (scheduled instant in Unix ms, latency in µs), kept only
-    /// for `--latency-timeline`.
-    timeline: Option<Vec<(u64, u64)>>,
+    /// Each measured join→matched as (scheduled instant, latency in µs), kept only for
+    /// `--latency-timeline`.
+    timeline: Option<Vec<(Instant, u64)>>,
 }
 
-/// `at` as milliseconds since the Unix epoch (for lining the timeline up with other records).
-fn unix_ms(at: Instant) -> u64 {
-    let now = std::time::SystemTime::now();
-    let back = Instant::now().saturating_duration_since(at);
-    now.checked_sub(back)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
+/// Where `--latency-timeline` puts `system`'s rows: girok's at `path`, another's beside it as
+/// `<stem>-<system>[.<extension>]`, so the second run does not overwrite the first.
+fn timeline_path(path: &Path, system: &str) -> PathBuf {
+    if system == "girok" {
+        return path.to_path_buf();
+    }
+    let mut name = path.file_stem().unwrap_or_default().to_os_string();
+    name.push(format!("-{system}"));
+    if let Some(extension) = path.extension() {
+        name.push(".");
+        name.push(extension);
+    }
+    path.with_file_name(name)
 }
 
-/// Writes one system's timeline beside `path` (`<stem>-<system>.csv` when a baseline runs too,
-/// so the second system does not overwrite the first).
-fn write_timeline(
-    path: &std::path::Path,
-    system: &str,
-    timeline: &[(u64, u64)],
-) -> anyhow::Result<()> {
-    let path = if system == "girok" {
-        path.to_path_buf()
+/// Creates each system's timeline file before the run, so that a path that cannot be written
+/// fails at once, not after girok's run.
+fn create_timelines(path: &Path, baseline: bool) -> anyhow::Result<()> {
+    let systems: &[&str] = if baseline {
+        &["girok", "baseline"]
     } else {
-        path.with_file_name(format!(
-            "{}-{system}.csv",
-            path.file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("timeline")
-        ))
+        &["girok"]
+    };
+    for system in systems {
+        let path = timeline_path(path, system);
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes one system's timeline, in scheduled order, each instant as Unix ms from one reading
+/// of both clocks.
+fn write_timeline(
+    path: &Path,
+    system: &str,
+    timeline: &mut [(Instant, u64)],
+) -> anyhow::Result<()> {
+    timeline.sort_unstable();
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    let unix_ms = |at: Instant| {
+        wall.checked_sub(now.saturating_duration_since(at))
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis())
     };
     let mut csv = String::from("scheduled_unix_ms,join_to_matched_us\n");
-    for (at, latency) in timeline {
-        csv.push_str(&format!("{at},{latency}\n"));
+    for (at, latency) in timeline.iter() {
+        csv.push_str(&format!("{},{latency}\n", unix_ms(*at)));
     }
+    let path = timeline_path(path, system);
     std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -431,8 +459,8 @@ async fn drive(
     for reader in readers {
         reader.abort();
     }
-    let stats = shared.stats.borrow();
-    if let (Some(path), Some(timeline)) = (&args.latency_timeline, &stats.timeline) {
+    let mut stats = shared.stats.borrow_mut();
+    if let (Some(path), Some(timeline)) = (&args.latency_timeline, &mut stats.timeline) {
         write_timeline(path, system, timeline)?;
     }
     let secs = args.seconds as f64;
@@ -653,7 +681,7 @@ async fn join_once(shared: Rc<Shared>, user: usize, due: Instant) {
                 *worst = (*worst).max(latency);
             }
             if let Some(timeline) = &mut stats.timeline {
-                timeline.push((unix_ms(due), latency));
+                timeline.push((due, latency));
             }
         }
     }
@@ -690,4 +718,23 @@ fn refuse(shared: &Shared, user: usize, code: &str, measured: bool) {
             .or_default() += 1;
     }
     shared.idle.borrow_mut().push_back(user);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_baselines_timeline_goes_beside_giroks_with_its_extension() {
+        let csv = Path::new("/tmp/run.csv");
+        assert_eq!(timeline_path(csv, "girok"), PathBuf::from("/tmp/run.csv"));
+        assert_eq!(
+            timeline_path(csv, "baseline"),
+            PathBuf::from("/tmp/run-baseline.csv")
+        );
+        assert_eq!(
+            timeline_path(Path::new("out/run"), "baseline"),
+            PathBuf::from("out/run-baseline")
+        );
+    }
 }

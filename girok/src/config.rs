@@ -64,7 +64,9 @@ pub struct StorageConfig {
     /// descriptors are kept from client connections (see `server.max_connections`).
     pub max_open_files: usize,
     /// Niceness of fjall's flush and compaction workers, 0–19 (0: the server's own, as its
-    /// other threads; 19: they take what the log writer and the sockets leave).
+    /// other threads; the default, 5: a third of a normal thread's weight on a contested core,
+    /// so a seal's flushes do not hold up the delivery path; 19: they take what the log writer
+    /// and the sockets leave).
     pub workers_niceness: i32,
     /// While the process is busy, the least time between two of the log writer's batches
     /// (so each fsync covers more commands), microseconds; 0: never spaced.

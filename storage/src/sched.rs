@@ -12,16 +12,17 @@
 //!
 //! fjall's flush and compaction workers run at a lower priority (`storage.workers_niceness`,
 //! inherited from the thread that opens the database: [`with_niceness`]). At the server's own,
-//! a seal's flushes and compactions (30–45 ms of CPU every half second at 10,000 joins/s) took
-//! their full share of a core already 0.8 busy, and every command queued behind them: those
-//! were the 100-ms windows with join→matched p99 over 20 ms. At the default, 5, a worker weighs
-//! a third of a normal thread (the kernel's weights: 335 against 1,024), so a flush spreads
-//! over more time and takes less from the threads on the delivery path, yet on a saturated
-//! core (about a tenth of it against three busy threads) it still gets the 0.01–0.065 cores
-//! the heaviest loads here need (chat at 10,000 messages/s, matching at 13,000 joins/s: 0.064
-//! at either niceness). 19 (a weight of 15) starved them there and chat's delivery p99
-//! doubled, most likely because fjall halts its writers for 100 ms at a time while four sealed
-//! memtables wait for a flush (README, Benchmarks → Random matching, stops 59 and 60).
+//! a seal's flushes and compactions (20–30 ms of CPU every half second at 10,000 joins/s, and
+//! 5–7 ms of the sealer's) took their full share of a core already 0.8 busy, and every command
+//! queued behind them: most of the 100-ms windows with join→matched p99 over 20 ms were those.
+//! At the default, 5, a worker weighs a third of a normal thread (the kernel's weights: 335
+//! against 1,024), so a flush spreads over more time and takes less from the threads on the
+//! delivery path, yet on a saturated core (about a tenth of it against three busy threads) it
+//! still gets what it needs: matching at 13,000 joins/s, 0.064 cores at 5 and 0.063 at 0;
+//! chat at 10,000 messages/s, 0.008–0.009. At 19 (a weight of 15) chat's delivery p99 at
+//! saturation was longer in each of four pairs, twice by far, though the workers used the
+//! same CPU: most likely a worker that holds what the writer waits for (a lock, a flush) gets
+//! the core last (README, Benchmarks → Random matching, stops 59 and 60).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

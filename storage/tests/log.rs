@@ -443,6 +443,9 @@ fn fjalls_workers_run_at_the_configured_niceness_and_the_opener_keeps_its_own() 
 #[test]
 fn fjalls_workers_run_below_the_server_by_default() {
     let dir = tempfile::tempdir().unwrap();
+    // The default itself, in case the test runs at 5 or above already (then so do the workers).
+    assert_eq!(StoreConfig::new(dir.path()).workers_niceness, 5);
+    // Every fjall worker of the process is counted: nextest runs each test in its own.
     let (workers, before, after) = workers_niceness_with(StoreConfig::new(dir.path()));
     let expected = before.max(5);
     assert!(workers.iter().all(|n| *n == expected), "{workers:?}");
