@@ -32,6 +32,19 @@ pub struct Server {
     pub token: std::sync::RwLock<Option<String>>,
 }
 
+/// How long a test server's reads wait for the views to reach a write (`engine.read_wait_ms`,
+/// 5 s by default): the suite runs dozens of servers at once on two cores, and a server's views
+/// have fallen more than 5 s behind its log there (`VIEW_TIMEOUT` in a test that passes alone).
+/// Tests of the wait itself set theirs (`GIROK__ENGINE__READ_WAIT_MS`, or a configuration file,
+/// which then keeps the default).
+pub const TEST_READ_WAIT_MS: &str = "30000";
+
+/// The harness's read wait, unless the server is given a configuration file (which an
+/// environment variable would override).
+fn read_wait(extra: &[&str]) -> Option<(&'static str, &'static str)> {
+    (!extra.contains(&"--config")).then_some(("GIROK__ENGINE__READ_WAIT_MS", TEST_READ_WAIT_MS))
+}
+
 impl Server {
     /// Starts `girok serve` on `data_dir` with a free port and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
@@ -46,7 +59,8 @@ impl Server {
         Self::start(&dir.join("data"), &["--config", config])
     }
 
-    /// The same with extra environment variables (configuration: `GIROK__SECTION__KEY`).
+    /// The same with extra environment variables (configuration: `GIROK__SECTION__KEY`;
+    /// they override the harness's own, [`TEST_READ_WAIT_MS`] among them).
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         Self::start_under(&[], data_dir, extra, env)
     }
@@ -86,6 +100,7 @@ impl Server {
             .env("GIROK__AUTH__REGISTRATIONS_PER_MINUTE_PER_IP", "1000000")
             // Tests run in parallel: each server's QUIC endpoint on a port of its own.
             .env("GIROK__QUIC__ADDR", "127.0.0.1:0")
+            .envs(read_wait(extra))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
