@@ -932,11 +932,7 @@ async fn tickets_expire_and_close_with_their_last_connection() {
     assert!(expired["ticketSeq"].as_u64().unwrap() > 0);
     assert_eq!(status(&server, &ann).await["queued"], Value::Null);
 
-    let events = log_events(&server).await;
-    let closed: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "matching.ticket.closed")
-        .collect();
+    let closed = closed_tickets_until(&server, 1).await;
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0]["payload"]["reason"], "expired");
     assert_eq!(closed[0]["actor"], Value::Null, "girok's own decision");
@@ -964,14 +960,27 @@ async fn tickets_expire_and_close_with_their_last_connection() {
     drop(gql);
     let now = status_until(&server, &bob, |s| s["queued"].is_null()).await;
     assert_eq!(now["waiting"], 0);
-    // The log says why.
-    let events = log_events(&server).await;
-    let closed: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "matching.ticket.closed")
-        .collect();
+    // The log says why (the status shows the command as soon as it is decided; the log's
+    // readers, once it is durable).
+    let closed = closed_tickets_until(&server, 1).await;
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0]["payload"]["reason"], "disconnected");
+}
+
+/// The log's `matching.ticket.closed` events once there are at least `count` (10 s at most).
+async fn closed_tickets_until(server: &Server, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let closed: Vec<Value> = log_events(server)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "matching.ticket.closed")
+            .collect();
+        if closed.len() >= count || Instant::now() >= deadline {
+            return closed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every event of the log, through the operators' log API.
