@@ -36,6 +36,9 @@ use tokio_tungstenite::tungstenite::Message;
 const PASSWORD: &str = "matching-load password";
 /// Longest warm-up or window accepted (a day).
 const MAX_SECONDS: u64 = 86_400;
+/// Most joins `--latency-timeline` keeps in memory for its file (16 bytes each): the window's
+/// scheduled joins, `--rate` × `--seconds`, may not exceed it.
+const MAX_TIMELINE_JOINS: u64 = 10_000_000;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -68,7 +71,8 @@ pub struct Args {
     via: Via,
     /// Writes every measured join→matched (newcomer) to this CSV, in scheduled order: the
     /// join's scheduled instant (Unix ms) and its latency (µs), to line the tail up with other
-    /// records; the baseline's go to `<stem>-baseline.<extension>` beside it.
+    /// records; the baseline's go to `<stem>-baseline.<extension>` beside it. Kept in memory
+    /// until the end: `--rate` × `--seconds` at most 10,000,000.
     #[arg(long, value_name = "FILE")]
     latency_timeline: Option<PathBuf>,
 }
@@ -146,6 +150,11 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         bail!("--users must be at least 2 and --rate at least 1");
     }
     if let Some(path) = &args.latency_timeline {
+        if args.rate.saturating_mul(args.seconds) > MAX_TIMELINE_JOINS {
+            bail!(
+                "--latency-timeline keeps every join of the window in memory: --rate × --seconds may be at most {MAX_TIMELINE_JOINS}"
+            );
+        }
         create_timelines(path, args.baseline_url.is_some())?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -16,12 +16,12 @@ pub fn tables() -> impl Iterator<Item = Table> {
 }
 
 /// Applies one event's whole effect on the write model: each domain applies its own events.
-/// `skips`: a whole rebuild's skip exclusions, kept in memory until it writes them (`None`:
-/// into the table at once).
+/// `skips`: the rebuild's skip exclusions, kept in memory until it writes them
+/// ([`SkipRows::write`](crate::matching::rows::SkipRows::write)).
 pub(crate) fn apply(
     txn: &mut Txn<'_>,
     event: &Event,
-    skips: Option<&mut crate::matching::rows::SkipRows>,
+    skips: &mut crate::matching::rows::SkipRows,
 ) -> Result<()> {
     apply_others(txn, event)?;
     crate::matching::apply::apply(txn, event, skips)
@@ -68,7 +68,7 @@ pub fn rebuild(store: &Arc<Store>, mut progress: impl FnMut(u64)) -> Result<u64>
             .collect::<Result<Vec<_>>>()?;
         store.rewrite(|txn| {
             for event in &events {
-                apply(txn, event, Some(&mut skips))?;
+                apply(txn, event, &mut skips)?;
             }
             skips.write(txn)
         })?;
@@ -121,11 +121,13 @@ mod tests {
     fn model_after<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Entry> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let mut skips = crate::matching::rows::SkipRows::default();
         store
             .rewrite(|txn| {
-                events
-                    .into_iter()
-                    .try_for_each(|event| apply(txn, event, None))
+                for event in events {
+                    apply(txn, event, &mut skips)?;
+                }
+                skips.write(txn)
             })
             .unwrap();
         let mut model = snapshot(&store).unwrap();

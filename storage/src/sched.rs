@@ -172,7 +172,7 @@ mod tests {
     }
 
     /// A thread's niceness, from its `stat` (`/proc/thread-self` or `/proc/self/task/<tid>`).
-    pub(crate) fn niceness_in(dir: &str) -> i64 {
+    fn niceness_in(dir: &str) -> i64 {
         let stat = std::fs::read_to_string(format!("{dir}/stat")).expect("stat");
         let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
         // Field 19 of stat is the niceness; after the name, it is the 17th.
@@ -182,6 +182,49 @@ mod tests {
             .expect("nice")
             .parse()
             .expect("a number")
+    }
+
+    /// The niceness of each of fjall's workers once a store opens with `config`, and the
+    /// opening thread's before and after. Every fjall worker of the process is counted:
+    /// nextest runs each test in a process of its own.
+    fn workers_niceness_with(config: crate::StoreConfig) -> (Vec<i64>, i64, i64) {
+        let before = niceness_in("/proc/thread-self");
+        let _store = crate::Store::open(config).expect("the store");
+        let workers: Vec<i64> = std::fs::read_dir("/proc/self/task")
+            .expect("the tasks")
+            .filter_map(|task| {
+                let task = task.ok()?.path();
+                let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                (name.trim() == "fjall:worker").then(|| niceness_in(&task.to_string_lossy()))
+            })
+            .collect();
+        assert!(!workers.is_empty(), "fjall started no workers");
+        (workers, before, niceness_in("/proc/thread-self"))
+    }
+
+    #[test]
+    fn fjalls_workers_run_at_the_configured_niceness_and_the_opener_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let mut config = crate::StoreConfig::new(dir.path());
+        config.workers_niceness = 19;
+        let (workers, before, after) = workers_niceness_with(config);
+        assert!(workers.iter().all(|n| *n == 19), "{workers:?}");
+        assert_eq!(after, before);
+    }
+
+    /// By default the workers run below the server (niceness 5: a third of a normal thread's
+    /// weight on a contested core, README, Benchmarks → Random matching, stop 60), unless the
+    /// server itself runs lower still.
+    #[test]
+    fn fjalls_workers_run_below_the_server_by_default() {
+        let dir = tempfile::tempdir().expect("a directory");
+        // The default itself, in case the test runs at 5 or above already (then so do the
+        // workers).
+        assert_eq!(crate::StoreConfig::new(dir.path()).workers_niceness, 5);
+        let (workers, before, after) = workers_niceness_with(crate::StoreConfig::new(dir.path()));
+        let expected = before.max(5);
+        assert!(workers.iter().all(|n| *n == expected), "{workers:?}");
+        assert_eq!(after, before);
     }
 
     /// Threads started inside inherit the lowest niceness; the caller keeps its own.

@@ -14,7 +14,7 @@ use girok_storage::{Table, Txn};
 pub(crate) fn apply(
     txn: &mut Txn<'_>,
     event: &Event,
-    skips: Option<&mut super::rows::SkipRows>,
+    skips: &mut super::rows::SkipRows,
 ) -> Result<()> {
     super::rows::apply_event(&mut super::rows::Written { txn, skips }, event)?;
     apply_live(txn, event)

@@ -9,7 +9,6 @@ use super::command::MatchingCommand;
 use super::stage::PoolGauge;
 use crate::command::{Command, Submission};
 use crate::sequencer::Sequencer;
-
 use girok_storage::Appender;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

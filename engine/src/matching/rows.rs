@@ -14,7 +14,6 @@
 //! memory, `girok replay`'s rebuild to the write model, event by event.
 
 use super::apart::Apart;
-use super::skips;
 pub(crate) use super::skips::SkipRows;
 use crate::error::{Error, Result};
 use crate::records::record;
@@ -99,14 +98,14 @@ pub(crate) fn apply_event(rows: &mut impl Rows, event: &Event) -> Result<()> {
     Ok(())
 }
 
-/// The rows in the write model, as `girok replay` rebuilds it. The skip exclusions go to the
-/// table event by event, or, for a whole rebuild, to `skips` (the spans as the rebuild makes
-/// them, in memory, written after each chunk of the log; otherwise a span's row is read and
-/// rewritten at every skip: `girok replay` after 10 s at 10,000 joins/s, 256,860 events, took
-/// 11.3 s that way, 4.1 s this way, and 7.9 s before the spans).
+/// The rows in the write model, as `girok replay` rebuilds it. The skip exclusions go to
+/// `skips`, the spans as the rebuild makes them, in memory, which it writes after each chunk of
+/// the log (a span's row read and rewritten at every skip instead: `girok replay` after 10 s at
+/// 10,000 joins/s, 256,860 events, took 11.3 s that way, 4.1 s this way, and 7.9 s before the
+/// spans).
 pub(crate) struct Written<'t, 'a> {
     pub txn: &'t mut Txn<'a>,
-    pub skips: Option<&'t mut SkipRows>,
+    pub skips: &'t mut SkipRows,
 }
 
 impl Rows for Written<'_, '_> {
@@ -126,23 +125,13 @@ impl Rows for Written<'_, '_> {
     }
 
     fn add_skip(&mut self, a: UserId, b: UserId, until_ms: i64) -> Result<()> {
-        match &mut self.skips {
-            Some(skips) => {
-                skips.add(a, b, until_ms);
-                Ok(())
-            }
-            None => skips::add(self.txn, a, b, until_ms),
-        }
+        self.skips.add(a, b, until_ms);
+        Ok(())
     }
 
     fn remove_ended_skips(&mut self, now: i64) -> Result<()> {
-        match &mut self.skips {
-            Some(skips) => {
-                skips.remove_ended(now);
-                Ok(())
-            }
-            None => skips::remove_ended(self.txn, now),
-        }
+        self.skips.remove_ended(now);
+        Ok(())
     }
 }
 

@@ -7,9 +7,10 @@
 //! spans that ended by its commit time, from a cursor, so that removal never reads the removed
 //! rows' tombstones and keeps pace with the spans skips add (each adds at most one). What a
 //! skip does to the rows is a function of the log, so `girok replay` rebuilds them byte for
-//! byte: [`add`] and [`remove_ended`] do it to the table (a rebuild), [`SkipRows`] keeps the
-//! same changes in memory between the stage's checkpoints. A load also moves the rows of the
-//! tables builds before kept (`userpair_skip`, `untilms_userpair`) into spans, once.
+//! byte: [`SkipRows`] keeps the changes in memory, between the stage's checkpoints or through
+//! a rebuild's chunk of the log, as adding to and removing from the table skip by skip would
+//! leave it (the tests hold both side by side). A load also moves the rows of the tables
+//! builds before kept (`userpair_skip`, `untilms_userpair`) into spans, once.
 
 use super::apart::Apart;
 use crate::error::Result;
@@ -62,53 +63,12 @@ fn span_of_key(key: &[u8]) -> Option<i64> {
     time_value(Some(key.to_vec()))
 }
 
-/// Adds the exclusion of `a` and `b` until `until_ms` to the table (a rebuild).
-pub(crate) fn add(txn: &mut Txn<'_>, a: UserId, b: UserId, until_ms: i64) -> Result<()> {
-    let key = span_of(until_ms).to_be_bytes();
-    let mut row = txn.get(Table::UntilmsSkips, &key)?.unwrap_or_default();
-    row.extend_from_slice(&entry(a, b, until_ms));
-    txn.put(Table::UntilmsSkips, key.to_vec(), row);
-    Ok(())
-}
-
-/// Removes from the table up to [`ENDED_SPANS_REMOVED_PER_SKIP`] spans that ended by `now`
-/// (a skip's commit time), oldest first (a rebuild).
-pub(crate) fn remove_ended(txn: &mut Txn<'_>, now: i64) -> Result<()> {
-    let from = time_value(txn.get(Table::UntilmsSkips, CURSOR)?).unwrap_or(0);
-    // A span has ended once all of it is at or before `now`.
-    let before = now.saturating_sub(SPAN_MS).saturating_add(1);
-    if before <= from {
-        return Ok(());
-    }
-    let ended = txn.scan_range(
-        Table::UntilmsSkips,
-        &from.to_be_bytes(),
-        &before.to_be_bytes(),
-        ENDED_SPANS_REMOVED_PER_SKIP,
-    )?;
-    let mut cursor = None;
-    for (key, _) in ended {
-        if let Some(span) = span_of_key(&key) {
-            cursor = Some(span + SPAN_MS);
-        }
-        txn.delete(Table::UntilmsSkips, key);
-    }
-    if let Some(cursor) = cursor {
-        txn.put(
-            Table::UntilmsSkips,
-            CURSOR.to_vec(),
-            cursor.to_be_bytes().to_vec(),
-        );
-    }
-    Ok(())
-}
-
 /// A span's change since the stage's last checkpoint.
 enum Change {
     /// Entries to append to its row.
     Append(Vec<u8>),
     Remove,
-    /// Removed, then given these entries (as [`add`] after [`remove_ended`] leaves the table).
+    /// Removed, then given these entries (as an add after a removal leaves the table).
     Replace(Vec<u8>),
 }
 
@@ -159,7 +119,7 @@ impl SkipRows {
         !self.changed.is_empty() || self.cursor.is_some() || !self.legacy.is_empty()
     }
 
-    /// [`add`], in memory.
+    /// Adds the exclusion of `a` and `b` until `until_ms` to its span.
     pub fn add(&mut self, a: UserId, b: UserId, until_ms: i64) {
         let span = span_of(until_ms);
         self.spans.insert(span);
@@ -177,7 +137,8 @@ impl SkipRows {
         }
     }
 
-    /// [`remove_ended`], in memory: the spans it would find are the first ones here.
+    /// Removes up to [`ENDED_SPANS_REMOVED_PER_SKIP`] spans that ended by `now` (a skip's
+    /// commit time), oldest first, and moves the cursor past them.
     pub fn remove_ended(&mut self, now: i64) {
         for _ in 0..ENDED_SPANS_REMOVED_PER_SKIP {
             let Some(&span) = self.spans.first() else {
@@ -230,6 +191,47 @@ mod tests {
 
     fn user(n: u128) -> UserId {
         UserId(uuid::Uuid::from_u128(n))
+    }
+
+    /// What [`SkipRows::add`] does, to the table at once: the model the spans kept in memory
+    /// must equal.
+    fn add(txn: &mut Txn<'_>, a: UserId, b: UserId, until_ms: i64) -> Result<()> {
+        let key = span_of(until_ms).to_be_bytes();
+        let mut row = txn.get(Table::UntilmsSkips, &key)?.unwrap_or_default();
+        row.extend_from_slice(&entry(a, b, until_ms));
+        txn.put(Table::UntilmsSkips, key.to_vec(), row);
+        Ok(())
+    }
+
+    /// What [`SkipRows::remove_ended`] does, to the table at once.
+    fn remove_ended(txn: &mut Txn<'_>, now: i64) -> Result<()> {
+        let from = time_value(txn.get(Table::UntilmsSkips, CURSOR)?).unwrap_or(0);
+        // A span has ended once all of it is at or before `now`.
+        let before = now.saturating_sub(SPAN_MS).saturating_add(1);
+        if before <= from {
+            return Ok(());
+        }
+        let ended = txn.scan_range(
+            Table::UntilmsSkips,
+            &from.to_be_bytes(),
+            &before.to_be_bytes(),
+            ENDED_SPANS_REMOVED_PER_SKIP,
+        )?;
+        let mut cursor = None;
+        for (key, _) in ended {
+            if let Some(span) = span_of_key(&key) {
+                cursor = Some(span + SPAN_MS);
+            }
+            txn.delete(Table::UntilmsSkips, key);
+        }
+        if let Some(cursor) = cursor {
+            txn.put(
+                Table::UntilmsSkips,
+                CURSOR.to_vec(),
+                cursor.to_be_bytes().to_vec(),
+            );
+        }
+        Ok(())
     }
 
     fn spans_of(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
