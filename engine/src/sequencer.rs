@@ -2,7 +2,8 @@
 //! which decides against the write model whether it may happen and, if so, appends its events
 //! (each event's effect on the write model joins the same atomic batch, see `staging`). It
 //! only dispatches: the rules live in `chat::stage`, `accounts::stage`, `feed::stage`,
-//! `matching::stage` (which also decides matches) and `media::stage`. Blocks are shared by chat and matching.
+//! `matching::stage` (which also decides matches) and `media::stage`. Blocks are shared by chat and matching;
+//! chat asks matching who is in a match room.
 
 use crate::ack::Ack;
 use crate::chat::ChatStage;
@@ -10,7 +11,7 @@ use crate::command::{Command, Submission};
 use crate::error::{Error, Result};
 use crate::hot::HotObjects;
 use crate::matching::blocks::Blocks;
-use crate::matching::{MatchingConfig, MatchingStage, PoolGauge, Shared};
+use crate::matching::{MatchingConfig, MatchingStage, PoolGauge};
 use girok_storage::{Stager, Txn, WrittenKeys};
 use std::sync::Arc;
 
@@ -47,17 +48,15 @@ impl Stager for Sequencer {
         } = submission;
         match command {
             Command::Chat(command) => {
+                let (blocks, matches) = (&mut self.blocks, &mut self.matching);
                 self.chat
-                    .stage(txn, &mut self.blocks, actor, new_id, command)
+                    .stage(txn, blocks, matches, actor, new_id, command)
             }
             Command::Account(command) => crate::accounts::stage(txn, new_id, command),
             Command::Feed(command) => crate::feed::stage(txn, actor, new_id, command),
             Command::Matching(command) => {
-                let shared = Shared {
-                    blocks: &mut self.blocks,
-                    chat: &mut self.chat,
-                };
-                self.matching.stage(txn, shared, actor, new_id, command)
+                self.matching
+                    .stage(txn, &mut self.blocks, actor, new_id, command)
             }
             Command::Media(command) => crate::media::stage(txn, actor, new_id, command),
         }

@@ -200,8 +200,32 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     let (code, page) = call(&server, "GET", &path, &bob, None).await;
     assert_eq!(code, 200);
     assert_eq!(page["messages"][0]["body"], "hi stranger");
+    // Its members are the match's two (`chat/membership.rs`: from matching's rows).
+    let members_path = format!("/v1/rooms/{room}/members");
+    let (code, members) = call(&server, "GET", &members_path, &bob, None).await;
+    assert_eq!(code, 200, "{members}");
+    let mut expected = vec![ann_id.clone(), bob_id.clone()];
+    expected.sort();
+    let listed: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, expected, "{members}");
     // Nobody else reads it.
     let (code, refused) = call(&server, "GET", &path, &cat, None).await;
+    assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
+    let (code, refused) = call(&server, "GET", &members_path, &cat, None).await;
+    assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
+    let (code, refused) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{room}/messages"),
+        &cat,
+        Some(json!({ "body": "let me in" })),
+    )
+    .await;
     assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
     // A match room is left by ending the match.
     let (code, refused) = call(
@@ -862,6 +886,19 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
         status(&server, &bob).await["match"]["partner"]["username"],
         "ann"
     );
+    // They are still in their room (its members are the match's, from the rows and the log
+    // after them) and chat in it; cat is not.
+    let room = ann_after["match"]["roomId"].as_str().unwrap().to_owned();
+    let messages = format!("/v1/rooms/{room}/messages");
+    let body = json!({ "body": "still here?" });
+    let (code, sent) = call(&server, "POST", &messages, &ann, Some(body)).await;
+    assert_eq!(code, 201, "{sent}");
+    let path = format!("{messages}?after={}", sent["seq"]);
+    let (code, page) = call(&server, "GET", &path, &bob, None).await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["messages"][0]["body"], "still here?", "{page}");
+    let (code, refused) = call(&server, "GET", &path, &cat, None).await;
+    assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
     let cat_after = status(&server, &cat).await;
     assert_eq!(cat_after["queued"], cat_before["queued"], "{cat_after}");
     assert_eq!(cat_after["waiting"], 1, "{cat_after}");
@@ -871,6 +908,14 @@ async fn rows_written_behind_survive_a_kill_9_and_a_stop_leaves_them_current() {
     let (code, body) = skip(&server, &ann, Some(true)).await;
     assert_eq!(code, 200, "{body}");
     let skipped_at = std::time::Instant::now();
+    // The skip took both out of the room.
+    for token in [&ann, &bob] {
+        let (code, refused) = call(&server, "GET", &path, token, None).await;
+        assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
+        let body = json!({ "body": "hello?" });
+        let (code, refused) = call(&server, "POST", &messages, token, Some(body)).await;
+        assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
+    }
     let requeued = status(&server, &ann).await;
     assert_eq!(requeued["match"], Value::Null, "{requeued}");
     assert_eq!(requeued["queued"]["tags"], json!(["jazz"]), "{requeued}");

@@ -952,6 +952,48 @@ async fn uploads_go_straight_to_an_s3_compatible_server_through_presigned_urls()
 }
 
 #[tokio::test]
+async fn an_attachment_in_a_match_room_is_read_by_the_match_while_it_lasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(&dir, &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, _) = user(&server, "bob").await;
+    let (cat, _) = user(&server, "cat").await;
+    let photo = common::ready_media(&server, &ann, 1).await.remove(0);
+    let queue = |token: &str| {
+        let token = token.to_owned();
+        let server = &server;
+        async move {
+            let body = json!({ "tags": [] });
+            call(server, "POST", "/v1/matching/queue", &token, Some(body)).await
+        }
+    };
+    let (status, _) = queue(&ann).await;
+    assert_eq!(status, 201);
+    let (status, joined) = queue(&bob).await;
+    assert_eq!(status, 201, "{joined}");
+    let room = joined["status"]["match"]["roomId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({ "body": "look", "attachments": [photo] });
+    let path = format!("/v1/rooms/{room}/messages");
+    let (status, sent) = call(&server, "POST", &path, &ann, Some(body)).await;
+    assert_eq!(status, 201, "{sent}");
+    let thumb = format!("/v1/media/{photo}/thumb");
+    for (token, expected) in [(&bob, 200), (&cat, 404)] {
+        let response = fetch(&server, Some(token), &thumb, &[]).await;
+        assert_eq!(response.status().as_u16(), expected);
+    }
+    let skip = "/v1/matching/skip?requeue=false";
+    let (status, body) = call(&server, "POST", skip, &bob, None).await;
+    assert_eq!(status, 200, "{body}");
+    let response = fetch(&server, Some(&bob), &thumb, &[]).await;
+    assert_eq!(response.status().as_u16(), 404, "the match ended");
+    let response = fetch(&server, Some(&ann), &thumb, &[]).await;
+    assert_eq!(response.status().as_u16(), 200, "the owner still reads it");
+}
+
+#[tokio::test]
 async fn a_message_attachment_is_read_only_by_the_rooms_members() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_in(&dir, &[]);

@@ -63,7 +63,10 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
             })?;
         }
         // A match that opens its room itself (older logs have the room's events beside it):
-        // the room, titled, with both users in it, marked as a match's.
+        // the room, titled, marked as a match's. Its members are the match's two users while
+        // the match lasts, which matching's rows say (`chat/membership.rs`): no member rows,
+        // and nothing written when the match ends (README, Benchmarks → Random matching,
+        // stop 61).
         Payload::Matched {
             room,
             room_title: Some(title),
@@ -82,27 +85,18 @@ pub(crate) fn apply(txn: &mut Txn<'_>, event: &Event) -> Result<()> {
                 room.as_bytes().to_vec(),
                 record.encode_to_vec(),
             );
-            for member in event.memberships() {
-                txn.put(
-                    Table::RoomidUseridMember,
-                    member_key(member.room, member.user),
-                    Vec::new(),
-                );
-            }
         }
-        // A skip that takes both out of the room itself.
+        // A skip that takes both out of the room itself. Rows of a match made before stop 61
+        // (when its members had rows) go; a lookup costs less than a write.
         Payload::MatchSkipped {
-            room,
-            members_left: true,
-            ..
+            members_left: true, ..
         } => {
             for member in event.memberships() {
-                txn.delete(
-                    Table::RoomidUseridMember,
-                    member_key(member.room, member.user),
-                );
+                let key = member_key(member.room, member.user);
+                if txn.contains(Table::RoomidUseridMember, &key)? {
+                    txn.delete(Table::RoomidUseridMember, key);
+                }
             }
-            update_room(txn, *room, |r| r.member_count = 0)?;
         }
         Payload::MessagesRead { room, up_to } => {
             if let Some(reader) = actor {

@@ -286,10 +286,19 @@ impl Engine {
         room: RoomId,
         after: Option<Seq>,
     ) -> Result<Vec<Member>> {
-        self.require_member(actor, room).await?;
+        let record = self.member_room(actor, room).await?;
         self.wait_for_views(after).await?;
-        let users = self
-            .blocking(move |store| {
+        let users = if super::membership::by_match(&record) {
+            match self.current_match_of(actor).await? {
+                Some(current) if current.room == room => {
+                    let mut both = vec![actor, current.partner];
+                    both.sort();
+                    both
+                }
+                _ => return Err(Error::NotAMember(room)),
+            }
+        } else {
+            self.blocking(move |store| {
                 store
                     .scan_prefix(Table::RoomidUseridMember, room.as_bytes())?
                     .into_iter()
@@ -300,7 +309,8 @@ impl Engine {
                     })
                     .collect::<Result<Vec<_>>>()
             })
-            .await?;
+            .await?
+        };
         Ok(users
             .into_iter()
             .map(|user| Member {
@@ -310,37 +320,41 @@ impl Engine {
             .collect())
     }
 
-    /// Succeeds when `actor` is a member of `room` now (per the write model): the one
-    /// authorization of room reads, subscriptions and typing. `ROOM_NOT_FOUND` or
-    /// `NOT_A_MEMBER` otherwise. A membership implies the room, so a member costs one lookup.
+    /// Succeeds when `actor` is a member of `room` now (per the write model, and matching's
+    /// rows for a match room: `membership.rs`): the one authorization of room reads,
+    /// subscriptions and typing. `ROOM_NOT_FOUND` or `NOT_A_MEMBER` otherwise.
     pub async fn require_member(&self, actor: UserId, room: RoomId) -> Result<()> {
-        let member = self
-            .through_cache(
-                "memberships",
-                HotObjects::members,
-                [(room, actor)],
-                |store, (room, user)| {
-                    let key = member_key(*room, *user);
-                    Ok(Some(store.get(Table::RoomidUseridMember, &key)?.is_some()))
-                },
-            )
-            .await?;
-        if member.get(&(room, actor)).copied().unwrap_or(false) {
-            return Ok(());
-        }
-        // Which refusal: the room's existence tells them apart.
-        self.room_records(vec![room]).await?;
-        Err(Error::NotAMember(room))
+        self.member_room(actor, room).await.map(drop)
     }
 
     /// The room, if `actor` is a member, through the hot-object caches (which the log writer
-    /// keeps current).
+    /// keeps current; a match room's members through the matching stage's published rows).
     async fn member_room(&self, actor: UserId, room: RoomId) -> Result<Arc<RoomRecord>> {
-        self.require_member(actor, room).await?;
-        self.room_records(vec![room])
+        let record = self
+            .room_records(vec![room])
             .await?
             .remove(&room)
-            .ok_or(Error::RoomNotFound(room))
+            .ok_or(Error::RoomNotFound(room))?;
+        let member = if super::membership::by_match(&record) {
+            self.match_room_of(actor).await? == Some(room)
+        } else {
+            let member = self
+                .through_cache(
+                    "memberships",
+                    HotObjects::members,
+                    [(room, actor)],
+                    |store, (room, user)| {
+                        let key = member_key(*room, *user);
+                        Ok(Some(store.get(Table::RoomidUseridMember, &key)?.is_some()))
+                    },
+                )
+                .await?;
+            member.get(&(room, actor)).copied().unwrap_or(false)
+        };
+        match member {
+            true => Ok(record),
+            false => Err(Error::NotAMember(room)),
+        }
     }
 
     /// Room records by id (rooms are never deleted), through the hot-object cache; a room

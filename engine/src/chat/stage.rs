@@ -9,6 +9,7 @@ use super::message_record::message_record;
 use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::limits::MAX_ROOM_MEMBERS;
+use crate::matching::MatchingStage;
 use crate::matching::blocks::Blocks;
 use crate::records::{idempotency_key, member_key, pair_key, record, request_hash, seq_value};
 use crate::staging::{append, receipt};
@@ -21,12 +22,12 @@ use std::collections::{HashMap, HashSet};
 const MEMBER_CACHE_CAP: usize = 1 << 20;
 
 /// The chat rules and what they remember. The sequencer is the only writer of the write
-/// model, so positive answers can be kept in memory: rooms that exist with their two users if
-/// direct (rooms are never deleted and never change kind) and current memberships (dropped on
-/// leave). A miss reads fjall through the transaction.
+/// model, so positive answers can be kept in memory: rooms that exist and their kind (rooms
+/// are never deleted and never change kind) and current memberships of rooms with member rows
+/// (dropped on leave; a match room's are asked of matching: `membership.rs`). A miss reads
+/// fjall through the transaction.
 pub(crate) struct ChatStage {
-    /// Rooms that exist: `Some` pair for a direct room (a send checks blocks between them).
-    rooms: HashMap<RoomId, Option<(UserId, UserId)>>,
+    rooms: HashMap<RoomId, KnownRoom>,
     members: HashSet<(RoomId, UserId)>,
     max_room_members: usize,
 }
@@ -47,11 +48,13 @@ impl ChatStage {
         self.members.clear();
     }
 
-    /// Checks one chat command against the write model and appends its events.
+    /// Checks one chat command against the write model and appends its events. `matches`
+    /// says who is in a match room.
     pub fn stage(
         &mut self,
         txn: &mut Txn<'_>,
         blocks: &mut Blocks,
+        matches: &mut MatchingStage,
         actor: UserId,
         new_id: EventId,
         command: ChatCommand,
@@ -67,8 +70,8 @@ impl ChatStage {
                 self.open_direct_room(txn, actor, new_id, peer)
             }
             ChatCommand::AddMember { room, user } => {
-                let record = self.owned_group_room(txn, actor, room)?;
-                if self.is_member(txn, room, user)? {
+                let record = self.owned_group_room(txn, matches, actor, room)?;
+                if self.is_member(txn, matches, room, user)? {
                     return Err(Error::AlreadyMember(room));
                 }
                 if record.member_count as usize >= self.max_room_members {
@@ -80,14 +83,14 @@ impl ChatStage {
                 Ok(ack)
             }
             ChatCommand::RemoveMember { room, user } => {
-                self.owned_group_room(txn, actor, room)?;
+                self.owned_group_room(txn, matches, actor, room)?;
                 if user == actor {
                     return Err(Error::invalid(
                         "userId",
                         "the owner cannot remove themselves (leave the room instead)",
                     ));
                 }
-                if !self.is_member(txn, room, user)? {
+                if !self.is_member(txn, matches, room, user)? {
                     return Err(Error::invalid("userId", "is not a member of this room"));
                 }
                 let ack = append(txn, actor, new_id, Payload::MemberLeft { room, user })?;
@@ -96,7 +99,7 @@ impl ChatStage {
             }
             ChatCommand::LeaveRoom { room } => {
                 let record = room_record(txn, room)?;
-                if !self.is_member(txn, room, actor)? {
+                if !self.is_member(txn, matches, room, actor)? {
                     return Err(Error::NotAMember(room));
                 }
                 if !record.direct_with.is_empty() {
@@ -118,7 +121,7 @@ impl ChatStage {
                 Ok(ack)
             }
             ChatCommand::MarkRead { room, up_to } => {
-                self.require_member(txn, room, actor)?;
+                self.require_member(txn, matches, room, actor)?;
                 let current = read_marker(txn, room, actor)?;
                 receipt(txn, actor, new_id, current, up_to, |up_to| {
                     Payload::MessagesRead { room, up_to }
@@ -136,13 +139,13 @@ impl ChatStage {
                 if let Some(ack) = stored_send(txn, actor, room, &body, &attachments, key)? {
                     return Ok(ack);
                 }
-                if let Some((a, b)) = self.require_member(txn, room, actor)?
+                if let Some((a, b)) = self.require_member(txn, matches, room, actor)?
                     && blocks.between(txn, a, b)?
                 {
                     return Err(Error::Blocked);
                 }
                 if let Some(answered) = reply_to
-                    && self.live_message(txn, actor, answered)?.0 != room
+                    && self.live_message(txn, matches, actor, answered)?.0 != room
                 {
                     return Err(Error::MessageNotFound(answered));
                 }
@@ -163,7 +166,7 @@ impl ChatStage {
                 body,
                 in_room,
             } => {
-                let (room, record) = self.own_message(txn, actor, message, in_room)?;
+                let (room, record) = self.own_message(txn, matches, actor, message, in_room)?;
                 append(
                     txn,
                     actor,
@@ -177,7 +180,7 @@ impl ChatStage {
                 )
             }
             ChatCommand::DeleteMessage { message, in_room } => {
-                let (room, record) = self.own_message(txn, actor, message, in_room)?;
+                let (room, record) = self.own_message(txn, matches, actor, message, in_room)?;
                 append(
                     txn,
                     actor,
@@ -264,8 +267,11 @@ impl ChatStage {
             last = append(txn, actor, EventId::new_v7(), joined)?.seq;
             self.remember_member(room, user);
         }
-        self.rooms
-            .insert(room, direct_with.map(|peer| (actor, peer)));
+        let known = KnownRoom {
+            direct: direct_with.map(|peer| (actor, peer)),
+            by_match: false,
+        };
+        self.rooms.insert(room, known);
         Ok(Ack {
             seq: last,
             ..created
@@ -276,11 +282,12 @@ impl ChatStage {
     fn owned_group_room(
         &mut self,
         txn: &Txn<'_>,
+        matches: &mut MatchingStage,
         actor: UserId,
         room: RoomId,
     ) -> Result<RoomRecord> {
         let record = room_record(txn, room)?;
-        if !self.is_member(txn, room, actor)? {
+        if !self.is_member(txn, matches, room, actor)? {
             return Err(Error::NotAMember(room));
         }
         if !record.direct_with.is_empty() {
@@ -296,30 +303,44 @@ impl ChatStage {
     fn require_member(
         &mut self,
         txn: &Txn<'_>,
+        matches: &mut MatchingStage,
         room: RoomId,
         user: UserId,
     ) -> Result<Option<(UserId, UserId)>> {
-        let direct = self.require_room(txn, room)?;
-        if self.is_member(txn, room, user)? {
+        let direct = self.known_room(txn, room)?.direct;
+        if self.is_member(txn, matches, room, user)? {
             Ok(direct)
         } else {
             Err(Error::NotAMember(room))
         }
     }
 
-    /// The room exists; its two users if it is a direct room.
-    fn require_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<Option<(UserId, UserId)>> {
-        if let Some(direct) = self.rooms.get(&room) {
-            return Ok(*direct);
+    /// The room's kind, or `ROOM_NOT_FOUND`.
+    fn known_room(&mut self, txn: &Txn<'_>, room: RoomId) -> Result<KnownRoom> {
+        if let Some(known) = self.rooms.get(&room) {
+            return Ok(*known);
         }
         let record = room_record(txn, room)?;
-        let direct =
-            UserId::from_slice(&record.creator).zip(UserId::from_slice(&record.direct_with));
-        self.rooms.insert(room, direct);
-        Ok(direct)
+        let known = KnownRoom {
+            direct: UserId::from_slice(&record.creator)
+                .zip(UserId::from_slice(&record.direct_with)),
+            by_match: super::membership::by_match(&record),
+        };
+        self.rooms.insert(room, known);
+        Ok(known)
     }
 
-    fn is_member(&mut self, txn: &Txn<'_>, room: RoomId, user: UserId) -> Result<bool> {
+    /// Whether `user` is in `room`, which exists.
+    fn is_member(
+        &mut self,
+        txn: &Txn<'_>,
+        matches: &mut MatchingStage,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<bool> {
+        if self.known_room(txn, room)?.by_match {
+            return Ok(matches.match_room_of(txn, user)? == Some(room));
+        }
         if self.members.contains(&(room, user)) {
             return Ok(true);
         }
@@ -328,12 +349,6 @@ impl ChatStage {
             self.remember_member(room, user);
         }
         Ok(member)
-    }
-
-    /// `user` left `room` by another domain's command (a match that ended): the membership
-    /// cache must not answer for them any more.
-    pub fn forget_member(&mut self, room: RoomId, user: UserId) {
-        self.members.remove(&(room, user));
     }
 
     fn remember_member(&mut self, room: RoomId, user: UserId) {
@@ -348,6 +363,7 @@ impl ChatStage {
     fn live_message(
         &mut self,
         txn: &Txn<'_>,
+        matches: &mut MatchingStage,
         actor: UserId,
         message: EventId,
     ) -> Result<(RoomId, MessageRecord)> {
@@ -357,7 +373,7 @@ impl ChatStage {
         };
         let room = RoomId::from_slice(&record.room_id)
             .ok_or_else(|| Error::Internal("corrupt message record room".into()))?;
-        if !self.is_member(txn, room, actor)? {
+        if !self.is_member(txn, matches, room, actor)? {
             return Err(Error::MessageNotFound(message));
         }
         Ok((room, record))
@@ -367,11 +383,12 @@ impl ChatStage {
     fn own_message(
         &mut self,
         txn: &Txn<'_>,
+        matches: &mut MatchingStage,
         actor: UserId,
         message: EventId,
         in_room: Option<RoomId>,
     ) -> Result<(RoomId, MessageRecord)> {
-        let (room, record) = self.live_message(txn, actor, message)?;
+        let (room, record) = self.live_message(txn, matches, actor, message)?;
         if in_room.is_some_and(|expected| expected != room) {
             return Err(Error::MessageNotFound(message));
         }
@@ -380,6 +397,15 @@ impl ChatStage {
         }
         Ok((room, record))
     }
+}
+
+/// What a send or a membership check needs of a room that exists.
+#[derive(Clone, Copy)]
+struct KnownRoom {
+    /// Its two users if it is a direct room (a send checks blocks between them).
+    direct: Option<(UserId, UserId)>,
+    /// Its members are its match's (`membership.rs`).
+    by_match: bool,
 }
 
 fn room_record(txn: &Txn<'_>, room: RoomId) -> Result<RoomRecord> {

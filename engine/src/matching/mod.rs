@@ -24,5 +24,5 @@ pub use command::MatchingCommand;
 pub use pool::MatchRules;
 pub use reads::{CurrentMatch, MatchingStatus, QueuedTicket};
 pub use stage::MatchingConfig;
-pub(crate) use stage::{MatchingStage, PoolGauge, Shared};
+pub(crate) use stage::{MatchingStage, PoolGauge};
 pub use updates::MatchingUpdate;

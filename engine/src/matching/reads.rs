@@ -118,6 +118,21 @@ impl Engine {
         .await
     }
 
+    /// The room of `user`'s current match, as the matching stage published it (who is in a
+    /// match room: `chat/membership.rs`).
+    pub(crate) async fn match_room_of(&self, user: UserId) -> Result<Option<RoomId>> {
+        Ok(self
+            .current_match_of(user)
+            .await?
+            .map(|current| current.room))
+    }
+
+    /// `user`'s current match, as the matching stage published it.
+    pub(crate) async fn current_match_of(&self, user: UserId) -> Result<Option<CurrentMatch>> {
+        let (_, current) = self.published_rows(user).await?;
+        current.as_ref().map(CurrentMatch::try_from).transpose()
+    }
+
     /// `user`'s ticket and match as the matching stage published them (the stored rows may be
     /// behind: `rows.rs`). Before its first load, or after it forgot its state, a wave (what
     /// the matcher submits anyway) has it loaded and published.

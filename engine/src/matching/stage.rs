@@ -12,7 +12,6 @@ use super::command::MatchingCommand;
 use super::pool::{MatchRules, Pool, Waiting};
 use super::state::{MatchedWith, MatchingState};
 use crate::ack::Ack;
-use crate::chat::ChatStage;
 use crate::error::{Error, Result};
 use crate::staging::{append, append_event};
 use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
@@ -73,14 +72,6 @@ pub(crate) struct PoolGauge {
     pub rows: super::rows::Published,
 }
 
-/// What the matching stage shares with the other domains' stages: the blocks (which chat also
-/// asks) and chat's stage itself, whose membership cache must forget the members a match's end
-/// takes out of its room.
-pub(crate) struct Shared<'a> {
-    pub blocks: &'a mut Blocks,
-    pub chat: &'a mut ChatStage,
-}
-
 pub(crate) struct MatchingStage {
     /// The open tickets, current matches and pairs apart; `None` until loaded from the write
     /// model (and after a refused command or a batch that did not commit, whose changes it
@@ -122,7 +113,7 @@ impl MatchingStage {
     pub fn stage(
         &mut self,
         txn: &mut Txn<'_>,
-        mut shared: Shared<'_>,
+        blocks: &mut Blocks,
         actor: UserId,
         new_id: EventId,
         command: MatchingCommand,
@@ -130,7 +121,7 @@ impl MatchingStage {
         self.load(txn)?;
         let before = self.state.as_ref().map(MatchingState::changes);
         let now = matches!(command, MatchingCommand::Checkpoint);
-        let ack = self.run(txn, &mut shared, actor, new_id, command);
+        let ack = self.run(txn, blocks, actor, new_id, command);
         if ack.is_err() && self.state.as_ref().map(MatchingState::changes) != before {
             self.forget_state();
         } else {
@@ -141,7 +132,7 @@ impl MatchingStage {
                 if let Err(error) = state.rows.settle(txn, now) {
                     // The writer drops the command's writes: what it taught the blocks (a
                     // block or an unblock) goes with them.
-                    shared.blocks.reset();
+                    blocks.reset();
                     self.forget_state();
                     return Err(error);
                 }
@@ -154,7 +145,7 @@ impl MatchingStage {
     fn run(
         &mut self,
         txn: &mut Txn<'_>,
-        Shared { blocks, chat }: &mut Shared<'_>,
+        blocks: &mut Blocks,
         actor: UserId,
         new_id: EventId,
         command: MatchingCommand,
@@ -182,7 +173,7 @@ impl MatchingStage {
                     ),
                     false => None,
                 };
-                let ended = self.end_match(txn, chat, actor, new_id, current)?;
+                let ended = self.end_match(txn, actor, new_id, current)?;
                 match requeue_with {
                     Some(record) => {
                         let language = language_of(record.language);
@@ -192,7 +183,7 @@ impl MatchingStage {
                     None => Ok(ended),
                 }
             }
-            MatchingCommand::Block { user } => self.block(txn, blocks, chat, actor, new_id, user),
+            MatchingCommand::Block { user } => self.block(txn, blocks, actor, new_id, user),
             MatchingCommand::Unblock { user } => {
                 if !blocks.blocks(txn, actor, user)? {
                     return Err(Error::NotBlocked);
@@ -210,6 +201,12 @@ impl MatchingStage {
             // `stage` writes it once the command ran.
             MatchingCommand::Checkpoint => Ok(nothing(txn, new_id)),
         }
+    }
+
+    /// The room of `user`'s current match (who is in a match room: `chat/membership.rs`).
+    pub fn match_room_of(&mut self, txn: &Txn<'_>, user: UserId) -> Result<Option<RoomId>> {
+        self.load(txn)?;
+        Ok(self.current_match(user).map(|current| current.room))
     }
 
     fn load(&mut self, txn: &Txn<'_>) -> Result<()> {
@@ -395,7 +392,6 @@ impl MatchingStage {
     fn end_match(
         &mut self,
         txn: &mut Txn<'_>,
-        chat: &mut ChatStage,
         actor: UserId,
         new_id: EventId,
         MatchedWith { room, partner }: MatchedWith,
@@ -416,9 +412,6 @@ impl MatchingStage {
                 members_left: true,
             },
         )?;
-        for user in [actor, partner] {
-            chat.forget_member(room, user);
-        }
         Ok(skipped)
     }
 
@@ -426,7 +419,6 @@ impl MatchingStage {
         &mut self,
         txn: &mut Txn<'_>,
         blocks: &mut Blocks,
-        chat: &mut ChatStage,
         actor: UserId,
         new_id: EventId,
         user: UserId,
@@ -443,7 +435,7 @@ impl MatchingStage {
         if let Some(current) = self.current_match(actor)
             && current.partner == user
         {
-            self.end_match(txn, chat, actor, EventId::new_v7(), current)?;
+            self.end_match(txn, actor, EventId::new_v7(), current)?;
         }
         let ack = append(txn, actor, new_id, Payload::UserBlocked { user })?;
         blocks.set(txn, actor, user, true)?;

@@ -5,11 +5,12 @@
 
 use super::process::{VARIANTS, fit};
 use super::rows::{self, DELETED, READY};
+use crate::chat::membership;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::records::{member_key, record};
 use bytes::Bytes;
-use girok_schemas::proto::MediaRecord;
+use girok_schemas::proto::{MediaRecord, RoomRecord};
 use girok_schemas::{EventId, RoomId, Seq, UserId};
 use girok_storage::{Store, Table};
 use std::collections::HashMap;
@@ -104,15 +105,23 @@ impl MediaInfo {
     }
 }
 
+/// Who reads: the signed-in user, if any, with the room of their current match (who is in a
+/// match room: `chat/membership.rs`).
+#[derive(Clone, Copy)]
+struct Viewer {
+    user: UserId,
+    match_room: Option<RoomId>,
+}
+
 /// Whether `viewer` (`None`: not signed in) may see `record` (not deleted).
-fn may_read(store: &Store, viewer: Option<UserId>, record: &MediaRecord) -> Result<bool> {
+fn may_read(store: &Store, viewer: Option<Viewer>, record: &MediaRecord) -> Result<bool> {
     if record.avatar && record.state == READY {
         return Ok(true);
     }
-    let Some(viewer) = viewer else {
+    let Some(Viewer { user, match_room }) = viewer else {
         return Ok(false);
     };
-    if record.owner == viewer.as_bytes() {
+    if record.owner == user.as_bytes() {
         return Ok(true);
     }
     if record.state != READY {
@@ -125,10 +134,16 @@ fn may_read(store: &Store, viewer: Option<UserId>, record: &MediaRecord) -> Resu
         let Some(room) = RoomId::from_slice(room) else {
             continue;
         };
-        if store
-            .get(Table::RoomidUseridMember, &member_key(room, viewer))?
-            .is_some()
-        {
+        let found: Option<RoomRecord> =
+            crate::records::record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?;
+        let in_room = match found {
+            None => false,
+            Some(found) if membership::by_match(&found) => match_room == Some(room),
+            Some(_) => store
+                .get(Table::RoomidUseridMember, &member_key(room, user))?
+                .is_some(),
+        };
+        if in_room {
             return Ok(true);
         }
     }
@@ -136,7 +151,7 @@ fn may_read(store: &Store, viewer: Option<UserId>, record: &MediaRecord) -> Resu
 }
 
 /// `media` as `viewer` may see it; `None` when it does not exist for them.
-fn readable(store: &Store, viewer: Option<UserId>, media: EventId) -> Result<Option<MediaInfo>> {
+fn readable(store: &Store, viewer: Option<Viewer>, media: EventId) -> Result<Option<MediaInfo>> {
     let found: Option<MediaRecord> =
         record(store.get(Table::MediaidMedia, media.as_bytes())?, "media")?;
     match found {
@@ -148,10 +163,20 @@ fn readable(store: &Store, viewer: Option<UserId>, media: EventId) -> Result<Opt
 }
 
 impl Engine {
+    /// `user` as a media read sees them.
+    async fn viewer(&self, user: Option<UserId>) -> Result<Option<Viewer>> {
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let match_room = self.match_room_of(user).await?;
+        Ok(Some(Viewer { user, match_room }))
+    }
+
     /// A media's metadata as `viewer` may see it, or `MEDIA_NOT_FOUND`.
     pub async fn media(&self, viewer: Option<UserId>, id: &str) -> Result<MediaInfo> {
         let not_found = || Error::MediaNotFound(id.chars().take(64).collect());
         let media: EventId = id.parse().map_err(|_| not_found())?;
+        let viewer = self.viewer(viewer).await?;
         self.blocking(move |store| readable(store, viewer, media))
             .await?
             .ok_or_else(not_found)
@@ -167,6 +192,7 @@ impl Engine {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
+        let viewer = self.viewer(viewer).await?;
         self.blocking(move |store| {
             let mut found = HashMap::new();
             for id in ids {
