@@ -2,8 +2,8 @@
 //! which decides against the write model whether it may happen and, if so, appends its events
 //! (each event's effect on the write model joins the same atomic batch, see `staging`). It
 //! only dispatches: the rules live in `chat::stage`, `accounts::stage`, `feed::stage`,
-//! `matching::stage` (which also decides matches) and `media::stage`. Blocks are shared by chat and matching;
-//! chat asks matching who is in a match room.
+//! `matching::stage` (which also decides matches) and `media::stage`. Blocks are shared by chat
+//! and matching; chat asks matching who is in a match room.
 
 use crate::ack::Ack;
 use crate::chat::ChatStage;

@@ -2,8 +2,10 @@
 //! members have rows (`roomid_userid_member`). A match room's members are its match's two
 //! users while the match lasts, as matching's rows say (each user's current match, kept by the
 //! matching stage and written behind): a match and its end write no membership, which took
-//! four write-model writes out of every match cycle (README, Benchmarks → Random matching,
-//! stop 61). Rows a match room got before that are not asked.
+//! five of six write-model writes out of every match cycle (README, Benchmarks → Random
+//! matching, stop 61). A match room has member rows only from an older build, and only while
+//! that match lasts (its skip deletes them), so they agree with the match (an attachment's
+//! check asks a row first; the others ask the match).
 
 use girok_schemas::proto::RoomRecord;
 

@@ -1,7 +1,8 @@
 //! Chat reads: one room or a user's room list (last message, last activity, unread count),
 //! a room's history in either direction, its members with their read receipts. Every read is
 //! authorized against the write model first (through the hot-object caches the log writer
-//! keeps current), so a non-member learns nothing, not even by waiting; then it waits for the
+//! keeps current; a match room's members through the rows the matching stage publishes:
+//! `membership.rs`), so a non-member learns nothing, not even by waiting; then it waits for the
 //! views to reach the caller's `after` seq (read your writes). Message bodies come from the
 //! log through the event cache.
 

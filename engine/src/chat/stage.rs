@@ -27,7 +27,9 @@ const MEMBER_CACHE_CAP: usize = 1 << 20;
 /// (dropped on leave; a match room's are asked of matching: `membership.rs`). A miss reads
 /// fjall through the transaction.
 pub(crate) struct ChatStage {
+    /// Rooms that exist, with their kind.
     rooms: HashMap<RoomId, KnownRoom>,
+    /// Current memberships of rooms with member rows.
     members: HashSet<(RoomId, UserId)>,
     max_room_members: usize,
 }

@@ -127,10 +127,15 @@ impl Engine {
             .map(|current| current.room))
     }
 
-    /// `user`'s current match, as the matching stage published it.
+    /// `user`'s current match, as the matching stage published it. A corrupt row costs that
+    /// match's room, as the stage itself skips it (`state.rs`), not all of the user's reads.
     pub(crate) async fn current_match_of(&self, user: UserId) -> Result<Option<CurrentMatch>> {
         let (_, current) = self.published_rows(user).await?;
-        current.as_ref().map(CurrentMatch::try_from).transpose()
+        Ok(current.as_ref().and_then(|record| {
+            CurrentMatch::try_from(record)
+                .inspect_err(|error| tracing::error!(%error, "a corrupt match row is no match"))
+                .ok()
+        }))
     }
 
     /// `user`'s ticket and match as the matching stage published them (the stored rows may be

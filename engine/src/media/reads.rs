@@ -105,70 +105,92 @@ impl MediaInfo {
     }
 }
 
-/// Who reads: the signed-in user, if any, with the room of their current match (who is in a
-/// match room: `chat/membership.rs`).
+/// Who reads, signed in, and what is known of their current match (who is in a match room:
+/// `chat/membership.rs`). A read asks matching only when it meets a match room, so other media
+/// reads never wait on the matching stage.
 #[derive(Clone, Copy)]
 struct Viewer {
     user: UserId,
-    match_room: Option<RoomId>,
+    /// `None` until a match room asked; then the room of their current match, if any.
+    match_room: Option<Option<RoomId>>,
 }
 
-/// Whether `viewer` (`None`: not signed in) may see `record` (not deleted).
-fn may_read(store: &Store, viewer: Option<Viewer>, record: &MediaRecord) -> Result<bool> {
-    if record.avatar && record.state == READY {
-        return Ok(true);
+/// What a read finds of a media for its viewer.
+enum Seen {
+    Readable(MediaInfo),
+    /// Deleted, or not theirs to see: it does not exist for them.
+    Hidden,
+    /// It is in a match room they have no row in: their current match decides.
+    AsksMatch,
+}
+
+/// Whether `viewer` (`None`: not signed in) may see `media` (not deleted); `None`: a match
+/// room asks for the viewer's current match.
+fn may_read(store: &Store, viewer: Option<Viewer>, media: &MediaRecord) -> Result<Option<bool>> {
+    if media.avatar && media.state == READY {
+        return Ok(Some(true));
     }
     let Some(Viewer { user, match_room }) = viewer else {
-        return Ok(false);
+        return Ok(Some(false));
     };
-    if record.owner == user.as_bytes() {
-        return Ok(true);
+    if media.owner == user.as_bytes() {
+        return Ok(Some(true));
     }
-    if record.state != READY {
-        return Ok(false);
+    if media.state != READY {
+        return Ok(Some(false));
     }
-    if record.post_uses > 0 {
-        return Ok(true);
+    if media.post_uses > 0 {
+        return Ok(Some(true));
     }
-    for room in &record.rooms {
+    let mut asks_match = false;
+    for room in &media.rooms {
         let Some(room) = RoomId::from_slice(room) else {
             continue;
         };
+        // A row grants it (a match room has one only while an older build's match lasts).
+        if store
+            .get(Table::RoomidUseridMember, &member_key(room, user))?
+            .is_some()
+        {
+            return Ok(Some(true));
+        }
         let found: Option<RoomRecord> =
-            crate::records::record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?;
-        let in_room = match found {
-            None => false,
-            Some(found) if membership::by_match(&found) => match_room == Some(room),
-            Some(_) => store
-                .get(Table::RoomidUseridMember, &member_key(room, user))?
-                .is_some(),
-        };
-        if in_room {
-            return Ok(true);
+            record(store.get(Table::RoomidRoom, room.as_bytes())?, "room")?;
+        if found.is_some_and(|found| membership::by_match(&found)) {
+            match match_room {
+                Some(current) if current == Some(room) => return Ok(Some(true)),
+                Some(_) => {}
+                None => asks_match = true,
+            }
         }
     }
-    Ok(false)
+    Ok((!asks_match).then_some(false))
 }
 
-/// `media` as `viewer` may see it; `None` when it does not exist for them.
-fn readable(store: &Store, viewer: Option<Viewer>, media: EventId) -> Result<Option<MediaInfo>> {
+/// `media` as `viewer` may see it.
+fn readable(store: &Store, viewer: Option<Viewer>, media: EventId) -> Result<Seen> {
     let found: Option<MediaRecord> =
         record(store.get(Table::MediaidMedia, media.as_bytes())?, "media")?;
-    match found {
-        Some(r) if r.state != DELETED && may_read(store, viewer, &r)? => {
-            MediaInfo::from_record(media, &r).map(Some)
-        }
-        _ => Ok(None),
-    }
+    let Some(found) = found.filter(|found| found.state != DELETED) else {
+        return Ok(Seen::Hidden);
+    };
+    Ok(match may_read(store, viewer, &found)? {
+        Some(true) => Seen::Readable(MediaInfo::from_record(media, &found)?),
+        Some(false) => Seen::Hidden,
+        None => Seen::AsksMatch,
+    })
 }
 
 impl Engine {
-    /// `user` as a media read sees them.
-    async fn viewer(&self, user: Option<UserId>) -> Result<Option<Viewer>> {
+    /// `user` as a media read sees them, with their current match once a match room asks.
+    async fn viewer(&self, user: Option<UserId>, asks_match: bool) -> Result<Option<Viewer>> {
         let Some(user) = user else {
             return Ok(None);
         };
-        let match_room = self.match_room_of(user).await?;
+        let match_room = match asks_match {
+            true => Some(self.match_room_of(user).await?),
+            false => None,
+        };
         Ok(Some(Viewer { user, match_room }))
     }
 
@@ -176,10 +198,18 @@ impl Engine {
     pub async fn media(&self, viewer: Option<UserId>, id: &str) -> Result<MediaInfo> {
         let not_found = || Error::MediaNotFound(id.chars().take(64).collect());
         let media: EventId = id.parse().map_err(|_| not_found())?;
-        let viewer = self.viewer(viewer).await?;
-        self.blocking(move |store| readable(store, viewer, media))
-            .await?
-            .ok_or_else(not_found)
+        for asks_match in [false, true] {
+            let reader = self.viewer(viewer, asks_match).await?;
+            match self
+                .blocking(move |store| readable(store, reader, media))
+                .await?
+            {
+                Seen::Readable(info) => return Ok(info),
+                Seen::Hidden => break,
+                Seen::AsksMatch => {}
+            }
+        }
+        Err(not_found())
     }
 
     /// The ready media among `ids` that `viewer` may see, by id (for posts and profiles:
@@ -192,22 +222,36 @@ impl Engine {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let viewer = self.viewer(viewer).await?;
-        self.blocking(move |store| {
-            let mut found = HashMap::new();
-            for id in ids {
-                let Ok(media) = id.parse::<EventId>() else {
-                    continue;
-                };
-                if let Some(info) = readable(store, viewer, media)?
-                    && info.is_ready()
-                {
-                    found.insert(id, info);
-                }
+        let mut found = HashMap::new();
+        let mut asking = ids;
+        for asks_match in [false, true] {
+            if asking.is_empty() {
+                break;
             }
-            Ok(found)
-        })
-        .await
+            let reader = self.viewer(viewer, asks_match).await?;
+            let ids = std::mem::take(&mut asking);
+            let (readable_now, asks) = self
+                .blocking(move |store| {
+                    let (mut readable_now, mut asks) = (Vec::new(), Vec::new());
+                    for id in ids {
+                        let Ok(media) = id.parse::<EventId>() else {
+                            continue;
+                        };
+                        match readable(store, reader, media)? {
+                            Seen::Readable(info) if info.is_ready() => {
+                                readable_now.push((id, info))
+                            }
+                            Seen::AsksMatch => asks.push(id),
+                            Seen::Readable(_) | Seen::Hidden => {}
+                        }
+                    }
+                    Ok((readable_now, asks))
+                })
+                .await?;
+            found.extend(readable_now);
+            asking = asks;
+        }
+        Ok(found)
     }
 
     /// The variant `variant` of a ready media `viewer` may see: its metadata and the variant.
