@@ -119,18 +119,12 @@ mod tests {
     /// The write model after applying `events`, with the match room's `created_seq` left out
     /// (the older form's is its `chat.room.created`).
     fn model_after<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Entry> {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-        let mut skips = crate::matching::rows::SkipRows::default();
-        store
-            .rewrite(|txn| {
-                for event in events {
-                    apply(txn, event, &mut skips)?;
-                }
-                skips.write(txn)
-            })
-            .unwrap();
-        let mut model = snapshot(&store).unwrap();
+        let mut model = model_of(|txn, skips| {
+            for event in events {
+                apply(txn, event, skips)?;
+            }
+            Ok(())
+        });
         for (table, _, value) in &mut model {
             if *table == Table::RoomidRoom {
                 let mut room = RoomRecord::decode(value.as_slice()).unwrap();
@@ -139,6 +133,22 @@ mod tests {
             }
         }
         model
+    }
+
+    /// The write model that `write` leaves in a new store, as a rebuild writes it.
+    fn model_of(
+        write: impl FnOnce(&mut Txn<'_>, &mut crate::matching::rows::SkipRows) -> Result<()>,
+    ) -> Vec<Entry> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let mut skips = crate::matching::rows::SkipRows::default();
+        store
+            .rewrite(|txn| {
+                write(txn, &mut skips)?;
+                skips.write(txn)
+            })
+            .unwrap();
+        snapshot(&store).unwrap()
     }
 
     /// The model without what no check asks of a match room: its member rows and count
@@ -196,25 +206,20 @@ mod tests {
     fn a_skip_removes_the_member_rows_a_match_room_got_before_they_were_left_out() {
         let (ann, bob, room) = (UserId::new_v7(), UserId::new_v7(), RoomId::new_v7());
         let newer = MatchCycle::new(ann, bob, room, true);
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-        let mut skips = crate::matching::rows::SkipRows::default();
-        store
-            .rewrite(|txn| {
-                for event in &newer.until_matched {
-                    apply(txn, event, &mut skips)?;
-                }
-                // As a build before stop 61 left a match room's members.
-                for user in [ann, bob] {
-                    let key = crate::records::member_key(room, user);
-                    txn.put(Table::RoomidUseridMember, key, Vec::new());
-                }
-                for event in &newer.skip {
-                    apply(txn, event, &mut skips)?;
-                }
-                skips.write(txn)
-            })
-            .unwrap();
-        assert_eq!(member_rows(&snapshot(&store).unwrap()), 0);
+        let model = model_of(|txn, skips| {
+            for event in &newer.until_matched {
+                apply(txn, event, skips)?;
+            }
+            // As a build before stop 61 left a match room's members.
+            for user in [ann, bob] {
+                let key = crate::records::member_key(room, user);
+                txn.put(Table::RoomidUseridMember, key, Vec::new());
+            }
+            for event in &newer.skip {
+                apply(txn, event, skips)?;
+            }
+            Ok(())
+        });
+        assert_eq!(member_rows(&model), 0);
     }
 }

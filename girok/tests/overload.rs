@@ -185,16 +185,11 @@ async fn a_burst_of_logins_and_registrations_is_shed_in_bounded_memory() {
 }
 
 /// A server whose writer takes one command per batch and queues one more: any burst fills
-/// it, so the shedding is seen without a machine-sized flood. Its reads wait as long as the
-/// harness's (a configuration file keeps the 5-s default, and the suite's load has kept the
-/// views further behind than that during the flood).
+/// it, so the shedding is seen without a machine-sized flood.
 fn tiny_writer(dir: &std::path::Path) -> Server {
-    let wait = common::TEST_READ_WAIT_MS;
     Server::start_with_config(
         dir,
-        &format!(
-            "[storage]\nqueue = 1\nmax_batch = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\nmax_sends_in_flight = 1000\n[engine]\nread_wait_ms = {wait}\n"
-        ),
+        "[storage]\nqueue = 1\nmax_batch = 1\n[ws]\nsends_per_second = 100000\nsend_burst = 100000\nmax_sends_in_flight = 1000\n",
     )
 }
 

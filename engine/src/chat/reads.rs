@@ -147,7 +147,7 @@ pub struct Member {
 impl Engine {
     /// A room the actor is a member of.
     pub async fn room(&self, actor: UserId, room: RoomId, after: Option<Seq>) -> Result<RoomInfo> {
-        let record = self.member_room(actor, room).await?;
+        let record = self.member_room(actor, room).await?.record;
         self.wait_for_views(after).await?;
         let joined = self.views.memberships.joined(actor, room);
         let mut infos = self.room_infos(actor, vec![(room, record, joined)]).await?;
@@ -287,17 +287,12 @@ impl Engine {
         room: RoomId,
         after: Option<Seq>,
     ) -> Result<Vec<Member>> {
-        let record = self.member_room(actor, room).await?;
+        let partner = self.member_room(actor, room).await?.partner;
         self.wait_for_views(after).await?;
-        let users = if super::membership::by_match(&record) {
-            match self.current_match_of(actor).await? {
-                Some(current) if current.room == room => {
-                    let mut both = vec![actor, current.partner];
-                    both.sort();
-                    both
-                }
-                _ => return Err(Error::NotAMember(room)),
-            }
+        let users = if let Some(partner) = partner {
+            let mut both = vec![actor, partner];
+            both.sort();
+            both
         } else {
             self.blocking(move |store| {
                 store
@@ -330,30 +325,37 @@ impl Engine {
 
     /// The room, if `actor` is a member, through the hot-object caches (which the log writer
     /// keeps current; a match room's members through the matching stage's published rows).
-    async fn member_room(&self, actor: UserId, room: RoomId) -> Result<Arc<RoomRecord>> {
+    async fn member_room(&self, actor: UserId, room: RoomId) -> Result<MemberOf> {
         let record = self
             .room_records(vec![room])
             .await?
             .remove(&room)
             .ok_or(Error::RoomNotFound(room))?;
-        let member = if super::membership::by_match(&record) {
-            self.match_room_of(actor).await? == Some(room)
-        } else {
-            let member = self
-                .through_cache(
-                    "memberships",
-                    HotObjects::members,
-                    [(room, actor)],
-                    |store, (room, user)| {
-                        let key = member_key(*room, *user);
-                        Ok(Some(store.get(Table::RoomidUseridMember, &key)?.is_some()))
-                    },
-                )
-                .await?;
-            member.get(&(room, actor)).copied().unwrap_or(false)
-        };
-        match member {
-            true => Ok(record),
+        if super::membership::by_match(&record) {
+            return match self.current_match_of(actor).await? {
+                Some(current) if current.room == room => Ok(MemberOf {
+                    record,
+                    partner: Some(current.partner),
+                }),
+                _ => Err(Error::NotAMember(room)),
+            };
+        }
+        let member = self
+            .through_cache(
+                "memberships",
+                HotObjects::members,
+                [(room, actor)],
+                |store, (room, user)| {
+                    let key = member_key(*room, *user);
+                    Ok(Some(store.get(Table::RoomidUseridMember, &key)?.is_some()))
+                },
+            )
+            .await?;
+        match member.get(&(room, actor)).copied().unwrap_or(false) {
+            true => Ok(MemberOf {
+                record,
+                partner: None,
+            }),
             false => Err(Error::NotAMember(room)),
         }
     }
@@ -377,6 +379,13 @@ fn message_in(events: &HashMap<Seq, Arc<Event>>, seq: Seq, edit: Option<Seq>) ->
 /// The later of the room's last message and the reader joining.
 fn activity(last: Option<MessageRef>, joined: Option<MessageRef>) -> MessageRef {
     last.max(joined).unwrap_or_default()
+}
+
+/// A room its reader is a member of.
+struct MemberOf {
+    record: Arc<RoomRecord>,
+    /// In a match room, the reader's partner: its other member (`membership.rs`).
+    partner: Option<UserId>,
 }
 
 /// What a room's info is made of, read once.

@@ -35,14 +35,29 @@ pub struct Server {
 /// How long a test server's reads wait for the views to reach a write (`engine.read_wait_ms`,
 /// 5 s by default): the suite runs dozens of servers at once on two cores, and a server's views
 /// have fallen more than 5 s behind its log there (`VIEW_TIMEOUT` in a test that passes alone).
-/// Tests of the wait itself set theirs (`GIROK__ENGINE__READ_WAIT_MS`, or a configuration file,
-/// which then keeps the default).
-pub const TEST_READ_WAIT_MS: &str = "30000";
+/// Tests of the wait itself set theirs (`GIROK__ENGINE__READ_WAIT_MS`, or `read_wait_ms` in
+/// a configuration file).
+pub const TEST_READ_WAIT_MS: i64 = 30_000;
 
 /// The harness's read wait, unless the server is given a configuration file (which an
-/// environment variable would override).
-fn read_wait(extra: &[&str]) -> Option<(&'static str, &'static str)> {
-    (!extra.contains(&"--config")).then_some(("GIROK__ENGINE__READ_WAIT_MS", TEST_READ_WAIT_MS))
+/// environment variable would override: [`Server::start_with_config`] writes it there).
+fn read_wait(extra: &[&str]) -> Option<(&'static str, String)> {
+    (!extra.contains(&"--config"))
+        .then(|| ("GIROK__ENGINE__READ_WAIT_MS", TEST_READ_WAIT_MS.to_string()))
+}
+
+/// `toml` with the harness's read wait in `[engine]`, unless it sets its own.
+fn with_read_wait(toml: &str) -> String {
+    let mut config: toml::Table = toml.parse().expect("a TOML configuration");
+    let engine = config
+        .entry("engine")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(engine) = engine.as_table_mut() {
+        engine
+            .entry("read_wait_ms")
+            .or_insert(toml::Value::Integer(TEST_READ_WAIT_MS));
+    }
+    config.to_string()
 }
 
 impl Server {
@@ -51,10 +66,11 @@ impl Server {
         Self::start_with_env(data_dir, extra, &[])
     }
 
-    /// Starts `girok serve` with `toml` as its configuration file, data in `dir/data`.
+    /// Starts `girok serve` with `toml` as its configuration file, data in `dir/data`; the
+    /// file gets the harness's read wait ([`TEST_READ_WAIT_MS`]) unless it sets its own.
     pub fn start_with_config(dir: &Path, toml: &str) -> Server {
         let config = dir.join("girok.toml");
-        std::fs::write(&config, toml).unwrap();
+        std::fs::write(&config, with_read_wait(toml)).unwrap();
         let config = config.to_str().unwrap();
         Self::start(&dir.join("data"), &["--config", config])
     }
