@@ -88,8 +88,8 @@ impl Default for StorageConfig {
             view_cache_mib: 32,
             max_open_files: girok_engine::DEFAULT_MAX_OPEN_FILES,
             workers_niceness: girok_engine::DEFAULT_WORKERS_NICENESS,
-            busy_batch_interval_us: 1_000,
-            busy_cpu_percent: 85,
+            busy_batch_interval_us: girok_engine::DEFAULT_BUSY_BATCH_INTERVAL_US,
+            busy_cpu_percent: girok_engine::DEFAULT_BUSY_CPU_PERCENT,
         }
     }
 }

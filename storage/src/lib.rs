@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use head::HeadSignal;
 pub use health::StorageState;
 pub use metrics::StorageMetrics;
-pub use pacing::Pacing;
+pub use pacing::{DEFAULT_BUSY_BATCH_INTERVAL_US, DEFAULT_BUSY_CPU_PERCENT, Pacing};
 pub use store::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, LogStats, Store, StoreConfig,
     StoreMemory,

@@ -30,11 +30,22 @@ pub struct Pacing {
     pub busy_share: f64,
 }
 
+/// The default least time between two batches while busy, microseconds
+/// (`storage.busy_batch_interval_us`).
+pub const DEFAULT_BUSY_BATCH_INTERVAL_US: u64 = 1_000;
+
+/// The default share of the process's cores, in percent, above which it counts as busy
+/// (`storage.busy_cpu_percent`). Random matching at 10,000 joins/s uses about 0.78 of its one
+/// core unspaced and 0.70 spaced (over the 55 % at which spacing stops, so it stays spaced);
+/// chat at 2,000 msg/s under half of it, which this leaves unspaced (README, Benchmarks →
+/// Random matching, stop 62).
+pub const DEFAULT_BUSY_CPU_PERCENT: u32 = 70;
+
 impl Default for Pacing {
     fn default() -> Self {
         Self {
-            interval: Duration::from_millis(1),
-            busy_share: 0.85,
+            interval: Duration::from_micros(DEFAULT_BUSY_BATCH_INTERVAL_US),
+            busy_share: f64::from(DEFAULT_BUSY_CPU_PERCENT) / 100.0,
         }
     }
 }
