@@ -4,8 +4,8 @@
 //! matching stage and written behind): a match and its end write no membership, which took
 //! five of six write-model writes out of every match cycle (README, Benchmarks → Random
 //! matching, stop 61). A match room has member rows only from an older build, and only while
-//! that match lasts (its skip deletes them), so they agree with the match (an attachment's
-//! check asks a row first; the others ask the match).
+//! that match lasts (its skip deletes them), so they agree with the match: readers ask a row
+//! first (one lookup for a group or direct room's member) and the match only without one.
 
 use girok_schemas::proto::RoomRecord;
 

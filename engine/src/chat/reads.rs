@@ -318,28 +318,31 @@ impl Engine {
 
     /// Succeeds when `actor` is a member of `room` now (per the write model, and matching's
     /// rows for a match room: `membership.rs`): the one authorization of room reads,
-    /// subscriptions and typing. `ROOM_NOT_FOUND` or `NOT_A_MEMBER` otherwise.
+    /// subscriptions and typing. `ROOM_NOT_FOUND` or `NOT_A_MEMBER` otherwise. A group or
+    /// direct room's member costs one lookup (their row implies the room).
     pub async fn require_member(&self, actor: UserId, room: RoomId) -> Result<()> {
-        self.member_room(actor, room).await.map(drop)
+        if self.has_member_row(actor, room).await? {
+            return Ok(());
+        }
+        self.member_by_match(actor, room).await.map(drop)
     }
 
     /// The room, if `actor` is a member, through the hot-object caches (which the log writer
     /// keeps current; a match room's members through the matching stage's published rows).
     async fn member_room(&self, actor: UserId, room: RoomId) -> Result<MemberOf> {
-        let record = self
-            .room_records(vec![room])
-            .await?
-            .remove(&room)
-            .ok_or(Error::RoomNotFound(room))?;
-        if super::membership::by_match(&record) {
-            return match self.current_match_of(actor).await? {
-                Some(current) if current.room == room => Ok(MemberOf {
-                    record,
-                    partner: Some(current.partner),
-                }),
-                _ => Err(Error::NotAMember(room)),
-            };
+        if self.has_member_row(actor, room).await? {
+            let record = self.room_record(room).await?;
+            return Ok(MemberOf {
+                record,
+                partner: None,
+            });
         }
+        self.member_by_match(actor, room).await
+    }
+
+    /// Whether `actor` has a member row in `room` (a match room has one only while a match an
+    /// older build made lasts: `membership.rs`).
+    async fn has_member_row(&self, actor: UserId, room: RoomId) -> Result<bool> {
         let member = self
             .through_cache(
                 "memberships",
@@ -351,13 +354,31 @@ impl Engine {
                 },
             )
             .await?;
-        match member.get(&(room, actor)).copied().unwrap_or(false) {
-            true => Ok(MemberOf {
+        Ok(member.get(&(room, actor)).copied().unwrap_or(false))
+    }
+
+    /// `room`, for `actor` who has no member row in it: theirs if it is their current match's
+    /// room, else `NOT_A_MEMBER` (or `ROOM_NOT_FOUND`).
+    async fn member_by_match(&self, actor: UserId, room: RoomId) -> Result<MemberOf> {
+        let record = self.room_record(room).await?;
+        if super::membership::by_match(&record)
+            && let Some(current) = self.current_match_of(actor).await?
+            && current.room == room
+        {
+            return Ok(MemberOf {
                 record,
-                partner: None,
-            }),
-            false => Err(Error::NotAMember(room)),
+                partner: Some(current.partner),
+            });
         }
+        Err(Error::NotAMember(room))
+    }
+
+    /// One room's record, or `ROOM_NOT_FOUND`.
+    async fn room_record(&self, room: RoomId) -> Result<Arc<RoomRecord>> {
+        self.room_records(vec![room])
+            .await?
+            .remove(&room)
+            .ok_or(Error::RoomNotFound(room))
     }
 
     /// Room records by id (rooms are never deleted), through the hot-object cache; a room

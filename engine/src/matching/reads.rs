@@ -118,15 +118,6 @@ impl Engine {
         .await
     }
 
-    /// The room of `user`'s current match, as the matching stage published it (who is in a
-    /// match room: `chat/membership.rs`).
-    pub(crate) async fn match_room_of(&self, user: UserId) -> Result<Option<RoomId>> {
-        Ok(self
-            .current_match_of(user)
-            .await?
-            .map(|current| current.room))
-    }
-
     /// `user`'s current match, as the matching stage published it. A corrupt row costs that
     /// match's room, as the stage itself skips it (`state.rs`), not all of the user's reads.
     pub(crate) async fn current_match_of(&self, user: UserId) -> Result<Option<CurrentMatch>> {

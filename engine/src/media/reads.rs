@@ -188,7 +188,11 @@ impl Engine {
             return Ok(None);
         };
         let match_room = match asks_match {
-            true => Some(self.match_room_of(user).await?),
+            true => Some(
+                self.current_match_of(user)
+                    .await?
+                    .map(|current| current.room),
+            ),
             false => None,
         };
         Ok(Some(Viewer { user, match_room }))
