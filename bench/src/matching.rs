@@ -145,9 +145,44 @@ pub struct Ratios {
     partner_notified_p99: f64,
 }
 
+/// Most of the pool's distinct pairs a run may use up (see [`pairs_check`]).
+const MAX_PAIRS_USED_PERCENT: u64 = 50;
+
+/// Every match ends with a skip, which keeps its pair apart for girok's
+/// `matching.skip_exclusion_secs` (a day by default), so a run can use each of the users' pairs
+/// once. Past about half of them a newcomer finds fewer and fewer waiting users it may meet,
+/// and once all are used every join waits and every schedule starves (600 users at 10,000
+/// joins/s: after about 36 s). Refuses a run that would schedule more matches than
+/// [`MAX_PAIRS_USED_PERCENT`] of the pairs, naming the users it needs.
+fn pairs_check(users: usize, rate: u64, seconds: u64) -> Result<(), String> {
+    let pairs_of = |n: u128| n * n.saturating_sub(1) / 2;
+    let enough =
+        |n: u128, matches: u128| pairs_of(n) * u128::from(MAX_PAIRS_USED_PERCENT) >= matches * 100;
+    let pairs = pairs_of(users as u128);
+    let matches = u128::from(rate) * u128::from(seconds) / 2;
+    if enough(users as u128, matches) {
+        return Ok(());
+    }
+    // n(n-1)/2 ≥ pairs needed: start from the square root's estimate, then step to the least.
+    let pairs_needed = matches * 100 / u128::from(MAX_PAIRS_USED_PERCENT);
+    let mut needed = ((pairs_needed as f64 * 2.0).sqrt() as u128).max(2);
+    while needed > 2 && enough(needed - 1, matches) {
+        needed -= 1;
+    }
+    while !enough(needed, matches) {
+        needed += 1;
+    }
+    Err(format!(
+        "--users {users} have {pairs} distinct pairs, but --rate {rate} for {seconds} s (warm-up and window) schedules about {matches} matches; each ends with a skip that keeps its pair apart (girok's matching.skip_exclusion_secs, a day by default), and past {MAX_PAIRS_USED_PERCENT} % of the pairs used the joins starve: use --users {needed} or more"
+    ))
+}
+
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
     if args.users < 2 || args.rate == 0 {
         bail!("--users must be at least 2 and --rate at least 1");
+    }
+    if let Err(refusal) = pairs_check(args.users, args.rate, args.warmup + args.seconds) {
+        bail!(refusal);
     }
     if let Some(path) = &args.latency_timeline {
         if args.rate.saturating_mul(args.seconds) > MAX_TIMELINE_JOINS {
@@ -732,6 +767,18 @@ fn refuse(shared: &Shared, user: usize, code: &str, measured: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_may_use_up_half_of_the_pools_pairs() {
+        // 600 users: 179,700 pairs; 10,000 joins/s for 13 s schedule 65,000 matches.
+        assert!(pairs_check(600, 10_000, 13).is_ok());
+        // 63 s schedule 315,000: over half, and all of them after about 36 s.
+        let refusal = pairs_check(600, 10_000, 63).unwrap_err();
+        assert!(refusal.contains("use --users 1123 or more"), "{refusal}");
+        assert!(pairs_check(1123, 10_000, 63).is_ok());
+        assert!(pairs_check(1122, 10_000, 63).is_err());
+        assert!(pairs_check(1_500, 10_000, 63).is_ok());
+    }
 
     #[test]
     fn the_baselines_timeline_goes_beside_giroks_with_its_extension() {
