@@ -7,7 +7,10 @@
 #
 #   scripts/matching-load.sh --rate 2000
 #   scripts/matching-load.sh --users 1000 --rate 10000 --warmup 3 --seconds 10
+#   scripts/matching-load.sh --users 1500 --rate 10000 --warmup 3 --seconds 60   # sustained
 #
+# Every match ends with a skip that keeps its pair apart for a day, so a run may use at most
+# half of the users' pairs (`girok-bench matching` refuses more and names the users needed).
 # Arguments go to `girok-bench matching` (see `girok-bench matching --help`); GIROK_BIN and
 # GIROK_BENCH_BIN name the binaries to run (nothing is built when both are set).
 # SERVER_CORES=0,1 lets both servers use the whole machine (the generator stays on core 1 and
