@@ -55,6 +55,8 @@ pub struct Args {
     #[arg(long)]
     baseline_pid: Option<u32>,
     /// Users, each with its own WebSocket; a user is busy from its join until its match ends.
+    /// Each match ends with a skip that keeps its pair apart for a day, so a run may schedule
+    /// at most half of the users' pairs (users × (users − 1) / 2) as matches.
     #[arg(long, default_value_t = 500)]
     users: usize,
     /// Joins per second offered, all users together.
