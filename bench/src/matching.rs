@@ -158,20 +158,16 @@ const MAX_PAIRS_USED_PERCENT: u64 = 50;
 /// [`MAX_PAIRS_USED_PERCENT`] of the pairs, naming the users it needs.
 fn pairs_check(users: usize, rate: u64, seconds: u64) -> Result<(), String> {
     let pairs_of = |n: u128| n * n.saturating_sub(1) / 2;
-    let enough =
-        |n: u128, matches: u128| pairs_of(n) * u128::from(MAX_PAIRS_USED_PERCENT) >= matches * 100;
-    let pairs = pairs_of(users as u128);
     let matches = u128::from(rate) * u128::from(seconds) / 2;
-    if enough(users as u128, matches) {
+    // The pairs a run of `matches` needs, of which it may use MAX_PAIRS_USED_PERCENT.
+    let pairs_needed = (matches * 100).div_ceil(u128::from(MAX_PAIRS_USED_PERCENT));
+    let pairs = pairs_of(users as u128);
+    if pairs >= pairs_needed {
         return Ok(());
     }
-    // n(n-1)/2 ≥ pairs needed: start from the square root's estimate, then step to the least.
-    let pairs_needed = matches * 100 / u128::from(MAX_PAIRS_USED_PERCENT);
+    // The least n with n(n-1)/2 ≥ pairs_needed: √(2 × pairs_needed) is below it.
     let mut needed = ((pairs_needed as f64 * 2.0).sqrt() as u128).max(2);
-    while needed > 2 && enough(needed - 1, matches) {
-        needed -= 1;
-    }
-    while !enough(needed, matches) {
+    while pairs_of(needed) < pairs_needed {
         needed += 1;
     }
     Err(format!(

@@ -349,10 +349,10 @@ impl Config {
         config.view_cache_bytes = mib(self.storage.view_cache_mib.max(1));
         config.writer.max_batch = self.storage.max_batch.max(1);
         config.writer.queue = self.storage.queue.max(1);
-        config.writer.pacing = girok_engine::Pacing {
-            interval: std::time::Duration::from_micros(self.storage.busy_batch_interval_us),
-            busy_share: f64::from(self.storage.busy_cpu_percent) / 100.0,
-        };
+        config.writer.pacing = girok_engine::Pacing::from_settings(
+            self.storage.busy_batch_interval_us,
+            self.storage.busy_cpu_percent,
+        );
         if self.engine.workers > 0 {
             config.workers = self.engine.workers;
         }

@@ -41,12 +41,20 @@ pub const DEFAULT_BUSY_BATCH_INTERVAL_US: u64 = 1_000;
 /// Random matching, stop 62).
 pub const DEFAULT_BUSY_CPU_PERCENT: u32 = 70;
 
+impl Pacing {
+    /// Pacing from its two settings as configured: `storage.busy_batch_interval_us` and
+    /// `storage.busy_cpu_percent`.
+    pub fn from_settings(busy_batch_interval_us: u64, busy_cpu_percent: u32) -> Self {
+        Self {
+            interval: Duration::from_micros(busy_batch_interval_us),
+            busy_share: f64::from(busy_cpu_percent) / 100.0,
+        }
+    }
+}
+
 impl Default for Pacing {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_micros(DEFAULT_BUSY_BATCH_INTERVAL_US),
-            busy_share: f64::from(DEFAULT_BUSY_CPU_PERCENT) / 100.0,
-        }
+        Self::from_settings(DEFAULT_BUSY_BATCH_INTERVAL_US, DEFAULT_BUSY_CPU_PERCENT)
     }
 }
 
