@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::hot::HotObjects;
 use crate::matching::blocks::Blocks;
 use crate::matching::{MatchingConfig, MatchingStage, PoolGauge};
-use girok_storage::{Stager, Txn, WrittenKeys};
+use girok_storage::{Durability, Stager, Txn, WrittenKeys};
 use std::sync::Arc;
 
 /// The engine's [`Stager`].
@@ -20,6 +20,8 @@ pub struct Sequencer {
     chat: ChatStage,
     matching: MatchingStage,
     blocks: Blocks,
+    /// How durable matching's queue commands are before they are answered.
+    queue_durability: Durability,
     /// Readers' copies of write-model records, dropped once a batch that changes them commits.
     hot: Arc<HotObjects>,
 }
@@ -31,6 +33,13 @@ impl Stager for Sequencer {
 
     fn committed(&mut self, written: &WrittenKeys) {
         self.hot.forget(written);
+    }
+
+    fn durability(&self, submission: &Submission) -> Durability {
+        match &submission.command {
+            Command::Matching(command) if command.moves_the_queue() => self.queue_durability,
+            _ => Durability::Sync,
+        }
     }
 
     fn reset(&mut self) {
@@ -75,6 +84,7 @@ impl Sequencer {
     ) -> Self {
         Self {
             chat: ChatStage::new(max_room_members),
+            queue_durability: matching.durability,
             matching: MatchingStage::new(matching, pool),
             blocks: Blocks::default(),
             hot,

@@ -138,6 +138,12 @@ pub struct MatchingSection {
     pub skip_exclusion_secs: u64,
     /// How often the matcher looks whether waiting tickets relaxed or expired, milliseconds.
     pub wave_interval_ms: u64,
+    /// How durable joins, leaves, skips and the matches they make are before they are
+    /// answered: `buffered` (written to the OS: they survive `kill -9` of girok, and a power
+    /// loss may lose the last ones before the log's next fsync) or `sync` (fsynced, as every
+    /// other write). Blocks are always fsynced; `storage.durability = "buffered"` makes
+    /// everything buffered.
+    pub durability: Durability,
 }
 
 impl Default for MatchingSection {
@@ -148,6 +154,7 @@ impl Default for MatchingSection {
             relax_after_secs: (defaults.rules.relax_after_ms / 1000) as u64,
             skip_exclusion_secs: (defaults.skip_exclusion_ms / 1000) as u64,
             wave_interval_ms: defaults.wave_interval.as_millis() as u64,
+            durability: defaults.durability,
         }
     }
 }
@@ -164,6 +171,7 @@ impl MatchingSection {
             wave_interval: std::time::Duration::from_millis(
                 self.wave_interval_ms.clamp(10, 60_000),
             ),
+            durability: self.durability,
         }
     }
 }

@@ -1409,3 +1409,40 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
     );
     assert!(report["write_model_events"].as_u64().unwrap() as usize >= events.len());
 }
+
+/// Joins, and the match they make, are answered once written to the OS without an fsync
+/// (`matching.durability = buffered`, the default; the kill -9 test above shows that none of
+/// them is lost to a crash of girok); a message in the match room is fsynced, which makes
+/// the match before it durable too. With `matching.durability = sync`, every join is fsynced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_always_is() {
+    const SYNCS: &str = "girok_log_syncs_total ";
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(&dir, &[]);
+    let (ann, _) = user(&server, "ann").await;
+    let (bob, _) = user(&server, "bob").await;
+    let before = server.metric(SYNCS).await;
+    assert!(before > 0, "signing up is fsynced");
+    assert_eq!(join(&server, &ann, &[], None).await.0, 201);
+    let (code, joined) = join(&server, &bob, &[], None).await;
+    assert_eq!(code, 201, "{joined}");
+    let room = joined["matched"]["roomId"].as_str().unwrap().to_owned();
+    assert_eq!(server.metric(SYNCS).await, before, "no join was fsynced");
+    let (code, sent) = call(
+        &server,
+        "POST",
+        &format!("/v1/rooms/{room}/messages"),
+        &ann,
+        Some(json!({ "body": "hi" })),
+    )
+    .await;
+    assert_eq!(code, 201, "{sent}");
+    assert!(server.metric(SYNCS).await > before, "the message was fsynced");
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(&dir, &[("GIROK__MATCHING__DURABILITY", "sync")]);
+    let (cat, _) = user(&server, "cat").await;
+    let before = server.metric(SYNCS).await;
+    assert_eq!(join(&server, &cat, &[], None).await.0, 201);
+    assert!(server.metric(SYNCS).await > before, "the join was fsynced");
+}

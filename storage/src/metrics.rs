@@ -14,6 +14,8 @@ pub struct StorageMetrics {
     pub rejected: Counter,
     pub batch_commands: Histogram,
     pub fsync_seconds: Histogram,
+    /// Groups of batches made durable with an fsync (the others only reached the OS).
+    pub syncs: Counter,
     /// Per command: from its submission (before any wait for room in the queue) to its answer.
     pub commit_seconds: Histogram,
     pub head: Gauge,
@@ -35,6 +37,7 @@ impl Default for StorageMetrics {
             rejected: Counter::default(),
             batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            syncs: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             head: Gauge::default(),
             state: Gauge::default(),
@@ -76,8 +79,13 @@ impl StorageMetrics {
         );
         registry.register(
             "girok_log_fsync_seconds",
-            "Time to make one batch durable (fdatasync in sync mode, flush to the OS in buffered mode)",
+            "Time to make one group of batches durable: an fdatasync when one of their commands needs it (girok_log_syncs), a flush to the OS otherwise (storage.durability = buffered, and matching's queue with matching.durability = buffered)",
             self.fsync_seconds.clone(),
+        );
+        registry.register(
+            "girok_log_syncs",
+            "Groups of batches made durable with an fdatasync of the log",
+            self.syncs.clone(),
         );
         registry.register(
             "girok_log_commit_seconds",

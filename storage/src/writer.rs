@@ -4,16 +4,16 @@
 //! writer thread takes everything queued, up to `max_batch` commands, stages each with the
 //! [`Stager`] (which checks it against the write model and appends its events), and commits
 //! the accepted writes as one atomic fjall batch. A second thread makes committed batches
-//! durable with one fsync (or one flush to the OS in `buffered` mode) covering every batch
-//! committed since the previous one, advances the durable head, and only then answers their
-//! submitters. So one fsync is shared by every command that arrived while the previous one
+//! durable with one fsync (or one flush to the OS in `buffered` mode, or when none of their
+//! commands asks for an fsync: [`Stager::durability`]) covering every batch committed since
+//! the previous one, advances the durable head, and only then answers their submitters. So one fsync is shared by every command that arrived while the previous one
 //! ran: that is what makes durable ingest fast under concurrency. While an fsync runs, the
 //! writer holds its next batch open (fjall's journal is locked for the fsync, so a commit
 //! would wait for it anyway) and then takes every command that arrived meanwhile into that
 //! one batch. Readers follow the durable head, so they never see a batch before its fsync.
 
 use crate::health::StorageState;
-use crate::store::Store;
+use crate::store::{Durability, Store};
 use crate::txn::{BatchState, Txn};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -41,6 +41,15 @@ pub trait Stager: Send + 'static {
     /// value.
     fn committed(&mut self, written: &crate::WrittenKeys) {
         let _ = written;
+    }
+
+    /// How durable `command` must be before it is answered: a batch is fsynced when any of
+    /// its commands asks for [`Durability::Sync`] (and the store is not `buffered`), and only
+    /// flushed to the OS otherwise. Either way an answer follows everything before it in the
+    /// log to the same point, so a batch never becomes visible before one it depends on.
+    fn durability(&self, command: &Self::Command) -> Durability {
+        let _ = command;
+        Durability::Sync
     }
 
     /// Called on the writer thread after the database reopened (a healed storage error):
@@ -263,6 +272,8 @@ struct Committed<S: Stager> {
     /// Highest seq appended by this batch, if it appended anything.
     last_seq: Option<u64>,
     appended: u64,
+    /// Whether a command of the batch asked for [`Durability::Sync`].
+    sync: bool,
     /// The batch's log entries, for the durable feed (only when someone listens).
     entries: Option<Arc<crate::DurableBatch>>,
     replies: Vec<(Reply<S>, Outcome<S>)>,
@@ -372,6 +383,7 @@ fn run<S: Stager>(
         last_time_ms = last_time_ms.max(now_ms());
         let mut batch = BatchState::new(next_seq, last_time_ms);
         let mut replies = Vec::with_capacity(queued.len());
+        let mut sync = false;
         for message in queued.drain(..) {
             let (command, reply) = match message {
                 Message::Command(command, reply) => (command, reply),
@@ -381,6 +393,7 @@ fn run<S: Stager>(
                     continue;
                 }
             };
+            sync |= stager.durability(&command) == Durability::Sync;
             let mut txn = Txn::new(&store, &mut batch);
             let outcome = stager.stage(command, &mut txn);
             match outcome {
@@ -422,6 +435,7 @@ fn run<S: Stager>(
         let committed = Committed {
             last_seq: (appended > 0).then(|| next_seq + appended - 1),
             appended,
+            sync,
             entries,
             replies,
         };
@@ -516,7 +530,7 @@ fn sync_loop<S: Stager>(
     wake: mpsc::WeakSender<Message<S>>,
     in_flight: &InFlight,
 ) {
-    let mode = store.config().durability.persist_mode();
+    let sync_mode = store.config().durability.persist_mode();
     while let Ok(first) = from_writer.recv() {
         let mut group = Vec::new();
         let mut barriers = Vec::new();
@@ -527,6 +541,11 @@ fn sync_loop<S: Stager>(
             }
         }
         if !group.is_empty() {
+            let mode = if group.iter().any(|c| c.sync) {
+                sync_mode
+            } else {
+                fjall::PersistMode::Buffer
+            };
             make_durable(store, mode, group, &wake, in_flight);
         }
         for passed in barriers {
@@ -563,6 +582,9 @@ fn make_durable<S: Stager>(
     metrics
         .fsync_seconds
         .observe((durable - started).as_secs_f64());
+    if mode != fjall::PersistMode::Buffer {
+        metrics.syncs.inc();
+    }
     let appended: u64 = group.iter().map(|c| c.appended).sum();
     metrics.appends.inc_by(appended);
     // The feed gets the entries once the head covers them (the hub reads the log up to the

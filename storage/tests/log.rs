@@ -2,7 +2,9 @@
 //! write-model updates, rejection, recovery after reopen, the directory lock, the memtables' bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use girok_storage::{Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle};
+use girok_storage::{
+    Durability, Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -169,6 +171,80 @@ fn submits_after_shutdown_are_refused_not_hung() {
         appender.submit_blocking((vec![1], vec![1])),
         Err(Rejected::Storage(Error::Closed))
     ));
+}
+
+/// Appends its payload, asking for the durability it carries.
+struct ClassedAppend;
+
+impl Stager for ClassedAppend {
+    type Command = (Durability, Vec<u8>);
+    type Accepted = u64;
+    type Rejected = Error;
+
+    fn stage(&mut self, (_, payload): Self::Command, txn: &mut Txn<'_>) -> Result<u64, Error> {
+        Ok(txn.append(|_| payload))
+    }
+
+    fn durability(&self, (durability, _): &Self::Command) -> Durability {
+        *durability
+    }
+}
+
+/// A writer of [`ClassedAppend`] over a store opened with `durability`.
+fn open_classed(
+    dir: &std::path::Path,
+    durability: Durability,
+) -> (Arc<Store>, WriterHandle<ClassedAppend>) {
+    let store = Store::open(StoreConfig {
+        durability,
+        ..StoreConfig::new(dir)
+    })
+    .unwrap();
+    let writer =
+        WriterHandle::spawn(store.clone(), ClassedAppend, WriterConfig::default()).unwrap();
+    (store, writer)
+}
+
+#[test]
+fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open_classed(dir.path(), Durability::Sync);
+    let appender = writer.appender();
+    for i in 0..20u8 {
+        let seq = appender
+            .submit_blocking((Durability::Buffered, vec![i]))
+            .unwrap();
+        assert_eq!(seq, u64::from(i) + 1);
+        // Answered means visible: the head covers it and the log holds it.
+        assert_eq!(store.head().get(), seq);
+        assert_eq!(store.event(seq).unwrap(), Some(vec![i]));
+    }
+    assert_eq!(
+        store.metrics().syncs.get(),
+        0,
+        "no command asked for an fsync"
+    );
+    assert_eq!(
+        appender
+            .submit_blocking((Durability::Sync, vec![20]))
+            .unwrap(),
+        21
+    );
+    assert_eq!(store.metrics().syncs.get(), 1);
+    writer.shutdown();
+
+    // A store opened `buffered` never fsyncs a batch, whatever its commands ask for.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open_classed(dir.path(), Durability::Buffered);
+    assert_eq!(
+        writer
+            .appender()
+            .submit_blocking((Durability::Sync, vec![1]))
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.metrics().syncs.get(), 0);
+    writer.shutdown();
 }
 
 /// Appends the batch's commit time.

@@ -59,6 +59,22 @@ impl MatchingCommand {
         }
     }
 
+    /// Whether the command only moves the queue (tickets, matches, skips, the rows of their
+    /// checkpoint): state that a restart makes moot anyway, since it closes the tickets of
+    /// everyone whose connection it ended. These take `matching.durability`; blocks, changes
+    /// of the social graph that last, are always fsynced.
+    pub(crate) fn moves_the_queue(&self) -> bool {
+        match self {
+            MatchingCommand::Join { .. }
+            | MatchingCommand::Leave
+            | MatchingCommand::Skip { .. }
+            | MatchingCommand::Disconnected { .. }
+            | MatchingCommand::Wave
+            | MatchingCommand::Checkpoint => true,
+            MatchingCommand::Block { .. } | MatchingCommand::Unblock { .. } => false,
+        }
+    }
+
     /// Checks and normalizes client input.
     pub fn validated(self) -> Result<MatchingCommand> {
         match self {

@@ -15,7 +15,7 @@ use crate::ack::Ack;
 use crate::error::{Error, Result};
 use crate::staging::{append, append_event};
 use girok_schemas::{EventId, Payload, RoomId, Seq, UserId};
-use girok_storage::{Table, Txn};
+use girok_storage::{Durability, Table, Txn};
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -37,6 +37,11 @@ pub struct MatchingConfig {
     pub skip_exclusion_ms: i64,
     /// How often the matcher looks whether a wave is due.
     pub wave_interval: std::time::Duration,
+    /// How durable the queue's commands are before they are answered
+    /// ([`super::MatchingCommand::moves_the_queue`]): `Buffered` (the default) answers once
+    /// their batch reached the OS, which survives `kill -9` of girok but not a power loss
+    /// before the next fsync of the log (README, Durability).
+    pub durability: Durability,
 }
 
 impl Default for MatchingConfig {
@@ -48,6 +53,7 @@ impl Default for MatchingConfig {
             },
             skip_exclusion_ms: 24 * 3600 * 1000,
             wave_interval: std::time::Duration::from_millis(100),
+            durability: Durability::Buffered,
         }
     }
 }
