@@ -1437,7 +1437,10 @@ async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_alway
     )
     .await;
     assert_eq!(code, 201, "{sent}");
-    assert!(server.metric(SYNCS).await > before, "the message was fsynced");
+    assert!(
+        server.metric(SYNCS).await > before,
+        "the message was fsynced"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let server = start_in(&dir, &[("GIROK__MATCHING__DURABILITY", "sync")]);

@@ -3,7 +3,8 @@
 //! The heart is the log: an append-only keyspace of `seq (u64 big-endian) -> encoded event`.
 //! All appends go through one writer thread ([`writer`]) that batches concurrent submitters
 //! (group commit): a batch's log entries and write-model updates are committed atomically and
-//! made durable with one fsync before any submitter in it is acknowledged. What a command *means*
+//! made durable with one fsync before any submitter in it is acknowledged (or only handed to the
+//! OS, when none of its commands asks for an fsync: [`Stager::durability`]). What a command *means*
 //! is decided by the caller's [`Stager`] (the engine's sequencer); this crate only guarantees
 //! atomicity, ordering, gap-free seqs and durability. Readers follow the durable head through
 //! [`HeadSignal`] and read ranges of the log.
