@@ -1,5 +1,6 @@
 //! The live hub: publishes every committed event to the subscribers of its topics, once it is
-//! durable (a subscriber never sees an event that a crash could take back). Events come
+//! durable (a subscriber never sees an event that a crash of girok could take back; see
+//! `Stager::durability` for what a power loss may). Events come
 //! straight from the log writer's durable feed, decoded once; only a hub that fell behind
 //! reads from the log. Each event is shared by every subscriber as a [`LiveEvent`], which
 //! renders it once per wire format, so delivery does no work per subscriber beyond a queue

@@ -1410,17 +1410,18 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
     assert!(report["write_model_events"].as_u64().unwrap() as usize >= events.len());
 }
 
-/// Joins, and the match they make, are answered once written to the OS without an fsync
-/// (`matching.durability = buffered`, the default; the kill -9 test above shows that none of
-/// them is lost to a crash of girok); a message in the match room is fsynced, which makes
-/// the match before it durable too. With `matching.durability = sync`, every join is fsynced.
+/// Joins, the match they make and a skip are answered once written to the OS without an
+/// fsync (`matching.durability = buffered`, the default; the kill -9 test above shows that
+/// none of them is lost to a crash of girok); a message in the match room is fsynced, which
+/// makes the match before it durable too, and so is a block. With `matching.durability =
+/// sync`, every join is fsynced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_always_is() {
     const SYNCS: &str = "girok_log_syncs_total ";
     let dir = tempfile::tempdir().unwrap();
     let server = start_in(&dir, &[]);
     let (ann, _) = user(&server, "ann").await;
-    let (bob, _) = user(&server, "bob").await;
+    let (bob, bob_id) = user(&server, "bob").await;
     let before = server.metric(SYNCS).await;
     assert!(before > 0, "signing up is fsynced");
     assert_eq!(join(&server, &ann, &[], None).await.0, 201);
@@ -1437,9 +1438,21 @@ async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_alway
     )
     .await;
     assert_eq!(code, 201, "{sent}");
+    let after_message = server.metric(SYNCS).await;
+    assert!(after_message > before, "the message was fsynced");
+    let (code, skipped) = skip(&server, &ann, Some(false)).await;
+    assert_eq!(code, 200, "{skipped}");
+    assert_eq!(
+        server.metric(SYNCS).await,
+        after_message,
+        "the skip was not"
+    );
+    let path = format!("/v1/users/{bob_id}/block");
+    let (code, blocked) = call(&server, "POST", &path, &ann, None).await;
+    assert_eq!(code, 200, "{blocked}");
     assert!(
-        server.metric(SYNCS).await > before,
-        "the message was fsynced"
+        server.metric(SYNCS).await > after_message,
+        "the block was fsynced"
     );
 
     let dir = tempfile::tempdir().unwrap();

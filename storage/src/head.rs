@@ -1,6 +1,8 @@
 //! The durable head of the log, observable from threads (blocking, with a timeout) and from
-//! async tasks. The writer moves it only after a batch is durable, so a reader that stays at or
-//! below the head never sees an entry that a crash could take back.
+//! async tasks. The writer moves it only after a batch is durable (fsynced, or written to the
+//! OS when none of its commands asks for an fsync: [`crate::Stager::durability`]), so a reader
+//! that stays at or below the head never sees an entry that a crash of girok could take back
+//! (nor, past the last fsync, a power loss anything but a tail of such entries).
 
 use crate::Seq;
 use parking_lot::{Condvar, Mutex};

@@ -24,9 +24,12 @@ pub enum Durability {
     /// an OS crash and a power loss.
     #[default]
     Sync,
-    /// Written to the OS once per batch before acknowledging, never fsynced by girok: an acked
-    /// write survives a crash of girok itself (`kill -9`), but an OS crash or power loss can
-    /// lose the last writes the kernel had not flushed yet (typically up to ~30 s).
+    /// Written to the OS once per batch before acknowledging, never fsynced by girok for it
+    /// (fjall syncs its journal before each memtable flush, and a later batch that asks for an
+    /// fsync covers it): an acked write survives a crash of girok itself (`kill -9`), but an
+    /// OS crash or power loss can lose the last writes the kernel had not flushed yet
+    /// (typically up to ~30 s). fjall's recovery keeps the journal up to its first torn batch,
+    /// so what remains is always a prefix of the log.
     Buffered,
 }
 
@@ -364,7 +367,8 @@ impl Store {
         drop(handles);
         let head = self.head.get();
         if recovered < head {
-            // fsynced entries vanished: the device lied; nothing can be trusted any more.
+            // Acknowledged entries vanished (fsynced ones, or ones the OS held and dropped after
+            // a failed writeback): nothing can be trusted any more.
             self.mark_failed(&format!(
                 "the reopened log ends at seq {recovered}, before the durable head {head}"
             ));

@@ -10,7 +10,8 @@
 //! ran: that is what makes durable ingest fast under concurrency. While an fsync runs, the
 //! writer holds its next batch open (fjall's journal is locked for the fsync, so a commit
 //! would wait for it anyway) and then takes every command that arrived meanwhile into that
-//! one batch. Readers follow the durable head, so they never see a batch before its fsync.
+//! one batch. Readers follow the durable head, so they never see a batch before it is durable
+//! (fsynced, or written to the OS when none of its commands asks for an fsync).
 
 use crate::health::StorageState;
 use crate::store::{Durability, Store};

@@ -1,12 +1,14 @@
 //! The log on a real fjall database in a temp dir: group commit under concurrency, atomic
-//! write-model updates, rejection, recovery after reopen, the directory lock, the memtables' bound.
+//! write-model updates, rejection, recovery after reopen, the directory lock, the memtables'
+//! bound, batches fsynced only when one of their commands asks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use girok_storage::{
-    Durability, Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle,
+    Appender, Durability, Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Appends `payload` if `key` was never seen (a uniqueness check against the write model).
 struct UniqueAppend;
@@ -173,20 +175,40 @@ fn submits_after_shutdown_are_refused_not_hung() {
     ));
 }
 
-/// Appends its payload, asking for the durability it carries.
+/// Appends its payload, asking for the durability it carries; one with a gate holds the writer
+/// in its staging until released, so that the commands sent meanwhile make one batch.
 struct ClassedAppend;
 
+struct Classed {
+    durability: Durability,
+    payload: Vec<u8>,
+    /// Says "staging" on the first channel, then waits for the second.
+    gate: Option<(SyncSender<()>, Receiver<()>)>,
+}
+
+fn classed(durability: Durability, payload: u8) -> Classed {
+    Classed {
+        durability,
+        payload: vec![payload],
+        gate: None,
+    }
+}
+
 impl Stager for ClassedAppend {
-    type Command = (Durability, Vec<u8>);
+    type Command = Classed;
     type Accepted = u64;
     type Rejected = Error;
 
-    fn stage(&mut self, (_, payload): Self::Command, txn: &mut Txn<'_>) -> Result<u64, Error> {
-        Ok(txn.append(|_| payload))
+    fn stage(&mut self, command: Classed, txn: &mut Txn<'_>) -> Result<u64, Error> {
+        if let Some((staging, release)) = command.gate {
+            staging.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        Ok(txn.append(|_| command.payload))
     }
 
-    fn durability(&self, (durability, _): &Self::Command) -> Durability {
-        *durability
+    fn durability(&self, command: &Classed) -> Durability {
+        command.durability
     }
 }
 
@@ -205,46 +227,88 @@ fn open_classed(
     (store, writer)
 }
 
-#[test]
-fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
+/// Sends a gated command, then `batch` while the writer is held in the gate's staging (so
+/// they make the next batch, one of its own), then releases it; waits for every answer.
+async fn one_batch_after_a_gate(appender: &Appender<ClassedAppend>, batch: Vec<Classed>) {
+    let (staging, staged) = sync_channel(1);
+    let (release, released) = sync_channel(1);
+    let gated = Classed {
+        gate: Some((staging, released)),
+        ..classed(Durability::Buffered, 0)
+    };
+    let gate = appender.enqueue(gated).await.unwrap();
+    tokio::task::spawn_blocking(move || staged.recv().unwrap())
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for command in batch {
+        answers.push(appender.enqueue(command).await.unwrap());
+    }
+    release.send(()).unwrap();
+    gate.get().await.unwrap();
+    for answer in answers {
+        answer.get().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let (store, writer) = open_classed(dir.path(), Durability::Sync);
     let appender = writer.appender();
-    for i in 0..20u8 {
+    for i in 1..=20u8 {
         let seq = appender
-            .submit_blocking((Durability::Buffered, vec![i]))
+            .submit(classed(Durability::Buffered, i))
+            .await
             .unwrap();
-        assert_eq!(seq, u64::from(i) + 1);
+        assert_eq!(seq, u64::from(i));
         // Answered means visible: the head covers it and the log holds it.
         assert_eq!(store.head().get(), seq);
         assert_eq!(store.event(seq).unwrap(), Some(vec![i]));
     }
-    assert_eq!(
-        store.metrics().syncs.get(),
-        0,
-        "no command asked for an fsync"
-    );
+    let metrics = store.metrics();
+    assert_eq!(metrics.syncs.get(), 0, "no command asked for an fsync");
     assert_eq!(
         appender
-            .submit_blocking((Durability::Sync, vec![20]))
+            .submit(classed(Durability::Sync, 21))
+            .await
             .unwrap(),
         21
     );
-    assert_eq!(store.metrics().syncs.get(), 1);
-    writer.shutdown();
+    assert_eq!(metrics.syncs.get(), 1);
+
+    // One command asking for an fsync, amid others that do not, has its batch fsynced.
+    let batches = metrics.batches.get();
+    let mixed = [Durability::Buffered, Durability::Sync, Durability::Buffered];
+    one_batch_after_a_gate(&appender, mixed.map(|d| classed(d, 1)).into()).await;
+    assert_eq!(
+        metrics.batches.get(),
+        batches + 2,
+        "the gate's batch and one more"
+    );
+    assert_eq!(metrics.syncs.get(), 2);
+    // A batch of commands none of which asks is not.
+    let unasked = (0..3).map(|_| classed(Durability::Buffered, 2)).collect();
+    one_batch_after_a_gate(&appender, unasked).await;
+    assert_eq!(metrics.batches.get(), batches + 4);
+    assert_eq!(metrics.syncs.get(), 2);
+    assert_eq!(store.head().get(), 21 + 8);
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
 
     // A store opened `buffered` never fsyncs a batch, whatever its commands ask for.
     let dir = tempfile::tempdir().unwrap();
     let (store, writer) = open_classed(dir.path(), Durability::Buffered);
+    let appender = writer.appender();
     assert_eq!(
-        writer
-            .appender()
-            .submit_blocking((Durability::Sync, vec![1]))
-            .unwrap(),
+        appender.submit(classed(Durability::Sync, 1)).await.unwrap(),
         1
     );
     assert_eq!(store.metrics().syncs.get(), 0);
-    writer.shutdown();
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
 }
 
 /// Appends the batch's commit time.

@@ -60,9 +60,9 @@ impl MatchingCommand {
     }
 
     /// Whether the command only moves the queue (tickets, matches, skips, the rows of their
-    /// checkpoint): state that a restart makes moot anyway, since it closes the tickets of
-    /// everyone whose connection it ended. These take `matching.durability`; blocks, changes
-    /// of the social graph that last, are always fsynced.
+    /// checkpoint): what a power loss may take back of these under `matching.durability =
+    /// buffered` a user can do again (join again, skip again). They take that durability;
+    /// blocks, the safety tool and a lasting change of the social graph, are always fsynced.
     pub(crate) fn moves_the_queue(&self) -> bool {
         match self {
             MatchingCommand::Join { .. }
