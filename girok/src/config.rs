@@ -74,6 +74,10 @@ pub struct StorageConfig {
     /// Busy: the process used more than this share of its cores, in percent, over 50 ms
     /// (spacing stops below this less 15).
     pub busy_cpu_percent: u32,
+    /// How often the log's journal is fsynced in the background behind commands that asked
+    /// for no fsync (random matching's queue, `matching.durability = buffered`), milliseconds;
+    /// 0: never by girok. At most 3,600,000.
+    pub background_sync_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -90,6 +94,9 @@ impl Default for StorageConfig {
             workers_niceness: girok_engine::DEFAULT_WORKERS_NICENESS,
             busy_batch_interval_us: girok_engine::DEFAULT_BUSY_BATCH_INTERVAL_US,
             busy_cpu_percent: girok_engine::DEFAULT_BUSY_CPU_PERCENT,
+            background_sync_ms: girok_engine::WriterConfig::default()
+                .background_sync
+                .as_millis() as u64,
         }
     }
 }
@@ -361,6 +368,8 @@ impl Config {
             self.storage.busy_batch_interval_us,
             self.storage.busy_cpu_percent,
         );
+        config.writer.background_sync =
+            std::time::Duration::from_millis(self.storage.background_sync_ms.min(3_600_000));
         if self.engine.workers > 0 {
             config.workers = self.engine.workers;
         }

@@ -1413,8 +1413,8 @@ async fn kill_9_during_heavy_matching_keeps_every_acknowledged_change_and_replay
 /// Joins, the match they make and a skip are answered once written to the OS without an
 /// fsync (`matching.durability = buffered`, the default; the kill -9 test above shows that
 /// none of them is lost to a crash of girok); a message in the match room is fsynced, which
-/// makes the match before it durable too, and so is a block. With `matching.durability =
-/// sync`, every join is fsynced.
+/// makes the match before it durable too, and so is a block; the background sync covers the
+/// skip within a second. With `matching.durability = sync`, every join is fsynced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_always_is() {
     const SYNCS: &str = "girok_log_syncs_total ";
@@ -1446,6 +1446,22 @@ async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_alway
         server.metric(SYNCS).await,
         after_message,
         "the skip was not"
+    );
+    // The background sync covers it within `storage.background_sync_ms` (1 s).
+    let skip_seq = skipped["seq"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric("girok_log_synced_seq ").await < skip_seq {
+        assert!(
+            Instant::now() < deadline,
+            "the background sync never covered the skip"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.metric("girok_log_background_syncs_total ").await > 0);
+    assert_eq!(
+        server.metric(SYNCS).await,
+        after_message,
+        "no write's own fsync did"
     );
     let path = format!("/v1/users/{bob_id}/block");
     let (code, blocked) = call(&server, "POST", &path, &ann, None).await;

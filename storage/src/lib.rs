@@ -9,6 +9,7 @@
 //! atomicity, ordering, gap-free seqs and durability. Readers follow the durable head through
 //! [`HeadSignal`] and read ranges of the log.
 
+mod background_sync;
 mod blobs;
 mod durable;
 mod error;

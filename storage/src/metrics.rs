@@ -16,6 +16,10 @@ pub struct StorageMetrics {
     pub fsync_seconds: Histogram,
     /// Groups of batches made durable with an fsync (the others only reached the OS).
     pub syncs: Counter,
+    /// fsyncs of the journal by the background sync (`background_sync.rs`).
+    pub background_syncs: Counter,
+    /// The highest seq an fsync of the log is known to cover.
+    pub synced_head: Gauge,
     /// Per command: from its submission (before any wait for room in the queue) to its answer.
     pub commit_seconds: Histogram,
     pub head: Gauge,
@@ -38,6 +42,8 @@ impl Default for StorageMetrics {
             batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             syncs: Counter::default(),
+            background_syncs: Counter::default(),
+            synced_head: Gauge::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             head: Gauge::default(),
             state: Gauge::default(),
@@ -86,6 +92,16 @@ impl StorageMetrics {
             "girok_log_syncs",
             "Groups of batches made durable with an fdatasync of the log",
             self.syncs.clone(),
+        );
+        registry.register(
+            "girok_log_background_syncs",
+            "fdatasyncs of the log's journal by the background sync, behind batches none of whose commands asked for one (storage.background_sync_ms)",
+            self.background_syncs.clone(),
+        );
+        registry.register(
+            "girok_log_synced_seq",
+            "Highest seq an fsync of the log is known to cover; a power loss may take back what lies between it and girok_log_head_seq",
+            self.synced_head.clone(),
         );
         registry.register(
             "girok_log_commit_seconds",

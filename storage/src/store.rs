@@ -24,12 +24,11 @@ pub enum Durability {
     /// an OS crash and a power loss.
     #[default]
     Sync,
-    /// Written to the OS once per batch before acknowledging, never fsynced by girok for it
-    /// (fjall syncs its journal before each memtable flush, and a later batch that asks for an
-    /// fsync covers it): an acked write survives a crash of girok itself (`kill -9`), but an
-    /// OS crash or power loss can lose the last writes the kernel had not flushed yet
-    /// (typically up to ~30 s). fjall's recovery keeps the journal up to its first torn batch,
-    /// so what remains is always a prefix of the log.
+    /// Written to the OS once per batch before acknowledging, fsynced behind it (by the
+    /// background sync, `WriterConfig::background_sync`, and fjall before each memtable
+    /// flush): an acked write survives a crash of girok itself (`kill -9`), but an OS crash or
+    /// power loss can lose the writes since the last fsync. fjall's recovery keeps the journal
+    /// up to its first torn batch, so what remains is always a prefix of the log.
     Buffered,
 }
 
@@ -178,6 +177,8 @@ pub struct Store {
     sealer: std::sync::OnceLock<std::sync::mpsc::SyncSender<()>>,
     /// Bytes of the sealed memtables the sealer has not freed yet ([`StoreMemory`]).
     flushed_memtables: AtomicU64,
+    /// The highest seq an fsync of the log is known to cover ([`Store::synced_through`]).
+    synced: AtomicU64,
 }
 
 impl Store {
@@ -194,6 +195,9 @@ impl Store {
             durable: Default::default(),
             sealer: Default::default(),
             flushed_memtables: AtomicU64::new(0),
+            // What the journal recovered may sit in the OS only (a kill -9 before): the
+            // first fsync covers it.
+            synced: AtomicU64::new(0),
         };
         store.metrics.head.set(head as i64);
         tracing::info!(dir = %store.config.data_dir.display(), head, "store opened");
@@ -365,6 +369,7 @@ impl Store {
             }
         };
         drop(handles);
+        self.synced(recovered);
         let head = self.head.get();
         if recovered < head {
             // Acknowledged entries vanished (fsynced ones, or ones the OS held and dropped after
@@ -423,6 +428,19 @@ impl Store {
     /// The durable head and its change notifications.
     pub fn head(&self) -> &HeadSignal {
         &self.head
+    }
+
+    /// The highest seq an fsync of the log is known to cover: at or below the head, which
+    /// batches that asked for no fsync pass until the next fsync (a power loss may take back
+    /// what lies between).
+    pub fn synced_through(&self) -> Seq {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// An fsync of the log covered everything up to `seq`.
+    pub(crate) fn synced(&self, seq: Seq) {
+        let before = self.synced.fetch_max(seq, Ordering::AcqRel);
+        self.metrics.synced_head.set(before.max(seq) as i64);
     }
 
     /// Metrics updated by the writer.

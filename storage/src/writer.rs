@@ -178,6 +178,10 @@ pub struct WriterHandle<S: Stager> {
     thread: Option<JoinHandle<()>>,
 }
 
+/// [`WriterConfig::background_sync`]'s default: a power loss takes back at most about a
+/// second of the commands that asked for no fsync, as Redis's `appendfsync everysec`.
+pub const DEFAULT_BACKGROUND_SYNC: Duration = Duration::from_secs(1);
+
 /// Tuning of the writer.
 #[derive(Clone, Copy, Debug)]
 pub struct WriterConfig {
@@ -188,6 +192,10 @@ pub struct WriterConfig {
     pub queue: usize,
     /// When batches are spaced out to save fsyncs (only while the process is busy).
     pub pacing: crate::Pacing,
+    /// How often the journal is fsynced behind batches that asked for no fsync
+    /// (`background_sync.rs`); zero: never by girok (fjall before each memtable flush, the
+    /// next batch that asks, and the kernel's writeback still do).
+    pub background_sync: Duration,
 }
 
 impl Default for WriterConfig {
@@ -196,6 +204,7 @@ impl Default for WriterConfig {
             max_batch: 4096,
             queue: 16_384,
             pacing: crate::Pacing::default(),
+            background_sync: DEFAULT_BACKGROUND_SYNC,
         }
     }
 }
@@ -352,6 +361,9 @@ fn run<S: Stager>(
         }
     };
 
+    // Dropped when the writer stops, which stops the background sync.
+    let background_sync = start_background_sync(&store, config.background_sync);
+
     let mut next_seq = store.head().get() + 1;
     let mut stopping = false;
     let mut pacer = crate::pacing::Pacer::new(config.pacing);
@@ -453,6 +465,7 @@ fn run<S: Stager>(
         // Stopped while degraded: nothing more will be written.
         store.mark_failed("the log writer stopped while storage was unavailable");
     }
+    drop(background_sync);
     drop(to_sync);
     if syncer.join().is_err() {
         tracing::error!("log sync thread panicked");
@@ -475,6 +488,29 @@ fn run<S: Stager>(
         flush_ms = flushing.elapsed().as_millis() as u64,
         "log writer stopped"
     );
+}
+
+/// Starts the background sync every `interval` (none for zero); the returned sender stops it
+/// when dropped.
+fn start_background_sync(
+    store: &Arc<Store>,
+    interval: Duration,
+) -> Option<std::sync::mpsc::SyncSender<()>> {
+    if interval.is_zero() {
+        return None;
+    }
+    let (stop, stopped) = std::sync::mpsc::sync_channel(1);
+    let store = store.clone();
+    match std::thread::Builder::new()
+        .name("girok-log-bgsync".into())
+        .spawn(move || crate::background_sync::run(store, interval, stopped))
+    {
+        Ok(_) => Some(stop),
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the log's background sync");
+            None
+        }
+    }
 }
 
 /// Answers `replies` with the store's storage error (one message for all of them).
@@ -583,8 +619,11 @@ fn make_durable<S: Stager>(
     metrics
         .fsync_seconds
         .observe((durable - started).as_secs_f64());
+    let head = group.iter().filter_map(|c| c.last_seq).max();
     if mode != fjall::PersistMode::Buffer {
         metrics.syncs.inc();
+        // Every batch before this group was flushed to the OS before the head moved over it.
+        store.synced(head.unwrap_or_else(|| store.head().get()));
     }
     let appended: u64 = group.iter().map(|c| c.appended).sum();
     metrics.appends.inc_by(appended);
@@ -592,7 +631,6 @@ fn make_durable<S: Stager>(
     // head for what the feed skipped) but before the head's waiters wake (the views, woken by
     // the move, then find the entries on the feed) and before the submitters get their
     // answers (a cheap send): delivery to live subscribers never waits for a read of the log.
-    let head = group.iter().filter_map(|c| c.last_seq).max();
     let mut feed = || {
         for committed in &mut group {
             if let Some(entries) = committed.entries.take() {

@@ -9,6 +9,7 @@ use girok_storage::{
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
 
 /// Appends `payload` if `key` was never seen (a uniqueness check against the write model).
 struct UniqueAppend;
@@ -306,6 +307,67 @@ async fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
         1
     );
     assert_eq!(store.metrics().syncs.get(), 0);
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
+}
+
+/// A writer of [`ClassedAppend`] on a `sync` store whose background sync runs every
+/// `background_sync`.
+fn open_with_background_sync(
+    dir: &std::path::Path,
+    background_sync: Duration,
+) -> (Arc<Store>, WriterHandle<ClassedAppend>) {
+    let store = Store::open(StoreConfig::new(dir)).unwrap();
+    let config = WriterConfig {
+        background_sync,
+        ..WriterConfig::default()
+    };
+    let writer = WriterHandle::spawn(store.clone(), ClassedAppend, config).unwrap();
+    (store, writer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sync_covers_what_asked_for_no_fsync_within_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open_with_background_sync(dir.path(), Duration::from_millis(50));
+    let appender = writer.appender();
+    for i in 1..=5 {
+        appender
+            .submit(classed(Durability::Buffered, i))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.synced_through() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the background sync never covered the head"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let metrics = store.metrics();
+    assert!(metrics.background_syncs.get() >= 1);
+    assert_eq!(metrics.syncs.get(), 0);
+    assert_eq!(metrics.synced_head.get(), 5);
+    // A command that asks for an fsync is covered by its own, at once.
+    appender.submit(classed(Durability::Sync, 6)).await.unwrap();
+    assert_eq!(store.synced_through(), 6);
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap();
+
+    // Off: nothing but a command that asks fsyncs the journal.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = open_with_background_sync(dir.path(), Duration::ZERO);
+    writer
+        .appender()
+        .submit(classed(Durability::Buffered, 1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.synced_through(), 0);
+    assert_eq!(store.metrics().background_syncs.get(), 0);
     tokio::task::spawn_blocking(move || writer.shutdown())
         .await
         .unwrap();
