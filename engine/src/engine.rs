@@ -155,6 +155,10 @@ pub struct Engine {
     search: Arc<SearchIndex>,
     indexer: Mutex<Option<Indexer>>,
     read_wait: Duration,
+    /// Whether consumers outside the engine (analytics) follow the log only as far as an fsync
+    /// covers it (the background sync is on), so that they never hold what a power loss could
+    /// take back from the log.
+    outside_follows_synced: bool,
     head_at_start: Seq,
     /// The views' checkpoint this start resumed from (0: built from the log).
     views_resumed: Seq,
@@ -253,6 +257,7 @@ impl Engine {
             search,
             indexer: Mutex::new(Some(indexer)),
             read_wait: config.read_wait,
+            outside_follows_synced: !config.writer.background_sync.is_zero(),
             head_at_start,
             views_resumed: resumed.seq,
             hot,
@@ -703,12 +708,20 @@ impl Engine {
 }
 
 /// The log as the engine serves it to consumers outside it (the analytics sink): decoded
-/// events, read on the calling thread (a thread of the consumer's own, never async code).
+/// events, read on the calling thread (a thread of the consumer's own, never async code), up
+/// to the head an fsync covers while the background sync runs (`Store::synced_through`: at
+/// most about `storage.background_sync_ms` behind for commands that asked for no fsync, and
+/// the durable head itself for every other), so that ClickHouse never holds an event a power
+/// loss could take back from the log; up to the durable head when it does not.
 impl crate::tailer::LogSource for Engine {
     type Entry = Event;
 
     fn head(&self) -> Seq {
-        Engine::head(self)
+        if self.outside_follows_synced {
+            self.store.synced_through()
+        } else {
+            Engine::head(self)
+        }
     }
 
     fn read(&self, from: Seq, through: Seq, limit: usize) -> Result<Vec<Event>> {

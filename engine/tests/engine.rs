@@ -1147,3 +1147,57 @@ async fn skip_exclusions_stored_by_builds_before_spans_are_moved_into_spans_and_
         assert_eq!(entries(&spans), 1);
     }
 }
+
+/// Consumers outside the engine (the analytics sink) read the log only as far as an fsync
+/// covers it while the background sync runs: a matching join, which asks for no fsync, is
+/// theirs once a later fsync covers it; with the background sync off they follow the durable
+/// head, as every consumer inside does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_outside_follow_the_log_as_far_as_an_fsync_covers_it() {
+    // `LogSource` is implemented for `Arc<Engine>` too: `engine.head()` would be its head,
+    // so the engine's own is called by name.
+    use girok_engine::LogSource;
+    let join = || {
+        Command::Matching(MatchingCommand::Join {
+            tags: Vec::new(),
+            language: None,
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut on = config(dir.path());
+    // On, but not due during the test: only writes' own fsyncs move what is covered.
+    on.writer.background_sync = Duration::from_secs(3600);
+    let engine = Engine::open(on).unwrap();
+    let ann = user(&engine, "ann").await;
+    assert_eq!(
+        LogSource::head(&*engine),
+        Engine::head(&engine),
+        "signing up is fsynced"
+    );
+    let joined = engine.execute(ann, join()).await.unwrap().seq;
+    assert!(Engine::head(&engine) >= joined, "answered once in the log");
+    assert!(
+        LogSource::head(&*engine) < joined,
+        "the join is not fsynced yet"
+    );
+    create_room(&engine, ann, "after").await;
+    assert!(
+        LogSource::head(&*engine) >= joined,
+        "a room's creation is fsynced"
+    );
+    assert_eq!(
+        LogSource::read(&*engine, joined, joined, 1).unwrap().len(),
+        1
+    );
+    engine.shutdown().await;
+    drop(engine);
+
+    let mut off = config(dir.path());
+    off.writer.background_sync = Duration::ZERO;
+    let engine = Engine::open(off).unwrap();
+    let left = engine.execute(ann, Command::Matching(MatchingCommand::Leave));
+    let seq = left.await.unwrap().seq;
+    assert_eq!(LogSource::head(&*engine), Engine::head(&engine));
+    assert!(LogSource::head(&*engine) >= seq);
+    engine.shutdown().await;
+}

@@ -185,6 +185,9 @@ impl Store {
     /// Opens (or creates) the database; recovers from a crash, truncating a torn journal tail.
     pub fn open(config: StoreConfig) -> Result<Arc<Store>> {
         let handles = Handles::open(&config)?;
+        // What the journal recovered may sit in the OS only (a kill -9 before it was synced):
+        // synced now, the whole log is covered by an fsync ([`Store::synced_through`]).
+        handles.db.persist(PersistMode::SyncData)?;
         let head = handles.last_seq()?.unwrap_or(0);
         let store = Store {
             handles: ArcSwapOption::from_pointee(handles),
@@ -195,11 +198,10 @@ impl Store {
             durable: Default::default(),
             sealer: Default::default(),
             flushed_memtables: AtomicU64::new(0),
-            // What the journal recovered may sit in the OS only (a kill -9 before): the
-            // first fsync covers it.
-            synced: AtomicU64::new(0),
+            synced: AtomicU64::new(head),
         };
         store.metrics.head.set(head as i64);
+        store.metrics.synced_head.set(head as i64);
         tracing::info!(dir = %store.config.data_dir.display(), head, "store opened");
         let store = Arc::new(store);
         store.start_sealer();

@@ -134,6 +134,11 @@ impl MatchingStage {
             if ack.is_ok()
                 && let Some(state) = &mut self.state
             {
+                // The pool's size goes out before the rows: a status read that sees the rows
+                // (under their lock) then sees it too, not the size from before the command.
+                self.gauge
+                    .waiting
+                    .store(state.pool.len() as u64, Ordering::Relaxed);
                 self.gauge.rows.update(&mut state.rows);
                 if let Err(error) = state.rows.settle(txn, now) {
                     // The writer drops the command's writes: what it taught the blocks (a
