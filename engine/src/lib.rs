@@ -54,9 +54,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use girok_storage::{BlobConfig, S3Config};
 /// Storage settings, named through the engine: nothing above it names storage.
 pub use girok_storage::{
-    DEFAULT_BUSY_BATCH_INTERVAL_US, DEFAULT_BUSY_CPU_PERCENT, DEFAULT_MAX_OPEN_FILES,
-    DEFAULT_WRITE_BUFFER_BYTES, Durability, Pacing, StoreConfig, WriterConfig,
-    sched::DEFAULT_WORKERS_NICENESS,
+    DEFAULT_BACKGROUND_SYNC, DEFAULT_BUSY_BATCH_INTERVAL_US, DEFAULT_BUSY_CPU_PERCENT,
+    DEFAULT_MAX_OPEN_FILES, DEFAULT_WRITE_BUFFER_BYTES, Durability, Pacing, StoreConfig,
+    WriterConfig, sched::DEFAULT_WORKERS_NICENESS,
 };
 pub use hub::{Hub, LiveEvent, Topic};
 pub use live::{Follow, FollowEnd, FollowOptions, LiveScope, OnLag, Start};

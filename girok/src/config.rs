@@ -94,9 +94,7 @@ impl Default for StorageConfig {
             workers_niceness: girok_engine::DEFAULT_WORKERS_NICENESS,
             busy_batch_interval_us: girok_engine::DEFAULT_BUSY_BATCH_INTERVAL_US,
             busy_cpu_percent: girok_engine::DEFAULT_BUSY_CPU_PERCENT,
-            background_sync_ms: girok_engine::WriterConfig::default()
-                .background_sync
-                .as_millis() as u64,
+            background_sync_ms: girok_engine::DEFAULT_BACKGROUND_SYNC.as_millis() as u64,
         }
     }
 }

@@ -42,6 +42,12 @@ async fn leave(server: &Server, token: &str) -> (u16, Value) {
     call(server, "DELETE", "/v1/matching/queue", token, None).await
 }
 
+/// `POST /v1/rooms/{room}/messages` with `body`.
+async fn post_message(server: &Server, token: &str, room: &str, body: &str) -> (u16, Value) {
+    let path = format!("/v1/rooms/{room}/messages");
+    call(server, "POST", &path, token, Some(json!({ "body": body }))).await
+}
+
 async fn status(server: &Server, token: &str) -> Value {
     let (code, body) = call(server, "GET", "/v1/matching", token, None).await;
     assert_eq!(code, 200, "{body}");
@@ -185,14 +191,7 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     let mut chat = connect(&server, Some(&bob)).await;
     next_of(&mut chat, "welcome").await;
     subscribe(&mut chat, &format!("chat:{room}")).await;
-    let (code, sent) = call(
-        &server,
-        "POST",
-        &format!("/v1/rooms/{room}/messages"),
-        &ann,
-        Some(json!({ "body": "hi stranger" })),
-    )
-    .await;
+    let (code, sent) = post_message(&server, &ann, &room, "hi stranger").await;
     assert_eq!(code, 201, "{sent}");
     let event = next_of(&mut chat, "event").await;
     assert_eq!(event["event"]["payload"]["body"], "hi stranger");
@@ -218,14 +217,7 @@ async fn two_users_are_matched_and_chat_in_their_room() {
     assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
     let (code, refused) = call(&server, "GET", &members_path, &cat, None).await;
     assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
-    let (code, refused) = call(
-        &server,
-        "POST",
-        &format!("/v1/rooms/{room}/messages"),
-        &cat,
-        Some(json!({ "body": "let me in" })),
-    )
-    .await;
+    let (code, refused) = post_message(&server, &cat, &room, "let me in").await;
     assert_eq!((code, rest_code(&refused)), (403, "NOT_A_MEMBER"));
     // A match room is left by ending the match.
     let (code, refused) = call(
@@ -726,14 +718,7 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
         assert_eq!((code, rest_code(&refused)), (403, "BLOCKED"), "{refused}");
     }
     for token in [&bob, &cat] {
-        let (code, refused) = call(
-            &server,
-            "POST",
-            &format!("/v1/rooms/{dm}/messages"),
-            token,
-            Some(json!({ "body": "hello?" })),
-        )
-        .await;
+        let (code, refused) = post_message(&server, token, &dm, "hello?").await;
         assert_eq!((code, rest_code(&refused)), (403, "BLOCKED"), "{refused}");
     }
     let (_, joined) = join(&server, &cat, &[], None).await;
@@ -752,14 +737,7 @@ async fn skips_keep_a_pair_apart_and_blocks_stop_matches_and_direct_messages() {
     )
     .await;
     assert_eq!(code, 200);
-    let (code, _) = call(
-        &server,
-        "POST",
-        &format!("/v1/rooms/{dm}/messages"),
-        &cat,
-        Some(json!({ "body": "ok" })),
-    )
-    .await;
+    let (code, _) = post_message(&server, &cat, &dm, "ok").await;
     assert_eq!(code, 201);
     let now = status_until(&server, &cat, |s| s["match"].is_object()).await;
     assert_eq!(now["match"]["partner"]["username"], "bob", "{now}");
@@ -1429,14 +1407,7 @@ async fn the_queue_is_answered_without_an_fsync_unless_configured_and_chat_alway
     assert_eq!(code, 201, "{joined}");
     let room = joined["matched"]["roomId"].as_str().unwrap().to_owned();
     assert_eq!(server.metric(SYNCS).await, before, "no join was fsynced");
-    let (code, sent) = call(
-        &server,
-        "POST",
-        &format!("/v1/rooms/{room}/messages"),
-        &ann,
-        Some(json!({ "body": "hi" })),
-    )
-    .await;
+    let (code, sent) = post_message(&server, &ann, &room, "hi").await;
     assert_eq!(code, 201, "{sent}");
     let after_message = server.metric(SYNCS).await;
     assert!(after_message > before, "the message was fsynced");

@@ -42,7 +42,7 @@ pub use tables::{Table, ViewTable};
 pub use tail::LogTail;
 pub use txn::{Txn, WrittenKeys};
 pub use view_store::{ViewStore, ViewWrite};
-pub use writer::{Answer, Appender, Stager, WriterConfig, WriterHandle};
+pub use writer::{Answer, Appender, DEFAULT_BACKGROUND_SYNC, Stager, WriterConfig, WriterHandle};
 
 /// A position in the log (re-exported for callers that do not depend on girok-schemas).
 pub type Seq = u64;

@@ -6,11 +6,11 @@
 //! the accepted writes as one atomic fjall batch. A second thread makes committed batches
 //! durable with one fsync (or one flush to the OS in `buffered` mode, or when none of their
 //! commands asks for an fsync: [`Stager::durability`]) covering every batch committed since
-//! the previous one, advances the durable head, and only then answers their submitters. So one fsync is shared by every command that arrived while the previous one
-//! ran: that is what makes durable ingest fast under concurrency. While an fsync runs, the
-//! writer holds its next batch open (fjall's journal is locked for the fsync, so a commit
-//! would wait for it anyway) and then takes every command that arrived meanwhile into that
-//! one batch. Readers follow the durable head, so they never see a batch before it is durable
+//! the previous one, advances the durable head, and only then answers their submitters. So
+//! one fsync is shared by every command that arrived while the previous one ran: that is
+//! what makes durable ingest fast under concurrency. While an fsync runs, the writer holds
+//! its next batch open (fjall's journal is locked for the fsync, so a commit would wait for
+//! it anyway) and then takes every command that arrived meanwhile into that one batch. Readers follow the durable head, so they never see a batch before it is durable
 //! (fsynced, or written to the OS when none of its commands asks for an fsync).
 
 use crate::health::StorageState;

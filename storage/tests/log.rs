@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use girok_storage::{
-    Appender, Durability, Error, Stager, Store, StoreConfig, Table, Txn, WriterConfig, WriterHandle,
+    Appender, DEFAULT_BACKGROUND_SYNC, Durability, Error, Stager, Store, StoreConfig, Table, Txn,
+    WriterConfig, WriterHandle,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -213,18 +214,23 @@ impl Stager for ClassedAppend {
     }
 }
 
-/// A writer of [`ClassedAppend`] over a store opened with `durability`.
+/// A writer of [`ClassedAppend`] over a store opened with `durability`, whose background
+/// sync runs every `background_sync`.
 fn open_classed(
     dir: &std::path::Path,
     durability: Durability,
+    background_sync: Duration,
 ) -> (Arc<Store>, WriterHandle<ClassedAppend>) {
     let store = Store::open(StoreConfig {
         durability,
         ..StoreConfig::new(dir)
     })
     .unwrap();
-    let writer =
-        WriterHandle::spawn(store.clone(), ClassedAppend, WriterConfig::default()).unwrap();
+    let config = WriterConfig {
+        background_sync,
+        ..WriterConfig::default()
+    };
+    let writer = WriterHandle::spawn(store.clone(), ClassedAppend, config).unwrap();
     (store, writer)
 }
 
@@ -255,7 +261,7 @@ async fn one_batch_after_a_gate(appender: &Appender<ClassedAppend>, batch: Vec<C
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = open_classed(dir.path(), Durability::Sync);
+    let (store, writer) = open_classed(dir.path(), Durability::Sync, DEFAULT_BACKGROUND_SYNC);
     let appender = writer.appender();
     for i in 1..=20u8 {
         let seq = appender
@@ -300,7 +306,7 @@ async fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
 
     // A store opened `buffered` never fsyncs a batch, whatever its commands ask for.
     let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = open_classed(dir.path(), Durability::Buffered);
+    let (store, writer) = open_classed(dir.path(), Durability::Buffered, DEFAULT_BACKGROUND_SYNC);
     let appender = writer.appender();
     assert_eq!(
         appender.submit(classed(Durability::Sync, 1)).await.unwrap(),
@@ -312,25 +318,10 @@ async fn a_batch_is_fsynced_only_when_one_of_its_commands_asks_for_it() {
         .unwrap();
 }
 
-/// A writer of [`ClassedAppend`] on a `sync` store whose background sync runs every
-/// `background_sync`.
-fn open_with_background_sync(
-    dir: &std::path::Path,
-    background_sync: Duration,
-) -> (Arc<Store>, WriterHandle<ClassedAppend>) {
-    let store = Store::open(StoreConfig::new(dir)).unwrap();
-    let config = WriterConfig {
-        background_sync,
-        ..WriterConfig::default()
-    };
-    let writer = WriterHandle::spawn(store.clone(), ClassedAppend, config).unwrap();
-    (store, writer)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sync_covers_what_asked_for_no_fsync_within_its_interval() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = open_with_background_sync(dir.path(), Duration::from_millis(50));
+    let (store, writer) = open_classed(dir.path(), Durability::Sync, Duration::from_millis(50));
     let appender = writer.appender();
     for i in 1..=5 {
         appender
@@ -359,7 +350,7 @@ async fn the_background_sync_covers_what_asked_for_no_fsync_within_its_interval(
 
     // Off: nothing but a command that asks fsyncs the journal.
     let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = open_with_background_sync(dir.path(), Duration::ZERO);
+    let (store, writer) = open_classed(dir.path(), Durability::Sync, Duration::ZERO);
     writer
         .appender()
         .submit(classed(Durability::Buffered, 1))

@@ -40,7 +40,7 @@ pub struct MatchingConfig {
     /// How durable the queue's commands are before they are answered
     /// ([`super::MatchingCommand::moves_the_queue`]): `Buffered` (the default) answers once
     /// their batch reached the OS, which survives `kill -9` of girok but not a power loss
-    /// before the next fsync of the log (README, Durability).
+    /// before the next fsync of the log (docs/architecture.md, "Durability modes").
     pub durability: Durability,
 }
 
